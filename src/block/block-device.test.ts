@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileDevice } from './file-device.ts';
+import { MemoryDevice } from './memory-device.ts';
+import type { BlockDevice } from './block-device.ts';
+
+async function roundTrip(dev: BlockDevice): Promise<void> {
+  const data = new Uint8Array(dev.blockSize * 3).map((_, i) => (i * 7 + 1) & 0xff);
+  await dev.write(5, data);
+  assert.deepEqual(Buffer.from(await dev.read(5, 3)), Buffer.from(data));
+  const into = new Uint8Array(dev.blockSize);
+  await dev.readInto(6, into);
+  assert.deepEqual(Buffer.from(into), Buffer.from(data.subarray(dev.blockSize, 2 * dev.blockSize)));
+  await assert.rejects(dev.read(dev.blockCount - 1, 2), RangeError);
+  await assert.rejects(dev.write(0, new Uint8Array(dev.blockSize + 1)), RangeError);
+}
+
+test('MemoryDevice reads back what it wrote and refuses out-of-range I/O', async () => {
+  await roundTrip(new MemoryDevice(512, 64));
+});
+
+test('FileDevice creates a sparse file of the asked size and round-trips blocks', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-fd-'));
+  try {
+    const path = join(dir, 'disk.img');
+    const dev = await FileDevice.open(path, { blockSize: 4096, sizeBytes: 1 << 20 });
+    assert.equal(dev.blockCount, 256);
+    await roundTrip(dev);
+    await dev.flush();
+    await dev.close();
+    const st = await stat(path);
+    assert.equal(st.size, 1 << 20);
+    assert.ok(st.blocks * 512 < 1 << 20, 'file should stay sparse');
+    const again = await FileDevice.open(path, { blockSize: 4096, readOnly: true });
+    assert.equal(again.blockCount, 256);
+    await assert.rejects(again.write(0, new Uint8Array(4096)));
+    await again.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
