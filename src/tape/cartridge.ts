@@ -1,0 +1,458 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { ByteReader } from '../util/byte-reader.ts';
+import { ByteWriter } from '../util/byte-writer.ts';
+import { crc32c } from '../util/crc32c.ts';
+import { FerryError } from '../util/errors.ts';
+
+/**
+ * Ferry cartridge image (docs/tape-format.md). One sparse file:
+ *
+ *   0      label copy A (2 KiB)   } the newer valid copy wins; label writes alternate A/B
+ *   2048   label copy B (2 KiB)   }
+ *   4096   data region: record bytes only, packed, `capacityBytes` long at most
+ *   4096 + capacityBytes   index region: 48-byte entries, one per WRITE / WRITE FILEMARKS
+ *
+ * Every logical object (fixed block, variable record, filemark) has a dense id from 0.
+ * An index entry ("run") covers `count` objects of one kind and length. A write stores the
+ * data first, then its entry: a crash leaves either the whole record or none. The in-memory
+ * run table gives LOCATE/READ POSITION by object id in O(log n) (binary search).
+ *
+ * Writing in the middle truncates: entries carry a generation, bumped on every truncation,
+ * and a chain of entries is valid only while generations do not decrease, so entries left
+ * behind the new end of data can never come back.
+ */
+export const CartridgeLayout = {
+  MAGIC: 'FERRYCRT',
+  VERSION: 1,
+  LABEL_COPY_BYTES: 2048,
+  DATA_BASE: 4096,
+  ENTRY_BYTES: 48,
+  ENTRY_MAGIC: 0x4958, // 'IX'
+} as const;
+
+export const ObjectKind = { DATA: 1, FILEMARK: 2, EOD: 3 } as const;
+export type RunKind = typeof ObjectKind.DATA | typeof ObjectKind.FILEMARK;
+
+export class CartridgeError extends FerryError {
+  constructor(message: string) {
+    super('ERR_CARTRIDGE', message);
+  }
+}
+
+/** What the label holds (and what READ ATTRIBUTE reports as MAM). */
+export interface CartridgeLabel {
+  barcode: string;
+  mediumSerial: string;
+  capacityBytes: number;
+  /** Size of the early-warning zone before the end of the medium. */
+  earlyWarningBytes: number;
+  writeProtected: boolean;
+  loadCount: number;
+  createdMs: number;
+  /** SSC density code reported in the block descriptor. */
+  densityCode: number;
+}
+
+export interface Run {
+  kind: RunKind;
+  firstId: number;
+  count: number;
+  /** Bytes per object for DATA runs, 0 for filemarks. */
+  blockLength: number;
+  /** Offset of the run's first byte within the data region. */
+  dataOffset: number;
+  gen: number;
+  /** Filemarks before this run (its objects' file number). */
+  fmBefore: number;
+}
+
+// Label copy layout (big-endian):
+//   0  magic "FERRYCRT"   8  version u16   10 flags u16 (b0 write-protect)   12 seq u32
+//  16  capacity u64       24 early warning u64   32 load count u64   40 created ms u64
+//  48  density u8   49..63 reserved   64 barcode (32, ASCII, space padded)   96 serial (32)
+//  128..2043 reserved   2044 crc32c over 0..2043
+const LABEL_CRC_AT = CartridgeLayout.LABEL_COPY_BYTES - 4;
+
+export function encodeLabel(label: CartridgeLabel, seq: number): Uint8Array {
+  const w = new ByteWriter(CartridgeLayout.LABEL_COPY_BYTES);
+  w.bytes(new TextEncoder().encode(CartridgeLayout.MAGIC));
+  w.u16(CartridgeLayout.VERSION).u16(label.writeProtected ? 1 : 0).u32(seq);
+  w.u64(label.capacityBytes).u64(label.earlyWarningBytes).u64(label.loadCount).u64(label.createdMs);
+  w.u8(label.densityCode);
+  w.pos = 64;
+  w.bytes(asciiField(label.barcode, 32));
+  w.bytes(asciiField(label.mediumSerial, 32));
+  w.setU32(LABEL_CRC_AT, crc32c(w.buf.subarray(0, LABEL_CRC_AT)));
+  return w.buf;
+}
+
+/** Decode one label copy; undefined when it is torn, blank or not ours. */
+export function decodeLabel(buf: Uint8Array): { label: CartridgeLabel; seq: number } | undefined {
+  if (buf.length < CartridgeLayout.LABEL_COPY_BYTES) return undefined;
+  const r = new ByteReader(buf.subarray(0, CartridgeLayout.LABEL_COPY_BYTES));
+  if (new TextDecoder().decode(r.bytes(8)) !== CartridgeLayout.MAGIC) return undefined;
+  if (r.u32(LABEL_CRC_AT) !== crc32c(buf.subarray(0, LABEL_CRC_AT))) return undefined;
+  const version = r.u16();
+  if (version !== CartridgeLayout.VERSION) throw new CartridgeError(`cartridge format version ${version} is not supported`);
+  const flags = r.u16();
+  const seq = r.u32();
+  const label: CartridgeLabel = {
+    capacityBytes: r.u64(),
+    earlyWarningBytes: r.u64(),
+    loadCount: r.u64(),
+    createdMs: r.u64(),
+    densityCode: r.u8(),
+    writeProtected: (flags & 1) !== 0,
+    barcode: readAscii(r.bytes(32, 64)),
+    mediumSerial: readAscii(r.bytes(32, 96)),
+  };
+  return { label, seq };
+}
+
+// Index entry layout (48 bytes, big-endian):
+//   0 magic u16 'IX'   2 kind u8 (1 data, 2 filemark, 3 end-of-data marker)   3 reserved
+//   4 generation u32   8 first object id u64   16 data offset u64   24 count u32
+//  28 block length u32   32..43 reserved   44 crc32c over 0..43
+export interface IndexEntry {
+  kind: number;
+  gen: number;
+  firstId: number;
+  dataOffset: number;
+  count: number;
+  blockLength: number;
+}
+
+export function encodeEntry(e: IndexEntry): Uint8Array {
+  const w = new ByteWriter(CartridgeLayout.ENTRY_BYTES);
+  w.u16(CartridgeLayout.ENTRY_MAGIC).u8(e.kind).u8(0).u32(e.gen).u64(e.firstId).u64(e.dataOffset).u32(e.count).u32(e.blockLength);
+  w.setU32(44, crc32c(w.buf.subarray(0, 44)));
+  return w.buf;
+}
+
+/** Decode one entry; undefined when torn, blank or corrupt. */
+export function decodeEntry(buf: Uint8Array): IndexEntry | undefined {
+  const r = new ByteReader(buf.subarray(0, CartridgeLayout.ENTRY_BYTES));
+  if (r.u16(0) !== CartridgeLayout.ENTRY_MAGIC) return undefined;
+  if (r.u32(44) !== crc32c(buf.subarray(0, 44))) return undefined;
+  const kind = r.u8(2);
+  if (kind < 1 || kind > 3) return undefined;
+  return { kind, gen: r.u32(4), firstId: r.u64(8), dataOffset: r.u64(16), count: r.u32(24), blockLength: r.u32(28) };
+}
+
+function asciiField(text: string, len: number): Uint8Array {
+  const out = new Uint8Array(len).fill(0x20);
+  const src = new TextEncoder().encode(text);
+  out.set(src.subarray(0, len));
+  return out;
+}
+
+function readAscii(b: Uint8Array): string {
+  return new TextDecoder().decode(b).replace(/[\s\0]+$/, '');
+}
+
+export interface CreateCartridgeOptions {
+  barcode: string;
+  capacityBytes: number;
+  /** Default: 1/64 of the capacity, at least 64 KiB and at most 64 MiB. */
+  earlyWarningBytes?: number;
+  mediumSerial?: string;
+  writeProtected?: boolean;
+  densityCode?: number;
+}
+
+/** LTO-8's density code, which our INQUIRY/REPORT DENSITY SUPPORT also names. */
+export const DEFAULT_DENSITY_CODE = 0x5e;
+
+/**
+ * An open cartridge image: the label and the run table. Knows nothing of SCSI; the drive
+ * (drive.ts) keeps the position and applies SSC semantics.
+ */
+export class Cartridge {
+  readonly path: string;
+  label: CartridgeLabel;
+  private fh: FileHandle;
+  private labelSeq: number;
+  private runs: Run[] = [];
+  /** Highest generation in the chain (entries behind the end of data have lower ones). */
+  private gen = 1;
+  /** Index slots present in the file (valid or not). */
+  private physicalSlots: number;
+  /** Slot at the chain end may hold an entry of the current generation: bump before appending. */
+  private dirtyTail: boolean;
+  private readonly readOnly: boolean;
+
+  private constructor(path: string, fh: FileHandle, label: CartridgeLabel, seq: number, physicalSlots: number, readOnly: boolean) {
+    this.path = path;
+    this.fh = fh;
+    this.label = label;
+    this.labelSeq = seq;
+    this.physicalSlots = physicalSlots;
+    this.dirtyTail = false;
+    this.readOnly = readOnly;
+  }
+
+  static async create(path: string, opts: CreateCartridgeOptions): Promise<Cartridge> {
+    if (!(opts.capacityBytes > 0)) throw new CartridgeError('cartridge capacity must be positive');
+    const ew = opts.earlyWarningBytes ?? Math.min(64 << 20, Math.max(64 << 10, Math.floor(opts.capacityBytes / 64)));
+    const label: CartridgeLabel = {
+      barcode: opts.barcode,
+      mediumSerial: opts.mediumSerial ?? `FERRY${opts.barcode}`,
+      capacityBytes: opts.capacityBytes,
+      earlyWarningBytes: Math.min(ew, opts.capacityBytes),
+      writeProtected: opts.writeProtected ?? false,
+      loadCount: 0,
+      createdMs: Date.now(),
+      densityCode: opts.densityCode ?? DEFAULT_DENSITY_CODE,
+    };
+    const fh = await open(path, 'wx');
+    try {
+      const head = new Uint8Array(CartridgeLayout.DATA_BASE);
+      head.set(encodeLabel(label, 1), 0);
+      head.set(encodeLabel(label, 0), CartridgeLayout.LABEL_COPY_BYTES);
+      await fh.write(head, 0, head.length, 0);
+      await fh.truncate(CartridgeLayout.DATA_BASE + label.capacityBytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return Cartridge.open(path);
+  }
+
+  static async open(path: string, opts: { readOnly?: boolean } = {}): Promise<Cartridge> {
+    const readOnly = opts.readOnly ?? false;
+    const fh = await open(path, readOnly ? 'r' : 'r+');
+    try {
+      const head = new Uint8Array(CartridgeLayout.DATA_BASE);
+      await fh.read(head, 0, head.length, 0);
+      const a = decodeLabel(head.subarray(0, CartridgeLayout.LABEL_COPY_BYTES));
+      const b = decodeLabel(head.subarray(CartridgeLayout.LABEL_COPY_BYTES));
+      const best = a && b ? (a.seq >= b.seq ? a : b) : (a ?? b);
+      if (!best) throw new CartridgeError(`${path} is not a Ferry cartridge (no valid label)`);
+      const indexBase = CartridgeLayout.DATA_BASE + best.label.capacityBytes;
+      const size = (await fh.stat()).size;
+      const physicalSlots = Math.max(0, Math.floor((size - indexBase) / CartridgeLayout.ENTRY_BYTES));
+      const cart = new Cartridge(path, fh, best.label, best.seq, physicalSlots, readOnly);
+      await cart.loadIndex(indexBase);
+      return cart;
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  private get indexBase(): number {
+    return CartridgeLayout.DATA_BASE + this.label.capacityBytes;
+  }
+
+  /** Walk the index region and keep the longest valid chain (docs/tape-format.md "Recovery"). */
+  private async loadIndex(indexBase: number): Promise<void> {
+    const E = CartridgeLayout.ENTRY_BYTES;
+    const chunkSlots = 16384;
+    const buf = new Uint8Array(chunkSlots * E);
+    let nextId = 0;
+    let nextOffset = 0;
+    let fm = 0;
+    let gen = 1;
+    let slot = 0;
+    outer: while (slot < this.physicalSlots) {
+      const n = Math.min(chunkSlots, this.physicalSlots - slot);
+      const { bytesRead } = await this.fh.read(buf, 0, n * E, indexBase + slot * E);
+      const got = Math.floor(bytesRead / E);
+      for (let i = 0; i < got; i++, slot++) {
+        const e = decodeEntry(buf.subarray(i * E, (i + 1) * E));
+        if (!e || e.kind === ObjectKind.EOD || e.gen < gen || e.firstId !== nextId || e.dataOffset !== nextOffset || e.count === 0) break outer;
+        if (e.kind === ObjectKind.DATA && (e.blockLength === 0 || e.dataOffset + e.count * e.blockLength > this.label.capacityBytes)) break outer;
+        this.runs.push({ kind: e.kind as RunKind, firstId: e.firstId, count: e.count, blockLength: e.kind === ObjectKind.DATA ? e.blockLength : 0, dataOffset: e.dataOffset, gen: e.gen, fmBefore: fm });
+        gen = e.gen;
+        nextId += e.count;
+        if (e.kind === ObjectKind.DATA) nextOffset += e.count * e.blockLength;
+        else fm += e.count;
+      }
+      if (got < n) break;
+    }
+    this.gen = gen;
+    this.dirtyTail = this.physicalSlots > this.runs.length;
+    if (this.dirtyTail) {
+      // The entry right after the chain may be our own EOD marker: adopt its generation.
+      const m = new Uint8Array(E);
+      await this.fh.read(m, 0, E, indexBase + this.runs.length * E);
+      const e = decodeEntry(m);
+      if (e && e.kind === ObjectKind.EOD && e.gen >= gen) this.gen = e.gen;
+    }
+  }
+
+  /** Number of logical objects (the id of end of data). */
+  get objectCount(): number {
+    const last = this.runs.at(-1);
+    return last ? last.firstId + last.count : 0;
+  }
+
+  get runCount(): number {
+    return this.runs.length;
+  }
+
+  /** Data bytes written before end of data. */
+  get usedBytes(): number {
+    for (let i = this.runs.length - 1; i >= 0; i--) {
+      const r = this.runs[i];
+      if (r.kind === ObjectKind.DATA) return r.dataOffset + r.count * r.blockLength;
+    }
+    return 0;
+  }
+
+  get filemarkCount(): number {
+    const last = this.runs.at(-1);
+    return last ? last.fmBefore + (last.kind === ObjectKind.FILEMARK ? last.count : 0) : 0;
+  }
+
+  /** Index of the run holding object `id` (O(log n)); -1 at or past end of data. */
+  runIndexOf(id: number): number {
+    let lo = 0;
+    let hi = this.runs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const r = this.runs[mid];
+      if (id < r.firstId) hi = mid - 1;
+      else if (id >= r.firstId + r.count) lo = mid + 1;
+      else return mid;
+    }
+    return -1;
+  }
+
+  run(index: number): Readonly<Run> {
+    return this.runs[index];
+  }
+
+  /** Filemarks before object `id` (its file number); `id` may be end of data. */
+  fileNumberAt(id: number): number {
+    if (id >= this.objectCount) return this.filemarkCount;
+    const r = this.runs[this.runIndexOf(id)];
+    return r.fmBefore + (r.kind === ObjectKind.FILEMARK ? id - r.firstId : 0);
+  }
+
+  /**
+   * Object id of the filemark with ordinal `n` (0-based), or -1 when there are not that many.
+   * Binary search on the runs' filemark counts.
+   */
+  filemarkId(n: number): number {
+    if (n < 0 || n >= this.filemarkCount) return -1;
+    let lo = 0;
+    let hi = this.runs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.runs[mid].fmBefore <= n) lo = mid;
+      else hi = mid - 1;
+    }
+    // runs[lo] is the last run with fmBefore ≤ n; the filemark lies in it or a later FM run.
+    for (let i = lo; i < this.runs.length; i++) {
+      const r = this.runs[i];
+      if (r.kind === ObjectKind.FILEMARK && n < r.fmBefore + r.count) return r.firstId + (n - r.fmBefore);
+    }
+    return -1;
+  }
+
+  /** Read `count` whole blocks starting at object `id`, all in run `runIndex`, into `target` at `at`. */
+  async readBlocks(runIndex: number, id: number, count: number, target: Uint8Array, at = 0, maxBytes = Infinity): Promise<number> {
+    const r = this.runs[runIndex];
+    const bytes = Math.min(count * r.blockLength, maxBytes);
+    const pos = CartridgeLayout.DATA_BASE + r.dataOffset + (id - r.firstId) * r.blockLength;
+    let done = 0;
+    while (done < bytes) {
+      const { bytesRead } = await this.fh.read(target, at + done, bytes - done, pos + done);
+      if (bytesRead === 0) {
+        target.fill(0, at + done, at + bytes); // sparse tail: zeros
+        break;
+      }
+      done += bytesRead;
+    }
+    return bytes;
+  }
+
+  /**
+   * Cut the medium at object `id` (everything from `id` on is gone). Persisted at once with
+   * a new generation so the old tail cannot come back after a crash.
+   */
+  async truncate(id: number): Promise<void> {
+    this.assertWritable();
+    if (id >= this.objectCount) return;
+    const gen = this.gen + 1;
+    let k = this.runIndexOf(id);
+    const r = this.runs[k];
+    if (id > r.firstId) {
+      // Split: the run keeps its first (id − firstId) objects.
+      r.count = id - r.firstId;
+      r.gen = gen;
+      await this.writeSlot(k, { ...r, gen });
+      k++;
+    }
+    this.runs.length = k;
+    this.gen = gen;
+    await this.writeMarker(k);
+  }
+
+  /** Append `count` objects at end of data. DATA: `data` holds count × blockLength bytes. */
+  async append(kind: RunKind, count: number, blockLength: number, data?: Uint8Array): Promise<void> {
+    this.assertWritable();
+    if (count <= 0) return;
+    const k = this.runs.length;
+    if (this.dirtyTail) {
+      this.gen++;
+      await this.writeMarker(k);
+    }
+    const run: Run = {
+      kind,
+      firstId: this.objectCount,
+      count,
+      blockLength: kind === ObjectKind.DATA ? blockLength : 0,
+      dataOffset: this.usedBytes,
+      gen: this.gen,
+      fmBefore: this.filemarkCount,
+    };
+    if (kind === ObjectKind.DATA) {
+      const len = count * blockLength;
+      if (!data || data.length < len) throw new CartridgeError('append: data shorter than count × block length');
+      if (run.dataOffset + len > this.label.capacityBytes) throw new CartridgeError('append: past the end of the medium');
+      let done = 0;
+      const pos = CartridgeLayout.DATA_BASE + run.dataOffset;
+      while (done < len) done += (await this.fh.write(data, done, len - done, pos + done)).bytesWritten;
+    }
+    // Data first, then its entry: the record exists only once both are written.
+    await this.writeSlot(k, run);
+    this.runs.push(run);
+  }
+
+  private async writeMarker(slot: number): Promise<void> {
+    await this.writeSlot(slot, { kind: ObjectKind.EOD, gen: this.gen, firstId: this.objectCount, dataOffset: this.usedBytes, count: 0, blockLength: 0 });
+    this.dirtyTail = false;
+  }
+
+  private async writeSlot(slot: number, e: IndexEntry): Promise<void> {
+    const buf = encodeEntry(e);
+    await this.fh.write(buf, 0, buf.length, this.indexBase + slot * CartridgeLayout.ENTRY_BYTES);
+    if (slot >= this.physicalSlots) this.physicalSlots = slot + 1;
+  }
+
+  /** Rewrite the label (both copies alternate; the newer valid one wins). */
+  async updateLabel(change: Partial<Pick<CartridgeLabel, 'writeProtected' | 'loadCount' | 'barcode'>>): Promise<void> {
+    if (this.readOnly) throw new CartridgeError(`${this.path} is open read-only`);
+    this.label = { ...this.label, ...change };
+    this.labelSeq++;
+    // Odd sequence numbers live in copy A, even ones in copy B: a write never touches the newest copy.
+    const buf = encodeLabel(this.label, this.labelSeq);
+    await this.fh.write(buf, 0, buf.length, this.labelSeq % 2 === 1 ? 0 : CartridgeLayout.LABEL_COPY_BYTES);
+    await this.fh.sync();
+  }
+
+  /** Make everything written so far durable (fsync). */
+  async sync(): Promise<void> {
+    if (!this.readOnly) await this.fh.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+
+  private assertWritable(): void {
+    if (this.readOnly) throw new CartridgeError(`${this.path} is open read-only`);
+  }
+}
