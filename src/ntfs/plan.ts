@@ -1,0 +1,209 @@
+import { usedClusters } from './bitmap.ts';
+import { HOLE } from './data-runs.ts';
+import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
+import { AttrTypeName } from './record.ts';
+import type { SkippedRecord } from './tree.ts';
+import { Namespace, ReparseTag } from './values.ts';
+import { assembleFile, scanRecords, SystemRecord, type NtfsAttr, type NtfsFile, type Volume } from './volume.ts';
+
+/** Plan format version (docs/ntfs.md). */
+export const PLAN_VERSION = 1;
+
+/** One attribute: resident → its whole attribute record; non-resident → its headers plus block runs. */
+export interface PlanAttribute {
+  type: number;
+  typeName: string;
+  name: string;
+  resident: boolean;
+  /** Data size in bytes (the value length when resident). */
+  size: number;
+  /** Resident: the whole attribute record (header + value), base64; the value starts at `valueOffset`. */
+  bytes?: string;
+  valueOffset?: number;
+  /** Non-resident: attribute flags (compression, sparse), sizes, and every extent's attribute record (base64). */
+  flags?: number;
+  compressionUnit?: number;
+  allocatedSize?: number;
+  initializedSize?: number;
+  headers?: string[];
+  /** Non-resident: [vcn, clusterCount, lba] with lba null for a hole; lba is in device blocks. */
+  runs?: [number, number, number | null][];
+}
+
+export interface PlanName {
+  parent: number;
+  name: string;
+  namespace: number;
+}
+
+export interface PlanFile {
+  record: number;
+  seq: number;
+  /** Absolute path through the first non-DOS name (null when the parent chain is broken). */
+  path: string | null;
+  type: 'file' | 'dir' | 'symlink' | 'reparse';
+  names: PlanName[];
+  fileAttributes: number;
+  created: string | null;
+  modified: string | null;
+  changed: string | null;
+  accessed: string | null;
+  attributes: PlanAttribute[];
+}
+
+export interface NtfsPlan {
+  version: number;
+  blockSize: number;
+  clusterSize: number;
+  sectorSize: number;
+  clusterCount: number;
+  serial: string;
+  files: PlanFile[];
+  /** Every block the file-level backup reads: [lba, blockCount], sorted and merged. */
+  extents: [number, number][];
+  /** The used-blocks plan: allocated clusters, plus the backup boot sector past the last cluster. */
+  used: { ranges: [number, number][]; backupBootByteOffset: number; extents: [number, number][] };
+  skipped: SkippedRecord[];
+}
+
+export interface PlanOptions {
+  /** Device block size the LBAs are expressed in. */
+  blockSize: number;
+  /** Include NTFS system files (records below 16 except the root) and the $Extend tree. */
+  system?: boolean;
+  onError?(s: SkippedRecord): void;
+}
+
+const b64 = (u: Uint8Array): string => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64');
+
+/** Sort and merge [start, count] ranges into the fewest, largest ones. */
+export function mergeExtents(list: [number, number][]): [number, number][] {
+  list.sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const [s, n] of list) {
+    const last = out[out.length - 1];
+    if (last && s <= last[0] + last[1]) last[1] = Math.max(last[1], s + n - last[0]);
+    else out.push([s, n]);
+  }
+  return out;
+}
+
+function planAttribute(a: NtfsAttr, blocksPerCluster: number, extents: [number, number][]): PlanAttribute {
+  const base = { type: a.type, typeName: AttrTypeName[a.type] ?? `0x${a.type.toString(16)}`, name: a.name, resident: a.resident, size: a.dataSize };
+  if (a.resident) {
+    const rec = a.extents[0];
+    const valueOffset = new DataView(rec.raw.buffer, rec.raw.byteOffset, rec.raw.byteLength).getUint16(0x14, true);
+    return { ...base, bytes: b64(rec.raw), valueOffset };
+  }
+  const runs: [number, number, number | null][] = [];
+  for (const r of a.runs) {
+    if (r.lcn === HOLE) {
+      runs.push([r.vcn, r.length, null]);
+    } else {
+      runs.push([r.vcn, r.length, r.lcn * blocksPerCluster]);
+      extents.push([r.lcn * blocksPerCluster, r.length * blocksPerCluster]);
+    }
+  }
+  return { ...base, flags: a.flags, compressionUnit: a.compressionUnit, allocatedSize: a.allocatedSize, initializedSize: a.initializedSize, headers: a.extents.map((e) => b64(e.raw)), runs };
+}
+
+function planType(f: NtfsFile): PlanFile['type'] {
+  if (f.reparseTag !== undefined) return f.reparseTag === ReparseTag.SYMLINK ? 'symlink' : f.isDirectory && f.reparseTag !== ReparseTag.MOUNT_POINT ? 'dir' : 'reparse';
+  return f.isDirectory ? 'dir' : 'file';
+}
+
+/**
+ * The file-level backup plan: one sequential pass over the $MFT (metadata only, never file
+ * data), every in-use base record flattened through its attribute list, paths from $FILE_NAME
+ * parents, and the used-blocks plan from $Bitmap. Malformed records are skipped and listed.
+ */
+export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPlan> {
+  const { clusterSize, bytesPerSector } = vol.geo;
+  if (clusterSize % opts.blockSize !== 0) {
+    throw new NtfsFormatError(NtfsErrorCode.BOOT, `cluster size ${clusterSize} is not a multiple of the device block size ${opts.blockSize}`, { byteOffset: 0x0d });
+  }
+  const bpc = clusterSize / opts.blockSize;
+  const skipped: SkippedRecord[] = [];
+  const skip = (s: SkippedRecord): void => {
+    skipped.push(s);
+    opts.onError?.(s);
+  };
+  const files: PlanFile[] = [];
+  const extents: [number, number][] = [];
+  const parentOf = new Map<number, { parent: number; name: string }>();
+  for await (const rec of scanRecords(vol)) {
+    if (rec instanceof NtfsFormatError) {
+      skip({ record: rec.record, code: rec.code, message: rec.message });
+      continue;
+    }
+    if (!rec.inUse || rec.base.record !== 0) continue;
+    let f: NtfsFile;
+    try {
+      f = await assembleFile(vol, rec);
+    } catch (e) {
+      if (!(e instanceof NtfsFormatError)) throw e;
+      skip({ record: rec.number, code: e.code, message: e.message });
+      continue;
+    }
+    const primary = f.names.find((n) => n.namespace !== Namespace.DOS) ?? f.names[0];
+    if (primary) parentOf.set(f.record, { parent: primary.parent.record, name: primary.name });
+    if (!opts.system && f.record < SystemRecord.FIRST_USER && f.record !== SystemRecord.ROOT) continue;
+    const own: [number, number][] = [];
+    files.push({
+      record: f.record,
+      seq: f.seq,
+      path: null,
+      type: planType(f),
+      names: f.names.map((n) => ({ parent: n.parent.record, name: n.name, namespace: n.namespace })),
+      fileAttributes: f.si?.fileAttributes ?? 0,
+      created: f.si?.created ?? null,
+      modified: f.si?.modified ?? null,
+      changed: f.si?.mftModified ?? null,
+      accessed: f.si?.accessed ?? null,
+      attributes: f.attrs.map((a) => planAttribute(a, bpc, own)),
+    });
+    for (const e of own) extents.push(e);
+  }
+  // Paths from parent links; a chain through a system record other than the root ($Extend) is a system file.
+  const paths = new Map<number, string | null>([[SystemRecord.ROOT, '/']]);
+  const pathOf = (n: number): string | null => {
+    const chain: number[] = [];
+    let cur = n;
+    while (!paths.has(cur)) {
+      const p = parentOf.get(cur);
+      if (!p || chain.length > 1024 || chain.includes(cur) || (cur < SystemRecord.FIRST_USER && chain.length > 0)) {
+        for (const c of chain) paths.set(c, null);
+        paths.set(cur, null);
+        return null;
+      }
+      chain.push(cur);
+      cur = p.parent;
+    }
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const parent = paths.get(i === chain.length - 1 ? cur : chain[i + 1]) ?? null;
+      const c = chain[i];
+      paths.set(c, parent === null ? null : parent === '/' ? `/${parentOf.get(c)?.name}` : `${parent}/${parentOf.get(c)?.name}`);
+    }
+    return paths.get(n) ?? null;
+  };
+  const kept = files.filter((f) => {
+    f.path = pathOf(f.record);
+    return opts.system || f.path !== null;
+  });
+  const used = await usedClusters(vol);
+  const backupBootByteOffset = vol.geo.totalSectors * bytesPerSector;
+  const usedExtents = used.ranges.map(([s, n]): [number, number] => [s * bpc, n * bpc]);
+  if (backupBootByteOffset + bytesPerSector <= vol.view.size) usedExtents.push([Math.floor(backupBootByteOffset / opts.blockSize), Math.max(1, bytesPerSector / opts.blockSize)]);
+  return {
+    version: PLAN_VERSION,
+    blockSize: opts.blockSize,
+    clusterSize,
+    sectorSize: bytesPerSector,
+    clusterCount: vol.geo.clusterCount,
+    serial: vol.geo.serial,
+    files: kept,
+    extents: mergeExtents(kept.length === files.length ? extents : kept.flatMap((f) => f.attributes.flatMap((a) => (a.runs ?? []).filter((r) => r[2] !== null).map((r): [number, number] => [r[2] as number, r[1] * bpc])))),
+    used: { ranges: used.ranges, backupBootByteOffset, extents: mergeExtents(usedExtents) },
+    skipped,
+  };
+}

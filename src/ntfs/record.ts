@@ -1,0 +1,187 @@
+import { decodeRunlist, type Run } from './data-runs.ts';
+import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
+
+/** Attribute type codes (ntfs-3g layout.h ATTR_TYPES). */
+export const AttrType = {
+  STANDARD_INFORMATION: 0x10,
+  ATTRIBUTE_LIST: 0x20,
+  FILE_NAME: 0x30,
+  OBJECT_ID: 0x40,
+  SECURITY_DESCRIPTOR: 0x50,
+  VOLUME_NAME: 0x60,
+  VOLUME_INFORMATION: 0x70,
+  DATA: 0x80,
+  INDEX_ROOT: 0x90,
+  INDEX_ALLOCATION: 0xa0,
+  BITMAP: 0xb0,
+  REPARSE_POINT: 0xc0,
+  EA_INFORMATION: 0xd0,
+  EA: 0xe0,
+  LOGGED_UTILITY_STREAM: 0x100,
+  END: 0xffffffff,
+} as const;
+
+export const AttrTypeName: Record<number, string> = Object.fromEntries(Object.entries(AttrType).map(([k, v]) => [v, `$${k}`]));
+
+export const RecordFlag = { IN_USE: 1, DIRECTORY: 2, EXTEND: 4, VIEW_INDEX: 8 } as const;
+export const AttrFlag = { COMPRESSION_MASK: 0x00ff, ENCRYPTED: 0x4000, SPARSE: 0x8000 } as const;
+
+/** A file reference: 48-bit record number and 16-bit sequence number. */
+export interface FileRef {
+  record: number;
+  seq: number;
+}
+
+export function decodeRef(view: DataView, at: number): FileRef {
+  return { record: view.getUint32(at, true) + view.getUint16(at + 4, true) * 0x1_0000_0000, seq: view.getUint16(at + 6, true) };
+}
+
+/** One attribute record (one extent, for a non-resident attribute in several records). */
+export interface AttrRecord {
+  type: number;
+  name: string;
+  flags: number;
+  id: number;
+  /** Record holding it and the attribute's offset inside that record. */
+  record: number;
+  offset: number;
+  /** The whole attribute record bytes (header, name, value or runlist), a view of the fixed-up record. */
+  raw: Uint8Array;
+  resident: boolean;
+  /** Resident value (a view). */
+  value?: Uint8Array;
+  lowestVcn: number;
+  highestVcn: number;
+  compressionUnit: number;
+  allocatedSize: number;
+  dataSize: number;
+  initializedSize: number;
+  compressedSize: number;
+  runs: Run[];
+}
+
+export interface FileRecord {
+  number: number;
+  seq: number;
+  links: number;
+  flags: number;
+  inUse: boolean;
+  isDirectory: boolean;
+  base: FileRef;
+  attrs: AttrRecord[];
+}
+
+const utf16 = new TextDecoder('utf-16le');
+export function decodeUtf16(buf: Uint8Array, at: number, chars: number): string {
+  return utf16.decode(buf.subarray(at, at + chars * 2));
+}
+
+// FILE record header (layout.h MFT_RECORD):
+//  0x10 u16 seq  0x12 u16 links  0x14 u16 first attr  0x16 u16 flags  0x18 u32 bytes used
+//  0x1C u32 bytes allocated  0x20 u64 base ref  0x28 u16 next attr id  0x2C u32 own number
+/**
+ * Decode a fixed-up FILE record. `byteOffset` (volume position of the record) only feeds errors.
+ * Attributes are walked to 0xFFFFFFFF, bounded by the used size.
+ */
+export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: number, clusterCount: number): FileRecord {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const fail = (msg: string, at: number, expected?: string | number, actual?: string | number): never => {
+    throw new NtfsFormatError(NtfsErrorCode.RECORD, msg, { record: number, byteOffset: byteOffset + at, expected, actual });
+  };
+  const used = view.getUint32(0x18, true);
+  if (used > buf.length || used < 0x30) fail('bytes-in-use field out of range', 0x18, `48..${buf.length}`, used);
+  const flags = view.getUint16(0x16, true);
+  const rec: FileRecord = {
+    number,
+    seq: view.getUint16(0x10, true),
+    links: view.getUint16(0x12, true),
+    flags,
+    inUse: (flags & RecordFlag.IN_USE) !== 0,
+    isDirectory: (flags & RecordFlag.DIRECTORY) !== 0,
+    base: decodeRef(view, 0x20),
+    attrs: [],
+  };
+  let at = view.getUint16(0x14, true);
+  if (at < 0x18 || at & 7) fail('first attribute offset out of range', 0x14, `8-aligned >= 0x18`, at);
+  while (true) {
+    if (at + 4 > used) fail('attribute list not terminated', at);
+    const type = view.getUint32(at, true);
+    if (type === AttrType.END) break;
+    if (at + 16 > used) fail('attribute header past the used bytes', at);
+    const length = view.getUint32(at + 4, true);
+    if (length < 24 || length & 7 || at + length > used) fail('bad attribute length', at + 4, `8-aligned, 24..${used - at}`, length);
+    rec.attrs.push(decodeAttribute(buf.subarray(at, at + length), number, at, byteOffset + at, clusterCount));
+    at += length;
+  }
+  return rec;
+}
+
+// Attribute header (layout.h ATTR_RECORD):
+//  0x00 u32 type  0x04 u32 length  0x08 u8 non-resident  0x09 u8 name length  0x0A u16 name offset
+//  0x0C u16 flags  0x0E u16 id
+//  resident:     0x10 u32 value length  0x14 u16 value offset
+//  non-resident: 0x10 u64 lowest VCN  0x18 u64 highest VCN  0x20 u16 runlist offset  0x22 u8 compression unit
+//                0x28 allocated  0x30 data size  0x38 initialized  [0x40 compressed size]
+function decodeAttribute(raw: Uint8Array, record: number, offset: number, byteOffset: number, clusterCount: number): AttrRecord {
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const fail = (msg: string, at: number, expected?: string | number, actual?: string | number): never => {
+    throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, msg, { record, byteOffset: byteOffset + at, expected, actual });
+  };
+  const type = view.getUint32(0, true);
+  const nonResident = raw[8];
+  const nameLength = raw[9];
+  const nameOffset = view.getUint16(0x0a, true);
+  if (nonResident > 1) fail('non-resident flag not 0 or 1', 8, '0 or 1', nonResident);
+  if (nameLength && nameOffset + nameLength * 2 > raw.length) fail('attribute name past the attribute', 0x0a);
+  const attr: AttrRecord = {
+    type,
+    name: nameLength ? decodeUtf16(raw, nameOffset, nameLength) : '',
+    flags: view.getUint16(0x0c, true),
+    id: view.getUint16(0x0e, true),
+    record,
+    offset,
+    raw,
+    resident: nonResident === 0,
+    lowestVcn: 0,
+    highestVcn: -1,
+    compressionUnit: 0,
+    allocatedSize: 0,
+    dataSize: 0,
+    initializedSize: 0,
+    compressedSize: 0,
+    runs: [],
+  };
+  if (attr.resident) {
+    const len = view.getUint32(0x10, true);
+    const at = view.getUint16(0x14, true);
+    if (at + len > raw.length) fail('resident value past the attribute', 0x10, `<= ${raw.length - at}`, len);
+    attr.value = raw.subarray(at, at + len);
+    attr.allocatedSize = attr.dataSize = attr.initializedSize = len;
+    return attr;
+  }
+  if (raw.length < 0x40) fail('non-resident attribute header too short', 4, '>= 64', raw.length);
+  const u64 = (at: number): number => {
+    const v = view.getBigInt64(at, true);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -1n) fail('64-bit field out of range', at, '0..2^53', v.toString());
+    return Number(v);
+  };
+  attr.lowestVcn = u64(0x10);
+  attr.highestVcn = u64(0x18);
+  attr.compressionUnit = raw[0x22];
+  attr.allocatedSize = u64(0x28);
+  attr.dataSize = u64(0x30);
+  attr.initializedSize = u64(0x38);
+  if (attr.lowestVcn < 0) fail('negative lowest VCN', 0x10);
+  if (attr.lowestVcn === 0 && (attr.dataSize < 0 || attr.initializedSize < 0 || attr.allocatedSize < 0 || attr.initializedSize > attr.dataSize)) {
+    fail('sizes inconsistent', 0x30, 'initialized <= data size', `${attr.initializedSize} > ${attr.dataSize}`);
+  }
+  if (attr.flags & (AttrFlag.COMPRESSION_MASK | AttrFlag.SPARSE) && raw.length >= 0x48) attr.compressedSize = u64(0x40);
+  if (attr.compressionUnit > 16) fail('compression unit out of range', 0x22, '<= 16', attr.compressionUnit);
+  const runAt = view.getUint16(0x20, true);
+  if (runAt < 0x40 || runAt >= raw.length) fail('runlist offset out of range', 0x20, `0x40..${raw.length - 1}`, runAt);
+  attr.runs = decodeRunlist(raw, runAt, raw.length, attr.lowestVcn, clusterCount, { record, byteOffset });
+  const last = attr.runs.length ? attr.runs[attr.runs.length - 1] : undefined;
+  const lastVcn = last ? last.vcn + last.length - 1 : attr.lowestVcn - 1;
+  if (lastVcn !== attr.highestVcn) fail('runlist does not end at the highest VCN', 0x18, attr.highestVcn, lastVcn);
+  return attr;
+}

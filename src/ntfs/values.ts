@@ -1,0 +1,112 @@
+import { AttrType, decodeRef, decodeUtf16, type FileRef } from './record.ts';
+import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
+
+// Structured attribute values: $STANDARD_INFORMATION, $FILE_NAME, $ATTRIBUTE_LIST entries, $REPARSE_POINT.
+
+/** FILETIME (100 ns since 1601-01-01 UTC) as ISO 8601, or null when out of the Date range. */
+export function filetimeToIso(view: DataView, at: number): string | null {
+  const t = view.getBigUint64(at, true);
+  const ms = Number((t - 116444736000000000n) / 10000n);
+  const d = new Date(ms);
+  return Number.isFinite(d.getTime()) ? d.toISOString() : null;
+}
+
+export interface Times {
+  created: string | null;
+  modified: string | null;
+  mftModified: string | null;
+  accessed: string | null;
+}
+
+function times(view: DataView, at: number): Times {
+  return { created: filetimeToIso(view, at), modified: filetimeToIso(view, at + 8), mftModified: filetimeToIso(view, at + 16), accessed: filetimeToIso(view, at + 24) };
+}
+
+export const FileAttr = {
+  READONLY: 0x1,
+  HIDDEN: 0x2,
+  SYSTEM: 0x4,
+  DIRECTORY: 0x10,
+  ARCHIVE: 0x20,
+  SPARSE: 0x200,
+  REPARSE_POINT: 0x400,
+  COMPRESSED: 0x800,
+  ENCRYPTED: 0x4000,
+  DUP_FILE_NAME_INDEX_PRESENT: 0x10000000,
+} as const;
+
+// $STANDARD_INFORMATION: 0x00 four FILETIMEs  0x20 u32 attributes  [0x34 u32 security id (72-byte form)]
+export interface StandardInfo extends Times {
+  fileAttributes: number;
+  securityId?: number;
+}
+
+function short(what: string, rec: number | undefined, need: number, have: number): never {
+  throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, `${what} value too short`, { record: rec, expected: `>= ${need}`, actual: have });
+}
+
+export function decodeStandardInfo(v: Uint8Array, record?: number): StandardInfo {
+  if (v.length < 48) short('$STANDARD_INFORMATION', record, 48, v.length);
+  const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  const si: StandardInfo = { ...times(view, 0), fileAttributes: view.getUint32(0x20, true) };
+  if (v.length >= 72) si.securityId = view.getUint32(0x34, true);
+  return si;
+}
+
+export const Namespace = { POSIX: 0, WIN32: 1, DOS: 2, WIN32_AND_DOS: 3 } as const;
+
+// $FILE_NAME: 0x00 parent ref  0x08 four FILETIMEs  0x28 alloc  0x30 size  0x38 u32 flags
+//  0x40 u8 name length (u16 units)  0x41 u8 namespace  0x42 UTF-16LE name
+export interface FileName extends Times {
+  parent: FileRef;
+  flags: number;
+  namespace: number;
+  name: string;
+}
+
+export function decodeFileName(v: Uint8Array, record?: number): FileName {
+  if (v.length < 0x42) short('$FILE_NAME', record, 0x42, v.length);
+  const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  const len = v[0x40];
+  if (0x42 + len * 2 > v.length) short('$FILE_NAME', record, 0x42 + len * 2, v.length);
+  return { parent: decodeRef(view, 0), ...times(view, 8), flags: view.getUint32(0x38, true), namespace: v[0x41], name: decodeUtf16(v, 0x42, len) };
+}
+
+// $ATTRIBUTE_LIST entry: 0x00 u32 type  0x04 u16 length  0x06 u8 name length  0x07 u8 name offset
+//  0x08 u64 lowest VCN  0x10 ref of the record holding it  0x18 u16 attribute id
+export interface AttrListEntry {
+  type: number;
+  name: string;
+  lowestVcn: number;
+  ref: FileRef;
+  id: number;
+}
+
+export function decodeAttributeList(v: Uint8Array, record: number): AttrListEntry[] {
+  const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  const out: AttrListEntry[] = [];
+  let at = 0;
+  while (at + 0x1a <= v.length) {
+    const type = view.getUint32(at, true);
+    const len = view.getUint16(at + 4, true);
+    const nameLen = v[at + 6];
+    const nameAt = v[at + 7];
+    if (type === AttrType.END) break;
+    if (len < 0x1a || at + len > v.length || (nameLen && nameAt + nameLen * 2 > len)) {
+      throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'bad $ATTRIBUTE_LIST entry length', { record, byteOffset: at + 4, expected: `26..${v.length - at}`, actual: len });
+    }
+    const vcn = view.getBigUint64(at + 8, true);
+    if (vcn > BigInt(Number.MAX_SAFE_INTEGER)) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'lowest VCN above 2^53', { record, byteOffset: at + 8 });
+    out.push({ type, name: nameLen ? decodeUtf16(v, at + nameAt, nameLen) : '', lowestVcn: Number(vcn), ref: decodeRef(view, at + 0x10), id: view.getUint16(at + 0x18, true) });
+    at += len;
+  }
+  return out;
+}
+
+export const ReparseTag = { MOUNT_POINT: 0xa0000003, SYMLINK: 0xa000000c, WOF: 0x80000017 } as const;
+
+/** $REPARSE_POINT: u32 tag, u16 data length, u16 reserved, data. Returns the tag. */
+export function decodeReparseTag(v: Uint8Array, record?: number): number {
+  if (v.length < 8) short('$REPARSE_POINT', record, 8, v.length);
+  return new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0, true);
+}
