@@ -1,0 +1,119 @@
+// Shared by test/interop/ntfs-*.test.ts: make the NTFS images once (scripts/make-ntfs-images.sh)
+// and run the outside oracles (ntfsls, ntfscat, partclone.ntfs).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { TestContext } from 'node:test';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+export const IMAGE_DIR = join(REPO, 'test/fixtures/ntfs/out');
+export const IMAGES = ['main', 'frag', 'mftfrag', 'c512', 'c65536', 'secure', 'corrupt'] as const;
+export type ImageName = (typeof IMAGES)[number];
+
+const TOOLS = ['mkntfs', 'ntfs-3g', 'ntfsls', 'ntfscat', 'partclone.ntfs', 'python3'];
+
+function have(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Paths of the test images, making them if missing. Returns undefined (after t.skip) when a tool
+ * or root is missing, except under CI=true, where that fails the test.
+ */
+export function ntfsImages(t: TestContext): Record<ImageName, string> | undefined {
+  const paths = Object.fromEntries(IMAGES.map((n) => [n, join(IMAGE_DIR, `${n}.img`)])) as Record<ImageName, string>;
+  const missingTools = TOOLS.filter((x) => !have(x));
+  const needMake = IMAGES.some((n) => !existsSync(paths[n]));
+  const problem = missingTools.length
+    ? `missing tools: ${missingTools.join(', ')} (apt-get install ntfs-3g partclone fuse3)`
+    : needMake && process.getuid?.() !== 0
+      ? 'making the NTFS images needs root (ntfs-3g FUSE mount)'
+      : needMake && !existsSync('/dev/fuse')
+        ? 'making the NTFS images needs /dev/fuse'
+        : '';
+  if (problem) {
+    if (process.env.CI === 'true') throw new Error(`NTFS interop cannot run under CI: ${problem}`);
+    console.warn(`SKIPPING NTFS interop: ${problem}`);
+    t.skip(problem);
+    return undefined;
+  }
+  if (needMake) {
+    const r = spawnSync('bash', [join(REPO, 'scripts/make-ntfs-images.sh'), IMAGE_DIR], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`make-ntfs-images.sh failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  }
+  return paths;
+}
+
+export function run(cmd: string, args: string[], opts: { cwd?: string } = {}): { status: number | null; stdout: Buffer; stderr: string } {
+  const r = spawnSync(cmd, args, { maxBuffer: 1 << 30, cwd: opts.cwd, env: { ...process.env, TZ: 'UTC' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
+}
+
+// The `ferry ntfs` command group alone (src/cli/ntfs.ts through commander, errors as main.ts prints
+// them), so these tests do not depend on every other command loading. One test runs bin/ferry.mjs.
+const NTFS_ONLY = `
+import { Command } from 'commander';
+import { registerNtfs } from './src/cli/ntfs.ts';
+const program = new Command('ferry').exitOverride();
+registerNtfs(program);
+try { await program.parseAsync(process.argv.slice(1), { from: 'user' }); }
+catch (e) { process.stderr.write('ferry: ' + (e.code && e.code.startsWith('ERR_') ? e.message : e.stack) + '\\n'); process.exitCode = e.code === 'ERR_USAGE' ? 2 : 1; }
+`;
+
+/** Run `ferry ARGS` (the ntfs command group; `viaBin` runs bin/ferry.mjs); throws on a non-zero exit. */
+export function ferry(args: string[], viaBin = false): { stdout: Buffer; stderr: string } {
+  const argv = viaBin ? [join(REPO, 'bin/ferry.mjs'), ...args] : ['--import', 'tsx', '--input-type=module', '-e', NTFS_ONLY, ...args];
+  const r = run(process.execPath, argv, { cwd: REPO });
+  if (r.status !== 0) throw new Error(`ferry ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return r;
+}
+
+export interface NtfslsEntry {
+  path: string;
+  size: number;
+  record: number;
+}
+
+/**
+ * `ntfsls -R -l -i IMG`, parsed: "/dir:" headers, then "[ino] size Mon DD HH:MM YYYY name".
+ * Its order is index order, not collation: callers sort. "." and ".." are dropped.
+ */
+export function ntfsls(img: string): NtfslsEntry[] {
+  const r = run('ntfsls', ['-R', '-l', '-i', img]);
+  if (r.status !== 0) throw new Error(`ntfsls failed: ${r.stderr}`);
+  const out: NtfslsEntry[] = [];
+  let dir = '/';
+  for (const line of r.stdout.toString('utf8').split('\n')) {
+    const head = /^(\/.*):$/.exec(line);
+    if (head) {
+      dir = head[1];
+      continue;
+    }
+    const m = /^\s*(\d+)\s+(\d+) \w{3} [ \d]\d \d\d:\d\d \d{4} (.*)$/.exec(line);
+    if (!m) continue;
+    const name = m[3];
+    if (name === '.' || name === '..') continue;
+    out.push({ path: dir === '/' ? `/${name}` : `${dir}/${name}`, size: Number(m[2]), record: Number(m[1]) });
+  }
+  return out;
+}
+
+/** partclone.ntfs -D: used byte ranges [offset, length] from its ddrescue domain log. */
+export function partcloneUsed(img: string, logPath: string): [number, number][] {
+  const r = run('partclone.ntfs', ['-D', '-s', img, '-O', logPath, '-L', '/dev/null']);
+  if (r.status !== 0) throw new Error(`partclone.ntfs -D failed: ${r.stderr}`);
+  const text = spawnSync('cat', [logPath], { encoding: 'utf8' }).stdout;
+  const ranges: [number, number][] = [];
+  for (const line of text.split('\n')) {
+    const m = /^0x([0-9A-Fa-f]+)\s+0x([0-9A-Fa-f]+)\s+\+/.exec(line);
+    if (m) ranges.push([parseInt(m[1], 16), parseInt(m[2], 16)]);
+  }
+  return ranges;
+}
+
+/** ntfscat of the unnamed data or a named stream; null when ntfscat fails. */
+export function ntfscat(img: string, path: string, stream = ''): Buffer | null {
+  const args = stream ? ['-a', '0x80', '-n', stream, img, path] : [img, path];
+  const r = run('ntfscat', args);
+  return r.status === 0 ? r.stdout : null;
+}
