@@ -16,14 +16,27 @@ export interface CommandEntry<L> {
   readonly cdbLength: number;
   /** Service actions, if the opcode has them (CDB byte 1 bits 4:0). */
   readonly serviceActions?: ReadonlyMap<number, CommandEntry<L>>;
+  /**
+   * SPC-4 5.13 Table 64 (persistent reservations) / SPC-2 5.5.1 (RESERVE(6)): how the command
+   * fares under a reservation held by another I_T nexus. 'allowed': never conflicts;
+   * 'read': conflicts only under Exclusive Access types; 'write' (default): conflicts under any type.
+   */
+  readonly pr?: 'allowed' | 'read' | 'write';
+  /** Reported by REPORT SUPPORTED OPERATION CODES: CDB usage bitmap (byte 0 = opcode); default all bits of cdbLength. */
+  readonly usage?: Uint8Array;
 }
 
 /** One table per device type (SBC, SSC, SMC), with the SPC entries spread in. */
 export type CommandTable<L> = ReadonlyMap<number, CommandEntry<L>>;
 
-export interface RunOptions {
+export interface RunOptions<L = unknown> {
   /** Called for errors that are not SenseError (bugs): they become HARDWARE ERROR 44h/00h. */
   onInternalError?: (err: unknown, task: ScsiTask) => void;
+  /**
+   * Runs before the handler (entry undefined for unsupported opcodes): may throw SenseError
+   * (unit attention, not ready) or return a result that ends the command (RESERVATION CONFLICT).
+   */
+  gate?: (entry: CommandEntry<L> | undefined, task: ScsiTask) => ScsiResult | undefined;
 }
 
 /** Look up an opcode (and its service action) in a table; undefined when unsupported. */
@@ -39,11 +52,13 @@ export function checkCondition(err: SenseError): ScsiResult {
 }
 
 /** Dispatch a task through a command table; every thrown error becomes a well-formed status. */
-export async function runCommand<L>(table: CommandTable<L>, lu: L, task: ScsiTask, opts: RunOptions = {}): Promise<ScsiResult> {
+export async function runCommand<L>(table: CommandTable<L>, lu: L, task: ScsiTask, opts: RunOptions<L> = {}): Promise<ScsiResult> {
   try {
     if (task.cdb.length === 0) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_COMMAND_OPERATION_CODE);
     const top = table.get(task.cdb[0]);
     const entry = lookupCommand(table, task.cdb);
+    const gated = opts.gate?.(entry, task);
+    if (gated) return gated;
     if (!entry) {
       // SPC-4 4.5.2.4.2: point at the opcode, or at the service action field.
       const field = top?.serviceActions ? 1 : 0;

@@ -1,0 +1,148 @@
+import type { BlockDevice } from '../block/block-device.ts';
+import type { LogicalUnit, Nexus, ResetKind, ScsiResult, ScsiTask } from './task.ts';
+import { runCommand } from './command-table.ts';
+import { SpcState, VersionDescriptor, spcGate, type SpcLu } from './spc.ts';
+import { SenseError, SenseKey, Asc } from './sense.ts';
+import type { LuIdentity } from './identity.ts';
+import { SBC_COMMANDS, sbcVpdPages, sbcModePages, DiskLimits } from './sbc.ts';
+
+export interface DiskLuOptions {
+  identity: LuIdentity;
+  /** Standard INQUIRY 3PC: set by the copy-manager module when it serves EXTENDED COPY. */
+  threePC?: boolean;
+  /**
+   * RMB=1 (default): START STOP UNIT with LOEJ ejects and loads the virtual medium and PREVENT
+   * ALLOW MEDIUM REMOVAL is honoured. Set false to present a fixed disk.
+   */
+  removable?: boolean;
+  /** SANITIZE runs in the background at this many bytes per second (default 8 MiB/s). */
+  sanitizeBytesPerSecond?: number;
+  /** Bugs (non-SenseError exceptions) are reported here before becoming 04h/44h/00h. */
+  onInternalError?: (err: unknown, task: ScsiTask) => void;
+}
+
+/**
+ * Lets ordinary writes run concurrently while COMPARE AND WRITE / ORWRITE / SANITIZE run
+ * alone (SBC-3 5.2: the compare and the write are one atomic operation w.r.t. other writes).
+ */
+export class WriteGate {
+  private shared = 0;
+  private exclusive = false;
+  private pendingExclusive = 0;
+  private waiters: Array<() => void> = [];
+
+  /** Enter as an ordinary writer (waits while an exclusive user holds or awaits the gate). */
+  async enterShared(): Promise<() => void> {
+    while (this.exclusive || this.pendingExclusive > 0) await this.wait();
+    this.shared++;
+    return () => {
+      this.shared--;
+      this.wake();
+    };
+  }
+
+  async enterExclusive(): Promise<() => void> {
+    this.pendingExclusive++;
+    try {
+      while (this.exclusive || this.shared > 0) await this.wait();
+    } finally {
+      this.pendingExclusive--;
+    }
+    this.exclusive = true;
+    return () => {
+      this.exclusive = false;
+      this.wake();
+    };
+  }
+
+  private wait(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+/** A SCSI direct-access block device (SBC-3/4) over a BlockDevice. */
+export class DiskLu implements LogicalUnit, SpcLu {
+  readonly deviceType = 0x00;
+  readonly spc: SpcState;
+  readonly device: BlockDevice;
+  readonly limits = DiskLimits;
+  readonly gate = new WriteGate();
+  readonly sanitizeBytesPerSecond: number;
+  /** LOEJ state of the virtual medium. */
+  mediumPresent = true;
+  /** I_T nexuses that sent PREVENT ALLOW MEDIUM REMOVAL with PREVENT=01b. SBC-3 5.13 */
+  readonly preventers = new Set<string>();
+  /** A SANITIZE in progress (NOT READY 04h/1Bh for most commands until it settles). */
+  sanitizing: Promise<void> | undefined;
+  /** Progress of the sanitize in progress, 0..65535 (SPC-4 4.5.2.4.4). */
+  sanitizeProgress = 0;
+  private readonly onInternalError?: (err: unknown, task: ScsiTask) => void;
+
+  constructor(device: BlockDevice, opts: DiskLuOptions) {
+    if (device.blockSize !== 512 && device.blockSize !== 4096) throw new RangeError(`block size ${device.blockSize}: a disk LU uses 512 or 4096`);
+    this.device = device;
+    this.spc = new SpcState({
+      identity: opts.identity,
+      deviceType: this.deviceType,
+      threePC: opts.threePC,
+      removable: opts.removable ?? true,
+      versionDescriptors: [VersionDescriptor.SBC_3],
+    });
+    this.spc.table = SBC_COMMANDS;
+    for (const [code, b] of sbcVpdPages(this)) this.spc.vpd.set(code, b);
+    for (const p of sbcModePages()) this.spc.modePages.add(p);
+    this.spc.modeHeader = () => ({
+      deviceSpecific: (this.writeProtected ? 0x80 : 0) | 0x10, // WP, DPOFUA
+      blockDescriptor: { blockCount: this.device.blockCount, blockSize: this.device.blockSize },
+    });
+    this.sanitizeBytesPerSecond = opts.sanitizeBytesPerSecond ?? 8 << 20;
+    this.onInternalError = opts.onInternalError;
+  }
+
+  /** Hardware (read-only device) or software (SWP in the control mode page) write protection. */
+  get writeProtected(): boolean {
+    return this.device.readOnly || this.spc.softwareWriteProtect;
+  }
+
+  execute(task: ScsiTask): Promise<ScsiResult> {
+    return runCommand(SBC_COMMANDS, this, task, {
+      gate: (entry, t) => spcGate(this, entry, t),
+      onInternalError: this.onInternalError,
+    });
+  }
+
+  /** NOT READY reasons, in SPC-4 priority: sanitize in progress, then no medium. */
+  notReady(): SenseError | undefined {
+    if (this.sanitizing) {
+      const ssk = Uint8Array.of(0, this.sanitizeProgress >> 8, this.sanitizeProgress & 0xff);
+      return new SenseError(SenseKey.NOT_READY, Asc.LOGICAL_UNIT_NOT_READY_SANITIZE_IN_PROGRESS, { senseKeySpecific: ssk });
+    }
+    if (!this.mediumPresent) return new SenseError(SenseKey.NOT_READY, Asc.MEDIUM_NOT_PRESENT);
+    return undefined;
+  }
+
+  reset(kind: ResetKind, _from: Nexus): void {
+    this.spc.reset(kind);
+    this.preventers.clear();
+  }
+
+  nexusLost(nexus: Nexus): void {
+    this.spc.nexusLost(nexus);
+    this.preventers.delete(nexus.key);
+  }
+
+  /** The device grew or shrank underneath: every nexus learns on its next command. SBC-3 4.11 */
+  capacityChanged(): void {
+    this.spc.ua.addAll(Asc.CAPACITY_DATA_HAS_CHANGED);
+  }
+
+  async close(): Promise<void> {
+    await this.sanitizing?.catch(() => undefined);
+    await this.device.flush();
+  }
+}

@@ -1,0 +1,60 @@
+import { makeNexus, type LogicalUnit, type Nexus, type ScsiResult, type ScsiTask, type TargetContext } from './task.ts';
+import { decodeSense, type DecodedSense } from './sense.ts';
+
+/** Helpers for unit tests that drive a LogicalUnit with hand-built CDBs (no transport). */
+
+export const nexusA: Nexus = makeNexus('iqn.2026-11.dev.ferry:client-1', '400000000001', 'iqn.2026-11.dev.ferry:t', 1);
+export const nexusB: Nexus = makeNexus('iqn.2026-11.dev.ferry:client-2', '400000000002', 'iqn.2026-11.dev.ferry:t', 1);
+
+export function targetOf(luns: Map<number, LogicalUnit>): TargetContext {
+  return { targetName: 'iqn.2026-11.dev.ferry:t', relativePortId: 1, luns: () => luns };
+}
+
+export interface TaskOptions {
+  nexus?: Nexus;
+  dataOut?: Uint8Array;
+  expectedInLength?: number;
+  signal?: AbortSignal;
+  lun?: number;
+  target?: TargetContext;
+}
+
+/** A CDB from bytes (padded to at least its own length; iSCSI pads to 16). */
+export function cdb(...bytes: number[]): Uint8Array {
+  return Uint8Array.from(bytes);
+}
+
+export function makeTask(cdbBytes: Uint8Array, o: TaskOptions = {}): ScsiTask {
+  return {
+    cdb: cdbBytes,
+    lun: o.lun ?? 0,
+    nexus: o.nexus ?? nexusA,
+    target: o.target ?? targetOf(new Map()),
+    dataOut: o.dataOut ?? new Uint8Array(0),
+    expectedInLength: o.expectedInLength ?? 1 << 24,
+    signal: o.signal ?? new AbortController().signal,
+  };
+}
+
+/** Sense of a CHECK CONDITION result, decoded; undefined when the status is not 02h. */
+export function senseOf(r: ScsiResult): DecodedSense | undefined {
+  return r.status === 0x02 && r.sense ? decodeSense(r.sense) : undefined;
+}
+
+/** "key/asc/ascq" in hex, or the status name, for compact assertions. */
+export function outcome(r: ScsiResult): string {
+  const s = senseOf(r);
+  if (s) return `${s.key.toString(16)}/${s.asc.toString(16).padStart(2, '0')}/${s.ascq.toString(16).padStart(2, '0')}`;
+  return ({ 0: 'GOOD', 4: 'CONDITION MET', 0x18: 'RESERVATION CONFLICT' } as Record<number, string>)[r.status] ?? `status ${r.status}`;
+}
+
+/** Build big-endian CDB fields: be(value, bytes). */
+export function be(value: number | bigint, bytes: number): number[] {
+  const out: number[] = [];
+  let v = BigInt(value);
+  for (let i = 0; i < bytes; i++) {
+    out.unshift(Number(v & 0xffn));
+    v >>= 8n;
+  }
+  return out;
+}
