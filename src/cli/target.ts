@@ -1,0 +1,92 @@
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { resolveTargetConfig, type TargetConfigInput } from '../target/config.ts';
+import { startStorageNode } from '../target/storage-node.ts';
+import { UsageError } from '../util/errors.ts';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+async function readConfigFile(path: string): Promise<TargetConfigInput> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read config ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as TargetConfigInput;
+  } catch (e) {
+    throw new UsageError(`config ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export function registerTarget(program: Command): void {
+  program
+    .command('target')
+    .summary('serve disk LUNs over iSCSI (the storage node)')
+    .description(
+      'Serve one iSCSI target whose LUNs are image files (sparse; created or grown to the given size).\n' +
+        'LUN 0 is the first --disk, LUN 1 the second, and so on. Logs go to stderr as JSON lines;\n' +
+        'SIGINT/SIGTERM stop the target cleanly and flush every LUN to disk.',
+    )
+    .option('--listen <host:port>', 'portal address to listen on (default 127.0.0.1:3260)')
+    .option('--iqn <name>', 'target name (default iqn.2026-11.dev.ferry:store)')
+    .option('--disk <file[:size]>', 'a disk LUN backed by FILE, created/grown to SIZE (e.g. ./disk0.img:64M); repeat for LUN 1, 2, …', collect, [])
+    .addOption(new Option('--block-size <bytes>', 'logical block size of the disks').choices(['512', '4096']))
+    .option('--chap <user:secret>', 'require one-way CHAP from initiators (secret ≥ 12 characters)')
+    .option('--mutual-chap <user:secret>', "the target's own CHAP name and secret, for initiators that ask for mutual CHAP")
+    .option('--allow <initiator-iqn>', 'allow only these initiator names (repeatable; default: everyone)', collect, [])
+    .option('--config <file>', 'JSON file with the same settings: {listen, iqn, blockSize, disks: ["f:64M"], chap, mutualChap, allowedInitiators, logLevel}; flags override it')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  ferry target --listen 127.0.0.1:3260 --iqn iqn.2026-11.dev.ferry:store --disk ./disk0.img:64M\n' +
+        '  ferry target --disk a.img:1G --disk b.img:1G --block-size 4096 --chap backup:averylongsecret\n' +
+        '  iscsi-ls iscsi://127.0.0.1:3260            # discover it with libiscsi',
+    )
+    .action(async (opts: Record<string, unknown>) => {
+      const fromFile = opts.config ? await readConfigFile(opts.config as string) : {};
+      const merged: Record<string, unknown> = { ...fromFile };
+      if (opts.listen) merged.listen = opts.listen;
+      if (opts.iqn) merged.iqn = opts.iqn;
+      if ((opts.disk as string[]).length) merged.disks = opts.disk;
+      if (opts.blockSize) merged.blockSize = Number(opts.blockSize);
+      if (opts.chap) merged.chap = opts.chap;
+      if (opts.mutualChap) merged.mutualChap = opts.mutualChap;
+      if ((opts.allow as string[]).length) merged.allowedInitiators = opts.allow;
+      if (opts.logLevel) merged.logLevel = opts.logLevel;
+      const cfg = resolveTargetConfig(merged, opts.config ? `config ${opts.config as string}` : 'options');
+      if (cfg.disks.length === 0) throw new UsageError('no LUNs: give at least one --disk FILE:SIZE (or "disks" in --config)');
+      const log = pino({ level: cfg.logLevel, base: { role: 'target' } }, pino.destination({ fd: 2, sync: true }));
+      const node = await startStorageNode(cfg, log);
+      log.info(
+        { listen: `${node.address.host}:${node.address.port}`, iqn: cfg.iqn, luns: cfg.disks.map((d, i) => ({ lun: i, path: d.path })) },
+        'target ready',
+      );
+      await new Promise<void>((resolveStop) => {
+        let stopping = false;
+        const stop = (sig: string): void => {
+          if (stopping) return;
+          stopping = true;
+          log.info({ signal: sig }, 'stopping: flushing LUNs');
+          node.close().then(
+            () => {
+              log.info('stopped');
+              resolveStop();
+            },
+            (err: unknown) => {
+              log.error({ err }, 'error while stopping');
+              process.exitCode = 1;
+              resolveStop();
+            },
+          );
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    });
+}

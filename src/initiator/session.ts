@@ -1,0 +1,551 @@
+import { connect, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Framer, FramingError, pduPieces } from '../iscsi/framer.ts';
+import { type RawPdu, Opcode, opcodeOf, ittOf } from '../iscsi/pdu/bhs.ts';
+import { encodeLoginRequest, decodeLoginResponse, Stage } from '../iscsi/pdu/login.ts';
+import { encodeScsiCommand } from '../iscsi/pdu/scsi-command.ts';
+import { decodeScsiResponse } from '../iscsi/pdu/scsi-response.ts';
+import { decodeDataIn, encodeDataOut } from '../iscsi/pdu/data.ts';
+import { decodeR2t } from '../iscsi/pdu/r2t.ts';
+import { decodeNop, encodeNop } from '../iscsi/pdu/nop.ts';
+import { decodeText, encodeText } from '../iscsi/pdu/text.ts';
+import { encodeLogoutRequest, decodeLogoutResponse } from '../iscsi/pdu/logout.ts';
+import { encodeTmfRequest, decodeTmfResponse, TmfFunction } from '../iscsi/pdu/task-mgmt.ts';
+import { decodeReject } from '../iscsi/pdu/reject.ts';
+import { decodeKeyValues, encodeKeyValues, getKey, type KeyValues } from '../iscsi/text-keys.ts';
+import { type SessionParams, defaultParams, initiatorOffers, applyAnswers, DEFAULT_INITIATOR_OFFER, type InitiatorOffer } from '../iscsi/negotiation.ts';
+import { type ChapSecret, CHAP_MD5, chapResponse, decodeBinary, encodeBinary, newChallenge, verifyChapResponse } from '../iscsi/chap.ts';
+import { serialLt, serialAdd } from '../util/serial.ts';
+import { FerryError } from '../util/errors.ts';
+import { ScsiStatus } from '../scsi/task.ts';
+import { decodeSense, type DecodedSense } from '../scsi/sense.ts';
+
+export class IscsiError extends FerryError {}
+
+/** A CHECK CONDITION (or other non-GOOD status) from the target. */
+export class ScsiCommandError extends FerryError {
+  readonly status: number;
+  readonly sense?: DecodedSense;
+  readonly rawSense: Uint8Array;
+  constructor(status: number, rawSense: Uint8Array) {
+    const s = rawSense.length ? decodeSense(rawSense) : undefined;
+    super(
+      'ERR_SCSI_STATUS',
+      s ? `SCSI status 0x${status.toString(16)}, sense ${s.key.toString(16)}/${s.asc.toString(16).padStart(2, '0')}/${s.ascq.toString(16).padStart(2, '0')}` : `SCSI status 0x${status.toString(16)}`,
+    );
+    this.status = status;
+    this.sense = s;
+    this.rawSense = rawSense;
+  }
+}
+
+export interface LoginOptions {
+  host: string;
+  port?: number;
+  initiatorName: string;
+  /** Omit for a discovery session. */
+  targetName?: string;
+  /** Our CHAP secret (one-way). */
+  chap?: ChapSecret;
+  /** The target's expected CHAP name/secret, to authenticate it (mutual). */
+  mutualChap?: ChapSecret;
+  headerDigest?: boolean;
+  dataDigest?: boolean;
+  offer?: Partial<InitiatorOffer>;
+  /** 6-byte ISID; random (type 80h, random qualifier) by default. */
+  isid?: Uint8Array;
+  timeoutMs?: number;
+}
+
+export interface CommandOptions {
+  /** Bytes to write (Data-Out). */
+  dataOut?: Uint8Array;
+  /** Bytes expected back (Data-In allocation). */
+  inLength?: number;
+  /** Read into this buffer instead of allocating. */
+  into?: Uint8Array;
+  /** Task attribute (default SIMPLE = 1). */
+  attr?: number;
+  /** Do not throw on non-GOOD status; return it. */
+  allowCheckCondition?: boolean;
+}
+
+export interface CommandResult {
+  status: number;
+  data: Uint8Array;
+  sense?: DecodedSense;
+  rawSense: Uint8Array;
+  residual: number;
+  overflow: boolean;
+  underflow: boolean;
+}
+
+interface Pending {
+  itt: number;
+  lun: number;
+  buf?: Uint8Array;
+  received: number;
+  dataOut?: Uint8Array;
+  resolve: (r: CommandResult) => void;
+  reject: (e: Error) => void;
+  status?: number;
+}
+
+/**
+ * An initiator session (one connection, ERL 0): login, many commands in flight within the
+ * target's CmdSN window, R2T-driven writes, Data-In reassembly, TMF, logout.
+ */
+export class InitiatorSession {
+  private socket!: Socket;
+  private framer = new Framer({ headerDigest: false, dataDigest: false, maxDataSegment: 16 << 20 });
+  params: SessionParams = defaultParams();
+  private full = false;
+  private cmdSN = 0;
+  private expStatSN = 0;
+  private maxCmdSN = 0;
+  private expCmdSN = 0;
+  private nextItt = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly control = new Map<number, (pdu: RawPdu) => void>();
+  private windowWaiters: Array<() => void> = [];
+  private loginWaiter?: (pdu: RawPdu) => void;
+  private closedError?: Error;
+  isid: Uint8Array = new Uint8Array(6);
+  tsih = 0;
+  targetName?: string;
+  /** Bytes on this session's socket, both directions (for the "no data through the server" check). */
+  get bytesOnWire(): { sent: number; received: number } {
+    return { sent: this.socket?.bytesWritten ?? 0, received: this.socket?.bytesRead ?? 0 };
+  }
+
+  static async login(opts: LoginOptions): Promise<InitiatorSession> {
+    const s = new InitiatorSession();
+    await s.open(opts);
+    return s;
+  }
+
+  private async open(opts: LoginOptions): Promise<void> {
+    const port = opts.port ?? 3260;
+    this.socket = await new Promise<Socket>((resolve, reject) => {
+      const sock = connect({ host: opts.host, port });
+      sock.once('connect', () => resolve(sock));
+      sock.once('error', (e) => reject(new IscsiError('ERR_ISCSI_CONNECT', `cannot connect to ${opts.host}:${port}: ${e.message}`)));
+    });
+    this.socket.setNoDelay(true);
+    this.socket.on('data', (c: Buffer) => this.onData(c));
+    this.socket.on('error', (e) => this.fail(new IscsiError('ERR_ISCSI_SOCKET', `connection error: ${e.message}`)));
+    this.socket.on('close', () => this.fail(new IscsiError('ERR_ISCSI_CLOSED', 'connection closed by the target')));
+    this.socket.on('drain', () => this.flushWindowWaiters());
+    const timer = setTimeout(() => this.fail(new IscsiError('ERR_ISCSI_LOGIN_TIMEOUT', 'login timed out')), opts.timeoutMs ?? 15_000);
+    try {
+      await this.doLogin(opts);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async doLogin(opts: LoginOptions): Promise<void> {
+    this.isid = opts.isid ?? Buffer.concat([Buffer.of(0x80), randomBytes(5)]);
+    this.targetName = opts.targetName;
+    const offer: InitiatorOffer = { ...DEFAULT_INITIATOR_OFFER, ...opts.offer, headerDigest: !!opts.headerDigest, dataDigest: !!opts.dataDigest };
+    this.params.ownMaxRecvDataSegmentLength = offer.maxRecvDataSegmentLength;
+    this.cmdSN = randomBytes(4).readUInt32BE(0);
+    const itt = this.allocItt();
+    const base: KeyValues = [['InitiatorName', opts.initiatorName], ['SessionType', opts.targetName ? 'Normal' : 'Discovery']];
+    if (opts.targetName) base.push(['TargetName', opts.targetName]);
+    const exchange = async (csg: number, nsg: number, transit: boolean, keys: KeyValues): Promise<{ keys: KeyValues; transit: boolean; nsg: number }> => {
+      const req = encodeLoginRequest({
+        transit,
+        cont: false,
+        csg,
+        nsg,
+        versionMax: 0,
+        versionMin: 0,
+        isid: this.isid,
+        tsih: 0,
+        itt,
+        cid: 0,
+        cmdSN: this.cmdSN,
+        expStatSN: this.expStatSN,
+        data: encodeKeyValues(keys),
+      });
+      const raw = await new Promise<RawPdu>((resolve, reject) => {
+        this.loginWaiter = resolve;
+        this.closedReject = reject;
+        this.write(req);
+      });
+      const res = decodeLoginResponse(raw);
+      if (res.statusClass !== 0) {
+        throw new IscsiError('ERR_ISCSI_LOGIN', `login to ${opts.targetName ?? 'discovery'} refused: status class ${res.statusClass} detail ${res.statusDetail}${loginStatusText(res.statusClass, res.statusDetail)}`);
+      }
+      this.expStatSN = serialAdd(res.statSN, 1);
+      this.expCmdSN = res.expCmdSN;
+      this.maxCmdSN = res.maxCmdSN;
+      this.tsih = res.tsih;
+      return { keys: decodeKeyValues(res.data), transit: res.transit, nsg: res.nsg };
+    };
+
+    let csg: number = Stage.OPERATIONAL;
+    if (opts.chap) {
+      // RFC 7143 12.1.3: AuthMethod=CHAP, then CHAP_A, then CHAP_N/CHAP_R (+ our challenge for mutual).
+      let r = await exchange(Stage.SECURITY, Stage.OPERATIONAL, false, [...base, ['AuthMethod', 'CHAP,None']]);
+      if (getKey(r.keys, 'AuthMethod') === 'CHAP') {
+        r = await exchange(Stage.SECURITY, Stage.OPERATIONAL, false, [['CHAP_A', CHAP_MD5]]);
+        const id = Number(getKey(r.keys, 'CHAP_I'));
+        const challenge = decodeBinary(getKey(r.keys, 'CHAP_C') ?? '');
+        if (!challenge || !Number.isInteger(id)) throw new IscsiError('ERR_ISCSI_LOGIN', 'target sent a malformed CHAP challenge');
+        const answer: KeyValues = [['CHAP_N', opts.chap.user], ['CHAP_R', encodeBinary(chapResponse(id, opts.chap.secret, challenge))]];
+        const mine = opts.mutualChap ? newChallenge() : undefined;
+        if (mine) answer.push(['CHAP_I', String(mine.id)], ['CHAP_C', encodeBinary(mine.challenge)]);
+        r = await exchange(Stage.SECURITY, Stage.OPERATIONAL, true, answer);
+        if (mine && opts.mutualChap) {
+          const tr = decodeBinary(getKey(r.keys, 'CHAP_R') ?? '');
+          if (getKey(r.keys, 'CHAP_N') !== opts.mutualChap.user || !tr || !verifyChapResponse(mine.id, opts.mutualChap.secret, mine.challenge, tr)) {
+            throw new IscsiError('ERR_ISCSI_LOGIN', 'the target failed mutual CHAP authentication');
+          }
+        }
+      }
+      csg = Stage.OPERATIONAL;
+      const offers = initiatorOffers(offer);
+      r = await exchange(csg, Stage.FULL_FEATURE, true, offers);
+      applyAnswers(r.keys, this.params);
+      while (!r.transit) {
+        r = await exchange(csg, Stage.FULL_FEATURE, true, []);
+        applyAnswers(r.keys, this.params);
+      }
+    } else {
+      const offers = opts.targetName ? initiatorOffers(offer) : initiatorOffers(offer).filter(([k]) => ['HeaderDigest', 'DataDigest', 'MaxRecvDataSegmentLength'].includes(k));
+      let r = await exchange(csg, Stage.FULL_FEATURE, true, [...base, ...offers]);
+      applyAnswers(r.keys, this.params);
+      while (!r.transit) {
+        r = await exchange(csg, Stage.FULL_FEATURE, true, []);
+        applyAnswers(r.keys, this.params);
+      }
+    }
+    this.loginWaiter = undefined;
+    this.full = true;
+    this.framer.opts.headerDigest = this.params.headerDigest;
+    this.framer.opts.dataDigest = this.params.dataDigest;
+  }
+
+  private closedReject?: (e: Error) => void;
+
+  private allocItt(): number {
+    let itt = this.nextItt;
+    this.nextItt = (this.nextItt + 1) >>> 0 || 1;
+    if (itt === 0xffffffff) itt = this.allocItt();
+    return itt;
+  }
+
+  // ---- I/O ----
+
+  private write(pdu: RawPdu): void {
+    const pieces = pduPieces(pdu, this.full && this.params.headerDigest, this.full && this.params.dataDigest);
+    this.socket.cork();
+    for (const p of pieces) this.socket.write(p);
+    this.socket.uncork();
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      this.framer.push(chunk, (pdu) => {
+        if (!('data' in pdu)) return this.fail(new IscsiError('ERR_ISCSI_DIGEST', 'data digest error from target'));
+        this.dispatch(pdu);
+      });
+    } catch (e) {
+      this.fail(e instanceof FramingError ? new IscsiError('ERR_ISCSI_FRAMING', e.message) : (e as Error));
+    }
+  }
+
+  private dispatch(pdu: RawPdu): void {
+    const op = opcodeOf(pdu.bhs);
+    if (op === Opcode.LOGIN_RESPONSE) {
+      const w = this.loginWaiter;
+      this.loginWaiter = undefined;
+      w?.(pdu);
+      return;
+    }
+    this.trackWindow(pdu);
+    switch (op) {
+      case Opcode.DATA_IN:
+        return this.onDataIn(pdu);
+      case Opcode.SCSI_RESPONSE:
+        return this.onResponse(pdu);
+      case Opcode.R2T:
+        return this.onR2t(pdu);
+      case Opcode.NOP_IN: {
+        const nop = decodeNop(pdu);
+        if (nop.ttt !== 0xffffffff) {
+          // A ping from the target: answer with the same TTT (RFC 7143 11.19).
+          this.write(encodeNop(Opcode.NOP_OUT, { immediate: true, lun: 0, itt: 0xffffffff, ttt: nop.ttt, sn: this.cmdSN, expSN: this.expStatSN, maxCmdSN: 0, data: new Uint8Array(0) }));
+          return;
+        }
+        break;
+      }
+      case Opcode.REJECT: {
+        const rej = decodeReject(pdu);
+        const itt = rej.header.length >= 20 ? ittOf(rej.header) : 0xffffffff;
+        const p = this.pending.get(itt);
+        if (p) {
+          this.pending.delete(itt);
+          p.reject(new IscsiError('ERR_ISCSI_REJECT', `target rejected the command: reason 0x${rej.reason.toString(16)}`));
+        }
+        const c = this.control.get(itt);
+        if (c) {
+          this.control.delete(itt);
+          c(pdu);
+        }
+        return;
+      }
+      default:
+        break;
+    }
+    const itt = ittOf(pdu.bhs);
+    const c = this.control.get(itt);
+    if (c) {
+      this.control.delete(itt);
+      c(pdu);
+    }
+  }
+
+  private trackWindow(pdu: RawPdu): void {
+    const op = opcodeOf(pdu.bhs);
+    if (op === Opcode.DATA_IN && !(pdu.bhs[1] & 0x01)) {
+      // Data-In without status still carries ExpCmdSN/MaxCmdSN.
+    }
+    const b = pdu.bhs;
+    const expCmdSN = ((b[28] << 24) | (b[29] << 16) | (b[30] << 8) | b[31]) >>> 0;
+    const maxCmdSN = ((b[32] << 24) | (b[33] << 16) | (b[34] << 8) | b[35]) >>> 0;
+    if (op === Opcode.REJECT || op === Opcode.ASYNC_MESSAGE || op === Opcode.DATA_IN || op === Opcode.SCSI_RESPONSE || op === Opcode.NOP_IN || op === Opcode.R2T || op === Opcode.TEXT_RESPONSE || op === Opcode.TASK_MGMT_RESPONSE || op === Opcode.LOGOUT_RESPONSE) {
+      // RFC 7143 4.2.2.1: accept only a window that does not go backwards.
+      if (serialLt(serialAdd(maxCmdSN, 1), expCmdSN) === false) {
+        if (serialLt(this.expCmdSN, expCmdSN)) this.expCmdSN = expCmdSN;
+        if (serialLt(this.maxCmdSN, maxCmdSN)) this.maxCmdSN = maxCmdSN;
+      }
+      const hasStatSN = op !== Opcode.R2T && op !== Opcode.REJECT && !(op === Opcode.DATA_IN && !(b[1] & 0x01));
+      if (hasStatSN) {
+        const statSN = ((b[24] << 24) | (b[25] << 16) | (b[26] << 8) | b[27]) >>> 0;
+        if (!(op === Opcode.NOP_IN && ittOf(b) === 0xffffffff)) this.expStatSN = serialAdd(statSN, 1);
+      }
+      this.flushWindowWaiters();
+    }
+  }
+
+  private flushWindowWaiters(): void {
+    while (this.windowWaiters.length && this.windowOpen()) this.windowWaiters.shift()!();
+  }
+
+  private windowOpen(): boolean {
+    return !serialLt(this.maxCmdSN, this.cmdSN) && !this.socket.writableNeedDrain;
+  }
+
+  private async waitWindow(): Promise<void> {
+    if (this.closedError) throw this.closedError;
+    if (this.windowOpen() && this.windowWaiters.length === 0) return;
+    await new Promise<void>((resolve) => this.windowWaiters.push(resolve));
+    if (this.closedError) throw this.closedError;
+  }
+
+  private onDataIn(pdu: RawPdu): void {
+    const d = decodeDataIn(pdu);
+    const p = this.pending.get(d.itt);
+    if (!p) return;
+    if (!p.buf || d.bufferOffset + d.data.length > p.buf.length) {
+      this.pending.delete(d.itt);
+      p.reject(new IscsiError('ERR_ISCSI_PROTOCOL', `Data-In past the expected length (offset ${d.bufferOffset} + ${d.data.length})`));
+      return;
+    }
+    p.buf.set(d.data, d.bufferOffset);
+    p.received = Math.max(p.received, d.bufferOffset + d.data.length);
+    if (d.hasStatus) {
+      this.pending.delete(d.itt);
+      p.resolve({ status: d.status, data: p.buf.subarray(0, p.received), rawSense: new Uint8Array(0), residual: d.residual, overflow: d.overflow, underflow: d.underflow });
+    }
+  }
+
+  private onResponse(pdu: RawPdu): void {
+    const r = decodeScsiResponse(pdu);
+    const p = this.pending.get(r.itt);
+    if (!p) return;
+    this.pending.delete(r.itt);
+    const data = p.buf ? p.buf.subarray(0, p.received) : new Uint8Array(0);
+    p.resolve({ status: r.status, data, rawSense: r.sense, sense: r.sense.length ? decodeSense(r.sense) : undefined, residual: r.residual, overflow: r.overflow, underflow: r.underflow });
+  }
+
+  private onR2t(pdu: RawPdu): void {
+    const r = decodeR2t(pdu);
+    const p = this.pending.get(r.itt);
+    if (!p || !p.dataOut) return;
+    this.sendDataOut(p, r.ttt, r.bufferOffset, r.desiredLength);
+  }
+
+  /** Send [offset, offset+length) as Data-Out PDUs of at most the target's MaxRecvDataSegmentLength. */
+  private sendDataOut(p: Pending, ttt: number, offset: number, length: number): void {
+    const data = p.dataOut!;
+    const end = Math.min(offset + length, data.length);
+    const mrdsl = this.params.peerMaxRecvDataSegmentLength;
+    let dataSN = 0;
+    this.socket.cork();
+    for (let off = offset; off < end; off += mrdsl) {
+      const n = Math.min(mrdsl, end - off);
+      const pieces = pduPieces(
+        encodeDataOut({ final: off + n >= end, lun: p.lun, itt: p.itt, ttt, expStatSN: this.expStatSN, dataSN: dataSN++, bufferOffset: off, data: data.subarray(off, off + n) }),
+        this.params.headerDigest,
+        this.params.dataDigest,
+      );
+      for (const piece of pieces) this.socket.write(piece);
+    }
+    this.socket.uncork();
+  }
+
+  // ---- commands ----
+
+  /** Run one SCSI command. Throws ScsiCommandError on non-GOOD status unless allowCheckCondition. */
+  async command(lun: number, cdb: Uint8Array, opts: CommandOptions = {}): Promise<CommandResult> {
+    await this.waitWindow();
+    const itt = this.allocItt();
+    const dataOut = opts.dataOut;
+    const inLength = opts.into ? opts.into.length : opts.inLength ?? 0;
+    const edtl = dataOut ? dataOut.length : inLength;
+    const p: Pending = { itt, lun, received: 0, dataOut, resolve: () => {}, reject: () => {} };
+    if (!dataOut && inLength > 0) p.buf = opts.into ?? Buffer.allocUnsafe(inLength);
+    const done = new Promise<CommandResult>((resolve, reject) => {
+      p.resolve = resolve;
+      p.reject = reject;
+    });
+    this.pending.set(itt, p);
+    const cmdSN = this.cmdSN;
+    this.cmdSN = serialAdd(this.cmdSN, 1);
+    let immediate: Uint8Array = new Uint8Array(0);
+    let unsolicitedEnd = 0;
+    if (dataOut && dataOut.length > 0) {
+      const first = Math.min(this.params.firstBurstLength, dataOut.length);
+      if (this.params.immediateData) immediate = dataOut.subarray(0, Math.min(first, this.params.peerMaxRecvDataSegmentLength));
+      unsolicitedEnd = this.params.initialR2T ? immediate.length : first;
+    }
+    this.write(
+      encodeScsiCommand({
+        immediate: false,
+        final: !dataOut || unsolicitedEnd <= immediate.length,
+        read: !dataOut && inLength > 0,
+        write: !!dataOut && dataOut.length > 0,
+        attr: opts.attr ?? 1,
+        lun,
+        itt,
+        edtl,
+        cmdSN,
+        expStatSN: this.expStatSN,
+        cdb,
+        data: immediate,
+      }),
+    );
+    if (dataOut && unsolicitedEnd > immediate.length) this.sendDataOut(p, 0xffffffff, immediate.length, unsolicitedEnd - immediate.length);
+    const res = await done;
+    if (res.status !== ScsiStatus.GOOD && res.status !== ScsiStatus.CONDITION_MET && !opts.allowCheckCondition) {
+      throw new ScsiCommandError(res.status, res.rawSense);
+    }
+    return res;
+  }
+
+  /** A control request (NOP, Text, TMF, Logout) and its response, matched by ITT. */
+  private async request(build: (itt: number, cmdSN: number) => RawPdu, immediate: boolean): Promise<RawPdu> {
+    if (!immediate) await this.waitWindow();
+    if (this.closedError) throw this.closedError;
+    const itt = this.allocItt();
+    const cmdSN = this.cmdSN;
+    if (!immediate) this.cmdSN = serialAdd(this.cmdSN, 1);
+    const res = new Promise<RawPdu>((resolve) => this.control.set(itt, resolve));
+    this.write(build(itt, cmdSN));
+    return res;
+  }
+
+  async nop(data: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
+    const res = await this.request((itt, cmdSN) => encodeNop(Opcode.NOP_OUT, { immediate: true, lun: 0, itt, ttt: 0xffffffff, sn: cmdSN, expSN: this.expStatSN, maxCmdSN: 0, data }), true);
+    if (opcodeOf(res.bhs) !== Opcode.NOP_IN) throw new IscsiError('ERR_ISCSI_PROTOCOL', 'NOP-Out not answered with NOP-In');
+    return decodeNop(res).data;
+  }
+
+  /** SendTargets (RFC 7143 Appendix C): [{name, addresses}]. */
+  async sendTargets(value = 'All'): Promise<Array<{ name: string; addresses: string[] }>> {
+    let data = Buffer.alloc(0);
+    let ttt = 0xffffffff;
+    let first = true;
+    for (;;) {
+      const payload = first ? encodeKeyValues([['SendTargets', value]]) : Buffer.alloc(0);
+      const t = ttt;
+      const res = await this.request((itt, cmdSN) => encodeText(Opcode.TEXT_REQUEST, { final: true, cont: false, immediate: true, itt, ttt: t, sn: cmdSN, expSN: this.expStatSN, maxCmdSN: 0, data: payload }), true);
+      if (opcodeOf(res.bhs) !== Opcode.TEXT_RESPONSE) throw new IscsiError('ERR_ISCSI_PROTOCOL', 'SendTargets was rejected');
+      const txt = decodeText(res);
+      data = Buffer.concat([data, txt.data]);
+      first = false;
+      if (!txt.cont) break;
+      ttt = txt.ttt;
+    }
+    const out: Array<{ name: string; addresses: string[] }> = [];
+    for (const [k, v] of decodeKeyValues(data)) {
+      if (k === 'TargetName') out.push({ name: v, addresses: [] });
+      else if (k === 'TargetAddress' && out.length) out[out.length - 1].addresses.push(v);
+    }
+    return out;
+  }
+
+  /** Task management (RFC 7143 11.5); returns the response code (0 = function complete). */
+  async taskManagement(func: number, lun: number, referencedTaskTag = 0xffffffff): Promise<number> {
+    const res = await this.request(
+      (itt, cmdSN) => encodeTmfRequest({ immediate: true, func, lun, itt, referencedTaskTag, cmdSN, expStatSN: this.expStatSN, refCmdSN: cmdSN, expDataSN: 0 }),
+      true,
+    );
+    return decodeTmfResponse(res).response;
+  }
+
+  lunReset(lun: number): Promise<number> {
+    return this.taskManagement(TmfFunction.LOGICAL_UNIT_RESET, lun);
+  }
+
+  /** The ITT the next command will use (for ABORT TASK tests). */
+  peekNextItt(): number {
+    return this.nextItt;
+  }
+
+  async logout(): Promise<void> {
+    if (this.closedError) return;
+    try {
+      const res = await Promise.race([
+        this.request((itt, cmdSN) => encodeLogoutRequest({ immediate: true, reason: 0, itt, cid: 0, cmdSN, expStatSN: this.expStatSN }), true),
+        new Promise<never>((_, rej) => setTimeout(() => rej(new Error('logout timeout')), 5000).unref()),
+      ]);
+      decodeLogoutResponse(res);
+    } catch {
+      // the session is going away either way
+    }
+    this.close();
+  }
+
+  close(): void {
+    this.fail(new IscsiError('ERR_ISCSI_CLOSED', 'session closed'));
+    this.socket?.destroy();
+  }
+
+  private fail(err: Error): void {
+    if (this.closedError) return;
+    this.closedError = err;
+    this.closedReject?.(err);
+    this.loginWaiter = undefined;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const w of this.windowWaiters) w();
+    this.windowWaiters = [];
+    this.socket?.destroy();
+  }
+}
+
+function loginStatusText(cls: number, detail: number): string {
+  const t: Record<string, string> = {
+    '2/1': ' (authentication failure)',
+    '2/2': ' (authorization failure: initiator not allowed)',
+    '2/3': ' (target not found)',
+    '2/7': ' (missing parameter)',
+    '3/2': ' (target out of resources)',
+  };
+  return t[`${cls}/${detail}`] ?? '';
+}

@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { parseSize, parseHostPort } from '../util/units.ts';
+import { UsageError } from '../util/errors.ts';
+
+// The storage node's configuration: what `ferry target` flags and `--config FILE` (JSON) say.
+
+const userSecret = z.union([
+  z.string().regex(/^[^:]+:.{12,}$/, 'CHAP is USER:SECRET with a secret of at least 12 characters'),
+  z.object({ user: z.string().min(1), secret: z.string().min(12, 'CHAP secrets need at least 12 characters (RFC 7143 12.1.3)') }),
+]);
+
+const diskSpec = z.union([z.string().min(1), z.object({ path: z.string().min(1), size: z.union([z.string(), z.number()]).optional() })]);
+
+export const TargetConfigSchema = z
+  .object({
+    listen: z.string().default('127.0.0.1:3260'),
+    iqn: z.string().default('iqn.2026-11.dev.ferry:store'),
+    blockSize: z.union([z.literal(512), z.literal(4096)]).default(512),
+    disks: z.array(diskSpec).default([]),
+    chap: userSecret.optional(),
+    mutualChap: userSecret.optional(),
+    allowedInitiators: z.array(z.string()).optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+export type TargetConfigInput = z.input<typeof TargetConfigSchema>;
+
+export interface DiskConfig {
+  path: string;
+  sizeBytes?: number;
+}
+
+export interface TargetConfig {
+  listen: { host: string; port: number };
+  iqn: string;
+  blockSize: 512 | 4096;
+  disks: DiskConfig[];
+  chap?: { user: string; secret: string };
+  mutualChap?: { user: string; secret: string };
+  allowedInitiators?: string[];
+  logLevel: string;
+}
+
+/** "./disk0.img:64M" → {path, sizeBytes}; a path alone opens an existing file. */
+export function parseDiskSpec(spec: string | { path: string; size?: string | number }): DiskConfig {
+  if (typeof spec !== 'string') {
+    return { path: spec.path, sizeBytes: spec.size === undefined ? undefined : typeof spec.size === 'number' ? spec.size : parseSize(spec.size, `size of ${spec.path}`) };
+  }
+  const m = /^(.*):(\d+(?:\.\d+)?[kKmMgGtT]?(?:i?[bB])?)$/.exec(spec);
+  if (!m) return { path: spec };
+  return { path: m[1], sizeBytes: parseSize(m[2], `size of ${m[1]}`) };
+}
+
+function splitSecret(v: string | { user: string; secret: string } | undefined): { user: string; secret: string } | undefined {
+  if (v === undefined || typeof v !== 'string') return v;
+  const i = v.indexOf(':');
+  return { user: v.slice(0, i), secret: v.slice(i + 1) };
+}
+
+/** Validate raw config; errors name the field and say what to fix. */
+export function resolveTargetConfig(raw: unknown, source = 'config'): TargetConfig {
+  const r = TargetConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const msg = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new UsageError(`${source}: ${msg}`);
+  }
+  const c = r.data;
+  const disks = c.disks.map(parseDiskSpec);
+  for (const d of disks) {
+    if (d.sizeBytes !== undefined && d.sizeBytes % c.blockSize !== 0) {
+      throw new UsageError(`${source}: size of ${d.path} (${d.sizeBytes} bytes) is not a multiple of the ${c.blockSize}-byte block size`);
+    }
+  }
+  return {
+    listen: parseHostPort(c.listen, 3260, 'listen address'),
+    iqn: c.iqn,
+    blockSize: c.blockSize,
+    disks,
+    chap: splitSecret(c.chap),
+    mutualChap: splitSecret(c.mutualChap),
+    allowedInitiators: c.allowedInitiators,
+    logLevel: c.logLevel,
+  };
+}

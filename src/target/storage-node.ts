@@ -1,0 +1,62 @@
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { FileDevice } from '../block/file-device.ts';
+import { DiskLu } from '../scsi/disk-lu.ts';
+import { luIdentity } from '../scsi/identity.ts';
+import type { LogicalUnit } from '../scsi/task.ts';
+import { Target } from './target.ts';
+import { TargetServer } from './server.ts';
+import type { TargetConfig } from './config.ts';
+import { UsageError } from '../util/errors.ts';
+
+/** A running storage node: one portal, one target, its LUNs. */
+export interface StorageNode {
+  readonly server: TargetServer;
+  readonly target: Target;
+  readonly address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+/** A disk LU over a (sparse) image file, with an identity stable across restarts. */
+export async function openDiskLu(iqn: string, path: string, blockSize: number, sizeBytes?: number): Promise<DiskLu> {
+  const abs = resolve(path);
+  if (sizeBytes === undefined) {
+    const dev = await FileDevice.open(abs, { blockSize }).catch((e: Error) => {
+      throw new UsageError(`${e.message} (give a size, e.g. ${path}:64M, to create it)`);
+    });
+    if (dev.blockCount === 0) throw new UsageError(`${path} is empty: give a size, e.g. ${path}:64M`);
+    return new DiskLu(dev, { identity: luIdentity(`${iqn}|${abs}`) });
+  }
+  const dev = await FileDevice.open(abs, { blockSize, sizeBytes });
+  return new DiskLu(dev, { identity: luIdentity(`${iqn}|${abs}`) });
+}
+
+export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<StorageNode> {
+  const target = new Target({ name: cfg.iqn, chap: cfg.chap, mutualChap: cfg.mutualChap, allowedInitiators: cfg.allowedInitiators });
+  const opened: LogicalUnit[] = [];
+  try {
+    for (const d of cfg.disks) {
+      const lu = await openDiskLu(cfg.iqn, d.path, cfg.blockSize, d.sizeBytes);
+      opened.push(lu);
+      target.addLun(target.nextFreeLun(), lu);
+    }
+  } catch (e) {
+    await Promise.all(opened.map((lu) => lu.close()));
+    throw e;
+  }
+  const server = new TargetServer({ targets: [target], log });
+  const address = await server.listen(cfg.listen.host, cfg.listen.port).catch(async (e: NodeJS.ErrnoException) => {
+    await Promise.all(opened.map((lu) => lu.close()));
+    throw new UsageError(`cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${e.code ?? e.message}`);
+  });
+  return {
+    server,
+    target,
+    address,
+    async close() {
+      await server.close();
+      // LU close flushes the backing files (SYNCHRONIZE CACHE semantics on shutdown).
+      await Promise.all([...target.luns.values()].map((lu) => lu.close()));
+    },
+  };
+}
