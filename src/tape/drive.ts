@@ -156,9 +156,9 @@ export class TapeDrive {
    * WRITE(6): `data` is one record (variable) or whole blocks (fixed). Writing anywhere but
    * end of data truncates what follows. SSC-3 4.2.5 early warning, 4.2.6 end of medium.
    */
-  async write(data: Uint8Array): Promise<WriteOutcome> {
+  async write(data: Uint8Array, fixedLength = this.blockLength): Promise<WriteOutcome> {
     const c = this.checkWritable();
-    const L = this.blockLength;
+    const L = fixedLength;
     if (L > 0 && data.length % L !== 0) throw new DriveError('bad-length', `data is not a whole number of ${L}-byte blocks`);
     if (data.length === 0) return { earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
     await c.truncate(this.position);

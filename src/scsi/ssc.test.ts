@@ -1,0 +1,327 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TapeDriveLu } from './ssc.ts';
+import { Cartridge } from '../tape/cartridge.ts';
+import { runCdb, nexusFor, type RunResult } from './tape-test-util.ts';
+import { SenseKey } from './sense.ts';
+import { ScsiStatus } from './task.ts';
+import * as T from './tape-cdb.ts';
+
+const GOOD = ScsiStatus.GOOD;
+const u8 = (b: Uint8Array | undefined): Uint8Array => new Uint8Array(b ?? []);
+const CC = ScsiStatus.CHECK_CONDITION;
+
+function rec(i: number, len: number): Uint8Array {
+  const b = new Uint8Array(len);
+  for (let j = 0; j < len; j++) b[j] = (i * 13 + j) & 0xff;
+  return b;
+}
+
+function expectSense(r: RunResult, key: number, asc: number, ascq: number, extra: { fm?: boolean; eom?: boolean; ili?: boolean; info?: number } = {}): void {
+  assert.equal(r.status, CC, `expected CHECK CONDITION, got ${r.status}`);
+  const d = r.decoded!;
+  assert.deepEqual([d.key, d.asc, d.ascq], [key, asc, ascq], `sense ${d.key}/${d.asc.toString(16)}/${d.ascq.toString(16)}`);
+  if (extra.fm !== undefined) assert.equal(d.filemark, extra.fm, 'FILEMARK');
+  if (extra.eom !== undefined) assert.equal(d.eom, extra.eom, 'EOM');
+  if (extra.ili !== undefined) assert.equal(d.ili, extra.ili, 'ILI');
+  if (extra.info !== undefined) assert.equal(d.info, extra.info >>> 0, 'INFORMATION');
+}
+
+async function setup(capacityBytes = 1 << 20, earlyWarningBytes?: number): Promise<{ lu: TapeDriveLu; cart: Cartridge; done: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-ssc-'));
+  const cart = await Cartridge.create(join(dir, 't.cart'), { barcode: 'FER001L8', capacityBytes, earlyWarningBytes });
+  const lu = new TapeDriveLu({ identitySeed: `test:${dir}` });
+  // Clear the power-on unit attention for the default nexus.
+  await runCdb(lu, T.buildTestUnitReady());
+  await lu.insert(cart);
+  await runCdb(lu, T.buildTestUnitReady()); // 28/00
+  return { lu, cart, done: async () => { await lu.close(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+async function position(lu: TapeDriveLu): Promise<{ id: number; bop: boolean; eop: boolean }> {
+  const r = await runCdb(lu, T.buildReadPosition());
+  assert.equal(r.status, GOOD);
+  const d = r.dataIn!;
+  return { id: new DataView(d.buffer, d.byteOffset).getUint32(4), bop: !!(d[0] & 0x80), eop: !!(d[0] & 0x40) };
+}
+
+test('no medium, then a load: NOT READY 3A/00, UNIT ATTENTION 28/00, then ready; INQUIRY says tape, removable', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-ssc-'));
+  const lu = new TapeDriveLu({ identitySeed: 'x' });
+  try {
+    expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
+    expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
+    expectSense(await runCdb(lu, T.buildRead6(10)), SenseKey.NOT_READY, 0x3a, 0x00);
+    const inq = await runCdb(lu, T.buildInquiry());
+    assert.equal(inq.dataIn![0] & 0x1f, 0x01);
+    assert.equal(inq.dataIn![1] & 0x80, 0x80);
+    const rs = await runCdb(lu, T.buildRequestSense());
+    assert.equal(rs.status, GOOD);
+    assert.deepEqual([rs.dataIn![2] & 0x0f, rs.dataIn![12]], [SenseKey.NOT_READY, 0x3a]);
+    await lu.insert(await Cartridge.create(join(dir, 'a.cart'), { barcode: 'A', capacityBytes: 1 << 16 }));
+    expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x28, 0x00);
+    assert.equal((await runCdb(lu, T.buildTestUnitReady())).status, GOOD);
+  } finally {
+    await lu.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('variable records: exact read, ILI both ways with signed residue, SILI, filemark and end of data', async () => {
+  const { lu, done } = await setup();
+  try {
+    for (const [i, len] of [[0, 100], [1, 200]]) assert.equal((await runCdb(lu, T.buildWrite6(len), { dataOut: rec(i, len) })).status, GOOD);
+    assert.equal((await runCdb(lu, T.buildWriteFilemarks6(1))).status, GOOD);
+    assert.equal((await runCdb(lu, T.buildWrite6(50), { dataOut: rec(2, 50) })).status, GOOD);
+    assert.equal((await runCdb(lu, T.buildWriteFilemarks6(1))).status, GOOD);
+    assert.equal((await runCdb(lu, T.buildRewind())).status, GOOD);
+    assert.deepEqual(await position(lu), { id: 0, bop: true, eop: false });
+
+    let r = await runCdb(lu, T.buildRead6(100));
+    assert.equal(r.status, GOOD);
+    assert.deepEqual(u8(r.dataIn), rec(0, 100));
+    // Larger request than the record: ILI, INFO = requested − actual = 100.
+    r = await runCdb(lu, T.buildRead6(300));
+    expectSense(r, SenseKey.NO_SENSE, 0, 0, { ili: true, info: 100 });
+    assert.deepEqual(u8(r.dataIn), rec(1, 200));
+    assert.equal(r.transferLength, 300);
+    // Filemark: NO SENSE, FM, 00/01, INFO = requested length; position after the mark.
+    r = await runCdb(lu, T.buildRead6(64));
+    expectSense(r, SenseKey.NO_SENSE, 0x00, 0x01, { fm: true, info: 64 });
+    assert.equal((await position(lu)).id, 3);
+    // Smaller request than the record: ILI with a negative residue; the first 10 bytes come back.
+    r = await runCdb(lu, T.buildRead6(10));
+    expectSense(r, SenseKey.NO_SENSE, 0, 0, { ili: true, info: -40 });
+    assert.deepEqual(u8(r.dataIn), rec(2, 50).slice(0, 10));
+    expectSense(await runCdb(lu, T.buildRead6(10)), SenseKey.NO_SENSE, 0x00, 0x01, { fm: true });
+    expectSense(await runCdb(lu, T.buildRead6(10)), SenseKey.BLANK_CHECK, 0x00, 0x05, { info: 10 });
+    // SILI suppresses the underlength ILI.
+    await runCdb(lu, T.buildLocate10(1));
+    r = await runCdb(lu, T.buildRead6(500, { sili: true }));
+    assert.equal(r.status, GOOD);
+    assert.equal(r.dataIn!.length, 200);
+  } finally {
+    await done();
+  }
+});
+
+test('fixed blocks: MODE SELECT block length, FIXED+SILI and FIXED with length 0 rejected, filemark residue in blocks', async () => {
+  const { lu, done } = await setup();
+  try {
+    expectSense(await runCdb(lu, T.buildWrite6(1, { fixed: true }), { dataOut: rec(0, 512) }), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    const sel = T.modeSelectBlockDescriptor(512);
+    assert.equal((await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel })).status, GOOD);
+    const ms = await runCdb(lu, T.buildModeSense6(0x10));
+    assert.equal(ms.dataIn![3], 8);
+    assert.equal((ms.dataIn![9] << 16) | (ms.dataIn![10] << 8) | ms.dataIn![11], 512);
+    assert.equal(ms.dataIn![4], 0x5e, 'density code of the loaded medium');
+    const data = new Uint8Array(2048).map((_, i) => i & 0xff);
+    assert.equal((await runCdb(lu, T.buildWrite6(4, { fixed: true }), { dataOut: data })).status, GOOD);
+    await runCdb(lu, T.buildWriteFilemarks6(1));
+    await runCdb(lu, T.buildWrite6(1, { fixed: true }), { dataOut: data.subarray(0, 512) });
+    await runCdb(lu, T.buildRewind());
+    expectSense(await runCdb(lu, T.buildRead6(1, { fixed: true, sili: true })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    const r = await runCdb(lu, T.buildRead6(8, { fixed: true }));
+    expectSense(r, SenseKey.NO_SENSE, 0x00, 0x01, { fm: true, info: 4 });
+    assert.deepEqual(u8(r.dataIn), data);
+    assert.equal((await position(lu)).id, 5);
+    // A 512-byte block read with a 1024-byte fixed length: ILI, INFO = blocks not read.
+    const sel2 = T.modeSelectBlockDescriptor(1024);
+    await runCdb(lu, T.buildModeSelect6(sel2.length), { dataOut: sel2 });
+    expectSense(await runCdb(lu, T.buildRead6(3, { fixed: true })), SenseKey.NO_SENSE, 0, 0, { ili: true, info: 3 });
+  } finally {
+    await done();
+  }
+});
+
+test('SPACE forward and backward over blocks and filemarks; BOP and EOD; LOCATE and READ POSITION forms', async () => {
+  const { lu, done } = await setup();
+  try {
+    // Layout: r0 r1 FM r3 r4 FM r6 FM   (object ids 0..7), EOD at 8.
+    const layout = ['r', 'r', 'F', 'r', 'r', 'F', 'r', 'F'];
+    for (let i = 0; i < layout.length; i++) {
+      if (layout[i] === 'F') await runCdb(lu, T.buildWriteFilemarks6(1));
+      else await runCdb(lu, T.buildWrite6(32), { dataOut: rec(i, 32) });
+    }
+    assert.equal((await position(lu)).id, 8);
+    // Back over one filemark: lands on its BOP side (before it).
+    assert.equal((await runCdb(lu, T.buildSpace6(T.SpaceCode.FILEMARKS, -1))).status, GOOD);
+    assert.equal((await position(lu)).id, 7);
+    assert.equal((await runCdb(lu, T.buildSpace6(T.SpaceCode.FILEMARKS, -2))).status, GOOD);
+    assert.equal((await position(lu)).id, 2);
+    // Blocks backward hit BOP: EOM 00/04 with the residue.
+    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, -5)), SenseKey.NO_SENSE, 0x00, 0x04, { eom: true, info: -3 });
+    assert.deepEqual(await position(lu), { id: 0, bop: true, eop: false });
+    // Blocks forward over a filemark: FM, INFO = residue, position after the mark.
+    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, 4)), SenseKey.NO_SENSE, 0x00, 0x01, { fm: true, info: 2 });
+    assert.equal((await position(lu)).id, 3);
+    // Blocks backward over a filemark: stops on its BOP side.
+    await runCdb(lu, T.buildLocate10(4));
+    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, -3)), SenseKey.NO_SENSE, 0x00, 0x01, { fm: true, info: -2 });
+    assert.equal((await position(lu)).id, 2);
+    // Filemarks forward past the last one: BLANK CHECK, EOD.
+    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.FILEMARKS, 5)), SenseKey.BLANK_CHECK, 0x00, 0x05, { info: 2 });
+    assert.equal((await position(lu)).id, 8);
+    await runCdb(lu, T.buildRewind());
+    assert.equal((await runCdb(lu, T.buildSpace6(T.SpaceCode.END_OF_DATA, 0))).status, GOOD);
+    assert.equal((await position(lu)).id, 8);
+    assert.equal((await runCdb(lu, T.buildSpace16(T.SpaceCode.BLOCKS, -1))).status, ScsiStatus.CHECK_CONDITION); // filemark right behind
+    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.SEQUENTIAL_FILEMARKS, 1)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    // LOCATE to a block id written earlier, then read it.
+    assert.equal((await runCdb(lu, T.buildLocate10(4))).status, GOOD);
+    const r = await runCdb(lu, T.buildRead6(32));
+    assert.deepEqual(u8(r.dataIn), rec(4, 32));
+    expectSense(await runCdb(lu, T.buildLocate10(9)), SenseKey.BLANK_CHECK, 0x00, 0x05);
+    assert.equal((await position(lu)).id, 8);
+    assert.equal((await runCdb(lu, T.buildLocate16(2, { destType: T.LocateDest.FILE }))).status, GOOD);
+    assert.equal((await position(lu)).id, 6);
+    // Long form: object number and file number.
+    const lf = await runCdb(lu, T.buildReadPosition(T.ReadPositionForm.LONG));
+    const dv = new DataView(lf.dataIn!.buffer, lf.dataIn!.byteOffset);
+    assert.equal(lf.dataIn!.length, 32);
+    assert.equal(Number(dv.getBigUint64(8)), 6);
+    assert.equal(Number(dv.getBigUint64(16)), 2);
+    const ext = await runCdb(lu, T.buildReadPosition(T.ReadPositionForm.EXTENDED, 32));
+    const dx = new DataView(ext.dataIn!.buffer, ext.dataIn!.byteOffset);
+    assert.equal(dx.getUint16(2), 0x1c);
+    assert.equal(Number(dx.getBigUint64(8)), 6);
+    expectSense(await runCdb(lu, T.buildReadPosition(0x05)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+  } finally {
+    await done();
+  }
+});
+
+test('writing in the middle truncates; ERASE at the position makes the end of data', async () => {
+  const { lu, done } = await setup();
+  try {
+    for (let i = 0; i < 5; i++) await runCdb(lu, T.buildWrite6(16), { dataOut: rec(i, 16) });
+    await runCdb(lu, T.buildLocate10(2));
+    await runCdb(lu, T.buildWrite6(8), { dataOut: rec(9, 8) });
+    await runCdb(lu, T.buildSpace6(T.SpaceCode.END_OF_DATA, 0));
+    assert.equal((await position(lu)).id, 3);
+    await runCdb(lu, T.buildLocate10(1));
+    assert.equal((await runCdb(lu, T.buildErase6({ long: true }))).status, GOOD);
+    await runCdb(lu, T.buildRewind());
+    assert.equal((await runCdb(lu, T.buildRead6(16))).status, GOOD);
+    expectSense(await runCdb(lu, T.buildRead6(16)), SenseKey.BLANK_CHECK, 0x00, 0x05);
+  } finally {
+    await done();
+  }
+});
+
+test('early warning then end of medium while writing; READ POSITION reports EOP', async () => {
+  const { lu, done } = await setup(64 * 1024, 16 * 1024);
+  try {
+    const block = new Uint8Array(8192).fill(7);
+    let warned = -1;
+    let overflowAt = -1;
+    for (let i = 0; i < 10; i++) {
+      const r = await runCdb(lu, T.buildWrite6(block.length), { dataOut: block });
+      if (r.status === GOOD) continue;
+      if (r.decoded!.key === SenseKey.NO_SENSE) {
+        expectSense(r, SenseKey.NO_SENSE, 0x00, 0x02, { eom: true, info: 0 });
+        if (warned < 0) warned = i;
+      } else {
+        expectSense(r, SenseKey.VOLUME_OVERFLOW, 0x00, 0x02, { eom: true, info: 8192 });
+        overflowAt = i;
+        break;
+      }
+    }
+    // 6 × 8 KiB = 48 KiB reaches the early-warning point (64 − 16 KiB); the 7th write is past it.
+    assert.equal(warned, 6);
+    assert.equal(overflowAt, 8);
+    assert.equal((await position(lu)).eop, true);
+    // Filemarks still fit and also report early warning.
+    expectSense(await runCdb(lu, T.buildWriteFilemarks6(1)), SenseKey.NO_SENSE, 0x00, 0x02, { eom: true });
+    const cap = await runCdb(lu, T.buildLogSense(0x31));
+    assert.equal(cap.status, GOOD);
+    assert.equal(cap.dataIn![0], 0x31);
+  } finally {
+    await done();
+  }
+});
+
+test('write-protected medium: DATA PROTECT 27/00 and WP in the mode header; reads still work', async () => {
+  const { lu, cart, done } = await setup();
+  try {
+    await runCdb(lu, T.buildWrite6(4), { dataOut: rec(0, 4) });
+    await cart.updateLabel({ writeProtected: true });
+    await runCdb(lu, T.buildRewind());
+    expectSense(await runCdb(lu, T.buildWrite6(4), { dataOut: rec(1, 4) }), SenseKey.DATA_PROTECT, 0x27, 0x00);
+    expectSense(await runCdb(lu, T.buildWriteFilemarks6(1)), SenseKey.DATA_PROTECT, 0x27, 0x00);
+    expectSense(await runCdb(lu, T.buildErase6()), SenseKey.DATA_PROTECT, 0x27, 0x00);
+    assert.equal((await runCdb(lu, T.buildWriteFilemarks6(0))).status, GOOD, 'WRITE FILEMARKS 0 only flushes');
+    const ms = await runCdb(lu, T.buildModeSense6(0x3f));
+    assert.equal(ms.dataIn![2] & 0x80, 0x80);
+    assert.equal((await runCdb(lu, T.buildRead6(4))).status, GOOD);
+  } finally {
+    await done();
+  }
+});
+
+test('LOAD UNLOAD, PREVENT ALLOW, READ BLOCK LIMITS, REPORT DENSITY SUPPORT, READ ATTRIBUTE, LOG SENSE', async () => {
+  const { lu, done } = await setup();
+  try {
+    const bl = await runCdb(lu, T.buildReadBlockLimits());
+    assert.equal(bl.dataIn!.length, 6);
+    assert.equal((bl.dataIn![1] << 16) | (bl.dataIn![2] << 8) | bl.dataIn![3], 8 << 20);
+    assert.equal((bl.dataIn![4] << 8) | bl.dataIn![5], 1);
+    const rd = await runCdb(lu, T.buildReportDensitySupport({ medium: true }));
+    assert.equal(rd.dataIn![4], 0x5e);
+    assert.equal(rd.dataIn!.length, 56);
+    const ra = await runCdb(lu, T.buildReadAttribute(0x00, 0x0806));
+    assert.equal(ra.status, GOOD);
+    const ad = ra.dataIn!;
+    assert.equal((ad[4] << 8) | ad[5], 0x0806);
+    assert.equal(new TextDecoder().decode(ad.subarray(9, 9 + 8)), 'FER001L8');
+    const loadCount = await runCdb(lu, T.buildReadAttribute(0x00, 0x0003));
+    assert.equal(loadCount.dataIn![4 + 5 + 7], 1, 'load count 1 after the first load');
+    const list = await runCdb(lu, T.buildReadAttribute(0x01));
+    assert.ok(list.dataIn!.length >= 4 + 2 * 5);
+    const pages = await runCdb(lu, T.buildLogSense(0x00));
+    assert.deepEqual([...pages.dataIn!.subarray(4)], [0x00, 0x02, 0x03, 0x31]);
+    assert.equal((await runCdb(lu, T.buildLogSense(0x02))).status, GOOD);
+    expectSense(await runCdb(lu, T.buildLogSense(0x17)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+
+    assert.equal((await runCdb(lu, T.buildPreventAllow(true))).status, GOOD);
+    expectSense(await runCdb(lu, T.buildLoadUnload(false)), SenseKey.ILLEGAL_REQUEST, 0x53, 0x02);
+    await runCdb(lu, T.buildPreventAllow(false));
+    assert.equal((await runCdb(lu, T.buildLoadUnload(false))).status, GOOD);
+    expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
+    expectSense(await runCdb(lu, T.buildReadAttribute(0)), SenseKey.NOT_READY, 0x3a, 0x00);
+    assert.equal((await runCdb(lu, T.buildLoadUnload(true))).status, GOOD);
+    assert.equal((await runCdb(lu, T.buildTestUnitReady())).status, GOOD);
+    // Another nexus sees the medium change as a unit attention after a changer insert.
+    const other = nexusFor('iqn.2026-01.test:other');
+    expectSense(await runCdb(lu, T.buildTestUnitReady(), { nexus: other }), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
+    assert.equal((await runCdb(lu, T.buildTestUnitReady(), { nexus: other })).status, GOOD);
+  } finally {
+    await done();
+  }
+});
+
+test('malformed CDBs get ILLEGAL REQUEST, never a crash', async () => {
+  const { lu, done } = await setup();
+  try {
+    expectSense(await runCdb(lu, Uint8Array.of(0x08, 0, 0)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    expectSense(await runCdb(lu, Uint8Array.of(0xc7, 0, 0, 0, 0, 0)), SenseKey.ILLEGAL_REQUEST, 0x20, 0x00);
+    expectSense(await runCdb(lu, T.buildLocate10(0, { partition: 1 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    expectSense(await runCdb(lu, T.buildLocate16(0, { destType: 2 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    expectSense(await runCdb(lu, T.buildWrite6(100), { dataOut: new Uint8Array(10) }), SenseKey.ABORTED_COMMAND, 0x4b, 0x00);
+    expectSense(await runCdb(lu, T.buildRead6(0xffffff)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    // Random CDBs of every opcode: always a well-formed status.
+    for (let op = 0; op < 256; op++) {
+      const c = new Uint8Array(op < 0x20 ? 6 : op < 0x60 ? 10 : op < 0xa0 ? 16 : 12).map(() => Math.floor(Math.random() * 256));
+      c[0] = op;
+      if (op === T.SscOpcode.WRITE_6 || op === T.SscOpcode.ERASE_6 || op === T.SscOpcode.WRITE_FILEMARKS_6) continue;
+      const r = await runCdb(lu, c, { dataOut: new Uint8Array(64) });
+      assert.ok(r.status === GOOD || r.status === CC, `opcode ${op.toString(16)} → status ${r.status}`);
+      if (r.status === CC) assert.notEqual(r.decoded!.key, SenseKey.HARDWARE_ERROR, `opcode ${op.toString(16)} hit an internal error`);
+    }
+  } finally {
+    await done();
+  }
+});

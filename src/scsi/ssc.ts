@@ -1,0 +1,573 @@
+import { SenseError, SenseKey, Asc, type SenseOptions } from './sense.ts';
+import { ScsiStatus, type LogicalUnit, type Nexus, type ResetKind, type ScsiResult, type ScsiTask } from './task.ts';
+import { runCommand, checkCondition, type CommandEntry, type CommandTable } from './command-table.ts';
+import { SpcState, spcCommands, spcGate, modeSense, modeSelect, VersionDescriptor, type SpcLu } from './spc.ts';
+import { makePage } from './mode-pages.ts';
+import { luIdentity } from './identity.ts';
+import { decodeModeSelect6, decodeModeSelect10, decodeModeSense6, decodeModeSense10, trimToAllocation, type ModeSelectCdb } from './cdb.ts';
+import { ByteWriter } from '../util/byte-writer.ts';
+import {
+  SscOpcode,
+  SpaceCode,
+  ReadPositionForm,
+  LocateDest,
+  decodeReadWrite6,
+  decodeWriteFilemarks6,
+  decodeSpace6,
+  decodeSpace16,
+  decodeLocate10,
+  decodeLocate16,
+  decodeReadPosition,
+  decodeLoadUnload,
+  decodeErase6,
+  decodeReportDensitySupport,
+  decodeLogSense,
+  decodeReadAttribute,
+  decodePreventAllowTape,
+} from './tape-cdb.ts';
+import { TapeDrive, DriveError, type ReadOutcome, type SpaceOutcome, type WriteOutcome } from '../tape/drive.ts';
+import { Cartridge, DEFAULT_DENSITY_CODE } from '../tape/cartridge.ts';
+
+/**
+ * SSC-3 sequential-access (tape drive) logical unit over a TapeDrive. Commands run strictly
+ * one after another (a tape has one position). SPC commands come from spc.ts.
+ */
+
+/** Largest READ/WRITE(6) transfer we accept in one command. */
+const MAX_TRANSFER_BYTES = 64 << 20;
+const invalidCdb = (field: number, bit?: number): SenseError => new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field, bit } });
+
+export interface TapeDriveLuOptions {
+  /** Seed for the LU's NAA designator and serial (stable across restarts). */
+  identitySeed: string;
+  /** Serial reported in READ ELEMENT STATUS DVCID and VPD 80h (default: derived). */
+  product?: string;
+}
+
+/** Called when a cartridge must leave the drive (the changer takes it back). */
+export type EjectHook = (cart: Cartridge) => Promise<void> | void;
+
+export class TapeDriveLu implements LogicalUnit, SpcLu {
+  readonly deviceType = 0x01;
+  readonly spc: SpcState;
+  readonly drive = new TapeDrive();
+  /** A cartridge in the drive, threaded (drive.cartridge set) or ejected by UNLOAD. */
+  present: Cartridge | null = null;
+  /** I_T nexus keys that issued PREVENT MEDIUM REMOVAL. */
+  readonly preventers = new Set<string>();
+  readonly stats = { bytesWritten: 0, bytesRead: 0, writeCommands: 0, readCommands: 0 };
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: TapeDriveLuOptions) {
+    this.spc = new SpcState({
+      identity: luIdentity(opts.identitySeed, { product: opts.product ?? 'VIRTUAL-TAPE' }),
+      deviceType: 0x01,
+      removable: true,
+      versionDescriptors: [VersionDescriptor.SSC_3],
+    });
+    this.spc.table = SSC_TABLE;
+    this.spc.modeHeader = () => this.modeHeader();
+    for (const p of tapeModePages()) this.spc.modePages.add(p);
+  }
+
+  /** Serial number (VPD 80h), also the DVCID the changer reports. */
+  get serial(): string {
+    return this.spc.identity.serial;
+  }
+
+  execute(task: ScsiTask): Promise<ScsiResult> {
+    const run = this.queue.then(() => runCommand(SSC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t) }));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  reset(kind: ResetKind, _from: Nexus): void {
+    this.spc.reset(kind);
+    this.preventers.clear();
+  }
+
+  nexusLost(nexus: Nexus): void {
+    this.spc.nexusLost(nexus);
+    this.preventers.delete(nexus.key);
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    await this.drive.unload();
+    await this.present?.close();
+    this.present = null;
+  }
+
+  get mediumRemovalPrevented(): boolean {
+    return this.preventers.size > 0;
+  }
+
+  /** Insert and thread a cartridge (changer MOVE MEDIUM or stand-alone start). */
+  async insert(cart: Cartridge, opts: { fromNexus?: string } = {}): Promise<void> {
+    await this.serialize(async () => {
+      if (this.present) throw new Error('drive already holds a cartridge');
+      this.present = cart;
+      await this.drive.load(cart);
+      // SSC-3 4.2.? / SPC-4: a medium change is a unit attention for every other nexus.
+      this.spc.ua.addAll(Asc.NOT_READY_TO_READY_CHANGE_MEDIUM_MAY_HAVE_CHANGED, opts.fromNexus);
+    });
+  }
+
+  /** Take the cartridge out (changer MOVE MEDIUM from this drive). */
+  async remove(): Promise<Cartridge | null> {
+    return this.serialize(async () => {
+      await this.drive.unload();
+      const c = this.present;
+      this.present = null;
+      return c;
+    });
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** NOT READY reasons (TEST UNIT READY, REQUEST SENSE, media-access commands). */
+  notReady(): SenseError | undefined {
+    if (!this.drive.loaded) return new SenseError(SenseKey.NOT_READY, Asc.MEDIUM_NOT_PRESENT);
+    return undefined;
+  }
+
+  ready(): TapeDrive {
+    const e = this.notReady();
+    if (e) throw e;
+    return this.drive;
+  }
+
+  private modeHeader(): { deviceSpecific: number; blockDescriptor: { blockCount: number; blockSize: number } } {
+    const c = this.drive.cartridge;
+    const wp = c?.label.writeProtected ? 0x80 : 0;
+    // SSC-3 8.3.3: device-specific byte WP b7, BUFFERED MODE b6:4 = 1; block descriptor
+    // byte 0 DENSITY CODE (carried in the top byte of the 4-byte "block count"), 5–7 BLOCK LENGTH.
+    const density = c ? c.label.densityCode : 0;
+    return { deviceSpecific: wp | 0x10, blockDescriptor: { blockCount: density * 0x1000000, blockSize: this.drive.blockLength } };
+  }
+}
+
+// ---- sense helpers --------------------------------------------------------------------------
+
+function withData(err: SenseError, dataIn: Uint8Array | undefined, transferLength: number): ScsiResult {
+  return { ...checkCondition(err), dataIn, transferLength };
+}
+
+function mapDriveError(e: unknown): never {
+  if (e instanceof DriveError) {
+    if (e.kind === 'no-medium') throw new SenseError(SenseKey.NOT_READY, Asc.MEDIUM_NOT_PRESENT);
+    if (e.kind === 'write-protected') throw new SenseError(SenseKey.DATA_PROTECT, Asc.WRITE_PROTECTED);
+    if (e.kind === 'bad-length') throw invalidCdb(2);
+  }
+  throw e;
+}
+
+function writeStatus(out: WriteOutcome, lengthAsked: number): ScsiResult | undefined {
+  // SSC-3 4.2.5: past early warning every write completes and reports EOM, NO SENSE 00/02.
+  if (out.overflow) {
+    return { ...checkCondition(new SenseError(SenseKey.VOLUME_OVERFLOW, Asc.END_OF_PARTITION_MEDIUM_DETECTED, { eom: true, info: out.residue })), transferLength: lengthAsked };
+  }
+  if (out.earlyWarning) {
+    return { ...checkCondition(new SenseError(SenseKey.NO_SENSE, Asc.END_OF_PARTITION_MEDIUM_DETECTED, { eom: true, info: out.residue })), transferLength: lengthAsked };
+  }
+  return undefined;
+}
+
+function spaceStatus(out: SpaceOutcome, sign: number, drive: TapeDrive): void {
+  if (!out.stop) return;
+  const info = sign * out.residue;
+  const o: SenseOptions = { info };
+  if (out.stop === 'filemark') throw new SenseError(SenseKey.NO_SENSE, Asc.FILEMARK_DETECTED, { ...o, filemark: true });
+  if (out.stop === 'bop') throw new SenseError(SenseKey.NO_SENSE, Asc.BEGINNING_OF_PARTITION_MEDIUM_DETECTED, { ...o, eom: true });
+  if (out.stop === 'eod') throw new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, { ...o, eom: drive.beyondEarlyWarning });
+}
+
+// ---- handlers ---------------------------------------------------------------------------------
+
+/** READ(6) SSC-3 6.4: FIXED with SILI is invalid; a filemark, EOD or wrong length ends the transfer. */
+async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
+  const c = decodeReadWrite6(task.cdb);
+  const drive = lu.ready();
+  if (c.fixed && c.sili) throw invalidCdb(1, 1);
+  if (c.fixed && drive.blockLength === 0) throw invalidCdb(1, 0);
+  const bytes = c.fixed ? c.length * drive.blockLength : c.length;
+  if (bytes > (c.fixed ? MAX_TRANSFER_BYTES : drive.maxRecordBytes)) throw invalidCdb(2);
+  if (c.length === 0) return { status: ScsiStatus.GOOD, transferLength: 0 };
+  const buf = Buffer.allocUnsafe(bytes);
+  let out: ReadOutcome;
+  try {
+    out = c.fixed ? await drive.readFixed(buf, c.length) : await drive.readVariable(buf);
+  } catch (e) {
+    mapDriveError(e);
+  }
+  lu.stats.readCommands++;
+  lu.stats.bytesRead += out.bytes;
+  const data = buf.subarray(0, out.bytes);
+  if (!out.stop) return { status: ScsiStatus.GOOD, dataIn: data, transferLength: bytes };
+  if (out.stop === 'filemark') {
+    return withData(new SenseError(SenseKey.NO_SENSE, Asc.FILEMARK_DETECTED, { filemark: true, info: out.residue }), data, bytes);
+  }
+  if (out.stop === 'eod') {
+    return withData(new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, { info: out.residue, eom: drive.beyondEarlyWarning }), data, bytes);
+  }
+  // Incorrect length. Variable mode with SILI: an underlength record is not an error. SSC-3 6.4
+  if (!c.fixed && c.sili && out.residue > 0) return { status: ScsiStatus.GOOD, dataIn: data, transferLength: bytes };
+  return withData(new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE, { ili: true, info: out.residue }), data, bytes);
+}
+
+/** WRITE(6) SSC-3 6.9. */
+async function write6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult | undefined> {
+  const c = decodeReadWrite6(task.cdb);
+  const drive = lu.ready();
+  if (c.fixed && drive.blockLength === 0) throw invalidCdb(1, 0);
+  const L = c.fixed ? drive.blockLength : 0;
+  const bytes = c.fixed ? c.length * L : c.length;
+  if (bytes > (c.fixed ? MAX_TRANSFER_BYTES : drive.maxRecordBytes)) throw invalidCdb(2);
+  if (c.length === 0) return undefined;
+  if (task.dataOut.length < bytes) throw new SenseError(SenseKey.ABORTED_COMMAND, Asc.DATA_PHASE_ERROR);
+  let out: WriteOutcome;
+  try {
+    out = await drive.write(task.dataOut.subarray(0, bytes), L);
+  } catch (e) {
+    mapDriveError(e);
+  }
+  lu.stats.writeCommands++;
+  lu.stats.bytesWritten += bytes - (out.overflow ? (L ? out.residue * L : out.residue) : 0);
+  return writeStatus(out, bytes);
+}
+
+async function writeFilemarks6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult | undefined> {
+  const c = decodeWriteFilemarks6(task.cdb);
+  const drive = lu.ready();
+  if (c.wsmk) throw invalidCdb(1, 1);
+  let out: WriteOutcome;
+  try {
+    out = await drive.writeFilemarks(c.count);
+  } catch (e) {
+    mapDriveError(e);
+  }
+  return c.count > 0 ? writeStatus(out, 0) : undefined;
+}
+
+function space(code: number, count: number, lu: TapeDriveLu): void {
+  const drive = lu.ready();
+  if (code === SpaceCode.END_OF_DATA) return drive.spaceToEod();
+  if (code !== SpaceCode.BLOCKS && code !== SpaceCode.FILEMARKS) throw invalidCdb(1, 3);
+  if (count === 0) return;
+  const out = code === SpaceCode.BLOCKS ? drive.spaceBlocks(count) : drive.spaceFilemarks(count);
+  spaceStatus(out, Math.sign(count), drive);
+}
+
+function locate(c: { cp: boolean; id: number; partition: number; destType: number }, lu: TapeDriveLu, partitionField: number): void {
+  const drive = lu.ready();
+  if (c.cp && c.partition !== 0) throw invalidCdb(partitionField); // one partition only
+  let out: SpaceOutcome;
+  if (c.destType === LocateDest.OBJECT) out = drive.locate(c.id);
+  else if (c.destType === LocateDest.FILE) out = drive.locateFile(c.id);
+  else if (c.destType === LocateDest.EOD) {
+    drive.spaceToEod();
+    return;
+  } else throw invalidCdb(1, 5);
+  // SSC-3 6.?: LOCATE past end of data stops there with BLANK CHECK, EOD detected.
+  if (out.stop) throw new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, { eom: drive.beyondEarlyWarning });
+}
+
+/** READ POSITION SSC-3 7.? : short (20 bytes), long (32) and extended (32) forms. */
+function readPosition(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
+  const c = decodeReadPosition(task.cdb);
+  const drive = lu.ready();
+  const cart = drive.medium();
+  const pos = drive.position;
+  const bop = pos === 0 ? 0x80 : 0;
+  const eop = drive.beyondEarlyWarning ? 0x40 : 0;
+  switch (c.form) {
+    case ReadPositionForm.SHORT:
+    case ReadPositionForm.SHORT_VENDOR: {
+      // byte 0: BOP b7, EOP b6, LOCU b5, BYCU b4, LOLU b2, PERR b1, BPEW b0; 1 partition;
+      // 4–7 first and 8–11 last logical object location; 13–15 objects, 16–19 bytes in buffer.
+      const w = new ByteWriter(20);
+      const perr = pos > 0xffffffff ? 0x02 : 0;
+      w.setU8(0, bop | eop | perr | (eop ? 0x01 : 0));
+      w.setU32(4, Math.min(pos, 0xffffffff));
+      w.setU32(8, Math.min(pos, 0xffffffff));
+      return w.buf;
+    }
+    case ReadPositionForm.LONG: {
+      // byte 0: BOP b7, EOP b6, MPU b3, LONU b2, BPEW b0; 4–7 partition; 8–15 logical object
+      // number; 16–23 logical file identifier; 24–31 logical set identifier.
+      const w = new ByteWriter(32);
+      w.setU8(0, bop | eop | (eop ? 0x01 : 0));
+      w.setU64(8, pos);
+      w.setU64(16, cart.fileNumberAt(pos));
+      return w.buf;
+    }
+    case ReadPositionForm.EXTENDED: {
+      // byte 0 as short form; 1 partition; 2–3 ADDITIONAL LENGTH 1Ch; 5–7 objects in buffer;
+      // 8–15 first and 16–23 last logical object location; 24–31 bytes in buffer.
+      const w = new ByteWriter(32);
+      w.setU8(0, bop | eop | (eop ? 0x01 : 0));
+      w.setU16(2, 0x1c);
+      w.setU64(8, pos);
+      w.setU64(16, pos);
+      return c.allocationLength ? trimToAllocation(w.buf, c.allocationLength) : w.buf;
+    }
+    default:
+      throw invalidCdb(1, 4);
+  }
+}
+
+/** READ BLOCK LIMITS SSC-3 7.?: granularity, max and min block length; MLOI form gives the max object id. */
+function readBlockLimits(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
+  if (task.cdb[1] & 1) {
+    const w = new ByteWriter(20);
+    w.setU16(2, 16); // MLOI: additional length
+    w.setU64(12, 0xffffffff);
+    return w.buf;
+  }
+  const w = new ByteWriter(6);
+  w.setU24(1, lu.drive.maxRecordBytes);
+  w.setU16(4, 1);
+  return w.buf;
+}
+
+async function loadUnload(task: ScsiTask, lu: TapeDriveLu): Promise<void> {
+  const c = decodeLoadUnload(task.cdb);
+  if (c.eot && c.load) throw invalidCdb(4, 2); // SSC-3: EOT with LOAD is invalid
+  const drive = lu.drive;
+  if (c.load) {
+    if (!lu.present) throw new SenseError(SenseKey.NOT_READY, Asc.MEDIUM_NOT_PRESENT);
+    if (drive.loaded) drive.rewind();
+    else await drive.load(lu.present);
+    return;
+  }
+  if (!drive.loaded) {
+    if (!lu.present) throw new SenseError(SenseKey.NOT_READY, Asc.MEDIUM_NOT_PRESENT);
+    return;
+  }
+  if (lu.mediumRemovalPrevented && !c.hold) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.MEDIUM_REMOVAL_PREVENTED);
+  if (c.hold) {
+    drive.rewind();
+    return;
+  }
+  await drive.unload(); // ejected: stays `present` until the changer moves it
+}
+
+async function erase6(task: ScsiTask, lu: TapeDriveLu): Promise<void> {
+  decodeErase6(task.cdb);
+  const drive = lu.ready();
+  try {
+    await drive.erase();
+  } catch (e) {
+    mapDriveError(e);
+  }
+}
+
+function preventAllow(task: ScsiTask, lu: TapeDriveLu): void {
+  const c = decodePreventAllowTape(task.cdb);
+  if (c.prevent > 1) throw invalidCdb(4, 1);
+  if (c.prevent) lu.preventers.add(task.nexus.key);
+  else lu.preventers.delete(task.nexus.key);
+}
+
+/** REPORT DENSITY SUPPORT SSC-3 6.?: one 52-byte descriptor (our single density). */
+function reportDensitySupport(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
+  const c = decodeReportDensitySupport(task.cdb);
+  if (c.mediaType) throw invalidCdb(1, 1);
+  const cart = c.medium ? lu.ready().medium() : lu.drive.cartridge;
+  const w = new ByteWriter(4 + 52);
+  w.setU16(0, 52 + 2);
+  const d = 4;
+  const density = cart?.label.densityCode ?? DEFAULT_DENSITY_CODE;
+  w.setU8(d, density);
+  w.setU8(d + 1, density);
+  // WRTOK b7, DUP b6, DEFLT b5; 3–4 descriptor length; 5–7 bits per mm; 8–9 width; 10–11 tracks; 12–15 capacity (MB).
+  w.setU8(d + 2, (cart?.label.writeProtected ? 0 : 0x80) | 0x20);
+  w.setU16(d + 3, 52);
+  w.setU16(d + 8, 127); // media width, tenths of mm (½ inch)
+  w.setU16(d + 10, 1);
+  w.setU32(d + 12, cart ? Math.floor(cart.label.capacityBytes / 1_000_000) : 0);
+  const ascii = (at: number, s: string, n: number): void => {
+    for (let i = 0; i < n; i++) w.setU8(d + at + i, i < s.length ? s.charCodeAt(i) : 0x20);
+  };
+  ascii(16, 'FERRY', 8);
+  ascii(24, 'FERRYCRT', 8);
+  ascii(32, 'Ferry cartridge file', 20);
+  return trimToAllocation(w.buf, c.allocationLength);
+}
+
+/** LOG SENSE SPC-4 6.6: supported pages, write/read error counters (02h/03h), tape capacity (31h). */
+function logSense(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
+  const c = decodeLogSense(task.cdb);
+  if (c.sp) throw invalidCdb(1, 0);
+  if (c.subpage !== 0) throw invalidCdb(3);
+  const params: Array<[number, number, number]> = []; // [code, byte length, value]
+  const body: number[] = [];
+  switch (c.page) {
+    case 0x00:
+      body.push(0x00, 0x02, 0x03, 0x31);
+      break;
+    case 0x02:
+    case 0x03: {
+      // SPC-4 7.3.? error counter pages: 0000h–0004h errors (all zero), 0005h total bytes processed, 0006h uncorrected.
+      const bytes = c.page === 0x02 ? lu.stats.bytesWritten : lu.stats.bytesRead;
+      for (let code = 0; code <= 6; code++) params.push([code, 8, code === 5 ? bytes : 0]);
+      break;
+    }
+    case 0x31: {
+      // SSC-3 8.2.? tape capacity, in MiB: 1 main partition remaining, 2 alternate remaining, 3 main maximum, 4 alternate maximum.
+      const cart = lu.drive.cartridge;
+      const mib = (n: number): number => Math.floor(n / (1 << 20));
+      params.push([1, 4, cart ? mib(cart.label.capacityBytes - cart.usedBytes) : 0], [2, 4, 0], [3, 4, cart ? mib(cart.label.capacityBytes) : 0], [4, 4, 0]);
+      break;
+    }
+    default:
+      throw invalidCdb(2, 5);
+  }
+  let data: Uint8Array;
+  if (params.length) {
+    const len = params.reduce((n, p) => n + 4 + p[1], 0);
+    const w = new ByteWriter(4 + len);
+    w.pos = 4;
+    for (const [code, n, v] of params) {
+      if (code < c.parameterPointer) continue;
+      w.u16(code).u8(0x03).u8(n); // control: format/linking 11b (binary list)
+      if (n === 8) w.u64(v);
+      else w.u32(v);
+    }
+    data = w.buf.subarray(0, w.pos);
+  } else {
+    data = new Uint8Array(4 + body.length);
+    data.set(body, 4);
+  }
+  data[0] = c.page;
+  data[2] = (data.length - 4) >> 8;
+  data[3] = (data.length - 4) & 0xff;
+  return trimToAllocation(data, c.allocationLength);
+}
+
+/** MAM attributes (SPC-4 7.4): [id, read-only, format (0 binary, 1 ASCII), bytes]. */
+function mamAttributes(cart: Cartridge): Array<[number, boolean, number, Uint8Array]> {
+  const u64 = (v: number): Uint8Array => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt(v));
+    return b;
+  };
+  const ascii = (s: string, n: number): Uint8Array => {
+    const b = new Uint8Array(n).fill(0x20);
+    for (let i = 0; i < Math.min(n, s.length); i++) b[i] = s.charCodeAt(i) & 0x7f;
+    return b;
+  };
+  const mib = (n: number): number => Math.floor(n / (1 << 20));
+  const l = cart.label;
+  return [
+    [0x0000, true, 0, u64(mib(l.capacityBytes - cart.usedBytes))], // REMAINING CAPACITY IN PARTITION
+    [0x0001, true, 0, u64(mib(l.capacityBytes))], // MAXIMUM CAPACITY IN PARTITION
+    [0x0003, true, 0, u64(l.loadCount)], // LOAD COUNT
+    [0x0400, true, 1, ascii('FERRY', 8)], // MEDIUM MANUFACTURER
+    [0x0401, true, 1, ascii(l.mediumSerial, 32)], // MEDIUM SERIAL NUMBER
+    [0x0408, true, 0, Uint8Array.of(0)], // MEDIUM TYPE: data
+    [0x0806, false, 1, ascii(l.barcode, 32)], // BARCODE
+  ];
+}
+
+/** READ ATTRIBUTE SPC-4 6.16: ATTRIBUTE VALUES (00h) and ATTRIBUTE LIST (01h). */
+function readAttribute(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
+  const c = decodeReadAttribute(task.cdb);
+  const cart = lu.ready().medium();
+  if (c.volume !== 0) throw invalidCdb(5);
+  if (c.partition !== 0) throw invalidCdb(7);
+  const attrs = mamAttributes(cart).filter(([id]) => id >= c.firstAttribute);
+  let body: Uint8Array;
+  if (c.serviceAction === 0x00) {
+    const len = attrs.reduce((n, a) => n + 5 + a[3].length, 0);
+    const w = new ByteWriter(len);
+    for (const [id, ro, fmt, v] of attrs) w.u16(id).u8((ro ? 0x80 : 0) | fmt).u16(v.length).bytes(v);
+    body = w.buf;
+  } else if (c.serviceAction === 0x01) {
+    const w = new ByteWriter(attrs.length * 2);
+    for (const [id] of attrs) w.u16(id);
+    body = w.buf;
+  } else if (c.serviceAction === 0x02 || c.serviceAction === 0x03) {
+    // VOLUME LIST / PARTITION LIST: first 0, count 1. SPC-4 7.4.?
+    body = Uint8Array.of(0, 1);
+    const out = new Uint8Array(2 + body.length);
+    out[1] = body.length;
+    out.set(body, 2);
+    return trimToAllocation(out, c.allocationLength);
+  } else throw invalidCdb(1, 4);
+  const out = new Uint8Array(4 + body.length);
+  new DataView(out.buffer).setUint32(0, body.length);
+  out.set(body, 4);
+  return trimToAllocation(out, c.allocationLength);
+}
+
+/** MODE SELECT: the block descriptor sets density and block length (SSC-3 8.3.3), pages go to spc. */
+function tapeModeSelect(c: ModeSelectCdb, task: ScsiTask, lu: TapeDriveLu): void {
+  const data = task.dataOut.subarray(0, c.parameterListLength);
+  const hlen = c.size === 6 ? 4 : 8;
+  if (c.parameterListLength > 0 && data.length >= hlen) {
+    const bdLen = c.size === 6 ? data[3] : (data[6] << 8) | data[7];
+    if (bdLen !== 0 && bdLen !== 8) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: c.size === 6 ? 3 : 7 } });
+    if (bdLen === 8) {
+      if (hlen + 8 > data.length) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+      const L = (data[hlen + 5] << 16) | (data[hlen + 6] << 8) | data[hlen + 7];
+      if (L > lu.drive.maxRecordBytes) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: hlen + 5 } });
+      const density = data[hlen];
+      const current = lu.drive.cartridge?.label.densityCode ?? DEFAULT_DENSITY_CODE;
+      if (density !== 0 && density !== 0x7f && density !== current) {
+        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: hlen } });
+      }
+      // Validate pages before changing the block length.
+      modeSelect(c, task, lu.spc);
+      lu.drive.blockLength = L;
+      return;
+    }
+  }
+  modeSelect(c, task, lu.spc);
+}
+
+/** Mode pages of a tape drive: data compression 0Fh, device configuration 10h, medium partition 11h. SSC-3 8.3 */
+function tapeModePages(): ReturnType<typeof makePage>[] {
+  return [
+    // 0Fh: DCE b7/DCC b6 (byte 2), DDE b7 (byte 3), algorithms 4–7/8–11. We do not compress; DCE is accepted.
+    makePage(0x0f, [0x40, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    // 10h: byte 8 RSMK/AVC/SOCF/ROBO/REW = 0; byte 10 EOD DEFINED 000b, EEG b4, SEW b3 (early warning reported).
+    makePage(0x10, [0, 0, 0, 0, 0, 0, 0, 0, 0x18, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    // 11h: one partition (max additional 0, defined 0), FDP/SDP/IDP 0, PSUM 11b, units MiB; one size descriptor.
+    makePage(0x11, [0, 0, 0x18, 0x03, 0x0a, 0, 0xff, 0xff], [0, 0, 0, 0, 0, 0, 0, 0]),
+  ];
+}
+
+function entry(name: string, cdbLength: number, handler: CommandEntry<TapeDriveLu>['handler'], pr?: 'allowed' | 'read' | 'write'): CommandEntry<TapeDriveLu> {
+  return { name, cdbLength, handler, pr };
+}
+
+const O = SscOpcode;
+/** The SSC command table: SPC entries spread in, then the stream commands. */
+export const SSC_TABLE: CommandTable<TapeDriveLu> = new Map<number, CommandEntry<TapeDriveLu>>([
+  ...spcCommands<TapeDriveLu>((lu) => lu.notReady()),
+  [O.MODE_SELECT_6, entry('MODE SELECT(6)', 6, (t, lu) => tapeModeSelect(decodeModeSelect6(t.cdb), t, lu))],
+  [O.MODE_SELECT_10, entry('MODE SELECT(10)', 10, (t, lu) => tapeModeSelect(decodeModeSelect10(t.cdb), t, lu))],
+  [O.MODE_SENSE_6, entry('MODE SENSE(6)', 6, (t, lu) => modeSense(decodeModeSense6(t.cdb), lu.spc), 'read')],
+  [O.MODE_SENSE_10, entry('MODE SENSE(10)', 10, (t, lu) => modeSense(decodeModeSense10(t.cdb), lu.spc), 'read')],
+  [O.REWIND, entry('REWIND', 6, (_t, lu) => void lu.ready().rewind(), 'read')],
+  [O.READ_BLOCK_LIMITS, entry('READ BLOCK LIMITS', 6, readBlockLimits, 'allowed')],
+  [O.READ_6, entry('READ(6)', 6, read6, 'read')],
+  [O.WRITE_6, entry('WRITE(6)', 6, write6)],
+  [O.WRITE_FILEMARKS_6, entry('WRITE FILEMARKS(6)', 6, writeFilemarks6)],
+  [O.SPACE_6, entry('SPACE(6)', 6, (t, lu) => { const c = decodeSpace6(t.cdb); space(c.code, c.count, lu); }, 'read')],
+  [O.SPACE_16, entry('SPACE(16)', 16, (t, lu) => { const c = decodeSpace16(t.cdb); space(c.code, c.count, lu); }, 'read')],
+  [O.ERASE_6, entry('ERASE(6)', 6, erase6)],
+  [O.LOAD_UNLOAD, entry('LOAD UNLOAD', 6, loadUnload, 'read')],
+  [O.PREVENT_ALLOW_MEDIUM_REMOVAL, entry('PREVENT ALLOW MEDIUM REMOVAL', 6, preventAllow, 'read')],
+  [O.LOCATE_10, entry('LOCATE(10)', 10, (t, lu) => locate(decodeLocate10(t.cdb), lu, 8), 'read')],
+  [O.LOCATE_16, entry('LOCATE(16)', 16, (t, lu) => locate(decodeLocate16(t.cdb), lu, 3), 'read')],
+  [O.READ_POSITION, entry('READ POSITION', 10, readPosition, 'read')],
+  [O.REPORT_DENSITY_SUPPORT, entry('REPORT DENSITY SUPPORT', 10, reportDensitySupport, 'allowed')],
+  [O.LOG_SENSE, entry('LOG SENSE', 10, logSense, 'allowed')],
+  [O.READ_ATTRIBUTE, entry('READ ATTRIBUTE', 16, readAttribute, 'read')],
+]);
