@@ -1,0 +1,379 @@
+import { SenseError, SenseKey, Asc, encodeFixedSense } from '../scsi/sense.ts';
+import type { CommandEntry, HandlerResult } from '../scsi/command-table.ts';
+import { ScsiStatus, type Nexus, type ScsiTask } from '../scsi/task.ts';
+import { ByteWriter } from '../util/byte-writer.ts';
+import {
+  CscdId,
+  DEFAULT_LIMITS,
+  ListIdUsage,
+  SUPPORTED_CSCD_TYPES,
+  SUPPORTED_SEGMENT_TYPES,
+  decodeXcopyParameterList,
+  type Segment,
+  type XcopyLimits,
+  type XcopyParameterList,
+} from './descriptors.ts';
+import { BufferPool, executePlan, type CopyProgress } from './engine.ts';
+import { copyAborted, makeEndpoint, planCopy, type Endpoint } from './plan.ts';
+import { CopyTargetResolver } from './resolver.ts';
+import type { RemoteCopyTargets } from './copy-target.ts';
+
+/**
+ * The copy manager inside every Ferry LU (and the standalone mover's LU 0): EXTENDED COPY
+ * (LID1) and RECEIVE COPY RESULTS, with held status per I_T nexus and list identifier.
+ * SPC-4 6.3, 6.17 / SPC-5 5.17, 6.5, 6.21–6.25.
+ */
+
+export const Opcode = { EXTENDED_COPY: 0x83, RECEIVE_COPY_RESULTS: 0x84 } as const;
+export const RcrServiceAction = { COPY_STATUS: 0x00, RECEIVE_DATA: 0x01, OPERATING_PARAMETERS: 0x03, FAILED_SEGMENT_DETAILS: 0x04 } as const;
+
+/** SPC-4 6.18.2 COPY MANAGER STATUS. */
+const CopyStatus = { IN_PROGRESS: 0x00, GOOD: 0x01, ERROR: 0x02 } as const;
+
+export interface CopyManagerOptions {
+  limits?: XcopyLimits;
+  /** LUs reachable through the mover's own portals (standalone `ferry mover`). */
+  remote?: RemoteCopyTargets;
+  /** Bytes per read/write on block devices. */
+  chunkBytes?: number;
+  readsInFlight?: number;
+  /** Share one pool between the copy managers of a target. */
+  pool?: BufferPool;
+  /** Completed results kept per nexus before the oldest are dropped. */
+  maxHeldPerNexus?: number;
+}
+
+interface CopyOperation {
+  nexusKey: string;
+  listId: number;
+  tracked: boolean;
+  state: 'running' | 'done' | 'failed';
+  progress: CopyProgress;
+  /** Fixed-format sense of the failure (FAILED SEGMENT DETAILS). */
+  sense?: Uint8Array;
+  controller: AbortController;
+}
+
+export class CopyManager {
+  readonly limits: XcopyLimits;
+  private readonly resolver: CopyTargetResolver;
+  private readonly pool: BufferPool;
+  private readonly readsInFlight: number;
+  private readonly maxHeldPerNexus: number;
+  /** Held status, key = nexus key + list id. Insertion order = age. */
+  private readonly held = new Map<string, CopyOperation>();
+  /** Every running copy, tracked or not (for resets and the concurrency limit). */
+  private readonly running = new Set<CopyOperation>();
+
+  constructor(opts: CopyManagerOptions = {}) {
+    this.limits = opts.limits ?? DEFAULT_LIMITS;
+    this.resolver = new CopyTargetResolver(opts.remote);
+    this.pool = opts.pool ?? new BufferPool(opts.chunkBytes ?? 1024 * 1024, 16);
+    this.readsInFlight = opts.readsInFlight ?? 4;
+    this.maxHeldPerNexus = opts.maxHeldPerNexus ?? 64;
+  }
+
+  /** 83h/00h EXTENDED COPY(LID1). Resolves when the copy is done (GOOD) or throws COPY ABORTED. */
+  async extendedCopy(task: ScsiTask): Promise<HandlerResult> {
+    const cdb = task.cdb;
+    const pll = new DataView(cdb.buffer, cdb.byteOffset, cdb.byteLength).getUint32(10);
+    if (pll === 0) return; // SPC-4 6.3.1: not an error
+    if (task.dataOut.length < pll) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+    const list = decodeXcopyParameterList(task.dataOut.subarray(0, pll), this.limits);
+
+    const tracked = list.header.listIdUsage !== ListIdUsage.UNTRACKED;
+    const key = `${task.nexus.key}\u0000${list.header.listId}`;
+    if (tracked && this.held.get(key)?.state === 'running') {
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.OPERATION_IN_PROGRESS);
+    }
+    if (this.running.size >= this.limits.maxConcurrentCopies) return { status: ScsiStatus.BUSY }; // SAM-5 5.3.1
+    const op: CopyOperation = {
+      nexusKey: task.nexus.key,
+      listId: list.header.listId,
+      tracked,
+      state: 'running',
+      progress: { segmentsProcessed: 0, bytesWritten: 0 },
+      controller: new AbortController(),
+    };
+    if (tracked) {
+      this.held.delete(key); // a completed list with the same id is replaced
+      this.held.set(key, op);
+      this.trimHeld(task.nexus.key);
+    }
+    this.running.add(op);
+    const onAbort = () => op.controller.abort(task.signal.reason);
+    if (task.signal.aborted) onAbort();
+    else task.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const endpoints = await this.resolveAll(list, task);
+      const steps = planCopy(list, { endpoint: (id) => endpoints.get(id)!, limits: this.limits });
+      await executePlan(steps, op.progress, op.controller.signal, {
+        chunkBytes: this.pool.size,
+        readsInFlight: this.readsInFlight,
+        pool: this.pool,
+      });
+      op.state = 'done';
+    } catch (err) {
+      op.state = 'failed';
+      const e =
+        err instanceof SenseError
+          ? err
+          : op.controller.signal.aborted
+            ? new SenseError(SenseKey.ABORTED_COMMAND, Asc.NO_ADDITIONAL_SENSE)
+            : null;
+      if (!e) throw err; // a bug: runCommand logs it and answers 04/44/00
+      op.sense = encodeFixedSense(e);
+      throw e;
+    } finally {
+      this.running.delete(op);
+      task.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Resolve every CSCD the segments name, in segment order, before any I/O. Unknown index or
+   * designator → COPY ABORTED, UNREACHABLE COPY TARGET (SPC-5 6.4.6.1).
+   */
+  private async resolveAll(list: XcopyParameterList, task: ScsiTask): Promise<Map<number, Endpoint>> {
+    const out = new Map<number, Endpoint>();
+    for (const seg of list.segments) {
+      for (const [id, field] of referencedIds(seg)) {
+        if (out.has(id)) continue;
+        const unreachable = (offset: number, sd: boolean) =>
+          copyAborted({ asc: Asc.UNREACHABLE_COPY_TARGET, segment: seg.index, field: { sd, offset } });
+        if (id === CscdId.NULL_BLOCK || id === CscdId.NULL_STREAM) {
+          out.set(id, { kind: 'null', pad: false, cscdOffset: seg.offset + field });
+          continue;
+        }
+        if (id === CscdId.OWN_LU) {
+          const t = this.resolver.own(task);
+          if (!t) throw unreachable(field, true);
+          out.set(id, makeEndpoint(t, undefined, seg.index));
+          continue;
+        }
+        const cscd = id <= CscdId.MAX_INDEX ? list.cscds[id] : undefined;
+        if (!cscd) throw unreachable(field, true);
+        let t;
+        try {
+          t = await this.resolver.resolve(cscd, task);
+        } catch {
+          throw copyAborted({ asc: Asc.COPY_TARGET_DEVICE_NOT_REACHABLE, segment: seg.index, field: { sd: false, offset: cscd.offset } });
+        }
+        if (!t) throw unreachable(cscd.offset, false);
+        out.set(id, makeEndpoint(t, cscd, seg.index));
+      }
+    }
+    return out;
+  }
+
+  /** 84h RECEIVE COPY RESULTS (LID1): SA 00h, 01h, 03h, 04h. */
+  receiveCopyResults(task: ScsiTask): HandlerResult {
+    const cdb = task.cdb;
+    const sa = cdb[1] & 0x1f;
+    const listId = cdb[2];
+    const alloc = new DataView(cdb.buffer, cdb.byteOffset, cdb.byteLength).getUint32(10);
+    let data: Uint8Array;
+    if (sa === RcrServiceAction.OPERATING_PARAMETERS) {
+      data = operatingParameters(this.limits);
+    } else {
+      const key = `${task.nexus.key}\u0000${listId}`;
+      const op = this.held.get(key);
+      if (!op) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field: 2 } });
+      if (sa === RcrServiceAction.COPY_STATUS) {
+        data = copyStatus(op);
+        // SPC-4 6.18.2: status of a finished copy is reported once; failures stay for 04h.
+        if (op.state === 'done' && alloc >= 12) this.held.delete(key);
+      } else if (sa === RcrServiceAction.RECEIVE_DATA) {
+        data = new Uint8Array(4); // no held-data segments (0Bh–0Fh): AVAILABLE DATA 0
+        if (op.state === 'done') this.held.delete(key);
+      } else {
+        data = failedSegmentDetails(op);
+        if (op.state !== 'running' && alloc >= data.length) this.held.delete(key);
+      }
+    }
+    return data.subarray(0, Math.min(alloc, data.length));
+  }
+
+  /** LOGICAL UNIT RESET / TARGET RESET: stop every copy, forget held results. */
+  reset(): void {
+    for (const op of this.running) op.controller.abort(new Error('LU reset'));
+    this.held.clear();
+  }
+
+  /** The I_T nexus is gone: stop its copies, drop its held results. */
+  nexusLost(nexus: Nexus): void {
+    for (const op of this.running) if (op.nexusKey === nexus.key) op.controller.abort(new Error('I_T nexus lost'));
+    for (const [k, op] of this.held) if (op.nexusKey === nexus.key) this.held.delete(k);
+  }
+
+  /** Running copies (for tests and the management API). */
+  get activeCopies(): number {
+    return this.running.size;
+  }
+
+  private trimHeld(nexusKey: string): void {
+    let n = 0;
+    for (const op of this.held.values()) if (op.nexusKey === nexusKey) n++;
+    for (const [k, op] of this.held) {
+      if (n <= this.maxHeldPerNexus) break;
+      if (op.nexusKey === nexusKey && op.state !== 'running') {
+        this.held.delete(k);
+        n--;
+      }
+    }
+  }
+}
+
+/** Which CSCD IDs a segment uses, with the field offset inside the segment. */
+function referencedIds(seg: Segment): Array<[number, number]> {
+  switch (seg.type) {
+    case 0x00:
+    case 0x01:
+    case 0x02:
+      return [
+        [seg.source, 4],
+        [seg.destination, 6],
+      ];
+    case 0x06:
+    case 0x07:
+      return [[seg.source, 4]];
+    default:
+      return [[seg.destination, 6]];
+  }
+}
+
+/**
+ * SPC-4 6.18.2 COPY STATUS (12 bytes): 0–3 AVAILABLE DATA (8); 4 b7 HDD, b6:0 status;
+ * 5–6 SEGMENTS PROCESSED; 7 TRANSFER COUNT UNITS; 8–11 TRANSFER COUNT.
+ */
+function copyStatus(op: CopyOperation): Uint8Array {
+  const w = new ByteWriter(12);
+  w.setU32(0, 8);
+  w.setU8(4, op.state === 'running' ? CopyStatus.IN_PROGRESS : op.state === 'done' ? CopyStatus.GOOD : CopyStatus.ERROR);
+  w.setU16(5, Math.min(0xffff, op.progress.segmentsProcessed));
+  // Units: 0 bytes, 1 KiB, 2 MiB, 3 GiB, 4 TiB, 5 PiB, 6 EiB — the smallest that fits 32 bits.
+  let units = 0;
+  let count = op.progress.bytesWritten;
+  while (count > 0xffffffff && units < 6) {
+    count = Math.floor(count / 1024);
+    units++;
+  }
+  w.setU8(7, units).setU32(8, count);
+  return w.buf;
+}
+
+/**
+ * SPC-4 6.18.5 FAILED SEGMENT DETAILS: 0–3 AVAILABLE DATA (n−3); 56 COPY COMMAND STATUS;
+ * 58–59 SENSE DATA LENGTH; 60… sense data. In progress or no error: AVAILABLE DATA 0.
+ */
+function failedSegmentDetails(op: CopyOperation): Uint8Array {
+  if (op.state !== 'failed' || !op.sense) return new Uint8Array(4);
+  const w = new ByteWriter(60 + op.sense.length);
+  w.setU32(0, w.buf.length - 4);
+  w.setU8(56, 0x02); // CHECK CONDITION
+  w.setU16(58, op.sense.length);
+  w.buf.set(op.sense, 60);
+  return w.buf;
+}
+
+const IMPLEMENTED_CODES = [...SUPPORTED_SEGMENT_TYPES, ...SUPPORTED_CSCD_TYPES];
+
+/** SPC-4 6.18.4 OPERATING PARAMETERS (RECEIVE COPY RESULTS SA 03h). */
+export function operatingParameters(l: XcopyLimits): Uint8Array {
+  const n = IMPLEMENTED_CODES.length;
+  const w = new ByteWriter(44 + n);
+  w.setU32(0, 40 + n);
+  w.setU8(4, 0x01); // SNLID: LIST ID USAGE 11b is supported
+  w.setU16(8, l.maxCscdCount).setU16(10, l.maxSegmentCount);
+  w.setU32(12, l.maxDescriptorListLength).setU32(16, l.maxSegmentLength);
+  w.setU32(20, l.maxInlineDataLength).setU32(24, 0); // held data limit: no hold segments
+  w.setU32(28, l.maxStreamTransferSize);
+  w.setU16(34, l.maxConcurrentCopies).setU8(36, Math.min(255, l.maxConcurrentCopies));
+  w.setU8(37, 9).setU8(38, 2).setU8(39, 0); // granularities (log2): 512-byte data, 4-byte inline
+  w.setU8(43, n);
+  IMPLEMENTED_CODES.forEach((c, i) => w.setU8(44 + i, c));
+  return w.buf;
+}
+
+/**
+ * SPC-4 7.8.16 Third-party Copy VPD page (8Fh): third-party copy descriptors, each
+ * 0–1 type, 2–3 length (n−3), padded to a multiple of 4.
+ */
+export function thirdPartyCopyVpdPage(peripheralDeviceType: number, l: XcopyLimits = DEFAULT_LIMITS): Uint8Array {
+  const descs: Uint8Array[] = [];
+  const desc = (type: number, body: number[] | Uint8Array) => {
+    const len = (body.length + 3) & ~3;
+    const d = new Uint8Array(4 + len);
+    new DataView(d.buffer).setUint16(0, type);
+    new DataView(d.buffer).setUint16(2, len);
+    d.set(body, 4);
+    descs.push(d);
+  };
+  const be = (v: number, bytes: number) => Array.from({ length: bytes }, (_, i) => (v / 2 ** (8 * (bytes - 1 - i))) & 0xff);
+  // 0001h Supported Commands: list length, then {opcode, SA count, SAs}.
+  const cmds = [Opcode.EXTENDED_COPY, 1, 0x00, Opcode.RECEIVE_COPY_RESULTS, 4, 0x00, 0x01, 0x03, 0x04];
+  desc(0x0001, [cmds.length, ...cmds]);
+  // 0004h Parameter Data (length 1Ch).
+  desc(0x0004, [0, 0, 0, 0, ...be(l.maxCscdCount, 2), ...be(l.maxSegmentCount, 2), ...be(l.maxDescriptorListLength, 4), ...be(l.maxInlineDataLength, 4), ...new Array(12).fill(0)]);
+  // 0008h Supported Descriptors.
+  desc(0x0008, [IMPLEMENTED_CODES.length, ...IMPLEMENTED_CODES]);
+  // 000Ch Supported CSCD Descriptor IDs: FFFFh (this LU).
+  desc(0x000c, [0, 2, 0xff, 0xff]);
+  // 8001h General Copy Operations (length 20h).
+  desc(0x8001, [
+    ...be(l.maxConcurrentCopies, 4),
+    ...be(l.maxConcurrentCopies, 4),
+    ...be(l.maxSegmentLength, 4),
+    9,
+    2,
+    ...new Array(18).fill(0),
+  ]);
+  // 9101h Stream Copy Operations.
+  desc(0x9101, [...be(l.maxStreamTransferSize, 4), ...new Array(8).fill(0)]);
+  // C001h Held Data: no hold segments.
+  desc(0xc001, [0, 0, 0, 0, 0, ...new Array(7).fill(0)]);
+  const total = descs.reduce((n, d) => n + d.length, 0);
+  const page = new Uint8Array(4 + total);
+  page[0] = peripheralDeviceType & 0x1f;
+  page[1] = 0x8f;
+  new DataView(page.buffer).setUint16(2, total);
+  let off = 4;
+  for (const d of descs) {
+    page.set(d, off);
+    off += d.length;
+  }
+  return page;
+}
+
+/**
+ * Command-table entries for EXTENDED COPY and RECEIVE COPY RESULTS. A LU table spreads them in:
+ * `new Map([...spc, ...copyManagerCommands<DiskLu>((lu) => lu.copyManager)])`.
+ */
+export function copyManagerCommands<L>(get: (lu: L) => CopyManager): Array<[number, CommandEntry<L>]> {
+  const sa = (name: string, handler: CommandEntry<L>['handler']): CommandEntry<L> => ({ name, handler, cdbLength: 16 });
+  return [
+    [
+      Opcode.EXTENDED_COPY,
+      {
+        name: 'EXTENDED COPY',
+        cdbLength: 16,
+        handler: () => undefined,
+        serviceActions: new Map([[0x00, sa('EXTENDED COPY(LID1)', (task, lu) => get(lu).extendedCopy(task))]]),
+      },
+    ],
+    [
+      Opcode.RECEIVE_COPY_RESULTS,
+      {
+        name: 'RECEIVE COPY RESULTS',
+        cdbLength: 16,
+        handler: () => undefined,
+        serviceActions: new Map([
+          [RcrServiceAction.COPY_STATUS, sa('RECEIVE COPY STATUS(LID1)', (task, lu) => get(lu).receiveCopyResults(task))],
+          [RcrServiceAction.RECEIVE_DATA, sa('RECEIVE COPY DATA(LID1)', (task, lu) => get(lu).receiveCopyResults(task))],
+          [RcrServiceAction.OPERATING_PARAMETERS, sa('RECEIVE COPY OPERATING PARAMETERS', (task, lu) => get(lu).receiveCopyResults(task))],
+          [RcrServiceAction.FAILED_SEGMENT_DETAILS, sa('RECEIVE COPY FAILURE DETAILS(LID1)', (task, lu) => get(lu).receiveCopyResults(task))],
+        ]),
+      },
+    ],
+  ];
+}
