@@ -305,7 +305,7 @@ function decodeIdentificationCscd(d: Uint8Array, index: number, offset: number):
     codeSet: d[4] & 0x0f,
     association: (d[5] >> 4) & 3,
     designatorType: d[5] & 0x0f,
-    designator: d.slice(8, 8 + desigLen),
+    designator: new Uint8Array(d.subarray(8, 8 + desigLen)),
     pad: !!(d[28] & 0x04),
     fixed: pdt === PDT.TAPE && fixed,
     blockLength: pdt === PDT.PROCESSOR ? 0 : blockLength,
@@ -344,7 +344,7 @@ function decodeSegment(d: Uint8Array, index: number, offset: number): Segment {
       // Table 154: 9–11 transfer length, 12–13 EMBEDDED DATA NUMBER OF BYTES, data from 16
       const n = r.u16(12);
       if (n > d.length - 16) throw illegal(Asc.INVALID_FIELD_IN_PARAMETER_LIST, offset + 12);
-      return { ...base, type, destination: dst, streamTransferLength: r.u24(9), data: d.slice(16, 16 + n) };
+      return { ...base, type, destination: dst, streamTransferLength: r.u24(9), data: new Uint8Array(d.subarray(16, 16 + n)) };
     }
     case 0x06: // Table 155: 9–11 transfer length, 12–15 NUMBER OF BYTES
       return { ...base, type, source: src, streamTransferLength: r.u24(9), byteCount: r.u32(12) };

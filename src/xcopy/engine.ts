@@ -166,7 +166,7 @@ async function runDataStep(
     const take = Math.min(need, chunk.length);
     if (take > 0) await sink.push(chunk.subarray(0, take));
     need -= take;
-    if (take < chunk.length) leftovers.push(chunk.slice(take)); // small: less than one transfer
+    if (take < chunk.length) leftovers.push(new Uint8Array(chunk.subarray(take))); // a copy (Buffer#slice would alias): less than one transfer
     checkAbort(signal);
   }
   if (step.source.kind === 'bytes') {
@@ -178,7 +178,7 @@ async function runDataStep(
   // 3. PAD: zeros to make a whole destination block (SPC-5 Table 116).
   if (step.padBytes) await sink.push(new Uint8Array(step.padBytes));
   const dstLeft = await sink.finish();
-  state.srcResidual = step.discardSourceResidual ? new Uint8Array(0) : keptResidual.slice();
+  state.srcResidual = step.discardSourceResidual ? new Uint8Array(0) : new Uint8Array(keptResidual);
   if (step.discardDestinationResidual) state.dstResidual = new Uint8Array(0);
   else if (step.destination.kind !== 'none') state.dstResidual = dstLeft;
 }

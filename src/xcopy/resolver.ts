@@ -39,7 +39,7 @@ export function decodeDeviceIdentificationPage(page: Uint8Array): Designator[] {
       codeSet: page[off] & 0x0f,
       association: (page[off + 1] >> 4) & 3,
       designatorType: page[off + 1] & 0x0f,
-      designator: page.slice(off + 4, off + 4 + len),
+      designator: new Uint8Array(page.subarray(off + 4, off + 4 + len)),
     });
     off += 4 + len;
   }

@@ -45,12 +45,12 @@ export class MemoryTape implements TapeDevice {
     this.objects.length = this.pos; // a write ends the data
     this.writes++;
     if (this.blockLength === 0) {
-      this.objects.push(record.slice());
+      this.objects.push(new Uint8Array(record));
       this.pos++;
     } else {
       if (record.length % this.blockLength) throw new Error('fixed-mode write of a partial block');
       for (let o = 0; o < record.length; o += this.blockLength) {
-        this.objects.push(record.slice(o, o + this.blockLength));
+        this.objects.push(new Uint8Array(record.subarray(o, o + this.blockLength)));
         this.pos++;
       }
     }
