@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import { registerNtfs } from './ntfs.ts';
 import { registerTarget } from './target.ts';
+import { registerVtl } from './vtl.ts';
 
 /** Each role's command lives in its own file and adds itself here. */
 export function registerCommands(program: Command): void {
   registerTarget(program);
   registerNtfs(program);
+  registerVtl(program);
 }

@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { openLibrary } from '../scsi/tape-library.ts';
+import { runCdb } from '../scsi/tape-test-util.ts';
+import * as T from '../scsi/tape-cdb.ts';
+import { listVtl, type CartridgeListing } from './vtl.ts';
+
+test('ferry vtl ls: every slot barcode, blank until loaded, then use, files and label', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-vtl-ls-'));
+  try {
+    const lib = await openLibrary(dir, { drives: 1, slots: 3, cartridgeSizeBytes: 1 << 20 });
+    await lib.changer.move(0x1002, 0x100);
+    const d = lib.drives[0];
+    await runCdb(d, T.buildTestUnitReady());
+    const label = new TextEncoder().encode('FERRY-VOL1 FER003L8 2026-11-24');
+    await runCdb(d, T.buildWrite6(label.length), { dataOut: label });
+    await runCdb(d, T.buildWriteFilemarks6(1));
+    await runCdb(d, T.buildWrite6(4096), { dataOut: new Uint8Array(4096) });
+    await runCdb(d, T.buildWriteFilemarks6(1));
+    await lib.close();
+    const rows = await listVtl(dir);
+    assert.deepEqual(rows.map((r) => [r.barcode, r.location, r.created]), [
+      ['FER003L8', 'drive 0', true],
+      ['FER001L8', 'slot 0', false],
+      ['FER002L8', 'slot 1', false],
+    ]);
+    assert.deepEqual([rows[0].usedBytes, rows[0].files, rows[0].objects, rows[0].loadCount, rows[0].label], [label.length + 4096, 2, 4, 1, 'FERRY-VOL1 FER003L8 2026-11-24']);
+    const out = execFileSync(process.execPath, ['bin/ferry.mjs', 'vtl', 'ls', dir, '--json'], { encoding: 'utf8' });
+    const json = JSON.parse(out) as CartridgeListing[];
+    assert.equal(json.length, 3);
+    assert.equal(json[0].label, rows[0].label);
+    const text = execFileSync(process.execPath, ['bin/ferry.mjs', 'vtl', 'ls', dir], { encoding: 'utf8' });
+    assert.match(text, /^BARCODE\s+LOCATION/);
+    assert.match(text, /FER001L8\s+slot 0\s+blank/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
