@@ -163,7 +163,7 @@ test('stand-alone drive over iSCSI: variable records with ILI residuals both way
     assert.deepEqual([sense(r), r.sense!.ili, r.sense!.info, r.data.length, r.residual], ['0/00/00', true, 1000, 3000, 1000]);
     await cmd(s, 0, T.buildRewind());
     r = await cmd(s, 0, T.buildRead6(1000), { inLength: 1000 });
-    assert.deepEqual([sense(r), r.sense!.ili, r.sense!.info | 0, r.data.length], ['0/00/00', true, -2000, 1000]);
+    assert.deepEqual([sense(r), r.sense!.ili, (r.sense!.info ?? 0) | 0, r.data.length], ['0/00/00', true, -2000, 1000]);
     assert.ok(Buffer.from(r.data).equals(A.subarray(0, 1000)));
     // Default early warning for 1 MiB is 64 KiB before the end: write 64 KiB records until it shows.
     const big = record(2, 65536);
