@@ -44,6 +44,7 @@ export const Opcode = {
   EXTENDED_COPY: 0x83,
   RECEIVE_COPY_RESULTS: 0x84,
   READ_16: 0x88,
+  WRITE_ATOMIC_16: 0x9c,
   COMPARE_AND_WRITE: 0x89,
   WRITE_16: 0x8a,
   ORWRITE_16: 0x8b,
@@ -157,6 +158,23 @@ export function decodeWriteSame16(cdb: Uint8Array): WriteSameCdb {
   const r = new ByteReader(cdb);
   const b1 = r.u8(1);
   return { lba: lba64(r, 2), blockCount: r.u32(10), protect: b1 >> 5, anchor: !!(b1 & 0x10), unmap: !!(b1 & 0x08), ndob: !!(b1 & 0x01) };
+}
+
+/** WRITE ATOMIC(16) 9Ch: LBA 2–9, TRANSFER LENGTH 12–13 (16 bits). SBC-4 5.49 */
+export function decodeWriteAtomic16(cdb: Uint8Array): RwCdb {
+  const r = new ByteReader(cdb);
+  return { lba: lba64(r, 2), blockCount: r.u16(12), ...rwFlags(r.u8(1)) };
+}
+
+/** READ DEFECT DATA(10) 37h / (12) B7h: REQ_PLIST b4, REQ_GLIST b3, FORMAT 2:0. SBC-3 5.14, 5.15 */
+export function decodeReadDefectData(cdb: Uint8Array): { plist: boolean; glist: boolean; format: number; allocationLength: number; size: 10 | 12 } {
+  const r = new ByteReader(cdb);
+  if (r.u8(0) === 0x37) {
+    const b2 = r.u8(2);
+    return { plist: !!(b2 & 0x10), glist: !!(b2 & 0x08), format: b2 & 7, allocationLength: r.u16(7), size: 10 };
+  }
+  const b1 = r.u8(1);
+  return { plist: !!(b1 & 0x10), glist: !!(b1 & 0x08), format: b1 & 7, allocationLength: r.u32(6), size: 12 };
 }
 
 /** COMPARE AND WRITE 89h: LBA 2–9, NUMBER OF LOGICAL BLOCKS byte 13. SBC-3 5.2 */

@@ -1,7 +1,7 @@
 import type { BlockDevice } from '../block/block-device.ts';
-import type { LogicalUnit, Nexus, ResetKind, ScsiResult, ScsiTask } from './task.ts';
-import { runCommand } from './command-table.ts';
-import { SpcState, VersionDescriptor, spcGate, type SpcLu } from './spc.ts';
+import { ScsiStatus, type LogicalUnit, type Nexus, type ResetKind, type ScsiResult, type ScsiTask } from './task.ts';
+import { runCommand, type CommandEntry, type CommandTable } from './command-table.ts';
+import { SpcState, VersionDescriptor, spcGate, type SpcLu, type VpdBuilder } from './spc.ts';
 import { SenseError, SenseKey, Asc } from './sense.ts';
 import type { LuIdentity } from './identity.ts';
 import { SBC_COMMANDS, sbcVpdPages, sbcModePages, DiskLimits } from './sbc.ts';
@@ -65,6 +65,16 @@ export class WriteGate {
   }
 }
 
+/** More commands, VPD pages and reset hooks for a LU: how src/xcopy adds the copy manager. */
+export interface LuExtension<L> {
+  readonly commands: Iterable<[number, CommandEntry<L>]>;
+  readonly vpd?: Iterable<[number, VpdBuilder]>;
+  /** Standard INQUIRY 3PC (the LU is a copy manager). */
+  readonly threePC?: boolean;
+  reset?(kind: ResetKind, from: Nexus): void;
+  nexusLost?(nexus: Nexus): void;
+}
+
 /** A SCSI direct-access block device (SBC-3/4) over a BlockDevice. */
 export class DiskLu implements LogicalUnit, SpcLu {
   readonly deviceType = 0x00;
@@ -82,6 +92,8 @@ export class DiskLu implements LogicalUnit, SpcLu {
   /** Progress of the sanitize in progress, 0..65535 (SPC-4 4.5.2.4.4). */
   sanitizeProgress = 0;
   private readonly onInternalError?: (err: unknown, task: ScsiTask) => void;
+  private table: CommandTable<DiskLu> = SBC_COMMANDS;
+  private readonly extensions: LuExtension<DiskLu>[] = [];
 
   constructor(device: BlockDevice, opts: DiskLuOptions) {
     if (device.blockSize !== 512 && device.blockSize !== 4096) throw new RangeError(`block size ${device.blockSize}: a disk LU uses 512 or 4096`);
@@ -109,11 +121,29 @@ export class DiskLu implements LogicalUnit, SpcLu {
     return this.device.readOnly || this.spc.softwareWriteProtect;
   }
 
-  execute(task: ScsiTask): Promise<ScsiResult> {
-    return runCommand(SBC_COMMANDS, this, task, {
+  /** The copy manager's view of this LU (src/xcopy/resolver.ts CopyCapableLu). */
+  get blockDevice(): BlockDevice {
+    return this.device;
+  }
+
+  /** Serve more commands (listed by REPORT SUPPORTED OPERATION CODES too) and VPD pages. */
+  extend(ext: LuExtension<DiskLu>): void {
+    this.table = new Map([...this.table, ...ext.commands]);
+    this.spc.table = this.table;
+    for (const [code, b] of ext.vpd ?? []) this.spc.vpd.set(code, b);
+    if (ext.threePC) this.spc.threePC = true;
+    this.extensions.push(ext);
+  }
+
+  async execute(task: ScsiTask): Promise<ScsiResult> {
+    const r = await runCommand(this.table, this, task, {
       gate: (entry, t) => spcGate(this, entry, t),
-      onInternalError: this.onInternalError,
+      onInternalError: (err, t) => {
+        if (!t.signal.aborted) this.onInternalError?.(err, t);
+      },
     });
+    // SAM-5 5.6: an aborted task ends TASK ABORTED (the transport may send nothing at all).
+    return task.signal.aborted ? { status: ScsiStatus.TASK_ABORTED } : r;
   }
 
   /** NOT READY reasons, in SPC-4 priority: sanitize in progress, then no medium. */
@@ -126,14 +156,16 @@ export class DiskLu implements LogicalUnit, SpcLu {
     return undefined;
   }
 
-  reset(kind: ResetKind, _from: Nexus): void {
+  reset(kind: ResetKind, from: Nexus): void {
     this.spc.reset(kind);
     this.preventers.clear();
+    for (const x of this.extensions) x.reset?.(kind, from);
   }
 
   nexusLost(nexus: Nexus): void {
     this.spc.nexusLost(nexus);
     this.preventers.delete(nexus.key);
+    for (const x of this.extensions) x.nexusLost?.(nexus);
   }
 
   /** The device grew or shrank underneath: every nexus learns on its next command. SBC-3 4.11 */

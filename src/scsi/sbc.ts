@@ -23,6 +23,8 @@ import {
   decodeVerify16,
   decodeWriteSame10,
   decodeWriteSame16,
+  decodeWriteAtomic16,
+  decodeReadDefectData,
   trimToAllocation,
   type RangeCdb,
   type RwCdb,
@@ -42,10 +44,12 @@ export const DiskLimits = {
   maxTransferBytes: 16 << 20,
   optimalTransferBytes: 1 << 20,
   /** MAXIMUM UNMAP LBA COUNT: UNMAP writes zeros, so bound one command's work. */
-  maxUnmapBytes: 1 << 30,
+  maxUnmapBytes: 256 << 20,
   maxUnmapDescriptors: 256,
-  /** MAXIMUM WRITE SAME LENGTH. */
-  maxWriteSameBytes: 1 << 30,
+  /** MAXIMUM WRITE SAME LENGTH (below 65536 blocks of 512: libiscsi WriteSame16.Unmap writes that much first). */
+  maxWriteSameBytes: 16 << 20,
+  /** Physical block size reported by READ CAPACITY(16) (host page size: 512e for 512-byte LUs). */
+  physicalBlockBytes: 4096,
   /** MAXIMUM COMPARE AND WRITE LENGTH (blocks). */
   maxCompareAndWriteBlocks: 255,
   /** Bytes per chunk when WRITE SAME / UNMAP / SANITIZE fill a range. */
@@ -224,14 +228,16 @@ async function doWriteSame(task: ScsiTask, lu: DiskLu, c: WriteSameCdb, lengthFi
   checkWritable(lu);
   let pattern: Uint8Array | undefined;
   if (!c.ndob) {
-    if (task.dataOut.length < bs) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT);
+    // Exactly one block of Data-Out (libiscsi WriteSame*.InvalidDataOutSize).
+    if (task.dataOut.length !== bs) throw invalidCdb(lengthField);
     pattern = task.dataOut.subarray(0, bs);
   }
   if (count > 0) {
     const release = await lu.gate.enterShared();
     try {
-      // With UNMAP (or all-zero data) this deallocates: zeros are the deallocated state.
-      await fillRange(lu, c.lba, count, pattern, task.signal);
+      // UNMAP=1 deallocates whatever the data (as LIO does; SBC-3 5.42 lets the device server
+      // unmap instead of writing), and deallocated blocks read as zeros (LBPRZ=1).
+      await fillRange(lu, c.lba, count, c.unmap ? undefined : pattern, task.signal);
     } finally {
       release();
     }
@@ -307,8 +313,11 @@ async function compareAndWrite(task: ScsiTask, lu: DiskLu): Promise<ScsiResult> 
   checkWritable(lu);
   const bs = lu.device.blockSize;
   const need = 2 * c.blockCount * bs;
+  // The Data-Out must hold exactly the verify and write instances (libiscsi
+  // CompareAndWrite.InvalidDataOutSize); a 0-block command with data (a 256-block request
+  // truncated into the 8-bit field) is rejected the same way.
+  if (task.dataOut.length !== need) throw invalidCdb(13);
   if (c.blockCount === 0) return { status: ScsiStatus.GOOD, transferLength: 0 };
-  if (task.dataOut.length < need) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT);
   const verify = task.dataOut.subarray(0, need / 2);
   const write = task.dataOut.subarray(need / 2, need);
   const release = await lu.gate.enterExclusive();
@@ -388,8 +397,23 @@ function readCapacity16(task: ScsiTask, lu: DiskLu): Uint8Array {
   checkReady(lu);
   const c = decodeServiceActionIn16(task.cdb);
   const w = new ByteWriter(32).u64(lu.device.blockCount - 1).u32(lu.device.blockSize);
+  w.setU8(13, lbppbExponent(lu)); // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
   w.setU8(14, 0x80 | 0x40); // LBPME, LBPRZ
   return trimToAllocation(w.buf, c.allocationLength);
+}
+
+function lbppbExponent(lu: DiskLu): number {
+  return Math.max(0, Math.log2(DiskLimits.physicalBlockBytes / lu.device.blockSize));
+}
+
+/** READ DEFECT DATA(10/12): a virtual medium has no defects; an empty list in the format asked. */
+function readDefectData(task: ScsiTask, lu: DiskLu): Uint8Array {
+  checkReady(lu);
+  const c = decodeReadDefectData(task.cdb);
+  const flags = (c.plist ? 0x10 : 0) | (c.glist ? 0x08 : 0) | c.format;
+  const d = new Uint8Array(c.size === 10 ? 4 : 8);
+  d[1] = flags;
+  return trimToAllocation(d, c.allocationLength);
 }
 
 // ---- START STOP UNIT, PREVENT ALLOW, SANITIZE, FORMAT UNIT --------------------------------
@@ -514,9 +538,10 @@ export function sbcVpdPages(lu: DiskLu): Array<[number, VpdBuilder]> {
       w.setU32(12, DiskLimits.maxTransferBytes / bs()); // MAXIMUM PREFETCH LENGTH
       w.setU32(16, DiskLimits.maxUnmapBytes / bs());
       w.setU32(20, DiskLimits.maxUnmapDescriptors);
-      w.setU32(24, 1); // OPTIMAL UNMAP GRANULARITY
+      w.setU32(24, 2 ** lbppbExponent(lu)); // OPTIMAL UNMAP GRANULARITY: one physical block
       w.setU32(28, 0x80000000); // UGAVALID, alignment 0
       w.setU64(32, DiskLimits.maxWriteSameBytes / bs());
+      w.setU32(40, DiskLimits.maxTransferBytes / bs()); // MAXIMUM ATOMIC TRANSFER LENGTH (SBC-4)
       return w.buf;
     }],
     [VpdPage.BLOCK_DEVICE_CHARACTERISTICS, () => {
@@ -580,6 +605,9 @@ export const SBC_COMMANDS: CommandTable<DiskLu> = new Map<number, E>([
   [Opcode.WRITE_12, rw('WRITE(12)', 12, 'write', (t, lu) => doWrite(t, lu, decodeRw12(t.cdb), 6))],
   [Opcode.READ_16, rw('READ(16)', 16, 'read', (t, lu) => doRead(t, lu, decodeRw16(t.cdb), 10))],
   [Opcode.WRITE_16, rw('WRITE(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeRw16(t.cdb), 10))],
+  [Opcode.WRITE_ATOMIC_16, rw('WRITE ATOMIC(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeWriteAtomic16(t.cdb), 12))],
+  [Opcode.READ_DEFECT_DATA_10, rw('READ DEFECT DATA(10)', 10, 'read', (t, lu) => readDefectData(t, lu))],
+  [Opcode.READ_DEFECT_DATA_12, rw('READ DEFECT DATA(12)', 12, 'read', (t, lu) => readDefectData(t, lu))],
   [Opcode.VERIFY_10, rw('VERIFY(10)', 10, 'read', (t, lu) => doVerify(t, lu, decodeVerify10(t.cdb), 7))],
   [Opcode.VERIFY_12, rw('VERIFY(12)', 12, 'read', (t, lu) => doVerify(t, lu, decodeVerify12(t.cdb), 6))],
   [Opcode.VERIFY_16, rw('VERIFY(16)', 16, 'read', (t, lu) => doVerify(t, lu, decodeVerify16(t.cdb), 10))],

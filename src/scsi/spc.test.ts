@@ -1,0 +1,298 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryDevice } from '../block/memory-device.ts';
+import { DiskLu } from './disk-lu.ts';
+import { luIdentity } from './identity.ts';
+import { makeTask, cdb, outcome, be, nexusA, nexusB, targetOf, type TaskOptions } from './testing.ts';
+import { makeNexus, type LogicalUnit, type ScsiResult } from './task.ts';
+import { encodeLun, reportLunsData, unmappedLun } from './spc.ts';
+import { decodeSense } from './sense.ts';
+
+function disk(): { lu: DiskLu; run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult> } {
+  const lu = new DiskLu(new MemoryDevice(512, 2048), { identity: luIdentity('iqn.x|/img') });
+  const luns = new Map<number, LogicalUnit>([[0, lu], [3, lu], [300, lu]]);
+  return { lu, run: (c, o = {}) => lu.execute(makeTask(c, { target: targetOf(luns), ...o })) };
+}
+
+async function ready(): Promise<ReturnType<typeof disk>> {
+  const d = disk();
+  await d.run(cdb(0, 0, 0, 0, 0, 0));
+  await d.run(cdb(0, 0, 0, 0, 0, 0), { nexus: nexusB });
+  return d;
+}
+
+const tur = (): Uint8Array => cdb(0, 0, 0, 0, 0, 0);
+
+test('luIdentity is stable per seed and an NAA 6h designator', () => {
+  const a = luIdentity('iqn.2026-11.dev.ferry:store|/data/disk0.img');
+  const b = luIdentity('iqn.2026-11.dev.ferry:store|/data/disk0.img');
+  const c = luIdentity('iqn.2026-11.dev.ferry:store|/data/disk1.img');
+  assert.deepEqual(a.naa, b.naa);
+  assert.equal(a.serial, b.serial);
+  assert.notDeepEqual(a.naa, c.naa);
+  assert.equal(a.naa.length, 16);
+  assert.equal(a.naa[0] >> 4, 6);
+});
+
+test('standard INQUIRY: VERSION 06h, RMB, version descriptors, allocation length', async () => {
+  const { run } = await ready();
+  const r = await run(cdb(0x12, 0, 0, 0, 255, 0));
+  const d = r.dataIn!;
+  assert.equal(d.length, 96);
+  assert.equal(d[0], 0);
+  assert.equal(d[1] & 0x80, 0x80);
+  assert.equal(d[2], 6);
+  assert.equal(d[3] & 0x0f, 2);
+  assert.equal(d[4], 91);
+  assert.equal(new TextDecoder().decode(d.subarray(8, 16)), 'FERRY   ');
+  const versions = [0, 1, 2, 3].map((i) => (d[58 + 2 * i] << 8) | d[59 + 2 * i]);
+  assert.deepEqual(versions, [0x00a0, 0x0960, 0x0460, 0x04c0]);
+  assert.equal((await run(cdb(0x12, 0, 0, 0, 5, 0))).dataIn!.length, 5);
+  assert.equal(outcome(await run(cdb(0x12, 0, 0x80, 0, 255, 0))), '5/24/00');
+  assert.equal(outcome(await run(cdb(0x12, 1, 0x99, 0, 255, 0))), '5/24/00');
+});
+
+test('VPD 83h: exactly one NAA (assoc LU), last among types 0–3; VPD 80h serial', async () => {
+  const { run, lu } = await ready();
+  const d = (await run(cdb(0x12, 1, 0x83, 0, 255, 0))).dataIn!;
+  const descs: Array<{ assoc: number; type: number; id: Uint8Array }> = [];
+  for (let at = 4; at < 4 + ((d[2] << 8) | d[3]); at += 4 + d[at + 3]) descs.push({ assoc: (d[at + 1] >> 4) & 3, type: d[at + 1] & 0x0f, id: d.slice(at + 4, at + 4 + d[at + 3]) });
+  const naa = descs.filter((x) => x.type === 3);
+  assert.equal(naa.length, 1);
+  assert.equal(naa[0].assoc, 0);
+  assert.deepEqual(naa[0].id, lu.spc.identity.naa);
+  const low = descs.filter((x) => x.type <= 3);
+  assert.equal(low[low.length - 1].type, 3);
+  assert.ok(descs.some((x) => x.type === 4 && x.assoc === 1));
+  assert.ok(descs.some((x) => x.type === 8 && x.assoc === 2));
+  const s = (await run(cdb(0x12, 1, 0x80, 0, 255, 0))).dataIn!;
+  assert.equal(new TextDecoder().decode(s.subarray(4)), lu.spc.identity.serial);
+});
+
+test('extra VPD pages registered by other modules are listed in ascending order', async () => {
+  const { run, lu } = await ready();
+  lu.spc.vpd.set(0x8f, () => Uint8Array.of(1, 2, 3));
+  const d = (await run(cdb(0x12, 1, 0, 0, 255, 0))).dataIn!;
+  assert.deepEqual([...d.subarray(4)], [0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb2]);
+  assert.deepEqual([...(await run(cdb(0x12, 1, 0x8f, 0, 255, 0))).dataIn!], [0, 0x8f, 0, 3, 1, 2, 3]);
+});
+
+test('REPORT LUNS: SAM LUN encoding and allocation length', async () => {
+  assert.deepEqual([...encodeLun(5)], [0, 5, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual([...encodeLun(300)], [0x41, 0x2c, 0, 0, 0, 0, 0, 0]);
+  const { run } = await ready();
+  const d = (await run(cdb(0xa0, 0, 0, 0, 0, 0, ...be(1024, 4), 0, 0))).dataIn!;
+  assert.deepEqual([...d], [...reportLunsData([0, 3, 300])]);
+  assert.equal(d[3], 24);
+  assert.equal(outcome(await run(cdb(0xa0, 0, 0, 0, 0, 0, ...be(8, 4), 0, 0))), '5/24/00');
+});
+
+test('unmapped LUN: INQUIRY PQ 011b/PDT 1Fh, other commands 05/25/00', () => {
+  const t = (c: Uint8Array): ScsiResult => unmappedLun(makeTask(c, { lun: 7, target: targetOf(new Map()) }));
+  assert.equal(t(cdb(0x12, 0, 0, 0, 36, 0)).dataIn![0], 0x7f);
+  assert.equal(outcome(t(tur())), '5/25/00');
+  assert.equal(outcome(t(cdb(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0))), '5/25/00');
+});
+
+test('unit attentions: power-on per new nexus, LUN reset reaches every nexus, REQUEST SENSE reports and clears', async () => {
+  const { run, lu } = disk();
+  assert.equal(outcome(await run(tur())), '6/29/00');
+  assert.equal(outcome(await run(tur())), 'GOOD');
+  // INQUIRY neither reports nor clears a unit attention.
+  assert.equal(outcome(await run(cdb(0x12, 0, 0, 0, 36, 0), { nexus: nexusB })), 'GOOD');
+  assert.equal(outcome(await run(tur(), { nexus: nexusB })), '6/29/00');
+  lu.reset('lun', nexusA);
+  const rs = await run(cdb(0x03, 0, 0, 0, 252, 0));
+  const s = decodeSense(rs.dataIn!);
+  assert.deepEqual([s.key, s.asc, s.ascq], [6, 0x29, 0x03]);
+  assert.equal(outcome(await run(tur())), 'GOOD');
+  assert.equal(outcome(await run(tur(), { nexus: nexusB })), '6/29/03');
+  // REQUEST SENSE with nothing pending: NO SENSE; DESC=1: descriptor format.
+  const none = (await run(cdb(0x03, 1, 0, 0, 252, 0))).dataIn!;
+  assert.equal(none[0], 0x72);
+  assert.equal(none[1], 0);
+  lu.capacityChanged();
+  assert.equal(outcome(await run(tur())), '6/2a/09');
+});
+
+test('mode pages: all pages, control page, changeable mask, bad page code, saved values', async () => {
+  const { run } = await ready();
+  const all = (await run(cdb(0x1a, 0, 0x3f, 0, 255, 0))).dataIn!;
+  assert.equal(all[0], all.length - 1);
+  assert.equal(all[3], 8, 'block descriptor');
+  const pages: number[] = [];
+  for (let at = 4 + 8; at < all.length; at += 2 + all[at + 1]) pages.push(all[at] & 0x3f);
+  assert.deepEqual(pages, [0x01, 0x08, 0x0a, 0x1c]);
+  const ctl = (await run(cdb(0x1a, 0x08, 0x0a, 0, 255, 0))).dataIn!;
+  assert.equal(ctl[3], 0, 'DBD');
+  assert.equal(ctl[4], 0x0a);
+  assert.equal(ctl[5], 0x0a);
+  const mask = (await run(cdb(0x1a, 0x08, 0x4a, 0, 255, 0))).dataIn!;
+  assert.equal(mask[4 + 4], 0x08, 'SWP changeable');
+  assert.equal(outcome(await run(cdb(0x1a, 0, 0x3e, 0, 255, 0))), '5/24/00');
+  assert.equal(outcome(await run(cdb(0x1a, 0, 0xca, 0, 255, 0))), '5/39/00');
+  assert.equal((await run(cdb(0x1a, 0, 0x3f, 0, 4, 0))).dataIn!.length, 4);
+  const ms10 = (await run(cdb(0x5a, 0x10, 0x3f, 0, 0, 0, 0, ...be(512, 2), 0))).dataIn!;
+  assert.equal(ms10[4] & 1, 1, 'LONGLBA');
+  assert.equal((ms10[6] << 8) | ms10[7], 16);
+  // MODE SELECT changing a non-changeable bit: 05/26/00.
+  const param = new Uint8Array(4 + 12);
+  param.set(ctl.subarray(4), 4);
+  param[4 + 2] |= 0x04; // D_SENSE is not changeable
+  assert.equal(outcome(await run(cdb(0x15, 0x10, 0, 0, param.length, 0), { dataOut: param })), '5/26/00');
+});
+
+test('REPORT SUPPORTED OPERATION CODES: all, one command, service actions, RCTD', async () => {
+  const { run } = await ready();
+  const all = (await run(cdb(0xa3, 0x0c, 0, 0, 0, 0, ...be(65535, 4), 0, 0))).dataIn!;
+  const len = new DataView(all.buffer, all.byteOffset).getUint32(0);
+  assert.equal(all.length, 4 + len);
+  const descs: Array<[number, number, boolean]> = [];
+  for (let at = 4; at < all.length; at += 8) descs.push([all[at], (all[at + 2] << 8) | all[at + 3], !!(all[at + 5] & 1)]);
+  assert.ok(descs.some(([op, sa, sv]) => op === 0x48 && sa === 2 && sv), 'SANITIZE BLOCK ERASE');
+  assert.ok(descs.some(([op, , sv]) => op === 0x28 && !sv));
+  assert.ok(descs.every(([, sa, sv]) => sv || sa === 0));
+  const one = (await run(cdb(0xa3, 0x0c, 1, 0x28, 0, 0, ...be(512, 4), 0, 0))).dataIn!;
+  assert.equal(one[1] & 7, 3);
+  assert.equal((one[2] << 8) | one[3], 10);
+  assert.equal(one[4], 0x28);
+  assert.equal(outcome(await run(cdb(0xa3, 0x0c, 1, 0x9e, 0, 0, ...be(512, 4), 0, 0))), '5/24/00');
+  assert.equal(outcome(await run(cdb(0xa3, 0x0c, 2, 0x28, 0, 0, ...be(512, 4), 0, 0))), '5/24/00');
+  const sa = (await run(cdb(0xa3, 0x0c, 2, 0x9e, 0, 0x10, ...be(512, 4), 0, 0))).dataIn!;
+  assert.equal(sa[4], 0x9e);
+  assert.equal(sa[5], 0x10);
+  const missing = (await run(cdb(0xa3, 0x0c, 1, 0xee, 0, 0, ...be(512, 4), 0, 0))).dataIn!;
+  assert.equal(missing[1] & 7, 1);
+  const rctd = (await run(cdb(0xa3, 0x0c, 0x80, 0, 0, 0, ...be(65535, 4), 0, 0))).dataIn!;
+  assert.equal(rctd[4 + 5] & 2, 2);
+  assert.equal(rctd[4 + 9], 0x0a);
+  const tmf = (await run(cdb(0xa3, 0x0d, 0, 0, 0, 0, ...be(4, 4), 0, 0))).dataIn!;
+  assert.equal(tmf[0] & 0x80, 0x80);
+});
+
+test('RESERVE(6)/RELEASE(6) between two nexuses; reset and nexus loss release', async () => {
+  const { run, lu } = await ready();
+  assert.equal(outcome(await run(cdb(0x16, 0, 0, 0, 0, 0))), 'GOOD');
+  assert.equal(outcome(await run(cdb(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0), { nexus: nexusB })), 'RESERVATION CONFLICT');
+  assert.equal(outcome(await run(tur(), { nexus: nexusB })), 'RESERVATION CONFLICT');
+  assert.equal(outcome(await run(cdb(0x12, 0, 0, 0, 36, 0), { nexus: nexusB })), 'GOOD');
+  assert.equal(outcome(await run(cdb(0x16, 0, 0, 0, 0, 0), { nexus: nexusB })), 'RESERVATION CONFLICT');
+  assert.equal(outcome(await run(cdb(0x17, 0, 0, 0, 0, 0), { nexus: nexusB })), 'GOOD');
+  assert.equal(outcome(await run(tur(), { nexus: nexusB })), 'RESERVATION CONFLICT', 'RELEASE by a non-holder changes nothing');
+  assert.equal(outcome(await run(cdb(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0))), 'GOOD');
+  lu.nexusLost(nexusA);
+  assert.equal(outcome(await run(tur(), { nexus: nexusB })), 'GOOD');
+  assert.equal(outcome(await run(cdb(0x16, 0, 0, 0, 0, 0), { nexus: nexusB })), 'GOOD');
+  lu.reset('lun', nexusA);
+  assert.equal(outcome(await run(tur())), '6/29/00');
+  assert.equal(outcome(await run(tur())), 'GOOD');
+});
+
+function prOut(sa: number, type: number, key: bigint, saKey: bigint): [Uint8Array, Uint8Array] {
+  const p = new Uint8Array(24);
+  const dv = new DataView(p.buffer);
+  dv.setBigUint64(0, key);
+  dv.setBigUint64(8, saKey);
+  return [cdb(0x5f, sa, type, 0, 0, 0, 0, 0, 24, 0), p];
+}
+
+async function readReservation(run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult>, nexus = nexusA): Promise<{ gen: number; key?: bigint; type?: number }> {
+  const d = (await run(cdb(0x5e, 1, 0, 0, 0, 0, 0, 0, 255, 0), { nexus })).dataIn!;
+  const dv = new DataView(d.buffer, d.byteOffset);
+  if (dv.getUint32(4) === 0) return { gen: dv.getUint32(0) };
+  return { gen: dv.getUint32(0), key: dv.getBigUint64(8), type: d[21] & 0x0f };
+}
+
+async function readKeys(run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult>, nexus = nexusA): Promise<bigint[]> {
+  const d = (await run(cdb(0x5e, 0, 0, 0, 0, 0, 0, 0, 255, 0), { nexus })).dataIn!;
+  const dv = new DataView(d.buffer, d.byteOffset);
+  const n = dv.getUint32(4) / 8;
+  return Array.from({ length: n }, (_, i) => dv.getBigUint64(8 + 8 * i));
+}
+
+test('persistent reservations: register, reserve, access per type, release, preempt, clear', async () => {
+  const { run } = await ready();
+  const go = async (nexus: typeof nexusA, sa: number, type: number, key: bigint, saKey: bigint): Promise<string> => {
+    const [c, p] = prOut(sa, type, key, saKey);
+    return outcome(await run(c, { nexus, dataOut: p }));
+  };
+  const read = (nexus: typeof nexusA): Promise<string> => run(cdb(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0), { nexus }).then(outcome);
+  const write = (nexus: typeof nexusA): Promise<string> => run(cdb(0x2a, 0, 0, 0, 0, 9, 0, 0, 1, 0), { nexus, dataOut: new Uint8Array(512) }).then(outcome);
+  assert.equal(await go(nexusA, 6, 0, 0n, 0xaan), 'GOOD');
+  assert.equal(await go(nexusB, 0, 0, 0n, 0xbbn), 'GOOD');
+  assert.equal(await go(nexusB, 0, 0, 0x11n, 0xbcn), 'RESERVATION CONFLICT', 'REGISTER with a wrong key');
+  assert.deepEqual((await readKeys(run)).sort(), [0xaan, 0xbbn]);
+  const expect: Record<number, [string, string, string, string]> = {
+    // type: registered B read/write, unregistered B read/write (libiscsi ProutReserve.Access*)
+    1: ['GOOD', 'RESERVATION CONFLICT', 'GOOD', 'RESERVATION CONFLICT'],
+    3: ['RESERVATION CONFLICT', 'RESERVATION CONFLICT', 'RESERVATION CONFLICT', 'RESERVATION CONFLICT'],
+    5: ['GOOD', 'GOOD', 'GOOD', 'RESERVATION CONFLICT'],
+    6: ['GOOD', 'GOOD', 'RESERVATION CONFLICT', 'RESERVATION CONFLICT'],
+    7: ['GOOD', 'GOOD', 'GOOD', 'RESERVATION CONFLICT'],
+    8: ['GOOD', 'GOOD', 'RESERVATION CONFLICT', 'RESERVATION CONFLICT'],
+  };
+  for (const [t, [rr, rw, ur, uw]] of Object.entries(expect)) {
+    const type = Number(t);
+    assert.equal(await go(nexusA, 1, type, 0xaan, 0n), 'GOOD');
+    const rr2 = await readReservation(run);
+    assert.equal(rr2.type, type);
+    assert.equal(rr2.key, type >= 7 ? 0n : 0xaan);
+    assert.equal(await read(nexusA), 'GOOD');
+    assert.equal(await write(nexusA), 'GOOD');
+    assert.equal(await read(nexusB), rr, `type ${type} registered read`);
+    assert.equal(await write(nexusB), rw, `type ${type} registered write`);
+    assert.equal(await go(nexusB, 0, 0, 0xbbn, 0n), 'GOOD');
+    await run(tur(), { nexus: nexusB }); // consume any 2A/04
+    assert.equal(await read(nexusB), ur, `type ${type} unregistered read`);
+    assert.equal(await write(nexusB), uw, `type ${type} unregistered write`);
+    assert.equal(await go(nexusA, 2, type, 0xaan, 0n), 'GOOD');
+    assert.equal((await readReservation(run)).type, undefined);
+    assert.equal(await go(nexusB, 6, 0, 0n, 0xbbn), 'GOOD');
+    await run(tur(), { nexus: nexusB });
+  }
+  // RELEASE with the wrong type: 05/26/04.
+  assert.equal(await go(nexusA, 1, 1, 0xaan, 0n), 'GOOD');
+  assert.equal(await go(nexusA, 2, 3, 0xaan, 0n), '5/26/04');
+  // Unregistering the holder releases the reservation.
+  assert.equal(await go(nexusA, 0, 0, 0xaan, 0n), 'GOOD');
+  assert.equal((await readReservation(run)).type, undefined);
+  // PREEMPT: B takes A's registration away.
+  assert.equal(await go(nexusA, 6, 0, 0n, 0xaan), 'GOOD');
+  assert.equal(await go(nexusA, 1, 3, 0xaan, 0n), 'GOOD');
+  assert.equal(await go(nexusB, 4, 3, 0xbbn, 0xaan), 'GOOD');
+  assert.deepEqual(await readKeys(run, nexusB), [0xbbn]);
+  const rr = await readReservation(run, nexusB);
+  assert.equal(rr.key, 0xbbn);
+  assert.equal(outcome(await run(tur())), '6/2a/05', 'the preempted nexus is told');
+  assert.equal(await go(nexusA, 1, 3, 0xaan, 0n), 'RESERVATION CONFLICT');
+  // CLEAR removes everything.
+  assert.equal(await go(nexusA, 6, 0, 0n, 0xaan), 'GOOD');
+  assert.equal(await go(nexusB, 3, 0, 0xbbn, 0n), 'GOOD');
+  assert.deepEqual(await readKeys(run, nexusB), []);
+  assert.equal(outcome(await run(tur())), '6/2a/03');
+  // Parameter list length must be 24; APTPL unsupported.
+  assert.equal(outcome(await run(cdb(0x5f, 6, 0, 0, 0, 0, 0, 0, 20, 0), { dataOut: new Uint8Array(20) })), '5/1a/00');
+  const [c, p] = prOut(6, 0, 0n, 5n);
+  p[20] = 1;
+  assert.equal(outcome(await run(c, { dataOut: p })), '5/26/00');
+  // PR IN: REPORT CAPABILITIES, READ FULL STATUS, bad service action.
+  const caps = (await run(cdb(0x5e, 2, 0, 0, 0, 0, 0, 0, 255, 0))).dataIn!;
+  assert.equal((caps[0] << 8) | caps[1], 8);
+  assert.equal(caps[4], 0xea);
+  assert.equal(caps[5], 0x01);
+  assert.equal(await go(nexusA, 6, 0, 0n, 0x77n), 'GOOD');
+  const full = (await run(cdb(0x5e, 3, 0, 0, 0, 0, 0, 0, 255, 0))).dataIn!;
+  assert.equal(new DataView(full.buffer, full.byteOffset).getBigUint64(8), 0x77n);
+  assert.deepEqual(full.subarray(32, 32 + nexusA.transportId.length), nexusA.transportId);
+  assert.equal(outcome(await run(cdb(0x5e, 4, 0, 0, 0, 0, 0, 0, 255, 0))), '5/24/00');
+  // RESERVE(6) conflicts while registrations exist.
+  assert.equal(outcome(await run(cdb(0x16, 0, 0, 0, 0, 0), { nexus: nexusB })), 'RESERVATION CONFLICT');
+});
+
+test('a third nexus from the same initiator name but another ISID is a different I_T nexus', async () => {
+  const { run } = await ready();
+  const other = makeNexus(nexusA.initiatorName, '400000000099', nexusA.targetName, 1);
+  assert.equal(outcome(await run(tur(), { nexus: other })), '6/29/00');
+  await run(cdb(0x16, 0, 0, 0, 0, 0));
+  assert.equal(outcome(await run(tur(), { nexus: other })), 'RESERVATION CONFLICT');
+});
