@@ -1,0 +1,145 @@
+// Benchmark: stream 1 GiB of 256 KiB fixed blocks to a cartridge through the Ferry target
+// (our initiator → iSCSI over loopback → SSC LU → cartridge file), against `dd` writing the
+// same number of bytes to a file on the same disk in the same run. Both end with a flush
+// (WRITE FILEMARKS → fsync; dd conv=fdatasync).
+//
+//   node --import tsx bench/tape-vs-dd.ts [--size 1G] [--depth 4] [--runs 3]
+import { execFileSync, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseSize, formatBytes } from '../src/util/units.ts';
+import { Target } from '../src/target/target.ts';
+import { TargetServer } from '../src/target/server.ts';
+import { openStandaloneDrive } from '../src/scsi/tape-library.ts';
+import { InitiatorSession } from '../src/initiator/session.ts';
+import * as T from '../src/scsi/tape-cdb.ts';
+import { makeNexus, type ScsiTask } from '../src/scsi/task.ts';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const totalBytes = parseSize(opt('size', '1G'));
+const depth = Number(opt('depth', '4'));
+const runs = Number(opt('runs', '3'));
+const BLOCK = 256 * 1024;
+const blocks = Math.floor(totalBytes / BLOCK);
+
+const IQN = 'iqn.2026-11.dev.ferry:bench';
+
+/** `--serve CART`: be the target process (one stand-alone drive), print the port, run until killed. */
+async function serve(cart: string): Promise<void> {
+  const target = new Target({ name: IQN });
+  target.addLun(0, await openStandaloneDrive(cart, { createSizeBytes: totalBytes + (64 << 20) }));
+  const server = new TargetServer({ targets: [target] });
+  const { port } = await server.listen('127.0.0.1', 0);
+  process.stdout.write(`PORT ${port}\n`);
+  process.once('SIGTERM', () => process.exit(0));
+}
+
+async function ferryRun(dir: string, n: number): Promise<number> {
+  const iqn = IQN;
+  // The target runs in its own process, as `ferry target` would.
+  const prof = process.env.FERRY_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FERRY_BENCH_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--size', String(totalBytes), '--serve', join(dir, `bench${n}.cart`)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /PORT (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (c) => reject(new Error(`bench target exited ${c}`)));
+  });
+  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:bench-init', targetName: iqn });
+  for (let i = 0; i < 3; i++) if ((await s.command(0, T.buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
+  const sel = T.modeSelectBlockDescriptor(BLOCK);
+  await s.command(0, T.buildModeSelect6(sel.length), { dataOut: sel });
+  const data = randomBytes(BLOCK);
+  const cdb = T.buildWrite6(1, { fixed: true });
+  const t0 = process.hrtime.bigint();
+  let sent = 0;
+  const inFlight = new Set<Promise<unknown>>();
+  while (sent < blocks || inFlight.size) {
+    while (sent < blocks && inFlight.size < depth) {
+      const p: Promise<unknown> = s.command(0, cdb, { dataOut: data }).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      sent++;
+    }
+    await Promise.race(inFlight);
+  }
+  await s.command(0, T.buildWriteFilemarks6(1)); // flush: fsync of the cartridge
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  await s.logout();
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+  return (blocks * BLOCK) / secs;
+}
+
+/** The SSC LU and cartridge alone: WRITE(6) executed in-process, no iSCSI. */
+async function luRun(dir: string, n: number): Promise<number> {
+  const lu = await openStandaloneDrive(join(dir, `lu${n}.cart`), { createSizeBytes: totalBytes + (64 << 20) });
+  const nexus = makeNexus('iqn.2026-11.dev.ferry:bench-init', '400000000001', IQN, 1);
+  const task = (cdb: Uint8Array, dataOut: Uint8Array = new Uint8Array(0)): ScsiTask => ({
+    cdb, lun: 0, nexus, dataOut, expectedInLength: 0, signal: new AbortController().signal,
+    target: { targetName: IQN, relativePortId: 1, luns: () => new Map() },
+  });
+  for (let i = 0; i < 3; i++) if ((await lu.execute(task(T.buildTestUnitReady()))).status === 0) break;
+  const sel = T.modeSelectBlockDescriptor(BLOCK);
+  await lu.execute(task(T.buildModeSelect6(sel.length), sel));
+  const data = randomBytes(BLOCK);
+  const cdb = T.buildWrite6(1, { fixed: true });
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < blocks; i++) if ((await lu.execute(task(cdb, data))).status !== 0) throw new Error(`write ${i} failed`);
+  await lu.execute(task(T.buildWriteFilemarks6(1)));
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  await lu.close();
+  return (blocks * BLOCK) / secs;
+}
+
+function ddRun(dir: string, n: number): number {
+  const out = join(dir, `dd${n}.img`);
+  const t0 = process.hrtime.bigint();
+  execFileSync('dd', ['if=/dev/zero', `of=${out}`, `bs=${BLOCK}`, `count=${blocks}`, 'conv=fdatasync'], { stdio: 'ignore' });
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  return (blocks * BLOCK) / secs;
+}
+
+if (args.includes('--serve')) {
+  await serve(opt('serve', ''));
+} else {
+  await main();
+}
+
+async function main(): Promise<void> {
+const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-tape-'));
+try {
+  const ferry: number[] = [];
+  const dd: number[] = [];
+  const local: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    // Alternate so page-cache and disk state favour neither side.
+    dd.push(ddRun(dir, i));
+    ferry.push(await ferryRun(dir, i));
+    local.push(await luRun(dir, i));
+    for (const f of [`dd${i}.img`, `bench${i}.cart`, `lu${i}.cart`]) await rm(join(dir, f), { force: true });
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const mb = (x: number): string => `${(x / 1e6).toFixed(0)} MB/s`;
+  console.log(`tape-vs-dd: ${formatBytes(blocks * BLOCK)} of ${BLOCK / 1024} KiB fixed blocks, ${depth} commands in flight, ${runs} runs`);
+  console.log(`  dd (file, conv=fdatasync):        ${dd.map(mb).join(', ')}  median ${mb(median(dd))}`);
+  console.log(`  ferry (iSCSI → SSC → cartridge):  ${ferry.map(mb).join(', ')}  median ${mb(median(ferry))}`);
+  console.log(`  SSC LU in-process (no iSCSI):     ${local.map(mb).join(', ')}  median ${mb(median(local))}`);
+  console.log(`  ratio ferry/dd (median): ${(median(ferry) / median(dd)).toFixed(2)}×  (goal ≥ 0.8×)`);
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}
+}
