@@ -1,7 +1,7 @@
 import { usedClusters } from './bitmap.ts';
 import { HOLE } from './data-runs.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
-import { AttrTypeName } from './record.ts';
+import { AttrTypeName, isExtension } from './record.ts';
 import type { SkippedRecord } from './tree.ts';
 import { Namespace, ReparseTag } from './values.ts';
 import { assembleFile, scanRecords, SystemRecord, type NtfsAttr, type NtfsFile, type Volume } from './volume.ts';
@@ -136,7 +136,7 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPla
       skip({ record: rec.record, code: rec.code, message: rec.message });
       continue;
     }
-    if (!rec.inUse || rec.base.record !== 0) continue;
+    if (!rec.inUse || isExtension(rec)) continue;
     let f: NtfsFile;
     try {
       f = await assembleFile(vol, rec);

@@ -60,6 +60,11 @@ export interface AttrRecord {
   runs: Run[];
 }
 
+/** An extension record names its base; a base record has an all-zero base reference ($MFT's extensions name record 0, seq 1). */
+export function isExtension(rec: Pick<FileRecord, 'base'>): boolean {
+  return rec.base.record !== 0 || rec.base.seq !== 0;
+}
+
 export interface FileRecord {
   number: number;
   seq: number;

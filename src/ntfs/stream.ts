@@ -36,7 +36,7 @@ export async function readContent(src: ClusterSource, a: AttrContent, offset: nu
   if (offset < 0 || length < 0 || offset + length > a.dataSize) {
     throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, `read [${offset}, ${offset + length}) outside the ${a.dataSize}-byte attribute`, { record: a.record });
   }
-  if (a.resident) return (a.value ?? new Uint8Array(0)).slice(offset, offset + length);
+  if (a.resident) return new Uint8Array((a.value ?? new Uint8Array(0)).subarray(offset, offset + length));
   const out = new Uint8Array(length);
   const stop = Math.min(offset + length, a.initializedSize);
   if (stop <= offset) return out;

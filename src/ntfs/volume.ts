@@ -4,7 +4,7 @@ import { ByteView } from './byte-view.ts';
 import type { Run } from './data-runs.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 import { applyFixups, RecordMagic } from './fixup.ts';
-import { AttrType, decodeFileRecord, type AttrRecord, type FileRecord } from './record.ts';
+import { AttrType, decodeFileRecord, isExtension, type AttrRecord, type FileRecord } from './record.ts';
 import { readContent, streamContent, type AttrContent, type ClusterSource } from './stream.ts';
 import { decodeAttributeList, decodeFileName, decodeReparseTag, decodeStandardInfo, Namespace, type FileName, type StandardInfo } from './values.ts';
 
@@ -60,7 +60,7 @@ function clusterSource(view: ByteView, clusterSize: number): ClusterSource {
 export async function openVolume(dev: BlockDevice): Promise<Volume> {
   const view = new ByteView(dev);
   if (view.size < 512) throw new NtfsFormatError(NtfsErrorCode.TRUNCATED, 'device smaller than a boot sector', { byteOffset: 0, expected: 512, actual: view.size });
-  const geo = decodeBootSector((await view.read(0, 512)).slice());
+  const geo = decodeBootSector(new Uint8Array(await view.read(0, 512)));
   if (geo.totalSectors * geo.bytesPerSector > view.size) {
     throw new NtfsFormatError(NtfsErrorCode.TRUNCATED, 'device shorter than the volume the boot sector describes', { byteOffset: 0x28, expected: geo.totalSectors * geo.bytesPerSector, actual: view.size });
   }
@@ -90,7 +90,7 @@ export async function openVolume(dev: BlockDevice): Promise<Volume> {
         throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, `$MFT extension record ${e.ref.record} is not mapped by the runs before it`, { record: 0, expected: `< ${vol.recordCount}`, actual: e.ref.record });
       }
       const ext = await readRecord(vol, e.ref.record);
-      if (ext.base.record !== 0) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'extension record does not belong to $MFT', { record: ext.number, expected: 0, actual: ext.base.record });
+      if (ext.base.record !== 0 || !isExtension(ext)) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'extension record does not belong to $MFT', { record: ext.number, expected: 0, actual: ext.base.record });
       for (const a of ext.attrs) {
         if (a.type !== AttrType.DATA || a.name !== '' || a.resident) continue;
         if (a.lowestVcn !== lastVcn(runs) + 1) {
@@ -113,7 +113,7 @@ function lastVcn(runs: readonly Run[]): number {
 }
 
 function fixRecord(bytes: Uint8Array, n: number, byteOffset: number, geo: Geometry): FileRecord {
-  const copy = bytes.slice();
+  const copy = new Uint8Array(bytes); // a copy (Buffer.slice would be a view)
   applyFixups(copy, RecordMagic.FILE, { record: n, byteOffset });
   return decodeFileRecord(copy, n, byteOffset, geo.clusterCount);
 }
@@ -159,7 +159,7 @@ export async function* scanRecords(vol: Volume): AsyncGenerator<FileRecord | Ntf
       const bytes = buf.subarray(i * rs, (i + 1) * rs);
       if (bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0 && bytes[3] === 0) continue; // never used
       try {
-        const copy = bytes.slice();
+        const copy = new Uint8Array(bytes); // a copy (Buffer.slice would be a view)
         const at = mftByteOffset(vol, num * rs);
         applyFixups(copy, RecordMagic.FILE, { record: num, byteOffset: at });
         yield decodeFileRecord(copy, num, at, vol.geo.clusterCount);
@@ -203,7 +203,7 @@ export async function loadFile(vol: Volume, n: number): Promise<NtfsFile> {
 export async function assembleFile(vol: Volume, base: FileRecord): Promise<NtfsFile> {
   const n = base.number;
   if (!base.inUse) throw new NtfsFormatError(NtfsErrorCode.RECORD, 'record not in use', { record: n });
-  if (base.base.record !== 0) throw new NtfsFormatError(NtfsErrorCode.RECORD, 'record is an extension record, not a base record', { record: n, expected: 0, actual: base.base.record });
+  if (isExtension(base)) throw new NtfsFormatError(NtfsErrorCode.RECORD, 'record is an extension record, not a base record', { record: n, expected: 0, actual: base.base.record });
   let recs: AttrRecord[] = base.attrs;
   const listAttr = base.attrs.find((a) => a.type === AttrType.ATTRIBUTE_LIST);
   if (listAttr) {
