@@ -71,7 +71,11 @@ const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r
  * a take that closes a write gate synchronously (SnapshottableDevice.createSnapshot) freezes
  * exactly that instant. Quiet period 0 takes at once: crash-consistent.
  */
-export async function takeWhenQuiet<T>(activity: WriteActivity, take: () => Promise<T>, opts: QuiesceOptions = {}): Promise<QuiesceResult<T>> {
+export async function takeWhenQuiet<T>(
+  activity: WriteActivity,
+  take: (at: { mode: SnapshotMode; waitedMs: number; quietPeriodMs: number; timeoutMs: number }) => Promise<T>,
+  opts: QuiesceOptions = {},
+): Promise<QuiesceResult<T>> {
   const quietPeriodMs = opts.quietPeriodMs ?? DEFAULT_QUIET_PERIOD_MS;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_QUIESCE_TIMEOUT_MS;
   checkQuiescePeriods(quietPeriodMs, timeoutMs);
@@ -91,11 +95,12 @@ export async function takeWhenQuiet<T>(activity: WriteActivity, take: () => Prom
     lastWriteAt: activity.lastWriteAt,
     writesWhileWaiting: activity.writeCount - count0,
   });
-  if (quietPeriodMs === 0) return done('crash-consistent', startedAt, take());
+  const at = (mode: SnapshotMode, t: number) => ({ mode, waitedMs: t - startedAt, quietPeriodMs, timeoutMs });
+  if (quietPeriodMs === 0) return done('crash-consistent', startedAt, take(at('crash-consistent', startedAt)));
   while (true) {
     const t = now();
     const last = activity.lastWriteAt;
-    if (activity.writesInFlight === 0 && (last === 0 || t - last >= quietPeriodMs)) return done('quiesced', t, take());
+    if (activity.writesInFlight === 0 && (last === 0 || t - last >= quietPeriodMs)) return done('quiesced', t, take(at('quiesced', t)));
     if (t >= deadline) {
       throw new QuiesceTimeoutError(opts.label ?? 'LUN', quietPeriodMs, timeoutMs, t - startedAt, last, activity.writeCount - count0, t);
     }

@@ -32,6 +32,8 @@ export interface SnapshotInfo {
   preservedChunks: number;
   /** Set when the store could not be read back: the snapshot is unusable and tracking through it is lost. */
   damaged?: string;
+  /** What the creator recorded with it (e.g. quiesce mode and wait), kept in the manifest. */
+  meta?: Record<string, unknown>;
 }
 
 export interface WriteActivity {
@@ -54,6 +56,7 @@ interface ManifestEntry {
   id: string;
   createdAtMs: number;
   file: string;
+  meta?: Record<string, unknown>;
 }
 interface Manifest {
   format: string;
@@ -224,12 +227,12 @@ export class SnapshottableDevice implements BlockDevice {
    * a caller that checked for quiet in the same tick gets exactly that instant; writes in flight
    * finish first (they are before), writes arriving later wait (they are after).
    */
-  createSnapshot(): Promise<SnapshotInfo> {
+  createSnapshot(meta?: Record<string, unknown>): Promise<SnapshotInfo> {
     const drained = this.closeGate();
-    return this.finishCreate(drained);
+    return this.finishCreate(drained, meta);
   }
 
-  private async finishCreate(drained: Promise<void>): Promise<SnapshotInfo> {
+  private async finishCreate(drained: Promise<void>, meta: Record<string, unknown> | undefined): Promise<SnapshotInfo> {
     try {
       await drained;
       const createdAtMs = this.now();
@@ -238,6 +241,7 @@ export class SnapshottableDevice implements BlockDevice {
         await this.base.flush();
         const id = `snap-${randomBytes(6).toString('hex')}`;
         const entry: ManifestEntry = { id, createdAtMs, file: `${id}.cow` };
+        if (meta) entry.meta = meta;
         const path = join(this.dir, entry.file);
         const fh = await open(path, 'wx+');
         try {
@@ -500,6 +504,7 @@ function info(s: CowStore): SnapshotInfo {
     preservedChunks: s.index.size,
   };
   if (s.damaged) i.damaged = s.damaged;
+  if (s.entry.meta) i.meta = s.entry.meta;
   return i;
 }
 

@@ -1,0 +1,180 @@
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BlockDevice } from '../block/block-device.ts';
+import { FileDevice } from '../block/file-device.ts';
+import { FerryError } from '../util/errors.ts';
+import { SnapshottableDevice } from './snapshottable-device.ts';
+
+export interface LunInfo {
+  lun: number;
+  kind: 'disk' | 'snapshot';
+  blockSize: number;
+  blockCount: number;
+  sizeBytes: number;
+  readOnly: boolean;
+  /** For a snapshot LUN: the snapshot and the disk LUN it was taken of. */
+  snapshotId?: string;
+  sourceLun?: number;
+}
+
+/**
+ * What the management API needs of a storage node's LUN map. src/target implements it over
+ * its Target (each disk LUN's BlockDevice wrapped in a SnapshottableDevice); DirLunRegistry is
+ * the in-process one over image files in a directory.
+ */
+export interface LunRegistry {
+  list(): LunInfo[];
+  /** Create and map a disk LUN of `sizeBytes` (a multiple of the block size). */
+  create(opts: { sizeBytes: number }): Promise<LunInfo>;
+  /** Unmap a disk LUN and delete its image and snapshot stores. */
+  delete(lun: number): Promise<void>;
+  /** The device behind any LUN (disk or snapshot), for digests. */
+  device(lun: number): BlockDevice | undefined;
+  /** The copy-on-write device behind a disk LUN. */
+  snapshottable(lun: number): SnapshottableDevice | undefined;
+  /** Map a snapshot as a read-only LUN with its own identity; returns its LUN number. */
+  mapSnapshot(sourceLun: number, snapshotId: string, view: BlockDevice): Promise<number>;
+  unmapSnapshot(lun: number): Promise<void>;
+}
+
+/** How a DirLunRegistry tells its owner (e.g. an iSCSI target) that LUNs came and went. */
+export interface LunHooks {
+  /** Pick the LUN number for a new LUN (default: lowest free in this registry). */
+  allocate?(): number;
+  added?(info: LunInfo, device: BlockDevice): void | Promise<void>;
+  removed?(lun: number): void | Promise<void>;
+}
+
+interface Entry {
+  info: LunInfo;
+  device: BlockDevice;
+  snap?: SnapshottableDevice;
+}
+
+const IMAGE_RE = /^lun-(\d+)\.img$/;
+
+/**
+ * Disk LUNs as sparse image files `lun-N.img` in `dir`, each with its snapshot stores in
+ * `lun-N.img.snapshots/`. Reopening the directory brings the same LUNs back.
+ */
+export class DirLunRegistry implements LunRegistry {
+  readonly dir: string;
+  readonly blockSize: number;
+  readonly chunkBytes: number | undefined;
+  private readonly hooks: LunHooks;
+  private readonly luns = new Map<number, Entry>();
+
+  private constructor(dir: string, blockSize: number, chunkBytes: number | undefined, hooks: LunHooks) {
+    this.dir = dir;
+    this.blockSize = blockSize;
+    this.chunkBytes = chunkBytes;
+    this.hooks = hooks;
+  }
+
+  static async open(dir: string, opts: { blockSize?: number; chunkBytes?: number; hooks?: LunHooks } = {}): Promise<DirLunRegistry> {
+    const reg = new DirLunRegistry(dir, opts.blockSize ?? 512, opts.chunkBytes, opts.hooks ?? {});
+    await mkdir(dir, { recursive: true });
+    const names = await readdir(dir);
+    for (const name of names.sort()) {
+      const m = IMAGE_RE.exec(name);
+      if (m) await reg.openDisk(Number(m[1]));
+    }
+    return reg;
+  }
+
+  list(): LunInfo[] {
+    return [...this.luns.values()].map((e) => ({ ...e.info })).sort((a, b) => a.lun - b.lun);
+  }
+
+  async create(opts: { sizeBytes: number }): Promise<LunInfo> {
+    const { sizeBytes } = opts;
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % this.blockSize !== 0) {
+      throw new FerryError('ERR_BAD_REQUEST', `LUN size ${sizeBytes} must be a positive multiple of the ${this.blockSize}-byte block`);
+    }
+    const lun = this.allocate();
+    return (await this.openDisk(lun, sizeBytes)).info;
+  }
+
+  async delete(lun: number): Promise<void> {
+    const e = this.luns.get(lun);
+    if (!e) throw new FerryError('ERR_LUN_NOT_FOUND', `no LUN ${lun}`);
+    if (e.info.kind !== 'disk') throw new FerryError('ERR_BAD_REQUEST', `LUN ${lun} is snapshot ${e.info.snapshotId}: delete the snapshot instead`);
+    this.luns.delete(lun);
+    await this.hooks.removed?.(lun);
+    await e.device.close();
+    const img = join(this.dir, `lun-${lun}.img`);
+    await rm(`${img}.snapshots`, { recursive: true, force: true });
+    await rm(img, { force: true });
+  }
+
+  device(lun: number): BlockDevice | undefined {
+    return this.luns.get(lun)?.device;
+  }
+
+  snapshottable(lun: number): SnapshottableDevice | undefined {
+    return this.luns.get(lun)?.snap;
+  }
+
+  async mapSnapshot(sourceLun: number, snapshotId: string, view: BlockDevice): Promise<number> {
+    const lun = this.allocate();
+    const info: LunInfo = {
+      lun,
+      kind: 'snapshot',
+      blockSize: view.blockSize,
+      blockCount: view.blockCount,
+      sizeBytes: view.blockSize * view.blockCount,
+      readOnly: true,
+      snapshotId,
+      sourceLun,
+    };
+    this.luns.set(lun, { info, device: view });
+    try {
+      await this.hooks.added?.(info, view);
+    } catch (e) {
+      this.luns.delete(lun);
+      throw e;
+    }
+    return lun;
+  }
+
+  async unmapSnapshot(lun: number): Promise<void> {
+    const e = this.luns.get(lun);
+    if (!e || e.info.kind !== 'snapshot') return;
+    this.luns.delete(lun);
+    await this.hooks.removed?.(lun);
+  }
+
+  async close(): Promise<void> {
+    for (const [lun, e] of this.luns) {
+      await this.hooks.removed?.(lun);
+      if (e.info.kind === 'disk') await e.device.close();
+    }
+    this.luns.clear();
+  }
+
+  private allocate(): number {
+    if (this.hooks.allocate) return this.hooks.allocate();
+    let n = 0;
+    while (this.luns.has(n)) n++;
+    return n;
+  }
+
+  private async openDisk(lun: number, sizeBytes?: number): Promise<Entry> {
+    if (this.luns.has(lun)) throw new FerryError('ERR_LUN_EXISTS', `LUN ${lun} is in use`);
+    const img = join(this.dir, `lun-${lun}.img`);
+    const file = await FileDevice.open(img, { blockSize: this.blockSize, sizeBytes });
+    const snap = await SnapshottableDevice.open(file, { dir: `${img}.snapshots`, chunkBytes: this.chunkBytes });
+    const info: LunInfo = {
+      lun,
+      kind: 'disk',
+      blockSize: snap.blockSize,
+      blockCount: snap.blockCount,
+      sizeBytes: snap.blockSize * snap.blockCount,
+      readOnly: false,
+    };
+    const e: Entry = { info, device: snap, snap };
+    this.luns.set(lun, e);
+    await this.hooks.added?.(info, snap);
+    return e;
+  }
+}
