@@ -67,7 +67,7 @@ export class MediumChangerLu implements LogicalUnit, SpcLu {
     await this.queue;
   }
 
-  /** MOVE MEDIUM SMC-3 6.6 (also used by the CLI and tests directly). */
+  /** SMC-3 MOVE MEDIUM (also used by the CLI and tests directly). */
   async move(source: number, destination: number): Promise<void> {
     const inv = this.inventory;
     const src = inv.element(source);
@@ -79,7 +79,7 @@ export class MediumChangerLu implements LogicalUnit, SpcLu {
     if (dst.barcode) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.MEDIUM_DESTINATION_ELEMENT_FULL);
     if (src.kind === 'drive') {
       const lu = this.drives[src.index];
-      // SMC-3 6.6: the drive holds the medium (PREVENT MEDIUM REMOVAL on the drive).
+      // SMC-3 MOVE MEDIUM: the drive holds the medium (PREVENT MEDIUM REMOVAL on the drive).
       if (lu.mediumRemovalPrevented) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.MEDIUM_REMOVAL_PREVENTED);
       const cart = await lu.remove();
       await cart?.close();
@@ -94,7 +94,7 @@ export class MediumChangerLu implements LogicalUnit, SpcLu {
   }
 }
 
-/** SMC-3 7.3: element address assignment (1Dh), transport geometry (1Eh), device capabilities (1Fh). */
+/** SMC-3 mode pages: element address assignment (1Dh), transport geometry (1Eh), device capabilities (1Fh). */
 function changerModePages(inv: LibraryInventory): ReturnType<typeof makePage>[] {
   const u16 = (v: number): number[] => [v >> 8, v & 0xff];
   return [
@@ -112,7 +112,7 @@ function changerModePages(inv: LibraryInventory): ReturnType<typeof makePage>[] 
 }
 
 /**
- * READ ELEMENT STATUS SMC-3 6.10. Element descriptor: 0–1 address; 2 flags (FULL b0, IMPEXP b1,
+ * SMC-3 READ ELEMENT STATUS. Element descriptor: 0–1 address; 2 flags (FULL b0, IMPEXP b1,
  * EXCEPT b2, ACCESS b3, EXENAB b4, INENAB b5); 4–5 ASC/ASCQ; 9 SVALID b7; 10–11 source address;
  * then the primary volume tag (36) when VOLTAG, then the identification descriptor when DVCID.
  */

@@ -108,7 +108,7 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
       if (this.present) throw new Error('drive already holds a cartridge');
       this.present = cart;
       await this.drive.load(cart);
-      // SSC-3 4.2.? / SPC-4: a medium change is a unit attention for every other nexus.
+      // SPC-4 unit attention 28h/00h: a medium change is a unit attention for every other nexus.
       this.spc.ua.addAll(Asc.NOT_READY_TO_READY_CHANGE_MEDIUM_MAY_HAVE_CHANGED, opts.fromNexus);
     });
   }
@@ -144,7 +144,7 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
   private modeHeader(): { deviceSpecific: number; blockDescriptor: { blockCount: number; blockSize: number } } {
     const c = this.drive.cartridge;
     const wp = c?.label.writeProtected ? 0x80 : 0;
-    // SSC-3 8.3.3: device-specific byte WP b7, BUFFERED MODE b6:4 = 1; block descriptor
+    // SSC-3 mode parameter header and block descriptor: device-specific byte WP b7, BUFFERED MODE b6:4 = 1; block descriptor
     // byte 0 DENSITY CODE (carried in the top byte of the 4-byte "block count"), 5–7 BLOCK LENGTH.
     const density = c ? c.label.densityCode : 0;
     return { deviceSpecific: wp | 0x10, blockDescriptor: { blockCount: density * 0x1000000, blockSize: this.drive.blockLength } };
@@ -167,7 +167,7 @@ function mapDriveError(e: unknown): never {
 }
 
 function writeStatus(out: WriteOutcome, lengthAsked: number): ScsiResult | undefined {
-  // SSC-3 4.2.5: past early warning every write completes and reports EOM, NO SENSE 00/02.
+  // SSC-3 early warning: past it every write completes and reports EOM, NO SENSE 00/02.
   if (out.overflow) {
     return { ...checkCondition(new SenseError(SenseKey.VOLUME_OVERFLOW, Asc.END_OF_PARTITION_MEDIUM_DETECTED, { eom: true, info: out.residue })), transferLength: lengthAsked };
   }
@@ -188,7 +188,7 @@ function spaceStatus(out: SpaceOutcome, sign: number, drive: TapeDrive): void {
 
 // ---- handlers ---------------------------------------------------------------------------------
 
-/** READ(6) SSC-3 6.4: FIXED with SILI is invalid; a filemark, EOD or wrong length ends the transfer. */
+/** SSC-3 READ(6): FIXED with SILI is invalid; a filemark, EOD or wrong length ends the transfer. */
 async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
   const c = decodeReadWrite6(task.cdb);
   const drive = lu.ready();
@@ -214,12 +214,12 @@ async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
   if (out.stop === 'eod') {
     return withData(new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, { info: out.residue, eom: drive.beyondEarlyWarning }), data, bytes);
   }
-  // Incorrect length. Variable mode with SILI: an underlength record is not an error. SSC-3 6.4
+  // Incorrect length. Variable mode with SILI: an underlength record is not an error. SSC-3 READ(6)
   if (!c.fixed && c.sili && out.residue > 0) return { status: ScsiStatus.GOOD, dataIn: data, transferLength: bytes };
   return withData(new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE, { ili: true, info: out.residue }), data, bytes);
 }
 
-/** WRITE(6) SSC-3 6.9. */
+/** SSC-3 WRITE(6). */
 async function write6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult | undefined> {
   const c = decodeReadWrite6(task.cdb);
   const drive = lu.ready();
@@ -272,11 +272,11 @@ function locate(c: { cp: boolean; id: number; partition: number; destType: numbe
     drive.spaceToEod();
     return;
   } else throw invalidCdb(1, 5);
-  // SSC-3 6.?: LOCATE past end of data stops there with BLANK CHECK, EOD detected.
+  // SSC-3 LOCATE: past end of data it stops there with BLANK CHECK, EOD detected.
   if (out.stop) throw new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, { eom: drive.beyondEarlyWarning });
 }
 
-/** READ POSITION SSC-3 7.? : short (20 bytes), long (32) and extended (32) forms. */
+/** SSC-3 READ POSITION: short (20 bytes), long (32) and extended (32) forms. */
 function readPosition(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   const c = decodeReadPosition(task.cdb);
   const drive = lu.ready();
@@ -320,7 +320,7 @@ function readPosition(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   }
 }
 
-/** READ BLOCK LIMITS SSC-3 7.?: granularity, max and min block length; MLOI form gives the max object id. */
+/** SSC-3 READ BLOCK LIMITS: granularity, max and min block length; MLOI form gives the max object id. */
 function readBlockLimits(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   if (task.cdb[1] & 1) {
     const w = new ByteWriter(20);
@@ -373,7 +373,7 @@ function preventAllow(task: ScsiTask, lu: TapeDriveLu): void {
   else lu.preventers.delete(task.nexus.key);
 }
 
-/** REPORT DENSITY SUPPORT SSC-3 6.?: one 52-byte descriptor (our single density). */
+/** SSC-3 REPORT DENSITY SUPPORT: one 52-byte descriptor (our single density). */
 function reportDensitySupport(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   const c = decodeReportDensitySupport(task.cdb);
   if (c.mediaType) throw invalidCdb(1, 1);
@@ -399,7 +399,7 @@ function reportDensitySupport(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   return trimToAllocation(w.buf, c.allocationLength);
 }
 
-/** LOG SENSE SPC-4 6.6: supported pages, write/read error counters (02h/03h), tape capacity (31h). */
+/** SPC-4 LOG SENSE: supported pages, write/read error counters (02h/03h), tape capacity (31h). */
 function logSense(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   const c = decodeLogSense(task.cdb);
   if (c.sp) throw invalidCdb(1, 0);
@@ -412,13 +412,13 @@ function logSense(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
       break;
     case 0x02:
     case 0x03: {
-      // SPC-4 7.3.? error counter pages: 0000h–0004h errors (all zero), 0005h total bytes processed, 0006h uncorrected.
+      // SPC-4 write/read error counter log pages: 0000h–0004h errors (all zero), 0005h total bytes processed, 0006h uncorrected.
       const bytes = c.page === 0x02 ? lu.stats.bytesWritten : lu.stats.bytesRead;
       for (let code = 0; code <= 6; code++) params.push([code, 8, code === 5 ? bytes : 0]);
       break;
     }
     case 0x31: {
-      // SSC-3 8.2.? tape capacity, in MiB: 1 main partition remaining, 2 alternate remaining, 3 main maximum, 4 alternate maximum.
+      // SSC-3 tape capacity log page, in MiB: 1 main partition remaining, 2 alternate remaining, 3 main maximum, 4 alternate maximum.
       const cart = lu.drive.cartridge;
       const mib = (n: number): number => Math.floor(n / (1 << 20));
       params.push([1, 4, cart ? mib(cart.label.capacityBytes - cart.usedBytes) : 0], [2, 4, 0], [3, 4, cart ? mib(cart.label.capacityBytes) : 0], [4, 4, 0]);
@@ -449,7 +449,7 @@ function logSense(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   return trimToAllocation(data, c.allocationLength);
 }
 
-/** MAM attributes (SPC-4 7.4): [id, read-only, format (0 binary, 1 ASCII), bytes]. */
+/** MAM attributes (SPC-4 READ ATTRIBUTE, attribute identifiers): [id, read-only, format (0 binary, 1 ASCII), bytes]. */
 function mamAttributes(cart: Cartridge): Array<[number, boolean, number, Uint8Array]> {
   const u64 = (v: number): Uint8Array => {
     const b = new Uint8Array(8);
@@ -474,7 +474,7 @@ function mamAttributes(cart: Cartridge): Array<[number, boolean, number, Uint8Ar
   ];
 }
 
-/** READ ATTRIBUTE SPC-4 6.16: ATTRIBUTE VALUES (00h) and ATTRIBUTE LIST (01h). */
+/** SPC-4 READ ATTRIBUTE: ATTRIBUTE VALUES (00h) and ATTRIBUTE LIST (01h). */
 function readAttribute(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   const c = decodeReadAttribute(task.cdb);
   const cart = lu.ready().medium();
@@ -492,7 +492,7 @@ function readAttribute(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
     for (const [id] of attrs) w.u16(id);
     body = w.buf;
   } else if (c.serviceAction === 0x02 || c.serviceAction === 0x03) {
-    // VOLUME LIST / PARTITION LIST: first 0, count 1. SPC-4 7.4.?
+    // VOLUME LIST / PARTITION LIST: first 0, count 1.
     body = Uint8Array.of(0, 1);
     const out = new Uint8Array(2 + body.length);
     out[1] = body.length;
@@ -505,7 +505,7 @@ function readAttribute(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   return trimToAllocation(out, c.allocationLength);
 }
 
-/** MODE SELECT: the block descriptor sets density and block length (SSC-3 8.3.3), pages go to spc. */
+/** MODE SELECT: the block descriptor sets density and block length (SSC-3 block descriptor), pages go to spc. */
 function tapeModeSelect(c: ModeSelectCdb, task: ScsiTask, lu: TapeDriveLu): void {
   const data = task.dataOut.subarray(0, c.parameterListLength);
   const hlen = c.size === 6 ? 4 : 8;
@@ -530,7 +530,7 @@ function tapeModeSelect(c: ModeSelectCdb, task: ScsiTask, lu: TapeDriveLu): void
   modeSelect(c, task, lu.spc);
 }
 
-/** Mode pages of a tape drive: data compression 0Fh, device configuration 10h, medium partition 11h. SSC-3 8.3 */
+/** Mode pages of a tape drive: data compression 0Fh, device configuration 10h, medium partition 11h. SSC-3 mode parameters */
 function tapeModePages(): ReturnType<typeof makePage>[] {
   return [
     // 0Fh: DCE b7/DCC b6 (byte 2), DDE b7 (byte 3), algorithms 4–7/8–11. We do not compress; DCE is accepted.

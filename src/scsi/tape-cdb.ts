@@ -89,7 +89,7 @@ export function buildReadBlockLimits(mloi = false): Uint8Array {
   return b;
 }
 
-/** READ(6): `length` is blocks (fixed) or bytes (variable). SSC-3 6.4 */
+/** READ(6): `length` is blocks (fixed) or bytes (variable). SSC-3 READ(6) */
 export function buildRead6(length: number, opts: { fixed?: boolean; sili?: boolean } = {}): Uint8Array {
   const b = cdb(6, SscOpcode.READ_6);
   b[1] = (opts.sili ? 2 : 0) | (opts.fixed ? 1 : 0);
@@ -255,14 +255,14 @@ export const buildInitializeElementStatus = (): Uint8Array => cdb(6, SmcOpcode.I
 
 // ---- decoders ----------------------------------------------------------------------------------
 
-/** READ(6)/WRITE(6): SILI b1 (read only), FIXED b0, TRANSFER LENGTH bytes 2–4. SSC-3 6.4/6.9 */
+/** READ(6)/WRITE(6): SILI b1 (read only), FIXED b0, TRANSFER LENGTH bytes 2–4. SSC-3 READ(6)/WRITE(6) */
 export function decodeReadWrite6(c: Uint8Array): { fixed: boolean; sili: boolean; length: number } {
   const r = new ByteReader(c);
   const b1 = r.u8(1);
   return { fixed: !!(b1 & 1), sili: !!(b1 & 2), length: r.u24(2) };
 }
 
-/** WRITE FILEMARKS(6): WSMK b1, IMMED b0, count bytes 2–4. SSC-3 6.10 */
+/** WRITE FILEMARKS(6): WSMK b1, IMMED b0, count bytes 2–4. SSC-3 WRITE FILEMARKS(6) */
 export function decodeWriteFilemarks6(c: Uint8Array): { wsmk: boolean; immed: boolean; count: number } {
   const r = new ByteReader(c);
   const b1 = r.u8(1);
@@ -273,13 +273,13 @@ function signed24(v: number): number {
   return v & 0x800000 ? v - 0x1000000 : v;
 }
 
-/** SPACE(6): CODE b3:0, signed 24-bit COUNT bytes 2–4. SSC-3 6.8 */
+/** SPACE(6): CODE b3:0, signed 24-bit COUNT bytes 2–4. SSC-3 SPACE(6) */
 export function decodeSpace6(c: Uint8Array): { code: number; count: number } {
   const r = new ByteReader(c);
   return { code: r.u8(1) & 0x0f, count: signed24(r.u24(2)) };
 }
 
-/** SPACE(16): CODE b3:0, signed 64-bit COUNT bytes 4–11. SSC-3 6.? */
+/** SPACE(16): CODE b3:0, signed 64-bit COUNT bytes 4–11. SSC-3 SPACE(16) */
 export function decodeSpace16(c: Uint8Array): { code: number; count: number } {
   const r = new ByteReader(c);
   r.u8(15);
@@ -287,7 +287,7 @@ export function decodeSpace16(c: Uint8Array): { code: number; count: number } {
   return { code: r.u8(1) & 0x0f, count: Number(v) };
 }
 
-/** LOCATE(10): BT b2, CP b1, IMMED b0; object id bytes 3–6; partition byte 8. SSC-3 6.? */
+/** LOCATE(10): BT b2, CP b1, IMMED b0; object id bytes 3–6; partition byte 8. SSC-3 LOCATE(10) */
 export function decodeLocate10(c: Uint8Array): { cp: boolean; immed: boolean; id: number; partition: number; destType: number } {
   const r = new ByteReader(c);
   const b1 = r.u8(1);
@@ -306,7 +306,7 @@ export function decodeReadPosition(c: Uint8Array): { form: number; allocationLen
   return { form: r.u8(1) & 0x1f, allocationLength: r.u16(7) };
 }
 
-/** LOAD UNLOAD: IMMED byte 1 b0; byte 4 HOLD b3, EOT b2, RETEN b1, LOAD b0. SSC-3 7.2 */
+/** LOAD UNLOAD: IMMED byte 1 b0; byte 4 HOLD b3, EOT b2, RETEN b1, LOAD b0. SSC-3 LOAD UNLOAD */
 export function decodeLoadUnload(c: Uint8Array): { immed: boolean; hold: boolean; eot: boolean; reten: boolean; load: boolean } {
   const r = new ByteReader(c);
   const b4 = r.u8(4);
@@ -324,31 +324,31 @@ export function decodeReportDensitySupport(c: Uint8Array): { medium: boolean; me
   return { medium: !!(b1 & 1), mediaType: !!(b1 & 2), allocationLength: r.u16(7) };
 }
 
-/** LOG SENSE: PPC b1, SP b0; PC byte 2 b7:6, page b5:0; subpage 3; pointer 5–6; allocation 7–8. SPC-4 6.6 */
+/** LOG SENSE: PPC b1, SP b0; PC byte 2 b7:6, page b5:0; subpage 3; pointer 5–6; allocation 7–8. SPC-4 LOG SENSE */
 export function decodeLogSense(c: Uint8Array): { sp: boolean; pageControl: number; page: number; subpage: number; parameterPointer: number; allocationLength: number } {
   const r = new ByteReader(c);
   const b2 = r.u8(2);
   return { sp: !!(r.u8(1) & 1), pageControl: b2 >> 6, page: b2 & 0x3f, subpage: r.u8(3), parameterPointer: r.u16(5), allocationLength: r.u16(7) };
 }
 
-/** READ ATTRIBUTE: SA byte 1 b4:0; volume 5; partition 7; first attribute 8–9; allocation 10–13. SPC-4 6.16 */
+/** READ ATTRIBUTE: SA byte 1 b4:0; volume 5; partition 7; first attribute 8–9; allocation 10–13. SPC-4 READ ATTRIBUTE */
 export function decodeReadAttribute(c: Uint8Array): { serviceAction: number; volume: number; partition: number; firstAttribute: number; allocationLength: number } {
   const r = new ByteReader(c);
   return { serviceAction: r.u8(1) & 0x1f, volume: r.u8(5), partition: r.u8(7), firstAttribute: r.u16(8), allocationLength: r.u32(10) };
 }
 
-/** PREVENT ALLOW MEDIUM REMOVAL: PREVENT byte 4 b1:0. SPC-4 6.13 */
+/** PREVENT ALLOW MEDIUM REMOVAL: PREVENT byte 4 b1:0. SPC-4 PREVENT ALLOW MEDIUM REMOVAL */
 export function decodePreventAllowTape(c: Uint8Array): { prevent: number } {
   return { prevent: new ByteReader(c).u8(4) & 3 };
 }
 
-/** MOVE MEDIUM: transport 2–3, source 4–5, destination 6–7, INVERT byte 10 b0. SMC-3 6.6 */
+/** MOVE MEDIUM: transport 2–3, source 4–5, destination 6–7, INVERT byte 10 b0. SMC-3 MOVE MEDIUM */
 export function decodeMoveMedium(c: Uint8Array): { transport: number; source: number; destination: number; invert: boolean } {
   const r = new ByteReader(c);
   return { transport: r.u16(2), source: r.u16(4), destination: r.u16(6), invert: !!(r.u8(10) & 1) };
 }
 
-/** READ ELEMENT STATUS: VOLTAG b4, type b3:0; start 2–3; count 4–5; CURDATA b1/DVCID b0 byte 6; allocation 7–9. SMC-3 6.10 */
+/** READ ELEMENT STATUS: VOLTAG b4, type b3:0; start 2–3; count 4–5; CURDATA b1/DVCID b0 byte 6; allocation 7–9. SMC-3 READ ELEMENT STATUS */
 export function decodeReadElementStatus(c: Uint8Array): { voltag: boolean; type: number; start: number; count: number; curdata: boolean; dvcid: boolean; allocationLength: number } {
   const r = new ByteReader(c);
   const b1 = r.u8(1);
@@ -356,7 +356,7 @@ export function decodeReadElementStatus(c: Uint8Array): { voltag: boolean; type:
   return { voltag: !!(b1 & 0x10), type: b1 & 0x0f, start: r.u16(2), count: r.u16(4), curdata: !!(b6 & 2), dvcid: !!(b6 & 1), allocationLength: r.u24(7) };
 }
 
-/** INITIALIZE ELEMENT STATUS WITH RANGE: RANGE byte 1 b0; start 2–3; count 6–7. SMC-3 6.3 */
+/** INITIALIZE ELEMENT STATUS WITH RANGE: RANGE byte 1 b0; start 2–3; count 6–7. SMC-3 INITIALIZE ELEMENT STATUS WITH RANGE */
 export function decodeInitElementStatusRange(c: Uint8Array): { range: boolean; start: number; count: number } {
   const r = new ByteReader(c);
   return { range: !!(r.u8(1) & 1), start: r.u16(2), count: r.u16(6) };

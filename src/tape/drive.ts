@@ -2,7 +2,7 @@ import { Cartridge, ObjectKind, CartridgeError } from './cartridge.ts';
 
 /**
  * Tape drive state: the loaded cartridge, the logical position (object id) and the block
- * length (0 = variable). It applies SSC-3 4.2 positioning semantics and returns plain
+ * length (0 = variable). It applies SSC-3 sequential-access positioning semantics and returns plain
  * outcomes; the SSC LU (src/scsi/ssc.ts) turns them into status and sense.
  */
 
@@ -103,7 +103,7 @@ export class TapeDrive {
     return this.dataOffsetAt(this.position) > c.label.capacityBytes - c.label.earlyWarningBytes;
   }
 
-  /** READ(6) fixed: up to `count` blocks of `blockLength` into `target`. SSC-3 6.4 */
+  /** READ(6) fixed: up to `count` blocks of `blockLength` into `target`. SSC-3 READ(6) */
   async readFixed(target: Uint8Array, count: number): Promise<ReadOutcome> {
     const c = this.medium();
     const L = this.blockLength;
@@ -117,7 +117,7 @@ export class TapeDrive {
         return { bytes: done * L, stop: 'filemark', residue: count - done };
       }
       if (r.blockLength !== L) {
-        // Incorrect length: the block is passed over, not transferred. SSC-3 4.2.? (ILI)
+        // Incorrect length (ILI): the block is passed over, not transferred. SSC-3 READ(6)
         this.position++;
         return { bytes: done * L, stop: 'ili', residue: count - done };
       }
@@ -154,7 +154,7 @@ export class TapeDrive {
 
   /**
    * WRITE(6): `data` is one record (variable) or whole blocks (fixed). Writing anywhere but
-   * end of data truncates what follows. SSC-3 4.2.5 early warning, 4.2.6 end of medium.
+   * end of data truncates what follows. SSC-3 early warning and end of partition.
    */
   async write(data: Uint8Array, fixedLength = this.blockLength): Promise<WriteOutcome> {
     const c = this.checkWritable();
@@ -177,7 +177,7 @@ export class TapeDrive {
     return { earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
   }
 
-  /** WRITE FILEMARKS(6); count 0 only flushes. SSC-3 6.? */
+  /** WRITE FILEMARKS(6); count 0 only flushes. SSC-3 WRITE FILEMARKS(6) */
   async writeFilemarks(count: number): Promise<WriteOutcome> {
     const c = count > 0 ? this.checkWritable() : this.medium();
     if (count > 0) {
@@ -189,7 +189,7 @@ export class TapeDrive {
     return { earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
   }
 
-  /** SPACE(6) over blocks (logical objects other than filemarks). SSC-3 6.? */
+  /** SPACE(6) over blocks (logical objects other than filemarks). SSC-3 SPACE(6) */
   spaceBlocks(count: number): SpaceOutcome {
     const c = this.medium();
     let done = 0;
@@ -251,7 +251,7 @@ export class TapeDrive {
     this.position = this.medium().objectCount;
   }
 
-  /** LOCATE to a logical object id; past end of data stops at EOD. SSC-3 6.? */
+  /** LOCATE to a logical object id; past end of data stops at EOD. SSC-3 LOCATE(10) */
   locate(id: number): SpaceOutcome {
     const c = this.medium();
     if (id > c.objectCount) {
