@@ -8,6 +8,7 @@ import { Target } from './target.ts';
 import { TargetServer } from './server.ts';
 import type { TargetConfig } from './config.ts';
 import { UsageError } from '../util/errors.ts';
+import { attachCopyManager } from '../xcopy/attach.ts';
 
 /** A running storage node: one portal, one target, its LUNs. */
 export interface StorageNode {
@@ -25,10 +26,16 @@ export async function openDiskLu(iqn: string, path: string, blockSize: number, s
       throw new UsageError(`${e.message} (give a size, e.g. ${path}:64M, to create it)`);
     });
     if (dev.blockCount === 0) throw new UsageError(`${path} is empty: give a size, e.g. ${path}:64M`);
-    return new DiskLu(dev, { identity: luIdentity(`${iqn}|${abs}`) });
+    return withCopyManager(new DiskLu(dev, { identity: luIdentity(`${iqn}|${abs}`) }));
   }
   const dev = await FileDevice.open(abs, { blockSize, sizeBytes });
-  return new DiskLu(dev, { identity: luIdentity(`${iqn}|${abs}`) });
+  return withCopyManager(new DiskLu(dev, { identity: luIdentity(`${iqn}|${abs}`) }));
+}
+
+/** Every disk LU is also a copy manager (EXTENDED COPY, DESIGN.md "Any target can be the data mover"). */
+function withCopyManager(lu: DiskLu): DiskLu {
+  attachCopyManager(lu);
+  return lu;
 }
 
 export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<StorageNode> {

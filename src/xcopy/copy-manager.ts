@@ -300,6 +300,17 @@ export function operatingParameters(l: XcopyLimits): Uint8Array {
  * 0–1 type, 2–3 length (n−3), padded to a multiple of 4.
  */
 export function thirdPartyCopyVpdPage(peripheralDeviceType: number, l: XcopyLimits = DEFAULT_LIMITS): Uint8Array {
+  const body = thirdPartyCopyVpdBody(l);
+  const page = new Uint8Array(4 + body.length);
+  page[0] = peripheralDeviceType & 0x1f;
+  page[1] = 0x8f;
+  new DataView(page.buffer).setUint16(2, body.length);
+  page.set(body, 4);
+  return page;
+}
+
+/** The 8Fh page after its 4-byte header (what an SpcState VPD builder returns). */
+export function thirdPartyCopyVpdBody(l: XcopyLimits = DEFAULT_LIMITS): Uint8Array {
   const descs: Uint8Array[] = [];
   const desc = (type: number, body: number[] | Uint8Array) => {
     const len = (body.length + 3) & ~3;
@@ -332,17 +343,13 @@ export function thirdPartyCopyVpdPage(peripheralDeviceType: number, l: XcopyLimi
   desc(0x9101, [...be(l.maxStreamTransferSize, 4), ...new Array(8).fill(0)]);
   // C001h Held Data: no hold segments.
   desc(0xc001, [0, 0, 0, 0, 0, ...new Array(7).fill(0)]);
-  const total = descs.reduce((n, d) => n + d.length, 0);
-  const page = new Uint8Array(4 + total);
-  page[0] = peripheralDeviceType & 0x1f;
-  page[1] = 0x8f;
-  new DataView(page.buffer).setUint16(2, total);
-  let off = 4;
+  const body = new Uint8Array(descs.reduce((n, d) => n + d.length, 0));
+  let off = 0;
   for (const d of descs) {
-    page.set(d, off);
+    body.set(d, off);
     off += d.length;
   }
-  return page;
+  return body;
 }
 
 /**
@@ -350,7 +357,8 @@ export function thirdPartyCopyVpdPage(peripheralDeviceType: number, l: XcopyLimi
  * `new Map([...spc, ...copyManagerCommands<DiskLu>((lu) => lu.copyManager)])`.
  */
 export function copyManagerCommands<L>(get: (lu: L) => CopyManager): Array<[number, CommandEntry<L>]> {
-  const sa = (name: string, handler: CommandEntry<L>['handler']): CommandEntry<L> => ({ name, handler, cdbLength: 16 });
+  // SPC-4 Table 64 (via command-table `pr`): RECEIVE COPY RESULTS only reads state.
+  const sa = (name: string, handler: CommandEntry<L>['handler'], pr?: 'read'): CommandEntry<L> => ({ name, handler, cdbLength: 16, pr });
   return [
     [
       Opcode.EXTENDED_COPY,
@@ -368,10 +376,10 @@ export function copyManagerCommands<L>(get: (lu: L) => CopyManager): Array<[numb
         cdbLength: 16,
         handler: () => undefined,
         serviceActions: new Map([
-          [RcrServiceAction.COPY_STATUS, sa('RECEIVE COPY STATUS(LID1)', (task, lu) => get(lu).receiveCopyResults(task))],
-          [RcrServiceAction.RECEIVE_DATA, sa('RECEIVE COPY DATA(LID1)', (task, lu) => get(lu).receiveCopyResults(task))],
-          [RcrServiceAction.OPERATING_PARAMETERS, sa('RECEIVE COPY OPERATING PARAMETERS', (task, lu) => get(lu).receiveCopyResults(task))],
-          [RcrServiceAction.FAILED_SEGMENT_DETAILS, sa('RECEIVE COPY FAILURE DETAILS(LID1)', (task, lu) => get(lu).receiveCopyResults(task))],
+          [RcrServiceAction.COPY_STATUS, sa('RECEIVE COPY STATUS(LID1)', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
+          [RcrServiceAction.RECEIVE_DATA, sa('RECEIVE COPY DATA(LID1)', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
+          [RcrServiceAction.OPERATING_PARAMETERS, sa('RECEIVE COPY OPERATING PARAMETERS', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
+          [RcrServiceAction.FAILED_SEGMENT_DETAILS, sa('RECEIVE COPY FAILURE DETAILS(LID1)', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
         ]),
       },
     ],

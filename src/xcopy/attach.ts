@@ -1,0 +1,19 @@
+import type { DiskLu } from '../scsi/disk-lu.ts';
+import { CopyManager, copyManagerCommands, thirdPartyCopyVpdBody, type CopyManagerOptions } from './copy-manager.ts';
+
+/**
+ * Make a disk LU a copy manager: EXTENDED COPY and RECEIVE COPY RESULTS in its command table,
+ * the Third-party Copy VPD page (8Fh), the 3PC bit, and its copies stopped on LU reset or when
+ * an I_T nexus goes. DESIGN.md: every Ferry LU is a data mover.
+ */
+export function attachCopyManager(lu: DiskLu, opts: CopyManagerOptions = {}): CopyManager {
+  const cm = new CopyManager(opts);
+  lu.extend({
+    commands: copyManagerCommands<DiskLu>(() => cm),
+    vpd: [[0x8f, () => thirdPartyCopyVpdBody(cm.limits)]],
+    threePC: true,
+    reset: () => cm.reset(),
+    nexusLost: (nexus) => cm.nexusLost(nexus),
+  });
+  return cm;
+}
