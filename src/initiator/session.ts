@@ -68,6 +68,8 @@ export interface CommandOptions {
   attr?: number;
   /** Do not throw on non-GOOD status; return it. */
   allowCheckCondition?: boolean;
+  /** Retry on UNIT ATTENTION as sd does (default 5 times; 0 to see every UA). */
+  unitAttentionRetries?: number;
 }
 
 export interface CommandResult {
@@ -402,6 +404,18 @@ export class InitiatorSession {
 
   /** Run one SCSI command. Throws ScsiCommandError on non-GOOD status unless allowCheckCondition. */
   async command(lun: number, cdb: Uint8Array, opts: CommandOptions = {}): Promise<CommandResult> {
+    // SAM-5 5.14: a unit attention reports an event, not a failure of this command: retry it.
+    for (let retries = opts.unitAttentionRetries ?? 5; ; retries--) {
+      const res = await this.commandOnce(lun, cdb, { ...opts, allowCheckCondition: true });
+      if (res.status === ScsiStatus.CHECK_CONDITION && res.sense?.key === 0x06 && retries > 0) continue;
+      if (res.status !== ScsiStatus.GOOD && res.status !== ScsiStatus.CONDITION_MET && !opts.allowCheckCondition) {
+        throw new ScsiCommandError(res.status, res.rawSense);
+      }
+      return res;
+    }
+  }
+
+  private async commandOnce(lun: number, cdb: Uint8Array, opts: CommandOptions): Promise<CommandResult> {
     await this.waitWindow();
     const itt = this.allocItt();
     const dataOut = opts.dataOut;
@@ -440,11 +454,7 @@ export class InitiatorSession {
       }),
     );
     if (dataOut && unsolicitedEnd > immediate.length) this.sendDataOut(p, 0xffffffff, immediate.length, unsolicitedEnd - immediate.length);
-    const res = await done;
-    if (res.status !== ScsiStatus.GOOD && res.status !== ScsiStatus.CONDITION_MET && !opts.allowCheckCondition) {
-      throw new ScsiCommandError(res.status, res.rawSense);
-    }
-    return res;
+    return done;
   }
 
   /** A control request (NOP, Text, TMF, Logout) and its response, matched by ITT. */

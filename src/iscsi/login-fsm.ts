@@ -212,8 +212,6 @@ export class TargetLoginFsm {
         }
         if (ch.equals(this.chap.challenge)) return [LoginStatus.AUTHENTICATION_FAILURE, 'mutual CHAP challenge reused'];
         answers.push(['CHAP_N', m.user], ['CHAP_R', encodeBinary(chapResponse(id, m.secret, ch))]);
-      } else if (this.target.mutualChap) {
-        return [LoginStatus.AUTHENTICATION_FAILURE, 'this target requires mutual CHAP'];
       }
       this.chap = { step: 'done' };
     }

@@ -1,0 +1,45 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Target } from '../../src/target/target.ts';
+import { TargetServer } from '../../src/target/server.ts';
+import { openDiskLu } from '../../src/target/storage-node.ts';
+import type { ChapSecret } from '../../src/iscsi/chap.ts';
+
+export const TEST_IQN = 'iqn.2026-11.dev.ferry:test';
+
+export interface RunningTarget {
+  server: TargetServer;
+  target: Target;
+  host: string;
+  port: number;
+  dir: string;
+  url(lun?: number): string;
+  close(): Promise<void>;
+}
+
+/** An in-process Ferry target on 127.0.0.1:<random port> with disk LUNs in a temp dir. */
+export async function startTestTarget(opts: { disks?: number[]; blockSize?: number; iqn?: string; chap?: ChapSecret; mutualChap?: ChapSecret; allowed?: string[] } = {}): Promise<RunningTarget> {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-target-'));
+  const iqn = opts.iqn ?? TEST_IQN;
+  const target = new Target({ name: iqn, chap: opts.chap, mutualChap: opts.mutualChap, allowedInitiators: opts.allowed });
+  const sizes = opts.disks ?? [64 << 20];
+  for (let i = 0; i < sizes.length; i++) {
+    target.addLun(i, await openDiskLu(iqn, join(dir, `disk${i}.img`), opts.blockSize ?? 512, sizes[i]));
+  }
+  const server = new TargetServer({ targets: [target] });
+  const { host, port } = await server.listen('127.0.0.1', 0);
+  return {
+    server,
+    target,
+    host,
+    port,
+    dir,
+    url: (lun = 0) => `iscsi://${host}:${port}/${iqn}/${lun}`,
+    async close() {
+      await server.close();
+      await Promise.all([...target.luns.values()].map((lu) => lu.close()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
