@@ -67,6 +67,6 @@ export function decodeBootSector(buf: Uint8Array): Geometry {
   if (mftMirrLcn >= clusterCount) throw new NtfsFormatError(NtfsErrorCode.BOOT, '$MFTMirr LCN beyond the volume', { byteOffset: 0x38, expected: `< ${clusterCount}`, actual: mftMirrLcn });
   const recordSize = perUnit(r.u8(0x40), clusterSize, 'MFT record');
   const indexBlockSize = perUnit(r.u8(0x44), clusterSize, 'index block');
-  const serial = r.u64big(0x48).toString(16).padStart(16, '0');
+  const serial = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getBigUint64(0x48, true).toString(16).padStart(16, '0');
   return { bytesPerSector, clusterSize, totalSectors, clusterCount, mftLcn, mftMirrLcn, recordSize, indexBlockSize, serial };
 }
