@@ -1,0 +1,97 @@
+import type { Command } from 'commander';
+import { readTokenFile } from '../snapshot/api.ts';
+import { DEFAULT_API_URL, SnapshotApiClient, parseApiUrl } from '../snapshot/client.ts';
+import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS } from '../snapshot/quiesce.ts';
+import { UsageError } from '../util/errors.ts';
+import { formatBytes, parseDuration } from '../util/units.ts';
+
+interface ApiOpts {
+  api: string;
+  tokenFile?: string;
+}
+
+async function client(o: ApiOpts): Promise<SnapshotApiClient> {
+  if (!o.tokenFile) throw new UsageError('give --token-file FILE (the bearer token the storage node was started with)');
+  return new SnapshotApiClient(parseApiUrl(o.api), await readTokenFile(o.tokenFile));
+}
+
+function lunNumber(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > 0xffff) throw new UsageError(`--lun "${text}" is not a LUN number`);
+  return Number(text);
+}
+
+function withApi(cmd: Command): Command {
+  return cmd
+    .option('--api <url>', 'storage node management API', DEFAULT_API_URL)
+    .option('--token-file <file>', 'file whose first line is the bearer token');
+}
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+export function registerSnapshot(program: Command): void {
+  const snap = program
+    .command('snapshot')
+    .summary('take, list and delete snapshots of disk LUNs on a storage node; changed blocks')
+    .description(
+      'Drive the storage node management API (`ferry target … --api HOST:PORT --api-token-file FILE`). ' +
+        `A snapshot waits until no write has reached the LUN for the quiet period (default ${DEFAULT_QUIET_PERIOD_MS / 1000}s) ` +
+        `and fails if that does not happen within the timeout (default ${DEFAULT_QUIESCE_TIMEOUT_MS / 1000}s). --quiet-period 0 snapshots at once.`,
+    );
+
+  withApi(snap.command('create'))
+    .description('snapshot a disk LUN once its writes pause; prints the snapshot and its own read-only LUN')
+    .requiredOption('--lun <n>', 'disk LUN to snapshot')
+    .option('--quiet-period <duration>', 'write pause to wait for (0 = crash-consistent now)', `${DEFAULT_QUIET_PERIOD_MS / 1000}s`)
+    .option('--timeout <duration>', 'give up (and fail) after this long without such a pause', `${DEFAULT_QUIESCE_TIMEOUT_MS / 1000}s`)
+    .option('--json', 'print the snapshot as JSON')
+    .action(async (o: ApiOpts & { lun: string; quietPeriod: string; timeout: string; json?: boolean }) => {
+      const lun = lunNumber(o.lun);
+      const quietPeriodMs = parseDuration(o.quietPeriod, '--quiet-period');
+      const timeoutMs = parseDuration(o.timeout, '--timeout');
+      const s = await (await client(o)).createSnapshot(lun, { quietPeriodMs, timeoutMs });
+      if (o.json) return out(JSON.stringify(s));
+      out(`snapshot ${s.id} of LUN ${s.sourceLun} is LUN ${s.lun}: taken ${s.takenAt} (${s.mode}) after waiting ${s.waitedMs} ms`);
+    });
+
+  withApi(snap.command('ls'))
+    .description('list snapshots')
+    .option('--lun <n>', 'only snapshots of this disk LUN')
+    .option('--json', 'print JSON')
+    .action(async (o: ApiOpts & { lun?: string; json?: boolean }) => {
+      const list = await (await client(o)).listSnapshots(o.lun === undefined ? undefined : lunNumber(o.lun));
+      if (o.json) return out(JSON.stringify(list));
+      const rows = [['ID', 'LUN', 'SOURCE', 'TAKEN', 'MODE', 'WAITED'], ...list.map((s) => [s.id, String(s.lun), String(s.sourceLun), s.takenAt, s.mode, s.waitedMs === null ? '-' : `${s.waitedMs} ms`])];
+      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+      out(rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n'));
+    });
+
+  withApi(snap.command('rm'))
+    .description('delete a snapshot (and unmap its LUN); other snapshots are not disturbed')
+    .argument('<id>', 'snapshot id')
+    .action(async (id: string, o: ApiOpts) => {
+      await (await client(o)).deleteSnapshot(id);
+      out(`deleted ${id}`);
+    });
+
+  withApi(snap.command('changed'))
+    .description('blocks of a disk LUN changed since a snapshot (changed-block tracking), as [lba, blockCount] extents')
+    .requiredOption('--lun <n>', 'disk LUN')
+    .requiredOption('--since <id>', 'snapshot of that LUN')
+    .option('--until <id>', 'a later snapshot instead of now')
+    .option('--json', 'print {"granularity", "blockSize", "extents"}')
+    .action(async (o: ApiOpts & { lun: string; since: string; until?: string; json?: boolean }) => {
+      const c = await (await client(o)).changed(lunNumber(o.lun), o.since, o.until);
+      if (c.tracking === 'lost') process.stderr.write(`ferry: warning: changed-block tracking was lost (${c.reason}); the whole LUN is reported, back it up in full\n`);
+      if (o.json) {
+        const body: Record<string, unknown> = { granularity: c.granularity, blockSize: c.blockSize, extents: c.extents };
+        if (c.tracking === 'lost') Object.assign(body, { tracking: c.tracking, reason: c.reason });
+        return out(JSON.stringify(body));
+      }
+      const blocks = c.extents.reduce((n, [, k]) => n + k, 0);
+      const lines = [`${c.extents.length} extent(s), ${blocks} block(s) (${formatBytes(blocks * c.blockSize)}) changed since ${o.since} at ${formatBytes(c.granularity)} granularity`];
+      for (const [lba, n] of c.extents) lines.push(`  lba ${lba}  blocks ${n}`);
+      out(lines.join('\n'));
+    });
+}

@@ -1,0 +1,116 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { FerryError, UsageError } from '../util/errors.ts';
+import type { ChangedBlocks } from './cbt.ts';
+import type { LunInfo } from './lun-registry.ts';
+import type { Digest, SnapshotRecord } from './service.ts';
+
+export const DEFAULT_API_URL = 'http://127.0.0.1:8460';
+
+/** The API answered with an error: its `{code, message}` and HTTP status. */
+export class SnapshotApiError extends FerryError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string) {
+    super(code, message);
+    this.status = status;
+  }
+}
+
+/** "127.0.0.1:8460" or "http://host:port" → a base URL. */
+export function parseApiUrl(text: string): URL {
+  const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
+  let u: URL;
+  try {
+    u = new URL(withScheme);
+  } catch {
+    throw new UsageError(`--api "${text}" is not a URL: use e.g. http://127.0.0.1:8460`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--api "${text}": only http and https`);
+  return u;
+}
+
+/**
+ * Client of the storage node's management API (used by `ferry snapshot` and the backup server).
+ * Uses node:http with no response timeout: a snapshot request may wait out a long quiesce.
+ */
+export class SnapshotApiClient {
+  readonly base: URL;
+  private readonly token: string;
+
+  constructor(base: URL | string, token: string) {
+    this.base = typeof base === 'string' ? parseApiUrl(base) : base;
+    this.token = token;
+  }
+
+  listLuns(): Promise<LunInfo[]> {
+    return this.call('GET', '/v1/luns');
+  }
+  createLun(size: number | string): Promise<LunInfo> {
+    return this.call('POST', '/v1/luns', { size });
+  }
+  deleteLun(lun: number): Promise<void> {
+    return this.call('DELETE', `/v1/luns/${lun}`);
+  }
+  createSnapshot(lun: number, opts: { quietPeriodMs?: number; timeoutMs?: number } = {}): Promise<SnapshotRecord> {
+    return this.call('POST', `/v1/luns/${lun}/snapshots`, opts);
+  }
+  listSnapshots(lun?: number): Promise<SnapshotRecord[]> {
+    return this.call('GET', `/v1/snapshots${lun === undefined ? '' : `?lun=${lun}`}`);
+  }
+  deleteSnapshot(id: string): Promise<void> {
+    return this.call('DELETE', `/v1/snapshots/${encodeURIComponent(id)}`);
+  }
+  changed(lun: number, since: string, until?: string): Promise<ChangedBlocks> {
+    const q = new URLSearchParams({ since });
+    if (until !== undefined) q.set('until', until);
+    return this.call('GET', `/v1/luns/${lun}/changed?${q}`);
+  }
+  digest(lun: number, lba = 0, blocks?: number): Promise<Digest> {
+    const q = new URLSearchParams({ lba: String(lba) });
+    if (blocks !== undefined) q.set('blocks', String(blocks));
+    return this.call('GET', `/v1/luns/${lun}/digest?${q}`);
+  }
+
+  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const url = new URL(path, this.base);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<T>((resolve, reject) => {
+      const req = send(
+        url,
+        {
+          method,
+          headers: {
+            authorization: `Bearer ${this.token}`,
+            accept: 'application/json',
+            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 0;
+            let json: unknown;
+            try {
+              json = text ? JSON.parse(text) : undefined;
+            } catch {
+              json = undefined;
+            }
+            if (status >= 200 && status < 300) return resolve(json as T);
+            const e = (json ?? {}) as { code?: unknown; message?: unknown };
+            const code = typeof e.code === 'string' ? e.code : 'ERR_HTTP';
+            const message = typeof e.message === 'string' ? e.message : `${method} ${url.pathname}: HTTP ${status} ${text.slice(0, 200)}`;
+            reject(new SnapshotApiError(status, code, message));
+          });
+        },
+      );
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        reject(new FerryError('ERR_API_UNREACHABLE', `cannot reach the storage node API at ${this.base.origin}: ${e.code ?? e.message}`)),
+      );
+      req.end(payload);
+    });
+  }
+}
