@@ -72,11 +72,12 @@ class DeviceFailure extends Error {
   }
 }
 
-/** The sense a device error carries: a SenseError (local LU) or a `sense` field (initiator). */
+/** The sense a device error carries: a SenseError (local LU) or raw bytes (initiator's ScsiCommandError). */
 function senseOf(err: unknown): Uint8Array | undefined {
   if (err instanceof SenseError) return encodeFixedSense(err);
-  const s = (err as { sense?: unknown } | null)?.sense;
-  return s instanceof Uint8Array ? s : undefined;
+  const e = err as { rawSense?: unknown; sense?: unknown } | null;
+  if (e?.rawSense instanceof Uint8Array && e.rawSense.length) return e.rawSense;
+  return e?.sense instanceof Uint8Array ? e.sense : undefined;
 }
 
 function checkAbort(signal: AbortSignal): void {
