@@ -15,6 +15,13 @@ export interface DiskLuOptions {
    * ALLOW MEDIUM REMOVAL is honoured. Set false to present a fixed disk.
    */
   removable?: boolean;
+  /**
+   * Physical block size for READ CAPACITY(16) LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT and the
+   * optimal unmap granularity. Default: the logical block size. 4096 on a 512-byte LU reports
+   * 512e, which is what the host page cache does; libiscsi 1.19's GetLBAStatus.UnmapSingle then
+   * fails by its own defect (docs/conformance.md), so it is opt-in.
+   */
+  physicalBlockSize?: number;
   /** SANITIZE runs in the background at this many bytes per second (default 8 MiB/s). */
   sanitizeBytesPerSecond?: number;
   /** Bugs (non-SenseError exceptions) are reported here before becoming 04h/44h/00h. */
@@ -83,6 +90,7 @@ export class DiskLu implements LogicalUnit, SpcLu {
   readonly limits = DiskLimits;
   readonly gate = new WriteGate();
   readonly sanitizeBytesPerSecond: number;
+  readonly physicalBlockSize: number;
   /** LOEJ state of the virtual medium. */
   mediumPresent = true;
   /** I_T nexuses that sent PREVENT ALLOW MEDIUM REMOVAL with PREVENT=01b. SBC-3 5.13 */
@@ -113,6 +121,10 @@ export class DiskLu implements LogicalUnit, SpcLu {
       blockDescriptor: { blockCount: this.device.blockCount, blockSize: this.device.blockSize },
     });
     this.sanitizeBytesPerSecond = opts.sanitizeBytesPerSecond ?? 8 << 20;
+    this.physicalBlockSize = opts.physicalBlockSize ?? device.blockSize;
+    if (this.physicalBlockSize < device.blockSize || this.physicalBlockSize % device.blockSize !== 0 || (this.physicalBlockSize & (this.physicalBlockSize - 1)) !== 0) {
+      throw new RangeError(`physical block size ${this.physicalBlockSize} must be a power-of-two multiple of ${device.blockSize}`);
+    }
     this.onInternalError = opts.onInternalError;
   }
 

@@ -342,3 +342,15 @@ test('block limits, block device characteristics and provisioning VPD pages', as
   assert.equal(b2[5] & 0xe4, 0xe4, 'LBPU LBPWS LBPWS10 LBPRZ');
   assert.equal(b2[6] & 7, 2, 'thin');
 });
+
+test('physical block size: default equals the logical one; 512e reports exponent 3 and unmap granularity 8', async () => {
+  const plain = await readyDisk(64);
+  const rc = (await plain.run(cdb(0x9e, 0x10, ...be(0, 8), ...be(32, 4), 0, 0))).dataIn!;
+  assert.equal(rc[13] & 0x0f, 0);
+  const e = await readyDisk(64, { physicalBlockSize: 4096 });
+  const rc2 = (await e.run(cdb(0x9e, 0x10, ...be(0, 8), ...be(32, 4), 0, 0))).dataIn!;
+  assert.equal(rc2[13] & 0x0f, 3);
+  const b0 = (await e.run(cdb(0x12, 1, 0xb0, 0, 255, 0))).dataIn!;
+  assert.equal(new DataView(b0.buffer, b0.byteOffset).getUint32(28), 8);
+  assert.throws(() => new DiskLu(new MemoryDevice(512, 8), { identity: luIdentity('x'), physicalBlockSize: 768 }), RangeError);
+});

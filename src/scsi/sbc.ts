@@ -48,8 +48,7 @@ export const DiskLimits = {
   maxUnmapDescriptors: 256,
   /** MAXIMUM WRITE SAME LENGTH (below 65536 blocks of 512: libiscsi WriteSame16.Unmap writes that much first). */
   maxWriteSameBytes: 16 << 20,
-  /** Physical block size reported by READ CAPACITY(16) (host page size: 512e for 512-byte LUs). */
-  physicalBlockBytes: 4096,
+
   /** MAXIMUM COMPARE AND WRITE LENGTH (blocks). */
   maxCompareAndWriteBlocks: 255,
   /** Bytes per chunk when WRITE SAME / UNMAP / SANITIZE fill a range. */
@@ -403,7 +402,7 @@ function readCapacity16(task: ScsiTask, lu: DiskLu): Uint8Array {
 }
 
 function lbppbExponent(lu: DiskLu): number {
-  return Math.max(0, Math.log2(DiskLimits.physicalBlockBytes / lu.device.blockSize));
+  return Math.max(0, Math.round(Math.log2(lu.physicalBlockSize / lu.device.blockSize)));
 }
 
 /** READ DEFECT DATA(10/12): a virtual medium has no defects; an empty list in the format asked. */
