@@ -1,0 +1,123 @@
+// Snapshots over iSCSI: several workstations (each its own session) write known patterns to a
+// disk LUN of a Ferry target while the management API takes a snapshot; the snapshot LUN, read
+// over iSCSI and digested on the node, holds one instant of the LUN and never changes after.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Target } from '../../src/target/target.ts';
+import { TargetServer } from '../../src/target/server.ts';
+import { InitiatorSession } from '../../src/initiator/session.ts';
+import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
+import { inquiry, write10 } from '../../src/initiator/cdb.ts';
+import { DiskLu } from '../../src/scsi/disk-lu.ts';
+import { luIdentity } from '../../src/scsi/identity.ts';
+import { DirLunRegistry } from '../../src/snapshot/lun-registry.ts';
+import { SnapshotService } from '../../src/snapshot/service.ts';
+import { startSnapshotApi } from '../../src/snapshot/api.ts';
+import { SnapshotApiClient } from '../../src/snapshot/client.ts';
+
+const IQN = 'iqn.2026-11.dev.ferry:snap-test';
+const TOKEN = 'snapshot-iscsi-token-0123456789';
+const BS = 512;
+const WRITERS = 4;
+const REGION = 512; // blocks per workstation
+const IO = 16; // blocks per write
+
+/** Block content for write k of workstation w: every byte says (w, k). */
+function stamp(w: number, k: number): Buffer {
+  const b = Buffer.alloc(IO * BS);
+  for (let i = 0; i < b.length; i += 4) b.writeUInt32BE((w << 24) | k, i);
+  return b;
+}
+
+/** The region of workstation w after its writes 1..k (write k goes to slot (k-1) mod slots). */
+function regionAfter(w: number, k: number): Buffer {
+  const img = Buffer.alloc(REGION * BS);
+  for (let j = 1; j <= k; j++) stamp(w, j).copy(img, ((j - 1) % (REGION / IO)) * IO * BS);
+  return img;
+}
+
+test('a snapshot under several iSCSI writers is one instant of the LUN; iSCSI reads and the digest endpoint agree', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-snap-iscsi-'));
+  const target = new Target({ name: IQN });
+  const registry = await DirLunRegistry.open(dir, {
+    blockSize: BS,
+    hooks: {
+      allocate: () => target.nextFreeLun(),
+      added: (info, device) => target.addLun(info.lun, new DiskLu(device, { identity: luIdentity(`${IQN}|${info.lun}|${info.snapshotId ?? 'disk'}`) })),
+      removed: async (lun) => target.removeLun(lun)?.close(),
+    },
+  });
+  await registry.create({ sizeBytes: WRITERS * REGION * BS });
+  const service = new SnapshotService(registry);
+  const server = new TargetServer({ targets: [target] });
+  const { port } = await server.listen('127.0.0.1', 0);
+  const api = await startSnapshotApi(service, { host: '127.0.0.1', port: 0, token: TOKEN });
+  const client = new SnapshotApiClient(`http://127.0.0.1:${api.address.port}`, TOKEN);
+  const sessions: InitiatorSession[] = [];
+  try {
+    for (let w = 0; w < WRITERS; w++) {
+      sessions.push(await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: `iqn.2026-11.dev.ferry:ws${w}`, targetName: IQN }));
+    }
+    const disks = await Promise.all(sessions.map((s) => RemoteBlockDevice.open(s, 0)));
+    const acked = new Array<number>(WRITERS).fill(0);
+    let stop = false;
+    const writers = disks.map(async (d, w) => {
+      for (let k = 1; !stop; k++) {
+        await d.write(w * REGION + ((k - 1) % (REGION / IO)) * IO, stamp(w, k));
+        acked[w] = k;
+      }
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const ackedBefore = [...acked];
+    const snap = await client.createSnapshot(0, { quietPeriodMs: 0 });
+    const ackedAfter = [...acked];
+    await new Promise((r) => setTimeout(r, 300)); // keep writing after the snapshot
+    stop = true;
+    await Promise.all(writers);
+    assert.ok(ackedBefore.every((k) => k > 5), `writes before the snapshot: ${ackedBefore}`);
+    assert.ok(acked.every((k, w) => k > ackedAfter[w]), 'writes continued after the snapshot');
+    assert.equal(snap.mode, 'crash-consistent');
+
+    // Read the snapshot LUN over iSCSI, from a fresh session.
+    const reader = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:mover', targetName: IQN });
+    sessions.push(reader);
+    const snapDev = await RemoteBlockDevice.open(reader, snap.lun);
+    assert.equal(snapDev.blockCount, WRITERS * REGION);
+    const image = Buffer.from(await snapDev.read(0, snapDev.blockCount));
+    // Each workstation's region is exactly its writes 1..k for one k between what was acked
+    // before the request and what was acked when it returned (+1 for the write in flight).
+    for (let w = 0; w < WRITERS; w++) {
+      const region = image.subarray(w * REGION * BS, (w + 1) * REGION * BS);
+      let k = 0;
+      for (let i = 0; i < region.length; i += IO * BS) k = Math.max(k, region.readUInt32BE(i) & 0xffffff);
+      assert.ok(k >= ackedBefore[w] && k <= ackedAfter[w] + 1, `workstation ${w}: snapshot at write ${k}, acked ${ackedBefore[w]}..${ackedAfter[w]}`);
+      assert.ok(region.equals(regionAfter(w, k)), `workstation ${w}: region is its writes 1..${k} exactly`);
+    }
+    const sha = createHash('sha256').update(image).digest('hex');
+    assert.equal((await client.digest(snap.lun)).digest, sha, 'digest on the node = iSCSI read');
+    assert.notEqual((await client.digest(0)).digest, sha, 'the live LUN moved on');
+
+    // Its own identity, write protected, and unchanged by more writes to the LUN.
+    const vpd = async (lun: number): Promise<string> => Buffer.from((await reader.command(lun, inquiry(255, 0x83), { inLength: 255 })).data).toString('hex');
+    assert.notEqual(await vpd(snap.lun), await vpd(0));
+    const wr = await reader.command(snap.lun, write10(0, 1), { dataOut: Buffer.alloc(BS), allowCheckCondition: true });
+    assert.equal(wr.status, 0x02);
+    assert.deepEqual([wr.sense?.key, wr.sense?.asc, wr.sense?.ascq], [0x07, 0x27, 0x00]); // DATA PROTECT, WRITE PROTECTED
+    await disks[0].write(0, Buffer.alloc(REGION * BS, 0xee));
+    assert.equal(createHash('sha256').update(await snapDev.read(0, snapDev.blockCount)).digest('hex'), sha);
+    assert.equal((await client.digest(snap.lun)).digest, sha);
+
+    await client.deleteSnapshot(snap.id);
+    assert.equal(target.luns.has(snap.lun), false);
+  } finally {
+    for (const s of sessions) await s.logout().catch(() => undefined);
+    await api.close();
+    await server.close();
+    await registry.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
