@@ -107,8 +107,8 @@ function allowedWrites(list: XcopyParameterList, lun: number): Map<number, Array
     if (s.type !== 0x01 && s.type !== 0x02) continue;
     const d = cscdLu(s.destination);
     if (d === undefined || !out.has(d)) continue;
-    const start = s.type === 0x01 ? s.lba : s.destinationLba;
-    const exact = s.type === 0x01 || s.dc;
+    const start = 'destinationLba' in s ? s.destinationLba : s.lba;
+    const exact = !('dc' in s) || s.dc;
     out.get(d)!.push([start, start + s.blockCount + (exact ? 0 : slack)]);
   }
   return out;
