@@ -76,6 +76,10 @@ class CowStore {
   /** chunk → byte offset of its data in the file. */
   readonly index = new Map<number, number>();
   nextSlot = 0;
+  /** Group commit: appends finished, appends covered by a completed fdatasync, the one running. */
+  written = 0;
+  synced = 0;
+  syncing: Promise<void> | null = null;
 
   constructor(entry: ManifestEntry, fh: FileHandle | null, damaged?: string) {
     this.entry = entry;
@@ -388,7 +392,7 @@ export class SnapshottableDevice implements BlockDevice {
       const { bytesWritten } = await fh.write(slots, off, slots.length - off, base + off);
       off += bytesWritten;
     }
-    await fh.datasync();
+    await durable(store, fh);
     chunks.forEach((c, n) => store.index.set(c, base + n * slot + SLOT_HEADER_BYTES));
   }
 
@@ -494,6 +498,28 @@ export class SnapshotView implements BlockDevice {
   }
   async flush(): Promise<void> {}
   async close(): Promise<void> {}
+}
+
+/**
+ * Wait until an fdatasync that started after this append finished has completed. Concurrent
+ * appenders share one fdatasync (group commit) instead of queueing one each.
+ */
+async function durable(store: CowStore, fh: FileHandle): Promise<void> {
+  const mine = ++store.written;
+  while (store.synced < mine) {
+    if (!store.syncing) {
+      const upTo = store.written;
+      store.syncing = fh
+        .datasync()
+        .then(() => {
+          store.synced = Math.max(store.synced, upTo);
+        })
+        .finally(() => {
+          store.syncing = null;
+        });
+    }
+    await store.syncing;
+  }
 }
 
 function info(s: CowStore): SnapshotInfo {
