@@ -56,7 +56,13 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
   /** I_T nexus keys that issued PREVENT MEDIUM REMOVAL. */
   readonly preventers = new Set<string>();
   readonly stats = { bytesWritten: 0, bytesRead: 0, writeCommands: 0, readCommands: 0 };
-  private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Commands take effect in arrival order (one tape position). A WRITE releases the order as
+   * soon as its records are placed (position and end of data updated) and then waits for the
+   * file writes, so consecutive WRITEs overlap their I/O; GOOD still means "in the file".
+   */
+  private order: Promise<void> = Promise.resolve();
+  private releaseCurrent: (() => void) | null = null;
 
   constructor(opts: TapeDriveLuOptions) {
     this.spc = new SpcState({
@@ -76,9 +82,7 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
   }
 
   execute(task: ScsiTask): Promise<ScsiResult> {
-    const run = this.queue.then(() => runCommand(SSC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t) }));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.inOrder(() => runCommand(SSC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t) }));
   }
 
   reset(kind: ResetKind, _from: Nexus): void {
@@ -92,7 +96,7 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
   }
 
   async close(): Promise<void> {
-    await this.queue;
+    await this.inOrder(async () => undefined);
     await this.drive.unload();
     await this.present?.close();
     this.present = null;
@@ -104,7 +108,7 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
 
   /** Insert and thread a cartridge (changer MOVE MEDIUM or stand-alone start). */
   async insert(cart: Cartridge, opts: { fromNexus?: string } = {}): Promise<void> {
-    await this.serialize(async () => {
+    await this.inOrder(async () => {
       if (this.present) throw new Error('drive already holds a cartridge');
       this.present = cart;
       await this.drive.load(cart);
@@ -115,7 +119,7 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
 
   /** Take the cartridge out (changer MOVE MEDIUM from this drive). */
   async remove(): Promise<Cartridge | null> {
-    return this.serialize(async () => {
+    return this.inOrder(async () => {
       await this.drive.unload();
       const c = this.present;
       this.present = null;
@@ -123,10 +127,26 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
     });
   }
 
-  private serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+  private inOrder<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.order;
+    let release!: () => void;
+    this.order = new Promise<void>((r) => (release = r));
+    return prev.then(async () => {
+      this.releaseCurrent = release;
+      try {
+        return await fn();
+      } finally {
+        if (this.releaseCurrent === release) this.releaseCurrent = null;
+        release();
+      }
+    });
+  }
+
+  /** Let the next command start while this one waits for its I/O (WRITE only). */
+  releaseOrder(): void {
+    const r = this.releaseCurrent;
+    this.releaseCurrent = null;
+    r?.();
   }
 
   /** NOT READY reasons (TEST UNIT READY, REQUEST SENSE, media-access commands). */
@@ -232,6 +252,8 @@ async function write6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult | und
   let out: WriteOutcome;
   try {
     out = await drive.write(task.dataOut.subarray(0, bytes), L);
+    lu.releaseOrder();
+    await out.durable;
   } catch (e) {
     mapDriveError(e);
   }

@@ -46,6 +46,7 @@ export class CartridgeTapeDevice implements TapeDevice {
 
   async write(record: Uint8Array): Promise<{ earlyWarning: boolean }> {
     const out = await this.drive.write(record);
+    await out.durable;
     if (out.overflow) throw new DriveError('eod', `end of medium: ${out.residue} ${this.drive.blockLength ? 'block(s)' : 'byte(s)'} not written`);
     return { earlyWarning: out.earlyWarning };
   }

@@ -21,6 +21,8 @@ export interface ReadOutcome {
 }
 
 export interface WriteOutcome {
+  /** Resolves when the written objects are in the cartridge file (acknowledge after it). */
+  durable: Promise<void>;
   /** Past the early-warning point after this write (report EOM, 00/02). */
   earlyWarning: boolean;
   /** The medium filled up: `residue` blocks (fixed) or bytes (variable) were not written. */
@@ -160,21 +162,23 @@ export class TapeDrive {
     const c = this.checkWritable();
     const L = fixedLength;
     if (L > 0 && data.length % L !== 0) throw new DriveError('bad-length', `data is not a whole number of ${L}-byte blocks`);
-    if (data.length === 0) return { earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
+    const settled = Promise.resolve();
+    if (data.length === 0) return { durable: settled, earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
     await c.truncate(this.position);
     const room = c.label.capacityBytes - c.usedBytes;
+    let durable = settled;
     if (L > 0) {
       const count = data.length / L;
       const fit = Math.min(count, Math.floor(room / L));
-      if (fit > 0) await c.append(ObjectKind.DATA, fit, L, data);
+      if (fit > 0) durable = (await c.appendPipelined(ObjectKind.DATA, fit, L, data)).done;
       this.position += fit;
-      if (fit < count) return { earlyWarning: true, overflow: true, residue: count - fit };
+      if (fit < count) return { durable, earlyWarning: true, overflow: true, residue: count - fit };
     } else {
-      if (data.length > room) return { earlyWarning: true, overflow: true, residue: data.length };
-      await c.append(ObjectKind.DATA, 1, data.length, data);
+      if (data.length > room) return { durable, earlyWarning: true, overflow: true, residue: data.length };
+      durable = (await c.appendPipelined(ObjectKind.DATA, 1, data.length, data)).done;
       this.position++;
     }
-    return { earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
+    return { durable, earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
   }
 
   /** WRITE FILEMARKS(6); count 0 only flushes. SSC-3 WRITE FILEMARKS(6) */
@@ -186,7 +190,7 @@ export class TapeDrive {
       this.position += count;
     }
     await c.sync();
-    return { earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
+    return { durable: Promise.resolve(), earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
   }
 
   /** SPACE(6) over blocks (logical objects other than filemarks). SSC-3 SPACE(6) */

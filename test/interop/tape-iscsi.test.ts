@@ -16,7 +16,7 @@ function sense(r: CommandResult): string {
 }
 
 async function cmd(s: InitiatorSession, lun: number, cdb: Uint8Array, o: { dataOut?: Uint8Array; inLength?: number } = {}): Promise<CommandResult> {
-  return s.command(lun, cdb, { ...o, allowCheckCondition: true });
+  return s.command(lun, cdb, { ...o, allowCheckCondition: true, unitAttentionRetries: 0 });
 }
 
 /** Barcodes by element address from READ ELEMENT STATUS with VOLTAG (SMC-3 6.10). */
