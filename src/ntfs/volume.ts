@@ -253,6 +253,13 @@ export async function assembleFile(vol: Volume, base: FileRecord): Promise<NtfsF
     else if (a.type === AttrType.FILE_NAME && a.value) file.names.push(decodeFileName(a.value, n));
     else if (a.type === AttrType.REPARSE_POINT && a.value) file.reparseTag = decodeReparseTag(a.value, n);
   }
+  for (const a of file.attrs) {
+    if (a.resident) continue;
+    const end = a.runs.length ? a.runs[a.runs.length - 1].vcn + a.runs[a.runs.length - 1].length : 0;
+    if (a.dataSize > end * vol.geo.clusterSize || a.initializedSize > a.dataSize) {
+      throw new NtfsFormatError(NtfsErrorCode.RUNLIST, `attribute 0x${a.type.toString(16)}${a.name ? `:${a.name}` : ''} sizes exceed its runs`, { record: n, expected: `data size <= ${end * vol.geo.clusterSize}`, actual: a.dataSize });
+    }
+  }
   return file;
 }
 
