@@ -1,0 +1,91 @@
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { resolveMoverConfig, type MoverConfigInput } from '../mover/config.ts';
+import { startMover } from '../mover/mover.ts';
+import { UsageError } from '../util/errors.ts';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+async function readConfigFile(path: string): Promise<MoverConfigInput> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read config ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as MoverConfigInput;
+  } catch (e) {
+    throw new UsageError(`config ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export function registerMover(program: Command): void {
+  program
+    .command('mover')
+    .summary('run a standalone data mover (EXTENDED COPY copy manager) over iSCSI')
+    .description(
+      'Serve an iSCSI target whose LU 0 is a copy manager (peripheral device type 03h). An initiator sends it\n' +
+        'EXTENDED COPY (LID1); the mover copies between disk and tape LUs on the targets behind the --portal\n' +
+        'addresses (found by SendTargets + INQUIRY VPD 83h), so backup data never passes through the initiator.\n' +
+        'Copy descriptors are resolved only among those LUs. SIGINT/SIGTERM stop it cleanly.',
+    )
+    .option('--listen <host:port>', 'portal address of the mover itself (default 127.0.0.1:3261)')
+    .option('--iqn <name>', 'target name of the mover (default iqn.2026-11.dev.ferry:mover)')
+    .option('--portal <host:port>', 'a portal whose targets hold copy sources/destinations (repeatable)', collect, [])
+    .option('--portal-chap <user:secret>', 'CHAP the mover presents when it logs in to the --portal targets')
+    .option('--initiator-name <iqn>', 'initiator name the mover uses toward the portals (default <iqn prefix>:mover-initiator)')
+    .option('--chap <user:secret>', 'require one-way CHAP from initiators that send EXTENDED COPY to the mover')
+    .option('--mutual-chap <user:secret>', "the mover's own CHAP name and secret, for mutual CHAP")
+    .option('--allow <initiator-iqn>', 'allow only these initiator names (repeatable)', collect, [])
+    .option(
+      '--config <file>',
+      'JSON file with the same settings: {listen, iqn, initiatorName, portals: ["host:port" | {address, chap, mutualChap}], portalChap, chap, mutualChap, allowedInitiators, logLevel}; flags override it',
+    )
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  ferry mover --listen 127.0.0.1:3261 --iqn iqn.2026-11.dev.ferry:mover --portal 10.0.0.5:3260 --portal 10.0.0.9:3260\n' +
+        '  ferry mover --config mover.json     # {"portals": [{"address": "10.0.0.9:3260", "chap": "backup:averylongsecret"}]}',
+    )
+    .action(async (opts: Record<string, unknown>) => {
+      const fromFile = opts.config ? await readConfigFile(opts.config as string) : {};
+      const merged: Record<string, unknown> = { ...fromFile };
+      if (opts.listen) merged.listen = opts.listen;
+      if (opts.iqn) merged.iqn = opts.iqn;
+      if ((opts.portal as string[]).length) merged.portals = opts.portal;
+      if (opts.portalChap) merged.portalChap = opts.portalChap;
+      if (opts.initiatorName) merged.initiatorName = opts.initiatorName;
+      if (opts.chap) merged.chap = opts.chap;
+      if (opts.mutualChap) merged.mutualChap = opts.mutualChap;
+      if ((opts.allow as string[]).length) merged.allowedInitiators = opts.allow;
+      if (opts.logLevel) merged.logLevel = opts.logLevel;
+      const cfg = resolveMoverConfig(merged, opts.config ? `config ${opts.config as string}` : 'options');
+      if (cfg.portals.length === 0) throw new UsageError('no portals: give at least one --portal HOST:PORT (or "portals" in --config)');
+      const log = pino({ level: cfg.logLevel, base: { role: 'mover' } }, pino.destination({ fd: 2, sync: true }));
+      const mover = await startMover(cfg, log);
+      log.info({ listen: `${mover.address.host}:${mover.address.port}`, iqn: cfg.iqn, copyTargets: mover.remote.known.length }, 'mover ready');
+      await new Promise<void>((resolveStop) => {
+        let stopping = false;
+        const stop = (sig: string): void => {
+          if (stopping) return;
+          stopping = true;
+          log.info({ signal: sig }, 'stopping');
+          mover.close().then(
+            () => resolveStop(),
+            (err: unknown) => {
+              log.error({ err }, 'error while stopping');
+              process.exitCode = 1;
+              resolveStop();
+            },
+          );
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    });
+}

@@ -1,0 +1,140 @@
+import type { Logger } from 'pino';
+import { InitiatorSession } from '../initiator/session.ts';
+import { RemoteBlockDevice } from '../initiator/remote-device.ts';
+import { inquiry, reportLuns } from '../initiator/cdb.ts';
+import type { ChapSecret } from '../iscsi/chap.ts';
+import { sameDesignator, type CopyTarget, type Designator, type RemoteCopyTargets } from '../xcopy/copy-target.ts';
+import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
+import { RemoteTapeDevice } from './remote-tape-device.ts';
+
+/** One portal the mover may reach copy sources and destinations through. */
+export interface PortalConfig {
+  host: string;
+  port: number;
+  /** CHAP the mover presents to the targets behind this portal. */
+  chap?: ChapSecret;
+  mutualChap?: ChapSecret;
+}
+
+interface RemoteLu {
+  targetName: string;
+  lun: number;
+  peripheralDeviceType: number;
+  designators: Designator[];
+  session: InitiatorSession;
+}
+
+/** SPC-4 6.33: REPORT LUNS entries (peripheral and flat space addressing). */
+function decodeLunList(d: Uint8Array): number[] {
+  if (d.length < 8) return [];
+  const len = new DataView(d.buffer, d.byteOffset, d.byteLength).getUint32(0);
+  const out: number[] = [];
+  for (let off = 8; off + 8 <= Math.min(d.length, 8 + len); off += 8) {
+    const method = d[off] >> 6;
+    if (method === 0) out.push(d[off + 1]);
+    else if (method === 1) out.push(((d[off] & 0x3f) << 8) | d[off + 1]);
+  }
+  return out;
+}
+
+/**
+ * RemoteCopyTargets over the mover's configured portals: SendTargets on each, a login to every
+ * target found (CHAP from the config), REPORT LUNS, INQUIRY and VPD 83h per LU. A designator
+ * is looked up only among these LUs, never anywhere else.
+ */
+export class PortalCopyTargets implements RemoteCopyTargets {
+  private readonly initiatorName: string;
+  private readonly portals: PortalConfig[];
+  private readonly log?: Logger;
+  private readonly sessions = new Map<string, InitiatorSession>();
+  private lus: RemoteLu[] = [];
+  private discovering?: Promise<void>;
+  private lastDiscovery = 0;
+  /** Re-scan the portals on a miss at most this often. */
+  private readonly rescanMs: number;
+
+  constructor(opts: { initiatorName: string; portals: PortalConfig[]; log?: Logger; rescanMs?: number }) {
+    this.initiatorName = opts.initiatorName;
+    this.portals = opts.portals;
+    this.log = opts.log;
+    this.rescanMs = opts.rescanMs ?? 2000;
+  }
+
+  async find(designator: Designator, _signal: AbortSignal): Promise<CopyTarget | undefined> {
+    let lu = this.lookup(designator);
+    if (!lu && Date.now() - this.lastDiscovery >= this.rescanMs) {
+      await this.discover();
+      lu = this.lookup(designator);
+    }
+    if (!lu) return undefined;
+    if (lu.peripheralDeviceType === 0x01) {
+      return { kind: 'stream', device: await RemoteTapeDevice.open(lu.session, lu.lun), peripheralDeviceType: 1 };
+    }
+    return { kind: 'block', device: await RemoteBlockDevice.open(lu.session, lu.lun), peripheralDeviceType: lu.peripheralDeviceType };
+  }
+
+  /** Everything found so far (for logs and `ferry mover` startup). */
+  get known(): ReadonlyArray<Omit<RemoteLu, 'session'>> {
+    return this.lus.map(({ session: _s, ...rest }) => rest);
+  }
+
+  private lookup(d: Designator): RemoteLu | undefined {
+    return this.lus.find((lu) => lu.designators.some((x) => sameDesignator(x, d)));
+  }
+
+  /** Scan every portal (one scan at a time). */
+  discover(): Promise<void> {
+    this.discovering ??= this.scan().finally(() => {
+      this.discovering = undefined;
+      this.lastDiscovery = Date.now();
+    });
+    return this.discovering;
+  }
+
+  private async scan(): Promise<void> {
+    const found: RemoteLu[] = [];
+    for (const p of this.portals) {
+      let names: string[];
+      try {
+        const disc = await InitiatorSession.login({ host: p.host, port: p.port, initiatorName: this.initiatorName, chap: p.chap, mutualChap: p.mutualChap });
+        names = (await disc.sendTargets('All')).map((t) => t.name);
+        await disc.logout().catch(() => undefined);
+      } catch (err) {
+        this.log?.warn({ err, portal: `${p.host}:${p.port}` }, 'discovery failed');
+        continue;
+      }
+      for (const targetName of names) {
+        const key = `${p.host}:${p.port}/${targetName}`;
+        try {
+          let s = this.sessions.get(key);
+          if (!s) {
+            s = await InitiatorSession.login({ host: p.host, port: p.port, initiatorName: this.initiatorName, targetName, chap: p.chap, mutualChap: p.mutualChap });
+            this.sessions.set(key, s);
+          }
+          const luns = decodeLunList((await s.command(0, reportLuns(), { inLength: 4096 })).data);
+          for (const lun of luns) {
+            try {
+              const std = (await s.command(lun, inquiry(96), { inLength: 96 })).data;
+              if (std.length < 1 || std[0] >> 5 !== 0) continue; // PERIPHERAL QUALIFIER: connected LUs only
+              const vpd = (await s.command(lun, inquiry(255, 0x83), { inLength: 255 })).data;
+              found.push({ targetName, lun, peripheralDeviceType: std[0] & 0x1f, designators: decodeDeviceIdentificationPage(vpd), session: s });
+            } catch (err) {
+              this.log?.debug({ err, targetName, lun }, 'LU skipped');
+            }
+          }
+        } catch (err) {
+          this.log?.warn({ err, target: key }, 'login failed');
+        }
+      }
+    }
+    this.lus = found;
+    this.log?.info({ lus: found.map((l) => ({ target: l.targetName, lun: l.lun, pdt: l.peripheralDeviceType })) }, 'copy targets discovered');
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    this.lus = [];
+    await Promise.all(all.map((s) => s.logout().catch(() => undefined)));
+  }
+}
