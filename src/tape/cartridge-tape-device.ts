@@ -33,7 +33,13 @@ export class CartridgeTapeDevice implements TapeDevice {
     if (d.blockLength > 0) {
       const count = Math.floor(target.length / d.blockLength);
       const out = await d.readFixed(target, count);
-      if (out.bytes > 0 || !out.stop) return { kind: 'data', bytes: out.bytes, recordLength: out.bytes };
+      if (out.bytes > 0 && (out.stop === 'filemark' || out.stop === 'ili')) {
+        // Blocks came before the filemark (or wrong-length block): hand them over and stay in
+        // front of it, so the next read reports it instead of losing it.
+        d.position--;
+        return { kind: 'data', bytes: out.bytes, recordLength: d.blockLength };
+      }
+      if (out.bytes > 0 || !out.stop) return { kind: 'data', bytes: out.bytes, recordLength: d.blockLength };
       if (out.stop === 'filemark') return { kind: 'filemark' };
       if (out.stop === 'eod') return { kind: 'eod' };
       throw new DriveError('bad-length', `block at ${d.position - 1} is not ${d.blockLength} bytes long`);
