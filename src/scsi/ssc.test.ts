@@ -103,6 +103,16 @@ test('variable records: exact read, ILI both ways with signed residue, SILI, fil
     r = await runCdb(lu, T.buildRead6(500, { sili: true }));
     assert.equal(r.status, GOOD);
     assert.equal(r.dataIn!.length, 200);
+    // SILI with an overlength record: not reported in variable mode (block length 0)…
+    await runCdb(lu, T.buildLocate10(1));
+    r = await runCdb(lu, T.buildRead6(50, { sili: true }));
+    assert.equal(r.status, GOOD);
+    assert.deepEqual(u8(r.dataIn), rec(1, 200).slice(0, 50));
+    // …but reported when a fixed block length is set.
+    const sel = T.modeSelectBlockDescriptor(512);
+    await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel });
+    await runCdb(lu, T.buildLocate10(1));
+    expectSense(await runCdb(lu, T.buildRead6(50, { sili: true })), SenseKey.NO_SENSE, 0, 0, { ili: true, info: -150 });
   } finally {
     await done();
   }

@@ -234,8 +234,9 @@ async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
   if (out.stop === 'eod') {
     return withData(new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, { info: out.residue, eom: drive.beyondEarlyWarning }), data, bytes);
   }
-  // Incorrect length. Variable mode with SILI: an underlength record is not an error. SSC-3 READ(6)
-  if (!c.fixed && c.sili && out.residue > 0) return { status: ScsiStatus.GOOD, dataIn: data, transferLength: bytes };
+  // Incorrect length. SSC-3 READ(6), SILI=1 with FIXED=0: an underlength record is not
+  // reported; an overlength one only when the mode block length is not zero.
+  if (!c.fixed && c.sili && (out.residue > 0 || drive.blockLength === 0)) return { status: ScsiStatus.GOOD, dataIn: data, transferLength: bytes };
   return withData(new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE, { ili: true, info: out.residue }), data, bytes);
 }
 
