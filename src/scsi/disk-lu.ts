@@ -185,7 +185,11 @@ export class DiskLu implements LogicalUnit, SpcLu {
     this.spc.ua.addAll(Asc.CAPACITY_DATA_HAS_CHANGED);
   }
 
+  /** Set by close(): a sanitize in progress finishes at full speed instead of paced. */
+  sanitizeHurry = false;
+
   async close(): Promise<void> {
+    this.sanitizeHurry = true;
     await this.sanitizing?.catch(() => undefined);
     await this.device.flush();
   }

@@ -501,7 +501,7 @@ async function runSanitize(lu: DiskLu, pattern: Uint8Array | undefined, passes: 
         const bytes = (p * lu.device.blockCount + done) * lu.device.blockSize;
         lu.sanitizeProgress = Math.min(0xffff, Math.floor(((p * lu.device.blockCount + done) / total) * 0x10000));
         const due = started + (bytes / rate) * 1000;
-        const wait = due - Date.now();
+        const wait = lu.sanitizeHurry ? 0 : due - Date.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       });
     }

@@ -424,10 +424,7 @@ export function modeSelect(c: ModeSelectCdb, task: ScsiTask, spc: SpcState): voi
   if (c.sp) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.SAVING_PARAMETERS_NOT_SUPPORTED, { fieldPointer: { cd: true, field: 1, bit: 0 } });
   const data = task.dataOut.subarray(0, c.parameterListLength);
   const hlen = c.size === 6 ? 4 : 8;
-  if (data.length < Math.min(hlen, c.parameterListLength) || data.length < c.parameterListLength) {
-    throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
-  }
-  if (data.length < hlen) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+  if (data.length < c.parameterListLength || data.length < hlen) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
   const bdLen = c.size === 6 ? data[3] : (data[6] << 8) | data[7];
   if (hlen + bdLen > data.length) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
   // Block descriptors are accepted when they restate the current geometry (checked by length only).
