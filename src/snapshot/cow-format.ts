@@ -1,6 +1,6 @@
+import { crc32 } from 'node:zlib';
 import { ByteReader } from '../util/byte-reader.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
-import { crc32c } from '../util/crc32c.ts';
 import { DecodeError } from '../util/errors.ts';
 
 /**
@@ -14,21 +14,32 @@ import { DecodeError } from '../util/errors.ts';
  *  20  4  reserved (0)
  *  24  8  block count of the LUN
  *  32 24  snapshot id, ASCII, NUL-padded
- *  56  4  CRC32C of bytes 0..55
+ *  56  4  CRC-32 (zlib/IEEE) of bytes 0..55
  *  60  4  reserved (0)
  *
  * Then fixed-size slots; slot k starts at 64 + k * (32 + chunkBytes):
  *   0  4  magic "CHNK"
- *   4  4  CRC32C of the chunk data
+ *   4  4  CRC-32 of the chunk data
  *   8  8  chunk index (chunk k covers bytes [k*chunkBytes, (k+1)*chunkBytes) of the LUN)
  *  16  8  reserved (0)
- *  24  4  CRC32C of slot header bytes 0..23
+ *  24  4  CRC-32 of slot header bytes 0..23
  *  28  4  reserved (0)
  *  32  chunkBytes of the chunk's content at the snapshot instant (zero-padded past the LUN's end)
  *
  * A slot that fails either CRC is ignored: it is a torn append whose overwrite never reached
- * the LUN, because the overwrite waits for the slot's fdatasync.
+ * the LUN, because the overwrite waits for the slot's fdatasync. The file is grown ahead of the
+ * appends (sparse, PREALLOCATE_BYTES at a time) so an fdatasync rarely has a size to commit;
+ * the all-zero slots past the last append fail the magic check like any hole.
+ * CRC-32 is zlib's (native, several GB/s): every copied chunk is summed on the write path.
  */
+
+/** Sparse growth step of a store file. */
+export const PREALLOCATE_BYTES = 64 * 1024 * 1024;
+
+/** CRC-32 (ISO-HDLC, as zlib) of a chunk's data. */
+export function chunkCrc(data: Uint8Array): number {
+  return crc32(data);
+}
 
 export const COW_MAGIC = 'FERRYCOW';
 export const COW_VERSION = 1;
@@ -59,7 +70,7 @@ export function encodeCowHeader(h: CowHeader): Uint8Array {
   const w = new ByteWriter(COW_HEADER_BYTES);
   w.bytes(new TextEncoder().encode(COW_MAGIC)).u32(COW_VERSION).u32(h.chunkBytes).u32(h.blockSize).u32(0).u64(h.blockCount);
   w.bytes(id);
-  w.setU32(56, crc32c(w.buf.subarray(0, 56)));
+  w.setU32(56, crc32(w.buf.subarray(0, 56)));
   return w.buf;
 }
 
@@ -70,7 +81,7 @@ export function decodeCowHeader(buf: Uint8Array): CowHeader {
   const version = r.u32();
   if (version !== COW_VERSION) throw new DecodeError(`copy-on-write store: version ${version}, expected ${COW_VERSION}`, 8);
   const crc = r.u32(56);
-  const want = crc32c(buf.subarray(0, 56));
+  const want = crc32(buf.subarray(0, 56));
   if (crc !== want) throw new DecodeError(`copy-on-write store: header CRC 0x${crc.toString(16)}, expected 0x${want.toString(16)}`, 56);
   const chunkBytes = r.u32(12);
   const blockSize = r.u32(16);
@@ -84,8 +95,8 @@ export function decodeCowHeader(buf: Uint8Array): CowHeader {
 /** Fill the 32-byte slot header in front of `data` (already in place at slot[32..]). */
 export function encodeSlotHeader(slot: Uint8Array, chunk: number, data: Uint8Array): void {
   const w = new ByteWriter(slot.subarray(0, SLOT_HEADER_BYTES));
-  w.u32(SLOT_MAGIC).u32(crc32c(data)).u64(chunk).u64(0);
-  w.setU32(24, crc32c(w.buf.subarray(0, 24)));
+  w.u32(SLOT_MAGIC).u32(crc32(data)).u64(chunk).u64(0);
+  w.setU32(24, crc32(w.buf.subarray(0, 24)));
   w.setU32(28, 0);
 }
 
@@ -93,6 +104,6 @@ export function encodeSlotHeader(slot: Uint8Array, chunk: number, data: Uint8Arr
 export function decodeSlotHeader(hdr: Uint8Array): SlotHeader | undefined {
   const r = new ByteReader(hdr.subarray(0, SLOT_HEADER_BYTES));
   if (r.u32(0) !== SLOT_MAGIC) return undefined;
-  if (r.u32(24) !== crc32c(hdr.subarray(0, 24))) return undefined;
+  if (r.u32(24) !== crc32(hdr.subarray(0, 24))) return undefined;
   return { dataCrc: r.u32(4), chunk: r.u64(8) };
 }

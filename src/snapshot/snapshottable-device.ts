@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BlockDevice, checkRange, checkWhole } from '../block/block-device.ts';
-import { crc32c } from '../util/crc32c.ts';
 import { FerryError } from '../util/errors.ts';
 import {
   COW_HEADER_BYTES,
+  PREALLOCATE_BYTES,
   SLOT_HEADER_BYTES,
+  chunkCrc,
   decodeCowHeader,
   decodeSlotHeader,
   encodeCowHeader,
@@ -79,6 +80,8 @@ class CowStore {
   /** Group commit: appends finished, appends covered by a completed fdatasync, the one running. */
   written = 0;
   synced = 0;
+  /** File size: grown sparse ahead of the appends. */
+  allocated = 0;
   syncing: Promise<void> | null = null;
 
   constructor(entry: ManifestEntry, fh: FileHandle | null, damaged?: string) {
@@ -387,6 +390,13 @@ export class SnapshottableDevice implements BlockDevice {
     // Reserve the slots synchronously: concurrent appends land in disjoint slots.
     const base = COW_HEADER_BYTES + store.nextSlot * slot;
     store.nextSlot += chunks.length;
+    const end = base + slots.length;
+    if (end > store.allocated) {
+      // Grow sparse well ahead, so most appends' fdatasync has no file size to commit.
+      const size = Math.max(end, store.allocated + PREALLOCATE_BYTES);
+      store.allocated = size;
+      await fh.truncate(size);
+    }
     let off = 0;
     while (off < slots.length) {
       const { bytesWritten } = await fh.write(slots, off, slots.length - off, base + off);
@@ -603,16 +613,20 @@ async function loadStore(dir: string, e: ManifestEntry, m: Manifest, base: Block
   const chunkCount = Math.ceil(base.blockCount / (m.chunkBytes / base.blockSize));
   const perRead = Math.max(1, Math.floor((4 << 20) / slot));
   const buf = Buffer.alloc(perRead * slot);
+  let lastValid = -1;
   for (let k = 0; k < slots; k += perRead) {
     const at = COW_HEADER_BYTES + k * slot;
     const { bytesRead } = await fh.read(buf, 0, buf.length, at);
     for (let n = 0; (n + 1) * slot <= bytesRead; n++) {
       const hdr = decodeSlotHeader(buf.subarray(n * slot, n * slot + SLOT_HEADER_BYTES));
       if (!hdr || hdr.chunk >= chunkCount || store.index.has(hdr.chunk)) continue;
-      if (crc32c(buf.subarray(n * slot + SLOT_HEADER_BYTES, (n + 1) * slot)) !== hdr.dataCrc) continue;
+      if (chunkCrc(buf.subarray(n * slot + SLOT_HEADER_BYTES, (n + 1) * slot)) !== hdr.dataCrc) continue;
       store.index.set(hdr.chunk, at + n * slot + SLOT_HEADER_BYTES);
+      lastValid = k + n;
     }
   }
-  store.nextSlot = slots;
+  // Append after the last valid slot: the rest is preallocated zeros or torn appends.
+  store.nextSlot = lastValid + 1;
+  store.allocated = size;
   return store;
 }
