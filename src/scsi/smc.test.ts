@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -162,4 +163,53 @@ test('stand-alone drive: creates the cartridge when missing and keeps data acros
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('property: random MOVE MEDIUM sequences (valid and impossible) and restarts match a model inventory', async () => {
+  const addrs = [0x0000, 0x0010, 0x0100, 0x0101, 0x1000, 0x1001, 0x1002, 0x0500];
+  let n = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.oneof(fc.record({ src: fc.constantFrom(...addrs), dst: fc.constantFrom(...addrs) }), fc.constant('restart' as const)), { maxLength: 25 }),
+      async (ops) => {
+        const dir = mkdtempSync(join(tmpdir(), `ferry-vtl-p${n++}-`));
+        try {
+          let lib = await openLibrary(dir, { drives: 2, slots: 3, cartridgeSizeBytes: 1 << 16 });
+          await runCdb(lib.changer, T.buildTestUnitReady());
+          const model = new Map<number, string>([[0x1000, 'FER001L8'], [0x1001, 'FER002L8'], [0x1002, 'FER003L8']]);
+          const valid = (a: number): boolean => [0x0010, 0x0100, 0x0101, 0x1000, 0x1001, 0x1002].includes(a);
+          for (const op of ops) {
+            if (op === 'restart') {
+              await lib.close();
+              lib = await openLibrary(dir);
+              await runCdb(lib.changer, T.buildTestUnitReady());
+              continue;
+            }
+            const r = await runCdb(lib.changer, T.buildMoveMedium(0, op.src, op.dst));
+            let want = 'GOOD';
+            if (!valid(op.src) || !valid(op.dst)) want = '5/21/01';
+            else if (!model.has(op.src)) want = '5/3b/0e';
+            else if (op.src !== op.dst && model.has(op.dst)) want = '5/3b/0d';
+            const got = r.status === GOOD ? 'GOOD' : `${r.decoded!.key.toString(16)}/${r.decoded!.asc.toString(16)}/${r.decoded!.ascq.toString(16).padStart(2, '0')}`;
+            assert.equal(got, want, `move ${op.src.toString(16)} → ${op.dst.toString(16)}`);
+            if (want === 'GOOD' && op.src !== op.dst) {
+              model.set(op.dst, model.get(op.src)!);
+              model.delete(op.src);
+            }
+            // Drives hold exactly what the model says, threaded.
+            for (const [i, a] of [0x0100, 0x0101].entries()) {
+              assert.equal(lib.drives[i].drive.cartridge?.label.barcode ?? null, model.get(a) ?? null, `drive ${i}`);
+            }
+          }
+          const d = parseElementStatus((await runCdb(lib.changer, T.buildReadElementStatus({ voltag: true }))).dataIn!);
+          const seen = new Map(d.elements.filter((e) => e.full).map((e) => [e.address, e.barcode!]));
+          assert.deepEqual([...seen].sort(), [...model].sort());
+          await lib.close();
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    ),
+    { numRuns: 40 },
+  );
 });
