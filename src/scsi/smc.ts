@@ -6,7 +6,7 @@ import { makePage } from './mode-pages.ts';
 import { luIdentity } from './identity.ts';
 import { trimToAllocation } from './cdb.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
-import { SmcOpcode, SscOpcode, ElementType, decodeMoveMedium, decodeReadElementStatus, decodeInitElementStatusRange, decodePreventAllowTape } from './tape-cdb.ts';
+import { SmcOpcode, SscOpcode, ElementType, decodeMoveMedium, decodeReadElementStatus, decodeInitElementStatusRange, decodePreventAllowTape, decodePositionToElement } from './tape-cdb.ts';
 import { ElementBase, type Element, type ElementKind, type LibraryInventory } from '../tape/library.ts';
 import type { TapeDriveLu } from './ssc.ts';
 
@@ -214,7 +214,7 @@ export const SMC_TABLE: CommandTable<MediumChangerLu> = new Map<number, CommandE
   ...spcCommands<MediumChangerLu>(),
   [SmcOpcode.INITIALIZE_ELEMENT_STATUS, entry('INITIALIZE ELEMENT STATUS', 6, () => undefined)],
   [SmcOpcode.INITIALIZE_ELEMENT_STATUS_WITH_RANGE, entry('INITIALIZE ELEMENT STATUS WITH RANGE', 10, initializeElementStatusWithRange)],
-  [SmcOpcode.POSITION_TO_ELEMENT, entry('POSITION TO ELEMENT', 10, (t, lu) => { const a = (t.cdb[4] << 8) | t.cdb[5]; if (!lu.inventory.element(a)) throw invalidElement(4); })],
+  [SmcOpcode.POSITION_TO_ELEMENT, entry('POSITION TO ELEMENT', 10, (t, lu) => { if (!lu.inventory.element(decodePositionToElement(t.cdb).destination)) throw invalidElement(4); })],
   [SmcOpcode.MOVE_MEDIUM, entry('MOVE MEDIUM', 12, moveMedium)],
   [SmcOpcode.READ_ELEMENT_STATUS, entry('READ ELEMENT STATUS', 12, readElementStatus, 'read')],
   [SscOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL, entry('PREVENT ALLOW MEDIUM REMOVAL', 6, preventAllow, 'read')],

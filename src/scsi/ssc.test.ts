@@ -292,8 +292,10 @@ test('LOAD UNLOAD, PREVENT ALLOW, READ BLOCK LIMITS, REPORT DENSITY SUPPORT, REA
     const list = await runCdb(lu, T.buildReadAttribute(0x01));
     assert.ok(list.dataIn!.length >= 4 + 2 * 5);
     const pages = await runCdb(lu, T.buildLogSense(0x00));
-    assert.deepEqual([...pages.dataIn!.subarray(4)], [0x00, 0x02, 0x03, 0x31]);
+    assert.deepEqual([...pages.dataIn!.subarray(4)], [0x00, 0x02, 0x03, 0x2e, 0x31]);
     assert.equal((await runCdb(lu, T.buildLogSense(0x02))).status, GOOD);
+    const ta = await runCdb(lu, T.buildLogSense(0x2e));
+    assert.deepEqual([ta.dataIn![0], (ta.dataIn![2] << 8) | ta.dataIn![3]], [0x2e, 64 * 5]);
     expectSense(await runCdb(lu, T.buildLogSense(0x17)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
 
     assert.equal((await runCdb(lu, T.buildPreventAllow(true))).status, GOOD);

@@ -24,6 +24,7 @@ import {
   decodeLogSense,
   decodeReadAttribute,
   decodePreventAllowTape,
+  decodeReadBlockLimits,
 } from './tape-cdb.ts';
 import { TapeDrive, DriveError, type ReadOutcome, type SpaceOutcome, type WriteOutcome } from '../tape/drive.ts';
 import { Cartridge, DEFAULT_DENSITY_CODE } from '../tape/cartridge.ts';
@@ -345,7 +346,7 @@ function readPosition(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
 
 /** SSC-3 READ BLOCK LIMITS: granularity, max and min block length; MLOI form gives the max object id. */
 function readBlockLimits(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
-  if (task.cdb[1] & 1) {
+  if (decodeReadBlockLimits(task.cdb).mloi) {
     const w = new ByteWriter(20);
     w.setU16(2, 16); // MLOI: additional length
     w.setU64(12, 0xffffffff);
@@ -422,7 +423,7 @@ function reportDensitySupport(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   return trimToAllocation(w.buf, c.allocationLength);
 }
 
-/** SPC-4 LOG SENSE: supported pages, write/read error counters (02h/03h), tape capacity (31h). */
+/** SPC-4 LOG SENSE: supported pages, write/read error counters (02h/03h), TapeAlert (2Eh), tape capacity (31h). */
 function logSense(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   const c = decodeLogSense(task.cdb);
   if (c.sp) throw invalidCdb(1, 0);
@@ -431,7 +432,11 @@ function logSense(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   const body: number[] = [];
   switch (c.page) {
     case 0x00:
-      body.push(0x00, 0x02, 0x03, 0x31);
+      body.push(0x00, 0x02, 0x03, 0x2e, 0x31);
+      break;
+    case 0x2e:
+      // SSC-3 TapeAlert log page: flags 0001h–0040h, one byte each; a virtual drive raises none.
+      for (let code = 1; code <= 0x40; code++) params.push([code, 1, 0]);
       break;
     case 0x02:
     case 0x03: {
@@ -459,6 +464,7 @@ function logSense(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
       if (code < c.parameterPointer) continue;
       w.u16(code).u8(0x03).u8(n); // control: format/linking 11b (binary list)
       if (n === 8) w.u64(v);
+      else if (n === 1) w.u8(v);
       else w.u32(v);
     }
     data = w.buf.subarray(0, w.pos);

@@ -356,6 +356,17 @@ export function decodeReadElementStatus(c: Uint8Array): { voltag: boolean; type:
   return { voltag: !!(b1 & 0x10), type: b1 & 0x0f, start: r.u16(2), count: r.u16(4), curdata: !!(b6 & 2), dvcid: !!(b6 & 1), allocationLength: r.u24(7) };
 }
 
+/** READ BLOCK LIMITS: MLOI byte 1 b0. SSC-3 READ BLOCK LIMITS */
+export function decodeReadBlockLimits(c: Uint8Array): { mloi: boolean } {
+  return { mloi: !!(new ByteReader(c).u8(1) & 1) };
+}
+
+/** POSITION TO ELEMENT: transport 2–3, destination 4–5, INVERT byte 8 b0. SMC-3 POSITION TO ELEMENT */
+export function decodePositionToElement(c: Uint8Array): { transport: number; destination: number; invert: boolean } {
+  const r = new ByteReader(c);
+  return { transport: r.u16(2), destination: r.u16(4), invert: !!(r.u8(8) & 1) };
+}
+
 /** INITIALIZE ELEMENT STATUS WITH RANGE: RANGE byte 1 b0; start 2–3; count 6–7. SMC-3 INITIALIZE ELEMENT STATUS WITH RANGE */
 export function decodeInitElementStatusRange(c: Uint8Array): { range: boolean; start: number; count: number } {
   const r = new ByteReader(c);

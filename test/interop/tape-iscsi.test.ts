@@ -110,7 +110,7 @@ test('library over iSCSI: changer inventory, load cycle, fixed-block streaming, 
     r = await cmd(s, 1, T.buildReportDensitySupport({ medium: true }), { inLength: 0xffff });
     assert.equal(r.data[4], 0x5e);
     r = await cmd(s, 1, T.buildLogSense(0x00), { inLength: 0xffff });
-    assert.deepEqual([...r.data.subarray(4)], [0x00, 0x02, 0x03, 0x31]);
+    assert.deepEqual([...r.data.subarray(4)], [0x00, 0x02, 0x03, 0x2e, 0x31]);
     r = await cmd(s, 1, T.buildLogSense(0x02), { inLength: 0xffff });
     const written = u64(r.data, 4 + 5 * 12 + 4);
     assert.equal(written, 9 * 65536);
