@@ -33,7 +33,7 @@ export class RemoteTapeDevice implements TapeDevice {
 
   /** Open: the block length comes from the MODE SENSE(6) block descriptor (0 = variable). */
   static async open(session: InitiatorSession, lun: number): Promise<RemoteTapeDevice> {
-    const r = await session.command(lun, buildModeSense6(0x00, { allocationLength: 255 }), { inLength: 255 });
+    const r = await session.command(lun, buildModeSense6(0x3f, { allocationLength: 255 }), { inLength: 255 });
     const d = r.data;
     // SPC-4 7.5.5: header (4 bytes), byte 3 block descriptor length; SSC-3 8.3.2: 5–7 BLOCK LENGTH.
     const blockLength = d.length >= 12 && d[3] >= 8 ? (d[9] << 16) | (d[10] << 8) | d[11] : 0;

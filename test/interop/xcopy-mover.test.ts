@@ -12,20 +12,27 @@ import { InitiatorSession } from '../../src/initiator/session.ts';
 import { extendedCopy, inquiry, receiveCopyResults } from '../../src/initiator/cdb.ts';
 import { buildRewind } from '../../src/scsi/tape-cdb.ts';
 import { startMover } from '../../src/mover/mover.ts';
+import { PortalCopyTargets } from '../../src/mover/portal-copy-targets.ts';
+import { FileDevice } from '../../src/block/file-device.ts';
+import { DiskLu } from '../../src/scsi/disk-lu.ts';
+import { luIdentity } from '../../src/scsi/identity.ts';
+import { attachCopyManager } from '../../src/xcopy/attach.ts';
+import type { TestContext } from 'node:test';
 import { resolveMoverConfig } from '../../src/mover/config.ts';
 import { decodeDeviceIdentificationPage } from '../../src/xcopy/resolver.ts';
 import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from '../../src/xcopy/descriptors.ts';
 import type { Designator } from '../../src/xcopy/copy-target.ts';
 import { requireTools } from '../helpers/tools.ts';
 import { startTgtd } from '../helpers/tgtd.ts';
+import { startFerryTape, TAPE_IQN } from './tape-script.ts';
 
-// The product's promise, end to end: an initiator sends ONE EXTENDED COPY to `ferry mover`,
-// which copies a random disk LUN on a Ferry target to a tgtd tape LUN (embedded header first),
-// then a second one restores the tape to a fresh LUN. Bit-exact, and the issuing initiator's
-// sockets carry less than 0.1% of the bytes moved.
+// The product's promise, end to end: an initiator sends ONE EXTENDED COPY to a copy manager
+// (`ferry mover`, or the one inside the source disk LU), which copies a random disk LUN on a
+// Ferry target to a tape LUN (tgtd's or Ferry's; embedded header first), then a second one
+// restores the tape to a fresh LUN. Bit-exact, and the issuing initiator's sockets carry less
+// than 0.1% of the bytes moved.
 
 const MIB = Number(process.env.XCOPY_TEST_MIB ?? 256);
-const BYTES = MIB << 20;
 const BLOCK = 512;
 const RECORD = 256 * 1024; // tape record (STDL, variable mode)
 const SEG_BLOCKS = 32768; // 16 MiB per segment
@@ -57,83 +64,143 @@ async function sameFiles(a: string, b: string, bytes: number): Promise<void> {
   }
 }
 
-test(`one EXTENDED COPY through ferry mover: ${MIB} MiB Ferry disk → tgtd tape → fresh disk, bit-exact, no data through the initiator`, async (t) => {
-  if (!requireTools(t, 'tgtd', 'tgtadm', 'tgtimg')) return;
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-xcopy-mover-'));
-  const cleanup: Array<() => Promise<unknown>> = [];
-  try {
-    // Source disk: random bytes in a file, then served by a Ferry target with a fresh LUN 1.
-    const srcPath = join(dir, 'src.img');
-    const dstPath = join(dir, 'dst.img');
-    const fh = await open(srcPath, 'w');
-    const chunk = Buffer.alloc(1 << 20);
-    for (let off = 0; off < BYTES; off += chunk.length) await fh.write(randomFillSync(chunk), 0, chunk.length, off);
-    await fh.close();
-    const src = new Target({ name: SRC_IQN });
+
+interface TapeEnd {
+  host: string;
+  port: number;
+  iqn: string;
+  lun: number;
+}
+
+async function roundTrip(t: TestContext, opts: { mib: number; tape: TapeEnd; copyManager: 'mover' | 'source'; dir: string; cleanup: Array<() => Promise<unknown>> }): Promise<void> {
+  const { dir, cleanup, tape: tapeEnd } = opts;
+  const BYTES = opts.mib << 20;
+  // Source disk: random bytes in a file, served by a Ferry target with a fresh LUN 1.
+  const srcPath = join(dir, 'src.img');
+  const dstPath = join(dir, 'dst.img');
+  const fh = await open(srcPath, 'w');
+  const chunk = Buffer.alloc(1 << 20);
+  for (let off = 0; off < BYTES; off += chunk.length) await fh.write(randomFillSync(chunk), 0, chunk.length, off);
+  await fh.close();
+  const src = new Target({ name: SRC_IQN });
+  if (opts.copyManager === 'source') {
+    // The copy manager inside the source target reaches the tape through its own portal list.
+    const remote = new PortalCopyTargets({ initiatorName: 'iqn.2026-11.dev.ferry:storage-node', portals: [{ host: tapeEnd.host, port: tapeEnd.port }] });
+    cleanup.push(() => remote.close());
+    for (const [lun, path, size] of [[0, srcPath, undefined], [1, dstPath, BYTES]] as const) {
+      const lu = new DiskLu(await FileDevice.open(path, { blockSize: BLOCK, sizeBytes: size }), { identity: luIdentity(`${SRC_IQN}|${path}`) });
+      attachCopyManager(lu, { remote });
+      src.addLun(lun, lu);
+    }
+  } else {
     src.addLun(0, await openDiskLu(SRC_IQN, srcPath, BLOCK));
     src.addLun(1, await openDiskLu(SRC_IQN, dstPath, BLOCK, BYTES));
-    const srcServer = new TargetServer({ targets: [src] });
-    const srcAddr = await srcServer.listen('127.0.0.1', 0);
-    cleanup.push(async () => {
-      await srcServer.close();
-      await Promise.all([...src.luns.values()].map((lu) => lu.close()));
-    });
+  }
+  const srcServer = new TargetServer({ targets: [src] });
+  const srcAddr = await srcServer.listen('127.0.0.1', 0);
+  cleanup.push(async () => {
+    await srcServer.close();
+    for (const lu of src.luns.values()) {
+      await lu.close();
+      if (lu instanceof DiskLu) await lu.device.close();
+    }
+  });
 
-    // Tape: a tgtd tape LUN with room for the set.
+  // The backup server: learns designators (INQUIRY only), positions the tape, sends the lists.
+  const toSrc = await InitiatorSession.login({ host: '127.0.0.1', port: srcAddr.port, initiatorName: INITIATOR, targetName: SRC_IQN });
+  const toTape = await InitiatorSession.login({ host: tapeEnd.host, port: tapeEnd.port, initiatorName: INITIATOR, targetName: tapeEnd.iqn });
+  cleanup.push(() => Promise.all([toSrc, toTape].map((s) => s.logout().catch(() => undefined))));
+  let send: (which: 'backup' | 'restore', list: Uint8Array) => ReturnType<InitiatorSession['command']>;
+  const sessions = [toSrc, toTape];
+  if (opts.copyManager === 'mover') {
+    // The mover reaches both targets through its configured portals only.
+    const mover = await startMover(
+      resolveMoverConfig({ listen: '127.0.0.1:0', iqn: 'iqn.2026-11.dev.ferry:mover', portals: [`127.0.0.1:${srcAddr.port}`, `${tapeEnd.host}:${tapeEnd.port}`], logLevel: 'silent' }),
+    );
+    cleanup.push(() => mover.close());
+    const toMover = await InitiatorSession.login({ host: '127.0.0.1', port: mover.address.port, initiatorName: INITIATOR, targetName: 'iqn.2026-11.dev.ferry:mover' });
+    cleanup.push(() => toMover.logout().catch(() => undefined));
+    sessions.push(toMover);
+    send = (_w, list) => toMover.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+  } else {
+    // EXTENDED COPY to the source LU for the backup, to the destination LU for the restore.
+    send = (w, list) => toSrc.command(w === 'backup' ? 0 : 1, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+  }
+  const srcDisk = naaOf((await toSrc.command(0, inquiry(255, 0x83), { inLength: 255 })).data);
+  const dstDisk = naaOf((await toSrc.command(1, inquiry(255, 0x83), { inLength: 255 })).data);
+  const tape = naaOf((await toTape.command(tapeEnd.lun, inquiry(255, 0x83), { inLength: 255 })).data);
+  await toTape.command(tapeEnd.lun, buildRewind());
+
+  const header = Buffer.from(`FERRY-SET 1 source=${Buffer.from(srcDisk.designator).toString('hex')} blocks=${BYTES / BLOCK}`.padEnd(128, ' '));
+  const segs = BYTES / BLOCK / SEG_BLOCKS;
+  const backup: SegmentInput[] = [
+    { type: 0x05, cat: false, destination: 1, streamTransferLength: header.length, data: header },
+    ...Array.from({ length: segs }, (_, i): SegmentInput => ({ type: 0x00, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS })),
+    { type: 0x10, cat: false, destination: 1, immed: false, count: 1 },
+  ];
+  const list1 = encodeXcopyParameterList({ header: { listId: 1, str: false, listIdUsage: 0, priority: 0 }, cscds: [cscd(srcDisk, 0, BLOCK), cscd(tape, 1, 0)], segments: backup });
+  const r1 = await send('backup', list1);
+  assert.equal(r1.status, 0, `backup XCOPY: ${JSON.stringify(r1.sense)}`);
+  if (opts.copyManager === 'mover') {
+    const st = await sessions[2].command(0, receiveCopyResults(0, 1, 12), { inLength: 12 });
+    assert.equal(st.data[4], 0x01, 'COPY STATUS: completed');
+    assert.equal((st.data[5] << 8) | st.data[6], backup.length);
+  }
+
+  // Restore: rewind, skip the header record, stream → block into the fresh LUN.
+  await toTape.command(tapeEnd.lun, buildRewind());
+  const restore: SegmentInput[] = [
+    { type: 0x06, cat: false, source: 0, streamTransferLength: header.length, byteCount: header.length },
+    ...Array.from({ length: segs }, (_, i): SegmentInput => ({ type: 0x01, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS })),
+  ];
+  const list2 = encodeXcopyParameterList({ header: { listId: 2, str: false, listIdUsage: 0, priority: 0 }, cscds: [cscd(tape, 1, 0), cscd(dstDisk, 0, BLOCK)], segments: restore });
+  const r2 = await send('restore', list2);
+  assert.equal(r2.status, 0, `restore XCOPY: ${JSON.stringify(r2.sense)}`);
+
+  // No data through the server: every byte on the issuing initiator's sockets, both ways.
+  const onWire = sessions.reduce((n, s) => n + s.bytesOnWire.sent + s.bytesOnWire.received, 0);
+  const moved = 2 * BYTES;
+  t.diagnostic(`initiator sockets: ${onWire} bytes for ${moved} bytes moved (${((100 * onWire) / moved).toFixed(4)}%)`);
+  assert.ok(onWire < moved * 0.001, `${onWire} bytes on the initiator's sockets is not < 0.1% of ${moved}`);
+
+  await toSrc.command(1, Uint8Array.of(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0)); // SYNCHRONIZE CACHE(10)
+  await sameFiles(srcPath, dstPath, BYTES);
+}
+
+async function withTgtdTape(t: TestContext, mib: number, run: (tape: TapeEnd, dir: string, cleanup: Array<() => Promise<unknown>>) => Promise<void>): Promise<void> {
+  if (!requireTools(t, 'tgtd', 'tgtadm', 'tgtimg')) return;
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-xcopy-'));
+  const cleanup: Array<() => Promise<unknown>> = [];
+  try {
     const tgtd = await startTgtd('iqn.2026-11.dev.ferry:xcopy-tape');
     cleanup.push(() => tgtd.stop());
     const tapeImg = join(dir, 'tape.img');
-    execFileSync('tgtimg', ['--op', 'new', '--device-type', 'tape', '--barcode', 'XCOPY1', '--size', String(MIB + 64), '--type', 'data', '--file', tapeImg], { stdio: 'pipe' });
+    execFileSync('tgtimg', ['--op', 'new', '--device-type', 'tape', '--barcode', 'XCOPY1', '--size', String(mib + 64), '--type', 'data', '--file', tapeImg], { stdio: 'pipe' });
     tgtd.addLun(1, tapeImg, { deviceType: 'tape' });
+    await run({ host: '127.0.0.1', port: tgtd.port, iqn: tgtd.iqn, lun: 1 }, dir, cleanup);
+  } finally {
+    for (const c of cleanup.reverse()) await c().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
-    // The mover reaches both through its configured portals only.
-    const mover = await startMover(
-      resolveMoverConfig({ listen: '127.0.0.1:0', iqn: 'iqn.2026-11.dev.ferry:mover', portals: [`127.0.0.1:${srcAddr.port}`, `127.0.0.1:${tgtd.port}`], logLevel: 'silent' }),
-    );
-    cleanup.push(() => mover.close());
+test(`ferry mover: ${MIB} MiB Ferry disk → tgtd tape → fresh disk, bit-exact, no data through the initiator`, async (t) => {
+  await withTgtdTape(t, MIB, (tape, dir, cleanup) => roundTrip(t, { mib: MIB, tape, copyManager: 'mover', dir, cleanup }));
+});
 
-    // The backup server: learns designators (INQUIRY only), positions the tape, sends the lists.
-    const toSrc = await InitiatorSession.login({ host: '127.0.0.1', port: srcAddr.port, initiatorName: INITIATOR, targetName: SRC_IQN });
-    const toTape = await InitiatorSession.login({ host: '127.0.0.1', port: tgtd.port, initiatorName: INITIATOR, targetName: tgtd.iqn });
-    const toMover = await InitiatorSession.login({ host: '127.0.0.1', port: mover.address.port, initiatorName: INITIATOR, targetName: 'iqn.2026-11.dev.ferry:mover' });
-    cleanup.push(() => Promise.all([toSrc, toTape, toMover].map((s) => s.logout().catch(() => undefined))));
-    const srcDisk = naaOf((await toSrc.command(0, inquiry(255, 0x83), { inLength: 255 })).data);
-    const dstDisk = naaOf((await toSrc.command(1, inquiry(255, 0x83), { inLength: 255 })).data);
-    const tape = naaOf((await toTape.command(1, inquiry(255, 0x83), { inLength: 255 })).data);
-    await toTape.command(1, buildRewind());
+test('copy manager inside the source target (no separate mover): Ferry disk → tgtd tape → fresh disk', async (t) => {
+  const mib = Math.min(MIB, 64);
+  await withTgtdTape(t, mib, (tape, dir, cleanup) => roundTrip(t, { mib, tape, copyManager: 'source', dir, cleanup }));
+});
 
-    const header = Buffer.from(`FERRY-SET 1 source=${Buffer.from(srcDisk.designator).toString('hex')} blocks=${BYTES / BLOCK}`.padEnd(128, ' '));
-    const segs = BYTES / BLOCK / SEG_BLOCKS;
-    const backup: SegmentInput[] = [
-      { type: 0x05, cat: false, destination: 1, streamTransferLength: header.length, data: header },
-      ...Array.from({ length: segs }, (_, i): SegmentInput => ({ type: 0x00, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS })),
-      { type: 0x10, cat: false, destination: 1, immed: false, count: 1 },
-    ];
-    const list1 = encodeXcopyParameterList({ header: { listId: 1, str: false, listIdUsage: 0, priority: 0 }, cscds: [cscd(srcDisk, 0, BLOCK), cscd(tape, 1, 0)], segments: backup });
-    const r1 = await toMover.command(0, extendedCopy(list1.length), { dataOut: list1, allowCheckCondition: true });
-    assert.equal(r1.status, 0, `backup XCOPY: ${JSON.stringify(r1.sense)}`);
-    const st = await toMover.command(0, receiveCopyResults(0, 1, 12), { inLength: 12 });
-    assert.equal(st.data[4], 0x01, 'COPY STATUS: completed');
-    assert.equal((st.data[5] << 8) | st.data[6], backup.length);
-
-    // Restore: rewind, skip the header record, stream → block into the fresh LUN.
-    await toTape.command(1, buildRewind());
-    const restore: SegmentInput[] = [
-      { type: 0x06, cat: false, source: 0, streamTransferLength: header.length, byteCount: header.length },
-      ...Array.from({ length: segs }, (_, i): SegmentInput => ({ type: 0x01, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS })),
-    ];
-    const list2 = encodeXcopyParameterList({ header: { listId: 2, str: false, listIdUsage: 0, priority: 0 }, cscds: [cscd(tape, 1, 0), cscd(dstDisk, 0, BLOCK)], segments: restore });
-    const r2 = await toMover.command(0, extendedCopy(list2.length), { dataOut: list2, allowCheckCondition: true });
-    assert.equal(r2.status, 0, `restore XCOPY: ${JSON.stringify(r2.sense)}`);
-
-    // No data through the server: every byte on the issuing initiator's sockets, both ways.
-    const onWire = [toSrc, toTape, toMover].reduce((n, s) => n + s.bytesOnWire.sent + s.bytesOnWire.received, 0);
-    const moved = 2 * BYTES;
-    t.diagnostic(`initiator sockets: ${onWire} bytes for ${moved} bytes moved (${((100 * onWire) / moved).toFixed(4)}%)`);
-    assert.ok(onWire < moved * 0.001, `${onWire} bytes on the initiator's sockets is not < 0.1% of ${moved}`);
-
-    await toSrc.command(1, Uint8Array.of(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0)); // SYNCHRONIZE CACHE(10)
-    await sameFiles(srcPath, dstPath, BYTES);
+test('ferry mover between two Ferry targets: disk → Ferry tape → fresh disk', async (t) => {
+  const mib = Math.min(MIB, 64);
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-xcopy-ft-'));
+  const cleanup: Array<() => Promise<unknown>> = [];
+  try {
+    const ft = await startFerryTape({ cartridgeBytes: (mib + 16) << 20 });
+    cleanup.push(() => ft.close());
+    await roundTrip(t, { mib, tape: { host: ft.host, port: ft.port, iqn: TAPE_IQN, lun: 0 }, copyManager: 'mover', dir, cleanup });
   } finally {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
