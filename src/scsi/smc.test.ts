@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openLibrary, openStandaloneDrive } from './tape-library.ts';
+import { openLibrary, openStandaloneDrive, openTapeLuns } from './tape-library.ts';
 import { runCdb, type RunResult } from './tape-test-util.ts';
 import { SenseKey } from './sense.ts';
 import { ScsiStatus } from './task.ts';
@@ -212,4 +212,19 @@ test('property: random MOVE MEDIUM sequences (valid and impossible) and restarts
     ),
     { numRuns: 40 },
   );
+});
+
+test('openTapeLuns: changer at the first LUN, drives after it, then a stand-alone drive; flag errors are usage errors', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-vtl-'));
+  try {
+    const t = await openTapeLuns({ library: join(dir, 'vtl'), drives: '2', slots: '3', cartridgeSize: '4M', tape: join(dir, 'one.cart') });
+    assert.deepEqual(t.luns.map(([l, lu]) => [l, lu.deviceType]), [[0, 8], [1, 1], [2, 1], [3, 1]]);
+    assert.equal(t.library!.inventory.cartridgeSizeBytes, 4 << 20);
+    await t.close();
+    await assert.rejects(openTapeLuns({ drives: 2 }), /need --library/);
+    await assert.rejects(openTapeLuns({ library: join(dir, 'x'), drives: 'two' }), /--drives must be/);
+    await assert.rejects(openTapeLuns({ tape: join(dir, 'y.cart'), cartridgeSize: '1K' }), /at least 1M/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -4,6 +4,9 @@ import { TapeDriveLu } from './ssc.ts';
 import { MediumChangerLu } from './smc.ts';
 import { LibraryInventory, type LibraryOptions } from '../tape/library.ts';
 import { Cartridge } from '../tape/cartridge.ts';
+import type { LogicalUnit } from './task.ts';
+import { UsageError } from '../util/errors.ts';
+import { parseSize } from '../util/units.ts';
 
 /**
  * What `ferry target --library/--tape` serves. The target maps the changer at LUN 0 and the
@@ -60,4 +63,68 @@ export async function openStandaloneDrive(cartPath: string, opts: { createSizeBy
   const lu = new TapeDriveLu({ identitySeed: `ferry-tape:${resolve(cartPath)}` });
   await lu.insert(cart);
   return lu;
+}
+
+/** The tape flags of `ferry target` (`--library DIR --drives N --slots N --cartridge-size 2G`, `--tape FILE`). */
+export interface TapeServeOptions {
+  library?: string;
+  drives?: number | string;
+  slots?: number | string;
+  cartridgeSize?: number | string;
+  tape?: string;
+}
+
+export interface TapeLuns {
+  /** [LUN, LU] in LUN order: changer, then its drives, then the stand-alone drive. */
+  luns: Array<[number, LogicalUnit]>;
+  /** One line per LUN for the "target ready" log. */
+  describe: Array<{ lun: number; kind: 'changer' | 'drive'; detail: string }>;
+  library?: OpenedLibrary;
+  close(): Promise<void>;
+}
+
+function count(v: number | string | undefined, what: string, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`--${what} must be a whole number from 1 to ${max}, not "${v}"`);
+  return n;
+}
+
+/**
+ * Open what the tape flags ask for and number the LUs from `firstLun`: the changer, its drives
+ * (in data-transfer element order), then a stand-alone drive. The target CLI maps them as given.
+ */
+export async function openTapeLuns(opts: TapeServeOptions, firstLun = 0): Promise<TapeLuns> {
+  const out: TapeLuns = { luns: [], describe: [], close: async () => undefined };
+  if (!opts.library && (opts.drives !== undefined || opts.slots !== undefined)) throw new UsageError('--drives and --slots need --library DIR');
+  const size = opts.cartridgeSize === undefined ? undefined : typeof opts.cartridgeSize === 'number' ? opts.cartridgeSize : parseSize(opts.cartridgeSize, '--cartridge-size');
+  if (size !== undefined && size < 1 << 20) throw new UsageError('--cartridge-size must be at least 1M');
+  let lun = firstLun;
+  const closers: Array<() => Promise<void>> = [];
+  try {
+    if (opts.library) {
+      const lib = await openLibrary(opts.library, { drives: count(opts.drives, 'drives', 64), slots: count(opts.slots, 'slots', 4000), cartridgeSizeBytes: size });
+      closers.push(() => lib.close());
+      out.library = lib;
+      out.luns.push([lun, lib.changer]);
+      out.describe.push({ lun: lun++, kind: 'changer', detail: `${opts.library} (${lib.inventory.slots} slots, ${lib.inventory.drives} drives)` });
+      lib.drives.forEach((d, i) => {
+        out.luns.push([lun, d]);
+        out.describe.push({ lun: lun++, kind: 'drive', detail: `drive ${i} (element ${(0x100 + i).toString(16)}h)` });
+      });
+    }
+    if (opts.tape) {
+      const d = await openStandaloneDrive(opts.tape, { createSizeBytes: size });
+      closers.push(() => d.close());
+      out.luns.push([lun, d]);
+      out.describe.push({ lun: lun++, kind: 'drive', detail: opts.tape });
+    }
+  } catch (e) {
+    for (const c of closers) await c();
+    throw e;
+  }
+  out.close = async () => {
+    for (const c of closers) await c();
+  };
+  return out;
 }
