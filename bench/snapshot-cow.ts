@@ -1,0 +1,112 @@
+// Benchmark: the copy-on-write cost of live snapshots. Sequential 1 MiB writes over a LUN image
+// (FileDevice under SnapshottableDevice) with 0, 1 and 8 live snapshots, each pass right after
+// the newest snapshot so every chunk is copied once; the peer is the same pass with no snapshot,
+// in the same run. A bare FileDevice and a MemoryDevice are shown beside it.
+//
+//   node --import tsx bench/snapshot-cow.ts [--size 256M] [--runs 3] [--depth 1]
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BlockDevice } from '../src/block/block-device.ts';
+import { FileDevice } from '../src/block/file-device.ts';
+import { MemoryDevice } from '../src/block/memory-device.ts';
+import { SnapshottableDevice } from '../src/snapshot/snapshottable-device.ts';
+import { formatBytes, parseSize } from '../src/util/units.ts';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const sizeBytes = parseSize(opt('size', '256M'));
+const runs = Number(opt('runs', '3'));
+const depth = Number(opt('depth', '1'));
+const BS = 512;
+const IO = 1 << 20;
+const data = randomBytes(IO);
+
+/** One sequential pass of 1 MiB writes (`depth` in flight) plus a flush; MB/s. */
+async function pass(dev: BlockDevice): Promise<number> {
+  const ios = Math.floor((dev.blockCount * BS) / IO);
+  let next = 0;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: depth }, async () => {
+      while (next < ios) {
+        const i = next++;
+        await dev.write((i * IO) / BS, data);
+      }
+    }),
+  );
+  await dev.flush();
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  return (ios * IO) / 1e6 / s;
+}
+
+async function lun(dir: string, name: string): Promise<SnapshottableDevice> {
+  const file = await FileDevice.open(join(dir, `${name}.img`), { blockSize: BS, sizeBytes });
+  return SnapshottableDevice.open(file, { dir: join(dir, `${name}.img.snapshots`) });
+}
+
+/**
+ * MB/s of a pass taken right after the `live`-th snapshot (each snapshot after a full pass),
+ * and of a second pass, when every chunk has already been copied.
+ */
+async function withSnapshots(dir: string, live: number): Promise<[number, number]> {
+  const dev = await lun(dir, `lun-${live}`);
+  try {
+    await pass(dev); // allocate the image: no pass measures first-touch file growth
+    for (let k = 0; k < live; k++) {
+      await dev.createSnapshot();
+      if (k < live - 1) await pass(dev);
+    }
+    return [await pass(dev), await pass(dev)];
+  } finally {
+    await dev.close();
+    await rm(join(dir, `lun-${live}.img`), { force: true });
+    await rm(join(dir, `lun-${live}.img.snapshots`), { recursive: true, force: true });
+  }
+}
+
+async function bare(dir: string): Promise<number> {
+  const dev = await FileDevice.open(join(dir, 'bare.img'), { blockSize: BS, sizeBytes });
+  try {
+    await pass(dev);
+    return await pass(dev);
+  } finally {
+    await dev.close();
+    await rm(join(dir, 'bare.img'), { force: true });
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-cow-'));
+try {
+  const rows: Record<string, number[]> = { memory: [], bare: [], '0': [], '1': [], '8': [], again: [] };
+  for (let r = 0; r < runs; r++) {
+    rows.memory.push(await pass(new MemoryDevice(BS, sizeBytes / BS)));
+    rows.bare.push(await bare(dir));
+    for (const live of [0, 1, 8]) {
+      const [first, second] = await withSnapshots(dir, live);
+      rows[String(live)].push(first);
+      if (live === 1) rows.again.push(second);
+    }
+  }
+  const base = median(rows['0']);
+  const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join(', ');
+  console.log(`sequential 1 MiB writes over ${formatBytes(sizeBytes)}, ${depth} in flight, ${runs} run(s); ratio = median / median with 0 snapshots`);
+  console.log(`| Device | Runs (MB/s) | Median | Ratio |`);
+  console.log(`|---|---|---|---|`);
+  console.log(`| MemoryDevice (no disk) | ${fmt(rows.memory)} | ${median(rows.memory).toFixed(0)} MB/s | ${(median(rows.memory) / base).toFixed(2)}× |`);
+  console.log(`| FileDevice alone | ${fmt(rows.bare)} | ${median(rows.bare).toFixed(0)} MB/s | ${(median(rows.bare) / base).toFixed(2)}× |`);
+  for (const live of [0, 1, 8]) {
+    const xs = rows[String(live)];
+    console.log(`| SnapshottableDevice, ${live} live snapshot(s) | ${fmt(xs)} | ${median(xs).toFixed(0)} MB/s | **${(median(xs) / base).toFixed(2)}×** |`);
+  }
+  const xs = rows.again;
+  console.log(`| SnapshottableDevice, 1 live snapshot, chunks already copied | ${fmt(xs)} | ${median(xs).toFixed(0)} MB/s | ${(median(xs) / base).toFixed(2)}× |`);
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}
