@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -333,6 +334,42 @@ test('malformed CDBs get ILLEGAL REQUEST, never a crash', async () => {
       assert.ok(r.status === GOOD || r.status === CC, `opcode ${op.toString(16)} → status ${r.status}`);
       if (r.status === CC) assert.notEqual(r.decoded!.key, SenseKey.HARDWARE_ERROR, `opcode ${op.toString(16)} hit an internal error`);
     }
+  } finally {
+    await done();
+  }
+});
+
+test('fuzz: random MODE SELECT parameter lists and random CDB sequences never give an internal error', async () => {
+  const { lu, done } = await setup();
+  try {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 40 }), fc.boolean(), async (list, ten) => {
+        const cdb = ten ? Uint8Array.of(0x55, 0x10, 0, 0, 0, 0, 0, 0, list.length, 0) : T.buildModeSelect6(list.length);
+        const r = await runCdb(lu, cdb, { dataOut: list });
+        assert.ok(r.status === GOOD || r.decoded!.key === SenseKey.ILLEGAL_REQUEST || r.decoded!.key === SenseKey.UNIT_ATTENTION, `sense ${JSON.stringify(r.decoded)}`);
+      }),
+      { numRuns: 300 },
+    );
+    // Put the block length back to variable, then random tape commands with random fields.
+    const sel = T.modeSelectBlockDescriptor(0);
+    await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel });
+    const ops = [0x00, 0x01, 0x05, 0x08, 0x0a, 0x10, 0x11, 0x19, 0x1b, 0x1e, 0x2b, 0x34, 0x44, 0x4d, 0x8c, 0x91, 0x92];
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom(...ops), fc.uint8Array({ minLength: 15, maxLength: 15 })), { maxLength: 12 }), async (seq) => {
+        for (const [op, rest] of seq) {
+          const cdb = new Uint8Array(16);
+          cdb[0] = op;
+          cdb.set(rest, 1);
+          // Keep transfers small so the fuzz stays fast.
+          if (op === 0x08 || op === 0x0a || op === 0x10) cdb[2] = 0;
+          const r = await runCdb(lu, cdb, { dataOut: new Uint8Array((cdb[3] << 8) | cdb[4]) });
+          if (r.status !== GOOD) assert.notEqual(r.decoded!.key, SenseKey.HARDWARE_ERROR, `opcode ${op.toString(16)}: ${JSON.stringify(r.decoded)}`);
+        }
+        if (!lu.drive.loaded && lu.present) await runCdb(lu, T.buildLoadUnload(true));
+        await runCdb(lu, T.buildPreventAllow(false));
+      }),
+      { numRuns: 150 },
+    );
   } finally {
     await done();
   }
