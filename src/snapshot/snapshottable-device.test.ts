@@ -205,3 +205,12 @@ test('a snapshot costs no copy of the volume: only overwritten chunks are stored
     await dev.close();
   });
 });
+
+test('writes after close fail instead of hanging', async () => {
+  await withDir(async (dir) => {
+    const dev = await SnapshottableDevice.open(new MemoryDevice(BS, 16), { dir });
+    await dev.close();
+    await assert.rejects(dev.write(0, new Uint8Array(BS)), { code: 'ERR_CLOSED' });
+    await dev.close();
+  });
+});

@@ -116,6 +116,7 @@ export class SnapshottableDevice implements BlockDevice {
   private gateHolds = 0;
   private gateWaiters: Array<() => void> = [];
   private drainWaiters: Array<() => void> = [];
+  private closed = false;
 
   private constructor(base: BlockDevice, dir: string, chunkBytes: number, now: () => number, stores: CowStore[]) {
     this.base = base;
@@ -194,6 +195,7 @@ export class SnapshottableDevice implements BlockDevice {
     this.count++;
     this.last = this.now();
     while (this.gateHolds > 0) await new Promise<void>((r) => this.gateWaiters.push(r));
+    if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
     this.inflight++;
     try {
       const newest = this.stores.at(-1);
@@ -213,9 +215,16 @@ export class SnapshottableDevice implements BlockDevice {
     return this.base.flush();
   }
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.closeGate();
     for (const s of this.stores) await s.fh?.close();
     await this.base.close();
+    // Writes that waited at the gate now fail instead of hanging.
+    const w = this.gateWaiters;
+    this.gateWaiters = [];
+    this.gateHolds = 0;
+    for (const f of w) f();
   }
 
   // ---- snapshots ----
