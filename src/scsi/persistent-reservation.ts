@@ -53,6 +53,34 @@ export function decodePrOutParams(data: Uint8Array): PrOutParams {
   return { key: r.u64big(0), serviceActionKey: r.u64big(8), specIPt: !!(b20 & 8), allTgPt: !!(b20 & 4), aptpl: !!(b20 & 1) };
 }
 
+/** REGISTER AND MOVE parameter list (SPC-4 6.16.4). */
+export interface PrMoveParams {
+  key: bigint;
+  serviceActionKey: bigint;
+  unreg: boolean;
+  aptpl: boolean;
+  relativeTargetPortId: number;
+  transportId: Uint8Array;
+}
+
+export function decodePrMoveParams(data: Uint8Array): PrMoveParams {
+  const r = new ByteReader(data);
+  const b17 = r.u8(17);
+  const tidLength = r.u32(20);
+  return { key: r.u64big(0), serviceActionKey: r.u64big(8), unreg: !!(b17 & 2), aptpl: !!(b17 & 1), relativeTargetPortId: r.u16(18), transportId: r.bytes(tidLength, 24) };
+}
+
+/** The initiator port name in an iSCSI TransportID (SPC-4 7.6.4.6), format 00b or 01b. */
+export function transportIdName(tid: Uint8Array): string | undefined {
+  if (tid.length < 5 || (tid[0] & 0x0f) !== 0x05) return undefined;
+  const len = Math.min(tid.length - 4, (tid[2] << 8) | tid[3]);
+  const body = tid.subarray(4, 4 + len);
+  const nul = body.indexOf(0);
+  const s = new TextDecoder().decode(nul >= 0 ? body.subarray(0, nul) : body);
+  // Format 00b names only the initiator; I_T nexus keys need the ISID (format 01b).
+  return (tid[0] & 0xc0) === 0x40 && /,i,0x[0-9a-f]{12}$/i.test(s) ? s.replace(/0x([0-9a-f]{12})$/i, (_, h: string) => `0x${h.toLowerCase()}`) : undefined;
+}
+
 const conflict = (): ScsiResult => ({ status: ScsiStatus.RESERVATION_CONFLICT });
 
 /**
@@ -190,6 +218,29 @@ export class PersistentReservations {
       default:
         throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field: 1, bit: 4 } });
     }
+  }
+
+  /**
+   * REGISTER AND MOVE (SPC-4 5.13.8): the holder hands its reservation to another I_T nexus,
+   * named by TransportID on this target port, registering it with the service action key.
+   */
+  move(nexus: Nexus, p: PrMoveParams): ScsiResult | undefined {
+    const me = this.regs.get(nexus.key);
+    if (!me || me.key !== p.key) return conflict();
+    if (p.aptpl) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 17, bit: 0 } });
+    if (!this.type || isAllRegistrants(this.type) || this.holder !== nexus.key) return conflict();
+    if (p.serviceActionKey === 0n) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 8 } });
+    const name = transportIdName(p.transportId);
+    if (!name) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 24 } });
+    const destKey = `${name},${nexus.targetName},t,${nexus.tpgt}`;
+    if (destKey === nexus.key) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 24 } });
+    const dest = this.regs.get(destKey);
+    if (dest) dest.key = p.serviceActionKey;
+    else this.regs.set(destKey, { key: p.serviceActionKey, nexusKey: destKey, transportId: p.transportId.slice() });
+    this.holder = destKey;
+    if (p.unreg) this.regs.delete(nexus.key);
+    this.generation = (this.generation + 1) >>> 0;
+    return undefined;
   }
 
   /** SPC-4 5.13.11.2 */

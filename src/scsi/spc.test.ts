@@ -296,3 +296,31 @@ test('a third nexus from the same initiator name but another ISID is a different
   await run(cdb(0x16, 0, 0, 0, 0, 0));
   assert.equal(outcome(await run(tur(), { nexus: other })), 'RESERVATION CONFLICT');
 });
+
+test('REGISTER AND MOVE hands the reservation to the nexus named by TransportID', async () => {
+  const { run } = await ready();
+  const reg = prOut(6, 0, 0n, 0xa1n);
+  assert.equal(outcome(await run(reg[0], { dataOut: reg[1] })), 'GOOD');
+  const res = prOut(1, 1, 0xa1n, 0n);
+  assert.equal(outcome(await run(res[0], { dataOut: res[1] })), 'GOOD');
+  const tid = nexusB.transportId;
+  const p = new Uint8Array(24 + tid.length);
+  const dv = new DataView(p.buffer);
+  dv.setBigUint64(0, 0xa1n);
+  dv.setBigUint64(8, 0xb2n);
+  p[17] = 0x02; // UNREG
+  dv.setUint16(18, 1);
+  dv.setUint32(20, tid.length);
+  p.set(tid, 24);
+  // Not the holder: conflict.
+  assert.equal(outcome(await run(cdb(0x5f, 7, 1, 0, 0, 0, 0, 0, p.length, 0), { nexus: nexusB, dataOut: p })), 'RESERVATION CONFLICT');
+  assert.equal(outcome(await run(cdb(0x5f, 7, 1, 0, 0, 0, 0, 0, p.length, 0), { dataOut: p })), 'GOOD');
+  assert.deepEqual(await readKeys(run, nexusB), [0xb2n]);
+  const rr = await readReservation(run, nexusB);
+  assert.equal(rr.key, 0xb2n);
+  assert.equal(rr.type, 1);
+  // B now holds a Write Exclusive reservation: A (unregistered) cannot write, B can.
+  const w = cdb(0x2a, 0, 0, 0, 0, 9, 0, 0, 1, 0);
+  assert.equal(outcome(await run(w, { dataOut: new Uint8Array(512) })), 'RESERVATION CONFLICT');
+  assert.equal(outcome(await run(w, { nexus: nexusB, dataOut: new Uint8Array(512) })), 'GOOD');
+});

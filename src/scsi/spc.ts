@@ -20,7 +20,7 @@ import {
   type ModeSenseCdb,
 } from './cdb.ts';
 import { UnitAttentions } from './unit-attention.ts';
-import { PersistentReservations, decodePrOutParams, PrOutAction } from './persistent-reservation.ts';
+import { PersistentReservations, decodePrOutParams, decodePrMoveParams, PrOutAction } from './persistent-reservation.ts';
 import { ModePages, controlPage } from './mode-pages.ts';
 import type { LuIdentity } from './identity.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
@@ -441,12 +441,18 @@ export function persistentReserveIn(task: ScsiTask, lu: SpcLu): Uint8Array {
 
 export function persistentReserveOut(task: ScsiTask, lu: SpcLu): ScsiResult | undefined {
   const c = decodePrOut(task.cdb);
-  if (c.serviceAction > PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY) throw invalidCdb(1, 4);
-  if (c.parameterListLength !== 24) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
-  if (task.dataOut.length < 24) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+  if (c.serviceAction > PrOutAction.REGISTER_AND_MOVE) throw invalidCdb(1, 4);
   const spc = lu.spc;
   // SPC-3 5.6.3: while a RESERVE(6) reservation is held, PERSISTENT RESERVE OUT conflicts.
   if (spc.reserve6 !== undefined && spc.reserve6 !== task.nexus.key) return { status: ScsiStatus.RESERVATION_CONFLICT };
+  if (c.serviceAction === PrOutAction.REGISTER_AND_MOVE) {
+    if (c.parameterListLength < 24 || task.dataOut.length < c.parameterListLength) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+    const p = decodePrMoveParams(task.dataOut.subarray(0, c.parameterListLength));
+    if (c.scope !== 0) throw invalidCdb(2, 7);
+    return spc.pr.move(task.nexus, p);
+  }
+  if (c.parameterListLength !== 24) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+  if (task.dataOut.length < 24) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
   return spc.pr.out(task.nexus, c.serviceAction, c.scope, c.type, decodePrOutParams(task.dataOut));
 }
 
@@ -526,7 +532,7 @@ export function spcCommands<L extends SpcLu>(notReady?: (lu: L) => SenseError | 
     [Opcode.PERSISTENT_RESERVE_IN, { name: 'PERSISTENT RESERVE IN', cdbLength: 10, pr: 'allowed', handler: (t, lu) => persistentReserveIn(t, lu),
       serviceActions: new Map([0, 1, 2, 3].map((sa) => [sa, { name: 'PERSISTENT RESERVE IN', cdbLength: 10, pr: 'allowed' as const, handler: (t: ScsiTask, lu: L) => persistentReserveIn(t, lu) }])) }],
     [Opcode.PERSISTENT_RESERVE_OUT, { name: 'PERSISTENT RESERVE OUT', cdbLength: 10, pr: 'allowed', handler: (t, lu) => persistentReserveOut(t, lu),
-      serviceActions: new Map([0, 1, 2, 3, 4, 5, 6].map((sa) => [sa, { name: 'PERSISTENT RESERVE OUT', cdbLength: 10, pr: 'allowed' as const, handler: (t: ScsiTask, lu: L) => persistentReserveOut(t, lu) }])) }],
+      serviceActions: new Map([0, 1, 2, 3, 4, 5, 6, 7].map((sa) => [sa, { name: 'PERSISTENT RESERVE OUT', cdbLength: 10, pr: 'allowed' as const, handler: (t: ScsiTask, lu: L) => persistentReserveOut(t, lu) }])) }],
     [Opcode.REPORT_LUNS, { name: 'REPORT LUNS', cdbLength: 12, pr: 'allowed', handler: (t) => reportLuns(t) }],
     [Opcode.MAINTENANCE_IN, maintenanceIn<L>()],
   ];
