@@ -77,6 +77,20 @@ async function ferryRun(dir: string, n: number): Promise<number> {
   }
   await s.command(0, T.buildWriteFilemarks6(1)); // flush: fsync of the cartridge
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  // Read it back (a restore): READ(6) FIXED of one block per command, same depth.
+  await s.command(0, T.buildRewind());
+  const rcdb = T.buildRead6(1, { fixed: true });
+  const r0 = process.hrtime.bigint();
+  let asked = 0;
+  while (asked < blocks || inFlight.size) {
+    while (asked < blocks && inFlight.size < depth) {
+      const p: Promise<unknown> = s.command(0, rcdb, { inLength: BLOCK }).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      asked++;
+    }
+    await Promise.race(inFlight);
+  }
+  readRates.push((blocks * BLOCK) / (Number(process.hrtime.bigint() - r0) / 1e9));
   await s.logout();
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
@@ -105,11 +119,17 @@ async function luRun(dir: string, n: number): Promise<number> {
   return (blocks * BLOCK) / secs;
 }
 
+const readRates: number[] = [];
+const ddReadRates: number[] = [];
+
 function ddRun(dir: string, n: number): number {
   const out = join(dir, `dd${n}.img`);
   const t0 = process.hrtime.bigint();
   execFileSync('dd', ['if=/dev/zero', `of=${out}`, `bs=${BLOCK}`, `count=${blocks}`, 'conv=fdatasync'], { stdio: 'ignore' });
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const r0 = process.hrtime.bigint();
+  execFileSync('dd', [`if=${out}`, 'of=/dev/null', `bs=${BLOCK}`], { stdio: 'ignore' });
+  ddReadRates.push((blocks * BLOCK) / (Number(process.hrtime.bigint() - r0) / 1e9));
   return (blocks * BLOCK) / secs;
 }
 
@@ -138,6 +158,8 @@ try {
   console.log(`  dd (file, conv=fdatasync):        ${dd.map(mb).join(', ')}  median ${mb(median(dd))}`);
   console.log(`  ferry (iSCSI → SSC → cartridge):  ${ferry.map(mb).join(', ')}  median ${mb(median(ferry))}`);
   console.log(`  SSC LU in-process (no iSCSI):     ${local.map(mb).join(', ')}  median ${mb(median(local))}`);
+  console.log(`  read back, dd (page cache):       ${ddReadRates.map(mb).join(', ')}  median ${mb(median(ddReadRates))}`);
+  console.log(`  read back, ferry (iSCSI READ(6)): ${readRates.map(mb).join(', ')}  median ${mb(median(readRates))}`);
   console.log(`  ratio ferry/dd (median): ${(median(ferry) / median(dd)).toFixed(2)}×  (goal ≥ 0.8×)`);
 } finally {
   await rm(dir, { recursive: true, force: true });
