@@ -7,7 +7,7 @@ import type { BlockDevice } from '../block/block-device.ts';
 import { FileDevice } from '../block/file-device.ts';
 import { usedClusters } from '../ntfs/bitmap.ts';
 import { NtfsErrorCode, NtfsFormatError } from '../ntfs/errors.ts';
-import { buildPlan } from '../ntfs/plan.ts';
+import { buildPlan, planToJson } from '../ntfs/plan.ts';
 import { AttrType } from '../ntfs/record.ts';
 import { describe, resolvePath, walk, type ListEntry, type SkippedRecord } from '../ntfs/tree.ts';
 import { findAttr, openVolume, streamAttr, type Volume } from '../ntfs/volume.ts';
@@ -91,7 +91,7 @@ async function plan(source: string, opts: { json?: boolean }): Promise<void> {
     const dev = vol.dev;
     const p = await buildPlan(vol, { blockSize: dev.blockSize, onError: warn });
     if (opts.json) {
-      await write(process.stdout, `${JSON.stringify(p)}\n`);
+      await write(process.stdout, `${planToJson(p)}\n`);
       return;
     }
     const blocks = p.extents.reduce((s, e) => s + e[1], 0);

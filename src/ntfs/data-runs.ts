@@ -27,20 +27,17 @@ export function decodeRunlist(
   let pos = start;
   let vcn = lowestVcn;
   let lcn = 0;
-  const fail = (msg: string, at: number, expected?: string | number, actual?: string | number): never => {
-    throw new NtfsFormatError(NtfsErrorCode.RUNLIST, msg, { record: where.record, byteOffset: where.byteOffset + at, expected, actual });
-  };
   for (;;) {
-    if (pos >= end) fail('runlist runs past its attribute', pos);
+    if (pos >= end) fail(where, 'runlist runs past its attribute', pos);
     const head = buf[pos];
     if (head === 0) break;
     const lenBytes = head & 0x0f;
     const deltaBytes = head >> 4;
-    if (lenBytes === 0 || lenBytes > 8 || deltaBytes > 8) fail('bad run header byte', pos, 'length 1..8 and delta 0..8 bytes', `0x${head.toString(16)}`);
-    if (pos + 1 + lenBytes + deltaBytes > end) fail('run runs past its attribute', pos);
+    if (lenBytes === 0 || lenBytes > 8 || deltaBytes > 8) fail(where, 'bad run header byte', pos, 'length 1..8 and delta 0..8 bytes', `0x${head.toString(16)}`);
+    if (pos + 1 + lenBytes + deltaBytes > end) fail(where, 'run runs past its attribute', pos);
     let length = 0;
     for (let i = lenBytes - 1; i >= 0; i--) length = length * 256 + buf[pos + 1 + i];
-    if (length === 0 || !Number.isSafeInteger(length) || length > clusterCount) fail('bad run length', pos, `1..${clusterCount}`, length);
+    if (length === 0 || !Number.isSafeInteger(length) || length > clusterCount) fail(where, 'bad run length', pos, `1..${clusterCount}`, length);
     let run: Run;
     if (deltaBytes === 0) {
       run = { vcn, lcn: HOLE, length };
@@ -50,7 +47,7 @@ export function decodeRunlist(
       for (let i = deltaBytes - 1; i >= 0; i--) delta = delta * 256 + buf[at + i];
       if (buf[at + deltaBytes - 1] & 0x80) delta -= 2 ** (8 * deltaBytes);
       lcn += delta;
-      if (!Number.isSafeInteger(lcn) || lcn < 0 || lcn + length > clusterCount) fail('run outside the volume', pos, `clusters within 0..${clusterCount}`, `LCN ${lcn} + ${length}`);
+      if (!Number.isSafeInteger(lcn) || lcn < 0 || lcn + length > clusterCount) fail(where, 'run outside the volume', pos, `clusters within 0..${clusterCount}`, `LCN ${lcn} + ${length}`);
       run = { vcn, lcn, length };
     }
     runs.push(run);
@@ -58,6 +55,10 @@ export function decodeRunlist(
     pos += 1 + lenBytes + deltaBytes;
   }
   return runs;
+}
+
+function fail(where: { record?: number; byteOffset: number }, msg: string, at: number, expected?: string | number, actual?: string | number): never {
+  throw new NtfsFormatError(NtfsErrorCode.RUNLIST, msg, { record: where.record, byteOffset: where.byteOffset + at, expected, actual });
 }
 
 /** Index of the run holding `vcn`, or -1 (binary search; runs sorted by VCN). */

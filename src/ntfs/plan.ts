@@ -17,15 +17,15 @@ export interface PlanAttribute {
   resident: boolean;
   /** Data size in bytes (the value length when resident). */
   size: number;
-  /** Resident: the whole attribute record (header + value), base64; the value starts at `valueOffset`. */
-  bytes?: string;
+  /** Resident: the whole attribute record (header + value); the value starts at `valueOffset`. */
+  bytes?: PlanBytes;
   valueOffset?: number;
   /** Non-resident: attribute flags (compression, sparse), sizes, and every extent's attribute record (base64). */
   flags?: number;
   compressionUnit?: number;
   allocatedSize?: number;
   initializedSize?: number;
-  headers?: string[];
+  headers?: PlanBytes[];
   /** Non-resident: [vcn, clusterCount, lba] with lba null for a hole; lba is in device blocks. */
   runs?: [number, number, number | null][];
 }
@@ -74,7 +74,17 @@ export interface PlanOptions {
   onError?(s: SkippedRecord): void;
 }
 
-const b64 = (u: Uint8Array): string => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64');
+/** Bytes in memory; base64 strings once the plan went through JSON (planToJson). */
+export type PlanBytes = Uint8Array | string;
+
+/** The plan as JSON: byte fields become base64 strings. */
+export function planToJson(plan: NtfsPlan): string {
+  return JSON.stringify(plan, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : v));
+}
+
+export function planBytes(b: PlanBytes | undefined): Uint8Array {
+  return b === undefined ? new Uint8Array(0) : typeof b === 'string' ? Buffer.from(b, 'base64') : b;
+}
 
 /** Sort and merge [start, count] ranges into the fewest, largest ones. */
 export function mergeExtents(list: [number, number][]): [number, number][] {
@@ -89,11 +99,11 @@ export function mergeExtents(list: [number, number][]): [number, number][] {
 }
 
 function planAttribute(a: NtfsAttr, blocksPerCluster: number, extents: [number, number][]): PlanAttribute {
-  const base = { type: a.type, typeName: AttrTypeName[a.type] ?? `0x${a.type.toString(16)}`, name: a.name, resident: a.resident, size: a.dataSize };
+  const typeName = AttrTypeName[a.type] ?? `0x${a.type.toString(16)}`;
   if (a.resident) {
-    const rec = a.extents[0];
-    const valueOffset = new DataView(rec.raw.buffer, rec.raw.byteOffset, rec.raw.byteLength).getUint16(0x14, true);
-    return { ...base, bytes: b64(rec.raw), valueOffset };
+    const raw = a.extents[0].raw;
+    const valueOffset = raw[0x14] | (raw[0x15] << 8);
+    return { type: a.type, typeName, name: a.name, resident: true, size: a.dataSize, bytes: raw, valueOffset };
   }
   const runs: [number, number, number | null][] = [];
   for (const r of a.runs) {
@@ -104,7 +114,10 @@ function planAttribute(a: NtfsAttr, blocksPerCluster: number, extents: [number, 
       extents.push([r.lcn * blocksPerCluster, r.length * blocksPerCluster]);
     }
   }
-  return { ...base, flags: a.flags, compressionUnit: a.compressionUnit, allocatedSize: a.allocatedSize, initializedSize: a.initializedSize, headers: a.extents.map((e) => b64(e.raw)), runs };
+  return {
+    type: a.type, typeName, name: a.name, resident: false, size: a.dataSize, flags: a.flags, compressionUnit: a.compressionUnit,
+    allocatedSize: a.allocatedSize, initializedSize: a.initializedSize, headers: a.extents.map((e) => e.raw), runs,
+  };
 }
 
 function planType(f: NtfsFile): PlanFile['type'] {
@@ -129,7 +142,7 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPla
     opts.onError?.(s);
   };
   const files: PlanFile[] = [];
-  const extents: [number, number][] = [];
+  const fileExtents: [number, number][][] = [];
   const parentOf = new Map<number, { parent: number; name: string }>();
   for await (const rec of scanRecords(vol)) {
     if (rec instanceof NtfsFormatError) {
@@ -162,7 +175,7 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPla
       accessed: f.si?.accessed ?? null,
       attributes: f.attrs.map((a) => planAttribute(a, bpc, own)),
     });
-    for (const e of own) extents.push(e);
+    fileExtents.push(own);
   }
   // Paths from parent links; a chain through a system record other than the root ($Extend) is a system file.
   const paths = new Map<number, string | null>([[SystemRecord.ROOT, '/']]);
@@ -186,10 +199,15 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPla
     }
     return paths.get(n) ?? null;
   };
-  const kept = files.filter((f) => {
+  const kept: PlanFile[] = [];
+  const extents: [number, number][] = [];
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i];
     f.path = pathOf(f.record);
-    return opts.system || f.path !== null;
-  });
+    if (!opts.system && f.path === null) continue;
+    kept.push(f);
+    for (const e of fileExtents[i]) extents.push(e);
+  }
   const used = await usedClusters(vol);
   const backupBootByteOffset = vol.geo.totalSectors * bytesPerSector;
   const usedExtents = used.ranges.map(([s, n]): [number, number] => [s * bpc, n * bpc]);
@@ -202,7 +220,7 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPla
     clusterCount: vol.geo.clusterCount,
     serial: vol.geo.serial,
     files: kept,
-    extents: mergeExtents(kept.length === files.length ? extents : kept.flatMap((f) => f.attributes.flatMap((a) => (a.runs ?? []).filter((r) => r[2] !== null).map((r): [number, number] => [r[2] as number, r[1] * bpc])))),
+    extents: mergeExtents(extents),
     used: { ranges: used.ranges, backupBootByteOffset, extents: mergeExtents(usedExtents) },
     skipped,
   };

@@ -90,9 +90,7 @@ export function decodeUtf16(buf: Uint8Array, at: number, chars: number): string 
  */
 export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: number, clusterCount: number): FileRecord {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const fail = (msg: string, at: number, expected?: string | number, actual?: string | number): never => {
-    throw new NtfsFormatError(NtfsErrorCode.RECORD, msg, { record: number, byteOffset: byteOffset + at, expected, actual });
-  };
+  const fail = (msg: string, at: number, expected?: string | number, actual?: string | number): never => bad(NtfsErrorCode.RECORD, msg, number, byteOffset + at, expected, actual);
   const used = view.getUint32(0x18, true);
   if (used > buf.length || used < 0x30) fail('bytes-in-use field out of range', 0x18, `48..${buf.length}`, used);
   const flags = view.getUint16(0x16, true);
@@ -121,6 +119,19 @@ export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: nu
   return rec;
 }
 
+function bad(code: NtfsErrorCode, msg: string, record: number, byteOffset: number, expected?: string | number, actual?: string | number): never {
+  throw new NtfsFormatError(code, msg, { record, byteOffset, expected, actual });
+}
+
+/** Signed 64-bit field in -1..2^53 (VCNs and sizes), from two u32s without BigInt. */
+function i64(view: DataView, at: number, record: number, byteOffset: number): number {
+  const lo = view.getUint32(at, true);
+  const hi = view.getInt32(at + 4, true);
+  if (hi === -1 && lo === 0xffffffff) return -1;
+  if (hi < 0 || hi > 0x1fffff) bad(NtfsErrorCode.ATTRIBUTE, '64-bit field out of range', record, byteOffset + at, '-1..2^53', `0x${(hi >>> 0).toString(16)}${lo.toString(16).padStart(8, '0')}`);
+  return hi * 0x1_0000_0000 + lo;
+}
+
 // Attribute header (layout.h ATTR_RECORD):
 //  0x00 u32 type  0x04 u32 length  0x08 u8 non-resident  0x09 u8 name length  0x0A u16 name offset
 //  0x0C u16 flags  0x0E u16 id
@@ -129,15 +140,12 @@ export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: nu
 //                0x28 allocated  0x30 data size  0x38 initialized  [0x40 compressed size]
 function decodeAttribute(raw: Uint8Array, record: number, offset: number, byteOffset: number, clusterCount: number): AttrRecord {
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const fail = (msg: string, at: number, expected?: string | number, actual?: string | number): never => {
-    throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, msg, { record, byteOffset: byteOffset + at, expected, actual });
-  };
   const type = view.getUint32(0, true);
   const nonResident = raw[8];
   const nameLength = raw[9];
   const nameOffset = view.getUint16(0x0a, true);
-  if (nonResident > 1) fail('non-resident flag not 0 or 1', 8, '0 or 1', nonResident);
-  if (nameLength && nameOffset + nameLength * 2 > raw.length) fail('attribute name past the attribute', 0x0a);
+  if (nonResident > 1) bad(NtfsErrorCode.ATTRIBUTE, 'non-resident flag not 0 or 1', record, byteOffset + 8, '0 or 1', nonResident);
+  if (nameLength && nameOffset + nameLength * 2 > raw.length) bad(NtfsErrorCode.ATTRIBUTE, 'attribute name past the attribute', record, byteOffset + 0x0a);
   const attr: AttrRecord = {
     type,
     name: nameLength ? decodeUtf16(raw, nameOffset, nameLength) : '',
@@ -159,34 +167,30 @@ function decodeAttribute(raw: Uint8Array, record: number, offset: number, byteOf
   if (attr.resident) {
     const len = view.getUint32(0x10, true);
     const at = view.getUint16(0x14, true);
-    if (at + len > raw.length) fail('resident value past the attribute', 0x10, `<= ${raw.length - at}`, len);
+    if (at + len > raw.length) bad(NtfsErrorCode.ATTRIBUTE, 'resident value past the attribute', record, byteOffset + 0x10, `<= ${raw.length - at}`, len);
     attr.value = raw.subarray(at, at + len);
     attr.allocatedSize = attr.dataSize = attr.initializedSize = len;
     return attr;
   }
-  if (raw.length < 0x40) fail('non-resident attribute header too short', 4, '>= 64', raw.length);
-  const u64 = (at: number): number => {
-    const v = view.getBigInt64(at, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -1n) fail('64-bit field out of range', at, '0..2^53', v.toString());
-    return Number(v);
-  };
+  if (raw.length < 0x40) bad(NtfsErrorCode.ATTRIBUTE, 'non-resident attribute header too short', record, byteOffset + 4, '>= 64', raw.length);
+  const u64 = (at: number): number => i64(view, at, record, byteOffset);
   attr.lowestVcn = u64(0x10);
   attr.highestVcn = u64(0x18);
   attr.compressionUnit = raw[0x22];
   attr.allocatedSize = u64(0x28);
   attr.dataSize = u64(0x30);
   attr.initializedSize = u64(0x38);
-  if (attr.lowestVcn < 0) fail('negative lowest VCN', 0x10);
+  if (attr.lowestVcn < 0) bad(NtfsErrorCode.ATTRIBUTE, 'negative lowest VCN', record, byteOffset + 0x10);
   if (attr.lowestVcn === 0 && (attr.dataSize < 0 || attr.initializedSize < 0 || attr.allocatedSize < 0 || attr.initializedSize > attr.dataSize)) {
-    fail('sizes inconsistent', 0x30, 'initialized <= data size', `${attr.initializedSize} > ${attr.dataSize}`);
+    bad(NtfsErrorCode.ATTRIBUTE, 'sizes inconsistent', record, byteOffset + 0x30, 'initialized <= data size', `${attr.initializedSize} > ${attr.dataSize}`);
   }
   if (attr.flags & (AttrFlag.COMPRESSION_MASK | AttrFlag.SPARSE) && raw.length >= 0x48) attr.compressedSize = u64(0x40);
-  if (attr.compressionUnit > 16) fail('compression unit out of range', 0x22, '<= 16', attr.compressionUnit);
+  if (attr.compressionUnit > 16) bad(NtfsErrorCode.ATTRIBUTE, 'compression unit out of range', record, byteOffset + 0x22, '<= 16', attr.compressionUnit);
   const runAt = view.getUint16(0x20, true);
-  if (runAt < 0x40 || runAt >= raw.length) fail('runlist offset out of range', 0x20, `0x40..${raw.length - 1}`, runAt);
+  if (runAt < 0x40 || runAt >= raw.length) bad(NtfsErrorCode.ATTRIBUTE, 'runlist offset out of range', record, byteOffset + 0x20, `0x40..${raw.length - 1}`, runAt);
   attr.runs = decodeRunlist(raw, runAt, raw.length, attr.lowestVcn, clusterCount, { record, byteOffset });
   const last = attr.runs.length ? attr.runs[attr.runs.length - 1] : undefined;
   const lastVcn = last ? last.vcn + last.length - 1 : attr.lowestVcn - 1;
-  if (lastVcn !== attr.highestVcn) fail('runlist does not end at the highest VCN', 0x18, attr.highestVcn, lastVcn);
+  if (lastVcn !== attr.highestVcn) bad(NtfsErrorCode.ATTRIBUTE, 'runlist does not end at the highest VCN', record, byteOffset + 0x18, attr.highestVcn, lastVcn);
   return attr;
 }

@@ -1,7 +1,7 @@
 import type { BlockDevice } from '../block/block-device.ts';
 import { HOLE, type Run } from './data-runs.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
-import type { NtfsPlan, PlanAttribute, PlanFile } from './plan.ts';
+import { planBytes, type NtfsPlan, type PlanAttribute, type PlanFile } from './plan.ts';
 import { streamContent, type AttrContent, type ClusterSource } from './stream.ts';
 
 /**
@@ -11,7 +11,7 @@ import { streamContent, type AttrContent, type ClusterSource } from './stream.ts
  */
 export function planContent(plan: Pick<NtfsPlan, 'clusterSize' | 'blockSize'>, file: Pick<PlanFile, 'record'>, a: PlanAttribute): AttrContent {
   if (a.resident) {
-    const bytes = Buffer.from(a.bytes ?? '', 'base64');
+    const bytes = planBytes(a.bytes);
     const at = a.valueOffset ?? 0;
     if (at + a.size > bytes.length) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, 'plan: resident value past its bytes', { record: file.record, expected: at + a.size, actual: bytes.length });
     return { record: file.record, resident: true, value: new Uint8Array(bytes.buffer, bytes.byteOffset + at, a.size), flags: 0, compressionUnit: 0, dataSize: a.size, initializedSize: a.size, runs: [] };

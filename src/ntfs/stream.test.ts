@@ -75,3 +75,10 @@ test('a VCN no run maps is an error, not zeros', async () => {
 test('mergeExtents sorts and joins overlapping and adjacent ranges', () => {
   assert.deepEqual(mergeExtents([[10, 5], [0, 2], [2, 3], [12, 10], [40, 1]]), [[0, 5], [10, 12], [40, 1]]);
 });
+
+test('msToIso formats like Date.toISOString', async () => {
+  const { msToIso } = await import('./values.ts');
+  for (const ms of [0, 1, 999, 86399999, 951782400000, 1790000000123, -11644473600000, 253402300799999, -1, 4102444800000]) {
+    assert.equal(msToIso(ms), new Date(ms).toISOString(), String(ms));
+  }
+});

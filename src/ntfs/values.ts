@@ -3,12 +3,36 @@ import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 
 // Structured attribute values: $STANDARD_INFORMATION, $FILE_NAME, $ATTRIBUTE_LIST entries, $REPARSE_POINT.
 
+const pad2 = (n: number): string => (n < 10 ? `0${n}` : `${n}`);
+
+/** Milliseconds since 1970 as ISO 8601 UTC (Hinnant's civil_from_days; Date.toISOString is ~1.5 us). */
+export function msToIso(ms: number): string | null {
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return null;
+  const days = Math.floor(ms / 86400000);
+  let rem = ms - days * 86400000;
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  const hh = Math.floor(rem / 3600000);
+  rem -= hh * 3600000;
+  const mm = Math.floor(rem / 60000);
+  rem -= mm * 60000;
+  const ss = Math.floor(rem / 1000);
+  const msPart = rem - ss * 1000;
+  if (y < 0 || y > 9999) return new Date(ms).toISOString();
+  return `${String(y).padStart(4, '0')}-${pad2(m)}-${pad2(d)}T${pad2(hh)}:${pad2(mm)}:${pad2(ss)}.${String(msPart).padStart(3, '0')}Z`;
+}
+
 /** FILETIME (100 ns since 1601-01-01 UTC) as ISO 8601, or null when out of the Date range. */
 export function filetimeToIso(view: DataView, at: number): string | null {
-  const t = view.getBigUint64(at, true);
-  const ms = Number((t - 116444736000000000n) / 10000n);
-  const d = new Date(ms);
-  return Number.isFinite(d.getTime()) ? d.toISOString() : null;
+  // 100 ns ticks as a double (exact to ~2 us, plenty for ms), then ms since 1970
+  return msToIso(Math.floor((view.getUint32(at + 4, true) * 4294967296 + view.getUint32(at, true)) / 10000) - 11644473600000);
 }
 
 export interface Times {
@@ -55,9 +79,9 @@ export function decodeStandardInfo(v: Uint8Array, record?: number): StandardInfo
 
 export const Namespace = { POSIX: 0, WIN32: 1, DOS: 2, WIN32_AND_DOS: 3 } as const;
 
-// $FILE_NAME: 0x00 parent ref  0x08 four FILETIMEs  0x28 alloc  0x30 size  0x38 u32 flags
+// $FILE_NAME (times not decoded: stale copies of $STANDARD_INFORMATION's): 0x00 parent ref  0x08 four FILETIMEs  0x28 alloc  0x30 size  0x38 u32 flags
 //  0x40 u8 name length (u16 units)  0x41 u8 namespace  0x42 UTF-16LE name
-export interface FileName extends Times {
+export interface FileName {
   parent: FileRef;
   flags: number;
   namespace: number;
@@ -69,7 +93,7 @@ export function decodeFileName(v: Uint8Array, record?: number): FileName {
   const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
   const len = v[0x40];
   if (0x42 + len * 2 > v.length) short('$FILE_NAME', record, 0x42 + len * 2, v.length);
-  return { parent: decodeRef(view, 0), ...times(view, 8), flags: view.getUint32(0x38, true), namespace: v[0x41], name: decodeUtf16(v, 0x42, len) };
+  return { parent: decodeRef(view, 0), flags: view.getUint32(0x38, true), namespace: v[0x41], name: decodeUtf16(v, 0x42, len) };
 }
 
 // $ATTRIBUTE_LIST entry: 0x00 u32 type  0x04 u16 length  0x06 u8 name length  0x07 u8 name offset

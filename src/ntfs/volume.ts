@@ -246,7 +246,11 @@ export async function assembleFile(vol: Volume, base: FileRecord): Promise<NtfsF
       head.extents.push(a);
       continue;
     }
-    const attr: NtfsAttr = { ...toContent(a), record: n, type: a.type, name: a.name, id: a.id, allocatedSize: a.allocatedSize, compressedSize: a.compressedSize, runs: [...a.runs], extents: [a] };
+    // a literal in one shape (an object spread here cost ~30 us per file in V8)
+    const attr: NtfsAttr = {
+      record: n, type: a.type, name: a.name, id: a.id, resident: a.resident, value: a.value, flags: a.flags, compressionUnit: a.compressionUnit,
+      dataSize: a.dataSize, initializedSize: a.initializedSize, allocatedSize: a.allocatedSize, compressedSize: a.compressedSize, runs: a.resident ? a.runs : [...a.runs], extents: [a],
+    };
     if (!a.resident) open.set(key, attr);
     file.attrs.push(attr);
     if (a.type === AttrType.STANDARD_INFORMATION && a.value) file.si = decodeStandardInfo(a.value, n);
