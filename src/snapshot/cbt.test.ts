@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileDevice } from '../block/file-device.ts';
@@ -110,7 +110,7 @@ async function runAndKill(dir: string, seed: number, writes: number): Promise<{ 
   });
   let text = '';
   let killed = false;
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  const exited = new Promise<void>((r) => child.on('close', () => r())); // 'close': stdout fully read
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (d: string) => {
     text += d;
@@ -162,6 +162,66 @@ test('after SIGKILL mid-writes, tracking is still exact and the snapshot still h
       } finally {
         await dev.close();
       }
+    }
+  });
+});
+
+test('a store that cannot be read back: the snapshot is marked damaged and tracking through it says lost, covering the whole LUN', async () => {
+  await withDir(async (dir) => {
+    let dev = await openLun(dir, 1000);
+    const s1 = (await dev.createSnapshot()).id;
+    await dev.write(0, Buffer.alloc(8 * BS, 1));
+    const s2 = (await dev.createSnapshot()).id;
+    await dev.write(800, Buffer.alloc(8 * BS, 2));
+    const s3 = (await dev.createSnapshot()).id;
+    await dev.close();
+    // Damage s2's store header.
+    const fh = await open(join(dir, 'lun.img.snapshots', `${s2}.cow`), 'r+');
+    await fh.write(Buffer.from('XXXX'), 0, 4, 0);
+    await fh.close();
+    dev = await openLun(dir, 1000);
+    try {
+      assert.match(dev.snapshot(s2)?.damaged ?? '', /magic/);
+      await assert.rejects(dev.openSnapshot(s2).read(0, 1), { code: 'ERR_SNAPSHOT_DAMAGED' });
+      await assert.rejects(dev.openSnapshot(s1).read(0, 8), { code: 'ERR_SNAPSHOT_DAMAGED' });
+      for (const since of [s1, s2]) {
+        const r = changedBlocks(dev, since);
+        assert.equal(r.tracking, 'lost');
+        assert.match(r.reason ?? '', new RegExp(s2));
+        assert.deepEqual(r.extents, [[0, 1000]]);
+      }
+      const r3 = changedBlocks(dev, s3);
+      assert.equal(r3.tracking, 'exact');
+      assert.deepEqual(r3.extents, []);
+      assert.ok(Buffer.from(await dev.openSnapshot(s3).read(800, 8)).equals(Buffer.alloc(8 * BS, 2)));
+    } finally {
+      await dev.close();
+    }
+  });
+});
+
+test('deleting a damaged snapshot marks the older ones lost too, durably', async () => {
+  await withDir(async (dir) => {
+    let dev = await openLun(dir, 1000);
+    const s1 = (await dev.createSnapshot()).id;
+    await dev.write(0, Buffer.alloc(8 * BS, 1));
+    const s2 = (await dev.createSnapshot()).id;
+    await dev.write(8, Buffer.alloc(8 * BS, 2));
+    await dev.close();
+    const fh = await open(join(dir, 'lun.img.snapshots', `${s2}.cow`), 'r+');
+    await fh.write(Buffer.from('XXXX'), 0, 4, 0);
+    await fh.close();
+    dev = await openLun(dir, 1000);
+    await dev.deleteSnapshot(s2);
+    assert.equal(changedBlocks(dev, s1).tracking, 'lost');
+    await assert.rejects(dev.openSnapshot(s1).read(0, 8), { code: 'ERR_SNAPSHOT_DAMAGED' });
+    await dev.close();
+    dev = await openLun(dir, 1000);
+    try {
+      assert.match(dev.snapshot(s1)?.damaged ?? '', new RegExp(`${s2}\\) was damaged and deleted`));
+      assert.equal(changedBlocks(dev, s1).tracking, 'lost');
+    } finally {
+      await dev.close();
     }
   });
 });

@@ -58,6 +58,8 @@ interface ManifestEntry {
   createdAtMs: number;
   file: string;
   meta?: Record<string, unknown>;
+  /** Set when a damaged newer snapshot was deleted: this one's content and tracking are lost. */
+  damaged?: string;
 }
 interface Manifest {
   format: string;
@@ -73,7 +75,7 @@ interface Manifest {
 class CowStore {
   readonly entry: ManifestEntry;
   readonly fh: FileHandle | null;
-  readonly damaged: string | undefined;
+  damaged: string | undefined;
   /** chunk → byte offset of its data in the file. */
   readonly index = new Map<number, number>();
   nextSlot = 0;
@@ -297,7 +299,12 @@ export class SnapshottableDevice implements BlockDevice {
         if (pred && newest) await this.mergeInto(pred, s);
         const releaseRw = await this.structure.write();
         try {
+          if (s.damaged) {
+            // Older snapshots read through s, whose chunks are unknown: they are lost with it.
+            for (const p of this.stores.slice(0, i)) p.entry.damaged ??= `a newer snapshot it depends on (${s.entry.id}) was damaged and deleted`;
+          }
           await writeManifest(this.dir, this.manifest(this.stores.filter((x) => x !== s).map((x) => x.entry)));
+          for (const p of this.stores.slice(0, i)) p.damaged ??= p.entry.damaged;
           this.stores.splice(i, 1);
         } finally {
           releaseRw();
@@ -441,7 +448,9 @@ export class SnapshottableDevice implements BlockDevice {
     try {
       const i = this.stores.indexOf(store);
       if (i < 0) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `snapshot ${store.entry.id} was deleted`);
-      if (store.damaged) throw new FerryError('ERR_SNAPSHOT_DAMAGED', `snapshot ${store.entry.id} is damaged: ${store.damaged}`);
+      // Reads go through the newer stores too: one that is damaged makes this snapshot unreadable.
+      const bad = this.stores.slice(i).find((s) => s.damaged);
+      if (bad) throw new FerryError('ERR_SNAPSHOT_DAMAGED', `snapshot ${store.entry.id} is unreadable: snapshot ${bad.entry.id} is damaged: ${bad.damaged}`);
       const first = Math.floor(lba / this.chunkBlocks);
       const last = Math.floor((lba + blockCount - 1) / this.chunkBlocks);
       const resolve = (c: number): CowStore | undefined => {
@@ -615,7 +624,7 @@ async function loadStore(dir: string, e: ManifestEntry, m: Manifest, base: Block
     await fh.close();
     return new CowStore(e, null, `store file ${e.file}: ${(err as Error).message}`);
   }
-  const store = new CowStore(e, fh);
+  const store = new CowStore(e, fh, e.damaged);
   const slot = slotBytes(m.chunkBytes);
   const size = (await fh.stat()).size;
   const slots = Math.max(0, Math.ceil((size - COW_HEADER_BYTES) / slot));
