@@ -3,6 +3,9 @@
 // an initiator sees.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { requireTools } from '../helpers/tools.ts';
 import { startFerryTape, login, settle, record, TAPE_IQN } from './tape-script.ts';
 import type { InitiatorSession, CommandResult } from '../../src/initiator/session.ts';
 import * as T from '../../src/scsi/tape-cdb.ts';
@@ -184,6 +187,26 @@ test('stand-alone drive over iSCSI: variable records with ILI residuals both way
     assert.equal(overflowAt, 15);
   } finally {
     await s.logout().catch(() => undefined);
+    await tgt.close();
+  }
+});
+
+test('libiscsi tools see a medium changer at LUN 0 and tape drives after it, claiming SSC-3', async (t) => {
+  if (!requireTools(t, 'iscsi-ls', 'iscsi-inq')) return;
+  const tgt = await startFerryTape({ library: { drives: 2, slots: 4, cartridgeSizeBytes: 1 << 20 } });
+  // The target runs in this process: the tools must run without blocking its event loop.
+  const run = async (cmd: string, args: string[]): Promise<string> => (await promisify(execFile)(cmd, args, { encoding: 'utf8' })).stdout;
+  try {
+    const ls = await run('iscsi-ls', ['-s', `iscsi://${tgt.host}:${tgt.port}`]);
+    assert.match(ls, /Lun:0\s+Type:MEDIA_CHANGER/);
+    assert.match(ls, /Lun:1\s+Type:SEQUENTIAL_ACCESS/);
+    assert.match(ls, /Lun:2\s+Type:SEQUENTIAL_ACCESS/);
+    const inq = await run('iscsi-inq', [`iscsi://${tgt.host}:${tgt.port}/${TAPE_IQN}/1`]);
+    assert.match(inq, /Removable:1/);
+    assert.match(inq, /Version Descriptor:0400/);
+    const vpd = await run('iscsi-inq', ['-e', '1', '-c', '0x80', `iscsi://${tgt.host}:${tgt.port}/${TAPE_IQN}/0`]);
+    assert.match(vpd, /UNIT_SERIAL_NUMBER|Unit Serial Number/i);
+  } finally {
     await tgt.close();
   }
 });
