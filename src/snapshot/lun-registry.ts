@@ -1,5 +1,5 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { BlockDevice } from '../block/block-device.ts';
 import { FileDevice } from '../block/file-device.ts';
 import { FerryError } from '../util/errors.ts';
@@ -49,13 +49,23 @@ interface Entry {
   info: LunInfo;
   device: BlockDevice;
   snap?: SnapshottableDevice;
+  /** An image the target was configured with (not in `dir`): the API may not delete it. */
+  configured?: string;
+}
+
+export interface ImageSpec {
+  path: string;
+  /** Create or grow (sparse) to this size. */
+  sizeBytes?: number;
 }
 
 const IMAGE_RE = /^lun-(\d+)\.img$/;
 
 /**
- * Disk LUNs as sparse image files `lun-N.img` in `dir`, each with its snapshot stores in
- * `lun-N.img.snapshots/`. Reopening the directory brings the same LUNs back.
+ * Disk LUNs as sparse image files: the configured `images` first (LUN 0, 1, … in order, as
+ * `ferry target --disk` numbers them), then the ones created through the API, `lun-N.img` in
+ * `dir`, at their LUN N. Each image keeps its snapshot stores in `<image>.snapshots/`.
+ * Reopening with the same images and directory brings the same LUNs back.
  */
 export class DirLunRegistry implements LunRegistry {
   readonly dir: string;
@@ -71,8 +81,12 @@ export class DirLunRegistry implements LunRegistry {
     this.hooks = hooks;
   }
 
-  static async open(dir: string, opts: { blockSize?: number; chunkBytes?: number; hooks?: LunHooks } = {}): Promise<DirLunRegistry> {
+  static async open(
+    dir: string,
+    opts: { blockSize?: number; chunkBytes?: number; hooks?: LunHooks; images?: readonly ImageSpec[] } = {},
+  ): Promise<DirLunRegistry> {
     const reg = new DirLunRegistry(dir, opts.blockSize ?? 512, opts.chunkBytes, opts.hooks ?? {});
+    for (const img of opts.images ?? []) await reg.attachImage(img);
     await mkdir(dir, { recursive: true });
     const names = await readdir(dir);
     for (const name of names.sort()) {
@@ -92,13 +106,23 @@ export class DirLunRegistry implements LunRegistry {
       throw new FerryError('ERR_BAD_REQUEST', `LUN size ${sizeBytes} must be a positive multiple of the ${this.blockSize}-byte block`);
     }
     const lun = this.allocate();
-    return (await this.openDisk(lun, sizeBytes)).info;
+    try {
+      return (await this.openDisk(lun, sizeBytes)).info;
+    } catch (e) {
+      if ((e as FerryError).code !== 'ERR_LUN_EXISTS') {
+        const img = join(this.dir, `lun-${lun}.img`);
+        await rm(`${img}.snapshots`, { recursive: true, force: true });
+        await rm(img, { force: true });
+      }
+      throw e;
+    }
   }
 
   async delete(lun: number): Promise<void> {
     const e = this.luns.get(lun);
     if (!e) throw new FerryError('ERR_LUN_NOT_FOUND', `no LUN ${lun}`);
     if (e.info.kind !== 'disk') throw new FerryError('ERR_BAD_REQUEST', `LUN ${lun} is snapshot ${e.info.snapshotId}: delete the snapshot instead`);
+    if (e.configured) throw new FerryError('ERR_LUN_CONFIGURED', `LUN ${lun} is the configured image ${e.configured}: remove it from the target's configuration instead`);
     this.luns.delete(lun);
     await this.hooks.removed?.(lun);
     await e.device.close();
@@ -159,11 +183,22 @@ export class DirLunRegistry implements LunRegistry {
     return n;
   }
 
-  private async openDisk(lun: number, sizeBytes?: number): Promise<Entry> {
+  /** Serve an image file from outside `dir` as the next disk LUN. */
+  async attachImage(spec: ImageSpec): Promise<LunInfo> {
+    return (await this.openDisk(this.allocate(), spec.sizeBytes, resolve(spec.path))).info;
+  }
+
+  private async openDisk(lun: number, sizeBytes?: number, configured?: string): Promise<Entry> {
     if (this.luns.has(lun)) throw new FerryError('ERR_LUN_EXISTS', `LUN ${lun} is in use`);
-    const img = join(this.dir, `lun-${lun}.img`);
+    const img = configured ?? join(this.dir, `lun-${lun}.img`);
     const file = await FileDevice.open(img, { blockSize: this.blockSize, sizeBytes });
-    const snap = await SnapshottableDevice.open(file, { dir: `${img}.snapshots`, chunkBytes: this.chunkBytes });
+    let snap: SnapshottableDevice;
+    try {
+      snap = await SnapshottableDevice.open(file, { dir: `${img}.snapshots`, chunkBytes: this.chunkBytes });
+    } catch (e) {
+      await file.close();
+      throw e;
+    }
     const info: LunInfo = {
       lun,
       kind: 'disk',
@@ -172,9 +207,15 @@ export class DirLunRegistry implements LunRegistry {
       sizeBytes: snap.blockSize * snap.blockCount,
       readOnly: false,
     };
-    const e: Entry = { info, device: snap, snap };
+    const e: Entry = { info, device: snap, snap, configured };
     this.luns.set(lun, e);
-    await this.hooks.added?.(info, snap);
+    try {
+      await this.hooks.added?.(info, snap);
+    } catch (err) {
+      this.luns.delete(lun);
+      await snap.close();
+      throw err;
+    }
     return e;
   }
 }

@@ -71,11 +71,14 @@ test('a snapshot under several iSCSI writers is one instant of the LUN; iSCSI re
         acked[w] = k;
       }
     });
-    await new Promise((r) => setTimeout(r, 300));
+    const until = async (ok: () => boolean): Promise<void> => {
+      while (!ok()) await new Promise((r) => setTimeout(r, 10));
+    };
+    await until(() => acked.every((k) => k > 5));
     const ackedBefore = [...acked];
     const snap = await client.createSnapshot(0, { quietPeriodMs: 0 });
     const ackedAfter = [...acked];
-    await new Promise((r) => setTimeout(r, 300)); // keep writing after the snapshot
+    await until(() => acked.every((k, w) => k > ackedAfter[w] + 3)); // keep writing after the snapshot
     stop = true;
     await Promise.all(writers);
     assert.ok(ackedBefore.every((k) => k > 5), `writes before the snapshot: ${ackedBefore}`);
