@@ -86,15 +86,22 @@ test('a snapshot asked for during steady writes is taken in the first pause, no 
     await writer;
     assert.equal(r.mode, 'quiesced');
     const before = issued.filter((x) => x <= r.takenAt);
-    assert.ok(before.length >= 12, `writes before the snapshot: ${before.length}`);
+    assert.ok(before.length > 0);
     assert.ok(r.takenAt >= Math.max(...before) + QUIET, `taken ${r.takenAt - Math.max(...before)} ms after the last write`);
     assert.ok(r.takenAt >= r.lastWriteAt + QUIET);
-    assert.ok(wasPaused, 'taken while the writer was pausing');
     assert.ok(r.writesWhileWaiting > 0);
-    // The snapshot holds every write before the pause and none after: ordered all-before/all-after.
+    // The snapshot holds exactly the writes issued before it: ordered all-before/all-after.
     const img = await dev.openSnapshot(r.value.id).read(0, 64);
-    const seen = new Set(Array.from({ length: 16 }, (_, k) => img[k * 4 * BS]));
-    assert.ok(seen.has(12) && !seen.has(13), `snapshot holds writes up to #12: ${[...seen].join(',')}`);
+    const newest = Math.max(...Array.from({ length: 16 }, (_, k) => img[k * 4 * BS]));
+    assert.equal(newest, before.length, 'snapshot holds writes 1..n, n = writes issued before it');
+    // Unless the machine stalled the writer for a quiet period during the steady phase (a real
+    // pause, which would rightly be taken), it is taken in the writer's pause after write 12.
+    const steady = issued.slice(0, 12);
+    const stalled = steady.some((t, i) => i > 0 && t - steady[i - 1] >= QUIET);
+    if (!stalled) {
+      assert.equal(before.length, 12, 'taken in the pause');
+      assert.ok(wasPaused, 'taken while the writer was pausing');
+    }
   });
 });
 
