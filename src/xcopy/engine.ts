@@ -163,12 +163,18 @@ async function runDataStep(
   // 2. Reads: exactly what the plan says; the part not processed becomes residual.
   let need = step.processBytes - step.fromResidual;
   const leftovers: Uint8Array[] = [];
-  for await (const chunk of readSource(step, opts, signal)) {
-    const take = Math.min(need, chunk.length);
-    if (take > 0) await sink.push(chunk.subarray(0, take));
-    need -= take;
-    if (take < chunk.length) leftovers.push(new Uint8Array(chunk.subarray(take))); // a copy (Buffer#slice would alias): less than one transfer
-    checkAbort(signal);
+  try {
+    for await (const chunk of readSource(step, opts, signal)) {
+      const take = Math.min(need, chunk.length);
+      if (take > 0) await sink.push(chunk.subarray(0, take));
+      need -= take;
+      if (take < chunk.length) leftovers.push(new Uint8Array(chunk.subarray(take))); // a copy (Buffer#slice would alias): less than one transfer
+      checkAbort(signal);
+    }
+  } catch (err) {
+    // The source failed: what was read is still written, so the residual in the sense is exact.
+    if (err instanceof DeviceFailure && err.role === 'source') await sink.flushWhole();
+    throw err;
   }
   if (step.source.kind === 'bytes') {
     await sink.push(step.source.data);
@@ -225,7 +231,7 @@ async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSig
     // One transfer at a time at the device, overlapping with the writes of the previous one.
     let chain: Promise<unknown> = Promise.resolve();
     const own = src.unit > opts.pool.size ? [Buffer.allocUnsafe(src.unit), Buffer.allocUnsafe(src.unit)] : undefined;
-    yield* ordered(src.reads, 2, false, { ...opts, pool: own ? fixedPool(own) : opts.pool }, signal, (i, buf) => {
+    yield* ordered(src.reads, own ? 2 : opts.readsInFlight, false, { ...opts, pool: own ? fixedPool(own) : opts.pool }, signal, (i, buf) => {
       const want = i === src.reads - 1 ? src.lastUnit : src.unit;
       const view = buf.subarray(0, want);
       const p = chain.then(() => readStream(dev, view, src.ep.fixedBlock));
@@ -318,8 +324,9 @@ async function* ordered(
 }
 
 /**
- * Destination data → whole-unit writes. Views are written in place when aligned; a tail
- * shorter than a unit waits in a staging buffer. Refuses to write past the planned units.
+ * Destination data → whole-unit writes. Full `maxWrite` pieces are written in place; smaller
+ * pieces (a tape record on its way to disk) gather in a staging buffer until a full write,
+ * so a restore writes the disk 1 MiB at a time. Refuses to write past the planned units.
  */
 class Sink {
   private readonly dest: Destination;
@@ -378,28 +385,29 @@ class Sink {
       await this.write(data.subarray(off, off + this.maxWrite));
       off += this.maxWrite;
     }
-    if (this.dest.kind === 'block') {
-      const whole = Math.floor((data.length - off) / this.unit) * this.unit;
-      if (whole > 0) {
-        await this.write(data.subarray(off, off + whole));
-        off += whole;
-      }
-    }
     this.staging.set(data.subarray(off), 0);
     this.staged = data.length - off;
   }
 
-  /** Write the staged whole units; return what is left (residual destination data). */
-  async finish(): Promise<Uint8Array> {
-    if (this.dest.kind === 'none') return new Uint8Array(0);
+  /** Write the staged whole units; keep the tail staged. */
+  async flushWhole(): Promise<void> {
+    if (this.dest.kind === 'none') return;
     let off = 0;
     while (this.staged - off >= this.unit) {
       const n = Math.min(this.maxWrite, Math.floor((this.staged - off) / this.unit) * this.unit);
       await this.write(this.staging.subarray(off, off + n));
       off += n;
     }
+    this.staging.copyWithin(0, off, this.staged);
+    this.staged -= off;
+  }
+
+  /** Write the staged whole units; return what is left (residual destination data). */
+  async finish(): Promise<Uint8Array> {
+    if (this.dest.kind === 'none') return new Uint8Array(0);
+    await this.flushWhole();
     if (this.unitsLeft !== 0) throw new Error(`engine: ${this.unitsLeft} planned destination units not written`);
-    return this.staging.slice(off, this.staged);
+    return this.staging.slice(0, this.staged);
   }
 
   private async write(view: Uint8Array): Promise<void> {
