@@ -112,7 +112,21 @@ async function luRun(dir: string, n: number): Promise<number> {
   const data = randomBytes(BLOCK);
   const cdb = T.buildWrite6(1, { fixed: true });
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < blocks; i++) if ((await lu.execute(task(cdb, data))).status !== 0) throw new Error(`write ${i} failed`);
+  // Same depth as over iSCSI: consecutive WRITEs overlap their file I/O inside the LU.
+  const inFlight = new Set<Promise<unknown>>();
+  for (let i = 0; i < blocks || inFlight.size; ) {
+    while (i < blocks && inFlight.size < depth) {
+      const n = i++;
+      const p: Promise<unknown> = lu
+        .execute(task(cdb, data))
+        .then((r) => {
+          if (r.status !== 0) throw new Error(`write ${n} failed`);
+        })
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    await Promise.race(inFlight);
+  }
   await lu.execute(task(T.buildWriteFilemarks6(1)));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   await lu.close();
