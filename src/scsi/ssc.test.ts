@@ -307,10 +307,14 @@ test('LOAD UNLOAD, PREVENT ALLOW, READ BLOCK LIMITS, REPORT DENSITY SUPPORT, REA
     expectSense(await runCdb(lu, T.buildReadAttribute(0)), SenseKey.NOT_READY, 0x3a, 0x00);
     assert.equal((await runCdb(lu, T.buildLoadUnload(true))).status, GOOD);
     assert.equal((await runCdb(lu, T.buildTestUnitReady())).status, GOOD);
-    // Another nexus sees the medium change as a unit attention after a changer insert.
+    // Another nexus: power-on first, then a block length change made elsewhere is a 2A/01.
     const other = nexusFor('iqn.2026-01.test:other');
     expectSense(await runCdb(lu, T.buildTestUnitReady(), { nexus: other }), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
     assert.equal((await runCdb(lu, T.buildTestUnitReady(), { nexus: other })).status, GOOD);
+    const sel = T.modeSelectBlockDescriptor(1024);
+    assert.equal((await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel })).status, GOOD);
+    expectSense(await runCdb(lu, T.buildTestUnitReady(), { nexus: other }), SenseKey.UNIT_ATTENTION, 0x2a, 0x01);
+    assert.equal((await runCdb(lu, T.buildTestUnitReady())).status, GOOD, 'not for the nexus that changed it');
   } finally {
     await done();
   }

@@ -555,7 +555,11 @@ function tapeModeSelect(c: ModeSelectCdb, task: ScsiTask, lu: TapeDriveLu): void
       }
       // Validate pages before changing the block length.
       modeSelect(c, task, lu.spc);
-      lu.drive.blockLength = L;
+      if (lu.drive.blockLength !== L) {
+        lu.drive.blockLength = L;
+        // SPC-4: other I_T nexuses learn that mode parameters changed (2Ah/01h).
+        lu.spc.ua.addAll(Asc.MODE_PARAMETERS_CHANGED, task.nexus.key);
+      }
       return;
     }
   }
