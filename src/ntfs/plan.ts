@@ -4,7 +4,7 @@ import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 import { AttrTypeName, isExtension } from './record.ts';
 import type { SkippedRecord } from './tree.ts';
 import { Namespace, ReparseTag } from './values.ts';
-import { assembleFile, scanRecords, SystemRecord, type NtfsAttr, type NtfsFile, type Volume } from './volume.ts';
+import { assembleFile, assembleFileSync, scanRecords, SystemRecord, type NtfsAttr, type NtfsFile, type Volume } from './volume.ts';
 
 /** Plan format version (docs/ntfs.md). */
 export const PLAN_VERSION = 1;
@@ -44,10 +44,11 @@ export interface PlanFile {
   type: 'file' | 'dir' | 'symlink' | 'reparse';
   names: PlanName[];
   fileAttributes: number;
-  created: string | null;
-  modified: string | null;
-  changed: string | null;
-  accessed: string | null;
+  /** $STANDARD_INFORMATION times, ms since 1970 UTC (null without one). */
+  createdMs: number | null;
+  modifiedMs: number | null;
+  changedMs: number | null;
+  accessedMs: number | null;
   attributes: PlanAttribute[];
 }
 
@@ -144,7 +145,7 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPla
   const files: PlanFile[] = [];
   const fileExtents: [number, number][][] = [];
   const parentOf = new Map<number, { parent: number; name: string }>();
-  for await (const rec of scanRecords(vol)) {
+  for await (const batch of scanRecords(vol)) for (const rec of batch) {
     if (rec instanceof NtfsFormatError) {
       skip({ record: rec.record, code: rec.code, message: rec.message });
       continue;
@@ -152,7 +153,7 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPla
     if (!rec.inUse || isExtension(rec)) continue;
     let f: NtfsFile;
     try {
-      f = await assembleFile(vol, rec);
+      f = assembleFileSync(vol, rec) ?? (await assembleFile(vol, rec));
     } catch (e) {
       if (!(e instanceof NtfsFormatError)) throw e;
       skip({ record: rec.number, code: e.code, message: e.message });
@@ -169,10 +170,10 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPla
       type: planType(f),
       names: f.names.map((n) => ({ parent: n.parent.record, name: n.name, namespace: n.namespace })),
       fileAttributes: f.si?.fileAttributes ?? 0,
-      created: f.si?.created ?? null,
-      modified: f.si?.modified ?? null,
-      changed: f.si?.mftModified ?? null,
-      accessed: f.si?.accessed ?? null,
+      createdMs: f.si?.createdMs ?? null,
+      modifiedMs: f.si?.modifiedMs ?? null,
+      changedMs: f.si?.changedMs ?? null,
+      accessedMs: f.si?.accessedMs ?? null,
       attributes: f.attrs.map((a) => planAttribute(a, bpc, own)),
     });
     fileExtents.push(own);

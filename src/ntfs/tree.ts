@@ -2,7 +2,7 @@ import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 import { readDirectory, type DirEntry } from './index.ts';
 import { AttrType } from './record.ts';
 import { readContent } from './stream.ts';
-import { FileAttr, Namespace, ReparseTag } from './values.ts';
+import { FileAttr, msToIso, Namespace, ReparseTag } from './values.ts';
 import { findAttr, linkNames, loadFile, SystemRecord, type NtfsFile, type Volume } from './volume.ts';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'reparse';
@@ -56,10 +56,10 @@ export async function describe(vol: Volume, f: NtfsFile, path: string): Promise<
     links: linkNames(f).length,
     streams,
     resident: data ? data.resident : false,
-    created: f.si?.created ?? null,
-    modified: f.si?.modified ?? null,
-    changed: f.si?.mftModified ?? null,
-    accessed: f.si?.accessed ?? null,
+    created: f.si ? msToIso(f.si.createdMs) : null,
+    modified: f.si ? msToIso(f.si.modifiedMs) : null,
+    changed: f.si ? msToIso(f.si.changedMs) : null,
+    accessed: f.si ? msToIso(f.si.accessedMs) : null,
   };
 }
 

@@ -31,19 +31,24 @@ export function msToIso(ms: number): string | null {
 
 /** FILETIME (100 ns since 1601-01-01 UTC) as ISO 8601, or null when out of the Date range. */
 export function filetimeToIso(view: DataView, at: number): string | null {
-  // 100 ns ticks as a double (exact to ~2 us, plenty for ms), then ms since 1970
-  return msToIso(Math.floor((view.getUint32(at + 4, true) * 4294967296 + view.getUint32(at, true)) / 10000) - 11644473600000);
+  return msToIso(filetimeMs(view, at));
 }
 
+/** $STANDARD_INFORMATION times in ms since 1970 (UTC); format with msToIso when printing. */
 export interface Times {
-  created: string | null;
-  modified: string | null;
-  mftModified: string | null;
-  accessed: string | null;
+  createdMs: number;
+  modifiedMs: number;
+  changedMs: number;
+  accessedMs: number;
+}
+
+/** FILETIME as ms since 1970 (a double: exact to ~2 us, plenty for ms). */
+export function filetimeMs(view: DataView, at: number): number {
+  return Math.floor((view.getUint32(at + 4, true) * 4294967296 + view.getUint32(at, true)) / 10000) - 11644473600000;
 }
 
 function times(view: DataView, at: number): Times {
-  return { created: filetimeToIso(view, at), modified: filetimeToIso(view, at + 8), mftModified: filetimeToIso(view, at + 16), accessed: filetimeToIso(view, at + 24) };
+  return { createdMs: filetimeMs(view, at), modifiedMs: filetimeMs(view, at + 8), changedMs: filetimeMs(view, at + 16), accessedMs: filetimeMs(view, at + 24) };
 }
 
 export const FileAttr = {

@@ -1,7 +1,7 @@
 import type { BlockDevice } from '../block/block-device.ts';
 import { decodeBootSector, type Geometry } from './boot-sector.ts';
 import { ByteView } from './byte-view.ts';
-import type { Run } from './data-runs.ts';
+import { findRun, type Run } from './data-runs.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 import { applyFixups, RecordMagic } from './fixup.ts';
 import { AttrType, decodeFileRecord, isExtension, type AttrRecord, type FileRecord } from './record.ts';
@@ -122,8 +122,8 @@ function fixRecord(bytes: Uint8Array, n: number, byteOffset: number, geo: Geomet
 function mftByteOffset(vol: Volume, pos: number): number {
   const cs = vol.geo.clusterSize;
   const vcn = Math.floor(pos / cs);
-  for (const r of vol.mft.runs) if (vcn >= r.vcn && vcn < r.vcn + r.length) return (r.lcn + vcn - r.vcn) * cs + (pos % cs);
-  return -1;
+  const r = vol.mft.runs[findRun(vol.mft.runs, vcn)];
+  return r && r.lcn >= 0 ? (r.lcn + vcn - r.vcn) * cs + (pos % cs) : -1;
 }
 
 /** One FILE record, fixed up and decoded (cached). Throws NtfsFormatError naming the record. */
@@ -144,30 +144,31 @@ export async function readRecord(vol: Volume, n: number): Promise<FileRecord> {
 }
 
 /**
- * Every record of the $MFT in order, read in large sequential chunks (the plan and the fuzz
- * test). Bad records come back as errors, never thrown.
+ * Every record of the $MFT in order, read in 4 MiB sequential chunks and decoded a chunk at a
+ * time (the plan and the fuzz test). Bad records come back as errors in the batch, never thrown.
  */
-export async function* scanRecords(vol: Volume): AsyncGenerator<FileRecord | NtfsFormatError> {
+export async function* scanRecords(vol: Volume): AsyncGenerator<(FileRecord | NtfsFormatError)[]> {
   const rs = vol.geo.recordSize;
   const per = Math.max(1, Math.floor((4 << 20) / rs));
   const content: AttrContent = { ...vol.mft, initializedSize: vol.mft.dataSize };
   for (let n = 0; n < vol.recordCount; n += per) {
     const count = Math.min(per, vol.recordCount - n);
-    const buf = await readContent(vol, content, n * rs, count * rs);
+    const buf = await readContent(vol, content, n * rs, count * rs); // a fresh buffer: fixed up in place
+    const batch: (FileRecord | NtfsFormatError)[] = [];
     for (let i = 0; i < count; i++) {
       const num = n + i;
       const bytes = buf.subarray(i * rs, (i + 1) * rs);
       if (bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0 && bytes[3] === 0) continue; // never used
+      const at = mftByteOffset(vol, num * rs);
       try {
-        const copy = new Uint8Array(bytes); // a copy (Buffer.slice would be a view)
-        const at = mftByteOffset(vol, num * rs);
-        applyFixups(copy, RecordMagic.FILE, { record: num, byteOffset: at });
-        yield decodeFileRecord(copy, num, at, vol.geo.clusterCount);
+        applyFixups(bytes, RecordMagic.FILE, { record: num, byteOffset: at });
+        batch.push(decodeFileRecord(bytes, num, at, vol.geo.clusterCount));
       } catch (e) {
-        if (e instanceof NtfsFormatError) yield e;
+        if (e instanceof NtfsFormatError) batch.push(e);
         else throw e;
       }
     }
+    yield batch;
   }
 }
 
@@ -202,8 +203,7 @@ export async function loadFile(vol: Volume, n: number): Promise<NtfsFile> {
 /** Flatten a base record already read (see loadFile). */
 export async function assembleFile(vol: Volume, base: FileRecord): Promise<NtfsFile> {
   const n = base.number;
-  if (!base.inUse) throw new NtfsFormatError(NtfsErrorCode.RECORD, 'record not in use', { record: n });
-  if (isExtension(base)) throw new NtfsFormatError(NtfsErrorCode.RECORD, 'record is an extension record, not a base record', { record: n, expected: 0, actual: base.base.record });
+  checkBase(base);
   let recs: AttrRecord[] = base.attrs;
   const listAttr = base.attrs.find((a) => a.type === AttrType.ATTRIBUTE_LIST);
   if (listAttr) {
@@ -230,6 +230,23 @@ export async function assembleFile(vol: Volume, base: FileRecord): Promise<NtfsF
       recs.push(a);
     }
   }
+  return flatten(vol, base, recs);
+}
+
+function checkBase(base: FileRecord): void {
+  if (!base.inUse) throw new NtfsFormatError(NtfsErrorCode.RECORD, 'record not in use', { record: base.number });
+  if (isExtension(base)) throw new NtfsFormatError(NtfsErrorCode.RECORD, 'record is an extension record, not a base record', { record: base.number, expected: 0, actual: base.base.record });
+}
+
+/** assembleFile without I/O, for a base record that has no attribute list (undefined if it has one). */
+export function assembleFileSync(vol: Volume, base: FileRecord): NtfsFile | undefined {
+  checkBase(base);
+  if (base.attrs.some((a) => a.type === AttrType.ATTRIBUTE_LIST)) return undefined;
+  return flatten(vol, base, base.attrs);
+}
+
+function flatten(vol: Volume, base: FileRecord, recs: AttrRecord[]): NtfsFile {
+  const n = base.number;
   const file: NtfsFile = { record: n, seq: base.seq, headerLinks: base.links, isDirectory: base.isDirectory, attrs: [], names: [] };
   const open = new Map<string, NtfsAttr>();
   for (const a of recs) {
