@@ -83,10 +83,17 @@ async function engineBaseline(): Promise<number> {
   const t = targetOf([disk, tape]);
   const segs = Array.from({ length: n / BLOCK / SEG_BLOCKS }, (_, i): SegmentInput => ({ type: 0x00, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS }));
   const list = encodeXcopyParameterList({ header: { listId: 1, str: false, listIdUsage: 0, priority: 0 }, cscds: [disk.cscd(), tape.cscd()], segments: segs });
-  const t0 = performance.now();
-  const r = await xcopy(t, list);
-  if (r.status !== 0) throw new Error('engine baseline failed');
-  return mbps(n, performance.now() - t0);
+  let best = 0;
+  for (let i = 0; i < 3; i++) {
+    const tapeDev = tape.tapeDevice as MemoryTape;
+    tapeDev.objects.length = 0;
+    tapeDev.pos = 0;
+    const t0 = performance.now();
+    const r = await xcopy(t, list);
+    if (r.status !== 0) throw new Error('engine baseline failed');
+    best = Math.max(best, mbps(n, performance.now() - t0));
+  }
+  return best;
 }
 
 async function main(): Promise<void> {
@@ -166,7 +173,7 @@ async function main(): Promise<void> {
     console.log(`backup  (disk → tape): mover ${m('moverBackup').toFixed(0)} MB/s, dd ${m('ddBackup').toFixed(0)} MB/s, ratio ${(m('moverBackup') / m('ddBackup')).toFixed(2)}× (goal ≥ 0.8×)`);
     console.log(`restore (tape → disk): mover ${m('moverRestore').toFixed(0)} MB/s, dd ${m('ddRestore').toFixed(0)} MB/s, ratio ${(m('moverRestore') / m('ddRestore')).toFixed(2)}×`);
     console.log(`initiator sockets: ${wire} bytes for ${2 * RUNS * BYTES} bytes moved`);
-    console.log(`engine baseline (in-process MemoryDevice → MemoryTape, no iSCSI): ${(await engineBaseline()).toFixed(0)} MB/s`);
+    console.log(`engine baseline (in-process MemoryDevice → MemoryTape, no iSCSI, best of 3): ${(await engineBaseline()).toFixed(0)} MB/s`);
   } finally {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
