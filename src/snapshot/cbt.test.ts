@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileDevice } from '../block/file-device.ts';
@@ -114,16 +114,19 @@ async function runAndKill(dir: string, seed: number, writes: number): Promise<{ 
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (d: string) => {
     text += d;
-    if (!killed && (text.match(/\nW /g)?.length ?? 0) >= writes) {
+    if (!killed && (text.match(/\nW/g)?.length ?? 0) >= writes) {
       killed = true;
       child.kill('SIGKILL');
     }
   });
   await exited;
   assert.ok(killed, `fixture exited on its own:\n${text.slice(0, 500)}`);
-  const lines = text.split('\n');
-  const [, snap, digest] = lines[0].split(' ');
-  const written = lines.filter((l) => l.startsWith('W ')).map((l) => l.split(' ').slice(1).map(Number) as Extent);
+  const [, snap, digest] = text.split('\n')[0].split(' ');
+  const log = await readFile(join(dir, `writes-${seed}.log`), 'utf8');
+  const written = log
+    .split('\n')
+    .filter((l) => l.startsWith('W '))
+    .map((l) => l.split(' ').slice(1).map(Number) as Extent);
   return { snap, digest, written };
 }
 
