@@ -1,0 +1,127 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomFillSync } from 'node:crypto';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Target } from '../target/target.ts';
+import { TargetServer } from '../target/server.ts';
+import { openDiskLu } from '../target/storage-node.ts';
+import { InitiatorSession } from '../initiator/session.ts';
+import { extendedCopy, inquiry, receiveCopyResults } from '../initiator/cdb.ts';
+import { TmfFunction } from '../iscsi/pdu/task-mgmt.ts';
+import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
+import { encodeXcopyParameterList, type SegmentInput } from '../xcopy/descriptors.ts';
+import type { Designator } from '../xcopy/copy-target.ts';
+import { startMover, type Mover } from './mover.ts';
+import { resolveMoverConfig } from './config.ts';
+
+// `ferry mover` in-process against a Ferry target: a block → block copy between two LUNs
+// bit-exact, the mover's PDT 03h identity, and ABORT TASK / LUN RESET stopping a running copy.
+
+const IQN = 'iqn.2026-11.dev.ferry:mover-test-src';
+const MOVER = 'iqn.2026-11.dev.ferry:mover-test';
+const INITIATOR = 'iqn.2026-11.dev.ferry:mover-test-client';
+const MIB = 32;
+
+interface World {
+  dir: string;
+  server: TargetServer;
+  target: Target;
+  mover: Mover;
+  client: InitiatorSession;
+  a: Designator;
+  b: Designator;
+  close(): Promise<void>;
+}
+
+async function world(): Promise<World> {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-mover-test-'));
+  const fh = await open(join(dir, 'a.img'), 'w');
+  const chunk = Buffer.alloc(1 << 20);
+  for (let off = 0; off < MIB << 20; off += chunk.length) await fh.write(randomFillSync(chunk), 0, chunk.length, off);
+  await fh.close();
+  const target = new Target({ name: IQN });
+  target.addLun(0, await openDiskLu(IQN, join(dir, 'a.img'), 512));
+  target.addLun(1, await openDiskLu(IQN, join(dir, 'b.img'), 512, MIB << 20));
+  const server = new TargetServer({ targets: [target] });
+  const { port } = await server.listen('127.0.0.1', 0);
+  const mover = await startMover(resolveMoverConfig({ listen: '127.0.0.1:0', iqn: MOVER, portals: [`127.0.0.1:${port}`], logLevel: 'silent' }));
+  const client = await InitiatorSession.login({ host: '127.0.0.1', port: mover.address.port, initiatorName: INITIATOR, targetName: MOVER });
+  const naa = (d: Uint8Array) => decodeDeviceIdentificationPage(d).find((x) => x.designatorType === 3)!;
+  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: INITIATOR, targetName: IQN });
+  const a = naa((await s.command(0, inquiry(255, 0x83), { inLength: 255 })).data);
+  const b = naa((await s.command(1, inquiry(255, 0x83), { inLength: 255 })).data);
+  await s.logout();
+  return {
+    dir,
+    server,
+    target,
+    mover,
+    client,
+    a,
+    b,
+    async close() {
+      await client.logout().catch(() => undefined);
+      await mover.close();
+      await server.close();
+      await Promise.all([...target.luns.values()].map((lu) => lu.close()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function copyList(w: World, listId: number): Uint8Array {
+  const blocks = (MIB << 20) / 512;
+  const per = 16384;
+  const segments = Array.from({ length: blocks / per }, (_, i): SegmentInput => ({ type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: per, sourceLba: i * per, destinationLba: i * per }));
+  const cscd = (d: Designator) => ({ ...d, peripheralDeviceType: 0, pad: false, fixed: false, blockLength: 512 });
+  return encodeXcopyParameterList({ header: { listId, str: false, listIdUsage: 0, priority: 0 }, cscds: [cscd(w.a), cscd(w.b)], segments });
+}
+
+test('the mover copies between two LUNs of another target, bit-exact; LU 0 is a PDT 03h copy manager', async () => {
+  const w = await world();
+  try {
+    const std = (await w.client.command(0, inquiry(96), { inLength: 96 })).data;
+    assert.equal(std[0] & 0x1f, 0x03);
+    assert.equal(std[5] & 0x08, 0x08, '3PC');
+    assert.equal((await w.client.command(0, inquiry(255, 0x8f), { inLength: 255 })).data[1], 0x8f);
+    const list = copyList(w, 1);
+    const r = await w.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+    assert.equal(r.status, 0, JSON.stringify(r.sense));
+    for (const lu of w.target.luns.values()) await lu.close(); // flush
+    assert.ok((await readFile(join(w.dir, 'a.img'))).equals(await readFile(join(w.dir, 'b.img'))));
+  } finally {
+    await w.close();
+  }
+});
+
+for (const how of ['ABORT TASK', 'LUN RESET'] as const) {
+  test(`${how} stops a running copy: the copy manager goes idle and the held status says so`, async () => {
+    const w = await world();
+    try {
+      const list = copyList(w, 7);
+      await w.client.command(0, new Uint8Array(6)); // TEST UNIT READY: take the power-on UA first, so the ITT below is the copy's
+      const itt = w.client.peekNextItt();
+      let settled = false;
+      const running = w.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true }).finally(() => (settled = true));
+      running.catch(() => undefined);
+      // Wait until the copy is under way (COPY STATUS shows it in progress).
+      for (;;) {
+        const st = await w.client.command(0, receiveCopyResults(0, 7, 12), { inLength: 12, allowCheckCondition: true });
+        if (st.status === 0 && st.data[4] === 0x00) break;
+        assert.ok(!settled, 'the copy finished before it could be stopped: make it bigger');
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      const resp = how === 'ABORT TASK' ? await w.client.taskManagement(TmfFunction.ABORT_TASK, 0, itt) : await w.client.lunReset(0);
+      assert.equal(resp, 0, 'function complete');
+      for (let i = 0; i < 1000 && w.mover.lu.copyManager.activeCopies > 0; i++) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(w.mover.lu.copyManager.activeCopies, 0, 'copy stopped');
+      const st = await w.client.command(0, receiveCopyResults(0, 7, 12), { inLength: 12, allowCheckCondition: true, unitAttentionRetries: 5 });
+      if (how === 'LUN RESET') assert.equal(st.status, 0x02, 'held status dropped by the reset');
+      else assert.equal(st.data[4], 0x02, 'aborted copy is held as completed with an error');
+    } finally {
+      await w.close();
+    }
+  });
+}
