@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import type { BlockDevice } from '../block/block-device.ts';
 import { FileDevice } from '../block/file-device.ts';
+import { isIscsiUrl, parseIscsiUrl } from '../initiator/iscsi-url.ts';
+import { RemoteBlockDevice } from '../initiator/remote-device.ts';
+import { InitiatorSession } from '../initiator/session.ts';
 import { usedClusters } from '../ntfs/bitmap.ts';
 import { NtfsErrorCode, NtfsFormatError } from '../ntfs/errors.ts';
 import { buildPlan, planToJson } from '../ntfs/plan.ts';
@@ -13,10 +16,57 @@ import { describe, resolvePath, walk, type ListEntry, type SkippedRecord } from 
 import { findAttr, openVolume, streamAttr, type Volume } from '../ntfs/volume.ts';
 import { UsageError } from '../util/errors.ts';
 
-/** SOURCE → BlockDevice: an image file, or (once src/initiator exists) an iscsi:// LUN. */
+/** A remote LU whose close() also logs the session out. */
+class SessionDevice implements BlockDevice {
+  readonly blockSize: number;
+  readonly blockCount: number;
+  readonly readOnly = true;
+  private readonly dev: RemoteBlockDevice;
+  private readonly session: InitiatorSession;
+  constructor(dev: RemoteBlockDevice, session: InitiatorSession) {
+    this.dev = dev;
+    this.session = session;
+    this.blockSize = dev.blockSize;
+    this.blockCount = dev.blockCount;
+  }
+  read(lba: number, blockCount: number): Promise<Uint8Array> {
+    return this.dev.read(lba, blockCount);
+  }
+  readInto(lba: number, target: Uint8Array): Promise<void> {
+    return this.dev.readInto(lba, target);
+  }
+  write(): Promise<void> {
+    return Promise.reject(new UsageError('ferry ntfs opens LUNs read-only'));
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+  async close(): Promise<void> {
+    await this.session.logout();
+  }
+}
+
+/**
+ * SOURCE → BlockDevice: an image file (read-only, 512-byte blocks), or an
+ * iscsi://[user%secret@]host[:port]/target-iqn/lun URL reached through our initiator
+ * (initiator name from FERRY_INITIATOR_NAME, default iqn.2026-11.dev.ferry:ntfs).
+ */
 export async function openSource(source: string): Promise<BlockDevice> {
-  if (/^iscsi:\/\//i.test(source)) throw new UsageError('iscsi:// sources need the initiator (not yet available)');
-  return FileDevice.open(source, { blockSize: 512, readOnly: true });
+  if (!isIscsiUrl(source)) return FileDevice.open(source, { blockSize: 512, readOnly: true });
+  const url = parseIscsiUrl(source);
+  const session = await InitiatorSession.login({
+    host: url.host,
+    port: url.port,
+    initiatorName: process.env.FERRY_INITIATOR_NAME ?? 'iqn.2026-11.dev.ferry:ntfs',
+    targetName: url.targetName,
+    chap: url.chap,
+  });
+  try {
+    return new SessionDevice(await RemoteBlockDevice.open(session, url.lun, { readOnly: true }), session);
+  } catch (e) {
+    await session.logout();
+    throw e;
+  }
 }
 
 async function withVolume<T>(source: string, fn: (vol: Volume) => Promise<T>): Promise<T> {

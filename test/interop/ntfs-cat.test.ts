@@ -113,5 +113,6 @@ test('cat of a missing path, a missing stream or the torn record fails with a cl
   assert.throws(() => ferry(['ntfs', 'cat', imgs.main, '/no/such/file']), /no such file: \/no/);
   assert.throws(() => ferry(['ntfs', 'cat', imgs.main, '/ads:nope']), /has no stream "nope"/);
   assert.throws(() => ferry(['ntfs', 'cat', imgs.corrupt, '/victim']), /record \d+, byte offset \d+: torn FILE record/);
-  assert.throws(() => ferry(['ntfs', 'ls', 'iscsi://127.0.0.1:3260/iqn.x/0']), /initiator/);
+  assert.throws(() => ferry(['ntfs', 'ls', 'iscsi://127.0.0.1:1/iqn.x/0']), /cannot connect to 127.0.0.1:1/);
+  assert.throws(() => ferry(['ntfs', 'ls', 'iscsi://nohost']), /not an iSCSI URL/);
 });
