@@ -378,3 +378,51 @@ test('fuzz: random MODE SELECT parameter lists and random CDB sequences never gi
     await done();
   }
 });
+
+test('property: commands fired without waiting give the same results as the same commands one by one', async () => {
+  const cmd = fc.oneof(
+    fc.record({ op: fc.constant('write' as const), len: fc.integer({ min: 1, max: 3000 }), tag: fc.nat(255) }),
+    fc.record({ op: fc.constant('read' as const), len: fc.integer({ min: 1, max: 3000 }) }),
+    fc.record({ op: fc.constant('fm' as const) }),
+    fc.record({ op: fc.constant('space' as const), code: fc.constantFrom(0, 1), count: fc.integer({ min: -3, max: 3 }) }),
+    fc.record({ op: fc.constant('locate' as const), id: fc.nat(12) }),
+    fc.record({ op: fc.constant('rewind' as const) }),
+  );
+  type Cmd = typeof cmd extends fc.Arbitrary<infer C> ? C : never;
+  const cdbOf = (c: Cmd): { cdb: Uint8Array; dataOut?: Uint8Array } => {
+    switch (c.op) {
+      case 'write':
+        return { cdb: T.buildWrite6(c.len), dataOut: rec(c.tag, c.len) };
+      case 'read':
+        return { cdb: T.buildRead6(c.len) };
+      case 'fm':
+        return { cdb: T.buildWriteFilemarks6(1) };
+      case 'space':
+        return { cdb: T.buildSpace6(c.code, c.count) };
+      case 'locate':
+        return { cdb: T.buildLocate10(c.id) };
+      default:
+        return { cdb: T.buildRewind() };
+    }
+  };
+  const summary = (r: RunResult): string => `${r.status}:${r.decoded ? `${r.decoded.key}/${r.decoded.asc}/${r.decoded.ascq}/${r.decoded.info}/${r.decoded.filemark}/${r.decoded.ili}` : ''}:${r.dataIn ? Buffer.from(r.dataIn).toString('base64') : ''}`;
+  await fc.assert(
+    fc.asyncProperty(fc.array(cmd, { minLength: 1, maxLength: 25 }), async (cmds) => {
+      const a = await setup();
+      const b = await setup();
+      try {
+        const one: string[] = [];
+        for (const c of cmds) {
+          const { cdb, dataOut } = cdbOf(c);
+          one.push(summary(await runCdb(a.lu, cdb, { dataOut })));
+        }
+        const all = await Promise.all(cmds.map((c) => { const { cdb, dataOut } = cdbOf(c); return runCdb(b.lu, cdb, { dataOut }); }));
+        assert.deepEqual(all.map(summary), one);
+      } finally {
+        await a.done();
+        await b.done();
+      }
+    }),
+    { numRuns: 60 },
+  );
+});

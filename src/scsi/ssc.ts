@@ -224,7 +224,12 @@ async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
   const buf = Buffer.allocUnsafe(bytes);
   let out: ReadOutcome;
   try {
-    out = c.fixed ? await drive.readFixed(buf, c.length) : await drive.readVariable(buf);
+    // Place the read (position moves), start its file I/O, and let the next command be placed.
+    const plan = c.fixed ? drive.placeFixed(c.length) : drive.placeVariable(bytes);
+    const io = drive.medium().readExtents(plan.extents, buf);
+    lu.releaseOrder();
+    await io;
+    out = plan;
   } catch (e) {
     mapDriveError(e);
   }

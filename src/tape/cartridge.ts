@@ -182,6 +182,8 @@ export class Cartridge {
   private dirtyTail: boolean;
   /** Resolves when every entry appended so far is written (appends overlap; see appendPipelined). */
   private pending: Promise<void> = Promise.resolve();
+  /** Reads in flight (a truncation waits for them). */
+  private readonly reads = new Set<Promise<void>>();
   /** A background write failed: the medium is unusable until reopened. */
   private failure?: Error;
   private readonly readOnly: boolean;
@@ -356,22 +358,41 @@ export class Cartridge {
     return -1;
   }
 
+  /** Where `count` blocks from object `id` of run `runIndex` are in the file (at most `maxBytes`). */
+  extentOf(runIndex: number, id: number, count: number, maxBytes = Infinity): { pos: number; bytes: number } {
+    const r = this.runs[runIndex];
+    return { pos: CartridgeLayout.DATA_BASE + r.dataOffset + (id - r.firstId) * r.blockLength, bytes: Math.min(count * r.blockLength, maxBytes) };
+  }
+
   /** Read `count` whole blocks starting at object `id`, all in run `runIndex`, into `target` at `at`. */
   async readBlocks(runIndex: number, id: number, count: number, target: Uint8Array, at = 0, maxBytes = Infinity): Promise<number> {
-    await this.settled();
-    const r = this.runs[runIndex];
-    const bytes = Math.min(count * r.blockLength, maxBytes);
-    const pos = CartridgeLayout.DATA_BASE + r.dataOffset + (id - r.firstId) * r.blockLength;
-    let done = 0;
-    while (done < bytes) {
-      const { bytesRead } = await this.fh.read(target, at + done, bytes - done, pos + done);
-      if (bytesRead === 0) {
-        target.fill(0, at + done, at + bytes); // sparse tail: zeros
-        break;
+    const e = this.extentOf(runIndex, id, count, maxBytes);
+    await this.readExtents([{ ...e, at }], target);
+    return e.bytes;
+  }
+
+  /**
+   * Read file extents (taken with `extentOf` when the read was placed) into `target`. Waits for
+   * the writes already in flight; a truncation waits for reads in flight before it cuts.
+   */
+  readExtents(extents: ReadonlyArray<{ pos: number; bytes: number; at: number }>, target: Uint8Array): Promise<void> {
+    const io = (async () => {
+      await this.settled();
+      for (const e of extents) {
+        let done = 0;
+        while (done < e.bytes) {
+          const { bytesRead } = await this.fh.read(target, e.at + done, e.bytes - done, e.pos + done);
+          if (bytesRead === 0) {
+            target.fill(0, e.at + done, e.at + e.bytes); // sparse tail: zeros
+            break;
+          }
+          done += bytesRead;
+        }
       }
-      done += bytesRead;
-    }
-    return bytes;
+    })();
+    const tracked = io.finally(() => this.reads.delete(tracked));
+    this.reads.add(tracked);
+    return tracked;
   }
 
   /**
@@ -381,6 +402,7 @@ export class Cartridge {
   async truncate(id: number): Promise<void> {
     this.assertWritable();
     if (id >= this.objectCount) return;
+    await Promise.allSettled([...this.reads]);
     await this.settled();
     const gen = this.gen + 1;
     let k = this.runIndexOf(id);
@@ -485,6 +507,7 @@ export class Cartridge {
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled([...this.reads]);
     await this.pending;
     await this.fh.close();
   }

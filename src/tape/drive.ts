@@ -20,6 +20,11 @@ export interface ReadOutcome {
   residue: number;
 }
 
+export interface ReadPlan extends ReadOutcome {
+  /** File extents to read, and where each goes in the target buffer. */
+  extents: Array<{ pos: number; bytes: number; at: number }>;
+}
+
 export interface WriteOutcome {
   /** Resolves when the written objects are in the cartridge file (acknowledge after it). */
   durable: Promise<void>;
@@ -105,47 +110,64 @@ export class TapeDrive {
     return this.dataOffsetAt(this.position) > c.label.capacityBytes - c.label.earlyWarningBytes;
   }
 
-  /** READ(6) fixed: up to `count` blocks of `blockLength` into `target`. SSC-3 READ(6) */
-  async readFixed(target: Uint8Array, count: number): Promise<ReadOutcome> {
+  /**
+   * Place a READ(6) fixed of up to `count` blocks: the position moves now, the returned extents
+   * are read afterwards (so the next command can be placed meanwhile). SSC-3 READ(6)
+   */
+  placeFixed(count: number): ReadPlan {
     const c = this.medium();
     const L = this.blockLength;
+    const extents: ReadPlan['extents'] = [];
     let done = 0;
     while (done < count) {
       const k = c.runIndexOf(this.position);
-      if (k < 0) return { bytes: done * L, stop: 'eod', residue: count - done };
+      if (k < 0) return { extents, bytes: done * L, stop: 'eod', residue: count - done };
       const r = c.run(k);
       if (r.kind === ObjectKind.FILEMARK) {
         this.position++;
-        return { bytes: done * L, stop: 'filemark', residue: count - done };
+        return { extents, bytes: done * L, stop: 'filemark', residue: count - done };
       }
       if (r.blockLength !== L) {
         // Incorrect length (ILI): the block is passed over, not transferred. SSC-3 READ(6)
         this.position++;
-        return { bytes: done * L, stop: 'ili', residue: count - done };
+        return { extents, bytes: done * L, stop: 'ili', residue: count - done };
       }
       const n = Math.min(count - done, r.firstId + r.count - this.position);
-      await c.readBlocks(k, this.position, n, target, done * L);
+      extents.push({ ...c.extentOf(k, this.position, n), at: done * L });
       this.position += n;
       done += n;
     }
-    return { bytes: done * L, residue: 0 };
+    return { extents, bytes: done * L, residue: 0 };
+  }
+
+  /** Place a READ(6) variable of one record, at most `want` bytes of it. */
+  placeVariable(want: number): ReadPlan & { recordLength: number } {
+    const c = this.medium();
+    const k = c.runIndexOf(this.position);
+    if (k < 0) return { extents: [], bytes: 0, stop: 'eod', residue: want, recordLength: 0 };
+    const r = c.run(k);
+    if (r.kind === ObjectKind.FILEMARK) {
+      this.position++;
+      return { extents: [], bytes: 0, stop: 'filemark', residue: want, recordLength: 0 };
+    }
+    const e = c.extentOf(k, this.position, 1, want);
+    this.position++;
+    const residue = want - r.blockLength;
+    return { extents: [{ ...e, at: 0 }], bytes: e.bytes, stop: residue !== 0 ? 'ili' : undefined, residue, recordLength: r.blockLength };
+  }
+
+  /** READ(6) fixed: up to `count` blocks of `blockLength` into `target`. SSC-3 READ(6) */
+  async readFixed(target: Uint8Array, count: number): Promise<ReadOutcome> {
+    const plan = this.placeFixed(count);
+    await this.medium().readExtents(plan.extents, target);
+    return plan;
   }
 
   /** READ(6) variable: one record into `target` (its length is the requested length). */
   async readVariable(target: Uint8Array): Promise<ReadOutcome & { recordLength: number }> {
-    const c = this.medium();
-    const want = target.length;
-    const k = c.runIndexOf(this.position);
-    if (k < 0) return { bytes: 0, stop: 'eod', residue: want, recordLength: 0 };
-    const r = c.run(k);
-    if (r.kind === ObjectKind.FILEMARK) {
-      this.position++;
-      return { bytes: 0, stop: 'filemark', residue: want, recordLength: 0 };
-    }
-    const bytes = await c.readBlocks(k, this.position, 1, target, 0, want);
-    this.position++;
-    const residue = want - r.blockLength;
-    return { bytes, stop: residue !== 0 ? 'ili' : undefined, residue, recordLength: r.blockLength };
+    const plan = this.placeVariable(target.length);
+    await this.medium().readExtents(plan.extents, target);
+    return plan;
   }
 
   private checkWritable(): Cartridge {
