@@ -124,3 +124,64 @@ test('a snapshot under several iSCSI writers is one instant of the LUN; iSCSI re
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('over iSCSI, a quiesced snapshot waits for the workstations to pause and holds every write before the pause', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-snap-iscsi-'));
+  const target = new Target({ name: IQN });
+  const registry = await DirLunRegistry.open(dir, {
+    blockSize: BS,
+    hooks: {
+      allocate: () => target.nextFreeLun(),
+      added: (info, device) => target.addLun(info.lun, new DiskLu(device, { identity: luIdentity(`${IQN}|${info.lun}|${info.snapshotId ?? 'disk'}`) })),
+      removed: async (lun) => target.removeLun(lun)?.close(),
+    },
+  });
+  await registry.create({ sizeBytes: WRITERS * REGION * BS });
+  const service = new SnapshotService(registry);
+  const server = new TargetServer({ targets: [target] });
+  const { port } = await server.listen('127.0.0.1', 0);
+  const api = await startSnapshotApi(service, { host: '127.0.0.1', port: 0, token: TOKEN });
+  const client = new SnapshotApiClient(`http://127.0.0.1:${api.address.port}`, TOKEN);
+  const sessions: InitiatorSession[] = [];
+  const QUIET = 300;
+  try {
+    for (let w = 0; w < 2; w++) {
+      sessions.push(await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: `iqn.2026-11.dev.ferry:q${w}`, targetName: IQN }));
+    }
+    const disks = await Promise.all(sessions.map((s) => RemoteBlockDevice.open(s, 0)));
+    const issued: number[] = [];
+    let snapped = false;
+    // Each workstation writes 10 times, 30 ms apart, then waits for the snapshot (at most 3 s).
+    const writers = disks.map(async (d, w) => {
+      for (let k = 1; k <= 10; k++) {
+        issued.push(Date.now());
+        await d.write(w * REGION + ((k - 1) % (REGION / IO)) * IO, stamp(w, k));
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      const until = Date.now() + 3000;
+      while (!snapped && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      for (let k = 11; k <= 13; k++) await d.write(w * REGION + ((k - 1) % (REGION / IO)) * IO, stamp(w, k));
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const snap = await client.createSnapshot(0, { quietPeriodMs: QUIET, timeoutMs: 10_000 });
+    snapped = true;
+    await Promise.all(writers);
+    assert.equal(snap.mode, 'quiesced');
+    assert.equal(snap.quietPeriodMs, QUIET);
+    const takenAt = Date.parse(snap.takenAt);
+    const before = issued.filter((t) => t <= takenAt).sort((a, b) => a - b);
+    assert.ok(takenAt >= before[before.length - 1] + QUIET, `taken ${takenAt - before[before.length - 1]} ms after the last write`);
+    // A machine stall of a quiet period between writes would be a real pause, rightly taken.
+    if (before.some((t, i) => i > 0 && t - before[i - 1] >= QUIET)) return;
+    const reader = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:mover', targetName: IQN });
+    sessions.push(reader);
+    const image = Buffer.from(await (await RemoteBlockDevice.open(reader, snap.lun)).read(0, 2 * REGION));
+    for (let w = 0; w < 2; w++) assert.ok(image.subarray(w * REGION * BS, (w + 1) * REGION * BS).equals(regionAfter(w, 10)), `workstation ${w}: writes 1..10, none after`);
+  } finally {
+    for (const s of sessions) await s.logout().catch(() => undefined);
+    await api.close();
+    await server.close();
+    await registry.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
