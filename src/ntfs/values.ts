@@ -1,4 +1,4 @@
-import { AttrType, decodeRef, decodeUtf16, type FileRef } from './record.ts';
+import { AttrType, decodeRef, decodeUtf16, le16, le32, type FileRef } from './record.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 
 // Structured attribute values: $STANDARD_INFORMATION, $FILE_NAME, $ATTRIBUTE_LIST entries, $REPARSE_POINT.
@@ -29,11 +29,6 @@ export function msToIso(ms: number): string | null {
   return `${String(y).padStart(4, '0')}-${pad2(m)}-${pad2(d)}T${pad2(hh)}:${pad2(mm)}:${pad2(ss)}.${String(msPart).padStart(3, '0')}Z`;
 }
 
-/** FILETIME (100 ns since 1601-01-01 UTC) as ISO 8601, or null when out of the Date range. */
-export function filetimeToIso(view: DataView, at: number): string | null {
-  return msToIso(filetimeMs(view, at));
-}
-
 /** $STANDARD_INFORMATION times in ms since 1970 (UTC); format with msToIso when printing. */
 export interface Times {
   createdMs: number;
@@ -43,12 +38,8 @@ export interface Times {
 }
 
 /** FILETIME as ms since 1970 (a double: exact to ~2 us, plenty for ms). */
-export function filetimeMs(view: DataView, at: number): number {
-  return Math.floor((view.getUint32(at + 4, true) * 4294967296 + view.getUint32(at, true)) / 10000) - 11644473600000;
-}
-
-function times(view: DataView, at: number): Times {
-  return { createdMs: filetimeMs(view, at), modifiedMs: filetimeMs(view, at + 8), changedMs: filetimeMs(view, at + 16), accessedMs: filetimeMs(view, at + 24) };
+export function filetimeMs(b: Uint8Array, at: number): number {
+  return Math.floor((le32(b, at + 4) * 4294967296 + le32(b, at)) / 10000) - 11644473600000;
 }
 
 export const FileAttr = {
@@ -76,10 +67,10 @@ function short(what: string, rec: number | undefined, need: number, have: number
 
 export function decodeStandardInfo(v: Uint8Array, record?: number): StandardInfo {
   if (v.length < 48) short('$STANDARD_INFORMATION', record, 48, v.length);
-  const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
-  const si: StandardInfo = { ...times(view, 0), fileAttributes: view.getUint32(0x20, true) };
-  if (v.length >= 72) si.securityId = view.getUint32(0x34, true);
-  return si;
+  return {
+    createdMs: filetimeMs(v, 0), modifiedMs: filetimeMs(v, 8), changedMs: filetimeMs(v, 16), accessedMs: filetimeMs(v, 24),
+    fileAttributes: le32(v, 0x20), securityId: v.length >= 72 ? le32(v, 0x34) : undefined,
+  };
 }
 
 export const Namespace = { POSIX: 0, WIN32: 1, DOS: 2, WIN32_AND_DOS: 3 } as const;
@@ -95,10 +86,9 @@ export interface FileName {
 
 export function decodeFileName(v: Uint8Array, record?: number): FileName {
   if (v.length < 0x42) short('$FILE_NAME', record, 0x42, v.length);
-  const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
   const len = v[0x40];
   if (0x42 + len * 2 > v.length) short('$FILE_NAME', record, 0x42 + len * 2, v.length);
-  return { parent: decodeRef(view, 0), flags: view.getUint32(0x38, true), namespace: v[0x41], name: decodeUtf16(v, 0x42, len) };
+  return { parent: { record: le32(v, 0) + le16(v, 4) * 0x1_0000_0000, seq: le16(v, 6) }, flags: le32(v, 0x38), namespace: v[0x41], name: decodeUtf16(v, 0x42, len) };
 }
 
 // $ATTRIBUTE_LIST entry: 0x00 u32 type  0x04 u16 length  0x06 u8 name length  0x07 u8 name offset
