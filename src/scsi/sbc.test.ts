@@ -354,3 +354,44 @@ test('physical block size: default equals the logical one; 512e reports exponent
   assert.equal(new DataView(b0.buffer, b0.byteOffset).getUint32(28), 8);
   assert.throws(() => new DiskLu(new MemoryDevice(512, 8), { identity: luIdentity('x'), physicalBlockSize: 768 }), RangeError);
 });
+
+test('WRITE ATOMIC(16), READ DEFECT DATA(10/12), FORMAT UNIT', async () => {
+  const { run, dev } = await readyDisk(64);
+  assert.equal(outcome(await run(cdb(0x9c, 0, ...be(7, 8), 0, 0, ...be(2, 2), 0, 0), { dataOut: fill(2, 0x33) })), 'GOOD');
+  assert.equal(dev.bytes[8 * BS + 511], 0x33);
+  assert.equal(outcome(await run(cdb(0x9c, 0, ...be(63, 8), 0, 0, ...be(2, 2), 0, 0), { dataOut: fill(2, 0x33) })), '5/21/00');
+  const d10 = await run(cdb(0x37, 0, 0x18 | 5, 0, 0, 0, 0, ...be(32, 2), 0));
+  assert.deepEqual([...d10.dataIn!], [0, 0x1d, 0, 0]);
+  const d12 = await run(cdb(0xb7, 0x08 | 4, 0, 0, 0, 0, ...be(32, 4), 0, 0));
+  assert.deepEqual([...d12.dataIn!], [0, 0x0c, 0, 0, 0, 0, 0, 0]);
+  assert.equal(outcome(await run(cdb(0x04, 0, 0, 0, 0, 0))), 'GOOD');
+  assert.equal(outcome(await run(cdb(0x04, 0x10, 0, 0, 0, 0))), '5/24/00');
+  assert.equal(outcome(await run(cdb(0x04, 0x40, 0, 0, 0, 0))), '5/24/00');
+});
+
+test('caching mode page: WCE=0 makes every write durable before GOOD', async () => {
+  const { run, dev } = await readyDisk(64);
+  let flushes = 0;
+  dev.flush = async () => {
+    flushes++;
+  };
+  const page = (await run(cdb(0x5a, 0x08, 0x08, 0, 0, 0, 0, ...be(255, 2), 0))).dataIn!.slice(8);
+  assert.equal(page[2] & 0x04, 0x04);
+  page[2] &= ~0x04;
+  const param = new Uint8Array(8 + page.length);
+  param.set(page, 8);
+  assert.equal(outcome(await run(cdb(0x55, 0x10, 0, 0, 0, 0, 0, ...be(param.length, 2), 0), { dataOut: param })), 'GOOD');
+  await run(write10(0, 1), { dataOut: fill(1, 1) });
+  assert.equal(flushes, 1);
+  // SP=1 (save pages) is not supported.
+  assert.equal(outcome(await run(cdb(0x55, 0x11, 0, 0, 0, 0, 0, ...be(param.length, 2), 0), { dataOut: param })), '5/39/00');
+});
+
+test('an aborted task ends TASK ABORTED and writes nothing', async () => {
+  const { lu, dev } = await readyDisk(64);
+  const ac = new AbortController();
+  ac.abort();
+  const r = await lu.execute(makeTask(write10(0, 1), { dataOut: fill(1, 9), signal: ac.signal }));
+  assert.equal(r.status, 0x40);
+  assert.equal(dev.bytes[0], 0);
+});
