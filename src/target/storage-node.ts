@@ -18,6 +18,12 @@ export interface StorageNode {
   close(): Promise<void>;
 }
 
+/** Flush and close a disk LU and the image file under it (the LU does not own its device). */
+export async function closeDiskLu(lu: LogicalUnit): Promise<void> {
+  await lu.close();
+  if (lu instanceof DiskLu) await lu.device.close();
+}
+
 /** A disk LU over a (sparse) image file, with an identity stable across restarts. */
 export async function openDiskLu(iqn: string, path: string, blockSize: number, sizeBytes?: number): Promise<DiskLu> {
   const abs = resolve(path);
@@ -48,12 +54,12 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
       target.addLun(target.nextFreeLun(), lu);
     }
   } catch (e) {
-    await Promise.all(opened.map((lu) => lu.close()));
+    await Promise.all(opened.map(closeDiskLu));
     throw e;
   }
   const server = new TargetServer({ targets: [target], log });
   const address = await server.listen(cfg.listen.host, cfg.listen.port).catch(async (e: NodeJS.ErrnoException) => {
-    await Promise.all(opened.map((lu) => lu.close()));
+    await Promise.all(opened.map(closeDiskLu));
     throw new UsageError(`cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${e.code ?? e.message}`);
   });
   return {
@@ -63,7 +69,7 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
     async close() {
       await server.close();
       // LU close flushes the backing files (SYNCHRONIZE CACHE semantics on shutdown).
-      await Promise.all([...target.luns.values()].map((lu) => lu.close()));
+      await Promise.all([...target.luns.values()].map(closeDiskLu));
     },
   };
 }

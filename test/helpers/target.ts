@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Target } from '../../src/target/target.ts';
 import { TargetServer } from '../../src/target/server.ts';
-import { openDiskLu } from '../../src/target/storage-node.ts';
+import { openDiskLu, closeDiskLu } from '../../src/target/storage-node.ts';
 import type { ChapSecret } from '../../src/iscsi/chap.ts';
 
 export const TEST_IQN = 'iqn.2026-11.dev.ferry:test';
@@ -38,7 +38,7 @@ export async function startTestTarget(opts: { disks?: number[]; blockSize?: numb
     url: (lun = 0) => `iscsi://${host}:${port}/${iqn}/${lun}`,
     async close() {
       await server.close();
-      await Promise.all([...target.luns.values()].map((lu) => lu.close()));
+      await Promise.all([...target.luns.values()].map(closeDiskLu));
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Framer, FramingError, pduPieces } from './framer.ts';
+import { Opcode, type RawPdu, u32 } from './pdu/bhs.ts';
+import { encodeNop } from './pdu/nop.ts';
+import { decodeKeyValues, encodeKeyValues, assertNoDuplicates, TextKeyError } from './text-keys.ts';
+import { answerOffers, applyAnswers, defaultParams, DEFAULT_TARGET_LIMITS, initiatorOffers, DEFAULT_INITIATOR_OFFER } from './negotiation.ts';
+
+function nop(data: number[], itt: number): RawPdu {
+  return encodeNop(Opcode.NOP_OUT, { immediate: true, lun: 0, itt, ttt: 0xffffffff, sn: 1, expSN: 1, maxCmdSN: 0, data: Uint8Array.from(data) });
+}
+
+function wire(pdus: RawPdu[], hd: boolean, dd: boolean): Buffer {
+  return Buffer.concat(pdus.flatMap((p) => pduPieces(p, hd, dd)));
+}
+
+function frameAll(chunks: Buffer[], hd: boolean, dd: boolean): Array<{ itt: number; data: number[] } | 'digest-fault'> {
+  const f = new Framer({ headerDigest: hd, dataDigest: dd, maxDataSegment: 1 << 16 });
+  const out: Array<{ itt: number; data: number[] } | 'digest-fault'> = [];
+  for (const c of chunks) f.push(c, (p) => out.push('data' in p ? { itt: u32(p.bhs, 16), data: [...p.data] } : 'digest-fault'));
+  return out;
+}
+
+test('the framer yields the same PDUs whatever the stream is split at (with and without digests)', () => {
+  const pdus = [nop([1, 2, 3, 4, 5], 1), nop([], 2), nop([9], 3)];
+  for (const [hd, dd] of [[false, false], [true, true], [true, false]] as const) {
+    const bytes = wire(pdus, hd, dd);
+    const expected = frameAll([bytes], hd, dd);
+    assert.deepEqual(expected, [{ itt: 1, data: [1, 2, 3, 4, 5] }, { itt: 2, data: [] }, { itt: 3, data: [9] }]);
+    for (let i = 1; i < bytes.length; i++) {
+      for (const j of [i + 1, i + 7, bytes.length]) {
+        if (j > bytes.length) continue;
+        assert.deepEqual(frameAll([bytes.subarray(0, i), bytes.subarray(i, j), bytes.subarray(j)], hd, dd), expected, `split at ${i}/${j}`);
+      }
+    }
+    // one byte at a time
+    assert.deepEqual(frameAll([...bytes].map((b) => Buffer.of(b)), hd, dd), expected);
+  }
+});
+
+test('a header digest mismatch breaks framing; a data digest mismatch is reported per PDU', () => {
+  const bytes = wire([nop([1, 2, 3], 1), nop([4], 2)], true, true);
+  const badHeader = Buffer.from(bytes);
+  badHeader[20] ^= 1;
+  assert.throws(() => frameAll([badHeader], true, true), FramingError);
+  const badData = Buffer.from(bytes);
+  badData[48 + 4] ^= 0xff; // first data byte
+  assert.deepEqual(frameAll([badData], true, true), ['digest-fault', { itt: 2, data: [4] }]);
+});
+
+test('a data segment longer than MaxRecvDataSegmentLength is a framing error, before any allocation', () => {
+  const f = new Framer({ headerDigest: false, dataDigest: false, maxDataSegment: 8192 });
+  const bhs = Buffer.alloc(48);
+  bhs[5] = 0xff; // 16 MiB
+  assert.throws(() => f.push(bhs, () => {}), /exceeds MaxRecvDataSegmentLength/);
+});
+
+test('text keys keep order and repeats; duplicates are refused where the RFC says so', () => {
+  const kv = decodeKeyValues(encodeKeyValues([['TargetName', 'a'], ['TargetAddress', 'x'], ['TargetAddress', 'y']]));
+  assert.deepEqual(kv, [['TargetName', 'a'], ['TargetAddress', 'x'], ['TargetAddress', 'y']]);
+  assert.throws(() => assertNoDuplicates(kv), TextKeyError);
+  assert.throws(() => decodeKeyValues(Buffer.from('novalue\0')), TextKeyError);
+});
+
+test('negotiation applies RFC 7143 result functions both ways', () => {
+  const target = defaultParams();
+  const answered = new Set<string>();
+  const offers = initiatorOffers({ ...DEFAULT_INITIATOR_OFFER, headerDigest: true, maxBurstLength: 65536, initialR2T: true });
+  const answers = answerOffers(offers, target, { ...DEFAULT_TARGET_LIMITS, digests: ['CRC32C', 'None'] }, answered);
+  const get = (k: string) => answers.find(([x]) => x === k)?.[1];
+  assert.equal(get('HeaderDigest'), 'CRC32C');
+  assert.equal(get('MaxBurstLength'), '65536', 'min');
+  assert.equal(get('InitialR2T'), 'Yes', 'OR');
+  assert.equal(get('ImmediateData'), 'Yes', 'AND');
+  assert.equal(target.firstBurstLength, 65536, 'FirstBurstLength clamped to MaxBurstLength');
+  assert.equal(target.peerMaxRecvDataSegmentLength, 262144);
+  const bad = answerOffers([['MaxBurstLength', '12'], ['DataDigest', 'MD5']], defaultParams(), DEFAULT_TARGET_LIMITS, new Set());
+  assert.deepEqual(bad, [['MaxBurstLength', 'Reject'], ['DataDigest', 'Reject']]);
+  const init = defaultParams();
+  applyAnswers(answers, init);
+  assert.equal(init.headerDigest, true);
+  assert.equal(init.maxBurstLength, 65536);
+});
