@@ -15,6 +15,9 @@ import {
   buildWriteFilemarks6,
 } from '../scsi/tape-cdb.ts';
 
+/** SAM-5 8.6 / RFC 7143 11.3.1 ATTR field. */
+const TaskAttribute = { SIMPLE: 1, ORDERED: 2 } as const;
+
 /**
  * A tape drive on any iSCSI target (ours or tgtd's) as a TapeDevice: the stream seam of
  * DESIGN.md reached through the initiator. SSC-3 READ(6)/WRITE(6) with SILI=0, so a record
@@ -24,6 +27,13 @@ export class RemoteTapeDevice implements TapeDevice {
   readonly session: InitiatorSession;
   readonly lun: number;
   readonly blockLength: number;
+  /**
+   * WRITEs carry the ORDERED task attribute (SAM-5 8.6), so the copy engine may keep several
+   * in flight and the target still applies them in order.
+   */
+  readonly ordersWrites = true;
+  /** READs are ORDERED too. After a failed read the position is undefined, as SPC-5 5.17.7.2 allows. */
+  readonly ordersReads = true;
 
   private constructor(session: InitiatorSession, lun: number, blockLength: number) {
     this.session = session;
@@ -43,7 +53,7 @@ export class RemoteTapeDevice implements TapeDevice {
   async read(target: Uint8Array): Promise<TapeReadResult> {
     const fixed = this.blockLength !== 0;
     const count = fixed ? target.length / this.blockLength : target.length;
-    const r = await this.session.command(this.lun, buildRead6(count, { fixed }), { into: target, allowCheckCondition: true });
+    const r = await this.session.command(this.lun, buildRead6(count, { fixed }), { into: target, allowCheckCondition: true, attr: TaskAttribute.ORDERED });
     if (r.status === ScsiStatus.GOOD) return { kind: 'data', bytes: r.data.length, recordLength: fixed ? this.blockLength : r.data.length };
     const s = r.sense;
     if (r.status !== ScsiStatus.CHECK_CONDITION || !s) throw new ScsiCommandError(r.status, r.rawSense);
@@ -68,6 +78,7 @@ export class RemoteTapeDevice implements TapeDevice {
     const r = await this.session.command(this.lun, buildWrite6(fixed ? record.length / this.blockLength : record.length, { fixed }), {
       dataOut: record,
       allowCheckCondition: true,
+      attr: TaskAttribute.ORDERED,
     });
     if (r.status === ScsiStatus.GOOD) return { earlyWarning: false };
     // SSC-3 4.2.5: early warning is NO SENSE with EOM; the data was written.

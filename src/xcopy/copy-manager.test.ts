@@ -160,6 +160,45 @@ test('block → stream with an embedded header first, then stream → block rest
   assert.deepEqual((dst.blockDevice as MemoryDevice).bytes, (src.blockDevice as MemoryDevice).bytes);
 });
 
+/** A tape that keeps several commands in flight in order (as RemoteTapeDevice does with ORDERED). */
+class PipelinedTape extends MemoryTape {
+  readonly ordersWrites = true;
+  readonly ordersReads = true;
+  inFlight = 0;
+  maxInFlight = 0;
+  private async track<T>(fn: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const r = await fn(); // runs at call time: order is issue order
+    await new Promise((resolve) => setImmediate(resolve));
+    this.inFlight--;
+    return r;
+  }
+  override write(record: Uint8Array) {
+    return this.track(() => super.write(record));
+  }
+  override read(target: Uint8Array) {
+    return this.track(() => super.read(target));
+  }
+}
+
+test('tape writes and reads pipelined on a device that keeps order: bit-exact, more than one in flight', async () => {
+  const src = disk(2048, 31);
+  const dst = disk(2048, 32, false);
+  const tapeDev = new PipelinedTape();
+  const tape = new TestLu({ tape: tapeDev }, 33);
+  const t = targetOf([src, dst, tape]);
+  const r1 = await xcopy(t, list([src.cscd(), tape.cscd()], [{ type: 0x00, cat: false, source: 0, destination: 1, streamTransferLength: 65536, blockCount: 2048, lba: 0 }]));
+  assert.equal(r1.status, ScsiStatus.GOOD);
+  assert.ok(tapeDev.maxInFlight > 1, `writes in flight: ${tapeDev.maxInFlight}`);
+  await tapeDev.rewind();
+  tapeDev.maxInFlight = 0;
+  const r2 = await xcopy(t, list([tape.cscd(), dst.cscd()], [{ type: 0x01, cat: false, source: 0, destination: 1, streamTransferLength: 65536, blockCount: 2048, lba: 0 }], { listId: 2 }));
+  assert.equal(r2.status, ScsiStatus.GOOD);
+  assert.ok(tapeDev.maxInFlight > 1, `reads in flight: ${tapeDev.maxInFlight}`);
+  assert.deepEqual((dst.blockDevice as MemoryDevice).bytes, (src.blockDevice as MemoryDevice).bytes);
+});
+
 test('inline data → stream, stream → discard, space, and fixed-block tape', async () => {
   const tapeDev = new MemoryTape(512);
   const tape = new TestLu({ tape: tapeDev }, 12);

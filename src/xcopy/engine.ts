@@ -228,12 +228,15 @@ async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSig
     });
   } else if (src.kind === 'stream' && src.reads > 0) {
     const dev = src.ep.device;
-    // One transfer at a time at the device, overlapping with the writes of the previous one.
+    // One transfer at a time at the device, overlapping with the writes of the previous one;
+    // several in flight only when the device keeps them in order (ORDERED task attribute).
+    const pipelined = !!(dev as { ordersReads?: boolean }).ordersReads;
     let chain: Promise<unknown> = Promise.resolve();
     const own = src.unit > opts.pool.size ? [Buffer.allocUnsafe(src.unit), Buffer.allocUnsafe(src.unit)] : undefined;
     yield* ordered(src.reads, own ? 2 : opts.readsInFlight, false, { ...opts, pool: own ? fixedPool(own) : opts.pool }, signal, (i, buf) => {
       const want = i === src.reads - 1 ? src.lastUnit : src.unit;
       const view = buf.subarray(0, want);
+      if (pipelined) return readStream(dev, view, src.ep.fixedBlock);
       const p = chain.then(() => readStream(dev, view, src.ep.fixedBlock));
       chain = p.catch(() => undefined);
       return p;
@@ -337,6 +340,10 @@ class Sink {
   private unitsLeft: number;
   private lba = 0;
   private readonly onWritten: (n: number) => void;
+  /** Writes allowed in flight: disk writes go to disjoint blocks; tape only if the device keeps order. */
+  private readonly depth: number;
+  /** Issued writes, oldest first; progress counts only the completed prefix (SPC-5 5.17.7.4 c). */
+  private readonly issued: Array<{ len: number; p: Promise<void> }> = [];
 
   constructor(dest: Destination, residual: Uint8Array, opts: EngineOptions, onWritten: (n: number) => void) {
     this.dest = dest;
@@ -346,14 +353,17 @@ class Sink {
       this.maxWrite = Math.max(1, Math.floor(opts.pool.size / this.unit)) * this.unit;
       this.unitsLeft = dest.blocks;
       this.lba = dest.lba;
+      this.depth = Math.max(1, opts.readsInFlight);
     } else if (dest.kind === 'stream') {
       this.unit = dest.unit;
       this.maxWrite = dest.unit * dest.perWrite;
       this.unitsLeft = dest.units;
+      this.depth = (dest.ep.device as { ordersWrites?: boolean }).ordersWrites ? Math.max(1, opts.readsInFlight) : 1;
     } else {
       this.unit = 1;
       this.maxWrite = 0;
       this.unitsLeft = 0;
+      this.depth = 1;
     }
     this.staging = new Uint8Array(dest.kind === 'none' ? 0 : Math.max(this.maxWrite, residual.length));
     if (dest.kind !== 'none') {
@@ -362,12 +372,13 @@ class Sink {
     }
   }
 
+  /** Returns when every byte of `data` is written or copied into staging (the caller may reuse it). */
   async push(data: Uint8Array): Promise<void> {
     if (this.dest.kind === 'none' || data.length === 0) return;
     let off = 0;
     if (this.staged > 0) {
       while (this.staged >= this.maxWrite) {
-        await this.write(this.staging.subarray(0, this.maxWrite));
+        await this.writeNow(this.staging.subarray(0, this.maxWrite));
         this.staging.copyWithin(0, this.maxWrite, this.staged);
         this.staged -= this.maxWrite;
       }
@@ -377,14 +388,15 @@ class Sink {
         this.staged += n;
         off = n;
         if (this.staged < this.maxWrite) return; // all of data is staged
-        await this.write(this.staging.subarray(0, this.maxWrite));
+        await this.writeNow(this.staging.subarray(0, this.maxWrite));
         this.staged = 0;
       }
     }
     while (data.length - off >= this.maxWrite) {
-      await this.write(data.subarray(off, off + this.maxWrite));
+      await this.issue(data.subarray(off, off + this.maxWrite));
       off += this.maxWrite;
     }
+    await this.drain();
     this.staging.set(data.subarray(off), 0);
     this.staged = data.length - off;
   }
@@ -395,7 +407,7 @@ class Sink {
     let off = 0;
     while (this.staged - off >= this.unit) {
       const n = Math.min(this.maxWrite, Math.floor((this.staged - off) / this.unit) * this.unit);
-      await this.write(this.staging.subarray(off, off + n));
+      await this.writeNow(this.staging.subarray(off, off + n));
       off += n;
     }
     this.staging.copyWithin(0, off, this.staged);
@@ -410,20 +422,45 @@ class Sink {
     return this.staging.slice(0, this.staged);
   }
 
-  private async write(view: Uint8Array): Promise<void> {
+  private async writeNow(view: Uint8Array): Promise<void> {
+    await this.issue(view);
+    await this.drain();
+  }
+
+  /** Start one write in order; waits first while `depth` writes are in flight. */
+  private async issue(view: Uint8Array): Promise<void> {
     const units = view.length / this.unit;
     if (units > this.unitsLeft) throw new Error(`engine: write of ${units} units exceeds the ${this.unitsLeft} planned`);
+    while (this.issued.length >= this.depth) await this.settleOldest();
     this.unitsLeft -= units;
+    let p: Promise<void>;
+    if (this.dest.kind === 'block') {
+      p = this.dest.ep.device.write(this.lba, view);
+      this.lba += units;
+    } else if (this.dest.kind === 'stream') {
+      p = this.dest.ep.device.write(view).then(() => undefined);
+    } else {
+      p = Promise.resolve();
+    }
+    p.catch(() => undefined); // observed in settleOldest
+    this.issued.push({ len: view.length, p });
+  }
+
+  private async settleOldest(): Promise<void> {
+    const e = this.issued[0];
     try {
-      if (this.dest.kind === 'block') {
-        await this.dest.ep.device.write(this.lba, view);
-        this.lba += units;
-      } else if (this.dest.kind === 'stream') {
-        await this.dest.ep.device.write(view);
-      }
+      await e.p;
     } catch (err) {
+      // Let the later writes settle too before reporting (their buffers are the caller's).
+      await Promise.allSettled(this.issued.map((x) => x.p));
+      this.issued.length = 0;
       throw new DeviceFailure('destination', err);
     }
-    this.onWritten(view.length);
+    this.issued.shift();
+    this.onWritten(e.len);
+  }
+
+  private async drain(): Promise<void> {
+    while (this.issued.length) await this.settleOldest();
   }
 }
