@@ -199,6 +199,18 @@ export function decodeRange16(cdb: Uint8Array): RangeCdb {
   return { lba: lba64(r, 2), blockCount: r.u32(10), immed: !!(r.u8(1) & 0x02) };
 }
 
+/** READ CAPACITY(10) 25h: LOGICAL BLOCK ADDRESS 2–5 (obsolete), PMI byte 8 b0. SBC-3 5.15 */
+export function decodeReadCapacity10(cdb: Uint8Array): { lba: number; pmi: boolean } {
+  const r = new ByteReader(cdb);
+  return { lba: r.u32(2), pmi: !!(r.u8(8) & 1) };
+}
+
+/** RESERVE(6) 16h: 3RDPTY byte 1 b4, LONGID b1, obsolete extent bit b0. SPC-2 7.21 */
+export function decodeReserve6(cdb: Uint8Array): { thirdParty: boolean; extent: boolean } {
+  const b1 = new ByteReader(cdb).u8(1);
+  return { thirdParty: !!(b1 & 0x10), extent: !!(b1 & 0x01) };
+}
+
 /** READ CAPACITY(16) / GET LBA STATUS (9Eh): LBA 2–9, ALLOCATION LENGTH 10–13. SBC-3 5.16, 5.5 */
 export function decodeServiceActionIn16(cdb: Uint8Array): { lba: number; allocationLength: number } {
   const r = new ByteReader(cdb);

@@ -25,6 +25,7 @@ import {
   decodeWriteSame16,
   decodeWriteAtomic16,
   decodeReadDefectData,
+  decodeReadCapacity10,
   trimToAllocation,
   type RangeCdb,
   type RwCdb,
@@ -384,10 +385,8 @@ async function synchronizeCache(lu: DiskLu, c: RangeCdb): Promise<void> {
 
 function readCapacity10(task: ScsiTask, lu: DiskLu): Uint8Array {
   checkReady(lu);
-  const r = new ByteReader(task.cdb);
-  const lba = r.u32(2);
-  const pmi = !!(r.u8(8) & 1);
-  if (!pmi && lba !== 0) throw invalidCdb(2);
+  const c = decodeReadCapacity10(task.cdb);
+  if (!c.pmi && c.lba !== 0) throw invalidCdb(2);
   const last = lu.device.blockCount - 1;
   return new ByteWriter(8).u32(Math.min(last, 0xffffffff)).u32(lu.device.blockSize).buf;
 }

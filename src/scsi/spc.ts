@@ -15,6 +15,7 @@ import {
   decodeReportOpcodes,
   decodeReportTmfs,
   decodeRequestSense,
+  decodeReserve6,
   trimToAllocation,
   type ModeSelectCdb,
   type ModeSenseCdb,
@@ -461,7 +462,9 @@ export function reserve6(task: ScsiTask, lu: SpcLu): ScsiResult | undefined {
   const spc = lu.spc;
   if (spc.pr.hasRegistrations) return { status: ScsiStatus.RESERVATION_CONFLICT };
   if (spc.reserve6 !== undefined && spc.reserve6 !== task.nexus.key) return { status: ScsiStatus.RESERVATION_CONFLICT };
-  if (task.cdb[1] & 0x01) throw invalidCdb(1, 0); // LONGID / 3rd-party reservations: unsupported
+  const c = decodeReserve6(task.cdb);
+  if (c.thirdParty) throw invalidCdb(1, 4); // third-party reservations: unsupported
+  if (c.extent) throw invalidCdb(1, 0); // extent reservations: obsolete, unsupported
   spc.reserve6 = task.nexus.key;
   return undefined;
 }
