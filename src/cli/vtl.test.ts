@@ -8,6 +8,7 @@ import { openLibrary } from '../scsi/tape-library.ts';
 import { runCdb } from '../scsi/tape-test-util.ts';
 import * as T from '../scsi/tape-cdb.ts';
 import { listVtl, type CartridgeListing } from './vtl.ts';
+import { Cartridge, ObjectKind } from '../tape/cartridge.ts';
 
 test('ferry vtl ls: every slot barcode, blank until loaded, then use, files and label', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-vtl-ls-'));
@@ -36,6 +37,23 @@ test('ferry vtl ls: every slot barcode, blank until loaded, then use, files and 
     const text = execFileSync(process.execPath, ['bin/ferry.mjs', 'vtl', 'ls', dir], { encoding: 'utf8' });
     assert.match(text, /^BARCODE\s+LOCATION/);
     assert.match(text, /FER001L8\s+slot 0\s+blank/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('ferry vtl ls on a directory of loose cartridges (no library.json)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-vtl-ls-'));
+  try {
+    const c = await Cartridge.create(join(dir, 'one.cart'), { barcode: 'ONE', capacityBytes: 1 << 20, writeProtected: true });
+    await c.close();
+    const d = await Cartridge.open(join(dir, 'one.cart'));
+    await d.updateLabel({ writeProtected: false });
+    await d.append(ObjectKind.DATA, 2, 512, new Uint8Array(1024));
+    await d.close();
+    const rows = await listVtl(dir);
+    assert.deepEqual(rows.map((r) => [r.barcode, r.location, r.elementAddress, r.usedBytes, r.objects, r.writeProtected, r.label]), [['ONE', '', null, 1024, 2, false, '']]);
+    await assert.rejects(listVtl(join(dir, 'missing')), /cannot read/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
