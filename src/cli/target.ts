@@ -39,13 +39,17 @@ export function registerTarget(program: Command): void {
     .option('--chap <user:secret>', 'require one-way CHAP from initiators (secret ≥ 12 characters)')
     .option('--mutual-chap <user:secret>', "the target's own CHAP name and secret, for initiators that ask for mutual CHAP")
     .option('--allow <initiator-iqn>', 'allow only these initiator names (repeatable; default: everyone)', collect, [])
-    .option('--config <file>', 'JSON file with the same settings: {listen, iqn, blockSize, disks: ["f:64M"], chap, mutualChap, allowedInitiators, logLevel}; flags override it')
+    .option('--lun-dir <dir>', 'directory for LUNs created through the API (default: ferry-luns beside the first disk)')
+    .option('--api <host:port>', 'serve the management API (snapshots, LUNs, digests) here, e.g. 127.0.0.1:8460')
+    .option('--api-token-file <file>', 'file holding the bearer token the API requires')
+    .option('--config <file>', 'JSON file with the same settings: {listen, iqn, blockSize, disks: ["f:64M"], chap, mutualChap, allowedInitiators, lunDir, api, apiTokenFile, logLevel}; flags override it')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  ferry target --listen 127.0.0.1:3260 --iqn iqn.2026-11.dev.ferry:store --disk ./disk0.img:64M\n' +
         '  ferry target --disk a.img:1G --disk b.img:1G --block-size 4096 --chap backup:averylongsecret\n' +
+        '  ferry target --disk d.img:1G --api 127.0.0.1:8460 --api-token-file ./token   # with snapshots API\n' +
         '  iscsi-ls iscsi://127.0.0.1:3260            # discover it with libiscsi',
     )
     .action(async (opts: Record<string, unknown>) => {
@@ -59,12 +63,19 @@ export function registerTarget(program: Command): void {
       if (opts.mutualChap) merged.mutualChap = opts.mutualChap;
       if ((opts.allow as string[]).length) merged.allowedInitiators = opts.allow;
       if (opts.logLevel) merged.logLevel = opts.logLevel;
+      if (opts.lunDir) merged.lunDir = opts.lunDir;
+      if (opts.api) merged.api = opts.api;
+      if (opts.apiTokenFile) merged.apiTokenFile = opts.apiTokenFile;
       const cfg = resolveTargetConfig(merged, opts.config ? `config ${opts.config as string}` : 'options');
-      if (cfg.disks.length === 0) throw new UsageError('no LUNs: give at least one --disk FILE:SIZE (or "disks" in --config)');
       const log = pino({ level: cfg.logLevel, base: { role: 'target' } }, pino.destination({ fd: 2, sync: true }));
       const node = await startStorageNode(cfg, log);
       log.info(
-        { listen: `${node.address.host}:${node.address.port}`, iqn: cfg.iqn, luns: cfg.disks.map((d, i) => ({ lun: i, path: d.path })) },
+        {
+          listen: `${node.address.host}:${node.address.port}`,
+          iqn: cfg.iqn,
+          luns: node.registry.list().map((l) => ({ lun: l.lun, kind: l.kind, bytes: l.sizeBytes })),
+          api: node.api ? `http://${node.api.host}:${node.api.port}` : undefined,
+        },
         'target ready',
       );
       await new Promise<void>((resolveStop) => {

@@ -87,8 +87,11 @@ export class DirLunRegistry implements LunRegistry {
   ): Promise<DirLunRegistry> {
     const reg = new DirLunRegistry(dir, opts.blockSize ?? 512, opts.chunkBytes, opts.hooks ?? {});
     for (const img of opts.images ?? []) await reg.attachImage(img);
-    await mkdir(dir, { recursive: true });
-    const names = await readdir(dir);
+    // The directory appears with the first LUN created through the API.
+    const names = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return [] as string[];
+      throw e;
+    });
     for (const name of names.sort()) {
       const m = IMAGE_RE.exec(name);
       if (m) await reg.openDisk(Number(m[1]));
@@ -106,6 +109,7 @@ export class DirLunRegistry implements LunRegistry {
       throw new FerryError('ERR_BAD_REQUEST', `LUN size ${sizeBytes} must be a positive multiple of the ${this.blockSize}-byte block`);
     }
     const lun = this.allocate();
+    await mkdir(this.dir, { recursive: true });
     try {
       return (await this.openDisk(lun, sizeBytes)).info;
     } catch (e) {

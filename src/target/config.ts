@@ -1,3 +1,4 @@
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { parseSize, parseHostPort } from '../util/units.ts';
 import { UsageError } from '../util/errors.ts';
@@ -20,6 +21,9 @@ export const TargetConfigSchema = z
     chap: userSecret.optional(),
     mutualChap: userSecret.optional(),
     allowedInitiators: z.array(z.string()).optional(),
+    lunDir: z.string().optional(),
+    api: z.string().optional(),
+    apiTokenFile: z.string().optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict();
@@ -39,6 +43,11 @@ export interface TargetConfig {
   chap?: { user: string; secret: string };
   mutualChap?: { user: string; secret: string };
   allowedInitiators?: string[];
+  /** Where LUNs created through the management API live (lun-N.img). */
+  lunDir: string;
+  /** Management API address, and the file holding its bearer token. */
+  api?: { host: string; port: number };
+  apiTokenFile?: string;
   logLevel: string;
 }
 
@@ -47,9 +56,10 @@ export function parseDiskSpec(spec: string | { path: string; size?: string | num
   if (typeof spec !== 'string') {
     return { path: spec.path, sizeBytes: spec.size === undefined ? undefined : typeof spec.size === 'number' ? spec.size : parseSize(spec.size, `size of ${spec.path}`) };
   }
-  const m = /^(.*):(\d+(?:\.\d+)?[kKmMgGtT]?(?:i?[bB])?)$/.exec(spec);
-  if (!m) return { path: spec };
-  return { path: m[1], sizeBytes: parseSize(m[2], `size of ${m[1]}`) };
+  // FILE:SIZE: whatever follows the last colon is a size unless it looks like a path.
+  const i = spec.lastIndexOf(':');
+  if (i <= 0 || spec.slice(i + 1).includes('/')) return { path: spec };
+  return { path: spec.slice(0, i), sizeBytes: parseSize(spec.slice(i + 1), `size of ${spec.slice(0, i)} in --disk ${spec}`) };
 }
 
 function splitSecret(v: string | { user: string; secret: string } | undefined): { user: string; secret: string } | undefined {
@@ -72,8 +82,13 @@ export function resolveTargetConfig(raw: unknown, source = 'config'): TargetConf
       throw new UsageError(`${source}: size of ${d.path} (${d.sizeBytes} bytes) is not a multiple of the ${c.blockSize}-byte block size`);
     }
   }
+  if (c.api && !c.apiTokenFile) throw new UsageError(`${source}: the management API needs a bearer token: add --api-token-file FILE`);
+  const firstImage = disks[0]?.path;
   return {
     listen: parseHostPort(c.listen, 3260, 'listen address'),
+    lunDir: c.lunDir ?? (firstImage ? join(dirname(firstImage), 'ferry-luns') : 'ferry-luns'),
+    api: c.api ? parseHostPort(c.api, 8460, 'API address') : undefined,
+    apiTokenFile: c.apiTokenFile,
     iqn: c.iqn,
     blockSize: c.blockSize,
     disks,

@@ -8,13 +8,18 @@ import { Target } from './target.ts';
 import { TargetServer } from './server.ts';
 import type { TargetConfig } from './config.ts';
 import { UsageError } from '../util/errors.ts';
-import { attachCopyManager } from '../xcopy/attach.ts';
+import { DirLunRegistry } from '../snapshot/lun-registry.ts';
+import { SnapshotService } from '../snapshot/service.ts';
+import { startSnapshotApi, readTokenFile, type SnapshotApiServer } from '../snapshot/api.ts';
 
-/** A running storage node: one portal, one target, its LUNs. */
+/** A running storage node: one portal, one target, its LUNs, snapshots, and (optionally) the API. */
 export interface StorageNode {
   readonly server: TargetServer;
   readonly target: Target;
+  readonly registry: DirLunRegistry;
+  readonly snapshots: SnapshotService;
   readonly address: { host: string; port: number };
+  readonly api?: { host: string; port: number };
   close(): Promise<void>;
 }
 
@@ -24,52 +29,76 @@ export async function closeDiskLu(lu: LogicalUnit): Promise<void> {
   if (lu instanceof DiskLu) await lu.device.close();
 }
 
-/** A disk LU over a (sparse) image file, with an identity stable across restarts. */
+/** A plain disk LU over a (sparse) image file, with an identity stable across restarts. */
 export async function openDiskLu(iqn: string, path: string, blockSize: number, sizeBytes?: number): Promise<DiskLu> {
   const abs = resolve(path);
-  if (sizeBytes === undefined) {
-    const dev = await FileDevice.open(abs, { blockSize }).catch((e: Error) => {
-      throw new UsageError(`${e.message} (give a size, e.g. ${path}:64M, to create it)`);
-    });
-    if (dev.blockCount === 0) throw new UsageError(`${path} is empty: give a size, e.g. ${path}:64M`);
-    return withCopyManager(new DiskLu(dev, { identity: luIdentity(`${iqn}|${abs}`) }));
+  const dev = await FileDevice.open(abs, { blockSize, sizeBytes }).catch((e: Error) => {
+    throw new UsageError(`${e.message}${sizeBytes === undefined ? ` (give a size, e.g. ${path}:64M, to create it)` : ''}`);
+  });
+  if (dev.blockCount === 0) {
+    await dev.close();
+    throw new UsageError(`${path} is empty: give a size, e.g. ${path}:64M`);
   }
-  const dev = await FileDevice.open(abs, { blockSize, sizeBytes });
-  return withCopyManager(new DiskLu(dev, { identity: luIdentity(`${iqn}|${abs}`) }));
+  return new DiskLu(dev, { identity: luIdentity(`${iqn}|${abs}`) });
 }
 
-/** Every disk LU is also a copy manager (EXTENDED COPY, DESIGN.md "Any target can be the data mover"). */
-function withCopyManager(lu: DiskLu): DiskLu {
-  attachCopyManager(lu);
-  return lu;
-}
-
+/**
+ * Start the storage node. Every disk LUN goes through the LUN registry, so its writes pass
+ * the copy-on-write snapshot layer whether or not the API is enabled: snapshots taken in an
+ * earlier run stay consistent.
+ */
 export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<StorageNode> {
   const target = new Target({ name: cfg.iqn, chap: cfg.chap, mutualChap: cfg.mutualChap, allowedInitiators: cfg.allowedInitiators });
-  const opened: LogicalUnit[] = [];
+  const registry = await DirLunRegistry.open(resolve(cfg.lunDir), {
+    blockSize: cfg.blockSize,
+    images: cfg.disks.map((d) => ({ path: d.path, sizeBytes: d.sizeBytes })),
+    hooks: {
+      allocate: () => target.nextFreeLun(),
+      added: (info, device) => {
+        // Each snapshot LUN gets its own NAA and serial (SPC-4 7.8.6).
+        const seed = info.kind === 'snapshot' ? `${cfg.iqn}|snapshot|${info.snapshotId}` : `${cfg.iqn}|lun|${info.lun}`;
+        target.addLun(info.lun, new DiskLu(device, { identity: luIdentity(seed) }));
+        log.info({ lun: info.lun, kind: info.kind, blocks: info.blockCount, snapshot: info.snapshotId }, 'LUN mapped');
+      },
+      removed: async (lun) => {
+        await target.removeLun(lun)?.close();
+        log.info({ lun }, 'LUN unmapped');
+      },
+    },
+  }).catch((e: Error) => {
+    throw e instanceof UsageError ? e : new UsageError(e.message);
+  });
+  const snapshots = new SnapshotService(registry);
+  let api: SnapshotApiServer | undefined;
+  const server = new TargetServer({ targets: [target], log });
   try {
-    for (const d of cfg.disks) {
-      const lu = await openDiskLu(cfg.iqn, d.path, cfg.blockSize, d.sizeBytes);
-      opened.push(lu);
-      target.addLun(target.nextFreeLun(), lu);
+    await snapshots.start();
+    if (target.luns.size === 0 && !cfg.api) throw new UsageError('no LUNs: give at least one --disk FILE:SIZE (or --api to create LUNs through the API)');
+    if (cfg.api) {
+      const token = await readTokenFile(cfg.apiTokenFile!);
+      api = await startSnapshotApi(snapshots, { host: cfg.api.host, port: cfg.api.port, token });
     }
+    const address = await server.listen(cfg.listen.host, cfg.listen.port).catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${e.code ?? e.message}`);
+    });
+    return {
+      server,
+      target,
+      registry,
+      snapshots,
+      address,
+      api: api?.address,
+      async close() {
+        await api?.close();
+        await server.close();
+        // Closing the registry flushes and closes every image (SYNCHRONIZE CACHE on shutdown).
+        await registry.close();
+      },
+    };
   } catch (e) {
-    await Promise.all(opened.map(closeDiskLu));
+    await api?.close();
+    await server.close();
+    await registry.close();
     throw e;
   }
-  const server = new TargetServer({ targets: [target], log });
-  const address = await server.listen(cfg.listen.host, cfg.listen.port).catch(async (e: NodeJS.ErrnoException) => {
-    await Promise.all(opened.map(closeDiskLu));
-    throw new UsageError(`cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${e.code ?? e.message}`);
-  });
-  return {
-    server,
-    target,
-    address,
-    async close() {
-      await server.close();
-      // LU close flushes the backing files (SYNCHRONIZE CACHE semantics on shutdown).
-      await Promise.all([...target.luns.values()].map(closeDiskLu));
-    },
-  };
 }
