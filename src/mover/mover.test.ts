@@ -35,21 +35,23 @@ interface World {
   close(): Promise<void>;
 }
 
-async function world(): Promise<World> {
+async function world(opts: { chap?: { user: string; secret: string }; moverChap?: string } = {}): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-mover-test-'));
   const fh = await open(join(dir, 'a.img'), 'w');
   const chunk = Buffer.alloc(1 << 20);
   for (let off = 0; off < MIB << 20; off += chunk.length) await fh.write(randomFillSync(chunk), 0, chunk.length, off);
   await fh.close();
-  const target = new Target({ name: IQN });
+  const target = new Target({ name: IQN, chap: opts.chap });
   target.addLun(0, await openDiskLu(IQN, join(dir, 'a.img'), 512));
   target.addLun(1, await openDiskLu(IQN, join(dir, 'b.img'), 512, MIB << 20));
   const server = new TargetServer({ targets: [target] });
   const { port } = await server.listen('127.0.0.1', 0);
-  const mover = await startMover(resolveMoverConfig({ listen: '127.0.0.1:0', iqn: MOVER, portals: [`127.0.0.1:${port}`], logLevel: 'silent' }));
+  const mover = await startMover(
+    resolveMoverConfig({ listen: '127.0.0.1:0', iqn: MOVER, portals: [`127.0.0.1:${port}`], portalChap: opts.moverChap, logLevel: 'silent' }),
+  );
   const client = await InitiatorSession.login({ host: '127.0.0.1', port: mover.address.port, initiatorName: INITIATOR, targetName: MOVER });
   const naa = (d: Uint8Array) => decodeDeviceIdentificationPage(d).find((x) => x.designatorType === 3)!;
-  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: INITIATOR, targetName: IQN });
+  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: INITIATOR, targetName: IQN, chap: opts.chap });
   const a = naa((await s.command(0, inquiry(255, 0x83), { inLength: 255 })).data);
   const b = naa((await s.command(1, inquiry(255, 0x83), { inLength: 255 })).data);
   await s.logout();
@@ -125,3 +127,42 @@ for (const how of ['ABORT TASK', 'LUN RESET'] as const) {
     }
   });
 }
+
+test('CHAP from the mover config: with the secret the copy runs; without it the CSCD is unreachable', async () => {
+  const chap = { user: 'mover', secret: 'a-very-long-secret' };
+  const good = await world({ chap, moverChap: 'mover:a-very-long-secret' });
+  try {
+    assert.ok(good.mover.remote.known.length >= 2, 'both LUs discovered through CHAP');
+    const list = copyList(good, 3);
+    const r = await good.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+    assert.equal(r.status, 0, JSON.stringify(r.sense));
+  } finally {
+    await good.close();
+  }
+  const bad = await world({ chap });
+  try {
+    assert.equal(bad.mover.remote.known.length, 0, 'nothing discovered without CHAP');
+    const list = copyList(bad, 3);
+    const r = await bad.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+    assert.equal(r.status, 0x02);
+    assert.deepEqual([r.sense?.key, r.sense?.asc, r.sense?.ascq], [0x0a, 0x08, 0x04]);
+  } finally {
+    await bad.close();
+  }
+});
+
+test('mover config: portals as strings or objects, CHAP per portal or for all, errors name the field', () => {
+  const c = resolveMoverConfig({
+    listen: '0.0.0.0:3300',
+    portals: ['10.0.0.5', { address: '10.0.0.9:3261', chap: { user: 'u', secret: 'twelve-chars!' } }],
+    portalChap: 'all:another-long-secret',
+  });
+  assert.deepEqual(c.listen, { host: '0.0.0.0', port: 3300 });
+  assert.deepEqual(c.portals, [
+    { host: '10.0.0.5', port: 3260, chap: { user: 'all', secret: 'another-long-secret' }, mutualChap: undefined },
+    { host: '10.0.0.9', port: 3261, chap: { user: 'u', secret: 'twelve-chars!' }, mutualChap: undefined },
+  ]);
+  assert.match(c.initiatorName, /^iqn\.2026-11\.dev\.ferry:mover-initiator$/);
+  assert.throws(() => resolveMoverConfig({ portals: [{ address: 'x', chap: 'short:abc' }] }), /portals\.0\.chap/);
+  assert.throws(() => resolveMoverConfig({ portal: ['x'] }), /Unrecognized key/);
+});
