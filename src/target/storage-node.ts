@@ -11,6 +11,14 @@ import { UsageError } from '../util/errors.ts';
 import { DirLunRegistry } from '../snapshot/lun-registry.ts';
 import { SnapshotService } from '../snapshot/service.ts';
 import { startSnapshotApi, readTokenFile, type SnapshotApiServer } from '../snapshot/api.ts';
+import { attachCopyManager } from '../xcopy/attach.ts';
+
+/** Every disk LU (snapshots included) is also a copy manager: EXTENDED COPY, VPD 8Fh, 3PC (DESIGN.md). */
+function diskLu(device: ConstructorParameters<typeof DiskLu>[0], seed: string): DiskLu {
+  const lu = new DiskLu(device, { identity: luIdentity(seed) });
+  attachCopyManager(lu);
+  return lu;
+}
 
 /** A running storage node: one portal, one target, its LUNs, snapshots, and (optionally) the API. */
 export interface StorageNode {
@@ -39,7 +47,7 @@ export async function openDiskLu(iqn: string, path: string, blockSize: number, s
     await dev.close();
     throw new UsageError(`${path} is empty: give a size, e.g. ${path}:64M`);
   }
-  return new DiskLu(dev, { identity: luIdentity(`${iqn}|${abs}`) });
+  return diskLu(dev, `${iqn}|${abs}`);
 }
 
 /**
@@ -57,7 +65,7 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
       added: (info, device) => {
         // Each snapshot LUN gets its own NAA and serial (SPC-4 7.8.6).
         const seed = info.kind === 'snapshot' ? `${cfg.iqn}|snapshot|${info.snapshotId}` : `${cfg.iqn}|lun|${info.lun}`;
-        target.addLun(info.lun, new DiskLu(device, { identity: luIdentity(seed) }));
+        target.addLun(info.lun, diskLu(device, seed));
         log.info({ lun: info.lun, kind: info.kind, blocks: info.blockCount, snapshot: info.snapshotId }, 'LUN mapped');
       },
       removed: async (lun) => {
