@@ -4,12 +4,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Target } from '../../src/target/target.ts';
-import { TargetServer } from '../../src/target/server.ts';
-import { openDiskLu } from '../../src/target/storage-node.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InitiatorSession } from '../../src/initiator/session.ts';
+import { freePort } from '../helpers/tgtd.ts';
 
 // libiscsi's iscsi-test-cu ExtendedCopy and ReceiveCopyResults suites against a Ferry disk LUN:
-// every test must run (tgtd skips all eight) and pass (reference scsi.md §4).
+// every test must run (tgtd skips all eight) and pass (reference scsi.md §4). The target is the
+// real `ferry target` CLI in its own process, so the copy manager is checked where users get it.
 
 const IQN = 'iqn.2026-11.dev.ferry:xcopy-cu';
 
@@ -33,11 +34,21 @@ test('iscsi-test-cu --dataloss ALL.ExtendedCopy and ALL.ReceiveCopyResults run a
     return;
   }
   const dir = await mkdtemp(join(tmpdir(), 'ferry-xcopy-cu-'));
-  const target = new Target({ name: IQN });
-  target.addLun(0, await openDiskLu(IQN, join(dir, 'disk0.img'), 512, 64 << 20));
-  const server = new TargetServer({ targets: [target] });
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/ferry.mjs'), 'target', '--listen', `127.0.0.1:${port}`, '--iqn', IQN, '--disk', `${join(dir, 'disk0.img')}:64M`, '--lun-dir', join(dir, 'luns'), '--log-level', 'warn'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   try {
-    const { host, port } = await server.listen('127.0.0.1', 0);
+    let up = false;
+    for (let i = 0; i < 100 && !up; i++) {
+      await sleep(100);
+      up = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:probe', targetName: IQN }).then(
+        (s) => s.logout().then(() => true),
+        () => false,
+      );
+    }
+    assert.ok(up, 'ferry target did not start');
+    const host = '127.0.0.1';
     const url = `iscsi://${host}:${port}/${IQN}/0`;
     const expected: Record<string, string[]> = {
       'ALL.ExtendedCopy': ['Simple', 'ParamHdr', 'DescrLimits', 'DescrType', 'ValidTgtDescr', 'ValidSegDescr'],
@@ -53,8 +64,10 @@ test('iscsi-test-cu --dataloss ALL.ExtendedCopy and ALL.ReceiveCopyResults run a
       assert.deepEqual(summary.slice(1, 5).map(Number), [tests.length, tests.length, tests.length, 0], `${suite} summary`);
     }
   } finally {
-    await server.close();
-    await Promise.all([...target.luns.values()].map((lu) => lu.close()));
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([exited, sleep(5000)]);
+    if (child.exitCode === null) child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
   }
 });
