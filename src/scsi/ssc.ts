@@ -28,6 +28,9 @@ import {
 } from './tape-cdb.ts';
 import { TapeDrive, DriveError, type ReadOutcome, type SpaceOutcome, type WriteOutcome } from '../tape/drive.ts';
 import { Cartridge, DEFAULT_DENSITY_CODE } from '../tape/cartridge.ts';
+import { CartridgeTapeDevice } from '../tape/cartridge-tape-device.ts';
+import type { TapeDevice } from '../tape/tape-device.ts';
+import type { LuExtension } from './disk-lu.ts';
 
 /**
  * SSC-3 sequential-access (tape drive) logical unit over a TapeDrive. Commands run strictly
@@ -66,6 +69,8 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
    * file writes, so consecutive WRITEs overlap their I/O; GOOD still means "in the file".
    */
   private order: Promise<void> = Promise.resolve();
+  private extTable?: CommandTable<TapeDriveLu>;
+  private readonly extensions: LuExtension<TapeDriveLu>[] = [];
   private releaseCurrent: (() => void) | null = null;
 
   constructor(opts: TapeDriveLuOptions) {
@@ -86,17 +91,36 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
   }
 
   execute(task: ScsiTask): Promise<ScsiResult> {
+    // Extension commands (EXTENDED COPY, RECEIVE COPY RESULTS) do not move the tape through
+    // this LU's command order: a copy runs for minutes and reaches the drive as a TapeDevice.
+    if (this.extTable?.has(task.cdb[0])) return runCommand(this.extTable, this, task, { gate: (e, t) => spcGate(this, e, t) });
     return this.inOrder(() => runCommand(SSC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t) }));
   }
 
-  reset(kind: ResetKind, _from: Nexus): void {
+  /** The copy manager's view of this drive (src/xcopy CopyCapableLu): none without a cartridge. */
+  get tapeDevice(): TapeDevice | undefined {
+    return this.present ? new CartridgeTapeDevice(this.drive) : undefined;
+  }
+
+  /** Serve more commands and VPD pages (how src/xcopy makes this drive a copy manager). */
+  extend(ext: LuExtension<TapeDriveLu>): void {
+    this.extTable = new Map([...(this.extTable ?? []), ...ext.commands]);
+    this.spc.table = new Map([...SSC_TABLE, ...this.extTable]);
+    for (const [code, b] of ext.vpd ?? []) this.spc.vpd.set(code, b);
+    if (ext.threePC) this.spc.threePC = true;
+    this.extensions.push(ext);
+  }
+
+  reset(kind: ResetKind, from: Nexus): void {
     this.spc.reset(kind);
     this.preventers.clear();
+    for (const x of this.extensions) x.reset?.(kind, from);
   }
 
   nexusLost(nexus: Nexus): void {
     this.spc.nexusLost(nexus);
     this.preventers.delete(nexus.key);
+    for (const x of this.extensions) x.nexusLost?.(nexus);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryDevice } from '../block/memory-device.ts';
+import { DiskLu } from '../scsi/disk-lu.ts';
+import { luIdentity } from '../scsi/identity.ts';
+import { openStandaloneDrive } from '../scsi/tape-library.ts';
+import { makeTask, outcome, targetOf } from '../scsi/testing.ts';
+import type { LogicalUnit } from '../scsi/task.ts';
+import { attachCopyManager } from './attach.ts';
+import { encodeXcopyParameterList } from './descriptors.ts';
+import { decodeDeviceIdentificationPage } from './resolver.ts';
+import { rcrCdb, xcopyCdb } from './testing/harness.ts';
+
+// The copy manager inside a Ferry tape drive LU: EXTENDED COPY sent to the drive copies a disk
+// LU of the same target onto the drive's own cartridge (CSCD FFFFh), and back to another disk.
+
+test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit-exact', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-xcopy-tape-'));
+  const drive = await openStandaloneDrive(join(dir, 't.cart'), { createSizeBytes: 64 << 20 });
+  try {
+    attachCopyManager(drive);
+    const src = new MemoryDevice(512, 8192);
+    for (let i = 0; i < src.bytes.length; i++) src.bytes[i] = (i * 7 + (i >> 9)) & 0xff;
+    const dst = new MemoryDevice(512, 8192);
+    const a = new DiskLu(src, { identity: luIdentity('tape-cm-a') });
+    const b = new DiskLu(dst, { identity: luIdentity('tape-cm-b') });
+    const luns = new Map<number, LogicalUnit>([[0, drive], [1, a], [2, b]]);
+    const target = targetOf(luns);
+    for (const lun of [0, 1, 2]) await luns.get(lun)!.execute(makeTask(new Uint8Array(6), { target, lun })); // power-on UAs
+    const std = await drive.execute(makeTask(Uint8Array.of(0x12, 0, 0, 0, 96, 0), { target }));
+    assert.equal(std.dataIn![5] & 0x08, 0x08, '3PC');
+    const naa = async (lun: number) => {
+      const r = await luns.get(lun)!.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target, lun }));
+      return decodeDeviceIdentificationPage(r.dataIn!).find((d) => d.designatorType === 3)!;
+    };
+    const disk = async (lun: number) => ({ ...(await naa(lun)), peripheralDeviceType: 0, pad: false, fixed: false, blockLength: 512 });
+    const header = { str: false, listIdUsage: 0, priority: 0 };
+    const backup = encodeXcopyParameterList({
+      header: { ...header, listId: 1 },
+      cscds: [await disk(1)],
+      segments: [
+        { type: 0x00, cat: false, source: 0, destination: 0xffff, streamTransferLength: 65536, blockCount: 8192, lba: 0 },
+        { type: 0x10, cat: false, destination: 0xffff, immed: false, count: 1 },
+      ],
+    });
+    const r1 = await drive.execute(makeTask(xcopyCdb(backup.length), { target, dataOut: backup }));
+    assert.equal(outcome(r1), 'GOOD');
+    const st = await drive.execute(makeTask(rcrCdb(0, 1), { target }));
+    assert.equal(st.dataIn![4], 0x01);
+    assert.equal(outcome(await drive.execute(makeTask(Uint8Array.of(0x01, 0, 0, 0, 0, 0), { target }))), 'GOOD'); // REWIND
+    const restore = encodeXcopyParameterList({
+      header: { ...header, listId: 2 },
+      cscds: [await disk(2)],
+      segments: [{ type: 0x01, cat: false, source: 0xffff, destination: 0, streamTransferLength: 65536, blockCount: 8192, lba: 0 }],
+    });
+    const r2 = await drive.execute(makeTask(xcopyCdb(restore.length), { target, dataOut: restore }));
+    assert.equal(outcome(r2), 'GOOD');
+    assert.deepEqual(dst.bytes, src.bytes);
+  } finally {
+    await drive.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
