@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { Target } from '../../src/target/target.ts';
 import { TargetServer } from '../../src/target/server.ts';
 import { openDiskLu, closeDiskLu } from '../../src/target/storage-node.ts';
@@ -27,7 +28,9 @@ export async function startTestTarget(opts: { disks?: number[]; blockSize?: numb
   for (let i = 0; i < sizes.length; i++) {
     target.addLun(i, await openDiskLu(iqn, join(dir, `disk${i}.img`), opts.blockSize ?? 512, sizes[i]));
   }
-  const server = new TargetServer({ targets: [target] });
+  // FERRY_TEST_LOG=FILE writes the target's debug log there.
+  const log = process.env.FERRY_TEST_LOG ? pino({ level: 'debug' }, pino.destination({ dest: process.env.FERRY_TEST_LOG, sync: true })) : undefined;
+  const server = new TargetServer({ targets: [target], log });
   const { host, port } = await server.listen('127.0.0.1', 0);
   return {
     server,
