@@ -2,7 +2,8 @@
 # Makes the NTFS test images (reference ntfs.md §5) with mkntfs and an ntfs-3g FUSE mount.
 # Needs root, /dev/fuse, ntfs-3g and python3. Usage: scripts/make-ntfs-images.sh [OUTDIR]
 # Images: main (4K clusters, most cases), frag (attribute lists), mftfrag ($MFT with an
-# attribute list), c512 and c64k (cluster sizes, VCN units), secure (-o permissions), corrupt (torn fixup).
+# attribute list), c512 and c65536 (cluster sizes, VCN units), s4096 (4096-byte sectors),
+# secure (-o permissions), corrupt (torn fixup).
 set -euo pipefail
 OUT=${1:-$(dirname "$0")/../test/fixtures/ntfs/out}
 mkdir -p "$OUT"
@@ -14,9 +15,10 @@ cleanup() { mountpoint -q "$MNT" && umount "$MNT" || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 mk() { # name sizeMiB clusterBytes [mount options]
-  local img="$WORK/$1.img"
+  local img="$WORK/$1.img" sector=512
+  [ "$1" = s4096 ] && sector=4096
   truncate -s "$2M" "$img"
-  mkntfs -F -q -c "$3" "$img"
+  mkntfs -F -q -s "$sector" -c "$3" "$img" 2>"$WORK/mkntfs.log" || { cat "$WORK/mkntfs.log" >&2; exit 1; }
   ntfs-3g -o "streams_interface=windows${4:+,$4}" "$img" "$MNT"
 }
 unmount() { sync; umount "$MNT"; }
@@ -121,6 +123,19 @@ with open(f'{m}/ads:named', 'wb') as f: f.write(r.randbytes(20000))
 PY
   unmount
 done
+
+# --- s4096: 4096-byte sectors, 8K clusters, 4K records; 4K index blocks < cluster (VCNs in 512 B units)
+mk s4096 32 8192
+py <<'PY'
+import os, sys, random
+m = sys.argv[1]; r = random.Random(4096)
+os.mkdir(f'{m}/d')
+for i in range(300):
+    with open(f'{m}/d/f{i:03d}', 'wb') as f: f.write(r.randbytes(i * 50))
+with open(f'{m}/big', 'wb') as f: f.write(r.randbytes(1 << 20))
+with open(f'{m}/sparse', 'wb') as f: f.truncate(4 << 20); f.seek(1 << 20); f.write(b'z' * 30000)
+PY
+unmount
 
 # --- secure: per-file permissions ($Secure)
 mk secure 16 4096 permissions

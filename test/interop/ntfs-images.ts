@@ -1,13 +1,16 @@
 // Shared by test/interop/ntfs-*.test.ts: make the NTFS images once (scripts/make-ntfs-images.sh)
 // and run the outside oracles (ntfsls, ntfscat, partclone.ntfs).
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const IMAGE_DIR = join(REPO, 'test/fixtures/ntfs/out');
-export const IMAGES = ['main', 'frag', 'mftfrag', 'c512', 'c65536', 'secure', 'corrupt'] as const;
+const SCRIPT = join(REPO, 'scripts/make-ntfs-images.sh');
+const STAMP = join(IMAGE_DIR, '.script-sha256');
+export const IMAGES = ['main', 'frag', 'mftfrag', 'c512', 'c65536', 's4096', 'secure', 'corrupt'] as const;
 export type ImageName = (typeof IMAGES)[number];
 
 const TOOLS = ['mkntfs', 'ntfs-3g', 'ntfsls', 'ntfscat', 'partclone.ntfs', 'python3'];
@@ -23,7 +26,9 @@ function have(tool: string): boolean {
 export function ntfsImages(t: TestContext): Record<ImageName, string> | undefined {
   const paths = Object.fromEntries(IMAGES.map((n) => [n, join(IMAGE_DIR, `${n}.img`)])) as Record<ImageName, string>;
   const missingTools = TOOLS.filter((x) => !have(x));
-  const needMake = IMAGES.some((n) => !existsSync(paths[n]));
+  // Remake when an image is missing or the script changed since they were made.
+  const hash = createHash('sha256').update(readFileSync(SCRIPT)).digest('hex');
+  const needMake = IMAGES.some((n) => !existsSync(paths[n])) || (existsSync(STAMP) ? readFileSync(STAMP, 'utf8').trim() : '') !== hash;
   const problem = missingTools.length
     ? `missing tools: ${missingTools.join(', ')} (apt-get install ntfs-3g partclone fuse3)`
     : needMake && process.getuid?.() !== 0
@@ -38,8 +43,9 @@ export function ntfsImages(t: TestContext): Record<ImageName, string> | undefine
     return undefined;
   }
   if (needMake) {
-    const r = spawnSync('bash', [join(REPO, 'scripts/make-ntfs-images.sh'), IMAGE_DIR], { encoding: 'utf8' });
+    const r = spawnSync('bash', [SCRIPT, IMAGE_DIR], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`make-ntfs-images.sh failed (${r.status}): ${r.stderr.slice(-2000)}`);
+    writeFileSync(STAMP, `${hash}\n`);
   }
   return paths;
 }
