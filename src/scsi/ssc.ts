@@ -99,7 +99,7 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
 
   /** The copy manager's view of this drive (src/xcopy CopyCapableLu): none without a cartridge. */
   get tapeDevice(): TapeDevice | undefined {
-    return this.present ? new CartridgeTapeDevice(this.drive) : undefined;
+    return this.drive.loaded ? new CartridgeTapeDevice(this.drive) : undefined; // unloaded (ejected) media cannot be read
   }
 
   /** Serve more commands and VPD pages (how src/xcopy makes this drive a copy manager). */
