@@ -26,6 +26,7 @@ export async function startMover(cfg: MoverConfig, log?: Logger): Promise<Mover>
   const lu = new CopyManagerLu(luIdentity(`${cfg.iqn}|copy-manager`, { product: 'COPY-MANAGER' }), {
     remote,
     onInternalError: (err) => log?.error({ err }, 'copy manager bug'),
+    onDeviceError: ({ segment, role, error }) => log?.warn({ err: error, segment, role }, 'copy aborted by a copy source or destination'),
   });
   const target = new Target({ name: cfg.iqn, chap: cfg.chap, mutualChap: cfg.mutualChap, allowedInitiators: cfg.allowedInitiators });
   target.addLun(0, lu);

@@ -41,6 +41,8 @@ export interface CopyManagerOptions {
   pool?: BufferPool;
   /** Completed results kept per nexus before the oldest are dropped. */
   maxHeldPerNexus?: number;
+  /** Told why a copy was aborted by a device (for logs). */
+  onDeviceError?: (info: { segment: number; role: 'source' | 'destination'; error: unknown }) => void;
 }
 
 interface CopyOperation {
@@ -60,6 +62,7 @@ export class CopyManager {
   private readonly pool: BufferPool;
   private readonly readsInFlight: number;
   private readonly maxHeldPerNexus: number;
+  private readonly onDeviceError?: CopyManagerOptions['onDeviceError'];
   /** Held status, key = nexus key + list id. Insertion order = age. */
   private readonly held = new Map<string, CopyOperation>();
   /** Every running copy, tracked or not (for resets and the concurrency limit). */
@@ -71,6 +74,7 @@ export class CopyManager {
     this.pool = opts.pool ?? new BufferPool(opts.chunkBytes ?? 1024 * 1024, 16);
     this.readsInFlight = opts.readsInFlight ?? 4;
     this.maxHeldPerNexus = opts.maxHeldPerNexus ?? 64;
+    this.onDeviceError = opts.onDeviceError;
   }
 
   /** 83h/00h EXTENDED COPY(LID1). Resolves when the copy is done (GOOD) or throws COPY ABORTED. */
@@ -111,6 +115,7 @@ export class CopyManager {
         chunkBytes: this.pool.size,
         readsInFlight: this.readsInFlight,
         pool: this.pool,
+        onDeviceError: this.onDeviceError,
       });
       op.state = 'done';
     } catch (err) {

@@ -15,6 +15,8 @@ export interface EngineOptions {
   chunkBytes: number;
   readsInFlight: number;
   pool: BufferPool;
+  /** Told about every CSCD failure (for logs), before it becomes COPY ABORTED. */
+  onDeviceError?: (info: { segment: number; role: 'source' | 'destination'; error: unknown }) => void;
 }
 
 /** Live counters, read by RECEIVE COPY RESULTS COPY STATUS while the copy runs. */
@@ -104,6 +106,7 @@ export async function executePlan(steps: Step[], progress: CopyProgress, signal:
       }
     } catch (err) {
       if (err instanceof DeviceFailure) {
+        opts.onDeviceError?.({ segment: seg, role: err.role, error: err.cause });
         const residual = step.kind === 'data' && written > 0 ? residualUnits(step, written) : undefined;
         const cscdOffset = failingCscdOffset(step, err.role);
         throw copyAborted({
