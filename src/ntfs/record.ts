@@ -23,6 +23,9 @@ export const AttrType = {
 
 export const AttrTypeName: Record<number, string> = Object.fromEntries(Object.entries(AttrType).map(([k, v]) => [v, `$${k}`]));
 
+/** Shared by every resident attribute (never mutated). */
+const NO_RUNS: Run[] = Object.freeze([]) as unknown as Run[];
+
 export const RecordFlag = { IN_USE: 1, DIRECTORY: 2, EXTEND: 4, VIEW_INDEX: 8 } as const;
 export const AttrFlag = { COMPRESSION_MASK: 0x00ff, ENCRYPTED: 0x4000, SPARSE: 0x8000 } as const;
 
@@ -170,7 +173,7 @@ function decodeAttribute(raw: Uint8Array, record: number, offset: number, byteOf
     dataSize: 0,
     initializedSize: 0,
     compressedSize: 0,
-    runs: [],
+    runs: NO_RUNS,
   };
   if (attr.resident) {
     const len = le32(raw, 0x10);
