@@ -136,8 +136,8 @@ export class PersistentReservations {
         return w.buf;
       }
       case PrInAction.REPORT_CAPABILITIES: {
-        // SPC-4 6.15.4: length 8; CRH=1 (RESERVE(6) on a registered LU conflicts... handled), ATP_C=1;
-        // TMV=1, ALLOW COMMANDS 000b; type mask: all six types.
+        // SPC-4 6.15.4: LENGTH 8; CRH=1 (RESERVE(6) conflicts while registrations exist), ATP_C=1,
+        // PTPL_C=0 (APTPL refused); TMV=1, ALLOW COMMANDS 000b; type mask: all six types.
         const w = new ByteWriter(8).u16(8);
         w.setU8(2, 0x10 | 0x04);
         w.setU8(3, 0x80);
@@ -187,6 +187,8 @@ export class PersistentReservations {
     }
     if (!me || me.key !== params.key) return conflict();
     const needType = sa === PrOutAction.RESERVE || sa === PrOutAction.RELEASE || sa === PrOutAction.PREEMPT || sa === PrOutAction.PREEMPT_AND_ABORT;
+    // SCOPE must be LU_SCOPE and TYPE valid, except for a PREEMPT that only removes registrations
+    // (no reservation, or not the holder's key), which ignores them (SPC-4 5.13.11.2.3).
     if (needType && (scope !== 0 || !VALID_TYPES.has(type))) {
       if (!(sa === PrOutAction.PREEMPT || sa === PrOutAction.PREEMPT_AND_ABORT) || this.type || params.serviceActionKey === 0n) {
         throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field: 2 } });
