@@ -81,3 +81,21 @@ test('negotiation applies RFC 7143 result functions both ways', () => {
   assert.equal(init.headerDigest, true);
   assert.equal(init.maxBurstLength, 65536);
 });
+
+test('with a data target, a data segment spanning chunks lands in the given buffer in one copy', () => {
+  const payload = Array.from({ length: 1000 }, (_, i) => i & 0xff);
+  const bytes = wire([nop(payload, 7), nop([1], 8)], false, false);
+  for (const cut of [10, 48, 49, 500, 1047, 1048]) {
+    const f = new Framer({ headerDigest: false, dataDigest: false, maxDataSegment: 1 << 16 });
+    const sink = new Uint8Array(1000);
+    f.dataTarget = (bhs) => (u32(bhs, 16) === 7 ? sink : undefined);
+    const got: RawPdu[] = [];
+    f.push(bytes.subarray(0, cut), (p) => 'data' in p && got.push(p));
+    f.push(bytes.subarray(cut), (p) => 'data' in p && got.push(p));
+    assert.equal(got.length, 2, `cut ${cut}`);
+    assert.deepEqual([...got[0].data], payload);
+    if (cut < 1048) assert.equal(got[0].data, sink, 'delivered in the sink');
+    assert.deepEqual([...sink].slice(0, cut < 1048 ? 1000 : 0), cut < 1048 ? payload : []);
+    assert.deepEqual([...got[1].data], [1]);
+  }
+});

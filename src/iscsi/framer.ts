@@ -34,6 +34,13 @@ export class Framer {
     this.opts = { ...opts };
   }
 
+  /**
+   * Optional: where a PDU's data segment should land. Called once the header is complete; a
+   * returned buffer of exactly DataSegmentLength bytes receives the data directly (no
+   * intermediate copy), and the PDU's `data` is that buffer.
+   */
+  dataTarget?: (bhs: Uint8Array) => Uint8Array | undefined;
+
   /** Feed a chunk; returns the complete PDUs (and data-digest faults) it finishes. Throws FramingError. */
   push(chunk: Buffer, out: (pdu: RawPdu | DataDigestFault) => void): void {
     if (chunk.length === 0) return;
@@ -52,6 +59,19 @@ export class Framer {
       const padded = (dsl + 3) & ~3;
       const total = BHS_LENGTH + ahsLen + hd + padded + dd;
       if (this.buffered < total) return;
+      if (dsl > 0 && !dd && this.dataTarget && this.chunks[0].length < total) {
+        // A data segment spanning chunks: copy it once, straight to where it belongs.
+        const sink = this.dataTarget(bhs);
+        if (sink && sink.length === dsl) {
+          const head = this.take(BHS_LENGTH + ahsLen + hd);
+          const headerEnd = BHS_LENGTH + ahsLen;
+          if (hd && crc32c(head.subarray(0, headerEnd)) !== head.readUInt32LE(headerEnd)) throw new FramingError('header digest mismatch');
+          this.copyOut(sink);
+          if (padded > dsl) this.take(padded - dsl);
+          out({ bhs: head.subarray(0, BHS_LENGTH), ahs: head.subarray(BHS_LENGTH, headerEnd), data: sink });
+          continue;
+        }
+      }
       const whole = this.take(total);
       const headerEnd = BHS_LENGTH + ahsLen;
       if (hd) {
@@ -70,6 +90,20 @@ export class Framer {
       }
       out({ bhs: head, ahs: whole.subarray(BHS_LENGTH, headerEnd), data });
     }
+  }
+
+  /** Consume target.length buffered bytes into target. */
+  private copyOut(target: Uint8Array): void {
+    let off = 0;
+    while (off < target.length) {
+      const c = this.chunks[0];
+      const k = Math.min(c.length, target.length - off);
+      target.set(c.subarray(0, k), off);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.buffered -= target.length;
   }
 
   private peek(n: number): Buffer {

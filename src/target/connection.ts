@@ -20,6 +20,7 @@ import { type Nexus, type ScsiResult, type ScsiTask, type TargetContext, type Lo
 import { SenseError, SenseKey, Asc } from '../scsi/sense.ts';
 import { checkCondition } from '../scsi/command-table.ts';
 import { answerUnmappedLun } from './unmapped-lun.ts';
+import { BufferPool } from '../util/buffer-pool.ts';
 import type { Target } from './target.ts';
 
 /** What a connection needs from the server that accepted it. */
@@ -70,6 +71,9 @@ interface TaskState {
 
 let nextTtt = 1;
 
+/** Data-Out buffers, shared by every connection of the process (no per-WRITE allocation). */
+const writeBuffers = new BufferPool();
+
 /**
  * One iSCSI connection on the target side, and (MaxConnections=1) its session.
  * The only user of its net.Socket. ERL 0: any digest or sequence fault fails the task
@@ -110,6 +114,7 @@ export class TargetConnection {
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.framer = new Framer({ headerDigest: false, dataDigest: false, maxDataSegment: host.limits.maxRecvDataSegmentLength });
     this.login = this.newLogin();
+    this.framer.dataTarget = (bhs) => this.dataOutSink(bhs);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -295,7 +300,7 @@ export class TargetConnection {
         task.failed = checkCondition(new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB));
       } else {
         const imm = Math.min(cmd.data.length, cmd.edtl);
-        const buf = Buffer.allocUnsafe(cmd.edtl);
+        const buf = writeBuffers.take(cmd.edtl);
         buf.set(cmd.data.subarray(0, imm), 0);
         const unsolicitedEnd = cmd.final || params.initialR2T ? imm : Math.min(params.firstBurstLength, cmd.edtl);
         task.write = {
@@ -349,6 +354,20 @@ export class TargetConnection {
     );
   }
 
+  /** Where an incoming Data-Out's data goes: straight into its task's buffer when it is in sequence. */
+  private dataOutSink(bhs: Uint8Array): Uint8Array | undefined {
+    if (this.phase !== 'full' || opcodeOf(bhs) !== Opcode.DATA_OUT) return undefined;
+    const task = this.tasks.get(ittOf(bhs));
+    const w = task?.write;
+    if (!task || !w || task.started || task.failed) return undefined;
+    const ttt = u32(bhs, 20);
+    const offset = u32(bhs, 40);
+    const expected = ttt === 0xffffffff ? w.unsolicitedNextOffset : w.r2t?.ttt === ttt ? w.r2t.nextOffset : -1;
+    const len = (bhs[5] << 16) | (bhs[6] << 8) | bhs[7];
+    if (offset !== expected || offset + len > w.buf.length) return undefined;
+    return w.buf.subarray(offset, offset + len);
+  }
+
   private onDataOut(pdu: RawPdu): void {
     const d = decodeDataOut(pdu);
     const task = this.tasks.get(d.itt);
@@ -384,7 +403,8 @@ export class TargetConnection {
         return fail('F bit before the R2T sequence was complete');
       }
     }
-    w.buf.set(d.data, d.bufferOffset);
+    const inPlace = d.data.buffer === w.buf.buffer && d.data.byteOffset === w.buf.byteOffset + d.bufferOffset;
+    if (!inPlace) w.buf.set(d.data, d.bufferOffset);
     w.received += d.data.length;
     if (!w.r2t) this.maybeSendR2t(task);
     this.maybeStart(task);
@@ -428,6 +448,8 @@ export class TargetConnection {
     }
     this.tasks.delete(cmd.itt);
     this.active--;
+    // The LU is done with the Data-Out buffer once execute() settles, aborted or not.
+    if (task.write) writeBuffers.give(task.write.buf);
     if (task.aborted || this.phase === 'closed') return;
     this.respond(task, result);
   }
@@ -686,6 +708,7 @@ export class TargetConnection {
     if (!t.started) {
       this.tasks.delete(t.cmd.itt);
       this.active--;
+      if (t.write) writeBuffers.give(t.write.buf);
     }
   }
 

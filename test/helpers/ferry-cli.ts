@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const FERRY_BIN = fileURLToPath(new URL('../../bin/ferry.mjs', import.meta.url));
+/** Node flags the `ferry` launcher's shebang sets (see bin/ferry.mjs). */
+export const NODE_FLAGS = ['--max-semi-space-size=64'];
 
 export interface FerryProcess {
   proc: ChildProcess;
@@ -16,7 +18,7 @@ export interface FerryProcess {
 
 /** Run `ferry ARGS…` as a child process (the way users run it) and follow its JSON logs. */
 export function spawnFerry(args: string[], env: NodeJS.ProcessEnv = {}): FerryProcess {
-  const proc = spawn(process.execPath, [FERRY_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, FERRY_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Array<Record<string, unknown>> = [];
   let err = '';
   let partial = '';
