@@ -32,6 +32,9 @@ export async function readDirectory(vol: Volume, dir: NtfsFile): Promise<DirEntr
   if (rv.length < 0x20) throw new NtfsFormatError(NtfsErrorCode.INDEX, '$INDEX_ROOT too short', { record: dir.record, expected: '>= 32', actual: rv.length });
   const rview = new DataView(rv.buffer, rv.byteOffset, rv.byteLength);
   const blockSize = rview.getUint32(0x08, true);
+  if (blockSize < 512 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0) {
+    throw new NtfsFormatError(NtfsErrorCode.INDEX, 'index block size not a power of two in 512..65536', { record: dir.record, byteOffset: 0x08, actual: blockSize });
+  }
   const alloc = findAttr(dir, AttrType.INDEX_ALLOCATION, I30);
   const bitmapAttr = findAttr(dir, AttrType.BITMAP, I30);
   const bitmap = alloc && bitmapAttr ? await attrValue(vol, bitmapAttr) : undefined;
