@@ -28,8 +28,9 @@ export function registerTarget(program: Command): void {
     .command('target')
     .summary('serve disk LUNs over iSCSI (the storage node)')
     .description(
-      'Serve one iSCSI target whose LUNs are image files (sparse; created or grown to the given size).\n' +
-        'LUN 0 is the first --disk, LUN 1 the second, and so on. Logs go to stderr as JSON lines;\n' +
+      'Serve one iSCSI target whose LUNs are image files (sparse; created or grown to the given size)\n' +
+        'and/or tape (a library or one drive). Tape LUNs come first, then LUN N is the next --disk.\n' +
+        'Every LU is also an EXTENDED COPY copy manager (a data mover). Logs go to stderr as JSON lines;\n' +
         'SIGINT/SIGTERM stop the target cleanly and flush every LUN to disk.',
     )
     .option('--listen <host:port>', 'portal address to listen on (default 127.0.0.1:3260)')
@@ -39,10 +40,15 @@ export function registerTarget(program: Command): void {
     .option('--chap <user:secret>', 'require one-way CHAP from initiators (secret ≥ 12 characters)')
     .option('--mutual-chap <user:secret>', "the target's own CHAP name and secret, for initiators that ask for mutual CHAP")
     .option('--allow <initiator-iqn>', 'allow only these initiator names (repeatable; default: everyone)', collect, [])
+    .option('--library <dir>', 'serve a tape library kept in DIR: medium changer at LUN 0, drives at LUN 1, 2, … (created with a blank cartridge per slot)')
+    .option('--drives <n>', 'tape drives in a new library (default 2)')
+    .option('--slots <n>', 'storage slots in a new library (default 20; barcodes FER001L8, FER002L8, …)')
+    .option('--cartridge-size <size>', 'capacity of new cartridges (default 2G)')
+    .option('--tape <file.cart>', 'serve one stand-alone tape drive with this cartridge loaded (created if missing)')
     .option('--lun-dir <dir>', 'directory for LUNs created through the API (default: ferry-luns beside the first disk)')
     .option('--api <host:port>', 'serve the management API (snapshots, LUNs, digests) here, e.g. 127.0.0.1:8460')
     .option('--api-token-file <file>', 'file holding the bearer token the API requires')
-    .option('--config <file>', 'JSON file with the same settings: {listen, iqn, blockSize, disks: ["f:64M"], chap, mutualChap, allowedInitiators, lunDir, api, apiTokenFile, logLevel}; flags override it')
+    .option('--config <file>', 'JSON file with the same settings: {listen, iqn, blockSize, disks: ["f:64M"], chap, mutualChap, allowedInitiators, library, drives, slots, cartridgeSize, tape, lunDir, api, apiTokenFile, logLevel}; flags override it')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(
       'after',
@@ -50,6 +56,8 @@ export function registerTarget(program: Command): void {
         '  ferry target --listen 127.0.0.1:3260 --iqn iqn.2026-11.dev.ferry:store --disk ./disk0.img:64M\n' +
         '  ferry target --disk a.img:1G --disk b.img:1G --block-size 4096 --chap backup:averylongsecret\n' +
         '  ferry target --disk d.img:1G --api 127.0.0.1:8460 --api-token-file ./token   # with snapshots API\n' +
+        '  ferry target --library ./vtl --drives 2 --slots 20 --cartridge-size 2G       # a tape library\n' +
+        '  ferry target --tape ./one.cart                                              # one tape drive\n' +
         '  iscsi-ls iscsi://127.0.0.1:3260            # discover it with libiscsi',
     )
     .action(async (opts: Record<string, unknown>) => {
@@ -64,6 +72,7 @@ export function registerTarget(program: Command): void {
       if ((opts.allow as string[]).length) merged.allowedInitiators = opts.allow;
       if (opts.logLevel) merged.logLevel = opts.logLevel;
       if (opts.lunDir) merged.lunDir = opts.lunDir;
+      for (const k of ['library', 'drives', 'slots', 'cartridgeSize', 'tape'] as const) if (opts[k] !== undefined) merged[k] = opts[k];
       if (opts.api) merged.api = opts.api;
       if (opts.apiTokenFile) merged.apiTokenFile = opts.apiTokenFile;
       const cfg = resolveTargetConfig(merged, opts.config ? `config ${opts.config as string}` : 'options');
@@ -73,7 +82,7 @@ export function registerTarget(program: Command): void {
         {
           listen: `${node.address.host}:${node.address.port}`,
           iqn: cfg.iqn,
-          luns: node.registry.list().map((l) => ({ lun: l.lun, kind: l.kind, bytes: l.sizeBytes })),
+          luns: [...node.tapes.describe, ...node.registry.list().map((l) => ({ lun: l.lun, kind: l.kind, bytes: l.sizeBytes }))],
           api: node.api ? `http://${node.api.host}:${node.api.port}` : undefined,
         },
         'target ready',

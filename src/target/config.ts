@@ -22,6 +22,11 @@ export const TargetConfigSchema = z
     mutualChap: userSecret.optional(),
     allowedInitiators: z.array(z.string()).optional(),
     lunDir: z.string().optional(),
+    library: z.string().optional(),
+    drives: z.union([z.number(), z.string()]).optional(),
+    slots: z.union([z.number(), z.string()]).optional(),
+    cartridgeSize: z.union([z.number(), z.string()]).optional(),
+    tape: z.string().optional(),
     api: z.string().optional(),
     apiTokenFile: z.string().optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -43,6 +48,8 @@ export interface TargetConfig {
   chap?: { user: string; secret: string };
   mutualChap?: { user: string; secret: string };
   allowedInitiators?: string[];
+  /** Tape: a library directory (changer + drives) and/or a stand-alone drive's cartridge. */
+  tapes: { library?: string; drives?: number | string; slots?: number | string; cartridgeSize?: number | string; tape?: string };
   /** Where LUNs created through the management API live (lun-N.img). */
   lunDir: string;
   /** Management API address, and the file holding its bearer token. */
@@ -86,6 +93,7 @@ export function resolveTargetConfig(raw: unknown, source = 'config'): TargetConf
   const firstImage = disks[0]?.path;
   return {
     listen: parseHostPort(c.listen, 3260, 'listen address'),
+    tapes: { library: c.library, drives: c.drives, slots: c.slots, cartridgeSize: c.cartridgeSize, tape: c.tape },
     lunDir: c.lunDir ?? (firstImage ? join(dirname(firstImage), 'ferry-luns') : 'ferry-luns'),
     api: c.api ? parseHostPort(c.api, 8460, 'API address') : undefined,
     apiTokenFile: c.apiTokenFile,

@@ -11,6 +11,8 @@ import { UsageError } from '../util/errors.ts';
 import { DirLunRegistry } from '../snapshot/lun-registry.ts';
 import { SnapshotService } from '../snapshot/service.ts';
 import { startSnapshotApi, readTokenFile, type SnapshotApiServer } from '../snapshot/api.ts';
+import { openTapeLuns, type TapeLuns } from '../scsi/tape-library.ts';
+import { TapeDriveLu } from '../scsi/ssc.ts';
 import { attachCopyManager } from '../xcopy/attach.ts';
 
 /** Every disk LU (snapshots included) is also a copy manager: EXTENDED COPY, VPD 8Fh, 3PC (DESIGN.md). */
@@ -28,6 +30,7 @@ export interface StorageNode {
   readonly snapshots: SnapshotService;
   readonly address: { host: string; port: number };
   readonly api?: { host: string; port: number };
+  readonly tapes: TapeLuns;
   close(): Promise<void>;
 }
 
@@ -57,6 +60,13 @@ export async function openDiskLu(iqn: string, path: string, blockSize: number, s
  */
 export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<StorageNode> {
   const target = new Target({ name: cfg.iqn, chap: cfg.chap, mutualChap: cfg.mutualChap, allowedInitiators: cfg.allowedInitiators });
+  // Tape first: a library's changer is LUN 0 and its drives LUN 1, 2, …; disks follow.
+  const tapes: TapeLuns = await openTapeLuns(cfg.tapes, 0);
+  for (const [lun, lu] of tapes.luns) {
+    // Tape drives are copy managers too (SPC-4 6.4); the changer is not.
+    if (lu instanceof TapeDriveLu) attachCopyManager(lu);
+    target.addLun(lun, lu);
+  }
   const registry = await DirLunRegistry.open(resolve(cfg.lunDir), {
     blockSize: cfg.blockSize,
     images: cfg.disks.map((d) => ({ path: d.path, sizeBytes: d.sizeBytes })),
@@ -73,7 +83,8 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
         log.info({ lun }, 'LUN unmapped');
       },
     },
-  }).catch((e: Error) => {
+  }).catch(async (e: Error) => {
+    await tapes.close();
     throw e instanceof UsageError ? e : new UsageError(e.message);
   });
   const snapshots = new SnapshotService(registry);
@@ -81,7 +92,7 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
   const server = new TargetServer({ targets: [target], log });
   try {
     await snapshots.start();
-    if (target.luns.size === 0 && !cfg.api) throw new UsageError('no LUNs: give at least one --disk FILE:SIZE (or --api to create LUNs through the API)');
+    if (target.luns.size === 0 && !cfg.api) throw new UsageError('no LUNs: give at least one --disk FILE:SIZE, --library DIR or --tape FILE (or --api to create LUNs through the API)');
     if (cfg.api) {
       const token = await readTokenFile(cfg.apiTokenFile!);
       api = await startSnapshotApi(snapshots, { host: cfg.api.host, port: cfg.api.port, token });
@@ -96,17 +107,20 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
       snapshots,
       address,
       api: api?.address,
+      tapes,
       async close() {
         await api?.close();
         await server.close();
         // Closing the registry flushes and closes every image (SYNCHRONIZE CACHE on shutdown).
         await registry.close();
+        await tapes.close();
       },
     };
   } catch (e) {
     await api?.close();
     await server.close();
     await registry.close();
+    await tapes.close();
     throw e;
   }
 }

@@ -9,6 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FERRY_BIN, spawnTarget } from '../helpers/ferry-cli.ts';
+import { requireTools } from '../helpers/tools.ts';
 import { InitiatorSession } from '../../src/initiator/session.ts';
 import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
 
@@ -101,4 +102,24 @@ test('ferry target refuses bad options with a message that says what to fix', as
   const help = await ferry('target', '--help');
   assert.match(help.stdout, /--disk <file\[:size\]>/);
   assert.match(help.stdout, /SIGINT\/SIGTERM/);
+});
+
+test('ferry target --library/--tape serves a changer at LUN 0, drives next, then disks (seen by iscsi-ls)', { timeout: 60_000 }, async (t) => {
+  if (!requireTools(t, 'iscsi-ls')) return;
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-vtl-'));
+  const tgt = await spawnTarget(['--iqn', IQN, '--library', join(dir, 'vtl'), '--drives', '2', '--slots', '5', '--cartridge-size', '64M', '--tape', join(dir, 'one.cart'), '--disk', `${join(dir, 'd.img')}:8M`]);
+  try {
+    const ls = (await exec('iscsi-ls', ['-s', `iscsi://127.0.0.1:${tgt.port}`], { encoding: 'utf8' })).stdout;
+    assert.match(ls, /Lun:0\s+Type:MEDIA_CHANGER/);
+    assert.match(ls, /Lun:1\s+Type:SEQUENTIAL_ACCESS/);
+    assert.match(ls, /Lun:2\s+Type:SEQUENTIAL_ACCESS/);
+    assert.match(ls, /Lun:3\s+Type:SEQUENTIAL_ACCESS/, 'the stand-alone drive');
+    assert.match(ls, /Lun:4\s+Type:DIRECT_ACCESS/);
+    const vtl = await ferry('vtl', 'ls', join(dir, 'vtl'), '--json');
+    assert.equal(vtl.code, 0, vtl.stderr);
+    assert.match(vtl.stdout, /FER001L8/);
+  } finally {
+    await tgt.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
