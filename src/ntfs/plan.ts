@@ -149,7 +149,7 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPla
   // Parent record and name per record (arrays: a Map of 20k entries showed in the profile).
   const parentRec = new Float64Array(vol.recordCount).fill(-1);
   const parentName: string[] = new Array<string>(vol.recordCount);
-  for await (const batch of scanRecords(vol)) for (const rec of batch) {
+  for await (const batch of scanRecords(vol, { inUseOnly: true })) for (const rec of batch) {
     if (rec instanceof NtfsFormatError) {
       skip({ record: rec.record, code: rec.code, message: rec.message });
       continue;

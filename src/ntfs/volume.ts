@@ -4,7 +4,7 @@ import { ByteView } from './byte-view.ts';
 import { findRun, type Run } from './data-runs.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 import { applyFixups, RecordMagic } from './fixup.ts';
-import { AttrType, decodeFileRecord, isExtension, type AttrRecord, type FileRecord } from './record.ts';
+import { AttrType, decodeFileRecord, isExtension, RecordFlag, type AttrRecord, type FileRecord } from './record.ts';
 import { readContent, streamContent, type AttrContent, type ClusterSource } from './stream.ts';
 import { decodeAttributeList, decodeFileName, decodeReparseTag, decodeStandardInfo, Namespace, type FileName, type StandardInfo } from './values.ts';
 
@@ -147,7 +147,7 @@ export async function readRecord(vol: Volume, n: number): Promise<FileRecord> {
  * Every record of the $MFT in order, read in 4 MiB sequential chunks and decoded a chunk at a
  * time (the plan and the fuzz test). Bad records come back as errors in the batch, never thrown.
  */
-export async function* scanRecords(vol: Volume): AsyncGenerator<(FileRecord | NtfsFormatError)[]> {
+export async function* scanRecords(vol: Volume, opts: { inUseOnly?: boolean } = {}): AsyncGenerator<(FileRecord | NtfsFormatError)[]> {
   const rs = vol.geo.recordSize;
   const per = Math.max(1, Math.floor((4 << 20) / rs));
   const content: AttrContent = { ...vol.mft, initializedSize: vol.mft.dataSize };
@@ -162,6 +162,7 @@ export async function* scanRecords(vol: Volume): AsyncGenerator<(FileRecord | Nt
       const at = mftByteOffset(vol, num * rs);
       try {
         applyFixups(bytes, RecordMagic.FILE, { record: num, byteOffset: at });
+        if (opts.inUseOnly && (bytes[0x16] & RecordFlag.IN_USE) === 0) continue;
         batch.push(decodeFileRecord(bytes, num, at, vol.geo.clusterCount));
       } catch (e) {
         if (e instanceof NtfsFormatError) batch.push(e);
