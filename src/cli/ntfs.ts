@@ -72,7 +72,9 @@ export async function openSource(source: string): Promise<BlockDevice> {
 async function withVolume<T>(source: string, fn: (vol: Volume) => Promise<T>): Promise<T> {
   const dev = await openSource(source);
   try {
-    return await fn(await openVolume(dev));
+    const vol = await openVolume(dev);
+    for (const w of vol.warnings) process.stderr.write(`ferry: warning: ${w.message}; used $MFTMirr\n`);
+    return await fn(vol);
   } finally {
     await dev.close();
   }

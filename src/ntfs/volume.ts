@@ -42,6 +42,8 @@ export interface Volume extends ClusterSource {
   readonly mft: NtfsAttr;
   readonly recordCount: number;
   readonly recordCache: Map<number, FileRecord>;
+  /** Problems the bootstrap worked around (record 0 read from $MFTMirr). */
+  readonly warnings: NtfsFormatError[];
 }
 
 const RECORD_CACHE = 4096;
@@ -66,7 +68,17 @@ export async function openVolume(dev: BlockDevice): Promise<Volume> {
   }
   const src = clusterSource(view, geo.clusterSize);
   const at0 = geo.mftLcn * geo.clusterSize;
-  const rec0 = fixRecord(await view.read(at0, geo.recordSize), 0, at0, geo);
+  const warnings: NtfsFormatError[] = [];
+  let rec0: FileRecord;
+  try {
+    rec0 = fixRecord(await view.read(at0, geo.recordSize), 0, at0, geo);
+  } catch (e) {
+    // A torn record 0 is read from $MFTMirr, as ntfs-3g does (ntfs_mft_load).
+    if (!(e instanceof NtfsFormatError) || e.code === NtfsErrorCode.TRUNCATED) throw e;
+    warnings.push(e);
+    const mirr = geo.mftMirrLcn * geo.clusterSize;
+    rec0 = fixRecord(await view.read(mirr, geo.recordSize), 0, mirr, geo);
+  }
   const data0 = rec0.attrs.find((a) => a.type === AttrType.DATA && a.name === '' && !a.resident && a.lowestVcn === 0);
   if (!data0) throw new NtfsFormatError(NtfsErrorCode.RECORD, '$MFT has no non-resident unnamed $DATA', { record: 0, byteOffset: at0 });
   const runs: Run[] = [...data0.runs];
@@ -74,7 +86,7 @@ export async function openVolume(dev: BlockDevice): Promise<Volume> {
     record: 0, type: AttrType.DATA, name: '', id: data0.id, resident: false, flags: data0.flags, compressionUnit: 0,
     dataSize: data0.dataSize, initializedSize: data0.initializedSize, allocatedSize: data0.allocatedSize, compressedSize: 0, runs, extents: [data0],
   };
-  const partial = (): Volume => ({ ...src, dev, view, geo, mft, recordCount: Math.floor(Math.min(mft.initializedSize, (lastVcn(runs) + 1) * geo.clusterSize) / geo.recordSize), recordCache: new Map() });
+  const partial = (): Volume => ({ ...src, dev, view, geo, mft, recordCount: Math.floor(Math.min(mft.initializedSize, (lastVcn(runs) + 1) * geo.clusterSize) / geo.recordSize), recordCache: new Map(), warnings });
   const listAttr = rec0.attrs.find((a) => a.type === AttrType.ATTRIBUTE_LIST);
   if (listAttr) {
     // Bootstrap (libfsntfs, ntfs-3g): the $DATA extents beyond record 0 live in extension records

@@ -229,3 +229,20 @@ test('an index loop is reported naming the directory record', async (t) => {
   assert.equal(skipped[0].record, dir.record);
   assert.match(skipped[0].message, /index loop: INDX block at VCN \d+ reached twice/);
 });
+
+test('a torn $MFT record 0 is read from $MFTMirr, with a warning naming it', async (t) => {
+  const imgs = ntfsImages(t);
+  if (!imgs) return;
+  const bytes = new Uint8Array(await readFile(imgs.secure));
+  const clean = await openVolume(new MemoryDevice(512, bytes));
+  const mftAt = clean.geo.mftLcn * clean.geo.clusterSize;
+  bytes[mftAt + 510] ^= 0xff;
+  const vol = await openVolume(new MemoryDevice(512, bytes));
+  assert.equal(vol.warnings.length, 1);
+  assert.equal(vol.warnings[0].record, 0);
+  assert.equal(vol.warnings[0].byteOffset, mftAt + 510);
+  assert.deepEqual(vol.mft.runs, clean.mft.runs);
+  const names: string[] = [];
+  for await (const { entry } of walk(vol, await resolvePath(vol, '/'), '/', { recursive: true, onError: () => assert.fail('no skipped records') })) names.push(entry.path);
+  assert.deepEqual(names.sort(), ['/perm0', '/perm1', '/perm2', '/perm3']);
+});
