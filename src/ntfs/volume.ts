@@ -261,12 +261,11 @@ export function assembleFileSync(vol: Volume, base: FileRecord): NtfsFile | unde
 function flatten(vol: Volume, base: FileRecord, recs: AttrRecord[]): NtfsFile {
   const n = base.number;
   const file: NtfsFile = { record: n, seq: base.seq, headerLinks: base.links, isDirectory: base.isDirectory, attrs: [], names: [] };
-  const open = new Map<string, NtfsAttr>();
+  let open: Map<string, NtfsAttr> | undefined; // non-resident attributes by type:name, for their later extents
   for (const a of recs) {
     if (a.type === AttrType.ATTRIBUTE_LIST) continue;
-    const key = `${a.type}:${a.name}`;
     if (!a.resident && a.lowestVcn > 0) {
-      const head = open.get(key);
+      const head = open?.get(`${a.type}:${a.name}`);
       const last = head?.runs[head.runs.length - 1];
       const next = last ? last.vcn + last.length : 0;
       if (!head || a.lowestVcn !== next) {
@@ -281,7 +280,7 @@ function flatten(vol: Volume, base: FileRecord, recs: AttrRecord[]): NtfsFile {
       record: n, type: a.type, name: a.name, id: a.id, resident: a.resident, value: a.value, flags: a.flags, compressionUnit: a.compressionUnit,
       dataSize: a.dataSize, initializedSize: a.initializedSize, allocatedSize: a.allocatedSize, compressedSize: a.compressedSize, runs: a.runs, extents: [a],
     };
-    if (!a.resident) open.set(key, attr);
+    if (!a.resident && recs !== base.attrs) (open ??= new Map()).set(`${a.type}:${a.name}`, attr);
     file.attrs.push(attr);
     if (a.type === AttrType.STANDARD_INFORMATION && a.value) file.si = decodeStandardInfo(a.value, n);
     else if (a.type === AttrType.FILE_NAME && a.value) file.names.push(decodeFileName(a.value, n));
