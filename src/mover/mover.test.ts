@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Target } from '../target/target.ts';
 import { TargetServer } from '../target/server.ts';
-import { openDiskLu } from '../target/storage-node.ts';
+import { closeDiskLu, openDiskLu } from '../target/storage-node.ts';
 import { InitiatorSession } from '../initiator/session.ts';
 import { extendedCopy, inquiry, receiveCopyResults } from '../initiator/cdb.ts';
 import { TmfFunction } from '../iscsi/pdu/task-mgmt.ts';
@@ -26,6 +26,7 @@ const MIB = 32;
 
 interface World {
   dir: string;
+  port: number;
   server: TargetServer;
   target: Target;
   mover: Mover;
@@ -57,6 +58,7 @@ async function world(opts: { chap?: { user: string; secret: string }; moverChap?
   await s.logout();
   return {
     dir,
+    port,
     server,
     target,
     mover,
@@ -67,7 +69,7 @@ async function world(opts: { chap?: { user: string; secret: string }; moverChap?
       await client.logout().catch(() => undefined);
       await mover.close();
       await server.close();
-      await Promise.all([...target.luns.values()].map((lu) => lu.close()));
+      await Promise.all([...target.luns.values()].map((lu) => closeDiskLu(lu)));
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -165,4 +167,21 @@ test('mover config: portals as strings or objects, CHAP per portal or for all, e
   assert.match(c.initiatorName, /^iqn\.2026-11\.dev\.ferry:mover-initiator$/);
   assert.throws(() => resolveMoverConfig({ portals: [{ address: 'x', chap: 'short:abc' }] }), /portals\.0\.chap/);
   assert.throws(() => resolveMoverConfig({ portal: ['x'] }), /Unrecognized key/);
+});
+
+test('the source target restarts between two copies: the mover logs in again and copies', async () => {
+  const w = await world();
+  try {
+    const list = copyList(w, 1);
+    assert.equal((await w.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true })).status, 0);
+    // Restart the portal (same port): every mover session to it dies.
+    await w.server.close();
+    const server2 = new TargetServer({ targets: [w.target] });
+    await server2.listen('127.0.0.1', w.port);
+    w.server = server2;
+    const r = await w.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+    assert.equal(r.status, 0, JSON.stringify(r.sense));
+  } finally {
+    await w.close();
+  }
 });

@@ -17,6 +17,8 @@ export interface PortalConfig {
 }
 
 interface RemoteLu {
+  /** Session key: portal + target name. */
+  key: string;
   targetName: string;
   lun: number;
   peripheralDeviceType: number;
@@ -67,6 +69,21 @@ export class PortalCopyTargets implements RemoteCopyTargets {
       lu = this.lookup(designator);
     }
     if (!lu) return undefined;
+    try {
+      return await this.open(lu);
+    } catch (err) {
+      // The session may have died (target restarted): log in again once and retry.
+      this.log?.info({ err, target: lu.key }, 'copy target unreachable; rediscovering');
+      const dead = this.sessions.get(lu.key);
+      this.sessions.delete(lu.key);
+      await dead?.logout().catch(() => undefined);
+      await this.discover();
+      const again = this.lookup(designator);
+      return again ? this.open(again) : undefined;
+    }
+  }
+
+  private async open(lu: RemoteLu): Promise<CopyTarget> {
     if (lu.peripheralDeviceType === 0x01) {
       return { kind: 'stream', device: await RemoteTapeDevice.open(lu.session, lu.lun), peripheralDeviceType: 1 };
     }
@@ -74,8 +91,8 @@ export class PortalCopyTargets implements RemoteCopyTargets {
   }
 
   /** Everything found so far (for logs and `ferry mover` startup). */
-  get known(): ReadonlyArray<Omit<RemoteLu, 'session'>> {
-    return this.lus.map(({ session: _s, ...rest }) => rest);
+  get known(): ReadonlyArray<Omit<RemoteLu, 'session' | 'key'>> {
+    return this.lus.map(({ session: _s, key: _k, ...rest }) => rest);
   }
 
   private lookup(d: Designator): RemoteLu | undefined {
@@ -117,13 +134,16 @@ export class PortalCopyTargets implements RemoteCopyTargets {
               const std = (await s.command(lun, inquiry(96), { inLength: 96 })).data;
               if (std.length < 1 || std[0] >> 5 !== 0) continue; // PERIPHERAL QUALIFIER: connected LUs only
               const vpd = (await s.command(lun, inquiry(255, 0x83), { inLength: 255 })).data;
-              found.push({ targetName, lun, peripheralDeviceType: std[0] & 0x1f, designators: decodeDeviceIdentificationPage(vpd), session: s });
+              found.push({ key, targetName, lun, peripheralDeviceType: std[0] & 0x1f, designators: decodeDeviceIdentificationPage(vpd), session: s });
             } catch (err) {
               this.log?.debug({ err, targetName, lun }, 'LU skipped');
             }
           }
         } catch (err) {
-          this.log?.warn({ err, target: key }, 'login failed');
+          this.log?.warn({ err, target: key }, 'login or LU scan failed');
+          const dead = this.sessions.get(key);
+          this.sessions.delete(key); // log in afresh next time
+          await dead?.logout().catch(() => undefined);
         }
       }
     }
