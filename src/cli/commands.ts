@@ -4,6 +4,7 @@ import { registerTarget } from './target.ts';
 import { registerMover } from './mover.ts';
 import { registerSnapshot } from './snapshot.ts';
 import { registerVtl } from './vtl.ts';
+import { registerDemo } from './demo.ts';
 
 /** Each role's command lives in its own file and adds itself here. */
 export function registerCommands(program: Command): void {
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerSnapshot(program);
   registerNtfs(program);
   registerVtl(program);
+  registerDemo(program);
 }
