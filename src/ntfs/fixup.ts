@@ -18,30 +18,30 @@ export const RecordMagic = {
  */
 export function applyFixups(buf: Uint8Array, magic: number, where: { record?: number; byteOffset: number }): void {
   const name = magic === RecordMagic.FILE ? 'FILE' : 'INDX';
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   if (buf.length < 48) throw new NtfsFormatError(NtfsErrorCode.FIXUP, `${name} record too short`, { ...where, actual: buf.length });
-  const got = view.getUint32(0, true);
+  const got = (buf[0] | (buf[1] << 8) | (buf[2] << 16) | (buf[3] << 24)) >>> 0;
   if (got !== magic) {
     throw new NtfsFormatError(NtfsErrorCode.FIXUP, `no ${name} magic`, { ...where, expected: `0x${magic.toString(16)}`, actual: `0x${got.toString(16)}` });
   }
-  const usaOfs = view.getUint16(4, true);
-  const usaCount = view.getUint16(6, true);
+  const usaOfs = buf[4] | (buf[5] << 8);
+  const usaCount = buf[6] | (buf[7] << 8);
   const want = buf.length / STRIDE + 1;
   if (usaCount !== want || usaOfs & 1 || usaOfs + usaCount * 2 > buf.length) {
     throw new NtfsFormatError(NtfsErrorCode.FIXUP, `bad update sequence array (offset ${usaOfs})`, { ...where, expected: want, actual: usaCount });
   }
-  const usn = view.getUint16(usaOfs, true);
+  const usn0 = buf[usaOfs];
+  const usn1 = buf[usaOfs + 1];
   for (let i = 1; i < usaCount; i++) {
     const at = i * STRIDE - 2;
-    const v = view.getUint16(at, true);
-    if (v !== usn) {
+    if (buf[at] !== usn0 || buf[at + 1] !== usn1) {
       throw new NtfsFormatError(NtfsErrorCode.FIXUP, `torn ${name} record: sector ${i - 1} does not end in the update sequence number`, {
         record: where.record,
         byteOffset: where.byteOffset + at,
-        expected: `0x${usn.toString(16)}`,
-        actual: `0x${v.toString(16)}`,
+        expected: `0x${(usn0 | (usn1 << 8)).toString(16)}`,
+        actual: `0x${(buf[at] | (buf[at + 1] << 8)).toString(16)}`,
       });
     }
-    view.setUint16(at, view.getUint16(usaOfs + 2 * i, true), true);
+    buf[at] = buf[usaOfs + 2 * i];
+    buf[at + 1] = buf[usaOfs + 2 * i + 1];
   }
 }

@@ -35,6 +35,11 @@ export interface FileRef {
   seq: number;
 }
 
+/** A file reference straight from bytes. */
+export function refAt(b: Uint8Array, at: number): FileRef {
+  return { record: le32(b, at) + le16(b, at + 4) * 0x1_0000_0000, seq: le16(b, at + 6) };
+}
+
 export function decodeRef(view: DataView, at: number): FileRef {
   return { record: view.getUint32(at, true) + view.getUint16(at + 4, true) * 0x1_0000_0000, seq: view.getUint16(at + 6, true) };
 }
@@ -92,29 +97,28 @@ export function decodeUtf16(buf: Uint8Array, at: number, chars: number): string 
  * Attributes are walked to 0xFFFFFFFF, bounded by the used size.
  */
 export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: number, clusterCount: number): FileRecord {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const fail = (msg: string, at: number, expected?: string | number, actual?: string | number): never => bad(NtfsErrorCode.RECORD, msg, number, byteOffset + at, expected, actual);
-  const used = view.getUint32(0x18, true);
+  const used = le32(buf, 0x18);
   if (used > buf.length || used < 0x30) fail('bytes-in-use field out of range', 0x18, `48..${buf.length}`, used);
-  const flags = view.getUint16(0x16, true);
+  const flags = le16(buf, 0x16);
   const rec: FileRecord = {
     number,
-    seq: view.getUint16(0x10, true),
-    links: view.getUint16(0x12, true),
+    seq: le16(buf, 0x10),
+    links: le16(buf, 0x12),
     flags,
     inUse: (flags & RecordFlag.IN_USE) !== 0,
     isDirectory: (flags & RecordFlag.DIRECTORY) !== 0,
-    base: decodeRef(view, 0x20),
+    base: refAt(buf, 0x20),
     attrs: [],
   };
-  let at = view.getUint16(0x14, true);
+  let at = le16(buf, 0x14);
   if (at < 0x18 || at & 7) fail('first attribute offset out of range', 0x14, `8-aligned >= 0x18`, at);
   while (true) {
     if (at + 4 > used) fail('attribute list not terminated', at);
-    const type = view.getUint32(at, true);
+    const type = le32(buf, at);
     if (type === AttrType.END) break;
     if (at + 16 > used) fail('attribute header past the used bytes', at);
-    const length = view.getUint32(at + 4, true);
+    const length = le32(buf, at + 4);
     if (length < 24 || length & 7 || at + length > used) fail('bad attribute length', at + 4, `8-aligned, 24..${used - at}`, length);
     rec.attrs.push(decodeAttribute(buf.subarray(at, at + length), number, at, byteOffset + at, clusterCount));
     at += length;
