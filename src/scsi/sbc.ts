@@ -38,6 +38,7 @@ import { scanLbaStatus } from './lba-status.ts';
 import type { DiskLu } from './disk-lu.ts';
 import { ByteReader } from '../util/byte-reader.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
+import { BufferPool } from '../util/buffer-pool.ts';
 
 /** Block limits Ferry advertises in VPD B0h and enforces (bytes, converted per block size). */
 export const DiskLimits = {
@@ -108,9 +109,18 @@ async function doRead(task: ScsiTask, lu: DiskLu, c: RwCdb, lengthField: number)
   checkTransfer(lu, c.blockCount, lengthField);
   if (c.blockCount === 0) return { status: ScsiStatus.GOOD, transferLength: 0 };
   task.signal.throwIfAborted();
-  const data = await lu.device.read(c.lba, c.blockCount);
-  return { status: ScsiStatus.GOOD, dataIn: data, transferLength: data.length };
+  // A pooled buffer: the transport gives it back once sent (no per-READ allocation).
+  const data = readBuffers.take(c.blockCount * lu.device.blockSize);
+  try {
+    await lu.device.readInto(c.lba, data);
+  } catch (e) {
+    readBuffers.give(data);
+    throw e;
+  }
+  return { status: ScsiStatus.GOOD, dataIn: data, transferLength: data.length, release: () => readBuffers.give(data) };
 }
+
+const readBuffers = new BufferPool(64 << 20);
 
 async function doWrite(task: ScsiTask, lu: DiskLu, c: RwCdb, lengthField: number): Promise<ScsiResult> {
   checkReady(lu);

@@ -63,6 +63,11 @@ export interface ScsiResult {
    * with the iSCSI expected length to report overflow/underflow. Omitted: use dataIn's length.
    */
   transferLength?: number;
+  /**
+   * Called by the transport once `dataIn` has been handed to the network (or dropped), so the
+   * LU may reuse that buffer (a pooled read buffer). Never called twice.
+   */
+  release?: () => void;
 }
 
 export type ResetKind = 'lun' | 'target-warm' | 'target-cold';

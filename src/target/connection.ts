@@ -450,7 +450,10 @@ export class TargetConnection {
     this.active--;
     // The LU is done with the Data-Out buffer once execute() settles, aborted or not.
     if (task.write) writeBuffers.give(task.write.buf);
-    if (task.aborted || this.phase === 'closed') return;
+    if (task.aborted || this.phase === 'closed') {
+      result.release?.();
+      return;
+    }
     this.respond(task, result);
   }
 
@@ -516,11 +519,14 @@ export class TargetConnection {
             data: dataIn.subarray(off, off + n),
           }),
           false,
+          last ? result.release : undefined,
         );
         off += n;
       }
       this.socket.uncork();
       if (collapse) return;
+    } else {
+      result.release?.();
     }
     this.send(
       encodeScsiResponse({
@@ -720,14 +726,18 @@ export class TargetConnection {
 
   // ---- output ----
 
-  private send(pdu: RawPdu, cork = true): void {
-    if (this.phase === 'closed' || this.socket.destroyed) return;
+  /** Write a PDU; `sent` runs once its bytes are handed to the kernel (or the socket died). */
+  private send(pdu: RawPdu, cork = true, sent?: () => void): void {
+    if (this.phase === 'closed' || this.socket.destroyed) {
+      sent?.();
+      return;
+    }
     const p = this.params;
     const full = this.phase === 'full';
     const pieces = pduPieces(pdu, full && !!p?.headerDigest, full && !!p?.dataDigest);
     if (cork) this.socket.cork();
     let ok = true;
-    for (const piece of pieces) ok = this.socket.write(piece) && ok;
+    for (let i = 0; i < pieces.length; i++) ok = this.socket.write(pieces[i], i === pieces.length - 1 && sent ? () => sent() : undefined) && ok;
     if (cork) this.socket.uncork();
     if (!ok) this.socket.pause(); // resume on 'drain': backpressure stops new commands
   }
