@@ -45,10 +45,12 @@ export function registerTarget(program: Command): void {
     .option('--slots <n>', 'storage slots in a new library (default 20; barcodes FER001L8, FER002L8, …)')
     .option('--cartridge-size <size>', 'capacity of new cartridges (default 2G)')
     .option('--tape <file.cart>', 'serve one stand-alone tape drive with this cartridge loaded (created if missing)')
+    .option('--copy-portal <host:port>', 'a portal whose LUs the copy managers in these LUNs may copy to/from (EXTENDED COPY without a separate mover; repeatable)', collect, [])
+    .option('--copy-portal-chap <user:secret>', 'CHAP the copy managers present at the --copy-portal targets')
     .option('--lun-dir <dir>', 'directory for LUNs created through the API (default: ferry-luns beside the first disk)')
     .option('--api <host:port>', 'serve the management API (snapshots, LUNs, digests) here, e.g. 127.0.0.1:8460')
     .option('--api-token-file <file>', 'file holding the bearer token the API requires')
-    .option('--config <file>', 'JSON file with the same settings: {listen, iqn, blockSize, disks: ["f:64M"], chap, mutualChap, allowedInitiators, library, drives, slots, cartridgeSize, tape, lunDir, api, apiTokenFile, logLevel}; flags override it')
+    .option('--config <file>', 'JSON file with the same settings: {listen, iqn, blockSize, disks: ["f:64M"], chap, mutualChap, allowedInitiators, library, drives, slots, cartridgeSize, tape, lunDir, api, apiTokenFile, copyPortals, copyPortalChap, logLevel}; flags override it')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(
       'after',
@@ -72,6 +74,8 @@ export function registerTarget(program: Command): void {
       if ((opts.allow as string[]).length) merged.allowedInitiators = opts.allow;
       if (opts.logLevel) merged.logLevel = opts.logLevel;
       if (opts.lunDir) merged.lunDir = opts.lunDir;
+      if ((opts.copyPortal as string[]).length) merged.copyPortals = opts.copyPortal;
+      if (opts.copyPortalChap) merged.copyPortalChap = opts.copyPortalChap;
       for (const k of ['library', 'drives', 'slots', 'cartridgeSize', 'tape'] as const) if (opts[k] !== undefined) merged[k] = opts[k];
       if (opts.api) merged.api = opts.api;
       if (opts.apiTokenFile) merged.apiTokenFile = opts.apiTokenFile;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseHostPort } from '../util/units.ts';
 import { UsageError } from '../util/errors.ts';
-import type { PortalConfig } from './portal-copy-targets.ts';
+import type { PortalConfig } from '../initiator/copy-targets.ts';
 
 // `ferry mover` configuration: flags, or the same fields in a JSON --config file.
 

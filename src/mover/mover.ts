@@ -4,7 +4,7 @@ import { TargetServer } from '../target/server.ts';
 import { luIdentity } from '../scsi/identity.ts';
 import { CopyManagerLu } from '../xcopy/copy-manager-lu.ts';
 import { UsageError } from '../util/errors.ts';
-import { PortalCopyTargets } from './portal-copy-targets.ts';
+import { PortalCopyTargets } from '../initiator/copy-targets.ts';
 import type { MoverConfig } from './config.ts';
 
 /** A running data mover: an iSCSI target whose LU 0 is a copy manager (PDT 03h). */

@@ -29,6 +29,9 @@ export const TargetConfigSchema = z
     tape: z.string().optional(),
     api: z.string().optional(),
     apiTokenFile: z.string().optional(),
+    /** Portals whose LUs this node's copy managers may use as copy sources/destinations (EXTENDED COPY). */
+    copyPortals: z.array(z.string()).default([]),
+    copyPortalChap: userSecret.optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict();
@@ -55,6 +58,8 @@ export interface TargetConfig {
   /** Management API address, and the file holding its bearer token. */
   api?: { host: string; port: number };
   apiTokenFile?: string;
+  /** Remote copy targets for the LUs' copy managers (src/initiator/copy-targets.ts). */
+  copyPortals: Array<{ host: string; port: number; chap?: { user: string; secret: string } }>;
   logLevel: string;
 }
 
@@ -97,6 +102,7 @@ export function resolveTargetConfig(raw: unknown, source = 'config'): TargetConf
     lunDir: c.lunDir ?? (firstImage ? join(dirname(firstImage), 'ferry-luns') : 'ferry-luns'),
     api: c.api ? parseHostPort(c.api, 8460, 'API address') : undefined,
     apiTokenFile: c.apiTokenFile,
+    copyPortals: c.copyPortals.map((a) => ({ ...parseHostPort(a, 3260, 'copy portal'), chap: splitSecret(c.copyPortalChap) })),
     iqn: c.iqn,
     blockSize: c.blockSize,
     disks,

@@ -14,11 +14,13 @@ import { startSnapshotApi, readTokenFile, type SnapshotApiServer } from '../snap
 import { openTapeLuns, type TapeLuns } from '../scsi/tape-library.ts';
 import { TapeDriveLu } from '../scsi/ssc.ts';
 import { attachCopyManager } from '../xcopy/attach.ts';
+import type { RemoteCopyTargets } from '../xcopy/copy-target.ts';
+import { PortalCopyTargets } from '../initiator/copy-targets.ts';
 
 /** Every disk LU (snapshots included) is also a copy manager: EXTENDED COPY, VPD 8Fh, 3PC (DESIGN.md). */
-function diskLu(device: ConstructorParameters<typeof DiskLu>[0], seed: string): DiskLu {
+function diskLu(device: ConstructorParameters<typeof DiskLu>[0], seed: string, remote?: RemoteCopyTargets): DiskLu {
   const lu = new DiskLu(device, { identity: luIdentity(seed) });
-  attachCopyManager(lu);
+  attachCopyManager(lu, { remote });
   return lu;
 }
 
@@ -60,11 +62,15 @@ export async function openDiskLu(iqn: string, path: string, blockSize: number, s
  */
 export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<StorageNode> {
   const target = new Target({ name: cfg.iqn, chap: cfg.chap, mutualChap: cfg.mutualChap, allowedInitiators: cfg.allowedInitiators });
+  // Copy managers reach LUs on other targets only through the configured copy portals.
+  const remote = cfg.copyPortals.length
+    ? new PortalCopyTargets({ initiatorName: `${cfg.iqn}:copy-manager`, portals: cfg.copyPortals, log })
+    : undefined;
   // Tape first: a library's changer is LUN 0 and its drives LUN 1, 2, …; disks follow.
   const tapes: TapeLuns = await openTapeLuns(cfg.tapes, 0);
   for (const [lun, lu] of tapes.luns) {
     // Tape drives are copy managers too (SPC-4 6.4); the changer is not.
-    if (lu instanceof TapeDriveLu) attachCopyManager(lu);
+    if (lu instanceof TapeDriveLu) attachCopyManager(lu, { remote });
     target.addLun(lun, lu);
   }
   const registry = await DirLunRegistry.open(resolve(cfg.lunDir), {
@@ -75,7 +81,7 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
       added: (info, device) => {
         // Each snapshot LUN gets its own NAA and serial (SPC-4 7.8.6).
         const seed = info.kind === 'snapshot' ? `${cfg.iqn}|snapshot|${info.snapshotId}` : `${cfg.iqn}|lun|${info.lun}`;
-        target.addLun(info.lun, diskLu(device, seed));
+        target.addLun(info.lun, diskLu(device, seed, remote));
         log.info({ lun: info.lun, kind: info.kind, blocks: info.blockCount, snapshot: info.snapshotId }, 'LUN mapped');
       },
       removed: async (lun) => {
@@ -114,6 +120,7 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
         // Closing the registry flushes and closes every image (SYNCHRONIZE CACHE on shutdown).
         await registry.close();
         await tapes.close();
+        await remote?.close();
       },
     };
   } catch (e) {
@@ -121,6 +128,7 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
     await server.close();
     await registry.close();
     await tapes.close();
+    await remote?.close();
     throw e;
   }
 }

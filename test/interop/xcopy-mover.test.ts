@@ -7,16 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Target } from '../../src/target/target.ts';
 import { TargetServer } from '../../src/target/server.ts';
-import { openDiskLu } from '../../src/target/storage-node.ts';
+import { closeDiskLu, openDiskLu, startStorageNode } from '../../src/target/storage-node.ts';
+import { resolveTargetConfig } from '../../src/target/config.ts';
+import pino from 'pino';
 import { InitiatorSession } from '../../src/initiator/session.ts';
 import { extendedCopy, inquiry, receiveCopyResults } from '../../src/initiator/cdb.ts';
 import { buildRewind } from '../../src/scsi/tape-cdb.ts';
 import { startMover } from '../../src/mover/mover.ts';
-import { PortalCopyTargets } from '../../src/mover/portal-copy-targets.ts';
-import { FileDevice } from '../../src/block/file-device.ts';
-import { DiskLu } from '../../src/scsi/disk-lu.ts';
-import { luIdentity } from '../../src/scsi/identity.ts';
-import { attachCopyManager } from '../../src/xcopy/attach.ts';
 import type { TestContext } from 'node:test';
 import { resolveMoverConfig } from '../../src/mover/config.ts';
 import { decodeDeviceIdentificationPage } from '../../src/xcopy/resolver.ts';
@@ -82,29 +79,24 @@ async function roundTrip(t: TestContext, opts: { mib: number; tape: TapeEnd; cop
   const chunk = Buffer.alloc(1 << 20);
   for (let off = 0; off < BYTES; off += chunk.length) await fh.write(randomFillSync(chunk), 0, chunk.length, off);
   await fh.close();
-  const src = new Target({ name: SRC_IQN });
+  let srcAddr: { port: number };
   if (opts.copyManager === 'source') {
-    // The copy manager inside the source target reaches the tape through its own portal list.
-    const remote = new PortalCopyTargets({ initiatorName: 'iqn.2026-11.dev.ferry:storage-node', portals: [{ host: tapeEnd.host, port: tapeEnd.port }] });
-    cleanup.push(() => remote.close());
-    for (const [lun, path, size] of [[0, srcPath, undefined], [1, dstPath, BYTES]] as const) {
-      const lu = new DiskLu(await FileDevice.open(path, { blockSize: BLOCK, sizeBytes: size }), { identity: luIdentity(`${SRC_IQN}|${path}`) });
-      attachCopyManager(lu, { remote });
-      src.addLun(lun, lu);
-    }
+    // The copy managers inside the storage node's LUs reach the tape through --copy-portal.
+    const cfg = resolveTargetConfig({ listen: '127.0.0.1:0', iqn: SRC_IQN, disks: [srcPath, `${dstPath}:${BYTES}`], lunDir: join(dir, 'luns'), copyPortals: [`${tapeEnd.host}:${tapeEnd.port}`], logLevel: 'silent' });
+    const node = await startStorageNode(cfg, pino({ level: 'silent' }));
+    cleanup.push(() => node.close());
+    srcAddr = node.address;
   } else {
+    const src = new Target({ name: SRC_IQN });
     src.addLun(0, await openDiskLu(SRC_IQN, srcPath, BLOCK));
     src.addLun(1, await openDiskLu(SRC_IQN, dstPath, BLOCK, BYTES));
+    const srcServer = new TargetServer({ targets: [src] });
+    srcAddr = await srcServer.listen('127.0.0.1', 0);
+    cleanup.push(async () => {
+      await srcServer.close();
+      for (const lu of src.luns.values()) await closeDiskLu(lu);
+    });
   }
-  const srcServer = new TargetServer({ targets: [src] });
-  const srcAddr = await srcServer.listen('127.0.0.1', 0);
-  cleanup.push(async () => {
-    await srcServer.close();
-    for (const lu of src.luns.values()) {
-      await lu.close();
-      if (lu instanceof DiskLu) await lu.device.close();
-    }
-  });
 
   // The backup server: learns designators (INQUIRY only), positions the tape, sends the lists.
   const toSrc = await InitiatorSession.login({ host: '127.0.0.1', port: srcAddr.port, initiatorName: INITIATOR, targetName: SRC_IQN });

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import { InitiatorSession } from '../initiator/session.ts';
-import { RemoteBlockDevice } from '../initiator/remote-device.ts';
-import { inquiry, reportLuns } from '../initiator/cdb.ts';
+import { InitiatorSession } from './session.ts';
+import { RemoteBlockDevice } from './remote-device.ts';
+import { inquiry, reportLuns } from './cdb.ts';
 import type { ChapSecret } from '../iscsi/chap.ts';
 import { sameDesignator, type CopyTarget, type Designator, type RemoteCopyTargets } from '../xcopy/copy-target.ts';
 import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';

@@ -1,5 +1,5 @@
 import type { TapeDevice, TapePosition, TapeReadResult } from '../tape/tape-device.ts';
-import { ScsiCommandError, type InitiatorSession } from '../initiator/session.ts';
+import { ScsiCommandError, type InitiatorSession } from './session.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import { SenseKey } from '../scsi/sense.ts';
 import {
