@@ -1,5 +1,5 @@
 // Benchmark: stream 1 GiB of 256 KiB fixed blocks to a cartridge through the Ferry target
-// (our initiator → iSCSI over loopback → SSC LU → cartridge file), against `dd` writing the
+// (our initiator → iSCSI over loopback → `ferry target --tape` → cartridge file), against `dd` writing the
 // same number of bytes to a file on the same disk in the same run. Both end with a flush
 // (WRITE FILEMARKS → fsync; dd conv=fdatasync).
 //
@@ -11,8 +11,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSize, formatBytes } from '../src/util/units.ts';
-import { Target } from '../src/target/target.ts';
-import { TargetServer } from '../src/target/server.ts';
 import { openStandaloneDrive } from '../src/scsi/tape-library.ts';
 import { InitiatorSession } from '../src/initiator/session.ts';
 import * as T from '../src/scsi/tape-cdb.ts';
@@ -30,33 +28,22 @@ const BLOCK = 256 * 1024;
 const blocks = Math.floor(totalBytes / BLOCK);
 
 const IQN = 'iqn.2026-11.dev.ferry:bench';
-
-/** `--serve CART`: be the target process (one stand-alone drive), print the port, run until killed. */
-async function serve(cart: string): Promise<void> {
-  const target = new Target({ name: IQN });
-  target.addLun(0, await openStandaloneDrive(cart, { createSizeBytes: totalBytes + (64 << 20) }));
-  const server = new TargetServer({ targets: [target] });
-  const { port } = await server.listen('127.0.0.1', 0);
-  process.stdout.write(`PORT ${port}\n`);
-  process.once('SIGTERM', () => process.exit(0));
-}
+const FERRY_BIN = fileURLToPath(new URL('../bin/ferry.mjs', import.meta.url));
 
 async function ferryRun(dir: string, n: number): Promise<number> {
   const iqn = IQN;
-  // The target runs in its own process, as `ferry target` would.
-  const prof = process.env.FERRY_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FERRY_BENCH_PROF}`] : [];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--size', String(totalBytes), '--serve', join(dir, `bench${n}.cart`)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
-  });
+  // The real `ferry target --tape` in its own process, with the launcher's node flags.
+  const cart = join(dir, `bench${n}.cart`);
+  const args = ['--max-semi-space-size=64', FERRY_BIN, 'target', '--listen', '127.0.0.1:0', '--iqn', iqn, '--tape', cart, '--cartridge-size', String(totalBytes + (64 << 20))];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, UV_THREADPOOL_SIZE: '16' } });
   const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /PORT (\d+)/.exec(out);
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /"listen":"[^"]*:(\d+)"/.exec(err);
       if (m) resolve(Number(m[1]));
     });
-    child.once('exit', (c) => reject(new Error(`bench target exited ${c}`)));
+    child.once('exit', (c) => reject(new Error(`ferry target exited ${c}: ${err}`)));
   });
   const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:bench-init', targetName: iqn });
   for (let i = 0; i < 3; i++) if ((await s.command(0, T.buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
@@ -147,11 +134,7 @@ function ddRun(dir: string, n: number): number {
   return (blocks * BLOCK) / secs;
 }
 
-if (args.includes('--serve')) {
-  await serve(opt('serve', ''));
-} else {
-  await main();
-}
+await main();
 
 async function main(): Promise<void> {
 const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-tape-'));
