@@ -123,3 +123,33 @@ test('ferry target --library/--tape serves a changer at LUN 0, drives next, then
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('ferry target --config FILE serves what the file says; a bad config names the field to fix', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-cfg-'));
+  try {
+    const cfg = join(dir, 'target.json');
+    await writeFile(cfg, JSON.stringify({ listen: '127.0.0.1:0', iqn: IQN, blockSize: 4096, disks: [`${join(dir, 'a.img')}:8M`, { path: join(dir, 'b.img'), size: '4M' }], chap: { user: 'cfg-user', secret: 'config-file-secret' } }));
+    const tgt = await spawnTarget(['--config', cfg]);
+    try {
+      const chap = { user: 'cfg-user', secret: 'config-file-secret' };
+      const s = await InitiatorSession.login({ host: '127.0.0.1', port: tgt.port, initiatorName: 'iqn.2026-11.dev.ferry:cfg', targetName: IQN, chap });
+      const a = await RemoteBlockDevice.open(s, 0);
+      const b = await RemoteBlockDevice.open(s, 1);
+      assert.deepEqual([a.blockSize, a.blockCount, b.blockCount], [4096, 2048, 1024]);
+      await s.logout();
+    } finally {
+      await tgt.stop();
+    }
+    await writeFile(cfg, JSON.stringify({ disks: ['x.img:1M'], blockSize: 1000, colour: 'blue' }));
+    const bad = await ferry('target', '--config', cfg);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /blockSize/);
+    assert.match(bad.stderr, /colour/);
+    await writeFile(cfg, '{ not json');
+    const notJson = await ferry('target', '--config', cfg);
+    assert.equal(notJson.code, 2);
+    assert.match(notJson.stderr, /not valid JSON/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
