@@ -64,6 +64,14 @@ export class ByteView {
     return out;
   }
 
+  /** Fill `target` from `byteOffset`, bypassing the cache; block-aligned ranges go straight into it. */
+  async readInto(byteOffset: number, target: Uint8Array): Promise<void> {
+    this.check(byteOffset, target.length);
+    const bs = this.dev.blockSize;
+    if (byteOffset % bs === 0 && target.length % bs === 0) await this.dev.readInto(byteOffset / bs, target);
+    else target.set(await this.readDirect(byteOffset, target.length));
+  }
+
   /** Read bypassing the cache (file data). Block-aligned reads land straight in the result. */
   async readDirect(byteOffset: number, length: number): Promise<Uint8Array> {
     this.check(byteOffset, length);

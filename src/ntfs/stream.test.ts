@@ -82,3 +82,21 @@ test('msToIso formats like Date.toISOString', async () => {
     assert.equal(msToIso(ms), new Date(ms).toISOString(), String(ms));
   }
 });
+
+test('a source with readClustersInto gives the same bytes as one without', async () => {
+  const plain = source();
+  let into = 0;
+  const direct: ClusterSource = {
+    clusterSize: CS,
+    readClusters: plain.readClusters,
+    async readClustersInto(lcn, target) {
+      into++;
+      target.set(await plain.readClusters(lcn, target.length / CS));
+    },
+  };
+  const a = attr({ dataSize: 5 * CS - 7, initializedSize: 5 * CS - 7, runs: [{ vcn: 0, lcn: 10, length: 2 }, { vcn: 2, lcn: HOLE, length: 1 }, { vcn: 3, lcn: 40, length: 2 }] });
+  for (const [off, len] of [[0, 5 * CS - 7], [3, 700], [CS, 3 * CS]]) {
+    assert.deepEqual(await readContent(direct, a, off, len), await readContent(source(), a, off, len));
+  }
+  assert.ok(into > 0);
+});

@@ -7,6 +7,8 @@ import { AttrFlag } from './record.ts';
 export interface ClusterSource {
   readonly clusterSize: number;
   readClusters(lcn: number, count: number): Promise<Uint8Array>;
+  /** Optional: read `target.length / clusterSize` clusters straight into `target` (saves a copy). */
+  readClustersInto?(lcn: number, target: Uint8Array): Promise<void>;
 }
 
 /** What it takes to read an attribute's content: a resident value, or runs and sizes. */
@@ -57,7 +59,9 @@ async function readPlain(src: ClusterSource, a: AttrContent, from: number, to: n
     const run = a.runs[i];
     if (!run || pos < run.vcn * cs || pos >= (run.vcn + run.length) * cs) missing(a, Math.floor(pos / cs));
     const runEnd = Math.min(to, (run.vcn + run.length) * cs);
-    if (run.lcn !== HOLE) {
+    if (run.lcn !== HOLE && src.readClustersInto && pos % cs === 0 && (runEnd - pos) % cs === 0) {
+      await src.readClustersInto(run.lcn + (pos / cs - run.vcn), out.subarray(pos - outBase, runEnd - outBase));
+    } else if (run.lcn !== HOLE) {
       const firstC = Math.floor(pos / cs);
       const lastC = Math.ceil(runEnd / cs);
       const data = await src.readClusters(run.lcn + (firstC - run.vcn), lastC - firstC);

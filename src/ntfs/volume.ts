@@ -55,6 +55,7 @@ function clusterSource(view: ByteView, clusterSize: number): ClusterSource {
   return {
     clusterSize,
     readClusters: (lcn, count) => view.readDirect(lcn * clusterSize, count * clusterSize),
+    readClustersInto: (lcn, target) => view.readInto(lcn * clusterSize, target),
   };
 }
 
