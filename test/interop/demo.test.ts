@@ -4,7 +4,7 @@
 // cartridge holds the set header and a filemark, and a second run over the same --dir starts fresh.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -85,5 +85,30 @@ test('ferry demo: a bad --size is a usage error (exit 2) that says what to give'
     assert.equal(r.code, 2, `--size ${size}: ${r.stderr}`);
     assert.match(r.stderr, /--size/);
     assert.equal(r.stdout, '');
+  }
+});
+
+test('ferry demo: SIGINT mid-run stops cleanly (exit 130) and leaves no node files behind', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-demo-int-'));
+  try {
+    const child = spawn(process.execPath, [...NODE_FLAGS, FERRY_BIN, 'demo', '--size', '512M', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    await new Promise<void>((res, rej) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('workstation:')) res();
+      });
+      void exited.then(() => rej(new Error(`demo exited before writing: ${err}`)));
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, err);
+    assert.match(err, /interrupted/);
+    assert.deepEqual(await readdir(dir), [], 'LUN images and library removed');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
