@@ -1,27 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { resolveTargetConfig, type TargetConfigInput } from '../target/config.ts';
 import { startStorageNode } from '../target/storage-node.ts';
-import { UsageError } from '../util/errors.ts';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-async function readConfigFile(path: string): Promise<TargetConfigInput> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read config ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as TargetConfigInput;
-  } catch (e) {
-    throw new UsageError(`config ${path} is not valid JSON: ${(e as Error).message}`);
-  }
-}
+import { collect, readJsonConfig } from './options.ts';
 
 export function registerTarget(program: Command): void {
   program
@@ -63,7 +44,7 @@ export function registerTarget(program: Command): void {
         '  iscsi-ls iscsi://127.0.0.1:3260            # discover it with libiscsi',
     )
     .action(async (opts: Record<string, unknown>) => {
-      const fromFile = opts.config ? await readConfigFile(opts.config as string) : {};
+      const fromFile = opts.config ? await readJsonConfig<TargetConfigInput>(opts.config as string) : {};
       const merged: Record<string, unknown> = { ...fromFile };
       if (opts.listen) merged.listen = opts.listen;
       if (opts.iqn) merged.iqn = opts.iqn;
