@@ -6,7 +6,7 @@
 // they would in production. An in-process engine baseline (MemoryDevice → MemoryTape, no
 // iSCSI) is printed beside it.
 //
-//   node --import tsx bench/xcopy-vs-dd.ts [--size 1G] [--runs 3] [--tape tgtd|ferry]
+//   node --import tsx bench/xcopy-vs-dd.ts [--size 1G] [--runs 3] [--tape tgtd|ferry] [--record 256K]
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomFillSync } from 'node:crypto';
@@ -27,11 +27,13 @@ import { formatBytes, parseSize } from '../src/util/units.ts';
 import { freePort, startTgtd } from '../test/helpers/tgtd.ts';
 import { startFerryTape, TAPE_IQN } from '../test/interop/tape-script.ts';
 
-const { values } = parseArgs({ options: { size: { type: 'string', default: '1G' }, runs: { type: 'string', default: '3' }, tape: { type: 'string', default: 'tgtd' } } });
+const { values } = parseArgs({
+  options: { size: { type: 'string', default: '1G' }, runs: { type: 'string', default: '3' }, tape: { type: 'string', default: 'tgtd' }, record: { type: 'string', default: '256K' } },
+});
 const BYTES = parseSize(values.size!);
 const RUNS = Number(values.runs);
 const BLOCK = 512;
-const RECORD = Number(process.env.RECORD_KIB ?? 256) * 1024;
+const RECORD = parseSize(values.record!, '--record');
 const SEG_BLOCKS = 32768;
 const INITIATOR = 'iqn.2026-11.dev.ferry:bench';
 const SRC_IQN = 'iqn.2026-11.dev.ferry:bench-src';
@@ -168,7 +170,7 @@ async function main(): Promise<void> {
     }
     const wire = [toSrc, toTape, toMover].reduce((n, s) => n + s.bytesOnWire.sent + s.bytesOnWire.received, 0);
     const m = (k: keyof (typeof rows)[number]) => median(rows.map((r) => r[k]));
-    console.log(`xcopy-vs-dd: ${formatBytes(BYTES)} disk LUN ↔ ${values.tape} tape through ferry mover, ${RUNS} runs, 256 KiB records, hot cache`);
+    console.log(`xcopy-vs-dd: ${formatBytes(BYTES)} disk LUN ↔ ${values.tape} tape through ferry mover, ${RUNS} runs, ${formatBytes(RECORD)} records, hot cache`);
     console.table(rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === 'run' ? v : `${v.toFixed(0)} MB/s`]))));
     console.log(`backup  (disk → tape): mover ${m('moverBackup').toFixed(0)} MB/s, dd ${m('ddBackup').toFixed(0)} MB/s, ratio ${(m('moverBackup') / m('ddBackup')).toFixed(2)}× (goal ≥ 0.8×)`);
     console.log(`restore (tape → disk): mover ${m('moverRestore').toFixed(0)} MB/s, dd ${m('ddRestore').toFixed(0)} MB/s, ratio ${(m('moverRestore') / m('ddRestore')).toFixed(2)}×`);
