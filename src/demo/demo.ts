@@ -168,11 +168,15 @@ async function runCopy(
   const before = wire(s);
   const t0 = performance.now();
   let done = false;
-  const copy = s.command(lun, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true }).finally(() => (done = true));
+  let seconds = 0;
+  const copy = s.command(lun, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true }).finally(() => {
+    done = true;
+    seconds = (performance.now() - t0) / 1000;
+  });
   copy.catch(() => undefined);
   let polls = 0;
   while (!done) {
-    await sleep(POLL_MS);
+    await Promise.race([sleep(POLL_MS), copy.catch(() => undefined)]);
     checkAbort(opts.signal);
     if (done) break;
     const r = await s.command(lun, receiveCopyResults(0x00, listId, 12), { inLength: 12, allowCheckCondition: true });
@@ -180,7 +184,6 @@ async function runCopy(
     if (r.status === 0) opts.onEvent?.({ kind: 'progress', phase, doneBytes: decodeCopyStatus(r.data).transferBytes, totalBytes });
   }
   const res = await copy;
-  const seconds = (performance.now() - t0) / 1000;
   if (res.status !== 0) {
     const k = res.sense;
     throw new FerryError('ERR_DEMO_COPY', `${phase} EXTENDED COPY failed: status ${res.status.toString(16)}h${k ? `, sense ${k.key.toString(16)}/${k.asc.toString(16).padStart(2, '0')}/${k.ascq.toString(16).padStart(2, '0')}` : ''}`);
@@ -338,6 +341,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const verifySeconds = (performance.now() - tv) / 1000;
     const verifyBytesOnWire = wire(vs);
     await vs.logout();
+    // DESIGN.md "A backup" step 5: the snapshot has served its purpose.
+    await node.snapshots.delete(snap.id);
+    say('verify', `snapshot ${snap.id} deleted (LUN ${snap.lun} unmapped)`);
 
     const moverBytes = backup.moverBytes + restore.moverBytes;
     const ratio = moverBytes > 0 ? serverBytesOnWire / moverBytes : Infinity;
