@@ -405,3 +405,16 @@ test('VPD 8Fh: descriptors 0001h, 0004h, 0008h, 000Ch, 8001h, 9101h, C001h, each
   }
   assert.deepEqual(types, [0x0001, 0x0004, 0x0008, 0x000c, 0x8001, 0x9101, 0xc001]);
 });
+
+test('held results nobody reads expire after heldForMs', async () => {
+  let now = 1_000_000;
+  const dev = new MemoryDevice(512, 64);
+  const lu = new TestLu({ block: dev }, 40, { heldForMs: 60_000, now: () => now });
+  const t = targetOf([lu]);
+  const failing = list([lu.cscd()], [b2b({ destinationLba: 60 })], { listId: 12 });
+  expectSense(await xcopy(t, failing), 0x0a, 0x0d, 0x02);
+  now += 59_000;
+  assert.equal((await send(t, rcrCdb(0, 12))).status, ScsiStatus.GOOD, 'still held');
+  now += 2_000;
+  expectSense(await send(t, rcrCdb(0, 12)), 5, 0x24, 0);
+});

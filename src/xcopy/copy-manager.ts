@@ -43,6 +43,10 @@ export interface CopyManagerOptions {
   maxHeldPerNexus?: number;
   /** Told why a copy was aborted by a device (for logs). */
   onDeviceError?: (info: { segment: number; role: 'source' | 'destination'; error: unknown }) => void;
+  /** Completed results nobody asked for are dropped after this long (default 10 minutes). */
+  heldForMs?: number;
+  /** Clock, for tests. */
+  now?: () => number;
 }
 
 interface CopyOperation {
@@ -50,6 +54,8 @@ interface CopyOperation {
   listId: number;
   tracked: boolean;
   state: 'running' | 'done' | 'failed';
+  /** When the copy finished (for the held-result timeout). */
+  finishedAt?: number;
   progress: CopyProgress;
   /** Fixed-format sense of the failure (FAILED SEGMENT DETAILS). */
   sense?: Uint8Array;
@@ -63,6 +69,8 @@ export class CopyManager {
   private readonly readsInFlight: number;
   private readonly maxHeldPerNexus: number;
   private readonly onDeviceError?: CopyManagerOptions['onDeviceError'];
+  private readonly heldForMs: number;
+  private readonly now: () => number;
   /** Held status, key = nexus key + list id. Insertion order = age. */
   private readonly held = new Map<string, CopyOperation>();
   /** Every running copy, tracked or not (for resets and the concurrency limit). */
@@ -75,6 +83,8 @@ export class CopyManager {
     this.readsInFlight = opts.readsInFlight ?? 4;
     this.maxHeldPerNexus = opts.maxHeldPerNexus ?? 64;
     this.onDeviceError = opts.onDeviceError;
+    this.heldForMs = opts.heldForMs ?? 10 * 60_000;
+    this.now = opts.now ?? Date.now;
   }
 
   /** 83h/00h EXTENDED COPY(LID1). Resolves when the copy is done (GOOD) or throws COPY ABORTED. */
@@ -100,6 +110,7 @@ export class CopyManager {
       controller: new AbortController(),
     };
     if (tracked) {
+      this.expireHeld();
       this.held.delete(key); // a completed list with the same id is replaced
       this.held.set(key, op);
       this.trimHeld(task.nexus.key);
@@ -130,6 +141,7 @@ export class CopyManager {
       op.sense = encodeFixedSense(e);
       throw e;
     } finally {
+      op.finishedAt ??= this.now();
       this.running.delete(op);
       task.signal.removeEventListener('abort', onAbort);
     }
@@ -181,6 +193,7 @@ export class CopyManager {
     if (sa === RcrServiceAction.OPERATING_PARAMETERS) {
       data = operatingParameters(this.limits);
     } else {
+      this.expireHeld();
       const key = `${task.nexus.key}\u0000${listId}`;
       const op = this.held.get(key);
       if (!op) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field: 2 } });
@@ -214,6 +227,12 @@ export class CopyManager {
   /** Running copies (for tests and the management API). */
   get activeCopies(): number {
     return this.running.size;
+  }
+
+  /** SPC-4 6.18: held results are kept for a vendor-specific time; ours is `heldForMs`. */
+  private expireHeld(): void {
+    const limit = this.now() - this.heldForMs;
+    for (const [k, op] of this.held) if (op.state !== 'running' && (op.finishedAt ?? Infinity) < limit) this.held.delete(k);
   }
 
   private trimHeld(nexusKey: string): void {
