@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createWriteStream } from 'node:fs';
-import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import type { BlockDevice } from '../block/block-device.ts';
@@ -176,7 +176,7 @@ async function extract(source: string, dest: string, opts: { streams?: boolean }
       if (entry.modified && entry.accessed) await utimes(target, new Date(entry.accessed), new Date(entry.modified));
       count++;
     }
-    await writeFile(join(dest, '.ferry-extract'), `${count} files from ${source}\n`).catch(() => undefined);
+    process.stderr.write(`ferry: extracted ${count} files into ${dest}\n`);
   });
 }
 
