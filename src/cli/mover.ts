@@ -1,27 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { resolveMoverConfig, type MoverConfigInput } from '../mover/config.ts';
 import { startMover } from '../mover/mover.ts';
+import { collect, readJsonConfig } from './options.ts';
 import { UsageError } from '../util/errors.ts';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-async function readConfigFile(path: string): Promise<MoverConfigInput> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read config ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as MoverConfigInput;
-  } catch (e) {
-    throw new UsageError(`config ${path} is not valid JSON: ${(e as Error).message}`);
-  }
-}
 
 export function registerMover(program: Command): void {
   program
@@ -53,7 +35,7 @@ export function registerMover(program: Command): void {
         '  ferry mover --config mover.json     # {"portals": [{"address": "10.0.0.9:3260", "chap": "backup:averylongsecret"}]}',
     )
     .action(async (opts: Record<string, unknown>) => {
-      const fromFile = opts.config ? await readConfigFile(opts.config as string) : {};
+      const fromFile = opts.config ? await readJsonConfig<MoverConfigInput>(opts.config as string) : {};
       const merged: Record<string, unknown> = { ...fromFile };
       if (opts.listen) merged.listen = opts.listen;
       if (opts.iqn) merged.iqn = opts.iqn;

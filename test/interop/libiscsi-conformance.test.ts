@@ -53,10 +53,11 @@ function summarize(out: string): Summary {
 test('iscsi-test-cu --dataloss against a Ferry disk LUN: 0 failed tests', { timeout: 900_000 }, async (t) => {
   if (!requireTools(t, 'iscsi-test-cu')) return;
   const dir = await mkdtemp(join(tmpdir(), 'ferry-cu-'));
-  const tgt = await spawnTarget(['--iqn', IQN, '--disk', `${join(dir, 'lun0.img')}:128M`, '--disk', `${join(dir, 'lun1.img')}:16M`]);
+  const tgt = await spawnTarget(['--iqn', IQN, '--disk', `${join(dir, 'lun0.img')}:128M`, '--disk', `${join(dir, 'lun1.img')}:64M`]);
   try {
     const url = `iscsi://127.0.0.1:${tgt.port}/${IQN}/0`;
-    // SANITIZE runs at a throttled rate to expose its in-progress states: use the small LUN.
+    // SANITIZE runs at a throttled rate (8 MiB/s) to expose its in-progress states, which
+    // Sanitize.Reset checks seconds later: a 64 MiB LUN keeps it running long enough.
     const small = `iscsi://127.0.0.1:${tgt.port}/${IQN}/1`;
     const base = ['--dataloss', '-i', 'iqn.2026-11.dev.ferry:client-1', '-I', 'iqn.2026-11.dev.ferry:client-2'];
     for (const [label, args] of [
