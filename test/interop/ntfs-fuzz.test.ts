@@ -82,7 +82,7 @@ async function metadataRanges(bytes: Uint8Array): Promise<[number, number][]> {
   const vol = await openVolume(new MemoryDevice(512, bytes));
   const cs = vol.geo.clusterSize;
   const ranges: [number, number][] = [[0, 512]];
-  for (const r of vol.mft.runs.slice(0, 2)) ranges.push([r.lcn * cs, Math.min(r.length * cs, 96 * vol.geo.recordSize)]);
+  for (const r of vol.mft.runs.slice(0, 2)) ranges.push([r.lcn * cs, Math.min(r.length * cs, 256 * vol.geo.recordSize)]);
   const root = await loadFile(vol, 5);
   for (const r of findAttr(root, AttrType.INDEX_ALLOCATION, '$I30')?.runs ?? []) if (r.lcn >= 0) ranges.push([r.lcn * cs, r.length * cs]);
   return ranges;
@@ -93,7 +93,7 @@ const INTERESTING = [0, 1, 0x7f, 0x80, 0xff, 0xffff, 0x7fffffff, 0xffffffff];
 const SEED = Number(process.env.FERRY_FUZZ_SEED ?? 1234);
 const SCALE = Number(process.env.FERRY_FUZZ_SCALE ?? 1);
 
-for (const [name, base] of [['secure', 500], ['frag', 300], ['c512', 40]] as const) {
+for (const [name, base] of [['secure', 500], ['frag', 300], ['c512', 40], ['main', 60]] as const) {
   const iterations = Math.round(base * SCALE);
   test(`fuzz ${name}: ${iterations} mutated images (seed ${SEED}, FERRY_FUZZ_SEED to change)`, { timeout: 120_000 }, async (t) => {
     const imgs = ntfsImages(t);
