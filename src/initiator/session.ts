@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Framer, FramingError, pduPieces } from '../iscsi/framer.ts';
-import { type RawPdu, Opcode, opcodeOf, ittOf } from '../iscsi/pdu/bhs.ts';
+import { type RawPdu, Opcode, opcodeOf, ittOf, u32 } from '../iscsi/pdu/bhs.ts';
 import { encodeLoginRequest, decodeLoginResponse, Stage } from '../iscsi/pdu/login.ts';
 import { encodeScsiCommand } from '../iscsi/pdu/scsi-command.ts';
 import { decodeScsiResponse } from '../iscsi/pdu/scsi-response.ts';
@@ -134,6 +134,14 @@ export class InitiatorSession {
       sock.once('error', (e) => reject(new IscsiError('ERR_ISCSI_CONNECT', `cannot connect to ${opts.host}:${port}: ${e.message}`)));
     });
     this.socket.setNoDelay(true);
+    // Data-In lands straight in the command's buffer (one copy, no staging buffer).
+    this.framer.dataTarget = (bhs) => {
+      if (opcodeOf(bhs) !== Opcode.DATA_IN) return undefined;
+      const p = this.pending.get(ittOf(bhs));
+      const off = u32(bhs, 40);
+      const len = (bhs[5] << 16) | (bhs[6] << 8) | bhs[7];
+      return p?.buf && off + len <= p.buf.length ? p.buf.subarray(off, off + len) : undefined;
+    };
     this.socket.on('data', (c: Buffer) => this.onData(c));
     this.socket.on('error', (e) => this.fail(new IscsiError('ERR_ISCSI_SOCKET', `connection error: ${e.message}`)));
     this.socket.on('close', () => this.fail(new IscsiError('ERR_ISCSI_CLOSED', 'connection closed by the target')));
@@ -357,7 +365,7 @@ export class InitiatorSession {
       p.reject(new IscsiError('ERR_ISCSI_PROTOCOL', `Data-In past the expected length (offset ${d.bufferOffset} + ${d.data.length})`));
       return;
     }
-    p.buf.set(d.data, d.bufferOffset);
+    if (d.data.buffer !== p.buf.buffer || d.data.byteOffset !== p.buf.byteOffset + d.bufferOffset) p.buf.set(d.data, d.bufferOffset);
     p.received = Math.max(p.received, d.bufferOffset + d.data.length);
     if (d.hasStatus) {
       this.pending.delete(d.itt);
