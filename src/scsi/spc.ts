@@ -38,7 +38,7 @@ export const VpdPage = {
 } as const;
 
 /** SPC-4 6.6.2 Table 139 version descriptors. */
-export const VersionDescriptor = { SAM_5: 0x00a0, ISCSI: 0x0960, SPC_4: 0x0460, SBC_3: 0x04c0, SSC_3: 0x0300, SMC_3: 0x0480 } as const;
+export const VersionDescriptor = { SAM_5: 0x00a0, ISCSI: 0x0960, SPC_4: 0x0460, SBC_3: 0x04c0, SSC_3: 0x0400, SMC_3: 0x0480 } as const; // SPC-4 Table 30
 
 /** The page body (after the 4-byte VPD header) for one request. */
 export type VpdBuilder = (task: ScsiTask) => Uint8Array;

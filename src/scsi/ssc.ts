@@ -1,7 +1,7 @@
 import { SenseError, SenseKey, Asc, type SenseOptions } from './sense.ts';
 import { ScsiStatus, type LogicalUnit, type Nexus, type ResetKind, type ScsiResult, type ScsiTask } from './task.ts';
 import { runCommand, checkCondition, type CommandEntry, type CommandTable } from './command-table.ts';
-import { SpcState, spcCommands, spcGate, modeSense, modeSelect, type SpcLu } from './spc.ts';
+import { SpcState, spcCommands, spcGate, modeSense, modeSelect, VersionDescriptor, type SpcLu } from './spc.ts';
 import { makePage } from './mode-pages.ts';
 import { luIdentity } from './identity.ts';
 import { decodeModeSelect6, decodeModeSelect10, decodeModeSense6, decodeModeSense10, trimToAllocation, type ModeSelectCdb } from './cdb.ts';
@@ -37,8 +37,6 @@ import type { LuExtension } from './disk-lu.ts';
  * one after another (a tape has one position). SPC commands come from spc.ts.
  */
 
-/** SPC-4 version descriptor for SSC-3 (0400h; 0300h is SPC-3). */
-const SSC_3_VERSION_DESCRIPTOR = 0x0400;
 
 /** Largest READ/WRITE(6) transfer we accept in one command. */
 const MAX_TRANSFER_BYTES = 64 << 20;
@@ -78,7 +76,7 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
       identity: luIdentity(opts.identitySeed, { product: opts.product ?? 'VIRTUAL-TAPE' }),
       deviceType: 0x01,
       removable: true,
-      versionDescriptors: [SSC_3_VERSION_DESCRIPTOR],
+      versionDescriptors: [VersionDescriptor.SSC_3],
     });
     this.spc.table = SSC_TABLE;
     this.spc.modeHeader = () => this.modeHeader();
