@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import pino from 'pino';
 import { resolveMoverConfig, type MoverConfigInput } from '../mover/config.ts';
 import { startMover } from '../mover/mover.ts';
-import { collect, readJsonConfig } from './options.ts';
+import { collect, readJsonConfig, serveUntilSignal } from './options.ts';
 import { UsageError } from '../util/errors.ts';
 
 export function registerMover(program: Command): void {
@@ -51,23 +51,6 @@ export function registerMover(program: Command): void {
       const log = pino({ level: cfg.logLevel, base: { role: 'mover' } }, pino.destination({ fd: 2, sync: true }));
       const mover = await startMover(cfg, log);
       log.info({ listen: `${mover.address.host}:${mover.address.port}`, iqn: cfg.iqn, copyTargets: mover.remote.known.length }, 'mover ready');
-      await new Promise<void>((resolveStop) => {
-        let stopping = false;
-        const stop = (sig: string): void => {
-          if (stopping) return;
-          stopping = true;
-          log.info({ signal: sig }, 'stopping');
-          mover.close().then(
-            () => resolveStop(),
-            (err: unknown) => {
-              log.error({ err }, 'error while stopping');
-              process.exitCode = 1;
-              resolveStop();
-            },
-          );
-        };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
-      });
+      await serveUntilSignal(log, () => mover.close(), 'stopping');
     });
 }

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
 import { UsageError } from '../util/errors.ts';
 
 /** Commander reducer for repeatable options (`--disk a --disk b`). */
@@ -19,4 +20,32 @@ export async function readJsonConfig<T>(path: string): Promise<T> {
   } catch (e) {
     throw new UsageError(`config ${path} is not valid JSON: ${(e as Error).message}`);
   }
+}
+
+/**
+ * Serve until SIGINT or SIGTERM, then run `close` once (flushing whatever it owns). A failure
+ * while closing is logged and makes the exit code 1.
+ */
+export function serveUntilSignal(log: Logger, close: () => Promise<void>, stoppingMessage = 'stopping'): Promise<void> {
+  return new Promise<void>((resolveStop) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, stoppingMessage);
+      close().then(
+        () => {
+          log.info('stopped');
+          resolveStop();
+        },
+        (err: unknown) => {
+          log.error({ err }, 'error while stopping');
+          process.exitCode = 1;
+          resolveStop();
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
 }

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import pino from 'pino';
 import { resolveTargetConfig, type TargetConfigInput } from '../target/config.ts';
 import { startStorageNode } from '../target/storage-node.ts';
-import { collect, readJsonConfig } from './options.ts';
+import { collect, readJsonConfig, serveUntilSignal } from './options.ts';
 
 export function registerTarget(program: Command): void {
   program
@@ -72,26 +72,6 @@ export function registerTarget(program: Command): void {
         },
         'target ready',
       );
-      await new Promise<void>((resolveStop) => {
-        let stopping = false;
-        const stop = (sig: string): void => {
-          if (stopping) return;
-          stopping = true;
-          log.info({ signal: sig }, 'stopping: flushing LUNs');
-          node.close().then(
-            () => {
-              log.info('stopped');
-              resolveStop();
-            },
-            (err: unknown) => {
-              log.error({ err }, 'error while stopping');
-              process.exitCode = 1;
-              resolveStop();
-            },
-          );
-        };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
-      });
+      await serveUntilSignal(log, () => node.close(), 'stopping: flushing LUNs');
     });
 }
