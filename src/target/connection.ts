@@ -71,6 +71,13 @@ interface TaskState {
 
 let nextTtt = 1;
 
+/** A Target Transfer Tag: never 0xffffffff, which marks unsolicited data (RFC 7143 11.7.4). */
+function allocTtt(): number {
+  const t = nextTtt;
+  nextTtt = nextTtt >= 0xfffffffe ? 1 : nextTtt + 1;
+  return t;
+}
+
 /** Data-Out buffers, shared by every connection of the process (no per-WRITE allocation). */
 const writeBuffers = new BufferPool();
 
@@ -336,7 +343,7 @@ export class TargetConnection {
     const w = task.write!;
     if (w.r2t || w.nextR2tOffset >= w.buf.length || task.failed || task.aborted) return;
     const length = Math.min(this.params!.maxBurstLength, w.buf.length - w.nextR2tOffset);
-    const ttt = nextTtt++ >>> 0 || (nextTtt = 2, 1);
+    const ttt = allocTtt();
     w.r2t = { ttt, offset: w.nextR2tOffset, length, nextOffset: w.nextR2tOffset, nextDataSN: 0 };
     w.nextR2tOffset += length;
     this.send(
@@ -599,7 +606,7 @@ export class TargetConnection {
       }
       const max = this.params!.peerMaxRecvDataSegmentLength;
       const more = payload.length > max;
-      const ttt = more ? (nextTtt++ >>> 0) : 0xffffffff;
+      const ttt = more ? allocTtt() : 0xffffffff;
       if (more) this.textContinuation = { ttt, rest: payload.subarray(max) };
       this.send(
         encodeText(Opcode.TEXT_RESPONSE, {
