@@ -2,6 +2,12 @@ import { Command, CommanderError } from 'commander';
 import { FerryError } from '../util/errors.ts';
 import { registerCommands } from './commands.ts';
 
+// `ferry … | head` closes stdout early: that is not an error worth a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command('ferry')
   .description('Serverless backup for iSCSI storage: targets, data movers (EXTENDED COPY), tape library, NTFS planner')
   .version('0.1.0')
