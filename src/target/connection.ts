@@ -426,7 +426,7 @@ export class TargetConnection {
 
   private async runTask(task: TaskState): Promise<void> {
     const { cmd } = task;
-    this.log.trace({ itt: cmd.itt, cmdSN: cmd.cmdSN, cdb: Buffer.from(cmd.cdb).toString('hex') }, 'task start');
+    if (this.log.isLevelEnabled('trace')) this.log.trace({ itt: cmd.itt, cmdSN: cmd.cmdSN, cdb: Buffer.from(cmd.cdb).toString('hex') }, 'task start');
     let result: ScsiResult;
     try {
       if (task.failed) {
