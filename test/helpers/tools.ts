@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
 
 /** True when `cmd` is on PATH. */
@@ -18,4 +18,16 @@ export function requireTools(t: TestContext, ...cmds: string[]): boolean {
   process.stderr.write(`\n*** SKIPPING ${t.name}: ${msg} ***\n`);
   t.skip(msg);
   return false;
+}
+
+/** Run an outside tool asynchronously (the target may share this process); stdout+stderr together. */
+export function runTool(cmd: string, args: readonly string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    p.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, out }));
+  });
 }

@@ -3,25 +3,13 @@
 // MultipathIO suite with a second path, and requires 0 failed tests in each. The summary is printed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireTools } from '../helpers/tools.ts';
+import { requireTools, runTool } from '../helpers/tools.ts';
 import { spawnTarget } from '../helpers/ferry-cli.ts';
 
 const IQN = 'iqn.2026-11.dev.ferry:store';
-
-function runCu(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('iscsi-test-cu', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('error', reject);
-    p.on('exit', () => resolve(out));
-  });
-}
 
 interface Summary {
   total: number;
@@ -65,7 +53,7 @@ test('iscsi-test-cu --dataloss against a Ferry disk LUN: 0 failed tests', { time
       ['SANITIZE suite with --allow-sanitize', [...base, '--allow-sanitize', '-t', 'SCSI.Sanitize', small]],
       ['MultipathIO suite with a second path', [...base, '-t', 'SCSI.MultipathIO', url, url]],
     ] as const) {
-      const out = await runCu([...args]);
+      const { out } = await runTool('iscsi-test-cu', args);
       const s = summarize(out);
       console.log(`\n=== iscsi-test-cu (${label}) ===`);
       console.log(out.slice(out.indexOf('Run Summary')).trim());

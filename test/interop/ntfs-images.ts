@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
+import { haveTool } from '../helpers/tools.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const IMAGE_DIR = join(REPO, 'test/fixtures/ntfs/out');
@@ -15,17 +16,13 @@ export type ImageName = (typeof IMAGES)[number];
 
 const TOOLS = ['mkntfs', 'ntfs-3g', 'ntfsls', 'ntfscat', 'partclone.ntfs', 'python3'];
 
-function have(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
-}
-
 /**
  * Paths of the test images, making them if missing. Returns undefined (after t.skip) when a tool
  * or root is missing, except under CI=true, where that fails the test.
  */
 export function ntfsImages(t: TestContext): Record<ImageName, string> | undefined {
   const paths = Object.fromEntries(IMAGES.map((n) => [n, join(IMAGE_DIR, `${n}.img`)])) as Record<ImageName, string>;
-  const missingTools = TOOLS.filter((x) => !have(x));
+  const missingTools = TOOLS.filter((x) => !haveTool(x));
   // Remake when an image is missing or the script changed since they were made.
   const hash = createHash('sha256').update(readFileSync(SCRIPT)).digest('hex');
   const needMake = IMAGES.some((n) => !existsSync(paths[n])) || (existsSync(STAMP) ? readFileSync(STAMP, 'utf8').trim() : '') !== hash;
