@@ -6,6 +6,7 @@ import type { ChapSecret } from '../iscsi/chap.ts';
 import { sameDesignator, type CopyTarget, type Designator, type RemoteCopyTargets } from '../xcopy/copy-target.ts';
 import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
 import { RemoteTapeDevice } from './remote-tape-device.ts';
+import { decodeLun } from '../scsi/lun.ts';
 
 /** One portal the mover may reach copy sources and destinations through. */
 export interface PortalConfig {
@@ -32,9 +33,8 @@ function decodeLunList(d: Uint8Array): number[] {
   const len = new DataView(d.buffer, d.byteOffset, d.byteLength).getUint32(0);
   const out: number[] = [];
   for (let off = 8; off + 8 <= Math.min(d.length, 8 + len); off += 8) {
-    const method = d[off] >> 6;
-    if (method === 0) out.push(d[off + 1]);
-    else if (method === 1) out.push(((d[off] & 0x3f) << 8) | d[off + 1]);
+    const lun = decodeLun(d, off);
+    if (lun >= 0) out.push(lun);
   }
   return out;
 }

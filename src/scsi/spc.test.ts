@@ -5,7 +5,8 @@ import { DiskLu } from './disk-lu.ts';
 import { luIdentity } from './identity.ts';
 import { makeTask, cdb, outcome, be, nexusA, nexusB, targetOf, type TaskOptions } from './testing.ts';
 import { makeNexus, type LogicalUnit, type ScsiResult } from './task.ts';
-import { encodeLun, reportLunsData, unmappedLun } from './spc.ts';
+import { reportLunsData, unmappedLun } from './spc.ts';
+import { encodeLun } from './lun.ts';
 import { decodeSense } from './sense.ts';
 
 function disk(): { lu: DiskLu; run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult> } {

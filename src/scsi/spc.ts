@@ -25,6 +25,7 @@ import { PersistentReservations, decodePrOutParams, decodePrMoveParams, PrOutAct
 import { ModePages, controlPage } from './mode-pages.ts';
 import type { LuIdentity } from './identity.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
+import { encodeLun } from './lun.ts';
 
 /** SPC-4 7.8.x VPD page codes Ferry answers. */
 export const VpdPage = {
@@ -249,17 +250,6 @@ export function requestSense(task: ScsiTask, lu: SpcLu, notReady?: () => SenseEr
 }
 
 // ---- REPORT LUNS (SPC-4 6.33, SAM-5 4.7) --------------------------------------------------
-
-/** SAM-5 4.7.7: peripheral device addressing below 256, flat space addressing above. */
-export function encodeLun(lun: number): Uint8Array {
-  const b = new Uint8Array(8);
-  if (lun < 256) b[1] = lun;
-  else {
-    b[0] = 0x40 | ((lun >> 8) & 0x3f);
-    b[1] = lun & 0xff;
-  }
-  return b;
-}
 
 export function reportLunsData(luns: Iterable<number>): Uint8Array {
   const list = [...luns].sort((a, b) => a - b);

@@ -19,7 +19,7 @@ import { serialLe, serialLt, serialAdd } from '../util/serial.ts';
 import { type Nexus, type ScsiResult, type ScsiTask, type TargetContext, type LogicalUnit, makeNexus, ScsiStatus } from '../scsi/task.ts';
 import { SenseError, SenseKey, Asc } from '../scsi/sense.ts';
 import { checkCondition } from '../scsi/command-table.ts';
-import { answerUnmappedLun } from './unmapped-lun.ts';
+import { unmappedLun } from '../scsi/spc.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
 import type { Target } from './target.ts';
 
@@ -433,21 +433,17 @@ export class TargetConnection {
         result = task.failed;
       } else {
         const lu: LogicalUnit | undefined = cmd.lun >= 0 ? this.target!.luns.get(cmd.lun) : undefined;
-        if (!lu) {
-          result = answerUnmappedLun(cmd.cdb, this.target!.luns.keys());
-        } else {
-          const scsiTask: ScsiTask = {
-            cdb: cmd.cdb,
-            lun: cmd.lun,
-            nexus: this.nexus!,
-            target: this.context!,
-            dataOut: task.write ? task.write.buf : new Uint8Array(0),
-            expectedInLength: cmd.read ? cmd.edtl : 0,
-            signal: task.abort.signal,
-            taskAttribute: cmd.attr,
-          };
-          result = await lu.execute(scsiTask);
-        }
+        const scsiTask: ScsiTask = {
+          cdb: cmd.cdb,
+          lun: cmd.lun,
+          nexus: this.nexus!,
+          target: this.context!,
+          dataOut: task.write ? task.write.buf : new Uint8Array(0),
+          expectedInLength: cmd.read ? cmd.edtl : 0,
+          signal: task.abort.signal,
+          taskAttribute: cmd.attr,
+        };
+        result = lu ? await lu.execute(scsiTask) : unmappedLun(scsiTask);
       }
     } catch (err) {
       this.log.error({ err }, 'logical unit threw');

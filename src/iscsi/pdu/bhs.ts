@@ -86,29 +86,6 @@ export function newBhs(opcode: number, byte1: number, dataLength: number, immedi
   return b;
 }
 
-// SAM-5 4.7.6: the 8-byte LUN field. Peripheral (00b) and flat (01b) single-level addressing.
-
-/** Decode a LUN field; returns -1 for addressing methods Ferry does not map. */
-export function decodeLun(bhs: Uint8Array, at = 8): number {
-  const method = bhs[at] >> 6;
-  for (let i = 2; i < 8; i++) if (bhs[at + i] !== 0) return -1;
-  if (method === 0) return bhs[at] === 0 ? bhs[at + 1] : -1;
-  if (method === 1) return ((bhs[at] & 0x3f) << 8) | bhs[at + 1];
-  return -1;
-}
-
-export function encodeLun(lun: number, into: Uint8Array = new Uint8Array(8), at = 0): Uint8Array {
-  if (lun < 0 || lun > 0x3fff) throw new RangeError(`LUN ${lun} out of range`);
-  if (lun < 256) {
-    into[at] = 0;
-    into[at + 1] = lun;
-  } else {
-    into[at] = 0x40 | (lun >> 8);
-    into[at + 1] = lun & 0xff;
-  }
-  return into;
-}
-
 export function requireLength(raw: RawPdu, min: number, what: string): void {
   if (raw.data.length < min) throw new DecodeError(`${what}: data segment of ${raw.data.length} bytes, need ${min}`, BHS_LENGTH);
 }

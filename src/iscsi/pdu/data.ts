@@ -1,4 +1,5 @@
-import { type RawPdu, Opcode, newBhs, u32, setU32, decodeLun, encodeLun } from './bhs.ts';
+import { type RawPdu, Opcode, newBhs, u32, setU32 } from './bhs.ts';
+import { decodeLun, encodeLun } from '../../scsi/lun.ts';
 
 // RFC 7143 11.7 SCSI Data-Out and Data-In.
 //  0|.|.| 0x05/0x25 |F|A|. . .|O|U|S| reserved      | Status (In,S) |
@@ -47,7 +48,7 @@ export function decodeDataOut(raw: RawPdu): DataOutPdu {
   const b = raw.bhs;
   return {
     final: (b[1] & 0x80) !== 0,
-    lun: decodeLun(b),
+    lun: decodeLun(b, 8),
     itt: u32(b, 16),
     ttt: u32(b, 20),
     expStatSN: u32(b, 28),
@@ -77,7 +78,7 @@ export function decodeDataIn(raw: RawPdu): DataInPdu {
     underflow: (b[1] & 0x02) !== 0,
     hasStatus: (b[1] & 0x01) !== 0,
     status: b[3],
-    lun: decodeLun(b),
+    lun: decodeLun(b, 8),
     itt: u32(b, 16),
     ttt: u32(b, 20),
     statSN: u32(b, 24),

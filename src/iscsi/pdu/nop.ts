@@ -1,4 +1,5 @@
-import { type RawPdu, Opcode, newBhs, u32, setU32, decodeLun, encodeLun } from './bhs.ts';
+import { type RawPdu, Opcode, newBhs, u32, setU32 } from './bhs.ts';
+import { decodeLun, encodeLun } from '../../scsi/lun.ts';
 
 // RFC 7143 11.18 NOP-Out / 11.19 NOP-In.
 //  0|.|I| 0x00/0x20 |1| reserved                                    |
@@ -27,7 +28,7 @@ export function decodeNop(raw: RawPdu): NopPdu {
   const b = raw.bhs;
   return {
     immediate: (b[0] & 0x40) !== 0,
-    lun: decodeLun(b),
+    lun: decodeLun(b, 8),
     itt: u32(b, 16),
     ttt: u32(b, 20),
     sn: u32(b, 24),

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Opcode, decodeLun, encodeLun, type RawPdu } from './bhs.ts';
+import { Opcode, type RawPdu } from './bhs.ts';
+import { decodeLun, encodeLun } from '../../scsi/lun.ts';
 import { encodeLoginRequest, decodeLoginRequest, encodeLoginResponse, decodeLoginResponse } from './login.ts';
 import { encodeScsiCommand, decodeScsiCommand } from './scsi-command.ts';
 import { encodeScsiResponse, decodeScsiResponse } from './scsi-response.ts';
@@ -89,11 +90,11 @@ test('LUN fields use SAM-5 peripheral (<256) and flat (≥256) addressing; other
   assert.deepEqual([...encodeLun(0x123)], [0x41, 0x23, 0, 0, 0, 0, 0, 0]);
   const f = new Uint8Array(16);
   encodeLun(0x123, f, 8);
-  assert.equal(decodeLun(f), 0x123);
+  assert.equal(decodeLun(f, 8), 0x123);
   f[8] = 0x80; // extended/logical unit addressing: not mapped
-  assert.equal(decodeLun(f), -1);
+  assert.equal(decodeLun(f, 8), -1);
   f[8] = 0;
   f[9] = 1;
   f[12] = 1; // second level present
-  assert.equal(decodeLun(f), -1);
+  assert.equal(decodeLun(f, 8), -1);
 });

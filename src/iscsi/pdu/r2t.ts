@@ -1,4 +1,5 @@
-import { type RawPdu, Opcode, newBhs, u32, setU32, decodeLun, encodeLun } from './bhs.ts';
+import { type RawPdu, Opcode, newBhs, u32, setU32 } from './bhs.ts';
+import { decodeLun, encodeLun } from '../../scsi/lun.ts';
 
 // RFC 7143 11.8 Ready To Transfer (R2T).
 //  0|.|.| 0x31      |1| reserved                                    |
@@ -27,7 +28,7 @@ export interface R2tPdu {
 export function decodeR2t(raw: RawPdu): R2tPdu {
   const b = raw.bhs;
   return {
-    lun: decodeLun(b),
+    lun: decodeLun(b, 8),
     itt: u32(b, 16),
     ttt: u32(b, 20),
     statSN: u32(b, 24),

@@ -1,4 +1,5 @@
-import { type RawPdu, Opcode, newBhs, u32, setU32, decodeLun, encodeLun } from './bhs.ts';
+import { type RawPdu, Opcode, newBhs, u32, setU32 } from './bhs.ts';
+import { decodeLun, encodeLun } from '../../scsi/lun.ts';
 import { DecodeError } from '../../util/errors.ts';
 
 // RFC 7143 11.3 SCSI Command.
@@ -50,7 +51,7 @@ export function decodeScsiCommand(raw: RawPdu): ScsiCommandPdu {
     read: (b[1] & 0x40) !== 0,
     write: (b[1] & 0x20) !== 0,
     attr: b[1] & 7,
-    lun: decodeLun(b),
+    lun: decodeLun(b, 8),
     itt: u32(b, 16),
     edtl: u32(b, 20),
     cmdSN: u32(b, 24),

@@ -1,4 +1,5 @@
-import { type RawPdu, Opcode, newBhs, u32, setU32, decodeLun, encodeLun } from './bhs.ts';
+import { type RawPdu, Opcode, newBhs, u32, setU32 } from './bhs.ts';
+import { decodeLun, encodeLun } from '../../scsi/lun.ts';
 
 // RFC 7143 11.5 Task Management Function Request / 11.6 Response.
 //  0|.|I| 0x02      |1| Function    | reserved (resp: Response)     |
@@ -57,7 +58,7 @@ export function decodeTmfRequest(raw: RawPdu): TmfRequest {
   return {
     immediate: (b[0] & 0x40) !== 0,
     func: b[1] & 0x7f,
-    lun: decodeLun(b),
+    lun: decodeLun(b, 8),
     itt: u32(b, 16),
     referencedTaskTag: u32(b, 20),
     cmdSN: u32(b, 24),
