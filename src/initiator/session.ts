@@ -320,9 +320,6 @@ export class InitiatorSession {
 
   private trackWindow(pdu: RawPdu): void {
     const op = opcodeOf(pdu.bhs);
-    if (op === Opcode.DATA_IN && !(pdu.bhs[1] & 0x01)) {
-      // Data-In without status still carries ExpCmdSN/MaxCmdSN.
-    }
     const b = pdu.bhs;
     const expCmdSN = ((b[28] << 24) | (b[29] << 16) | (b[30] << 8) | b[31]) >>> 0;
     const maxCmdSN = ((b[32] << 24) | (b[33] << 16) | (b[34] << 8) | b[35]) >>> 0;

@@ -64,9 +64,8 @@ test('text keys keep order and repeats; duplicates are refused where the RFC say
 
 test('negotiation applies RFC 7143 result functions both ways', () => {
   const target = defaultParams();
-  const answered = new Set<string>();
   const offers = initiatorOffers({ ...DEFAULT_INITIATOR_OFFER, headerDigest: true, maxBurstLength: 65536, initialR2T: true });
-  const answers = answerOffers(offers, target, { ...DEFAULT_TARGET_LIMITS, digests: ['CRC32C', 'None'] }, answered);
+  const answers = answerOffers(offers, target, { ...DEFAULT_TARGET_LIMITS, digests: ['CRC32C', 'None'] });
   const get = (k: string) => answers.find(([x]) => x === k)?.[1];
   assert.equal(get('HeaderDigest'), 'CRC32C');
   assert.equal(get('MaxBurstLength'), '65536', 'min');
@@ -74,7 +73,7 @@ test('negotiation applies RFC 7143 result functions both ways', () => {
   assert.equal(get('ImmediateData'), 'Yes', 'AND');
   assert.equal(target.firstBurstLength, 65536, 'FirstBurstLength clamped to MaxBurstLength');
   assert.equal(target.peerMaxRecvDataSegmentLength, 262144);
-  const bad = answerOffers([['MaxBurstLength', '12'], ['DataDigest', 'MD5']], defaultParams(), DEFAULT_TARGET_LIMITS, new Set());
+  const bad = answerOffers([['MaxBurstLength', '12'], ['DataDigest', 'MD5']], defaultParams(), DEFAULT_TARGET_LIMITS);
   assert.deepEqual(bad, [['MaxBurstLength', 'Reject'], ['DataDigest', 'Reject']]);
   const init = defaultParams();
   applyAnswers(answers, init);

@@ -50,7 +50,6 @@ export class TargetLoginFsm {
   private firstCmdSN = 0;
   private pending: Uint8Array[] = [];
   readonly params: SessionParams = defaultParams();
-  private answeredKeys = new Set<string>();
   private declaredMrdsl = false;
 
   constructor(policy: LoginPolicy) {
@@ -133,13 +132,10 @@ export class TargetLoginFsm {
     }
 
     if (req.csg === Stage.OPERATIONAL || (req.csg === Stage.SECURITY && keys.some(([k]) => k in OPERATIONAL_KEYS))) {
-      answers.push(...answerOffers(keys, this.params, this.policy.limits, this.answeredKeys));
+      answers.push(...answerOffers(keys, this.params, this.policy.limits));
     }
     for (const [k] of keys) {
       if (!LOGIN_KEYS.has(k) && !(k in OPERATIONAL_KEYS) && !k.startsWith('CHAP_')) answers.push([k, 'NotUnderstood']);
-    }
-    if (this.sessionType === 'Discovery') {
-      // Discovery sessions negotiate only what they need (RFC 7143 13: most keys are Irrelevant).
     }
 
     let transit = req.transit;

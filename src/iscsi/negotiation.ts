@@ -114,12 +114,11 @@ const yn = (b: boolean): string => (b ? 'Yes' : 'No');
  * Target side of operational negotiation (RFC 7143 6.2): apply the initiator's offers to
  * `params` and return the answers. Unknown keys get NotUnderstood, bad values Reject.
  */
-export function answerOffers(offers: KeyValues, params: SessionParams, limits: TargetLimits, answered: Set<string>): KeyValues {
+export function answerOffers(offers: KeyValues, params: SessionParams, limits: TargetLimits): KeyValues {
   const out: KeyValues = [];
   for (const [key, value] of offers) {
     const def = OPERATIONAL_KEYS[key];
     if (!def) continue; // callers handle login/declarative keys; unknown ones become NotUnderstood there
-    answered.add(key);
     switch (def.kind) {
       case 'digest': {
         const offered = value.split(',');

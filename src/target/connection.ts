@@ -207,7 +207,7 @@ export class TargetConnection {
     if (out.kind === 'complete') {
       if (out.result.tsih !== 0) {
         // Adding a connection or reinstating by TSIH needs MaxConnections > 1 or ERL 2.
-        const res = { ...out.response, transit: false, nsg: 0, statusClass: 0x02, statusDetail: 0x0a, data: new Uint8Array(0) };
+        const res = { ...out.response, transit: false, nsg: 0, statusClass: LoginStatus.SESSION_DOES_NOT_EXIST[0], statusDetail: LoginStatus.SESSION_DOES_NOT_EXIST[1], data: new Uint8Array(0) };
         this.send(encodeLoginResponse({ ...res, tsih: 0, statSN: this.statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN }));
         return this.drop('login with a TSIH of a session this target does not have');
       }
@@ -778,4 +778,3 @@ export class TargetConnection {
   }
 }
 
-export { LoginStatus };

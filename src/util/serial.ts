@@ -14,7 +14,3 @@ export function serialGt(a: number, b: number): boolean {
 export function serialAdd(a: number, n: number): number {
   return (a + n) >>> 0;
 }
-/** b - a as a signed distance. */
-export function serialDiff(a: number, b: number): number {
-  return ((b - a) | 0);
-}

@@ -1,4 +1,3 @@
-import { DecodeError } from '../../util/errors.ts';
 
 // RFC 7143 11.2.1: Basic Header Segment, 48 bytes.
 //
@@ -84,8 +83,4 @@ export function newBhs(opcode: number, byte1: number, dataLength: number, immedi
   b[6] = (dataLength >>> 8) & 0xff;
   b[7] = dataLength & 0xff;
   return b;
-}
-
-export function requireLength(raw: RawPdu, min: number, what: string): void {
-  if (raw.data.length < min) throw new DecodeError(`${what}: data segment of ${raw.data.length} bytes, need ${min}`, BHS_LENGTH);
 }
