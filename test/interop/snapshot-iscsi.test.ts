@@ -4,19 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Target } from '../../src/target/target.ts';
-import { TargetServer } from '../../src/target/server.ts';
+import pino from 'pino';
+import { resolveTargetConfig } from '../../src/target/config.ts';
+import { startStorageNode, type StorageNode } from '../../src/target/storage-node.ts';
 import { InitiatorSession } from '../../src/initiator/session.ts';
 import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
 import { inquiry, write10 } from '../../src/initiator/cdb.ts';
-import { DiskLu } from '../../src/scsi/disk-lu.ts';
-import { luIdentity } from '../../src/scsi/identity.ts';
-import { DirLunRegistry } from '../../src/snapshot/lun-registry.ts';
-import { SnapshotService } from '../../src/snapshot/service.ts';
-import { startSnapshotApi } from '../../src/snapshot/api.ts';
 import { SnapshotApiClient } from '../../src/snapshot/client.ts';
 
 const IQN = 'iqn.2026-11.dev.ferry:snap-test';
@@ -25,6 +21,16 @@ const BS = 512;
 const WRITERS = 4;
 const REGION = 512; // blocks per workstation
 const IO = 16; // blocks per write
+
+/** The storage node as `ferry target --disk … --api …` runs it, in this process. */
+async function startNode(): Promise<{ dir: string; node: StorageNode; port: number; client: SnapshotApiClient }> {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-snap-iscsi-'));
+  const tokenFile = join(dir, 'token');
+  await writeFile(tokenFile, TOKEN);
+  const cfg = resolveTargetConfig({ listen: '127.0.0.1:0', iqn: IQN, blockSize: BS, disks: [{ path: join(dir, 'disk0.img'), size: WRITERS * REGION * BS }], api: '127.0.0.1:0', apiTokenFile: tokenFile, logLevel: 'silent' });
+  const node = await startStorageNode(cfg, pino({ level: 'silent' }));
+  return { dir, node, port: node.address.port, client: new SnapshotApiClient(`http://127.0.0.1:${node.api!.port}`, TOKEN) };
+}
 
 /** Block content for write k of workstation w: every byte says (w, k). */
 function stamp(w: number, k: number): Buffer {
@@ -41,22 +47,8 @@ function regionAfter(w: number, k: number): Buffer {
 }
 
 test('a snapshot under several iSCSI writers is one instant of the LUN; iSCSI reads and the digest endpoint agree', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-snap-iscsi-'));
-  const target = new Target({ name: IQN });
-  const registry = await DirLunRegistry.open(dir, {
-    blockSize: BS,
-    hooks: {
-      allocate: () => target.nextFreeLun(),
-      added: (info, device) => target.addLun(info.lun, new DiskLu(device, { identity: luIdentity(`${IQN}|${info.lun}|${info.snapshotId ?? 'disk'}`) })),
-      removed: async (lun) => target.removeLun(lun)?.close(),
-    },
-  });
-  await registry.create({ sizeBytes: WRITERS * REGION * BS });
-  const service = new SnapshotService(registry);
-  const server = new TargetServer({ targets: [target] });
-  const { port } = await server.listen('127.0.0.1', 0);
-  const api = await startSnapshotApi(service, { host: '127.0.0.1', port: 0, token: TOKEN });
-  const client = new SnapshotApiClient(`http://127.0.0.1:${api.address.port}`, TOKEN);
+  const { dir, node, port, client } = await startNode();
+  const target = node.target;
   const sessions: InitiatorSession[] = [];
   try {
     for (let w = 0; w < WRITERS; w++) {
@@ -118,30 +110,13 @@ test('a snapshot under several iSCSI writers is one instant of the LUN; iSCSI re
     assert.equal(target.luns.has(snap.lun), false);
   } finally {
     for (const s of sessions) await s.logout().catch(() => undefined);
-    await api.close();
-    await server.close();
-    await registry.close();
+    await node.close();
     await rm(dir, { recursive: true, force: true });
   }
 });
 
 test('over iSCSI, a quiesced snapshot waits for the workstations to pause and holds every write before the pause', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-snap-iscsi-'));
-  const target = new Target({ name: IQN });
-  const registry = await DirLunRegistry.open(dir, {
-    blockSize: BS,
-    hooks: {
-      allocate: () => target.nextFreeLun(),
-      added: (info, device) => target.addLun(info.lun, new DiskLu(device, { identity: luIdentity(`${IQN}|${info.lun}|${info.snapshotId ?? 'disk'}`) })),
-      removed: async (lun) => target.removeLun(lun)?.close(),
-    },
-  });
-  await registry.create({ sizeBytes: WRITERS * REGION * BS });
-  const service = new SnapshotService(registry);
-  const server = new TargetServer({ targets: [target] });
-  const { port } = await server.listen('127.0.0.1', 0);
-  const api = await startSnapshotApi(service, { host: '127.0.0.1', port: 0, token: TOKEN });
-  const client = new SnapshotApiClient(`http://127.0.0.1:${api.address.port}`, TOKEN);
+  const { dir, node, port, client } = await startNode();
   const sessions: InitiatorSession[] = [];
   const QUIET = 300;
   try {
@@ -179,9 +154,7 @@ test('over iSCSI, a quiesced snapshot waits for the workstations to pause and ho
     for (let w = 0; w < 2; w++) assert.ok(image.subarray(w * REGION * BS, (w + 1) * REGION * BS).equals(regionAfter(w, 10)), `workstation ${w}: writes 1..10, none after`);
   } finally {
     for (const s of sessions) await s.logout().catch(() => undefined);
-    await api.close();
-    await server.close();
-    await registry.close();
+    await node.close();
     await rm(dir, { recursive: true, force: true });
   }
 });
