@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnTarget, FERRY_BIN, NODE_FLAGS } from '../helpers/ferry-cli.ts';
-import { login, settle, record } from './tape-script.ts';
+import { login, settle, record, streamUntilKilled } from './tape-script.ts';
 import type { CartridgeListing } from '../../src/cli/vtl.ts';
 import * as T from '../../src/scsi/tape-cdb.ts';
 
@@ -31,33 +31,7 @@ test('ferry target --library: SIGKILL while streaming, restart, inventory and ac
     await settle(s, 0);
     assert.equal((await s.command(0, T.buildMoveMedium(0, 0x1001, 0x100), { allowCheckCondition: true })).status, 0);
     await settle(s, 1);
-    let acked = -1;
-    let next = 0;
-    let killed = false;
-    const inFlight = new Set<Promise<void>>();
-    while (!killed) {
-      while (inFlight.size < 4) {
-        const i = next++;
-        const p: Promise<void> = s
-          .command(1, T.buildWrite6(recordLength(i)), { dataOut: record(i, recordLength(i)), allowCheckCondition: true })
-          .then((r) => {
-            assert.equal(r.status, 0, `write ${i}`);
-            assert.equal(i, acked + 1, 'acknowledgements in order');
-            acked = i;
-            if (acked === 200 && !killed) {
-              killed = true;
-              tgt.proc.kill('SIGKILL');
-            }
-          })
-          .catch((e: Error) => {
-            if (!killed) throw e;
-          })
-          .finally(() => inFlight.delete(p));
-        inFlight.add(p);
-      }
-      await Promise.race(inFlight);
-    }
-    await Promise.allSettled(inFlight);
+    const acked = await streamUntilKilled(s, 1, recordLength, 200, () => tgt.proc.kill('SIGKILL'));
     await tgt.stop();
 
     tgt = await spawnTarget(args);

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { login, settle, record, TAPE_IQN } from './tape-script.ts';
+import { login, settle, record, streamUntilKilled, TAPE_IQN } from './tape-script.ts';
 import * as T from '../../src/scsi/tape-cdb.ts';
 
 const CHILD = fileURLToPath(new URL('./tape-target-child.ts', import.meta.url));
@@ -36,34 +36,7 @@ test('SIGKILL the target mid-stream: after restart every acknowledged record rea
     const s = await login('127.0.0.1', child.port, TAPE_IQN);
     await settle(s, 0);
     // Keep 4 writes in flight so some are unacknowledged when the target dies.
-    let acked = -1;
-    let next = 0;
-    let killed = false;
-    const inFlight = new Set<Promise<void>>();
-    while (!killed) {
-      while (inFlight.size < 4) {
-        const i = next++;
-        const p: Promise<void> = s
-          .command(0, T.buildWrite6(recordLength(i)), { dataOut: record(i, recordLength(i)), allowCheckCondition: true })
-          .then((r) => {
-            assert.equal(r.status, 0, `write ${i}`);
-            // Acknowledgements arrive in order (one tape, CmdSN order).
-            assert.equal(i, acked + 1);
-            acked = i;
-            if (acked === 300 && !killed) {
-              killed = true;
-              child.proc.kill('SIGKILL');
-            }
-          })
-          .catch((e: Error) => {
-            if (!killed) throw e;
-          })
-          .finally(() => inFlight.delete(p));
-        inFlight.add(p);
-      }
-      await Promise.race(inFlight);
-    }
-    await Promise.allSettled(inFlight);
+    const acked = await streamUntilKilled(s, 0, recordLength, 300, () => child.proc.kill('SIGKILL'));
     await new Promise((r) => child.proc.exitCode !== null || child.proc.signalCode !== null ? r(undefined) : child.proc.once('exit', r));
     assert.ok(acked >= 300);
 

@@ -1,5 +1,6 @@
 // Shared pieces of the tape interop tests: an in-process Ferry tape target, and the command
 // script run against both Ferry and tgtd (results normalised into a comparable transcript).
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -151,4 +152,40 @@ export async function commonScript(s: InitiatorSession, lun: number): Promise<St
   await run('read 1000 (D: ILI +800)', T.buildRead6(1000), { inLength: 1000 });
   await run('read 100 (end of data after D)', T.buildRead6(100), { inLength: 100 });
   return steps;
+}
+
+/**
+ * Stream variable-length records to `lun` with 4 WRITE(6)s in flight, checking they are
+ * acknowledged in order, and call `kill` once `killAfter` is acknowledged; writes failing after
+ * that are expected. Returns the last acknowledged record number.
+ */
+export async function streamUntilKilled(s: InitiatorSession, lun: number, recordLength: (i: number) => number, killAfter: number, kill: () => void): Promise<number> {
+  let acked = -1;
+  let next = 0;
+  let killed = false;
+  const inFlight = new Set<Promise<void>>();
+  while (!killed) {
+    while (inFlight.size < 4) {
+      const i = next++;
+      const p: Promise<void> = s
+        .command(lun, T.buildWrite6(recordLength(i)), { dataOut: record(i, recordLength(i)), allowCheckCondition: true })
+        .then((r) => {
+          assert.equal(r.status, 0, `write ${i}`);
+          assert.equal(i, acked + 1, 'acknowledgements in order (one tape, CmdSN order)');
+          acked = i;
+          if (acked === killAfter && !killed) {
+            killed = true;
+            kill();
+          }
+        })
+        .catch((e: Error) => {
+          if (!killed) throw e;
+        })
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    await Promise.race(inFlight);
+  }
+  await Promise.allSettled(inFlight);
+  return acked;
 }
