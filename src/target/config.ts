@@ -2,13 +2,9 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { parseSize, parseHostPort } from '../util/units.ts';
 import { UsageError } from '../util/errors.ts';
+import { chapSchema, chapSecret, logLevelSchema, parseConfig } from '../util/config-schema.ts';
 
 // The storage node's configuration: what `ferry target` flags and `--config FILE` (JSON) say.
-
-const userSecret = z.union([
-  z.string().regex(/^[^:]+:.{12,}$/, 'CHAP is USER:SECRET with a secret of at least 12 characters'),
-  z.object({ user: z.string().min(1), secret: z.string().min(12, 'CHAP secrets need at least 12 characters (RFC 7143 12.1.3)') }),
-]);
 
 const diskSpec = z.union([z.string().min(1), z.object({ path: z.string().min(1), size: z.union([z.string(), z.number()]).optional() })]);
 
@@ -18,8 +14,8 @@ export const TargetConfigSchema = z
     iqn: z.string().default('iqn.2026-11.dev.ferry:store'),
     blockSize: z.union([z.literal(512), z.literal(4096)]).default(512),
     disks: z.array(diskSpec).default([]),
-    chap: userSecret.optional(),
-    mutualChap: userSecret.optional(),
+    chap: chapSchema.optional(),
+    mutualChap: chapSchema.optional(),
     allowedInitiators: z.array(z.string()).optional(),
     lunDir: z.string().optional(),
     library: z.string().optional(),
@@ -31,8 +27,8 @@ export const TargetConfigSchema = z
     apiTokenFile: z.string().optional(),
     /** Portals whose LUs this node's copy managers may use as copy sources/destinations (EXTENDED COPY). */
     copyPortals: z.array(z.string()).default([]),
-    copyPortalChap: userSecret.optional(),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    copyPortalChap: chapSchema.optional(),
+    logLevel: logLevelSchema,
   })
   .strict();
 
@@ -74,20 +70,9 @@ export function parseDiskSpec(spec: string | { path: string; size?: string | num
   return { path: spec.slice(0, i), sizeBytes: parseSize(spec.slice(i + 1), `size of ${spec.slice(0, i)} in --disk ${spec}`) };
 }
 
-function splitSecret(v: string | { user: string; secret: string } | undefined): { user: string; secret: string } | undefined {
-  if (v === undefined || typeof v !== 'string') return v;
-  const i = v.indexOf(':');
-  return { user: v.slice(0, i), secret: v.slice(i + 1) };
-}
-
 /** Validate raw config; errors name the field and say what to fix. */
 export function resolveTargetConfig(raw: unknown, source = 'config'): TargetConfig {
-  const r = TargetConfigSchema.safeParse(raw);
-  if (!r.success) {
-    const msg = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new UsageError(`${source}: ${msg}`);
-  }
-  const c = r.data;
+  const c = parseConfig(TargetConfigSchema, raw, source);
   const disks = c.disks.map(parseDiskSpec);
   for (const d of disks) {
     if (d.sizeBytes !== undefined && d.sizeBytes % c.blockSize !== 0) {
@@ -102,12 +87,12 @@ export function resolveTargetConfig(raw: unknown, source = 'config'): TargetConf
     lunDir: c.lunDir ?? (firstImage ? join(dirname(firstImage), 'ferry-luns') : 'ferry-luns'),
     api: c.api ? parseHostPort(c.api, 8460, 'API address') : undefined,
     apiTokenFile: c.apiTokenFile,
-    copyPortals: c.copyPortals.map((a) => ({ ...parseHostPort(a, 3260, 'copy portal'), chap: splitSecret(c.copyPortalChap) })),
+    copyPortals: c.copyPortals.map((a) => ({ ...parseHostPort(a, 3260, 'copy portal'), chap: chapSecret(c.copyPortalChap) })),
     iqn: c.iqn,
     blockSize: c.blockSize,
     disks,
-    chap: splitSecret(c.chap),
-    mutualChap: splitSecret(c.mutualChap),
+    chap: chapSecret(c.chap),
+    mutualChap: chapSecret(c.mutualChap),
     allowedInitiators: c.allowedInitiators,
     logLevel: c.logLevel,
   };
