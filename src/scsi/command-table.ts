@@ -1,4 +1,4 @@
-import { SenseError, SenseKey, Asc, encodeFixedSense } from './sense.ts';
+import { SenseError, SenseKey, Asc, encodeSense, type SenseFormat } from './sense.ts';
 import { ScsiStatus, type ScsiResult, type ScsiTask } from './task.ts';
 import { DecodeError } from '../util/errors.ts';
 
@@ -37,6 +37,8 @@ export interface RunOptions<L = unknown> {
    * (unit attention, not ready) or return a result that ends the command (RESERVATION CONFLICT).
    */
   gate?: (entry: CommandEntry<L> | undefined, task: ScsiTask) => ScsiResult | undefined;
+  /** The LU's sense format after the command (D_SENSE, SPC-4 7.5.8); default fixed. */
+  senseFormat?: () => SenseFormat;
 }
 
 /** Look up an opcode (and its service action) in a table; undefined when unsupported. */
@@ -46,13 +48,23 @@ export function lookupCommand<L>(table: CommandTable<L>, cdb: Uint8Array): Comma
   return entry.serviceActions.get(cdb[1] & 0x1f);
 }
 
-/** The one place a CHECK CONDITION is built. SAM-5 5.3 */
-export function checkCondition(err: SenseError): ScsiResult {
-  return { status: ScsiStatus.CHECK_CONDITION, sense: encodeFixedSense(err) };
+/** The one place a CHECK CONDITION is built (fixed format until `runCommand` picks the LU's). SAM-5 5.3 */
+export function checkCondition(err: SenseError, format: SenseFormat = 'fixed'): ScsiResult {
+  return { status: ScsiStatus.CHECK_CONDITION, sense: encodeSense(err, format), senseData: err };
 }
 
-/** Dispatch a task through a command table; every thrown error becomes a well-formed status. */
+/**
+ * Dispatch a task through a command table; every thrown error becomes a well-formed status.
+ * The one place a response's sense format is chosen: the LU's D_SENSE (SPC-4 7.5.8).
+ */
 export async function runCommand<L>(table: CommandTable<L>, lu: L, task: ScsiTask, opts: RunOptions<L> = {}): Promise<ScsiResult> {
+  const r = await dispatch(table, lu, task, opts);
+  if (!r.senseData) return r;
+  const format = opts.senseFormat?.() ?? 'fixed';
+  return format === 'fixed' ? r : { ...r, sense: encodeSense(r.senseData, format) };
+}
+
+async function dispatch<L>(table: CommandTable<L>, lu: L, task: ScsiTask, opts: RunOptions<L>): Promise<ScsiResult> {
   try {
     if (task.cdb.length === 0) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_COMMAND_OPERATION_CODE);
     const top = table.get(task.cdb[0]);

@@ -150,6 +150,7 @@ export class DiskLu implements LogicalUnit, SpcLu {
   async execute(task: ScsiTask): Promise<ScsiResult> {
     const r = await runCommand(this.table, this, task, {
       gate: (entry, t) => spcGate(this, entry, t),
+      senseFormat: () => this.spc.senseFormat,
       onInternalError: (err, t) => {
         if (!t.signal.aborted) this.onInternalError?.(err, t);
       },

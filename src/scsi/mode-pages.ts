@@ -1,4 +1,4 @@
-import { SenseError, SenseKey, Asc } from './sense.ts';
+import { SenseError, SenseKey, Asc, type SenseFormat } from './sense.ts';
 
 /**
  * Mode pages (SPC-4 7.5): each page keeps its current, default and changeable-mask bytes,
@@ -35,11 +35,22 @@ export const ModePageCode = {
 } as const;
 
 /** SPC-4 7.5.8 control mode page (0Ah): D_SENSE byte 2 b2, SWP byte 4 b3, TAS byte 5 b6. */
+export const ControlPageBit = { D_SENSE: 0x04, SWP: 0x08 } as const;
+
 export function controlPage(): ModePage {
-  // byte 2: TST=000 (one task set), D_SENSE=0; byte 3: QUEUE ALGORITHM MODIFIER 1 (unrestricted),
-  // QERR 00; byte 4: SWP=0, changeable; byte 5: TAS=1 (aborted tasks get TASK ABORTED);
-  // bytes 8–9 BUSY TIMEOUT PERIOD FFFFh (unlimited).
-  return makePage(ModePageCode.CONTROL, [0x00, 0x10, 0x00, 0x40, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00], [0, 0, 0x08, 0, 0, 0, 0, 0, 0, 0]);
+  // byte 2: TST=000 (one task set), D_SENSE=0, changeable; byte 3: QUEUE ALGORITHM MODIFIER 1
+  // (unrestricted), QERR 00; byte 4: SWP=0, changeable; byte 5: TAS=1 (aborted tasks get TASK
+  // ABORTED); bytes 8–9 BUSY TIMEOUT PERIOD FFFFh (unlimited).
+  return makePage(
+    ModePageCode.CONTROL,
+    [0x00, 0x10, 0x00, 0x40, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00],
+    [ControlPageBit.D_SENSE, 0, ControlPageBit.SWP, 0, 0, 0, 0, 0, 0, 0],
+  );
+}
+
+/** D_SENSE (SPC-4 7.5.8): CHECK CONDITION sense in descriptor format (1) or fixed format (0). */
+export function senseFormatOf(pages: ModePages): SenseFormat {
+  return (pages.get(ModePageCode.CONTROL)?.current[2] ?? 0) & ControlPageBit.D_SENSE ? 'descriptor' : 'fixed';
 }
 
 export class ModePages {

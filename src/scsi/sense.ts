@@ -100,28 +100,62 @@ export const Asc = {
 
 export type AscCode = readonly [number, number];
 
+/** Which sense data format a response uses (SPC-4 4.5.1): D_SENSE in the control mode page, or REQUEST SENSE's DESC bit. */
+export type SenseFormat = 'fixed' | 'descriptor';
+
+/** SPC-4 4.5.2.9 Table 38: SENSE DATA SOURCE of a forwarded sense data descriptor. */
+export const SenseDataSource = {
+  UNKNOWN: 0x0,
+  COPY_SOURCE: 0x1,
+  COPY_DESTINATION: 0x2,
+} as const;
+
+/** Another device's status and sense, carried inside ours (EXTENDED COPY). */
+export interface ForwardedSenseData {
+  /** SenseDataSource: 1 = the copy source, 2 = the copy destination. */
+  source: number;
+  /** SCSI status byte that device returned. */
+  status: number;
+  /** Its sense bytes, in whatever format it used. */
+  sense: Uint8Array;
+}
+
 export interface SenseOptions {
   /** INFORMATION field (VALID=1): an LBA, a residue, a segment number. */
   info?: number;
-  /** COMMAND-SPECIFIC INFORMATION (fixed bytes 8–11). */
+  /** COMMAND-SPECIFIC INFORMATION (fixed bytes 8–11, descriptor 01h). */
   commandSpecific?: number;
   /** SPC-4 4.5.2.4.2 field pointer: byte `field` of the CDB (cd=true) or parameter list, optional bit. */
   fieldPointer?: { cd: boolean; field: number; bit?: number };
   /** Sense-key specific bytes (3) verbatim, SKSV set; overrides fieldPointer. */
   senseKeySpecific?: Uint8Array;
-  /** Stream-command bits in fixed byte 2 (SSC): FILEMARK, EOM, ILI. */
+  /** Stream-command bits (SSC-3 4.2.24): fixed byte 2, or descriptor 04h. FILEMARK, EOM, ILI. */
   filemark?: boolean;
   eom?: boolean;
   ili?: boolean;
-  /** Extra bytes after byte 17 of fixed sense (e.g. a forwarded sense, SPC-4 6.3 EXTENDED COPY). */
-  additional?: Uint8Array;
+  /**
+   * The failing copy source or destination's sense (EXTENDED COPY, SPC-4 6.4.6.4). Fixed format:
+   * status + sense after byte 17, its offset in COMMAND-SPECIFIC INFORMATION byte 0 (source) or 1
+   * (destination). Descriptor format: a forwarded sense data descriptor (0Ch).
+   */
+  forwarded?: ForwardedSenseData;
+  /** Deferred error: response code 71h / 73h instead of 70h / 72h. */
+  deferred?: boolean;
+}
+
+/** The value both encoders take: a SenseError, or anything shaped like one. */
+export interface SenseValue {
+  readonly key: number;
+  readonly asc: number;
+  readonly ascq: number;
+  readonly opts: SenseOptions;
 }
 
 /**
  * A SCSI command failed with this sense. Thrown from any depth; only `runCommand`
  * turns it into CHECK CONDITION.
  */
-export class SenseError extends FerryError {
+export class SenseError extends FerryError implements SenseValue {
   readonly key: number;
   readonly asc: number;
   readonly ascq: number;
@@ -139,34 +173,145 @@ function hex2(n: number): string {
   return n.toString(16).padStart(2, '0');
 }
 
-/** SPC-4 4.5.3: fixed-format sense data (response code 70h). */
-export function encodeFixedSense(e: Pick<SenseError, 'key' | 'asc' | 'ascq' | 'opts'>): Uint8Array {
+/** SPC-4 4.5.1: sense data is at most 252 bytes (both formats). */
+export const MAX_SENSE_LENGTH = 252;
+/** Forwarded sense kept in fixed format (after the status byte at 18). */
+const FIXED_FORWARDED_MAX = 200;
+
+/** One encoder, two formats (SPC-4 4.5.2 descriptor, 4.5.3 fixed). */
+export function encodeSense(e: SenseValue, format: SenseFormat): Uint8Array {
+  return format === 'descriptor' ? encodeDescriptorSense(e) : encodeFixedSense(e);
+}
+
+/** SPC-4 4.5.2.4.1: the 3 SENSE KEY SPECIFIC bytes with SKSV set, or undefined. */
+function senseKeySpecificBytes(o: SenseOptions): Uint8Array | undefined {
+  if (o.senseKeySpecific) {
+    const b = o.senseKeySpecific.slice(0, 3);
+    b[0] |= 0x80;
+    return b;
+  }
+  if (!o.fieldPointer) return undefined;
+  const fp = o.fieldPointer;
+  // 4.5.2.4.2: SKSV, C/D b6, BPV b3, BIT POINTER b2:0, FIELD POINTER bytes 1–2.
+  return Uint8Array.of(0x80 | (fp.cd ? 0x40 : 0) | (fp.bit !== undefined ? 0x08 | (fp.bit & 7) : 0), (fp.field >> 8) & 0xff, fp.field & 0xff);
+}
+
+/**
+ * SPC-4 4.5.3 fixed format (70h/71h):
+ *   0 VALID b7, RESPONSE CODE | 2 FILEMARK EOM ILI, SENSE KEY | 3–6 INFORMATION
+ *   7 ADDITIONAL SENSE LENGTH | 8–11 COMMAND-SPECIFIC INFORMATION | 12 ASC | 13 ASCQ
+ *   15–17 SENSE KEY SPECIFIC | 18… additional (forwarded status + sense)
+ */
+export function encodeFixedSense(e: SenseValue): Uint8Array {
   const o = e.opts;
-  const extra = o.additional ?? new Uint8Array(0);
+  let extra = new Uint8Array(0);
+  let csi = o.commandSpecific;
+  if (o.forwarded) {
+    const fwd = o.forwarded.sense.subarray(0, FIXED_FORWARDED_MAX);
+    extra = new Uint8Array(1 + fwd.length);
+    extra[0] = o.forwarded.status;
+    extra.set(fwd, 1);
+    // SPC-4 6.4.6.4: byte 0 SOURCE / byte 1 DESTINATION SENSE DATA OFFSET, bytes 2–3 segment number.
+    csi = ((csi ?? 0) | (o.forwarded.source === SenseDataSource.COPY_SOURCE ? 18 << 24 : 18 << 16)) >>> 0;
+  }
   const buf = new Uint8Array(18 + extra.length);
   const dv = new DataView(buf.buffer);
-  buf[0] = 0x70 | (o.info !== undefined ? 0x80 : 0);
+  buf[0] = (o.deferred ? 0x71 : 0x70) | (o.info !== undefined ? 0x80 : 0);
   buf[2] = (e.key & 0x0f) | (o.filemark ? 0x80 : 0) | (o.eom ? 0x40 : 0) | (o.ili ? 0x20 : 0);
   if (o.info !== undefined) dv.setUint32(3, o.info >>> 0);
   buf[7] = 10 + extra.length; // ADDITIONAL SENSE LENGTH
-  if (o.commandSpecific !== undefined) dv.setUint32(8, o.commandSpecific >>> 0);
+  if (csi !== undefined) dv.setUint32(8, csi >>> 0);
   buf[12] = e.asc;
   buf[13] = e.ascq;
-  if (o.senseKeySpecific) {
-    buf.set(o.senseKeySpecific.subarray(0, 3), 15);
-    buf[15] |= 0x80;
-  } else if (o.fieldPointer) {
-    const fp = o.fieldPointer;
-    buf[15] = 0x80 | (fp.cd ? 0x40 : 0) | (fp.bit !== undefined ? 0x08 | (fp.bit & 7) : 0);
-    dv.setUint16(16, fp.field);
-  }
+  const sks = senseKeySpecificBytes(o);
+  if (sks) buf.set(sks, 15);
   buf.set(extra, 18);
   return buf;
+}
+
+/** SPC-4 4.5.2.1 Table 27: sense data descriptor types Ferry writes. */
+export const SenseDescriptorType = {
+  INFORMATION: 0x00,
+  COMMAND_SPECIFIC_INFORMATION: 0x01,
+  SENSE_KEY_SPECIFIC: 0x02,
+  STREAM_COMMANDS: 0x04,
+  FORWARDED_SENSE_DATA: 0x0c,
+} as const;
+
+/** A 64-bit field from a JS number (two's complement for a negative residue). */
+function u64(v: number): bigint {
+  return BigInt.asUintN(64, BigInt(Math.trunc(v)));
+}
+
+/**
+ * SPC-4 4.5.2 descriptor format (72h/73h):
+ *   0 RESPONSE CODE | 1 SENSE KEY | 2 ASC | 3 ASCQ | 7 ADDITIONAL SENSE LENGTH | 8… descriptors
+ * Descriptors, each `type, additional length, …`:
+ *   00h (4.5.2.2)  2 VALID b7 | 4–11 INFORMATION
+ *   01h (4.5.2.3)  4–11 COMMAND-SPECIFIC INFORMATION
+ *   02h (4.5.2.4)  4–6 SENSE KEY SPECIFIC
+ *   04h (SSC-3 4.2.24.2)  3 FILEMARK b7, EOM b6, ILI b5
+ *   0Ch (4.5.2.9)  2 FSDT b7, SENSE DATA SOURCE b3:0 | 3 FORWARDED STATUS | 4… forwarded sense
+ */
+export function encodeDescriptorSense(e: SenseValue): Uint8Array {
+  const o = e.opts;
+  const parts: Uint8Array[] = [];
+  const field64 = (type: number, flags: number, v: number): Uint8Array => {
+    const d = new Uint8Array(12);
+    d[0] = type;
+    d[1] = 0x0a;
+    d[2] = flags;
+    new DataView(d.buffer).setBigUint64(4, u64(v));
+    return d;
+  };
+  if (o.info !== undefined) parts.push(field64(SenseDescriptorType.INFORMATION, 0x80, o.info));
+  if (o.commandSpecific !== undefined) parts.push(field64(SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION, 0, o.commandSpecific));
+  const sks = senseKeySpecificBytes(o);
+  if (sks) parts.push(Uint8Array.of(SenseDescriptorType.SENSE_KEY_SPECIFIC, 0x06, 0, 0, sks[0], sks[1], sks[2], 0));
+  if (o.filemark || o.eom || o.ili) {
+    parts.push(Uint8Array.of(SenseDescriptorType.STREAM_COMMANDS, 0x02, 0, (o.filemark ? 0x80 : 0) | (o.eom ? 0x40 : 0) | (o.ili ? 0x20 : 0)));
+  }
+  let used = 8 + parts.reduce((n, p) => n + p.length, 0);
+  if (o.forwarded) {
+    // The forwarded bytes fit in what is left of the 252, and in one descriptor (length ≤ 255).
+    const room = Math.max(0, Math.min(MAX_SENSE_LENGTH - used - 4, 255 - 2));
+    const fwd = o.forwarded.sense.subarray(0, room);
+    const d = new Uint8Array(4 + fwd.length);
+    d[0] = SenseDescriptorType.FORWARDED_SENSE_DATA;
+    d[1] = 2 + fwd.length;
+    d[2] = (fwd.length < o.forwarded.sense.length ? 0x80 : 0) | (o.forwarded.source & 0x0f); // FSDT: truncated
+    d[3] = o.forwarded.status;
+    d.set(fwd, 4);
+    parts.push(d);
+    used += d.length;
+  }
+  const buf = new Uint8Array(used);
+  buf[0] = o.deferred ? 0x73 : 0x72;
+  buf[1] = e.key & 0x0f;
+  buf[2] = e.asc;
+  buf[3] = e.ascq;
+  buf[7] = used - 8; // ADDITIONAL SENSE LENGTH
+  let at = 8;
+  for (const p of parts) {
+    buf.set(p, at);
+    at += p.length;
+  }
+  return buf;
+}
+
+/** A forwarded sense data descriptor (0Ch), or the fixed-format source/destination sense, decoded. */
+export interface DecodedForwardedSense extends ForwardedSenseData {
+  /** FSDT: the copy manager cut the forwarded sense short. */
+  truncated: boolean;
 }
 
 /** Parsed sense (fixed or descriptor format), for initiators and tests. SPC-4 4.5 */
 export interface DecodedSense {
   responseCode: number;
+  /** Descriptor format (72h/73h). */
+  descriptor: boolean;
+  /** Deferred error (71h/73h). */
+  deferred: boolean;
   key: number;
   asc: number;
   ascq: number;
@@ -176,29 +321,38 @@ export interface DecodedSense {
   info?: number;
   commandSpecific?: number;
   senseKeySpecific?: Uint8Array;
+  /** COPY ABORTED: the copy source's and/or destination's own sense (SPC-4 6.4.6.4). */
+  forwarded?: DecodedForwardedSense[];
 }
 
+/** The one sense decoder (fixed or descriptor); bytes past the buffer read as absent, never throw. */
 export function decodeSense(sense: Uint8Array): DecodedSense {
-  const rc = sense[0] & 0x7f;
+  const rc = (sense[0] ?? 0) & 0x7f;
   const dv = new DataView(sense.buffer, sense.byteOffset, sense.byteLength);
-  if (rc === 0x72 || rc === 0x73) {
-    const out: DecodedSense = { responseCode: rc, key: sense[1] & 0x0f, asc: sense[2] ?? 0, ascq: sense[3] ?? 0, filemark: false, eom: false, ili: false };
+  const flags = { descriptor: rc === 0x72 || rc === 0x73, deferred: rc === 0x71 || rc === 0x73 };
+  if (flags.descriptor) {
+    const out: DecodedSense = { responseCode: rc, ...flags, key: (sense[1] ?? 0) & 0x0f, asc: sense[2] ?? 0, ascq: sense[3] ?? 0, filemark: false, eom: false, ili: false };
     const end = Math.min(sense.length, 8 + (sense[7] ?? 0));
     for (let p = 8; p + 2 <= end; p += 2 + sense[p + 1]) {
       const type = sense[p];
-      if (type === 0x00 && p + 12 <= end) out.info = Number(dv.getBigUint64(p + 4) & 0xffffffffffffn);
-      if (type === 0x01 && p + 12 <= end) out.commandSpecific = Number(dv.getBigUint64(p + 4) & 0xffffffffn);
-      if (type === 0x02 && p + 8 <= end) out.senseKeySpecific = sense.slice(p + 4, p + 7);
-      if (type === 0x04 && p + 4 <= end) {
+      const dEnd = Math.min(end, p + 2 + sense[p + 1]);
+      if (type === SenseDescriptorType.INFORMATION && p + 12 <= dEnd && sense[p + 2] & 0x80) out.info = Number(dv.getBigUint64(p + 4) & 0xffffffffffffn);
+      if (type === SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION && p + 12 <= dEnd) out.commandSpecific = Number(dv.getBigUint64(p + 4) & 0xffffffffn);
+      if (type === SenseDescriptorType.SENSE_KEY_SPECIFIC && p + 7 <= dEnd && sense[p + 4] & 0x80) out.senseKeySpecific = sense.slice(p + 4, p + 7);
+      if (type === SenseDescriptorType.STREAM_COMMANDS && p + 4 <= dEnd) {
         out.filemark = !!(sense[p + 3] & 0x80);
         out.eom = !!(sense[p + 3] & 0x40);
         out.ili = !!(sense[p + 3] & 0x20);
+      }
+      if (type === SenseDescriptorType.FORWARDED_SENSE_DATA && p + 4 <= dEnd) {
+        (out.forwarded ??= []).push({ source: sense[p + 2] & 0x0f, truncated: !!(sense[p + 2] & 0x80), status: sense[p + 3], sense: sense.slice(p + 4, dEnd) });
       }
     }
     return out;
   }
   const out: DecodedSense = {
     responseCode: rc,
+    ...flags,
     key: (sense[2] ?? 0) & 0x0f,
     asc: sense[12] ?? 0,
     ascq: sense[13] ?? 0,
@@ -209,5 +363,15 @@ export function decodeSense(sense: Uint8Array): DecodedSense {
   if (sense[0] & 0x80 && sense.length >= 7) out.info = dv.getUint32(3);
   if (sense.length >= 12) out.commandSpecific = dv.getUint32(8);
   if (sense.length >= 18 && sense[15] & 0x80) out.senseKeySpecific = sense.slice(15, 18);
+  if (out.key === SenseKey.COPY_ABORTED && sense.length >= 12) {
+    // SPC-4 6.4.6.4: CSI byte 0 / 1 = offset of the source / destination status byte, then its sense.
+    const end = Math.min(sense.length, 8 + (sense[7] ?? 0));
+    for (const [source, off] of [[SenseDataSource.COPY_SOURCE, sense[8]], [SenseDataSource.COPY_DESTINATION, sense[9]]] as const) {
+      if (off < 18 || off + 1 > end) continue;
+      const declaredEnd = off + 1 + 8 + (sense[off + 8] ?? 0);
+      const fwdEnd = Math.min(end, declaredEnd);
+      (out.forwarded ??= []).push({ source, truncated: fwdEnd < declaredEnd, status: sense[off], sense: sense.slice(off + 1, fwdEnd) });
+    }
+  }
   return out;
 }

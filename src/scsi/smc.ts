@@ -48,7 +48,7 @@ export class MediumChangerLu implements LogicalUnit, SpcLu {
   }
 
   execute(task: ScsiTask): Promise<ScsiResult> {
-    const run = this.queue.then(() => runCommand(SMC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t) }));
+    const run = this.queue.then(() => runCommand(SMC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t), senseFormat: () => this.spc.senseFormat }));
     this.queue = run.catch(() => undefined);
     return run;
   }

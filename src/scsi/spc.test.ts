@@ -130,6 +130,7 @@ test('mode pages: all pages, control page, changeable mask, bad page code, saved
   assert.equal(ctl[5], 0x0a);
   const mask = (await run(cdb(0x1a, 0x08, 0x4a, 0, 255, 0))).dataIn!;
   assert.equal(mask[4 + 4], 0x08, 'SWP changeable');
+  assert.equal(mask[4 + 2], 0x04, 'D_SENSE changeable');
   assert.equal(outcome(await run(cdb(0x1a, 0, 0x3e, 0, 255, 0))), '5/24/00');
   assert.equal(outcome(await run(cdb(0x1a, 0, 0xca, 0, 255, 0))), '5/39/00');
   assert.equal((await run(cdb(0x1a, 0, 0x3f, 0, 4, 0))).dataIn!.length, 4);
@@ -139,7 +140,7 @@ test('mode pages: all pages, control page, changeable mask, bad page code, saved
   // MODE SELECT changing a non-changeable bit: 05/26/00.
   const param = new Uint8Array(4 + 12);
   param.set(ctl.subarray(4), 4);
-  param[4 + 2] |= 0x04; // D_SENSE is not changeable
+  param[4 + 5] &= ~0x40; // TAS is not changeable
   assert.equal(outcome(await run(cdb(0x15, 0x10, 0, 0, param.length, 0), { dataOut: param })), '5/26/00');
 });
 

@@ -1,4 +1,4 @@
-import { SenseError, SenseKey, Asc, encodeFixedSense, type AscCode } from './sense.ts';
+import { SenseError, SenseKey, Asc, encodeSense, type SenseFormat } from './sense.ts';
 import { ScsiStatus, type Nexus, type ResetKind, type ScsiResult, type ScsiTask } from './task.ts';
 import { checkCondition, type CommandEntry } from './command-table.ts';
 import {
@@ -22,7 +22,7 @@ import {
 } from './cdb.ts';
 import { UnitAttentions } from './unit-attention.ts';
 import { PersistentReservations, decodePrOutParams, decodePrMoveParams, PrOutAction } from './persistent-reservation.ts';
-import { ModePages, controlPage } from './mode-pages.ts';
+import { ModePages, controlPage, senseFormatOf } from './mode-pages.ts';
 import type { LuIdentity } from './identity.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import { encodeLun } from './lun.ts';
@@ -112,6 +112,11 @@ export class SpcState {
   nexusLost(nexus: Nexus): void {
     if (this.reserve6 === nexus.key) this.reserve6 = undefined;
     this.ua.forget(nexus.key);
+  }
+
+  /** D_SENSE in the control mode page (SPC-4 7.5.8): the format of CHECK CONDITION sense. */
+  get senseFormat(): SenseFormat {
+    return senseFormatOf(this.modePages);
   }
 
   /** SWP in the control mode page (SPC-4 7.5.8): the medium is write protected. */
@@ -235,18 +240,15 @@ function vpdBody(spc: SpcState, code: number, task: ScsiTask): Uint8Array {
 
 // ---- REQUEST SENSE, TEST UNIT READY (SPC-4 6.29, 6.37) ------------------------------------
 
-/** SPC-4 4.5.2: descriptor-format sense (72h) with only key/ASC/ASCQ. */
-function descriptorSense(key: number, asc: AscCode): Uint8Array {
-  return Uint8Array.of(0x72, key, asc[0], asc[1], 0, 0, 0, 0);
-}
-
-/** REQUEST SENSE: a pending unit attention (cleared), else `notReady`, else NO SENSE. */
+/**
+ * REQUEST SENSE: a pending unit attention (cleared), else `notReady`, else NO SENSE, in the
+ * format the DESC bit asks for whatever D_SENSE says (SPC-4 6.39).
+ */
 export function requestSense(task: ScsiTask, lu: SpcLu, notReady?: () => SenseError | undefined): Uint8Array {
   const c = decodeRequestSense(task.cdb);
   const ua = lu.spc.ua.take(task.nexus.key);
   const err = ua ? new SenseError(SenseKey.UNIT_ATTENTION, ua) : (notReady?.() ?? new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE));
-  const data = c.desc ? descriptorSense(err.key, [err.asc, err.ascq]) : encodeFixedSense(err);
-  return trimToAllocation(data, c.allocationLength);
+  return trimToAllocation(encodeSense(err, c.desc ? 'descriptor' : 'fixed'), c.allocationLength);
 }
 
 // ---- REPORT LUNS (SPC-4 6.33, SAM-5 4.7) --------------------------------------------------
@@ -294,7 +296,8 @@ export function unmappedLun(task: ScsiTask): ScsiResult {
   }
   if (op === Opcode.REQUEST_SENSE) {
     const err = new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.LOGICAL_UNIT_NOT_SUPPORTED);
-    return { status: ScsiStatus.GOOD, dataIn: trimToAllocation(encodeFixedSense(err), task.cdb[4] ?? 0) };
+    const desc = !!((task.cdb[1] ?? 0) & 0x01); // SPC-4 6.39: DESC
+    return { status: ScsiStatus.GOOD, dataIn: trimToAllocation(encodeSense(err, desc ? 'descriptor' : 'fixed'), task.cdb[4] ?? 0) };
   }
   return checkCondition(new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.LOGICAL_UNIT_NOT_SUPPORTED));
 }

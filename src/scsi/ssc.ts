@@ -91,8 +91,8 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
   execute(task: ScsiTask): Promise<ScsiResult> {
     // Extension commands (EXTENDED COPY, RECEIVE COPY RESULTS) do not move the tape through
     // this LU's command order: a copy runs for minutes and reaches the drive as a TapeDevice.
-    if (this.extTable?.has(task.cdb[0])) return runCommand(this.extTable, this, task, { gate: (e, t) => spcGate(this, e, t) });
-    return this.inOrder(() => runCommand(SSC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t) }));
+    if (this.extTable?.has(task.cdb[0])) return runCommand(this.extTable, this, task, { gate: (e, t) => spcGate(this, e, t), senseFormat: () => this.spc.senseFormat });
+    return this.inOrder(() => runCommand(SSC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t), senseFormat: () => this.spc.senseFormat }));
   }
 
   /** The copy manager's view of this drive (src/xcopy CopyCapableLu): none without a cartridge. */

@@ -4,6 +4,7 @@
  * `dataIn` back (truncated to the initiator's expected length) with residuals computed
  * from `transferLength` (SAM-5 5.4: residual = expected − what the CDB asked for).
  */
+import type { SenseValue } from './sense.ts';
 
 /** An I_T nexus: one initiator port (iSCSI name + ISID) talking to one target port. SAM-5 4.7 */
 export interface Nexus {
@@ -56,8 +57,10 @@ export interface ScsiResult {
   status: number;
   /** Data-In to return (the transport sends at most expectedInLength of it). */
   dataIn?: Uint8Array;
-  /** Sense data, when status is CHECK CONDITION. */
+  /** Sense data, when status is CHECK CONDITION, in the format in effect (fixed unless D_SENSE=1). */
   sense?: Uint8Array;
+  /** The sense as a value, so `runCommand` can encode it in the LU's format (command-table.ts). */
+  senseData?: SenseValue;
   /**
    * Bytes the CDB itself asked to transfer (in its direction). The transport compares it
    * with the iSCSI expected length to report overflow/underflow. Omitted: use dataIn's length.

@@ -1,9 +1,10 @@
 import type { LuExtension } from '../scsi/disk-lu.ts';
 import type { LogicalUnit } from '../scsi/task.ts';
+import type { SpcLu } from '../scsi/spc.ts';
 import { CopyManager, copyManagerCommands, thirdPartyCopyVpdBody, type CopyManagerOptions } from './copy-manager.ts';
 
 /** A LU that takes extra commands: DiskLu and TapeDriveLu. */
-export interface ExtensibleLu<L> extends LogicalUnit {
+export interface ExtensibleLu<L> extends LogicalUnit, SpcLu {
   extend(ext: LuExtension<L>): void;
 }
 
@@ -15,7 +16,7 @@ export interface ExtensibleLu<L> extends LogicalUnit {
 export function attachCopyManager<L extends ExtensibleLu<L>>(lu: L, opts: CopyManagerOptions = {}): CopyManager {
   const cm = new CopyManager(opts);
   lu.extend({
-    commands: copyManagerCommands<L>(() => cm),
+    commands: copyManagerCommands<L>(() => cm, (l) => l.spc.senseFormat),
     vpd: [[0x8f, () => thirdPartyCopyVpdBody(cm.limits)]],
     threePC: true,
     reset: () => cm.reset(),

@@ -15,7 +15,10 @@ export class CopyManagerLu implements LogicalUnit, SpcLu {
   readonly copyManager: CopyManager;
   private static readonly table: CommandTable<CopyManagerLu> = new Map([
     ...spcCommands<CopyManagerLu>(),
-    ...copyManagerCommands<CopyManagerLu>((lu) => lu.copyManager),
+    ...copyManagerCommands<CopyManagerLu>(
+      (lu) => lu.copyManager,
+      (lu) => lu.spc.senseFormat,
+    ),
   ]);
   private readonly onInternalError?: (err: unknown, task: ScsiTask) => void;
 
@@ -28,7 +31,11 @@ export class CopyManagerLu implements LogicalUnit, SpcLu {
   }
 
   execute(task: ScsiTask): Promise<ScsiResult> {
-    return runCommand(CopyManagerLu.table, this, task, { gate: (entry, t) => spcGate(this, entry, t), onInternalError: this.onInternalError });
+    return runCommand(CopyManagerLu.table, this, task, {
+      gate: (entry, t) => spcGate(this, entry, t),
+      senseFormat: () => this.spc.senseFormat,
+      onInternalError: this.onInternalError,
+    });
   }
 
   reset(kind: ResetKind, _from: Nexus): void {

@@ -1,4 +1,4 @@
-import { SenseError, SenseKey, Asc, encodeFixedSense } from '../scsi/sense.ts';
+import { SenseError, SenseKey, Asc, encodeSense, type SenseFormat } from '../scsi/sense.ts';
 import type { CommandEntry, HandlerResult } from '../scsi/command-table.ts';
 import { ScsiStatus, type Nexus, type ScsiTask } from '../scsi/task.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
@@ -57,8 +57,8 @@ interface CopyOperation {
   /** When the copy finished (for the held-result timeout). */
   finishedAt?: number;
   progress: CopyProgress;
-  /** Fixed-format sense of the failure (FAILED SEGMENT DETAILS). */
-  sense?: Uint8Array;
+  /** The failure's sense (FAILED SEGMENT DETAILS encodes it in the format in effect then). */
+  sense?: SenseError;
   controller: AbortController;
 }
 
@@ -138,7 +138,7 @@ export class CopyManager {
             ? new SenseError(SenseKey.ABORTED_COMMAND, Asc.NO_ADDITIONAL_SENSE)
             : null;
       if (!e) throw err; // a bug: runCommand logs it and answers 04/44/00
-      op.sense = encodeFixedSense(e);
+      op.sense = e;
       throw e;
     } finally {
       op.finishedAt ??= this.now();
@@ -184,7 +184,7 @@ export class CopyManager {
   }
 
   /** 84h RECEIVE COPY RESULTS (LID1): SA 00h, 01h, 03h, 04h. */
-  receiveCopyResults(task: ScsiTask): HandlerResult {
+  receiveCopyResults(task: ScsiTask, senseFormat: SenseFormat = 'fixed'): HandlerResult {
     const cdb = task.cdb;
     const sa = cdb[1] & 0x1f;
     const listId = cdb[2];
@@ -205,7 +205,7 @@ export class CopyManager {
         data = new Uint8Array(4); // no held-data segments (0Bh–0Fh): AVAILABLE DATA 0
         if (op.state === 'done') this.held.delete(key);
       } else {
-        data = failedSegmentDetails(op);
+        data = failedSegmentDetails(op, senseFormat);
         if (op.state !== 'running' && alloc >= data.length) this.held.delete(key);
       }
     }
@@ -288,15 +288,17 @@ function copyStatus(op: CopyOperation): Uint8Array {
 
 /**
  * SPC-4 6.18.5 FAILED SEGMENT DETAILS: 0–3 AVAILABLE DATA (n−3); 56 COPY COMMAND STATUS;
- * 58–59 SENSE DATA LENGTH; 60… sense data. In progress or no error: AVAILABLE DATA 0.
+ * 58–59 SENSE DATA LENGTH; 60… sense data, fixed or descriptor as D_SENSE says. In progress or
+ * no error: AVAILABLE DATA 0.
  */
-function failedSegmentDetails(op: CopyOperation): Uint8Array {
+function failedSegmentDetails(op: CopyOperation, format: SenseFormat): Uint8Array {
   if (op.state !== 'failed' || !op.sense) return new Uint8Array(4);
-  const w = new ByteWriter(60 + op.sense.length);
+  const sense = encodeSense(op.sense, format);
+  const w = new ByteWriter(60 + sense.length);
   w.setU32(0, w.buf.length - 4);
-  w.setU8(56, 0x02); // CHECK CONDITION
-  w.setU16(58, op.sense.length);
-  w.buf.set(op.sense, 60);
+  w.setU8(56, ScsiStatus.CHECK_CONDITION);
+  w.setU16(58, sense.length);
+  w.buf.set(sense, 60);
   return w.buf;
 }
 
@@ -378,9 +380,10 @@ export function thirdPartyCopyVpdBody(l: XcopyLimits = DEFAULT_LIMITS): Uint8Arr
 
 /**
  * Command-table entries for EXTENDED COPY and RECEIVE COPY RESULTS. A LU table spreads them in:
- * `new Map([...spc, ...copyManagerCommands<DiskLu>((lu) => lu.copyManager)])`.
+ * `new Map([...spc, ...copyManagerCommands<DiskLu>((lu) => lu.copyManager, (lu) => lu.spc.senseFormat)])`.
+ * `senseFormat` is the LU's D_SENSE, for the sense in FAILED SEGMENT DETAILS.
  */
-export function copyManagerCommands<L>(get: (lu: L) => CopyManager): Array<[number, CommandEntry<L>]> {
+export function copyManagerCommands<L>(get: (lu: L) => CopyManager, senseFormat: (lu: L) => SenseFormat = () => 'fixed'): Array<[number, CommandEntry<L>]> {
   // SPC-4 Table 64 (via command-table `pr`): RECEIVE COPY RESULTS only reads state.
   const sa = (name: string, handler: CommandEntry<L>['handler'], pr?: 'read'): CommandEntry<L> => ({ name, handler, cdbLength: 16, pr });
   return [
@@ -403,7 +406,7 @@ export function copyManagerCommands<L>(get: (lu: L) => CopyManager): Array<[numb
           [RcrServiceAction.COPY_STATUS, sa('RECEIVE COPY STATUS(LID1)', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
           [RcrServiceAction.RECEIVE_DATA, sa('RECEIVE COPY DATA(LID1)', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
           [RcrServiceAction.OPERATING_PARAMETERS, sa('RECEIVE COPY OPERATING PARAMETERS', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
-          [RcrServiceAction.FAILED_SEGMENT_DETAILS, sa('RECEIVE COPY FAILURE DETAILS(LID1)', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
+          [RcrServiceAction.FAILED_SEGMENT_DETAILS, sa('RECEIVE COPY FAILURE DETAILS(LID1)', (task, lu) => get(lu).receiveCopyResults(task, senseFormat(lu)), 'read')],
         ]),
       },
     ],

@@ -1,4 +1,4 @@
-import { SenseError, SenseKey, Asc, encodeFixedSense, type AscCode } from '../scsi/sense.ts';
+import { SenseError, SenseKey, Asc, SenseDataSource, encodeFixedSense, type AscCode } from '../scsi/sense.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import type { BlockDevice } from '../block/block-device.ts';
 import type { TapeDevice } from '../tape/tape-device.ts';
@@ -79,20 +79,11 @@ export interface CopyAbortedOptions {
 }
 
 /**
- * SPC-5 5.17.7.4: COPY ABORTED with the segment number in COMMAND-SPECIFIC INFORMATION bytes
- * 2–3, the segment pointer in SENSE-KEY SPECIFIC (4.5.2.4.5), and the failing CSCD's status
- * and sense after byte 17, its offset in COMMAND-SPECIFIC INFORMATION byte 0 (source) or 1.
+ * SPC-5 5.17.7.4: COPY ABORTED with the segment number in COMMAND-SPECIFIC INFORMATION, the
+ * segment pointer in SENSE-KEY SPECIFIC (4.5.2.4.5), and the failing CSCD's status and sense
+ * forwarded: after byte 17 in fixed format, a 0Ch descriptor in descriptor format (sense.ts).
  */
 export function copyAborted(o: CopyAbortedOptions): SenseError {
-  let csi = o.segment & 0xffff;
-  let additional: Uint8Array | undefined;
-  if (o.forwarded) {
-    const sense = o.forwarded.sense.subarray(0, 200);
-    additional = new Uint8Array(1 + sense.length);
-    additional[0] = o.forwarded.status;
-    additional.set(sense, 1);
-    csi |= o.forwarded.from === 'source' ? 18 << 24 : 18 << 16;
-  }
   let senseKeySpecific: Uint8Array | undefined;
   if (o.field) {
     const f = o.field;
@@ -102,10 +93,15 @@ export function copyAborted(o: CopyAbortedOptions): SenseError {
       f.offset & 0xff,
     ]);
   }
+  const fwd = o.forwarded;
   return new SenseError(SenseKey.COPY_ABORTED, o.asc, {
-    commandSpecific: csi >>> 0,
+    commandSpecific: o.segment & 0xffff,
     senseKeySpecific,
-    additional,
+    forwarded: fwd && {
+      source: fwd.from === 'source' ? SenseDataSource.COPY_SOURCE : SenseDataSource.COPY_DESTINATION,
+      status: fwd.status,
+      sense: fwd.sense,
+    },
     info: o.residual,
   });
 }
