@@ -10,7 +10,7 @@ import { DiskLu } from './disk-lu.ts';
 import { TapeDriveLu } from './ssc.ts';
 import { openLibrary } from './tape-library.ts';
 import { luIdentity } from './identity.ts';
-import { makeTask, nexusA, nexusB } from './testing.ts';
+import { makeTask, nexusA, nexusB, setDSense } from './testing.ts';
 import { ScsiStatus, type LogicalUnit, type ScsiResult } from './task.ts';
 import { Asc, SenseDataSource, SenseError, SenseKey, decodeSense, encodeDescriptorSense, encodeFixedSense, encodeSense, type SenseOptions } from './sense.ts';
 import * as T from './tape-cdb.ts';
@@ -213,21 +213,6 @@ test('round trip: both formats decode to the same sense value (fast-check)', () 
 
 const run = (lu: LogicalUnit, cdb: Uint8Array, dataOut?: Uint8Array, nexus = nexusA): Promise<ScsiResult> =>
   lu.execute(makeTask(cdb, { dataOut, nexus }));
-
-/** MODE SENSE(6) the control page, flip D_SENSE, MODE SELECT(6) it back (PF=1). */
-async function setDSense(lu: LogicalUnit, on: boolean): Promise<void> {
-  const ms = await run(lu, Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0));
-  assert.equal(ms.status, ScsiStatus.GOOD);
-  const page = ms.dataIn!.subarray(4 + ms.dataIn![3]);
-  assert.equal(page[0] & 0x3f, 0x0a);
-  const param = new Uint8Array(4 + page.length);
-  param.set(page, 4);
-  param[4 + 2] = on ? page[2] | 0x04 : page[2] & ~0x04;
-  const sel = await run(lu, Uint8Array.of(0x15, 0x10, 0, 0, param.length, 0), param);
-  assert.equal(sel.status, ScsiStatus.GOOD, `MODE SELECT: ${sel.sense ? [...sel.sense].join(',') : sel.status}`);
-  const after = await run(lu, Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0));
-  assert.equal(after.dataIn![4 + after.dataIn![3] + 2] & 0x04, on ? 0x04 : 0, 'D_SENSE reads back');
-}
 
 /** A CDB with an unsupported opcode: 05/20/00 with a field pointer at byte 0 bit 7. */
 const badOpcode = (): Uint8Array => Uint8Array.of(0xff, 0, 0, 0, 0, 0);

@@ -1,5 +1,6 @@
 import { makeNexus, type LogicalUnit, type Nexus, type ScsiResult, type ScsiTask, type TargetContext } from './task.ts';
 import { decodeSense, type DecodedSense } from './sense.ts';
+import assert from 'node:assert/strict';
 
 /** Helpers for unit tests that drive a LogicalUnit with hand-built CDBs (no transport). */
 
@@ -57,4 +58,23 @@ export function be(value: number | bigint, bytes: number): number[] {
     v >>= 8n;
   }
   return out;
+}
+
+/**
+ * Set or clear D_SENSE (control mode page byte 2 bit 2, SPC-4 7.5.8): MODE SENSE(6) the page,
+ * MODE SELECT(6) it back with PF=1, and check that it reads back.
+ */
+export async function setDSense(lu: LogicalUnit, on: boolean, o: TaskOptions = {}): Promise<void> {
+  const sense6 = (): Promise<ScsiResult> => lu.execute(makeTask(Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0), o));
+  const ms = await sense6();
+  assert.equal(ms.status, 0x00, 'MODE SENSE control page');
+  const page = ms.dataIn!.subarray(4 + ms.dataIn![3]);
+  assert.equal(page[0] & 0x3f, 0x0a);
+  const param = new Uint8Array(4 + page.length);
+  param.set(page, 4);
+  param[4 + 2] = on ? page[2] | 0x04 : page[2] & ~0x04;
+  const sel = await lu.execute(makeTask(Uint8Array.of(0x15, 0x10, 0, 0, param.length, 0), { ...o, dataOut: param }));
+  assert.equal(sel.status, 0x00, `MODE SELECT: ${outcome(sel)}`);
+  const after = await sense6();
+  assert.equal(after.dataIn![4 + after.dataIn![3] + 2] & 0x04, on ? 0x04 : 0, 'D_SENSE reads back');
 }
