@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryDevice } from '../block/memory-device.ts';
+import { DiskLu } from '../scsi/disk-lu.ts';
+import { luIdentity } from '../scsi/identity.ts';
+import { Target } from '../target/target.ts';
+import { TargetServer } from '../target/server.ts';
+import { attachCopyManager } from '../xcopy/attach.ts';
+import { encodeXcopyParameterList, type CscdInput } from '../xcopy/descriptors.ts';
+import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
+import { decodeSense } from '../scsi/sense.ts';
+import { InitiatorSession, ScsiCommandError } from './session.ts';
+
+// Over iSCSI: the initiator decodes descriptor-format sense (72h) as it does fixed, including
+// the forwarded sense data descriptor (0Ch) of a COPY ABORTED — what the mover forwards.
+
+async function expectScsiError(p: Promise<unknown>): Promise<ScsiCommandError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ScsiCommandError, String(e));
+    return e;
+  }
+  assert.fail('expected a CHECK CONDITION');
+}
+
+test('initiator against a Ferry target with D_SENSE=1: 72h sense decoded, COPY ABORTED with the destination sense in 0Ch', async () => {
+  const iqn = 'iqn.2026-11.dev.ferry:sense-test';
+  const luns = [new DiskLu(new MemoryDevice(512, 256), { identity: luIdentity('sense-test|0') }), new DiskLu(new MemoryDevice(512, 64), { identity: luIdentity('sense-test|1') })];
+  for (const lu of luns) attachCopyManager(lu);
+  const target = new Target({ name: iqn });
+  luns.forEach((lu, i) => target.addLun(i, lu));
+  const server = new TargetServer({ targets: [target] });
+  const { port } = await server.listen('127.0.0.1', 0);
+  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:sense-i', targetName: iqn });
+  try {
+    // Fixed format by default.
+    const read10 = Uint8Array.of(0x28, 0, 0, 0, 0x10, 0, 0, 0, 1, 0); // LBA 4096: past the end
+    const e0 = await expectScsiError(s.command(0, read10, { inLength: 512 }));
+    assert.equal(e0.rawSense[0], 0x70);
+    assert.equal(e0.sense?.descriptor, false);
+
+    // MODE SENSE(6) the control page, set D_SENSE, MODE SELECT(6) it.
+    const ms = await s.command(0, Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0), { inLength: 255 });
+    const page = ms.data.subarray(4 + ms.data[3]);
+    const param = new Uint8Array(4 + page.length);
+    param.set(page, 4);
+    param[4 + 2] |= 0x04;
+    await s.command(0, Uint8Array.of(0x15, 0x10, 0, 0, param.length, 0), { dataOut: param });
+
+    const e1 = await expectScsiError(s.command(0, read10, { inLength: 512 }));
+    assert.equal(e1.rawSense[0], 0x72);
+    assert.deepEqual([e1.sense?.descriptor, e1.sense?.key, e1.sense?.asc, e1.sense?.ascq], [true, 5, 0x21, 0]);
+    assert.match(e1.message, /sense 5\/21\/00/);
+
+    // EXTENDED COPY to LU 0: segment 0 writes past the end of LU 1.
+    const cscds: CscdInput[] = [];
+    for (const lun of [0, 1]) {
+      const vpd = await s.command(lun, Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { inLength: 0x1000 });
+      const naa = decodeDeviceIdentificationPage(vpd.data).find((d) => d.designatorType === 3)!;
+      cscds.push({ peripheralDeviceType: 0, codeSet: naa.codeSet, association: naa.association, designatorType: 3, designator: naa.designator, pad: false, fixed: false, blockLength: 512 });
+    }
+    const list = encodeXcopyParameterList({
+      header: { listId: 9, str: false, listIdUsage: 0, priority: 0 },
+      cscds,
+      segments: [{ type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: 16, sourceLba: 0, destinationLba: 60 }],
+    });
+    const xcopy = new Uint8Array(16);
+    xcopy[0] = 0x83;
+    new DataView(xcopy.buffer).setUint32(10, list.length);
+    const e2 = await expectScsiError(s.command(0, xcopy, { dataOut: list }));
+    const d = e2.sense!;
+    assert.deepEqual([d.descriptor, d.key, d.asc, d.ascq], [true, 0x0a, 0x0d, 0x02]);
+    assert.equal(d.commandSpecific, 0, 'segment 0');
+    assert.equal(d.senseKeySpecific![0] & 0xa0, 0xa0, 'SKSV, SD');
+    assert.equal(d.forwarded?.length, 1);
+    const f = d.forwarded![0];
+    assert.deepEqual([f.source, f.status, f.truncated], [2, 0x02, false]);
+    const inner = decodeSense(f.sense);
+    assert.deepEqual([inner.key, inner.asc], [5, 0x21]);
+  } finally {
+    await s.logout().catch(() => undefined);
+    await server.close();
+    for (const lu of luns) await lu.close();
+  }
+});
