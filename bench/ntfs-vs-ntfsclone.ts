@@ -95,7 +95,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
 const p = await buildPlan(await openVolume(dev), { blockSize: 512 });
 await dev.close();
-console.log(`image: ${img}, ${p.files.length} files, ${p.extents.length} merged extents, ${p.used.ranges.length} used ranges, ${runs} runs, hot cache`);
+console.log(`image: ${img}, ${p.fileCount} files, ${p.extents.length} merged extents, ${p.used.ranges.length} used ranges, ${runs} runs, hot cache`);
 const wall0 = median(t.ntfsclone.map((x) => x.wallMs));
 const cpu0 = median(t.ntfsclone.map((x) => x.cpuMs));
 for (const [k, xs] of Object.entries(t)) {

@@ -147,8 +147,7 @@ async function plan(source: string, opts: { json?: boolean }): Promise<void> {
       return;
     }
     const blocks = p.extents.reduce((s, e) => s + e[1], 0);
-    const resident = p.files.reduce((s, f) => s + f.attributes.reduce((t, a) => t + (a.resident ? a.size : 0), 0), 0);
-    await write(process.stdout, `${p.files.length} files, ${resident} resident bytes, ${p.extents.length} extents of ${blocks} blocks (${blocks * p.blockSize} bytes)\n`);
+    await write(process.stdout, `${p.fileCount} files, ${p.residentBytes()} resident bytes, ${p.extents.length} extents of ${blocks} blocks (${blocks * p.blockSize} bytes)\n`);
     await write(process.stdout, `used blocks: ${p.used.ranges.length} cluster ranges + boot sector backup at byte ${p.used.backupBootByteOffset}\n`);
   });
 }

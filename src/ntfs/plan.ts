@@ -1,13 +1,20 @@
 import { usedClusters } from './bitmap.ts';
-import { HOLE } from './data-runs.ts';
+import { NumberTable } from './columns.ts';
+import { decodeRunsInto, HOLE, RunCol } from './data-runs.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
-import { AttrTypeName, isExtension } from './record.ts';
+import { applyFixups, RecordMagic } from './fixup.ts';
+import {
+  attrLengthAt, AttrType, AttrTypeName, checkRunsEnd, decodeFileRecord, decodeUtf16, isExtension, newAttrHeader, newRecordHeader, readAttrHeader, readRecordHeader, RecordFlag,
+  type FileRecord,
+} from './record.ts';
 import type { SkippedRecord } from './tree.ts';
-import { Namespace, ReparseTag } from './values.ts';
-import { assembleFile, assembleFileSync, scanRecords, SystemRecord, type NtfsAttr, type NtfsFile, type Volume } from './volume.ts';
+import { Namespace, readFileName, readStandardInfo, reparseTagAt, ReparseTag, type FileNameHeader, type StandardInfo } from './values.ts';
+import { assembleFile, checkAttrSizes, mftBatches, recordByteOffset, SystemRecord, type NtfsFile, type Volume } from './volume.ts';
 
 /** Plan format version (docs/ntfs.md). */
 export const PLAN_VERSION = 1;
+
+// The plan document: what `ferry ntfs plan --json` prints and restore reads (docs/ntfs.md).
 
 /** One attribute: resident → its whole attribute record; non-resident → its headers plus block runs. */
 export interface PlanAttribute {
@@ -63,14 +70,20 @@ export interface NtfsPlan {
   /** Every block the file-level backup reads: [lba, blockCount], sorted and merged. */
   extents: [number, number][];
   /** The used-blocks plan: allocated clusters, plus the backup boot sector past the last cluster. */
-  used: { ranges: [number, number][]; backupBootByteOffset: number; extents: [number, number][] };
+  used: UsedPlan;
   skipped: SkippedRecord[];
+}
+
+export interface UsedPlan {
+  ranges: [number, number][];
+  backupBootByteOffset: number;
+  extents: [number, number][];
 }
 
 export interface PlanOptions {
   /** Device block size the LBAs are expressed in. */
   blockSize: number;
-  /** Include NTFS system files (records below 16 except the root) and the $Extend tree. */
+  /** Include NTFS system files (records below 16 except the root and $Secure) and the $Extend tree. */
   system?: boolean;
   onError?(s: SkippedRecord): void;
 }
@@ -78,117 +91,397 @@ export interface PlanOptions {
 /** Bytes in memory; base64 strings once the plan went through JSON (planToJson). */
 export type PlanBytes = Uint8Array | string;
 
-/** The plan as JSON: byte fields become base64 strings. */
-export function planToJson(plan: NtfsPlan): string {
-  return JSON.stringify(plan, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : v));
-}
-
 export function planBytes(b: PlanBytes | undefined): Uint8Array {
   return b === undefined ? new Uint8Array(0) : typeof b === 'string' ? Buffer.from(b, 'base64') : b;
 }
 
-/** Sort and merge [start, count] ranges into the fewest, largest ones. */
-export function mergeExtents(list: [number, number][]): [number, number][] {
-  let sorted = true;
-  for (let i = 1; i < list.length && sorted; i++) sorted = list[i - 1][0] <= list[i][0];
-  if (!sorted) list.sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  for (const [s, n] of list) {
-    const last = out[out.length - 1];
-    if (last && s <= last[0] + last[1]) last[1] = Math.max(last[1], s + n - last[0]);
-    else out.push([s, n]);
-  }
-  return out;
-}
+// Columns of the in-memory plan: one NumberTable row per file, name, attribute, attribute record
+// (header) and run, instead of ~200,000 objects the garbage collector would trace.
+const F = { RECORD: 0, SEQ: 1, TYPE: 2, FILE_ATTRIBUTES: 3, HAS_SI: 4, CREATED: 5, MODIFIED: 6, CHANGED: 7, ACCESSED: 8, ATTR_START: 9, ATTR_END: 10, NAME_START: 11, NAME_END: 12 } as const;
+const A = { TYPE: 0, RESIDENT: 1, SIZE: 2, FLAGS: 3, COMPRESSION_UNIT: 4, ALLOCATED: 5, INITIALIZED: 6, VALUE_OFFSET: 7, HEADER_START: 8, HEADER_END: 9, RUN_START: 10, RUN_END: 11 } as const;
+const N = { PARENT: 0, NAMESPACE: 1 } as const;
+const H = { BUFFER: 0, OFFSET: 1, LENGTH: 2 } as const;
+const FILE_TYPES = ['file', 'dir', 'symlink', 'reparse'] as const;
+const TypeCode = { file: 0, dir: 1, symlink: 2, reparse: 3 } as const;
 
-function planAttribute(a: NtfsAttr, blocksPerCluster: number, extents: [number, number][]): PlanAttribute {
-  const typeName = AttrTypeName[a.type] ?? `0x${a.type.toString(16)}`;
-  if (a.resident) {
-    const raw = a.extents[0].raw;
-    const valueOffset = raw[0x14] | (raw[0x15] << 8);
-    return { type: a.type, typeName, name: a.name, resident: true, size: a.dataSize, bytes: raw, valueOffset };
-  }
-  const runs: [number, number, number | null][] = [];
-  for (const r of a.runs) {
-    if (r.lcn === HOLE) {
-      runs.push([r.vcn, r.length, null]);
-    } else {
-      runs.push([r.vcn, r.length, r.lcn * blocksPerCluster]);
-      extents.push([r.lcn * blocksPerCluster, r.length * blocksPerCluster]);
-    }
-  }
-  return {
-    type: a.type, typeName, name: a.name, resident: false, size: a.dataSize, flags: a.flags, compressionUnit: a.compressionUnit,
-    allocatedSize: a.allocatedSize, initializedSize: a.initializedSize, headers: a.extents.length === 1 ? [a.extents[0].raw] : a.extents.map((e) => e.raw), runs,
-  };
-}
-
-function planType(f: NtfsFile): PlanFile['type'] {
-  if (f.reparseTag !== undefined) return f.reparseTag === ReparseTag.SYMLINK ? 'symlink' : f.isDirectory && f.reparseTag !== ReparseTag.MOUNT_POINT ? 'dir' : 'reparse';
-  return f.isDirectory ? 'dir' : 'file';
+function typeCode(isDirectory: boolean, reparseTag: number | undefined): number {
+  if (reparseTag !== undefined) return reparseTag === ReparseTag.SYMLINK ? TypeCode.symlink : isDirectory && reparseTag !== ReparseTag.MOUNT_POINT ? TypeCode.dir : TypeCode.reparse;
+  return isDirectory ? TypeCode.dir : TypeCode.file;
 }
 
 /**
- * The file-level backup plan: one sequential pass over the $MFT (metadata only, never file
- * data), every in-use base record flattened through its attribute list, paths from $FILE_NAME
- * parents, and the used-blocks plan from $Bitmap. Malformed records are skipped and listed.
+ * The file-level backup plan in columns. `file(i)` gives one file as a document object;
+ * planToJson writes the whole plan without holding every file object at once.
  */
-export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPlan> {
-  const { clusterSize, bytesPerSector } = vol.geo;
-  if (clusterSize % opts.blockSize !== 0) {
-    throw new NtfsFormatError(NtfsErrorCode.BOOT, `cluster size ${clusterSize} is not a multiple of the device block size ${opts.blockSize}`, { byteOffset: 0x0d });
+export class FilePlan {
+  readonly version = PLAN_VERSION;
+  readonly blockSize: number;
+  readonly clusterSize: number;
+  readonly sectorSize: number;
+  readonly clusterCount: number;
+  readonly serial: string;
+  /** Every block the file-level backup reads: [lba, blockCount], sorted and merged. */
+  readonly extents: [number, number][];
+  readonly used: UsedPlan;
+  readonly skipped: SkippedRecord[];
+  private readonly t: PlanTables;
+  /** File rows kept, in record order, and their paths. */
+  private readonly rows: number[];
+  private readonly paths: (string | null)[];
+
+  constructor(vol: Volume, blockSize: number, t: PlanTables, rows: number[], paths: (string | null)[], extents: [number, number][], used: UsedPlan, skipped: SkippedRecord[]) {
+    this.blockSize = blockSize;
+    this.clusterSize = vol.geo.clusterSize;
+    this.sectorSize = vol.geo.bytesPerSector;
+    this.clusterCount = vol.geo.clusterCount;
+    this.serial = vol.geo.serial;
+    this.t = t;
+    this.rows = rows;
+    this.paths = paths;
+    this.extents = extents;
+    this.used = used;
+    this.skipped = skipped;
   }
-  const bpc = clusterSize / opts.blockSize;
-  const skipped: SkippedRecord[] = [];
-  const skip = (s: SkippedRecord): void => {
-    skipped.push(s);
-    opts.onError?.(s);
+
+  get fileCount(): number {
+    return this.rows.length;
+  }
+
+  /** Bytes of every resident attribute value. */
+  residentBytes(): number {
+    const { files, attrs } = this.t;
+    let sum = 0;
+    for (const r of this.rows) {
+      for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) if (attrs.get(k, A.RESIDENT)) sum += attrs.get(k, A.SIZE);
+    }
+    return sum;
+  }
+
+  /** File `i` (0..fileCount-1) as a document object; bytes as views of the $MFT read, or base64. */
+  file(i: number, base64 = false): PlanFile {
+    const { files, names, attrs, nameStrings } = this.t;
+    const r = this.rows[i];
+    const hasSi = files.get(r, F.HAS_SI) === 1;
+    const out: PlanFile = {
+      record: files.get(r, F.RECORD),
+      seq: files.get(r, F.SEQ),
+      path: this.paths[i],
+      type: FILE_TYPES[files.get(r, F.TYPE)],
+      names: [],
+      fileAttributes: files.get(r, F.FILE_ATTRIBUTES),
+      createdMs: hasSi ? files.get(r, F.CREATED) : null,
+      modifiedMs: hasSi ? files.get(r, F.MODIFIED) : null,
+      changedMs: hasSi ? files.get(r, F.CHANGED) : null,
+      accessedMs: hasSi ? files.get(r, F.ACCESSED) : null,
+      attributes: [],
+    };
+    for (let k = files.get(r, F.NAME_START); k < files.get(r, F.NAME_END); k++) out.names.push({ parent: names.get(k, N.PARENT), name: nameStrings[k], namespace: names.get(k, N.NAMESPACE) });
+    for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) out.attributes.push(this.attribute(k, attrs, base64));
+    return out;
+  }
+
+  *files(base64 = false): Generator<PlanFile> {
+    for (let i = 0; i < this.rows.length; i++) yield this.file(i, base64);
+  }
+
+  private header(k: number, base64: boolean): PlanBytes {
+    const { headers, buffers } = this.t;
+    const buf = buffers[headers.get(k, H.BUFFER)];
+    const at = headers.get(k, H.OFFSET);
+    const len = headers.get(k, H.LENGTH);
+    return base64 ? Buffer.from(buf.buffer, buf.byteOffset + at, len).toString('base64') : buf.subarray(at, at + len);
+  }
+
+  private attribute(k: number, attrs: NumberTable, base64: boolean): PlanAttribute {
+    const type = attrs.get(k, A.TYPE);
+    const typeName = AttrTypeName[type] ?? `0x${type.toString(16)}`;
+    const name = this.t.attrNames[k];
+    const size = attrs.get(k, A.SIZE);
+    const h0 = attrs.get(k, A.HEADER_START);
+    if (attrs.get(k, A.RESIDENT)) return { type, typeName, name, resident: true, size, bytes: this.header(h0, base64), valueOffset: attrs.get(k, A.VALUE_OFFSET) };
+    const headers: PlanBytes[] = [];
+    for (let h = h0; h < attrs.get(k, A.HEADER_END); h++) headers.push(this.header(h, base64));
+    const runs: [number, number, number | null][] = [];
+    const bpc = this.clusterSize / this.blockSize;
+    const rt = this.t.runs;
+    for (let j = attrs.get(k, A.RUN_START); j < attrs.get(k, A.RUN_END); j++) {
+      const lcn = rt.get(j, RunCol.LCN);
+      runs.push([rt.get(j, RunCol.VCN), rt.get(j, RunCol.LENGTH), lcn === HOLE ? null : lcn * bpc]);
+    }
+    return {
+      type, typeName, name, resident: false, size, flags: attrs.get(k, A.FLAGS), compressionUnit: attrs.get(k, A.COMPRESSION_UNIT),
+      allocatedSize: attrs.get(k, A.ALLOCATED), initializedSize: attrs.get(k, A.INITIALIZED), headers, runs,
+    };
+  }
+
+  /** The whole plan as one document object (bytes as views). */
+  toDocument(): NtfsPlan {
+    const { version, blockSize, clusterSize, sectorSize, clusterCount, serial, extents, used, skipped } = this;
+    return { version, blockSize, clusterSize, sectorSize, clusterCount, serial, files: [...this.files()], extents, used, skipped };
+  }
+}
+
+/** The plan as JSON (docs/ntfs.md): byte fields become base64 strings; files are stringified one at a time. */
+export function planToJson(plan: FilePlan): string {
+  const j = JSON.stringify;
+  const parts = [`{"version":${plan.version},"blockSize":${plan.blockSize},"clusterSize":${plan.clusterSize},"sectorSize":${plan.sectorSize},"clusterCount":${plan.clusterCount},"serial":${j(plan.serial)},"files":[`];
+  for (let i = 0; i < plan.fileCount; i++) parts.push(i ? `,${j(plan.file(i, true))}` : j(plan.file(i, true)));
+  parts.push(`],"extents":${j(plan.extents)},"used":${j(plan.used)},"skipped":${j(plan.skipped)}}`);
+  return parts.join('');
+}
+
+/** Sort and merge [start, count] ranges into the fewest, largest ones. */
+export function mergeExtents(list: [number, number][]): [number, number][] {
+  const starts = new Float64Array(list.length);
+  const ends = new Float64Array(list.length);
+  for (let i = 0; i < list.length; i++) {
+    starts[i] = list[i][0];
+    ends[i] = list[i][0] + list[i][1];
+  }
+  return mergeRanges(starts, ends);
+}
+
+/**
+ * Union of the ranges [starts[i], ends[i]) (each non-empty), touching ones joined. Starts and
+ * ends are sorted separately (numeric typed-array sorts, no comparator, no tuple per range),
+ * then swept: a range closes where as many ends as starts have been passed.
+ */
+export function mergeRanges(starts: Float64Array, ends: Float64Array): [number, number][] {
+  starts.sort();
+  ends.sort();
+  const out: [number, number][] = [];
+  const n = starts.length;
+  let open = 0;
+  let depth = 0;
+  let j = 0;
+  for (let i = 0; i < n; ) {
+    if (starts[i] <= ends[j]) {
+      if (depth++ === 0) open = starts[i];
+      i++;
+    } else {
+      if (--depth === 0) out.push([open, ends[j] - open]);
+      j++;
+    }
+  }
+  if (n) out.push([open, ends[n - 1] - open]);
+  return out;
+}
+
+interface PlanTables {
+  files: NumberTable;
+  names: NumberTable;
+  attrs: NumberTable;
+  headers: NumberTable;
+  runs: NumberTable;
+  nameStrings: string[];
+  attrNames: string[];
+  /** $MFT batches (and extension records) the headers point into. */
+  buffers: Uint8Array[];
+}
+
+/** Fills the tables record by record; a record that fails is rolled back whole. */
+class PlanBuilder {
+  readonly t: PlanTables = {
+    files: new NumberTable(13, 1024), names: new NumberTable(2, 1024), attrs: new NumberTable(12, 4096), headers: new NumberTable(3, 4096), runs: new NumberTable(3, 4096),
+    nameStrings: [], attrNames: [], buffers: [],
   };
-  const files: PlanFile[] = [];
-  const fileExtents: [number, number][][] = [];
-  // Parent record and name per record (arrays: a Map of 20k entries showed in the profile).
-  const parentRec = new Float64Array(vol.recordCount).fill(-1);
-  const parentName: string[] = new Array<string>(vol.recordCount);
-  for await (const batch of scanRecords(vol, { inUseOnly: true })) for (const rec of batch) {
-    if (rec instanceof NtfsFormatError) {
-      skip({ record: rec.record, code: rec.code, message: rec.message });
-      continue;
-    }
-    if (!rec.inUse || isExtension(rec)) continue;
-    let f: NtfsFile;
-    try {
-      f = assembleFileSync(vol, rec) ?? (await assembleFile(vol, rec));
-    } catch (e) {
-      if (!(e instanceof NtfsFormatError)) throw e;
-      skip({ record: rec.number, code: e.code, message: e.message });
-      continue;
-    }
-    const primary = f.names.find((n) => n.namespace !== Namespace.DOS) ?? f.names[0];
-    if (primary) {
-      parentRec[f.record] = primary.parent.record;
-      parentName[f.record] = primary.name;
-    }
-    if (!opts.system && f.record < SystemRecord.FIRST_USER && f.record !== SystemRecord.ROOT) continue;
-    const own: [number, number][] = [];
-    files.push({
-      record: f.record,
-      seq: f.seq,
-      path: null,
-      type: planType(f),
-      names: f.names.map((n) => ({ parent: n.parent.record, name: n.name, namespace: n.namespace })),
-      fileAttributes: f.si?.fileAttributes ?? 0,
-      createdMs: f.si?.createdMs ?? null,
-      modifiedMs: f.si?.modifiedMs ?? null,
-      changedMs: f.si?.changedMs ?? null,
-      accessedMs: f.si?.accessedMs ?? null,
-      attributes: f.attrs.map((a) => planAttribute(a, bpc, own)),
-    });
-    fileExtents.push(own);
+  /** Parent record and name per record, through the first non-DOS name (for paths). */
+  readonly parentRec: Float64Array;
+  readonly parentName: string[];
+  private readonly vol: Volume;
+  private readonly system: boolean;
+  private readonly rh = newRecordHeader();
+  private readonly ah = newAttrHeader();
+  private readonly si: StandardInfo = { createdMs: 0, modifiedMs: 0, changedMs: 0, accessedMs: 0, fileAttributes: 0, securityId: undefined };
+  private readonly fn: FileNameHeader = { parent: { record: 0, seq: 0 }, flags: 0, namespace: 0, nameLength: 0 };
+
+  constructor(vol: Volume, system: boolean) {
+    this.vol = vol;
+    this.system = system;
+    this.parentRec = new Float64Array(vol.recordCount).fill(-1);
+    this.parentName = new Array<string>(vol.recordCount);
   }
-  // Paths from parent links; a chain through a system record other than the root ($Extend) is a system file.
-  const paths: (string | null | undefined)[] = new Array<string | null | undefined>(vol.recordCount);
-  paths[SystemRecord.ROOT] = '/';
-  const pathOf = (n: number): string | null => {
+
+  private rollback(files: number, attrs: number, names: number, headers: number, runs: number): void {
+    const t = this.t;
+    t.files.truncate(files);
+    t.attrs.truncate(attrs);
+    t.attrNames.length = attrs;
+    t.names.truncate(names);
+    t.nameStrings.length = names;
+    t.headers.truncate(headers);
+    t.runs.truncate(runs);
+  }
+
+  private kept(n: number): boolean {
+    return this.system || n >= SystemRecord.FIRST_USER || n === SystemRecord.ROOT || n === SystemRecord.SECURE;
+  }
+
+  /** Link the record to its parent through its first non-DOS name (or its only name). */
+  private linkParent(n: number, nameStart: number, nameEnd: number): void {
+    const { names, nameStrings } = this.t;
+    let k = nameStart;
+    while (k < nameEnd && names.get(k, N.NAMESPACE) === Namespace.DOS) k++;
+    if (k === nameEnd) k = nameStart;
+    if (k < nameEnd) {
+      this.parentRec[n] = names.get(k, N.PARENT);
+      this.parentName[n] = nameStrings[k];
+    }
+  }
+
+  /**
+   * Add the fixed-up, in-use record `bytes` (at `offset` of buffer `bufIndex`) straight from its
+   * bytes. Returns false, adding nothing, for a record with an attribute list (see addFile).
+   */
+  addRecord(bytes: Uint8Array, bufIndex: number, offset: number, n: number, byteOffset: number): boolean {
+    const { rh, ah, t } = this;
+    readRecordHeader(bytes, n, byteOffset, rh);
+    if (isExtension(rh)) return true;
+    const { files, attrs, names, headers, runs, attrNames, nameStrings } = t;
+    const marks = [files.rows, attrs.rows, names.rows, headers.rows, runs.rows] as const;
+    const clusterCount = this.vol.geo.clusterCount;
+    let reparseTag: number | undefined;
+    let hasSi = false;
+    try {
+      for (let p = rh.firstAttr, len; (len = attrLengthAt(bytes, p, rh.used, n, byteOffset)) !== 0; p += len) {
+        readAttrHeader(bytes, p, len, n, byteOffset + p, ah);
+        if (ah.type === AttrType.ATTRIBUTE_LIST) {
+          this.rollback(...marks);
+          return false;
+        }
+        const k = attrs.add();
+        attrNames.push(ah.nameLength ? decodeUtf16(bytes, p + ah.nameOffset, ah.nameLength) : '');
+        const h = headers.add();
+        headers.set(h, H.BUFFER, bufIndex);
+        headers.set(h, H.OFFSET, offset + p);
+        headers.set(h, H.LENGTH, len);
+        attrs.set(k, A.TYPE, ah.type);
+        attrs.set(k, A.RESIDENT, ah.resident ? 1 : 0);
+        attrs.set(k, A.SIZE, ah.dataSize);
+        attrs.set(k, A.HEADER_START, h);
+        attrs.set(k, A.HEADER_END, h + 1);
+        if (ah.resident) {
+          attrs.set(k, A.VALUE_OFFSET, ah.valueOffset);
+          const v = p + ah.valueOffset;
+          if (ah.type === AttrType.STANDARD_INFORMATION) {
+            readStandardInfo(bytes, v, ah.valueLength, n, this.si);
+            hasSi = true;
+          } else if (ah.type === AttrType.FILE_NAME) {
+            readFileName(bytes, v, ah.valueLength, n, this.fn);
+            const m = names.add();
+            names.set(m, N.PARENT, this.fn.parent.record);
+            names.set(m, N.NAMESPACE, this.fn.namespace);
+            nameStrings.push(decodeUtf16(bytes, v + 0x42, this.fn.nameLength));
+          } else if (ah.type === AttrType.REPARSE_POINT) {
+            reparseTag = reparseTagAt(bytes, v, ah.valueLength, n);
+          }
+          continue;
+        }
+        // Without an attribute list every non-resident attribute is whole in this record (flatten).
+        if (ah.lowestVcn !== 0) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'attribute extent does not continue the one before it', { record: n, byteOffset: byteOffset + p + 0x10, expected: 0, actual: ah.lowestVcn });
+        attrs.set(k, A.FLAGS, ah.flags);
+        attrs.set(k, A.COMPRESSION_UNIT, ah.compressionUnit);
+        attrs.set(k, A.ALLOCATED, ah.allocatedSize);
+        attrs.set(k, A.INITIALIZED, ah.initializedSize);
+        attrs.set(k, A.RUN_START, runs.rows);
+        const end = decodeRunsInto(bytes, p + ah.runOffset, p + len, 0, clusterCount, n, byteOffset, runs);
+        attrs.set(k, A.RUN_END, runs.rows);
+        checkRunsEnd(ah, end, n, byteOffset + p);
+        checkAttrSizes(n, ah.type, attrNames[k], ah.dataSize, ah.initializedSize, end, this.vol.geo.clusterSize);
+      }
+    } catch (e) {
+      this.rollback(...marks);
+      throw e;
+    }
+    this.linkParent(n, marks[2], names.rows);
+    if (!this.kept(n)) {
+      this.rollback(...marks);
+      return true;
+    }
+    const r = files.add();
+    files.set(r, F.RECORD, n);
+    files.set(r, F.SEQ, rh.seq);
+    files.set(r, F.TYPE, typeCode((rh.flags & RecordFlag.DIRECTORY) !== 0, reparseTag));
+    this.setSi(r, hasSi ? this.si : undefined);
+    files.set(r, F.ATTR_START, marks[1]);
+    files.set(r, F.ATTR_END, attrs.rows);
+    files.set(r, F.NAME_START, marks[2]);
+    files.set(r, F.NAME_END, names.rows);
+    return true;
+  }
+
+  private setSi(r: number, si: StandardInfo | undefined): void {
+    const { files } = this.t;
+    files.set(r, F.HAS_SI, si ? 1 : 0);
+    if (!si) return;
+    files.set(r, F.FILE_ATTRIBUTES, si.fileAttributes);
+    files.set(r, F.CREATED, si.createdMs);
+    files.set(r, F.MODIFIED, si.modifiedMs);
+    files.set(r, F.CHANGED, si.changedMs);
+    files.set(r, F.ACCESSED, si.accessedMs);
+  }
+
+  /** Add a file flattened through its attribute list (assembleFile). */
+  addFile(f: NtfsFile): void {
+    const { files, attrs, names, headers, runs, attrNames, nameStrings, buffers } = this.t;
+    const nameStart = names.rows;
+    for (const nm of f.names) {
+      const m = names.add();
+      names.set(m, N.PARENT, nm.parent.record);
+      names.set(m, N.NAMESPACE, nm.namespace);
+      nameStrings.push(nm.name);
+    }
+    this.linkParent(f.record, nameStart, names.rows);
+    if (!this.kept(f.record)) {
+      names.truncate(nameStart);
+      nameStrings.length = nameStart;
+      return;
+    }
+    const attrStart = attrs.rows;
+    for (const a of f.attrs) {
+      const k = attrs.add();
+      attrNames.push(a.name);
+      attrs.set(k, A.TYPE, a.type);
+      attrs.set(k, A.RESIDENT, a.resident ? 1 : 0);
+      attrs.set(k, A.SIZE, a.dataSize);
+      attrs.set(k, A.HEADER_START, headers.rows);
+      for (const e of a.extents) {
+        const h = headers.add();
+        headers.set(h, H.BUFFER, buffers.push(e.raw) - 1);
+        headers.set(h, H.LENGTH, e.raw.length);
+      }
+      attrs.set(k, A.HEADER_END, headers.rows);
+      if (a.resident) {
+        attrs.set(k, A.VALUE_OFFSET, a.extents[0].raw[0x14] | (a.extents[0].raw[0x15] << 8));
+        continue;
+      }
+      attrs.set(k, A.FLAGS, a.flags);
+      attrs.set(k, A.COMPRESSION_UNIT, a.compressionUnit);
+      attrs.set(k, A.ALLOCATED, a.allocatedSize);
+      attrs.set(k, A.INITIALIZED, a.initializedSize);
+      attrs.set(k, A.RUN_START, runs.rows);
+      for (const run of a.runs) {
+        const j = runs.add();
+        runs.set(j, RunCol.VCN, run.vcn);
+        runs.set(j, RunCol.LCN, run.lcn);
+        runs.set(j, RunCol.LENGTH, run.length);
+      }
+      attrs.set(k, A.RUN_END, runs.rows);
+    }
+    const r = files.add();
+    files.set(r, F.RECORD, f.record);
+    files.set(r, F.SEQ, f.seq);
+    files.set(r, F.TYPE, typeCode(f.isDirectory, f.reparseTag));
+    this.setSi(r, f.si);
+    files.set(r, F.ATTR_START, attrStart);
+    files.set(r, F.ATTR_END, attrs.rows);
+    files.set(r, F.NAME_START, nameStart);
+    files.set(r, F.NAME_END, names.rows);
+  }
+
+  /** Path of every record from the parent links; a chain through a system record other than the root ($Extend) has none. */
+  pathOf(n: number, paths: (string | null | undefined)[]): string | null {
+    const { parentRec, parentName } = this;
     const chain: number[] = [];
     let cur = n;
     while (paths[cur] === undefined) {
@@ -207,30 +500,81 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<NtfsPla
       paths[c] = parent === null ? null : parent === '/' ? `/${parentName[c]}` : `${parent}/${parentName[c]}`;
     }
     return paths[n] ?? null;
+  }
+}
+
+/**
+ * The file-level backup plan: one sequential pass over the $MFT (metadata only, never file
+ * data), each in-use base record decoded straight into columns (records with an attribute list
+ * through assembleFile), paths from $FILE_NAME parents, and the used-blocks plan from $Bitmap.
+ * Malformed records are skipped and listed.
+ */
+export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePlan> {
+  const { clusterSize, bytesPerSector, recordSize: rs, clusterCount } = vol.geo;
+  if (clusterSize % opts.blockSize !== 0) {
+    throw new NtfsFormatError(NtfsErrorCode.BOOT, `cluster size ${clusterSize} is not a multiple of the device block size ${opts.blockSize}`, { byteOffset: 0x0d });
+  }
+  const bpc = clusterSize / opts.blockSize;
+  const skipped: SkippedRecord[] = [];
+  const skip = (s: SkippedRecord): void => {
+    skipped.push(s);
+    opts.onError?.(s);
   };
-  const kept: PlanFile[] = [];
-  const extents: [number, number][] = [];
-  for (let i = 0; i < files.length; i++) {
-    const f = files[i];
-    f.path = pathOf(f.record);
-    if (!opts.system && f.path === null) continue;
-    kept.push(f);
-    for (const e of fileExtents[i]) extents.push(e);
+  const b = new PlanBuilder(vol, opts.system ?? false);
+  const { buffers } = b.t;
+  for await (const { first, count, buf } of mftBatches(vol)) {
+    const bufIndex = buffers.push(buf) - 1;
+    for (let i = 0; i < count; i++) {
+      const n = first + i;
+      const off = i * rs;
+      if (buf[off] === 0 && buf[off + 1] === 0 && buf[off + 2] === 0 && buf[off + 3] === 0) continue; // never used
+      const at = recordByteOffset(vol, n);
+      const bytes = buf.subarray(off, off + rs);
+      let rec: FileRecord;
+      try {
+        applyFixups(bytes, RecordMagic.FILE, { record: n, byteOffset: at });
+        if ((bytes[0x16] & RecordFlag.IN_USE) === 0 || b.addRecord(bytes, bufIndex, off, n, at)) continue;
+        rec = decodeFileRecord(bytes, n, at, clusterCount);
+        b.addFile(await assembleFile(vol, rec));
+      } catch (e) {
+        if (!(e instanceof NtfsFormatError)) throw e;
+        skip({ record: n, code: e.code, message: e.message });
+      }
+    }
+  }
+  const { files, attrs, runs } = b.t;
+  const allPaths: (string | null | undefined)[] = new Array<string | null | undefined>(vol.recordCount);
+  allPaths[SystemRecord.ROOT] = '/';
+  const rows: number[] = [];
+  const paths: (string | null)[] = [];
+  let real = 0;
+  for (let r = 0; r < files.rows; r++) {
+    const n = files.get(r, F.RECORD);
+    const path = b.pathOf(n, allPaths);
+    if (!opts.system && path === null) continue;
+    rows.push(r);
+    paths.push(path);
+    for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) {
+      for (let j = attrs.get(k, A.RUN_START); j < attrs.get(k, A.RUN_END); j++) if (runs.get(j, RunCol.LCN) !== HOLE) real++;
+    }
+  }
+  // Every non-hole run of a kept file, as block ranges.
+  const starts = new Float64Array(real);
+  const ends = new Float64Array(real);
+  let e = 0;
+  for (const r of rows) {
+    for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) {
+      for (let j = attrs.get(k, A.RUN_START); j < attrs.get(k, A.RUN_END); j++) {
+        const lcn = runs.get(j, RunCol.LCN);
+        if (lcn === HOLE) continue;
+        starts[e] = lcn * bpc;
+        ends[e++] = (lcn + runs.get(j, RunCol.LENGTH)) * bpc;
+      }
+    }
   }
   const used = await usedClusters(vol);
   const backupBootByteOffset = vol.geo.totalSectors * bytesPerSector;
   const usedExtents = used.ranges.map(([s, n]): [number, number] => [s * bpc, n * bpc]);
   if (backupBootByteOffset + bytesPerSector <= vol.view.size) usedExtents.push([Math.floor(backupBootByteOffset / opts.blockSize), Math.max(1, bytesPerSector / opts.blockSize)]);
-  return {
-    version: PLAN_VERSION,
-    blockSize: opts.blockSize,
-    clusterSize,
-    sectorSize: bytesPerSector,
-    clusterCount: vol.geo.clusterCount,
-    serial: vol.geo.serial,
-    files: kept,
-    extents: mergeExtents(extents),
-    used: { ranges: used.ranges, backupBootByteOffset, extents: mergeExtents(usedExtents) },
-    skipped,
-  };
+  return new FilePlan(vol, opts.blockSize, b.t, rows, paths, mergeRanges(starts, ends), { ranges: used.ranges, backupBootByteOffset, extents: mergeExtents(usedExtents) }, skipped);
 }

@@ -92,36 +92,63 @@ export function decodeUtf16(buf: Uint8Array, at: number, chars: number): string 
 // FILE record header (layout.h MFT_RECORD):
 //  0x10 u16 seq  0x12 u16 links  0x14 u16 first attr  0x16 u16 flags  0x18 u32 bytes used
 //  0x1C u32 bytes allocated  0x20 u64 base ref  0x28 u16 next attr id  0x2C u32 own number
-/**
- * Decode a fixed-up FILE record. `byteOffset` (volume position of the record) only feeds errors.
- * Attributes are walked to 0xFFFFFFFF, bounded by the used size.
- */
-export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: number, clusterCount: number): FileRecord {
-  const fail = (msg: string, at: number, expected?: string | number, actual?: string | number): never => bad(NtfsErrorCode.RECORD, msg, number, byteOffset + at, expected, actual);
+/** The record header fields (filled by readRecordHeader; the plan reuses one). */
+export interface RecordHeader {
+  seq: number;
+  links: number;
+  flags: number;
+  base: FileRef;
+  used: number;
+  firstAttr: number;
+}
+
+export function newRecordHeader(): RecordHeader {
+  return { seq: 0, links: 0, flags: 0, base: { record: 0, seq: 0 }, used: 0, firstAttr: 0 };
+}
+
+/** Check and read a fixed-up FILE record's header into `h`. `byteOffset` (the record's volume position) only feeds errors. */
+export function readRecordHeader(buf: Uint8Array, number: number, byteOffset: number, h: RecordHeader): void {
   const used = le32(buf, 0x18);
-  if (used > buf.length || used < 0x30) fail('bytes-in-use field out of range', 0x18, `48..${buf.length}`, used);
-  const flags = le16(buf, 0x16);
+  if (used > buf.length || used < 0x30) bad(NtfsErrorCode.RECORD, 'bytes-in-use field out of range', number, byteOffset + 0x18, `48..${buf.length}`, used);
+  const first = le16(buf, 0x14);
+  if (first < 0x18 || first & 7) bad(NtfsErrorCode.RECORD, 'first attribute offset out of range', number, byteOffset + 0x14, `8-aligned >= 0x18`, first);
+  h.seq = le16(buf, 0x10);
+  h.links = le16(buf, 0x12);
+  h.flags = le16(buf, 0x16);
+  h.base.record = le32(buf, 0x20) + le16(buf, 0x24) * 0x1_0000_0000;
+  h.base.seq = le16(buf, 0x26);
+  h.used = used;
+  h.firstAttr = first;
+}
+
+/** Length of the attribute at `at`, or 0 at the end marker; attributes are walked to 0xFFFFFFFF, bounded by the used size. */
+export function attrLengthAt(buf: Uint8Array, at: number, used: number, number: number, byteOffset: number): number {
+  if (at + 4 > used) bad(NtfsErrorCode.RECORD, 'attribute list not terminated', number, byteOffset + at);
+  if (le32(buf, at) === AttrType.END) return 0;
+  if (at + 16 > used) bad(NtfsErrorCode.RECORD, 'attribute header past the used bytes', number, byteOffset + at);
+  const length = le32(buf, at + 4);
+  if (length < 24 || length & 7 || at + length > used) bad(NtfsErrorCode.RECORD, 'bad attribute length', number, byteOffset + at + 4, `8-aligned, 24..${used - at}`, length);
+  return length;
+}
+
+const header = newRecordHeader();
+
+/** Decode a fixed-up FILE record into objects (browse and read paths; the plan reads the columns itself). */
+export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: number, clusterCount: number): FileRecord {
+  readRecordHeader(buf, number, byteOffset, header);
   const rec: FileRecord = {
     number,
-    seq: le16(buf, 0x10),
-    links: le16(buf, 0x12),
-    flags,
-    inUse: (flags & RecordFlag.IN_USE) !== 0,
-    isDirectory: (flags & RecordFlag.DIRECTORY) !== 0,
-    base: refAt(buf, 0x20),
+    seq: header.seq,
+    links: header.links,
+    flags: header.flags,
+    inUse: (header.flags & RecordFlag.IN_USE) !== 0,
+    isDirectory: (header.flags & RecordFlag.DIRECTORY) !== 0,
+    base: { record: header.base.record, seq: header.base.seq },
     attrs: [],
   };
-  let at = le16(buf, 0x14);
-  if (at < 0x18 || at & 7) fail('first attribute offset out of range', 0x14, `8-aligned >= 0x18`, at);
-  while (true) {
-    if (at + 4 > used) fail('attribute list not terminated', at);
-    const type = le32(buf, at);
-    if (type === AttrType.END) break;
-    if (at + 16 > used) fail('attribute header past the used bytes', at);
-    const length = le32(buf, at + 4);
-    if (length < 24 || length & 7 || at + length > used) fail('bad attribute length', at + 4, `8-aligned, 24..${used - at}`, length);
+  const used = header.used;
+  for (let at = header.firstAttr, length; (length = attrLengthAt(buf, at, used, number, byteOffset)) !== 0; at += length) {
     rec.attrs.push(decodeAttribute(buf.subarray(at, at + length), number, at, byteOffset + at, clusterCount));
-    at += length;
   }
   return rec;
 }
@@ -153,58 +180,108 @@ function i64(b: Uint8Array, at: number, record: number, byteOffset: number): num
 //  resident:     0x10 u32 value length  0x14 u16 value offset
 //  non-resident: 0x10 u64 lowest VCN  0x18 u64 highest VCN  0x20 u16 runlist offset  0x22 u8 compression unit
 //                0x28 allocated  0x30 data size  0x38 initialized  [0x40 compressed size]
-function decodeAttribute(raw: Uint8Array, record: number, offset: number, byteOffset: number, clusterCount: number): AttrRecord {
-  const type = le32(raw, 0);
-  const nonResident = raw[8];
-  const nameLength = raw[9];
-  const nameOffset = le16(raw, 0x0a);
+/** An attribute header's fields, offsets relative to the attribute (filled by readAttrHeader; the plan reuses one). */
+export interface AttrHeader {
+  type: number;
+  resident: boolean;
+  nameLength: number;
+  nameOffset: number;
+  flags: number;
+  id: number;
+  valueOffset: number;
+  valueLength: number;
+  lowestVcn: number;
+  highestVcn: number;
+  runOffset: number;
+  compressionUnit: number;
+  allocatedSize: number;
+  dataSize: number;
+  initializedSize: number;
+  compressedSize: number;
+}
+
+export function newAttrHeader(): AttrHeader {
+  return { type: 0, resident: true, nameLength: 0, nameOffset: 0, flags: 0, id: 0, valueOffset: 0, valueLength: 0, lowestVcn: 0, highestVcn: -1, runOffset: 0, compressionUnit: 0, allocatedSize: 0, dataSize: 0, initializedSize: 0, compressedSize: 0 };
+}
+
+/** Check and read the header of the `length`-byte attribute at `at` of `buf` into `h` (not the runlist: decodeRunsInto). */
+export function readAttrHeader(buf: Uint8Array, at: number, length: number, record: number, byteOffset: number, h: AttrHeader): void {
+  const nonResident = buf[at + 8];
+  const nameLength = buf[at + 9];
+  const nameOffset = le16(buf, at + 0x0a);
   if (nonResident > 1) bad(NtfsErrorCode.ATTRIBUTE, 'non-resident flag not 0 or 1', record, byteOffset + 8, '0 or 1', nonResident);
-  if (nameLength && nameOffset + nameLength * 2 > raw.length) bad(NtfsErrorCode.ATTRIBUTE, 'attribute name past the attribute', record, byteOffset + 0x0a);
+  if (nameLength && nameOffset + nameLength * 2 > length) bad(NtfsErrorCode.ATTRIBUTE, 'attribute name past the attribute', record, byteOffset + 0x0a);
+  h.type = le32(buf, at);
+  h.resident = nonResident === 0;
+  h.nameLength = nameLength;
+  h.nameOffset = nameOffset;
+  h.flags = le16(buf, at + 0x0c);
+  h.id = le16(buf, at + 0x0e);
+  h.lowestVcn = 0;
+  h.highestVcn = -1;
+  h.runOffset = 0;
+  h.compressionUnit = 0;
+  h.compressedSize = 0;
+  if (h.resident) {
+    const len = le32(buf, at + 0x10);
+    const vat = le16(buf, at + 0x14);
+    if (vat + len > length) bad(NtfsErrorCode.ATTRIBUTE, 'resident value past the attribute', record, byteOffset + 0x10, `<= ${length - vat}`, len);
+    h.valueOffset = vat;
+    h.valueLength = len;
+    h.allocatedSize = h.dataSize = h.initializedSize = len;
+    return;
+  }
+  h.valueOffset = h.valueLength = 0;
+  if (length < 0x40) bad(NtfsErrorCode.ATTRIBUTE, 'non-resident attribute header too short', record, byteOffset + 4, '>= 64', length);
+  h.lowestVcn = i64(buf, at + 0x10, record, byteOffset - at);
+  h.highestVcn = i64(buf, at + 0x18, record, byteOffset - at);
+  h.compressionUnit = buf[at + 0x22];
+  h.allocatedSize = i64(buf, at + 0x28, record, byteOffset - at);
+  h.dataSize = i64(buf, at + 0x30, record, byteOffset - at);
+  h.initializedSize = i64(buf, at + 0x38, record, byteOffset - at);
+  if (h.lowestVcn < 0) bad(NtfsErrorCode.ATTRIBUTE, 'negative lowest VCN', record, byteOffset + 0x10);
+  if (h.lowestVcn === 0 && (h.dataSize < 0 || h.initializedSize < 0 || h.allocatedSize < 0 || h.initializedSize > h.dataSize)) {
+    bad(NtfsErrorCode.ATTRIBUTE, 'sizes inconsistent', record, byteOffset + 0x30, 'initialized <= data size', `${h.initializedSize} > ${h.dataSize}`);
+  }
+  if (h.flags & (AttrFlag.COMPRESSION_MASK | AttrFlag.SPARSE) && length >= 0x48) h.compressedSize = i64(buf, at + 0x40, record, byteOffset - at);
+  if (h.compressionUnit > 16) bad(NtfsErrorCode.ATTRIBUTE, 'compression unit out of range', record, byteOffset + 0x22, '<= 16', h.compressionUnit);
+  const runAt = le16(buf, at + 0x20);
+  if (runAt < 0x40 || runAt >= length) bad(NtfsErrorCode.ATTRIBUTE, 'runlist offset out of range', record, byteOffset + 0x20, `0x40..${length - 1}`, runAt);
+  h.runOffset = runAt;
+}
+
+/** The runlist decoded from `lowestVcn` must end at the highest VCN (`endVcn` = the VCN after its last run). */
+export function checkRunsEnd(h: AttrHeader, endVcn: number, record: number, byteOffset: number): void {
+  if (endVcn - 1 !== h.highestVcn) bad(NtfsErrorCode.ATTRIBUTE, 'runlist does not end at the highest VCN', record, byteOffset + 0x18, h.highestVcn, endVcn - 1);
+}
+
+const attrHeader = newAttrHeader();
+
+function decodeAttribute(raw: Uint8Array, record: number, offset: number, byteOffset: number, clusterCount: number): AttrRecord {
+  const h = attrHeader;
+  readAttrHeader(raw, 0, raw.length, record, byteOffset, h);
   const attr: AttrRecord = {
-    type,
-    name: nameLength ? decodeUtf16(raw, nameOffset, nameLength) : '',
-    flags: le16(raw, 0x0c),
-    id: le16(raw, 0x0e),
+    type: h.type,
+    name: h.nameLength ? decodeUtf16(raw, h.nameOffset, h.nameLength) : '',
+    flags: h.flags,
+    id: h.id,
     record,
     offset,
     raw,
-    resident: nonResident === 0,
-    value: undefined,
-    lowestVcn: 0,
-    highestVcn: -1,
-    compressionUnit: 0,
-    allocatedSize: 0,
-    dataSize: 0,
-    initializedSize: 0,
-    compressedSize: 0,
+    resident: h.resident,
+    value: h.resident ? raw.subarray(h.valueOffset, h.valueOffset + h.valueLength) : undefined,
+    lowestVcn: h.lowestVcn,
+    highestVcn: h.highestVcn,
+    compressionUnit: h.compressionUnit,
+    allocatedSize: h.allocatedSize,
+    dataSize: h.dataSize,
+    initializedSize: h.initializedSize,
+    compressedSize: h.compressedSize,
     runs: NO_RUNS,
   };
-  if (attr.resident) {
-    const len = le32(raw, 0x10);
-    const at = le16(raw, 0x14);
-    if (at + len > raw.length) bad(NtfsErrorCode.ATTRIBUTE, 'resident value past the attribute', record, byteOffset + 0x10, `<= ${raw.length - at}`, len);
-    attr.value = raw.subarray(at, at + len);
-    attr.allocatedSize = attr.dataSize = attr.initializedSize = len;
-    return attr;
-  }
-  if (raw.length < 0x40) bad(NtfsErrorCode.ATTRIBUTE, 'non-resident attribute header too short', record, byteOffset + 4, '>= 64', raw.length);
-  attr.lowestVcn = i64(raw, 0x10, record, byteOffset);
-  attr.highestVcn = i64(raw, 0x18, record, byteOffset);
-  attr.compressionUnit = raw[0x22];
-  attr.allocatedSize = i64(raw, 0x28, record, byteOffset);
-  attr.dataSize = i64(raw, 0x30, record, byteOffset);
-  attr.initializedSize = i64(raw, 0x38, record, byteOffset);
-  if (attr.lowestVcn < 0) bad(NtfsErrorCode.ATTRIBUTE, 'negative lowest VCN', record, byteOffset + 0x10);
-  if (attr.lowestVcn === 0 && (attr.dataSize < 0 || attr.initializedSize < 0 || attr.allocatedSize < 0 || attr.initializedSize > attr.dataSize)) {
-    bad(NtfsErrorCode.ATTRIBUTE, 'sizes inconsistent', record, byteOffset + 0x30, 'initialized <= data size', `${attr.initializedSize} > ${attr.dataSize}`);
-  }
-  if (attr.flags & (AttrFlag.COMPRESSION_MASK | AttrFlag.SPARSE) && raw.length >= 0x48) attr.compressedSize = i64(raw, 0x40, record, byteOffset);
-  if (attr.compressionUnit > 16) bad(NtfsErrorCode.ATTRIBUTE, 'compression unit out of range', record, byteOffset + 0x22, '<= 16', attr.compressionUnit);
-  const runAt = le16(raw, 0x20);
-  if (runAt < 0x40 || runAt >= raw.length) bad(NtfsErrorCode.ATTRIBUTE, 'runlist offset out of range', record, byteOffset + 0x20, `0x40..${raw.length - 1}`, runAt);
-  attr.runs = decodeRunlist(raw, runAt, raw.length, attr.lowestVcn, clusterCount, { record, byteOffset });
+  if (h.resident) return attr;
+  attr.runs = decodeRunlist(raw, h.runOffset, raw.length, h.lowestVcn, clusterCount, { record, byteOffset });
   const last = attr.runs.length ? attr.runs[attr.runs.length - 1] : undefined;
-  const lastVcn = last ? last.vcn + last.length - 1 : attr.lowestVcn - 1;
-  if (lastVcn !== attr.highestVcn) bad(NtfsErrorCode.ATTRIBUTE, 'runlist does not end at the highest VCN', record, byteOffset + 0x18, attr.highestVcn, lastVcn);
+  checkRunsEnd(h, last ? last.vcn + last.length : h.lowestVcn, record, byteOffset);
   return attr;
 }

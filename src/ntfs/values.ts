@@ -65,12 +65,21 @@ function short(what: string, rec: number | undefined, need: number, have: number
   throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, `${what} value too short`, { record: rec, expected: `>= ${need}`, actual: have });
 }
 
+/** Read the $STANDARD_INFORMATION value of `len` bytes at `at` into `out`. */
+export function readStandardInfo(b: Uint8Array, at: number, len: number, record: number | undefined, out: StandardInfo): void {
+  if (len < 48) short('$STANDARD_INFORMATION', record, 48, len);
+  out.createdMs = filetimeMs(b, at);
+  out.modifiedMs = filetimeMs(b, at + 8);
+  out.changedMs = filetimeMs(b, at + 16);
+  out.accessedMs = filetimeMs(b, at + 24);
+  out.fileAttributes = le32(b, at + 0x20);
+  out.securityId = len >= 72 ? le32(b, at + 0x34) : undefined;
+}
+
 export function decodeStandardInfo(v: Uint8Array, record?: number): StandardInfo {
-  if (v.length < 48) short('$STANDARD_INFORMATION', record, 48, v.length);
-  return {
-    createdMs: filetimeMs(v, 0), modifiedMs: filetimeMs(v, 8), changedMs: filetimeMs(v, 16), accessedMs: filetimeMs(v, 24),
-    fileAttributes: le32(v, 0x20), securityId: v.length >= 72 ? le32(v, 0x34) : undefined,
-  };
+  const si: StandardInfo = { createdMs: 0, modifiedMs: 0, changedMs: 0, accessedMs: 0, fileAttributes: 0, securityId: undefined };
+  readStandardInfo(v, 0, v.length, record, si);
+  return si;
 }
 
 export const Namespace = { POSIX: 0, WIN32: 1, DOS: 2, WIN32_AND_DOS: 3 } as const;
@@ -84,11 +93,32 @@ export interface FileName {
   name: string;
 }
 
+/** A $FILE_NAME without its name string (the name is `nameLength` UTF-16 units at 0x42). */
+export interface FileNameHeader {
+  parent: FileRef;
+  flags: number;
+  namespace: number;
+  nameLength: number;
+}
+
+/** Check and read the $FILE_NAME value of `len` bytes at `at` into `out` (its `parent` is overwritten in place). */
+export function readFileName(v: Uint8Array, at: number, len: number, record: number | undefined, out: FileNameHeader): void {
+  if (len < 0x42) short('$FILE_NAME', record, 0x42, len);
+  const n = v[at + 0x40];
+  if (0x42 + n * 2 > len) short('$FILE_NAME', record, 0x42 + n * 2, len);
+  out.parent.record = le32(v, at) + le16(v, at + 4) * 0x1_0000_0000;
+  out.parent.seq = le16(v, at + 6);
+  out.flags = le32(v, at + 0x38);
+  out.namespace = v[at + 0x41];
+  out.nameLength = n;
+}
+
+const nameHeader: FileNameHeader = { parent: { record: 0, seq: 0 }, flags: 0, namespace: 0, nameLength: 0 };
+
 export function decodeFileName(v: Uint8Array, record?: number): FileName {
-  if (v.length < 0x42) short('$FILE_NAME', record, 0x42, v.length);
-  const len = v[0x40];
-  if (0x42 + len * 2 > v.length) short('$FILE_NAME', record, 0x42 + len * 2, v.length);
-  return { parent: { record: le32(v, 0) + le16(v, 4) * 0x1_0000_0000, seq: le16(v, 6) }, flags: le32(v, 0x38), namespace: v[0x41], name: decodeUtf16(v, 0x42, len) };
+  readFileName(v, 0, v.length, record, nameHeader);
+  const h = nameHeader;
+  return { parent: { record: h.parent.record, seq: h.parent.seq }, flags: h.flags, namespace: h.namespace, name: decodeUtf16(v, 0x42, h.nameLength) };
 }
 
 // $ATTRIBUTE_LIST entry: 0x00 u32 type  0x04 u16 length  0x06 u8 name length  0x07 u8 name offset
@@ -124,8 +154,12 @@ export function decodeAttributeList(v: Uint8Array, record: number): AttrListEntr
 
 export const ReparseTag = { MOUNT_POINT: 0xa0000003, SYMLINK: 0xa000000c, WOF: 0x80000017 } as const;
 
-/** $REPARSE_POINT: u32 tag, u16 data length, u16 reserved, data. Returns the tag. */
+/** $REPARSE_POINT: u32 tag, u16 data length, u16 reserved, data. Returns the tag of the `len`-byte value at `at`. */
+export function reparseTagAt(v: Uint8Array, at: number, len: number, record?: number): number {
+  if (len < 8) short('$REPARSE_POINT', record, 8, len);
+  return le32(v, at);
+}
+
 export function decodeReparseTag(v: Uint8Array, record?: number): number {
-  if (v.length < 8) short('$REPARSE_POINT', record, 8, v.length);
-  return new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0, true);
+  return reparseTagAt(v, 0, v.length, record);
 }

@@ -156,20 +156,32 @@ export async function readRecord(vol: Volume, n: number): Promise<FileRecord> {
   return rec;
 }
 
-/**
- * Every record of the $MFT in order, read in 4 MiB sequential chunks and decoded a chunk at a
- * time (the plan and the fuzz test). Bad records come back as errors in the batch, never thrown.
- */
-export async function* scanRecords(vol: Volume, opts: { inUseOnly?: boolean } = {}): AsyncGenerator<(FileRecord | NtfsFormatError)[]> {
+/** Volume byte offset of MFT record `n` (-1 when unmapped): errors name it. */
+export function recordByteOffset(vol: Volume, n: number): number {
+  return mftByteOffset(vol, n * vol.geo.recordSize);
+}
+
+/** The $MFT in order, in 4 MiB sequential batches of raw records (fresh buffers: fix up in place). */
+export async function* mftBatches(vol: Volume): AsyncGenerator<{ first: number; count: number; buf: Uint8Array }> {
   const rs = vol.geo.recordSize;
   const per = Math.max(1, Math.floor((4 << 20) / rs));
   const content: AttrContent = { ...vol.mft, initializedSize: vol.mft.dataSize };
   for (let n = 0; n < vol.recordCount; n += per) {
     const count = Math.min(per, vol.recordCount - n);
-    const buf = await readContent(vol, content, n * rs, count * rs); // a fresh buffer: fixed up in place
+    yield { first: n, count, buf: await readContent(vol, content, n * rs, count * rs) };
+  }
+}
+
+/**
+ * Every record of the $MFT in order, decoded a 4 MiB batch at a time (the fuzz test).
+ * Bad records come back as errors in the batch, never thrown.
+ */
+export async function* scanRecords(vol: Volume, opts: { inUseOnly?: boolean } = {}): AsyncGenerator<(FileRecord | NtfsFormatError)[]> {
+  const rs = vol.geo.recordSize;
+  for await (const { first, count, buf } of mftBatches(vol)) {
     const batch: (FileRecord | NtfsFormatError)[] = [];
     for (let i = 0; i < count; i++) {
-      const num = n + i;
+      const num = first + i;
       const bytes = buf.subarray(i * rs, (i + 1) * rs);
       if (bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0 && bytes[3] === 0) continue; // never used
       const at = mftByteOffset(vol, num * rs);
@@ -288,13 +300,16 @@ function flatten(vol: Volume, base: FileRecord, recs: AttrRecord[]): NtfsFile {
     else if (a.type === AttrType.REPARSE_POINT && a.value) file.reparseTag = decodeReparseTag(a.value, n);
   }
   for (const a of file.attrs) {
-    if (a.resident) continue;
-    const end = a.runs.length ? a.runs[a.runs.length - 1].vcn + a.runs[a.runs.length - 1].length : 0;
-    if (a.dataSize > end * vol.geo.clusterSize || a.initializedSize > a.dataSize) {
-      throw new NtfsFormatError(NtfsErrorCode.RUNLIST, `attribute 0x${a.type.toString(16)}${a.name ? `:${a.name}` : ''} sizes exceed its runs`, { record: n, expected: `data size <= ${end * vol.geo.clusterSize}`, actual: a.dataSize });
-    }
+    if (!a.resident) checkAttrSizes(n, a.type, a.name, a.dataSize, a.initializedSize, a.runs.length ? a.runs[a.runs.length - 1].vcn + a.runs[a.runs.length - 1].length : 0, vol.geo.clusterSize);
   }
   return file;
+}
+
+/** A flattened non-resident attribute's sizes must fit its runs (`endVcn` = the VCN after the last run). */
+export function checkAttrSizes(record: number, type: number, name: string, dataSize: number, initializedSize: number, endVcn: number, clusterSize: number): void {
+  if (dataSize > endVcn * clusterSize || initializedSize > dataSize) {
+    throw new NtfsFormatError(NtfsErrorCode.RUNLIST, `attribute 0x${type.toString(16)}${name ? `:${name}` : ''} sizes exceed its runs`, { record, expected: `data size <= ${endVcn * clusterSize}`, actual: dataSize });
+  }
 }
 
 export function findAttr(file: NtfsFile, type: number, name = ''): NtfsAttr | undefined {
