@@ -10,9 +10,24 @@ import { encodeXcopyParameterList, type CscdInput } from '../xcopy/descriptors.t
 import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
 import { decodeSense } from '../scsi/sense.ts';
 import { InitiatorSession, ScsiCommandError } from './session.ts';
+import { RemoteTapeDevice } from './remote-tape-device.ts';
+import { openStandaloneDrive } from '../scsi/tape-library.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 // Over iSCSI: the initiator decodes descriptor-format sense (72h) as it does fixed, including
 // the forwarded sense data descriptor (0Ch) of a COPY ABORTED — what the mover forwards.
+
+/** MODE SENSE(6) the control page and MODE SELECT(6) it back with D_SENSE set, over iSCSI. */
+async function setDSense(s: InitiatorSession, lun: number): Promise<void> {
+  const ms = await s.command(lun, Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0), { inLength: 255 });
+  const page = ms.data.subarray(4 + ms.data[3]);
+  const param = new Uint8Array(4 + page.length);
+  param.set(page, 4);
+  param[4 + 2] |= 0x04;
+  await s.command(lun, Uint8Array.of(0x15, 0x10, 0, 0, param.length, 0), { dataOut: param });
+}
 
 async function expectScsiError(p: Promise<unknown>): Promise<ScsiCommandError> {
   try {
@@ -40,13 +55,7 @@ test('initiator against a Ferry target with D_SENSE=1: 72h sense decoded, COPY A
     assert.equal(e0.rawSense[0], 0x70);
     assert.equal(e0.sense?.descriptor, false);
 
-    // MODE SENSE(6) the control page, set D_SENSE, MODE SELECT(6) it.
-    const ms = await s.command(0, Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0), { inLength: 255 });
-    const page = ms.data.subarray(4 + ms.data[3]);
-    const param = new Uint8Array(4 + page.length);
-    param.set(page, 4);
-    param[4 + 2] |= 0x04;
-    await s.command(0, Uint8Array.of(0x15, 0x10, 0, 0, param.length, 0), { dataOut: param });
+    await setDSense(s, 0);
 
     const e1 = await expectScsiError(s.command(0, read10, { inLength: 512 }));
     assert.equal(e1.rawSense[0], 0x72);
@@ -82,5 +91,37 @@ test('initiator against a Ferry target with D_SENSE=1: 72h sense decoded, COPY A
     await s.logout().catch(() => undefined);
     await server.close();
     for (const lu of luns) await lu.close();
+  }
+});
+
+test('RemoteTapeDevice against a Ferry drive with D_SENSE=1: filemark, ILI residues and end of data from descriptor sense', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-sense-tape-'));
+  const iqn = 'iqn.2026-11.dev.ferry:sense-tape';
+  const drive = await openStandaloneDrive(join(dir, 't.cart'), { createSizeBytes: 16 << 20 });
+  const target = new Target({ name: iqn });
+  target.addLun(0, drive);
+  const server = new TargetServer({ targets: [target] });
+  const { port } = await server.listen('127.0.0.1', 0);
+  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:sense-tape-i', targetName: iqn });
+  try {
+    await setDSense(s, 0);
+    const tape = await RemoteTapeDevice.open(s, 0);
+    for (const [n, v] of [[1000, 1], [2000, 2]] as const) await tape.write(new Uint8Array(n).fill(v));
+    await tape.writeFilemarks(1);
+    await tape.rewind();
+    const buf = new Uint8Array(4096);
+    // Each answer below is a CHECK CONDITION in descriptor format (stream commands 04h, INFORMATION 00h).
+    assert.deepEqual(await tape.read(buf.subarray(0, 1500)), { kind: 'data', bytes: 1000, recordLength: 1000 }, 'short record: ILI, residue +500');
+    const long = await tape.read(buf.subarray(0, 300)); // the 2000-byte record: ILI, residue −1700
+    assert.deepEqual(long, { kind: 'data', bytes: 300, recordLength: 2000 });
+    assert.deepEqual(await tape.read(buf), { kind: 'filemark' });
+    assert.deepEqual(await tape.read(buf), { kind: 'eod' });
+    const raw = await s.command(0, Uint8Array.of(0x08, 0, 0, 0x10, 0, 0), { inLength: 4096, allowCheckCondition: true });
+    assert.equal(raw.rawSense[0], 0x72, 'descriptor format on the wire');
+  } finally {
+    await s.logout().catch(() => undefined);
+    await server.close();
+    await drive.close();
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -116,6 +116,7 @@ test('descriptor format: header, INFORMATION (00h), CSI (01h), sense-key specifi
   assert.equal(encodeDescriptorSense(new SenseError(SenseKey.MEDIUM_ERROR, Asc.WRITE_ERROR, { deferred: true }))[0], 0x73);
   const neg = readDescriptorSense(encodeDescriptorSense(new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE, { ili: true, info: -300 })));
   assert.equal(be64(one(neg, 0x00), 4), (1n << 64n) - 300n);
+  assert.equal(decodeSense(encodeDescriptorSense(new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE, { info: -300 }))).info, 2 ** 32 - 300, 'as fixed format decodes it');
 });
 
 test('descriptor format COPY ABORTED: 01h segment number, 02h segment pointer, 0Ch forwarded destination sense (SPC-4 4.5.2.9)', () => {
@@ -158,7 +159,7 @@ test('descriptor format: a forwarded sense too long for 252 bytes is cut and FSD
 
 const arbOpts: fc.Arbitrary<SenseOptions> = fc.record(
   {
-    info: fc.integer({ min: 0, max: 0xffffffff }),
+    info: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: -0x80000000, max: -1 })),
     commandSpecific: fc.integer({ min: 0, max: 0xffff }),
     fieldPointer: fc.record({ cd: fc.boolean(), field: fc.integer({ min: 0, max: 0xffff }), bit: fc.option(fc.integer({ min: 0, max: 7 }), { nil: undefined }) }),
     filemark: fc.boolean(),
@@ -184,7 +185,7 @@ test('round trip: both formats decode to the same sense value (fast-check)', () 
         assert.equal(d.deferred, !!opts.deferred);
         assert.deepEqual([d.key, d.asc, d.ascq], [k, asc, ascq]);
         assert.deepEqual([d.filemark, d.eom, d.ili], [!!opts.filemark, !!opts.eom, !!opts.ili]);
-        assert.equal(d.info, opts.info);
+        assert.equal(d.info, opts.info === undefined ? undefined : opts.info >>> 0);
         if (opts.commandSpecific !== undefined) assert.equal(d.commandSpecific! & 0xffff, opts.commandSpecific);
         if (opts.fieldPointer) {
           const fp = opts.fieldPointer;

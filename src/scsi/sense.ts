@@ -336,7 +336,11 @@ export function decodeSense(sense: Uint8Array): DecodedSense {
     for (let p = 8; p + 2 <= end; p += 2 + sense[p + 1]) {
       const type = sense[p];
       const dEnd = Math.min(end, p + 2 + sense[p + 1]);
-      if (type === SenseDescriptorType.INFORMATION && p + 12 <= dEnd && sense[p + 2] & 0x80) out.info = Number(dv.getBigUint64(p + 4) & 0xffffffffffffn);
+      if (type === SenseDescriptorType.INFORMATION && p + 12 <= dEnd && sense[p + 2] & 0x80) {
+        // A sign-extended 32-bit value (a negative tape residue) decodes as fixed format's bytes 3–6 do.
+        const v = dv.getBigUint64(p + 4);
+        out.info = Number(v >> 32n === 0xffffffffn ? v & 0xffffffffn : v & 0xffffffffffffn);
+      }
       if (type === SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION && p + 12 <= dEnd) out.commandSpecific = Number(dv.getBigUint64(p + 4) & 0xffffffffn);
       if (type === SenseDescriptorType.SENSE_KEY_SPECIFIC && p + 7 <= dEnd && sense[p + 4] & 0x80) out.senseKeySpecific = sense.slice(p + 4, p + 7);
       if (type === SenseDescriptorType.STREAM_COMMANDS && p + 4 <= dEnd) {
