@@ -1,11 +1,16 @@
 // Benchmark: Ferry's NTFS used-blocks scan and full file-level plan against `ntfsclone --metadata`
-// on a 2 GiB volume with about 20,000 files, in the same run, hot cache.
-//   node --import tsx bench/ntfs-vs-ntfsclone.ts [--runs 5] [--image PATH]
+// on a 2 GiB volume with about 20,000 files, in the same run, alternating, hot cache.
+//   node --import tsx bench/ntfs-vs-ntfsclone.ts [--runs 9] [--image PATH]
 // Makes the image (root, ntfs-3g FUSE) at test/fixtures/ntfs/out/bench-2g.img if missing.
 // ntfsclone cannot write metadata to /dev/null (it ftruncates its output), so it writes its
 // sparse metadata image to /dev/shm, which is deleted after each run.
+// Ferry runs in child processes with the node flags of bin/ferry.mjs's shebang (what `ferry`
+// users get): each child times its first call (cold: a fresh process, like one `ferry ntfs plan`,
+// node and module loading excluded) and then WARM more calls in the same process. The whole
+// `ferry ntfs plan IMG` command (node and tsx start-up included) is timed as a process too.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FileDevice } from '../src/block/file-device.ts';
@@ -14,9 +19,16 @@ import { buildPlan } from '../src/ntfs/plan.ts';
 import { openVolume } from '../src/ntfs/volume.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, image: { type: 'string', default: join(REPO, 'test/fixtures/ntfs/out/bench-2g.img') } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '9' },
+    image: { type: 'string', default: join(REPO, 'test/fixtures/ntfs/out/bench-2g.img') },
+    child: { type: 'string' },
+  },
+});
 const runs = Number(values.runs);
 const img = values.image;
+const WARM = 5;
 
 const MAKE = `
 set -euo pipefail
@@ -39,15 +51,41 @@ PY
 sync; umount "$mnt"; trap - EXIT; rmdir "$mnt"; mv "$img.tmp" "$img"
 `;
 
+interface Sample {
+  wallMs: number;
+  cpuMs: number;
+}
+
+async function timed(fn: (dev: FileDevice) => Promise<unknown>): Promise<Sample> {
+  const t = process.hrtime.bigint();
+  const c = process.cpuUsage();
+  const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
+  try {
+    await fn(dev);
+  } finally {
+    await dev.close();
+  }
+  const cpu = process.cpuUsage(c);
+  return { wallMs: Number(process.hrtime.bigint() - t) / 1e6, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+const ops: Record<string, (dev: FileDevice) => Promise<unknown>> = {
+  used: (dev) => openVolume(dev).then(usedClusters),
+  plan: async (dev) => buildPlan(await openVolume(dev), { blockSize: 512 }),
+};
+
+if (values.child) {
+  // Child: 1 + WARM timed calls of one operation; samples as JSON on stdout.
+  const samples: Sample[] = [];
+  for (let i = 0; i <= WARM; i++) samples.push(await timed(ops[values.child]));
+  process.stdout.write(JSON.stringify(samples));
+  process.exit(0);
+}
+
 if (!existsSync(img)) {
   console.log(`making ${img} (2 GiB, ~20,000 files) ...`);
   const r = spawnSync('bash', ['-c', MAKE, 'make', img], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('could not make the benchmark image (needs root, ntfs-3g, python3)');
-}
-
-interface Sample {
-  wallMs: number;
-  cpuMs: number;
 }
 
 /** ntfsclone's wall time, and its CPU time (user + sys) from bash's `time`: the box may be shared. */
@@ -65,44 +103,52 @@ function ntfsclone(): Sample {
   }
 }
 
-async function timed(fn: (dev: FileDevice) => Promise<unknown>): Promise<Sample> {
-  const t = process.hrtime.bigint();
-  const c = process.cpuUsage();
-  const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
-  try {
-    await fn(dev);
-  } finally {
-    await dev.close();
-  }
-  const cpu = process.cpuUsage(c);
-  return { wallMs: Number(process.hrtime.bigint() - t) / 1e6, cpuMs: (cpu.user + cpu.system) / 1000 };
+/** The node flags `ferry` runs with (bin/ferry.mjs shebang: `#!/usr/bin/env -S node FLAGS`). */
+const LAUNCHER_FLAGS = (readFileSync(join(REPO, 'bin/ferry.mjs'), 'utf8').split('\n')[0].split(/\s+node\s+/)[1] ?? '').split(/\s+/).filter(Boolean);
+
+/** One child process (launcher flags): [cold, ...warm] samples of `op`. */
+function child(op: string): Sample[] {
+  const r = spawnSync(process.execPath, [...LAUNCHER_FLAGS, '--import', 'tsx', join(REPO, 'bench/ntfs-vs-ntfsclone.ts'), '--child', op, '--image', img], { cwd: REPO, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench child ${op} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Sample[];
 }
 
-const used = (dev: FileDevice): Promise<unknown> => openVolume(dev).then(usedClusters);
-const plan = async (dev: FileDevice): Promise<unknown> => buildPlan(await openVolume(dev), { blockSize: 512 });
+/** The whole `ferry ntfs plan IMG` command as a process (node + tsx start-up included), timed like ntfsclone. */
+function command(): Sample {
+  const t = process.hrtime.bigint();
+  const r = spawnSync('bash', ['-c', 'TIMEFORMAT="%3U %3S"; time "$@" >/dev/null 2>&1', 'x', process.execPath, ...LAUNCHER_FLAGS, join(REPO, 'bin/ferry.mjs'), 'ntfs', 'plan', img], { cwd: REPO, encoding: 'utf8' });
+  const wallMs = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.status !== 0) throw new Error(`ferry ntfs plan failed: ${r.stderr}`);
+  const [u, s] = r.stderr.trim().split(/\s+/).slice(-2).map(Number);
+  return { wallMs, cpuMs: (u + s) * 1000 };
+}
 
-// warm the page cache and the JIT
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mid = (xs: Sample[]): Sample => ({ wallMs: median(xs.map((x) => x.wallMs)), cpuMs: median(xs.map((x) => x.cpuMs)) });
+
+// warm the page cache
 ntfsclone();
-await timed(plan);
-await timed(used);
-const t: Record<string, Sample[]> = { ntfsclone: [], used: [], plan: [] };
+child('plan');
+command();
+const t: Record<string, Sample[]> = { ntfsclone: [], 'used, cold': [], 'plan, cold': [], 'plan, warm': [], 'plan command': [] };
 for (let i = 0; i < runs; i++) {
   t.ntfsclone.push(ntfsclone());
-  t.used.push(await timed(used));
-  t.plan.push(await timed(plan));
+  t['used, cold'].push(child('used')[0]);
+  const [cold, ...warm] = child('plan');
+  t['plan, cold'].push(cold);
+  t['plan, warm'].push(mid(warm));
+  t['plan command'].push(command());
 }
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
 const p = await buildPlan(await openVolume(dev), { blockSize: 512 });
 await dev.close();
 console.log(`image: ${img}, ${p.fileCount} files, ${p.extents.length} merged extents, ${p.used.ranges.length} used ranges, ${runs} runs, hot cache`);
-const wall0 = median(t.ntfsclone.map((x) => x.wallMs));
-const cpu0 = median(t.ntfsclone.map((x) => x.cpuMs));
+console.log(`ferry children: node ${LAUNCHER_FLAGS.join(' ')} --import tsx; cold = first call in a fresh process, warm = median of the next ${WARM}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+const base = mid(t.ntfsclone);
 for (const [k, xs] of Object.entries(t)) {
-  const w = median(xs.map((x) => x.wallMs));
-  const c = median(xs.map((x) => x.cpuMs));
+  const m = mid(xs);
   console.log(
-    `${k.padEnd(10)} wall ${xs.map((x) => x.wallMs.toFixed(0)).join(', ')} ms (median ${w.toFixed(0)}, ${(w / wall0).toFixed(2)}x ntfsclone -m); ` +
-      `cpu median ${c.toFixed(0)} ms (${(c / cpu0).toFixed(2)}x)`,
+    `${k.padEnd(13)} wall ${xs.map((x) => x.wallMs.toFixed(0)).join(', ')} ms (median ${m.wallMs.toFixed(0)}, ${(m.wallMs / base.wallMs).toFixed(2)}x ntfsclone -m); ` +
+      `cpu median ${m.cpuMs.toFixed(0)} ms (${(m.cpuMs / base.cpuMs).toFixed(2)}x)`,
   );
 }

@@ -17,31 +17,37 @@ export const RecordMagic = {
  * (FIXUP) on a bad magic, a bad array, or a torn sector. `record`/`byteOffset` name it.
  */
 export function applyFixups(buf: Uint8Array, magic: number, where: { record?: number; byteOffset: number }): void {
+  applyFixupsAt(buf, 0, buf.length, magic, where.record, where.byteOffset);
+}
+
+/** applyFixups for the `length`-byte record at `at` of `buf` (the $MFT scan: no view per record). */
+export function applyFixupsAt(buf: Uint8Array, at: number, length: number, magic: number, record: number | undefined, byteOffset: number): void {
   const name = magic === RecordMagic.FILE ? 'FILE' : 'INDX';
-  if (buf.length < 48) throw new NtfsFormatError(NtfsErrorCode.FIXUP, `${name} record too short`, { ...where, actual: buf.length });
-  const got = (buf[0] | (buf[1] << 8) | (buf[2] << 16) | (buf[3] << 24)) >>> 0;
+  if (length < 48) throw new NtfsFormatError(NtfsErrorCode.FIXUP, `${name} record too short`, { record, byteOffset, actual: length });
+  const got = (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24)) >>> 0;
   if (got !== magic) {
-    throw new NtfsFormatError(NtfsErrorCode.FIXUP, `no ${name} magic`, { ...where, expected: `0x${magic.toString(16)}`, actual: `0x${got.toString(16)}` });
+    throw new NtfsFormatError(NtfsErrorCode.FIXUP, `no ${name} magic`, { record, byteOffset, expected: `0x${magic.toString(16)}`, actual: `0x${got.toString(16)}` });
   }
-  const usaOfs = buf[4] | (buf[5] << 8);
-  const usaCount = buf[6] | (buf[7] << 8);
-  const want = buf.length / STRIDE + 1;
-  if (usaCount !== want || usaOfs & 1 || usaOfs + usaCount * 2 > buf.length) {
-    throw new NtfsFormatError(NtfsErrorCode.FIXUP, `bad update sequence array (offset ${usaOfs})`, { ...where, expected: want, actual: usaCount });
+  const usaOfs = buf[at + 4] | (buf[at + 5] << 8);
+  const usaCount = buf[at + 6] | (buf[at + 7] << 8);
+  const want = length / STRIDE + 1;
+  if (usaCount !== want || usaOfs & 1 || usaOfs + usaCount * 2 > length) {
+    throw new NtfsFormatError(NtfsErrorCode.FIXUP, `bad update sequence array (offset ${usaOfs})`, { record, byteOffset, expected: want, actual: usaCount });
   }
-  const usn0 = buf[usaOfs];
-  const usn1 = buf[usaOfs + 1];
+  const usa = at + usaOfs;
+  const usn0 = buf[usa];
+  const usn1 = buf[usa + 1];
   for (let i = 1; i < usaCount; i++) {
-    const at = i * STRIDE - 2;
-    if (buf[at] !== usn0 || buf[at + 1] !== usn1) {
+    const end = at + i * STRIDE - 2;
+    if (buf[end] !== usn0 || buf[end + 1] !== usn1) {
       throw new NtfsFormatError(NtfsErrorCode.FIXUP, `torn ${name} record: sector ${i - 1} does not end in the update sequence number`, {
-        record: where.record,
-        byteOffset: where.byteOffset + at,
+        record,
+        byteOffset: byteOffset + (end - at),
         expected: `0x${(usn0 | (usn1 << 8)).toString(16)}`,
-        actual: `0x${(buf[at] | (buf[at + 1] << 8)).toString(16)}`,
+        actual: `0x${(buf[end] | (buf[end + 1] << 8)).toString(16)}`,
       });
     }
-    buf[at] = buf[usaOfs + 2 * i];
-    buf[at + 1] = buf[usaOfs + 2 * i + 1];
+    buf[end] = buf[usa + 2 * i];
+    buf[end + 1] = buf[usa + 2 * i + 1];
   }
 }

@@ -2,10 +2,9 @@ import { usedClusters } from './bitmap.ts';
 import { NumberTable } from './columns.ts';
 import { decodeRunsInto, HOLE, RunCol } from './data-runs.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
-import { applyFixups, RecordMagic } from './fixup.ts';
+import { applyFixupsAt, RecordMagic } from './fixup.ts';
 import {
   attrLengthAt, AttrType, AttrTypeName, checkRunsEnd, decodeFileRecord, decodeUtf16, isExtension, newAttrHeader, newRecordHeader, readAttrHeader, readRecordHeader, RecordFlag,
-  type FileRecord,
 } from './record.ts';
 import type { SkippedRecord } from './tree.ts';
 import { Namespace, readFileName, readStandardInfo, reparseTagAt, ReparseTag, type FileNameHeader, type StandardInfo } from './values.ts';
@@ -98,6 +97,7 @@ export function planBytes(b: PlanBytes | undefined): Uint8Array {
 // Columns of the in-memory plan: one NumberTable row per file, name, attribute, attribute record
 // (header) and run, instead of ~200,000 objects the garbage collector would trace.
 const F = { RECORD: 0, SEQ: 1, TYPE: 2, FILE_ATTRIBUTES: 3, HAS_SI: 4, CREATED: 5, MODIFIED: 6, CHANGED: 7, ACCESSED: 8, ATTR_START: 9, ATTR_END: 10, NAME_START: 11, NAME_END: 12 } as const;
+const A_WIDTH = 12;
 const A = { TYPE: 0, RESIDENT: 1, SIZE: 2, FLAGS: 3, COMPRESSION_UNIT: 4, ALLOCATED: 5, INITIALIZED: 6, VALUE_OFFSET: 7, HEADER_START: 8, HEADER_END: 9, RUN_START: 10, RUN_END: 11 } as const;
 const N = { PARENT: 0, NAMESPACE: 1 } as const;
 const H = { BUFFER: 0, OFFSET: 1, LENGTH: 2 } as const;
@@ -281,10 +281,7 @@ interface PlanTables {
 
 /** Fills the tables record by record; a record that fails is rolled back whole. */
 class PlanBuilder {
-  readonly t: PlanTables = {
-    files: new NumberTable(13, 1024), names: new NumberTable(2, 1024), attrs: new NumberTable(12, 4096), headers: new NumberTable(3, 4096), runs: new NumberTable(3, 4096),
-    nameStrings: [], attrNames: [], buffers: [],
-  };
+  readonly t: PlanTables;
   /** Parent record and name per record, through the first non-DOS name (for paths). */
   readonly parentRec: Float64Array;
   readonly parentName: string[];
@@ -298,19 +295,38 @@ class PlanBuilder {
   constructor(vol: Volume, system: boolean) {
     this.vol = vol;
     this.system = system;
+    // Sized for a typical volume (about 2 names, 4 attributes and 1.5 runs per record) so the
+    // tables rarely grow; capped, as records past the used ones cost nothing.
+    const rows = (perRecord: number): number => Math.min(1 << 17, Math.ceil(vol.recordCount * perRecord) + 16);
+    this.t = {
+      files: new NumberTable(13, rows(1)), names: new NumberTable(2, rows(2)), attrs: new NumberTable(A_WIDTH, rows(4)), headers: new NumberTable(3, rows(4)), runs: new NumberTable(3, rows(2)),
+      nameStrings: [], attrNames: [], buffers: [],
+    };
     this.parentRec = new Float64Array(vol.recordCount).fill(-1);
     this.parentName = new Array<string>(vol.recordCount);
   }
 
-  private rollback(files: number, attrs: number, names: number, headers: number, runs: number): void {
-    const t = this.t;
-    t.files.truncate(files);
-    t.attrs.truncate(attrs);
-    t.attrNames.length = attrs;
-    t.names.truncate(names);
-    t.nameStrings.length = names;
-    t.headers.truncate(headers);
-    t.runs.truncate(runs);
+  /** Row counts (files, attrs, names, headers, runs) before the record being added. */
+  private readonly marks = new Float64Array(5);
+
+  private mark(): void {
+    const { t, marks } = this;
+    marks[0] = t.files.rows;
+    marks[1] = t.attrs.rows;
+    marks[2] = t.names.rows;
+    marks[3] = t.headers.rows;
+    marks[4] = t.runs.rows;
+  }
+
+  private rollback(): void {
+    const { t, marks } = this;
+    t.files.truncate(marks[0]);
+    t.attrs.truncate(marks[1]);
+    t.attrNames.length = marks[1];
+    t.names.truncate(marks[2]);
+    t.nameStrings.length = marks[2];
+    t.headers.truncate(marks[3]);
+    t.runs.truncate(marks[4]);
   }
 
   private kept(n: number): boolean {
@@ -330,72 +346,76 @@ class PlanBuilder {
   }
 
   /**
-   * Add the fixed-up, in-use record `bytes` (at `offset` of buffer `bufIndex`) straight from its
-   * bytes. Returns false, adding nothing, for a record with an attribute list (see addFile).
+   * Add the fixed-up, in-use record at `off` of $MFT batch `bufIndex` straight from its bytes.
+   * Returns false, adding nothing, for a record with an attribute list (see addFile).
    */
-  addRecord(bytes: Uint8Array, bufIndex: number, offset: number, n: number, byteOffset: number): boolean {
+  addRecord(buf: Uint8Array, bufIndex: number, off: number, n: number, byteOffset: number): boolean {
     const { rh, ah, t } = this;
-    readRecordHeader(bytes, n, byteOffset, rh);
+    readRecordHeader(buf, off, this.vol.geo.recordSize, n, byteOffset, rh);
     if (isExtension(rh)) return true;
     const { files, attrs, names, headers, runs, attrNames, nameStrings } = t;
-    const marks = [files.rows, attrs.rows, names.rows, headers.rows, runs.rows] as const;
+    this.mark();
     const clusterCount = this.vol.geo.clusterCount;
     let reparseTag: number | undefined;
     let hasSi = false;
     try {
-      for (let p = rh.firstAttr, len; (len = attrLengthAt(bytes, p, rh.used, n, byteOffset)) !== 0; p += len) {
-        readAttrHeader(bytes, p, len, n, byteOffset + p, ah);
+      for (let p = rh.firstAttr, len; (len = attrLengthAt(buf, off, p, rh.used, n, byteOffset)) !== 0; p += len) {
+        const at = off + p; // the attribute in buf
+        readAttrHeader(buf, at, len, n, byteOffset + p, ah);
         if (ah.type === AttrType.ATTRIBUTE_LIST) {
-          this.rollback(...marks);
+          this.rollback();
           return false;
         }
         const k = attrs.add();
-        attrNames.push(ah.nameLength ? decodeUtf16(bytes, p + ah.nameOffset, ah.nameLength) : '');
+        attrNames.push(ah.nameLength ? decodeUtf16(buf, at + ah.nameOffset, ah.nameLength) : '');
         const h = headers.add();
-        headers.set(h, H.BUFFER, bufIndex);
-        headers.set(h, H.OFFSET, offset + p);
-        headers.set(h, H.LENGTH, len);
-        attrs.set(k, A.TYPE, ah.type);
-        attrs.set(k, A.RESIDENT, ah.resident ? 1 : 0);
-        attrs.set(k, A.SIZE, ah.dataSize);
-        attrs.set(k, A.HEADER_START, h);
-        attrs.set(k, A.HEADER_END, h + 1);
+        const hd = headers.data;
+        hd[h * 3 + H.BUFFER] = bufIndex;
+        hd[h * 3 + H.OFFSET] = at;
+        hd[h * 3 + H.LENGTH] = len;
+        const ad = attrs.data;
+        const ak = k * A_WIDTH;
+        ad[ak + A.TYPE] = ah.type;
+        ad[ak + A.SIZE] = ah.dataSize;
+        ad[ak + A.HEADER_START] = h;
+        ad[ak + A.HEADER_END] = h + 1;
         if (ah.resident) {
-          attrs.set(k, A.VALUE_OFFSET, ah.valueOffset);
-          const v = p + ah.valueOffset;
+          ad[ak + A.RESIDENT] = 1;
+          ad[ak + A.VALUE_OFFSET] = ah.valueOffset;
+          const v = at + ah.valueOffset;
           if (ah.type === AttrType.STANDARD_INFORMATION) {
-            readStandardInfo(bytes, v, ah.valueLength, n, this.si);
+            readStandardInfo(buf, v, ah.valueLength, n, this.si);
             hasSi = true;
           } else if (ah.type === AttrType.FILE_NAME) {
-            readFileName(bytes, v, ah.valueLength, n, this.fn);
+            readFileName(buf, v, ah.valueLength, n, this.fn);
             const m = names.add();
-            names.set(m, N.PARENT, this.fn.parent.record);
-            names.set(m, N.NAMESPACE, this.fn.namespace);
-            nameStrings.push(decodeUtf16(bytes, v + 0x42, this.fn.nameLength));
+            names.data[m * 2 + N.PARENT] = this.fn.parent.record;
+            names.data[m * 2 + N.NAMESPACE] = this.fn.namespace;
+            nameStrings.push(decodeUtf16(buf, v + 0x42, this.fn.nameLength));
           } else if (ah.type === AttrType.REPARSE_POINT) {
-            reparseTag = reparseTagAt(bytes, v, ah.valueLength, n);
+            reparseTag = reparseTagAt(buf, v, ah.valueLength, n);
           }
           continue;
         }
         // Without an attribute list every non-resident attribute is whole in this record (flatten).
         if (ah.lowestVcn !== 0) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'attribute extent does not continue the one before it', { record: n, byteOffset: byteOffset + p + 0x10, expected: 0, actual: ah.lowestVcn });
-        attrs.set(k, A.FLAGS, ah.flags);
-        attrs.set(k, A.COMPRESSION_UNIT, ah.compressionUnit);
-        attrs.set(k, A.ALLOCATED, ah.allocatedSize);
-        attrs.set(k, A.INITIALIZED, ah.initializedSize);
-        attrs.set(k, A.RUN_START, runs.rows);
-        const end = decodeRunsInto(bytes, p + ah.runOffset, p + len, 0, clusterCount, n, byteOffset, runs);
-        attrs.set(k, A.RUN_END, runs.rows);
+        ad[ak + A.FLAGS] = ah.flags;
+        ad[ak + A.COMPRESSION_UNIT] = ah.compressionUnit;
+        ad[ak + A.ALLOCATED] = ah.allocatedSize;
+        ad[ak + A.INITIALIZED] = ah.initializedSize;
+        ad[ak + A.RUN_START] = runs.rows;
+        const end = decodeRunsInto(buf, at + ah.runOffset, at + len, 0, clusterCount, n, byteOffset - off, runs);
+        attrs.data[ak + A.RUN_END] = runs.rows;
         checkRunsEnd(ah, end, n, byteOffset + p);
         checkAttrSizes(n, ah.type, attrNames[k], ah.dataSize, ah.initializedSize, end, this.vol.geo.clusterSize);
       }
     } catch (e) {
-      this.rollback(...marks);
+      this.rollback();
       throw e;
     }
-    this.linkParent(n, marks[2], names.rows);
+    this.linkParent(n, this.marks[2], names.rows);
     if (!this.kept(n)) {
-      this.rollback(...marks);
+      this.rollback();
       return true;
     }
     const r = files.add();
@@ -403,9 +423,9 @@ class PlanBuilder {
     files.set(r, F.SEQ, rh.seq);
     files.set(r, F.TYPE, typeCode((rh.flags & RecordFlag.DIRECTORY) !== 0, reparseTag));
     this.setSi(r, hasSi ? this.si : undefined);
-    files.set(r, F.ATTR_START, marks[1]);
+    files.set(r, F.ATTR_START, this.marks[1]);
     files.set(r, F.ATTR_END, attrs.rows);
-    files.set(r, F.NAME_START, marks[2]);
+    files.set(r, F.NAME_START, this.marks[2]);
     files.set(r, F.NAME_END, names.rows);
     return true;
   }
@@ -529,12 +549,10 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
       const off = i * rs;
       if (buf[off] === 0 && buf[off + 1] === 0 && buf[off + 2] === 0 && buf[off + 3] === 0) continue; // never used
       const at = recordByteOffset(vol, n);
-      const bytes = buf.subarray(off, off + rs);
-      let rec: FileRecord;
       try {
-        applyFixups(bytes, RecordMagic.FILE, { record: n, byteOffset: at });
-        if ((bytes[0x16] & RecordFlag.IN_USE) === 0 || b.addRecord(bytes, bufIndex, off, n, at)) continue;
-        rec = decodeFileRecord(bytes, n, at, clusterCount);
+        applyFixupsAt(buf, off, rs, RecordMagic.FILE, n, at);
+        if ((buf[off + 0x16] & RecordFlag.IN_USE) === 0 || b.addRecord(buf, bufIndex, off, n, at)) continue;
+        const rec = decodeFileRecord(buf.subarray(off, off + rs), n, at, clusterCount);
         b.addFile(await assembleFile(vol, rec));
       } catch (e) {
         if (!(e instanceof NtfsFormatError)) throw e;
@@ -547,30 +565,28 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
   allPaths[SystemRecord.ROOT] = '/';
   const rows: number[] = [];
   const paths: (string | null)[] = [];
-  let real = 0;
+  let dropped: Uint8Array | undefined; // runs of files left out (no path)
   for (let r = 0; r < files.rows; r++) {
-    const n = files.get(r, F.RECORD);
-    const path = b.pathOf(n, allPaths);
-    if (!opts.system && path === null) continue;
-    rows.push(r);
-    paths.push(path);
-    for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) {
-      for (let j = attrs.get(k, A.RUN_START); j < attrs.get(k, A.RUN_END); j++) if (runs.get(j, RunCol.LCN) !== HOLE) real++;
+    const path = b.pathOf(files.get(r, F.RECORD), allPaths);
+    if (opts.system || path !== null) {
+      rows.push(r);
+      paths.push(path);
+      continue;
     }
+    dropped ??= new Uint8Array(runs.rows);
+    for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) dropped.fill(1, attrs.get(k, A.RUN_START), attrs.get(k, A.RUN_END));
   }
   // Every non-hole run of a kept file, as block ranges.
+  const rd = runs.data;
+  let real = 0;
+  for (let j = 0; j < runs.rows; j++) if (rd[j * 3 + RunCol.LCN] !== HOLE && !dropped?.[j]) real++;
   const starts = new Float64Array(real);
   const ends = new Float64Array(real);
-  let e = 0;
-  for (const r of rows) {
-    for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) {
-      for (let j = attrs.get(k, A.RUN_START); j < attrs.get(k, A.RUN_END); j++) {
-        const lcn = runs.get(j, RunCol.LCN);
-        if (lcn === HOLE) continue;
-        starts[e] = lcn * bpc;
-        ends[e++] = (lcn + runs.get(j, RunCol.LENGTH)) * bpc;
-      }
-    }
+  for (let j = 0, e = 0; j < runs.rows; j++) {
+    const lcn = rd[j * 3 + RunCol.LCN];
+    if (lcn === HOLE || dropped?.[j]) continue;
+    starts[e] = lcn * bpc;
+    ends[e++] = (lcn + rd[j * 3 + RunCol.LENGTH]) * bpc;
   }
   const used = await usedClusters(vol);
   const backupBootByteOffset = vol.geo.totalSectors * bytesPerSector;

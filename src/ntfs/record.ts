@@ -85,7 +85,18 @@ export interface FileRecord {
 }
 
 const utf16 = new TextDecoder('utf-16le');
+/** UTF-16LE to a string; a lone surrogate becomes U+FFFD. */
 export function decodeUtf16(buf: Uint8Array, at: number, chars: number): string {
+  if (chars <= 24) {
+    // Short names (most): code units straight into the string, no view and no decoder call.
+    let s = '';
+    for (let i = 0; i < chars; i++) {
+      const c = buf[at + 2 * i] | (buf[at + 2 * i + 1] << 8);
+      if (c >= 0xd800 && c <= 0xdfff) return utf16.decode(buf.subarray(at, at + chars * 2));
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
   return utf16.decode(buf.subarray(at, at + chars * 2));
 }
 
@@ -106,27 +117,33 @@ export function newRecordHeader(): RecordHeader {
   return { seq: 0, links: 0, flags: 0, base: { record: 0, seq: 0 }, used: 0, firstAttr: 0 };
 }
 
-/** Check and read a fixed-up FILE record's header into `h`. `byteOffset` (the record's volume position) only feeds errors. */
-export function readRecordHeader(buf: Uint8Array, number: number, byteOffset: number, h: RecordHeader): void {
-  const used = le32(buf, 0x18);
-  if (used > buf.length || used < 0x30) bad(NtfsErrorCode.RECORD, 'bytes-in-use field out of range', number, byteOffset + 0x18, `48..${buf.length}`, used);
-  const first = le16(buf, 0x14);
+/**
+ * Check and read the header of the fixed-up `size`-byte FILE record at `at` of `buf` into `h`
+ * (`used` and `firstAttr` relative to the record). `byteOffset` (its volume position) only feeds errors.
+ */
+export function readRecordHeader(buf: Uint8Array, at: number, size: number, number: number, byteOffset: number, h: RecordHeader): void {
+  const used = le32(buf, at + 0x18);
+  if (used > size || used < 0x30) bad(NtfsErrorCode.RECORD, 'bytes-in-use field out of range', number, byteOffset + 0x18, `48..${size}`, used);
+  const first = le16(buf, at + 0x14);
   if (first < 0x18 || first & 7) bad(NtfsErrorCode.RECORD, 'first attribute offset out of range', number, byteOffset + 0x14, `8-aligned >= 0x18`, first);
-  h.seq = le16(buf, 0x10);
-  h.links = le16(buf, 0x12);
-  h.flags = le16(buf, 0x16);
-  h.base.record = le32(buf, 0x20) + le16(buf, 0x24) * 0x1_0000_0000;
-  h.base.seq = le16(buf, 0x26);
+  h.seq = le16(buf, at + 0x10);
+  h.links = le16(buf, at + 0x12);
+  h.flags = le16(buf, at + 0x16);
+  h.base.record = le32(buf, at + 0x20) + le16(buf, at + 0x24) * 0x1_0000_0000;
+  h.base.seq = le16(buf, at + 0x26);
   h.used = used;
   h.firstAttr = first;
 }
 
-/** Length of the attribute at `at`, or 0 at the end marker; attributes are walked to 0xFFFFFFFF, bounded by the used size. */
-export function attrLengthAt(buf: Uint8Array, at: number, used: number, number: number, byteOffset: number): number {
+/**
+ * Length of the attribute at `at` of the record at `base` of `buf`, or 0 at the end marker;
+ * attributes are walked to 0xFFFFFFFF, bounded by the used size.
+ */
+export function attrLengthAt(buf: Uint8Array, base: number, at: number, used: number, number: number, byteOffset: number): number {
   if (at + 4 > used) bad(NtfsErrorCode.RECORD, 'attribute list not terminated', number, byteOffset + at);
-  if (le32(buf, at) === AttrType.END) return 0;
+  if (le32(buf, base + at) === AttrType.END) return 0;
   if (at + 16 > used) bad(NtfsErrorCode.RECORD, 'attribute header past the used bytes', number, byteOffset + at);
-  const length = le32(buf, at + 4);
+  const length = le32(buf, base + at + 4);
   if (length < 24 || length & 7 || at + length > used) bad(NtfsErrorCode.RECORD, 'bad attribute length', number, byteOffset + at + 4, `8-aligned, 24..${used - at}`, length);
   return length;
 }
@@ -135,7 +152,7 @@ const header = newRecordHeader();
 
 /** Decode a fixed-up FILE record into objects (browse and read paths; the plan reads the columns itself). */
 export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: number, clusterCount: number): FileRecord {
-  readRecordHeader(buf, number, byteOffset, header);
+  readRecordHeader(buf, 0, buf.length, number, byteOffset, header);
   const rec: FileRecord = {
     number,
     seq: header.seq,
@@ -147,7 +164,7 @@ export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: nu
     attrs: [],
   };
   const used = header.used;
-  for (let at = header.firstAttr, length; (length = attrLengthAt(buf, at, used, number, byteOffset)) !== 0; at += length) {
+  for (let at = header.firstAttr, length; (length = attrLengthAt(buf, 0, at, used, number, byteOffset)) !== 0; at += length) {
     rec.attrs.push(decodeAttribute(buf.subarray(at, at + length), number, at, byteOffset + at, clusterCount));
   }
   return rec;
