@@ -48,23 +48,18 @@ export function lookupCommand<L>(table: CommandTable<L>, cdb: Uint8Array): Comma
   return entry.serviceActions.get(cdb[1] & 0x1f);
 }
 
-/** The one place a CHECK CONDITION is built (fixed format until `runCommand` picks the LU's). SAM-5 5.3 */
+/** The one place a CHECK CONDITION is built (`runCommand` passes the LU's format). SAM-5 5.3 */
 export function checkCondition(err: SenseError, format: SenseFormat = 'fixed'): ScsiResult {
   return { status: ScsiStatus.CHECK_CONDITION, sense: encodeSense(err, format), senseData: err };
 }
 
 /**
  * Dispatch a task through a command table; every thrown error becomes a well-formed status.
- * The one place a response's sense format is chosen: the LU's D_SENSE (SPC-4 7.5.8).
+ * The one place a response's sense format is chosen: the LU's D_SENSE (SPC-4 7.5.8), read when
+ * the command ends, for thrown errors and for CHECK CONDITION results a handler returns.
  */
 export async function runCommand<L>(table: CommandTable<L>, lu: L, task: ScsiTask, opts: RunOptions<L> = {}): Promise<ScsiResult> {
-  const r = await dispatch(table, lu, task, opts);
-  if (!r.senseData) return r;
-  const format = opts.senseFormat?.() ?? 'fixed';
-  return format === 'fixed' ? r : { ...r, sense: encodeSense(r.senseData, format) };
-}
-
-async function dispatch<L>(table: CommandTable<L>, lu: L, task: ScsiTask, opts: RunOptions<L>): Promise<ScsiResult> {
+  const format = (): SenseFormat => opts.senseFormat?.() ?? 'fixed';
   try {
     if (task.cdb.length === 0) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_COMMAND_OPERATION_CODE);
     const top = table.get(task.cdb[0]);
@@ -82,13 +77,14 @@ async function dispatch<L>(table: CommandTable<L>, lu: L, task: ScsiTask, opts: 
     const out = await entry.handler(task, lu);
     if (out === undefined) return { status: ScsiStatus.GOOD };
     if (out instanceof Uint8Array) return { status: ScsiStatus.GOOD, dataIn: out };
+    if (out.senseData && format() !== 'fixed') return { ...out, sense: encodeSense(out.senseData, format()) };
     return out;
   } catch (err) {
-    if (err instanceof SenseError) return checkCondition(err);
+    if (err instanceof SenseError) return checkCondition(err, format());
     if (err instanceof DecodeError) {
-      return checkCondition(new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB));
+      return checkCondition(new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB), format());
     }
     opts.onInternalError?.(err, task);
-    return checkCondition(new SenseError(SenseKey.HARDWARE_ERROR, Asc.INTERNAL_TARGET_FAILURE));
+    return checkCondition(new SenseError(SenseKey.HARDWARE_ERROR, Asc.INTERNAL_TARGET_FAILURE), format());
   }
 }
