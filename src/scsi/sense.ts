@@ -134,7 +134,7 @@ export interface SenseOptions {
   eom?: boolean;
   ili?: boolean;
   /**
-   * The failing copy source or destination's sense (EXTENDED COPY, SPC-4 6.4.6.4). Fixed format:
+   * The failing copy source or destination's sense (EXTENDED COPY, SPC-5 5.17.7.4). Fixed format:
    * status + sense after byte 17, its offset in COMMAND-SPECIFIC INFORMATION byte 0 (source) or 1
    * (destination). Descriptor format: a forwarded sense data descriptor (0Ch).
    */
@@ -211,7 +211,7 @@ export function encodeFixedSense(e: SenseValue): Uint8Array {
     extra = new Uint8Array(1 + fwd.length);
     extra[0] = o.forwarded.status;
     extra.set(fwd, 1);
-    // SPC-4 6.4.6.4: byte 0 SOURCE / byte 1 DESTINATION SENSE DATA OFFSET, bytes 2–3 segment number.
+    // SPC-5 5.17.7.4: byte 0 SOURCE / byte 1 DESTINATION SENSE DATA OFFSET, bytes 2–3 segment number.
     csi = ((csi ?? 0) | (o.forwarded.source === SenseDataSource.COPY_SOURCE ? 18 << 24 : 18 << 16)) >>> 0;
   }
   const buf = new Uint8Array(18 + extra.length);
@@ -321,7 +321,7 @@ export interface DecodedSense {
   info?: number;
   commandSpecific?: number;
   senseKeySpecific?: Uint8Array;
-  /** COPY ABORTED: the copy source's and/or destination's own sense (SPC-4 6.4.6.4). */
+  /** COPY ABORTED: the copy source's and/or destination's own sense (SPC-5 5.17.7.4). */
   forwarded?: DecodedForwardedSense[];
 }
 
@@ -368,7 +368,7 @@ export function decodeSense(sense: Uint8Array): DecodedSense {
   if (sense.length >= 12) out.commandSpecific = dv.getUint32(8);
   if (sense.length >= 18 && sense[15] & 0x80) out.senseKeySpecific = sense.slice(15, 18);
   if (out.key === SenseKey.COPY_ABORTED && sense.length >= 12) {
-    // SPC-4 6.4.6.4: CSI byte 0 / 1 = offset of the source / destination status byte, then its sense.
+    // SPC-5 5.17.7.4: CSI byte 0 / 1 = offset of the source / destination status byte, then its sense.
     const end = Math.min(sense.length, 8 + (sense[7] ?? 0));
     for (const [source, off] of [[SenseDataSource.COPY_SOURCE, sense[8]], [SenseDataSource.COPY_DESTINATION, sense[9]]] as const) {
       if (off < 18 || off + 1 > end) continue;

@@ -12,7 +12,7 @@ import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from './d
 import { decodeDeviceIdentificationPage } from './resolver.ts';
 import { rcrCdb, xcopyCdb } from './testing/harness.ts';
 
-// COPY ABORTED in both sense formats (SPC-4 6.4.6.4 / 4.5.2.9): with D_SENSE=1 the failing
+// COPY ABORTED in both sense formats (SPC-5 5.17.7.4 / 4.5.2.9): with D_SENSE=1 the failing
 // device's sense travels in a forwarded sense data descriptor (0Ch), source 1 or destination 2.
 
 /** Descriptors of a 72h sense, read here independently of src/scsi/sense.ts. */
