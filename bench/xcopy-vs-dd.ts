@@ -1,12 +1,18 @@
-// Benchmark: a backup and a restore through `ferry mover` (EXTENDED COPY) against `dd bs=1M`
-// copying the same bytes file to file, in the same run. The backup copies a disk LUN on a
-// Ferry target to a tape LUN (tgtd's by default, or Ferry's) in 256 KiB records; the restore
-// copies the tape back to a fresh LUN. The initiator only sends the two parameter lists.
-// The Ferry target and the mover run as their own processes (`ferry target`, `ferry mover`), as
-// they would in production. An in-process engine baseline (MemoryDevice → MemoryTape, no
-// iSCSI) is printed beside it.
+// Benchmark: a backup and a restore by EXTENDED COPY against `dd bs=1M` copying the same
+// bytes file to file, in the same run. The backup copies a 1 GiB disk LUN to a tape drive in
+// 256 KiB records; the restore copies the tape back to a fresh LUN. The initiator ("backup
+// server") only sends the parameter lists. Every Ferry role runs as its own `ferry` process,
+// as in production. Three places for the copy manager (the data mover), each measured:
+//   storage-node  one `ferry target` serves the disks and the tape drive; its copy manager
+//                 moves the data inside the node (no network hop);
+//   tape-node     the disks on one `ferry target`, the tape drive on another whose copy
+//                 manager pulls from the disks (`--copy-portal`): one iSCSI hop;
+//   mover         a standalone `ferry mover` between the disk target and the tape target:
+//                 two iSCSI hops (disk → mover → tape).
+// `--tape tgtd` uses a tgtd tape LUN instead of Ferry's (mover topology only).
 //
-//   node --import tsx bench/xcopy-vs-dd.ts [--size 1G] [--runs 3] [--tape tgtd|ferry] [--record 256K]
+//   node --import tsx bench/xcopy-vs-dd.ts [--size 1G] [--runs 3] [--topology storage-node,tape-node,mover]
+//                                          [--tape ferry|tgtd] [--record 256K]
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomFillSync } from 'node:crypto';
@@ -17,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { MemoryDevice } from '../src/block/memory-device.ts';
 import { InitiatorSession } from '../src/initiator/session.ts';
 import { extendedCopy, inquiry } from '../src/initiator/cdb.ts';
-import { buildRewind } from '../src/scsi/tape-cdb.ts';
+import { buildRewind, buildTestUnitReady } from '../src/scsi/tape-cdb.ts';
 import { decodeDeviceIdentificationPage } from '../src/xcopy/resolver.ts';
 import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from '../src/xcopy/descriptors.ts';
 import type { Designator } from '../src/xcopy/copy-target.ts';
@@ -25,10 +31,15 @@ import { MemoryTape } from '../src/xcopy/testing/memory-tape.ts';
 import { TestLu, targetOf, xcopy } from '../src/xcopy/testing/harness.ts';
 import { formatBytes, parseSize } from '../src/util/units.ts';
 import { freePort, startTgtd } from '../test/helpers/tgtd.ts';
-import { startFerryTape, TAPE_IQN } from '../test/interop/tape-script.ts';
 
 const { values } = parseArgs({
-  options: { size: { type: 'string', default: '1G' }, runs: { type: 'string', default: '3' }, tape: { type: 'string', default: 'tgtd' }, record: { type: 'string', default: '256K' } },
+  options: {
+    size: { type: 'string', default: '1G' },
+    runs: { type: 'string', default: '3' },
+    tape: { type: 'string', default: 'ferry' },
+    record: { type: 'string', default: '256K' },
+    topology: { type: 'string', default: 'storage-node,tape-node,mover' },
+  },
 });
 const BYTES = parseSize(values.size!);
 const RUNS = Number(values.runs);
@@ -36,17 +47,19 @@ const BLOCK = 512;
 const RECORD = parseSize(values.record!, '--record');
 const SEG_BLOCKS = 32768;
 const INITIATOR = 'iqn.2026-11.dev.ferry:bench';
-const SRC_IQN = 'iqn.2026-11.dev.ferry:bench-src';
+const TOPOLOGIES = values.topology!.split(',');
+for (const t of TOPOLOGIES) if (!['storage-node', 'tape-node', 'mover'].includes(t)) throw new Error(`--topology: unknown ${t}`);
+if (values.tape === 'tgtd' && TOPOLOGIES.some((t) => t !== 'mover')) throw new Error('--tape tgtd works with --topology mover only (tgtd has no copy manager)');
 if (BYTES % (SEG_BLOCKS * BLOCK) !== 0) throw new Error('--size must be a multiple of 16 MiB');
 
 const naaOf = (vpd: Uint8Array): Designator => decodeDeviceIdentificationPage(vpd).find((d) => d.designatorType === 3 && d.association === 0)!;
 const cscd = (d: Designator, pdt: number, blockLength: number): CscdInput => ({ ...d, peripheralDeviceType: pdt, pad: false, fixed: false, blockLength });
 const FERRY = join(import.meta.dirname, '..', 'bin', 'ferry.mjs');
 
-/** Start `ferry …` as a child process and wait until its portal accepts an iSCSI login. */
+/** Start `ferry …` (with the launcher's node flags) and wait until its portal accepts a login. */
 async function ferry(args: string[], port: number, iqn: string): Promise<ChildProcess> {
-  const prof = process.env.PROF_MOVER && args[0] === 'mover' ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROF_MOVER] : [];
-  const child = spawn(process.execPath, [...prof, FERRY, ...args, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const prof = process.env.PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROF_DIR] : [];
+  const child = spawn(process.execPath, ['--max-semi-space-size=64', ...prof, FERRY, ...args, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; i < 100; i++) {
     await sleep(100);
     try {
@@ -98,6 +111,71 @@ async function engineBaseline(): Promise<number> {
   return best;
 }
 
+interface Lun {
+  session: InitiatorSession;
+  lun: number;
+}
+
+/** One topology, set up: where the disks and the tape are, and whom to send the XCOPY to. */
+interface Setup {
+  src: Lun;
+  dst: Lun;
+  tape: Lun;
+  copyManager: Lun;
+  sessions: InitiatorSession[];
+}
+
+const login = (port: number, iqn: string, host = '127.0.0.1') => InitiatorSession.login({ host, port, initiatorName: INITIATOR, targetName: iqn });
+
+async function setUp(topology: string, dir: string, srcPath: string, cleanup: Array<() => Promise<unknown>>): Promise<Setup> {
+  const dstSpec = `${join(dir, `dst-${topology}.img`)}:${BYTES}`;
+  const cart = join(dir, `${topology}.cart`);
+  const cartSize = String(BYTES + (64 << 20));
+  if (topology === 'storage-node') {
+    const port = await freePort();
+    const iqn = 'iqn.2026-11.dev.ferry:bench-node';
+    cleanup.push(() => stop(node));
+    const node = await ferry(['target', '--listen', `127.0.0.1:${port}`, '--iqn', iqn, '--tape', cart, '--cartridge-size', cartSize, '--disk', srcPath, '--disk', dstSpec], port, iqn);
+    const s = await login(port, iqn);
+    return { src: { session: s, lun: 1 }, dst: { session: s, lun: 2 }, tape: { session: s, lun: 0 }, copyManager: { session: s, lun: 0 }, sessions: [s] };
+  }
+  const diskPort = await freePort();
+  const diskIqn = 'iqn.2026-11.dev.ferry:bench-disks';
+  const disks = await ferry(['target', '--listen', `127.0.0.1:${diskPort}`, '--iqn', diskIqn, '--disk', srcPath, '--disk', dstSpec], diskPort, diskIqn);
+  cleanup.push(() => stop(disks));
+  const toDisks = await login(diskPort, diskIqn);
+  let tape: Lun;
+  let tapePortal: string;
+  const tapeIqn = 'iqn.2026-11.dev.ferry:bench-tape';
+  if (values.tape === 'tgtd') {
+    const tgtd = await startTgtd(tapeIqn);
+    cleanup.push(() => tgtd.stop());
+    const img = join(dir, 'tape.img');
+    execFileSync('tgtimg', ['--op', 'new', '--device-type', 'tape', '--barcode', 'BENCH1', '--size', String(Math.ceil(BYTES / 2 ** 20) + 64), '--type', 'data', '--file', img], { stdio: 'pipe' });
+    tgtd.addLun(1, img, { deviceType: 'tape' });
+    tape = { session: await login(tgtd.port, tgtd.iqn), lun: 1 };
+    tapePortal = `127.0.0.1:${tgtd.port}`;
+  } else {
+    const tapePort = await freePort();
+    const copyPortal = topology === 'tape-node' ? ['--copy-portal', `127.0.0.1:${diskPort}`] : [];
+    const tapeNode = await ferry(['target', '--listen', `127.0.0.1:${tapePort}`, '--iqn', tapeIqn, '--tape', cart, '--cartridge-size', cartSize, ...copyPortal], tapePort, tapeIqn);
+    cleanup.push(() => stop(tapeNode));
+    tape = { session: await login(tapePort, tapeIqn), lun: 0 };
+    tapePortal = `127.0.0.1:${tapePort}`;
+  }
+  const sessions = [toDisks, tape.session];
+  let copyManager = tape;
+  if (topology === 'mover') {
+    const moverPort = await freePort();
+    const moverIqn = 'iqn.2026-11.dev.ferry:bench-mover';
+    const mover = await ferry(['mover', '--listen', `127.0.0.1:${moverPort}`, '--iqn', moverIqn, '--portal', `127.0.0.1:${diskPort}`, '--portal', tapePortal], moverPort, moverIqn);
+    cleanup.push(() => stop(mover));
+    copyManager = { session: await login(moverPort, moverIqn), lun: 0 };
+    sessions.push(copyManager.session);
+  }
+  return { src: { session: toDisks, lun: 0 }, dst: { session: toDisks, lun: 1 }, tape, copyManager, sessions };
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-xcopy-'));
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -107,74 +185,59 @@ async function main(): Promise<void> {
     const chunk = Buffer.alloc(1 << 20);
     for (let off = 0; off < BYTES; off += chunk.length) await fh.write(randomFillSync(chunk), 0, chunk.length, off);
     await fh.close();
-
-    const srcAddr = { port: await freePort() };
-    const target = await ferry(['target', '--listen', `127.0.0.1:${srcAddr.port}`, '--iqn', SRC_IQN, '--disk', srcPath, '--disk', `${join(dir, 'dst.img')}:${BYTES}`], srcAddr.port, SRC_IQN);
-    cleanup.push(() => stop(target));
-
-    let tape: { host: string; port: number; iqn: string; lun: number };
-    if (values.tape === 'ferry') {
-      const ft = await startFerryTape({ cartridgeBytes: BYTES + (64 << 20) });
-      cleanup.push(() => ft.close());
-      tape = { host: ft.host, port: ft.port, iqn: TAPE_IQN, lun: 0 };
-    } else {
-      const tgtd = await startTgtd('iqn.2026-11.dev.ferry:bench-tape');
-      cleanup.push(() => tgtd.stop());
-      const img = join(dir, 'tape.img');
-      execFileSync('tgtimg', ['--op', 'new', '--device-type', 'tape', '--barcode', 'BENCH1', '--size', String(Math.ceil(BYTES / 2 ** 20) + 64), '--type', 'data', '--file', img], { stdio: 'pipe' });
-      tgtd.addLun(1, img, { deviceType: 'tape' });
-      tape = { host: '127.0.0.1', port: tgtd.port, iqn: tgtd.iqn, lun: 1 };
-    }
-
-    const moverPort = await freePort();
-    const moverIqn = 'iqn.2026-11.dev.ferry:mover';
-    const mover = await ferry(['mover', '--listen', `127.0.0.1:${moverPort}`, '--iqn', moverIqn, '--portal', `127.0.0.1:${srcAddr.port}`, '--portal', `${tape.host}:${tape.port}`], moverPort, moverIqn);
-    cleanup.push(() => stop(mover));
-    const toSrc = await InitiatorSession.login({ host: '127.0.0.1', port: srcAddr.port, initiatorName: INITIATOR, targetName: SRC_IQN });
-    const toTape = await InitiatorSession.login({ host: tape.host, port: tape.port, initiatorName: INITIATOR, targetName: tape.iqn });
-    const toMover = await InitiatorSession.login({ host: '127.0.0.1', port: moverPort, initiatorName: INITIATOR, targetName: moverIqn });
-    cleanup.push(() => Promise.all([toSrc, toTape, toMover].map((s) => s.logout().catch(() => undefined))));
-    const srcD = naaOf((await toSrc.command(0, inquiry(255, 0x83), { inLength: 255 })).data);
-    const dstD = naaOf((await toSrc.command(1, inquiry(255, 0x83), { inLength: 255 })).data);
-    const tapeD = naaOf((await toTape.command(tape.lun, inquiry(255, 0x83), { inLength: 255 })).data);
-    const segs = BYTES / BLOCK / SEG_BLOCKS;
-    const backup = encodeXcopyParameterList({
-      header: { listId: 1, str: false, listIdUsage: 0, priority: 0 },
-      cscds: [cscd(srcD, 0, BLOCK), cscd(tapeD, 1, 0)],
-      segments: Array.from({ length: segs }, (_, i): SegmentInput => ({ type: 0x00, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS })),
-    });
-    const restore = encodeXcopyParameterList({
-      header: { listId: 2, str: false, listIdUsage: 0, priority: 0 },
-      cscds: [cscd(tapeD, 1, 0), cscd(dstD, 0, BLOCK)],
-      segments: Array.from({ length: segs }, (_, i): SegmentInput => ({ type: 0x01, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS })),
-    });
-    const run = async (list: Uint8Array): Promise<number> => {
-      await toTape.command(tape.lun, buildRewind());
-      const t0 = performance.now();
-      const r = await toMover.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
-      if (r.status !== 0) throw new Error(`XCOPY failed: ${JSON.stringify(r.sense)}`);
-      return performance.now() - t0;
-    };
-
-    const rows: Array<{ run: number; ddBackup: number; moverBackup: number; ddRestore: number; moverRestore: number }> = [];
     const ddCopy = join(dir, 'dd-copy.img');
     const ddBack = join(dir, 'dd-back.img');
-    for (let i = 0; i < RUNS; i++) {
-      const ddB = dd(srcPath, ddCopy);
-      const mB = await run(backup);
-      const mR = await run(restore);
-      const ddR = dd(ddCopy, ddBack);
-      rows.push({ run: i + 1, ddBackup: mbps(BYTES, ddB), moverBackup: mbps(BYTES, mB), ddRestore: mbps(BYTES, ddR), moverRestore: mbps(BYTES, mR) });
-      await rm(ddCopy, { force: true });
-      await rm(ddBack, { force: true });
+    const summary: string[] = [];
+    for (const topology of TOPOLOGIES) {
+      const mine: Array<() => Promise<unknown>> = [];
+      const su = await setUp(topology, dir, srcPath, mine);
+      mine.push(() => Promise.all(su.sessions.map((s) => s.logout().catch(() => undefined))));
+      try {
+        const id = async (l: Lun) => naaOf((await l.session.command(l.lun, inquiry(255, 0x83), { inLength: 255 })).data);
+        for (let i = 0; i < 3; i++) if ((await su.tape.session.command(su.tape.lun, buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
+        const [srcD, dstD, tapeD] = [await id(su.src), await id(su.dst), await id(su.tape)];
+        const segs = BYTES / BLOCK / SEG_BLOCKS;
+        const list = (listId: number, type: 0x00 | 0x01, cscds: CscdInput[]) =>
+          encodeXcopyParameterList({
+            header: { listId, str: false, listIdUsage: 0, priority: 0 },
+            cscds,
+            segments: Array.from({ length: segs }, (_, i): SegmentInput => ({ type, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS })),
+          });
+        const backup = list(1, 0x00, [cscd(srcD, 0, BLOCK), cscd(tapeD, 1, 0)]);
+        const restore = list(2, 0x01, [cscd(tapeD, 1, 0), cscd(dstD, 0, BLOCK)]);
+        const run = async (l: Uint8Array): Promise<number> => {
+          await su.tape.session.command(su.tape.lun, buildRewind());
+          const t0 = performance.now();
+          const r = await su.copyManager.session.command(su.copyManager.lun, extendedCopy(l.length), { dataOut: l, allowCheckCondition: true });
+          if (r.status !== 0) throw new Error(`XCOPY failed: ${JSON.stringify(r.sense)}`);
+          return performance.now() - t0;
+        };
+        const rows: Array<{ run: number; ddBackup: number; xcopyBackup: number; ddRestore: number; xcopyRestore: number }> = [];
+        for (let i = 0; i < RUNS; i++) {
+          // Alternate with dd so page-cache and disk state favour neither side.
+          const ddB = dd(srcPath, ddCopy);
+          const mB = await run(backup);
+          const mR = await run(restore);
+          const ddR = dd(ddCopy, ddBack);
+          rows.push({ run: i + 1, ddBackup: mbps(BYTES, ddB), xcopyBackup: mbps(BYTES, mB), ddRestore: mbps(BYTES, ddR), xcopyRestore: mbps(BYTES, mR) });
+          await rm(ddCopy, { force: true });
+          await rm(ddBack, { force: true });
+        }
+        const wire = su.sessions.reduce((n, s) => n + s.bytesOnWire.sent + s.bytesOnWire.received, 0);
+        const m = (k: keyof (typeof rows)[number]) => median(rows.map((r) => r[k]));
+        console.log(`\n${topology}: ${formatBytes(BYTES)} disk LUN ↔ ${values.tape} tape, ${RUNS} runs, ${formatBytes(RECORD)} records, hot cache`);
+        console.table(rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === 'run' ? v : `${v.toFixed(0)} MB/s`]))));
+        const line = (what: string, x: number, d: number) => `${topology} ${what}: xcopy ${x.toFixed(0)} MB/s, dd ${d.toFixed(0)} MB/s, ratio ${(x / d).toFixed(2)}× (goal ≥ 0.8×)`;
+        summary.push(line('backup  (disk → tape)', m('xcopyBackup'), m('ddBackup')), line('restore (tape → disk)', m('xcopyRestore'), m('ddRestore')));
+        console.log(summary.slice(-2).join('\n'));
+        console.log(`backup server's sockets: ${wire} bytes for ${2 * RUNS * BYTES} bytes moved`);
+      } finally {
+        for (const c of mine.reverse()) await c().catch(() => undefined);
+        await rm(join(dir, `${topology}.cart`), { force: true });
+        await rm(join(dir, `dst-${topology}.img`), { force: true });
+      }
     }
-    const wire = [toSrc, toTape, toMover].reduce((n, s) => n + s.bytesOnWire.sent + s.bytesOnWire.received, 0);
-    const m = (k: keyof (typeof rows)[number]) => median(rows.map((r) => r[k]));
-    console.log(`xcopy-vs-dd: ${formatBytes(BYTES)} disk LUN ↔ ${values.tape} tape through ferry mover, ${RUNS} runs, ${formatBytes(RECORD)} records, hot cache`);
-    console.table(rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === 'run' ? v : `${v.toFixed(0)} MB/s`]))));
-    console.log(`backup  (disk → tape): mover ${m('moverBackup').toFixed(0)} MB/s, dd ${m('ddBackup').toFixed(0)} MB/s, ratio ${(m('moverBackup') / m('ddBackup')).toFixed(2)}× (goal ≥ 0.8×)`);
-    console.log(`restore (tape → disk): mover ${m('moverRestore').toFixed(0)} MB/s, dd ${m('ddRestore').toFixed(0)} MB/s, ratio ${(m('moverRestore') / m('ddRestore')).toFixed(2)}×`);
-    console.log(`initiator sockets: ${wire} bytes for ${2 * RUNS * BYTES} bytes moved`);
+    console.log(`\nsummary (medians):\n${summary.join('\n')}`);
     console.log(`engine baseline (in-process MemoryDevice → MemoryTape, no iSCSI, best of 3): ${(await engineBaseline()).toFixed(0)} MB/s`);
   } finally {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);

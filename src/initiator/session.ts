@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { connectWithReadBuffer } from '../util/fixed-read-socket.ts';
 import { randomBytes } from 'node:crypto';
 import { Framer, FramingError, pduPieces } from '../iscsi/framer.ts';
 import { type RawPdu, Opcode, opcodeOf, ittOf, u32 } from '../iscsi/pdu/bhs.ts';
@@ -129,7 +130,7 @@ export class InitiatorSession {
   private async open(opts: LoginOptions): Promise<void> {
     const port = opts.port ?? 3260;
     this.socket = await new Promise<Socket>((resolve, reject) => {
-      const sock = connect({ host: opts.host, port });
+      const sock = connectWithReadBuffer({ host: opts.host, port }, (c) => this.onData(c));
       sock.once('connect', () => resolve(sock));
       sock.once('error', (e) => reject(new IscsiError('ERR_ISCSI_CONNECT', `cannot connect to ${opts.host}:${port}: ${e.message}`)));
     });
@@ -142,7 +143,6 @@ export class InitiatorSession {
       const len = (bhs[5] << 16) | (bhs[6] << 8) | bhs[7];
       return p?.buf && off + len <= p.buf.length ? p.buf.subarray(off, off + len) : undefined;
     };
-    this.socket.on('data', (c: Buffer) => this.onData(c));
     this.socket.on('error', (e) => this.fail(new IscsiError('ERR_ISCSI_SOCKET', `connection error: ${e.message}`)));
     this.socket.on('close', () => this.fail(new IscsiError('ERR_ISCSI_CLOSED', 'connection closed by the target')));
     this.socket.on('drain', () => this.flushWindowWaiters());

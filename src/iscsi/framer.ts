@@ -21,14 +21,29 @@ export interface FramerOptions {
   maxDataSegment: number;
 }
 
+const EMPTY = Buffer.alloc(0);
+const Phase = { HEADER: 0, DATA: 1, TAIL: 2 } as const;
+type Phase = (typeof Phase)[keyof typeof Phase];
+
 /**
  * Chunks in, PDUs out (RFC 7143 11.1: BHS, AHS, header digest, data, pad to 4, data digest).
- * No socket. Keeps the incoming chunks and copies only when a PDU straddles two of them.
+ * No socket. Every byte is copied exactly once, into the PDU's own header buffer or straight
+ * into its data destination, so the caller may reuse a chunk as soon as `push` returns (a
+ * socket reading into one fixed buffer).
  */
 export class Framer {
   opts: FramerOptions;
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private phase: Phase = Phase.HEADER;
+  /** The current PDU's header (BHS, then grown for AHS and header digest). */
+  private hdr = Buffer.allocUnsafe(BHS_LENGTH);
+  private hdrFill = 0;
+  private ahsLen = 0;
+  private data: Uint8Array = EMPTY;
+  private dataFill = 0;
+  /** Pad and data digest after the data segment. */
+  private tail = Buffer.alloc(8);
+  private tailLen = 0;
+  private tailFill = 0;
 
   constructor(opts: FramerOptions) {
     this.opts = { ...opts };
@@ -36,113 +51,94 @@ export class Framer {
 
   /**
    * Optional: where a PDU's data segment should land. Called once the header is complete; a
-   * returned buffer of exactly DataSegmentLength bytes receives the data directly (no
-   * intermediate copy), and the PDU's `data` is that buffer.
+   * returned buffer of exactly DataSegmentLength bytes receives the data directly, and the
+   * PDU's `data` is that buffer. Not used when data digests are on (the data is checked first).
    */
   dataTarget?: (bhs: Uint8Array) => Uint8Array | undefined;
 
   /** Feed a chunk; returns the complete PDUs (and data-digest faults) it finishes. Throws FramingError. */
-  push(chunk: Buffer, out: (pdu: RawPdu | DataDigestFault) => void): void {
-    if (chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+  push(chunk: Uint8Array, out: (pdu: RawPdu | DataDigestFault) => void): void {
+    const n = chunk.length;
+    let off = 0;
     for (;;) {
-      const hd = this.opts.headerDigest ? 4 : 0;
-      if (this.buffered < BHS_LENGTH) return;
-      const bhs = this.peek(BHS_LENGTH);
-      const ahsLen = totalAhsLength(bhs);
-      const dsl = dataSegmentLength(bhs);
-      if (dsl > this.opts.maxDataSegment) {
-        throw new FramingError(`data segment of ${dsl} bytes exceeds MaxRecvDataSegmentLength ${this.opts.maxDataSegment}`);
-      }
-      const dd = this.opts.dataDigest && dsl > 0 ? 4 : 0;
-      const padded = (dsl + 3) & ~3;
-      const total = BHS_LENGTH + ahsLen + hd + padded + dd;
-      if (this.buffered < total) return;
-      if (dsl > 0 && !dd && this.dataTarget && this.chunks[0].length < total) {
-        // A data segment spanning chunks: copy it once, straight to where it belongs.
-        const sink = this.dataTarget(bhs);
-        if (sink && sink.length === dsl) {
-          const head = this.take(BHS_LENGTH + ahsLen + hd);
-          const headerEnd = BHS_LENGTH + ahsLen;
-          if (hd && crc32c(head.subarray(0, headerEnd)) !== head.readUInt32LE(headerEnd)) throw new FramingError('header digest mismatch');
-          this.copyOut(sink);
-          if (padded > dsl) this.take(padded - dsl);
-          out({ bhs: head.subarray(0, BHS_LENGTH), ahs: head.subarray(BHS_LENGTH, headerEnd), data: sink });
-          continue;
+      if (this.phase === Phase.HEADER) {
+        const k = Math.min(this.hdr.length - this.hdrFill, n - off);
+        this.hdr.set(chunk.subarray(off, off + k), this.hdrFill);
+        this.hdrFill += k;
+        off += k;
+        if (this.hdrFill < this.hdr.length) return;
+        if (this.hdr.length === BHS_LENGTH) {
+          this.ahsLen = totalAhsLength(this.hdr);
+          const full = BHS_LENGTH + this.ahsLen + (this.opts.headerDigest ? 4 : 0);
+          if (full > BHS_LENGTH) {
+            const grown = Buffer.allocUnsafe(full);
+            grown.set(this.hdr, 0);
+            this.hdr = grown;
+            continue;
+          }
         }
+        this.headerDone();
       }
-      const whole = this.take(total);
-      const headerEnd = BHS_LENGTH + ahsLen;
-      if (hd) {
-        const want = whole.readUInt32LE(headerEnd);
-        if (crc32c(whole.subarray(0, headerEnd)) !== want) throw new FramingError('header digest mismatch');
+      if (this.phase === Phase.DATA) {
+        const k = Math.min(this.data.length - this.dataFill, n - off);
+        this.data.set(chunk.subarray(off, off + k), this.dataFill);
+        this.dataFill += k;
+        off += k;
+        if (this.dataFill < this.data.length) return;
+        this.phase = Phase.TAIL;
       }
-      const dataStart = headerEnd + hd;
-      const data = whole.subarray(dataStart, dataStart + dsl);
-      const head = whole.subarray(0, BHS_LENGTH);
-      if (dd) {
-        const want = whole.readUInt32LE(dataStart + padded);
-        if (crc32c(whole.subarray(dataStart, dataStart + padded)) !== want) {
-          out({ bhs: head });
-          continue;
-        }
+      if (this.phase === Phase.TAIL) {
+        const k = Math.min(this.tailLen - this.tailFill, n - off);
+        this.tail.set(chunk.subarray(off, off + k), this.tailFill);
+        this.tailFill += k;
+        off += k;
+        if (this.tailFill < this.tailLen) return;
+        this.emit(out);
       }
-      out({ bhs: head, ahs: whole.subarray(BHS_LENGTH, headerEnd), data });
     }
   }
 
-  /** Consume target.length buffered bytes into target. */
-  private copyOut(target: Uint8Array): void {
-    let off = 0;
-    while (off < target.length) {
-      const c = this.chunks[0];
-      const k = Math.min(c.length, target.length - off);
-      target.set(c.subarray(0, k), off);
-      off += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
+  /** Header complete: check its digest and the segment length, pick the data destination. */
+  private headerDone(): void {
+    const headerEnd = BHS_LENGTH + this.ahsLen;
+    if (this.opts.headerDigest && crc32c(this.hdr.subarray(0, headerEnd)) !== this.hdr.readUInt32LE(headerEnd)) {
+      throw new FramingError('header digest mismatch');
     }
-    this.buffered -= target.length;
+    const dsl = dataSegmentLength(this.hdr);
+    if (dsl > this.opts.maxDataSegment) {
+      throw new FramingError(`data segment of ${dsl} bytes exceeds MaxRecvDataSegmentLength ${this.opts.maxDataSegment}`);
+    }
+    const dd = this.opts.dataDigest && dsl > 0 ? 4 : 0;
+    this.tailLen = ((dsl + 3) & ~3) - dsl + dd;
+    this.tailFill = 0;
+    this.dataFill = 0;
+    let dest: Uint8Array | undefined;
+    if (dsl > 0 && !dd && this.dataTarget) {
+      const sink = this.dataTarget(this.hdr.subarray(0, BHS_LENGTH));
+      if (sink && sink.length === dsl) dest = sink;
+    }
+    this.data = dest ?? (dsl > 0 ? Buffer.allocUnsafe(dsl) : EMPTY);
+    this.phase = Phase.DATA;
   }
 
-  private peek(n: number): Buffer {
-    if (this.chunks[0].length >= n) return this.chunks[0];
-    return this.gather(n, false);
-  }
-
-  private take(n: number): Buffer {
-    const first = this.chunks[0];
-    if (first.length >= n) {
-      this.buffered -= n;
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
+  private emit(out: (pdu: RawPdu | DataDigestFault) => void): void {
+    const hdr = this.hdr;
+    const data = this.data;
+    const bhs = hdr.subarray(0, BHS_LENGTH);
+    const ahs = hdr.subarray(BHS_LENGTH, BHS_LENGTH + this.ahsLen);
+    let digestOk = true;
+    if (this.opts.dataDigest && data.length > 0) {
+      const pad = this.tailLen - 4;
+      let c = crc32c(data);
+      if (pad) c = crc32c(this.tail.subarray(0, pad), c);
+      digestOk = c === this.tail.readUInt32LE(pad);
     }
-    return this.gather(n, true);
-  }
-
-  private gather(n: number, consume: boolean): Buffer {
-    const out = Buffer.allocUnsafe(n);
-    let off = 0;
-    let i = 0;
-    while (off < n) {
-      const c = this.chunks[i];
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
-      off += k;
-      if (consume) {
-        if (k === c.length) {
-          this.chunks.shift();
-        } else {
-          this.chunks[0] = c.subarray(k);
-        }
-      } else {
-        i++;
-      }
-    }
-    if (consume) this.buffered -= n;
-    return out;
+    this.hdr = Buffer.allocUnsafe(BHS_LENGTH);
+    this.hdrFill = 0;
+    this.ahsLen = 0;
+    this.data = EMPTY;
+    this.phase = Phase.HEADER;
+    out(digestOk ? { bhs, ahs, data } : { bhs });
   }
 }
 

@@ -182,6 +182,12 @@ export class Cartridge {
   private dirtyTail: boolean;
   /** Resolves when every entry appended so far is written (appends overlap; see appendPipelined). */
   private pending: Promise<void> = Promise.resolve();
+  /** Resolves when every entry appended so far is queued for its index write, in order. */
+  private queued: Promise<void> = Promise.resolve();
+  /** Entries whose data is written, waiting for the next index write (consecutive slots). */
+  private entryQueue: { slot: number; entry: IndexEntry }[] = [];
+  /** The index write in flight, if any. */
+  private entryFlush?: Promise<void>;
   /** Reads in flight (a truncation waits for them). */
   private readonly reads = new Set<Promise<void>>();
   /** A background write failed: the medium is unusable until reopened. */
@@ -457,13 +463,48 @@ export class Cartridge {
       dataWritten = this.writeAll(data, len, CartridgeLayout.DATA_BASE + run.dataOffset);
     }
     this.runs.push(run);
-    // Data first, then its entry: the record exists only once both are written.
-    const before = this.pending;
-    const done = Promise.all([dataWritten, before]).then(() => this.writeSlot(k, run));
+    // Data first, then its entry: the record exists only once both are written. Entries are
+    // queued in run order and written in batches (group commit: one write for all that are ready).
+    // Wrapped so that `queued` resolves when the entry is queued, not when it is written.
+    const queued = Promise.all([dataWritten, this.queued]).then(() => ({ written: this.commitEntry(k, run) }));
+    this.queued = queued.then(() => undefined, () => undefined);
+    const done = queued.then((q) => q.written);
     this.pending = done.catch((e: Error) => {
       this.failure ??= e;
     });
     return { done };
+  }
+
+  /**
+   * Queue the entry for `slot` (called in slot order, after its data is written) and return the
+   * write that will hold it. At most one index write
+   * is in flight; everything queued meanwhile goes out together in the next one, in order.
+   */
+  private commitEntry(slot: number, entry: IndexEntry): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    this.entryQueue.push({ slot, entry });
+    if (this.entryQueue.length === 1) {
+      // First in a new batch: it goes out when the write in flight (if any) is done.
+      const prev = this.entryFlush ?? Promise.resolve();
+      this.entryFlush = prev.then(() => this.flushEntries());
+    }
+    return this.entryFlush!;
+  }
+
+  private async flushEntries(): Promise<void> {
+    const batch = this.entryQueue;
+    this.entryQueue = [];
+    const E = CartridgeLayout.ENTRY_BYTES;
+    const buf = new Uint8Array(batch.length * E);
+    for (let i = 0; i < batch.length; i++) {
+      if (batch[i].slot !== batch[0].slot + i) throw new CartridgeError('index batch is not contiguous');
+      buf.set(encodeEntry(batch[i].entry), i * E);
+    }
+    let done = 0;
+    const pos = this.indexBase + batch[0].slot * E;
+    while (done < buf.length) done += (await this.fh.write(buf, done, buf.length - done, pos + done)).bytesWritten;
+    const end = batch[batch.length - 1].slot + 1;
+    if (end > this.physicalSlots) this.physicalSlots = end;
   }
 
   private async writeAll(data: Uint8Array, len: number, pos: number): Promise<void> {

@@ -91,6 +91,8 @@ export class TargetConnection {
   private readonly host: ConnectionHost;
   private log: Logger;
   private readonly framer: Framer;
+  /** Pooled buffer taken for the immediate data of the SCSI command being framed. */
+  private immediateBuf?: Buffer;
   private login: TargetLoginFsm;
   private phase: 'login' | 'full' | 'closed' = 'login';
   params?: SessionParams;
@@ -124,7 +126,6 @@ export class TargetConnection {
     this.framer.dataTarget = (bhs) => this.dataOutSink(bhs);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.log.debug({ err }, 'socket error'));
     socket.on('close', () => this.teardown('socket closed'));
     socket.on('drain', () => socket.resume());
@@ -145,7 +146,8 @@ export class TargetConnection {
 
   // ---- input ----
 
-  private onData(chunk: Buffer): void {
+  /** Bytes from the socket (the server's reader); `chunk` is reused after this returns. */
+  receive(chunk: Buffer): void {
     this.lastHeard = Date.now();
     try {
       this.framer.push(chunk, (pdu) => {
@@ -289,7 +291,27 @@ export class TargetConnection {
 
   // ---- SCSI commands ----
 
+  /** The pooled buffer immediateDataSink filled, if `data` is its head; otherwise it goes back. */
+  private adoptImmediateBuffer(data: Uint8Array, edtl: number): Buffer | undefined {
+    const b = this.immediateBuf;
+    this.immediateBuf = undefined;
+    if (!b) return undefined;
+    if (b.length === edtl && data.buffer === b.buffer && data.byteOffset === b.byteOffset) return b;
+    writeBuffers.give(b);
+    return undefined;
+  }
+
   private onScsiCommand(pdu: RawPdu): void {
+    try {
+      this.onScsiCommandWith(pdu);
+    } finally {
+      // Not adopted (rejected, dropped, out of window): back to the pool.
+      if (this.immediateBuf) writeBuffers.give(this.immediateBuf);
+      this.immediateBuf = undefined;
+    }
+  }
+
+  private onScsiCommandWith(pdu: RawPdu): void {
     if (this.sessionType !== 'Normal') return this.reject(pdu.bhs, RejectReason.PROTOCOL_ERROR);
     const cmd = decodeScsiCommand(pdu);
     if (!cmd.immediate && (serialLt(cmd.cmdSN, this.expCmdSN) || serialLt(this.maxCmdSN, cmd.cmdSN))) {
@@ -307,8 +329,9 @@ export class TargetConnection {
         task.failed = checkCondition(new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB));
       } else {
         const imm = Math.min(cmd.data.length, cmd.edtl);
-        const buf = writeBuffers.take(cmd.edtl);
-        buf.set(cmd.data.subarray(0, imm), 0);
+        const adopted = this.adoptImmediateBuffer(cmd.data, cmd.edtl);
+        const buf = adopted ?? writeBuffers.take(cmd.edtl);
+        if (!adopted) buf.set(cmd.data.subarray(0, imm), 0);
         const unsolicitedEnd = cmd.final || params.initialR2T ? imm : Math.min(params.firstBurstLength, cmd.edtl);
         task.write = {
           buf,
@@ -363,7 +386,9 @@ export class TargetConnection {
 
   /** Where an incoming Data-Out's data goes: straight into its task's buffer when it is in sequence. */
   private dataOutSink(bhs: Uint8Array): Uint8Array | undefined {
-    if (this.phase !== 'full' || opcodeOf(bhs) !== Opcode.DATA_OUT) return undefined;
+    if (this.phase !== 'full') return undefined;
+    if (opcodeOf(bhs) === Opcode.SCSI_COMMAND) return this.immediateDataSink(bhs);
+    if (opcodeOf(bhs) !== Opcode.DATA_OUT) return undefined;
     const task = this.tasks.get(ittOf(bhs));
     const w = task?.write;
     if (!task || !w || task.started || task.failed) return undefined;
@@ -374,6 +399,20 @@ export class TargetConnection {
     if (offset !== expected || offset + len > w.buf.length) return undefined;
     return w.buf.subarray(offset, offset + len);
   }
+  /**
+   * Immediate data of a WRITE (RFC 7143 11.3.4) lands in the pooled buffer the task will use,
+   * taken here when its header arrives; onScsiCommand adopts it (or gives it back).
+   */
+  private immediateDataSink(bhs: Uint8Array): Uint8Array | undefined {
+    const write = (bhs[1] & 0x20) !== 0;
+    const edtl = u32(bhs, 20);
+    const len = (bhs[5] << 16) | (bhs[6] << 8) | bhs[7];
+    if (!write || !this.params?.immediateData || edtl > MAX_WRITE_BYTES || len > edtl) return undefined;
+    if (this.immediateBuf) writeBuffers.give(this.immediateBuf);
+    this.immediateBuf = writeBuffers.take(edtl);
+    return this.immediateBuf.subarray(0, len);
+  }
+
 
   private onDataOut(pdu: RawPdu): void {
     const d = decodeDataOut(pdu);

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { adoptWithReadBuffer } from '../util/fixed-read-socket.ts';
 import pino, { type Logger } from 'pino';
 import { TargetConnection, type ConnectionHost } from './connection.ts';
 import type { Target } from './target.ts';
@@ -69,8 +70,12 @@ export class TargetServer implements ConnectionHost {
 
   /** Listen on host:port (port 0 = any); resolves with the bound address. */
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    const server = createServer((socket: Socket) => {
+    // Paused on accept so the socket can be re-wrapped to read into one fixed buffer.
+    const server = createServer({ pauseOnConnect: true }, (accepted: Socket) => {
+      const reader = { conn: undefined as TargetConnection | undefined };
+      const socket = adoptWithReadBuffer(accepted, (chunk) => reader.conn?.receive(chunk));
       const conn = new TargetConnection(socket, this);
+      reader.conn = conn;
       this.live.add(conn);
     });
     this.server = server;
