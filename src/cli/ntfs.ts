@@ -11,6 +11,7 @@ import { InitiatorSession } from '../initiator/session.ts';
 import { usedClusters } from '../ntfs/bitmap.ts';
 import { NtfsErrorCode, NtfsFormatError } from '../ntfs/errors.ts';
 import { buildPlan, planToJson } from '../ntfs/plan.ts';
+import { secureStore } from '../ntfs/security.ts';
 import { AttrType } from '../ntfs/record.ts';
 import { describe, resolvePath, walk, type ListEntry, type SkippedRecord } from '../ntfs/tree.ts';
 import { findAttr, openVolume, streamAttr, type Volume } from '../ntfs/volume.ts';
@@ -98,11 +99,13 @@ async function ls(source: string, path: string, opts: { recursive?: boolean; jso
     const dir = await resolvePath(vol, path);
     const rows: ListEntry[] = [];
     if (!dir.isDirectory) {
-      rows.push(await describe(vol, dir, path.startsWith('/') ? path : `/${path}`));
+      rows.push(await describe(vol, dir, path.startsWith('/') ? path : `/${path}`, warn));
     } else {
       const base = `/${path.split('/').filter((p) => p && p !== '.').join('/')}`;
       for await (const { entry } of walk(vol, dir, base, { recursive: opts.recursive ?? false, system: opts.system, onError: warn })) rows.push(entry);
     }
+    // $SDS entries that could not be used, once each (their files list no owner/group).
+    for (const p of (await secureStore(vol).catch(() => undefined))?.problems ?? []) warn({ record: p.record, code: p.code, message: p.message });
     if (opts.json) await write(process.stdout, `${JSON.stringify(rows)}\n`);
     else for (const r of rows) await write(process.stdout, lsLine(r));
   });

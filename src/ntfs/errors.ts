@@ -13,6 +13,7 @@ export const NtfsErrorCode = {
   TRUNCATED: 'ERR_NTFS_TRUNCATED',
   NOT_FOUND: 'ERR_NTFS_NOT_FOUND',
   LIMIT: 'ERR_NTFS_LIMIT',
+  SECURITY: 'ERR_NTFS_SECURITY',
 } as const;
 export type NtfsErrorCode = (typeof NtfsErrorCode)[keyof typeof NtfsErrorCode];
 

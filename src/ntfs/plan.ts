@@ -50,6 +50,8 @@ export interface PlanFile {
   type: 'file' | 'dir' | 'symlink' | 'reparse';
   names: PlanName[];
   fileAttributes: number;
+  /** $STANDARD_INFORMATION security id (NTFS 3.x: the descriptor in /$Secure), null without one. */
+  securityId: number | null;
   /** $STANDARD_INFORMATION times, ms since 1970 UTC (null without one). */
   createdMs: number | null;
   modifiedMs: number | null;
@@ -96,7 +98,7 @@ export function planBytes(b: PlanBytes | undefined): Uint8Array {
 
 // Columns of the in-memory plan: one NumberTable row per file, name, attribute, attribute record
 // (header) and run, instead of ~200,000 objects the garbage collector would trace.
-const F = { RECORD: 0, SEQ: 1, TYPE: 2, FILE_ATTRIBUTES: 3, HAS_SI: 4, CREATED: 5, MODIFIED: 6, CHANGED: 7, ACCESSED: 8, ATTR_START: 9, ATTR_END: 10, NAME_START: 11, NAME_END: 12 } as const;
+const F = { RECORD: 0, SEQ: 1, TYPE: 2, FILE_ATTRIBUTES: 3, HAS_SI: 4, CREATED: 5, MODIFIED: 6, CHANGED: 7, ACCESSED: 8, ATTR_START: 9, ATTR_END: 10, NAME_START: 11, NAME_END: 12, SECURITY_ID: 13 } as const;
 const A_WIDTH = 12;
 const A = { TYPE: 0, RESIDENT: 1, SIZE: 2, FLAGS: 3, COMPRESSION_UNIT: 4, ALLOCATED: 5, INITIALIZED: 6, VALUE_OFFSET: 7, HEADER_START: 8, HEADER_END: 9, RUN_START: 10, RUN_END: 11 } as const;
 const N = { PARENT: 0, NAMESPACE: 1 } as const;
@@ -169,6 +171,7 @@ export class FilePlan {
       type: FILE_TYPES[files.get(r, F.TYPE)],
       names: [],
       fileAttributes: files.get(r, F.FILE_ATTRIBUTES),
+      securityId: hasSi && files.get(r, F.SECURITY_ID) >= 0 ? files.get(r, F.SECURITY_ID) : null,
       createdMs: hasSi ? files.get(r, F.CREATED) : null,
       modifiedMs: hasSi ? files.get(r, F.MODIFIED) : null,
       changedMs: hasSi ? files.get(r, F.CHANGED) : null,
@@ -299,7 +302,7 @@ class PlanBuilder {
     // tables rarely grow; capped, as records past the used ones cost nothing.
     const rows = (perRecord: number): number => Math.min(1 << 17, Math.ceil(vol.recordCount * perRecord) + 16);
     this.t = {
-      files: new NumberTable(13, rows(1)), names: new NumberTable(2, rows(2)), attrs: new NumberTable(A_WIDTH, rows(4)), headers: new NumberTable(3, rows(4)), runs: new NumberTable(3, rows(2)),
+      files: new NumberTable(14, rows(1)), names: new NumberTable(2, rows(2)), attrs: new NumberTable(A_WIDTH, rows(4)), headers: new NumberTable(3, rows(4)), runs: new NumberTable(3, rows(2)),
       nameStrings: [], attrNames: [], buffers: [],
     };
     this.parentRec = new Float64Array(vol.recordCount).fill(-1);
@@ -435,6 +438,7 @@ class PlanBuilder {
     files.set(r, F.HAS_SI, si ? 1 : 0);
     if (!si) return;
     files.set(r, F.FILE_ATTRIBUTES, si.fileAttributes);
+    files.set(r, F.SECURITY_ID, si.securityId ?? -1);
     files.set(r, F.CREATED, si.createdMs);
     files.set(r, F.MODIFIED, si.modifiedMs);
     files.set(r, F.CHANGED, si.changedMs);

@@ -2,6 +2,7 @@ import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 import { readDirectory, type DirEntry } from './index.ts';
 import { AttrType } from './record.ts';
 import { readContent } from './stream.ts';
+import { fileSecurity } from './security.ts';
 import { FileAttr, msToIso, Namespace, ReparseTag } from './values.ts';
 import { findAttr, linkNames, loadFile, SystemRecord, type NtfsFile, type Volume } from './volume.ts';
 
@@ -21,6 +22,11 @@ export interface ListEntry {
   modified: string | null;
   changed: string | null;
   accessed: string | null;
+  /** The $STANDARD_INFORMATION security id (NTFS 3.x), when it has one. */
+  securityId?: number;
+  /** Owner and group SIDs (S-1-…) of the file's security descriptor, when it resolves. */
+  owner?: string;
+  group?: string;
 }
 
 /** A record skipped because it is malformed; the walk carries on. */
@@ -45,10 +51,14 @@ export async function entryType(vol: Volume, f: NtfsFile): Promise<EntryType> {
   return 'file';
 }
 
-export async function describe(vol: Volume, f: NtfsFile, path: string): Promise<ListEntry> {
+/**
+ * A listing row. A security descriptor that does not resolve (damaged, or an id missing from
+ * $Secure) leaves out owner and group and is reported through `onError`; the row stays.
+ */
+export async function describe(vol: Volume, f: NtfsFile, path: string, onError?: (s: SkippedRecord) => void): Promise<ListEntry> {
   const data = findAttr(f, AttrType.DATA);
   const streams = f.attrs.filter((a) => a.type === AttrType.DATA && a.name !== '').map((a) => ({ name: a.name, size: a.dataSize }));
-  return {
+  const entry: ListEntry = {
     path,
     type: await entryType(vol, f),
     size: f.isDirectory ? 0 : (data?.dataSize ?? 0),
@@ -61,6 +71,16 @@ export async function describe(vol: Volume, f: NtfsFile, path: string): Promise<
     changed: f.si ? msToIso(f.si.changedMs) : null,
     accessed: f.si ? msToIso(f.si.accessedMs) : null,
   };
+  if (f.si?.securityId !== undefined) entry.securityId = f.si.securityId;
+  try {
+    const sec = await fileSecurity(vol, f);
+    if (sec?.descriptor.owner) entry.owner = sec.descriptor.owner;
+    if (sec?.descriptor.group) entry.group = sec.descriptor.group;
+  } catch (e) {
+    if (!(e instanceof NtfsFormatError)) throw e;
+    onError?.({ record: f.record, path, code: e.code, message: e.message });
+  }
+  return entry;
 }
 
 export function joinPath(dir: string, name: string): string {
@@ -130,7 +150,7 @@ export async function* walk(vol: Volume, dir: NtfsFile, dirPath: string, opts: W
       let entry: ListEntry;
       try {
         f = await loadEntry(vol, e);
-        entry = await describe(vol, f, p);
+        entry = await describe(vol, f, p, opts.onError);
       } catch (err) {
         opts.onError(asSkipped(err, p, e.ref.record));
         continue;

@@ -120,3 +120,26 @@ export function ntfscat(img: string, path: string, stream = ''): Buffer | null {
   const r = run('ntfscat', args);
   return r.status === 0 ? r.stdout : null;
 }
+
+export interface SecAudit {
+  /** Security id ("Security key"), undefined for "none" (a $SECURITY_DESCRIPTOR attribute). */
+  key?: number;
+  bytes: Buffer;
+  hash: number;
+  owner: string;
+  group: string;
+}
+
+/** `ntfssecaudit -v IMG PATH`, parsed: key, the descriptor's hex dump, computed hash, owner and group SIDs. */
+export function ntfssecaudit(img: string, path: string): SecAudit {
+  const r = run('ntfssecaudit', ['-v', img, path]);
+  const text = r.stdout.toString('utf8');
+  const key = /^Security key : (0x[0-9a-f]+|none)/m.exec(text)?.[1];
+  const hash = /^Computed hash : 0x([0-9a-f]+)/m.exec(text)?.[1];
+  const owner = /^Windows owner (S-[\d-]+)/m.exec(text)?.[1];
+  const group = /^Windows group (S-[\d-]+)/m.exec(text)?.[1];
+  if (r.status !== 0 || !key || !hash || !owner || !group) throw new Error(`ntfssecaudit ${path} failed (${r.status}): ${text}${r.stderr}`);
+  // "        000010  14000000 02007800 05000000 00041800": offset, then up to four groups of bytes
+  const hex = [...text.matchAll(/^[ \t]+[0-9a-f]{6}((?:[ \t]+[0-9a-f]{2,8})+)[ \t]*$/gm)].map((m) => m[1].replace(/[ \t]+/g, '')).join('');
+  return { key: key === 'none' ? undefined : parseInt(key, 16), bytes: Buffer.from(hex, 'hex'), hash: parseInt(hash, 16), owner, group };
+}
