@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { NtfsFormatError } from './errors.ts';
 import { decodeSecurityDescriptor, indexSds, securityHash, sidString } from './security.ts';
 
@@ -92,4 +93,16 @@ test('$SDS entries are indexed by security id; a damaged entry comes from its mi
   assert.deepEqual([...lost.entries.keys()], [0x100, 0x102], 'the entry after the damaged one is still found');
   assert.equal(lost.problems.length, 1, "one report for the damaged entry, not one per byte scanned");
   assert.equal(lost.problems[0].record, 9);
+});
+
+test('indexSds never throws on damaged streams, and keeps only entries whose hash matches (property)', () => {
+  const a = descriptor(ADMINS, SYSTEM, [{ type: 0, mask: 1, sid: EVERYONE }]);
+  const b = descriptor(SYSTEM, ADMINS, [{ type: 1, mask: 2, sid: EVERYONE }]);
+  const stream = sds([{ id: 0x100, sd: a }, { id: 0x101, sd: b }]);
+  fc.assert(fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 0x7ffff }), fc.integer({ min: 0, max: 255 })), { maxLength: 20 }), fc.integer({ min: 0, max: 0x80000 }), (edits, cut) => {
+    const s = new Uint8Array(stream.subarray(0, cut));
+    for (const [at, v] of edits) if (at < s.length) s[at] = v;
+    const store = indexSds(s);
+    for (const e of store.entries.values()) assert.equal(securityHash(e.bytes), e.hash);
+  }), { numRuns: 200 });
 });

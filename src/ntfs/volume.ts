@@ -166,9 +166,14 @@ export async function* mftBatches(vol: Volume): AsyncGenerator<{ first: number; 
   const rs = vol.geo.recordSize;
   const per = Math.max(1, Math.floor((4 << 20) / rs));
   const content: AttrContent = { ...vol.mft, initializedSize: vol.mft.dataSize };
-  for (let n = 0; n < vol.recordCount; n += per) {
-    const count = Math.min(per, vol.recordCount - n);
-    yield { first: n, count, buf: await readContent(vol, content, n * rs, count * rs) };
+  const read = (n: number): Promise<Uint8Array> => readContent(vol, content, n * rs, Math.min(per, vol.recordCount - n) * rs);
+  let next = vol.recordCount > 0 ? read(0) : undefined;
+  for (let n = 0; next; n += per) {
+    const buf = await next;
+    // the next batch is read while this one is decoded
+    next = n + per < vol.recordCount ? read(n + per) : undefined;
+    next?.catch(() => undefined); // awaited (and thrown) on the next step; not unhandled if the caller stops early
+    yield { first: n, count: Math.min(per, vol.recordCount - n), buf };
   }
 }
 
