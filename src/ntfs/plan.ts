@@ -101,7 +101,7 @@ export function planBytes(b: PlanBytes | undefined): Uint8Array {
 const F = { RECORD: 0, SEQ: 1, TYPE: 2, FILE_ATTRIBUTES: 3, HAS_SI: 4, CREATED: 5, MODIFIED: 6, CHANGED: 7, ACCESSED: 8, ATTR_START: 9, ATTR_END: 10, NAME_START: 11, NAME_END: 12, SECURITY_ID: 13 } as const;
 const A_WIDTH = 12;
 const A = { TYPE: 0, RESIDENT: 1, SIZE: 2, FLAGS: 3, COMPRESSION_UNIT: 4, ALLOCATED: 5, INITIALIZED: 6, VALUE_OFFSET: 7, HEADER_START: 8, HEADER_END: 9, RUN_START: 10, RUN_END: 11 } as const;
-const N = { PARENT: 0, NAMESPACE: 1 } as const;
+const N = { PARENT: 0, NAMESPACE: 1, BUFFER: 2, OFFSET: 3, LENGTH: 4 } as const;
 const H = { BUFFER: 0, OFFSET: 1, LENGTH: 2 } as const;
 const FILE_TYPES = ['file', 'dir', 'symlink', 'reparse'] as const;
 const TypeCode = { file: 0, dir: 1, symlink: 2, reparse: 3 } as const;
@@ -127,11 +127,12 @@ export class FilePlan {
   readonly used: UsedPlan;
   readonly skipped: SkippedRecord[];
   private readonly t: PlanTables;
-  /** File rows kept, in record order, and their paths. */
+  /** File rows kept, in record order. */
   private readonly rows: number[];
-  private readonly paths: (string | null)[];
+  /** Paths by record, made when first asked for (directories once). */
+  private readonly paths: (string | null | undefined)[];
 
-  constructor(vol: Volume, blockSize: number, t: PlanTables, rows: number[], paths: (string | null)[], extents: [number, number][], used: UsedPlan, skipped: SkippedRecord[]) {
+  constructor(vol: Volume, blockSize: number, t: PlanTables, rows: number[], extents: [number, number][], used: UsedPlan, skipped: SkippedRecord[]) {
     this.blockSize = blockSize;
     this.clusterSize = vol.geo.clusterSize;
     this.sectorSize = vol.geo.bytesPerSector;
@@ -139,7 +140,8 @@ export class FilePlan {
     this.serial = vol.geo.serial;
     this.t = t;
     this.rows = rows;
-    this.paths = paths;
+    this.paths = new Array<string | null | undefined>(t.reach.length);
+    this.paths[SystemRecord.ROOT] = '/';
     this.extents = extents;
     this.used = used;
     this.skipped = skipped;
@@ -161,13 +163,13 @@ export class FilePlan {
 
   /** File `i` (0..fileCount-1) as a document object; bytes as views of the $MFT read, or base64. */
   file(i: number, base64 = false): PlanFile {
-    const { files, names, attrs, nameStrings } = this.t;
+    const { files, names, attrs } = this.t;
     const r = this.rows[i];
     const hasSi = files.get(r, F.HAS_SI) === 1;
     const out: PlanFile = {
       record: files.get(r, F.RECORD),
       seq: files.get(r, F.SEQ),
-      path: this.paths[i],
+      path: this.pathOf(files.get(r, F.RECORD)),
       type: FILE_TYPES[files.get(r, F.TYPE)],
       names: [],
       fileAttributes: files.get(r, F.FILE_ATTRIBUTES),
@@ -178,9 +180,26 @@ export class FilePlan {
       accessedMs: hasSi ? files.get(r, F.ACCESSED) : null,
       attributes: [],
     };
-    for (let k = files.get(r, F.NAME_START); k < files.get(r, F.NAME_END); k++) out.names.push({ parent: names.get(k, N.PARENT), name: nameStrings[k], namespace: names.get(k, N.NAMESPACE) });
+    for (let k = files.get(r, F.NAME_START); k < files.get(r, F.NAME_END); k++) out.names.push({ parent: names.get(k, N.PARENT), name: this.t.name(k), namespace: names.get(k, N.NAMESPACE) });
     for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) out.attributes.push(this.attribute(k, attrs, base64));
     return out;
+  }
+
+  /** Absolute path of record `n` through its first non-DOS names; null when its chain does not reach the root. */
+  private pathOf(n: number): string | null {
+    const { reach, parentRec, primaryName } = this.t;
+    const paths = this.paths;
+    if (reach[n] !== Reach.YES) return null;
+    const known = paths[n];
+    if (known !== undefined) return known;
+    const chain: number[] = [];
+    for (let cur = n; paths[cur] === undefined; cur = parentRec[cur]) chain.push(cur); // ends at the root: reach checked it
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const c = chain[i];
+      const parent = paths[parentRec[c]];
+      paths[c] = `${parent === '/' ? '' : (parent as string)}/${this.t.name(primaryName[c])}`;
+    }
+    return paths[n] as string;
   }
 
   *files(base64 = false): Generator<PlanFile> {
@@ -198,7 +217,7 @@ export class FilePlan {
   private attribute(k: number, attrs: NumberTable, base64: boolean): PlanAttribute {
     const type = attrs.get(k, A.TYPE);
     const typeName = AttrTypeName[type] ?? `0x${type.toString(16)}`;
-    const name = this.t.attrNames[k];
+    const name = this.t.attrNames.get(k) ?? '';
     const size = attrs.get(k, A.SIZE);
     const h0 = attrs.get(k, A.HEADER_START);
     if (attrs.get(k, A.RESIDENT)) return { type, typeName, name, resident: true, size, bytes: this.header(h0, base64), valueOffset: attrs.get(k, A.VALUE_OFFSET) };
@@ -270,24 +289,48 @@ export function mergeRanges(starts: Float64Array, ends: Float64Array): [number, 
   return out;
 }
 
-interface PlanTables {
+/** Whether a record's parent chain reaches the root (Reach.YES: it has a path). */
+const Reach = { UNKNOWN: 0, YES: 1, NO: 2 } as const;
+
+class PlanTables {
   files: NumberTable;
+  /** $FILE_NAMEs; the name itself stays UTF-16 in `buffers` until asked for. */
   names: NumberTable;
   attrs: NumberTable;
   headers: NumberTable;
   runs: NumberTable;
-  nameStrings: string[];
-  attrNames: string[];
-  /** $MFT batches (and extension records) the headers point into. */
-  buffers: Uint8Array[];
+  /** Names of the named attributes, by attribute row. */
+  attrNames = new Map<number, string>();
+  /** $MFT batches (and extension records, and names of flattened files) the rows point into. */
+  buffers: Uint8Array[] = [];
+  /** Per record: parent record and name row through its first non-DOS name (-1: none), and Reach. */
+  parentRec: Float64Array;
+  primaryName: Int32Array;
+  reach: Uint8Array;
+
+  constructor(recordCount: number) {
+    // Sized for a typical volume (about 2 names, 4 attributes and 1.5 runs per record) so the
+    // tables rarely grow; capped, as records past the used ones cost nothing.
+    const rows = (perRecord: number): number => Math.min(1 << 17, Math.ceil(recordCount * perRecord) + 16);
+    this.files = new NumberTable(14, rows(1));
+    this.names = new NumberTable(5, rows(2));
+    this.attrs = new NumberTable(A_WIDTH, rows(4));
+    this.headers = new NumberTable(3, rows(4));
+    this.runs = new NumberTable(3, rows(2));
+    this.parentRec = new Float64Array(recordCount).fill(-1);
+    this.primaryName = new Int32Array(recordCount).fill(-1);
+    this.reach = new Uint8Array(recordCount);
+  }
+
+  name(k: number): string {
+    const { names } = this;
+    return decodeUtf16(this.buffers[names.get(k, N.BUFFER)], names.get(k, N.OFFSET), names.get(k, N.LENGTH));
+  }
 }
 
 /** Fills the tables record by record; a record that fails is rolled back whole. */
 class PlanBuilder {
   readonly t: PlanTables;
-  /** Parent record and name per record, through the first non-DOS name (for paths). */
-  readonly parentRec: Float64Array;
-  readonly parentName: string[];
   private readonly vol: Volume;
   private readonly system: boolean;
   private readonly rh = newRecordHeader();
@@ -298,15 +341,7 @@ class PlanBuilder {
   constructor(vol: Volume, system: boolean) {
     this.vol = vol;
     this.system = system;
-    // Sized for a typical volume (about 2 names, 4 attributes and 1.5 runs per record) so the
-    // tables rarely grow; capped, as records past the used ones cost nothing.
-    const rows = (perRecord: number): number => Math.min(1 << 17, Math.ceil(vol.recordCount * perRecord) + 16);
-    this.t = {
-      files: new NumberTable(14, rows(1)), names: new NumberTable(2, rows(2)), attrs: new NumberTable(A_WIDTH, rows(4)), headers: new NumberTable(3, rows(4)), runs: new NumberTable(3, rows(2)),
-      nameStrings: [], attrNames: [], buffers: [],
-    };
-    this.parentRec = new Float64Array(vol.recordCount).fill(-1);
-    this.parentName = new Array<string>(vol.recordCount);
+    this.t = new PlanTables(vol.recordCount);
   }
 
   /** Row counts (files, attrs, names, headers, runs) before the record being added. */
@@ -325,9 +360,8 @@ class PlanBuilder {
     const { t, marks } = this;
     t.files.truncate(marks[0]);
     t.attrs.truncate(marks[1]);
-    t.attrNames.length = marks[1];
+    for (const k of t.attrNames.keys()) if (k >= marks[1]) t.attrNames.delete(k);
     t.names.truncate(marks[2]);
-    t.nameStrings.length = marks[2];
     t.headers.truncate(marks[3]);
     t.runs.truncate(marks[4]);
   }
@@ -336,15 +370,15 @@ class PlanBuilder {
     return this.system || n >= SystemRecord.FIRST_USER || n === SystemRecord.ROOT || n === SystemRecord.SECURE;
   }
 
-  /** Link the record to its parent through its first non-DOS name (or its only name). */
+  /** Link a kept record to its parent through its first non-DOS name (or its only name). */
   private linkParent(n: number, nameStart: number, nameEnd: number): void {
-    const { names, nameStrings } = this.t;
+    const { names } = this.t;
     let k = nameStart;
     while (k < nameEnd && names.get(k, N.NAMESPACE) === Namespace.DOS) k++;
     if (k === nameEnd) k = nameStart;
     if (k < nameEnd) {
-      this.parentRec[n] = names.get(k, N.PARENT);
-      this.parentName[n] = nameStrings[k];
+      this.t.parentRec[n] = names.get(k, N.PARENT);
+      this.t.primaryName[n] = k;
     }
   }
 
@@ -356,7 +390,7 @@ class PlanBuilder {
     const { rh, ah, t } = this;
     readRecordHeader(buf, off, this.vol.geo.recordSize, n, byteOffset, rh);
     if (isExtension(rh)) return true;
-    const { files, attrs, names, headers, runs, attrNames, nameStrings } = t;
+    const { files, attrs, names, headers, runs, attrNames } = t;
     this.mark();
     const clusterCount = this.vol.geo.clusterCount;
     let reparseTag: number | undefined;
@@ -370,7 +404,7 @@ class PlanBuilder {
           return false;
         }
         const k = attrs.add();
-        attrNames.push(ah.nameLength ? decodeUtf16(buf, at + ah.nameOffset, ah.nameLength) : '');
+        if (ah.nameLength) attrNames.set(k, decodeUtf16(buf, at + ah.nameOffset, ah.nameLength));
         const h = headers.add();
         const hd = headers.data;
         hd[h * 3 + H.BUFFER] = bufIndex;
@@ -391,10 +425,13 @@ class PlanBuilder {
             hasSi = true;
           } else if (ah.type === AttrType.FILE_NAME) {
             readFileName(buf, v, ah.valueLength, n, this.fn);
-            const m = names.add();
-            names.data[m * 2 + N.PARENT] = this.fn.parent.record;
-            names.data[m * 2 + N.NAMESPACE] = this.fn.namespace;
-            nameStrings.push(decodeUtf16(buf, v + 0x42, this.fn.nameLength));
+            const m = names.add() * 5;
+            const nd = names.data;
+            nd[m + N.PARENT] = this.fn.parent.record;
+            nd[m + N.NAMESPACE] = this.fn.namespace;
+            nd[m + N.BUFFER] = bufIndex;
+            nd[m + N.OFFSET] = v + 0x42;
+            nd[m + N.LENGTH] = this.fn.nameLength;
           } else if (ah.type === AttrType.REPARSE_POINT) {
             reparseTag = reparseTagAt(buf, v, ah.valueLength, n);
           }
@@ -410,17 +447,17 @@ class PlanBuilder {
         const end = decodeRunsInto(buf, at + ah.runOffset, at + len, 0, clusterCount, n, byteOffset - off, runs);
         attrs.data[ak + A.RUN_END] = runs.rows;
         checkRunsEnd(ah, end, n, byteOffset + p);
-        checkAttrSizes(n, ah.type, attrNames[k], ah.dataSize, ah.initializedSize, end, this.vol.geo.clusterSize);
+        checkAttrSizes(n, ah.type, attrNames.get(k) ?? '', ah.dataSize, ah.initializedSize, end, this.vol.geo.clusterSize);
       }
     } catch (e) {
       this.rollback();
       throw e;
     }
-    this.linkParent(n, this.marks[2], names.rows);
     if (!this.kept(n)) {
       this.rollback();
       return true;
     }
+    this.linkParent(n, this.marks[2], names.rows);
     const r = files.add();
     files.set(r, F.RECORD, n);
     files.set(r, F.SEQ, rh.seq);
@@ -447,24 +484,21 @@ class PlanBuilder {
 
   /** Add a file flattened through its attribute list (assembleFile). */
   addFile(f: NtfsFile): void {
-    const { files, attrs, names, headers, runs, attrNames, nameStrings, buffers } = this.t;
+    const { files, attrs, names, headers, runs, attrNames, buffers } = this.t;
+    if (!this.kept(f.record)) return;
     const nameStart = names.rows;
     for (const nm of f.names) {
       const m = names.add();
       names.set(m, N.PARENT, nm.parent.record);
       names.set(m, N.NAMESPACE, nm.namespace);
-      nameStrings.push(nm.name);
+      names.set(m, N.BUFFER, buffers.push(Buffer.from(nm.name, 'utf16le')) - 1);
+      names.set(m, N.LENGTH, nm.name.length);
     }
     this.linkParent(f.record, nameStart, names.rows);
-    if (!this.kept(f.record)) {
-      names.truncate(nameStart);
-      nameStrings.length = nameStart;
-      return;
-    }
     const attrStart = attrs.rows;
     for (const a of f.attrs) {
       const k = attrs.add();
-      attrNames.push(a.name);
+      if (a.name) attrNames.set(k, a.name);
       attrs.set(k, A.TYPE, a.type);
       attrs.set(k, A.RESIDENT, a.resident ? 1 : 0);
       attrs.set(k, A.SIZE, a.dataSize);
@@ -503,27 +537,27 @@ class PlanBuilder {
     files.set(r, F.NAME_END, names.rows);
   }
 
-  /** Path of every record from the parent links; a chain through a system record other than the root ($Extend) has none. */
-  pathOf(n: number, paths: (string | null | undefined)[]): string | null {
-    const { parentRec, parentName } = this;
-    const chain: number[] = [];
+  /**
+   * Whether record `n`'s parent chain reaches the root, memoised in `reach`. A chain that
+   * leaves the table, loops, runs past 1024 levels, or passes through a system record other than
+   * the root ($Extend) does not: such a file has no path.
+   */
+  reachesRoot(n: number, chain: number[]): boolean {
+    const { parentRec, reach } = this.t;
+    chain.length = 0;
     let cur = n;
-    while (paths[cur] === undefined) {
-      const p = cur < parentRec.length ? parentRec[cur] : -1;
-      if (p < 0 || p >= parentRec.length || chain.length > 1024 || chain.includes(cur) || (cur < SystemRecord.FIRST_USER && chain.length > 0)) {
-        for (const c of chain) paths[c] = null;
-        if (cur < paths.length) paths[cur] = null;
-        return null;
+    while (reach[cur] === Reach.UNKNOWN) {
+      const p = parentRec[cur];
+      if (p < 0 || p >= parentRec.length || chain.length > 1024 || (cur < SystemRecord.FIRST_USER && chain.length > 0) || chain.includes(cur)) {
+        reach[cur] = Reach.NO;
+        break;
       }
       chain.push(cur);
       cur = p;
     }
-    for (let i = chain.length - 1; i >= 0; i--) {
-      const parent = paths[i === chain.length - 1 ? cur : chain[i + 1]] ?? null;
-      const c = chain[i];
-      paths[c] = parent === null ? null : parent === '/' ? `/${parentName[c]}` : `${parent}/${parentName[c]}`;
-    }
-    return paths[n] ?? null;
+    const r = reach[cur];
+    for (const c of chain) reach[c] = r;
+    return reach[n] === Reach.YES;
   }
 }
 
@@ -565,16 +599,13 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
     }
   }
   const { files, attrs, runs } = b.t;
-  const allPaths: (string | null | undefined)[] = new Array<string | null | undefined>(vol.recordCount);
-  allPaths[SystemRecord.ROOT] = '/';
+  b.t.reach[SystemRecord.ROOT] = Reach.YES;
   const rows: number[] = [];
-  const paths: (string | null)[] = [];
+  const chain: number[] = [];
   let dropped: Uint8Array | undefined; // runs of files left out (no path)
   for (let r = 0; r < files.rows; r++) {
-    const path = b.pathOf(files.get(r, F.RECORD), allPaths);
-    if (opts.system || path !== null) {
+    if (b.reachesRoot(files.get(r, F.RECORD), chain) || opts.system) {
       rows.push(r);
-      paths.push(path);
       continue;
     }
     dropped ??= new Uint8Array(runs.rows);
@@ -596,5 +627,5 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
   const backupBootByteOffset = vol.geo.totalSectors * bytesPerSector;
   const usedExtents = used.ranges.map(([s, n]): [number, number] => [s * bpc, n * bpc]);
   if (backupBootByteOffset + bytesPerSector <= vol.view.size) usedExtents.push([Math.floor(backupBootByteOffset / opts.blockSize), Math.max(1, bytesPerSector / opts.blockSize)]);
-  return new FilePlan(vol, opts.blockSize, b.t, rows, paths, mergeRanges(starts, ends), { ranges: used.ranges, backupBootByteOffset, extents: mergeExtents(usedExtents) }, skipped);
+  return new FilePlan(vol, opts.blockSize, b.t, rows, mergeRanges(starts, ends), { ranges: used.ranges, backupBootByteOffset, extents: mergeExtents(usedExtents) }, skipped);
 }
