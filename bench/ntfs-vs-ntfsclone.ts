@@ -8,6 +8,7 @@
 // users get): each child times its first call (cold: a fresh process, like one `ferry ntfs plan`,
 // node and module loading excluded) and then WARM more calls in the same process. The whole
 // `ferry ntfs plan IMG` command (node and tsx start-up included) is timed as a process too.
+// plan+files also turns every file into its document object (paths, names, attributes).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -72,6 +73,13 @@ async function timed(fn: (dev: FileDevice) => Promise<unknown>): Promise<Sample>
 const ops: Record<string, (dev: FileDevice) => Promise<unknown>> = {
   used: (dev) => openVolume(dev).then(usedClusters),
   plan: async (dev) => buildPlan(await openVolume(dev), { blockSize: 512 }),
+  // and every file as a document object (names, path, attributes), as a catalog would read it
+  'plan+files': async (dev) => {
+    const plan = await buildPlan(await openVolume(dev), { blockSize: 512 });
+    let n = 0;
+    for (const f of plan.files()) n += f.attributes.length;
+    return n;
+  },
 };
 
 if (values.child) {
@@ -130,13 +138,16 @@ const mid = (xs: Sample[]): Sample => ({ wallMs: median(xs.map((x) => x.wallMs))
 ntfsclone();
 child('plan');
 command();
-const t: Record<string, Sample[]> = { ntfsclone: [], 'used, cold': [], 'plan, cold': [], 'plan, warm': [], 'plan command': [] };
+const t: Record<string, Sample[]> = { ntfsclone: [], 'used, cold': [], 'plan, cold': [], 'plan, warm': [], 'plan+files, cold': [], 'plan+files, warm': [], 'plan command': [] };
 for (let i = 0; i < runs; i++) {
   t.ntfsclone.push(ntfsclone());
   t['used, cold'].push(child('used')[0]);
   const [cold, ...warm] = child('plan');
   t['plan, cold'].push(cold);
   t['plan, warm'].push(mid(warm));
+  const [coldF, ...warmF] = child('plan+files');
+  t['plan+files, cold'].push(coldF);
+  t['plan+files, warm'].push(mid(warmF));
   t['plan command'].push(command());
 }
 const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
@@ -148,7 +159,7 @@ const base = mid(t.ntfsclone);
 for (const [k, xs] of Object.entries(t)) {
   const m = mid(xs);
   console.log(
-    `${k.padEnd(13)} wall ${xs.map((x) => x.wallMs.toFixed(0)).join(', ')} ms (median ${m.wallMs.toFixed(0)}, ${(m.wallMs / base.wallMs).toFixed(2)}x ntfsclone -m); ` +
+    `${k.padEnd(17)} wall ${xs.map((x) => x.wallMs.toFixed(0)).join(', ')} ms (median ${m.wallMs.toFixed(0)}, ${(m.wallMs / base.wallMs).toFixed(2)}x ntfsclone -m); ` +
       `cpu median ${m.cpuMs.toFixed(0)} ms (${(m.cpuMs / base.cpuMs).toFixed(2)}x)`,
   );
 }
