@@ -73,6 +73,10 @@ export interface Run {
 //  48  density u8   49..63 reserved   64 barcode (32, ASCII, space padded)   96 serial (32)
 //  128..2043 reserved   2044 crc32c over 0..2043
 const LABEL_CRC_AT = CartridgeLayout.LABEL_COPY_BYTES - 4;
+/** Records up to this size are written inline (page cache); larger ones on the thread pool. */
+const INLINE_WRITE_MAX = 1 << 20;
+/** Background write-back interval (bytes appended). */
+const WRITEBACK_BYTES = 32 << 20;
 
 export function encodeLabel(label: CartridgeLabel, seq: number): Uint8Array {
   const w = new ByteWriter(CartridgeLayout.LABEL_COPY_BYTES);
@@ -188,6 +192,14 @@ export class Cartridge {
   private entryQueue: { slot: number; entry: IndexEntry }[] = [];
   /** The index write in flight, if any. */
   private entryFlush?: Promise<void>;
+  /** Record data waiting for the next writev (contiguous), and the writev in flight. */
+  private dataQueue: { data: Uint8Array; end: number }[] = [];
+  private dataFlush?: Promise<void>;
+  /** Appends whose data or entry is still being written on the thread pool. */
+  private inFlight = 0;
+  /** Bytes appended since the last background write-back started, and that write-back. */
+  private unsyncedBytes = 0;
+  private writeback?: Promise<void>;
   /** Reads in flight (a truncation waits for them). */
   private readonly reads = new Set<Promise<void>>();
   /** A background write failed: the medium is unusable until reopened. */
@@ -455,24 +467,86 @@ export class Cartridge {
       gen: this.gen,
       fmBefore: this.filemarkCount,
     };
-    let dataWritten: Promise<void> = Promise.resolve();
+    const len = kind === ObjectKind.DATA ? count * blockLength : 0;
     if (kind === ObjectKind.DATA) {
-      const len = count * blockLength;
       if (!data || data.length < len) throw new CartridgeError('append: data shorter than count × block length');
       if (run.dataOffset + len > this.label.capacityBytes) throw new CartridgeError('append: past the end of the medium');
-      dataWritten = this.writeAll(data, len, CartridgeLayout.DATA_BASE + run.dataOffset);
     }
+    if (len <= INLINE_WRITE_MAX && this.inFlight === 0) {
+      // Nothing queued: a small record goes into the page cache inline, data then entry. A
+      // thread-pool round trip costs more main-thread time than the copy itself here.
+      try {
+        if (len > 0) this.writeAllSync(data!, len, CartridgeLayout.DATA_BASE + run.dataOffset);
+        this.runs.push(run);
+        this.writeSlot(k, run);
+      } catch (e) {
+        this.failure ??= e as Error;
+        throw e;
+      }
+      this.wroteBytes(len);
+      return { done: this.pending };
+    }
+    const dataWritten = len > 0 ? this.queueData(data!.subarray(0, len), CartridgeLayout.DATA_BASE + run.dataOffset) : Promise.resolve();
     this.runs.push(run);
+    this.inFlight++;
+    this.wroteBytes(len);
     // Data first, then its entry: the record exists only once both are written. Entries are
     // queued in run order and written in batches (group commit: one write for all that are ready).
     // Wrapped so that `queued` resolves when the entry is queued, not when it is written.
     const queued = Promise.all([dataWritten, this.queued]).then(() => ({ written: this.commitEntry(k, run) }));
     this.queued = queued.then(() => undefined, () => undefined);
-    const done = queued.then((q) => q.written);
+    const done = queued.then((q) => q.written).finally(() => this.inFlight--);
     this.pending = done.catch((e: Error) => {
       this.failure ??= e;
     });
     return { done };
+  }
+
+  /**
+   * Start a background fdatasync every WRITEBACK_BYTES appended, as a drive streams its buffer
+   * to the medium: dirty pages stay bounded, and the sync at a filemark has little left to do.
+   */
+  private wroteBytes(n: number): void {
+    this.unsyncedBytes += n;
+    if (this.unsyncedBytes < WRITEBACK_BYTES || this.writeback) return;
+    this.unsyncedBytes = 0;
+    this.writeback = this.fh
+      .datasync()
+      .catch(() => undefined) // best effort: sync() at a filemark reports errors
+      .finally(() => (this.writeback = undefined));
+  }
+
+  /**
+   * Queue record data for the thread pool. Runs are appended back to back, so everything that
+   * queues while a write is in flight goes out as one writev at the next free moment.
+   */
+  private queueData(data: Uint8Array, pos: number): Promise<void> {
+    const q = this.dataQueue;
+    if (q.length > 0 && q[q.length - 1].end !== pos) throw new CartridgeError('append: data queue is not contiguous');
+    q.push({ data, end: pos + data.length });
+    if (q.length === 1) {
+      const prev = this.dataFlush ?? Promise.resolve();
+      this.dataFlush = prev.then(() => this.flushData());
+    }
+    return this.dataFlush!;
+  }
+
+  private async flushData(): Promise<void> {
+    const batch = this.dataQueue;
+    this.dataQueue = [];
+    let pos = batch[0].end - batch[0].data.length;
+    let bufs = batch.map((b) => b.data);
+    while (bufs.length) {
+      let n = (await this.fh.writev(bufs, pos)).bytesWritten;
+      pos += n;
+      while (bufs.length && n >= bufs[0].length) n -= bufs.shift()!.length;
+      if (n > 0) bufs = [bufs[0].subarray(n), ...bufs.slice(1)];
+    }
+  }
+
+  private writeAllSync(data: Uint8Array, len: number, pos: number): void {
+    let done = 0;
+    while (done < len) done += writeSync(this.fh.fd, data, done, len - done, pos + done);
   }
 
   /**
@@ -505,11 +579,6 @@ export class Cartridge {
     while (done < buf.length) done += (await this.fh.write(buf, done, buf.length - done, pos + done)).bytesWritten;
     const end = batch[batch.length - 1].slot + 1;
     if (end > this.physicalSlots) this.physicalSlots = end;
-  }
-
-  private async writeAll(data: Uint8Array, len: number, pos: number): Promise<void> {
-    let done = 0;
-    while (done < len) done += (await this.fh.write(data, done, len - done, pos + done)).bytesWritten;
   }
 
   /** Wait for overlapping appends; throw if one failed. */
@@ -550,6 +619,7 @@ export class Cartridge {
   async close(): Promise<void> {
     await Promise.allSettled([...this.reads]);
     await this.pending;
+    await this.writeback; // never close the fd under a running fdatasync
     await this.fh.close();
   }
 
