@@ -28,6 +28,14 @@ export class CartridgeTapeDevice implements TapeDevice {
     return this.drive.blockLength;
   }
 
+  /**
+   * Variable-length reads are placed synchronously (position moves before the file read), so
+   * the copy engine may keep several in flight and still get the records in order.
+   */
+  get ordersReads(): boolean {
+    return this.drive.blockLength === 0;
+  }
+
   async read(target: Uint8Array): Promise<TapeReadResult> {
     const d = this.drive;
     if (d.blockLength > 0) {
@@ -54,6 +62,20 @@ export class CartridgeTapeDevice implements TapeDevice {
     const out = await this.drive.write(record);
     await out.durable;
     if (out.overflow) throw new DriveError('eod', `end of medium: ${out.residue} ${this.drive.blockLength ? 'block(s)' : 'byte(s)'} not written`);
+    return { earlyWarning: out.earlyWarning };
+  }
+
+  /** Several equal variable-length records as one append (one run on the cartridge). */
+  async writeRecords(data: Uint8Array, recordLength: number): Promise<{ earlyWarning: boolean }> {
+    if (this.drive.blockLength !== 0) throw new DriveError('bad-length', 'writeRecords is for variable-length mode');
+    if (recordLength <= 0 || data.length % recordLength !== 0) throw new DriveError('bad-length', `data is not a whole number of ${recordLength}-byte records`);
+    const out = await this.drive.write(data, recordLength);
+    await out.durable;
+    if (out.overflow) {
+      const err = new DriveError('eod', `end of medium: ${out.residue} record(s) not written`);
+      Object.assign(err, { bytesWritten: data.length - out.residue * recordLength });
+      throw err;
+    }
     return { earlyWarning: out.earlyWarning };
   }
 

@@ -26,6 +26,12 @@ export interface TapeDevice {
   read(target: Uint8Array): Promise<TapeReadResult>;
   /** Write one record (variable) or whole blocks (fixed). Resolves when acknowledged. */
   write(record: Uint8Array): Promise<{ earlyWarning: boolean }>;
+  /**
+   * Optional, variable mode: write `data.length / recordLength` records of `recordLength`
+   * bytes in one step, exactly as that many write() calls would. On failure the error's
+   * `bytesWritten` says how much went to tape before it.
+   */
+  writeRecords?(data: Uint8Array, recordLength: number): Promise<{ earlyWarning: boolean }>;
   writeFilemarks(count: number): Promise<void>;
   /** SSC-3 SPACE: count may be negative. */
   space(unit: 'blocks' | 'filemarks' | 'eod', count: number): Promise<void>;

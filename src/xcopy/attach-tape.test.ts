@@ -14,6 +14,13 @@ import { encodeXcopyParameterList } from './descriptors.ts';
 import { decodeDeviceIdentificationPage } from './resolver.ts';
 import { rcrCdb, xcopyCdb } from './testing/harness.ts';
 
+/** READ POSITION short form (SSC-3 7.7.1): the first block location. */
+async function blockId(drive: LogicalUnit, target: ReturnType<typeof targetOf>): Promise<number> {
+  const r = await drive.execute(makeTask(Uint8Array.of(0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0), { target }));
+  assert.equal(outcome(r), 'GOOD');
+  return Buffer.from(r.dataIn!).readUInt32BE(4);
+}
+
 // The copy manager inside a Ferry tape drive LU: EXTENDED COPY sent to the drive copies a disk
 // LU of the same target onto the drive's own cartridge (CSCD FFFFh), and back to another disk.
 
@@ -48,6 +55,8 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
     });
     const r1 = await drive.execute(makeTask(xcopyCdb(backup.length), { target, dataOut: backup }));
     assert.equal(outcome(r1), 'GOOD');
+    // Written several records per append, but still one 64 KiB record each: 64 + the filemark.
+    assert.equal(await blockId(drive, target), 65);
     const st = await drive.execute(makeTask(rcrCdb(0, 1), { target }));
     assert.equal(st.dataIn![4], 0x01);
     assert.equal(outcome(await drive.execute(makeTask(Uint8Array.of(0x01, 0, 0, 0, 0, 0), { target }))), 'GOOD'); // REWIND
@@ -59,6 +68,36 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
     const r2 = await drive.execute(makeTask(xcopyCdb(restore.length), { target, dataOut: restore }));
     assert.equal(outcome(r2), 'GOOD');
     assert.deepEqual(dst.bytes, src.bytes);
+  } finally {
+    await drive.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('end of medium in the middle of a multi-record write: COPY ABORTED, and the residual counts only what is on tape', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-xcopy-eom-'));
+  const drive = await openStandaloneDrive(join(dir, 't.cart'), { createSizeBytes: (3 << 19) + 1000 });
+  try {
+    attachCopyManager(drive);
+    const src = new MemoryDevice(512, 8192); // 4 MiB: does not fit
+    const a = new DiskLu(src, { identity: luIdentity('tape-eom-a') });
+    const luns = new Map<number, LogicalUnit>([[0, drive], [1, a]]);
+    const target = targetOf(luns);
+    for (const lun of [0, 1]) await luns.get(lun)!.execute(makeTask(new Uint8Array(6), { target, lun }));
+    const vpd = await a.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target, lun: 1 }));
+    const d = decodeDeviceIdentificationPage(vpd.dataIn!).find((x) => x.designatorType === 3)!;
+    const list = encodeXcopyParameterList({
+      header: { str: false, listIdUsage: 0, priority: 0, listId: 3 },
+      cscds: [{ ...d, peripheralDeviceType: 0, pad: false, fixed: false, blockLength: 512 }],
+      segments: [{ type: 0x00, cat: false, source: 0, destination: 0xffff, streamTransferLength: 65536, blockCount: 8192, lba: 0 }],
+    });
+    const r = await drive.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }));
+    assert.match(outcome(r), /^a\//, 'COPY ABORTED');
+    const sense = Buffer.from(r.sense!);
+    const onTape = await blockId(drive, target);
+    assert.equal(onTape, 24, 'whole 64 KiB records that fit in 1.5 MiB + 1000 bytes: 16 + 8 of the second 16-record write');
+    assert.equal(sense[0] & 0x80, 0x80, 'INFORMATION valid');
+    assert.equal(sense.readUInt32BE(3), (4 << 20) - onTape * 65536, 'residual bytes = planned − written');
   } finally {
     await drive.close();
     await rm(dir, { recursive: true, force: true });

@@ -343,6 +343,8 @@ class Sink {
   private unitsLeft: number;
   private lba = 0;
   private readonly onWritten: (n: number) => void;
+  /** Stream destination written several records per call (TapeDevice.writeRecords). */
+  private readonly batched: boolean = false;
   /** Writes allowed in flight: disk writes go to disjoint blocks; tape only if the device keeps order. */
   private readonly depth: number;
   /** Issued writes, oldest first; progress counts only the completed prefix (SPC-5 5.17.7.4 c). */
@@ -359,7 +361,9 @@ class Sink {
       this.depth = Math.max(1, opts.readsInFlight);
     } else if (dest.kind === 'stream') {
       this.unit = dest.unit;
-      this.maxWrite = dest.unit * dest.perWrite;
+      // Variable records to a device that takes several at once: up to a pool buffer per write.
+      this.batched = dest.perWrite === 1 && dest.ep.fixedBlock === 0 && typeof dest.ep.device.writeRecords === 'function';
+      this.maxWrite = dest.unit * (this.batched ? Math.max(1, Math.floor(opts.pool.size / dest.unit)) : dest.perWrite);
       this.unitsLeft = dest.units;
       this.depth = (dest.ep.device as { ordersWrites?: boolean }).ordersWrites ? Math.max(1, opts.readsInFlight) : 1;
     } else {
@@ -441,7 +445,8 @@ class Sink {
       p = this.dest.ep.device.write(this.lba, view);
       this.lba += units;
     } else if (this.dest.kind === 'stream') {
-      p = this.dest.ep.device.write(view).then(() => undefined);
+      const dev = this.dest.ep.device;
+      p = (this.batched && units > 1 ? dev.writeRecords!(view, this.unit) : dev.write(view)).then(() => undefined);
     } else {
       p = Promise.resolve();
     }
@@ -457,6 +462,8 @@ class Sink {
       // Let the later writes settle too before reporting (their buffers are the caller's).
       await Promise.allSettled(this.issued.map((x) => x.p));
       this.issued.length = 0;
+      const partial = (err as { bytesWritten?: unknown } | null)?.bytesWritten;
+      if (typeof partial === 'number' && partial > 0) this.onWritten(partial); // records of a batch before the failure
       throw new DeviceFailure('destination', err);
     }
     this.issued.shift();
