@@ -12,6 +12,7 @@ import { openLibrary } from './tape-library.ts';
 import { luIdentity } from './identity.ts';
 import { makeTask, nexusA, nexusB, setDSense } from './testing.ts';
 import { ScsiStatus, type LogicalUnit, type ScsiResult } from './task.ts';
+import { unmappedLun } from './spc.ts';
 import { Asc, SenseDataSource, SenseError, SenseKey, decodeSense, encodeDescriptorSense, encodeFixedSense, encodeSense, type SenseOptions } from './sense.ts';
 import * as T from './tape-cdb.ts';
 
@@ -297,4 +298,11 @@ test('a SenseError thrown with D_SENSE=1 reaches the wire unchanged in meaning',
   const d = decodeSense(encodeSense(e, 'descriptor'));
   assert.deepEqual([d.key, d.asc, d.ascq], [2, 0x04, 0x1b]);
   assert.deepEqual([...d.senseKeySpecific!], [0x80, 0x40, 0], 'progress indication with SKSV');
+});
+
+test('REQUEST SENSE to an unmapped LUN: 05/25/00 in the format its DESC bit asks for', () => {
+  const fixed = unmappedLun(makeTask(Uint8Array.of(0x03, 0, 0, 0, 252, 0), { lun: 9 }));
+  assert.deepEqual([fixed.status, fixed.dataIn![0], fixed.dataIn![2], fixed.dataIn![12]], [ScsiStatus.GOOD, 0x70, 5, 0x25]);
+  const desc = unmappedLun(makeTask(Uint8Array.of(0x03, 1, 0, 0, 252, 0), { lun: 9 }));
+  assert.deepEqual([...desc.dataIn!], [0x72, 5, 0x25, 0, 0, 0, 0, 0]);
 });
