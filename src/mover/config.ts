@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseHostPort } from '../util/units.ts';
-import { chapSchema, chapSecret, logLevelSchema, parseConfig } from '../util/config-schema.ts';
+import { iscsiNameSchema, chapSchema, chapSecret, logLevelSchema, parseConfig } from '../util/config-schema.ts';
 import type { PortalConfig } from '../initiator/copy-targets.ts';
 
 // `ferry mover` configuration: flags, or the same fields in a JSON --config file.
@@ -13,7 +13,7 @@ const portalSpec = z.union([
 export const MoverConfigSchema = z
   .object({
     listen: z.string().default('127.0.0.1:3261'),
-    iqn: z.string().default('iqn.2026-11.dev.ferry:mover'),
+    iqn: iscsiNameSchema.default('iqn.2026-11.dev.ferry:mover'),
     /** The name the mover logs in to other targets with. */
     initiatorName: z.string().optional(),
     portals: z.array(portalSpec).default([]),

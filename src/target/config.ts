@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { parseSize, parseHostPort } from '../util/units.ts';
 import { UsageError } from '../util/errors.ts';
-import { chapSchema, chapSecret, logLevelSchema, parseConfig } from '../util/config-schema.ts';
+import { iscsiNameSchema, chapSchema, chapSecret, logLevelSchema, parseConfig } from '../util/config-schema.ts';
 
 // The storage node's configuration: what `ferry target` flags and `--config FILE` (JSON) say.
 
@@ -11,7 +11,7 @@ const diskSpec = z.union([z.string().min(1), z.object({ path: z.string().min(1),
 export const TargetConfigSchema = z
   .object({
     listen: z.string().default('127.0.0.1:3260'),
-    iqn: z.string().default('iqn.2026-11.dev.ferry:store'),
+    iqn: iscsiNameSchema.default('iqn.2026-11.dev.ferry:store'),
     blockSize: z.union([z.literal(512), z.literal(4096)]).default(512),
     disks: z.array(diskSpec).default([]),
     chap: chapSchema.optional(),

@@ -1,5 +1,6 @@
 import type { LogicalUnit } from '../scsi/task.ts';
 import type { ChapSecret } from '../iscsi/chap.ts';
+import { isIscsiName, ISCSI_NAME_HINT } from '../iscsi/names.ts';
 
 export interface TargetOptions {
   name: string;
@@ -12,7 +13,6 @@ export interface TargetOptions {
   allowedInitiators?: readonly string[];
 }
 
-const IQN_RE = /^(iqn\.\d{4}-\d{2}\.[^\s,]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16,32})$/;
 
 /** An iSCSI target node: a name, its LUN map, and who may log in. RFC 7143 4.2.7 */
 export class Target {
@@ -24,7 +24,7 @@ export class Target {
   private readonly allowed?: ReadonlySet<string>;
 
   constructor(opts: TargetOptions) {
-    if (!IQN_RE.test(opts.name)) throw new RangeError(`"${opts.name}" is not an iSCSI name (iqn.YYYY-MM.reverse.domain:name, eui.… or naa.…)`);
+    if (!isIscsiName(opts.name)) throw new RangeError(`"${opts.name}" is not an iSCSI name (${ISCSI_NAME_HINT})`);
     this.name = opts.name;
     this.alias = opts.alias;
     this.chap = opts.chap;

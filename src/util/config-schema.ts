@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { UsageError } from './errors.ts';
+import { isIscsiName, ISCSI_NAME_HINT } from '../iscsi/names.ts';
 
 // Pieces shared by the roles' configurations (`ferry target`, `ferry mover`): flags or a JSON file.
 
@@ -8,6 +9,9 @@ export const chapSchema = z.union([
   z.string().regex(/^[^:]+:.{12,}$/, 'CHAP is USER:SECRET with a secret of at least 12 characters'),
   z.object({ user: z.string().min(1), secret: z.string().min(12, 'CHAP secrets need at least 12 characters (RFC 7143 12.1.3)') }),
 ]);
+
+/** An iSCSI name (RFC 7143 4.2.7). */
+export const iscsiNameSchema = z.string().refine(isIscsiName, { message: `not an iSCSI name (${ISCSI_NAME_HINT})` });
 
 export const logLevelSchema = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 

@@ -53,3 +53,11 @@ test('size, duration and address parsing give clear errors', () => {
   assert.deepEqual(parseHostPort('[::1]', 3260), { host: '::1', port: 3260 });
   assert.throws(() => parseHostPort('h:99999', 1), UsageError);
 });
+
+test('role configs refuse a bad iSCSI name with a message naming the field (RFC 7143 4.2.7)', async () => {
+  const { resolveTargetConfig } = await import('../target/config.ts');
+  const { resolveMoverConfig } = await import('../mover/config.ts');
+  assert.throws(() => resolveTargetConfig({ iqn: 'iqn.x:t' }, 'options'), (e: Error) => e instanceof UsageError && /iqn: not an iSCSI name/.test(e.message));
+  assert.throws(() => resolveMoverConfig({ iqn: 'mover', portals: ['127.0.0.1:3260'] }, 'options'), (e: Error) => e instanceof UsageError && /iqn: not an iSCSI name/.test(e.message));
+  for (const good of ['iqn.2026-11.dev.ferry:store', 'eui.02004567A425678D', 'naa.52004567BA64678D']) assert.equal(resolveTargetConfig({ iqn: good }).iqn, good);
+});
