@@ -98,6 +98,7 @@ export function planBytes(b: PlanBytes | undefined): Uint8Array {
 
 // Columns of the in-memory plan: one NumberTable row per file, name, attribute, attribute record
 // (header) and run, instead of ~200,000 objects the garbage collector would trace.
+const F_WIDTH = 14;
 const F = { RECORD: 0, SEQ: 1, TYPE: 2, FILE_ATTRIBUTES: 3, HAS_SI: 4, CREATED: 5, MODIFIED: 6, CHANGED: 7, ACCESSED: 8, ATTR_START: 9, ATTR_END: 10, NAME_START: 11, NAME_END: 12, SECURITY_ID: 13 } as const;
 const A_WIDTH = 12;
 const A = { TYPE: 0, RESIDENT: 1, SIZE: 2, FLAGS: 3, COMPRESSION_UNIT: 4, ALLOCATED: 5, INITIALIZED: 6, VALUE_OFFSET: 7, HEADER_START: 8, HEADER_END: 9, RUN_START: 10, RUN_END: 11 } as const;
@@ -312,7 +313,7 @@ class PlanTables {
     // Sized for a typical volume (about 2 names, 4 attributes and 1.5 runs per record) so the
     // tables rarely grow; capped, as records past the used ones cost nothing.
     const rows = (perRecord: number): number => Math.min(1 << 17, Math.ceil(recordCount * perRecord) + 16);
-    this.files = new NumberTable(14, rows(1));
+    this.files = new NumberTable(F_WIDTH, rows(1));
     this.names = new NumberTable(5, rows(2));
     this.attrs = new NumberTable(A_WIDTH, rows(4));
     this.headers = new NumberTable(3, rows(4));
@@ -459,27 +460,30 @@ class PlanBuilder {
     }
     this.linkParent(n, this.marks[2], names.rows);
     const r = files.add();
-    files.set(r, F.RECORD, n);
-    files.set(r, F.SEQ, rh.seq);
-    files.set(r, F.TYPE, typeCode((rh.flags & RecordFlag.DIRECTORY) !== 0, reparseTag));
+    const fd = files.data;
+    const fr = r * F_WIDTH;
+    fd[fr + F.RECORD] = n;
+    fd[fr + F.SEQ] = rh.seq;
+    fd[fr + F.TYPE] = typeCode((rh.flags & RecordFlag.DIRECTORY) !== 0, reparseTag);
+    fd[fr + F.ATTR_START] = this.marks[1];
+    fd[fr + F.ATTR_END] = attrs.rows;
+    fd[fr + F.NAME_START] = this.marks[2];
+    fd[fr + F.NAME_END] = names.rows;
     this.setSi(r, hasSi ? this.si : undefined);
-    files.set(r, F.ATTR_START, this.marks[1]);
-    files.set(r, F.ATTR_END, attrs.rows);
-    files.set(r, F.NAME_START, this.marks[2]);
-    files.set(r, F.NAME_END, names.rows);
     return true;
   }
 
   private setSi(r: number, si: StandardInfo | undefined): void {
-    const { files } = this.t;
-    files.set(r, F.HAS_SI, si ? 1 : 0);
-    if (!si) return;
-    files.set(r, F.FILE_ATTRIBUTES, si.fileAttributes);
-    files.set(r, F.SECURITY_ID, si.securityId ?? -1);
-    files.set(r, F.CREATED, si.createdMs);
-    files.set(r, F.MODIFIED, si.modifiedMs);
-    files.set(r, F.CHANGED, si.changedMs);
-    files.set(r, F.ACCESSED, si.accessedMs);
+    if (!si) return; // HAS_SI stays 0
+    const fd = this.t.files.data;
+    const fr = r * F_WIDTH;
+    fd[fr + F.HAS_SI] = 1;
+    fd[fr + F.FILE_ATTRIBUTES] = si.fileAttributes;
+    fd[fr + F.SECURITY_ID] = si.securityId ?? -1;
+    fd[fr + F.CREATED] = si.createdMs;
+    fd[fr + F.MODIFIED] = si.modifiedMs;
+    fd[fr + F.CHANGED] = si.changedMs;
+    fd[fr + F.ACCESSED] = si.accessedMs;
   }
 
   /** Add a file flattened through its attribute list (assembleFile). */
@@ -625,8 +629,13 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
   const rows: number[] = [];
   const chain: number[] = [];
   let dropped: Uint8Array | undefined; // runs of files left out (no path)
+  const { reach, parentRec } = b.t;
   for (let r = 0; r < files.rows; r++) {
-    if (b.reachesRoot(files.get(r, F.RECORD), chain) || opts.system) {
+    const n = files.get(r, F.RECORD);
+    const p = parentRec[n];
+    // most records: the parent is decided already (reachesRoot would stop there too)
+    if (reach[n] === Reach.UNKNOWN && p >= 0 && p < reach.length && reach[p] !== Reach.UNKNOWN) reach[n] = reach[p];
+    if (reach[n] === Reach.YES || (reach[n] === Reach.UNKNOWN && b.reachesRoot(n, chain)) || opts.system) {
       rows.push(r);
       continue;
     }
@@ -634,13 +643,12 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
     for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) dropped.fill(1, attrs.get(k, A.RUN_START), attrs.get(k, A.RUN_END));
   }
   // Every non-hole run of a kept file, as block ranges.
-  const rd = runs.data;
-  let real = 0;
-  for (let j = 0; j < runs.rows; j++) if (rd[j * 3 + RunCol.LCN] !== HOLE && !dropped?.[j]) real++;
-  const starts = new Float64Array(real);
-  const ends = new Float64Array(real);
   if (flattened) rows.sort((x, y) => files.get(x, F.RECORD) - files.get(y, F.RECORD));
-  for (let j = 0, e = 0; j < runs.rows; j++) {
+  const rd = runs.data;
+  const starts = new Float64Array(runs.rows);
+  const ends = new Float64Array(runs.rows);
+  let e = 0;
+  for (let j = 0; j < runs.rows; j++) {
     const lcn = rd[j * 3 + RunCol.LCN];
     if (lcn === HOLE || dropped?.[j]) continue;
     starts[e] = lcn * bpc;
@@ -650,5 +658,5 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
   const backupBootByteOffset = vol.geo.totalSectors * bytesPerSector;
   const usedExtents = used.ranges.map(([s, n]): [number, number] => [s * bpc, n * bpc]);
   if (backupBootByteOffset + bytesPerSector <= vol.view.size) usedExtents.push([Math.floor(backupBootByteOffset / opts.blockSize), Math.max(1, bytesPerSector / opts.blockSize)]);
-  return new FilePlan(vol, opts.blockSize, b.t, rows, mergeRanges(starts, ends), { ranges: used.ranges, backupBootByteOffset, extents: mergeExtents(usedExtents) }, skipped);
+  return new FilePlan(vol, opts.blockSize, b.t, rows, mergeRanges(starts.subarray(0, e), ends.subarray(0, e)), { ranges: used.ranges, backupBootByteOffset, extents: mergeExtents(usedExtents) }, skipped);
 }
