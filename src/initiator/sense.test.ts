@@ -62,6 +62,16 @@ test('initiator against a Ferry target with D_SENSE=1: 72h sense decoded, COPY A
     assert.deepEqual([e1.sense?.descriptor, e1.sense?.key, e1.sense?.asc, e1.sense?.ascq], [true, 5, 0x21, 0]);
     assert.match(e1.message, /sense 5\/21\/00/);
 
+    // A CHECK CONDITION the iSCSI layer builds (a write larger than the target takes) follows
+    // the LU's D_SENSE too.
+    const blocks = (65 << 20) / 512;
+    const write16 = new Uint8Array(16);
+    write16[0] = 0x8a;
+    new DataView(write16.buffer).setUint32(10, blocks);
+    const e1b = await expectScsiError(s.command(0, write16, { dataOut: new Uint8Array(blocks * 512) }));
+    assert.equal(e1b.rawSense[0], 0x72);
+    assert.deepEqual([e1b.sense?.key, e1b.sense?.asc], [5, 0x24]);
+
     // EXTENDED COPY to LU 0: segment 0 writes past the end of LU 1.
     const cscds: CscdInput[] = [];
     for (const lun of [0, 1]) {

@@ -5,6 +5,7 @@ import { SpcState, VersionDescriptor, spcGate, type SpcLu, type VpdBuilder } fro
 import { SenseError, SenseKey, Asc } from './sense.ts';
 import type { LuIdentity } from './identity.ts';
 import { SBC_COMMANDS, sbcVpdPages, sbcModePages, DiskLimits } from './sbc.ts';
+import type { SenseFormat } from './sense.ts';
 
 export interface DiskLuOptions {
   identity: LuIdentity;
@@ -86,6 +87,9 @@ export interface LuExtension<L> {
 export class DiskLu implements LogicalUnit, SpcLu {
   readonly deviceType = 0x00;
   readonly spc: SpcState;
+  get senseFormat(): SenseFormat {
+    return this.spc.senseFormat;
+  }
   readonly device: BlockDevice;
   readonly limits = DiskLimits;
   readonly gate = new WriteGate();

@@ -9,6 +9,7 @@ import { ByteWriter } from '../util/byte-writer.ts';
 import { SmcOpcode, SscOpcode, ElementType, decodeMoveMedium, decodeReadElementStatus, decodeInitElementStatusRange, decodePreventAllowTape, decodePositionToElement } from './tape-cdb.ts';
 import { ElementBase, type Element, type ElementKind, type LibraryInventory } from '../tape/library.ts';
 import type { TapeDriveLu } from './ssc.ts';
+import type { SenseFormat } from './sense.ts';
 
 /**
  * SMC-3 medium changer LU over a LibraryInventory and its drives' LUs. MOVE MEDIUM into a
@@ -29,6 +30,9 @@ const TYPE_CODE: Record<ElementKind, number> = {
 export class MediumChangerLu implements LogicalUnit, SpcLu {
   readonly deviceType = 0x08;
   readonly spc: SpcState;
+  get senseFormat(): SenseFormat {
+    return this.spc.senseFormat;
+  }
   readonly inventory: LibraryInventory;
   readonly drives: readonly TapeDriveLu[];
   readonly preventers = new Set<string>();

@@ -31,6 +31,7 @@ import { Cartridge, DEFAULT_DENSITY_CODE } from '../tape/cartridge.ts';
 import { CartridgeTapeDevice } from '../tape/cartridge-tape-device.ts';
 import type { TapeDevice } from '../tape/tape-device.ts';
 import type { LuExtension } from './disk-lu.ts';
+import type { SenseFormat } from './sense.ts';
 
 /**
  * SSC-3 sequential-access (tape drive) logical unit over a TapeDrive. Commands run strictly
@@ -55,6 +56,9 @@ export type EjectHook = (cart: Cartridge) => Promise<void> | void;
 export class TapeDriveLu implements LogicalUnit, SpcLu {
   readonly deviceType = 0x01;
   readonly spc: SpcState;
+  get senseFormat(): SenseFormat {
+    return this.spc.senseFormat;
+  }
   readonly drive = new TapeDrive();
   /** A cartridge in the drive, threaded (drive.cartridge set) or ejected by UNLOAD. */
   present: Cartridge | null = null;

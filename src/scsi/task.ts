@@ -5,6 +5,7 @@
  * from `transferLength` (SAM-5 5.4: residual = expected − what the CDB asked for).
  */
 import type { SenseValue } from './sense.ts';
+import type { SenseFormat } from './sense.ts';
 
 /** An I_T nexus: one initiator port (iSCSI name + ISID) talking to one target port. SAM-5 4.7 */
 export interface Nexus {
@@ -78,6 +79,8 @@ export type ResetKind = 'lun' | 'target-warm' | 'target-cold';
 export interface LogicalUnit {
   /** SPC-4 6.6.2 PERIPHERAL DEVICE TYPE: 00h disk, 01h tape, 03h processor, 08h changer. */
   readonly deviceType: number;
+  /** Sense format in effect (Control mode page D_SENSE, SPC-4 7.5.8); fixed when absent. */
+  readonly senseFormat?: SenseFormat;
   execute(task: ScsiTask): Promise<ScsiResult>;
   /** LOGICAL UNIT RESET / TARGET RESET from `from`: abort tasks, set unit attentions (SAM-5 6.3). */
   reset(kind: ResetKind, from: Nexus): void;

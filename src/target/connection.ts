@@ -19,6 +19,7 @@ import { serialLe, serialLt, serialAdd } from '../util/serial.ts';
 import { type Nexus, type ScsiResult, type ScsiTask, type TargetContext, type LogicalUnit, makeNexus, ScsiStatus } from '../scsi/task.ts';
 import { SenseError, SenseKey, Asc } from '../scsi/sense.ts';
 import { checkCondition } from '../scsi/command-table.ts';
+import type { SenseFormat } from '../scsi/sense.ts';
 import { unmappedLun } from '../scsi/spc.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
 import type { Target } from './target.ts';
@@ -326,7 +327,7 @@ export class TargetConnection {
     this.active++;
     if (cmd.write && cmd.edtl > 0) {
       if (cmd.edtl > MAX_WRITE_BYTES) {
-        task.failed = checkCondition(new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB));
+        task.failed = checkCondition(new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB), this.senseFormatOf(cmd.lun));
       } else {
         const imm = Math.min(cmd.data.length, cmd.edtl);
         const adopted = this.adoptImmediateBuffer(cmd.data, cmd.edtl);
@@ -421,7 +422,7 @@ export class TargetConnection {
     const w = task.write;
     const fail = (why: string): void => {
       this.log.info({ itt: d.itt, why }, 'data-out sequence error: task failed');
-      task.failed = checkCondition(new SenseError(SenseKey.ABORTED_COMMAND, Asc.DATA_PHASE_ERROR));
+      task.failed = checkCondition(new SenseError(SenseKey.ABORTED_COMMAND, Asc.DATA_PHASE_ERROR), this.senseFormatOf(task.cmd.lun));
       w.r2t = undefined;
       this.maybeStart(task, true);
     };
@@ -463,6 +464,11 @@ export class TargetConnection {
     void this.runTask(task);
   }
 
+  /** The sense format the addressed LU has in effect, for CHECK CONDITIONs built here. */
+  private senseFormatOf(lun: number): SenseFormat {
+    return (lun >= 0 ? this.target?.luns.get(lun)?.senseFormat : undefined) ?? 'fixed';
+  }
+
   private async runTask(task: TaskState): Promise<void> {
     const { cmd } = task;
     if (this.log.isLevelEnabled('trace')) this.log.trace({ itt: cmd.itt, cmdSN: cmd.cmdSN, cdb: Buffer.from(cmd.cdb).toString('hex') }, 'task start');
@@ -486,7 +492,7 @@ export class TargetConnection {
       }
     } catch (err) {
       this.log.error({ err }, 'logical unit threw');
-      result = checkCondition(new SenseError(SenseKey.HARDWARE_ERROR, Asc.INTERNAL_TARGET_FAILURE));
+      result = checkCondition(new SenseError(SenseKey.HARDWARE_ERROR, Asc.INTERNAL_TARGET_FAILURE), this.senseFormatOf(cmd.lun));
     }
     this.tasks.delete(cmd.itt);
     this.active--;

@@ -4,6 +4,7 @@ import type { LuIdentity } from '../scsi/identity.ts';
 import type { LogicalUnit, Nexus, ResetKind, ScsiResult, ScsiTask } from '../scsi/task.ts';
 import { CopyManager, copyManagerCommands, thirdPartyCopyVpdBody, type CopyManagerOptions } from './copy-manager.ts';
 import { PDT } from './descriptors.ts';
+import type { SenseFormat } from '../scsi/sense.ts';
 
 /**
  * A LU that is only a copy manager: peripheral device type 03h (processor), the SPC commands,
@@ -12,6 +13,9 @@ import { PDT } from './descriptors.ts';
 export class CopyManagerLu implements LogicalUnit, SpcLu {
   readonly deviceType = PDT.PROCESSOR;
   readonly spc: SpcState;
+  get senseFormat(): SenseFormat {
+    return this.spc.senseFormat;
+  }
   readonly copyManager: CopyManager;
   private static readonly table: CommandTable<CopyManagerLu> = new Map([
     ...spcCommands<CopyManagerLu>(),
