@@ -391,9 +391,8 @@ class PlanBuilder {
     const { rh, ah, t } = this;
     readRecordHeader(buf, off, this.vol.geo.recordSize, n, byteOffset, rh);
     if (isExtension(rh)) return true;
-    const { files, attrs, names, headers, runs, attrNames } = t;
+    const { files, attrs, names, headers, attrNames } = t;
     this.mark();
-    const clusterCount = this.vol.geo.clusterCount;
     let reparseTag: number | undefined;
     let hasSi = false;
     try {
@@ -420,35 +419,17 @@ class PlanBuilder {
         if (ah.resident) {
           ad[ak + A.RESIDENT] = 1;
           ad[ak + A.VALUE_OFFSET] = ah.valueOffset;
-          const v = at + ah.valueOffset;
           if (ah.type === AttrType.STANDARD_INFORMATION) {
-            readStandardInfo(buf, v, ah.valueLength, n, this.si);
+            readStandardInfo(buf, at + ah.valueOffset, ah.valueLength, n, this.si);
             hasSi = true;
           } else if (ah.type === AttrType.FILE_NAME) {
-            readFileName(buf, v, ah.valueLength, n, this.fn);
-            const m = names.add() * 5;
-            const nd = names.data;
-            nd[m + N.PARENT] = this.fn.parent.record;
-            nd[m + N.NAMESPACE] = this.fn.namespace;
-            nd[m + N.BUFFER] = bufIndex;
-            nd[m + N.OFFSET] = v + 0x42;
-            nd[m + N.LENGTH] = this.fn.nameLength;
+            this.addName(buf, bufIndex, at + ah.valueOffset, ah.valueLength, n);
           } else if (ah.type === AttrType.REPARSE_POINT) {
-            reparseTag = reparseTagAt(buf, v, ah.valueLength, n);
+            reparseTag = reparseTagAt(buf, at + ah.valueOffset, ah.valueLength, n);
           }
           continue;
         }
-        // Without an attribute list every non-resident attribute is whole in this record (flatten).
-        if (ah.lowestVcn !== 0) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'attribute extent does not continue the one before it', { record: n, byteOffset: byteOffset + p + 0x10, expected: 0, actual: ah.lowestVcn });
-        ad[ak + A.FLAGS] = ah.flags;
-        ad[ak + A.COMPRESSION_UNIT] = ah.compressionUnit;
-        ad[ak + A.ALLOCATED] = ah.allocatedSize;
-        ad[ak + A.INITIALIZED] = ah.initializedSize;
-        ad[ak + A.RUN_START] = runs.rows;
-        const end = decodeRunsInto(buf, at + ah.runOffset, at + len, 0, clusterCount, n, byteOffset - off, runs);
-        attrs.data[ak + A.RUN_END] = runs.rows;
-        checkRunsEnd(ah, end, n, byteOffset + p);
-        checkAttrSizes(n, ah.type, attrNames.get(k) ?? '', ah.dataSize, ah.initializedSize, end, this.vol.geo.clusterSize);
+        this.addRuns(buf, k, at, len, n, byteOffset + p);
       }
     } catch (e) {
       this.rollback();
@@ -471,6 +452,38 @@ class PlanBuilder {
     fd[fr + F.NAME_END] = names.rows;
     this.setSi(r, hasSi ? this.si : undefined);
     return true;
+  }
+
+  /** The $FILE_NAME value at `v` of buffer `bufIndex`: a name row (the name stays in the buffer). */
+  private addName(buf: Uint8Array, bufIndex: number, v: number, len: number, n: number): void {
+    const { names } = this.t;
+    readFileName(buf, v, len, n, this.fn);
+    const m = names.add() * 5;
+    const nd = names.data;
+    nd[m + N.PARENT] = this.fn.parent.record;
+    nd[m + N.NAMESPACE] = this.fn.namespace;
+    nd[m + N.BUFFER] = bufIndex;
+    nd[m + N.OFFSET] = v + 0x42;
+    nd[m + N.LENGTH] = this.fn.nameLength;
+  }
+
+  /** Sizes and runs of attribute row `k`, the non-resident attribute at `at` (header in this.ah; `byteOffset` is its volume position). */
+  private addRuns(buf: Uint8Array, k: number, at: number, len: number, n: number, byteOffset: number): void {
+    const { ah } = this;
+    const { attrs, runs } = this.t;
+    // Without an attribute list every non-resident attribute is whole in this record (flatten).
+    if (ah.lowestVcn !== 0) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'attribute extent does not continue the one before it', { record: n, byteOffset: byteOffset + 0x10, expected: 0, actual: ah.lowestVcn });
+    const ak = k * A_WIDTH;
+    const ad = attrs.data;
+    ad[ak + A.FLAGS] = ah.flags;
+    ad[ak + A.COMPRESSION_UNIT] = ah.compressionUnit;
+    ad[ak + A.ALLOCATED] = ah.allocatedSize;
+    ad[ak + A.INITIALIZED] = ah.initializedSize;
+    ad[ak + A.RUN_START] = runs.rows;
+    const end = decodeRunsInto(buf, at + ah.runOffset, at + len, 0, this.vol.geo.clusterCount, n, byteOffset - at, runs);
+    attrs.data[ak + A.RUN_END] = runs.rows;
+    checkRunsEnd(ah, end, n, byteOffset);
+    checkAttrSizes(n, ah.type, this.t.attrNames.get(k) ?? '', ah.dataSize, ah.initializedSize, end, this.vol.geo.clusterSize);
   }
 
   private setSi(r: number, si: StandardInfo | undefined): void {
