@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
-import { connectWithReadBuffer } from '../util/fixed-read-socket.ts';
+import { connectWithReadBuffer, type ChunkReader } from '../util/fixed-read-socket.ts';
 import { randomBytes } from 'node:crypto';
-import { Framer, FramingError, pduPieces } from '../iscsi/framer.ts';
-import { type RawPdu, Opcode, opcodeOf, ittOf, u32 } from '../iscsi/pdu/bhs.ts';
+import { Framer, FramingError, pduPieces, type DataDigestFault } from '../iscsi/framer.ts';
+import { type RawPdu, Opcode, opcodeOf, ittOf, u32, dataSegmentLength } from '../iscsi/pdu/bhs.ts';
 import { encodeLoginRequest, decodeLoginResponse, Stage } from '../iscsi/pdu/login.ts';
 import { encodeScsiCommand } from '../iscsi/pdu/scsi-command.ts';
 import { decodeScsiResponse } from '../iscsi/pdu/scsi-response.ts';
@@ -130,7 +130,7 @@ export class InitiatorSession {
   private async open(opts: LoginOptions): Promise<void> {
     const port = opts.port ?? 3260;
     this.socket = await new Promise<Socket>((resolve, reject) => {
-      const sock = connectWithReadBuffer({ host: opts.host, port }, (c) => this.onData(c));
+      const sock = connectWithReadBuffer({ host: opts.host, port }, this.reader);
       sock.once('connect', () => resolve(sock));
       sock.once('error', (e) => reject(new IscsiError('ERR_ISCSI_CONNECT', `cannot connect to ${opts.host}:${port}: ${e.message}`)));
     });
@@ -140,7 +140,7 @@ export class InitiatorSession {
       if (opcodeOf(bhs) !== Opcode.DATA_IN) return undefined;
       const p = this.pending.get(ittOf(bhs));
       const off = u32(bhs, 40);
-      const len = (bhs[5] << 16) | (bhs[6] << 8) | bhs[7];
+      const len = dataSegmentLength(bhs);
       return p?.buf && off + len <= p.buf.length ? p.buf.subarray(off, off + len) : undefined;
     };
     this.socket.on('error', (e) => this.fail(new IscsiError('ERR_ISCSI_SOCKET', `connection error: ${e.message}`)));
@@ -256,16 +256,29 @@ export class InitiatorSession {
     this.socket.uncork();
   }
 
+  /** Socket reads: into the shared buffer (`onData`) or straight into a Data-In destination. */
+  private readonly reader: ChunkReader = {
+    receive: (chunk) => this.onData(chunk),
+    direct: () => this.framer.directTarget(),
+    receivedDirect: (n) => this.framed(() => this.framer.pushedDirect(n, this.onPdu)),
+  };
+
   private onData(chunk: Buffer): void {
+    this.framed(() => this.framer.push(chunk, this.onPdu));
+  }
+
+  private framed(step: () => void): void {
     try {
-      this.framer.push(chunk, (pdu) => {
-        if (!('data' in pdu)) return this.fail(new IscsiError('ERR_ISCSI_DIGEST', 'data digest error from target'));
-        this.dispatch(pdu);
-      });
+      step();
     } catch (e) {
       this.fail(e instanceof FramingError ? new IscsiError('ERR_ISCSI_FRAMING', e.message) : (e as Error));
     }
   }
+
+  private readonly onPdu = (pdu: RawPdu | DataDigestFault): void => {
+    if (!('data' in pdu)) return this.fail(new IscsiError('ERR_ISCSI_DIGEST', 'data digest error from target'));
+    this.dispatch(pdu);
+  };
 
   private dispatch(pdu: RawPdu): void {
     const op = opcodeOf(pdu.bhs);

@@ -38,6 +38,40 @@ test('the framer yields the same PDUs whatever the stream is split at (with and 
   }
 });
 
+test('reads straight into the data destination (directTarget) frame the same PDUs as chunked pushes', () => {
+  const big = Array.from({ length: 60000 }, (_, i) => (i * 13) & 0xff);
+  const pdus = [nop([1, 2, 3], 1), nop(big, 2), nop([], 3), nop(big.slice(0, 4097), 4)];
+  for (const [hd, dd] of [[false, false], [true, true]] as const) {
+    const bytes = wire(pdus, hd, dd);
+    const expected = frameAll([bytes], hd, dd);
+    for (const step of [1, 5, 4096, 30000]) {
+      // A socket that reads at most `step` bytes at a time, into the framer's direct target
+      // when it offers one, else into a scratch chunk.
+      const f = new Framer({ headerDigest: hd, dataDigest: dd, maxDataSegment: 1 << 17 });
+      const out: Array<{ itt: number; data: number[] } | 'digest-fault'> = [];
+      const sink = (p: RawPdu | { bhs: Uint8Array }) => out.push('data' in p ? { itt: u32(p.bhs, 16), data: [...p.data] } : 'digest-fault');
+      let direct = 0;
+      for (let off = 0; off < bytes.length; ) {
+        const target = f.directTarget();
+        const n = Math.min(step, bytes.length - off, target ? target.length : step);
+        if (target) {
+          target.set(bytes.subarray(off, off + n));
+          f.pushedDirect(n, sink);
+          direct += n;
+        } else {
+          f.push(Buffer.from(bytes.subarray(off, off + n)), sink);
+        }
+        off += n;
+      }
+      assert.deepEqual(out, expected, `step ${step}, digests ${hd}/${dd}`);
+      assert.ok(direct > 0, `some bytes went straight to the destination (step ${step}, digests ${hd})`);
+    }
+  }
+  const f = new Framer({ headerDigest: false, dataDigest: false, maxDataSegment: 1 << 16 });
+  assert.equal(f.directTarget(), undefined, 'no data segment yet');
+  assert.throws(() => f.pushedDirect(1, () => {}), FramingError);
+});
+
 test('a header digest mismatch breaks framing; a data digest mismatch is reported per PDU', () => {
   const bytes = wire([nop([1, 2, 3], 1), nop([4], 2)], true, true);
   const badHeader = Buffer.from(bytes);

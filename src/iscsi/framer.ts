@@ -98,6 +98,24 @@ export class Framer {
     }
   }
 
+  /**
+   * The rest of the data segment being received, when the next bytes can be read straight into
+   * it (no data digest pending on them); the caller reports them with `pushedDirect`.
+   */
+  directTarget(): Uint8Array | undefined {
+    if (this.phase !== Phase.DATA || this.dataFill >= this.data.length) return undefined;
+    return this.data.subarray(this.dataFill);
+  }
+
+  /** `n` bytes were read straight into `directTarget()`. */
+  pushedDirect(n: number, out: (pdu: RawPdu | DataDigestFault) => void): void {
+    if (this.phase !== Phase.DATA || n > this.data.length - this.dataFill) throw new FramingError('direct read outside the data segment');
+    this.dataFill += n;
+    if (this.dataFill < this.data.length) return;
+    this.phase = Phase.TAIL;
+    if (this.tailLen === 0) this.emit(out);
+  }
+
   /** Header complete: check its digest and the segment length, pick the data destination. */
   private headerDone(): void {
     const headerEnd = BHS_LENGTH + this.ahsLen;

@@ -1,9 +1,9 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { Framer, FramingError, pduPieces } from '../iscsi/framer.ts';
-import { type RawPdu, Opcode, opcodeOf, immediateOf, ittOf, u32 } from '../iscsi/pdu/bhs.ts';
+import { Framer, FramingError, pduPieces, type DataDigestFault } from '../iscsi/framer.ts';
+import { type RawPdu, Opcode, opcodeOf, immediateOf, ittOf, u32, dataSegmentLength } from '../iscsi/pdu/bhs.ts';
 import { decodeLoginRequest, encodeLoginResponse, LoginStatus } from '../iscsi/pdu/login.ts';
-import { decodeScsiCommand, type ScsiCommandPdu } from '../iscsi/pdu/scsi-command.ts';
+import { decodeScsiCommand, edtlOf, writeBitOf, type ScsiCommandPdu } from '../iscsi/pdu/scsi-command.ts';
 import { encodeScsiResponse } from '../iscsi/pdu/scsi-response.ts';
 import { decodeDataOut, encodeDataIn } from '../iscsi/pdu/data.ts';
 import { encodeR2t } from '../iscsi/pdu/r2t.ts';
@@ -94,6 +94,10 @@ export class TargetConnection {
   private readonly framer: Framer;
   /** Pooled buffer taken for the immediate data of the SCSI command being framed. */
   private immediateBuf?: Buffer;
+  /** The task whose write buffer the framer is filling (a Data-Out PDU still arriving). */
+  private filling?: TaskState;
+  /** A write buffer whose task ended while the framer was filling it: pooled once the PDU ends. */
+  private orphanBuf?: Buffer;
   private login: TargetLoginFsm;
   private phase: 'login' | 'full' | 'closed' = 'login';
   params?: SessionParams;
@@ -151,18 +155,42 @@ export class TargetConnection {
   receive(chunk: Buffer): void {
     this.lastHeard = Date.now();
     try {
-      this.framer.push(chunk, (pdu) => {
-        if (this.phase === 'closed') return;
-        if (!('data' in pdu)) {
-          this.reject(pdu.bhs, RejectReason.DATA_DIGEST_ERROR);
-          return;
-        }
-        this.dispatch(pdu);
-      });
+      this.framer.push(chunk, this.onPdu);
     } catch (err) {
       this.drop(err instanceof FramingError ? err.message : `bad input: ${(err as Error).message}`);
     }
   }
+
+  /** Where the next socket read may land directly: the rest of the data segment being framed. */
+  directTarget(): Uint8Array | undefined {
+    return this.phase === 'closed' ? undefined : this.framer.directTarget();
+  }
+
+  /** `n` bytes were read straight into `directTarget()`. */
+  receivedDirect(n: number): void {
+    this.lastHeard = Date.now();
+    try {
+      this.framer.pushedDirect(n, this.onPdu);
+    } catch (err) {
+      this.drop(err instanceof FramingError ? err.message : `bad input: ${(err as Error).message}`);
+    }
+  }
+
+  private readonly onPdu = (pdu: RawPdu | DataDigestFault): void => {
+    // The PDU is complete: the framer no longer writes into any task's buffer.
+    this.filling = undefined;
+    try {
+      if (this.phase === 'closed') return;
+      if (!('data' in pdu)) {
+        this.reject(pdu.bhs, RejectReason.DATA_DIGEST_ERROR);
+        return;
+      }
+      this.dispatch(pdu);
+    } finally {
+      if (this.orphanBuf) writeBuffers.give(this.orphanBuf);
+      this.orphanBuf = undefined;
+    }
+  };
 
   private dispatch(pdu: RawPdu): void {
     const op = opcodeOf(pdu.bhs);
@@ -396,19 +424,30 @@ export class TargetConnection {
     const ttt = u32(bhs, 20);
     const offset = u32(bhs, 40);
     const expected = ttt === 0xffffffff ? w.unsolicitedNextOffset : w.r2t?.ttt === ttt ? w.r2t.nextOffset : -1;
-    const len = (bhs[5] << 16) | (bhs[6] << 8) | bhs[7];
+    const len = dataSegmentLength(bhs);
     if (offset !== expected || offset + len > w.buf.length) return undefined;
+    this.filling = task;
     return w.buf.subarray(offset, offset + len);
   }
+
+  /**
+   * Give a task's write buffer back to the pool, unless the framer is still filling it (a reset
+   * from another session mid-PDU): then it goes back when that PDU has been framed.
+   */
+  private releaseWriteBuffer(task: TaskState): void {
+    if (!task.write) return;
+    if (task === this.filling) this.orphanBuf = task.write.buf;
+    else writeBuffers.give(task.write.buf);
+  }
+
   /**
    * Immediate data of a WRITE (RFC 7143 11.3.4) lands in the pooled buffer the task will use,
    * taken here when its header arrives; onScsiCommand adopts it (or gives it back).
    */
   private immediateDataSink(bhs: Uint8Array): Uint8Array | undefined {
-    const write = (bhs[1] & 0x20) !== 0;
-    const edtl = u32(bhs, 20);
-    const len = (bhs[5] << 16) | (bhs[6] << 8) | bhs[7];
-    if (!write || !this.params?.immediateData || edtl > MAX_WRITE_BYTES || len > edtl) return undefined;
+    const edtl = edtlOf(bhs);
+    const len = dataSegmentLength(bhs);
+    if (!writeBitOf(bhs) || !this.params?.immediateData || edtl > MAX_WRITE_BYTES || len > edtl) return undefined;
     if (this.immediateBuf) writeBuffers.give(this.immediateBuf);
     this.immediateBuf = writeBuffers.take(edtl);
     return this.immediateBuf.subarray(0, len);
@@ -497,7 +536,7 @@ export class TargetConnection {
     this.tasks.delete(cmd.itt);
     this.active--;
     // The LU is done with the Data-Out buffer once execute() settles, aborted or not.
-    if (task.write) writeBuffers.give(task.write.buf);
+    this.releaseWriteBuffer(task);
     if (task.aborted || this.phase === 'closed') {
       result.release?.();
       return;
@@ -762,7 +801,7 @@ export class TargetConnection {
     if (!t.started) {
       this.tasks.delete(t.cmd.itt);
       this.active--;
-      if (t.write) writeBuffers.give(t.write.buf);
+      this.releaseWriteBuffer(t);
     }
   }
 

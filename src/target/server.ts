@@ -73,7 +73,11 @@ export class TargetServer implements ConnectionHost {
     // Paused on accept so the socket can be re-wrapped to read into one fixed buffer.
     const server = createServer({ pauseOnConnect: true }, (accepted: Socket) => {
       const reader = { conn: undefined as TargetConnection | undefined };
-      const socket = adoptWithReadBuffer(accepted, (chunk) => reader.conn?.receive(chunk));
+      const socket = adoptWithReadBuffer(accepted, {
+        receive: (chunk) => reader.conn?.receive(chunk),
+        direct: () => reader.conn?.directTarget(),
+        receivedDirect: (n) => reader.conn?.receivedDirect(n),
+      });
       const conn = new TargetConnection(socket, this);
       reader.conn = conn;
       this.live.add(conn);

@@ -1,22 +1,38 @@
 import { connect, Socket, type NetConnectOpts } from 'node:net';
 
 /**
- * Sockets that read into one fixed buffer instead of a fresh 64 KiB chunk per read (Node's
+ * Sockets that read into buffers we choose instead of a fresh 64 KiB chunk per read (Node's
  * `onread` option). On loopback this doubles receive throughput and removes the chunk garbage.
- * The chunk handed to the reader is a view of that buffer and is overwritten by the next read,
- * so the reader must copy what it keeps before it returns (the iSCSI framer does).
+ * By default a read lands in one fixed buffer per connection: the chunk handed to `receive`
+ * is a view of it, overwritten by the next read, so the reader copies what it keeps before it
+ * returns (the iSCSI framer does). A reader that knows where the next bytes belong (the rest
+ * of a data segment) offers that region with `direct()`, and the next read lands there.
  */
-export type ChunkReader = (chunk: Buffer) => void;
+export interface ChunkReader {
+  receive(chunk: Buffer): void;
+  /** Where the next read should land, if the reader knows (a data segment's remaining bytes). */
+  direct?(): Uint8Array | undefined;
+  /** `n` bytes arrived in the region `direct()` offered. */
+  receivedDirect?(n: number): void;
+}
 
 /** Default read buffer (per connection); larger ones measured no faster on loopback. */
 export const READ_BUFFER_BYTES = 256 << 10;
 
-function onread(reader: ChunkReader, size: number): { buffer: Buffer; callback: (n: number, buf: Uint8Array) => boolean } {
-  const buffer = Buffer.allocUnsafe(size);
+/** Direct reads below this size are not worth a separate read: they go through the buffer. */
+const MIN_DIRECT_BYTES = 16 << 10;
+
+function onread(reader: ChunkReader, size: number): { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean } {
+  const shared = Buffer.allocUnsafe(size);
   return {
-    buffer,
-    callback: (n) => {
-      reader(buffer.subarray(0, n));
+    // Called before the first read and after each one: the buffer the next read fills.
+    buffer: () => {
+      const d = reader.direct?.();
+      return d && d.length >= MIN_DIRECT_BYTES ? d : shared;
+    },
+    callback: (n, buf) => {
+      if (buf === shared) reader.receive(shared.subarray(0, n));
+      else reader.receivedDirect!(n);
       return true; // flow control is the socket's pause()/resume()
     },
   };
@@ -42,7 +58,7 @@ export function adoptWithReadBuffer(accepted: Socket, reader: ChunkReader, size 
   const husk = accepted as unknown as HandleOwner;
   const handle = husk._handle;
   if (!handle || typeof handle.useUserBuffer !== 'function') {
-    accepted.on('data', reader);
+    accepted.on('data', (chunk: Buffer) => reader.receive(chunk));
     accepted.resume();
     return accepted;
   }

@@ -29,6 +29,16 @@ export interface ScsiCommandPdu {
   data: Uint8Array;
 }
 
+/** The W bit (RFC 7143 11.3.1), from the BHS alone. */
+export function writeBitOf(bhs: Uint8Array): boolean {
+  return (bhs[1] & 0x20) !== 0;
+}
+
+/** Expected Data Transfer Length (RFC 7143 11.3.4), from the BHS alone. */
+export function edtlOf(bhs: Uint8Array): number {
+  return u32(bhs, 20);
+}
+
 export function decodeScsiCommand(raw: RawPdu): ScsiCommandPdu {
   const b = raw.bhs;
   let cdb = b.subarray(32, 48);
@@ -49,11 +59,11 @@ export function decodeScsiCommand(raw: RawPdu): ScsiCommandPdu {
     immediate: (b[0] & 0x40) !== 0,
     final: (b[1] & 0x80) !== 0,
     read: (b[1] & 0x40) !== 0,
-    write: (b[1] & 0x20) !== 0,
+    write: writeBitOf(b),
     attr: b[1] & 7,
     lun: decodeLun(b, 8),
     itt: u32(b, 16),
-    edtl: u32(b, 20),
+    edtl: edtlOf(b),
     cmdSN: u32(b, 24),
     expStatSN: u32(b, 28),
     cdb,
