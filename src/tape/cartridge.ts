@@ -495,7 +495,20 @@ export class Cartridge {
     // Wrapped so that `queued` resolves when the entry is queued, not when it is written.
     const queued = Promise.all([dataWritten, this.queued]).then(() => ({ written: this.commitEntry(k, run) }));
     this.queued = queued.then(() => undefined, () => undefined);
-    const done = queued.then((q) => q.written).finally(() => this.inFlight--);
+    // The failure is recorded before inFlight drops, so an inline append can never slip in
+    // behind an entry that was not written.
+    const done = queued
+      .then((q) => q.written)
+      .then(
+        () => {
+          this.inFlight--;
+        },
+        (e: Error) => {
+          this.failure ??= e;
+          this.inFlight--;
+          throw e;
+        },
+      );
     this.pending = done.catch((e: Error) => {
       this.failure ??= e;
     });
@@ -510,9 +523,13 @@ export class Cartridge {
     this.unsyncedBytes += n;
     if (this.unsyncedBytes < WRITEBACK_BYTES || this.writeback) return;
     this.unsyncedBytes = 0;
+    // Linux reports a write-back error to one fsync only: keep it, or the filemark's sync
+    // would answer GOOD over lost pages.
     this.writeback = this.fh
       .datasync()
-      .catch(() => undefined) // best effort: sync() at a filemark reports errors
+      .catch((e: Error) => {
+        this.failure ??= e;
+      })
       .finally(() => (this.writeback = undefined));
   }
 
@@ -612,6 +629,7 @@ export class Cartridge {
 
   /** Make everything written so far durable (fsync). */
   async sync(): Promise<void> {
+    await this.writeback; // a background write-back error becomes `failure`, reported here
     await this.settled();
     if (!this.readOnly) await this.fh.sync();
   }
