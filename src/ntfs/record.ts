@@ -35,11 +35,6 @@ export interface FileRef {
   seq: number;
 }
 
-/** A file reference straight from bytes. */
-export function refAt(b: Uint8Array, at: number): FileRef {
-  return { record: le32(b, at) + le16(b, at + 4) * 0x1_0000_0000, seq: le16(b, at + 6) };
-}
-
 export function decodeRef(view: DataView, at: number): FileRef {
   return { record: view.getUint32(at, true) + view.getUint16(at + 4, true) * 0x1_0000_0000, seq: view.getUint16(at + 6, true) };
 }

@@ -87,6 +87,12 @@ test('$SDS entries are indexed by security id; a damaged entry comes from its mi
   assert.equal(fromMirror.problems.length, 1);
   assert.match(fromMirror.problems[0].message, /hash.*mirror is used/);
 
+  const wiped = new Uint8Array(stream);
+  wiped.fill(0, at1, at1 + 20); // the primary's header zeroed (looks unused): the mirror has it
+  const fromWiped = indexSds(wiped);
+  assert.deepEqual([...fromWiped.entries.keys()], [0x100, 0x101, 0x102]);
+  assert.match(fromWiped.problems[0]?.message ?? '', /mirror is used/);
+
   torn[0x40000 + at1 + 0x10] = 0xff; // and the mirror's length
   torn[at1 + 0x10] = 0xff; // and the primary's header
   const lost = indexSds(torn);

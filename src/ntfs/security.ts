@@ -181,6 +181,11 @@ function sdsEntryAt(sds: Uint8Array, pos: number, blockEnd: number): { id: numbe
   return { id: le32(sds, pos + 4), hash, length, bytes };
 }
 
+/** Hash, security id and length all zero: no entry starts here. */
+function zeroHeader(sds: Uint8Array, pos: number): boolean {
+  return le32(sds, pos) === 0 && le32(sds, pos + 4) === 0 && le32(sds, pos + 0x10) === 0;
+}
+
 /**
  * Index the entries of a $SDS stream. A damaged entry is read from its mirror (256 KiB on) when
  * that one is whole; otherwise it is reported and the scan resynchronises on the next 16 bytes.
@@ -194,9 +199,13 @@ export function indexSds(sds: Uint8Array): SecureStore {
     const end = Math.min(block + SDS_BLOCK, sds.length);
     let resyncing = false; // after a bad entry, until the next good one: report once
     for (let pos = block; pos + SDS_HEADER <= end; ) {
-      if (le32(sds, pos) === 0 && le32(sds, pos + 4) === 0 && le32(sds, pos + 0x10) === 0) {
-        pos += 16; // unused space
-        continue;
+      if (zeroHeader(sds, pos)) {
+        // Unused space, unless the mirror holds an entry here: then the primary was wiped.
+        const m = pos + SDS_BLOCK;
+        if (m + SDS_HEADER > sds.length || zeroHeader(sds, m)) {
+          pos += 16;
+          continue;
+        }
       }
       let e = sdsEntryAt(sds, pos, end);
       if (typeof e === 'string') {

@@ -4,8 +4,7 @@
  * `dataIn` back (truncated to the initiator's expected length) with residuals computed
  * from `transferLength` (SAM-5 5.4: residual = expected − what the CDB asked for).
  */
-import type { SenseValue } from './sense.ts';
-import type { SenseFormat } from './sense.ts';
+import type { SenseFormat, SenseValue } from './sense.ts';
 
 /** An I_T nexus: one initiator port (iSCSI name + ISID) talking to one target port. SAM-5 4.7 */
 export interface Nexus {
