@@ -53,6 +53,11 @@ export function senseFormatOf(pages: ModePages): SenseFormat {
   return (pages.get(ModePageCode.CONTROL)?.current[2] ?? 0) & ControlPageBit.D_SENSE ? 'descriptor' : 'fixed';
 }
 
+/** SWP (SPC-4 7.5.8): the logical unit's medium is write protected by software. */
+export function softwareWriteProtectOf(pages: ModePages): boolean {
+  return ((pages.get(ModePageCode.CONTROL)?.current[4] ?? 0) & ControlPageBit.SWP) !== 0;
+}
+
 export class ModePages {
   private readonly pages: ModePage[] = [];
 

@@ -22,7 +22,7 @@ import {
 } from './cdb.ts';
 import { UnitAttentions } from './unit-attention.ts';
 import { PersistentReservations, decodePrOutParams, decodePrMoveParams, PrOutAction } from './persistent-reservation.ts';
-import { ModePages, controlPage, senseFormatOf } from './mode-pages.ts';
+import { ModePages, controlPage, senseFormatOf, softwareWriteProtectOf } from './mode-pages.ts';
 import type { LuIdentity } from './identity.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import { encodeLun } from './lun.ts';
@@ -121,7 +121,7 @@ export class SpcState {
 
   /** SWP in the control mode page (SPC-4 7.5.8): the medium is write protected. */
   get softwareWriteProtect(): boolean {
-    return !!((this.modePages.get(0x0a)?.current[4] ?? 0) & 0x08);
+    return softwareWriteProtectOf(this.modePages);
   }
 }
 
