@@ -32,6 +32,7 @@ import { CartridgeTapeDevice } from '../tape/cartridge-tape-device.ts';
 import type { TapeDevice } from '../tape/tape-device.ts';
 import type { LuExtension } from './disk-lu.ts';
 import type { SenseFormat } from './sense.ts';
+import { BufferPool } from '../util/buffer-pool.ts';
 
 /**
  * SSC-3 sequential-access (tape drive) logical unit over a TapeDrive. Commands run strictly
@@ -247,7 +248,8 @@ async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
   const bytes = c.fixed ? c.length * drive.blockLength : c.length;
   if (bytes > (c.fixed ? MAX_TRANSFER_BYTES : drive.maxRecordBytes)) throw invalidCdb(2);
   if (c.length === 0) return { status: ScsiStatus.GOOD, transferLength: 0 };
-  const buf = Buffer.allocUnsafe(bytes);
+  // Pooled: given back by the transport once the Data-In is on the wire (ScsiResult.release).
+  const buf = readBuffers.take(bytes);
   let out: ReadOutcome;
   try {
     // Place the read (position moves), start its file I/O, and let the next command be placed.
@@ -257,11 +259,18 @@ async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
     await io;
     out = plan;
   } catch (e) {
+    readBuffers.give(buf);
     mapDriveError(e);
   }
   lu.stats.readCommands++;
   lu.stats.bytesRead += out.bytes;
-  const data = buf.subarray(0, out.bytes);
+  return { ...readStatus(c, drive, out, buf.subarray(0, out.bytes), bytes), release: () => readBuffers.give(buf) };
+}
+
+const readBuffers = new BufferPool(64 << 20);
+
+/** SSC-3 READ(6) status for what the read met: GOOD, filemark, end of data, or ILI. */
+function readStatus(c: ReturnType<typeof decodeReadWrite6>, drive: TapeDrive, out: ReadOutcome, data: Uint8Array, bytes: number): ScsiResult {
   if (!out.stop) return { status: ScsiStatus.GOOD, dataIn: data, transferLength: bytes };
   if (out.stop === 'filemark') {
     return withData(new SenseError(SenseKey.NO_SENSE, Asc.FILEMARK_DETECTED, { filemark: true, info: out.residue }), data, bytes);
