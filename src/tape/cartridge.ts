@@ -2,6 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { writeSync } from 'node:fs';
 import { ByteReader } from '../util/byte-reader.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
+import { GroupCommit } from '../util/group-commit.ts';
 import { crc32c } from '../util/crc32c.ts';
 import { FerryError } from '../util/errors.ts';
 
@@ -188,13 +189,10 @@ export class Cartridge {
   private pending: Promise<void> = Promise.resolve();
   /** Resolves when every entry appended so far is queued for its index write, in order. */
   private queued: Promise<void> = Promise.resolve();
-  /** Entries whose data is written, waiting for the next index write (consecutive slots). */
-  private entryQueue: { slot: number; entry: IndexEntry }[] = [];
-  /** The index write in flight, if any. */
-  private entryFlush?: Promise<void>;
-  /** Record data waiting for the next writev (contiguous), and the writev in flight. */
-  private dataQueue: { data: Uint8Array; end: number }[] = [];
-  private dataFlush?: Promise<void>;
+  /** Index entries whose data is written, batched into one write at a time (consecutive slots). */
+  private readonly entries = new GroupCommit<{ slot: number; entry: IndexEntry }>((b) => this.flushEntries(b));
+  /** Record data for the thread pool, batched into one writev at a time (contiguous). */
+  private readonly dataWrites = new GroupCommit<{ data: Uint8Array; end: number }>((b) => this.flushData(b));
   /** Appends whose data or entry is still being written on the thread pool. */
   private inFlight = 0;
   /** Bytes appended since the last background write-back started, and that write-back. */
@@ -486,7 +484,7 @@ export class Cartridge {
       this.wroteBytes(len);
       return { done: this.pending };
     }
-    const dataWritten = len > 0 ? this.queueData(data!.subarray(0, len), CartridgeLayout.DATA_BASE + run.dataOffset) : Promise.resolve();
+    const dataWritten = len > 0 ? this.dataWrites.add({ data: data!.subarray(0, len), end: CartridgeLayout.DATA_BASE + run.dataOffset + len }) : Promise.resolve();
     this.runs.push(run);
     this.inFlight++;
     this.wroteBytes(len);
@@ -534,24 +532,14 @@ export class Cartridge {
   }
 
   /**
-   * Queue record data for the thread pool. Runs are appended back to back, so everything that
-   * queues while a write is in flight goes out as one writev at the next free moment.
+   * Record data for the thread pool. Runs are appended back to back, so everything that queues
+   * while a write is in flight goes out as one writev at the next free moment.
    */
-  private queueData(data: Uint8Array, pos: number): Promise<void> {
-    const q = this.dataQueue;
-    if (q.length > 0 && q[q.length - 1].end !== pos) throw new CartridgeError('append: data queue is not contiguous');
-    q.push({ data, end: pos + data.length });
-    if (q.length === 1) {
-      const prev = this.dataFlush ?? Promise.resolve();
-      this.dataFlush = prev.then(() => this.flushData());
-    }
-    return this.dataFlush!;
-  }
-
-  private async flushData(): Promise<void> {
-    const batch = this.dataQueue;
-    this.dataQueue = [];
+  private async flushData(batch: { data: Uint8Array; end: number }[]): Promise<void> {
     let pos = batch[0].end - batch[0].data.length;
+    for (let i = 1; i < batch.length; i++) {
+      if (batch[i].end - batch[i].data.length !== batch[i - 1].end) throw new CartridgeError('data batch is not contiguous');
+    }
     let bufs = batch.map((b) => b.data);
     while (bufs.length) {
       let n = (await this.fh.writev(bufs, pos)).bytesWritten;
@@ -567,24 +555,15 @@ export class Cartridge {
   }
 
   /**
-   * Queue the entry for `slot` (called in slot order, after its data is written) and return the
-   * write that will hold it. At most one index write
-   * is in flight; everything queued meanwhile goes out together in the next one, in order.
+   * The entry for `slot` (queued in slot order, after its data is written): resolves when the
+   * index write holding it is done. Everything queued while one is in flight goes out together.
    */
   private commitEntry(slot: number, entry: IndexEntry): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    this.entryQueue.push({ slot, entry });
-    if (this.entryQueue.length === 1) {
-      // First in a new batch: it goes out when the write in flight (if any) is done.
-      const prev = this.entryFlush ?? Promise.resolve();
-      this.entryFlush = prev.then(() => this.flushEntries());
-    }
-    return this.entryFlush!;
+    return this.entries.add({ slot, entry });
   }
 
-  private async flushEntries(): Promise<void> {
-    const batch = this.entryQueue;
-    this.entryQueue = [];
+  private async flushEntries(batch: { slot: number; entry: IndexEntry }[]): Promise<void> {
     const E = CartridgeLayout.ENTRY_BYTES;
     const buf = new Uint8Array(batch.length * E);
     for (let i = 0; i < batch.length; i++) {

@@ -61,3 +61,25 @@ test('role configs refuse a bad iSCSI name with a message naming the field (RFC 
   assert.throws(() => resolveMoverConfig({ iqn: 'mover', portals: ['127.0.0.1:3260'] }, 'options'), (e: Error) => e instanceof UsageError && /iqn: not an iSCSI name/.test(e.message));
   for (const good of ['iqn.2026-11.dev.ferry:store', 'eui.02004567A425678D', 'naa.52004567BA64678D']) assert.equal(resolveTargetConfig({ iqn: good }).iqn, good);
 });
+
+test('GroupCommit: one flush at a time; what is added meanwhile goes out together, in order', async () => {
+  const { GroupCommit } = await import('./group-commit.ts');
+  const batches: number[][] = [];
+  let running = 0;
+  let maxRunning = 0;
+  const gc = new GroupCommit<number>(async (b) => {
+    running++;
+    maxRunning = Math.max(maxRunning, running);
+    batches.push(b);
+    await new Promise((r) => setTimeout(r, 5));
+    running--;
+    if (b.includes(13)) throw new Error('disk full');
+  });
+  const first = gc.add(1); // starts a flush of [1]
+  await Promise.resolve();
+  const rest = [2, 3, 4].map((n) => gc.add(n)); // queued behind it: one batch
+  await Promise.all([first, ...rest]);
+  assert.deepEqual(batches, [[1], [2, 3, 4]]);
+  assert.equal(maxRunning, 1);
+  await assert.rejects(gc.add(13), /disk full/);
+});
