@@ -3,7 +3,10 @@
 // same number of bytes to a file on the same disk in the same run. Both end with a flush
 // (WRITE FILEMARKS → fsync; dd conv=fdatasync).
 //
-//   node --import tsx bench/tape-vs-dd.ts [--size 1G] [--depth 4] [--runs 3]
+//   node --import tsx bench/tape-vs-dd.ts [--size 1G] [--depth 4] [--runs 3] [--no-tgtd]
+//
+// A tgtd tape LUN (tgtimg cartridge, `--bstype ssc`) gets the same stream from the same
+// initiator in the same run, as a second peer: what a C iSCSI tape target does on this box.
 import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +17,7 @@ import { parseSize, formatBytes } from '../src/util/units.ts';
 import { openStandaloneDrive } from '../src/scsi/tape-library.ts';
 import { InitiatorSession } from '../src/initiator/session.ts';
 import * as T from '../src/scsi/tape-cdb.ts';
+import { startTgtd } from '../test/helpers/tgtd.ts';
 import { makeNexus, type ScsiTask } from '../src/scsi/task.ts';
 
 const args = process.argv.slice(2);
@@ -24,11 +28,34 @@ const opt = (name: string, dflt: string): string => {
 const totalBytes = parseSize(opt('size', '1G'));
 const depth = Number(opt('depth', '4'));
 const runs = Number(opt('runs', '3'));
+const withTgtd = !args.includes('--no-tgtd');
 const BLOCK = 256 * 1024;
 const blocks = Math.floor(totalBytes / BLOCK);
 
 const IQN = 'iqn.2026-11.dev.ferry:bench';
 const FERRY_BIN = fileURLToPath(new URL('../bin/ferry.mjs', import.meta.url));
+
+/** Stream `blocks` fixed blocks to LUN `lun` of a logged-in session, then WRITE FILEMARKS; MB/s. */
+async function streamWrite(s: InitiatorSession, lun: number): Promise<number> {
+  for (let i = 0; i < 3; i++) if ((await s.command(lun, T.buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
+  const sel = T.modeSelectBlockDescriptor(BLOCK);
+  await s.command(lun, T.buildModeSelect6(sel.length), { dataOut: sel });
+  const data = randomBytes(BLOCK);
+  const cdb = T.buildWrite6(1, { fixed: true });
+  const t0 = process.hrtime.bigint();
+  let sent = 0;
+  const inFlight = new Set<Promise<unknown>>();
+  while (sent < blocks || inFlight.size) {
+    while (sent < blocks && inFlight.size < depth) {
+      const p: Promise<unknown> = s.command(lun, cdb, { dataOut: data }).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      sent++;
+    }
+    await Promise.race(inFlight);
+  }
+  await s.command(lun, T.buildWriteFilemarks6(1)); // flush: fsync of the cartridge
+  return (blocks * BLOCK) / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
 
 async function ferryRun(dir: string, n: number): Promise<number> {
   const iqn = IQN;
@@ -46,29 +73,13 @@ async function ferryRun(dir: string, n: number): Promise<number> {
     child.once('exit', (c) => reject(new Error(`ferry target exited ${c}: ${err}`)));
   });
   const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:bench-init', targetName: iqn });
-  for (let i = 0; i < 3; i++) if ((await s.command(0, T.buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
-  const sel = T.modeSelectBlockDescriptor(BLOCK);
-  await s.command(0, T.buildModeSelect6(sel.length), { dataOut: sel });
-  const data = randomBytes(BLOCK);
-  const cdb = T.buildWrite6(1, { fixed: true });
-  const t0 = process.hrtime.bigint();
-  let sent = 0;
-  const inFlight = new Set<Promise<unknown>>();
-  while (sent < blocks || inFlight.size) {
-    while (sent < blocks && inFlight.size < depth) {
-      const p: Promise<unknown> = s.command(0, cdb, { dataOut: data }).finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      sent++;
-    }
-    await Promise.race(inFlight);
-  }
-  await s.command(0, T.buildWriteFilemarks6(1)); // flush: fsync of the cartridge
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const rate = await streamWrite(s, 0);
   // Read it back (a restore): READ(6) FIXED of one block per command, same depth.
   await s.command(0, T.buildRewind());
   const rcdb = T.buildRead6(1, { fixed: true });
   const r0 = process.hrtime.bigint();
   let asked = 0;
+  const inFlight = new Set<Promise<unknown>>();
   while (asked < blocks || inFlight.size) {
     while (asked < blocks && inFlight.size < depth) {
       const p: Promise<unknown> = s.command(0, rcdb, { inLength: BLOCK }).finally(() => inFlight.delete(p));
@@ -82,7 +93,25 @@ async function ferryRun(dir: string, n: number): Promise<number> {
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
-  return (blocks * BLOCK) / secs;
+  return rate;
+}
+
+/** The same stream to a tgtd tape LUN (tgtimg cartridge): a C target on the same box. */
+async function tgtdRun(dir: string, n: number): Promise<number> {
+  const tgtd = await startTgtd('iqn.2026-11.dev.ferry:bench-tgtd-tape');
+  try {
+    const img = join(dir, `tgtd${n}.img`);
+    execFileSync('tgtimg', ['--op', 'new', '--device-type', 'tape', '--barcode', `BENCH${n}`, '--size', String(Math.ceil(totalBytes / 2 ** 20) + 64), '--type', 'data', '--file', img], { stdio: 'pipe' });
+    tgtd.addLun(1, img, { deviceType: 'tape' });
+    const s = await InitiatorSession.login({ host: '127.0.0.1', port: tgtd.port, initiatorName: 'iqn.2026-11.dev.ferry:bench-init', targetName: tgtd.iqn });
+    try {
+      return await streamWrite(s, 1);
+    } finally {
+      await s.logout().catch(() => undefined);
+    }
+  } finally {
+    await tgtd.stop();
+  }
 }
 
 /** The SSC LU and cartridge alone: WRITE(6) executed in-process, no iSCSI. */
@@ -142,12 +171,14 @@ try {
   const ferry: number[] = [];
   const dd: number[] = [];
   const local: number[] = [];
+  const tgtd: number[] = [];
   for (let i = 0; i < runs; i++) {
     // Alternate so page-cache and disk state favour neither side.
     dd.push(ddRun(dir, i));
     ferry.push(await ferryRun(dir, i));
     local.push(await luRun(dir, i));
-    for (const f of [`dd${i}.img`, `bench${i}.cart`, `lu${i}.cart`]) await rm(join(dir, f), { force: true });
+    if (withTgtd) tgtd.push(await tgtdRun(dir, i));
+    for (const f of [`dd${i}.img`, `bench${i}.cart`, `lu${i}.cart`, `tgtd${i}.img`]) await rm(join(dir, f), { force: true });
   }
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const mb = (x: number): string => `${(x / 1e6).toFixed(0)} MB/s`;
@@ -155,6 +186,7 @@ try {
   console.log(`  dd (file, conv=fdatasync):        ${dd.map(mb).join(', ')}  median ${mb(median(dd))}`);
   console.log(`  ferry (iSCSI → SSC → cartridge):  ${ferry.map(mb).join(', ')}  median ${mb(median(ferry))}`);
   console.log(`  SSC LU in-process (no iSCSI):     ${local.map(mb).join(', ')}  median ${mb(median(local))}`);
+  if (withTgtd) console.log(`  tgtd tape LUN (same initiator):   ${tgtd.map(mb).join(', ')}  median ${mb(median(tgtd))}  (ferry/tgtd ${(median(ferry) / median(tgtd)).toFixed(2)}×)`);
   console.log(`  read back, dd (page cache):       ${ddReadRates.map(mb).join(', ')}  median ${mb(median(ddReadRates))}`);
   console.log(`  read back, ferry (iSCSI READ(6)): ${readRates.map(mb).join(', ')}  median ${mb(median(readRates))}`);
   console.log(`  ratio ferry/dd (median): ${(median(ferry) / median(dd)).toFixed(2)}×  (goal ≥ 0.8×)`);
