@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import pino from 'pino';
-import { runDemo, checkDemoSize, type DemoEvent, type DemoPhase, type DemoResult } from '../demo/demo.ts';
+import type { DemoEvent, DemoPhase, DemoResult } from '../demo/demo.ts';
 import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS } from '../snapshot/quiesce.ts';
 import { formatBytes, parseDuration, parseSize } from '../util/units.ts';
 
@@ -60,6 +60,7 @@ export function registerDemo(program: Command): void {
     .addHelpText('after', '\nExamples:\n  npm run demo\n  ferry demo --size 256M --quiet-period 3s\n  ferry demo --size 16M --json --dir /tmp/ferry-demo')
     .action(async (o: DemoFlags) => {
       const sizeBytes = parseSize(o.size, '--size');
+      const { runDemo, checkDemoSize } = await import('../demo/demo.ts'); // loaded on use: faster start for other commands
       checkDemoSize(sizeBytes);
       const quietPeriodMs = parseDuration(o.quietPeriod, '--quiet-period');
       const timeoutMs = parseDuration(o.timeout, '--timeout');

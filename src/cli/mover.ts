@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
 import pino from 'pino';
-import { resolveMoverConfig, type MoverConfigInput } from '../mover/config.ts';
-import { startMover } from '../mover/mover.ts';
+import type { MoverConfigInput } from '../mover/config.ts';
 import { collect, readJsonConfig, serveUntilSignal } from './options.ts';
 import { UsageError } from '../util/errors.ts';
 
@@ -46,9 +45,11 @@ export function registerMover(program: Command): void {
       if (opts.mutualChap) merged.mutualChap = opts.mutualChap;
       if ((opts.allow as string[]).length) merged.allowedInitiators = opts.allow;
       if (opts.logLevel) merged.logLevel = opts.logLevel;
+      const { resolveMoverConfig } = await import('../mover/config.ts');
       const cfg = resolveMoverConfig(merged, opts.config ? `config ${opts.config as string}` : 'options');
       if (cfg.portals.length === 0) throw new UsageError('no portals: give at least one --portal HOST:PORT (or "portals" in --config)');
       const log = pino({ level: cfg.logLevel, base: { role: 'mover' } }, pino.destination({ fd: 2, sync: true }));
+      const { startMover } = await import('../mover/mover.ts');
       const mover = await startMover(cfg, log);
       log.info({ listen: `${mover.address.host}:${mover.address.port}`, iqn: cfg.iqn, copyTargets: mover.remote.known.length }, 'mover ready');
       await serveUntilSignal(log, () => mover.close(), 'stopping');

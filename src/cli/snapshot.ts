@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { readTokenFile } from '../snapshot/api.ts';
 import { DEFAULT_API_URL, SnapshotApiClient, parseApiUrl } from '../snapshot/client.ts';
 import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS } from '../snapshot/quiesce.ts';
 import { UsageError } from '../util/errors.ts';
@@ -12,6 +11,7 @@ interface ApiOpts {
 
 async function client(o: ApiOpts): Promise<SnapshotApiClient> {
   if (!o.tokenFile) throw new UsageError('give --token-file FILE (the bearer token the storage node was started with)');
+  const { readTokenFile } = await import('../snapshot/api.ts'); // fastify: loaded on use
   return new SnapshotApiClient(parseApiUrl(o.api), await readTokenFile(o.tokenFile));
 }
 
