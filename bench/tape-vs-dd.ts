@@ -35,6 +35,18 @@ const blocks = Math.floor(totalBytes / BLOCK);
 const IQN = 'iqn.2026-11.dev.ferry:bench';
 const FERRY_BIN = fileURLToPath(new URL('../bin/ferry.mjs', import.meta.url));
 
+/** Issue `blocks` commands, `depth` at a time, in order of issue. */
+async function inFlight(issue: (n: number) => Promise<unknown>): Promise<void> {
+  const running = new Set<Promise<unknown>>();
+  for (let n = 0; n < blocks || running.size; ) {
+    while (n < blocks && running.size < depth) {
+      const p: Promise<unknown> = issue(n++).finally(() => running.delete(p));
+      running.add(p);
+    }
+    await Promise.race(running);
+  }
+}
+
 /** Stream `blocks` fixed blocks to LUN `lun` of a logged-in session, then WRITE FILEMARKS; MB/s. */
 async function streamWrite(s: InitiatorSession, lun: number): Promise<number> {
   for (let i = 0; i < 3; i++) if ((await s.command(lun, T.buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
@@ -43,16 +55,7 @@ async function streamWrite(s: InitiatorSession, lun: number): Promise<number> {
   const data = randomBytes(BLOCK);
   const cdb = T.buildWrite6(1, { fixed: true });
   const t0 = process.hrtime.bigint();
-  let sent = 0;
-  const inFlight = new Set<Promise<unknown>>();
-  while (sent < blocks || inFlight.size) {
-    while (sent < blocks && inFlight.size < depth) {
-      const p: Promise<unknown> = s.command(lun, cdb, { dataOut: data }).finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      sent++;
-    }
-    await Promise.race(inFlight);
-  }
+  await inFlight(() => s.command(lun, cdb, { dataOut: data }));
   await s.command(lun, T.buildWriteFilemarks6(1)); // flush: fsync of the cartridge
   return (blocks * BLOCK) / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
@@ -78,16 +81,7 @@ async function ferryRun(dir: string, n: number): Promise<number> {
   await s.command(0, T.buildRewind());
   const rcdb = T.buildRead6(1, { fixed: true });
   const r0 = process.hrtime.bigint();
-  let asked = 0;
-  const inFlight = new Set<Promise<unknown>>();
-  while (asked < blocks || inFlight.size) {
-    while (asked < blocks && inFlight.size < depth) {
-      const p: Promise<unknown> = s.command(0, rcdb, { inLength: BLOCK }).finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      asked++;
-    }
-    await Promise.race(inFlight);
-  }
+  await inFlight(() => s.command(0, rcdb, { inLength: BLOCK }));
   readRates.push((blocks * BLOCK) / (Number(process.hrtime.bigint() - r0) / 1e9));
   await s.logout();
   const exited = new Promise((r) => child.once('exit', r));
@@ -129,20 +123,9 @@ async function luRun(dir: string, n: number): Promise<number> {
   const cdb = T.buildWrite6(1, { fixed: true });
   const t0 = process.hrtime.bigint();
   // Same depth as over iSCSI: consecutive WRITEs overlap their file I/O inside the LU.
-  const inFlight = new Set<Promise<unknown>>();
-  for (let i = 0; i < blocks || inFlight.size; ) {
-    while (i < blocks && inFlight.size < depth) {
-      const n = i++;
-      const p: Promise<unknown> = lu
-        .execute(task(cdb, data))
-        .then((r) => {
-          if (r.status !== 0) throw new Error(`write ${n} failed`);
-        })
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
-    }
-    await Promise.race(inFlight);
-  }
+  await inFlight(async (n) => {
+    if ((await lu.execute(task(cdb, data))).status !== 0) throw new Error(`write ${n} failed`);
+  });
   await lu.execute(task(T.buildWriteFilemarks6(1)));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   await lu.close();

@@ -1,5 +1,5 @@
 import { SenseError, SenseKey, Asc } from './sense.ts';
-import { ScsiStatus, type ScsiResult, type ScsiTask } from './task.ts';
+import { ScsiStatus, readBuffers, type ScsiResult, type ScsiTask } from './task.ts';
 import type { CommandEntry, CommandTable, HandlerResult } from './command-table.ts';
 import {
   Opcode,
@@ -38,7 +38,6 @@ import { scanLbaStatus } from './lba-status.ts';
 import type { DiskLu } from './disk-lu.ts';
 import { ByteReader } from '../util/byte-reader.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
-import { BufferPool } from '../util/buffer-pool.ts';
 
 /** Block limits Ferry advertises in VPD B0h and enforces (bytes, converted per block size). */
 export const DiskLimits = {
@@ -120,7 +119,6 @@ async function doRead(task: ScsiTask, lu: DiskLu, c: RwCdb, lengthField: number)
   return { status: ScsiStatus.GOOD, dataIn: data, transferLength: data.length, release: () => readBuffers.give(data) };
 }
 
-const readBuffers = new BufferPool(64 << 20);
 
 async function doWrite(task: ScsiTask, lu: DiskLu, c: RwCdb, lengthField: number): Promise<ScsiResult> {
   checkReady(lu);

@@ -1,5 +1,5 @@
 import { SenseError, SenseKey, Asc, type SenseOptions } from './sense.ts';
-import { ScsiStatus, type LogicalUnit, type Nexus, type ResetKind, type ScsiResult, type ScsiTask } from './task.ts';
+import { ScsiStatus, readBuffers, type LogicalUnit, type Nexus, type ResetKind, type ScsiResult, type ScsiTask } from './task.ts';
 import { runCommand, checkCondition, type CommandEntry, type CommandTable } from './command-table.ts';
 import { SpcState, spcCommands, spcGate, modeSense, modeSelect, VersionDescriptor, type SpcLu } from './spc.ts';
 import { makePage } from './mode-pages.ts';
@@ -32,7 +32,6 @@ import { CartridgeTapeDevice } from '../tape/cartridge-tape-device.ts';
 import type { TapeDevice } from '../tape/tape-device.ts';
 import type { LuExtension } from './disk-lu.ts';
 import type { SenseFormat } from './sense.ts';
-import { BufferPool } from '../util/buffer-pool.ts';
 
 /**
  * SSC-3 sequential-access (tape drive) logical unit over a TapeDrive. Commands run strictly
@@ -267,7 +266,6 @@ async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
   return { ...readStatus(c, drive, out, buf.subarray(0, out.bytes), bytes), release: () => readBuffers.give(buf) };
 }
 
-const readBuffers = new BufferPool(64 << 20);
 
 /** SSC-3 READ(6) status for what the read met: GOOD, filemark, end of data, or ILI. */
 function readStatus(c: ReturnType<typeof decodeReadWrite6>, drive: TapeDrive, out: ReadOutcome, data: Uint8Array, bytes: number): ScsiResult {

@@ -5,6 +5,7 @@
  * from `transferLength` (SAM-5 5.4: residual = expected − what the CDB asked for).
  */
 import type { SenseFormat, SenseValue } from './sense.ts';
+import { BufferPool } from '../util/buffer-pool.ts';
 
 /** An I_T nexus: one initiator port (iSCSI name + ISID) talking to one target port. SAM-5 4.7 */
 export interface Nexus {
@@ -101,3 +102,6 @@ export function makeNexus(initiatorName: string, isid: string, targetName: strin
   transportId.set(name, 4);
   return { key: `${id},${targetName},t,${tpgt}`, initiatorName, isid, targetName, tpgt, transportId };
 }
+
+/** Data-In buffers of READ commands (disk and tape), given back through ScsiResult.release. */
+export const readBuffers = new BufferPool(64 << 20);

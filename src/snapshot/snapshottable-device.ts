@@ -15,6 +15,7 @@ import {
   slotBytes,
 } from './cow-format.ts';
 import { KeyedMutex, RwLock } from './locks.ts';
+import { GroupCommit } from '../util/group-commit.ts';
 
 /** Copy-on-write granularity, and so the changed-block tracking granularity. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
@@ -79,17 +80,19 @@ class CowStore {
   /** chunk → byte offset of its data in the file. */
   readonly index = new Map<number, number>();
   nextSlot = 0;
-  /** Group commit: appends finished, appends covered by a completed fdatasync, the one running. */
-  written = 0;
-  synced = 0;
   /** File size: grown sparse ahead of the appends. */
   allocated = 0;
-  syncing: Promise<void> | null = null;
+  /**
+   * Appends wait for an fdatasync that started after they finished; concurrent appenders share
+   * one (group commit) instead of queueing one each.
+   */
+  readonly syncs: GroupCommit<null>;
 
   constructor(entry: ManifestEntry, fh: FileHandle | null, damaged?: string) {
     this.entry = entry;
     this.fh = fh;
     this.damaged = damaged;
+    this.syncs = new GroupCommit<null>(() => fh!.datasync());
   }
 }
 
@@ -418,7 +421,7 @@ export class SnapshottableDevice implements BlockDevice {
       const { bytesWritten } = await fh.write(slots, off, slots.length - off, base + off);
       off += bytesWritten;
     }
-    await durable(store, fh);
+    await store.syncs.add(null);
     chunks.forEach((c, n) => store.index.set(c, base + n * slot + SLOT_HEADER_BYTES));
   }
 
@@ -526,28 +529,6 @@ export class SnapshotView implements BlockDevice {
   }
   async flush(): Promise<void> {}
   async close(): Promise<void> {}
-}
-
-/**
- * Wait until an fdatasync that started after this append finished has completed. Concurrent
- * appenders share one fdatasync (group commit) instead of queueing one each.
- */
-async function durable(store: CowStore, fh: FileHandle): Promise<void> {
-  const mine = ++store.written;
-  while (store.synced < mine) {
-    if (!store.syncing) {
-      const upTo = store.written;
-      store.syncing = fh
-        .datasync()
-        .then(() => {
-          store.synced = Math.max(store.synced, upTo);
-        })
-        .finally(() => {
-          store.syncing = null;
-        });
-    }
-    await store.syncing;
-  }
 }
 
 function info(s: CowStore): SnapshotInfo {

@@ -72,9 +72,7 @@ export class CartridgeTapeDevice implements TapeDevice {
     const out = await this.drive.write(data, recordLength);
     await out.durable;
     if (out.overflow) {
-      const err = new DriveError('eod', `end of medium: ${out.residue} record(s) not written`);
-      Object.assign(err, { bytesWritten: data.length - out.residue * recordLength });
-      throw err;
+      throw new DriveError('eod', `end of medium: ${out.residue} record(s) not written`, { bytesWritten: data.length - out.residue * recordLength });
     }
     return { earlyWarning: out.earlyWarning };
   }

@@ -190,9 +190,9 @@ export class Cartridge {
   /** Resolves when every entry appended so far is queued for its index write, in order. */
   private queued: Promise<void> = Promise.resolve();
   /** Index entries whose data is written, batched into one write at a time (consecutive slots). */
-  private readonly entries = new GroupCommit<{ slot: number; entry: IndexEntry }>((b) => this.flushEntries(b));
+  private readonly entries = new GroupCommit<{ slot: number; entry: IndexEntry }>((b) => this.stopAfterFailure(() => this.flushEntries(b)));
   /** Record data for the thread pool, batched into one writev at a time (contiguous). */
-  private readonly dataWrites = new GroupCommit<{ data: Uint8Array; end: number }>((b) => this.flushData(b));
+  private readonly dataWrites = new GroupCommit<{ data: Uint8Array; end: number }>((b) => this.stopAfterFailure(() => this.flushData(b)));
   /** Appends whose data or entry is still being written on the thread pool. */
   private inFlight = 0;
   /** Bytes appended since the last background write-back started, and that write-back. */
@@ -491,7 +491,7 @@ export class Cartridge {
     // Data first, then its entry: the record exists only once both are written. Entries are
     // queued in run order and written in batches (group commit: one write for all that are ready).
     // Wrapped so that `queued` resolves when the entry is queued, not when it is written.
-    const queued = Promise.all([dataWritten, this.queued]).then(() => ({ written: this.commitEntry(k, run) }));
+    const queued = Promise.all([dataWritten, this.queued]).then(() => ({ written: this.entries.add({ slot: k, entry: run }) }));
     this.queued = queued.then(() => undefined, () => undefined);
     // The failure is recorded before inFlight drops, so an inline append can never slip in
     // behind an entry that was not written.
@@ -549,18 +549,23 @@ export class Cartridge {
     }
   }
 
+  /**
+   * Run a batched write unless one has failed, and record its failure before the next batch
+   * can start: no entry reaches the file after an earlier one was lost.
+   */
+  private async stopAfterFailure(write: () => Promise<void>): Promise<void> {
+    if (this.failure) throw this.failure;
+    try {
+      await write();
+    } catch (e) {
+      this.failure ??= e as Error;
+      throw e;
+    }
+  }
+
   private writeAllSync(data: Uint8Array, len: number, pos: number): void {
     let done = 0;
     while (done < len) done += writeSync(this.fh.fd, data, done, len - done, pos + done);
-  }
-
-  /**
-   * The entry for `slot` (queued in slot order, after its data is written): resolves when the
-   * index write holding it is done. Everything queued while one is in flight goes out together.
-   */
-  private commitEntry(slot: number, entry: IndexEntry): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    return this.entries.add({ slot, entry });
   }
 
   private async flushEntries(batch: { slot: number; entry: IndexEntry }[]): Promise<void> {

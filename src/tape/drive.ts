@@ -46,9 +46,12 @@ export type DriveErrorKind = 'no-medium' | 'write-protected' | 'eod' | 'bad-leng
 /** A condition the caller maps to sense (not-ready, data protect, blank check…). */
 export class DriveError extends CartridgeError {
   readonly kind: DriveErrorKind;
-  constructor(kind: DriveErrorKind, message: string) {
+  /** A multi-record write that failed part way: bytes that did reach the tape (TapeDevice.writeRecords). */
+  readonly bytesWritten?: number;
+  constructor(kind: DriveErrorKind, message: string, opts: { bytesWritten?: number } = {}) {
     super(message);
     this.kind = kind;
+    this.bytesWritten = opts.bytesWritten;
   }
 }
 

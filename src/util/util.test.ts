@@ -82,4 +82,6 @@ test('GroupCommit: one flush at a time; what is added meanwhile goes out togethe
   assert.deepEqual(batches, [[1], [2, 3, 4]]);
   assert.equal(maxRunning, 1);
   await assert.rejects(gc.add(13), /disk full/);
+  await gc.add(14); // the next batch is still flushed
+  assert.deepEqual(batches.at(-1), [14]);
 });

@@ -13,10 +13,14 @@ export function haveTool(cmd: string): boolean {
 export function requireTools(t: TestContext, ...cmds: string[]): boolean {
   const missing = cmds.filter((c) => !haveTool(c));
   if (missing.length === 0) return true;
-  const msg = `missing ${missing.join(', ')} (install: apt-get install libiscsi-bin tgt qemu-utils qemu-block-extra ntfs-3g partclone)`;
-  if (process.env.CI === 'true') throw new Error(`CI: ${msg}`);
-  process.stderr.write(`\n*** SKIPPING ${t.name}: ${msg} ***\n`);
-  t.skip(msg);
+  return skipLoudly(t, `missing ${missing.join(', ')} (install: apt-get install libiscsi-bin tgt qemu-utils qemu-block-extra ntfs-3g partclone)`);
+}
+
+/** Skip with a banner on a developer's machine; under CI (CI=true) throw instead. Returns false. */
+export function skipLoudly(t: TestContext, why: string): false {
+  if (process.env.CI === 'true') throw new Error(`CI: ${why}`);
+  process.stderr.write(`\n*** SKIPPING ${t.name}: ${why} ***\n`);
+  t.skip(why);
   return false;
 }
 
