@@ -73,6 +73,45 @@ test('overlapping copy forward within one device behaves like memmove', async ()
   assert.deepEqual(dev.bytes.subarray(3013 * 512), before.subarray(3013 * 512));
 });
 
+/** A MemoryDevice whose reads and writes complete on a later turn, in random order. */
+class ShuffledDevice extends MemoryDevice {
+  private seed = 7;
+  private later(): Promise<void> {
+    this.seed = (this.seed * 1103515245 + 12345) >>> 0;
+    const turns = this.seed % 4;
+    let p = Promise.resolve();
+    for (let i = 0; i < turns; i++) p = p.then(() => new Promise((r) => setImmediate(r)));
+    return p;
+  }
+  override async readInto(lba: number, target: Uint8Array): Promise<void> {
+    await this.later();
+    return super.readInto(lba, target);
+  }
+  override async write(lba: number, data: Uint8Array): Promise<void> {
+    await this.later();
+    return super.write(lba, data);
+  }
+}
+
+test('overlapping moves by more than a buffer behave like memmove, both ways, with I/O completing out of order', async () => {
+  for (const [from, to] of [
+    [0, 40],
+    [40, 0],
+    [5, 6],
+  ]) {
+    const dev = new ShuffledDevice(512, 256);
+    dev.bytes.set(random(dev.bytes.length, 41));
+    const lu = new TestLu({ block: dev }, 42, { chunkBytes: 4096 }); // 8 blocks per buffer
+    const before = dev.bytes.slice();
+    const r = await xcopy(targetOf([lu]), list([lu.cscd()], [b2b({ blockCount: 100, sourceLba: from, destinationLba: to })]));
+    assert.equal(r.status, ScsiStatus.GOOD);
+    assert.deepEqual(dev.bytes.subarray(to * 512, (to + 100) * 512), before.subarray(from * 512, (from + 100) * 512), `${from} → ${to}`);
+    const untouched = (a: number, b: number) => assert.deepEqual(dev.bytes.subarray(a * 512, b * 512), before.subarray(a * 512, b * 512));
+    untouched(0, Math.min(from, to));
+    untouched(Math.max(from, to) + 100, 256);
+  }
+});
+
 test('PLL 0 is GOOD; SA ≠ 0 is 24/00', async () => {
   const lu = disk(64, 3);
   const t = targetOf([lu]);
@@ -182,20 +221,21 @@ class PipelinedTape extends MemoryTape {
   }
 }
 
-test('tape writes and reads pipelined on a device that keeps order: bit-exact, more than one in flight', async () => {
-  const src = disk(2048, 31);
-  const dst = disk(2048, 32, false);
+test('tape writes and reads pipelined on a device that keeps order: bit-exact, in flight across read buffers', async () => {
+  const src = disk(8192, 31);
+  const dst = disk(8192, 32, false);
   const tapeDev = new PipelinedTape();
   const tape = new TestLu({ tape: tapeDev }, 33);
   const t = targetOf([src, dst, tape]);
-  const r1 = await xcopy(t, list([src.cscd(), tape.cscd()], [{ type: 0x00, cat: false, source: 0, destination: 1, streamTransferLength: 65536, blockCount: 2048, lba: 0 }]));
+  const r1 = await xcopy(t, list([src.cscd(), tape.cscd()], [{ type: 0x00, cat: false, source: 0, destination: 1, streamTransferLength: 65536, blockCount: 8192, lba: 0 }]));
   assert.equal(r1.status, ScsiStatus.GOOD);
-  assert.ok(tapeDev.maxInFlight > 1, `writes in flight: ${tapeDev.maxInFlight}`);
+  // 16 records fill one 1 MiB read buffer: writes stay in flight across buffers.
+  assert.ok(tapeDev.maxInFlight > 16, `writes in flight: ${tapeDev.maxInFlight}`);
   await tapeDev.rewind();
   tapeDev.maxInFlight = 0;
-  const r2 = await xcopy(t, list([tape.cscd(), dst.cscd()], [{ type: 0x01, cat: false, source: 0, destination: 1, streamTransferLength: 65536, blockCount: 2048, lba: 0 }], { listId: 2 }));
+  const r2 = await xcopy(t, list([tape.cscd(), dst.cscd()], [{ type: 0x01, cat: false, source: 0, destination: 1, streamTransferLength: 65536, blockCount: 8192, lba: 0 }], { listId: 2 }));
   assert.equal(r2.status, ScsiStatus.GOOD);
-  assert.ok(tapeDev.maxInFlight > 1, `reads in flight: ${tapeDev.maxInFlight}`);
+  assert.ok(tapeDev.maxInFlight > 16, `reads in flight: ${tapeDev.maxInFlight}`);
   assert.deepEqual((dst.blockDevice as MemoryDevice).bytes, (src.blockDevice as MemoryDevice).bytes);
 });
 

@@ -4,11 +4,15 @@ import type { TapeDevice } from '../tape/tape-device.ts';
 import { copyAborted, type DataStep, type Destination, type ForwardedSense, type Source, type Step } from './plan.ts';
 
 /**
- * The segment engine: moves bytes exactly as the plan says. Per segment, up to
- * `readsInFlight` block reads of `chunkBytes` run ahead of the writes; writes go in order,
- * one at a time per destination (tape needs order). Buffers come from a pool, so memory is
- * flat whatever the list asks for. Stream sources are read one transfer at a time, never
- * ahead of the segment (SPC-5 6.4.5.4).
+ * The segment engine: moves bytes exactly as the plan says, as a pipeline.
+ * - Reads run up to `readsInFlight` pool buffers ahead of the writes.
+ * - Writes are issued in order and stay in flight across buffers (bounded, and one at a time
+ *   to a tape that does not keep order). A buffer goes back to the pool when the last write
+ *   made from it completes, so nothing waits for a write unless the bound is reached.
+ * - Stream sources read several records into one pool buffer, so a restore writes whole
+ *   buffers in place; they are never read ahead of the segment (SPC-5 6.4.5.4).
+ * - A move to higher, overlapping LBAs of the same device runs from the end (memmove order).
+ * Memory is flat whatever the list asks for: the pool, plus two staging buffers per copy.
  */
 
 export interface EngineOptions {
@@ -60,6 +64,21 @@ export class BufferPool {
   }
 }
 
+/** A buffer shared by the reader and the writes made from it: freed when the last one drops it. */
+class Lease {
+  private refs = 1;
+  private readonly onFree: () => void;
+  constructor(onFree: () => void) {
+    this.onFree = onFree;
+  }
+  retain(): void {
+    this.refs++;
+  }
+  drop(): void {
+    if (--this.refs === 0) this.onFree();
+  }
+}
+
 /** A CSCD failed: carries the role so the sense can forward the device's own sense. */
 class DeviceFailure extends Error {
   readonly role: 'source' | 'destination';
@@ -88,7 +107,7 @@ function checkAbort(signal: AbortSignal): void {
 
 /** Run every step in order. Throws COPY ABORTED (SenseError) naming the failing segment. */
 export async function executePlan(steps: Step[], progress: CopyProgress, signal: AbortSignal, opts: EngineOptions): Promise<void> {
-  const state = { srcResidual: new Uint8Array(0), dstResidual: new Uint8Array(0) };
+  const state: CopyState = { srcResidual: new Uint8Array(0), dstResidual: new Uint8Array(0), staging: new StagingBuffers() };
   for (const step of steps) {
     checkAbort(signal);
     const seg = step.segment.index;
@@ -146,51 +165,56 @@ async function runTapeOp(dev: TapeDevice, op: Extract<Step, { kind: 'tape' }>['o
   else await dev.locate(op.blockId);
 }
 
-interface Residuals {
+/** What one copy carries from segment to segment (SPC-5 5.17.7.2). */
+interface CopyState {
   srcResidual: Uint8Array;
   dstResidual: Uint8Array;
+  staging: StagingBuffers;
 }
 
-async function runDataStep(
-  step: DataStep,
-  state: Residuals,
-  signal: AbortSignal,
-  opts: EngineOptions,
-  onWritten: (n: number) => void,
-): Promise<void> {
-  const sink = new Sink(step.destination, state.dstResidual, opts, onWritten);
-  // 1. Residual source data first (SPC-5 5.17.7.2).
-  const fromRes = state.srcResidual.subarray(0, step.fromResidual);
-  let keptResidual = state.srcResidual.subarray(step.fromResidual);
-  await sink.push(fromRes);
-  // 2. Reads: exactly what the plan says; the part not processed becomes residual.
-  let need = step.processBytes - step.fromResidual;
-  const leftovers: Uint8Array[] = [];
+async function runDataStep(step: DataStep, state: CopyState, signal: AbortSignal, opts: EngineOptions, onWritten: (n: number) => void): Promise<void> {
+  if (isBackwardMove(step, state)) return moveBackward(step, opts, signal, onWritten);
+  const sink = new Sink(step.destination, state.dstResidual, state.staging, opts, onWritten);
   try {
-    for await (const chunk of readSource(step, opts, signal)) {
-      const take = Math.min(need, chunk.length);
-      if (take > 0) await sink.push(chunk.subarray(0, take));
-      need -= take;
-      if (take < chunk.length) leftovers.push(new Uint8Array(chunk.subarray(take))); // a copy (Buffer#slice would alias): less than one transfer
-      checkAbort(signal);
+    // 1. Residual source data first (SPC-5 5.17.7.2).
+    await sink.push(state.srcResidual.subarray(0, step.fromResidual));
+    let keptResidual = state.srcResidual.subarray(step.fromResidual);
+    // 2. Reads: exactly what the plan says; the part not processed becomes residual.
+    let need = step.processBytes - step.fromResidual;
+    const leftovers: Uint8Array[] = [];
+    try {
+      for await (const chunk of readSource(step, opts, signal)) {
+        try {
+          const take = Math.min(need, chunk.view.length);
+          if (take < chunk.view.length) leftovers.push(new Uint8Array(chunk.view.subarray(take))); // a copy: less than one transfer
+          if (take > 0) await sink.push(chunk.view.subarray(0, take), chunk.lease);
+          need -= take;
+        } finally {
+          chunk.lease.drop();
+        }
+        if (chunk.error) throw chunk.error;
+        checkAbort(signal);
+      }
+    } catch (err) {
+      // The source failed: what was read is still written, so the residual in the sense is exact.
+      if (err instanceof DeviceFailure && err.role === 'source') await sink.flushWhole().then(() => sink.drain());
+      throw err;
     }
-  } catch (err) {
-    // The source failed: what was read is still written, so the residual in the sense is exact.
-    if (err instanceof DeviceFailure && err.role === 'source') await sink.flushWhole();
-    throw err;
+    if (step.source.kind === 'bytes') {
+      await sink.push(step.source.data);
+      need -= step.source.data.length;
+    }
+    if (need !== 0) throw new Error(`engine: segment ${step.segment.index} processed ${step.processBytes - need} of ${step.processBytes} bytes`);
+    if (leftovers.length) keptResidual = concat([keptResidual, ...leftovers]);
+    // 3. PAD: zeros to make a whole destination block (SPC-5 Table 116).
+    if (step.padBytes) await sink.push(new Uint8Array(step.padBytes));
+    const dstLeft = await sink.finish();
+    state.srcResidual = step.discardSourceResidual ? new Uint8Array(0) : new Uint8Array(keptResidual);
+    if (step.discardDestinationResidual) state.dstResidual = new Uint8Array(0);
+    else if (step.destination.kind !== 'none') state.dstResidual = dstLeft;
+  } finally {
+    await sink.abandon(); // failed or aborted: writes still in flight use buffers the pool will reuse
   }
-  if (step.source.kind === 'bytes') {
-    await sink.push(step.source.data);
-    need -= step.source.data.length;
-  }
-  if (need !== 0) throw new Error(`engine: segment ${step.segment.index} processed ${step.processBytes - need} of ${step.processBytes} bytes`);
-  if (leftovers.length) keptResidual = concat([keptResidual, ...leftovers]);
-  // 3. PAD: zeros to make a whole destination block (SPC-5 Table 116).
-  if (step.padBytes) await sink.push(new Uint8Array(step.padBytes));
-  const dstLeft = await sink.finish();
-  state.srcResidual = step.discardSourceResidual ? new Uint8Array(0) : new Uint8Array(keptResidual);
-  if (step.discardDestinationResidual) state.dstResidual = new Uint8Array(0);
-  else if (step.destination.kind !== 'none') state.dstResidual = dstLeft;
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
@@ -203,46 +227,68 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The source's reads, in order, as views that stay valid until the consumer asks for the next. */
-async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+/** Data read from the source, in order. `error`: the source failed after `view`. */
+interface Chunk {
+  view: Uint8Array;
+  lease: Lease;
+  error?: DeviceFailure;
+}
+
+/** The source's reads, in order. The consumer drops each chunk's lease when it is done with it. */
+async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSignal): AsyncGenerator<Chunk> {
   const src: Source = step.source;
   if (src.kind === 'block' && src.blocks > 0) {
     const bs = src.ep.blockSize;
-    let chunkBlocks = Math.max(1, Math.floor(opts.pool.size / bs));
-    let strict = false;
-    // Same device, destination after source and overlapping: a write may hit blocks not yet read.
-    // Read chunk i+1 before writing chunk i, with chunks no larger than the gap (memmove order).
-    const dst: Destination = step.destination;
-    if (dst.kind === 'block' && dst.ep.device === src.ep.device && dst.lba > src.lba && dst.lba < src.lba + src.blocks) {
-      chunkBlocks = Math.min(chunkBlocks, dst.lba - src.lba);
-      strict = true;
-    }
+    const chunkBlocks = Math.max(1, Math.floor(opts.pool.size / bs));
     const count = Math.ceil(src.blocks / chunkBlocks);
-    yield* ordered(count, strict ? Math.max(2, opts.readsInFlight) : opts.readsInFlight, strict, opts, signal, async (i, buf) => {
-      const lba = src.lba + i * chunkBlocks;
+    yield* ordered(count, opts.readsInFlight, opts.pool, signal, async (i, buf) => {
       const n = Math.min(chunkBlocks, src.blocks - i * chunkBlocks);
       const view = buf.subarray(0, n * bs);
       try {
-        await src.ep.device.readInto(lba, view);
+        await src.ep.device.readInto(src.lba + i * chunkBlocks, view);
       } catch (err) {
         throw new DeviceFailure('source', err);
       }
-      return view;
+      return { view };
     });
   } else if (src.kind === 'stream' && src.reads > 0) {
     const dev = src.ep.device;
-    // One transfer at a time at the device, overlapping with the writes of the previous one;
-    // several in flight only when the device keeps them in order (ORDERED task attribute).
+    // Several transfers at once only when the device keeps them in order (ORDERED task attribute).
     const pipelined = !!(dev as { ordersReads?: boolean }).ordersReads;
     let chain: Promise<unknown> = Promise.resolve();
-    const own = src.unit > opts.pool.size ? [Buffer.allocUnsafe(src.unit), Buffer.allocUnsafe(src.unit)] : undefined;
-    yield* ordered(src.reads, own ? 2 : opts.readsInFlight, false, { ...opts, pool: own ? fixedPool(own) : opts.pool }, signal, (i, buf) => {
-      const want = i === src.reads - 1 ? src.lastUnit : src.unit;
-      const view = buf.subarray(0, want);
+    const readOne = (view: Uint8Array): Promise<void> => {
       if (pipelined) return readStream(dev, view, src.ep.fixedBlock);
-      const p = chain.then(() => readStream(dev, view, src.ep.fixedBlock));
-      chain = p.catch(() => undefined);
+      const p = chain.then(() => readStream(dev, view, src.ep.fixedBlock)); // after a failure, no further reads
+      chain = p;
       return p;
+    };
+    // As many transfers per buffer as fit, read into consecutive parts of it.
+    const own = src.unit > opts.pool.size ? [Buffer.allocUnsafe(src.unit), Buffer.allocUnsafe(src.unit)] : undefined;
+    const pool = own ? fixedPool(own) : opts.pool;
+    const perChunk = Math.max(1, Math.floor(pool.size / src.unit));
+    const count = Math.ceil(src.reads / perChunk);
+    yield* ordered(count, own ? 2 : opts.readsInFlight, pool, signal, async (c, buf) => {
+      const first = c * perChunk;
+      const parts: Array<{ len: number; p: Promise<void> }> = [];
+      let end = 0;
+      for (let r = first; r < Math.min(src.reads, first + perChunk); r++) {
+        const len = r === src.reads - 1 ? src.lastUnit : src.unit;
+        const p = readOne(buf.subarray(end, end + len));
+        p.catch(() => undefined); // observed below, in order
+        parts.push({ len, p });
+        end += len;
+      }
+      let good = 0;
+      for (const part of parts) {
+        try {
+          await part.p;
+        } catch (err) {
+          await Promise.allSettled(parts.map((x) => x.p));
+          return { view: buf.subarray(0, good), error: err instanceof DeviceFailure ? err : new DeviceFailure('source', err) };
+        }
+        good += part.len;
+      }
+      return { view: buf.subarray(0, end) };
     });
   }
 }
@@ -255,7 +301,7 @@ function fixedPool(bufs: Buffer[]): BufferPool {
 }
 
 /** One stream READ of exactly `view.length` bytes (SILI=0: a short or long record is an error). */
-async function readStream(dev: TapeDevice, view: Uint8Array, fixedBlock: number): Promise<Uint8Array> {
+async function readStream(dev: TapeDevice, view: Uint8Array, fixedBlock: number): Promise<void> {
   let r;
   try {
     r = await dev.read(view);
@@ -278,30 +324,26 @@ async function readStream(dev: TapeDevice, view: Uint8Array, fixedBlock: number)
     const asc = recordLength > expected ? Asc.COPY_TARGET_DEVICE_DATA_OVERRUN : Asc.COPY_TARGET_DEVICE_DATA_UNDERRUN;
     throw new DeviceFailure('source', `record of ${recordLength} bytes, expected ${expected}`, asc, sense);
   }
-  return view;
 }
 
 /**
- * Run `count` reads with up to `depth` in flight and yield their results in order. With
- * `strict`, read i+1 has completed before result i is yielded. Buffers go back to the pool
- * when the consumer resumes the generator (it is done with the previous view).
+ * Run `count` reads into pool buffers, up to `depth` in flight, and yield them in order. A
+ * yielded chunk's buffer belongs to the consumer (its lease); reads not yet yielded when the
+ * consumer stops are awaited and their buffers returned here.
  */
 async function* ordered(
   count: number,
   depth: number,
-  strict: boolean,
-  opts: EngineOptions,
+  pool: BufferPool,
   signal: AbortSignal,
-  read: (i: number, buf: Buffer) => Promise<Uint8Array>,
-): AsyncGenerator<Uint8Array> {
-  const pool = opts.pool;
-  const queue: Array<{ buf: Buffer; p: Promise<Uint8Array> }> = [];
+  read: (i: number, buf: Buffer) => Promise<{ view: Uint8Array; error?: DeviceFailure }>,
+): AsyncGenerator<Chunk> {
+  const queue: Array<{ buf: Buffer; p: Promise<{ view: Uint8Array; error?: DeviceFailure }> }> = [];
   let next = 0;
   const start = async (wait: boolean) => {
     const buf = wait ? await pool.acquire() : pool.tryAcquire();
     if (!buf) return false;
-    const i = next++;
-    const p = read(i, buf);
+    const p = read(next++, buf);
     p.catch(() => undefined); // observed when its turn comes
     queue.push({ buf, p });
     return true;
@@ -312,13 +354,10 @@ async function* ordered(
       while (next < count && queue.length < depth) {
         if (!(await start(queue.length === 0))) break;
       }
-      if (strict && next < count && queue.length < 2) await start(true);
-      const head = queue[0];
-      const view = await head.p;
-      if (strict && queue.length > 1) await queue[1].p;
-      yield view;
-      queue.shift();
-      pool.release(head.buf);
+      const r = await queue[0].p;
+      const { buf } = queue.shift()!;
+      yield { view: r.view, error: r.error, lease: new Lease(() => pool.release(buf)) };
+      if (r.error) return;
     }
   } finally {
     // Aborted or failed: let in-flight reads settle before their buffers are reused.
@@ -330,128 +369,46 @@ async function* ordered(
 }
 
 /**
- * Destination data → whole-unit writes. Full `maxWrite` pieces are written in place; smaller
- * pieces (a tape record on its way to disk) gather in a staging buffer until a full write,
- * so a restore writes the disk 1 MiB at a time. Refuses to write past the planned units.
+ * Writes in flight, oldest first. Progress counts only the completed prefix (SPC-5 5.17.7.4 c);
+ * a failure lets every later write settle before it is reported (their buffers are shared).
  */
-class Sink {
-  private readonly dest: Destination;
-  private readonly unit: number;
-  private readonly maxWrite: number;
-  private readonly staging: Uint8Array;
-  private staged = 0;
-  private unitsLeft: number;
-  private lba = 0;
-  private readonly onWritten: (n: number) => void;
-  /** Stream destination written several records per call (TapeDevice.writeRecords). */
-  private readonly batched: boolean = false;
-  /** Writes allowed in flight: disk writes go to disjoint blocks; tape only if the device keeps order. */
-  private readonly depth: number;
-  /** Issued writes, oldest first; progress counts only the completed prefix (SPC-5 5.17.7.4 c). */
+class WritesInFlight {
   private readonly issued: Array<{ len: number; p: Promise<void> }> = [];
+  private readonly max: number;
+  private readonly onWritten: (n: number) => void;
 
-  constructor(dest: Destination, residual: Uint8Array, opts: EngineOptions, onWritten: (n: number) => void) {
-    this.dest = dest;
+  constructor(max: number, onWritten: (n: number) => void) {
+    this.max = max;
     this.onWritten = onWritten;
-    if (dest.kind === 'block') {
-      this.unit = dest.ep.blockSize;
-      this.maxWrite = Math.max(1, Math.floor(opts.pool.size / this.unit)) * this.unit;
-      this.unitsLeft = dest.blocks;
-      this.lba = dest.lba;
-      this.depth = Math.max(1, opts.readsInFlight);
-    } else if (dest.kind === 'stream') {
-      this.unit = dest.unit;
-      // Variable records to a device that takes several at once: up to a pool buffer per write.
-      this.batched = dest.perWrite === 1 && dest.ep.fixedBlock === 0 && typeof dest.ep.device.writeRecords === 'function';
-      this.maxWrite = dest.unit * (this.batched ? Math.max(1, Math.floor(opts.pool.size / dest.unit)) : dest.perWrite);
-      this.unitsLeft = dest.units;
-      this.depth = (dest.ep.device as { ordersWrites?: boolean }).ordersWrites ? Math.max(1, opts.readsInFlight) : 1;
-    } else {
-      this.unit = 1;
-      this.maxWrite = 0;
-      this.unitsLeft = 0;
-      this.depth = 1;
-    }
-    this.staging = new Uint8Array(dest.kind === 'none' ? 0 : Math.max(this.maxWrite, residual.length));
-    if (dest.kind !== 'none') {
-      this.staging.set(residual);
-      this.staged = residual.length;
-    }
   }
 
-  /** Returns when every byte of `data` is written or copied into staging (the caller may reuse it). */
-  async push(data: Uint8Array): Promise<void> {
-    if (this.dest.kind === 'none' || data.length === 0) return;
-    let off = 0;
-    if (this.staged > 0) {
-      while (this.staged >= this.maxWrite) {
-        await this.writeNow(this.staging.subarray(0, this.maxWrite));
-        this.staging.copyWithin(0, this.maxWrite, this.staged);
-        this.staged -= this.maxWrite;
-      }
-      if (this.staged > 0) {
-        const n = Math.min(this.maxWrite - this.staged, data.length);
-        this.staging.set(data.subarray(0, n), this.staged);
-        this.staged += n;
-        off = n;
-        if (this.staged < this.maxWrite) return; // all of data is staged
-        await this.writeNow(this.staging.subarray(0, this.maxWrite));
-        this.staged = 0;
-      }
-    }
-    while (data.length - off >= this.maxWrite) {
-      await this.issue(data.subarray(off, off + this.maxWrite));
-      off += this.maxWrite;
-    }
-    await this.drain();
-    this.staging.set(data.subarray(off), 0);
-    this.staged = data.length - off;
+  /** Wait until another write may start. */
+  async room(): Promise<void> {
+    while (this.issued.length >= this.max) await this.settleOldest();
   }
 
-  /** Write the staged whole units; keep the tail staged. */
-  async flushWhole(): Promise<void> {
-    if (this.dest.kind === 'none') return;
-    let off = 0;
-    while (this.staged - off >= this.unit) {
-      const n = Math.min(this.maxWrite, Math.floor((this.staged - off) / this.unit) * this.unit);
-      await this.writeNow(this.staging.subarray(off, off + n));
-      off += n;
-    }
-    this.staging.copyWithin(0, off, this.staged);
-    this.staged -= off;
+  /** Track a started write of `len` bytes that holds `lease` until it settles. Returns when it has settled (never rejects). */
+  add(len: number, write: Promise<unknown>, lease?: Lease): Promise<void> {
+    lease?.retain();
+    const p = write.then(
+      () => lease?.drop(),
+      (err: unknown) => {
+        lease?.drop();
+        throw err;
+      },
+    );
+    const settled = p.catch(() => undefined); // observed in settleOldest
+    this.issued.push({ len, p });
+    return settled;
   }
 
-  /** Write the staged whole units; return what is left (residual destination data). */
-  async finish(): Promise<Uint8Array> {
-    if (this.dest.kind === 'none') return new Uint8Array(0);
-    await this.flushWhole();
-    if (this.unitsLeft !== 0) throw new Error(`engine: ${this.unitsLeft} planned destination units not written`);
-    return this.staging.slice(0, this.staged);
+  async drain(): Promise<void> {
+    while (this.issued.length) await this.settleOldest();
   }
 
-  private async writeNow(view: Uint8Array): Promise<void> {
-    await this.issue(view);
-    await this.drain();
-  }
-
-  /** Start one write in order; waits first while `depth` writes are in flight. */
-  private async issue(view: Uint8Array): Promise<void> {
-    const units = view.length / this.unit;
-    if (units > this.unitsLeft) throw new Error(`engine: write of ${units} units exceeds the ${this.unitsLeft} planned`);
-    while (this.issued.length >= this.depth) await this.settleOldest();
-    this.unitsLeft -= units;
-    let p: Promise<void>;
-    if (this.dest.kind === 'block') {
-      p = this.dest.ep.device.write(this.lba, view);
-      this.lba += units;
-    } else if (this.dest.kind === 'stream') {
-      const dev = this.dest.ep.device;
-      p = (this.batched && units > 1 ? dev.writeRecords!(view, this.unit) : dev.write(view)).then(() => undefined);
-    } else {
-      p = Promise.resolve();
-    }
-    p.catch(() => undefined); // observed in settleOldest
-    this.issued.push({ len: view.length, p });
+  /** Let every write settle, reporting nothing (the copy already failed). */
+  async abandon(): Promise<void> {
+    await Promise.allSettled(this.issued.splice(0).map((x) => x.p));
   }
 
   private async settleOldest(): Promise<void> {
@@ -459,9 +416,7 @@ class Sink {
     try {
       await e.p;
     } catch (err) {
-      // Let the later writes settle too before reporting (their buffers are the caller's).
-      await Promise.allSettled(this.issued.map((x) => x.p));
-      this.issued.length = 0;
+      await this.abandon();
       const partial = (err as { bytesWritten?: unknown } | null)?.bytesWritten;
       if (typeof partial === 'number' && partial > 0) this.onWritten(partial); // records of a batch before the failure
       throw new DeviceFailure('destination', err);
@@ -469,8 +424,216 @@ class Sink {
     this.issued.shift();
     this.onWritten(e.len);
   }
+}
 
-  private async drain(): Promise<void> {
-    while (this.issued.length) await this.settleOldest();
+/** Writes allowed in flight: about the bytes the reads keep in flight, at least one write. */
+function writeDepth(opts: EngineOptions, writeBytes: number): number {
+  return Math.max(1, Math.floor((Math.max(1, opts.readsInFlight) * opts.pool.size) / Math.max(1, writeBytes)));
+}
+
+/** Two staging buffers per copy, shared by its segments (a segment's writes finish before the next starts). */
+class StagingBuffers {
+  private bufs: Uint8Array[] = [];
+  get(size: number): Uint8Array[] {
+    if (this.bufs.length === 0 || this.bufs[0].length < size) this.bufs = [new Uint8Array(size), new Uint8Array(size)];
+    return this.bufs;
+  }
+}
+
+/**
+ * Destination data → whole-unit writes. Full `maxWrite` pieces are written in place from the
+ * caller's buffer (held by its lease until the write completes); smaller pieces (a record
+ * boundary, residual, inline data) gather in one of two staging buffers, and a full one is
+ * written while the other fills. Refuses to write past the planned units.
+ */
+class Sink {
+  private readonly dest: Destination;
+  private readonly unit: number;
+  private readonly maxWrite: number;
+  private unitsLeft: number;
+  private lba = 0;
+  /** Stream destination written several records per call (TapeDevice.writeRecords). */
+  private readonly batched: boolean = false;
+  private readonly writes: WritesInFlight;
+  private readonly slots: Uint8Array[];
+  /** Settles when the write made from each staging buffer has. */
+  private readonly slotFree: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
+  private slot = 0;
+  private staged = 0;
+
+  constructor(dest: Destination, residual: Uint8Array, staging: StagingBuffers, opts: EngineOptions, onWritten: (n: number) => void) {
+    this.dest = dest;
+    let maxInFlight = 1;
+    if (dest.kind === 'block') {
+      this.unit = dest.ep.blockSize;
+      this.maxWrite = Math.max(1, Math.floor(opts.pool.size / this.unit)) * this.unit;
+      this.unitsLeft = dest.blocks;
+      this.lba = dest.lba;
+      maxInFlight = writeDepth(opts, this.maxWrite); // disjoint blocks
+    } else if (dest.kind === 'stream') {
+      this.unit = dest.unit;
+      // Variable records to a device that takes several at once: up to a pool buffer per write.
+      this.batched = dest.perWrite === 1 && dest.ep.fixedBlock === 0 && typeof dest.ep.device.writeRecords === 'function';
+      this.maxWrite = dest.unit * (this.batched ? Math.max(1, Math.floor(opts.pool.size / dest.unit)) : dest.perWrite);
+      this.unitsLeft = dest.units;
+      // Several in flight only to a tape that applies them in order (ORDERED task attribute).
+      if ((dest.ep.device as { ordersWrites?: boolean }).ordersWrites) maxInFlight = writeDepth(opts, this.maxWrite);
+    } else {
+      this.unit = 1;
+      this.maxWrite = 0;
+      this.unitsLeft = 0;
+    }
+    this.writes = new WritesInFlight(maxInFlight, onWritten);
+    this.slots = dest.kind === 'none' ? [] : staging.get(Math.max(this.maxWrite, residual.length));
+    if (dest.kind !== 'none') {
+      this.slots[0].set(residual);
+      this.staged = residual.length;
+    }
+  }
+
+  /** Returns when every byte of `data` is being written or is staged; a write from `data` holds `lease`. */
+  async push(data: Uint8Array, lease?: Lease): Promise<void> {
+    if (this.dest.kind === 'none' || data.length === 0) return;
+    let off = 0;
+    if (this.staged > 0) {
+      await this.writeStagedOver(this.maxWrite - 1);
+      off = Math.min(this.maxWrite - this.staged, data.length);
+      this.slots[this.slot].set(data.subarray(0, off), this.staged);
+      this.staged += off;
+      if (this.staged < this.maxWrite) return; // all of data is staged
+      await this.writeStaged(this.maxWrite);
+    }
+    while (data.length - off >= this.maxWrite) {
+      await this.write(data.subarray(off, off + this.maxWrite), lease);
+      off += this.maxWrite;
+    }
+    if (off < data.length) {
+      await this.slotFree[this.slot];
+      this.slots[this.slot].set(data.subarray(off), this.staged);
+      this.staged += data.length - off;
+    }
+  }
+
+  /** Write the staged whole units; keep the tail staged. */
+  async flushWhole(): Promise<void> {
+    if (this.dest.kind === 'none') return;
+    await this.writeStagedOver(this.unit - 1);
+  }
+
+  /** Write the staged whole units, wait for every write; return what is left (residual destination data). */
+  async finish(): Promise<Uint8Array> {
+    if (this.dest.kind === 'none') return new Uint8Array(0);
+    await this.flushWhole();
+    await this.writes.drain();
+    if (this.unitsLeft !== 0) throw new Error(`engine: ${this.unitsLeft} planned destination units not written`);
+    return this.slots[this.slot].slice(0, this.staged);
+  }
+
+  /** Wait for every write issued so far (a destination failure throws). */
+  drain(): Promise<void> {
+    return this.writes.drain();
+  }
+
+  abandon(): Promise<void> {
+    return this.writes.abandon();
+  }
+
+  /** While more than `keep` bytes are staged, write whole units from the staging buffer (at most maxWrite each). */
+  private async writeStagedOver(keep: number): Promise<void> {
+    while (this.staged > keep && this.staged >= this.unit) {
+      await this.writeStaged(Math.min(this.maxWrite, Math.floor(this.staged / this.unit) * this.unit));
+    }
+  }
+
+  /** Write the first `n` staged bytes; what follows moves to the other staging buffer. */
+  private async writeStaged(n: number): Promise<void> {
+    const from = this.slot;
+    const rest = this.staged - n;
+    this.slotFree[from] = (await this.write(this.slots[from].subarray(0, n))).settled;
+    this.slot ^= 1;
+    this.staged = 0;
+    await this.slotFree[this.slot];
+    if (rest > 0) this.slots[this.slot].set(this.slots[from].subarray(n, n + rest));
+    this.staged = rest;
+  }
+
+  /** Start one write in order (waiting while the bound is reached); `settled` is when it has. */
+  private async write(view: Uint8Array, lease?: Lease): Promise<{ settled: Promise<void> }> {
+    const units = view.length / this.unit;
+    if (units > this.unitsLeft) throw new Error(`engine: write of ${units} units exceeds the ${this.unitsLeft} planned`);
+    await this.writes.room();
+    this.unitsLeft -= units;
+    let p: Promise<unknown>;
+    if (this.dest.kind === 'block') {
+      p = this.dest.ep.device.write(this.lba, view);
+      this.lba += units;
+    } else if (this.dest.kind === 'stream') {
+      const dev = this.dest.ep.device;
+      p = this.batched && units > 1 ? dev.writeRecords!(view, this.unit) : dev.write(view);
+    } else {
+      p = Promise.resolve();
+    }
+    return { settled: this.writes.add(view.length, p, lease) };
+  }
+}
+
+/**
+ * A block → block move within one device to higher LBAs that overlap the source: copied from
+ * the last chunk down, so no read sees a block this copy already overwrote (memmove order).
+ * Reads of lower chunks and writes of higher ones touch disjoint blocks, so both stay
+ * pipelined. Taken only when no residual is involved (same block size both ends).
+ */
+function isBackwardMove(step: DataStep, state: CopyState): boolean {
+  const { source: s, destination: d } = step;
+  return (
+    s.kind === 'block' &&
+    d.kind === 'block' &&
+    d.ep.device === s.ep.device &&
+    d.lba > s.lba &&
+    d.lba < s.lba + s.blocks &&
+    step.fromResidual === 0 &&
+    state.dstResidual.length === 0 &&
+    step.padBytes === 0 &&
+    d.blocks === s.blocks &&
+    step.processBytes === s.blocks * s.ep.blockSize
+  );
+}
+
+async function moveBackward(step: DataStep, opts: EngineOptions, signal: AbortSignal, onWritten: (n: number) => void): Promise<void> {
+  const src = step.source as Extract<Source, { kind: 'block' }>;
+  const dst = step.destination as Extract<Destination, { kind: 'block' }>;
+  const bs = src.ep.blockSize;
+  const chunkBlocks = Math.max(1, Math.floor(opts.pool.size / bs));
+  const count = Math.ceil(src.blocks / chunkBlocks);
+  /** Chunk i counts from the end: blocks [first, first + n) of the segment. */
+  const chunk = (i: number) => {
+    const end = src.blocks - i * chunkBlocks;
+    const first = Math.max(0, end - chunkBlocks);
+    return { first, n: end - first };
+  };
+  const writes = new WritesInFlight(writeDepth(opts, chunkBlocks * bs), onWritten);
+  try {
+    let i = 0;
+    for await (const c of ordered(count, opts.readsInFlight, opts.pool, signal, async (k, buf) => {
+      const { first, n } = chunk(k);
+      const view = buf.subarray(0, n * bs);
+      try {
+        await src.ep.device.readInto(src.lba + first, view);
+      } catch (err) {
+        throw new DeviceFailure('source', err);
+      }
+      return { view };
+    })) {
+      try {
+        await writes.room();
+        writes.add(c.view.length, dst.ep.device.write(dst.lba + chunk(i++).first, c.view), c.lease);
+      } finally {
+        c.lease.drop();
+      }
+      checkAbort(signal);
+    }
+    await writes.drain();
+  } finally {
+    await writes.abandon();
   }
 }
