@@ -239,6 +239,62 @@ test('tape writes and reads pipelined on a device that keeps order: bit-exact, i
   assert.deepEqual((dst.blockDevice as MemoryDevice).bytes, (src.blockDevice as MemoryDevice).bytes);
 });
 
+/** A pipelined tape whose `failAt`-th write (1-based) fails after it was accepted, as a medium error would. */
+class FailingTape extends PipelinedTape {
+  private n = 0;
+  failAt: number;
+  constructor(failAt: number) {
+    super();
+    this.failAt = failAt;
+  }
+  override async write(record: Uint8Array) {
+    const mine = ++this.n;
+    const r = await super.write(record);
+    if (mine === this.failAt) throw new Error('medium error');
+    return r;
+  }
+}
+
+test('segments overlap in flight: a failed write is reported for its own segment, with its residual', async () => {
+  const src = disk(4096, 34);
+  const tapeDev = new FailingTape(16); // the last record of segment 0
+  const tape = new TestLu({ tape: tapeDev }, 35);
+  const t = targetOf([src, tape]);
+  const seg = (lba: number): SegmentInput => ({ type: 0x00, cat: false, source: 0, destination: 1, streamTransferLength: 65536, blockCount: 2048, lba });
+  const r = await xcopy(t, list([src.cscd(), tape.cscd()], [seg(0), seg(2048)]));
+  const s = expectSense(r, 0x0a, 0x0d, 0x02);
+  assert.equal(s.commandSpecific! & 0xffff, 0, 'segment 0 failed');
+  assert.equal(s.info, 65536, 'one 64 KiB record of segment 0 not written');
+  assert.ok(tapeDev.writes > 16, `segment 1 had started (${tapeDev.writes} writes)`);
+  const st = await send(t, rcrCdb(0, 1));
+  assert.equal((st.dataIn![5] << 8) | st.dataIn![6], 0, 'no segment processed');
+});
+
+/** Writes land several turns after they are issued; reads are immediate. */
+class SlowWriteDevice extends MemoryDevice {
+  override async write(lba: number, data: Uint8Array): Promise<void> {
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    return super.write(lba, data);
+  }
+}
+
+test('a segment that reads what the previous one writes waits for those writes', async () => {
+  const a = disk(2048, 36);
+  const bDev = new SlowWriteDevice(512, 2048);
+  const b = new TestLu({ block: bDev }, 37);
+  const c = disk(2048, 38, false);
+  const t = targetOf([a, b, c]);
+  const r = await xcopy(
+    t,
+    list(
+      [a.cscd(), b.cscd(), c.cscd()],
+      [b2b({ source: 0, destination: 1, blockCount: 2048, sourceLba: 0, destinationLba: 0 }), b2b({ source: 1, destination: 2, blockCount: 2048, sourceLba: 0, destinationLba: 0 })],
+    ),
+  );
+  assert.equal(r.status, ScsiStatus.GOOD);
+  assert.deepEqual((c.blockDevice as MemoryDevice).bytes, (a.blockDevice as MemoryDevice).bytes);
+});
+
 test('inline data → stream, stream → discard, space, and fixed-block tape', async () => {
   const tapeDev = new MemoryTape(512);
   const tape = new TestLu({ tape: tapeDev }, 12);

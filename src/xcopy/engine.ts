@@ -84,6 +84,8 @@ class DeviceFailure extends Error {
   readonly role: 'source' | 'destination';
   readonly asc: AscCode;
   readonly forwarded?: ForwardedSense;
+  /** The segment of a failed write (writes of one segment may still be in flight during the next). */
+  tally?: Tally;
   constructor(role: 'source' | 'destination', err: unknown, asc: AscCode = Asc.COPY_TARGET_DEVICE_NOT_REACHABLE, sense?: Uint8Array) {
     super(err instanceof Error ? err.message : String(err), { cause: err });
     this.role = role;
@@ -105,41 +107,91 @@ function checkAbort(signal: AbortSignal): void {
   if (signal.aborted) throw signal.reason ?? new Error('aborted');
 }
 
-/** Run every step in order. Throws COPY ABORTED (SenseError) naming the failing segment. */
+/** One segment's share of the copy: what it wrote, and the sequence number of its last write. */
+interface Tally {
+  step: Step;
+  written: number;
+  /** Set when the segment has issued all its writes; it is processed once they have all completed. */
+  lastWrite: number;
+}
+
+/**
+ * Run every step in order. Throws COPY ABORTED (SenseError) naming the failing segment. A data
+ * segment starts while the writes of earlier ones are still in flight unless it reads or
+ * writes what they write (tape order is kept by the device, or by waiting).
+ */
 export async function executePlan(steps: Step[], progress: CopyProgress, signal: AbortSignal, opts: EngineOptions): Promise<void> {
-  const state: CopyState = { srcResidual: new Uint8Array(0), dstResidual: new Uint8Array(0), staging: new StagingBuffers() };
-  for (const step of steps) {
-    checkAbort(signal);
-    const seg = step.segment.index;
-    let written = 0;
-    try {
+  const pending: Tally[] = [];
+  const writes = new WritesInFlight(progress, () => {
+    while (pending.length && pending[0].lastWrite <= writes.settledCount) {
+      pending.shift();
+      progress.segmentsProcessed++;
+    }
+  });
+  const run: CopyRun = { srcResidual: new Uint8Array(0), dstResidual: new Uint8Array(0), staging: new StagingBuffers(), writes };
+  let current: Tally | undefined;
+  try {
+    for (const step of steps) {
+      checkAbort(signal);
+      if (step.kind !== 'data' || !independentOf(step, pending)) await writes.drain();
+      current = { step, written: 0, lastWrite: Infinity };
+      pending.push(current);
       if (step.kind === 'data') {
-        await runDataStep(step, state, signal, opts, (n) => {
-          written += n;
-          progress.bytesWritten += n;
-        });
+        await runDataStep(step, run, current, signal, opts);
       } else if (step.kind === 'tape') {
         await runTapeOp(step.ep.device, step.op).catch((err) => {
           throw new DeviceFailure('destination', err);
         });
       }
-    } catch (err) {
-      if (err instanceof DeviceFailure) {
-        opts.onDeviceError?.({ segment: seg, role: err.role, error: err.cause });
-        const residual = step.kind === 'data' && written > 0 ? residualUnits(step, written) : undefined;
-        const cscdOffset = failingCscdOffset(step, err.role);
-        throw copyAborted({
-          asc: err.asc,
-          segment: seg,
-          field: cscdOffset === undefined ? undefined : { sd: false, offset: cscdOffset },
-          forwarded: err.forwarded,
-          residual,
-        });
-      }
-      throw err;
+      current.lastWrite = writes.issuedCount;
+      writes.onSettled();
     }
-    progress.segmentsProcessed++;
+    await writes.drain();
+  } catch (err) {
+    await writes.abandon();
+    if (err instanceof DeviceFailure && current) {
+      const t = err.tally ?? current;
+      const step = t.step;
+      const seg = step.segment.index;
+      opts.onDeviceError?.({ segment: seg, role: err.role, error: err.cause });
+      const residual = step.kind === 'data' && t.written > 0 ? residualUnits(step, t.written) : undefined;
+      const cscdOffset = failingCscdOffset(step, err.role);
+      throw copyAborted({
+        asc: err.asc,
+        segment: seg,
+        field: cscdOffset === undefined ? undefined : { sd: false, offset: cscdOffset },
+        forwarded: err.forwarded,
+        residual,
+      });
+    }
+    throw err;
   }
+}
+
+/** Whether a data segment may start while the segments in `pending` still have writes in flight. */
+function independentOf(step: DataStep, pending: Tally[]): boolean {
+  for (const t of pending) {
+    if (t.step.kind !== 'data') continue;
+    const d = t.step.destination;
+    const src = step.source;
+    const dst = step.destination;
+    // Reading what is being written, or writing it again: wait (block ranges may be disjoint).
+    if (src.kind === 'block' && d.kind === 'block' && src.ep.device === d.ep.device && overlaps(src, d)) return false;
+    if (src.kind === 'stream' && d.kind === 'stream' && src.ep.device === d.ep.device) return false;
+    if (dst.kind === 'block' && d.kind === 'block' && dst.ep.device === d.ep.device && overlaps(dst, d)) return false;
+    // A second segment to the same tape: only when the device applies writes in order.
+    if (dst.kind === 'stream' && d.kind === 'stream' && dst.ep.device === d.ep.device && !keepsWriteOrder(dst.ep.device)) return false;
+  }
+  return true;
+}
+
+function overlaps(a: { lba: number; blocks: number }, b: { lba: number; blocks: number }): boolean {
+  return a.lba < b.lba + b.blocks && b.lba < a.lba + a.blocks;
+}
+
+/** A tape whose WRITEs carry the ORDERED task attribute (RemoteTapeDevice), so several may be in flight. */
+function keepsWriteOrder(dev: TapeDevice): boolean {
+  return !!(dev as { ordersWrites?: boolean }).ordersWrites;
 }
 
 function failingCscdOffset(step: Step, role: 'source' | 'destination'): number | undefined {
@@ -165,17 +217,19 @@ async function runTapeOp(dev: TapeDevice, op: Extract<Step, { kind: 'tape' }>['o
   else await dev.locate(op.blockId);
 }
 
-/** What one copy carries from segment to segment (SPC-5 5.17.7.2). */
-interface CopyState {
+/** What one copy carries from segment to segment: residuals (SPC-5 5.17.7.2), staging, writes in flight. */
+interface CopyRun {
   srcResidual: Uint8Array;
   dstResidual: Uint8Array;
   staging: StagingBuffers;
+  writes: WritesInFlight;
 }
 
-async function runDataStep(step: DataStep, state: CopyState, signal: AbortSignal, opts: EngineOptions, onWritten: (n: number) => void): Promise<void> {
-  if (isBackwardMove(step, state)) return moveBackward(step, opts, signal, onWritten);
-  const sink = new Sink(step.destination, state.dstResidual, state.staging, opts, onWritten);
-  try {
+/** Read and hand over a segment's data; its last writes may still be in flight when this returns. */
+async function runDataStep(step: DataStep, state: CopyRun, tally: Tally, signal: AbortSignal, opts: EngineOptions): Promise<void> {
+  if (isBackwardMove(step, state)) return moveBackward(step, state.writes, tally, opts, signal);
+  const sink = new Sink(step.destination, state.dstResidual, state.staging, state.writes, tally, opts);
+  {
     // 1. Residual source data first (SPC-5 5.17.7.2).
     await sink.push(state.srcResidual.subarray(0, step.fromResidual));
     let keptResidual = state.srcResidual.subarray(step.fromResidual);
@@ -197,7 +251,7 @@ async function runDataStep(step: DataStep, state: CopyState, signal: AbortSignal
       }
     } catch (err) {
       // The source failed: what was read is still written, so the residual in the sense is exact.
-      if (err instanceof DeviceFailure && err.role === 'source') await sink.flushWhole().then(() => sink.drain());
+      if (err instanceof DeviceFailure && err.role === 'source') await sink.flushWhole().then(() => state.writes.drain());
       throw err;
     }
     if (step.source.kind === 'bytes') {
@@ -212,8 +266,6 @@ async function runDataStep(step: DataStep, state: CopyState, signal: AbortSignal
     state.srcResidual = step.discardSourceResidual ? new Uint8Array(0) : new Uint8Array(keptResidual);
     if (step.discardDestinationResidual) state.dstResidual = new Uint8Array(0);
     else if (step.destination.kind !== 'none') state.dstResidual = dstLeft;
-  } finally {
-    await sink.abandon(); // failed or aborted: writes still in flight use buffers the pool will reuse
   }
 }
 
@@ -369,26 +421,30 @@ async function* ordered(
 }
 
 /**
- * Writes in flight, oldest first. Progress counts only the completed prefix (SPC-5 5.17.7.4 c);
- * a failure lets every later write settle before it is reported (their buffers are shared).
+ * The copy's writes in flight, oldest first, across segments. Progress counts only the
+ * completed prefix (SPC-5 5.17.7.4 c); a failure lets every later write settle before it is
+ * reported (their buffers are shared), and names the segment the failed write belongs to.
  */
 class WritesInFlight {
-  private readonly issued: Array<{ len: number; p: Promise<void> }> = [];
-  private readonly max: number;
-  private readonly onWritten: (n: number) => void;
+  private readonly issued: Array<{ len: number; p: Promise<void>; tally: Tally }> = [];
+  private readonly progress: CopyProgress;
+  /** Called after each completed write (the copy counts finished segments). */
+  readonly onSettled: () => void;
+  issuedCount = 0;
+  settledCount = 0;
 
-  constructor(max: number, onWritten: (n: number) => void) {
-    this.max = max;
-    this.onWritten = onWritten;
+  constructor(progress: CopyProgress, onSettled: () => void) {
+    this.progress = progress;
+    this.onSettled = onSettled;
   }
 
-  /** Wait until another write may start. */
-  async room(): Promise<void> {
-    while (this.issued.length >= this.max) await this.settleOldest();
+  /** Wait until fewer than `max` writes are in flight. */
+  async room(max: number): Promise<void> {
+    while (this.issued.length >= max) await this.settleOldest();
   }
 
-  /** Track a started write of `len` bytes that holds `lease` until it settles. Returns when it has settled (never rejects). */
-  add(len: number, write: Promise<unknown>, lease?: Lease): Promise<void> {
+  /** Track a started write of `len` bytes for `tally`'s segment, holding `lease` until it settles. Returns when it has settled (never rejects). */
+  add(len: number, write: Promise<unknown>, tally: Tally, lease?: Lease): Promise<void> {
     lease?.retain();
     const p = write.then(
       () => lease?.drop(),
@@ -398,7 +454,8 @@ class WritesInFlight {
       },
     );
     const settled = p.catch(() => undefined); // observed in settleOldest
-    this.issued.push({ len, p });
+    this.issued.push({ len, p, tally });
+    this.issuedCount++;
     return settled;
   }
 
@@ -418,11 +475,20 @@ class WritesInFlight {
     } catch (err) {
       await this.abandon();
       const partial = (err as { bytesWritten?: unknown } | null)?.bytesWritten;
-      if (typeof partial === 'number' && partial > 0) this.onWritten(partial); // records of a batch before the failure
-      throw new DeviceFailure('destination', err);
+      if (typeof partial === 'number' && partial > 0) this.count(e.tally, partial); // records of a batch before the failure
+      const failure = new DeviceFailure('destination', err);
+      failure.tally = e.tally;
+      throw failure;
     }
     this.issued.shift();
-    this.onWritten(e.len);
+    this.count(e.tally, e.len);
+    this.settledCount++;
+    this.onSettled();
+  }
+
+  private count(t: Tally, n: number): void {
+    t.written += n;
+    this.progress.bytesWritten += n;
   }
 }
 
@@ -431,19 +497,31 @@ function writeDepth(opts: EngineOptions, writeBytes: number): number {
   return Math.max(1, Math.floor((Math.max(1, opts.readsInFlight) * opts.pool.size) / Math.max(1, writeBytes)));
 }
 
-/** Two staging buffers per copy, shared by its segments (a segment's writes finish before the next starts). */
+/**
+ * Two staging buffers per copy, shared by its segments: one fills while a write from the
+ * other may still be in flight (`free` settles when it has).
+ */
 class StagingBuffers {
-  private bufs: Uint8Array[] = [];
-  get(size: number): Uint8Array[] {
-    if (this.bufs.length === 0 || this.bufs[0].length < size) this.bufs = [new Uint8Array(size), new Uint8Array(size)];
-    return this.bufs;
+  bufs: Uint8Array[] = [];
+  free: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
+  /** The buffer being filled. */
+  cur = 0;
+
+  /** Make both at least `size` bytes (new buffers only when they grow; the old ones stay with their writes). */
+  reserve(size: number): void {
+    if (this.bufs.length && this.bufs[0].length >= size) return;
+    const keep = this.bufs.length ? this.bufs[this.cur] : undefined;
+    this.bufs = [new Uint8Array(size), new Uint8Array(size)];
+    if (keep) this.bufs[0].set(keep); // what is staged moves along
+    this.free = [Promise.resolve(), Promise.resolve()];
+    this.cur = 0;
   }
 }
 
 /**
  * Destination data → whole-unit writes. Full `maxWrite` pieces are written in place from the
  * caller's buffer (held by its lease until the write completes); smaller pieces (a record
- * boundary, residual, inline data) gather in one of two staging buffers, and a full one is
+ * boundary, residual, inline data) gather in one of the two staging buffers, and a full one is
  * written while the other fills. Refuses to write past the planned units.
  */
 class Sink {
@@ -454,39 +532,39 @@ class Sink {
   private lba = 0;
   /** Stream destination written several records per call (TapeDevice.writeRecords). */
   private readonly batched: boolean = false;
+  private readonly maxInFlight: number = 1;
   private readonly writes: WritesInFlight;
-  private readonly slots: Uint8Array[];
-  /** Settles when the write made from each staging buffer has. */
-  private readonly slotFree: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
-  private slot = 0;
+  private readonly tally: Tally;
+  private readonly st: StagingBuffers;
   private staged = 0;
 
-  constructor(dest: Destination, residual: Uint8Array, staging: StagingBuffers, opts: EngineOptions, onWritten: (n: number) => void) {
+  constructor(dest: Destination, residual: Uint8Array, staging: StagingBuffers, writes: WritesInFlight, tally: Tally, opts: EngineOptions) {
     this.dest = dest;
-    let maxInFlight = 1;
+    this.writes = writes;
+    this.tally = tally;
+    this.st = staging;
     if (dest.kind === 'block') {
       this.unit = dest.ep.blockSize;
       this.maxWrite = Math.max(1, Math.floor(opts.pool.size / this.unit)) * this.unit;
       this.unitsLeft = dest.blocks;
       this.lba = dest.lba;
-      maxInFlight = writeDepth(opts, this.maxWrite); // disjoint blocks
+      this.maxInFlight = writeDepth(opts, this.maxWrite); // disjoint blocks
     } else if (dest.kind === 'stream') {
       this.unit = dest.unit;
       // Variable records to a device that takes several at once: up to a pool buffer per write.
       this.batched = dest.perWrite === 1 && dest.ep.fixedBlock === 0 && typeof dest.ep.device.writeRecords === 'function';
       this.maxWrite = dest.unit * (this.batched ? Math.max(1, Math.floor(opts.pool.size / dest.unit)) : dest.perWrite);
       this.unitsLeft = dest.units;
-      // Several in flight only to a tape that applies them in order (ORDERED task attribute).
-      if ((dest.ep.device as { ordersWrites?: boolean }).ordersWrites) maxInFlight = writeDepth(opts, this.maxWrite);
+      if (keepsWriteOrder(dest.ep.device)) this.maxInFlight = writeDepth(opts, this.maxWrite);
     } else {
       this.unit = 1;
       this.maxWrite = 0;
       this.unitsLeft = 0;
     }
-    this.writes = new WritesInFlight(maxInFlight, onWritten);
-    this.slots = dest.kind === 'none' ? [] : staging.get(Math.max(this.maxWrite, residual.length));
     if (dest.kind !== 'none') {
-      this.slots[0].set(residual);
+      // The residual is what the previous segment left in the buffer being filled (or a copy of it).
+      staging.reserve(Math.max(this.maxWrite, residual.length));
+      this.st.bufs[this.st.cur].set(residual);
       this.staged = residual.length;
     }
   }
@@ -498,7 +576,7 @@ class Sink {
     if (this.staged > 0) {
       await this.writeStagedOver(this.maxWrite - 1);
       off = Math.min(this.maxWrite - this.staged, data.length);
-      this.slots[this.slot].set(data.subarray(0, off), this.staged);
+      this.st.bufs[this.st.cur].set(data.subarray(0, off), this.staged);
       this.staged += off;
       if (this.staged < this.maxWrite) return; // all of data is staged
       await this.writeStaged(this.maxWrite);
@@ -508,8 +586,8 @@ class Sink {
       off += this.maxWrite;
     }
     if (off < data.length) {
-      await this.slotFree[this.slot];
-      this.slots[this.slot].set(data.subarray(off), this.staged);
+      await this.st.free[this.st.cur];
+      this.st.bufs[this.st.cur].set(data.subarray(off), this.staged);
       this.staged += data.length - off;
     }
   }
@@ -520,22 +598,12 @@ class Sink {
     await this.writeStagedOver(this.unit - 1);
   }
 
-  /** Write the staged whole units, wait for every write; return what is left (residual destination data). */
+  /** Write the staged whole units; return what is left (residual destination data). Writes may still be in flight. */
   async finish(): Promise<Uint8Array> {
     if (this.dest.kind === 'none') return new Uint8Array(0);
     await this.flushWhole();
-    await this.writes.drain();
     if (this.unitsLeft !== 0) throw new Error(`engine: ${this.unitsLeft} planned destination units not written`);
-    return this.slots[this.slot].slice(0, this.staged);
-  }
-
-  /** Wait for every write issued so far (a destination failure throws). */
-  drain(): Promise<void> {
-    return this.writes.drain();
-  }
-
-  abandon(): Promise<void> {
-    return this.writes.abandon();
+    return this.st.bufs[this.st.cur].slice(0, this.staged);
   }
 
   /** While more than `keep` bytes are staged, write whole units from the staging buffer (at most maxWrite each). */
@@ -547,13 +615,15 @@ class Sink {
 
   /** Write the first `n` staged bytes; what follows moves to the other staging buffer. */
   private async writeStaged(n: number): Promise<void> {
-    const from = this.slot;
+    const st = this.st;
+    const from = st.cur;
+    const full = st.bufs[from];
     const rest = this.staged - n;
-    this.slotFree[from] = (await this.write(this.slots[from].subarray(0, n))).settled;
-    this.slot ^= 1;
+    st.free[from] = (await this.write(full.subarray(0, n))).settled;
+    st.cur ^= 1;
     this.staged = 0;
-    await this.slotFree[this.slot];
-    if (rest > 0) this.slots[this.slot].set(this.slots[from].subarray(n, n + rest));
+    await st.free[st.cur];
+    if (rest > 0) st.bufs[st.cur].set(full.subarray(n, n + rest));
     this.staged = rest;
   }
 
@@ -561,7 +631,7 @@ class Sink {
   private async write(view: Uint8Array, lease?: Lease): Promise<{ settled: Promise<void> }> {
     const units = view.length / this.unit;
     if (units > this.unitsLeft) throw new Error(`engine: write of ${units} units exceeds the ${this.unitsLeft} planned`);
-    await this.writes.room();
+    await this.writes.room(this.maxInFlight);
     this.unitsLeft -= units;
     let p: Promise<unknown>;
     if (this.dest.kind === 'block') {
@@ -573,7 +643,7 @@ class Sink {
     } else {
       p = Promise.resolve();
     }
-    return { settled: this.writes.add(view.length, p, lease) };
+    return { settled: this.writes.add(view.length, p, this.tally, lease) };
   }
 }
 
@@ -583,7 +653,7 @@ class Sink {
  * Reads of lower chunks and writes of higher ones touch disjoint blocks, so both stay
  * pipelined. Taken only when no residual is involved (same block size both ends).
  */
-function isBackwardMove(step: DataStep, state: CopyState): boolean {
+function isBackwardMove(step: DataStep, state: CopyRun): boolean {
   const { source: s, destination: d } = step;
   return (
     s.kind === 'block' &&
@@ -599,7 +669,7 @@ function isBackwardMove(step: DataStep, state: CopyState): boolean {
   );
 }
 
-async function moveBackward(step: DataStep, opts: EngineOptions, signal: AbortSignal, onWritten: (n: number) => void): Promise<void> {
+async function moveBackward(step: DataStep, writes: WritesInFlight, tally: Tally, opts: EngineOptions, signal: AbortSignal): Promise<void> {
   const src = step.source as Extract<Source, { kind: 'block' }>;
   const dst = step.destination as Extract<Destination, { kind: 'block' }>;
   const bs = src.ep.blockSize;
@@ -611,29 +681,24 @@ async function moveBackward(step: DataStep, opts: EngineOptions, signal: AbortSi
     const first = Math.max(0, end - chunkBlocks);
     return { first, n: end - first };
   };
-  const writes = new WritesInFlight(writeDepth(opts, chunkBlocks * bs), onWritten);
-  try {
-    let i = 0;
-    for await (const c of ordered(count, opts.readsInFlight, opts.pool, signal, async (k, buf) => {
-      const { first, n } = chunk(k);
-      const view = buf.subarray(0, n * bs);
-      try {
-        await src.ep.device.readInto(src.lba + first, view);
-      } catch (err) {
-        throw new DeviceFailure('source', err);
-      }
-      return { view };
-    })) {
-      try {
-        await writes.room();
-        writes.add(c.view.length, dst.ep.device.write(dst.lba + chunk(i++).first, c.view), c.lease);
-      } finally {
-        c.lease.drop();
-      }
-      checkAbort(signal);
+  const maxInFlight = writeDepth(opts, chunkBlocks * bs);
+  let i = 0;
+  for await (const c of ordered(count, opts.readsInFlight, opts.pool, signal, async (k, buf) => {
+    const { first, n } = chunk(k);
+    const view = buf.subarray(0, n * bs);
+    try {
+      await src.ep.device.readInto(src.lba + first, view);
+    } catch (err) {
+      throw new DeviceFailure('source', err);
     }
-    await writes.drain();
-  } finally {
-    await writes.abandon();
+    return { view };
+  })) {
+    try {
+      await writes.room(maxInFlight);
+      writes.add(c.view.length, dst.ep.device.write(dst.lba + chunk(i++).first, c.view), tally, c.lease);
+    } finally {
+      c.lease.drop();
+    }
+    checkAbort(signal);
   }
 }
