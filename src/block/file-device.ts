@@ -6,7 +6,14 @@ export interface FileDeviceOptions {
   /** Create the file if missing and grow it (sparse) to this many bytes. Never shrinks. */
   sizeBytes?: number;
   readOnly?: boolean;
+  /**
+   * Start a background fdatasync after this many bytes written (default 32 MiB; 0 = never), as
+   * an array destages its write cache: dirty data stays bounded and a flush has little left.
+   */
+  writebackBytes?: number;
 }
+
+const DEFAULT_WRITEBACK_BYTES = 32 << 20;
 
 /** A BlockDevice over a (sparse) file. One positioned read or write per call. */
 export class FileDevice implements BlockDevice {
@@ -15,13 +22,20 @@ export class FileDevice implements BlockDevice {
   readonly readOnly: boolean;
   blockCount: number;
   private fh: FileHandle;
+  private readonly writebackBytes: number;
+  /** Bytes written since the last background write-back started, and that write-back. */
+  private unsynced = 0;
+  private writeback?: Promise<void>;
+  /** A background write-back failed: data may be lost, so every later flush fails. */
+  private writebackError?: Error;
 
-  private constructor(path: string, fh: FileHandle, blockSize: number, blockCount: number, readOnly: boolean) {
+  private constructor(path: string, fh: FileHandle, blockSize: number, blockCount: number, readOnly: boolean, writebackBytes: number) {
     this.path = path;
     this.fh = fh;
     this.blockSize = blockSize;
     this.blockCount = blockCount;
     this.readOnly = readOnly;
+    this.writebackBytes = writebackBytes;
   }
 
   static async open(path: string, opts: FileDeviceOptions): Promise<FileDevice> {
@@ -42,7 +56,7 @@ export class FileDevice implements BlockDevice {
       await handle.truncate(opts.sizeBytes);
       size = opts.sizeBytes;
     }
-    return new FileDevice(path, handle, blockSize, Math.floor(size / blockSize), readOnly);
+    return new FileDevice(path, handle, blockSize, Math.floor(size / blockSize), readOnly, opts.writebackBytes ?? DEFAULT_WRITEBACK_BYTES);
   }
 
   async read(lba: number, blockCount: number): Promise<Uint8Array> {
@@ -74,13 +88,31 @@ export class FileDevice implements BlockDevice {
       off += bytesWritten;
       pos += bytesWritten;
     }
+    this.wrote(data.length);
+  }
+
+  /** One background fdatasync at a time, every `writebackBytes` written. */
+  private wrote(n: number): void {
+    this.unsynced += n;
+    if (this.writebackBytes <= 0 || this.unsynced < this.writebackBytes || this.writeback) return;
+    this.unsynced = 0;
+    // Linux reports a write-back error to one fsync only: keep it for every later flush.
+    this.writeback = this.fh
+      .datasync()
+      .catch((e: Error) => {
+        this.writebackError ??= e;
+      })
+      .finally(() => (this.writeback = undefined));
   }
 
   async flush(): Promise<void> {
+    await this.writeback;
+    if (this.writebackError) throw new Error(`${this.path}: a background write-back failed (${this.writebackError.message}); written data may be lost`, { cause: this.writebackError });
     await this.fh.datasync();
   }
 
   async close(): Promise<void> {
+    await this.writeback; // never close the fd under a running fdatasync
     await this.fh.close();
   }
 }

@@ -90,6 +90,15 @@ test('FUA and SYNCHRONIZE CACHE flush the device before GOOD', async () => {
   assert.equal(outcome(await run(cdb(0x91, 0, ...be(4000, 8), ...be(200, 4), 0, 0))), '5/21/00');
 });
 
+test('a device whose flush fails: SYNCHRONIZE CACHE and FUA writes get MEDIUM ERROR, WRITE ERROR (03/0C/00)', async () => {
+  const { run, dev } = await readyDisk();
+  dev.flush = async () => {
+    throw new Error('background write-back failed (EIO)');
+  };
+  assert.equal(outcome(await run(cdb(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0))), '3/0c/00');
+  assert.equal(outcome(await run(write10(0, 1, 0x08), { dataOut: fill(1, 1) })), '3/0c/00');
+});
+
 test('write protection: read-only device and SWP give 07/27/00, reads still work', async () => {
   const ro = await readyDisk(64, { readOnly: true });
   assert.equal(outcome(await ro.run(write10(0, 1), { dataOut: fill(1, 1) })), '7/27/00');

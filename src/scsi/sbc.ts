@@ -92,7 +92,17 @@ function checkReady(lu: DiskLu): void {
 
 /** Write-through unless WCE=1 in the caching mode page; FUA forces it. SBC-3 4.10 */
 async function durable(lu: DiskLu, fua: boolean): Promise<void> {
-  if (fua || !writeCacheEnabled(lu)) await lu.device.flush();
+  if (fua || !writeCacheEnabled(lu)) await flush(lu);
+}
+
+/** Make the device durable; a failure means written data may be lost: MEDIUM ERROR, WRITE ERROR. */
+async function flush(lu: DiskLu): Promise<void> {
+  try {
+    await lu.device.flush();
+  } catch (err) {
+    if (err instanceof SenseError) throw err;
+    throw new SenseError(SenseKey.MEDIUM_ERROR, Asc.WRITE_ERROR);
+  }
 }
 
 function writeCacheEnabled(lu: DiskLu): boolean {
@@ -386,7 +396,7 @@ function preFetch(lu: DiskLu, c: RangeCdb): ScsiResult {
 async function synchronizeCache(lu: DiskLu, c: RangeCdb): Promise<void> {
   checkReady(lu);
   checkLba(lu, c.lba, c.blockCount);
-  await lu.device.flush();
+  await flush(lu);
 }
 
 // ---- READ CAPACITY --------------------------------------------------------------------------
@@ -512,7 +522,7 @@ async function runSanitize(lu: DiskLu, pattern: Uint8Array | undefined, passes: 
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       });
     }
-    await lu.device.flush();
+    await flush(lu);
   } finally {
     release();
   }
@@ -526,7 +536,7 @@ async function formatUnit(task: ScsiTask, lu: DiskLu): Promise<void> {
   checkWritable(lu);
   // SBC-3 5.3: without FMTDATA the medium is formatted with its current geometry; nothing to do
   // for a file-backed device, whose blocks are already addressable.
-  await lu.device.flush();
+  await flush(lu);
 }
 
 // ---- VPD pages and mode pages --------------------------------------------------------------
