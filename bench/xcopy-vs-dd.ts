@@ -12,20 +12,29 @@
 // `--tape tgtd` uses a tgtd tape LUN instead of Ferry's (mover topology only). Every timed
 // step starts after `sync`, so none pays for the page-cache writeback of the one before.
 //
+// Two finish lines, each with its own dd peer in the same run:
+//   copied   the EXTENDED COPY returned (data in the targets' page cache) — against dd into a
+//            new file and dd conv=notrunc over the existing file (what the copy does: it
+//            overwrites an existing cartridge and LUN), both page-cache copies;
+//   durable  then the backup server makes it durable as a backup application does — WRITE
+//            FILEMARKS(1) ends the backup set (the drive fsyncs), SYNCHRONIZE CACHE ends the
+//            restore — against dd conv=fdatasync into a new file.
+//
 //   node --import tsx bench/xcopy-vs-dd.ts [--size 1G] [--runs 3] [--topology storage-node,tape-node,mover]
-//                                          [--tape ferry|tgtd] [--record 256K]
+//                                          [--tape ferry|tgtd] [--record 256K] [--cpu]
+// --cpu prints each role's CPU time (user+sys, from /proc) beside every timed copy.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomFillSync } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MemoryDevice } from '../src/block/memory-device.ts';
 import { InitiatorSession } from '../src/initiator/session.ts';
-import { extendedCopy, inquiry } from '../src/initiator/cdb.ts';
-import { buildRewind, buildTestUnitReady } from '../src/scsi/tape-cdb.ts';
+import { extendedCopy, inquiry, synchronizeCache10 } from '../src/initiator/cdb.ts';
+import { buildRewind, buildTestUnitReady, buildWriteFilemarks6 } from '../src/scsi/tape-cdb.ts';
 import { decodeDeviceIdentificationPage } from '../src/xcopy/resolver.ts';
 import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from '../src/xcopy/descriptors.ts';
 import type { Designator } from '../src/xcopy/copy-target.ts';
@@ -41,6 +50,7 @@ const { values } = parseArgs({
     tape: { type: 'string', default: 'ferry' },
     record: { type: 'string', default: '256K' },
     topology: { type: 'string', default: 'storage-node,tape-node,mover' },
+    cpu: { type: 'boolean', default: false },
   },
 });
 const BYTES = parseSize(values.size!);
@@ -62,6 +72,7 @@ const FERRY = join(import.meta.dirname, '..', 'bin', 'ferry.mjs');
 async function ferry(args: string[], port: number, iqn: string): Promise<ChildProcess> {
   const prof = process.env.PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROF_DIR] : [];
   const child = spawn(process.execPath, ['--max-semi-space-size=64', ...prof, FERRY, ...args, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  roles.set(child, args[0] === 'mover' ? 'mover' : args.includes('--tape') ? (args.includes('--disk') ? 'storage node' : 'tape target') : 'disk target');
   for (let i = 0; i < 100; i++) {
     await sleep(100);
     try {
@@ -74,6 +85,17 @@ async function ferry(args: string[], port: number, iqn: string): Promise<ChildPr
   }
   child.kill('SIGKILL');
   throw new Error(`ferry ${args[0]} did not start`);
+}
+
+/** Each role's process, for its CPU time (--cpu). */
+const roles = new Map<ChildProcess, string>();
+
+/** utime + stime of a process in ms, from /proc (Linux). */
+function cpuMs(pid: number): { user: number; sys: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  const tick = 10; // USER_HZ = 100
+  return { user: Number(rest[11]) * tick, sys: Number(rest[12]) * tick };
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -91,15 +113,16 @@ function settle(): void {
   execFileSync('sync');
 }
 
-/**
- * `dd if=FROM of=TO bs=1M`. dd's speed depends on TO's state: an existing file (dd truncates it,
- * freeing and re-allocating its blocks, with `discard` on this file system) or a new one.
- */
-function dd(from: string, to: string, fresh: boolean): number {
-  if (fresh) rmSync(to, { force: true });
+/** How dd writes its output: into a new file, over the existing one, or into a new file then fdatasync. */
+type DdMode = 'new' | 'notrunc' | 'fdatasync';
+
+/** `dd if=FROM of=TO bs=1M`, in `mode`; milliseconds. */
+function dd(from: string, to: string, mode: DdMode): number {
+  if (mode !== 'notrunc') rmSync(to, { force: true });
   settle();
+  const conv = mode === 'notrunc' ? ['conv=notrunc'] : mode === 'fdatasync' ? ['conv=fdatasync'] : [];
   const t0 = performance.now();
-  const r = spawnSync('dd', [`if=${from}`, `of=${to}`, 'bs=1M', 'status=none'], { stdio: 'inherit' });
+  const r = spawnSync('dd', [`if=${from}`, `of=${to}`, 'bs=1M', 'status=none', ...conv], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('dd failed');
   return performance.now() - t0;
 }
@@ -218,43 +241,54 @@ async function main(): Promise<void> {
           });
         const backup = list(1, 0x00, [cscd(srcD, 0, BLOCK), cscd(tapeD, 1, 0)]);
         const restore = list(2, 0x01, [cscd(tapeD, 1, 0), cscd(dstD, 0, BLOCK)]);
-        const run = async (l: Uint8Array): Promise<number> => {
+        /** One EXTENDED COPY, then the flush that makes it durable: milliseconds to each finish line. */
+        const run = async (l: Uint8Array, flush: Lun, flushCdb: Uint8Array): Promise<{ copied: number; durable: number }> => {
           await su.tape.session.command(su.tape.lun, buildRewind());
           settle();
+          const live = [...roles].filter(([c]) => c.exitCode === null && c.pid !== undefined);
+          const before = live.map(([c]) => cpuMs(c.pid!));
           const t0 = performance.now();
           const r = await su.copyManager.session.command(su.copyManager.lun, extendedCopy(l.length), { dataOut: l, allowCheckCondition: true });
           if (r.status !== 0) throw new Error(`XCOPY failed: ${JSON.stringify(r.sense)}`);
-          return performance.now() - t0;
+          const copied = performance.now() - t0;
+          await flush.session.command(flush.lun, flushCdb);
+          const durable = performance.now() - t0;
+          if (values.cpu) {
+            const use = live.map(([c, role], i) => {
+              const a = cpuMs(c.pid!);
+              return `${role} ${(a.user - before[i].user).toFixed(0)}+${(a.sys - before[i].sys).toFixed(0)}`;
+            });
+            console.log(`  ${l === backup ? 'backup' : 'restore'} ${copied.toFixed(0)} ms copied, ${durable.toFixed(0)} ms durable; CPU ms user+sys: ${use.join(', ')}`);
+          }
+          return { copied, durable };
         };
-        const rows: Array<{ run: number; ddBackup: number; ddBackupNew: number; xcopyBackup: number; ddRestore: number; ddRestoreNew: number; xcopyRestore: number }> = [];
+        type Row = Record<'xcopy' | 'xcopyDurable' | 'ddNew' | 'ddNotrunc' | 'ddFdatasync', number>;
+        const rows: Record<'backup' | 'restore', Row[]> = { backup: [], restore: [] };
+        const ddAll = (from: string, to: string) => ({ ddNew: dd(from, to, 'new'), ddNotrunc: dd(from, to, 'notrunc'), ddFdatasync: dd(from, to, 'fdatasync') });
+        const rate = (ms: Record<keyof Row, number>): Row => Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, mbps(BYTES, v)])) as Row;
         for (let i = 0; i < RUNS; i++) {
-          // Alternate with dd so page-cache and disk state favour neither side. dd runs twice per
-          // direction: into the existing output file (as the XCOPY writes into an existing
-          // cartridge and LUN) and into a new file.
-          const ddB = dd(srcPath, ddCopy, false);
-          const ddBN = dd(srcPath, ddCopy, true);
-          const mB = await run(backup);
-          const mR = await run(restore);
-          const ddR = dd(ddCopy, ddBack, false);
-          const ddRN = dd(ddCopy, ddBack, true);
-          rows.push({
-            run: i + 1,
-            ddBackup: mbps(BYTES, ddB),
-            ddBackupNew: mbps(BYTES, ddBN),
-            xcopyBackup: mbps(BYTES, mB),
-            ddRestore: mbps(BYTES, ddR),
-            ddRestoreNew: mbps(BYTES, ddRN),
-            xcopyRestore: mbps(BYTES, mR),
-          });
+          // Alternate with dd so page-cache and disk state favour neither side.
+          const ddB = ddAll(srcPath, ddCopy);
+          const b = await run(backup, su.tape, buildWriteFilemarks6(1));
+          const r = await run(restore, su.dst, synchronizeCache10());
+          const ddR = ddAll(ddCopy, ddBack);
+          rows.backup.push(rate({ xcopy: b.copied, xcopyDurable: b.durable, ...ddB }));
+          rows.restore.push(rate({ xcopy: r.copied, xcopyDurable: r.durable, ...ddR }));
         }
         const wire = su.sessions.reduce((n, s) => n + s.bytesOnWire.sent + s.bytesOnWire.received, 0);
-        const m = (k: keyof (typeof rows)[number]) => median(rows.map((r) => r[k]));
-        console.log(`\n${topology}: ${formatBytes(BYTES)} disk LUN ↔ ${values.tape} tape, ${RUNS} runs, ${formatBytes(RECORD)} records, hot cache`);
-        console.table(rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === 'run' ? v : `${v.toFixed(0)} MB/s`]))));
-        const line = (what: string, x: number, d: number, dn: number) =>
-          `${topology} ${what}: xcopy ${x.toFixed(0)} MB/s; dd into the existing file ${d.toFixed(0)} MB/s, ratio ${(x / d).toFixed(2)}×; dd into a new file ${dn.toFixed(0)} MB/s, ratio ${(x / dn).toFixed(2)}× (goal ≥ 0.8×)`;
-        summary.push(line('backup  (disk → tape)', m('xcopyBackup'), m('ddBackup'), m('ddBackupNew')), line('restore (tape → disk)', m('xcopyRestore'), m('ddRestore'), m('ddRestoreNew')));
-        console.log(summary.slice(-2).join('\n'));
+        console.log(`\n${topology}: ${formatBytes(BYTES)} disk LUN ↔ ${values.tape} tape, ${RUNS} runs, ${formatBytes(RECORD)} records (MB/s)`);
+        for (const dir of ['backup', 'restore'] as const) {
+          console.log(dir);
+          console.table(rows[dir].map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(v)]))));
+          const m = (k: keyof Row) => median(rows[dir].map((r) => r[k]));
+          const what = dir === 'backup' ? 'backup  (disk → tape)' : 'restore (tape → disk)';
+          summary.push(
+            `${topology} ${what}: copied ${m('xcopy').toFixed(0)} MB/s = ${(m('xcopy') / m('ddNew')).toFixed(2)}× dd new file (${m('ddNew').toFixed(0)}), ` +
+              `${(m('xcopy') / m('ddNotrunc')).toFixed(2)}× dd notrunc (${m('ddNotrunc').toFixed(0)}); ` +
+              `durable ${m('xcopyDurable').toFixed(0)} MB/s = ${(m('xcopyDurable') / m('ddFdatasync')).toFixed(2)}× dd fdatasync (${m('ddFdatasync').toFixed(0)})`,
+          );
+          console.log(summary.at(-1));
+        }
         console.log(`backup server's sockets: ${wire} bytes for ${2 * RUNS * BYTES} bytes moved`);
       } finally {
         for (const c of mine.reverse()) await c().catch(() => undefined);
@@ -262,7 +296,7 @@ async function main(): Promise<void> {
         await rm(join(dir, `dst-${topology}.img`), { force: true });
       }
     }
-    console.log(`\nsummary (medians):\n${summary.join('\n')}`);
+    console.log(`\nsummary (medians; goal ≥ 0.8×):\n${summary.join('\n')}`);
     console.log(`engine baseline (in-process MemoryDevice → MemoryTape, no iSCSI, best of 3): ${(await engineBaseline()).toFixed(0)} MB/s`);
   } finally {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
