@@ -1,3 +1,4 @@
+import { TurnCork } from '../util/turn-cork.ts';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Framer, FramingError, pduPieces, type DataDigestFault } from '../iscsi/framer.ts';
@@ -89,6 +90,7 @@ const writeBuffers = new BufferPool();
  */
 export class TargetConnection {
   readonly socket: Socket;
+  private readonly turnCork: TurnCork;
   private readonly host: ConnectionHost;
   private log: Logger;
   private readonly framer: Framer;
@@ -123,6 +125,7 @@ export class TargetConnection {
 
   constructor(socket: Socket, host: ConnectionHost) {
     this.socket = socket;
+    this.turnCork = new TurnCork(socket);
     this.host = host;
     this.log = host.log.child({ peer: `${socket.remoteAddress}:${socket.remotePort}` });
     this.closed = new Promise((r) => (this.resolveClosed = r));
@@ -546,6 +549,7 @@ export class TargetConnection {
 
   /** Send Data-In (if any) and status, with residuals (RFC 7143 11.4.5, 11.7.4). */
   private respond(task: TaskState, result: ScsiResult): void {
+    this.turnCork.hold(); // this turn's responses leave together
     const { cmd } = task;
     const params = this.params!;
     const dataIn = result.dataIn ?? new Uint8Array(0);
@@ -812,6 +816,7 @@ export class TargetConnection {
   }
 
   // ---- output ----
+
 
   /** Write a PDU; `sent` runs once its bytes are handed to the kernel (or the socket died). */
   private send(pdu: RawPdu, cork = true, sent?: () => void): void {
