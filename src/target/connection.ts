@@ -1,4 +1,3 @@
-import { TurnCork } from '../util/turn-cork.ts';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Framer, FramingError, pduPieces, type DataDigestFault } from '../iscsi/framer.ts';
@@ -23,6 +22,7 @@ import { checkCondition } from '../scsi/command-table.ts';
 import type { SenseFormat } from '../scsi/sense.ts';
 import { unmappedLun } from '../scsi/spc.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
+import { TurnCork } from '../util/turn-cork.ts';
 import type { Target } from './target.ts';
 
 /** What a connection needs from the server that accepted it. */
@@ -816,7 +816,6 @@ export class TargetConnection {
   }
 
   // ---- output ----
-
 
   /** Write a PDU; `sent` runs once its bytes are handed to the kernel (or the socket died). */
   private send(pdu: RawPdu, cork = true, sent?: () => void): void {
