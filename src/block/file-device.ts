@@ -1,5 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { type BlockDevice, checkRange, checkWhole } from './block-device.ts';
+import { BackgroundWriteback } from '../util/background-writeback.ts';
 
 export interface FileDeviceOptions {
   blockSize: number;
@@ -22,10 +23,7 @@ export class FileDevice implements BlockDevice {
   readonly readOnly: boolean;
   blockCount: number;
   private fh: FileHandle;
-  private readonly writebackBytes: number;
-  /** Bytes written since the last background write-back started, and that write-back. */
-  private unsynced = 0;
-  private writeback?: Promise<void>;
+  private readonly writeback: BackgroundWriteback;
   /** A background write-back failed: data may be lost, so every later flush fails. */
   private writebackError?: Error;
 
@@ -35,7 +33,9 @@ export class FileDevice implements BlockDevice {
     this.blockSize = blockSize;
     this.blockCount = blockCount;
     this.readOnly = readOnly;
-    this.writebackBytes = writebackBytes;
+    this.writeback = new BackgroundWriteback(fh, writebackBytes, (e) => {
+      this.writebackError ??= e;
+    });
   }
 
   static async open(path: string, opts: FileDeviceOptions): Promise<FileDevice> {
@@ -88,31 +88,17 @@ export class FileDevice implements BlockDevice {
       off += bytesWritten;
       pos += bytesWritten;
     }
-    this.wrote(data.length);
-  }
-
-  /** One background fdatasync at a time, every `writebackBytes` written. */
-  private wrote(n: number): void {
-    this.unsynced += n;
-    if (this.writebackBytes <= 0 || this.unsynced < this.writebackBytes || this.writeback) return;
-    this.unsynced = 0;
-    // Linux reports a write-back error to one fsync only: keep it for every later flush.
-    this.writeback = this.fh
-      .datasync()
-      .catch((e: Error) => {
-        this.writebackError ??= e;
-      })
-      .finally(() => (this.writeback = undefined));
+    this.writeback.wrote(data.length);
   }
 
   async flush(): Promise<void> {
-    await this.writeback;
+    await this.writeback.settled();
     if (this.writebackError) throw new Error(`${this.path}: a background write-back failed (${this.writebackError.message}); written data may be lost`, { cause: this.writebackError });
     await this.fh.datasync();
   }
 
   async close(): Promise<void> {
-    await this.writeback; // never close the fd under a running fdatasync
+    await this.writeback.settled(); // never close the fd under a running fdatasync
     await this.fh.close();
   }
 }

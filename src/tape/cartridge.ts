@@ -3,6 +3,7 @@ import { writeSync } from 'node:fs';
 import { ByteReader } from '../util/byte-reader.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import { GroupCommit } from '../util/group-commit.ts';
+import { BackgroundWriteback } from '../util/background-writeback.ts';
 import { crc32c } from '../util/crc32c.ts';
 import { FerryError } from '../util/errors.ts';
 
@@ -195,9 +196,8 @@ export class Cartridge {
   private readonly dataWrites = new GroupCommit<{ data: Uint8Array; end: number }>((b) => this.stopAfterFailure(() => this.flushData(b)));
   /** Appends whose data or entry is still being written on the thread pool. */
   private inFlight = 0;
-  /** Bytes appended since the last background write-back started, and that write-back. */
-  private unsyncedBytes = 0;
-  private writeback?: Promise<void>;
+  /** Background fdatasync every WRITEBACK_BYTES appended; its error fails the medium. */
+  private readonly writeback: BackgroundWriteback;
   /** Reads in flight (a truncation waits for them). */
   private readonly reads = new Set<Promise<void>>();
   /** A background write failed: the medium is unusable until reopened. */
@@ -212,6 +212,11 @@ export class Cartridge {
     this.physicalSlots = physicalSlots;
     this.dirtyTail = false;
     this.readOnly = readOnly;
+    // Linux reports a write-back error to one fsync only: keep it, or the filemark's sync
+    // would answer GOOD over lost pages.
+    this.writeback = new BackgroundWriteback(fh, WRITEBACK_BYTES, (e) => {
+      this.failure ??= e;
+    });
   }
 
   static async create(path: string, opts: CreateCartridgeOptions): Promise<Cartridge> {
@@ -513,22 +518,9 @@ export class Cartridge {
     return { done };
   }
 
-  /**
-   * Start a background fdatasync every WRITEBACK_BYTES appended, as a drive streams its buffer
-   * to the medium: dirty pages stay bounded, and the sync at a filemark has little left to do.
-   */
+  /** As a drive streams its buffer to the medium: the sync at a filemark has little left to do. */
   private wroteBytes(n: number): void {
-    this.unsyncedBytes += n;
-    if (this.unsyncedBytes < WRITEBACK_BYTES || this.writeback) return;
-    this.unsyncedBytes = 0;
-    // Linux reports a write-back error to one fsync only: keep it, or the filemark's sync
-    // would answer GOOD over lost pages.
-    this.writeback = this.fh
-      .datasync()
-      .catch((e: Error) => {
-        this.failure ??= e;
-      })
-      .finally(() => (this.writeback = undefined));
+    this.writeback.wrote(n);
   }
 
   /**
@@ -613,7 +605,7 @@ export class Cartridge {
 
   /** Make everything written so far durable (fsync). */
   async sync(): Promise<void> {
-    await this.writeback; // a background write-back error becomes `failure`, reported here
+    await this.writeback.settled(); // a background write-back error becomes `failure`, reported here
     await this.settled();
     if (!this.readOnly) await this.fh.sync();
   }
@@ -621,7 +613,7 @@ export class Cartridge {
   async close(): Promise<void> {
     await Promise.allSettled([...this.reads]);
     await this.pending;
-    await this.writeback; // never close the fd under a running fdatasync
+    await this.writeback.settled(); // never close the fd under a running fdatasync
     await this.fh.close();
   }
 
