@@ -70,3 +70,28 @@ test('FileDevice starts one background fdatasync per writebackBytes written; a f
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('FileDevice: a background write-back that fails while a flush runs fails that flush', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-fd-'));
+  try {
+    const dev = await FileDevice.open(join(dir, 'disk.img'), { blockSize: 512, sizeBytes: 1 << 20, writebackBytes: 64 << 10 });
+    const fh = (dev as unknown as { fh: { datasync(): Promise<void> } }).fh;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    fh.datasync = async () => {
+      calls++;
+      if (calls === 1) return gate; // the flush's own: succeeds, late
+      throw new Error('EIO'); // the background one took the error (Linux reports it once)
+    };
+    const flushed = dev.flush();
+    await new Promise((r) => setImmediate(r));
+    await dev.write(0, new Uint8Array(64 << 10)); // starts the background write-back
+    assert.equal(calls, 2);
+    release();
+    await assert.rejects(flushed, /background write-back failed \(EIO\)/);
+    await dev.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -93,8 +93,15 @@ export class FileDevice implements BlockDevice {
 
   async flush(): Promise<void> {
     await this.writeback.settled();
-    if (this.writebackError) throw new Error(`${this.path}: a background write-back failed (${this.writebackError.message}); written data may be lost`, { cause: this.writebackError });
+    this.checkWriteback();
     await this.fh.datasync();
+    // A background write-back that overlapped ours may have taken the error Linux reports once.
+    await this.writeback.settled();
+    this.checkWriteback();
+  }
+
+  private checkWriteback(): void {
+    if (this.writebackError) throw new Error(`${this.path}: a background write-back failed (${this.writebackError.message}); written data may be lost`, { cause: this.writebackError });
   }
 
   async close(): Promise<void> {

@@ -84,10 +84,11 @@ export class PortalCopyTargets implements RemoteCopyTargets {
   }
 
   private async open(lu: RemoteLu): Promise<CopyTarget> {
+    const id = `${lu.targetName}#${lu.lun}`; // the same LU through any portal
     if (lu.peripheralDeviceType === 0x01) {
-      return { kind: 'stream', device: await RemoteTapeDevice.open(lu.session, lu.lun), peripheralDeviceType: 1 };
+      return { kind: 'stream', device: await RemoteTapeDevice.open(lu.session, lu.lun), peripheralDeviceType: 1, lu: id };
     }
-    return { kind: 'block', device: await RemoteBlockDevice.open(lu.session, lu.lun), peripheralDeviceType: lu.peripheralDeviceType };
+    return { kind: 'block', device: await RemoteBlockDevice.open(lu.session, lu.lun), peripheralDeviceType: lu.peripheralDeviceType, lu: id };
   }
 
   /** Everything found so far (for logs and `ferry mover` startup). */

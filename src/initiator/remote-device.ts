@@ -3,6 +3,15 @@ import { checkRange, checkWhole } from '../block/block-device.ts';
 import type { InitiatorSession } from './session.ts';
 import { read16, write16, readCapacity16, decodeReadCapacity16, synchronizeCache10 } from './cdb.ts';
 
+/**
+ * Wait for every command, then throw the first failure: the caller's buffer is in use until
+ * the last of them has finished (Promise.all would hand it back early).
+ */
+async function settleAll(jobs: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(jobs);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
+
 /** Largest single READ/WRITE the remote device issues. */
 const MAX_TRANSFER_BYTES = 1 << 20;
 
@@ -44,7 +53,7 @@ export class RemoteBlockDevice implements BlockDevice {
       const n = Math.min(MAX_TRANSFER_BYTES, target.length - off);
       jobs.push(this.session.command(this.lun, read16(lba + (off / MAX_TRANSFER_BYTES) * per, n / this.blockSize), { into: target.subarray(off, off + n) }));
     }
-    await Promise.all(jobs);
+    await settleAll(jobs);
   }
 
   async write(lba: number, data: Uint8Array): Promise<void> {
@@ -56,7 +65,7 @@ export class RemoteBlockDevice implements BlockDevice {
       const n = Math.min(MAX_TRANSFER_BYTES, data.length - off);
       jobs.push(this.session.command(this.lun, write16(lba + (off / MAX_TRANSFER_BYTES) * per, n / this.blockSize), { dataOut: data.subarray(off, off + n) }));
     }
-    await Promise.all(jobs);
+    await settleAll(jobs);
   }
 
   async flush(): Promise<void> {

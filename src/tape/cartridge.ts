@@ -607,7 +607,11 @@ export class Cartridge {
   async sync(): Promise<void> {
     await this.writeback.settled(); // a background write-back error becomes `failure`, reported here
     await this.settled();
-    if (!this.readOnly) await this.fh.sync();
+    if (this.readOnly) return;
+    await this.fh.sync();
+    // A background write-back that overlapped ours may have taken the error Linux reports once.
+    await this.writeback.settled();
+    await this.settled();
   }
 
   async close(): Promise<void> {

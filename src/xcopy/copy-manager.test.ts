@@ -73,6 +73,22 @@ test('overlapping copy forward within one device behaves like memmove', async ()
   assert.deepEqual(dev.bytes.subarray(3013 * 512), before.subarray(3013 * 512));
 });
 
+/** Writes land several turns after they are issued; reads are immediate. */
+class SlowWriteDevice extends MemoryDevice {
+  override async write(lba: number, data: Uint8Array): Promise<void> {
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    return super.write(lba, data);
+  }
+}
+
+/** Reads complete several turns after they are issued; writes are immediate. */
+class SlowReadDevice extends MemoryDevice {
+  override async readInto(lba: number, target: Uint8Array): Promise<void> {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    return super.readInto(lba, target);
+  }
+}
+
 /** A MemoryDevice whose reads and writes complete on a later turn, in random order. */
 class ShuffledDevice extends MemoryDevice {
   private seed = 7;
@@ -110,6 +126,65 @@ test('overlapping moves by more than a buffer behave like memmove, both ways, wi
     untouched(0, Math.min(from, to));
     untouched(Math.max(from, to) + 100, 256);
   }
+});
+
+test('a move within one device that carries a source residual (CAT) behaves like memmove, also onto its own LBAs', async () => {
+  for (const [to, dev] of [
+    [1, new SlowReadDevice(512, 256)],
+    [0, new SlowReadDevice(512, 256)],
+    [1, new ShuffledDevice(512, 256)],
+  ] as const) {
+    dev.bytes.set(random(dev.bytes.length, 48));
+    const tapeDev = new MemoryTape();
+    const rec = random(512, 49);
+    await tapeDev.write(rec);
+    await tapeDev.rewind();
+    const lu = new TestLu({ block: dev }, 50, { chunkBytes: 4096 });
+    const tape = new TestLu({ tape: tapeDev }, 51);
+    const before = dev.bytes.slice();
+    const r = await xcopy(
+      targetOf([lu, tape]),
+      list(
+        [lu.cscd(), tape.cscd()],
+        [
+          { type: 0x06, cat: true, source: 1, streamTransferLength: 512, byteCount: 100 }, // 412 bytes of source residual
+          b2b({ cat: true, blockCount: 100, sourceLba: 0, destinationLba: to }),
+        ],
+      ),
+    );
+    assert.equal(r.status, ScsiStatus.GOOD, r.sense && JSON.stringify(decodeSense(r.sense)));
+    // The destination gets the residual, then the source blocks: every byte moves up by 412 (+ a block).
+    const expected = new Uint8Array(100 * 512);
+    expected.set(rec.subarray(100), 0);
+    expected.set(before.subarray(0, 100 * 512 - 412), 412);
+    assert.deepEqual(dev.bytes.subarray(to * 512, (to + 100) * 512), expected, `to LBA ${to}`);
+    assert.deepEqual(dev.bytes.subarray((to + 100) * 512), before.subarray((to + 100) * 512), 'nothing written past the segment');
+  }
+});
+
+/** Reads of LBA 0 fail. */
+class BadFirstBlock extends MemoryDevice {
+  override async readInto(lba: number, target: Uint8Array): Promise<void> {
+    if (lba === 0) throw new Error('medium error');
+    return super.readInto(lba, target);
+  }
+}
+
+test('a read failure in a move within one device still counts the earlier segment, whose writes were in flight', async () => {
+  const a = disk(64, 52);
+  const b = new TestLu({ block: new SlowWriteDevice(512, 64) }, 53, { chunkBytes: 4096 });
+  const c = new TestLu({ block: new BadFirstBlock(512, 128) }, 54, { chunkBytes: 4096 });
+  const t = targetOf([a, b, c]);
+  const r = await xcopy(
+    t,
+    list([a.cscd(), b.cscd(), c.cscd()], [b2b({ source: 0, destination: 1, blockCount: 8, sourceLba: 0, destinationLba: 0 }), b2b({ source: 2, destination: 2, blockCount: 32, sourceLba: 0, destinationLba: 8 })], { usage: 2 }),
+  );
+  const s = expectSense(r, 0x0a, 0x0d, 0x02);
+  assert.equal(s.commandSpecific! & 0xffff, 1, 'segment 1 failed');
+  const st = (await send(t, rcrCdb(0, 1))).dataIn!;
+  assert.equal((st[5] << 8) | st[6], 1, 'segment 0 processed');
+  assert.ok(new DataView(st.buffer, st.byteOffset).getUint32(8) >= 8 * 512, 'its bytes counted');
+  assert.deepEqual((b.blockDevice as MemoryDevice).bytes.subarray(0, 8 * 512), (a.blockDevice as MemoryDevice).bytes.subarray(0, 8 * 512));
 });
 
 test('PLL 0 is GOOD; SA ≠ 0 is 24/00', async () => {
@@ -270,14 +345,6 @@ test('segments overlap in flight: a failed write is reported for its own segment
   assert.equal((st.dataIn![5] << 8) | st.dataIn![6], 0, 'no segment processed');
 });
 
-/** Writes land several turns after they are issued; reads are immediate. */
-class SlowWriteDevice extends MemoryDevice {
-  override async write(lba: number, data: Uint8Array): Promise<void> {
-    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-    return super.write(lba, data);
-  }
-}
-
 test('a segment that reads what the previous one writes waits for those writes', async () => {
   const a = disk(2048, 36);
   const bDev = new SlowWriteDevice(512, 2048);
@@ -292,6 +359,36 @@ test('a segment that reads what the previous one writes waits for those writes',
     ),
   );
   assert.equal(r.status, ScsiStatus.GOOD);
+  assert.deepEqual((c.blockDevice as MemoryDevice).bytes, (a.blockDevice as MemoryDevice).bytes);
+});
+
+test('two CSCDs naming one remote LU get one device: a segment reading what the previous one writes there waits', async () => {
+  const a = disk(2048, 43);
+  const c = disk(2048, 44, false);
+  const remoteBytes = new Uint8Array(2048 * 512);
+  // Like PortalCopyTargets: every lookup opens a new device object over the same LU.
+  const naa1 = new Uint8Array([0x60, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 45]);
+  const naa2 = new Uint8Array([0x60, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 46]);
+  let opened = 0;
+  const remote = {
+    async find(d: { designator: Uint8Array }) {
+      if (d.designator[15] !== 45 && d.designator[15] !== 46) return undefined;
+      opened++;
+      return { kind: 'block' as const, device: new SlowWriteDevice(512, remoteBytes), lu: 'iqn.2026-01.test:remote#0' };
+    },
+  };
+  const lu = new TestLu({ block: a.blockDevice }, 47, { remote });
+  const t = targetOf([lu, c]);
+  const remoteCscd = (designator: Uint8Array): CscdInput => ({ ...lu.cscd(), designator });
+  const r = await xcopy(
+    t,
+    list(
+      [lu.cscd(), remoteCscd(naa1), remoteCscd(naa2), c.cscd()],
+      [b2b({ source: 0, destination: 1, blockCount: 2048, sourceLba: 0, destinationLba: 0 }), b2b({ source: 2, destination: 3, blockCount: 2048, sourceLba: 0, destinationLba: 0 })],
+    ),
+  );
+  assert.equal(r.status, ScsiStatus.GOOD);
+  assert.equal(opened, 2, 'each CSCD was looked up');
   assert.deepEqual((c.blockDevice as MemoryDevice).bytes, (a.blockDevice as MemoryDevice).bytes);
 });
 

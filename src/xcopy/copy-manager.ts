@@ -16,7 +16,7 @@ import {
 import { BufferPool, executePlan, type CopyProgress } from './engine.ts';
 import { copyAborted, makeEndpoint, planCopy, type Endpoint } from './plan.ts';
 import { CopyTargetResolver } from './resolver.ts';
-import type { RemoteCopyTargets } from './copy-target.ts';
+import type { CopyTarget, RemoteCopyTargets } from './copy-target.ts';
 
 /**
  * The copy manager inside every Ferry LU (and the standalone mover's LU 0): EXTENDED COPY
@@ -153,6 +153,7 @@ export class CopyManager {
    */
   private async resolveAll(list: XcopyParameterList, task: ScsiTask): Promise<Map<number, Endpoint>> {
     const out = new Map<number, Endpoint>();
+    const byLu = new Map<string, CopyTarget>(); // one device object per LU, however many CSCDs name it
     for (const seg of list.segments) {
       for (const [id, field] of referencedIds(seg)) {
         if (out.has(id)) continue;
@@ -177,6 +178,11 @@ export class CopyManager {
           throw copyAborted({ asc: Asc.COPY_TARGET_DEVICE_NOT_REACHABLE, segment: seg.index, field: { sd: false, offset: cscd.offset } });
         }
         if (!t) throw unreachable(cscd.offset, false);
+        if (t.lu) {
+          const first = byLu.get(t.lu);
+          if (first) t = first;
+          else byLu.set(t.lu, t);
+        }
         out.set(id, makeEndpoint(t, cscd, seg.index));
       }
     }

@@ -227,7 +227,7 @@ interface CopyRun {
 
 /** Read and hand over a segment's data; its last writes may still be in flight when this returns. */
 async function runDataStep(step: DataStep, state: CopyRun, tally: Tally, signal: AbortSignal, opts: EngineOptions): Promise<void> {
-  if (isBackwardMove(step, state)) return moveBackward(step, state.writes, tally, opts, signal);
+  if (isBackwardMove(step, state)) return moveBackward(step, state, tally, opts, signal);
   const sink = new Sink(step.destination, state.dstResidual, state.staging, state.writes, tally, opts);
   {
     // 1. Residual source data first (SPC-5 5.17.7.2).
@@ -293,7 +293,7 @@ async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSig
     const bs = src.ep.blockSize;
     const chunkBlocks = Math.max(1, Math.floor(opts.pool.size / bs));
     const count = Math.ceil(src.blocks / chunkBlocks);
-    yield* ordered(count, opts.readsInFlight, opts.pool, signal, async (i, buf) => {
+    yield* ordered(count, readDepth(opts), opts.pool, signal, async (i, buf) => {
       const n = Math.min(chunkBlocks, src.blocks - i * chunkBlocks);
       const view = buf.subarray(0, n * bs);
       try {
@@ -317,9 +317,10 @@ async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSig
     // As many transfers per buffer as fit, read into consecutive parts of it.
     const own = src.unit > opts.pool.size ? [Buffer.allocUnsafe(src.unit), Buffer.allocUnsafe(src.unit)] : undefined;
     const pool = own ? fixedPool(own) : opts.pool;
-    const perChunk = Math.max(1, Math.floor(pool.size / src.unit));
+    const perChunk = Math.min(MAX_COMMANDS_IN_FLIGHT, Math.max(1, Math.floor(pool.size / src.unit)));
     const count = Math.ceil(src.reads / perChunk);
-    yield* ordered(count, own ? 2 : opts.readsInFlight, pool, signal, async (c, buf) => {
+    const depth = own ? 2 : Math.max(1, Math.min(readDepth(opts), Math.floor(MAX_COMMANDS_IN_FLIGHT / perChunk)));
+    yield* ordered(count, depth, pool, signal, async (c, buf) => {
       const first = c * perChunk;
       const parts: Array<{ len: number; p: Promise<void> }> = [];
       let end = 0;
@@ -492,9 +493,21 @@ class WritesInFlight {
   }
 }
 
-/** Writes allowed in flight: about the bytes the reads keep in flight, at least one write. */
+/**
+ * Commands one copy keeps in flight to one device at the most: enough to stream 256 KiB
+ * records, few enough that a failure or an abort leaves little behind it.
+ */
+const MAX_COMMANDS_IN_FLIGHT = 32;
+
+/** Writes allowed in flight: about the bytes the reads keep in flight, 1 to MAX_COMMANDS_IN_FLIGHT. */
 function writeDepth(opts: EngineOptions, writeBytes: number): number {
-  return Math.max(1, Math.floor((Math.max(1, opts.readsInFlight) * opts.pool.size) / Math.max(1, writeBytes)));
+  const n = Math.floor((readDepth(opts) * opts.pool.size) / Math.max(1, writeBytes));
+  return Math.min(MAX_COMMANDS_IN_FLIGHT, Math.max(1, n));
+}
+
+/** Pool buffers read ahead (at least one). */
+function readDepth(opts: EngineOptions): number {
+  return Math.max(1, Math.floor(opts.readsInFlight));
 }
 
 /**
@@ -634,12 +647,14 @@ class Sink {
     await this.writes.room(this.maxInFlight);
     this.unitsLeft -= units;
     let p: Promise<unknown>;
-    if (this.dest.kind === 'block') {
-      p = this.dest.ep.device.write(this.lba, view);
+    const dest = this.dest;
+    if (dest.kind === 'block') {
+      const lba = this.lba;
+      p = startWrite(() => dest.ep.device.write(lba, view));
       this.lba += units;
-    } else if (this.dest.kind === 'stream') {
-      const dev = this.dest.ep.device;
-      p = this.batched && units > 1 ? dev.writeRecords!(view, this.unit) : dev.write(view);
+    } else if (dest.kind === 'stream') {
+      const dev = dest.ep.device;
+      p = startWrite(() => (this.batched && units > 1 ? dev.writeRecords!(view, this.unit) : dev.write(view)));
     } else {
       p = Promise.resolve();
     }
@@ -648,57 +663,91 @@ class Sink {
 }
 
 /**
- * A block → block move within one device to higher LBAs that overlap the source: copied from
- * the last chunk down, so no read sees a block this copy already overwrote (memmove order).
- * Reads of lower chunks and writes of higher ones touch disjoint blocks, so both stay
- * pipelined. Taken only when no residual is involved (same block size both ends).
+ * A block → block segment within one device whose data moves to higher addresses over blocks it
+ * still has to read: byte y of the segment's stream (destination residual, source residual,
+ * the blocks read, PAD) comes from source address S·bs + y − p and goes to D·bs + y, so with
+ * G = (D − S)·bs + p > 0 a forward pass would overwrite source bytes before reading them.
  */
 function isBackwardMove(step: DataStep, state: CopyRun): boolean {
   const { source: s, destination: d } = step;
-  return (
-    s.kind === 'block' &&
-    d.kind === 'block' &&
-    d.ep.device === s.ep.device &&
-    d.lba > s.lba &&
-    d.lba < s.lba + s.blocks &&
-    step.fromResidual === 0 &&
-    state.dstResidual.length === 0 &&
-    step.padBytes === 0 &&
-    d.blocks === s.blocks &&
-    step.processBytes === s.blocks * s.ep.blockSize
-  );
+  if (s.kind !== 'block' || d.kind !== 'block' || d.ep.device !== s.ep.device || s.blocks === 0 || d.blocks === 0) return false;
+  const bs = s.ep.blockSize;
+  const p = state.dstResidual.length + step.fromResidual;
+  return (d.lba - s.lba) * bs + p > 0 && d.lba < s.lba + s.blocks && s.lba < d.lba + d.blocks;
 }
 
-async function moveBackward(step: DataStep, writes: WritesInFlight, tally: Tally, opts: EngineOptions, signal: AbortSignal): Promise<void> {
+/**
+ * Such a segment, copied from the end (memmove order), one buffer at a time: each pass reads
+ * the source blocks that one destination buffer needs, then writes it. Everything it writes
+ * lies above everything still to be read (G > 0), and the stream's tail (the next destination
+ * residual) and the unused source bytes (the next source residual) are read before any write.
+ * Serial and unpipelined: a rare case. On a write failure the residual counts the blocks not
+ * written, which here are the lowest ones.
+ */
+async function moveBackward(step: DataStep, state: CopyRun, tally: Tally, opts: EngineOptions, signal: AbortSignal): Promise<void> {
   const src = step.source as Extract<Source, { kind: 'block' }>;
   const dst = step.destination as Extract<Destination, { kind: 'block' }>;
+  const dev = src.ep.device;
   const bs = src.ep.blockSize;
-  const chunkBlocks = Math.max(1, Math.floor(opts.pool.size / bs));
-  const count = Math.ceil(src.blocks / chunkBlocks);
-  /** Chunk i counts from the end: blocks [first, first + n) of the segment. */
-  const chunk = (i: number) => {
-    const end = src.blocks - i * chunkBlocks;
-    const first = Math.max(0, end - chunkBlocks);
-    return { first, n: end - first };
-  };
-  const maxInFlight = writeDepth(opts, chunkBlocks * bs);
-  let i = 0;
-  for await (const c of ordered(count, opts.readsInFlight, opts.pool, signal, async (k, buf) => {
-    const { first, n } = chunk(k);
-    const view = buf.subarray(0, n * bs);
+  const prefix = concat([state.dstResidual, state.srcResidual.subarray(0, step.fromResidual)]);
+  const p = prefix.length;
+  const need = step.processBytes - step.fromResidual; // source bytes the stream takes
+  const end = p + need + step.padBytes; // stream length
+  const written = dst.blocks * bs; // stream bytes [0, written) are written; [written, end) stay residual
+  const chunkBytes = Math.max(1, Math.floor(opts.pool.size / bs)) * bs;
+  const out = Buffer.allocUnsafe(chunkBytes);
+  const scratch = Buffer.allocUnsafe(chunkBytes + 2 * bs);
+  const readSource = async (from: number, to: number, into: Uint8Array, at: number): Promise<void> => {
+    // Source bytes [from, to) of the segment, whole blocks read into `scratch`.
+    if (to <= from) return;
+    const first = Math.floor(from / bs);
+    const blocks = Math.ceil(to / bs) - first;
+    const view = scratch.subarray(0, blocks * bs);
     try {
-      await src.ep.device.readInto(src.lba + first, view);
+      await dev.readInto(src.lba + first, view);
     } catch (err) {
       throw new DeviceFailure('source', err);
     }
-    return { view };
-  })) {
-    try {
-      await writes.room(maxInFlight);
-      writes.add(c.view.length, dst.ep.device.write(dst.lba + chunk(i++).first, c.view), tally, c.lease);
-    } finally {
-      c.lease.drop();
+    into.set(view.subarray(from - first * bs, to - first * bs), at);
+  };
+  // The stream's [lo, hi) into `into` at 0: prefix, then source bytes, then PAD zeros.
+  const fill = async (lo: number, hi: number, into: Uint8Array): Promise<void> => {
+    if (lo < p) into.set(prefix.subarray(lo, Math.min(hi, p)), 0);
+    await readSource(Math.max(lo, p) - p, Math.min(hi, p + need) - p, into, Math.max(lo, p) - lo);
+    if (hi > p + need) into.fill(0, Math.max(lo, p + need) - lo, hi - lo);
+  };
+  // 1. Before any write: the residuals of the next segment (SPC-5 5.17.7.2).
+  const tail = new Uint8Array(end - written);
+  const unused = new Uint8Array(src.blocks * bs - need);
+  for (let lo = written; lo < end; lo += chunkBytes) {
+    const hi = Math.min(end, lo + chunkBytes);
+    await fill(lo, hi, out);
+    tail.set(out.subarray(0, hi - lo), lo - written);
+  }
+  for (let lo = need; lo < src.blocks * bs; lo += chunkBytes) await readSource(lo, Math.min(src.blocks * bs, lo + chunkBytes), unused, lo - need);
+  // 2. The written part, last buffer first.
+  try {
+    for (let hi = written; hi > 0; hi -= chunkBytes) {
+      checkAbort(signal);
+      await state.writes.room(1); // the previous write from `out` has completed
+      const lo = Math.max(0, hi - chunkBytes);
+      await fill(lo, hi, out);
+      state.writes.add(hi - lo, startWrite(() => dev.write(dst.lba + lo / bs, out.subarray(0, hi - lo))), tally);
     }
-    checkAbort(signal);
+  } catch (err) {
+    if (err instanceof DeviceFailure && err.role === 'source') await state.writes.drain(); // report earlier segments' writes first
+    throw err;
+  }
+  const kept = state.srcResidual.subarray(step.fromResidual);
+  state.srcResidual = step.discardSourceResidual ? new Uint8Array(0) : concat([kept, unused]);
+  state.dstResidual = step.discardDestinationResidual ? new Uint8Array(0) : tail;
+}
+
+/** Start a device write; a synchronous throw becomes a rejection (a device failure, not a crash). */
+function startWrite(write: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return write();
+  } catch (err) {
+    return Promise.reject(err);
   }
 }
