@@ -123,7 +123,6 @@ export class CopyManager {
       const endpoints = await this.resolveAll(list, task);
       const steps = planCopy(list, { endpoint: (id) => endpoints.get(id)!, limits: this.limits });
       await executePlan(steps, op.progress, op.controller.signal, {
-        chunkBytes: this.pool.size,
         readsInFlight: this.readsInFlight,
         pool: this.pool,
         onDeviceError: this.onDeviceError,

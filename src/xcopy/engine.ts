@@ -6,17 +6,17 @@ import { copyAborted, type DataStep, type Destination, type ForwardedSense, type
 /**
  * The segment engine: moves bytes exactly as the plan says, as a pipeline.
  * - Reads run up to `readsInFlight` pool buffers ahead of the writes.
- * - Writes are issued in order and stay in flight across buffers (bounded, and one at a time
- *   to a tape that does not keep order). A buffer goes back to the pool when the last write
- *   made from it completes, so nothing waits for a write unless the bound is reached.
+ * - Writes are issued in order and stay in flight across buffers and segments (bounded, and
+ *   one at a time to a tape that does not keep order). A buffer goes back to the pool when the
+ *   last write made from it completes, so nothing waits for a write unless the bound is reached.
  * - Stream sources read several records into one pool buffer, so a restore writes whole
  *   buffers in place; they are never read ahead of the segment (SPC-5 6.4.5.4).
- * - A move to higher, overlapping LBAs of the same device runs from the end (memmove order).
- * Memory is flat whatever the list asks for: the pool, plus two staging buffers per copy.
+ * - A move within one device to higher, overlapping addresses runs from the end (memmove order).
+ * Memory is flat whatever the list asks for: the pool, plus two staging buffers per copy (and
+ * two more for the duration of such a move).
  */
 
 export interface EngineOptions {
-  chunkBytes: number;
   readsInFlight: number;
   pool: BufferPool;
   /** Told about every CSCD failure (for logs), before it becomes COPY ABORTED. */
