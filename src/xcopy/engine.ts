@@ -520,12 +520,13 @@ class StagingBuffers {
   /** The buffer being filled. */
   cur = 0;
 
-  /** Make both at least `size` bytes (new buffers only when they grow; the old ones stay with their writes). */
+  /**
+   * Make both at least `size` bytes: new buffers only when they grow (the old ones stay with
+   * their writes). Called by a new Sink, which then stages the residual it was given.
+   */
   reserve(size: number): void {
     if (this.bufs.length && this.bufs[0].length >= size) return;
-    const keep = this.bufs.length ? this.bufs[this.cur] : undefined;
     this.bufs = [new Uint8Array(size), new Uint8Array(size)];
-    if (keep) this.bufs[0].set(keep); // what is staged moves along
     this.free = [Promise.resolve(), Promise.resolve()];
     this.cur = 0;
   }
