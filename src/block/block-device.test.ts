@@ -1,21 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileDevice } from './file-device.ts';
 import { MemoryDevice } from './memory-device.ts';
 import type { BlockDevice } from './block-device.ts';
-
-/** Run `fn` in a fresh temporary directory, removed afterwards. */
-async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-fd-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+import { inTempDir } from '../../test/helpers/temp-dir.ts';
 
 async function roundTrip(dev: BlockDevice): Promise<void> {
   const data = new Uint8Array(dev.blockSize * 3).map((_, i) => (i * 7 + 1) & 0xff);
@@ -33,7 +23,7 @@ test('MemoryDevice reads back what it wrote and refuses out-of-range I/O', async
 });
 
 test('FileDevice creates a sparse file of the asked size and round-trips blocks', async () => {
-  await inTempDir(async (dir) => {
+  await inTempDir('fd', async (dir) => {
       const path = join(dir, 'disk.img');
       const dev = await FileDevice.open(path, { blockSize: 4096, sizeBytes: 1 << 20 });
       assert.equal(dev.blockCount, 256);
@@ -51,7 +41,7 @@ test('FileDevice creates a sparse file of the asked size and round-trips blocks'
 });
 
 test('FileDevice starts one background fdatasync per writebackBytes written; a failed one fails every later flush', async () => {
-  await inTempDir(async (dir) => {
+  await inTempDir('fd', async (dir) => {
       const dev = await FileDevice.open(join(dir, 'disk.img'), { blockSize: 512, sizeBytes: 1 << 20, writebackBytes: 64 << 10 });
       const fh = (dev as unknown as { fh: { datasync(): Promise<void> } }).fh;
       let calls = 0;
@@ -76,7 +66,7 @@ test('FileDevice starts one background fdatasync per writebackBytes written; a f
 });
 
 test('FileDevice: a background write-back that fails while a flush runs fails that flush', async () => {
-  await inTempDir(async (dir) => {
+  await inTempDir('fd', async (dir) => {
       const dev = await FileDevice.open(join(dir, 'disk.img'), { blockSize: 512, sizeBytes: 1 << 20, writebackBytes: 64 << 10 });
       const fh = (dev as unknown as { fh: { datasync(): Promise<void> } }).fh;
       let release!: () => void;

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileDevice } from '../block/file-device.ts';
 import { SnapshottableDevice } from './snapshottable-device.ts';
+import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { changedBlocks, granulesToExtents, type Extent } from './cbt.ts';
 
 const BS = 512;
@@ -33,15 +33,6 @@ function sorted(s: Set<number>): number[] {
   return [...s].sort((a, b) => a - b);
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-cbt-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 async function openLun(dir: string, blocks = 4000): Promise<SnapshottableDevice> {
   return SnapshottableDevice.open(await FileDevice.open(join(dir, 'lun.img'), { blockSize: BS, sizeBytes: blocks * BS }), {
     dir: join(dir, 'lun.img.snapshots'),
@@ -59,7 +50,7 @@ test('granules become merged extents clipped to the LUN', () => {
 });
 
 test('changed extents after random writes between snapshots match a reference model exactly, also after a clean restart', async () => {
-  await withDir(async (dir) => {
+  await inTempDir('cbt', async (dir) => {
     let dev = await openLun(dir); // 4000 blocks: the last granule is short
     const rand = rng(42);
     const ids: string[] = [];
@@ -131,7 +122,7 @@ async function runAndKill(dir: string, seed: number, writes: number): Promise<{ 
 }
 
 test('after SIGKILL mid-writes, tracking is still exact and the snapshot still holds its instant', async () => {
-  await withDir(async (dir) => {
+  await inTempDir('cbt', async (dir) => {
     const snaps: Array<{ snap: string; digest: string; written: Extent[] }> = [];
     for (const [seed, writes] of [
       [1, 300],
@@ -170,7 +161,7 @@ test('after SIGKILL mid-writes, tracking is still exact and the snapshot still h
 });
 
 test('a store that cannot be read back: the snapshot is marked damaged and tracking through it says lost, covering the whole LUN', async () => {
-  await withDir(async (dir) => {
+  await inTempDir('cbt', async (dir) => {
     let dev = await openLun(dir, 1000);
     const s1 = (await dev.createSnapshot()).id;
     await dev.write(0, Buffer.alloc(8 * BS, 1));
@@ -204,7 +195,7 @@ test('a store that cannot be read back: the snapshot is marked damaged and track
 });
 
 test('deleting a damaged snapshot marks the older ones lost too, durably', async () => {
-  await withDir(async (dir) => {
+  await inTempDir('cbt', async (dir) => {
     let dev = await openLun(dir, 1000);
     const s1 = (await dev.createSnapshot()).id;
     await dev.write(0, Buffer.alloc(8 * BS, 1));

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemoryDevice } from '../block/memory-device.ts';
 import { FileDevice } from '../block/file-device.ts';
 import type { BlockDevice } from '../block/block-device.ts';
 import { SnapshottableDevice } from './snapshottable-device.ts';
+import { inTempDir } from '../../test/helpers/temp-dir.ts';
 
 const BS = 512;
 
@@ -59,17 +59,8 @@ async function readAll(dev: BlockDevice): Promise<Buffer> {
   return Buffer.from(await dev.read(0, dev.blockCount));
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-snap-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 test('a snapshot taken under concurrent writers equals the LUN at one instant, and later writes do not change it', async () => {
-  await withDir(async (dir) => {
+  await inTempDir('snap', async (dir) => {
     const blockCount = 700; // not a multiple of the chunk: the last chunk is short
     const base = new RecordingDevice(BS, blockCount);
     const dev = await SnapshottableDevice.open(base, { dir, chunkBytes: 8 * BS });
@@ -110,7 +101,7 @@ test('a snapshot taken under concurrent writers equals the LUN at one instant, a
 });
 
 test('snapshot reads racing writes to the same chunks always see the frozen content', async () => {
-  await withDir(async (dir) => {
+  await inTempDir('snap', async (dir) => {
     const base = new MemoryDevice(BS, 256);
     const dev = await SnapshottableDevice.open(base, { dir, chunkBytes: 4 * BS });
     await dev.write(0, pattern(1, 256));
@@ -130,7 +121,7 @@ test('snapshot reads racing writes to the same chunks always see the frozen cont
 });
 
 test('snapshots persist across a reopen and a torn append is ignored', async () => {
-  await withDir(async (dir) => {
+  await inTempDir('snap', async (dir) => {
     const img = join(dir, 'lun.img');
     const sdir = join(dir, 'lun.img.snapshots');
     const open = async (): Promise<SnapshottableDevice> =>
@@ -163,7 +154,7 @@ test('snapshots persist across a reopen and a torn append is ignored', async () 
 });
 
 test('deleting any snapshot leaves the LUN and the other snapshots intact, and removes its file', async () => {
-  await withDir(async (dir) => {
+  await inTempDir('snap', async (dir) => {
     const base = new MemoryDevice(BS, 128);
     const dev = await SnapshottableDevice.open(base, { dir, chunkBytes: 4 * BS });
     const rand = rng(11);
@@ -195,7 +186,7 @@ test('deleting any snapshot leaves the LUN and the other snapshots intact, and r
 });
 
 test('a snapshot costs no copy of the volume: only overwritten chunks are stored', async () => {
-  await withDir(async (dir) => {
+  await inTempDir('snap', async (dir) => {
     const dev = await SnapshottableDevice.open(new MemoryDevice(BS, 4096), { dir, chunkBytes: 8 * BS });
     const s = await dev.createSnapshot();
     assert.equal(dev.snapshot(s.id)?.preservedChunks, 0);
@@ -207,7 +198,7 @@ test('a snapshot costs no copy of the volume: only overwritten chunks are stored
 });
 
 test('writes after close fail instead of hanging', async () => {
-  await withDir(async (dir) => {
+  await inTempDir('snap', async (dir) => {
     const dev = await SnapshottableDevice.open(new MemoryDevice(BS, 16), { dir });
     await dev.close();
     await assert.rejects(dev.write(0, new Uint8Array(BS)), { code: 'ERR_CLOSED' });
