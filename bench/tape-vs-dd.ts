@@ -4,6 +4,12 @@
 // (WRITE FILEMARKS → fsync; dd conv=fdatasync).
 //
 //   node --import tsx bench/tape-vs-dd.ts [--size 1G] [--depth 4] [--runs 3] [--no-tgtd]
+//                                         [--blocks-per-command 1]
+//
+// One 256 KiB block per WRITE(6) by default: what Ferry's own movers send (one 256 KiB record
+// per command) and what `st` sends for `dd bs=256K`. In fixed-block mode one command may carry
+// several blocks (`st` with `dd bs=1M` and a 256 KiB block size sends 4): --blocks-per-command
+// shows what the per-command cost is, with the same blocks on the cartridge.
 //
 // A tgtd tape LUN (tgtimg cartridge, `--bstype ssc`) gets the same stream from the same
 // initiator in the same run, as a second peer: what a C iSCSI tape target does on this box.
@@ -37,16 +43,19 @@ const depth = Number(opt('depth', '4'));
 const runs = Number(opt('runs', '3'));
 const withTgtd = !args.includes('--no-tgtd');
 const BLOCK = 256 * 1024;
-const blocks = Math.floor(totalBytes / BLOCK);
+const perCommand = Number(opt('blocks-per-command', '1'));
+if (!Number.isInteger(perCommand) || perCommand < 1 || perCommand * BLOCK > 16 << 20) throw new Error('--blocks-per-command: a whole number from 1 to 64');
+const commands = Math.floor(totalBytes / BLOCK / perCommand);
+const blocks = commands * perCommand;
 
 const IQN = 'iqn.2026-11.dev.ferry:bench';
 const FERRY_BIN = fileURLToPath(new URL('../bin/ferry.mjs', import.meta.url));
 
-/** Issue `blocks` commands, `depth` at a time, in order of issue. */
-async function inFlight(issue: (n: number) => Promise<unknown>): Promise<void> {
+/** Issue `count` commands, `depth` at a time, in order of issue. */
+async function inFlight(count: number, issue: (n: number) => Promise<unknown>): Promise<void> {
   const running = new Set<Promise<unknown>>();
-  for (let n = 0; n < blocks || running.size; ) {
-    while (n < blocks && running.size < depth) {
+  for (let n = 0; n < count || running.size; ) {
+    while (n < count && running.size < depth) {
       const p: Promise<unknown> = issue(n++).finally(() => running.delete(p));
       running.add(p);
     }
@@ -68,11 +77,11 @@ async function streamWrite(s: InitiatorSession, lun: number): Promise<number> {
   for (let i = 0; i < 3; i++) if ((await s.command(lun, T.buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
   const sel = T.modeSelectBlockDescriptor(BLOCK);
   await s.command(lun, T.buildModeSelect6(sel.length), { dataOut: sel });
-  const data = randomBytes(BLOCK);
-  const cdb = T.buildWrite6(1, { fixed: true });
+  const data = randomBytes(BLOCK * perCommand);
+  const cdb = T.buildWrite6(perCommand, { fixed: true });
   freshMemory();
   const t0 = process.hrtime.bigint();
-  await inFlight(() => s.command(lun, cdb, { dataOut: data }));
+  await inFlight(commands, () => s.command(lun, cdb, { dataOut: data }));
   await s.command(lun, T.buildWriteFilemarks6(1)); // flush: fsync of the cartridge
   return (blocks * BLOCK) / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
@@ -94,11 +103,11 @@ async function ferryRun(dir: string, n: number): Promise<number> {
   });
   const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:bench-init', targetName: iqn });
   const rate = await streamWrite(s, 0);
-  // Read it back (a restore): READ(6) FIXED of one block per command, same depth.
+  // Read it back (a restore): READ(6) FIXED, as many blocks per command as written, same depth.
   await s.command(0, T.buildRewind());
-  const rcdb = T.buildRead6(1, { fixed: true });
+  const rcdb = T.buildRead6(perCommand, { fixed: true });
   const r0 = process.hrtime.bigint();
-  await inFlight(() => s.command(0, rcdb, { inLength: BLOCK }));
+  await inFlight(commands, () => s.command(0, rcdb, { inLength: BLOCK * perCommand }));
   readRates.push((blocks * BLOCK) / (Number(process.hrtime.bigint() - r0) / 1e9));
   await s.logout();
   const exited = new Promise((r) => child.once('exit', r));
@@ -136,12 +145,12 @@ async function luRun(dir: string, n: number): Promise<number> {
   for (let i = 0; i < 3; i++) if ((await lu.execute(task(T.buildTestUnitReady()))).status === 0) break;
   const sel = T.modeSelectBlockDescriptor(BLOCK);
   await lu.execute(task(T.buildModeSelect6(sel.length), sel));
-  const data = randomBytes(BLOCK);
-  const cdb = T.buildWrite6(1, { fixed: true });
+  const data = randomBytes(BLOCK * perCommand);
+  const cdb = T.buildWrite6(perCommand, { fixed: true });
   freshMemory();
   const t0 = process.hrtime.bigint();
   // Same depth as over iSCSI: consecutive WRITEs overlap their file I/O inside the LU.
-  await inFlight(async (n) => {
+  await inFlight(commands, async (n) => {
     if ((await lu.execute(task(cdb, data))).status !== 0) throw new Error(`write ${n} failed`);
   });
   await lu.execute(task(T.buildWriteFilemarks6(1)));
@@ -185,7 +194,7 @@ try {
   }
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const mb = (x: number): string => `${(x / 1e6).toFixed(0)} MB/s`;
-  console.log(`tape-vs-dd: ${formatBytes(blocks * BLOCK)} of ${BLOCK / 1024} KiB fixed blocks, ${depth} commands in flight, ${runs} runs`);
+  console.log(`tape-vs-dd: ${formatBytes(blocks * BLOCK)} of ${BLOCK / 1024} KiB fixed blocks, ${perCommand} per command, ${depth} commands in flight, ${runs} runs`);
   console.log(`  dd (file, conv=fdatasync):        ${dd.map(mb).join(', ')}  median ${mb(median(dd))}`);
   console.log(`  ferry (iSCSI → SSC → cartridge):  ${ferry.map(mb).join(', ')}  median ${mb(median(ferry))}`);
   console.log(`  SSC LU in-process (no iSCSI):     ${local.map(mb).join(', ')}  median ${mb(median(local))}`);
