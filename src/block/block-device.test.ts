@@ -24,65 +24,65 @@ test('MemoryDevice reads back what it wrote and refuses out-of-range I/O', async
 
 test('FileDevice creates a sparse file of the asked size and round-trips blocks', async () => {
   await inTempDir('fd', async (dir) => {
-      const path = join(dir, 'disk.img');
-      const dev = await FileDevice.open(path, { blockSize: 4096, sizeBytes: 1 << 20 });
-      assert.equal(dev.blockCount, 256);
-      await roundTrip(dev);
-      await dev.flush();
-      await dev.close();
-      const st = await stat(path);
-      assert.equal(st.size, 1 << 20);
-      assert.ok(st.blocks * 512 < 1 << 20, 'file should stay sparse');
-      const again = await FileDevice.open(path, { blockSize: 4096, readOnly: true });
-      assert.equal(again.blockCount, 256);
-      await assert.rejects(again.write(0, new Uint8Array(4096)));
-      await again.close();
+    const path = join(dir, 'disk.img');
+    const dev = await FileDevice.open(path, { blockSize: 4096, sizeBytes: 1 << 20 });
+    assert.equal(dev.blockCount, 256);
+    await roundTrip(dev);
+    await dev.flush();
+    await dev.close();
+    const st = await stat(path);
+    assert.equal(st.size, 1 << 20);
+    assert.ok(st.blocks * 512 < 1 << 20, 'file should stay sparse');
+    const again = await FileDevice.open(path, { blockSize: 4096, readOnly: true });
+    assert.equal(again.blockCount, 256);
+    await assert.rejects(again.write(0, new Uint8Array(4096)));
+    await again.close();
   });
 });
 
 test('FileDevice starts one background fdatasync per writebackBytes written; a failed one fails every later flush', async () => {
   await inTempDir('fd', async (dir) => {
-      const dev = await FileDevice.open(join(dir, 'disk.img'), { blockSize: 512, sizeBytes: 1 << 20, writebackBytes: 64 << 10 });
-      const fh = (dev as unknown as { fh: { datasync(): Promise<void> } }).fh;
-      let calls = 0;
-      let release!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      fh.datasync = async () => {
-        calls++;
-        await gate;
-        throw new Error('EIO');
-      };
-      await dev.write(0, new Uint8Array(32 << 10));
-      assert.equal(calls, 0, 'below the threshold');
-      await dev.write(64, new Uint8Array(32 << 10));
-      assert.equal(calls, 1, 'threshold reached: one write-back started');
-      await dev.write(128, new Uint8Array(128 << 10));
-      assert.equal(calls, 1, 'never two at once');
-      release();
-      await assert.rejects(dev.flush(), /background write-back failed \(EIO\)/);
-      await assert.rejects(dev.flush(), /background write-back failed/, 'still failing: the lost data is not back');
-      await dev.close();
+    const dev = await FileDevice.open(join(dir, 'disk.img'), { blockSize: 512, sizeBytes: 1 << 20, writebackBytes: 64 << 10 });
+    const fh = (dev as unknown as { fh: { datasync(): Promise<void> } }).fh;
+    let calls = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    fh.datasync = async () => {
+      calls++;
+      await gate;
+      throw new Error('EIO');
+    };
+    await dev.write(0, new Uint8Array(32 << 10));
+    assert.equal(calls, 0, 'below the threshold');
+    await dev.write(64, new Uint8Array(32 << 10));
+    assert.equal(calls, 1, 'threshold reached: one write-back started');
+    await dev.write(128, new Uint8Array(128 << 10));
+    assert.equal(calls, 1, 'never two at once');
+    release();
+    await assert.rejects(dev.flush(), /background write-back failed \(EIO\)/);
+    await assert.rejects(dev.flush(), /background write-back failed/, 'still failing: the lost data is not back');
+    await dev.close();
   });
 });
 
 test('FileDevice: a background write-back that fails while a flush runs fails that flush', async () => {
   await inTempDir('fd', async (dir) => {
-      const dev = await FileDevice.open(join(dir, 'disk.img'), { blockSize: 512, sizeBytes: 1 << 20, writebackBytes: 64 << 10 });
-      const fh = (dev as unknown as { fh: { datasync(): Promise<void> } }).fh;
-      let release!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      let calls = 0;
-      fh.datasync = async () => {
-        calls++;
-        if (calls === 1) return gate; // the flush's own: succeeds, late
-        throw new Error('EIO'); // the background one took the error (Linux reports it once)
-      };
-      const flushed = dev.flush();
-      await new Promise((r) => setImmediate(r));
-      await dev.write(0, new Uint8Array(64 << 10)); // starts the background write-back
-      assert.equal(calls, 2);
-      release();
-      await assert.rejects(flushed, /background write-back failed \(EIO\)/);
-      await dev.close();
+    const dev = await FileDevice.open(join(dir, 'disk.img'), { blockSize: 512, sizeBytes: 1 << 20, writebackBytes: 64 << 10 });
+    const fh = (dev as unknown as { fh: { datasync(): Promise<void> } }).fh;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    fh.datasync = async () => {
+      calls++;
+      if (calls === 1) return gate; // the flush's own: succeeds, late
+      throw new Error('EIO'); // the background one took the error (Linux reports it once)
+    };
+    const flushed = dev.flush();
+    await new Promise((r) => setImmediate(r));
+    await dev.write(0, new Uint8Array(64 << 10)); // starts the background write-back
+    assert.equal(calls, 2);
+    release();
+    await assert.rejects(flushed, /background write-back failed \(EIO\)/);
+    await dev.close();
   });
 });
