@@ -23,9 +23,8 @@ export class FileDevice implements BlockDevice {
   readonly readOnly: boolean;
   blockCount: number;
   private fh: FileHandle;
+  /** Its failure means data may be lost, so every later flush fails. */
   private readonly writeback: BackgroundWriteback;
-  /** A background write-back failed: data may be lost, so every later flush fails. */
-  private writebackError?: Error;
 
   private constructor(path: string, fh: FileHandle, blockSize: number, blockCount: number, readOnly: boolean, writebackBytes: number) {
     this.path = path;
@@ -33,9 +32,7 @@ export class FileDevice implements BlockDevice {
     this.blockSize = blockSize;
     this.blockCount = blockCount;
     this.readOnly = readOnly;
-    this.writeback = new BackgroundWriteback(fh, writebackBytes, (e) => {
-      this.writebackError ??= e;
-    });
+    this.writeback = new BackgroundWriteback(fh, writebackBytes);
   }
 
   static async open(path: string, opts: FileDeviceOptions): Promise<FileDevice> {
@@ -92,16 +89,13 @@ export class FileDevice implements BlockDevice {
   }
 
   async flush(): Promise<void> {
-    await this.writeback.settled();
-    this.checkWriteback();
-    await this.fh.datasync();
-    // A background write-back that overlapped ours may have taken the error Linux reports once.
-    await this.writeback.settled();
-    this.checkWriteback();
-  }
-
-  private checkWriteback(): void {
-    if (this.writebackError) throw new Error(`${this.path}: a background write-back failed (${this.writebackError.message}); written data may be lost`, { cause: this.writebackError });
+    await this.writeback.syncWith(
+      () => this.fh.datasync(),
+      () => {
+        const e = this.writeback.error;
+        if (e) throw new Error(`${this.path}: a background write-back failed (${e.message}); written data may be lost`, { cause: e });
+      },
+    );
   }
 
   async close(): Promise<void> {

@@ -605,13 +605,8 @@ export class Cartridge {
 
   /** Make everything written so far durable (fsync). */
   async sync(): Promise<void> {
-    await this.writeback.settled(); // a background write-back error becomes `failure`, reported here
-    await this.settled();
-    if (this.readOnly) return;
-    await this.fh.sync();
-    // A background write-back that overlapped ours may have taken the error Linux reports once.
-    await this.writeback.settled();
-    await this.settled();
+    // A background write-back error becomes `failure`, which settled() reports.
+    await this.writeback.syncWith(() => (this.readOnly ? Promise.resolve() : this.fh.sync()), () => this.settled());
   }
 
   async close(): Promise<void> {

@@ -1,17 +1,19 @@
 /**
  * One background fdatasync per `intervalBytes` written, never two at once, as a drive or an
  * array destages its write cache: dirty pages stay bounded and the next explicit sync has
- * little left to do. Linux reports a write-back error to one fsync only, so a failure goes to
- * `onError` (the owner keeps it and fails its later syncs) instead of being lost.
+ * little left to do. Linux reports a write-back error to one fsync only, so the first failure
+ * is kept (`error`) and passed to `onError` instead of being lost.
  */
 export class BackgroundWriteback {
   private readonly file: { datasync(): Promise<void> };
   private readonly intervalBytes: number;
-  private readonly onError: (e: Error) => void;
+  private readonly onError?: (e: Error) => void;
   private unsynced = 0;
   private running?: Promise<void>;
+  /** The first background write-back failure: data written before it may be lost. */
+  error?: Error;
 
-  constructor(file: { datasync(): Promise<void> }, intervalBytes: number, onError: (e: Error) => void) {
+  constructor(file: { datasync(): Promise<void> }, intervalBytes: number, onError?: (e: Error) => void) {
     this.file = file;
     this.intervalBytes = intervalBytes;
     this.onError = onError;
@@ -24,12 +26,28 @@ export class BackgroundWriteback {
     this.unsynced = 0;
     this.running = this.file
       .datasync()
-      .catch((e: Error) => this.onError(e))
+      .catch((e: Error) => {
+        this.error ??= e;
+        this.onError?.(e);
+      })
       .finally(() => (this.running = undefined));
   }
 
   /** Resolves when the write-back in progress, if any, has finished (it never rejects). */
   settled(): Promise<void> {
     return this.running ?? Promise.resolve();
+  }
+
+  /**
+   * The owner's explicit sync: after the write-back in progress, with `check` (which throws
+   * over a failure) before and after it. A write-back that overlapped `syncNow` may have taken
+   * the error Linux reports once, so the second check waits for it too.
+   */
+  async syncWith(syncNow: () => Promise<void>, check: () => void | Promise<void>): Promise<void> {
+    await this.settled();
+    await check();
+    await syncNow();
+    await this.settled();
+    await check();
   }
 }
