@@ -53,10 +53,12 @@ export class RemoteTapeDevice implements TapeDevice {
   async read(target: Uint8Array): Promise<TapeReadResult> {
     const fixed = this.blockLength !== 0;
     const count = fixed ? target.length / this.blockLength : target.length;
-    const r = await this.session.command(this.lun, buildRead6(count, { fixed }), { into: target, allowCheckCondition: true, attr: TaskAttribute.ORDERED });
+    const cdb = buildRead6(count, { fixed });
+    const r = await this.session.command(this.lun, cdb, { into: target, allowCheckCondition: true, attr: TaskAttribute.ORDERED });
+    const where = { cdb, lun: this.lun };
     if (r.status === ScsiStatus.GOOD) return { kind: 'data', bytes: r.data.length, recordLength: fixed ? this.blockLength : r.data.length };
     const s = r.sense;
-    if (r.status !== ScsiStatus.CHECK_CONDITION || !s) throw new ScsiCommandError(r.status, r.rawSense);
+    if (r.status !== ScsiStatus.CHECK_CONDITION || !s) throw new ScsiCommandError(r.status, r.rawSense, where);
     if (s.filemark) {
       // Fixed mode: blocks before the filemark were transferred; INFORMATION = blocks not read.
       const blocks = fixed ? count - (s.info ?? count) : 0;
@@ -70,12 +72,13 @@ export class RemoteTapeDevice implements TapeDevice {
       const recordLength = target.length - residue;
       return { kind: 'data', bytes: Math.min(recordLength, target.length), recordLength };
     }
-    throw new ScsiCommandError(r.status, r.rawSense);
+    throw new ScsiCommandError(r.status, r.rawSense, where);
   }
 
   async write(record: Uint8Array): Promise<{ earlyWarning: boolean }> {
     const fixed = this.blockLength !== 0;
-    const r = await this.session.command(this.lun, buildWrite6(fixed ? record.length / this.blockLength : record.length, { fixed }), {
+    const cdb = buildWrite6(fixed ? record.length / this.blockLength : record.length, { fixed });
+    const r = await this.session.command(this.lun, cdb, {
       dataOut: record,
       allowCheckCondition: true,
       attr: TaskAttribute.ORDERED,
@@ -83,7 +86,7 @@ export class RemoteTapeDevice implements TapeDevice {
     if (r.status === ScsiStatus.GOOD) return { earlyWarning: false };
     // SSC-3 4.2.5: early warning is NO SENSE with EOM; the data was written.
     if (r.status === ScsiStatus.CHECK_CONDITION && r.sense?.key === SenseKey.NO_SENSE && r.sense.eom) return { earlyWarning: true };
-    throw new ScsiCommandError(r.status, r.rawSense);
+    throw new ScsiCommandError(r.status, r.rawSense, { cdb, lun: this.lun });
   }
 
   async writeFilemarks(count: number): Promise<void> {

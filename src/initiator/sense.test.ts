@@ -60,7 +60,7 @@ test('initiator against a Ferry target with D_SENSE=1: 72h sense decoded, COPY A
     const e1 = await expectScsiError(s.command(0, read10, { inLength: 512 }));
     assert.equal(e1.rawSense[0], 0x72);
     assert.deepEqual([e1.sense?.descriptor, e1.sense?.key, e1.sense?.asc, e1.sense?.ascq], [true, 5, 0x21, 0]);
-    assert.match(e1.message, /sense 5\/21\/00/);
+    assert.match(e1.message, /^READ\(10\) on LUN 0: CHECK CONDITION, ILLEGAL REQUEST: LBA OUT OF RANGE \(5\/21\/00\)$/);
 
     // A CHECK CONDITION the iSCSI layer builds (a write larger than the target takes) follows
     // the LU's D_SENSE too.

@@ -19,24 +19,29 @@ import { type ChapSecret, CHAP_MD5, chapResponse, decodeBinary, encodeBinary, ne
 import { serialLt, serialAdd } from '../util/serial.ts';
 import { FerryError } from '../util/errors.ts';
 import { ScsiStatus } from '../scsi/task.ts';
-import { decodeSense, type DecodedSense } from '../scsi/sense.ts';
+import { decodeSense, describeSense, type DecodedSense } from '../scsi/sense.ts';
+import { commandName } from '../scsi/command-name.ts';
 
 export class IscsiError extends FerryError {}
 
-/** A CHECK CONDITION (or other non-GOOD status) from the target. */
+/** SAM-5 5.3.1 status codes in words. */
+const STATUS_NAMES: Record<number, string> = { 0x02: 'CHECK CONDITION', 0x08: 'BUSY', 0x18: 'RESERVATION CONFLICT', 0x28: 'TASK SET FULL', 0x40: 'TASK ABORTED' };
+
+/** A CHECK CONDITION (or other non-GOOD status) from the target, naming the command when known. */
 export class ScsiCommandError extends FerryError {
   readonly status: number;
   readonly sense?: DecodedSense;
   readonly rawSense: Uint8Array;
-  constructor(status: number, rawSense: Uint8Array) {
+  readonly command?: string;
+  constructor(status: number, rawSense: Uint8Array, where?: { cdb: Uint8Array; lun: number }) {
     const s = rawSense.length ? decodeSense(rawSense) : undefined;
-    super(
-      'ERR_SCSI_STATUS',
-      s ? `SCSI status 0x${status.toString(16)}, sense ${s.key.toString(16)}/${s.asc.toString(16).padStart(2, '0')}/${s.ascq.toString(16).padStart(2, '0')}` : `SCSI status 0x${status.toString(16)}`,
-    );
+    const command = where ? commandName(where.cdb) : undefined;
+    const statusText = STATUS_NAMES[status] ?? `SCSI status 0x${status.toString(16)}`;
+    super('ERR_SCSI_STATUS', `${command ? `${command} on LUN ${where!.lun}: ` : ''}${statusText}${s ? `, ${describeSense(s)}` : ''}`);
     this.status = status;
     this.sense = s;
     this.rawSense = rawSense;
+    this.command = command;
   }
 }
 
@@ -427,7 +432,7 @@ export class InitiatorSession {
       const res = await this.commandOnce(lun, cdb, { ...opts, allowCheckCondition: true });
       if (res.status === ScsiStatus.CHECK_CONDITION && res.sense?.key === 0x06 && retries > 0) continue;
       if (res.status !== ScsiStatus.GOOD && res.status !== ScsiStatus.CONDITION_MET && !opts.allowCheckCondition) {
-        throw new ScsiCommandError(res.status, res.rawSense);
+        throw new ScsiCommandError(res.status, res.rawSense, { cdb, lun });
       }
       return res;
     }

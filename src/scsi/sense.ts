@@ -325,6 +325,18 @@ export interface DecodedSense {
   forwarded?: DecodedForwardedSense[];
 }
 
+const KEY_NAMES = new Map<number, string>(Object.entries(SenseKey).map(([name, key]) => [key, name.replaceAll('_', ' ')]));
+const ASC_NAMES = new Map<number, string>();
+for (const [name, [asc, ascq]] of Object.entries(Asc)) if (!ASC_NAMES.has((asc << 8) | ascq)) ASC_NAMES.set((asc << 8) | ascq, name.replaceAll('_', ' '));
+
+/** Sense in words, for messages: `ILLEGAL REQUEST: INVALID FIELD IN CDB (5/24/00)`. */
+export function describeSense(s: { key: number; asc: number; ascq: number }): string {
+  const hex = (v: number) => v.toString(16).padStart(2, '0');
+  const key = KEY_NAMES.get(s.key) ?? `SENSE KEY ${s.key.toString(16)}h`;
+  const asc = ASC_NAMES.get((s.asc << 8) | s.ascq) ?? `ASC/ASCQ ${hex(s.asc)}h/${hex(s.ascq)}h`;
+  return `${key}: ${asc} (${s.key.toString(16)}/${hex(s.asc)}/${hex(s.ascq)})`;
+}
+
 /** The one sense decoder (fixed or descriptor); bytes past the buffer read as absent, never throw. */
 export function decodeSense(sense: Uint8Array): DecodedSense {
   const rc = (sense[0] ?? 0) & 0x7f;

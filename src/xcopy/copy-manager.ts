@@ -1,7 +1,7 @@
-import { SenseError, SenseKey, Asc, encodeSense, type SenseFormat } from '../scsi/sense.ts';
+import { SenseError, SenseKey, Asc, type SenseFormat } from '../scsi/sense.ts';
 import type { CommandEntry, HandlerResult } from '../scsi/command-table.ts';
 import { ScsiStatus, type Nexus, type ScsiTask } from '../scsi/task.ts';
-import { ByteWriter } from '../util/byte-writer.ts';
+import { encodeCopyStatus, encodeFailedSegmentDetails, encodeOperatingParameters } from './copy-results.ts';
 import {
   CscdId,
   DEFAULT_LIMITS,
@@ -26,9 +26,6 @@ import type { CopyTarget, RemoteCopyTargets } from './copy-target.ts';
 
 export const Opcode = { EXTENDED_COPY: 0x83, RECEIVE_COPY_RESULTS: 0x84 } as const;
 export const RcrServiceAction = { COPY_STATUS: 0x00, RECEIVE_DATA: 0x01, OPERATING_PARAMETERS: 0x03, FAILED_SEGMENT_DETAILS: 0x04 } as const;
-
-/** SPC-4 6.18.2 COPY MANAGER STATUS. */
-const CopyStatus = { IN_PROGRESS: 0x00, GOOD: 0x01, ERROR: 0x02 } as const;
 
 export interface CopyManagerOptions {
   limits?: XcopyLimits;
@@ -203,14 +200,14 @@ export class CopyManager {
       const op = this.held.get(key);
       if (!op) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field: 2 } });
       if (sa === RcrServiceAction.COPY_STATUS) {
-        data = copyStatus(op);
+        data = encodeCopyStatus({ state: op.state, ...op.progress });
         // SPC-4 6.18.2: status of a finished copy is reported once; failures stay for 04h.
         if (op.state === 'done' && alloc >= 12) this.held.delete(key);
       } else if (sa === RcrServiceAction.RECEIVE_DATA) {
         data = new Uint8Array(4); // no held-data segments (0Bh–0Fh): AVAILABLE DATA 0
         if (op.state === 'done') this.held.delete(key);
       } else {
-        data = failedSegmentDetails(op, senseFormat);
+        data = encodeFailedSegmentDetails(op.state === 'failed' ? op.sense : undefined, senseFormat);
         if (op.state !== 'running' && alloc >= data.length) this.held.delete(key);
       }
     }
@@ -271,59 +268,11 @@ function referencedIds(seg: Segment): Array<[number, number]> {
   }
 }
 
-/**
- * SPC-4 6.18.2 COPY STATUS (12 bytes): 0–3 AVAILABLE DATA (8); 4 b7 HDD, b6:0 status;
- * 5–6 SEGMENTS PROCESSED; 7 TRANSFER COUNT UNITS; 8–11 TRANSFER COUNT.
- */
-function copyStatus(op: CopyOperation): Uint8Array {
-  const w = new ByteWriter(12);
-  w.setU32(0, 8);
-  w.setU8(4, op.state === 'running' ? CopyStatus.IN_PROGRESS : op.state === 'done' ? CopyStatus.GOOD : CopyStatus.ERROR);
-  w.setU16(5, Math.min(0xffff, op.progress.segmentsProcessed));
-  // Units: 0 bytes, 1 KiB, 2 MiB, 3 GiB, 4 TiB, 5 PiB, 6 EiB — the smallest that fits 32 bits.
-  let units = 0;
-  let count = op.progress.bytesWritten;
-  while (count > 0xffffffff && units < 6) {
-    count = Math.floor(count / 1024);
-    units++;
-  }
-  w.setU8(7, units).setU32(8, count);
-  return w.buf;
-}
-
-/**
- * SPC-4 6.18.5 FAILED SEGMENT DETAILS: 0–3 AVAILABLE DATA (n−3); 56 COPY COMMAND STATUS;
- * 58–59 SENSE DATA LENGTH; 60… sense data, fixed or descriptor as D_SENSE says. In progress or
- * no error: AVAILABLE DATA 0.
- */
-function failedSegmentDetails(op: CopyOperation, format: SenseFormat): Uint8Array {
-  if (op.state !== 'failed' || !op.sense) return new Uint8Array(4);
-  const sense = encodeSense(op.sense, format);
-  const w = new ByteWriter(60 + sense.length);
-  w.setU32(0, w.buf.length - 4);
-  w.setU8(56, ScsiStatus.CHECK_CONDITION);
-  w.setU16(58, sense.length);
-  w.buf.set(sense, 60);
-  return w.buf;
-}
-
 const IMPLEMENTED_CODES = [...SUPPORTED_SEGMENT_TYPES, ...SUPPORTED_CSCD_TYPES];
 
 /** SPC-4 6.18.4 OPERATING PARAMETERS (RECEIVE COPY RESULTS SA 03h). */
 export function operatingParameters(l: XcopyLimits): Uint8Array {
-  const n = IMPLEMENTED_CODES.length;
-  const w = new ByteWriter(44 + n);
-  w.setU32(0, 40 + n);
-  w.setU8(4, 0x01); // SNLID: LIST ID USAGE 11b is supported
-  w.setU16(8, l.maxCscdCount).setU16(10, l.maxSegmentCount);
-  w.setU32(12, l.maxDescriptorListLength).setU32(16, l.maxSegmentLength);
-  w.setU32(20, l.maxInlineDataLength).setU32(24, 0); // held data limit: no hold segments
-  w.setU32(28, l.maxStreamTransferSize);
-  w.setU16(34, l.maxConcurrentCopies).setU8(36, Math.min(255, l.maxConcurrentCopies));
-  w.setU8(37, 9).setU8(38, 2).setU8(39, 0); // granularities (log2): 512-byte data, 4-byte inline
-  w.setU8(43, n);
-  IMPLEMENTED_CODES.forEach((c, i) => w.setU8(44 + i, c));
-  return w.buf;
+  return encodeOperatingParameters(l, IMPLEMENTED_CODES);
 }
 
 /**
