@@ -1,0 +1,69 @@
+/**
+ * The job state table (DESIGN.md "The backup server"). Everything that moves a job between
+ * states goes through `canTransition`; the catalog's transitionJob writes the move.
+ *
+ *   queued → waiting-quiet → planning → waiting-drive → mounting → copying → verifying → done
+ *   failed and canceled can be reached from every state that is not final.
+ *
+ * Restore, verify and rebuild jobs skip the states they do not need (a restore has no quiet
+ * wait; a verify without a tape copy goes straight from mounting to verifying).
+ */
+
+export const JOB_STATES = [
+  'queued',
+  'waiting-quiet',
+  'planning',
+  'waiting-drive',
+  'mounting',
+  'copying',
+  'verifying',
+  'done',
+  'failed',
+  'canceled',
+] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export const FINAL_STATES: readonly JobState[] = ['done', 'failed', 'canceled'];
+
+const END = ['failed', 'canceled'] as const;
+
+/** Allowed moves, state by state. A final state has none. */
+export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
+  queued: ['waiting-quiet', 'planning', 'waiting-drive', 'mounting', ...END],
+  'waiting-quiet': ['planning', ...END],
+  planning: ['waiting-drive', 'mounting', 'done', ...END],
+  'waiting-drive': ['mounting', ...END],
+  mounting: ['copying', 'verifying', 'mounting', ...END],
+  // A set that spans cartridges goes back to mounting for the next one.
+  copying: ['mounting', 'verifying', 'done', ...END],
+  verifying: ['mounting', 'done', ...END],
+  done: [],
+  failed: [],
+  canceled: [],
+};
+
+/** What the user waits on in each state, for `ferry jobs` and the progress bar. */
+export const STATE_LABELS: Readonly<Record<JobState, string>> = {
+  queued: 'queued',
+  'waiting-quiet': 'waiting for quiet writes',
+  planning: 'planning',
+  'waiting-drive': 'waiting for a drive',
+  mounting: 'mounting',
+  copying: 'copying',
+  verifying: 'verifying',
+  done: 'done',
+  failed: 'failed',
+  canceled: 'canceled',
+};
+
+export function isFinal(s: JobState): boolean {
+  return FINAL_STATES.includes(s);
+}
+
+export function canTransition(from: JobState, to: JobState): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export function isJobState(s: string): s is JobState {
+  return (JOB_STATES as readonly string[]).includes(s);
+}

@@ -1,0 +1,163 @@
+import { FerryError } from '../util/errors.ts';
+import type { JobState } from './states.ts';
+
+/**
+ * What the backup server's library offers its faces (REST API, CLI, `ferry up`, `ferry demo`).
+ * The faces call a `JobService`; none of them plans, copies or reads the catalog itself.
+ */
+
+export type JobType = 'backup' | 'restore' | 'verify' | 'rebuild';
+export type BackupMode = 'image' | 'used';
+export type BackupLevel = 'full' | 'incremental';
+
+export interface StartBackup {
+  /** `NODE:LUN`, e.g. `store:0`. */
+  volume: string;
+  mode?: BackupMode;
+  level?: BackupLevel;
+  pool?: string;
+  mover?: string;
+  quietPeriodMs?: number;
+  timeoutMs?: number;
+  /** Verify the set when it is written. */
+  verify?: boolean;
+}
+
+export interface StartRestore {
+  set: number;
+  /** `NODE:LUN`, or `NODE:new` for a LUN created through the node's API. */
+  to: string;
+  force?: boolean;
+  mover?: string;
+}
+
+export interface StartVerify {
+  set: number;
+}
+
+export interface StartRebuild {
+  library?: string;
+}
+
+/** Live figures of a running job (the same reach the CLI bar and the API). */
+export interface JobProgress {
+  phase: JobState;
+  /** What the job waits for, in words, while it waits. */
+  waitingFor: string | null;
+  bytesDone: number;
+  bytesTotal: number;
+  mbPerSecond: number;
+  etaSeconds: number | null;
+  cartridge: string | null;
+  /** While waiting for quiet writes: ms since the volume's last write. */
+  lastWriteMsAgo: number | null;
+}
+
+export interface JobView {
+  id: number;
+  type: JobType;
+  volume: string | null;
+  state: JobState;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  /** Bytes moved (by the data mover). */
+  bytes: number;
+  set: number | null;
+  mover: string | null;
+  cartridge: string | null;
+  error: { code: string; message: string } | null;
+  progress: JobProgress;
+  /** Type-specific result when done (e.g. `{ok}` for verify, `{lun}` for a restore to NODE:new). */
+  result: Record<string, unknown> | null;
+}
+
+export interface JobEvent {
+  id: number;
+  job: number;
+  at: string;
+  kind: 'state' | 'progress' | 'log';
+  state: JobState | null;
+  message: string;
+  data: Record<string, unknown> | null;
+}
+
+export interface SetView {
+  id: number;
+  volume: string;
+  mode: BackupMode;
+  level: BackupLevel;
+  base: number | null;
+  startedAt: string;
+  endedAt: string;
+  /** Bytes of the set's data stream (disk bytes backed up). */
+  bytes: number;
+  /** Barcodes in piece order. */
+  cartridges: string[];
+  snapshot: string;
+  /** Why a requested incremental ran as a full, if it did. */
+  reason: string | null;
+}
+
+export interface CartridgeView {
+  barcode: string;
+  pool: string | null;
+  library: string | null;
+  state: 'blank' | 'append' | 'full' | 'error';
+  bytesUsed: number;
+  sets: number;
+  lastWrittenAt: string | null;
+}
+
+export interface VolumeView {
+  id: string;
+  node: string;
+  lun: number;
+  sizeBytes: number;
+  lastSet: number | null;
+}
+
+export interface JobFilter {
+  state?: JobState;
+  type?: JobType;
+  volume?: string;
+  limit?: number;
+}
+
+export interface JobService {
+  startBackup(req: StartBackup): Promise<JobView>;
+  startRestore(req: StartRestore): Promise<JobView>;
+  startVerify(req: StartVerify): Promise<JobView>;
+  startRebuild(req: StartRebuild): Promise<JobView>;
+  cancel(job: number): Promise<JobView>;
+  getJob(job: number): Promise<JobView>;
+  listJobs(filter?: JobFilter): Promise<JobView[]>;
+  /** Events after `afterId` (all when undefined). */
+  events(job: number, afterId?: number): Promise<JobEvent[]>;
+  /** Live events of one job; returns the unsubscribe function. */
+  subscribe(job: number, listener: (e: JobEvent) => void): () => void;
+  /** Resolves with the job once it is in a final state. */
+  waitForJob(job: number): Promise<JobView>;
+  listSets(filter?: { volume?: string }): Promise<SetView[]>;
+  getSet(set: number): Promise<SetView>;
+  listCartridges(): Promise<CartridgeView[]>;
+  listVolumes(): Promise<VolumeView[]>;
+  close(): Promise<void>;
+}
+
+/** Errors the faces turn into HTTP statuses and exit codes. Codes are stable. */
+export const ServiceErrorStatus = {
+  ERR_NOT_FOUND: 404,
+  ERR_BAD_REQUEST: 400,
+  ERR_CONFLICT: 409,
+  ERR_UNAUTHORIZED: 401,
+} as const;
+export type ServiceErrorCode = keyof typeof ServiceErrorStatus;
+
+export class ServiceError extends FerryError {
+  readonly status: number;
+  constructor(code: ServiceErrorCode, message: string) {
+    super(code, message);
+    this.status = ServiceErrorStatus[code];
+  }
+}
