@@ -1,0 +1,251 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { isIscsiName, ISCSI_NAME_HINT } from '../iscsi/names.ts';
+import { UsageError } from '../util/errors.ts';
+import { parseDuration, parseHostPort } from '../util/units.ts';
+
+/**
+ * `ferry server --config FILE`: the backup server's JSON config, checked by zod. Every error
+ * names the field by its JSON path (`nodes[0].portal`) and says what it expects. Paths in the
+ * file are relative to the file's directory.
+ */
+
+export const DEFAULT_LISTEN = '127.0.0.1:8470';
+export const DEFAULT_TAPE_BLOCK_BYTES = 262_144;
+export const DEFAULT_QUIET_PERIOD_MS = 3000;
+export const DEFAULT_TIMEOUT_MS = 80_000;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+export interface Chap {
+  user: string;
+  secret: string;
+}
+export interface IscsiEndpoint {
+  name: string;
+  portal: HostPort;
+  iqn: string;
+  chap?: Chap;
+}
+export interface NodeConfig extends IscsiEndpoint {
+  /** Management API base URL. */
+  api: string;
+  /** Absolute path of the node API's bearer token file. */
+  tokenFile: string;
+}
+export interface DriveConfig extends IscsiEndpoint {
+  lun: number;
+}
+export interface PoolConfig {
+  name: string;
+  /** Exactly one of library and drive is set, naming a configured one. */
+  library?: string;
+  drive?: string;
+  tapeBlockBytes: number;
+}
+export interface ServerConfig {
+  /** Absolute path of the config file. */
+  file: string;
+  listen: HostPort;
+  /** Absolute path. */
+  tokenFile: string;
+  /** Absolute path of the SQLite catalog. */
+  catalog: string;
+  nodes: NodeConfig[];
+  libraries: IscsiEndpoint[];
+  drives: DriveConfig[];
+  movers: IscsiEndpoint[];
+  pools: PoolConfig[];
+  defaults: { quietPeriodMs: number; timeoutMs: number };
+  /** Not used yet: kept as given. */
+  schedules?: unknown;
+}
+
+// Each field's expectation, in words; the error map puts it after the field's path.
+const expect = (what: string) => ({ error: () => `expected ${what}` });
+
+const HOST_PORT = 'HOST:PORT, e.g. 127.0.0.1:3260';
+const hostPort = z.string(expect(HOST_PORT)).refine((s) => /^(?:\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(s), expect(HOST_PORT));
+const name = z.string(expect('a name of letters, digits, "-" or "_"')).regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, expect('a name of letters, digits, "-" or "_"'));
+const iqn = z.string(expect(`an iSCSI name (${ISCSI_NAME_HINT})`)).refine(isIscsiName, expect(`an iSCSI name (${ISCSI_NAME_HINT})`));
+const CHAP = '"USER:SECRET" with a secret of at least 12 characters';
+const chap = z.string(expect(CHAP)).regex(/^[^:]+:.{12,}$/, expect(CHAP));
+const path = z.string(expect('a file path')).min(1, expect('a file path'));
+const apiUrl = z
+  .string(expect('an http(s) URL, e.g. http://127.0.0.1:8460'))
+  .refine((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), expect('an http(s) URL, e.g. http://127.0.0.1:8460'));
+const DURATION = 'milliseconds or a duration such as "3s" or "300ms"';
+const DURATION_RE = /^\d+(?:\.\d+)?\s*(?:ms|s|m|h)?$/i;
+const duration = z
+  .union([z.number(), z.string()], expect(DURATION))
+  .refine((v) => (typeof v === 'number' ? Number.isSafeInteger(v) && v >= 0 : DURATION_RE.test(v.trim())), expect(DURATION))
+  .transform((v) => (typeof v === 'number' ? v : parseDuration(v)));
+
+const endpoint = { name, portal: hostPort, iqn, chap: chap.optional() };
+const obj = <T extends z.ZodRawShape>(shape: T, what: string) => z.strictObject(shape, expect(what));
+const list = <T extends z.ZodType>(item: T, what: string) => z.array(item, expect(`an array of ${what}`)).default([]);
+
+export const ServerConfigSchema = obj(
+  {
+    listen: hostPort.default(DEFAULT_LISTEN),
+    tokenFile: path,
+    catalog: path,
+    nodes: list(obj({ ...endpoint, api: apiUrl, tokenFile: path }, 'a node {name, portal, iqn, api, tokenFile, chap?}'), 'nodes'),
+    libraries: list(obj(endpoint, 'a library {name, portal, iqn, chap?}'), 'libraries'),
+    drives: list(
+      obj({ ...endpoint, lun: z.number(expect('a LUN number')).int().min(0).max(0xffff) }, 'a drive {name, portal, iqn, lun, chap?}'),
+      'drives',
+    ),
+    movers: list(obj(endpoint, 'a mover {name, portal, iqn, chap?}'), 'movers'),
+    pools: list(
+      obj(
+        {
+          name,
+          library: name.optional(),
+          drive: name.optional(),
+          tapeBlockBytes: z
+            .number(expect('a block size in bytes, a multiple of 512'))
+            .int()
+            .min(512)
+            .max(16 * 1024 * 1024)
+            .refine((n) => n % 512 === 0, expect('a block size in bytes, a multiple of 512'))
+            .default(DEFAULT_TAPE_BLOCK_BYTES),
+        },
+        'a pool {name, library | drive, tapeBlockBytes?}',
+      ),
+      'pools',
+    ),
+    defaults: obj(
+      { quietPeriodMs: duration.default(DEFAULT_QUIET_PERIOD_MS), timeoutMs: duration.default(DEFAULT_TIMEOUT_MS) },
+      'an object {quietPeriodMs?, timeoutMs?}',
+    ).default({ quietPeriodMs: DEFAULT_QUIET_PERIOD_MS, timeoutMs: DEFAULT_TIMEOUT_MS }),
+    schedules: z.unknown().optional(),
+  },
+  'an object with listen, tokenFile, catalog, nodes, libraries, drives, movers, pools',
+);
+
+/** `nodes[0].portal` from zod's path. */
+export function jsonPath(p: readonly PropertyKey[]): string {
+  let s = '';
+  for (const k of p) s += typeof k === 'number' ? `[${k}]` : s ? `.${String(k)}` : String(k);
+  return s || '(top level)';
+}
+
+function valueAt(raw: unknown, p: readonly PropertyKey[]): unknown {
+  let v = raw;
+  for (const k of p) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+function shown(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function describeIssue(raw: unknown, i: z.core.$ZodIssue): string {
+  if (i.code === 'unrecognized_keys') {
+    return i.keys.map((k) => `${jsonPath([...i.path, k])} is not a known key`).join('; ');
+  }
+  const v = valueAt(raw, i.path);
+  const what = v === undefined ? 'is missing' : `is ${shown(v)}`;
+  return `${jsonPath(i.path)} ${what}: ${i.message}`;
+}
+
+/** Validate a parsed config object. `file` is the config's absolute path (paths resolve against its directory). */
+export function parseServerConfig(raw: unknown, file: string): ServerConfig {
+  const r = ServerConfigSchema.safeParse(raw);
+  if (!r.success) {
+    // Report the first issue per field; zod may give several.
+    const msgs = [...new Set(r.error.issues.map((i) => describeIssue(raw, i)))];
+    throw new UsageError(`config ${file}: ${msgs.join('; ')}`);
+  }
+  const c = r.data;
+  const err = (msg: string): never => {
+    throw new UsageError(`config ${file}: ${msg}`);
+  };
+
+  // Names are unique within each kind (a drive and a library may not share one either: pools name both).
+  const kinds = [
+    ['nodes', c.nodes],
+    ['libraries', c.libraries],
+    ['drives', c.drives],
+    ['movers', c.movers],
+    ['pools', c.pools],
+  ] as const;
+  for (const [kind, items] of kinds) {
+    const seen = new Map<string, number>();
+    items.forEach((it, i) => {
+      const first = seen.get(it.name);
+      if (first !== undefined) err(`${kind}[${i}].name "${it.name}" is already used by ${kind}[${first}]: names must be unique`);
+      seen.set(it.name, i);
+    });
+  }
+  const libs = new Set(c.libraries.map((l) => l.name));
+  const drives = new Set(c.drives.map((d) => d.name));
+  c.pools.forEach((p, i) => {
+    if ((p.library === undefined) === (p.drive === undefined)) {
+      err(`pools[${i}] ("${p.name}") needs exactly one of library or drive`);
+    }
+    if (p.library !== undefined && !libs.has(p.library)) {
+      err(`pools[${i}].library: pool "${p.name}" names library "${p.library}", which is not in libraries`);
+    }
+    if (p.drive !== undefined && !drives.has(p.drive)) {
+      err(`pools[${i}].drive: pool "${p.name}" names drive "${p.drive}", which is not in drives`);
+    }
+  });
+
+  const dir = dirname(file);
+  const at = (p: string): string => resolve(dir, p);
+  const ep = <T extends { name: string; portal: string; iqn: string; chap?: string }>(e: T) => ({
+    name: e.name,
+    portal: parseHostPort(e.portal, 3260, 'portal'),
+    iqn: e.iqn,
+    ...(e.chap === undefined ? {} : { chap: splitChap(e.chap) }),
+  });
+  return {
+    file,
+    listen: parseHostPort(c.listen, 8470, 'listen'),
+    tokenFile: at(c.tokenFile),
+    catalog: at(c.catalog),
+    nodes: c.nodes.map((n) => ({ ...ep(n), api: n.api, tokenFile: at(n.tokenFile) })),
+    libraries: c.libraries.map(ep),
+    drives: c.drives.map((d) => ({ ...ep(d), lun: d.lun })),
+    movers: c.movers.map(ep),
+    pools: c.pools.map((p) => ({
+      name: p.name,
+      ...(p.library === undefined ? {} : { library: p.library }),
+      ...(p.drive === undefined ? {} : { drive: p.drive }),
+      tapeBlockBytes: p.tapeBlockBytes,
+    })),
+    defaults: c.defaults,
+    ...(c.schedules === undefined ? {} : { schedules: c.schedules }),
+  };
+}
+
+function splitChap(s: string): Chap {
+  const i = s.indexOf(':');
+  return { user: s.slice(0, i), secret: s.slice(i + 1) };
+}
+
+/** Read, parse and validate `ferry server --config FILE`. */
+export async function loadServerConfig(path: string): Promise<ServerConfig> {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UsageError(`config ${file} does not exist`);
+    throw new UsageError(`cannot read config ${file}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`config ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseServerConfig(raw, file);
+}
