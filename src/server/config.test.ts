@@ -19,7 +19,9 @@ const good = {
   catalog: 'catalog.db',
   nodes: [node],
   libraries: [{ name: 'vtl', portal: '127.0.0.1:3261', iqn: 'iqn.2026-11.dev.ferry:vtl' }],
-  drives: [{ name: 't1', portal: '127.0.0.1:3262', iqn: 'iqn.2026-11.dev.ferry:tape', lun: 1, chap: 'ferry:averylongsecret' }],
+  drives: [
+    { name: 't1', portal: '127.0.0.1:3262', iqn: 'iqn.2026-11.dev.ferry:tape', lun: 1, chap: 'ferry:averylongsecret' },
+  ],
   movers: [{ name: 'm1', portal: '127.0.0.1:3270', iqn: 'iqn.2026-11.dev.ferry:mover' }],
   pools: [
     { name: 'default', library: 'vtl' },
@@ -64,26 +66,53 @@ test('a full config resolves: defaults, parsed portals and CHAP, paths against t
 test('missing and wrong fields name their JSON path and what they expect', () => {
   fails({ catalog: 'c.db' }, /^config \/etc\/ferry\/server\.json: tokenFile is missing: expected a file path$/);
   fails(5, /\(top level\) is 5: expected an object/);
-  fails({ ...good, nodes: [{ ...node, portal: 'abc' }] }, /: nodes\[0\]\.portal is "abc": expected HOST:PORT, e\.g\. 127\.0\.0\.1:3260$/);
+  fails(
+    { ...good, nodes: [{ ...node, portal: 'abc' }] },
+    /: nodes\[0\]\.portal is "abc": expected HOST:PORT, e\.g\. 127\.0\.0\.1:3260$/,
+  );
   const { portal: _p, ...noPortal } = node;
   fails({ ...good, nodes: [node, { ...noPortal, name: 'b' }] }, /: nodes\[1\]\.portal is missing: expected HOST:PORT/);
   fails({ ...good, nodes: 3 }, /: nodes is 3: expected an array of nodes$/);
   fails({ ...good, nodes: [{ ...node, prtal: 'x' }] }, /: nodes\[0\]\.prtal is not a known key$/);
   fails({ ...good, nodes: [{ ...node, iqn: 'bad' }] }, /: nodes\[0\]\.iqn is "bad": expected an iSCSI name/);
-  fails({ ...good, nodes: [{ ...node, api: 'ftp://x' }] }, /: nodes\[0\]\.api is "ftp:\/\/x": expected an http\(s\) URL/);
-  fails({ ...good, movers: [{ ...good.movers[0], chap: 'u:short' }] }, /: movers\[0\]\.chap is "u:short": expected "USER:SECRET"/);
+  fails(
+    { ...good, nodes: [{ ...node, api: 'ftp://x' }] },
+    /: nodes\[0\]\.api is "ftp:\/\/x": expected an http\(s\) URL/,
+  );
+  fails(
+    { ...good, movers: [{ ...good.movers[0], chap: 'u:short' }] },
+    /: movers\[0\]\.chap is "u:short": expected "USER:SECRET"/,
+  );
   fails({ ...good, drives: [{ ...good.drives[0], lun: -1 }] }, /: drives\[0\]\.lun is -1: expected a LUN number$/);
-  fails({ ...good, drives: [{ ...good.drives[0], lun: undefined }] }, /: drives\[0\]\.lun is missing: expected a LUN number$/);
-  fails({ ...good, defaults: { timeoutMs: 'soon' } }, /: defaults\.timeoutMs is "soon": expected milliseconds or a duration such as "3s"/);
-  fails({ ...good, pools: [{ name: 'p', library: 'vtl', tapeBlockBytes: 1000 }] }, /: pools\[0\]\.tapeBlockBytes is 1000: expected a block size/);
+  fails(
+    { ...good, drives: [{ ...good.drives[0], lun: undefined }] },
+    /: drives\[0\]\.lun is missing: expected a LUN number$/,
+  );
+  fails(
+    { ...good, defaults: { timeoutMs: 'soon' } },
+    /: defaults\.timeoutMs is "soon": expected milliseconds or a duration such as "3s"/,
+  );
+  fails(
+    { ...good, pools: [{ name: 'p', library: 'vtl', tapeBlockBytes: 1000 }] },
+    /: pools\[0\]\.tapeBlockBytes is 1000: expected a block size/,
+  );
   fails({ ...good, listen: 8470 }, /: listen is 8470: expected HOST:PORT/);
   fails({ ...good, nodes: [{ ...node, name: 'a b' }] }, /: nodes\[0\]\.name is "a b": expected a name/);
 });
 
 test('names are unique and pools name exactly one configured library or drive', () => {
-  fails({ ...good, libraries: [good.libraries[0], good.libraries[0]] }, /: libraries\[1\]\.name "vtl" is already used by libraries\[0\]: names must be unique$/);
-  fails({ ...good, pools: [{ name: 'p', library: 'nope' }] }, /: pools\[0\]\.library: pool "p" names library "nope", which is not in libraries$/);
-  fails({ ...good, pools: [{ name: 'p', drive: 'vtl' }] }, /: pools\[0\]\.drive: pool "p" names drive "vtl", which is not in drives$/);
+  fails(
+    { ...good, libraries: [good.libraries[0], good.libraries[0]] },
+    /: libraries\[1\]\.name "vtl" is already used by libraries\[0\]: names must be unique$/,
+  );
+  fails(
+    { ...good, pools: [{ name: 'p', library: 'nope' }] },
+    /: pools\[0\]\.library: pool "p" names library "nope", which is not in libraries$/,
+  );
+  fails(
+    { ...good, pools: [{ name: 'p', drive: 'vtl' }] },
+    /: pools\[0\]\.drive: pool "p" names drive "vtl", which is not in drives$/,
+  );
   fails({ ...good, pools: [{ name: 'p' }] }, /: pools\[0\] \("p"\) needs exactly one of library or drive$/);
   fails({ ...good, pools: [{ name: 'p', library: 'vtl', drive: 't1' }] }, /needs exactly one of library or drive/);
 });

@@ -67,22 +67,25 @@ export interface ServerConfig {
 // Each field's expectation, in words; the error map puts it after the field's path.
 const expect = (what: string) => ({ error: () => `expected ${what}` });
 
-const HOST_PORT = 'HOST:PORT, e.g. 127.0.0.1:3260';
-const hostPort = z.string(expect(HOST_PORT)).refine((s) => /^(?:\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(s), expect(HOST_PORT));
-const name = z.string(expect('a name of letters, digits, "-" or "_"')).regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, expect('a name of letters, digits, "-" or "_"'));
-const iqn = z.string(expect(`an iSCSI name (${ISCSI_NAME_HINT})`)).refine(isIscsiName, expect(`an iSCSI name (${ISCSI_NAME_HINT})`));
-const CHAP = '"USER:SECRET" with a secret of at least 12 characters';
-const chap = z.string(expect(CHAP)).regex(/^[^:]+:.{12,}$/, expect(CHAP));
-const path = z.string(expect('a file path')).min(1, expect('a file path'));
-const apiUrl = z
-  .string(expect('an http(s) URL, e.g. http://127.0.0.1:8460'))
-  .refine((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), expect('an http(s) URL, e.g. http://127.0.0.1:8460'));
+/** A string field that must pass `check`; both a wrong type and a failed check say `what`. */
+const str = (what: string, check: (s: string) => boolean) => z.string(expect(what)).refine(check, expect(what));
+
+const hostPort = str('HOST:PORT, e.g. 127.0.0.1:3260', (s) => /^(?:\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(s));
+const name = str('a name of letters, digits, "-" or "_"', (s) => /^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(s));
+const iqn = str(`an iSCSI name (${ISCSI_NAME_HINT})`, isIscsiName);
+const chap = str('"USER:SECRET" with a secret of at least 12 characters', (s) => /^[^:]+:.{12,}$/.test(s));
+const path = str('a file path', (s) => s.length > 0);
+const isHttpUrl = (s: string): boolean => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol);
+const apiUrl = str('an http(s) URL, e.g. http://127.0.0.1:8460', isHttpUrl);
 const DURATION = 'milliseconds or a duration such as "3s" or "300ms"';
 const DURATION_RE = /^\d+(?:\.\d+)?\s*(?:ms|s|m|h)?$/i;
+const isDuration = (v: number | string): boolean =>
+  typeof v === 'number' ? Number.isSafeInteger(v) && v >= 0 : DURATION_RE.test(v.trim());
 const duration = z
   .union([z.number(), z.string()], expect(DURATION))
-  .refine((v) => (typeof v === 'number' ? Number.isSafeInteger(v) && v >= 0 : DURATION_RE.test(v.trim())), expect(DURATION))
+  .refine(isDuration, expect(DURATION))
   .transform((v) => (typeof v === 'number' ? v : parseDuration(v)));
+const lun = z.number(expect('a LUN number')).int().min(0).max(0xffff);
 
 const endpoint = { name, portal: hostPort, iqn, chap: chap.optional() };
 const obj = <T extends z.ZodRawShape>(shape: T, what: string) => z.strictObject(shape, expect(what));
@@ -93,10 +96,13 @@ export const ServerConfigSchema = obj(
     listen: hostPort.default(DEFAULT_LISTEN),
     tokenFile: path,
     catalog: path,
-    nodes: list(obj({ ...endpoint, api: apiUrl, tokenFile: path }, 'a node {name, portal, iqn, api, tokenFile, chap?}'), 'nodes'),
+    nodes: list(
+      obj({ ...endpoint, api: apiUrl, tokenFile: path }, 'a node {name, portal, iqn, api, tokenFile, chap?}'),
+      'nodes',
+    ),
     libraries: list(obj(endpoint, 'a library {name, portal, iqn, chap?}'), 'libraries'),
     drives: list(
-      obj({ ...endpoint, lun: z.number(expect('a LUN number')).int().min(0).max(0xffff) }, 'a drive {name, portal, iqn, lun, chap?}'),
+      obj({ ...endpoint, lun }, 'a drive {name, portal, iqn, lun, chap?}'),
       'drives',
     ),
     movers: list(obj(endpoint, 'a mover {name, portal, iqn, chap?}'), 'movers'),
@@ -179,7 +185,9 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
     const seen = new Map<string, number>();
     items.forEach((it, i) => {
       const first = seen.get(it.name);
-      if (first !== undefined) err(`${kind}[${i}].name "${it.name}" is already used by ${kind}[${first}]: names must be unique`);
+      if (first !== undefined) {
+        err(`${kind}[${i}].name "${it.name}" is already used by ${kind}[${first}]: names must be unique`);
+      }
       seen.set(it.name, i);
     });
   }
