@@ -1,0 +1,128 @@
+// Row types of the catalog tables, as kysely sees them (snake_case, as stored).
+// Times are ISO-8601 TEXT, JSON is TEXT, booleans are INTEGER 0/1, byte and block counts are BIGINT.
+// Queries never return these rows: src/catalog/queries/*.ts map them to camelCase objects.
+import type { Generated } from 'kysely';
+
+export interface SchemaVersionTable {
+  version: number;
+  name: string;
+  applied_at: string;
+}
+
+export interface VolumesTable {
+  /** `NODE:LUN`, e.g. `store:0`. */
+  id: string;
+  node: string;
+  lun: number;
+  /** NAA designator, hex. */
+  designator: string;
+  disk_block_bytes: number;
+  volume_blocks: number;
+  /** Snapshot the last set was taken from, kept on the node for the next incremental. */
+  kept_snapshot_id: string | null;
+  kept_set_id: number | null;
+  updated_at: string;
+}
+
+export interface JobsTable {
+  id: Generated<number>;
+  type: string;
+  volume_id: string | null;
+  state: string;
+  waiting_for: string | null;
+  params: string;
+  created_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  bytes_done: number;
+  bytes_total: number;
+  set_id: number | null;
+  mover: string | null;
+  drive: string | null;
+  cartridge: string | null;
+  error_code: string | null;
+  error: string | null;
+  result: string | null;
+}
+
+export interface JobEventsTable {
+  id: Generated<number>;
+  job_id: number;
+  at: string;
+  kind: string;
+  state: string | null;
+  message: string;
+  data: string | null;
+}
+
+export interface SetsTable {
+  /** Explicit: claimed before the copy (it goes into the tape header), or read back by a rebuild. */
+  id: number;
+  uuid: string;
+  volume_id: string;
+  job_id: number | null;
+  pool: string;
+  mode: string;
+  level: string;
+  base_set_id: number | null;
+  snapshot_id: string;
+  snapshot_at: string;
+  disk_block_bytes: number;
+  volume_blocks: number;
+  tape_block_bytes: number;
+  /** JSON array of {lba, blocks, streamOffset}. */
+  extents: string;
+  stream_bytes: number;
+  sha256: string | null;
+  /** Why a requested incremental ran as a full. */
+  reason: string | null;
+  started_at: string;
+  ended_at: string;
+}
+
+export interface SetPiecesTable {
+  set_id: number;
+  seq: number;
+  cartridge: string;
+  header_block: number;
+  data_block: number;
+  data_blocks: number;
+  trailer_block: number;
+  /** Block id after the set's filemark. */
+  end_block: number;
+  stream_start: number;
+  stream_end: number;
+}
+
+export interface CartridgesTable {
+  barcode: string;
+  uuid: string | null;
+  pool: string | null;
+  /** Library name, or the drive name for a stand-alone drive. */
+  library: string | null;
+  state: string;
+  labeled: number;
+  /** Block id right after the last complete set's filemark: where the next set starts. */
+  end_block: number;
+  bytes_used: number;
+  last_written_at: string | null;
+  error: string | null;
+}
+
+export interface ReservationsTable {
+  /** `drive:vtl/1`, `cartridge:FER001L8`. */
+  resource: string;
+  job_id: number;
+  at: string;
+}
+
+export interface Database {
+  schema_version: SchemaVersionTable;
+  volumes: VolumesTable;
+  jobs: JobsTable;
+  job_events: JobEventsTable;
+  sets: SetsTable;
+  set_pieces: SetPiecesTable;
+  cartridges: CartridgesTable;
+  reservations: ReservationsTable;
+}
