@@ -64,7 +64,11 @@ export class RemoteTapeDevice implements TapeDevice {
       const blocks = fixed ? count - (s.info ?? count) : 0;
       return blocks > 0 ? { kind: 'data', bytes: blocks * this.blockLength, recordLength: this.blockLength } : { kind: 'filemark' };
     }
-    if (s.key === SenseKey.BLANK_CHECK || (s.key === SenseKey.NO_SENSE && s.eom && !s.ili)) return { kind: 'eod' };
+    if (s.key === SenseKey.BLANK_CHECK || (s.key === SenseKey.NO_SENSE && s.eom && !s.ili)) {
+      // Fixed mode: blocks before end of data were transferred; INFORMATION = blocks not read (SSC-3 READ(6)).
+      const blocks = fixed && s.info !== undefined ? count - s.info : 0;
+      return blocks > 0 ? { kind: 'data', bytes: blocks * this.blockLength, recordLength: this.blockLength } : { kind: 'eod' };
+    }
     if (s.key === SenseKey.NO_SENSE && s.ili) {
       // INFORMATION = requested − actual (negative: the record was longer). SSC-3 4.2.8.
       const residue = s.info !== undefined ? (s.info | 0) : 0;

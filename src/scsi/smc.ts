@@ -6,6 +6,8 @@ import { makePage } from './mode-pages.ts';
 import { luIdentity } from './identity.ts';
 import { trimToAllocation } from './cdb.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
+import { ByteReader } from '../util/byte-reader.ts';
+import { DecodeError } from '../util/errors.ts';
 import { SmcOpcode, SscOpcode, ElementType, decodeMoveMedium, decodeReadElementStatus, decodeInitElementStatusRange, decodePreventAllowTape, decodePositionToElement } from './tape-cdb.ts';
 import { ElementBase, type Element, type ElementKind, type LibraryInventory } from '../tape/library.ts';
 import type { TapeDriveLu } from './ssc.ts';
@@ -223,3 +225,132 @@ export const SMC_TABLE: CommandTable<MediumChangerLu> = new Map<number, CommandE
   [SmcOpcode.READ_ELEMENT_STATUS, entry('READ ELEMENT STATUS', 12, readElementStatus, 'read')],
   [SscOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL, entry('PREVENT ALLOW MEDIUM REMOVAL', 6, preventAllow, 'read')],
 ]);
+
+// ---- READ ELEMENT STATUS data: the initiator's decoder (the encoder is readElementStatus above) ----
+
+/** SMC-3 element type codes as names. */
+export type ElementTypeName = 'transport' | 'slot' | 'ie' | 'drive';
+
+const TYPE_NAME: Record<number, ElementTypeName> = {
+  [ElementType.MEDIUM_TRANSPORT]: 'transport',
+  [ElementType.STORAGE]: 'slot',
+  [ElementType.IMPORT_EXPORT]: 'ie',
+  [ElementType.DATA_TRANSFER]: 'drive',
+};
+
+/** One element descriptor as an initiator sees it. */
+export interface ElementStatus {
+  type: ElementTypeName;
+  address: number;
+  full: boolean;
+  access: boolean;
+  /** EXCEPT set: the ASC/ASCQ of the abnormal state. */
+  exception?: { asc: number; ascq: number };
+  /** PRIMARY VOLUME TAG volume identifier, trailing blanks and NULs trimmed; absent when blank. */
+  barcode?: string;
+  /** SOURCE STORAGE ELEMENT ADDRESS when SVALID. */
+  sourceAddress?: number;
+  /** Data transfer elements with DVCID: the device identifier (SPC-4 designation descriptor fields). */
+  designator?: { codeSet: number; designatorType: number; association: number; designator: Uint8Array };
+}
+
+export interface DecodedElementStatus {
+  elements: ElementStatus[];
+  /** Element status header: FIRST ELEMENT ADDRESS REPORTED and NUMBER OF ELEMENTS AVAILABLE. */
+  firstAddress: number;
+  elementsAvailable: number;
+  /** BYTE COUNT OF REPORT AVAILABLE + 8: the allocation length that returns everything. */
+  bytesAvailable: number;
+  /** Fewer bytes arrived than the header says exist (allocation length too small). */
+  truncated: boolean;
+}
+
+/**
+ * SMC-3 6.10 READ ELEMENT STATUS data. Element status header (8): 0–1 FIRST ELEMENT ADDRESS
+ * REPORTED, 2–3 NUMBER OF ELEMENTS AVAILABLE, 5–7 BYTE COUNT OF REPORT AVAILABLE. Each element
+ * status page (8): 0 ELEMENT TYPE CODE, 1 PVOLTAG b7 AVOLTAG b6, 2–3 ELEMENT DESCRIPTOR LENGTH,
+ * 5–7 BYTE COUNT OF DESCRIPTOR DATA AVAILABLE; then descriptors (layout at readElementStatus),
+ * where a data transfer element's device identifier follows the volume tags: 0 CODE SET b3:0,
+ * 1 ASSOCIATION b5:4 DESIGNATOR TYPE b3:0, 3 IDENTIFIER LENGTH, 4… IDENTIFIER.
+ * Data cut short by the allocation length decodes to the whole descriptors that arrived, with
+ * `truncated` set; lengths that contradict each other throw DecodeError.
+ */
+export function decodeElementStatus(data: Uint8Array): DecodedElementStatus {
+  const r = new ByteReader(data);
+  const firstAddress = r.u16(0);
+  const elementsAvailable = r.u16(2);
+  const reportBytes = r.u24(5);
+  const end = Math.min(data.length, 8 + reportBytes);
+  const elements: ElementStatus[] = [];
+  let truncated = data.length < 8 + reportBytes;
+  for (let page = 8; page < end; ) {
+    if (page + 8 > end) {
+      truncated = true;
+      break;
+    }
+    const code = r.u8(page);
+    const type = TYPE_NAME[code & 0x0f];
+    if (!type) throw new DecodeError(`element status page at ${page}: element type code ${code} is not 1–4`, page);
+    const pvoltag = (r.u8(page + 1) & 0x80) !== 0;
+    const avoltag = (r.u8(page + 1) & 0x40) !== 0;
+    const descLen = r.u16(page + 2);
+    const pageBytes = r.u24(page + 5);
+    const minLen = 12 + (pvoltag ? 36 : 0) + (avoltag ? 36 : 0);
+    if (descLen < minLen) {
+      throw new DecodeError(`element status page at ${page}: descriptor length ${descLen} < ${minLen}`, page + 2);
+    }
+    if (page + 8 + pageBytes > 8 + reportBytes) {
+      throw new DecodeError(`element status page at ${page}: ${pageBytes} bytes overrun the report`, page + 5);
+    }
+    const pageEnd = page + 8 + pageBytes;
+    for (let d = page + 8; d + descLen <= pageEnd; d += descLen) {
+      if (d + descLen > data.length) {
+        truncated = true;
+        break;
+      }
+      elements.push(decodeElementDescriptor(new ByteReader(data.subarray(d, d + descLen)), type, pvoltag, avoltag));
+    }
+    if (pageEnd > data.length) {
+      truncated = true;
+      break;
+    }
+    page = pageEnd;
+  }
+  return { elements, firstAddress, elementsAvailable, bytesAvailable: 8 + reportBytes, truncated };
+}
+
+function decodeElementDescriptor(
+  r: ByteReader,
+  type: ElementTypeName,
+  pvoltag: boolean,
+  avoltag: boolean,
+): ElementStatus {
+  const flags = r.u8(2);
+  const e: ElementStatus = { type, address: r.u16(0), full: (flags & 0x01) !== 0, access: (flags & 0x08) !== 0 };
+  if (flags & 0x04) e.exception = { asc: r.u8(4), ascq: r.u8(5) }; // EXCEPT b2
+  if (r.u8(9) & 0x80) e.sourceAddress = r.u16(10); // SVALID b7
+  let at = 12;
+  if (pvoltag) {
+    // Volume tag: 0–31 VOLUME IDENTIFIER (ASCII, blank padded), 34–35 VOLUME SEQUENCE NUMBER.
+    const tag = String.fromCharCode(...r.buf.subarray(at, at + 32)).replace(/[\s\0]+$/, '');
+    if (tag) e.barcode = tag;
+    at += 36;
+  }
+  if (avoltag) at += 36;
+  if (type === 'drive' && at + 4 <= r.length) {
+    const len = r.u8(at + 3);
+    if (len > 0) {
+      if (at + 4 + len > r.length) {
+        throw new DecodeError(`element ${e.address}: identifier length ${len} overruns the descriptor`, at + 3);
+      }
+      const b1 = r.u8(at + 1);
+      e.designator = {
+        codeSet: r.u8(at) & 0x0f,
+        designatorType: b1 & 0x0f,
+        association: (b1 >> 4) & 3,
+        designator: r.buf.slice(at + 4, at + 4 + len),
+      };
+    }
+  }
+  return e;
+}
