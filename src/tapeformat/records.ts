@@ -1,0 +1,194 @@
+import { z } from 'zod';
+import { FORMAT_VERSION, type RecordKind } from './magic.ts';
+import { isValidTapeBlockBytes } from './geometry.ts';
+import { TapeFormatError } from './errors.ts';
+
+// The JSON bodies of the three record kinds (docs/on-tape-format.md "Record bodies").
+// Each interface has a zod schema beside it; encode and decode both go through the schema,
+// so Ferry never writes a record it would refuse to read.
+
+export type Mode = 'image' | 'used' | 'files';
+export type Level = 'full' | 'incremental';
+
+/** First file of a cartridge (docs "Volume label"). */
+export interface VolumeLabel {
+  kind: 'label';
+  cartridgeUuid: string;
+  barcode: string;
+  pool: string;
+  formatVersion: number;
+  /** ISO 8601 */
+  createdAt: string;
+  tapeBlockBytes: number;
+}
+
+/** A run of disk blocks in the set's data stream (docs "Set header"). */
+export interface Extent {
+  lba: number;
+  blocks: number;
+  /** Byte offset of this extent in the set's data stream. */
+  streamOffset: number;
+}
+
+/** Opens each piece of a set on a cartridge (docs "Set header", "Spanning"). */
+export interface SetHeader {
+  kind: 'header';
+  setId: number;
+  setUuid: string;
+  jobId: number;
+  /** 1 = first piece; > 1 = continuation on another cartridge. */
+  sequence: number;
+  volume: { name: string; /** NAA designator, hex */ designator: string };
+  snapshot: { id: string; takenAt: string };
+  mode: Mode;
+  level: Level;
+  baseSetId: number | null;
+  baseSetUuid: string | null;
+  diskBlockBytes: number;
+  volumeBlocks: number;
+  tapeBlockBytes: number;
+  /** The whole set's extents, in stream order, on every piece. */
+  extents: Extent[];
+  /** This piece: stream byte `streamStart` is the first byte of tape block `dataBlockId`. */
+  piece: { streamStart: number; dataBlockId: number };
+  startedAt: string;
+  reason?: string;
+}
+
+/** Closes each piece of a set (docs "Set trailer"). */
+export interface SetTrailer {
+  kind: 'trailer';
+  setId: number;
+  setUuid: string;
+  sequence: number;
+  /** Stream bytes [streamStart, streamEnd) are in this piece's `dataBlocks` blocks. */
+  piece: { streamStart: number; streamEnd: number; dataBlocks: number };
+  /** The whole set's stream length. */
+  streamBytes: number;
+  /** True only on the last piece. */
+  complete: boolean;
+  endedAt: string;
+  digests: { sha256: string | null };
+}
+
+export type TapeRecord = VolumeLabel | SetHeader | SetTrailer;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** NAA designator: 8 bytes (types 2, 3, 5) or 16 bytes (type 6), SPC-4 7.8.6.6. */
+const NAA = /^(?:[0-9a-f]{16}|[0-9a-f]{32})$/i;
+const MAX_DISK_BLOCK_BYTES = 1024 * 1024;
+
+const uint = z.int().nonnegative();
+const uuid = z.string().regex(UUID, 'not a UUID');
+const isoTime = z.iso.datetime({ offset: true });
+const tapeBlockBytes = z.int().refine(isValidTapeBlockBytes, 'not a multiple of 512 from 512 to 16 MiB');
+const text = z.string().min(1);
+
+export const volumeLabelSchema = z.object({
+  kind: z.literal('label'),
+  cartridgeUuid: uuid,
+  barcode: z.string().regex(/^[\x20-\x7e]{1,32}$/, '1 to 32 printable ASCII characters'),
+  pool: text,
+  formatVersion: z.literal(FORMAT_VERSION),
+  createdAt: isoTime,
+  tapeBlockBytes,
+}) satisfies z.ZodType<VolumeLabel>;
+
+const extentSchema = z.object({ lba: uint, blocks: z.int().positive(), streamOffset: uint });
+
+export const setHeaderSchema = z
+  .object({
+    kind: z.literal('header'),
+    setId: uint,
+    setUuid: uuid,
+    jobId: uint,
+    sequence: z.int().positive(),
+    volume: z.object({ name: text, designator: z.string().regex(NAA, 'not an NAA designator in hex') }),
+    snapshot: z.object({ id: text, takenAt: isoTime }),
+    mode: z.enum(['image', 'used', 'files']),
+    level: z.enum(['full', 'incremental']),
+    baseSetId: uint.nullable(),
+    baseSetUuid: uuid.nullable(),
+    diskBlockBytes: z
+      .int()
+      .refine((n) => n >= 512 && n <= MAX_DISK_BLOCK_BYTES && n % 512 === 0, 'not a multiple of 512 up to 1 MiB'),
+    volumeBlocks: uint,
+    tapeBlockBytes,
+    extents: z.array(extentSchema),
+    piece: z.object({ streamStart: uint, dataBlockId: uint }),
+    startedAt: isoTime,
+    reason: z.string().optional(),
+  })
+  .superRefine((h, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    if (h.level === 'full' && (h.baseSetId !== null || h.baseSetUuid !== null)) {
+      issue(['baseSetId'], 'a full set has no base set');
+    }
+    if (h.level === 'incremental' && (h.baseSetId === null || h.baseSetUuid === null)) {
+      issue(['baseSetId'], 'an incremental set names its base set (baseSetId and baseSetUuid)');
+    }
+    // Extents are packed contiguously from stream offset 0 (docs "Data blocks").
+    let streamEnd = 0;
+    h.extents.forEach((e, i) => {
+      if (e.lba + e.blocks > h.volumeBlocks) {
+        issue(['extents', i, 'blocks'], `extent ends past volumeBlocks ${h.volumeBlocks}`);
+      }
+      if (e.streamOffset !== streamEnd) {
+        issue(['extents', i, 'streamOffset'], `expected ${streamEnd} (extents are contiguous)`);
+      }
+      streamEnd = e.streamOffset + e.blocks * h.diskBlockBytes;
+      if (!Number.isSafeInteger(streamEnd)) issue(['extents', i, 'blocks'], 'stream offset exceeds 2^53');
+    });
+    const start = h.piece.streamStart;
+    if (h.sequence === 1 && start !== 0) issue(['piece', 'streamStart'], 'the first piece (sequence 1) starts at 0');
+    if (start > streamEnd) issue(['piece', 'streamStart'], `past the end of the stream (${streamEnd})`);
+    if (start % h.diskBlockBytes !== 0) issue(['piece', 'streamStart'], 'not on a disk block boundary');
+  }) satisfies z.ZodType<SetHeader>;
+
+export const setTrailerSchema = z
+  .object({
+    kind: z.literal('trailer'),
+    setId: uint,
+    setUuid: uuid,
+    sequence: z.int().positive(),
+    piece: z.object({ streamStart: uint, streamEnd: uint, dataBlocks: uint }),
+    streamBytes: uint,
+    complete: z.boolean(),
+    endedAt: isoTime,
+    digests: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'not 64 lower-case hex digits').nullable() }),
+  })
+  .superRefine((t, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const p = t.piece;
+    if (t.sequence === 1 && p.streamStart !== 0) {
+      issue(['piece', 'streamStart'], 'the first piece (sequence 1) starts at 0');
+    }
+    if (p.streamEnd < p.streamStart) issue(['piece', 'streamEnd'], 'before piece.streamStart');
+    if (p.streamEnd > t.streamBytes) issue(['piece', 'streamEnd'], 'past streamBytes');
+    if (t.complete && p.streamEnd !== t.streamBytes) issue(['complete'], 'a complete set ends at streamBytes');
+    if ((p.dataBlocks > 0) !== (p.streamEnd > p.streamStart)) {
+      issue(['piece', 'dataBlocks'], 'zero exactly when the piece holds no data');
+    }
+  }) satisfies z.ZodType<SetTrailer>;
+
+const SCHEMAS = { label: volumeLabelSchema, header: setHeaderSchema, trailer: setTrailerSchema } as const;
+
+export const KIND_NAMES: Readonly<Record<RecordKind, string>> = {
+  label: 'volume label',
+  header: 'set header',
+  trailer: 'set trailer',
+};
+
+/** Check `value` against the schema of `kind`; throws TapeFormatError('bad-field') naming the field. */
+export function validateRecord(kind: RecordKind, value: unknown): TapeRecord {
+  const r = SCHEMAS[kind].safeParse(value);
+  if (r.success) return r.data as TapeRecord;
+  const issues = r.error.issues;
+  const field = issues[0].path.join('.') || '(root)';
+  const msg = issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
+  const more = issues.length > 5 ? ` (and ${issues.length - 5} more)` : '';
+  throw new TapeFormatError('bad-field', `${KIND_NAMES[kind]}: ${msg}${more}`, { field });
+}
