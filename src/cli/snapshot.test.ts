@@ -70,7 +70,7 @@ test('ferry snapshot create/ls/changed/rm against a running API, with the JSON s
     assert.notEqual(t.code, 0);
     assert.match(t.stderr, /^ferry: LUN 0: no 300 ms pause in writes came within the 1000 ms timeout; waited \d+ ms/);
     assert.equal(t.stdout, '');
-    assert.equal(service.list().length, 1);
+    assert.equal((await service.listSnapshots()).length, 1);
 
     const bad = await ferry(['snapshot', 'ls', '--api', `http://127.0.0.1:${api.address.port}`, '--token-file', tokenFile + '.missing']);
     assert.equal(bad.code, 2);
@@ -81,7 +81,7 @@ test('ferry snapshot create/ls/changed/rm against a running API, with the JSON s
 
     const r = await ferry(['snapshot', 'rm', s.id, ...common]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(service.list().length, 0);
+    assert.equal((await service.listSnapshots()).length, 0);
     const again = await ferry(['snapshot', 'rm', s.id, ...common]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /no snapshot/);

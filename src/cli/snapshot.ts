@@ -82,16 +82,17 @@ export function registerSnapshot(program: Command): void {
     .option('--until <id>', 'a later snapshot instead of now')
     .option('--json', 'print {"granularity", "blockSize", "extents"}')
     .action(async (o: ApiOpts & { lun: string; since: string; until?: string; json?: boolean }) => {
-      const c = await (await client(o)).changed(lunNumber(o.lun), o.since, o.until);
+      const c = await (await client(o)).changedSince(lunNumber(o.lun), o.since, { until: o.until });
       if (c.tracking === 'lost') process.stderr.write(`ferry: warning: changed-block tracking was lost (${c.reason}); the whole LUN is reported, back it up in full\n`);
       if (o.json) {
-        const body: Record<string, unknown> = { granularity: c.granularity, blockSize: c.blockSize, extents: c.extents };
+        const extents = c.extents.map((e) => [e.lba, e.blocks]);
+        const body: Record<string, unknown> = { granularity: c.granularity, blockSize: c.blockSize, extents };
         if (c.tracking === 'lost') Object.assign(body, { tracking: c.tracking, reason: c.reason });
         return out(JSON.stringify(body));
       }
-      const blocks = c.extents.reduce((n, [, k]) => n + k, 0);
+      const blocks = c.extents.reduce((n, e) => n + e.blocks, 0);
       const lines = [`${c.extents.length} extent(s), ${blocks} block(s) (${formatBytes(blocks * c.blockSize)}) changed since ${o.since} at ${formatBytes(c.granularity)} granularity`];
-      for (const [lba, n] of c.extents) lines.push(`  lba ${lba}  blocks ${n}`);
+      for (const e of c.extents) lines.push(`  lba ${e.lba}  blocks ${e.blocks}`);
       out(lines.join('\n'));
     });
 }

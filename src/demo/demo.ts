@@ -261,7 +261,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     // 2. Snapshot after a quiet period (DESIGN.md "A backup" step 1).
     say('snapshot', `snapshot: waiting for ${opts.quietPeriodMs / 1000} s without writes to LUN ${ws.lun} (timeout ${opts.timeoutMs / 1000} s)`);
     const ts = performance.now();
-    const snap = await node.snapshots.create(ws.lun, { quietPeriodMs: opts.quietPeriodMs, timeoutMs: opts.timeoutMs });
+    const snap = await node.snapshots.createSnapshot(ws.lun, { quietPeriodMs: opts.quietPeriodMs, timeoutMs: opts.timeoutMs });
     const snapSeconds = (performance.now() - ts) / 1000;
     say('snapshot', `snapshot ${snap.id} frozen after waiting ${((snap.waitedMs ?? 0) / 1000).toFixed(2)} s; read-only LUN ${snap.lun}`);
     checkAbort(opts.signal);
@@ -323,7 +323,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     say('verify', `verify: SHA-256 of the snapshot and the restored LUN on the node, and LUN ${dst.lun} read over iSCSI`);
     const tv = performance.now();
     // The node hashes its two LUNs while the restored one is read back over iSCSI.
-    const onNode = Promise.all([node.snapshots.digest(snap.lun, 0), node.snapshots.digest(dst.lun, 0)]);
+    const whole = [{ lba: 0, blocks: blockCount }];
+    const onNode = Promise.all([node.snapshots.digest(snap.lun, whole), node.snapshots.digest(dst.lun, whole)]);
     onNode.catch(() => undefined);
     const vs = await login(VERIFY_IQN);
     const vDisk = await RemoteBlockDevice.open(vs, dst.lun, { readOnly: true });
@@ -337,12 +338,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       opts.onEvent?.({ kind: 'progress', phase: 'verify', doneBytes: (lba + n) * BLOCK_SIZE, totalBytes: opts.sizeBytes });
     }
     const overIscsi = vh.digest('hex');
-    const [snapDigest, dstDigest] = (await onNode).map((d) => d.digest);
+    const [snapDigest, dstDigest] = (await onNode).map((d) => d.sha256);
     const verifySeconds = (performance.now() - tv) / 1000;
     const verifyBytesOnWire = wire(vs);
     await vs.logout();
     // DESIGN.md "A backup" step 5: the snapshot has served its purpose.
-    await node.snapshots.delete(snap.id);
+    await node.snapshots.deleteSnapshot(snap.id);
     say('verify', `snapshot ${snap.id} deleted (LUN ${snap.lun} unmapped)`);
 
     const moverBytes = backup.moverBytes + restore.moverBytes;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildSnapshotApi } from './api.ts';
 import { DirLunRegistry } from './lun-registry.ts';
+import { MAX_DIGEST_EXTENTS } from './node-control.ts';
 import { SnapshotService } from './service.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -74,7 +75,15 @@ test('every call needs the bearer token; errors are JSON {code, message}; the Op
     assert.equal(spec.statusCode, 200);
     const doc = spec.json();
     assert.equal(doc.openapi, '3.1.0');
-    for (const p of ['/v1/luns', '/v1/luns/{lun}/snapshots', '/v1/luns/{lun}/changed', '/v1/luns/{lun}/digest', '/v1/snapshots/{id}']) assert.ok(doc.paths[p], p);
+    const paths = [
+      '/v1/luns',
+      '/v1/luns/{lun}/snapshots',
+      '/v1/luns/{lun}/changed',
+      '/v1/luns/{lun}/digest',
+      '/v1/luns/{lun}/activity',
+      '/v1/snapshots/{id}',
+    ];
+    for (const p of paths) assert.ok(doc.paths[p], p);
     const none = await call(n, 'GET', '/v1/nothing');
     assert.equal(none.status, 404);
     assert.equal(none.json.code, 'ERR_NOT_FOUND');
@@ -85,9 +94,13 @@ test('LUNs: create, list, delete; bad sizes and unknown LUNs are 4xx', async () 
   await withNode(async (n) => {
     const a = await call(n, 'POST', '/v1/luns', { size: '1M' });
     assert.equal(a.status, 201);
-    assert.deepEqual(a.json, { lun: 0, kind: 'disk', blockSize: BS, blockCount: 2048, sizeBytes: 1 << 20, readOnly: false });
+    const { designator, ...rest } = a.json;
+    const want = { lun: 0, kind: 'disk', blockSize: BS, blockCount: 2048, sizeBytes: 1 << 20, readOnly: false };
+    assert.deepEqual(rest, want);
+    assert.match(designator, /^6[0-9a-f]{31}$/, 'NAA 6h, 16 bytes');
     assert.equal((await call(n, 'POST', '/v1/luns', { size: 4096 })).json.lun, 1);
-    for (const body of [{ size: 'lots' }, { size: 1000 }, { size: -4096 }, {}, { size: '1M', extra: 1 }]) {
+    const bad = [{ size: 'lots' }, { size: 1000 }, { size: -4096 }, {}, { size: '1M', extra: 1 }, { size: '1M', blockSize: 4096 }];
+    for (const body of bad) {
       const r = await call(n, 'POST', '/v1/luns', body);
       assert.equal(r.status, 400, JSON.stringify(body));
       assert.match(r.json.code, /^ERR_(BAD_REQUEST|USAGE)$/);
@@ -120,12 +133,24 @@ test('snapshot, digest, changed extents and delete through the API; the node res
     await disk.write(20, Buffer.alloc(3 * BS, 0x22)); // granule 2
     await disk.write(100, Buffer.alloc(20 * BS, 0x33)); // granules 12..14
     const luns = (await call(n, 'GET', '/v1/luns')).json;
-    assert.deepEqual(luns[1], { lun: 1, kind: 'snapshot', blockSize: BS, blockCount: 512, sizeBytes: 512 * BS, readOnly: true, snapshotId: s.json.id, sourceLun: 0 });
-    const d1 = await call(n, 'GET', '/v1/luns/1/digest');
-    assert.deepEqual(d1.json, { lun: 1, algorithm: 'sha256', lba: 0, blockCount: 512, blockSize: BS, digest: sha(before) });
-    const d0 = await call(n, 'GET', '/v1/luns/0/digest?lba=20&blocks=3');
-    assert.equal(d0.json.digest, sha(Buffer.alloc(3 * BS, 0x22)));
-    assert.equal((await call(n, 'GET', '/v1/luns/0/digest?lba=510&blocks=3')).json.code, 'ERR_RANGE');
+    assert.deepEqual(luns[1], {
+      lun: 1,
+      kind: 'snapshot',
+      blockSize: BS,
+      blockCount: 512,
+      sizeBytes: 512 * BS,
+      readOnly: true,
+      designator: s.json.designator,
+      snapshotId: s.json.id,
+      sourceLun: 0,
+    });
+    assert.notEqual(s.json.designator, luns[0].designator);
+    const d1 = await call(n, 'POST', '/v1/luns/1/digest', { extents: [{ lba: 0, blocks: 512 }] });
+    assert.deepEqual(d1.json, { sha256: sha(before), bytes: 512 * BS });
+    const d0 = await call(n, 'POST', '/v1/luns/0/digest', { extents: [{ lba: 20, blocks: 3 }] });
+    assert.equal(d0.json.sha256, sha(Buffer.alloc(3 * BS, 0x22)));
+    const past = await call(n, 'POST', '/v1/luns/0/digest', { extents: [{ lba: 510, blocks: 3 }] });
+    assert.deepEqual([past.status, past.json.code], [400, 'ERR_RANGE']);
     const ch = await call(n, 'GET', `/v1/luns/0/changed?since=${s.json.id}`);
     assert.equal(ch.status, 200);
     assert.deepEqual(ch.json, { granularity: 8 * BS, blockSize: BS, since: s.json.id, until: null, tracking: 'exact', extents: [[16, 8], [96, 24]] });
@@ -152,14 +177,15 @@ test('snapshot, digest, changed extents and delete through the API; the node res
       ],
     );
     const lunOfS = list[0].lun;
-    assert.equal((await call(n, 'GET', `/v1/luns/${lunOfS}/digest`)).json.digest, sha(before));
+    const whole = { extents: [{ lba: 0, blocks: 512 }] };
+    assert.equal((await call(n, 'POST', `/v1/luns/${lunOfS}/digest`, whole)).json.sha256, sha(before));
     assert.deepEqual((await call(n, 'GET', `/v1/luns/0/changed?since=${s.json.id}`)).json.extents, [[16, 8], [96, 24]]);
     assert.equal((await call(n, 'GET', `/v1/snapshots?lun=0`)).json.length, 2);
     assert.equal((await call(n, 'GET', `/v1/snapshots/${s2.id}`)).json.id, s2.id);
 
     assert.equal((await call(n, 'DELETE', `/v1/snapshots/${s.json.id}`)).status, 204);
     assert.equal((await call(n, 'DELETE', `/v1/snapshots/${s.json.id}`)).status, 404);
-    assert.equal((await call(n, 'GET', `/v1/luns/${lunOfS}/digest`)).status, 404);
+    assert.equal((await call(n, 'POST', `/v1/luns/${lunOfS}/digest`, whole)).status, 404);
     assert.equal((await call(n, 'GET', `/v1/snapshots`)).json.length, 1);
     assert.equal((await call(n, 'DELETE', `/v1/snapshots/${s2.id}`)).status, 204);
     assert.equal((await call(n, 'DELETE', '/v1/luns/0')).status, 204);
@@ -224,5 +250,43 @@ test('bad snapshot requests: unknown LUN, snapshot of a snapshot, absurd periods
     assert.match(t.json.message, /LUN 0: no 200 ms pause in writes came within the 800 ms timeout; waited \d+ ms, the last write came \d+ ms before giving up/);
     assert.equal((await call(n, 'GET', '/v1/snapshots')).json.length, 1);
     assert.deepEqual((await call(n, 'GET', '/v1/luns')).json, lunsBefore);
+  });
+});
+
+test('digest and activity requests are validated: shape, extent count, body size', async () => {
+  await withNode(async (n) => {
+    await call(n, 'POST', '/v1/luns', { size: '64K' });
+    const bad = [
+      undefined,
+      {},
+      { extents: 'all' },
+      { extents: [[0, 1]] },
+      { extents: [{ lba: -1, blocks: 1 }] },
+      { extents: [{ lba: 0, blocks: 0 }] },
+      { extents: [{ lba: 0.5, blocks: 1 }] },
+      { extents: [{ lba: 0, blocks: 1, extra: true }] },
+      { extents: [], more: 1 },
+      { extents: Array.from({ length: MAX_DIGEST_EXTENTS + 1 }, () => ({ lba: 0, blocks: 1 })) },
+    ];
+    for (const body of bad) {
+      const r = await call(n, 'POST', '/v1/luns/0/digest', body);
+      assert.equal(r.status, 400, JSON.stringify(body)?.slice(0, 80));
+      assert.equal(r.json.code, 'ERR_BAD_REQUEST');
+    }
+    // The most extents allowed, with 16-digit numbers, fit the body limit (then fail the range check);
+    // far more bytes than that do not.
+    const big = 2 ** 52;
+    const most = { extents: Array.from({ length: MAX_DIGEST_EXTENTS }, () => ({ lba: big, blocks: big })) };
+    const past = await call(n, 'POST', '/v1/luns/0/digest', most);
+    assert.deepEqual([past.status, past.json.code], [400, 'ERR_RANGE']);
+    const many = { extents: Array.from({ length: 1000 }, (_, i) => ({ lba: i % 128, blocks: 1 })) };
+    assert.equal((await call(n, 'POST', '/v1/luns/0/digest', many)).json.bytes, 1000 * BS);
+    const huge = await call(n, 'POST', '/v1/luns/0/digest', { extents: [], pad: 'x'.repeat(16 << 20) });
+    assert.equal(huge.status, 413);
+    const empty = await call(n, 'POST', '/v1/luns/0/digest', { extents: [] });
+    assert.deepEqual(empty.json, { sha256: sha(Buffer.alloc(0)), bytes: 0 });
+    assert.deepEqual((await call(n, 'GET', '/v1/luns/0/activity')).json, { lastWriteMsAgo: null });
+    assert.equal((await call(n, 'GET', '/v1/luns/x/activity')).status, 400);
+    assert.equal((await call(n, 'GET', '/v1/luns/5/activity')).json.code, 'ERR_LUN_NOT_FOUND');
   });
 });

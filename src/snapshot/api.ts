@@ -4,8 +4,9 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { FerryError, UsageError } from '../util/errors.ts';
 import { parseSize } from '../util/units.ts';
+import type { Extent } from './cbt.ts';
+import { MAX_DIGEST_EXTENTS, SnapshotNotFoundError, type NodeControl } from './node-control.ts';
 import { OPENAPI } from './openapi.ts';
-import type { SnapshotService } from './service.ts';
 
 /** Error code → HTTP status. Anything else is a 500 ERR_INTERNAL. */
 const STATUS: Record<string, number> = {
@@ -28,13 +29,21 @@ const STATUS: Record<string, number> = {
 
 const lunParams = z.object({ lun: z.coerce.number().int().min(0).max(0xffff) });
 const idParams = z.object({ id: z.string().min(1).max(64) });
-const createLunBody = z.object({ size: z.union([z.number().int().positive(), z.string().min(1)]) }).strict();
+const createLunBody = z
+  .object({
+    size: z.union([z.number().int().positive(), z.string().min(1)]),
+    blockSize: z.number().int().positive().optional(),
+  })
+  .strict();
 const snapshotBody = z
   .object({ quietPeriodMs: z.number().optional(), timeoutMs: z.number().optional() })
   .strict()
   .nullish();
 const changedQuery = z.object({ since: z.string().min(1), until: z.string().min(1).optional() });
-const digestQuery = z.object({ lba: z.coerce.number().int().min(0).default(0), blocks: z.coerce.number().int().min(0).optional() });
+const extent = z.object({ lba: z.number().int().min(0), blocks: z.number().int().min(1) }).strict();
+const digestBody = z.object({ extents: z.array(extent).max(MAX_DIGEST_EXTENTS) }).strict();
+/** Room for MAX_DIGEST_EXTENTS extents of 16-digit numbers. */
+const DIGEST_BODY_LIMIT = 64 * 1024 + MAX_DIGEST_EXTENTS * 64;
 const listQuery = z.object({ lun: z.coerce.number().int().min(0).optional() });
 
 function parse<T>(schema: z.ZodType<T>, v: unknown, what: string): T {
@@ -75,8 +84,11 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   return reply.code(500).send({ code: 'ERR_INTERNAL', message: e.message ?? String(err) });
 }
 
-/** The storage node's management API as a Fastify app (not listening). */
-export function buildSnapshotApi(service: SnapshotService, token: string): FastifyInstance {
+/** What the API serves: a node's controls (in practice the SnapshotService) and how errors name the node. */
+export type ApiNode = NodeControl & { readonly name: string };
+
+/** The storage node's management API as a Fastify app (not listening): NodeControl over HTTP. */
+export function buildSnapshotApi(node: ApiNode, token: string): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}` }));
@@ -90,36 +102,44 @@ export function buildSnapshotApi(service: SnapshotService, token: string): Fasti
 
   app.get('/openapi.json', async () => OPENAPI);
 
-  app.get('/v1/luns', async () => service.registry.list());
+  app.get('/v1/luns', async () => node.listLuns());
   app.post('/v1/luns', async (req, reply) => {
     const b = parse(createLunBody, req.body, 'body');
     const sizeBytes = typeof b.size === 'number' ? b.size : parseSize(b.size, 'size');
-    return reply.code(201).send(await service.registry.create({ sizeBytes }));
+    return reply.code(201).send(await node.createLun({ sizeBytes, blockSize: b.blockSize }));
   });
   app.delete('/v1/luns/:lun', async (req, reply) => {
-    await service.deleteLun(parse(lunParams, req.params, 'path').lun);
+    await node.deleteLun(parse(lunParams, req.params, 'path').lun);
     return reply.code(204).send();
   });
   app.post('/v1/luns/:lun/snapshots', async (req, reply) => {
     const { lun } = parse(lunParams, req.params, 'path');
     const b = parse(snapshotBody, req.body, 'body') ?? {};
-    return reply.code(201).send(await service.create(lun, b));
+    return reply.code(201).send(await node.createSnapshot(lun, b));
   });
   app.get('/v1/luns/:lun/changed', async (req) => {
     const { lun } = parse(lunParams, req.params, 'path');
     const q = parse(changedQuery, req.query, 'query');
-    return service.changed(lun, q.since, q.until);
+    const c = await node.changedSince(lun, q.since, { until: q.until });
+    // On the wire, extents are [lba, blockCount] pairs (as `ferry snapshot changed --json` prints them).
+    const extents: Extent[] = c.extents.map((e) => [e.lba, e.blocks]);
+    return { ...c, since: q.since, until: q.until ?? null, extents };
   });
-  app.get('/v1/luns/:lun/digest', async (req) => {
+  app.post('/v1/luns/:lun/digest', { bodyLimit: DIGEST_BODY_LIMIT }, async (req) => {
     const { lun } = parse(lunParams, req.params, 'path');
-    const q = parse(digestQuery, req.query, 'query');
-    return service.digest(lun, q.lba, q.blocks);
+    return node.digest(lun, parse(digestBody, req.body, 'body').extents);
   });
+  app.get('/v1/luns/:lun/activity', async (req) => node.activity(parse(lunParams, req.params, 'path').lun));
 
-  app.get('/v1/snapshots', async (req) => service.list(parse(listQuery, req.query, 'query').lun));
-  app.get('/v1/snapshots/:id', async (req) => service.get(parse(idParams, req.params, 'path').id));
+  app.get('/v1/snapshots', async (req) => node.listSnapshots(parse(listQuery, req.query, 'query').lun));
+  app.get('/v1/snapshots/:id', async (req) => {
+    const { id } = parse(idParams, req.params, 'path');
+    const s = await node.getSnapshot(id);
+    if (!s) throw new SnapshotNotFoundError(id, `on ${node.name}`);
+    return s;
+  });
   app.delete('/v1/snapshots/:id', async (req, reply) => {
-    await service.delete(parse(idParams, req.params, 'path').id);
+    await node.deleteSnapshot(parse(idParams, req.params, 'path').id);
     return reply.code(204).send();
   });
   return app;
@@ -132,8 +152,11 @@ export interface SnapshotApiServer {
 }
 
 /** Serve the API on its own port (`ferry target --api HOST:PORT --api-token-file FILE`). */
-export async function startSnapshotApi(service: SnapshotService, opts: { host: string; port: number; token: string }): Promise<SnapshotApiServer> {
-  const app = buildSnapshotApi(service, opts.token);
+export async function startSnapshotApi(
+  node: ApiNode,
+  opts: { host: string; port: number; token: string },
+): Promise<SnapshotApiServer> {
+  const app = buildSnapshotApi(node, opts.token);
   await app.listen({ host: opts.host, port: opts.port });
   const a = app.server.address();
   const port = typeof a === 'object' && a ? a.port : opts.port;

@@ -3,7 +3,15 @@ import { request as httpsRequest } from 'node:https';
 import { FerryError, UsageError } from '../util/errors.ts';
 import type { ChangedBlocks } from './cbt.ts';
 import type { LunInfo } from './lun-registry.ts';
-import type { Digest, SnapshotRecord } from './service.ts';
+import {
+  changedExtents,
+  type BlockExtent,
+  type ChangedExtents,
+  type NodeControl,
+  type NodeDigest,
+  type SnapshotRecord,
+  type SnapshotRequest,
+} from './node-control.ts';
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:8460';
 
@@ -30,10 +38,11 @@ export function parseApiUrl(text: string): URL {
 }
 
 /**
- * Client of the storage node's management API (used by `ferry snapshot` and the backup server).
+ * NodeControl over the storage node's management API (used by `ferry snapshot` and the backup
+ * server). Errors are SnapshotApiErrors carrying the node's own code and message.
  * Uses node:http with no response timeout: a snapshot request may wait out a long quiesce.
  */
-export class SnapshotApiClient {
+export class SnapshotApiClient implements NodeControl {
   readonly base: URL;
   private readonly token: string;
 
@@ -45,14 +54,22 @@ export class SnapshotApiClient {
   listLuns(): Promise<LunInfo[]> {
     return this.call('GET', '/v1/luns');
   }
-  createLun(size: number | string): Promise<LunInfo> {
-    return this.call('POST', '/v1/luns', { size });
+  createLun(opts: { sizeBytes: number; blockSize?: number }): Promise<LunInfo> {
+    return this.call('POST', '/v1/luns', { size: opts.sizeBytes, blockSize: opts.blockSize });
   }
   deleteLun(lun: number): Promise<void> {
     return this.call('DELETE', `/v1/luns/${lun}`);
   }
-  createSnapshot(lun: number, opts: { quietPeriodMs?: number; timeoutMs?: number } = {}): Promise<SnapshotRecord> {
+  createSnapshot(lun: number, opts: SnapshotRequest = {}): Promise<SnapshotRecord> {
     return this.call('POST', `/v1/luns/${lun}/snapshots`, opts);
+  }
+  async getSnapshot(id: string): Promise<SnapshotRecord | undefined> {
+    try {
+      return await this.call<SnapshotRecord>('GET', `/v1/snapshots/${encodeURIComponent(id)}`);
+    } catch (e) {
+      if (e instanceof SnapshotApiError && e.code === 'ERR_SNAPSHOT_NOT_FOUND') return undefined;
+      throw e;
+    }
   }
   listSnapshots(lun?: number): Promise<SnapshotRecord[]> {
     return this.call('GET', `/v1/snapshots${lun === undefined ? '' : `?lun=${lun}`}`);
@@ -60,15 +77,16 @@ export class SnapshotApiClient {
   deleteSnapshot(id: string): Promise<void> {
     return this.call('DELETE', `/v1/snapshots/${encodeURIComponent(id)}`);
   }
-  changed(lun: number, since: string, until?: string): Promise<ChangedBlocks> {
+  async changedSince(lun: number, since: string, opts: { until?: string } = {}): Promise<ChangedExtents> {
     const q = new URLSearchParams({ since });
-    if (until !== undefined) q.set('until', until);
-    return this.call('GET', `/v1/luns/${lun}/changed?${q}`);
+    if (opts.until !== undefined) q.set('until', opts.until);
+    return changedExtents(await this.call<ChangedBlocks>('GET', `/v1/luns/${lun}/changed?${q}`));
   }
-  digest(lun: number, lba = 0, blocks?: number): Promise<Digest> {
-    const q = new URLSearchParams({ lba: String(lba) });
-    if (blocks !== undefined) q.set('blocks', String(blocks));
-    return this.call('GET', `/v1/luns/${lun}/digest?${q}`);
+  digest(lun: number, extents: readonly BlockExtent[]): Promise<NodeDigest> {
+    return this.call('POST', `/v1/luns/${lun}/digest`, { extents });
+  }
+  activity(lun: number): Promise<{ lastWriteMsAgo: number | null }> {
+    return this.call('GET', `/v1/luns/${lun}/activity`);
   }
 
   private call<T>(method: string, path: string, body?: unknown): Promise<T> {

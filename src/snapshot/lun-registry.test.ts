@@ -32,7 +32,7 @@ test('configured images come first and keep their LUNs across a restart; API LUN
     assert.equal((await reg.create({ sizeBytes: 4096 })).lun, 2);
     const service = new SnapshotService(reg);
     await reg.device(1)!.write(0, Buffer.alloc(512, 7));
-    const s = await service.create(1, { quietPeriodMs: 0 });
+    const s = await service.createSnapshot(1, { quietPeriodMs: 0 });
     assert.equal(s.lun, 3);
     assert.deepEqual([...mapped.keys()].sort(), [0, 1, 2, 3]);
     assert.equal(mapped.get(3)?.info.kind, 'snapshot');
@@ -52,7 +52,7 @@ test('configured images come first and keep their LUNs across a restart; API LUN
       [3, 'snapshot'],
     ]);
     assert.equal((await mapped.get(3)!.device.read(0, 1))[0], 7);
-    await again.delete(s.id);
+    await again.deleteSnapshot(s.id);
     await again.deleteLun(2);
     assert.deepEqual([...mapped.keys()].sort(), [0, 1]);
     await reg.close();

@@ -2,6 +2,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { BlockDevice } from '../block/block-device.ts';
 import { FileDevice } from '../block/file-device.ts';
+import { luIdentity, type LuIdentity } from '../scsi/identity.ts';
 import { FerryError } from '../util/errors.ts';
 import { SnapshottableDevice } from './snapshottable-device.ts';
 
@@ -12,6 +13,8 @@ export interface LunInfo {
   blockCount: number;
   sizeBytes: number;
   readOnly: boolean;
+  /** NAA designator (VPD 83h), hex: what an EXTENDED COPY CSCD descriptor names. */
+  designator: string;
   /** For a snapshot LUN: the snapshot and the disk LUN it was taken of. */
   snapshotId?: string;
   sourceLun?: number;
@@ -24,8 +27,8 @@ export interface LunInfo {
  */
 export interface LunRegistry {
   list(): LunInfo[];
-  /** Create and map a disk LUN of `sizeBytes` (a multiple of the block size). */
-  create(opts: { sizeBytes: number }): Promise<LunInfo>;
+  /** Create and map a disk LUN of `sizeBytes` (a multiple of the block size); `blockSize` must be the registry's. */
+  create(opts: { sizeBytes: number; blockSize?: number }): Promise<LunInfo>;
   /** Unmap a disk LUN and delete its image and snapshot stores. */
   delete(lun: number): Promise<void>;
   /** The device behind any LUN (disk or snapshot), for digests. */
@@ -41,7 +44,13 @@ export interface LunRegistry {
 export interface LunHooks {
   /** Pick the LUN number for a new LUN (default: lowest free in this registry). */
   allocate?(): number;
-  added?(info: LunInfo, device: BlockDevice): void | Promise<void>;
+  /**
+   * The identity the owner presents for a LUN (NAA, serial). Default: derived from the registry's
+   * directory and the LUN number or snapshot id. Its NAA becomes `LunInfo.designator`.
+   */
+  identity?(info: Omit<LunInfo, 'designator'>): LuIdentity;
+  /** Map the LUN with that identity. */
+  added?(info: LunInfo, device: BlockDevice, identity: LuIdentity): void | Promise<void>;
   removed?(lun: number): void | Promise<void>;
 }
 
@@ -103,8 +112,12 @@ export class DirLunRegistry implements LunRegistry {
     return [...this.luns.values()].map((e) => ({ ...e.info })).sort((a, b) => a.lun - b.lun);
   }
 
-  async create(opts: { sizeBytes: number }): Promise<LunInfo> {
+  async create(opts: { sizeBytes: number; blockSize?: number }): Promise<LunInfo> {
     const { sizeBytes } = opts;
+    if (opts.blockSize !== undefined && opts.blockSize !== this.blockSize) {
+      const why = `block size ${opts.blockSize}: this node's LUNs have ${this.blockSize}-byte blocks`;
+      throw new FerryError('ERR_BAD_REQUEST', why);
+    }
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % this.blockSize !== 0) {
       throw new FerryError('ERR_BAD_REQUEST', `LUN size ${sizeBytes} must be a positive multiple of the ${this.blockSize}-byte block`);
     }
@@ -145,7 +158,7 @@ export class DirLunRegistry implements LunRegistry {
 
   async mapSnapshot(sourceLun: number, snapshotId: string, view: BlockDevice): Promise<number> {
     const lun = this.allocate();
-    const info: LunInfo = {
+    const { info, identity } = this.identify({
       lun,
       kind: 'snapshot',
       blockSize: view.blockSize,
@@ -154,10 +167,10 @@ export class DirLunRegistry implements LunRegistry {
       readOnly: true,
       snapshotId,
       sourceLun,
-    };
+    });
     this.luns.set(lun, { info, device: view });
     try {
-      await this.hooks.added?.(info, view);
+      await this.hooks.added?.(info, view, identity);
     } catch (e) {
       this.luns.delete(lun);
       throw e;
@@ -178,6 +191,12 @@ export class DirLunRegistry implements LunRegistry {
       if (e.info.kind === 'disk') await e.device.close();
     }
     this.luns.clear();
+  }
+
+  private identify(base: Omit<LunInfo, 'designator'>): { info: LunInfo; identity: LuIdentity } {
+    const seed = `${resolve(this.dir)}|${base.kind === 'snapshot' ? `snapshot|${base.snapshotId}` : `lun|${base.lun}`}`;
+    const identity = this.hooks.identity?.(base) ?? luIdentity(seed);
+    return { info: { ...base, designator: Buffer.from(identity.naa).toString('hex') }, identity };
   }
 
   private allocate(): number {
@@ -203,18 +222,18 @@ export class DirLunRegistry implements LunRegistry {
       await file.close();
       throw e;
     }
-    const info: LunInfo = {
+    const { info, identity } = this.identify({
       lun,
       kind: 'disk',
       blockSize: snap.blockSize,
       blockCount: snap.blockCount,
       sizeBytes: snap.blockSize * snap.blockCount,
       readOnly: false,
-    };
+    });
     const e: Entry = { info, device: snap, snap, configured };
     this.luns.set(lun, e);
     try {
-      await this.hooks.added?.(info, snap);
+      await this.hooks.added?.(info, snap, identity);
     } catch (err) {
       this.luns.delete(lun);
       await snap.close();

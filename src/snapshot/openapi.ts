@@ -1,3 +1,4 @@
+import { MAX_DIGEST_EXTENTS } from './node-control.ts';
 import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS, MAX_QUIESCE_TIMEOUT_MS } from './quiesce.ts';
 
 // OpenAPI 3.1 description of the storage node's management API (served at /openapi.json).
@@ -29,9 +30,10 @@ export const OPENAPI = {
       },
       Lun: {
         type: 'object',
-        required: ['lun', 'kind', 'blockSize', 'blockCount', 'sizeBytes', 'readOnly'],
+        required: ['lun', 'kind', 'blockSize', 'blockCount', 'sizeBytes', 'readOnly', 'designator'],
         properties: {
           lun: { type: 'integer' },
+          designator: { type: 'string', description: 'NAA designator (VPD 83h), hex' },
           kind: { enum: ['disk', 'snapshot'] },
           blockSize: { type: 'integer' },
           blockCount: { type: 'integer' },
@@ -43,10 +45,11 @@ export const OPENAPI = {
       },
       Snapshot: {
         type: 'object',
-        required: ['id', 'lun', 'sourceLun', 'takenAt', 'mode', 'waitedMs'],
+        required: ['id', 'lun', 'designator', 'sourceLun', 'takenAt', 'mode', 'waitedMs'],
         properties: {
           id: { type: 'string' },
-          lun: { type: 'integer', description: "the snapshot's own read-only LUN" },
+          lun: { type: 'integer', description: "the snapshot's own read-only LUN (-1: unmapped, damaged)" },
+          designator: { type: ['string', 'null'], description: "that LUN's NAA designator, hex" },
           sourceLun: { type: 'integer' },
           takenAt: { type: 'string', format: 'date-time' },
           mode: { enum: ['quiesced', 'crash-consistent', 'unknown'] },
@@ -70,15 +73,29 @@ export const OPENAPI = {
           extents: { type: 'array', items: { type: 'array', prefixItems: [{ type: 'integer' }, { type: 'integer' }], description: '[lba, blockCount]' } },
         },
       },
+      Extent: {
+        type: 'object',
+        required: ['lba', 'blocks'],
+        properties: { lba: { type: 'integer', minimum: 0 }, blocks: { type: 'integer', minimum: 1 } },
+        additionalProperties: false,
+      },
       Digest: {
         type: 'object',
+        required: ['sha256', 'bytes'],
         properties: {
-          lun: { type: 'integer' },
-          algorithm: { const: 'sha256' },
-          lba: { type: 'integer' },
-          blockCount: { type: 'integer' },
-          blockSize: { type: 'integer' },
-          digest: { type: 'string', description: 'hex' },
+          sha256: { type: 'string', description: "hex SHA-256 of the extents' bytes concatenated in order" },
+          bytes: { type: 'integer' },
+        },
+      },
+      Activity: {
+        type: 'object',
+        required: ['lastWriteMsAgo'],
+        properties: {
+          lastWriteMsAgo: {
+            type: ['integer', 'null'],
+            description:
+              'ms since the latest write reached the LUN; 0 while one is in flight; null: none since the node started',
+          },
         },
       },
     },
@@ -91,7 +108,14 @@ export const OPENAPI = {
         requestBody: {
           content: {
             'application/json': {
-              schema: { type: 'object', required: ['size'], properties: { size: { oneOf: [{ type: 'integer' }, { type: 'string', examples: ['64M'] }] } } },
+              schema: {
+                type: 'object',
+                required: ['size'],
+                properties: {
+                  size: { oneOf: [{ type: 'integer' }, { type: 'string', examples: ['64M'] }] },
+                  blockSize: { type: 'integer', description: "must be the node's block size" },
+                },
+              },
             },
           },
         },
@@ -128,21 +152,48 @@ export const OPENAPI = {
       },
     },
     '/v1/luns/{lun}/digest': {
+      post: {
+        summary: "SHA-256 of extents of any LUN (snapshots included), computed on the node",
+        description:
+          "The extents' bytes are hashed in the order given, read in pieces of at most 4 MiB. " +
+          `At most ${MAX_DIGEST_EXTENTS} extents. An extent past the LUN's end: 400 ERR_RANGE.`,
+        parameters: [lunParam],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['extents'],
+                properties: {
+                  extents: {
+                    type: 'array',
+                    maxItems: MAX_DIGEST_EXTENTS,
+                    items: { $ref: '#/components/schemas/Extent' },
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: { '200': json({ $ref: '#/components/schemas/Digest' }), ...errors(400, 401, 404, 413) },
+      },
+    },
+    '/v1/luns/{lun}/activity': {
       get: {
-        summary: 'SHA-256 of blocks [lba, lba+blocks) of any LUN, computed on the node',
-        parameters: [
-          lunParam,
-          { name: 'lba', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } },
-          { name: 'blocks', in: 'query', schema: { type: 'integer', minimum: 0, description: 'default: to the end' } },
-        ],
-        responses: { '200': json({ $ref: '#/components/schemas/Digest' }), ...errors(400, 401, 404) },
+        summary: 'How long ago the latest write reached the LUN (what a job waiting for quiet writes shows)',
+        parameters: [lunParam],
+        responses: { '200': json({ $ref: '#/components/schemas/Activity' }), ...errors(400, 401, 404) },
       },
     },
     '/v1/snapshots': {
       get: {
         summary: 'List snapshots',
         parameters: [{ name: 'lun', in: 'query', schema: { type: 'integer' }, description: 'only of this disk LUN' }],
-        responses: { '200': json({ type: 'array', items: { $ref: '#/components/schemas/Snapshot' } }), ...errors(400, 401) },
+        responses: {
+          '200': json({ type: 'array', items: { $ref: '#/components/schemas/Snapshot' } }),
+          ...errors(400, 401, 404),
+        },
       },
     },
     '/v1/snapshots/{id}': {

@@ -63,6 +63,16 @@ export function checkQuiescePeriods(quietPeriodMs: number, timeoutMs: number): v
   if (quietPeriodMs > timeoutMs) bad(`quiet period ${quietPeriodMs} ms is longer than the ${timeoutMs} ms timeout: it could never come`);
 }
 
+/**
+ * How long ago the latest write reached the device: 0 while one is in flight, null when none
+ * has since it was opened. What a job waiting for quiet writes shows ("last write 1.2 s ago").
+ */
+export function lastWriteMsAgo(activity: WriteActivity, now: number = Date.now()): number | null {
+  if (activity.writesInFlight > 0) return 0;
+  if (activity.lastWriteAt === 0) return null;
+  return Math.max(0, now - activity.lastWriteAt);
+}
+
 const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**

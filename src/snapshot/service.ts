@@ -1,56 +1,48 @@
 import { createHash } from 'node:crypto';
 import { FerryError } from '../util/errors.ts';
-import { checkRange } from '../block/block-device.ts';
-import { changedBlocks, type ChangedBlocks } from './cbt.ts';
-import type { LunRegistry } from './lun-registry.ts';
-import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS, checkQuiescePeriods, takeWhenQuiet, type SnapshotMode } from './quiesce.ts';
+import { checkRange, type BlockDevice } from '../block/block-device.ts';
+import { changedBlocks } from './cbt.ts';
+import type { LunInfo, LunRegistry } from './lun-registry.ts';
+import {
+  changedExtents,
+  LunNotFoundError,
+  MAX_DIGEST_EXTENTS,
+  SnapshotNotFoundError,
+  type BlockExtent,
+  type ChangedExtents,
+  type NodeControl,
+  type NodeDigest,
+  type SnapshotRecord,
+  type SnapshotRequest,
+} from './node-control.ts';
+import {
+  DEFAULT_QUIESCE_TIMEOUT_MS,
+  DEFAULT_QUIET_PERIOD_MS,
+  checkQuiescePeriods,
+  lastWriteMsAgo,
+  takeWhenQuiet,
+} from './quiesce.ts';
 import type { SnapshotInfo, SnapshottableDevice } from './snapshottable-device.ts';
 
-/** A snapshot as the management API shows it. */
-export interface SnapshotRecord {
-  id: string;
-  /** The snapshot's own read-only LUN on the same target. */
-  lun: number;
-  sourceLun: number;
-  /** The frozen instant, ISO 8601. */
-  takenAt: string;
-  mode: SnapshotMode | 'unknown';
-  waitedMs: number | null;
-  quietPeriodMs: number | null;
-  timeoutMs: number | null;
-  /** Chunks it holds in its own store. */
-  preservedChunks: number;
-  damaged?: string;
-}
-
-export interface CreateSnapshotOptions {
-  quietPeriodMs?: number;
-  timeoutMs?: number;
-}
-
-export interface Digest {
-  lun: number;
-  algorithm: 'sha256';
-  lba: number;
-  blockCount: number;
-  blockSize: number;
-  digest: string;
-}
-
-const DIGEST_READ_BYTES = 1 << 20;
+/** Largest read a digest issues: memory stays at one such buffer whatever the extents. */
+const DIGEST_READ_BYTES = 4 << 20;
 
 /**
  * Snapshot lifecycle over a LunRegistry: quiesce, create, map as a LUN, list, delete, changed
- * blocks, digests. One snapshot request per LUN at a time; a failed request leaves nothing.
+ * blocks, digests, write activity. One snapshot request per LUN at a time; a failed request
+ * leaves nothing. This is the in-process NodeControl; the management API serves it over HTTP.
  */
-export class SnapshotService {
+export class SnapshotService implements NodeControl {
   readonly registry: LunRegistry;
+  /** How errors name this node, e.g. "storage node iqn.2026-11.dev.ferry:node1". */
+  readonly name: string;
   /** snapshot id → its LUN. */
   private readonly mapped = new Map<string, number>();
   private readonly busy = new Set<number>();
 
-  constructor(registry: LunRegistry) {
+  constructor(registry: LunRegistry, opts: { name?: string } = {}) {
     this.registry = registry;
+    this.name = opts.name ?? 'this storage node';
   }
 
   /** Map every persisted snapshot of every disk LUN (after a restart). */
@@ -59,20 +51,44 @@ export class SnapshotService {
       const dev = l.kind === 'disk' ? this.registry.snapshottable(l.lun) : undefined;
       if (!dev) continue;
       for (const s of dev.snapshots()) {
-        if (!this.mapped.has(s.id) && !s.damaged) this.mapped.set(s.id, await this.registry.mapSnapshot(l.lun, s.id, dev.openSnapshot(s.id)));
+        if (this.mapped.has(s.id) || s.damaged) continue;
+        this.mapped.set(s.id, await this.registry.mapSnapshot(l.lun, s.id, dev.openSnapshot(s.id)));
       }
     }
   }
 
-  async create(sourceLun: number, opts: CreateSnapshotOptions = {}): Promise<SnapshotRecord> {
+  async listLuns(): Promise<LunInfo[]> {
+    return this.registry.list();
+  }
+
+  createLun(opts: { sizeBytes: number; blockSize?: number }): Promise<LunInfo> {
+    return this.registry.create(opts);
+  }
+
+  async deleteLun(lun: number): Promise<void> {
+    const info = this.lunInfo(lun);
+    if (info.kind === 'disk') {
+      if (this.busy.has(lun)) {
+        throw new FerryError('ERR_SNAPSHOT_IN_PROGRESS', `a snapshot of LUN ${lun} is being taken`);
+      }
+      const n = this.registry.snapshottable(lun)?.snapshots().length ?? 0;
+      if (n > 0) throw new FerryError('ERR_LUN_HAS_SNAPSHOTS', `LUN ${lun} has ${n} snapshot(s): delete them first`);
+    }
+    await this.registry.delete(lun);
+  }
+
+  async createSnapshot(sourceLun: number, opts: SnapshotRequest = {}): Promise<SnapshotRecord> {
     const quietPeriodMs = opts.quietPeriodMs ?? DEFAULT_QUIET_PERIOD_MS;
     const timeoutMs = opts.timeoutMs ?? DEFAULT_QUIESCE_TIMEOUT_MS;
     checkQuiescePeriods(quietPeriodMs, timeoutMs);
     const dev = this.disk(sourceLun);
-    if (this.busy.has(sourceLun)) throw new FerryError('ERR_SNAPSHOT_IN_PROGRESS', `a snapshot of LUN ${sourceLun} is already being taken`);
+    if (this.busy.has(sourceLun)) {
+      throw new FerryError('ERR_SNAPSHOT_IN_PROGRESS', `a snapshot of LUN ${sourceLun} is already being taken`);
+    }
     this.busy.add(sourceLun);
     try {
-      const r = await takeWhenQuiet(dev, (at) => dev.createSnapshot({ ...at }), { quietPeriodMs, timeoutMs, label: `LUN ${sourceLun}` });
+      const take = (at: object) => dev.createSnapshot({ ...at });
+      const r = await takeWhenQuiet(dev, take, { quietPeriodMs, timeoutMs, label: `LUN ${sourceLun}` });
       const snap = r.value;
       try {
         this.mapped.set(snap.id, await this.registry.mapSnapshot(sourceLun, snap.id, dev.openSnapshot(snap.id)));
@@ -80,30 +96,24 @@ export class SnapshotService {
         await dev.deleteSnapshot(snap.id); // nothing half-made
         throw e;
       }
-      return this.record(sourceLun, snap);
+      return this.record(sourceLun, snap, this.designators());
     } finally {
       this.busy.delete(sourceLun);
     }
   }
 
-  list(sourceLun?: number): SnapshotRecord[] {
-    const out: SnapshotRecord[] = [];
-    for (const l of this.registry.list()) {
-      if (l.kind !== 'disk' || (sourceLun !== undefined && l.lun !== sourceLun)) continue;
-      const dev = this.registry.snapshottable(l.lun);
-      for (const s of dev?.snapshots() ?? []) out.push(this.record(l.lun, s));
-    }
-    return out;
+  async getSnapshot(id: string): Promise<SnapshotRecord | undefined> {
+    return this.find(id);
   }
 
-  get(id: string): SnapshotRecord {
-    const r = this.list().find((s) => s.id === id);
-    if (!r) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
-    return r;
+  async listSnapshots(sourceLun?: number): Promise<SnapshotRecord[]> {
+    if (sourceLun !== undefined) this.lunInfo(sourceLun); // an unknown LUN is an error, not "none"
+    return this.snapshots(sourceLun);
   }
 
-  async delete(id: string): Promise<void> {
-    const r = this.get(id);
+  async deleteSnapshot(id: string): Promise<void> {
+    const r = this.find(id);
+    if (!r) throw new SnapshotNotFoundError(id, `on ${this.name}`);
     const lun = this.mapped.get(id);
     if (lun !== undefined) {
       await this.registry.unmapSnapshot(lun);
@@ -112,61 +122,93 @@ export class SnapshotService {
     await this.disk(r.sourceLun).deleteSnapshot(id);
   }
 
-  async deleteLun(lun: number): Promise<void> {
-    const info = this.registry.list().find((l) => l.lun === lun);
-    if (!info) throw new FerryError('ERR_LUN_NOT_FOUND', `no LUN ${lun}`);
-    if (info.kind === 'disk') {
-      if (this.busy.has(lun)) throw new FerryError('ERR_SNAPSHOT_IN_PROGRESS', `a snapshot of LUN ${lun} is being taken`);
-      const n = this.registry.snapshottable(lun)?.snapshots().length ?? 0;
-      if (n > 0) throw new FerryError('ERR_LUN_HAS_SNAPSHOTS', `LUN ${lun} has ${n} snapshot(s): delete them first`);
-    }
-    await this.registry.delete(lun);
-  }
-
-  changed(lun: number, since: string, until?: string): ChangedBlocks {
+  async changedSince(lun: number, since: string, opts: { until?: string } = {}): Promise<ChangedExtents> {
     const dev = this.disk(lun);
-    if (!dev.snapshot(since)) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${since} of LUN ${lun}`);
-    if (until !== undefined && !dev.snapshot(until)) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${until} of LUN ${lun}`);
-    return changedBlocks(dev, since, until);
+    for (const id of [since, opts.until]) {
+      if (id !== undefined && !dev.snapshot(id)) throw new SnapshotNotFoundError(id, `of LUN ${lun} on ${this.name}`);
+    }
+    return changedExtents(changedBlocks(dev, since, opts.until));
   }
 
-  /** SHA-256 of blocks [lba, lba+blockCount) of any LUN, read on the node. */
-  async digest(lun: number, lba: number, blockCount?: number): Promise<Digest> {
-    const dev = this.registry.device(lun);
-    if (!dev) throw new FerryError('ERR_LUN_NOT_FOUND', `no LUN ${lun}`);
-    const n = blockCount ?? dev.blockCount - lba;
-    try {
-      checkRange(dev, lba, n);
-    } catch (e) {
-      throw new FerryError('ERR_RANGE', (e as Error).message);
-    }
-    const h = createHash('sha256');
+  /** SHA-256 of the extents of any LUN (disk or snapshot), read on the node in reads of at most 4 MiB. */
+  async digest(lun: number, extents: readonly BlockExtent[]): Promise<NodeDigest> {
+    const dev = this.device(lun);
+    checkExtents(dev, extents);
     const per = Math.max(1, Math.floor(DIGEST_READ_BYTES / dev.blockSize));
-    const buf = Buffer.allocUnsafe(Math.min(per, Math.max(n, 1)) * dev.blockSize);
-    for (let done = 0; done < n; ) {
-      const k = Math.min(per, n - done);
-      const part = buf.subarray(0, k * dev.blockSize);
-      await dev.readInto(lba + done, part);
-      h.update(part);
-      done += k;
+    const largest = extents.reduce((m, e) => Math.max(m, e.blocks), 0);
+    const buf = Buffer.allocUnsafe(Math.min(per, largest) * dev.blockSize);
+    const h = createHash('sha256');
+    let bytes = 0;
+    for (const { lba, blocks } of extents) {
+      for (let done = 0; done < blocks; ) {
+        const k = Math.min(per, blocks - done);
+        const part = buf.subarray(0, k * dev.blockSize);
+        await dev.readInto(lba + done, part);
+        h.update(part);
+        done += k;
+        bytes += part.length;
+      }
     }
-    return { lun, algorithm: 'sha256', lba, blockCount: n, blockSize: dev.blockSize, digest: h.digest('hex') };
+    return { sha256: h.digest('hex'), bytes };
   }
 
-  private disk(lun: number): SnapshottableDevice {
+  async activity(lun: number): Promise<{ lastWriteMsAgo: number | null }> {
+    const info = this.lunInfo(lun);
+    const dev = info.kind === 'disk' ? this.registry.snapshottable(lun) : undefined;
+    // A snapshot LUN is read-only: nothing ever writes to it.
+    return { lastWriteMsAgo: dev ? lastWriteMsAgo(dev) : null };
+  }
+
+  private lunInfo(lun: number): LunInfo {
     const info = this.registry.list().find((l) => l.lun === lun);
-    if (!info) throw new FerryError('ERR_LUN_NOT_FOUND', `no LUN ${lun}`);
-    const dev = this.registry.snapshottable(lun);
-    if (info.kind !== 'disk' || !dev) throw new FerryError('ERR_NOT_A_DISK', `LUN ${lun} is a snapshot (${info.snapshotId}): snapshots are taken of disk LUNs`);
+    if (!info) throw new LunNotFoundError(lun, this.name);
+    return info;
+  }
+
+  private device(lun: number): BlockDevice {
+    const dev = this.registry.device(lun);
+    if (!dev) throw new LunNotFoundError(lun, this.name);
     return dev;
   }
 
-  private record(sourceLun: number, s: SnapshotInfo): SnapshotRecord {
+  private disk(lun: number): SnapshottableDevice {
+    const info = this.lunInfo(lun);
+    const dev = this.registry.snapshottable(lun);
+    if (info.kind !== 'disk' || !dev) {
+      const what = `LUN ${lun} is a snapshot (${info.snapshotId})`;
+      throw new FerryError('ERR_NOT_A_DISK', `${what}: snapshots are taken of, and track changes on, disk LUNs`);
+    }
+    return dev;
+  }
+
+  private find(id: string): SnapshotRecord | undefined {
+    return this.snapshots().find((s) => s.id === id);
+  }
+
+  private snapshots(sourceLun?: number): SnapshotRecord[] {
+    const luns = this.registry.list();
+    const designators = this.designators(luns);
+    const out: SnapshotRecord[] = [];
+    for (const l of luns) {
+      if (l.kind !== 'disk' || (sourceLun !== undefined && l.lun !== sourceLun)) continue;
+      const dev = this.registry.snapshottable(l.lun);
+      for (const s of dev?.snapshots() ?? []) out.push(this.record(l.lun, s, designators));
+    }
+    return out;
+  }
+
+  private designators(luns: LunInfo[] = this.registry.list()): Map<number, string> {
+    return new Map(luns.map((l) => [l.lun, l.designator]));
+  }
+
+  private record(sourceLun: number, s: SnapshotInfo, designators: Map<number, string>): SnapshotRecord {
     const m = s.meta ?? {};
     const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+    const lun = this.mapped.get(s.id) ?? -1;
     const r: SnapshotRecord = {
       id: s.id,
-      lun: this.mapped.get(s.id) ?? -1,
+      lun,
+      designator: designators.get(lun) ?? null,
       sourceLun,
       takenAt: s.createdAt,
       mode: m.mode === 'quiesced' || m.mode === 'crash-consistent' ? m.mode : 'unknown',
@@ -178,4 +220,23 @@ export class SnapshotService {
     if (s.damaged) r.damaged = s.damaged;
     return r;
   }
+}
+
+/** Whole numbers, at most MAX_DIGEST_EXTENTS of them (ERR_BAD_REQUEST), inside the LUN (ERR_RANGE). */
+function checkExtents(dev: BlockDevice, extents: readonly BlockExtent[]): void {
+  if (!Array.isArray(extents)) throw new FerryError('ERR_BAD_REQUEST', 'extents must be a list of {lba, blocks}');
+  if (extents.length > MAX_DIGEST_EXTENTS) {
+    throw new FerryError('ERR_BAD_REQUEST', `${extents.length} extents: at most ${MAX_DIGEST_EXTENTS} per digest`);
+  }
+  extents.forEach((e, i) => {
+    if (!Number.isSafeInteger(e?.lba) || e.lba < 0 || !Number.isSafeInteger(e.blocks) || e.blocks < 1) {
+      const why = `extent ${i} ${JSON.stringify(e)}: lba ≥ 0 and blocks ≥ 1, whole numbers`;
+      throw new FerryError('ERR_BAD_REQUEST', why);
+    }
+    try {
+      checkRange(dev, e.lba, e.blocks);
+    } catch (err) {
+      throw new FerryError('ERR_RANGE', `extent ${i}: ${(err as Error).message}`);
+    }
+  });
 }

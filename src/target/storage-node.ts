@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { FileDevice } from '../block/file-device.ts';
 import { DiskLu } from '../scsi/disk-lu.ts';
-import { luIdentity } from '../scsi/identity.ts';
+import { luIdentity, type LuIdentity } from '../scsi/identity.ts';
 import type { LogicalUnit } from '../scsi/task.ts';
 import { Target } from './target.ts';
 import { TargetServer } from './server.ts';
@@ -18,8 +18,12 @@ import type { RemoteCopyTargets } from '../xcopy/copy-target.ts';
 import { PortalCopyTargets } from '../initiator/copy-targets.ts';
 
 /** Every disk LU (snapshots included) is also a copy manager: EXTENDED COPY, VPD 8Fh, 3PC (DESIGN.md). */
-function diskLu(device: ConstructorParameters<typeof DiskLu>[0], seed: string, remote?: RemoteCopyTargets): DiskLu {
-  const lu = new DiskLu(device, { identity: luIdentity(seed) });
+function diskLu(
+  device: ConstructorParameters<typeof DiskLu>[0],
+  identity: LuIdentity,
+  remote?: RemoteCopyTargets,
+): DiskLu {
+  const lu = new DiskLu(device, { identity });
   attachCopyManager(lu, { remote });
   return lu;
 }
@@ -52,7 +56,7 @@ export async function openDiskLu(iqn: string, path: string, blockSize: number, s
     await dev.close();
     throw new UsageError(`${path} is empty: give a size, e.g. ${path}:64M`);
   }
-  return diskLu(dev, `${iqn}|${abs}`);
+  return diskLu(dev, luIdentity(`${iqn}|${abs}`));
 }
 
 /**
@@ -78,10 +82,11 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
     images: cfg.disks.map((d) => ({ path: d.path, sizeBytes: d.sizeBytes })),
     hooks: {
       allocate: () => target.nextFreeLun(),
-      added: (info, device) => {
-        // Each snapshot LUN gets its own NAA and serial (SPC-4 7.8.6).
-        const seed = info.kind === 'snapshot' ? `${cfg.iqn}|snapshot|${info.snapshotId}` : `${cfg.iqn}|lun|${info.lun}`;
-        target.addLun(info.lun, diskLu(device, seed, remote));
+      // Each snapshot LUN gets its own NAA and serial (SPC-4 7.8.6); the API reports the same NAA.
+      identity: (info) =>
+        luIdentity(info.kind === 'snapshot' ? `${cfg.iqn}|snapshot|${info.snapshotId}` : `${cfg.iqn}|lun|${info.lun}`),
+      added: (info, device, identity) => {
+        target.addLun(info.lun, diskLu(device, identity, remote));
         log.info({ lun: info.lun, kind: info.kind, blocks: info.blockCount, snapshot: info.snapshotId }, 'LUN mapped');
       },
       removed: async (lun) => {
@@ -93,7 +98,7 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
     await tapes.close();
     throw e instanceof UsageError ? e : new UsageError(e.message);
   });
-  const snapshots = new SnapshotService(registry);
+  const snapshots = new SnapshotService(registry, { name: `storage node ${cfg.iqn}` });
   let api: SnapshotApiServer | undefined;
   const server = new TargetServer({ targets: [target], log });
   try {

@@ -93,18 +93,22 @@ test('a snapshot under several iSCSI writers is one instant of the LUN; iSCSI re
       assert.ok(region.equals(regionAfter(w, k)), `workstation ${w}: region is its writes 1..${k} exactly`);
     }
     const sha = createHash('sha256').update(image).digest('hex');
-    assert.equal((await client.digest(snap.lun)).digest, sha, 'digest on the node = iSCSI read');
-    assert.notEqual((await client.digest(0)).digest, sha, 'the live LUN moved on');
+    const whole = [{ lba: 0, blocks: WRITERS * REGION }];
+    assert.equal((await client.digest(snap.lun, whole)).sha256, sha, 'digest on the node = iSCSI read');
+    assert.notEqual((await client.digest(0, whole)).sha256, sha, 'the live LUN moved on');
 
     // Its own identity, write protected, and unchanged by more writes to the LUN.
     const vpd = async (lun: number): Promise<string> => Buffer.from((await reader.command(lun, inquiry(255, 0x83), { inLength: 255 })).data).toString('hex');
     assert.notEqual(await vpd(snap.lun), await vpd(0));
+    // The designators the API reports are the NAAs the LUs present (what CSCD descriptors name).
+    for (const l of await client.listLuns()) assert.ok((await vpd(l.lun)).includes(l.designator), `LUN ${l.lun}`);
+    assert.ok(snap.designator && (await vpd(snap.lun)).includes(snap.designator));
     const wr = await reader.command(snap.lun, write10(0, 1), { dataOut: Buffer.alloc(BS), allowCheckCondition: true });
     assert.equal(wr.status, 0x02);
     assert.deepEqual([wr.sense?.key, wr.sense?.asc, wr.sense?.ascq], [0x07, 0x27, 0x00]); // DATA PROTECT, WRITE PROTECTED
     await disks[0].write(0, Buffer.alloc(REGION * BS, 0xee));
     assert.equal(createHash('sha256').update(await snapDev.read(0, snapDev.blockCount)).digest('hex'), sha);
-    assert.equal((await client.digest(snap.lun)).digest, sha);
+    assert.equal((await client.digest(snap.lun, whole)).sha256, sha);
 
     await client.deleteSnapshot(snap.id);
     assert.equal(target.luns.has(snap.lun), false);
