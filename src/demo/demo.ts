@@ -6,13 +6,13 @@ import { resolveTargetConfig } from '../target/config.ts';
 import { startStorageNode, type StorageNode } from '../target/storage-node.ts';
 import { InitiatorSession } from '../initiator/session.ts';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
-import { extendedCopy, inquiry, receiveCopyResults, testUnitReady } from '../initiator/cdb.ts';
+import { inquiry, testUnitReady } from '../initiator/cdb.ts';
+import { CopyClient } from '../initiator/copy-client.ts';
 import { buildMoveMedium, buildRead6, buildRewind } from '../scsi/tape-cdb.ts';
 import { ElementBase } from '../tape/library.ts';
 import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
 import { encodeXcopyParameterList, DescriptorType, PDT, type CscdInput, type SegmentInput } from '../xcopy/descriptors.ts';
 import type { Designator } from '../xcopy/copy-target.ts';
-import { ByteReader } from '../util/byte-reader.ts';
 import { FerryError, UsageError } from '../util/errors.ts';
 
 /**
@@ -44,8 +44,6 @@ const MAX_DATA_SEGMENTS = 254;
 export const MAX_DEMO_BYTES = MAX_DATA_SEGMENTS * SEGMENT_BLOCKS * BLOCK_SIZE;
 const WRITE_CHUNK_BYTES = 4 << 20;
 const POLL_MS = 50;
-/** SPC-4 6.18.2 COPY MANAGER STATUS. */
-const CopyManagerStatus = { IN_PROGRESS: 0x00, GOOD: 0x01, ERROR: 0x02 } as const;
 
 export type DemoPhase = 'write' | 'snapshot' | 'load' | 'backup' | 'restore' | 'verify';
 
@@ -100,21 +98,6 @@ export interface DemoResult {
   seconds: number;
 }
 
-/** SPC-4 6.18.2 COPY STATUS parameter data (the demo's only decoder of it). */
-export interface CopyStatus {
-  status: number;
-  segmentsProcessed: number;
-  transferBytes: number;
-}
-
-export function decodeCopyStatus(data: Uint8Array): CopyStatus {
-  const r = new ByteReader(data);
-  // 0–3 AVAILABLE DATA; 4 b6:0 COPY MANAGER STATUS; 5–6 SEGMENTS PROCESSED; 7 UNITS; 8–11 COUNT.
-  const units = r.u8(7);
-  if (units > 6) throw new FerryError('ERR_DEMO', `COPY STATUS: transfer count units ${units} reserved`);
-  return { status: r.u8(4) & 0x7f, segmentsProcessed: r.u16(5), transferBytes: r.u32(8) * 1024 ** units };
-}
-
 /** Reject what the demo cannot do before starting anything (exit 2 from the CLI). */
 export function checkDemoSize(sizeBytes: number): void {
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes < TAPE_RECORD_BYTES || sizeBytes % TAPE_RECORD_BYTES !== 0) {
@@ -125,7 +108,6 @@ export function checkDemoSize(sizeBytes: number): void {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const wire = (s: InitiatorSession): number => s.bytesOnWire.sent + s.bytesOnWire.received;
 const mbps = (bytes: number, seconds: number): number => (seconds > 0 ? Math.round((bytes / (1 << 20) / seconds) * 10) / 10 : 0);
 
@@ -152,10 +134,7 @@ function dataSegments(type: 0x00 | 0x01, blockCount: number, source: number, des
   return out;
 }
 
-/**
- * Send one EXTENDED COPY to `lun` and poll RECEIVE COPY RESULTS (COPY STATUS) on the same
- * session until it ends; progress from the TRANSFER COUNT.
- */
+/** Send one EXTENDED COPY to the copy manager at `lun` and wait for it, with progress. */
 async function runCopy(
   s: InitiatorSession,
   lun: number,
@@ -166,33 +145,15 @@ async function runCopy(
   opts: DemoOptions,
 ): Promise<CopyPhaseResult> {
   const before = wire(s);
-  const t0 = performance.now();
-  let done = false;
-  let seconds = 0;
-  const copy = s.command(lun, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true }).finally(() => {
-    done = true;
-    seconds = (performance.now() - t0) / 1000;
+  const out = await new CopyClient(s, lun).run(list, {
+    listId,
+    pollMs: POLL_MS,
+    signal: opts.signal,
+    what: phase,
+    onProgress: (p) => opts.onEvent?.({ kind: 'progress', phase, doneBytes: p.transferBytes, totalBytes }),
   });
-  copy.catch(() => undefined);
-  let polls = 0;
-  while (!done) {
-    await Promise.race([sleep(POLL_MS), copy.catch(() => undefined)]);
-    checkAbort(opts.signal);
-    if (done) break;
-    const r = await s.command(lun, receiveCopyResults(0x00, listId, 12), { inLength: 12, allowCheckCondition: true });
-    polls++;
-    if (r.status === 0) opts.onEvent?.({ kind: 'progress', phase, doneBytes: decodeCopyStatus(r.data).transferBytes, totalBytes });
-  }
-  const res = await copy;
-  if (res.status !== 0) {
-    const k = res.sense;
-    throw new FerryError('ERR_DEMO_COPY', `${phase} EXTENDED COPY failed: status ${res.status.toString(16)}h${k ? `, sense ${k.key.toString(16)}/${k.asc.toString(16).padStart(2, '0')}/${k.ascq.toString(16).padStart(2, '0')}` : ''}`);
-  }
-  // The held result (LIST ID USAGE 00b) is the mover's own count of what it wrote.
-  const st = decodeCopyStatus((await s.command(lun, receiveCopyResults(0x00, listId, 12), { inLength: 12 })).data);
-  if (st.status !== CopyManagerStatus.GOOD) throw new FerryError('ERR_DEMO_COPY', `${phase}: COPY STATUS ${st.status}, not completed`);
-  opts.onEvent?.({ kind: 'progress', phase, doneBytes: st.transferBytes, totalBytes });
-  return { moverBytes: st.transferBytes, segments: st.segmentsProcessed, seconds: Math.round(seconds * 1000) / 1000, mbPerSecond: mbps(st.transferBytes, seconds), controlBytes: wire(s) - before, polls };
+  const seconds = out.seconds;
+  return { moverBytes: out.transferBytes, segments: out.segmentsProcessed, seconds: Math.round(seconds * 1000) / 1000, mbPerSecond: mbps(out.transferBytes, seconds), controlBytes: wire(s) - before, polls: out.polls };
 }
 
 /** The self-describing set header the mover writes first (segment 05h), JSON padded to 512 bytes. */

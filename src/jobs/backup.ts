@@ -1,0 +1,368 @@
+import { randomUUID } from 'node:crypto';
+import { openVolume } from '../ntfs/volume.ts';
+import { usedClusters } from '../ntfs/bitmap.ts';
+import { RemoteBlockDevice } from '../initiator/remote-device.ts';
+import type { NodeControl, SnapshotRecord } from '../snapshot/node-control.ts';
+import type { LunInfo } from '../snapshot/lun-registry.ts';
+import { upsertVolume, getVolume, volumeId } from '../catalog/queries/volumes.ts';
+import { completeSet, getSet, claimSetId, type SetPiece } from '../catalog/queries/sets.ts';
+import { cartridgeResource, driveResource, getCartridge, pickWritable, reserve, upsertCartridge, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';
+import { encodeHeaderAt, encodeRecord } from '../tapeformat/codec.ts';
+import { readRecord } from '../tapeformat/read-record.ts';
+import { FORMAT_VERSION } from '../tapeformat/magic.ts';
+import type { SetHeader, SetTrailer } from '../tapeformat/records.ts';
+import { streamExtents, type StreamExtent } from '../xcopy/list-builder.ts';
+import { FerryError } from '../util/errors.ts';
+import type { PoolConfig } from '../server/config.ts';
+import type { JobContext } from './context.ts';
+import { Copier, LIST_BYTES, diskCscd } from './tape-io.ts';
+import type { MountedDrive } from './site.ts';
+import { ServiceError, type BackupLevel, type BackupMode, type StartBackup } from './types.ts';
+
+/**
+ * A backup job (DESIGN.md "A backup, step by step"): snapshot after a quiet period, plan the
+ * extents, mount a cartridge, one or more EXTENDED COPY lists (header, data, trailer, filemark)
+ * to a copy manager, then the set in the catalog in one transaction. A set that does not fit
+ * on one cartridge continues on the next one of the pool.
+ */
+
+export type BackupRequest = Required<Omit<StartBackup, 'mover' | 'pool'>> & { mover?: string; pool?: string };
+
+export function parseVolume(v: string): { node: string; lun: number } {
+  const m = /^([A-Za-z0-9][A-Za-z0-9_-]*):(\d+)$/.exec(v);
+  if (!m) throw new ServiceError('ERR_BAD_REQUEST', `volume "${v}" is not NODE:LUN, e.g. store:0`);
+  return { node: m[1], lun: Number(m[2]) };
+}
+
+export async function diskLun(control: NodeControl, node: string, lun: number): Promise<LunInfo> {
+  const info = (await control.listLuns()).find((l) => l.lun === lun);
+  if (!info || info.kind !== 'disk') throw new ServiceError('ERR_NOT_FOUND', `unknown volume ${node}:${lun}: node ${node} has no disk LUN ${lun} (see \`ferry snapshot ls\` or the node's /v1/luns)`);
+  return info;
+}
+
+interface Plan {
+  level: BackupLevel;
+  reason: string | null;
+  baseSetId: number | null;
+  baseSetUuid: string | null;
+  extents: StreamExtent[];
+  streamBytes: number;
+}
+
+/** Merge sorted-or-not block ranges into sorted, non-overlapping ones. */
+function merge(ranges: Array<{ lba: number; blocks: number }>): Array<{ lba: number; blocks: number }> {
+  const s = [...ranges].filter((r) => r.blocks > 0).sort((a, b) => a.lba - b.lba);
+  const out: Array<{ lba: number; blocks: number }> = [];
+  for (const r of s) {
+    const last = out.at(-1);
+    if (last && r.lba <= last.lba + last.blocks) last.blocks = Math.max(last.blocks, r.lba + r.blocks - last.lba);
+    else out.push({ ...r });
+  }
+  return out;
+}
+
+function intersect(a: Array<{ lba: number; blocks: number }>, b: Array<{ lba: number; blocks: number }>): Array<{ lba: number; blocks: number }> {
+  const out: Array<{ lba: number; blocks: number }> = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const lo = Math.max(a[i].lba, b[j].lba);
+    const hi = Math.min(a[i].lba + a[i].blocks, b[j].lba + b[j].blocks);
+    if (lo < hi) out.push({ lba: lo, blocks: hi - lo });
+    if (a[i].lba + a[i].blocks < b[j].lba + b[j].blocks) i++;
+    else j++;
+  }
+  return out;
+}
+
+/** `used` mode: allocated clusters from $Bitmap plus both boot sectors, read over iSCSI from the snapshot. */
+async function usedExtents(ctx: JobContext, nodeName: string, snap: SnapshotRecord, blockSize: number): Promise<Array<{ lba: number; blocks: number }>> {
+  const node = ctx.site.node(nodeName);
+  const s = await ctx.site.session(node, 'node');
+  const dev = await RemoteBlockDevice.open(s, snap.lun, { readOnly: true });
+  let vol;
+  try {
+    vol = await openVolume(dev);
+  } catch (e) {
+    throw new FerryError('ERR_NOT_NTFS', `volume ${nodeName}:${snap.sourceLun} is not NTFS (${(e as Error).message}): back it up with --mode image`);
+  }
+  const used = await usedClusters(vol);
+  const perCluster = used.clusterSize / blockSize;
+  const ranges = used.ranges.map(([c, n]) => ({ lba: c * perCluster, blocks: n * perCluster }));
+  // NTFS keeps a copy of the boot sector in the volume's last sector (ntfs.md "Boot sector").
+  // The backup boot sector is the sector right after the volume's sectors (boot-sector.ts Geometry).
+  const lastBoot = Math.min(dev.blockCount - 1, Math.floor((vol.geo.totalSectors * vol.geo.bytesPerSector) / blockSize));
+  ranges.push({ lba: 0, blocks: 1 }, { lba: lastBoot, blocks: 1 });
+  return merge(ranges).filter((r) => r.lba < dev.blockCount).map((r) => ({ lba: r.lba, blocks: Math.min(r.blocks, dev.blockCount - r.lba) }));
+}
+
+export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ set: number; bytes: number }> {
+  const { node, lun } = parseVolume(req.volume);
+  const control = await ctx.site.nodeControl(node);
+  const info = await diskLun(control, node, lun);
+  const vid = volumeId(node, lun);
+  const pool = ctx.site.pool(req.pool);
+  await upsertVolume(ctx.db, { node, lun, designator: info.designator, diskBlockBytes: info.blockSize, volumeBlocks: info.blockCount });
+  const vol = await getVolume(ctx.db, vid);
+  const base = req.level === 'incremental' && vol?.keptSetId != null && vol.keptSnapshotId ? await getSet(ctx.db, vol.keptSetId) : undefined;
+
+  // 1. Snapshot once writes pause.
+  const quiet = `waiting for ${req.quietPeriodMs / 1000} s without writes to ${vid} (timeout ${req.timeoutMs / 1000} s)`;
+  await ctx.to('waiting-quiet', quiet, { waitingFor: quiet });
+  const watch = setInterval(() => {
+    control.activity(lun).then(
+      (a) => ctx.update({ lastWriteMsAgo: a.lastWriteMsAgo }),
+      () => undefined,
+    );
+  }, 250);
+  let snap: SnapshotRecord;
+  try {
+    snap = await control.createSnapshot(lun, { quietPeriodMs: req.quietPeriodMs, timeoutMs: req.timeoutMs });
+  } finally {
+    clearInterval(watch);
+  }
+  ctx.update({ lastWriteMsAgo: null });
+  let keep = false;
+  try {
+    const setId = await claimSetId(ctx.db, ctx.id);
+    const snapInfo = await diskLunOrSnapshot(control, snap);
+    // 2. Plan.
+    await ctx.to('planning', `snapshot ${snap.id} taken after waiting ${((snap.waitedMs ?? 0) / 1000).toFixed(1)} s; planning the ${req.mode} ${req.level} backup`);
+    const plan = await makePlan(ctx, req, { node, lun, vid, snap, base, blockSize: info.blockSize, blockCount: info.blockCount });
+    if (plan.reason) await ctx.log(`running a full backup: ${plan.reason}`);
+    ctx.update({ bytesTotal: plan.streamBytes, bytesDone: 0 });
+    const digest = control.digest(snap.lun, plan.extents);
+    digest.catch(() => undefined);
+
+    // 3. A drive, then cartridges of the pool, piece by piece.
+    const startedAt = new Date().toISOString();
+    const setUuid = randomUUID();
+    const header: SetHeader = {
+      kind: 'header',
+      setId,
+      setUuid,
+      jobId: ctx.id,
+      sequence: 1,
+      volume: { name: vid, designator: info.designator },
+      snapshot: { id: snap.id, takenAt: snap.takenAt },
+      mode: req.mode,
+      level: plan.level,
+      baseSetId: plan.baseSetId,
+      baseSetUuid: plan.baseSetUuid,
+      diskBlockBytes: info.blockSize,
+      volumeBlocks: info.blockCount,
+      tapeBlockBytes: pool.tapeBlockBytes,
+      extents: plan.extents,
+      piece: { streamStart: 0, dataBlockId: 0 },
+      startedAt,
+      ...(plan.reason ? { reason: plan.reason } : {}),
+    };
+    const driveName = await acquireDrive(ctx, pool);
+    const pieces: SetPiece[] = [];
+    const carts: CartridgeUpdate[] = [];
+    let pos = 0;
+    let sha256: string | null = null;
+    let copier: Copier | undefined;
+    const disk = diskCscd(snapInfo.designator, info.blockSize);
+    do {
+      const seq = pieces.length + 1;
+      const cart = await nextCartridge(ctx, pool);
+      await ctx.to('mounting', `loading cartridge ${cart.barcode}`, { data: { cartridge: cart.barcode } });
+      ctx.update({ cartridge: cart.barcode });
+      const drive = await ctx.site.mount(pool, driveName, cart.barcode);
+      copier ??= await Copier.open(await ctx.site.copyManager(req.mover, drive));
+      await ctx.log(`copy manager: ${copier.cm.name}`);
+      const start = await prepareCartridge(ctx, drive, pool, cart, copier);
+      const h = encodeHeaderAt({ ...header, sequence: seq, piece: { streamStart: pos, dataBlockId: 0 } }, start, pool.tapeBlockBytes);
+      // Room for the header and at least one data block before the trailer's reserve, or the next cartridge.
+      if ((await roomFor(drive, pool.tapeBlockBytes)) < h.bytes.length + pool.tapeBlockBytes) {
+        await ctx.log(`cartridge ${cart.barcode} has no room for another set: marked full`);
+        carts.push({ barcode: cart.barcode, state: 'full' });
+        continue;
+      }
+      await ctx.to('copying', `${seq > 1 ? 'continuing' : 'writing'} set ${setId} on ${cart.barcode} at block ${start}`);
+      // One list at a time, each sized to what is left before early warning.
+      let end = pos;
+      for (let first = true; end < plan.streamBytes; first = false) {
+        const room = await roomFor(drive, pool.tapeBlockBytes);
+        const maxListBytes = Math.min(LIST_BYTES, room - (first ? h.bytes.length : 0));
+        if (!first && maxListBytes < pool.tapeBlockBytes) break;
+        const [l] = copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: pool.tapeBlockBytes, diskBlockBytes: info.blockSize, extents: plan.extents, streamStart: end, streamEnd: plan.streamBytes, before: first ? h.bytes : undefined, maxListBytes });
+        const recordBytes = first ? h.bytes.length : 0;
+        await copier.run(ctx, l, `backup of ${vid} (set ${setId})`, (n) => ctx.update({ bytesDone: l.streamStart + Math.max(0, Math.min(n - recordBytes, l.streamEnd - l.streamStart)) }));
+        end = l.streamEnd;
+        ctx.update({ bytesDone: end });
+      }
+      const complete = end >= plan.streamBytes;
+      if (complete) sha256 = (await digest).sha256;
+      const dataBlocks = Math.ceil((end - pos) / pool.tapeBlockBytes);
+      const trailer: SetTrailer = {
+        kind: 'trailer',
+        setId,
+        setUuid,
+        sequence: seq,
+        piece: { streamStart: pos, streamEnd: end, dataBlocks },
+        streamBytes: plan.streamBytes,
+        complete,
+        endedAt: new Date().toISOString(),
+        digests: { sha256 },
+      };
+      const tb = encodeRecord(trailer, pool.tapeBlockBytes);
+      for (const l of copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: pool.tapeBlockBytes, diskBlockBytes: info.blockSize, extents: [], streamStart: 0, streamEnd: 0, after: tb, filemark: true })) {
+        await copier.run(ctx, l, `trailer of set ${setId}`, () => undefined);
+      }
+      const headerBlocks = h.bytes.length / pool.tapeBlockBytes;
+      const trailerBlock = h.header.piece.dataBlockId + dataBlocks;
+      const endBlock = trailerBlock + tb.length / pool.tapeBlockBytes + 1;
+      pieces.push({ seq, cartridge: cart.barcode, headerBlock: start, dataBlock: start + headerBlocks, dataBlocks, trailerBlock, endBlock, streamStart: pos, streamEnd: end });
+      carts.push({ barcode: cart.barcode, state: complete ? 'append' : 'full', endBlock, bytesUsed: endBlock * pool.tapeBlockBytes, lastWrittenAt: new Date() });
+      if (!complete) await ctx.log(`cartridge ${cart.barcode} reached early warning at stream byte ${end}; the set continues on the next cartridge`);
+      pos = end;
+    } while (pos < plan.streamBytes);
+
+    // 4. The set, its pieces, the cartridges and the kept snapshot: one transaction.
+    await completeSet(ctx.db, {
+      set: {
+        id: setId,
+        uuid: setUuid,
+        volumeId: vid,
+        jobId: ctx.id,
+        pool: pool.name,
+        mode: req.mode,
+        level: plan.level,
+        baseSetId: plan.baseSetId,
+        snapshotId: snap.id,
+        snapshotAt: snap.takenAt,
+        diskBlockBytes: info.blockSize,
+        volumeBlocks: info.blockCount,
+        tapeBlockBytes: pool.tapeBlockBytes,
+        extents: plan.extents,
+        streamBytes: plan.streamBytes,
+        sha256,
+        reason: plan.reason,
+        startedAt,
+        endedAt: new Date().toISOString(),
+      },
+      pieces,
+      cartridges: carts,
+      volume: { keptSnapshotId: snap.id, keptSetId: setId },
+    });
+    keep = true;
+    // Incrementals need the last set's snapshot alive (node tracking, see snapshots.md); older ones go.
+    if (vol?.keptSnapshotId && vol.keptSnapshotId !== snap.id) await control.deleteSnapshot(vol.keptSnapshotId).catch((e: Error) => ctx.log(`could not delete old snapshot ${vol.keptSnapshotId}: ${e.message}`));
+    return { set: setId, bytes: copier?.movedBytes ?? 0 };
+  } finally {
+    if (!keep) await control.deleteSnapshot(snap.id).catch(() => undefined);
+  }
+}
+
+async function diskLunOrSnapshot(control: NodeControl, snap: SnapshotRecord): Promise<{ designator: string }> {
+  if (snap.designator) return { designator: snap.designator };
+  const l = (await control.listLuns()).find((x) => x.lun === snap.lun);
+  if (!l) throw new FerryError('ERR_SNAPSHOT_UNMAPPED', `snapshot ${snap.id} has no LUN on its node`);
+  return l;
+}
+
+async function makePlan(
+  ctx: JobContext,
+  req: BackupRequest,
+  v: { node: string; lun: number; vid: string; snap: SnapshotRecord; base: Awaited<ReturnType<typeof getSet>>; blockSize: number; blockCount: number },
+): Promise<Plan> {
+  let level: BackupLevel = req.level;
+  let reason: string | null = null;
+  let ranges: Array<{ lba: number; blocks: number }> = [{ lba: 0, blocks: v.blockCount }];
+  if (req.mode === 'used') ranges = await usedExtents(ctx, v.node, v.snap, v.blockSize);
+  let base = v.base;
+  if (level === 'incremental') {
+    if (!base) reason = `no earlier set of ${v.vid} with a kept snapshot to build on`;
+    else if (base.mode !== req.mode) reason = `the last set of ${v.vid} is ${base.mode}, not ${req.mode}`;
+    else if (base.volumeBlocks !== v.blockCount) reason = `${v.vid} changed size since set ${base.id}`;
+    if (!reason && base) {
+      const control = await ctx.site.nodeControl(v.node);
+      const changed = await control.changedSince(v.lun, base.snapshotId, { until: v.snap.id }).catch((e: Error) => ({ tracking: 'lost' as const, reason: e.message, extents: [] }));
+      if (changed.tracking === 'lost') reason = `change tracking since set ${base.id} was lost (${changed.reason ?? 'no reason given'})`;
+      else ranges = req.mode === 'used' ? intersect(merge(changed.extents), ranges) : merge(changed.extents);
+    }
+    if (reason) {
+      level = 'full';
+      base = undefined;
+    }
+  }
+  const extents = streamExtents(merge(ranges), v.blockSize);
+  const streamBytes = extents.reduce((n, e) => n + e.blocks * v.blockSize, 0);
+  return { level, reason, baseSetId: level === 'incremental' ? base!.id : null, baseSetUuid: level === 'incremental' ? base!.uuid : null, extents, streamBytes };
+}
+
+/** A drive of the pool for this job, waiting while all are reserved by other jobs. */
+export async function acquireDrive(ctx: JobContext, pool: PoolConfig): Promise<string> {
+  const names = await ctx.site.drivesOf(pool);
+  for (let waited = false; ; waited = true) {
+    for (const n of names) {
+      try {
+        await reserve(ctx.db, driveResource(n), ctx.id);
+        return n;
+      } catch (e) {
+        if ((e as FerryError).code !== 'ERR_RESERVED') throw e;
+      }
+    }
+    if (!waited) await ctx.to('waiting-drive', `every drive of pool ${pool.name} is in use`, { waitingFor: `a drive of pool ${pool.name}` });
+    await new Promise((r) => setTimeout(r, 500));
+    ctx.checkCanceled();
+  }
+}
+
+async function nextCartridge(ctx: JobContext, pool: PoolConfig): Promise<Cartridge> {
+  const c = await pickWritable(ctx.db, pool.name, pool.library ? { library: pool.library } : { library: pool.drive });
+  if (!c) throw new ServiceError('ERR_CONFLICT', `pool ${pool.name} has no blank or appendable cartridge: add cartridges to ${pool.library ? `library ${pool.library}` : `drive ${pool.drive}`} (see \`ferry cartridges\`)`);
+  await reserve(ctx.db, cartridgeResource(c.barcode), ctx.id);
+  return c;
+}
+
+/**
+ * Position for the next set: a blank cartridge gets a volume label first (and a cartridge the
+ * catalog calls blank but that carries data is refused); an appendable one is located after its
+ * last complete set, over anything a failed job left there. Returns the header's block id.
+ */
+async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: PoolConfig, cart: Cartridge, copier: Copier): Promise<number> {
+  const B = pool.tapeBlockBytes;
+  await drive.drive.setFixedBlock(B);
+  if (await drive.drive.writeProtected()) throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} is write-protected: clear its write protection or take it out of pool ${pool.name}`);
+  if (cart.labeled) {
+    await drive.drive.locate(cart.endBlock);
+    return cart.endBlock;
+  }
+  await drive.drive.rewind();
+  const found = await readRecord(drive.drive.device, B).catch((e: Error) => ({ kind: 'junk' as const, why: e.message }));
+  if (found.kind !== 'eod') {
+    const what = found.kind === 'label' ? `a Ferry label (pool ${found.pool})` : found.kind === 'junk' ? `data that is not a Ferry label (${found.why})` : `a ${found.kind}`;
+    throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} is blank in the catalog but starts with ${what}: run \`ferry catalog rebuild\` or erase it before use`);
+  }
+  await drive.drive.rewind();
+  const uuid = randomUUID();
+  const label = encodeRecord({ kind: 'label', cartridgeUuid: uuid, barcode: cart.barcode, pool: pool.name, formatVersion: FORMAT_VERSION, createdAt: new Date().toISOString(), tapeBlockBytes: B }, B);
+  const disk = diskCscd('00', 512); // unused: a label list has no data segments
+  for (const l of copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: B, diskBlockBytes: 512, extents: [], streamStart: 0, streamEnd: 0, before: label, filemark: true })) {
+    await copier.run(ctx, { ...l }, `label of ${cart.barcode}`, () => undefined);
+  }
+  const endBlock = label.length / B + 1;
+  await upsertCartridge(ctx.db, { barcode: cart.barcode, uuid, pool: pool.name, labeled: true, state: 'append', endBlock, bytesUsed: endBlock * B, lastWrittenAt: new Date() });
+  await ctx.log(`labeled cartridge ${cart.barcode} for pool ${pool.name}`);
+  return endBlock;
+}
+
+/**
+ * Bytes the next list may write: nothing past early warning; else what the drive reports left
+ * (READ ATTRIBUTE, MiB granularity) less a reserve for the trailer and filemark; unbounded when
+ * the drive does not say (the early-warning check before each list still holds).
+ */
+async function roomFor(drive: MountedDrive, tapeBlockBytes: number): Promise<number> {
+  const p = await drive.drive.position();
+  if (p.bpew || p.eop) return 0;
+  const left = await drive.drive.remainingCapacityBytes().catch(() => undefined);
+  if (left === undefined) return Number.MAX_SAFE_INTEGER;
+  const reserve = 4 * tapeBlockBytes + (1 << 20);
+  return Math.max(0, Math.floor((left - reserve) / tapeBlockBytes) * tapeBlockBytes);
+}
+
+export { getCartridge };
+export type { BackupMode };

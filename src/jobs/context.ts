@@ -1,0 +1,95 @@
+import type { Db } from '../catalog/queries/common.ts';
+import { addJobEvent, transitionJob, updateJobProgress, type JobEvent as CatalogEvent } from '../catalog/queries/jobs.ts';
+import { FerryError } from '../util/errors.ts';
+import type { Site } from './site.ts';
+import { canTransition, STATE_LABELS, type JobState } from './states.ts';
+import type { JobEvent, JobProgress } from './types.ts';
+
+/**
+ * What a running job uses: its catalog row (state moves only through `to`, which checks the
+ * state table), its live progress (rate and ETA from bytes over time, throttled into the
+ * catalog and out to subscribers) and its cancel signal.
+ */
+export class JobContext {
+  readonly id: number;
+  readonly db: Db;
+  readonly site: Site;
+  readonly signal: AbortSignal;
+  state: JobState;
+  readonly progress: JobProgress;
+  private readonly emit: (e: JobEvent) => void;
+  private rateFrom: { at: number; bytes: number } | undefined;
+  private lastSaved = 0;
+
+  constructor(o: { id: number; db: Db; site: Site; signal: AbortSignal; state: JobState; emit: (e: JobEvent) => void }) {
+    this.id = o.id;
+    this.db = o.db;
+    this.site = o.site;
+    this.signal = o.signal;
+    this.state = o.state;
+    this.emit = o.emit;
+    this.progress = { phase: o.state, waitingFor: null, bytesDone: 0, bytesTotal: 0, mbPerSecond: 0, etaSeconds: null, cartridge: null, lastWriteMsAgo: null };
+  }
+
+  checkCanceled(): void {
+    if (this.signal.aborted) throw new FerryError('ERR_CANCELED', `job ${this.id} was canceled`);
+  }
+
+  /** Move to `to` (the state table decides whether it may), with an event saying why. */
+  async to(to: JobState, message: string, opts: { waitingFor?: string; data?: Record<string, unknown> } = {}): Promise<void> {
+    this.checkCanceled();
+    if (to === this.state && to !== 'mounting') return;
+    if (!canTransition(this.state, to)) throw new FerryError('ERR_JOB_STATE', `job ${this.id}: ${this.state} → ${to} is not in the state table`);
+    await transitionJob(this.db, this.id, this.state, to, { message, waitingFor: opts.waitingFor ?? null, data: opts.data });
+    this.state = to;
+    Object.assign(this.progress, { phase: to, waitingFor: opts.waitingFor ?? null });
+    this.publish({ kind: 'state', state: to, message: message || STATE_LABELS[to], data: opts.data ?? null });
+  }
+
+  async log(message: string, data?: Record<string, unknown>): Promise<void> {
+    const e = await addJobEvent(this.db, this.id, { kind: 'log', message, data });
+    this.emit(toEvent(e));
+  }
+
+  /** Update live figures; bytes feed the rate and ETA. Saved and published at most 4 times a second. */
+  update(p: Partial<Omit<JobProgress, 'mbPerSecond' | 'etaSeconds' | 'phase'>>, opts: { mover?: string } = {}): void {
+    Object.assign(this.progress, p);
+    const now = performance.now();
+    if (p.bytesDone !== undefined) {
+      this.rateFrom ??= { at: now, bytes: p.bytesDone };
+      const dt = (now - this.rateFrom.at) / 1000;
+      if (dt > 0.2) {
+        const rate = (p.bytesDone - this.rateFrom.bytes) / dt;
+        this.progress.mbPerSecond = Math.round((rate / 1e6) * 10) / 10;
+        const left = this.progress.bytesTotal - p.bytesDone;
+        this.progress.etaSeconds = rate > 0 ? Math.max(0, Math.round(left / rate)) : null;
+      }
+    }
+    if (now - this.lastSaved < 250 && p.bytesDone !== this.progress.bytesTotal) return;
+    this.lastSaved = now;
+    void updateJobProgress(this.db, this.id, {
+      bytesDone: this.progress.bytesDone,
+      bytesTotal: this.progress.bytesTotal,
+      cartridge: this.progress.cartridge,
+      mover: opts.mover,
+    }).catch(() => undefined);
+    this.publish({ kind: 'progress', state: this.state, message: '', data: { ...this.progress } });
+  }
+
+  /** Progress events are not stored (the job row keeps the latest figures); ids are 0. */
+  private publish(e: Omit<JobEvent, 'id' | 'job' | 'at'>): void {
+    this.emit({ id: 0, job: this.id, at: new Date().toISOString(), ...e });
+  }
+}
+
+export function toEvent(e: CatalogEvent): JobEvent {
+  return {
+    id: e.id,
+    job: e.jobId,
+    at: e.at,
+    kind: e.kind === 'state' || e.kind === 'progress' ? e.kind : 'log',
+    state: (e.state as JobState | null) ?? null,
+    message: e.message,
+    data: (e.data as Record<string, unknown> | null) ?? null,
+  };
+}

@@ -1,0 +1,175 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomFillSync } from 'node:crypto';
+import { join } from 'node:path';
+import pino from 'pino';
+import { resolveTargetConfig } from '../target/config.ts';
+import { startStorageNode, type StorageNode } from '../target/storage-node.ts';
+import { InitiatorSession } from '../initiator/session.ts';
+import { RemoteBlockDevice } from '../initiator/remote-device.ts';
+import { openCatalog } from '../catalog/db.ts';
+import type { ServerConfig } from '../server/config.ts';
+import { inTempDir } from '../../test/helpers/temp-dir.ts';
+import { Site } from './site.ts';
+import { LocalJobService } from './service.ts';
+import type { JobEvent } from './types.ts';
+
+// The backup server's library end to end in one process, over real iSCSI: a storage node with a
+// disk LUN and a library (changer + 2 drives), the drive LUs as copy managers, a SQLite catalog.
+
+const IQN = 'iqn.2026-11.dev.ferry:jobs-test';
+const MIB = 1 << 20;
+
+async function world(dir: string, opts: { cartridgeSize?: number; tapeBlockBytes?: number } = {}) {
+  const cfg = resolveTargetConfig(
+    { listen: '127.0.0.1:0', iqn: IQN, blockSize: 512, lunDir: join(dir, 'luns'), library: join(dir, 'library'), drives: 2, slots: 6, cartridgeSize: opts.cartridgeSize ?? 64 * MIB, logLevel: 'silent' },
+    'test',
+  );
+  const node: StorageNode = await startStorageNode(cfg, pino({ level: 'silent' }));
+  const portal = { host: node.address.host, port: node.address.port };
+  const config: ServerConfig = {
+    file: join(dir, 'server.json'),
+    listen: { host: '127.0.0.1', port: 0 },
+    tokenFile: join(dir, 'token'),
+    catalog: join(dir, 'catalog.db'),
+    nodes: [{ name: 'store', portal, iqn: IQN, api: 'http://127.0.0.1:1', tokenFile: join(dir, 'none') }],
+    libraries: [{ name: 'vtl', portal, iqn: IQN }],
+    drives: [],
+    movers: [],
+    pools: [{ name: 'default', library: 'vtl', tapeBlockBytes: opts.tapeBlockBytes ?? 64 * 1024 }],
+    defaults: { quietPeriodMs: 0, timeoutMs: 10_000 },
+  };
+  const catalog = await openCatalog(config.catalog);
+  const site = new Site(config, new Map([['store', node.snapshots]]));
+  const service = await LocalJobService.open(catalog, site);
+  const ws = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: 'iqn.2026-11.dev.ferry:jobs-test-ws', targetName: IQN });
+  return {
+    node,
+    service,
+    ws,
+    async lun(sizeBytes: number) {
+      const l = await node.registry.create({ sizeBytes });
+      return { lun: l.lun, dev: await RemoteBlockDevice.open(ws, l.lun) };
+    },
+    async close() {
+      ws.close();
+      await service.close();
+      await node.close();
+    },
+  };
+}
+
+async function sha(dev: RemoteBlockDevice): Promise<string> {
+  const h = createHash('sha256');
+  const chunk = new Uint8Array(MIB);
+  for (let lba = 0; lba < dev.blockCount; lba += MIB / 512) {
+    const n = Math.min(MIB / 512, dev.blockCount - lba);
+    const part = chunk.subarray(0, n * 512);
+    await dev.readInto(lba, part);
+    h.update(part);
+  }
+  return h.digest('hex');
+}
+
+test('backup server library: image full, incremental, restore of the chain to a new LUN is bit-exact', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      const src = await w.lun(8 * MIB);
+      const data = randomFillSync(new Uint8Array(8 * MIB));
+      await src.dev.write(0, data);
+      await src.dev.flush();
+      const events: JobEvent[] = [];
+      const full = await w.service.startBackup({ volume: `store:${src.lun}`, mode: 'image', level: 'full', quietPeriodMs: 200 });
+      const unsub = w.service.subscribe(full.id, (e) => events.push(e));
+      const fullDone = await w.service.waitForJob(full.id);
+      unsub();
+      assert.equal(fullDone.state, 'done', JSON.stringify(fullDone.error));
+      assert.ok(fullDone.bytes >= 8 * MIB, `mover bytes ${fullDone.bytes}`);
+      const states = events.filter((e) => e.kind === 'state').map((e) => e.state);
+      for (const s of ['waiting-quiet', 'planning', 'mounting', 'copying', 'done'] as const) assert.ok(states.includes(s), `${s} in ${states.join(',')}`);
+      const atFull = await sha(src.dev);
+
+      // Change a few ranges, then an incremental.
+      const patch = randomFillSync(new Uint8Array(300 * 1024));
+      await src.dev.write(4096, patch);
+      await src.dev.write(100, patch.subarray(0, 4096));
+      await src.dev.flush();
+      const inc = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}`, level: 'incremental' })).id);
+      assert.equal(inc.state, 'done', JSON.stringify(inc.error));
+      const sets = await w.service.listSets({ volume: `store:${src.lun}` });
+      assert.equal(sets.length, 2);
+      assert.deepEqual([sets[1].level, sets[1].base, sets[1].reason], ['incremental', sets[0].id, null]);
+      assert.ok(sets[1].bytes < 1 * MIB, `incremental moved ${sets[1].bytes} bytes`);
+      assert.deepEqual(sets[0].cartridges, sets[1].cartridges, 'the incremental appended to the same cartridge');
+      const atInc = await sha(src.dev);
+      assert.notEqual(atInc, atFull);
+
+      // Restore the chain to a new LUN.
+      const r = await w.service.waitForJob((await w.service.startRestore({ set: sets[1].id, to: 'store:new' })).id);
+      assert.equal(r.state, 'done', JSON.stringify(r.error));
+      const lun = r.result!.lun as number;
+      const restored = await RemoteBlockDevice.open(w.ws, lun);
+      assert.equal(await sha(restored), atInc, 'restored chain = volume at the incremental');
+
+      // Restore the full alone into an existing LUN: the volume at the full.
+      const dst = await w.lun(8 * MIB);
+      const r2 = await w.service.waitForJob((await w.service.startRestore({ set: sets[0].id, to: `store:${dst.lun}` })).id);
+      assert.equal(r2.state, 'done', JSON.stringify(r2.error));
+      assert.equal(await sha(dst.dev), atFull);
+
+      const carts = await w.service.listCartridges();
+      assert.equal(carts.filter((c) => c.state === 'append').length, 1);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+test('backup server library: bad input fails the job with a clear message and leaves no set', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      const unknown = await w.service.waitForJob((await w.service.startBackup({ volume: 'store:9' })).id);
+      assert.equal(unknown.state, 'failed');
+      assert.match(unknown.error!.message, /unknown volume store:9/);
+      await assert.rejects(w.service.startBackup({ volume: 'store:0', pool: 'nope' }), /no pool named nope/);
+      await assert.rejects(w.service.startRestore({ set: 42, to: 'store:new' }), /no set 42/);
+
+      const src = await w.lun(4 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(4 * MIB)));
+      const ok = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(ok.state, 'done', JSON.stringify(ok.error));
+      const small = await w.lun(1 * MIB);
+      const tooSmall = await w.service.waitForJob((await w.service.startRestore({ set: ok.set!, to: `store:${small.lun}` })).id);
+      assert.equal(tooSmall.state, 'failed');
+      assert.match(tooSmall.error!.message, /holds 1048576 bytes but set \d+ needs 4194304/);
+      const over = await w.service.waitForJob((await w.service.startRestore({ set: ok.set!, to: `store:${src.lun}` })).id);
+      assert.match(over.error!.message, /source of set .* --force/);
+      assert.equal((await w.service.listSets()).length, 1);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+test('backup server library: a set spans cartridges at early warning and restores bit-exact', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    // 6 MiB cartridges: a 16 MiB volume needs three of them.
+    const w = await world(dir, { cartridgeSize: 6 * MIB });
+    try {
+      const src = await w.lun(16 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(16 * MIB)));
+      await src.dev.flush();
+      const b = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(b.state, 'done', JSON.stringify(b.error));
+      const [set] = await w.service.listSets();
+      assert.ok(set.cartridges.length >= 3, `cartridges ${set.cartridges.join(',')}`);
+      const r = await w.service.waitForJob((await w.service.startRestore({ set: set.id, to: 'store:new' })).id);
+      assert.equal(r.state, 'done', JSON.stringify(r.error));
+      assert.equal(await sha(await RemoteBlockDevice.open(w.ws, r.result!.lun as number)), await sha(src.dev));
+    } finally {
+      await w.close();
+    }
+  });
+});

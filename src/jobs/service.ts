@@ -1,0 +1,235 @@
+import { EventEmitter } from 'node:events';
+import type { Catalog } from '../catalog/db.ts';
+import { createJob, getJob, interruptRunningJobs, listJobEvents, listJobs, transitionJob, type Job } from '../catalog/queries/jobs.ts';
+import { listSets, getSet } from '../catalog/queries/sets.ts';
+import { listCartridges, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
+import { listVolumes } from '../catalog/queries/volumes.ts';
+import { FerryError } from '../util/errors.ts';
+import { JobContext, toEvent } from './context.ts';
+import { runBackup, type BackupRequest } from './backup.ts';
+import { runRestore } from './restore.ts';
+import type { Site } from './site.ts';
+import { isFinal, isJobState, type JobState } from './states.ts';
+import {
+  ServiceError,
+  type CartridgeView,
+  type JobEvent,
+  type JobFilter,
+  type JobService,
+  type JobView,
+  type SetView,
+  type StartBackup,
+  type StartRestore,
+  type VolumeView,
+} from './types.ts';
+
+/**
+ * The backup server's library: jobs run here, over the catalog and the site. The REST API,
+ * the CLI, `ferry up` and `ferry demo` are faces of this class.
+ */
+export class LocalJobService implements JobService {
+  readonly catalog: Catalog;
+  readonly site: Site;
+  private readonly defaults: { quietPeriodMs: number; timeoutMs: number };
+  private readonly bus = new EventEmitter();
+  private readonly running = new Map<number, { ctx: JobContext; abort: AbortController; done: Promise<void> }>();
+
+  private constructor(catalog: Catalog, site: Site) {
+    this.catalog = catalog;
+    this.site = site;
+    this.defaults = site.config.defaults;
+    this.bus.setMaxListeners(0);
+  }
+
+  /** Open: jobs a dead server left running become failed, their reservations go, and libraries are inventoried. */
+  static async open(catalog: Catalog, site: Site): Promise<LocalJobService> {
+    const s = new LocalJobService(catalog, site);
+    await interruptRunningJobs(catalog.db, new Date(), 'interrupted by server restart');
+    await releaseAll(catalog.db);
+    await s.inventory();
+    return s;
+  }
+
+  /** Every library's cartridges into the catalog (new ones as blank, scratch). */
+  async inventory(): Promise<void> {
+    for (const lib of this.site.config.libraries) {
+      for (const c of await this.site.inventory(lib.name)) {
+        if (!(await getCartridge(this.catalog.db, c.barcode))) await upsertCartridge(this.catalog.db, { barcode: c.barcode, library: lib.name });
+      }
+    }
+    for (const d of this.site.config.drives) {
+      if (!(await getCartridge(this.catalog.db, d.name))) await upsertCartridge(this.catalog.db, { barcode: d.name, library: d.name });
+    }
+  }
+
+  async startBackup(req: StartBackup): Promise<JobView> {
+    const r: BackupRequest = {
+      volume: req.volume,
+      mode: req.mode ?? 'image',
+      level: req.level ?? 'full',
+      quietPeriodMs: req.quietPeriodMs ?? this.defaults.quietPeriodMs,
+      timeoutMs: req.timeoutMs ?? this.defaults.timeoutMs,
+      verify: req.verify ?? false,
+      pool: req.pool,
+      mover: req.mover,
+    };
+    if (r.verify) throw new ServiceError('ERR_BAD_REQUEST', 'backup --verify is not available yet: verify is still being built');
+    this.site.pool(r.pool); // an unknown pool is refused before a job exists
+    return this.start('backup', r.volume, r, (ctx) => runBackup(ctx, r).then((x) => ({ set: x.set, bytes: x.bytes, result: { set: x.set } })));
+  }
+
+  async startRestore(req: StartRestore): Promise<JobView> {
+    if (!(await getSet(this.catalog.db, req.set))) throw new ServiceError('ERR_NOT_FOUND', `no set ${req.set} in the catalog (see \`ferry sets\`)`);
+    return this.start('restore', req.to, req, (ctx) => runRestore(ctx, req).then((x) => ({ set: req.set, bytes: x.bytes, result: { lun: x.lun, volume: x.volume } })));
+  }
+
+  async startVerify(): Promise<JobView> {
+    throw new ServiceError('ERR_BAD_REQUEST', 'verify is not available yet: it is still being built');
+  }
+
+  async startRebuild(): Promise<JobView> {
+    throw new ServiceError('ERR_BAD_REQUEST', 'catalog rebuild is not available yet: it is still being built');
+  }
+
+  private async start(
+    type: 'backup' | 'restore',
+    volume: string,
+    params: unknown,
+    body: (ctx: JobContext) => Promise<{ set: number | null; bytes: number; result: Record<string, unknown> }>,
+  ): Promise<JobView> {
+    const job = await createJob(this.catalog.db, { type, volumeId: volume, params });
+    const abort = new AbortController();
+    const ctx = new JobContext({ id: job.id, db: this.catalog.db, site: this.site, signal: abort.signal, state: 'queued', emit: (e) => this.bus.emit(`job:${job.id}`, e) });
+    const done = (async () => {
+      try {
+        const out = await body(ctx);
+        ctx.update({ bytesDone: ctx.progress.bytesTotal });
+        await transitionJob(this.catalog.db, job.id, ctx.state, 'done', { message: `${type} done`, setId: out.set, result: { ...out.result, bytes: out.bytes } });
+        ctx.state = 'done';
+        await this.catalog.db.updateTable('jobs').set({ bytes_done: out.bytes }).where('id', '=', job.id).execute();
+      } catch (err) {
+        const canceled = abort.signal.aborted;
+        const e = err instanceof FerryError ? err : new FerryError('ERR_INTERNAL', err instanceof Error ? err.message : String(err));
+        const to: JobState = canceled ? 'canceled' : 'failed';
+        await transitionJob(this.catalog.db, job.id, ctx.state, to, { message: canceled ? 'canceled' : e.message, error: { code: canceled ? 'ERR_CANCELED' : e.code, message: e.message }, setId: null }).catch(() => undefined);
+        ctx.state = to;
+      } finally {
+        await release(this.catalog.db, job.id).catch(() => undefined);
+        this.running.delete(job.id);
+        const view = await this.getJob(job.id).catch(() => undefined);
+        this.bus.emit(`job:${job.id}`, { id: 0, job: job.id, at: new Date().toISOString(), kind: 'state', state: ctx.state, message: view?.error?.message ?? ctx.state, data: null } satisfies JobEvent);
+        this.bus.emit(`end:${job.id}`);
+      }
+    })();
+    this.running.set(job.id, { ctx, abort, done });
+    return this.view(job);
+  }
+
+  async cancel(id: number): Promise<JobView> {
+    const r = this.running.get(id);
+    if (!r) {
+      const j = await this.getJob(id);
+      if (isFinal(j.state)) throw new ServiceError('ERR_CONFLICT', `job ${id} is already ${j.state}`);
+      return j;
+    }
+    r.abort.abort();
+    await r.done;
+    return this.getJob(id);
+  }
+
+  async getJob(id: number): Promise<JobView> {
+    const j = await getJob(this.catalog.db, id);
+    if (!j) throw new ServiceError('ERR_NOT_FOUND', `no job ${id} (see \`ferry jobs\`)`);
+    return this.view(j);
+  }
+
+  async listJobs(f: JobFilter = {}): Promise<JobView[]> {
+    const jobs = await listJobs(this.catalog.db, { state: f.state, type: f.type, volumeId: f.volume, limit: f.limit });
+    return jobs.map((j) => this.view(j));
+  }
+
+  async events(id: number, afterId?: number): Promise<JobEvent[]> {
+    await this.getJob(id);
+    return (await listJobEvents(this.catalog.db, id, afterId)).map(toEvent);
+  }
+
+  subscribe(id: number, listener: (e: JobEvent) => void): () => void {
+    this.bus.on(`job:${id}`, listener);
+    return () => this.bus.off(`job:${id}`, listener);
+  }
+
+  async waitForJob(id: number): Promise<JobView> {
+    const r = this.running.get(id);
+    if (r) await r.done;
+    return this.getJob(id);
+  }
+
+  async listSets(f: { volume?: string } = {}): Promise<SetView[]> {
+    return (await listSets(this.catalog.db, { volumeId: f.volume })).map((s) => ({
+      id: s.id,
+      volume: s.volumeId,
+      mode: s.mode === 'files' ? 'image' : s.mode,
+      level: s.level,
+      base: s.baseSetId,
+      startedAt: s.startedAt,
+      endedAt: s.endedAt,
+      bytes: s.streamBytes,
+      cartridges: s.cartridges,
+      snapshot: s.snapshotId,
+      reason: s.reason,
+    }));
+  }
+
+  async getSet(id: number): Promise<SetView> {
+    const s = (await this.listSets()).find((x) => x.id === id);
+    if (!s) throw new ServiceError('ERR_NOT_FOUND', `no set ${id} in the catalog (see \`ferry sets\`)`);
+    return s;
+  }
+
+  async listCartridges(): Promise<CartridgeView[]> {
+    const sets = await listSets(this.catalog.db);
+    return (await listCartridges(this.catalog.db)).map((c) => ({
+      barcode: c.barcode,
+      pool: c.pool,
+      library: c.library,
+      state: c.state,
+      bytesUsed: c.bytesUsed,
+      sets: sets.filter((s) => s.cartridges.includes(c.barcode)).length,
+      lastWrittenAt: c.lastWrittenAt,
+    }));
+  }
+
+  async listVolumes(): Promise<VolumeView[]> {
+    return (await listVolumes(this.catalog.db)).map((v) => ({ id: v.id, node: v.node, lun: v.lun, sizeBytes: v.volumeBlocks * v.diskBlockBytes, lastSet: v.keptSetId }));
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.running.values()) r.abort.abort();
+    await Promise.allSettled([...this.running.values()].map((r) => r.done));
+    await this.site.close();
+    await this.catalog.close();
+  }
+
+  private view(j: Job): JobView {
+    const live = this.running.get(j.id)?.ctx.progress;
+    const state: JobState = isJobState(j.state) ? j.state : 'failed';
+    return {
+      id: j.id,
+      type: j.type,
+      volume: j.volumeId,
+      state,
+      createdAt: j.createdAt,
+      startedAt: j.startedAt,
+      endedAt: j.endedAt,
+      bytes: j.bytesDone,
+      set: isFinal(state) && state !== 'done' ? null : j.setId,
+      mover: j.mover,
+      cartridge: j.cartridge,
+      error: j.errorCode ? { code: j.errorCode, message: j.error ?? '' } : null,
+      progress: live
+        ? { ...live }
+        : { phase: state, waitingFor: j.waitingFor, bytesDone: j.bytesDone, bytesTotal: j.bytesTotal, mbPerSecond: 0, etaSeconds: null, cartridge: j.cartridge, lastWriteMsAgo: null },
+      result: (j.result as Record<string, unknown> | null) ?? null,
+    };
+  }
+}

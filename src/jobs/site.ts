@@ -1,0 +1,164 @@
+import { readFile } from 'node:fs/promises';
+import { InitiatorSession } from '../initiator/session.ts';
+import { ChangerClient } from '../media/changer-client.ts';
+import { discoverLibrary, type DiscoveredLibrary } from '../media/discovery.ts';
+import { DriveClient } from '../media/drive-client.ts';
+import { SnapshotApiClient } from '../snapshot/client.ts';
+import type { NodeControl } from '../snapshot/node-control.ts';
+import type { IscsiEndpoint, NodeConfig, PoolConfig, ServerConfig } from '../server/config.ts';
+import type { Designator } from '../xcopy/copy-target.ts';
+import { ServiceError } from './types.ts';
+
+/**
+ * The site as the backup server reaches it: storage nodes (their API and iSCSI portal),
+ * libraries (changer and drives found by discovery), stand-alone drives and data movers.
+ * Sessions are opened on first use and kept; the server only ever sends control commands
+ * and parameter lists on them.
+ */
+
+export const SERVER_INITIATOR = 'iqn.2026-11.dev.ferry:backup-server';
+
+/** A drive a job writes or reads through, with what it takes to copy to or from it. */
+export interface MountedDrive {
+  /** `library/elementAddress` or the stand-alone drive's name (the reservation key). */
+  name: string;
+  drive: DriveClient;
+  designator: Designator;
+  /** Library drives: the changer and the data transfer element. */
+  changer?: ChangerClient;
+  elementAddress?: number;
+  /** The target the drive is on (its own LU is a copy manager). */
+  endpoint: IscsiEndpoint;
+}
+
+export interface CopyManagerRef {
+  name: string;
+  session: InitiatorSession;
+  lun: number;
+}
+
+export class Site {
+  readonly config: ServerConfig;
+  private readonly controls = new Map<string, NodeControl>();
+  private readonly sessions = new Map<string, Promise<InitiatorSession>>();
+  private readonly libraries = new Map<string, Promise<{ found: DiscoveredLibrary; changer: ChangerClient }>>();
+
+  /** `controls`: in-process node controls by node name (ferry up); others use the node's API. */
+  constructor(config: ServerConfig, controls?: ReadonlyMap<string, NodeControl>) {
+    this.config = config;
+    for (const [k, v] of controls ?? []) this.controls.set(k, v);
+  }
+
+  /** Bytes on every iSCSI session the server opened (the "no data through the server" figure). */
+  bytesOnWire(): number {
+    let n = 0;
+    for (const s of this.opened) n += s.bytesOnWire.sent + s.bytesOnWire.received;
+    return n;
+  }
+  private readonly opened = new Set<InitiatorSession>();
+
+  node(name: string): NodeConfig {
+    const n = this.config.nodes.find((x) => x.name === name);
+    if (!n) throw new ServiceError('ERR_NOT_FOUND', `no storage node named ${name}: the config's nodes are ${this.config.nodes.map((x) => x.name).join(', ') || 'none'}`);
+    return n;
+  }
+
+  async nodeControl(name: string): Promise<NodeControl> {
+    const have = this.controls.get(name);
+    if (have) return have;
+    const n = this.node(name);
+    const token = (await readFile(n.tokenFile, 'utf8')).trim();
+    const c = new SnapshotApiClient(n.api, token);
+    this.controls.set(name, c);
+    return c;
+  }
+
+  pool(name: string | undefined): PoolConfig {
+    const pools = this.config.pools;
+    const p = name === undefined ? pools[0] : pools.find((x) => x.name === name);
+    if (!p) throw new ServiceError('ERR_BAD_REQUEST', name === undefined ? 'no pool is configured: add one to the server config' : `no pool named ${name}: the config's pools are ${pools.map((x) => x.name).join(', ') || 'none'}`);
+    return p;
+  }
+
+  async session(ep: IscsiEndpoint, kind: string): Promise<InitiatorSession> {
+    const key = `${kind}:${ep.name}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = InitiatorSession.login({ host: ep.portal.host, port: ep.portal.port, initiatorName: SERVER_INITIATOR, targetName: ep.iqn, chap: ep.chap });
+      this.sessions.set(key, s);
+      s.then(
+        (x) => this.opened.add(x),
+        () => this.sessions.delete(key),
+      );
+    }
+    return s;
+  }
+
+  private library(name: string): Promise<{ found: DiscoveredLibrary; changer: ChangerClient }> {
+    let l = this.libraries.get(name);
+    if (!l) {
+      const ep = this.config.libraries.find((x) => x.name === name);
+      if (!ep) throw new ServiceError('ERR_NOT_FOUND', `no library named ${name} in the config`);
+      l = (async () => {
+        const s = await this.session(ep, 'library');
+        const found = await discoverLibrary(s, { name });
+        return { found, changer: await ChangerClient.open(s, found.changer.lun, { name }) };
+      })();
+      this.libraries.set(name, l);
+      l.catch(() => this.libraries.delete(name));
+    }
+    return l;
+  }
+
+  /** Cartridges in a library (barcode → element) as READ ELEMENT STATUS reports them. */
+  async inventory(library: string): Promise<Array<{ barcode: string; address: number; type: string }>> {
+    const { changer } = await this.library(library);
+    return (await changer.status()).filter((e) => e.full && e.barcode).map((e) => ({ barcode: e.barcode!, address: e.address, type: e.type }));
+  }
+
+  /** The drives a pool can use, in order: a library's drives, or its one stand-alone drive. */
+  async drivesOf(pool: PoolConfig): Promise<string[]> {
+    if (pool.drive) return [pool.drive];
+    const { found } = await this.library(pool.library!);
+    return found.drives.map((d) => `${pool.library}/${d.elementAddress}`);
+  }
+
+  /** Open drive `name` (from drivesOf) with `barcode` loaded and ready. */
+  async mount(pool: PoolConfig, name: string, barcode: string): Promise<MountedDrive> {
+    if (pool.drive) {
+      const ep = this.config.drives.find((x) => x.name === pool.drive)!;
+      const s = await this.session(ep, 'drive');
+      const drive = await DriveClient.open(s, ep.lun, { name: ep.name });
+      await drive.ready();
+      return { name, drive, designator: await drive.designator(), endpoint: ep };
+    }
+    const { found, changer } = await this.library(pool.library!);
+    const address = Number(name.slice(name.lastIndexOf('/') + 1));
+    const d = found.drives.find((x) => x.elementAddress === address);
+    if (!d) throw new ServiceError('ERR_NOT_FOUND', `library ${pool.library} has no drive at element ${address}`);
+    await changer.load(barcode, address);
+    const ep = this.config.libraries.find((x) => x.name === pool.library)!;
+    const drive = await DriveClient.open(changer.session, d.lun, { name: `${pool.library} drive ${address}` });
+    await drive.ready();
+    return { name, drive, designator: d.designator, changer, elementAddress: address, endpoint: ep };
+  }
+
+  /** The copy manager a job sends its lists to: the named mover, else the first configured one, else the drive's own LU. */
+  async copyManager(mover: string | undefined, drive: MountedDrive): Promise<CopyManagerRef> {
+    const movers = this.config.movers;
+    if (mover !== undefined) {
+      const m = movers.find((x) => x.name === mover);
+      if (!m) throw new ServiceError('ERR_BAD_REQUEST', `no mover named ${mover}: the config's movers are ${movers.map((x) => x.name).join(', ') || 'none'}`);
+      return { name: m.name, session: await this.session(m, 'mover'), lun: 0 };
+    }
+    if (movers.length) return { name: movers[0].name, session: await this.session(movers[0], 'mover'), lun: 0 };
+    return { name: `${drive.endpoint.name} (drive LU ${drive.drive.lun})`, session: drive.drive.session, lun: drive.drive.lun };
+  }
+
+  async close(): Promise<void> {
+    const all = await Promise.allSettled([...this.sessions.values()]);
+    for (const r of all) if (r.status === 'fulfilled') r.value.close();
+    this.sessions.clear();
+    this.libraries.clear();
+  }
+}

@@ -1,0 +1,82 @@
+import { CopyClient } from '../initiator/copy-client.ts';
+import { PDT, type CscdInput } from '../xcopy/descriptors.ts';
+import { buildStreamLists, type StreamExtent, type StreamList } from '../xcopy/list-builder.ts';
+import type { OperatingParameters } from '../xcopy/copy-results.ts';
+import type { Designator } from '../xcopy/copy-target.ts';
+import type { CopyManagerRef, MountedDrive } from './site.ts';
+import type { JobContext } from './context.ts';
+
+/**
+ * What backup and restore share: CSCDs for a disk LU and a tape drive, and sending lists to a
+ * copy manager with progress. The server composes lists; the copy manager moves the data.
+ */
+
+/** Tape blocks per WRITE or READ the copy manager issues (several blocks per command where the drive allows). */
+export const BLOCKS_PER_TRANSFER = 4;
+/** Data bytes per EXTENDED COPY: the granularity of progress polls, early-warning checks and spanning. */
+export const LIST_BYTES = 64 << 20;
+
+export function diskCscd(designatorHex: string, blockSize: number): CscdInput {
+  return { codeSet: 1, association: 0, designatorType: 3, designator: Buffer.from(designatorHex, 'hex'), peripheralDeviceType: PDT.DISK, pad: false, fixed: false, blockLength: blockSize };
+}
+
+export function tapeCscd(d: Designator, tapeBlockBytes: number): CscdInput {
+  return { ...d, peripheralDeviceType: PDT.TAPE, pad: true, fixed: true, blockLength: tapeBlockBytes };
+}
+
+export class Copier {
+  readonly cm: CopyManagerRef;
+  readonly client: CopyClient;
+  limits!: OperatingParameters;
+  private nextListId = 1;
+  /** Bytes the copy manager reported writing, all lists of this job. */
+  movedBytes = 0;
+
+  private constructor(cm: CopyManagerRef) {
+    this.cm = cm;
+    this.client = new CopyClient(cm.session, cm.lun);
+  }
+
+  static async open(cm: CopyManagerRef): Promise<Copier> {
+    const c = new Copier(cm);
+    c.limits = await c.client.operatingParameters();
+    return c;
+  }
+
+  listId(): number {
+    const id = this.nextListId;
+    this.nextListId = (this.nextListId % 250) + 1;
+    return id;
+  }
+
+  /** Run one list; `onBytes(n)` gets the bytes the copy manager has written so far in this list. */
+  async run(ctx: JobContext, l: StreamList, what: string, onBytes: (n: number) => void): Promise<number> {
+    const out = await this.client.run(l.list, { listId: l.listId, signal: ctx.signal, what, pollMs: 250, onProgress: (p) => onBytes(p.transferBytes) });
+    this.movedBytes += out.transferBytes;
+    return out.transferBytes;
+  }
+
+  lists(o: {
+    direction: 'backup' | 'restore';
+    disk: CscdInput;
+    drive: MountedDrive;
+    tapeBlockBytes: number;
+    diskBlockBytes: number;
+    extents: readonly StreamExtent[];
+    streamStart: number;
+    streamEnd: number;
+    before?: Uint8Array;
+    after?: Uint8Array;
+    filemark?: boolean;
+    maxListBytes?: number;
+  }): StreamList[] {
+    return buildStreamLists({
+      ...o,
+      tape: tapeCscd(o.drive.designator, o.tapeBlockBytes),
+      limits: this.limits,
+      blocksPerTransfer: BLOCKS_PER_TRANSFER,
+      maxListBytes: o.maxListBytes ?? LIST_BYTES,
+      listId: () => this.listId(),
+    });
+  }
+}
