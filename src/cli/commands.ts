@@ -5,6 +5,10 @@ import { registerMover } from './mover.ts';
 import { registerSnapshot } from './snapshot.ts';
 import { registerVtl } from './vtl.ts';
 import { registerDemo } from './demo.ts';
+import { registerServer } from './server.ts';
+import { registerJobs } from './jobs.ts';
+import { registerSets } from './sets.ts';
+import { registerUp } from './up.ts';
 
 /**
  * Each role's command lives in its own file and adds itself here. A command file imports only
@@ -18,4 +22,8 @@ export function registerCommands(program: Command): void {
   registerNtfs(program);
   registerVtl(program);
   registerDemo(program);
+  registerServer(program);
+  registerJobs(program);
+  registerSets(program);
+  registerUp(program);
 }

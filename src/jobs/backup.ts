@@ -131,7 +131,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     const plan = await makePlan(ctx, req, { node, lun, vid, snap, base, blockSize: info.blockSize, blockCount: info.blockCount });
     if (plan.reason) await ctx.log(`running a full backup: ${plan.reason}`);
     ctx.update({ bytesTotal: plan.streamBytes, bytesDone: 0 });
-    const digest = control.digest(snap.lun, plan.extents);
+    const digest = control.digest(snap.lun, plan.extents.map((e) => ({ lba: e.lba, blocks: e.blocks })));
     digest.catch(() => undefined);
 
     // 3. A drive, then cartridges of the pool, piece by piece.
