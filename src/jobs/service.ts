@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Catalog } from '../catalog/db.ts';
-import { createJob, getJob, interruptRunningJobs, listJobEvents, listJobs, transitionJob, type Job } from '../catalog/queries/jobs.ts';
+import { createJob, getJob, interruptRunningJobs, listJobEvents, listJobs, transitionJob, updateJobProgress, type Job } from '../catalog/queries/jobs.ts';
 import { listSets, getSet } from '../catalog/queries/sets.ts';
 import { listCartridges, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
 import { listVolumes } from '../catalog/queries/volumes.ts';
@@ -104,9 +104,10 @@ export class LocalJobService implements JobService {
       try {
         const out = await body(ctx);
         ctx.update({ bytesDone: ctx.progress.bytesTotal });
+        // The job's bytes are what the data mover moved (COPY STATUS), records and padding included.
+        await updateJobProgress(this.catalog.db, job.id, { bytesDone: out.bytes });
         await transitionJob(this.catalog.db, job.id, ctx.state, 'done', { message: `${type} done`, setId: out.set, result: { ...out.result, bytes: out.bytes } });
         ctx.state = 'done';
-        await this.catalog.db.updateTable('jobs').set({ bytes_done: out.bytes }).where('id', '=', job.id).execute();
       } catch (err) {
         const canceled = abort.signal.aborted;
         const e = err instanceof FerryError ? err : new FerryError('ERR_INTERNAL', err instanceof Error ? err.message : String(err));
