@@ -52,14 +52,14 @@ export class PortalCopyTargets implements RemoteCopyTargets {
   private lus: RemoteLu[] = [];
   private discovering?: Promise<void>;
   private lastDiscovery = 0;
-  /** Re-scan the portals on a miss at most this often. */
+  /** Re-scan the portals on a miss at most this often (default: on every miss, concurrent misses share one scan; a LUN created a moment ago, e.g. a restore to NODE:new, must be found). */
   private readonly rescanMs: number;
 
   constructor(opts: { initiatorName: string; portals: PortalConfig[]; log?: Logger; rescanMs?: number }) {
     this.initiatorName = opts.initiatorName;
     this.portals = opts.portals;
     this.log = opts.log;
-    this.rescanMs = opts.rescanMs ?? 2000;
+    this.rescanMs = opts.rescanMs ?? 0;
   }
 
   async find(designator: Designator, _signal: AbortSignal): Promise<CopyTarget | undefined> {

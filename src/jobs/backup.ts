@@ -183,7 +183,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       await ctx.to('copying', `${seq > 1 ? 'continuing' : 'writing'} set ${setId} on ${cart.barcode} at block ${start}`);
       // One list at a time, each sized to what is left before early warning.
       let end = pos;
-      for (let first = true; end < plan.streamBytes; first = false) {
+      for (let first = true; first || end < plan.streamBytes; first = false) {
         const room = await roomFor(drive, pool.tapeBlockBytes);
         const maxListBytes = Math.min(LIST_BYTES, room - (first ? h.bytes.length : 0));
         if (!first && maxListBytes < pool.tapeBlockBytes) break;

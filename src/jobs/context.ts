@@ -1,5 +1,5 @@
 import type { Db } from '../catalog/queries/common.ts';
-import { addJobEvent, transitionJob, updateJobProgress, type JobEvent as CatalogEvent } from '../catalog/queries/jobs.ts';
+import { addJobEvent, listJobEvents, transitionJob, updateJobProgress, type JobEvent as CatalogEvent } from '../catalog/queries/jobs.ts';
 import { FerryError } from '../util/errors.ts';
 import type { Site } from './site.ts';
 import { canTransition, STATE_LABELS, type JobState } from './states.ts';
@@ -40,15 +40,24 @@ export class JobContext {
     this.checkCanceled();
     if (to === this.state && to !== 'mounting') return;
     if (!canTransition(this.state, to)) throw new FerryError('ERR_JOB_STATE', `job ${this.id}: ${this.state} → ${to} is not in the state table`);
-    await transitionJob(this.db, this.id, this.state, to, { message, waitingFor: opts.waitingFor ?? null, data: opts.data });
+    await transitionJob(this.db, this.id, this.state, to, { message: message || STATE_LABELS[to], waitingFor: opts.waitingFor ?? null, data: opts.data });
     this.state = to;
     Object.assign(this.progress, { phase: to, waitingFor: opts.waitingFor ?? null });
-    this.publish({ kind: 'state', state: to, message: message || STATE_LABELS[to], data: opts.data ?? null });
+    await this.publishStored();
   }
 
+  /** Publish the catalog's events this context has not published yet, with their ids (SSE resumes by id). */
+  async publishStored(): Promise<void> {
+    for (const e of await listJobEvents(this.db, this.id, this.lastEventId)) {
+      this.lastEventId = e.id;
+      this.emit(toEvent(e));
+    }
+  }
+  private lastEventId = 0;
+
   async log(message: string, data?: Record<string, unknown>): Promise<void> {
-    const e = await addJobEvent(this.db, this.id, { kind: 'log', message, data });
-    this.emit(toEvent(e));
+    await addJobEvent(this.db, this.id, { kind: 'log', message, data });
+    await this.publishStored();
   }
 
   /** Update live figures; bytes feed the rate and ETA. Saved and published at most 4 times a second. */
@@ -76,7 +85,7 @@ export class JobContext {
     this.publish({ kind: 'progress', state: this.state, message: '', data: { ...this.progress } });
   }
 
-  /** Progress events are not stored (the job row keeps the latest figures); ids are 0. */
+  /** Progress events are not stored (the job row keeps the latest figures); their id is 0, so an SSE stream skips them. */
   private publish(e: Omit<JobEvent, 'id' | 'job' | 'at'>): void {
     this.emit({ id: 0, job: this.id, at: new Date().toISOString(), ...e });
   }

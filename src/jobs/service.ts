@@ -117,8 +117,7 @@ export class LocalJobService implements JobService {
       } finally {
         await release(this.catalog.db, job.id).catch(() => undefined);
         this.running.delete(job.id);
-        const view = await this.getJob(job.id).catch(() => undefined);
-        this.bus.emit(`job:${job.id}`, { id: 0, job: job.id, at: new Date().toISOString(), kind: 'state', state: ctx.state, message: view?.error?.message ?? ctx.state, data: null } satisfies JobEvent);
+        await ctx.publishStored().catch(() => undefined);
         this.bus.emit(`end:${job.id}`);
       }
     })();
