@@ -42,6 +42,8 @@ function formatEta(s: number): string {
 /** The line a state change prints on a non-TTY. */
 export function stateLine(e: JobEvent): string {
   const label = STATE_LABELS[e.state!];
+  // The job's own words when they already say what it waits for.
+  if (/^waiting\b/.test(e.message)) return `job ${e.job}: ${e.message}`;
   const msg = e.message && e.message !== e.state && e.message !== label ? `: ${e.message}` : '';
   return `job ${e.job}: ${label}${msg}`;
 }
@@ -105,6 +107,7 @@ export async function waitForJob(client: ServerClient, job: JobView, opts: WaitO
   } finally {
     stopped = true;
     clearTimeout(poll);
+    bar?.update(1); // complete: clearOnComplete takes the bar off the screen
     bar?.stop();
   }
   return client.getJob(job.id);

@@ -64,7 +64,7 @@ test('ferry backup store:0 --json waits for the job and prints {job, state, set,
   // Without --json on a non-TTY: one line per state change on stderr, a summary on stdout.
   const text = await ferry(['backup', 'store:1', ...common]);
   assert.equal(text.code, 0, text.stderr);
-  assert.match(text.stderr, /^job \d+: queued\njob \d+: waiting for quiet writes: waiting for 3 s without writes\n/);
+  assert.match(text.stderr, /^job \d+: queued\njob \d+: waiting for 3 s without writes\n/);
   assert.match(text.stderr, /job \d+: copying\n(job \d+: done\n)$/);
   assert.match(text.stdout, /^job \d+ done: set \d+ of store:1, 1\.0 GiB moved\n$/);
 });
@@ -216,7 +216,7 @@ test('where the server is: FERRY_SERVER, ./ferry-data/server.json, and a helpful
   await gone.close();
   const down = await ferry(['backup', 'store:0', '--server', url, '--token-file', join(dir, 'server.token')]);
   assert.equal(down.code, 1);
-  const unreachable = `^ferry: cannot reach the backup server at ${url} \\(ECONNREFUSED\\): start one with \`ferry up\``;
+  const unreachable = `^ferry: cannot reach the backup server at ${url} \\(ECONNREFUSED\\): start one with`;
   assert.match(down.stderr, new RegExp(unreachable));
   assert.match(down.stderr, /or pass --server URL --token-file FILE\n$/);
   await writeFile(join(dir, 'wrong.token'), 'wrong-token-0123456789\n');

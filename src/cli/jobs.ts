@@ -229,7 +229,7 @@ export function registerJobs(program: Command): void {
       if (o.json) return printJson({ ...job, events });
       out(describeJob(job));
       for (const e of events) {
-        out(`  ${formatTime(e.at)}  ${(e.state ? STATE_LABELS[e.state] : e.kind).padEnd(9)}  ${e.message}`);
+        out(`  ${formatTime(e.at)}  ${(e.state ?? e.kind).padEnd(13)}  ${e.message}`);
       }
       if (!o.follow || isFinal(job.state)) return;
       const { waitForJob } = await import('./job-progress.ts');

@@ -1,15 +1,9 @@
 import type { Command } from 'commander';
-import type { ServerConfig } from '../server/config.ts';
-import { FerryError } from '../util/errors.ts';
 import { oneOf } from './client.ts';
 
 // `ferry server --config FILE`: parse the options and the config, then hand over to runServer.
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-interface RunServerModule {
-  runServer(config: ServerConfig, opts: { logLevel: string }): Promise<void>;
-}
 
 export function registerServer(program: Command): void {
   program
@@ -29,16 +23,7 @@ export function registerServer(program: Command): void {
     .action(async (o: { config: string; logLevel: string }) => {
       const { loadServerConfig } = await import('../server/config.ts');
       const config = await loadServerConfig(o.config);
-      // src/server/run.ts comes with the server library; a variable keeps tsc from requiring it.
-      const runPath = '../server/run.ts';
-      let mod: RunServerModule;
-      try {
-        mod = (await import(runPath)) as RunServerModule;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ERR_MODULE_NOT_FOUND' || !/server\/run\.ts/.test(String(e))) throw e;
-        throw new FerryError('ERR_NOT_AVAILABLE', 'the backup server (src/server/run.ts) is not in this build yet');
-      }
-      await mod.runServer(config, { logLevel: o.logLevel });
+      const { runServer } = await import('../server/run.ts'); // the server library: loaded on use
+      await runServer(config, { logLevel: o.logLevel });
     });
 }
