@@ -189,10 +189,15 @@ export class ServerClient implements JobService {
     }
   }
 
-  /** Live events of one job over SSE (reconnecting after a drop). Errors go nowhere: use follow(). */
+  /**
+   * Live events of one job (those after the latest already logged) over SSE, reconnecting after
+   * a drop. Errors go nowhere: use follow() to see them.
+   */
   subscribe(job: number, listener: (e: JobEvent) => void): () => void {
     const ac = new AbortController();
-    this.follow(job, listener, { signal: ac.signal }).catch(() => {});
+    this.events(job)
+      .then((past) => this.follow(job, listener, { after: past.at(-1)?.id ?? 0, signal: ac.signal }))
+      .catch(() => {});
     return () => ac.abort();
   }
 
