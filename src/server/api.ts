@@ -179,8 +179,9 @@ function streamEvents(
     res.end();
   };
   const send = (e: JobEvent): void => {
-    if (ended || e.id <= last) return;
-    last = e.id;
+    // Ids skip what history and live both delivered; an event without an id (0) always goes.
+    if (ended || (e.id > 0 && e.id <= last)) return;
+    last = Math.max(last, e.id);
     res.write(`id: ${e.id}\ndata: ${JSON.stringify(e)}\n\n`);
     if (e.kind === 'state' && e.state !== null && isFinal(e.state)) end();
   };
