@@ -96,7 +96,7 @@ async function usedExtents(ctx: JobContext, nodeName: string, snap: SnapshotReco
   return merge(ranges).filter((r) => r.lba < dev.blockCount).map((r) => ({ lba: r.lba, blocks: Math.min(r.blocks, dev.blockCount - r.lba) }));
 }
 
-export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ set: number; bytes: number }> {
+export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ set: number; bytes: number; quietWaitMs: number | null }> {
   const { node, lun } = parseVolume(req.volume);
   const control = await ctx.site.nodeControl(node);
   const info = await diskLun(control, node, lun);
@@ -250,7 +250,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     keep = true;
     // Incrementals need the last set's snapshot alive (node tracking, see snapshots.md); older ones go.
     if (vol?.keptSnapshotId && vol.keptSnapshotId !== snap.id) await control.deleteSnapshot(vol.keptSnapshotId).catch((e: Error) => ctx.log(`could not delete old snapshot ${vol.keptSnapshotId}: ${e.message}`));
-    return { set: setId, bytes: copier?.movedBytes ?? 0 };
+    return { set: setId, bytes: copier?.movedBytes ?? 0, quietWaitMs: snap.waitedMs };
   } finally {
     if (!keep) await control.deleteSnapshot(snap.id).catch(() => undefined);
   }

@@ -1,10 +1,9 @@
 import { getChain, getSet } from '../catalog/queries/sets.ts';
 import { reserve, cartridgeResource } from '../catalog/queries/cartridges.ts';
-import { readRecord } from '../tapeformat/read-record.ts';
 import { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
 import { acquireDrive, diskLun, parseVolume } from './backup.ts';
-import { Copier, diskCscd } from './tape-io.ts';
+import { Copier, diskCscd, readRecordCheaply } from './tape-io.ts';
 import { ServiceError, type StartRestore } from './types.ts';
 
 /**
@@ -45,8 +44,7 @@ export async function runRestore(ctx: JobContext, req: StartRestore): Promise<{ 
       const drive = await ctx.site.mount(pool, driveName, p.cartridge);
       copier ??= await Copier.open(await ctx.site.copyManager(req.mover, drive));
       await drive.drive.setFixedBlock(s.tapeBlockBytes);
-      await drive.drive.locate(p.headerBlock);
-      const h = await readRecord(drive.drive.device, s.tapeBlockBytes);
+      const h = await readRecordCheaply(drive, p.headerBlock, s.tapeBlockBytes);
       if (h.kind !== 'header' || h.setUuid !== s.uuid || h.sequence !== p.seq) {
         throw new ServiceError('ERR_CONFLICT', `cartridge ${p.cartridge} does not hold piece ${p.seq} of set ${s.id} at block ${p.headerBlock} (found ${h.kind}): the catalog and the tape disagree; run \`ferry catalog rebuild\``);
       }

@@ -75,7 +75,7 @@ export class LocalJobService implements JobService {
     };
     if (r.verify) throw new ServiceError('ERR_BAD_REQUEST', 'backup --verify is not available yet: verify is still being built');
     this.site.pool(r.pool); // an unknown pool is refused before a job exists
-    return this.start('backup', r.volume, r, (ctx) => runBackup(ctx, r).then((x) => ({ set: x.set, bytes: x.bytes, result: { set: x.set } })));
+    return this.start('backup', r.volume, r, (ctx) => runBackup(ctx, r).then((x) => ({ set: x.set, bytes: x.bytes, result: { set: x.set, quietWaitMs: x.quietWaitMs } })));
   }
 
   async startRestore(req: StartRestore): Promise<JobView> {

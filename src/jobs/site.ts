@@ -49,10 +49,11 @@ export class Site {
     for (const [k, v] of controls ?? []) this.controls.set(k, v);
   }
 
-  /** Bytes on every iSCSI session the server opened (the "no data through the server" figure). */
+  /** Bytes on every iSCSI session the server opened and to the nodes' APIs (the "no data through the server" figure). */
   bytesOnWire(): number {
     let n = 0;
     for (const s of this.opened) n += s.bytesOnWire.sent + s.bytesOnWire.received;
+    for (const c of this.controls.values()) if (c instanceof SnapshotApiClient) n += c.bytesOnWire;
     return n;
   }
   private readonly opened = new Set<InitiatorSession>();

@@ -1,4 +1,9 @@
 import { CopyClient } from '../initiator/copy-client.ts';
+import { buildRead6 } from '../scsi/tape-cdb.ts';
+import { ScsiStatus } from '../scsi/task.ts';
+import { PREFIX_BYTES, decodeRecord, recordLength } from '../tapeformat/codec.ts';
+import { readRecord } from '../tapeformat/read-record.ts';
+import type { TapeRecord } from '../tapeformat/records.ts';
 import { PDT, type CscdInput } from '../xcopy/descriptors.ts';
 import { buildStreamLists, type StreamExtent, type StreamList } from '../xcopy/list-builder.ts';
 import type { OperatingParameters } from '../xcopy/copy-results.ts';
@@ -79,4 +84,22 @@ export class Copier {
       listId: () => this.listId(),
     });
   }
+}
+
+/**
+ * Read the record at the drive's position without moving its padding over the wire: READ(6) of
+ * one fixed block with an expected transfer length of `headBytes` (the target sends that much and
+ * reports the rest as residual overflow, RFC 7143 11.4.5.2; the drive still passes the whole
+ * block). A record longer than that is read again whole.
+ */
+export async function readRecordCheaply(drive: MountedDrive, blockId: number, tapeBlockBytes: number, headBytes = 16 * 1024): Promise<TapeRecord | { kind: 'filemark' } | { kind: 'eod' }> {
+  await drive.drive.locate(blockId);
+  const want = Math.min(headBytes, tapeBlockBytes);
+  const r = await drive.drive.session.command(drive.drive.lun, buildRead6(1, { fixed: true }), { inLength: want, allowCheckCondition: true });
+  if (r.status === ScsiStatus.GOOD && r.data.length >= PREFIX_BYTES) {
+    const len = recordLength(r.data).totalBytes;
+    if (len <= r.data.length) return decodeRecord(r.data);
+  }
+  await drive.drive.locate(blockId);
+  return readRecord(drive.drive.device, tapeBlockBytes);
 }

@@ -89,9 +89,13 @@ export class SnapshotApiClient implements NodeControl {
     return this.call('GET', `/v1/luns/${lun}/activity`);
   }
 
+  /** HTTP bytes this client sent and received (request line, headers and bodies), for the "no data through the server" figure. */
+  bytesOnWire = 0;
+
   private call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const url = new URL(path, this.base);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    this.bytesOnWire += method.length + url.pathname.length + url.search.length + 200 + (payload?.length ?? 0);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<T>((resolve, reject) => {
       const req = send(
@@ -106,7 +110,11 @@ export class SnapshotApiClient implements NodeControl {
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
+          this.bytesOnWire += res.rawHeaders.reduce((n, h) => n + h.length + 2, 16);
+          res.on('data', (c: Buffer) => {
+            this.bytesOnWire += c.length;
+            chunks.push(c);
+          });
           res.on('error', reject);
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');

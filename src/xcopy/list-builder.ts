@@ -107,15 +107,21 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
   };
 
   // Inline records: one list may carry several tape blocks of a record, up to the inline limit.
-  const recordSegments = (record: Uint8Array, maxBytes: number): { segments: SegmentInput[]; inline: Uint8Array; rest: Uint8Array } => {
+  // A record's zero padding is not sent: the last segment stops at its content (4-byte
+  // granularity) and the tape CSCD's PAD fills the block, so only the record's bytes cross the wire.
+  const recordSegments = (record: Uint8Array, maxBytes: number): { segments: SegmentInput[]; inline: Uint8Array; blocks: number; rest: Uint8Array } => {
     const take = Math.min(record.length, Math.floor(maxBytes / B) * B);
-    const inline = record.subarray(0, take);
-    const segments: SegmentInput[] = [];
-    for (let off = 0; off < take; off += perTransfer * B) {
-      const n = Math.min(perTransfer * B, take - off);
-      segments.push({ type: DescriptorType.INLINE_TO_STREAM, cat: false, destination: TAPE, streamTransferLength: n / B, inlineOffset: off, byteCount: n });
+    let used = take;
+    if (take === record.length) {
+      while (used > 0 && record[used - 1] === 0) used--;
+      used = Math.max(4, (used + 3) & ~3);
     }
-    return { segments, inline, rest: record.subarray(take) };
+    const segments: SegmentInput[] = [];
+    for (let off = 0; off < take && off < used; off += perTransfer * B) {
+      const n = Math.min(perTransfer * B, take - off);
+      segments.push({ type: DescriptorType.INLINE_TO_STREAM, cat: false, destination: TAPE, streamTransferLength: n / B, inlineOffset: off, byteCount: Math.min(n, used - off) });
+    }
+    return { segments, inline: record.subarray(0, used), blocks: take / B, rest: record.subarray(take) };
   };
 
   // The data segments for stream bytes [from, to), every extent cut at the segment limit.
@@ -147,7 +153,7 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
   // Records first while they do not fit beside data.
   while (before && before.length > L.maxInlineDataLength) {
     const r = recordSegments(before, L.maxInlineDataLength);
-    emit(r.segments, r.inline, input.streamStart, input.streamStart, r.inline.length / B);
+    emit(r.segments, r.inline, input.streamStart, input.streamStart, r.blocks);
     before = r.rest.length ? r.rest : undefined;
   }
   const blocksOf = (bytes: number) => Math.ceil(bytes / B);
@@ -170,7 +176,7 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
     let part = fit(maxSegments - (head?.segments.length ?? 0));
     if (!part && head) {
       // The record and the first data block do not fit in one list: the record goes alone.
-      emit(head.segments, head.inline, pos, pos, head.inline.length / B);
+      emit(head.segments, head.inline, pos, pos, head.blocks);
       head = undefined;
       part = fit(maxSegments);
     }
@@ -179,7 +185,7 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
     const last = pos + chunk >= end;
     const segments: SegmentInput[] = [...(head?.segments ?? []), ...segs];
     let inline = head?.inline;
-    let tapeBlocks = (head ? head.inline.length / B : 0) + blocksOf(chunk);
+    let tapeBlocks = (head?.blocks ?? 0) + blocksOf(chunk);
     if (last && after) {
       // The trailer goes in the same list when the inline data allows, else in one more list.
       const room = L.maxInlineDataLength - (inline?.length ?? 0);
@@ -188,7 +194,7 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
         const base = inline?.length ?? 0;
         segments.push(...t.segments.map((s) => (s.type === DescriptorType.INLINE_TO_STREAM ? { ...s, inlineOffset: s.inlineOffset + base } : s)));
         inline = concat(inline, t.inline);
-        tapeBlocks += t.inline.length / B;
+        tapeBlocks += t.blocks;
         if (input.filemark) segments.push({ type: DescriptorType.WRITE_FILEMARKS, cat: false, destination: TAPE, immed: false, count: 1 });
         emit(segments, inline, pos, pos + chunk, tapeBlocks);
       } else {
@@ -198,7 +204,7 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
           const t = recordSegments(rest, L.maxInlineDataLength);
           rest = t.rest.length ? t.rest : undefined;
           if (!rest && input.filemark) t.segments.push({ type: DescriptorType.WRITE_FILEMARKS, cat: false, destination: TAPE, immed: false, count: 1 });
-          emit(t.segments, t.inline, end, end, t.inline.length / B);
+          emit(t.segments, t.inline, end, end, t.blocks);
         }
       }
     } else {
