@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import pino from 'pino';
 import type { DemoEvent, DemoJob, DemoPhase, DemoResult } from '../demo/demo.ts';
 import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS } from '../snapshot/quiesce.ts';
 import { formatBytes, parseDuration, parseSize } from '../util/units.ts';
