@@ -170,8 +170,10 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       await ctx.to('mounting', `loading cartridge ${cart.barcode}`, { data: { cartridge: cart.barcode } });
       ctx.update({ cartridge: cart.barcode });
       const drive = await ctx.site.mount(pool, driveName, cart.barcode);
-      copier ??= await Copier.open(await ctx.site.copyManager(req.mover, drive));
-      await ctx.log(`copy manager: ${copier.cm.name}`);
+      if (!copier) {
+        copier = await Copier.open(await ctx.site.copyManager(req.mover, drive));
+        await ctx.setMover(copier.cm.name);
+      }
       const start = await prepareCartridge(ctx, drive, pool, cart, copier);
       const h = encodeHeaderAt({ ...header, sequence: seq, piece: { streamStart: pos, dataBlockId: 0 } }, start, pool.tapeBlockBytes);
       // Room for the header and at least one data block before the trailer's reserve, or the next cartridge.

@@ -55,6 +55,12 @@ export class JobContext {
   }
   private lastEventId = 0;
 
+  /** Record the data mover (copy manager) this job sends its lists to. */
+  async setMover(name: string): Promise<void> {
+    await updateJobProgress(this.db, this.id, { bytesDone: this.progress.bytesDone, mover: name });
+    await this.log(`data mover: ${name}`);
+  }
+
   async log(message: string, data?: Record<string, unknown>): Promise<void> {
     await addJobEvent(this.db, this.id, { kind: 'log', message, data });
     await this.publishStored();

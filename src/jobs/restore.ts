@@ -42,7 +42,10 @@ export async function runRestore(ctx: JobContext, req: StartRestore): Promise<{ 
       await ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${s.id}, piece ${p.seq})`, { data: { cartridge: p.cartridge } });
       ctx.update({ cartridge: p.cartridge });
       const drive = await ctx.site.mount(pool, driveName, p.cartridge);
-      copier ??= await Copier.open(await ctx.site.copyManager(req.mover, drive));
+      if (!copier) {
+        copier = await Copier.open(await ctx.site.copyManager(req.mover, drive));
+        await ctx.setMover(copier.cm.name);
+      }
       await drive.drive.setFixedBlock(s.tapeBlockBytes);
       const h = await readRecordCheaply(drive, p.headerBlock, s.tapeBlockBytes);
       if (h.kind !== 'header' || h.setUuid !== s.uuid || h.sequence !== p.seq) {

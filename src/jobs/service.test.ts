@@ -10,6 +10,7 @@ import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import { openCatalog } from '../catalog/db.ts';
 import type { ServerConfig } from '../server/config.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
+import { Cartridge } from '../tape/cartridge.ts';
 import { Site } from './site.ts';
 import { LocalJobService } from './service.ts';
 import type { JobEvent } from './types.ts';
@@ -86,6 +87,7 @@ test('backup server library: image full, incremental, restore of the chain to a 
       unsub();
       assert.equal(fullDone.state, 'done', JSON.stringify(fullDone.error));
       assert.ok(fullDone.bytes >= 8 * MIB, `mover bytes ${fullDone.bytes}`);
+      assert.match(fullDone.mover ?? '', /^vtl \(drive LU \d+\)$/, 'no mover configured: the drive LU copies');
       const states = events.filter((e) => e.kind === 'state').map((e) => e.state);
       for (const s of ['waiting-quiet', 'planning', 'mounting', 'copying', 'done'] as const) assert.ok(states.includes(s), `${s} in ${states.join(',')}`);
       const atFull = await sha(src.dev);
@@ -168,6 +170,32 @@ test('backup server library: a set spans cartridges at early warning and restore
       const r = await w.service.waitForJob((await w.service.startRestore({ set: set.id, to: 'store:new' })).id);
       assert.equal(r.state, 'done', JSON.stringify(r.error));
       assert.equal(await sha(await RemoteBlockDevice.open(w.ws, r.result!.lun as number)), await sha(src.dev));
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+test('backup server library: a write-protected cartridge fails the job naming it, and nothing changes on tape or in the catalog', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      const inv = w.node.tapes.library!.inventory;
+      await (await Cartridge.create(inv.cartridgePath('FER001L8'), { barcode: 'FER001L8', capacityBytes: 64 * MIB, writeProtected: true })).close();
+      const src = await w.lun(2 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
+      const before = await w.service.listCartridges();
+      const b = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(b.state, 'failed');
+      assert.match(b.error!.message, /cartridge FER001L8 is write-protected: clear its write protection or take it out of pool default/);
+      assert.deepEqual(await w.service.listCartridges(), before);
+      assert.deepEqual(await w.service.listSets(), []);
+      const c = await Cartridge.open(inv.cartridgePath('FER001L8'), { readOnly: true });
+      try {
+        assert.equal(c.objectCount, 0, 'nothing was written to the cartridge');
+      } finally {
+        await c.close();
+      }
     } finally {
       await w.close();
     }
