@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { bearerTokenMatches } from '../util/bearer-token.ts';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { isFinal } from '../jobs/states.ts';
@@ -26,14 +26,6 @@ export interface ServerApiOptions {
   log?: Logger;
 }
 
-function tokenMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  if (!m) return false;
-  // Compare digests: equal length, constant time.
-  const a = createHash('sha256').update(m[1]).digest();
-  const b = createHash('sha256').update(token).digest();
-  return timingSafeEqual(a, b);
-}
 
 /**
  * Error → `{code, message}` with a status: a ServiceError's own status, 400 for a request that
@@ -72,7 +64,7 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
   );
   app.addHook('onRequest', async (req, reply) => {
     if (req.method === 'GET' && req.url === '/openapi.json') return;
-    if (!tokenMatches(req.headers.authorization, token)) {
+    if (!bearerTokenMatches(req.headers.authorization, token)) {
       reply.header('www-authenticate', 'Bearer');
       return reply.code(401).send({ code: 'ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' });
     }

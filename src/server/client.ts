@@ -1,3 +1,4 @@
+import { readTokenFile } from '../util/bearer-token.ts';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readFile } from 'node:fs/promises';
@@ -40,17 +41,7 @@ export interface ServerConnection {
   source: string;
 }
 
-/** Read a bearer token file: its first line, at least 16 characters. */
-export async function readTokenFile(path: string): Promise<string> {
-  const text = await readFile(path, 'utf8').catch((e: Error) => {
-    throw new UsageError(`cannot read token file ${path}: ${e.message}`);
-  });
-  const token = text.split(/\r?\n/)[0].trim();
-  if (token.length < 16) {
-    throw new UsageError(`token file ${path}: the token (its first line) needs at least 16 characters`);
-  }
-  return token;
-}
+export { readTokenFile };
 
 /** "127.0.0.1:8470" or "http://host:port" → a base URL. */
 export function parseServerUrl(text: string, what = '--server'): URL {

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { openCatalog } from '../catalog/db.ts';
-import { readTokenFile } from '../snapshot/api.ts';
+import { readTokenFile } from '../util/bearer-token.ts';
 import { Site } from '../jobs/site.ts';
 import { LocalJobService } from '../jobs/service.ts';
 import type { NodeControl } from '../snapshot/node-control.ts';

@@ -1,8 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { bearerTokenMatches, readTokenFile } from '../util/bearer-token.ts';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { FerryError, UsageError } from '../util/errors.ts';
+import { FerryError } from '../util/errors.ts';
 import { parseSize } from '../util/units.ts';
 import type { Extent } from './cbt.ts';
 import { MAX_DIGEST_EXTENTS, SnapshotNotFoundError, type NodeControl } from './node-control.ts';
@@ -54,23 +53,8 @@ function parse<T>(schema: z.ZodType<T>, v: unknown, what: string): T {
 }
 
 /** Read a bearer token file: its first line, at least 16 characters. */
-export async function readTokenFile(path: string): Promise<string> {
-  const text = await readFile(path, 'utf8').catch((e: Error) => {
-    throw new UsageError(`cannot read token file ${path}: ${e.message}`);
-  });
-  const token = text.split(/\r?\n/)[0].trim();
-  if (token.length < 16) throw new UsageError(`token file ${path}: the token (its first line) needs at least 16 characters`);
-  return token;
-}
+export { readTokenFile };
 
-function tokenMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  if (!m) return false;
-  // Compare digests: equal length, constant time.
-  const a = createHash('sha256').update(m[1]).digest();
-  const b = createHash('sha256').update(token).digest();
-  return timingSafeEqual(a, b);
-}
 
 function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof FerryError) {
@@ -94,7 +78,7 @@ export function buildSnapshotApi(node: ApiNode, token: string): FastifyInstance 
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}` }));
   app.addHook('onRequest', async (req, reply) => {
     if (req.url === '/openapi.json') return;
-    if (!tokenMatches(req.headers.authorization, token)) {
+    if (!bearerTokenMatches(req.headers.authorization, token)) {
       reply.header('www-authenticate', 'Bearer');
       return reply.code(401).send({ code: 'ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' });
     }
