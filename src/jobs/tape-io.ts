@@ -5,7 +5,7 @@ import { PREFIX_BYTES, decodeRecord, recordLength } from '../tapeformat/codec.ts
 import { readRecord } from '../tapeformat/read-record.ts';
 import type { TapeRecord } from '../tapeformat/records.ts';
 import { PDT, type CscdInput } from '../xcopy/descriptors.ts';
-import { buildStreamLists, type StreamExtent, type StreamList } from '../xcopy/list-builder.ts';
+import { buildStreamLists, type StreamList, type StreamListsInput } from '../xcopy/list-builder.ts';
 import type { OperatingParameters } from '../xcopy/copy-results.ts';
 import type { Designator } from '../xcopy/copy-target.ts';
 import type { CopyManagerRef, MountedDrive } from './site.ts';
@@ -61,20 +61,7 @@ export class Copier {
     return out.transferBytes;
   }
 
-  lists(o: {
-    direction: 'backup' | 'restore';
-    disk: CscdInput;
-    drive: MountedDrive;
-    tapeBlockBytes: number;
-    diskBlockBytes: number;
-    extents: readonly StreamExtent[];
-    streamStart: number;
-    streamEnd: number;
-    before?: Uint8Array;
-    after?: Uint8Array;
-    filemark?: boolean;
-    maxListBytes?: number;
-  }): StreamList[] {
+  lists(o: Omit<StreamListsInput, 'tape' | 'limits' | 'blocksPerTransfer' | 'listId'> & { drive: MountedDrive }): StreamList[] {
     return buildStreamLists({
       ...o,
       tape: tapeCscd(o.drive.designator, o.tapeBlockBytes),
