@@ -187,7 +187,8 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       let end = pos;
       for (let first = true; first || end < plan.streamBytes; first = false) {
         const room = await roomFor(drive, pool.tapeBlockBytes);
-        const maxListBytes = Math.min(LIST_BYTES, room - (first ? h.bytes.length : 0));
+        // As few lists as the limits allow: as large as the room before early warning, or LIST_BYTES when the drive does not say.
+        const maxListBytes = (room === Number.MAX_SAFE_INTEGER ? LIST_BYTES : room) - (first ? h.bytes.length : 0);
         if (!first && maxListBytes < pool.tapeBlockBytes) break;
         const [l] = copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: pool.tapeBlockBytes, diskBlockBytes: info.blockSize, extents: plan.extents, streamStart: end, streamEnd: plan.streamBytes, before: first ? h.bytes : undefined, maxListBytes });
         const recordBytes = first ? h.bytes.length : 0;

@@ -18,7 +18,7 @@ import type { JobContext } from './context.ts';
 
 /** Tape blocks per WRITE or READ the copy manager issues (several blocks per command where the drive allows). */
 export const BLOCKS_PER_TRANSFER = 4;
-/** Data bytes per EXTENDED COPY: the granularity of progress polls, early-warning checks and spanning. */
+/** Data bytes per EXTENDED COPY when the drive does not report its remaining capacity: how often early warning is checked. */
 export const LIST_BYTES = 64 << 20;
 
 export function diskCscd(designatorHex: string, blockSize: number): CscdInput {
