@@ -21,7 +21,8 @@ import { CopyClient, CopyFailedError } from './copy-client.ts';
 const IQN = 'iqn.2026-11.dev.ferry:copy-client-test';
 const BLOCKS = 2048;
 
-async function world(holdStatusMs: number) {
+/** `holdStatusMs`: after the copy, before its status; `delayStartMs`: before the copy starts. */
+async function world(holdStatusMs: number, o: { delayStartMs?: number; onStatusSent?: () => void } = {}) {
   const src = new MemoryDevice(512, BLOCKS);
   randomFillSync(src.bytes);
   const dst = new MemoryDevice(512, BLOCKS);
@@ -43,8 +44,10 @@ async function world(holdStatusMs: number) {
                 name: 'EXTENDED COPY(LID1)',
                 cdbLength: 16,
                 handler: async (task) => {
+                  if (o.delayStartMs) await new Promise((resolve) => setTimeout(resolve, o.delayStartMs));
                   const r = await cm.extendedCopy(task);
                   await new Promise((resolve) => setTimeout(resolve, holdStatusMs));
+                  o.onStatusSent?.();
                   return r;
                 },
               },
@@ -145,6 +148,34 @@ test('copy client: OPERATING PARAMETERS decode to the limits the copy manager en
     assert.deepEqual(limits, DEFAULT_LIMITS);
     assert.equal(supportsNoListId, true);
     assert.ok(implementedDescriptorCodes.includes(0x00) && implementedDescriptorCodes.includes(0xe4));
+  } finally {
+    await w.close();
+  }
+});
+
+test('copy client: canceling a running copy sends ABORT TASK and returns without waiting for its status', async () => {
+  let statusSent = false;
+  const w = await world(0, { delayStartMs: 1500, onStatusSent: () => (statusSent = true) });
+  try {
+    const list = encodeXcopyParameterList({
+      header: { listId: 4, str: false, listIdUsage: 0, priority: 0 },
+      cscds: w.cscds,
+      segments: [{ type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: 64, sourceLba: 0, destinationLba: 0 }],
+    });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    const err = await new CopyClient(w.s, 0).run(list, { listId: 4, pollMs: 10, signal: ac.signal }).then(
+      () => assert.fail('expected ERR_CANCELED'),
+      (e: unknown) => e as { code?: string },
+    );
+    assert.equal(err.code, 'ERR_CANCELED');
+    assert.equal(statusSent, false, 'returned before the target would have sent the status');
+    // The session is still usable: TEST UNIT READY.
+    assert.equal((await w.s.command(0, new Uint8Array(6))).status, 0);
+    // Once the delayed start has passed, the aborted task's copy did not run.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(statusSent, false);
+    assert.ok(w.dst.bytes.every((b) => b === 0), 'the destination was not written');
   } finally {
     await w.close();
   }

@@ -112,9 +112,12 @@ export class CopyClient {
     const pollMs = opts.pollMs ?? 200;
     const t0 = performance.now();
     let ended = false;
-    const copy = this.session.command(this.lun, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true }).finally(() => {
-      ended = true;
-    });
+    let itt: number | undefined;
+    const copy = this.session
+      .command(this.lun, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true, onIssued: (t) => (itt = t) })
+      .finally(() => {
+        ended = true;
+      });
     copy.catch(() => undefined);
     let polls = 0;
     let last: CopyProgress = { transferBytes: 0, segmentsProcessed: 0 };
@@ -134,7 +137,11 @@ export class CopyClient {
             () => undefined,
           ),
         ]);
-        if (opts.signal?.aborted) throw new FerryError('ERR_CANCELED', `${what}: canceled`);
+        if (opts.signal?.aborted) {
+          // Stop the copy manager too: an aborted EXTENDED COPY stops its copy (SAM-5 7.3, SPC-4 6.4).
+          if (!ended && itt !== undefined) await this.session.abortTask(this.lun, itt).catch(() => undefined);
+          throw new FerryError('ERR_CANCELED', `${what}: canceled`);
+        }
         if (ended) break;
         const st = await this.copyStatus(opts.listId);
         polls++;

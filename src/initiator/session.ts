@@ -76,6 +76,8 @@ export interface CommandOptions {
   allowCheckCondition?: boolean;
   /** Retry on UNIT ATTENTION as sd does (default 5 times; 0 to see every UA). */
   unitAttentionRetries?: number;
+  /** Told the task's ITT when it is sent (for abortTask). */
+  onIssued?: (itt: number) => void;
 }
 
 export interface CommandResult {
@@ -441,6 +443,7 @@ export class InitiatorSession {
   private async commandOnce(lun: number, cdb: Uint8Array, opts: CommandOptions): Promise<CommandResult> {
     await this.waitWindow();
     const itt = this.allocItt();
+    opts.onIssued?.(itt);
     const dataOut = opts.dataOut;
     const inLength = opts.into ? opts.into.length : opts.inLength ?? 0;
     const edtl = dataOut ? dataOut.length : inLength;
@@ -529,6 +532,20 @@ export class InitiatorSession {
       true,
     );
     return decodeTmfResponse(res).response;
+  }
+
+  /**
+   * ABORT TASK (RFC 7143 11.5.1): the target ends the task without a SCSI Response, so once the
+   * function is complete the command's promise is rejected here (ERR_TASK_ABORTED).
+   */
+  async abortTask(lun: number, itt: number): Promise<number> {
+    const response = await this.taskManagement(TmfFunction.ABORT_TASK, lun, itt);
+    const p = this.pending.get(itt);
+    if (response === 0 && p) {
+      this.pending.delete(itt);
+      p.reject(new IscsiError('ERR_TASK_ABORTED', `task ${itt} on LUN ${lun} was aborted`));
+    }
+    return response;
   }
 
   lunReset(lun: number): Promise<number> {
