@@ -201,3 +201,22 @@ test('backup server library: a write-protected cartridge fails the job naming it
     }
   });
 });
+
+test('backup server library: a canceled backup ends canceled, with no set and no snapshot left', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      const src = await w.lun(4 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(4 * MIB)));
+      const job = await w.service.startBackup({ volume: `store:${src.lun}`, quietPeriodMs: 500 });
+      const canceled = await w.service.cancel(job.id);
+      assert.equal(canceled.state, 'canceled');
+      assert.equal(canceled.error?.code, 'ERR_CANCELED');
+      assert.deepEqual(await w.service.listSets(), []);
+      assert.deepEqual(await w.node.snapshots.listSnapshots(src.lun), []);
+      await assert.rejects(w.service.cancel(job.id), /already canceled/);
+    } finally {
+      await w.close();
+    }
+  });
+});
