@@ -120,6 +120,10 @@ export class InitiatorSession {
   private windowWaiters: Array<() => void> = [];
   private loginWaiter?: (pdu: RawPdu) => void;
   private closedError?: Error;
+  /** The connection is gone (logout, close, or the target went away): log in again to go on. */
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
   isid: Uint8Array = new Uint8Array(6);
   tsih = 0;
   targetName?: string;

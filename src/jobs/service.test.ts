@@ -220,3 +220,21 @@ test('backup server library: a canceled backup ends canceled, with no set and no
     }
   });
 });
+
+test('backup server library: a session that died (target restart, network) is replaced on the next job', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      const src = await w.lun(2 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
+      const first = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(first.state, 'done', JSON.stringify(first.error));
+      const site = w.service.site;
+      for (const kind of ['library', 'node'] as const) (await site.session(kind === 'library' ? site.config.libraries[0] : site.config.nodes[0], kind)).close();
+      const second = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(second.state, 'done', JSON.stringify(second.error));
+    } finally {
+      await w.close();
+    }
+  });
+});

@@ -81,9 +81,14 @@ export class Site {
     return p;
   }
 
+  /** A logged-in session to `ep`, shared by the jobs; a dead one (target restarted) is replaced. */
   async session(ep: IscsiEndpoint, kind: string): Promise<InitiatorSession> {
     const key = `${kind}:${ep.name}`;
     let s = this.sessions.get(key);
+    if (s && (await s.then((x) => x.closed, () => true))) {
+      this.sessions.delete(key);
+      s = undefined;
+    }
     if (!s) {
       s = InitiatorSession.login({ host: ep.portal.host, port: ep.portal.port, initiatorName: SERVER_INITIATOR, targetName: ep.iqn, chap: ep.chap });
       this.sessions.set(key, s);
@@ -95,8 +100,12 @@ export class Site {
     return s;
   }
 
-  private library(name: string): Promise<{ found: DiscoveredLibrary; changer: ChangerClient }> {
+  private async library(name: string): Promise<{ found: DiscoveredLibrary; changer: ChangerClient }> {
     let l = this.libraries.get(name);
+    if (l && (await l.then((x) => x.changer.session.closed, () => true))) {
+      this.libraries.delete(name); // its session died: discover again on a new one
+      l = undefined;
+    }
     if (!l) {
       const ep = this.config.libraries.find((x) => x.name === name);
       if (!ep) throw new ServiceError('ERR_NOT_FOUND', `no library named ${name} in the config`);
