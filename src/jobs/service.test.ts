@@ -11,6 +11,7 @@ import { openCatalog } from '../catalog/db.ts';
 import type { ServerConfig } from '../server/config.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { Cartridge } from '../tape/cartridge.ts';
+import { markCartridge } from '../catalog/queries/cartridges.ts';
 import { Site } from './site.ts';
 import { LocalJobService } from './service.ts';
 import type { JobEvent } from './types.ts';
@@ -233,6 +234,39 @@ test('backup server library: a session that died (target restart, network) is re
       for (const kind of ['library', 'node'] as const) (await site.session(kind === 'library' ? site.config.libraries[0] : site.config.nodes[0], kind)).close();
       const second = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
       assert.equal(second.state, 'done', JSON.stringify(second.error));
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+test('backup server library: an empty pool, and a restore whose cartridge left the library, fail clearly and change nothing', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      const src = await w.lun(2 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
+      const b = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(b.state, 'done', JSON.stringify(b.error));
+      const [set] = await w.service.listSets();
+
+      // The operator exports the set's cartridge and takes it out of the mail slot.
+      const inv = w.node.tapes.library!.inventory;
+      const at = inv.elements().find((e) => e.barcode === set.cartridges[0])!;
+      const ie = inv.elements().find((e) => e.kind === 'import-export')!;
+      await inv.move(at.address, ie.address);
+      ie.barcode = null;
+      const r = await w.service.waitForJob((await w.service.startRestore({ set: set.id, to: 'store:new' })).id);
+      assert.equal(r.state, 'failed');
+      assert.match(r.error!.message, new RegExp(`cartridge ${set.cartridges[0]} is not in library vtl: check \`ferry cartridges\``));
+
+      // Every other cartridge is full: the pool has nothing to write to.
+      const before = await w.service.listSets();
+      for (const c of await w.service.listCartridges()) await markCartridge(w.service.catalog.db, c.barcode, { state: 'full' });
+      const e = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(e.state, 'failed');
+      assert.match(e.error!.message, /pool default has no blank or appendable cartridge: add cartridges to library vtl/);
+      assert.deepEqual(await w.service.listSets(), before);
     } finally {
       await w.close();
     }
