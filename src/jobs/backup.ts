@@ -162,6 +162,8 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     const carts: CartridgeUpdate[] = [];
     let pos = 0;
     let sha256: string | null = null;
+    // The set ends when its last trailer was composed: the catalog keeps the time the tape says (a rebuild reads it back).
+    let endedAt = '';
     let copier: Copier | undefined;
     const disk = diskCscd(snapInfo.designator, info.blockSize);
     do {
@@ -210,6 +212,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
         endedAt: new Date().toISOString(),
         digests: { sha256 },
       };
+      endedAt = trailer.endedAt;
       const tb = encodeRecord(trailer, pool.tapeBlockBytes);
       for (const l of copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: pool.tapeBlockBytes, diskBlockBytes: info.blockSize, extents: [], streamStart: 0, streamEnd: 0, after: tb, filemark: true })) {
         await copier.run(ctx, l, `trailer of set ${setId}`, () => undefined);
@@ -244,7 +247,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
         sha256,
         reason: plan.reason,
         startedAt,
-        endedAt: new Date().toISOString(),
+        endedAt,
       },
       pieces,
       cartridges: carts,

@@ -8,6 +8,7 @@ import { FerryError } from '../util/errors.ts';
 import { JobContext, toEvent } from './context.ts';
 import { runBackup, type BackupRequest } from './backup.ts';
 import { runRestore } from './restore.ts';
+import { runRebuild } from './rebuild.ts';
 import type { Site } from './site.ts';
 import { isFinal, isJobState, type JobState } from './states.ts';
 import {
@@ -19,6 +20,8 @@ import {
   type JobView,
   type SetView,
   type StartBackup,
+  type StartRebuild,
+  type JobType,
   type StartRestore,
   type VolumeView,
 } from './types.ts';
@@ -87,13 +90,17 @@ export class LocalJobService implements JobService {
     throw new ServiceError('ERR_BAD_REQUEST', 'verify is not available yet: it is still being built');
   }
 
-  async startRebuild(): Promise<JobView> {
-    throw new ServiceError('ERR_BAD_REQUEST', 'catalog rebuild is not available yet: it is still being built');
+  async startRebuild(req: StartRebuild = {}): Promise<JobView> {
+    const libs = this.site.config.libraries;
+    if (req.library !== undefined && !libs.some((l) => l.name === req.library)) {
+      throw new ServiceError('ERR_NOT_FOUND', `no library named ${req.library}: the config's libraries are ${libs.map((l) => l.name).join(', ') || 'none'}`);
+    }
+    return this.start('rebuild', null, req, (ctx) => runRebuild(ctx, req).then((x) => ({ set: null, bytes: 0, result: { ...x } })));
   }
 
   private async start(
-    type: 'backup' | 'restore',
-    volume: string,
+    type: JobType,
+    volume: string | null,
     params: unknown,
     body: (ctx: JobContext) => Promise<{ set: number | null; bytes: number; result: Record<string, unknown> }>,
   ): Promise<JobView> {
