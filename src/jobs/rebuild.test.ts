@@ -235,3 +235,30 @@ test('catalog rebuild: sets, spanning, cartridges and a failed job\'s leftovers 
     }
   });
 });
+
+test('catalog rebuild: a cartridge written with another block size than the pool now says is read in its own (the label says which)', async () => {
+  await inTempDir('rebuild', async (dir) => {
+    const w = await world(dir, { cartridgeSize: 16 * MIB });
+    try {
+      const a = await w.lun(2 * MIB);
+      await a.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
+      await a.dev.flush();
+      ok(await w.service.waitForJob((await w.service.startBackup({ volume: `store:${a.lun}` })).id));
+      const sets = await w.service.listSets();
+      const carts = (await w.service.listCartridges()).map(cartView);
+
+      w.config.pools[0] = { ...w.config.pools[0], tapeBlockBytes: 2 * B };
+      await w.loseCatalog();
+      const rb = ok(await w.service.waitForJob((await w.service.startRebuild({ library: 'vtl' })).id));
+      assert.deepEqual((rb.result as { sets: number[] }).sets, [sets[0].id]);
+      const events = (await w.service.events(rb.id)).map((e) => e.message);
+      assert.ok(events.some((m) => m.includes(`${B}-byte blocks (pool default uses ${2 * B}: switched)`)), events.join('\n'));
+      assert.deepEqual(await w.service.listSets(), sets);
+      assert.deepEqual((await w.service.listCartridges()).map(cartView), carts);
+      const r = ok(await w.service.waitForJob((await w.service.startRestore({ set: sets[0].id, to: 'store:new' })).id));
+      assert.equal(await sha(await RemoteBlockDevice.open(w.ws, r.result!.lun as number)), await sha(a.dev));
+    } finally {
+      await w.close();
+    }
+  });
+});
