@@ -29,11 +29,10 @@ const IQN = 'iqn.2026-11.dev.ferry:rebuild-test';
 const MIB = 1 << 20;
 const B = 32 * 1024;
 
-async function world(dir: string, opts: { cartridgeSize: number }) {
-  const cfg = resolveTargetConfig(
-    { listen: '127.0.0.1:0', iqn: IQN, blockSize: 512, lunDir: join(dir, 'luns'), library: join(dir, 'library'), drives: 2, slots: 6, cartridgeSize: opts.cartridgeSize, logLevel: 'silent' },
-    'test',
-  );
+/** A node with a library (changer, 2 drives, 6 cartridges), or with one stand-alone drive (`solo`, LUN 0) as a tgtd tape LUN is. */
+async function world(dir: string, opts: { cartridgeSize: number; standalone?: boolean }) {
+  const tapes = opts.standalone ? { tape: join(dir, 'solo.cart') } : { library: join(dir, 'library'), drives: 2, slots: 6 };
+  const cfg = resolveTargetConfig({ listen: '127.0.0.1:0', iqn: IQN, blockSize: 512, lunDir: join(dir, 'luns'), ...tapes, cartridgeSize: opts.cartridgeSize, logLevel: 'silent' }, 'test');
   const node: StorageNode = await startStorageNode(cfg, pino({ level: 'silent' }));
   const portal = { host: node.address.host, port: node.address.port };
   const config: ServerConfig = {
@@ -42,10 +41,10 @@ async function world(dir: string, opts: { cartridgeSize: number }) {
     tokenFile: join(dir, 'token'),
     catalog: join(dir, 'catalog.db'),
     nodes: [{ name: 'store', portal, iqn: IQN, api: 'http://127.0.0.1:1', tokenFile: join(dir, 'none') }],
-    libraries: [{ name: 'vtl', portal, iqn: IQN }],
-    drives: [],
+    libraries: opts.standalone ? [] : [{ name: 'vtl', portal, iqn: IQN }],
+    drives: opts.standalone ? [{ name: 'solo', portal, iqn: IQN, lun: 0 }] : [],
     movers: [],
-    pools: [{ name: 'default', library: 'vtl', tapeBlockBytes: B }],
+    pools: [opts.standalone ? { name: 'default', drive: 'solo', tapeBlockBytes: B } : { name: 'default', library: 'vtl', tapeBlockBytes: B }],
     defaults: { quietPeriodMs: 0, timeoutMs: 10_000 },
   };
   const open = async () => LocalJobService.open(await openCatalog(config.catalog), new Site(config, new Map([['store', node.snapshots]])));
@@ -208,7 +207,7 @@ test('catalog rebuild: sets, spanning, cartridges and a failed job\'s leftovers 
       const again = ok(await w.service.waitForJob((await w.service.startRebuild({ library: 'vtl' })).id));
       assert.deepEqual((again.result as { sets: number[] }).sets, []);
       assert.deepEqual(await w.service.listSets(), sets);
-      await assert.rejects(w.service.startRebuild({ library: 'nope' }), /no library named nope/);
+      await assert.rejects(w.service.startRebuild({ library: 'nope' }), /no library or drive named nope/);
 
       // The rebuilt incremental restores bit-exact (its chain: the full, then the incremental).
       const r = ok(await w.service.waitForJob((await w.service.startRestore({ set: inc.set!, to: 'store:new' })).id));
@@ -256,6 +255,35 @@ test('catalog rebuild: a cartridge written with another block size than the pool
       assert.deepEqual(await w.service.listSets(), sets);
       assert.deepEqual((await w.service.listCartridges()).map(cartView), carts);
       const r = ok(await w.service.waitForJob((await w.service.startRestore({ set: sets[0].id, to: 'store:new' })).id));
+      assert.equal(await sha(await RemoteBlockDevice.open(w.ws, r.result!.lun as number)), await sha(a.dev));
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+test('catalog rebuild: the cartridge in a stand-alone drive (a pool on a tape LUN) comes back too', async () => {
+  await inTempDir('rebuild', async (dir) => {
+    const w = await world(dir, { cartridgeSize: 16 * MIB, standalone: true });
+    try {
+      const a = await w.lun(2 * MIB);
+      await a.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
+      await a.dev.flush();
+      ok(await w.service.waitForJob((await w.service.startBackup({ volume: `store:${a.lun}` })).id));
+      await a.dev.write(100, randomFillSync(new Uint8Array(64 * 1024)));
+      await a.dev.flush();
+      const inc = ok(await w.service.waitForJob((await w.service.startBackup({ volume: `store:${a.lun}`, level: 'incremental' })).id));
+      const sets = await w.service.listSets();
+      const carts = (await w.service.listCartridges()).map(cartView);
+      assert.deepEqual(carts.map((c) => [c.barcode, c.state]), [['solo', 'append']]);
+
+      await w.loseCatalog();
+      const rb = ok(await w.service.waitForJob((await w.service.startRebuild({ library: 'solo' })).id));
+      const { cartridges, sets: rebuilt, skipped } = rb.result as { cartridges: number; sets: number[]; skipped: unknown[] };
+      assert.deepEqual({ cartridges, rebuilt, skipped }, { cartridges: 1, rebuilt: sets.map((s) => s.id), skipped: [] });
+      assert.deepEqual(await w.service.listSets(), sets);
+      assert.deepEqual((await w.service.listCartridges()).map(cartView), carts);
+      const r = ok(await w.service.waitForJob((await w.service.startRestore({ set: inc.set!, to: 'store:new' })).id));
       assert.equal(await sha(await RemoteBlockDevice.open(w.ws, r.result!.lun as number)), await sha(a.dev));
     } finally {
       await w.close();

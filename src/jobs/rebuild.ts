@@ -1,4 +1,4 @@
-import { cartridgeResource, reserve } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, reserve, ReservedError } from '../catalog/queries/cartridges.ts';
 import { applyRebuild, type IncompletePiece, type ScannedCartridge, type ScannedPiece } from '../catalog/queries/rebuild.ts';
 import { SpaceCode, buildSpace6 } from '../scsi/tape-cdb.ts';
 import { ScsiStatus } from '../scsi/task.ts';
@@ -254,33 +254,60 @@ async function scanInto(ctx: JobContext, d: MountedDrive, pool: PoolConfig, barc
   return out;
 }
 
+/** What a rebuild reads: a library's cartridges through a pool on it, or a stand-alone drive's one cartridge. */
+interface Unit {
+  what: string;
+  name: string;
+  pool: PoolConfig | undefined;
+  cartridges: () => Promise<string[]>;
+}
+
+function units(ctx: JobContext, only: string | undefined): Unit[] {
+  const config = ctx.site.config;
+  const out: Unit[] = [
+    ...config.libraries.map((l) => ({
+      what: `library ${l.name}`,
+      name: l.name,
+      pool: config.pools.find((p) => p.library === l.name),
+      cartridges: async () => (await ctx.site.inventory(l.name)).map((c) => c.barcode),
+    })),
+    // A stand-alone drive holds one cartridge, known by the drive's name (as LocalJobService.inventory has it).
+    ...config.drives.map((d) => ({ what: `drive ${d.name}`, name: d.name, pool: config.pools.find((p) => p.drive === d.name), cartridges: async () => [d.name] })),
+  ];
+  if (only === undefined) return out;
+  const named = out.filter((u) => u.name === only);
+  if (!named.length) {
+    throw new ServiceError('ERR_NOT_FOUND', `no library or drive named ${only}: the config's libraries are ${config.libraries.map((l) => l.name).join(', ') || 'none'}, its drives ${config.drives.map((d) => d.name).join(', ') || 'none'}`);
+  }
+  return named.slice(0, 1);
+}
+
 /** The rebuild job: every cartridge of each library (or the named one), then one reconciling transaction. */
 export async function runRebuild(ctx: JobContext, req: StartRebuild): Promise<RebuildResult> {
-  const config = ctx.site.config;
-  const libs = req.library === undefined ? config.libraries : config.libraries.filter((l) => l.name === req.library);
-  if (req.library !== undefined && !libs.length) {
-    throw new ServiceError('ERR_NOT_FOUND', `no library named ${req.library}: the config's libraries are ${config.libraries.map((l) => l.name).join(', ') || 'none'}`);
-  }
-  await ctx.to('planning', `reading the inventory of ${libs.map((l) => `library ${l.name}`).join(', ') || 'no library'}`);
+  const todo = units(ctx, req.library);
+  await ctx.to('planning', `reading the inventory of ${todo.map((u) => u.what).join(', ') || 'nothing: no library or drive is configured'}`);
   const scans: ScannedCartridge[] = [];
-  for (const lib of libs) {
-    const pool = config.pools.find((p) => p.library === lib.name);
-    if (!pool) {
-      await ctx.log(`library ${lib.name} has no pool in the config: its cartridges are not read (add a pool on it to pick a drive and block size)`);
+  for (const u of todo) {
+    if (!u.pool) {
+      await ctx.log(`${u.what} has no pool in the config: its cartridges are not read (add a pool on it to pick a drive and block size)`);
       continue;
     }
-    const carts = await ctx.site.inventory(lib.name);
-    await ctx.log(`library ${lib.name}: ${carts.length} cartridge(s): ${carts.map((c) => c.barcode).join(', ')}`);
+    const pool = u.pool;
+    const carts = await u.cartridges();
+    await ctx.log(`${u.what}: ${carts.length} cartridge(s)${carts.length ? `: ${carts.join(', ')}` : ''}`);
     if (!carts.length) continue;
     const driveName = await acquireDrive(ctx, pool);
-    for (const c of carts) {
+    for (const barcode of carts) {
       ctx.checkCanceled();
-      await reserve(ctx.db, cartridgeResource(c.barcode), ctx.id);
-      await ctx.to('mounting', `loading cartridge ${c.barcode}`, { data: { cartridge: c.barcode } });
-      ctx.update({ cartridge: c.barcode });
-      const d = await ctx.site.mount(pool, driveName, c.barcode);
-      await ctx.to('verifying', `reading the label, headers and trailers of ${c.barcode}`);
-      scans.push(await scanInto(ctx, d, pool, c.barcode, lib.name));
+      await reserve(ctx.db, cartridgeResource(barcode), ctx.id).catch((e: unknown) => {
+        if (!(e instanceof ReservedError)) throw e;
+        throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in use by job ${e.holderJobId}: run the rebuild when that job has ended (\`ferry job ${e.holderJobId}\`)`);
+      });
+      await ctx.to('mounting', `loading cartridge ${barcode}`, { data: { cartridge: barcode } });
+      ctx.update({ cartridge: barcode });
+      const d = await ctx.site.mount(pool, driveName, barcode);
+      await ctx.to('verifying', `reading the label, headers and trailers of ${barcode}`);
+      scans.push(await scanInto(ctx, d, pool, barcode, u.name));
     }
   }
   ctx.checkCanceled();

@@ -91,9 +91,10 @@ export class LocalJobService implements JobService {
   }
 
   async startRebuild(req: StartRebuild = {}): Promise<JobView> {
-    const libs = this.site.config.libraries;
-    if (req.library !== undefined && !libs.some((l) => l.name === req.library)) {
-      throw new ServiceError('ERR_NOT_FOUND', `no library named ${req.library}: the config's libraries are ${libs.map((l) => l.name).join(', ') || 'none'}`);
+    const { libraries, drives } = this.site.config;
+    if (req.library !== undefined && ![...libraries, ...drives].some((l) => l.name === req.library)) {
+      const names = (xs: Array<{ name: string }>) => xs.map((x) => x.name).join(', ') || 'none';
+      throw new ServiceError('ERR_NOT_FOUND', `no library or drive named ${req.library}: the config's libraries are ${names(libraries)}, its drives ${names(drives)}`);
     }
     return this.start('rebuild', null, req, (ctx) => runRebuild(ctx, req).then((x) => ({ set: null, bytes: 0, result: { ...x } })));
   }
