@@ -8,6 +8,7 @@ import { FerryError } from '../util/errors.ts';
 import { JobContext, toEvent } from './context.ts';
 import { runBackup, type BackupRequest } from './backup.ts';
 import { runRestore } from './restore.ts';
+import { runVerify, verifyNewSet } from './verify.ts';
 import { runRebuild } from './rebuild.ts';
 import type { Site } from './site.ts';
 import { isFinal, isJobState, type JobState } from './states.ts';
@@ -23,6 +24,7 @@ import {
   type StartRebuild,
   type JobType,
   type StartRestore,
+  type StartVerify,
   type VolumeView,
 } from './types.ts';
 
@@ -76,9 +78,13 @@ export class LocalJobService implements JobService {
       pool: req.pool,
       mover: req.mover,
     };
-    if (r.verify) throw new ServiceError('ERR_BAD_REQUEST', 'backup --verify is not available yet: verify is still being built');
     this.site.pool(r.pool); // an unknown pool is refused before a job exists
-    return this.start('backup', r.volume, r, (ctx) => runBackup(ctx, r).then((x) => ({ set: x.set, bytes: x.bytes, result: { set: x.set, quietWaitMs: x.quietWaitMs } })));
+    return this.start('backup', r.volume, r, async (ctx) => {
+      const x = await runBackup(ctx, r);
+      // --verify: the same job moves to verifying once the set is complete (a mismatch fails it).
+      const v = r.verify ? await verifyNewSet(ctx, x.set, r.mover) : undefined;
+      return { set: x.set, bytes: x.bytes + (v?.bytes ?? 0), result: { set: x.set, quietWaitMs: x.quietWaitMs, ...(v ? { verify: v.result } : {}) } };
+    });
   }
 
   async startRestore(req: StartRestore): Promise<JobView> {
@@ -86,8 +92,10 @@ export class LocalJobService implements JobService {
     return this.start('restore', req.to, req, (ctx) => runRestore(ctx, req).then((x) => ({ set: req.set, bytes: x.bytes, result: { lun: x.lun, volume: x.volume } })));
   }
 
-  async startVerify(): Promise<JobView> {
-    throw new ServiceError('ERR_BAD_REQUEST', 'verify is not available yet: it is still being built');
+  async startVerify(req: StartVerify): Promise<JobView> {
+    const set = await getSet(this.catalog.db, req.set);
+    if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${req.set} in the catalog (see \`ferry sets\`)`);
+    return this.start('verify', set.volumeId, req, (ctx) => runVerify(ctx, { set: req.set }).then((x) => ({ set: req.set, bytes: x.bytes, result: { ...x.result } })));
   }
 
   async startRebuild(req: StartRebuild = {}): Promise<JobView> {

@@ -36,7 +36,18 @@ export interface NodeConfig extends IscsiEndpoint {
   /** Absolute path of the node API's bearer token file. */
   tokenFile: string;
 }
-export interface DriveConfig extends IscsiEndpoint {
+/**
+ * A Ferry library node's (or stand-alone drive's) management API, when it has one: verify then
+ * digests the tape's blocks there (POST /v1/tapes/digest) instead of restoring into a scratch LUN.
+ */
+export interface TapeApi {
+  /** Management API base URL; set together with tokenFile. */
+  api?: string;
+  /** Absolute path of that API's bearer token file. */
+  tokenFile?: string;
+}
+export interface LibraryConfig extends IscsiEndpoint, TapeApi {}
+export interface DriveConfig extends IscsiEndpoint, TapeApi {
   lun: number;
 }
 export interface PoolConfig {
@@ -55,7 +66,7 @@ export interface ServerConfig {
   /** Absolute path of the SQLite catalog. */
   catalog: string;
   nodes: NodeConfig[];
-  libraries: IscsiEndpoint[];
+  libraries: LibraryConfig[];
   drives: DriveConfig[];
   movers: IscsiEndpoint[];
   pools: PoolConfig[];
@@ -88,6 +99,8 @@ const duration = z
 const lun = z.number(expect('a LUN number')).int().min(0).max(0xffff);
 
 const endpoint = { name, portal: hostPort, iqn, chap: chap.optional() };
+/** A Ferry tape node's management API (optional; both or neither). */
+const tapeApi = { api: apiUrl.optional(), tokenFile: path.optional() };
 const obj = <T extends z.ZodRawShape>(shape: T, what: string) => z.strictObject(shape, expect(what));
 const list = <T extends z.ZodType>(item: T, what: string) => z.array(item, expect(`an array of ${what}`)).default([]);
 
@@ -100,9 +113,9 @@ export const ServerConfigSchema = obj(
       obj({ ...endpoint, api: apiUrl, tokenFile: path }, 'a node {name, portal, iqn, api, tokenFile, chap?}'),
       'nodes',
     ),
-    libraries: list(obj(endpoint, 'a library {name, portal, iqn, chap?}'), 'libraries'),
+    libraries: list(obj({ ...endpoint, ...tapeApi }, 'a library {name, portal, iqn, chap?, api?, tokenFile?}'), 'libraries'),
     drives: list(
-      obj({ ...endpoint, lun }, 'a drive {name, portal, iqn, lun, chap?}'),
+      obj({ ...endpoint, lun, ...tapeApi }, 'a drive {name, portal, iqn, lun, chap?, api?, tokenFile?}'),
       'drives',
     ),
     movers: list(obj(endpoint, 'a mover {name, portal, iqn, chap?}'), 'movers'),
@@ -191,6 +204,13 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
       seen.set(it.name, i);
     });
   }
+  for (const [kind, items] of [['libraries', c.libraries], ['drives', c.drives]] as const) {
+    items.forEach((it, i) => {
+      if ((it.api === undefined) !== (it.tokenFile === undefined)) {
+        err(`${kind}[${i}] ("${it.name}") needs both api and tokenFile (the tape node's management API and its bearer token file), or neither`);
+      }
+    });
+  }
   const libs = new Set(c.libraries.map((l) => l.name));
   const drives = new Set(c.drives.map((d) => d.name));
   c.pools.forEach((p, i) => {
@@ -207,6 +227,7 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
 
   const dir = dirname(file);
   const at = (p: string): string => resolve(dir, p);
+  const tapeApiOf = (t: { api?: string; tokenFile?: string }): TapeApi => (t.api !== undefined && t.tokenFile !== undefined ? { api: t.api, tokenFile: at(t.tokenFile) } : {});
   const ep = <T extends { name: string; portal: string; iqn: string; chap?: string }>(e: T) => ({
     name: e.name,
     portal: parseHostPort(e.portal, 3260, 'portal'),
@@ -219,8 +240,8 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
     tokenFile: at(c.tokenFile),
     catalog: at(c.catalog),
     nodes: c.nodes.map((n) => ({ ...ep(n), api: n.api, tokenFile: at(n.tokenFile) })),
-    libraries: c.libraries.map(ep),
-    drives: c.drives.map((d) => ({ ...ep(d), lun: d.lun })),
+    libraries: c.libraries.map((l) => ({ ...ep(l), ...tapeApiOf(l) })),
+    drives: c.drives.map((d) => ({ ...ep(d), lun: d.lun, ...tapeApiOf(d) })),
     movers: c.movers.map(ep),
     pools: c.pools.map((p) => ({
       name: p.name,

@@ -6,6 +6,8 @@ import { parseSize } from '../util/units.ts';
 import type { Extent } from './cbt.ts';
 import { MAX_DIGEST_EXTENTS, SnapshotNotFoundError, type NodeControl } from './node-control.ts';
 import { OPENAPI } from './openapi.ts';
+import { registerTapeDigestRoute } from './tape-digest-api.ts';
+import type { TapeDigestSource } from '../tape/digest.ts';
 
 /** Error code → HTTP status. Anything else is a 500 ERR_INTERNAL. */
 const STATUS: Record<string, number> = {
@@ -71,8 +73,11 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 /** What the API serves: a node's controls (in practice the SnapshotService) and how errors name the node. */
 export type ApiNode = NodeControl & { readonly name: string };
 
-/** The storage node's management API as a Fastify app (not listening): NodeControl over HTTP. */
-export function buildSnapshotApi(node: ApiNode, token: string): FastifyInstance {
+/**
+ * The storage node's management API as a Fastify app (not listening): NodeControl over HTTP,
+ * and digests of cartridge blocks when the node serves tapes (`tapes`).
+ */
+export function buildSnapshotApi(node: ApiNode, token: string, opts: { tapes?: TapeDigestSource } = {}): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}` }));
@@ -114,6 +119,7 @@ export function buildSnapshotApi(node: ApiNode, token: string): FastifyInstance 
     return node.digest(lun, parse(digestBody, req.body, 'body').extents);
   });
   app.get('/v1/luns/:lun/activity', async (req) => node.activity(parse(lunParams, req.params, 'path').lun));
+  registerTapeDigestRoute(app, opts.tapes, node.name, parse);
 
   app.get('/v1/snapshots', async (req) => node.listSnapshots(parse(listQuery, req.query, 'query').lun));
   app.get('/v1/snapshots/:id', async (req) => {
@@ -138,9 +144,9 @@ export interface SnapshotApiServer {
 /** Serve the API on its own port (`ferry target --api HOST:PORT --api-token-file FILE`). */
 export async function startSnapshotApi(
   node: ApiNode,
-  opts: { host: string; port: number; token: string },
+  opts: { host: string; port: number; token: string; tapes?: TapeDigestSource },
 ): Promise<SnapshotApiServer> {
-  const app = buildSnapshotApi(node, opts.token);
+  const app = buildSnapshotApi(node, opts.token, { tapes: opts.tapes });
   await app.listen({ host: opts.host, port: opts.port });
   const a = app.server.address();
   const port = typeof a === 'object' && a ? a.port : opts.port;

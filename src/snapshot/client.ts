@@ -92,7 +92,7 @@ export class SnapshotApiClient implements NodeControl {
   /** HTTP bytes this client sent and received (request line, headers and bodies), for the "no data through the server" figure. */
   bytesOnWire = 0;
 
-  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  protected call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const url = new URL(path, this.base);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     this.bytesOnWire += method.length + url.pathname.length + url.search.length + 200 + (payload?.length ?? 0);

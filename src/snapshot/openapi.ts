@@ -1,4 +1,5 @@
 import { MAX_DIGEST_EXTENTS } from './node-control.ts';
+import { MAX_TAPE_DIGEST_PIECES } from '../tape/digest.ts';
 import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS, MAX_QUIESCE_TIMEOUT_MS } from './quiesce.ts';
 
 // OpenAPI 3.1 description of the storage node's management API (served at /openapi.json).
@@ -16,7 +17,8 @@ export const OPENAPI = {
     title: 'Ferry storage node management API',
     version: '1',
     description:
-      'LUNs, copy-on-write snapshots taken after write inactivity, changed-block tracking and digests computed on the node. ' +
+      'LUNs, copy-on-write snapshots taken after write inactivity, changed-block tracking and digests computed on the node; ' +
+      'on a node that serves tapes, digests of cartridge blocks read on the node. ' +
       'Every call except this description needs `Authorization: Bearer <token>`. Errors are `{code, message}`.',
   },
   security: [{ bearer: [] }],
@@ -85,6 +87,31 @@ export const OPENAPI = {
         properties: {
           sha256: { type: 'string', description: "hex SHA-256 of the extents' bytes concatenated in order" },
           bytes: { type: 'integer' },
+        },
+      },
+      TapeDigestPiece: {
+        type: 'object',
+        required: ['fromBlock', 'blocks', 'bytes'],
+        description: 'A range of one cartridge: name it by exactly one of barcode and lun.',
+        properties: {
+          barcode: { type: 'string', description: "a library cartridge's barcode (in a slot or a drive), or a stand-alone drive's cartridge" },
+          lun: { type: 'integer', minimum: 0, description: 'or: the cartridge in the tape drive at this LUN' },
+          fromBlock: { type: 'integer', minimum: 0, description: 'logical block id (SSC logical object identifier) of the first data block' },
+          blocks: { type: 'integer', minimum: 0, description: 'data blocks in the range; none may be a filemark' },
+          bytes: { type: 'integer', minimum: 0, description: 'bytes of the range that count, from its first byte (at most what the blocks hold)' },
+        },
+        additionalProperties: false,
+      },
+      TapeDigest: {
+        type: 'object',
+        required: ['sha256', 'bytes', 'pieces'],
+        properties: {
+          sha256: { type: 'string', description: "hex SHA-256 of every piece's bytes, concatenated in the order given" },
+          bytes: { type: 'integer' },
+          pieces: {
+            type: 'array',
+            items: { type: 'object', required: ['barcode', 'bytes'], properties: { barcode: { type: 'string' }, bytes: { type: 'integer' } } },
+          },
         },
       },
       Activity: {
@@ -184,6 +211,35 @@ export const OPENAPI = {
         summary: 'How long ago the latest write reached the LUN (what a job waiting for quiet writes shows)',
         parameters: [lunParam],
         responses: { '200': json({ $ref: '#/components/schemas/Activity' }), ...errors(400, 401, 404) },
+      },
+    },
+    '/v1/tapes/digest': {
+      post: {
+        summary: 'SHA-256 of cartridge data blocks, read on the node that serves the tapes (verify where the data lives)',
+        description:
+          "For each piece in order: the first `bytes` bytes of the `blocks` data blocks from logical block id `fromBlock` of its cartridge; " +
+          'one SHA-256 over all of them, so a backup set that spans cartridges is one digest of its whole data stream ' +
+          '(docs/on-tape-format.md "Verify"). Each cartridge is read from its file on its own read-only handle, whether it sits in a slot or in a drive: ' +
+          'a drive that holds it is not disturbed. The caller keeps writers off the cartridges while it asks. ' +
+          `At most ${MAX_TAPE_DIGEST_PIECES} pieces. A range past the end of data, over a filemark, of blocks other than blockBytes long, or holding fewer than bytes: 400 ERR_RANGE. ` +
+          'An unknown cartridge, or a node that serves no tapes: 404 ERR_NOT_FOUND.',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['pieces'],
+                properties: {
+                  pieces: { type: 'array', minItems: 1, maxItems: MAX_TAPE_DIGEST_PIECES, items: { $ref: '#/components/schemas/TapeDigestPiece' } },
+                  blockBytes: { type: 'integer', minimum: 1, description: 'every block read must be this long (the tape block size)' },
+                },
+                additionalProperties: false,
+              },
+            },
+          },
+        },
+        responses: { '200': json({ $ref: '#/components/schemas/TapeDigest' }), ...errors(400, 401, 404, 413) },
       },
     },
     '/v1/snapshots': {

@@ -16,6 +16,7 @@ import { TapeDriveLu } from '../scsi/ssc.ts';
 import { attachCopyManager } from '../xcopy/attach.ts';
 import type { RemoteCopyTargets } from '../xcopy/copy-target.ts';
 import { PortalCopyTargets } from '../initiator/copy-targets.ts';
+import { tapeDigestSource } from './tape-digest.ts';
 
 /** Every disk LU (snapshots included) is also a copy manager: EXTENDED COPY, VPD 8Fh, 3PC (DESIGN.md). */
 function diskLu(
@@ -106,7 +107,9 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
     if (target.luns.size === 0 && !cfg.api) throw new UsageError('no LUNs: give at least one --disk FILE:SIZE, --library DIR or --tape FILE (or --api to create LUNs through the API)');
     if (cfg.api) {
       const token = await readTokenFile(cfg.apiTokenFile!);
-      api = await startSnapshotApi(snapshots, { host: cfg.api.host, port: cfg.api.port, token });
+      // A node that serves tapes also digests cartridge blocks (verify where the tapes live).
+      const digests = tapes.luns.length ? tapeDigestSource(tapes, snapshots.name) : undefined;
+      api = await startSnapshotApi(snapshots, { host: cfg.api.host, port: cfg.api.port, token, tapes: digests });
     }
     const address = await server.listen(cfg.listen.host, cfg.listen.port).catch((e: NodeJS.ErrnoException) => {
       throw new UsageError(`cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${e.code ?? e.message}`);
