@@ -2,7 +2,7 @@ import { cartridgeResource, reserve, ReservedError } from '../catalog/queries/ca
 import { applyRebuild, type IncompletePiece, type ScannedCartridge, type ScannedPiece } from '../catalog/queries/rebuild.ts';
 import { SpaceCode, buildSpace6 } from '../scsi/tape-cdb.ts';
 import { ScsiStatus } from '../scsi/task.ts';
-import { decodeRecord } from '../tapeformat/codec.ts';
+import { decodeRecord, encodeRecord } from '../tapeformat/codec.ts';
 import { checkPiece, dataBlocksFor, MAX_TAPE_BLOCK_BYTES, streamBytesOf } from '../tapeformat/geometry.ts';
 import type { SetHeader, SetTrailer, TapeRecord, VolumeLabel } from '../tapeformat/records.ts';
 import { FerryError } from '../util/errors.ts';
@@ -44,10 +44,22 @@ const MAX_TRAILER_BLOCKS = 4;
 
 type Found = TapeRecord | { kind: 'filemark' } | { kind: 'eod' };
 
-/** The record at `blockId` and the block id after it. Only the head of its first block crosses the wire. */
+/** Bytes of a record's first block asked for: enough for any label, header of a few hundred extents, or trailer. */
+const HEAD_BYTES = 16 * 1024;
+
+/**
+ * The record at `blockId` and the block id after it. The block id is counted here from the
+ * record's length, not asked of the drive (some drives cannot report their position). Only the
+ * head of the first block crosses the wire where the drive allows it (readRecordCheaply).
+ */
 async function readAt(d: MountedDrive, blockId: number, B: number): Promise<{ rec: Found; next: number }> {
-  const rec = await readRecordCheaply(d, blockId, B);
-  return { rec, next: (await d.drive.position()).blockId };
+  // tgtd reads a whole block into a buffer of the expected length: ask it for whole blocks.
+  const partial = (d.drive as { partialBlockReads?: boolean }).partialBlockReads !== false;
+  const rec = await readRecordCheaply(d, blockId, B, partial ? HEAD_BYTES : B);
+  if (rec.kind === 'eod') return { rec, next: blockId };
+  if (rec.kind === 'filemark') return { rec, next: blockId + 1 };
+  // Ferry writes the validated record, so re-encoding it gives its length on tape.
+  return { rec, next: blockId + encodeRecord(rec, B).length / B };
 }
 
 /** SPACE one filemark forward from `from`: the block id after the filemark, or null at end of data. */
@@ -99,14 +111,21 @@ async function findTrailer(
     if (fm?.rec.kind === 'filemark') return { trailer: at.trailer, trailerBlock: T, endBlock: fm.next };
     return { why: `the trailer at block ${T} is not followed by a filemark`, next: null };
   }
-  const after = await spaceFilemark(d, h.piece.dataBlockId);
+  let after: number | null;
+  try {
+    after = await spaceFilemark(d, h.piece.dataBlockId);
+  } catch (e) {
+    // A drive without READ POSITION (tgtd) cannot say where the filemark is. Such a piece is the last on its cartridge.
+    return { why: `no trailer where a whole piece ends (${at}), and the drive cannot tell where the next filemark is: ${(e as Error).message}`, next: null };
+  }
   if (after === null) return { why: `no trailer and no filemark before end of data (a job that did not finish; ${at})`, next: null };
   const fm = after - 1;
   let why = at;
   for (let k = 1; k <= MAX_TRAILER_BLOCKS && fm - k >= h.piece.dataBlockId; k++) {
     const t = await trailerAt(d, h, fm - k, B);
     if (typeof t === 'string') why = t;
-    else if (t.next === fm) return { trailer: t.trailer, trailerBlock: fm - k, endBlock: after };
+    // (A record with members this reader does not know is longer on tape than re-encoded: at most up to the filemark.)
+    else if (t.next <= fm) return { trailer: t.trailer, trailerBlock: fm - k, endBlock: after };
   }
   return { why: `no valid trailer before the filemark at block ${fm} (${why})`, next: after };
 }
@@ -187,7 +206,7 @@ export async function* scanCartridge(d: MountedDrive, poolBlockBytes: number, si
       continue;
     }
     const h = r.rec;
-    if (h.tapeBlockBytes !== B || h.piece.dataBlockId !== r.next) {
+    if (h.tapeBlockBytes !== B || h.piece.dataBlockId < r.next) {
       yield bad(`the header at block ${H} says ${h.tapeBlockBytes}-byte blocks and data at block ${h.piece.dataBlockId}, the cartridge has ${B}-byte blocks and the header ends at block ${r.next}`, h);
       at = await spaceFilemark(d, H);
       continue;
