@@ -241,6 +241,49 @@ test('verify: a set that spans cartridges verifies by both methods, and a flippe
   });
 });
 
+test('verify: a pool on a stand-alone drive of a Ferry node digests the cartridge the drive holds (by its LUN)', async () => {
+  await inTempDir('verify', async (dir) => {
+    const tokenFile = join(dir, 'node.token');
+    await writeFile(tokenFile, `${TOKEN}\n`);
+    const cfg = resolveTargetConfig(
+      { listen: '127.0.0.1:0', iqn: IQN, blockSize: 512, lunDir: join(dir, 'luns'), tape: join(dir, 't1.cart'), cartridgeSize: 64 * MIB, api: '127.0.0.1:0', apiTokenFile: tokenFile, logLevel: 'silent' },
+      'test',
+    );
+    const node = await startStorageNode(cfg, pino({ level: 'silent' }));
+    const portal = { host: node.address.host, port: node.address.port };
+    const api = `http://127.0.0.1:${node.api!.port}`;
+    const config: ServerConfig = {
+      file: join(dir, 'server.json'),
+      listen: { host: '127.0.0.1', port: 0 },
+      tokenFile: join(dir, 'token'),
+      catalog: join(dir, 'catalog.db'),
+      nodes: [{ name: 'store', portal, iqn: IQN, api, tokenFile }],
+      libraries: [],
+      drives: [{ name: 't1', portal, iqn: IQN, lun: 0, api, tokenFile }],
+      movers: [],
+      pools: [{ name: 'default', drive: 't1', tapeBlockBytes: 64 * 1024 }],
+      defaults: { quietPeriodMs: 0, timeoutMs: 10_000 },
+    };
+    const service = await LocalJobService.open(await openCatalog(config.catalog), new Site(config, new Map([['store', node.snapshots]])));
+    const ws = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: 'iqn.2026-11.dev.ferry:verify-test-ws', targetName: IQN });
+    try {
+      const l = await node.registry.create({ sizeBytes: 2 * MIB });
+      const dev = await RemoteBlockDevice.open(ws, l.lun);
+      await dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
+      const b = await service.waitForJob((await service.startBackup({ volume: `store:${l.lun}`, verify: true })).id);
+      assert.equal(b.state, 'done', JSON.stringify(b.error));
+      assert.equal((b.result!.verify as { method: string }).method, 'tape-node');
+      const v = await service.waitForJob((await service.startVerify({ set: b.set! })).id);
+      assert.equal(v.state, 'done', JSON.stringify(v.error));
+      assert.equal(v.result!.ok, true);
+    } finally {
+      ws.close();
+      await service.close();
+      await node.close();
+    }
+  });
+});
+
 test('POST /v1/tapes/digest: ranges are checked, unknown cartridges and wrong tokens refused', async () => {
   await inTempDir('verify', async (dir) => {
     const w = await world(dir);
