@@ -4,6 +4,7 @@ import { ScsiStatus } from '../scsi/task.ts';
 import { SenseKey } from '../scsi/sense.ts';
 import {
   ReadPositionForm,
+  buildInquiry,
   SpaceCode,
   buildLocate10,
   buildModeSense6,
@@ -29,16 +30,20 @@ export class RemoteTapeDevice implements TapeDevice {
   readonly blockLength: number;
   /**
    * WRITEs carry the ORDERED task attribute (SAM-5 8.6), so the copy engine may keep several
-   * in flight and the target still applies them in order.
+   * in flight and the target still applies them in order. Only on Ferry's own LUs (INQUIRY
+   * vendor FERRY): tgtd, and other targets that queue a WRITE only once its R2T data is in,
+   * apply ORDERED in the order the data completes, so a short WRITE sent whole as immediate data
+   * overtakes a longer one before it and the blocks land out of order on tape.
    */
-  readonly ordersWrites = true;
+  readonly ordersWrites: boolean;
   /** READs are ORDERED too. After a failed read the position is undefined, as SPC-5 5.17.7.2 allows. */
   readonly ordersReads = true;
 
-  private constructor(session: InitiatorSession, lun: number, blockLength: number) {
+  private constructor(session: InitiatorSession, lun: number, blockLength: number, ordersWrites: boolean) {
     this.session = session;
     this.lun = lun;
     this.blockLength = blockLength;
+    this.ordersWrites = ordersWrites;
   }
 
   /** Open: the block length comes from the MODE SENSE(6) block descriptor (0 = variable). */
@@ -47,7 +52,9 @@ export class RemoteTapeDevice implements TapeDevice {
     const d = r.data;
     // SPC-4 7.5.5: header (4 bytes), byte 3 block descriptor length; SSC-3 8.3.2: 5–7 BLOCK LENGTH.
     const blockLength = d.length >= 12 && d[3] >= 8 ? (d[9] << 16) | (d[10] << 8) | d[11] : 0;
-    return new RemoteTapeDevice(session, lun, blockLength);
+    const std = (await session.command(lun, buildInquiry(36), { inLength: 36 })).data;
+    const vendor = std.length >= 16 ? Buffer.from(std.subarray(8, 16)).toString('latin1').trim() : '';
+    return new RemoteTapeDevice(session, lun, blockLength, vendor === 'FERRY');
   }
 
   async read(target: Uint8Array): Promise<TapeReadResult> {

@@ -337,9 +337,10 @@ async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: Pool
     await drive.drive.locate(cart.endBlock);
     return cart.endBlock;
   }
-  await drive.drive.rewind();
-  const found = await readRecord(drive.drive.device, B).catch((e: Error) => ({ kind: 'junk' as const, why: e.message }));
-  if (found.kind !== 'eod') {
+  // isBlank: a fixed-block read at end of data is BLANK CHECK on SSC-3 drives but MEDIUM ERROR on tgtd.
+  if (!(await drive.drive.isBlank())) {
+    await drive.drive.rewind();
+    const found = await readRecord(drive.drive.device, B).catch((e: Error) => ({ kind: 'junk' as const, why: e.message }));
     const what = found.kind === 'label' ? `a Ferry label (pool ${found.pool})` : found.kind === 'junk' ? `data that is not a Ferry label (${found.why})` : `a ${found.kind}`;
     throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} is blank in the catalog but starts with ${what}: run \`ferry catalog rebuild\` or erase it before use`);
   }
@@ -362,8 +363,12 @@ async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: Pool
  * the drive does not say (the early-warning check before each list still holds).
  */
 async function roomFor(drive: MountedDrive, tapeBlockBytes: number): Promise<number> {
-  const p = await drive.drive.position();
-  if (p.bpew || p.eop) return 0;
+  // A drive that cannot tell its position (tgtd: LOLU) gives no bound here; end of medium is then the copy's to meet.
+  const p = await drive.drive.position().catch((e: FerryError) => {
+    if (e.code === 'ERR_POSITION_UNKNOWN') return undefined;
+    throw e;
+  });
+  if (p?.bpew || p?.eop) return 0;
   const left = await drive.drive.remainingCapacityBytes().catch(() => undefined);
   if (left === undefined) return Number.MAX_SAFE_INTEGER;
   const reserve = 4 * tapeBlockBytes + (1 << 20);

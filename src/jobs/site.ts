@@ -162,6 +162,10 @@ export class Site {
       return { name: m.name, session: await this.session(m, 'mover'), lun: 0 };
     }
     if (movers.length) return { name: movers[0].name, session: await this.session(movers[0], 'mover'), lun: 0 };
+    if (!drive.drive.copyManager) {
+      // A stand-alone drive of another target (a tgtd tape LUN) has no EXTENDED COPY: a `ferry mover` must copy.
+      throw new ServiceError('ERR_BAD_REQUEST', `drive ${drive.endpoint.name} (LUN ${drive.drive.lun}) is not a copy manager (its INQUIRY has no 3PC bit): add a \`ferry mover\` with portals to the storage node and the drive to the config's movers`);
+    }
     return { name: `${drive.endpoint.name} (drive LU ${drive.drive.lun})`, session: drive.drive.session, lun: drive.drive.lun };
   }
 

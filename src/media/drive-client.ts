@@ -14,6 +14,7 @@ import {
   buildModeSense6,
   buildReadAttribute,
   buildReadBlockLimits,
+  buildRead6,
   buildReadPosition,
   buildSpace6,
   buildTestUnitReady,
@@ -66,14 +67,26 @@ export class DriveClient {
   readonly session: InitiatorSession;
   readonly lun: number;
   readonly name: string;
+  /** Standard INQUIRY 3PC: the LU is a copy manager (EXTENDED COPY). A tgtd tape LU is not. */
+  readonly copyManager: boolean;
+  /**
+   * A READ whose expected transfer length is shorter than the block may be sent: the target
+   * sends that much and reports the rest as residual (RFC 7143 11.4.5.2). Only Ferry's own LUs
+   * are trusted with it: tgtd 1.0.x reads the whole block into a buffer of the expected length.
+   */
+  readonly partialBlockReads: boolean;
+  /** LOCATE answered ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (tgtd): position by REWIND + SPACE. */
+  private noLocate = false;
   private dev: RemoteTapeDevice;
   private readonly readyTimeoutMs: number;
   private readonly clock: { now(): number; sleep(ms: number): Promise<void> };
 
-  private constructor(session: InitiatorSession, lun: number, dev: RemoteTapeDevice, opts: DriveClientOptions) {
+  private constructor(session: InitiatorSession, lun: number, dev: RemoteTapeDevice, std: Uint8Array, opts: DriveClientOptions) {
     this.session = session;
     this.lun = lun;
     this.dev = dev;
+    this.copyManager = std.length > 5 && (std[5] & 0x08) !== 0;
+    this.partialBlockReads = std.length >= 16 && Buffer.from(std.subarray(8, 16)).toString('latin1').trim() === 'FERRY';
     this.name = opts.name ?? session.targetName ?? 'tape target';
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
     this.clock = opts.clock ?? REAL_CLOCK;
@@ -88,7 +101,7 @@ export class DriveClient {
       const why = `LUN ${lun} of ${name} is not a tape drive (device type ${pdt}): use a drive LUN discovery reports`;
       throw new TapeDriveError('ERR_NOT_A_DRIVE', why);
     }
-    return new DriveClient(session, lun, await RemoteTapeDevice.open(session, lun), opts);
+    return new DriveClient(session, lun, await RemoteTapeDevice.open(session, lun), std, opts);
   }
 
   /** The stream seam for readers and writers (re-opened by setFixedBlock). */
@@ -181,11 +194,14 @@ export class DriveClient {
   /**
    * SSC-3 READ POSITION. Short form: 0 BOP b7, EOP b6, LOLU b2, PERR b1, BPEW b0; 4–7 FIRST
    * LOGICAL OBJECT LOCATION. PERR (a location past 32 bits) falls back to the long form, 8–15
-   * LOGICAL OBJECT NUMBER.
+   * LOGICAL OBJECT NUMBER. A drive that does not know its position (tgtd sets LOLU and zeros) or
+   * has no READ POSITION throws ERR_POSITION_UNKNOWN: the job then relies on the block ids it
+   * tracks itself (the catalog's end block, the blocks each copy wrote).
    */
   async position(): Promise<DrivePosition> {
     const cdb = buildReadPosition(ReadPositionForm.SHORT, 20);
     const r = await this.session.command(this.lun, cdb, { inLength: 20, allowCheckCondition: true });
+    if (isInvalidOpcode(r)) throw new TapeDriveError('ERR_POSITION_UNKNOWN', `${this.what} has no READ POSITION: it cannot report its position`);
     if (r.status !== ScsiStatus.GOOD) throw this.failure('read the position of', r);
     const d = new ByteReader(r.data);
     const flags = d.u8(0);
@@ -199,19 +215,106 @@ export class DriveClient {
     return { blockId: new ByteReader(long.data).u64(8), ...pos };
   }
 
-  /** SSC-3 LOCATE(10), or LOCATE(16) past 32 bits, to logical object `blockId`. */
+  /**
+   * Position before logical object `blockId` (filemarks count as objects): SSC-3 LOCATE(10), or
+   * LOCATE(16) past 32 bits. A drive without LOCATE (tgtd answers 05/20/00) is positioned by
+   * REWIND and SPACE instead (spaceTo).
+   */
   async locate(blockId: number): Promise<void> {
     if (!Number.isSafeInteger(blockId) || blockId < 0) {
       throw new TapeDriveError('ERR_BLOCK_ID', `block id ${blockId} is not a whole number ≥ 0`);
     }
+    if (this.noLocate) return this.spaceTo(blockId);
     const cdb = blockId > 0xffffffff ? buildLocate16(blockId) : buildLocate10(blockId);
     const r = await this.session.command(this.lun, cdb, { allowCheckCondition: true });
     if (r.status === ScsiStatus.GOOD) return;
-    if (r.sense?.key === SenseKey.BLANK_CHECK) {
-      const why = `${this.what}: block ${blockId} is past the end of data: check the catalog's position for this set`;
-      throw new TapeDriveError('ERR_LOCATE_PAST_EOD', why);
+    if (isInvalidOpcode(r)) {
+      this.noLocate = true;
+      return this.spaceTo(blockId);
     }
+    if (r.sense?.key === SenseKey.BLANK_CHECK) throw this.pastEod(blockId);
     throw this.failure(`locate block ${blockId} on`, r);
+  }
+
+  /**
+   * Position before logical object `blockId` without LOCATE: REWIND, SPACE(6) forward over
+   * `blockId − 1` objects, then READ the last one (one block, or a filemark). Both kinds of drive
+   * are handled: one that stops at a filemark while spacing blocks (SSC-3: CHECK CONDITION with
+   * FM, INFORMATION = blocks not spaced, position after the mark), and tgtd, whose SPACE blocks
+   * passes filemarks and counts each as one object. The last object is read rather than spaced
+   * over because tgtd reports END OF DATA (00/05, no INFORMATION) also when a SPACE *lands* on end
+   * of data, which would leave "at end of data" and "short of it" indistinguishable; a READ of
+   * the last object is unambiguous on both. A `blockId` past end of data is ERR_LOCATE_PAST_EOD.
+   */
+  async spaceTo(blockId: number): Promise<void> {
+    await this.rewind();
+    if (blockId === 0) return;
+    for (let left = blockId - 1; left > 0; ) {
+      const n = Math.min(left, SPACE6_MAX);
+      const r = await this.session.command(this.lun, buildSpace6(SpaceCode.BLOCKS, n), { allowCheckCondition: true });
+      if (r.status === ScsiStatus.GOOD) {
+        left -= n;
+        continue;
+      }
+      const s = r.sense;
+      if (s?.filemark && s.info !== undefined && s.info <= n) {
+        left -= n - s.info + 1; // the blocks spaced, and the filemark
+        continue;
+      }
+      if (isEndOfData(r)) throw this.pastEod(blockId);
+      throw this.failure(`space ${n} blocks forward on`, r);
+    }
+    const last = await this.readObject();
+    if (last === 'eod') throw this.pastEod(blockId);
+    if (typeof last !== 'string') {
+      if (last.sense?.key === SenseKey.MEDIUM_ERROR && last.sense.asc === Asc.MEDIUM_FORMAT_CORRUPTED[0]) {
+        // tgtd in fixed-block mode: end of data, or a block of another size.
+        const why = `${this.what}: block ${blockId - 1} is past the end of data or not a ${this.dev.blockLength}-byte block: check the catalog's position for this set`;
+        throw new TapeDriveError('ERR_LOCATE_PAST_EOD', why);
+      }
+      throw this.failure(`read block ${blockId - 1} of`, last);
+    }
+  }
+
+  /**
+   * Whether the cartridge is blank: REWIND, then READ the first object. A fixed-block READ at end
+   * of data answers BLANK CHECK on SSC-3 drives, but MEDIUM ERROR 03/31/00 on tgtd (its end of
+   * data has no block size, so it reports a size mismatch); that answer is asked again in
+   * variable-block mode, where tgtd says BLANK CHECK with EOM. The block size is restored. Leaves
+   * the drive after the object read (at the start when blank).
+   */
+  async isBlank(): Promise<boolean> {
+    await this.rewind();
+    const first = await this.readObject();
+    if (typeof first === 'string') return first === 'eod';
+    const fixed = this.dev.blockLength;
+    const mismatch = first.sense?.key === SenseKey.MEDIUM_ERROR && first.sense.asc === Asc.MEDIUM_FORMAT_CORRUPTED[0];
+    if (!fixed || !mismatch) throw this.failure('read the first block of', first);
+    await this.setFixedBlock(0);
+    try {
+      await this.rewind();
+      const again = await this.readObject();
+      if (typeof again !== 'string') throw this.failure('read the first record of', again);
+      return again === 'eod';
+    } finally {
+      await this.setFixedBlock(fixed);
+    }
+  }
+
+  /**
+   * READ(6) of one object: one block in fixed-block mode, one byte of the record in variable mode
+   * (a longer record is passed over with ILI). What it met, or the failed command.
+   */
+  private async readObject(): Promise<'data' | 'filemark' | 'eod' | CommandResult> {
+    const bl = this.dev.blockLength;
+    const r = await this.session.command(this.lun, buildRead6(1, { fixed: bl !== 0 }), { inLength: bl || 1, allowCheckCondition: true });
+    if (r.status === ScsiStatus.GOOD) return 'data';
+    const s = r.sense;
+    if (r.status !== ScsiStatus.CHECK_CONDITION || !s) return r;
+    if (s.filemark) return 'filemark';
+    if (isEndOfData(r)) return 'eod';
+    if (s.key === SenseKey.NO_SENSE && s.ili) return 'data';
+    return r;
   }
 
   async rewind(): Promise<void> {
@@ -282,6 +385,11 @@ export class DriveClient {
     return naa;
   }
 
+  private pastEod(blockId: number): TapeDriveError {
+    const why = `${this.what}: block ${blockId} is past the end of data: check the catalog's position for this set`;
+    return new TapeDriveError('ERR_LOCATE_PAST_EOD', why);
+  }
+
   private noMedium(): TapeDriveError {
     const why = `${this.what} has no cartridge: load one through the changer first`;
     return new TapeDriveError('ERR_DRIVE_NO_MEDIUM', why);
@@ -295,6 +403,28 @@ export class DriveClient {
 }
 
 const hex2 = (n: number): string => n.toString(16).padStart(2, '0');
+
+/** SPACE(6) COUNT is a 24-bit two's complement number. */
+const SPACE6_MAX = 0x7fffff;
+
+/** ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE: the drive does not have the command. */
+function isInvalidOpcode(r: CommandResult): boolean {
+  const [asc, ascq] = Asc.INVALID_COMMAND_OPERATION_CODE;
+  return r.status === ScsiStatus.CHECK_CONDITION && r.sense?.key === SenseKey.ILLEGAL_REQUEST && r.sense.asc === asc && r.sense.ascq === ascq;
+}
+
+/**
+ * End of data met: SSC-3 BLANK CHECK (08/00/05); tgtd answers a SPACE that meets it with NO SENSE
+ * 00/05 (no EOM) and a variable-mode READ with BLANK CHECK + EOM 08/00/00; NO SENSE with EOM and
+ * no ILI as RemoteTapeDevice reads it.
+ */
+function isEndOfData(r: CommandResult): boolean {
+  const s = r.sense;
+  if (r.status !== ScsiStatus.CHECK_CONDITION || !s) return false;
+  if (s.key === SenseKey.BLANK_CHECK) return true;
+  const [asc, ascq] = Asc.END_OF_DATA_DETECTED;
+  return s.key === SenseKey.NO_SENSE && ((s.asc === asc && s.ascq === ascq) || (s.eom && !s.ili && !s.filemark));
+}
 
 /**
  * SPC-4 READ ATTRIBUTE, ATTRIBUTE VALUES: 0–3 AVAILABLE DATA; then attributes of 0–1 ATTRIBUTE
