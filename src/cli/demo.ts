@@ -25,7 +25,7 @@ function summary(r: DemoResult): string {
     line('full backup', `${job(r.full)}; waited ${r.full.quietWaitSeconds.toFixed(2)} s for quiet writes`) +
     line('incremental', `${job(r.incremental)}; ${formatBytes(r.incremental.changedBytes)} changed`) +
     line('restore of the chain', `${job(r.restore)} → ${r.restore.volume}`) +
-    line('verify', r.verify ? `job ${r.verify.job}: ${r.verify.ok ? 'digests match' : 'MISMATCH'}` : 'not available in this build') +
+    line('verify', `job ${r.verify.job}: ${r.verify.ok ? 'the tape and the snapshot digests match' : 'MISMATCH'}`) +
     line('bytes moved by the mover', `${r.moverBytes}`) +
     line("bytes on the server's sockets", `${r.serverBytesOnWire} (iSCSI control sessions and node API: CDBs, lists, status)`) +
     line('ratio', `${pct(r.ratio)} ${r.serverless ? '< 0.1%: the data did not pass through the server' : '≥ 0.1%: too much traffic through the server'}`) +

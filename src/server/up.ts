@@ -87,7 +87,8 @@ export async function startUp(o: UpOptions): Promise<Up> {
       tokenFile: serverToken,
       catalog: join(dir, 'catalog.db'),
       nodes: [{ name: 'store', portal: node.address, iqn: UP_IQN, api: `http://${node.api!.host}:${node.api!.port}`, tokenFile: nodeToken }],
-      libraries: [{ name: 'vtl', portal: node.address, iqn: UP_IQN }],
+      // The node serves the library too, so its API digests cartridges for verify.
+      libraries: [{ name: 'vtl', portal: node.address, iqn: UP_IQN, api: `http://${node.api!.host}:${node.api!.port}`, tokenFile: nodeToken }],
       drives: [],
       movers: [{ name: 'm1', portal: mover.address, iqn: UP_MOVER_IQN }],
       pools: [{ name: 'default', library: 'vtl', tapeBlockBytes: DEFAULT_TAPE_BLOCK_BYTES }],
