@@ -182,7 +182,11 @@ test('ferry job ID --follow waits for the end; verify, restore and catalog rebui
   const bad = service.addSet({ volume: 'store:1' }); // the double says its digests differ
   const vb = await ferry(['verify', String(bad.id), '--json', ...common]);
   assert.equal(vb.code, 1);
-  assert.deepEqual(JSON.parse(vb.stdout), { set: bad.id, ok: false });
+  assert.deepEqual(JSON.parse(vb.stdout), {
+    set: bad.id,
+    ok: false,
+    error: { code: 'ERR_VERIFY_MISMATCH', message: `set ${bad.id} did not verify: the digests on tape and disk differ` },
+  });
   assert.match(vb.stderr, /^ferry: job \d+ failed: set \d+ did not verify/);
 
   const r = await ferry(['restore', String(set), '--to', 'store:new', '--json', ...common]);

@@ -21,7 +21,7 @@ import {
  * and copies nothing. Scripted behaviours:
  *   - volumes `store:0` (1 GiB) and `store:1` exist; another volume is a 404;
  *   - a backup to pool `empty` fails at mounting with ERR_POOL_EMPTY;
- *   - verify of a set of `store:1` ends done with `{ok: false}`;
+ *   - verify of a set of `store:1` fails with ERR_VERIFY_MISMATCH, as the real service does;
  *   - `manual: true`: jobs move only when the test calls `step(id)`.
  */
 
@@ -136,7 +136,13 @@ export class MemoryJobService implements JobService {
     return this.launch(j, [
       { state: 'mounting', message: 'loading A00001' },
       { state: 'verifying', message: 'verifying' },
-      { state: 'done', message: ok ? 'digests match' : 'digests differ', apply: (v) => (v.result = { ok }) },
+      ok
+        ? { state: 'done', message: 'digests match', apply: (v) => (v.result = { ok }) }
+        : {
+            state: 'failed',
+            message: `set ${set.id} did not verify: the digests on tape and disk differ`,
+            apply: (v) => (v.error = { code: 'ERR_VERIFY_MISMATCH', message: `set ${set.id} did not verify: the digests on tape and disk differ` }),
+          },
     ]);
   }
 
