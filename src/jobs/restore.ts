@@ -48,7 +48,7 @@ export async function runRestore(ctx: JobContext, req: StartRestore): Promise<{ 
       }
       await drive.drive.setFixedBlock(s.tapeBlockBytes);
       // Only the header's head crosses the wire, where the drive sends no more than asked (not tgtd).
-      const h = await readRecordCheaply(drive, p.headerBlock, s.tapeBlockBytes, drive.drive.partialBlockReads ? undefined : s.tapeBlockBytes);
+      const h = await readRecordCheaply(drive, p.headerBlock, s.tapeBlockBytes);
       if (h.kind !== 'header' || h.setUuid !== s.uuid || h.sequence !== p.seq) {
         throw new ServiceError('ERR_CONFLICT', `cartridge ${p.cartridge} does not hold piece ${p.seq} of set ${s.id} at block ${p.headerBlock} (found ${h.kind}): the catalog and the tape disagree; run \`ferry catalog rebuild\``);
       }

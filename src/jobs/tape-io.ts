@@ -77,11 +77,13 @@ export class Copier {
  * Read the record at the drive's position without moving its padding over the wire: READ(6) of
  * one fixed block with an expected transfer length of `headBytes` (the target sends that much and
  * reports the rest as residual overflow, RFC 7143 11.4.5.2; the drive still passes the whole
- * block). A record longer than that is read again whole.
+ * block). A record longer than that is read again whole. Drives not known to handle a short
+ * transfer (DriveClient.partialBlockReads) are sent whole blocks.
  */
 export async function readRecordCheaply(drive: MountedDrive, blockId: number, tapeBlockBytes: number, headBytes = 16 * 1024): Promise<TapeRecord | { kind: 'filemark' } | { kind: 'eod' }> {
   await drive.drive.locate(blockId);
-  const want = Math.min(headBytes, tapeBlockBytes);
+  // Only a drive known to pass a whole block on a short transfer gets one (tgtd overruns its buffer).
+  const want = drive.drive.partialBlockReads ? Math.min(headBytes, tapeBlockBytes) : tapeBlockBytes;
   const r = await drive.drive.session.command(drive.drive.lun, buildRead6(1, { fixed: true }), { inLength: want, allowCheckCondition: true });
   if (r.status === ScsiStatus.GOOD && r.data.length >= PREFIX_BYTES) {
     const len = recordLength(r.data).totalBytes;
