@@ -335,6 +335,8 @@ async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: Pool
   if (await drive.drive.writeProtected()) throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} is write-protected: clear its write protection or take it out of pool ${pool.name}`);
   if (cart.labeled) {
     await drive.drive.locate(cart.endBlock);
+    // A failed job's leftovers after the last complete set go, so the room before early warning is right.
+    await drive.drive.eraseFromHere();
     return cart.endBlock;
   }
   // isBlank: a fixed-block read at end of data is BLANK CHECK on SSC-3 drives but MEDIUM ERROR on tgtd.

@@ -272,3 +272,33 @@ test('backup server library: an empty pool, and a restore whose cartridge left t
     }
   });
 });
+
+test("backup server library: a failed job's leftovers after the last set are erased, not counted against the cartridge's room", async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir, { cartridgeSize: 8 * MIB });
+    try {
+      const src = await w.lun(2 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
+      const first = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(first.state, 'done', JSON.stringify(first.error));
+      const [set1] = await w.service.listSets();
+      // What a job killed mid-copy leaves: 5 MiB of blocks after the last complete set.
+      const cart = (await w.service.listCartridges()).find((c) => c.barcode === set1.cartridges[0])!;
+      const site = w.service.site;
+      const pool = site.pool(undefined);
+      const [driveName] = await site.drivesOf(pool);
+      const d = await site.mount(pool, driveName, cart.barcode);
+      await d.drive.setFixedBlock(pool.tapeBlockBytes);
+      await d.drive.locate(cart.bytesUsed / pool.tapeBlockBytes);
+      await d.drive.device.write(randomFillSync(new Uint8Array(5 * MIB)));
+      const second = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(second.state, 'done', JSON.stringify(second.error));
+      const sets = await w.service.listSets();
+      assert.deepEqual(sets[1].cartridges, set1.cartridges, 'the second set went on the same cartridge');
+      const r = await w.service.waitForJob((await w.service.startRestore({ set: sets[1].id, to: 'store:new' })).id);
+      assert.equal(r.state, 'done', JSON.stringify(r.error));
+    } finally {
+      await w.close();
+    }
+  });
+});

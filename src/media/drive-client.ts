@@ -5,6 +5,7 @@ import { RemoteTapeDevice } from '../initiator/remote-tape-device.ts';
 import { Asc, SenseKey } from '../scsi/sense.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import {
+  buildErase6,
   ReadPositionForm,
   SpaceCode,
   buildLoadUnload,
@@ -319,6 +320,18 @@ export class DriveClient {
 
   async rewind(): Promise<void> {
     await this.dev.rewind();
+  }
+
+  /**
+   * SSC-3 ERASE(6) LONG at the position: end of data here, so what a failed job left after the
+   * last complete set no longer counts against the remaining capacity. False when the drive does
+   * not implement ERASE (the next WRITE truncates there anyway).
+   */
+  async eraseFromHere(): Promise<boolean> {
+    const r = await this.session.command(this.lun, buildErase6({ long: true }), { allowCheckCondition: true });
+    if (r.status === ScsiStatus.GOOD) return true;
+    if (r.sense?.key === SenseKey.ILLEGAL_REQUEST) return false;
+    throw this.failure('erase after the last set on', r);
   }
 
   /** SSC-3 SPACE(6) to end of data (code 3), where the next backup set is appended. */
