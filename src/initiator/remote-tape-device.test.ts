@@ -51,3 +51,31 @@ test('RemoteTapeDevice: write, filemark, read exact/short/long records, filemark
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('RemoteTapeDevice: past early warning, records and filemarks are written and reported as a warning, not an error', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-remote-tape-'));
+  const iqn = 'iqn.2026-11.dev.ferry:remote-tape-ew';
+  // 1 MiB cartridge: early warning 64 KiB before the end.
+  const drive = await openStandaloneDrive(join(dir, 't.cart'), { createSizeBytes: 1 << 20 });
+  const target = new Target({ name: iqn });
+  target.addLun(0, drive);
+  const server = new TargetServer({ targets: [target] });
+  const { port } = await server.listen('127.0.0.1', 0);
+  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:rt', targetName: iqn });
+  try {
+    const tape = await RemoteTapeDevice.open(s, 0);
+    const rec = new Uint8Array(32 * 1024);
+    let warned = false;
+    for (let i = 0; i < 31 && !warned; i++) warned = (await tape.write(rec)).earlyWarning;
+    assert.equal(warned, true, 'reached early warning');
+    await tape.writeFilemarks(1); // SSC-3 4.2.5: NO SENSE, EOM — written
+    await tape.rewind();
+    await tape.space('filemarks', 1);
+    assert.deepEqual(await tape.read(rec), { kind: 'eod' }, 'the filemark is on tape');
+  } finally {
+    await s.logout().catch(() => undefined);
+    await server.close();
+    await drive.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

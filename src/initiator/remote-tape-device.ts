@@ -101,7 +101,12 @@ export class RemoteTapeDevice implements TapeDevice {
   }
 
   async writeFilemarks(count: number): Promise<void> {
-    await this.session.command(this.lun, buildWriteFilemarks6(count));
+    const cdb = buildWriteFilemarks6(count);
+    const r = await this.session.command(this.lun, cdb, { allowCheckCondition: true });
+    if (r.status === ScsiStatus.GOOD) return;
+    // SSC-3 4.2.5: past early warning the filemarks are written and NO SENSE with EOM says so.
+    if (r.status === ScsiStatus.CHECK_CONDITION && r.sense?.key === SenseKey.NO_SENSE && r.sense.eom) return;
+    throw new ScsiCommandError(r.status, r.rawSense, { cdb, lun: this.lun });
   }
 
   async space(unit: 'blocks' | 'filemarks' | 'eod', count: number): Promise<void> {
