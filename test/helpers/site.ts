@@ -34,6 +34,7 @@ export interface SiteOptions {
   tapeBlockBytes?: number;
   quietPeriodMs?: number;
   timeoutMs?: number;
+  /** Log level of every role (default info; the roles announce they are ready at info). */
   logLevel?: string;
 }
 

@@ -1,0 +1,324 @@
+// Benchmark: a full `image` backup of a disk LUN to tape and its restore to a new LUN, end to
+// end, every role its own process (test/helpers/site.ts: storage node with its API, tape library
+// node, `ferry mover`, `ferry server --config`; the CLI as users run it), against two peers
+// measured in the same run:
+//   dd           the same bytes file to file: the LUN's image → a new file, and back, conv=fdatasync;
+//   traditional  a separate process plays a backup server that moves the data itself, with the
+//                same initiator code: it snapshots the LUN through the node's API, loads a cartridge
+//                through the changer, reads the snapshot LUN over iSCSI (RemoteBlockDevice) and
+//                writes the tape over iSCSI (RemoteTapeDevice, fixed 256 KiB blocks, 1 MiB per
+//                WRITE), then a filemark; the restore reads the tape and writes a new LUN, then
+//                SYNCHRONIZE CACHE.
+// For Ferry and the traditional path it prints the "server" process's CPU seconds (/proc/PID/stat)
+// and bytes (its TCP sockets by `ss`, and rchar+wchar of /proc/PID/io, which also counts its
+// SQLite catalog) per GiB moved. Every timed step starts after `sync`.
+//
+//   node --import tsx bench/backup-e2e.ts [--size 1G] [--runs 3] [--keep]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatBytes, parseSize } from '../src/util/units.ts';
+import { cpuSeconds, ioBytes, SocketMeter, startSite, STORE_IQN, TAPE_IQN, type Site } from '../test/helpers/site.ts';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1G' },
+    runs: { type: 'string', default: '3' },
+    keep: { type: 'boolean', default: false },
+    // The traditional server's own process (started by this script).
+    role: { type: 'string' },
+    store: { type: 'string' },
+    api: { type: 'string' },
+    'api-token-file': { type: 'string' },
+    tape: { type: 'string' },
+  },
+});
+
+const TAPE_BLOCK = 256 * 1024;
+const GIB = 2 ** 30;
+
+// ---------------------------------------------------------------------------------------------
+// The traditional backup server: data through its own sockets.
+
+async function traditionalServer(): Promise<void> {
+  const { readFile } = await import('node:fs/promises');
+  const { InitiatorSession } = await import('../src/initiator/session.ts');
+  const { RemoteBlockDevice } = await import('../src/initiator/remote-device.ts');
+  const { SnapshotApiClient } = await import('../src/snapshot/client.ts');
+  const { discoverLibrary } = await import('../src/media/discovery.ts');
+  const { ChangerClient } = await import('../src/media/changer-client.ts');
+  const { DriveClient } = await import('../src/media/drive-client.ts');
+  const initiatorName = 'iqn.2026-11.dev.ferry:traditional-server';
+  const hp = (s: string) => ({ host: s.slice(0, s.lastIndexOf(':')), port: Number(s.slice(s.lastIndexOf(':') + 1)) });
+  const store = await InitiatorSession.login({ ...hp(values.store!), initiatorName, targetName: STORE_IQN });
+  const lib = await InitiatorSession.login({ ...hp(values.tape!), initiatorName, targetName: TAPE_IQN });
+  const api = new SnapshotApiClient(values.api!, (await readFile(values['api-token-file']!, 'utf8')).trim());
+  const found = await discoverLibrary(lib, { name: 'vtl' });
+  const changer = await ChangerClient.open(lib, found.changer.lun, { name: 'vtl' });
+  // Its own cartridge (the last slot's) in the library's last drive: the Ferry server uses the first ones.
+  const drive = found.drives[found.drives.length - 1];
+  const status = await changer.status();
+  const barcode = status.filter((e) => e.type === 'slot' && e.full && e.barcode).at(-1)!.barcode!;
+
+  const mount = async () => {
+    await changer.load(barcode, drive.elementAddress);
+    const d = await DriveClient.open(lib, drive.lun, { name: 'vtl' });
+    await d.ready();
+    await d.setFixedBlock(TAPE_BLOCK);
+    await d.rewind();
+    return d;
+  };
+  const CHUNK = 4 << 20;
+  const WRITE = 1 << 20;
+  const bufs = [0, 1, 2].map(() => Buffer.allocUnsafe(CHUNK));
+
+  async function backup(): Promise<Record<string, unknown>> {
+    const snap = await api.createSnapshot(0, { quietPeriodMs: 0 });
+    const src = await RemoteBlockDevice.open(store, snap.lun, { readOnly: true });
+    const d = await mount();
+    const bytes = src.blockCount * src.blockSize;
+    if (bytes % CHUNK !== 0) throw new Error(`the LUN (${bytes} bytes) is not a multiple of ${CHUNK}`);
+    // Three buffers: the snapshot is read into one while the WRITEs of the others are in flight (ORDERED).
+    const writing: Array<Promise<unknown>> = [Promise.resolve(), Promise.resolve(), Promise.resolve()];
+    for (let off = 0, i = 0; off < bytes; off += CHUNK, i++) {
+      const k = i % 3;
+      await writing[k];
+      await src.readInto(off / src.blockSize, bufs[k]);
+      const w: Array<Promise<unknown>> = [];
+      for (let o = 0; o < CHUNK; o += WRITE) w.push(d.device.write(bufs[k].subarray(o, o + WRITE)));
+      writing[k] = Promise.all(w);
+    }
+    await Promise.all(writing);
+    await d.device.writeFilemarks(1); // ends the set; the drive makes it durable
+    await changer.unload(drive.elementAddress);
+    await api.deleteSnapshot(snap.id);
+    return { bytes };
+  }
+
+  async function restore(): Promise<Record<string, unknown>> {
+    const src = await RemoteBlockDevice.open(store, 0);
+    const bytes = src.blockCount * src.blockSize;
+    const lun = await api.createLun({ sizeBytes: bytes });
+    const dst = await RemoteBlockDevice.open(store, lun.lun);
+    const d = await mount();
+    const writing: Array<Promise<unknown>> = [Promise.resolve(), Promise.resolve(), Promise.resolve()];
+    for (let off = 0, i = 0; off < bytes; off += CHUNK, i++) {
+      const k = i % 3;
+      await writing[k];
+      const r = await d.device.read(bufs[k]);
+      if (r.kind !== 'data' || r.bytes !== CHUNK) throw new Error(`tape read at ${off}: ${JSON.stringify(r)}`);
+      writing[k] = dst.write(off / dst.blockSize, bufs[k]);
+    }
+    await Promise.all(writing);
+    await dst.flush();
+    await changer.unload(drive.elementAddress);
+    return { bytes, lun: lun.lun };
+  }
+
+  process.on('message', (m: { op: 'backup' | 'restore' | 'exit' }) => {
+    if (m.op === 'exit') {
+      store.close();
+      lib.close();
+      process.disconnect();
+      return;
+    }
+    const t0 = performance.now();
+    (m.op === 'backup' ? backup() : restore()).then(
+      (r) => process.send!({ ok: true, ms: performance.now() - t0, ...r }),
+      (e: unknown) => process.send!({ ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
+    );
+  });
+  process.send!({ ready: true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark.
+
+interface Sample {
+  ms: number;
+  /** The CLI command's own wall time (Ferry only): process start, HTTP, waiting for the job. */
+  cliMs?: number;
+  /** The job's copying phase alone (Ferry only): from its `copying` state to its end. */
+  copyMs?: number;
+  cpuS: number;
+  socketBytes: number;
+  ioBytes: number;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mbps = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000);
+
+function settle(): void {
+  spawnSync('sync');
+}
+
+/** `dd if=FROM of=TO bs=1M conv=fdatasync` into a new file: ms. */
+function dd(from: string, to: string): number {
+  rmSync(to, { force: true });
+  settle();
+  const t0 = performance.now();
+  const r = spawnSync('dd', [`if=${from}`, `of=${to}`, 'bs=1M', 'conv=fdatasync', 'status=none'], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('dd failed');
+  return performance.now() - t0;
+}
+
+/** Measure the "server" process `pid` around `fn`. */
+async function measured(pid: number, fn: () => Promise<{ ms: number; cliMs?: number; copyMs?: number }>): Promise<Sample> {
+  settle();
+  const meter = new SocketMeter(pid, 100);
+  const cpu0 = cpuSeconds(pid);
+  const io0 = ioBytes(pid);
+  await meter.start();
+  const r = await fn();
+  const socketBytes = await meter.stop();
+  const io1 = ioBytes(pid);
+  return { ms: r.ms, cliMs: r.cliMs, copyMs: r.copyMs, cpuS: cpuSeconds(pid) - cpu0, socketBytes, ioBytes: io1.rchar - io0.rchar + io1.wchar - io0.wchar };
+}
+
+interface JobJson {
+  job: number;
+  state: string;
+  set: number | null;
+  bytes: number;
+}
+
+/** Run a Ferry client command that starts a job; ms from the job's creation to its end (catalog times). */
+async function ferryJob(site: Site, args: string[]): Promise<{ ms: number; cliMs: number; copyMs: number; job: JobJson }> {
+  const t0 = performance.now();
+  const r = await site.ferry([...args, '--json']);
+  const cliMs = performance.now() - t0;
+  if (r.code !== 0) throw new Error(`ferry ${args.join(' ')}: exit ${r.code}\n${r.stdout}${r.stderr}\n${site.logTail()}`);
+  const job = r.json<JobJson>();
+  const v = (await site.ferry(['job', String(job.job), '--json'])).json<{ createdAt: string; endedAt: string; events: Array<{ at: string; state?: string }> }>();
+  const copying = v.events.find((e) => e.state === 'copying');
+  const end = Date.parse(v.endedAt);
+  return { ms: end - Date.parse(v.createdAt), cliMs, copyMs: copying ? end - Date.parse(copying.at) : NaN, job };
+}
+
+function startTraditional(site: Site): Promise<{ child: ChildProcess; run(op: 'backup' | 'restore'): Promise<{ ms: number }> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--max-semi-space-size=64', '--import', 'tsx', import.meta.filename, '--role', 'traditional',
+      '--store', site.store.portal, '--api', site.store.api, '--api-token-file', site.store.tokenFile, '--tape', site.tape.portal,
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' } },
+  );
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`the traditional server exited (${code})`)));
+    child.once('message', () =>
+      resolve({
+        child,
+        run: (op) =>
+          new Promise((res, rej) => {
+            child.once('message', (m: { ok: boolean; ms: number; error?: string }) => (m.ok ? res(m) : rej(new Error(`traditional ${op}: ${m.error}`))));
+            child.send({ op });
+          }),
+      }),
+    );
+  });
+}
+
+async function main(): Promise<void> {
+  const BYTES = parseSize(values.size!, '--size');
+  const RUNS = Number(values.runs);
+  if (BYTES % (4 << 20) !== 0) throw new Error('--size must be a multiple of 4 MiB');
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-e2e-'));
+  let site: Site | undefined;
+  let trad: ChildProcess | undefined;
+  try {
+    // The volume: random bytes in the storage node's first disk image, written before it starts.
+    const volume = join(dir, 'disk0.img');
+    const fh = await open(volume, 'w');
+    const chunk = Buffer.alloc(4 << 20);
+    for (let off = 0; off < BYTES; off += chunk.length) await fh.write(randomFillSync(chunk), 0, chunk.length, off);
+    await fh.close();
+    site = await startSite({ dir, disks: [BYTES], cartridgeBytes: (RUNS + 1) * BYTES + GIB, slots: 8, quietPeriodMs: 0 });
+    const t = await startTraditional(site);
+    trad = t.child;
+    const pid = t.child.pid!;
+    const rows: Record<'ferry' | 'traditional' | 'dd', Record<'backup' | 'restore', Sample[]>> = {
+      ferry: { backup: [], restore: [] },
+      traditional: { backup: [], restore: [] },
+      dd: { backup: [], restore: [] },
+    };
+    const ddCopy = join(dir, 'dd-copy.img');
+    const ddBack = join(dir, 'dd-back.img');
+    for (let i = 0; i < RUNS; i++) {
+      const dB = dd(volume, ddCopy);
+      const dR = dd(ddCopy, ddBack);
+      rows.dd.backup.push({ ms: dB, cpuS: 0, socketBytes: 0, ioBytes: 0 });
+      rows.dd.restore.push({ ms: dR, cpuS: 0, socketBytes: 0, ioBytes: 0 });
+
+      let set = 0;
+      rows.ferry.backup.push(
+        await measured(site.server.pid, async () => {
+          const r = await ferryJob(site!, ['backup', 'store:0', '--mode', 'image', '--quiet-period', '0']);
+          set = r.job.set!;
+          return r;
+        }),
+      );
+      rows.ferry.restore.push(await measured(site.server.pid, () => ferryJob(site!, ['restore', String(set), '--to', 'store:new'])));
+
+      rows.traditional.backup.push(await measured(pid, () => t.run('backup')));
+      rows.traditional.restore.push(await measured(pid, () => t.run('restore')));
+      for (const dirn of ['backup', 'restore'] as const) {
+        const f = rows.ferry[dirn][i];
+        const tr = rows.traditional[dirn][i];
+        const d = rows.dd[dirn][i];
+        console.log(
+          `run ${i + 1} ${dirn}: ferry ${mbps(BYTES, f.ms).toFixed(0)} MB/s (CLI ${mbps(BYTES, f.cliMs!).toFixed(0)}, copy phase ${mbps(BYTES, f.copyMs!).toFixed(0)}), traditional ${mbps(BYTES, tr.ms).toFixed(0)}, dd ${mbps(BYTES, d.ms).toFixed(0)}`,
+        );
+      }
+    }
+
+    const gib = BYTES / GIB;
+    console.log(`\n${formatBytes(BYTES)} LUN, ${RUNS} runs, medians; every role its own process; tape blocks ${formatBytes(TAPE_BLOCK)}`);
+    const table: Record<string, Record<string, string | number>> = {};
+    for (const dirn of ['backup', 'restore'] as const) {
+      const m = (p: 'ferry' | 'traditional' | 'dd', k: keyof Sample) => median(rows[p][dirn].map((s) => s[k] ?? NaN));
+      const fMs = m('ferry', 'ms');
+      const tMs = m('traditional', 'ms');
+      const dMs = m('dd', 'ms');
+      table[`ferry ${dirn}`] = {
+        'MB/s': Math.round(mbps(BYTES, fMs)),
+        'CLI MB/s': Math.round(mbps(BYTES, m('ferry', 'cliMs'))),
+        'copy phase MB/s': Math.round(mbps(BYTES, m('ferry', 'copyMs'))),
+        'server CPU s/GiB': +(m('ferry', 'cpuS') / gib).toFixed(3),
+        'server socket B/GiB': Math.round(m('ferry', 'socketBytes') / gib),
+        'server rchar+wchar B/GiB': Math.round(m('ferry', 'ioBytes') / gib),
+      };
+      table[`traditional ${dirn}`] = {
+        'MB/s': Math.round(mbps(BYTES, tMs)),
+        'server CPU s/GiB': +(m('traditional', 'cpuS') / gib).toFixed(3),
+        'server socket B/GiB': Math.round(m('traditional', 'socketBytes') / gib),
+        'server rchar+wchar B/GiB': Math.round(m('traditional', 'ioBytes') / gib),
+      };
+      table[`dd ${dirn}`] = { 'MB/s': Math.round(mbps(BYTES, dMs)) };
+    }
+    console.table(table);
+    for (const dirn of ['backup', 'restore'] as const) {
+      const m = (p: 'ferry' | 'traditional' | 'dd', k: keyof Sample) => median(rows[p][dirn].map((s) => s[k] ?? NaN));
+      const sock = m('ferry', 'socketBytes') / m('traditional', 'socketBytes');
+      console.log(
+        `${dirn}: ferry = ${(m('dd', 'ms') / m('ferry', 'ms')).toFixed(2)}× dd (goal ≥ 0.5×), ` +
+          `${(m('traditional', 'ms') / m('ferry', 'ms')).toFixed(2)}× traditional (goal > 1×), ` +
+          `server socket bytes ${(100 * sock).toFixed(4)}% of traditional's (goal < 1%); ` +
+          `by the CLI's wall time ${(m('dd', 'ms') / m('ferry', 'cliMs')).toFixed(2)}× dd, ${(m('traditional', 'ms') / m('ferry', 'cliMs')).toFixed(2)}× traditional`,
+      );
+    }
+  } finally {
+    if (trad?.connected) trad.send({ op: 'exit' });
+    await site?.stop();
+    if (trad && trad.exitCode === null) trad.kill('SIGTERM');
+    if (values.keep) console.log(`kept ${dir}`);
+    else await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (values.role === 'traditional') await traditionalServer();
+else await main();
