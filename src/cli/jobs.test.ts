@@ -1,3 +1,4 @@
+import { UNAUTHORIZED } from '../util/bearer-token.ts';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -226,7 +227,7 @@ test('where the server is: FERRY_SERVER, ./ferry-data/server.json, and a helpful
   await writeFile(join(dir, 'wrong.token'), 'wrong-token-0123456789\n');
   const wrong = await ferry(['jobs', '--server', api.url, '--token-file', join(dir, 'wrong.token')]);
   assert.equal(wrong.code, 1);
-  assert.equal(wrong.stderr, 'ferry: missing or wrong bearer token\n');
+  assert.equal(wrong.stderr, `ferry: ${UNAUTHORIZED.message}\n`);
 });
 
 test('ferry server: a bad config exits 2 naming the field', async () => {

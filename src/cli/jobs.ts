@@ -72,7 +72,9 @@ function errorOf(v: JobView): { error?: JobView['error'] } {
 }
 
 function jobResult(v: JobView): Record<string, unknown> {
-  return { job: v.id, state: v.state, set: v.set, bytes: v.bytes, ...errorOf(v) };
+  // A restore says where it went (`--to NODE:new` creates the LUN).
+  const to = v.type === 'restore' && typeof v.result?.volume === 'string' ? { volume: v.result.volume } : {};
+  return { job: v.id, state: v.state, set: v.set, bytes: v.bytes, ...to, ...errorOf(v) };
 }
 
 function jobRow(v: JobView): Record<string, unknown> {

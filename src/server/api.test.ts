@@ -1,3 +1,4 @@
+import { UNAUTHORIZED } from '../util/bearer-token.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -19,7 +20,7 @@ test('bearer token: none or wrong is 401 JSON, right is 200; /openapi.json needs
   const app = buildServerApi(new MemoryJobService(), TOKEN);
   const none = await app.inject({ method: 'GET', url: '/v1/jobs' });
   assert.equal(none.statusCode, 401);
-  assert.deepEqual(none.json(), { code: 'ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' });
+  assert.deepEqual(none.json(), UNAUTHORIZED);
   assert.equal(none.headers['www-authenticate'], 'Bearer');
   const wrongAuth = { authorization: 'Bearer nope-nope-nope' };
   const wrong = await app.inject({ method: 'GET', url: '/v1/jobs', headers: wrongAuth });

@@ -1,4 +1,4 @@
-import { bearerTokenMatches } from '../util/bearer-token.ts';
+import { UNAUTHORIZED, bearerTokenMatches } from '../util/bearer-token.ts';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { isFinal } from '../jobs/states.ts';
@@ -66,7 +66,7 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
     if (req.method === 'GET' && req.url === '/openapi.json') return;
     if (!bearerTokenMatches(req.headers.authorization, token)) {
       reply.header('www-authenticate', 'Bearer');
-      return reply.code(401).send({ code: 'ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' });
+      return reply.code(401).send(UNAUTHORIZED);
     }
   });
 

@@ -1,4 +1,4 @@
-import { bearerTokenMatches, readTokenFile } from '../util/bearer-token.ts';
+import { UNAUTHORIZED, bearerTokenMatches, readTokenFile } from '../util/bearer-token.ts';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { FerryError } from '../util/errors.ts';
@@ -85,7 +85,7 @@ export function buildSnapshotApi(node: ApiNode, token: string, opts: { tapes?: T
     if (req.url === '/openapi.json') return;
     if (!bearerTokenMatches(req.headers.authorization, token)) {
       reply.header('www-authenticate', 'Bearer');
-      return reply.code(401).send({ code: 'ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' });
+      return reply.code(401).send(UNAUTHORIZED);
     }
   });
 

@@ -25,3 +25,11 @@ export function bearerTokenMatches(header: string | undefined, token: string): b
   const b = createHash('sha256').update(token).digest();
   return timingSafeEqual(a, b);
 }
+
+/** The 401 body of both APIs: what is wrong and where the right token is. */
+export const UNAUTHORIZED = {
+  code: 'ERR_UNAUTHORIZED',
+  message:
+    'unauthorized: missing or wrong bearer token: use the token file the service was started with ' +
+    '(--token-file or FERRY_TOKEN_FILE; ferry up writes ferry-data/server.token and node.token)',
+} as const;
