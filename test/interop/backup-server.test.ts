@@ -37,6 +37,8 @@ interface JobJson {
   state: string;
   set: number | null;
   bytes: number;
+  /** restore: where it went */
+  volume?: string;
   error?: { code: string; message: string };
 }
 interface SetJson {
@@ -79,7 +81,9 @@ async function copyOut(dev: RemoteBlockDevice, file: string): Promise<void> {
 function doneJob(r: CliResult, site: Site, what: string): JobJson {
   assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.stdout}${r.stderr}\n${site.logTail()}`);
   const j = r.json<JobJson>();
-  assert.deepEqual(Object.keys(j).sort(), ['bytes', 'job', 'set', 'state'], `${what} prints {job, state, set, bytes}: ${r.stdout}`);
+  // A restore also names the volume it went to (`--to NODE:new` creates it).
+  const keys = Object.keys(j).filter((k) => !(k === 'volume' && what.startsWith('restore')));
+  assert.deepEqual(keys.sort(), ['bytes', 'job', 'set', 'state'], `${what} prints {job, state, set, bytes}: ${r.stdout}`);
   assert.equal(j.state, 'done', what);
   return j;
 }
@@ -166,7 +170,9 @@ test('each role its own process: image full, incremental and used full through f
 
       // 5. Restore the incremental's chain to a new LUN: the volume at the incremental, bit for bit.
       const r1 = doneJob(await site.ferry(['restore', String(inc.set), '--to', 'store:new', '--json']), site, 'restore of the chain');
-      const chainLun = await RemoteBlockDevice.open(ws, await restoredLun(site, r1.job));
+      const chainLunId = await restoredLun(site, r1.job);
+      assert.equal(r1.volume, `store:${chainLunId}`, 'restore --json names the new LUN');
+      const chainLun = await RemoteBlockDevice.open(ws, chainLunId);
       assert.equal(await sha(chainLun), atInc, 'restored chain = volume at the incremental');
 
       // 6. Restore the used set to a new LUN: every file as in the original image (ntfscat), free clusters not restored.
