@@ -187,17 +187,30 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       await ctx.to('copying', `${seq > 1 ? 'continuing' : 'writing'} set ${setId} on ${cart.barcode} at block ${start}`);
       // One list at a time, each sized to what is left before early warning.
       let end = pos;
+      const B = pool.tapeBlockBytes;
+      let written = 0; // tape blocks this piece's lists wrote: header and data
       for (let first = true; first || end < plan.streamBytes; first = false) {
-        const room = await roomFor(drive, pool.tapeBlockBytes);
+        const room = await roomFor(drive, B);
         // As few lists as the limits allow: as large as the room before early warning, or LIST_BYTES when the drive does not say.
         const maxListBytes = (room === Number.MAX_SAFE_INTEGER ? LIST_BYTES : room) - (first ? h.bytes.length : 0);
-        if (!first && maxListBytes < pool.tapeBlockBytes) break;
-        const [l] = copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: pool.tapeBlockBytes, diskBlockBytes: info.blockSize, extents: plan.extents, streamStart: end, streamEnd: plan.streamBytes, before: first ? h.bytes : undefined, maxListBytes });
-        const recordBytes = first ? h.bytes.length : 0;
+        if (!first && maxListBytes < B) break;
+        const ls = copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: B, diskBlockBytes: info.blockSize, extents: plan.extents, streamStart: end, streamEnd: plan.streamBytes, before: first ? h.bytes : undefined, maxListBytes });
+        // A header larger than the copy manager's inline data comes in lists of its own: all of them go first.
+        let k = 0;
+        for (; k < ls.length - 1 && ls[k].streamEnd === ls[k].streamStart; k++) {
+          await copier.run(ctx, ls[k], `header of set ${setId}`, () => undefined);
+          written += ls[k].tapeBlocks;
+        }
+        const l = ls[k];
+        const recordBytes = l.tapeBlocks * B - Math.ceil((l.streamEnd - l.streamStart) / B) * B;
         await copier.run(ctx, l, `backup of ${vid} (set ${setId})`, (n) => ctx.update({ bytesDone: l.streamStart + Math.max(0, Math.min(n - recordBytes, l.streamEnd - l.streamStart)) }));
+        written += l.tapeBlocks;
         end = l.streamEnd;
         ctx.update({ bytesDone: end });
       }
+      // Nothing is recorded that is not on tape: the lists wrote exactly the header and the data blocks.
+      const expectBlocks = h.bytes.length / B + Math.ceil((end - pos) / B);
+      if (written !== expectBlocks) throw new FerryError('ERR_BACKUP_INCOMPLETE', `set ${setId} on ${cart.barcode}: the lists wrote ${written} tape blocks, the header and data need ${expectBlocks}; the set is not recorded`);
       const complete = end >= plan.streamBytes;
       if (complete) sha256 = (await digest).sha256;
       const dataBlocks = Math.ceil((end - pos) / pool.tapeBlockBytes);
