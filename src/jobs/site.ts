@@ -35,12 +35,24 @@ export interface CopyManagerRef {
   name: string;
   session: InitiatorSession;
   lun: number;
+  /** The next LIST IDENTIFIER on this session and LU, shared by every job that uses them. */
+  listId: () => number;
 }
 
 export class Site {
   readonly config: ServerConfig;
   private readonly controls = new Map<string, NodeControl>();
   private readonly sessions = new Map<string, Promise<InitiatorSession>>();
+  /** Held results are kept per I_T nexus and list id (SPC-4 6.18): jobs sharing a session take turns through the ids. */
+  private readonly listIds = new Map<string, number>();
+  private listIdFor(session: InitiatorSession, lun: number): () => number {
+    const key = `${session.isid.join('.')}/${session.targetName}/${lun}`;
+    return () => {
+      const id = ((this.listIds.get(key) ?? 0) % 255) + 1;
+      this.listIds.set(key, id);
+      return id;
+    };
+  }
   private readonly libraries = new Map<string, Promise<{ found: DiscoveredLibrary; changer: ChangerClient }>>();
 
   /** `controls`: in-process node controls by node name (ferry up); others use the node's API. */
@@ -159,14 +171,18 @@ export class Site {
     if (mover !== undefined) {
       const m = movers.find((x) => x.name === mover);
       if (!m) throw new ServiceError('ERR_BAD_REQUEST', `no mover named ${mover}: the config's movers are ${movers.map((x) => x.name).join(', ') || 'none'}`);
-      return { name: m.name, session: await this.session(m, 'mover'), lun: 0 };
+      const session = await this.session(m, 'mover');
+      return { name: m.name, session, lun: 0, listId: this.listIdFor(session, 0) };
     }
-    if (movers.length) return { name: movers[0].name, session: await this.session(movers[0], 'mover'), lun: 0 };
+    if (movers.length) {
+      const session = await this.session(movers[0], 'mover');
+      return { name: movers[0].name, session, lun: 0, listId: this.listIdFor(session, 0) };
+    }
     if (!drive.drive.copyManager) {
       // A stand-alone drive of another target (a tgtd tape LUN) has no EXTENDED COPY: a `ferry mover` must copy.
       throw new ServiceError('ERR_BAD_REQUEST', `drive ${drive.endpoint.name} (LUN ${drive.drive.lun}) is not a copy manager (its INQUIRY has no 3PC bit): add a \`ferry mover\` with portals to the storage node and the drive to the config's movers`);
     }
-    return { name: `${drive.endpoint.name} (drive LU ${drive.drive.lun})`, session: drive.drive.session, lun: drive.drive.lun };
+    return { name: `${drive.endpoint.name} (drive LU ${drive.drive.lun})`, session: drive.drive.session, lun: drive.drive.lun, listId: this.listIdFor(drive.drive.session, drive.drive.lun) };
   }
 
   async close(): Promise<void> {

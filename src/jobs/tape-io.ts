@@ -33,7 +33,6 @@ export class Copier {
   readonly cm: CopyManagerRef;
   readonly client: CopyClient;
   limits!: OperatingParameters;
-  private nextListId = 1;
   /** Bytes the copy manager reported writing, all lists of this job. */
   movedBytes = 0;
 
@@ -49,10 +48,9 @@ export class Copier {
   }
 
   listId(): number {
-    const id = this.nextListId;
-    this.nextListId = (this.nextListId % 250) + 1;
-    return id;
+    return this.cm.listId();
   }
+
 
   /** Run one list; `onBytes(n)` gets the bytes the copy manager has written so far in this list. */
   async run(ctx: JobContext, l: StreamList, what: string, onBytes: (n: number) => void): Promise<number> {
