@@ -49,7 +49,7 @@ export function registerDemo(program: Command): void {
         `The quiet period here defaults to 1s to keep the demo quick (the product default is ${DEFAULT_QUIET_PERIOD_MS / 1000}s).\n` +
         'Exit status: 0 verified, 1 verification or run failed, 2 usage error, 130 interrupted.',
     )
-    .option('--dir <dir>', "the site's directory (disk image, luns/, library/, catalog; reset at start)", './ferry-data')
+    .option('--dir <dir>', "the site's directory (disk image, luns/, library/, catalog; reset at start: not the one ferry up uses)", './ferry-demo')
     .option('--size <size>', 'size of the disk LUN the workstations fill (a multiple of 256K)', '64M')
     .option('--quiet-period <duration>', 'write pause the snapshot waits for', '1s')
     .option('--timeout <duration>', 'give up on the snapshot after this long', `${DEFAULT_QUIESCE_TIMEOUT_MS / 1000}s`)
