@@ -256,7 +256,9 @@ test('backup server library: an empty pool, and a restore whose cartridge left t
       const ie = inv.elements().find((e) => e.kind === 'import-export')!;
       await inv.move(at.address, ie.address);
       ie.barcode = null;
+      const lunsBefore = w.node.registry.list().length;
       const r = await w.service.waitForJob((await w.service.startRestore({ set: set.id, to: 'store:new' })).id);
+      assert.equal(w.node.registry.list().length, lunsBefore, 'the LUN created for the failed restore is gone');
       assert.equal(r.state, 'failed');
       assert.match(r.error!.message, new RegExp(`cartridge ${set.cartridges[0]} is not in library vtl: check \`ferry cartridges\``));
 
