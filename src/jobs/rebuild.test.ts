@@ -1,26 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomFillSync } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import pino from 'pino';
-import { resolveTargetConfig } from '../target/config.ts';
-import { startStorageNode, type StorageNode } from '../target/storage-node.ts';
 import { InitiatorSession } from '../initiator/session.ts';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
-import { openCatalog } from '../catalog/db.ts';
 import { getSet } from '../catalog/queries/sets.ts';
 import { getCartridge } from '../catalog/queries/cartridges.ts';
 import { ChangerClient } from '../media/changer-client.ts';
 import { DriveClient } from '../media/drive-client.ts';
 import { discoverLibrary } from '../media/discovery.ts';
 import { TapeDriveLu } from '../scsi/ssc.ts';
-import type { ServerConfig } from '../server/config.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
-import { Site } from './site.ts';
-import { LocalJobService } from './service.ts';
 import type { CartridgeView, JobView } from './types.ts';
+import { remoteSha256, startJobsWorld } from './testing.ts';
 
 // Catalog rebuild end to end in one process, over real iSCSI (the world of service.test.ts):
 // back up, lose the catalog file, rebuild it from the cartridges alone, then restore and back up.
@@ -29,36 +22,12 @@ const IQN = 'iqn.2026-11.dev.ferry:rebuild-test';
 const MIB = 1 << 20;
 const B = 32 * 1024;
 
-/** A node with a library (changer, 2 drives, 6 cartridges), or with one stand-alone drive (`solo`, LUN 0) as a tgtd tape LUN is. */
+/** The jobs world (library of 6 cartridges, or one stand-alone drive `solo`), and what the rebuild tests look at. */
 async function world(dir: string, opts: { cartridgeSize: number; standalone?: boolean }) {
-  const tapes = opts.standalone ? { tape: join(dir, 'solo.cart') } : { library: join(dir, 'library'), drives: 2, slots: 6 };
-  const cfg = resolveTargetConfig({ listen: '127.0.0.1:0', iqn: IQN, blockSize: 512, lunDir: join(dir, 'luns'), ...tapes, cartridgeSize: opts.cartridgeSize, logLevel: 'silent' }, 'test');
-  const node: StorageNode = await startStorageNode(cfg, pino({ level: 'silent' }));
-  const portal = { host: node.address.host, port: node.address.port };
-  const config: ServerConfig = {
-    file: join(dir, 'server.json'),
-    listen: { host: '127.0.0.1', port: 0 },
-    tokenFile: join(dir, 'token'),
-    catalog: join(dir, 'catalog.db'),
-    nodes: [{ name: 'store', portal, iqn: IQN, api: 'http://127.0.0.1:1', tokenFile: join(dir, 'none') }],
-    libraries: opts.standalone ? [] : [{ name: 'vtl', portal, iqn: IQN }],
-    drives: opts.standalone ? [{ name: 'solo', portal, iqn: IQN, lun: 0 }] : [],
-    movers: [],
-    pools: [opts.standalone ? { name: 'default', drive: 'solo', tapeBlockBytes: B } : { name: 'default', library: 'vtl', tapeBlockBytes: B }],
-    defaults: { quietPeriodMs: 0, timeoutMs: 10_000 },
-  };
-  const open = async () => LocalJobService.open(await openCatalog(config.catalog), new Site(config, new Map([['store', node.snapshots]])));
-  const ws = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: 'iqn.2026-11.dev.ferry:rebuild-test-ws', targetName: IQN });
+  const base = await startJobsWorld(dir, { iqn: IQN, tapeBlockBytes: B, ...opts });
+  const { node, config } = base;
   const drives = () => node.tapes.luns.map(([, lu]) => lu).filter((lu): lu is TapeDriveLu => lu instanceof TapeDriveLu);
-  const w = {
-    node,
-    ws,
-    config,
-    service: await open(),
-    async lun(sizeBytes: number) {
-      const l = await node.registry.create({ sizeBytes });
-      return { lun: l.lun, dev: await RemoteBlockDevice.open(ws, l.lun) };
-    },
+  return Object.assign(base, {
     /** Bytes and READ commands the library's drives have served so far. */
     reads() {
       return drives().reduce((a, d) => ({ bytes: a.bytes + d.stats.bytesRead, commands: a.commands + d.stats.readCommands }), { bytes: 0, commands: 0 });
@@ -70,30 +39,14 @@ async function world(dir: string, opts: { cartridgeSize: number; standalone?: bo
     },
     /** Lose the catalog: close the server, delete the file and its -wal/-shm, open a new one. */
     async loseCatalog() {
-      await w.service.close();
+      await base.service.close();
       for (const f of ['', '-wal', '-shm']) await rm(config.catalog + f, { force: true });
-      w.service = await open();
+      base.service = await base.openService();
     },
-    async close() {
-      ws.close();
-      await w.service.close();
-      await node.close();
-    },
-  };
-  return w;
+  });
 }
 
-async function sha(dev: RemoteBlockDevice): Promise<string> {
-  const h = createHash('sha256');
-  const chunk = new Uint8Array(MIB);
-  for (let lba = 0; lba < dev.blockCount; lba += MIB / 512) {
-    const n = Math.min(MIB / 512, dev.blockCount - lba);
-    const part = chunk.subarray(0, n * 512);
-    await dev.readInto(lba, part);
-    h.update(part);
-  }
-  return h.digest('hex');
-}
+const sha = remoteSha256;
 
 function ok(j: JobView): JobView {
   assert.equal(j.state, 'done', `job ${j.id} (${j.type}): ${JSON.stringify(j.error)}`);

@@ -1,20 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomFillSync } from 'node:crypto';
-import { join } from 'node:path';
-import pino from 'pino';
-import { resolveTargetConfig } from '../target/config.ts';
-import { startStorageNode, type StorageNode } from '../target/storage-node.ts';
-import { InitiatorSession } from '../initiator/session.ts';
+import { randomFillSync } from 'node:crypto';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
-import { openCatalog } from '../catalog/db.ts';
-import type { ServerConfig } from '../server/config.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { Cartridge } from '../tape/cartridge.ts';
 import { markCartridge } from '../catalog/queries/cartridges.ts';
-import { Site } from './site.ts';
-import { LocalJobService } from './service.ts';
 import type { JobEvent } from './types.ts';
+import { remoteSha256, startJobsWorld } from './testing.ts';
 
 // The backup server's library end to end in one process, over real iSCSI: a storage node with a
 // disk LUN and a library (changer + 2 drives), the drive LUs as copy managers, a SQLite catalog.
@@ -22,56 +14,8 @@ import type { JobEvent } from './types.ts';
 const IQN = 'iqn.2026-11.dev.ferry:jobs-test';
 const MIB = 1 << 20;
 
-async function world(dir: string, opts: { cartridgeSize?: number; tapeBlockBytes?: number } = {}) {
-  const cfg = resolveTargetConfig(
-    { listen: '127.0.0.1:0', iqn: IQN, blockSize: 512, lunDir: join(dir, 'luns'), library: join(dir, 'library'), drives: 2, slots: 6, cartridgeSize: opts.cartridgeSize ?? 64 * MIB, logLevel: 'silent' },
-    'test',
-  );
-  const node: StorageNode = await startStorageNode(cfg, pino({ level: 'silent' }));
-  const portal = { host: node.address.host, port: node.address.port };
-  const config: ServerConfig = {
-    file: join(dir, 'server.json'),
-    listen: { host: '127.0.0.1', port: 0 },
-    tokenFile: join(dir, 'token'),
-    catalog: join(dir, 'catalog.db'),
-    nodes: [{ name: 'store', portal, iqn: IQN, api: 'http://127.0.0.1:1', tokenFile: join(dir, 'none') }],
-    libraries: [{ name: 'vtl', portal, iqn: IQN }],
-    drives: [],
-    movers: [],
-    pools: [{ name: 'default', library: 'vtl', tapeBlockBytes: opts.tapeBlockBytes ?? 64 * 1024 }],
-    defaults: { quietPeriodMs: 0, timeoutMs: 10_000 },
-  };
-  const catalog = await openCatalog(config.catalog);
-  const site = new Site(config, new Map([['store', node.snapshots]]));
-  const service = await LocalJobService.open(catalog, site);
-  const ws = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: 'iqn.2026-11.dev.ferry:jobs-test-ws', targetName: IQN });
-  return {
-    node,
-    service,
-    ws,
-    async lun(sizeBytes: number) {
-      const l = await node.registry.create({ sizeBytes });
-      return { lun: l.lun, dev: await RemoteBlockDevice.open(ws, l.lun) };
-    },
-    async close() {
-      ws.close();
-      await service.close();
-      await node.close();
-    },
-  };
-}
-
-async function sha(dev: RemoteBlockDevice): Promise<string> {
-  const h = createHash('sha256');
-  const chunk = new Uint8Array(MIB);
-  for (let lba = 0; lba < dev.blockCount; lba += MIB / 512) {
-    const n = Math.min(MIB / 512, dev.blockCount - lba);
-    const part = chunk.subarray(0, n * 512);
-    await dev.readInto(lba, part);
-    h.update(part);
-  }
-  return h.digest('hex');
-}
+const world = (dir: string, opts: { cartridgeSize?: number; tapeBlockBytes?: number } = {}) => startJobsWorld(dir, { iqn: IQN, ...opts });
+const sha = remoteSha256;
 
 test('backup server library: image full, incremental, restore of the chain to a new LUN is bit-exact', async () => {
   await inTempDir('ferry-jobs-', async (dir) => {

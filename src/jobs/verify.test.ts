@@ -5,7 +5,7 @@ import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
 import { resolveTargetConfig } from '../target/config.ts';
-import { startStorageNode, type StorageNode } from '../target/storage-node.ts';
+import { startStorageNode } from '../target/storage-node.ts';
 import { InitiatorSession } from '../initiator/session.ts';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import { openCatalog } from '../catalog/db.ts';
@@ -17,6 +17,7 @@ import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { Site } from './site.ts';
 import { LocalJobService } from './service.ts';
 import type { JobEvent, JobView } from './types.ts';
+import { startJobsWorld } from './testing.ts';
 
 // Verify end to end in one process, over real iSCSI (as service.test.ts): a storage node that
 // also serves a library (changer + 2 drives) and its management API, the drive LUs as copy
@@ -28,47 +29,10 @@ const MIB = 1 << 20;
 const TOKEN = 'verify-test-token-0123456789';
 
 async function world(dir: string, opts: { cartridgeSize?: number } = {}) {
-  const tokenFile = join(dir, 'node.token');
-  await writeFile(tokenFile, `${TOKEN}\n`);
-  const cfg = resolveTargetConfig(
-    {
-      listen: '127.0.0.1:0',
-      iqn: IQN,
-      blockSize: 512,
-      lunDir: join(dir, 'luns'),
-      library: join(dir, 'library'),
-      drives: 2,
-      slots: 6,
-      cartridgeSize: opts.cartridgeSize ?? 64 * MIB,
-      api: '127.0.0.1:0',
-      apiTokenFile: tokenFile,
-      logLevel: 'silent',
-    },
-    'test',
-  );
-  const node: StorageNode = await startStorageNode(cfg, pino({ level: 'silent' }));
-  const portal = { host: node.address.host, port: node.address.port };
-  const api = `http://127.0.0.1:${node.api!.port}`;
-  const config: ServerConfig = {
-    file: join(dir, 'server.json'),
-    listen: { host: '127.0.0.1', port: 0 },
-    tokenFile: join(dir, 'token'),
-    catalog: join(dir, 'catalog.db'),
-    nodes: [{ name: 'store', portal, iqn: IQN, api, tokenFile }],
-    libraries: [{ name: 'vtl', portal, iqn: IQN, api, tokenFile }],
-    drives: [],
-    movers: [],
-    pools: [{ name: 'default', library: 'vtl', tapeBlockBytes: 64 * 1024 }],
-    defaults: { quietPeriodMs: 0, timeoutMs: 10_000 },
-  };
-  const catalog = await openCatalog(config.catalog);
-  const site = new Site(config, new Map([['store', node.snapshots]]));
-  const service = await LocalJobService.open(catalog, site);
-  const ws = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: 'iqn.2026-11.dev.ferry:verify-test-ws', targetName: IQN });
-  return {
-    node,
-    service,
-    config,
+  const base = await startJobsWorld(dir, { iqn: IQN, apiToken: TOKEN, ...opts });
+  const { node, config } = base;
+  const { url: api, tokenFile } = base.api!;
+  return Object.assign(base, {
     api,
     /** `tape-node` (the library's API is configured) or `scratch-lun` (it is not). */
     method(m: 'tape-node' | 'scratch-lun') {
@@ -80,27 +44,21 @@ async function world(dir: string, opts: { cartridgeSize?: number } = {}) {
       }
     },
     async volume(sizeBytes: number) {
-      const l = await node.registry.create({ sizeBytes });
-      const dev = await RemoteBlockDevice.open(ws, l.lun);
+      const { lun, dev } = await base.lun(sizeBytes);
       await dev.write(0, randomFillSync(new Uint8Array(sizeBytes)));
       await dev.flush();
-      return `store:${l.lun}`;
+      return `store:${lun}`;
     },
     async run(start: Promise<JobView>): Promise<{ job: JobView; states: string[] }> {
-      const job = await service.waitForJob((await start).id);
+      const job = await base.service.waitForJob((await start).id);
       // Every state move is a stored event.
-      const states = (await service.events(job.id)).filter((e: JobEvent) => e.kind === 'state').map((e) => e.state!);
+      const states = (await base.service.events(job.id)).filter((e: JobEvent) => e.kind === 'state').map((e) => e.state!);
       return { job, states };
     },
     async diskLuns(): Promise<number[]> {
       return (await node.snapshots.listLuns()).filter((l) => l.kind === 'disk').map((l) => l.lun);
     },
-    async close() {
-      ws.close();
-      await service.close();
-      await node.close();
-    },
-  };
+  });
 }
 type World = Awaited<ReturnType<typeof world>>;
 

@@ -6,7 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash, randomFillSync } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
 import pino from 'pino';
 import { requireTools } from '../helpers/tools.ts';
@@ -22,6 +22,7 @@ import { DriveClient } from '../../src/media/drive-client.ts';
 import { openCatalog } from '../../src/catalog/db.ts';
 import type { ServerConfig } from '../../src/server/config.ts';
 import { Site } from '../../src/jobs/site.ts';
+import { remoteSha256 } from '../../src/jobs/testing.ts';
 import { LocalJobService } from '../../src/jobs/service.ts';
 
 const MIB = 1 << 20;
@@ -45,17 +46,7 @@ async function tgtdTape(dir: string, barcode: string, mb: number): Promise<Tgtd>
   return tgtd;
 }
 
-async function sha(dev: RemoteBlockDevice): Promise<string> {
-  const h = createHash('sha256');
-  const chunk = new Uint8Array(MIB);
-  for (let lba = 0; lba < dev.blockCount; lba += MIB / dev.blockSize) {
-    const n = Math.min(MIB / dev.blockSize, dev.blockCount - lba);
-    const part = chunk.subarray(0, n * dev.blockSize);
-    await dev.readInto(lba, part);
-    h.update(part);
-  }
-  return h.digest('hex');
-}
+const sha = remoteSha256;
 
 test('DriveClient against tgtd: blank check, positioning by REWIND + SPACE, position unknown', async (t: TestContext) => {
   if (!requireTools(t, 'tgtd', 'tgtadm', 'tgtimg')) return;
