@@ -3,7 +3,7 @@ import { addJobEvent, listJobEvents, transitionJob, updateJobProgress, type JobE
 import { FerryError } from '../util/errors.ts';
 import type { Site } from './site.ts';
 import { canTransition, STATE_LABELS, type JobState } from './states.ts';
-import type { JobEvent, JobProgress } from './types.ts';
+import { idleProgress, type JobEvent, type JobProgress } from './types.ts';
 
 /**
  * What a running job uses: its catalog row (state moves only through `to`, which checks the
@@ -28,7 +28,7 @@ export class JobContext {
     this.signal = o.signal;
     this.state = o.state;
     this.emit = o.emit;
-    this.progress = { phase: o.state, waitingFor: null, bytesDone: 0, bytesTotal: 0, mbPerSecond: 0, etaSeconds: null, cartridge: null, lastWriteMsAgo: null };
+    this.progress = idleProgress(o.state);
   }
 
   checkCanceled(): void {

@@ -14,6 +14,7 @@ import type { Site } from './site.ts';
 import { isFinal, isJobState, type JobState } from './states.ts';
 import {
   ServiceError,
+  idleProgress,
   type CartridgeView,
   type JobEvent,
   type JobFilter,
@@ -244,7 +245,7 @@ export class LocalJobService implements JobService {
       error: j.errorCode ? { code: j.errorCode, message: j.error ?? '' } : null,
       progress: live
         ? { ...live }
-        : { phase: state, waitingFor: j.waitingFor, bytesDone: j.bytesDone, bytesTotal: j.bytesTotal, mbPerSecond: 0, etaSeconds: null, cartridge: j.cartridge, lastWriteMsAgo: null },
+        : idleProgress(state, { waitingFor: j.waitingFor, bytesDone: j.bytesDone, bytesTotal: j.bytesTotal, cartridge: j.cartridge }),
       result: (j.result as Record<string, unknown> | null) ?? null,
     };
   }

@@ -53,6 +53,11 @@ export interface JobProgress {
   lastWriteMsAgo: number | null;
 }
 
+/** Progress with no figures yet (or none live: the catalog's row fills in what it has). */
+export function idleProgress(phase: JobState, known: Partial<JobProgress> = {}): JobProgress {
+  return { phase, waitingFor: null, bytesDone: 0, bytesTotal: 0, mbPerSecond: 0, etaSeconds: null, cartridge: null, lastWriteMsAgo: null, ...known };
+}
+
 export interface JobView {
   id: number;
   type: JobType;

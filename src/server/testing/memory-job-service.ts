@@ -1,5 +1,6 @@
 import { isFinal, type JobState } from '../../jobs/states.ts';
 import {
+  idleProgress,
   ServiceError,
   type CartridgeView,
   type JobEvent,
@@ -268,16 +269,7 @@ export class MemoryJobService implements JobService {
       mover: 'm1',
       cartridge: null,
       error: null,
-      progress: {
-        phase: 'queued',
-        waitingFor: null,
-        bytesDone: 0,
-        bytesTotal: 0,
-        mbPerSecond: 0,
-        etaSeconds: null,
-        cartridge: null,
-        lastWriteMsAgo: null,
-      },
+      progress: idleProgress('queued'),
       result: null,
     };
   }
