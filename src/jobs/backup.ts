@@ -3,10 +3,9 @@ import { openVolume } from '../ntfs/volume.ts';
 import { usedClusters } from '../ntfs/bitmap.ts';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import type { NodeControl, SnapshotRecord } from '../snapshot/node-control.ts';
-import type { LunInfo } from '../snapshot/lun-registry.ts';
 import { upsertVolume, getVolume, volumeId } from '../catalog/queries/volumes.ts';
 import { completeSet, getSet, claimSetId, type SetPiece } from '../catalog/queries/sets.ts';
-import { cartridgeResource, driveResource, getCartridge, pickWritable, reserve, upsertCartridge, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, pickWritable, reserve, upsertCartridge, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';
 import { encodeHeaderAt, encodeRecord } from '../tapeformat/codec.ts';
 import { readRecord } from '../tapeformat/read-record.ts';
 import { FORMAT_VERSION } from '../tapeformat/magic.ts';
@@ -17,7 +16,8 @@ import type { PoolConfig } from '../server/config.ts';
 import type { JobContext } from './context.ts';
 import { Copier, LIST_BYTES, diskCscd } from './tape-io.ts';
 import type { MountedDrive } from './site.ts';
-import { ServiceError, type BackupLevel, type BackupMode, type StartBackup } from './types.ts';
+import { ServiceError, type BackupLevel, type StartBackup } from './types.ts';
+import { acquireDrive, diskLun, parseVolume } from './resources.ts';
 
 /**
  * A backup job (DESIGN.md "A backup, step by step"): snapshot after a quiet period, plan the
@@ -27,18 +27,6 @@ import { ServiceError, type BackupLevel, type BackupMode, type StartBackup } fro
  */
 
 export type BackupRequest = Required<Omit<StartBackup, 'mover' | 'pool'>> & { mover?: string; pool?: string };
-
-export function parseVolume(v: string): { node: string; lun: number } {
-  const m = /^([A-Za-z0-9][A-Za-z0-9_-]*):(\d+)$/.exec(v);
-  if (!m) throw new ServiceError('ERR_BAD_REQUEST', `volume "${v}" is not NODE:LUN, e.g. store:0`);
-  return { node: m[1], lun: Number(m[2]) };
-}
-
-export async function diskLun(control: NodeControl, node: string, lun: number): Promise<LunInfo> {
-  const info = (await control.listLuns()).find((l) => l.lun === lun);
-  if (!info || info.kind !== 'disk') throw new ServiceError('ERR_NOT_FOUND', `unknown volume ${node}:${lun}: node ${node} has no disk LUN ${lun} (see \`ferry snapshot ls\` or the node's /v1/luns)`);
-  return info;
-}
 
 interface Plan {
   level: BackupLevel;
@@ -312,24 +300,6 @@ async function makePlan(
   return { level, reason, baseSetId: level === 'incremental' ? base!.id : null, baseSetUuid: level === 'incremental' ? base!.uuid : null, extents, streamBytes };
 }
 
-/** A drive of the pool for this job, waiting while all are reserved by other jobs. */
-export async function acquireDrive(ctx: JobContext, pool: PoolConfig): Promise<string> {
-  const names = await ctx.site.drivesOf(pool);
-  for (let waited = false; ; waited = true) {
-    for (const n of names) {
-      try {
-        await reserve(ctx.db, driveResource(n), ctx.id);
-        return n;
-      } catch (e) {
-        if ((e as FerryError).code !== 'ERR_RESERVED') throw e;
-      }
-    }
-    if (!waited) await ctx.to('waiting-drive', `every drive of pool ${pool.name} is in use`, { waitingFor: `a drive of pool ${pool.name}` });
-    await new Promise((r) => setTimeout(r, 500));
-    ctx.checkCanceled();
-  }
-}
-
 async function nextCartridge(ctx: JobContext, pool: PoolConfig): Promise<Cartridge> {
   const c = await pickWritable(ctx.db, pool.name, pool.library ? { library: pool.library } : { library: pool.drive });
   if (!c) throw new ServiceError('ERR_CONFLICT', `pool ${pool.name} has no blank or appendable cartridge: add cartridges to ${pool.library ? `library ${pool.library}` : `drive ${pool.drive}`} (see \`ferry cartridges\`)`);
@@ -390,5 +360,3 @@ async function roomFor(drive: MountedDrive, tapeBlockBytes: number): Promise<num
   return Math.max(0, Math.floor((left - reserve) / tapeBlockBytes) * tapeBlockBytes);
 }
 
-export { getCartridge };
-export type { BackupMode };

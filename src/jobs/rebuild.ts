@@ -7,7 +7,7 @@ import { checkPiece, dataBlocksFor, MAX_TAPE_BLOCK_BYTES, streamBytesOf } from '
 import type { SetHeader, SetTrailer, TapeRecord, VolumeLabel } from '../tapeformat/records.ts';
 import { FerryError } from '../util/errors.ts';
 import type { PoolConfig } from '../server/config.ts';
-import { acquireDrive } from './backup.ts';
+import { acquireDrive } from './resources.ts';
 import type { JobContext } from './context.ts';
 import type { MountedDrive } from './site.ts';
 import { readRecordCheaply } from './tape-io.ts';

@@ -2,7 +2,7 @@ import { getChain, getSet } from '../catalog/queries/sets.ts';
 import { reserve, cartridgeResource } from '../catalog/queries/cartridges.ts';
 import { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
-import { acquireDrive, diskLun, parseVolume } from './backup.ts';
+import { acquireDrive, diskLun, parseVolume } from './resources.ts';
 import { Copier, diskCscd, readRecordCheaply } from './tape-io.ts';
 import { ServiceError, type StartRestore } from './types.ts';
 

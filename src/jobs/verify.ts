@@ -7,7 +7,7 @@ import type { TapeDigestPiece } from '../tape/digest.ts';
 import { readTokenFile } from '../util/bearer-token.ts';
 import { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
-import { acquireDrive, parseVolume } from './backup.ts';
+import { acquireDrive, parseVolume } from './resources.ts';
 import { Copier, diskCscd, readRecordCheaply } from './tape-io.ts';
 import { ServiceError, type StartVerify } from './types.ts';
 

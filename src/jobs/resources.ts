@@ -1,0 +1,39 @@
+import type { NodeControl } from '../snapshot/node-control.ts';
+import type { LunInfo } from '../snapshot/lun-registry.ts';
+import { driveResource, reserve } from '../catalog/queries/cartridges.ts';
+import type { PoolConfig } from '../server/config.ts';
+import type { FerryError } from '../util/errors.ts';
+import type { JobContext } from './context.ts';
+import { ServiceError } from './types.ts';
+
+/** What every kind of job asks for first: a volume by name, its disk LUN, a drive of a pool. */
+
+export function parseVolume(v: string): { node: string; lun: number } {
+  const m = /^([A-Za-z0-9][A-Za-z0-9_-]*):(\d+)$/.exec(v);
+  if (!m) throw new ServiceError('ERR_BAD_REQUEST', `volume "${v}" is not NODE:LUN, e.g. store:0`);
+  return { node: m[1], lun: Number(m[2]) };
+}
+
+export async function diskLun(control: NodeControl, node: string, lun: number): Promise<LunInfo> {
+  const info = (await control.listLuns()).find((l) => l.lun === lun);
+  if (!info || info.kind !== 'disk') throw new ServiceError('ERR_NOT_FOUND', `unknown volume ${node}:${lun}: node ${node} has no disk LUN ${lun} (see \`ferry snapshot ls\` or the node's /v1/luns)`);
+  return info;
+}
+
+/** A drive of the pool for this job, waiting while all are reserved by other jobs. */
+export async function acquireDrive(ctx: JobContext, pool: PoolConfig): Promise<string> {
+  const names = await ctx.site.drivesOf(pool);
+  for (let waited = false; ; waited = true) {
+    for (const n of names) {
+      try {
+        await reserve(ctx.db, driveResource(n), ctx.id);
+        return n;
+      } catch (e) {
+        if ((e as FerryError).code !== 'ERR_RESERVED') throw e;
+      }
+    }
+    if (!waited) await ctx.to('waiting-drive', `every drive of pool ${pool.name} is in use`, { waitingFor: `a drive of pool ${pool.name}` });
+    await new Promise((r) => setTimeout(r, 500));
+    ctx.checkCanceled();
+  }
+}
