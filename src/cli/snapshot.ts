@@ -11,7 +11,7 @@ interface ApiOpts {
 
 async function client(o: ApiOpts): Promise<SnapshotApiClient> {
   if (!o.tokenFile) throw new UsageError('give --token-file FILE (the bearer token the storage node was started with)');
-  const { readTokenFile } = await import('../snapshot/api.ts'); // fastify: loaded on use
+  const { readTokenFile } = await import('../util/bearer-token.ts');
   return new SnapshotApiClient(parseApiUrl(o.api), await readTokenFile(o.tokenFile));
 }
 

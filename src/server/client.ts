@@ -41,7 +41,6 @@ export interface ServerConnection {
   source: string;
 }
 
-export { readTokenFile };
 
 /** "127.0.0.1:8470" or "http://host:port" → a base URL. */
 export function parseServerUrl(text: string, what = '--server'): URL {

@@ -1,4 +1,4 @@
-import { UNAUTHORIZED, bearerTokenMatches, readTokenFile } from '../util/bearer-token.ts';
+import { UNAUTHORIZED, bearerTokenMatches } from '../util/bearer-token.ts';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { FerryError } from '../util/errors.ts';
@@ -53,10 +53,6 @@ function parse<T>(schema: z.ZodType<T>, v: unknown, what: string): T {
   const msg = r.error.issues.map((i) => `${i.path.join('.') || what}: ${i.message}`).join('; ');
   throw new FerryError('ERR_BAD_REQUEST', `${what}: ${msg}`);
 }
-
-/** Read a bearer token file: its first line, at least 16 characters. */
-export { readTokenFile };
-
 
 function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof FerryError) {
