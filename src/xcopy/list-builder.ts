@@ -127,20 +127,10 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
   // The data segments for stream bytes [from, to), every extent cut at the segment limit.
   const dataSegments = (from: number, to: number): SegmentInput[] => {
     const out: SegmentInput[] = [];
-    // Extents are in stream order: start at the first one that ends after `from` (binary search),
-    // stop at the first that starts at or after `to`, so each list costs its own extents only.
-    const ext = input.extents;
-    let i = 0;
-    for (let hiIdx = ext.length; i < hiIdx; ) {
-      const mid = (i + hiIdx) >>> 1;
-      if (ext[mid].streamOffset + ext[mid].blocks * bs <= from) i = mid + 1;
-      else hiIdx = mid;
-    }
-    for (; i < ext.length && ext[i].streamOffset < to; i++) {
-      const e = ext[i];
+    for (const e of input.extents) {
       const eStart = e.streamOffset;
       const eEnd = e.streamOffset + e.blocks * bs;
-      if (eEnd <= from) continue;
+      if (eEnd <= from || eStart >= to) continue;
       let lo = Math.max(from, eStart);
       const hi = Math.min(to, eEnd);
       while (lo < hi) {
