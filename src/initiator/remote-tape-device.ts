@@ -1,6 +1,7 @@
 import type { TapeDevice, TapePosition, TapeReadResult } from '../tape/tape-device.ts';
 import { ScsiCommandError, type InitiatorSession } from './session.ts';
 import { ScsiStatus } from '../scsi/task.ts';
+import { TaskAttr } from '../iscsi/pdu/scsi-command.ts';
 import { SenseKey } from '../scsi/sense.ts';
 import {
   ReadPositionForm,
@@ -16,9 +17,6 @@ import {
   buildWriteFilemarks6,
 } from '../scsi/tape-cdb.ts';
 
-/** SAM-5 8.6 / RFC 7143 11.3.1 ATTR field. */
-const TaskAttribute = { SIMPLE: 1, ORDERED: 2 } as const;
-
 /**
  * A tape drive on any iSCSI target (ours or tgtd's) as a TapeDevice: the stream seam of
  * DESIGN.md reached through the initiator. SSC-3 READ(6)/WRITE(6) with SILI=0, so a record
@@ -31,7 +29,7 @@ export class RemoteTapeDevice implements TapeDevice {
   /**
    * WRITEs carry the ORDERED task attribute (SAM-5 8.6), so the copy engine may keep several
    * in flight and the target still applies them in order. Only on Ferry's own LUs (INQUIRY
-   * vendor FERRY): tgtd, and other targets that queue a WRITE only once its R2T data is in,
+   * vendor FERRY, whose connection starts tasks in CmdSN order per SAM-5 8.6): tgtd, and other targets that queue a WRITE only once its R2T data is in,
    * apply ORDERED in the order the data completes, so a short WRITE sent whole as immediate data
    * overtakes a longer one before it and the blocks land out of order on tape.
    */
@@ -61,7 +59,7 @@ export class RemoteTapeDevice implements TapeDevice {
     const fixed = this.blockLength !== 0;
     const count = fixed ? target.length / this.blockLength : target.length;
     const cdb = buildRead6(count, { fixed });
-    const r = await this.session.command(this.lun, cdb, { into: target, allowCheckCondition: true, attr: TaskAttribute.ORDERED });
+    const r = await this.session.command(this.lun, cdb, { into: target, allowCheckCondition: true, attr: TaskAttr.ORDERED });
     const where = { cdb, lun: this.lun };
     if (r.status === ScsiStatus.GOOD) return { kind: 'data', bytes: r.data.length, recordLength: fixed ? this.blockLength : r.data.length };
     const s = r.sense;
@@ -92,7 +90,7 @@ export class RemoteTapeDevice implements TapeDevice {
     const r = await this.session.command(this.lun, cdb, {
       dataOut: record,
       allowCheckCondition: true,
-      attr: TaskAttribute.ORDERED,
+      attr: TaskAttr.ORDERED,
     });
     if (r.status === ScsiStatus.GOOD) return { earlyWarning: false };
     // SSC-3 4.2.5: early warning is NO SENSE with EOM; the data was written.

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { Framer, FramingError, pduPieces, type DataDigestFault } from '../iscsi/framer.ts';
 import { type RawPdu, Opcode, opcodeOf, ittOf, u32, dataSegmentLength } from '../iscsi/pdu/bhs.ts';
 import { encodeLoginRequest, decodeLoginResponse, Stage } from '../iscsi/pdu/login.ts';
-import { encodeScsiCommand } from '../iscsi/pdu/scsi-command.ts';
+import { encodeScsiCommand, TaskAttr } from '../iscsi/pdu/scsi-command.ts';
 import { decodeScsiResponse } from '../iscsi/pdu/scsi-response.ts';
 import { decodeDataIn, encodeDataOut } from '../iscsi/pdu/data.ts';
 import { decodeR2t } from '../iscsi/pdu/r2t.ts';
@@ -74,7 +74,11 @@ export interface CommandOptions {
   attr?: number;
   /** Do not throw on non-GOOD status; return it. */
   allowCheckCondition?: boolean;
-  /** Retry on UNIT ATTENTION as sd does (default 5 times; 0 to see every UA). */
+  /**
+   * Retry on UNIT ATTENTION as sd does (default 5 times; 0 to see every UA). Never by default
+   * for an ORDERED command: younger ones in flight have run after it, so a retry would land
+   * out of order (a tape WRITE after the records that follow it).
+   */
   unitAttentionRetries?: number;
   /** Told the task's ITT when it is sent (for abortTask). */
   onIssued?: (itt: number) => void;
@@ -117,7 +121,8 @@ export class InitiatorSession {
   private nextItt = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly control = new Map<number, (pdu: RawPdu) => void>();
-  private windowWaiters: Array<() => void> = [];
+  /** Commands waiting for the CmdSN window, in call order. */
+  private windowWaiters: Array<{ send: () => void; fail: (err: Error) => void }> = [];
   private loginWaiter?: (pdu: RawPdu) => void;
   private closedError?: Error;
   /** The connection is gone (logout, close, or the target went away): log in again to go on. */
@@ -363,18 +368,27 @@ export class InitiatorSession {
   }
 
   private flushWindowWaiters(): void {
-    while (this.windowWaiters.length && this.windowOpen()) this.windowWaiters.shift()!();
+    while (this.windowWaiters.length && this.windowOpen()) this.windowWaiters.shift()!.send();
   }
 
   private windowOpen(): boolean {
     return !serialLt(this.maxCmdSN, this.cmdSN) && !this.socket.writableNeedDrain;
   }
 
-  private async waitWindow(): Promise<void> {
-    if (this.closedError) throw this.closedError;
-    if (this.windowOpen() && this.windowWaiters.length === 0) return;
-    await new Promise<void>((resolve) => this.windowWaiters.push(resolve));
-    if (this.closedError) throw this.closedError;
+  /**
+   * Run `send` (it takes the next CmdSN and writes its PDU) once the window has room, in call
+   * order: the CmdSN order is the order callers asked in, which ORDERED tasks depend on
+   * (RFC 7143 3.2.2.1), and no command goes past MaxCmdSN.
+   */
+  private inTurn<T>(send: () => Promise<T>): Promise<T> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    // Both paths settle through the same promise depth, so responses that arrive together
+    // resolve their callers in arrival order whether or not a command waited for the window.
+    return new Promise<T>((resolve, reject) => {
+      const waiter = { send: () => resolve(send()), fail: reject };
+      if (this.windowOpen() && this.windowWaiters.length === 0) waiter.send();
+      else this.windowWaiters.push(waiter);
+    });
   }
 
   private onDataIn(pdu: RawPdu): void {
@@ -434,7 +448,7 @@ export class InitiatorSession {
   /** Run one SCSI command. Throws ScsiCommandError on non-GOOD status unless allowCheckCondition. */
   async command(lun: number, cdb: Uint8Array, opts: CommandOptions = {}): Promise<CommandResult> {
     // SAM-5 5.14: a unit attention reports an event, not a failure of this command: retry it.
-    for (let retries = opts.unitAttentionRetries ?? 5; ; retries--) {
+    for (let retries = opts.unitAttentionRetries ?? (opts.attr === TaskAttr.ORDERED ? 0 : 5); ; retries--) {
       const res = await this.commandOnce(lun, cdb, { ...opts, allowCheckCondition: true });
       if (res.status === ScsiStatus.CHECK_CONDITION && res.sense?.key === 0x06 && retries > 0) continue;
       if (res.status !== ScsiStatus.GOOD && res.status !== ScsiStatus.CONDITION_MET && !opts.allowCheckCondition) {
@@ -444,8 +458,12 @@ export class InitiatorSession {
     }
   }
 
-  private async commandOnce(lun: number, cdb: Uint8Array, opts: CommandOptions): Promise<CommandResult> {
-    await this.waitWindow();
+  private commandOnce(lun: number, cdb: Uint8Array, opts: CommandOptions): Promise<CommandResult> {
+    return this.inTurn(() => this.sendCommand(lun, cdb, opts));
+  }
+
+  /** Issue one command now (the window has room); settles with its response. */
+  private async sendCommand(lun: number, cdb: Uint8Array, opts: CommandOptions): Promise<CommandResult> {
     const itt = this.allocItt();
     opts.onIssued?.(itt);
     const dataOut = opts.dataOut;
@@ -488,15 +506,17 @@ export class InitiatorSession {
   }
 
   /** A control request (NOP, Text, TMF, Logout) and its response, matched by ITT. */
-  private async request(build: (itt: number, cmdSN: number) => RawPdu, immediate: boolean): Promise<RawPdu> {
-    if (!immediate) await this.waitWindow();
-    if (this.closedError) throw this.closedError;
-    const itt = this.allocItt();
-    const cmdSN = this.cmdSN;
-    if (!immediate) this.cmdSN = serialAdd(this.cmdSN, 1);
-    const res = new Promise<RawPdu>((resolve) => this.control.set(itt, resolve));
-    this.write(build(itt, cmdSN));
-    return res;
+  private request(build: (itt: number, cmdSN: number) => RawPdu, immediate: boolean): Promise<RawPdu> {
+    const send = async (): Promise<RawPdu> => {
+      if (this.closedError) throw this.closedError;
+      const itt = this.allocItt();
+      const cmdSN = this.cmdSN;
+      if (!immediate) this.cmdSN = serialAdd(this.cmdSN, 1);
+      const res = new Promise<RawPdu>((resolve) => this.control.set(itt, resolve));
+      this.write(build(itt, cmdSN));
+      return res;
+    };
+    return immediate ? send() : this.inTurn(send);
   }
 
   async nop(data: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
@@ -587,7 +607,7 @@ export class InitiatorSession {
     this.loginWaiter = undefined;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
-    for (const w of this.windowWaiters) w();
+    for (const w of this.windowWaiters) w.fail(err);
     this.windowWaiters = [];
     this.socket?.destroy();
   }

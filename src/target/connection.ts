@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { Framer, FramingError, pduPieces, type DataDigestFault } from '../iscsi/framer.ts';
 import { type RawPdu, Opcode, opcodeOf, immediateOf, ittOf, u32, dataSegmentLength } from '../iscsi/pdu/bhs.ts';
 import { decodeLoginRequest, encodeLoginResponse, LoginStatus } from '../iscsi/pdu/login.ts';
-import { decodeScsiCommand, edtlOf, writeBitOf, type ScsiCommandPdu } from '../iscsi/pdu/scsi-command.ts';
+import { decodeScsiCommand, edtlOf, TaskAttr, writeBitOf, type ScsiCommandPdu } from '../iscsi/pdu/scsi-command.ts';
 import { encodeScsiResponse } from '../iscsi/pdu/scsi-response.ts';
 import { decodeDataOut, encodeDataIn } from '../iscsi/pdu/data.ts';
 import { encodeR2t } from '../iscsi/pdu/r2t.ts';
@@ -63,7 +63,8 @@ interface TaskState {
   readonly cmd: ScsiCommandPdu;
   readonly abort: AbortController;
   write?: WriteState;
-  ordered: boolean;
+  /** Reached in CmdSN order (RFC 7143 4.2.2.1): it has its place in the task set. */
+  admitted: boolean;
   started: boolean;
   /** ABORT TASK or a reset: finish silently. */
   aborted: boolean;
@@ -113,6 +114,8 @@ export class TargetConnection {
   private expCmdSN = 0;
   private maxCmdSN = 0;
   private readonly tasks = new Map<number, TaskState>();
+  /** Admitted tasks not yet completed, oldest (lowest CmdSN) first: the task set's order. */
+  private readonly taskSet: TaskState[] = [];
   private readonly waitingForCmdSN = new Map<number, () => void>();
   private active = 0;
   private textContinuation?: { ttt: number; rest: Buffer };
@@ -353,7 +356,7 @@ export class TargetConnection {
     if (this.tasks.has(cmd.itt)) return this.reject(pdu.bhs, RejectReason.TASK_IN_PROGRESS);
     const params = this.params!;
     if (cmd.data.length > 0 && !params.immediateData) return this.reject(pdu.bhs, RejectReason.PROTOCOL_ERROR);
-    const task: TaskState = { cmd, abort: new AbortController(), ordered: false, started: false, aborted: false };
+    const task: TaskState = { cmd, abort: new AbortController(), admitted: false, started: false, aborted: false };
     this.tasks.set(cmd.itt, task);
     this.active++;
     if (cmd.write && cmd.edtl > 0) {
@@ -381,7 +384,8 @@ export class TargetConnection {
       task.write = undefined;
     }
     const admitted = this.admit(cmd.cmdSN, cmd.immediate, () => {
-      task.ordered = true;
+      task.admitted = true;
+      this.taskSet.push(task);
       this.maybeStart(task);
     });
     if (!admitted) {
@@ -500,10 +504,35 @@ export class TargetConnection {
   }
 
   private maybeStart(task: TaskState, force = false): void {
-    if (task.started || task.aborted || !task.ordered) return;
+    if (task.started || task.aborted || !task.admitted) return;
     if (!force && !task.failed && !this.dataComplete(task)) return;
+    if (this.waitsForOlder(task)) return;
     task.started = true;
     void this.runTask(task);
+  }
+
+  /**
+   * SAM-5 8.6 task attributes, in CmdSN order (not the order the data comes in): an ORDERED
+   * task waits until every older task on its LU has completed; a SIMPLE one waits for older
+   * ORDERED tasks; HEAD OF QUEUE waits for none. Pipelined tape WRITEs rely on this.
+   */
+  private waitsForOlder(task: TaskState): boolean {
+    const attr = task.cmd.attr;
+    if (attr === TaskAttr.HEAD_OF_QUEUE) return false;
+    for (const t of this.taskSet) {
+      if (t === task) return false;
+      if (t.cmd.lun !== task.cmd.lun) continue;
+      if (attr === TaskAttr.ORDERED || t.cmd.attr === TaskAttr.ORDERED) return true;
+    }
+    return false;
+  }
+
+  /** A task has completed or was aborted before it started: younger tasks of its LU may now start. */
+  private retire(task: TaskState): void {
+    const i = this.taskSet.indexOf(task);
+    if (i < 0) return;
+    this.taskSet.splice(i, 1);
+    for (const t of [...this.taskSet]) if (t.cmd.lun === task.cmd.lun) this.maybeStart(t);
   }
 
   /** The sense format the addressed LU has in effect, for CHECK CONDITIONs built here. */
@@ -540,6 +569,7 @@ export class TargetConnection {
     this.active--;
     // The LU is done with the Data-Out buffer once execute() settles, aborted or not.
     this.releaseWriteBuffer(task);
+    this.retire(task);
     if (task.aborted || this.phase === 'closed') {
       result.release?.();
       return;
@@ -806,6 +836,7 @@ export class TargetConnection {
       this.tasks.delete(t.cmd.itt);
       this.active--;
       this.releaseWriteBuffer(t);
+      this.retire(t);
     }
   }
 
@@ -859,6 +890,7 @@ export class TargetConnection {
       t.abort.abort(new Error(`connection closed: ${reason}`));
     }
     this.tasks.clear();
+    this.taskSet.length = 0;
     this.waitingForCmdSN.clear();
     if (this.nexus && this.target) for (const lu of this.target.luns.values()) lu.nexusLost(this.nexus);
     this.host.unregisterSession(this);

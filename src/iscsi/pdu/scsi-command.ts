@@ -13,6 +13,9 @@ import { DecodeError } from '../../util/errors.ts';
 // 32| SCSI Command Descriptor Block (CDB), 16 bytes                 |
 // AHS type 1 (11.2.2.3) carries CDB bytes beyond 16.
 
+/** RFC 7143 11.3.1 ATTR: the SAM-5 8.6 task attribute. */
+export const TaskAttr = { UNTAGGED: 0, SIMPLE: 1, ORDERED: 2, HEAD_OF_QUEUE: 3, ACA: 4 } as const;
+
 export interface ScsiCommandPdu {
   immediate: boolean;
   final: boolean;
