@@ -14,7 +14,7 @@ import { streamExtents, type StreamExtent } from '../xcopy/list-builder.ts';
 import { FerryError } from '../util/errors.ts';
 import type { PoolConfig } from '../server/config.ts';
 import type { JobContext } from './context.ts';
-import { Copier, LIST_BYTES, diskCscd } from './tape-io.ts';
+import { Copier, LIST_BYTES, diskCscd, readRecordCheaply } from './tape-io.ts';
 import type { MountedDrive } from './site.ts';
 import { ServiceError, type BackupLevel, type StartBackup } from './types.ts';
 import { acquireDrive, diskLun, parseVolume } from './resources.ts';
@@ -156,7 +156,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     const disk = diskCscd(snapInfo.designator, info.blockSize);
     do {
       const seq = pieces.length + 1;
-      const cart = await nextCartridge(ctx, pool);
+      const cart = await nextCartridge(ctx, pool, pieces.length === 0 && carts.length === 0);
       await ctx.to('mounting', `loading cartridge ${cart.barcode}`, { data: { cartridge: cart.barcode } });
       ctx.update({ cartridge: cart.barcode });
       const drive = await ctx.site.mount(pool, driveName, cart.barcode);
@@ -300,11 +300,29 @@ async function makePlan(
   return { level, reason, baseSetId: level === 'incremental' ? base!.id : null, baseSetUuid: level === 'incremental' ? base!.uuid : null, extents, streamBytes };
 }
 
-async function nextCartridge(ctx: JobContext, pool: PoolConfig): Promise<Cartridge> {
-  const c = await pickWritable(ctx.db, pool.name, pool.library ? { library: pool.library } : { library: pool.drive });
-  if (!c) throw new ServiceError('ERR_CONFLICT', `pool ${pool.name} has no blank or appendable cartridge: add cartridges to ${pool.library ? `library ${pool.library}` : `drive ${pool.drive}`} (see \`ferry cartridges\`)`);
-  await reserve(ctx.db, cartridgeResource(c.barcode), ctx.id);
-  return c;
+/**
+ * The cartridge for the next piece. A job that holds none yet waits while every writable one
+ * is in use by other jobs (see acquireCartridges: no cycle of waits); one that is spanning does not.
+ */
+async function nextCartridge(ctx: JobContext, pool: PoolConfig, mayWait: boolean): Promise<Cartridge> {
+  const where = pool.library ? { library: pool.library } : { library: pool.drive };
+  for (let waited = false; ; waited = true) {
+    const c = await pickWritable(ctx.db, pool.name, where);
+    if (c) {
+      try {
+        await reserve(ctx.db, cartridgeResource(c.barcode), ctx.id);
+        return c;
+      } catch (e) {
+        if ((e as FerryError).code !== 'ERR_RESERVED') throw e;
+        continue; // taken between the pick and the reservation: pick again
+      }
+    }
+    const busy = mayWait ? await pickWritable(ctx.db, pool.name, { ...where, includeReserved: true }) : undefined;
+    if (!busy) throw new ServiceError('ERR_CONFLICT', `pool ${pool.name} has no ${mayWait ? '' : 'other '}blank or appendable cartridge: add cartridges to ${pool.library ? `library ${pool.library}` : `drive ${pool.drive}`} (see \`ferry cartridges\`)`);
+    if (!waited) await ctx.to('waiting-media', `every writable cartridge of pool ${pool.name} is in use by other jobs`, { waitingFor: `a writable cartridge of pool ${pool.name}` });
+    await new Promise((r) => setTimeout(r, 500));
+    ctx.checkCanceled();
+  }
 }
 
 /**
@@ -317,6 +335,13 @@ async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: Pool
   await drive.drive.setFixedBlock(B);
   if (await drive.drive.writeProtected()) throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} is write-protected: clear its write protection or take it out of pool ${pool.name}`);
   if (cart.labeled) {
+    // The cartridge in the drive must be the one the catalog knows: appending erases what
+    // follows its last set, so a swapped or relabeled cartridge would lose data.
+    const label = await readRecordCheaply(drive, 0, B).catch((e: Error) => ({ kind: 'junk' as const, why: e.message }));
+    if (label.kind !== 'label' || label.cartridgeUuid !== cart.uuid) {
+      const what = label.kind === 'label' ? `the label of another cartridge (uuid ${label.cartridgeUuid}, pool ${label.pool})` : label.kind === 'junk' ? `data that is not a Ferry label (${label.why})` : `a ${label.kind}`;
+      throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} starts with ${what}, not the label the catalog has (uuid ${cart.uuid}): nothing was written; run \`ferry catalog rebuild\` if the cartridge was relabeled, or take it out of pool ${pool.name}`);
+    }
     await drive.drive.locate(cart.endBlock);
     // A failed job's leftovers after the last complete set go, so the room before early warning is right.
     await drive.drive.eraseFromHere();

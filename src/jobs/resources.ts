@@ -1,6 +1,6 @@
 import type { NodeControl } from '../snapshot/node-control.ts';
 import type { LunInfo } from '../snapshot/lun-registry.ts';
-import { driveResource, reserve } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, driveResource, ReservedError, reserve } from '../catalog/queries/cartridges.ts';
 import type { PoolConfig } from '../server/config.ts';
 import type { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
@@ -33,6 +33,33 @@ export async function acquireDrive(ctx: JobContext, pool: PoolConfig): Promise<s
       }
     }
     if (!waited) await ctx.to('waiting-drive', `every drive of pool ${pool.name} is in use`, { waitingFor: `a drive of pool ${pool.name}` });
+    await new Promise((r) => setTimeout(r, 500));
+    ctx.checkCanceled();
+  }
+}
+
+/**
+ * Reserve the cartridges a job reads, waiting while another job holds one. All at once, in
+ * barcode order, after the drive: two jobs that read never wait on each other, and a backup
+ * waits for a cartridge only while it holds none, so no cycle of waits can form.
+ */
+export async function acquireCartridges(ctx: JobContext, barcodes: Iterable<string>): Promise<string[]> {
+  const sorted = [...new Set(barcodes)].sort();
+  for (const b of sorted) await acquireCartridge(ctx, b);
+  return sorted;
+}
+
+/** Reserve one cartridge for this job, waiting while another job holds it. */
+export async function acquireCartridge(ctx: JobContext, barcode: string): Promise<void> {
+  for (let waited = false; ; waited = true) {
+    try {
+      await reserve(ctx.db, cartridgeResource(barcode), ctx.id);
+      return;
+    } catch (e) {
+      if ((e as FerryError).code !== 'ERR_RESERVED') throw e;
+      const holder = e instanceof ReservedError ? ` by job ${e.holderJobId}` : '';
+      if (!waited) await ctx.to('waiting-media', `cartridge ${barcode} is in use${holder}`, { waitingFor: `cartridge ${barcode}` });
+    }
     await new Promise((r) => setTimeout(r, 500));
     ctx.checkCanceled();
   }

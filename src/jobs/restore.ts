@@ -1,8 +1,7 @@
 import { getChain, getSet } from '../catalog/queries/sets.ts';
-import { reserve, cartridgeResource } from '../catalog/queries/cartridges.ts';
 import { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
-import { acquireDrive, diskLun, parseVolume } from './resources.ts';
+import { acquireCartridges, acquireDrive, diskLun, parseVolume } from './resources.ts';
 import { Copier, diskCscd, readRecordCheaply } from './tape-io.ts';
 import { ServiceError, type StartRestore } from './types.ts';
 
@@ -33,13 +32,13 @@ export async function runRestore(ctx: JobContext, req: StartRestore): Promise<{ 
     ctx.update({ bytesTotal: total, bytesDone: 0 });
     const pool = ctx.site.pool(set.pool);
     const driveName = await acquireDrive(ctx, pool);
+    await acquireCartridges(ctx, full.flatMap((s) => s?.pieces.map((p) => p.cartridge) ?? []));
     let done = 0;
     let copier: Copier | undefined;
     const disk = diskCscd(target.designator, target.blockSize);
     for (const s of full) {
       if (!s) throw new FerryError('ERR_CATALOG_SET', 'a set of the chain vanished from the catalog');
       for (const p of s.pieces) {
-        await reserve(ctx.db, cartridgeResource(p.cartridge), ctx.id);
         await ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${s.id}, piece ${p.seq})`, { data: { cartridge: p.cartridge } });
         ctx.update({ cartridge: p.cartridge });
         const drive = await ctx.site.mount(pool, driveName, p.cartridge);

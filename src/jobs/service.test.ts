@@ -4,7 +4,9 @@ import { randomFillSync } from 'node:crypto';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { Cartridge } from '../tape/cartridge.ts';
-import { markCartridge } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, markCartridge, release, reserve } from '../catalog/queries/cartridges.ts';
+import { encodeRecord } from '../tapeformat/codec.ts';
+import { FORMAT_VERSION } from '../tapeformat/magic.ts';
 import type { JobEvent } from './types.ts';
 import { remoteSha256, startJobsWorld } from './testing.ts';
 
@@ -243,6 +245,88 @@ test("backup server library: a failed job's leftovers after the last set are era
       assert.deepEqual(sets[1].cartridges, set1.cartridges, 'the second set went on the same cartridge');
       const r = await w.service.waitForJob((await w.service.startRestore({ set: sets[1].id, to: 'store:new' })).id);
       assert.equal(r.state, 'done', JSON.stringify(r.error));
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+test('backup server library: a cartridge whose label is not the one the catalog has is refused before anything is erased or written', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir, { cartridgeSize: 8 * MIB });
+    try {
+      const src = await w.lun(1 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(1 * MIB)));
+      const first = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(first.state, 'done', JSON.stringify(first.error));
+      const [set1] = await w.service.listSets();
+      const cart = (await w.service.listCartridges()).find((c) => c.barcode === set1.cartridges[0])!;
+      // Another cartridge under the same barcode: its own label and 3 MiB of its own data.
+      const site = w.service.site;
+      const pool = site.pool(undefined);
+      const B = pool.tapeBlockBytes;
+      const [driveName] = await site.drivesOf(pool);
+      const d = await site.mount(pool, driveName, cart.barcode);
+      await d.drive.setFixedBlock(B);
+      await d.drive.rewind();
+      const other = '00000000-0000-4000-8000-000000000001';
+      const label = encodeRecord({ kind: 'label', cartridgeUuid: other, barcode: cart.barcode, pool: 'elsewhere', formatVersion: FORMAT_VERSION, createdAt: new Date().toISOString(), tapeBlockBytes: B }, B);
+      await d.drive.device.write(label);
+      const theirs = randomFillSync(new Uint8Array(3 * MIB));
+      await d.drive.device.write(theirs);
+      const second = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(second.state, 'failed');
+      assert.equal(second.error?.code, 'ERR_CONFLICT');
+      assert.match(second.error?.message ?? '', new RegExp(`cartridge ${cart.barcode} starts with the label of another cartridge \\(uuid ${other}, pool elsewhere\\)`));
+      assert.equal((await w.service.listSets()).length, 1, 'no second set');
+      // Their data is still there, untouched.
+      const again = await site.mount(pool, driveName, cart.barcode);
+      await again.drive.setFixedBlock(B);
+      await again.drive.locate(label.length / B);
+      const back = new Uint8Array(theirs.length);
+      const r = await again.drive.device.read(back);
+      assert.equal(r.kind, 'data');
+      assert.ok(Buffer.from(back).equals(theirs), 'the other cartridge keeps its data');
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+test('backup server library: a restore and a backup wait for a cartridge another job holds, then run', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      const src = await w.lun(2 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
+      const first = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(first.state, 'done', JSON.stringify(first.error));
+      const atBackup = await sha(src.dev);
+      const [set1] = await w.service.listSets();
+      const barcode = set1.cartridges[0];
+      const db = w.service.catalog.db;
+      // Another job holds the set's cartridge, and every other cartridge is full.
+      await reserve(db, cartridgeResource(barcode), first.id);
+      for (const c of await w.service.listCartridges()) if (c.barcode !== barcode) await markCartridge(db, c.barcode, { state: 'full' });
+      const waitsFor = async (id: number): Promise<string> => {
+        for (;;) {
+          const j = await w.service.getJob(id);
+          assert.ok(!['done', 'failed', 'canceled'].includes(j.state), `job ${id} ended ${j.state} while the cartridge was held: ${JSON.stringify(j.error)}`);
+          if (j.state === 'waiting-media') return j.progress.waitingFor ?? '';
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      const restore = await w.service.startRestore({ set: set1.id, to: 'store:new' });
+      assert.equal(await waitsFor(restore.id), `cartridge ${barcode}`);
+      const backup = await w.service.startBackup({ volume: `store:${src.lun}`, level: 'incremental' });
+      assert.equal(await waitsFor(backup.id), 'a writable cartridge of pool default');
+      await release(db, first.id);
+      const [r, b] = await Promise.all([w.service.waitForJob(restore.id), w.service.waitForJob(backup.id)]);
+      assert.equal(r.state, 'done', JSON.stringify(r.error));
+      assert.equal(b.state, 'done', JSON.stringify(b.error));
+      const restored = await RemoteBlockDevice.open(w.ws, r.result!.lun as number);
+      assert.equal(await sha(restored), atBackup, 'the restore that waited is bit-exact');
+      assert.deepEqual((await w.service.listSets()).map((s) => s.cartridges), [[barcode], [barcode]], 'the backup that waited appended to the freed cartridge');
     } finally {
       await w.close();
     }

@@ -4,6 +4,7 @@
  *
  *   queued → waiting-quiet → planning → waiting-drive → mounting → copying → verifying → done
  *   failed and canceled can be reached from every state that is not final.
+ *   waiting-media: a cartridge the job needs is in use by another job (it goes on to mounting).
  *
  * Restore, verify and rebuild jobs skip the states they do not need (a restore has no quiet
  * wait; a verify without a tape copy goes straight from mounting to verifying).
@@ -14,6 +15,7 @@ export const JOB_STATES = [
   'waiting-quiet',
   'planning',
   'waiting-drive',
+  'waiting-media',
   'mounting',
   'copying',
   'verifying',
@@ -29,14 +31,15 @@ const END = ['failed', 'canceled'] as const;
 
 /** Allowed moves, state by state. A final state has none. */
 export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
-  queued: ['waiting-quiet', 'planning', 'waiting-drive', 'mounting', ...END],
+  queued: ['waiting-quiet', 'planning', 'waiting-drive', 'waiting-media', 'mounting', ...END],
   'waiting-quiet': ['planning', ...END],
-  planning: ['waiting-drive', 'mounting', 'done', ...END],
-  'waiting-drive': ['mounting', ...END],
+  planning: ['waiting-drive', 'waiting-media', 'mounting', 'done', ...END],
+  'waiting-drive': ['waiting-media', 'mounting', ...END],
+  'waiting-media': ['mounting', ...END],
   mounting: ['copying', 'verifying', 'mounting', ...END],
-  // A set that spans cartridges goes back to mounting for the next one.
-  copying: ['mounting', 'verifying', 'done', ...END],
-  verifying: ['mounting', 'done', ...END],
+  // A set that spans cartridges goes back to mounting (or waits) for the next one.
+  copying: ['waiting-media', 'mounting', 'verifying', 'done', ...END],
+  verifying: ['waiting-media', 'mounting', 'done', ...END],
   done: [],
   failed: [],
   canceled: [],
@@ -48,6 +51,7 @@ export const STATE_LABELS: Readonly<Record<JobState, string>> = {
   'waiting-quiet': 'waiting for quiet writes',
   planning: 'planning',
   'waiting-drive': 'waiting for a drive',
+  'waiting-media': 'waiting for a cartridge',
   mounting: 'mounting',
   copying: 'copying',
   verifying: 'verifying',

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import { getSet, type SetWithPieces } from '../catalog/queries/sets.ts';
-import { cartridgeResource, reserve } from '../catalog/queries/cartridges.ts';
 import type { PoolConfig, ServerConfig, TapeApi } from '../server/config.ts';
 import { TapeNodeClient } from '../snapshot/tape-digest-api.ts';
 import type { TapeDigestPiece } from '../tape/digest.ts';
 import { readTokenFile } from '../util/bearer-token.ts';
 import { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
-import { acquireDrive, parseVolume } from './resources.ts';
+import { acquireCartridges, acquireDrive, parseVolume } from './resources.ts';
 import { Copier, diskCscd, readRecordCheaply } from './tape-io.ts';
 import { ServiceError, type StartVerify } from './types.ts';
 
@@ -107,14 +106,8 @@ interface Found {
   moved: number;
 }
 
-async function reserveCartridges(ctx: JobContext, set: SetWithPieces): Promise<string[]> {
-  const carts = [...new Set(set.pieces.map((p) => p.cartridge))];
-  for (const c of carts) await reserve(ctx.db, cartridgeResource(c), ctx.id);
-  return carts;
-}
-
 async function viaTapeNode(ctx: JobContext, set: SetWithPieces, api: NonNullable<ReturnType<typeof tapeApiOf>>): Promise<Found> {
-  const carts = await reserveCartridges(ctx, set);
+  const carts = await acquireCartridges(ctx, set.pieces.map((p) => p.cartridge));
   if (ctx.state !== 'verifying') {
     await ctx.to('mounting', `cartridges ${carts.join(', ')} stay where they are: ${api.name} reads them itself`, { data: { cartridges: carts } });
   }
@@ -138,6 +131,7 @@ async function viaScratchLun(ctx: JobContext, set: SetWithPieces, pool: PoolConf
   }
   const control = await ctx.site.nodeControl(node);
   const driveName = await acquireDrive(ctx, pool);
+  await acquireCartridges(ctx, set.pieces.map((p) => p.cartridge));
   const scratch = await control.createLun({ sizeBytes: blocks * dbb, blockSize: dbb });
   const to = `${node}:${scratch.lun}`;
   await ctx.log(`created scratch LUN ${to} (${blocks * dbb} bytes) to restore set ${set.id}'s data stream into`);
@@ -147,7 +141,6 @@ async function viaScratchLun(ctx: JobContext, set: SetWithPieces, pool: PoolConf
     const extents = [{ lba: 0, blocks, streamOffset: 0 }];
     let copier: Copier | undefined;
     for (const p of set.pieces) {
-      await reserve(ctx.db, cartridgeResource(p.cartridge), ctx.id);
       await ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${set.id}, piece ${p.seq})`, { data: { cartridge: p.cartridge } });
       ctx.update({ cartridge: p.cartridge });
       const drive = await ctx.site.mount(pool, driveName, p.cartridge);

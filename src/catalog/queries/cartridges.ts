@@ -151,12 +151,13 @@ export async function listCartridges(db: Db, filter: CartridgeFilter = {}): Prom
 
 /**
  * The cartridge the next set of `pool` goes to: an `append` one of the pool, else a `blank` one of the pool,
- * else an unassigned blank (scratch), each by barcode. Reserved cartridges, full and error ones are skipped.
+ * else an unassigned blank (scratch), each by barcode. Full and error ones are skipped, and reserved
+ * ones unless `includeReserved` (to tell "all in use" from "none").
  */
 export async function pickWritable(
   db: Db,
   pool: string,
-  opts: { library?: string } = {},
+  opts: { library?: string; includeReserved?: boolean } = {},
 ): Promise<Cartridge | undefined> {
   let q = db
     .selectFrom('cartridges')
@@ -176,7 +177,7 @@ export async function pickWritable(
     .execute();
   const reserved = new Set(held.map((r) => r.resource));
   const rank = (c: Selectable<CartridgesTable>) => (c.state === 'append' ? 0 : c.pool !== null ? 1 : 2);
-  const free = rows.filter((c) => !reserved.has(cartridgeResource(c.barcode)));
+  const free = opts.includeReserved ? rows : rows.filter((c) => !reserved.has(cartridgeResource(c.barcode)));
   free.sort((a, b) => rank(a) - rank(b) || (a.barcode < b.barcode ? -1 : a.barcode > b.barcode ? 1 : 0));
   return free.length ? toCartridge(free[0]) : undefined;
 }
