@@ -17,7 +17,7 @@ import type { JobContext } from './context.ts';
 import { Copier, LIST_BYTES, diskCscd, readRecordCheaply } from './tape-io.ts';
 import type { MountedDrive } from './site.ts';
 import { ServiceError, type BackupLevel, type StartBackup } from './types.ts';
-import { acquireDrive, diskLun, parseVolume } from './resources.ts';
+import { acquireDrive, acquireVolume, diskLun, parseVolume } from './resources.ts';
 
 /**
  * A backup job (DESIGN.md "A backup, step by step"): snapshot after a quiet period, plan the
@@ -90,6 +90,8 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
   const info = await diskLun(control, node, lun);
   const vid = volumeId(node, lun);
   const pool = ctx.site.pool(req.pool);
+  // The kept snapshot and the incremental's base are the volume's: read them once no other backup of it runs.
+  await acquireVolume(ctx, vid);
   await upsertVolume(ctx.db, { node, lun, designator: info.designator, diskBlockBytes: info.blockSize, volumeBlocks: info.blockCount });
   const vol = await getVolume(ctx.db, vid);
   const base = req.level === 'incremental' && vol?.keptSetId != null && vol.keptSnapshotId ? await getSet(ctx.db, vol.keptSetId) : undefined;

@@ -1,6 +1,6 @@
 import type { NodeControl } from '../snapshot/node-control.ts';
 import type { LunInfo } from '../snapshot/lun-registry.ts';
-import { cartridgeResource, driveResource, ReservedError, reserve } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, driveResource, ReservedError, reserve, volumeResource } from '../catalog/queries/cartridges.ts';
 import type { PoolConfig } from '../server/config.ts';
 import type { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
@@ -51,14 +51,31 @@ export async function acquireCartridges(ctx: JobContext, barcodes: Iterable<stri
 
 /** Reserve one cartridge for this job, waiting while another job holds it. */
 export async function acquireCartridge(ctx: JobContext, barcode: string): Promise<void> {
+  await reserveWaiting(ctx, cartridgeResource(barcode), (holder) =>
+    ctx.to('waiting-media', `cartridge ${barcode} is in use${holder}`, { waitingFor: `cartridge ${barcode}` }),
+  );
+}
+
+/**
+ * One backup of a volume at a time: the next waits, queued, for the one running. Taken before
+ * anything else, so it never waits while holding a drive or a cartridge.
+ */
+export async function acquireVolume(ctx: JobContext, vid: string): Promise<void> {
+  await reserveWaiting(ctx, volumeResource(vid), async (holder) => {
+    ctx.update({ waitingFor: `the running backup of ${vid}` });
+    await ctx.log(`waiting for the backup of ${vid} that is running${holder}`);
+  });
+}
+
+/** Reserve `resource`, polling while another job holds it; `onWait` runs once, when the wait starts. */
+async function reserveWaiting(ctx: JobContext, resource: string, onWait: (holder: string) => Promise<void>): Promise<void> {
   for (let waited = false; ; waited = true) {
     try {
-      await reserve(ctx.db, cartridgeResource(barcode), ctx.id);
+      await reserve(ctx.db, resource, ctx.id);
       return;
     } catch (e) {
       if ((e as FerryError).code !== 'ERR_RESERVED') throw e;
-      const holder = e instanceof ReservedError ? ` by job ${e.holderJobId}` : '';
-      if (!waited) await ctx.to('waiting-media', `cartridge ${barcode} is in use${holder}`, { waitingFor: `cartridge ${barcode}` });
+      if (!waited) await onWait(e instanceof ReservedError ? ` (job ${e.holderJobId})` : '');
     }
     await new Promise((r) => setTimeout(r, 500));
     ctx.checkCanceled();

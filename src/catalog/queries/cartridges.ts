@@ -62,6 +62,11 @@ export function cartridgeResource(barcode: string): string {
   return `cartridge:${barcode}`;
 }
 
+/** Held by the backup of a volume while it runs. */
+export function volumeResource(volumeId: string): string {
+  return `volume:${volumeId}`;
+}
+
 /** reserve found the resource held by another job. */
 export class ReservedError extends FerryError {
   readonly resource: string;
