@@ -107,7 +107,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
   }, 250);
   let snap: SnapshotRecord;
   try {
-    snap = await control.createSnapshot(lun, { quietPeriodMs: req.quietPeriodMs, timeoutMs: req.timeoutMs });
+    snap = await control.createSnapshot(lun, { quietPeriodMs: req.quietPeriodMs, timeoutMs: req.timeoutMs, signal: ctx.signal });
   } finally {
     clearInterval(watch);
   }

@@ -356,3 +356,26 @@ test('backup server library: two backups of one volume run one after the other, 
     }
   });
 });
+
+test('backup server library: canceling a backup that waits for quiet writes stops the wait; the volume is free at once', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      const src = await w.lun(1 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(1 * MIB)));
+      // Ten minutes of quiet to wait for: the cancel must not wait for it.
+      const job = await w.service.startBackup({ volume: `store:${src.lun}`, quietPeriodMs: 600_000, timeoutMs: 1_200_000 });
+      for (let j = await w.service.getJob(job.id); j.state !== 'waiting-quiet'; j = await w.service.getJob(job.id)) {
+        assert.ok(!['done', 'failed', 'canceled'].includes(j.state), `ended ${j.state} before waiting: ${JSON.stringify(j.error)}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const canceled = await w.service.cancel(job.id);
+      assert.equal(canceled.state, 'canceled');
+      assert.deepEqual(await w.node.snapshots.listSnapshots(src.lun), [], 'no snapshot was taken');
+      const next = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}`, quietPeriodMs: 0 })).id);
+      assert.equal(next.state, 'done', JSON.stringify(next.error));
+    } finally {
+      await w.close();
+    }
+  });
+});

@@ -100,7 +100,17 @@ export function buildSnapshotApi(node: ApiNode, token: string, opts: { tapes?: T
   app.post('/v1/luns/:lun/snapshots', async (req, reply) => {
     const { lun } = parse(lunParams, req.params, 'path');
     const b = parse(snapshotBody, req.body, 'body') ?? {};
-    return reply.code(201).send(await node.createSnapshot(lun, b));
+    // A client that hangs up no longer waits for the snapshot: stop waiting for quiet writes.
+    const gone = new AbortController();
+    const onClose = (): void => {
+      if (!reply.raw.writableFinished) gone.abort();
+    };
+    reply.raw.once('close', onClose);
+    try {
+      return reply.code(201).send(await node.createSnapshot(lun, { ...b, signal: gone.signal }));
+    } finally {
+      reply.raw.off('close', onClose);
+    }
   });
   app.get('/v1/luns/:lun/changed', async (req) => {
     const { lun } = parse(lunParams, req.params, 'path');

@@ -61,7 +61,8 @@ export class SnapshotApiClient implements NodeControl {
     return this.call('DELETE', `/v1/luns/${lun}`);
   }
   createSnapshot(lun: number, opts: SnapshotRequest = {}): Promise<SnapshotRecord> {
-    return this.call('POST', `/v1/luns/${lun}/snapshots`, opts);
+    const { signal, ...body } = opts;
+    return this.call('POST', `/v1/luns/${lun}/snapshots`, body, signal);
   }
   async getSnapshot(id: string): Promise<SnapshotRecord | undefined> {
     try {
@@ -92,7 +93,7 @@ export class SnapshotApiClient implements NodeControl {
   /** HTTP bytes this client sent and received (request line, headers and bodies), for the "no data through the server" figure. */
   bytesOnWire = 0;
 
-  protected call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  protected call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const url = new URL(path, this.base);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     this.bytesOnWire += method.length + url.pathname.length + url.search.length + 200 + (payload?.length ?? 0);
@@ -102,6 +103,7 @@ export class SnapshotApiClient implements NodeControl {
         url,
         {
           method,
+          signal,
           headers: {
             authorization: `Bearer ${this.token}`,
             accept: 'application/json',
@@ -133,9 +135,11 @@ export class SnapshotApiClient implements NodeControl {
           });
         },
       );
-      req.on('error', (e: NodeJS.ErrnoException) =>
-        reject(new FerryError('ERR_API_UNREACHABLE', `cannot reach the storage node API at ${this.base.origin}: ${e.code ?? e.message}`)),
-      );
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // Dropping the request is how a wait on the node is canceled (the API stops waiting).
+        if (signal?.aborted) return reject(new FerryError('ERR_CANCELED', `${method} ${url.pathname} canceled`));
+        reject(new FerryError('ERR_API_UNREACHABLE', `cannot reach the storage node API at ${this.base.origin}: ${e.code ?? e.message}`));
+      });
       req.end(payload);
     });
   }

@@ -295,5 +295,28 @@ for (const [name, open] of IMPLEMENTATIONS) {
         assert.equal((await control.listLuns()).length, 2);
       });
     });
+
+    test('createSnapshot: an abort while waiting for quiet writes cancels it, and nothing is created', async () => {
+      await withNode(async ({ control, registry }) => {
+        const { lun } = await control.createLun({ sizeBytes: 64 * 1024 });
+        await registry.device(lun)!.write(0, Buffer.alloc(BS, 1)); // the quiet period starts now: 10 minutes of it
+        const ac = new AbortController();
+        const pending = control.createSnapshot(lun, { quietPeriodMs: 600_000, timeoutMs: 1_200_000, signal: ac.signal });
+        await sleep(50);
+        ac.abort();
+        await rejectsWith(pending, 'ERR_CANCELED', /canceled/);
+        // The node stopped waiting: the LUN takes a new snapshot (over HTTP once it has seen the hang-up).
+        let next;
+        for (let tries = 0; !next; tries++) {
+          try {
+            next = await control.createSnapshot(lun, { quietPeriodMs: 0 });
+          } catch (e) {
+            if ((e as FerryError).code !== 'ERR_SNAPSHOT_IN_PROGRESS' || tries >= 100) throw e;
+            await sleep(20);
+          }
+        }
+        assert.deepEqual((await control.listSnapshots(lun)).map((x) => x.id), [next.id], 'only the one taken after the cancel');
+      });
+    });
   });
 }

@@ -62,6 +62,8 @@ export interface SnapshotRequest {
   quietPeriodMs?: number;
   /** Give up (ERR_QUIESCE_TIMEOUT, nothing created) after this long without such a pause (default 80 s). */
   timeoutMs?: number;
+  /** Stop waiting when this aborts: ERR_CANCELED, nothing created (over HTTP, the request is dropped). */
+  signal?: AbortSignal;
 }
 
 /**

@@ -162,3 +162,38 @@ test('absurd periods are refused', () => {
   checkQuiescePeriods(0, 0);
   checkQuiescePeriods(3000, 80_000);
 });
+
+test('an abort ends the wait for quiet writes: ERR_CANCELED, and nothing is taken', async () => {
+  let t = 1_000_000;
+  const ac = new AbortController();
+  let sleeps = 0;
+  // Writes every second; the third sleep aborts (as a canceled job would).
+  const busy = {
+    writeCount: 0,
+    get lastWriteAt() {
+      return t - (t % 1000);
+    },
+    writesInFlight: 0,
+  };
+  const clock = {
+    now: () => t,
+    sleep: async (ms: number) => {
+      t += ms;
+      if (++sleeps === 3) ac.abort();
+    },
+  };
+  let taken = 0;
+  await assert.rejects(
+    takeWhenQuiet(busy, async () => ++taken, { ...clock, quietPeriodMs: 3000, timeoutMs: 80_000, label: 'LUN 7', signal: ac.signal }),
+    (e: unknown) => {
+      assert.equal((e as { code?: string }).code, 'ERR_CANCELED');
+      assert.match((e as Error).message, /LUN 7 canceled while waiting for quiet writes: nothing was created/);
+      return true;
+    },
+  );
+  assert.equal(sleeps, 3, 'no wait after the abort');
+  assert.equal(taken, 0);
+  // Already aborted: not even a crash-consistent one.
+  await assert.rejects(takeWhenQuiet(busy, async () => ++taken, { ...clock, quietPeriodMs: 0, signal: ac.signal }), /canceled/);
+  assert.equal(taken, 0);
+});

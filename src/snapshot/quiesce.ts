@@ -18,6 +18,8 @@ export interface QuiesceOptions {
   label?: string;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** Stop waiting (ERR_CANCELED, `take` not called) when this aborts. */
+  signal?: AbortSignal;
 }
 
 export interface QuiesceResult<T> {
@@ -75,6 +77,20 @@ export function lastWriteMsAgo(activity: WriteActivity, now: number = Date.now()
 
 const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A sleep that ends early when `signal` aborts. */
+function abortableSleep(signal: AbortSignal): (ms: number) => Promise<void> {
+  return (ms) =>
+    new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+}
+
 /**
  * Call `take` at the first instant no write has reached the device for the quiet period
  * (and none is in flight). `take` is called synchronously in the tick the quiet was seen, so
@@ -90,7 +106,8 @@ export async function takeWhenQuiet<T>(
   const timeoutMs = opts.timeoutMs ?? DEFAULT_QUIESCE_TIMEOUT_MS;
   checkQuiescePeriods(quietPeriodMs, timeoutMs);
   const now = opts.now ?? Date.now;
-  const sleep = opts.sleep ?? realSleep;
+  const signal = opts.signal;
+  const sleep = opts.sleep ?? (signal ? abortableSleep(signal) : realSleep);
   const startedAt = now();
   const deadline = startedAt + timeoutMs;
   const count0 = activity.writeCount;
@@ -106,8 +123,13 @@ export async function takeWhenQuiet<T>(
     writesWhileWaiting: activity.writeCount - count0,
   });
   const at = (mode: SnapshotMode, t: number) => ({ mode, waitedMs: t - startedAt, quietPeriodMs, timeoutMs });
+  const checkCanceled = (): void => {
+    if (signal?.aborted) throw new FerryError('ERR_CANCELED', `snapshot of ${opts.label ?? 'LUN'} canceled while waiting for quiet writes: nothing was created`);
+  };
+  checkCanceled();
   if (quietPeriodMs === 0) return done('crash-consistent', startedAt, take(at('crash-consistent', startedAt)));
   while (true) {
+    checkCanceled();
     const t = now();
     const last = activity.lastWriteAt;
     if (activity.writesInFlight === 0 && (last === 0 || t - last >= quietPeriodMs)) return done('quiesced', t, take(at('quiesced', t)));

@@ -88,9 +88,11 @@ export class SnapshotService implements NodeControl {
     this.busy.add(sourceLun);
     try {
       const take = (at: object) => dev.createSnapshot({ ...at });
-      const r = await takeWhenQuiet(dev, take, { quietPeriodMs, timeoutMs, label: `LUN ${sourceLun}` });
+      const r = await takeWhenQuiet(dev, take, { quietPeriodMs, timeoutMs, label: `LUN ${sourceLun}`, signal: opts.signal });
       const snap = r.value;
       try {
+        // Canceled while it was being taken: the caller will not learn of it, so it goes.
+        if (opts.signal?.aborted) throw new FerryError('ERR_CANCELED', `snapshot of LUN ${sourceLun} canceled: nothing was kept`);
         this.mapped.set(snap.id, await this.registry.mapSnapshot(sourceLun, snap.id, dev.openSnapshot(snap.id)));
       } catch (e) {
         await dev.deleteSnapshot(snap.id); // nothing half-made
