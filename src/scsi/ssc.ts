@@ -99,6 +99,11 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
     return this.inOrder(() => runCommand(SSC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t), senseFormat: () => this.spc.senseFormat }));
   }
 
+  /** Medium commands take effect in arrival order (`inOrder`); extension commands (copies) do not. */
+  appliesInCallOrder(cdb: Uint8Array): boolean {
+    return !this.extTable?.has(cdb[0]);
+  }
+
   /** The copy manager's view of this drive (src/xcopy CopyCapableLu): none without a cartridge. */
   get tapeDevice(): TapeDevice | undefined {
     return this.drive.loaded ? new CartridgeTapeDevice(this.drive) : undefined; // unloaded (ejected) media cannot be read

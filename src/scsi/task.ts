@@ -82,6 +82,12 @@ export interface LogicalUnit {
   /** Sense format in effect (Control mode page D_SENSE, SPC-4 7.5.8); fixed when absent. */
   readonly senseFormat?: SenseFormat;
   execute(task: ScsiTask): Promise<ScsiResult>;
+  /**
+   * True when execute() itself applies this command in the order execute() is called (a tape's
+   * one position). Task attributes then need only start tasks in CmdSN order: an ORDERED task
+   * need not wait for older ones to complete (SAM-5 8.6 is met by the LU), so their I/O overlaps.
+   */
+  appliesInCallOrder?(cdb: Uint8Array): boolean;
   /** LOGICAL UNIT RESET / TARGET RESET from `from`: abort tasks, set unit attentions (SAM-5 6.3). */
   reset(kind: ResetKind, from: Nexus): void;
   /** The I_T nexus is gone (session closed): drop its RESERVE(6) and per-nexus state. */

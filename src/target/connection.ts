@@ -508,21 +508,33 @@ export class TargetConnection {
     if (!force && !task.failed && !this.dataComplete(task)) return;
     if (this.waitsForOlder(task)) return;
     task.started = true;
-    void this.runTask(task);
+    void this.runTask(task); // calls the LU's execute() in this turn
+    // An LU that applies commands in call order lets the next ORDERED one start now.
+    if (this.luOf(task)?.appliesInCallOrder) for (const t of [...this.taskSet]) if (!t.started && t.cmd.lun === task.cmd.lun) this.maybeStart(t);
+  }
+
+  private luOf(task: TaskState): LogicalUnit | undefined {
+    return task.cmd.lun >= 0 ? this.target?.luns.get(task.cmd.lun) : undefined;
   }
 
   /**
    * SAM-5 8.6 task attributes, in CmdSN order (not the order the data comes in): an ORDERED
-   * task waits until every older task on its LU has completed; a SIMPLE one waits for older
-   * ORDERED tasks; HEAD OF QUEUE waits for none. Pipelined tape WRITEs rely on this.
+   * task waits until every older task on its LU has completed (or only started, where the LU
+   * applies commands in call order); a SIMPLE one waits for older ORDERED tasks; HEAD OF QUEUE
+   * waits for none. Pipelined tape WRITEs rely on this.
    */
   private waitsForOlder(task: TaskState): boolean {
     const attr = task.cmd.attr;
     if (attr === TaskAttr.HEAD_OF_QUEUE) return false;
+    const lu = this.luOf(task);
+    const inCallOrder = (t: TaskState): boolean => lu?.appliesInCallOrder?.(t.cmd.cdb) === true;
     for (const t of this.taskSet) {
       if (t === task) return false;
       if (t.cmd.lun !== task.cmd.lun) continue;
-      if (attr === TaskAttr.ORDERED || t.cmd.attr === TaskAttr.ORDERED) return true;
+      if (attr !== TaskAttr.ORDERED && t.cmd.attr !== TaskAttr.ORDERED) continue;
+      // Started on an LU that applies both in call order: it is ahead of this one there.
+      if (t.started && inCallOrder(t) && inCallOrder(task)) continue;
+      return true;
     }
     return false;
   }

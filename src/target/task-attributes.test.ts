@@ -26,6 +26,7 @@ class RecordingLu implements LogicalUnit {
   /** Tags whose execution stays open until released (to see what waits for what). */
   readonly held = new Map<number, () => void>();
   hold = new Set<number>();
+  appliesInCallOrder?: (cdb: Uint8Array) => boolean;
   async execute(task: ScsiTask): Promise<ScsiResult> {
     const tag = task.cdb[1];
     this.order.push(tag);
@@ -134,5 +135,25 @@ test('SIMPLE tasks wait for an older ORDERED task to complete; HEAD OF QUEUE doe
     h.command(6, TaskAttr.SIMPLE, 0, new Uint8Array(0));
     await until('tags 5 and 6 ran', () => (lu.order.length === 6 ? true : undefined));
     assert.deepEqual(lu.order.slice(4), [5, 6], 'SIMPLE tasks run side by side');
+  });
+});
+
+test('on an LU that applies commands in call order, an ORDERED task starts once the older one has started, not completed', async () => {
+  await withTarget(async (lu, h) => {
+    lu.appliesInCallOrder = () => true;
+    lu.hold = new Set([1]);
+    h.command(1, TaskAttr.ORDERED, 0, new Uint8Array(0));
+    h.command(2, TaskAttr.ORDERED, 0, new Uint8Array(0));
+    await until('tag 2 ran', () => (lu.order.includes(2) ? true : undefined));
+    assert.deepEqual(lu.order, [1, 2], 'in CmdSN order, the second while the first is still open');
+    // Data order still rules the start: an immediate WRITE waits for the older one's R2T data.
+    h.command(3, TaskAttr.ORDERED, K, new Uint8Array(0));
+    const r2t = await until('R2T for tag 3', () => h.r2ts.find((r) => r.itt === 3));
+    h.command(4, TaskAttr.ORDERED, 4096, new Uint8Array(4096));
+    await sleep(50);
+    assert.deepEqual(lu.order, [1, 2], 'tag 4 waits for tag 3 to start');
+    h.dataOut(3, r2t.ttt, 0, new Uint8Array(K));
+    await until('tags 3 and 4 ran', () => (lu.order.length === 4 ? true : undefined));
+    assert.deepEqual(lu.order, [1, 2, 3, 4]);
   });
 });
