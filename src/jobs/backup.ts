@@ -227,7 +227,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       carts.push({ barcode: cart.barcode, state: complete ? 'append' : 'full', endBlock, bytesUsed: endBlock * pool.tapeBlockBytes, lastWrittenAt: new Date() });
       if (!complete) await ctx.log(`cartridge ${cart.barcode} reached early warning at stream byte ${end}; the set continues on the next cartridge`);
       pos = end;
-    } while (pos < plan.streamBytes);
+    } while (pos < plan.streamBytes || pieces.length === 0); // an empty set still gets its one piece
 
     // 4. The set, its pieces, the cartridges and the kept snapshot: one transaction.
     await completeSet(ctx.db, {

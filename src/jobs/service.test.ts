@@ -379,3 +379,42 @@ test('backup server library: canceling a backup that waits for quiet writes stop
     }
   });
 });
+
+test('backup server library: an empty incremental moves on when the appendable cartridge has no room left', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir, { cartridgeSize: 8 * MIB });
+    try {
+      const src = await w.lun(1 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(1 * MIB)));
+      const full = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      assert.equal(full.state, 'done', JSON.stringify(full.error));
+      const [set1] = await w.service.listSets();
+      const db = w.service.catalog.db;
+      const barcode = set1.cartridges[0];
+      // The cartridge fills up after set 1 (as other sets would fill it): 6 MiB more, past early warning.
+      const site = w.service.site;
+      const pool = site.pool(undefined);
+      const B = pool.tapeBlockBytes;
+      const [driveName] = await site.drivesOf(pool);
+      const cart = (await w.service.listCartridges()).find((c) => c.barcode === barcode)!;
+      const d = await site.mount(pool, driveName, barcode);
+      await d.drive.setFixedBlock(B);
+      await d.drive.locate(cart.bytesUsed / B);
+      await d.drive.device.write(new Uint8Array(6 * MIB));
+      const endBlock = (await d.drive.position()).blockId;
+      await markCartridge(db, barcode, { state: 'append', endBlock, bytesUsed: endBlock * B });
+      const inc = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}`, level: 'incremental' })).id);
+      assert.equal(inc.state, 'done', JSON.stringify(inc.error));
+      const sets = await w.service.listSets();
+      assert.equal(sets[1].level, 'incremental');
+      assert.equal(sets[1].bytes, 0, 'nothing changed');
+      assert.equal(sets[1].cartridges.length, 1);
+      assert.notEqual(sets[1].cartridges[0], barcode, 'the set went to the next cartridge');
+      assert.equal((await w.service.listCartridges()).find((c) => c.barcode === barcode)?.state, 'full');
+      const r = await w.service.waitForJob((await w.service.startRestore({ set: sets[1].id, to: 'store:new' })).id);
+      assert.equal(r.state, 'done', JSON.stringify(r.error));
+    } finally {
+      await w.close();
+    }
+  });
+});
