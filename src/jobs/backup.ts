@@ -159,7 +159,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     do {
       const seq = pieces.length + 1;
       const cart = await nextCartridge(ctx, pool, pieces.length === 0 && carts.length === 0);
-      await ctx.to('mounting', `loading cartridge ${cart.barcode}`, { data: { cartridge: cart.barcode } });
+      await ctx.to('mounting', `loading cartridge ${cart.barcode} into drive ${driveName}`, { data: { cartridge: cart.barcode, drive: driveName } });
       ctx.update({ cartridge: cart.barcode });
       const drive = await ctx.site.mount(pool, driveName, cart.barcode);
       if (!copier) {

@@ -322,7 +322,7 @@ export async function runRebuild(ctx: JobContext, req: StartRebuild): Promise<Re
         if (!(e instanceof ReservedError)) throw e;
         throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in use by job ${e.holderJobId}: run the rebuild when that job has ended (\`ferry job ${e.holderJobId}\`)`);
       });
-      await ctx.to('mounting', `loading cartridge ${barcode}`, { data: { cartridge: barcode } });
+      await ctx.to('mounting', `loading cartridge ${barcode} into drive ${driveName}`, { data: { cartridge: barcode, drive: driveName } });
       ctx.update({ cartridge: barcode });
       const d = await ctx.site.mount(pool, driveName, barcode);
       await ctx.to('verifying', `reading the label, headers and trailers of ${barcode}`);

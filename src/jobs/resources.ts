@@ -1,6 +1,6 @@
 import type { NodeControl } from '../snapshot/node-control.ts';
 import type { LunInfo } from '../snapshot/lun-registry.ts';
-import { cartridgeResource, driveResource, ReservedError, reserve, volumeResource } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, driveResource, listReservations, ReservedError, reserve, volumeResource } from '../catalog/queries/cartridges.ts';
 import type { PoolConfig } from '../server/config.ts';
 import type { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
@@ -23,6 +23,10 @@ export async function diskLun(control: NodeControl, node: string, lun: number): 
 /** A drive of the pool for this job, waiting while all are reserved by other jobs. */
 export async function acquireDrive(ctx: JobContext, pool: PoolConfig): Promise<string> {
   const names = await ctx.site.drivesOf(pool);
+  // A job that holds a drive of the pool already (a backup that verifies) keeps to it.
+  const mine = new Set((await listReservations(ctx.db)).filter((r) => r.jobId === ctx.id).map((r) => r.resource));
+  const held = names.find((n) => mine.has(driveResource(n)));
+  if (held) return held;
   for (let waited = false; ; waited = true) {
     for (const n of names) {
       try {

@@ -39,7 +39,7 @@ export async function runRestore(ctx: JobContext, req: StartRestore): Promise<{ 
     for (const s of full) {
       if (!s) throw new FerryError('ERR_CATALOG_SET', 'a set of the chain vanished from the catalog');
       for (const p of s.pieces) {
-        await ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${s.id}, piece ${p.seq})`, { data: { cartridge: p.cartridge } });
+        await ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${s.id}, piece ${p.seq}) into drive ${driveName}`, { data: { cartridge: p.cartridge, drive: driveName } });
         ctx.update({ cartridge: p.cartridge });
         const drive = await ctx.site.mount(pool, driveName, p.cartridge);
         if (!copier) {

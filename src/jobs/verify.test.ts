@@ -10,6 +10,7 @@ import { InitiatorSession } from '../initiator/session.ts';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import { openCatalog } from '../catalog/db.ts';
 import { getSet } from '../catalog/queries/sets.ts';
+import { driveResource, release, reserve } from '../catalog/queries/cartridges.ts';
 import { parseServerConfig, type ServerConfig } from '../server/config.ts';
 import { TapeNodeClient } from '../snapshot/tape-digest-api.ts';
 import { Cartridge } from '../tape/cartridge.ts';
@@ -278,4 +279,37 @@ test('server config: a library or drive takes api and tokenFile together', () =>
   assert.equal(parseServerConfig({ ...base, libraries: [lib] }, '/etc/ferry/server.json').libraries[0].api, undefined);
   assert.throws(() => parseServerConfig({ ...base, libraries: [{ ...lib, api: 'http://127.0.0.1:8461' }] }, '/x.json'), /libraries\[0\] \("vtl"\) needs both api and tokenFile/);
   assert.throws(() => parseServerConfig({ ...base, libraries: [{ ...lib, api: 'nope', tokenFile: 'x' }] }, '/x.json'), /libraries\[0\]\.api is "nope": expected an http\(s\) URL/);
+});
+
+test('backup --verify through a scratch LUN keeps to the drive the backup holds, even when another drive frees up', async () => {
+  await inTempDir('verify', async (dir) => {
+    const w = await world(dir);
+    try {
+      w.method('scratch-lun');
+      const vol = await w.volume(32 * MIB);
+      const earlier = await w.run(w.service.startBackup({ volume: vol }));
+      assert.equal(earlier.job.state, 'done', JSON.stringify(earlier.job.error));
+      const db = w.service.catalog.db;
+      const site = w.service.site;
+      const [first] = await site.drivesOf(site.pool(undefined));
+      // The first drive is busy when the backup starts, and free by the time it verifies.
+      await reserve(db, driveResource(first), earlier.job.id);
+      const id = (await w.service.startBackup({ volume: vol, verify: true })).id;
+      let released: Promise<unknown> | undefined;
+      const unsub = w.service.subscribe(id, (e) => {
+        if (e.kind === 'state' && e.state === 'mounting') released ??= release(db, earlier.job.id);
+      });
+      const b = await w.run(w.service.getJob(id));
+      unsub();
+      assert.ok(released, 'the first drive was freed while the backup ran');
+      await released;
+      assert.equal(b.job.state, 'done', JSON.stringify(b.job.error));
+      assert.ok(b.states.includes('verifying'));
+      const drives = (await w.service.events(id)).filter((e) => e.kind === 'state' && e.state === 'mounting').map((e) => e.data?.drive);
+      assert.ok(drives.length >= 2, `a mount for the backup and one for the verify: ${JSON.stringify(drives)}`);
+      assert.ok(drives.every((d) => d === drives[0] && d !== first), `every mount in the backup's drive: ${JSON.stringify(drives)}`);
+    } finally {
+      await w.close();
+    }
+  });
 });

@@ -141,7 +141,7 @@ async function viaScratchLun(ctx: JobContext, set: SetWithPieces, pool: PoolConf
     const extents = [{ lba: 0, blocks, streamOffset: 0 }];
     let copier: Copier | undefined;
     for (const p of set.pieces) {
-      await ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${set.id}, piece ${p.seq})`, { data: { cartridge: p.cartridge } });
+      await ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${set.id}, piece ${p.seq}) into drive ${driveName}`, { data: { cartridge: p.cartridge, drive: driveName } });
       ctx.update({ cartridge: p.cartridge });
       const drive = await ctx.site.mount(pool, driveName, p.cartridge);
       if (!copier) {
