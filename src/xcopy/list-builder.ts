@@ -127,10 +127,20 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
   // The data segments for stream bytes [from, to), every extent cut at the segment limit.
   const dataSegments = (from: number, to: number): SegmentInput[] => {
     const out: SegmentInput[] = [];
-    for (const e of input.extents) {
+    // Extents are in stream order: start at the first one that ends after `from` (binary search),
+    // stop at the first that starts at or after `to`, so each list costs its own extents only.
+    const ext = input.extents;
+    let i = 0;
+    for (let hiIdx = ext.length; i < hiIdx; ) {
+      const mid = (i + hiIdx) >>> 1;
+      if (ext[mid].streamOffset + ext[mid].blocks * bs <= from) i = mid + 1;
+      else hiIdx = mid;
+    }
+    for (; i < ext.length && ext[i].streamOffset < to; i++) {
+      const e = ext[i];
       const eStart = e.streamOffset;
       const eEnd = e.streamOffset + e.blocks * bs;
-      if (eEnd <= from || eStart >= to) continue;
+      if (eEnd <= from) continue;
       let lo = Math.max(from, eStart);
       const hi = Math.min(to, eEnd);
       while (lo < hi) {
