@@ -91,6 +91,38 @@ test('list builder: a 16-bit block count splits an extent into several segments'
   assert.ok(backup[0].segments >= 10 + 3);
 });
 
+test('list builder: a long extent is cut at whole transfers (no residual to stage), else at whole tape blocks', async () => {
+  const cuts = (maxSegmentLength: number, blocksPerTransfer?: number) => {
+    const w = world(4096);
+    const lists = buildStreamLists({
+      direction: 'backup',
+      disk: w.luns[0].cscd(),
+      tape: w.luns[1].cscd(),
+      diskBlockBytes: BS,
+      tapeBlockBytes: B,
+      extents: streamExtents([{ lba: 0, blocks: 4000 }], BS),
+      streamStart: 0,
+      streamEnd: 4000 * BS,
+      limits: { ...DEFAULT_LIMITS, maxSegmentLength },
+      blocksPerTransfer,
+      listId: (i) => i + 1,
+    });
+    const segs = lists.flatMap((l) => decodeXcopyParameterList(l.list, DEFAULT_LIMITS).segments);
+    return segs.map((x) => (x as { blockCount: number }).blockCount);
+  };
+  // 4 tape blocks of 4 KiB per transfer = 32 disk blocks; the limit, 100 blocks, is cut to 96.
+  const a = cuts(100 * BS, 4);
+  assert.deepEqual(a.slice(0, -1), new Array(a.length - 1).fill(96));
+  assert.equal(a.reduce((n, x) => n + x, 0), 4000);
+  // A limit under one transfer (20 blocks): whole tape blocks (16).
+  const b = cuts(20 * BS, 4);
+  assert.deepEqual(b.slice(0, -1), new Array(b.length - 1).fill(16));
+  // Under one tape block: the limit itself (lists, which end on tape blocks, cut some shorter).
+  const c = cuts(5 * BS, 4);
+  assert.ok(c.every((n) => n <= 5) && c.filter((n) => n === 5).length > c.length / 2, JSON.stringify(c));
+  assert.equal(c.reduce((n, x) => n + x, 0), 4000);
+});
+
 test('list builder: few segments per list and small lists: lists end on tape blocks and pack across', async () => {
   const limits = { ...DEFAULT_LIMITS, maxSegmentCount: 6, maxInlineDataLength: B };
   const extents = [

@@ -96,7 +96,12 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
   const cscds = [input.disk, { ...input.tape, fixed: true, blockLength: B, pad: true }];
   const [DISK, TAPE] = [0, 1];
   const maxSegments = Math.min(L.maxSegmentCount, Math.floor((L.maxDescriptorListLength - cscds.length * CSCD_BYTES) / 24));
-  const segmentBlocks = Math.min(MAX_SEGMENT_BLOCKS, Math.floor(L.maxSegmentLength / bs));
+  // Segments cut a long extent at a whole number of transfers (else of tape blocks) where the
+  // limits allow: a cut inside a transfer leaves a residual that the copy manager stages and
+  // copies for the rest of the stream (SPC-5 5.17.7.2), with few writes in flight.
+  const maxBlocks = Math.min(MAX_SEGMENT_BLOCKS, Math.floor(L.maxSegmentLength / bs));
+  const alignedTo = (unitBlocks: number) => Math.floor(maxBlocks / unitBlocks) * unitBlocks;
+  const segmentBlocks = alignedTo((perTransfer * B) / bs) || alignedTo(B / bs) || maxBlocks;
   const maxListBytes = Math.max(B, Math.floor((input.maxListBytes ?? Number.MAX_SAFE_INTEGER) / B) * B);
 
   const lists: StreamList[] = [];
