@@ -33,6 +33,7 @@ export interface CopyManagerOptions {
   remote?: RemoteCopyTargets;
   /** Bytes per read/write on block devices. */
   chunkBytes?: number;
+  /** Source READs one copy keeps in flight (default 8: a backup waits on the snapshot's reads, docs/benchmarks.md). */
   readsInFlight?: number;
   /** Share one pool between the copy managers of a target. */
   pool?: BufferPool;
@@ -77,7 +78,7 @@ export class CopyManager {
     this.limits = opts.limits ?? DEFAULT_LIMITS;
     this.resolver = new CopyTargetResolver(opts.remote);
     this.pool = opts.pool ?? new BufferPool(opts.chunkBytes ?? 1024 * 1024, 16);
-    this.readsInFlight = opts.readsInFlight ?? 4;
+    this.readsInFlight = opts.readsInFlight ?? 8;
     this.maxHeldPerNexus = opts.maxHeldPerNexus ?? 64;
     this.onDeviceError = opts.onDeviceError;
     this.heldForMs = opts.heldForMs ?? 10 * 60_000;
