@@ -10,9 +10,9 @@
 // `ferry ntfs plan IMG` command (node and tsx start-up included) is timed as a process too.
 // plan+files also turns every file into its document object (paths, names, attributes).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FileDevice } from '../src/block/file-device.ts';
 import { usedClusters } from '../src/ntfs/bitmap.ts';
@@ -91,9 +91,14 @@ if (values.child) {
 }
 
 if (!existsSync(img)) {
+  // What the image needs, checked first so that a failure names its cause.
+  const missing = ['mkntfs', 'ntfs-3g', 'python3', 'ntfsclone'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  if (missing.length) throw new Error(`making the benchmark image needs ${missing.join(', ')} on PATH (Debian: apt-get install ntfs-3g python3)`);
+  if (process.getuid?.() !== 0) throw new Error('making the benchmark image mounts it with ntfs-3g: run as root once, or pass --image FILE');
+  mkdirSync(dirname(img), { recursive: true });
   console.log(`making ${img} (2 GiB, ~20,000 files) ...`);
   const r = spawnSync('bash', ['-c', MAKE, 'make', img], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error('could not make the benchmark image (needs root, ntfs-3g, python3)');
+  if (r.status !== 0) throw new Error(`could not make the benchmark image ${img} (the script's error is above)`);
 }
 
 /** ntfsclone's wall time, and its CPU time (user + sys) from bash's `time`: the box may be shared. */
