@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startServerApi, type ServerApi } from '../server/api.ts';
+import { Scheduler } from '../jobs/scheduler.ts';
 import { MemoryJobService } from '../server/testing/memory-job-service.ts';
 import { FERRY_BIN, NODE_FLAGS } from '../../test/helpers/ferry-cli.ts';
 
@@ -40,7 +41,8 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ferry-cli-jobs-'));
   // Slow enough steps that --detach is measurably quicker than the whole job (~10 steps).
   service = new MemoryJobService({ stepMs: 150 });
-  api = await startServerApi(service, { host: '127.0.0.1', port: 0, token: TOKEN });
+  const scheduler = new Scheduler(service, [{ name: 'nightly', volume: 'store:0', mode: 'used', level: 'incremental', cron: '0 22 * * 1-5', fullEveryMs: 7 * 86_400_000 }]);
+  api = await startServerApi(service, { host: '127.0.0.1', port: 0, token: TOKEN, schedules: () => scheduler.list() });
   await writeFile(join(dir, 'server.token'), `${TOKEN}\n`);
   common = ['--server', api.url, '--token-file', join(dir, 'server.token')];
 });
@@ -241,4 +243,20 @@ test('ferry server: a bad config exits 2 naming the field', async () => {
   const level = await ferry(['server', '--config', join(dir, 'bad.json'), '--log-level', 'loud']);
   assert.equal(level.code, 2);
   assert.match(level.stderr, /--log-level "loud" is not one of/);
+});
+
+test('ferry schedules: the configured schedules with their next run, as a table and as --json', async () => {
+  const r = await ferry(['schedules', '--json', ...common]);
+  assert.equal(r.code, 0, r.stderr);
+  const [s] = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+  assert.deepEqual(
+    { ...s, nextRun: undefined },
+    { name: 'nightly', volume: 'store:0', mode: 'used', level: 'incremental', cron: '0 22 * * 1-5', fullEveryMs: 604_800_000, pool: null, nextRun: undefined, last: null },
+  );
+  const next = new Date(s.nextRun as string);
+  assert.ok(next.getTime() > Date.now() && next.getHours() === 22 && next.getMinutes() === 0 && next.getDay() >= 1 && next.getDay() <= 5, `next run ${String(s.nextRun)}`);
+  const t = await ferry(['schedules', ...common]);
+  assert.match(t.stdout, /^NAME\s+VOLUME\s+MODE\s+LEVEL\s+FULL EVERY\s+CRON\s+NEXT RUN\s+LAST\n/);
+  assert.match(t.stdout, /nightly\s+store:0\s+used\s+incremental\s+7d\s+0 22 \* \* 1-5\s+\S+.*\s+-\n?$/m);
+  assert.match((await ferry(['schedules', '--help'])).stdout, /list the server's backup schedules/);
 });

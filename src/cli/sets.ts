@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import type { CartridgeView, SetView } from '../jobs/types.ts';
+import type { ScheduleView } from '../jobs/scheduler.ts';
 import { bytes, connect, formatTime, out, printJson, table, volumeArg, withServer, type ServerOpts } from './client.ts';
 
-// `ferry sets` and `ferry cartridges`: what the backup server's catalog holds.
+// `ferry sets`, `ferry cartridges` and `ferry schedules`: what the backup server holds and plans.
 
 function setRow(s: SetView): Record<string, unknown> {
   const { id, volume, mode, level, base, startedAt, endedAt, bytes: b, cartridges } = s;
@@ -45,5 +46,15 @@ export function registerSets(program: Command): void {
         formatTime(c.lastWrittenAt),
       ]);
       out(table(['BARCODE', 'POOL', 'LIBRARY', 'STATE', 'USED', 'SETS', 'LAST WRITTEN'], rows));
+    });
+
+  withServer(program.command('schedules'))
+    .description("list the server's backup schedules with their next run and what the last one did")
+    .action(async (o: ServerOpts) => {
+      const list: ScheduleView[] = await (await connect(o)).listSchedules();
+      if (o.json) return printJson(list);
+      const last = (s: ScheduleView): string => (!s.last ? '-' : s.last.started ? `job ${s.last.job} (${s.last.level})` : `skipped: ${s.last.skipped}`);
+      const rows = list.map((s) => [s.name, s.volume, s.mode, s.level, s.fullEveryMs === null ? '-' : `${s.fullEveryMs / 86_400_000}d`, s.cron, formatTime(s.nextRun), last(s)]);
+      out(table(['NAME', 'VOLUME', 'MODE', 'LEVEL', 'FULL EVERY', 'CRON', 'NEXT RUN', 'LAST'], rows));
     });
 }

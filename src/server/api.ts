@@ -1,3 +1,4 @@
+import type { ScheduleView } from '../jobs/scheduler.ts';
 import { UNAUTHORIZED, bearerTokenMatches } from '../util/bearer-token.ts';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
@@ -24,6 +25,8 @@ const SSE_HEARTBEAT_MS = 15_000;
 export interface ServerApiOptions {
   /** Where 500s are logged (nothing is logged without it). */
   log?: Logger;
+  /** The configured schedules with their next run (GET /v1/schedules); none without it. */
+  schedules?: () => ScheduleView[];
 }
 
 
@@ -106,6 +109,7 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
   app.get('/v1/sets/:id', async (req) => service.getSet(validate(IdParams, req.params, 'path').id));
   app.get('/v1/cartridges', async () => service.listCartridges());
   app.get('/v1/volumes', async () => service.listVolumes());
+  app.get('/v1/schedules', async () => opts.schedules?.() ?? []);
   return app;
 }
 
@@ -216,9 +220,9 @@ export interface ServerApi {
 /** Serve the REST API (`ferry server`, `ferry up`). Port 0 picks a free port. */
 export async function startServerApi(
   service: JobService,
-  opts: { host: string; port: number; token: string; log?: Logger },
+  opts: { host: string; port: number; token: string; log?: Logger; schedules?: () => ScheduleView[] },
 ): Promise<ServerApi> {
-  const app = buildServerApi(service, opts.token, { log: opts.log });
+  const app = buildServerApi(service, opts.token, { log: opts.log, schedules: opts.schedules });
   await app.listen({ host: opts.host, port: opts.port });
   const a = app.server.address();
   const port = typeof a === 'object' && a ? a.port : opts.port;

@@ -4,6 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isFinal } from '../jobs/states.ts';
+import type { ScheduleView } from '../jobs/scheduler.ts';
 import {
   ServiceError,
   ServiceErrorStatus,
@@ -166,6 +167,10 @@ export class ServerClient implements JobService {
   }
   listVolumes(): Promise<VolumeView[]> {
     return this.call('GET', '/v1/volumes');
+  }
+  /** The server's configured schedules, their next run and what the last one did. */
+  listSchedules(): Promise<ScheduleView[]> {
+    return this.call('GET', '/v1/schedules');
   }
   async close(): Promise<void> {}
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { Cron } from 'croner';
 import { z } from 'zod';
 import { isIscsiName, ISCSI_NAME_HINT } from '../iscsi/names.ts';
 import { UsageError } from '../util/errors.ts';
@@ -71,8 +72,20 @@ export interface ServerConfig {
   movers: IscsiEndpoint[];
   pools: PoolConfig[];
   defaults: { quietPeriodMs: number; timeoutMs: number };
-  /** Not used yet: kept as given. */
-  schedules?: unknown;
+  /** Backups the server starts by itself; none when absent. */
+  schedules?: ScheduleConfig[];
+}
+/** A backup the server starts on its own (croner pattern, server local time). */
+export interface ScheduleConfig {
+  /** Unique; the volume when not given. */
+  name: string;
+  volume: string;
+  mode: 'image' | 'used';
+  level: 'full' | 'incremental';
+  cron: string;
+  /** Run a full instead when the volume's last full set of this mode is older than this. */
+  fullEveryMs?: number;
+  pool?: string;
 }
 
 // Each field's expectation, in words; the error map puts it after the field's path.
@@ -97,6 +110,21 @@ const duration = z
   .refine(isDuration, expect(DURATION))
   .transform((v) => (typeof v === 'number' ? v : parseDuration(v)));
 const lun = z.number(expect('a LUN number')).int().min(0).max(0xffff);
+const isCron = (p: string): boolean => {
+  try {
+    new Cron(p, { paused: true }).stop();
+    return true;
+  } catch {
+    return false;
+  }
+};
+const cron = str('a cron pattern such as "0 22 * * 1-5" (minute hour day month weekday)', isCron);
+const PERIOD_RE = /^(\d+)\s*(h|d|w)$/i;
+const period = str('a period such as "7d", "2w" or "36h"', (p) => PERIOD_RE.test(p.trim())).transform((p) => {
+  const [, n, u] = PERIOD_RE.exec(p.trim())!;
+  return Number(n) * { h: 3_600_000, d: 86_400_000, w: 604_800_000 }[u.toLowerCase() as 'h'];
+});
+const volume = str('NODE:LUN, e.g. store:0', (v) => /^[A-Za-z0-9][A-Za-z0-9_-]*:\d+$/.test(v));
 
 const endpoint = { name, portal: hostPort, iqn, chap: chap.optional() };
 /** A Ferry tape node's management API (optional; both or neither). */
@@ -141,7 +169,21 @@ export const ServerConfigSchema = obj(
       { quietPeriodMs: duration.default(DEFAULT_QUIET_PERIOD_MS), timeoutMs: duration.default(DEFAULT_TIMEOUT_MS) },
       'an object {quietPeriodMs?, timeoutMs?}',
     ).default({ quietPeriodMs: DEFAULT_QUIET_PERIOD_MS, timeoutMs: DEFAULT_TIMEOUT_MS }),
-    schedules: z.unknown().optional(),
+    schedules: list(
+      obj(
+        {
+          name: name.optional(),
+          volume,
+          mode: z.enum(['image', 'used'], expect('"image" or "used"')).default('image'),
+          level: z.enum(['full', 'incremental'], expect('"full" or "incremental"')).default('incremental'),
+          cron,
+          fullEvery: period.optional(),
+          pool: name.optional(),
+        },
+        'a schedule {volume, cron, mode?, level?, fullEvery?, pool?, name?}',
+      ),
+      'schedules',
+    ),
   },
   'an object with listen, tokenFile, catalog, nodes, libraries, drives, movers, pools',
 );
@@ -225,6 +267,25 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
     }
   });
 
+  const nodeNames = new Set(c.nodes.map((n) => n.name));
+  const poolNames = new Set(c.pools.map((p) => p.name));
+  const scheduleNames = new Map<string, number>();
+  const scheduledVolumes = new Map<string, number>();
+  c.schedules.forEach((sc, i) => {
+    const node = sc.volume.split(':')[0];
+    if (!nodeNames.has(node)) err(`schedules[${i}].volume "${sc.volume}" names node "${node}", which is not in nodes`);
+    if (sc.pool !== undefined && !poolNames.has(sc.pool)) err(`schedules[${i}].pool "${sc.pool}" is not in pools`);
+    const nm = sc.name ?? sc.volume;
+    const dup = scheduleNames.get(nm);
+    if (dup !== undefined) err(`schedules[${i}].name "${nm}" is already used by schedules[${dup}]: names must be unique`);
+    scheduleNames.set(nm, i);
+    const other = scheduledVolumes.get(sc.volume);
+    if (other !== undefined) {
+      err(`schedules[${i}] and schedules[${other}] both back up ${sc.volume}: one schedule per volume (use level and fullEvery for fulls among incrementals)`);
+    }
+    scheduledVolumes.set(sc.volume, i);
+  });
+
   const dir = dirname(file);
   const at = (p: string): string => resolve(dir, p);
   const tapeApiOf = (t: { api?: string; tokenFile?: string }): TapeApi => (t.api !== undefined && t.tokenFile !== undefined ? { api: t.api, tokenFile: at(t.tokenFile) } : {});
@@ -250,7 +311,15 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
       tapeBlockBytes: p.tapeBlockBytes,
     })),
     defaults: c.defaults,
-    ...(c.schedules === undefined ? {} : { schedules: c.schedules }),
+    schedules: c.schedules.map((sc) => ({
+      name: sc.name ?? sc.volume,
+      volume: sc.volume,
+      mode: sc.mode,
+      level: sc.level,
+      cron: sc.cron,
+      ...(sc.fullEvery === undefined ? {} : { fullEveryMs: sc.fullEvery }),
+      ...(sc.pool === undefined ? {} : { pool: sc.pool }),
+    })),
   };
 }
 

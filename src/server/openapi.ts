@@ -213,5 +213,11 @@ export const SERVER_OPENAPI = {
         responses: { '200': json({ type: 'array', items: ref('Volume') }), ...errors(401) },
       },
     },
+    '/v1/schedules': {
+      get: {
+        summary: "The config's backup schedules: volume, mode, level, cron, fullEveryMs, pool, nextRun (ISO 8601) and what the last run did",
+        responses: { '200': json({ type: 'array', items: { type: 'object' } }), ...errors(401) },
+      },
+    },
   },
 } as const;

@@ -3,6 +3,7 @@ import { openCatalog } from '../catalog/db.ts';
 import { readTokenFile } from '../util/bearer-token.ts';
 import { Site } from '../jobs/site.ts';
 import { LocalJobService } from '../jobs/service.ts';
+import { Scheduler } from '../jobs/scheduler.ts';
 import type { NodeControl } from '../snapshot/node-control.ts';
 import type { ServerConfig } from './config.ts';
 import { startServerApi, type ServerApi } from './api.ts';
@@ -25,15 +26,24 @@ export async function startServer(config: ServerConfig, opts: { logLevel?: strin
     await catalog.close();
     throw e;
   });
-  const api = await startServerApi(service, { host: config.listen.host, port: config.listen.port, token, log }).catch(async (e: unknown) => {
+  const scheduler = new Scheduler(service, config.schedules ?? [], {
+    onFire: (name, o) => {
+      if (o instanceof Error) log.error({ schedule: name, err: o }, 'scheduled backup could not start');
+      else if (o.started) log.info({ schedule: name, job: o.job, level: o.level }, 'scheduled backup started');
+      else log.warn({ schedule: name, reason: o.skipped }, 'scheduled backup skipped');
+    },
+  });
+  const api = await startServerApi(service, { host: config.listen.host, port: config.listen.port, token, log, schedules: () => scheduler.list() }).catch(async (e: unknown) => {
     await service.close();
     throw e;
   });
-  log.info({ url: api.url, catalog: config.catalog }, 'backup server listening');
+  scheduler.start();
+  log.info({ url: api.url, catalog: config.catalog, schedules: config.schedules?.length ?? 0 }, 'backup server listening');
   return {
     service,
     api,
     async close() {
+      scheduler.stop();
       await api.close();
       await service.close();
     },
