@@ -18,6 +18,29 @@ const MIB = 1 << 20;
 
 const world = (dir: string, opts: { cartridgeSize?: number; tapeBlockBytes?: number } = {}) => startJobsWorld(dir, { iqn: IQN, ...opts });
 const sha = remoteSha256;
+type World = Awaited<ReturnType<typeof world>>;
+
+/** A LUN of random bytes and a full image backup of it: the LUN, its volume, the job, the set and its cartridge. */
+async function backedUp(w: World, mib: number) {
+  const src = await w.lun(mib * MIB);
+  await src.dev.write(0, randomFillSync(new Uint8Array(mib * MIB)));
+  const volume = `store:${src.lun}`;
+  const job = await w.service.waitForJob((await w.service.startBackup({ volume })).id);
+  assert.equal(job.state, 'done', JSON.stringify(job.error));
+  const set = (await w.service.listSets({ volume })).at(-1)!;
+  const cartridge = (await w.service.listCartridges()).find((c) => c.barcode === set.cartridges[0])!;
+  return { src, volume, job, set, cartridge };
+}
+
+/** Load a cartridge into the pool's first drive, fixed blocks of the pool's size, to read or spoil it by hand. */
+async function byHand(w: World, barcode: string) {
+  const site = w.service.site;
+  const pool = site.pool(undefined);
+  const [driveName] = await site.drivesOf(pool);
+  const d = await site.mount(pool, driveName, barcode);
+  await d.drive.setFixedBlock(pool.tapeBlockBytes);
+  return { drive: d.drive, B: pool.tapeBlockBytes };
+}
 
 test('backup server library: image full, incremental, restore of the chain to a new LUN is bit-exact', async () => {
   await inTempDir('ferry-jobs-', async (dir) => {
@@ -225,20 +248,11 @@ test("backup server library: a failed job's leftovers after the last set are era
   await inTempDir('ferry-jobs-', async (dir) => {
     const w = await world(dir, { cartridgeSize: 8 * MIB });
     try {
-      const src = await w.lun(2 * MIB);
-      await src.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
-      const first = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
-      assert.equal(first.state, 'done', JSON.stringify(first.error));
-      const [set1] = await w.service.listSets();
+      const { src, set: set1, cartridge: cart } = await backedUp(w, 2);
       // What a job killed mid-copy leaves: 5 MiB of blocks after the last complete set.
-      const cart = (await w.service.listCartridges()).find((c) => c.barcode === set1.cartridges[0])!;
-      const site = w.service.site;
-      const pool = site.pool(undefined);
-      const [driveName] = await site.drivesOf(pool);
-      const d = await site.mount(pool, driveName, cart.barcode);
-      await d.drive.setFixedBlock(pool.tapeBlockBytes);
-      await d.drive.locate(cart.bytesUsed / pool.tapeBlockBytes);
-      await d.drive.device.write(randomFillSync(new Uint8Array(5 * MIB)));
+      const { drive, B } = await byHand(w, cart.barcode);
+      await drive.locate(cart.bytesUsed / B);
+      await drive.device.write(randomFillSync(new Uint8Array(5 * MIB)));
       const second = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
       assert.equal(second.state, 'done', JSON.stringify(second.error));
       const sets = await w.service.listSets();
@@ -255,36 +269,25 @@ test('backup server library: a cartridge whose label is not the one the catalog 
   await inTempDir('ferry-jobs-', async (dir) => {
     const w = await world(dir, { cartridgeSize: 8 * MIB });
     try {
-      const src = await w.lun(1 * MIB);
-      await src.dev.write(0, randomFillSync(new Uint8Array(1 * MIB)));
-      const first = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
-      assert.equal(first.state, 'done', JSON.stringify(first.error));
-      const [set1] = await w.service.listSets();
-      const cart = (await w.service.listCartridges()).find((c) => c.barcode === set1.cartridges[0])!;
+      const { volume, cartridge: cart } = await backedUp(w, 1);
       // Another cartridge under the same barcode: its own label and 3 MiB of its own data.
-      const site = w.service.site;
-      const pool = site.pool(undefined);
-      const B = pool.tapeBlockBytes;
-      const [driveName] = await site.drivesOf(pool);
-      const d = await site.mount(pool, driveName, cart.barcode);
-      await d.drive.setFixedBlock(B);
-      await d.drive.rewind();
+      const { drive, B } = await byHand(w, cart.barcode);
+      await drive.rewind();
       const other = '00000000-0000-4000-8000-000000000001';
       const label = encodeRecord({ kind: 'label', cartridgeUuid: other, barcode: cart.barcode, pool: 'elsewhere', formatVersion: FORMAT_VERSION, createdAt: new Date().toISOString(), tapeBlockBytes: B }, B);
-      await d.drive.device.write(label);
+      await drive.device.write(label);
       const theirs = randomFillSync(new Uint8Array(3 * MIB));
-      await d.drive.device.write(theirs);
-      const second = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
+      await drive.device.write(theirs);
+      const second = await w.service.waitForJob((await w.service.startBackup({ volume })).id);
       assert.equal(second.state, 'failed');
       assert.equal(second.error?.code, 'ERR_CONFLICT');
       assert.match(second.error?.message ?? '', new RegExp(`cartridge ${cart.barcode} starts with the label of another cartridge \\(uuid ${other}, pool elsewhere\\)`));
       assert.equal((await w.service.listSets()).length, 1, 'no second set');
       // Their data is still there, untouched.
-      const again = await site.mount(pool, driveName, cart.barcode);
-      await again.drive.setFixedBlock(B);
-      await again.drive.locate(label.length / B);
+      const again = (await byHand(w, cart.barcode)).drive;
+      await again.locate(label.length / B);
       const back = new Uint8Array(theirs.length);
-      const r = await again.drive.device.read(back);
+      const r = await again.device.read(back);
       assert.equal(r.kind, 'data');
       assert.ok(Buffer.from(back).equals(theirs), 'the other cartridge keeps its data');
     } finally {
@@ -297,12 +300,8 @@ test('backup server library: a restore and a backup wait for a cartridge another
   await inTempDir('ferry-jobs-', async (dir) => {
     const w = await world(dir);
     try {
-      const src = await w.lun(2 * MIB);
-      await src.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
-      const first = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
-      assert.equal(first.state, 'done', JSON.stringify(first.error));
+      const { src, job: first, set: set1 } = await backedUp(w, 2);
       const atBackup = await sha(src.dev);
-      const [set1] = await w.service.listSets();
       const barcode = set1.cartridges[0];
       const db = w.service.catalog.db;
       // Another job holds the set's cartridge, and every other cartridge is full.
@@ -384,26 +383,15 @@ test('backup server library: an empty incremental moves on when the appendable c
   await inTempDir('ferry-jobs-', async (dir) => {
     const w = await world(dir, { cartridgeSize: 8 * MIB });
     try {
-      const src = await w.lun(1 * MIB);
-      await src.dev.write(0, randomFillSync(new Uint8Array(1 * MIB)));
-      const full = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}` })).id);
-      assert.equal(full.state, 'done', JSON.stringify(full.error));
-      const [set1] = await w.service.listSets();
-      const db = w.service.catalog.db;
-      const barcode = set1.cartridges[0];
+      const { volume, cartridge: cart } = await backedUp(w, 1);
+      const barcode = cart.barcode;
       // The cartridge fills up after set 1 (as other sets would fill it): 6 MiB more, past early warning.
-      const site = w.service.site;
-      const pool = site.pool(undefined);
-      const B = pool.tapeBlockBytes;
-      const [driveName] = await site.drivesOf(pool);
-      const cart = (await w.service.listCartridges()).find((c) => c.barcode === barcode)!;
-      const d = await site.mount(pool, driveName, barcode);
-      await d.drive.setFixedBlock(B);
-      await d.drive.locate(cart.bytesUsed / B);
-      await d.drive.device.write(new Uint8Array(6 * MIB));
-      const endBlock = (await d.drive.position()).blockId;
-      await markCartridge(db, barcode, { state: 'append', endBlock, bytesUsed: endBlock * B });
-      const inc = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}`, level: 'incremental' })).id);
+      const { drive, B } = await byHand(w, barcode);
+      await drive.locate(cart.bytesUsed / B);
+      await drive.device.write(new Uint8Array(6 * MIB));
+      const endBlock = (await drive.position()).blockId;
+      await markCartridge(w.service.catalog.db, barcode, { state: 'append', endBlock, bytesUsed: endBlock * B });
+      const inc = await w.service.waitForJob((await w.service.startBackup({ volume, level: 'incremental' })).id);
       assert.equal(inc.state, 'done', JSON.stringify(inc.error));
       const sets = await w.service.listSets();
       assert.equal(sets[1].level, 'incremental');
