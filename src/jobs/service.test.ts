@@ -406,3 +406,32 @@ test('backup server library: an empty incremental moves on when the appendable c
     }
   });
 });
+
+test('backup server library: maxJobs bounds the jobs that run at once; the next waits, queued, says why, and can be canceled while it waits', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      w.config.maxJobs = 1;
+      const a = await w.lun(4 * MIB);
+      const b = await w.lun(1 * MIB);
+      for (const v of [a, b]) await v.dev.write(0, randomFillSync(new Uint8Array(1 * MIB)));
+      const first = await w.service.startBackup({ volume: `store:${a.lun}`, quietPeriodMs: 300 });
+      const second = await w.service.startBackup({ volume: `store:${b.lun}` });
+      const third = await w.service.startBackup({ volume: `store:${b.lun}` });
+      const queued = await w.service.getJob(second.id);
+      assert.equal(queued.state, 'queued');
+      assert.equal(queued.progress.waitingFor, 'a job slot: 1 job run at once (maxJobs)');
+      const c = await w.service.cancel(third.id);
+      assert.equal(c.state, 'canceled', 'canceled while waiting for its slot');
+      const [j1, j2] = await Promise.all([w.service.waitForJob(first.id), w.service.waitForJob(second.id)]);
+      assert.equal(j1.state, 'done', JSON.stringify(j1.error));
+      assert.equal(j2.state, 'done', JSON.stringify(j2.error));
+      // The second left 'queued' only once the first had ended.
+      const started = (await w.service.events(second.id)).find((e) => e.kind === 'state' && e.state !== 'queued');
+      assert.ok(started && Date.parse(started.at) >= Date.parse(j1.endedAt!), `second started ${started?.at}, first ended ${j1.endedAt}`);
+      assert.ok((await w.service.events(second.id)).some((e) => e.kind === 'log' && e.message === 'waiting for a job slot: 1 job run at once (maxJobs)'));
+    } finally {
+      await w.close();
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { listSets, getSet } from '../catalog/queries/sets.ts';
 import { listCartridges, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
 import { listVolumes } from '../catalog/queries/volumes.ts';
 import { FerryError } from '../util/errors.ts';
+import { DEFAULT_MAX_JOBS } from '../server/config.ts';
 import { JobContext, toEvent } from './context.ts';
 import { runBackup, type BackupRequest } from './backup.ts';
 import { runRestore } from './restore.ts';
@@ -39,6 +40,9 @@ export class LocalJobService implements JobService {
   private readonly defaults: { quietPeriodMs: number; timeoutMs: number };
   private readonly bus = new EventEmitter();
   private readonly running = new Map<number, { ctx: JobContext; abort: AbortController; done: Promise<void> }>();
+  /** Jobs past their slot wait (maxJobs), and those waiting for one, oldest first. */
+  private activeJobs = 0;
+  private readonly slotWaiters: Array<() => void> = [];
 
   private constructor(catalog: Catalog, site: Site) {
     this.catalog = catalog;
@@ -118,7 +122,9 @@ export class LocalJobService implements JobService {
     const abort = new AbortController();
     const ctx = new JobContext({ id: job.id, db: this.catalog.db, site: this.site, signal: abort.signal, state: 'queued', emit: (e) => this.bus.emit(`job:${job.id}`, e) });
     const done = (async () => {
+      let slot = false;
       try {
+        slot = await this.takeSlot(ctx, abort.signal);
         const out = await body(ctx);
         ctx.update({ bytesDone: ctx.progress.bytesTotal });
         // The job's bytes are what the data mover moved (COPY STATUS), records and padding included.
@@ -132,6 +138,7 @@ export class LocalJobService implements JobService {
         await transitionJob(this.catalog.db, job.id, ctx.state, to, { message: canceled ? 'canceled' : e.message, error: { code: canceled ? 'ERR_CANCELED' : e.code, message: e.message }, setId: null }).catch(() => undefined);
         ctx.state = to;
       } finally {
+        if (slot) this.giveSlot();
         await release(this.catalog.db, job.id).catch(() => undefined);
         this.running.delete(job.id);
         await ctx.publishStored().catch(() => undefined);
@@ -140,6 +147,39 @@ export class LocalJobService implements JobService {
     })();
     this.running.set(job.id, { ctx, abort, done });
     return this.view(job);
+  }
+
+  /** Wait, queued, until fewer than maxJobs jobs run (FIFO); a cancel ends the wait. */
+  private async takeSlot(ctx: JobContext, signal: AbortSignal): Promise<true> {
+    const max = this.site.config.maxJobs ?? DEFAULT_MAX_JOBS;
+    if (this.activeJobs < max && this.slotWaiters.length === 0) {
+      this.activeJobs++;
+      return true;
+    }
+    const why = `a job slot: ${max} job${max > 1 ? 's' : ''} run at once (maxJobs)`;
+    ctx.update({ waitingFor: why });
+    await ctx.log(`waiting for ${why}`);
+    await new Promise<void>((resolve, reject) => {
+      const go = (): void => {
+        signal.removeEventListener('abort', stop);
+        resolve();
+      };
+      const stop = (): void => {
+        const i = this.slotWaiters.indexOf(go);
+        if (i >= 0) this.slotWaiters.splice(i, 1);
+        reject(new FerryError('ERR_CANCELED', `job ${ctx.id} was canceled while waiting for a job slot`));
+      };
+      this.slotWaiters.push(go);
+      signal.addEventListener('abort', stop, { once: true });
+    });
+    ctx.update({ waitingFor: null });
+    return true; // the slot was handed over by giveSlot: activeJobs already counts it
+  }
+
+  private giveSlot(): void {
+    const next = this.slotWaiters.shift();
+    if (next) next();
+    else this.activeJobs--;
   }
 
   async cancel(id: number): Promise<JobView> {

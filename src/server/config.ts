@@ -16,6 +16,8 @@ export const DEFAULT_LISTEN = '127.0.0.1:8470';
 export const DEFAULT_TAPE_BLOCK_BYTES = 262_144;
 export const DEFAULT_QUIET_PERIOD_MS = 3000;
 export const DEFAULT_TIMEOUT_MS = 80_000;
+/** Jobs that run at once; more wait, queued. */
+export const DEFAULT_MAX_JOBS = 4;
 
 export interface HostPort {
   host: string;
@@ -72,6 +74,8 @@ export interface ServerConfig {
   movers: IscsiEndpoint[];
   pools: PoolConfig[];
   defaults: { quietPeriodMs: number; timeoutMs: number };
+  /** Jobs that run at once (DEFAULT_MAX_JOBS when absent); the rest wait, queued, in order. */
+  maxJobs?: number;
   /** Backups the server starts by itself; none when absent. */
   schedules?: ScheduleConfig[];
 }
@@ -169,6 +173,7 @@ export const ServerConfigSchema = obj(
       { quietPeriodMs: duration.default(DEFAULT_QUIET_PERIOD_MS), timeoutMs: duration.default(DEFAULT_TIMEOUT_MS) },
       'an object {quietPeriodMs?, timeoutMs?}',
     ).default({ quietPeriodMs: DEFAULT_QUIET_PERIOD_MS, timeoutMs: DEFAULT_TIMEOUT_MS }),
+    maxJobs: z.number(expect('a whole number of jobs, 1 to 64')).int(expect('a whole number of jobs, 1 to 64')).min(1, expect('a whole number of jobs, 1 to 64')).max(64, expect('a whole number of jobs, 1 to 64')).default(DEFAULT_MAX_JOBS),
     schedules: list(
       obj(
         {
@@ -311,6 +316,7 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
       tapeBlockBytes: p.tapeBlockBytes,
     })),
     defaults: c.defaults,
+    maxJobs: c.maxJobs,
     schedules: c.schedules.map((sc) => ({
       name: sc.name ?? sc.volume,
       volume: sc.volume,
