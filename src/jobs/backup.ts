@@ -163,7 +163,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       ctx.update({ cartridge: cart.barcode });
       const drive = await ctx.site.mount(pool, driveName, cart.barcode);
       if (!copier) {
-        copier = await Copier.open(await ctx.site.copyManager(req.mover, drive));
+        copier = await Copier.forJob(ctx, req.mover, drive);
         await ctx.setMover(copier.cm.name);
       }
       const start = await prepareCartridge(ctx, drive, pool, cart, copier);

@@ -19,6 +19,7 @@ export class JobContext {
   readonly progress: JobProgress;
   private readonly emit: (e: JobEvent) => void;
   private rateFrom: { at: number; bytes: number } | undefined;
+  private readonly endHooks: Array<() => void> = [];
   private lastSaved = 0;
 
   constructor(o: { id: number; db: Db; site: Site; signal: AbortSignal; state: JobState; emit: (e: JobEvent) => void }) {
@@ -29,6 +30,16 @@ export class JobContext {
     this.state = o.state;
     this.emit = o.emit;
     this.progress = idleProgress(o.state);
+  }
+
+  /** Run `f` when the job ends, however it ends (a mover's load, for one). */
+  onEnd(f: () => void): void {
+    this.endHooks.push(f);
+  }
+
+  /** The job has ended: run its end hooks. */
+  ended(): void {
+    for (const f of this.endHooks.splice(0)) f();
   }
 
   checkCanceled(): void {

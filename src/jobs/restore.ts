@@ -43,7 +43,7 @@ export async function runRestore(ctx: JobContext, req: StartRestore): Promise<{ 
         ctx.update({ cartridge: p.cartridge });
         const drive = await ctx.site.mount(pool, driveName, p.cartridge);
         if (!copier) {
-          copier = await Copier.open(await ctx.site.copyManager(req.mover, drive));
+          copier = await Copier.forJob(ctx, req.mover, drive);
           await ctx.setMover(copier.cm.name);
         }
         await drive.drive.setFixedBlock(s.tapeBlockBytes);

@@ -435,3 +435,31 @@ test('backup server library: maxJobs bounds the jobs that run at once; the next 
     }
   });
 });
+
+test('site: with several movers a job gets the least loaded one (config order on ties), and gives it back when it ends', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      // Two "movers": sessions to the world's own target (copyManager only logs in; nothing is copied here).
+      const { portal, iqn } = w.config.nodes[0];
+      w.config.movers = [
+        { name: 'm1', portal, iqn },
+        { name: 'm2', portal, iqn },
+      ];
+      const site = w.service.site;
+      const drive = undefined as never; // not used when movers are configured
+      const a = await site.copyManager(undefined, drive);
+      const b = await site.copyManager(undefined, drive);
+      const c = await site.copyManager(undefined, drive);
+      assert.deepEqual([a.name, b.name, c.name], ['m1', 'm2', 'm1']);
+      a.release!();
+      a.release!(); // once only
+      c.release!();
+      assert.equal((await site.copyManager(undefined, drive)).name, 'm1', 'm1 is free again, m2 still has one');
+      assert.equal((await site.copyManager('m2', drive)).name, 'm2', 'the one asked for, whatever its load');
+      await assert.rejects(site.copyManager('m9', drive), /no mover named m9: the config's movers are m1, m2/);
+    } finally {
+      await w.close();
+    }
+  });
+});

@@ -139,6 +139,7 @@ export class LocalJobService implements JobService {
         ctx.state = to;
       } finally {
         if (slot) this.giveSlot();
+        ctx.ended();
         await release(this.catalog.db, job.id).catch(() => undefined);
         this.running.delete(job.id);
         await ctx.publishStored().catch(() => undefined);

@@ -37,6 +37,8 @@ export interface CopyManagerRef {
   lun: number;
   /** The next LIST IDENTIFIER on this session and LU, shared by every job that uses them. */
   listId: () => number;
+  /** Call when the job is done with a configured mover: its load goes down by one. */
+  release?: () => void;
 }
 
 export class Site {
@@ -45,6 +47,8 @@ export class Site {
   private readonly sessions = new Map<string, Promise<InitiatorSession>>();
   /** Held results are kept per I_T nexus and list id (SPC-4 6.18): jobs sharing a session take turns through the ids. */
   private readonly listIds = new Map<string, number>();
+  /** Jobs using each configured mover now (this server's own count). */
+  private readonly moverLoad = new Map<string, number>();
   private listIdFor(session: InitiatorSession, lun: number): () => number {
     const key = `${session.isid.join('.')}/${session.targetName}/${lun}`;
     return () => {
@@ -168,15 +172,27 @@ export class Site {
   /** The copy manager a job sends its lists to: the named mover, else the first configured one, else the drive's own LU. */
   async copyManager(mover: string | undefined, drive: MountedDrive): Promise<CopyManagerRef> {
     const movers = this.config.movers;
-    if (mover !== undefined) {
-      const m = movers.find((x) => x.name === mover);
-      if (!m) throw new ServiceError('ERR_BAD_REQUEST', `no mover named ${mover}: the config's movers are ${movers.map((x) => x.name).join(', ') || 'none'}`);
-      const session = await this.session(m, 'mover');
-      return { name: m.name, session, lun: 0, listId: this.listIdFor(session, 0) };
+    if (mover !== undefined && !movers.some((x) => x.name === mover)) {
+      throw new ServiceError('ERR_BAD_REQUEST', `no mover named ${mover}: the config's movers are ${movers.map((x) => x.name).join(', ') || 'none'}`);
     }
     if (movers.length) {
-      const session = await this.session(movers[0], 'mover');
-      return { name: movers[0].name, session, lun: 0, listId: this.listIdFor(session, 0) };
+      // The one asked for, else the least loaded (config order breaks ties).
+      const load = (n: string): number => this.moverLoad.get(n) ?? 0;
+      const m = movers.find((x) => x.name === mover) ?? movers.reduce((a, b) => (load(b.name) < load(a.name) ? b : a));
+      this.moverLoad.set(m.name, load(m.name) + 1);
+      let released = false;
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        this.moverLoad.set(m.name, load(m.name) - 1);
+      };
+      try {
+        const session = await this.session(m, 'mover');
+        return { name: m.name, session, lun: 0, listId: this.listIdFor(session, 0), release };
+      } catch (e) {
+        release();
+        throw e;
+      }
     }
     if (!drive.drive.copyManager) {
       // A stand-alone drive of another target (a tgtd tape LUN) has no EXTENDED COPY: a `ferry mover` must copy.

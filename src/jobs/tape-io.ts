@@ -41,6 +41,13 @@ export class Copier {
     this.client = new CopyClient(cm.session, cm.lun);
   }
 
+  /** The copy manager for a job: `mover`, else the least loaded one, else the drive's LU; held until the job ends. */
+  static async forJob(ctx: JobContext, mover: string | undefined, drive: MountedDrive): Promise<Copier> {
+    const cm = await ctx.site.copyManager(mover, drive);
+    if (cm.release) ctx.onEnd(cm.release);
+    return Copier.open(cm);
+  }
+
   static async open(cm: CopyManagerRef): Promise<Copier> {
     const c = new Copier(cm);
     c.limits = await c.client.operatingParameters();

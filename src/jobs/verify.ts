@@ -145,7 +145,7 @@ async function viaScratchLun(ctx: JobContext, set: SetWithPieces, pool: PoolConf
       ctx.update({ cartridge: p.cartridge });
       const drive = await ctx.site.mount(pool, driveName, p.cartridge);
       if (!copier) {
-        copier = await Copier.open(await ctx.site.copyManager(o.mover, drive));
+        copier = await Copier.forJob(ctx, o.mover, drive);
         if (!o.inBackup) await ctx.setMover(copier.cm.name);
       }
       await drive.drive.setFixedBlock(set.tapeBlockBytes);
