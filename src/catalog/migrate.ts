@@ -5,6 +5,7 @@ import { PostgresAdapter, SqliteAdapter, sql, type Kysely } from 'kysely';
 import { FerryError } from '../util/errors.ts';
 import type { Database } from './schema.ts';
 import { m0001Initial } from './migrations/0001-initial.ts';
+import { m0002Files } from './migrations/0002-files.ts';
 
 export interface Migration {
   version: number;
@@ -14,7 +15,7 @@ export interface Migration {
 }
 
 /** Every migration, in order. Append only. */
-export const MIGRATIONS: readonly Migration[] = [m0001Initial];
+export const MIGRATIONS: readonly Migration[] = [m0001Initial, m0002Files];
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

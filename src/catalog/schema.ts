@@ -116,6 +116,51 @@ export interface ReservationsTable {
   at: string;
 }
 
+export interface SetFileIndexesTable {
+  set_id: number;
+  cluster_bytes: number;
+  sector_bytes: number;
+  cluster_count: number;
+  /** NTFS volume serial, hex. */
+  serial: string;
+  /** MFT base records in the index. */
+  files: number;
+  /** JSON [{record?, path?, code, message}]: records the backup could not read. */
+  skipped: string;
+}
+
+export interface FilePathsTable {
+  id: Generated<number>;
+  /** A directory's absolute path, `/` for the root. */
+  path: string;
+}
+
+export interface SetFilesTable {
+  set_id: number;
+  /** The directory holding this name: file_paths.id. */
+  dir_id: number;
+  name: string;
+  record: number;
+  /** file, dir, symlink or reparse */
+  type: string;
+  /** Bytes of the unnamed $DATA (0 for directories). */
+  size: number;
+  links: number;
+  /** The unnamed $DATA is resident. */
+  resident: number;
+  file_attributes: number;
+  security_id: number | null;
+  /** $STANDARD_INFORMATION times, ms since 1970 UTC. */
+  created_ms: number | null;
+  modified_ms: number | null;
+  changed_ms: number | null;
+  accessed_ms: number | null;
+  /** JSON [{name, size}] of the named $DATA streams. */
+  streams: string;
+  /** JSON of the $DATA attributes as the tape's file index has them. */
+  content: string;
+}
+
 export interface Database {
   schema_version: SchemaVersionTable;
   volumes: VolumesTable;
@@ -125,4 +170,7 @@ export interface Database {
   set_pieces: SetPiecesTable;
   cartridges: CartridgesTable;
   reservations: ReservationsTable;
+  set_file_indexes: SetFileIndexesTable;
+  file_paths: FilePathsTable;
+  set_files: SetFilesTable;
 }

@@ -2,7 +2,10 @@ import type { Command } from 'commander';
 import { JOB_STATES, STATE_LABELS, isFinal, type JobState } from '../jobs/states.ts';
 import type { JobType, JobView } from '../jobs/types.ts';
 import type { ServerClient } from '../server/client.ts';
+import { resolve } from 'node:path';
 import { parseDuration } from '../util/units.ts';
+import { UsageError } from '../util/errors.ts';
+import { collect } from './options.ts';
 import {
   JobFailedError,
   bytes,
@@ -26,7 +29,7 @@ interface WaitOpts extends ServerOpts {
 }
 
 const JOB_TYPES: readonly JobType[] = ['backup', 'restore', 'verify', 'rebuild'];
-const MODES = ['image', 'used'] as const;
+const MODES = ['image', 'used', 'files'] as const;
 const LEVELS = ['full', 'incremental'] as const;
 
 function withDetach(cmd: Command): Command {
@@ -107,7 +110,7 @@ export function registerJobs(program: Command): void {
         'Exit status: 0 done, 1 the job or the request failed, 2 usage error.',
     )
     .argument('<volume>', 'NODE:LUN, e.g. store:0', volumeArg('volume'))
-    .option('--mode <mode>', 'image (every block) or used (allocated NTFS clusters)', oneOf('--mode', MODES))
+    .option('--mode <mode>', 'image (every block), used (allocated NTFS clusters) or files (every NTFS file: metadata, then the blocks its attributes point to; browse with `ferry ls`)', oneOf('--mode', MODES))
     .option('--level <level>', 'full or incremental (changed blocks since the last set)', oneOf('--level', LEVELS))
     .option('--pool <name>', 'media pool')
     .option('--mover <name>', 'data mover')
@@ -119,7 +122,7 @@ export function registerJobs(program: Command): void {
       async (
         volume: string,
         o: WaitOpts & {
-          mode?: 'image' | 'used';
+          mode?: 'image' | 'used' | 'files';
           level?: 'full' | 'incremental';
           pool?: string;
           mover?: string;
@@ -143,26 +146,52 @@ export function registerJobs(program: Command): void {
     );
 
   withDetach(withServer(program.command('restore')))
-    .summary('restore a backup set (and its chain) to a volume through a data mover')
+    .summary('restore a backup set to a volume through a data mover, or files of a files set to a directory')
     .description(
       'Restore a set to a LUN: tape → LUN by a data mover, the full set and then each incremental ' +
         'of the chain. --to NODE:new creates a LUN through the node API. Refuses a LUN smaller than the ' +
-        'source, or one that is the source of a set in the chain, unless --force. Waits unless --detach.\n' +
-        'Exit status: 0 done, 1 the job or the request failed, 2 usage error.',
+        'source, or one that is the source of a set in the chain, unless --force.\n' +
+        'Or restore files of a files set (--file PATH, repeatable; a directory brings its subtree) into ' +
+        "--out DIR on the backup server's disk, at their full paths (DIR/a/b.txt for /a/b.txt). The server " +
+        "reads only those files' tape blocks, in one pass in tape order; their data crosses the server, " +
+        'unlike every other job. Named streams land as PATH:STREAM unless --no-streams.\n' +
+        'Waits unless --detach. Exit status: 0 done, 1 the job or the request failed, 2 usage error.',
     )
     .argument('<set>', 'backup set id', idArg('set'))
-    .requiredOption('--to <volume>', 'NODE:LUN, or NODE:new', volumeArg('--to', true))
-    .option('--force', 'restore into a smaller LUN or a source of the chain')
+    .option('--to <volume>', 'NODE:LUN, or NODE:new', volumeArg('--to', true))
+    .option('--file <path>', 'a file or directory of a files set (repeat for more)', collect, [])
+    .option('--out <dir>', "with --file: a new or empty directory on the server's disk")
+    .option('--no-streams', 'with --file: leave named streams out')
+    .option('--force', 'restore into a smaller LUN or a source of the chain; with --file, into a directory that is not empty')
     .option('--mover <name>', 'data mover')
-    .action(async (set: number, o: WaitOpts & { to: string; force?: boolean; mover?: string }) => {
+    .addHelpText('after', '\nExamples:\n  ferry restore 3 --to store:new\n  ferry restore 4 --file /docs/report.txt --file /photos --out /srv/restore')
+    .action(async (set: number, o: WaitOpts & { to?: string; file: string[]; out?: string; streams: boolean; force?: boolean; mover?: string }) => {
+      if (o.file.length > 0 || o.out !== undefined) {
+        if (o.to !== undefined) throw new UsageError('give either --to NODE:LUN (the whole set to a LUN) or --file PATH --out DIR (files to a directory), not both');
+        if (o.file.length === 0) throw new UsageError('--out needs at least one --file PATH');
+        if (o.out === undefined) throw new UsageError('--file needs --out DIR: the directory on the server to restore into');
+        // Relative to where the command runs (the server is often on the same host).
+        const outDir = resolve(o.out);
+        return runJob(
+          o,
+          (c) => c.startFileRestore({ set, files: o.file, out: outDir, force: o.force, streams: o.streams }),
+          (v) => {
+            const r = v.result ?? {};
+            if (o.json) return printJson({ job: v.id, state: v.state, set: v.set, bytes: v.bytes, out: r.out ?? outDir, files: r.files ?? 0, tapeBytes: r.tapeBytes ?? 0, ...errorOf(v) });
+            if (v.state === 'done') out(`job ${v.id} done: ${String(r.files)} entries of set ${set} restored into ${String(r.out)}, ${bytes(v.bytes)} written, ${bytes(Number(r.tapeBytes))} read from tape`);
+          },
+        );
+      }
+      if (o.to === undefined) throw new UsageError('say where to restore: --to NODE:LUN (or NODE:new), or --file PATH --out DIR');
+      const to = o.to;
       await runJob(
         o,
-        (c) => c.startRestore({ set, to: o.to, force: o.force, mover: o.mover }),
+        (c) => c.startRestore({ set, to, force: o.force, mover: o.mover }),
         (v) => {
           if (o.json) return printJson(jobResult(v));
           const lun = v.result && typeof v.result.lun === 'number' ? ` (LUN ${v.result.lun})` : '';
           if (v.state !== 'done') return;
-          out(`job ${v.id} done: set ${set} restored to ${o.to}${lun}, ${bytes(v.bytes)} moved`);
+          out(`job ${v.id} done: set ${set} restored to ${to}${lun}, ${bytes(v.bytes)} moved`);
         },
       );
     });

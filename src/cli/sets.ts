@@ -1,9 +1,20 @@
 import type { Command } from 'commander';
-import type { CartridgeView, SetView } from '../jobs/types.ts';
+import type { CartridgeView, FileView, SetView } from '../jobs/types.ts';
 import type { ScheduleView } from '../jobs/scheduler.ts';
-import { bytes, connect, formatTime, out, printJson, table, volumeArg, withServer, type ServerOpts } from './client.ts';
+import { bytes, connect, formatTime, idArg, out, printJson, table, volumeArg, withServer, type ServerOpts } from './client.ts';
 
-// `ferry sets`, `ferry cartridges` and `ferry schedules`: what the backup server holds and plans.
+// `ferry sets`, `ls`, `find`, `cartridges` and `schedules`: what the backup server holds and plans.
+
+/** As `ferry ntfs ls`: type, MFT record, size, modified, path. */
+function fileLine(e: FileView): string {
+  const kind = e.type === 'dir' ? 'd' : e.type === 'symlink' ? 'l' : e.type === 'reparse' ? 'r' : '-';
+  return `${kind} ${String(e.record).padStart(8)} ${String(e.size).padStart(12)} ${e.modified ?? '-'} ${e.path}${e.type === 'dir' ? '/' : ''}`;
+}
+
+function printFiles(list: FileView[], json: boolean | undefined): void {
+  if (json) return printJson(list);
+  if (list.length) out(list.map(fileLine).join('\n'));
+}
 
 function setRow(s: SetView): Record<string, unknown> {
   const { id, volume, mode, level, base, startedAt, endedAt, bytes: b, cartridges } = s;
@@ -29,6 +40,31 @@ export function registerSets(program: Command): void {
         s.cartridges.join(','),
       ]);
       out(table(['ID', 'VOLUME', 'MODE', 'LEVEL', 'BASE', 'STARTED', 'ENDED', 'BYTES', 'CARTRIDGES'], rows));
+    });
+
+  withServer(program.command('ls'))
+    .summary('list the files of a files set, from the catalog (no tape, no node)')
+    .description(
+      'List a directory of a set made with `ferry backup VOLUME --mode files`, from the catalog alone. ' +
+        'Rows as `ferry ntfs ls`: type, MFT record, size, modified time, path; --json adds links, streams, ' +
+        'times, attributes and the set that holds the data. System files ($MFT, $Extend …) only with --system.',
+    )
+    .argument('<set>', 'backup set id', idArg('set'))
+    .argument('[path]', 'directory (or file) in the set', '/')
+    .option('-R, --recursive', 'list subdirectories too')
+    .option('--system', 'include NTFS system files')
+    .addHelpText('after', '\nExamples:\n  ferry ls 4\n  ferry ls 4 /docs -R --json')
+    .action(async (set: number, path: string, o: ServerOpts & { recursive?: boolean; system?: boolean }) => {
+      printFiles(await (await connect(o)).listFiles(set, { path, recursive: o.recursive, system: o.system }), o.json);
+    });
+
+  withServer(program.command('find'))
+    .summary('find files of a files set by glob, from the catalog')
+    .description('Entries whose name matches PATTERN (*, ?, […]; case-insensitive), or whose whole path does when PATTERN holds a /.')
+    .argument('<set>', 'backup set id', idArg('set'))
+    .argument('<pattern>', "glob, e.g. '*.docx' or '/users/*/desktop/*'")
+    .action(async (set: number, pattern: string, o: ServerOpts) => {
+      printFiles(await (await connect(o)).findFiles(set, pattern), o.json);
     });
 
   withServer(program.command('cartridges'))

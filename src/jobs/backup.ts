@@ -9,7 +9,9 @@ import { cartridgeResource, pickWritable, reserve, upsertCartridge, type Cartrid
 import { encodeHeaderAt, encodeRecord } from '../tapeformat/codec.ts';
 import { readRecord } from '../tapeformat/read-record.ts';
 import { FORMAT_VERSION } from '../tapeformat/magic.ts';
-import type { SetHeader, SetTrailer } from '../tapeformat/records.ts';
+import type { FileIndex, SetHeader, SetTrailer } from '../tapeformat/records.ts';
+import type { FilePlan } from '../ntfs/plan.ts';
+import { fileIndex, planFiles } from './file-index.ts';
 import { streamExtents, type StreamExtent } from '../xcopy/list-builder.ts';
 import { FerryError } from '../util/errors.ts';
 import type { PoolConfig } from '../server/config.ts';
@@ -29,6 +31,8 @@ import { acquireDrive, acquireVolume, diskLun, parseVolume } from './resources.t
 export type BackupRequest = Required<Omit<StartBackup, 'mover' | 'pool'>> & { mover?: string; pool?: string };
 
 interface Plan {
+  /** `files` mode: every file, for the index in the last trailer. */
+  files?: FilePlan;
   level: BackupLevel;
   reason: string | null;
   baseSetId: number | null;
@@ -63,11 +67,15 @@ function intersect(a: Array<{ lba: number; blocks: number }>, b: Array<{ lba: nu
   return out;
 }
 
+/** The snapshot's LUN, read-only over iSCSI: the server reads metadata through it, never file data. */
+async function snapshotDevice(ctx: JobContext, nodeName: string, snap: SnapshotRecord): Promise<RemoteBlockDevice> {
+  const s = await ctx.site.session(ctx.site.node(nodeName), 'node');
+  return RemoteBlockDevice.open(s, snap.lun, { readOnly: true });
+}
+
 /** `used` mode: allocated clusters from $Bitmap plus both boot sectors, read over iSCSI from the snapshot. */
 async function usedExtents(ctx: JobContext, nodeName: string, snap: SnapshotRecord, blockSize: number): Promise<Array<{ lba: number; blocks: number }>> {
-  const node = ctx.site.node(nodeName);
-  const s = await ctx.site.session(node, 'node');
-  const dev = await RemoteBlockDevice.open(s, snap.lun, { readOnly: true });
+  const dev = await snapshotDevice(ctx, nodeName, snap);
   let vol;
   try {
     vol = await openVolume(dev);
@@ -155,6 +163,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     // The set ends when its last trailer was composed: the catalog keeps the time the tape says (a rebuild reads it back).
     let endedAt = '';
     let copier: Copier | undefined;
+    let index: FileIndex | undefined;
     const disk = diskCscd(snapInfo.designator, info.blockSize);
     do {
       const seq = pieces.length + 1;
@@ -215,6 +224,10 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
         endedAt: new Date().toISOString(),
         digests: { sha256 },
       };
+      if (complete && plan.files) {
+        const placed = [...pieces.map((p) => ({ seq: p.seq, dataBlock: p.dataBlock, streamStart: p.streamStart, streamEnd: p.streamEnd })), { seq, dataBlock: h.header.piece.dataBlockId, streamStart: pos, streamEnd: end }];
+        trailer.files = index = fileIndex(plan.files, plan.extents, placed, info.blockSize, B);
+      }
       endedAt = trailer.endedAt;
       const tb = encodeRecord(trailer, pool.tapeBlockBytes);
       for (const l of copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: pool.tapeBlockBytes, diskBlockBytes: info.blockSize, extents: [], streamStart: 0, streamEnd: 0, after: tb, filemark: true })) {
@@ -254,6 +267,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       },
       pieces,
       cartridges: carts,
+      ...(index ? { files: index } : {}),
       volume: { keptSnapshotId: snap.id, keptSetId: setId },
     });
     keep = true;
@@ -281,6 +295,20 @@ async function makePlan(
   let reason: string | null = null;
   let ranges: Array<{ lba: number; blocks: number }> = [{ lba: 0, blocks: v.blockCount }];
   if (req.mode === 'used') ranges = await usedExtents(ctx, v.node, v.snap, v.blockSize);
+  let files: FilePlan | undefined;
+  if (req.mode === 'files') {
+    let skipped = 0;
+    const dev = await snapshotDevice(ctx, v.node, v.snap);
+    ({ plan: files, ranges } = await planFiles(dev, v.vid, (s) => {
+      if (skipped++ < 20) void ctx.log(`skipped MFT record ${s.record ?? '?'}${s.path ? ` (${s.path})` : ''}: ${s.message}`);
+    }));
+    await ctx.log(`planned ${files.fileCount} files: ${files.extents.length} block ranges of file data and metadata${skipped ? `; ${skipped} malformed MFT records skipped (listed in the set's index)` : ''}`);
+    // Changed-block tracking says which blocks changed, not which files: a files set is always whole for now.
+    if (level === 'incremental') {
+      reason = 'incremental files backups are not built yet';
+      level = 'full';
+    }
+  }
   let base = v.base;
   if (level === 'incremental') {
     if (!base) reason = `no earlier set of ${v.vid} with a kept snapshot to build on`;
@@ -299,7 +327,7 @@ async function makePlan(
   }
   const extents = streamExtents(merge(ranges), v.blockSize);
   const streamBytes = extents.reduce((n, e) => n + e.blocks * v.blockSize, 0);
-  return { level, reason, baseSetId: level === 'incremental' ? base!.id : null, baseSetUuid: level === 'incremental' ? base!.uuid : null, extents, streamBytes };
+  return { files, level, reason, baseSetId: level === 'incremental' ? base!.id : null, baseSetUuid: level === 'incremental' ? base!.uuid : null, extents, streamBytes };
 }
 
 /**

@@ -1,13 +1,13 @@
 import { Cron } from 'croner';
 import type { ScheduleConfig } from '../server/config.ts';
 import { isFinal } from './states.ts';
-import type { BackupLevel, JobService } from './types.ts';
+import type { BackupLevel, BackupMode, JobService } from './types.ts';
 
 /** A schedule as `ferry schedules` and GET /v1/schedules show it. */
 export interface ScheduleView {
   name: string;
   volume: string;
-  mode: 'image' | 'used';
+  mode: BackupMode;
   level: BackupLevel;
   cron: string;
   fullEveryMs: number | null;

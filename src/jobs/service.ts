@@ -2,6 +2,8 @@ import { EventEmitter } from 'node:events';
 import type { Catalog } from '../catalog/db.ts';
 import { createJob, getJob, interruptRunningJobs, listJobEvents, listJobs, transitionJob, updateJobProgress, type Job } from '../catalog/queries/jobs.ts';
 import { listSets, getSet } from '../catalog/queries/sets.ts';
+import { fileIndexInfo, findEntry, findFiles, listDirectory, normalizePath } from '../catalog/queries/files.ts';
+import { runFileRestore } from './file-restore.ts';
 import { listCartridges, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
 import { listVolumes } from '../catalog/queries/volumes.ts';
 import { FerryError } from '../util/errors.ts';
@@ -27,6 +29,9 @@ import {
   type JobType,
   type StartRestore,
   type StartVerify,
+  type StartFileRestore,
+  type ListFiles,
+  type FileView,
   type VolumeView,
 } from './types.ts';
 
@@ -95,6 +100,11 @@ export class LocalJobService implements JobService {
   async startRestore(req: StartRestore): Promise<JobView> {
     if (!(await getSet(this.catalog.db, req.set))) throw new ServiceError('ERR_NOT_FOUND', `no set ${req.set} in the catalog (see \`ferry sets\`)`);
     return this.start('restore', req.to, req, (ctx) => runRestore(ctx, req).then((x) => ({ set: req.set, bytes: x.bytes, result: { lun: x.lun, volume: x.volume } })));
+  }
+
+  async startFileRestore(req: StartFileRestore): Promise<JobView> {
+    await this.filesSet(req.set);
+    return this.start('restore', null, req, (ctx) => runFileRestore(ctx, req).then((x) => ({ set: req.set, bytes: x.bytes, result: { out: x.out, files: x.files, tapeBytes: x.tapeBytes } })));
   }
 
   async startVerify(req: StartVerify): Promise<JobView> {
@@ -226,7 +236,7 @@ export class LocalJobService implements JobService {
     return (await listSets(this.catalog.db, { volumeId: f.volume })).map((s) => ({
       id: s.id,
       volume: s.volumeId,
-      mode: s.mode === 'files' ? 'image' : s.mode,
+      mode: s.mode,
       level: s.level,
       base: s.baseSetId,
       startedAt: s.startedAt,
@@ -242,6 +252,30 @@ export class LocalJobService implements JobService {
     const s = (await this.listSets()).find((x) => x.id === id);
     if (!s) throw new ServiceError('ERR_NOT_FOUND', `no set ${id} in the catalog (see \`ferry sets\`)`);
     return s;
+  }
+
+  /** A files set, or why not. */
+  private async filesSet(id: number): Promise<void> {
+    const set = await getSet(this.catalog.db, id);
+    if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${id} in the catalog (see \`ferry sets\`)`);
+    if (set.mode !== 'files') throw new ServiceError('ERR_BAD_REQUEST', `set ${id} is a ${set.mode} set and has no file index: browse and restore files from sets made with \`ferry backup VOLUME --mode files\`, or restore set ${id} to a LUN`);
+    if (!(await fileIndexInfo(this.catalog.db, id))) throw new ServiceError('ERR_NOT_FOUND', `set ${id} has no file index in the catalog: run \`ferry catalog rebuild\``);
+  }
+
+  async listFiles(id: number, q: ListFiles = {}): Promise<FileView[]> {
+    await this.filesSet(id);
+    const at = await findEntry(this.catalog.db, id, q.path ?? '/');
+    if (at === undefined) throw new ServiceError('ERR_NOT_FOUND', `${normalizePath(q.path ?? '/')} is not in set ${id} (see \`ferry ls ${id} /\`)`);
+    if (at !== 'root' && at.type !== 'dir') {
+      const { data: _d, modifiedMs: _m, ...entry } = at;
+      return [entry];
+    }
+    return listDirectory(this.catalog.db, id, at === 'root' ? '/' : at.path, { recursive: q.recursive, system: q.system });
+  }
+
+  async findFiles(id: number, pattern: string): Promise<FileView[]> {
+    await this.filesSet(id);
+    return findFiles(this.catalog.db, id, pattern);
   }
 
   async listCartridges(): Promise<CartridgeView[]> {

@@ -1,5 +1,6 @@
 import { FerryError } from '../util/errors.ts';
 import type { JobState } from './states.ts';
+import type { FileEntry } from '../catalog/queries/files.ts';
 
 /**
  * What the backup server's library offers its faces (REST API, CLI, `ferry up`, `ferry demo`).
@@ -7,7 +8,7 @@ import type { JobState } from './states.ts';
  */
 
 export type JobType = 'backup' | 'restore' | 'verify' | 'rebuild';
-export type BackupMode = 'image' | 'used';
+export type BackupMode = 'image' | 'used' | 'files';
 export type BackupLevel = 'full' | 'incremental';
 
 export interface StartBackup {
@@ -29,6 +30,29 @@ export interface StartRestore {
   to: string;
   force?: boolean;
   mover?: string;
+}
+
+/** Files of a files set back to a directory on the server (the data crosses the server). */
+export interface StartFileRestore {
+  set: number;
+  /** Absolute paths in the set; a directory brings its subtree. */
+  files: string[];
+  /** Directory on the server; new or empty unless `force`. */
+  out: string;
+  force?: boolean;
+  /** Named streams as PATH:STREAM files (default true). */
+  streams?: boolean;
+}
+
+/** A row of `ferry ls`: the fields of `ferry ntfs ls --json`, and the set that holds the data. */
+export type FileView = FileEntry;
+
+export interface ListFiles {
+  /** A directory (or one file) in the set; `/` by default. */
+  path?: string;
+  recursive?: boolean;
+  /** Show NTFS system files ($MFT, $Extend …). */
+  system?: boolean;
 }
 
 export interface StartVerify {
@@ -132,6 +156,7 @@ export interface JobFilter {
 export interface JobService {
   startBackup(req: StartBackup): Promise<JobView>;
   startRestore(req: StartRestore): Promise<JobView>;
+  startFileRestore(req: StartFileRestore): Promise<JobView>;
   startVerify(req: StartVerify): Promise<JobView>;
   startRebuild(req: StartRebuild): Promise<JobView>;
   cancel(job: number): Promise<JobView>;
@@ -145,6 +170,10 @@ export interface JobService {
   waitForJob(job: number): Promise<JobView>;
   listSets(filter?: { volume?: string }): Promise<SetView[]>;
   getSet(set: number): Promise<SetView>;
+  /** A directory of a files set, from the catalog alone (no tape, no node). */
+  listFiles(set: number, q?: ListFiles): Promise<FileView[]>;
+  /** Entries of a files set whose name (or path, for a pattern with `/`) matches a glob. */
+  findFiles(set: number, pattern: string): Promise<FileView[]>;
   listCartridges(): Promise<CartridgeView[]>;
   listVolumes(): Promise<VolumeView[]>;
   close(): Promise<void>;

@@ -4,11 +4,11 @@ import { decodeRunsInto, HOLE, RunCol } from './data-runs.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 import { applyFixupsAt, RecordMagic } from './fixup.ts';
 import {
-  attrLengthAt, AttrType, AttrTypeName, checkRunsEnd, decodeFileRecord, decodeUtf16, isExtension, newAttrHeader, newRecordHeader, readAttrHeader, readRecordHeader, RecordFlag,
+  attrLengthAt, AttrType, AttrTypeName, type AttrRecord, checkRunsEnd, decodeFileRecord, decodeUtf16, isExtension, newAttrHeader, newRecordHeader, readAttrHeader, readRecordHeader, RecordFlag,
 } from './record.ts';
 import type { SkippedRecord } from './tree.ts';
 import { Namespace, readFileName, readStandardInfo, reparseTagAt, ReparseTag, type FileNameHeader, type StandardInfo } from './values.ts';
-import { assembleFile, checkAttrSizes, mftBatches, recordByteOffset, SystemRecord, type NtfsFile, type Volume } from './volume.ts';
+import { assembleFile, checkAttrSizes, mftBatches, recordByteOffset, SystemRecord, type NtfsAttr, type NtfsFile, type Volume } from './volume.ts';
 
 /** Plan format version (docs/ntfs.md). */
 export const PLAN_VERSION = 1;
@@ -602,6 +602,14 @@ class PlanBuilder {
   }
 }
 
+/** The base record's $ATTRIBUTE_LIST as a flattened attribute (assembleFile leaves it out). */
+function listAttr(n: number, a: AttrRecord): NtfsAttr {
+  return {
+    record: n, type: a.type, name: a.name, id: a.id, resident: a.resident, value: a.value, flags: a.flags, compressionUnit: a.compressionUnit,
+    dataSize: a.dataSize, initializedSize: a.initializedSize, allocatedSize: a.allocatedSize, compressedSize: a.compressedSize, runs: a.runs, extents: [a],
+  };
+}
+
 /**
  * The file-level backup plan: one sequential pass over the $MFT (metadata only, never file
  * data), each in-use base record decoded straight into columns (records with an attribute list
@@ -628,7 +636,12 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
       const off = (n - first) * rs;
       const at = recordByteOffset(vol, n);
       try {
-        b.addFile(await assembleFile(vol, decodeFileRecord(buf.subarray(off, off + rs), n, at, clusterCount)));
+        const base = decodeFileRecord(buf.subarray(off, off + rs), n, at, clusterCount);
+        const f = await assembleFile(vol, base);
+        // The list itself is an attribute too: a whole restore needs its clusters when it is non-resident.
+        const list = base.attrs.find((a) => a.type === AttrType.ATTRIBUTE_LIST);
+        if (list) f.attrs.unshift(listAttr(n, list));
+        b.addFile(f);
         flattened = true;
       } catch (e) {
         if (!(e instanceof NtfsFormatError)) throw e;

@@ -243,7 +243,8 @@ function servedRoutes(tree: string): string[] {
   const stack: string[] = [];
   const out: string[] = [];
   for (const line of tree.split('\n')) {
-    const m = /^(.*?)(\/\S*) \(([^)]+)\)$/.exec(line);
+    // A segment is `/name`, or a suffix of its parent's (`-files` under `/restore`).
+    const m = /^([│├└─\s]*)([/\w-]\S*) \(([^)]+)\)$/.exec(line);
     if (!m) continue;
     const depth = [...m[1]].length / 4 - 1;
     stack[depth] = m[2];

@@ -11,6 +11,9 @@ import {
   IdParams,
   JobsQuery,
   SetsQuery,
+  FilesQuery,
+  FindQuery,
+  StartFileRestoreBody,
   StartBackupBody,
   StartRebuildBody,
   StartRestoreBody,
@@ -84,6 +87,9 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
   app.post('/v1/jobs/verify', async (req, reply) =>
     reply.code(201).send(await service.startVerify(validate(StartVerifyBody, req.body ?? {}, 'body'))),
   );
+  app.post('/v1/jobs/restore-files', async (req, reply) =>
+    reply.code(201).send(await service.startFileRestore(validate(StartFileRestoreBody, req.body ?? {}, 'body'))),
+  );
   app.post('/v1/jobs/rebuild', async (req, reply) =>
     reply.code(201).send(await service.startRebuild(validate(StartRebuildBody, req.body ?? {}, 'body'))),
   );
@@ -107,6 +113,8 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
 
   app.get('/v1/sets', async (req) => service.listSets(validate(SetsQuery, req.query, 'query')));
   app.get('/v1/sets/:id', async (req) => service.getSet(validate(IdParams, req.params, 'path').id));
+  app.get('/v1/sets/:id/files', async (req) => service.listFiles(validate(IdParams, req.params, 'path').id, validate(FilesQuery, req.query, 'query')));
+  app.get('/v1/sets/:id/find', async (req) => service.findFiles(validate(IdParams, req.params, 'path').id, validate(FindQuery, req.query, 'query').pattern));
   app.get('/v1/cartridges', async () => service.listCartridges());
   app.get('/v1/volumes', async () => service.listVolumes());
   app.get('/v1/schedules', async () => opts.schedules?.() ?? []);

@@ -18,6 +18,9 @@ import {
   type StartRebuild,
   type StartRestore,
   type StartVerify,
+  type StartFileRestore,
+  type ListFiles,
+  type FileView,
   type VolumeView,
 } from '../jobs/types.ts';
 import { FerryError, UsageError } from '../util/errors.ts';
@@ -137,6 +140,9 @@ export class ServerClient implements JobService {
   startRestore(req: StartRestore): Promise<JobView> {
     return this.call('POST', '/v1/jobs/restore', req);
   }
+  startFileRestore(req: StartFileRestore): Promise<JobView> {
+    return this.call('POST', '/v1/jobs/restore-files', req);
+  }
   startVerify(req: StartVerify): Promise<JobView> {
     return this.call('POST', '/v1/jobs/verify', req);
   }
@@ -161,6 +167,12 @@ export class ServerClient implements JobService {
   }
   getSet(set: number): Promise<SetView> {
     return this.call('GET', `/v1/sets/${set}`);
+  }
+  listFiles(set: number, q: ListFiles = {}): Promise<FileView[]> {
+    return this.call('GET', `/v1/sets/${set}/files${query(q)}`);
+  }
+  findFiles(set: number, pattern: string): Promise<FileView[]> {
+    return this.call('GET', `/v1/sets/${set}/find${query({ pattern })}`);
   }
   listCartridges(): Promise<CartridgeView[]> {
     return this.call('GET', '/v1/cartridges');

@@ -84,7 +84,7 @@ export interface ScheduleConfig {
   /** Unique; the volume when not given. */
   name: string;
   volume: string;
-  mode: 'image' | 'used';
+  mode: 'image' | 'used' | 'files';
   level: 'full' | 'incremental';
   cron: string;
   /** Run a full instead when the volume's last full set of this mode is older than this. */
@@ -179,7 +179,7 @@ export const ServerConfigSchema = obj(
         {
           name: name.optional(),
           volume,
-          mode: z.enum(['image', 'used'], expect('"image" or "used"')).default('image'),
+          mode: z.enum(['image', 'used', 'files'], expect('"image", "used" or "files"')).default('image'),
           level: z.enum(['full', 'incremental'], expect('"full" or "incremental"')).default('incremental'),
           cron,
           fullEvery: period.optional(),

@@ -4,6 +4,9 @@ import {
   EventsQuery,
   JobsQuery,
   SetsQuery,
+  FilesQuery,
+  FindQuery,
+  StartFileRestoreBody,
   StartBackupBody,
   StartRebuildBody,
   StartRestoreBody,
@@ -111,7 +114,7 @@ export const SERVER_OPENAPI = {
       Set: obj({
         id: int,
         volume: str,
-        mode: { enum: ['image', 'used'] },
+        mode: { enum: ['image', 'used', 'files'] },
         level: { enum: ['full', 'incremental'] },
         base: intOrNull,
         startedAt: time,
@@ -120,6 +123,21 @@ export const SERVER_OPENAPI = {
         cartridges: { type: 'array', items: str, description: 'barcodes in piece order' },
         snapshot: str,
         reason: { ...strOrNull, description: 'why a requested incremental ran as a full' },
+      }),
+      File: obj({
+        path: str,
+        type: { enum: ['file', 'dir', 'symlink', 'reparse'] },
+        size: int,
+        record: int,
+        links: int,
+        streams: { type: 'array', items: obj({ name: str, size: int }) },
+        resident: { type: 'boolean' },
+        created: strOrNull,
+        modified: strOrNull,
+        changed: strOrNull,
+        accessed: strOrNull,
+        fileAttributes: int,
+        set: { ...int, description: 'the set that holds the data' },
       }),
       Cartridge: obj({
         barcode: str,
@@ -145,6 +163,10 @@ export const SERVER_OPENAPI = {
       StartBackupBody,
     ),
     '/v1/jobs/restore': startJob('Restore a set (and its chain) to a volume through a data mover', StartRestoreBody),
+    '/v1/jobs/restore-files': startJob(
+      "Restore files of a files set to a directory on the server's disk (the server reads those files' tape blocks, in one pass)",
+      StartFileRestoreBody,
+    ),
     '/v1/jobs/verify': startJob('Verify a set: digests computed where the data lives, compared', StartVerifyBody),
     '/v1/jobs/rebuild': startJob('Rebuild the catalog from labels, headers and trailers on tape', StartRebuildBody),
     '/v1/jobs': {
@@ -199,6 +221,20 @@ export const SERVER_OPENAPI = {
         summary: 'One backup set',
         parameters: [idParam],
         responses: { '200': json(ref('Set')), ...errors(400, 401, 404) },
+      },
+    },
+    '/v1/sets/{id}/files': {
+      get: {
+        summary: 'A directory of a files set (or one file), from the catalog alone',
+        parameters: [idParam, ...queryParams(FilesQuery)],
+        responses: { '200': json({ type: 'array', items: ref('File') }), ...errors(400, 401, 404) },
+      },
+    },
+    '/v1/sets/{id}/find': {
+      get: {
+        summary: 'Entries of a files set whose name (or path) matches a glob',
+        parameters: [idParam, ...queryParams(FindQuery)],
+        responses: { '200': json({ type: 'array', items: ref('File') }), ...errors(400, 401, 404) },
       },
     },
     '/v1/cartridges': {

@@ -13,7 +13,7 @@ const setId = z.number().int().positive().describe('backup set id');
 
 export const StartBackupBody = z.strictObject({
   volume,
-  mode: z.enum(['image', 'used']).optional(),
+  mode: z.enum(['image', 'used', 'files']).optional(),
   level: z.enum(['full', 'incremental']).optional(),
   pool: name.optional(),
   mover: name.optional(),
@@ -30,6 +30,16 @@ export const StartRestoreBody = z.strictObject({
     .describe('NODE:LUN, or NODE:new to create a LUN through the node API'),
   force: z.boolean().optional().describe('restore into a smaller LUN or a source of the chain'),
   mover: name.optional(),
+});
+
+const filePath = z.string().min(1).max(32_767).describe('absolute path in the set, e.g. /docs/a.txt');
+
+export const StartFileRestoreBody = z.strictObject({
+  set: setId,
+  files: z.array(filePath).min(1, 'name at least one file').max(10_000).describe('files or directories (a directory brings its subtree)'),
+  out: z.string().min(1).describe("directory on the server's disk, new or empty unless force"),
+  force: z.boolean().optional().describe('write into a directory that is not empty'),
+  streams: z.boolean().optional().describe('named streams as PATH:STREAM files (default true)'),
 });
 
 export const StartVerifyBody = z.strictObject({ set: setId });
@@ -61,6 +71,18 @@ export const StreamQuery = z.strictObject({
 });
 
 export const SetsQuery = z.strictObject({ volume: volume.optional() });
+
+const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+export const FilesQuery = z.strictObject({
+  path: filePath.optional().describe('a directory, or one file (default /)'),
+  recursive: flag.optional().describe('the whole subtree'),
+  system: flag.optional().describe('NTFS system files too ($MFT, $Extend …)'),
+});
+
+export const FindQuery = z.strictObject({
+  pattern: z.string().min(1).max(1024).describe('glob (*, ?, […]) on names, or on paths when it holds /; case-insensitive'),
+});
 
 export const IdParams = z.strictObject({ id: z.coerce.number().int().positive() });
 

@@ -69,6 +69,59 @@ export interface SetTrailer {
   complete: boolean;
   endedAt: string;
   digests: { sha256: string | null };
+  /** Files sets, last piece only: the file index (docs "File index"). */
+  files?: FileIndex;
+}
+
+/** One attribute of an indexed file: resident with its whole attribute record, or non-resident with runs. */
+export interface IndexAttribute {
+  type: number;
+  typeName: string;
+  name: string;
+  resident: boolean;
+  /** Bytes of data (the value's length when resident). */
+  size: number;
+  /** Resident: the attribute record (header and value), base64; the value starts at `valueOffset`. */
+  bytes?: string;
+  valueOffset?: number;
+  flags?: number;
+  compressionUnit?: number;
+  allocatedSize?: number;
+  initializedSize?: number;
+  /** Non-resident: each extent's attribute record (header with its runlist), base64. */
+  headers?: string[];
+  /** Non-resident: [vcn, clusters, lba] (lba null for a sparse run), lba in disk blocks. */
+  runs?: [number, number, number | null][];
+  /** Non-resident: where each run's first byte lies on tape, [sequence, blockId, offset]; null for a sparse run. */
+  tape?: ([number, number, number] | null)[];
+}
+
+/** One file (MFT base record) of a files set, as `ferry ntfs plan` describes it (docs/ntfs.md). */
+export interface IndexFile {
+  record: number;
+  seq: number;
+  /** Through the first non-DOS name; null when the parent chain does not reach the root. */
+  path: string | null;
+  type: 'file' | 'dir' | 'symlink' | 'reparse';
+  names: { parent: number; name: string; namespace: number }[];
+  fileAttributes: number;
+  securityId: number | null;
+  createdMs: number | null;
+  modifiedMs: number | null;
+  changedMs: number | null;
+  accessedMs: number | null;
+  attributes: IndexAttribute[];
+}
+
+/** The file index a files set carries in its last trailer (docs "File index"). */
+export interface FileIndex {
+  clusterSize: number;
+  sectorSize: number;
+  clusterCount: number;
+  serial: string;
+  /** Records the backup could not read, each with why. */
+  skipped: { record?: number; path?: string; code: string; message: string }[];
+  files: IndexFile[];
 }
 
 export type TapeRecord = VolumeLabel | SetHeader | SetTrailer;
@@ -145,6 +198,50 @@ export const setHeaderSchema = z
     if (start % h.diskBlockBytes !== 0) issue(['piece', 'streamStart'], 'not on a disk block boundary');
   }) satisfies z.ZodType<SetHeader>;
 
+const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64');
+const msOrNull = z.number().nullable();
+
+const indexAttributeSchema = z.object({
+  type: uint,
+  typeName: z.string(),
+  name: z.string(),
+  resident: z.boolean(),
+  size: uint,
+  bytes: base64.optional(),
+  valueOffset: uint.optional(),
+  flags: uint.optional(),
+  compressionUnit: uint.optional(),
+  allocatedSize: uint.optional(),
+  initializedSize: uint.optional(),
+  headers: z.array(base64).optional(),
+  runs: z.array(z.tuple([uint, z.int().positive(), uint.nullable()])).optional(),
+  tape: z.array(z.tuple([z.int().positive(), uint, uint]).nullable()).optional(),
+}) satisfies z.ZodType<IndexAttribute>;
+
+const indexFileSchema = z.object({
+  record: uint,
+  seq: uint,
+  path: z.string().nullable(),
+  type: z.enum(['file', 'dir', 'symlink', 'reparse']),
+  names: z.array(z.object({ parent: uint, name: z.string(), namespace: uint })),
+  fileAttributes: uint,
+  securityId: uint.nullable(),
+  createdMs: msOrNull,
+  modifiedMs: msOrNull,
+  changedMs: msOrNull,
+  accessedMs: msOrNull,
+  attributes: z.array(indexAttributeSchema),
+}) satisfies z.ZodType<IndexFile>;
+
+export const fileIndexSchema = z.object({
+  clusterSize: z.int().positive(),
+  sectorSize: z.int().positive(),
+  clusterCount: uint,
+  serial: z.string(),
+  skipped: z.array(z.object({ record: uint.optional(), path: z.string().optional(), code: z.string(), message: z.string() })),
+  files: z.array(indexFileSchema),
+}) satisfies z.ZodType<FileIndex>;
+
 export const setTrailerSchema = z
   .object({
     kind: z.literal('trailer'),
@@ -156,6 +253,7 @@ export const setTrailerSchema = z
     complete: z.boolean(),
     endedAt: isoTime,
     digests: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'not 64 lower-case hex digits').nullable() }),
+    files: fileIndexSchema.optional(),
   })
   .superRefine((t, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
@@ -169,6 +267,7 @@ export const setTrailerSchema = z
     if ((p.dataBlocks > 0) !== (p.streamEnd > p.streamStart)) {
       issue(['piece', 'dataBlocks'], 'zero exactly when the piece holds no data');
     }
+    if (t.files && !t.complete) issue(['files'], 'only the last piece (complete) carries the file index');
   }) satisfies z.ZodType<SetTrailer>;
 
 const SCHEMAS = { label: volumeLabelSchema, header: setHeaderSchema, trailer: setTrailerSchema } as const;

@@ -1,10 +1,11 @@
 // Catalog rebuild, the reconciler half (docs/on-tape-format.md "Catalog rebuild"): what a scan of
 // the cartridges found goes into the catalog in ONE transaction. The scanner (src/jobs/rebuild.ts)
 // reads labels, headers and trailers; this module decides which sets are whole and writes them.
-import type { SetHeader, SetTrailer, VolumeLabel } from '../../tapeformat/records.ts';
+import type { FileIndex, SetHeader, SetTrailer, VolumeLabel } from '../../tapeformat/records.ts';
 import { getCartridge, upsertCartridge, type CartridgeInput } from './cartridges.ts';
 import { inTransaction, type Db } from './common.ts';
 import { getSet, getSetByUuid, insertCompletedSet, type BackupSet, type SetPiece } from './sets.ts';
+import { insertSetFiles } from './files.ts';
 import { getVolume, upsertVolume } from './volumes.ts';
 
 /** A set piece whose header and trailer were read and checked (checkPiece, trailer position). */
@@ -58,6 +59,8 @@ interface Candidate {
   set: BackupSet;
   pieces: SetPiece[];
   header: SetHeader;
+  /** A files set's index, from its last trailer. */
+  files?: FileIndex;
 }
 
 /**
@@ -87,6 +90,7 @@ export function wholeSets(scans: readonly ScannedCartridge[]): { candidates: Can
     const h = first.p.header;
     candidates.push({
       header: h,
+      ...(last.p.trailer.files ? { files: last.p.trailer.files } : {}),
       set: {
         id: h.setId,
         uuid,
@@ -238,6 +242,7 @@ export async function applyRebuild(db: Db, scans: readonly ScannedCartridge[]): 
           await upsertVolume(trx, { ...vol, designator: h.volume.designator, diskBlockBytes: h.diskBlockBytes, volumeBlocks: h.volumeBlocks });
         }
         await insertCompletedSet(trx, { ...s, baseSetId }, cand.pieces);
+        if (cand.files) await insertSetFiles(trx, s.id, cand.files);
         inserted.push(s.id);
         idOf.set(s.uuid, s.id);
       }

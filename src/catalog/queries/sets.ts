@@ -5,6 +5,8 @@ import type { Database, SetPiecesTable, SetsTable } from '../schema.ts';
 import { markCartridge, type CartridgeUpdate } from './cartridges.ts';
 import { fromJson, inTransaction, notFound, num, numOrNull, toJson, type Db } from './common.ts';
 import { setKeptSnapshot } from './volumes.ts';
+import { insertSetFiles } from './files.ts';
+import type { FileIndex } from '../../tapeformat/records.ts';
 
 export type SetMode = 'image' | 'used' | 'files';
 export type SetLevel = 'full' | 'incremental';
@@ -70,6 +72,8 @@ export interface CompletedSet {
   cartridges: CartridgeUpdate[];
   /** The volume's kept snapshot after the set. */
   volume?: { keptSnapshotId: string | null; keptSetId: number | null };
+  /** A files set's index (the last trailer's). */
+  files?: FileIndex;
 }
 
 function toSummary(r: Selectable<SetsTable>): Omit<BackupSet, 'extents'> {
@@ -178,6 +182,7 @@ export async function insertCompletedSet(
 export async function completeSet(db: Db, c: CompletedSet): Promise<void> {
   await inTransaction(db, async (trx) => {
     await insertCompletedSet(trx, c.set, c.pieces);
+    if (c.files) await insertSetFiles(trx, c.set.id, c.files);
     for (const u of c.cartridges) await markCartridge(trx, u.barcode, u);
     if (c.volume) await setKeptSnapshot(trx, c.set.volumeId, c.volume.keptSnapshotId, c.volume.keptSetId);
   });

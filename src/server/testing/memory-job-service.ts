@@ -13,6 +13,9 @@ import {
   type StartRebuild,
   type StartRestore,
   type StartVerify,
+  type StartFileRestore,
+  type FileView,
+  type ListFiles,
   type VolumeView,
 } from '../../jobs/types.ts';
 
@@ -212,6 +215,30 @@ export class MemoryJobService implements JobService {
     const s = this.sets.find((x) => x.id === id);
     if (!s) throw new ServiceError('ERR_NOT_FOUND', `no backup set ${id}`);
     return { ...s };
+  }
+
+  /** Files of `files` sets: tests fill this. */
+  files: FileView[] = [];
+
+  async startFileRestore(req: StartFileRestore): Promise<JobView> {
+    const set = await this.getSet(req.set);
+    const j = this.create('restore', null);
+    j.set = set.id;
+    return this.launch(j, [{ state: 'planning', message: `finding ${req.files.join(', ')}` }, { state: 'done', message: 'restore done' }]);
+  }
+
+  async listFiles(id: number, q: ListFiles = {}): Promise<FileView[]> {
+    const set = await this.getSet(id);
+    if (set.mode !== 'files') throw new ServiceError('ERR_BAD_REQUEST', `set ${id} is a ${set.mode} set and has no file index`);
+    const dir = q.path ?? '/';
+    const under = (p: string) => (dir === '/' ? p.startsWith('/') : p.startsWith(`${dir}/`));
+    const parent = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
+    return this.files.filter((f) => f.set === id && (q.recursive ? under(f.path) : parent(f.path) === dir));
+  }
+
+  async findFiles(id: number, pattern: string): Promise<FileView[]> {
+    await this.listFiles(id);
+    return this.files.filter((f) => f.set === id && f.path.includes(pattern.replaceAll('*', '')));
   }
 
   async listCartridges(): Promise<CartridgeView[]> {

@@ -1,0 +1,82 @@
+import type { BlockDevice } from '../block/block-device.ts';
+import { buildPlan, type FilePlan } from '../ntfs/plan.ts';
+import { openVolume } from '../ntfs/volume.ts';
+import type { SkippedRecord } from '../ntfs/tree.ts';
+import { tapePosition } from '../tapeformat/geometry.ts';
+import type { FileIndex, IndexFile } from '../tapeformat/records.ts';
+import type { StreamExtent } from '../xcopy/list-builder.ts';
+import { FerryError } from '../util/errors.ts';
+
+/**
+ * A files set (docs/file-backup.md): the snapshot's NTFS metadata, read over iSCSI, gives the
+ * plan (every file's attributes: resident ones whole, non-resident ones as runs); the set's data
+ * stream is the blocks those runs point to, in LBA order, merged; the file index goes on tape in
+ * the last trailer with each run's tape position.
+ */
+
+/** The plan of a files backup: every file, system files included, and the blocks they use. */
+export async function planFiles(dev: BlockDevice, volume: string, onSkip: (s: SkippedRecord) => void): Promise<{ plan: FilePlan; ranges: Array<{ lba: number; blocks: number }> }> {
+  let vol;
+  try {
+    vol = await openVolume(dev);
+  } catch (e) {
+    throw new FerryError('ERR_NOT_NTFS', `volume ${volume} is not NTFS (${(e as Error).message}): back it up with --mode image`);
+  }
+  const plan = await buildPlan(vol, { blockSize: dev.blockSize, system: true, onError: onSkip });
+  // The file extents, then the boot sector's backup past the last cluster: a whole restore is mountable.
+  const ranges = plan.extents.map(([lba, blocks]) => ({ lba, blocks }));
+  const bootAt = plan.used.backupBootByteOffset;
+  if (bootAt + plan.sectorSize <= dev.blockCount * dev.blockSize) ranges.push({ lba: Math.floor(bootAt / dev.blockSize), blocks: Math.max(1, plan.sectorSize / dev.blockSize) });
+  return { plan, ranges };
+}
+
+/** Where a piece of the set lies on tape. */
+export interface PlacedPiece {
+  seq: number;
+  dataBlock: number;
+  streamStart: number;
+  streamEnd: number;
+}
+
+/**
+ * The file index for the last trailer: the plan's files with each run's first byte placed on
+ * tape as [sequence, blockId, offset] through the set's extents (sorted by LBA) and pieces.
+ */
+export function fileIndex(plan: FilePlan, extents: readonly StreamExtent[], pieces: readonly PlacedPiece[], diskBlockBytes: number, tapeBlockBytes: number): FileIndex {
+  const place = (lba: number): [number, number, number] => {
+    const e = extentAt(extents, lba);
+    if (!e) throw new FerryError('ERR_FILE_INDEX', `block ${lba} of a file is not in the set's extents`);
+    const s = e.streamOffset + (lba - e.lba) * diskBlockBytes;
+    const p = pieces.find((x) => s >= x.streamStart && s < x.streamEnd);
+    if (!p) throw new FerryError('ERR_FILE_INDEX', `stream byte ${s} is in no piece of the set`);
+    const t = tapePosition({ streamStart: p.streamStart, dataBlockId: p.dataBlock }, s, tapeBlockBytes);
+    return [p.seq, t.blockId, t.offset];
+  };
+  const files: IndexFile[] = [];
+  for (const f of plan.files(true)) {
+    files.push({
+      ...f,
+      attributes: f.attributes.map((a) => {
+        const { bytes, headers, ...rest } = a;
+        if (a.resident) return { ...rest, bytes: bytes as string };
+        return { ...rest, headers: headers as string[], tape: (a.runs ?? []).map(([, , lba]) => (lba === null ? null : place(lba))) };
+      }),
+    });
+  }
+  const skipped = plan.skipped.map((s) => ({ ...(s.record !== undefined ? { record: s.record } : {}), ...(s.path !== undefined ? { path: s.path } : {}), code: s.code, message: s.message }));
+  return { clusterSize: plan.clusterSize, sectorSize: plan.sectorSize, clusterCount: plan.clusterCount, serial: plan.serial, skipped, files };
+}
+
+/** The extent holding block `lba`; extents sorted by LBA, not overlapping. */
+export function extentAt<E extends { lba: number; blocks: number }>(extents: readonly E[], lba: number): E | undefined {
+  let lo = 0;
+  let hi = extents.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const e = extents[mid];
+    if (lba < e.lba) hi = mid - 1;
+    else if (lba >= e.lba + e.blocks) lo = mid + 1;
+    else return e;
+  }
+  return undefined;
+}

@@ -1,0 +1,268 @@
+import { mkdir, open, readdir, utimes } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { getSet, type SetPiece, type SetWithPieces } from '../catalog/queries/sets.ts';
+import { fileIndexInfo, filesForRestore, normalizePath, type FileContent } from '../catalog/queries/files.ts';
+import { planContent } from '../ntfs/restore.ts';
+import { streamContent, type ClusterSource } from '../ntfs/stream.ts';
+import { tapePosition } from '../tapeformat/geometry.ts';
+import type { IndexAttribute } from '../tapeformat/records.ts';
+import { FerryError } from '../util/errors.ts';
+import type { JobContext } from './context.ts';
+import { extentAt } from './file-index.ts';
+import { acquireCartridges, acquireDrive } from './resources.ts';
+import type { MountedDrive } from './site.ts';
+import { readRecordCheaply } from './tape-io.ts';
+import { ServiceError, type StartFileRestore } from './types.ts';
+
+/**
+ * A single-file restore (docs/file-backup.md): the named files of a files set, read from tape by
+ * the server itself (LOCATE to each extent's block, READ just those blocks) in one pass in tape
+ * order, rebuilt with the NTFS rules (sparse, compressed, initialized size) under `out`. The data
+ * crosses the server here, by design: it lands on the server's disk.
+ */
+export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Promise<{ files: number; bytes: number; tapeBytes: number; out: string }> {
+  const set = await getSet(ctx.db, req.set);
+  if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${req.set} in the catalog (see \`ferry sets\`)`);
+  await ctx.to('planning', `finding ${req.files.length === 1 ? normalizePath(req.files[0]) : `${req.files.length} paths`} in set ${req.set}`);
+  const found = await resolveFiles(ctx, set, req.files);
+  const info = await fileIndexInfo(ctx.db, set.id);
+  if (!info) throw new ServiceError('ERR_BAD_REQUEST', `set ${set.id} has no file index in the catalog: run \`ferry catalog rebuild\``);
+  const out = resolve(req.out);
+  await checkOut(out, req.force ?? false);
+
+  // What to write: each name's unnamed $DATA at its path, named streams as PATH:STREAM.
+  const jobs: Array<{ file: FileContent; attr: IndexAttribute; to: string; first: number }> = [];
+  const dirs: FileContent[] = [];
+  for (const f of found) {
+    if (f.type === 'dir') {
+      dirs.push(f);
+      continue;
+    }
+    const to = join(out, f.path);
+    const data = f.data.filter((a) => a.name === '' || req.streams !== false);
+    if (!data.some((a) => a.name === '')) jobs.push({ file: f, attr: emptyData(), to, first: -1 });
+    for (const a of data) jobs.push({ file: f, attr: a, to: a.name === '' ? to : `${to}:${a.name}`, first: firstTapeByte(set, a) });
+  }
+  // One pass: resident and empty data first (no tape), then in ascending tape order.
+  jobs.sort((x, y) => x.first - y.first);
+  const total = jobs.reduce((n, j) => n + j.attr.size, 0);
+  ctx.update({ bytesTotal: total, bytesDone: 0 });
+
+  const made = new Set<string>();
+  const mkdirOnce = async (d: string): Promise<void> => {
+    if (made.has(d)) return;
+    await mkdir(d, { recursive: true });
+    made.add(d);
+  };
+  for (const d of dirs) await mkdirOnce(join(out, d.path));
+  const reader = new TapeReader(ctx, set);
+  let done = 0;
+  const write = async (j: (typeof jobs)[number]): Promise<void> => {
+    await mkdirOnce(dirname(j.to));
+    const fh = await open(j.to, 'w');
+    try {
+      const content = planContent({ clusterSize: info.clusterSize, blockSize: set.diskBlockBytes }, j.file, j.attr);
+      let at = 0;
+      for await (const chunk of streamContent(reader.source(info.clusterSize), content)) {
+        await fh.write(chunk, 0, chunk.length, at);
+        at += chunk.length;
+        ctx.update({ bytesDone: done + at });
+        ctx.checkCanceled();
+      }
+    } finally {
+      await fh.close();
+    }
+    done += j.attr.size;
+    if (j.file.modifiedMs !== null) await utimes(j.to, new Date(j.file.accessed ?? j.file.modifiedMs), new Date(j.file.modifiedMs));
+  };
+  try {
+    // Resident and empty streams need no tape: several at a time (file system calls, one thread each).
+    const local = jobs.filter((j) => j.first < 0);
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(LOCAL_WRITERS, local.length) }, async () => {
+      while (next < local.length) await write(local[next++]);
+    }));
+    // Then the tape, in one pass in tape order.
+    const fromTape = jobs.filter((j) => j.first >= 0);
+    if (fromTape.length) await reader.start();
+    for (const j of fromTape) await write(j);
+    // Directory times last: writing their files changed them.
+    for (const d of dirs.reverse()) if (d.modifiedMs !== null) await utimes(join(out, d.path), new Date(d.modifiedMs), new Date(d.modifiedMs));
+  } finally {
+    await reader.close();
+  }
+  await ctx.log(`restored ${found.length} entries (${done} bytes) of set ${set.id} into ${out}, reading ${reader.tapeBytes} bytes from tape`);
+  return { files: found.length, bytes: done, tapeBytes: reader.tapeBytes, out };
+}
+
+async function resolveFiles(ctx: JobContext, set: SetWithPieces, paths: readonly string[]): Promise<FileContent[]> {
+  if (set.mode !== 'files') throw new ServiceError('ERR_BAD_REQUEST', `set ${set.id} is a ${set.mode} set: it has no file index; restore it to a LUN with --to NODE:LUN, or back up with --mode files`);
+  if (paths.length === 0) throw new ServiceError('ERR_BAD_REQUEST', 'name at least one file: --file PATH');
+  const byPath = new Map<string, FileContent>();
+  for (const p of paths) {
+    const list = await filesForRestore(ctx.db, set.id, p);
+    if (!list) throw new ServiceError('ERR_NOT_FOUND', `${normalizePath(p)} is not in set ${set.id} (see \`ferry ls ${set.id} ${dirname(normalizePath(p))}\`)`);
+    for (const f of list) byPath.set(f.path, f);
+  }
+  return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+/** The output directory must be new or empty, unless forced. */
+async function checkOut(out: string, force: boolean): Promise<void> {
+  const entries = await readdir(out).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [];
+    if (e.code === 'ENOTDIR') throw new ServiceError('ERR_BAD_REQUEST', `--out ${out} is a file, not a directory`);
+    throw e;
+  });
+  if (entries.length > 0 && !force) throw new ServiceError('ERR_CONFLICT', `--out ${out} is not empty: name a new or empty directory, or pass --force to write over what is there`);
+  await mkdir(out, { recursive: true });
+}
+
+function emptyData(): IndexAttribute {
+  return { type: 0x80, typeName: '$DATA', name: '', resident: true, size: 0, bytes: '', valueOffset: 0 };
+}
+
+/** Stream offset of the attribute's first stored byte (-1: nothing on tape). */
+function firstTapeByte(set: SetWithPieces, a: IndexAttribute): number {
+  const run = a.resident ? undefined : a.runs?.find((r) => r[2] !== null);
+  if (!run) return -1;
+  const e = extentAt(set.extents, run[2] as number);
+  return e ? e.streamOffset + ((run[2] as number) - e.lba) * set.diskBlockBytes : -1;
+}
+
+/** Resident streams written at once. */
+const LOCAL_WRITERS = 16;
+
+/** Bytes a READ asks for at least: small files next to each other on tape come in one command. */
+const READ_AHEAD_BYTES = 1 << 20;
+
+/**
+ * Disk blocks of the set read back from tape by stream offset: the cartridge of each piece is
+ * mounted when first needed, LOCATE only when the next read is not where the tape stands, and the
+ * last READ's blocks are kept, since one file's data often ends in the block where the next begins.
+ */
+class TapeReader {
+  tapeBytes = 0;
+  private drive?: MountedDrive;
+  private driveName?: string;
+  private piece?: SetPiece;
+  /** Block id the tape stands at (undefined: unknown). */
+  private at?: number;
+  private last?: { blockId: number; data: Uint8Array };
+
+  private readonly ctx: JobContext;
+  private readonly set: SetWithPieces;
+
+  constructor(ctx: JobContext, set: SetWithPieces) {
+    this.ctx = ctx;
+    this.set = set;
+  }
+
+  async start(): Promise<void> {
+    const pool = this.ctx.site.pool(this.set.pool);
+    this.driveName = await acquireDrive(this.ctx, pool);
+    await acquireCartridges(this.ctx, this.set.pieces.map((p) => p.cartridge));
+  }
+
+  async close(): Promise<void> {
+    this.drive = undefined;
+  }
+
+  source(clusterSize: number): ClusterSource {
+    const dbb = this.set.diskBlockBytes;
+    const perCluster = clusterSize / dbb;
+    return {
+      clusterSize,
+      readClusters: async (lcn, count) => {
+        const out = new Uint8Array(count * clusterSize);
+        let lba = lcn * perCluster;
+        let filled = 0;
+        while (filled < out.length) {
+          const e = extentAt(this.set.extents, lba);
+          if (!e) throw new FerryError('ERR_FILE_RESTORE', `set ${this.set.id} does not hold disk block ${lba} (the file index and the set's extents disagree)`);
+          const n = Math.min(e.lba + e.blocks - lba, (out.length - filled) / dbb);
+          await this.readStream(e.streamOffset + (lba - e.lba) * dbb, out.subarray(filled, filled + n * dbb));
+          filled += n * dbb;
+          lba += n;
+        }
+        return out;
+      },
+    };
+  }
+
+  /** Stream bytes [s, s + into.length) into `into`, across pieces. */
+  private async readStream(s: number, into: Uint8Array): Promise<void> {
+    const B = this.set.tapeBlockBytes;
+    let done = 0;
+    while (done < into.length) {
+      const at = s + done;
+      const p = this.set.pieces.find((x) => at >= x.streamStart && at < x.streamEnd);
+      if (!p) throw new FerryError('ERR_FILE_RESTORE', `stream byte ${at} is in no piece of set ${this.set.id}`);
+      const drive = await this.mount(p);
+      const { blockId, offset } = tapePosition({ streamStart: p.streamStart, dataBlockId: p.dataBlock }, at, B);
+      const want = Math.min(into.length - done, p.streamEnd - at);
+      const blocks = Math.ceil((offset + want) / B);
+      const buf = await this.blocks(drive, blockId, blocks);
+      into.set(buf.subarray(offset, offset + want), done);
+      done += want;
+    }
+  }
+
+  /**
+   * Blocks [blockId, blockId + n) of the mounted piece: those still in the last READ's buffer
+   * from there, the rest by READ (LOCATE first unless the tape stands there).
+   */
+  private async blocks(drive: MountedDrive, blockId: number, n: number): Promise<Uint8Array> {
+    const B = this.set.tapeBlockBytes;
+    const out = new Uint8Array(n * B);
+    let from = blockId;
+    const last = this.last;
+    if (last && blockId >= last.blockId && blockId < last.blockId + last.data.length / B) {
+      const kept = last.data.subarray((blockId - last.blockId) * B, Math.min(last.data.length, (blockId - last.blockId + n) * B));
+      out.set(kept, 0);
+      from += kept.length / B;
+    }
+    if (from < blockId + n) {
+      // Read ahead a little: the next file in tape order is most often in the next blocks.
+      const p = this.piece as SetPiece;
+      const count = Math.max(blockId + n - from, Math.min(READ_AHEAD_BYTES / B, p.dataBlock + p.dataBlocks - from));
+      if (this.at !== from) await drive.drive.locate(from);
+      const buf = new Uint8Array(count * B);
+      const r = await drive.drive.readBlocks(count, buf).catch((e: Error) => ({ kind: 'error' as const, data: new Uint8Array(0), why: e.message }));
+      const got = r.kind === 'data' ? r.data.length / B : 0;
+      if (got < blockId + n - from) {
+        this.at = undefined;
+        const what = r.kind === 'data' ? `${r.data.length} bytes` : r.kind === 'error' ? r.why : r.kind;
+        throw new FerryError('ERR_FILE_RESTORE', `cartridge ${this.piece?.cartridge}: reading ${blockId + n - from} blocks at block ${from} gave ${what}: the set's data is not where the catalog says; run \`ferry verify ${this.set.id}\``);
+      }
+      this.tapeBytes += r.data.length;
+      this.at = from + got;
+      out.set(buf.subarray(0, (blockId + n - from) * B), (from - blockId) * B);
+      this.last = { blockId: from, data: buf.subarray(0, got * B) };
+    }
+    return out;
+  }
+
+  /** The drive with piece `p`'s cartridge, its header checked once when mounted. */
+  private async mount(p: SetPiece): Promise<MountedDrive> {
+    if (this.drive && this.piece?.cartridge === p.cartridge) {
+      this.piece = p;
+      return this.drive;
+    }
+    const pool = this.ctx.site.pool(this.set.pool);
+    await this.ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${this.set.id}, piece ${p.seq}) into drive ${this.driveName}`, { data: { cartridge: p.cartridge, drive: this.driveName } });
+    this.ctx.update({ cartridge: p.cartridge });
+    const drive = await this.ctx.site.mount(pool, this.driveName as string, p.cartridge);
+    await drive.drive.setFixedBlock(this.set.tapeBlockBytes);
+    const h = await readRecordCheaply(drive, p.headerBlock, this.set.tapeBlockBytes);
+    if (h.kind !== 'header' || h.setUuid !== this.set.uuid || h.sequence !== p.seq) {
+      throw new ServiceError('ERR_CONFLICT', `cartridge ${p.cartridge} does not hold piece ${p.seq} of set ${this.set.id} at block ${p.headerBlock} (found ${h.kind}): the catalog and the tape disagree; run \`ferry catalog rebuild\``);
+    }
+    await this.ctx.to('copying', `reading files of set ${this.set.id} from ${p.cartridge}`);
+    this.drive = drive;
+    this.piece = p;
+    this.at = undefined;
+    this.last = undefined;
+    return drive;
+  }
+}

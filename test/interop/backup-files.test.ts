@@ -1,0 +1,178 @@
+// Files backup (issue 13) on every image scripts/make-ntfs-images.sh makes, written into a LUN over
+// iSCSI and backed up by the server's library through the copy manager to the Ferry library:
+//   `ls -R` from the catalog = ntfsls of the image (paths, sizes, MFT records);
+//   restoring every file to a directory = ntfscat of the image, named streams included;
+//   the whole set restored to a new LUN = a volume on which ntfscat agrees with the original;
+//   catalog rebuild from tape brings the file index back.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FileDevice } from '../../src/block/file-device.ts';
+import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
+import { AttrType } from '../../src/ntfs/record.ts';
+import { resolvePath, walk } from '../../src/ntfs/tree.ts';
+import { findAttr, openVolume, streamAttr } from '../../src/ntfs/volume.ts';
+import { startJobsWorld, type JobsWorld } from '../../src/jobs/testing.ts';
+import type { FileView } from '../../src/jobs/types.ts';
+import { inTempDir } from '../helpers/temp-dir.ts';
+import { IMAGES, ntfscat, ntfsImages, ntfsls, type ImageName } from './ntfs-images.ts';
+
+const MIB = 1 << 20;
+const md5 = (b: Uint8Array): string => createHash('md5').update(b).digest('hex');
+const key = (r: { path: string; size: number; record: number }): string => `${r.path}\t${r.size}\t${r.record}`;
+
+async function writeImage(w: JobsWorld, img: string): Promise<{ lun: number; dev: RemoteBlockDevice }> {
+  const image = await readFile(img);
+  const l = await w.lun(image.length);
+  for (let off = 0; off < image.length; off += 4 * MIB) await l.dev.write(off / 512, image.subarray(off, off + 4 * MIB));
+  await l.dev.flush();
+  return l;
+}
+
+async function copyOut(dev: RemoteBlockDevice, file: string): Promise<void> {
+  const parts: Uint8Array[] = [];
+  for (let lba = 0; lba < dev.blockCount; lba += 8192) parts.push(await dev.read(lba, Math.min(8192, dev.blockCount - lba)));
+  await writeFile(file, Buffer.concat(parts));
+}
+
+async function filesBackup(w: JobsWorld, volume: string): Promise<{ set: number; log: string }> {
+  const job = await w.service.waitForJob((await w.service.startBackup({ volume, mode: 'files' })).id);
+  assert.equal(job.state, 'done', JSON.stringify(job.error));
+  const log = (await w.service.events(job.id)).map((e) => e.message).join('\n');
+  return { set: job.set!, log };
+}
+
+async function checkImage(t: TestContext, w: JobsWorld, dir: string, name: ImageName, img: string): Promise<void> {
+  const src = await writeImage(w, img);
+  const { set, log } = await filesBackup(w, `store:${src.lun}`);
+  const view = await w.service.getSet(set);
+  assert.equal(view.mode, 'files');
+  assert.ok(view.bytes < (await stat(img)).size, `a files set holds the used blocks only (${view.bytes} bytes)`);
+  if (name === 'corrupt') assert.match(log, /malformed MFT records skipped/, 'the job says it skipped records');
+
+  // Browse: the catalog alone lists what ntfsls lists.
+  const rows = await w.service.listFiles(set, { path: '/', recursive: true });
+  assert.deepEqual(rows.map(key).sort(), ntfsls(img).map(key).sort(), 'ls -R = ntfsls');
+  assert.ok(rows.every((r) => r.set === set));
+
+  // Every file back from tape into a directory: the bytes Ferry's reader gives from the image
+  // (checked against ntfscat by ntfs-cat.test.ts), named streams too; about 40 files an image against ntfscat itself.
+  const out = join(dir, `${name}-files`);
+  const job = await w.service.waitForJob((await w.service.startFileRestore({ set, files: ['/'], out })).id);
+  assert.equal(job.state, 'done', JSON.stringify(job.error));
+  const original = await contents(img);
+  // ntfscat is one process per file: about 40 files an image.
+  const every = Math.max(1, Math.floor(rows.length / 40));
+  let compared = 0;
+  for (const r of rows) {
+    const at = join(out, r.path);
+    if (r.type === 'dir') {
+      assert.ok((await stat(at)).isDirectory(), r.path);
+      continue;
+    }
+    assert.equal(md5(await readFile(at)), original.get(r.path), `${r.path}`);
+    for (const s of r.streams) assert.equal(md5(await readFile(`${at}:${s.name}`)), original.get(`${r.path}:${s.name}`), `${r.path}:${s.name}`);
+    if (compared++ % every === 0) assert.equal(md5(await readFile(at)), md5(ntfscat(img, r.path) ?? new Uint8Array(1)), `${r.path} = ntfscat`);
+    if (r.modified) assert.equal((await stat(at)).mtime.toISOString(), r.modified, `${r.path} mtime`);
+  }
+  assert.ok(compared > 0);
+  t.diagnostic(`${name}: ${rows.length} entries listed and restored, ${String(job.result?.tapeBytes)} bytes read from tape for a ${view.bytes}-byte set`);
+
+  // The whole set to a new LUN: a volume that lists the same (ntfsls) and holds the same files.
+  const whole = await w.service.waitForJob((await w.service.startRestore({ set, to: 'store:new' })).id);
+  assert.equal(whole.state, 'done', JSON.stringify(whole.error));
+  const restoredImg = join(dir, `${name}-restored.img`);
+  await copyOut(await RemoteBlockDevice.open(w.ws, whole.result!.lun as number), restoredImg);
+  assert.deepEqual(ntfsls(restoredImg).map(key).sort(), ntfsls(img).map(key).sort(), 'the restored volume lists the same');
+  assert.deepEqual(await contents(restoredImg), original, 'every file and stream of the restored volume');
+  let sampled = 0;
+  for (const r of rows) if (r.type === 'file' && sampled++ % every === 0) assert.equal(md5(ntfscat(restoredImg, r.path) ?? new Uint8Array(1)), original.get(r.path), `${r.path} by ntfscat on the restored volume`);
+}
+
+/** MD5 of every file's unnamed data and named streams, by PATH and PATH:STREAM, as Ferry's reader sees the image. */
+async function contents(img: string): Promise<Map<string, string>> {
+  const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
+  const out = new Map<string, string>();
+  try {
+    const vol = await openVolume(dev);
+    for await (const { entry, file } of walk(vol, await resolvePath(vol, '/'), '/', { recursive: true, onError: () => undefined })) {
+      if (entry.type === 'dir') continue;
+      for (const a of file.attrs) {
+        if (a.type !== AttrType.DATA) continue;
+        const h = createHash('md5');
+        for await (const c of streamAttr(vol, a)) h.update(c);
+        out.set(a.name ? `${entry.path}:${a.name}` : entry.path, h.digest('hex'));
+      }
+      if (!findAttr(file, AttrType.DATA)) out.set(entry.path, md5(new Uint8Array(0)));
+    }
+  } finally {
+    await dev.close();
+  }
+  return out;
+}
+
+for (const name of IMAGES) {
+  test(`files backup of ${name}.img: ls = ntfsls, every file restores = ntfscat, the whole set restores to a volume ntfscat reads`, async (t) => {
+    const imgs = ntfsImages(t);
+    if (!imgs) return;
+    await inTempDir(`ferry-files-${name}-`, async (dir) => {
+      const w = await startJobsWorld(dir, { iqn: `iqn.2026-12.dev.ferry:files-${name}`, cartridgeSize: 256 * MIB, tapeBlockBytes: 256 * 1024 });
+      try {
+        await checkImage(t, w, dir, name, imgs[name]);
+      } finally {
+        await w.close();
+      }
+    });
+  });
+}
+
+test('files set: ls of one directory, of one file, find, bad paths and a refused --out; an image set has no files', async (t) => {
+  const imgs = ntfsImages(t);
+  if (!imgs) return;
+  await inTempDir('ferry-files-ls-', async (dir) => {
+    const w = await startJobsWorld(dir, { iqn: 'iqn.2026-12.dev.ferry:files-ls', cartridgeSize: 256 * MIB });
+    try {
+      const src = await writeImage(w, imgs.main);
+      const { set } = await filesBackup(w, `store:${src.lun}`);
+      const get = async (path: string): Promise<FileView> => (await w.service.listFiles(set, { path }))[0];
+      const res = await w.service.listFiles(set, { path: '/res' });
+      assert.equal(res.length, 12, 'one directory, not its subtree');
+      assert.deepEqual((await w.service.listFiles(set, { path: '/res/r5' })).map((r) => [r.path, r.size]), [['/res/r5', 5]]);
+      assert.equal((await get('/linked')).links, 2);
+      assert.equal((await get('/linked')).record, (await get('/res/linked-too')).record);
+      assert.deepEqual((await get('/ads')).streams.map((s) => [s.name, s.size]).sort(), [['big', 100000], ['empty', 0], ['s1', 2]]);
+      assert.equal((await get('/res/r656')).resident, true);
+      assert.equal((await get('/res/r664')).resident, false);
+      assert.equal((await w.service.listFiles(set, { path: '/many' })).length, 3000);
+      const top = await w.service.listFiles(set);
+      assert.ok(!top.some((r) => r.path.startsWith('/$')), 'system files only with --system');
+      const sys = await w.service.listFiles(set, { system: true });
+      for (const p of ['/$MFT', '/$Bitmap', '/$LogFile', '/$Secure', '/$Extend']) assert.ok(sys.some((r) => r.path === p), `${p} is backed up as a file`);
+      assert.deepEqual((await w.service.findFiles(set, 'R5')).map((r) => r.path), ['/res/r5'], 'find by name, without case');
+      assert.ok((await w.service.findFiles(set, '/res/r6*')).every((r) => r.path.startsWith('/res/r6')));
+
+      await assert.rejects(w.service.listFiles(set, { path: '/no/such' }), /\/no\/such is not in set \d+/);
+      const out = join(dir, 'out');
+      const bad = await w.service.waitForJob((await w.service.startFileRestore({ set, files: ['/res/r5', '/nope.txt'], out })).id);
+      assert.equal(bad.state, 'failed');
+      assert.match(bad.error?.message ?? '', /\/nope.txt is not in set/);
+      await writeFile(join(dir, 'busy'), 'x');
+      const busy = await w.service.waitForJob((await w.service.startFileRestore({ set, files: ['/res/r5'], out: dir })).id);
+      assert.match(busy.error?.message ?? '', /is not empty: .*--force/);
+
+      // One file and one stream, into a new directory.
+      const one = await w.service.waitForJob((await w.service.startFileRestore({ set, files: ['/res/r664', '/ads'], out, streams: false })).id);
+      assert.equal(one.state, 'done', JSON.stringify(one.error));
+      assert.deepEqual((await readdir(out)).sort(), ['ads', 'res']);
+      assert.deepEqual(await readdir(join(out, 'res')), ['r664']);
+      assert.equal(md5(await readFile(join(out, 'res/r664'))), md5(ntfscat(imgs.main, '/res/r664')!));
+
+      const image = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}`, mode: 'image' })).id);
+      await assert.rejects(w.service.listFiles(image.set!), /is a image set and has no file index/);
+    } finally {
+      await w.close();
+    }
+  });
+});
