@@ -13,7 +13,7 @@ import { NtfsErrorCode, NtfsFormatError } from '../ntfs/errors.ts';
 import { buildPlan, planToJson } from '../ntfs/plan.ts';
 import { secureStore } from '../ntfs/security.ts';
 import { AttrType } from '../ntfs/record.ts';
-import { describe, resolvePath, walk, type ListEntry, type SkippedRecord } from '../ntfs/tree.ts';
+import { describe, resolvePath, splitStream, walk, type ListEntry, type SkippedRecord } from '../ntfs/tree.ts';
 import { findAttr, openVolume, streamAttr, type Volume } from '../ntfs/volume.ts';
 import { UsageError } from '../util/errors.ts';
 
@@ -109,13 +109,6 @@ async function ls(source: string, path: string, opts: { recursive?: boolean; jso
     if (opts.json) await write(process.stdout, `${JSON.stringify(rows)}\n`);
     else for (const r of rows) await write(process.stdout, lsLine(r));
   });
-}
-
-/** Split PATH[:STREAM] at the first ':' after the last '/'. */
-export function splitStream(spec: string): { path: string; stream: string } {
-  const slash = spec.lastIndexOf('/');
-  const colon = spec.indexOf(':', slash + 1);
-  return colon < 0 ? { path: spec, stream: '' } : { path: spec.slice(0, colon), stream: spec.slice(colon + 1) };
 }
 
 async function cat(source: string, spec: string): Promise<void> {

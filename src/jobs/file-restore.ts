@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { getSet, type SetPiece, type SetWithPieces } from '../catalog/queries/sets.ts';
 import { fileIndexInfo, filesForRestore, normalizePath, type FileContent } from '../catalog/queries/files.ts';
 import { planContent } from '../ntfs/restore.ts';
+import { splitStream } from '../ntfs/tree.ts';
 import { streamContent, type ClusterSource } from '../ntfs/stream.ts';
 import { tapePosition } from '../tapeformat/geometry.ts';
 import type { IndexAttribute } from '../tapeformat/records.ts';
@@ -24,7 +25,7 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
   const set = await getSet(ctx.db, req.set);
   if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${req.set} in the catalog (see \`ferry sets\`)`);
   await ctx.to('planning', `finding ${req.files.length === 1 ? normalizePath(req.files[0]) : `${req.files.length} paths`} in set ${req.set}`);
-  const found = await resolveFiles(ctx, set, req.files);
+  const { found, streamsOf } = await resolveFiles(ctx, set, req.files);
   const info = await fileIndexInfo(ctx.db, set.id);
   if (!info) throw new ServiceError('ERR_BAD_REQUEST', `set ${set.id} has no file index in the catalog: run \`ferry catalog rebuild\``);
   const out = resolve(req.out);
@@ -39,8 +40,10 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
       continue;
     }
     const to = join(out, f.path);
-    const data = f.data.filter((a) => a.name === '' || req.streams !== false);
-    if (!data.some((a) => a.name === '')) jobs.push({ file: f, attr: emptyData(), to, first: -1 });
+    // PATH:STREAM names one stream; PATH alone the data and (unless --no-streams) every named stream.
+    const only = streamsOf.get(f.path);
+    const data = f.data.filter((a) => (only ? only.has(a.name) : a.name === '' || req.streams !== false));
+    if (!only && !data.some((a) => a.name === '')) jobs.push({ file: f, attr: emptyData(), to, first: -1 });
     for (const a of data) jobs.push({ file: f, attr: a, to: a.name === '' ? to : `${to}:${a.name}`, first: firstTapeByte(set, a) });
   }
   // One pass: resident and empty data first (no tape), then in ascending tape order.
@@ -95,16 +98,34 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
   return { files: found.length, bytes: done, tapeBytes: reader.tapeBytes, out };
 }
 
-async function resolveFiles(ctx: JobContext, set: SetWithPieces, paths: readonly string[]): Promise<FileContent[]> {
+/** The entries the specs name (a directory brings its subtree), and the streams named with PATH:STREAM. */
+async function resolveFiles(ctx: JobContext, set: SetWithPieces, specs: readonly string[]): Promise<{ found: FileContent[]; streamsOf: Map<string, Set<string>> }> {
   if (set.mode !== 'files') throw new ServiceError('ERR_BAD_REQUEST', `set ${set.id} is a ${set.mode} set: it has no file index; restore it to a LUN with --to NODE:LUN, or back up with --mode files`);
-  if (paths.length === 0) throw new ServiceError('ERR_BAD_REQUEST', 'name at least one file: --file PATH');
+  if (specs.length === 0) throw new ServiceError('ERR_BAD_REQUEST', 'name at least one file: --file PATH');
   const byPath = new Map<string, FileContent>();
-  for (const p of paths) {
-    const list = await filesForRestore(ctx.db, set.id, p);
-    if (!list) throw new ServiceError('ERR_NOT_FOUND', `${normalizePath(p)} is not in set ${set.id} (see \`ferry ls ${set.id} ${dirname(normalizePath(p))}\`)`);
-    for (const f of list) byPath.set(f.path, f);
+  const streamsOf = new Map<string, Set<string>>();
+  const whole = new Set<string>();
+  for (const spec of specs) {
+    const { path, stream } = splitStream(spec);
+    const list = await filesForRestore(ctx.db, set.id, path);
+    if (!list) throw new ServiceError('ERR_NOT_FOUND', `${normalizePath(path)} is not in set ${set.id} (see \`ferry ls ${set.id} ${dirname(normalizePath(path))}\`)`);
+    if (stream) {
+      const f = list[0];
+      if (list.length !== 1 || !f.data.some((a) => a.name === stream)) {
+        const named = f.data.filter((a) => a.name !== '').map((a) => a.name);
+        throw new ServiceError('ERR_NOT_FOUND', `${f.path} has no stream "${stream}" in set ${set.id} (${named.length ? `its streams: ${named.join(', ')}` : 'it has no named streams'})`);
+      }
+      if (!whole.has(f.path)) streamsOf.set(f.path, (streamsOf.get(f.path) ?? new Set()).add(stream));
+    }
+    for (const f of list) {
+      byPath.set(f.path, f);
+      if (!stream) {
+        whole.add(f.path);
+        streamsOf.delete(f.path);
+      }
+    }
   }
-  return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { found: [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : 1)), streamsOf };
 }
 
 /** The output directory must be new or empty, unless forced. */

@@ -83,6 +83,13 @@ export async function describe(vol: Volume, f: NtfsFile, path: string, onError?:
   return entry;
 }
 
+/** Split PATH[:STREAM] at the first ':' after the last '/'. */
+export function splitStream(spec: string): { path: string; stream: string } {
+  const slash = spec.lastIndexOf('/');
+  const colon = spec.indexOf(':', slash + 1);
+  return colon < 0 ? { path: spec, stream: '' } : { path: spec.slice(0, colon), stream: spec.slice(colon + 1) };
+}
+
 export function joinPath(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }

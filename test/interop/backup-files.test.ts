@@ -6,8 +6,9 @@
 //   catalog rebuild from tape brings the file index back.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileDevice } from '../../src/block/file-device.ts';
 import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
@@ -16,7 +17,9 @@ import { resolvePath, walk } from '../../src/ntfs/tree.ts';
 import { findAttr, openVolume, streamAttr } from '../../src/ntfs/volume.ts';
 import { startJobsWorld, type JobsWorld } from '../../src/jobs/testing.ts';
 import type { FileView } from '../../src/jobs/types.ts';
+import { TapeDriveLu } from '../../src/scsi/ssc.ts';
 import { inTempDir } from '../helpers/temp-dir.ts';
+import { requireTools } from '../helpers/tools.ts';
 import { IMAGES, ntfscat, ntfsImages, ntfsls, type ImageName } from './ntfs-images.ts';
 
 const MIB = 1 << 20;
@@ -169,10 +172,85 @@ test('files set: ls of one directory, of one file, find, bad paths and a refused
       assert.deepEqual(await readdir(join(out, 'res')), ['r664']);
       assert.equal(md5(await readFile(join(out, 'res/r664'))), md5(ntfscat(imgs.main, '/res/r664')!));
 
+      // One named stream alone.
+      const out2 = join(dir, 'out2');
+      const stream = await w.service.waitForJob((await w.service.startFileRestore({ set, files: ['/ads:big'], out: out2 })).id);
+      assert.equal(stream.state, 'done', JSON.stringify(stream.error));
+      assert.deepEqual(await readdir(out2), ['ads:big']);
+      assert.equal(md5(await readFile(join(out2, 'ads:big'))), md5(ntfscat(imgs.main, '/ads', 'big')!));
+      const noStream = await w.service.waitForJob((await w.service.startFileRestore({ set, files: ['/ads:nope'], out: join(dir, 'out3') })).id);
+      assert.match(noStream.error?.message ?? '', /\/ads has no stream "nope" in set \d+ \(its streams: /);
+
       const image = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}`, mode: 'image' })).id);
       await assert.rejects(w.service.listFiles(image.set!), /is a image set and has no file index/);
+
+      // The catalog lost: a rebuild from tape brings the file index back from the set's last trailer.
+      const before = await w.service.listFiles(set, { path: '/', recursive: true, system: true });
+      await w.service.close();
+      for (const f of ['', '-wal', '-shm']) await rm(w.config.catalog + f, { force: true });
+      w.service = await w.openService();
+      const rb = await w.service.waitForJob((await w.service.startRebuild({})).id);
+      assert.equal(rb.state, 'done', JSON.stringify(rb.error));
+      assert.deepEqual(await w.service.listFiles(set, { path: '/', recursive: true, system: true }), before, 'the rebuilt catalog lists the same');
+
+      // A volume that is not NTFS: refused by name, no set.
+      const blank = await w.lun(8 * MIB);
+      const notNtfs = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${blank.lun}`, mode: 'files' })).id);
+      assert.equal(notNtfs.state, 'failed');
+      assert.match(notNtfs.error?.message ?? '', new RegExp(`volume store:${blank.lun} is not NTFS .*: back it up with --mode image`));
     } finally {
       await w.close();
     }
   });
 });
+
+test('one pass: a few files of a 270 MiB files set read a small fraction of it from tape, counted by the drives', async (t) => {
+  if (!requireTools(t, 'mkntfs', 'ntfscp')) return;
+  await inTempDir('ferry-files-onepass-', async (dir) => {
+    // A 300 MiB volume: one 270 MiB file, and four 40 KiB files (non-resident) written before and after it.
+    const img = join(dir, 'big.img');
+    await writeFile(img, new Uint8Array(0));
+    await truncate(img, 300 * MIB);
+    ntfs('mkntfs', ['-F', '-Q', '-q', img]);
+    const small = ['/a.bin', '/b.bin', '/c.bin', '/d.bin'];
+    const put = async (path: string, bytes: number): Promise<void> => {
+      const f = join(dir, 'src.bin');
+      await writeFile(f, randomFillSync(new Uint8Array(bytes)));
+      ntfs('ntfscp', ['-q', img, f, path]);
+    };
+    await put(small[0], 40_000);
+    await put(small[1], 40_000);
+    await put('/big.bin', 270 * MIB);
+    await put(small[2], 40_000);
+    await put(small[3], 40_000);
+
+    const w = await startJobsWorld(dir, { iqn: 'iqn.2026-12.dev.ferry:files-onepass', cartridgeSize: 512 * MIB, tapeBlockBytes: 256 * 1024 });
+    try {
+      const src = await writeImage(w, img);
+      const { set } = await filesBackup(w, `store:${src.lun}`);
+      const setBytes = (await w.service.getSet(set)).bytes;
+      assert.ok(setBytes >= 256 * MIB, `the set holds ${setBytes} bytes`);
+      const drives = w.node.tapes!.luns.map(([, lu]) => lu).filter((lu): lu is TapeDriveLu => lu instanceof TapeDriveLu);
+      const read = (): number => drives.reduce((n, d) => n + d.stats.bytesRead, 0);
+      const before = read();
+      const out = join(dir, 'out');
+      const job = await w.service.waitForJob((await w.service.startFileRestore({ set, files: small, out })).id);
+      assert.equal(job.state, 'done', JSON.stringify(job.error));
+      const onTape = read() - before;
+      for (const p of small) assert.equal(md5(await readFile(join(out, p))), md5(ntfscat(img, p)!), p);
+      t.diagnostic(`4 files of 40,000 bytes from a ${setBytes}-byte set: the drives served ${onTape} bytes (${((100 * onTape) / setBytes).toFixed(2)}%)`);
+      assert.ok(onTape > 0, 'the files came from tape');
+      assert.ok(onTape < setBytes * 0.02, `${onTape} bytes read from tape is not a small fraction of ${setBytes}`);
+      // The job counts its data READs; the drives also served the set header it checks on mount.
+      const counted = job.result?.tapeBytes as number;
+      assert.ok(counted <= onTape && onTape - counted <= 256 * 1024, `the job counted ${counted} of the ${onTape} bytes the drives served`);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+function ntfs(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+}
