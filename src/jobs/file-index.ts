@@ -3,7 +3,7 @@ import { buildPlan, type FilePlan } from '../ntfs/plan.ts';
 import { openVolume } from '../ntfs/volume.ts';
 import type { SkippedRecord } from '../ntfs/tree.ts';
 import { tapePosition } from '../tapeformat/geometry.ts';
-import type { FileIndex, IndexFile } from '../tapeformat/records.ts';
+import type { FileIndex, IndexAttribute, IndexFile } from '../tapeformat/records.ts';
 import type { StreamExtent } from '../xcopy/list-builder.ts';
 import { FerryError } from '../util/errors.ts';
 
@@ -29,6 +29,9 @@ export async function planFiles(dev: BlockDevice, volume: string, onSkip: (s: Sk
   if (bootAt + plan.sectorSize <= dev.blockCount * dev.blockSize) ranges.push({ lba: Math.floor(bootAt / dev.blockSize), blocks: Math.max(1, plan.sectorSize / dev.blockSize) });
   return { plan, ranges };
 }
+
+/** $DATA (ntfs.md "Attribute types"). */
+const DATA = 0x80;
 
 /** Where a piece of the set lies on tape. */
 export interface PlacedPiece {
@@ -56,11 +59,16 @@ export function fileIndex(plan: FilePlan, extents: readonly StreamExtent[], piec
   for (const f of plan.files(true)) {
     files.push({
       ...f,
-      attributes: f.attributes.map((a) => {
-        const { bytes, headers, ...rest } = a;
-        if (a.resident) return { ...rest, bytes: bytes as string };
-        return { ...rest, headers: headers as string[], tape: (a.runs ?? []).map(([, , lba]) => (lba === null ? null : place(lba))) };
-      }),
+      // The streams ($DATA) only, as a file restore needs them: resident values whole, runs placed
+      // on tape. Every attribute record is also on tape in $MFT's blocks, and every other
+      // non-resident attribute's blocks are in the set's extents (a whole restore needs them).
+      attributes: f.attributes
+        .filter((a) => a.type === DATA)
+        .map((a) => {
+          const { headers: _headers, typeName: _typeName, ...rest } = a;
+          if (a.resident) return rest as IndexAttribute;
+          return { ...rest, tape: (a.runs ?? []).map(([, , lba]) => (lba === null ? null : place(lba))) } as IndexAttribute;
+        }),
     });
   }
   const skipped = plan.skipped.map((s) => ({ ...(s.record !== undefined ? { record: s.record } : {}), ...(s.path !== undefined ? { path: s.path } : {}), code: s.code, message: s.message }));

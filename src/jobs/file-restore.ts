@@ -140,7 +140,7 @@ async function checkOut(out: string, force: boolean): Promise<void> {
 }
 
 function emptyData(): IndexAttribute {
-  return { type: 0x80, typeName: '$DATA', name: '', resident: true, size: 0, bytes: '', valueOffset: 0 };
+  return { type: 0x80, name: '', resident: true, size: 0, bytes: '', valueOffset: 0 };
 }
 
 /** Stream offset of the attribute's first stored byte (-1: nothing on tape). */

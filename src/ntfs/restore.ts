@@ -9,7 +9,7 @@ import { streamContent, type AttrContent, type ClusterSource } from './stream.ts
  * runs whose LBAs are read from `dev`, the restored blocks). Same rules as reading the volume:
  * holes and bytes past the initialized size are zeros, compressed units are LZNT1-decoded.
  */
-export function planContent(plan: Pick<NtfsPlan, 'clusterSize' | 'blockSize'>, file: Pick<PlanFile, 'record'>, a: PlanAttribute): AttrContent {
+export function planContent(plan: Pick<NtfsPlan, 'clusterSize' | 'blockSize'>, file: Pick<PlanFile, 'record'>, a: Omit<PlanAttribute, 'typeName'>): AttrContent {
   if (a.resident) {
     const bytes = planBytes(a.bytes);
     const at = a.valueOffset ?? 0;

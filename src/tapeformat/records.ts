@@ -73,10 +73,9 @@ export interface SetTrailer {
   files?: FileIndex;
 }
 
-/** One attribute of an indexed file: resident with its whole attribute record, or non-resident with runs. */
+/** One stream ($DATA attribute) of an indexed file: resident with its whole attribute record, or non-resident with runs. */
 export interface IndexAttribute {
   type: number;
-  typeName: string;
   name: string;
   resident: boolean;
   /** Bytes of data (the value's length when resident). */
@@ -88,8 +87,6 @@ export interface IndexAttribute {
   compressionUnit?: number;
   allocatedSize?: number;
   initializedSize?: number;
-  /** Non-resident: each extent's attribute record (header with its runlist), base64. */
-  headers?: string[];
   /** Non-resident: [vcn, clusters, lba] (lba null for a sparse run), lba in disk blocks. */
   runs?: [number, number, number | null][];
   /** Non-resident: where each run's first byte lies on tape, [sequence, blockId, offset]; null for a sparse run. */
@@ -203,7 +200,6 @@ const msOrNull = z.number().nullable();
 
 const indexAttributeSchema = z.object({
   type: uint,
-  typeName: z.string(),
   name: z.string(),
   resident: z.boolean(),
   size: uint,
@@ -213,7 +209,6 @@ const indexAttributeSchema = z.object({
   compressionUnit: uint.optional(),
   allocatedSize: uint.optional(),
   initializedSize: uint.optional(),
-  headers: z.array(base64).optional(),
   runs: z.array(z.tuple([uint, z.int().positive(), uint.nullable()])).optional(),
   tape: z.array(z.tuple([z.int().positive(), uint, uint]).nullable()).optional(),
 }) satisfies z.ZodType<IndexAttribute>;
