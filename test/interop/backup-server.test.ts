@@ -7,6 +7,7 @@
 //   image full → changes → image incremental → used full;
 //   restore of the incremental's chain to store:new = the volume at the incremental (SHA-256);
 //   restore of the used set to store:new: every file equal to the original's by ntfscat;
+//   files full: ferry ls -R = ntfsls, ferry restore --file = ntfscat, server bytes ~ its $MFT reads;
 //   the server's socket bytes during the image full < 0.1% of the bytes moved;
 //   bad input through the CLI: clear message, non-zero exit, no set added.
 import { test, type TestContext } from 'node:test';
@@ -183,6 +184,38 @@ test('each role its own process: image full, incremental and used full through f
       const changed = FREE_CHANGES[0];
       const probe = await usedLun.read((changed.cluster * CLUSTER) / 512, 8);
       assert.ok(probe.every((b) => b === 0), 'a used backup leaves the free clusters out');
+
+      // 6b. A files backup (server socket bytes measured), browsed and restored file by file through the CLI.
+      const fileMeter = new SocketMeter(site.server.pid);
+      await fileMeter.start();
+      const filesSet = doneJob(await site.ferry(['backup', 'store:0', '--mode', 'files', '--json']), site, 'files full');
+      const filesSocket = await fileMeter.stop();
+      const ls = await site.ferry(['ls', String(filesSet.set), '/', '-R', '--json']);
+      assert.equal(ls.code, 0, ls.stderr);
+      const key = (r: { path: string; size: number; record: number }): string => `${r.path}\t${r.size}\t${r.record}`;
+      assert.deepEqual(ls.json<Array<{ path: string; size: number; record: number }>>().map(key).sort(), ntfsls(original).map(key).sort(), 'ferry ls -R = ntfsls');
+      const lsRes = await site.ferry(['ls', String(filesSet.set), '/res']);
+      assert.equal(lsRes.code, 0, lsRes.stderr);
+      assert.match(lsRes.stdout, /^- +\d+ +5 \d{4}-\d\d-\d\dT[\d:.]+Z \/res\/r5$/m, 'ferry ls prints type, record, size, modified, path');
+      const found = await site.ferry(['find', String(filesSet.set), 'R66*', '--json']);
+      const r66 = ntfsls(original).filter((f) => /^r66/i.test(f.path.slice(f.path.lastIndexOf('/') + 1))).map((f) => f.path);
+      assert.ok(r66.length > 0);
+      assert.deepEqual(found.json<Array<{ path: string }>>().map((r) => r.path).sort(), r66.sort(), 'ferry find by glob, without case');
+      const mftBytes = (await site.ferry(['ls', String(filesSet.set), '/$MFT', '--system', '--json'])).json<Array<{ size: number }>>()[0].size;
+      t.diagnostic(`ferry server during the files full: ${filesSocket} bytes on its sockets; it read the ${mftBytes}-byte $MFT and sent the file index; the mover moved ${filesSet.bytes}`);
+      // Its bytes are the $MFT it reads and the index it sends (under half of $MFT here), never file data.
+      assert.ok(filesSocket < 1.6 * mftBytes + filesSet.bytes * 0.001 + 256 * 1024, `${filesSocket} bytes on the server's sockets`);
+      const outDir = join(dir, 'files-out');
+      const fr = await site.ferry(['restore', String(filesSet.set), '--file', '/res/r664', '--file', '/ads', '--out', outDir, '--json']);
+      assert.equal(fr.code, 0, `${fr.stdout}${fr.stderr}`);
+      const frj = fr.json<{ state: string; out: string; files: number; tapeBytes: number }>();
+      assert.deepEqual([frj.state, frj.out, frj.files], ['done', outDir, 2]);
+      for (const [file, stream] of [['/res/r664', ''], ['/ads', ''], ['/ads', 'big']] as const) {
+        const got = await readFile(join(outDir, stream ? `${file}:${stream}` : file));
+        assert.ok(got.equals(ntfscat(original, file, stream)!), `${file}${stream ? `:${stream}` : ''} = ntfscat`);
+      }
+      refused(await site.ferry(['restore', String(filesSet.set), '--file', '/res/r664', '--out', outDir, '--json']), /is not empty: .*--force/, 'a file restore into a directory that is not empty');
+      refused(await site.ferry(['ls', String(full.set), '--json']), /is a image set and has no file index/, 'ls of an image set');
 
       // 7. Bad input, each refused with a clear message, and no set added.
       const before = await sets(site);
