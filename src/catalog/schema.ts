@@ -127,6 +127,8 @@ export interface SetFileIndexesTable {
   files: number;
   /** JSON [{record?, path?, code, message}]: records the backup could not read. */
   skipped: string;
+  /** JSON [path]: incremental sets, what is gone since the base set. */
+  deleted: string;
 }
 
 export interface FilePathsTable {
@@ -137,6 +139,8 @@ export interface FilePathsTable {
 
 export interface SetFilesTable {
   set_id: number;
+  /** The set whose blocks hold the data: this one, or an earlier one of its chain. */
+  data_set_id: number;
   /** The directory holding this name: file_paths.id. */
   dir_id: number;
   name: string;

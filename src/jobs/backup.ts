@@ -4,14 +4,15 @@ import { usedClusters } from '../ntfs/bitmap.ts';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import type { NodeControl, SnapshotRecord } from '../snapshot/node-control.ts';
 import { upsertVolume, getVolume, volumeId } from '../catalog/queries/volumes.ts';
-import { completeSet, getSet, claimSetId, type SetPiece } from '../catalog/queries/sets.ts';
+import { completeSet, getChain, getSet, claimSetId, type SetPiece } from '../catalog/queries/sets.ts';
 import { cartridgeResource, pickWritable, reserve, upsertCartridge, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';
 import { encodeHeaderAt, encodeRecord } from '../tapeformat/codec.ts';
 import { readRecord } from '../tapeformat/read-record.ts';
 import { FORMAT_VERSION } from '../tapeformat/magic.ts';
 import type { FileIndex, SetHeader, SetTrailer } from '../tapeformat/records.ts';
 import type { FilePlan } from '../ntfs/plan.ts';
-import { fileIndex, planFiles } from './file-index.ts';
+import { fileIndex, planFiles, type ChainSets } from './file-index.ts';
+import { listDirectory } from '../catalog/queries/files.ts';
 import { streamExtents, type StreamExtent } from '../xcopy/list-builder.ts';
 import { FerryError } from '../util/errors.ts';
 import type { PoolConfig } from '../server/config.ts';
@@ -71,6 +72,23 @@ function intersect(a: Array<{ lba: number; blocks: number }>, b: Array<{ lba: nu
 async function snapshotDevice(ctx: JobContext, nodeName: string, snap: SnapshotRecord): Promise<RemoteBlockDevice> {
   const s = await ctx.site.session(ctx.site.node(nodeName), 'node');
   return RemoteBlockDevice.open(s, snap.lun, { readOnly: true });
+}
+
+/** Block ranges of `a` outside `b` (both sorted, merged). */
+function subtract(a: Array<{ lba: number; blocks: number }>, b: Array<{ lba: number; blocks: number }>): Array<{ lba: number; blocks: number }> {
+  const out: Array<{ lba: number; blocks: number }> = [];
+  let j = 0;
+  for (const r of a) {
+    let lo = r.lba;
+    const hi = r.lba + r.blocks;
+    while (j < b.length && b[j].lba + b[j].blocks <= lo) j++;
+    for (let k = j; k < b.length && b[k].lba < hi; k++) {
+      if (b[k].lba > lo) out.push({ lba: lo, blocks: b[k].lba - lo });
+      lo = Math.max(lo, b[k].lba + b[k].blocks);
+    }
+    if (lo < hi) out.push({ lba: lo, blocks: hi - lo });
+  }
+  return out;
 }
 
 /** `used` mode: allocated clusters from $Bitmap plus both boot sectors, read over iSCSI from the snapshot. */
@@ -226,7 +244,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       };
       if (complete && plan.files) {
         const placed = [...pieces.map((p) => ({ seq: p.seq, dataBlock: p.dataBlock, streamStart: p.streamStart, streamEnd: p.streamEnd })), { seq, dataBlock: h.header.piece.dataBlockId, streamStart: pos, streamEnd: end }];
-        trailer.files = index = fileIndex(plan.files, plan.extents, placed, info.blockSize, B);
+        trailer.files = index = fileIndex(plan.files, plan.extents, placed, info.blockSize, B, plan.baseSetId === null ? undefined : await chainOf(ctx, plan.baseSetId, plan.files));
       }
       endedAt = trailer.endedAt;
       const tb = encodeRecord(trailer, pool.tapeBlockBytes);
@@ -279,6 +297,25 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
   }
 }
 
+/** An incremental files set's chain, newest first, and what is gone since its base. */
+async function chainOf(ctx: JobContext, baseSetId: number, files: FilePlan): Promise<ChainSets> {
+  const sets = (await getChain(ctx.db, baseSetId)).reverse();
+  // Every name's path today (hard links are several), from the directories' paths.
+  const dirs = new Map<number, string>();
+  for (const f of files.files()) if (f.path !== null) dirs.set(f.record, f.path);
+  const now = new Set<string>();
+  for (const f of files.files()) {
+    for (const n of f.names) {
+      const d = dirs.get(n.parent);
+      if (d !== undefined) now.add(d === '/' ? `/${n.name}` : `${d}/${n.name}`);
+    }
+  }
+  const before = await listDirectory(ctx.db, baseSetId, '/', { recursive: true, system: true });
+  const deleted = before.filter((r) => !now.has(r.path)).map((r) => r.path);
+  if (deleted.length) await ctx.log(`${deleted.length} files of set ${baseSetId} are gone (recorded as deleted in the index)`);
+  return { sets: sets.map((s) => ({ id: s.id, extents: s.extents })), deleted };
+}
+
 async function diskLunOrSnapshot(control: NodeControl, snap: SnapshotRecord): Promise<{ designator: string }> {
   if (snap.designator) return { designator: snap.designator };
   const l = (await control.listLuns()).find((x) => x.lun === snap.lun);
@@ -303,11 +340,6 @@ async function makePlan(
       if (skipped++ < 20) void ctx.log(`skipped MFT record ${s.record ?? '?'}${s.path ? ` (${s.path})` : ''}: ${s.message}`);
     }));
     await ctx.log(`planned ${files.fileCount} files: ${files.extents.length} block ranges of file data and metadata${skipped ? `; ${skipped} malformed MFT records skipped (listed in the set's index)` : ''}`);
-    // Changed-block tracking says which blocks changed, not which files: a files set is always whole for now.
-    if (level === 'incremental') {
-      reason = 'incremental files backups are not built yet';
-      level = 'full';
-    }
   }
   let base = v.base;
   if (level === 'incremental') {
@@ -318,7 +350,10 @@ async function makePlan(
       const control = await ctx.site.nodeControl(v.node);
       const changed = await control.changedSince(v.lun, base.snapshotId, { until: v.snap.id }).catch((e: Error) => ({ tracking: 'lost' as const, reason: e.message, extents: [] }));
       if (changed.tracking === 'lost') reason = `change tracking since set ${base.id} was lost (${changed.reason ?? 'no reason given'})`;
-      else ranges = req.mode === 'used' ? intersect(merge(changed.extents), ranges) : merge(changed.extents);
+      else if (req.mode === 'used') ranges = intersect(merge(changed.extents), ranges);
+      // files: the changed blocks of today's files, and any block of theirs the chain does not hold yet.
+      else if (req.mode === 'files') ranges = merge([...intersect(merge(changed.extents), merge(ranges)), ...subtract(merge(ranges), merge(base.extents))]);
+      else ranges = merge(changed.extents);
     }
     if (reason) {
       level = 'full';

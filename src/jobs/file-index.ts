@@ -45,9 +45,10 @@ export interface PlacedPiece {
  * The file index for the last trailer: the plan's files with each run's first byte placed on
  * tape as [sequence, blockId, offset] through the set's extents (sorted by LBA) and pieces.
  */
-export function fileIndex(plan: FilePlan, extents: readonly StreamExtent[], pieces: readonly PlacedPiece[], diskBlockBytes: number, tapeBlockBytes: number): FileIndex {
-  const place = (lba: number): [number, number, number] => {
+export function fileIndex(plan: FilePlan, extents: readonly StreamExtent[], pieces: readonly PlacedPiece[], diskBlockBytes: number, tapeBlockBytes: number, chain?: ChainSets): FileIndex {
+  const place = (lba: number): [number, number, number] | null => {
     const e = extentAt(extents, lba);
+    if (!e && chain) return null; // an incremental: the block is in an earlier set of the chain
     if (!e) throw new FerryError('ERR_FILE_INDEX', `block ${lba} of a file is not in the set's extents`);
     const s = e.streamOffset + (lba - e.lba) * diskBlockBytes;
     const p = pieces.find((x) => s >= x.streamStart && s < x.streamEnd);
@@ -57,8 +58,10 @@ export function fileIndex(plan: FilePlan, extents: readonly StreamExtent[], piec
   };
   const files: IndexFile[] = [];
   for (const f of plan.files(true)) {
+    const dataSet = chain ? holder(f.attributes, extents, chain) : undefined;
     files.push({
       ...f,
+      ...(dataSet !== undefined ? { dataSet } : {}),
       // The streams ($DATA) only, as a file restore needs them: resident values whole, runs placed
       // on tape. Every attribute record is also on tape in $MFT's blocks, and every other
       // non-resident attribute's blocks are in the set's extents (a whole restore needs them).
@@ -72,7 +75,32 @@ export function fileIndex(plan: FilePlan, extents: readonly StreamExtent[], piec
     });
   }
   const skipped = plan.skipped.map((s) => ({ ...(s.record !== undefined ? { record: s.record } : {}), ...(s.path !== undefined ? { path: s.path } : {}), code: s.code, message: s.message }));
-  return { clusterSize: plan.clusterSize, sectorSize: plan.sectorSize, clusterCount: plan.clusterCount, serial: plan.serial, skipped, files };
+  const deleted = chain ? chain.deleted : undefined;
+  return { clusterSize: plan.clusterSize, sectorSize: plan.sectorSize, clusterCount: plan.clusterCount, serial: plan.serial, skipped, files, ...(deleted ? { deleted } : {}) };
+}
+
+/** An incremental's chain: the sets before it, newest first, and the paths gone since its base. */
+export interface ChainSets {
+  sets: Array<{ id: number; extents: ReadonlyArray<{ lba: number; blocks: number }> }>;
+  deleted: string[];
+}
+
+/**
+ * The earlier set of the chain that holds an unchanged file's data: undefined when this set holds
+ * some of it (or it has no blocks: resident or empty streams are in this set's index).
+ */
+function holder(attrs: ReadonlyArray<{ type: number; resident: boolean; runs?: [number, number, number | null][] }>, extents: readonly StreamExtent[], chain: ChainSets): number | undefined {
+  let first: number | undefined;
+  for (const a of attrs) {
+    if (a.type !== DATA || a.resident) continue;
+    for (const [, clusters, lba] of a.runs ?? []) {
+      if (lba === null || clusters === 0) continue;
+      if (extentAt(extents, lba)) return undefined;
+      first ??= lba;
+    }
+  }
+  if (first === undefined) return undefined;
+  return chain.sets.find((s) => extentAt(s.extents, first) !== undefined)?.id;
 }
 
 /** The extent holding block `lba`; extents sorted by LBA, not overlapping. */

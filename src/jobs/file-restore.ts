@@ -1,6 +1,6 @@
 import { mkdir, open, readdir, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { getSet, type SetPiece, type SetWithPieces } from '../catalog/queries/sets.ts';
+import { getChain, getSet, type Extent, type SetPiece, type SetWithPieces } from '../catalog/queries/sets.ts';
 import { fileIndexInfo, filesForRestore, normalizePath, type FileContent } from '../catalog/queries/files.ts';
 import { planContent } from '../ntfs/restore.ts';
 import { splitStream } from '../ntfs/tree.ts';
@@ -26,6 +26,8 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
   if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${req.set} in the catalog (see \`ferry sets\`)`);
   await ctx.to('planning', `finding ${req.files.length === 1 ? normalizePath(req.files[0]) : `${req.files.length} paths`} in set ${req.set}`);
   const { found, streamsOf } = await resolveFiles(ctx, set, req.files);
+  // An incremental's unchanged blocks are in earlier sets of its chain: newest first.
+  const chain = (await Promise.all((await getChain(ctx.db, set.id)).map((s) => getSet(ctx.db, s.id)))).filter((s): s is SetWithPieces => s !== undefined).reverse();
   const info = await fileIndexInfo(ctx.db, set.id);
   if (!info) throw new ServiceError('ERR_BAD_REQUEST', `set ${set.id} has no file index in the catalog: run \`ferry catalog rebuild\``);
   const out = resolve(req.out);
@@ -44,7 +46,7 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
     const only = streamsOf.get(f.path);
     const data = f.data.filter((a) => (only ? only.has(a.name) : a.name === '' || req.streams !== false));
     if (!only && !data.some((a) => a.name === '')) jobs.push({ file: f, attr: emptyData(), to, first: -1 });
-    for (const a of data) jobs.push({ file: f, attr: a, to: a.name === '' ? to : `${to}:${a.name}`, first: firstTapeByte(set, a) });
+    for (const a of data) jobs.push({ file: f, attr: a, to: a.name === '' ? to : `${to}:${a.name}`, first: firstTapeByte(chain, a) });
   }
   // One pass: resident and empty data first (no tape), then in ascending tape order.
   jobs.sort((x, y) => x.first - y.first);
@@ -58,7 +60,7 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
     made.add(d);
   };
   for (const d of dirs) await mkdirOnce(join(out, d.path));
-  const reader = new TapeReader(ctx, set);
+  const reader = new TapeReader(ctx, chain);
   let done = 0;
   const write = async (j: (typeof jobs)[number]): Promise<void> => {
     await mkdirOnce(dirname(j.to));
@@ -143,12 +145,19 @@ function emptyData(): IndexAttribute {
   return { type: 0x80, name: '', resident: true, size: 0, bytes: '', valueOffset: 0 };
 }
 
-/** Stream offset of the attribute's first stored byte (-1: nothing on tape). */
-function firstTapeByte(set: SetWithPieces, a: IndexAttribute): number {
+/**
+ * Where the attribute's first stored byte is, as one number that sorts in the order a pass over
+ * the chain reads: the oldest set's cartridges first, then stream order (-1: nothing on tape).
+ */
+function firstTapeByte(chain: readonly SetWithPieces[], a: IndexAttribute): number {
   const run = a.resident ? undefined : a.runs?.find((r) => r[2] !== null);
   if (!run) return -1;
-  const e = extentAt(set.extents, run[2] as number);
-  return e ? e.streamOffset + ((run[2] as number) - e.lba) * set.diskBlockBytes : -1;
+  const lba = run[2] as number;
+  for (let i = 0; i < chain.length; i++) {
+    const e = extentAt(chain[i].extents, lba);
+    if (e) return (chain.length - 1 - i) * 2 ** 48 + e.streamOffset + (lba - e.lba) * chain[i].diskBlockBytes;
+  }
+  return -1;
 }
 
 /** Resident streams written at once. */
@@ -166,23 +175,24 @@ class TapeReader {
   tapeBytes = 0;
   private drive?: MountedDrive;
   private driveName?: string;
+  /** The set and piece whose cartridge is in the drive. */
+  private set?: SetWithPieces;
   private piece?: SetPiece;
   /** Block id the tape stands at (undefined: unknown). */
   private at?: number;
   private last?: { blockId: number; data: Uint8Array };
-
   private readonly ctx: JobContext;
-  private readonly set: SetWithPieces;
+  /** The set and the sets it builds on, newest first. */
+  private readonly chain: readonly SetWithPieces[];
 
-  constructor(ctx: JobContext, set: SetWithPieces) {
+  constructor(ctx: JobContext, chain: readonly SetWithPieces[]) {
     this.ctx = ctx;
-    this.set = set;
+    this.chain = chain;
   }
 
   async start(): Promise<void> {
-    const pool = this.ctx.site.pool(this.set.pool);
-    this.driveName = await acquireDrive(this.ctx, pool);
-    await acquireCartridges(this.ctx, this.set.pieces.map((p) => p.cartridge));
+    this.driveName = await acquireDrive(this.ctx, this.ctx.site.pool(this.chain[0].pool));
+    await acquireCartridges(this.ctx, this.chain.flatMap((s) => s.pieces.map((p) => p.cartridge)));
   }
 
   async close(): Promise<void> {
@@ -190,7 +200,7 @@ class TapeReader {
   }
 
   source(clusterSize: number): ClusterSource {
-    const dbb = this.set.diskBlockBytes;
+    const dbb = this.chain[0].diskBlockBytes;
     const perCluster = clusterSize / dbb;
     return {
       clusterSize,
@@ -199,10 +209,19 @@ class TapeReader {
         let lba = lcn * perCluster;
         let filled = 0;
         while (filled < out.length) {
-          const e = extentAt(this.set.extents, lba);
-          if (!e) throw new FerryError('ERR_FILE_RESTORE', `set ${this.set.id} does not hold disk block ${lba} (the file index and the set's extents disagree)`);
+          // The newest set of the chain that holds the block.
+          let set: SetWithPieces | undefined;
+          let e: Extent | undefined;
+          for (const s of this.chain) {
+            e = extentAt(s.extents, lba);
+            if (e) {
+              set = s;
+              break;
+            }
+          }
+          if (!set || !e) throw new FerryError('ERR_FILE_RESTORE', `set ${this.chain[0].id} and its chain do not hold disk block ${lba} (the file index and the sets' extents disagree)`);
           const n = Math.min(e.lba + e.blocks - lba, (out.length - filled) / dbb);
-          await this.readStream(e.streamOffset + (lba - e.lba) * dbb, out.subarray(filled, filled + n * dbb));
+          await this.readStream(set, e.streamOffset + (lba - e.lba) * dbb, out.subarray(filled, filled + n * dbb));
           filled += n * dbb;
           lba += n;
         }
@@ -211,15 +230,15 @@ class TapeReader {
     };
   }
 
-  /** Stream bytes [s, s + into.length) into `into`, across pieces. */
-  private async readStream(s: number, into: Uint8Array): Promise<void> {
-    const B = this.set.tapeBlockBytes;
+  /** Stream bytes [s, s + into.length) of `set` into `into`, across its pieces. */
+  private async readStream(set: SetWithPieces, s: number, into: Uint8Array): Promise<void> {
+    const B = set.tapeBlockBytes;
     let done = 0;
     while (done < into.length) {
       const at = s + done;
-      const p = this.set.pieces.find((x) => at >= x.streamStart && at < x.streamEnd);
-      if (!p) throw new FerryError('ERR_FILE_RESTORE', `stream byte ${at} is in no piece of set ${this.set.id}`);
-      const drive = await this.mount(p);
+      const p = set.pieces.find((x) => at >= x.streamStart && at < x.streamEnd);
+      if (!p) throw new FerryError('ERR_FILE_RESTORE', `stream byte ${at} is in no piece of set ${set.id}`);
+      const drive = await this.mount(set, p);
       const { blockId, offset } = tapePosition({ streamStart: p.streamStart, dataBlockId: p.dataBlock }, at, B);
       const want = Math.min(into.length - done, p.streamEnd - at);
       const blocks = Math.ceil((offset + want) / B);
@@ -234,7 +253,7 @@ class TapeReader {
    * from there, the rest by READ (LOCATE first unless the tape stands there).
    */
   private async blocks(drive: MountedDrive, blockId: number, n: number): Promise<Uint8Array> {
-    const B = this.set.tapeBlockBytes;
+    const B = (this.set as SetWithPieces).tapeBlockBytes;
     const out = new Uint8Array(n * B);
     let from = blockId;
     const last = this.last;
@@ -254,7 +273,7 @@ class TapeReader {
       if (got < blockId + n - from) {
         this.at = undefined;
         const what = r.kind === 'data' ? `${r.data.length} bytes` : r.kind === 'error' ? r.why : r.kind;
-        throw new FerryError('ERR_FILE_RESTORE', `cartridge ${this.piece?.cartridge}: reading ${blockId + n - from} blocks at block ${from} gave ${what}: the set's data is not where the catalog says; run \`ferry verify ${this.set.id}\``);
+        throw new FerryError('ERR_FILE_RESTORE', `cartridge ${this.piece?.cartridge}: reading ${blockId + n - from} blocks at block ${from} gave ${what}: the set's data is not where the catalog says; run \`ferry verify ${this.set?.id}\``);
       }
       this.tapeBytes += r.data.length;
       this.at = from + got;
@@ -264,23 +283,23 @@ class TapeReader {
     return out;
   }
 
-  /** The drive with piece `p`'s cartridge, its header checked once when mounted. */
-  private async mount(p: SetPiece): Promise<MountedDrive> {
-    if (this.drive && this.piece?.cartridge === p.cartridge) {
-      this.piece = p;
-      return this.drive;
+  /** The drive with piece `p` of `set`: its cartridge loaded and its set header checked, once. */
+  private async mount(set: SetWithPieces, p: SetPiece): Promise<MountedDrive> {
+    if (this.drive && this.set === set && this.piece === p) return this.drive;
+    const pool = this.ctx.site.pool(set.pool);
+    if (!this.drive || this.piece?.cartridge !== p.cartridge) {
+      await this.ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${set.id}, piece ${p.seq}) into drive ${this.driveName}`, { data: { cartridge: p.cartridge, drive: this.driveName } });
+      this.ctx.update({ cartridge: p.cartridge });
+      this.drive = await this.ctx.site.mount(pool, this.driveName as string, p.cartridge);
     }
-    const pool = this.ctx.site.pool(this.set.pool);
-    await this.ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${this.set.id}, piece ${p.seq}) into drive ${this.driveName}`, { data: { cartridge: p.cartridge, drive: this.driveName } });
-    this.ctx.update({ cartridge: p.cartridge });
-    const drive = await this.ctx.site.mount(pool, this.driveName as string, p.cartridge);
-    await drive.drive.setFixedBlock(this.set.tapeBlockBytes);
-    const h = await readRecordCheaply(drive, p.headerBlock, this.set.tapeBlockBytes);
-    if (h.kind !== 'header' || h.setUuid !== this.set.uuid || h.sequence !== p.seq) {
-      throw new ServiceError('ERR_CONFLICT', `cartridge ${p.cartridge} does not hold piece ${p.seq} of set ${this.set.id} at block ${p.headerBlock} (found ${h.kind}): the catalog and the tape disagree; run \`ferry catalog rebuild\``);
+    const drive = this.drive;
+    await drive.drive.setFixedBlock(set.tapeBlockBytes);
+    const h = await readRecordCheaply(drive, p.headerBlock, set.tapeBlockBytes);
+    if (h.kind !== 'header' || h.setUuid !== set.uuid || h.sequence !== p.seq) {
+      throw new ServiceError('ERR_CONFLICT', `cartridge ${p.cartridge} does not hold piece ${p.seq} of set ${set.id} at block ${p.headerBlock} (found ${h.kind}): the catalog and the tape disagree; run \`ferry catalog rebuild\``);
     }
-    await this.ctx.to('copying', `reading files of set ${this.set.id} from ${p.cartridge}`);
-    this.drive = drive;
+    if (this.ctx.state !== 'copying') await this.ctx.to('copying', `reading files of set ${set.id} from ${p.cartridge}`);
+    this.set = set;
     this.piece = p;
     this.at = undefined;
     this.last = undefined;

@@ -108,6 +108,8 @@ export interface IndexFile {
   changedMs: number | null;
   accessedMs: number | null;
   attributes: IndexAttribute[];
+  /** Incremental sets: the earlier set of the chain that holds this unchanged file's blocks. */
+  dataSet?: number;
 }
 
 /** The file index a files set carries in its last trailer (docs "File index"). */
@@ -119,6 +121,8 @@ export interface FileIndex {
   /** Records the backup could not read, each with why. */
   skipped: { record?: number; path?: string; code: string; message: string }[];
   files: IndexFile[];
+  /** Incremental sets: paths in the base set that are gone. */
+  deleted?: string[];
 }
 
 export type TapeRecord = VolumeLabel | SetHeader | SetTrailer;
@@ -226,6 +230,7 @@ const indexFileSchema = z.object({
   changedMs: msOrNull,
   accessedMs: msOrNull,
   attributes: z.array(indexAttributeSchema),
+  dataSet: uint.optional(),
 }) satisfies z.ZodType<IndexFile>;
 
 export const fileIndexSchema = z.object({
@@ -235,6 +240,7 @@ export const fileIndexSchema = z.object({
   serial: z.string(),
   skipped: z.array(z.object({ record: uint.optional(), path: z.string().optional(), code: z.string(), message: z.string() })),
   files: z.array(indexFileSchema),
+  deleted: z.array(z.string()).optional(),
 }) satisfies z.ZodType<FileIndex>;
 
 export const setTrailerSchema = z

@@ -8,7 +8,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileDevice } from '../../src/block/file-device.ts';
 import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
@@ -19,7 +20,9 @@ import { startJobsWorld, type JobsWorld } from '../../src/jobs/testing.ts';
 import type { FileView } from '../../src/jobs/types.ts';
 import { TapeDriveLu } from '../../src/scsi/ssc.ts';
 import { inTempDir } from '../helpers/temp-dir.ts';
-import { requireTools } from '../helpers/tools.ts';
+import { requireTools, skipLoudly } from '../helpers/tools.ts';
+import { openCatalog } from '../../src/catalog/db.ts';
+import { fileIndexInfo } from '../../src/catalog/queries/files.ts';
 import { IMAGES, ntfscat, ntfsImages, ntfsls, type ImageName } from './ntfs-images.ts';
 
 const MIB = 1 << 20;
@@ -254,3 +257,83 @@ function ntfs(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
 }
+
+test('incremental files set: changed, added and deleted files; ls shows the new state, unchanged files point to the full, every file restores, the chain restores to a volume', async (t) => {
+  const imgs = ntfsImages(t);
+  if (!imgs) return;
+  if (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) {
+    skipLoudly(t, 'changing an NTFS image needs root and /dev/fuse (ntfs-3g mount)');
+    return;
+  }
+  await inTempDir('ferry-files-inc-', async (dir) => {
+    const w = await startJobsWorld(dir, { iqn: 'iqn.2026-12.dev.ferry:files-inc', cartridgeSize: 256 * MIB, tapeBlockBytes: 256 * 1024 });
+    try {
+      const src = await writeImage(w, imgs.main);
+      const full = await filesBackup(w, `store:${src.lun}`);
+
+      // The workstation changes files: one rewritten, one deleted, two added. Only the blocks that changed reach the LUN.
+      const changedImg = join(dir, 'changed.img');
+      await copyFile(imgs.main, changedImg);
+      const mnt = join(dir, 'mnt');
+      await mkdir(mnt);
+      ntfs('ntfs-3g', [changedImg, mnt]);
+      try {
+        await writeFile(join(mnt, 'res/r664'), randomFillSync(new Uint8Array(5000)));
+        await rm(join(mnt, 'res/r5'));
+        await mkdir(join(mnt, 'inc'));
+        await writeFile(join(mnt, 'inc/new.bin'), randomFillSync(new Uint8Array(200_000)));
+        await writeFile(join(mnt, 'inc/small.txt'), 'hi\n');
+      } finally {
+        ntfs('umount', [mnt]);
+      }
+      const before = await readFile(imgs.main);
+      const after = await readFile(changedImg);
+      let written = 0;
+      for (let off = 0; off < after.length; off += 4096) {
+        const chunk = after.subarray(off, off + 4096);
+        if (chunk.equals(before.subarray(off, off + 4096))) continue;
+        await src.dev.write(off / 512, chunk);
+        written += chunk.length;
+      }
+      await src.dev.flush();
+
+      const job = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}`, mode: 'files', level: 'incremental' })).id);
+      assert.equal(job.state, 'done', JSON.stringify(job.error));
+      const inc = await w.service.getSet(job.set!);
+      const fullView = await w.service.getSet(full.set);
+      assert.deepEqual([inc.level, inc.base, inc.reason], ['incremental', full.set, null]);
+      t.diagnostic(`the workstation wrote ${written} bytes; the incremental holds ${inc.bytes} bytes, the full ${fullView.bytes}`);
+      assert.ok(inc.bytes < fullView.bytes / 4, `the incremental holds ${inc.bytes} bytes`);
+
+      // The listing is the new state; each file names the set that holds its data.
+      const rows = await w.service.listFiles(inc.id, { path: '/', recursive: true });
+      assert.deepEqual(rows.map(key).sort(), ntfsls(changedImg).map(key).sort(), 'ls -R of the incremental = ntfsls of the changed volume');
+      const by = new Map(rows.map((r) => [r.path, r]));
+      assert.equal(by.get('/res/r5'), undefined, 'a deleted file is gone');
+      assert.equal(by.get('/res/r664')?.set, inc.id, 'a rewritten file is in the incremental');
+      assert.equal(by.get('/inc/new.bin')?.set, inc.id, 'a new file is in the incremental');
+      assert.equal(by.get('/big.bin')?.set, full.set, 'an unchanged file points to the full');
+      const catalog = await openCatalog(w.config.catalog);
+      try {
+        assert.deepEqual((await fileIndexInfo(catalog.db, inc.id))?.deleted, ['/res/r5'], 'the deletion is recorded');
+      } finally {
+        await catalog.close();
+      }
+
+      // Every file of the new state from tape (the chain's two sets), and the chain as a volume.
+      const out = join(dir, 'out');
+      const fr = await w.service.waitForJob((await w.service.startFileRestore({ set: inc.id, files: ['/'], out })).id);
+      assert.equal(fr.state, 'done', JSON.stringify(fr.error));
+      const want = await contents(changedImg);
+      for (const r of rows) if (r.type !== 'dir') assert.equal(md5(await readFile(join(out, r.path))), want.get(r.path), r.path);
+      const whole = await w.service.waitForJob((await w.service.startRestore({ set: inc.id, to: 'store:new' })).id);
+      assert.equal(whole.state, 'done', JSON.stringify(whole.error));
+      const restoredImg = join(dir, 'restored.img');
+      await copyOut(await RemoteBlockDevice.open(w.ws, whole.result!.lun as number), restoredImg);
+      assert.deepEqual(ntfsls(restoredImg).map(key).sort(), ntfsls(changedImg).map(key).sort());
+      assert.deepEqual(await contents(restoredImg), want, 'every file of the chain restored as a volume');
+    } finally {
+      await w.close();
+    }
+  });
+});

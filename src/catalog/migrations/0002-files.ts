@@ -15,16 +15,19 @@ export const m0002Files: Migration = {
       cluster_count BIGINT NOT NULL,
       serial TEXT NOT NULL,
       files BIGINT NOT NULL,
-      skipped TEXT NOT NULL
+      skipped TEXT NOT NULL,
+      deleted TEXT NOT NULL
     )`,
     `CREATE TABLE file_paths (
       id {{auto_id}},
       path TEXT NOT NULL UNIQUE
     )`,
     // One row per name (a hard link is a row per link). content: JSON of the $DATA attributes as the
-    // tape's file index has them (resident bytes, or runs and their tape positions).
+    // tape's file index has them (resident bytes, or runs and their tape positions). data_set_id: the
+    // set whose blocks hold the file's data (an earlier set of the chain for an unchanged file).
     `CREATE TABLE set_files (
       set_id INTEGER NOT NULL REFERENCES sets (id) ON DELETE CASCADE,
+      data_set_id INTEGER NOT NULL,
       dir_id INTEGER NOT NULL REFERENCES file_paths (id),
       name TEXT NOT NULL,
       record BIGINT NOT NULL,

@@ -74,6 +74,7 @@ export async function insertSetFiles(trx: Transaction<Database>, setId: number, 
       seen.add(key);
       rows.push({
         set_id: setId,
+        data_set_id: f.dataSet ?? setId,
         dir,
         name: n.name,
         record: f.record,
@@ -94,7 +95,7 @@ export async function insertSetFiles(trx: Transaction<Database>, setId: number, 
   }
   await trx
     .insertInto('set_file_indexes')
-    .values({ set_id: setId, cluster_bytes: index.clusterSize, sector_bytes: index.sectorSize, cluster_count: index.clusterCount, serial: index.serial, files: index.files.length, skipped: toJson(index.skipped) })
+    .values({ set_id: setId, cluster_bytes: index.clusterSize, sector_bytes: index.sectorSize, cluster_count: index.clusterCount, serial: index.serial, files: index.files.length, skipped: toJson(index.skipped), deleted: toJson(index.deleted ?? []) })
     .execute();
   const ids = await pathIds(trx, [...new Set(rows.map((r) => r.dir))]);
   for (let i = 0; i < rows.length; i += BATCH) {
@@ -114,13 +115,15 @@ export interface FileIndexInfo {
   /** MFT base records indexed. */
   files: number;
   skipped: FileIndex['skipped'];
+  /** Incremental sets: paths gone since the base set. */
+  deleted: string[];
 }
 
 /** The index's geometry and skipped records; undefined for a set without a file index. */
 export async function fileIndexInfo(db: Db, setId: number): Promise<FileIndexInfo | undefined> {
   const r = await db.selectFrom('set_file_indexes').selectAll().where('set_id', '=', setId).executeTakeFirst();
   if (!r) return undefined;
-  return { clusterSize: num(r.cluster_bytes), sectorSize: num(r.sector_bytes), clusterCount: num(r.cluster_count), serial: r.serial, files: num(r.files), skipped: fromJson(r.skipped) as FileIndex['skipped'] };
+  return { clusterSize: num(r.cluster_bytes), sectorSize: num(r.sector_bytes), clusterCount: num(r.cluster_count), serial: r.serial, files: num(r.files), skipped: fromJson(r.skipped) as FileIndex['skipped'], deleted: fromJson(r.deleted) as string[] };
 }
 
 /** Ids of `paths` in file_paths, adding the missing ones. */
@@ -154,7 +157,7 @@ function toEntry(r: Row): FileEntry {
     changed: isoOf(numOrNull(r.changed_ms)),
     accessed: isoOf(numOrNull(r.accessed_ms)),
     fileAttributes: num(r.file_attributes),
-    set: num(r.set_id),
+    set: num(r.data_set_id),
   };
   const sid = numOrNull(r.security_id);
   if (sid !== null) e.securityId = sid;
