@@ -1,7 +1,8 @@
 // Benchmark: Ferry's NTFS used-blocks scan and full file-level plan against `ntfsclone --metadata`
 // on a 2 GiB volume with about 20,000 files, in the same run, alternating, hot cache.
-//   node --import tsx bench/ntfs-vs-ntfsclone.ts [--runs 9] [--image PATH]
-// Makes the image (root, ntfs-3g FUSE) at test/fixtures/ntfs/out/bench-2g.img if missing.
+//   node --import tsx bench/ntfs-vs-ntfsclone.ts [--runs 9] [--image PATH] [--make-only]
+// Makes the image (root, ntfs-3g FUSE) at test/fixtures/ntfs/out/bench-2g.img if missing
+// (--make-only: just that; bench/files-backup.ts uses the same image).
 // ntfsclone cannot write metadata to /dev/null (it ftruncates its output), so it writes its
 // sparse metadata image to /dev/shm, which is deleted after each run.
 // Ferry runs in child processes with the node flags of bin/ferry.mjs's shebang (what `ferry`
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '9' },
     image: { type: 'string', default: join(REPO, 'test/fixtures/ntfs/out/bench-2g.img') },
     child: { type: 'string' },
+    'make-only': { type: 'boolean', default: false },
   },
 });
 const runs = Number(values.runs);
@@ -100,6 +102,7 @@ if (!existsSync(img)) {
   const r = spawnSync('bash', ['-c', MAKE, 'make', img], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`could not make the benchmark image ${img} (the script's error is above)`);
 }
+if (values['make-only']) process.exit(0);
 
 /** ntfsclone's wall time, and its CPU time (user + sys) from bash's `time`: the box may be shared. */
 function ntfsclone(): Sample {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { openCatalog, type Catalog } from './db.ts';
 import type { BackupSet, SetPiece } from './queries/sets.ts';
+import type { FileIndex, IndexFile } from '../tapeformat/records.ts';
 
 /** Register `name` twice: on a catalog file in a temp dir and on ':memory:'. */
 export function testBoth(name: string, fn: (cat: Catalog) => Promise<void>): void {
@@ -64,4 +65,30 @@ export function fakePiece(seq: number, cartridge: string, over: Partial<SetPiece
     streamEnd: 1048576,
     ...over,
   };
+}
+
+/**
+ * A file index of `dirs` directories under the root, each with `perDir` files of `size` bytes
+ * (resident below 700), plus $MFT (record 0, a system file) and /$Extend/$ObjId under a system
+ * directory. Directory d is record 64 + d; its files follow from record 64 + dirs on.
+ */
+export function fakeFileIndex(dirs: number, perDir: number, size = 1000): FileIndex {
+  const t = 1_700_000_000_000;
+  const file = (record: number, parent: number, name: string, type: IndexFile['type'], bytes: number): IndexFile => ({
+    record, seq: 1, path: null, type, names: [{ parent, name, namespace: 1 }], fileAttributes: 0x20, securityId: 256,
+    createdMs: t, modifiedMs: t + record, changedMs: t, accessedMs: t,
+    attributes: type === 'dir' ? [] : bytes < 700
+      ? [{ type: 0x80, name: '', resident: true, size: bytes, bytes: '', valueOffset: 0 }]
+      : [{ type: 0x80, name: '', resident: false, size: bytes, flags: 0, compressionUnit: 0, allocatedSize: bytes, initializedSize: bytes, runs: [[0, 1, record * 8]], tape: [[1, 2, 0]] }],
+  });
+  const files: IndexFile[] = [
+    { ...file(5, 5, '.', 'dir', 0), path: '/' },
+    { ...file(0, 5, '$MFT', 'file', 4096), path: '/$MFT' },
+    { ...file(11, 5, '$Extend', 'dir', 0), path: '/$Extend' },
+    { ...file(25, 11, '$ObjId', 'file', 0), path: '/$Extend/$ObjId' },
+  ];
+  for (let d = 0; d < dirs; d++) files.push({ ...file(64 + d, 5, `d${d}`, 'dir', 0), path: `/d${d}` });
+  let r = 64 + dirs;
+  for (let d = 0; d < dirs; d++) for (let i = 0; i < perDir; i++) files.push(file(r++, 64 + d, `f${i}`, 'file', size));
+  return { clusterSize: 4096, sectorSize: 512, clusterCount: 1 << 20, serial: '0123456789abcdef', skipped: [], files };
 }

@@ -90,7 +90,10 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
     // Then the tape, in one pass in tape order.
     const fromTape = jobs.filter((j) => j.first >= 0);
     if (fromTape.length) await reader.start();
-    for (const j of fromTape) await write(j);
+    for (let i = 0; i < fromTape.length; i++) {
+      reader.next = fromTape[i + 1]?.first; // read on to the next file only when it is near
+      await write(fromTape[i]);
+    }
     // Directory times last: writing their files changed them.
     for (const d of dirs.reverse()) if (d.modifiedMs !== null) await utimes(join(out, d.path), new Date(d.modifiedMs), new Date(d.modifiedMs));
   } finally {
@@ -163,7 +166,7 @@ function firstTapeByte(chain: readonly SetWithPieces[], a: IndexAttribute): numb
 /** Resident streams written at once. */
 const LOCAL_WRITERS = 16;
 
-/** Bytes a READ asks for at least: small files next to each other on tape come in one command. */
+/** Furthest a READ goes on past what it needs, to reach the next file's first block in the same command. */
 const READ_AHEAD_BYTES = 1 << 20;
 
 /**
@@ -173,6 +176,8 @@ const READ_AHEAD_BYTES = 1 << 20;
  */
 class TapeReader {
   tapeBytes = 0;
+  /** firstTapeByte() of the file written next, if any: a READ goes on to it when it is close. */
+  next?: number;
   private drive?: MountedDrive;
   private driveName?: string;
   /** The set and piece whose cartridge is in the drive. */
@@ -263,9 +268,8 @@ class TapeReader {
       from += kept.length / B;
     }
     if (from < blockId + n) {
-      // Read ahead a little: the next file in tape order is most often in the next blocks.
       const p = this.piece as SetPiece;
-      const count = Math.max(blockId + n - from, Math.min(READ_AHEAD_BYTES / B, p.dataBlock + p.dataBlocks - from));
+      const count = Math.max(blockId + n - from, Math.min(this.nextBlock() + 1 - from, READ_AHEAD_BYTES / B, p.dataBlock + p.dataBlocks - from));
       if (this.at !== from) await drive.drive.locate(from);
       const buf = new Uint8Array(count * B);
       const r = await drive.drive.readBlocks(count, buf).catch((e: Error) => ({ kind: 'error' as const, data: new Uint8Array(0), why: e.message }));
@@ -281,6 +285,18 @@ class TapeReader {
       this.last = { blockId: from, data: buf.subarray(0, got * B) };
     }
     return out;
+  }
+
+  /** The tape block of the next file's first byte when it is on the mounted piece, else -1. */
+  private nextBlock(): number {
+    const set = this.set;
+    const p = this.piece;
+    if (this.next === undefined || this.next < 0 || !set || !p) return -1;
+    const k = Math.floor(this.next / 2 ** 48);
+    if (this.chain[this.chain.length - 1 - k] !== set) return -1;
+    const s = this.next % 2 ** 48;
+    if (s < p.streamStart || s >= p.streamEnd) return -1;
+    return tapePosition({ streamStart: p.streamStart, dataBlockId: p.dataBlock }, s, set.tapeBlockBytes).blockId;
   }
 
   /** The drive with piece `p` of `set`: its cartridge loaded and its set header checked, once. */

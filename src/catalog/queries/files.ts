@@ -179,9 +179,20 @@ export async function findEntry(db: Db, setId: number, path: string): Promise<Fi
   const { dir, name } = splitPath(n);
   const exact = await rowsOf(db, setId).where('file_paths.path', '=', dir).where('set_files.name', '=', name).executeTakeFirst();
   if (exact) return toContent(exact as Row);
-  const folded = await rowsOf(db, setId).where('file_paths.path', '=', dir).execute();
-  const hits = folded.filter((r) => r.name.toUpperCase() === name.toUpperCase());
-  return hits.length === 1 ? toContent(hits[0] as Row) : undefined;
+  // As Windows resolves: each component by its exact name, else the one name equal without case.
+  let at = '/';
+  let found: Row | undefined;
+  for (const part of n.split('/').slice(1)) {
+    const names = (await rowsOf(db, setId).where('file_paths.path', '=', at).execute()) as Row[];
+    found = names.find((r) => r.name === part) ?? oneOf(names.filter((r) => r.name.toUpperCase() === part.toUpperCase()));
+    if (!found) return undefined;
+    at = join(at, found.name);
+  }
+  return found ? toContent(found) : undefined;
+}
+
+function oneOf<T>(xs: T[]): T | undefined {
+  return xs.length === 1 ? xs[0] : undefined;
 }
 
 /** Entries under directory `dir` (with `recursive`, the whole subtree), ordered by directory then name. */
@@ -231,14 +242,16 @@ async function subtree(db: Db, setId: number, dir: string, o: { recursive?: bool
   return rows.filter((r) => num(r.record) >= FIRST_USER_RECORD && !hidden.some((h) => r.path === h || r.path.startsWith(`${h}/`)));
 }
 
+/** Every name of the set, in path order: a scan (find, and the benchmark's baseline). */
+export async function listSetFiles(db: Db, setId: number): Promise<FileEntry[]> {
+  return ((await rowsOf(db, setId).orderBy('file_paths.path').orderBy('set_files.name').execute()) as Row[]).map(toEntry);
+}
+
 /** Entries whose name (or, for a pattern with `/`, whose path) matches a glob: `*`, `?`, `[…]`. */
 export async function findFiles(db: Db, setId: number, pattern: string): Promise<FileEntry[]> {
   const re = globToRegExp(pattern);
   const byPath = pattern.includes('/');
-  const out: FileEntry[] = [];
-  const rows = (await rowsOf(db, setId).orderBy('file_paths.path').orderBy('set_files.name').execute()) as Row[];
-  for (const r of rows) if (re.test(byPath ? join(r.path, r.name) : r.name)) out.push(toEntry(r));
-  return out;
+  return (await listSetFiles(db, setId)).filter((e) => re.test(byPath ? e.path : e.path.slice(e.path.lastIndexOf('/') + 1)));
 }
 
 /** A glob as an anchored, case-insensitive RegExp (NTFS names compare without case in Windows). */
