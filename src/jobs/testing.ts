@@ -10,6 +10,8 @@ import { openCatalog } from '../catalog/db.ts';
 import type { ServerConfig } from '../server/config.ts';
 import { Site } from './site.ts';
 import { LocalJobService } from './service.ts';
+import { startMover } from '../mover/mover.ts';
+import { resolveMoverConfig } from '../mover/config.ts';
 
 /**
  * For the jobs tests: the backup server's library in one process over real iSCSI. A storage node
@@ -26,6 +28,8 @@ export interface JobsWorldOptions {
   standalone?: boolean;
   /** Serve the node's management API with this token; the library entry names it (verify on the tape node). */
   apiToken?: string;
+  /** A data mover `m1` (what `ferry mover` runs) with a portal to the node, in the config: jobs copy through it. */
+  mover?: boolean;
 }
 
 export interface JobsWorld {
@@ -77,6 +81,8 @@ export async function startJobsWorld(dir: string, o: JobsWorldOptions): Promise<
     defaults: { quietPeriodMs: 0, timeoutMs: 10_000 },
   };
   const openService = async () => LocalJobService.open(await openCatalog(config.catalog), new Site(config, new Map([['store', node.snapshots]])));
+  const mover = o.mover ? await startMover(resolveMoverConfig({ listen: '127.0.0.1:0', iqn: `${o.iqn}-mover`, portals: [`${portal.host}:${portal.port}`], logLevel: 'silent' })) : undefined;
+  if (mover) config.movers.push({ name: 'm1', portal: { host: mover.address.host, port: mover.address.port }, iqn: `${o.iqn}-mover` });
   const ws = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: `${o.iqn}-ws`, targetName: o.iqn });
   const w: JobsWorld = {
     node,
@@ -92,6 +98,7 @@ export async function startJobsWorld(dir: string, o: JobsWorldOptions): Promise<
     async close() {
       ws.close();
       await w.service.close();
+      await mover?.close();
       await node.close();
     },
   };

@@ -1,5 +1,6 @@
 // Files backup (issue 13) on every image scripts/make-ntfs-images.sh makes, written into a LUN over
-// iSCSI and backed up by the server's library through the copy manager to the Ferry library:
+// iSCSI and backed up by the server's library through a data mover (the code `ferry mover` runs) to
+// the Ferry library:
 //   `ls -R` from the catalog = ntfsls of the image (paths, sizes, MFT records);
 //   restoring every file to a directory = ntfscat of the image, named streams included;
 //   the whole set restored to a new LUN = a volume on which ntfscat agrees with the original;
@@ -46,6 +47,7 @@ async function copyOut(dev: RemoteBlockDevice, file: string): Promise<void> {
 async function filesBackup(w: JobsWorld, volume: string): Promise<{ set: number; log: string }> {
   const job = await w.service.waitForJob((await w.service.startBackup({ volume, mode: 'files' })).id);
   assert.equal(job.state, 'done', JSON.stringify(job.error));
+  if (w.config.movers.length) assert.equal(job.mover, 'm1', 'the data mover copied');
   const log = (await w.service.events(job.id)).map((e) => e.message).join('\n');
   return { set: job.set!, log };
 }
@@ -124,7 +126,7 @@ for (const name of IMAGES) {
     const imgs = ntfsImages(t);
     if (!imgs) return;
     await inTempDir(`ferry-files-${name}-`, async (dir) => {
-      const w = await startJobsWorld(dir, { iqn: `iqn.2026-12.dev.ferry:files-${name}`, cartridgeSize: 256 * MIB, tapeBlockBytes: 256 * 1024 });
+      const w = await startJobsWorld(dir, { iqn: `iqn.2026-12.dev.ferry:files-${name}`, cartridgeSize: 256 * MIB, tapeBlockBytes: 256 * 1024, mover: true });
       try {
         await checkImage(t, w, dir, name, imgs[name]);
       } finally {
