@@ -1,5 +1,5 @@
 import { mkdir, open, readdir, utimes } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { getChain, getSet, type Extent, type SetPiece, type SetWithPieces } from '../catalog/queries/sets.ts';
 import { fileIndexInfo, filesForRestore, normalizePath, type FileContent } from '../catalog/queries/files.ts';
 import { planContent } from '../ntfs/restore.ts';
@@ -41,12 +41,12 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
       dirs.push(f);
       continue;
     }
-    const to = join(out, f.path);
+    const to = inside(out, f.path);
     // PATH:STREAM names one stream; PATH alone the data and (unless --no-streams) every named stream.
     const only = streamsOf.get(f.path);
     const data = f.data.filter((a) => (only ? only.has(a.name) : a.name === '' || req.streams !== false));
     if (!only && !data.some((a) => a.name === '')) jobs.push({ file: f, attr: emptyData(), to, first: -1 });
-    for (const a of data) jobs.push({ file: f, attr: a, to: a.name === '' ? to : `${to}:${a.name}`, first: firstTapeByte(chain, a) });
+    for (const a of data) jobs.push({ file: f, attr: a, to: a.name === '' ? to : inside(out, `${f.path}:${a.name}`), first: firstTapeByte(chain, a) });
   }
   // One pass: resident and empty data first (no tape), then in ascending tape order.
   jobs.sort((x, y) => x.first - y.first);
@@ -59,7 +59,7 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
     await mkdir(d, { recursive: true });
     made.add(d);
   };
-  for (const d of dirs) await mkdirOnce(join(out, d.path));
+  for (const d of dirs) await mkdirOnce(inside(out, d.path));
   const reader = new TapeReader(ctx, chain);
   let done = 0;
   const write = async (j: (typeof jobs)[number]): Promise<void> => {
@@ -95,7 +95,7 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
       await write(fromTape[i]);
     }
     // Directory times last: writing their files changed them.
-    for (const d of dirs.reverse()) if (d.modifiedMs !== null) await utimes(join(out, d.path), new Date(d.modifiedMs), new Date(d.modifiedMs));
+    for (const d of dirs.reverse()) if (d.modifiedMs !== null) await utimes(inside(out, d.path), new Date(d.modifiedMs), new Date(d.modifiedMs));
   } finally {
     await reader.close();
   }
@@ -131,6 +131,15 @@ async function resolveFiles(ctx: JobContext, set: SetWithPieces, specs: readonly
     }
   }
   return { found: [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : 1)), streamsOf };
+}
+
+/** `out` + the file's path, refused when a name (`..`, a stream name with `/`) would lead outside `out`. */
+export function inside(out: string, path: string): string {
+  const to = join(out, path);
+  if (!to.startsWith(`${out}${sep}`) || path.split('/').some((p) => p === '..' || p === '.')) {
+    throw new FerryError('ERR_FILE_RESTORE', `the name ${JSON.stringify(path)} in the set would lead outside ${out}: nothing is written there; restore the other files by name`);
+  }
+  return to;
 }
 
 /** The output directory must be new or empty, unless forced. */

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { FORMAT_VERSION, type RecordKind } from './magic.ts';
 import { isValidTapeBlockBytes } from './geometry.ts';
 import { TapeFormatError } from './errors.ts';
+import type { PlanFile } from '../ntfs/plan.ts';
 
 // The JSON bodies of the three record kinds (docs/on-tape-format.md "Record bodies").
 // Each interface has a zod schema beside it; encode and decode both go through the schema,
@@ -93,20 +94,8 @@ export interface IndexAttribute {
   tape?: ([number, number, number] | null)[];
 }
 
-/** One file (MFT base record) of a files set, as `ferry ntfs plan` describes it (docs/ntfs.md). */
-export interface IndexFile {
-  record: number;
-  seq: number;
-  /** Through the first non-DOS name; null when the parent chain does not reach the root. */
-  path: string | null;
-  type: 'file' | 'dir' | 'symlink' | 'reparse';
-  names: { parent: number; name: string; namespace: number }[];
-  fileAttributes: number;
-  securityId: number | null;
-  createdMs: number | null;
-  modifiedMs: number | null;
-  changedMs: number | null;
-  accessedMs: number | null;
+/** One file (MFT base record) of a files set: its plan entry (`ferry ntfs plan`, docs/ntfs.md) with its streams only. */
+export interface IndexFile extends Omit<PlanFile, 'attributes'> {
   attributes: IndexAttribute[];
   /** Incremental sets: the earlier set of the chain that holds this unchanged file's blocks. */
   dataSet?: number;

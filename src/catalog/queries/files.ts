@@ -2,6 +2,7 @@
 // Listing a directory is one range of the (set_id, dir_id, name) key; a subtree is a range of paths.
 import type { Selectable, Transaction } from 'kysely';
 import type { FileIndex, IndexAttribute } from '../../tapeformat/records.ts';
+import type { ListEntry } from '../../ntfs/tree.ts';
 import type { Database, SetFilesTable } from '../schema.ts';
 import { fromJson, num, numOrNull, toJson, type Db } from './common.ts';
 
@@ -13,20 +14,8 @@ const ROOT_RECORD = 5;
 const DOS_NAMESPACE = 2;
 const BATCH = 400;
 
-/** One row of `ferry ls --json`: the fields of `ferry ntfs ls --json`, and the set that holds the file's data. */
-export interface FileEntry {
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'reparse';
-  size: number;
-  record: number;
-  links: number;
-  streams: { name: string; size: number }[];
-  resident: boolean;
-  created: string | null;
-  modified: string | null;
-  changed: string | null;
-  accessed: string | null;
-  securityId?: number;
+/** One row of `ferry ls --json`: the fields of `ferry ntfs ls --json` (owner and group not kept), and the set that holds the file's data. */
+export interface FileEntry extends Omit<ListEntry, 'owner' | 'group'> {
   fileAttributes: number;
   set: number;
 }
@@ -228,10 +217,10 @@ async function subtree(db: Db, setId: number, dir: string, o: { recursive?: bool
   const d = normalizePath(dir);
   let q = rowsOf(db, setId);
   if (o.recursive) {
-    // Paths under d: d itself, and the range [d/, d0) ('0' follows '/').
-    const lo = d === '/' ? '/' : `${d}/`;
-    const hi = d === '/' ? '0' : `${d}0`;
-    q = q.where((eb) => eb.or([eb('file_paths.path', '=', d), eb.and([eb('file_paths.path', '>=', lo), eb('file_paths.path', '<', hi)])]));
+    // d itself and the paths that start with `d/`, compared exactly (no LIKE: SQLite's ignores
+    // case; no range: PostgreSQL's order follows the collation). file_paths holds directories only.
+    const prefix = `${d}/`;
+    if (d !== '/') q = q.where((eb) => eb.or([eb('file_paths.path', '=', d), eb(eb.fn<string>('substr', ['file_paths.path', eb.val(1), eb.val([...prefix].length)]), '=', prefix)]));
   } else {
     q = q.where('file_paths.path', '=', d);
   }
