@@ -47,9 +47,19 @@ testBoth('files index: a directory, a subtree, one entry, system files on reques
   assert.equal(await filesForRestore(db, 1, '/nope'), undefined);
 
   assert.deepEqual((await findFiles(db, 1, 'F3')).map((e) => e.path), ['/d0/f3', '/d1/f3', '/d2/f3']);
+  await assert.rejects(findFiles(db, 1, '[z-a]'), /pattern "\[z-a\]" is not a glob/);
   assert.deepEqual((await findFiles(db, 1, '/d1/f[0-1]')).map((e) => e.path), ['/d1/f0', '/d1/f1']);
   assert.deepEqual(await fileIndexInfo(db, 1), { clusterSize: 4096, sectorSize: 512, clusterCount: 1 << 20, serial: '0123456789abcdef', files: index.files.length, skipped: [], deleted: [] });
   assert.equal(await fileIndexInfo(db, 2), undefined);
+});
+
+testBoth('files index: two records with one (directory, name), as a snapshot taken mid-rename shows: the first stays', async ({ db }) => {
+  const index = fakeFileIndex(1, 2);
+  const f1 = index.files.at(-1)!;
+  index.files.push({ ...f1, record: 5000 });
+  await withIndex(db, 1, index);
+  const d0 = await listDirectory(db, 1, '/d0');
+  assert.deepEqual(d0.map((e) => [e.path, e.record]), [['/d0/f0', f1.record - 1], ['/d0/f1', f1.record]]);
 });
 
 testBoth('files index: directory paths are shared between sets; each set lists its own', async ({ db }) => {

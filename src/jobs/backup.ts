@@ -6,7 +6,7 @@ import type { NodeControl, SnapshotRecord } from '../snapshot/node-control.ts';
 import { upsertVolume, getVolume, volumeId } from '../catalog/queries/volumes.ts';
 import { completeSet, getChain, getSet, claimSetId, type SetPiece } from '../catalog/queries/sets.ts';
 import { cartridgeResource, pickWritable, reserve, upsertCartridge, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';
-import { encodeHeaderAt, encodeRecord } from '../tapeformat/codec.ts';
+import { encodeHeaderAt, encodeRecord, MAX_JSON_BYTES } from '../tapeformat/codec.ts';
 import { readRecord } from '../tapeformat/read-record.ts';
 import { FORMAT_VERSION } from '../tapeformat/magic.ts';
 import type { FileIndex, SetHeader, SetTrailer } from '../tapeformat/records.ts';
@@ -147,6 +147,9 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     const plan = await makePlan(ctx, req, { node, lun, vid, snap, base, blockSize: info.blockSize, blockCount: info.blockCount });
     if (plan.reason) await ctx.log(`running a full backup: ${plan.reason}`);
     ctx.update({ bytesTotal: plan.streamBytes, bytesDone: 0 });
+    // A files set's index goes in its last trailer: too large a one fails here, before any tape is written;
+    // else every list leaves room for it (its size with every run placed, as a one-piece set would be).
+    const indexReserve = plan.files ? indexBytes(plan.files, plan.extents, info.blockSize, pool.tapeBlockBytes, plan.baseSetId !== null) : 0;
     const digest = control.digest(snap.lun, plan.extents.map((e) => ({ lba: e.lba, blocks: e.blocks })));
     digest.catch(() => undefined);
 
@@ -196,7 +199,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       const start = await prepareCartridge(ctx, drive, pool, cart, copier);
       const h = encodeHeaderAt({ ...header, sequence: seq, piece: { streamStart: pos, dataBlockId: 0 } }, start, pool.tapeBlockBytes);
       // Room for the header and at least one data block before the trailer's reserve, or the next cartridge.
-      if ((await roomFor(drive, pool.tapeBlockBytes)) < h.bytes.length + pool.tapeBlockBytes) {
+      if ((await roomFor(drive, pool.tapeBlockBytes, indexReserve)) < h.bytes.length + pool.tapeBlockBytes) {
         await ctx.log(`cartridge ${cart.barcode} has no room for another set: marked full`);
         carts.push({ barcode: cart.barcode, state: 'full' });
         continue;
@@ -207,7 +210,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       const B = pool.tapeBlockBytes;
       let written = 0; // tape blocks this piece's lists wrote: header and data
       for (let first = true; first || end < plan.streamBytes; first = false) {
-        const room = await roomFor(drive, B);
+        const room = await roomFor(drive, B, indexReserve);
         // As few lists as the limits allow: as large as the room before early warning, or LIST_BYTES when the drive does not say.
         const maxListBytes = (room === Number.MAX_SAFE_INTEGER ? LIST_BYTES : room) - (first ? h.bytes.length : 0);
         if (!first && maxListBytes < B) break;
@@ -297,6 +300,22 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
   }
 }
 
+/**
+ * Bytes the last trailer's file index will take (with 10 % to spare); refuses an index larger
+ * than a record may hold (tapeformat MAX_JSON_BYTES), naming the file count.
+ */
+function indexBytes(files: FilePlan, extents: readonly StreamExtent[], diskBlockBytes: number, tapeBlockBytes: number, incremental: boolean): number {
+  const end = extents.reduce((n, e) => n + e.blocks * diskBlockBytes, 0);
+  // An incremental's runs outside its extents are placed later, through its chain (null here).
+  const probe = fileIndex(files, extents, [{ seq: 1, dataBlock: 2 ** 40, streamStart: 0, streamEnd: end }], diskBlockBytes, tapeBlockBytes, incremental ? { sets: [], deleted: [] } : undefined);
+  let bytes = 0;
+  for (const f of probe.files) bytes += JSON.stringify(f).length + 1;
+  if (bytes > MAX_JSON_BYTES * 0.9) {
+    throw new FerryError('ERR_FILE_INDEX_TOO_LARGE', `the file index of ${files.fileCount} files would take ${Math.round(bytes / 2 ** 20)} MiB, over the ${MAX_JSON_BYTES / 2 ** 20} MiB a tape record holds: back up this volume with --mode used (nothing was written)`);
+  }
+  return Math.ceil(bytes * 1.1) + 4096;
+}
+
 /** An incremental files set's chain, newest first, and what is gone since its base. */
 async function chainOf(ctx: JobContext, baseSetId: number, files: FilePlan): Promise<ChainSets> {
   const sets = (await getChain(ctx.db, baseSetId)).reverse();
@@ -351,8 +370,12 @@ async function makePlan(
       const changed = await control.changedSince(v.lun, base.snapshotId, { until: v.snap.id }).catch((e: Error) => ({ tracking: 'lost' as const, reason: e.message, extents: [] }));
       if (changed.tracking === 'lost') reason = `change tracking since set ${base.id} was lost (${changed.reason ?? 'no reason given'})`;
       else if (req.mode === 'used') ranges = intersect(merge(changed.extents), ranges);
-      // files: the changed blocks of today's files, and any block of theirs the chain does not hold yet.
-      else if (req.mode === 'files') ranges = merge([...intersect(merge(changed.extents), merge(ranges)), ...subtract(merge(ranges), merge(base.extents))]);
+      // files: the changed blocks of today's files, and any block of theirs no set of the chain holds
+      // (one that was free then and is a file's now without a write: past its initialized size).
+      else if (req.mode === 'files') {
+        const held = merge((await getChain(ctx.db, base.id)).flatMap((x) => x.extents));
+        ranges = merge([...intersect(merge(changed.extents), merge(ranges)), ...subtract(merge(ranges), held)]);
+      }
       else ranges = merge(changed.extents);
     }
     if (reason) {
@@ -437,7 +460,7 @@ async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: Pool
  * (READ ATTRIBUTE, MiB granularity) less a reserve for the trailer and filemark; unbounded when
  * the drive does not say (the early-warning check before each list still holds).
  */
-async function roomFor(drive: MountedDrive, tapeBlockBytes: number): Promise<number> {
+async function roomFor(drive: MountedDrive, tapeBlockBytes: number, trailerBytes = 0): Promise<number> {
   // A drive that cannot tell its position (tgtd: LOLU) gives no bound here; end of medium is then the copy's to meet.
   const p = await drive.drive.position().catch((e: FerryError) => {
     if (e.code === 'ERR_POSITION_UNKNOWN') return undefined;
@@ -446,7 +469,7 @@ async function roomFor(drive: MountedDrive, tapeBlockBytes: number): Promise<num
   if (p?.bpew || p?.eop) return 0;
   const left = await drive.drive.remainingCapacityBytes().catch(() => undefined);
   if (left === undefined) return Number.MAX_SAFE_INTEGER;
-  const reserve = 4 * tapeBlockBytes + (1 << 20);
+  const reserve = 4 * tapeBlockBytes + (1 << 20) + trailerBytes;
   return Math.max(0, Math.floor((left - reserve) / tapeBlockBytes) * tapeBlockBytes);
 }
 

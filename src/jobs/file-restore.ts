@@ -115,12 +115,14 @@ async function resolveFiles(ctx: JobContext, set: SetWithPieces, specs: readonly
     const list = await filesForRestore(ctx.db, set.id, path);
     if (!list) throw new ServiceError('ERR_NOT_FOUND', `${normalizePath(path)} is not in set ${set.id} (see \`ferry ls ${set.id} ${dirname(normalizePath(path))}\`)`);
     if (stream) {
-      const f = list[0];
-      if (list.length !== 1 || !f.data.some((a) => a.name === stream)) {
-        const named = f.data.filter((a) => a.name !== '').map((a) => a.name);
-        throw new ServiceError('ERR_NOT_FOUND', `${f.path} has no stream "${stream}" in set ${set.id} (${named.length ? `its streams: ${named.join(', ')}` : 'it has no named streams'})`);
+      const f = list[0] as FileContent | undefined;
+      // Stream names compare without case, as NTFS does.
+      const a = list.length === 1 ? f?.data.find((x) => x.name.toUpperCase() === stream.toUpperCase() && x.name !== '') : undefined;
+      if (!f || !a) {
+        const named = f?.data.filter((x) => x.name !== '').map((x) => x.name) ?? [];
+        throw new ServiceError('ERR_NOT_FOUND', `${normalizePath(path)} has no stream "${stream}" in set ${set.id} (${named.length ? `its streams: ${named.join(', ')}` : 'it has no named streams'})`);
       }
-      if (!whole.has(f.path)) streamsOf.set(f.path, (streamsOf.get(f.path) ?? new Set()).add(stream));
+      if (!whole.has(f.path)) streamsOf.set(f.path, (streamsOf.get(f.path) ?? new Set()).add(a.name));
     }
     for (const f of list) {
       byPath.set(f.path, f);
@@ -162,7 +164,8 @@ function emptyData(): IndexAttribute {
  * the chain reads: the oldest set's cartridges first, then stream order (-1: nothing on tape).
  */
 function firstTapeByte(chain: readonly SetWithPieces[], a: IndexAttribute): number {
-  const run = a.resident ? undefined : a.runs?.find((r) => r[2] !== null);
+  // Nothing to read when no byte is initialized (a preallocated file reads as zeros).
+  const run = a.resident || Math.min(a.initializedSize ?? a.size, a.size) === 0 ? undefined : a.runs?.find((r) => r[2] !== null);
   if (!run) return -1;
   const lba = run[2] as number;
   for (let i = 0; i < chain.length; i++) {
@@ -278,7 +281,9 @@ class TapeReader {
     }
     if (from < blockId + n) {
       const p = this.piece as SetPiece;
-      const count = Math.max(blockId + n - from, Math.min(this.nextBlock() + 1 - from, READ_AHEAD_BYTES / B, p.dataBlock + p.dataBlocks - from));
+      const nb = this.nextBlock();
+      const ahead = nb >= from && (nb - from) * B < READ_AHEAD_BYTES ? nb + 1 - from : 0;
+      const count = Math.max(blockId + n - from, Math.min(ahead, p.dataBlock + p.dataBlocks - from));
       if (this.at !== from) await drive.drive.locate(from);
       const buf = new Uint8Array(count * B);
       const r = await drive.drive.readBlocks(count, buf).catch((e: Error) => ({ kind: 'error' as const, data: new Uint8Array(0), why: e.message }));

@@ -334,6 +334,16 @@ test('incremental files set: changed, added and deleted files; ls shows the new 
       await copyOut(await RemoteBlockDevice.open(w.ws, whole.result!.lun as number), restoredImg);
       assert.deepEqual(ntfsls(restoredImg).map(key).sort(), ntfsls(changedImg).map(key).sort());
       assert.deepEqual(await contents(restoredImg), want, 'every file of the chain restored as a volume');
+
+      // A second incremental with nothing written since: it builds on the first and holds next to nothing
+      // (the blocks of unchanged files are in the chain, whichever set of it holds them).
+      const again = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}`, mode: 'files', level: 'incremental' })).id);
+      assert.equal(again.state, 'done', JSON.stringify(again.error));
+      const inc2 = await w.service.getSet(again.set!);
+      assert.equal(inc2.base, inc.id);
+      assert.ok(inc2.bytes < fullView.bytes / 50, `the second incremental holds ${inc2.bytes} bytes`);
+      assert.deepEqual((await w.service.listFiles(inc2.id, { path: '/', recursive: true })).map(key).sort(), rows.map(key).sort());
+      assert.equal((await w.service.listFiles(inc2.id, { path: '/res/r664' }))[0].set, inc.id, 'a file changed in the first incremental points to it');
     } finally {
       await w.close();
     }

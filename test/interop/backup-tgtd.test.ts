@@ -3,7 +3,8 @@
 // COPY). Our storage node runs in process, a `ferry mover` (in process) with portals to the node
 // and to tgtd does the copies, and a LocalJobService plans them. Image full, an incremental that
 // appends after it, and restores of both to new LUNs, bit-exact by SHA-256 over iSCSI. A files set
-// of main.img: listed as ntfsls lists it, files read back from the tgtd tape as ntfscat reads them.
+// of every NTFS test image: listed as ntfsls lists it, files read back from the tgtd tape as
+// ntfscat reads them, the whole set restored to a volume ntfsls lists the same.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -26,7 +27,7 @@ import type { ServerConfig } from '../../src/server/config.ts';
 import { Site } from '../../src/jobs/site.ts';
 import { remoteSha256 } from '../../src/jobs/testing.ts';
 import { LocalJobService } from '../../src/jobs/service.ts';
-import { ntfscat, ntfsImages, ntfsls } from './ntfs-images.ts';
+import { IMAGES, ntfscat, ntfsImages, ntfsls } from './ntfs-images.ts';
 
 const MIB = 1 << 20;
 const B = 256 * 1024;
@@ -278,40 +279,46 @@ test('a pool over a tgtd drive with no ferry mover fails the job saying a mover 
   });
 });
 
-test('files backup to a tgtd tape LUN through a ferry mover: ls = ntfsls, files restore = ntfscat, the whole set restores to a volume', async (t: TestContext) => {
+test('files backups of every NTFS test image to a tgtd tape LUN through a ferry mover: ls = ntfsls, files restore = ntfscat, the whole set restores to a volume', async (t: TestContext) => {
   if (!requireTools(t, 'tgtd', 'tgtadm', 'tgtimg', 'ntfscat', 'ntfsls')) return;
   const imgs = ntfsImages(t);
   if (!imgs) return;
   await inTempDir('tgtd-files', async (dir) => {
     const w = await world(dir, { mover: true });
     try {
-      const image = await readFile(imgs.main);
-      const src = await w.lun(image.length);
-      for (let off = 0; off < image.length; off += 4 * MIB) await src.dev.write(off / 512, image.subarray(off, off + 4 * MIB));
-      await src.dev.flush();
-      const job = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}`, mode: 'files' })).id);
-      assert.equal(job.state, 'done', JSON.stringify(job.error));
-      assert.equal(job.mover, 'm1');
-      const set = job.set!;
       const key = (r: { path: string; size: number; record: number }): string => `${r.path}\t${r.size}\t${r.record}`;
-      assert.deepEqual((await w.service.listFiles(set, { path: '/', recursive: true })).map(key).sort(), ntfsls(imgs.main).map(key).sort());
+      // One set per image, appended one after another on the tgtd cartridge.
+      for (const name of IMAGES) {
+        const img: string = imgs[name];
+        const image = await readFile(img);
+        const src = await w.lun(image.length);
+        for (let off = 0; off < image.length; off += 4 * MIB) await src.dev.write(off / 512, image.subarray(off, off + 4 * MIB));
+        await src.dev.flush();
+        const job = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${src.lun}`, mode: 'files' })).id);
+        assert.equal(job.state, 'done', `${name}: ${JSON.stringify(job.error)}`);
+        assert.equal(job.mover, 'm1');
+        const set = job.set!;
+        const rows = await w.service.listFiles(set, { path: '/', recursive: true });
+        assert.deepEqual(rows.map(key).sort(), ntfsls(img).map(key).sort(), `${name}: ls -R = ntfsls`);
 
-      // Files back from the tgtd tape (positioned by REWIND + SPACE there), by the server.
-      const files = ['/res/r664', '/big.bin', '/comp/text.txt', '/ads'];
-      const out = join(dir, 'out');
-      const fr = await w.service.waitForJob((await w.service.startFileRestore({ set, files, out })).id);
-      assert.equal(fr.state, 'done', JSON.stringify(fr.error));
-      for (const p of files) assert.ok((await readFile(join(out, p))).equals(ntfscat(imgs.main, p)!), `${p} = ntfscat`);
+        // Up to 12 files back from the tgtd tape (positioned by REWIND + SPACE there), by the server; the largest first.
+        const files = rows.filter((r) => r.type === 'file').sort((a, b) => b.size - a.size).slice(0, 12).map((r) => r.path).filter((p) => ntfscat(img, p) !== null);
+        const out = join(dir, `${name}-out`);
+        const fr = await w.service.waitForJob((await w.service.startFileRestore({ set, files, out })).id);
+        assert.equal(fr.state, 'done', `${name}: ${JSON.stringify(fr.error)}`);
+        for (const p of files) assert.ok((await readFile(join(out, p))).equals(ntfscat(img, p)!), `${name}: ${p} = ntfscat`);
 
-      const whole = await w.service.waitForJob((await w.service.startRestore({ set, to: 'store:new' })).id);
-      assert.equal(whole.state, 'done', JSON.stringify(whole.error));
-      const dev = await RemoteBlockDevice.open(w.ws, whole.result!.lun as number);
-      const parts: Uint8Array[] = [];
-      for (let lba = 0; lba < dev.blockCount; lba += 8192) parts.push(await dev.read(lba, Math.min(8192, dev.blockCount - lba)));
-      const restored = join(dir, 'restored.img');
-      await writeFile(restored, Buffer.concat(parts));
-      assert.deepEqual(ntfsls(restored).map(key).sort(), ntfsls(imgs.main).map(key).sort(), 'the restored volume lists the same');
-      for (const p of files) assert.ok(ntfscat(restored, p)!.equals(ntfscat(imgs.main, p)!), `${p} on the restored volume`);
+        const whole = await w.service.waitForJob((await w.service.startRestore({ set, to: 'store:new' })).id);
+        assert.equal(whole.state, 'done', `${name}: ${JSON.stringify(whole.error)}`);
+        const dev = await RemoteBlockDevice.open(w.ws, whole.result!.lun as number);
+        const parts: Uint8Array[] = [];
+        for (let lba = 0; lba < dev.blockCount; lba += 8192) parts.push(await dev.read(lba, Math.min(8192, dev.blockCount - lba)));
+        const restored = join(dir, `${name}-restored.img`);
+        await writeFile(restored, Buffer.concat(parts));
+        assert.deepEqual(ntfsls(restored).map(key).sort(), ntfsls(img).map(key).sort(), `${name}: the restored volume lists the same`);
+        for (const p of files) assert.ok(ntfscat(restored, p)!.equals(ntfscat(img, p)!), `${name}: ${p} on the restored volume`);
+        t.diagnostic(`${name}: set ${set}, ${rows.length} entries, ${files.length} files restored from tgtd`);
+      }
     } finally {
       await w.close();
     }

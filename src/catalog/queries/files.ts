@@ -5,6 +5,7 @@ import type { FileIndex, IndexAttribute } from '../../tapeformat/records.ts';
 import type { ListEntry } from '../../ntfs/tree.ts';
 import type { Database, SetFilesTable } from '../schema.ts';
 import { fromJson, num, numOrNull, toJson, type Db } from './common.ts';
+import { FerryError } from '../../util/errors.ts';
 
 /** NTFS attribute type of $DATA (ntfs.md "Attribute types"). */
 const DATA = 0x80;
@@ -86,11 +87,13 @@ export async function insertSetFiles(trx: Transaction<Database>, setId: number, 
     .insertInto('set_file_indexes')
     .values({ set_id: setId, cluster_bytes: index.clusterSize, sector_bytes: index.sectorSize, cluster_count: index.clusterCount, serial: index.serial, files: index.files.length, skipped: toJson(index.skipped), deleted: toJson(index.deleted ?? []) })
     .execute();
-  const ids = await pathIds(trx, [...new Set(rows.map((r) => r.dir))]);
+  const ids = await pathIds(trx, [...new Set(rows.map((r) => r.dir))].sort());
   for (let i = 0; i < rows.length; i += BATCH) {
+    // Two records naming one (directory, name), as a crash-consistent snapshot can show mid-rename: the first stays.
     await trx
       .insertInto('set_files')
       .values(rows.slice(i, i + BATCH).map(({ dir, ...r }) => ({ ...r, dir_id: ids.get(dir) as number })))
+      .onConflict((oc) => oc.columns(['set_id', 'dir_id', 'name']).doNothing())
       .execute();
   }
   return rows.length;
@@ -216,15 +219,25 @@ async function isUnderSystem(db: Db, setId: number, path: string): Promise<boole
 async function subtree(db: Db, setId: number, dir: string, o: { recursive?: boolean; system?: boolean }): Promise<Row[]> {
   const d = normalizePath(dir);
   let q = rowsOf(db, setId);
-  if (o.recursive) {
-    // d itself and the paths that start with `d/`, compared exactly (no LIKE: SQLite's ignores
-    // case; no range: PostgreSQL's order follows the collation). file_paths holds directories only.
+  let rows: Row[];
+  if (o.recursive && d !== '/') {
+    // The directories: d and the paths that start with `d/`, compared exactly (no LIKE: SQLite's
+    // ignores case; no range: PostgreSQL's order follows the collation). file_paths holds
+    // directories only; then each one's rows through the (set, directory, name) key.
     const prefix = `${d}/`;
-    if (d !== '/') q = q.where((eb) => eb.or([eb('file_paths.path', '=', d), eb(eb.fn<string>('substr', ['file_paths.path', eb.val(1), eb.val([...prefix].length)]), '=', prefix)]));
+    const dirs = await db
+      .selectFrom('file_paths')
+      .select('id')
+      .where((eb) => eb.or([eb('path', '=', d), eb(eb.fn<string>('substr', ['path', eb.val(1), eb.val([...prefix].length)]), '=', prefix)]))
+      .execute();
+    rows = [];
+    const idList = dirs.map((r) => num(r.id));
+    for (let i = 0; i < idList.length; i += BATCH) rows.push(...((await q.where('set_files.dir_id', 'in', idList.slice(i, i + BATCH)).execute()) as Row[]));
+    rows.sort((a, b) => (a.path === b.path ? (a.name < b.name ? -1 : 1) : a.path < b.path ? -1 : 1));
   } else {
-    q = q.where('file_paths.path', '=', d);
+    if (!o.recursive) q = q.where('file_paths.path', '=', d);
+    rows = (await q.orderBy('file_paths.path').orderBy('set_files.name').execute()) as Row[];
   }
-  const rows = (await q.orderBy('file_paths.path').orderBy('set_files.name').execute()) as Row[];
   if (o.system) return rows;
   // As `ferry ntfs ls`: system files (and what lies under them, $Extend's) only on request.
   const hidden = rows.filter((r) => num(r.record) < FIRST_USER_RECORD).map((r) => join(r.path, r.name));
@@ -238,7 +251,12 @@ export async function listSetFiles(db: Db, setId: number): Promise<FileEntry[]> 
 
 /** Entries whose name (or, for a pattern with `/`, whose path) matches a glob: `*`, `?`, `[…]`. */
 export async function findFiles(db: Db, setId: number, pattern: string): Promise<FileEntry[]> {
-  const re = globToRegExp(pattern);
+  let re: RegExp;
+  try {
+    re = globToRegExp(pattern);
+  } catch (e) {
+    throw new FerryError('ERR_BAD_REQUEST', `pattern ${JSON.stringify(pattern)} is not a glob: ${(e as Error).message}`);
+  }
   const byPath = pattern.includes('/');
   return (await listSetFiles(db, setId)).filter((e) => re.test(byPath ? e.path : e.path.slice(e.path.lastIndexOf('/') + 1)));
 }
