@@ -9,7 +9,7 @@ import { cartridgeResource, pickWritable, reserve, upsertCartridge, type Cartrid
 import { encodeHeaderAt, encodeRecord, MAX_JSON_BYTES } from '../tapeformat/codec.ts';
 import { readRecord } from '../tapeformat/read-record.ts';
 import { FORMAT_VERSION } from '../tapeformat/magic.ts';
-import type { FileIndex, SetHeader, SetTrailer } from '../tapeformat/records.ts';
+import { fileIndexText, type FileIndex, type SetHeader, type SetTrailer } from '../tapeformat/records.ts';
 import type { FilePlan } from '../ntfs/plan.ts';
 import { fileIndex, planFiles, type ChainSets } from './file-index.ts';
 import { listDirectory } from '../catalog/queries/files.ts';
@@ -247,7 +247,8 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       };
       if (complete && plan.files) {
         const placed = [...pieces.map((p) => ({ seq: p.seq, dataBlock: p.dataBlock, streamStart: p.streamStart, streamEnd: p.streamEnd })), { seq, dataBlock: h.header.piece.dataBlockId, streamStart: pos, streamEnd: end }];
-        trailer.files = index = fileIndex(plan.files, plan.extents, placed, info.blockSize, B, plan.baseSetId === null ? undefined : await chainOf(ctx, plan.baseSetId, plan.files));
+        index = fileIndex(plan.files, plan.extents, placed, info.blockSize, B, plan.baseSetId === null ? undefined : await chainOf(ctx, plan.baseSetId, plan.files));
+        trailer.fileIndex = fileIndexText(index);
       }
       endedAt = trailer.endedAt;
       const tb = encodeRecord(trailer, pool.tapeBlockBytes);
@@ -308,12 +309,12 @@ function indexBytes(files: FilePlan, extents: readonly StreamExtent[], diskBlock
   const end = extents.reduce((n, e) => n + e.blocks * diskBlockBytes, 0);
   // An incremental's runs outside its extents are placed later, through its chain (null here).
   const probe = fileIndex(files, extents, [{ seq: 1, dataBlock: 2 ** 40, streamStart: 0, streamEnd: end }], diskBlockBytes, tapeBlockBytes, incremental ? { sets: [], deleted: [] } : undefined);
-  let bytes = 0;
-  for (const f of probe.files) bytes += JSON.stringify(f).length + 1;
-  if (bytes > MAX_JSON_BYTES * 0.9) {
-    throw new FerryError('ERR_FILE_INDEX_TOO_LARGE', `the file index of ${files.fileCount} files would take ${Math.round(bytes / 2 ** 20)} MiB, over the ${MAX_JSON_BYTES / 2 ** 20} MiB a tape record holds: back up this volume with --mode used (nothing was written)`);
+  let json = 0;
+  for (const f of probe.files) json += JSON.stringify(f).length + 1;
+  if (json > MAX_JSON_BYTES * 0.9) {
+    throw new FerryError('ERR_FILE_INDEX_TOO_LARGE', `the file index of ${files.fileCount} files would take ${Math.round(json / 2 ** 20)} MiB of JSON, over the ${MAX_JSON_BYTES / 2 ** 20} MiB a tape record holds: back up this volume with --mode used (nothing was written)`);
   }
-  return Math.ceil(bytes * 1.1) + 4096;
+  return Math.ceil(fileIndexText(probe).length * 1.1) + 4096;
 }
 
 /** An incremental files set's chain, newest first, and what is gone since its base. */

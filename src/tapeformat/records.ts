@@ -1,3 +1,4 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { FORMAT_VERSION, type RecordKind } from './magic.ts';
 import { isValidTapeBlockBytes } from './geometry.ts';
@@ -70,8 +71,8 @@ export interface SetTrailer {
   complete: boolean;
   endedAt: string;
   digests: { sha256: string | null };
-  /** Files sets, last piece only: the file index (docs "File index"). */
-  files?: FileIndex;
+  /** Files sets, last piece only: the file index, gzip of its JSON in base64 (docs "File index"; fileIndexText / decodeFileIndex). */
+  fileIndex?: string;
 }
 
 /** One stream ($DATA attribute) of an indexed file: resident with its whole attribute record, or non-resident with runs. */
@@ -243,7 +244,7 @@ export const setTrailerSchema = z
     complete: z.boolean(),
     endedAt: isoTime,
     digests: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'not 64 lower-case hex digits').nullable() }),
-    files: fileIndexSchema.optional(),
+    fileIndex: base64.optional(),
   })
   .superRefine((t, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
@@ -257,8 +258,39 @@ export const setTrailerSchema = z
     if ((p.dataBlocks > 0) !== (p.streamEnd > p.streamStart)) {
       issue(['piece', 'dataBlocks'], 'zero exactly when the piece holds no data');
     }
-    if (t.files && !t.complete) issue(['files'], 'only the last piece (complete) carries the file index');
+    if (t.fileIndex !== undefined && !t.complete) issue(['fileIndex'], 'only the last piece (complete) carries the file index');
   }) satisfies z.ZodType<SetTrailer>;
+
+/** Largest file index JSON a reader inflates (the same bound as a record's JSON). */
+const MAX_INDEX_JSON_BYTES = 256 * 1024 * 1024;
+
+/** A file index as a trailer carries it: validated, JSON, gzip (RFC 1952), base64. */
+export function fileIndexText(index: FileIndex): string {
+  const r = fileIndexSchema.safeParse(index);
+  if (!r.success) throw new TapeFormatError('bad-field', `file index: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`, { field: 'fileIndex' });
+  const json = Buffer.from(JSON.stringify(r.data));
+  if (json.length > MAX_INDEX_JSON_BYTES) throw new TapeFormatError('bad-prefix', `file index JSON is ${json.length} bytes, over ${MAX_INDEX_JSON_BYTES}`);
+  return gzipSync(json).toString('base64');
+}
+
+/** The file index of a trailer's `fileIndex`; throws TapeFormatError naming what is wrong. */
+export function decodeFileIndex(text: string): FileIndex {
+  let json: Buffer;
+  try {
+    json = gunzipSync(Buffer.from(text, 'base64'), { maxOutputLength: MAX_INDEX_JSON_BYTES });
+  } catch (e) {
+    throw new TapeFormatError('bad-field', `set trailer fileIndex: not gzip of at most ${MAX_INDEX_JSON_BYTES} bytes (${(e as Error).message})`, { field: 'fileIndex' });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(json.toString('utf8'));
+  } catch (e) {
+    throw new TapeFormatError('bad-json', `set trailer fileIndex: not JSON (${(e as Error).message})`, { field: 'fileIndex' });
+  }
+  const r = fileIndexSchema.safeParse(value);
+  if (!r.success) throw new TapeFormatError('bad-field', `set trailer fileIndex: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`, { field: 'fileIndex' });
+  return r.data;
+}
 
 const SCHEMAS = { label: volumeLabelSchema, header: setHeaderSchema, trailer: setTrailerSchema } as const;
 

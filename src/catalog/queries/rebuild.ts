@@ -1,7 +1,7 @@
 // Catalog rebuild, the reconciler half (docs/on-tape-format.md "Catalog rebuild"): what a scan of
 // the cartridges found goes into the catalog in ONE transaction. The scanner (src/jobs/rebuild.ts)
 // reads labels, headers and trailers; this module decides which sets are whole and writes them.
-import type { FileIndex, SetHeader, SetTrailer, VolumeLabel } from '../../tapeformat/records.ts';
+import { decodeFileIndex, type FileIndex, type SetHeader, type SetTrailer, type VolumeLabel } from '../../tapeformat/records.ts';
 import { getCartridge, upsertCartridge, type CartridgeInput } from './cartridges.ts';
 import { inTransaction, type Db } from './common.ts';
 import { getSet, getSetByUuid, insertCompletedSet, type BackupSet, type SetPiece } from './sets.ts';
@@ -88,9 +88,16 @@ export function wholeSets(scans: readonly ScannedCartridge[]): { candidates: Can
     const first = found[0];
     const last = found.at(-1)!;
     const h = first.p.header;
+    let files: FileIndex | undefined;
+    try {
+      files = last.p.trailer.fileIndex === undefined ? undefined : decodeFileIndex(last.p.trailer.fileIndex);
+    } catch (e) {
+      skipped.push({ uuid, why: `set ${h.setId}: its file index does not decode (${(e as Error).message})` });
+      continue;
+    }
     candidates.push({
       header: h,
-      ...(last.p.trailer.files ? { files: last.p.trailer.files } : {}),
+      ...(files ? { files } : {}),
       set: {
         id: h.setId,
         uuid,
