@@ -154,6 +154,9 @@ export interface SetFilesTable {
   resident: number;
   file_attributes: number;
   security_id: number | null;
+  /** Owner and group SIDs of the file's descriptor, when it resolved. */
+  owner_sid: string | null;
+  group_sid: string | null;
   /** $STANDARD_INFORMATION times, ms since 1970 UTC. */
   created_ms: number | null;
   modified_ms: number | null;

@@ -1,6 +1,11 @@
 import type { BlockDevice } from '../block/block-device.ts';
-import { buildPlan, type FilePlan } from '../ntfs/plan.ts';
-import { openVolume } from '../ntfs/volume.ts';
+import { buildPlan, planBytes, type FilePlan } from '../ntfs/plan.ts';
+import { openVolume, type Volume } from '../ntfs/volume.ts';
+import { decodeSecurityDescriptor, secureStore, type SecurityDescriptor } from '../ntfs/security.ts';
+import { AttrType } from '../ntfs/record.ts';
+import { planContent } from '../ntfs/restore.ts';
+import { readContent } from '../ntfs/stream.ts';
+import { NtfsFormatError } from '../ntfs/errors.ts';
 import type { SkippedRecord } from '../ntfs/tree.ts';
 import { tapePosition } from '../tapeformat/geometry.ts';
 import type { FileIndex, IndexAttribute, IndexFile } from '../tapeformat/records.ts';
@@ -23,6 +28,7 @@ export async function planFiles(dev: BlockDevice, volume: string, onSkip: (s: Sk
     throw new FerryError('ERR_NOT_NTFS', `volume ${volume} is not NTFS (${(e as Error).message}): back it up with --mode image`);
   }
   const plan = await buildPlan(vol, { blockSize: dev.blockSize, system: true, onError: onSkip });
+  owners.set(plan, await ownersOf(vol, plan, onSkip));
   // The file extents, then the boot sector's backup past the last cluster: a whole restore is mountable.
   const ranges = plan.extents.map(([lba, blocks]) => ({ lba, blocks }));
   const bootAt = plan.used.backupBootByteOffset;
@@ -32,6 +38,44 @@ export async function planFiles(dev: BlockDevice, volume: string, onSkip: (s: Sk
 
 /** $DATA (ntfs.md "Attribute types"). */
 const DATA = 0x80;
+
+type Sids = { owner?: string; group?: string };
+
+/** Owner and group SIDs by MFT record, for the plans planFiles made. */
+const owners = new WeakMap<FilePlan, ReadonlyMap<number, Sids>>();
+
+/**
+ * The owner and group of each file, as `ferry ntfs ls` finds them: its own $SECURITY_DESCRIPTOR,
+ * else its security id in $Secure:$SDS (a system file's metadata, read once;
+ * docs/file-backup.md). A descriptor that does not decode leaves them out.
+ */
+async function ownersOf(vol: Volume, plan: FilePlan, onSkip: (s: SkippedRecord) => void): Promise<Map<number, Sids>> {
+  const out = new Map<number, Sids>();
+  const store = await secureStore(vol).catch((e: unknown) => {
+    if (!(e instanceof NtfsFormatError)) throw e;
+    onSkip({ record: e.record, code: e.code, message: e.message });
+    return undefined;
+  });
+  const byId = new Map<number, Sids>();
+  const sids = (d: SecurityDescriptor | undefined): Sids => ({ ...(d?.owner ? { owner: d.owner } : {}), ...(d?.group ? { group: d.group } : {}) });
+  for (const f of plan.files()) {
+    try {
+      const own = f.attributes.find((a) => a.type === AttrType.SECURITY_DESCRIPTOR);
+      if (own) {
+        // Resident from the record; non-resident (a full record moved it out) from its cluster or two.
+        const b = own.resident ? planBytes(own.bytes).subarray(own.valueOffset ?? 0, (own.valueOffset ?? 0) + own.size) : await readContent(vol, planContent(plan, f, own), 0, own.size);
+        out.set(f.record, sids(decodeSecurityDescriptor(b, { record: f.record })));
+      } else if (!own && f.securityId !== null && store) {
+        let s = byId.get(f.securityId);
+        if (!s) byId.set(f.securityId, (s = sids(store.descriptor(f.securityId))));
+        out.set(f.record, s);
+      }
+    } catch (e) {
+      if (!(e instanceof NtfsFormatError)) throw e;
+    }
+  }
+  return out;
+}
 
 /** Where a piece of the set lies on tape. */
 export interface PlacedPiece {
@@ -59,8 +103,10 @@ export function fileIndex(plan: FilePlan, extents: readonly StreamExtent[], piec
   const files: IndexFile[] = [];
   for (const f of plan.files(true)) {
     const dataSet = chain ? holder(f.attributes, extents, chain) : undefined;
+    const who = owners.get(plan)?.get(f.record);
     files.push({
       ...f,
+      ...who,
       ...(dataSet !== undefined ? { dataSet } : {}),
       // The streams ($DATA) only, as a file restore needs them: resident values whole, runs placed
       // on tape. Every attribute record is also on tape in $MFT's blocks, and every other

@@ -50,6 +50,8 @@ const time = { type: 'string', format: 'date-time' };
 const timeOrNull = { type: ['string', 'null'], format: 'date-time' };
 const state = { enum: [...JOB_STATES] };
 const obj = (properties: Json): Json => ({ type: 'object', required: Object.keys(properties), properties });
+/** `o` with `keys` no longer required. */
+const optional = (o: Json, keys: string[]): Json => ({ ...o, required: (o.required as string[]).filter((k) => !keys.includes(k)) });
 
 const startJob = (summary: string, s: z.ZodType): Json => ({
   post: {
@@ -124,7 +126,7 @@ export const SERVER_OPENAPI = {
         snapshot: str,
         reason: { ...strOrNull, description: 'why a requested incremental ran as a full' },
       }),
-      File: obj({
+      File: optional(obj({
         path: str,
         type: { enum: ['file', 'dir', 'symlink', 'reparse'] },
         size: int,
@@ -136,9 +138,12 @@ export const SERVER_OPENAPI = {
         modified: strOrNull,
         changed: strOrNull,
         accessed: strOrNull,
+        securityId: int,
+        owner: { ...str, description: 'owner SID, when the descriptor resolves' },
+        group: { ...str, description: 'group SID, when the descriptor resolves' },
         fileAttributes: int,
         set: { ...int, description: 'the set that holds the data' },
-      }),
+      }), ['securityId', 'owner', 'group']),
       Cartridge: obj({
         barcode: str,
         pool: strOrNull,

@@ -100,6 +100,9 @@ export interface IndexFile extends Omit<PlanFile, 'attributes'> {
   attributes: IndexAttribute[];
   /** Incremental sets: the earlier set of the chain that holds this unchanged file's blocks. */
   dataSet?: number;
+  /** Owner and group SIDs (S-1-…) of the file's descriptor in $Secure, when it resolves. */
+  owner?: string;
+  group?: string;
 }
 
 /** The file index a files set carries in its last trailer (docs "File index"). */
@@ -221,6 +224,8 @@ const indexFileSchema = z.object({
   accessedMs: msOrNull,
   attributes: z.array(indexAttributeSchema),
   dataSet: uint.optional(),
+  owner: z.string().regex(/^S-1-[\d-]+$/, 'not a SID').optional(),
+  group: z.string().regex(/^S-1-[\d-]+$/, 'not a SID').optional(),
 }) satisfies z.ZodType<IndexFile>;
 
 export const fileIndexSchema = z.object({

@@ -64,6 +64,9 @@ async function checkImage(t: TestContext, w: JobsWorld, dir: string, name: Image
   const rows = await w.service.listFiles(set, { path: '/', recursive: true });
   assert.deepEqual(rows.map(key).sort(), ntfsls(img).map(key).sort(), 'ls -R = ntfsls');
   assert.ok(rows.every((r) => r.set === set));
+  // Owner and group as `ferry ntfs ls --json` has them (checked against ntfssecaudit in ntfs-secure.test.ts).
+  const sids = await ownersOnImage(img);
+  for (const r of rows) assert.deepEqual([r.owner, r.group], sids.get(r.path) ?? [undefined, undefined], `${r.path} owner and group`);
 
   // Every file back from tape into a directory: the bytes Ferry's reader gives from the image
   // (checked against ntfscat by ntfs-cat.test.ts), named streams too; about 40 files an image against ntfscat itself.
@@ -97,6 +100,19 @@ async function checkImage(t: TestContext, w: JobsWorld, dir: string, name: Image
   assert.deepEqual(await contents(restoredImg), original, 'every file and stream of the restored volume');
   let sampled = 0;
   for (const r of rows) if (r.type === 'file' && sampled++ % every === 0) assert.equal(md5(ntfscat(restoredImg, r.path) ?? new Uint8Array(1)), original.get(r.path), `${r.path} by ntfscat on the restored volume`);
+}
+
+/** Owner and group SIDs of every entry, by path, as Ferry's `ntfs ls` reads them from the image. */
+async function ownersOnImage(img: string): Promise<Map<string, [string | undefined, string | undefined]>> {
+  const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
+  const out = new Map<string, [string | undefined, string | undefined]>();
+  try {
+    const vol = await openVolume(dev);
+    for await (const { entry } of walk(vol, await resolvePath(vol, '/'), '/', { recursive: true, onError: () => undefined })) out.set(entry.path, [entry.owner, entry.group]);
+  } finally {
+    await dev.close();
+  }
+  return out;
 }
 
 /** MD5 of every file's unnamed data and named streams, by PATH and PATH:STREAM, as Ferry's reader sees the image. */

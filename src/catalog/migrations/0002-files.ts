@@ -37,6 +37,8 @@ export const m0002Files: Migration = {
       resident INTEGER NOT NULL,
       file_attributes BIGINT NOT NULL,
       security_id BIGINT,
+      owner_sid TEXT,
+      group_sid TEXT,
       created_ms BIGINT,
       modified_ms BIGINT,
       changed_ms BIGINT,

@@ -15,8 +15,8 @@ const ROOT_RECORD = 5;
 const DOS_NAMESPACE = 2;
 const BATCH = 400;
 
-/** One row of `ferry ls --json`: the fields of `ferry ntfs ls --json` (owner and group not kept), and the set that holds the file's data. */
-export interface FileEntry extends Omit<ListEntry, 'owner' | 'group'> {
+/** One row of `ferry ls --json`: the fields of `ferry ntfs ls --json`, and the set that holds the file's data. */
+export interface FileEntry extends ListEntry {
   fileAttributes: number;
   set: number;
 }
@@ -74,6 +74,8 @@ export async function insertSetFiles(trx: Transaction<Database>, setId: number, 
         resident: main?.resident ? 1 : 0,
         file_attributes: f.fileAttributes,
         security_id: f.securityId,
+        owner_sid: f.owner ?? null,
+        group_sid: f.group ?? null,
         created_ms: f.createdMs,
         modified_ms: f.modifiedMs,
         changed_ms: f.changedMs,
@@ -153,6 +155,8 @@ function toEntry(r: Row): FileEntry {
   };
   const sid = numOrNull(r.security_id);
   if (sid !== null) e.securityId = sid;
+  if (r.owner_sid !== null) e.owner = r.owner_sid;
+  if (r.group_sid !== null) e.group = r.group_sid;
   return e;
 }
 
