@@ -13,6 +13,7 @@ import { fileIndexText, type FileIndex, type SetHeader, type SetTrailer } from '
 import type { FilePlan } from '../ntfs/plan.ts';
 import { fileIndex, planFiles, type ChainSets } from './file-index.ts';
 import { listDirectory } from '../catalog/queries/files.ts';
+import { namedPaths } from '../ntfs/tree.ts';
 import { streamExtents, type StreamExtent } from '../xcopy/list-builder.ts';
 import { FerryError } from '../util/errors.ts';
 import type { PoolConfig } from '../server/config.ts';
@@ -320,16 +321,9 @@ function indexBytes(files: FilePlan, extents: readonly StreamExtent[], diskBlock
 /** An incremental files set's chain, newest first, and what is gone since its base. */
 async function chainOf(ctx: JobContext, baseSetId: number, files: FilePlan): Promise<ChainSets> {
   const sets = (await getChain(ctx.db, baseSetId)).reverse();
-  // Every name's path today (hard links are several), from the directories' paths.
-  const dirs = new Map<number, string>();
-  for (const f of files.files()) if (f.path !== null) dirs.set(f.record, f.path);
+  // Every name's path today (hard links are several), as the catalog lists them.
   const now = new Set<string>();
-  for (const f of files.files()) {
-    for (const n of f.names) {
-      const d = dirs.get(n.parent);
-      if (d !== undefined) now.add(d === '/' ? `/${n.name}` : `${d}/${n.name}`);
-    }
-  }
+  for (const n of namedPaths([...files.files()])) now.add(n.path);
   const before = await listDirectory(ctx.db, baseSetId, '/', { recursive: true, system: true });
   const deleted = before.filter((r) => !now.has(r.path)).map((r) => r.path);
   if (deleted.length) await ctx.log(`${deleted.length} files of set ${baseSetId} are gone (recorded as deleted in the index)`);

@@ -36,9 +36,6 @@ export async function planFiles(dev: BlockDevice, volume: string, onSkip: (s: Sk
   return { plan, ranges };
 }
 
-/** $DATA (ntfs.md "Attribute types"). */
-const DATA = 0x80;
-
 type Sids = { owner?: string; group?: string };
 
 /** Owner and group SIDs by MFT record, for the plans planFiles made. */
@@ -112,7 +109,7 @@ export function fileIndex(plan: FilePlan, extents: readonly StreamExtent[], piec
       // on tape. Every attribute record is also on tape in $MFT's blocks, and every other
       // non-resident attribute's blocks are in the set's extents (a whole restore needs them).
       attributes: f.attributes
-        .filter((a) => a.type === DATA)
+        .filter((a) => a.type === AttrType.DATA)
         .map((a) => {
           const { headers: _headers, typeName: _typeName, ...rest } = a;
           if (a.resident) return rest as IndexAttribute;
@@ -138,7 +135,7 @@ export interface ChainSets {
 function holder(attrs: ReadonlyArray<{ type: number; resident: boolean; runs?: [number, number, number | null][] }>, extents: readonly StreamExtent[], chain: ChainSets): number | undefined {
   let first: number | undefined;
   for (const a of attrs) {
-    if (a.type !== DATA || a.resident) continue;
+    if (a.type !== AttrType.DATA || a.resident) continue;
     for (const [, clusters, lba] of a.runs ?? []) {
       if (lba === null || clusters === 0) continue;
       if (extentAt(extents, lba)) return undefined;

@@ -159,6 +159,9 @@ function emptyData(): IndexAttribute {
   return { type: 0x80, name: '', resident: true, size: 0, bytes: '', valueOffset: 0 };
 }
 
+/** firstTapeByte()'s key: the set's place in the chain (oldest 0) times this, plus the stream offset. */
+const SET_SPAN = 2 ** 48;
+
 /**
  * Where the attribute's first stored byte is, as one number that sorts in the order a pass over
  * the chain reads: the oldest set's cartridges first, then stream order (-1: nothing on tape).
@@ -170,7 +173,7 @@ function firstTapeByte(chain: readonly SetWithPieces[], a: IndexAttribute): numb
   const lba = run[2] as number;
   for (let i = 0; i < chain.length; i++) {
     const e = extentAt(chain[i].extents, lba);
-    if (e) return (chain.length - 1 - i) * 2 ** 48 + e.streamOffset + (lba - e.lba) * chain[i].diskBlockBytes;
+    if (e) return (chain.length - 1 - i) * SET_SPAN + e.streamOffset + (lba - e.lba) * chain[i].diskBlockBytes;
   }
   return -1;
 }
@@ -306,9 +309,9 @@ class TapeReader {
     const set = this.set;
     const p = this.piece;
     if (this.next === undefined || this.next < 0 || !set || !p) return -1;
-    const k = Math.floor(this.next / 2 ** 48);
+    const k = Math.floor(this.next / SET_SPAN);
     if (this.chain[this.chain.length - 1 - k] !== set) return -1;
-    const s = this.next % 2 ** 48;
+    const s = this.next % SET_SPAN;
     if (s < p.streamStart || s >= p.streamEnd) return -1;
     return tapePosition({ streamStart: p.streamStart, dataBlockId: p.dataBlock }, s, set.tapeBlockBytes).blockId;
   }

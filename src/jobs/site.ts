@@ -169,7 +169,7 @@ export class Site {
     return { name, drive, designator: d.designator, changer, elementAddress: address, endpoint: ep };
   }
 
-  /** The copy manager a job sends its lists to: the named mover, else the first configured one, else the drive's own LU. */
+  /** The copy manager a job sends its lists to: the named mover, else the least loaded configured one, else the drive's own LU. */
   async copyManager(mover: string | undefined, drive: MountedDrive): Promise<CopyManagerRef> {
     const movers = this.config.movers;
     if (mover !== undefined && !movers.some((x) => x.name === mover)) {

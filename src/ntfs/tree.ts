@@ -83,6 +83,30 @@ export async function describe(vol: Volume, f: NtfsFile, path: string, onError?:
   return entry;
 }
 
+/**
+ * Each browsable name of each file, once per (directory, name): the path of its directory (that
+ * directory's own path) and the name. DOS aliases, the root's self reference and names whose
+ * directory has no path (orphans) are left out. `links` counts the file's non-DOS names.
+ */
+export function* namedPaths<F extends { record: number; path: string | null; names: ReadonlyArray<{ parent: number; name: string; namespace: number }> }>(
+  files: readonly F[],
+): Generator<{ file: F; dir: string; name: string; path: string; links: number }> {
+  const dirPath = new Map<number, string>();
+  for (const f of files) if (f.path !== null) dirPath.set(f.record, f.path);
+  for (const f of files) {
+    if (f.record === SystemRecord.ROOT) continue;
+    const names = f.names.filter((n) => n.namespace !== Namespace.DOS);
+    const seen = new Set<string>();
+    for (const n of names) {
+      const dir = dirPath.get(n.parent);
+      const key = `${n.parent}/${n.name}`;
+      if (dir === undefined || seen.has(key)) continue;
+      seen.add(key);
+      yield { file: f, dir, name: n.name, path: joinPath(dir, n.name), links: names.length };
+    }
+  }
+}
+
 /** Split PATH[:STREAM] at the first ':' after the last '/'. */
 export function splitStream(spec: string): { path: string; stream: string } {
   const slash = spec.lastIndexOf('/');

@@ -2,17 +2,15 @@
 // Listing a directory is one range of the (set_id, dir_id, name) key; a subtree is a range of paths.
 import type { Selectable, Transaction } from 'kysely';
 import type { FileIndex, IndexAttribute } from '../../tapeformat/records.ts';
-import type { ListEntry } from '../../ntfs/tree.ts';
+import { joinPath, namedPaths, type ListEntry } from '../../ntfs/tree.ts';
+import { AttrType } from '../../ntfs/record.ts';
+import { SystemRecord } from '../../ntfs/volume.ts';
 import type { Database, SetFilesTable } from '../schema.ts';
 import { fromJson, num, numOrNull, toJson, type Db } from './common.ts';
 import { FerryError } from '../../util/errors.ts';
 
-/** NTFS attribute type of $DATA (ntfs.md "Attribute types"). */
-const DATA = 0x80;
 /** Records below this are NTFS system files, listed only on request (as `ferry ntfs ls --system`). */
-const FIRST_USER_RECORD = 16;
-const ROOT_RECORD = 5;
-const DOS_NAMESPACE = 2;
+const FIRST_USER_RECORD = SystemRecord.FIRST_USER;
 const BATCH = 400;
 
 /** One row of `ferry ls --json`: the fields of `ferry ntfs ls --json`, and the set that holds the file's data. */
@@ -33,10 +31,6 @@ export function normalizePath(p: string): string {
   return `/${parts.join('/')}`;
 }
 
-function join(dir: string, name: string): string {
-  return dir === '/' ? `/${name}` : `${dir}/${name}`;
-}
-
 function splitPath(p: string): { dir: string; name: string } {
   const n = normalizePath(p);
   const at = n.lastIndexOf('/');
@@ -47,43 +41,31 @@ const isoOf = (ms: number | null): string | null => (ms === null ? null : new Da
 
 /** Insert a files set's index inside the caller's transaction (the set row exists). Returns the rows written. */
 export async function insertSetFiles(trx: Transaction<Database>, setId: number, index: FileIndex): Promise<number> {
-  // A name's directory: the path of its parent record (directories have one name).
-  const dirPath = new Map<number, string>();
-  for (const f of index.files) if (f.path !== null) dirPath.set(f.record, f.path);
   const rows: Array<Omit<SetFilesTable, 'dir_id'> & { dir: string }> = [];
-  for (const f of index.files) {
-    if (f.record === ROOT_RECORD) continue;
-    const names = f.names.filter((n) => n.namespace !== DOS_NAMESPACE);
-    const data = f.attributes.filter((a) => a.type === DATA);
+  for (const { file: f, dir, name, links } of namedPaths(index.files)) {
+    const data = f.attributes.filter((a) => a.type === AttrType.DATA);
     const main = data.find((a) => a.name === '');
-    const seen = new Set<string>();
-    for (const n of names) {
-      const dir = dirPath.get(n.parent);
-      const key = `${n.parent}/${n.name}`;
-      if (dir === undefined || seen.has(key)) continue; // an orphan: in the tape index, not browsable
-      seen.add(key);
-      rows.push({
-        set_id: setId,
-        data_set_id: f.dataSet ?? setId,
-        dir,
-        name: n.name,
-        record: f.record,
-        type: f.type,
-        size: f.type === 'dir' ? 0 : (main?.size ?? 0),
-        links: names.length,
-        resident: main?.resident ? 1 : 0,
-        file_attributes: f.fileAttributes,
-        security_id: f.securityId,
-        owner_sid: f.owner ?? null,
-        group_sid: f.group ?? null,
-        created_ms: f.createdMs,
-        modified_ms: f.modifiedMs,
-        changed_ms: f.changedMs,
-        accessed_ms: f.accessedMs,
-        streams: toJson(data.filter((a) => a.name !== '').map((a) => ({ name: a.name, size: a.size }))),
-        content: toJson(data),
-      });
-    }
+    rows.push({
+      set_id: setId,
+      data_set_id: f.dataSet ?? setId,
+      dir,
+      name,
+      record: f.record,
+      type: f.type,
+      size: f.type === 'dir' ? 0 : (main?.size ?? 0),
+      links,
+      resident: main?.resident ? 1 : 0,
+      file_attributes: f.fileAttributes,
+      security_id: f.securityId,
+      owner_sid: f.owner ?? null,
+      group_sid: f.group ?? null,
+      created_ms: f.createdMs,
+      modified_ms: f.modifiedMs,
+      changed_ms: f.changedMs,
+      accessed_ms: f.accessedMs,
+      streams: toJson(data.filter((a) => a.name !== '').map((a) => ({ name: a.name, size: a.size }))),
+      content: toJson(data),
+    });
   }
   await trx
     .insertInto('set_file_indexes')
@@ -139,7 +121,7 @@ type Row = Selectable<SetFilesTable> & { path: string };
 
 function toEntry(r: Row): FileEntry {
   const e: FileEntry = {
-    path: join(r.path, r.name),
+    path: joinPath(r.path, r.name),
     type: r.type as FileEntry['type'],
     size: num(r.size),
     record: num(r.record),
@@ -182,7 +164,7 @@ export async function findEntry(db: Db, setId: number, path: string): Promise<Fi
     const names = (await rowsOf(db, setId).where('file_paths.path', '=', at).execute()) as Row[];
     found = names.find((r) => r.name === part) ?? oneOf(names.filter((r) => r.name.toUpperCase() === part.toUpperCase()));
     if (!found) return undefined;
-    at = join(at, found.name);
+    at = joinPath(at, found.name);
   }
   return found ? toContent(found) : undefined;
 }
@@ -244,7 +226,7 @@ async function subtree(db: Db, setId: number, dir: string, o: { recursive?: bool
   }
   if (o.system) return rows;
   // As `ferry ntfs ls`: system files (and what lies under them, $Extend's) only on request.
-  const hidden = rows.filter((r) => num(r.record) < FIRST_USER_RECORD).map((r) => join(r.path, r.name));
+  const hidden = rows.filter((r) => num(r.record) < FIRST_USER_RECORD).map((r) => joinPath(r.path, r.name));
   return rows.filter((r) => num(r.record) >= FIRST_USER_RECORD && !hidden.some((h) => r.path === h || r.path.startsWith(`${h}/`)));
 }
 
