@@ -180,3 +180,26 @@ test('copy client: canceling a running copy sends ABORT TASK and returns without
     await w.close();
   }
 });
+
+test('copy client: a copy that makes no progress for stallMs is aborted (ABORT TASK) and reported as stalled', async () => {
+  let statusSent = false;
+  const w = await world(0, { delayStartMs: 1500, onStatusSent: () => (statusSent = true) });
+  try {
+    const list = encodeXcopyParameterList({
+      header: { listId: 5, str: false, listIdUsage: 0, priority: 0 },
+      cscds: w.cscds,
+      segments: [{ type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: 64, sourceLba: 0, destinationLba: 0 }],
+    });
+    const err = await new CopyClient(w.s, 0).run(list, { listId: 5, pollMs: 10, stallMs: 200, what: 'backup of store:0' }).then(
+      () => assert.fail('expected ERR_COPY_STALLED'),
+      (e: unknown) => e as { code?: string; message: string },
+    );
+    assert.equal(err.code, 'ERR_COPY_STALLED');
+    assert.match(err.message, /^backup of store:0: the copy manager reported no progress for 0.2 s \(at 0 bytes\)/);
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(statusSent, false, 'the stalled copy was aborted before it started');
+    assert.ok(w.dst.bytes.every((b) => b === 0), 'the destination was not written');
+  } finally {
+    await w.close();
+  }
+});

@@ -35,6 +35,11 @@ export interface CopyRunOptions {
   onProgress?: (p: CopyProgress) => void;
   /** What the list is for, for messages ("backup of store:0"). */
   what?: string;
+  /**
+   * Give up when the copy manager reports no progress (nor answers a poll) for this long: the
+   * copy is aborted (ABORT TASK) and ERR_COPY_STALLED thrown. Default: wait as long as it takes.
+   */
+  stallMs?: number;
 }
 
 export interface CopyOutcome extends CopyProgress {
@@ -83,6 +88,15 @@ function hint(sense: DecodedSense | undefined, forwarded: Array<{ from: string; 
   return 'See the job log for the device that failed.';
 }
 
+const TIMED_OUT = Symbol('timed out');
+
+/** `p`, or TIMED_OUT when it has not settled within `ms`. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, ms))));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
 export class CopyClient {
   readonly session: InitiatorSession;
   readonly lun: number;
@@ -125,6 +139,14 @@ export class CopyClient {
     let wake: (() => void) | undefined;
     const onAbort = () => wake?.();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    let advancedAt = performance.now();
+    // Stop the copy manager too: an aborted EXTENDED COPY stops its copy (SAM-5 7.3, SPC-4 6.4).
+    const abort = async (): Promise<void> => {
+      if (ended || itt === undefined) return;
+      const gaveUp = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
+      await Promise.race([this.session.abortTask(this.lun, itt).catch(() => undefined), gaveUp]);
+    };
+    const stalled = (): FerryError => new FerryError('ERR_COPY_STALLED', `${what}: the copy manager reported no progress for ${opts.stallMs! / 1000} s (at ${last.transferBytes} bytes)`);
     try {
       while (!ended && !final) {
         await Promise.race([
@@ -138,14 +160,20 @@ export class CopyClient {
           ),
         ]);
         if (opts.signal?.aborted) {
-          // Stop the copy manager too: an aborted EXTENDED COPY stops its copy (SAM-5 7.3, SPC-4 6.4).
-          if (!ended && itt !== undefined) await this.session.abortTask(this.lun, itt).catch(() => undefined);
+          await abort();
           throw new FerryError('ERR_CANCELED', `${what}: canceled`);
         }
         if (ended) break;
-        const st = await this.copyStatus(opts.listId);
+        const poll = this.copyStatus(opts.listId);
+        const st = opts.stallMs === undefined ? await poll : await within(poll, opts.stallMs - (performance.now() - advancedAt));
+        if (st === TIMED_OUT || (opts.stallMs !== undefined && performance.now() - advancedAt > opts.stallMs)) {
+          poll.catch(() => undefined);
+          await abort();
+          throw stalled();
+        }
         polls++;
         if (!st) continue;
+        if (st.transferBytes !== last.transferBytes || st.segmentsProcessed !== last.segmentsProcessed) advancedAt = performance.now();
         last = { transferBytes: st.transferBytes, segmentsProcessed: st.segmentsProcessed };
         opts.onProgress?.(last);
         // The copy ended between polls: this answer was its one final report.

@@ -125,6 +125,7 @@ export class PortalCopyTargets implements RemoteCopyTargets {
         const key = `${p.host}:${p.port}/${targetName}`;
         try {
           let s = this.sessions.get(key);
+          if (s?.closed) s = undefined; // the target restarted since: log in afresh
           if (!s) {
             s = await InitiatorSession.login({ host: p.host, port: p.port, initiatorName: this.initiatorName, targetName, chap: p.chap, mutualChap: p.mutualChap });
             this.sessions.set(key, s);

@@ -18,7 +18,7 @@ import { streamExtents, type StreamExtent } from '../xcopy/list-builder.ts';
 import { FerryError } from '../util/errors.ts';
 import type { PoolConfig } from '../server/config.ts';
 import type { JobContext } from './context.ts';
-import { Copier, LIST_BYTES, diskCscd, readRecordCheaply } from './tape-io.ts';
+import { Copier, LIST_BYTES, diskCscd, diskDevice, driveDevice, readRecordCheaply, settledPosition, type JobDevice } from './tape-io.ts';
 import type { MountedDrive } from './site.ts';
 import { ServiceError, type BackupLevel, type StartBackup } from './types.ts';
 import { acquireDrive, acquireVolume, diskLun, parseVolume } from './resources.ts';
@@ -193,11 +193,9 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       await ctx.to('mounting', `loading cartridge ${cart.barcode} into drive ${driveName}`, { data: { cartridge: cart.barcode, drive: driveName } });
       ctx.update({ cartridge: cart.barcode });
       const drive = await ctx.site.mount(pool, driveName, cart.barcode);
-      if (!copier) {
-        copier = await Copier.forJob(ctx, req.mover, drive);
-        await ctx.setMover(copier.cm.name);
-      }
-      const start = await prepareCartridge(ctx, drive, pool, cart, copier);
+      if (!copier) copier = await Copier.forJob(ctx, req.mover, drive);
+      const devices = [driveDevice(ctx, drive), diskDevice(ctx, node, snap.lun)];
+      const start = await prepareCartridge(ctx, drive, pool, cart, copier, devices);
       const h = encodeHeaderAt({ ...header, sequence: seq, piece: { streamStart: pos, dataBlockId: 0 } }, start, pool.tapeBlockBytes);
       // Room for the header and at least one data block before the trailer's reserve, or the next cartridge.
       if ((await roomFor(drive, pool.tapeBlockBytes, indexReserve)) < h.bytes.length + pool.tapeBlockBytes) {
@@ -209,8 +207,9 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       // One list at a time, each sized to what is left before early warning.
       let end = pos;
       const B = pool.tapeBlockBytes;
+      const headerBlocks = h.bytes.length / B;
       let written = 0; // tape blocks this piece's lists wrote: header and data
-      for (let first = true; first || end < plan.streamBytes; first = false) {
+      for (let first = true; first || end < plan.streamBytes; ) {
         const room = await roomFor(drive, B, indexReserve);
         // As few lists as the limits allow: as large as the room before early warning, or LIST_BYTES when the drive does not say.
         const maxListBytes = (room === Number.MAX_SAFE_INTEGER ? LIST_BYTES : room) - (first ? h.bytes.length : 0);
@@ -218,16 +217,32 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
         const ls = copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: B, diskBlockBytes: info.blockSize, extents: plan.extents, streamStart: end, streamEnd: plan.streamBytes, before: first ? h.bytes : undefined, maxListBytes });
         // A header larger than the copy manager's inline data comes in lists of its own: all of them go first.
         let k = 0;
-        for (; k < ls.length - 1 && ls[k].streamEnd === ls[k].streamStart; k++) {
-          await copier.run(ctx, ls[k], `header of set ${setId}`, () => undefined);
-          written += ls[k].tapeBlocks;
-        }
+        while (k < ls.length - 1 && ls[k].streamEnd === ls[k].streamStart) k++;
         const l = ls[k];
-        const recordBytes = l.tapeBlocks * B - Math.ceil((l.streamEnd - l.streamStart) / B) * B;
-        await copier.run(ctx, l, `backup of ${vid} (set ${setId})`, (n) => ctx.update({ bytesDone: l.streamStart + Math.max(0, Math.min(n - recordBytes, l.streamEnd - l.streamStart)) }));
-        written += l.tapeBlocks;
-        end = l.streamEnd;
-        ctx.update({ bytesDone: end });
+        try {
+          for (const r of ls.slice(0, k)) {
+            await copier.run(r, `header of set ${setId}`, () => undefined);
+            written += r.tapeBlocks;
+          }
+          const recordBytes = l.tapeBlocks * B - Math.ceil((l.streamEnd - l.streamStart) / B) * B;
+          await copier.run(l, `backup of ${vid} (set ${setId})`, (n) => ctx.update({ bytesDone: l.streamStart + Math.max(0, Math.min(n - recordBytes, l.streamEnd - l.streamStart)) }));
+          written += l.tapeBlocks;
+          end = l.streamEnd;
+          first = false;
+          ctx.update({ bytesDone: end });
+        } catch (e) {
+          await copier.failover(e, drive, devices);
+          // Resume after the last whole block on tape (the piece's blocks hold its stream in order,
+          // list-builder); a header not wholly on tape is written again.
+          const done = (await settledPosition(drive)) - start;
+          const data = done < headerBlocks ? -1 : Math.min(done - headerBlocks, Math.ceil((l.streamEnd - pos) / B));
+          first = data < 0;
+          end = first ? pos : Math.min(pos + data * B, l.streamEnd);
+          written = first ? 0 : headerBlocks + data;
+          await drive.drive.locate(start + written);
+          await ctx.log(`resuming set ${setId} on ${copier.cm.name} at tape block ${start + written} (${first ? 'its header' : `stream byte ${end}`})`, { mover: copier.cm.name, tapeBlock: start + written, streamByte: end });
+          ctx.update({ bytesDone: end });
+        }
       }
       // Nothing is recorded that is not on tape: the lists wrote exactly the header and the data blocks.
       const expectBlocks = h.bytes.length / B + Math.ceil((end - pos) / B);
@@ -253,11 +268,9 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       }
       endedAt = trailer.endedAt;
       const tb = encodeRecord(trailer, pool.tapeBlockBytes);
-      for (const l of copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: pool.tapeBlockBytes, diskBlockBytes: info.blockSize, extents: [], streamStart: 0, streamEnd: 0, after: tb, filemark: true })) {
-        await copier.run(ctx, l, `trailer of set ${setId}`, () => undefined);
-      }
-      const headerBlocks = h.bytes.length / pool.tapeBlockBytes;
       const trailerBlock = h.header.piece.dataBlockId + dataBlocks;
+      const c = copier;
+      await c.writeRecords(() => c.lists({ direction: 'backup', disk, drive, tapeBlockBytes: B, diskBlockBytes: info.blockSize, extents: [], streamStart: 0, streamEnd: 0, after: tb, filemark: true }), drive, trailerBlock, `trailer of set ${setId}`, devices);
       const endBlock = trailerBlock + tb.length / pool.tapeBlockBytes + 1;
       pieces.push({ seq, cartridge: cart.barcode, headerBlock: start, dataBlock: start + headerBlocks, dataBlocks, trailerBlock, endBlock, streamStart: pos, streamEnd: end });
       carts.push({ barcode: cart.barcode, state: complete ? 'append' : 'full', endBlock, bytesUsed: endBlock * pool.tapeBlockBytes, lastWrittenAt: new Date() });
@@ -413,7 +426,7 @@ async function nextCartridge(ctx: JobContext, pool: PoolConfig, mayWait: boolean
  * catalog calls blank but that carries data is refused); an appendable one is located after its
  * last complete set, over anything a failed job left there. Returns the header's block id.
  */
-async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: PoolConfig, cart: Cartridge, copier: Copier): Promise<number> {
+async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: PoolConfig, cart: Cartridge, copier: Copier, devices: readonly JobDevice[]): Promise<number> {
   const B = pool.tapeBlockBytes;
   await drive.drive.setFixedBlock(B);
   if (await drive.drive.writeProtected()) throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} is write-protected: clear its write protection or take it out of pool ${pool.name}`);
@@ -441,9 +454,7 @@ async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: Pool
   const uuid = randomUUID();
   const label = encodeRecord({ kind: 'label', cartridgeUuid: uuid, barcode: cart.barcode, pool: pool.name, formatVersion: FORMAT_VERSION, createdAt: new Date().toISOString(), tapeBlockBytes: B }, B);
   const disk = diskCscd('00', 512); // unused: a label list has no data segments
-  for (const l of copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: B, diskBlockBytes: 512, extents: [], streamStart: 0, streamEnd: 0, before: label, filemark: true })) {
-    await copier.run(ctx, { ...l }, `label of ${cart.barcode}`, () => undefined);
-  }
+  await copier.writeRecords(() => copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: B, diskBlockBytes: 512, extents: [], streamStart: 0, streamEnd: 0, before: label, filemark: true }), drive, 0, `label of ${cart.barcode}`, devices);
   const endBlock = label.length / B + 1;
   await upsertCartridge(ctx.db, { barcode: cart.barcode, uuid, pool: pool.name, labeled: true, state: 'append', endBlock, bytesUsed: endBlock * B, lastWrittenAt: new Date() });
   await ctx.log(`labeled cartridge ${cart.barcode} for pool ${pool.name}`);

@@ -2,7 +2,7 @@ import { getChain, getSet } from '../catalog/queries/sets.ts';
 import { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
 import { acquireCartridges, acquireDrive, diskLun, parseVolume } from './resources.ts';
-import { Copier, diskCscd, readRecordCheaply } from './tape-io.ts';
+import { Copier, diskCscd, diskDevice, driveDevice, readRecordCheaply } from './tape-io.ts';
 import { ServiceError, type StartRestore } from './types.ts';
 
 /**
@@ -42,10 +42,7 @@ export async function runRestore(ctx: JobContext, req: StartRestore): Promise<{ 
         await ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${s.id}, piece ${p.seq}) into drive ${driveName}`, { data: { cartridge: p.cartridge, drive: driveName } });
         ctx.update({ cartridge: p.cartridge });
         const drive = await ctx.site.mount(pool, driveName, p.cartridge);
-        if (!copier) {
-          copier = await Copier.forJob(ctx, req.mover, drive);
-          await ctx.setMover(copier.cm.name);
-        }
+        copier ??= await Copier.forJob(ctx, req.mover, drive);
         await drive.drive.setFixedBlock(s.tapeBlockBytes);
         // Only the header's head crosses the wire, where the drive sends no more than asked (not tgtd).
         const h = await readRecordCheaply(drive, p.headerBlock, s.tapeBlockBytes);
@@ -54,11 +51,20 @@ export async function runRestore(ctx: JobContext, req: StartRestore): Promise<{ 
         }
         await drive.drive.locate(p.dataBlock);
         await ctx.to('copying', `restoring set ${s.id} piece ${p.seq} from ${p.cartridge} to ${to}`);
-        const lists = copier.lists({ direction: 'restore', disk, drive, tapeBlockBytes: s.tapeBlockBytes, diskBlockBytes: s.diskBlockBytes, extents: s.extents, streamStart: p.streamStart, streamEnd: p.streamEnd });
-        for (const l of lists) {
-          const base = done + (l.streamStart - p.streamStart);
-          await copier.run(ctx, l, `restore of set ${s.id} to ${to}`, (n) => ctx.update({ bytesDone: base + Math.min(n, l.streamEnd - l.streamStart) }));
-        }
+        const base = done - p.streamStart;
+        await copier.readPiece({
+          drive,
+          disk,
+          tapeBlockBytes: s.tapeBlockBytes,
+          diskBlockBytes: s.diskBlockBytes,
+          extents: s.extents,
+          streamStart: p.streamStart,
+          streamEnd: p.streamEnd,
+          dataBlock: p.dataBlock,
+          what: `restore of set ${s.id} to ${to}`,
+          devices: [driveDevice(ctx, drive), diskDevice(ctx, node, target.lun)],
+          onStream: (at) => ctx.update({ bytesDone: base + at }),
+        });
         done += p.streamEnd - p.streamStart;
         ctx.update({ bytesDone: done });
       }

@@ -9,6 +9,8 @@ import { encodeRecord } from '../tapeformat/codec.ts';
 import { FORMAT_VERSION } from '../tapeformat/magic.ts';
 import type { JobEvent } from './types.ts';
 import { remoteSha256, startJobsWorld } from './testing.ts';
+import { freePort } from '../../test/helpers/tgtd.ts';
+import type { CopyManagerRef } from './site.ts';
 
 // The backup server's library end to end in one process, over real iSCSI: a storage node with a
 // disk LUN and a library (changer + 2 drives), the drive LUs as copy managers, a SQLite catalog.
@@ -436,28 +438,44 @@ test('backup server library: maxJobs bounds the jobs that run at once; the next 
   });
 });
 
-test('site: with several movers a job gets the least loaded one (config order on ties), and gives it back when it ends', async () => {
+test('site: with several movers a job gets the least loaded one below its maxJobs (config order on ties), gives it back when it ends, and passes over failed and unreachable ones', async () => {
   await inTempDir('ferry-jobs-', async (dir) => {
     const w = await world(dir);
     try {
       // Two "movers": sessions to the world's own target (copyManager only logs in; nothing is copied here).
       const { portal, iqn } = w.config.nodes[0];
       w.config.movers = [
-        { name: 'm1', portal, iqn },
-        { name: 'm2', portal, iqn },
+        { name: 'm1', portal, iqn, maxJobs: 2 },
+        { name: 'm2', portal, iqn, maxJobs: 1 },
       ];
       const site = w.service.site;
       const drive = undefined as never; // not used when movers are configured
-      const a = await site.copyManager(undefined, drive);
-      const b = await site.copyManager(undefined, drive);
-      const c = await site.copyManager(undefined, drive);
+      const take = async (mover?: string, exclude?: Set<string>): Promise<CopyManagerRef> => {
+        const r = await site.copyManager(mover, drive, exclude);
+        assert.notEqual(r, 'busy');
+        return r as CopyManagerRef;
+      };
+      const a = await take();
+      const b = await take();
+      const c = await take();
       assert.deepEqual([a.name, b.name, c.name], ['m1', 'm2', 'm1']);
+      assert.equal(await site.copyManager(undefined, drive), 'busy', 'm1 runs its 2 jobs and m2 its 1: the next job waits');
       a.release!();
       a.release!(); // once only
       c.release!();
-      assert.equal((await site.copyManager(undefined, drive)).name, 'm1', 'm1 is free again, m2 still has one');
-      assert.equal((await site.copyManager('m2', drive)).name, 'm2', 'the one asked for, whatever its load');
+      const d = await take();
+      assert.equal(d.name, 'm1', 'm1 is free again, m2 still has one');
+      const e = await take('m2');
+      assert.equal(e.name, 'm2', 'the one asked for, whatever its load');
       await assert.rejects(site.copyManager('m9', drive), /no mover named m9: the config's movers are m1, m2/);
+      for (const r of [b, d, e]) r.release!();
+      assert.equal((await take(undefined, new Set(['m1']))).name, 'm2', 'a mover that failed in the job is passed over');
+      await assert.rejects(site.copyManager(undefined, drive, new Set(['m1', 'm2'])), /no data mover can take the job: m1 failed in this job; m2 failed in this job/);
+      // A mover that cannot be logged in to is passed over too, and named when none is left.
+      const closed = await freePort();
+      w.config.movers = [{ name: 'gone', portal: { host: '127.0.0.1', port: closed }, iqn, maxJobs: 4 }, { name: 'm2', portal, iqn, maxJobs: 4 }];
+      assert.equal((await take()).name, 'm2');
+      await assert.rejects(site.copyManager(undefined, drive, new Set(['m2'])), new RegExp(`gone \\(127\\.0\\.0\\.1:${closed}\\): cannot connect`));
     } finally {
       await w.close();
     }

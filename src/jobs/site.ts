@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { testUnitReady } from '../initiator/cdb.ts';
 import { InitiatorSession } from '../initiator/session.ts';
 import { ChangerClient } from '../media/changer-client.ts';
 import { discoverLibrary, type DiscoveredLibrary } from '../media/discovery.ts';
@@ -7,6 +8,7 @@ import { SnapshotApiClient } from '../snapshot/client.ts';
 import type { NodeControl } from '../snapshot/node-control.ts';
 import type { IscsiEndpoint, NodeConfig, PoolConfig, ServerConfig } from '../server/config.ts';
 import type { Designator } from '../xcopy/copy-target.ts';
+import { FerryError } from '../util/errors.ts';
 import { ServiceError } from './types.ts';
 
 /**
@@ -169,36 +171,58 @@ export class Site {
     return { name, drive, designator: d.designator, changer, elementAddress: address, endpoint: ep };
   }
 
-  /** The copy manager a job sends its lists to: the named mover, else the least loaded configured one, else the drive's own LU. */
-  async copyManager(mover: string | undefined, drive: MountedDrive): Promise<CopyManagerRef> {
+  /**
+   * The copy manager a job sends its lists to. With configured movers: the one named, else the
+   * least loaded below its maxJobs (config order breaks ties); one in `exclude` (failed in this
+   * job) or that cannot be logged in to is passed over. 'busy' when every other one is at its
+   * maxJobs. Without movers: the drive's own LU.
+   */
+  async copyManager(mover: string | undefined, drive: MountedDrive, exclude: ReadonlySet<string> = new Set()): Promise<CopyManagerRef | 'busy'> {
     const movers = this.config.movers;
     if (mover !== undefined && !movers.some((x) => x.name === mover)) {
       throw new ServiceError('ERR_BAD_REQUEST', `no mover named ${mover}: the config's movers are ${movers.map((x) => x.name).join(', ') || 'none'}`);
     }
     if (movers.length) {
-      // The one asked for, else the least loaded (config order breaks ties).
       const load = (n: string): number => this.moverLoad.get(n) ?? 0;
-      const m = movers.find((x) => x.name === mover) ?? movers.reduce((a, b) => (load(b.name) < load(a.name) ? b : a));
-      this.moverLoad.set(m.name, load(m.name) + 1);
-      let released = false;
-      const release = (): void => {
-        if (released) return;
-        released = true;
-        this.moverLoad.set(m.name, load(m.name) - 1);
-      };
-      try {
-        const session = await this.session(m, 'mover');
-        return { name: m.name, session, lun: 0, listId: this.listIdFor(session, 0), release };
-      } catch (e) {
-        release();
-        throw e;
+      const usable = movers.filter((m) => !exclude.has(m.name));
+      const named = usable.filter((m) => m.name === mover);
+      const free = usable.filter((m) => m.name !== mover && load(m.name) < m.maxJobs).sort((a, b) => load(a.name) - load(b.name));
+      const why: string[] = movers.filter((m) => exclude.has(m.name)).map((m) => `${m.name} failed in this job`);
+      for (const m of [...named, ...free]) {
+        this.moverLoad.set(m.name, load(m.name) + 1);
+        let released = false;
+        const release = (): void => {
+          if (released) return;
+          released = true;
+          this.moverLoad.set(m.name, load(m.name) - 1);
+        };
+        try {
+          const session = await this.session(m, 'mover');
+          return { name: m.name, session, lun: 0, listId: this.listIdFor(session, 0), release };
+        } catch (e) {
+          release();
+          why.push(`${m.name} (${m.portal.host}:${m.portal.port}): ${(e as Error).message}`);
+        }
       }
+      if (usable.some((m) => load(m.name) >= m.maxJobs && m.name !== mover)) return 'busy';
+      throw new FerryError('ERR_NO_MOVER', `no data mover can take the job: ${why.join('; ')}. Start a \`ferry mover\` or check the config's movers`);
     }
     if (!drive.drive.copyManager) {
       // A stand-alone drive of another target (a tgtd tape LUN) has no EXTENDED COPY: a `ferry mover` must copy.
       throw new ServiceError('ERR_BAD_REQUEST', `drive ${drive.endpoint.name} (LUN ${drive.drive.lun}) is not a copy manager (its INQUIRY has no 3PC bit): add a \`ferry mover\` with portals to the storage node and the drive to the config's movers`);
     }
     return { name: `${drive.endpoint.name} (drive LU ${drive.drive.lun})`, session: drive.drive.session, lun: drive.drive.lun, listId: this.listIdFor(drive.drive.session, drive.drive.lun) };
+  }
+
+  /** Whether LUN `lun` of `ep` answers at all (TEST UNIT READY; any status will do) within 10 s. */
+  async answers(ep: IscsiEndpoint, kind: string, lun: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 10 s')), 10_000)));
+    try {
+      await Promise.race([this.session(ep, kind).then((s) => s.command(lun, testUnitReady(), { allowCheckCondition: true })), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async close(): Promise<void> {

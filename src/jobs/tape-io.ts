@@ -1,11 +1,14 @@
-import { CopyClient } from '../initiator/copy-client.ts';
+import { CopyClient, CopyFailedError } from '../initiator/copy-client.ts';
+import { IscsiError } from '../initiator/session.ts';
+import { SenseKey, describeSense } from '../scsi/sense.ts';
+import { FerryError } from '../util/errors.ts';
 import { buildRead6 } from '../scsi/tape-cdb.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import { PREFIX_BYTES, decodeRecord, recordLength } from '../tapeformat/codec.ts';
 import { readRecord } from '../tapeformat/read-record.ts';
 import type { TapeRecord } from '../tapeformat/records.ts';
 import { PDT, type CscdInput } from '../xcopy/descriptors.ts';
-import { buildStreamLists, type StreamList, type StreamListsInput } from '../xcopy/list-builder.ts';
+import { buildStreamLists, type StreamExtent, type StreamList, type StreamListsInput } from '../xcopy/list-builder.ts';
 import type { OperatingParameters } from '../xcopy/copy-results.ts';
 import type { Designator } from '../xcopy/copy-target.ts';
 import type { CopyManagerRef, MountedDrive } from './site.ts';
@@ -29,41 +32,180 @@ export function tapeCscd(d: Designator, tapeBlockBytes: number): CscdInput {
   return { ...d, peripheralDeviceType: PDT.TAPE, pad: true, fixed: true, blockLength: tapeBlockBytes };
 }
 
+/** How long a copy may go without progress before its mover counts as failed. */
+export const MOVER_STALL_MS = 120_000;
+
+/** A device of a job as the server reaches it: asked whether it answers when a copy fails. */
+export interface JobDevice {
+  /** "tape library vtl (127.0.0.1:3261)", "storage node store (LUN 2)". */
+  name: string;
+  answers: () => Promise<void>;
+}
+
+/**
+ * Why a copy failed on the copy manager itself, or undefined when the failure was a device's
+ * (forwarded sense) or the list's (ILLEGAL REQUEST): its session was lost, it stalled, or it
+ * aborted the copy on its own.
+ */
+export function moverFault(e: unknown): string | undefined {
+  if (e instanceof IscsiError) return `its session was lost (${e.message})`;
+  if (e instanceof FerryError && e.code === 'ERR_COPY_STALLED') return e.message;
+  if (e instanceof CopyFailedError && e.culprit === 'copy manager' && e.sense?.key === SenseKey.COPY_ABORTED) return `it aborted the copy (${describeSense(e.sense)})`;
+  return undefined;
+}
+
 export class Copier {
-  readonly cm: CopyManagerRef;
-  readonly client: CopyClient;
+  cm!: CopyManagerRef;
+  client!: CopyClient;
   limits!: OperatingParameters;
   /** Bytes the copy manager reported writing, all lists of this job. */
   movedBytes = 0;
+  private readonly ctx: JobContext;
+  private readonly mover: string | undefined;
+  /** Movers that failed in this job: not used by it again. */
+  private readonly failed = new Set<string>();
+  private readonly announce: boolean;
 
-  private constructor(cm: CopyManagerRef) {
-    this.cm = cm;
-    this.client = new CopyClient(cm.session, cm.lun);
+  private constructor(ctx: JobContext, mover: string | undefined, announce: boolean) {
+    this.ctx = ctx;
+    this.mover = mover;
+    this.announce = announce;
   }
 
-  /** The copy manager for a job: `mover`, else the least loaded one, else the drive's LU; held until the job ends. */
-  static async forJob(ctx: JobContext, mover: string | undefined, drive: MountedDrive): Promise<Copier> {
-    const cm = await ctx.site.copyManager(mover, drive);
-    if (cm.release) ctx.onEnd(cm.release);
-    return Copier.open(cm);
-  }
-
-  static async open(cm: CopyManagerRef): Promise<Copier> {
-    const c = new Copier(cm);
-    c.limits = await c.client.operatingParameters();
+  /**
+   * The copy manager for a job: `mover`, else the least loaded one below its maxJobs (waiting
+   * while every one is at it), else the drive's LU; held until the job ends. `announce`: record
+   * it as the job's mover (a verify inside a backup does not).
+   */
+  static async forJob(ctx: JobContext, mover: string | undefined, drive: MountedDrive, o: { announce?: boolean } = {}): Promise<Copier> {
+    const c = new Copier(ctx, mover, o.announce ?? true);
+    await c.take(drive);
     return c;
+  }
+
+  private async take(drive: MountedDrive): Promise<void> {
+    for (let waited = false; ; waited = true) {
+      const cm = await this.ctx.site.copyManager(this.mover, drive, this.failed);
+      if (cm !== 'busy') {
+        if (cm.release) this.ctx.onEnd(cm.release);
+        this.cm = cm;
+        this.client = new CopyClient(cm.session, cm.lun);
+        this.limits = await this.client.operatingParameters();
+        if (waited) this.ctx.update({ waitingFor: null });
+        if (this.announce) await this.ctx.setMover(cm.name);
+        return;
+      }
+      if (!waited) {
+        const why = 'a data mover: every one runs as many jobs as its maxJobs allows';
+        this.ctx.update({ waitingFor: why });
+        await this.ctx.log(`waiting for ${why}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      this.ctx.checkCanceled();
+    }
   }
 
   listId(): number {
     return this.cm.listId();
   }
 
-
   /** Run one list; `onBytes(n)` gets the bytes the copy manager has written so far in this list. */
-  async run(ctx: JobContext, l: StreamList, what: string, onBytes: (n: number) => void): Promise<number> {
-    const out = await this.client.run(l.list, { listId: l.listId, signal: ctx.signal, what, pollMs: 250, onProgress: (p) => onBytes(p.transferBytes) });
+  async run(l: StreamList, what: string, onBytes: (n: number) => void): Promise<number> {
+    const out = await this.client.run(l.list, { listId: l.listId, signal: this.ctx.signal, what, pollMs: 250, stallMs: MOVER_STALL_MS, onProgress: (p) => onBytes(p.transferBytes) });
     this.movedBytes += out.transferBytes;
     return out.transferBytes;
+  }
+
+  /**
+   * After `e` from a list: when the copy manager itself failed and every device of the job still
+   * answers the server, go on with another configured mover (the failed one is not used again
+   * by this job). Otherwise throw: `e`, or an error naming the device that does not answer.
+   * The caller then positions the tape and sends what is left.
+   */
+  async failover(e: unknown, drive: MountedDrive, devices: readonly JobDevice[]): Promise<void> {
+    const why = moverFault(e);
+    if (!why) throw e;
+    for (const d of devices) {
+      const lost = await d.answers().then(
+        () => undefined,
+        (x: Error) => x,
+      );
+      if (lost) throw new FerryError('ERR_DEVICE_LOST', `${d.name} does not answer (${lost.message}): the copy failed there, not on data mover ${this.cm.name}. ${(e as Error).message}`, { cause: e });
+    }
+    const failed = this.cm.name;
+    if (!this.ctx.site.config.movers.length) throw e;
+    this.failed.add(failed);
+    this.cm.release?.();
+    // A stalled mover may wake up: its session goes, so it aborts the copy (SAM-5 6.3.4) instead of writing on.
+    if ((e as FerryError).code === 'ERR_COPY_STALLED') this.cm.session.close();
+    try {
+      await this.take(drive);
+    } catch (x) {
+      if ((x as FerryError).code !== 'ERR_NO_MOVER') throw x;
+      throw new FerryError('ERR_MOVER_FAILED', `data mover ${failed} failed (${why}) and no other can take over: ${(x as Error).message}. Nothing was recorded: run the job again once a mover is up`, { cause: e });
+    }
+    await this.ctx.log(`data mover ${failed} failed: ${why}; going on with ${this.cm.name}`, { failedMover: failed, mover: this.cm.name, reason: why });
+  }
+
+  /**
+   * Write the records `build` makes (label, header, trailer) from tape block `at` on. When the
+   * mover fails, all of them again from `at` on the next one (rebuilt for its limits).
+   */
+  async writeRecords(build: () => StreamList[], drive: MountedDrive, at: number, what: string, devices: readonly JobDevice[]): Promise<number> {
+    for (;;) {
+      let blocks = 0;
+      try {
+        for (const l of build()) {
+          await this.run(l, what, () => undefined);
+          blocks += l.tapeBlocks;
+        }
+        return blocks;
+      } catch (e) {
+        await this.failover(e, drive, devices);
+        await drive.drive.locate(at);
+        await this.ctx.log(`writing the ${what} again from tape block ${at} on ${this.cm.name}`);
+      }
+    }
+  }
+
+  /**
+   * Read a piece's stream [streamStart, streamEnd) off tape to `disk` (restore, verify); the
+   * drive is at `dataBlock`, the piece's first data block. A list a failed mover left is sent
+   * again whole on the next one, from its own first tape block (writing the disk twice is harmless).
+   */
+  async readPiece(o: {
+    drive: MountedDrive;
+    disk: CscdInput;
+    tapeBlockBytes: number;
+    diskBlockBytes: number;
+    extents: readonly StreamExtent[];
+    streamStart: number;
+    streamEnd: number;
+    dataBlock: number;
+    what: string;
+    devices: readonly JobDevice[];
+    /** The stream byte reached so far. */
+    onStream: (at: number) => void;
+  }): Promise<void> {
+    const B = o.tapeBlockBytes;
+    const build = (from: number): StreamList[] =>
+      this.lists({ direction: 'restore', disk: o.disk, drive: o.drive, tapeBlockBytes: B, diskBlockBytes: o.diskBlockBytes, extents: o.extents as StreamExtent[], streamStart: from, streamEnd: o.streamEnd });
+    let lists = build(o.streamStart);
+    for (let i = 0; i < lists.length; i++) {
+      const l = lists[i];
+      try {
+        await this.run(l, o.what, (n) => o.onStream(l.streamStart + Math.min(n, l.streamEnd - l.streamStart)));
+        o.onStream(l.streamEnd);
+      } catch (e) {
+        await this.failover(e, o.drive, o.devices);
+        // Lists start on tape block boundaries of the piece (list-builder).
+        const block = o.dataBlock + (l.streamStart - o.streamStart) / B;
+        await o.drive.drive.locate(block);
+        await this.ctx.log(`resuming the ${o.what} at stream byte ${l.streamStart} (tape block ${block}) on ${this.cm.name}`, { streamByte: l.streamStart, tapeBlock: block, mover: this.cm.name });
+        lists = build(l.streamStart);
+        i = -1;
+      }
+    }
   }
 
   lists(o: Omit<StreamListsInput, 'tape' | 'limits' | 'blocksPerTransfer' | 'listId'> & { drive: MountedDrive }): StreamList[] {
@@ -76,6 +218,33 @@ export class Copier {
       listId: () => this.listId(),
     });
   }
+}
+
+/** The drive of a job as a device that answers (TEST UNIT READY on the server's own session). */
+export function driveDevice(ctx: JobContext, drive: MountedDrive): JobDevice {
+  const ep = drive.endpoint;
+  return { name: `${drive.changer ? 'tape library' : 'tape drive'} ${ep.name} (${ep.portal.host}:${ep.portal.port})`, answers: () => ctx.site.answers(ep, drive.changer ? 'library' : 'drive', drive.drive.lun) };
+}
+
+/** A disk LUN of a storage node as a device that answers. */
+export function diskDevice(ctx: JobContext, node: string, lun: number): JobDevice {
+  const ep = ctx.site.node(node);
+  return { name: `storage node ${node} (${ep.portal.host}:${ep.portal.port}, LUN ${lun})`, answers: () => ctx.site.answers(ep, 'node', lun) };
+}
+
+/**
+ * The drive's position once it stops moving: a dead mover's last WRITE may still land just after
+ * its session drops. Two equal READ POSITIONs 300 ms apart.
+ */
+export async function settledPosition(drive: MountedDrive): Promise<number> {
+  let last = (await drive.drive.position()).blockId;
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 300));
+    const now = (await drive.drive.position()).blockId;
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
 }
 
 /**

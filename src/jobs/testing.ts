@@ -82,7 +82,7 @@ export async function startJobsWorld(dir: string, o: JobsWorldOptions): Promise<
   };
   const openService = async () => LocalJobService.open(await openCatalog(config.catalog), new Site(config, new Map([['store', node.snapshots]])));
   const mover = o.mover ? await startMover(resolveMoverConfig({ listen: '127.0.0.1:0', iqn: `${o.iqn}-mover`, portals: [`${portal.host}:${portal.port}`], logLevel: 'silent' })) : undefined;
-  if (mover) config.movers.push({ name: 'm1', portal: { host: mover.address.host, port: mover.address.port }, iqn: `${o.iqn}-mover` });
+  if (mover) config.movers.push({ name: 'm1', portal: { host: mover.address.host, port: mover.address.port }, iqn: `${o.iqn}-mover`, maxJobs: 4 });
   const ws = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: `${o.iqn}-ws`, targetName: o.iqn });
   const w: JobsWorld = {
     node,

@@ -7,7 +7,7 @@ import { readTokenFile } from '../util/bearer-token.ts';
 import { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
 import { acquireCartridges, acquireDrive, parseVolume } from './resources.ts';
-import { Copier, diskCscd, readRecordCheaply } from './tape-io.ts';
+import { Copier, diskCscd, diskDevice, driveDevice, readRecordCheaply } from './tape-io.ts';
 import { ServiceError, type StartVerify } from './types.ts';
 
 /**
@@ -144,10 +144,7 @@ async function viaScratchLun(ctx: JobContext, set: SetWithPieces, pool: PoolConf
       await ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${set.id}, piece ${p.seq}) into drive ${driveName}`, { data: { cartridge: p.cartridge, drive: driveName } });
       ctx.update({ cartridge: p.cartridge });
       const drive = await ctx.site.mount(pool, driveName, p.cartridge);
-      if (!copier) {
-        copier = await Copier.forJob(ctx, o.mover, drive);
-        if (!o.inBackup) await ctx.setMover(copier.cm.name);
-      }
+      copier ??= await Copier.forJob(ctx, o.mover, drive, { announce: !o.inBackup });
       await drive.drive.setFixedBlock(set.tapeBlockBytes);
       const h = await readRecordCheaply(drive, p.headerBlock, set.tapeBlockBytes);
       if (h.kind !== 'header' || h.setUuid !== set.uuid || h.sequence !== p.seq) {
@@ -155,10 +152,19 @@ async function viaScratchLun(ctx: JobContext, set: SetWithPieces, pool: PoolConf
       }
       await drive.drive.locate(p.dataBlock);
       await ctx.to('verifying', `restoring set ${set.id} piece ${p.seq} from ${p.cartridge} into scratch LUN ${to}`);
-      const lists = copier.lists({ direction: 'restore', disk, drive, tapeBlockBytes: set.tapeBlockBytes, diskBlockBytes: dbb, extents, streamStart: p.streamStart, streamEnd: p.streamEnd });
-      for (const l of lists) {
-        await copier.run(ctx, l, `verify of set ${set.id} into scratch LUN ${to}`, (n) => ctx.update({ bytesDone: l.streamStart + Math.min(n, l.streamEnd - l.streamStart) }));
-      }
+      await copier.readPiece({
+        drive,
+        disk,
+        tapeBlockBytes: set.tapeBlockBytes,
+        diskBlockBytes: dbb,
+        extents,
+        streamStart: p.streamStart,
+        streamEnd: p.streamEnd,
+        dataBlock: p.dataBlock,
+        what: `verify of set ${set.id} into scratch LUN ${to}`,
+        devices: [driveDevice(ctx, drive), diskDevice(ctx, node, scratch.lun)],
+        onStream: (at) => ctx.update({ bytesDone: at }),
+      });
       ctx.update({ bytesDone: p.streamEnd });
     }
     await ctx.log(`digesting scratch LUN ${to} on ${node}`);

@@ -18,6 +18,8 @@ export const DEFAULT_QUIET_PERIOD_MS = 3000;
 export const DEFAULT_TIMEOUT_MS = 80_000;
 /** Jobs that run at once; more wait, queued. */
 export const DEFAULT_MAX_JOBS = 4;
+/** Jobs one data mover runs at once unless its config says (`maxJobs`) or `maxJobsPerMover` does. */
+export const DEFAULT_MAX_JOBS_PER_MOVER = 4;
 
 export interface HostPort {
   host: string;
@@ -53,6 +55,10 @@ export interface LibraryConfig extends IscsiEndpoint, TapeApi {}
 export interface DriveConfig extends IscsiEndpoint, TapeApi {
   lun: number;
 }
+export interface MoverConfig extends IscsiEndpoint {
+  /** Jobs this mover runs at once; more wait for it or go to another mover. */
+  maxJobs: number;
+}
 export interface PoolConfig {
   name: string;
   /** Exactly one of library and drive is set, naming a configured one. */
@@ -71,7 +77,7 @@ export interface ServerConfig {
   nodes: NodeConfig[];
   libraries: LibraryConfig[];
   drives: DriveConfig[];
-  movers: IscsiEndpoint[];
+  movers: MoverConfig[];
   pools: PoolConfig[];
   defaults: { quietPeriodMs: number; timeoutMs: number };
   /** Jobs that run at once (DEFAULT_MAX_JOBS when absent); the rest wait, queued, in order. */
@@ -131,6 +137,7 @@ const period = str('a period such as "7d", "2w" or "36h"', (p) => PERIOD_RE.test
 const volume = str('NODE:LUN, e.g. store:0', (v) => /^[A-Za-z0-9][A-Za-z0-9_-]*:\d+$/.test(v));
 
 const endpoint = { name, portal: hostPort, iqn, chap: chap.optional() };
+const jobCount = z.number(expect('a whole number of jobs, 1 to 64')).int(expect('a whole number of jobs, 1 to 64')).min(1, expect('a whole number of jobs, 1 to 64')).max(64, expect('a whole number of jobs, 1 to 64'));
 /** A Ferry tape node's management API (optional; both or neither). */
 const tapeApi = { api: apiUrl.optional(), tokenFile: path.optional() };
 const obj = <T extends z.ZodRawShape>(shape: T, what: string) => z.strictObject(shape, expect(what));
@@ -150,7 +157,7 @@ export const ServerConfigSchema = obj(
       obj({ ...endpoint, lun, ...tapeApi }, 'a drive {name, portal, iqn, lun, chap?, api?, tokenFile?}'),
       'drives',
     ),
-    movers: list(obj(endpoint, 'a mover {name, portal, iqn, chap?}'), 'movers'),
+    movers: list(obj({ ...endpoint, maxJobs: jobCount.optional() }, 'a mover {name, portal, iqn, chap?, maxJobs?}'), 'movers'),
     pools: list(
       obj(
         {
@@ -173,7 +180,8 @@ export const ServerConfigSchema = obj(
       { quietPeriodMs: duration.default(DEFAULT_QUIET_PERIOD_MS), timeoutMs: duration.default(DEFAULT_TIMEOUT_MS) },
       'an object {quietPeriodMs?, timeoutMs?}',
     ).default({ quietPeriodMs: DEFAULT_QUIET_PERIOD_MS, timeoutMs: DEFAULT_TIMEOUT_MS }),
-    maxJobs: z.number(expect('a whole number of jobs, 1 to 64')).int(expect('a whole number of jobs, 1 to 64')).min(1, expect('a whole number of jobs, 1 to 64')).max(64, expect('a whole number of jobs, 1 to 64')).default(DEFAULT_MAX_JOBS),
+    maxJobs: jobCount.default(DEFAULT_MAX_JOBS),
+    maxJobsPerMover: jobCount.default(DEFAULT_MAX_JOBS_PER_MOVER),
     schedules: list(
       obj(
         {
@@ -308,7 +316,7 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
     nodes: c.nodes.map((n) => ({ ...ep(n), api: n.api, tokenFile: at(n.tokenFile) })),
     libraries: c.libraries.map((l) => ({ ...ep(l), ...tapeApiOf(l) })),
     drives: c.drives.map((d) => ({ ...ep(d), lun: d.lun, ...tapeApiOf(d) })),
-    movers: c.movers.map(ep),
+    movers: c.movers.map((m) => ({ ...ep(m), maxJobs: m.maxJobs ?? c.maxJobsPerMover })),
     pools: c.pools.map((p) => ({
       name: p.name,
       ...(p.library === undefined ? {} : { library: p.library }),

@@ -6,7 +6,7 @@ import { resolveTargetConfig } from '../target/config.ts';
 import { startStorageNode, type StorageNode } from '../target/storage-node.ts';
 import { startMover, type Mover } from '../mover/mover.ts';
 import { resolveMoverConfig } from '../mover/config.ts';
-import { DEFAULT_TAPE_BLOCK_BYTES, type ServerConfig } from './config.ts';
+import { DEFAULT_MAX_JOBS_PER_MOVER, DEFAULT_TAPE_BLOCK_BYTES, type ServerConfig } from './config.ts';
 import { startServer, type RunningServer } from './run.ts';
 
 /**
@@ -90,7 +90,7 @@ export async function startUp(o: UpOptions): Promise<Up> {
       // The node serves the library too, so its API digests cartridges for verify.
       libraries: [{ name: 'vtl', portal: node.address, iqn: UP_IQN, api: `http://${node.api!.host}:${node.api!.port}`, tokenFile: nodeToken }],
       drives: [],
-      movers: [{ name: 'm1', portal: mover.address, iqn: UP_MOVER_IQN }],
+      movers: [{ name: 'm1', portal: mover.address, iqn: UP_MOVER_IQN, maxJobs: DEFAULT_MAX_JOBS_PER_MOVER }],
       pools: [{ name: 'default', library: 'vtl', tapeBlockBytes: DEFAULT_TAPE_BLOCK_BYTES }],
       defaults: { quietPeriodMs: o.quietPeriodMs ?? 3000, timeoutMs: 80_000 },
     };

@@ -2,7 +2,7 @@
 //   store   `ferry target --disk … --api … --api-token-file …`: the storage node (disk LUNs, snapshots, API)
 //   tape    `ferry target --library DIR --drives 2 … --copy-portal STORE`: the tape library node
 //   empty   (optional) a second library node whose library holds no cartridge: pool "empty"
-//   mover   `ferry mover --portal STORE --portal TAPE`: the data mover
+//   mover   `ferry mover --portal STORE --portal TAPE`: the data mover (m1; `movers: N` adds m2 … mN)
 //   server  `ferry server --config FILE`: the backup server, with a config written here
 // Every process's stderr (JSON log lines) is kept in memory and written to DIR/logs/NAME.log.
 // Used by test/interop/backup-server.test.ts and bench/backup-e2e.ts.
@@ -36,6 +36,8 @@ export interface SiteOptions {
   timeoutMs?: number;
   /** Log level of every role (default info; the roles announce they are ready at info). */
   logLevel?: string;
+  /** Data movers m1 … mN, each its own `ferry mover` (default 1). */
+  movers?: number;
 }
 
 export interface Role {
@@ -59,16 +61,27 @@ export interface Site {
   store: Role & { api: string; tokenFile: string };
   tape: Role & { library: string };
   empty?: Role;
+  /** m1, the first of `movers`. */
   mover: Role;
+  /** Every data mover, by config name (m1 …); a killed one stays here until startMover. */
+  movers: Array<Role & { config: string }>;
   server: Omit<Role, 'portal'> & { url: string; tokenFile: string; configFile: string };
   /** FERRY_SERVER and FERRY_TOKEN_FILE for client commands. */
   env: Record<string, string>;
   /** Run a client command (`ferry backup …`) as its own process against the server. */
   ferry(args: string[], env?: NodeJS.ProcessEnv): Promise<CliResult>;
-  /** Stop the tape node (SIGTERM: it flushes its cartridges and library.json). */
-  stopTape(): Promise<void>;
+  /** Stop the tape node (SIGTERM: it flushes its cartridges and library.json; SIGKILL: it cannot). */
+  stopTape(signal?: NodeJS.Signals): Promise<void>;
+  /** Stop the storage node with `signal`. */
+  stopStore(signal?: NodeJS.Signals): Promise<void>;
+  /** Start the storage node again on the same portal and API address. */
+  startStore(): Promise<void>;
   /** Start the tape node again on the same portal. */
   startTape(): Promise<void>;
+  /** Kill mover `name` (m1 …) with `signal` and wait for it to exit. */
+  killMover(name: string, signal?: NodeJS.Signals): Promise<void>;
+  /** Start mover `name` again on its portal. */
+  startMover(name: string): Promise<void>;
   /** The last lines of every role's log, for a failure message. */
   logTail(lines?: number): string;
   stop(): Promise<void>;
@@ -156,13 +169,9 @@ export async function startSite(o: SiteOptions): Promise<Site> {
       await mkdir(emptyDir, { recursive: true });
       await writeFile(join(emptyDir, 'library.json'), JSON.stringify({ version: 1, drives: 1, slots: 2, importExport: 1, cartridgeSizeBytes: o.cartridgeBytes, contents: {} }));
     }
+    const storeArgs = (api: string): string[] => ['target', '--listen', storePortal, '--iqn', STORE_IQN, ...disks, '--lun-dir', join(dir, 'luns'), '--api', api, '--api-token-file', nodeToken, '--log-level', level];
     const first = await Promise.allSettled([
-      role(
-        'store',
-        ['target', '--listen', storePortal, '--iqn', STORE_IQN, ...disks, '--lun-dir', join(dir, 'luns'), '--api', '127.0.0.1:0', '--api-token-file', nodeToken, '--log-level', level],
-        'target ready',
-        logs,
-      ),
+      role('store', storeArgs('127.0.0.1:0'), 'target ready', logs),
       role('tape', tapeArgs('127.0.0.1:0'), 'target ready', logs),
       ...(o.emptyLibrary
         ? [role('empty', ['target', '--listen', '127.0.0.1:0', '--iqn', EMPTY_IQN, '--library', emptyDir, '--drives', '1', '--slots', '2', '--lun-dir', join(dir, 'empty-luns'), '--log-level', level], 'target ready', logs)]
@@ -177,14 +186,14 @@ export async function startSite(o: SiteOptions): Promise<Site> {
     const tape = { name: 'tape', proc: tp.proc, pid: pidOf(tp.proc), portal: tapePortal, library };
     const empty: Role | undefined = ep ? { name: 'empty', proc: ep.proc, pid: pidOf(ep.proc), portal: String(ep.ready.listen) } : undefined;
 
-    const mv = await role(
-      'mover',
-      ['mover', '--listen', '127.0.0.1:0', '--iqn', MOVER_IQN, '--portal', storePortal, '--portal', tapePortal, '--log-level', level],
-      'mover ready',
-      logs,
-    );
-    started.push(mv.proc);
-    const mover = { name: 'mover', proc: mv.proc, pid: pidOf(mv.proc), portal: String(mv.ready.listen) };
+    const moverArgs = (i: number, listen: string): string[] => ['mover', '--listen', listen, '--iqn', `${MOVER_IQN}-${i}`, '--portal', storePortal, '--portal', tapePortal, '--log-level', level];
+    const movers: Site['movers'] = [];
+    for (let i = 1; i <= (o.movers ?? 1); i++) {
+      const mv = await role(i === 1 ? 'mover' : `mover${i}`, moverArgs(i, '127.0.0.1:0'), 'mover ready', logs);
+      started.push(mv.proc);
+      movers.push({ name: i === 1 ? 'mover' : `mover${i}`, config: `m${i}`, proc: mv.proc, pid: pidOf(mv.proc), portal: String(mv.ready.listen) });
+    }
+    const mover = movers[0];
 
     const configFile = join(dir, 'server-config.json');
     const config = {
@@ -193,7 +202,7 @@ export async function startSite(o: SiteOptions): Promise<Site> {
       catalog: 'catalog.db',
       nodes: [{ name: 'store', portal: storePortal, iqn: STORE_IQN, api: store.api, tokenFile: 'node.token' }],
       libraries: [{ name: 'vtl', portal: tapePortal, iqn: TAPE_IQN }, ...(empty ? [{ name: 'bare', portal: empty.portal, iqn: EMPTY_IQN }] : [])],
-      movers: [{ name: 'm1', portal: mover.portal, iqn: MOVER_IQN }],
+      movers: movers.map((m, i) => ({ name: m.config, portal: m.portal, iqn: `${MOVER_IQN}-${i + 1}` })),
       pools: [
         { name: 'default', library: 'vtl', tapeBlockBytes: o.tapeBlockBytes ?? 262_144 },
         ...(empty ? [{ name: 'empty', library: 'bare' }] : []),
@@ -212,11 +221,22 @@ export async function startSite(o: SiteOptions): Promise<Site> {
       tape,
       empty,
       mover,
+      movers,
       server,
       env,
       ferry: (args, extra = {}) => runFerry(args, { ...env, ...extra }),
-      async stopTape() {
-        await site.tape.proc.stop('SIGTERM');
+      async stopTape(signal = 'SIGTERM') {
+        await site.tape.proc.stop(signal);
+      },
+      async stopStore(signal = 'SIGTERM') {
+        await site.store.proc.stop(signal);
+      },
+      async startStore() {
+        const again = await role('store', storeArgs(new URL(site.store.api).host), 'target ready', logs);
+        const i = started.indexOf(site.store.proc);
+        if (i >= 0) started[i] = again.proc;
+        else started.push(again.proc);
+        site.store = { ...site.store, proc: again.proc, pid: pidOf(again.proc) };
       },
       async startTape() {
         const again = await role('tape', tapeArgs(tapePortal), 'target ready', logs);
@@ -225,8 +245,22 @@ export async function startSite(o: SiteOptions): Promise<Site> {
         else started.push(again.proc);
         site.tape = { ...site.tape, proc: again.proc, pid: pidOf(again.proc) };
       },
+      async killMover(name, signal = 'SIGKILL') {
+        const m = site.movers.find((x) => x.config === name);
+        if (!m) throw new Error(`no mover ${name}`);
+        await m.proc.stop(signal);
+      },
+      async startMover(name) {
+        const i = site.movers.findIndex((x) => x.config === name);
+        const m = site.movers[i];
+        const again = await role(m.name, moverArgs(i + 1, m.portal), 'mover ready', logs);
+        const k = started.indexOf(m.proc);
+        if (k >= 0) started[k] = again.proc;
+        else started.push(again.proc);
+        site.movers[i] = { ...m, proc: again.proc, pid: pidOf(again.proc) };
+      },
       logTail(lines = 15) {
-        const roles: Array<{ name: string; proc: FerryProcess }> = [site.store, site.tape, ...(site.empty ? [site.empty] : []), site.mover, site.server];
+        const roles: Array<{ name: string; proc: FerryProcess }> = [site.store, site.tape, ...(site.empty ? [site.empty] : []), ...site.movers, site.server];
         return roles.map((r) => `--- ${r.name} (pid ${r.proc.proc.pid}) ---\n${r.proc.stderr().split('\n').slice(-lines).join('\n')}`).join('\n');
       },
       stop: stopAll,

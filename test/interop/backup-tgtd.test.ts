@@ -151,7 +151,7 @@ async function world(dir: string, opts: { mover: boolean }): Promise<World> {
       nodes: [{ name: 'store', portal, iqn: NODE_IQN, api: 'http://127.0.0.1:1', tokenFile: join(dir, 'none') }],
       libraries: [],
       drives: [{ name: 'tgt', portal: { host: '127.0.0.1', port: tgtd.port }, iqn: TAPE_IQN, lun: 1 }],
-      movers: opts.mover ? [{ name: 'm1', portal: { host: mover.address.host, port: mover.address.port }, iqn: MOVER_IQN }] : [],
+      movers: opts.mover ? [{ name: 'm1', portal: { host: mover.address.host, port: mover.address.port }, iqn: MOVER_IQN, maxJobs: 4 }] : [],
       pools: [{ name: 'tgtd', drive: 'tgt', tapeBlockBytes: B }],
       defaults: { quietPeriodMs: 0, timeoutMs: 10_000 },
     };

@@ -1,0 +1,218 @@
+// Fault drills, each role its own process (test/helpers/site.ts). With three `ferry mover`s
+// (m1, m2, m3):
+//   a backup whose mover is SIGKILLed at about 30 % and the next one's at about 70 % resumes each
+//   time on another mover from where the tape stopped (not from the start), and its set restores
+//   bit-exact;
+//   with one mover left, killing it fails the job cleanly (no set), a retry after a mover is back
+//   succeeds, and it appends where the catalog says: every set restores, one of them with its
+//   mover killed mid-restore.
+// The tape node, and in its own test the storage node, SIGKILLed mid-copy: the job fails naming
+// that role, the set before it still restores, and the next backup succeeds.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomFillSync } from 'node:crypto';
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InitiatorSession } from '../../src/initiator/session.ts';
+import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
+import { inTempDir } from '../helpers/temp-dir.ts';
+import { startSite, STORE_IQN, type Site } from '../helpers/site.ts';
+
+const MIB = 1 << 20;
+const VOLUME_BYTES = 384 * MIB;
+const WS = 'iqn.2026-11.dev.ferry:failover-test-ws';
+
+interface JobView {
+  id: number;
+  state: string;
+  set: number | null;
+  mover: string | null;
+  error: { code: string; message: string } | null;
+  progress: { bytesDone: number; bytesTotal: number; phase: string };
+  result: Record<string, unknown> | null;
+}
+interface EventView {
+  kind: string;
+  message: string;
+  data: Record<string, unknown> | null;
+}
+
+async function api<T>(site: Site, path: string): Promise<T> {
+  const token = (await readFile(site.server.tokenFile, 'utf8')).trim();
+  const r = await fetch(`${site.server.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(r.status, 200, `GET ${path}: ${r.status} ${await r.clone().text()}`);
+  return (await r.json()) as T;
+}
+
+/** Start a job detached; its id. */
+async function start(site: Site, args: string[]): Promise<number> {
+  const r = await site.ferry([...args, '--detach', '--json']);
+  assert.equal(r.code, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  return r.json<{ job: number }>().job;
+}
+
+/** Poll the job until `until` holds (or it ends): the view that satisfied it. */
+async function watch(site: Site, job: number, until: (j: JobView) => boolean): Promise<JobView> {
+  for (;;) {
+    const j = await api<JobView>(site, `/v1/jobs/${job}`);
+    if (until(j) || ['done', 'failed', 'canceled'].includes(j.state)) return j;
+    await sleep(20);
+  }
+}
+
+const fraction = (j: JobView): number => (j.progress.bytesTotal ? j.progress.bytesDone / j.progress.bytesTotal : 0);
+
+async function ended(site: Site, job: number): Promise<JobView> {
+  return watch(site, job, () => false);
+}
+
+async function sha(dev: RemoteBlockDevice): Promise<string> {
+  const h = createHash('sha256');
+  const chunk = new Uint8Array(4 * MIB);
+  for (let lba = 0; lba < dev.blockCount; lba += chunk.length / dev.blockSize) {
+    const part = chunk.subarray(0, Math.min(chunk.length / dev.blockSize, dev.blockCount - lba) * dev.blockSize);
+    await dev.readInto(lba, part);
+    h.update(part);
+  }
+  return h.digest('hex');
+}
+
+/**
+ * Restore set `set` to store:new and return the restored LUN's SHA-256, read over iSCSI. With
+ * `killAt`, the restore's mover is SIGKILLed once that fraction is restored; the job must finish.
+ */
+async function restoredSha(site: Site, ws: InitiatorSession, set: number, killAt?: number): Promise<string> {
+  const job = await start(site, ['restore', String(set), '--to', 'store:new']);
+  if (killAt !== undefined) {
+    const j = await watch(site, job, (v) => v.state === 'copying' && fraction(v) >= killAt && v.mover !== null);
+    assert.equal(j.state, 'copying', `the restore is still copying at ${killAt * 100} %`);
+    await site.killMover(j.mover!);
+  }
+  const r = await ended(site, job);
+  assert.equal(r.state, 'done', `restore of set ${set}: ${JSON.stringify(r.error)}\n${site.logTail()}`);
+  if (killAt !== undefined) {
+    const events = await api<EventView[]>(site, `/v1/jobs/${job}/events`);
+    assert.ok(events.some((e) => /^data mover m\d failed/.test(e.message)) && events.some((e) => e.message.startsWith('resuming the restore')), events.map((e) => e.message).join('\n'));
+  }
+  return sha(await RemoteBlockDevice.open(ws, r.result?.lun as number, { readOnly: true }));
+}
+
+/** Write `bytes` of random data as disk0.img in `dir` (before the storage node opens it); its SHA-256. */
+async function randomDisk(dir: string, bytes: number): Promise<string> {
+  const content = Buffer.alloc(bytes);
+  for (let off = 0; off < bytes; off += 64 * MIB) randomFillSync(content, off, Math.min(64 * MIB, bytes - off));
+  const fh = await open(join(dir, 'disk0.img'), 'w');
+  await fh.write(content, 0, content.length, 0);
+  await fh.close();
+  return createHash('sha256').update(content).digest('hex');
+}
+
+test('a backup whose data mover is killed at ~30 % and again at ~70 % resumes on another mover where the tape stopped, and restores bit-exact; with no mover left the job fails cleanly and a retry appends', async (t: TestContext) => {
+  await inTempDir('failover', async (dir) => {
+    const want = await randomDisk(dir, VOLUME_BYTES);
+
+    const site = await startSite({ dir, disks: [VOLUME_BYTES], cartridgeBytes: 2048 * MIB, slots: 4, movers: 3, quietPeriodMs: 200 });
+    let ws: InitiatorSession | undefined;
+    try {
+      ws = await InitiatorSession.login({ host: '127.0.0.1', port: Number(site.store.portal.split(':')[1]), initiatorName: WS, targetName: STORE_IQN });
+
+      // 1. Two kills in one job.
+      const job = await start(site, ['backup', 'store:0', '--mode', 'image']);
+      const killed: string[] = [];
+      for (const at of [0.3, 0.7]) {
+        const j = await watch(site, job, (v) => v.state === 'copying' && fraction(v) >= at && v.mover !== null && !killed.includes(v.mover));
+        assert.equal(j.state, 'copying', `the job is still copying at ${at * 100} % (it is ${j.state}; raise VOLUME_BYTES if the copy is too fast)\n${site.logTail()}`);
+        t.diagnostic(`killing ${j.mover} at ${(fraction(j) * 100).toFixed(0)} %`);
+        killed.push(j.mover!);
+        await site.killMover(j.mover!);
+      }
+      const done = await ended(site, job);
+      assert.equal(done.state, 'done', `the job completes on the third mover: ${JSON.stringify(done.error)}\n${site.logTail(30)}`);
+      const third = ['m1', 'm2', 'm3'].find((m) => !killed.includes(m))!;
+      assert.equal(done.mover, third);
+      const events = await api<EventView[]>(site, `/v1/jobs/${job}/events`);
+      const failed = events.filter((e) => /^data mover m\d failed: its session was lost/.test(e.message));
+      assert.deepEqual(failed.map((e) => e.data?.failedMover), killed, 'each kill is an event naming the mover and why');
+      const resumed = events.filter((e) => e.message.startsWith(`resuming set ${done.set}`));
+      assert.equal(resumed.length, 2, events.map((e) => e.message).join('\n'));
+      for (const e of [...failed, ...resumed]) t.diagnostic(e.message);
+      // Each resume continues after data already on tape, further each time.
+      const bytes = resumed.map((e) => e.data?.streamByte as number);
+      assert.ok(bytes[0] > 0.1 * VOLUME_BYTES && bytes[1] > bytes[0], `resumed at stream bytes ${bytes.join(', ')}`);
+      assert.equal(await restoredSha(site, ws, done.set!), want, 'the resumed set restores bit-exact');
+
+      // 2. One mover left: its death fails the job, which records nothing.
+      const before = await api<Array<{ id: number }>>(site, '/v1/sets');
+      const lone = await start(site, ['backup', 'store:0', '--mode', 'image']);
+      const j = await watch(site, lone, (v) => v.state === 'copying' && fraction(v) >= 0.3);
+      assert.equal(j.state, 'copying');
+      await site.killMover(third);
+      const gone = await ended(site, lone);
+      assert.equal(gone.state, 'failed');
+      t.diagnostic(gone.error!.message);
+      assert.match(gone.error!.message, new RegExp(`data mover ${third} failed \\(its session was lost.*\\) and no other can take over: no data mover can take the job: .*cannot connect.*run the job again`));
+      assert.deepEqual((await api<Array<{ id: number }>>(site, '/v1/sets')).map((s) => s.id), before.map((s) => s.id), 'no set for the failed job');
+
+      // 3. A mover is back: the retry succeeds, written over what the failed job left, and every set restores.
+      await site.startMover(killed[0]);
+      const retry = await start(site, ['backup', 'store:0', '--mode', 'image']);
+      const again = await ended(site, retry);
+      assert.equal(again.state, 'done', JSON.stringify(again.error));
+      assert.equal(await restoredSha(site, ws, again.set!), want, 'the retried set restores bit-exact');
+      // A restore whose mover dies goes on with another one, from the list it was in.
+      await site.startMover(killed[1]);
+      assert.equal(await restoredSha(site, ws, done.set!, 0.4), want, 'the earlier set on the cartridge still restores, with a mover killed mid-restore');
+    } finally {
+      await ws?.logout().catch(() => undefined);
+      await site.stop();
+    }
+  });
+});
+
+/**
+ * A full backup, then a second one during which `role` is SIGKILLed at about 30 %: the job fails
+ * naming the role; once it is back the set before still restores and the next backup succeeds.
+ */
+async function roleKilledMidCopy(t: TestContext, role: 'tape' | 'store', names: RegExp): Promise<void> {
+  await inTempDir(`kill-${role}`, async (dir) => {
+    const want = await randomDisk(dir, VOLUME_BYTES);
+    const site = await startSite({ dir, disks: [VOLUME_BYTES], cartridgeBytes: 2048 * MIB, slots: 4, quietPeriodMs: 200 });
+    try {
+      const first = await ended(site, await start(site, ['backup', 'store:0', '--mode', 'image']));
+      assert.equal(first.state, 'done', JSON.stringify(first.error));
+      const setsBefore = (await api<Array<{ id: number }>>(site, '/v1/sets')).map((s) => s.id);
+
+      const job = await start(site, ['backup', 'store:0', '--mode', 'image']);
+      const j = await watch(site, job, (v) => v.state === 'copying' && fraction(v) >= 0.3);
+      assert.equal(j.state, 'copying', `the job is still copying at 30 % (it is ${j.state})`);
+      await (role === 'tape' ? site.stopTape('SIGKILL') : site.stopStore('SIGKILL'));
+      const failed = await ended(site, job);
+      assert.equal(failed.state, 'failed', `the job fails, never done: ${JSON.stringify(failed)}`);
+      t.diagnostic(failed.error!.message);
+      assert.match(failed.error!.message, names);
+      assert.deepEqual((await api<Array<{ id: number }>>(site, '/v1/sets')).map((s) => s.id), setsBefore, 'no set for the failed job');
+
+      await (role === 'tape' ? site.startTape() : site.startStore());
+      const next = await ended(site, await start(site, ['backup', 'store:0', '--mode', 'image']));
+      assert.equal(next.state, 'done', `the next backup succeeds: ${JSON.stringify(next.error)}\n${site.logTail(30)}`);
+      const ws = await InitiatorSession.login({ host: '127.0.0.1', port: Number(site.store.portal.split(':')[1]), initiatorName: WS, targetName: STORE_IQN });
+      try {
+        assert.equal(await restoredSha(site, ws, first.set!), want, 'the set written before the kill restores bit-exact');
+        assert.equal(await restoredSha(site, ws, next.set!), want, 'the set written after it too');
+      } finally {
+        await ws.logout().catch(() => undefined);
+      }
+    } finally {
+      await site.stop();
+    }
+  });
+}
+
+test('the tape node SIGKILLed mid-copy: the job fails naming the tape library; the earlier set restores and the next backup succeeds', async (t) => {
+  await roleKilledMidCopy(t, 'tape', /^tape library vtl \(127\.0\.0\.1:\d+\) does not answer \(.*\): the copy failed there, not on data mover m1/);
+});
+
+test('the storage node SIGKILLed mid-copy: the job fails naming the storage node; the earlier set restores and the next backup succeeds', async (t) => {
+  await roleKilledMidCopy(t, 'store', /^storage node store \(127\.0\.0\.1:\d+, LUN \d+\) does not answer \(.*\): the copy failed there, not on data mover m1/);
+});
