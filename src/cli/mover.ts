@@ -22,9 +22,10 @@ export function registerMover(program: Command): void {
     .option('--chap <user:secret>', 'require one-way CHAP from initiators that send EXTENDED COPY to the mover')
     .option('--mutual-chap <user:secret>', "the mover's own CHAP name and secret, for mutual CHAP")
     .option('--allow <initiator-iqn>', 'allow only these initiator names (repeatable)', collect, [])
+    .option('--max-rate <bytes/s>', 'cap the bytes per second the mover reads, over all its copies at once, e.g. 200M (default: no cap)')
     .option(
       '--config <file>',
-      'JSON file with the same settings: {listen, iqn, initiatorName, portals: ["host:port" | {address, chap, mutualChap}], portalChap, chap, mutualChap, allowedInitiators, logLevel}; flags override it',
+      'JSON file with the same settings: {listen, iqn, initiatorName, portals: ["host:port" | {address, chap, mutualChap}], portalChap, chap, mutualChap, allowedInitiators, maxRate, logLevel}; flags override it',
     )
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(
@@ -44,6 +45,7 @@ export function registerMover(program: Command): void {
       if (opts.chap) merged.chap = opts.chap;
       if (opts.mutualChap) merged.mutualChap = opts.mutualChap;
       if ((opts.allow as string[]).length) merged.allowedInitiators = opts.allow;
+      if (opts.maxRate) merged.maxRate = opts.maxRate;
       if (opts.logLevel) merged.logLevel = opts.logLevel;
       const { resolveMoverConfig } = await import('../mover/config.ts');
       const cfg = resolveMoverConfig(merged, opts.config ? `config ${opts.config as string}` : 'options');
@@ -51,7 +53,7 @@ export function registerMover(program: Command): void {
       const log = pino({ level: cfg.logLevel, base: { role: 'mover' } }, pino.destination({ fd: 2, sync: true }));
       const { startMover } = await import('../mover/mover.ts');
       const mover = await startMover(cfg, log);
-      log.info({ listen: `${mover.address.host}:${mover.address.port}`, iqn: cfg.iqn, copyTargets: mover.remote.known.length }, 'mover ready');
+      log.info({ listen: `${mover.address.host}:${mover.address.port}`, iqn: cfg.iqn, copyTargets: mover.remote.known.length, maxBytesPerSecond: cfg.maxBytesPerSecond ?? null }, 'mover ready');
       await serveUntilSignal(log, () => mover.close(), 'stopping');
     });
 }

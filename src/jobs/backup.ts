@@ -144,7 +144,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     const setId = await claimSetId(ctx.db, ctx.id);
     const snapInfo = await diskLunOrSnapshot(control, snap);
     // 2. Plan.
-    await ctx.to('planning', `snapshot ${snap.id} taken after waiting ${((snap.waitedMs ?? 0) / 1000).toFixed(1)} s; planning the ${req.mode} ${req.level} backup`);
+    await ctx.to('planning', `snapshot ${snap.id} taken after waiting ${((snap.waitedMs ?? 0) / 1000).toFixed(1)} s; planning the ${req.mode} ${req.level} backup`, { data: { snapshot: snap.id, volume: vid } });
     const plan = await makePlan(ctx, req, { node, lun, vid, snap, base, blockSize: info.blockSize, blockCount: info.blockCount });
     if (plan.reason) await ctx.log(`running a full backup: ${plan.reason}`);
     ctx.update({ bytesTotal: plan.streamBytes, bytesDone: 0 });

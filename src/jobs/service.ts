@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type { Catalog } from '../catalog/db.ts';
-import { createJob, getJob, interruptRunningJobs, listJobEvents, listJobs, transitionJob, updateJobProgress, type Job } from '../catalog/queries/jobs.ts';
+import { addJobEvent, createJob, getJob, interruptRunningJobs, listJobEvents, listJobs, transitionJob, updateJobProgress, type Job } from '../catalog/queries/jobs.ts';
 import { listSets, getSet } from '../catalog/queries/sets.ts';
 import { fileIndexInfo, findEntry, findFiles, listDirectory, normalizePath } from '../catalog/queries/files.ts';
 import { runFileRestore } from './file-restore.ts';
 import { listCartridges, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
-import { listVolumes } from '../catalog/queries/volumes.ts';
+import { getVolume, listVolumes } from '../catalog/queries/volumes.ts';
 import { FerryError } from '../util/errors.ts';
 import { DEFAULT_MAX_JOBS } from '../server/config.ts';
 import { JobContext, toEvent } from './context.ts';
@@ -59,10 +59,31 @@ export class LocalJobService implements JobService {
   /** Open: jobs a dead server left running become failed, their reservations go, and libraries are inventoried. */
   static async open(catalog: Catalog, site: Site): Promise<LocalJobService> {
     const s = new LocalJobService(catalog, site);
-    await interruptRunningJobs(catalog.db, new Date(), 'interrupted by server restart');
+    const interrupted = await interruptRunningJobs(catalog.db, new Date(), 'interrupted by server restart');
     await releaseAll(catalog.db);
+    await s.releaseSnapshots(interrupted);
     await s.inventory();
     return s;
+  }
+
+  /**
+   * The snapshots that interrupted backups took go (a set's kept snapshot stays): a node that
+   * does not answer now is named in the job's events, with how to delete it by hand.
+   */
+  private async releaseSnapshots(jobs: readonly number[]): Promise<void> {
+    for (const id of jobs) {
+      const taken = (await listJobEvents(this.catalog.db, id)).map((e) => e.data as { snapshot?: unknown; volume?: unknown } | null).find((d) => typeof d?.snapshot === 'string');
+      if (!taken) continue;
+      const snapshot = String(taken.snapshot);
+      const volume = String(taken.volume);
+      if ((await getVolume(this.catalog.db, volume))?.keptSnapshotId === snapshot) continue;
+      const node = volume.slice(0, volume.lastIndexOf(':'));
+      const said = await (async () => {
+        await (await this.site.nodeControl(node)).deleteSnapshot(snapshot);
+        return `released snapshot ${snapshot} of ${volume}, taken by this job before the server stopped`;
+      })().catch((e: Error) => `could not release snapshot ${snapshot} of ${volume} (${e.message}): delete it with \`ferry snapshot rm ${snapshot}\` on node ${node}`);
+      await addJobEvent(this.catalog.db, id, { kind: 'log', message: said, data: { snapshot } });
+    }
   }
 
   /** Every library's cartridges into the catalog (new ones as blank, scratch). */

@@ -163,7 +163,7 @@ export class Copier {
       } catch (e) {
         await this.failover(e, drive, devices);
         await drive.drive.locate(at);
-        await this.ctx.log(`writing the ${what} again from tape block ${at} on ${this.cm.name}`);
+        await this.ctx.log(`writing the ${what} again from tape block ${at} on ${this.cm.name}`, { mover: this.cm.name, tapeBlock: at });
       }
     }
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseHostPort } from '../util/units.ts';
+import { parseHostPort, parseSize } from '../util/units.ts';
+import { UsageError } from '../util/errors.ts';
 import { iscsiNameSchema, chapSchema, chapSecret, logLevelSchema, parseConfig } from '../util/config-schema.ts';
 import type { PortalConfig } from '../initiator/copy-targets.ts';
 
@@ -23,6 +24,8 @@ export const MoverConfigSchema = z
     chap: chapSchema.optional(),
     mutualChap: chapSchema.optional(),
     allowedInitiators: z.array(z.string()).optional(),
+    /** Bandwidth cap over all of the mover's copies, bytes per second ("200M" or a number). */
+    maxRate: z.union([z.string(), z.number().positive()]).optional(),
     logLevel: logLevelSchema,
   })
   .strict();
@@ -37,7 +40,16 @@ export interface MoverConfig {
   chap?: { user: string; secret: string };
   mutualChap?: { user: string; secret: string };
   allowedInitiators?: string[];
+  /** Bytes per second over all copies; unlimited when absent. */
+  maxBytesPerSecond?: number;
   logLevel: string;
+}
+
+/** "200M" or "200M/s" → bytes per second (K, M, G are powers of 1024, as in sizes). */
+function parseRate(text: string): number {
+  const n = parseSize(text.replace(/\/s$/i, ''), 'max rate');
+  if (n <= 0) throw new UsageError(`max rate "${text}" must be above 0 bytes per second, e.g. 200M`);
+  return n;
 }
 
 /** Validate raw config; errors name the field and say what to fix. */
@@ -58,6 +70,7 @@ export function resolveMoverConfig(raw: unknown, source = 'config'): MoverConfig
     chap: chapSecret(c.chap),
     mutualChap: chapSecret(c.mutualChap),
     allowedInitiators: c.allowedInitiators,
+    ...(c.maxRate === undefined ? {} : { maxBytesPerSecond: typeof c.maxRate === 'number' ? c.maxRate : parseRate(c.maxRate) }),
     logLevel: c.logLevel,
   };
 }

@@ -167,6 +167,12 @@ test('mover config: portals as strings or objects, CHAP per portal or for all, e
   assert.match(c.initiatorName, /^iqn\.2026-11\.dev\.ferry:mover-initiator$/);
   assert.throws(() => resolveMoverConfig({ portals: [{ address: 'x', chap: 'short:abc' }] }), /portals\.0\.chap/);
   assert.throws(() => resolveMoverConfig({ portal: ['x'] }), /Unrecognized key/);
+  assert.equal(c.maxBytesPerSecond, undefined, 'no cap unless asked');
+  assert.equal(resolveMoverConfig({ maxRate: '200M' }).maxBytesPerSecond, 200 * 2 ** 20);
+  assert.equal(resolveMoverConfig({ maxRate: '1.5G/s' }).maxBytesPerSecond, 1.5 * 2 ** 30);
+  assert.equal(resolveMoverConfig({ maxRate: 5_000_000 }).maxBytesPerSecond, 5_000_000);
+  assert.throws(() => resolveMoverConfig({ maxRate: 'fast' }), /max rate "fast" is not a size: use a number with an optional K, M, G or T suffix/);
+  assert.throws(() => resolveMoverConfig({ maxRate: '0' }), /max rate "0" must be above 0 bytes per second/);
 });
 
 test('the source target restarts between two copies: the mover logs in again and copies', async () => {

@@ -3,6 +3,7 @@ import { Target } from '../target/target.ts';
 import { TargetServer } from '../target/server.ts';
 import { luIdentity } from '../scsi/identity.ts';
 import { CopyManagerLu } from '../xcopy/copy-manager-lu.ts';
+import { RateLimit } from '../util/rate-limit.ts';
 import { UsageError } from '../util/errors.ts';
 import { PortalCopyTargets } from '../initiator/copy-targets.ts';
 import type { MoverConfig } from './config.ts';
@@ -25,6 +26,7 @@ export async function startMover(cfg: MoverConfig, log?: Logger): Promise<Mover>
   const remote = new PortalCopyTargets({ initiatorName: cfg.initiatorName, portals: cfg.portals, log });
   const lu = new CopyManagerLu(luIdentity(`${cfg.iqn}|copy-manager`, { product: 'COPY-MANAGER' }), {
     remote,
+    ...(cfg.maxBytesPerSecond ? { rate: new RateLimit(cfg.maxBytesPerSecond) } : {}),
     onInternalError: (err) => log?.error({ err }, 'copy manager bug'),
     onDeviceError: ({ segment, role, error }) => log?.warn({ err: error, segment, role }, 'copy aborted by a copy source or destination'),
   });

@@ -1,3 +1,4 @@
+import type { RateLimit } from '../util/rate-limit.ts';
 import { SenseError, SenseKey, Asc, type SenseFormat } from '../scsi/sense.ts';
 import type { CommandEntry, HandlerResult } from '../scsi/command-table.ts';
 import { ScsiStatus, type Nexus, type ScsiTask } from '../scsi/task.ts';
@@ -45,6 +46,8 @@ export interface CopyManagerOptions {
   heldForMs?: number;
   /** Clock, for tests. */
   now?: () => number;
+  /** Bandwidth cap over every copy of this copy manager (bytes read per second). */
+  rate?: RateLimit;
 }
 
 interface CopyOperation {
@@ -69,6 +72,7 @@ export class CopyManager {
   private readonly onDeviceError?: CopyManagerOptions['onDeviceError'];
   private readonly heldForMs: number;
   private readonly now: () => number;
+  private readonly rate?: RateLimit;
   /** Held status, key = nexus key + list id. Insertion order = age. */
   private readonly held = new Map<string, CopyOperation>();
   /** Every running copy, tracked or not (for resets and the concurrency limit). */
@@ -83,6 +87,7 @@ export class CopyManager {
     this.onDeviceError = opts.onDeviceError;
     this.heldForMs = opts.heldForMs ?? 10 * 60_000;
     this.now = opts.now ?? Date.now;
+    this.rate = opts.rate;
   }
 
   /** 83h/00h EXTENDED COPY(LID1). Resolves when the copy is done (GOOD) or throws COPY ABORTED. */
@@ -123,6 +128,7 @@ export class CopyManager {
       await executePlan(steps, op.progress, op.controller.signal, {
         readsInFlight: this.readsInFlight,
         pool: this.pool,
+        rate: this.rate,
         onDeviceError: this.onDeviceError,
       });
       op.state = 'done';

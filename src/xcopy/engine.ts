@@ -1,3 +1,4 @@
+import type { RateLimit } from '../util/rate-limit.ts';
 import { SenseError, SenseKey, Asc, encodeFixedSense, type AscCode } from '../scsi/sense.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import type { TapeDevice } from '../tape/tape-device.ts';
@@ -19,6 +20,8 @@ import { copyAborted, type DataStep, type Destination, type ForwardedSense, type
 export interface EngineOptions {
   readsInFlight: number;
   pool: BufferPool;
+  /** The mover's bandwidth cap: every source read takes its bytes from it first. */
+  rate?: RateLimit;
   /** Told about every CSCD failure (for logs), before it becomes COPY ABORTED. */
   onDeviceError?: (info: { segment: number; role: 'source' | 'destination'; error: unknown }) => void;
 }
@@ -296,6 +299,7 @@ async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSig
     yield* ordered(count, readDepth(opts), opts.pool, signal, async (i, buf) => {
       const n = Math.min(chunkBlocks, src.blocks - i * chunkBlocks);
       const view = buf.subarray(0, n * bs);
+      await opts.rate?.take(view.length, signal);
       try {
         await src.ep.device.readInto(src.lba + i * chunkBlocks, view);
       } catch (err) {
@@ -308,9 +312,11 @@ async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSig
     // Several transfers at once only when the device keeps them in order (ORDERED task attribute).
     const pipelined = !!(dev as { ordersReads?: boolean }).ordersReads;
     let chain: Promise<unknown> = Promise.resolve();
+    const rate = opts.rate;
+    const read = (view: Uint8Array): Promise<void> => (rate ? rate.take(view.length, signal).then(() => readStream(dev, view, src.ep.fixedBlock)) : readStream(dev, view, src.ep.fixedBlock));
     const readOne = (view: Uint8Array): Promise<void> => {
-      if (pipelined) return readStream(dev, view, src.ep.fixedBlock);
-      const p = chain.then(() => readStream(dev, view, src.ep.fixedBlock)); // after a failure, no further reads
+      if (pipelined) return read(view);
+      const p = chain.then(() => read(view)); // after a failure, no further reads
       chain = p;
       return p;
     };
@@ -704,6 +710,7 @@ async function moveBackward(step: DataStep, state: CopyRun, tally: Tally, opts: 
     const first = Math.floor(from / bs);
     const blocks = Math.ceil(to / bs) - first;
     const view = scratch.subarray(0, blocks * bs);
+    await opts.rate?.take(view.length, signal);
     try {
       await dev.readInto(src.lba + first, view);
     } catch (err) {

@@ -38,6 +38,8 @@ export interface SiteOptions {
   logLevel?: string;
   /** Data movers m1 … mN, each its own `ferry mover` (default 1). */
   movers?: number;
+  /** Each mover's `--max-rate` (a copy that takes seconds, for drills that act mid-copy). */
+  moverRate?: string;
 }
 
 export interface Role {
@@ -72,6 +74,10 @@ export interface Site {
   ferry(args: string[], env?: NodeJS.ProcessEnv): Promise<CliResult>;
   /** Stop the tape node (SIGTERM: it flushes its cartridges and library.json; SIGKILL: it cannot). */
   stopTape(signal?: NodeJS.Signals): Promise<void>;
+  /** Stop the backup server with `signal`. */
+  stopServer(signal?: NodeJS.Signals): Promise<void>;
+  /** Start the backup server again with its config (a new URL: `env` and `ferry` follow it). */
+  startServer(): Promise<void>;
   /** Stop the storage node with `signal`. */
   stopStore(signal?: NodeJS.Signals): Promise<void>;
   /** Start the storage node again on the same portal and API address. */
@@ -186,7 +192,7 @@ export async function startSite(o: SiteOptions): Promise<Site> {
     const tape = { name: 'tape', proc: tp.proc, pid: pidOf(tp.proc), portal: tapePortal, library };
     const empty: Role | undefined = ep ? { name: 'empty', proc: ep.proc, pid: pidOf(ep.proc), portal: String(ep.ready.listen) } : undefined;
 
-    const moverArgs = (i: number, listen: string): string[] => ['mover', '--listen', listen, '--iqn', `${MOVER_IQN}-${i}`, '--portal', storePortal, '--portal', tapePortal, '--log-level', level];
+    const moverArgs = (i: number, listen: string): string[] => ['mover', '--listen', listen, '--iqn', `${MOVER_IQN}-${i}`, '--portal', storePortal, '--portal', tapePortal, '--log-level', level, ...(o.moverRate ? ['--max-rate', o.moverRate] : [])];
     const movers: Site['movers'] = [];
     for (let i = 1; i <= (o.movers ?? 1); i++) {
       const mv = await role(i === 1 ? 'mover' : `mover${i}`, moverArgs(i, '127.0.0.1:0'), 'mover ready', logs);
@@ -227,6 +233,17 @@ export async function startSite(o: SiteOptions): Promise<Site> {
       ferry: (args, extra = {}) => runFerry(args, { ...env, ...extra }),
       async stopTape(signal = 'SIGTERM') {
         await site.tape.proc.stop(signal);
+      },
+      async stopServer(signal = 'SIGTERM') {
+        await site.server.proc.stop(signal);
+      },
+      async startServer() {
+        const again = await role('server', ['server', '--config', configFile, '--log-level', level], 'backup server listening', logs);
+        const i = started.indexOf(site.server.proc);
+        if (i >= 0) started[i] = again.proc;
+        else started.push(again.proc);
+        site.server = { ...site.server, proc: again.proc, pid: pidOf(again.proc), url: String(again.ready.url) };
+        env.FERRY_SERVER = site.server.url;
       },
       async stopStore(signal = 'SIGTERM') {
         await site.store.proc.stop(signal);

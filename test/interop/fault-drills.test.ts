@@ -8,6 +8,9 @@
 //   mover killed mid-restore.
 // The tape node, and in its own test the storage node, SIGKILLed mid-copy: the job fails naming
 // that role, the set before it still restores, and the next backup succeeds.
+// The backup server SIGKILLed mid-copy: after restart the job is failed, no set is listed, its
+// snapshot is released, the next backup appends over what it left, every set restores, and a
+// catalog rebuild from tape finds exactly the catalog's sets.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -20,7 +23,9 @@ import { inTempDir } from '../helpers/temp-dir.ts';
 import { startSite, STORE_IQN, type Site } from '../helpers/site.ts';
 
 const MIB = 1 << 20;
-const VOLUME_BYTES = 384 * MIB;
+const VOLUME_BYTES = 256 * MIB;
+/** Each mover's --max-rate: a copy of the volume takes about 3 s, so a kill lands near the fraction it aims at. */
+const MOVER_RATE = '80M';
 const WS = 'iqn.2026-11.dev.ferry:failover-test-ws';
 
 interface JobView {
@@ -112,7 +117,7 @@ test('a backup whose data mover is killed at ~30 % and again at ~70 % resumes on
   await inTempDir('failover', async (dir) => {
     const want = await randomDisk(dir, VOLUME_BYTES);
 
-    const site = await startSite({ dir, disks: [VOLUME_BYTES], cartridgeBytes: 2048 * MIB, slots: 4, movers: 3, quietPeriodMs: 200 });
+    const site = await startSite({ dir, disks: [VOLUME_BYTES], cartridgeBytes: 2048 * MIB, slots: 4, movers: 3, quietPeriodMs: 200, moverRate: MOVER_RATE });
     let ws: InitiatorSession | undefined;
     try {
       ws = await InitiatorSession.login({ host: '127.0.0.1', port: Number(site.store.portal.split(':')[1]), initiatorName: WS, targetName: STORE_IQN });
@@ -134,12 +139,15 @@ test('a backup whose data mover is killed at ~30 % and again at ~70 % resumes on
       const events = await api<EventView[]>(site, `/v1/jobs/${job}/events`);
       const failed = events.filter((e) => /^data mover m\d failed: its session was lost/.test(e.message));
       assert.deepEqual(failed.map((e) => e.data?.failedMover), killed, 'each kill is an event naming the mover and why');
-      const resumed = events.filter((e) => e.message.startsWith(`resuming set ${done.set}`));
+      // Each failover goes on where the tape stopped: in the data (`resuming set`), or at the
+      // trailer when the kill came after the last data block.
+      const resumed = events.filter((e) => e.message.startsWith(`resuming set ${done.set}`) || e.message.startsWith(`writing the trailer of set ${done.set} again`));
       assert.equal(resumed.length, 2, events.map((e) => e.message).join('\n'));
+      const blocks = resumed.map((e) => e.data?.tapeBlock as number);
+      const dataBlocks = VOLUME_BYTES / 262_144;
+      assert.ok(blocks[0] > 0.1 * dataBlocks && blocks[1] > blocks[0], `resumed at tape blocks ${blocks.join(', ')}, not from the start`);
+      assert.ok(resumed[0].message.startsWith('resuming set') && (resumed[0].data?.streamByte as number) > 0, resumed[0].message);
       for (const e of [...failed, ...resumed]) t.diagnostic(e.message);
-      // Each resume continues after data already on tape, further each time.
-      const bytes = resumed.map((e) => e.data?.streamByte as number);
-      assert.ok(bytes[0] > 0.1 * VOLUME_BYTES && bytes[1] > bytes[0], `resumed at stream bytes ${bytes.join(', ')}`);
       assert.equal(await restoredSha(site, ws, done.set!), want, 'the resumed set restores bit-exact');
 
       // 2. One mover left: its death fails the job, which records nothing.
@@ -170,6 +178,13 @@ test('a backup whose data mover is killed at ~30 % and again at ~70 % resumes on
   });
 });
 
+async function nodeSnapshots(site: Site): Promise<string[]> {
+  const token = (await readFile(site.store.tokenFile, 'utf8')).trim();
+  const r = await fetch(`${site.store.api}/v1/snapshots`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(r.status, 200);
+  return ((await r.json()) as Array<{ id: string }>).map((x) => x.id).sort();
+}
+
 /**
  * A full backup, then a second one during which `role` is SIGKILLed at about 30 %: the job fails
  * naming the role; once it is back the set before still restores and the next backup succeeds.
@@ -177,7 +192,7 @@ test('a backup whose data mover is killed at ~30 % and again at ~70 % resumes on
 async function roleKilledMidCopy(t: TestContext, role: 'tape' | 'store', names: RegExp): Promise<void> {
   await inTempDir(`kill-${role}`, async (dir) => {
     const want = await randomDisk(dir, VOLUME_BYTES);
-    const site = await startSite({ dir, disks: [VOLUME_BYTES], cartridgeBytes: 2048 * MIB, slots: 4, quietPeriodMs: 200 });
+    const site = await startSite({ dir, disks: [VOLUME_BYTES], cartridgeBytes: 2048 * MIB, slots: 4, quietPeriodMs: 200, moverRate: MOVER_RATE });
     try {
       const first = await ended(site, await start(site, ['backup', 'store:0', '--mode', 'image']));
       assert.equal(first.state, 'done', JSON.stringify(first.error));
@@ -215,4 +230,50 @@ test('the tape node SIGKILLed mid-copy: the job fails naming the tape library; t
 
 test('the storage node SIGKILLed mid-copy: the job fails naming the storage node; the earlier set restores and the next backup succeeds', async (t) => {
   await roleKilledMidCopy(t, 'store', /^storage node store \(127\.0\.0\.1:\d+, LUN \d+\) does not answer \(.*\): the copy failed there, not on data mover m1/);
+});
+
+test('the backup server SIGKILLed mid-copy: after restart the job is failed with no set and its snapshot released; the next backup appends and every set restores; a rebuild from tape agrees', async (t) => {
+  await inTempDir('kill-server', async (dir) => {
+    const want = await randomDisk(dir, VOLUME_BYTES);
+    const site = await startSite({ dir, disks: [VOLUME_BYTES], cartridgeBytes: 2048 * MIB, slots: 4, quietPeriodMs: 200, moverRate: MOVER_RATE });
+    try {
+      const first = await ended(site, await start(site, ['backup', 'store:0', '--mode', 'image']));
+      assert.equal(first.state, 'done', JSON.stringify(first.error));
+      const kept = await nodeSnapshots(site);
+      assert.equal(kept.length, 1, 'the set keeps its snapshot for the next incremental');
+
+      const job = await start(site, ['backup', 'store:0', '--mode', 'image']);
+      const j = await watch(site, job, (v) => v.state === 'copying' && fraction(v) >= 0.3);
+      assert.equal(j.state, 'copying', `the job is still copying at 30 % (it is ${j.state})`);
+      await site.stopServer('SIGKILL');
+      assert.equal((await nodeSnapshots(site)).length, 2, "the job's snapshot outlives the server");
+      await site.startServer();
+      const after = await api<JobView>(site, `/v1/jobs/${job}`);
+      assert.equal(after.state, 'failed');
+      assert.equal(after.error?.message, 'interrupted by server restart');
+      assert.deepEqual((await api<Array<{ id: number }>>(site, '/v1/sets')).map((s) => s.id), [first.set], 'no set for the interrupted job');
+      assert.deepEqual(await nodeSnapshots(site), kept, "the interrupted job's snapshot is released at restart");
+      const events = await api<EventView[]>(site, `/v1/jobs/${job}/events`);
+      t.diagnostic(events.at(-1)!.message);
+      assert.match(events.at(-1)!.message, /^released snapshot snap-\w+ of store:0, taken by this job before the server stopped$/);
+
+      const next = await ended(site, await start(site, ['backup', 'store:0', '--mode', 'image']));
+      assert.equal(next.state, 'done', `the next backup succeeds: ${JSON.stringify(next.error)}\n${site.logTail(30)}`);
+      const ws = await InitiatorSession.login({ host: '127.0.0.1', port: Number(site.store.portal.split(':')[1]), initiatorName: WS, targetName: STORE_IQN });
+      try {
+        assert.equal(await restoredSha(site, ws, first.set!), want, 'the set written before the kill restores bit-exact');
+        assert.equal(await restoredSha(site, ws, next.set!), want, 'the set appended after it too');
+      } finally {
+        await ws.logout().catch(() => undefined);
+      }
+      // The tape says what the catalog says: a rebuild from labels, headers and trailers finds the same sets.
+      const setsNow = await api<Array<{ id: number; cartridges: string[] }>>(site, '/v1/sets');
+      const r = await site.ferry(['catalog', 'rebuild', '--json']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.deepEqual(await api<Array<{ id: number; cartridges: string[] }>>(site, '/v1/sets'), setsNow);
+      t.diagnostic(`rebuild: ${r.stdout.trim()}`);
+    } finally {
+      await site.stop();
+    }
+  });
 });
