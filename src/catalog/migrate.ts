@@ -6,6 +6,7 @@ import { FerryError } from '../util/errors.ts';
 import type { Database } from './schema.ts';
 import { m0001Initial } from './migrations/0001-initial.ts';
 import { m0002Files } from './migrations/0002-files.ts';
+import { m0003Retention } from './migrations/0003-retention.ts';
 
 export interface Migration {
   version: number;
@@ -15,7 +16,7 @@ export interface Migration {
 }
 
 /** Every migration, in order. Append only. */
-export const MIGRATIONS: readonly Migration[] = [m0001Initial, m0002Files];
+export const MIGRATIONS: readonly Migration[] = [m0001Initial, m0002Files, m0003Retention];
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

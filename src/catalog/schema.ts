@@ -78,6 +78,10 @@ export interface SetsTable {
   reason: string | null;
   started_at: string;
   ended_at: string;
+  /** 1: never pruned (`ferry sets protect`). */
+  protected: Generated<number>;
+  /** When `ferry prune` expired it; null while it is kept. */
+  expired_at: string | null;
 }
 
 export interface SetPiecesTable {
@@ -107,6 +111,8 @@ export interface CartridgesTable {
   bytes_used: number;
   last_written_at: string | null;
   error: string | null;
+  /** When its sets had all expired and it returned to scratch; null once relabeled. */
+  recycled_at: string | null;
 }
 
 export interface ReservationsTable {

@@ -44,7 +44,7 @@ testBoth('completeSet writes set, pieces, cartridges and volume; getSet and list
     volume: { keptSnapshotId: set.snapshotId, keptSetId: id },
   });
   const got = await getSet(db, id);
-  assert.deepEqual(got, { ...set, pieces });
+  assert.deepEqual(got, { ...set, pieces, protected: false, expiredAt: null }, 'a new set is neither protected nor expired');
   assert.deepEqual(await getSetByUuid(db, set.uuid), got);
   assert.equal(await getSet(db, 99), undefined);
   const [listed] = await listSets(db, { volumeId: 'store:0' });

@@ -167,7 +167,7 @@ test('ferry jobs, job, sets, cartridges: --json shapes and tables', async () => 
   const s = await ferry(['sets', '--json', ...common]);
   const sets = JSON.parse(s.stdout);
   assert.ok(sets.length >= 1);
-  const setKeys = ['id', 'volume', 'mode', 'level', 'base', 'startedAt', 'endedAt', 'bytes', 'cartridges'];
+  const setKeys = ['id', 'volume', 'mode', 'level', 'base', 'startedAt', 'endedAt', 'bytes', 'cartridges', 'protected'];
   assert.deepEqual(Object.keys(sets[0]), setKeys);
   assert.deepEqual(sets[0].cartridges, ['A00001']);
   const byVol = JSON.parse((await ferry(['sets', '--volume', 'store:1', '--json', ...common])).stdout);
@@ -268,4 +268,37 @@ test('ferry schedules: the configured schedules with their next run, as a table 
   assert.match(t.stdout, /^NAME\s+VOLUME\s+MODE\s+LEVEL\s+FULL EVERY\s+CRON\s+NEXT RUN\s+LAST\n/);
   assert.match(t.stdout, /nightly\s+store:0\s+used\s+incremental\s+7d\s+0 22 \* \* 1-5\s+\S+.*\s+-\n?$/m);
   assert.match((await ferry(['schedules', '--help'])).stdout, /list the server's backup schedules/);
+});
+
+test('ferry sets protect and ferry prune: --json shapes, tables, and a protected set survives the prune', async () => {
+  const mine = new MemoryJobService();
+  for (const volume of ['store:0', 'store:0', 'store:0', 'store:1']) mine.addSet({ volume });
+  const own = await startServerApi(mine, { host: '127.0.0.1', port: 0, token: TOKEN });
+  const args = ['--server', own.url, '--token-file', join(dir, 'server.token')];
+  try {
+    const p = await ferry(['sets', 'protect', '1', '--json', ...args]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.equal(JSON.parse(p.stdout).protected, true);
+    assert.equal((await ferry(['sets', 'protect', '1', ...args])).stdout, 'set 1 (store:0, image full) is protected from pruning\n');
+    const missing = await ferry(['sets', 'protect', '99', ...args]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no backup set 99/);
+    assert.equal((await ferry(['sets', 'protect', 'x', ...args])).code, 2, 'a set id that is not a number is a usage error');
+
+    const dry = await ferry(['prune', '--dry-run', '--json', ...args]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const r = JSON.parse(dry.stdout);
+    assert.deepEqual(Object.keys(r), ['dryRun', 'expired', 'kept', 'scratch', 'unmanaged']);
+    assert.deepEqual([r.dryRun, r.expired.map((e: { set: number }) => e.set)], [true, [2]], 'set 1 is protected, 3 and 4 are the newest of their volumes');
+    const table = await ferry(['prune', '--dry-run', ...args]);
+    assert.match(table.stdout, /^SET\s+VOLUME\s+MODE\s+LEVEL\s+SNAPSHOT\s+POOL\s+CARTRIDGES\n2\s+store:0\s+image\s+full\s/);
+    assert.match(table.stdout, /\nwould expire 1 set, kept 3\n$/);
+    const real = await ferry(['prune', ...args]);
+    assert.match(real.stdout, /\nexpired 1 set, kept 3\n$/);
+    assert.deepEqual(JSON.parse((await ferry(['sets', '--json', ...args])).stdout).map((x: { id: number }) => x.id), [1, 3, 4]);
+    assert.match((await ferry(['prune', '--help'])).stdout, /--dry-run/);
+  } finally {
+    await own.close();
+    await mine.close();
+  }
 });

@@ -18,12 +18,12 @@ function printFiles(list: FileView[], json: boolean | undefined): void {
 
 function setRow(s: SetView): Record<string, unknown> {
   const { id, volume, mode, level, base, startedAt, endedAt, bytes: b, cartridges } = s;
-  return { id, volume, mode, level, base, startedAt, endedAt, bytes: b, cartridges };
+  return { id, volume, mode, level, base, startedAt, endedAt, bytes: b, cartridges, protected: s.protected };
 }
 
 export function registerSets(program: Command): void {
-  withServer(program.command('sets'))
-    .summary('list complete backup sets')
+  const sets = withServer(program.command('sets'))
+    .summary('list complete backup sets (and protect one from pruning)')
     .option('--volume <volume>', 'only sets of this volume (NODE:LUN)', volumeArg('--volume'))
     .action(async (o: ServerOpts & { volume?: string }) => {
       const list = await (await connect(o)).listSets({ volume: o.volume });
@@ -38,8 +38,44 @@ export function registerSets(program: Command): void {
         formatTime(s.endedAt),
         bytes(s.bytes),
         s.cartridges.join(','),
+        s.protected ? 'protected' : '-',
       ]);
-      out(table(['ID', 'VOLUME', 'MODE', 'LEVEL', 'BASE', 'STARTED', 'ENDED', 'BYTES', 'CARTRIDGES'], rows));
+      out(table(['ID', 'VOLUME', 'MODE', 'LEVEL', 'BASE', 'STARTED', 'ENDED', 'BYTES', 'CARTRIDGES', 'PRUNE'], rows));
+    });
+
+  withServer(sets.command('protect'))
+    .summary('exempt a set from pruning (the sets it builds on stay with it)')
+    .argument('<set>', 'backup set id', idArg('set'))
+    .option('--off', 'lift the protection: the retention rules decide again')
+    .addHelpText('after', '\nExamples:\n  ferry sets protect 12\n  ferry sets protect 12 --off')
+    .action(async (set: number, mine: ServerOpts & { off?: boolean }) => {
+      // `ferry sets` has the same options: those given after `protect` may have gone to it.
+      const o = { ...sets.opts<ServerOpts>(), ...mine };
+      const s = await (await connect(o)).protectSet(set, !o.off);
+      if (o.json) return printJson(setRow(s));
+      out(`set ${s.id} (${s.volume}, ${s.mode} ${s.level}) is ${s.protected ? 'protected from pruning' : 'pruned by the retention rules again'}`);
+    });
+
+  withServer(program.command('prune'))
+    .summary("expire the sets the pools' retention rules no longer keep")
+    .description(
+      "Apply each pool's retention rules (config pools[].retention: keepLast, keepDaily, keepWeekly, keepMonthly, " +
+        'per volume and mode). Protected sets and every set a kept incremental builds on are kept. Expired sets ' +
+        'leave `ferry sets` and can no longer be restored; a cartridge left with no kept set returns to scratch ' +
+        'and is relabeled before it is written again (blank cartridges go first). Refused while a job uses a ' +
+        'cartridge of a set that would expire.',
+    )
+    .option('--dry-run', 'say what would expire and which cartridges would return to scratch; change nothing')
+    .addHelpText('after', '\nExamples:\n  ferry prune --dry-run\n  ferry prune --json')
+    .action(async (o: ServerOpts & { dryRun?: boolean }) => {
+      const r = await (await connect(o)).prune({ dryRun: o.dryRun });
+      if (o.json) return printJson(r);
+      const verb = r.dryRun ? 'would expire' : 'expired';
+      const rows = r.expired.map((e) => [String(e.set), e.volume, e.mode, e.level, formatTime(e.snapshotAt), e.pool, e.cartridges.join(',')]);
+      if (rows.length) out(table(['SET', 'VOLUME', 'MODE', 'LEVEL', 'SNAPSHOT', 'POOL', 'CARTRIDGES'], rows));
+      out(`${verb} ${r.expired.length} set${r.expired.length === 1 ? '' : 's'}, kept ${r.kept.length}`);
+      if (r.scratch.length) out(`${r.dryRun ? 'would return' : 'returned'} to scratch: ${r.scratch.join(', ')}`);
+      if (r.unmanaged.length) out(`pools without retention rules (every set kept): ${r.unmanaged.join(', ')}`);
     });
 
   withServer(program.command('ls'))

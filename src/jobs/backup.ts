@@ -438,13 +438,16 @@ async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: Pool
       const what = label.kind === 'label' ? `the label of another cartridge (uuid ${label.cartridgeUuid}, pool ${label.pool})` : label.kind === 'junk' ? `data that is not a Ferry label (${label.why})` : `a ${label.kind}`;
       throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} starts with ${what}, not the label the catalog has (uuid ${cart.uuid}): nothing was written; run \`ferry catalog rebuild\` if the cartridge was relabeled, or take it out of pool ${pool.name}`);
     }
-    await drive.drive.locate(cart.endBlock);
-    // A failed job's leftovers after the last complete set go, so the room before early warning is right.
-    await drive.drive.eraseFromHere();
-    return cart.endBlock;
-  }
-  // isBlank: a fixed-block read at end of data is BLANK CHECK on SSC-3 drives but MEDIUM ERROR on tgtd.
-  if (!(await drive.drive.isBlank())) {
+    if (!cart.recycledAt) {
+      await drive.drive.locate(cart.endBlock);
+      // A failed job's leftovers after the last complete set go, so the room before early warning is right.
+      await drive.drive.eraseFromHere();
+      return cart.endBlock;
+    }
+    // Back from scratch (every set on it expired): a new label at the start ends what was there.
+    await ctx.log(`cartridge ${cart.barcode} came back from scratch (its sets expired on ${cart.recycledAt}): relabeling it for pool ${pool.name}`);
+  } else if (!(await drive.drive.isBlank())) {
+    // isBlank: a fixed-block read at end of data is BLANK CHECK on SSC-3 drives but MEDIUM ERROR on tgtd.
     await drive.drive.rewind();
     const found = await readRecord(drive.drive.device, B).catch((e: Error) => ({ kind: 'junk' as const, why: e.message }));
     const what = found.kind === 'label' ? `a Ferry label (pool ${found.pool})` : found.kind === 'junk' ? `data that is not a Ferry label (${found.why})` : `a ${found.kind}`;
@@ -456,7 +459,7 @@ async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: Pool
   const disk = diskCscd('00', 512); // unused: a label list has no data segments
   await copier.writeRecords(() => copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: B, diskBlockBytes: 512, extents: [], streamStart: 0, streamEnd: 0, before: label, filemark: true }), drive, 0, `label of ${cart.barcode}`, devices);
   const endBlock = label.length / B + 1;
-  await upsertCartridge(ctx.db, { barcode: cart.barcode, uuid, pool: pool.name, labeled: true, state: 'append', endBlock, bytesUsed: endBlock * B, lastWrittenAt: new Date() });
+  await upsertCartridge(ctx.db, { barcode: cart.barcode, uuid, pool: pool.name, labeled: true, state: 'append', endBlock, bytesUsed: endBlock * B, lastWrittenAt: new Date(), recycledAt: null });
   await ctx.log(`labeled cartridge ${cart.barcode} for pool ${pool.name}`);
   return endBlock;
 }

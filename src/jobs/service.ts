@@ -4,7 +4,9 @@ import { addJobEvent, createJob, getJob, interruptRunningJobs, listJobEvents, li
 import { listSets, getSet } from '../catalog/queries/sets.ts';
 import { fileIndexInfo, findEntry, findFiles, listDirectory, normalizePath } from '../catalog/queries/files.ts';
 import { runFileRestore } from './file-restore.ts';
-import { listCartridges, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, listCartridges, listReservations, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
+import { cartridgesEmptiedBy, expireSets, keptSets, setProtected } from '../catalog/queries/retention.ts';
+import { pruneMarks } from './retention.ts';
 import { getVolume, listVolumes } from '../catalog/queries/volumes.ts';
 import { FerryError } from '../util/errors.ts';
 import { DEFAULT_MAX_JOBS } from '../server/config.ts';
@@ -33,6 +35,7 @@ import {
   type ListFiles,
   type FileView,
   type VolumeView,
+  type PruneResult,
 } from './types.ts';
 
 /**
@@ -118,8 +121,16 @@ export class LocalJobService implements JobService {
     });
   }
 
+  /** A set that is in the catalog and not expired, or why not. */
+  private async liveSet(id: number): Promise<NonNullable<Awaited<ReturnType<typeof getSet>>>> {
+    const set = await getSet(this.catalog.db, id);
+    if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${id} in the catalog (see \`ferry sets\`)`);
+    if (set.expiredAt) throw new ServiceError('ERR_CONFLICT', `set ${id} expired on ${set.expiredAt} (\`ferry prune\`): its cartridge may have been written over; use a set that \`ferry sets\` lists`);
+    return set;
+  }
+
   async startRestore(req: StartRestore): Promise<JobView> {
-    if (!(await getSet(this.catalog.db, req.set))) throw new ServiceError('ERR_NOT_FOUND', `no set ${req.set} in the catalog (see \`ferry sets\`)`);
+    await this.liveSet(req.set);
     return this.start('restore', req.to, req, (ctx) => runRestore(ctx, req).then((x) => ({ set: req.set, bytes: x.bytes, result: { lun: x.lun, volume: x.volume } })));
   }
 
@@ -129,8 +140,7 @@ export class LocalJobService implements JobService {
   }
 
   async startVerify(req: StartVerify): Promise<JobView> {
-    const set = await getSet(this.catalog.db, req.set);
-    if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${req.set} in the catalog (see \`ferry sets\`)`);
+    const set = await this.liveSet(req.set);
     return this.start('verify', set.volumeId, req, (ctx) => runVerify(ctx, { set: req.set }).then((x) => ({ set: req.set, bytes: x.bytes, result: { ...x.result } })));
   }
 
@@ -266,10 +276,52 @@ export class LocalJobService implements JobService {
       cartridges: s.cartridges,
       snapshot: s.snapshotId,
       reason: s.reason,
+      protected: s.protected ?? false,
     }));
   }
 
+  async protectSet(id: number, protect: boolean): Promise<SetView> {
+    await setProtected(this.catalog.db, id, protect).catch((e: FerryError) => {
+      throw e.code === 'ERR_CATALOG_NOT_FOUND' ? new ServiceError('ERR_NOT_FOUND', `no set ${id} in the catalog (see \`ferry sets\`)`) : e;
+    });
+    return this.getSet(id);
+  }
+
+  /**
+   * Apply each pool's retention rules (config `pools[].retention`). Refused while a job holds a
+   * cartridge of a set that would expire: the set may be in use, and its cartridge may be written.
+   */
+  async prune(o: { dryRun?: boolean } = {}): Promise<PruneResult> {
+    const db = this.catalog.db;
+    const out: PruneResult = { dryRun: o.dryRun ?? false, expired: [], kept: [], scratch: [], unmanaged: [] };
+    for (const pool of this.site.config.pools) {
+      if (!pool.retention) {
+        out.unmanaged.push(pool.name);
+        continue;
+      }
+      const sets = await keptSets(db, pool.name);
+      const byId = new Map(sets.map((s) => [s.id, s]));
+      for (const m of pruneMarks(sets, pool.retention)) {
+        const s = byId.get(m.set)!;
+        if (m.keep) out.kept.push({ set: m.set, why: m.why });
+        else out.expired.push({ set: s.id, volume: s.volumeId, mode: s.mode, level: s.level, snapshotAt: s.snapshotAt, pool: pool.name, cartridges: s.cartridges });
+      }
+    }
+    out.kept.sort((a, b) => a.set - b.set);
+    const ids = out.expired.map((e) => e.set);
+    const held = new Map((await listReservations(db)).map((r) => [r.resource, r.jobId]));
+    for (const e of out.expired) {
+      for (const c of e.cartridges) {
+        const job = held.get(cartridgeResource(c));
+        if (job !== undefined && !o.dryRun) throw new ServiceError('ERR_CONFLICT', `set ${e.set} would expire, but its cartridge ${c} is in use by job ${job}: prune again when the job has ended (nothing was pruned)`);
+      }
+    }
+    out.scratch = o.dryRun ? await cartridgesEmptiedBy(db, ids) : await expireSets(db, ids);
+    return out;
+  }
+
   async getSet(id: number): Promise<SetView> {
+    await this.liveSet(id);
     const s = (await this.listSets()).find((x) => x.id === id);
     if (!s) throw new ServiceError('ERR_NOT_FOUND', `no set ${id} in the catalog (see \`ferry sets\`)`);
     return s;
@@ -277,8 +329,7 @@ export class LocalJobService implements JobService {
 
   /** A files set, or why not. */
   private async filesSet(id: number): Promise<void> {
-    const set = await getSet(this.catalog.db, id);
-    if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${id} in the catalog (see \`ferry sets\`)`);
+    const set = await this.liveSet(id);
     if (set.mode !== 'files') throw new ServiceError('ERR_BAD_REQUEST', `set ${id} is a ${set.mode} set and has no file index: browse and restore files from sets made with \`ferry backup VOLUME --mode files\`, or restore set ${id} to a LUN`);
     if (!(await fileIndexInfo(this.catalog.db, id))) throw new ServiceError('ERR_NOT_FOUND', `set ${id} has no file index in the catalog: run \`ferry catalog rebuild\``);
   }

@@ -126,6 +126,21 @@ export interface SetView {
   snapshot: string;
   /** Why a requested incremental ran as a full, if it did. */
   reason: string | null;
+  /** Never pruned (`ferry sets protect`). */
+  protected: boolean;
+}
+
+/** What `ferry prune` did, or would do with `dryRun`. */
+export interface PruneResult {
+  dryRun: boolean;
+  /** Sets the pools' retention rules expire, oldest first. */
+  expired: Array<{ set: number; volume: string; mode: BackupMode; level: BackupLevel; snapshotAt: string; pool: string; cartridges: string[] }>;
+  /** Sets kept, each with the rule that keeps it ("keepDaily 2026-12-03", "base of set 12", "protected"). */
+  kept: Array<{ set: number; why: string }>;
+  /** Cartridges that hold no kept set afterwards: back to scratch, relabeled before reuse. */
+  scratch: string[];
+  /** Pools without retention rules: all their sets are kept. */
+  unmanaged: string[];
 }
 
 export interface CartridgeView {
@@ -175,6 +190,10 @@ export interface JobService {
   /** Entries of a files set whose name (or path, for a pattern with `/`) matches a glob. */
   findFiles(set: number, pattern: string): Promise<FileView[]>;
   listCartridges(): Promise<CartridgeView[]>;
+  /** Expire the sets the pools' retention rules no longer keep (nothing changes with dryRun). */
+  prune(o?: { dryRun?: boolean }): Promise<PruneResult>;
+  /** Exempt a set from pruning, or (protect false) lift that. */
+  protectSet(set: number, protect: boolean): Promise<SetView>;
   listVolumes(): Promise<VolumeView[]>;
   close(): Promise<void>;
 }

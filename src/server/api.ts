@@ -18,6 +18,8 @@ import {
   StartRebuildBody,
   StartRestoreBody,
   StartVerifyBody,
+  PruneBody,
+  ProtectBody,
   StreamQuery,
   validate,
 } from './schemas.ts';
@@ -115,6 +117,8 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
   app.get('/v1/sets/:id', async (req) => service.getSet(validate(IdParams, req.params, 'path').id));
   app.get('/v1/sets/:id/files', async (req) => service.listFiles(validate(IdParams, req.params, 'path').id, validate(FilesQuery, req.query, 'query')));
   app.get('/v1/sets/:id/find', async (req) => service.findFiles(validate(IdParams, req.params, 'path').id, validate(FindQuery, req.query, 'query').pattern));
+  app.post('/v1/sets/:id/protect', async (req) => service.protectSet(validate(IdParams, req.params, 'path').id, validate(ProtectBody, req.body ?? {}, 'body').protected));
+  app.post('/v1/prune', async (req) => service.prune(validate(PruneBody, req.body ?? {}, 'body')));
   app.get('/v1/cartridges', async () => service.listCartridges());
   app.get('/v1/volumes', async () => service.listVolumes());
   app.get('/v1/schedules', async () => opts.schedules?.() ?? []);

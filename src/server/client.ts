@@ -9,6 +9,7 @@ import {
   ServiceError,
   ServiceErrorStatus,
   type CartridgeView,
+  type PruneResult,
   type JobEvent,
   type JobFilter,
   type JobService,
@@ -176,6 +177,12 @@ export class ServerClient implements JobService {
   }
   listCartridges(): Promise<CartridgeView[]> {
     return this.call('GET', '/v1/cartridges');
+  }
+  prune(o: { dryRun?: boolean } = {}): Promise<PruneResult> {
+    return this.call('POST', '/v1/prune', o);
+  }
+  protectSet(set: number, protect: boolean): Promise<SetView> {
+    return this.call('POST', `/v1/sets/${set}/protect`, { protected: protect });
   }
   listVolumes(): Promise<VolumeView[]> {
     return this.call('GET', '/v1/volumes');

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { isIscsiName, ISCSI_NAME_HINT } from '../iscsi/names.ts';
 import { UsageError } from '../util/errors.ts';
 import { parseDuration, parseHostPort } from '../util/units.ts';
+import { keepsSomething, type RetentionRules } from '../jobs/retention.ts';
 
 /**
  * `ferry server --config FILE`: the backup server's JSON config, checked by zod. Every error
@@ -65,6 +66,8 @@ export interface PoolConfig {
   library?: string;
   drive?: string;
   tapeBlockBytes: number;
+  /** What `ferry prune` keeps; every set when absent. */
+  retention?: RetentionRules;
 }
 export interface ServerConfig {
   /** Absolute path of the config file. */
@@ -137,6 +140,16 @@ const period = str('a period such as "7d", "2w" or "36h"', (p) => PERIOD_RE.test
 const volume = str('NODE:LUN, e.g. store:0', (v) => /^[A-Za-z0-9][A-Za-z0-9_-]*:\d+$/.test(v));
 
 const endpoint = { name, portal: hostPort, iqn, chap: chap.optional() };
+const keepCount = z.number(expect('a whole number of sets, 0 or more')).int(expect('a whole number of sets, 0 or more')).min(0, expect('a whole number of sets, 0 or more'));
+const retention = z
+  .strictObject(
+    { keepLast: keepCount.optional(), keepDaily: keepCount.optional(), keepWeekly: keepCount.optional(), keepMonthly: keepCount.optional() },
+    expect('an object {keepLast?, keepDaily?, keepWeekly?, keepMonthly?}'),
+  )
+  .refine(keepsSomething, {
+    ...expect('rules that keep at least one set: keepLast, keepDaily, keepWeekly or keepMonthly above 0 (leave retention out to keep every set)'),
+    when: (p) => p.issues.length === 0, // a field already named is enough
+  });
 const jobCount = z.number(expect('a whole number of jobs, 1 to 64')).int(expect('a whole number of jobs, 1 to 64')).min(1, expect('a whole number of jobs, 1 to 64')).max(64, expect('a whole number of jobs, 1 to 64'));
 /** A Ferry tape node's management API (optional; both or neither). */
 const tapeApi = { api: apiUrl.optional(), tokenFile: path.optional() };
@@ -171,8 +184,9 @@ export const ServerConfigSchema = obj(
             .max(16 * 1024 * 1024)
             .refine((n) => n % 512 === 0, expect('a block size in bytes, a multiple of 512'))
             .default(DEFAULT_TAPE_BLOCK_BYTES),
+          retention: retention.optional(),
         },
-        'a pool {name, library | drive, tapeBlockBytes?}',
+        'a pool {name, library | drive, tapeBlockBytes?, retention?}',
       ),
       'pools',
     ),
@@ -322,6 +336,7 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
       ...(p.library === undefined ? {} : { library: p.library }),
       ...(p.drive === undefined ? {} : { drive: p.drive }),
       tapeBlockBytes: p.tapeBlockBytes,
+      ...(p.retention === undefined ? {} : { retention: p.retention }),
     })),
     defaults: c.defaults,
     maxJobs: c.maxJobs,

@@ -11,6 +11,8 @@ import {
   StartRebuildBody,
   StartRestoreBody,
   StartVerifyBody,
+  PruneBody,
+  ProtectBody,
   StreamQuery,
 } from './schemas.ts';
 
@@ -125,6 +127,17 @@ export const SERVER_OPENAPI = {
         cartridges: { type: 'array', items: str, description: 'barcodes in piece order' },
         snapshot: str,
         reason: { ...strOrNull, description: 'why a requested incremental ran as a full' },
+        protected: { type: 'boolean', description: 'never pruned' },
+      }),
+      Prune: obj({
+        dryRun: { type: 'boolean' },
+        expired: {
+          type: 'array',
+          items: obj({ set: int, volume: str, mode: { enum: ['image', 'used', 'files'] }, level: { enum: ['full', 'incremental'] }, snapshotAt: time, pool: str, cartridges: { type: 'array', items: str } }),
+        },
+        kept: { type: 'array', items: obj({ set: int, why: { ...str, description: 'the rule that keeps it, "base of set N" or "protected"' } }) },
+        scratch: { type: 'array', items: str, description: 'cartridges that return to scratch' },
+        unmanaged: { type: 'array', items: str, description: 'pools without retention rules (all kept)' },
       }),
       File: optional(obj({
         path: str,
@@ -240,6 +253,21 @@ export const SERVER_OPENAPI = {
         summary: 'Entries of a files set whose name (or path) matches a glob',
         parameters: [idParam, ...queryParams(FindQuery)],
         responses: { '200': json({ type: 'array', items: ref('File') }), ...errors(400, 401, 404) },
+      },
+    },
+    '/v1/sets/{id}/protect': {
+      post: {
+        summary: 'Exempt a set from pruning, or lift that',
+        parameters: [idParam],
+        requestBody: { required: true, content: { 'application/json': { schema: schemaOf(ProtectBody) } } },
+        responses: { '200': json(ref('Set')), ...errors(400, 401, 404) },
+      },
+    },
+    '/v1/prune': {
+      post: {
+        summary: "Expire the sets the pools' retention rules no longer keep (dryRun: only say which)",
+        requestBody: { content: { 'application/json': { schema: schemaOf(PruneBody) } } },
+        responses: { '200': json(ref('Prune')), ...errors(400, 401, 409) },
       },
     },
     '/v1/cartridges': {

@@ -86,6 +86,10 @@ export const FindQuery = z.strictObject({
 
 export const IdParams = z.strictObject({ id: z.coerce.number().int().positive() });
 
+export const PruneBody = z.strictObject({ dryRun: z.boolean().optional().describe('say what would expire, change nothing') });
+
+export const ProtectBody = z.strictObject({ protected: z.boolean().describe('true: never pruned; false: pruned by the rules again') });
+
 /** Validate `value` (where = body, query or path); the error names each bad field. */
 export function validate<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
   const r = schema.safeParse(value, { reportInput: true });

@@ -19,6 +19,8 @@ export interface Cartridge {
   bytesUsed: number;
   lastWrittenAt: string | null;
   error: string | null;
+  /** Its sets have all expired: back in scratch since then, relabeled before its next set. */
+  recycledAt: string | null;
 }
 
 /** Fields to insert or change; undefined leaves a field as it is (or at its default on insert). */
@@ -33,6 +35,7 @@ export interface CartridgeInput {
   bytesUsed?: number;
   lastWrittenAt?: Instant | null;
   error?: string | null;
+  recycledAt?: Instant | null;
 }
 
 export interface CartridgeMark {
@@ -90,6 +93,7 @@ function toCartridge(r: Selectable<CartridgesTable>): Cartridge {
     bytesUsed: num(r.bytes_used),
     lastWrittenAt: r.last_written_at,
     error: r.error,
+    recycledAt: r.recycled_at,
   };
 }
 
@@ -104,6 +108,7 @@ function changes(c: Omit<CartridgeInput, 'barcode'>): Updateable<CartridgesTable
   if (c.bytesUsed !== undefined) u.bytes_used = c.bytesUsed;
   if (c.lastWrittenAt !== undefined) u.last_written_at = c.lastWrittenAt === null ? null : iso(c.lastWrittenAt);
   if (c.error !== undefined) u.error = c.error;
+  if (c.recycledAt !== undefined) u.recycled_at = c.recycledAt === null ? null : iso(c.recycledAt);
   return u;
 }
 
@@ -181,9 +186,10 @@ export async function pickWritable(
     .where('resource', 'like', cartridgeResource('%'))
     .execute();
   const reserved = new Set(held.map((r) => r.resource));
-  const rank = (c: Selectable<CartridgesTable>) => (c.state === 'append' ? 0 : c.pool !== null ? 1 : 2);
+  // Appendable first, then blank ones of the pool, then new scratch; recycled ones last, longest in scratch first.
+  const rank = (c: Selectable<CartridgesTable>) => (c.state === 'append' ? 0 : c.recycled_at !== null ? 3 : c.pool !== null ? 1 : 2);
   const free = opts.includeReserved ? rows : rows.filter((c) => !reserved.has(cartridgeResource(c.barcode)));
-  free.sort((a, b) => rank(a) - rank(b) || (a.barcode < b.barcode ? -1 : a.barcode > b.barcode ? 1 : 0));
+  free.sort((a, b) => rank(a) - rank(b) || (a.recycled_at ?? '').localeCompare(b.recycled_at ?? '') || (a.barcode < b.barcode ? -1 : a.barcode > b.barcode ? 1 : 0));
   return free.length ? toCartridge(free[0]) : undefined;
 }
 

@@ -176,9 +176,11 @@ function parseVolumeName(name: string): { node: string; lun: number } | null {
  * space the next backup writes over. Full when that last piece continues on another cartridge;
  * a cartridge the catalog already calls full at the same end stays full.
  */
-function cartridgeRow(c: ScannedCartridge, whole: ReadonlySet<string>, existing: { state: string; endBlock: number } | undefined): CartridgeInput {
+function cartridgeRow(c: ScannedCartridge, whole: ReadonlySet<string>, existing: { state: string; endBlock: number; uuid: string | null; recycledAt: string | null } | undefined): CartridgeInput {
   const base = { barcode: c.barcode, ...(c.library !== null ? { library: c.library } : {}) };
   if (c.kind === 'error') return { ...base, state: 'error', error: c.error ?? 'unreadable' };
+  // Still in scratch since `ferry prune` expired its sets (the same label): it stays there.
+  if (existing?.recycledAt && c.label && existing.uuid === c.label.cartridgeUuid) return base;
   if (c.kind === 'blank' || !c.label) return { ...base, state: 'blank', labeled: false, uuid: null, endBlock: 0, bytesUsed: 0, error: null };
   const last = c.pieces.filter((p) => whole.has(p.header.setUuid)).at(-1);
   const endBlock = last?.endBlock ?? c.labelEndBlock;

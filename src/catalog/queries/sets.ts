@@ -40,6 +40,10 @@ export interface BackupSet {
   reason: string | null;
   startedAt: string;
   endedAt: string;
+  /** Read back from the catalog (a new set is neither). */
+  protected?: boolean;
+  /** When `ferry prune` expired it. */
+  expiredAt?: string | null;
 }
 
 /** The part of a set on one cartridge (a set spans cartridges in seq order). Positions are tape block ids. */
@@ -96,6 +100,8 @@ function toSummary(r: Selectable<SetsTable>): Omit<BackupSet, 'extents'> {
     reason: r.reason,
     startedAt: r.started_at,
     endedAt: r.ended_at,
+    protected: num(r.protected) !== 0,
+    expiredAt: r.expired_at,
   };
 }
 
@@ -200,9 +206,10 @@ export async function getSetByUuid(db: Db, uuid: string): Promise<SetWithPieces 
   return r ? getSet(db, num(r.id)) : undefined;
 }
 
-/** Sets in id order, each with the barcodes it lies on in piece order. */
-export async function listSets(db: Db, filter: { volumeId?: string } = {}): Promise<SetSummary[]> {
+/** Sets in id order, each with the barcodes it lies on in piece order; expired ones only when asked. */
+export async function listSets(db: Db, filter: { volumeId?: string; expired?: boolean } = {}): Promise<SetSummary[]> {
   let sets = db.selectFrom('sets').selectAll();
+  if (!filter.expired) sets = sets.where('expired_at', 'is', null);
   let pieces = db
     .selectFrom('set_pieces')
     .innerJoin('sets', 'sets.id', 'set_pieces.set_id')

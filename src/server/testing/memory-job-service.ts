@@ -17,6 +17,7 @@ import {
   type FileView,
   type ListFiles,
   type VolumeView,
+  type PruneResult,
 } from '../../jobs/types.ts';
 
 /**
@@ -26,6 +27,7 @@ import {
  *   - volumes `store:0` (1 GiB) and `store:1` exist; another volume is a 404;
  *   - a backup to pool `empty` fails at mounting with ERR_POOL_EMPTY;
  *   - verify of a set of `store:1` fails with ERR_VERIFY_MISMATCH, as the real service does;
+ *   - prune keeps the newest set of each volume and expires the rest; a protected set stays;
  *   - `manual: true`: jobs move only when the test calls `step(id)`.
  */
 
@@ -79,6 +81,7 @@ export class MemoryJobService implements JobService {
       cartridges: ['A00001'],
       snapshot: `snap-${this.sets.length + 1}`,
       reason: null,
+      protected: false,
       ...s,
     };
     this.sets.push(set);
@@ -246,6 +249,29 @@ export class MemoryJobService implements JobService {
       { ...cartridge, barcode: 'A00001', state: 'append', bytesUsed: this.sets.length * GiB, sets: this.sets.length },
       { ...cartridge, barcode: 'A00002', state: 'blank', bytesUsed: 0, sets: 0 },
     ];
+  }
+
+  async prune(o: { dryRun?: boolean } = {}): Promise<PruneResult> {
+    const newest = new Map<string, number>();
+    for (const x of this.sets) newest.set(x.volume, Math.max(newest.get(x.volume) ?? 0, x.id));
+    const keep = (x: SetView) => x.protected || newest.get(x.volume) === x.id;
+    const expired = this.sets.filter((x) => !keep(x));
+    const out: PruneResult = {
+      dryRun: o.dryRun ?? false,
+      expired: expired.map((x) => ({ set: x.id, volume: x.volume, mode: x.mode, level: x.level, snapshotAt: x.startedAt, pool: 'default', cartridges: x.cartridges })),
+      kept: this.sets.filter(keep).map((x) => ({ set: x.id, why: x.protected ? 'protected' : 'keepLast' })),
+      scratch: [],
+      unmanaged: [],
+    };
+    if (!o.dryRun) for (const x of expired) this.sets.splice(this.sets.indexOf(x), 1);
+    return out;
+  }
+
+  async protectSet(id: number, protect: boolean): Promise<SetView> {
+    const s = this.sets.find((x) => x.id === id);
+    if (!s) throw new ServiceError('ERR_NOT_FOUND', `no backup set ${id}`);
+    s.protected = protect;
+    return { ...s };
   }
 
   async listVolumes(): Promise<VolumeView[]> {
