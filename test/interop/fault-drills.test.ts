@@ -8,6 +8,8 @@
 //   mover killed mid-restore.
 // The tape node, and in its own test the storage node, SIGKILLed mid-copy: the job fails naming
 // that role, the set before it still restores, and the next backup succeeds.
+// Three volumes backed up at once on two drives and two movers: two run, one on each mover, the
+// third waits for a drive and then runs; all three restore bit-exact.
 // The backup server SIGKILLed mid-copy: after restart the job is failed, no set is listed, its
 // snapshot is released, the next backup appends over what it left, every set restores, and a
 // catalog rebuild from tape finds exactly the catalog's sets.
@@ -103,11 +105,11 @@ async function restoredSha(site: Site, ws: InitiatorSession, set: number, killAt
   return sha(await RemoteBlockDevice.open(ws, r.result?.lun as number, { readOnly: true }));
 }
 
-/** Write `bytes` of random data as disk0.img in `dir` (before the storage node opens it); its SHA-256. */
-async function randomDisk(dir: string, bytes: number): Promise<string> {
+/** Write `bytes` of random data as diskN.img in `dir` (before the storage node opens it); its SHA-256. */
+async function randomDisk(dir: string, bytes: number, n = 0): Promise<string> {
   const content = Buffer.alloc(bytes);
   for (let off = 0; off < bytes; off += 64 * MIB) randomFillSync(content, off, Math.min(64 * MIB, bytes - off));
-  const fh = await open(join(dir, 'disk0.img'), 'w');
+  const fh = await open(join(dir, `disk${n}.img`), 'w');
   await fh.write(content, 0, content.length, 0);
   await fh.close();
   return createHash('sha256').update(content).digest('hex');
@@ -272,6 +274,51 @@ test('the backup server SIGKILLed mid-copy: after restart the job is failed with
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.deepEqual(await api<Array<{ id: number; cartridges: string[] }>>(site, '/v1/sets'), setsNow);
       t.diagnostic(`rebuild: ${r.stdout.trim()}`);
+    } finally {
+      await site.stop();
+    }
+  });
+});
+
+test('three volumes at once on two drives and two movers: two run, one per mover, the third waits for a drive, then runs; all restore bit-exact', async (t) => {
+  await inTempDir('parallel', async (dir) => {
+    const BYTES = 128 * MIB;
+    const want = await Promise.all([0, 1, 2].map((n) => randomDisk(dir, BYTES, n)));
+    // 3 s a copy: the three are started well within the first one's copy.
+    const site = await startSite({ dir, disks: [BYTES, BYTES, BYTES], cartridgeBytes: 1024 * MIB, slots: 4, movers: 2, quietPeriodMs: 200, moverRate: '40M' });
+    try {
+      const jobs = await Promise.all([0, 1, 2].map((n) => start(site, ['backup', `store:${n}`, '--mode', 'image'])));
+      // Watch all three until they end: what each was doing at every poll.
+      const seen = new Map<number, Set<string>>(jobs.map((j) => [j, new Set<string>()]));
+      const movers = new Map<number, string>();
+      let together = 0;
+      for (;;) {
+        const views = await Promise.all(jobs.map((j) => api<JobView>(site, `/v1/jobs/${j}`)));
+        for (const v of views) {
+          seen.get(v.id)!.add(v.state);
+          if (v.mover) movers.set(v.id, v.mover);
+        }
+        const copying = views.filter((v) => v.state === 'copying').length;
+        assert.ok(copying <= 2, `at most one copy per drive: ${views.map((v) => `${v.id} ${v.state}`).join(', ')}`);
+        together = Math.max(together, copying);
+        if (views.every((v) => ['done', 'failed', 'canceled'].includes(v.state))) break;
+        await sleep(20);
+      }
+      const ends = await Promise.all(jobs.map((j) => api<JobView>(site, `/v1/jobs/${j}`)));
+      for (const e of ends) assert.equal(e.state, 'done', JSON.stringify(e.error));
+      t.diagnostic(jobs.map((j) => `job ${j}: ${[...seen.get(j)!].join(' → ')} on ${movers.get(j)}`).join('; '));
+      assert.equal(together, 2, 'two backups copied at the same time');
+      const waited = jobs.filter((j) => seen.get(j)!.has('waiting-drive'));
+      assert.equal(waited.length, 1, 'exactly one job waited for a drive');
+      const events = await api<EventView[]>(site, `/v1/jobs/${waited[0]}/events`);
+      assert.ok(events.some((e) => e.message === 'every drive of pool default is in use'), events.map((e) => e.message).join('\n'));
+      assert.deepEqual(new Set(jobs.filter((j) => j !== waited[0]).map((j) => movers.get(j))), new Set(['m1', 'm2']), 'the two that ran together had a mover each');
+      const ws = await InitiatorSession.login({ host: '127.0.0.1', port: Number(site.store.portal.split(':')[1]), initiatorName: WS, targetName: STORE_IQN });
+      try {
+        for (const [i, e] of ends.entries()) assert.equal(await restoredSha(site, ws, e.set!), want[i], `store:${i} restores bit-exact`);
+      } finally {
+        await ws.logout().catch(() => undefined);
+      }
     } finally {
       await site.stop();
     }
