@@ -10,7 +10,7 @@ import { testBoth } from './testing.ts';
 testBoth('upsertCartridge inserts with defaults and changes only the given fields', async ({ db }) => {
   const a = await upsertCartridge(db, { barcode: 'FER001L8', library: 'vtl' });
   assert.deepEqual(a, { barcode: 'FER001L8', uuid: null, pool: null, library: 'vtl', state: 'blank', labeled: false,
-    endBlock: 0, bytesUsed: 0, lastWrittenAt: null, error: null, recycledAt: null });
+    endBlock: 0, bytesUsed: 0, lastWrittenAt: null, error: null, recycledAt: null, loadCount: null, exportedAt: null });
   const b = await upsertCartridge(db, { barcode: 'FER001L8', pool: 'daily', labeled: true, uuid: 'u-1' });
   assert.deepEqual([b.library, b.pool, b.labeled, b.uuid, b.state], ['vtl', 'daily', true, 'u-1', 'blank']);
   assert.deepEqual(await upsertCartridge(db, { barcode: 'FER001L8' }), b);

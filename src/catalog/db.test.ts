@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { sql } from 'kysely';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import type { Database } from './schema.ts';
+import { addJobEvent, createJob, getJob, listJobEvents } from './queries/jobs.ts';
+import { listReservations, reserve } from './queries/cartridges.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { FerryError } from '../util/errors.ts';
 import { openCatalog } from './db.ts';
@@ -89,3 +92,27 @@ test('a file that is not a catalog, or cannot be opened, gives ERR_CATALOG_OPEN 
     const missing = join(dir, 'no', 'such', 'catalog.db');
     await assert.rejects(openCatalog(missing), code('ERR_CATALOG_OPEN', missing, join(dir, 'no', 'such')));
   }));
+
+test('migration 3 on a version-2 catalog with jobs: every row, event and reservation stays, and jobs take the type label', async () => {
+  const raw = new SqliteDatabase(':memory:');
+  raw.pragma('foreign_keys = ON');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+  try {
+    await migrate(db, MIGRATIONS.slice(0, 2));
+    const job = await createJob(db, { type: 'restore', volumeId: 'store:0', params: { set: 4 } });
+    await addJobEvent(db, job.id, { kind: 'log', message: 'kept across the migration' });
+    await reserve(db, 'drive:vtl/256', job.id);
+    assert.deepEqual((await migrate(db)).applied, [3]);
+    const after = await getJob(db, job.id);
+    assert.deepEqual([after?.type, after?.volumeId, after?.params], ['restore', 'store:0', { set: 4 }]);
+    assert.deepEqual((await listJobEvents(db, job.id)).map((e) => e.message), ['restore job created', 'kept across the migration']);
+    assert.deepEqual((await listReservations(db)).map((r) => [r.resource, r.jobId]), [['drive:vtl/256', job.id]]);
+    assert.equal((await createJob(db, { type: 'label', volumeId: null, params: {} })).type, 'label');
+    await assert.rejects(createJob(db, { type: 'erase' as never, volumeId: null, params: {} }), /CHECK constraint failed/);
+    // The foreign keys still hold: deleting the job takes its events and reservation with it.
+    await db.deleteFrom('jobs').where('id', '=', job.id).execute();
+    assert.deepEqual([(await listJobEvents(db, job.id)).length, (await listReservations(db)).length], [0, 0]);
+  } finally {
+    await db.destroy();
+  }
+});

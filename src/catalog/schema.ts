@@ -113,6 +113,10 @@ export interface CartridgesTable {
   error: string | null;
   /** When its sets had all expired and it returned to scratch; null once relabeled. */
   recycled_at: string | null;
+  /** MAM LOAD COUNT at its last mount; null until a job mounted it. */
+  load_count: number | null;
+  /** When `ferry cartridges export` took it out of its library; null while it is in. */
+  exported_at: string | null;
 }
 
 export interface ReservationsTable {

@@ -302,3 +302,38 @@ test('ferry sets protect and ferry prune: --json shapes, tables, and a protected
     await mine.close();
   }
 });
+
+test('ferry drives, ferry cartridges export, import and label: --json shapes, tables, and errors', async () => {
+  const mine = new MemoryJobService();
+  const own = await startServerApi(mine, { host: '127.0.0.1', port: 0, token: TOKEN });
+  const args = ['--server', own.url, '--token-file', join(dir, 'server.token')];
+  try {
+    const d = await ferry(['drives', '--json', ...args]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(Object.keys(JSON.parse(d.stdout)[0]), ['name', 'library', 'element', 'cartridge', 'job', 'pools']);
+    assert.match((await ferry(['drives', ...args])).stdout, /^DRIVE\s+CARTRIDGE\s+IN USE BY\s+POOLS\nvtl\/256\s+-\s+idle\s+default\n/);
+    const c = JSON.parse((await ferry(['cartridges', '--json', ...args])).stdout);
+    assert.deepEqual(Object.keys(c[0]), ['pool', 'library', 'lastWrittenAt', 'loadCount', 'recycled', 'barcode', 'state', 'bytesUsed', 'sets', 'where']);
+    assert.match((await ferry(['cartridges', ...args])).stdout, /^BARCODE\s+POOL\s+LIBRARY\s+STATE\s+WHERE\s+USED\s+SETS\s+LAST WRITTEN\s+LOADS\nA00001\s+default\s+vtl\s+append\s+slot 1024\s/);
+    assert.equal((await ferry(['cartridges', 'export', 'A00002', ...args])).stdout, 'cartridge A00002 is in import/export element 768 of library vtl\n');
+    const back = await ferry(['cartridges', 'import', 'A00002', '--json', ...args]);
+    assert.equal(JSON.parse(back.stdout).where, 'slot 1030');
+    const again = await ferry(['cartridges', 'import', 'A00002', ...args]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /cartridge A00002 is in no import\/export element/);
+    assert.equal((await ferry(['cartridges', 'export', 'bad barcode!', ...args])).code, 1, 'a barcode the API refuses');
+    assert.match((await ferry(['cartridges', 'export', '--help'])).stdout, /import\/export element/);
+    const l = await ferry(['cartridges', 'label', 'A00002', '--pool', 'default', '--json', ...args]);
+    assert.equal(l.code, 0, l.stderr);
+    assert.deepEqual(JSON.parse(l.stdout).result, { cartridge: 'A00002', pool: 'default' });
+    assert.match((await ferry(['cartridges', 'label', 'A00002', ...args])).stdout, /job \d+ done: cartridge A00002 labeled for pool default\n$/);
+    assert.match((await ferry(['cartridges', 'label', 'A00002', '--detach', ...args])).stdout, /^\d+\n$/);
+    const none = await ferry(['cartridges', 'label', 'ZZZ', ...args]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /no cartridge ZZZ in the catalog/);
+    assert.match((await ferry(['jobs', '--type', 'label', ...args])).stdout, /\slabel\s/);
+  } finally {
+    await own.close();
+    await mine.close();
+  }
+});

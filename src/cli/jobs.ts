@@ -24,15 +24,15 @@ import {
 // `ferry backup`, `restore`, `verify`, `catalog rebuild`, `jobs` and `job`: clients of the
 // backup server. The job commands wait for their job, drawing its progress, unless --detach.
 
-interface WaitOpts extends ServerOpts {
+export interface WaitOpts extends ServerOpts {
   detach?: boolean;
 }
 
-const JOB_TYPES: readonly JobType[] = ['backup', 'restore', 'verify', 'rebuild'];
+const JOB_TYPES: readonly JobType[] = ['backup', 'restore', 'verify', 'rebuild', 'label'];
 const MODES = ['image', 'used', 'files'] as const;
 const LEVELS = ['full', 'incremental'] as const;
 
-function withDetach(cmd: Command): Command {
+export function withDetach(cmd: Command): Command {
   return cmd.option('--detach', 'print the job id at once and leave the job running');
 }
 
@@ -41,7 +41,7 @@ function withDetach(cmd: Command): Command {
  * or undefined when detached. A job that fails or is canceled throws JobFailedError (exit 1),
  * after `onEnd` has printed whatever --json prints.
  */
-async function runJob(
+export async function runJob(
   o: WaitOpts,
   start: (c: ServerClient) => Promise<JobView>,
   onEnd: (v: JobView) => void,
@@ -70,7 +70,7 @@ async function runJob(
   if (end.state !== 'done') throw new JobFailedError(end.id, end.state, end.error?.message);
 }
 
-function errorOf(v: JobView): { error?: JobView['error'] } {
+export function errorOf(v: JobView): { error?: JobView['error'] } {
   return v.error ? { error: v.error } : {};
 }
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import type { CartridgeView, FileView, SetView } from '../jobs/types.ts';
+import type { CartridgeView, DriveView, FileView, SetView } from '../jobs/types.ts';
 import type { ScheduleView } from '../jobs/scheduler.ts';
+import { errorOf, runJob, withDetach, type WaitOpts } from './jobs.ts';
 import { bytes, connect, formatTime, idArg, out, printJson, table, volumeArg, withServer, type ServerOpts } from './client.ts';
 
 // `ferry sets`, `ls`, `find`, `cartridges` and `schedules`: what the backup server holds and plans.
@@ -45,6 +46,7 @@ export function registerSets(program: Command): void {
 
   withServer(sets.command('protect'))
     .summary('exempt a set from pruning (the sets it builds on stay with it)')
+    .description('Exempt a set from `ferry prune`: it is kept whatever the retention rules say, and so is every set it builds on.')
     .argument('<set>', 'backup set id', idArg('set'))
     .option('--off', 'lift the protection: the retention rules decide again')
     .addHelpText('after', '\nExamples:\n  ferry sets protect 12\n  ferry sets protect 12 --off')
@@ -103,21 +105,74 @@ export function registerSets(program: Command): void {
       printFiles(await (await connect(o)).findFiles(set, pattern), o.json);
     });
 
-  withServer(program.command('cartridges'))
-    .summary('list cartridges with their pool and state')
+  const cartridges = withServer(program.command('cartridges'))
+    .summary('list cartridges: pool, state, where, bytes used, sets, last written, loads (and export, import)')
     .action(async (o: ServerOpts) => {
       const list: CartridgeView[] = await (await connect(o)).listCartridges();
       if (o.json) return printJson(list);
       const rows = list.map((c) => [
         c.barcode,
-        c.pool ?? '-',
+        c.pool ?? (c.recycled ? 'scratch' : '-'),
         c.library ?? '-',
         c.state,
+        c.where ?? '-',
         bytes(c.bytesUsed),
         String(c.sets),
         formatTime(c.lastWrittenAt),
+        c.loadCount === null ? '-' : String(c.loadCount),
       ]);
-      out(table(['BARCODE', 'POOL', 'LIBRARY', 'STATE', 'USED', 'SETS', 'LAST WRITTEN'], rows));
+      out(table(['BARCODE', 'POOL', 'LIBRARY', 'STATE', 'WHERE', 'USED', 'SETS', 'LAST WRITTEN', 'LOADS'], rows));
+    });
+
+  for (const [verb, what] of [
+    ['export', 'move a cartridge to a free import/export element (from its slot, or its drive when idle); no job uses it until it is imported'],
+    ['import', 'move a cartridge from an import/export element into an empty slot; a cartridge new to the catalog joins as blank'],
+  ] as const) {
+    withServer(cartridges.command(verb))
+      .summary(what)
+      .description(`${what[0].toUpperCase()}${what.slice(1)}.`)
+      .argument('<barcode>', 'the cartridge')
+      .addHelpText('after', `\nExample:\n  ferry cartridges ${verb} FER003L8`)
+      .action(async (barcode: string, mine: ServerOpts) => {
+        // `ferry cartridges` has the same options: those given after the verb may have gone to it.
+        const o = { ...cartridges.opts<ServerOpts>(), ...mine };
+        const c = await connect(o);
+        const v = verb === 'export' ? await c.exportCartridge(barcode) : await c.importCartridge(barcode);
+        if (o.json) return printJson(v);
+        out(`cartridge ${v.barcode} is in ${v.where ?? 'an unknown place'} of library ${v.library ?? '-'}`);
+      });
+  }
+
+  withDetach(withServer(cartridges.command('label')))
+    .summary('write a cartridge\'s label for a pool now (a blank one, one back from scratch, or an empty one of another pool)')
+    .description(
+      'Write a new Ferry label on the cartridge for POOL through a data mover, as a backup does at its first use of a ' +
+        'blank cartridge, and put it in the pool. Refused for a cartridge that holds kept sets (their data would end) ' +
+        'or whose tape does not start with the label the catalog has. Waits for the job unless --detach.',
+    )
+    .argument('<barcode>', 'the cartridge')
+    .option('--pool <name>', "the pool (default: the config's first)")
+    .addHelpText('after', '\nExample:\n  ferry cartridges label FER004L8 --pool offsite')
+    .action(async (barcode: string, mine: WaitOpts & { pool?: string }) => {
+      const o = { ...cartridges.opts<WaitOpts>(), ...mine };
+      await runJob(
+        o,
+        (c) => c.startLabel({ barcode, ...(o.pool ? { pool: o.pool } : {}) }),
+        (v) => {
+          if (o.json) return printJson({ job: v.id, state: v.state, result: v.result, ...errorOf(v) });
+          if (v.state === 'done') out(`job ${v.id} done: cartridge ${barcode} labeled for pool ${String(v.result?.pool)}`);
+        },
+      );
+    });
+
+  withServer(program.command('drives'))
+    .summary('list drives: what each holds and which job has it')
+    .description('Every drive of the configured libraries and stand-alone drives: the cartridge loaded, the job that holds it (or idle), and the pools that use it.')
+    .action(async (o: ServerOpts) => {
+      const list: DriveView[] = await (await connect(o)).listDrives();
+      if (o.json) return printJson(list);
+      const rows = list.map((d) => [d.name, d.cartridge ?? '-', d.job === null ? 'idle' : `job ${d.job}`, d.pools.join(',') || '-']);
+      out(table(['DRIVE', 'CARTRIDGE', 'IN USE BY', 'POOLS'], rows));
     });
 
   withServer(program.command('schedules'))

@@ -5,10 +5,8 @@ import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import type { NodeControl, SnapshotRecord } from '../snapshot/node-control.ts';
 import { upsertVolume, getVolume, volumeId } from '../catalog/queries/volumes.ts';
 import { completeSet, getChain, getSet, claimSetId, type SetPiece } from '../catalog/queries/sets.ts';
-import { cartridgeResource, pickWritable, reserve, upsertCartridge, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, pickWritable, reserve, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';
 import { encodeHeaderAt, encodeRecord, MAX_JSON_BYTES } from '../tapeformat/codec.ts';
-import { readRecord } from '../tapeformat/read-record.ts';
-import { FORMAT_VERSION } from '../tapeformat/magic.ts';
 import { fileIndexText, type FileIndex, type SetHeader, type SetTrailer } from '../tapeformat/records.ts';
 import type { FilePlan } from '../ntfs/plan.ts';
 import { fileIndex, planFiles, type ChainSets } from './file-index.ts';
@@ -18,7 +16,8 @@ import { streamExtents, type StreamExtent } from '../xcopy/list-builder.ts';
 import { FerryError } from '../util/errors.ts';
 import type { PoolConfig } from '../server/config.ts';
 import type { JobContext } from './context.ts';
-import { Copier, LIST_BYTES, diskCscd, diskDevice, driveDevice, readRecordCheaply, settledPosition, type JobDevice } from './tape-io.ts';
+import { Copier, LIST_BYTES, diskCscd, diskDevice, driveDevice, settledPosition, type JobDevice } from './tape-io.ts';
+import { checkBlank, checkLabel, writeLabel } from './label.ts';
 import type { MountedDrive } from './site.ts';
 import { ServiceError, type BackupLevel, type StartBackup } from './types.ts';
 import { acquireDrive, acquireVolume, diskLun, parseVolume } from './resources.ts';
@@ -423,21 +422,17 @@ async function nextCartridge(ctx: JobContext, pool: PoolConfig, mayWait: boolean
 
 /**
  * Position for the next set: a blank cartridge gets a volume label first (and a cartridge the
- * catalog calls blank but that carries data is refused); an appendable one is located after its
- * last complete set, over anything a failed job left there. Returns the header's block id.
+ * catalog calls blank but that carries data is refused); one back from scratch is relabeled; an
+ * appendable one is located after its last complete set, over anything a failed job left there.
+ * Returns the header's block id.
  */
 async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: PoolConfig, cart: Cartridge, copier: Copier, devices: readonly JobDevice[]): Promise<number> {
   const B = pool.tapeBlockBytes;
   await drive.drive.setFixedBlock(B);
   if (await drive.drive.writeProtected()) throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} is write-protected: clear its write protection or take it out of pool ${pool.name}`);
   if (cart.labeled) {
-    // The cartridge in the drive must be the one the catalog knows: appending erases what
-    // follows its last set, so a swapped or relabeled cartridge would lose data.
-    const label = await readRecordCheaply(drive, 0, B).catch((e: Error) => ({ kind: 'junk' as const, why: e.message }));
-    if (label.kind !== 'label' || label.cartridgeUuid !== cart.uuid) {
-      const what = label.kind === 'label' ? `the label of another cartridge (uuid ${label.cartridgeUuid}, pool ${label.pool})` : label.kind === 'junk' ? `data that is not a Ferry label (${label.why})` : `a ${label.kind}`;
-      throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} starts with ${what}, not the label the catalog has (uuid ${cart.uuid}): nothing was written; run \`ferry catalog rebuild\` if the cartridge was relabeled, or take it out of pool ${pool.name}`);
-    }
+    // Appending erases what follows the last set: the cartridge must be the one the catalog knows.
+    await checkLabel(drive, cart, B, pool.name);
     if (!cart.recycledAt) {
       await drive.drive.locate(cart.endBlock);
       // A failed job's leftovers after the last complete set go, so the room before early warning is right.
@@ -446,22 +441,10 @@ async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: Pool
     }
     // Back from scratch (every set on it expired): a new label at the start ends what was there.
     await ctx.log(`cartridge ${cart.barcode} came back from scratch (its sets expired on ${cart.recycledAt}): relabeling it for pool ${pool.name}`);
-  } else if (!(await drive.drive.isBlank())) {
-    // isBlank: a fixed-block read at end of data is BLANK CHECK on SSC-3 drives but MEDIUM ERROR on tgtd.
-    await drive.drive.rewind();
-    const found = await readRecord(drive.drive.device, B).catch((e: Error) => ({ kind: 'junk' as const, why: e.message }));
-    const what = found.kind === 'label' ? `a Ferry label (pool ${found.pool})` : found.kind === 'junk' ? `data that is not a Ferry label (${found.why})` : `a ${found.kind}`;
-    throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} is blank in the catalog but starts with ${what}: run \`ferry catalog rebuild\` or erase it before use`);
+  } else {
+    await checkBlank(drive, cart, B);
   }
-  await drive.drive.rewind();
-  const uuid = randomUUID();
-  const label = encodeRecord({ kind: 'label', cartridgeUuid: uuid, barcode: cart.barcode, pool: pool.name, formatVersion: FORMAT_VERSION, createdAt: new Date().toISOString(), tapeBlockBytes: B }, B);
-  const disk = diskCscd('00', 512); // unused: a label list has no data segments
-  await copier.writeRecords(() => copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: B, diskBlockBytes: 512, extents: [], streamStart: 0, streamEnd: 0, before: label, filemark: true }), drive, 0, `label of ${cart.barcode}`, devices);
-  const endBlock = label.length / B + 1;
-  await upsertCartridge(ctx.db, { barcode: cart.barcode, uuid, pool: pool.name, labeled: true, state: 'append', endBlock, bytesUsed: endBlock * B, lastWrittenAt: new Date(), recycledAt: null });
-  await ctx.log(`labeled cartridge ${cart.barcode} for pool ${pool.name}`);
-  return endBlock;
+  return writeLabel(ctx, drive, pool, cart.barcode, copier, devices);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { NodeControl } from '../snapshot/node-control.ts';
 import type { LunInfo } from '../snapshot/lun-registry.ts';
-import { cartridgeResource, driveResource, listReservations, ReservedError, reserve, volumeResource } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, driveResource, getCartridge, listReservations, ReservedError, reserve, volumeResource } from '../catalog/queries/cartridges.ts';
 import type { PoolConfig } from '../server/config.ts';
 import type { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
@@ -55,6 +55,8 @@ export async function acquireCartridges(ctx: JobContext, barcodes: Iterable<stri
 
 /** Reserve one cartridge for this job, waiting while another job holds it. */
 export async function acquireCartridge(ctx: JobContext, barcode: string): Promise<void> {
+  const c = await getCartridge(ctx.db, barcode);
+  if (c?.exportedAt) throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} was exported on ${c.exportedAt}: put it back with \`ferry cartridges import ${barcode}\`, then run the job again`);
   await reserveWaiting(ctx, cartridgeResource(barcode), (holder) =>
     ctx.to('waiting-media', `cartridge ${barcode} is in use${holder}`, { waitingFor: `cartridge ${barcode}` }),
   );

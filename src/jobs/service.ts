@@ -4,7 +4,7 @@ import { addJobEvent, createJob, getJob, interruptRunningJobs, listJobEvents, li
 import { listSets, getSet } from '../catalog/queries/sets.ts';
 import { fileIndexInfo, findEntry, findFiles, listDirectory, normalizePath } from '../catalog/queries/files.ts';
 import { runFileRestore } from './file-restore.ts';
-import { cartridgeResource, listCartridges, listReservations, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, driveResource, listCartridges, listReservations, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
 import { cartridgesEmptiedBy, expireSets, keptSets, setProtected } from '../catalog/queries/retention.ts';
 import { pruneMarks } from './retention.ts';
 import { getVolume, listVolumes } from '../catalog/queries/volumes.ts';
@@ -15,7 +15,8 @@ import { runBackup, type BackupRequest } from './backup.ts';
 import { runRestore } from './restore.ts';
 import { runVerify, verifyNewSet } from './verify.ts';
 import { runRebuild } from './rebuild.ts';
-import type { Site } from './site.ts';
+import { runLabel } from './label.ts';
+import { elementName, type Site } from './site.ts';
 import { isFinal, isJobState, type JobState } from './states.ts';
 import {
   ServiceError,
@@ -36,6 +37,8 @@ import {
   type FileView,
   type VolumeView,
   type PruneResult,
+  type DriveView,
+  type StartLabel,
 } from './types.ts';
 
 /**
@@ -62,6 +65,7 @@ export class LocalJobService implements JobService {
   /** Open: jobs a dead server left running become failed, their reservations go, and libraries are inventoried. */
   static async open(catalog: Catalog, site: Site): Promise<LocalJobService> {
     const s = new LocalJobService(catalog, site);
+    site.onMount = async (barcode, loadCount) => void (await upsertCartridge(catalog.db, { barcode, loadCount }));
     const interrupted = await interruptRunningJobs(catalog.db, new Date(), 'interrupted by server restart');
     await releaseAll(catalog.db);
     await s.releaseSnapshots(interrupted);
@@ -142,6 +146,12 @@ export class LocalJobService implements JobService {
   async startVerify(req: StartVerify): Promise<JobView> {
     const set = await this.liveSet(req.set);
     return this.start('verify', set.volumeId, req, (ctx) => runVerify(ctx, { set: req.set }).then((x) => ({ set: req.set, bytes: x.bytes, result: { ...x.result } })));
+  }
+
+  async startLabel(req: StartLabel): Promise<JobView> {
+    this.site.pool(req.pool); // a pool that is not configured: 400 now, not a failed job
+    if (!(await getCartridge(this.catalog.db, req.barcode))) throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${req.barcode} in the catalog (see \`ferry cartridges\`)`);
+    return this.start('label', null, req, (ctx) => runLabel(ctx, req).then((x) => ({ set: null, bytes: 0, result: { ...x } })));
   }
 
   async startRebuild(req: StartRebuild = {}): Promise<JobView> {
@@ -352,6 +362,13 @@ export class LocalJobService implements JobService {
 
   async listCartridges(): Promise<CartridgeView[]> {
     const sets = await listSets(this.catalog.db);
+    // Where each one is, library by library (a library that does not answer leaves it unknown).
+    const where = new Map<string, string>();
+    for (const lib of this.site.config.libraries) {
+      const els = await this.site.elements(lib.name).catch(() => []);
+      for (const e of els) if (e.full && e.barcode) where.set(e.barcode, elementName(e));
+    }
+    for (const d of this.site.config.drives) where.set(d.name, `drive ${d.name}`);
     return (await listCartridges(this.catalog.db)).map((c) => ({
       barcode: c.barcode,
       pool: c.pool,
@@ -360,7 +377,68 @@ export class LocalJobService implements JobService {
       bytesUsed: c.bytesUsed,
       sets: sets.filter((s) => s.cartridges.includes(c.barcode)).length,
       lastWrittenAt: c.lastWrittenAt,
+      where: where.get(c.barcode) ?? (c.exportedAt ? 'exported' : null),
+      loadCount: c.loadCount,
+      recycled: c.recycledAt !== null,
     }));
+  }
+
+  async listDrives(): Promise<DriveView[]> {
+    const held = new Map((await listReservations(this.catalog.db)).map((r) => [r.resource, r.jobId]));
+    const pools = (name: string) => this.site.config.pools.filter((p) => p.library === name || p.drive === name).map((p) => p.name);
+    const out: DriveView[] = [];
+    for (const lib of this.site.config.libraries) {
+      const els = await this.site.elements(lib.name).catch((e: Error) => {
+        throw new ServiceError('ERR_CONFLICT', `library ${lib.name} does not answer (${e.message}): check its node`);
+      });
+      for (const e of els.filter((x) => x.type === 'drive')) {
+        const name = `${lib.name}/${e.address}`;
+        out.push({ name, library: lib.name, element: e.address, cartridge: e.full ? (e.barcode ?? null) : null, job: held.get(driveResource(name)) ?? null, pools: pools(lib.name) });
+      }
+    }
+    for (const d of this.site.config.drives) out.push({ name: d.name, library: null, element: null, cartridge: d.name, job: held.get(driveResource(d.name)) ?? null, pools: pools(d.name) });
+    return out;
+  }
+
+  /** A cartridge of a configured library, or why not. */
+  private async libraryCartridge(barcode: string): Promise<{ library: string }> {
+    const c = await getCartridge(this.catalog.db, barcode);
+    const library = c?.library ?? undefined;
+    if (!c || !library || !this.site.config.libraries.some((l) => l.name === library)) {
+      throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${barcode} in a library of the config (see \`ferry cartridges\`)`);
+    }
+    return { library };
+  }
+
+  private async cartridgeView(barcode: string): Promise<CartridgeView> {
+    return (await this.listCartridges()).find((c) => c.barcode === barcode)!;
+  }
+
+  async exportCartridge(barcode: string): Promise<CartridgeView> {
+    const { library } = await this.libraryCartridge(barcode);
+    const db = this.catalog.db;
+    const job = (await listReservations(db)).find((r) => r.resource === cartridgeResource(barcode))?.jobId;
+    if (job !== undefined) throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in use by job ${job}: export it when the job has ended`);
+    // Out of the jobs' reach first, then out of the library.
+    await upsertCartridge(db, { barcode, exportedAt: new Date() });
+    try {
+      await this.site.moveCartridge(library, barcode, 'ie');
+    } catch (e) {
+      await upsertCartridge(db, { barcode, exportedAt: null });
+      throw e;
+    }
+    return this.cartridgeView(barcode);
+  }
+
+  async importCartridge(barcode: string): Promise<CartridgeView> {
+    for (const lib of this.site.config.libraries) {
+      const els = await this.site.elements(lib.name).catch(() => []);
+      if (!els.some((e) => e.type === 'ie' && e.full && e.barcode === barcode)) continue;
+      await this.site.moveCartridge(lib.name, barcode, 'slot');
+      await upsertCartridge(this.catalog.db, { barcode, library: lib.name, exportedAt: null });
+      return this.cartridgeView(barcode);
+    }
+    throw new ServiceError('ERR_NOT_FOUND', `cartridge ${barcode} is in no import/export element of the config's libraries: put it into one first`);
   }
 
   async listVolumes(): Promise<VolumeView[]> {

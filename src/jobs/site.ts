@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { testUnitReady } from '../initiator/cdb.ts';
 import { InitiatorSession } from '../initiator/session.ts';
 import { ChangerClient } from '../media/changer-client.ts';
+import type { ElementStatus } from '../scsi/smc.ts';
 import { discoverLibrary, type DiscoveredLibrary } from '../media/discovery.ts';
 import { DriveClient } from '../media/drive-client.ts';
 import { SnapshotApiClient } from '../snapshot/client.ts';
@@ -26,6 +27,8 @@ export interface MountedDrive {
   name: string;
   drive: DriveClient;
   designator: Designator;
+  /** MAM LOAD COUNT of the cartridge, when the drive reports it. */
+  loadCount?: number;
   /** Library drives: the changer and the data transfer element. */
   changer?: ChangerClient;
   elementAddress?: number;
@@ -60,6 +63,9 @@ export class Site {
     };
   }
   private readonly libraries = new Map<string, Promise<{ found: DiscoveredLibrary; changer: ChangerClient }>>();
+
+  /** Told the MAM load count of every cartridge a job mounts (the catalog keeps it for `ferry cartridges`). */
+  onMount?: (barcode: string, loadCount: number) => Promise<void>;
 
   /** `controls`: in-process node controls by node name (ferry up); others use the node's API. */
   constructor(config: ServerConfig, controls?: ReadonlyMap<string, NodeControl>) {
@@ -138,6 +144,33 @@ export class Site {
     return l;
   }
 
+  /** Every element of a library (READ ELEMENT STATUS with barcodes). */
+  async elements(library: string): Promise<ElementStatus[]> {
+    return (await this.library(library)).changer.status();
+  }
+
+  /**
+   * Move cartridge `barcode` of `library` to a free import/export element (`to: 'ie'`) or, from
+   * one, to the first empty storage slot (`to: 'slot'`). Returns the element address it went to.
+   */
+  async moveCartridge(library: string, barcode: string, to: 'ie' | 'slot'): Promise<number> {
+    const { changer } = await this.library(library);
+    let els = await changer.status();
+    let at = els.find((e) => e.full && e.barcode === barcode);
+    if (!at) throw new ServiceError('ERR_NOT_FOUND', `cartridge ${barcode} is not in library ${library} (see \`ferry cartridges\`)`);
+    if (to === 'slot' && at.type !== 'ie') throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in ${elementName(at)} of library ${library}, not in an import/export element: it is imported already`);
+    if (to === 'ie' && at.type === 'ie') return at.address;
+    if (at.type === 'drive') {
+      await changer.unload(at.address); // back to its slot first
+      els = await changer.status();
+      at = els.find((e) => e.full && e.barcode === barcode)!;
+    }
+    const free = els.find((e) => e.type === to && !e.full);
+    if (!free) throw new ServiceError('ERR_CONFLICT', to === 'ie' ? `library ${library} has no free import/export element: take out the cartridges there first` : `library ${library} has no empty storage slot for ${barcode}: export a cartridge first`);
+    await changer.moveMedium(at.address, free.address);
+    return free.address;
+  }
+
   /** Cartridges in a library (barcode → element) as READ ELEMENT STATUS reports them. */
   async inventory(library: string): Promise<Array<{ barcode: string; address: number; type: string }>> {
     const { changer } = await this.library(library);
@@ -168,7 +201,9 @@ export class Site {
     const ep = this.config.libraries.find((x) => x.name === pool.library)!;
     const drive = await DriveClient.open(changer.session, d.lun, { name: `${pool.library} drive ${address}` });
     await drive.ready();
-    return { name, drive, designator: d.designator, changer, elementAddress: address, endpoint: ep };
+    const loadCount = await drive.loadCount().catch(() => undefined);
+    if (loadCount !== undefined) await this.onMount?.(barcode, loadCount);
+    return { name, drive, designator: d.designator, changer, elementAddress: address, endpoint: ep, loadCount };
   }
 
   /**
@@ -231,4 +266,9 @@ export class Site {
     this.sessions.clear();
     this.libraries.clear();
   }
+}
+
+/** "slot 1025", "drive 256", "import/export element 768". */
+export function elementName(e: Pick<ElementStatus, 'type' | 'address'>): string {
+  return `${{ slot: 'slot', drive: 'drive', ie: 'import/export element', transport: 'transport' }[e.type]} ${e.address}`;
 }

@@ -6,8 +6,9 @@
  *   failed and canceled can be reached from every state that is not final.
  *   waiting-media: a cartridge the job needs is in use by another job (it goes on to mounting).
  *
- * Restore, verify and rebuild jobs skip the states they do not need (a restore has no quiet
- * wait; a verify without a tape copy goes straight from mounting to verifying).
+ * Restore, verify, rebuild and label jobs skip the states they do not need (a restore has no
+ * quiet wait; a verify without a tape copy goes straight from mounting to verifying; a label is
+ * mounting, then copying while its label is written).
  */
 
 export const JOB_STATES = [

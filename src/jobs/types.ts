@@ -7,7 +7,7 @@ import type { FileEntry } from '../catalog/queries/files.ts';
  * The faces call a `JobService`; none of them plans, copies or reads the catalog itself.
  */
 
-export type JobType = 'backup' | 'restore' | 'verify' | 'rebuild';
+export type JobType = 'backup' | 'restore' | 'verify' | 'rebuild' | 'label';
 export type BackupMode = 'image' | 'used' | 'files';
 export type BackupLevel = 'full' | 'incremental';
 
@@ -61,6 +61,13 @@ export interface StartVerify {
 
 export interface StartRebuild {
   library?: string;
+}
+
+export interface StartLabel {
+  barcode: string;
+  /** The pool it is for (default: the config's first). */
+  pool?: string;
+  mover?: string;
 }
 
 /** Live figures of a running job (the same reach the CLI bar and the API). */
@@ -151,6 +158,24 @@ export interface CartridgeView {
   bytesUsed: number;
   sets: number;
   lastWrittenAt: string | null;
+  /** Where it is now: "slot 1025", "drive 256", "import/export element 768", "exported"; null when not known. */
+  where: string | null;
+  /** MAM LOAD COUNT at its last mount. */
+  loadCount: number | null;
+  /** Its sets all expired: it is in scratch and gets a new label before its next set. */
+  recycled: boolean;
+}
+
+export interface DriveView {
+  /** `library/element` (or the stand-alone drive's name): what jobs reserve. */
+  name: string;
+  library: string | null;
+  element: number | null;
+  /** The cartridge loaded, if any. */
+  cartridge: string | null;
+  /** The job that holds the drive, if any. */
+  job: number | null;
+  pools: string[];
 }
 
 export interface VolumeView {
@@ -174,6 +199,8 @@ export interface JobService {
   startFileRestore(req: StartFileRestore): Promise<JobView>;
   startVerify(req: StartVerify): Promise<JobView>;
   startRebuild(req: StartRebuild): Promise<JobView>;
+  /** Write a cartridge's label for a pool now (`ferry cartridges label`). */
+  startLabel(req: StartLabel): Promise<JobView>;
   cancel(job: number): Promise<JobView>;
   getJob(job: number): Promise<JobView>;
   listJobs(filter?: JobFilter): Promise<JobView[]>;
@@ -192,6 +219,11 @@ export interface JobService {
   listCartridges(): Promise<CartridgeView[]>;
   /** Expire the sets the pools' retention rules no longer keep (nothing changes with dryRun). */
   prune(o?: { dryRun?: boolean }): Promise<PruneResult>;
+  listDrives(): Promise<DriveView[]>;
+  /** Move a cartridge to a free import/export element; no job uses it until it is imported. */
+  exportCartridge(barcode: string): Promise<CartridgeView>;
+  /** Move a cartridge from an import/export element into a storage slot; a new one joins as blank. */
+  importCartridge(barcode: string): Promise<CartridgeView>;
   /** Exempt a set from pruning, or (protect false) lift that. */
   protectSet(set: number, protect: boolean): Promise<SetView>;
   listVolumes(): Promise<VolumeView[]>;

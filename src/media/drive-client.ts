@@ -57,6 +57,8 @@ const MAX_UNIT_ATTENTIONS = 8;
 const READY_POLL_MS = 250;
 /** SPC-4 READ ATTRIBUTE attribute 0000h REMAINING CAPACITY IN PARTITION, in MiB. */
 const MAM_REMAINING_CAPACITY = 0x0000;
+/** SPC-4 7.4.2.2 LOAD COUNT: times the medium has been loaded. */
+const MAM_LOAD_COUNT = 0x0003;
 
 /**
  * A tape drive (SSC-3) reached through the initiator: readiness, block size, protection,
@@ -373,6 +375,15 @@ export class DriveClient {
     const mib = findAttribute(r.data, MAM_REMAINING_CAPACITY);
     if (!mib || mib.length !== 8) return undefined;
     return new ByteReader(mib).u64(0) * (1 << 20);
+  }
+
+  /** MAM attribute 0003h LOAD COUNT of the cartridge in the drive; undefined when the drive does not report it. */
+  async loadCount(): Promise<number | undefined> {
+    const cdb = buildReadAttribute(0x00, MAM_LOAD_COUNT, 4096);
+    const r = await this.session.command(this.lun, cdb, { inLength: 4096, allowCheckCondition: true });
+    if (r.status !== ScsiStatus.GOOD) return undefined;
+    const v = findAttribute(r.data, MAM_LOAD_COUNT);
+    return v && v.length === 8 ? new ByteReader(v).u64(0) : undefined;
   }
 
   /** SSC-3 LOAD UNLOAD with LOAD=0: rewind and eject, ready for the changer. No medium: nothing to do. */

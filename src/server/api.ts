@@ -16,10 +16,12 @@ import {
   StartFileRestoreBody,
   StartBackupBody,
   StartRebuildBody,
+  StartLabelBody,
   StartRestoreBody,
   StartVerifyBody,
   PruneBody,
   ProtectBody,
+  BarcodeParams,
   StreamQuery,
   validate,
 } from './schemas.ts';
@@ -95,6 +97,9 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
   app.post('/v1/jobs/rebuild', async (req, reply) =>
     reply.code(201).send(await service.startRebuild(validate(StartRebuildBody, req.body ?? {}, 'body'))),
   );
+  app.post('/v1/jobs/label', async (req, reply) =>
+    reply.code(201).send(await service.startLabel(validate(StartLabelBody, req.body ?? {}, 'body'))),
+  );
   app.get('/v1/jobs', async (req) => service.listJobs(validate(JobsQuery, req.query, 'query')));
   app.get('/v1/jobs/:id', async (req) => service.getJob(validate(IdParams, req.params, 'path').id));
   app.post('/v1/jobs/:id/cancel', async (req) => service.cancel(validate(IdParams, req.params, 'path').id));
@@ -120,6 +125,9 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
   app.post('/v1/sets/:id/protect', async (req) => service.protectSet(validate(IdParams, req.params, 'path').id, validate(ProtectBody, req.body ?? {}, 'body').protected));
   app.post('/v1/prune', async (req) => service.prune(validate(PruneBody, req.body ?? {}, 'body')));
   app.get('/v1/cartridges', async () => service.listCartridges());
+  app.post('/v1/cartridges/:barcode/export', async (req) => service.exportCartridge(validate(BarcodeParams, req.params, 'path').barcode));
+  app.post('/v1/cartridges/:barcode/import', async (req) => service.importCartridge(validate(BarcodeParams, req.params, 'path').barcode));
+  app.get('/v1/drives', async () => service.listDrives());
   app.get('/v1/volumes', async () => service.listVolumes());
   app.get('/v1/schedules', async () => opts.schedules?.() ?? []);
   return app;

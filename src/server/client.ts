@@ -10,6 +10,8 @@ import {
   ServiceErrorStatus,
   type CartridgeView,
   type PruneResult,
+  type DriveView,
+  type StartLabel,
   type JobEvent,
   type JobFilter,
   type JobService,
@@ -150,6 +152,9 @@ export class ServerClient implements JobService {
   startRebuild(req: StartRebuild): Promise<JobView> {
     return this.call('POST', '/v1/jobs/rebuild', req);
   }
+  startLabel(req: StartLabel): Promise<JobView> {
+    return this.call('POST', '/v1/jobs/label', req);
+  }
   cancel(job: number): Promise<JobView> {
     return this.call('POST', `/v1/jobs/${job}/cancel`, {});
   }
@@ -177,6 +182,15 @@ export class ServerClient implements JobService {
   }
   listCartridges(): Promise<CartridgeView[]> {
     return this.call('GET', '/v1/cartridges');
+  }
+  listDrives(): Promise<DriveView[]> {
+    return this.call('GET', '/v1/drives');
+  }
+  exportCartridge(barcode: string): Promise<CartridgeView> {
+    return this.call('POST', `/v1/cartridges/${encodeURIComponent(barcode)}/export`, {});
+  }
+  importCartridge(barcode: string): Promise<CartridgeView> {
+    return this.call('POST', `/v1/cartridges/${encodeURIComponent(barcode)}/import`, {});
   }
   prune(o: { dryRun?: boolean } = {}): Promise<PruneResult> {
     return this.call('POST', '/v1/prune', o);

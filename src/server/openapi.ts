@@ -9,6 +9,7 @@ import {
   StartFileRestoreBody,
   StartBackupBody,
   StartRebuildBody,
+  StartLabelBody,
   StartRestoreBody,
   StartVerifyBody,
   PruneBody,
@@ -44,6 +45,7 @@ const errors = (...codes: number[]): Json =>
 const json = (schema: Json, description = 'OK'): Json => ({ description, content: { 'application/json': { schema } } });
 const body = (s: z.ZodType): Json => ({ required: true, content: { 'application/json': { schema: schemaOf(s) } } });
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } };
+const barcodeParam = { name: 'barcode', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' } };
 const str = { type: 'string' };
 const strOrNull = { type: ['string', 'null'] };
 const int = { type: 'integer' };
@@ -92,7 +94,7 @@ export const SERVER_OPENAPI = {
       }),
       Job: obj({
         id: int,
-        type: { enum: ['backup', 'restore', 'verify', 'rebuild'] },
+        type: { enum: ['backup', 'restore', 'verify', 'rebuild', 'label'] },
         volume: strOrNull,
         state,
         createdAt: time,
@@ -165,6 +167,17 @@ export const SERVER_OPENAPI = {
         bytesUsed: int,
         sets: int,
         lastWrittenAt: timeOrNull,
+        where: { ...strOrNull, description: '"slot 1025", "drive 256", "import/export element 768", "exported", or null when not known' },
+        loadCount: { ...intOrNull, description: 'MAM LOAD COUNT at its last mount' },
+        recycled: { type: 'boolean', description: 'its sets all expired: relabeled before its next set' },
+      }),
+      Drive: obj({
+        name: { ...str, description: 'library/element, or the stand-alone drive' },
+        library: strOrNull,
+        element: intOrNull,
+        cartridge: strOrNull,
+        job: { ...intOrNull, description: 'the job that holds it' },
+        pools: { type: 'array', items: str },
       }),
       Volume: obj({
         id: { ...str, description: 'NODE:LUN' },
@@ -187,6 +200,7 @@ export const SERVER_OPENAPI = {
     ),
     '/v1/jobs/verify': startJob('Verify a set: digests computed where the data lives, compared', StartVerifyBody),
     '/v1/jobs/rebuild': startJob('Rebuild the catalog from labels, headers and trailers on tape', StartRebuildBody),
+    '/v1/jobs/label': startJob("Write a cartridge's label for a pool now", StartLabelBody),
     '/v1/jobs': {
       get: {
         summary: 'List jobs, newest first',
@@ -274,6 +288,26 @@ export const SERVER_OPENAPI = {
       get: {
         summary: 'Cartridges',
         responses: { '200': json({ type: 'array', items: ref('Cartridge') }), ...errors(401) },
+      },
+    },
+    '/v1/cartridges/{barcode}/export': {
+      post: {
+        summary: 'Move a cartridge to a free import/export element; no job uses it until it is imported',
+        parameters: [barcodeParam],
+        responses: { '200': json(ref('Cartridge')), ...errors(400, 401, 404, 409) },
+      },
+    },
+    '/v1/cartridges/{barcode}/import': {
+      post: {
+        summary: 'Move a cartridge from an import/export element into a storage slot',
+        parameters: [barcodeParam],
+        responses: { '200': json(ref('Cartridge')), ...errors(400, 401, 404, 409) },
+      },
+    },
+    '/v1/drives': {
+      get: {
+        summary: 'Drives: what each holds and which job has it',
+        responses: { '200': json({ type: 'array', items: ref('Drive') }), ...errors(401, 409) },
       },
     },
     '/v1/volumes': {

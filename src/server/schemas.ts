@@ -44,11 +44,17 @@ export const StartFileRestoreBody = z.strictObject({
 
 export const StartVerifyBody = z.strictObject({ set: setId });
 
+export const StartLabelBody = z.strictObject({
+  barcode: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'a barcode of letters, digits, "-" or "_"').describe('the cartridge'),
+  pool: name.optional().describe("the pool (default: the config's first)"),
+  mover: name.optional(),
+});
+
 export const StartRebuildBody = z.strictObject({ library: name.optional().describe('only this library') });
 
 export const JobsQuery = z.strictObject({
   state: z.enum(JOB_STATES).optional(),
-  type: z.enum(['backup', 'restore', 'verify', 'rebuild']).optional(),
+  type: z.enum(['backup', 'restore', 'verify', 'rebuild', 'label']).optional(),
   volume: volume.optional(),
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
 });
@@ -85,6 +91,8 @@ export const FindQuery = z.strictObject({
 });
 
 export const IdParams = z.strictObject({ id: z.coerce.number().int().positive() });
+
+export const BarcodeParams = z.strictObject({ barcode: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'a barcode of letters, digits, "-" or "_"') });
 
 export const PruneBody = z.strictObject({ dryRun: z.boolean().optional().describe('say what would expire, change nothing') });
 

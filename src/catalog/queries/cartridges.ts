@@ -21,6 +21,10 @@ export interface Cartridge {
   error: string | null;
   /** Its sets have all expired: back in scratch since then, relabeled before its next set. */
   recycledAt: string | null;
+  /** MAM LOAD COUNT at its last mount. */
+  loadCount: number | null;
+  /** Taken out of its library (`ferry cartridges export`): no job picks it until it is imported. */
+  exportedAt: string | null;
 }
 
 /** Fields to insert or change; undefined leaves a field as it is (or at its default on insert). */
@@ -36,6 +40,8 @@ export interface CartridgeInput {
   lastWrittenAt?: Instant | null;
   error?: string | null;
   recycledAt?: Instant | null;
+  loadCount?: number | null;
+  exportedAt?: Instant | null;
 }
 
 export interface CartridgeMark {
@@ -94,6 +100,8 @@ function toCartridge(r: Selectable<CartridgesTable>): Cartridge {
     lastWrittenAt: r.last_written_at,
     error: r.error,
     recycledAt: r.recycled_at,
+    loadCount: r.load_count === null ? null : num(r.load_count),
+    exportedAt: r.exported_at,
   };
 }
 
@@ -109,6 +117,8 @@ function changes(c: Omit<CartridgeInput, 'barcode'>): Updateable<CartridgesTable
   if (c.lastWrittenAt !== undefined) u.last_written_at = c.lastWrittenAt === null ? null : iso(c.lastWrittenAt);
   if (c.error !== undefined) u.error = c.error;
   if (c.recycledAt !== undefined) u.recycled_at = c.recycledAt === null ? null : iso(c.recycledAt);
+  if (c.loadCount !== undefined) u.load_count = c.loadCount;
+  if (c.exportedAt !== undefined) u.exported_at = c.exportedAt === null ? null : iso(c.exportedAt);
   return u;
 }
 
@@ -179,7 +189,7 @@ export async function pickWritable(
       ]),
     );
   if (opts.library !== undefined) q = q.where('library', '=', opts.library);
-  const rows = await q.orderBy('barcode').execute();
+  const rows = await q.where('exported_at', 'is', null).orderBy('barcode').execute();
   const held = await db
     .selectFrom('reservations')
     .select('resource')

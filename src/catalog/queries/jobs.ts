@@ -5,7 +5,7 @@ import { FerryError } from '../../util/errors.ts';
 import type { JobEventsTable, JobsTable } from '../schema.ts';
 import { fromJson, inTransaction, iso, notFound, num, numOrNull, toJson, type Db, type Instant } from './common.ts';
 
-export type JobType = 'backup' | 'restore' | 'verify' | 'rebuild';
+export type JobType = 'backup' | 'restore' | 'verify' | 'rebuild' | 'label';
 
 /** States a job never leaves. */
 export const FINAL_JOB_STATES: readonly string[] = ['done', 'failed', 'canceled'];

@@ -18,6 +18,8 @@ import {
   type ListFiles,
   type VolumeView,
   type PruneResult,
+  type DriveView,
+  type StartLabel,
 } from '../../jobs/types.ts';
 
 /**
@@ -46,7 +48,7 @@ interface Running {
 }
 
 const GiB = 1024 ** 3;
-const cartridge = { pool: 'default', library: 'vtl', lastWrittenAt: null };
+const cartridge = { pool: 'default', library: 'vtl', lastWrittenAt: null, loadCount: null, recycled: false };
 
 export class MemoryJobService implements JobService {
   readonly stepMs: number;
@@ -153,6 +155,16 @@ export class MemoryJobService implements JobService {
     ]);
   }
 
+  async startLabel(req: StartLabel): Promise<JobView> {
+    if (!this.places.has(req.barcode)) throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${req.barcode} in the catalog`);
+    const j = this.create('label', null);
+    return this.launch(j, [
+      { state: 'mounting', message: `loading ${req.barcode}` },
+      { state: 'copying', message: `writing the label of ${req.barcode}` },
+      { state: 'done', message: 'labeled', apply: (v) => (v.result = { cartridge: req.barcode, pool: req.pool ?? 'default' }) },
+    ]);
+  }
+
   async startRebuild(_req: StartRebuild): Promise<JobView> {
     const j = this.create('rebuild', null);
     return this.launch(j, [
@@ -244,11 +256,33 @@ export class MemoryJobService implements JobService {
     return this.files.filter((f) => f.set === id && f.path.includes(pattern.replaceAll('*', '')));
   }
 
+  /** Where A00001 and A00002 are (`export` and `import` move them). */
+  private readonly places = new Map([['A00001', 'slot 1024'], ['A00002', 'slot 1025']]);
+
   async listCartridges(): Promise<CartridgeView[]> {
     return [
-      { ...cartridge, barcode: 'A00001', state: 'append', bytesUsed: this.sets.length * GiB, sets: this.sets.length },
-      { ...cartridge, barcode: 'A00002', state: 'blank', bytesUsed: 0, sets: 0 },
+      { ...cartridge, barcode: 'A00001', state: 'append', bytesUsed: this.sets.length * GiB, sets: this.sets.length, where: this.places.get('A00001')! },
+      { ...cartridge, barcode: 'A00002', state: 'blank', bytesUsed: 0, sets: 0, where: this.places.get('A00002')! },
     ];
+  }
+
+  async listDrives(): Promise<DriveView[]> {
+    return [
+      { name: 'vtl/256', library: 'vtl', element: 256, cartridge: null, job: null, pools: ['default'] },
+      { name: 'vtl/257', library: 'vtl', element: 257, cartridge: null, job: null, pools: ['default'] },
+    ];
+  }
+
+  async exportCartridge(barcode: string): Promise<CartridgeView> {
+    if (!this.places.has(barcode)) throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${barcode}`);
+    this.places.set(barcode, 'import/export element 768');
+    return (await this.listCartridges()).find((c) => c.barcode === barcode)!;
+  }
+
+  async importCartridge(barcode: string): Promise<CartridgeView> {
+    if (this.places.get(barcode) !== 'import/export element 768') throw new ServiceError('ERR_NOT_FOUND', `cartridge ${barcode} is in no import/export element`);
+    this.places.set(barcode, 'slot 1030');
+    return (await this.listCartridges()).find((c) => c.barcode === barcode)!;
   }
 
   async prune(o: { dryRun?: boolean } = {}): Promise<PruneResult> {
