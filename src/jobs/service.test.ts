@@ -483,3 +483,26 @@ test('site: with several movers a job gets the least loaded one below its maxJob
     }
   });
 });
+
+test('backup server library: a mover at its maxJobs makes the next job wait (waiting-drive, saying for a mover) with its drive mounted, then run', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    // 8 MiB at 4 MiB/s (after a second's burst): the first copy lasts long past the second job's mount.
+    const w = await startJobsWorld(dir, { iqn: IQN, mover: true, moverRate: 4 * MIB });
+    try {
+      w.config.movers[0].maxJobs = 1;
+      const a = await w.lun(8 * MIB);
+      const b = await w.lun(8 * MIB);
+      for (const x of [a, b]) await x.dev.write(0, randomFillSync(new Uint8Array(8 * MIB)));
+      const jobs = await Promise.all([a, b].map((x) => w.service.startBackup({ volume: `store:${x.lun}` })));
+      const ends = await Promise.all(jobs.map((j) => w.service.waitForJob(j.id)));
+      for (const e of ends) assert.equal(e.state, 'done', JSON.stringify(e.error));
+      const waits = await Promise.all(jobs.map(async (j) => (await w.service.events(j.id)).filter((e) => e.kind === 'state' && e.state === 'waiting-drive')));
+      const waited = waits.filter((x) => x.length > 0);
+      assert.equal(waited.length, 1, 'one of the two waited for the mover');
+      assert.equal(waited[0][0].message, 'waiting for a data mover: every one runs as many jobs as its maxJobs allows');
+      assert.ok(ends.every((e) => e.mover === 'm1'));
+    } finally {
+      await w.close();
+    }
+  });
+});

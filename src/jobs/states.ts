@@ -37,7 +37,8 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   planning: ['waiting-drive', 'waiting-media', 'mounting', 'done', ...END],
   'waiting-drive': ['waiting-media', 'mounting', ...END],
   'waiting-media': ['mounting', ...END],
-  mounting: ['copying', 'verifying', 'mounting', ...END],
+  // A job that has its drive may still wait for a data mover (every one at its maxJobs).
+  mounting: ['copying', 'verifying', 'mounting', 'waiting-drive', ...END],
   // A set that spans cartridges goes back to mounting (or waits) for the next one.
   copying: ['waiting-media', 'mounting', 'verifying', 'done', ...END],
   verifying: ['waiting-media', 'mounting', 'done', ...END],

@@ -84,6 +84,8 @@ export class Copier {
   }
 
   private async take(drive: MountedDrive): Promise<void> {
+    // Before its first list the job waits in waiting-drive (its drive is mounted), else where it is.
+    const state = this.ctx.state;
     for (let waited = false; ; waited = true) {
       const cm = await this.ctx.site.copyManager(this.mover, drive, this.failed);
       if (cm !== 'busy') {
@@ -91,14 +93,18 @@ export class Copier {
         this.cm = cm;
         this.client = new CopyClient(cm.session, cm.lun);
         this.limits = await this.client.operatingParameters();
-        if (waited) this.ctx.update({ waitingFor: null });
+        if (waited && state === 'mounting') await this.ctx.to('mounting', `data mover ${cm.name} is free`);
+        else if (waited) this.ctx.update({ waitingFor: null });
         if (this.announce) await this.ctx.setMover(cm.name);
         return;
       }
       if (!waited) {
         const why = 'a data mover: every one runs as many jobs as its maxJobs allows';
-        this.ctx.update({ waitingFor: why });
-        await this.ctx.log(`waiting for ${why}`);
+        if (state === 'mounting') await this.ctx.to('waiting-drive', `waiting for ${why}`, { waitingFor: why });
+        else {
+          this.ctx.update({ waitingFor: why });
+          await this.ctx.log(`waiting for ${why}`);
+        }
       }
       await new Promise((r) => setTimeout(r, 500));
       this.ctx.checkCanceled();

@@ -30,6 +30,8 @@ export interface JobsWorldOptions {
   apiToken?: string;
   /** A data mover `m1` (what `ferry mover` runs) with a portal to the node, in the config: jobs copy through it. */
   mover?: boolean;
+  /** The mover's `--max-rate` (bytes per second): copies that last long enough to overlap. */
+  moverRate?: number;
 }
 
 export interface JobsWorld {
@@ -81,7 +83,7 @@ export async function startJobsWorld(dir: string, o: JobsWorldOptions): Promise<
     defaults: { quietPeriodMs: 0, timeoutMs: 10_000 },
   };
   const openService = async () => LocalJobService.open(await openCatalog(config.catalog), new Site(config, new Map([['store', node.snapshots]])));
-  const mover = o.mover ? await startMover(resolveMoverConfig({ listen: '127.0.0.1:0', iqn: `${o.iqn}-mover`, portals: [`${portal.host}:${portal.port}`], logLevel: 'silent' })) : undefined;
+  const mover = o.mover ? await startMover(resolveMoverConfig({ listen: '127.0.0.1:0', iqn: `${o.iqn}-mover`, portals: [`${portal.host}:${portal.port}`], ...(o.moverRate ? { maxRate: o.moverRate } : {}), logLevel: 'silent' })) : undefined;
   if (mover) config.movers.push({ name: 'm1', portal: { host: mover.address.host, port: mover.address.port }, iqn: `${o.iqn}-mover`, maxJobs: 4 });
   const ws = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: `${o.iqn}-ws`, targetName: o.iqn });
   const w: JobsWorld = {
