@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InitiatorSession } from '../../src/initiator/session.ts';
 import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
+import { remoteSha256 } from '../../src/jobs/testing.ts';
 import { inTempDir } from '../helpers/temp-dir.ts';
 import { startSite, STORE_IQN, type Site } from '../helpers/site.ts';
 
@@ -74,17 +75,6 @@ async function ended(site: Site, job: number): Promise<JobView> {
   return watch(site, job, () => false);
 }
 
-async function sha(dev: RemoteBlockDevice): Promise<string> {
-  const h = createHash('sha256');
-  const chunk = new Uint8Array(4 * MIB);
-  for (let lba = 0; lba < dev.blockCount; lba += chunk.length / dev.blockSize) {
-    const part = chunk.subarray(0, Math.min(chunk.length / dev.blockSize, dev.blockCount - lba) * dev.blockSize);
-    await dev.readInto(lba, part);
-    h.update(part);
-  }
-  return h.digest('hex');
-}
-
 /**
  * Restore set `set` to store:new and return the restored LUN's SHA-256, read over iSCSI. With
  * `killAt`, the restore's mover is SIGKILLed once that fraction is restored; the job must finish.
@@ -102,7 +92,7 @@ async function restoredSha(site: Site, ws: InitiatorSession, set: number, killAt
     const events = await api<EventView[]>(site, `/v1/jobs/${job}/events`);
     assert.ok(events.some((e) => /^data mover m\d failed/.test(e.message)) && events.some((e) => e.message.startsWith('resuming the restore')), events.map((e) => e.message).join('\n'));
   }
-  return sha(await RemoteBlockDevice.open(ws, r.result?.lun as number, { readOnly: true }));
+  return remoteSha256(await RemoteBlockDevice.open(ws, r.result?.lun as number, { readOnly: true }));
 }
 
 /** Write `bytes` of random data as diskN.img in `dir` (before the storage node opens it); its SHA-256. */
