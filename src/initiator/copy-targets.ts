@@ -6,7 +6,7 @@ import type { ChapSecret } from '../iscsi/chap.ts';
 import { sameDesignator, type CopyTarget, type Designator, type RemoteCopyTargets } from '../xcopy/copy-target.ts';
 import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
 import { RemoteTapeDevice } from './remote-tape-device.ts';
-import { decodeLun } from '../scsi/lun.ts';
+import { decodeLunList } from '../scsi/lun.ts';
 
 /** One portal the mover may reach copy sources and destinations through. */
 export interface PortalConfig {
@@ -25,18 +25,6 @@ interface RemoteLu {
   peripheralDeviceType: number;
   designators: Designator[];
   session: InitiatorSession;
-}
-
-/** SPC-4 6.33: REPORT LUNS entries (peripheral and flat space addressing). */
-function decodeLunList(d: Uint8Array): number[] {
-  if (d.length < 8) return [];
-  const len = new DataView(d.buffer, d.byteOffset, d.byteLength).getUint32(0);
-  const out: number[] = [];
-  for (let off = 8; off + 8 <= Math.min(d.length, 8 + len); off += 8) {
-    const lun = decodeLun(d, off);
-    if (lun >= 0) out.push(lun);
-  }
-  return out;
 }
 
 /**

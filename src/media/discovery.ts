@@ -1,9 +1,8 @@
 import type { InitiatorSession } from '../initiator/session.ts';
 import { inquiry, reportLuns } from '../initiator/cdb.ts';
-import { decodeLun } from '../scsi/lun.ts';
+import { decodeLunList } from '../scsi/lun.ts';
 import { sameDesignator, type Designator } from '../xcopy/copy-target.ts';
 import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
-import { ByteReader } from '../util/byte-reader.ts';
 import { ChangerClient } from './changer-client.ts';
 import type { ElementStatus } from '../scsi/smc.ts';
 import { DiscoveryError, hexAddress } from './errors.ts';
@@ -120,19 +119,6 @@ function matchDrive(e: ElementStatus, tapes: readonly TapeLu[], taken: ReadonlyS
     'ERR_DRIVE_UNMATCHED',
     `${at} has device identifier ${shown}, which no tape LUN of ${name} reports: map that drive's LUN to this target`,
   );
-}
-
-/** SPC-4 6.33 REPORT LUNS: 0–3 LUN LIST LENGTH, then 8-byte LUNs from byte 8. */
-function decodeLunList(d: Uint8Array): number[] {
-  const r = new ByteReader(d);
-  if (d.length < 8) return [];
-  const end = Math.min(d.length, 8 + r.u32(0));
-  const out: number[] = [];
-  for (let at = 8; at + 8 <= end; at += 8) {
-    const lun = decodeLun(d, at);
-    if (lun >= 0) out.push(lun);
-  }
-  return out;
 }
 
 /** An ASCII field with its padding (blanks, NULs) trimmed. */

@@ -21,3 +21,24 @@ export function encodeLun(lun: number, into: Uint8Array = new Uint8Array(8), at 
   }
   return into;
 }
+
+/** SPC-4 6.33 REPORT LUNS parameter data: LUN LIST LENGTH (bytes 0–3), reserved, then 8-byte LUNs in order. */
+export function encodeLunList(luns: Iterable<number>): Uint8Array {
+  const list = [...luns].sort((a, b) => a - b);
+  const out = new Uint8Array(8 + 8 * list.length);
+  new DataView(out.buffer).setUint32(0, 8 * list.length);
+  list.forEach((l, i) => encodeLun(l, out, 8 + 8 * i));
+  return out;
+}
+
+/** The LUNs of REPORT LUNS parameter data, as far as `d` holds them; LUNs Ferry cannot address are left out. */
+export function decodeLunList(d: Uint8Array): number[] {
+  if (d.length < 8) return [];
+  const end = Math.min(d.length, 8 + new DataView(d.buffer, d.byteOffset, d.byteLength).getUint32(0));
+  const out: number[] = [];
+  for (let at = 8; at + 8 <= end; at += 8) {
+    const lun = decodeLun(d, at);
+    if (lun >= 0) out.push(lun);
+  }
+  return out;
+}

@@ -5,8 +5,8 @@ import { DiskLu } from './disk-lu.ts';
 import { luIdentity } from './identity.ts';
 import { makeTask, cdb, outcome, be, nexusA, nexusB, targetOf, type TaskOptions } from './testing.ts';
 import { makeNexus, type LogicalUnit, type ScsiResult } from './task.ts';
-import { reportLunsData, unmappedLun } from './spc.ts';
-import { encodeLun } from './lun.ts';
+import { unmappedLun } from './spc.ts';
+import { decodeLunList, encodeLun, encodeLunList } from './lun.ts';
 import { decodeSense } from './sense.ts';
 
 function disk(): { lu: DiskLu; run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult> } {
@@ -83,8 +83,13 @@ test('REPORT LUNS: SAM LUN encoding and allocation length', async () => {
   assert.deepEqual([...encodeLun(300)], [0x41, 0x2c, 0, 0, 0, 0, 0, 0]);
   const { run } = await ready();
   const d = (await run(cdb(0xa0, 0, 0, 0, 0, 0, ...be(1024, 4), 0, 0))).dataIn!;
-  assert.deepEqual([...d], [...reportLunsData([0, 3, 300])]);
+  assert.deepEqual([...d], [...encodeLunList([0, 3, 300])]);
   assert.equal(d[3], 24);
+  assert.deepEqual(decodeLunList(d), [0, 3, 300], 'the initiator reads back what the target sent');
+  assert.deepEqual(decodeLunList(d.subarray(0, 20)), [0], 'a list cut short by the allocation length gives the whole entries only');
+  const odd = encodeLunList([1]);
+  odd[8] = 0x80; // logical unit addressing: not one Ferry maps
+  assert.deepEqual(decodeLunList(odd), []);
   assert.equal(outcome(await run(cdb(0xa0, 0, 0, 0, 0, 0, ...be(8, 4), 0, 0))), '5/24/00');
 });
 

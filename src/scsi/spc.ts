@@ -25,7 +25,7 @@ import { PersistentReservations, decodePrOutParams, decodePrMoveParams, PrOutAct
 import { ModePages, controlPage, senseFormatOf, softwareWriteProtectOf } from './mode-pages.ts';
 import type { LuIdentity } from './identity.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
-import { encodeLun } from './lun.ts';
+import { encodeLunList } from './lun.ts';
 
 /** SPC-4 7.8.x VPD page codes Ferry answers. */
 export const VpdPage = {
@@ -253,12 +253,6 @@ export function requestSense(task: ScsiTask, lu: SpcLu, notReady?: () => SenseEr
 
 // ---- REPORT LUNS (SPC-4 6.33, SAM-5 4.7) --------------------------------------------------
 
-export function reportLunsData(luns: Iterable<number>): Uint8Array {
-  const list = [...luns].sort((a, b) => a - b);
-  const w = new ByteWriter(8 + 8 * list.length).u32(8 * list.length).u32(0);
-  for (const l of list) w.bytes(encodeLun(l));
-  return w.buf;
-}
 
 export function reportLuns(task: ScsiTask): Uint8Array {
   const c = decodeReportLuns(task.cdb);
@@ -266,7 +260,7 @@ export function reportLuns(task: ScsiTask): Uint8Array {
   if (c.allocationLength < 16) throw invalidCdb(6);
   if (c.selectReport > 2) throw invalidCdb(2);
   const luns = c.selectReport === 1 ? [] : task.target.luns().keys();
-  return trimToAllocation(reportLunsData(luns), c.allocationLength);
+  return trimToAllocation(encodeLunList(luns), c.allocationLength);
 }
 
 /** A command addressed to a LUN no LU answers (SPC-4 6.6.2, SAM-5 5.8.2). */
