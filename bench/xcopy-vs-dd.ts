@@ -35,7 +35,7 @@ import { MemoryDevice } from '../src/block/memory-device.ts';
 import { InitiatorSession } from '../src/initiator/session.ts';
 import { extendedCopy, inquiry, synchronizeCache10 } from '../src/initiator/cdb.ts';
 import { buildRewind, buildTestUnitReady, buildWriteFilemarks6 } from '../src/scsi/tape-cdb.ts';
-import { decodeDeviceIdentificationPage } from '../src/xcopy/resolver.ts';
+import { decodeDeviceIdentificationPage } from '../src/scsi/device-identification.ts';
 import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from '../src/xcopy/descriptors.ts';
 import type { Designator } from '../src/xcopy/copy-target.ts';
 import { MemoryTape } from '../src/xcopy/testing/memory-tape.ts';

@@ -8,7 +8,7 @@ import { Target } from '../target/target.ts';
 import { TargetServer } from '../target/server.ts';
 import { attachCopyManager } from '../xcopy/attach.ts';
 import { DEFAULT_LIMITS, encodeXcopyParameterList, type CscdInput } from '../xcopy/descriptors.ts';
-import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
+import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { Opcode } from '../xcopy/copy-manager.ts';
 import { inquiry } from './cdb.ts';
 import { InitiatorSession } from './session.ts';

@@ -4,7 +4,7 @@ import { RemoteBlockDevice } from './remote-device.ts';
 import { inquiry, reportLuns } from './cdb.ts';
 import type { ChapSecret } from '../iscsi/chap.ts';
 import { sameDesignator, type CopyTarget, type Designator, type RemoteCopyTargets } from '../xcopy/copy-target.ts';
-import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
+import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { RemoteTapeDevice } from './remote-tape-device.ts';
 import { decodeLunList } from '../scsi/lun.ts';
 

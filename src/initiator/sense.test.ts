@@ -7,7 +7,7 @@ import { Target } from '../target/target.ts';
 import { TargetServer } from '../target/server.ts';
 import { attachCopyManager } from '../xcopy/attach.ts';
 import { encodeXcopyParameterList, type CscdInput } from '../xcopy/descriptors.ts';
-import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
+import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { decodeSense } from '../scsi/sense.ts';
 import { InitiatorSession, ScsiCommandError } from './session.ts';
 import { RemoteTapeDevice } from './remote-tape-device.ts';

@@ -2,7 +2,7 @@ import type { InitiatorSession } from '../initiator/session.ts';
 import { inquiry, reportLuns } from '../initiator/cdb.ts';
 import { decodeLunList } from '../scsi/lun.ts';
 import { sameDesignator, type Designator } from '../xcopy/copy-target.ts';
-import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
+import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { ChangerClient } from './changer-client.ts';
 import type { ElementStatus } from '../scsi/smc.ts';
 import { DiscoveryError, hexAddress } from './errors.ts';

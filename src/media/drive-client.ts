@@ -23,7 +23,7 @@ import {
 } from '../scsi/tape-cdb.ts';
 import type { TapeReadResult } from '../tape/tape-device.ts';
 import type { Designator } from '../xcopy/copy-target.ts';
-import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
+import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { ByteReader } from '../util/byte-reader.ts';
 import { TapeDriveError } from './errors.ts';
 

@@ -10,7 +10,7 @@ import { closeDiskLu, openDiskLu } from '../target/storage-node.ts';
 import { InitiatorSession } from '../initiator/session.ts';
 import { extendedCopy, inquiry, receiveCopyResults } from '../initiator/cdb.ts';
 import { TmfFunction } from '../iscsi/pdu/task-mgmt.ts';
-import { decodeDeviceIdentificationPage } from '../xcopy/resolver.ts';
+import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { encodeXcopyParameterList, type SegmentInput } from '../xcopy/descriptors.ts';
 import type { Designator } from '../xcopy/copy-target.ts';
 import { startMover, type Mover } from './mover.ts';

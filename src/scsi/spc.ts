@@ -26,6 +26,7 @@ import { ModePages, controlPage, senseFormatOf, softwareWriteProtectOf } from '.
 import type { LuIdentity } from './identity.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import { encodeLunList } from './lun.ts';
+import { encodeDesignator, scsiNameString } from './device-identification.ts';
 
 /** SPC-4 7.8.x VPD page codes Ferry answers. */
 export const VpdPage = {
@@ -167,23 +168,6 @@ function vpdPage(pdt: number, code: number, body: Uint8Array): Uint8Array {
 }
 
 /** One designation descriptor. SPC-4 7.8.6.1 */
-function designator(codeSet: number, piv: boolean, assoc: number, type: number, id: Uint8Array): Uint8Array {
-  const d = new Uint8Array(4 + id.length);
-  d[0] = (piv ? 0x50 : 0) | codeSet; // PROTOCOL IDENTIFIER 5h (iSCSI) when PIV
-  d[1] = (piv ? 0x80 : 0) | (assoc << 4) | type;
-  d[3] = id.length;
-  d.set(id, 4);
-  return d;
-}
-
-function scsiNameString(s: string): Uint8Array {
-  // SPC-4 7.8.6.11: UTF-8, null-terminated, padded to a multiple of 4.
-  const b = new TextEncoder().encode(s);
-  const out = new Uint8Array((b.length + 1 + 3) & ~3);
-  out.set(b);
-  return out;
-}
-
 /**
  * VPD 83h (SPC-4 7.8.6). libiscsi takes the last designator of the highest type ≤ 3 whatever
  * its association, so the one NAA (type 3, LU) comes after the T10 vendor ID (type 1).
@@ -196,11 +180,11 @@ export function deviceIdentification(spc: SpcState, task: ScsiTask): Uint8Array 
   relPort[3] = task.target.relativePortId & 0xff;
   const tpgt = task.nexus.tpgt.toString(16).padStart(4, '0');
   const parts = [
-    designator(2, false, 0, 1, t10),
-    designator(1, false, 0, 3, id.naa),
-    designator(1, true, 1, 4, relPort),
-    designator(3, true, 1, 8, scsiNameString(`${task.target.targetName},t,0x${tpgt}`)),
-    designator(3, true, 2, 8, scsiNameString(task.target.targetName)),
+    encodeDesignator(2, false, 0, 1, t10),
+    encodeDesignator(1, false, 0, 3, id.naa),
+    encodeDesignator(1, true, 1, 4, relPort),
+    encodeDesignator(3, true, 1, 8, scsiNameString(`${task.target.targetName},t,0x${tpgt}`)),
+    encodeDesignator(3, true, 2, 8, scsiNameString(task.target.targetName)),
   ];
   const body = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;

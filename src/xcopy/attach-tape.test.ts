@@ -11,7 +11,7 @@ import { makeTask, outcome, targetOf } from '../scsi/testing.ts';
 import type { LogicalUnit } from '../scsi/task.ts';
 import { attachCopyManager } from './attach.ts';
 import { encodeXcopyParameterList } from './descriptors.ts';
-import { decodeDeviceIdentificationPage } from './resolver.ts';
+import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { rcrCdb, xcopyCdb } from './testing/harness.ts';
 
 /** READ POSITION short form (SSC-3 7.7.1): the first block location. */

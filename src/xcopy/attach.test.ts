@@ -7,7 +7,7 @@ import { makeTask, nexusA, nexusB, outcome, targetOf } from '../scsi/testing.ts'
 import type { LogicalUnit } from '../scsi/task.ts';
 import { attachCopyManager } from './attach.ts';
 import { encodeXcopyParameterList } from './descriptors.ts';
-import { decodeDeviceIdentificationPage } from './resolver.ts';
+import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { rcrCdb, xcopyCdb } from './testing/harness.ts';
 
 function diskLu(seed: string, blocks = 4096) {

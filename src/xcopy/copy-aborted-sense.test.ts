@@ -9,7 +9,7 @@ import { ScsiStatus, type LogicalUnit, type ScsiResult, type TargetContext } fro
 import { attachCopyManager } from './attach.ts';
 import { CopyManagerLu } from './copy-manager-lu.ts';
 import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from './descriptors.ts';
-import { decodeDeviceIdentificationPage } from './resolver.ts';
+import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { rcrCdb, xcopyCdb } from './testing/harness.ts';
 
 // COPY ABORTED in both sense formats (SPC-5 5.17.7.4 / 4.5.2.9): with D_SENSE=1 the failing

@@ -13,12 +13,9 @@ export type CopyTarget =
 // them, so the engine sees when two CSCDs name the same blocks.
 
 /** A VPD 83h designation descriptor's identifying fields (SPC-4 7.8.6.1). */
-export interface Designator {
-  codeSet: number;
-  association: number;
-  designatorType: number;
-  designator: Uint8Array;
-}
+import type { Designator } from '../scsi/device-identification.ts';
+
+export type { Designator };
 
 /**
  * Remote LUs the mover can reach through its own configured portals (SendTargets + login +

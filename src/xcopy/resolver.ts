@@ -2,7 +2,7 @@ import type { BlockDevice } from '../block/block-device.ts';
 import type { TapeDevice } from '../tape/tape-device.ts';
 import type { LogicalUnit, ScsiTask } from '../scsi/task.ts';
 import { ScsiStatus } from '../scsi/task.ts';
-import { ByteReader } from '../util/byte-reader.ts';
+import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import type { CscdDescriptor } from './descriptors.ts';
 import { sameDesignator, type CopyTarget, type Designator, type RemoteCopyTargets } from './copy-target.ts';
 
@@ -19,31 +19,6 @@ export interface CopyCapableLu {
   readonly tapeDevice?: TapeDevice;
   /** VPD 83h designators; without it the resolver asks the LU with INQUIRY. */
   designators?(): readonly Designator[];
-}
-
-/**
- * SPC-4 7.8.6: Device Identification VPD page.
- *   0 PDT, 1 83h, 2–3 page length; then descriptors:
- *   0 b7:4 protocol id, b3:0 code set; 1 b7 PIV, b5:4 association, b3:0 designator type;
- *   3 designator length; 4… designator.
- */
-export function decodeDeviceIdentificationPage(page: Uint8Array): Designator[] {
-  const r = new ByteReader(page);
-  if (page.length < 4 || page[1] !== 0x83) return [];
-  const end = Math.min(page.length, 4 + r.u16(2));
-  const out: Designator[] = [];
-  for (let off = 4; off + 4 <= end; ) {
-    const len = page[off + 3];
-    if (off + 4 + len > end) break;
-    out.push({
-      codeSet: page[off] & 0x0f,
-      association: (page[off + 1] >> 4) & 3,
-      designatorType: page[off + 1] & 0x0f,
-      designator: new Uint8Array(page.subarray(off + 4, off + 4 + len)),
-    });
-    off += 4 + len;
-  }
-  return out;
 }
 
 export function luCopyTarget(lu: LogicalUnit): CopyTarget | undefined {

@@ -16,7 +16,7 @@ import { buildRewind } from '../../src/scsi/tape-cdb.ts';
 import { startMover } from '../../src/mover/mover.ts';
 import type { TestContext } from 'node:test';
 import { resolveMoverConfig } from '../../src/mover/config.ts';
-import { decodeDeviceIdentificationPage } from '../../src/xcopy/resolver.ts';
+import { decodeDeviceIdentificationPage } from '../../src/scsi/device-identification.ts';
 import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from '../../src/xcopy/descriptors.ts';
 import type { Designator } from '../../src/xcopy/copy-target.ts';
 import { requireTools } from '../helpers/tools.ts';
