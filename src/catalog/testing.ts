@@ -3,7 +3,10 @@ import { test } from 'node:test';
 import { join } from 'node:path';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { openCatalog, type Catalog } from './db.ts';
-import type { BackupSet, SetPiece } from './queries/sets.ts';
+import { completeSet, type BackupSet, type SetPiece } from './queries/sets.ts';
+import { upsertCartridge } from './queries/cartridges.ts';
+import { upsertVolume } from './queries/volumes.ts';
+import type { Db } from './queries/common.ts';
 import type { FileIndex, IndexFile } from '../tapeformat/records.ts';
 
 /** Register `name` twice: on a catalog file in a temp dir and on ':memory:'. */
@@ -91,4 +94,30 @@ export function fakeFileIndex(dirs: number, perDir: number, size = 1000): FileIn
   let r = 64 + dirs;
   for (let d = 0; d < dirs; d++) for (let i = 0; i < perDir; i++) files.push(file(r++, 64 + d, `f${i}`, 'file', size));
   return { clusterSize: 4096, sectorSize: 512, clusterCount: 1 << 20, serial: '0123456789abcdef', skipped: [], files };
+}
+
+/** Local time (the rules' days, weeks and months are local). */
+const at = (day: number, hour = 22): string => new Date(2026, 10, day, hour).toISOString();
+
+/**
+ * November 2026, one image set of store:0 a day at 22:00: a full each Sunday (1, 8, 15, 22, 29),
+ * an incremental on the day before otherwise; a second incremental on the 30th at 23:00 (set 31).
+ * Cartridges hold a week each: C1 sets 1–7, C2 8–14, C3 15–21, C4 22–31. Also two sets of
+ * store:1 (C4) and one files set of store:0 (C4).
+ */
+export async function simulatedMonth(db: Db): Promise<void> {
+  for (const lun of [0, 1]) await upsertVolume(db, { node: 'store', lun, designator: `60014050000000000000000000000${lun}a0`, diskBlockBytes: 512, volumeBlocks: 2097152 });
+  for (const c of ['C1', 'C2', 'C3', 'C4']) await upsertCartridge(db, { barcode: c, pool: 'daily', library: 'vtl', state: 'append', labeled: true, uuid: `uuid-${c}`, endBlock: 100 });
+  const add = async (id: number, o: Partial<BackupSet>, cartridge: string) => {
+    const set = fakeSet(id, { pool: 'daily', mode: 'image', ...o, startedAt: o.snapshotAt!, endedAt: o.snapshotAt! });
+    await completeSet(db, { set, pieces: [fakePiece(1, cartridge)], cartridges: [] });
+  };
+  for (let day = 1; day <= 30; day++) {
+    const sunday = new Date(2026, 10, day).getDay() === 0;
+    await add(day, { snapshotAt: at(day), level: sunday ? 'full' : 'incremental', baseSetId: sunday ? null : day - 1 }, `C${Math.min(4, Math.ceil(day / 7))}`);
+  }
+  await add(31, { snapshotAt: at(30, 23), level: 'incremental', baseSetId: 30 }, 'C4');
+  await add(32, { volumeId: 'store:1', snapshotAt: at(29) }, 'C4');
+  await add(33, { volumeId: 'store:1', snapshotAt: at(30) }, 'C4');
+  await add(34, { mode: 'files', snapshotAt: at(2) }, 'C4');
 }

@@ -5,6 +5,7 @@ import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { cartridgeResource, getCartridge, markCartridge, release, reserve } from '../catalog/queries/cartridges.ts';
 import { createJob } from '../catalog/queries/jobs.ts';
+import { simulatedMonth } from '../catalog/testing.ts';
 import { readRecord } from '../tapeformat/read-record.ts';
 import { remoteSha256, startJobsWorld } from './testing.ts';
 
@@ -86,6 +87,30 @@ test('prune: dry run, refused while a job holds the cartridge, expire, scratch, 
       const r = await w.service.waitForJob((await w.service.startRestore({ set: third.set, to: 'store:new' })).id);
       assert.equal(r.state, 'done', JSON.stringify(r.error));
       assert.equal(await remoteSha256(await RemoteBlockDevice.open(w.ws, r.result!.lun as number)), want);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+test('prune through the server after a simulated month of daily sets: --dry-run names exactly the sets the rules expire, then prune expires them', async () => {
+  await inTempDir('ferry-prune-month-', async (dir) => {
+    const w = await startJobsWorld(dir, { iqn: 'iqn.2026-11.dev.ferry:prune-month', cartridgeSize: 16 * MIB });
+    try {
+      // The month's sets are in pool "daily" of library vtl (src/catalog/testing.ts simulatedMonth).
+      w.config.pools.push({ name: 'daily', library: 'vtl', tapeBlockBytes: w.config.pools[0].tapeBlockBytes, retention: { keepLast: 2, keepDaily: 5, keepWeekly: 2, keepMonthly: 2 } });
+      await simulatedMonth(w.service.catalog.db);
+      const expect = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21];
+      const dry = await w.service.prune({ dryRun: true });
+      assert.deepEqual(dry.expired.map((e) => e.set), expect);
+      assert.deepEqual(dry.scratch, ['C1', 'C2'], 'the cartridges left with nothing kept (C3 keeps set 15)');
+      assert.deepEqual(dry.unmanaged, ['default'], 'a pool without rules keeps everything');
+      assert.deepEqual(dry.kept.find((k) => k.set === 23), { set: 23, why: 'base of set 24' });
+      assert.equal((await w.service.listSets()).length, 34);
+      const done = await w.service.prune();
+      assert.deepEqual(done.expired.map((e) => e.set), expect);
+      assert.equal((await w.service.listSets()).length, 14);
+      assert.deepEqual((await w.service.prune()).expired, [], 'nothing more on a second run');
     } finally {
       await w.close();
     }
