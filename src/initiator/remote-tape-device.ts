@@ -1,3 +1,4 @@
+import { decodeShortPosition } from '../scsi/read-position.ts';
 import type { TapeDevice, TapePosition, TapeReadResult } from '../tape/tape-device.ts';
 import { ScsiCommandError, type InitiatorSession } from './session.ts';
 import { ScsiStatus } from '../scsi/task.ts';
@@ -120,12 +121,11 @@ export class RemoteTapeDevice implements TapeDevice {
     await this.session.command(this.lun, buildRewind());
   }
 
-  /** SSC-3 READ POSITION short form: 0 b7 BOP, b6 EOP, b4 BPEW…; 4–7 first logical object. */
+  /** SSC-3 READ POSITION, short form (read-position.ts). */
   async position(): Promise<TapePosition> {
     const r = await this.session.command(this.lun, buildReadPosition(ReadPositionForm.SHORT, 20), { inLength: 20 });
-    const d = r.data;
-    const dv = new DataView(d.buffer, d.byteOffset, d.byteLength);
-    return { blockId: d.length >= 8 ? dv.getUint32(4) : 0, fileNumber: 0, bop: !!(d[0] & 0x80), eow: !!(d[0] & 0x01) };
+    const p = decodeShortPosition(r.data);
+    return { blockId: p.blockId, fileNumber: 0, bop: p.bop, eow: p.bpew };
   }
 
   async flush(): Promise<void> {

@@ -1,3 +1,4 @@
+import { decodeLongPosition, decodeShortPosition } from '../scsi/read-position.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ScsiCommandError, type CommandResult, type InitiatorSession } from '../initiator/session.ts';
 import { inquiry } from '../initiator/cdb.ts';
@@ -206,16 +207,15 @@ export class DriveClient {
     const r = await this.session.command(this.lun, cdb, { inLength: 20, allowCheckCondition: true });
     if (isInvalidOpcode(r)) throw new TapeDriveError('ERR_POSITION_UNKNOWN', `${this.what} has no READ POSITION: it cannot report its position`);
     if (r.status !== ScsiStatus.GOOD) throw this.failure('read the position of', r);
-    const d = new ByteReader(r.data);
-    const flags = d.u8(0);
-    if (flags & 0x04) {
+    const p = decodeShortPosition(r.data);
+    if (p.unknown) {
       const why = `${this.what} does not know its position: rewind or locate first`;
       throw new TapeDriveError('ERR_POSITION_UNKNOWN', why);
     }
-    const pos = { bop: (flags & 0x80) !== 0, eop: (flags & 0x40) !== 0, bpew: (flags & 0x01) !== 0 };
-    if (!(flags & 0x02)) return { blockId: d.u32(4), ...pos };
+    const pos = { bop: p.bop, eop: p.eop, bpew: p.bpew };
+    if (!p.overflow) return { blockId: p.blockId, ...pos };
     const long = await this.session.command(this.lun, buildReadPosition(ReadPositionForm.LONG, 32), { inLength: 32 });
-    return { blockId: new ByteReader(long.data).u64(8), ...pos };
+    return { blockId: decodeLongPosition(long.data).blockId, ...pos };
   }
 
   /**

@@ -1,3 +1,4 @@
+import { encodeExtendedPosition, encodeLongPosition, encodeShortPosition } from './read-position.ts';
 import { SenseError, SenseKey, Asc, type SenseOptions } from './sense.ts';
 import { ScsiStatus, readBuffers, type LogicalUnit, type Nexus, type ResetKind, type ScsiResult, type ScsiTask } from './task.ts';
 import { runCommand, checkCondition, type CommandEntry, type CommandTable } from './command-table.ts';
@@ -346,44 +347,22 @@ function locate(c: { cp: boolean; id: number; partition: number; destType: numbe
   if (out.stop) throw new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, { eom: drive.beyondEarlyWarning });
 }
 
-/** SSC-3 READ POSITION: short (20 bytes), long (32) and extended (32) forms. */
+/** SSC-3 READ POSITION: short (20 bytes), long (32) and extended (32) forms (read-position.ts). */
 function readPosition(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   const c = decodeReadPosition(task.cdb);
   const drive = lu.ready();
   const cart = drive.medium();
   const pos = drive.position;
-  const bop = pos === 0 ? 0x80 : 0;
-  const eop = drive.beyondEarlyWarning ? 0x40 : 0;
+  const flags = { bop: pos === 0, eop: drive.beyondEarlyWarning, bpew: drive.beyondEarlyWarning };
   switch (c.form) {
     case ReadPositionForm.SHORT:
-    case ReadPositionForm.SHORT_VENDOR: {
-      // byte 0: BOP b7, EOP b6, LOCU b5, BYCU b4, LOLU b2, PERR b1, BPEW b0; 1 partition;
-      // 4–7 first and 8–11 last logical object location; 13–15 objects, 16–19 bytes in buffer.
-      const w = new ByteWriter(20);
-      const perr = pos > 0xffffffff ? 0x02 : 0;
-      w.setU8(0, bop | eop | perr | (eop ? 0x01 : 0));
-      w.setU32(4, Math.min(pos, 0xffffffff));
-      w.setU32(8, Math.min(pos, 0xffffffff));
-      return w.buf;
-    }
-    case ReadPositionForm.LONG: {
-      // byte 0: BOP b7, EOP b6, MPU b3, LONU b2, BPEW b0; 4–7 partition; 8–15 logical object
-      // number; 16–23 logical file identifier; 24–31 logical set identifier.
-      const w = new ByteWriter(32);
-      w.setU8(0, bop | eop | (eop ? 0x01 : 0));
-      w.setU64(8, pos);
-      w.setU64(16, cart.fileNumberAt(pos));
-      return w.buf;
-    }
+    case ReadPositionForm.SHORT_VENDOR:
+      return encodeShortPosition(flags, pos);
+    case ReadPositionForm.LONG:
+      return encodeLongPosition(flags, pos, cart.fileNumberAt(pos));
     case ReadPositionForm.EXTENDED: {
-      // byte 0 as short form; 1 partition; 2–3 ADDITIONAL LENGTH 1Ch; 5–7 objects in buffer;
-      // 8–15 first and 16–23 last logical object location; 24–31 bytes in buffer.
-      const w = new ByteWriter(32);
-      w.setU8(0, bop | eop | (eop ? 0x01 : 0));
-      w.setU16(2, 0x1c);
-      w.setU64(8, pos);
-      w.setU64(16, pos);
-      return c.allocationLength ? trimToAllocation(w.buf, c.allocationLength) : w.buf;
+      const w = encodeExtendedPosition(flags, pos);
+      return c.allocationLength ? trimToAllocation(w, c.allocationLength) : w;
     }
     default:
       throw invalidCdb(1, 4);
