@@ -2,7 +2,7 @@ import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 import { applyFixups, RecordMagic } from './fixup.ts';
 import { AttrType, decodeRef, type FileRef } from './record.ts';
 import { readContent } from './stream.ts';
-import { decodeFileName, type FileName } from './values.ts';
+import { FILE_NAME_NAME_OFFSET, decodeFileName, type FileName } from './values.ts';
 import { attrValue, findAttr, type NtfsFile, type Volume } from './volume.ts';
 
 export interface DirEntry {
@@ -66,7 +66,7 @@ export async function readDirectory(vol: Volume, dir: NtfsFile): Promise<DirEntr
         await walkBlock(Number(vcn), depth + 1);
       }
       if (flags & 2) break;
-      if (keyLen < 0x42) fail('index key shorter than a $FILE_NAME', at + 10, '>= 66', keyLen);
+      if (keyLen < FILE_NAME_NAME_OFFSET) fail('index key shorter than a $FILE_NAME', at + 10, `>= ${FILE_NAME_NAME_OFFSET}`, keyLen);
       out.push({ ref: decodeRef(view, at), fileName: decodeFileName(buf.subarray(at + 16, at + 16 + keyLen), dir.record) });
       at += len;
     }

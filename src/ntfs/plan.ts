@@ -7,7 +7,7 @@ import {
   attrLengthAt, AttrType, AttrTypeName, type AttrRecord, checkRunsEnd, decodeFileRecord, decodeUtf16, isExtension, newAttrHeader, newRecordHeader, readAttrHeader, readRecordHeader, RecordFlag,
 } from './record.ts';
 import type { SkippedRecord } from './tree.ts';
-import { Namespace, readFileName, readStandardInfo, reparseTagAt, ReparseTag, type FileNameHeader, type StandardInfo } from './values.ts';
+import { FILE_NAME_NAME_OFFSET, Namespace, readFileName, readStandardInfo, reparseTagAt, ReparseTag, type FileNameHeader, type StandardInfo } from './values.ts';
 import { assembleFile, checkAttrSizes, mftBatches, recordByteOffset, SystemRecord, type NtfsAttr, type NtfsFile, type Volume } from './volume.ts';
 
 /** Plan format version (docs/ntfs.md). */
@@ -463,7 +463,7 @@ class PlanBuilder {
     nd[m + N.PARENT] = this.fn.parent.record;
     nd[m + N.NAMESPACE] = this.fn.namespace;
     nd[m + N.BUFFER] = bufIndex;
-    nd[m + N.OFFSET] = v + 0x42;
+    nd[m + N.OFFSET] = v + FILE_NAME_NAME_OFFSET;
     nd[m + N.LENGTH] = this.fn.nameLength;
   }
 

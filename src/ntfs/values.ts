@@ -93,7 +93,7 @@ export interface FileName {
   name: string;
 }
 
-/** A $FILE_NAME without its name string (the name is `nameLength` UTF-16 units at 0x42). */
+/** A $FILE_NAME without its name string (the name is `nameLength` UTF-16 units at FILE_NAME_NAME_OFFSET). */
 export interface FileNameHeader {
   parent: FileRef;
   flags: number;
@@ -101,11 +101,14 @@ export interface FileNameHeader {
   nameLength: number;
 }
 
+/** Where a $FILE_NAME value's name starts (ntfs.md "$FILE_NAME"): the smallest valid value is this long. */
+export const FILE_NAME_NAME_OFFSET = 0x42;
+
 /** Check and read the $FILE_NAME value of `len` bytes at `at` into `out` (its `parent` is overwritten in place). */
 export function readFileName(v: Uint8Array, at: number, len: number, record: number | undefined, out: FileNameHeader): void {
-  if (len < 0x42) short('$FILE_NAME', record, 0x42, len);
+  if (len < FILE_NAME_NAME_OFFSET) short('$FILE_NAME', record, FILE_NAME_NAME_OFFSET, len);
   const n = v[at + 0x40];
-  if (0x42 + n * 2 > len) short('$FILE_NAME', record, 0x42 + n * 2, len);
+  if (FILE_NAME_NAME_OFFSET + n * 2 > len) short('$FILE_NAME', record, FILE_NAME_NAME_OFFSET + n * 2, len);
   out.parent.record = le32(v, at) + le16(v, at + 4) * 0x1_0000_0000;
   out.parent.seq = le16(v, at + 6);
   out.flags = le32(v, at + 0x38);
@@ -118,7 +121,7 @@ const nameHeader: FileNameHeader = { parent: { record: 0, seq: 0 }, flags: 0, na
 export function decodeFileName(v: Uint8Array, record?: number): FileName {
   readFileName(v, 0, v.length, record, nameHeader);
   const h = nameHeader;
-  return { parent: { record: h.parent.record, seq: h.parent.seq }, flags: h.flags, namespace: h.namespace, name: decodeUtf16(v, 0x42, h.nameLength) };
+  return { parent: { record: h.parent.record, seq: h.parent.seq }, flags: h.flags, namespace: h.namespace, name: decodeUtf16(v, FILE_NAME_NAME_OFFSET, h.nameLength) };
 }
 
 // $ATTRIBUTE_LIST entry: 0x00 u32 type  0x04 u16 length  0x06 u8 name length  0x07 u8 name offset
