@@ -5,7 +5,7 @@ import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import type { NodeControl, SnapshotRecord } from '../snapshot/node-control.ts';
 import { upsertVolume, getVolume, volumeId } from '../catalog/queries/volumes.ts';
 import { completeSet, getChain, getSet, claimSetId, type SetPiece } from '../catalog/queries/sets.ts';
-import { cartridgeResource, pickWritable, reserve, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';
+import { cartridgeResource, getCartridge, pickWritable, release, reserve, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';
 import { encodeHeaderAt, encodeRecord, MAX_JSON_BYTES } from '../tapeformat/codec.ts';
 import { fileIndexText, type FileIndex, type SetHeader, type SetTrailer } from '../tapeformat/records.ts';
 import type { FilePlan } from '../ntfs/plan.ts';
@@ -233,7 +233,9 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
           await copier.failover(e, drive, devices);
           // Resume after the last whole block on tape (the piece's blocks hold its stream in order,
           // list-builder); a header not wholly on tape is written again.
-          const done = (await settledPosition(drive)) - start;
+          const settled = await settledPosition(drive);
+          if (settled === undefined) throw new FerryError('ERR_POSITION_UNKNOWN', `drive ${drive.name} cannot report its position, so set ${setId} cannot resume after its data mover failed: run the backup again (nothing is recorded)`, { cause: e });
+          const done = settled - start;
           const data = done < headerBlocks ? -1 : Math.min(done - headerBlocks, Math.ceil((l.streamEnd - pos) / B));
           first = data < 0;
           end = first ? pos : Math.min(pos + data * B, l.streamEnd);
@@ -406,7 +408,11 @@ async function nextCartridge(ctx: JobContext, pool: PoolConfig, mayWait: boolean
     if (c) {
       try {
         await reserve(ctx.db, cartridgeResource(c.barcode), ctx.id);
-        return c;
+        // As it is now that it is ours: a prune may have sent it to scratch since the pick.
+        const now = await getCartridge(ctx.db, c.barcode);
+        if (now && (now.state === 'append' || now.state === 'blank') && !now.exportedAt) return now;
+        await release(ctx.db, ctx.id, cartridgeResource(c.barcode));
+        continue;
       } catch (e) {
         if ((e as FerryError).code !== 'ERR_RESERVED') throw e;
         continue; // taken between the pick and the reservation: pick again

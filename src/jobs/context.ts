@@ -2,6 +2,7 @@ import type { Db } from '../catalog/queries/common.ts';
 import { addJobEvent, listJobEvents, transitionJob, updateJobProgress, type JobEvent as CatalogEvent } from '../catalog/queries/jobs.ts';
 import { FerryError } from '../util/errors.ts';
 import type { Site } from './site.ts';
+import type { Copier } from './tape-io.ts';
 import { canTransition, STATE_LABELS, type JobState } from './states.ts';
 import { idleProgress, type JobEvent, type JobProgress } from './types.ts';
 
@@ -20,6 +21,8 @@ export class JobContext {
   private readonly emit: (e: JobEvent) => void;
   private rateFrom: { at: number; bytes: number } | undefined;
   private readonly endHooks: Array<() => void> = [];
+  /** The job's copy manager once it has one: a verify inside a backup goes on with it (tape-io.ts Copier.forJob). */
+  copier?: Copier;
   private lastSaved = 0;
 
   constructor(o: { id: number; db: Db; site: Site; signal: AbortSignal; state: JobState; emit: (e: JobEvent) => void }) {

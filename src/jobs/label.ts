@@ -52,6 +52,18 @@ export async function writeLabel(ctx: JobContext, drive: MountedDrive, pool: Poo
   return endBlock;
 }
 
+/** The cartridge, when a new label for `pool` would lose nothing; else why not. */
+async function labelable(ctx: JobContext, barcode: string, pool: PoolConfig): Promise<Cartridge> {
+  const cart = await getCartridge(ctx.db, barcode);
+  if (!cart) throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${barcode} in the catalog (see \`ferry cartridges\`)`);
+  const home = pool.library ?? pool.drive;
+  if (cart.library !== home) throw new ServiceError('ERR_BAD_REQUEST', `cartridge ${barcode} is in ${cart.library ?? 'no library'}, and pool ${pool.name} uses ${home}: pick a pool of that library`);
+  const kept = (await listSets(ctx.db)).filter((s) => s.cartridges.includes(barcode)).map((s) => s.id);
+  if (kept.length) throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} holds set${kept.length > 1 ? 's' : ''} ${kept.join(', ')}: a new label would end ${kept.length > 1 ? 'them' : 'it'}; expire ${kept.length > 1 ? 'them' : 'it'} first (\`ferry prune\`) or label another cartridge`);
+  if (cart.labeled && !cart.recycledAt && cart.pool === pool.name) throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is labeled for pool ${pool.name} already`);
+  return cart;
+}
+
 /**
  * `ferry cartridges label BARCODE --pool P`: label a blank cartridge, one back from scratch, or
  * an empty one of another pool, now rather than at its first backup. A cartridge with kept sets
@@ -59,15 +71,11 @@ export async function writeLabel(ctx: JobContext, drive: MountedDrive, pool: Poo
  */
 export async function runLabel(ctx: JobContext, req: StartLabel): Promise<{ cartridge: string; pool: string }> {
   const pool = ctx.site.pool(req.pool);
-  const cart = await getCartridge(ctx.db, req.barcode);
-  if (!cart) throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${req.barcode} in the catalog (see \`ferry cartridges\`)`);
-  const home = pool.library ?? pool.drive;
-  if (cart.library !== home) throw new ServiceError('ERR_BAD_REQUEST', `cartridge ${req.barcode} is in ${cart.library ?? 'no library'}, and pool ${pool.name} uses ${home}: pick a pool of that library`);
-  const kept = (await listSets(ctx.db)).filter((s) => s.cartridges.includes(req.barcode)).map((s) => s.id);
-  if (kept.length) throw new ServiceError('ERR_CONFLICT', `cartridge ${req.barcode} holds set${kept.length > 1 ? 's' : ''} ${kept.join(', ')}: a new label would end ${kept.length > 1 ? 'them' : 'it'}; expire ${kept.length > 1 ? 'them' : 'it'} first (\`ferry prune\`) or label another cartridge`);
-  if (cart.labeled && !cart.recycledAt && cart.pool === pool.name) throw new ServiceError('ERR_CONFLICT', `cartridge ${req.barcode} is labeled for pool ${pool.name} already`);
+  await labelable(ctx, req.barcode, pool);
   const driveName = await acquireDrive(ctx, pool);
   await acquireCartridge(ctx, req.barcode);
+  // Again, now that no other job can write to it: a backup may have appended a set while this one waited.
+  const cart = await labelable(ctx, req.barcode, pool);
   await ctx.to('mounting', `loading cartridge ${req.barcode} into drive ${driveName}`, { data: { cartridge: req.barcode, drive: driveName } });
   ctx.update({ cartridge: req.barcode });
   const drive = await ctx.site.mount(pool, driveName, req.barcode);

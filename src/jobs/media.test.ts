@@ -34,11 +34,16 @@ test('media: ferry drives and cartridges show where each cartridge is and its lo
       assert.equal(cart.loadCount, 1, 'the MAM load count of its first mount');
       assert.ok((await w.service.listCartridges()).filter((c) => c.barcode !== barcode).every((c) => /^slot \d+$/.test(c.where ?? '')));
 
-      // In use by a job: refused.
+      // In use by a job, or in a drive a job holds: refused, and it stays in reach.
       const holder = await createJob(w.service.catalog.db, { type: 'restore', volumeId: null, params: {} });
       await reserve(w.service.catalog.db, cartridgeResource(barcode), holder.id);
       await assert.rejects(w.service.exportCartridge(barcode), new RegExp(`cartridge ${barcode} is in use by job ${holder.id}: export it when the job has ended`));
       await release(w.service.catalog.db, holder.id);
+      const loadedIn = drives.find((d) => d.cartridge === barcode)!.name;
+      await reserve(w.service.catalog.db, `drive:${loadedIn}`, holder.id);
+      await assert.rejects(w.service.exportCartridge(barcode), new RegExp(`cartridge ${barcode} is in drive ${loadedIn}, which job ${holder.id} holds`));
+      await release(w.service.catalog.db, holder.id);
+      assert.equal((await getCartridge(w.service.catalog.db, barcode))?.exportedAt, null, 'a refused export leaves it in reach');
 
       // Export: from the drive to the import/export element; restores of its sets say what to do.
       cart = await w.service.exportCartridge(barcode);

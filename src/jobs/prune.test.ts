@@ -5,7 +5,8 @@ import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { cartridgeResource, getCartridge, markCartridge, release, reserve } from '../catalog/queries/cartridges.ts';
 import { createJob } from '../catalog/queries/jobs.ts';
-import { simulatedMonth } from '../catalog/testing.ts';
+import { fakePiece, fakeSet, simulatedMonth } from '../catalog/testing.ts';
+import { completeSet } from '../catalog/queries/sets.ts';
 import { readRecord } from '../tapeformat/read-record.ts';
 import { remoteSha256, startJobsWorld } from './testing.ts';
 
@@ -100,16 +101,20 @@ test('prune through the server after a simulated month of daily sets: --dry-run 
       // The month's sets are in pool "daily" of library vtl (src/catalog/testing.ts simulatedMonth).
       w.config.pools.push({ name: 'daily', library: 'vtl', tapeBlockBytes: w.config.pools[0].tapeBlockBytes, retention: { keepLast: 2, keepDaily: 5, keepWeekly: 2, keepMonthly: 2 } });
       await simulatedMonth(w.service.catalog.db);
-      const expect = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21];
+      // An incremental in a pool without rules, built on set 5 of pool daily: 5 and its chain stay.
+      w.config.pools.push({ name: 'offsite', library: 'vtl', tapeBlockBytes: w.config.pools[0].tapeBlockBytes });
+      await completeSet(w.service.catalog.db, { set: fakeSet(35, { pool: 'offsite', mode: 'image', level: 'incremental', baseSetId: 5 }), pieces: [fakePiece(1, 'C4')], cartridges: [] });
+      const expect = [6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21];
       const dry = await w.service.prune({ dryRun: true });
       assert.deepEqual(dry.expired.map((e) => e.set), expect);
-      assert.deepEqual(dry.scratch, ['C1', 'C2'], 'the cartridges left with nothing kept (C3 keeps set 15)');
-      assert.deepEqual(dry.unmanaged, ['default'], 'a pool without rules keeps everything');
+      assert.deepEqual(dry.scratch, ['C2'], 'the cartridge left with nothing kept (C1 keeps 1–5, C3 keeps 15)');
+      assert.deepEqual(dry.unmanaged, ['default', 'offsite'], 'a pool without rules keeps everything');
       assert.deepEqual(dry.kept.find((k) => k.set === 23), { set: 23, why: 'base of set 24' });
-      assert.equal((await w.service.listSets()).length, 34);
+      assert.deepEqual(dry.kept.filter((k) => k.set <= 5), [1, 2, 3, 4, 5].map((n) => ({ set: n, why: `base of set ${n === 5 ? 35 : n + 1}` })));
+      assert.equal((await w.service.listSets()).length, 35);
       const done = await w.service.prune();
       assert.deepEqual(done.expired.map((e) => e.set), expect);
-      assert.equal((await w.service.listSets()).length, 14);
+      assert.equal((await w.service.listSets()).length, 20);
       assert.deepEqual((await w.service.prune()).expired, [], 'nothing more on a second run');
     } finally {
       await w.close();

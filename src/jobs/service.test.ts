@@ -501,6 +501,10 @@ test('backup server library: a mover at its maxJobs makes the next job wait (wai
       assert.equal(waited.length, 1, 'one of the two waited for the mover');
       assert.equal(waited[0][0].message, 'waiting for a data mover: every one runs as many jobs as its maxJobs allows');
       assert.ok(ends.every((e) => e.mover === 'm1'));
+      // A backup that verifies goes on with its own mover: it does not wait for a second slot on it.
+      const v = await w.service.waitForJob((await w.service.startBackup({ volume: `store:${a.lun}`, verify: true })).id);
+      assert.equal(v.state, 'done', JSON.stringify(v.error));
+      assert.equal((v.result?.verify as { ok?: boolean } | undefined)?.ok, true);
     } finally {
       await w.close();
     }

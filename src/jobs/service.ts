@@ -4,7 +4,7 @@ import { addJobEvent, createJob, getJob, interruptRunningJobs, listJobEvents, li
 import { listSets, getSet } from '../catalog/queries/sets.ts';
 import { fileIndexInfo, findEntry, findFiles, listDirectory, normalizePath } from '../catalog/queries/files.ts';
 import { runFileRestore } from './file-restore.ts';
-import { cartridgeResource, driveResource, listCartridges, listReservations, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
+import { ReservedError, cartridgeResource, driveResource, listCartridges, listReservations, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
 import { cartridgesEmptiedBy, expireSets, keptSets, setProtected } from '../catalog/queries/retention.ts';
 import { pruneMarks } from './retention.ts';
 import { getVolume, listVolumes } from '../catalog/queries/volumes.ts';
@@ -304,6 +304,7 @@ export class LocalJobService implements JobService {
   async prune(o: { dryRun?: boolean } = {}): Promise<PruneResult> {
     const db = this.catalog.db;
     const out: PruneResult = { dryRun: o.dryRun ?? false, expired: [], kept: [], scratch: [], unmanaged: [] };
+    const expire = new Map<number, PruneResult['expired'][number]>();
     for (const pool of this.site.config.pools) {
       if (!pool.retention) {
         out.unmanaged.push(pool.name);
@@ -314,19 +315,29 @@ export class LocalJobService implements JobService {
       for (const m of pruneMarks(sets, pool.retention)) {
         const s = byId.get(m.set)!;
         if (m.keep) out.kept.push({ set: m.set, why: m.why });
-        else out.expired.push({ set: s.id, volume: s.volumeId, mode: s.mode, level: s.level, snapshotAt: s.snapshotAt, pool: pool.name, cartridges: s.cartridges });
+        else expire.set(s.id, { set: s.id, volume: s.volumeId, mode: s.mode, level: s.level, snapshotAt: s.snapshotAt, pool: pool.name, cartridges: s.cartridges });
+      }
+    }
+    // A set stays when any set kept anywhere builds on it (an incremental may be in another pool than its base).
+    const all = new Map((await keptSets(db)).map((s) => [s.id, s]));
+    for (const s of all.values()) {
+      if (expire.has(s.id)) continue;
+      for (let from = s.id, b = s.baseSetId; b !== null && all.has(b); from = b, b = all.get(b)!.baseSetId) {
+        if (!expire.delete(b)) continue;
+        out.kept.push({ set: b, why: `base of set ${from}` });
       }
     }
     out.kept.sort((a, b) => a.set - b.set);
+    out.expired = [...expire.values()].sort((a, b) => a.set - b.set);
     const ids = out.expired.map((e) => e.set);
-    const held = new Map((await listReservations(db)).map((r) => [r.resource, r.jobId]));
-    for (const e of out.expired) {
-      for (const c of e.cartridges) {
-        const job = held.get(cartridgeResource(c));
-        if (job !== undefined && !o.dryRun) throw new ServiceError('ERR_CONFLICT', `set ${e.set} would expire, but its cartridge ${c} is in use by job ${job}: prune again when the job has ended (nothing was pruned)`);
-      }
-    }
-    out.scratch = o.dryRun ? await cartridgesEmptiedBy(db, ids) : await expireSets(db, ids);
+    out.scratch = o.dryRun
+      ? await cartridgesEmptiedBy(db, ids)
+      : await expireSets(db, ids).catch((e: FerryError) => {
+          if (!(e instanceof ReservedError)) throw e;
+          const barcode = e.resource.slice(e.resource.indexOf(':') + 1);
+          const set = out.expired.find((x) => x.cartridges.includes(barcode))?.set;
+          throw new ServiceError('ERR_CONFLICT', `set ${set} would expire, but its cartridge ${barcode} is in use by job ${e.holderJobId}: prune again when the job has ended (nothing was pruned)`);
+        });
     return out;
   }
 
@@ -417,11 +428,15 @@ export class LocalJobService implements JobService {
   async exportCartridge(barcode: string): Promise<CartridgeView> {
     const { library } = await this.libraryCartridge(barcode);
     const db = this.catalog.db;
-    const job = (await listReservations(db)).find((r) => r.resource === cartridgeResource(barcode))?.jobId;
-    if (job !== undefined) throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in use by job ${job}: export it when the job has ended`);
-    // Out of the jobs' reach first, then out of the library.
+    // Out of the jobs' reach first (no new job picks or reserves it), then: is one using it, or its drive?
     await upsertCartridge(db, { barcode, exportedAt: new Date() });
     try {
+      const held = new Map((await listReservations(db)).map((r) => [r.resource, r.jobId]));
+      const job = held.get(cartridgeResource(barcode));
+      if (job !== undefined) throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in use by job ${job}: export it when the job has ended`);
+      const inDrive = (await this.site.elements(library)).find((e) => e.type === 'drive' && e.full && e.barcode === barcode);
+      const driveJob = inDrive && held.get(driveResource(`${library}/${inDrive.address}`));
+      if (driveJob !== undefined) throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in drive ${library}/${inDrive!.address}, which job ${driveJob} holds: export it when the job has ended`);
       await this.site.moveCartridge(library, barcode, 'ie');
     } catch (e) {
       await upsertCartridge(db, { barcode, exportedAt: null });

@@ -78,8 +78,11 @@ export class Copier {
    * it as the job's mover (a verify inside a backup does not).
    */
   static async forJob(ctx: JobContext, mover: string | undefined, drive: MountedDrive, o: { announce?: boolean } = {}): Promise<Copier> {
+    // One per job: a second ask (a backup's verify) would otherwise wait on the job's own mover slot.
+    if (ctx.copier) return ctx.copier;
     const c = new Copier(ctx, mover, o.announce ?? true);
     await c.take(drive);
+    ctx.copier = c;
     return c;
   }
 
@@ -168,6 +171,7 @@ export class Copier {
         return blocks;
       } catch (e) {
         await this.failover(e, drive, devices);
+        await settledPosition(drive);
         await drive.drive.locate(at);
         await this.ctx.log(`writing the ${what} again from tape block ${at} on ${this.cm.name}`, { mover: this.cm.name, tapeBlock: at });
       }
@@ -204,8 +208,9 @@ export class Copier {
         o.onStream(l.streamEnd);
       } catch (e) {
         await this.failover(e, o.drive, o.devices);
-        // Lists start on tape block boundaries of the piece (list-builder).
+        // Lists start on tape block boundaries of the piece (list-builder); a failed mover's last READ must not move the tape after this.
         const block = o.dataBlock + (l.streamStart - o.streamStart) / B;
+        await settledPosition(o.drive);
         await o.drive.drive.locate(block);
         await this.ctx.log(`resuming the ${o.what} at stream byte ${l.streamStart} (tape block ${block}) on ${this.cm.name}`, { streamByte: l.streamStart, tapeBlock: block, mover: this.cm.name });
         lists = build(l.streamStart);
@@ -239,18 +244,29 @@ export function diskDevice(ctx: JobContext, node: string, lun: number): JobDevic
 }
 
 /**
- * The drive's position once it stops moving: a dead mover's last WRITE may still land just after
- * its session drops. Two equal READ POSITIONs 300 ms apart.
+ * The drive's position once it stops moving: a failed mover's last READ or WRITE may still land
+ * just after its session drops. Two equal READ POSITIONs 300 ms apart; a drive still moving
+ * after 6 s fails the job (something else is using it). A drive that cannot tell its position
+ * gets a second's pause and undefined.
  */
-export async function settledPosition(drive: MountedDrive): Promise<number> {
-  let last = (await drive.drive.position()).blockId;
+export async function settledPosition(drive: MountedDrive): Promise<number | undefined> {
+  const at = () =>
+    drive.drive.position().then(
+      (p) => p.blockId,
+      (e: FerryError) => {
+        if (e.code === 'ERR_POSITION_UNKNOWN') return undefined;
+        throw e;
+      },
+    );
+  let last = await at();
   for (let i = 0; i < 20; i++) {
-    await new Promise((r) => setTimeout(r, 300));
-    const now = (await drive.drive.position()).blockId;
+    await new Promise((r) => setTimeout(r, last === undefined ? 1000 : 300));
+    if (last === undefined) return undefined;
+    const now = await at();
     if (now === last) return now;
     last = now;
   }
-  return last;
+  throw new FerryError('ERR_DRIVE_BUSY', `drive ${drive.name} kept moving for 6 s after its data mover failed: another initiator is using it; the job stops here (nothing is recorded)`);
 }
 
 /**

@@ -233,9 +233,11 @@ export async function reserve(db: Db, resource: string, jobId: number, at?: Inst
   });
 }
 
-/** Release everything `jobId` holds; returns the resources released. */
-export async function release(db: Db, jobId: number): Promise<string[]> {
-  const rows = await db.deleteFrom('reservations').where('job_id', '=', jobId).returning('resource').execute();
+/** Release what `jobId` holds (only `resource` when given); returns the resources released. */
+export async function release(db: Db, jobId: number, resource?: string): Promise<string[]> {
+  let q = db.deleteFrom('reservations').where('job_id', '=', jobId);
+  if (resource !== undefined) q = q.where('resource', '=', resource);
+  const rows = await q.returning('resource').execute();
   return rows.map((r) => r.resource).sort();
 }
 

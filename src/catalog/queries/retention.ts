@@ -1,6 +1,7 @@
 // Retention: which sets a pool still keeps, protecting a set, and expiring sets (their cartridges
 // return to scratch once nothing on them is kept).
 import { inTransaction, iso, notFound, num, numOrNull, type Db, type Instant } from './common.ts';
+import { cartridgeResource, ReservedError } from './cartridges.ts';
 import type { SetLevel, SetMode } from './sets.ts';
 
 /** A kept set as the retention rules see it. */
@@ -15,24 +16,23 @@ export interface RetainedSet {
   cartridges: string[];
 }
 
-/** The sets of `pool` that have not expired, oldest first, with the cartridges they lie on. */
-export async function keptSets(db: Db, pool: string): Promise<RetainedSet[]> {
-  const rows = await db
+/** The sets of `pool` (of every pool when undefined) that have not expired, oldest first, with the cartridges they lie on. */
+export async function keptSets(db: Db, pool?: string): Promise<RetainedSet[]> {
+  let q = db
     .selectFrom('sets')
     .select(['id', 'volume_id', 'mode', 'level', 'base_set_id', 'snapshot_at', 'protected'])
-    .where('pool', '=', pool)
-    .where('expired_at', 'is', null)
-    .orderBy('id')
-    .execute();
-  const pieces = await db
+    .where('expired_at', 'is', null);
+  let p = db
     .selectFrom('set_pieces')
     .innerJoin('sets', 'sets.id', 'set_pieces.set_id')
     .select(['set_pieces.set_id', 'set_pieces.cartridge'])
-    .where('sets.pool', '=', pool)
-    .where('sets.expired_at', 'is', null)
-    .orderBy('set_pieces.set_id')
-    .orderBy('set_pieces.seq')
-    .execute();
+    .where('sets.expired_at', 'is', null);
+  if (pool !== undefined) {
+    q = q.where('pool', '=', pool);
+    p = p.where('sets.pool', '=', pool);
+  }
+  const rows = await q.orderBy('id').execute();
+  const pieces = await p.orderBy('set_pieces.set_id').orderBy('set_pieces.seq').execute();
   const on = new Map<number, string[]>();
   for (const p of pieces) on.set(num(p.set_id), [...(on.get(num(p.set_id)) ?? []), p.cartridge]);
   return rows.map((r) => ({
@@ -51,6 +51,16 @@ export async function keptSets(db: Db, pool: string): Promise<RetainedSet[]> {
 export async function setProtected(db: Db, id: number, on: boolean): Promise<void> {
   const r = await db.updateTable('sets').set({ protected: on ? 1 : 0 }).where('id', '=', id).where('expired_at', 'is', null).executeTakeFirst();
   if (Number(r.numUpdatedRows) === 0) throw notFound('set', id);
+}
+
+/** The cartridges of sets `ids` that a job holds now, with the job. */
+export async function heldCartridgesOf(db: Db, ids: readonly number[]): Promise<Array<{ cartridge: string; jobId: number }>> {
+  if (ids.length === 0) return [];
+  const carts = await db.selectFrom('set_pieces').select('cartridge').distinct().where('set_id', 'in', ids).execute();
+  const byResource = new Map(carts.map((c) => [cartridgeResource(c.cartridge), c.cartridge]));
+  if (byResource.size === 0) return [];
+  const rows = await db.selectFrom('reservations').select(['resource', 'job_id']).where('resource', 'in', [...byResource.keys()]).orderBy('resource').execute();
+  return rows.map((r) => ({ cartridge: byResource.get(r.resource)!, jobId: num(r.job_id) }));
 }
 
 /** Cartridges that would hold no kept set once `ids` expire (they return to scratch). */
@@ -81,6 +91,9 @@ export async function cartridgesEmptiedBy(db: Db, ids: readonly number[]): Promi
 export async function expireSets(db: Db, ids: readonly number[], at: Instant = new Date()): Promise<string[]> {
   if (ids.length === 0) return [];
   return inTransaction(db, async (trx) => {
+    // In the transaction: a job that reserves one of their cartridges meanwhile waits for it or comes after.
+    const held = await heldCartridgesOf(trx, ids);
+    if (held.length) throw new ReservedError(cartridgeResource(held[0].cartridge), held[0].jobId);
     const emptied = await cartridgesEmptiedBy(trx, ids);
     await trx.updateTable('sets').set({ expired_at: iso(at) }).where('id', 'in', ids).execute();
     await trx.deleteFrom('set_files').where('set_id', 'in', ids).execute();
