@@ -17,6 +17,8 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatBytes, parseSize } from '../src/util/units.ts';
 import { startSite, type Site } from '../test/helpers/site.ts';
+import { ServerClient } from '../src/server/client.ts';
+import type { JobView } from '../src/jobs/types.ts';
 
 const { values } = parseArgs({
   options: {
@@ -28,30 +30,15 @@ const { values } = parseArgs({
 const SIZE = parseSize(values.size!, '--size');
 const VOLUMES = 4;
 
-interface JobView {
-  id: number;
-  state: string;
-  mover: string | null;
-  error: { message: string } | null;
-  progress: { bytesDone: number; bytesTotal: number };
+async function client(site: Site): Promise<ServerClient> {
+  return new ServerClient(site.server.url, (await readFile(site.server.tokenFile, 'utf8')).trim());
 }
 
-async function call<T>(site: Site, method: string, path: string, body?: unknown): Promise<T> {
-  const token = (await readFile(site.server.tokenFile, 'utf8')).trim();
-  const r = await fetch(`${site.server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-  return (await r.json()) as T;
-}
-
-const backup = (site: Site, lun: number) => call<JobView>(site, 'POST', '/v1/jobs/backup', { volume: `store:${lun}`, mode: 'image', level: 'full' });
+const backup = async (site: Site, lun: number): Promise<JobView> => (await client(site)).startBackup({ volume: `store:${lun}`, mode: 'image', level: 'full' });
 
 async function untilDone(site: Site, id: number): Promise<JobView> {
   for (;;) {
-    const j = await call<JobView>(site, 'GET', `/v1/jobs/${id}`);
+    const j = await (await client(site)).getJob(id);
     if (['done', 'failed', 'canceled'].includes(j.state)) {
       if (j.state !== 'done') throw new Error(`job ${id} ${j.state}: ${j.error?.message}`);
       return j;
@@ -97,13 +84,13 @@ async function main(): Promise<void> {
       let v: JobView;
       do {
         await sleep(10);
-        v = await call<JobView>(site, 'GET', `/v1/jobs/${j.id}`);
+        v = await (await client(site)).getJob(j.id);
       } while (!(v.mover && v.progress.bytesTotal && v.progress.bytesDone / v.progress.bytesTotal >= 0.3) && v.state !== 'done');
       if (v.state === 'done') throw new Error('the copy ended before 30 %: use a larger --size or a --rate');
       const killedAt = Date.now();
       await site.killMover(v.mover!);
       await untilDone(site, j.id);
-      const events = await call<Array<{ at: string; message: string }>>(site, 'GET', `/v1/jobs/${j.id}/events`);
+      const events = await (await client(site)).events(j.id);
       const failed = events.find((e) => e.message.startsWith(`data mover ${v.mover} failed`));
       const resumed = events.find((e) => e.message.startsWith('resuming set') || e.message.includes(' again from tape block'));
       if (!failed || !resumed) throw new Error(`no failover in the job's events:\n${events.map((e) => e.message).join('\n')}`);

@@ -4,9 +4,8 @@ import { randomFillSync } from 'node:crypto';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { cartridgeResource, getCartridge, release, reserve } from '../catalog/queries/cartridges.ts';
-import { readRecord } from '../tapeformat/read-record.ts';
 import { createJob } from '../catalog/queries/jobs.ts';
-import { remoteSha256, startJobsWorld } from './testing.ts';
+import { firstRecordOf, remoteSha256, startJobsWorld } from './testing.ts';
 
 // Media operations through the server library, in one process over the real library (SMC over
 // iSCSI): drives and what they hold, where each cartridge is and its MAM load count, export to
@@ -80,15 +79,7 @@ test('media: ferry cartridges label writes a label now, for a pool; refused for 
       assert.deepEqual([j.result?.cartridge, j.result?.pool], [blank, 'default']);
       const first = await getCartridge(w.service.catalog.db, blank);
       assert.deepEqual([first?.labeled, first?.pool, first?.state, first?.endBlock], [true, 'default', 'append', 2]);
-      const onTape = async (): Promise<string | undefined> => {
-        const site = w.service.site;
-        const pool = site.pool(undefined);
-        const d = await site.mount(pool, (await site.drivesOf(pool))[1], blank);
-        await d.drive.setFixedBlock(B);
-        await d.drive.rewind();
-        const r = await readRecord(d.drive.device, B);
-        return r.kind === 'label' ? `${r.cartridgeUuid} ${r.pool}` : r.kind;
-      };
+      const onTape = (): Promise<string> => firstRecordOf(w, blank);
       assert.equal(await onTape(), `${first?.uuid} default`);
 
       // Labeled for that pool already: refused. For another pool (it holds no set): a new label.

@@ -305,12 +305,13 @@ export class LocalJobService implements JobService {
     const db = this.catalog.db;
     const out: PruneResult = { dryRun: o.dryRun ?? false, expired: [], kept: [], scratch: [], unmanaged: [] };
     const expire = new Map<number, PruneResult['expired'][number]>();
+    const all = new Map((await keptSets(db)).map((s) => [s.id, s]));
     for (const pool of this.site.config.pools) {
       if (!pool.retention) {
         out.unmanaged.push(pool.name);
         continue;
       }
-      const sets = await keptSets(db, pool.name);
+      const sets = [...all.values()].filter((s) => s.pool === pool.name);
       const byId = new Map(sets.map((s) => [s.id, s]));
       for (const m of pruneMarks(sets, pool.retention)) {
         const s = byId.get(m.set)!;
@@ -319,7 +320,6 @@ export class LocalJobService implements JobService {
       }
     }
     // A set stays when any set kept anywhere builds on it (an incremental may be in another pool than its base).
-    const all = new Map((await keptSets(db)).map((s) => [s.id, s]));
     for (const s of all.values()) {
       if (expire.has(s.id)) continue;
       for (let from = s.id, b = s.baseSetId; b !== null && all.has(b); from = b, b = all.get(b)!.baseSetId) {

@@ -173,8 +173,7 @@ export class Site {
 
   /** Cartridges in a library (barcode → element) as READ ELEMENT STATUS reports them. */
   async inventory(library: string): Promise<Array<{ barcode: string; address: number; type: string }>> {
-    const { changer } = await this.library(library);
-    return (await changer.status()).filter((e) => e.full && e.barcode).map((e) => ({ barcode: e.barcode!, address: e.address, type: e.type }));
+    return (await this.elements(library)).filter((e) => e.full && e.barcode).map((e) => ({ barcode: e.barcode!, address: e.address, type: e.type }));
   }
 
   /** The drives a pool can use, in order: a library's drives, or its one stand-alone drive. */

@@ -1,3 +1,4 @@
+import { readRecord } from '../tapeformat/read-record.ts';
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -118,4 +119,15 @@ export async function remoteSha256(dev: RemoteBlockDevice): Promise<string> {
     h.update(part);
   }
   return h.digest('hex');
+}
+
+/** The first record of cartridge `barcode`, read through a drive of the default pool: "UUID POOL" for a label, else its kind. */
+export async function firstRecordOf(w: JobsWorld, barcode: string): Promise<string> {
+  const site = w.service.site;
+  const pool = site.pool(undefined);
+  const d = await site.mount(pool, (await site.drivesOf(pool))[0], barcode);
+  await d.drive.setFixedBlock(pool.tapeBlockBytes);
+  await d.drive.rewind();
+  const r = await readRecord(d.drive.device, pool.tapeBlockBytes);
+  return r.kind === 'label' ? `${r.cartridgeUuid} ${r.pool}` : r.kind;
 }

@@ -22,6 +22,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { InitiatorSession } from '../../src/initiator/session.ts';
 import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
 import { remoteSha256 } from '../../src/jobs/testing.ts';
+import type { JobView } from '../../src/jobs/types.ts';
+import { ServerClient } from '../../src/server/client.ts';
 import { inTempDir } from '../helpers/temp-dir.ts';
 import { startSite, STORE_IQN, type Site } from '../helpers/site.ts';
 
@@ -31,26 +33,9 @@ const VOLUME_BYTES = 256 * MIB;
 const MOVER_RATE = '80M';
 const WS = 'iqn.2026-11.dev.ferry:failover-test-ws';
 
-interface JobView {
-  id: number;
-  state: string;
-  set: number | null;
-  mover: string | null;
-  error: { code: string; message: string } | null;
-  progress: { bytesDone: number; bytesTotal: number; phase: string };
-  result: Record<string, unknown> | null;
-}
-interface EventView {
-  kind: string;
-  message: string;
-  data: Record<string, unknown> | null;
-}
-
-async function api<T>(site: Site, path: string): Promise<T> {
-  const token = (await readFile(site.server.tokenFile, 'utf8')).trim();
-  const r = await fetch(`${site.server.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
-  assert.equal(r.status, 200, `GET ${path}: ${r.status} ${await r.clone().text()}`);
-  return (await r.json()) as T;
+/** The server's REST API as the CLI reaches it (a new client each time: a restarted server has a new URL). */
+async function api(site: Site): Promise<ServerClient> {
+  return new ServerClient(site.server.url, (await readFile(site.server.tokenFile, 'utf8')).trim());
 }
 
 /** Start a job detached; its id. */
@@ -63,7 +48,7 @@ async function start(site: Site, args: string[]): Promise<number> {
 /** Poll the job until `until` holds (or it ends): the view that satisfied it. */
 async function watch(site: Site, job: number, until: (j: JobView) => boolean): Promise<JobView> {
   for (;;) {
-    const j = await api<JobView>(site, `/v1/jobs/${job}`);
+    const j = await (await api(site)).getJob(job);
     if (until(j) || ['done', 'failed', 'canceled'].includes(j.state)) return j;
     await sleep(20);
   }
@@ -89,7 +74,7 @@ async function restoredSha(site: Site, ws: InitiatorSession, set: number, killAt
   const r = await ended(site, job);
   assert.equal(r.state, 'done', `restore of set ${set}: ${JSON.stringify(r.error)}\n${site.logTail()}`);
   if (killAt !== undefined) {
-    const events = await api<EventView[]>(site, `/v1/jobs/${job}/events`);
+    const events = await (await api(site)).events(job);
     assert.ok(events.some((e) => /^data mover m\d failed/.test(e.message)) && events.some((e) => e.message.startsWith('resuming the restore')), events.map((e) => e.message).join('\n'));
   }
   return remoteSha256(await RemoteBlockDevice.open(ws, r.result?.lun as number, { readOnly: true }));
@@ -128,7 +113,7 @@ test('a backup whose data mover is killed at ~30 % and again at ~70 % resumes on
       assert.equal(done.state, 'done', `the job completes on the third mover: ${JSON.stringify(done.error)}\n${site.logTail(30)}`);
       const third = ['m1', 'm2', 'm3'].find((m) => !killed.includes(m))!;
       assert.equal(done.mover, third);
-      const events = await api<EventView[]>(site, `/v1/jobs/${job}/events`);
+      const events = await (await api(site)).events(job);
       const failed = events.filter((e) => /^data mover m\d failed: its session was lost/.test(e.message));
       assert.deepEqual(failed.map((e) => e.data?.failedMover), killed, 'each kill is an event naming the mover and why');
       // Each failover goes on where the tape stopped: in the data (`resuming set`), or at the
@@ -143,7 +128,7 @@ test('a backup whose data mover is killed at ~30 % and again at ~70 % resumes on
       assert.equal(await restoredSha(site, ws, done.set!), want, 'the resumed set restores bit-exact');
 
       // 2. One mover left: its death fails the job, which records nothing.
-      const before = await api<Array<{ id: number }>>(site, '/v1/sets');
+      const before = await (await api(site)).listSets();
       const lone = await start(site, ['backup', 'store:0', '--mode', 'image']);
       const j = await watch(site, lone, (v) => v.state === 'copying' && fraction(v) >= 0.3);
       assert.equal(j.state, 'copying');
@@ -152,7 +137,7 @@ test('a backup whose data mover is killed at ~30 % and again at ~70 % resumes on
       assert.equal(gone.state, 'failed');
       t.diagnostic(gone.error!.message);
       assert.match(gone.error!.message, new RegExp(`data mover ${third} failed \\(its session was lost.*\\) and no other can take over: no data mover can take the job: .*cannot connect.*run the job again`));
-      assert.deepEqual((await api<Array<{ id: number }>>(site, '/v1/sets')).map((s) => s.id), before.map((s) => s.id), 'no set for the failed job');
+      assert.deepEqual((await (await api(site)).listSets()).map((s) => s.id), before.map((s) => s.id), 'no set for the failed job');
 
       // 3. A mover is back: the retry succeeds, written over what the failed job left, and every set restores.
       await site.startMover(killed[0]);
@@ -188,7 +173,7 @@ async function roleKilledMidCopy(t: TestContext, role: 'tape' | 'store', names: 
     try {
       const first = await ended(site, await start(site, ['backup', 'store:0', '--mode', 'image']));
       assert.equal(first.state, 'done', JSON.stringify(first.error));
-      const setsBefore = (await api<Array<{ id: number }>>(site, '/v1/sets')).map((s) => s.id);
+      const setsBefore = (await (await api(site)).listSets()).map((s) => s.id);
 
       const job = await start(site, ['backup', 'store:0', '--mode', 'image']);
       const j = await watch(site, job, (v) => v.state === 'copying' && fraction(v) >= 0.3);
@@ -198,7 +183,7 @@ async function roleKilledMidCopy(t: TestContext, role: 'tape' | 'store', names: 
       assert.equal(failed.state, 'failed', `the job fails, never done: ${JSON.stringify(failed)}`);
       t.diagnostic(failed.error!.message);
       assert.match(failed.error!.message, names);
-      assert.deepEqual((await api<Array<{ id: number }>>(site, '/v1/sets')).map((s) => s.id), setsBefore, 'no set for the failed job');
+      assert.deepEqual((await (await api(site)).listSets()).map((s) => s.id), setsBefore, 'no set for the failed job');
 
       await (role === 'tape' ? site.startTape() : site.startStore());
       const next = await ended(site, await start(site, ['backup', 'store:0', '--mode', 'image']));
@@ -240,12 +225,12 @@ test('the backup server SIGKILLed mid-copy: after restart the job is failed with
       await site.stopServer('SIGKILL');
       assert.equal((await nodeSnapshots(site)).length, 2, "the job's snapshot outlives the server");
       await site.startServer();
-      const after = await api<JobView>(site, `/v1/jobs/${job}`);
+      const after = await (await api(site)).getJob(job);
       assert.equal(after.state, 'failed');
       assert.equal(after.error?.message, 'interrupted by server restart');
-      assert.deepEqual((await api<Array<{ id: number }>>(site, '/v1/sets')).map((s) => s.id), [first.set], 'no set for the interrupted job');
+      assert.deepEqual((await (await api(site)).listSets()).map((s) => s.id), [first.set], 'no set for the interrupted job');
       assert.deepEqual(await nodeSnapshots(site), kept, "the interrupted job's snapshot is released at restart");
-      const events = await api<EventView[]>(site, `/v1/jobs/${job}/events`);
+      const events = await (await api(site)).events(job);
       t.diagnostic(events.at(-1)!.message);
       assert.match(events.at(-1)!.message, /^released snapshot snap-\w+ of store:0, taken by this job before the server stopped$/);
 
@@ -259,10 +244,10 @@ test('the backup server SIGKILLed mid-copy: after restart the job is failed with
         await ws.logout().catch(() => undefined);
       }
       // The tape says what the catalog says: a rebuild from labels, headers and trailers finds the same sets.
-      const setsNow = await api<Array<{ id: number; cartridges: string[] }>>(site, '/v1/sets');
+      const setsNow = await (await api(site)).listSets();
       const r = await site.ferry(['catalog', 'rebuild', '--json']);
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.deepEqual(await api<Array<{ id: number; cartridges: string[] }>>(site, '/v1/sets'), setsNow);
+      assert.deepEqual(await (await api(site)).listSets(), setsNow);
       t.diagnostic(`rebuild: ${r.stdout.trim()}`);
     } finally {
       await site.stop();
@@ -282,8 +267,9 @@ test('three volumes at once on two drives and two movers: two run, one per mover
       const seen = new Map<number, Set<string>>(jobs.map((j) => [j, new Set<string>()]));
       const movers = new Map<number, string>();
       let together = 0;
+      const c = await api(site);
       for (;;) {
-        const views = await Promise.all(jobs.map((j) => api<JobView>(site, `/v1/jobs/${j}`)));
+        const views = await Promise.all(jobs.map((j) => c.getJob(j)));
         for (const v of views) {
           seen.get(v.id)!.add(v.state);
           if (v.mover) movers.set(v.id, v.mover);
@@ -294,13 +280,13 @@ test('three volumes at once on two drives and two movers: two run, one per mover
         if (views.every((v) => ['done', 'failed', 'canceled'].includes(v.state))) break;
         await sleep(20);
       }
-      const ends = await Promise.all(jobs.map((j) => api<JobView>(site, `/v1/jobs/${j}`)));
+      const ends = await Promise.all(jobs.map((j) => c.getJob(j)));
       for (const e of ends) assert.equal(e.state, 'done', JSON.stringify(e.error));
       t.diagnostic(jobs.map((j) => `job ${j}: ${[...seen.get(j)!].join(' → ')} on ${movers.get(j)}`).join('; '));
       assert.equal(together, 2, 'two backups copied at the same time');
       const waited = jobs.filter((j) => seen.get(j)!.has('waiting-drive'));
       assert.equal(waited.length, 1, 'exactly one job waited for a drive');
-      const events = await api<EventView[]>(site, `/v1/jobs/${waited[0]}/events`);
+      const events = await (await api(site)).events(waited[0]);
       assert.ok(events.some((e) => e.message === 'every drive of pool default is in use'), events.map((e) => e.message).join('\n'));
       assert.deepEqual(new Set(jobs.filter((j) => j !== waited[0]).map((j) => movers.get(j))), new Set(['m1', 'm2']), 'the two that ran together had a mover each');
       const ws = await InitiatorSession.login({ host: '127.0.0.1', port: Number(site.store.portal.split(':')[1]), initiatorName: WS, targetName: STORE_IQN });

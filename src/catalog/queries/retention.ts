@@ -7,6 +7,7 @@ import type { SetLevel, SetMode } from './sets.ts';
 /** A kept set as the retention rules see it. */
 export interface RetainedSet {
   id: number;
+  pool: string;
   volumeId: string;
   mode: SetMode;
   level: SetLevel;
@@ -20,7 +21,7 @@ export interface RetainedSet {
 export async function keptSets(db: Db, pool?: string): Promise<RetainedSet[]> {
   let q = db
     .selectFrom('sets')
-    .select(['id', 'volume_id', 'mode', 'level', 'base_set_id', 'snapshot_at', 'protected'])
+    .select(['id', 'pool', 'volume_id', 'mode', 'level', 'base_set_id', 'snapshot_at', 'protected'])
     .where('expired_at', 'is', null);
   let p = db
     .selectFrom('set_pieces')
@@ -37,6 +38,7 @@ export async function keptSets(db: Db, pool?: string): Promise<RetainedSet[]> {
   for (const p of pieces) on.set(num(p.set_id), [...(on.get(num(p.set_id)) ?? []), p.cartridge]);
   return rows.map((r) => ({
     id: num(r.id),
+    pool: r.pool,
     volumeId: r.volume_id,
     mode: r.mode as SetMode,
     level: r.level as SetLevel,
