@@ -43,6 +43,7 @@ test('ferry snapshot create/ls/changed/rm against a running API, with the JSON s
     assert.equal(s.mode, 'crash-consistent');
     assert.equal(typeof s.waitedMs, 'number');
     assert.equal(new Date(s.takenAt).toISOString(), s.takenAt);
+    assert.match(s.changeId, /^chg-[0-9a-f]{12}$/);
 
     await disk.write(300, Buffer.alloc(512 * 200, 2)); // blocks 300..499: granules 2 and 3 (128 blocks each)
     const ch = await ferry(['snapshot', 'changed', '--lun', '0', '--since', s.id, '--json', ...common]);
@@ -85,6 +86,26 @@ test('ferry snapshot create/ls/changed/rm against a running API, with the JSON s
     const again = await ferry(['snapshot', 'rm', s.id, ...common]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /no snapshot/);
+
+    // The change id outlives the snapshot; a mark starts an epoch without one.
+    const after = await ferry(['snapshot', 'changed', '--lun', '0', '--since', s.changeId, '--json', ...common]);
+    assert.equal(after.code, 0, after.stderr);
+    assert.deepEqual(JSON.parse(after.stdout).extents, [
+      [0, 128], // the never-pausing writer's blocks 0..63
+      [256, 256],
+    ]);
+    const mk = await ferry(['snapshot', 'mark', '--lun', '0', '--json', ...common]);
+    assert.equal(mk.code, 0, mk.stderr);
+    const m = JSON.parse(mk.stdout);
+    assert.match(m.changeId, /^chg-[0-9a-f]{12}$/);
+    await disk.write(0, Buffer.alloc(512, 3));
+    const sinceMark = await ferry(['snapshot', 'changed', '--lun', '0', '--since', m.changeId, '--json', ...common]);
+    assert.deepEqual(JSON.parse(sinceMark.stdout).extents, [[0, 128]]);
+    const tr = await ferry(['snapshot', 'tracking', '--lun', '0', ...common]);
+    assert.equal(tr.code, 0, tr.stderr);
+    assert.match(tr.stdout, new RegExp(`^LUN 0: 2 of at most 32 epochs at 64\\.0 KiB granularity, \\d+ B of bitmaps\\n`));
+    assert.match(tr.stdout, new RegExp(`${s.changeId}\\s+\\S+\\s+${s.id}`));
+    assert.match(tr.stdout, new RegExp(`${m.changeId}\\s+\\S+\\s+-`));
   } finally {
     await api.close();
     await registry.close();

@@ -33,7 +33,7 @@ function out(text: string): void {
 export function registerSnapshot(program: Command): void {
   const snap = program
     .command('snapshot')
-    .summary('take, list and delete snapshots of disk LUNs on a storage node; changed blocks')
+    .summary('take, list and delete snapshots of disk LUNs on a storage node; change ids and changed blocks')
     .description(
       'Drive the storage node management API (`ferry target … --api HOST:PORT --api-token-file FILE`). ' +
         `A snapshot waits until no write has reached the LUN for the quiet period (default ${DEFAULT_QUIET_PERIOD_MS / 1000}s) ` +
@@ -41,7 +41,7 @@ export function registerSnapshot(program: Command): void {
     );
 
   withApi(snap.command('create'))
-    .description('snapshot a disk LUN once its writes pause; prints the snapshot and its own read-only LUN')
+    .description('snapshot a disk LUN once its writes pause; prints the snapshot, its own read-only LUN and its change id')
     .requiredOption('--lun <n>', 'disk LUN to snapshot')
     .option('--quiet-period <duration>', 'write pause to wait for (0 = crash-consistent now)', `${DEFAULT_QUIET_PERIOD_MS / 1000}s`)
     .option('--timeout <duration>', 'give up (and fail) after this long without such a pause', `${DEFAULT_QUIESCE_TIMEOUT_MS / 1000}s`)
@@ -53,6 +53,7 @@ export function registerSnapshot(program: Command): void {
       const s = await (await client(o)).createSnapshot(lun, { quietPeriodMs, timeoutMs });
       if (o.json) return out(JSON.stringify(s));
       out(`snapshot ${s.id} of LUN ${s.sourceLun} is LUN ${s.lun}: taken ${s.takenAt} (${s.mode}) after waiting ${s.waitedMs} ms`);
+      out(`change id ${s.changeId}: \`ferry snapshot changed --lun ${s.sourceLun} --since ${s.changeId}\` works after the snapshot is deleted`);
     });
 
   withApi(snap.command('ls'))
@@ -76,10 +77,10 @@ export function registerSnapshot(program: Command): void {
     });
 
   withApi(snap.command('changed'))
-    .description('blocks of a disk LUN changed since a snapshot (changed-block tracking), as [lba, blockCount] extents')
+    .description('blocks of a disk LUN changed since a change id (changed-block tracking), as [lba, blockCount] extents')
     .requiredOption('--lun <n>', 'disk LUN')
-    .requiredOption('--since <id>', 'snapshot of that LUN')
-    .option('--until <id>', 'a later snapshot instead of now')
+    .requiredOption('--since <id>', 'change id (or the id of the snapshot that started it, deleted or not)')
+    .option('--until <id>', 'a later change id or snapshot instead of now')
     .option('--json', 'print {"granularity", "blockSize", "extents"}')
     .action(async (o: ApiOpts & { lun: string; since: string; until?: string; json?: boolean }) => {
       const c = await (await client(o)).changedSince(lunNumber(o.lun), o.since, { until: o.until });
@@ -88,11 +89,36 @@ export function registerSnapshot(program: Command): void {
         const extents = c.extents.map((e) => [e.lba, e.blocks]);
         const body: Record<string, unknown> = { granularity: c.granularity, blockSize: c.blockSize, extents };
         if (c.tracking === 'lost') Object.assign(body, { tracking: c.tracking, reason: c.reason });
+        else if (c.reason) Object.assign(body, { reason: c.reason });
         return out(JSON.stringify(body));
       }
       const blocks = c.extents.reduce((n, e) => n + e.blocks, 0);
       const lines = [`${c.extents.length} extent(s), ${blocks} block(s) (${formatBytes(blocks * c.blockSize)}) changed since ${o.since} at ${formatBytes(c.granularity)} granularity`];
       for (const e of c.extents) lines.push(`  lba ${e.lba}  blocks ${e.blocks}`);
+      out(lines.join('\n'));
+    });
+
+  withApi(snap.command('mark'))
+    .description('start a change-tracking epoch on a disk LUN without a snapshot; prints its change id')
+    .requiredOption('--lun <n>', 'disk LUN')
+    .option('--json', 'print {"changeId", "lun", "startedAt"}')
+    .action(async (o: ApiOpts & { lun: string; json?: boolean }) => {
+      const m = await (await client(o)).markChanges(lunNumber(o.lun));
+      if (o.json) return out(JSON.stringify(m));
+      out(`change id ${m.changeId} of LUN ${m.lun} from ${m.startedAt}`);
+    });
+
+  withApi(snap.command('tracking'))
+    .description("a disk LUN's change-tracking epochs, oldest first, and the space their bitmaps take on the node")
+    .requiredOption('--lun <n>', 'disk LUN')
+    .option('--json', 'print JSON')
+    .action(async (o: ApiOpts & { lun: string; json?: boolean }) => {
+      const t = await (await client(o)).changeTracking(lunNumber(o.lun));
+      if (o.json) return out(JSON.stringify(t));
+      const lines = [`LUN ${t.lun}: ${t.epochs.length} of at most ${t.maxEpochs} epochs at ${formatBytes(t.granularity)} granularity, ${formatBytes(t.bytes)} of bitmaps`];
+      const rows = [['CHANGE ID', 'STARTED', 'SNAPSHOT', 'NOTE'], ...t.epochs.map((e) => [e.changeId, e.startedAt, e.snapshotId ?? '-', e.lost ? `lost: ${e.lost}` : e.merged.length ? `also ${e.merged.join(', ')}` : ''])];
+      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+      if (t.epochs.length) lines.push(...rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()));
       out(lines.join('\n'));
     });
 }

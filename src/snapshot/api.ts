@@ -20,6 +20,7 @@ const STATUS: Record<string, number> = {
   ERR_NOT_A_DISK: 400,
   ERR_LUN_NOT_FOUND: 404,
   ERR_SNAPSHOT_NOT_FOUND: 404,
+  ERR_CHANGE_ID_NOT_FOUND: 404,
   ERR_NOT_FOUND: 404,
   ERR_SNAPSHOT_IN_PROGRESS: 409,
   ERR_LUN_HAS_SNAPSHOTS: 409,
@@ -120,6 +121,8 @@ export function buildSnapshotApi(node: ApiNode, token: string, opts: { tapes?: T
     const extents: Extent[] = c.extents.map((e) => [e.lba, e.blocks]);
     return { ...c, since: q.since, until: q.until ?? null, extents };
   });
+  app.post('/v1/luns/:lun/changes/mark', async (req, reply) => reply.code(201).send(await node.markChanges(parse(lunParams, req.params, 'path').lun)));
+  app.get('/v1/luns/:lun/changes', async (req) => node.changeTracking(parse(lunParams, req.params, 'path').lun));
   app.post('/v1/luns/:lun/digest', { bodyLimit: DIGEST_BODY_LIMIT }, async (req) => {
     const { lun } = parse(lunParams, req.params, 'path');
     return node.digest(lun, parse(digestBody, req.body, 'body').extents);

@@ -1,12 +1,14 @@
+import { bitsToExtents } from './change-map.ts';
 import type { SnapshottableDevice } from './snapshottable-device.ts';
 import { DEFAULT_CHUNK_BYTES } from './snapshottable-device.ts';
 
 /**
- * Changed-block tracking. A LUN's copy-on-write chunks are its tracking granules: the store of
- * snapshot S holds exactly the chunks first written after S (until the next snapshot), and each
- * chunk is durable there before its overwrite is issued. So "changed since S" is the union of
- * the stores from S on, exact across clean restarts and crashes alike. Tracking is reported
- * lost only when a store on the way cannot be read back; the answer then covers the whole LUN.
+ * Changed-block tracking. Each disk LUN keeps a change map by epoch (change-map.ts): every
+ * snapshot, and every mark, starts an epoch with its own change id. "Changed since X" is the
+ * union of the epochs from X on, at the copy-on-write chunk's granularity, whether or not X's
+ * snapshot still exists. A write's chunks are marked durably before the write is issued, so
+ * after a crash the answer may cover more than was written, never less. Tracking is reported
+ * lost when an epoch on the way cannot be read back; the answer then covers the whole LUN.
  */
 export const DEFAULT_CBT_GRANULARITY_BYTES = DEFAULT_CHUNK_BYTES;
 
@@ -17,11 +19,15 @@ export interface ChangedBlocks {
   /** Bytes per tracking granule. */
   granularity: number;
   blockSize: number;
+  /** Change id or snapshot id. */
   since: string;
-  /** Snapshot id, or null for "now". */
+  /** Change id or snapshot id, or null for "now". */
   until: string | null;
   tracking: 'exact' | 'lost';
-  /** Why tracking was lost (then `extents` is the whole LUN: the next backup is a full one). */
+  /**
+   * Why tracking was lost (then `extents` is the whole LUN: the next backup is a full one), or
+   * why an exact answer covers more than was written (an id whose epoch was merged).
+   */
   reason?: string;
   extents: Extent[];
 }
@@ -40,10 +46,10 @@ export function granulesToExtents(granules: readonly number[], granuleBlocks: nu
   return out;
 }
 
-/** Blocks of the LUN changed after snapshot `since` and before snapshot `until` (or now). */
-export function changedBlocks(dev: SnapshottableDevice, since: string, until?: string): ChangedBlocks {
-  const { chunks, lost } = dev.changedChunks(since, until);
+/** Blocks of the LUN changed after change id (or snapshot id) `since` and before `until` (or now). */
+export async function changedBlocks(dev: SnapshottableDevice, since: string, until?: string): Promise<ChangedBlocks> {
+  const a = await dev.changed(since, until);
   const base = { granularity: dev.chunkBytes, blockSize: dev.blockSize, since, until: until ?? null };
-  if (lost) return { ...base, tracking: 'lost', reason: lost, extents: dev.blockCount > 0 ? [[0, dev.blockCount]] : [] };
-  return { ...base, tracking: 'exact', extents: granulesToExtents(chunks, dev.chunkBlocks, dev.blockCount) };
+  const extents = bitsToExtents(a.bits, dev.chunkCount, dev.chunkBlocks, dev.blockCount);
+  return { ...base, tracking: a.tracking, ...(a.reason ? { reason: a.reason } : {}), extents };
 }

@@ -7,6 +7,8 @@ import {
   changedExtents,
   type BlockExtent,
   type ChangedExtents,
+  type ChangeMark,
+  type ChangeTracking,
   type NodeControl,
   type NodeDigest,
   type SnapshotRecord,
@@ -82,6 +84,12 @@ export class SnapshotApiClient implements NodeControl {
     const q = new URLSearchParams({ since });
     if (opts.until !== undefined) q.set('until', opts.until);
     return changedExtents(await this.call<ChangedBlocks>('GET', `/v1/luns/${lun}/changed?${q}`));
+  }
+  markChanges(lun: number): Promise<ChangeMark> {
+    return this.call('POST', `/v1/luns/${lun}/changes/mark`, {});
+  }
+  changeTracking(lun: number): Promise<ChangeTracking> {
+    return this.call('GET', `/v1/luns/${lun}/changes`);
   }
   digest(lun: number, extents: readonly BlockExtent[]): Promise<NodeDigest> {
     return this.call('POST', `/v1/luns/${lun}/digest`, { extents });

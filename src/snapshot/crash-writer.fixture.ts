@@ -1,22 +1,29 @@
 // Test fixture for cbt.test.ts: snapshot a LUN, then write at random until SIGKILLed.
-// stdout: `S <snapshotId> <sha256 of the LUN at the snapshot>`, then a `W` line per write (progress
-// only: a pipe write may be queued). The record of writes is `<dir>/writes-<seed>.log`, one
-// `W <lba> <blockCount>` line written with writeSync before each write is issued.
+// stdout: `S <snapshotId> <sha256 of the LUN at the snapshot> <changeId>`, then a `W` line per
+// write (progress only: a pipe write may be queued). The record of writes is
+// `<dir>/writes-<seed>.log`, one `W <lba> <blockCount>` line written with writeSync before each
+// write is issued. With a third argument `delete`, the snapshot is deleted before the writes
+// (only its change id stays) and the LUN's content at the snapshot goes to `<dir>/frozen-<seed>.img`.
 import { createHash } from 'node:crypto';
-import { openSync, writeSync } from 'node:fs';
+import { openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileDevice } from '../block/file-device.ts';
 import { SnapshottableDevice } from './snapshottable-device.ts';
 
-const [dir, seedText] = process.argv.slice(2);
+const [dir, seedText, then] = process.argv.slice(2);
 const BS = 512;
 const dev = await SnapshottableDevice.open(await FileDevice.open(join(dir, 'lun.img'), { blockSize: BS, sizeBytes: 2 << 20 }), {
   dir: join(dir, 'lun.img.snapshots'),
   chunkBytes: 8 * BS,
 });
 const snap = await dev.createSnapshot();
-const digest = createHash('sha256').update(await dev.read(0, dev.blockCount)).digest('hex');
-process.stdout.write(`S ${snap.id} ${digest}\n`);
+const frozen = await dev.read(0, dev.blockCount);
+const digest = createHash('sha256').update(frozen).digest('hex');
+if (then === 'delete') {
+  writeFileSync(join(dir, `frozen-${seedText}.img`), frozen);
+  await dev.deleteSnapshot(snap.id);
+}
+process.stdout.write(`S ${snap.id} ${digest} ${snap.changeId}\n`);
 const log = openSync(join(dir, `writes-${seedText}.log`), 'w');
 let s = Number(seedText) >>> 0 || 1;
 const rand = (): number => {

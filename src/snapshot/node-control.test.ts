@@ -194,6 +194,47 @@ for (const [name, open] of IMPLEMENTATIONS) {
         assert.deepEqual((await control.changedSince(0, s1.id)).extents, [...want, { lba: 504, blocks: 8 }]);
         await rejectsWith(control.changedSince(0, s2.id, { until: s1.id }), 'ERR_SNAPSHOT_ORDER');
         await rejectsWith(control.changedSince(s1.lun, s1.id), 'ERR_NOT_A_DISK');
+        // Change ids outlive their snapshots; the snapshot ids keep naming them.
+        assert.match(s1.changeId, /^chg-[0-9a-f]{12}$/);
+        await control.deleteSnapshot(s1.id);
+        await control.deleteSnapshot(s2.id);
+        assert.deepEqual((await control.changedSince(0, s1.changeId, { until: s2.changeId })).extents, want);
+        assert.deepEqual((await control.changedSince(0, s1.id, { until: s2.id })).extents, want);
+        assert.deepEqual((await control.changedSince(0, s2.changeId)).extents, [{ lba: 504, blocks: 8 }]);
+      });
+    });
+
+    test('markChanges starts an epoch without a snapshot; changeTracking lists the epochs and their space', async () => {
+      await withNode(async ({ control, registry }) => {
+        await control.createLun({ sizeBytes: 256 * 1024 });
+        const dev = registry.device(0)!;
+        const t0 = await control.changeTracking(0);
+        assert.deepEqual(t0, { lun: 0, granularity: GRANULE_BLOCKS * BS, maxEpochs: 32, bytes: 0, epochs: [] });
+        await rejectsWith(control.changedSince(0, 'chg-000000000000'), 'ERR_CHANGE_ID_NOT_FOUND', /no change id or snapshot chg-000000000000 in the change tracking of LUN 0/);
+        const m = await control.markChanges(0);
+        assert.equal(m.lun, 0);
+        assert.match(m.changeId, /^chg-[0-9a-f]{12}$/);
+        assert.equal(new Date(m.startedAt).toISOString(), m.startedAt);
+        await dev.write(40, Buffer.alloc(BS, 1)); // granule 5
+        const s = await control.createSnapshot(0, { quietPeriodMs: 0 });
+        await dev.write(0, Buffer.alloc(BS, 2)); // granule 0
+        assert.deepEqual((await control.changedSince(0, m.changeId, { until: s.changeId })).extents, [{ lba: 40, blocks: 8 }]);
+        assert.deepEqual((await control.changedSince(0, m.changeId)).extents, [
+          { lba: 0, blocks: 8 },
+          { lba: 40, blocks: 8 },
+        ]);
+        const t = await control.changeTracking(0);
+        assert.deepEqual(
+          t.epochs.map((e) => [e.changeId, e.snapshotId, e.lost]),
+          [
+            [m.changeId, null, null],
+            [s.changeId, s.id, null],
+          ],
+        );
+        // Two epochs of 64 granules: a 32-byte header and 8 bytes of bits each.
+        assert.equal(t.bytes, 2 * (32 + 8));
+        await rejectsWith(control.markChanges(s.lun), 'ERR_NOT_A_DISK');
+        await rejectsWith(control.markChanges(99), 'ERR_LUN_NOT_FOUND');
       });
     });
 
@@ -257,9 +298,9 @@ for (const [name, open] of IMPLEMENTATIONS) {
         const del = control.deleteSnapshot(nope);
         await rejectsWith(del, 'ERR_SNAPSHOT_NOT_FOUND', new RegExp(`no snapshot ${nope} on ${NODE}`));
         const since = control.changedSince(0, nope);
-        await rejectsWith(since, 'ERR_SNAPSHOT_NOT_FOUND', new RegExp(`no snapshot ${nope} of LUN 0 on ${NODE}`));
+        await rejectsWith(since, 'ERR_CHANGE_ID_NOT_FOUND', new RegExp(`no change id or snapshot ${nope} in the change tracking of LUN 0 on ${NODE}`));
         const s = await control.createSnapshot(0, { quietPeriodMs: 0 });
-        await rejectsWith(control.changedSince(0, s.id, { until: nope }), 'ERR_SNAPSHOT_NOT_FOUND', new RegExp(nope));
+        await rejectsWith(control.changedSince(0, s.id, { until: nope }), 'ERR_CHANGE_ID_NOT_FOUND', new RegExp(nope));
 
         const absurd = [
           { quietPeriodMs: -1 },

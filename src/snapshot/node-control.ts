@@ -20,7 +20,28 @@ export interface SnapshotRecord {
   timeoutMs: number | null;
   /** Chunks it holds in its own store. */
   preservedChunks: number;
+  /** The change id of its instant: `changedSince` takes it, also after the snapshot is deleted. */
+  changeId: string;
   damaged?: string;
+}
+
+/** A change-tracking epoch started without a snapshot (`POST /v1/luns/N/changes/mark`). */
+export interface ChangeMark {
+  changeId: string;
+  lun: number;
+  /** ISO 8601. */
+  startedAt: string;
+}
+
+/** A disk LUN's change tracking: its epochs (oldest first) and the space their bitmaps take. */
+export interface ChangeTracking {
+  lun: number;
+  granularity: number;
+  /** Epochs kept before the two oldest are merged. */
+  maxEpochs: number;
+  /** Bytes of change bitmaps on the node for this LUN. */
+  bytes: number;
+  epochs: Array<{ changeId: string; startedAt: string; snapshotId: string | null; merged: string[]; lost: string | null }>;
 }
 
 /** Blocks [lba, lba + blocks) of a LUN. */
@@ -72,7 +93,7 @@ export interface SnapshotRequest {
  * node's management API; both pass the same contract test (node-control.test.ts).
  *
  * Failures are FerryErrors whose `code` is the same through both:
- * `ERR_LUN_NOT_FOUND`, `ERR_SNAPSHOT_NOT_FOUND`, `ERR_NOT_A_DISK`, `ERR_QUIESCE_TIMEOUT`,
+ * `ERR_LUN_NOT_FOUND`, `ERR_SNAPSHOT_NOT_FOUND`, `ERR_CHANGE_ID_NOT_FOUND`, `ERR_NOT_A_DISK`, `ERR_QUIESCE_TIMEOUT`,
  * `ERR_SNAPSHOT_IN_PROGRESS`, `ERR_LUN_HAS_SNAPSHOTS`, `ERR_BAD_PERIOD`, `ERR_RANGE`, `ERR_BAD_REQUEST`.
  */
 export interface NodeControl {
@@ -89,8 +110,15 @@ export interface NodeControl {
   listSnapshots(lun?: number): Promise<SnapshotRecord[]>;
   /** Unmap and delete a snapshot; the others are not disturbed. */
   deleteSnapshot(id: string): Promise<void>;
-  /** Blocks of disk LUN `lun` written after snapshot `since` and before snapshot `until` (default: now). */
+  /**
+   * Blocks of disk LUN `lun` written after change id `since` and before change id `until`
+   * (default: now). A snapshot id names its change id, also once the snapshot is deleted.
+   */
   changedSince(lun: number, since: string, opts?: { until?: string }): Promise<ChangedExtents>;
+  /** Start a change-tracking epoch on a disk LUN without a snapshot; its change id. */
+  markChanges(lun: number): Promise<ChangeMark>;
+  /** A disk LUN's change-tracking epochs and the space they take. */
+  changeTracking(lun: number): Promise<ChangeTracking>;
   /** SHA-256 over the extents of any LUN, read on the node (at most MAX_DIGEST_EXTENTS extents). */
   digest(lun: number, extents: readonly BlockExtent[]): Promise<NodeDigest>;
   /** Time since the latest write reached the LUN (0 while one is in flight; null: none since the node started). */

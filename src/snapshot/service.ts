@@ -10,6 +10,8 @@ import {
   SnapshotNotFoundError,
   type BlockExtent,
   type ChangedExtents,
+  type ChangeMark,
+  type ChangeTracking,
   type NodeControl,
   type NodeDigest,
   type SnapshotRecord,
@@ -126,10 +128,30 @@ export class SnapshotService implements NodeControl {
 
   async changedSince(lun: number, since: string, opts: { until?: string } = {}): Promise<ChangedExtents> {
     const dev = this.disk(lun);
-    for (const id of [since, opts.until]) {
-      if (id !== undefined && !dev.snapshot(id)) throw new SnapshotNotFoundError(id, `of LUN ${lun} on ${this.name}`);
+    try {
+      return changedExtents(await changedBlocks(dev, since, opts.until));
+    } catch (e) {
+      if (e instanceof FerryError && e.code === 'ERR_CHANGE_ID_NOT_FOUND') {
+        throw new FerryError(e.code, `no change id or snapshot ${[since, opts.until].find((id) => id !== undefined && !dev.changes.knows(id)) ?? since} in the change tracking of LUN ${lun} on ${this.name}`);
+      }
+      throw e;
     }
-    return changedExtents(changedBlocks(dev, since, opts.until));
+  }
+
+  async markChanges(lun: number): Promise<ChangeMark> {
+    const e = await this.disk(lun).markChanges();
+    return { changeId: e.id, lun, startedAt: new Date(e.startedAtMs).toISOString() };
+  }
+
+  async changeTracking(lun: number): Promise<ChangeTracking> {
+    const u = this.disk(lun).changeTracking();
+    return {
+      lun,
+      granularity: u.granuleBytes,
+      maxEpochs: u.maxEpochs,
+      bytes: u.bytes,
+      epochs: u.epochs.map((e) => ({ changeId: e.id, startedAt: new Date(e.startedAtMs).toISOString(), snapshotId: e.snapshotId ?? null, merged: e.merged ?? [], lost: e.lost ?? null })),
+    };
   }
 
   /** SHA-256 of the extents of any LUN (disk or snapshot), read on the node in reads of at most 4 MiB. */
@@ -218,6 +240,7 @@ export class SnapshotService implements NodeControl {
       quietPeriodMs: num(m.quietPeriodMs),
       timeoutMs: num(m.timeoutMs),
       preservedChunks: s.preservedChunks,
+      changeId: s.changeId ?? s.id,
     };
     if (s.damaged) r.damaged = s.damaged;
     return r;

@@ -14,10 +14,11 @@ import {
   encodeSlotHeader,
   slotBytes,
 } from './cow-format.ts';
+import { ChangeMap, type ChangeAnswer, type ChangeEpoch, type ChangeMapUsage } from './change-map.ts';
 import { KeyedMutex, RwLock } from './locks.ts';
 import { GroupCommit } from '../util/group-commit.ts';
 
-/** Copy-on-write granularity, and so the changed-block tracking granularity. */
+/** Copy-on-write granularity, and the changed-block tracking granularity. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
 const MANIFEST = 'manifest.json';
 const MANIFEST_FORMAT = 'ferry-snapshots';
@@ -30,6 +31,8 @@ export interface SnapshotInfo {
   /** The frozen instant (ISO 8601). */
   createdAt: string;
   createdAtMs: number;
+  /** The change id of its instant: `changed --since` it works after the snapshot is deleted. */
+  changeId?: string;
   /** Chunks this snapshot holds in its own store (written on the LUN since it, before the next one). */
   preservedChunks: number;
   /** Set when the store could not be read back: the snapshot is unusable and tracking through it is lost. */
@@ -52,12 +55,16 @@ export interface SnapshottableOptions {
   chunkBytes?: number;
   /** Clock in ms, for write timestamps and snapshot instants. */
   now?: () => number;
+  /** Change-tracking epochs kept before the oldest are merged (change-map.ts). */
+  maxEpochs?: number;
 }
 
 interface ManifestEntry {
   id: string;
   createdAtMs: number;
   file: string;
+  /** The change-tracking epoch its creation started. */
+  changeId?: string;
   meta?: Record<string, unknown>;
   /** Set when a damaged newer snapshot was deleted: this one's content and tracking are lost. */
   damaged?: string;
@@ -103,13 +110,17 @@ class CowStore {
  * content goes to the newest snapshot's store (once per chunk per snapshot), fdatasync'ed before
  * the overwrite is issued. A snapshot reads a chunk from the first store, itself or newer, that
  * holds it, else from the LUN. So each store holds exactly the chunks written between its
- * snapshot and the next one: that is also the changed-block tracking, durable by construction.
+ * snapshot and the next one.
+ *
+ * Changed-block tracking is the LUN's change map (change-map.ts), apart from the stores: each
+ * snapshot starts an epoch, and `changed` answers by change id after the snapshot is gone.
  */
 export class SnapshottableDevice implements BlockDevice {
   readonly base: BlockDevice;
   readonly dir: string;
   readonly chunkBytes: number;
   readonly readOnly = false;
+  readonly changes: ChangeMap;
   private readonly now: () => number;
   private readonly stores: CowStore[];
   private readonly chunkLocks = new KeyedMutex();
@@ -123,8 +134,9 @@ export class SnapshottableDevice implements BlockDevice {
   private drainWaiters: Array<() => void> = [];
   private closed = false;
 
-  private constructor(base: BlockDevice, dir: string, chunkBytes: number, now: () => number, stores: CowStore[]) {
+  private constructor(base: BlockDevice, dir: string, chunkBytes: number, now: () => number, stores: CowStore[], changes: ChangeMap) {
     this.base = base;
+    this.changes = changes;
     this.dir = dir;
     this.chunkBytes = chunkBytes;
     this.now = now;
@@ -176,7 +188,15 @@ export class SnapshottableDevice implements BlockDevice {
     for (const name of await readdir(opts.dir)) {
       if (!keep.has(name) && (name.endsWith('.cow') || name.endsWith('.tmp'))) await rm(join(opts.dir, name), { force: true });
     }
-    return new SnapshottableDevice(base, opts.dir, manifest.chunkBytes, opts.now ?? Date.now, stores);
+    const now = opts.now ?? Date.now;
+    const changes = await ChangeMap.open(opts.dir, {
+      granuleBytes: manifest.chunkBytes,
+      granules: Math.ceil(base.blockCount / (manifest.chunkBytes / base.blockSize)),
+      now,
+      ...(opts.maxEpochs === undefined ? {} : { maxEpochs: opts.maxEpochs }),
+      legacy: () => stores.map((s) => ({ id: s.entry.id, startedAtMs: s.entry.createdAtMs, granules: s.index.keys(), ...(s.damaged ? { lost: s.damaged } : {}) })),
+    });
+    return new SnapshottableDevice(base, opts.dir, manifest.chunkBytes, now, stores, changes);
   }
 
   // ---- BlockDevice ----
@@ -203,8 +223,13 @@ export class SnapshottableDevice implements BlockDevice {
     if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
     this.inflight++;
     try {
-      const newest = this.stores.at(-1);
-      if (newest && newest.fh && blockCount > 0) await this.preserve(newest, lba, blockCount);
+      if (blockCount > 0) {
+        const marked = this.changes.mark(Math.floor(lba / this.chunkBlocks), Math.floor((lba + blockCount - 1) / this.chunkBlocks));
+        const newest = this.stores.at(-1);
+        const copied = newest && newest.fh ? this.preserve(newest, lba, blockCount) : undefined;
+        if (marked && copied) await Promise.all([marked, copied]);
+        else await (marked ?? copied);
+      }
       await op();
     } finally {
       this.inflight--;
@@ -223,6 +248,7 @@ export class SnapshottableDevice implements BlockDevice {
     if (this.closed) return;
     this.closed = true;
     await this.closeGate();
+    await this.changes.close();
     for (const s of this.stores) await s.fh?.close();
     await this.base.close();
     // Writes that waited at the gate now fail instead of hanging.
@@ -261,7 +287,8 @@ export class SnapshottableDevice implements BlockDevice {
       try {
         await this.base.flush();
         const id = `snap-${randomBytes(6).toString('hex')}`;
-        const entry: ManifestEntry = { id, createdAtMs, file: `${id}.cow` };
+        const epoch = await this.changes.startEpoch(id);
+        const entry: ManifestEntry = { id, createdAtMs, file: `${id}.cow`, changeId: epoch.id };
         if (meta) entry.meta = meta;
         const path = join(this.dir, entry.file);
         const fh = await open(path, 'wx+');
@@ -330,26 +357,30 @@ export class SnapshottableDevice implements BlockDevice {
   }
 
   /**
-   * Chunks written on the LUN after snapshot `sinceId` and before snapshot `untilId`
-   * (or now), ascending; `lost` when a store on the way could not be read back.
+   * Start a change-tracking epoch without a snapshot: writes in flight finish before it, writes
+   * arriving later wait until it has started. Returns its change id.
    */
-  changedChunks(sinceId: string, untilId?: string): { chunks: number[]; lost: string | undefined } {
-    const i = this.stores.findIndex((s) => s.entry.id === sinceId);
-    if (i < 0) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${sinceId} on this LUN`);
-    let k = this.stores.length;
-    if (untilId !== undefined) {
-      k = this.stores.findIndex((s) => s.entry.id === untilId);
-      if (k < 0) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${untilId} on this LUN`);
-      if (k < i) throw new FerryError('ERR_SNAPSHOT_ORDER', `snapshot ${untilId} is older than ${sinceId}`);
+  async markChanges(): Promise<ChangeEpoch> {
+    const drained = this.closeGate();
+    try {
+      await drained;
+      if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
+      return await this.changes.startEpoch();
+    } finally {
+      this.openGate();
     }
-    const set = new Set<number>();
-    let lost: string | undefined;
-    for (let j = i; j < k; j++) {
-      const s = this.stores[j];
-      if (s.damaged) lost ??= `snapshot ${s.entry.id}: ${s.damaged}`;
-      for (const c of s.index.keys()) set.add(c);
-    }
-    return { chunks: [...set].sort((a, b) => a - b), lost };
+  }
+
+  /**
+   * Chunks written on the LUN after change id (or snapshot id) `since` and before `until`
+   * (or now), as a bitmap of chunks.
+   */
+  changed(since: string, until?: string): Promise<ChangeAnswer> {
+    return this.changes.changed(since, until);
+  }
+
+  changeTracking(): ChangeMapUsage {
+    return this.changes.usage();
   }
 
   // ---- internals ----
@@ -538,6 +569,8 @@ function info(s: CowStore): SnapshotInfo {
     createdAtMs: s.entry.createdAtMs,
     preservedChunks: s.index.size,
   };
+  // A snapshot older than the change map seeded it under its own id.
+  i.changeId = s.entry.changeId ?? s.entry.id;
   if (s.damaged) i.damaged = s.damaged;
   if (s.entry.meta) i.meta = s.entry.meta;
   return i;

@@ -1,0 +1,418 @@
+import { randomBytes } from 'node:crypto';
+import { open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FerryError } from '../util/errors.ts';
+import { GroupCommit } from '../util/group-commit.ts';
+import { CHG_HEADER_BYTES, bitmapBytes, decodeChangeBitmap, encodeChangeBitmap } from './change-format.ts';
+
+const CHANGES = 'changes.json';
+const CHANGES_FORMAT = 'ferry-changes';
+const CHANGES_VERSION = 1;
+/** Epochs kept per LUN before the two oldest are merged (docs/snapshots.md, "Change tracking"). */
+export const DEFAULT_MAX_EPOCHS = 32;
+/** How far ahead of a sequential writer granules are marked durably, in bytes. */
+const LOOK_AHEAD_BYTES = 16 * 1024 * 1024;
+/** Sequential writes in a row before marks look ahead: a random writer never marks ahead. */
+const LOOK_AHEAD_AFTER = 3;
+
+/** One change-tracking epoch: writes between its start (a snapshot or a mark) and the next one's. */
+export interface ChangeEpoch {
+  /** The change id: `changed --since` it means "written after this instant". */
+  id: string;
+  startedAtMs: number;
+  /** The snapshot whose creation started it; its id stays a name for this change id. */
+  snapshotId?: string;
+  /** Ids (change or snapshot) of younger epochs merged into this one to bound the space kept. */
+  merged?: string[];
+  /** Set when its bitmap could not be read back or written: changes through it are lost. */
+  lost?: string;
+}
+
+interface ChangesFile {
+  format: string;
+  version: number;
+  granuleBytes: number;
+  granules: number;
+  /** Oldest first; the last one is open (being written). */
+  epochs: ChangeEpoch[];
+}
+
+export interface ChangeAnswer {
+  /** One bit per granule, as in change-format.ts. */
+  bits: Uint8Array;
+  tracking: 'exact' | 'lost';
+  /** Why tracking was lost, or why the answer covers more than was written. */
+  reason?: string;
+}
+
+export interface ChangeMapUsage {
+  granuleBytes: number;
+  epochs: ChangeEpoch[];
+  maxEpochs: number;
+  /** Bytes of bitmaps kept on disk for this LUN. */
+  bytes: number;
+}
+
+export interface ChangeMapOptions {
+  granuleBytes: number;
+  granules: number;
+  maxEpochs?: number;
+  now?: () => number;
+  /** Epochs to start from when the directory has none yet: older stores' chunks (oldest first). */
+  legacy?: () => Array<{ id: string; startedAtMs: number; granules: Iterable<number>; lost?: string }>;
+}
+
+const has = (bits: Uint8Array, g: number): boolean => (bits[g >> 3] & (1 << (g & 7))) !== 0;
+const set = (bits: Uint8Array, g: number): void => {
+  bits[g >> 3] |= 1 << (g & 7);
+};
+
+/**
+ * A disk LUN's persistent change map, by epoch, independent of its snapshots.
+ *
+ * The open epoch has two bitmaps: `exact`, in memory, and `durable`, in its file, a superset.
+ * A write's granules are set in both, and the file's bytes are written and fdatasync'ed (group
+ * commit) before the write may be issued, so a write is never acknowledged before its granules
+ * are durably marked. A sequential writer's marks run ahead of it (at most 16 MiB), so it pays
+ * one fdatasync per stretch instead of one per write. Starting an epoch or closing the map seals
+ * `exact` into the file whole; after a crash the open epoch's answer is `durable`: it may cover
+ * writes that were issued but never completed and granules marked ahead, never less.
+ */
+export class ChangeMap {
+  readonly dir: string;
+  readonly granuleBytes: number;
+  readonly granules: number;
+  readonly maxEpochs: number;
+  private readonly now: () => number;
+  private epochList: ChangeEpoch[];
+  private exact: Uint8Array;
+  private durable: Uint8Array;
+  private fh: FileHandle | null;
+  private readonly commits: GroupCommit<[number, number] | null>;
+  private lastEnd = -1;
+  private streak = 0;
+  private ahead = 0;
+
+  private constructor(dir: string, opts: ChangeMapOptions, epochs: ChangeEpoch[], bits: Uint8Array, fh: FileHandle | null) {
+    this.dir = dir;
+    this.granuleBytes = opts.granuleBytes;
+    this.granules = opts.granules;
+    this.maxEpochs = opts.maxEpochs ?? DEFAULT_MAX_EPOCHS;
+    this.now = opts.now ?? Date.now;
+    this.epochList = epochs;
+    this.exact = bits;
+    this.durable = Uint8Array.from(bits);
+    this.fh = fh;
+    this.commits = new GroupCommit((batch) => this.writeMarks(batch));
+  }
+
+  static async open(dir: string, opts: ChangeMapOptions): Promise<ChangeMap> {
+    if (!Number.isSafeInteger(opts.maxEpochs ?? DEFAULT_MAX_EPOCHS) || (opts.maxEpochs ?? DEFAULT_MAX_EPOCHS) < 2) {
+      throw new RangeError(`maxEpochs ${opts.maxEpochs} must be a whole number ≥ 2`);
+    }
+    let file = await readChanges(dir);
+    if (file && (file.granuleBytes !== opts.granuleBytes || file.granules !== opts.granules)) {
+      throw new FerryError('ERR_SNAPSHOT_STORE', `change map ${join(dir, CHANGES)} is for ${file.granules} granules of ${file.granuleBytes} bytes, the LUN has ${opts.granules} of ${opts.granuleBytes}`);
+    }
+    if (!file) {
+      // A LUN whose snapshots predate this map: their stores held its tracking, so they seed it.
+      const legacy = opts.legacy?.() ?? [];
+      file = { format: CHANGES_FORMAT, version: CHANGES_VERSION, granuleBytes: opts.granuleBytes, granules: opts.granules, epochs: [] };
+      for (const l of legacy) {
+        const bits = new Uint8Array(bitmapBytes(opts.granules));
+        for (const g of l.granules) set(bits, g);
+        await writeSealed(dir, l.id, opts.granuleBytes, opts.granules, bits);
+        file.epochs.push({ id: l.id, startedAtMs: l.startedAtMs, snapshotId: l.id, ...(l.lost ? { lost: `its snapshot's store: ${l.lost}` } : {}) });
+      }
+      if (legacy.length) await writeChanges(dir, file);
+    }
+    const keep = new Set([CHANGES, ...file.epochs.map((e) => fileOf(e.id))]);
+    for (const name of await readdir(dir)) {
+      if ((name.endsWith('.chg') || name.endsWith('.chg.tmp')) && !keep.has(name)) await rm(join(dir, name), { force: true });
+    }
+    const bits = new Uint8Array(bitmapBytes(opts.granules));
+    const cur = file.epochs.at(-1);
+    if (!cur) return new ChangeMap(dir, opts, file.epochs, bits, null);
+    // The open epoch goes on: its bits as last written (sealed at a clean close, else the superset).
+    try {
+      const m = decodeChangeBitmap(await readFile(join(dir, fileOf(cur.id))));
+      if (m.granules !== opts.granules || m.granuleBytes !== opts.granuleBytes) throw new Error(`it holds ${m.granules} granules of ${m.granuleBytes} bytes`);
+      bits.set(m.bits);
+    } catch (e) {
+      cur.lost ??= `its change bitmap ${fileOf(cur.id)} could not be read back: ${(e as Error).message}`;
+      await writeChanges(dir, file);
+    }
+    const fh = await openWorking(dir, cur.id, opts.granuleBytes, opts.granules, bits);
+    return new ChangeMap(dir, opts, file.epochs, bits, fh);
+  }
+
+  /** Whether writes are tracked: some epoch has been started. */
+  get active(): boolean {
+    return this.fh !== null;
+  }
+
+  epochs(): ChangeEpoch[] {
+    return this.epochList.map((e) => ({ ...e }));
+  }
+
+  usage(): ChangeMapUsage {
+    return { granuleBytes: this.granuleBytes, epochs: this.epochs(), maxEpochs: this.maxEpochs, bytes: this.epochList.length * (CHG_HEADER_BYTES + bitmapBytes(this.granules)) };
+  }
+
+  /**
+   * Mark granules [first, last] written. Resolves once they are durable; returns undefined when
+   * they already are (the common case: nothing to wait for).
+   */
+  mark(first: number, last: number): Promise<void> | undefined {
+    if (!this.fh) return undefined;
+    const sequential = first === this.lastEnd || first === this.lastEnd - 1;
+    this.streak = sequential ? this.streak + 1 : 0;
+    this.lastEnd = last + 1;
+    let missing = false;
+    for (let g = first; g <= last; g++) {
+      set(this.exact, g);
+      if (!has(this.durable, g)) missing = true;
+    }
+    if (!missing) return undefined;
+    const maxAhead = Math.max(1, Math.floor(LOOK_AHEAD_BYTES / this.granuleBytes));
+    this.ahead = this.streak >= LOOK_AHEAD_AFTER ? Math.min(maxAhead, Math.max(2 * this.ahead, last - first + 1)) : 0;
+    const end = Math.min(this.granules - 1, last + this.ahead);
+    for (let g = first; g <= end; g++) set(this.durable, g);
+    return this.commits.add([first >> 3, (end >> 3) + 1]);
+  }
+
+  /**
+   * Start a new epoch now; the caller holds writes (none in flight). The open epoch is sealed
+   * first, so an interrupted start leaves it open and exact.
+   */
+  async startEpoch(snapshotId?: string): Promise<ChangeEpoch> {
+    await this.commits.add(null); // marks still being written land before the seal
+    const id = `chg-${randomBytes(6).toString('hex')}`;
+    const prev = this.epochList.at(-1);
+    if (prev) await writeSealed(this.dir, prev.id, this.granuleBytes, this.granules, this.exact);
+    const fresh = new Uint8Array(bitmapBytes(this.granules));
+    const fh = await openWorking(this.dir, id, this.granuleBytes, this.granules, fresh);
+    const epoch: ChangeEpoch = { id, startedAtMs: this.now(), ...(snapshotId ? { snapshotId } : {}) };
+    const epochs = [...this.epochList, epoch];
+    try {
+      await writeChanges(this.dir, this.file(epochs));
+    } catch (e) {
+      await fh.close();
+      await rm(join(this.dir, fileOf(id)), { force: true });
+      throw e;
+    }
+    await this.fh?.close();
+    this.fh = fh;
+    this.epochList = epochs;
+    this.exact = fresh;
+    this.durable = new Uint8Array(fresh.length);
+    this.lastEnd = -1;
+    this.streak = 0;
+    this.ahead = 0;
+    while (this.epochList.length > this.maxEpochs) await this.mergeOldest();
+    return { ...epoch };
+  }
+
+  /**
+   * Granules written after change id (or snapshot id) `since` and before `until` (or now).
+   * An id inside a merged epoch answers from that epoch's start: more than was written, never less.
+   */
+  async changed(since: string, until?: string): Promise<ChangeAnswer> {
+    const from = this.find(since);
+    let to = this.epochList.length;
+    let toInside = false;
+    if (until !== undefined) {
+      const u = this.find(until);
+      if (u.index < from.index || (u.index === from.index && u.inside && !from.inside)) {
+        throw new FerryError('ERR_SNAPSHOT_ORDER', `${until} is older than ${since}`);
+      }
+      // A boundary inside a merged epoch can't cut it: the whole epoch counts.
+      toInside = u.inside;
+      to = u.inside ? u.index + 1 : u.index;
+    }
+    const bits = new Uint8Array(bitmapBytes(this.granules));
+    let reason: string | undefined;
+    if (from.inside || toInside) {
+      const e = this.epochList[from.index];
+      reason = `change ids were merged to keep at most ${this.maxEpochs} epochs; the answer covers epoch ${e.id} whole (from ${new Date(e.startedAtMs).toISOString()})`;
+    }
+    for (let i = from.index; i < to; i++) {
+      const e = this.epochList[i];
+      if (e.lost) return { bits: allSet(this.granules), tracking: 'lost', reason: `change tracking since ${since} was lost: epoch ${e.id}: ${e.lost}` };
+      let b: Uint8Array;
+      if (i === this.epochList.length - 1) b = this.exact;
+      else {
+        try {
+          const m = decodeChangeBitmap(await readFile(join(this.dir, fileOf(e.id))));
+          if (!m.sealed || m.granules !== this.granules) throw new Error(m.sealed ? `it holds ${m.granules} granules` : 'it was never sealed');
+          b = m.bits;
+        } catch (err) {
+          return { bits: allSet(this.granules), tracking: 'lost', reason: `change tracking since ${since} was lost: the bitmap of epoch ${e.id} cannot be read back: ${(err as Error).message}` };
+        }
+      }
+      for (let k = 0; k < bits.length; k++) bits[k] |= b[k];
+    }
+    return { bits, tracking: 'exact', ...(reason ? { reason } : {}) };
+  }
+
+  /** Seal the open epoch (exact) and close its file: the next open answers exactly. */
+  async close(): Promise<void> {
+    if (!this.fh) return;
+    await this.commits.add(null);
+    const cur = this.epochList.at(-1) as ChangeEpoch;
+    await this.fh.close();
+    this.fh = null;
+    await writeSealed(this.dir, cur.id, this.granuleBytes, this.granules, this.exact);
+  }
+
+  // ---- internals ----
+
+  /** Whether `id` names an epoch (change id, snapshot id or merged id). */
+  knows(id: string): boolean {
+    return this.epochList.some((e) => e.id === id || e.snapshotId === id || e.merged?.includes(id));
+  }
+
+  private find(id: string): { index: number; inside: boolean } {
+    for (let i = 0; i < this.epochList.length; i++) {
+      const e = this.epochList[i];
+      if (e.id === id || e.snapshotId === id) return { index: i, inside: false };
+      if (e.merged?.includes(id)) return { index: i, inside: true };
+    }
+    throw new FerryError('ERR_CHANGE_ID_NOT_FOUND', `no change id or snapshot ${id} in this LUN's change tracking`);
+  }
+
+  private file(epochs: ChangeEpoch[]): ChangesFile {
+    return { format: CHANGES_FORMAT, version: CHANGES_VERSION, granuleBytes: this.granuleBytes, granules: this.granules, epochs };
+  }
+
+  /** Write the byte ranges of the durable bitmap that marks changed, then fdatasync. */
+  private async writeMarks(batch: Array<[number, number] | null>): Promise<void> {
+    const fh = this.fh;
+    if (!fh) return;
+    const ranges = batch.filter((r): r is [number, number] => r !== null).sort((a, b) => a[0] - b[0]);
+    let i = 0;
+    while (i < ranges.length) {
+      const lo = ranges[i][0];
+      let hi = ranges[i++][1];
+      while (i < ranges.length && ranges[i][0] <= hi) hi = Math.max(hi, ranges[i++][1]);
+      await writeAll(fh, this.durable.subarray(lo, hi), CHG_HEADER_BYTES + lo);
+    }
+    await fh.datasync();
+  }
+
+  /** Fold the second-oldest epoch into the oldest: its id then names the merged one. */
+  private async mergeOldest(): Promise<void> {
+    const [a, b] = this.epochList;
+    const merged: ChangeEpoch = { ...a, merged: [...(a.merged ?? []), b.id, ...(b.snapshotId ? [b.snapshotId] : []), ...(b.merged ?? [])] };
+    const lost = a.lost ?? b.lost;
+    if (lost) merged.lost = lost;
+    else {
+      try {
+        const ma = decodeChangeBitmap(await readFile(join(this.dir, fileOf(a.id))));
+        const mb = decodeChangeBitmap(await readFile(join(this.dir, fileOf(b.id))));
+        for (let k = 0; k < ma.bits.length; k++) ma.bits[k] |= mb.bits[k];
+        await writeSealed(this.dir, a.id, this.granuleBytes, this.granules, ma.bits);
+      } catch (e) {
+        merged.lost = `merging epoch ${b.id} into it failed: ${(e as Error).message}`;
+      }
+    }
+    const epochs = [merged, ...this.epochList.slice(2)];
+    await writeChanges(this.dir, this.file(epochs));
+    this.epochList = epochs;
+    await rm(join(this.dir, fileOf(b.id)), { force: true });
+  }
+}
+
+/** A bitmap as [first, last] granule runs → block extents, clipped to the LUN's end. */
+export function bitsToExtents(bits: Uint8Array, granules: number, granuleBlocks: number, blockCount: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let g = 0;
+  while (g < granules) {
+    if (bits[g >> 3] === 0 && (g & 7) === 0) {
+      g += 8;
+      continue;
+    }
+    if (!has(bits, g)) {
+      g++;
+      continue;
+    }
+    let e = g;
+    while (e + 1 < granules && has(bits, e + 1)) e++;
+    const lba = g * granuleBlocks;
+    const n = Math.min((e + 1) * granuleBlocks, blockCount) - lba;
+    if (n > 0) out.push([lba, n]);
+    g = e + 1;
+  }
+  return out;
+}
+
+function allSet(granules: number): Uint8Array {
+  const b = new Uint8Array(bitmapBytes(granules)).fill(0xff);
+  if (granules & 7) b[b.length - 1] = (1 << (granules & 7)) - 1;
+  return b;
+}
+
+function fileOf(id: string): string {
+  return `${id}.chg`;
+}
+
+async function writeAll(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += (await fh.write(data, off, data.length - off, position + off)).bytesWritten;
+}
+
+/** Replace `<id>.chg` whole with a sealed bitmap: temp file, fdatasync, rename, fsync the directory. */
+async function writeSealed(dir: string, id: string, granuleBytes: number, granules: number, bits: Uint8Array): Promise<void> {
+  await replaceFile(dir, fileOf(id), encodeChangeBitmap({ granuleBytes, granules, sealed: true, bits }));
+}
+
+/** The open epoch's file, rewritten open (so bits may be added in place) and kept open. */
+async function openWorking(dir: string, id: string, granuleBytes: number, granules: number, bits: Uint8Array): Promise<FileHandle> {
+  await replaceFile(dir, fileOf(id), encodeChangeBitmap({ granuleBytes, granules, sealed: false, bits }));
+  return open(join(dir, fileOf(id)), 'r+');
+}
+
+async function replaceFile(dir: string, name: string, data: Uint8Array | string): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`);
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, join(dir, name));
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+async function readChanges(dir: string): Promise<ChangesFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, CHANGES), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  let f: ChangesFile;
+  try {
+    f = JSON.parse(text) as ChangesFile;
+  } catch {
+    // Unreadable: set aside, and track afresh. Every older change id is then unknown, so the
+    // next incremental of this LUN finds no base to build on and is a full one.
+    await rename(join(dir, CHANGES), join(dir, `${CHANGES}.unreadable-${Date.now()}`));
+    return undefined;
+  }
+  if (f.format !== CHANGES_FORMAT || f.version !== CHANGES_VERSION || !Array.isArray(f.epochs)) {
+    throw new FerryError('ERR_SNAPSHOT_STORE', `${join(dir, CHANGES)} is not a ${CHANGES_FORMAT} v${CHANGES_VERSION} file`);
+  }
+  return f;
+}
+
+async function writeChanges(dir: string, f: ChangesFile): Promise<void> {
+  await replaceFile(dir, CHANGES, JSON.stringify(f, null, 2) + '\n');
+}
