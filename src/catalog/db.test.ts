@@ -7,6 +7,7 @@ import { Kysely, SqliteDialect, sql } from 'kysely';
 import type { Database } from './schema.ts';
 import { addJobEvent, createJob, getJob, listJobEvents } from './queries/jobs.ts';
 import { listReservations, reserve } from './queries/cartridges.ts';
+import { getVolume } from './queries/volumes.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { FerryError } from '../util/errors.ts';
 import { openCatalog } from './db.ts';
@@ -102,7 +103,7 @@ test('migration 3 on a version-2 catalog with jobs: every row, event and reserva
     const job = await createJob(db, { type: 'restore', volumeId: 'store:0', params: { set: 4 } });
     await addJobEvent(db, job.id, { kind: 'log', message: 'kept across the migration' });
     await reserve(db, 'drive:vtl/256', job.id);
-    assert.deepEqual((await migrate(db)).applied, [3]);
+    assert.deepEqual((await migrate(db, MIGRATIONS.slice(0, 3))).applied, [3]);
     const after = await getJob(db, job.id);
     assert.deepEqual([after?.type, after?.volumeId, after?.params], ['restore', 'store:0', { set: 4 }]);
     assert.deepEqual((await listJobEvents(db, job.id)).map((e) => e.message), ['restore job created', 'kept across the migration']);
@@ -112,6 +113,20 @@ test('migration 3 on a version-2 catalog with jobs: every row, event and reserva
     // The foreign keys still hold: deleting the job takes its events and reservation with it.
     await db.deleteFrom('jobs').where('id', '=', job.id).execute();
     assert.deepEqual([(await listJobEvents(db, job.id)).length, (await listReservations(db)).length], [0, 0]);
+  } finally {
+    await db.destroy();
+  }
+});
+
+test('migration 4 on a version-3 catalog: the kept snapshot id becomes the kept change id (a node answers for it as one)', async () => {
+  const raw = new SqliteDatabase(':memory:');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+  try {
+    await migrate(db, MIGRATIONS.slice(0, 3));
+    await sql`INSERT INTO volumes (id, node, lun, designator, disk_block_bytes, volume_blocks, kept_snapshot_id, kept_set_id, updated_at)
+      VALUES ('store:0', 'store', 0, '600a', 512, 2048, 'snap-0123456789ab', NULL, 'x')`.execute(db);
+    assert.deepEqual((await migrate(db)).applied, [4]);
+    assert.equal((await getVolume(db, 'store:0'))?.keptChangeId, 'snap-0123456789ab');
   } finally {
     await db.destroy();
   }

@@ -7,6 +7,7 @@ import type { Database } from './schema.ts';
 import { m0001Initial } from './migrations/0001-initial.ts';
 import { m0002Files } from './migrations/0002-files.ts';
 import { m0003Retention } from './migrations/0003-retention.ts';
+import { m0004ChangeIds } from './migrations/0004-change-ids.ts';
 
 export interface Migration {
   version: number;
@@ -16,7 +17,7 @@ export interface Migration {
 }
 
 /** Every migration, in order. Append only. */
-export const MIGRATIONS: readonly Migration[] = [m0001Initial, m0002Files, m0003Retention];
+export const MIGRATIONS: readonly Migration[] = [m0001Initial, m0002Files, m0003Retention, m0004ChangeIds];
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -94,7 +94,7 @@ test('wholeSets keeps sets with pieces 1..n and a complete last one, and says wh
   assert.match(wholeSets([c1, c1, c2]).skipped.find((s) => s.uuid === uuid(2))!.why, /found twice/);
 });
 
-testBoth('applyRebuild writes whole sets, volumes without a kept snapshot and cartridge states in one go', async ({ db }) => {
+testBoth('applyRebuild writes whole sets, volumes without a kept change id and cartridge states in one go', async ({ db }) => {
   const out = await applyRebuild(db, scene());
   assert.deepEqual(out.inserted, [1, 2, 3]);
   assert.deepEqual(out.existing, []);
@@ -109,7 +109,7 @@ testBoth('applyRebuild writes whole sets, volumes without a kept snapshot and ca
   const two = await getSet(db, 2);
   assert.deepEqual(two!.pieces.map((p) => [p.seq, p.streamStart, p.streamEnd]), [[1, 0, 32 * KIB], [2, 32 * KIB, 96 * KIB]]);
   const vol = await getVolume(db, 'store:0');
-  assert.deepEqual([vol?.node, vol?.lun, vol?.keptSnapshotId, vol?.keptSetId, vol?.diskBlockBytes], ['store', 0, null, null, DBB]);
+  assert.deepEqual([vol?.node, vol?.lun, vol?.keptChangeId, vol?.keptSetId, vol?.diskBlockBytes], ['store', 0, null, null, DBB]);
   assert.equal(await getVolume(db, 'store:1'), undefined, 'no volume for a set that was skipped');
 
   const s = scene();

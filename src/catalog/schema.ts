@@ -19,7 +19,7 @@ export interface VolumesTable {
   disk_block_bytes: number;
   volume_blocks: number;
   /** Snapshot the last set was taken from, kept on the node for the next incremental. */
-  kept_snapshot_id: string | null;
+  kept_change_id: string | null;
   kept_set_id: number | null;
   updated_at: string;
 }

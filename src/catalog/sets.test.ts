@@ -5,7 +5,7 @@ import { createJob, transitionJob } from './queries/jobs.ts';
 import {
   claimSetId, completeSet, getChain, getSet, getSetByUuid, latestSet, listSets, nextSetId,
 } from './queries/sets.ts';
-import { getVolume, listVolumes, setKeptSnapshot, upsertVolume } from './queries/volumes.ts';
+import { getVolume, listVolumes, setKeptChange, upsertVolume } from './queries/volumes.ts';
 import { fakePiece, fakeSet, testBoth } from './testing.ts';
 import type { Db } from './queries/common.ts';
 
@@ -41,7 +41,7 @@ testBoth('completeSet writes set, pieces, cartridges and volume; getSet and list
       { barcode: 'FER001L8', state: 'full', bytesUsed: 100 },
       { barcode: 'FER002L8', state: 'append', endBlock: 8, bytesUsed: 100 },
     ],
-    volume: { keptSnapshotId: set.snapshotId, keptSetId: id },
+    volume: { keptChangeId: 'chg-1', keptSetId: id },
   });
   const got = await getSet(db, id);
   assert.deepEqual(got, { ...set, pieces, protected: false, expiredAt: null }, 'a new set is neither protected nor expired');
@@ -55,7 +55,7 @@ testBoth('completeSet writes set, pieces, cartridges and volume; getSet and list
   assert.deepEqual([c3?.state, c3?.bytesUsed, c3?.lastWrittenAt], ['full', 100, '2024-05-01T10:00:09.000Z']);
   assert.equal((await getCartridge(db, 'FER002L8'))?.endBlock, 8);
   const v = await getVolume(db, 'store:0');
-  assert.deepEqual([v?.keptSnapshotId, v?.keptSetId], ['snap-1', 1]);
+  assert.deepEqual([v?.keptChangeId, v?.keptSetId], ['chg-1', 1]);
   assert.equal(await nextSetId(db), 2);
 });
 
@@ -75,13 +75,13 @@ testBoth('completeSet is atomic: a failing insert or update leaves no set, no pi
     set: fakeSet(1),
     pieces: [fakePiece(1, 'FER001L8')],
     cartridges: [{ barcode: 'FER001L8', state: 'full', bytesUsed: 5 }, { barcode: 'FER999L8', state: 'full' }],
-    volume: { keptSnapshotId: 'snap-1', keptSetId: 1 },
+    volume: { keptChangeId: 'snap-1', keptSetId: 1 },
   }), (e: unknown) => e instanceof FerryError && e.code === 'ERR_CATALOG_NOT_FOUND');
   assert.equal(await getSet(db, 1), undefined);
   assert.deepEqual(await listSets(db), []);
   assert.equal((await db.selectFrom('set_pieces').selectAll().execute()).length, 0);
   assert.deepEqual(await getCartridge(db, 'FER001L8'), before);
-  assert.equal((await getVolume(db, 'store:0'))?.keptSnapshotId, null);
+  assert.equal((await getVolume(db, 'store:0'))?.keptChangeId, null);
   // Rejected before any write: pieces that do not join up.
   await assert.rejects(completeSet(db, {
     set: fakeSet(1),
@@ -120,18 +120,18 @@ testBoth('getChain returns full first, then each incremental; latestSet picks th
   assert.deepEqual((await listSets(db)).map((s) => s.id), [1, 2, 3, 4, 5]);
 });
 
-testBoth('volumes: upsert keeps the kept snapshot for the same disk and forgets it for another', async ({ db }) => {
+testBoth('volumes: upsert keeps the kept change id for the same disk and forgets it for another', async ({ db }) => {
   await seed(db);
-  await setKeptSnapshot(db, 'store:0', 'snap-1', null);
+  await setKeptChange(db, 'store:0', 'snap-1', null);
   const again = await upsertVolume(db, { node: 'store', lun: 0, designator: '600140500000000000000000000000a0',
     diskBlockBytes: 512, volumeBlocks: 4194304, at: '2024-06-01T00:00:00Z' });
-  assert.deepEqual([again.keptSnapshotId, again.volumeBlocks, again.updatedAt],
+  assert.deepEqual([again.keptChangeId, again.volumeBlocks, again.updatedAt],
     ['snap-1', 4194304, '2024-06-01T00:00:00.000Z']);
   const other = await upsertVolume(db, { node: 'store', lun: 0, designator: '600140500000000000000000000000ff',
     diskBlockBytes: 4096, volumeBlocks: 1000 });
-  assert.deepEqual([other.keptSnapshotId, other.keptSetId, other.diskBlockBytes], [null, null, 4096]);
+  assert.deepEqual([other.keptChangeId, other.keptSetId, other.diskBlockBytes], [null, null, 4096]);
   await upsertVolume(db, { node: 'alpha', lun: 3, designator: 'ab', diskBlockBytes: 512, volumeBlocks: 1 });
   assert.deepEqual((await listVolumes(db)).map((v) => v.id), ['alpha:3', 'store:0']);
   assert.deepEqual((await listVolumes(db, { node: 'store' })).map((v) => v.id), ['store:0']);
-  await assert.rejects(setKeptSnapshot(db, 'nope:0', null, null), /volume nope:0 is not in the catalog/);
+  await assert.rejects(setKeptChange(db, 'nope:0', null, null), /volume nope:0 is not in the catalog/);
 });

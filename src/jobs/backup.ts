@@ -116,11 +116,11 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
   const info = await diskLun(control, node, lun);
   const vid = volumeId(node, lun);
   const pool = ctx.site.pool(req.pool);
-  // The kept snapshot and the incremental's base are the volume's: read them once no other backup of it runs.
+  // The kept change id and the incremental's base are the volume's: read them once no other backup of it runs.
   await acquireVolume(ctx, vid);
   await upsertVolume(ctx.db, { node, lun, designator: info.designator, diskBlockBytes: info.blockSize, volumeBlocks: info.blockCount });
   const vol = await getVolume(ctx.db, vid);
-  const base = req.level === 'incremental' && vol?.keptSetId != null && vol.keptSnapshotId ? await getSet(ctx.db, vol.keptSetId) : undefined;
+  const base = req.level === 'incremental' && vol?.keptSetId != null && vol.keptChangeId ? await getSet(ctx.db, vol.keptSetId) : undefined;
 
   // 1. Snapshot once writes pause.
   const quiet = `waiting for ${req.quietPeriodMs / 1000} s without writes to ${vid} (timeout ${req.timeoutMs / 1000} s)`;
@@ -138,13 +138,12 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     clearInterval(watch);
   }
   ctx.update({ lastWriteMsAgo: null });
-  let keep = false;
   try {
     const setId = await claimSetId(ctx.db, ctx.id);
     const snapInfo = await diskLunOrSnapshot(control, snap);
     // 2. Plan.
     await ctx.to('planning', `snapshot ${snap.id} taken after waiting ${((snap.waitedMs ?? 0) / 1000).toFixed(1)} s; planning the ${req.mode} ${req.level} backup`, { data: { snapshot: snap.id, volume: vid } });
-    const plan = await makePlan(ctx, req, { node, lun, vid, snap, base, blockSize: info.blockSize, blockCount: info.blockCount });
+    const plan = await makePlan(ctx, req, { node, lun, vid, snap, base, keptChangeId: vol?.keptChangeId ?? null, blockSize: info.blockSize, blockCount: info.blockCount });
     if (plan.reason) await ctx.log(`running a full backup: ${plan.reason}`);
     ctx.update({ bytesTotal: plan.streamBytes, bytesDone: 0 });
     // A files set's index goes in its last trailer: too large a one fails here, before any tape is written;
@@ -279,7 +278,7 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       pos = end;
     } while (pos < plan.streamBytes || pieces.length === 0); // an empty set still gets its one piece
 
-    // 4. The set, its pieces, the cartridges and the kept snapshot: one transaction.
+    // 4. The set, its pieces, the cartridges and the kept change id: one transaction.
     await completeSet(ctx.db, {
       set: {
         id: setId,
@@ -305,14 +304,17 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
       pieces,
       cartridges: carts,
       ...(index ? { files: index } : {}),
-      volume: { keptSnapshotId: snap.id, keptSetId: setId },
+      // The next incremental asks the node what changed since this instant: the snapshot can go.
+      volume: { keptChangeId: snap.changeId, keptSetId: setId },
     });
-    keep = true;
-    // Incrementals need the last set's snapshot alive (node tracking, see snapshots.md); older ones go.
-    if (vol?.keptSnapshotId && vol.keptSnapshotId !== snap.id) await control.deleteSnapshot(vol.keptSnapshotId).catch((e: Error) => ctx.log(`could not delete old snapshot ${vol.keptSnapshotId}: ${e.message}`));
+    // A snapshot kept by an older server for its incrementals (its id was the kept change id).
+    if (vol?.keptChangeId && (await control.getSnapshot(vol.keptChangeId).catch(() => undefined))) {
+      await control.deleteSnapshot(vol.keptChangeId).catch((e: Error) => ctx.log(`could not delete old snapshot ${vol.keptChangeId}: ${e.message}`));
+    }
     return { set: setId, bytes: copier?.movedBytes ?? 0, quietWaitMs: snap.waitedMs };
   } finally {
-    if (!keep) await control.deleteSnapshot(snap.id).catch(() => undefined);
+    // Done or failed, the snapshot goes: while it lives, every first write to a chunk is copied.
+    await control.deleteSnapshot(snap.id).catch((e: Error) => ctx.log(`could not delete snapshot ${snap.id}: ${e.message}: delete it with \`ferry snapshot rm ${snap.id}\``));
   }
 }
 
@@ -354,7 +356,7 @@ async function diskLunOrSnapshot(control: NodeControl, snap: SnapshotRecord): Pr
 async function makePlan(
   ctx: JobContext,
   req: BackupRequest,
-  v: { node: string; lun: number; vid: string; snap: SnapshotRecord; base: Awaited<ReturnType<typeof getSet>>; blockSize: number; blockCount: number },
+  v: { node: string; lun: number; vid: string; snap: SnapshotRecord; base: Awaited<ReturnType<typeof getSet>>; keptChangeId: string | null; blockSize: number; blockCount: number },
 ): Promise<Plan> {
   let level: BackupLevel = req.level;
   let reason: string | null = null;
@@ -371,12 +373,12 @@ async function makePlan(
   }
   let base = v.base;
   if (level === 'incremental') {
-    if (!base) reason = `no earlier set of ${v.vid} with a kept snapshot to build on`;
+    if (!base || !v.keptChangeId) reason = `no earlier set of ${v.vid} with a change id to build on`;
     else if (base.mode !== req.mode) reason = `the last set of ${v.vid} is ${base.mode}, not ${req.mode}`;
     else if (base.volumeBlocks !== v.blockCount) reason = `${v.vid} changed size since set ${base.id}`;
     if (!reason && base) {
       const control = await ctx.site.nodeControl(v.node);
-      const changed = await control.changedSince(v.lun, base.snapshotId, { until: v.snap.id }).catch((e: Error) => ({ tracking: 'lost' as const, reason: e.message, extents: [] }));
+      const changed = await control.changedSince(v.lun, v.keptChangeId as string, { until: v.snap.changeId }).catch((e: Error) => ({ tracking: 'lost' as const, reason: e.message, extents: [] }));
       if (changed.tracking === 'lost') reason = `change tracking since set ${base.id} was lost (${changed.reason ?? 'no reason given'})`;
       else if (req.mode === 'used') ranges = intersect(merge(changed.extents), ranges);
       // files: the changed blocks of today's files, and any block of theirs no set of the chain holds

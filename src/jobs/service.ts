@@ -74,8 +74,8 @@ export class LocalJobService implements JobService {
   }
 
   /**
-   * The snapshots that interrupted backups took go (a set's kept snapshot stays): a node that
-   * does not answer now is named in the job's events, with how to delete it by hand.
+   * The snapshots that interrupted backups took go: a node that does not answer now is named in
+   * the job's events, with how to delete it by hand.
    */
   private async releaseSnapshots(jobs: readonly number[]): Promise<void> {
     for (const id of jobs) {
@@ -83,7 +83,6 @@ export class LocalJobService implements JobService {
       if (!taken) continue;
       const snapshot = String(taken.snapshot);
       const volume = String(taken.volume);
-      if ((await getVolume(this.catalog.db, volume))?.keptSnapshotId === snapshot) continue;
       const node = volume.slice(0, volume.lastIndexOf(':'));
       const said = await (async () => {
         await (await this.site.nodeControl(node)).deleteSnapshot(snapshot);

@@ -59,7 +59,38 @@ export const OPENAPI = {
           quietPeriodMs: { type: ['integer', 'null'] },
           timeoutMs: { type: ['integer', 'null'] },
           preservedChunks: { type: 'integer' },
+          changeId: { type: 'string', description: "the change id of its instant: `changed?since=` takes it, also after the snapshot is deleted" },
           damaged: { type: 'string' },
+        },
+      },
+      ChangeMark: {
+        type: 'object',
+        required: ['changeId', 'lun', 'startedAt'],
+        properties: { changeId: { type: 'string' }, lun: { type: 'integer' }, startedAt: { type: 'string', format: 'date-time' } },
+      },
+      ChangeTracking: {
+        type: 'object',
+        required: ['lun', 'granularity', 'maxEpochs', 'bytes', 'epochs'],
+        properties: {
+          lun: { type: 'integer' },
+          granularity: { type: 'integer', description: 'bytes per tracking granule' },
+          maxEpochs: { type: 'integer', description: 'epochs kept before the two oldest are merged' },
+          bytes: { type: 'integer', description: "bytes of change bitmaps on the node for this LUN" },
+          epochs: {
+            type: 'array',
+            description: 'oldest first; the last one is open',
+            items: {
+              type: 'object',
+              required: ['changeId', 'startedAt', 'snapshotId', 'merged', 'lost'],
+              properties: {
+                changeId: { type: 'string' },
+                startedAt: { type: 'string', format: 'date-time' },
+                snapshotId: { type: ['string', 'null'], description: 'the snapshot whose creation started it (its id names this change id)' },
+                merged: { type: 'array', items: { type: 'string' }, description: 'ids of younger epochs folded into this one' },
+                lost: { type: ['string', 'null'], description: 'why changes through this epoch are lost' },
+              },
+            },
+          },
         },
       },
       Changed: {
@@ -173,9 +204,25 @@ export const OPENAPI = {
     },
     '/v1/luns/{lun}/changed': {
       get: {
-        summary: 'Extents of the LUN changed after snapshot `since` and before snapshot `until` (or now)',
+        summary: 'Extents of the LUN changed after change id `since` and before change id `until` (or now)',
+        description: 'A snapshot id names the change id its creation started, also once the snapshot is deleted. An unknown id: 404 ERR_CHANGE_ID_NOT_FOUND.',
         parameters: [lunParam, { name: 'since', in: 'query', required: true, schema: { type: 'string' } }, { name: 'until', in: 'query', schema: { type: 'string' } }],
         responses: { '200': json({ $ref: '#/components/schemas/Changed' }), ...errors(400, 401, 404) },
+      },
+    },
+    '/v1/luns/{lun}/changes/mark': {
+      post: {
+        summary: 'Start a change-tracking epoch on a disk LUN without a snapshot',
+        description: 'Writes in flight finish before it; writes arriving later wait until it has started. Returns its change id.',
+        parameters: [lunParam],
+        responses: { '201': json({ $ref: '#/components/schemas/ChangeMark' }, 'Created'), ...errors(400, 401, 404) },
+      },
+    },
+    '/v1/luns/{lun}/changes': {
+      get: {
+        summary: "A disk LUN's change-tracking epochs and the space their bitmaps take",
+        parameters: [lunParam],
+        responses: { '200': json({ $ref: '#/components/schemas/ChangeTracking' }), ...errors(400, 401, 404) },
       },
     },
     '/v1/luns/{lun}/digest': {

@@ -201,7 +201,7 @@ function cartridgeRow(c: ScannedCartridge, whole: ReadonlySet<string>, existing:
 
 /**
  * Apply a scan: cartridges (state, pool, uuid, end of the last complete set), volumes that are
- * missing (with no kept snapshot, so their next backup is a full), and every whole set that the
+ * missing (with no kept change id, so their next backup is a full), and every whole set that the
  * catalog does not hold yet, with its pieces; a set whose base is neither in the catalog nor
  * rebuilt is skipped. All in one transaction: a failure writes nothing.
  */

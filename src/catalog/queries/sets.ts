@@ -4,7 +4,7 @@ import { FerryError } from '../../util/errors.ts';
 import type { Database, SetPiecesTable, SetsTable } from '../schema.ts';
 import { markCartridge, type CartridgeUpdate } from './cartridges.ts';
 import { fromJson, inTransaction, notFound, num, numOrNull, toJson, type Db } from './common.ts';
-import { setKeptSnapshot } from './volumes.ts';
+import { setKeptChange } from './volumes.ts';
 import { insertSetFiles } from './files.ts';
 import type { FileIndex } from '../../tapeformat/records.ts';
 
@@ -74,8 +74,8 @@ export interface CompletedSet {
   pieces: SetPiece[];
   /** Cartridge fill states after the set, applied in the same transaction. */
   cartridges: CartridgeUpdate[];
-  /** The volume's kept snapshot after the set. */
-  volume?: { keptSnapshotId: string | null; keptSetId: number | null };
+  /** The change id the volume's next incremental builds on, and the set it builds on. */
+  volume?: { keptChangeId: string | null; keptSetId: number | null };
   /** A files set's index (the last trailer's). */
   files?: FileIndex;
 }
@@ -184,13 +184,13 @@ export async function insertCompletedSet(
     .execute();
 }
 
-/** The set, its pieces, the cartridges' new fill states and the volume's kept snapshot: all or nothing. */
+/** The set, its pieces, the cartridges' new fill states and the volume's kept change id: all or nothing. */
 export async function completeSet(db: Db, c: CompletedSet): Promise<void> {
   await inTransaction(db, async (trx) => {
     await insertCompletedSet(trx, c.set, c.pieces);
     if (c.files) await insertSetFiles(trx, c.set.id, c.files);
     for (const u of c.cartridges) await markCartridge(trx, u.barcode, u);
-    if (c.volume) await setKeptSnapshot(trx, c.set.volumeId, c.volume.keptSnapshotId, c.volume.keptSetId);
+    if (c.volume) await setKeptChange(trx, c.set.volumeId, c.volume.keptChangeId, c.volume.keptSetId);
   });
 }
 

@@ -1,4 +1,4 @@
-// Volumes: the disk LUNs Ferry backs up, and the snapshot each keeps for its next incremental.
+// Volumes: the disk LUNs Ferry backs up, and the change id each keeps for its next incremental.
 import type { Selectable } from 'kysely';
 import type { VolumesTable } from '../schema.ts';
 import { iso, notFound, num, numOrNull, type Db, type Instant } from './common.ts';
@@ -12,7 +12,8 @@ export interface Volume {
   designator: string;
   diskBlockBytes: number;
   volumeBlocks: number;
-  keptSnapshotId: string | null;
+  /** Change id (on the volume's node) of the last set's snapshot: the next incremental is what changed since. */
+  keptChangeId: string | null;
   keptSetId: number | null;
   updatedAt: string;
 }
@@ -38,13 +39,13 @@ function toVolume(r: Selectable<VolumesTable>): Volume {
     designator: r.designator,
     diskBlockBytes: num(r.disk_block_bytes),
     volumeBlocks: num(r.volume_blocks),
-    keptSnapshotId: r.kept_snapshot_id,
+    keptChangeId: r.kept_change_id,
     keptSetId: numOrNull(r.kept_set_id),
     updatedAt: r.updated_at,
   };
 }
 
-/** Insert or refresh a volume. A new designator (another disk behind the LUN) forgets the kept snapshot. */
+/** Insert or refresh a volume. A new designator (another disk behind the LUN) forgets the kept change id. */
 export async function upsertVolume(db: Db, v: VolumeInput): Promise<Volume> {
   const row = {
     id: volumeId(v.node, v.lun),
@@ -53,7 +54,7 @@ export async function upsertVolume(db: Db, v: VolumeInput): Promise<Volume> {
     designator: v.designator,
     disk_block_bytes: v.diskBlockBytes,
     volume_blocks: v.volumeBlocks,
-    kept_snapshot_id: null,
+    kept_change_id: null,
     kept_set_id: null,
     updated_at: iso(v.at),
   };
@@ -66,10 +67,10 @@ export async function upsertVolume(db: Db, v: VolumeInput): Promise<Volume> {
         disk_block_bytes: eb.ref('excluded.disk_block_bytes'),
         volume_blocks: eb.ref('excluded.volume_blocks'),
         updated_at: eb.ref('excluded.updated_at'),
-        kept_snapshot_id: eb
+        kept_change_id: eb
           .case()
           .when('volumes.designator', '=', eb.ref('excluded.designator'))
-          .then(eb.ref('volumes.kept_snapshot_id'))
+          .then(eb.ref('volumes.kept_change_id'))
           .else(null)
           .end(),
         kept_set_id: eb
@@ -97,17 +98,17 @@ export async function listVolumes(db: Db, filter: { node?: string } = {}): Promi
   return rows.map(toVolume);
 }
 
-/** Record (or forget, with nulls) the snapshot kept for the next incremental and the set taken from it. */
-export async function setKeptSnapshot(
+/** Record (or forget, with nulls) the change id kept for the next incremental and the set it builds on. */
+export async function setKeptChange(
   db: Db,
   id: string,
-  snapshotId: string | null,
+  changeId: string | null,
   setId: number | null,
   at?: Instant,
 ): Promise<void> {
   const r = await db
     .updateTable('volumes')
-    .set({ kept_snapshot_id: snapshotId, kept_set_id: setId, updated_at: iso(at) })
+    .set({ kept_change_id: changeId, kept_set_id: setId, updated_at: iso(at) })
     .where('id', '=', id)
     .executeTakeFirst();
   if (r.numUpdatedRows !== 1n) throw notFound('volume', id);
