@@ -7,7 +7,7 @@ import { runFileRestore } from './file-restore.ts';
 import { ReservedError, cartridgeResource, driveResource, listCartridges, listReservations, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
 import { cartridgesEmptiedBy, expireSets, keptSets, setProtected } from '../catalog/queries/retention.ts';
 import { pruneMarks } from './retention.ts';
-import { getVolume, listVolumes } from '../catalog/queries/volumes.ts';
+import { listVolumes } from '../catalog/queries/volumes.ts';
 import { FerryError } from '../util/errors.ts';
 import { DEFAULT_MAX_JOBS } from '../server/config.ts';
 import { JobContext, toEvent } from './context.ts';
