@@ -1,7 +1,8 @@
 // Benchmark: the copy-on-write cost of live snapshots. Sequential 1 MiB writes over a LUN image
 // (FileDevice under SnapshottableDevice) with 0, 1 and 8 live snapshots, each pass right after
 // the newest snapshot so every chunk is copied once; the peer is the same pass with no snapshot,
-// in the same run. A bare FileDevice and a MemoryDevice are shown beside it.
+// in the same run. A bare FileDevice and a MemoryDevice are shown beside it, and the pass with
+// change tracking on and no snapshot (an epoch started by a mark: the state between backups).
 //
 //   node --import tsx bench/snapshot-cow.ts [--size 256M] [--runs 3] [--depth 1]
 import { randomBytes } from 'node:crypto';
@@ -53,10 +54,11 @@ async function lun(dir: string, name: string): Promise<SnapshottableDevice> {
  * MB/s of a pass taken right after the `live`-th snapshot (each snapshot after a full pass),
  * and of a second pass, when every chunk has already been copied.
  */
-async function withSnapshots(dir: string, live: number): Promise<[number, number]> {
+async function withSnapshots(dir: string, live: number, tracked = false): Promise<[number, number]> {
   const dev = await lun(dir, `lun-${live}`);
   try {
     await pass(dev); // allocate the image: no pass measures first-touch file growth
+    if (tracked) await dev.markChanges();
     for (let k = 0; k < live; k++) {
       await dev.createSnapshot();
       if (k < live - 1) await pass(dev);
@@ -84,10 +86,11 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-cow-'));
 try {
-  const rows: Record<string, number[]> = { memory: [], bare: [], '0': [], '1': [], '8': [], again: [] };
+  const rows: Record<string, number[]> = { memory: [], bare: [], '0': [], tracked: [], '1': [], '8': [], again: [] };
   for (let r = 0; r < runs; r++) {
     rows.memory.push(await pass(new MemoryDevice(BS, sizeBytes / BS)));
     rows.bare.push(await bare(dir));
+    rows.tracked.push((await withSnapshots(dir, 0, true))[0]);
     for (const live of [0, 1, 8]) {
       const [first, second] = await withSnapshots(dir, live);
       rows[String(live)].push(first);
@@ -101,6 +104,7 @@ try {
   console.log(`|---|---|---|---|`);
   console.log(`| MemoryDevice (no disk) | ${fmt(rows.memory)} | ${median(rows.memory).toFixed(0)} MB/s | ${(median(rows.memory) / base).toFixed(2)}× |`);
   console.log(`| FileDevice alone | ${fmt(rows.bare)} | ${median(rows.bare).toFixed(0)} MB/s | ${(median(rows.bare) / base).toFixed(2)}× |`);
+  console.log(`| SnapshottableDevice, 0 snapshots, change tracking on | ${fmt(rows.tracked)} | ${median(rows.tracked).toFixed(0)} MB/s | **${(median(rows.tracked) / base).toFixed(2)}×** |`);
   for (const live of [0, 1, 8]) {
     const xs = rows[String(live)];
     console.log(`| SnapshottableDevice, ${live} live snapshot(s) | ${fmt(xs)} | ${median(xs).toFixed(0)} MB/s | **${(median(xs) / base).toFixed(2)}×** |`);

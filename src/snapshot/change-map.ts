@@ -70,12 +70,14 @@ const set = (bits: Uint8Array, g: number): void => {
 /**
  * A disk LUN's persistent change map, by epoch, independent of its snapshots.
  *
- * The open epoch has two bitmaps: `exact`, in memory, and `durable`, in its file, a superset.
- * A write's granules are set in both, and the file's bytes are written and fdatasync'ed (group
- * commit) before the write may be issued, so a write is never acknowledged before its granules
- * are durably marked. A sequential writer's marks run ahead of it (at most 16 MiB), so it pays
- * one fdatasync per stretch instead of one per write. Starting an epoch or closing the map seals
- * `exact` into the file whole; after a crash the open epoch's answer is `durable`: it may cover
+ * The open epoch has three bitmaps: `exact`, what was written; `wanted`, a superset being
+ * written to its file; and `synced`, what its file holds durably. A write's granules are set in
+ * `exact` and `wanted`, and the write waits until the file's bytes for them are written and
+ * fdatasync'ed (group commit), so a write is never acknowledged before its granules are durably
+ * marked. A sequential writer's marks run ahead of it (at most 16 MiB), and the next stretch is
+ * marked in the background when it is half-way through, so it rarely waits at all. Starting an
+ * epoch or closing the map seals
+ * `exact` into the file whole; after a crash the open epoch's answer is what its file holds: it may cover
  * writes that were issued but never completed and granules marked ahead, never less.
  */
 export class ChangeMap {
@@ -86,7 +88,14 @@ export class ChangeMap {
   private readonly now: () => number;
   private epochList: ChangeEpoch[];
   private exact: Uint8Array;
-  private durable: Uint8Array;
+  private wanted: Uint8Array;
+  private synced: Uint8Array;
+  /** The latest mark commit: it lands after every earlier one. */
+  private lastCommit: Promise<void> = Promise.resolve();
+  /** Granules up to here are wanted ahead of the sequential writer. */
+  private markedTo = -1;
+  /** A mark commit failed: the next one writes the whole bitmap. */
+  private rewriteAll = false;
   private fh: FileHandle | null;
   private readonly commits: GroupCommit<[number, number] | null>;
   private lastEnd = -1;
@@ -101,7 +110,8 @@ export class ChangeMap {
     this.now = opts.now ?? Date.now;
     this.epochList = epochs;
     this.exact = bits;
-    this.durable = Uint8Array.from(bits);
+    this.wanted = Uint8Array.from(bits);
+    this.synced = Uint8Array.from(bits);
     this.fh = fh;
     this.commits = new GroupCommit((batch) => this.writeMarks(batch));
   }
@@ -168,17 +178,33 @@ export class ChangeMap {
     const sequential = first === this.lastEnd || first === this.lastEnd - 1;
     this.streak = sequential ? this.streak + 1 : 0;
     this.lastEnd = last + 1;
-    let missing = false;
-    for (let g = first; g <= last; g++) {
-      set(this.exact, g);
-      if (!has(this.durable, g)) missing = true;
-    }
-    if (!missing) return undefined;
     const maxAhead = Math.max(1, Math.floor(LOOK_AHEAD_BYTES / this.granuleBytes));
     this.ahead = this.streak >= LOOK_AHEAD_AFTER ? Math.min(maxAhead, Math.max(2 * this.ahead, last - first + 1)) : 0;
-    const end = Math.min(this.granules - 1, last + this.ahead);
-    for (let g = first; g <= end; g++) set(this.durable, g);
-    return this.commits.add([first >> 3, (end >> 3) + 1]);
+    let unwanted = false;
+    let unsynced = false;
+    for (let g = first; g <= last; g++) {
+      set(this.exact, g);
+      if (!has(this.wanted, g)) unwanted = true;
+      else if (!has(this.synced, g)) unsynced = true;
+    }
+    if (!unwanted) {
+      // Half-way through the stretch marked ahead: mark the next one without waiting for it.
+      if (this.ahead > 0 && this.markedTo - last < this.ahead / 2 && this.markedTo < this.granules - 1) {
+        void this.want(Math.max(first, this.markedTo + 1), last + this.ahead).catch(() => undefined);
+      }
+      // Wanted by an earlier mark still being written: the latest commit covers it.
+      return unsynced ? this.lastCommit : undefined;
+    }
+    return this.want(first, last + this.ahead);
+  }
+
+  /** Set granules [first, last] wanted and commit them; the promise of that commit. */
+  private want(first: number, last: number): Promise<void> {
+    const end = Math.min(this.granules - 1, last);
+    for (let g = first; g <= end; g++) set(this.wanted, g);
+    this.markedTo = Math.max(this.markedTo, end);
+    this.lastCommit = this.commits.add([first >> 3, (end >> 3) + 1]);
+    return this.lastCommit;
   }
 
   /**
@@ -205,7 +231,11 @@ export class ChangeMap {
     this.fh = fh;
     this.epochList = epochs;
     this.exact = fresh;
-    this.durable = new Uint8Array(fresh.length);
+    this.wanted = new Uint8Array(fresh.length);
+    this.synced = new Uint8Array(fresh.length);
+    this.lastCommit = Promise.resolve();
+    this.markedTo = -1;
+    this.rewriteAll = false;
     this.lastEnd = -1;
     this.streak = 0;
     this.ahead = 0;
@@ -285,19 +315,33 @@ export class ChangeMap {
     return { format: CHANGES_FORMAT, version: CHANGES_VERSION, granuleBytes: this.granuleBytes, granules: this.granules, epochs };
   }
 
-  /** Write the byte ranges of the durable bitmap that marks changed, then fdatasync. */
+  /**
+   * Write the byte ranges of the wanted bitmap that marks changed, then fdatasync. A failure fails
+   * the batch's writes, and the next batch writes the whole bitmap.
+   */
   private async writeMarks(batch: Array<[number, number] | null>): Promise<void> {
     const fh = this.fh;
     if (!fh) return;
-    const ranges = batch.filter((r): r is [number, number] => r !== null).sort((a, b) => a[0] - b[0]);
+    const all: Array<[number, number]> = this.rewriteAll ? [[0, this.wanted.length]] : [];
+    const sorted = [...all, ...batch.filter((r): r is [number, number] => r !== null)].sort((a, b) => a[0] - b[0]);
+    const ranges: Array<[number, number, Uint8Array]> = [];
     let i = 0;
-    while (i < ranges.length) {
-      const lo = ranges[i][0];
-      let hi = ranges[i++][1];
-      while (i < ranges.length && ranges[i][0] <= hi) hi = Math.max(hi, ranges[i++][1]);
-      await writeAll(fh, this.durable.subarray(lo, hi), CHG_HEADER_BYTES + lo);
+    while (i < sorted.length) {
+      const lo = sorted[i][0];
+      let hi = sorted[i++][1];
+      while (i < sorted.length && sorted[i][0] <= hi) hi = Math.max(hi, sorted[i++][1]);
+      ranges.push([lo, hi, this.wanted.slice(lo, hi)]);
     }
-    await fh.datasync();
+    const synced = this.synced;
+    try {
+      for (const [lo, , bytes] of ranges) await writeAll(fh, bytes, CHG_HEADER_BYTES + lo);
+      await fh.datasync();
+    } catch (e) {
+      if (this.synced === synced) this.rewriteAll = true;
+      throw e;
+    }
+    if (this.synced === synced) this.rewriteAll = false;
+    if (this.synced === synced) for (const [lo, , bytes] of ranges) for (let k = 0; k < bytes.length; k++) synced[lo + k] |= bytes[k];
   }
 
   /** Fold the second-oldest epoch into the oldest: its id then names the merged one. */
