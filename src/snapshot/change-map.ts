@@ -90,12 +90,14 @@ export class ChangeMap {
   private exact: Uint8Array;
   private wanted: Uint8Array;
   private synced: Uint8Array;
-  /** The latest mark commit: it lands after every earlier one. */
-  private lastCommit: Promise<void> = Promise.resolve();
+  /** The latest mark commit, until it fails: it lands after every earlier one. */
+  private lastCommit: Promise<void> | undefined;
   /** Granules up to here are wanted ahead of the sequential writer. */
   private markedTo = -1;
   /** A mark commit failed: the next one writes the whole bitmap. */
   private rewriteAll = false;
+  /** The open epoch's file could not be reopened: marks fail. */
+  private broken: FerryError | undefined;
   private fh: FileHandle | null;
   private readonly commits: GroupCommit<[number, number] | null>;
   private lastEnd = -1;
@@ -174,12 +176,18 @@ export class ChangeMap {
    * they already are (the common case: nothing to wait for).
    */
   mark(first: number, last: number): Promise<void> | undefined {
+    if (this.broken) return Promise.reject(this.broken);
     if (!this.fh) return undefined;
-    const sequential = first === this.lastEnd || first === this.lastEnd - 1;
-    this.streak = sequential ? this.streak + 1 : 0;
-    this.lastEnd = last + 1;
+    // Onward from where the last write ended (or from within its last granule) is sequential;
+    // a write inside that last granule neither grows nor breaks the streak, so a writer that
+    // rewrites one granule over and over is never marked ahead.
     const maxAhead = Math.max(1, Math.floor(LOOK_AHEAD_BYTES / this.granuleBytes));
-    this.ahead = this.streak >= LOOK_AHEAD_AFTER ? Math.min(maxAhead, Math.max(2 * this.ahead, last - first + 1)) : 0;
+    if (!(first === this.lastEnd - 1 && last === first)) {
+      const sequential = first === this.lastEnd || first === this.lastEnd - 1;
+      this.streak = sequential ? this.streak + 1 : 0;
+      this.lastEnd = last + 1;
+      this.ahead = this.streak >= LOOK_AHEAD_AFTER ? Math.min(maxAhead, Math.max(2 * this.ahead, last - first + 1)) : 0;
+    }
     let unwanted = false;
     let unsynced = false;
     for (let g = first; g <= last; g++) {
@@ -193,7 +201,7 @@ export class ChangeMap {
         void this.want(Math.max(first, this.markedTo + 1), last + this.ahead).catch(() => undefined);
       }
       // Wanted by an earlier mark still being written: the latest commit covers it.
-      return unsynced ? this.lastCommit : undefined;
+      return unsynced ? (this.lastCommit ?? this.want(first, last)) : undefined;
     }
     return this.want(first, last + this.ahead);
   }
@@ -203,8 +211,12 @@ export class ChangeMap {
     const end = Math.min(this.granules - 1, last);
     for (let g = first; g <= end; g++) set(this.wanted, g);
     this.markedTo = Math.max(this.markedTo, end);
-    this.lastCommit = this.commits.add([first >> 3, (end >> 3) + 1]);
-    return this.lastCommit;
+    const p = this.commits.add([first >> 3, (end >> 3) + 1]);
+    this.lastCommit = p;
+    p.catch(() => {
+      if (this.lastCommit === p) this.lastCommit = undefined; // the next mark commits afresh
+    });
+    return p;
   }
 
   /**
@@ -213,18 +225,21 @@ export class ChangeMap {
    */
   async startEpoch(snapshotId?: string): Promise<ChangeEpoch> {
     await this.commits.add(null); // marks still being written land before the seal
+    if (this.broken) throw this.broken;
     const id = `chg-${randomBytes(6).toString('hex')}`;
     const prev = this.epochList.at(-1);
-    if (prev) await writeSealed(this.dir, prev.id, this.granuleBytes, this.granules, this.exact);
     const fresh = new Uint8Array(bitmapBytes(this.granules));
-    const fh = await openWorking(this.dir, id, this.granuleBytes, this.granules, fresh);
     const epoch: ChangeEpoch = { id, startedAtMs: this.now(), ...(snapshotId ? { snapshotId } : {}) };
     const epochs = [...this.epochList, epoch];
+    let fh: FileHandle | undefined;
     try {
+      if (prev) await writeSealed(this.dir, prev.id, this.granuleBytes, this.granules, this.exact);
+      fh = await openWorking(this.dir, id, this.granuleBytes, this.granules, fresh);
       await writeChanges(this.dir, this.file(epochs));
     } catch (e) {
-      await fh.close();
+      await fh?.close();
       await rm(join(this.dir, fileOf(id)), { force: true });
+      if (prev) await this.reopen(prev);
       throw e;
     }
     await this.fh?.close();
@@ -233,7 +248,7 @@ export class ChangeMap {
     this.exact = fresh;
     this.wanted = new Uint8Array(fresh.length);
     this.synced = new Uint8Array(fresh.length);
-    this.lastCommit = Promise.resolve();
+    this.lastCommit = undefined;
     this.markedTo = -1;
     this.rewriteAll = false;
     this.lastEnd = -1;
@@ -253,7 +268,7 @@ export class ChangeMap {
     let toInside = false;
     if (until !== undefined) {
       const u = this.find(until);
-      if (u.index < from.index || (u.index === from.index && u.inside && !from.inside)) {
+      if (u.index < from.index || (u.index === from.index && from.inside && !u.inside)) {
         throw new FerryError('ERR_SNAPSHOT_ORDER', `${until} is older than ${since}`);
       }
       // A boundary inside a merged epoch can't cut it: the whole epoch counts.
@@ -296,6 +311,27 @@ export class ChangeMap {
   }
 
   // ---- internals ----
+
+  /**
+   * The open epoch goes on after a failed start: its file was sealed (replaced), so it is
+   * rewritten open with the exact bits and reopened. If that fails too, marks fail from now on.
+   */
+  private async reopen(cur: ChangeEpoch): Promise<void> {
+    const old = this.fh;
+    this.fh = null;
+    await old?.close().catch(() => undefined);
+    try {
+      this.fh = await openWorking(this.dir, cur.id, this.granuleBytes, this.granules, this.exact);
+    } catch (e) {
+      this.broken = new FerryError('ERR_CHANGE_MAP', `the change bitmap ${join(this.dir, fileOf(cur.id))} cannot be written (${(e as Error).message}): writes fail until the storage node restarts`);
+      return;
+    }
+    this.wanted = Uint8Array.from(this.exact);
+    this.synced = Uint8Array.from(this.exact);
+    this.lastCommit = undefined;
+    this.markedTo = -1;
+    this.rewriteAll = false;
+  }
 
   /** Whether `id` names an epoch (change id, snapshot id or merged id). */
   knows(id: string): boolean {
@@ -445,6 +481,7 @@ async function readChanges(dir: string): Promise<ChangesFile | undefined> {
   let f: ChangesFile;
   try {
     f = JSON.parse(text) as ChangesFile;
+    if (typeof f !== 'object' || f === null) throw new Error('not an object');
   } catch {
     // Unreadable: set aside, and track afresh. Every older change id is then unknown, so the
     // next incremental of this LUN finds no base to build on and is a full one.
