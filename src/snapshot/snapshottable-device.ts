@@ -35,7 +35,7 @@ export interface SnapshotInfo {
   changeId?: string;
   /** Chunks this snapshot holds in its own store (written on the LUN since it, before the next one). */
   preservedChunks: number;
-  /** Set when the store could not be read back: the snapshot is unusable and tracking through it is lost. */
+  /** Set when the store could not be read back: the snapshot is unusable (change tracking, kept apart, is not affected). */
   damaged?: string;
   /** What the creator recorded with it (e.g. quiesce mode and wait), kept in the manifest. */
   meta?: Record<string, unknown>;
@@ -66,7 +66,7 @@ interface ManifestEntry {
   /** The change-tracking epoch its creation started. */
   changeId?: string;
   meta?: Record<string, unknown>;
-  /** Set when a damaged newer snapshot was deleted: this one's content and tracking are lost. */
+  /** Set when a damaged newer snapshot was deleted: this one's content is lost. */
   damaged?: string;
 }
 interface Manifest {
