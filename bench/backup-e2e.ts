@@ -48,7 +48,7 @@ async function traditionalServer(): Promise<void> {
   const { readFile } = await import('node:fs/promises');
   const { InitiatorSession } = await import('../src/initiator/session.ts');
   const { RemoteBlockDevice } = await import('../src/initiator/remote-device.ts');
-  const { SnapshotApiClient } = await import('../src/snapshot/client.ts');
+  const { SnapshotApiClient } = await import('../src/storage-node/api-client.ts');
   const { discoverLibrary } = await import('../src/media/discovery.ts');
   const { ChangerClient } = await import('../src/media/changer-client.ts');
   const { DriveClient } = await import('../src/media/drive-client.ts');

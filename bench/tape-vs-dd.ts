@@ -27,7 +27,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSize, formatBytes } from '../src/util/units.ts';
-import { openStandaloneDrive } from '../src/scsi/tape-library.ts';
+import { openStandaloneDrive } from '../src/storage-node/tape-library.ts';
 import { InitiatorSession } from '../src/initiator/session.ts';
 import * as T from '../src/scsi/tape-cdb.ts';
 import { startTgtd } from '../test/helpers/tgtd.ts';

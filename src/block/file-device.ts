@@ -1,6 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { type BlockDevice, checkRange, checkWhole } from './block-device.ts';
-import { BackgroundWriteback } from '../util/background-writeback.ts';
+import { BackgroundWriteback } from '../io/background-writeback.ts';
 
 export interface FileDeviceOptions {
   blockSize: number;

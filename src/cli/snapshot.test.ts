@@ -5,9 +5,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startSnapshotApi } from '../snapshot/api.ts';
-import { DirLunRegistry } from '../snapshot/lun-registry.ts';
-import { SnapshotService } from '../snapshot/service.ts';
+import { startSnapshotApi } from '../storage-node/api.ts';
+import { DirLunRegistry } from '../storage-node/lun-registry.ts';
+import { SnapshotService } from '../storage-node/node-service.ts';
 
 const run = promisify(execFile);
 const TOKEN = 'cli-test-token-0123456789';

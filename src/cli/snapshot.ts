@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { DEFAULT_API_URL, SnapshotApiClient, parseApiUrl } from '../snapshot/client.ts';
+import { DEFAULT_API_URL, SnapshotApiClient, parseApiUrl } from '../storage-node/api-client.ts';
 import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS } from '../snapshot/quiesce.ts';
 import { UsageError } from '../util/errors.ts';
 import { formatBytes, parseDuration } from '../util/units.ts';

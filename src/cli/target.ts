@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import pino from 'pino';
-import type { TargetConfigInput } from '../target/config.ts';
+import type { TargetConfigInput } from '../storage-node/config.ts';
 import { collect, readJsonConfig, serveUntilSignal } from './options.ts';
 
 export function registerTarget(program: Command): void {
@@ -59,10 +59,10 @@ export function registerTarget(program: Command): void {
       for (const k of ['library', 'drives', 'slots', 'cartridgeSize', 'tape'] as const) if (opts[k] !== undefined) merged[k] = opts[k];
       if (opts.api) merged.api = opts.api;
       if (opts.apiTokenFile) merged.apiTokenFile = opts.apiTokenFile;
-      const { resolveTargetConfig } = await import('../target/config.ts');
+      const { resolveTargetConfig } = await import('../storage-node/config.ts');
       const cfg = resolveTargetConfig(merged, opts.config ? `config ${opts.config as string}` : 'options');
       const log = pino({ level: cfg.logLevel, base: { role: 'target' } }, pino.destination({ fd: 2, sync: true }));
-      const { startStorageNode } = await import('../target/storage-node.ts');
+      const { startStorageNode } = await import('../storage-node/storage-node.ts');
       const node = await startStorageNode(cfg, log);
       log.info(
         {

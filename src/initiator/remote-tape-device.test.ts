@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Target } from '../target/target.ts';
-import { TargetServer } from '../target/server.ts';
-import { openStandaloneDrive } from '../scsi/tape-library.ts';
+import { Target } from '../iscsi-target/target.ts';
+import { TargetServer } from '../iscsi-target/server.ts';
+import { openStandaloneDrive } from '../storage-node/tape-library.ts';
 import { InitiatorSession } from './session.ts';
 import { RemoteTapeDevice } from './remote-tape-device.ts';
 

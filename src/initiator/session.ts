@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { connectWithReadBuffer, type ChunkReader } from '../util/fixed-read-socket.ts';
+import { connectWithReadBuffer, type ChunkReader } from '../io/fixed-read-socket.ts';
 import { randomBytes } from 'node:crypto';
 import { Framer, FramingError, pduPieces, type DataDigestFault } from '../iscsi/framer.ts';
 import { type RawPdu, Opcode, opcodeOf, ittOf, u32, dataSegmentLength } from '../iscsi/pdu/bhs.ts';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { openVolume } from '../ntfs/volume.ts';
 import { usedClusters } from '../ntfs/bitmap.ts';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
-import type { NodeControl, SnapshotRecord } from '../snapshot/node-control.ts';
+import type { NodeControl, SnapshotRecord } from '../storage-node/node-control.ts';
 import { upsertVolume, getVolume, volumeId } from '../catalog/queries/volumes.ts';
 import { completeSet, getChain, getSet, claimSetId, type SetPiece } from '../catalog/queries/sets.ts';
 import { cartridgeResource, getCartridge, pickWritable, release, reserve, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';

@@ -1,5 +1,5 @@
-import type { NodeControl } from '../snapshot/node-control.ts';
-import type { LunInfo } from '../snapshot/lun-registry.ts';
+import type { NodeControl } from '../storage-node/node-control.ts';
+import type { LunInfo } from '../storage-node/lun-registry.ts';
 import { cartridgeResource, driveResource, getCartridge, listReservations, ReservedError, reserve, volumeResource } from '../catalog/queries/cartridges.ts';
 import type { PoolConfig } from '../server/config.ts';
 import type { FerryError } from '../util/errors.ts';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { getSet, type SetWithPieces } from '../catalog/queries/sets.ts';
 import type { PoolConfig, ServerConfig, TapeApi } from '../server/config.ts';
-import { TapeNodeClient } from '../snapshot/tape-digest-api.ts';
+import { TapeNodeClient } from '../storage-node/tape-digest-api.ts';
 import type { TapeDigestPiece } from '../tape/digest.ts';
 import { readTokenFile } from '../util/bearer-token.ts';
 import { FerryError } from '../util/errors.ts';

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Target } from '../target/target.ts';
-import { TargetServer } from '../target/server.ts';
+import { Target } from '../iscsi-target/target.ts';
+import { TargetServer } from '../iscsi-target/server.ts';
 import { InitiatorSession } from '../initiator/session.ts';
-import { openStandaloneDrive } from '../scsi/tape-library.ts';
+import { openStandaloneDrive } from '../storage-node/tape-library.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { DriveClient } from './drive-client.ts';
 

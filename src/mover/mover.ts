@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { Target } from '../target/target.ts';
-import { TargetServer } from '../target/server.ts';
+import { Target } from '../iscsi-target/target.ts';
+import { TargetServer } from '../iscsi-target/server.ts';
 import { luIdentity } from '../scsi/identity.ts';
 import { CopyManagerLu } from '../xcopy/copy-manager-lu.ts';
 import { RateLimit } from '../util/rate-limit.ts';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryDevice } from '../block/memory-device.ts';
 import { DiskLu } from './disk-lu.ts';
 import { luIdentity } from './identity.ts';
-import { makeTask, nexusA, nexusB } from './testing.ts';
+import { makeTask, nexusA, nexusB } from '../../test/helpers/scsi.ts';
 import { decodeSense } from './sense.ts';
 import { ScsiStatus } from './task.ts';
 import { SBC_COMMANDS, decodeUnmapList } from './sbc.ts';

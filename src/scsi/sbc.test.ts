@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryDevice } from '../block/memory-device.ts';
 import { DiskLu, type DiskLuOptions } from './disk-lu.ts';
 import { luIdentity } from './identity.ts';
-import { makeTask, cdb, outcome, be, senseOf, nexusB, type TaskOptions } from './testing.ts';
+import { makeTask, cdb, outcome, be, senseOf, nexusB, type TaskOptions } from '../../test/helpers/scsi.ts';
 import type { ScsiResult } from './task.ts';
 
 const BS = 512;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryDevice } from '../block/memory-device.ts';
 import { DiskLu } from './disk-lu.ts';
 import { luIdentity } from './identity.ts';
-import { makeTask, cdb, outcome, be, nexusA, nexusB, targetOf, type TaskOptions } from './testing.ts';
+import { makeTask, cdb, outcome, be, nexusA, nexusB, targetOf, type TaskOptions } from '../../test/helpers/scsi.ts';
 import { makeNexus, type LogicalUnit, type ScsiResult } from './task.ts';
 import { unmappedLun } from './spc.ts';
 import { decodeLunList, encodeLun, encodeLunList } from './lun.ts';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TapeDriveLu } from './ssc.ts';
 import { Cartridge } from '../tape/cartridge.ts';
-import { runCdb, nexusFor, type RunResult } from './tape-test-util.ts';
+import { runCdb, nexusFor, type RunResult } from '../../test/helpers/tape.ts';
 import { SenseKey } from './sense.ts';
 import { ScsiStatus } from './task.ts';
 import * as T from './tape-cdb.ts';

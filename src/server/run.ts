@@ -4,7 +4,7 @@ import { readTokenFile } from '../util/bearer-token.ts';
 import { Site } from '../jobs/site.ts';
 import { LocalJobService } from '../jobs/service.ts';
 import { Scheduler } from '../jobs/scheduler.ts';
-import type { NodeControl } from '../snapshot/node-control.ts';
+import type { NodeControl } from '../storage-node/node-control.ts';
 import type { ServerConfig } from './config.ts';
 import { startServerApi, type ServerApi } from './api.ts';
 

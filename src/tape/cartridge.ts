@@ -3,7 +3,7 @@ import { writeSync } from 'node:fs';
 import { ByteReader } from '../util/byte-reader.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import { GroupCommit } from '../util/group-commit.ts';
-import { BackgroundWriteback } from '../util/background-writeback.ts';
+import { BackgroundWriteback } from '../io/background-writeback.ts';
 import { crc32c } from '../util/crc32c.ts';
 import { FerryError } from '../util/errors.ts';
 

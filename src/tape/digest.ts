@@ -42,7 +42,7 @@ export interface TapeDigestResult {
 /** Where a piece's cartridge file is, and its barcode. Throws ERR_NOT_FOUND when the node has no such cartridge. */
 export type CartridgeLocator = (piece: TapeDigestPiece) => { path: string; barcode: string };
 
-/** What serves `POST /v1/tapes/digest` on a node (src/target/tape-digest.ts over the node's tape LUs). */
+/** What serves `POST /v1/tapes/digest` on a node (src/storage-node/tape-digest.ts over the node's tape LUs). */
 export interface TapeDigestSource {
   digest(req: TapeDigestRequest): Promise<TapeDigestResult>;
 }

@@ -55,7 +55,7 @@ test('size, duration and address parsing give clear errors', () => {
 });
 
 test('role configs refuse a bad iSCSI name with a message naming the field (RFC 7143 4.2.7)', async () => {
-  const { resolveTargetConfig } = await import('../target/config.ts');
+  const { resolveTargetConfig } = await import('../storage-node/config.ts');
   const { resolveMoverConfig } = await import('../mover/config.ts');
   assert.throws(() => resolveTargetConfig({ iqn: 'iqn.x:t' }, 'options'), (e: Error) => e instanceof UsageError && /iqn: not an iSCSI name/.test(e.message));
   assert.throws(() => resolveMoverConfig({ iqn: 'mover', portals: ['127.0.0.1:3260'] }, 'options'), (e: Error) => e instanceof UsageError && /iqn: not an iSCSI name/.test(e.message));

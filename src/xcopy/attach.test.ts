@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryDevice } from '../block/memory-device.ts';
 import { DiskLu } from '../scsi/disk-lu.ts';
 import { luIdentity } from '../scsi/identity.ts';
-import { makeTask, nexusA, nexusB, outcome, targetOf } from '../scsi/testing.ts';
+import { makeTask, nexusA, nexusB, outcome, targetOf } from '../../test/helpers/scsi.ts';
 import type { LogicalUnit } from '../scsi/task.ts';
 import { attachCopyManager } from './attach.ts';
 import { encodeXcopyParameterList } from './descriptors.ts';

@@ -4,7 +4,7 @@ import { MemoryDevice } from '../block/memory-device.ts';
 import { DiskLu } from '../scsi/disk-lu.ts';
 import { luIdentity } from '../scsi/identity.ts';
 import { decodeSense } from '../scsi/sense.ts';
-import { makeTask, nexusA, nexusB, outcome, setDSense, targetOf } from '../scsi/testing.ts';
+import { makeTask, nexusA, nexusB, outcome, setDSense, targetOf } from '../../test/helpers/scsi.ts';
 import { ScsiStatus, type LogicalUnit, type ScsiResult, type TargetContext } from '../scsi/task.ts';
 import { attachCopyManager } from './attach.ts';
 import { CopyManagerLu } from './copy-manager-lu.ts';

@@ -14,7 +14,7 @@ import {
   type XcopyLimits,
   type XcopyParameterList,
 } from './descriptors.ts';
-import { BufferPool, executePlan, type CopyProgress } from './engine.ts';
+import { BoundedBufferPool, executePlan, type CopyProgress } from './engine.ts';
 import { copyAborted, makeEndpoint, planCopy, type Endpoint } from './plan.ts';
 import { CopyTargetResolver } from './resolver.ts';
 import type { CopyTarget, RemoteCopyTargets } from './copy-target.ts';
@@ -37,7 +37,7 @@ export interface CopyManagerOptions {
   /** Source READs one copy keeps in flight (default 8: a backup waits on the snapshot's reads, docs/benchmarks.md). */
   readsInFlight?: number;
   /** Share one pool between the copy managers of a target. */
-  pool?: BufferPool;
+  pool?: BoundedBufferPool;
   /** Completed results kept per nexus before the oldest are dropped. */
   maxHeldPerNexus?: number;
   /** Told why a copy was aborted by a device (for logs). */
@@ -66,7 +66,7 @@ interface CopyOperation {
 export class CopyManager {
   readonly limits: XcopyLimits;
   private readonly resolver: CopyTargetResolver;
-  private readonly pool: BufferPool;
+  private readonly pool: BoundedBufferPool;
   private readonly readsInFlight: number;
   private readonly maxHeldPerNexus: number;
   private readonly onDeviceError?: CopyManagerOptions['onDeviceError'];
@@ -81,7 +81,7 @@ export class CopyManager {
   constructor(opts: CopyManagerOptions = {}) {
     this.limits = opts.limits ?? DEFAULT_LIMITS;
     this.resolver = new CopyTargetResolver(opts.remote);
-    this.pool = opts.pool ?? new BufferPool(opts.chunkBytes ?? 1024 * 1024, 16);
+    this.pool = opts.pool ?? new BoundedBufferPool(opts.chunkBytes ?? 1024 * 1024, 16);
     this.readsInFlight = opts.readsInFlight ?? 8;
     this.maxHeldPerNexus = opts.maxHeldPerNexus ?? 64;
     this.onDeviceError = opts.onDeviceError;

@@ -19,7 +19,7 @@ import { copyAborted, type DataStep, type Destination, type ForwardedSense, type
 
 export interface EngineOptions {
   readsInFlight: number;
-  pool: BufferPool;
+  pool: BoundedBufferPool;
   /** The mover's bandwidth cap: every source read takes its bytes from it first. */
   rate?: RateLimit;
   /** Told about every CSCD failure (for logs), before it becomes COPY ABORTED. */
@@ -32,8 +32,8 @@ export interface CopyProgress {
   bytesWritten: number;
 }
 
-/** Fixed-size buffers, allocated on first use and reused; never more than `max` at once. */
-export class BufferPool {
+/** Fixed-size buffers, allocated on first use and reused; never more than `max` at once (util/buffer-pool.ts pools by size class, unbounded in count). */
+export class BoundedBufferPool {
   readonly size: number;
   readonly max: number;
   private free: Buffer[] = [];
@@ -353,8 +353,8 @@ async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSig
 }
 
 /** A pool over buffers made for one segment (stream transfers larger than the shared pool's). */
-function fixedPool(bufs: Buffer[]): BufferPool {
-  const p = new BufferPool(bufs[0].length, 0);
+function fixedPool(bufs: Buffer[]): BoundedBufferPool {
+  const p = new BoundedBufferPool(bufs[0].length, 0);
   for (const b of bufs) p.release(b);
   return p;
 }
@@ -393,7 +393,7 @@ async function readStream(dev: TapeDevice, view: Uint8Array, fixedBlock: number)
 async function* ordered(
   count: number,
   depth: number,
-  pool: BufferPool,
+  pool: BoundedBufferPool,
   signal: AbortSignal,
   read: (i: number, buf: Buffer) => Promise<{ view: Uint8Array; error?: DeviceFailure }>,
 ): AsyncGenerator<Chunk> {

@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Target } from '../../src/target/target.ts';
-import { TargetServer } from '../../src/target/server.ts';
-import { openDiskLu, closeDiskLu } from '../../src/target/storage-node.ts';
+import { Target } from '../../src/iscsi-target/target.ts';
+import { TargetServer } from '../../src/iscsi-target/server.ts';
+import { openDiskLu, closeDiskLu } from '../../src/storage-node/storage-node.ts';
 import type { ChapSecret } from '../../src/iscsi/chap.ts';
 
 export const TEST_IQN = 'iqn.2026-11.dev.ferry:test';

@@ -10,12 +10,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { resolveTargetConfig } from '../../src/target/config.ts';
-import { startStorageNode, type StorageNode } from '../../src/target/storage-node.ts';
+import { resolveTargetConfig } from '../../src/storage-node/config.ts';
+import { startStorageNode, type StorageNode } from '../../src/storage-node/storage-node.ts';
 import { InitiatorSession } from '../../src/initiator/session.ts';
 import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
-import { SnapshotApiClient } from '../../src/snapshot/client.ts';
-import type { SnapshotRecord } from '../../src/snapshot/node-control.ts';
+import { SnapshotApiClient } from '../../src/storage-node/api-client.ts';
+import type { SnapshotRecord } from '../../src/storage-node/node-control.ts';
 
 const IQN = 'iqn.2026-11.dev.ferry:snap-concurrent';
 const TOKEN = 'snapshot-concurrent-token-0123456789';

@@ -8,12 +8,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { resolveTargetConfig } from '../../src/target/config.ts';
-import { startStorageNode, type StorageNode } from '../../src/target/storage-node.ts';
+import { resolveTargetConfig } from '../../src/storage-node/config.ts';
+import { startStorageNode, type StorageNode } from '../../src/storage-node/storage-node.ts';
 import { InitiatorSession } from '../../src/initiator/session.ts';
 import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
 import { inquiry, write10 } from '../../src/initiator/cdb.ts';
-import { SnapshotApiClient } from '../../src/snapshot/client.ts';
+import { SnapshotApiClient } from '../../src/storage-node/api-client.ts';
 
 const IQN = 'iqn.2026-11.dev.ferry:snap-test';
 const TOKEN = 'snapshot-iscsi-token-0123456789';

@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Target } from '../../src/target/target.ts';
-import { TargetServer } from '../../src/target/server.ts';
+import { Target } from '../../src/iscsi-target/target.ts';
+import { TargetServer } from '../../src/iscsi-target/server.ts';
 import { InitiatorSession, type CommandResult } from '../../src/initiator/session.ts';
-import { openLibrary, openStandaloneDrive, type OpenedLibrary } from '../../src/scsi/tape-library.ts';
+import { openLibrary, openStandaloneDrive, type OpenedLibrary } from '../../src/storage-node/tape-library.ts';
 import type { LibraryOptions } from '../../src/tape/library.ts';
 import * as T from '../../src/scsi/tape-cdb.ts';
 

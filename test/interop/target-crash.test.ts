@@ -15,8 +15,8 @@ import { MemoryDevice } from '../../src/block/memory-device.ts';
 import type { BlockDevice } from '../../src/block/block-device.ts';
 import { DiskLu } from '../../src/scsi/disk-lu.ts';
 import { luIdentity } from '../../src/scsi/identity.ts';
-import { Target } from '../../src/target/target.ts';
-import { TargetServer } from '../../src/target/server.ts';
+import { Target } from '../../src/iscsi-target/target.ts';
+import { TargetServer } from '../../src/iscsi-target/server.ts';
 
 const IQN = 'iqn.2026-11.dev.ferry:crash';
 const INITIATOR = 'iqn.2026-11.dev.ferry:crash-client';

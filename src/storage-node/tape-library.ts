@@ -1,10 +1,10 @@
 import { access } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { TapeDriveLu } from './ssc.ts';
-import { MediumChangerLu } from './smc.ts';
+import { TapeDriveLu } from '../scsi/ssc.ts';
+import { MediumChangerLu } from '../scsi/smc.ts';
 import { LibraryInventory, type LibraryOptions } from '../tape/library.ts';
 import { Cartridge } from '../tape/cartridge.ts';
-import type { LogicalUnit } from './task.ts';
+import type { LogicalUnit } from '../scsi/task.ts';
 import { UsageError } from '../util/errors.ts';
 import { parseSize } from '../util/units.ts';
 

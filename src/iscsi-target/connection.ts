@@ -22,7 +22,7 @@ import { checkCondition } from '../scsi/command-table.ts';
 import type { SenseFormat } from '../scsi/sense.ts';
 import { unmappedLun } from '../scsi/spc.ts';
 import { BufferPool } from '../util/buffer-pool.ts';
-import { TurnCork } from '../util/turn-cork.ts';
+import { TurnCork } from '../io/turn-cork.ts';
 import type { Target } from './target.ts';
 
 /** What a connection needs from the server that accepted it. */

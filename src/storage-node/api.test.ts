@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildSnapshotApi } from './api.ts';
 import { DirLunRegistry } from './lun-registry.ts';
 import { MAX_DIGEST_EXTENTS } from './node-control.ts';
-import { SnapshotService } from './service.ts';
+import { SnapshotService } from './node-service.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const auth = { authorization: `Bearer ${TOKEN}` };

@@ -4,7 +4,7 @@ import type { BlockDevice } from '../block/block-device.ts';
 import { FileDevice } from '../block/file-device.ts';
 import { luIdentity, type LuIdentity } from '../scsi/identity.ts';
 import { FerryError } from '../util/errors.ts';
-import { SnapshottableDevice } from './snapshottable-device.ts';
+import { SnapshottableDevice } from '../snapshot/snapshottable-device.ts';
 
 export interface LunInfo {
   lun: number;
@@ -21,7 +21,7 @@ export interface LunInfo {
 }
 
 /**
- * What the management API needs of a storage node's LUN map. src/target implements it over
+ * What the management API needs of a storage node's LUN map. src/storage-node implements it over
  * its Target (each disk LUN's BlockDevice wrapped in a SnapshottableDevice); DirLunRegistry is
  * the in-process one over image files in a directory.
  */

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { TapeDriveLu } from '../scsi/ssc.ts';
-import type { TapeLuns } from '../scsi/tape-library.ts';
+import type { TapeLuns } from './tape-library.ts';
 import { digestCartridgeBlocks, type CartridgeLocator, type TapeDigestSource } from '../tape/digest.ts';
 import { FerryError } from '../util/errors.ts';
 

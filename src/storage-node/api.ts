@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { FerryError } from '../util/errors.ts';
 import { parseSize } from '../util/units.ts';
-import type { Extent } from './cbt.ts';
+import type { Extent } from '../snapshot/cbt.ts';
 import { MAX_DIGEST_EXTENTS, SnapshotNotFoundError, type NodeControl } from './node-control.ts';
 import { OPENAPI } from './openapi.ts';
 import { registerTapeDigestRoute } from './tape-digest-api.ts';

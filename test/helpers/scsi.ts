@@ -1,5 +1,5 @@
-import { makeNexus, type LogicalUnit, type Nexus, type ScsiResult, type ScsiTask, type TargetContext } from './task.ts';
-import { decodeSense, type DecodedSense } from './sense.ts';
+import { makeNexus, type LogicalUnit, type Nexus, type ScsiResult, type ScsiTask, type TargetContext } from '../../src/scsi/task.ts';
+import { decodeSense, type DecodedSense } from '../../src/scsi/sense.ts';
 import assert from 'node:assert/strict';
 
 /** Helpers for unit tests that drive a LogicalUnit with hand-built CDBs (no transport). */

@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { adoptWithReadBuffer } from '../util/fixed-read-socket.ts';
+import { adoptWithReadBuffer } from '../io/fixed-read-socket.ts';
 import pino, { type Logger } from 'pino';
 import { TargetConnection, type ConnectionHost } from './connection.ts';
 import type { Target } from './target.ts';

@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { FerryError, UsageError } from '../util/errors.ts';
-import type { ChangedBlocks } from './cbt.ts';
+import type { ChangedBlocks } from '../snapshot/cbt.ts';
 import type { LunInfo } from './lun-registry.ts';
 import {
   changedExtents,

@@ -1,5 +1,5 @@
-import { makeNexus, type LogicalUnit, type Nexus, type ScsiResult, type ScsiTask } from './task.ts';
-import { decodeSense, type DecodedSense } from './sense.ts';
+import { makeNexus, type LogicalUnit, type Nexus, type ScsiResult, type ScsiTask } from '../../src/scsi/task.ts';
+import { decodeSense, type DecodedSense } from '../../src/scsi/sense.ts';
 
 /** In-process task runner for tape/changer LU tests (no transport). */
 export function nexusFor(name = 'iqn.2026-01.test:init', isid = '400000000001'): Nexus {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { FerryError } from '../util/errors.ts';
 import { checkRange, type BlockDevice } from '../block/block-device.ts';
-import { changedBlocks } from './cbt.ts';
+import { changedBlocks } from '../snapshot/cbt.ts';
 import type { LunInfo, LunRegistry } from './lun-registry.ts';
 import {
   changedExtents,
@@ -23,8 +23,8 @@ import {
   checkQuiescePeriods,
   lastWriteMsAgo,
   takeWhenQuiet,
-} from './quiesce.ts';
-import type { SnapshotInfo, SnapshottableDevice } from './snapshottable-device.ts';
+} from '../snapshot/quiesce.ts';
+import type { SnapshotInfo, SnapshottableDevice } from '../snapshot/snapshottable-device.ts';
 
 /** Largest read a digest issues: memory stays at one such buffer whatever the extents. */
 const DIGEST_READ_BYTES = 4 << 20;

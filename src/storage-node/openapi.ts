@@ -1,6 +1,6 @@
 import { MAX_DIGEST_EXTENTS } from './node-control.ts';
 import { MAX_TAPE_DIGEST_PIECES } from '../tape/digest.ts';
-import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS, MAX_QUIESCE_TIMEOUT_MS } from './quiesce.ts';
+import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS, MAX_QUIESCE_TIMEOUT_MS } from '../snapshot/quiesce.ts';
 
 // OpenAPI 3.1 description of the storage node's management API (served at /openapi.json).
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BlockDevice } from '../block/block-device.ts';
 import { DirLunRegistry, type LunInfo } from './lun-registry.ts';
-import { SnapshotService } from './service.ts';
+import { SnapshotService } from './node-service.ts';
 
 test('configured images come first and keep their LUNs across a restart; API LUNs keep theirs; hooks see every change', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-reg-'));

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FerryError } from '../util/errors.ts';
 import { MAX_TAPE_DIGEST_PIECES, type TapeDigestRequest, type TapeDigestResult, type TapeDigestSource } from '../tape/digest.ts';
-import { SnapshotApiClient } from './client.ts';
+import { SnapshotApiClient } from './api-client.ts';
 
 /**
  * `POST /v1/tapes/digest` on a node's management API: SHA-256 of cartridge data blocks, read on

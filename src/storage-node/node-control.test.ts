@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FerryError } from '../util/errors.ts';
 import { startSnapshotApi } from './api.ts';
-import { SnapshotApiClient } from './client.ts';
+import { SnapshotApiClient } from './api-client.ts';
 import { DirLunRegistry } from './lun-registry.ts';
 import { MAX_DIGEST_EXTENTS, type NodeControl } from './node-control.ts';
-import { SnapshotService } from './service.ts';
+import { SnapshotService } from './node-service.ts';
 
 const TOKEN = 'node-control-token-0123456789';
 const BS = 512;

@@ -1,7 +1,7 @@
 import { FerryError } from '../util/errors.ts';
-import type { ChangedBlocks } from './cbt.ts';
+import type { ChangedBlocks } from '../snapshot/cbt.ts';
 import type { LunInfo } from './lun-registry.ts';
-import type { SnapshotMode } from './quiesce.ts';
+import type { SnapshotMode } from '../snapshot/quiesce.ts';
 
 /** A snapshot as a node shows it. */
 export interface SnapshotRecord {
