@@ -1,3 +1,4 @@
+import { decodeBlockDescriptor, decodeModeParameterHeader } from '../scsi/mode-parameters.ts';
 import { decodeShortPosition } from '../scsi/read-position.ts';
 import type { TapeDevice, TapePosition, TapeReadResult } from '../tape/tape-device.ts';
 import { ScsiCommandError, type InitiatorSession } from './session.ts';
@@ -48,9 +49,8 @@ export class RemoteTapeDevice implements TapeDevice {
   /** Open: the block length comes from the MODE SENSE(6) block descriptor (0 = variable). */
   static async open(session: InitiatorSession, lun: number): Promise<RemoteTapeDevice> {
     const r = await session.command(lun, buildModeSense6(0x3f, { allocationLength: 255 }), { inLength: 255 });
-    const d = r.data;
-    // SPC-4 7.5.5: header (4 bytes), byte 3 block descriptor length; SSC-3 8.3.2: 5–7 BLOCK LENGTH.
-    const blockLength = d.length >= 12 && d[3] >= 8 ? (d[9] << 16) | (d[10] << 8) | d[11] : 0;
+    const h = decodeModeParameterHeader(r.data, 6);
+    const blockLength = (h && decodeBlockDescriptor(r.data, h)?.blockLength) ?? 0;
     const std = (await session.command(lun, buildInquiry(36), { inLength: 36 })).data;
     const vendor = std.length >= 16 ? Buffer.from(std.subarray(8, 16)).toString('latin1').trim() : '';
     return new RemoteTapeDevice(session, lun, blockLength, vendor === 'FERRY');

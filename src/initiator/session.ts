@@ -2,11 +2,11 @@ import type { Socket } from 'node:net';
 import { connectWithReadBuffer, type ChunkReader } from '../io/fixed-read-socket.ts';
 import { randomBytes } from 'node:crypto';
 import { Framer, FramingError, pduPieces, type DataDigestFault } from '../iscsi/framer.ts';
-import { type RawPdu, Opcode, opcodeOf, ittOf, u32, dataSegmentLength } from '../iscsi/pdu/bhs.ts';
+import { type RawPdu, Opcode, opcodeOf, ittOf, dataSegmentLength } from '../iscsi/pdu/bhs.ts';
 import { encodeLoginRequest, decodeLoginResponse, Stage } from '../iscsi/pdu/login.ts';
 import { encodeScsiCommand, TaskAttr } from '../iscsi/pdu/scsi-command.ts';
 import { decodeScsiResponse } from '../iscsi/pdu/scsi-response.ts';
-import { decodeDataIn, encodeDataOut } from '../iscsi/pdu/data.ts';
+import { bufferOffsetOf, decodeDataIn, encodeDataOut } from '../iscsi/pdu/data.ts';
 import { decodeR2t } from '../iscsi/pdu/r2t.ts';
 import { decodeNop, encodeNop } from '../iscsi/pdu/nop.ts';
 import { decodeText, encodeText } from '../iscsi/pdu/text.ts';
@@ -155,7 +155,7 @@ export class InitiatorSession {
     this.framer.dataTarget = (bhs) => {
       if (opcodeOf(bhs) !== Opcode.DATA_IN) return undefined;
       const p = this.pending.get(ittOf(bhs));
-      const off = u32(bhs, 40);
+      const off = bufferOffsetOf(bhs);
       const len = dataSegmentLength(bhs);
       return p?.buf && off + len <= p.buf.length ? p.buf.subarray(off, off + len) : undefined;
     };

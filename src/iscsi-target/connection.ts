@@ -1,11 +1,11 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Framer, FramingError, pduPieces, type DataDigestFault } from '../iscsi/framer.ts';
-import { type RawPdu, Opcode, opcodeOf, immediateOf, ittOf, u32, dataSegmentLength } from '../iscsi/pdu/bhs.ts';
+import { type RawPdu, Opcode, opcodeOf, immediateOf, ittOf, dataSegmentLength } from '../iscsi/pdu/bhs.ts';
 import { decodeLoginRequest, encodeLoginResponse, LoginStatus } from '../iscsi/pdu/login.ts';
 import { decodeScsiCommand, edtlOf, TaskAttr, writeBitOf, type ScsiCommandPdu } from '../iscsi/pdu/scsi-command.ts';
 import { encodeScsiResponse } from '../iscsi/pdu/scsi-response.ts';
-import { decodeDataOut, encodeDataIn } from '../iscsi/pdu/data.ts';
+import { bufferOffsetOf, dataSNOf, dataTttOf, decodeDataOut, encodeDataIn } from '../iscsi/pdu/data.ts';
 import { encodeR2t } from '../iscsi/pdu/r2t.ts';
 import { decodeNop, encodeNop } from '../iscsi/pdu/nop.ts';
 import { decodeText, encodeText } from '../iscsi/pdu/text.ts';
@@ -428,8 +428,8 @@ export class TargetConnection {
     const task = this.tasks.get(ittOf(bhs));
     const w = task?.write;
     if (!task || !w || task.started || task.failed) return undefined;
-    const ttt = u32(bhs, 20);
-    const offset = u32(bhs, 40);
+    const ttt = dataTttOf(bhs);
+    const offset = bufferOffsetOf(bhs);
     const expected = ttt === 0xffffffff ? w.unsolicitedNextOffset : w.r2t?.ttt === ttt ? w.r2t.nextOffset : -1;
     const len = dataSegmentLength(bhs);
     if (offset !== expected || offset + len > w.buf.length) return undefined;
@@ -878,7 +878,7 @@ export class TargetConnection {
 
   private reject(bhs: Uint8Array, reason: number): void {
     this.log.info({ reason, opcode: opcodeOf(bhs), itt: ittOf(bhs) }, 'PDU rejected');
-    this.send(encodeReject({ reason, statSN: this.statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.windowMax(), dataSN: u32(bhs, 36), header: bhs }));
+    this.send(encodeReject({ reason, statSN: this.statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.windowMax(), dataSN: dataSNOf(bhs), header: bhs }));
   }
 
   /** Drop the connection (ERL 0 recovery). */

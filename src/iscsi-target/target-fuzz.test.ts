@@ -10,7 +10,8 @@ import { startTestTarget, TEST_IQN } from '../../test/helpers/target.ts';
 import { InitiatorSession } from '../initiator/session.ts';
 import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import { Framer, pduPieces } from '../iscsi/framer.ts';
-import { Opcode, opcodeOf, u32, type RawPdu } from '../iscsi/pdu/bhs.ts';
+import { Opcode, ittOf, opcodeOf, type RawPdu } from '../iscsi/pdu/bhs.ts';
+import { dataInHasStatus } from '../iscsi/pdu/data.ts';
 import { encodeLoginRequest, decodeLoginResponse } from '../iscsi/pdu/login.ts';
 import { encodeScsiCommand } from '../iscsi/pdu/scsi-command.ts';
 import { encodeKeyValues } from '../iscsi/text-keys.ts';
@@ -207,7 +208,7 @@ test('malformed PDUs and random CDBs get Reject / CHECK CONDITION or a dropped c
           bhs[6] = 0;
           bhs[7] = 0;
           // Not a TMF or Logout: those legitimately abort our tasks or end the session.
-          if ((bhs[0] & 0x3f) === 0x02 || (bhs[0] & 0x3f) === 0x06) bhs[0] = 0x3e;
+          if (opcodeOf(bhs) === 0x02 || opcodeOf(bhs) === 0x06) bhs[0] = 0x3e;
           c.send(bhs);
         } else {
           // A write whose Data-Out breaks the sequence rules (wrong DataSN / offset).
@@ -235,7 +236,7 @@ test('malformed PDUs and random CDBs get Reject / CHECK CONDITION or a dropped c
         const got = new Set<number>();
         for (const p of c.pdus) {
           const op = opcodeOf(p.bhs);
-          if (op === Opcode.SCSI_RESPONSE || (op === Opcode.DATA_IN && p.bhs[1] & 0x01)) got.add(u32(p.bhs, 16));
+          if (op === Opcode.SCSI_RESPONSE || (op === Opcode.DATA_IN && dataInHasStatus(p.bhs))) got.add(ittOf(p.bhs));
         }
         return got;
       };
@@ -243,7 +244,7 @@ test('malformed PDUs and random CDBs get Reject / CHECK CONDITION or a dropped c
       if (c.closed) dropped++;
       else {
         const got = answeredTags();
-        for (const t of expect) assert.ok(got.has(t), `command ITT ${t} was answered (seed ${seed}); sent ${log.join(' ')}; got ${c.pdus.map((p) => `${opcodeOf(p.bhs).toString(16)}/${u32(p.bhs, 16)}`).join(' ')}`);
+        for (const t of expect) assert.ok(got.has(t), `command ITT ${t} was answered (seed ${seed}); sent ${log.join(' ')}; got ${c.pdus.map((p) => `${opcodeOf(p.bhs).toString(16)}/${ittOf(p.bhs)}`).join(' ')}`);
         answered += expect.size;
       }
       c.close();

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Framer, FramingError, pduPieces } from './framer.ts';
-import { Opcode, type RawPdu, u32 } from './pdu/bhs.ts';
+import { Opcode, type RawPdu, ittOf } from './pdu/bhs.ts';
 import { encodeNop } from './pdu/nop.ts';
 import { decodeKeyValues, encodeKeyValues, assertNoDuplicates, TextKeyError } from './text-keys.ts';
 import { answerOffers, applyAnswers, defaultParams, DEFAULT_TARGET_LIMITS, initiatorOffers, DEFAULT_INITIATOR_OFFER } from './negotiation.ts';
@@ -17,7 +17,7 @@ function wire(pdus: RawPdu[], hd: boolean, dd: boolean): Buffer {
 function frameAll(chunks: Buffer[], hd: boolean, dd: boolean): Array<{ itt: number; data: number[] } | 'digest-fault'> {
   const f = new Framer({ headerDigest: hd, dataDigest: dd, maxDataSegment: 1 << 16 });
   const out: Array<{ itt: number; data: number[] } | 'digest-fault'> = [];
-  for (const c of chunks) f.push(c, (p) => out.push('data' in p ? { itt: u32(p.bhs, 16), data: [...p.data] } : 'digest-fault'));
+  for (const c of chunks) f.push(c, (p) => out.push('data' in p ? { itt: ittOf(p.bhs), data: [...p.data] } : 'digest-fault'));
   return out;
 }
 
@@ -49,7 +49,7 @@ test('reads straight into the data destination (directTarget) frame the same PDU
       // when it offers one, else into a scratch chunk.
       const f = new Framer({ headerDigest: hd, dataDigest: dd, maxDataSegment: 1 << 17 });
       const out: Array<{ itt: number; data: number[] } | 'digest-fault'> = [];
-      const sink = (p: RawPdu | { bhs: Uint8Array }) => out.push('data' in p ? { itt: u32(p.bhs, 16), data: [...p.data] } : 'digest-fault');
+      const sink = (p: RawPdu | { bhs: Uint8Array }) => out.push('data' in p ? { itt: ittOf(p.bhs), data: [...p.data] } : 'digest-fault');
       let direct = 0;
       for (let off = 0; off < bytes.length; ) {
         const target = f.directTarget();
@@ -121,7 +121,7 @@ test('with a data target, a data segment spanning chunks lands in the given buff
   for (const cut of [10, 48, 49, 500, 1047, 1048]) {
     const f = new Framer({ headerDigest: false, dataDigest: false, maxDataSegment: 1 << 16 });
     const sink = new Uint8Array(1000);
-    f.dataTarget = (bhs) => (u32(bhs, 16) === 7 ? sink : undefined);
+    f.dataTarget = (bhs) => (ittOf(bhs) === 7 ? sink : undefined);
     const got: RawPdu[] = [];
     f.push(bytes.subarray(0, cut), (p) => 'data' in p && got.push(p));
     f.push(bytes.subarray(cut), (p) => 'data' in p && got.push(p));

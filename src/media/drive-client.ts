@@ -1,3 +1,4 @@
+import { decodeModeParameterHeader } from '../scsi/mode-parameters.ts';
 import { decodeLongPosition, decodeShortPosition } from '../scsi/read-position.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ScsiCommandError, type CommandResult, type InitiatorSession } from '../initiator/session.ts';
@@ -192,7 +193,9 @@ export class DriveClient {
     const cdb = buildModeSense6(0x3f, { dbd: true, allocationLength: 255 });
     const r = await this.session.command(this.lun, cdb, { inLength: 255, allowCheckCondition: true });
     if (r.status !== ScsiStatus.GOOD) throw this.failure('read the mode parameters of', r);
-    return (new ByteReader(r.data).u8(2) & 0x80) !== 0;
+    const h = decodeModeParameterHeader(r.data, 6);
+    if (!h) throw new TapeDriveError('ERR_BAD_MODE_DATA', `${this.what} returned ${r.data.length} bytes of mode parameters, shorter than their header`);
+    return (h.deviceSpecific & 0x80) !== 0;
   }
 
   /**

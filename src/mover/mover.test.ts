@@ -15,6 +15,7 @@ import { encodeXcopyParameterList, type SegmentInput } from '../xcopy/descriptor
 import type { Designator } from '../xcopy/copy-target.ts';
 import { startMover, type Mover } from './mover.ts';
 import { resolveMoverConfig } from './config.ts';
+import { CopyManagerStatus, decodeCopyStatus } from '../xcopy/copy-results.ts';
 
 // `ferry mover` in-process against a Ferry target: a block → block copy between two LUNs
 // bit-exact, the mover's PDT 03h identity, and ABORT TASK / LUN RESET stopping a running copy.
@@ -113,7 +114,7 @@ for (const how of ['ABORT TASK', 'LUN RESET'] as const) {
       // Wait until the copy is under way (COPY STATUS shows it in progress).
       for (;;) {
         const st = await w.client.command(0, receiveCopyResults(0, 7, 12), { inLength: 12, allowCheckCondition: true });
-        if (st.status === 0 && st.data[4] === 0x00) break;
+        if (st.status === 0 && decodeCopyStatus(st.data).status === CopyManagerStatus.IN_PROGRESS) break;
         assert.ok(!settled, 'the copy finished before it could be stopped: make it bigger');
         await new Promise((r) => setTimeout(r, 1));
       }
@@ -123,7 +124,7 @@ for (const how of ['ABORT TASK', 'LUN RESET'] as const) {
       assert.equal(w.mover.lu.copyManager.activeCopies, 0, 'copy stopped');
       const st = await w.client.command(0, receiveCopyResults(0, 7, 12), { inLength: 12, allowCheckCondition: true, unitAttentionRetries: 5 });
       if (how === 'LUN RESET') assert.equal(st.status, 0x02, 'held status dropped by the reset');
-      else assert.equal(st.data[4], 0x02, 'aborted copy is held as completed with an error');
+      else assert.equal(decodeCopyStatus(st.data).status, CopyManagerStatus.ERROR, 'aborted copy is held as completed with an error');
     } finally {
       await w.close();
     }

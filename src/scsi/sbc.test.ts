@@ -5,6 +5,7 @@ import { DiskLu, type DiskLuOptions } from './disk-lu.ts';
 import { luIdentity } from './identity.ts';
 import { makeTask, cdb, outcome, be, senseOf, nexusB, type TaskOptions } from '../../test/helpers/scsi.ts';
 import type { ScsiResult } from './task.ts';
+import { decodeModeParameterHeader } from './mode-parameters.ts';
 
 const BS = 512;
 
@@ -104,7 +105,7 @@ test('write protection: read-only device and SWP give 07/27/00, reads still work
   assert.equal(outcome(await ro.run(write10(0, 1), { dataOut: fill(1, 1) })), '7/27/00');
   assert.equal(outcome(await ro.run(read10(0, 1))), 'GOOD');
   const ms = await ro.run(cdb(0x1a, 0, 0x3f, 0, 255, 0));
-  assert.equal(ms.dataIn![2] & 0x80, 0x80, 'mode header WP');
+  assert.equal(decodeModeParameterHeader(ms.dataIn!, 6)!.deviceSpecific & 0x80, 0x80, 'mode header WP');
   // SWP through MODE SELECT(6) of the control page.
   const { run, dev } = await readyDisk(64);
   const sense = await run(cdb(0x1a, 0x08, 0x0a, 0, 255, 0));

@@ -23,6 +23,7 @@ import {
 import { UnitAttentions } from './unit-attention.ts';
 import { PersistentReservations, decodePrOutParams, decodePrMoveParams, PrOutAction } from './persistent-reservation.ts';
 import { ModePages, controlPage, senseFormatOf, softwareWriteProtectOf } from './mode-pages.ts';
+import { decodeModeParameterHeader, encodeModeParameters } from './mode-parameters.ts';
 import type { LuIdentity } from './identity.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import { encodeLunList } from './lun.ts';
@@ -361,33 +362,9 @@ export function modeSense(c: ModeSenseCdb, spc: SpcState): Uint8Array {
   const pages = spc.modePages.sense(c.pageControl, c.pageCode, c.subpageCode);
   const hdr = spc.modeHeader();
   const bd = !c.dbd && hdr.blockDescriptor ? hdr.blockDescriptor : undefined;
-  const longLba = !!bd && c.llbaa && c.size === 10;
-  const bdLen = bd ? (longLba ? 16 : 8) : 0;
-  const hlen = c.size === 6 ? 4 : 8;
-  const w = new ByteWriter(hlen + bdLen + pages.length);
-  const total = hlen + bdLen + pages.length;
-  if (c.size === 6) {
-    w.setU8(0, Math.min(255, total - 1));
-    w.setU8(2, hdr.deviceSpecific);
-    w.setU8(3, bdLen);
-  } else {
-    w.setU16(0, total - 2);
-    w.setU8(3, hdr.deviceSpecific);
-    w.setU8(4, longLba ? 1 : 0);
-    w.setU16(6, bdLen);
-  }
-  if (bd) {
-    if (longLba) {
-      w.setU64(hlen, bd.blockCount);
-      w.setU32(hlen + 12, bd.blockSize);
-    } else {
-      w.setU32(hlen, Math.min(bd.blockCount, 0xffffffff));
-      w.setU32(hlen + 4, bd.blockSize & 0xffffff);
-    }
-  }
-  w.pos = hlen + bdLen;
-  w.bytes(pages);
-  return trimToAllocation(w.buf, c.allocationLength);
+  const descriptor = bd && { blockCount: bd.blockCount, blockLength: bd.blockSize };
+  const data = encodeModeParameters({ size: c.size, deviceSpecific: hdr.deviceSpecific, descriptor, longLba: c.llbaa, pages });
+  return trimToAllocation(data, c.allocationLength);
 }
 
 export function modeSelect(c: ModeSelectCdb, task: ScsiTask, spc: SpcState): void {
@@ -395,9 +372,10 @@ export function modeSelect(c: ModeSelectCdb, task: ScsiTask, spc: SpcState): voi
   if (!c.pf) throw invalidCdb(1, 4);
   if (c.sp) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.SAVING_PARAMETERS_NOT_SUPPORTED, { fieldPointer: { cd: true, field: 1, bit: 0 } });
   const data = task.dataOut.subarray(0, c.parameterListLength);
-  const hlen = c.size === 6 ? 4 : 8;
-  if (data.length < c.parameterListLength || data.length < hlen) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
-  const bdLen = c.size === 6 ? data[3] : (data[6] << 8) | data[7];
+  const h = decodeModeParameterHeader(data, c.size);
+  if (data.length < c.parameterListLength || !h) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+  const hlen = h.headerLength;
+  const bdLen = h.blockDescriptorLength;
   if (hlen + bdLen > data.length) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
   // Block descriptors are accepted when they restate the current geometry (checked by length only).
   const changed = spc.modePages.select(data.subarray(hlen + bdLen), hlen + bdLen);

@@ -10,6 +10,7 @@ import { runCdb, nexusFor, type RunResult } from '../../test/helpers/tape.ts';
 import { SenseKey } from './sense.ts';
 import { ScsiStatus } from './task.ts';
 import * as T from './tape-cdb.ts';
+import { decodeBlockDescriptor, decodeModeParameterHeader } from './mode-parameters.ts';
 
 const GOOD = ScsiStatus.GOOD;
 const u8 = (b: Uint8Array | undefined): Uint8Array => new Uint8Array(b ?? []);
@@ -126,9 +127,11 @@ test('fixed blocks: MODE SELECT block length, FIXED+SILI and FIXED with length 0
     const sel = T.modeSelectBlockDescriptor(512);
     assert.equal((await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel })).status, GOOD);
     const ms = await runCdb(lu, T.buildModeSense6(0x10));
-    assert.equal(ms.dataIn![3], 8);
-    assert.equal((ms.dataIn![9] << 16) | (ms.dataIn![10] << 8) | ms.dataIn![11], 512);
-    assert.equal(ms.dataIn![4], 0x5e, 'density code of the loaded medium');
+    const h = decodeModeParameterHeader(ms.dataIn!, 6)!;
+    assert.equal(h.blockDescriptorLength, 8);
+    const bd = decodeBlockDescriptor(ms.dataIn!, h)!;
+    assert.equal(bd.blockLength, 512);
+    assert.equal(bd.density, 0x5e, 'density code of the loaded medium');
     const data = new Uint8Array(2048).map((_, i) => i & 0xff);
     assert.equal((await runCdb(lu, T.buildWrite6(4, { fixed: true }), { dataOut: data })).status, GOOD);
     await runCdb(lu, T.buildWriteFilemarks6(1));
@@ -266,7 +269,7 @@ test('write-protected medium: DATA PROTECT 27/00 and WP in the mode header; read
     expectSense(await runCdb(lu, T.buildErase6()), SenseKey.DATA_PROTECT, 0x27, 0x00);
     assert.equal((await runCdb(lu, T.buildWriteFilemarks6(0))).status, GOOD, 'WRITE FILEMARKS 0 only flushes');
     const ms = await runCdb(lu, T.buildModeSense6(0x3f));
-    assert.equal(ms.dataIn![2] & 0x80, 0x80);
+    assert.equal(decodeModeParameterHeader(ms.dataIn!, 6)!.deviceSpecific & 0x80, 0x80);
     assert.equal((await runCdb(lu, T.buildRead6(4))).status, GOOD);
   } finally {
     await done();

@@ -33,6 +33,7 @@ import { CartridgeTapeDevice } from '../tape/cartridge-tape-device.ts';
 import type { TapeDevice } from '../tape/tape-device.ts';
 import type { LuExtension } from './disk-lu.ts';
 import type { SenseFormat } from './sense.ts';
+import { decodeBlockDescriptor, decodeModeParameterHeader } from './mode-parameters.ts';
 
 /**
  * SSC-3 sequential-access (tape drive) logical unit over a TapeDrive. Commands run strictly
@@ -562,15 +563,17 @@ function readAttribute(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
 /** MODE SELECT: the block descriptor sets density and block length (SSC-3 block descriptor), pages go to spc. */
 function tapeModeSelect(c: ModeSelectCdb, task: ScsiTask, lu: TapeDriveLu): void {
   const data = task.dataOut.subarray(0, c.parameterListLength);
-  const hlen = c.size === 6 ? 4 : 8;
-  if (c.parameterListLength > 0 && data.length >= hlen) {
-    const bdLen = c.size === 6 ? data[3] : (data[6] << 8) | data[7];
+  const h = c.parameterListLength > 0 ? decodeModeParameterHeader(data, c.size) : undefined;
+  if (h) {
+    const hlen = h.headerLength;
+    const bdLen = h.blockDescriptorLength;
     if (bdLen !== 0 && bdLen !== 8) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: c.size === 6 ? 3 : 7 } });
     if (bdLen === 8) {
-      if (hlen + 8 > data.length) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
-      const L = (data[hlen + 5] << 16) | (data[hlen + 6] << 8) | data[hlen + 7];
+      const bd = decodeBlockDescriptor(data, { ...h, longLba: false });
+      if (!bd) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+      const L = bd.blockLength;
       if (L > lu.drive.maxRecordBytes) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: hlen + 5 } });
-      const density = data[hlen];
+      const density = bd.density;
       const current = lu.drive.cartridge?.label.densityCode ?? DEFAULT_DENSITY_CODE;
       if (density !== 0 && density !== 0x7f && density !== current) {
         throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: hlen } });

@@ -1,4 +1,5 @@
 import { ByteReader } from '../util/byte-reader.ts';
+import { encodeModeParameters } from './mode-parameters.ts';
 
 /**
  * SSC-3 and SMC-3 CDBs: opcodes, pure builders (for our initiator and tests) and pure
@@ -208,12 +209,8 @@ export function buildModeSelect6(parameterListLength: number): Uint8Array {
 
 /** A MODE SELECT(6) parameter list that only sets the block descriptor (density, block length). */
 export function modeSelectBlockDescriptor(blockLength: number, densityCode = 0): Uint8Array {
-  const p = new Uint8Array(12);
-  p[2] = 0x10; // buffered mode 1
-  p[3] = 8;
-  p[4] = densityCode;
-  put24(p, 9, blockLength);
-  return p;
+  // Buffered mode 1 (SSC-3 8.3.2); the general block descriptor: density, 0 blocks, block length.
+  return encodeModeParameters({ size: 6, select: true, deviceSpecific: 0x10, descriptor: { blockCount: densityCode * 0x1000000, blockLength } });
 }
 
 export function buildInquiry(allocationLength = 96, page?: number): Uint8Array {

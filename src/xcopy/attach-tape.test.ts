@@ -13,12 +13,14 @@ import { attachCopyManager } from './attach.ts';
 import { encodeXcopyParameterList } from './descriptors.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { rcrCdb, xcopyCdb } from './testing/harness.ts';
+import { CopyManagerStatus, decodeCopyStatus } from './copy-results.ts';
+import { decodeShortPosition } from '../scsi/read-position.ts';
 
 /** READ POSITION short form (SSC-3 7.7.1): the first block location. */
 async function blockId(drive: LogicalUnit, target: ReturnType<typeof targetOf>): Promise<number> {
   const r = await drive.execute(makeTask(Uint8Array.of(0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0), { target }));
   assert.equal(outcome(r), 'GOOD');
-  return Buffer.from(r.dataIn!).readUInt32BE(4);
+  return decodeShortPosition(r.dataIn!).blockId;
 }
 
 // The copy manager inside a Ferry tape drive LU: EXTENDED COPY sent to the drive copies a disk
@@ -58,7 +60,7 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
     // Written several records per append, but still one 64 KiB record each: 64 + the filemark.
     assert.equal(await blockId(drive, target), 65);
     const st = await drive.execute(makeTask(rcrCdb(0, 1), { target }));
-    assert.equal(st.dataIn![4], 0x01);
+    assert.equal(decodeCopyStatus(st.dataIn!).status, CopyManagerStatus.GOOD);
     assert.equal(outcome(await drive.execute(makeTask(Uint8Array.of(0x01, 0, 0, 0, 0, 0), { target }))), 'GOOD'); // REWIND
     const restore = encodeXcopyParameterList({
       header: { ...header, listId: 2 },

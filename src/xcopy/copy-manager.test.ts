@@ -7,6 +7,7 @@ import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from './d
 import { operatingParameters, thirdPartyCopyVpdPage } from './copy-manager.ts';
 import { MemoryTape } from './testing/memory-tape.ts';
 import { TestLu, nexus, rcrCdb, send, targetOf, xcopy } from './testing/harness.ts';
+import { CopyManagerStatus, decodeCopyStatus } from './copy-results.ts';
 
 const header = (listId = 1, listIdUsage = 0) => ({ listId, str: false, listIdUsage, priority: 0 });
 
@@ -342,7 +343,7 @@ test('segments overlap in flight: a failed write is reported for its own segment
   assert.equal(s.info, 65536, 'one 64 KiB record of segment 0 not written');
   assert.ok(tapeDev.writes > 16, `segment 1 had started (${tapeDev.writes} writes)`);
   const st = await send(t, rcrCdb(0, 1));
-  assert.equal((st.dataIn![5] << 8) | st.dataIn![6], 0, 'no segment processed');
+  assert.equal(decodeCopyStatus(st.dataIn!).segmentsProcessed, 0, 'no segment processed');
 });
 
 test('a segment that reads what the previous one writes waits for those writes', async () => {
@@ -503,7 +504,7 @@ test('failed copies keep FAILED SEGMENT DETAILS with the sense; nexus loss and r
   const r = await xcopy(t, list([lu.cscd()], [b2b({ destinationLba: 60 })], { listId: 9 }), { nexus: n1 });
   expectSense(r, 0x0a, 0x0d, 0x02);
   const st = await send(t, rcrCdb(0, 9), undefined, { nexus: n1 });
-  assert.equal(st.dataIn![4], 0x02);
+  assert.equal(decodeCopyStatus(st.dataIn!).status, CopyManagerStatus.ERROR);
   const fd = await send(t, rcrCdb(4, 9), undefined, { nexus: n1 });
   assert.equal(fd.status, ScsiStatus.GOOD);
   const d = fd.dataIn!;
@@ -541,7 +542,7 @@ test('progress is visible while running; a duplicate list id gets OPERATION IN P
   const running = xcopy(t, list([lu.cscd()], [b2b({ blockCount: 4096, sourceLba: 0, destinationLba: 4096 })], { listId: 5 }), { signal: ac.signal });
   while (dev.writesSeen === 0) await new Promise((r) => setImmediate(r));
   const st = await send(t, rcrCdb(0, 5));
-  assert.equal(st.dataIn![4], 0x00, 'in progress');
+  assert.equal(decodeCopyStatus(st.dataIn!).status, CopyManagerStatus.IN_PROGRESS, 'in progress');
   expectSense(await xcopy(t, list([lu.cscd()], [b2b()], { listId: 5 })), 5, 0x00, 0x16);
   ac.abort(new Error('ABORT TASK'));
   open();

@@ -267,7 +267,7 @@ test('concurrent iSCSI writers while crash-consistent snapshots are created and 
       for (const s of live) await check(s, `in round ${round}`);
       const writesBefore = writes.filter((w) => w.completed < ts).length;
       stats.push(`#${round}: ${writesBefore} writes before, ${cut.ambiguous} ambiguous (${cut.ambiguousIn} in), ${cut.exactBlocks} of ${cut.written} written blocks certain`);
-      // Not vacuous: most of the LUN holds data written before the instant, pinned down exactly.
+      // Not vacuous: most of the written blocks hold data written before the instant, pinned down exactly.
       assert.ok(cut.written > 0 && cut.exactBlocks > cut.written / 2, stats.at(-1));
 
       if (round === 3) await remove(live[0], 'the oldest'); // 1,2,3 → 2,3

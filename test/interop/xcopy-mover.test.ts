@@ -22,6 +22,7 @@ import type { Designator } from '../../src/xcopy/copy-target.ts';
 import { requireTools } from '../helpers/tools.ts';
 import { startTgtd } from '../helpers/tgtd.ts';
 import { startFerryTape, TAPE_IQN } from './tape-script.ts';
+import { CopyManagerStatus, decodeCopyStatus } from '../../src/xcopy/copy-results.ts';
 
 // The product's promise, end to end: an initiator sends ONE EXTENDED COPY to a copy manager
 // (`ferry mover`, or the one inside the source disk LU), which copies a random disk LUN on a
@@ -135,8 +136,9 @@ async function roundTrip(t: TestContext, opts: { mib: number; tape: TapeEnd; cop
   assert.equal(r1.status, 0, `backup XCOPY: ${JSON.stringify(r1.sense)}`);
   if (opts.copyManager === 'mover') {
     const st = await sessions[2].command(0, receiveCopyResults(0, 1, 12), { inLength: 12 });
-    assert.equal(st.data[4], 0x01, 'COPY STATUS: completed');
-    assert.equal((st.data[5] << 8) | st.data[6], backup.length);
+    const copyStatus = decodeCopyStatus(st.data);
+    assert.equal(copyStatus.status, CopyManagerStatus.GOOD, 'COPY STATUS: completed');
+    assert.equal(copyStatus.segmentsProcessed, backup.length);
   }
 
   // Restore: rewind, skip the header record, stream → block into the fresh LUN.

@@ -44,6 +44,24 @@ export interface DataInPdu {
   data: Uint8Array;
 }
 
+/**
+ * Single fields of a Data-In or Data-Out BHS, for the framer's data placement, which must decide
+ * where a PDU's data goes before the data is read (the rest decodes it whole).
+ */
+export function dataTttOf(bhs: Uint8Array): number {
+  return u32(bhs, 20);
+}
+export function dataSNOf(bhs: Uint8Array): number {
+  return u32(bhs, 36);
+}
+export function bufferOffsetOf(bhs: Uint8Array): number {
+  return u32(bhs, 40);
+}
+/** Data-In with its command's status (the S bit, 11.7.1). */
+export function dataInHasStatus(bhs: Uint8Array): boolean {
+  return (bhs[1] & 0x01) !== 0;
+}
+
 export function decodeDataOut(raw: RawPdu): DataOutPdu {
   const b = raw.bhs;
   return {
