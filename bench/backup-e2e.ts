@@ -167,7 +167,10 @@ function dd(from: string, to: string): number {
 }
 
 /** Measure the "server" process `pid` around `fn`. */
-async function measured(pid: number, fn: () => Promise<{ ms: number; cliMs?: number; copyMs?: number }>): Promise<Sample> {
+async function measured(
+  pid: number,
+  fn: () => Promise<{ ms: number; cliMs?: number; copyMs?: number }>,
+): Promise<Sample> {
   settle();
   const meter = new SocketMeter(pid, 100);
   const cpu0 = cpuSeconds(pid);
@@ -176,7 +179,14 @@ async function measured(pid: number, fn: () => Promise<{ ms: number; cliMs?: num
   const r = await fn();
   const socketBytes = await meter.stop();
   const io1 = ioBytes(pid);
-  return { ms: r.ms, cliMs: r.cliMs, copyMs: r.copyMs, cpuS: cpuSeconds(pid) - cpu0, socketBytes, ioBytes: io1.rchar - io0.rchar + io1.wchar - io0.wchar };
+  return {
+    ms: r.ms,
+    cliMs: r.cliMs,
+    copyMs: r.copyMs,
+    cpuS: cpuSeconds(pid) - cpu0,
+    socketBytes,
+    ioBytes: io1.rchar - io0.rchar + io1.wchar - io0.wchar,
+  };
 }
 
 interface JobJson {
@@ -187,26 +197,51 @@ interface JobJson {
 }
 
 /** Run a Ferry client command that starts a job; ms from the job's creation to its end (catalog times). */
-async function ferryJob(site: Site, args: string[]): Promise<{ ms: number; cliMs: number; copyMs: number; job: JobJson }> {
+async function ferryJob(
+  site: Site,
+  args: string[],
+): Promise<{ ms: number; cliMs: number; copyMs: number; job: JobJson }> {
   const t0 = performance.now();
   const r = await site.ferry([...args, '--json']);
   const cliMs = performance.now() - t0;
-  if (r.code !== 0) throw new Error(`ferry ${args.join(' ')}: exit ${r.code}\n${r.stdout}${r.stderr}\n${site.logTail()}`);
+  if (r.code !== 0)
+    throw new Error(`ferry ${args.join(' ')}: exit ${r.code}\n${r.stdout}${r.stderr}\n${site.logTail()}`);
   const job = r.json<JobJson>();
-  const v = (await site.ferry(['job', String(job.job), '--json'])).json<{ createdAt: string; endedAt: string; events: Array<{ at: string; state?: string }> }>();
+  const v = (await site.ferry(['job', String(job.job), '--json'])).json<{
+    createdAt: string;
+    endedAt: string;
+    events: Array<{ at: string; state?: string }>;
+  }>();
   const copying = v.events.find((e) => e.state === 'copying');
   const end = Date.parse(v.endedAt);
   return { ms: end - Date.parse(v.createdAt), cliMs, copyMs: copying ? end - Date.parse(copying.at) : NaN, job };
 }
 
-function startTraditional(site: Site): Promise<{ child: ChildProcess; run(op: 'backup' | 'restore'): Promise<{ ms: number }> }> {
+function startTraditional(
+  site: Site,
+): Promise<{ child: ChildProcess; run(op: 'backup' | 'restore'): Promise<{ ms: number }> }> {
   const child = spawn(
     process.execPath,
     [
-      '--max-semi-space-size=64', '--import', 'tsx', import.meta.filename, '--role', 'traditional',
-      '--store', site.store.portal, '--api', site.store.api, '--api-token-file', site.store.tokenFile, '--tape', site.tape.portal,
+      '--max-semi-space-size=64',
+      '--import',
+      'tsx',
+      import.meta.filename,
+      '--role',
+      'traditional',
+      '--store',
+      site.store.portal,
+      '--api',
+      site.store.api,
+      '--api-token-file',
+      site.store.tokenFile,
+      '--tape',
+      site.tape.portal,
     ],
-    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' } },
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+    },
   );
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`the traditional server exited (${code})`)));
@@ -215,7 +250,9 @@ function startTraditional(site: Site): Promise<{ child: ChildProcess; run(op: 'b
         child,
         run: (op) =>
           new Promise((res, rej) => {
-            child.once('message', (m: { ok: boolean; ms: number; error?: string }) => (m.ok ? res(m) : rej(new Error(`traditional ${op}: ${m.error}`))));
+            child.once('message', (m: { ok: boolean; ms: number; error?: string }) =>
+              m.ok ? res(m) : rej(new Error(`traditional ${op}: ${m.error}`)),
+            );
             child.send({ op });
           }),
       }),
@@ -237,7 +274,13 @@ async function main(): Promise<void> {
     const chunk = Buffer.alloc(4 << 20);
     for (let off = 0; off < BYTES; off += chunk.length) await fh.write(randomFillSync(chunk), 0, chunk.length, off);
     await fh.close();
-    site = await startSite({ dir, disks: [BYTES], cartridgeBytes: (RUNS + 1) * BYTES + GIB, slots: 8, quietPeriodMs: 0 });
+    site = await startSite({
+      dir,
+      disks: [BYTES],
+      cartridgeBytes: (RUNS + 1) * BYTES + GIB,
+      slots: 8,
+      quietPeriodMs: 0,
+    });
     const t = await startTraditional(site);
     trad = t.child;
     const pid = t.child.pid!;
@@ -262,7 +305,9 @@ async function main(): Promise<void> {
           return r;
         }),
       );
-      rows.ferry.restore.push(await measured(site.server.pid, () => ferryJob(site!, ['restore', String(set), '--to', 'store:new'])));
+      rows.ferry.restore.push(
+        await measured(site.server.pid, () => ferryJob(site!, ['restore', String(set), '--to', 'store:new'])),
+      );
 
       rows.traditional.backup.push(await measured(pid, () => t.run('backup')));
       rows.traditional.restore.push(await measured(pid, () => t.run('restore')));
@@ -271,13 +316,19 @@ async function main(): Promise<void> {
         const tr = rows.traditional[dirn][i];
         const d = rows.dd[dirn][i];
         console.log(
-          `run ${i + 1} ${dirn}: ferry ${mbps(BYTES, f.ms).toFixed(0)} MB/s (CLI ${mbps(BYTES, f.cliMs!).toFixed(0)}, copy phase ${mbps(BYTES, f.copyMs!).toFixed(0)}), traditional ${mbps(BYTES, tr.ms).toFixed(0)}, dd ${mbps(BYTES, d.ms).toFixed(0)}`,
+          `run ${i + 1} ${dirn}: ferry ${mbps(BYTES, f.ms).toFixed(0)} MB/s (CLI ` +
+            `${mbps(BYTES, f.cliMs!).toFixed(0)}, ` +
+            `copy phase ${mbps(BYTES, f.copyMs!).toFixed(0)}), traditional ${mbps(BYTES, tr.ms).toFixed(0)}, dd ` +
+            `${mbps(BYTES, d.ms).toFixed(0)}`,
         );
       }
     }
 
     const gib = BYTES / GIB;
-    console.log(`\n${formatBytes(BYTES)} LUN, ${RUNS} runs, medians; every role its own process; tape blocks ${formatBytes(TAPE_BLOCK)}`);
+    console.log(
+      `\n${formatBytes(BYTES)} LUN, ${RUNS} runs, medians; every role its own process; tape blocks ` +
+        `${formatBytes(TAPE_BLOCK)}`,
+    );
     const table: Record<string, Record<string, string | number>> = {};
     for (const dirn of ['backup', 'restore'] as const) {
       const m = (p: 'ferry' | 'traditional' | 'dd', k: keyof Sample) => median(rows[p][dirn].map((s) => s[k] ?? NaN));
@@ -308,7 +359,8 @@ async function main(): Promise<void> {
         `${dirn}: ferry = ${(m('dd', 'ms') / m('ferry', 'ms')).toFixed(2)}× dd (goal ≥ 0.5×), ` +
           `${(m('traditional', 'ms') / m('ferry', 'ms')).toFixed(2)}× traditional (goal > 1×), ` +
           `server socket bytes ${(100 * sock).toFixed(4)}% of traditional's (goal < 1%); ` +
-          `by the CLI's wall time ${(m('dd', 'ms') / m('ferry', 'cliMs')).toFixed(2)}× dd, ${(m('traditional', 'ms') / m('ferry', 'cliMs')).toFixed(2)}× traditional`,
+          `by the CLI's wall time ${(m('dd', 'ms') / m('ferry', 'cliMs')).toFixed(2)}× dd, ` +
+          `${(m('traditional', 'ms') / m('ferry', 'cliMs')).toFixed(2)}× traditional`,
       );
     }
   } finally {

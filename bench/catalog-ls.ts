@@ -14,7 +14,13 @@ import { completeSet } from '../src/catalog/queries/sets.ts';
 import { upsertVolume } from '../src/catalog/queries/volumes.ts';
 import { fakeFileIndex, fakePiece, fakeSet } from '../src/catalog/testing.ts';
 
-const { values } = parseArgs({ options: { dirs: { type: 'string', default: '1000' }, 'per-dir': { type: 'string', default: '1000' }, runs: { type: 'string', default: '9' } } });
+const { values } = parseArgs({
+  options: {
+    dirs: { type: 'string', default: '1000' },
+    'per-dir': { type: 'string', default: '1000' },
+    runs: { type: 'string', default: '9' },
+  },
+});
 const DIRS = Number(values.dirs);
 const PER_DIR = Number(values['per-dir']);
 const RUNS = Number(values.runs);
@@ -24,13 +30,27 @@ const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-catalog-'));
 const cat = await openCatalog(join(dir, 'catalog.db'));
 try {
   const db = cat.db;
-  await upsertVolume(db, { node: 'store', lun: 0, designator: '600140500000000000000000000000a0', diskBlockBytes: 512, volumeBlocks: 2 ** 31 });
+  await upsertVolume(db, {
+    node: 'store',
+    lun: 0,
+    designator: '600140500000000000000000000000a0',
+    diskBlockBytes: 512,
+    volumeBlocks: 2 ** 31,
+  });
   await upsertCartridge(db, { barcode: 'FER001L8', pool: 'daily', state: 'append', labeled: true, endBlock: 1 });
   const index = fakeFileIndex(DIRS, PER_DIR);
   let t = performance.now();
-  await completeSet(db, { set: fakeSet(1, { mode: 'files' }), pieces: [fakePiece(1, 'FER001L8')], cartridges: [], files: index });
+  await completeSet(db, {
+    set: fakeSet(1, { mode: 'files' }),
+    pieces: [fakePiece(1, 'FER001L8')],
+    cartridges: [],
+    files: index,
+  });
   const insertMs = performance.now() - t;
-  console.log(`${index.files.length} files inserted in one transaction: ${(insertMs / 1000).toFixed(1)} s (${Math.round(index.files.length / (insertMs / 1000))} files/s)`);
+  console.log(
+    `${index.files.length} files inserted in one transaction: ${(insertMs / 1000).toFixed(1)} s ` +
+      `(${Math.round(index.files.length / (insertMs / 1000))} files/s)`,
+  );
   const keyed: number[] = [];
   const scanned: number[] = [];
   const one: number[] = [];
@@ -42,12 +62,16 @@ try {
     t = performance.now();
     const b = (await listSetFiles(db, 1)).filter((e) => e.path.slice(0, e.path.lastIndexOf('/')) === d);
     scanned.push(performance.now() - t);
-    if (a.length !== PER_DIR || b.length !== PER_DIR) throw new Error(`listed ${a.length} and ${b.length} entries of ${d}, expected ${PER_DIR}`);
+    if (a.length !== PER_DIR || b.length !== PER_DIR)
+      throw new Error(`listed ${a.length} and ${b.length} entries of ${d}, expected ${PER_DIR}`);
     t = performance.now();
     if (!(await findEntry(db, 1, `${d}/f${i}`))) throw new Error(`${d}/f${i} not found`);
     one.push(performance.now() - t);
   }
-  console.log(`one directory of ${PER_DIR}: ${median(keyed).toFixed(1)} ms by the directory key, ${median(scanned).toFixed(0)} ms by scanning the set (median of ${RUNS}); ratio ${(median(scanned) / median(keyed)).toFixed(0)}x`);
+  console.log(
+    `one directory of ${PER_DIR}: ${median(keyed).toFixed(1)} ms by the directory key, ${median(scanned).toFixed(0)} ` +
+      `ms by scanning the set (median of ${RUNS}); ratio ${(median(scanned) / median(keyed)).toFixed(0)}x`,
+  );
   console.log(`one file by path: ${median(one).toFixed(2)} ms`);
 } finally {
   await cat.close();

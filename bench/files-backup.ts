@@ -27,16 +27,26 @@ const img = values.image;
 const MIB = 2 ** 20;
 
 if (!existsSync(img)) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'bench/ntfs-vs-ntfsclone.ts'), '--make-only', '--image', img], { stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(REPO, 'bench/ntfs-vs-ntfsclone.ts'), '--make-only', '--image', img],
+    { stdio: 'inherit' },
+  );
   if (r.status !== 0) throw new Error(`could not make ${img} (see above)`);
 }
-for (const t of ['ntfsclone']) if (spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0) throw new Error(`${t} is missing (Debian: apt-get install ntfs-3g)`);
+for (const t of ['ntfsclone'])
+  if (spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0)
+    throw new Error(`${t} is missing (Debian: apt-get install ntfs-3g)`);
 
 function settle(): void {
   spawnSync('sync');
 }
 
-async function backup(w: JobsWorld, volume: string, mode: 'files' | 'used'): Promise<{ ms: number; set: number; bytes: number }> {
+async function backup(
+  w: JobsWorld,
+  volume: string,
+  mode: 'files' | 'used',
+): Promise<{ ms: number; set: number; bytes: number }> {
   settle();
   const t = performance.now();
   const job = await w.service.waitForJob((await w.service.startBackup({ volume, mode })).id);
@@ -60,7 +70,10 @@ function ntfsclone(): { ms: number; bytes: number } {
   }
 }
 
-async function timedJob(w: JobsWorld, start: () => Promise<{ id: number }>): Promise<{ ms: number; result: Record<string, unknown> | null }> {
+async function timedJob(
+  w: JobsWorld,
+  start: () => Promise<{ id: number }>,
+): Promise<{ ms: number; result: Record<string, unknown> | null }> {
   settle();
   const t = performance.now();
   const job = await w.service.waitForJob((await start()).id);
@@ -75,7 +88,11 @@ const mbps = (bytes: number, ms: number): string => `${(bytes / 1e6 / (ms / 1000
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-files-'));
   const size = statSync(img).size;
-  const w = await startJobsWorld(dir, { iqn: 'iqn.2026-12.dev.ferry:bench-files', cartridgeSize: 3 * 1024 * MIB, tapeBlockBytes: 256 * 1024 });
+  const w = await startJobsWorld(dir, {
+    iqn: 'iqn.2026-12.dev.ferry:bench-files',
+    cartridgeSize: 3 * 1024 * MIB,
+    tapeBlockBytes: 256 * 1024,
+  });
   try {
     // The image into the LUN over iSCSI, 4 MiB at a time (Node reads no file over 2 GiB whole).
     const src = await w.lun(size);
@@ -103,20 +120,45 @@ async function main(): Promise<void> {
       rows.ntfsclone.push(n.ms);
       filesSet = f.set;
       setBytes = f.bytes;
-      console.log(`run ${i + 1}: files ${f.ms.toFixed(0)} ms (${f.bytes} bytes, ${mbps(f.bytes, f.ms)}), used ${u.ms.toFixed(0)} ms (${u.bytes} bytes, ${mbps(u.bytes, u.ms)}), ntfsclone --save-image ${n.ms.toFixed(0)} ms (${n.bytes} bytes)`);
+      console.log(
+        `run ${i + 1}: files ${f.ms.toFixed(0)} ms (${f.bytes} bytes, ${mbps(f.bytes, f.ms)}), used ` +
+          `${u.ms.toFixed(0)} ms (${u.bytes} bytes, ${mbps(u.bytes, u.ms)}), ntfsclone --save-image ` +
+          `${n.ms.toFixed(0)} ms (${n.bytes} bytes)`,
+      );
     }
     const mf = median(rows.files);
-    console.log(`median: files ${mf.toFixed(0)} ms, used ${median(rows.used).toFixed(0)} ms, ntfsclone ${median(rows.ntfsclone).toFixed(0)} ms`);
-    console.log(`ratio (time): files/used ${(mf / median(rows.used)).toFixed(2)}x, files/ntfsclone ${(mf / median(rows.ntfsclone)).toFixed(2)}x`);
+    console.log(
+      `median: files ${mf.toFixed(0)} ms, used ${median(rows.used).toFixed(0)} ms, ntfsclone ` +
+        `${median(rows.ntfsclone).toFixed(0)} ms`,
+    );
+    console.log(
+      `ratio (time): files/used ${(mf / median(rows.used)).toFixed(2)}x, files/ntfsclone ` +
+        `${(mf / median(rows.ntfsclone)).toFixed(2)}x`,
+    );
 
     // One small file, one 3 MiB file, and the whole set to a new LUN.
-    const one = await timedJob(w, () => w.service.startFileRestore({ set: filesSet, files: ['/d050/f0100'], out: join(dir, 'one') }));
-    const big = await timedJob(w, () => w.service.startFileRestore({ set: filesSet, files: ['/big100'], out: join(dir, 'big') }));
-    const dirOf = await timedJob(w, () => w.service.startFileRestore({ set: filesSet, files: ['/d050'], out: join(dir, 'dir') }));
+    const one = await timedJob(w, () =>
+      w.service.startFileRestore({ set: filesSet, files: ['/d050/f0100'], out: join(dir, 'one') }),
+    );
+    const big = await timedJob(w, () =>
+      w.service.startFileRestore({ set: filesSet, files: ['/big100'], out: join(dir, 'big') }),
+    );
+    const dirOf = await timedJob(w, () =>
+      w.service.startFileRestore({ set: filesSet, files: ['/d050'], out: join(dir, 'dir') }),
+    );
     const whole = await timedJob(w, () => w.service.startRestore({ set: filesSet, to: 'store:new' }));
-    const tape = (r: { result: Record<string, unknown> | null }): string => `${String(r.result?.tapeBytes)} bytes from tape`;
-    console.log(`restore of a ${setBytes}-byte files set: one small file ${one.ms.toFixed(0)} ms (${tape(one)}), one 3 MiB file ${big.ms.toFixed(0)} ms (${tape(big)}), one directory of 198 files ${dirOf.ms.toFixed(0)} ms (${tape(dirOf)}), the whole set to a LUN ${whole.ms.toFixed(0)} ms`);
-    console.log(`ratio (time): one file / whole set ${(one.ms / whole.ms).toFixed(3)}x, one directory / whole set ${(dirOf.ms / whole.ms).toFixed(3)}x`);
+    const tape = (r: { result: Record<string, unknown> | null }): string =>
+      `${String(r.result?.tapeBytes)} bytes from tape`;
+    console.log(
+      `restore of a ${setBytes}-byte files set: one small file ${one.ms.toFixed(0)} ms (${tape(one)}), one 3 MiB ` +
+        `file ` +
+        `${big.ms.toFixed(0)} ms (${tape(big)}), one directory of 198 files ${dirOf.ms.toFixed(0)} ms ` +
+        `(${tape(dirOf)}), the whole set to a LUN ${whole.ms.toFixed(0)} ms`,
+    );
+    console.log(
+      `ratio (time): one file / whole set ${(one.ms / whole.ms).toFixed(3)}x, one directory / whole set ` +
+        `${(dirOf.ms / whole.ms).toFixed(3)}x`,
+    );
   } finally {
     await w.close();
     await rm(dir, { recursive: true, force: true });

@@ -94,9 +94,15 @@ if (values.child) {
 
 if (!existsSync(img)) {
   // What the image needs, checked first so that a failure names its cause.
-  const missing = ['mkntfs', 'ntfs-3g', 'python3', 'ntfsclone'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
-  if (missing.length) throw new Error(`making the benchmark image needs ${missing.join(', ')} on PATH (Debian: apt-get install ntfs-3g python3)`);
-  if (process.getuid?.() !== 0) throw new Error('making the benchmark image mounts it with ntfs-3g: run as root once, or pass --image FILE');
+  const missing = ['mkntfs', 'ntfs-3g', 'python3', 'ntfsclone'].filter(
+    (t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0,
+  );
+  if (missing.length)
+    throw new Error(
+      `making the benchmark image needs ${missing.join(', ')} on PATH (Debian: apt-get install ntfs-3g python3)`,
+    );
+  if (process.getuid?.() !== 0)
+    throw new Error('making the benchmark image mounts it with ntfs-3g: run as root once, or pass --image FILE');
   mkdirSync(dirname(img), { recursive: true });
   console.log(`making ${img} (2 GiB, ~20,000 files) ...`);
   const r = spawnSync('bash', ['-c', MAKE, 'make', img], { stdio: 'inherit' });
@@ -109,7 +115,17 @@ function ntfsclone(): Sample {
   const dir = mkdtempSync('/dev/shm/ferry-bench-');
   try {
     const t = process.hrtime.bigint();
-    const r = spawnSync('bash', ['-c', 'TIMEFORMAT="%3U %3S"; time ntfsclone --metadata --output "$1" "$2" >/dev/null 2>&1', 'x', join(dir, 'meta.img'), img], { encoding: 'utf8' });
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        'TIMEFORMAT="%3U %3S"; time ntfsclone --metadata --output "$1" "$2" >/dev/null 2>&1',
+        'x',
+        join(dir, 'meta.img'),
+        img,
+      ],
+      { encoding: 'utf8' },
+    );
     const wallMs = Number(process.hrtime.bigint() - t) / 1e6;
     if (r.status !== 0) throw new Error(`ntfsclone failed: ${r.stderr}`);
     const [u, s] = r.stderr.trim().split(/\s+/).slice(-2).map(Number);
@@ -120,11 +136,21 @@ function ntfsclone(): Sample {
 }
 
 /** The node flags `ferry` runs with (bin/ferry.mjs shebang: `#!/usr/bin/env -S node FLAGS`). */
-const LAUNCHER_FLAGS = (readFileSync(join(REPO, 'bin/ferry.mjs'), 'utf8').split('\n')[0].split(/\s+node\s+/)[1] ?? '').split(/\s+/).filter(Boolean);
+const LAUNCHER_FLAGS = (
+  readFileSync(join(REPO, 'bin/ferry.mjs'), 'utf8')
+    .split('\n')[0]
+    .split(/\s+node\s+/)[1] ?? ''
+)
+  .split(/\s+/)
+  .filter(Boolean);
 
 /** One child process (launcher flags): [cold, ...warm] samples of `op`. */
 function child(op: string): Sample[] {
-  const r = spawnSync(process.execPath, [...LAUNCHER_FLAGS, '--import', 'tsx', join(REPO, 'bench/ntfs-vs-ntfsclone.ts'), '--child', op, '--image', img], { cwd: REPO, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [...LAUNCHER_FLAGS, '--import', 'tsx', join(REPO, 'bench/ntfs-vs-ntfsclone.ts'), '--child', op, '--image', img],
+    { cwd: REPO, encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`bench child ${op} failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as Sample[];
 }
@@ -132,7 +158,21 @@ function child(op: string): Sample[] {
 /** The whole `ferry ntfs plan IMG` command as a process (node + tsx start-up included), timed like ntfsclone. */
 function command(): Sample {
   const t = process.hrtime.bigint();
-  const r = spawnSync('bash', ['-c', 'TIMEFORMAT="%3U %3S"; time "$@" >/dev/null 2>&1', 'x', process.execPath, ...LAUNCHER_FLAGS, join(REPO, 'bin/ferry.mjs'), 'ntfs', 'plan', img], { cwd: REPO, encoding: 'utf8' });
+  const r = spawnSync(
+    'bash',
+    [
+      '-c',
+      'TIMEFORMAT="%3U %3S"; time "$@" >/dev/null 2>&1',
+      'x',
+      process.execPath,
+      ...LAUNCHER_FLAGS,
+      join(REPO, 'bin/ferry.mjs'),
+      'ntfs',
+      'plan',
+      img,
+    ],
+    { cwd: REPO, encoding: 'utf8' },
+  );
   const wallMs = Number(process.hrtime.bigint() - t) / 1e6;
   if (r.status !== 0) throw new Error(`ferry ntfs plan failed: ${r.stderr}`);
   const [u, s] = r.stderr.trim().split(/\s+/).slice(-2).map(Number);
@@ -140,13 +180,24 @@ function command(): Sample {
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const mid = (xs: Sample[]): Sample => ({ wallMs: median(xs.map((x) => x.wallMs)), cpuMs: median(xs.map((x) => x.cpuMs)) });
+const mid = (xs: Sample[]): Sample => ({
+  wallMs: median(xs.map((x) => x.wallMs)),
+  cpuMs: median(xs.map((x) => x.cpuMs)),
+});
 
 // warm the page cache
 ntfsclone();
 child('plan');
 command();
-const t: Record<string, Sample[]> = { ntfsclone: [], 'used, cold': [], 'plan, cold': [], 'plan, warm': [], 'plan+files, cold': [], 'plan+files, warm': [], 'plan command': [] };
+const t: Record<string, Sample[]> = {
+  ntfsclone: [],
+  'used, cold': [],
+  'plan, cold': [],
+  'plan, warm': [],
+  'plan+files, cold': [],
+  'plan+files, warm': [],
+  'plan command': [],
+};
 for (let i = 0; i < runs; i++) {
   t.ntfsclone.push(ntfsclone());
   t['used, cold'].push(child('used')[0]);
@@ -161,13 +212,22 @@ for (let i = 0; i < runs; i++) {
 const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
 const p = await buildPlan(await openVolume(dev), { blockSize: 512 });
 await dev.close();
-console.log(`image: ${img}, ${p.fileCount} files, ${p.extents.length} merged extents, ${p.used.ranges.length} used ranges, ${runs} runs, hot cache`);
-console.log(`ferry children: node ${LAUNCHER_FLAGS.join(' ')} --import tsx; cold = first call in a fresh process, warm = median of the next ${WARM}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log(
+  `image: ${img}, ${p.fileCount} files, ${p.extents.length} merged extents, ${p.used.ranges.length} used ranges, ` +
+    `${runs} runs, hot cache`,
+);
+console.log(
+  `ferry children: node ${LAUNCHER_FLAGS.join(' ')} --import tsx; cold = first call in a fresh process, ` +
+    `warm = median of the next ${WARM}; load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+);
 const base = mid(t.ntfsclone);
 for (const [k, xs] of Object.entries(t)) {
   const m = mid(xs);
   console.log(
-    `${k.padEnd(17)} wall ${xs.map((x) => x.wallMs.toFixed(0)).join(', ')} ms (median ${m.wallMs.toFixed(0)}, ${(m.wallMs / base.wallMs).toFixed(2)}x ntfsclone -m); ` +
+    `${k.padEnd(17)} wall ${xs.map((x) => x.wallMs.toFixed(0)).join(', ')} ms (median ${m.wallMs.toFixed(0)}, ` +
+      `${(m.wallMs / base.wallMs).toFixed(2)}x ntfsclone -m); ` +
       `cpu median ${m.cpuMs.toFixed(0)} ms (${(m.cpuMs / base.cpuMs).toFixed(2)}x)`,
   );
 }

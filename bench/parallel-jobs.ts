@@ -34,7 +34,8 @@ async function client(site: Site): Promise<ServerClient> {
   return new ServerClient(site.server.url, (await readFile(site.server.tokenFile, 'utf8')).trim());
 }
 
-const backup = async (site: Site, lun: number): Promise<JobView> => (await client(site)).startBackup({ volume: `store:${lun}`, mode: 'image', level: 'full' });
+const backup = async (site: Site, lun: number): Promise<JobView> =>
+  (await client(site)).startBackup({ volume: `store:${lun}`, mode: 'image', level: 'full' });
 
 async function untilDone(site: Site, id: number): Promise<JobView> {
   for (;;) {
@@ -54,7 +55,8 @@ async function main(): Promise<void> {
     const chunk = randomFillSync(Buffer.alloc(64 << 20));
     for (let n = 0; n < VOLUMES; n++) {
       const fh = await open(join(dir, `disk${n}.img`), 'w');
-      for (let off = 0; off < SIZE; off += chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, SIZE - off), off);
+      for (let off = 0; off < SIZE; off += chunk.length)
+        await fh.write(chunk, 0, Math.min(chunk.length, SIZE - off), off);
       await fh.close();
     }
     const site = await startSite({
@@ -76,8 +78,15 @@ async function main(): Promise<void> {
         rows.push({ jobs, seconds, mbs: (jobs * SIZE) / 1e6 / seconds });
       }
       const one = rows[0].mbs;
-      console.log(`parallel backups, 2 drives, 2 movers${values.rate ? ` (each --max-rate ${values.rate})` : ''}, ${formatBytes(SIZE)} per volume:`);
-      for (const r of rows) console.log(`  ${r.jobs} job${r.jobs > 1 ? 's' : ' '} at once: ${r.seconds.toFixed(2)} s, ${r.mbs.toFixed(0)} MB/s aggregate, ${(r.mbs / one).toFixed(2)}× one job`);
+      console.log(
+        `parallel backups, 2 drives, 2 movers${values.rate ? ` (each --max-rate ${values.rate})` : ''}, ` +
+          `${formatBytes(SIZE)} per volume:`,
+      );
+      for (const r of rows)
+        console.log(
+          `  ${r.jobs} job${r.jobs > 1 ? 's' : ' '} at once: ${r.seconds.toFixed(2)} s, ${r.mbs.toFixed(0)} MB/s ` +
+            `aggregate, ${(r.mbs / one).toFixed(2)}× one job`,
+        );
 
       // Failover: kill the job's mover at ~30 % and time the resume.
       const j = await backup(site, 0);
@@ -85,17 +94,27 @@ async function main(): Promise<void> {
       do {
         await sleep(10);
         v = await (await client(site)).getJob(j.id);
-      } while (!(v.mover && v.progress.bytesTotal && v.progress.bytesDone / v.progress.bytesTotal >= 0.3) && v.state !== 'done');
+      } while (
+        !(v.mover && v.progress.bytesTotal && v.progress.bytesDone / v.progress.bytesTotal >= 0.3) &&
+        v.state !== 'done'
+      );
       if (v.state === 'done') throw new Error('the copy ended before 30 %: use a larger --size or a --rate');
       const killedAt = Date.now();
       await site.killMover(v.mover!);
       await untilDone(site, j.id);
       const events = await (await client(site)).events(j.id);
       const failed = events.find((e) => e.message.startsWith(`data mover ${v.mover} failed`));
-      const resumed = events.find((e) => e.message.startsWith('resuming set') || e.message.includes(' again from tape block'));
-      if (!failed || !resumed) throw new Error(`no failover in the job's events:\n${events.map((e) => e.message).join('\n')}`);
-      console.log(`failover: mover ${v.mover} SIGKILLed at ${((v.progress.bytesDone / v.progress.bytesTotal) * 100).toFixed(0)} %;` +
-        ` the server saw it after ${Date.parse(failed.at) - killedAt} ms and resumed after ${Date.parse(resumed.at) - killedAt} ms: "${resumed.message}"`);
+      const resumed = events.find(
+        (e) => e.message.startsWith('resuming set') || e.message.includes(' again from tape block'),
+      );
+      if (!failed || !resumed)
+        throw new Error(`no failover in the job's events:\n${events.map((e) => e.message).join('\n')}`);
+      console.log(
+        `failover: mover ${v.mover} SIGKILLed at ` +
+          `${((v.progress.bytesDone / v.progress.bytesTotal) * 100).toFixed(0)} %;` +
+          ` the server saw it after ${Date.parse(failed.at) - killedAt} ms and resumed after ` +
+          `${Date.parse(resumed.at) - killedAt} ms: "${resumed.message}"`,
+      );
     } finally {
       await site.stop();
     }

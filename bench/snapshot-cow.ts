@@ -99,18 +99,36 @@ try {
   }
   const base = median(rows['0']);
   const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join(', ');
-  console.log(`sequential 1 MiB writes over ${formatBytes(sizeBytes)}, ${depth} in flight, ${runs} run(s); ratio = median / median with 0 snapshots`);
+  console.log(
+    `sequential 1 MiB writes over ${formatBytes(sizeBytes)}, ${depth} in flight, ${runs} run(s); ratio = median / ` +
+      `median with 0 snapshots`,
+  );
   console.log(`| Device | Runs (MB/s) | Median | Ratio |`);
   console.log(`|---|---|---|---|`);
-  console.log(`| MemoryDevice (no disk) | ${fmt(rows.memory)} | ${median(rows.memory).toFixed(0)} MB/s | ${(median(rows.memory) / base).toFixed(2)}× |`);
-  console.log(`| FileDevice alone | ${fmt(rows.bare)} | ${median(rows.bare).toFixed(0)} MB/s | ${(median(rows.bare) / base).toFixed(2)}× |`);
-  console.log(`| SnapshottableDevice, 0 snapshots, change tracking on | ${fmt(rows.tracked)} | ${median(rows.tracked).toFixed(0)} MB/s | **${(median(rows.tracked) / base).toFixed(2)}×** |`);
+  console.log(
+    `| MemoryDevice (no disk) | ${fmt(rows.memory)} | ${median(rows.memory).toFixed(0)} MB/s | ` +
+      `${(median(rows.memory) / base).toFixed(2)}× |`,
+  );
+  console.log(
+    `| FileDevice alone | ${fmt(rows.bare)} | ${median(rows.bare).toFixed(0)} MB/s | ` +
+      `${(median(rows.bare) / base).toFixed(2)}× |`,
+  );
+  console.log(
+    `| SnapshottableDevice, 0 snapshots, change tracking on | ${fmt(rows.tracked)} | ` +
+      `${median(rows.tracked).toFixed(0)} MB/s | **${(median(rows.tracked) / base).toFixed(2)}×** |`,
+  );
   for (const live of [0, 1, 8]) {
     const xs = rows[String(live)];
-    console.log(`| SnapshottableDevice, ${live} live snapshot(s) | ${fmt(xs)} | ${median(xs).toFixed(0)} MB/s | **${(median(xs) / base).toFixed(2)}×** |`);
+    console.log(
+      `| SnapshottableDevice, ${live} live snapshot(s) | ${fmt(xs)} | ${median(xs).toFixed(0)} MB/s | ` +
+        `**${(median(xs) / base).toFixed(2)}×** |`,
+    );
   }
   const xs = rows.again;
-  console.log(`| SnapshottableDevice, 1 live snapshot, chunks already copied | ${fmt(xs)} | ${median(xs).toFixed(0)} MB/s | ${(median(xs) / base).toFixed(2)}× |`);
+  console.log(
+    `| SnapshottableDevice, 1 live snapshot, chunks already copied | ${fmt(xs)} | ${median(xs).toFixed(0)} MB/s | ` +
+      `${(median(xs) / base).toFixed(2)}× |`,
+  );
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

@@ -44,7 +44,8 @@ const runs = Number(opt('runs', '3'));
 const withTgtd = !args.includes('--no-tgtd');
 const BLOCK = 256 * 1024;
 const perCommand = Number(opt('blocks-per-command', '1'));
-if (!Number.isInteger(perCommand) || perCommand < 1 || perCommand * BLOCK > 16 << 20) throw new Error('--blocks-per-command: a whole number from 1 to 64');
+if (!Number.isInteger(perCommand) || perCommand < 1 || perCommand * BLOCK > 16 << 20)
+  throw new Error('--blocks-per-command: a whole number from 1 to 64');
 const commands = Math.floor(totalBytes / BLOCK / perCommand);
 const blocks = commands * perCommand;
 
@@ -54,7 +55,7 @@ const FERRY_BIN = fileURLToPath(new URL('../bin/ferry.mjs', import.meta.url));
 /** Issue `count` commands, `depth` at a time, in order of issue. */
 async function inFlight(count: number, issue: (n: number) => Promise<unknown>): Promise<void> {
   const running = new Set<Promise<unknown>>();
-  for (let n = 0; n < count || running.size; ) {
+  for (let n = 0; n < count || running.size;) {
     while (n < count && running.size < depth) {
       const p: Promise<unknown> = issue(n++).finally(() => running.delete(p));
       running.add(p);
@@ -74,7 +75,8 @@ function freshMemory(): void {
 
 /** Stream `blocks` fixed blocks to LUN `lun` of a logged-in session, then WRITE FILEMARKS; MB/s. */
 async function streamWrite(s: InitiatorSession, lun: number): Promise<number> {
-  for (let i = 0; i < 3; i++) if ((await s.command(lun, T.buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
+  for (let i = 0; i < 3; i++)
+    if ((await s.command(lun, T.buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
   const sel = T.modeSelectBlockDescriptor(BLOCK);
   await s.command(lun, T.buildModeSelect6(sel.length), { dataOut: sel });
   const data = randomBytes(BLOCK * perCommand);
@@ -90,8 +92,23 @@ async function ferryRun(dir: string, n: number): Promise<number> {
   const iqn = IQN;
   // The real `ferry target --tape` in its own process, with the launcher's node flags.
   const cart = join(dir, `bench${n}.cart`);
-  const args = ['--max-semi-space-size=64', FERRY_BIN, 'target', '--listen', '127.0.0.1:0', '--iqn', iqn, '--tape', cart, '--cartridge-size', String(totalBytes + (64 << 20))];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, UV_THREADPOOL_SIZE: '16' } });
+  const args = [
+    '--max-semi-space-size=64',
+    FERRY_BIN,
+    'target',
+    '--listen',
+    '127.0.0.1:0',
+    '--iqn',
+    iqn,
+    '--tape',
+    cart,
+    '--cartridge-size',
+    String(totalBytes + (64 << 20)),
+  ];
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
+  });
   const port = await new Promise<number>((resolve, reject) => {
     let err = '';
     child.stderr!.on('data', (d: Buffer) => {
@@ -101,7 +118,12 @@ async function ferryRun(dir: string, n: number): Promise<number> {
     });
     child.once('exit', (c) => reject(new Error(`ferry target exited ${c}: ${err}`)));
   });
-  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:bench-init', targetName: iqn });
+  const s = await InitiatorSession.login({
+    host: '127.0.0.1',
+    port,
+    initiatorName: 'iqn.2026-11.dev.ferry:bench-init',
+    targetName: iqn,
+  });
   const rate = await streamWrite(s, 0);
   // Read it back (a restore): READ(6) FIXED, as many blocks per command as written, same depth.
   await s.command(0, T.buildRewind());
@@ -121,9 +143,31 @@ async function tgtdRun(dir: string, n: number): Promise<number> {
   const tgtd = await startTgtd('iqn.2026-11.dev.ferry:bench-tgtd-tape');
   try {
     const img = join(dir, `tgtd${n}.img`);
-    execFileSync('tgtimg', ['--op', 'new', '--device-type', 'tape', '--barcode', `BENCH${n}`, '--size', String(Math.ceil(totalBytes / 2 ** 20) + 64), '--type', 'data', '--file', img], { stdio: 'pipe' });
+    execFileSync(
+      'tgtimg',
+      [
+        '--op',
+        'new',
+        '--device-type',
+        'tape',
+        '--barcode',
+        `BENCH${n}`,
+        '--size',
+        String(Math.ceil(totalBytes / 2 ** 20) + 64),
+        '--type',
+        'data',
+        '--file',
+        img,
+      ],
+      { stdio: 'pipe' },
+    );
     tgtd.addLun(1, img, { deviceType: 'tape' });
-    const s = await InitiatorSession.login({ host: '127.0.0.1', port: tgtd.port, initiatorName: 'iqn.2026-11.dev.ferry:bench-init', targetName: tgtd.iqn });
+    const s = await InitiatorSession.login({
+      host: '127.0.0.1',
+      port: tgtd.port,
+      initiatorName: 'iqn.2026-11.dev.ferry:bench-init',
+      targetName: tgtd.iqn,
+    });
     try {
       return await streamWrite(s, 1);
     } finally {
@@ -139,7 +183,12 @@ async function luRun(dir: string, n: number): Promise<number> {
   const lu = await openStandaloneDrive(join(dir, `lu${n}.cart`), { createSizeBytes: totalBytes + (64 << 20) });
   const nexus = makeNexus('iqn.2026-11.dev.ferry:bench-init', '400000000001', IQN, 1);
   const task = (cdb: Uint8Array, dataOut: Uint8Array = new Uint8Array(0)): ScsiTask => ({
-    cdb, lun: 0, nexus, dataOut, expectedInLength: 0, signal: new AbortController().signal,
+    cdb,
+    lun: 0,
+    nexus,
+    dataOut,
+    expectedInLength: 0,
+    signal: new AbortController().signal,
     target: { targetName: IQN, relativePortId: 1, luns: () => new Map() },
   });
   for (let i = 0; i < 3; i++) if ((await lu.execute(task(T.buildTestUnitReady()))).status === 0) break;
@@ -166,7 +215,9 @@ function ddRun(dir: string, n: number): number {
   const out = join(dir, `dd${n}.img`);
   freshMemory();
   const t0 = process.hrtime.bigint();
-  execFileSync('dd', ['if=/dev/zero', `of=${out}`, `bs=${BLOCK}`, `count=${blocks}`, 'conv=fdatasync'], { stdio: 'ignore' });
+  execFileSync('dd', ['if=/dev/zero', `of=${out}`, `bs=${BLOCK}`, `count=${blocks}`, 'conv=fdatasync'], {
+    stdio: 'ignore',
+  });
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const r0 = process.hrtime.bigint();
   execFileSync('dd', [`if=${out}`, 'of=/dev/null', `bs=${BLOCK}`], { stdio: 'ignore' });
@@ -177,32 +228,42 @@ function ddRun(dir: string, n: number): number {
 await main();
 
 async function main(): Promise<void> {
-const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-tape-'));
-try {
-  const ferry: number[] = [];
-  const dd: number[] = [];
-  const local: number[] = [];
-  const tgtd: number[] = [];
-  scratchDir = dir;
-  for (let i = 0; i < runs; i++) {
-    // Alternate so page-cache and disk state favour neither side.
-    dd.push(ddRun(dir, i));
-    ferry.push(await ferryRun(dir, i));
-    local.push(await luRun(dir, i));
-    if (withTgtd) tgtd.push(await tgtdRun(dir, i));
-    for (const f of [`dd${i}.img`, `bench${i}.cart`, `lu${i}.cart`, `tgtd${i}.img`]) await rm(join(dir, f), { force: true });
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-tape-'));
+  try {
+    const ferry: number[] = [];
+    const dd: number[] = [];
+    const local: number[] = [];
+    const tgtd: number[] = [];
+    scratchDir = dir;
+    for (let i = 0; i < runs; i++) {
+      // Alternate so page-cache and disk state favour neither side.
+      dd.push(ddRun(dir, i));
+      ferry.push(await ferryRun(dir, i));
+      local.push(await luRun(dir, i));
+      if (withTgtd) tgtd.push(await tgtdRun(dir, i));
+      for (const f of [`dd${i}.img`, `bench${i}.cart`, `lu${i}.cart`, `tgtd${i}.img`])
+        await rm(join(dir, f), { force: true });
+    }
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const mb = (x: number): string => `${(x / 1e6).toFixed(0)} MB/s`;
+    console.log(
+      `tape-vs-dd: ${formatBytes(blocks * BLOCK)} of ${BLOCK / 1024} KiB fixed blocks, ${perCommand} per command, ` +
+        `${depth} commands in flight, ${runs} runs`,
+    );
+    console.log(`  dd (file, conv=fdatasync):        ${dd.map(mb).join(', ')}  median ${mb(median(dd))}`);
+    console.log(`  ferry (iSCSI → SSC → cartridge):  ${ferry.map(mb).join(', ')}  median ${mb(median(ferry))}`);
+    console.log(`  SSC LU in-process (no iSCSI):     ${local.map(mb).join(', ')}  median ${mb(median(local))}`);
+    if (withTgtd)
+      console.log(
+        `  tgtd tape LUN (same initiator):   ${tgtd.map(mb).join(', ')}  median ${mb(median(tgtd))}  (ferry/tgtd ` +
+          `${(median(ferry) / median(tgtd)).toFixed(2)}×)`,
+      );
+    console.log(
+      `  read back, dd (page cache):       ${ddReadRates.map(mb).join(', ')}  median ${mb(median(ddReadRates))}`,
+    );
+    console.log(`  read back, ferry (iSCSI READ(6)): ${readRates.map(mb).join(', ')}  median ${mb(median(readRates))}`);
+    console.log(`  ratio ferry/dd (median): ${(median(ferry) / median(dd)).toFixed(2)}×  (goal ≥ 0.8×)`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const mb = (x: number): string => `${(x / 1e6).toFixed(0)} MB/s`;
-  console.log(`tape-vs-dd: ${formatBytes(blocks * BLOCK)} of ${BLOCK / 1024} KiB fixed blocks, ${perCommand} per command, ${depth} commands in flight, ${runs} runs`);
-  console.log(`  dd (file, conv=fdatasync):        ${dd.map(mb).join(', ')}  median ${mb(median(dd))}`);
-  console.log(`  ferry (iSCSI → SSC → cartridge):  ${ferry.map(mb).join(', ')}  median ${mb(median(ferry))}`);
-  console.log(`  SSC LU in-process (no iSCSI):     ${local.map(mb).join(', ')}  median ${mb(median(local))}`);
-  if (withTgtd) console.log(`  tgtd tape LUN (same initiator):   ${tgtd.map(mb).join(', ')}  median ${mb(median(tgtd))}  (ferry/tgtd ${(median(ferry) / median(tgtd)).toFixed(2)}×)`);
-  console.log(`  read back, dd (page cache):       ${ddReadRates.map(mb).join(', ')}  median ${mb(median(ddReadRates))}`);
-  console.log(`  read back, ferry (iSCSI READ(6)): ${readRates.map(mb).join(', ')}  median ${mb(median(readRates))}`);
-  console.log(`  ratio ferry/dd (median): ${(median(ferry) / median(dd)).toFixed(2)}×  (goal ≥ 0.8×)`);
-} finally {
-  await rm(dir, { recursive: true, force: true });
-}
 }

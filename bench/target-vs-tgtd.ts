@@ -21,7 +21,9 @@ const IQN = 'iqn.2026-11.dev.ferry:bench';
 /** iscsi-perf: 1 MiB sequential READs, 16 in flight; returns MB/s (its own average). */
 function iscsiPerf(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const p = spawn('iscsi-perf', ['-b', '2048', '-m', '16', '-t', String(SECONDS), url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('iscsi-perf', ['-b', '2048', '-m', '16', '-t', String(SECONDS), url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -68,7 +70,8 @@ async function main(): Promise<void> {
     console.log(`\nferry target vs tgtd, same run (${SIZE_MB} MiB file, ${SECONDS}s iscsi-perf)`);
     console.log('| test | ferry MB/s | tgtd MB/s | ferry/tgtd |');
     console.log('|---|---:|---:|---:|');
-    for (const [name, a, b] of rows) console.log(`| ${name} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(a / b).toFixed(2)} |`);
+    for (const [name, a, b] of rows)
+      console.log(`| ${name} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(a / b).toFixed(2)} |`);
   } finally {
     await ours.stop();
     await tgtd.stop();

@@ -60,19 +60,39 @@ const RECORD = parseSize(values.record!, '--record');
 const SEG_BLOCKS = 32768;
 const INITIATOR = 'iqn.2026-11.dev.ferry:bench';
 const TOPOLOGIES = values.topology!.split(',');
-for (const t of TOPOLOGIES) if (!['storage-node', 'tape-node', 'mover'].includes(t)) throw new Error(`--topology: unknown ${t}`);
-if (values.tape === 'tgtd' && TOPOLOGIES.some((t) => t !== 'mover')) throw new Error('--tape tgtd works with --topology mover only (tgtd has no copy manager)');
+for (const t of TOPOLOGIES)
+  if (!['storage-node', 'tape-node', 'mover'].includes(t)) throw new Error(`--topology: unknown ${t}`);
+if (values.tape === 'tgtd' && TOPOLOGIES.some((t) => t !== 'mover'))
+  throw new Error('--tape tgtd works with --topology mover only (tgtd has no copy manager)');
 if (BYTES % (SEG_BLOCKS * BLOCK) !== 0) throw new Error('--size must be a multiple of 16 MiB');
 
-const naaOf = (vpd: Uint8Array): Designator => decodeDeviceIdentificationPage(vpd).find((d) => d.designatorType === 3 && d.association === 0)!;
-const cscd = (d: Designator, pdt: number, blockLength: number): CscdInput => ({ ...d, peripheralDeviceType: pdt, pad: false, fixed: false, blockLength });
+const naaOf = (vpd: Uint8Array): Designator =>
+  decodeDeviceIdentificationPage(vpd).find((d) => d.designatorType === 3 && d.association === 0)!;
+const cscd = (d: Designator, pdt: number, blockLength: number): CscdInput => ({
+  ...d,
+  peripheralDeviceType: pdt,
+  pad: false,
+  fixed: false,
+  blockLength,
+});
 const FERRY = join(import.meta.dirname, '..', 'bin', 'ferry.mjs');
 
 /** Start `ferry …` (with the launcher's node flags) and wait until its portal accepts a login. */
 async function ferry(args: string[], port: number, iqn: string): Promise<ChildProcess> {
   const prof = process.env.PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROF_DIR] : [];
-  const child = spawn(process.execPath, ['--max-semi-space-size=64', ...prof, FERRY, ...args, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  roles.set(child, args[0] === 'mover' ? 'mover' : args.includes('--tape') ? (args.includes('--disk') ? 'storage node' : 'tape target') : 'disk target');
+  const child = spawn(process.execPath, ['--max-semi-space-size=64', ...prof, FERRY, ...args, '--log-level', 'warn'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  roles.set(
+    child,
+    args[0] === 'mover'
+      ? 'mover'
+      : args.includes('--tape')
+        ? args.includes('--disk')
+          ? 'storage node'
+          : 'tape target'
+        : 'disk target',
+  );
   for (let i = 0; i < 100; i++) {
     await sleep(100);
     try {
@@ -132,8 +152,20 @@ async function engineBaseline(): Promise<number> {
   const disk = new TestLu({ block: new MemoryDevice(BLOCK, n / BLOCK) }, 1);
   const tape = new TestLu({ tape: new MemoryTape() }, 2);
   const t = targetOf([disk, tape]);
-  const segs = Array.from({ length: n / BLOCK / SEG_BLOCKS }, (_, i): SegmentInput => ({ type: 0x00, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS }));
-  const list = encodeXcopyParameterList({ header: { listId: 1, str: false, listIdUsage: 0, priority: 0 }, cscds: [disk.cscd(), tape.cscd()], segments: segs });
+  const segs = Array.from({ length: n / BLOCK / SEG_BLOCKS }, (_, i): SegmentInput => ({
+    type: 0x00,
+    cat: false,
+    source: 0,
+    destination: 1,
+    streamTransferLength: RECORD,
+    blockCount: SEG_BLOCKS,
+    lba: i * SEG_BLOCKS,
+  }));
+  const list = encodeXcopyParameterList({
+    header: { listId: 1, str: false, listIdUsage: 0, priority: 0 },
+    cscds: [disk.cscd(), tape.cscd()],
+    segments: segs,
+  });
   let best = 0;
   for (let i = 0; i < 3; i++) {
     const tapeDev = tape.tapeDevice as MemoryTape;
@@ -161,9 +193,15 @@ interface Setup {
   sessions: InitiatorSession[];
 }
 
-const login = (port: number, iqn: string, host = '127.0.0.1') => InitiatorSession.login({ host, port, initiatorName: INITIATOR, targetName: iqn });
+const login = (port: number, iqn: string, host = '127.0.0.1') =>
+  InitiatorSession.login({ host, port, initiatorName: INITIATOR, targetName: iqn });
 
-async function setUp(topology: string, dir: string, srcPath: string, cleanup: Array<() => Promise<unknown>>): Promise<Setup> {
+async function setUp(
+  topology: string,
+  dir: string,
+  srcPath: string,
+  cleanup: Array<() => Promise<unknown>>,
+): Promise<Setup> {
   const dstSpec = `${join(dir, `dst-${topology}.img`)}:${BYTES}`;
   const cart = join(dir, `${topology}.cart`);
   const cartSize = String(BYTES + (64 << 20));
@@ -171,13 +209,41 @@ async function setUp(topology: string, dir: string, srcPath: string, cleanup: Ar
     const port = await freePort();
     const iqn = 'iqn.2026-11.dev.ferry:bench-node';
     cleanup.push(() => stop(node));
-    const node = await ferry(['target', '--listen', `127.0.0.1:${port}`, '--iqn', iqn, '--tape', cart, '--cartridge-size', cartSize, '--disk', srcPath, '--disk', dstSpec], port, iqn);
+    const node = await ferry(
+      [
+        'target',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--iqn',
+        iqn,
+        '--tape',
+        cart,
+        '--cartridge-size',
+        cartSize,
+        '--disk',
+        srcPath,
+        '--disk',
+        dstSpec,
+      ],
+      port,
+      iqn,
+    );
     const s = await login(port, iqn);
-    return { src: { session: s, lun: 1 }, dst: { session: s, lun: 2 }, tape: { session: s, lun: 0 }, copyManager: { session: s, lun: 0 }, sessions: [s] };
+    return {
+      src: { session: s, lun: 1 },
+      dst: { session: s, lun: 2 },
+      tape: { session: s, lun: 0 },
+      copyManager: { session: s, lun: 0 },
+      sessions: [s],
+    };
   }
   const diskPort = await freePort();
   const diskIqn = 'iqn.2026-11.dev.ferry:bench-disks';
-  const disks = await ferry(['target', '--listen', `127.0.0.1:${diskPort}`, '--iqn', diskIqn, '--disk', srcPath, '--disk', dstSpec], diskPort, diskIqn);
+  const disks = await ferry(
+    ['target', '--listen', `127.0.0.1:${diskPort}`, '--iqn', diskIqn, '--disk', srcPath, '--disk', dstSpec],
+    diskPort,
+    diskIqn,
+  );
   cleanup.push(() => stop(disks));
   const toDisks = await login(diskPort, diskIqn);
   let tape: Lun;
@@ -187,14 +253,46 @@ async function setUp(topology: string, dir: string, srcPath: string, cleanup: Ar
     const tgtd = await startTgtd(tapeIqn);
     cleanup.push(() => tgtd.stop());
     const img = join(dir, 'tape.img');
-    execFileSync('tgtimg', ['--op', 'new', '--device-type', 'tape', '--barcode', 'BENCH1', '--size', String(Math.ceil(BYTES / 2 ** 20) + 64), '--type', 'data', '--file', img], { stdio: 'pipe' });
+    execFileSync(
+      'tgtimg',
+      [
+        '--op',
+        'new',
+        '--device-type',
+        'tape',
+        '--barcode',
+        'BENCH1',
+        '--size',
+        String(Math.ceil(BYTES / 2 ** 20) + 64),
+        '--type',
+        'data',
+        '--file',
+        img,
+      ],
+      { stdio: 'pipe' },
+    );
     tgtd.addLun(1, img, { deviceType: 'tape' });
     tape = { session: await login(tgtd.port, tgtd.iqn), lun: 1 };
     tapePortal = `127.0.0.1:${tgtd.port}`;
   } else {
     const tapePort = await freePort();
     const copyPortal = topology === 'tape-node' ? ['--copy-portal', `127.0.0.1:${diskPort}`] : [];
-    const tapeNode = await ferry(['target', '--listen', `127.0.0.1:${tapePort}`, '--iqn', tapeIqn, '--tape', cart, '--cartridge-size', cartSize, ...copyPortal], tapePort, tapeIqn);
+    const tapeNode = await ferry(
+      [
+        'target',
+        '--listen',
+        `127.0.0.1:${tapePort}`,
+        '--iqn',
+        tapeIqn,
+        '--tape',
+        cart,
+        '--cartridge-size',
+        cartSize,
+        ...copyPortal,
+      ],
+      tapePort,
+      tapeIqn,
+    );
     cleanup.push(() => stop(tapeNode));
     tape = { session: await login(tapePort, tapeIqn), lun: 0 };
     tapePortal = `127.0.0.1:${tapePort}`;
@@ -204,7 +302,21 @@ async function setUp(topology: string, dir: string, srcPath: string, cleanup: Ar
   if (topology === 'mover') {
     const moverPort = await freePort();
     const moverIqn = 'iqn.2026-11.dev.ferry:bench-mover';
-    const mover = await ferry(['mover', '--listen', `127.0.0.1:${moverPort}`, '--iqn', moverIqn, '--portal', `127.0.0.1:${diskPort}`, '--portal', tapePortal], moverPort, moverIqn);
+    const mover = await ferry(
+      [
+        'mover',
+        '--listen',
+        `127.0.0.1:${moverPort}`,
+        '--iqn',
+        moverIqn,
+        '--portal',
+        `127.0.0.1:${diskPort}`,
+        '--portal',
+        tapePortal,
+      ],
+      moverPort,
+      moverIqn,
+    );
     cleanup.push(() => stop(mover));
     copyManager = { session: await login(moverPort, moverIqn), lun: 0 };
     sessions.push(copyManager.session);
@@ -229,26 +341,47 @@ async function main(): Promise<void> {
       const su = await setUp(topology, dir, srcPath, mine);
       mine.push(() => Promise.all(su.sessions.map((s) => s.logout().catch(() => undefined))));
       try {
-        const id = async (l: Lun) => naaOf((await l.session.command(l.lun, inquiry(255, 0x83), { inLength: 255 })).data);
-        for (let i = 0; i < 3; i++) if ((await su.tape.session.command(su.tape.lun, buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
+        const id = async (l: Lun) =>
+          naaOf((await l.session.command(l.lun, inquiry(255, 0x83), { inLength: 255 })).data);
+        for (let i = 0; i < 3; i++)
+          if (
+            (await su.tape.session.command(su.tape.lun, buildTestUnitReady(), { allowCheckCondition: true })).status ===
+            0
+          )
+            break;
         const [srcD, dstD, tapeD] = [await id(su.src), await id(su.dst), await id(su.tape)];
         const segs = BYTES / BLOCK / SEG_BLOCKS;
         const list = (listId: number, type: 0x00 | 0x01, cscds: CscdInput[]) =>
           encodeXcopyParameterList({
             header: { listId, str: false, listIdUsage: 0, priority: 0 },
             cscds,
-            segments: Array.from({ length: segs }, (_, i): SegmentInput => ({ type, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS })),
+            segments: Array.from({ length: segs }, (_, i): SegmentInput => ({
+              type,
+              cat: false,
+              source: 0,
+              destination: 1,
+              streamTransferLength: RECORD,
+              blockCount: SEG_BLOCKS,
+              lba: i * SEG_BLOCKS,
+            })),
           });
         const backup = list(1, 0x00, [cscd(srcD, 0, BLOCK), cscd(tapeD, 1, 0)]);
         const restore = list(2, 0x01, [cscd(tapeD, 1, 0), cscd(dstD, 0, BLOCK)]);
         /** One EXTENDED COPY, then the flush that makes it durable: milliseconds to each finish line. */
-        const run = async (l: Uint8Array, flush: Lun, flushCdb: Uint8Array): Promise<{ copied: number; durable: number }> => {
+        const run = async (
+          l: Uint8Array,
+          flush: Lun,
+          flushCdb: Uint8Array,
+        ): Promise<{ copied: number; durable: number }> => {
           await su.tape.session.command(su.tape.lun, buildRewind());
           settle();
           const live = [...roles].filter(([c]) => c.exitCode === null && c.pid !== undefined);
           const before = live.map(([c]) => cpuMs(c.pid!));
           const t0 = performance.now();
-          const r = await su.copyManager.session.command(su.copyManager.lun, extendedCopy(l.length), { dataOut: l, allowCheckCondition: true });
+          const r = await su.copyManager.session.command(su.copyManager.lun, extendedCopy(l.length), {
+            dataOut: l,
+            allowCheckCondition: true,
+          });
           if (r.status !== 0) throw new Error(`XCOPY failed: ${JSON.stringify(r.sense)}`);
           const copied = performance.now() - t0;
           await flush.session.command(flush.lun, flushCdb);
@@ -258,14 +391,22 @@ async function main(): Promise<void> {
               const a = cpuMs(c.pid!);
               return `${role} ${(a.user - before[i].user).toFixed(0)}+${(a.sys - before[i].sys).toFixed(0)}`;
             });
-            console.log(`  ${l === backup ? 'backup' : 'restore'} ${copied.toFixed(0)} ms copied, ${durable.toFixed(0)} ms durable; CPU ms user+sys: ${use.join(', ')}`);
+            console.log(
+              `  ${l === backup ? 'backup' : 'restore'} ${copied.toFixed(0)} ms copied, ${durable.toFixed(0)} ms ` +
+                `durable; CPU ms user+sys: ${use.join(', ')}`,
+            );
           }
           return { copied, durable };
         };
         type Row = Record<'xcopy' | 'xcopyDurable' | 'ddNew' | 'ddNotrunc' | 'ddFdatasync', number>;
         const rows: Record<'backup' | 'restore', Row[]> = { backup: [], restore: [] };
-        const ddAll = (from: string, to: string) => ({ ddNew: dd(from, to, 'new'), ddNotrunc: dd(from, to, 'notrunc'), ddFdatasync: dd(from, to, 'fdatasync') });
-        const rate = (ms: Record<keyof Row, number>): Row => Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, mbps(BYTES, v)])) as Row;
+        const ddAll = (from: string, to: string) => ({
+          ddNew: dd(from, to, 'new'),
+          ddNotrunc: dd(from, to, 'notrunc'),
+          ddFdatasync: dd(from, to, 'fdatasync'),
+        });
+        const rate = (ms: Record<keyof Row, number>): Row =>
+          Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, mbps(BYTES, v)])) as Row;
         for (let i = 0; i < RUNS; i++) {
           // Alternate with dd so page-cache and disk state favour neither side.
           const ddB = ddAll(srcPath, ddCopy);
@@ -276,16 +417,23 @@ async function main(): Promise<void> {
           rows.restore.push(rate({ xcopy: r.copied, xcopyDurable: r.durable, ...ddR }));
         }
         const wire = su.sessions.reduce((n, s) => n + s.bytesOnWire.sent + s.bytesOnWire.received, 0);
-        console.log(`\n${topology}: ${formatBytes(BYTES)} disk LUN ↔ ${values.tape} tape, ${RUNS} runs, ${formatBytes(RECORD)} records (MB/s)`);
+        console.log(
+          `\n${topology}: ${formatBytes(BYTES)} disk LUN ↔ ${values.tape} tape, ${RUNS} runs, ${formatBytes(RECORD)} ` +
+            `records (MB/s)`,
+        );
         for (const dir of ['backup', 'restore'] as const) {
           console.log(dir);
-          console.table(rows[dir].map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(v)]))));
+          console.table(
+            rows[dir].map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(v)]))),
+          );
           const m = (k: keyof Row) => median(rows[dir].map((r) => r[k]));
           const what = dir === 'backup' ? 'backup  (disk → tape)' : 'restore (tape → disk)';
           summary.push(
-            `${topology} ${what}: copied ${m('xcopy').toFixed(0)} MB/s = ${(m('xcopy') / m('ddNew')).toFixed(2)}× dd new file (${m('ddNew').toFixed(0)}), ` +
+            `${topology} ${what}: copied ${m('xcopy').toFixed(0)} MB/s = ${(m('xcopy') / m('ddNew')).toFixed(2)}× dd ` +
+              `new file (${m('ddNew').toFixed(0)}), ` +
               `${(m('xcopy') / m('ddNotrunc')).toFixed(2)}× dd notrunc (${m('ddNotrunc').toFixed(0)}); ` +
-              `durable ${m('xcopyDurable').toFixed(0)} MB/s = ${(m('xcopyDurable') / m('ddFdatasync')).toFixed(2)}× dd fdatasync (${m('ddFdatasync').toFixed(0)})`,
+              `durable ${m('xcopyDurable').toFixed(0)} MB/s = ${(m('xcopyDurable') / m('ddFdatasync')).toFixed(2)}× ` +
+              `dd fdatasync (${m('ddFdatasync').toFixed(0)})`,
           );
           console.log(summary.at(-1));
         }
@@ -297,7 +445,10 @@ async function main(): Promise<void> {
       }
     }
     console.log(`\nsummary (medians; goal ≥ 0.8×):\n${summary.join('\n')}`);
-    console.log(`engine baseline (in-process MemoryDevice → MemoryTape, no iSCSI, best of 3): ${(await engineBaseline()).toFixed(0)} MB/s`);
+    console.log(
+      `engine baseline (in-process MemoryDevice → MemoryTape, no iSCSI, best of 3): ` +
+        `${(await engineBaseline()).toFixed(0)} MB/s`,
+    );
   } finally {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });

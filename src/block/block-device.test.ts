@@ -40,34 +40,45 @@ test('FileDevice creates a sparse file of the asked size and round-trips blocks'
   });
 });
 
-test('FileDevice starts one background fdatasync per writebackBytes written; a failed one fails every later flush', async () => {
-  await inTempDir('fd', async (dir) => {
-    const dev = await FileDevice.open(join(dir, 'disk.img'), { blockSize: 512, sizeBytes: 1 << 20, writebackBytes: 64 << 10 });
-    const fh = (dev as unknown as { fh: { datasync(): Promise<void> } }).fh;
-    let calls = 0;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    fh.datasync = async () => {
-      calls++;
-      await gate;
-      throw new Error('EIO');
-    };
-    await dev.write(0, new Uint8Array(32 << 10));
-    assert.equal(calls, 0, 'below the threshold');
-    await dev.write(64, new Uint8Array(32 << 10));
-    assert.equal(calls, 1, 'threshold reached: one write-back started');
-    await dev.write(128, new Uint8Array(128 << 10));
-    assert.equal(calls, 1, 'never two at once');
-    release();
-    await assert.rejects(dev.flush(), /background write-back failed \(EIO\)/);
-    await assert.rejects(dev.flush(), /background write-back failed/, 'still failing: the lost data is not back');
-    await dev.close();
-  });
-});
+test(
+  'FileDevice starts one background fdatasync per writebackBytes written; a failed one fails every later ' + 'flush',
+  async () => {
+    await inTempDir('fd', async (dir) => {
+      const dev = await FileDevice.open(join(dir, 'disk.img'), {
+        blockSize: 512,
+        sizeBytes: 1 << 20,
+        writebackBytes: 64 << 10,
+      });
+      const fh = (dev as unknown as { fh: { datasync(): Promise<void> } }).fh;
+      let calls = 0;
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      fh.datasync = async () => {
+        calls++;
+        await gate;
+        throw new Error('EIO');
+      };
+      await dev.write(0, new Uint8Array(32 << 10));
+      assert.equal(calls, 0, 'below the threshold');
+      await dev.write(64, new Uint8Array(32 << 10));
+      assert.equal(calls, 1, 'threshold reached: one write-back started');
+      await dev.write(128, new Uint8Array(128 << 10));
+      assert.equal(calls, 1, 'never two at once');
+      release();
+      await assert.rejects(dev.flush(), /background write-back failed \(EIO\)/);
+      await assert.rejects(dev.flush(), /background write-back failed/, 'still failing: the lost data is not back');
+      await dev.close();
+    });
+  },
+);
 
 test('FileDevice: a background write-back that fails while a flush runs fails that flush', async () => {
   await inTempDir('fd', async (dir) => {
-    const dev = await FileDevice.open(join(dir, 'disk.img'), { blockSize: 512, sizeBytes: 1 << 20, writebackBytes: 64 << 10 });
+    const dev = await FileDevice.open(join(dir, 'disk.img'), {
+      blockSize: 512,
+      sizeBytes: 1 << 20,
+      writebackBytes: 64 << 10,
+    });
     const fh = (dev as unknown as { fh: { datasync(): Promise<void> } }).fh;
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

@@ -19,14 +19,25 @@ export interface BlockDevice {
 }
 
 /** Check that [lba, lba+blockCount) lies inside the device; returns the byte offset. */
-export function checkRange(dev: Pick<BlockDevice, 'blockCount' | 'blockSize'>, lba: number, blockCount: number): number {
-  if (!Number.isSafeInteger(lba) || !Number.isSafeInteger(blockCount) || lba < 0 || blockCount < 0 || lba + blockCount > dev.blockCount) {
+export function checkRange(
+  dev: Pick<BlockDevice, 'blockCount' | 'blockSize'>,
+  lba: number,
+  blockCount: number,
+): number {
+  if (
+    !Number.isSafeInteger(lba) ||
+    !Number.isSafeInteger(blockCount) ||
+    lba < 0 ||
+    blockCount < 0 ||
+    lba + blockCount > dev.blockCount
+  ) {
     throw new RangeError(`blocks [${lba}, ${lba + blockCount}) outside device of ${dev.blockCount} blocks`);
   }
   return lba * dev.blockSize;
 }
 
 export function checkWhole(dev: Pick<BlockDevice, 'blockSize'>, byteLength: number): number {
-  if (byteLength % dev.blockSize !== 0) throw new RangeError(`${byteLength} bytes is not a whole number of ${dev.blockSize}-byte blocks`);
+  if (byteLength % dev.blockSize !== 0)
+    throw new RangeError(`${byteLength} bytes is not a whole number of ${dev.blockSize}-byte blocks`);
   return byteLength / dev.blockSize;
 }

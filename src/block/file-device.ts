@@ -26,7 +26,14 @@ export class FileDevice implements BlockDevice {
   /** Its failure means data may be lost, so every later flush fails. */
   private readonly writeback: BackgroundWriteback;
 
-  private constructor(path: string, fh: FileHandle, blockSize: number, blockCount: number, readOnly: boolean, writebackBytes: number) {
+  private constructor(
+    path: string,
+    fh: FileHandle,
+    blockSize: number,
+    blockCount: number,
+    readOnly: boolean,
+    writebackBytes: number,
+  ) {
     this.path = path;
     this.fh = fh;
     this.blockSize = blockSize;
@@ -37,11 +44,14 @@ export class FileDevice implements BlockDevice {
 
   static async open(path: string, opts: FileDeviceOptions): Promise<FileDevice> {
     const { blockSize } = opts;
-    if (![512, 1024, 2048, 4096].includes(blockSize)) throw new RangeError(`block size ${blockSize} must be 512, 1024, 2048 or 4096`);
+    if (![512, 1024, 2048, 4096].includes(blockSize))
+      throw new RangeError(`block size ${blockSize} must be 512, 1024, 2048 or 4096`);
     const readOnly = opts.readOnly ?? false;
-    const fh = await open(path, readOnly ? 'r' : opts.sizeBytes !== undefined ? 'a+' : 'r+').catch(async (e: NodeJS.ErrnoException) => {
-      throw Object.assign(new Error(`cannot open ${path}: ${e.message}`), { code: e.code });
-    });
+    const fh = await open(path, readOnly ? 'r' : opts.sizeBytes !== undefined ? 'a+' : 'r+').catch(
+      async (e: NodeJS.ErrnoException) => {
+        throw Object.assign(new Error(`cannot open ${path}: ${e.message}`), { code: e.code });
+      },
+    );
     // 'a+' appends on write on Linux; reopen r+ once the file exists.
     let handle = fh;
     if (!readOnly && opts.sizeBytes !== undefined) {
@@ -53,7 +63,14 @@ export class FileDevice implements BlockDevice {
       await handle.truncate(opts.sizeBytes);
       size = opts.sizeBytes;
     }
-    return new FileDevice(path, handle, blockSize, Math.floor(size / blockSize), readOnly, opts.writebackBytes ?? DEFAULT_WRITEBACK_BYTES);
+    return new FileDevice(
+      path,
+      handle,
+      blockSize,
+      Math.floor(size / blockSize),
+      readOnly,
+      opts.writebackBytes ?? DEFAULT_WRITEBACK_BYTES,
+    );
   }
 
   async read(lba: number, blockCount: number): Promise<Uint8Array> {
@@ -93,7 +110,10 @@ export class FileDevice implements BlockDevice {
       () => this.fh.datasync(),
       () => {
         const e = this.writeback.error;
-        if (e) throw new Error(`${this.path}: a background write-back failed (${e.message}); written data may be lost`, { cause: e });
+        if (e)
+          throw new Error(`${this.path}: a background write-back failed (${e.message}); written data may be lost`, {
+            cause: e,
+          });
       },
     );
   }

@@ -9,7 +9,8 @@ export class MemoryDevice implements BlockDevice {
 
   constructor(blockSize: number, blockCountOrBytes: number | Uint8Array, readOnly = false) {
     this.blockSize = blockSize;
-    this.bytes = typeof blockCountOrBytes === 'number' ? new Uint8Array(blockCountOrBytes * blockSize) : blockCountOrBytes;
+    this.bytes =
+      typeof blockCountOrBytes === 'number' ? new Uint8Array(blockCountOrBytes * blockSize) : blockCountOrBytes;
     this.blockCount = Math.floor(this.bytes.length / blockSize);
     this.readOnly = readOnly;
   }

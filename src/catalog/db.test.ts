@@ -14,8 +14,10 @@ import { openCatalog } from './db.ts';
 import { MIGRATIONS, SCHEMA_VERSION, appliedVersions, migrate, type Migration } from './migrate.ts';
 import { testBoth } from './testing.ts';
 
-const code = (c: string, ...parts: string[]) => (e: unknown) =>
-  e instanceof FerryError && e.code === c && parts.every((p) => e.message.includes(p));
+const code =
+  (c: string, ...parts: string[]) =>
+  (e: unknown) =>
+    e instanceof FerryError && e.code === c && parts.every((p) => e.message.includes(p));
 
 test('migrations apply once and reopening is idempotent', () =>
   inTempDir('catalog', async (dir) => {
@@ -26,7 +28,10 @@ test('migrations apply once and reopening is idempotent', () =>
     await a.close(); // twice is fine
     const b = await openCatalog(path, { onMigrated: (r) => runs.push(r.applied) });
     assert.deepEqual(runs, [MIGRATIONS.map((m) => m.version), []]);
-    assert.deepEqual(await appliedVersions(b.db), MIGRATIONS.map((m) => m.version));
+    assert.deepEqual(
+      await appliedVersions(b.db),
+      MIGRATIONS.map((m) => m.version),
+    );
     assert.deepEqual(await migrate(b.db), { from: SCHEMA_VERSION, to: SCHEMA_VERSION, applied: [] });
     await b.close();
   }));
@@ -40,7 +45,9 @@ testBoth('WAL (on files), foreign keys and the busy timeout are on', async (cat)
   assert.ok(busy.rows[0].timeout > 0);
   if (cat.path !== ':memory:') assert.ok(existsSync(`${cat.path}-wal`));
   await assert.rejects(
-    cat.db.insertInto('reservations').values({ resource: 'drive:x', job_id: 999, at: new Date().toISOString() })
+    cat.db
+      .insertInto('reservations')
+      .values({ resource: 'drive:x', job_id: 999, at: new Date().toISOString() })
       .execute(),
     /FOREIGN KEY/,
   );
@@ -72,7 +79,10 @@ test('a later migration applies in one transaction with its version row', async 
   const v = SCHEMA_VERSION + 1;
   const bad: Migration = { version: v, name: 'bad', up: ['CREATE TABLE extra (id INTEGER PRIMARY KEY)', 'NOT SQL'] };
   await assert.rejects(migrate(cat.db, [...MIGRATIONS, bad]));
-  assert.deepEqual(await appliedVersions(cat.db), MIGRATIONS.map((m) => m.version));
+  assert.deepEqual(
+    await appliedVersions(cat.db),
+    MIGRATIONS.map((m) => m.version),
+  );
   assert.ok(!(await cat.db.introspection.getTables()).some((t) => t.name === 'extra'), 'DDL rolled back');
   const good: Migration = { version: v, name: 'extra', up: ['CREATE TABLE extra (id {{auto_id}})'] };
   assert.deepEqual((await migrate(cat.db, [...MIGRATIONS, good])).applied, [v]);
@@ -94,40 +104,58 @@ test('a file that is not a catalog, or cannot be opened, gives ERR_CATALOG_OPEN 
     await assert.rejects(openCatalog(missing), code('ERR_CATALOG_OPEN', missing, join(dir, 'no', 'such')));
   }));
 
-test('migration 3 on a version-2 catalog with jobs: every row, event and reservation stays, and jobs take the type label', async () => {
-  const raw = new SqliteDatabase(':memory:');
-  raw.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
-  try {
-    await migrate(db, MIGRATIONS.slice(0, 2));
-    const job = await createJob(db, { type: 'restore', volumeId: 'store:0', params: { set: 4 } });
-    await addJobEvent(db, job.id, { kind: 'log', message: 'kept across the migration' });
-    await reserve(db, 'drive:vtl/256', job.id);
-    assert.deepEqual((await migrate(db, MIGRATIONS.slice(0, 3))).applied, [3]);
-    const after = await getJob(db, job.id);
-    assert.deepEqual([after?.type, after?.volumeId, after?.params], ['restore', 'store:0', { set: 4 }]);
-    assert.deepEqual((await listJobEvents(db, job.id)).map((e) => e.message), ['restore job created', 'kept across the migration']);
-    assert.deepEqual((await listReservations(db)).map((r) => [r.resource, r.jobId]), [['drive:vtl/256', job.id]]);
-    assert.equal((await createJob(db, { type: 'label', volumeId: null, params: {} })).type, 'label');
-    await assert.rejects(createJob(db, { type: 'erase' as never, volumeId: null, params: {} }), /CHECK constraint failed/);
-    // The foreign keys still hold: deleting the job takes its events and reservation with it.
-    await db.deleteFrom('jobs').where('id', '=', job.id).execute();
-    assert.deepEqual([(await listJobEvents(db, job.id)).length, (await listReservations(db)).length], [0, 0]);
-  } finally {
-    await db.destroy();
-  }
-});
+test(
+  'migration 3 on a version-2 catalog with jobs: every row, event and reservation stays, and jobs take the type ' +
+    'label',
+  async () => {
+    const raw = new SqliteDatabase(':memory:');
+    raw.pragma('foreign_keys = ON');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+    try {
+      await migrate(db, MIGRATIONS.slice(0, 2));
+      const job = await createJob(db, { type: 'restore', volumeId: 'store:0', params: { set: 4 } });
+      await addJobEvent(db, job.id, { kind: 'log', message: 'kept across the migration' });
+      await reserve(db, 'drive:vtl/256', job.id);
+      assert.deepEqual((await migrate(db, MIGRATIONS.slice(0, 3))).applied, [3]);
+      const after = await getJob(db, job.id);
+      assert.deepEqual([after?.type, after?.volumeId, after?.params], ['restore', 'store:0', { set: 4 }]);
+      assert.deepEqual(
+        (await listJobEvents(db, job.id)).map((e) => e.message),
+        ['restore job created', 'kept across the migration'],
+      );
+      assert.deepEqual(
+        (await listReservations(db)).map((r) => [r.resource, r.jobId]),
+        [['drive:vtl/256', job.id]],
+      );
+      assert.equal((await createJob(db, { type: 'label', volumeId: null, params: {} })).type, 'label');
+      await assert.rejects(
+        createJob(db, { type: 'erase' as never, volumeId: null, params: {} }),
+        /CHECK constraint failed/,
+      );
+      // The foreign keys still hold: deleting the job takes its events and reservation with it.
+      await db.deleteFrom('jobs').where('id', '=', job.id).execute();
+      assert.deepEqual([(await listJobEvents(db, job.id)).length, (await listReservations(db)).length], [0, 0]);
+    } finally {
+      await db.destroy();
+    }
+  },
+);
 
-test('migration 4 on a version-3 catalog: the kept snapshot id becomes the kept change id (a node answers for it as one)', async () => {
-  const raw = new SqliteDatabase(':memory:');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
-  try {
-    await migrate(db, MIGRATIONS.slice(0, 3));
-    await sql`INSERT INTO volumes (id, node, lun, designator, disk_block_bytes, volume_blocks, kept_snapshot_id, kept_set_id, updated_at)
+test(
+  'migration 4 on a version-3 catalog: the kept snapshot id becomes the kept change id (a node answers for it as ' +
+    'one)',
+  async () => {
+    const raw = new SqliteDatabase(':memory:');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+    try {
+      await migrate(db, MIGRATIONS.slice(0, 3));
+      await sql`INSERT INTO volumes
+        (id, node, lun, designator, disk_block_bytes, volume_blocks, kept_snapshot_id, kept_set_id, updated_at)
       VALUES ('store:0', 'store', 0, '600a', 512, 2048, 'snap-0123456789ab', NULL, 'x')`.execute(db);
-    assert.deepEqual((await migrate(db)).applied, [4]);
-    assert.equal((await getVolume(db, 'store:0'))?.keptChangeId, 'snap-0123456789ab');
-  } finally {
-    await db.destroy();
-  }
-});
+      assert.deepEqual((await migrate(db)).applied, [4]);
+      assert.equal((await getVolume(db, 'store:0'))?.keptChangeId, 'snap-0123456789ab');
+    } finally {
+      await db.destroy();
+    }
+  },
+);

@@ -33,8 +33,12 @@ function explain(path: string, e: unknown): FerryError {
   switch (code) {
     case 'SQLITE_NOTADB':
     case 'SQLITE_CORRUPT':
-      return openError(path, 'the file is not an SQLite database', 'point Ferry at its catalog file, or move '
-        + 'this file away to start a new catalog', e);
+      return openError(
+        path,
+        'the file is not an SQLite database',
+        'point Ferry at its catalog file, or move ' + 'this file away to start a new catalog',
+        e,
+      );
     case 'SQLITE_CANTOPEN':
       return openError(path, msg, `check that the directory ${dirname(path)} exists and is writable`, e);
     case 'SQLITE_READONLY':
@@ -74,8 +78,11 @@ export async function openCatalog(path: string, opts: OpenOptions = {}): Promise
     const tables = (await db.introspection.getTables()).map((t) => t.name);
     if (tables.length && !tables.includes('schema_version')) {
       const some = tables.slice(0, 5).join(', ');
-      throw openError(path, `it is an SQLite database but not a Ferry catalog (tables: ${some})`,
-        'point Ferry at its catalog file, or choose a new path');
+      throw openError(
+        path,
+        `it is an SQLite database but not a Ferry catalog (tables: ${some})`,
+        'point Ferry at its catalog file, or choose a new path',
+      );
     }
     const r = await migrate(db);
     opts.onMigrated?.(r);

@@ -65,8 +65,10 @@ function checkList(migrations: readonly Migration[]): void {
 /** Versions recorded in schema_version, ascending (creates the table when missing). */
 export async function appliedVersions(db: Kysely<Database>): Promise<number[]> {
   await sql
-    .raw('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, '
-      + 'applied_at TEXT NOT NULL)')
+    .raw(
+      'CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, ' +
+        'applied_at TEXT NOT NULL)',
+    )
     .execute(db);
   const rows = await db.selectFrom('schema_version').select('version').orderBy('version').execute();
   return rows.map((r) => Number(r.version));
@@ -84,8 +86,8 @@ export async function migrate(
   if (from > latest) {
     throw new FerryError(
       'ERR_CATALOG_VERSION',
-      `catalog schema version ${from} is newer than this Ferry, which knows versions up to ${latest}: `
-        + 'run a newer Ferry, or restore the catalog from a backup made by this version',
+      `catalog schema version ${from} is newer than this Ferry, which knows versions up to ${latest}: ` +
+        'run a newer Ferry, or restore the catalog from a backup made by this version',
     );
   }
   const missing = have.map((v, i) => (v === i + 1 ? 0 : i + 1)).find((v) => v !== 0);

@@ -78,11 +78,36 @@ export function fakePiece(seq: number, cartridge: string, over: Partial<SetPiece
 export function fakeFileIndex(dirs: number, perDir: number, size = 1000): FileIndex {
   const t = 1_700_000_000_000;
   const file = (record: number, parent: number, name: string, type: IndexFile['type'], bytes: number): IndexFile => ({
-    record, seq: 1, path: null, type, names: [{ parent, name, namespace: 1 }], fileAttributes: 0x20, securityId: 256,
-    createdMs: t, modifiedMs: t + record, changedMs: t, accessedMs: t,
-    attributes: type === 'dir' ? [] : bytes < 700
-      ? [{ type: 0x80, name: '', resident: true, size: bytes, bytes: '', valueOffset: 0 }]
-      : [{ type: 0x80, name: '', resident: false, size: bytes, flags: 0, compressionUnit: 0, allocatedSize: bytes, initializedSize: bytes, runs: [[0, 1, record * 8]], tape: [[1, 2, 0]] }],
+    record,
+    seq: 1,
+    path: null,
+    type,
+    names: [{ parent, name, namespace: 1 }],
+    fileAttributes: 0x20,
+    securityId: 256,
+    createdMs: t,
+    modifiedMs: t + record,
+    changedMs: t,
+    accessedMs: t,
+    attributes:
+      type === 'dir'
+        ? []
+        : bytes < 700
+          ? [{ type: 0x80, name: '', resident: true, size: bytes, bytes: '', valueOffset: 0 }]
+          : [
+              {
+                type: 0x80,
+                name: '',
+                resident: false,
+                size: bytes,
+                flags: 0,
+                compressionUnit: 0,
+                allocatedSize: bytes,
+                initializedSize: bytes,
+                runs: [[0, 1, record * 8]],
+                tape: [[1, 2, 0]],
+              },
+            ],
   });
   const files: IndexFile[] = [
     { ...file(5, 5, '.', 'dir', 0), path: '/' },
@@ -106,15 +131,35 @@ const at = (day: number, hour = 22): string => new Date(2026, 10, day, hour).toI
  * store:1 (C4) and one files set of store:0 (C4).
  */
 export async function simulatedMonth(db: Db): Promise<void> {
-  for (const lun of [0, 1]) await upsertVolume(db, { node: 'store', lun, designator: `60014050000000000000000000000${lun}a0`, diskBlockBytes: 512, volumeBlocks: 2097152 });
-  for (const c of ['C1', 'C2', 'C3', 'C4']) await upsertCartridge(db, { barcode: c, pool: 'daily', library: 'vtl', state: 'append', labeled: true, uuid: `uuid-${c}`, endBlock: 100 });
+  for (const lun of [0, 1])
+    await upsertVolume(db, {
+      node: 'store',
+      lun,
+      designator: `60014050000000000000000000000${lun}a0`,
+      diskBlockBytes: 512,
+      volumeBlocks: 2097152,
+    });
+  for (const c of ['C1', 'C2', 'C3', 'C4'])
+    await upsertCartridge(db, {
+      barcode: c,
+      pool: 'daily',
+      library: 'vtl',
+      state: 'append',
+      labeled: true,
+      uuid: `uuid-${c}`,
+      endBlock: 100,
+    });
   const add = async (id: number, o: Partial<BackupSet>, cartridge: string) => {
     const set = fakeSet(id, { pool: 'daily', mode: 'image', ...o, startedAt: o.snapshotAt!, endedAt: o.snapshotAt! });
     await completeSet(db, { set, pieces: [fakePiece(1, cartridge)], cartridges: [] });
   };
   for (let day = 1; day <= 30; day++) {
     const sunday = new Date(2026, 10, day).getDay() === 0;
-    await add(day, { snapshotAt: at(day), level: sunday ? 'full' : 'incremental', baseSetId: sunday ? null : day - 1 }, `C${Math.min(4, Math.ceil(day / 7))}`);
+    await add(
+      day,
+      { snapshotAt: at(day), level: sunday ? 'full' : 'incremental', baseSetId: sunday ? null : day - 1 },
+      `C${Math.min(4, Math.ceil(day / 7))}`,
+    );
   }
   await add(31, { snapshotAt: at(30, 23), level: 'incremental', baseSetId: 30 }, 'C4');
   await add(32, { volumeId: 'store:1', snapshotAt: at(29) }, 'C4');

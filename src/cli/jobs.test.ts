@@ -41,7 +41,16 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ferry-cli-jobs-'));
   // Slow enough steps that --detach is measurably quicker than the whole job (~10 steps).
   service = new MemoryJobService({ stepMs: 150 });
-  const scheduler = new Scheduler(service, [{ name: 'nightly', volume: 'store:0', mode: 'used', level: 'incremental', cron: '0 22 * * 1-5', fullEveryMs: 7 * 86_400_000 }]);
+  const scheduler = new Scheduler(service, [
+    {
+      name: 'nightly',
+      volume: 'store:0',
+      mode: 'used',
+      level: 'incremental',
+      cron: '0 22 * * 1-5',
+      fullEveryMs: 7 * 86_400_000,
+    },
+  ]);
   api = await startServerApi(service, { host: '127.0.0.1', port: 0, token: TOKEN, schedules: () => scheduler.list() });
   await writeFile(join(dir, 'server.token'), `${TOKEN}\n`);
   common = ['--server', api.url, '--token-file', join(dir, 'server.token')];
@@ -174,7 +183,10 @@ test('ferry jobs, job, sets, cartridges: --json shapes and tables', async () => 
   assert.ok(byVol.every((x: { volume: string }) => x.volume === 'store:1'));
   assert.match((await ferry(['sets', ...common])).stdout, /^ID\s+VOLUME\s+MODE\s+LEVEL\s+BASE/);
   const c = JSON.parse((await ferry(['cartridges', '--json', ...common])).stdout);
-  assert.deepEqual(c.map((x: { barcode: string }) => x.barcode), ['A00001', 'A00002']);
+  assert.deepEqual(
+    c.map((x: { barcode: string }) => x.barcode),
+    ['A00001', 'A00002'],
+  );
   assert.match((await ferry(['cartridges', ...common])).stdout, /^BARCODE\s+POOL\s+LIBRARY\s+STATE/);
 });
 
@@ -184,7 +196,10 @@ test('ferry job ID --follow waits for the end; verify, restore and catalog rebui
   assert.equal(f.code, 0, f.stderr);
   assert.match(f.stdout, new RegExp(`job ${id}: backup of store:0, done\\n`));
   const nd = await ferry(['job', String(id), '--follow', '--json', ...common]);
-  const lines = nd.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const lines = nd.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.deepEqual(lines, await service.events(id));
 
   const set = (await service.getJob(id)).set!;
@@ -197,7 +212,10 @@ test('ferry job ID --follow waits for the end; verify, restore and catalog rebui
   assert.deepEqual(JSON.parse(vb.stdout), {
     set: bad.id,
     ok: false,
-    error: { code: 'ERR_VERIFY_MISMATCH', message: `set ${bad.id} did not verify: the digests on tape and disk differ` },
+    error: {
+      code: 'ERR_VERIFY_MISMATCH',
+      message: `set ${bad.id} did not verify: the digests on tape and disk differ`,
+    },
   });
   assert.match(vb.stderr, /^ferry: job \d+ failed: set \d+ did not verify/);
 
@@ -260,10 +278,27 @@ test('ferry schedules: the configured schedules with their next run, as a table 
   const [s] = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
   assert.deepEqual(
     { ...s, nextRun: undefined },
-    { name: 'nightly', volume: 'store:0', mode: 'used', level: 'incremental', cron: '0 22 * * 1-5', fullEveryMs: 604_800_000, pool: null, nextRun: undefined, last: null },
+    {
+      name: 'nightly',
+      volume: 'store:0',
+      mode: 'used',
+      level: 'incremental',
+      cron: '0 22 * * 1-5',
+      fullEveryMs: 604_800_000,
+      pool: null,
+      nextRun: undefined,
+      last: null,
+    },
   );
   const next = new Date(s.nextRun as string);
-  assert.ok(next.getTime() > Date.now() && next.getHours() === 22 && next.getMinutes() === 0 && next.getDay() >= 1 && next.getDay() <= 5, `next run ${String(s.nextRun)}`);
+  assert.ok(
+    next.getTime() > Date.now() &&
+      next.getHours() === 22 &&
+      next.getMinutes() === 0 &&
+      next.getDay() >= 1 &&
+      next.getDay() <= 5,
+    `next run ${String(s.nextRun)}`,
+  );
   const t = await ferry(['schedules', ...common]);
   assert.match(t.stdout, /^NAME\s+VOLUME\s+MODE\s+LEVEL\s+FULL EVERY\s+CRON\s+NEXT RUN\s+LAST\n/);
   assert.match(t.stdout, /nightly\s+store:0\s+used\s+incremental\s+7d\s+0 22 \* \* 1-5\s+\S+.*\s+-\n?$/m);
@@ -279,23 +314,40 @@ test('ferry sets protect and ferry prune: --json shapes, tables, and a protected
     const p = await ferry(['sets', 'protect', '1', '--json', ...args]);
     assert.equal(p.code, 0, p.stderr);
     assert.equal(JSON.parse(p.stdout).protected, true);
-    assert.equal((await ferry(['sets', 'protect', '1', ...args])).stdout, 'set 1 (store:0, image full) is protected from pruning\n');
+    assert.equal(
+      (await ferry(['sets', 'protect', '1', ...args])).stdout,
+      'set 1 (store:0, image full) is protected from pruning\n',
+    );
     const missing = await ferry(['sets', 'protect', '99', ...args]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no backup set 99/);
-    assert.equal((await ferry(['sets', 'protect', 'x', ...args])).code, 2, 'a set id that is not a number is a usage error');
+    assert.equal(
+      (await ferry(['sets', 'protect', 'x', ...args])).code,
+      2,
+      'a set id that is not a number is a usage error',
+    );
 
     const dry = await ferry(['prune', '--dry-run', '--json', ...args]);
     assert.equal(dry.code, 0, dry.stderr);
     const r = JSON.parse(dry.stdout);
     assert.deepEqual(Object.keys(r), ['dryRun', 'expired', 'kept', 'scratch', 'unmanaged']);
-    assert.deepEqual([r.dryRun, r.expired.map((e: { set: number }) => e.set)], [true, [2]], 'set 1 is protected, 3 and 4 are the newest of their volumes');
+    assert.deepEqual(
+      [r.dryRun, r.expired.map((e: { set: number }) => e.set)],
+      [true, [2]],
+      'set 1 is protected, 3 and 4 are the newest of their volumes',
+    );
     const table = await ferry(['prune', '--dry-run', ...args]);
-    assert.match(table.stdout, /^SET\s+VOLUME\s+MODE\s+LEVEL\s+SNAPSHOT\s+POOL\s+CARTRIDGES\n2\s+store:0\s+image\s+full\s/);
+    assert.match(
+      table.stdout,
+      /^SET\s+VOLUME\s+MODE\s+LEVEL\s+SNAPSHOT\s+POOL\s+CARTRIDGES\n2\s+store:0\s+image\s+full\s/,
+    );
     assert.match(table.stdout, /\nwould expire 1 set, kept 3\n$/);
     const real = await ferry(['prune', ...args]);
     assert.match(real.stdout, /\nexpired 1 set, kept 3\n$/);
-    assert.deepEqual(JSON.parse((await ferry(['sets', '--json', ...args])).stdout).map((x: { id: number }) => x.id), [1, 3, 4]);
+    assert.deepEqual(
+      JSON.parse((await ferry(['sets', '--json', ...args])).stdout).map((x: { id: number }) => x.id),
+      [1, 3, 4],
+    );
     assert.match((await ferry(['prune', '--help'])).stdout, /--dry-run/);
   } finally {
     await own.close();
@@ -311,11 +363,34 @@ test('ferry drives, ferry cartridges export, import and label: --json shapes, ta
     const d = await ferry(['drives', '--json', ...args]);
     assert.equal(d.code, 0, d.stderr);
     assert.deepEqual(Object.keys(JSON.parse(d.stdout)[0]), ['name', 'library', 'element', 'cartridge', 'job', 'pools']);
-    assert.match((await ferry(['drives', ...args])).stdout, /^DRIVE\s+CARTRIDGE\s+IN USE BY\s+POOLS\nvtl\/256\s+-\s+idle\s+default\n/);
+    assert.match(
+      (await ferry(['drives', ...args])).stdout,
+      /^DRIVE\s+CARTRIDGE\s+IN USE BY\s+POOLS\nvtl\/256\s+-\s+idle\s+default\n/,
+    );
     const c = JSON.parse((await ferry(['cartridges', '--json', ...args])).stdout);
-    assert.deepEqual(Object.keys(c[0]), ['pool', 'library', 'lastWrittenAt', 'loadCount', 'recycled', 'barcode', 'state', 'bytesUsed', 'sets', 'where']);
-    assert.match((await ferry(['cartridges', ...args])).stdout, /^BARCODE\s+POOL\s+LIBRARY\s+STATE\s+WHERE\s+USED\s+SETS\s+LAST WRITTEN\s+LOADS\nA00001\s+default\s+vtl\s+append\s+slot 1024\s/);
-    assert.equal((await ferry(['cartridges', 'export', 'A00002', ...args])).stdout, 'cartridge A00002 is in import/export element 768 of library vtl\n');
+    assert.deepEqual(Object.keys(c[0]), [
+      'pool',
+      'library',
+      'lastWrittenAt',
+      'loadCount',
+      'recycled',
+      'barcode',
+      'state',
+      'bytesUsed',
+      'sets',
+      'where',
+    ]);
+    assert.match(
+      (await ferry(['cartridges', ...args])).stdout,
+      new RegExp(
+        String.raw`^BARCODE\s+POOL\s+LIBRARY\s+STATE\s+WHERE\s+USED\s+SETS\s+LAST WRITTEN\s+LOADS\n` +
+          String.raw`A00001\s+default\s+vtl\s+append\s+slot 1024\s`,
+      ),
+    );
+    assert.equal(
+      (await ferry(['cartridges', 'export', 'A00002', ...args])).stdout,
+      'cartridge A00002 is in import/export element 768 of library vtl\n',
+    );
     const back = await ferry(['cartridges', 'import', 'A00002', '--json', ...args]);
     assert.equal(JSON.parse(back.stdout).where, 'slot 1030');
     const again = await ferry(['cartridges', 'import', 'A00002', ...args]);
@@ -326,7 +401,10 @@ test('ferry drives, ferry cartridges export, import and label: --json shapes, ta
     const l = await ferry(['cartridges', 'label', 'A00002', '--pool', 'default', '--json', ...args]);
     assert.equal(l.code, 0, l.stderr);
     assert.deepEqual(JSON.parse(l.stdout).result, { cartridge: 'A00002', pool: 'default' });
-    assert.match((await ferry(['cartridges', 'label', 'A00002', ...args])).stdout, /job \d+ done: cartridge A00002 labeled for pool default\n$/);
+    assert.match(
+      (await ferry(['cartridges', 'label', 'A00002', ...args])).stdout,
+      /job \d+ done: cartridge A00002 labeled for pool default\n$/,
+    );
     assert.match((await ferry(['cartridges', 'label', 'A00002', '--detach', ...args])).stdout, /^\d+\n$/);
     const none = await ferry(['cartridges', 'label', 'ZZZ', ...args]);
     assert.equal(none.code, 1);

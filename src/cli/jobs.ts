@@ -110,7 +110,12 @@ export function registerJobs(program: Command): void {
         'Exit status: 0 done, 1 the job or the request failed, 2 usage error.',
     )
     .argument('<volume>', 'NODE:LUN, e.g. store:0', volumeArg('volume'))
-    .option('--mode <mode>', 'image (every block), used (allocated NTFS clusters) or files (every NTFS file: metadata, then the blocks its attributes point to; browse with `ferry ls`)', oneOf('--mode', MODES))
+    .option(
+      '--mode <mode>',
+      'image (every block), used (allocated NTFS clusters) or files (every NTFS file: metadata, then the blocks its ' +
+        'attributes point to; browse with `ferry ls`)',
+      oneOf('--mode', MODES),
+    )
     .option('--level <level>', 'full or incremental (changed blocks since the last set)', oneOf('--level', LEVELS))
     .option('--pool <name>', 'media pool')
     .option('--mover <name>', 'data mover')
@@ -162,39 +167,71 @@ export function registerJobs(program: Command): void {
     .option('--file <path>', 'a file or directory of a files set (repeat for more)', collect, [])
     .option('--out <dir>', "with --file: a new or empty directory on the server's disk")
     .option('--no-streams', 'with --file: leave named streams out')
-    .option('--force', 'restore into a smaller LUN or a source of the chain; with --file, into a directory that is not empty')
+    .option(
+      '--force',
+      'restore into a smaller LUN or a source of the chain; with --file, into a directory that is not empty',
+    )
     .option('--mover <name>', 'data mover')
-    .addHelpText('after', '\nExamples:\n  ferry restore 3 --to store:new\n  ferry restore 4 --file /docs/report.txt --file /photos --out /srv/restore')
-    .action(async (set: number, o: WaitOpts & { to?: string; file: string[]; out?: string; streams: boolean; force?: boolean; mover?: string }) => {
-      if (o.file.length > 0 || o.out !== undefined) {
-        if (o.to !== undefined) throw new UsageError('give either --to NODE:LUN (the whole set to a LUN) or --file PATH --out DIR (files to a directory), not both');
-        if (o.file.length === 0) throw new UsageError('--out needs at least one --file PATH');
-        if (o.out === undefined) throw new UsageError('--file needs --out DIR: the directory on the server to restore into');
-        // Relative to where the command runs (the server is often on the same host).
-        const outDir = resolve(o.out);
-        return runJob(
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ferry restore 3 --to store:new\n  ferry restore 4 --file /docs/report.txt --file /photos --out ' +
+        '/srv/restore',
+    )
+    .action(
+      async (
+        set: number,
+        o: WaitOpts & { to?: string; file: string[]; out?: string; streams: boolean; force?: boolean; mover?: string },
+      ) => {
+        if (o.file.length > 0 || o.out !== undefined) {
+          if (o.to !== undefined)
+            throw new UsageError(
+              'give either --to NODE:LUN (the whole set to a LUN) or --file PATH --out DIR (files to a directory), ' +
+                'not both',
+            );
+          if (o.file.length === 0) throw new UsageError('--out needs at least one --file PATH');
+          if (o.out === undefined)
+            throw new UsageError('--file needs --out DIR: the directory on the server to restore into');
+          // Relative to where the command runs (the server is often on the same host).
+          const outDir = resolve(o.out);
+          return runJob(
+            o,
+            (c) => c.startFileRestore({ set, files: o.file, out: outDir, force: o.force, streams: o.streams }),
+            (v) => {
+              const r = v.result ?? {};
+              if (o.json)
+                return printJson({
+                  job: v.id,
+                  state: v.state,
+                  set: v.set,
+                  bytes: v.bytes,
+                  out: r.out ?? outDir,
+                  files: r.files ?? 0,
+                  tapeBytes: r.tapeBytes ?? 0,
+                  ...errorOf(v),
+                });
+              if (v.state === 'done')
+                out(
+                  `job ${v.id} done: ${String(r.files)} entries of set ${set} restored into ${String(r.out)}, ` +
+                    `${bytes(v.bytes)} written, ${bytes(Number(r.tapeBytes))} read from tape`,
+                );
+            },
+          );
+        }
+        if (o.to === undefined)
+          throw new UsageError('say where to restore: --to NODE:LUN (or NODE:new), or --file PATH --out DIR');
+        const to = o.to;
+        await runJob(
           o,
-          (c) => c.startFileRestore({ set, files: o.file, out: outDir, force: o.force, streams: o.streams }),
+          (c) => c.startRestore({ set, to, force: o.force, mover: o.mover }),
           (v) => {
-            const r = v.result ?? {};
-            if (o.json) return printJson({ job: v.id, state: v.state, set: v.set, bytes: v.bytes, out: r.out ?? outDir, files: r.files ?? 0, tapeBytes: r.tapeBytes ?? 0, ...errorOf(v) });
-            if (v.state === 'done') out(`job ${v.id} done: ${String(r.files)} entries of set ${set} restored into ${String(r.out)}, ${bytes(v.bytes)} written, ${bytes(Number(r.tapeBytes))} read from tape`);
+            if (o.json) return printJson(jobResult(v));
+            const lun = v.result && typeof v.result.lun === 'number' ? ` (LUN ${v.result.lun})` : '';
+            if (v.state !== 'done') return;
+            out(`job ${v.id} done: set ${set} restored to ${to}${lun}, ${bytes(v.bytes)} moved`);
           },
         );
-      }
-      if (o.to === undefined) throw new UsageError('say where to restore: --to NODE:LUN (or NODE:new), or --file PATH --out DIR');
-      const to = o.to;
-      await runJob(
-        o,
-        (c) => c.startRestore({ set, to, force: o.force, mover: o.mover }),
-        (v) => {
-          if (o.json) return printJson(jobResult(v));
-          const lun = v.result && typeof v.result.lun === 'number' ? ` (LUN ${v.result.lun})` : '';
-          if (v.state !== 'done') return;
-          out(`job ${v.id} done: set ${set} restored to ${to}${lun}, ${bytes(v.bytes)} moved`);
-        },
-      );
-    });
+      },
+    );
 
   withDetach(withServer(program.command('verify')))
     .summary('verify a backup set: digests computed where the data lives, compared')

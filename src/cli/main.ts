@@ -25,7 +25,7 @@ try {
     process.stderr.write(`ferry: ${err.message}\n`);
     process.exitCode = err.code === 'ERR_USAGE' ? 2 : 1;
   } else {
-    process.stderr.write(`ferry: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`ferry: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;
   }
 }

@@ -18,21 +18,40 @@ export function registerMover(program: Command): void {
     .option('--iqn <name>', 'target name of the mover (default iqn.2026-11.dev.ferry:mover)')
     .option('--portal <host:port>', 'a portal whose targets hold copy sources/destinations (repeatable)', collect, [])
     .option('--portal-chap <user:secret>', 'CHAP the mover presents when it logs in to the --portal targets')
-    .option('--initiator-name <iqn>', 'initiator name the mover uses toward the portals (default <iqn prefix>:mover-initiator)')
+    .option(
+      '--initiator-name <iqn>',
+      'initiator name the mover uses toward the portals (default <iqn prefix>:mover-initiator)',
+    )
     .option('--chap <user:secret>', 'require one-way CHAP from initiators that send EXTENDED COPY to the mover')
     .option('--mutual-chap <user:secret>', "the mover's own CHAP name and secret, for mutual CHAP")
     .option('--allow <initiator-iqn>', 'allow only these initiator names (repeatable)', collect, [])
-    .option('--max-rate <bytes/s>', 'cap the bytes per second the mover reads, over all its copies at once, e.g. 200M (default: no cap)')
+    .option(
+      '--max-rate <bytes/s>',
+      'cap the bytes per second the mover reads, over all its copies at once, e.g. 200M (default: no cap)',
+    )
     .option(
       '--config <file>',
-      'JSON file with the same settings: {listen, iqn, initiatorName, portals: ["host:port" | {address, chap, mutualChap}], portalChap, chap, mutualChap, allowedInitiators, maxRate, logLevel}; flags override it',
+      'JSON file with the same settings: {listen, iqn, initiatorName, portals: ["host:port" | {address, chap, ' +
+        'mutualChap}], portalChap, chap, mutualChap, allowedInitiators, maxRate, logLevel}; flags override it',
     )
-    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addOption(
+      new Option('--log-level <level>', 'log level').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
     .addHelpText(
       'after',
       '\nExamples:\n' +
-        '  ferry mover --listen 127.0.0.1:3261 --iqn iqn.2026-11.dev.ferry:mover --portal 10.0.0.5:3260 --portal 10.0.0.9:3260\n' +
-        '  ferry mover --config mover.json     # {"portals": [{"address": "10.0.0.9:3260", "chap": "backup:averylongsecret"}]}',
+        '  ferry mover --listen 127.0.0.1:3261 --iqn iqn.2026-11.dev.ferry:mover --portal 10.0.0.5:3260 --portal ' +
+        '10.0.0.9:3260\n' +
+        '  ferry mover --config mover.json     # {"portals": [{"address": "10.0.0.9:3260", "chap": ' +
+        '"backup:averylongsecret"}]}',
     )
     .action(async (opts: Record<string, unknown>) => {
       const fromFile = opts.config ? await readJsonConfig<MoverConfigInput>(opts.config as string) : {};
@@ -49,11 +68,20 @@ export function registerMover(program: Command): void {
       if (opts.logLevel) merged.logLevel = opts.logLevel;
       const { resolveMoverConfig } = await import('../mover/config.ts');
       const cfg = resolveMoverConfig(merged, opts.config ? `config ${opts.config as string}` : 'options');
-      if (cfg.portals.length === 0) throw new UsageError('no portals: give at least one --portal HOST:PORT (or "portals" in --config)');
+      if (cfg.portals.length === 0)
+        throw new UsageError('no portals: give at least one --portal HOST:PORT (or "portals" in --config)');
       const log = pino({ level: cfg.logLevel, base: { role: 'mover' } }, pino.destination({ fd: 2, sync: true }));
       const { startMover } = await import('../mover/mover.ts');
       const mover = await startMover(cfg, log);
-      log.info({ listen: `${mover.address.host}:${mover.address.port}`, iqn: cfg.iqn, copyTargets: mover.remote.known.length, maxBytesPerSecond: cfg.maxBytesPerSecond ?? null }, 'mover ready');
+      log.info(
+        {
+          listen: `${mover.address.host}:${mover.address.port}`,
+          iqn: cfg.iqn,
+          copyTargets: mover.remote.known.length,
+          maxBytesPerSecond: cfg.maxBytesPerSecond ?? null,
+        },
+        'mover ready',
+      );
       await serveUntilSignal(log, () => mover.close(), 'stopping');
     });
 }

@@ -91,21 +91,37 @@ async function write(out: NodeJS.WritableStream, chunk: string | Uint8Array): Pr
 
 function lsLine(e: ListEntry): string {
   const kind = e.type === 'dir' ? 'd' : e.type === 'symlink' ? 'l' : e.type === 'reparse' ? 'r' : '-';
-  return `${kind} ${String(e.record).padStart(8)} ${String(e.size).padStart(12)} ${e.modified ?? '-'} ${e.path}${e.type === 'dir' ? '/' : ''}\n`;
+  return (
+    `${kind} ${String(e.record).padStart(8)} ${String(e.size).padStart(12)} ${e.modified ?? '-'} ` +
+    `${e.path}${e.type === 'dir' ? '/' : ''}\n`
+  );
 }
 
-async function ls(source: string, path: string, opts: { recursive?: boolean; json?: boolean; system?: boolean }): Promise<void> {
+async function ls(
+  source: string,
+  path: string,
+  opts: { recursive?: boolean; json?: boolean; system?: boolean },
+): Promise<void> {
   await withVolume(source, async (vol) => {
     const dir = await resolvePath(vol, path);
     const rows: ListEntry[] = [];
     if (!dir.isDirectory) {
       rows.push(await describe(vol, dir, path.startsWith('/') ? path : `/${path}`, warn));
     } else {
-      const base = `/${path.split('/').filter((p) => p && p !== '.').join('/')}`;
-      for await (const { entry } of walk(vol, dir, base, { recursive: opts.recursive ?? false, system: opts.system, onError: warn })) rows.push(entry);
+      const base = `/${path
+        .split('/')
+        .filter((p) => p && p !== '.')
+        .join('/')}`;
+      for await (const { entry } of walk(vol, dir, base, {
+        recursive: opts.recursive ?? false,
+        system: opts.system,
+        onError: warn,
+      }))
+        rows.push(entry);
     }
     // $SDS entries that could not be used, once each (their files list no owner/group).
-    for (const p of (await secureStore(vol).catch(() => undefined))?.problems ?? []) warn({ record: p.record, code: p.code, message: p.message });
+    for (const p of (await secureStore(vol).catch(() => undefined))?.problems ?? [])
+      warn({ record: p.record, code: p.code, message: p.message });
     if (opts.json) await write(process.stdout, `${JSON.stringify(rows)}\n`);
     else for (const r of rows) await write(process.stdout, lsLine(r));
   });
@@ -116,7 +132,12 @@ async function cat(source: string, spec: string): Promise<void> {
   await withVolume(source, async (vol) => {
     const f = await resolvePath(vol, path);
     const data = findAttr(f, AttrType.DATA, stream);
-    if (!data) throw new NtfsFormatError(NtfsErrorCode.NOT_FOUND, `${path} has no ${stream ? `stream "${stream}"` : 'unnamed $DATA'}`, { record: f.record });
+    if (!data)
+      throw new NtfsFormatError(
+        NtfsErrorCode.NOT_FOUND,
+        `${path} has no ${stream ? `stream "${stream}"` : 'unnamed $DATA'}`,
+        { record: f.record },
+      );
     for await (const chunk of streamAttr(vol, data)) await write(process.stdout, chunk);
   });
 }
@@ -129,7 +150,10 @@ async function used(source: string, opts: { json?: boolean }): Promise<void> {
       return;
     }
     const total = u.ranges.reduce((s, r) => s + r[1], 0);
-    await write(process.stdout, `cluster size ${u.clusterSize}, ${total} of ${vol.geo.clusterCount} clusters used in ${u.ranges.length} ranges\n`);
+    await write(
+      process.stdout,
+      `cluster size ${u.clusterSize}, ${total} of ${vol.geo.clusterCount} clusters used in ${u.ranges.length} ranges\n`,
+    );
     for (const [first, count] of u.ranges) await write(process.stdout, `${first}\t${count}\n`);
   });
 }
@@ -143,8 +167,16 @@ async function plan(source: string, opts: { json?: boolean }): Promise<void> {
       return;
     }
     const blocks = p.extents.reduce((s, e) => s + e[1], 0);
-    await write(process.stdout, `${p.fileCount} files, ${p.residentBytes()} resident bytes, ${p.extents.length} extents of ${blocks} blocks (${blocks * p.blockSize} bytes)\n`);
-    await write(process.stdout, `used blocks: ${p.used.ranges.length} cluster ranges + boot sector backup at byte ${p.used.backupBootByteOffset}\n`);
+    await write(
+      process.stdout,
+      `${p.fileCount} files, ${p.residentBytes()} resident bytes, ${p.extents.length} extents of ${blocks} blocks ` +
+        `(${blocks * p.blockSize} bytes)\n`,
+    );
+    await write(
+      process.stdout,
+      `used blocks: ${p.used.ranges.length} cluster ranges + boot sector backup at byte ` +
+        `${p.used.backupBootByteOffset}\n`,
+    );
   });
 }
 
@@ -196,7 +228,9 @@ export function registerNtfs(program: Command): void {
     .option('-R, --recursive', 'list subdirectories too')
     .option('--json', 'print one JSON array of entries')
     .option('--system', 'include NTFS system files (records below 16)')
-    .action((source: string, path: string, o: { recursive?: boolean; json?: boolean; system?: boolean }) => ls(source, path, o));
+    .action((source: string, path: string, o: { recursive?: boolean; json?: boolean; system?: boolean }) =>
+      ls(source, path, o),
+    );
   ntfs
     .command('cat')
     .description('write a file (or PATH:STREAM, a named stream) to stdout, byte-exact')

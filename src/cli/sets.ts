@@ -2,14 +2,28 @@ import type { Command } from 'commander';
 import type { CartridgeView, DriveView, FileView, SetView } from '../jobs/types.ts';
 import type { ScheduleView } from '../jobs/scheduler.ts';
 import { errorOf, runJob, withDetach, type WaitOpts } from './jobs.ts';
-import { bytes, connect, formatTime, idArg, out, printJson, table, volumeArg, withServer, type ServerOpts } from './client.ts';
+import {
+  bytes,
+  connect,
+  formatTime,
+  idArg,
+  out,
+  printJson,
+  table,
+  volumeArg,
+  withServer,
+  type ServerOpts,
+} from './client.ts';
 
 // `ferry sets`, `ls`, `find`, `cartridges` and `schedules`: what the backup server holds and plans.
 
 /** As `ferry ntfs ls`: type, MFT record, size, modified, path. */
 function fileLine(e: FileView): string {
   const kind = e.type === 'dir' ? 'd' : e.type === 'symlink' ? 'l' : e.type === 'reparse' ? 'r' : '-';
-  return `${kind} ${String(e.record).padStart(8)} ${String(e.size).padStart(12)} ${e.modified ?? '-'} ${e.path}${e.type === 'dir' ? '/' : ''}`;
+  return (
+    `${kind} ${String(e.record).padStart(8)} ${String(e.size).padStart(12)} ${e.modified ?? '-'} ` +
+    `${e.path}${e.type === 'dir' ? '/' : ''}`
+  );
 }
 
 function printFiles(list: FileView[], json: boolean | undefined): void {
@@ -46,7 +60,9 @@ export function registerSets(program: Command): void {
 
   withServer(sets.command('protect'))
     .summary('exempt a set from pruning (the sets it builds on stay with it)')
-    .description('Exempt a set from `ferry prune`: it is kept whatever the retention rules say, and so is every set it builds on.')
+    .description(
+      'Exempt a set from `ferry prune`: it is kept whatever the retention rules say, and so is every set it builds on.',
+    )
     .argument('<set>', 'backup set id', idArg('set'))
     .option('--off', 'lift the protection: the retention rules decide again')
     .addHelpText('after', '\nExamples:\n  ferry sets protect 12\n  ferry sets protect 12 --off')
@@ -55,7 +71,10 @@ export function registerSets(program: Command): void {
       const o = { ...sets.opts<ServerOpts>(), ...mine };
       const s = await (await connect(o)).protectSet(set, !o.off);
       if (o.json) return printJson(setRow(s));
-      out(`set ${s.id} (${s.volume}, ${s.mode} ${s.level}) is ${s.protected ? 'protected from pruning' : 'pruned by the retention rules again'}`);
+      out(
+        `set ${s.id} (${s.volume}, ${s.mode} ${s.level}) is ` +
+          `${s.protected ? 'protected from pruning' : 'pruned by the retention rules again'}`,
+      );
     });
 
   withServer(program.command('prune'))
@@ -73,7 +92,15 @@ export function registerSets(program: Command): void {
       const r = await (await connect(o)).prune({ dryRun: o.dryRun });
       if (o.json) return printJson(r);
       const verb = r.dryRun ? 'would expire' : 'expired';
-      const rows = r.expired.map((e) => [String(e.set), e.volume, e.mode, e.level, formatTime(e.snapshotAt), e.pool, e.cartridges.join(',')]);
+      const rows = r.expired.map((e) => [
+        String(e.set),
+        e.volume,
+        e.mode,
+        e.level,
+        formatTime(e.snapshotAt),
+        e.pool,
+        e.cartridges.join(','),
+      ]);
       if (rows.length) out(table(['SET', 'VOLUME', 'MODE', 'LEVEL', 'SNAPSHOT', 'POOL', 'CARTRIDGES'], rows));
       out(`${verb} ${r.expired.length} set${r.expired.length === 1 ? '' : 's'}, kept ${r.kept.length}`);
       if (r.scratch.length) out(`${r.dryRun ? 'would return' : 'returned'} to scratch: ${r.scratch.join(', ')}`);
@@ -98,7 +125,10 @@ export function registerSets(program: Command): void {
 
   withServer(program.command('find'))
     .summary('find files of a files set by glob, from the catalog')
-    .description('Entries whose name matches PATTERN (*, ?, […]; case-insensitive), or whose whole path does when PATTERN holds a /.')
+    .description(
+      'Entries whose name matches PATTERN (*, ?, […]; case-insensitive), or whose whole path does when PATTERN holds ' +
+        'a /.',
+    )
     .argument('<set>', 'backup set id', idArg('set'))
     .argument('<pattern>', "glob, e.g. '*.docx' or '/users/*/desktop/*'")
     .action(async (set: number, pattern: string, o: ServerOpts) => {
@@ -125,8 +155,17 @@ export function registerSets(program: Command): void {
     });
 
   for (const [verb, what] of [
-    ['export', 'move a cartridge to a free import/export element (from its slot, or its drive when idle); no job uses it until it is imported'],
-    ['import', 'move a cartridge from an import/export element into an empty slot; a cartridge new to the catalog joins as blank'],
+    [
+      'export',
+      'move a cartridge to a free import/export element (from its slot, or its drive when idle); no job uses it ' +
+        'until ' +
+        'it is imported',
+    ],
+    [
+      'import',
+      'move a cartridge from an import/export element into an empty slot; a cartridge new to the catalog joins as ' +
+        'blank',
+    ],
   ] as const) {
     withServer(cartridges.command(verb))
       .summary(what)
@@ -144,10 +183,14 @@ export function registerSets(program: Command): void {
   }
 
   withDetach(withServer(cartridges.command('label')))
-    .summary('write a cartridge\'s label for a pool now (a blank one, one back from scratch, or an empty one of another pool)')
+    .summary(
+      "write a cartridge's label for a pool now (a blank one, one back from scratch, or an empty one of another pool)",
+    )
     .description(
-      'Write a new Ferry label on the cartridge for POOL through a data mover, as a backup does at its first use of a ' +
-        'blank cartridge, and put it in the pool. Refused for a cartridge that holds kept sets (their data would end) ' +
+      'Write a new Ferry label on the cartridge for POOL through a data mover, as a backup does at its first use ' +
+        'of a ' +
+        'blank cartridge, and put it in the pool. Refused for a cartridge that holds kept sets (their data would ' +
+        'end) ' +
         'or whose tape does not start with the label the catalog has. Waits for the job unless --detach.',
     )
     .argument('<barcode>', 'the cartridge')
@@ -160,18 +203,27 @@ export function registerSets(program: Command): void {
         (c) => c.startLabel({ barcode, ...(o.pool ? { pool: o.pool } : {}) }),
         (v) => {
           if (o.json) return printJson({ job: v.id, state: v.state, result: v.result, ...errorOf(v) });
-          if (v.state === 'done') out(`job ${v.id} done: cartridge ${barcode} labeled for pool ${String(v.result?.pool)}`);
+          if (v.state === 'done')
+            out(`job ${v.id} done: cartridge ${barcode} labeled for pool ${String(v.result?.pool)}`);
         },
       );
     });
 
   withServer(program.command('drives'))
     .summary('list drives: what each holds and which job has it')
-    .description('Every drive of the configured libraries and stand-alone drives: the cartridge loaded, the job that holds it (or idle), and the pools that use it.')
+    .description(
+      'Every drive of the configured libraries and stand-alone drives: the cartridge loaded, the job that holds it ' +
+        '(or idle), and the pools that use it.',
+    )
     .action(async (o: ServerOpts) => {
       const list: DriveView[] = await (await connect(o)).listDrives();
       if (o.json) return printJson(list);
-      const rows = list.map((d) => [d.name, d.cartridge ?? '-', d.job === null ? 'idle' : `job ${d.job}`, d.pools.join(',') || '-']);
+      const rows = list.map((d) => [
+        d.name,
+        d.cartridge ?? '-',
+        d.job === null ? 'idle' : `job ${d.job}`,
+        d.pools.join(',') || '-',
+      ]);
       out(table(['DRIVE', 'CARTRIDGE', 'IN USE BY', 'POOLS'], rows));
     });
 
@@ -180,8 +232,18 @@ export function registerSets(program: Command): void {
     .action(async (o: ServerOpts) => {
       const list: ScheduleView[] = await (await connect(o)).listSchedules();
       if (o.json) return printJson(list);
-      const last = (s: ScheduleView): string => (!s.last ? '-' : s.last.started ? `job ${s.last.job} (${s.last.level})` : `skipped: ${s.last.skipped}`);
-      const rows = list.map((s) => [s.name, s.volume, s.mode, s.level, s.fullEveryMs === null ? '-' : `${s.fullEveryMs / 86_400_000}d`, s.cron, formatTime(s.nextRun), last(s)]);
+      const last = (s: ScheduleView): string =>
+        !s.last ? '-' : s.last.started ? `job ${s.last.job} (${s.last.level})` : `skipped: ${s.last.skipped}`;
+      const rows = list.map((s) => [
+        s.name,
+        s.volume,
+        s.mode,
+        s.level,
+        s.fullEveryMs === null ? '-' : `${s.fullEveryMs / 86_400_000}d`,
+        s.cron,
+        formatTime(s.nextRun),
+        last(s),
+      ]);
       out(table(['NAME', 'VOLUME', 'MODE', 'LEVEL', 'FULL EVERY', 'CRON', 'NEXT RUN', 'LAST'], rows));
     });
 }

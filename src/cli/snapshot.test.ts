@@ -50,10 +50,16 @@ test('ferry snapshot create/ls/changed/rm against a running API, with the JSON s
     assert.equal(ch.code, 0, ch.stderr);
     assert.deepEqual(JSON.parse(ch.stdout), { granularity: 65536, blockSize: 512, extents: [[256, 256]] });
     const chText = await ferry(['snapshot', 'changed', '--lun', '0', '--since', s.id, ...common]);
-    assert.match(chText.stdout, /1 extent\(s\), 256 block\(s\) \(128\.0 KiB\) changed since .* at 64\.0 KiB granularity/);
+    assert.match(
+      chText.stdout,
+      /1 extent\(s\), 256 block\(s\) \(128\.0 KiB\) changed since .* at 64\.0 KiB granularity/,
+    );
 
     const ls = await ferry(['snapshot', 'ls', '--json', ...common]);
-    assert.deepEqual(JSON.parse(ls.stdout).map((x: { id: string; lun: number }) => [x.id, x.lun]), [[s.id, 1]]);
+    assert.deepEqual(
+      JSON.parse(ls.stdout).map((x: { id: string; lun: number }) => [x.id, x.lun]),
+      [[s.id, 1]],
+    );
     const lsText = await ferry(['snapshot', 'ls', ...common]);
     assert.match(lsText.stdout, new RegExp(`^ID\\s+LUN\\s+SOURCE[^\\n]*\\n${s.id}\\s+1\\s+0\\s`));
 
@@ -65,7 +71,17 @@ test('ferry snapshot create/ls/changed/rm against a running API, with the JSON s
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
-    const t = await ferry(['snapshot', 'create', '--lun', '0', '--quiet-period', '300ms', '--timeout', '1s', ...common]);
+    const t = await ferry([
+      'snapshot',
+      'create',
+      '--lun',
+      '0',
+      '--quiet-period',
+      '300ms',
+      '--timeout',
+      '1s',
+      ...common,
+    ]);
     stop = true;
     await writer;
     assert.notEqual(t.code, 0);
@@ -73,10 +89,24 @@ test('ferry snapshot create/ls/changed/rm against a running API, with the JSON s
     assert.equal(t.stdout, '');
     assert.equal((await service.listSnapshots()).length, 1);
 
-    const bad = await ferry(['snapshot', 'ls', '--api', `http://127.0.0.1:${api.address.port}`, '--token-file', tokenFile + '.missing']);
+    const bad = await ferry([
+      'snapshot',
+      'ls',
+      '--api',
+      `http://127.0.0.1:${api.address.port}`,
+      '--token-file',
+      tokenFile + '.missing',
+    ]);
     assert.equal(bad.code, 2);
     await writeFile(join(dir, 'wrong'), 'wrong-token-0123456789\n');
-    const wrong = await ferry(['snapshot', 'ls', '--api', `http://127.0.0.1:${api.address.port}`, '--token-file', join(dir, 'wrong')]);
+    const wrong = await ferry([
+      'snapshot',
+      'ls',
+      '--api',
+      `http://127.0.0.1:${api.address.port}`,
+      '--token-file',
+      join(dir, 'wrong'),
+    ]);
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /missing or wrong bearer token/);
 
@@ -103,7 +133,10 @@ test('ferry snapshot create/ls/changed/rm against a running API, with the JSON s
     assert.deepEqual(JSON.parse(sinceMark.stdout).extents, [[0, 128]]);
     const tr = await ferry(['snapshot', 'tracking', '--lun', '0', ...common]);
     assert.equal(tr.code, 0, tr.stderr);
-    assert.match(tr.stdout, new RegExp(`^LUN 0: 2 of at most 32 epochs at 64\\.0 KiB granularity, \\d+ B of bitmaps\\n`));
+    assert.match(
+      tr.stdout,
+      new RegExp(`^LUN 0: 2 of at most 32 epochs at 64\\.0 KiB granularity, \\d+ B of bitmaps\\n`),
+    );
     assert.match(tr.stdout, new RegExp(`${s.changeId}\\s+\\S+\\s+${s.id}`));
     assert.match(tr.stdout, new RegExp(`${m.changeId}\\s+\\S+\\s+-`));
   } finally {

@@ -36,15 +36,27 @@ export function registerSnapshot(program: Command): void {
     .summary('take, list and delete snapshots of disk LUNs on a storage node; change ids and changed blocks')
     .description(
       'Drive the storage node management API (`ferry target … --api HOST:PORT --api-token-file FILE`). ' +
-        `A snapshot waits until no write has reached the LUN for the quiet period (default ${DEFAULT_QUIET_PERIOD_MS / 1000}s) ` +
-        `and fails if that does not happen within the timeout (default ${DEFAULT_QUIESCE_TIMEOUT_MS / 1000}s). --quiet-period 0 snapshots at once.`,
+        `A snapshot waits until no write has reached the LUN for the quiet period (default ` +
+        `${DEFAULT_QUIET_PERIOD_MS / 1000}s) ` +
+        `and fails if that does not happen within the timeout (default ${DEFAULT_QUIESCE_TIMEOUT_MS / 1000}s). ` +
+        `--quiet-period 0 snapshots at once.`,
     );
 
   withApi(snap.command('create'))
-    .description('snapshot a disk LUN once its writes pause; prints the snapshot, its own read-only LUN and its change id')
+    .description(
+      'snapshot a disk LUN once its writes pause; prints the snapshot, its own read-only LUN and its change id',
+    )
     .requiredOption('--lun <n>', 'disk LUN to snapshot')
-    .option('--quiet-period <duration>', 'write pause to wait for (0 = crash-consistent now)', `${DEFAULT_QUIET_PERIOD_MS / 1000}s`)
-    .option('--timeout <duration>', 'give up (and fail) after this long without such a pause', `${DEFAULT_QUIESCE_TIMEOUT_MS / 1000}s`)
+    .option(
+      '--quiet-period <duration>',
+      'write pause to wait for (0 = crash-consistent now)',
+      `${DEFAULT_QUIET_PERIOD_MS / 1000}s`,
+    )
+    .option(
+      '--timeout <duration>',
+      'give up (and fail) after this long without such a pause',
+      `${DEFAULT_QUIESCE_TIMEOUT_MS / 1000}s`,
+    )
     .option('--json', 'print the snapshot as JSON')
     .action(async (o: ApiOpts & { lun: string; quietPeriod: string; timeout: string; json?: boolean }) => {
       const lun = lunNumber(o.lun);
@@ -52,8 +64,14 @@ export function registerSnapshot(program: Command): void {
       const timeoutMs = parseDuration(o.timeout, '--timeout');
       const s = await (await client(o)).createSnapshot(lun, { quietPeriodMs, timeoutMs });
       if (o.json) return out(JSON.stringify(s));
-      out(`snapshot ${s.id} of LUN ${s.sourceLun} is LUN ${s.lun}: taken ${s.takenAt} (${s.mode}) after waiting ${s.waitedMs} ms`);
-      out(`change id ${s.changeId}: \`ferry snapshot changed --lun ${s.sourceLun} --since ${s.changeId}\` works after the snapshot is deleted`);
+      out(
+        `snapshot ${s.id} of LUN ${s.sourceLun} is LUN ${s.lun}: taken ${s.takenAt} (${s.mode}) after waiting ` +
+          `${s.waitedMs} ms`,
+      );
+      out(
+        `change id ${s.changeId}: \`ferry snapshot changed --lun ${s.sourceLun} --since ${s.changeId}\` works after ` +
+          `the snapshot is deleted`,
+      );
     });
 
   withApi(snap.command('ls'))
@@ -63,9 +81,28 @@ export function registerSnapshot(program: Command): void {
     .action(async (o: ApiOpts & { lun?: string; json?: boolean }) => {
       const list = await (await client(o)).listSnapshots(o.lun === undefined ? undefined : lunNumber(o.lun));
       if (o.json) return out(JSON.stringify(list));
-      const rows = [['ID', 'LUN', 'SOURCE', 'TAKEN', 'MODE', 'WAITED'], ...list.map((s) => [s.id, String(s.lun), String(s.sourceLun), s.takenAt, s.mode, s.waitedMs === null ? '-' : `${s.waitedMs} ms`])];
+      const rows = [
+        ['ID', 'LUN', 'SOURCE', 'TAKEN', 'MODE', 'WAITED'],
+        ...list.map((s) => [
+          s.id,
+          String(s.lun),
+          String(s.sourceLun),
+          s.takenAt,
+          s.mode,
+          s.waitedMs === null ? '-' : `${s.waitedMs} ms`,
+        ]),
+      ];
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      out(rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n'));
+      out(
+        rows
+          .map((r) =>
+            r
+              .map((c, i) => c.padEnd(widths[i]))
+              .join('  ')
+              .trimEnd(),
+          )
+          .join('\n'),
+      );
     });
 
   withApi(snap.command('rm'))
@@ -77,14 +114,20 @@ export function registerSnapshot(program: Command): void {
     });
 
   withApi(snap.command('changed'))
-    .description('blocks of a disk LUN changed since a change id (changed-block tracking), as [lba, blockCount] extents')
+    .description(
+      'blocks of a disk LUN changed since a change id (changed-block tracking), as [lba, blockCount] extents',
+    )
     .requiredOption('--lun <n>', 'disk LUN')
     .requiredOption('--since <id>', 'change id (or the id of the snapshot that started it, deleted or not)')
     .option('--until <id>', 'a later change id or snapshot instead of now')
     .option('--json', 'print {"granularity", "blockSize", "extents"}')
     .action(async (o: ApiOpts & { lun: string; since: string; until?: string; json?: boolean }) => {
       const c = await (await client(o)).changedSince(lunNumber(o.lun), o.since, { until: o.until });
-      if (c.tracking === 'lost') process.stderr.write(`ferry: warning: changed-block tracking was lost (${c.reason}); the whole LUN is reported, back it up in full\n`);
+      if (c.tracking === 'lost')
+        process.stderr.write(
+          `ferry: warning: changed-block tracking was lost (${c.reason}); the whole LUN is reported, back it up in ` +
+            `full\n`,
+        );
       if (o.json) {
         const extents = c.extents.map((e) => [e.lba, e.blocks]);
         const body: Record<string, unknown> = { granularity: c.granularity, blockSize: c.blockSize, extents };
@@ -93,7 +136,10 @@ export function registerSnapshot(program: Command): void {
         return out(JSON.stringify(body));
       }
       const blocks = c.extents.reduce((n, e) => n + e.blocks, 0);
-      const lines = [`${c.extents.length} extent(s), ${blocks} block(s) (${formatBytes(blocks * c.blockSize)}) changed since ${o.since} at ${formatBytes(c.granularity)} granularity`];
+      const lines = [
+        `${c.extents.length} extent(s), ${blocks} block(s) (${formatBytes(blocks * c.blockSize)}) changed since ` +
+          `${o.since} at ${formatBytes(c.granularity)} granularity`,
+      ];
       for (const e of c.extents) lines.push(`  lba ${e.lba}  blocks ${e.blocks}`);
       out(lines.join('\n'));
     });
@@ -115,10 +161,29 @@ export function registerSnapshot(program: Command): void {
     .action(async (o: ApiOpts & { lun: string; json?: boolean }) => {
       const t = await (await client(o)).changeTracking(lunNumber(o.lun));
       if (o.json) return out(JSON.stringify(t));
-      const lines = [`LUN ${t.lun}: ${t.epochs.length} of at most ${t.maxEpochs} epochs at ${formatBytes(t.granularity)} granularity, ${formatBytes(t.bytes)} of bitmaps`];
-      const rows = [['CHANGE ID', 'STARTED', 'SNAPSHOT', 'NOTE'], ...t.epochs.map((e) => [e.changeId, e.startedAt, e.snapshotId ?? '-', e.lost ? `lost: ${e.lost}` : e.merged.length ? `also ${e.merged.join(', ')}` : ''])];
+      const lines = [
+        `LUN ${t.lun}: ${t.epochs.length} of at most ${t.maxEpochs} epochs at ${formatBytes(t.granularity)} ` +
+          `granularity, ${formatBytes(t.bytes)} of bitmaps`,
+      ];
+      const rows = [
+        ['CHANGE ID', 'STARTED', 'SNAPSHOT', 'NOTE'],
+        ...t.epochs.map((e) => [
+          e.changeId,
+          e.startedAt,
+          e.snapshotId ?? '-',
+          e.lost ? `lost: ${e.lost}` : e.merged.length ? `also ${e.merged.join(', ')}` : '',
+        ]),
+      ];
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      if (t.epochs.length) lines.push(...rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()));
+      if (t.epochs.length)
+        lines.push(
+          ...rows.map((r) =>
+            r
+              .map((c, i) => c.padEnd(widths[i]))
+              .join('  ')
+              .trimEnd(),
+          ),
+        );
       out(lines.join('\n'));
     });
 }

@@ -15,7 +15,9 @@ interface UpFlags {
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .summary('start every role in this process (storage node, tape library, data mover, backup server) and leave it running')
+    .summary(
+      'start every role in this process (storage node, tape library, data mover, backup server) and leave it running',
+    )
     .description(
       'The all-in-one site over --dir: a storage node with a disk LUN, snapshots and its\n' +
         'management API; a tape library on the same target (changer, two drives, eight cartridges);\n' +
@@ -42,16 +44,25 @@ export function registerUp(program: Command): void {
       });
       const rel = relative(process.cwd(), up.connectionFile) || up.connectionFile;
       if (f.json) {
-        process.stdout.write(`${JSON.stringify({ url: up.server.api.url, connectionFile: up.connectionFile, volume: up.volume, dir: up.dir })}\n`);
+        process.stdout.write(
+          JSON.stringify({
+            url: up.server.api.url,
+            connectionFile: up.connectionFile,
+            volume: up.volume,
+            dir: up.dir,
+          }) + '\n',
+        );
       } else {
         process.stdout.write(
           `Ferry is up in ${up.dir}\n` +
             `  backup server   ${up.server.api.url}  (connection file ${rel})\n` +
-            `  storage node    iscsi://${up.node.address.host}:${up.node.address.port}  volume ${up.volume}, API http://${up.node.api!.host}:${up.node.api!.port}\n` +
+            `  storage node    iscsi://${up.node.address.host}:${up.node.address.port}  volume ${up.volume}, API ` +
+            `http://${up.node.api!.host}:${up.node.api!.port}\n` +
             `  tape library    changer + 2 drives on the same target, pool "default"\n` +
             `  data mover      iscsi://${up.mover.address.host}:${up.mover.address.port}\n\n` +
             'Try, in another shell from this directory:\n' +
-            `  ferry backup ${up.volume}\n  ferry sets\n  ferry restore 1 --to store:new\n  ferry jobs\n\nCtrl-C stops everything.\n`,
+            `  ferry backup ${up.volume}\n  ferry sets\n  ferry restore 1 --to store:new\n  ferry jobs\n\nCtrl-C ` +
+            `stops everything.\n`,
         );
       }
       await new Promise<void>((resolve) => {

@@ -24,12 +24,18 @@ test('ferry vtl ls: every slot barcode, blank until loaded, then use, files and 
     await runCdb(d, T.buildWriteFilemarks6(1));
     await lib.close();
     const rows = await listVtl(dir);
-    assert.deepEqual(rows.map((r) => [r.barcode, r.location, r.created]), [
-      ['FER003L8', 'drive 0', true],
-      ['FER001L8', 'slot 0', false],
-      ['FER002L8', 'slot 1', false],
-    ]);
-    assert.deepEqual([rows[0].usedBytes, rows[0].files, rows[0].objects, rows[0].loadCount, rows[0].label], [label.length + 4096, 2, 4, 1, 'FERRY-VOL1 FER003L8 2026-11-24']);
+    assert.deepEqual(
+      rows.map((r) => [r.barcode, r.location, r.created]),
+      [
+        ['FER003L8', 'drive 0', true],
+        ['FER001L8', 'slot 0', false],
+        ['FER002L8', 'slot 1', false],
+      ],
+    );
+    assert.deepEqual(
+      [rows[0].usedBytes, rows[0].files, rows[0].objects, rows[0].loadCount, rows[0].label],
+      [label.length + 4096, 2, 4, 1, 'FERRY-VOL1 FER003L8 2026-11-24'],
+    );
     const out = execFileSync(process.execPath, ['bin/ferry.mjs', 'vtl', 'ls', dir, '--json'], { encoding: 'utf8' });
     const json = JSON.parse(out) as CartridgeListing[];
     assert.equal(json.length, 3);
@@ -45,14 +51,21 @@ test('ferry vtl ls: every slot barcode, blank until loaded, then use, files and 
 test('ferry vtl ls on a directory of loose cartridges (no library.json)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-vtl-ls-'));
   try {
-    const c = await Cartridge.create(join(dir, 'one.cart'), { barcode: 'ONE', capacityBytes: 1 << 20, writeProtected: true });
+    const c = await Cartridge.create(join(dir, 'one.cart'), {
+      barcode: 'ONE',
+      capacityBytes: 1 << 20,
+      writeProtected: true,
+    });
     await c.close();
     const d = await Cartridge.open(join(dir, 'one.cart'));
     await d.updateLabel({ writeProtected: false });
     await d.append(ObjectKind.DATA, 2, 512, new Uint8Array(1024));
     await d.close();
     const rows = await listVtl(dir);
-    assert.deepEqual(rows.map((r) => [r.barcode, r.location, r.elementAddress, r.usedBytes, r.objects, r.writeProtected, r.label]), [['ONE', '', null, 1024, 2, false, '']]);
+    assert.deepEqual(
+      rows.map((r) => [r.barcode, r.location, r.elementAddress, r.usedBytes, r.objects, r.writeProtected, r.label]),
+      [['ONE', '', null, 1024, 2, false, '']],
+    );
     await assert.rejects(listVtl(join(dir, 'missing')), /cannot read/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -24,10 +24,33 @@ export interface CartridgeListing {
   label: string;
 }
 
-const WHERE: Record<Element['kind'], string> = { storage: 'slot', drive: 'drive', 'import-export': 'mail slot', transport: 'picker' };
+const WHERE: Record<Element['kind'], string> = {
+  storage: 'slot',
+  drive: 'drive',
+  'import-export': 'mail slot',
+  transport: 'picker',
+};
 
-async function describe(path: string, barcode: string, location: string, address: number | null, capacityIfBlank: number): Promise<CartridgeListing> {
-  const row: CartridgeListing = { barcode, location, elementAddress: address, created: false, usedBytes: 0, capacityBytes: capacityIfBlank, files: 0, objects: 0, writeProtected: false, loadCount: 0, label: '' };
+async function describe(
+  path: string,
+  barcode: string,
+  location: string,
+  address: number | null,
+  capacityIfBlank: number,
+): Promise<CartridgeListing> {
+  const row: CartridgeListing = {
+    barcode,
+    location,
+    elementAddress: address,
+    created: false,
+    usedBytes: 0,
+    capacityBytes: capacityIfBlank,
+    files: 0,
+    objects: 0,
+    writeProtected: false,
+    loadCount: 0,
+    label: '',
+  };
   try {
     await stat(path);
   } catch {
@@ -73,7 +96,15 @@ export async function listVtl(dir: string): Promise<CartridgeListing[]> {
     for (const e of inv.elements()) {
       if (!e.barcode) continue;
       seen.add(`${e.barcode}.cart`);
-      rows.push(await describe(inv.cartridgePath(e.barcode), e.barcode, `${WHERE[e.kind]} ${e.index}`, e.address, inv.cartridgeSizeBytes));
+      rows.push(
+        await describe(
+          inv.cartridgePath(e.barcode),
+          e.barcode,
+          `${WHERE[e.kind]} ${e.index}`,
+          e.address,
+          inv.cartridgeSizeBytes,
+        ),
+      );
     }
   }
   let names: string[];
@@ -96,7 +127,10 @@ export function registerVtl(program: Command): void {
     .summary('list cartridges: barcode, where they are, use, label')
     .argument('<dir>', 'library directory (made by ferry target --library DIR) or a directory of .cart files')
     .option('--json', 'print JSON (one array of cartridges)')
-    .addHelpText('after', '\nExamples:\n  ferry vtl ls ./vtl\n  ferry vtl ls ./vtl --json | jq \'.[] | select(.files > 0)\'')
+    .addHelpText(
+      'after',
+      "\nExamples:\n  ferry vtl ls ./vtl\n  ferry vtl ls ./vtl --json | jq '.[] | select(.files > 0)'",
+    )
     .action(async (dir: string, opts: { json?: boolean }) => {
       const rows = await listVtl(dir);
       if (opts.json) {
@@ -118,6 +152,12 @@ export function registerVtl(program: Command): void {
         ]);
       }
       const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
-      for (const row of table) process.stdout.write(row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd() + '\n');
+      for (const row of table)
+        process.stdout.write(
+          row
+            .map((c, i) => c.padEnd(widths[i]))
+            .join('  ')
+            .trimEnd() + '\n',
+        );
     });
 }

@@ -81,7 +81,8 @@ export function checkDemoSize(sizeBytes: number): void {
   if (sizeBytes > MAX_DEMO_BYTES) throw new UsageError(`--size is at most ${MAX_DEMO_BYTES / 1024 ** 3}G`);
 }
 
-const mbps = (bytes: number, seconds: number): number => (seconds > 0 ? Math.round((bytes / 1e6 / seconds) * 10) / 10 : 0);
+const mbps = (bytes: number, seconds: number): number =>
+  seconds > 0 ? Math.round((bytes / 1e6 / seconds) * 10) / 10 : 0;
 const round = (s: number): number => Math.round(s * 1000) / 1000;
 
 function checkAbort(signal?: AbortSignal): void {
@@ -89,17 +90,34 @@ function checkAbort(signal?: AbortSignal): void {
 }
 
 /** Wait for a job, reporting its progress; throws when it does not end `done`. */
-async function follow(client: ServerClient, job: JobView, phase: DemoPhase, opts: DemoOptions): Promise<{ view: JobView; seconds: number }> {
+async function follow(
+  client: ServerClient,
+  job: JobView,
+  phase: DemoPhase,
+  opts: DemoOptions,
+): Promise<{ view: JobView; seconds: number }> {
   const t0 = performance.now();
   let last = '';
   for (;;) {
     const v = await client.getJob(job.id);
     const p = v.progress;
-    const note = p.waitingFor ? `${p.waitingFor}${p.lastWriteMsAgo !== null ? ` — last write ${(p.lastWriteMsAgo / 1000).toFixed(1)} s ago` : ''}` : p.phase;
-    opts.onEvent?.({ kind: 'progress', phase, doneBytes: p.bytesDone, totalBytes: Math.max(p.bytesTotal, 1), note: note !== last ? note : undefined });
+    const note = p.waitingFor
+      ? p.waitingFor + (p.lastWriteMsAgo !== null ? ` — last write ${(p.lastWriteMsAgo / 1000).toFixed(1)} s ago` : '')
+      : p.phase;
+    opts.onEvent?.({
+      kind: 'progress',
+      phase,
+      doneBytes: p.bytesDone,
+      totalBytes: Math.max(p.bytesTotal, 1),
+      note: note !== last ? note : undefined,
+    });
     last = note;
     if (v.state === 'done') return { view: v, seconds: (performance.now() - t0) / 1000 };
-    if (v.state === 'failed' || v.state === 'canceled') throw new FerryError('ERR_DEMO_JOB', `${phase}: job ${v.id} ${v.state}: ${v.error?.message ?? 'no reason given'}`);
+    if (v.state === 'failed' || v.state === 'canceled')
+      throw new FerryError(
+        'ERR_DEMO_JOB',
+        `${phase}: job ${v.id} ${v.state}: ${v.error?.message ?? 'no reason given'}`,
+      );
     if (opts.signal?.aborted) {
       await client.cancel(job.id).catch(() => undefined);
       checkAbort(opts.signal);
@@ -108,7 +126,13 @@ async function follow(client: ServerClient, job: JobView, phase: DemoPhase, opts
   }
 }
 
-const demoJob = (v: JobView, seconds: number): DemoJob => ({ job: v.id, set: v.set, state: v.state, bytes: v.bytes, seconds: round(seconds) });
+const demoJob = (v: JobView, seconds: number): DemoJob => ({
+  job: v.id,
+  set: v.set,
+  state: v.state,
+  bytes: v.bytes,
+  seconds: round(seconds),
+});
 
 export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   checkDemoSize(opts.sizeBytes);
@@ -118,7 +142,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   // What `ferry up` keeps in the directory: disk0.img and its snapshot store, luns/, library/, the catalog, tokens.
   const owned = /^(disk0\.img.*|luns|library|catalog\.db.*|server\.json|server\.token|node\.token)$/;
   const clean = async () => {
-    for (const f of await readdir(dir).catch(() => [])) if (owned.test(f)) await rm(join(dir, f), { recursive: true, force: true });
+    for (const f of await readdir(dir).catch(() => []))
+      if (owned.test(f)) await rm(join(dir, f), { recursive: true, force: true });
   };
   await clean(); // a fresh site each run
   const started = performance.now();
@@ -150,11 +175,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const share = Math.floor(opts.sizeBytes / DEMO_WORKSTATIONS / 512) * 512;
     const disks: RemoteBlockDevice[] = [];
     for (let i = 0; i < DEMO_WORKSTATIONS; i++) {
-      const s = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: `iqn.2026-11.dev.ferry:demo-ws${i + 1}`, targetName: UP_IQN });
+      const s = await InitiatorSession.login({
+        host: portal.host,
+        port: portal.port,
+        initiatorName: `iqn.2026-11.dev.ferry:demo-ws${i + 1}`,
+        targetName: UP_IQN,
+      });
       sessions.push(s);
       disks.push(await RemoteBlockDevice.open(s, lun));
     }
-    say('write', `${DEMO_WORKSTATIONS} workstations write ${opts.sizeBytes / (1 << 20)} MiB of random data to ${volume}, one iSCSI session each`);
+    say(
+      'write',
+      `${DEMO_WORKSTATIONS} workstations write ${opts.sizeBytes / (1 << 20)} MiB of random data to ${volume}, one ` +
+        `iSCSI session each`,
+    );
     const tw = performance.now();
     let written = 0;
     await Promise.all(
@@ -175,8 +209,19 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const writeSeconds = (performance.now() - tw) / 1000;
 
     // 2. Full backup while one workstation is still writing: the server waits for the quiet period.
-    say('backup', `full backup of ${volume}: the server waits for ${opts.quietPeriodMs / 1000} s without writes (workstation 1 is still writing)`);
-    const full = await client.startBackup({ volume, mode: 'image', level: 'full', quietPeriodMs: opts.quietPeriodMs, timeoutMs: opts.timeoutMs });
+    say(
+      'backup',
+      `full backup of ${volume}: the server waits for ${opts.quietPeriodMs / 1000} s without writes (workstation ` +
+        `1 is ` +
+        `still writing)`,
+    );
+    const full = await client.startBackup({
+      volume,
+      mode: 'image',
+      level: 'full',
+      quietPeriodMs: opts.quietPeriodMs,
+      timeoutMs: opts.timeoutMs,
+    });
     const keepWriting = Date.now() + Math.max(1500, 2 * opts.quietPeriodMs);
     const trickle = (async () => {
       while (Date.now() < keepWriting && !opts.signal?.aborted) {
@@ -190,7 +235,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     })();
     const fullDone = await follow(client, full, 'backup', opts);
     await trickle;
-    const quietWait = fullDone.view.result && typeof fullDone.view.result.quietWaitMs === 'number' ? fullDone.view.result.quietWaitMs / 1000 : 0;
+    const quietWait =
+      fullDone.view.result && typeof fullDone.view.result.quietWaitMs === 'number'
+        ? fullDone.view.result.quietWaitMs / 1000
+        : 0;
     checkAbort(opts.signal);
 
     // 3. More writes, then an incremental.
@@ -207,18 +255,42 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         await d.flush();
       }),
     );
-    say('incremental', `the workstations change ${changed / 1024} KiB; incremental backup of ${volume} (changed blocks only)`);
-    const inc = await follow(client, await client.startBackup({ volume, level: 'incremental', quietPeriodMs: opts.quietPeriodMs, timeoutMs: opts.timeoutMs }), 'incremental', opts);
+    say(
+      'incremental',
+      `the workstations change ${changed / 1024} KiB; incremental backup of ${volume} (changed blocks only)`,
+    );
+    const inc = await follow(
+      client,
+      await client.startBackup({
+        volume,
+        level: 'incremental',
+        quietPeriodMs: opts.quietPeriodMs,
+        timeoutMs: opts.timeoutMs,
+      }),
+      'incremental',
+      opts,
+    );
     const expected = createHash('sha256').update(mirror).digest('hex');
     checkAbort(opts.signal);
 
     // 4. Restore the chain (full, then incremental) to a new LUN.
     say('restore', `restore of set ${inc.view.set} (the full, then the incremental) to a new LUN on store`);
-    const rest = await follow(client, await client.startRestore({ set: inc.view.set!, to: 'store:new' }), 'restore', opts);
+    const rest = await follow(
+      client,
+      await client.startRestore({ set: inc.view.set!, to: 'store:new' }),
+      'restore',
+      opts,
+    );
     const restoredLun = rest.view.result!.lun as number;
-    const restoredOnNode = (await up.node.snapshots.digest(restoredLun, [{ lba: 0, blocks: opts.sizeBytes / 512 }])).sha256;
+    const restoredOnNode = (await up.node.snapshots.digest(restoredLun, [{ lba: 0, blocks: opts.sizeBytes / 512 }]))
+      .sha256;
     // A workstation reads the restored LUN back over iSCSI as an independent check.
-    const vs = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: 'iqn.2026-11.dev.ferry:demo-check', targetName: UP_IQN });
+    const vs = await InitiatorSession.login({
+      host: portal.host,
+      port: portal.port,
+      initiatorName: 'iqn.2026-11.dev.ferry:demo-check',
+      targetName: UP_IQN,
+    });
     sessions.push(vs);
     const vd = await RemoteBlockDevice.open(vs, restoredLun, { readOnly: true });
     const h = createHash('sha256');
@@ -231,7 +303,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const restoredOverIscsi = h.digest('hex');
 
     // 5. Verify where the data lives.
-    say('verify', `verify of set ${inc.view.set}: the tape node digests the set's blocks, compared with the storage node's digest of the snapshot`);
+    say(
+      'verify',
+      `verify of set ${inc.view.set}: the tape node digests the set's blocks, compared with the storage node's ` +
+        `digest ` +
+        `of the snapshot`,
+    );
     const v = await follow(client, await client.startVerify({ set: inc.view.set! }), 'verify', opts);
     const verify: DemoResult['verify'] = { job: v.view.id, ok: v.view.result?.ok === true };
 

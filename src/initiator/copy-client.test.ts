@@ -61,9 +61,23 @@ async function world(holdStatusMs: number, o: { delayStartMs?: number; onStatusS
   luns.forEach((lu, i) => target.addLun(i, lu));
   const server = new TargetServer({ targets: [target] });
   const { port } = await server.listen('127.0.0.1', 0);
-  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:cc-i', targetName: IQN });
-  const naa = async (lun: number) => decodeDeviceIdentificationPage((await s.command(lun, inquiry(255, 0x83), { inLength: 255 })).data).find((d) => d.designatorType === 3)!;
-  const disk = async (lun: number): Promise<CscdInput> => ({ ...(await naa(lun)), peripheralDeviceType: 0, pad: false, fixed: false, blockLength: 512 });
+  const s = await InitiatorSession.login({
+    host: '127.0.0.1',
+    port,
+    initiatorName: 'iqn.2026-11.dev.ferry:cc-i',
+    targetName: IQN,
+  });
+  const naa = async (lun: number) =>
+    decodeDeviceIdentificationPage((await s.command(lun, inquiry(255, 0x83), { inLength: 255 })).data).find(
+      (d) => d.designatorType === 3,
+    )!;
+  const disk = async (lun: number): Promise<CscdInput> => ({
+    ...(await naa(lun)),
+    peripheralDeviceType: 0,
+    pad: false,
+    fixed: false,
+    blockLength: 512,
+  });
   const cscds = [await disk(0), await disk(1)];
   return {
     s,
@@ -77,29 +91,47 @@ async function world(holdStatusMs: number, o: { delayStartMs?: number; onStatusS
   };
 }
 
-test('copy client: a poll that takes the final COPY STATUS before the EXTENDED COPY status is not lost (20 runs)', async () => {
-  const w = await world(120);
-  try {
-    const client = new CopyClient(w.s, 0);
-    for (let run = 0; run < 20; run++) {
-      const listId = (run % 250) + 1;
-      const list = encodeXcopyParameterList({
-        header: { listId, str: false, listIdUsage: 0, priority: 0 },
-        cscds: w.cscds,
-        segments: [{ type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: BLOCKS, sourceLba: 0, destinationLba: 0 }],
-      });
-      const out = await client.run(list, { listId, pollMs: 5 });
-      assert.equal(out.transferBytes, BLOCKS * 512, `run ${run}`);
-      assert.equal(out.segmentsProcessed, 1);
-      // The window was hit: the final status came from a poll, and the copy manager holds no more.
-      assert.equal(out.finalFromPoll, true, `run ${run}: no poll landed in the window`);
-      assert.equal(await client.copyStatus(listId), undefined, 'asking again finds no held status (what failed the old demo)');
+test(
+  'copy client: a poll that takes the final COPY STATUS before the EXTENDED COPY status is not lost (20 ' + 'runs)',
+  async () => {
+    const w = await world(120);
+    try {
+      const client = new CopyClient(w.s, 0);
+      for (let run = 0; run < 20; run++) {
+        const listId = (run % 250) + 1;
+        const list = encodeXcopyParameterList({
+          header: { listId, str: false, listIdUsage: 0, priority: 0 },
+          cscds: w.cscds,
+          segments: [
+            {
+              type: 0x02,
+              cat: false,
+              dc: false,
+              source: 0,
+              destination: 1,
+              blockCount: BLOCKS,
+              sourceLba: 0,
+              destinationLba: 0,
+            },
+          ],
+        });
+        const out = await client.run(list, { listId, pollMs: 5 });
+        assert.equal(out.transferBytes, BLOCKS * 512, `run ${run}`);
+        assert.equal(out.segmentsProcessed, 1);
+        // The window was hit: the final status came from a poll, and the copy manager holds no more.
+        assert.equal(out.finalFromPoll, true, `run ${run}: no poll landed in the window`);
+        assert.equal(
+          await client.copyStatus(listId),
+          undefined,
+          'asking again finds no held status (what failed the old demo)',
+        );
+      }
+      assert.deepEqual(Buffer.from(w.dst.bytes), Buffer.from(w.src.bytes));
+    } finally {
+      await w.close();
     }
-    assert.deepEqual(Buffer.from(w.dst.bytes), Buffer.from(w.src.bytes));
-  } finally {
-    await w.close();
-  }
-});
+  },
+);
 
 test('copy client: without the window the final COPY STATUS is read after GOOD', async () => {
   const w = await world(0);
@@ -107,7 +139,18 @@ test('copy client: without the window the final COPY STATUS is read after GOOD',
     const list = encodeXcopyParameterList({
       header: { listId: 9, str: false, listIdUsage: 0, priority: 0 },
       cscds: w.cscds,
-      segments: [{ type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: 64, sourceLba: 0, destinationLba: 0 }],
+      segments: [
+        {
+          type: 0x02,
+          cat: false,
+          dc: false,
+          source: 0,
+          destination: 1,
+          blockCount: 64,
+          sourceLba: 0,
+          destinationLba: 0,
+        },
+      ],
     });
     const out = await new CopyClient(w.s, 0).run(list, { listId: 9, pollMs: 10_000 });
     assert.deepEqual([out.transferBytes, out.polls, out.finalFromPoll], [64 * 512, 0, false]);
@@ -123,8 +166,26 @@ test('copy client: a failed copy names the segment, the sense in words and the d
       header: { listId: 3, str: false, listIdUsage: 0, priority: 0 },
       cscds: w.cscds,
       segments: [
-        { type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: 8, sourceLba: 0, destinationLba: 0 },
-        { type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: 8, sourceLba: 0, destinationLba: BLOCKS - 4 },
+        {
+          type: 0x02,
+          cat: false,
+          dc: false,
+          source: 0,
+          destination: 1,
+          blockCount: 8,
+          sourceLba: 0,
+          destinationLba: 0,
+        },
+        {
+          type: 0x02,
+          cat: false,
+          dc: false,
+          source: 0,
+          destination: 1,
+          blockCount: 8,
+          sourceLba: 0,
+          destinationLba: BLOCKS - 4,
+        },
       ],
     });
     const err = await new CopyClient(w.s, 0).run(list, { listId: 3, what: 'backup of store:0' }).then(
@@ -134,7 +195,14 @@ test('copy client: a failed copy names the segment, the sense in words and the d
     assert.ok(err instanceof CopyFailedError, String(err));
     assert.equal(err.segment, 1);
     assert.equal(err.culprit, 'destination');
-    assert.match(err.message, /^backup of store:0: EXTENDED COPY ended with CHECK CONDITION, COPY ABORTED: COPY TARGET DEVICE NOT REACHABLE \(a\/0d\/02\), at segment 1, the copy destination reported ILLEGAL REQUEST: LBA OUT OF RANGE \(5\/21\/00\)\./);
+    assert.match(
+      err.message,
+      new RegExp(
+        String.raw`^backup of store:0: EXTENDED COPY ended with CHECK CONDITION, COPY ABORTED: ` +
+          String.raw`COPY TARGET DEVICE NOT REACHABLE \(a\/0d\/02\), at segment 1, ` +
+          String.raw`the copy destination reported ILLEGAL REQUEST: LBA OUT OF RANGE \(5\/21\/00\)\.`,
+      ),
+    );
   } finally {
     await w.close();
   }
@@ -160,7 +228,18 @@ test('copy client: canceling a running copy sends ABORT TASK and returns without
     const list = encodeXcopyParameterList({
       header: { listId: 4, str: false, listIdUsage: 0, priority: 0 },
       cscds: w.cscds,
-      segments: [{ type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: 64, sourceLba: 0, destinationLba: 0 }],
+      segments: [
+        {
+          type: 0x02,
+          cat: false,
+          dc: false,
+          source: 0,
+          destination: 1,
+          blockCount: 64,
+          sourceLba: 0,
+          destinationLba: 0,
+        },
+      ],
     });
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 50);
@@ -175,31 +254,53 @@ test('copy client: canceling a running copy sends ABORT TASK and returns without
     // Once the delayed start has passed, the aborted task's copy did not run.
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal(statusSent, false);
-    assert.ok(w.dst.bytes.every((b) => b === 0), 'the destination was not written');
+    assert.ok(
+      w.dst.bytes.every((b) => b === 0),
+      'the destination was not written',
+    );
   } finally {
     await w.close();
   }
 });
 
-test('copy client: a copy that makes no progress for stallMs is aborted (ABORT TASK) and reported as stalled', async () => {
-  let statusSent = false;
-  const w = await world(0, { delayStartMs: 1500, onStatusSent: () => (statusSent = true) });
-  try {
-    const list = encodeXcopyParameterList({
-      header: { listId: 5, str: false, listIdUsage: 0, priority: 0 },
-      cscds: w.cscds,
-      segments: [{ type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: 64, sourceLba: 0, destinationLba: 0 }],
-    });
-    const err = await new CopyClient(w.s, 0).run(list, { listId: 5, pollMs: 10, stallMs: 200, what: 'backup of store:0' }).then(
-      () => assert.fail('expected ERR_COPY_STALLED'),
-      (e: unknown) => e as { code?: string; message: string },
-    );
-    assert.equal(err.code, 'ERR_COPY_STALLED');
-    assert.match(err.message, /^backup of store:0: the copy manager reported no progress for 0.2 s \(at 0 bytes\)/);
-    await new Promise((r) => setTimeout(r, 2000));
-    assert.equal(statusSent, false, 'the stalled copy was aborted before it started');
-    assert.ok(w.dst.bytes.every((b) => b === 0), 'the destination was not written');
-  } finally {
-    await w.close();
-  }
-});
+test(
+  'copy client: a copy that makes no progress for stallMs is aborted (ABORT TASK) and reported as ' + 'stalled',
+  async () => {
+    let statusSent = false;
+    const w = await world(0, { delayStartMs: 1500, onStatusSent: () => (statusSent = true) });
+    try {
+      const list = encodeXcopyParameterList({
+        header: { listId: 5, str: false, listIdUsage: 0, priority: 0 },
+        cscds: w.cscds,
+        segments: [
+          {
+            type: 0x02,
+            cat: false,
+            dc: false,
+            source: 0,
+            destination: 1,
+            blockCount: 64,
+            sourceLba: 0,
+            destinationLba: 0,
+          },
+        ],
+      });
+      const err = await new CopyClient(w.s, 0)
+        .run(list, { listId: 5, pollMs: 10, stallMs: 200, what: 'backup of store:0' })
+        .then(
+          () => assert.fail('expected ERR_COPY_STALLED'),
+          (e: unknown) => e as { code?: string; message: string },
+        );
+      assert.equal(err.code, 'ERR_COPY_STALLED');
+      assert.match(err.message, /^backup of store:0: the copy manager reported no progress for 0.2 s \(at 0 bytes\)/);
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.equal(statusSent, false, 'the stalled copy was aborted before it started');
+      assert.ok(
+        w.dst.bytes.every((b) => b === 0),
+        'the destination was not written',
+      );
+    } finally {
+      await w.close();
+    }
+  },
+);

@@ -64,9 +64,15 @@ export class CopyFailedError extends FerryError {
     }));
     // SPC-5 5.17.7.4: the segment number is in the low 16 bits of COMMAND-SPECIFIC INFORMATION
     // (fixed format keeps the forwarded-sense offsets in its upper bytes).
-    const segment = sense?.key === SenseKey.COPY_ABORTED && sense.commandSpecific !== undefined ? sense.commandSpecific & 0xffff : undefined;
+    const segment =
+      sense?.key === SenseKey.COPY_ABORTED && sense.commandSpecific !== undefined
+        ? sense.commandSpecific & 0xffff
+        : undefined;
     const culprit = forwarded[0]?.from ?? 'copy manager';
-    const parts = [`${what}: EXTENDED COPY ended with ${status === ScsiStatus.CHECK_CONDITION ? 'CHECK CONDITION' : `status 0x${status.toString(16)}`}`];
+    const parts = [
+      `${what}: EXTENDED COPY ended with ` +
+        `${status === ScsiStatus.CHECK_CONDITION ? 'CHECK CONDITION' : `status 0x${status.toString(16)}`}`,
+    ];
     if (sense) parts.push(describeSense(sense));
     if (segment !== undefined) parts.push(`at segment ${segment}`);
     for (const f of forwarded) parts.push(`the copy ${f.from} reported ${describeSense(f.sense)}`);
@@ -80,11 +86,16 @@ export class CopyFailedError extends FerryError {
 
 function hint(sense: DecodedSense | undefined, forwarded: Array<{ from: string; sense: DecodedSense }>): string {
   const f = forwarded[0]?.sense;
-  if (f?.key === SenseKey.DATA_PROTECT) return 'The cartridge or LUN is write-protected: use another one or clear the protection.';
-  if (f?.key === SenseKey.VOLUME_OVERFLOW || f?.eom) return 'The cartridge is full: the set must continue on another cartridge.';
-  if (f?.key === SenseKey.NOT_READY) return 'A device was not ready: check that the cartridge is loaded and the LUN exists.';
-  if (sense?.key === SenseKey.COPY_ABORTED && sense.asc === 0x08) return 'The copy manager cannot reach a copy target: check its portals (ferry mover --portal) and the target.';
-  if (sense?.key === SenseKey.ILLEGAL_REQUEST) return 'The copy manager refused the parameter list: this is a Ferry bug, please report it with the job log.';
+  if (f?.key === SenseKey.DATA_PROTECT)
+    return 'The cartridge or LUN is write-protected: use another one or clear the protection.';
+  if (f?.key === SenseKey.VOLUME_OVERFLOW || f?.eom)
+    return 'The cartridge is full: the set must continue on another cartridge.';
+  if (f?.key === SenseKey.NOT_READY)
+    return 'A device was not ready: check that the cartridge is loaded and the LUN exists.';
+  if (sense?.key === SenseKey.COPY_ABORTED && sense.asc === 0x08)
+    return 'The copy manager cannot reach a copy target: check its portals (ferry mover --portal) and the target.';
+  if (sense?.key === SenseKey.ILLEGAL_REQUEST)
+    return 'The copy manager refused the parameter list: this is a Ferry bug, please report it with the job log.';
   return 'See the job log for the device that failed.';
 }
 
@@ -108,16 +119,24 @@ export class CopyClient {
 
   /** RECEIVE COPY RESULTS OPERATING PARAMETERS: the limits a parameter list must keep to. */
   async operatingParameters(): Promise<OperatingParameters> {
-    const r = await this.session.command(this.lun, receiveCopyResults(RcrServiceAction.OPERATING_PARAMETERS, 0, 4096), { inLength: 4096 });
+    const r = await this.session.command(this.lun, receiveCopyResults(RcrServiceAction.OPERATING_PARAMETERS, 0, 4096), {
+      inLength: 4096,
+    });
     return decodeOperatingParameters(r.data);
   }
 
   /** One COPY STATUS poll; undefined when the copy manager holds nothing for the list. */
   async copyStatus(listId: number): Promise<CopyStatus | undefined> {
-    const r = await this.session.command(this.lun, receiveCopyResults(RcrServiceAction.COPY_STATUS, listId, 12), { inLength: 12, allowCheckCondition: true });
+    const r = await this.session.command(this.lun, receiveCopyResults(RcrServiceAction.COPY_STATUS, listId, 12), {
+      inLength: 12,
+      allowCheckCondition: true,
+    });
     if (r.status === ScsiStatus.GOOD) return decodeCopyStatus(r.data);
     if (r.status === ScsiStatus.CHECK_CONDITION && r.sense?.key === SenseKey.ILLEGAL_REQUEST) return undefined;
-    throw new ScsiCommandError(r.status, r.rawSense, { cdb: receiveCopyResults(RcrServiceAction.COPY_STATUS, listId, 12), lun: this.lun });
+    throw new ScsiCommandError(r.status, r.rawSense, {
+      cdb: receiveCopyResults(RcrServiceAction.COPY_STATUS, listId, 12),
+      lun: this.lun,
+    });
   }
 
   /** Send `list` and wait for it to end. Throws CopyFailedError when the copy manager reports a failure. */
@@ -128,7 +147,11 @@ export class CopyClient {
     let ended = false;
     let itt: number | undefined;
     const copy = this.session
-      .command(this.lun, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true, onIssued: (t) => (itt = t) })
+      .command(this.lun, extendedCopy(list.length), {
+        dataOut: list,
+        allowCheckCondition: true,
+        onIssued: (t) => (itt = t),
+      })
       .finally(() => {
         ended = true;
       });
@@ -146,7 +169,11 @@ export class CopyClient {
       const gaveUp = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
       await Promise.race([this.session.abortTask(this.lun, itt).catch(() => undefined), gaveUp]);
     };
-    const stalled = (): FerryError => new FerryError('ERR_COPY_STALLED', `${what}: the copy manager reported no progress for ${opts.stallMs! / 1000} s (at ${last.transferBytes} bytes)`);
+    const stalled = (): FerryError =>
+      new FerryError(
+        'ERR_COPY_STALLED',
+        `${what}: the copy manager reported no progress for ${opts.stallMs! / 1000} s (at ${last.transferBytes} bytes)`,
+      );
     try {
       while (!ended && !final) {
         await Promise.race([
@@ -165,7 +192,8 @@ export class CopyClient {
         }
         if (ended) break;
         const poll = this.copyStatus(opts.listId);
-        const st = opts.stallMs === undefined ? await poll : await within(poll, opts.stallMs - (performance.now() - advancedAt));
+        const st =
+          opts.stallMs === undefined ? await poll : await within(poll, opts.stallMs - (performance.now() - advancedAt));
         if (st === TIMED_OUT || (opts.stallMs !== undefined && performance.now() - advancedAt > opts.stallMs)) {
           poll.catch(() => undefined);
           await abort();
@@ -173,7 +201,8 @@ export class CopyClient {
         }
         polls++;
         if (!st) continue;
-        if (st.transferBytes !== last.transferBytes || st.segmentsProcessed !== last.segmentsProcessed) advancedAt = performance.now();
+        if (st.transferBytes !== last.transferBytes || st.segmentsProcessed !== last.segmentsProcessed)
+          advancedAt = performance.now();
         last = { transferBytes: st.transferBytes, segmentsProcessed: st.segmentsProcessed };
         opts.onProgress?.(last);
         // The copy ended between polls: this answer was its one final report.

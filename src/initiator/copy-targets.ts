@@ -40,7 +40,10 @@ export class PortalCopyTargets implements RemoteCopyTargets {
   private lus: RemoteLu[] = [];
   private discovering?: Promise<void>;
   private lastDiscovery = 0;
-  /** Re-scan the portals on a miss at most this often (default: on every miss, concurrent misses share one scan; a LUN created a moment ago, e.g. a restore to NODE:new, must be found). */
+  /**
+   * Re-scan the portals on a miss at most this often (default: on every miss, concurrent misses share one scan; a LUN
+   * created a moment ago, e.g. a restore to NODE:new, must be found).
+   */
   private readonly rescanMs: number;
 
   constructor(opts: { initiatorName: string; portals: PortalConfig[]; log?: Logger; rescanMs?: number }) {
@@ -74,9 +77,19 @@ export class PortalCopyTargets implements RemoteCopyTargets {
   private async open(lu: RemoteLu): Promise<CopyTarget> {
     const id = `${lu.targetName}#${lu.lun}`; // the same LU through any portal
     if (lu.peripheralDeviceType === 0x01) {
-      return { kind: 'stream', device: await RemoteTapeDevice.open(lu.session, lu.lun), peripheralDeviceType: 1, lu: id };
+      return {
+        kind: 'stream',
+        device: await RemoteTapeDevice.open(lu.session, lu.lun),
+        peripheralDeviceType: 1,
+        lu: id,
+      };
     }
-    return { kind: 'block', device: await RemoteBlockDevice.open(lu.session, lu.lun), peripheralDeviceType: lu.peripheralDeviceType, lu: id };
+    return {
+      kind: 'block',
+      device: await RemoteBlockDevice.open(lu.session, lu.lun),
+      peripheralDeviceType: lu.peripheralDeviceType,
+      lu: id,
+    };
   }
 
   /** Everything found so far (for logs and `ferry mover` startup). */
@@ -102,7 +115,13 @@ export class PortalCopyTargets implements RemoteCopyTargets {
     for (const p of this.portals) {
       let names: string[];
       try {
-        const disc = await InitiatorSession.login({ host: p.host, port: p.port, initiatorName: this.initiatorName, chap: p.chap, mutualChap: p.mutualChap });
+        const disc = await InitiatorSession.login({
+          host: p.host,
+          port: p.port,
+          initiatorName: this.initiatorName,
+          chap: p.chap,
+          mutualChap: p.mutualChap,
+        });
         names = (await disc.sendTargets('All')).map((t) => t.name);
         await disc.logout().catch(() => undefined);
       } catch (err) {
@@ -115,7 +134,14 @@ export class PortalCopyTargets implements RemoteCopyTargets {
           let s = this.sessions.get(key);
           if (s?.closed) s = undefined; // the target restarted since: log in afresh
           if (!s) {
-            s = await InitiatorSession.login({ host: p.host, port: p.port, initiatorName: this.initiatorName, targetName, chap: p.chap, mutualChap: p.mutualChap });
+            s = await InitiatorSession.login({
+              host: p.host,
+              port: p.port,
+              initiatorName: this.initiatorName,
+              targetName,
+              chap: p.chap,
+              mutualChap: p.mutualChap,
+            });
             this.sessions.set(key, s);
           }
           const luns = decodeLunList((await s.command(0, reportLuns(), { inLength: 4096 })).data);
@@ -124,7 +150,14 @@ export class PortalCopyTargets implements RemoteCopyTargets {
               const std = (await s.command(lun, inquiry(96), { inLength: 96 })).data;
               if (std.length < 1 || std[0] >> 5 !== 0) continue; // PERIPHERAL QUALIFIER: connected LUs only
               const vpd = (await s.command(lun, inquiry(255, 0x83), { inLength: 255 })).data;
-              found.push({ key, targetName, lun, peripheralDeviceType: std[0] & 0x1f, designators: decodeDeviceIdentificationPage(vpd), session: s });
+              found.push({
+                key,
+                targetName,
+                lun,
+                peripheralDeviceType: std[0] & 0x1f,
+                designators: decodeDeviceIdentificationPage(vpd),
+                session: s,
+              });
             } catch (err) {
               this.log?.debug({ err, targetName, lun }, 'LU skipped');
             }
@@ -138,7 +171,10 @@ export class PortalCopyTargets implements RemoteCopyTargets {
       }
     }
     this.lus = found;
-    this.log?.info({ lus: found.map((l) => ({ target: l.targetName, lun: l.lun, pdt: l.peripheralDeviceType })) }, 'copy targets discovered');
+    this.log?.info(
+      { lus: found.map((l) => ({ target: l.targetName, lun: l.lun, pdt: l.peripheralDeviceType })) },
+      'copy targets discovered',
+    );
   }
 
   async close(): Promise<void> {

@@ -19,5 +19,11 @@ export function parseIscsiUrl(s: string): IscsiUrl {
   const port = m[4] ? Number(m[4]) : 3260;
   if (port > 65535) throw new UsageError(`port in "${s}" is out of range`);
   const host = m[3].replace(/^\[|\]$/g, '');
-  return { host, port, targetName: decodeURIComponent(m[5]), lun: Number(m[6]), chap: m[1] ? { user: decodeURIComponent(m[1]), secret: decodeURIComponent(m[2] ?? '') } : undefined };
+  return {
+    host,
+    port,
+    targetName: decodeURIComponent(m[5]),
+    lun: Number(m[6]),
+    chap: m[1] ? { user: decodeURIComponent(m[1]), secret: decodeURIComponent(m[2] ?? '') } : undefined,
+  };
 }

@@ -26,7 +26,13 @@ export class RemoteBlockDevice implements BlockDevice {
   readonly blockCount: number;
   readonly readOnly: boolean;
 
-  private constructor(session: InitiatorSession, lun: number, blockSize: number, blockCount: number, readOnly: boolean) {
+  private constructor(
+    session: InitiatorSession,
+    lun: number,
+    blockSize: number,
+    blockCount: number,
+    readOnly: boolean,
+  ) {
     this.session = session;
     this.lun = lun;
     this.blockSize = blockSize;
@@ -34,7 +40,11 @@ export class RemoteBlockDevice implements BlockDevice {
     this.readOnly = readOnly;
   }
 
-  static async open(session: InitiatorSession, lun: number, opts: { readOnly?: boolean } = {}): Promise<RemoteBlockDevice> {
+  static async open(
+    session: InitiatorSession,
+    lun: number,
+    opts: { readOnly?: boolean } = {},
+  ): Promise<RemoteBlockDevice> {
     const cap = decodeReadCapacity16((await session.command(lun, readCapacity16(), { inLength: 32 })).data);
     return new RemoteBlockDevice(session, lun, cap.blockSize, cap.lastLba + 1, opts.readOnly ?? false);
   }
@@ -51,7 +61,11 @@ export class RemoteBlockDevice implements BlockDevice {
     const jobs: Promise<unknown>[] = [];
     for (let off = 0; off < target.length; off += MAX_TRANSFER_BYTES) {
       const n = Math.min(MAX_TRANSFER_BYTES, target.length - off);
-      jobs.push(this.session.command(this.lun, read16(lba + (off / MAX_TRANSFER_BYTES) * per, n / this.blockSize), { into: target.subarray(off, off + n) }));
+      jobs.push(
+        this.session.command(this.lun, read16(lba + (off / MAX_TRANSFER_BYTES) * per, n / this.blockSize), {
+          into: target.subarray(off, off + n),
+        }),
+      );
     }
     await settleAll(jobs);
   }
@@ -63,7 +77,11 @@ export class RemoteBlockDevice implements BlockDevice {
     const jobs: Promise<unknown>[] = [];
     for (let off = 0; off < data.length; off += MAX_TRANSFER_BYTES) {
       const n = Math.min(MAX_TRANSFER_BYTES, data.length - off);
-      jobs.push(this.session.command(this.lun, write16(lba + (off / MAX_TRANSFER_BYTES) * per, n / this.blockSize), { dataOut: data.subarray(off, off + n) }));
+      jobs.push(
+        this.session.command(this.lun, write16(lba + (off / MAX_TRANSFER_BYTES) * per, n / this.blockSize), {
+          dataOut: data.subarray(off, off + n),
+        }),
+      );
     }
     await settleAll(jobs);
   }

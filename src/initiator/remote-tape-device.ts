@@ -31,7 +31,8 @@ export class RemoteTapeDevice implements TapeDevice {
   /**
    * WRITEs carry the ORDERED task attribute (SAM-5 8.6), so the copy engine may keep several
    * in flight and the target still applies them in order. Only on Ferry's own LUs (INQUIRY
-   * vendor FERRY, whose connection starts tasks in CmdSN order per SAM-5 8.6): tgtd, and other targets that queue a WRITE only once its R2T data is in,
+   * vendor FERRY, whose connection starts tasks in CmdSN order per SAM-5 8.6): tgtd, and other targets that queue a
+   * WRITE only once its R2T data is in,
    * apply ORDERED in the order the data completes, so a short WRITE sent whole as immediate data
    * overtakes a longer one before it and the blocks land out of order on tape.
    */
@@ -60,25 +61,35 @@ export class RemoteTapeDevice implements TapeDevice {
     const fixed = this.blockLength !== 0;
     const count = fixed ? target.length / this.blockLength : target.length;
     const cdb = buildRead6(count, { fixed });
-    const r = await this.session.command(this.lun, cdb, { into: target, allowCheckCondition: true, attr: TaskAttr.ORDERED });
+    const r = await this.session.command(this.lun, cdb, {
+      into: target,
+      allowCheckCondition: true,
+      attr: TaskAttr.ORDERED,
+    });
     const where = { cdb, lun: this.lun };
-    if (r.status === ScsiStatus.GOOD) return { kind: 'data', bytes: r.data.length, recordLength: fixed ? this.blockLength : r.data.length };
+    if (r.status === ScsiStatus.GOOD)
+      return { kind: 'data', bytes: r.data.length, recordLength: fixed ? this.blockLength : r.data.length };
     const s = r.sense;
     if (r.status !== ScsiStatus.CHECK_CONDITION || !s) throw new ScsiCommandError(r.status, r.rawSense, where);
     if (s.filemark) {
       // Fixed mode: blocks before the filemark were transferred; INFORMATION = blocks not read.
       const blocks = fixed ? count - (s.info ?? count) : 0;
-      return blocks > 0 ? { kind: 'data', bytes: blocks * this.blockLength, recordLength: this.blockLength } : { kind: 'filemark' };
+      return blocks > 0
+        ? { kind: 'data', bytes: blocks * this.blockLength, recordLength: this.blockLength }
+        : { kind: 'filemark' };
     }
     if (s.key === SenseKey.BLANK_CHECK || (s.key === SenseKey.NO_SENSE && s.eom && !s.ili)) {
       // Fixed mode: blocks before end of data were transferred; INFORMATION = blocks not read (SSC-3 READ(6)).
       const blocks = fixed && s.info !== undefined ? count - s.info : 0;
-      return blocks > 0 ? { kind: 'data', bytes: blocks * this.blockLength, recordLength: this.blockLength } : { kind: 'eod' };
+      return blocks > 0
+        ? { kind: 'data', bytes: blocks * this.blockLength, recordLength: this.blockLength }
+        : { kind: 'eod' };
     }
     if (s.key === SenseKey.NO_SENSE && s.ili) {
       // INFORMATION = requested − actual (negative: the record was longer). SSC-3 4.2.8.
-      const residue = s.info !== undefined ? (s.info | 0) : 0;
-      if (fixed) return { kind: 'data', bytes: target.length - residue * this.blockLength, recordLength: this.blockLength };
+      const residue = s.info !== undefined ? s.info | 0 : 0;
+      if (fixed)
+        return { kind: 'data', bytes: target.length - residue * this.blockLength, recordLength: this.blockLength };
       const recordLength = target.length - residue;
       return { kind: 'data', bytes: Math.min(recordLength, target.length), recordLength };
     }
@@ -95,7 +106,8 @@ export class RemoteTapeDevice implements TapeDevice {
     });
     if (r.status === ScsiStatus.GOOD) return { earlyWarning: false };
     // SSC-3 4.2.5: early warning is NO SENSE with EOM; the data was written.
-    if (r.status === ScsiStatus.CHECK_CONDITION && r.sense?.key === SenseKey.NO_SENSE && r.sense.eom) return { earlyWarning: true };
+    if (r.status === ScsiStatus.CHECK_CONDITION && r.sense?.key === SenseKey.NO_SENSE && r.sense.eom)
+      return { earlyWarning: true };
     throw new ScsiCommandError(r.status, r.rawSense, { cdb, lun: this.lun });
   }
 
@@ -109,7 +121,8 @@ export class RemoteTapeDevice implements TapeDevice {
   }
 
   async space(unit: 'blocks' | 'filemarks' | 'eod', count: number): Promise<void> {
-    const code = unit === 'blocks' ? SpaceCode.BLOCKS : unit === 'filemarks' ? SpaceCode.FILEMARKS : SpaceCode.END_OF_DATA;
+    const code =
+      unit === 'blocks' ? SpaceCode.BLOCKS : unit === 'filemarks' ? SpaceCode.FILEMARKS : SpaceCode.END_OF_DATA;
     await this.session.command(this.lun, buildSpace6(code, count));
   }
 

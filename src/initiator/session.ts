@@ -14,8 +14,23 @@ import { encodeLogoutRequest, decodeLogoutResponse } from '../iscsi/pdu/logout.t
 import { encodeTmfRequest, decodeTmfResponse, TmfFunction } from '../iscsi/pdu/task-mgmt.ts';
 import { decodeReject } from '../iscsi/pdu/reject.ts';
 import { decodeKeyValues, encodeKeyValues, getKey, type KeyValues } from '../iscsi/text-keys.ts';
-import { type SessionParams, defaultParams, initiatorOffers, applyAnswers, DEFAULT_INITIATOR_OFFER, type InitiatorOffer } from '../iscsi/negotiation.ts';
-import { type ChapSecret, CHAP_MD5, chapResponse, decodeBinary, encodeBinary, newChallenge, verifyChapResponse } from '../iscsi/chap.ts';
+import {
+  type SessionParams,
+  defaultParams,
+  initiatorOffers,
+  applyAnswers,
+  DEFAULT_INITIATOR_OFFER,
+  type InitiatorOffer,
+} from '../iscsi/negotiation.ts';
+import {
+  type ChapSecret,
+  CHAP_MD5,
+  chapResponse,
+  decodeBinary,
+  encodeBinary,
+  newChallenge,
+  verifyChapResponse,
+} from '../iscsi/chap.ts';
 import { serialLt, serialAdd } from '../util/serial.ts';
 import { FerryError } from '../util/errors.ts';
 import { ScsiStatus } from '../scsi/task.ts';
@@ -25,7 +40,13 @@ import { commandName } from '../scsi/command-name.ts';
 export class IscsiError extends FerryError {}
 
 /** SAM-5 5.3.1 status codes in words. */
-const STATUS_NAMES: Record<number, string> = { 0x02: 'CHECK CONDITION', 0x08: 'BUSY', 0x18: 'RESERVATION CONFLICT', 0x28: 'TASK SET FULL', 0x40: 'TASK ABORTED' };
+const STATUS_NAMES: Record<number, string> = {
+  0x02: 'CHECK CONDITION',
+  0x08: 'BUSY',
+  0x18: 'RESERVATION CONFLICT',
+  0x28: 'TASK SET FULL',
+  0x40: 'TASK ABORTED',
+};
 
 /** A CHECK CONDITION (or other non-GOOD status) from the target, naming the command when known. */
 export class ScsiCommandError extends FerryError {
@@ -37,7 +58,10 @@ export class ScsiCommandError extends FerryError {
     const s = rawSense.length ? decodeSense(rawSense) : undefined;
     const command = where ? commandName(where.cdb) : undefined;
     const statusText = STATUS_NAMES[status] ?? `SCSI status 0x${status.toString(16)}`;
-    super('ERR_SCSI_STATUS', `${command ? `${command} on LUN ${where!.lun}: ` : ''}${statusText}${s ? `, ${describeSense(s)}` : ''}`);
+    super(
+      'ERR_SCSI_STATUS',
+      `${command ? `${command} on LUN ${where!.lun}: ` : ''}${statusText}${s ? `, ${describeSense(s)}` : ''}`,
+    );
     this.status = status;
     this.sense = s;
     this.rawSense = rawSense;
@@ -148,7 +172,9 @@ export class InitiatorSession {
     this.socket = await new Promise<Socket>((resolve, reject) => {
       const sock = connectWithReadBuffer({ host: opts.host, port }, this.reader);
       sock.once('connect', () => resolve(sock));
-      sock.once('error', (e) => reject(new IscsiError('ERR_ISCSI_CONNECT', `cannot connect to ${opts.host}:${port}: ${e.message}`)));
+      sock.once('error', (e) =>
+        reject(new IscsiError('ERR_ISCSI_CONNECT', `cannot connect to ${opts.host}:${port}: ${e.message}`)),
+      );
     });
     this.socket.setNoDelay(true);
     // Data-In lands straight in the command's buffer (one copy, no staging buffer).
@@ -162,7 +188,10 @@ export class InitiatorSession {
     this.socket.on('error', (e) => this.fail(new IscsiError('ERR_ISCSI_SOCKET', `connection error: ${e.message}`)));
     this.socket.on('close', () => this.fail(new IscsiError('ERR_ISCSI_CLOSED', 'connection closed by the target')));
     this.socket.on('drain', () => this.flushWindowWaiters());
-    const timer = setTimeout(() => this.fail(new IscsiError('ERR_ISCSI_LOGIN_TIMEOUT', 'login timed out')), opts.timeoutMs ?? 15_000);
+    const timer = setTimeout(
+      () => this.fail(new IscsiError('ERR_ISCSI_LOGIN_TIMEOUT', 'login timed out')),
+      opts.timeoutMs ?? 15_000,
+    );
     try {
       await this.doLogin(opts);
     } finally {
@@ -173,13 +202,26 @@ export class InitiatorSession {
   private async doLogin(opts: LoginOptions): Promise<void> {
     this.isid = opts.isid ?? Buffer.concat([Buffer.of(0x80), randomBytes(5)]);
     this.targetName = opts.targetName;
-    const offer: InitiatorOffer = { ...DEFAULT_INITIATOR_OFFER, ...opts.offer, headerDigest: !!opts.headerDigest, dataDigest: !!opts.dataDigest };
+    const offer: InitiatorOffer = {
+      ...DEFAULT_INITIATOR_OFFER,
+      ...opts.offer,
+      headerDigest: !!opts.headerDigest,
+      dataDigest: !!opts.dataDigest,
+    };
     this.params.ownMaxRecvDataSegmentLength = offer.maxRecvDataSegmentLength;
     this.cmdSN = randomBytes(4).readUInt32BE(0);
     const itt = this.allocItt();
-    const base: KeyValues = [['InitiatorName', opts.initiatorName], ['SessionType', opts.targetName ? 'Normal' : 'Discovery']];
+    const base: KeyValues = [
+      ['InitiatorName', opts.initiatorName],
+      ['SessionType', opts.targetName ? 'Normal' : 'Discovery'],
+    ];
     if (opts.targetName) base.push(['TargetName', opts.targetName]);
-    const exchange = async (csg: number, nsg: number, transit: boolean, keys: KeyValues): Promise<{ keys: KeyValues; transit: boolean; nsg: number }> => {
+    const exchange = async (
+      csg: number,
+      nsg: number,
+      transit: boolean,
+      keys: KeyValues,
+    ): Promise<{ keys: KeyValues; transit: boolean; nsg: number }> => {
       const req = encodeLoginRequest({
         transit,
         cont: false,
@@ -202,7 +244,11 @@ export class InitiatorSession {
       });
       const res = decodeLoginResponse(raw);
       if (res.statusClass !== 0) {
-        throw new IscsiError('ERR_ISCSI_LOGIN', `login to ${opts.targetName ?? 'discovery'} refused: status class ${res.statusClass} detail ${res.statusDetail}${loginStatusText(res.statusClass, res.statusDetail)}`);
+        throw new IscsiError(
+          'ERR_ISCSI_LOGIN',
+          `login to ${opts.targetName ?? 'discovery'} refused: status class ${res.statusClass} detail ` +
+            `${res.statusDetail}${loginStatusText(res.statusClass, res.statusDetail)}`,
+        );
       }
       this.expStatSN = serialAdd(res.statSN, 1);
       this.expCmdSN = res.expCmdSN;
@@ -219,14 +265,22 @@ export class InitiatorSession {
         r = await exchange(Stage.SECURITY, Stage.OPERATIONAL, false, [['CHAP_A', CHAP_MD5]]);
         const id = Number(getKey(r.keys, 'CHAP_I'));
         const challenge = decodeBinary(getKey(r.keys, 'CHAP_C') ?? '');
-        if (!challenge || !Number.isInteger(id)) throw new IscsiError('ERR_ISCSI_LOGIN', 'target sent a malformed CHAP challenge');
-        const answer: KeyValues = [['CHAP_N', opts.chap.user], ['CHAP_R', encodeBinary(chapResponse(id, opts.chap.secret, challenge))]];
+        if (!challenge || !Number.isInteger(id))
+          throw new IscsiError('ERR_ISCSI_LOGIN', 'target sent a malformed CHAP challenge');
+        const answer: KeyValues = [
+          ['CHAP_N', opts.chap.user],
+          ['CHAP_R', encodeBinary(chapResponse(id, opts.chap.secret, challenge))],
+        ];
         const mine = opts.mutualChap ? newChallenge() : undefined;
         if (mine) answer.push(['CHAP_I', String(mine.id)], ['CHAP_C', encodeBinary(mine.challenge)]);
         r = await exchange(Stage.SECURITY, Stage.OPERATIONAL, true, answer);
         if (mine && opts.mutualChap) {
           const tr = decodeBinary(getKey(r.keys, 'CHAP_R') ?? '');
-          if (getKey(r.keys, 'CHAP_N') !== opts.mutualChap.user || !tr || !verifyChapResponse(mine.id, opts.mutualChap.secret, mine.challenge, tr)) {
+          if (
+            getKey(r.keys, 'CHAP_N') !== opts.mutualChap.user ||
+            !tr ||
+            !verifyChapResponse(mine.id, opts.mutualChap.secret, mine.challenge, tr)
+          ) {
             throw new IscsiError('ERR_ISCSI_LOGIN', 'the target failed mutual CHAP authentication');
           }
         }
@@ -240,7 +294,11 @@ export class InitiatorSession {
         applyAnswers(r.keys, this.params);
       }
     } else {
-      const offers = opts.targetName ? initiatorOffers(offer) : initiatorOffers(offer).filter(([k]) => ['HeaderDigest', 'DataDigest', 'MaxRecvDataSegmentLength'].includes(k));
+      const offers = opts.targetName
+        ? initiatorOffers(offer)
+        : initiatorOffers(offer).filter(([k]) =>
+            ['HeaderDigest', 'DataDigest', 'MaxRecvDataSegmentLength'].includes(k),
+          );
       let r = await exchange(csg, Stage.FULL_FEATURE, true, [...base, ...offers]);
       applyAnswers(r.keys, this.params);
       while (!r.transit) {
@@ -316,7 +374,18 @@ export class InitiatorSession {
         const nop = decodeNop(pdu);
         if (nop.ttt !== 0xffffffff) {
           // A ping from the target: answer with the same TTT (RFC 7143 11.19).
-          this.write(encodeNop(Opcode.NOP_OUT, { immediate: true, lun: 0, itt: 0xffffffff, ttt: nop.ttt, sn: this.cmdSN, expSN: this.expStatSN, maxCmdSN: 0, data: new Uint8Array(0) }));
+          this.write(
+            encodeNop(Opcode.NOP_OUT, {
+              immediate: true,
+              lun: 0,
+              itt: 0xffffffff,
+              ttt: nop.ttt,
+              sn: this.cmdSN,
+              expSN: this.expStatSN,
+              maxCmdSN: 0,
+              data: new Uint8Array(0),
+            }),
+          );
           return;
         }
         break;
@@ -327,7 +396,9 @@ export class InitiatorSession {
         const p = this.pending.get(itt);
         if (p) {
           this.pending.delete(itt);
-          p.reject(new IscsiError('ERR_ISCSI_REJECT', `target rejected the command: reason 0x${rej.reason.toString(16)}`));
+          p.reject(
+            new IscsiError('ERR_ISCSI_REJECT', `target rejected the command: reason 0x${rej.reason.toString(16)}`),
+          );
         }
         const c = this.control.get(itt);
         if (c) {
@@ -352,7 +423,17 @@ export class InitiatorSession {
     const b = pdu.bhs;
     const expCmdSN = ((b[28] << 24) | (b[29] << 16) | (b[30] << 8) | b[31]) >>> 0;
     const maxCmdSN = ((b[32] << 24) | (b[33] << 16) | (b[34] << 8) | b[35]) >>> 0;
-    if (op === Opcode.REJECT || op === Opcode.ASYNC_MESSAGE || op === Opcode.DATA_IN || op === Opcode.SCSI_RESPONSE || op === Opcode.NOP_IN || op === Opcode.R2T || op === Opcode.TEXT_RESPONSE || op === Opcode.TASK_MGMT_RESPONSE || op === Opcode.LOGOUT_RESPONSE) {
+    if (
+      op === Opcode.REJECT ||
+      op === Opcode.ASYNC_MESSAGE ||
+      op === Opcode.DATA_IN ||
+      op === Opcode.SCSI_RESPONSE ||
+      op === Opcode.NOP_IN ||
+      op === Opcode.R2T ||
+      op === Opcode.TEXT_RESPONSE ||
+      op === Opcode.TASK_MGMT_RESPONSE ||
+      op === Opcode.LOGOUT_RESPONSE
+    ) {
       // RFC 7143 4.2.2.1: accept only a window that does not go backwards.
       if (serialLt(serialAdd(maxCmdSN, 1), expCmdSN) === false) {
         if (serialLt(this.expCmdSN, expCmdSN)) this.expCmdSN = expCmdSN;
@@ -397,14 +478,27 @@ export class InitiatorSession {
     if (!p) return;
     if (!p.buf || d.bufferOffset + d.data.length > p.buf.length) {
       this.pending.delete(d.itt);
-      p.reject(new IscsiError('ERR_ISCSI_PROTOCOL', `Data-In past the expected length (offset ${d.bufferOffset} + ${d.data.length})`));
+      p.reject(
+        new IscsiError(
+          'ERR_ISCSI_PROTOCOL',
+          `Data-In past the expected length (offset ${d.bufferOffset} + ${d.data.length})`,
+        ),
+      );
       return;
     }
-    if (d.data.buffer !== p.buf.buffer || d.data.byteOffset !== p.buf.byteOffset + d.bufferOffset) p.buf.set(d.data, d.bufferOffset);
+    if (d.data.buffer !== p.buf.buffer || d.data.byteOffset !== p.buf.byteOffset + d.bufferOffset)
+      p.buf.set(d.data, d.bufferOffset);
     p.received = Math.max(p.received, d.bufferOffset + d.data.length);
     if (d.hasStatus) {
       this.pending.delete(d.itt);
-      p.resolve({ status: d.status, data: p.buf.subarray(0, p.received), rawSense: new Uint8Array(0), residual: d.residual, overflow: d.overflow, underflow: d.underflow });
+      p.resolve({
+        status: d.status,
+        data: p.buf.subarray(0, p.received),
+        rawSense: new Uint8Array(0),
+        residual: d.residual,
+        overflow: d.overflow,
+        underflow: d.underflow,
+      });
     }
   }
 
@@ -414,7 +508,15 @@ export class InitiatorSession {
     if (!p) return;
     this.pending.delete(r.itt);
     const data = p.buf ? p.buf.subarray(0, p.received) : new Uint8Array(0);
-    p.resolve({ status: r.status, data, rawSense: r.sense, sense: r.sense.length ? decodeSense(r.sense) : undefined, residual: r.residual, overflow: r.overflow, underflow: r.underflow });
+    p.resolve({
+      status: r.status,
+      data,
+      rawSense: r.sense,
+      sense: r.sense.length ? decodeSense(r.sense) : undefined,
+      residual: r.residual,
+      overflow: r.overflow,
+      underflow: r.underflow,
+    });
   }
 
   private onR2t(pdu: RawPdu): void {
@@ -434,7 +536,16 @@ export class InitiatorSession {
     for (let off = offset; off < end; off += mrdsl) {
       const n = Math.min(mrdsl, end - off);
       const pieces = pduPieces(
-        encodeDataOut({ final: off + n >= end, lun: p.lun, itt: p.itt, ttt, expStatSN: this.expStatSN, dataSN: dataSN++, bufferOffset: off, data: data.subarray(off, off + n) }),
+        encodeDataOut({
+          final: off + n >= end,
+          lun: p.lun,
+          itt: p.itt,
+          ttt,
+          expStatSN: this.expStatSN,
+          dataSN: dataSN++,
+          bufferOffset: off,
+          data: data.subarray(off, off + n),
+        }),
         this.params.headerDigest,
         this.params.dataDigest,
       );
@@ -467,7 +578,7 @@ export class InitiatorSession {
     const itt = this.allocItt();
     opts.onIssued?.(itt);
     const dataOut = opts.dataOut;
-    const inLength = opts.into ? opts.into.length : opts.inLength ?? 0;
+    const inLength = opts.into ? opts.into.length : (opts.inLength ?? 0);
     const edtl = dataOut ? dataOut.length : inLength;
     const p: Pending = { itt, lun, received: 0, dataOut, resolve: () => {}, reject: () => {} };
     if (!dataOut && inLength > 0) p.buf = opts.into ?? Buffer.allocUnsafe(inLength);
@@ -482,7 +593,8 @@ export class InitiatorSession {
     let unsolicitedEnd = 0;
     if (dataOut && dataOut.length > 0) {
       const first = Math.min(this.params.firstBurstLength, dataOut.length);
-      if (this.params.immediateData) immediate = dataOut.subarray(0, Math.min(first, this.params.peerMaxRecvDataSegmentLength));
+      if (this.params.immediateData)
+        immediate = dataOut.subarray(0, Math.min(first, this.params.peerMaxRecvDataSegmentLength));
       unsolicitedEnd = this.params.initialR2T ? immediate.length : first;
     }
     this.write(
@@ -501,7 +613,8 @@ export class InitiatorSession {
         data: immediate,
       }),
     );
-    if (dataOut && unsolicitedEnd > immediate.length) this.sendDataOut(p, 0xffffffff, immediate.length, unsolicitedEnd - immediate.length);
+    if (dataOut && unsolicitedEnd > immediate.length)
+      this.sendDataOut(p, 0xffffffff, immediate.length, unsolicitedEnd - immediate.length);
     return done;
   }
 
@@ -520,8 +633,22 @@ export class InitiatorSession {
   }
 
   async nop(data: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
-    const res = await this.request((itt, cmdSN) => encodeNop(Opcode.NOP_OUT, { immediate: true, lun: 0, itt, ttt: 0xffffffff, sn: cmdSN, expSN: this.expStatSN, maxCmdSN: 0, data }), true);
-    if (opcodeOf(res.bhs) !== Opcode.NOP_IN) throw new IscsiError('ERR_ISCSI_PROTOCOL', 'NOP-Out not answered with NOP-In');
+    const res = await this.request(
+      (itt, cmdSN) =>
+        encodeNop(Opcode.NOP_OUT, {
+          immediate: true,
+          lun: 0,
+          itt,
+          ttt: 0xffffffff,
+          sn: cmdSN,
+          expSN: this.expStatSN,
+          maxCmdSN: 0,
+          data,
+        }),
+      true,
+    );
+    if (opcodeOf(res.bhs) !== Opcode.NOP_IN)
+      throw new IscsiError('ERR_ISCSI_PROTOCOL', 'NOP-Out not answered with NOP-In');
     return decodeNop(res).data;
   }
 
@@ -533,8 +660,23 @@ export class InitiatorSession {
     for (;;) {
       const payload = first ? encodeKeyValues([['SendTargets', value]]) : Buffer.alloc(0);
       const t = ttt;
-      const res = await this.request((itt, cmdSN) => encodeText(Opcode.TEXT_REQUEST, { final: true, cont: false, immediate: true, itt, ttt: t, sn: cmdSN, expSN: this.expStatSN, maxCmdSN: 0, data: payload }), true);
-      if (opcodeOf(res.bhs) !== Opcode.TEXT_RESPONSE) throw new IscsiError('ERR_ISCSI_PROTOCOL', 'SendTargets was rejected');
+      const res = await this.request(
+        (itt, cmdSN) =>
+          encodeText(Opcode.TEXT_REQUEST, {
+            final: true,
+            cont: false,
+            immediate: true,
+            itt,
+            ttt: t,
+            sn: cmdSN,
+            expSN: this.expStatSN,
+            maxCmdSN: 0,
+            data: payload,
+          }),
+        true,
+      );
+      if (opcodeOf(res.bhs) !== Opcode.TEXT_RESPONSE)
+        throw new IscsiError('ERR_ISCSI_PROTOCOL', 'SendTargets was rejected');
       const txt = decodeText(res);
       data = Buffer.concat([data, txt.data]);
       first = false;
@@ -552,7 +694,18 @@ export class InitiatorSession {
   /** Task management (RFC 7143 11.5); returns the response code (0 = function complete). */
   async taskManagement(func: number, lun: number, referencedTaskTag = 0xffffffff): Promise<number> {
     const res = await this.request(
-      (itt, cmdSN) => encodeTmfRequest({ immediate: true, func, lun, itt, referencedTaskTag, cmdSN, expStatSN: this.expStatSN, refCmdSN: cmdSN, expDataSN: 0 }),
+      (itt, cmdSN) =>
+        encodeTmfRequest({
+          immediate: true,
+          func,
+          lun,
+          itt,
+          referencedTaskTag,
+          cmdSN,
+          expStatSN: this.expStatSN,
+          refCmdSN: cmdSN,
+          expDataSN: 0,
+        }),
       true,
     );
     return decodeTmfResponse(res).response;
@@ -585,7 +738,11 @@ export class InitiatorSession {
     if (this.closedError) return;
     try {
       const res = await Promise.race([
-        this.request((itt, cmdSN) => encodeLogoutRequest({ immediate: true, reason: 0, itt, cid: 0, cmdSN, expStatSN: this.expStatSN }), true),
+        this.request(
+          (itt, cmdSN) =>
+            encodeLogoutRequest({ immediate: true, reason: 0, itt, cid: 0, cmdSN, expStatSN: this.expStatSN }),
+          true,
+        ),
         new Promise<never>((_, rej) => setTimeout(() => rej(new Error('logout timeout')), 5000).unref()),
       ]);
       decodeLogoutResponse(res);

@@ -27,7 +27,10 @@ export const READ_BUFFER_BYTES = 16 << 10;
 /** Direct reads below this size are not worth a separate read: they go through the buffer. */
 const MIN_DIRECT_BYTES = 16 << 10;
 
-function onread(reader: ChunkReader, size: number): { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean } {
+function onread(
+  reader: ChunkReader,
+  size: number,
+): { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean } {
   const shared = Buffer.allocUnsafe(size);
   return {
     // Called before the first read and after each one: the buffer the next read fills.
@@ -69,5 +72,7 @@ export function adoptWithReadBuffer(accepted: Socket, reader: ChunkReader, size 
   }
   husk._handle = null;
   accepted.destroy();
-  return new Socket({ handle, readable: true, writable: true, onread: onread(reader, size) } as ConstructorParameters<typeof Socket>[0]);
+  return new Socket({ handle, readable: true, writable: true, onread: onread(reader, size) } as ConstructorParameters<
+    typeof Socket
+  >[0]);
 }

@@ -52,10 +52,33 @@ function byHand(session: InitiatorSession) {
       new DataView(cdb.buffer).setUint16(7, K / 512);
       const cmdSN = s.cmdSN;
       s.cmdSN = serialAdd(s.cmdSN, 1);
-      send(pduPieces(encodeScsiCommand({ immediate: false, final: true, read: false, write: true, attr: 1, lun: 0, itt, edtl: K, cmdSN, expStatSN: s.expStatSN, cdb, data: immediate }), false, false));
+      send(
+        pduPieces(
+          encodeScsiCommand({
+            immediate: false,
+            final: true,
+            read: false,
+            write: true,
+            attr: 1,
+            lun: 0,
+            itt,
+            edtl: K,
+            cmdSN,
+            expStatSN: s.expStatSN,
+            cdb,
+            data: immediate,
+          }),
+          false,
+          false,
+        ),
+      );
     },
     dataOut(itt: number, ttt: number, offset: number, data: Uint8Array): Uint8Array[] {
-      return pduPieces(encodeDataOut({ final: true, lun: 0, itt, ttt, expStatSN: s.expStatSN, dataSN: 0, bufferOffset: offset, data }), false, false);
+      return pduPieces(
+        encodeDataOut({ final: true, lun: 0, itt, ttt, expStatSN: s.expStatSN, dataSN: 0, bufferOffset: offset, data }),
+        false,
+        false,
+      );
     },
   };
 }
@@ -69,40 +92,52 @@ async function until<T>(what: string, f: () => T | undefined): Promise<T> {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-test('LUN RESET from another session mid Data-Out: the aborted task buffer is not reused until its PDU is framed', async () => {
-  const iqn = 'iqn.2026-11.dev.ferry:abort-race';
-  const lu = new DiskLu(new MemoryDevice(512, 4096), { identity: luIdentity('abort-race|0') });
-  const target = new Target({ name: iqn });
-  target.addLun(0, lu);
-  const server = new TargetServer({ targets: [target] });
-  const { port } = await server.listen('127.0.0.1', 0);
-  const login = (n: string) => InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: `iqn.2026-11.dev.ferry:${n}`, targetName: iqn });
-  const [A, B, C] = [await login('a'), await login('b'), await login('c')];
-  try {
-    const a = byHand(A);
-    const b = byHand(B);
-    // A: WRITE of 64 KiB, no immediate data; half of its solicited Data-Out, then a pause.
-    a.write10(0x1000, 0, new Uint8Array(0));
-    const r = await until('R2T for A', () => a.r2ts[0]);
-    const [hdr, data] = a.dataOut(0x1000, r.ttt, 0, new Uint8Array(K).fill(0xaa));
-    a.send([hdr, data.subarray(0, 16 << 10)]);
-    await sleep(50);
-    await C.lunReset(0); // aborts A's task from another nexus
-    await B.command(0, new Uint8Array(6), { allowCheckCondition: true }); // B's unit attention
-    // B: WRITE with 32 KiB of immediate data; its pooled buffer must not be A's.
-    b.write10(0x2000, 100, new Uint8Array(32 << 10).fill(0xbb));
-    await sleep(50);
-    a.send([data.subarray(16 << 10)]); // the rest of A's PDU
-    const rb = await until('R2T for B', () => b.r2ts[0]);
-    b.send(b.dataOut(0x2000, rb.ttt, 32 << 10, new Uint8Array(32 << 10).fill(0xbb)));
-    await sleep(100);
-    const back = await C.command(0, Uint8Array.of(0x28, 0, 0, 0, 0, 100, 0, 0, K / 512, 0), { inLength: K });
-    assert.equal(back.data.findIndex((x) => x !== 0xbb), -1, 'B wrote only 0xbb');
-    const a0 = await C.command(0, Uint8Array.of(0x28, 0, 0, 0, 0, 0, 0, 0, 100, 0), { inLength: 100 * 512 });
-    assert.equal(a0.data.findIndex((x) => x !== 0), -1, 'the aborted WRITE wrote nothing (LBA 0-99)');
-  } finally {
-    for (const s of [A, B, C]) await s.logout().catch(() => undefined);
-    await server.close();
-    await lu.close();
-  }
-});
+test(
+  'LUN RESET from another session mid Data-Out: the aborted task buffer is not reused until its PDU is ' + 'framed',
+  async () => {
+    const iqn = 'iqn.2026-11.dev.ferry:abort-race';
+    const lu = new DiskLu(new MemoryDevice(512, 4096), { identity: luIdentity('abort-race|0') });
+    const target = new Target({ name: iqn });
+    target.addLun(0, lu);
+    const server = new TargetServer({ targets: [target] });
+    const { port } = await server.listen('127.0.0.1', 0);
+    const login = (n: string) =>
+      InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: `iqn.2026-11.dev.ferry:${n}`, targetName: iqn });
+    const [A, B, C] = [await login('a'), await login('b'), await login('c')];
+    try {
+      const a = byHand(A);
+      const b = byHand(B);
+      // A: WRITE of 64 KiB, no immediate data; half of its solicited Data-Out, then a pause.
+      a.write10(0x1000, 0, new Uint8Array(0));
+      const r = await until('R2T for A', () => a.r2ts[0]);
+      const [hdr, data] = a.dataOut(0x1000, r.ttt, 0, new Uint8Array(K).fill(0xaa));
+      a.send([hdr, data.subarray(0, 16 << 10)]);
+      await sleep(50);
+      await C.lunReset(0); // aborts A's task from another nexus
+      await B.command(0, new Uint8Array(6), { allowCheckCondition: true }); // B's unit attention
+      // B: WRITE with 32 KiB of immediate data; its pooled buffer must not be A's.
+      b.write10(0x2000, 100, new Uint8Array(32 << 10).fill(0xbb));
+      await sleep(50);
+      a.send([data.subarray(16 << 10)]); // the rest of A's PDU
+      const rb = await until('R2T for B', () => b.r2ts[0]);
+      b.send(b.dataOut(0x2000, rb.ttt, 32 << 10, new Uint8Array(32 << 10).fill(0xbb)));
+      await sleep(100);
+      const back = await C.command(0, Uint8Array.of(0x28, 0, 0, 0, 0, 100, 0, 0, K / 512, 0), { inLength: K });
+      assert.equal(
+        back.data.findIndex((x) => x !== 0xbb),
+        -1,
+        'B wrote only 0xbb',
+      );
+      const a0 = await C.command(0, Uint8Array.of(0x28, 0, 0, 0, 0, 0, 0, 0, 100, 0), { inLength: 100 * 512 });
+      assert.equal(
+        a0.data.findIndex((x) => x !== 0),
+        -1,
+        'the aborted WRITE wrote nothing (LBA 0-99)',
+      );
+    } finally {
+      for (const s of [A, B, C]) await s.logout().catch(() => undefined);
+      await server.close();
+      await lu.close();
+    }
+  },
+);

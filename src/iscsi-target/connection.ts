@@ -16,7 +16,15 @@ import { TargetLoginFsm, type LoginResult } from '../iscsi/login-fsm.ts';
 import { decodeKeyValues, encodeKeyValues, type KeyValues, TextKeyError } from '../iscsi/text-keys.ts';
 import type { SessionParams, TargetLimits } from '../iscsi/negotiation.ts';
 import { serialLe, serialLt, serialAdd } from '../util/serial.ts';
-import { type Nexus, type ScsiResult, type ScsiTask, type TargetContext, type LogicalUnit, makeNexus, ScsiStatus } from '../scsi/task.ts';
+import {
+  type Nexus,
+  type ScsiResult,
+  type ScsiTask,
+  type TargetContext,
+  type LogicalUnit,
+  makeNexus,
+  ScsiStatus,
+} from '../scsi/task.ts';
 import { SenseError, SenseKey, Asc } from '../scsi/sense.ts';
 import { checkCondition } from '../scsi/command-table.ts';
 import type { SenseFormat } from '../scsi/sense.ts';
@@ -132,7 +140,11 @@ export class TargetConnection {
     this.host = host;
     this.log = host.log.child({ peer: `${socket.remoteAddress}:${socket.remotePort}` });
     this.closed = new Promise((r) => (this.resolveClosed = r));
-    this.framer = new Framer({ headerDigest: false, dataDigest: false, maxDataSegment: host.limits.maxRecvDataSegmentLength });
+    this.framer = new Framer({
+      headerDigest: false,
+      dataDigest: false,
+      maxDataSegment: host.limits.maxRecvDataSegmentLength,
+    });
     this.login = this.newLogin();
     this.framer.dataTarget = (bhs) => this.dataOutSink(bhs);
     socket.setNoDelay(true);
@@ -244,8 +256,23 @@ export class TargetConnection {
     if (out.kind === 'complete') {
       if (out.result.tsih !== 0) {
         // Adding a connection or reinstating by TSIH needs MaxConnections > 1 or ERL 2.
-        const res = { ...out.response, transit: false, nsg: 0, statusClass: LoginStatus.SESSION_DOES_NOT_EXIST[0], statusDetail: LoginStatus.SESSION_DOES_NOT_EXIST[1], data: new Uint8Array(0) };
-        this.send(encodeLoginResponse({ ...res, tsih: 0, statSN: this.statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN }));
+        const res = {
+          ...out.response,
+          transit: false,
+          nsg: 0,
+          statusClass: LoginStatus.SESSION_DOES_NOT_EXIST[0],
+          statusDetail: LoginStatus.SESSION_DOES_NOT_EXIST[1],
+          data: new Uint8Array(0),
+        };
+        this.send(
+          encodeLoginResponse({
+            ...res,
+            tsih: 0,
+            statSN: this.statSN,
+            expCmdSN: this.expCmdSN,
+            maxCmdSN: this.maxCmdSN,
+          }),
+        );
         return this.drop('login with a TSIH of a session this target does not have');
       }
       this.acceptSession(out.result);
@@ -361,7 +388,10 @@ export class TargetConnection {
     this.active++;
     if (cmd.write && cmd.edtl > 0) {
       if (cmd.edtl > MAX_WRITE_BYTES) {
-        task.failed = checkCondition(new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB), this.senseFormatOf(cmd.lun));
+        task.failed = checkCondition(
+          new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB),
+          this.senseFormatOf(cmd.lun),
+        );
       } else {
         const imm = Math.min(cmd.data.length, cmd.edtl);
         const adopted = this.adoptImmediateBuffer(cmd.data, cmd.edtl);
@@ -460,7 +490,6 @@ export class TargetConnection {
     return this.immediateBuf.subarray(0, len);
   }
 
-
   private onDataOut(pdu: RawPdu): void {
     const d = decodeDataOut(pdu);
     const task = this.tasks.get(d.itt);
@@ -468,15 +497,22 @@ export class TargetConnection {
     const w = task.write;
     const fail = (why: string): void => {
       this.log.info({ itt: d.itt, why }, 'data-out sequence error: task failed');
-      task.failed = checkCondition(new SenseError(SenseKey.ABORTED_COMMAND, Asc.DATA_PHASE_ERROR), this.senseFormatOf(task.cmd.lun));
+      task.failed = checkCondition(
+        new SenseError(SenseKey.ABORTED_COMMAND, Asc.DATA_PHASE_ERROR),
+        this.senseFormatOf(task.cmd.lun),
+      );
       w.r2t = undefined;
       this.maybeStart(task, true);
     };
     // RFC 7143 11.7.5/11.7.6: DataSN per sequence from 0; offsets in order (DataPDUInOrder=Yes).
     if (d.ttt === 0xffffffff) {
-      if (d.dataSN !== w.unsolicitedNextDataSN) return fail(`unsolicited DataSN ${d.dataSN}, expected ${w.unsolicitedNextDataSN}`);
+      if (d.dataSN !== w.unsolicitedNextDataSN)
+        return fail(`unsolicited DataSN ${d.dataSN}, expected ${w.unsolicitedNextDataSN}`);
       if (d.bufferOffset !== w.unsolicitedNextOffset || d.bufferOffset + d.data.length > w.unsolicitedEnd) {
-        return fail(`unsolicited data at offset ${d.bufferOffset}+${d.data.length} outside [${w.unsolicitedNextOffset}, ${w.unsolicitedEnd})`);
+        return fail(
+          `unsolicited data at offset ${d.bufferOffset}+${d.data.length} outside [${w.unsolicitedNextOffset}, ` +
+            `${w.unsolicitedEnd})`,
+        );
       }
       w.unsolicitedNextDataSN++;
       w.unsolicitedNextOffset += d.data.length;
@@ -485,7 +521,9 @@ export class TargetConnection {
       if (!r || r.ttt !== d.ttt) return fail(`data-out with unknown target transfer tag ${d.ttt}`);
       if (d.dataSN !== r.nextDataSN) return fail(`DataSN ${d.dataSN}, expected ${r.nextDataSN}`);
       if (d.bufferOffset !== r.nextOffset || d.bufferOffset + d.data.length > r.offset + r.length) {
-        return fail(`data at offset ${d.bufferOffset}+${d.data.length} outside the R2T [${r.nextOffset}, ${r.offset + r.length})`);
+        return fail(
+          `data at offset ${d.bufferOffset}+${d.data.length} outside the R2T [${r.nextOffset}, ${r.offset + r.length})`,
+        );
       }
       r.nextDataSN++;
       r.nextOffset += d.data.length;
@@ -510,7 +548,8 @@ export class TargetConnection {
     task.started = true;
     void this.runTask(task); // calls the LU's execute() in this turn
     // An LU that applies commands in call order lets the next ORDERED one start now.
-    if (this.luOf(task)?.appliesInCallOrder) for (const t of [...this.taskSet]) if (!t.started && t.cmd.lun === task.cmd.lun) this.maybeStart(t);
+    if (this.luOf(task)?.appliesInCallOrder)
+      for (const t of [...this.taskSet]) if (!t.started && t.cmd.lun === task.cmd.lun) this.maybeStart(t);
   }
 
   private luOf(task: TaskState): LogicalUnit | undefined {
@@ -554,7 +593,8 @@ export class TargetConnection {
 
   private async runTask(task: TaskState): Promise<void> {
     const { cmd } = task;
-    if (this.log.isLevelEnabled('trace')) this.log.trace({ itt: cmd.itt, cmdSN: cmd.cmdSN, cdb: Buffer.from(cmd.cdb).toString('hex') }, 'task start');
+    if (this.log.isLevelEnabled('trace'))
+      this.log.trace({ itt: cmd.itt, cmdSN: cmd.cmdSN, cdb: Buffer.from(cmd.cdb).toString('hex') }, 'task start');
     let result: ScsiResult;
     try {
       if (task.failed) {
@@ -575,7 +615,10 @@ export class TargetConnection {
       }
     } catch (err) {
       this.log.error({ err }, 'logical unit threw');
-      result = checkCondition(new SenseError(SenseKey.HARDWARE_ERROR, Asc.INTERNAL_TARGET_FAILURE), this.senseFormatOf(cmd.lun));
+      result = checkCondition(
+        new SenseError(SenseKey.HARDWARE_ERROR, Asc.INTERNAL_TARGET_FAILURE),
+        this.senseFormatOf(cmd.lun),
+      );
     }
     this.tasks.delete(cmd.itt);
     this.active--;
@@ -671,7 +714,7 @@ export class TargetConnection {
         statSN: this.nextStatSN(),
         expCmdSN: this.expCmdSN,
         maxCmdSN: this.windowMax(),
-        expDataSN: readDir ? dataSN : task.write?.r2tSN ?? 0,
+        expDataSN: readDir ? dataSN : (task.write?.r2tSN ?? 0),
         residual,
         sense: result.sense ?? new Uint8Array(0),
       }),
@@ -704,7 +747,16 @@ export class TargetConnection {
     if (Date.now() - this.lastHeard > 3 * NOP_INTERVAL_MS) return this.drop('initiator silent for 90 s');
     if (Date.now() - this.lastHeard < NOP_INTERVAL_MS) return;
     this.send(
-      encodeNop(Opcode.NOP_IN, { immediate: false, lun: 0, itt: 0xffffffff, ttt: 0x7fffffff, sn: this.statSN, expSN: this.expCmdSN, maxCmdSN: this.windowMax(), data: new Uint8Array(0) }),
+      encodeNop(Opcode.NOP_IN, {
+        immediate: false,
+        lun: 0,
+        itt: 0xffffffff,
+        ttt: 0x7fffffff,
+        sn: this.statSN,
+        expSN: this.expCmdSN,
+        maxCmdSN: this.windowMax(),
+        data: new Uint8Array(0),
+      }),
     );
   }
 
@@ -757,9 +809,13 @@ export class TargetConnection {
     const addr = local.includes(':') && !local.startsWith('::ffff:') ? `[${local}]` : local.replace(/^::ffff:/, '');
     for (const t of this.host.targets()) {
       if (!t.allows(this.initiatorName)) continue;
-      const wanted = value === 'All' ? this.sessionType === 'Discovery' : value === '' ? t === this.target : value === t.name;
+      const wanted =
+        value === 'All' ? this.sessionType === 'Discovery' : value === '' ? t === this.target : value === t.name;
       if (!wanted) continue;
-      out.push(['TargetName', t.name], ['TargetAddress', `${addr}:${this.socket.localPort},${this.host.portalGroupTag}`]);
+      out.push(
+        ['TargetName', t.name],
+        ['TargetAddress', `${addr}:${this.socket.localPort},${this.host.portalGroupTag}`],
+      );
     }
     return out;
   }
@@ -799,7 +855,12 @@ export class TargetConnection {
         case TmfFunction.ABORT_TASK: {
           const t = this.tasks.get(req.referencedTaskTag);
           if (t && t.cmd.lun === req.lun) this.abortTask(t);
-          else if (!t && serialLt(req.refCmdSN, this.expCmdSN) === false && serialLe(req.refCmdSN, this.maxCmdSN) && serialLt(req.refCmdSN, req.cmdSN)) {
+          else if (
+            !t &&
+            serialLt(req.refCmdSN, this.expCmdSN) === false &&
+            serialLe(req.refCmdSN, this.maxCmdSN) &&
+            serialLt(req.refCmdSN, req.cmdSN)
+          ) {
             // RFC 7143 11.5.1: a referenced command not yet received is considered received.
             response = TmfResponse.FUNCTION_COMPLETE;
           } else if (!t) response = TmfResponse.TASK_DOES_NOT_EXIST;
@@ -820,7 +881,8 @@ export class TargetConnection {
         case TmfFunction.TARGET_WARM_RESET:
         case TmfFunction.TARGET_COLD_RESET: {
           const cold = req.func === TmfFunction.TARGET_COLD_RESET;
-          for (const c of this.host.connections()) for (const n of this.target!.luns.keys()) c.abortLunTasks(this.target!, n);
+          for (const c of this.host.connections())
+            for (const n of this.target!.luns.keys()) c.abortLunTasks(this.target!, n);
           for (const l of this.target!.luns.values()) l.reset(cold ? 'target-cold' : 'target-warm', this.nexus!);
           if (cold) {
             // RFC 7143 11.5.1: cold reset drops every connection after the response.
@@ -838,7 +900,15 @@ export class TargetConnection {
   }
 
   private sendTmf(itt: number, response: number): void {
-    this.send(encodeTmfResponse({ response, itt, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.windowMax() }));
+    this.send(
+      encodeTmfResponse({
+        response,
+        itt,
+        statSN: this.nextStatSN(),
+        expCmdSN: this.expCmdSN,
+        maxCmdSN: this.windowMax(),
+      }),
+    );
   }
 
   private abortTask(t: TaskState): void {
@@ -871,14 +941,24 @@ export class TargetConnection {
     const pieces = pduPieces(pdu, full && !!p?.headerDigest, full && !!p?.dataDigest);
     if (cork) this.socket.cork();
     let ok = true;
-    for (let i = 0; i < pieces.length; i++) ok = this.socket.write(pieces[i], i === pieces.length - 1 && sent ? () => sent() : undefined) && ok;
+    for (let i = 0; i < pieces.length; i++)
+      ok = this.socket.write(pieces[i], i === pieces.length - 1 && sent ? () => sent() : undefined) && ok;
     if (cork) this.socket.uncork();
     if (!ok) this.socket.pause(); // resume on 'drain': backpressure stops new commands
   }
 
   private reject(bhs: Uint8Array, reason: number): void {
     this.log.info({ reason, opcode: opcodeOf(bhs), itt: ittOf(bhs) }, 'PDU rejected');
-    this.send(encodeReject({ reason, statSN: this.statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.windowMax(), dataSN: dataSNOf(bhs), header: bhs }));
+    this.send(
+      encodeReject({
+        reason,
+        statSN: this.statSN,
+        expCmdSN: this.expCmdSN,
+        maxCmdSN: this.windowMax(),
+        dataSN: dataSNOf(bhs),
+        header: bhs,
+      }),
+    );
   }
 
   /** Drop the connection (ERL 0 recovery). */
@@ -909,4 +989,3 @@ export class TargetConnection {
     this.resolveClosed();
   }
 }
-

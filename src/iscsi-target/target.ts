@@ -13,7 +13,6 @@ export interface TargetOptions {
   allowedInitiators?: readonly string[];
 }
 
-
 /** An iSCSI target node: a name, its LUN map, and who may log in. RFC 7143 4.2.7 */
 export class Target {
   readonly name: string;

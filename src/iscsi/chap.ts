@@ -10,7 +10,11 @@ export interface ChapSecret {
 }
 
 export function chapResponse(id: number, secret: string, challenge: Uint8Array): Buffer {
-  return createHash('md5').update(Buffer.of(id & 0xff)).update(Buffer.from(secret, 'utf8')).update(challenge).digest();
+  return createHash('md5')
+    .update(Buffer.of(id & 0xff))
+    .update(Buffer.from(secret, 'utf8'))
+    .update(challenge)
+    .digest();
 }
 
 /** RFC 7143 6.1 binary values: 0x… hex or 0b… base64. */

@@ -4,10 +4,26 @@ import { Framer, FramingError, pduPieces } from './framer.ts';
 import { Opcode, type RawPdu, ittOf } from './pdu/bhs.ts';
 import { encodeNop } from './pdu/nop.ts';
 import { decodeKeyValues, encodeKeyValues, assertNoDuplicates, TextKeyError } from './text-keys.ts';
-import { answerOffers, applyAnswers, defaultParams, DEFAULT_TARGET_LIMITS, initiatorOffers, DEFAULT_INITIATOR_OFFER } from './negotiation.ts';
+import {
+  answerOffers,
+  applyAnswers,
+  defaultParams,
+  DEFAULT_TARGET_LIMITS,
+  initiatorOffers,
+  DEFAULT_INITIATOR_OFFER,
+} from './negotiation.ts';
 
 function nop(data: number[], itt: number): RawPdu {
-  return encodeNop(Opcode.NOP_OUT, { immediate: true, lun: 0, itt, ttt: 0xffffffff, sn: 1, expSN: 1, maxCmdSN: 0, data: Uint8Array.from(data) });
+  return encodeNop(Opcode.NOP_OUT, {
+    immediate: true,
+    lun: 0,
+    itt,
+    ttt: 0xffffffff,
+    sn: 1,
+    expSN: 1,
+    maxCmdSN: 0,
+    data: Uint8Array.from(data),
+  });
 }
 
 function wire(pdus: RawPdu[], hd: boolean, dd: boolean): Buffer {
@@ -17,31 +33,54 @@ function wire(pdus: RawPdu[], hd: boolean, dd: boolean): Buffer {
 function frameAll(chunks: Buffer[], hd: boolean, dd: boolean): Array<{ itt: number; data: number[] } | 'digest-fault'> {
   const f = new Framer({ headerDigest: hd, dataDigest: dd, maxDataSegment: 1 << 16 });
   const out: Array<{ itt: number; data: number[] } | 'digest-fault'> = [];
-  for (const c of chunks) f.push(c, (p) => out.push('data' in p ? { itt: ittOf(p.bhs), data: [...p.data] } : 'digest-fault'));
+  for (const c of chunks)
+    f.push(c, (p) => out.push('data' in p ? { itt: ittOf(p.bhs), data: [...p.data] } : 'digest-fault'));
   return out;
 }
 
 test('the framer yields the same PDUs whatever the stream is split at (with and without digests)', () => {
   const pdus = [nop([1, 2, 3, 4, 5], 1), nop([], 2), nop([9], 3)];
-  for (const [hd, dd] of [[false, false], [true, true], [true, false]] as const) {
+  for (const [hd, dd] of [
+    [false, false],
+    [true, true],
+    [true, false],
+  ] as const) {
     const bytes = wire(pdus, hd, dd);
     const expected = frameAll([bytes], hd, dd);
-    assert.deepEqual(expected, [{ itt: 1, data: [1, 2, 3, 4, 5] }, { itt: 2, data: [] }, { itt: 3, data: [9] }]);
+    assert.deepEqual(expected, [
+      { itt: 1, data: [1, 2, 3, 4, 5] },
+      { itt: 2, data: [] },
+      { itt: 3, data: [9] },
+    ]);
     for (let i = 1; i < bytes.length; i++) {
       for (const j of [i + 1, i + 7, bytes.length]) {
         if (j > bytes.length) continue;
-        assert.deepEqual(frameAll([bytes.subarray(0, i), bytes.subarray(i, j), bytes.subarray(j)], hd, dd), expected, `split at ${i}/${j}`);
+        assert.deepEqual(
+          frameAll([bytes.subarray(0, i), bytes.subarray(i, j), bytes.subarray(j)], hd, dd),
+          expected,
+          `split at ${i}/${j}`,
+        );
       }
     }
     // one byte at a time
-    assert.deepEqual(frameAll([...bytes].map((b) => Buffer.of(b)), hd, dd), expected);
+    assert.deepEqual(
+      frameAll(
+        [...bytes].map((b) => Buffer.of(b)),
+        hd,
+        dd,
+      ),
+      expected,
+    );
   }
 });
 
 test('reads straight into the data destination (directTarget) frame the same PDUs as chunked pushes', () => {
   const big = Array.from({ length: 60000 }, (_, i) => (i * 13) & 0xff);
   const pdus = [nop([1, 2, 3], 1), nop(big, 2), nop([], 3), nop(big.slice(0, 4097), 4)];
-  for (const [hd, dd] of [[false, false], [true, true]] as const) {
+  for (const [hd, dd] of [
+    [false, false],
+    [true, true],
+  ] as const) {
     const bytes = wire(pdus, hd, dd);
     const expected = frameAll([bytes], hd, dd);
     for (const step of [1, 5, 4096, 30000]) {
@@ -49,9 +88,10 @@ test('reads straight into the data destination (directTarget) frame the same PDU
       // when it offers one, else into a scratch chunk.
       const f = new Framer({ headerDigest: hd, dataDigest: dd, maxDataSegment: 1 << 17 });
       const out: Array<{ itt: number; data: number[] } | 'digest-fault'> = [];
-      const sink = (p: RawPdu | { bhs: Uint8Array }) => out.push('data' in p ? { itt: ittOf(p.bhs), data: [...p.data] } : 'digest-fault');
+      const sink = (p: RawPdu | { bhs: Uint8Array }) =>
+        out.push('data' in p ? { itt: ittOf(p.bhs), data: [...p.data] } : 'digest-fault');
       let direct = 0;
-      for (let off = 0; off < bytes.length; ) {
+      for (let off = 0; off < bytes.length;) {
         const target = f.directTarget();
         const n = Math.min(step, bytes.length - off, target ? target.length : step);
         if (target) {
@@ -90,15 +130,30 @@ test('a data segment longer than MaxRecvDataSegmentLength is a framing error, be
 });
 
 test('text keys keep order and repeats; duplicates are refused where the RFC says so', () => {
-  const kv = decodeKeyValues(encodeKeyValues([['TargetName', 'a'], ['TargetAddress', 'x'], ['TargetAddress', 'y']]));
-  assert.deepEqual(kv, [['TargetName', 'a'], ['TargetAddress', 'x'], ['TargetAddress', 'y']]);
+  const kv = decodeKeyValues(
+    encodeKeyValues([
+      ['TargetName', 'a'],
+      ['TargetAddress', 'x'],
+      ['TargetAddress', 'y'],
+    ]),
+  );
+  assert.deepEqual(kv, [
+    ['TargetName', 'a'],
+    ['TargetAddress', 'x'],
+    ['TargetAddress', 'y'],
+  ]);
   assert.throws(() => assertNoDuplicates(kv), TextKeyError);
   assert.throws(() => decodeKeyValues(Buffer.from('novalue\0')), TextKeyError);
 });
 
 test('negotiation applies RFC 7143 result functions both ways', () => {
   const target = defaultParams();
-  const offers = initiatorOffers({ ...DEFAULT_INITIATOR_OFFER, headerDigest: true, maxBurstLength: 65536, initialR2T: true });
+  const offers = initiatorOffers({
+    ...DEFAULT_INITIATOR_OFFER,
+    headerDigest: true,
+    maxBurstLength: 65536,
+    initialR2T: true,
+  });
   const answers = answerOffers(offers, target, { ...DEFAULT_TARGET_LIMITS, digests: ['CRC32C', 'None'] });
   const get = (k: string) => answers.find(([x]) => x === k)?.[1];
   assert.equal(get('HeaderDigest'), 'CRC32C');
@@ -107,8 +162,18 @@ test('negotiation applies RFC 7143 result functions both ways', () => {
   assert.equal(get('ImmediateData'), 'Yes', 'AND');
   assert.equal(target.firstBurstLength, 65536, 'FirstBurstLength clamped to MaxBurstLength');
   assert.equal(target.peerMaxRecvDataSegmentLength, 262144);
-  const bad = answerOffers([['MaxBurstLength', '12'], ['DataDigest', 'MD5']], defaultParams(), DEFAULT_TARGET_LIMITS);
-  assert.deepEqual(bad, [['MaxBurstLength', 'Reject'], ['DataDigest', 'Reject']]);
+  const bad = answerOffers(
+    [
+      ['MaxBurstLength', '12'],
+      ['DataDigest', 'MD5'],
+    ],
+    defaultParams(),
+    DEFAULT_TARGET_LIMITS,
+  );
+  assert.deepEqual(bad, [
+    ['MaxBurstLength', 'Reject'],
+    ['DataDigest', 'Reject'],
+  ]);
   const init = defaultParams();
   applyAnswers(answers, init);
   assert.equal(init.headerDigest, true);

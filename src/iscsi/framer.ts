@@ -109,7 +109,8 @@ export class Framer {
 
   /** `n` bytes were read straight into `directTarget()`. */
   pushedDirect(n: number, out: (pdu: RawPdu | DataDigestFault) => void): void {
-    if (this.phase !== Phase.DATA || n > this.data.length - this.dataFill) throw new FramingError('direct read outside the data segment');
+    if (this.phase !== Phase.DATA || n > this.data.length - this.dataFill)
+      throw new FramingError('direct read outside the data segment');
     this.dataFill += n;
     if (this.dataFill < this.data.length) return;
     this.phase = Phase.TAIL;
@@ -124,7 +125,9 @@ export class Framer {
     }
     const dsl = dataSegmentLength(this.hdr);
     if (dsl > this.opts.maxDataSegment) {
-      throw new FramingError(`data segment of ${dsl} bytes exceeds MaxRecvDataSegmentLength ${this.opts.maxDataSegment}`);
+      throw new FramingError(
+        `data segment of ${dsl} bytes exceeds MaxRecvDataSegmentLength ${this.opts.maxDataSegment}`,
+      );
     }
     const dd = this.opts.dataDigest && dsl > 0 ? 4 : 0;
     this.tailLen = ((dsl + 3) & ~3) - dsl + dd;

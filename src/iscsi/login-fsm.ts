@@ -1,21 +1,42 @@
 import { type LoginRequest, type LoginResponse, LoginStatus, Stage } from './pdu/login.ts';
-import { type KeyValues, decodeKeyValues, encodeKeyValues, getKey, assertNoDuplicates, TextKeyError } from './text-keys.ts';
+import {
+  type KeyValues,
+  decodeKeyValues,
+  encodeKeyValues,
+  getKey,
+  assertNoDuplicates,
+  TextKeyError,
+} from './text-keys.ts';
 import { type SessionParams, type TargetLimits, defaultParams, answerOffers, OPERATIONAL_KEYS } from './negotiation.ts';
-import { type ChapSecret, CHAP_MD5, newChallenge, decodeBinary, encodeBinary, chapResponse, verifyChapResponse } from './chap.ts';
+import {
+  type ChapSecret,
+  CHAP_MD5,
+  newChallenge,
+  decodeBinary,
+  encodeBinary,
+  chapResponse,
+  verifyChapResponse,
+} from './chap.ts';
 
 // RFC 7143 6.3 / 11.12: the target side of login, as a state machine that sees only decoded
 // PDUs. States: security (CHAP sub-steps) → operational → full feature, or failed.
 
 export interface LoginPolicy {
   /** Resolve a TargetName to what the login needs, or undefined when unknown. */
-  findTarget(name: string): { chap?: ChapSecret; mutualChap?: ChapSecret; allows(initiatorName: string): boolean } | undefined;
+  findTarget(
+    name: string,
+  ): { chap?: ChapSecret; mutualChap?: ChapSecret; allows(initiatorName: string): boolean } | undefined;
   limits: TargetLimits;
   portalGroupTag: number;
 }
 
 export type LoginOutcome =
   | { kind: 'continue'; response: Omit<LoginResponse, 'statSN' | 'expCmdSN' | 'maxCmdSN' | 'tsih'> }
-  | { kind: 'complete'; response: Omit<LoginResponse, 'statSN' | 'expCmdSN' | 'maxCmdSN' | 'tsih'>; result: LoginResult }
+  | {
+      kind: 'complete';
+      response: Omit<LoginResponse, 'statSN' | 'expCmdSN' | 'maxCmdSN' | 'tsih'>;
+      result: LoginResult;
+    }
   | { kind: 'failed'; response: Omit<LoginResponse, 'statSN' | 'expCmdSN' | 'maxCmdSN' | 'tsih'>; reason: string };
 
 export interface LoginResult {
@@ -34,7 +55,15 @@ type ChapState =
   | { step: 'challenged'; id: number; challenge: Buffer }
   | { step: 'done' };
 
-const LOGIN_KEYS = new Set(['InitiatorName', 'InitiatorAlias', 'TargetName', 'SessionType', 'AuthMethod', 'TargetAlias', 'TargetPortalGroupTag']);
+const LOGIN_KEYS = new Set([
+  'InitiatorName',
+  'InitiatorAlias',
+  'TargetName',
+  'SessionType',
+  'AuthMethod',
+  'TargetAlias',
+  'TargetPortalGroupTag',
+]);
 
 export class TargetLoginFsm {
   private readonly policy: LoginPolicy;
@@ -116,7 +145,8 @@ export class TargetLoginFsm {
         if (!tname) return fail(LoginStatus.MISSING_PARAMETER, 'TargetName missing');
         this.target = this.policy.findTarget(tname);
         if (!this.target) return fail(LoginStatus.NOT_FOUND, `no target ${tname}`);
-        if (!this.target.allows(iname)) return fail(LoginStatus.AUTHORIZATION_FAILURE, `${iname} is not allowed on ${tname}`);
+        if (!this.target.allows(iname))
+          return fail(LoginStatus.AUTHORIZATION_FAILURE, `${iname} is not allowed on ${tname}`);
         this.targetName = tname;
         answers.push(['TargetPortalGroupTag', String(this.policy.portalGroupTag)]);
       }
@@ -127,7 +157,8 @@ export class TargetLoginFsm {
       const r = this.security(keys, answers, needChap);
       if (r) return fail(r[0], r[1]);
     } else {
-      if (needChap && !this.securityDone) return fail(LoginStatus.AUTHENTICATION_FAILURE, 'CHAP is required: start in the security stage');
+      if (needChap && !this.securityDone)
+        return fail(LoginStatus.AUTHENTICATION_FAILURE, 'CHAP is required: start in the security stage');
       this.securityDone = true;
     }
 
@@ -165,7 +196,11 @@ export class TargetLoginFsm {
   }
 
   /** RFC 7143 12.1: AuthMethod and the CHAP exchange. Returns a failure status, or undefined. */
-  private security(keys: KeyValues, answers: KeyValues, needChap: boolean): [readonly [number, number], string] | undefined {
+  private security(
+    keys: KeyValues,
+    answers: KeyValues,
+    needChap: boolean,
+  ): [readonly [number, number], string] | undefined {
     const method = getKey(keys, 'AuthMethod');
     if (method !== undefined) {
       const offered = method.split(',');
@@ -184,7 +219,8 @@ export class TargetLoginFsm {
     const alg = getKey(keys, 'CHAP_A');
     if (alg !== undefined) {
       if (this.chap.step !== 'method-agreed') return [LoginStatus.INITIATOR_ERROR, 'CHAP_A out of order'];
-      if (!alg.split(',').includes(CHAP_MD5)) return [LoginStatus.AUTHENTICATION_FAILURE, 'only CHAP_A=5 (MD5) is supported'];
+      if (!alg.split(',').includes(CHAP_MD5))
+        return [LoginStatus.AUTHENTICATION_FAILURE, 'only CHAP_A=5 (MD5) is supported'];
       const { id, challenge } = newChallenge();
       answers.push(['CHAP_A', CHAP_MD5], ['CHAP_I', String(id)], ['CHAP_C', encodeBinary(challenge)]);
       this.chap = { step: 'challenged', id, challenge };
@@ -192,9 +228,13 @@ export class TargetLoginFsm {
     const name = getKey(keys, 'CHAP_N');
     const resp = getKey(keys, 'CHAP_R');
     if (name !== undefined || resp !== undefined) {
-      if (this.chap.step !== 'challenged' || !this.target?.chap) return [LoginStatus.INITIATOR_ERROR, 'CHAP response out of order'];
+      if (this.chap.step !== 'challenged' || !this.target?.chap)
+        return [LoginStatus.INITIATOR_ERROR, 'CHAP response out of order'];
       const r = resp === undefined ? undefined : decodeBinary(resp);
-      const ok = name === this.target.chap.user && r !== undefined && verifyChapResponse(this.chap.id, this.target.chap.secret, this.chap.challenge, r);
+      const ok =
+        name === this.target.chap.user &&
+        r !== undefined &&
+        verifyChapResponse(this.chap.id, this.target.chap.secret, this.chap.challenge, r);
       if (!ok) return [LoginStatus.AUTHENTICATION_FAILURE, `CHAP authentication failed for ${name ?? '?'}`];
       // Mutual CHAP: the initiator challenges us back (RFC 7143 12.1.3).
       const ci = getKey(keys, 'CHAP_I');

@@ -45,7 +45,14 @@ export function defaultParams(): SessionParams {
   };
 }
 
-type NumKey = 'maxConnections' | 'maxBurstLength' | 'firstBurstLength' | 'defaultTime2Wait' | 'defaultTime2Retain' | 'maxOutstandingR2T' | 'errorRecoveryLevel';
+type NumKey =
+  | 'maxConnections'
+  | 'maxBurstLength'
+  | 'firstBurstLength'
+  | 'defaultTime2Wait'
+  | 'defaultTime2Retain'
+  | 'maxOutstandingR2T'
+  | 'errorRecoveryLevel';
 type BoolKey = 'initialR2T' | 'immediateData' | 'dataPDUInOrder' | 'dataSequenceInOrder';
 
 type KeyDef =
@@ -138,13 +145,20 @@ export function answerOffers(offers: KeyValues, params: SessionParams, limits: T
           out.push([key, 'Reject']);
           break;
         }
-        const ours = def.field === 'maxBurstLength' ? limits.maxBurstLength
-          : def.field === 'firstBurstLength' ? limits.firstBurstLength
-          : def.field === 'maxOutstandingR2T' ? limits.maxOutstandingR2T
-          : def.field === 'maxConnections' ? 1
-          : def.field === 'errorRecoveryLevel' ? 0
-          : def.field === 'defaultTime2Retain' ? 0
-          : n;
+        const ours =
+          def.field === 'maxBurstLength'
+            ? limits.maxBurstLength
+            : def.field === 'firstBurstLength'
+              ? limits.firstBurstLength
+              : def.field === 'maxOutstandingR2T'
+                ? limits.maxOutstandingR2T
+                : def.field === 'maxConnections'
+                  ? 1
+                  : def.field === 'errorRecoveryLevel'
+                    ? 0
+                    : def.field === 'defaultTime2Retain'
+                      ? 0
+                      : n;
         const r = def.kind === 'min' ? Math.min(n, ours) : Math.max(n, ours);
         params[def.field] = r;
         out.push([key, String(r)]);
@@ -157,7 +171,8 @@ export function answerOffers(offers: KeyValues, params: SessionParams, limits: T
           out.push([key, 'Reject']);
           break;
         }
-        const ours = def.field === 'initialR2T' ? limits.initialR2T : def.field === 'immediateData' ? limits.immediateData : true;
+        const ours =
+          def.field === 'initialR2T' ? limits.initialR2T : def.field === 'immediateData' ? limits.immediateData : true;
         const r = def.kind === 'and' ? b && ours : b || ours;
         params[def.field] = r;
         out.push([key, yn(r)]);

@@ -5,7 +5,15 @@ import { RemoteBlockDevice } from '../initiator/remote-device.ts';
 import type { NodeControl, SnapshotRecord } from '../storage-node/node-control.ts';
 import { upsertVolume, getVolume, volumeId } from '../catalog/queries/volumes.ts';
 import { completeSet, getChain, getSet, claimSetId, type SetPiece } from '../catalog/queries/sets.ts';
-import { cartridgeResource, getCartridge, pickWritable, release, reserve, type Cartridge, type CartridgeUpdate } from '../catalog/queries/cartridges.ts';
+import {
+  cartridgeResource,
+  getCartridge,
+  pickWritable,
+  release,
+  reserve,
+  type Cartridge,
+  type CartridgeUpdate,
+} from '../catalog/queries/cartridges.ts';
 import { encodeHeaderAt, encodeRecord, MAX_JSON_BYTES } from '../tapeformat/codec.ts';
 import { fileIndexText, type FileIndex, type SetHeader, type SetTrailer } from '../tapeformat/records.ts';
 import type { FilePlan } from '../ntfs/plan.ts';
@@ -54,7 +62,10 @@ function merge(ranges: Array<{ lba: number; blocks: number }>): Array<{ lba: num
   return out;
 }
 
-function intersect(a: Array<{ lba: number; blocks: number }>, b: Array<{ lba: number; blocks: number }>): Array<{ lba: number; blocks: number }> {
+function intersect(
+  a: Array<{ lba: number; blocks: number }>,
+  b: Array<{ lba: number; blocks: number }>,
+): Array<{ lba: number; blocks: number }> {
   const out: Array<{ lba: number; blocks: number }> = [];
   let i = 0;
   let j = 0;
@@ -75,7 +86,10 @@ async function snapshotDevice(ctx: JobContext, nodeName: string, snap: SnapshotR
 }
 
 /** Block ranges of `a` outside `b` (both sorted, merged). */
-function subtract(a: Array<{ lba: number; blocks: number }>, b: Array<{ lba: number; blocks: number }>): Array<{ lba: number; blocks: number }> {
+function subtract(
+  a: Array<{ lba: number; blocks: number }>,
+  b: Array<{ lba: number; blocks: number }>,
+): Array<{ lba: number; blocks: number }> {
   const out: Array<{ lba: number; blocks: number }> = [];
   let j = 0;
   for (const r of a) {
@@ -92,25 +106,41 @@ function subtract(a: Array<{ lba: number; blocks: number }>, b: Array<{ lba: num
 }
 
 /** `used` mode: allocated clusters from $Bitmap plus both boot sectors, read over iSCSI from the snapshot. */
-async function usedExtents(ctx: JobContext, nodeName: string, snap: SnapshotRecord, blockSize: number): Promise<Array<{ lba: number; blocks: number }>> {
+async function usedExtents(
+  ctx: JobContext,
+  nodeName: string,
+  snap: SnapshotRecord,
+  blockSize: number,
+): Promise<Array<{ lba: number; blocks: number }>> {
   const dev = await snapshotDevice(ctx, nodeName, snap);
   let vol;
   try {
     vol = await openVolume(dev);
   } catch (e) {
-    throw new FerryError('ERR_NOT_NTFS', `volume ${nodeName}:${snap.sourceLun} is not NTFS (${(e as Error).message}): back it up with --mode image`);
+    throw new FerryError(
+      'ERR_NOT_NTFS',
+      `volume ${nodeName}:${snap.sourceLun} is not NTFS (${(e as Error).message}): back it up with --mode image`,
+    );
   }
   const used = await usedClusters(vol);
   const perCluster = used.clusterSize / blockSize;
   const ranges = used.ranges.map(([c, n]) => ({ lba: c * perCluster, blocks: n * perCluster }));
   // NTFS keeps a copy of the boot sector in the volume's last sector (ntfs.md "Boot sector").
   // The backup boot sector is the sector right after the volume's sectors (boot-sector.ts Geometry).
-  const lastBoot = Math.min(dev.blockCount - 1, Math.floor((vol.geo.totalSectors * vol.geo.bytesPerSector) / blockSize));
+  const lastBoot = Math.min(
+    dev.blockCount - 1,
+    Math.floor((vol.geo.totalSectors * vol.geo.bytesPerSector) / blockSize),
+  );
   ranges.push({ lba: 0, blocks: 1 }, { lba: lastBoot, blocks: 1 });
-  return merge(ranges).filter((r) => r.lba < dev.blockCount).map((r) => ({ lba: r.lba, blocks: Math.min(r.blocks, dev.blockCount - r.lba) }));
+  return merge(ranges)
+    .filter((r) => r.lba < dev.blockCount)
+    .map((r) => ({ lba: r.lba, blocks: Math.min(r.blocks, dev.blockCount - r.lba) }));
 }
 
-export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ set: number; bytes: number; quietWaitMs: number | null }> {
+export async function runBackup(
+  ctx: JobContext,
+  req: BackupRequest,
+): Promise<{ set: number; bytes: number; quietWaitMs: number | null }> {
   const { node, lun } = parseVolume(req.volume);
   const control = await ctx.site.nodeControl(node);
   const info = await diskLun(control, node, lun);
@@ -118,12 +148,22 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
   const pool = ctx.site.pool(req.pool);
   // The kept change id and the incremental's base are the volume's: read them once no other backup of it runs.
   await acquireVolume(ctx, vid);
-  await upsertVolume(ctx.db, { node, lun, designator: info.designator, diskBlockBytes: info.blockSize, volumeBlocks: info.blockCount });
+  await upsertVolume(ctx.db, {
+    node,
+    lun,
+    designator: info.designator,
+    diskBlockBytes: info.blockSize,
+    volumeBlocks: info.blockCount,
+  });
   const vol = await getVolume(ctx.db, vid);
-  const base = req.level === 'incremental' && vol?.keptSetId != null && vol.keptChangeId ? await getSet(ctx.db, vol.keptSetId) : undefined;
+  const base =
+    req.level === 'incremental' && vol?.keptSetId != null && vol.keptChangeId
+      ? await getSet(ctx.db, vol.keptSetId)
+      : undefined;
 
   // 1. Snapshot once writes pause.
-  const quiet = `waiting for ${req.quietPeriodMs / 1000} s without writes to ${vid} (timeout ${req.timeoutMs / 1000} s)`;
+  const quiet =
+    `waiting for ${req.quietPeriodMs / 1000} s without writes to ${vid} (timeout ` + `${req.timeoutMs / 1000} s)`;
   await ctx.to('waiting-quiet', quiet, { waitingFor: quiet });
   const watch = setInterval(() => {
     control.activity(lun).then(
@@ -133,7 +173,11 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
   }, 250);
   let snap: SnapshotRecord;
   try {
-    snap = await control.createSnapshot(lun, { quietPeriodMs: req.quietPeriodMs, timeoutMs: req.timeoutMs, signal: ctx.signal });
+    snap = await control.createSnapshot(lun, {
+      quietPeriodMs: req.quietPeriodMs,
+      timeoutMs: req.timeoutMs,
+      signal: ctx.signal,
+    });
   } finally {
     clearInterval(watch);
   }
@@ -142,14 +186,33 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     const setId = await claimSetId(ctx.db, ctx.id);
     const snapInfo = await diskLunOrSnapshot(control, snap);
     // 2. Plan.
-    await ctx.to('planning', `snapshot ${snap.id} taken after waiting ${((snap.waitedMs ?? 0) / 1000).toFixed(1)} s; planning the ${req.mode} ${req.level} backup`, { data: { snapshot: snap.id, volume: vid } });
-    const plan = await makePlan(ctx, req, { node, lun, vid, snap, base, keptChangeId: vol?.keptChangeId ?? null, blockSize: info.blockSize, blockCount: info.blockCount });
+    await ctx.to(
+      'planning',
+      `snapshot ${snap.id} taken after waiting ${((snap.waitedMs ?? 0) / 1000).toFixed(1)} s; planning the ` +
+        `${req.mode} ${req.level} backup`,
+      { data: { snapshot: snap.id, volume: vid } },
+    );
+    const plan = await makePlan(ctx, req, {
+      node,
+      lun,
+      vid,
+      snap,
+      base,
+      keptChangeId: vol?.keptChangeId ?? null,
+      blockSize: info.blockSize,
+      blockCount: info.blockCount,
+    });
     if (plan.reason) await ctx.log(`running a full backup: ${plan.reason}`);
     ctx.update({ bytesTotal: plan.streamBytes, bytesDone: 0 });
     // A files set's index goes in its last trailer: too large a one fails here, before any tape is written;
     // else every list leaves room for it (its size with every run placed, as a one-piece set would be).
-    const indexReserve = plan.files ? indexBytes(plan.files, plan.extents, info.blockSize, pool.tapeBlockBytes, plan.baseSetId !== null) : 0;
-    const digest = control.digest(snap.lun, plan.extents.map((e) => ({ lba: e.lba, blocks: e.blocks })));
+    const indexReserve = plan.files
+      ? indexBytes(plan.files, plan.extents, info.blockSize, pool.tapeBlockBytes, plan.baseSetId !== null)
+      : 0;
+    const digest = control.digest(
+      snap.lun,
+      plan.extents.map((e) => ({ lba: e.lba, blocks: e.blocks })),
+    );
     digest.catch(() => undefined);
 
     // 3. A drive, then cartridges of the pool, piece by piece.
@@ -180,7 +243,8 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     const carts: CartridgeUpdate[] = [];
     let pos = 0;
     let sha256: string | null = null;
-    // The set ends when its last trailer was composed: the catalog keeps the time the tape says (a rebuild reads it back).
+    // The set ends when its last trailer was composed: the catalog keeps the time the tape says (a rebuild reads it
+    // back).
     let endedAt = '';
     let copier: Copier | undefined;
     let index: FileIndex | undefined;
@@ -188,31 +252,52 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     do {
       const seq = pieces.length + 1;
       const cart = await nextCartridge(ctx, pool, pieces.length === 0 && carts.length === 0);
-      await ctx.to('mounting', `loading cartridge ${cart.barcode} into drive ${driveName}`, { data: { cartridge: cart.barcode, drive: driveName } });
+      await ctx.to('mounting', `loading cartridge ${cart.barcode} into drive ${driveName}`, {
+        data: { cartridge: cart.barcode, drive: driveName },
+      });
       ctx.update({ cartridge: cart.barcode });
       const drive = await ctx.site.mount(pool, driveName, cart.barcode);
       if (!copier) copier = await Copier.forJob(ctx, req.mover, drive);
       const devices = [driveDevice(ctx, drive), diskDevice(ctx, node, snap.lun)];
       const start = await prepareCartridge(ctx, drive, pool, cart, copier, devices);
-      const h = encodeHeaderAt({ ...header, sequence: seq, piece: { streamStart: pos, dataBlockId: 0 } }, start, pool.tapeBlockBytes);
+      const h = encodeHeaderAt(
+        { ...header, sequence: seq, piece: { streamStart: pos, dataBlockId: 0 } },
+        start,
+        pool.tapeBlockBytes,
+      );
       // Room for the header and at least one data block before the trailer's reserve, or the next cartridge.
       if ((await roomFor(drive, pool.tapeBlockBytes, indexReserve)) < h.bytes.length + pool.tapeBlockBytes) {
         await ctx.log(`cartridge ${cart.barcode} has no room for another set: marked full`);
         carts.push({ barcode: cart.barcode, state: 'full' });
         continue;
       }
-      await ctx.to('copying', `${seq > 1 ? 'continuing' : 'writing'} set ${setId} on ${cart.barcode} at block ${start}`);
+      await ctx.to(
+        'copying',
+        `${seq > 1 ? 'continuing' : 'writing'} set ${setId} on ${cart.barcode} at block ${start}`,
+      );
       // One list at a time, each sized to what is left before early warning.
       let end = pos;
       const B = pool.tapeBlockBytes;
       const headerBlocks = h.bytes.length / B;
       let written = 0; // tape blocks this piece's lists wrote: header and data
-      for (let first = true; first || end < plan.streamBytes; ) {
+      for (let first = true; first || end < plan.streamBytes;) {
         const room = await roomFor(drive, B, indexReserve);
-        // As few lists as the limits allow: as large as the room before early warning, or LIST_BYTES when the drive does not say.
+        // As few lists as the limits allow: as large as the room before early warning, or LIST_BYTES when the drive
+        // does not say.
         const maxListBytes = (room === Number.MAX_SAFE_INTEGER ? LIST_BYTES : room) - (first ? h.bytes.length : 0);
         if (!first && maxListBytes < B) break;
-        const ls = copier.lists({ direction: 'backup', disk, drive, tapeBlockBytes: B, diskBlockBytes: info.blockSize, extents: plan.extents, streamStart: end, streamEnd: plan.streamBytes, before: first ? h.bytes : undefined, maxListBytes });
+        const ls = copier.lists({
+          direction: 'backup',
+          disk,
+          drive,
+          tapeBlockBytes: B,
+          diskBlockBytes: info.blockSize,
+          extents: plan.extents,
+          streamStart: end,
+          streamEnd: plan.streamBytes,
+          before: first ? h.bytes : undefined,
+          maxListBytes,
+        });
         // A header larger than the copy manager's inline data comes in lists of its own: all of them go first.
         let k = 0;
         while (k < ls.length - 1 && ls[k].streamEnd === ls[k].streamStart) k++;
@@ -223,7 +308,11 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
             written += r.tapeBlocks;
           }
           const recordBytes = l.tapeBlocks * B - Math.ceil((l.streamEnd - l.streamStart) / B) * B;
-          await copier.run(l, `backup of ${vid} (set ${setId})`, (n) => ctx.update({ bytesDone: l.streamStart + Math.max(0, Math.min(n - recordBytes, l.streamEnd - l.streamStart)) }));
+          await copier.run(l, `backup of ${vid} (set ${setId})`, (n) =>
+            ctx.update({
+              bytesDone: l.streamStart + Math.max(0, Math.min(n - recordBytes, l.streamEnd - l.streamStart)),
+            }),
+          );
           written += l.tapeBlocks;
           end = l.streamEnd;
           first = false;
@@ -233,20 +322,35 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
           // Resume after the last whole block on tape (the piece's blocks hold its stream in order,
           // list-builder); a header not wholly on tape is written again.
           const settled = await settledPosition(drive);
-          if (settled === undefined) throw new FerryError('ERR_POSITION_UNKNOWN', `drive ${drive.name} cannot report its position, so set ${setId} cannot resume after its data mover failed: run the backup again (nothing is recorded)`, { cause: e });
+          if (settled === undefined)
+            throw new FerryError(
+              'ERR_POSITION_UNKNOWN',
+              `drive ${drive.name} cannot report its position, so set ${setId} cannot resume after its data mover ` +
+                `failed: run the backup again (nothing is recorded)`,
+              { cause: e },
+            );
           const done = settled - start;
           const data = done < headerBlocks ? -1 : Math.min(done - headerBlocks, Math.ceil((l.streamEnd - pos) / B));
           first = data < 0;
           end = first ? pos : Math.min(pos + data * B, l.streamEnd);
           written = first ? 0 : headerBlocks + data;
           await drive.drive.locate(start + written);
-          await ctx.log(`resuming set ${setId} on ${copier.cm.name} at tape block ${start + written} (${first ? 'its header' : `stream byte ${end}`})`, { mover: copier.cm.name, tapeBlock: start + written, streamByte: end });
+          await ctx.log(
+            `resuming set ${setId} on ${copier.cm.name} at tape block ${start + written} ` +
+              `(${first ? 'its header' : `stream byte ${end}`})`,
+            { mover: copier.cm.name, tapeBlock: start + written, streamByte: end },
+          );
           ctx.update({ bytesDone: end });
         }
       }
       // Nothing is recorded that is not on tape: the lists wrote exactly the header and the data blocks.
       const expectBlocks = h.bytes.length / B + Math.ceil((end - pos) / B);
-      if (written !== expectBlocks) throw new FerryError('ERR_BACKUP_INCOMPLETE', `set ${setId} on ${cart.barcode}: the lists wrote ${written} tape blocks, the header and data need ${expectBlocks}; the set is not recorded`);
+      if (written !== expectBlocks)
+        throw new FerryError(
+          'ERR_BACKUP_INCOMPLETE',
+          `set ${setId} on ${cart.barcode}: the lists wrote ${written} tape blocks, the header and data need ` +
+            `${expectBlocks}; the set is not recorded`,
+        );
       const complete = end >= plan.streamBytes;
       if (complete) sha256 = (await digest).sha256;
       const dataBlocks = Math.ceil((end - pos) / pool.tapeBlockBytes);
@@ -262,19 +366,72 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
         digests: { sha256 },
       };
       if (complete && plan.files) {
-        const placed = [...pieces.map((p) => ({ seq: p.seq, dataBlock: p.dataBlock, streamStart: p.streamStart, streamEnd: p.streamEnd })), { seq, dataBlock: h.header.piece.dataBlockId, streamStart: pos, streamEnd: end }];
-        index = fileIndex(plan.files, plan.extents, placed, info.blockSize, B, plan.baseSetId === null ? undefined : await chainOf(ctx, plan.baseSetId, plan.files));
+        const placed = [
+          ...pieces.map((p) => ({
+            seq: p.seq,
+            dataBlock: p.dataBlock,
+            streamStart: p.streamStart,
+            streamEnd: p.streamEnd,
+          })),
+          { seq, dataBlock: h.header.piece.dataBlockId, streamStart: pos, streamEnd: end },
+        ];
+        index = fileIndex(
+          plan.files,
+          plan.extents,
+          placed,
+          info.blockSize,
+          B,
+          plan.baseSetId === null ? undefined : await chainOf(ctx, plan.baseSetId, plan.files),
+        );
         trailer.fileIndex = fileIndexText(index);
       }
       endedAt = trailer.endedAt;
       const tb = encodeRecord(trailer, pool.tapeBlockBytes);
       const trailerBlock = h.header.piece.dataBlockId + dataBlocks;
       const c = copier;
-      await c.writeRecords(() => c.lists({ direction: 'backup', disk, drive, tapeBlockBytes: B, diskBlockBytes: info.blockSize, extents: [], streamStart: 0, streamEnd: 0, after: tb, filemark: true }), drive, trailerBlock, `trailer of set ${setId}`, devices);
+      await c.writeRecords(
+        () =>
+          c.lists({
+            direction: 'backup',
+            disk,
+            drive,
+            tapeBlockBytes: B,
+            diskBlockBytes: info.blockSize,
+            extents: [],
+            streamStart: 0,
+            streamEnd: 0,
+            after: tb,
+            filemark: true,
+          }),
+        drive,
+        trailerBlock,
+        `trailer of set ${setId}`,
+        devices,
+      );
       const endBlock = trailerBlock + tb.length / pool.tapeBlockBytes + 1;
-      pieces.push({ seq, cartridge: cart.barcode, headerBlock: start, dataBlock: start + headerBlocks, dataBlocks, trailerBlock, endBlock, streamStart: pos, streamEnd: end });
-      carts.push({ barcode: cart.barcode, state: complete ? 'append' : 'full', endBlock, bytesUsed: endBlock * pool.tapeBlockBytes, lastWrittenAt: new Date() });
-      if (!complete) await ctx.log(`cartridge ${cart.barcode} reached early warning at stream byte ${end}; the set continues on the next cartridge`);
+      pieces.push({
+        seq,
+        cartridge: cart.barcode,
+        headerBlock: start,
+        dataBlock: start + headerBlocks,
+        dataBlocks,
+        trailerBlock,
+        endBlock,
+        streamStart: pos,
+        streamEnd: end,
+      });
+      carts.push({
+        barcode: cart.barcode,
+        state: complete ? 'append' : 'full',
+        endBlock,
+        bytesUsed: endBlock * pool.tapeBlockBytes,
+        lastWrittenAt: new Date(),
+      });
+      if (!complete)
+        await ctx.log(
+          `cartridge ${cart.barcode} reached early warning at stream byte ${end}; the set continues on the next ` +
+            `cartridge`,
+        );
       pos = end;
     } while (pos < plan.streamBytes || pieces.length === 0); // an empty set still gets its one piece
 
@@ -309,12 +466,18 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
     });
     // A snapshot kept by an older server for its incrementals (its id was the kept change id).
     if (vol?.keptChangeId && (await control.getSnapshot(vol.keptChangeId).catch(() => undefined))) {
-      await control.deleteSnapshot(vol.keptChangeId).catch((e: Error) => ctx.log(`could not delete old snapshot ${vol.keptChangeId}: ${e.message}`));
+      await control
+        .deleteSnapshot(vol.keptChangeId)
+        .catch((e: Error) => ctx.log(`could not delete old snapshot ${vol.keptChangeId}: ${e.message}`));
     }
     return { set: setId, bytes: copier?.movedBytes ?? 0, quietWaitMs: snap.waitedMs };
   } finally {
     // Done or failed, the snapshot goes: while it lives, every first write to a chunk is copied.
-    await control.deleteSnapshot(snap.id).catch((e: Error) => ctx.log(`could not delete snapshot ${snap.id}: ${e.message}: delete it with \`ferry snapshot rm ${snap.id}\``));
+    await control
+      .deleteSnapshot(snap.id)
+      .catch((e: Error) =>
+        ctx.log(`could not delete snapshot ${snap.id}: ${e.message}: delete it with \`ferry snapshot rm ${snap.id}\``),
+      );
   }
 }
 
@@ -322,14 +485,32 @@ export async function runBackup(ctx: JobContext, req: BackupRequest): Promise<{ 
  * Bytes the last trailer's file index will take (with 10 % to spare); refuses an index larger
  * than a record may hold (tapeformat MAX_JSON_BYTES), naming the file count.
  */
-function indexBytes(files: FilePlan, extents: readonly StreamExtent[], diskBlockBytes: number, tapeBlockBytes: number, incremental: boolean): number {
+function indexBytes(
+  files: FilePlan,
+  extents: readonly StreamExtent[],
+  diskBlockBytes: number,
+  tapeBlockBytes: number,
+  incremental: boolean,
+): number {
   const end = extents.reduce((n, e) => n + e.blocks * diskBlockBytes, 0);
   // An incremental's runs outside its extents are placed later, through its chain (null here).
-  const probe = fileIndex(files, extents, [{ seq: 1, dataBlock: 2 ** 40, streamStart: 0, streamEnd: end }], diskBlockBytes, tapeBlockBytes, incremental ? { sets: [], deleted: [] } : undefined);
+  const probe = fileIndex(
+    files,
+    extents,
+    [{ seq: 1, dataBlock: 2 ** 40, streamStart: 0, streamEnd: end }],
+    diskBlockBytes,
+    tapeBlockBytes,
+    incremental ? { sets: [], deleted: [] } : undefined,
+  );
   let json = 0;
   for (const f of probe.files) json += JSON.stringify(f).length + 1;
   if (json > MAX_JSON_BYTES * 0.9) {
-    throw new FerryError('ERR_FILE_INDEX_TOO_LARGE', `the file index of ${files.fileCount} files would take ${Math.round(json / 2 ** 20)} MiB of JSON, over the ${MAX_JSON_BYTES / 2 ** 20} MiB a tape record holds: back up this volume with --mode used (nothing was written)`);
+    throw new FerryError(
+      'ERR_FILE_INDEX_TOO_LARGE',
+      `the file index of ${files.fileCount} files would take ${Math.round(json / 2 ** 20)} MiB of JSON, over the ` +
+        `${MAX_JSON_BYTES / 2 ** 20} MiB a tape record holds: back up this volume with --mode used (nothing was ` +
+        `written)`,
+    );
   }
   return Math.ceil(fileIndexText(probe).length * 1.1) + 4096;
 }
@@ -342,7 +523,8 @@ async function chainOf(ctx: JobContext, baseSetId: number, files: FilePlan): Pro
   for (const n of namedPaths([...files.files()])) now.add(n.path);
   const before = await listDirectory(ctx.db, baseSetId, '/', { recursive: true, system: true });
   const deleted = before.filter((r) => !now.has(r.path)).map((r) => r.path);
-  if (deleted.length) await ctx.log(`${deleted.length} files of set ${baseSetId} are gone (recorded as deleted in the index)`);
+  if (deleted.length)
+    await ctx.log(`${deleted.length} files of set ${baseSetId} are gone (recorded as deleted in the index)`);
   return { sets: sets.map((s) => ({ id: s.id, extents: s.extents })), deleted };
 }
 
@@ -356,7 +538,16 @@ async function diskLunOrSnapshot(control: NodeControl, snap: SnapshotRecord): Pr
 async function makePlan(
   ctx: JobContext,
   req: BackupRequest,
-  v: { node: string; lun: number; vid: string; snap: SnapshotRecord; base: Awaited<ReturnType<typeof getSet>>; keptChangeId: string | null; blockSize: number; blockCount: number },
+  v: {
+    node: string;
+    lun: number;
+    vid: string;
+    snap: SnapshotRecord;
+    base: Awaited<ReturnType<typeof getSet>>;
+    keptChangeId: string | null;
+    blockSize: number;
+    blockCount: number;
+  },
 ): Promise<Plan> {
   let level: BackupLevel = req.level;
   let reason: string | null = null;
@@ -367,9 +558,13 @@ async function makePlan(
     let skipped = 0;
     const dev = await snapshotDevice(ctx, v.node, v.snap);
     ({ plan: files, ranges } = await planFiles(dev, v.vid, (s) => {
-      if (skipped++ < 20) void ctx.log(`skipped MFT record ${s.record ?? '?'}${s.path ? ` (${s.path})` : ''}: ${s.message}`);
+      if (skipped++ < 20)
+        void ctx.log(`skipped MFT record ${s.record ?? '?'}${s.path ? ` (${s.path})` : ''}: ${s.message}`);
     }));
-    await ctx.log(`planned ${files.fileCount} files: ${files.extents.length} block ranges of file data and metadata${skipped ? `; ${skipped} malformed MFT records skipped (listed in the set's index)` : ''}`);
+    await ctx.log(
+      `planned ${files.fileCount} files: ${files.extents.length} block ranges of file data and ` +
+        `metadata${skipped ? `; ${skipped} malformed MFT records skipped (listed in the set's index)` : ''}`,
+    );
   }
   let base = v.base;
   if (level === 'incremental') {
@@ -378,16 +573,18 @@ async function makePlan(
     else if (base.volumeBlocks !== v.blockCount) reason = `${v.vid} changed size since set ${base.id}`;
     if (!reason && base) {
       const control = await ctx.site.nodeControl(v.node);
-      const changed = await control.changedSince(v.lun, v.keptChangeId as string, { until: v.snap.changeId }).catch((e: Error) => ({ tracking: 'lost' as const, reason: e.message, extents: [] }));
-      if (changed.tracking === 'lost') reason = `change tracking since set ${base.id} was lost (${changed.reason ?? 'no reason given'})`;
+      const changed = await control
+        .changedSince(v.lun, v.keptChangeId as string, { until: v.snap.changeId })
+        .catch((e: Error) => ({ tracking: 'lost' as const, reason: e.message, extents: [] }));
+      if (changed.tracking === 'lost')
+        reason = `change tracking since set ${base.id} was lost (${changed.reason ?? 'no reason given'})`;
       else if (req.mode === 'used') ranges = intersect(merge(changed.extents), ranges);
       // files: the changed blocks of today's files, and any block of theirs no set of the chain holds
       // (one that was free then and is a file's now without a write: past its initialized size).
       else if (req.mode === 'files') {
         const held = merge((await getChain(ctx.db, base.id)).flatMap((x) => x.extents));
         ranges = merge([...intersect(merge(changed.extents), merge(ranges)), ...subtract(merge(ranges), held)]);
-      }
-      else ranges = merge(changed.extents);
+      } else ranges = merge(changed.extents);
     }
     if (reason) {
       level = 'full';
@@ -396,7 +593,15 @@ async function makePlan(
   }
   const extents = streamExtents(merge(ranges), v.blockSize);
   const streamBytes = extents.reduce((n, e) => n + e.blocks * v.blockSize, 0);
-  return { files, level, reason, baseSetId: level === 'incremental' ? base!.id : null, baseSetUuid: level === 'incremental' ? base!.uuid : null, extents, streamBytes };
+  return {
+    files,
+    level,
+    reason,
+    baseSetId: level === 'incremental' ? base!.id : null,
+    baseSetUuid: level === 'incremental' ? base!.uuid : null,
+    extents,
+    streamBytes,
+  };
 }
 
 /**
@@ -421,8 +626,16 @@ async function nextCartridge(ctx: JobContext, pool: PoolConfig, mayWait: boolean
       }
     }
     const busy = mayWait ? await pickWritable(ctx.db, pool.name, { ...where, includeReserved: true }) : undefined;
-    if (!busy) throw new ServiceError('ERR_CONFLICT', `pool ${pool.name} has no ${mayWait ? '' : 'other '}blank or appendable cartridge: add cartridges to ${pool.library ? `library ${pool.library}` : `drive ${pool.drive}`} (see \`ferry cartridges\`)`);
-    if (!waited) await ctx.to('waiting-media', `every writable cartridge of pool ${pool.name} is in use by other jobs`, { waitingFor: `a writable cartridge of pool ${pool.name}` });
+    if (!busy)
+      throw new ServiceError(
+        'ERR_CONFLICT',
+        `pool ${pool.name} has no ${mayWait ? '' : 'other '}blank or appendable cartridge: add cartridges to ` +
+          `${pool.library ? `library ${pool.library}` : `drive ${pool.drive}`} (see \`ferry cartridges\`)`,
+      );
+    if (!waited)
+      await ctx.to('waiting-media', `every writable cartridge of pool ${pool.name} is in use by other jobs`, {
+        waitingFor: `a writable cartridge of pool ${pool.name}`,
+      });
     await new Promise((r) => setTimeout(r, 500));
     ctx.checkCanceled();
   }
@@ -434,10 +647,21 @@ async function nextCartridge(ctx: JobContext, pool: PoolConfig, mayWait: boolean
  * appendable one is located after its last complete set, over anything a failed job left there.
  * Returns the header's block id.
  */
-async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: PoolConfig, cart: Cartridge, copier: Copier, devices: readonly JobDevice[]): Promise<number> {
+async function prepareCartridge(
+  ctx: JobContext,
+  drive: MountedDrive,
+  pool: PoolConfig,
+  cart: Cartridge,
+  copier: Copier,
+  devices: readonly JobDevice[],
+): Promise<number> {
   const B = pool.tapeBlockBytes;
   await drive.drive.setFixedBlock(B);
-  if (await drive.drive.writeProtected()) throw new ServiceError('ERR_CONFLICT', `cartridge ${cart.barcode} is write-protected: clear its write protection or take it out of pool ${pool.name}`);
+  if (await drive.drive.writeProtected())
+    throw new ServiceError(
+      'ERR_CONFLICT',
+      `cartridge ${cart.barcode} is write-protected: clear its write protection or take it out of pool ${pool.name}`,
+    );
   if (cart.labeled) {
     // Appending erases what follows the last set: the cartridge must be the one the catalog knows.
     await checkLabel(drive, cart, B, pool.name);
@@ -448,7 +672,10 @@ async function prepareCartridge(ctx: JobContext, drive: MountedDrive, pool: Pool
       return cart.endBlock;
     }
     // Back from scratch (every set on it expired): a new label at the start ends what was there.
-    await ctx.log(`cartridge ${cart.barcode} came back from scratch (its sets expired on ${cart.recycledAt}): relabeling it for pool ${pool.name}`);
+    await ctx.log(
+      `cartridge ${cart.barcode} came back from scratch (its sets expired on ${cart.recycledAt}): relabeling it for ` +
+        `pool ${pool.name}`,
+    );
   } else {
     await checkBlank(drive, cart, B);
   }
@@ -472,4 +699,3 @@ async function roomFor(drive: MountedDrive, tapeBlockBytes: number, trailerBytes
   const reserve = 4 * tapeBlockBytes + (1 << 20) + trailerBytes;
   return Math.max(0, Math.floor((left - reserve) / tapeBlockBytes) * tapeBlockBytes);
 }
-

@@ -1,5 +1,11 @@
 import type { Db } from '../catalog/queries/common.ts';
-import { addJobEvent, listJobEvents, transitionJob, updateJobProgress, type JobEvent as CatalogEvent } from '../catalog/queries/jobs.ts';
+import {
+  addJobEvent,
+  listJobEvents,
+  transitionJob,
+  updateJobProgress,
+  type JobEvent as CatalogEvent,
+} from '../catalog/queries/jobs.ts';
 import { FerryError } from '../util/errors.ts';
 import type { Site } from './site.ts';
 import type { Copier } from './tape-io.ts';
@@ -25,7 +31,14 @@ export class JobContext {
   copier?: Copier;
   private lastSaved = 0;
 
-  constructor(o: { id: number; db: Db; site: Site; signal: AbortSignal; state: JobState; emit: (e: JobEvent) => void }) {
+  constructor(o: {
+    id: number;
+    db: Db;
+    site: Site;
+    signal: AbortSignal;
+    state: JobState;
+    emit: (e: JobEvent) => void;
+  }) {
     this.id = o.id;
     this.db = o.db;
     this.site = o.site;
@@ -50,11 +63,20 @@ export class JobContext {
   }
 
   /** Move to `to` (the state table decides whether it may), with an event saying why. */
-  async to(to: JobState, message: string, opts: { waitingFor?: string; data?: Record<string, unknown> } = {}): Promise<void> {
+  async to(
+    to: JobState,
+    message: string,
+    opts: { waitingFor?: string; data?: Record<string, unknown> } = {},
+  ): Promise<void> {
     this.checkCanceled();
     if (to === this.state && to !== 'mounting') return;
-    if (!canTransition(this.state, to)) throw new FerryError('ERR_JOB_STATE', `job ${this.id}: ${this.state} → ${to} is not in the state table`);
-    await transitionJob(this.db, this.id, this.state, to, { message: message || STATE_LABELS[to], waitingFor: opts.waitingFor ?? null, data: opts.data });
+    if (!canTransition(this.state, to))
+      throw new FerryError('ERR_JOB_STATE', `job ${this.id}: ${this.state} → ${to} is not in the state table`);
+    await transitionJob(this.db, this.id, this.state, to, {
+      message: message || STATE_LABELS[to],
+      waitingFor: opts.waitingFor ?? null,
+      data: opts.data,
+    });
     this.state = to;
     Object.assign(this.progress, { phase: to, waitingFor: opts.waitingFor ?? null });
     await this.publishStored();
@@ -105,7 +127,9 @@ export class JobContext {
     this.publish({ kind: 'progress', state: this.state, message: '', data: { ...this.progress } });
   }
 
-  /** Progress events are not stored (the job row keeps the latest figures); their id is 0, so an SSE stream skips them. */
+  /**
+   * Progress events are not stored (the job row keeps the latest figures); their id is 0, so an SSE stream skips them.
+   */
   private publish(e: Omit<JobEvent, 'id' | 'job' | 'at'>): void {
     this.emit({ id: 0, job: this.id, at: new Date().toISOString(), ...e });
   }

@@ -20,19 +20,27 @@ import { FerryError } from '../util/errors.ts';
  */
 
 /** The plan of a files backup: every file, system files included, and the blocks they use. */
-export async function planFiles(dev: BlockDevice, volume: string, onSkip: (s: SkippedRecord) => void): Promise<{ plan: FilePlan; ranges: Array<{ lba: number; blocks: number }> }> {
+export async function planFiles(
+  dev: BlockDevice,
+  volume: string,
+  onSkip: (s: SkippedRecord) => void,
+): Promise<{ plan: FilePlan; ranges: Array<{ lba: number; blocks: number }> }> {
   let vol;
   try {
     vol = await openVolume(dev);
   } catch (e) {
-    throw new FerryError('ERR_NOT_NTFS', `volume ${volume} is not NTFS (${(e as Error).message}): back it up with --mode image`);
+    throw new FerryError(
+      'ERR_NOT_NTFS',
+      `volume ${volume} is not NTFS (${(e as Error).message}): back it up with --mode image`,
+    );
   }
   const plan = await buildPlan(vol, { blockSize: dev.blockSize, system: true, onError: onSkip });
   owners.set(plan, await ownersOf(vol, plan, onSkip));
   // The file extents, then the boot sector's backup past the last cluster: a whole restore is mountable.
   const ranges = plan.extents.map(([lba, blocks]) => ({ lba, blocks }));
   const bootAt = plan.used.backupBootByteOffset;
-  if (bootAt + plan.sectorSize <= dev.blockCount * dev.blockSize) ranges.push({ lba: Math.floor(bootAt / dev.blockSize), blocks: Math.max(1, plan.sectorSize / dev.blockSize) });
+  if (bootAt + plan.sectorSize <= dev.blockCount * dev.blockSize)
+    ranges.push({ lba: Math.floor(bootAt / dev.blockSize), blocks: Math.max(1, plan.sectorSize / dev.blockSize) });
   return { plan, ranges };
 }
 
@@ -54,13 +62,18 @@ async function ownersOf(vol: Volume, plan: FilePlan, onSkip: (s: SkippedRecord) 
     return undefined;
   });
   const byId = new Map<number, Sids>();
-  const sids = (d: SecurityDescriptor | undefined): Sids => ({ ...(d?.owner ? { owner: d.owner } : {}), ...(d?.group ? { group: d.group } : {}) });
+  const sids = (d: SecurityDescriptor | undefined): Sids => ({
+    ...(d?.owner ? { owner: d.owner } : {}),
+    ...(d?.group ? { group: d.group } : {}),
+  });
   for (const f of plan.files()) {
     try {
       const own = f.attributes.find((a) => a.type === AttrType.SECURITY_DESCRIPTOR);
       if (own) {
         // Resident from the record; non-resident (a full record moved it out) from its cluster or two.
-        const b = own.resident ? planBytes(own.bytes).subarray(own.valueOffset ?? 0, (own.valueOffset ?? 0) + own.size) : await readContent(vol, planContent(plan, f, own), 0, own.size);
+        const b = own.resident
+          ? planBytes(own.bytes).subarray(own.valueOffset ?? 0, (own.valueOffset ?? 0) + own.size)
+          : await readContent(vol, planContent(plan, f, own), 0, own.size);
         out.set(f.record, sids(decodeSecurityDescriptor(b, { record: f.record })));
       } else if (!own && f.securityId !== null && store) {
         let s = byId.get(f.securityId);
@@ -86,7 +99,14 @@ export interface PlacedPiece {
  * The file index for the last trailer: the plan's files with each run's first byte placed on
  * tape as [sequence, blockId, offset] through the set's extents (sorted by LBA) and pieces.
  */
-export function fileIndex(plan: FilePlan, extents: readonly StreamExtent[], pieces: readonly PlacedPiece[], diskBlockBytes: number, tapeBlockBytes: number, chain?: ChainSets): FileIndex {
+export function fileIndex(
+  plan: FilePlan,
+  extents: readonly StreamExtent[],
+  pieces: readonly PlacedPiece[],
+  diskBlockBytes: number,
+  tapeBlockBytes: number,
+  chain?: ChainSets,
+): FileIndex {
   const place = (lba: number): [number, number, number] | null => {
     const e = extentAt(extents, lba);
     if (!e && chain) return null; // an incremental: the block is in an earlier set of the chain
@@ -113,13 +133,29 @@ export function fileIndex(plan: FilePlan, extents: readonly StreamExtent[], piec
         .map((a) => {
           const { headers: _headers, typeName: _typeName, ...rest } = a;
           if (a.resident) return rest as IndexAttribute;
-          return { ...rest, tape: (a.runs ?? []).map(([, , lba]) => (lba === null ? null : place(lba))) } as IndexAttribute;
+          return {
+            ...rest,
+            tape: (a.runs ?? []).map(([, , lba]) => (lba === null ? null : place(lba))),
+          } as IndexAttribute;
         }),
     });
   }
-  const skipped = plan.skipped.map((s) => ({ ...(s.record !== undefined ? { record: s.record } : {}), ...(s.path !== undefined ? { path: s.path } : {}), code: s.code, message: s.message }));
+  const skipped = plan.skipped.map((s) => ({
+    ...(s.record !== undefined ? { record: s.record } : {}),
+    ...(s.path !== undefined ? { path: s.path } : {}),
+    code: s.code,
+    message: s.message,
+  }));
   const deleted = chain ? chain.deleted : undefined;
-  return { clusterSize: plan.clusterSize, sectorSize: plan.sectorSize, clusterCount: plan.clusterCount, serial: plan.serial, skipped, files, ...(deleted ? { deleted } : {}) };
+  return {
+    clusterSize: plan.clusterSize,
+    sectorSize: plan.sectorSize,
+    clusterCount: plan.clusterCount,
+    serial: plan.serial,
+    skipped,
+    files,
+    ...(deleted ? { deleted } : {}),
+  };
 }
 
 /** An incremental's chain: the sets before it, newest first, and the paths gone since its base. */
@@ -132,7 +168,11 @@ export interface ChainSets {
  * The earlier set of the chain that holds an unchanged file's data: undefined when this set holds
  * some of it (or it has no blocks: resident or empty streams are in this set's index).
  */
-function holder(attrs: ReadonlyArray<{ type: number; resident: boolean; runs?: [number, number, number | null][] }>, extents: readonly StreamExtent[], chain: ChainSets): number | undefined {
+function holder(
+  attrs: ReadonlyArray<{ type: number; resident: boolean; runs?: [number, number, number | null][] }>,
+  extents: readonly StreamExtent[],
+  chain: ChainSets,
+): number | undefined {
   let first: number | undefined;
   for (const a of attrs) {
     if (a.type !== AttrType.DATA || a.resident) continue;

@@ -21,15 +21,27 @@ import { ServiceError, type StartFileRestore } from './types.ts';
  * order, rebuilt with the NTFS rules (sparse, compressed, initialized size) under `out`. The data
  * crosses the server here, by design: it lands on the server's disk.
  */
-export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Promise<{ files: number; bytes: number; tapeBytes: number; out: string }> {
+export async function runFileRestore(
+  ctx: JobContext,
+  req: StartFileRestore,
+): Promise<{ files: number; bytes: number; tapeBytes: number; out: string }> {
   const set = await getSet(ctx.db, req.set);
   if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${req.set} in the catalog (see \`ferry sets\`)`);
-  await ctx.to('planning', `finding ${req.files.length === 1 ? normalizePath(req.files[0]) : `${req.files.length} paths`} in set ${req.set}`);
+  await ctx.to(
+    'planning',
+    `finding ${req.files.length === 1 ? normalizePath(req.files[0]) : `${req.files.length} paths`} in set ${req.set}`,
+  );
   const { found, streamsOf } = await resolveFiles(ctx, set, req.files);
   // An incremental's unchanged blocks are in earlier sets of its chain: newest first.
-  const chain = (await Promise.all((await getChain(ctx.db, set.id)).map((s) => getSet(ctx.db, s.id)))).filter((s): s is SetWithPieces => s !== undefined).reverse();
+  const chain = (await Promise.all((await getChain(ctx.db, set.id)).map((s) => getSet(ctx.db, s.id))))
+    .filter((s): s is SetWithPieces => s !== undefined)
+    .reverse();
   const info = await fileIndexInfo(ctx.db, set.id);
-  if (!info) throw new ServiceError('ERR_BAD_REQUEST', `set ${set.id} has no file index in the catalog: run \`ferry catalog rebuild\``);
+  if (!info)
+    throw new ServiceError(
+      'ERR_BAD_REQUEST',
+      `set ${set.id} has no file index in the catalog: run \`ferry catalog rebuild\``,
+    );
   const out = resolve(req.out);
   await checkOut(out, req.force ?? false);
 
@@ -46,7 +58,13 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
     const only = streamsOf.get(f.path);
     const data = f.data.filter((a) => (only ? only.has(a.name) : a.name === '' || req.streams !== false));
     if (!only && !data.some((a) => a.name === '')) jobs.push({ file: f, attr: emptyData(), to, first: -1 });
-    for (const a of data) jobs.push({ file: f, attr: a, to: a.name === '' ? to : inside(out, `${f.path}:${a.name}`), first: firstTapeByte(chain, a) });
+    for (const a of data)
+      jobs.push({
+        file: f,
+        attr: a,
+        to: a.name === '' ? to : inside(out, `${f.path}:${a.name}`),
+        first: firstTapeByte(chain, a),
+      });
   }
   // One pass: resident and empty data first (no tape), then in ascending tape order.
   jobs.sort((x, y) => x.first - y.first);
@@ -78,15 +96,18 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
       await fh.close();
     }
     done += j.attr.size;
-    if (j.file.modifiedMs !== null) await utimes(j.to, new Date(j.file.accessed ?? j.file.modifiedMs), new Date(j.file.modifiedMs));
+    if (j.file.modifiedMs !== null)
+      await utimes(j.to, new Date(j.file.accessed ?? j.file.modifiedMs), new Date(j.file.modifiedMs));
   };
   try {
     // Resident and empty streams need no tape: several at a time (file system calls, one thread each).
     const local = jobs.filter((j) => j.first < 0);
     let next = 0;
-    await Promise.all(Array.from({ length: Math.min(LOCAL_WRITERS, local.length) }, async () => {
-      while (next < local.length) await write(local[next++]);
-    }));
+    await Promise.all(
+      Array.from({ length: Math.min(LOCAL_WRITERS, local.length) }, async () => {
+        while (next < local.length) await write(local[next++]);
+      }),
+    );
     // Then the tape, in one pass in tape order.
     const fromTape = jobs.filter((j) => j.first >= 0);
     if (fromTape.length) await reader.start();
@@ -95,17 +116,31 @@ export async function runFileRestore(ctx: JobContext, req: StartFileRestore): Pr
       await write(fromTape[i]);
     }
     // Directory times last: writing their files changed them.
-    for (const d of dirs.reverse()) if (d.modifiedMs !== null) await utimes(inside(out, d.path), new Date(d.modifiedMs), new Date(d.modifiedMs));
+    for (const d of dirs.reverse())
+      if (d.modifiedMs !== null) await utimes(inside(out, d.path), new Date(d.modifiedMs), new Date(d.modifiedMs));
   } finally {
     await reader.close();
   }
-  await ctx.log(`restored ${found.length} entries (${done} bytes) of set ${set.id} into ${out}, reading ${reader.tapeBytes} bytes from tape`);
+  await ctx.log(
+    `restored ${found.length} entries (${done} bytes) of set ${set.id} into ${out}, reading ${reader.tapeBytes} ` +
+      `bytes ` +
+      `from tape`,
+  );
   return { files: found.length, bytes: done, tapeBytes: reader.tapeBytes, out };
 }
 
 /** The entries the specs name (a directory brings its subtree), and the streams named with PATH:STREAM. */
-async function resolveFiles(ctx: JobContext, set: SetWithPieces, specs: readonly string[]): Promise<{ found: FileContent[]; streamsOf: Map<string, Set<string>> }> {
-  if (set.mode !== 'files') throw new ServiceError('ERR_BAD_REQUEST', `set ${set.id} is a ${set.mode} set: it has no file index; restore it to a LUN with --to NODE:LUN, or back up with --mode files`);
+async function resolveFiles(
+  ctx: JobContext,
+  set: SetWithPieces,
+  specs: readonly string[],
+): Promise<{ found: FileContent[]; streamsOf: Map<string, Set<string>> }> {
+  if (set.mode !== 'files')
+    throw new ServiceError(
+      'ERR_BAD_REQUEST',
+      `set ${set.id} is a ${set.mode} set: it has no file index; restore it to a LUN with --to NODE:LUN, or back up ` +
+        `with --mode files`,
+    );
   if (specs.length === 0) throw new ServiceError('ERR_BAD_REQUEST', 'name at least one file: --file PATH');
   const byPath = new Map<string, FileContent>();
   const streamsOf = new Map<string, Set<string>>();
@@ -113,14 +148,25 @@ async function resolveFiles(ctx: JobContext, set: SetWithPieces, specs: readonly
   for (const spec of specs) {
     const { path, stream } = splitStream(spec);
     const list = await filesForRestore(ctx.db, set.id, path);
-    if (!list) throw new ServiceError('ERR_NOT_FOUND', `${normalizePath(path)} is not in set ${set.id} (see \`ferry ls ${set.id} ${dirname(normalizePath(path))}\`)`);
+    if (!list)
+      throw new ServiceError(
+        'ERR_NOT_FOUND',
+        `${normalizePath(path)} is not in set ${set.id} (see \`ferry ls ${set.id} ${dirname(normalizePath(path))}\`)`,
+      );
     if (stream) {
       const f = list[0] as FileContent | undefined;
       // Stream names compare without case, as NTFS does.
-      const a = list.length === 1 ? f?.data.find((x) => x.name.toUpperCase() === stream.toUpperCase() && x.name !== '') : undefined;
+      const a =
+        list.length === 1
+          ? f?.data.find((x) => x.name.toUpperCase() === stream.toUpperCase() && x.name !== '')
+          : undefined;
       if (!f || !a) {
         const named = f?.data.filter((x) => x.name !== '').map((x) => x.name) ?? [];
-        throw new ServiceError('ERR_NOT_FOUND', `${normalizePath(path)} has no stream "${stream}" in set ${set.id} (${named.length ? `its streams: ${named.join(', ')}` : 'it has no named streams'})`);
+        throw new ServiceError(
+          'ERR_NOT_FOUND',
+          `${normalizePath(path)} has no stream "${stream}" in set ${set.id} ` +
+            `(${named.length ? `its streams: ${named.join(', ')}` : 'it has no named streams'})`,
+        );
       }
       if (!whole.has(f.path)) streamsOf.set(f.path, (streamsOf.get(f.path) ?? new Set()).add(a.name));
     }
@@ -139,7 +185,11 @@ async function resolveFiles(ctx: JobContext, set: SetWithPieces, specs: readonly
 export function inside(out: string, path: string): string {
   const to = join(out, path);
   if (!to.startsWith(`${out}${sep}`) || path.split('/').some((p) => p === '..' || p === '.')) {
-    throw new FerryError('ERR_FILE_RESTORE', `the name ${JSON.stringify(path)} in the set would lead outside ${out}: nothing is written there; restore the other files by name`);
+    throw new FerryError(
+      'ERR_FILE_RESTORE',
+      `the name ${JSON.stringify(path)} in the set would lead outside ${out}: nothing is written there; restore the ` +
+        `other files by name`,
+    );
   }
   return to;
 }
@@ -151,7 +201,11 @@ async function checkOut(out: string, force: boolean): Promise<void> {
     if (e.code === 'ENOTDIR') throw new ServiceError('ERR_BAD_REQUEST', `--out ${out} is a file, not a directory`);
     throw e;
   });
-  if (entries.length > 0 && !force) throw new ServiceError('ERR_CONFLICT', `--out ${out} is not empty: name a new or empty directory, or pass --force to write over what is there`);
+  if (entries.length > 0 && !force)
+    throw new ServiceError(
+      'ERR_CONFLICT',
+      `--out ${out} is not empty: name a new or empty directory, or pass --force to write over what is there`,
+    );
   await mkdir(out, { recursive: true });
 }
 
@@ -168,7 +222,8 @@ const SET_SPAN = 2 ** 48;
  */
 function firstTapeByte(chain: readonly SetWithPieces[], a: IndexAttribute): number {
   // Nothing to read when no byte is initialized (a preallocated file reads as zeros).
-  const run = a.resident || Math.min(a.initializedSize ?? a.size, a.size) === 0 ? undefined : a.runs?.find((r) => r[2] !== null);
+  const run =
+    a.resident || Math.min(a.initializedSize ?? a.size, a.size) === 0 ? undefined : a.runs?.find((r) => r[2] !== null);
   if (!run) return -1;
   const lba = run[2] as number;
   for (let i = 0; i < chain.length; i++) {
@@ -212,7 +267,10 @@ class TapeReader {
 
   async start(): Promise<void> {
     this.driveName = await acquireDrive(this.ctx, this.ctx.site.pool(this.chain[0].pool));
-    await acquireCartridges(this.ctx, this.chain.flatMap((s) => s.pieces.map((p) => p.cartridge)));
+    await acquireCartridges(
+      this.ctx,
+      this.chain.flatMap((s) => s.pieces.map((p) => p.cartridge)),
+    );
   }
 
   async close(): Promise<void> {
@@ -239,7 +297,12 @@ class TapeReader {
               break;
             }
           }
-          if (!set || !e) throw new FerryError('ERR_FILE_RESTORE', `set ${this.chain[0].id} and its chain do not hold disk block ${lba} (the file index and the sets' extents disagree)`);
+          if (!set || !e)
+            throw new FerryError(
+              'ERR_FILE_RESTORE',
+              `set ${this.chain[0].id} and its chain do not hold disk block ${lba} (the file index and the sets' ` +
+                `extents disagree)`,
+            );
           const n = Math.min(e.lba + e.blocks - lba, (out.length - filled) / dbb);
           await this.readStream(set, e.streamOffset + (lba - e.lba) * dbb, out.subarray(filled, filled + n * dbb));
           filled += n * dbb;
@@ -278,7 +341,10 @@ class TapeReader {
     let from = blockId;
     const last = this.last;
     if (last && blockId >= last.blockId && blockId < last.blockId + last.data.length / B) {
-      const kept = last.data.subarray((blockId - last.blockId) * B, Math.min(last.data.length, (blockId - last.blockId + n) * B));
+      const kept = last.data.subarray(
+        (blockId - last.blockId) * B,
+        Math.min(last.data.length, (blockId - last.blockId + n) * B),
+      );
       out.set(kept, 0);
       from += kept.length / B;
     }
@@ -289,12 +355,18 @@ class TapeReader {
       const count = Math.max(blockId + n - from, Math.min(ahead, p.dataBlock + p.dataBlocks - from));
       if (this.at !== from) await drive.drive.locate(from);
       const buf = new Uint8Array(count * B);
-      const r = await drive.drive.readBlocks(count, buf).catch((e: Error) => ({ kind: 'error' as const, data: new Uint8Array(0), why: e.message }));
+      const r = await drive.drive
+        .readBlocks(count, buf)
+        .catch((e: Error) => ({ kind: 'error' as const, data: new Uint8Array(0), why: e.message }));
       const got = r.kind === 'data' ? r.data.length / B : 0;
       if (got < blockId + n - from) {
         this.at = undefined;
         const what = r.kind === 'data' ? `${r.data.length} bytes` : r.kind === 'error' ? r.why : r.kind;
-        throw new FerryError('ERR_FILE_RESTORE', `cartridge ${this.piece?.cartridge}: reading ${blockId + n - from} blocks at block ${from} gave ${what}: the set's data is not where the catalog says; run \`ferry verify ${this.set?.id}\``);
+        throw new FerryError(
+          'ERR_FILE_RESTORE',
+          `cartridge ${this.piece?.cartridge}: reading ${blockId + n - from} blocks at block ${from} gave ${what}: ` +
+            `the set's data is not where the catalog says; run \`ferry verify ${this.set?.id}\``,
+        );
       }
       this.tapeBytes += r.data.length;
       this.at = from + got;
@@ -321,7 +393,11 @@ class TapeReader {
     if (this.drive && this.set === set && this.piece === p) return this.drive;
     const pool = this.ctx.site.pool(set.pool);
     if (!this.drive || this.piece?.cartridge !== p.cartridge) {
-      await this.ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${set.id}, piece ${p.seq}) into drive ${this.driveName}`, { data: { cartridge: p.cartridge, drive: this.driveName } });
+      await this.ctx.to(
+        'mounting',
+        `loading cartridge ${p.cartridge} (set ${set.id}, piece ${p.seq}) into drive ${this.driveName}`,
+        { data: { cartridge: p.cartridge, drive: this.driveName } },
+      );
       this.ctx.update({ cartridge: p.cartridge });
       this.drive = await this.ctx.site.mount(pool, this.driveName as string, p.cartridge);
     }
@@ -329,9 +405,14 @@ class TapeReader {
     await drive.drive.setFixedBlock(set.tapeBlockBytes);
     const h = await readRecordCheaply(drive, p.headerBlock, set.tapeBlockBytes);
     if (h.kind !== 'header' || h.setUuid !== set.uuid || h.sequence !== p.seq) {
-      throw new ServiceError('ERR_CONFLICT', `cartridge ${p.cartridge} does not hold piece ${p.seq} of set ${set.id} at block ${p.headerBlock} (found ${h.kind}): the catalog and the tape disagree; run \`ferry catalog rebuild\``);
+      throw new ServiceError(
+        'ERR_CONFLICT',
+        `cartridge ${p.cartridge} does not hold piece ${p.seq} of set ${set.id} at block ${p.headerBlock} (found ` +
+          `${h.kind}): the catalog and the tape disagree; run \`ferry catalog rebuild\``,
+      );
     }
-    if (this.ctx.state !== 'copying') await this.ctx.to('copying', `reading files of set ${set.id} from ${p.cartridge}`);
+    if (this.ctx.state !== 'copying')
+      await this.ctx.to('copying', `reading files of set ${set.id} from ${p.cartridge}`);
     this.set = set;
     this.piece = p;
     this.at = undefined;

@@ -1,5 +1,10 @@
 import { cartridgeResource, reserve, ReservedError } from '../catalog/queries/cartridges.ts';
-import { applyRebuild, type IncompletePiece, type ScannedCartridge, type ScannedPiece } from '../catalog/queries/rebuild.ts';
+import {
+  applyRebuild,
+  type IncompletePiece,
+  type ScannedCartridge,
+  type ScannedPiece,
+} from '../catalog/queries/rebuild.ts';
 import { SpaceCode, buildSpace6 } from '../scsi/tape-cdb.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import { decodeRecord, encodeRecord } from '../tapeformat/codec.ts';
@@ -69,20 +74,28 @@ async function spaceFilemark(d: MountedDrive, from: number): Promise<number | nu
   } catch {
     return null;
   }
-  const r = await d.drive.session.command(d.drive.lun, buildSpace6(SpaceCode.FILEMARKS, 1), { allowCheckCondition: true });
+  const r = await d.drive.session.command(d.drive.lun, buildSpace6(SpaceCode.FILEMARKS, 1), {
+    allowCheckCondition: true,
+  });
   if (r.status !== ScsiStatus.GOOD) return null;
   return (await d.drive.position()).blockId;
 }
 
 /** A trailer at `blockId` that closes the piece `h` opened, or why not. */
-async function trailerAt(d: MountedDrive, h: SetHeader, blockId: number, B: number): Promise<{ trailer: SetTrailer; next: number } | string> {
+async function trailerAt(
+  d: MountedDrive,
+  h: SetHeader,
+  blockId: number,
+  B: number,
+): Promise<{ trailer: SetTrailer; next: number } | string> {
   let r;
   try {
     r = await readAt(d, blockId, B);
   } catch (e) {
     return `block ${blockId}: ${(e as Error).message}`;
   }
-  if (r.rec.kind !== 'trailer') return `block ${blockId} holds ${r.rec.kind === 'eod' ? 'end of data' : `a ${r.rec.kind}`}, not a trailer`;
+  if (r.rec.kind !== 'trailer')
+    return `block ${blockId} holds ${r.rec.kind === 'eod' ? 'end of data' : `a ${r.rec.kind}`}, not a trailer`;
   try {
     checkPiece(h, r.rec);
   } catch (e) {
@@ -116,9 +129,15 @@ async function findTrailer(
     after = await spaceFilemark(d, h.piece.dataBlockId);
   } catch (e) {
     // A drive without READ POSITION (tgtd) cannot say where the filemark is. Such a piece is the last on its cartridge.
-    return { why: `no trailer where a whole piece ends (${at}), and the drive cannot tell where the next filemark is: ${(e as Error).message}`, next: null };
+    return {
+      why:
+        `no trailer where a whole piece ends (${at}), and the drive cannot tell where the next filemark is: ` +
+        `${(e as Error).message}`,
+      next: null,
+    };
   }
-  if (after === null) return { why: `no trailer and no filemark before end of data (a job that did not finish; ${at})`, next: null };
+  if (after === null)
+    return { why: `no trailer and no filemark before end of data (a job that did not finish; ${at})`, next: null };
   const fm = after - 1;
   let why = at;
   for (let k = 1; k <= MAX_TRAILER_BLOCKS && fm - k >= h.piece.dataBlockId; k++) {
@@ -131,7 +150,12 @@ async function findTrailer(
 }
 
 /** Read the volume label at block 0 with the pool's block size, or in variable mode when that fails. */
-async function readLabel(d: MountedDrive, B: number): Promise<{ kind: 'label'; label: VolumeLabel; next: number } | { kind: 'blank' } | { kind: 'error'; message: string }> {
+async function readLabel(
+  d: MountedDrive,
+  B: number,
+): Promise<
+  { kind: 'label'; label: VolumeLabel; next: number } | { kind: 'blank' } | { kind: 'error'; message: string }
+> {
   await d.drive.setFixedBlock(B);
   let why: string;
   try {
@@ -154,12 +178,18 @@ async function readLabel(d: MountedDrive, B: number): Promise<{ kind: 'label'; l
     if (r.kind === 'eod') return { kind: 'blank' };
     if (r.kind !== 'data') throw new FerryError('ERR_TAPE_FORMAT', `block 0 is a ${r.kind}`);
     const rec = decodeRecord(buf.subarray(0, r.bytes));
-    if (rec.kind !== 'label') return { kind: 'error', message: `block 0 holds a ${rec.kind}, not a Ferry volume label` };
+    if (rec.kind !== 'label')
+      return { kind: 'error', message: `block 0 holds a ${rec.kind}, not a Ferry volume label` };
     await d.drive.setFixedBlock(rec.tapeBlockBytes);
     return { kind: 'label', label: rec, next: (await d.drive.position()).blockId };
   } catch (e) {
     await d.drive.setFixedBlock(B).catch(() => undefined);
-    return { kind: 'error', message: `not a Ferry cartridge or unreadable: ${why}${why.includes((e as Error).message) ? '' : `; ${(e as Error).message}`}` };
+    return {
+      kind: 'error',
+      message:
+        `not a Ferry cartridge or unreadable: ` +
+        `${why}${why.includes((e as Error).message) ? '' : `; ${(e as Error).message}`}`,
+    };
   }
 }
 
@@ -167,7 +197,11 @@ async function readLabel(d: MountedDrive, B: number): Promise<{ kind: 'label'; l
  * The scanner: the records of one mounted cartridge, in tape order. Reads labels, headers and
  * trailers only; data blocks are passed by LOCATE (or SPACE to the filemark), never read.
  */
-export async function* scanCartridge(d: MountedDrive, poolBlockBytes: number, signal?: AbortSignal): AsyncGenerator<ScanRecord> {
+export async function* scanCartridge(
+  d: MountedDrive,
+  poolBlockBytes: number,
+  signal?: AbortSignal,
+): AsyncGenerator<ScanRecord> {
   const l = await readLabel(d, poolBlockBytes);
   if (l.kind !== 'label') {
     yield l;
@@ -175,9 +209,15 @@ export async function* scanCartridge(d: MountedDrive, poolBlockBytes: number, si
   }
   const B = l.label.tapeBlockBytes;
   yield { kind: 'label', label: l.label, blockSize: B };
-  const fm = await readAt(d, l.next, B).catch((e: Error) => ({ rec: { kind: 'error' as const, message: e.message }, next: 0 }));
+  const fm = await readAt(d, l.next, B).catch((e: Error) => ({
+    rec: { kind: 'error' as const, message: e.message },
+    next: 0,
+  }));
   if (fm.rec.kind !== 'filemark') {
-    yield { kind: 'error', message: `the volume label is not followed by a filemark (found ${fm.rec.kind} at block ${l.next})` };
+    yield {
+      kind: 'error',
+      message: `the volume label is not followed by a filemark (found ${fm.rec.kind} at block ${l.next})`,
+    };
     return;
   }
   let endBlock = fm.next;
@@ -185,7 +225,16 @@ export async function* scanCartridge(d: MountedDrive, poolBlockBytes: number, si
   while (at !== null) {
     if (signal?.aborted) throw new FerryError('ERR_CANCELED', 'canceled');
     const H: number = at;
-    const bad = (why: string, h?: SetHeader): ScanRecord => ({ kind: 'incomplete', piece: { headerBlock: H, setUuid: h?.setUuid ?? null, setId: h?.setId ?? null, sequence: h?.sequence ?? null, why } });
+    const bad = (why: string, h?: SetHeader): ScanRecord => ({
+      kind: 'incomplete',
+      piece: {
+        headerBlock: H,
+        setUuid: h?.setUuid ?? null,
+        setId: h?.setId ?? null,
+        sequence: h?.sequence ?? null,
+        why,
+      },
+    });
     let r;
     try {
       r = await readAt(d, H, B);
@@ -207,7 +256,11 @@ export async function* scanCartridge(d: MountedDrive, poolBlockBytes: number, si
     }
     const h = r.rec;
     if (h.tapeBlockBytes !== B || h.piece.dataBlockId < r.next) {
-      yield bad(`the header at block ${H} says ${h.tapeBlockBytes}-byte blocks and data at block ${h.piece.dataBlockId}, the cartridge has ${B}-byte blocks and the header ends at block ${r.next}`, h);
+      yield bad(
+        `the header at block ${H} says ${h.tapeBlockBytes}-byte blocks and data at block ${h.piece.dataBlockId}, the ` +
+          `cartridge has ${B}-byte blocks and the header ends at block ${r.next}`,
+        h,
+      );
       at = await spaceFilemark(d, H);
       continue;
     }
@@ -219,7 +272,15 @@ export async function* scanCartridge(d: MountedDrive, poolBlockBytes: number, si
     }
     yield {
       kind: 'piece',
-      piece: { header: h, trailer: t.trailer, headerBlock: H, dataBlock: h.piece.dataBlockId, dataBlocks: t.trailer.piece.dataBlocks, trailerBlock: t.trailerBlock, endBlock: t.endBlock },
+      piece: {
+        header: h,
+        trailer: t.trailer,
+        headerBlock: H,
+        dataBlock: h.piece.dataBlockId,
+        dataBlocks: t.trailer.piece.dataBlocks,
+        trailerBlock: t.trailerBlock,
+        endBlock: t.endBlock,
+      },
     };
     endBlock = t.endBlock;
     at = t.endBlock;
@@ -228,8 +289,23 @@ export async function* scanCartridge(d: MountedDrive, poolBlockBytes: number, si
 }
 
 /** Scan one cartridge into what the reconciler takes; a cartridge that cannot be read becomes an `error` one. */
-async function scanInto(ctx: JobContext, d: MountedDrive, pool: PoolConfig, barcode: string, library: string): Promise<ScannedCartridge> {
-  const out: ScannedCartridge = { barcode, library, kind: 'error', label: null, error: null, pieces: [], incomplete: [], labelEndBlock: 0 };
+async function scanInto(
+  ctx: JobContext,
+  d: MountedDrive,
+  pool: PoolConfig,
+  barcode: string,
+  library: string,
+): Promise<ScannedCartridge> {
+  const out: ScannedCartridge = {
+    barcode,
+    library,
+    kind: 'error',
+    label: null,
+    error: null,
+    pieces: [],
+    incomplete: [],
+    labelEndBlock: 0,
+  };
   try {
     for await (const r of scanCartridge(d, pool.tapeBlockBytes, ctx.signal)) {
       switch (r.kind) {
@@ -245,18 +321,32 @@ async function scanInto(ctx: JobContext, d: MountedDrive, pool: PoolConfig, barc
         case 'label':
           out.kind = 'labeled';
           out.label = r.label;
-          await ctx.log(`cartridge ${barcode}: label of pool ${r.label.pool}, ${r.blockSize}-byte blocks${r.blockSize !== pool.tapeBlockBytes ? ` (pool ${pool.name} uses ${pool.tapeBlockBytes}: switched)` : ''}`);
+          await ctx.log(
+            `cartridge ${barcode}: label of pool ${r.label.pool}, ${r.blockSize}-byte ` +
+              'blocks' +
+              (r.blockSize !== pool.tapeBlockBytes ? ` (pool ${pool.name} uses ${pool.tapeBlockBytes}: switched)` : ''),
+          );
           break;
         case 'piece': {
           const p = r.piece;
           out.pieces.push(p);
           const end = p.trailer.complete ? 'complete' : 'continues on another cartridge';
-          await ctx.log(`cartridge ${barcode}: set ${p.header.setId} piece ${p.header.sequence} (${p.header.volume.name}, ${p.header.level}) at blocks ${p.headerBlock}–${p.endBlock - 1}, ${end}`);
+          await ctx.log(
+            `cartridge ${barcode}: set ${p.header.setId} piece ${p.header.sequence} (${p.header.volume.name}, ` +
+              `${p.header.level}) at blocks ${p.headerBlock}–${p.endBlock - 1}, ${end}`,
+          );
           break;
         }
         case 'incomplete':
           out.incomplete.push(r.piece);
-          await ctx.log(`cartridge ${barcode}: incomplete piece at block ${r.piece.headerBlock}${r.piece.setId !== null ? ` (set ${r.piece.setId} piece ${r.piece.sequence})` : ''}: ${r.piece.why}`, { cartridge: barcode, setUuid: r.piece.setUuid });
+          await ctx.log(
+            `cartridge ${barcode}: incomplete piece at block ` +
+              String(r.piece.headerBlock) +
+              (r.piece.setId !== null ? ` (set ${r.piece.setId} piece ${r.piece.sequence})` : '') +
+              ': ' +
+              `${r.piece.why}`,
+            { cartridge: barcode, setUuid: r.piece.setUuid },
+          );
           break;
         case 'end':
           out.labelEndBlock = r.labelEndBlock;
@@ -291,12 +381,22 @@ function units(ctx: JobContext, only: string | undefined): Unit[] {
       cartridges: async () => (await ctx.site.inventory(l.name)).map((c) => c.barcode),
     })),
     // A stand-alone drive holds one cartridge, known by the drive's name (as LocalJobService.inventory has it).
-    ...config.drives.map((d) => ({ what: `drive ${d.name}`, name: d.name, pool: config.pools.find((p) => p.drive === d.name), cartridges: async () => [d.name] })),
+    ...config.drives.map((d) => ({
+      what: `drive ${d.name}`,
+      name: d.name,
+      pool: config.pools.find((p) => p.drive === d.name),
+      cartridges: async () => [d.name],
+    })),
   ];
   if (only === undefined) return out;
   const named = out.filter((u) => u.name === only);
   if (!named.length) {
-    throw new ServiceError('ERR_NOT_FOUND', `no library or drive named ${only}: the config's libraries are ${config.libraries.map((l) => l.name).join(', ') || 'none'}, its drives ${config.drives.map((d) => d.name).join(', ') || 'none'}`);
+    throw new ServiceError(
+      'ERR_NOT_FOUND',
+      `no library or drive named ${only}: the config's libraries are ` +
+        `${config.libraries.map((l) => l.name).join(', ') || 'none'}, its drives ` +
+        `${config.drives.map((d) => d.name).join(', ') || 'none'}`,
+    );
   }
   return named.slice(0, 1);
 }
@@ -304,11 +404,18 @@ function units(ctx: JobContext, only: string | undefined): Unit[] {
 /** The rebuild job: every cartridge of each library (or the named one), then one reconciling transaction. */
 export async function runRebuild(ctx: JobContext, req: StartRebuild): Promise<RebuildResult> {
   const todo = units(ctx, req.library);
-  await ctx.to('planning', `reading the inventory of ${todo.map((u) => u.what).join(', ') || 'nothing: no library or drive is configured'}`);
+  await ctx.to(
+    'planning',
+    `reading the inventory of ${todo.map((u) => u.what).join(', ') || 'nothing: no library or drive is configured'}`,
+  );
   const scans: ScannedCartridge[] = [];
   for (const u of todo) {
     if (!u.pool) {
-      await ctx.log(`${u.what} has no pool in the config: its cartridges are not read (add a pool on it to pick a drive and block size)`);
+      await ctx.log(
+        `${u.what} has no pool in the config: its cartridges are not read (add a pool on it to pick a drive and ` +
+          `block ` +
+          `size)`,
+      );
       continue;
     }
     const pool = u.pool;
@@ -320,9 +427,15 @@ export async function runRebuild(ctx: JobContext, req: StartRebuild): Promise<Re
       ctx.checkCanceled();
       await reserve(ctx.db, cartridgeResource(barcode), ctx.id).catch((e: unknown) => {
         if (!(e instanceof ReservedError)) throw e;
-        throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in use by job ${e.holderJobId}: run the rebuild when that job has ended (\`ferry job ${e.holderJobId}\`)`);
+        throw new ServiceError(
+          'ERR_CONFLICT',
+          `cartridge ${barcode} is in use by job ${e.holderJobId}: run the rebuild when that job has ended (\`ferry ` +
+            `job ${e.holderJobId}\`)`,
+        );
       });
-      await ctx.to('mounting', `loading cartridge ${barcode} into drive ${driveName}`, { data: { cartridge: barcode, drive: driveName } });
+      await ctx.to('mounting', `loading cartridge ${barcode} into drive ${driveName}`, {
+        data: { cartridge: barcode, drive: driveName },
+      });
       ctx.update({ cartridge: barcode });
       const d = await ctx.site.mount(pool, driveName, barcode);
       await ctx.to('verifying', `reading the label, headers and trailers of ${barcode}`);
@@ -333,6 +446,9 @@ export async function runRebuild(ctx: JobContext, req: StartRebuild): Promise<Re
   const out = await applyRebuild(ctx.db, scans);
   for (const s of out.skipped) await ctx.log(`skipped set ${s.uuid}: ${s.why}`, { setUuid: s.uuid });
   if (out.existing.length) await ctx.log(`already in the catalog, left alone: set(s) ${out.existing.join(', ')}`);
-  await ctx.log(`rebuilt ${out.inserted.length} set(s) from ${scans.length} cartridge(s)${out.inserted.length ? `: ${out.inserted.join(', ')}` : ''}`);
+  await ctx.log(
+    `rebuilt ${out.inserted.length} set(s) from ${scans.length} ` +
+      `cartridge(s)${out.inserted.length ? `: ${out.inserted.join(', ')}` : ''}`,
+  );
   return { cartridges: scans.length, sets: out.inserted, skipped: out.skipped, existing: out.existing };
 }

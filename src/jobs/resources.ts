@@ -1,6 +1,14 @@
 import type { NodeControl } from '../storage-node/node-control.ts';
 import type { LunInfo } from '../storage-node/lun-registry.ts';
-import { cartridgeResource, driveResource, getCartridge, listReservations, ReservedError, reserve, volumeResource } from '../catalog/queries/cartridges.ts';
+import {
+  cartridgeResource,
+  driveResource,
+  getCartridge,
+  listReservations,
+  ReservedError,
+  reserve,
+  volumeResource,
+} from '../catalog/queries/cartridges.ts';
 import type { PoolConfig } from '../server/config.ts';
 import type { FerryError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
@@ -16,7 +24,12 @@ export function parseVolume(v: string): { node: string; lun: number } {
 
 export async function diskLun(control: NodeControl, node: string, lun: number): Promise<LunInfo> {
   const info = (await control.listLuns()).find((l) => l.lun === lun);
-  if (!info || info.kind !== 'disk') throw new ServiceError('ERR_NOT_FOUND', `unknown volume ${node}:${lun}: node ${node} has no disk LUN ${lun} (see \`ferry snapshot ls\` or the node's /v1/luns)`);
+  if (!info || info.kind !== 'disk')
+    throw new ServiceError(
+      'ERR_NOT_FOUND',
+      `unknown volume ${node}:${lun}: node ${node} has no disk LUN ${lun} (see \`ferry snapshot ls\` or the node's ` +
+        `/v1/luns)`,
+    );
   return info;
 }
 
@@ -36,7 +49,10 @@ export async function acquireDrive(ctx: JobContext, pool: PoolConfig): Promise<s
         if ((e as FerryError).code !== 'ERR_RESERVED') throw e;
       }
     }
-    if (!waited) await ctx.to('waiting-drive', `every drive of pool ${pool.name} is in use`, { waitingFor: `a drive of pool ${pool.name}` });
+    if (!waited)
+      await ctx.to('waiting-drive', `every drive of pool ${pool.name} is in use`, {
+        waitingFor: `a drive of pool ${pool.name}`,
+      });
     await new Promise((r) => setTimeout(r, 500));
     ctx.checkCanceled();
   }
@@ -56,7 +72,13 @@ export async function acquireCartridges(ctx: JobContext, barcodes: Iterable<stri
 /** Reserve one cartridge for this job, waiting while another job holds it. */
 export async function acquireCartridge(ctx: JobContext, barcode: string): Promise<void> {
   const c = await getCartridge(ctx.db, barcode);
-  if (c?.exportedAt) throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} was exported on ${c.exportedAt}: put it back with \`ferry cartridges import ${barcode}\`, then run the job again`);
+  if (c?.exportedAt)
+    throw new ServiceError(
+      'ERR_CONFLICT',
+      `cartridge ${barcode} was exported on ${c.exportedAt}: put it back with \`ferry cartridges import ` +
+        `${barcode}\`, ` +
+        `then run the job again`,
+    );
   await reserveWaiting(ctx, cartridgeResource(barcode), (holder) =>
     ctx.to('waiting-media', `cartridge ${barcode} is in use${holder}`, { waitingFor: `cartridge ${barcode}` }),
   );
@@ -74,7 +96,11 @@ export async function acquireVolume(ctx: JobContext, vid: string): Promise<void>
 }
 
 /** Reserve `resource`, polling while another job holds it; `onWait` runs once, when the wait starts. */
-async function reserveWaiting(ctx: JobContext, resource: string, onWait: (holder: string) => Promise<void>): Promise<void> {
+async function reserveWaiting(
+  ctx: JobContext,
+  resource: string,
+  onWait: (holder: string) => Promise<void>,
+): Promise<void> {
   for (let waited = false; ; waited = true) {
     try {
       await reserve(ctx.db, resource, ctx.id);

@@ -49,7 +49,8 @@ export function keepsSomething(r: RetentionRules): boolean {
 export function pruneMarks(sets: readonly RetainedSet[], rules: RetentionRules): PruneMark[] {
   const marks = new Map<number, PruneMark>();
   const groups = new Map<string, RetainedSet[]>();
-  for (const s of sets) groups.set(`${s.volumeId}\u0000${s.mode}`, [...(groups.get(`${s.volumeId}\u0000${s.mode}`) ?? []), s]);
+  for (const s of sets)
+    groups.set(`${s.volumeId}\u0000${s.mode}`, [...(groups.get(`${s.volumeId}\u0000${s.mode}`) ?? []), s]);
   for (const group of groups.values()) {
     // Newest first: by the snapshot's time, then by id.
     const newest = [...group].sort((a, b) => Date.parse(b.snapshotAt) - Date.parse(a.snapshotAt) || b.id - a.id);
@@ -76,7 +77,8 @@ export function pruneMarks(sets: readonly RetainedSet[], rules: RetentionRules):
       }
     }
   }
-  for (const s of sets) if (s.protected && !marks.has(s.id)) marks.set(s.id, { set: s.id, keep: true, why: 'protected' });
+  for (const s of sets)
+    if (s.protected && !marks.has(s.id)) marks.set(s.id, { set: s.id, keep: true, why: 'protected' });
   // A kept incremental needs its chain: each base is kept too.
   const byId = new Map(sets.map((s) => [s.id, s]));
   for (const s of sets) {

@@ -19,8 +19,7 @@ export interface ScheduleView {
 }
 
 export type FireOutcome =
-  | { at: string; started: true; job: number; level: BackupLevel }
-  | { at: string; started: false; skipped: string };
+  { at: string; started: true; job: number; level: BackupLevel } | { at: string; started: false; skipped: string };
 
 /**
  * Starts the configured backups when their cron pattern comes due (croner, server local time).
@@ -35,7 +34,11 @@ export class Scheduler {
   private readonly last = new Map<string, FireOutcome>();
   private readonly onFire: (name: string, o: FireOutcome | Error) => void;
 
-  constructor(service: JobService, schedules: ScheduleConfig[], opts: { onFire?: (name: string, o: FireOutcome | Error) => void } = {}) {
+  constructor(
+    service: JobService,
+    schedules: ScheduleConfig[],
+    opts: { onFire?: (name: string, o: FireOutcome | Error) => void } = {},
+  ) {
     this.service = service;
     this.schedules = schedules;
     this.onFire = opts.onFire ?? (() => undefined);
@@ -90,7 +93,12 @@ export class Scheduler {
       o = { at, started: false, skipped: `backup job ${running.id} of ${s.volume} is still ${running.state}` };
     } else {
       const level = await this.levelFor(s, now);
-      const job = await this.service.startBackup({ volume: s.volume, mode: s.mode, level, ...(s.pool ? { pool: s.pool } : {}) });
+      const job = await this.service.startBackup({
+        volume: s.volume,
+        mode: s.mode,
+        level,
+        ...(s.pool ? { pool: s.pool } : {}),
+      });
       o = { at, started: true, job: job.id, level };
     }
     this.last.set(name, o);
@@ -99,7 +107,9 @@ export class Scheduler {
 
   private async levelFor(s: ScheduleConfig, now: Date): Promise<BackupLevel> {
     if (s.level === 'full' || s.fullEveryMs === undefined) return s.level;
-    const fulls = (await this.service.listSets({ volume: s.volume })).filter((x) => x.level === 'full' && x.mode === s.mode);
+    const fulls = (await this.service.listSets({ volume: s.volume })).filter(
+      (x) => x.level === 'full' && x.mode === s.mode,
+    );
     const lastFull = fulls.reduce<number | undefined>((m, x) => Math.max(m ?? 0, Date.parse(x.endedAt)), undefined);
     return lastFull === undefined || now.getTime() - lastFull >= s.fullEveryMs ? 'full' : 'incremental';
   }

@@ -1,10 +1,30 @@
 import { EventEmitter } from 'node:events';
 import type { Catalog } from '../catalog/db.ts';
-import { addJobEvent, createJob, getJob, interruptRunningJobs, listJobEvents, listJobs, transitionJob, updateJobProgress, type Job } from '../catalog/queries/jobs.ts';
+import {
+  addJobEvent,
+  createJob,
+  getJob,
+  interruptRunningJobs,
+  listJobEvents,
+  listJobs,
+  transitionJob,
+  updateJobProgress,
+  type Job,
+} from '../catalog/queries/jobs.ts';
 import { listSets, getSet } from '../catalog/queries/sets.ts';
 import { fileIndexInfo, findEntry, findFiles, listDirectory, normalizePath } from '../catalog/queries/files.ts';
 import { runFileRestore } from './file-restore.ts';
-import { ReservedError, cartridgeResource, driveResource, listCartridges, listReservations, releaseAll, release, upsertCartridge, getCartridge } from '../catalog/queries/cartridges.ts';
+import {
+  ReservedError,
+  cartridgeResource,
+  driveResource,
+  listCartridges,
+  listReservations,
+  releaseAll,
+  release,
+  upsertCartridge,
+  getCartridge,
+} from '../catalog/queries/cartridges.ts';
 import { cartridgesEmptiedBy, expireSets, keptSets, setProtected } from '../catalog/queries/retention.ts';
 import { pruneMarks } from './retention.ts';
 import { listVolumes } from '../catalog/queries/volumes.ts';
@@ -79,7 +99,9 @@ export class LocalJobService implements JobService {
    */
   private async releaseSnapshots(jobs: readonly number[]): Promise<void> {
     for (const id of jobs) {
-      const taken = (await listJobEvents(this.catalog.db, id)).map((e) => e.data as { snapshot?: unknown; volume?: unknown } | null).find((d) => typeof d?.snapshot === 'string');
+      const taken = (await listJobEvents(this.catalog.db, id))
+        .map((e) => e.data as { snapshot?: unknown; volume?: unknown } | null)
+        .find((d) => typeof d?.snapshot === 'string');
       if (!taken) continue;
       const snapshot = String(taken.snapshot);
       const volume = String(taken.volume);
@@ -87,7 +109,11 @@ export class LocalJobService implements JobService {
       const said = await (async () => {
         await (await this.site.nodeControl(node)).deleteSnapshot(snapshot);
         return `released snapshot ${snapshot} of ${volume}, taken by this job before the server stopped`;
-      })().catch((e: Error) => `could not release snapshot ${snapshot} of ${volume} (${e.message}): delete it with \`ferry snapshot rm ${snapshot}\` on node ${node}`);
+      })().catch(
+        (e: Error) =>
+          `could not release snapshot ${snapshot} of ${volume} (${e.message}): delete it with \`ferry snapshot rm ` +
+          `${snapshot}\` on node ${node}`,
+      );
       await addJobEvent(this.catalog.db, id, { kind: 'log', message: said, data: { snapshot } });
     }
   }
@@ -96,11 +122,13 @@ export class LocalJobService implements JobService {
   async inventory(): Promise<void> {
     for (const lib of this.site.config.libraries) {
       for (const c of await this.site.inventory(lib.name)) {
-        if (!(await getCartridge(this.catalog.db, c.barcode))) await upsertCartridge(this.catalog.db, { barcode: c.barcode, library: lib.name });
+        if (!(await getCartridge(this.catalog.db, c.barcode)))
+          await upsertCartridge(this.catalog.db, { barcode: c.barcode, library: lib.name });
       }
     }
     for (const d of this.site.config.drives) {
-      if (!(await getCartridge(this.catalog.db, d.name))) await upsertCartridge(this.catalog.db, { barcode: d.name, library: d.name });
+      if (!(await getCartridge(this.catalog.db, d.name)))
+        await upsertCartridge(this.catalog.db, { barcode: d.name, library: d.name });
     }
   }
 
@@ -120,7 +148,11 @@ export class LocalJobService implements JobService {
       const x = await runBackup(ctx, r);
       // --verify: the same job moves to verifying once the set is complete (a mismatch fails it).
       const v = r.verify ? await verifyNewSet(ctx, x.set, r.mover) : undefined;
-      return { set: x.set, bytes: x.bytes + (v?.bytes ?? 0), result: { set: x.set, quietWaitMs: x.quietWaitMs, ...(v ? { verify: v.result } : {}) } };
+      return {
+        set: x.set,
+        bytes: x.bytes + (v?.bytes ?? 0),
+        result: { set: x.set, quietWaitMs: x.quietWaitMs, ...(v ? { verify: v.result } : {}) },
+      };
     });
   }
 
@@ -128,38 +160,63 @@ export class LocalJobService implements JobService {
   private async liveSet(id: number): Promise<NonNullable<Awaited<ReturnType<typeof getSet>>>> {
     const set = await getSet(this.catalog.db, id);
     if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${id} in the catalog (see \`ferry sets\`)`);
-    if (set.expiredAt) throw new ServiceError('ERR_CONFLICT', `set ${id} expired on ${set.expiredAt} (\`ferry prune\`): its cartridge may have been written over; use a set that \`ferry sets\` lists`);
+    if (set.expiredAt)
+      throw new ServiceError(
+        'ERR_CONFLICT',
+        `set ${id} expired on ${set.expiredAt} (\`ferry prune\`): its cartridge may have been written over; use a ` +
+          `set ` +
+          `that \`ferry sets\` lists`,
+      );
     return set;
   }
 
   async startRestore(req: StartRestore): Promise<JobView> {
     await this.liveSet(req.set);
-    return this.start('restore', req.to, req, (ctx) => runRestore(ctx, req).then((x) => ({ set: req.set, bytes: x.bytes, result: { lun: x.lun, volume: x.volume } })));
+    return this.start('restore', req.to, req, (ctx) =>
+      runRestore(ctx, req).then((x) => ({ set: req.set, bytes: x.bytes, result: { lun: x.lun, volume: x.volume } })),
+    );
   }
 
   async startFileRestore(req: StartFileRestore): Promise<JobView> {
     await this.filesSet(req.set);
-    return this.start('restore', null, req, (ctx) => runFileRestore(ctx, req).then((x) => ({ set: req.set, bytes: x.bytes, result: { out: x.out, files: x.files, tapeBytes: x.tapeBytes } })));
+    return this.start('restore', null, req, (ctx) =>
+      runFileRestore(ctx, req).then((x) => ({
+        set: req.set,
+        bytes: x.bytes,
+        result: { out: x.out, files: x.files, tapeBytes: x.tapeBytes },
+      })),
+    );
   }
 
   async startVerify(req: StartVerify): Promise<JobView> {
     const set = await this.liveSet(req.set);
-    return this.start('verify', set.volumeId, req, (ctx) => runVerify(ctx, { set: req.set }).then((x) => ({ set: req.set, bytes: x.bytes, result: { ...x.result } })));
+    return this.start('verify', set.volumeId, req, (ctx) =>
+      runVerify(ctx, { set: req.set }).then((x) => ({ set: req.set, bytes: x.bytes, result: { ...x.result } })),
+    );
   }
 
   async startLabel(req: StartLabel): Promise<JobView> {
     this.site.pool(req.pool); // a pool that is not configured: 400 now, not a failed job
-    if (!(await getCartridge(this.catalog.db, req.barcode))) throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${req.barcode} in the catalog (see \`ferry cartridges\`)`);
-    return this.start('label', null, req, (ctx) => runLabel(ctx, req).then((x) => ({ set: null, bytes: 0, result: { ...x } })));
+    if (!(await getCartridge(this.catalog.db, req.barcode)))
+      throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${req.barcode} in the catalog (see \`ferry cartridges\`)`);
+    return this.start('label', null, req, (ctx) =>
+      runLabel(ctx, req).then((x) => ({ set: null, bytes: 0, result: { ...x } })),
+    );
   }
 
   async startRebuild(req: StartRebuild = {}): Promise<JobView> {
     const { libraries, drives } = this.site.config;
     if (req.library !== undefined && ![...libraries, ...drives].some((l) => l.name === req.library)) {
       const names = (xs: Array<{ name: string }>) => xs.map((x) => x.name).join(', ') || 'none';
-      throw new ServiceError('ERR_NOT_FOUND', `no library or drive named ${req.library}: the config's libraries are ${names(libraries)}, its drives ${names(drives)}`);
+      throw new ServiceError(
+        'ERR_NOT_FOUND',
+        `no library or drive named ${req.library}: the config's libraries are ${names(libraries)}, its drives ` +
+          `${names(drives)}`,
+      );
     }
-    return this.start('rebuild', null, req, (ctx) => runRebuild(ctx, req).then((x) => ({ set: null, bytes: 0, result: { ...x } })));
+    return this.start('rebuild', null, req, (ctx) =>
+      runRebuild(ctx, req).then((x) => ({ set: null, bytes: 0, result: { ...x } })),
+    );
   }
 
   private async start(
@@ -170,7 +227,14 @@ export class LocalJobService implements JobService {
   ): Promise<JobView> {
     const job = await createJob(this.catalog.db, { type, volumeId: volume, params });
     const abort = new AbortController();
-    const ctx = new JobContext({ id: job.id, db: this.catalog.db, site: this.site, signal: abort.signal, state: 'queued', emit: (e) => this.bus.emit(`job:${job.id}`, e) });
+    const ctx = new JobContext({
+      id: job.id,
+      db: this.catalog.db,
+      site: this.site,
+      signal: abort.signal,
+      state: 'queued',
+      emit: (e) => this.bus.emit(`job:${job.id}`, e),
+    });
     const done = (async () => {
       let slot = false;
       try {
@@ -179,13 +243,24 @@ export class LocalJobService implements JobService {
         ctx.update({ bytesDone: ctx.progress.bytesTotal });
         // The job's bytes are what the data mover moved (COPY STATUS), records and padding included.
         await updateJobProgress(this.catalog.db, job.id, { bytesDone: out.bytes });
-        await transitionJob(this.catalog.db, job.id, ctx.state, 'done', { message: `${type} done`, setId: out.set, result: { ...out.result, bytes: out.bytes } });
+        await transitionJob(this.catalog.db, job.id, ctx.state, 'done', {
+          message: `${type} done`,
+          setId: out.set,
+          result: { ...out.result, bytes: out.bytes },
+        });
         ctx.state = 'done';
       } catch (err) {
         const canceled = abort.signal.aborted;
-        const e = err instanceof FerryError ? err : new FerryError('ERR_INTERNAL', err instanceof Error ? err.message : String(err));
+        const e =
+          err instanceof FerryError
+            ? err
+            : new FerryError('ERR_INTERNAL', err instanceof Error ? err.message : String(err));
         const to: JobState = canceled ? 'canceled' : 'failed';
-        await transitionJob(this.catalog.db, job.id, ctx.state, to, { message: canceled ? 'canceled' : e.message, error: { code: canceled ? 'ERR_CANCELED' : e.code, message: e.message }, setId: null }).catch(() => undefined);
+        await transitionJob(this.catalog.db, job.id, ctx.state, to, {
+          message: canceled ? 'canceled' : e.message,
+          error: { code: canceled ? 'ERR_CANCELED' : e.code, message: e.message },
+          setId: null,
+        }).catch(() => undefined);
         ctx.state = to;
       } finally {
         if (slot) this.giveSlot();
@@ -291,7 +366,9 @@ export class LocalJobService implements JobService {
 
   async protectSet(id: number, protect: boolean): Promise<SetView> {
     await setProtected(this.catalog.db, id, protect).catch((e: FerryError) => {
-      throw e.code === 'ERR_CATALOG_NOT_FOUND' ? new ServiceError('ERR_NOT_FOUND', `no set ${id} in the catalog (see \`ferry sets\`)`) : e;
+      throw e.code === 'ERR_CATALOG_NOT_FOUND'
+        ? new ServiceError('ERR_NOT_FOUND', `no set ${id} in the catalog (see \`ferry sets\`)`)
+        : e;
     });
     return this.getSet(id);
   }
@@ -315,7 +392,16 @@ export class LocalJobService implements JobService {
       for (const m of pruneMarks(sets, pool.retention)) {
         const s = byId.get(m.set)!;
         if (m.keep) out.kept.push({ set: m.set, why: m.why });
-        else expire.set(s.id, { set: s.id, volume: s.volumeId, mode: s.mode, level: s.level, snapshotAt: s.snapshotAt, pool: pool.name, cartridges: s.cartridges });
+        else
+          expire.set(s.id, {
+            set: s.id,
+            volume: s.volumeId,
+            mode: s.mode,
+            level: s.level,
+            snapshotAt: s.snapshotAt,
+            pool: pool.name,
+            cartridges: s.cartridges,
+          });
       }
     }
     // A set stays when any set kept anywhere builds on it (an incremental may be in another pool than its base).
@@ -335,7 +421,11 @@ export class LocalJobService implements JobService {
           if (!(e instanceof ReservedError)) throw e;
           const barcode = e.resource.slice(e.resource.indexOf(':') + 1);
           const set = out.expired.find((x) => x.cartridges.includes(barcode))?.set;
-          throw new ServiceError('ERR_CONFLICT', `set ${set} would expire, but its cartridge ${barcode} is in use by job ${e.holderJobId}: prune again when the job has ended (nothing was pruned)`);
+          throw new ServiceError(
+            'ERR_CONFLICT',
+            `set ${set} would expire, but its cartridge ${barcode} is in use by job ${e.holderJobId}: prune again ` +
+              `when the job has ended (nothing was pruned)`,
+          );
         });
     return out;
   }
@@ -350,19 +440,35 @@ export class LocalJobService implements JobService {
   /** A files set, or why not. */
   private async filesSet(id: number): Promise<void> {
     const set = await this.liveSet(id);
-    if (set.mode !== 'files') throw new ServiceError('ERR_BAD_REQUEST', `set ${id} is a ${set.mode} set and has no file index: browse and restore files from sets made with \`ferry backup VOLUME --mode files\`, or restore set ${id} to a LUN`);
-    if (!(await fileIndexInfo(this.catalog.db, id))) throw new ServiceError('ERR_NOT_FOUND', `set ${id} has no file index in the catalog: run \`ferry catalog rebuild\``);
+    if (set.mode !== 'files')
+      throw new ServiceError(
+        'ERR_BAD_REQUEST',
+        `set ${id} is a ${set.mode} set and has no file index: browse and restore files from sets made with \`ferry ` +
+          `backup VOLUME --mode files\`, or restore set ${id} to a LUN`,
+      );
+    if (!(await fileIndexInfo(this.catalog.db, id)))
+      throw new ServiceError(
+        'ERR_NOT_FOUND',
+        `set ${id} has no file index in the catalog: run \`ferry catalog rebuild\``,
+      );
   }
 
   async listFiles(id: number, q: ListFiles = {}): Promise<FileView[]> {
     await this.filesSet(id);
     const at = await findEntry(this.catalog.db, id, q.path ?? '/');
-    if (at === undefined) throw new ServiceError('ERR_NOT_FOUND', `${normalizePath(q.path ?? '/')} is not in set ${id} (see \`ferry ls ${id} /\`)`);
+    if (at === undefined)
+      throw new ServiceError(
+        'ERR_NOT_FOUND',
+        `${normalizePath(q.path ?? '/')} is not in set ${id} (see \`ferry ls ${id} /\`)`,
+      );
     if (at !== 'root' && at.type !== 'dir') {
       const { data: _d, modifiedMs: _m, ...entry } = at;
       return [entry];
     }
-    return listDirectory(this.catalog.db, id, at === 'root' ? '/' : at.path, { recursive: q.recursive, system: q.system });
+    return listDirectory(this.catalog.db, id, at === 'root' ? '/' : at.path, {
+      recursive: q.recursive,
+      system: q.system,
+    });
   }
 
   async findFiles(id: number, pattern: string): Promise<FileView[]> {
@@ -395,7 +501,8 @@ export class LocalJobService implements JobService {
 
   async listDrives(): Promise<DriveView[]> {
     const held = new Map((await listReservations(this.catalog.db)).map((r) => [r.resource, r.jobId]));
-    const pools = (name: string) => this.site.config.pools.filter((p) => p.library === name || p.drive === name).map((p) => p.name);
+    const pools = (name: string) =>
+      this.site.config.pools.filter((p) => p.library === name || p.drive === name).map((p) => p.name);
     const out: DriveView[] = [];
     for (const lib of this.site.config.libraries) {
       const els = await this.site.elements(lib.name).catch((e: Error) => {
@@ -403,10 +510,25 @@ export class LocalJobService implements JobService {
       });
       for (const e of els.filter((x) => x.type === 'drive')) {
         const name = `${lib.name}/${e.address}`;
-        out.push({ name, library: lib.name, element: e.address, cartridge: e.full ? (e.barcode ?? null) : null, job: held.get(driveResource(name)) ?? null, pools: pools(lib.name) });
+        out.push({
+          name,
+          library: lib.name,
+          element: e.address,
+          cartridge: e.full ? (e.barcode ?? null) : null,
+          job: held.get(driveResource(name)) ?? null,
+          pools: pools(lib.name),
+        });
       }
     }
-    for (const d of this.site.config.drives) out.push({ name: d.name, library: null, element: null, cartridge: d.name, job: held.get(driveResource(d.name)) ?? null, pools: pools(d.name) });
+    for (const d of this.site.config.drives)
+      out.push({
+        name: d.name,
+        library: null,
+        element: null,
+        cartridge: d.name,
+        job: held.get(driveResource(d.name)) ?? null,
+        pools: pools(d.name),
+      });
     return out;
   }
 
@@ -415,7 +537,10 @@ export class LocalJobService implements JobService {
     const c = await getCartridge(this.catalog.db, barcode);
     const library = c?.library ?? undefined;
     if (!c || !library || !this.site.config.libraries.some((l) => l.name === library)) {
-      throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${barcode} in a library of the config (see \`ferry cartridges\`)`);
+      throw new ServiceError(
+        'ERR_NOT_FOUND',
+        `no cartridge ${barcode} in a library of the config (see \`ferry cartridges\`)`,
+      );
     }
     return { library };
   }
@@ -432,10 +557,21 @@ export class LocalJobService implements JobService {
     try {
       const held = new Map((await listReservations(db)).map((r) => [r.resource, r.jobId]));
       const job = held.get(cartridgeResource(barcode));
-      if (job !== undefined) throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in use by job ${job}: export it when the job has ended`);
-      const inDrive = (await this.site.elements(library)).find((e) => e.type === 'drive' && e.full && e.barcode === barcode);
+      if (job !== undefined)
+        throw new ServiceError(
+          'ERR_CONFLICT',
+          `cartridge ${barcode} is in use by job ${job}: export it when the job has ended`,
+        );
+      const inDrive = (await this.site.elements(library)).find(
+        (e) => e.type === 'drive' && e.full && e.barcode === barcode,
+      );
       const driveJob = inDrive && held.get(driveResource(`${library}/${inDrive.address}`));
-      if (driveJob !== undefined) throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in drive ${library}/${inDrive!.address}, which job ${driveJob} holds: export it when the job has ended`);
+      if (driveJob !== undefined)
+        throw new ServiceError(
+          'ERR_CONFLICT',
+          `cartridge ${barcode} is in drive ${library}/${inDrive!.address}, which job ${driveJob} holds: export it ` +
+            `when the job has ended`,
+        );
       await this.site.moveCartridge(library, barcode, 'ie');
     } catch (e) {
       await upsertCartridge(db, { barcode, exportedAt: null });
@@ -452,11 +588,20 @@ export class LocalJobService implements JobService {
       await upsertCartridge(this.catalog.db, { barcode, library: lib.name, exportedAt: null });
       return this.cartridgeView(barcode);
     }
-    throw new ServiceError('ERR_NOT_FOUND', `cartridge ${barcode} is in no import/export element of the config's libraries: put it into one first`);
+    throw new ServiceError(
+      'ERR_NOT_FOUND',
+      `cartridge ${barcode} is in no import/export element of the config's libraries: put it into one first`,
+    );
   }
 
   async listVolumes(): Promise<VolumeView[]> {
-    return (await listVolumes(this.catalog.db)).map((v) => ({ id: v.id, node: v.node, lun: v.lun, sizeBytes: v.volumeBlocks * v.diskBlockBytes, lastSet: v.keptSetId }));
+    return (await listVolumes(this.catalog.db)).map((v) => ({
+      id: v.id,
+      node: v.node,
+      lun: v.lun,
+      sizeBytes: v.volumeBlocks * v.diskBlockBytes,
+      lastSet: v.keptSetId,
+    }));
   }
 
   async close(): Promise<void> {
@@ -484,7 +629,12 @@ export class LocalJobService implements JobService {
       error: j.errorCode ? { code: j.errorCode, message: j.error ?? '' } : null,
       progress: live
         ? { ...live }
-        : idleProgress(state, { waitingFor: j.waitingFor, bytesDone: j.bytesDone, bytesTotal: j.bytesTotal, cartridge: j.cartridge }),
+        : idleProgress(state, {
+            waitingFor: j.waitingFor,
+            bytesDone: j.bytesDone,
+            bytesTotal: j.bytesTotal,
+            cartridge: j.cartridge,
+          }),
       result: (j.result as Record<string, unknown> | null) ?? null,
     };
   }

@@ -50,7 +50,9 @@ export class Site {
   readonly config: ServerConfig;
   private readonly controls = new Map<string, NodeControl>();
   private readonly sessions = new Map<string, Promise<InitiatorSession>>();
-  /** Held results are kept per I_T nexus and list id (SPC-4 6.18): jobs sharing a session take turns through the ids. */
+  /**
+   * Held results are kept per I_T nexus and list id (SPC-4 6.18): jobs sharing a session take turns through the ids.
+   */
   private readonly listIds = new Map<string, number>();
   /** Jobs using each configured mover now (this server's own count). */
   private readonly moverLoad = new Map<string, number>();
@@ -73,7 +75,9 @@ export class Site {
     for (const [k, v] of controls ?? []) this.controls.set(k, v);
   }
 
-  /** Bytes on every iSCSI session the server opened and to the nodes' APIs (the "no data through the server" figure). */
+  /**
+   * Bytes on every iSCSI session the server opened and to the nodes' APIs (the "no data through the server" figure).
+   */
   bytesOnWire(): number {
     let n = 0;
     for (const s of this.opened) n += s.bytesOnWire.sent + s.bytesOnWire.received;
@@ -84,7 +88,12 @@ export class Site {
 
   node(name: string): NodeConfig {
     const n = this.config.nodes.find((x) => x.name === name);
-    if (!n) throw new ServiceError('ERR_NOT_FOUND', `no storage node named ${name}: the config's nodes are ${this.config.nodes.map((x) => x.name).join(', ') || 'none'}`);
+    if (!n)
+      throw new ServiceError(
+        'ERR_NOT_FOUND',
+        `no storage node named ${name}: the config's nodes are ` +
+          `${this.config.nodes.map((x) => x.name).join(', ') || 'none'}`,
+      );
     return n;
   }
 
@@ -101,7 +110,13 @@ export class Site {
   pool(name: string | undefined): PoolConfig {
     const pools = this.config.pools;
     const p = name === undefined ? pools[0] : pools.find((x) => x.name === name);
-    if (!p) throw new ServiceError('ERR_BAD_REQUEST', name === undefined ? 'no pool is configured: add one to the server config' : `no pool named ${name}: the config's pools are ${pools.map((x) => x.name).join(', ') || 'none'}`);
+    if (!p)
+      throw new ServiceError(
+        'ERR_BAD_REQUEST',
+        name === undefined
+          ? 'no pool is configured: add one to the server config'
+          : `no pool named ${name}: the config's pools are ${pools.map((x) => x.name).join(', ') || 'none'}`,
+      );
     return p;
   }
 
@@ -109,12 +124,24 @@ export class Site {
   async session(ep: IscsiEndpoint, kind: string): Promise<InitiatorSession> {
     const key = `${kind}:${ep.name}`;
     let s = this.sessions.get(key);
-    if (s && (await s.then((x) => x.closed, () => true))) {
+    if (
+      s &&
+      (await s.then(
+        (x) => x.closed,
+        () => true,
+      ))
+    ) {
       this.sessions.delete(key);
       s = undefined;
     }
     if (!s) {
-      s = InitiatorSession.login({ host: ep.portal.host, port: ep.portal.port, initiatorName: SERVER_INITIATOR, targetName: ep.iqn, chap: ep.chap });
+      s = InitiatorSession.login({
+        host: ep.portal.host,
+        port: ep.portal.port,
+        initiatorName: SERVER_INITIATOR,
+        targetName: ep.iqn,
+        chap: ep.chap,
+      });
       this.sessions.set(key, s);
       s.then(
         (x) => this.opened.add(x),
@@ -126,7 +153,13 @@ export class Site {
 
   private async library(name: string): Promise<{ found: DiscoveredLibrary; changer: ChangerClient }> {
     let l = this.libraries.get(name);
-    if (l && (await l.then((x) => x.changer.session.closed, () => true))) {
+    if (
+      l &&
+      (await l.then(
+        (x) => x.changer.session.closed,
+        () => true,
+      ))
+    ) {
       this.libraries.delete(name); // its session died: discover again on a new one
       l = undefined;
     }
@@ -157,8 +190,17 @@ export class Site {
     const { changer } = await this.library(library);
     let els = await changer.status();
     let at = els.find((e) => e.full && e.barcode === barcode);
-    if (!at) throw new ServiceError('ERR_NOT_FOUND', `cartridge ${barcode} is not in library ${library} (see \`ferry cartridges\`)`);
-    if (to === 'slot' && at.type !== 'ie') throw new ServiceError('ERR_CONFLICT', `cartridge ${barcode} is in ${elementName(at)} of library ${library}, not in an import/export element: it is imported already`);
+    if (!at)
+      throw new ServiceError(
+        'ERR_NOT_FOUND',
+        `cartridge ${barcode} is not in library ${library} (see \`ferry cartridges\`)`,
+      );
+    if (to === 'slot' && at.type !== 'ie')
+      throw new ServiceError(
+        'ERR_CONFLICT',
+        `cartridge ${barcode} is in ${elementName(at)} of library ${library}, not in an import/export element: it is ` +
+          `imported already`,
+      );
     if (to === 'ie' && at.type === 'ie') return at.address;
     if (at.type === 'drive') {
       await changer.unload(at.address); // back to its slot first
@@ -166,14 +208,22 @@ export class Site {
       at = els.find((e) => e.full && e.barcode === barcode)!;
     }
     const free = els.find((e) => e.type === to && !e.full);
-    if (!free) throw new ServiceError('ERR_CONFLICT', to === 'ie' ? `library ${library} has no free import/export element: take out the cartridges there first` : `library ${library} has no empty storage slot for ${barcode}: export a cartridge first`);
+    if (!free)
+      throw new ServiceError(
+        'ERR_CONFLICT',
+        to === 'ie'
+          ? `library ${library} has no free import/export element: take out the cartridges there first`
+          : `library ${library} has no empty storage slot for ${barcode}: export a cartridge first`,
+      );
     await changer.moveMedium(at.address, free.address);
     return free.address;
   }
 
   /** Cartridges in a library (barcode → element) as READ ELEMENT STATUS reports them. */
   async inventory(library: string): Promise<Array<{ barcode: string; address: number; type: string }>> {
-    return (await this.elements(library)).filter((e) => e.full && e.barcode).map((e) => ({ barcode: e.barcode!, address: e.address, type: e.type }));
+    return (await this.elements(library))
+      .filter((e) => e.full && e.barcode)
+      .map((e) => ({ barcode: e.barcode!, address: e.address, type: e.type }));
   }
 
   /** The drives a pool can use, in order: a library's drives, or its one stand-alone drive. */
@@ -211,16 +261,25 @@ export class Site {
    * job) or that cannot be logged in to is passed over. 'busy' when every other one is at its
    * maxJobs. Without movers: the drive's own LU.
    */
-  async copyManager(mover: string | undefined, drive: MountedDrive, exclude: ReadonlySet<string> = new Set()): Promise<CopyManagerRef | 'busy'> {
+  async copyManager(
+    mover: string | undefined,
+    drive: MountedDrive,
+    exclude: ReadonlySet<string> = new Set(),
+  ): Promise<CopyManagerRef | 'busy'> {
     const movers = this.config.movers;
     if (mover !== undefined && !movers.some((x) => x.name === mover)) {
-      throw new ServiceError('ERR_BAD_REQUEST', `no mover named ${mover}: the config's movers are ${movers.map((x) => x.name).join(', ') || 'none'}`);
+      throw new ServiceError(
+        'ERR_BAD_REQUEST',
+        `no mover named ${mover}: the config's movers are ${movers.map((x) => x.name).join(', ') || 'none'}`,
+      );
     }
     if (movers.length) {
       const load = (n: string): number => this.moverLoad.get(n) ?? 0;
       const usable = movers.filter((m) => !exclude.has(m.name));
       const named = usable.filter((m) => m.name === mover);
-      const free = usable.filter((m) => m.name !== mover && load(m.name) < m.maxJobs).sort((a, b) => load(a.name) - load(b.name));
+      const free = usable
+        .filter((m) => m.name !== mover && load(m.name) < m.maxJobs)
+        .sort((a, b) => load(a.name) - load(b.name));
       const why: string[] = movers.filter((m) => exclude.has(m.name)).map((m) => `${m.name} failed in this job`);
       for (const m of [...named, ...free]) {
         this.moverLoad.set(m.name, load(m.name) + 1);
@@ -239,21 +298,38 @@ export class Site {
         }
       }
       if (usable.some((m) => load(m.name) >= m.maxJobs && m.name !== mover)) return 'busy';
-      throw new FerryError('ERR_NO_MOVER', `no data mover can take the job: ${why.join('; ')}. Start a \`ferry mover\` or check the config's movers`);
+      throw new FerryError(
+        'ERR_NO_MOVER',
+        `no data mover can take the job: ${why.join('; ')}. Start a \`ferry mover\` or check the config's movers`,
+      );
     }
     if (!drive.drive.copyManager) {
       // A stand-alone drive of another target (a tgtd tape LUN) has no EXTENDED COPY: a `ferry mover` must copy.
-      throw new ServiceError('ERR_BAD_REQUEST', `drive ${drive.endpoint.name} (LUN ${drive.drive.lun}) is not a copy manager (its INQUIRY has no 3PC bit): add a \`ferry mover\` with portals to the storage node and the drive to the config's movers`);
+      throw new ServiceError(
+        'ERR_BAD_REQUEST',
+        `drive ${drive.endpoint.name} (LUN ${drive.drive.lun}) is not a copy manager (its INQUIRY has no 3PC bit): ` +
+          `add a \`ferry mover\` with portals to the storage node and the drive to the config's movers`,
+      );
     }
-    return { name: `${drive.endpoint.name} (drive LU ${drive.drive.lun})`, session: drive.drive.session, lun: drive.drive.lun, listId: this.listIdFor(drive.drive.session, drive.drive.lun) };
+    return {
+      name: `${drive.endpoint.name} (drive LU ${drive.drive.lun})`,
+      session: drive.drive.session,
+      lun: drive.drive.lun,
+      listId: this.listIdFor(drive.drive.session, drive.drive.lun),
+    };
   }
 
   /** Whether LUN `lun` of `ep` answers at all (TEST UNIT READY; any status will do) within 10 s. */
   async answers(ep: IscsiEndpoint, kind: string, lun: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 10 s')), 10_000)));
+    const late = new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 10 s')), 10_000)),
+    );
     try {
-      await Promise.race([this.session(ep, kind).then((s) => s.command(lun, testUnitReady(), { allowCheckCondition: true })), late]);
+      await Promise.race([
+        this.session(ep, kind).then((s) => s.command(lun, testUnitReady(), { allowCheckCondition: true })),
+        late,
+      ]);
     } finally {
       clearTimeout(timer);
     }
@@ -269,5 +345,7 @@ export class Site {
 
 /** "slot 1025", "drive 256", "import/export element 768". */
 export function elementName(e: Pick<ElementStatus, 'type' | 'address'>): string {
-  return `${{ slot: 'slot', drive: 'drive', ie: 'import/export element', transport: 'transport' }[e.type]} ${e.address}`;
+  return (
+    `${{ slot: 'slot', drive: 'drive', ie: 'import/export element', transport: 'transport' }[e.type]} ` + `${e.address}`
+  );
 }

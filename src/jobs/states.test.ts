@@ -12,8 +12,18 @@ test('job state table: final states have no way out, every other state can fail 
 });
 
 test('job state table: the backup path is a chain and nothing returns to queued', () => {
-  const path = ['queued', 'waiting-quiet', 'planning', 'waiting-drive', 'mounting', 'copying', 'verifying', 'done'] as const;
-  for (let i = 0; i + 1 < path.length; i++) assert.ok(canTransition(path[i], path[i + 1]), `${path[i]} → ${path[i + 1]}`);
+  const path = [
+    'queued',
+    'waiting-quiet',
+    'planning',
+    'waiting-drive',
+    'mounting',
+    'copying',
+    'verifying',
+    'done',
+  ] as const;
+  for (let i = 0; i + 1 < path.length; i++)
+    assert.ok(canTransition(path[i], path[i + 1]), `${path[i]} → ${path[i + 1]}`);
   for (const s of JOB_STATES) assert.equal(canTransition(s, 'queued'), false, s);
   assert.equal(canTransition('done', 'failed'), false, 'a done job never becomes failed');
   assert.equal(canTransition('copying', 'waiting-quiet'), false);

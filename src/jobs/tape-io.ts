@@ -21,11 +21,23 @@ import type { JobContext } from './context.ts';
 
 /** Tape blocks per WRITE or READ the copy manager issues (several blocks per command where the drive allows). */
 export const BLOCKS_PER_TRANSFER = 4;
-/** Data bytes per EXTENDED COPY when the drive does not report its remaining capacity: how often early warning is checked. */
+/**
+ * Data bytes per EXTENDED COPY when the drive does not report its remaining capacity: how often early warning is
+ * checked.
+ */
 export const LIST_BYTES = 64 << 20;
 
 export function diskCscd(designatorHex: string, blockSize: number): CscdInput {
-  return { codeSet: 1, association: 0, designatorType: 3, designator: Buffer.from(designatorHex, 'hex'), peripheralDeviceType: PDT.DISK, pad: false, fixed: false, blockLength: blockSize };
+  return {
+    codeSet: 1,
+    association: 0,
+    designatorType: 3,
+    designator: Buffer.from(designatorHex, 'hex'),
+    peripheralDeviceType: PDT.DISK,
+    pad: false,
+    fixed: false,
+    blockLength: blockSize,
+  };
 }
 
 export function tapeCscd(d: Designator, tapeBlockBytes: number): CscdInput {
@@ -50,7 +62,8 @@ export interface JobDevice {
 export function moverFault(e: unknown): string | undefined {
   if (e instanceof IscsiError) return `its session was lost (${e.message})`;
   if (e instanceof FerryError && e.code === 'ERR_COPY_STALLED') return e.message;
-  if (e instanceof CopyFailedError && e.culprit === 'copy manager' && e.sense?.key === SenseKey.COPY_ABORTED) return `it aborted the copy (${describeSense(e.sense)})`;
+  if (e instanceof CopyFailedError && e.culprit === 'copy manager' && e.sense?.key === SenseKey.COPY_ABORTED)
+    return `it aborted the copy (${describeSense(e.sense)})`;
   return undefined;
 }
 
@@ -77,7 +90,12 @@ export class Copier {
    * while every one is at it), else the drive's LU; held until the job ends. `announce`: record
    * it as the job's mover (a verify inside a backup does not).
    */
-  static async forJob(ctx: JobContext, mover: string | undefined, drive: MountedDrive, o: { announce?: boolean } = {}): Promise<Copier> {
+  static async forJob(
+    ctx: JobContext,
+    mover: string | undefined,
+    drive: MountedDrive,
+    o: { announce?: boolean } = {},
+  ): Promise<Copier> {
     // One per job: a second ask (a backup's verify) would otherwise wait on the job's own mover slot.
     if (ctx.copier) return ctx.copier;
     const c = new Copier(ctx, mover, o.announce ?? true);
@@ -120,7 +138,14 @@ export class Copier {
 
   /** Run one list; `onBytes(n)` gets the bytes the copy manager has written so far in this list. */
   async run(l: StreamList, what: string, onBytes: (n: number) => void): Promise<number> {
-    const out = await this.client.run(l.list, { listId: l.listId, signal: this.ctx.signal, what, pollMs: 250, stallMs: MOVER_STALL_MS, onProgress: (p) => onBytes(p.transferBytes) });
+    const out = await this.client.run(l.list, {
+      listId: l.listId,
+      signal: this.ctx.signal,
+      what,
+      pollMs: 250,
+      stallMs: MOVER_STALL_MS,
+      onProgress: (p) => onBytes(p.transferBytes),
+    });
     this.movedBytes += out.transferBytes;
     return out.transferBytes;
   }
@@ -139,7 +164,13 @@ export class Copier {
         () => undefined,
         (x: Error) => x,
       );
-      if (lost) throw new FerryError('ERR_DEVICE_LOST', `${d.name} does not answer (${lost.message}): the copy failed there, not on data mover ${this.cm.name}. ${(e as Error).message}`, { cause: e });
+      if (lost)
+        throw new FerryError(
+          'ERR_DEVICE_LOST',
+          `${d.name} does not answer (${lost.message}): the copy failed there, not on data mover ${this.cm.name}. ` +
+            `${(e as Error).message}`,
+          { cause: e },
+        );
     }
     const failed = this.cm.name;
     if (!this.ctx.site.config.movers.length) throw e;
@@ -151,16 +182,31 @@ export class Copier {
       await this.take(drive);
     } catch (x) {
       if ((x as FerryError).code !== 'ERR_NO_MOVER') throw x;
-      throw new FerryError('ERR_MOVER_FAILED', `data mover ${failed} failed (${why}) and no other can take over: ${(x as Error).message}. Nothing was recorded: run the job again once a mover is up`, { cause: e });
+      throw new FerryError(
+        'ERR_MOVER_FAILED',
+        `data mover ${failed} failed (${why}) and no other can take over: ${(x as Error).message}. Nothing was ` +
+          `recorded: run the job again once a mover is up`,
+        { cause: e },
+      );
     }
-    await this.ctx.log(`data mover ${failed} failed: ${why}; going on with ${this.cm.name}`, { failedMover: failed, mover: this.cm.name, reason: why });
+    await this.ctx.log(`data mover ${failed} failed: ${why}; going on with ${this.cm.name}`, {
+      failedMover: failed,
+      mover: this.cm.name,
+      reason: why,
+    });
   }
 
   /**
    * Write the records `build` makes (label, header, trailer) from tape block `at` on. When the
    * mover fails, all of them again from `at` on the next one (rebuilt for its limits).
    */
-  async writeRecords(build: () => StreamList[], drive: MountedDrive, at: number, what: string, devices: readonly JobDevice[]): Promise<number> {
+  async writeRecords(
+    build: () => StreamList[],
+    drive: MountedDrive,
+    at: number,
+    what: string,
+    devices: readonly JobDevice[],
+  ): Promise<number> {
     for (;;) {
       let blocks = 0;
       try {
@@ -173,7 +219,10 @@ export class Copier {
         await this.failover(e, drive, devices);
         await settledPosition(drive);
         await drive.drive.locate(at);
-        await this.ctx.log(`writing the ${what} again from tape block ${at} on ${this.cm.name}`, { mover: this.cm.name, tapeBlock: at });
+        await this.ctx.log(`writing the ${what} again from tape block ${at} on ${this.cm.name}`, {
+          mover: this.cm.name,
+          tapeBlock: at,
+        });
       }
     }
   }
@@ -199,7 +248,16 @@ export class Copier {
   }): Promise<void> {
     const B = o.tapeBlockBytes;
     const build = (from: number): StreamList[] =>
-      this.lists({ direction: 'restore', disk: o.disk, drive: o.drive, tapeBlockBytes: B, diskBlockBytes: o.diskBlockBytes, extents: o.extents as StreamExtent[], streamStart: from, streamEnd: o.streamEnd });
+      this.lists({
+        direction: 'restore',
+        disk: o.disk,
+        drive: o.drive,
+        tapeBlockBytes: B,
+        diskBlockBytes: o.diskBlockBytes,
+        extents: o.extents as StreamExtent[],
+        streamStart: from,
+        streamEnd: o.streamEnd,
+      });
     let lists = build(o.streamStart);
     for (let i = 0; i < lists.length; i++) {
       const l = lists[i];
@@ -208,18 +266,24 @@ export class Copier {
         o.onStream(l.streamEnd);
       } catch (e) {
         await this.failover(e, o.drive, o.devices);
-        // Lists start on tape block boundaries of the piece (list-builder); a failed mover's last READ must not move the tape after this.
+        // Lists start on tape block boundaries of the piece (list-builder); a failed mover's last READ must not move
+        // the tape after this.
         const block = o.dataBlock + (l.streamStart - o.streamStart) / B;
         await settledPosition(o.drive);
         await o.drive.drive.locate(block);
-        await this.ctx.log(`resuming the ${o.what} at stream byte ${l.streamStart} (tape block ${block}) on ${this.cm.name}`, { streamByte: l.streamStart, tapeBlock: block, mover: this.cm.name });
+        await this.ctx.log(
+          `resuming the ${o.what} at stream byte ${l.streamStart} (tape block ${block}) on ${this.cm.name}`,
+          { streamByte: l.streamStart, tapeBlock: block, mover: this.cm.name },
+        );
         lists = build(l.streamStart);
         i = -1;
       }
     }
   }
 
-  lists(o: Omit<StreamListsInput, 'tape' | 'limits' | 'blocksPerTransfer' | 'listId'> & { drive: MountedDrive }): StreamList[] {
+  lists(
+    o: Omit<StreamListsInput, 'tape' | 'limits' | 'blocksPerTransfer' | 'listId'> & { drive: MountedDrive },
+  ): StreamList[] {
     return buildStreamLists({
       ...o,
       tape: tapeCscd(o.drive.designator, o.tapeBlockBytes),
@@ -234,13 +298,19 @@ export class Copier {
 /** The drive of a job as a device that answers (TEST UNIT READY on the server's own session). */
 export function driveDevice(ctx: JobContext, drive: MountedDrive): JobDevice {
   const ep = drive.endpoint;
-  return { name: `${drive.changer ? 'tape library' : 'tape drive'} ${ep.name} (${ep.portal.host}:${ep.portal.port})`, answers: () => ctx.site.answers(ep, drive.changer ? 'library' : 'drive', drive.drive.lun) };
+  return {
+    name: `${drive.changer ? 'tape library' : 'tape drive'} ${ep.name} (${ep.portal.host}:${ep.portal.port})`,
+    answers: () => ctx.site.answers(ep, drive.changer ? 'library' : 'drive', drive.drive.lun),
+  };
 }
 
 /** A disk LUN of a storage node as a device that answers. */
 export function diskDevice(ctx: JobContext, node: string, lun: number): JobDevice {
   const ep = ctx.site.node(node);
-  return { name: `storage node ${node} (${ep.portal.host}:${ep.portal.port}, LUN ${lun})`, answers: () => ctx.site.answers(ep, 'node', lun) };
+  return {
+    name: `storage node ${node} (${ep.portal.host}:${ep.portal.port}, LUN ${lun})`,
+    answers: () => ctx.site.answers(ep, 'node', lun),
+  };
 }
 
 /**
@@ -266,7 +336,11 @@ export async function settledPosition(drive: MountedDrive): Promise<number | und
     if (now === last) return now;
     last = now;
   }
-  throw new FerryError('ERR_DRIVE_BUSY', `drive ${drive.name} kept moving for 6 s after its data mover failed: another initiator is using it; the job stops here (nothing is recorded)`);
+  throw new FerryError(
+    'ERR_DRIVE_BUSY',
+    `drive ${drive.name} kept moving for 6 s after its data mover failed: another initiator is using it; the job ` +
+      `stops here (nothing is recorded)`,
+  );
 }
 
 /**
@@ -276,11 +350,19 @@ export async function settledPosition(drive: MountedDrive): Promise<number | und
  * block). A record longer than that is read again whole. Drives not known to handle a short
  * transfer (DriveClient.partialBlockReads) are sent whole blocks.
  */
-export async function readRecordCheaply(drive: MountedDrive, blockId: number, tapeBlockBytes: number, headBytes = 16 * 1024): Promise<TapeRecord | { kind: 'filemark' } | { kind: 'eod' }> {
+export async function readRecordCheaply(
+  drive: MountedDrive,
+  blockId: number,
+  tapeBlockBytes: number,
+  headBytes = 16 * 1024,
+): Promise<TapeRecord | { kind: 'filemark' } | { kind: 'eod' }> {
   await drive.drive.locate(blockId);
   // Only a drive known to pass a whole block on a short transfer gets one (tgtd overruns its buffer).
   const want = drive.drive.partialBlockReads ? Math.min(headBytes, tapeBlockBytes) : tapeBlockBytes;
-  const r = await drive.drive.session.command(drive.drive.lun, buildRead6(1, { fixed: true }), { inLength: want, allowCheckCondition: true });
+  const r = await drive.drive.session.command(drive.drive.lun, buildRead6(1, { fixed: true }), {
+    inLength: want,
+    allowCheckCondition: true,
+  });
   if (r.status === ScsiStatus.GOOD && r.data.length >= PREFIX_BYTES) {
     const len = recordLength(r.data).totalBytes;
     if (len <= r.data.length) return decodeRecord(r.data);

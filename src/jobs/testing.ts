@@ -52,7 +52,9 @@ export interface JobsWorld {
 export async function startJobsWorld(dir: string, o: JobsWorldOptions): Promise<JobsWorld> {
   const tokenFile = join(dir, 'node.token');
   if (o.apiToken) await writeFile(tokenFile, `${o.apiToken}\n`);
-  const tapes = o.standalone ? { tape: join(dir, 'solo.cart') } : { library: join(dir, 'library'), drives: 2, slots: 6 };
+  const tapes = o.standalone
+    ? { tape: join(dir, 'solo.cart') }
+    : { library: join(dir, 'library'), drives: 2, slots: 6 };
   const cfg = resolveTargetConfig(
     {
       listen: '127.0.0.1:0',
@@ -76,17 +78,51 @@ export async function startJobsWorld(dir: string, o: JobsWorldOptions): Promise<
     tokenFile: join(dir, 'token'),
     catalog: join(dir, 'catalog.db'),
     // The jobs reach the node in process; the URL is only used where `api` is served.
-    nodes: [{ name: 'store', portal, iqn: o.iqn, api: api?.url ?? 'http://127.0.0.1:1', tokenFile: api?.tokenFile ?? join(dir, 'none') }],
+    nodes: [
+      {
+        name: 'store',
+        portal,
+        iqn: o.iqn,
+        api: api?.url ?? 'http://127.0.0.1:1',
+        tokenFile: api?.tokenFile ?? join(dir, 'none'),
+      },
+    ],
     libraries: o.standalone ? [] : [{ name: 'vtl', portal, iqn: o.iqn, ...(api ? { api: api.url, tokenFile } : {}) }],
     drives: o.standalone ? [{ name: 'solo', portal, iqn: o.iqn, lun: 0 }] : [],
     movers: [],
-    pools: [o.standalone ? { name: 'default', drive: 'solo', tapeBlockBytes } : { name: 'default', library: 'vtl', tapeBlockBytes }],
+    pools: [
+      o.standalone
+        ? { name: 'default', drive: 'solo', tapeBlockBytes }
+        : { name: 'default', library: 'vtl', tapeBlockBytes },
+    ],
     defaults: { quietPeriodMs: 0, timeoutMs: 10_000 },
   };
-  const openService = async () => LocalJobService.open(await openCatalog(config.catalog), new Site(config, new Map([['store', node.snapshots]])));
-  const mover = o.mover ? await startMover(resolveMoverConfig({ listen: '127.0.0.1:0', iqn: `${o.iqn}-mover`, portals: [`${portal.host}:${portal.port}`], ...(o.moverRate ? { maxRate: o.moverRate } : {}), logLevel: 'silent' })) : undefined;
-  if (mover) config.movers.push({ name: 'm1', portal: { host: mover.address.host, port: mover.address.port }, iqn: `${o.iqn}-mover`, maxJobs: 4 });
-  const ws = await InitiatorSession.login({ host: portal.host, port: portal.port, initiatorName: `${o.iqn}-ws`, targetName: o.iqn });
+  const openService = async () =>
+    LocalJobService.open(await openCatalog(config.catalog), new Site(config, new Map([['store', node.snapshots]])));
+  const mover = o.mover
+    ? await startMover(
+        resolveMoverConfig({
+          listen: '127.0.0.1:0',
+          iqn: `${o.iqn}-mover`,
+          portals: [`${portal.host}:${portal.port}`],
+          ...(o.moverRate ? { maxRate: o.moverRate } : {}),
+          logLevel: 'silent',
+        }),
+      )
+    : undefined;
+  if (mover)
+    config.movers.push({
+      name: 'm1',
+      portal: { host: mover.address.host, port: mover.address.port },
+      iqn: `${o.iqn}-mover`,
+      maxJobs: 4,
+    });
+  const ws = await InitiatorSession.login({
+    host: portal.host,
+    port: portal.port,
+    initiatorName: `${o.iqn}-ws`,
+    targetName: o.iqn,
+  });
   const w: JobsWorld = {
     node,
     ws,
@@ -121,7 +157,10 @@ export async function remoteSha256(dev: RemoteBlockDevice): Promise<string> {
   return h.digest('hex');
 }
 
-/** The first record of cartridge `barcode`, read through a drive of the default pool: "UUID POOL" for a label, else its kind. */
+/**
+ * The first record of cartridge `barcode`, read through a drive of the default pool: "UUID POOL" for a label, else its
+ * kind.
+ */
 export async function firstRecordOf(w: JobsWorld, barcode: string): Promise<string> {
   const site = w.service.site;
   const pool = site.pool(undefined);

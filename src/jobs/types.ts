@@ -86,7 +86,17 @@ export interface JobProgress {
 
 /** Progress with no figures yet (or none live: the catalog's row fills in what it has). */
 export function idleProgress(phase: JobState, known: Partial<JobProgress> = {}): JobProgress {
-  return { phase, waitingFor: null, bytesDone: 0, bytesTotal: 0, mbPerSecond: 0, etaSeconds: null, cartridge: null, lastWriteMsAgo: null, ...known };
+  return {
+    phase,
+    waitingFor: null,
+    bytesDone: 0,
+    bytesTotal: 0,
+    mbPerSecond: 0,
+    etaSeconds: null,
+    cartridge: null,
+    lastWriteMsAgo: null,
+    ...known,
+  };
 }
 
 export interface JobView {
@@ -141,7 +151,15 @@ export interface SetView {
 export interface PruneResult {
   dryRun: boolean;
   /** Sets the pools' retention rules expire, oldest first. */
-  expired: Array<{ set: number; volume: string; mode: BackupMode; level: BackupLevel; snapshotAt: string; pool: string; cartridges: string[] }>;
+  expired: Array<{
+    set: number;
+    volume: string;
+    mode: BackupMode;
+    level: BackupLevel;
+    snapshotAt: string;
+    pool: string;
+    cartridges: string[];
+  }>;
   /** Sets kept, each with the rule that keeps it ("keepDaily 2026-12-03", "base of set 12", "protected"). */
   kept: Array<{ set: number; why: string }>;
   /** Cartridges that hold no kept set afterwards: back to scratch, relabeled before reuse. */

@@ -43,15 +43,22 @@ export interface VerifyResult {
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 /** The tape node API a pool's tapes can be digested through, if its library or drive config names one. */
-export function tapeApiOf(config: ServerConfig, pool: PoolConfig): (Required<TapeApi> & { name: string; ref: (barcode: string) => Pick<TapeDigestPiece, 'barcode' | 'lun'> }) | undefined {
+export function tapeApiOf(
+  config: ServerConfig,
+  pool: PoolConfig,
+):
+  | (Required<TapeApi> & { name: string; ref: (barcode: string) => Pick<TapeDigestPiece, 'barcode' | 'lun'> })
+  | undefined {
   if (pool.library !== undefined) {
     const l = config.libraries.find((x) => x.name === pool.library);
-    if (l?.api !== undefined && l.tokenFile !== undefined) return { name: `library ${l.name}`, api: l.api, tokenFile: l.tokenFile, ref: (barcode) => ({ barcode }) };
+    if (l?.api !== undefined && l.tokenFile !== undefined)
+      return { name: `library ${l.name}`, api: l.api, tokenFile: l.tokenFile, ref: (barcode) => ({ barcode }) };
   }
   if (pool.drive !== undefined) {
     const d = config.drives.find((x) => x.name === pool.drive);
     // A stand-alone drive's set lies on whatever cartridge the drive holds (the catalog names the drive).
-    if (d?.api !== undefined && d.tokenFile !== undefined) return { name: `drive ${d.name}`, api: d.api, tokenFile: d.tokenFile, ref: () => ({ lun: d.lun }) };
+    if (d?.api !== undefined && d.tokenFile !== undefined)
+      return { name: `drive ${d.name}`, api: d.api, tokenFile: d.tokenFile, ref: () => ({ lun: d.lun }) };
   }
   return undefined;
 }
@@ -68,10 +75,18 @@ export interface VerifyOptions {
  * digests match; throws ERR_VERIFY_MISMATCH, naming the set, its cartridges and both digests,
  * when they differ.
  */
-export async function runVerify(ctx: JobContext, req: StartVerify, o: VerifyOptions = {}): Promise<{ result: VerifyResult; bytes: number }> {
+export async function runVerify(
+  ctx: JobContext,
+  req: StartVerify,
+  o: VerifyOptions = {},
+): Promise<{ result: VerifyResult; bytes: number }> {
   const set = await getSet(ctx.db, req.set);
   if (!set) throw new ServiceError('ERR_NOT_FOUND', `no set ${req.set} in the catalog (see \`ferry sets\`)`);
-  if (!set.sha256) throw new FerryError('ERR_VERIFY_NO_DIGEST', `set ${set.id} has no digest in the catalog to compare with: it cannot be verified`);
+  if (!set.sha256)
+    throw new FerryError(
+      'ERR_VERIFY_NO_DIGEST',
+      `set ${set.id} has no digest in the catalog to compare with: it cannot be verified`,
+    );
   const pool = ctx.site.pool(set.pool);
   const api = tapeApiOf(ctx.site.config, pool);
   ctx.update({ bytesTotal: set.streamBytes, bytesDone: 0 });
@@ -85,16 +100,24 @@ export async function runVerify(ctx: JobContext, req: StartVerify, o: VerifyOpti
     const short = found.bytes === set.streamBytes ? '' : ` over ${found.bytes} bytes instead of ${set.streamBytes}`;
     throw new FerryError(
       'ERR_VERIFY_MISMATCH',
-      `set ${set.id} did not verify: the digests on tape and disk differ: the storage node digested sha256 ${set.sha256} from the snapshot at backup time, ` +
+      `set ${set.id} did not verify: the digests on tape and disk differ: the storage node digested sha256 ` +
+        `${set.sha256} from the snapshot at backup time, ` +
         `cartridge${set.pieces.length > 1 ? 's' : ''} ${carts} (${where}) give sha256 ${found.sha256}${short}`,
     );
   }
-  await ctx.log(`set ${set.id} verified (${method}): cartridge${set.pieces.length > 1 ? 's' : ''} ${carts} hold sha256 ${found.sha256}, as the storage node digested at backup time`);
+  await ctx.log(
+    `set ${set.id} verified (${method}): cartridge${set.pieces.length > 1 ? 's' : ''} ${carts} hold sha256 ` +
+      `${found.sha256}, as the storage node digested at backup time`,
+  );
   return { result, bytes: found.moved };
 }
 
 /** `ferry backup --verify`: the backup job, its set complete, moves to verifying and verifies it. */
-export async function verifyNewSet(ctx: JobContext, set: number, mover?: string): Promise<{ result: VerifyResult; bytes: number }> {
+export async function verifyNewSet(
+  ctx: JobContext,
+  set: number,
+  mover?: string,
+): Promise<{ result: VerifyResult; bytes: number }> {
   await ctx.to('verifying', `verifying set ${set}`);
   return runVerify(ctx, { set }, { mover, inBackup: true });
 }
@@ -106,15 +129,33 @@ interface Found {
   moved: number;
 }
 
-async function viaTapeNode(ctx: JobContext, set: SetWithPieces, api: NonNullable<ReturnType<typeof tapeApiOf>>): Promise<Found> {
-  const carts = await acquireCartridges(ctx, set.pieces.map((p) => p.cartridge));
+async function viaTapeNode(
+  ctx: JobContext,
+  set: SetWithPieces,
+  api: NonNullable<ReturnType<typeof tapeApiOf>>,
+): Promise<Found> {
+  const carts = await acquireCartridges(
+    ctx,
+    set.pieces.map((p) => p.cartridge),
+  );
   if (ctx.state !== 'verifying') {
-    await ctx.to('mounting', `cartridges ${carts.join(', ')} stay where they are: ${api.name} reads them itself`, { data: { cartridges: carts } });
+    await ctx.to('mounting', `cartridges ${carts.join(', ')} stay where they are: ${api.name} reads them itself`, {
+      data: { cartridges: carts },
+    });
   }
   ctx.update({ cartridge: carts[0] ?? null });
-  await ctx.to('verifying', `digesting set ${set.id} on ${api.name} (${set.pieces.length} piece${set.pieces.length > 1 ? 's' : ''} on ${carts.join(', ')})`);
+  await ctx.to(
+    'verifying',
+    `digesting set ${set.id} on ${api.name} (${set.pieces.length} piece${set.pieces.length > 1 ? 's' : ''} on ` +
+      `${carts.join(', ')})`,
+  );
   const client = new TapeNodeClient(api.api, await readTokenFile(api.tokenFile));
-  const pieces = set.pieces.map((p) => ({ ...api.ref(p.cartridge), fromBlock: p.dataBlock, blocks: p.dataBlocks, bytes: p.streamEnd - p.streamStart }));
+  const pieces = set.pieces.map((p) => ({
+    ...api.ref(p.cartridge),
+    fromBlock: p.dataBlock,
+    blocks: p.dataBlocks,
+    bytes: p.streamEnd - p.streamStart,
+  }));
   const d = await client.tapeDigest({ pieces, blockBytes: set.tapeBlockBytes });
   ctx.update({ bytesDone: set.streamBytes });
   return { sha256: d.sha256, bytes: d.bytes, moved: 0 };
@@ -131,7 +172,10 @@ async function viaScratchLun(ctx: JobContext, set: SetWithPieces, pool: PoolConf
   }
   const control = await ctx.site.nodeControl(node);
   const driveName = await acquireDrive(ctx, pool);
-  await acquireCartridges(ctx, set.pieces.map((p) => p.cartridge));
+  await acquireCartridges(
+    ctx,
+    set.pieces.map((p) => p.cartridge),
+  );
   const scratch = await control.createLun({ sizeBytes: blocks * dbb, blockSize: dbb });
   const to = `${node}:${scratch.lun}`;
   await ctx.log(`created scratch LUN ${to} (${blocks * dbb} bytes) to restore set ${set.id}'s data stream into`);
@@ -141,14 +185,22 @@ async function viaScratchLun(ctx: JobContext, set: SetWithPieces, pool: PoolConf
     const extents = [{ lba: 0, blocks, streamOffset: 0 }];
     let copier: Copier | undefined;
     for (const p of set.pieces) {
-      await ctx.to('mounting', `loading cartridge ${p.cartridge} (set ${set.id}, piece ${p.seq}) into drive ${driveName}`, { data: { cartridge: p.cartridge, drive: driveName } });
+      await ctx.to(
+        'mounting',
+        `loading cartridge ${p.cartridge} (set ${set.id}, piece ${p.seq}) into drive ${driveName}`,
+        { data: { cartridge: p.cartridge, drive: driveName } },
+      );
       ctx.update({ cartridge: p.cartridge });
       const drive = await ctx.site.mount(pool, driveName, p.cartridge);
       copier ??= await Copier.forJob(ctx, o.mover, drive, { announce: !o.inBackup });
       await drive.drive.setFixedBlock(set.tapeBlockBytes);
       const h = await readRecordCheaply(drive, p.headerBlock, set.tapeBlockBytes);
       if (h.kind !== 'header' || h.setUuid !== set.uuid || h.sequence !== p.seq) {
-        throw new ServiceError('ERR_CONFLICT', `cartridge ${p.cartridge} does not hold piece ${p.seq} of set ${set.id} at block ${p.headerBlock} (found ${h.kind}): the catalog and the tape disagree; run \`ferry catalog rebuild\``);
+        throw new ServiceError(
+          'ERR_CONFLICT',
+          `cartridge ${p.cartridge} does not hold piece ${p.seq} of set ${set.id} at block ${p.headerBlock} (found ` +
+            `${h.kind}): the catalog and the tape disagree; run \`ferry catalog rebuild\``,
+        );
       }
       await drive.drive.locate(p.dataBlock);
       await ctx.to('verifying', `restoring set ${set.id} piece ${p.seq} from ${p.cartridge} into scratch LUN ${to}`);
@@ -174,7 +226,11 @@ async function viaScratchLun(ctx: JobContext, set: SetWithPieces, pool: PoolConf
   } finally {
     await control.deleteLun(scratch.lun).then(
       () => ctx.log(`deleted scratch LUN ${to}`),
-      (e: Error) => ctx.log(`could not delete scratch LUN ${to}: ${e.message}; delete it with the node's API (DELETE /v1/luns/${scratch.lun})`),
+      (e: Error) =>
+        ctx.log(
+          `could not delete scratch LUN ${to}: ${e.message}; delete it with the node's API (DELETE ` +
+            `/v1/luns/${scratch.lun})`,
+        ),
     );
   }
 }

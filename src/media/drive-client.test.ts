@@ -22,7 +22,12 @@ test('spaceTo reaches every object (filemarks included) on an SSC-3 drive, like 
     target.addLun(0, lone);
     const server = new TargetServer({ targets: [target] });
     const { port } = await server.listen('127.0.0.1', 0);
-    const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: `${IQN}-client`, targetName: IQN });
+    const s = await InitiatorSession.login({
+      host: '127.0.0.1',
+      port,
+      initiatorName: `${IQN}-client`,
+      targetName: IQN,
+    });
     try {
       const d = await DriveClient.open(s, 0);
       await d.ready();
@@ -32,7 +37,16 @@ test('spaceTo reaches every object (filemarks included) on an SSC-3 drive, like 
       assert.equal(await d.isBlank(), true);
 
       // Objects: 0,1 data; 2,3 filemarks; 4,5,6 data; 7 filemark; end of data at 8.
-      const tags = new Map<number, number | 'fm'>([[0, 10], [1, 11], [2, 'fm'], [3, 'fm'], [4, 14], [5, 15], [6, 16], [7, 'fm']]);
+      const tags = new Map<number, number | 'fm'>([
+        [0, 10],
+        [1, 11],
+        [2, 'fm'],
+        [3, 'fm'],
+        [4, 14],
+        [5, 15],
+        [6, 16],
+        [7, 'fm'],
+      ]);
       for (const v of tags.values()) {
         if (v === 'fm') await d.device.writeFilemarks(1);
         else await d.device.write(new Uint8Array(BS).fill(v));

@@ -86,7 +86,13 @@ export class DriveClient {
   private readonly readyTimeoutMs: number;
   private readonly clock: { now(): number; sleep(ms: number): Promise<void> };
 
-  private constructor(session: InitiatorSession, lun: number, dev: RemoteTapeDevice, std: Uint8Array, opts: DriveClientOptions) {
+  private constructor(
+    session: InitiatorSession,
+    lun: number,
+    dev: RemoteTapeDevice,
+    std: Uint8Array,
+    opts: DriveClientOptions,
+  ) {
     this.session = session;
     this.lun = lun;
     this.dev = dev;
@@ -194,7 +200,11 @@ export class DriveClient {
     const r = await this.session.command(this.lun, cdb, { inLength: 255, allowCheckCondition: true });
     if (r.status !== ScsiStatus.GOOD) throw this.failure('read the mode parameters of', r);
     const h = decodeModeParameterHeader(r.data, 6);
-    if (!h) throw new TapeDriveError('ERR_BAD_MODE_DATA', `${this.what} returned ${r.data.length} bytes of mode parameters, shorter than their header`);
+    if (!h)
+      throw new TapeDriveError(
+        'ERR_BAD_MODE_DATA',
+        `${this.what} returned ${r.data.length} bytes of mode parameters, shorter than their header`,
+      );
     return (h.deviceSpecific & 0x80) !== 0;
   }
 
@@ -208,7 +218,11 @@ export class DriveClient {
   async position(): Promise<DrivePosition> {
     const cdb = buildReadPosition(ReadPositionForm.SHORT, 20);
     const r = await this.session.command(this.lun, cdb, { inLength: 20, allowCheckCondition: true });
-    if (isInvalidOpcode(r)) throw new TapeDriveError('ERR_POSITION_UNKNOWN', `${this.what} has no READ POSITION: it cannot report its position`);
+    if (isInvalidOpcode(r))
+      throw new TapeDriveError(
+        'ERR_POSITION_UNKNOWN',
+        `${this.what} has no READ POSITION: it cannot report its position`,
+      );
     if (r.status !== ScsiStatus.GOOD) throw this.failure('read the position of', r);
     const p = decodeShortPosition(r.data);
     if (p.unknown) {
@@ -255,7 +269,7 @@ export class DriveClient {
   async spaceTo(blockId: number): Promise<void> {
     await this.rewind();
     if (blockId === 0) return;
-    for (let left = blockId - 1; left > 0; ) {
+    for (let left = blockId - 1; left > 0;) {
       const n = Math.min(left, SPACE6_MAX);
       const r = await this.session.command(this.lun, buildSpace6(SpaceCode.BLOCKS, n), { allowCheckCondition: true });
       if (r.status === ScsiStatus.GOOD) {
@@ -275,7 +289,9 @@ export class DriveClient {
     if (typeof last !== 'string') {
       if (last.sense?.key === SenseKey.MEDIUM_ERROR && last.sense.asc === Asc.MEDIUM_FORMAT_CORRUPTED[0]) {
         // tgtd in fixed-block mode: end of data, or a block of another size.
-        const why = `${this.what}: block ${blockId - 1} is past the end of data or not a ${this.dev.blockLength}-byte block: check the catalog's position for this set`;
+        const why =
+          `${this.what}: block ${blockId - 1} is past the end of data or not a ${this.dev.blockLength}-byte ` +
+          `block: check the catalog's position for this set`;
         throw new TapeDriveError('ERR_LOCATE_PAST_EOD', why);
       }
       throw this.failure(`read block ${blockId - 1} of`, last);
@@ -313,7 +329,10 @@ export class DriveClient {
    */
   private async readObject(): Promise<'data' | 'filemark' | 'eod' | CommandResult> {
     const bl = this.dev.blockLength;
-    const r = await this.session.command(this.lun, buildRead6(1, { fixed: bl !== 0 }), { inLength: bl || 1, allowCheckCondition: true });
+    const r = await this.session.command(this.lun, buildRead6(1, { fixed: bl !== 0 }), {
+      inLength: bl || 1,
+      allowCheckCondition: true,
+    });
     if (r.status === ScsiStatus.GOOD) return 'data';
     const s = r.sense;
     if (r.status !== ScsiStatus.CHECK_CONDITION || !s) return r;
@@ -437,7 +456,12 @@ const SPACE6_MAX = 0x7fffff;
 /** ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE: the drive does not have the command. */
 function isInvalidOpcode(r: CommandResult): boolean {
   const [asc, ascq] = Asc.INVALID_COMMAND_OPERATION_CODE;
-  return r.status === ScsiStatus.CHECK_CONDITION && r.sense?.key === SenseKey.ILLEGAL_REQUEST && r.sense.asc === asc && r.sense.ascq === ascq;
+  return (
+    r.status === ScsiStatus.CHECK_CONDITION &&
+    r.sense?.key === SenseKey.ILLEGAL_REQUEST &&
+    r.sense.asc === asc &&
+    r.sense.ascq === ascq
+  );
 }
 
 /**
@@ -461,7 +485,7 @@ function findAttribute(data: Uint8Array, id: number): Uint8Array | undefined {
   const r = new ByteReader(data);
   if (data.length < 4) return undefined;
   const end = Math.min(data.length, 4 + r.u32(0));
-  for (let at = 4; at + 5 <= end; ) {
+  for (let at = 4; at + 5 <= end;) {
     const len = r.u16(at + 3);
     if (at + 5 + len > end) return undefined;
     if (r.u16(at) === id) return data.subarray(at + 5, at + 5 + len);

@@ -60,7 +60,12 @@ export function resolveMoverConfig(raw: unknown, source = 'config'): MoverConfig
     const spec = typeof p === 'string' ? { address: p } : p;
     const hp = parseHostPort(spec.address, 3260, 'portal');
     const chap = typeof p === 'string' ? portalChap : chapSecret(p.chap);
-    return { host: hp.host, port: hp.port, chap, mutualChap: typeof p === 'string' ? undefined : chapSecret(p.mutualChap) };
+    return {
+      host: hp.host,
+      port: hp.port,
+      chap,
+      mutualChap: typeof p === 'string' ? undefined : chapSecret(p.mutualChap),
+    };
   });
   return {
     listen: parseHostPort(c.listen, 3261, 'listen address'),
@@ -70,7 +75,9 @@ export function resolveMoverConfig(raw: unknown, source = 'config'): MoverConfig
     chap: chapSecret(c.chap),
     mutualChap: chapSecret(c.mutualChap),
     allowedInitiators: c.allowedInitiators,
-    ...(c.maxRate === undefined ? {} : { maxBytesPerSecond: typeof c.maxRate === 'number' ? c.maxRate : parseRate(c.maxRate) }),
+    ...(c.maxRate === undefined
+      ? {}
+      : { maxBytesPerSecond: typeof c.maxRate === 'number' ? c.maxRate : parseRate(c.maxRate) }),
     logLevel: c.logLevel,
   };
 }

@@ -49,11 +49,28 @@ async function world(opts: { chap?: { user: string; secret: string }; moverChap?
   const server = new TargetServer({ targets: [target] });
   const { port } = await server.listen('127.0.0.1', 0);
   const mover = await startMover(
-    resolveMoverConfig({ listen: '127.0.0.1:0', iqn: MOVER, portals: [`127.0.0.1:${port}`], portalChap: opts.moverChap, logLevel: 'silent' }),
+    resolveMoverConfig({
+      listen: '127.0.0.1:0',
+      iqn: MOVER,
+      portals: [`127.0.0.1:${port}`],
+      portalChap: opts.moverChap,
+      logLevel: 'silent',
+    }),
   );
-  const client = await InitiatorSession.login({ host: '127.0.0.1', port: mover.address.port, initiatorName: INITIATOR, targetName: MOVER });
+  const client = await InitiatorSession.login({
+    host: '127.0.0.1',
+    port: mover.address.port,
+    initiatorName: INITIATOR,
+    targetName: MOVER,
+  });
   const naa = (d: Uint8Array) => decodeDeviceIdentificationPage(d).find((x) => x.designatorType === 3)!;
-  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: INITIATOR, targetName: IQN, chap: opts.chap });
+  const s = await InitiatorSession.login({
+    host: '127.0.0.1',
+    port,
+    initiatorName: INITIATOR,
+    targetName: IQN,
+    chap: opts.chap,
+  });
   const a = naa((await s.command(0, inquiry(255, 0x83), { inLength: 255 })).data);
   const b = naa((await s.command(1, inquiry(255, 0x83), { inLength: 255 })).data);
   await s.logout();
@@ -79,9 +96,22 @@ async function world(opts: { chap?: { user: string; secret: string }; moverChap?
 function copyList(w: World, listId: number): Uint8Array {
   const blocks = (MIB << 20) / 512;
   const per = 16384;
-  const segments = Array.from({ length: blocks / per }, (_, i): SegmentInput => ({ type: 0x02, cat: false, dc: false, source: 0, destination: 1, blockCount: per, sourceLba: i * per, destinationLba: i * per }));
+  const segments = Array.from({ length: blocks / per }, (_, i): SegmentInput => ({
+    type: 0x02,
+    cat: false,
+    dc: false,
+    source: 0,
+    destination: 1,
+    blockCount: per,
+    sourceLba: i * per,
+    destinationLba: i * per,
+  }));
   const cscd = (d: Designator) => ({ ...d, peripheralDeviceType: 0, pad: false, fixed: false, blockLength: 512 });
-  return encodeXcopyParameterList({ header: { listId, str: false, listIdUsage: 0, priority: 0 }, cscds: [cscd(w.a), cscd(w.b)], segments });
+  return encodeXcopyParameterList({
+    header: { listId, str: false, listIdUsage: 0, priority: 0 },
+    cscds: [cscd(w.a), cscd(w.b)],
+    segments,
+  });
 }
 
 test('the mover copies between two LUNs of another target, bit-exact; LU 0 is a PDT 03h copy manager', async () => {
@@ -106,10 +136,13 @@ for (const how of ['ABORT TASK', 'LUN RESET'] as const) {
     const w = await world();
     try {
       const list = copyList(w, 7);
-      await w.client.command(0, new Uint8Array(6)); // TEST UNIT READY: take the power-on UA first, so the ITT below is the copy's
+      // TEST UNIT READY: take the power-on UA first, so the ITT below is the copy's
+      await w.client.command(0, new Uint8Array(6));
       const itt = w.client.peekNextItt();
       let settled = false;
-      const running = w.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true }).finally(() => (settled = true));
+      const running = w.client
+        .command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true })
+        .finally(() => (settled = true));
       running.catch(() => undefined);
       // Wait until the copy is under way (COPY STATUS shows it in progress).
       for (;;) {
@@ -118,13 +151,26 @@ for (const how of ['ABORT TASK', 'LUN RESET'] as const) {
         assert.ok(!settled, 'the copy finished before it could be stopped: make it bigger');
         await new Promise((r) => setTimeout(r, 1));
       }
-      const resp = how === 'ABORT TASK' ? await w.client.taskManagement(TmfFunction.ABORT_TASK, 0, itt) : await w.client.lunReset(0);
+      const resp =
+        how === 'ABORT TASK'
+          ? await w.client.taskManagement(TmfFunction.ABORT_TASK, 0, itt)
+          : await w.client.lunReset(0);
       assert.equal(resp, 0, 'function complete');
-      for (let i = 0; i < 1000 && w.mover.lu.copyManager.activeCopies > 0; i++) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 1000 && w.mover.lu.copyManager.activeCopies > 0; i++)
+        await new Promise((r) => setTimeout(r, 5));
       assert.equal(w.mover.lu.copyManager.activeCopies, 0, 'copy stopped');
-      const st = await w.client.command(0, receiveCopyResults(0, 7, 12), { inLength: 12, allowCheckCondition: true, unitAttentionRetries: 5 });
+      const st = await w.client.command(0, receiveCopyResults(0, 7, 12), {
+        inLength: 12,
+        allowCheckCondition: true,
+        unitAttentionRetries: 5,
+      });
       if (how === 'LUN RESET') assert.equal(st.status, 0x02, 'held status dropped by the reset');
-      else assert.equal(decodeCopyStatus(st.data).status, CopyManagerStatus.ERROR, 'aborted copy is held as completed with an error');
+      else
+        assert.equal(
+          decodeCopyStatus(st.data).status,
+          CopyManagerStatus.ERROR,
+          'aborted copy is held as completed with an error',
+        );
     } finally {
       await w.close();
     }
@@ -172,7 +218,10 @@ test('mover config: portals as strings or objects, CHAP per portal or for all, e
   assert.equal(resolveMoverConfig({ maxRate: '200M' }).maxBytesPerSecond, 200 * 2 ** 20);
   assert.equal(resolveMoverConfig({ maxRate: '1.5G/s' }).maxBytesPerSecond, 1.5 * 2 ** 30);
   assert.equal(resolveMoverConfig({ maxRate: 5_000_000 }).maxBytesPerSecond, 5_000_000);
-  assert.throws(() => resolveMoverConfig({ maxRate: 'fast' }), /max rate "fast" is not a size: use a number with an optional K, M, G or T suffix/);
+  assert.throws(
+    () => resolveMoverConfig({ maxRate: 'fast' }),
+    /max rate "fast" is not a size: use a number with an optional K, M, G or T suffix/,
+  );
   assert.throws(() => resolveMoverConfig({ maxRate: '0' }), /max rate "0" must be above 0 bytes per second/);
 });
 
@@ -180,7 +229,10 @@ test('the source target restarts between two copies: the mover logs in again and
   const w = await world();
   try {
     const list = copyList(w, 1);
-    assert.equal((await w.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true })).status, 0);
+    assert.equal(
+      (await w.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true })).status,
+      0,
+    );
     // Restart the portal (same port): every mover session to it dies.
     await w.server.close();
     const server2 = new TargetServer({ targets: [w.target] });

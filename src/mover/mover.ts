@@ -28,9 +28,15 @@ export async function startMover(cfg: MoverConfig, log?: Logger): Promise<Mover>
     remote,
     ...(cfg.maxBytesPerSecond ? { rate: new RateLimit(cfg.maxBytesPerSecond) } : {}),
     onInternalError: (err) => log?.error({ err }, 'copy manager bug'),
-    onDeviceError: ({ segment, role, error }) => log?.warn({ err: error, segment, role }, 'copy aborted by a copy source or destination'),
+    onDeviceError: ({ segment, role, error }) =>
+      log?.warn({ err: error, segment, role }, 'copy aborted by a copy source or destination'),
   });
-  const target = new Target({ name: cfg.iqn, chap: cfg.chap, mutualChap: cfg.mutualChap, allowedInitiators: cfg.allowedInitiators });
+  const target = new Target({
+    name: cfg.iqn,
+    chap: cfg.chap,
+    mutualChap: cfg.mutualChap,
+    allowedInitiators: cfg.allowedInitiators,
+  });
   target.addLun(0, lu);
   const server = new TargetServer({ targets: [target], log });
   const address = await server.listen(cfg.listen.host, cfg.listen.port).catch((e: NodeJS.ErrnoException) => {

@@ -17,7 +17,11 @@ export async function usedClusters(vol: Volume): Promise<UsedClusters> {
   const data = findAttr(file, AttrType.DATA);
   const total = vol.geo.clusterCount;
   if (!data || data.dataSize * 8 < total) {
-    throw new NtfsFormatError(NtfsErrorCode.RECORD, '$Bitmap is missing or shorter than the volume', { record: SystemRecord.BITMAP, expected: `>= ${Math.ceil(total / 8)} bytes`, actual: data?.dataSize ?? 0 });
+    throw new NtfsFormatError(NtfsErrorCode.RECORD, '$Bitmap is missing or shorter than the volume', {
+      record: SystemRecord.BITMAP,
+      expected: `>= ${Math.ceil(total / 8)} bytes`,
+      actual: data?.dataSize ?? 0,
+    });
   }
   const ranges: [number, number][] = [];
   let start = -1;

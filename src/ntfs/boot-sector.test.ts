@@ -4,7 +4,9 @@ import { decodeBootSector } from './boot-sector.ts';
 import { NtfsFormatError } from './errors.ts';
 
 /** A boot sector as mkntfs writes it (layout.h NTFS_BOOT_SECTOR), with overrides. */
-function bootSector(o: { bps?: number; spc?: number; sectors?: bigint; mft?: bigint; mirr?: bigint; rec?: number; idx?: number } = {}): Uint8Array {
+function bootSector(
+  o: { bps?: number; spc?: number; sectors?: bigint; mft?: bigint; mirr?: bigint; rec?: number; idx?: number } = {},
+): Uint8Array {
   const b = new Uint8Array(512);
   const v = new DataView(b.buffer);
   b.set([0xeb, 0x52, 0x90], 0);
@@ -24,8 +26,15 @@ function bootSector(o: { bps?: number; spc?: number; sectors?: bigint; mft?: big
 test('decodes the geometry of a 4K-cluster volume', () => {
   const g = decodeBootSector(bootSector());
   assert.deepEqual(g, {
-    bytesPerSector: 512, clusterSize: 4096, totalSectors: 131071, clusterCount: 16383, mftLcn: 4, mftMirrLcn: 8191,
-    recordSize: 1024, indexBlockSize: 4096, serial: '1122334455667788',
+    bytesPerSector: 512,
+    clusterSize: 4096,
+    totalSectors: 131071,
+    clusterCount: 16383,
+    mftLcn: 4,
+    mftMirrLcn: 8191,
+    recordSize: 1024,
+    indexBlockSize: 4096,
+    serial: '1122334455667788',
   });
 });
 
@@ -35,7 +44,8 @@ test('cluster sizes 512 B to 2 MiB, 4096-byte sectors, positive per-record count
   const big = decodeBootSector(bootSector({ spc: 128, idx: 0xf4, mirr: 100n }));
   assert.equal(big.clusterSize, 65536);
   assert.equal(big.indexBlockSize, 4096);
-  assert.equal(decodeBootSector(bootSector({ spc: 0xf8, idx: 0xf4, mirr: 10n })).clusterSize, 128 * 1024); // 2^(256-248) sectors
+  // 2^(256-248) sectors
+  assert.equal(decodeBootSector(bootSector({ spc: 0xf8, idx: 0xf4, mirr: 10n })).clusterSize, 128 * 1024);
   const k4 = decodeBootSector(bootSector({ bps: 4096, spc: 1, sectors: 16383n, rec: 0xf4 }));
   assert.equal(k4.clusterSize, 4096);
   assert.equal(k4.recordSize, 4096);
@@ -43,7 +53,10 @@ test('cluster sizes 512 B to 2 MiB, 4096-byte sectors, positive per-record count
 
 test('absurd geometry is refused with the offset and the value', () => {
   const bad = (b: Uint8Array, offset: number, re: RegExp): void => {
-    assert.throws(() => decodeBootSector(b), (e: unknown) => e instanceof NtfsFormatError && e.byteOffset === offset && re.test(e.message));
+    assert.throws(
+      () => decodeBootSector(b),
+      (e: unknown) => e instanceof NtfsFormatError && e.byteOffset === offset && re.test(e.message),
+    );
   };
   bad(bootSector({ bps: 1000 }), 0x0b, /bytes per sector/);
   bad(bootSector({ spc: 0 }), 0x0d, /cluster size/);

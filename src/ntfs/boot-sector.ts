@@ -27,29 +27,54 @@ function perUnit(v: number, clusterSize: number, what: string): number {
   const s = v > 127 ? v - 256 : v;
   const size = s > 0 ? s * clusterSize : s <= -9 && s >= -31 ? 2 ** -s : 0;
   if (size < 512 || size > 65536 || (size & (size - 1)) !== 0) {
-    throw new NtfsFormatError(NtfsErrorCode.BOOT, `${what} size ${size} from byte ${v} is not a power of two in 512..65536`, {
-      byteOffset: what === 'MFT record' ? 0x40 : 0x44,
-    });
+    throw new NtfsFormatError(
+      NtfsErrorCode.BOOT,
+      `${what} size ${size} from byte ${v} is not a power of two in 512..65536`,
+      {
+        byteOffset: what === 'MFT record' ? 0x40 : 0x44,
+      },
+    );
   }
   return size;
 }
 
 export function decodeBootSector(buf: Uint8Array): Geometry {
-  if (buf.length < 512) throw new NtfsFormatError(NtfsErrorCode.BOOT, 'boot sector shorter than 512 bytes', { byteOffset: 0, expected: 512, actual: buf.length });
+  if (buf.length < 512)
+    throw new NtfsFormatError(NtfsErrorCode.BOOT, 'boot sector shorter than 512 bytes', {
+      byteOffset: 0,
+      expected: 512,
+      actual: buf.length,
+    });
   const r = new ByteReader(buf);
   for (let i = 0; i < 8; i++) {
-    if (buf[3 + i] !== OEM[i]) throw new NtfsFormatError(NtfsErrorCode.BOOT, 'no NTFS signature', { byteOffset: 3, expected: '"NTFS    "', actual: JSON.stringify(String.fromCharCode(...buf.subarray(3, 11))) });
+    if (buf[3 + i] !== OEM[i])
+      throw new NtfsFormatError(NtfsErrorCode.BOOT, 'no NTFS signature', {
+        byteOffset: 3,
+        expected: '"NTFS    "',
+        actual: JSON.stringify(String.fromCharCode(...buf.subarray(3, 11))),
+      });
   }
-  if (r.u16le(0x1fe) !== 0xaa55) throw new NtfsFormatError(NtfsErrorCode.BOOT, 'bad boot signature', { byteOffset: 0x1fe, expected: '0xaa55', actual: `0x${r.u16le(0x1fe).toString(16)}` });
+  if (r.u16le(0x1fe) !== 0xaa55)
+    throw new NtfsFormatError(NtfsErrorCode.BOOT, 'bad boot signature', {
+      byteOffset: 0x1fe,
+      expected: '0xaa55',
+      actual: `0x${r.u16le(0x1fe).toString(16)}`,
+    });
   const bytesPerSector = r.u16le(0x0b);
   if (bytesPerSector < 256 || bytesPerSector > 4096 || (bytesPerSector & (bytesPerSector - 1)) !== 0) {
-    throw new NtfsFormatError(NtfsErrorCode.BOOT, 'bytes per sector not a power of two in 256..4096', { byteOffset: 0x0b, actual: bytesPerSector });
+    throw new NtfsFormatError(NtfsErrorCode.BOOT, 'bytes per sector not a power of two in 256..4096', {
+      byteOffset: 0x0b,
+      actual: bytesPerSector,
+    });
   }
   const spcByte = r.u8(0x0d);
   const spc = spcByte <= 128 ? spcByte : 2 ** (256 - spcByte);
   const clusterSize = spc * bytesPerSector;
   if (spc === 0 || (spc & (spc - 1)) !== 0 || clusterSize > MAX_CLUSTER) {
-    throw new NtfsFormatError(NtfsErrorCode.BOOT, `absurd cluster size (${spc} sectors per cluster)`, { byteOffset: 0x0d, actual: spcByte });
+    throw new NtfsFormatError(NtfsErrorCode.BOOT, `absurd cluster size (${spc} sectors per cluster)`, {
+      byteOffset: 0x0d,
+      actual: spcByte,
+    });
   }
   let totalSectors: number;
   let mftLcn: number;
@@ -62,11 +87,35 @@ export function decodeBootSector(buf: Uint8Array): Geometry {
     throw new NtfsFormatError(NtfsErrorCode.BOOT, 'sector count or $MFT location above 2^53', { byteOffset: 0x28 });
   }
   const clusterCount = Math.floor((totalSectors * bytesPerSector) / clusterSize);
-  if (clusterCount < 1) throw new NtfsFormatError(NtfsErrorCode.BOOT, 'volume has no clusters', { byteOffset: 0x28, actual: totalSectors });
-  if (mftLcn >= clusterCount) throw new NtfsFormatError(NtfsErrorCode.BOOT, '$MFT LCN beyond the volume', { byteOffset: 0x30, expected: `< ${clusterCount}`, actual: mftLcn });
-  if (mftMirrLcn >= clusterCount) throw new NtfsFormatError(NtfsErrorCode.BOOT, '$MFTMirr LCN beyond the volume', { byteOffset: 0x38, expected: `< ${clusterCount}`, actual: mftMirrLcn });
+  if (clusterCount < 1)
+    throw new NtfsFormatError(NtfsErrorCode.BOOT, 'volume has no clusters', { byteOffset: 0x28, actual: totalSectors });
+  if (mftLcn >= clusterCount)
+    throw new NtfsFormatError(NtfsErrorCode.BOOT, '$MFT LCN beyond the volume', {
+      byteOffset: 0x30,
+      expected: `< ${clusterCount}`,
+      actual: mftLcn,
+    });
+  if (mftMirrLcn >= clusterCount)
+    throw new NtfsFormatError(NtfsErrorCode.BOOT, '$MFTMirr LCN beyond the volume', {
+      byteOffset: 0x38,
+      expected: `< ${clusterCount}`,
+      actual: mftMirrLcn,
+    });
   const recordSize = perUnit(r.u8(0x40), clusterSize, 'MFT record');
   const indexBlockSize = perUnit(r.u8(0x44), clusterSize, 'index block');
-  const serial = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getBigUint64(0x48, true).toString(16).padStart(16, '0');
-  return { bytesPerSector, clusterSize, totalSectors, clusterCount, mftLcn, mftMirrLcn, recordSize, indexBlockSize, serial };
+  const serial = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    .getBigUint64(0x48, true)
+    .toString(16)
+    .padStart(16, '0');
+  return {
+    bytesPerSector,
+    clusterSize,
+    totalSectors,
+    clusterCount,
+    mftLcn,
+    mftMirrLcn,
+    recordSize,
+    indexBlockSize,
+    serial,
+  };
 }

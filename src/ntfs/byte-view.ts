@@ -19,8 +19,18 @@ export class ByteView {
   }
 
   private check(byteOffset: number, length: number): void {
-    if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(length) || byteOffset < 0 || length < 0 || byteOffset + length > this.size) {
-      throw new NtfsFormatError(NtfsErrorCode.TRUNCATED, `read of ${length} bytes past the end of the ${this.size}-byte volume`, { byteOffset });
+    if (
+      !Number.isSafeInteger(byteOffset) ||
+      !Number.isSafeInteger(length) ||
+      byteOffset < 0 ||
+      length < 0 ||
+      byteOffset + length > this.size
+    ) {
+      throw new NtfsFormatError(
+        NtfsErrorCode.TRUNCATED,
+        `read of ${length} bytes past the end of the ${this.size}-byte volume`,
+        { byteOffset },
+      );
     }
   }
 

@@ -32,7 +32,8 @@ function encode(runs: { length: number; lcn: number }[]): Uint8Array {
 }
 
 test('decodes lengths, positive and negative deltas, holes and a zero delta', () => {
-  // 0x21 0x18 0x34 0x56: 0x18 clusters at LCN 0x5634; 0x11 0x10 0xF0: 16 clusters 16 back; 0x01 0x08: hole; 0x11 0x02 0x00: zero delta
+  // 0x21 0x18 0x34 0x56: 0x18 clusters at LCN 0x5634; 0x11 0x10 0xF0: 16 clusters 16 back; 0x01 0x08: hole; 0x11 0x02
+  // 0x00: zero delta
   const buf = new Uint8Array([0x21, 0x18, 0x34, 0x56, 0x11, 0x10, 0xf0, 0x01, 0x08, 0x11, 0x02, 0x00, 0x00]);
   assert.deepEqual(decodeRunlist(buf, 0, buf.length, 0, 1 << 20, where), [
     { vcn: 0, lcn: 0x5634, length: 0x18 },
@@ -49,7 +50,15 @@ test('an extent starts at its own lowest VCN and LCN 0', () => {
 
 test('malformed runlists are refused with the record and offset', () => {
   const bad = (bytes: number[], re: RegExp, clusters = 1000): void => {
-    assert.throws(() => decodeRunlist(new Uint8Array(bytes), 0, bytes.length, 0, clusters, where), (e: unknown) => e instanceof NtfsFormatError && e.record === 3 && e.byteOffset !== undefined && e.byteOffset >= 1000 && re.test(e.message));
+    assert.throws(
+      () => decodeRunlist(new Uint8Array(bytes), 0, bytes.length, 0, clusters, where),
+      (e: unknown) =>
+        e instanceof NtfsFormatError &&
+        e.record === 3 &&
+        e.byteOffset !== undefined &&
+        e.byteOffset >= 1000 &&
+        re.test(e.message),
+    );
   };
   bad([0x11, 0x05], /past its attribute/); // delta byte missing
   bad([0x11, 0x05, 0x10], /past its attribute/); // no terminator
@@ -62,17 +71,26 @@ test('malformed runlists are refused with the record and offset', () => {
 
 test('round-trips random runlists (property)', () => {
   fc.assert(
-    fc.property(fc.array(fc.record({ length: fc.integer({ min: 1, max: 70000 }), lcn: fc.oneof(fc.constant(HOLE), fc.integer({ min: 0, max: 2 ** 40 })) }), { maxLength: 40 }), (runs) => {
-      const decoded = decodeRunlist(encode(runs), 0, 1 << 16, 7, 2 ** 41, where);
-      let vcn = 7;
-      const want: Run[] = runs.map((r) => {
-        const x = { vcn, lcn: r.lcn, length: r.length };
-        vcn += r.length;
-        return x;
-      });
-      assert.deepEqual(decoded, want);
-      for (const r of want) assert.equal(findRun(decoded, r.vcn + r.length - 1), want.indexOf(r));
-      assert.equal(findRun(decoded, vcn), -1);
-    }),
+    fc.property(
+      fc.array(
+        fc.record({
+          length: fc.integer({ min: 1, max: 70000 }),
+          lcn: fc.oneof(fc.constant(HOLE), fc.integer({ min: 0, max: 2 ** 40 })),
+        }),
+        { maxLength: 40 },
+      ),
+      (runs) => {
+        const decoded = decodeRunlist(encode(runs), 0, 1 << 16, 7, 2 ** 41, where);
+        let vcn = 7;
+        const want: Run[] = runs.map((r) => {
+          const x = { vcn, lcn: r.lcn, length: r.length };
+          vcn += r.length;
+          return x;
+        });
+        assert.deepEqual(decoded, want);
+        for (const r of want) assert.equal(findRun(decoded, r.vcn + r.length - 1), want.indexOf(r));
+        assert.equal(findRun(decoded, vcn), -1);
+      },
+    ),
   );
 });

@@ -20,7 +20,10 @@ export type NtfsErrorCode = (typeof NtfsErrorCode)[keyof typeof NtfsErrorCode];
 export interface NtfsErrorDetail {
   /** MFT record number the structure belongs to, when there is one. */
   record?: number;
-  /** Absolute byte offset on the volume (or inside the named structure when `record` is set and the volume offset is unknown). */
+  /**
+   * Absolute byte offset on the volume (or inside the named structure when `record` is set and the volume offset is
+   * unknown).
+   */
   byteOffset?: number;
   expected?: string | number;
   actual?: string | number;
@@ -36,8 +39,13 @@ export class NtfsFormatError extends FerryError {
     const where = [
       detail.record !== undefined ? `record ${detail.record}` : '',
       detail.byteOffset !== undefined ? `byte offset ${detail.byteOffset}` : '',
-    ].filter(Boolean).join(', ');
-    const what = detail.expected !== undefined || detail.actual !== undefined ? ` (expected ${String(detail.expected)}, got ${String(detail.actual)})` : '';
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const what =
+      detail.expected !== undefined || detail.actual !== undefined
+        ? ` (expected ${String(detail.expected)}, got ${String(detail.actual)})`
+        : '';
     super(code, `${where ? `${where}: ` : ''}${message}${what}`);
     this.record = detail.record;
     this.byteOffset = detail.byteOffset;

@@ -24,7 +24,8 @@ test('undoes the fixups of a 1 KiB and a 4 KiB record', () => {
     orig.fill(0, 4, 0x48); // header area holds the USA
     const rec = protect(new Uint8Array(orig), RecordMagic.FILE, 0x1234);
     applyFixups(rec, RecordMagic.FILE, { record: 7, byteOffset: 8192 });
-    for (let i = 1; i <= size / 512; i++) assert.deepEqual([rec[i * 512 - 2], rec[i * 512 - 1]], [orig[i * 512 - 2], orig[i * 512 - 1]]);
+    for (let i = 1; i <= size / 512; i++)
+      assert.deepEqual([rec[i * 512 - 2], rec[i * 512 - 1]], [orig[i * 512 - 2], orig[i * 512 - 1]]);
     assert.deepEqual(rec.subarray(0x48), orig.subarray(0x48));
   }
 });
@@ -34,7 +35,14 @@ test('a torn sector is reported with the record, the byte offset and both values
   rec[1022] = 0xee;
   assert.throws(
     () => applyFixups(rec, RecordMagic.FILE, { record: 65, byteOffset: 100000 }),
-    (e: unknown) => e instanceof NtfsFormatError && e.code === 'ERR_NTFS_FIXUP' && e.record === 65 && e.byteOffset === 100000 + 1022 && e.expected === '0x5' && e.actual === '0xee' && /sector 1/.test(e.message),
+    (e: unknown) =>
+      e instanceof NtfsFormatError &&
+      e.code === 'ERR_NTFS_FIXUP' &&
+      e.record === 65 &&
+      e.byteOffset === 100000 + 1022 &&
+      e.expected === '0x5' &&
+      e.actual === '0xee' &&
+      /sector 1/.test(e.message),
   );
 });
 

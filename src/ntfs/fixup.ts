@@ -21,18 +21,36 @@ export function applyFixups(buf: Uint8Array, magic: number, where: { record?: nu
 }
 
 /** applyFixups for the `length`-byte record at `at` of `buf` (the $MFT scan: no view per record). */
-export function applyFixupsAt(buf: Uint8Array, at: number, length: number, magic: number, record: number | undefined, byteOffset: number): void {
+export function applyFixupsAt(
+  buf: Uint8Array,
+  at: number,
+  length: number,
+  magic: number,
+  record: number | undefined,
+  byteOffset: number,
+): void {
   const name = magic === RecordMagic.FILE ? 'FILE' : 'INDX';
-  if (length < 48) throw new NtfsFormatError(NtfsErrorCode.FIXUP, `${name} record too short`, { record, byteOffset, actual: length });
+  if (length < 48)
+    throw new NtfsFormatError(NtfsErrorCode.FIXUP, `${name} record too short`, { record, byteOffset, actual: length });
   const got = (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24)) >>> 0;
   if (got !== magic) {
-    throw new NtfsFormatError(NtfsErrorCode.FIXUP, `no ${name} magic`, { record, byteOffset, expected: `0x${magic.toString(16)}`, actual: `0x${got.toString(16)}` });
+    throw new NtfsFormatError(NtfsErrorCode.FIXUP, `no ${name} magic`, {
+      record,
+      byteOffset,
+      expected: `0x${magic.toString(16)}`,
+      actual: `0x${got.toString(16)}`,
+    });
   }
   const usaOfs = buf[at + 4] | (buf[at + 5] << 8);
   const usaCount = buf[at + 6] | (buf[at + 7] << 8);
   const want = length / STRIDE + 1;
   if (usaCount !== want || usaOfs & 1 || usaOfs + usaCount * 2 > length) {
-    throw new NtfsFormatError(NtfsErrorCode.FIXUP, `bad update sequence array (offset ${usaOfs})`, { record, byteOffset, expected: want, actual: usaCount });
+    throw new NtfsFormatError(NtfsErrorCode.FIXUP, `bad update sequence array (offset ${usaOfs})`, {
+      record,
+      byteOffset,
+      expected: want,
+      actual: usaCount,
+    });
   }
   const usa = at + usaOfs;
   const usn0 = buf[usa];
@@ -40,12 +58,16 @@ export function applyFixupsAt(buf: Uint8Array, at: number, length: number, magic
   for (let i = 1; i < usaCount; i++) {
     const end = at + i * STRIDE - 2;
     if (buf[end] !== usn0 || buf[end + 1] !== usn1) {
-      throw new NtfsFormatError(NtfsErrorCode.FIXUP, `torn ${name} record: sector ${i - 1} does not end in the update sequence number`, {
-        record,
-        byteOffset: byteOffset + (end - at),
-        expected: `0x${(usn0 | (usn1 << 8)).toString(16)}`,
-        actual: `0x${(buf[end] | (buf[end + 1] << 8)).toString(16)}`,
-      });
+      throw new NtfsFormatError(
+        NtfsErrorCode.FIXUP,
+        `torn ${name} record: sector ${i - 1} does not end in the update sequence number`,
+        {
+          record,
+          byteOffset: byteOffset + (end - at),
+          expected: `0x${(usn0 | (usn1 << 8)).toString(16)}`,
+          actual: `0x${(buf[end] | (buf[end + 1] << 8)).toString(16)}`,
+        },
+      );
     }
     buf[end] = buf[usa + 2 * i];
     buf[end + 1] = buf[usa + 2 * i + 1];

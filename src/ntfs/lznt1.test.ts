@@ -39,7 +39,10 @@ test('an uncompressed chunk is copied, and chunks follow at 4096-byte steps', ()
 
 test('corrupt input is an error with the offset, never a read out of bounds', () => {
   const bad = (bytes: number[], re: RegExp): void => {
-    assert.throws(() => decompressLznt1(new Uint8Array(bytes), new Uint8Array(4096), { record: 9, byteOffset: 100 }), (e: unknown) => e instanceof NtfsFormatError && e.record === 9 && re.test(e.message));
+    assert.throws(
+      () => decompressLznt1(new Uint8Array(bytes), new Uint8Array(4096), { record: 9, byteOffset: 100 }),
+      (e: unknown) => e instanceof NtfsFormatError && e.record === 9 && re.test(e.message),
+    );
   };
   bad(chunk(true, [0x01, 0x00, 0x10]), /start of a chunk/);
   bad(chunk(true, [0x02, 0x61, 0x00, 0x70]), /back-reference 8 bytes before a chunk position of 1/);

@@ -8,9 +8,16 @@ const CHUNK = 4096;
  * size = (h & 0xFFF) + 3 including the header, bit 15 = compressed. A chunk shorter than
  * 4096 bytes out is zero-padded. Tokens: a tag byte, LSB first, 0 = literal, 1 = u16 back-reference.
  */
-export function decompressLznt1(src: Uint8Array, dst: Uint8Array, where: { record?: number; byteOffset?: number } = {}): number {
+export function decompressLznt1(
+  src: Uint8Array,
+  dst: Uint8Array,
+  where: { record?: number; byteOffset?: number } = {},
+): number {
   const fail = (msg: string, at: number): never => {
-    throw new NtfsFormatError(NtfsErrorCode.LZNT1, msg, { record: where.record, byteOffset: (where.byteOffset ?? 0) + at });
+    throw new NtfsFormatError(NtfsErrorCode.LZNT1, msg, {
+      record: where.record,
+      byteOffset: (where.byteOffset ?? 0) + at,
+    });
   };
   let sp = 0;
   let dp = 0;

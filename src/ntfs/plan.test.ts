@@ -18,13 +18,27 @@ function naive(list: [number, number][]): [number, number][] {
 }
 
 test('mergeExtents joins overlapping and touching ranges, sorted', () => {
-  assert.deepEqual(mergeExtents([[10, 5], [0, 5], [5, 2], [20, 1], [12, 10]]), [[0, 7], [10, 12]]);
+  assert.deepEqual(
+    mergeExtents([
+      [10, 5],
+      [0, 5],
+      [5, 2],
+      [20, 1],
+      [12, 10],
+    ]),
+    [
+      [0, 7],
+      [10, 12],
+    ],
+  );
   assert.deepEqual(mergeExtents([]), []);
 });
 
 test('mergeExtents equals a block-by-block union (property)', () => {
   const range = fc.tuple(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 1, max: 30 }));
-  fc.assert(fc.property(fc.array(range, { maxLength: 40 }), (list) => {
-    assert.deepEqual(mergeExtents(list.map(([s, n]): [number, number] => [s, n])), naive(list));
-  }));
+  fc.assert(
+    fc.property(fc.array(range, { maxLength: 40 }), (list) => {
+      assert.deepEqual(mergeExtents(list.map(([s, n]): [number, number] => [s, n])), naive(list));
+    }),
+  );
 });

@@ -4,11 +4,41 @@ import { decodeRunsInto, HOLE, RunCol } from './data-runs.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
 import { applyFixupsAt, RecordMagic } from './fixup.ts';
 import {
-  attrLengthAt, AttrType, AttrTypeName, type AttrRecord, checkRunsEnd, decodeFileRecord, decodeUtf16, isExtension, newAttrHeader, newRecordHeader, readAttrHeader, readRecordHeader, RecordFlag,
+  attrLengthAt,
+  AttrType,
+  AttrTypeName,
+  type AttrRecord,
+  checkRunsEnd,
+  decodeFileRecord,
+  decodeUtf16,
+  isExtension,
+  newAttrHeader,
+  newRecordHeader,
+  readAttrHeader,
+  readRecordHeader,
+  RecordFlag,
 } from './record.ts';
 import type { SkippedRecord } from './tree.ts';
-import { FILE_NAME_NAME_OFFSET, Namespace, readFileName, readStandardInfo, reparseTagAt, ReparseTag, type FileNameHeader, type StandardInfo } from './values.ts';
-import { assembleFile, checkAttrSizes, mftBatches, recordByteOffset, SystemRecord, type NtfsAttr, type NtfsFile, type Volume } from './volume.ts';
+import {
+  FILE_NAME_NAME_OFFSET,
+  Namespace,
+  readFileName,
+  readStandardInfo,
+  reparseTagAt,
+  ReparseTag,
+  type FileNameHeader,
+  type StandardInfo,
+} from './values.ts';
+import {
+  assembleFile,
+  checkAttrSizes,
+  mftBatches,
+  recordByteOffset,
+  SystemRecord,
+  type NtfsAttr,
+  type NtfsFile,
+  type Volume,
+} from './volume.ts';
 
 /** Plan format version (docs/ntfs.md). */
 export const PLAN_VERSION = 1;
@@ -99,16 +129,49 @@ export function planBytes(b: PlanBytes | undefined): Uint8Array {
 // Columns of the in-memory plan: one NumberTable row per file, name, attribute, attribute record
 // (header) and run, instead of ~200,000 objects the garbage collector would trace.
 const F_WIDTH = 14;
-const F = { RECORD: 0, SEQ: 1, TYPE: 2, FILE_ATTRIBUTES: 3, HAS_SI: 4, CREATED: 5, MODIFIED: 6, CHANGED: 7, ACCESSED: 8, ATTR_START: 9, ATTR_END: 10, NAME_START: 11, NAME_END: 12, SECURITY_ID: 13 } as const;
+const F = {
+  RECORD: 0,
+  SEQ: 1,
+  TYPE: 2,
+  FILE_ATTRIBUTES: 3,
+  HAS_SI: 4,
+  CREATED: 5,
+  MODIFIED: 6,
+  CHANGED: 7,
+  ACCESSED: 8,
+  ATTR_START: 9,
+  ATTR_END: 10,
+  NAME_START: 11,
+  NAME_END: 12,
+  SECURITY_ID: 13,
+} as const;
 const A_WIDTH = 12;
-const A = { TYPE: 0, RESIDENT: 1, SIZE: 2, FLAGS: 3, COMPRESSION_UNIT: 4, ALLOCATED: 5, INITIALIZED: 6, VALUE_OFFSET: 7, HEADER_START: 8, HEADER_END: 9, RUN_START: 10, RUN_END: 11 } as const;
+const A = {
+  TYPE: 0,
+  RESIDENT: 1,
+  SIZE: 2,
+  FLAGS: 3,
+  COMPRESSION_UNIT: 4,
+  ALLOCATED: 5,
+  INITIALIZED: 6,
+  VALUE_OFFSET: 7,
+  HEADER_START: 8,
+  HEADER_END: 9,
+  RUN_START: 10,
+  RUN_END: 11,
+} as const;
 const N = { PARENT: 0, NAMESPACE: 1, BUFFER: 2, OFFSET: 3, LENGTH: 4 } as const;
 const H = { BUFFER: 0, OFFSET: 1, LENGTH: 2 } as const;
 const FILE_TYPES = ['file', 'dir', 'symlink', 'reparse'] as const;
 const TypeCode = { file: 0, dir: 1, symlink: 2, reparse: 3 } as const;
 
 function typeCode(isDirectory: boolean, reparseTag: number | undefined): number {
-  if (reparseTag !== undefined) return reparseTag === ReparseTag.SYMLINK ? TypeCode.symlink : isDirectory && reparseTag !== ReparseTag.MOUNT_POINT ? TypeCode.dir : TypeCode.reparse;
+  if (reparseTag !== undefined)
+    return reparseTag === ReparseTag.SYMLINK
+      ? TypeCode.symlink
+      : isDirectory && reparseTag !== ReparseTag.MOUNT_POINT
+        ? TypeCode.dir
+        : TypeCode.reparse;
   return isDirectory ? TypeCode.dir : TypeCode.file;
 }
 
@@ -133,7 +196,15 @@ export class FilePlan {
   /** Paths by record, made when first asked for (directories once). */
   private readonly paths: (string | null | undefined)[];
 
-  constructor(vol: Volume, blockSize: number, t: PlanTables, rows: number[], extents: [number, number][], used: UsedPlan, skipped: SkippedRecord[]) {
+  constructor(
+    vol: Volume,
+    blockSize: number,
+    t: PlanTables,
+    rows: number[],
+    extents: [number, number][],
+    used: UsedPlan,
+    skipped: SkippedRecord[],
+  ) {
     this.blockSize = blockSize;
     this.clusterSize = vol.geo.clusterSize;
     this.sectorSize = vol.geo.bytesPerSector;
@@ -157,7 +228,8 @@ export class FilePlan {
     const { files, attrs } = this.t;
     let sum = 0;
     for (const r of this.rows) {
-      for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) if (attrs.get(k, A.RESIDENT)) sum += attrs.get(k, A.SIZE);
+      for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++)
+        if (attrs.get(k, A.RESIDENT)) sum += attrs.get(k, A.SIZE);
     }
     return sum;
   }
@@ -181,8 +253,10 @@ export class FilePlan {
       accessedMs: hasSi ? files.get(r, F.ACCESSED) : null,
       attributes: [],
     };
-    for (let k = files.get(r, F.NAME_START); k < files.get(r, F.NAME_END); k++) out.names.push({ parent: names.get(k, N.PARENT), name: this.t.name(k), namespace: names.get(k, N.NAMESPACE) });
-    for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) out.attributes.push(this.attribute(k, attrs, base64));
+    for (let k = files.get(r, F.NAME_START); k < files.get(r, F.NAME_END); k++)
+      out.names.push({ parent: names.get(k, N.PARENT), name: this.t.name(k), namespace: names.get(k, N.NAMESPACE) });
+    for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++)
+      out.attributes.push(this.attribute(k, attrs, base64));
     return out;
   }
 
@@ -194,7 +268,8 @@ export class FilePlan {
     const known = paths[n];
     if (known !== undefined) return known;
     const chain: number[] = [];
-    for (let cur = n; paths[cur] === undefined; cur = parentRec[cur]) chain.push(cur); // ends at the root: reach checked it
+    // ends at the root: reach checked it
+    for (let cur = n; paths[cur] === undefined; cur = parentRec[cur]) chain.push(cur);
     for (let i = chain.length - 1; i >= 0; i--) {
       const c = chain[i];
       const parent = paths[parentRec[c]];
@@ -221,7 +296,16 @@ export class FilePlan {
     const name = this.t.attrNames.get(k) ?? '';
     const size = attrs.get(k, A.SIZE);
     const h0 = attrs.get(k, A.HEADER_START);
-    if (attrs.get(k, A.RESIDENT)) return { type, typeName, name, resident: true, size, bytes: this.header(h0, base64), valueOffset: attrs.get(k, A.VALUE_OFFSET) };
+    if (attrs.get(k, A.RESIDENT))
+      return {
+        type,
+        typeName,
+        name,
+        resident: true,
+        size,
+        bytes: this.header(h0, base64),
+        valueOffset: attrs.get(k, A.VALUE_OFFSET),
+      };
     const headers: PlanBytes[] = [];
     for (let h = h0; h < attrs.get(k, A.HEADER_END); h++) headers.push(this.header(h, base64));
     const runs: [number, number, number | null][] = [];
@@ -232,22 +316,45 @@ export class FilePlan {
       runs.push([rt.get(j, RunCol.VCN), rt.get(j, RunCol.LENGTH), lcn === HOLE ? null : lcn * bpc]);
     }
     return {
-      type, typeName, name, resident: false, size, flags: attrs.get(k, A.FLAGS), compressionUnit: attrs.get(k, A.COMPRESSION_UNIT),
-      allocatedSize: attrs.get(k, A.ALLOCATED), initializedSize: attrs.get(k, A.INITIALIZED), headers, runs,
+      type,
+      typeName,
+      name,
+      resident: false,
+      size,
+      flags: attrs.get(k, A.FLAGS),
+      compressionUnit: attrs.get(k, A.COMPRESSION_UNIT),
+      allocatedSize: attrs.get(k, A.ALLOCATED),
+      initializedSize: attrs.get(k, A.INITIALIZED),
+      headers,
+      runs,
     };
   }
 
   /** The whole plan as one document object (bytes as views). */
   toDocument(): NtfsPlan {
     const { version, blockSize, clusterSize, sectorSize, clusterCount, serial, extents, used, skipped } = this;
-    return { version, blockSize, clusterSize, sectorSize, clusterCount, serial, files: [...this.files()], extents, used, skipped };
+    return {
+      version,
+      blockSize,
+      clusterSize,
+      sectorSize,
+      clusterCount,
+      serial,
+      files: [...this.files()],
+      extents,
+      used,
+      skipped,
+    };
   }
 }
 
 /** The plan as JSON (docs/ntfs.md): byte fields become base64 strings; files are stringified one at a time. */
 export function planToJson(plan: FilePlan): string {
   const j = JSON.stringify;
-  const parts = [`{"version":${plan.version},"blockSize":${plan.blockSize},"clusterSize":${plan.clusterSize},"sectorSize":${plan.sectorSize},"clusterCount":${plan.clusterCount},"serial":${j(plan.serial)},"files":[`];
+  const parts = [
+    `{"version":${plan.version},"blockSize":${plan.blockSize},"clusterSize":${plan.clusterSize},` +
+      `"sectorSize":${plan.sectorSize},"clusterCount":${plan.clusterCount},"serial":${j(plan.serial)},"files":[`,
+  ];
   for (let i = 0; i < plan.fileCount; i++) parts.push(i ? `,${j(plan.file(i, true))}` : j(plan.file(i, true)));
   parts.push(`],"extents":${j(plan.extents)},"used":${j(plan.used)},"skipped":${j(plan.skipped)}}`);
   return parts.join('');
@@ -277,7 +384,7 @@ export function mergeRanges(starts: Float64Array, ends: Float64Array): [number, 
   let open = 0;
   let depth = 0;
   let j = 0;
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     if (starts[i] <= ends[j]) {
       if (depth++ === 0) open = starts[i];
       i++;
@@ -336,7 +443,14 @@ class PlanBuilder {
   private readonly system: boolean;
   private readonly rh = newRecordHeader();
   private readonly ah = newAttrHeader();
-  private readonly si: StandardInfo = { createdMs: 0, modifiedMs: 0, changedMs: 0, accessedMs: 0, fileAttributes: 0, securityId: undefined };
+  private readonly si: StandardInfo = {
+    createdMs: 0,
+    modifiedMs: 0,
+    changedMs: 0,
+    accessedMs: 0,
+    fileAttributes: 0,
+    securityId: undefined,
+  };
   private readonly fn: FileNameHeader = { parent: { record: 0, seq: 0 }, flags: 0, namespace: 0, nameLength: 0 };
 
   constructor(vol: Volume, system: boolean) {
@@ -467,12 +581,21 @@ class PlanBuilder {
     nd[m + N.LENGTH] = this.fn.nameLength;
   }
 
-  /** Sizes and runs of attribute row `k`, the non-resident attribute at `at` (header in this.ah; `byteOffset` is its volume position). */
+  /**
+   * Sizes and runs of attribute row `k`, the non-resident attribute at `at` (header in this.ah; `byteOffset` is its
+   * volume position).
+   */
   private addRuns(buf: Uint8Array, k: number, at: number, len: number, n: number, byteOffset: number): void {
     const { ah } = this;
     const { attrs, runs } = this.t;
     // Without an attribute list every non-resident attribute is whole in this record (flatten).
-    if (ah.lowestVcn !== 0) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'attribute extent does not continue the one before it', { record: n, byteOffset: byteOffset + 0x10, expected: 0, actual: ah.lowestVcn });
+    if (ah.lowestVcn !== 0)
+      throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'attribute extent does not continue the one before it', {
+        record: n,
+        byteOffset: byteOffset + 0x10,
+        expected: 0,
+        actual: ah.lowestVcn,
+      });
     const ak = k * A_WIDTH;
     const ad = attrs.data;
     ad[ak + A.FLAGS] = ah.flags;
@@ -480,10 +603,27 @@ class PlanBuilder {
     ad[ak + A.ALLOCATED] = ah.allocatedSize;
     ad[ak + A.INITIALIZED] = ah.initializedSize;
     ad[ak + A.RUN_START] = runs.rows;
-    const end = decodeRunsInto(buf, at + ah.runOffset, at + len, 0, this.vol.geo.clusterCount, n, byteOffset - at, runs);
+    const end = decodeRunsInto(
+      buf,
+      at + ah.runOffset,
+      at + len,
+      0,
+      this.vol.geo.clusterCount,
+      n,
+      byteOffset - at,
+      runs,
+    );
     attrs.data[ak + A.RUN_END] = runs.rows;
     checkRunsEnd(ah, end, n, byteOffset);
-    checkAttrSizes(n, ah.type, this.t.attrNames.get(k) ?? '', ah.dataSize, ah.initializedSize, end, this.vol.geo.clusterSize);
+    checkAttrSizes(
+      n,
+      ah.type,
+      this.t.attrNames.get(k) ?? '',
+      ah.dataSize,
+      ah.initializedSize,
+      end,
+      this.vol.geo.clusterSize,
+    );
   }
 
   private setSi(r: number, si: StandardInfo | undefined): void {
@@ -559,7 +699,13 @@ class PlanBuilder {
    * attribute list, for addFile; malformed records go to `skip`. A plain loop (not async) so V8
    * optimizes it while it runs.
    */
-  addBatch(buf: Uint8Array, bufIndex: number, first: number, count: number, skip: (s: SkippedRecord) => void): number[] {
+  addBatch(
+    buf: Uint8Array,
+    bufIndex: number,
+    first: number,
+    count: number,
+    skip: (s: SkippedRecord) => void,
+  ): number[] {
     const rs = this.vol.geo.recordSize;
     const withList: number[] = [];
     for (let i = 0; i < count; i++) {
@@ -589,7 +735,13 @@ class PlanBuilder {
     let cur = n;
     while (reach[cur] === Reach.UNKNOWN) {
       const p = parentRec[cur];
-      if (p < 0 || p >= parentRec.length || chain.length > 1024 || (cur < SystemRecord.FIRST_USER && chain.length > 0) || chain.includes(cur)) {
+      if (
+        p < 0 ||
+        p >= parentRec.length ||
+        chain.length > 1024 ||
+        (cur < SystemRecord.FIRST_USER && chain.length > 0) ||
+        chain.includes(cur)
+      ) {
         reach[cur] = Reach.NO;
         break;
       }
@@ -605,8 +757,20 @@ class PlanBuilder {
 /** The base record's $ATTRIBUTE_LIST as a flattened attribute (assembleFile leaves it out). */
 function listAttr(n: number, a: AttrRecord): NtfsAttr {
   return {
-    record: n, type: a.type, name: a.name, id: a.id, resident: a.resident, value: a.value, flags: a.flags, compressionUnit: a.compressionUnit,
-    dataSize: a.dataSize, initializedSize: a.initializedSize, allocatedSize: a.allocatedSize, compressedSize: a.compressedSize, runs: a.runs, extents: [a],
+    record: n,
+    type: a.type,
+    name: a.name,
+    id: a.id,
+    resident: a.resident,
+    value: a.value,
+    flags: a.flags,
+    compressionUnit: a.compressionUnit,
+    dataSize: a.dataSize,
+    initializedSize: a.initializedSize,
+    allocatedSize: a.allocatedSize,
+    compressedSize: a.compressedSize,
+    runs: a.runs,
+    extents: [a],
   };
 }
 
@@ -619,7 +783,11 @@ function listAttr(n: number, a: AttrRecord): NtfsAttr {
 export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePlan> {
   const { clusterSize, bytesPerSector, recordSize: rs, clusterCount } = vol.geo;
   if (clusterSize % opts.blockSize !== 0) {
-    throw new NtfsFormatError(NtfsErrorCode.BOOT, `cluster size ${clusterSize} is not a multiple of the device block size ${opts.blockSize}`, { byteOffset: 0x0d });
+    throw new NtfsFormatError(
+      NtfsErrorCode.BOOT,
+      `cluster size ${clusterSize} is not a multiple of the device block size ${opts.blockSize}`,
+      { byteOffset: 0x0d },
+    );
   }
   const bpc = clusterSize / opts.blockSize;
   const skipped: SkippedRecord[] = [];
@@ -666,7 +834,8 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
       continue;
     }
     dropped ??= new Uint8Array(runs.rows);
-    for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++) dropped.fill(1, attrs.get(k, A.RUN_START), attrs.get(k, A.RUN_END));
+    for (let k = files.get(r, F.ATTR_START); k < files.get(r, F.ATTR_END); k++)
+      dropped.fill(1, attrs.get(k, A.RUN_START), attrs.get(k, A.RUN_END));
   }
   // Every non-hole run of a kept file, as block ranges.
   if (flattened) rows.sort((x, y) => files.get(x, F.RECORD) - files.get(y, F.RECORD));
@@ -683,6 +852,15 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
   const used = await usedClusters(vol);
   const backupBootByteOffset = vol.geo.totalSectors * bytesPerSector;
   const usedExtents = used.ranges.map(([s, n]): [number, number] => [s * bpc, n * bpc]);
-  if (backupBootByteOffset + bytesPerSector <= vol.view.size) usedExtents.push([Math.floor(backupBootByteOffset / opts.blockSize), Math.max(1, bytesPerSector / opts.blockSize)]);
-  return new FilePlan(vol, opts.blockSize, b.t, rows, mergeRanges(starts.subarray(0, e), ends.subarray(0, e)), { ranges: used.ranges, backupBootByteOffset, extents: mergeExtents(usedExtents) }, skipped);
+  if (backupBootByteOffset + bytesPerSector <= vol.view.size)
+    usedExtents.push([Math.floor(backupBootByteOffset / opts.blockSize), Math.max(1, bytesPerSector / opts.blockSize)]);
+  return new FilePlan(
+    vol,
+    opts.blockSize,
+    b.t,
+    rows,
+    mergeRanges(starts.subarray(0, e), ends.subarray(0, e)),
+    { ranges: used.ranges, backupBootByteOffset, extents: mergeExtents(usedExtents) },
+    skipped,
+  );
 }

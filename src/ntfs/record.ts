@@ -21,7 +21,9 @@ export const AttrType = {
   END: 0xffffffff,
 } as const;
 
-export const AttrTypeName: Record<number, string> = Object.fromEntries(Object.entries(AttrType).map(([k, v]) => [v, `$${k}`]));
+export const AttrTypeName: Record<number, string> = Object.fromEntries(
+  Object.entries(AttrType).map(([k, v]) => [v, `$${k}`]),
+);
 
 /** Shared by every resident attribute (never mutated). */
 const NO_RUNS: Run[] = Object.freeze([]) as unknown as Run[];
@@ -36,7 +38,10 @@ export interface FileRef {
 }
 
 export function decodeRef(view: DataView, at: number): FileRef {
-  return { record: view.getUint32(at, true) + view.getUint16(at + 4, true) * 0x1_0000_0000, seq: view.getUint16(at + 6, true) };
+  return {
+    record: view.getUint32(at, true) + view.getUint16(at + 4, true) * 0x1_0000_0000,
+    seq: view.getUint16(at + 6, true),
+  };
 }
 
 /** One attribute record (one extent, for a non-resident attribute in several records). */
@@ -63,7 +68,10 @@ export interface AttrRecord {
   runs: Run[];
 }
 
-/** An extension record names its base; a base record has an all-zero base reference ($MFT's extensions name record 0, seq 1). */
+/**
+ * An extension record names its base; a base record has an all-zero base reference ($MFT's extensions name record 0,
+ * seq 1).
+ */
 export function isExtension(rec: Pick<FileRecord, 'base'>): boolean {
   return rec.base.record !== 0 || rec.base.seq !== 0;
 }
@@ -116,11 +124,27 @@ export function newRecordHeader(): RecordHeader {
  * Check and read the header of the fixed-up `size`-byte FILE record at `at` of `buf` into `h`
  * (`used` and `firstAttr` relative to the record). `byteOffset` (its volume position) only feeds errors.
  */
-export function readRecordHeader(buf: Uint8Array, at: number, size: number, number: number, byteOffset: number, h: RecordHeader): void {
+export function readRecordHeader(
+  buf: Uint8Array,
+  at: number,
+  size: number,
+  number: number,
+  byteOffset: number,
+  h: RecordHeader,
+): void {
   const used = le32(buf, at + 0x18);
-  if (used > size || used < 0x30) bad(NtfsErrorCode.RECORD, 'bytes-in-use field out of range', number, byteOffset + 0x18, `48..${size}`, used);
+  if (used > size || used < 0x30)
+    bad(NtfsErrorCode.RECORD, 'bytes-in-use field out of range', number, byteOffset + 0x18, `48..${size}`, used);
   const first = le16(buf, at + 0x14);
-  if (first < 0x18 || first & 7) bad(NtfsErrorCode.RECORD, 'first attribute offset out of range', number, byteOffset + 0x14, `8-aligned >= 0x18`, first);
+  if (first < 0x18 || first & 7)
+    bad(
+      NtfsErrorCode.RECORD,
+      'first attribute offset out of range',
+      number,
+      byteOffset + 0x14,
+      `8-aligned >= 0x18`,
+      first,
+    );
   h.seq = le16(buf, at + 0x10);
   h.links = le16(buf, at + 0x12);
   h.flags = le16(buf, at + 0x16);
@@ -134,19 +158,39 @@ export function readRecordHeader(buf: Uint8Array, at: number, size: number, numb
  * Length of the attribute at `at` of the record at `base` of `buf`, or 0 at the end marker;
  * attributes are walked to 0xFFFFFFFF, bounded by the used size.
  */
-export function attrLengthAt(buf: Uint8Array, base: number, at: number, used: number, number: number, byteOffset: number): number {
+export function attrLengthAt(
+  buf: Uint8Array,
+  base: number,
+  at: number,
+  used: number,
+  number: number,
+  byteOffset: number,
+): number {
   if (at + 4 > used) bad(NtfsErrorCode.RECORD, 'attribute list not terminated', number, byteOffset + at);
   if (le32(buf, base + at) === AttrType.END) return 0;
   if (at + 16 > used) bad(NtfsErrorCode.RECORD, 'attribute header past the used bytes', number, byteOffset + at);
   const length = le32(buf, base + at + 4);
-  if (length < 24 || length & 7 || at + length > used) bad(NtfsErrorCode.RECORD, 'bad attribute length', number, byteOffset + at + 4, `8-aligned, 24..${used - at}`, length);
+  if (length < 24 || length & 7 || at + length > used)
+    bad(
+      NtfsErrorCode.RECORD,
+      'bad attribute length',
+      number,
+      byteOffset + at + 4,
+      `8-aligned, 24..${used - at}`,
+      length,
+    );
   return length;
 }
 
 const header = newRecordHeader();
 
 /** Decode a fixed-up FILE record into objects (browse and read paths; the plan reads the columns itself). */
-export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: number, clusterCount: number): FileRecord {
+export function decodeFileRecord(
+  buf: Uint8Array,
+  number: number,
+  byteOffset: number,
+  clusterCount: number,
+): FileRecord {
   readRecordHeader(buf, 0, buf.length, number, byteOffset, header);
   const rec: FileRecord = {
     number,
@@ -159,13 +203,24 @@ export function decodeFileRecord(buf: Uint8Array, number: number, byteOffset: nu
     attrs: [],
   };
   const used = header.used;
-  for (let at = header.firstAttr, length; (length = attrLengthAt(buf, 0, at, used, number, byteOffset)) !== 0; at += length) {
+  for (
+    let at = header.firstAttr, length;
+    (length = attrLengthAt(buf, 0, at, used, number, byteOffset)) !== 0;
+    at += length
+  ) {
     rec.attrs.push(decodeAttribute(buf.subarray(at, at + length), number, at, byteOffset + at, clusterCount));
   }
   return rec;
 }
 
-function bad(code: NtfsErrorCode, msg: string, record: number, byteOffset: number, expected?: string | number, actual?: string | number): never {
+function bad(
+  code: NtfsErrorCode,
+  msg: string,
+  record: number,
+  byteOffset: number,
+  expected?: string | number,
+  actual?: string | number,
+): never {
   throw new NtfsFormatError(code, msg, { record, byteOffset, expected, actual });
 }
 
@@ -182,7 +237,15 @@ function i64(b: Uint8Array, at: number, record: number, byteOffset: number): num
   const lo = le32(b, at);
   const hi = le32(b, at + 4) | 0;
   if (hi === -1 && lo === 0xffffffff) return -1;
-  if (hi < 0 || hi > 0x1fffff) bad(NtfsErrorCode.ATTRIBUTE, '64-bit field out of range', record, byteOffset + at, '-1..2^53', `0x${(hi >>> 0).toString(16)}${lo.toString(16).padStart(8, '0')}`);
+  if (hi < 0 || hi > 0x1fffff)
+    bad(
+      NtfsErrorCode.ATTRIBUTE,
+      '64-bit field out of range',
+      record,
+      byteOffset + at,
+      '-1..2^53',
+      `0x${(hi >>> 0).toString(16)}${lo.toString(16).padStart(8, '0')}`,
+    );
   return hi * 0x1_0000_0000 + lo;
 }
 
@@ -213,16 +276,44 @@ export interface AttrHeader {
 }
 
 export function newAttrHeader(): AttrHeader {
-  return { type: 0, resident: true, nameLength: 0, nameOffset: 0, flags: 0, id: 0, valueOffset: 0, valueLength: 0, lowestVcn: 0, highestVcn: -1, runOffset: 0, compressionUnit: 0, allocatedSize: 0, dataSize: 0, initializedSize: 0, compressedSize: 0 };
+  return {
+    type: 0,
+    resident: true,
+    nameLength: 0,
+    nameOffset: 0,
+    flags: 0,
+    id: 0,
+    valueOffset: 0,
+    valueLength: 0,
+    lowestVcn: 0,
+    highestVcn: -1,
+    runOffset: 0,
+    compressionUnit: 0,
+    allocatedSize: 0,
+    dataSize: 0,
+    initializedSize: 0,
+    compressedSize: 0,
+  };
 }
 
-/** Check and read the header of the `length`-byte attribute at `at` of `buf` into `h` (not the runlist: decodeRunsInto). */
-export function readAttrHeader(buf: Uint8Array, at: number, length: number, record: number, byteOffset: number, h: AttrHeader): void {
+/**
+ * Check and read the header of the `length`-byte attribute at `at` of `buf` into `h` (not the runlist: decodeRunsInto).
+ */
+export function readAttrHeader(
+  buf: Uint8Array,
+  at: number,
+  length: number,
+  record: number,
+  byteOffset: number,
+  h: AttrHeader,
+): void {
   const nonResident = buf[at + 8];
   const nameLength = buf[at + 9];
   const nameOffset = le16(buf, at + 0x0a);
-  if (nonResident > 1) bad(NtfsErrorCode.ATTRIBUTE, 'non-resident flag not 0 or 1', record, byteOffset + 8, '0 or 1', nonResident);
-  if (nameLength && nameOffset + nameLength * 2 > length) bad(NtfsErrorCode.ATTRIBUTE, 'attribute name past the attribute', record, byteOffset + 0x0a);
+  if (nonResident > 1)
+    bad(NtfsErrorCode.ATTRIBUTE, 'non-resident flag not 0 or 1', record, byteOffset + 8, '0 or 1', nonResident);
+  if (nameLength && nameOffset + nameLength * 2 > length)
+    bad(NtfsErrorCode.ATTRIBUTE, 'attribute name past the attribute', record, byteOffset + 0x0a);
   h.type = le32(buf, at);
   h.resident = nonResident === 0;
   h.nameLength = nameLength;
@@ -237,14 +328,23 @@ export function readAttrHeader(buf: Uint8Array, at: number, length: number, reco
   if (h.resident) {
     const len = le32(buf, at + 0x10);
     const vat = le16(buf, at + 0x14);
-    if (vat + len > length) bad(NtfsErrorCode.ATTRIBUTE, 'resident value past the attribute', record, byteOffset + 0x10, `<= ${length - vat}`, len);
+    if (vat + len > length)
+      bad(
+        NtfsErrorCode.ATTRIBUTE,
+        'resident value past the attribute',
+        record,
+        byteOffset + 0x10,
+        `<= ${length - vat}`,
+        len,
+      );
     h.valueOffset = vat;
     h.valueLength = len;
     h.allocatedSize = h.dataSize = h.initializedSize = len;
     return;
   }
   h.valueOffset = h.valueLength = 0;
-  if (length < 0x40) bad(NtfsErrorCode.ATTRIBUTE, 'non-resident attribute header too short', record, byteOffset + 4, '>= 64', length);
+  if (length < 0x40)
+    bad(NtfsErrorCode.ATTRIBUTE, 'non-resident attribute header too short', record, byteOffset + 4, '>= 64', length);
   h.lowestVcn = i64(buf, at + 0x10, record, byteOffset - at);
   h.highestVcn = i64(buf, at + 0x18, record, byteOffset - at);
   h.compressionUnit = buf[at + 0x22];
@@ -252,24 +352,65 @@ export function readAttrHeader(buf: Uint8Array, at: number, length: number, reco
   h.dataSize = i64(buf, at + 0x30, record, byteOffset - at);
   h.initializedSize = i64(buf, at + 0x38, record, byteOffset - at);
   if (h.lowestVcn < 0) bad(NtfsErrorCode.ATTRIBUTE, 'negative lowest VCN', record, byteOffset + 0x10);
-  if (h.lowestVcn === 0 && (h.dataSize < 0 || h.initializedSize < 0 || h.allocatedSize < 0 || h.initializedSize > h.dataSize)) {
-    bad(NtfsErrorCode.ATTRIBUTE, 'sizes inconsistent', record, byteOffset + 0x30, 'initialized <= data size', `${h.initializedSize} > ${h.dataSize}`);
+  if (
+    h.lowestVcn === 0 &&
+    (h.dataSize < 0 || h.initializedSize < 0 || h.allocatedSize < 0 || h.initializedSize > h.dataSize)
+  ) {
+    bad(
+      NtfsErrorCode.ATTRIBUTE,
+      'sizes inconsistent',
+      record,
+      byteOffset + 0x30,
+      'initialized <= data size',
+      `${h.initializedSize} > ${h.dataSize}`,
+    );
   }
-  if (h.flags & (AttrFlag.COMPRESSION_MASK | AttrFlag.SPARSE) && length >= 0x48) h.compressedSize = i64(buf, at + 0x40, record, byteOffset - at);
-  if (h.compressionUnit > 16) bad(NtfsErrorCode.ATTRIBUTE, 'compression unit out of range', record, byteOffset + 0x22, '<= 16', h.compressionUnit);
+  if (h.flags & (AttrFlag.COMPRESSION_MASK | AttrFlag.SPARSE) && length >= 0x48)
+    h.compressedSize = i64(buf, at + 0x40, record, byteOffset - at);
+  if (h.compressionUnit > 16)
+    bad(
+      NtfsErrorCode.ATTRIBUTE,
+      'compression unit out of range',
+      record,
+      byteOffset + 0x22,
+      '<= 16',
+      h.compressionUnit,
+    );
   const runAt = le16(buf, at + 0x20);
-  if (runAt < 0x40 || runAt >= length) bad(NtfsErrorCode.ATTRIBUTE, 'runlist offset out of range', record, byteOffset + 0x20, `0x40..${length - 1}`, runAt);
+  if (runAt < 0x40 || runAt >= length)
+    bad(
+      NtfsErrorCode.ATTRIBUTE,
+      'runlist offset out of range',
+      record,
+      byteOffset + 0x20,
+      `0x40..${length - 1}`,
+      runAt,
+    );
   h.runOffset = runAt;
 }
 
 /** The runlist decoded from `lowestVcn` must end at the highest VCN (`endVcn` = the VCN after its last run). */
 export function checkRunsEnd(h: AttrHeader, endVcn: number, record: number, byteOffset: number): void {
-  if (endVcn - 1 !== h.highestVcn) bad(NtfsErrorCode.ATTRIBUTE, 'runlist does not end at the highest VCN', record, byteOffset + 0x18, h.highestVcn, endVcn - 1);
+  if (endVcn - 1 !== h.highestVcn)
+    bad(
+      NtfsErrorCode.ATTRIBUTE,
+      'runlist does not end at the highest VCN',
+      record,
+      byteOffset + 0x18,
+      h.highestVcn,
+      endVcn - 1,
+    );
 }
 
 const attrHeader = newAttrHeader();
 
-function decodeAttribute(raw: Uint8Array, record: number, offset: number, byteOffset: number, clusterCount: number): AttrRecord {
+function decodeAttribute(
+  raw: Uint8Array,
+  record: number,
+  offset: number,
+  byteOffset: number,
+  clusterCount: number,
+): AttrRecord {
   const h = attrHeader;
   readAttrHeader(raw, 0, raw.length, record, byteOffset, h);
   const attr: AttrRecord = {

@@ -9,16 +9,46 @@ import { streamContent, type AttrContent, type ClusterSource } from './stream.ts
  * runs whose LBAs are read from `dev`, the restored blocks). Same rules as reading the volume:
  * holes and bytes past the initialized size are zeros, compressed units are LZNT1-decoded.
  */
-export function planContent(plan: Pick<NtfsPlan, 'clusterSize' | 'blockSize'>, file: Pick<PlanFile, 'record'>, a: Omit<PlanAttribute, 'typeName'>): AttrContent {
+export function planContent(
+  plan: Pick<NtfsPlan, 'clusterSize' | 'blockSize'>,
+  file: Pick<PlanFile, 'record'>,
+  a: Omit<PlanAttribute, 'typeName'>,
+): AttrContent {
   if (a.resident) {
     const bytes = planBytes(a.bytes);
     const at = a.valueOffset ?? 0;
-    if (at + a.size > bytes.length) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, 'plan: resident value past its bytes', { record: file.record, expected: at + a.size, actual: bytes.length });
-    return { record: file.record, resident: true, value: new Uint8Array(bytes.buffer, bytes.byteOffset + at, a.size), flags: 0, compressionUnit: 0, dataSize: a.size, initializedSize: a.size, runs: [] };
+    if (at + a.size > bytes.length)
+      throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, 'plan: resident value past its bytes', {
+        record: file.record,
+        expected: at + a.size,
+        actual: bytes.length,
+      });
+    return {
+      record: file.record,
+      resident: true,
+      value: new Uint8Array(bytes.buffer, bytes.byteOffset + at, a.size),
+      flags: 0,
+      compressionUnit: 0,
+      dataSize: a.size,
+      initializedSize: a.size,
+      runs: [],
+    };
   }
   const bpc = plan.clusterSize / plan.blockSize;
-  const runs: Run[] = (a.runs ?? []).map(([vcn, length, lba]) => ({ vcn, length, lcn: lba === null ? HOLE : lba / bpc }));
-  return { record: file.record, resident: false, flags: a.flags ?? 0, compressionUnit: a.compressionUnit ?? 0, dataSize: a.size, initializedSize: a.initializedSize ?? a.size, runs };
+  const runs: Run[] = (a.runs ?? []).map(([vcn, length, lba]) => ({
+    vcn,
+    length,
+    lcn: lba === null ? HOLE : lba / bpc,
+  }));
+  return {
+    record: file.record,
+    resident: false,
+    flags: a.flags ?? 0,
+    compressionUnit: a.compressionUnit ?? 0,
+    dataSize: a.size,
+    initializedSize: a.initializedSize ?? a.size,
+    runs,
+  };
 }
 
 /** Clusters read back through a BlockDevice holding the volume's blocks at their original LBAs. */
@@ -28,6 +58,11 @@ export function deviceClusters(dev: BlockDevice, clusterSize: number): ClusterSo
 }
 
 /** Stream one attribute of a planned file, rebuilt from the plan and the restored blocks. */
-export function rebuildAttribute(plan: NtfsPlan, dev: BlockDevice, file: PlanFile, a: PlanAttribute): AsyncGenerator<Uint8Array> {
+export function rebuildAttribute(
+  plan: NtfsPlan,
+  dev: BlockDevice,
+  file: PlanFile,
+  a: PlanAttribute,
+): AsyncGenerator<Uint8Array> {
   return streamContent(deviceClusters(dev, plan.clusterSize), planContent(plan, file, a));
 }

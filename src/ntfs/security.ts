@@ -8,9 +8,17 @@ import { attrValue, findAttr, loadFile, SystemRecord, type NtfsFile, type Volume
 
 /** SECURITY_DESCRIPTOR control bits (MS-DTYP 2.4.6). */
 export const SdControl = {
-  OWNER_DEFAULTED: 0x0001, GROUP_DEFAULTED: 0x0002, DACL_PRESENT: 0x0004, DACL_DEFAULTED: 0x0008,
-  SACL_PRESENT: 0x0010, SACL_DEFAULTED: 0x0020, DACL_AUTO_INHERITED: 0x0400, SACL_AUTO_INHERITED: 0x0800,
-  DACL_PROTECTED: 0x1000, SACL_PROTECTED: 0x2000, SELF_RELATIVE: 0x8000,
+  OWNER_DEFAULTED: 0x0001,
+  GROUP_DEFAULTED: 0x0002,
+  DACL_PRESENT: 0x0004,
+  DACL_DEFAULTED: 0x0008,
+  SACL_PRESENT: 0x0010,
+  SACL_DEFAULTED: 0x0020,
+  DACL_AUTO_INHERITED: 0x0400,
+  SACL_AUTO_INHERITED: 0x0800,
+  DACL_PROTECTED: 0x1000,
+  SACL_PROTECTED: 0x2000,
+  SELF_RELATIVE: 0x8000,
 } as const;
 
 /** ACE types (MS-DTYP 2.4.4.1) whose mask is followed by object GUIDs before the SID. */
@@ -45,7 +53,12 @@ interface Where {
 }
 
 function bad(msg: string, where: Where, at: number, expected?: string | number, actual?: string | number): never {
-  throw new NtfsFormatError(NtfsErrorCode.SECURITY, msg, { record: where.record, byteOffset: (where.byteOffset ?? 0) + at, expected, actual });
+  throw new NtfsFormatError(NtfsErrorCode.SECURITY, msg, {
+    record: where.record,
+    byteOffset: (where.byteOffset ?? 0) + at,
+    expected,
+    actual,
+  });
 }
 
 // SID (MS-DTYP 2.4.2): u8 revision (1), u8 sub-authority count (<= 15), 6-byte big-endian
@@ -54,8 +67,10 @@ function bad(msg: string, where: Where, at: number, expected?: string | number, 
 export function sidString(b: Uint8Array, at: number, end: number, where: Where): string {
   if (at + 8 > end) bad('SID past the end of the descriptor', where, at, `<= ${end}`, at + 8);
   const count = b[at + 1];
-  if (b[at] !== 1 || count > 15) bad('bad SID revision or sub-authority count', where, at, 'revision 1, <= 15', `${b[at]}, ${count}`);
-  if (at + 8 + 4 * count > end) bad('SID sub-authorities past the end of the descriptor', where, at, `<= ${end}`, at + 8 + 4 * count);
+  if (b[at] !== 1 || count > 15)
+    bad('bad SID revision or sub-authority count', where, at, 'revision 1, <= 15', `${b[at]}, ${count}`);
+  if (at + 8 + 4 * count > end)
+    bad('SID sub-authorities past the end of the descriptor', where, at, `<= ${end}`, at + 8 + 4 * count);
   let authority = 0;
   for (let i = 0; i < 6; i++) authority = authority * 256 + b[at + 2 + i];
   let s = `S-1-${authority < 2 ** 32 ? authority : `0x${authority.toString(16).padStart(12, '0').toUpperCase()}`}`;
@@ -78,7 +93,8 @@ function decodeAcl(b: Uint8Array, at: number, end: number, where: Where): Acl {
     if (p + 8 > aclEnd) bad(`ACE ${i} past the end of the ACL`, where, p, `<= ${aclEnd}`, p + 8);
     const type = b[p];
     const aceSize = le16(b, p + 2);
-    if (aceSize < 8 || aceSize & 3 || p + aceSize > aclEnd) bad(`bad size of ACE ${i}`, where, p + 2, `4-aligned, 8..${aclEnd - p}`, aceSize);
+    if (aceSize < 8 || aceSize & 3 || p + aceSize > aclEnd)
+      bad(`bad size of ACE ${i}`, where, p + 2, `4-aligned, 8..${aclEnd - p}`, aceSize);
     const ace: Ace = { type, flags: b[p + 1], mask: le32(b, p + 4) };
     let sidAt = p + 8;
     if (OBJECT_ACE_TYPES.has(type)) {
@@ -100,10 +116,12 @@ export function decodeSecurityDescriptor(b: Uint8Array, where: Where = {}): Secu
   if (b.length < 20) bad('security descriptor shorter than its header', where, 0, '>= 20', b.length);
   const control = le16(b, 2);
   if (b[0] !== 1) bad('security descriptor revision not 1', where, 0, 1, b[0]);
-  if (!(control & SdControl.SELF_RELATIVE)) bad('security descriptor not self-relative', where, 2, 'SE_SELF_RELATIVE', `0x${control.toString(16)}`);
+  if (!(control & SdControl.SELF_RELATIVE))
+    bad('security descriptor not self-relative', where, 2, 'SE_SELF_RELATIVE', `0x${control.toString(16)}`);
   const offset = (at: number): number => {
     const o = le32(b, at);
-    if (o !== 0 && (o < 20 || o >= b.length)) bad('security descriptor offset out of range', where, at, `0 or 20..${b.length - 1}`, o);
+    if (o !== 0 && (o < 20 || o >= b.length))
+      bad('security descriptor offset out of range', where, at, `0 or 20..${b.length - 1}`, o);
     return o;
   };
   const [owner, group, sacl, dacl] = [offset(4), offset(8), offset(12), offset(16)];
@@ -169,7 +187,11 @@ export class SecureStore {
 }
 
 /** Check the entry at `pos` of $SDS: its descriptor bytes, or a reason it is unusable. */
-function sdsEntryAt(sds: Uint8Array, pos: number, blockEnd: number): { id: number; hash: number; length: number; bytes: Uint8Array } | string {
+function sdsEntryAt(
+  sds: Uint8Array,
+  pos: number,
+  blockEnd: number,
+): { id: number; hash: number; length: number; bytes: Uint8Array } | string {
   if (pos + SDS_HEADER > blockEnd) return 'entry header past the end of its block';
   const length = le32(sds, pos + 0x10);
   const own = le32(sds, pos + 8) + le32(sds, pos + 12) * 0x1_0000_0000;
@@ -177,7 +199,8 @@ function sdsEntryAt(sds: Uint8Array, pos: number, blockEnd: number): { id: numbe
   if (length < SDS_HEADER + 20 || pos + length > blockEnd) return `bad entry length ${length}`;
   const bytes = sds.subarray(pos + SDS_HEADER, pos + length);
   const hash = le32(sds, pos);
-  if (securityHash(bytes) !== hash) return `descriptor hash 0x${securityHash(bytes).toString(16)} is not the entry's 0x${hash.toString(16)}`;
+  if (securityHash(bytes) !== hash)
+    return `descriptor hash 0x${securityHash(bytes).toString(16)} is not the entry's 0x${hash.toString(16)}`;
   return { id: le32(sds, pos + 4), hash, length, bytes };
 }
 
@@ -193,12 +216,17 @@ function zeroHeader(sds: Uint8Array, pos: number): boolean {
 export function indexSds(sds: Uint8Array): SecureStore {
   const store = new SecureStore();
   const problem = (pos: number, msg: string): void => {
-    store.problems.push(new NtfsFormatError(NtfsErrorCode.SECURITY, `$SDS entry at ${pos}: ${msg}`, { record: SystemRecord.SECURE, byteOffset: pos }));
+    store.problems.push(
+      new NtfsFormatError(NtfsErrorCode.SECURITY, `$SDS entry at ${pos}: ${msg}`, {
+        record: SystemRecord.SECURE,
+        byteOffset: pos,
+      }),
+    );
   };
   for (let block = 0; block < sds.length; block += 2 * SDS_BLOCK) {
     const end = Math.min(block + SDS_BLOCK, sds.length);
     let resyncing = false; // after a bad entry, until the next good one: report once
-    for (let pos = block; pos + SDS_HEADER <= end; ) {
+    for (let pos = block; pos + SDS_HEADER <= end;) {
       if (zeroHeader(sds, pos)) {
         // Unused space, unless the mirror holds an entry here: then the primary was wiped.
         const m = pos + SDS_BLOCK;
@@ -209,7 +237,10 @@ export function indexSds(sds: Uint8Array): SecureStore {
       }
       let e = sdsEntryAt(sds, pos, end);
       if (typeof e === 'string') {
-        const mirror = pos + SDS_BLOCK + SDS_HEADER <= sds.length ? sdsEntryAt(sds.subarray(SDS_BLOCK), pos, Math.min(end, sds.length - SDS_BLOCK)) : e;
+        const mirror =
+          pos + SDS_BLOCK + SDS_HEADER <= sds.length
+            ? sdsEntryAt(sds.subarray(SDS_BLOCK), pos, Math.min(end, sds.length - SDS_BLOCK))
+            : e;
         if (typeof mirror === 'string') {
           if (!resyncing) problem(pos, `${e}; skipped`);
           resyncing = true;
@@ -263,11 +294,25 @@ export async function fileSecurity(vol: Volume, f: NtfsFile): Promise<FileSecuri
   const own = findAttr(f, AttrType.SECURITY_DESCRIPTOR);
   if (own) {
     const bytes = await attrValue(vol, own);
-    return { securityId, source: 'attribute', bytes, descriptor: decodeSecurityDescriptor(bytes, { record: f.record }) };
+    return {
+      securityId,
+      source: 'attribute',
+      bytes,
+      descriptor: decodeSecurityDescriptor(bytes, { record: f.record }),
+    };
   }
   if (!securityId) return undefined;
   const store = await secureStore(vol);
   const e = store?.get(securityId);
-  if (!store || !e) throw new NtfsFormatError(NtfsErrorCode.SECURITY, `security id ${securityId} is not in $Secure`, { record: f.record, actual: securityId });
-  return { securityId, source: 'secure', bytes: e.bytes, descriptor: store.descriptor(securityId) as SecurityDescriptor };
+  if (!store || !e)
+    throw new NtfsFormatError(NtfsErrorCode.SECURITY, `security id ${securityId} is not in $Secure`, {
+      record: f.record,
+      actual: securityId,
+    });
+  return {
+    securityId,
+    source: 'secure',
+    bytes: e.bytes,
+    descriptor: store.descriptor(securityId) as SecurityDescriptor,
+  };
 }

@@ -21,10 +21,26 @@ function source(): ClusterSource & { reads: number } {
 }
 const expectCluster = (lcn: number): number[] => Array.from({ length: CS }, (_, i) => (lcn + i) & 0xff);
 
-const attr = (o: Partial<AttrContent>): AttrContent => ({ resident: false, flags: 0, compressionUnit: 0, dataSize: 0, initializedSize: 0, runs: [], ...o });
+const attr = (o: Partial<AttrContent>): AttrContent => ({
+  resident: false,
+  flags: 0,
+  compressionUnit: 0,
+  dataSize: 0,
+  initializedSize: 0,
+  runs: [],
+  ...o,
+});
 
 test('holes read as zeros and runs map VCNs to LCNs', async () => {
-  const a = attr({ dataSize: 3 * CS, initializedSize: 3 * CS, runs: [{ vcn: 0, lcn: 10, length: 1 }, { vcn: 1, lcn: HOLE, length: 1 }, { vcn: 2, lcn: 3, length: 1 }] });
+  const a = attr({
+    dataSize: 3 * CS,
+    initializedSize: 3 * CS,
+    runs: [
+      { vcn: 0, lcn: 10, length: 1 },
+      { vcn: 1, lcn: HOLE, length: 1 },
+      { vcn: 2, lcn: 3, length: 1 },
+    ],
+  });
   const got = await readContent(source(), a, 0, 3 * CS);
   assert.deepEqual([...got.subarray(0, CS)], expectCluster(10));
   assert.ok(got.subarray(CS, 2 * CS).every((b) => b === 0));
@@ -45,7 +61,8 @@ test('bytes from the initialized size to the data size are zeros, and nothing is
 });
 
 test('compressed units: all hole, raw, and LZNT1', async () => {
-  // unit = 16 clusters. Unit 0: first cluster a hole (zeros); unit 1: 16 real clusters (raw); unit 2: 1 real + 15 hole (LZNT1).
+  // unit = 16 clusters. Unit 0: first cluster a hole (zeros); unit 1: 16 real clusters (raw); unit 2: 1 real + 15 hole
+  // (LZNT1).
   const lz = new Uint8Array(CS);
   lz.set([0x05, 0xb0, 0x08, 0x61, 0x62, 0x63, 0x06, 0x20]); // "abcabcabcabc"
   const src: ClusterSource = {
@@ -53,8 +70,16 @@ test('compressed units: all hole, raw, and LZNT1', async () => {
     readClusters: async (lcn, count) => (lcn === 900 ? lz : source().readClusters(lcn, count)),
   };
   const a = attr({
-    flags: 1, compressionUnit: 4, dataSize: 48 * CS, initializedSize: 48 * CS,
-    runs: [{ vcn: 0, lcn: HOLE, length: 16 }, { vcn: 16, lcn: 100, length: 16 }, { vcn: 32, lcn: 900, length: 1 }, { vcn: 33, lcn: HOLE, length: 15 }],
+    flags: 1,
+    compressionUnit: 4,
+    dataSize: 48 * CS,
+    initializedSize: 48 * CS,
+    runs: [
+      { vcn: 0, lcn: HOLE, length: 16 },
+      { vcn: 16, lcn: 100, length: 16 },
+      { vcn: 32, lcn: 900, length: 1 },
+      { vcn: 33, lcn: HOLE, length: 15 },
+    ],
   });
   const parts: Uint8Array[] = [];
   for await (const c of streamContent(src, a)) parts.push(c);
@@ -73,12 +98,27 @@ test('a VCN no run maps is an error, not zeros', async () => {
 });
 
 test('mergeExtents sorts and joins overlapping and adjacent ranges', () => {
-  assert.deepEqual(mergeExtents([[10, 5], [0, 2], [2, 3], [12, 10], [40, 1]]), [[0, 5], [10, 12], [40, 1]]);
+  assert.deepEqual(
+    mergeExtents([
+      [10, 5],
+      [0, 2],
+      [2, 3],
+      [12, 10],
+      [40, 1],
+    ]),
+    [
+      [0, 5],
+      [10, 12],
+      [40, 1],
+    ],
+  );
 });
 
 test('msToIso formats like Date.toISOString', async () => {
   const { msToIso } = await import('./values.ts');
-  for (const ms of [0, 1, 999, 86399999, 951782400000, 1790000000123, -11644473600000, 253402300799999, -1, 4102444800000]) {
+  for (const ms of [
+    0, 1, 999, 86399999, 951782400000, 1790000000123, -11644473600000, 253402300799999, -1, 4102444800000,
+  ]) {
     assert.equal(msToIso(ms), new Date(ms).toISOString(), String(ms));
   }
 });
@@ -94,8 +134,20 @@ test('a source with readClustersInto gives the same bytes as one without', async
       target.set(await plain.readClusters(lcn, target.length / CS));
     },
   };
-  const a = attr({ dataSize: 5 * CS - 7, initializedSize: 5 * CS - 7, runs: [{ vcn: 0, lcn: 10, length: 2 }, { vcn: 2, lcn: HOLE, length: 1 }, { vcn: 3, lcn: 40, length: 2 }] });
-  for (const [off, len] of [[0, 5 * CS - 7], [3, 700], [CS, 3 * CS]]) {
+  const a = attr({
+    dataSize: 5 * CS - 7,
+    initializedSize: 5 * CS - 7,
+    runs: [
+      { vcn: 0, lcn: 10, length: 2 },
+      { vcn: 2, lcn: HOLE, length: 1 },
+      { vcn: 3, lcn: 40, length: 2 },
+    ],
+  });
+  for (const [off, len] of [
+    [0, 5 * CS - 7],
+    [3, 700],
+    [CS, 3 * CS],
+  ]) {
     assert.deepEqual(await readContent(direct, a, off, len), await readContent(source(), a, off, len));
   }
   assert.ok(into > 0);

@@ -34,9 +34,18 @@ const CHUNK_BYTES = 1 << 20;
  * read as zeros; compressed units are LZNT1-decoded (ntfs-3g compress.c rules: a unit whose first
  * cluster is a hole is zeros, a unit without holes is stored raw, anything else is compressed).
  */
-export async function readContent(src: ClusterSource, a: AttrContent, offset: number, length: number): Promise<Uint8Array> {
+export async function readContent(
+  src: ClusterSource,
+  a: AttrContent,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
   if (offset < 0 || length < 0 || offset + length > a.dataSize) {
-    throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, `read [${offset}, ${offset + length}) outside the ${a.dataSize}-byte attribute`, { record: a.record });
+    throw new NtfsFormatError(
+      NtfsErrorCode.ATTRIBUTE,
+      `read [${offset}, ${offset + length}) outside the ${a.dataSize}-byte attribute`,
+      { record: a.record },
+    );
   }
   if (a.resident) return new Uint8Array((a.value ?? new Uint8Array(0)).subarray(offset, offset + length));
   const out = new Uint8Array(length);
@@ -48,10 +57,19 @@ export async function readContent(src: ClusterSource, a: AttrContent, offset: nu
 }
 
 function missing(a: AttrContent, vcn: number): never {
-  throw new NtfsFormatError(NtfsErrorCode.RUNLIST, `no run maps VCN ${vcn} below the data size ${a.dataSize}`, { record: a.record });
+  throw new NtfsFormatError(NtfsErrorCode.RUNLIST, `no run maps VCN ${vcn} below the data size ${a.dataSize}`, {
+    record: a.record,
+  });
 }
 
-async function readPlain(src: ClusterSource, a: AttrContent, from: number, to: number, out: Uint8Array, outBase: number): Promise<void> {
+async function readPlain(
+  src: ClusterSource,
+  a: AttrContent,
+  from: number,
+  to: number,
+  out: Uint8Array,
+  outBase: number,
+): Promise<void> {
   const cs = src.clusterSize;
   let pos = from;
   let i = findRun(a.runs, Math.floor(pos / cs));
@@ -73,7 +91,13 @@ async function readPlain(src: ClusterSource, a: AttrContent, from: number, to: n
   }
 }
 
-async function readCompressed(src: ClusterSource, a: AttrContent, from: number, to: number, out: Uint8Array): Promise<void> {
+async function readCompressed(
+  src: ClusterSource,
+  a: AttrContent,
+  from: number,
+  to: number,
+  out: Uint8Array,
+): Promise<void> {
   const cs = src.clusterSize;
   const unitClusters = 2 ** a.compressionUnit;
   const unitBytes = unitClusters * cs;
@@ -117,13 +141,18 @@ async function readCompressed(src: ClusterSource, a: AttrContent, from: number, 
 }
 
 /** Stream the whole content (or [offset, end)) as chunks of at most 1 MiB. */
-export async function* streamContent(src: ClusterSource, a: AttrContent, offset = 0, end = a.dataSize): AsyncGenerator<Uint8Array> {
+export async function* streamContent(
+  src: ClusterSource,
+  a: AttrContent,
+  offset = 0,
+  end = a.dataSize,
+): AsyncGenerator<Uint8Array> {
   let chunk = CHUNK_BYTES;
   if (isCompressed(a)) {
     const unitBytes = 2 ** a.compressionUnit * src.clusterSize;
     chunk = Math.max(unitBytes, Math.floor(CHUNK_BYTES / unitBytes) * unitBytes);
   }
-  for (let pos = offset; pos < end; ) {
+  for (let pos = offset; pos < end;) {
     const n = Math.min(end - pos, chunk - (pos % chunk));
     yield await readContent(src, a, pos, n);
     pos += n;

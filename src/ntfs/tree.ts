@@ -40,7 +40,12 @@ export interface SkippedRecord {
 const INTERIX_SYMLINK = [0x49, 0x6e, 0x74, 0x78, 0x4c, 0x4e, 0x4b, 0x01]; // "IntxLNK\1"
 
 export async function entryType(vol: Volume, f: NtfsFile): Promise<EntryType> {
-  if (f.reparseTag !== undefined) return f.reparseTag === ReparseTag.SYMLINK ? 'symlink' : f.isDirectory && f.reparseTag !== ReparseTag.MOUNT_POINT ? 'dir' : 'reparse';
+  if (f.reparseTag !== undefined)
+    return f.reparseTag === ReparseTag.SYMLINK
+      ? 'symlink'
+      : f.isDirectory && f.reparseTag !== ReparseTag.MOUNT_POINT
+        ? 'dir'
+        : 'reparse';
   if (f.isDirectory) return 'dir';
   // ntfs-3g `ln -s` writes an Interix symlink: SYSTEM attribute, data "IntxLNK\1" + UTF-16 target.
   const data = findAttr(f, AttrType.DATA);
@@ -55,9 +60,16 @@ export async function entryType(vol: Volume, f: NtfsFile): Promise<EntryType> {
  * A listing row. A security descriptor that does not resolve (damaged, or an id missing from
  * $Secure) leaves out owner and group and is reported through `onError`; the row stays.
  */
-export async function describe(vol: Volume, f: NtfsFile, path: string, onError?: (s: SkippedRecord) => void): Promise<ListEntry> {
+export async function describe(
+  vol: Volume,
+  f: NtfsFile,
+  path: string,
+  onError?: (s: SkippedRecord) => void,
+): Promise<ListEntry> {
   const data = findAttr(f, AttrType.DATA);
-  const streams = f.attrs.filter((a) => a.type === AttrType.DATA && a.name !== '').map((a) => ({ name: a.name, size: a.dataSize }));
+  const streams = f.attrs
+    .filter((a) => a.type === AttrType.DATA && a.name !== '')
+    .map((a) => ({ name: a.name, size: a.dataSize }));
   const entry: ListEntry = {
     path,
     type: await entryType(vol, f),
@@ -88,9 +100,13 @@ export async function describe(vol: Volume, f: NtfsFile, path: string, onError?:
  * directory's own path) and the name. DOS aliases, the root's self reference and names whose
  * directory has no path (orphans) are left out. `links` counts the file's non-DOS names.
  */
-export function* namedPaths<F extends { record: number; path: string | null; names: ReadonlyArray<{ parent: number; name: string; namespace: number }> }>(
-  files: readonly F[],
-): Generator<{ file: F; dir: string; name: string; path: string; links: number }> {
+export function* namedPaths<
+  F extends {
+    record: number;
+    path: string | null;
+    names: ReadonlyArray<{ parent: number; name: string; namespace: number }>;
+  },
+>(files: readonly F[]): Generator<{ file: F; dir: string; name: string; path: string; links: number }> {
   const dirPath = new Map<number, string>();
   for (const f of files) if (f.path !== null) dirPath.set(f.record, f.path);
   for (const f of files) {
@@ -120,14 +136,23 @@ export function joinPath(dir: string, name: string): string {
 
 /** Entries a listing shows: no DOS-only aliases, no self reference ("." in the root), system files only on request. */
 export function visibleEntries(dirRecord: number, entries: DirEntry[], system: boolean): DirEntry[] {
-  return entries.filter((e) => e.fileName.namespace !== Namespace.DOS && e.ref.record !== dirRecord && (system || e.ref.record >= SystemRecord.FIRST_USER));
+  return entries.filter(
+    (e) =>
+      e.fileName.namespace !== Namespace.DOS &&
+      e.ref.record !== dirRecord &&
+      (system || e.ref.record >= SystemRecord.FIRST_USER),
+  );
 }
 
 /** Load the file an index entry points at; a stale entry (sequence mismatch) or a free record is an error. */
 export async function loadEntry(vol: Volume, e: DirEntry): Promise<NtfsFile> {
   const f = await loadFile(vol, e.ref.record);
   if (e.ref.seq !== 0 && f.seq !== e.ref.seq) {
-    throw new NtfsFormatError(NtfsErrorCode.INDEX, `stale index entry "${e.fileName.name}"`, { record: e.ref.record, expected: `seq ${e.ref.seq}`, actual: `seq ${f.seq}` });
+    throw new NtfsFormatError(NtfsErrorCode.INDEX, `stale index entry "${e.fileName.name}"`, {
+      record: e.ref.record,
+      expected: `seq ${e.ref.seq}`,
+      actual: `seq ${f.seq}`,
+    });
   }
   return f;
 }
@@ -143,9 +168,14 @@ export async function resolvePath(vol: Volume, path: string): Promise<NtfsFile> 
   const parts = path.split('/').filter((p) => p !== '' && p !== '.');
   for (let i = 0; i < parts.length; i++) {
     const name = parts[i];
-    if (!f.isDirectory) throw new NtfsFormatError(NtfsErrorCode.NOT_FOUND, `${parts.slice(0, i).join('/')} is not a directory`, { record: f.record });
+    if (!f.isDirectory)
+      throw new NtfsFormatError(NtfsErrorCode.NOT_FOUND, `${parts.slice(0, i).join('/')} is not a directory`, {
+        record: f.record,
+      });
     const entries = await readDirectory(vol, f);
-    const hit = entries.find((e) => e.fileName.name === name) ?? entries.find((e) => e.fileName.name.toUpperCase() === name.toUpperCase());
+    const hit =
+      entries.find((e) => e.fileName.name === name) ??
+      entries.find((e) => e.fileName.name.toUpperCase() === name.toUpperCase());
     if (!hit) throw new NtfsFormatError(NtfsErrorCode.NOT_FOUND, `no such file: /${parts.slice(0, i + 1).join('/')}`);
     f = await loadEntry(vol, hit);
   }
@@ -162,7 +192,12 @@ export interface WalkOptions {
  * Walk a directory (and below with `recursive`), yielding each entry with its loaded file.
  * Malformed records and directories are reported through `onError` and skipped.
  */
-export async function* walk(vol: Volume, dir: NtfsFile, dirPath: string, opts: WalkOptions): AsyncGenerator<{ entry: ListEntry; file: NtfsFile }> {
+export async function* walk(
+  vol: Volume,
+  dir: NtfsFile,
+  dirPath: string,
+  opts: WalkOptions,
+): AsyncGenerator<{ entry: ListEntry; file: NtfsFile }> {
   const seenDirs = new Set<number>([dir.record]);
   const stack: { file: NtfsFile; path: string }[] = [{ file: dir, path: dirPath }];
   while (stack.length) {

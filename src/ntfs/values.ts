@@ -26,7 +26,8 @@ export function msToIso(ms: number): string | null {
   const ss = Math.floor(rem / 1000);
   const msPart = rem - ss * 1000;
   if (y < 0 || y > 9999) return new Date(ms).toISOString();
-  return `${String(y).padStart(4, '0')}-${pad2(m)}-${pad2(d)}T${pad2(hh)}:${pad2(mm)}:${pad2(ss)}.${String(msPart).padStart(3, '0')}Z`;
+  const date = `${String(y).padStart(4, '0')}-${pad2(m)}-${pad2(d)}`;
+  return `${date}T${pad2(hh)}:${pad2(mm)}:${pad2(ss)}.${String(msPart).padStart(3, '0')}Z`;
 }
 
 /** $STANDARD_INFORMATION times in ms since 1970 (UTC); format with msToIso when printing. */
@@ -62,11 +63,21 @@ export interface StandardInfo extends Times {
 }
 
 function short(what: string, rec: number | undefined, need: number, have: number): never {
-  throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, `${what} value too short`, { record: rec, expected: `>= ${need}`, actual: have });
+  throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE, `${what} value too short`, {
+    record: rec,
+    expected: `>= ${need}`,
+    actual: have,
+  });
 }
 
 /** Read the $STANDARD_INFORMATION value of `len` bytes at `at` into `out`. */
-export function readStandardInfo(b: Uint8Array, at: number, len: number, record: number | undefined, out: StandardInfo): void {
+export function readStandardInfo(
+  b: Uint8Array,
+  at: number,
+  len: number,
+  record: number | undefined,
+  out: StandardInfo,
+): void {
   if (len < 48) short('$STANDARD_INFORMATION', record, 48, len);
   out.createdMs = filetimeMs(b, at);
   out.modifiedMs = filetimeMs(b, at + 8);
@@ -77,14 +88,22 @@ export function readStandardInfo(b: Uint8Array, at: number, len: number, record:
 }
 
 export function decodeStandardInfo(v: Uint8Array, record?: number): StandardInfo {
-  const si: StandardInfo = { createdMs: 0, modifiedMs: 0, changedMs: 0, accessedMs: 0, fileAttributes: 0, securityId: undefined };
+  const si: StandardInfo = {
+    createdMs: 0,
+    modifiedMs: 0,
+    changedMs: 0,
+    accessedMs: 0,
+    fileAttributes: 0,
+    securityId: undefined,
+  };
   readStandardInfo(v, 0, v.length, record, si);
   return si;
 }
 
 export const Namespace = { POSIX: 0, WIN32: 1, DOS: 2, WIN32_AND_DOS: 3 } as const;
 
-// $FILE_NAME (times not decoded: stale copies of $STANDARD_INFORMATION's): 0x00 parent ref  0x08 four FILETIMEs  0x28 alloc  0x30 size  0x38 u32 flags
+// $FILE_NAME (times not decoded: stale copies of $STANDARD_INFORMATION's): 0x00 parent ref  0x08 four FILETIMEs  0x28
+// alloc  0x30 size  0x38 u32 flags
 //  0x40 u8 name length (u16 units)  0x41 u8 namespace  0x42 UTF-16LE name
 export interface FileName {
   parent: FileRef;
@@ -105,7 +124,13 @@ export interface FileNameHeader {
 export const FILE_NAME_NAME_OFFSET = 0x42;
 
 /** Check and read the $FILE_NAME value of `len` bytes at `at` into `out` (its `parent` is overwritten in place). */
-export function readFileName(v: Uint8Array, at: number, len: number, record: number | undefined, out: FileNameHeader): void {
+export function readFileName(
+  v: Uint8Array,
+  at: number,
+  len: number,
+  record: number | undefined,
+  out: FileNameHeader,
+): void {
   if (len < FILE_NAME_NAME_OFFSET) short('$FILE_NAME', record, FILE_NAME_NAME_OFFSET, len);
   const n = v[at + 0x40];
   if (FILE_NAME_NAME_OFFSET + n * 2 > len) short('$FILE_NAME', record, FILE_NAME_NAME_OFFSET + n * 2, len);
@@ -121,7 +146,12 @@ const nameHeader: FileNameHeader = { parent: { record: 0, seq: 0 }, flags: 0, na
 export function decodeFileName(v: Uint8Array, record?: number): FileName {
   readFileName(v, 0, v.length, record, nameHeader);
   const h = nameHeader;
-  return { parent: { record: h.parent.record, seq: h.parent.seq }, flags: h.flags, namespace: h.namespace, name: decodeUtf16(v, FILE_NAME_NAME_OFFSET, h.nameLength) };
+  return {
+    parent: { record: h.parent.record, seq: h.parent.seq },
+    flags: h.flags,
+    namespace: h.namespace,
+    name: decodeUtf16(v, FILE_NAME_NAME_OFFSET, h.nameLength),
+  };
 }
 
 // $ATTRIBUTE_LIST entry: 0x00 u32 type  0x04 u16 length  0x06 u8 name length  0x07 u8 name offset
@@ -145,11 +175,23 @@ export function decodeAttributeList(v: Uint8Array, record: number): AttrListEntr
     const nameAt = v[at + 7];
     if (type === AttrType.END) break;
     if (len < 0x1a || at + len > v.length || (nameLen && nameAt + nameLen * 2 > len)) {
-      throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'bad $ATTRIBUTE_LIST entry length', { record, byteOffset: at + 4, expected: `26..${v.length - at}`, actual: len });
+      throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'bad $ATTRIBUTE_LIST entry length', {
+        record,
+        byteOffset: at + 4,
+        expected: `26..${v.length - at}`,
+        actual: len,
+      });
     }
     const vcn = view.getBigUint64(at + 8, true);
-    if (vcn > BigInt(Number.MAX_SAFE_INTEGER)) throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'lowest VCN above 2^53', { record, byteOffset: at + 8 });
-    out.push({ type, name: nameLen ? decodeUtf16(v, at + nameAt, nameLen) : '', lowestVcn: Number(vcn), ref: decodeRef(view, at + 0x10), id: view.getUint16(at + 0x18, true) });
+    if (vcn > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new NtfsFormatError(NtfsErrorCode.ATTRIBUTE_LIST, 'lowest VCN above 2^53', { record, byteOffset: at + 8 });
+    out.push({
+      type,
+      name: nameLen ? decodeUtf16(v, at + nameAt, nameLen) : '',
+      lowestVcn: Number(vcn),
+      ref: decodeRef(view, at + 0x10),
+      id: view.getUint16(at + 0x18, true),
+    });
     at += len;
   }
   return out;

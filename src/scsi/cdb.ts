@@ -151,13 +151,27 @@ export interface WriteSameCdb {
 export function decodeWriteSame10(cdb: Uint8Array): WriteSameCdb {
   const r = new ByteReader(cdb);
   const b1 = r.u8(1);
-  return { lba: r.u32(2), blockCount: r.u16(7), protect: b1 >> 5, anchor: !!(b1 & 0x10), unmap: !!(b1 & 0x08), ndob: false };
+  return {
+    lba: r.u32(2),
+    blockCount: r.u16(7),
+    protect: b1 >> 5,
+    anchor: !!(b1 & 0x10),
+    unmap: !!(b1 & 0x08),
+    ndob: false,
+  };
 }
 /** WRITE SAME(16): + NDOB b0; LBA 2–9; length 10–13. SBC-3 5.43 */
 export function decodeWriteSame16(cdb: Uint8Array): WriteSameCdb {
   const r = new ByteReader(cdb);
   const b1 = r.u8(1);
-  return { lba: lba64(r, 2), blockCount: r.u32(10), protect: b1 >> 5, anchor: !!(b1 & 0x10), unmap: !!(b1 & 0x08), ndob: !!(b1 & 0x01) };
+  return {
+    lba: lba64(r, 2),
+    blockCount: r.u32(10),
+    protect: b1 >> 5,
+    anchor: !!(b1 & 0x10),
+    unmap: !!(b1 & 0x08),
+    ndob: !!(b1 & 0x01),
+  };
 }
 
 /** WRITE ATOMIC(16) 9Ch: LBA 2–9, TRANSFER LENGTH 12–13 (16 bits). SBC-4 5.49 */
@@ -167,7 +181,13 @@ export function decodeWriteAtomic16(cdb: Uint8Array): RwCdb {
 }
 
 /** READ DEFECT DATA(10) 37h / (12) B7h: REQ_PLIST b4, REQ_GLIST b3, FORMAT 2:0. SBC-3 5.14, 5.15 */
-export function decodeReadDefectData(cdb: Uint8Array): { plist: boolean; glist: boolean; format: number; allocationLength: number; size: 10 | 12 } {
+export function decodeReadDefectData(cdb: Uint8Array): {
+  plist: boolean;
+  glist: boolean;
+  format: number;
+  allocationLength: number;
+  size: 10 | 12;
+} {
   const r = new ByteReader(cdb);
   if (r.u8(0) === 0x37) {
     const b2 = r.u8(2);
@@ -224,7 +244,13 @@ export function decodeUnmap(cdb: Uint8Array): { anchor: boolean; parameterListLe
 }
 
 /** START STOP UNIT 1Bh. SBC-3 5.25 */
-export function decodeStartStopUnit(cdb: Uint8Array): { immed: boolean; powerCondition: number; noFlush: boolean; loej: boolean; start: boolean } {
+export function decodeStartStopUnit(cdb: Uint8Array): {
+  immed: boolean;
+  powerCondition: number;
+  noFlush: boolean;
+  loej: boolean;
+  start: boolean;
+} {
   const r = new ByteReader(cdb);
   const b4 = r.u8(4);
   return { immed: !!(r.u8(1) & 1), powerCondition: b4 >> 4, noFlush: !!(b4 & 4), loej: !!(b4 & 2), start: !!(b4 & 1) };
@@ -236,13 +262,23 @@ export function decodePreventAllow(cdb: Uint8Array): { prevent: number } {
 }
 
 /** SANITIZE 48h: IMMED b7, AUSE b5, SERVICE ACTION 4:0; PARAMETER LIST LENGTH 7–8. SBC-4 5.30 */
-export function decodeSanitize(cdb: Uint8Array): { immed: boolean; ause: boolean; serviceAction: number; parameterListLength: number } {
+export function decodeSanitize(cdb: Uint8Array): {
+  immed: boolean;
+  ause: boolean;
+  serviceAction: number;
+  parameterListLength: number;
+} {
   const r = new ByteReader(cdb);
   const b1 = r.u8(1);
   return { immed: !!(b1 & 0x80), ause: !!(b1 & 0x20), serviceAction: b1 & 0x1f, parameterListLength: r.u16(7) };
 }
 
-export const SanitizeAction = { OVERWRITE: 0x01, BLOCK_ERASE: 0x02, CRYPTO_ERASE: 0x03, EXIT_FAILURE_MODE: 0x1f } as const;
+export const SanitizeAction = {
+  OVERWRITE: 0x01,
+  BLOCK_ERASE: 0x02,
+  CRYPTO_ERASE: 0x03,
+  EXIT_FAILURE_MODE: 0x1f,
+} as const;
 
 /** FORMAT UNIT 04h: FMTPINFO 7:6, LONGLIST b5, FMTDATA b4, CMPLST b3, DEFECT LIST FORMAT 2:0. SBC-3 5.3 */
 export function decodeFormatUnit(cdb: Uint8Array): { fmtpinfo: number; longList: boolean; fmtData: boolean } {
@@ -253,7 +289,12 @@ export function decodeFormatUnit(cdb: Uint8Array): { fmtpinfo: number; longList:
 // ---- SPC-4 ------------------------------------------------------------------------------
 
 /** INQUIRY 12h: EVPD byte 1 b0, CMDDT b1 (obsolete), PAGE CODE 2, ALLOCATION LENGTH 3–4. SPC-4 6.6 */
-export function decodeInquiry(cdb: Uint8Array): { evpd: boolean; cmddt: boolean; pageCode: number; allocationLength: number } {
+export function decodeInquiry(cdb: Uint8Array): {
+  evpd: boolean;
+  cmddt: boolean;
+  pageCode: number;
+  allocationLength: number;
+} {
   const r = new ByteReader(cdb);
   const b1 = r.u8(1);
   return { evpd: !!(b1 & 1), cmddt: !!(b1 & 2), pageCode: r.u8(2), allocationLength: r.u16(3) };
@@ -274,14 +315,30 @@ export interface ModeSenseCdb {
 export function decodeModeSense6(cdb: Uint8Array): ModeSenseCdb {
   const r = new ByteReader(cdb);
   const b2 = r.u8(2);
-  return { dbd: !!(r.u8(1) & 8), llbaa: false, pageControl: b2 >> 6, pageCode: b2 & 0x3f, subpageCode: r.u8(3), allocationLength: r.u8(4), size: 6 };
+  return {
+    dbd: !!(r.u8(1) & 8),
+    llbaa: false,
+    pageControl: b2 >> 6,
+    pageCode: b2 & 0x3f,
+    subpageCode: r.u8(3),
+    allocationLength: r.u8(4),
+    size: 6,
+  };
 }
 /** MODE SENSE(10) 5Ah. SPC-4 6.12 */
 export function decodeModeSense10(cdb: Uint8Array): ModeSenseCdb {
   const r = new ByteReader(cdb);
   const b1 = r.u8(1);
   const b2 = r.u8(2);
-  return { dbd: !!(b1 & 8), llbaa: !!(b1 & 0x10), pageControl: b2 >> 6, pageCode: b2 & 0x3f, subpageCode: r.u8(3), allocationLength: r.u16(7), size: 10 };
+  return {
+    dbd: !!(b1 & 8),
+    llbaa: !!(b1 & 0x10),
+    pageControl: b2 >> 6,
+    pageCode: b2 & 0x3f,
+    subpageCode: r.u8(3),
+    allocationLength: r.u16(7),
+    size: 10,
+  };
 }
 
 export interface ModeSelectCdb {
@@ -316,7 +373,13 @@ export function decodeReportLuns(cdb: Uint8Array): { selectReport: number; alloc
 }
 
 /** REPORT SUPPORTED OPERATION CODES A3h/0Ch. SPC-4 6.35 */
-export function decodeReportOpcodes(cdb: Uint8Array): { rctd: boolean; option: number; opcode: number; serviceAction: number; allocationLength: number } {
+export function decodeReportOpcodes(cdb: Uint8Array): {
+  rctd: boolean;
+  option: number;
+  opcode: number;
+  serviceAction: number;
+  allocationLength: number;
+} {
   const r = new ByteReader(cdb);
   const b2 = r.u8(2);
   return { rctd: !!(b2 & 0x80), option: b2 & 7, opcode: r.u8(3), serviceAction: r.u16(4), allocationLength: r.u32(6) };
@@ -335,7 +398,12 @@ export function decodePrIn(cdb: Uint8Array): { serviceAction: number; allocation
 }
 
 /** PERSISTENT RESERVE OUT 5Fh: SA 4:0; SCOPE 7:4 and TYPE 3:0 in byte 2; PARAMETER LIST LENGTH 5–8. SPC-4 6.16 */
-export function decodePrOut(cdb: Uint8Array): { serviceAction: number; scope: number; type: number; parameterListLength: number } {
+export function decodePrOut(cdb: Uint8Array): {
+  serviceAction: number;
+  scope: number;
+  type: number;
+  parameterListLength: number;
+} {
   const r = new ByteReader(cdb);
   const b2 = r.u8(2);
   return { serviceAction: r.u8(1) & 0x1f, scope: b2 >> 4, type: b2 & 0x0f, parameterListLength: r.u32(5) };

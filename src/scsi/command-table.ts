@@ -22,7 +22,9 @@ export interface CommandEntry<L> {
    * 'read': conflicts only under Exclusive Access types; 'write' (default): conflicts under any type.
    */
   readonly pr?: 'allowed' | 'read' | 'write';
-  /** Reported by REPORT SUPPORTED OPERATION CODES: CDB usage bitmap (byte 0 = opcode); default all bits of cdbLength. */
+  /**
+   * Reported by REPORT SUPPORTED OPERATION CODES: CDB usage bitmap (byte 0 = opcode); default all bits of cdbLength.
+   */
   readonly usage?: Uint8Array;
 }
 
@@ -58,7 +60,12 @@ export function checkCondition(err: SenseError, format: SenseFormat = 'fixed'): 
  * The one place a response's sense format is chosen: the LU's D_SENSE (SPC-4 7.5.8), read when
  * the command ends, for thrown errors and for CHECK CONDITION results a handler returns.
  */
-export async function runCommand<L>(table: CommandTable<L>, lu: L, task: ScsiTask, opts: RunOptions<L> = {}): Promise<ScsiResult> {
+export async function runCommand<L>(
+  table: CommandTable<L>,
+  lu: L,
+  task: ScsiTask,
+  opts: RunOptions<L> = {},
+): Promise<ScsiResult> {
   const format = (): SenseFormat => opts.senseFormat?.() ?? 'fixed';
   try {
     if (task.cdb.length === 0) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_COMMAND_OPERATION_CODE);
@@ -69,9 +76,13 @@ export async function runCommand<L>(table: CommandTable<L>, lu: L, task: ScsiTas
     if (!entry) {
       // SPC-4 4.5.2.4.2: point at the opcode, or at the service action field.
       const field = top?.serviceActions ? 1 : 0;
-      throw new SenseError(SenseKey.ILLEGAL_REQUEST, top ? Asc.INVALID_FIELD_IN_CDB : Asc.INVALID_COMMAND_OPERATION_CODE, {
-        fieldPointer: { cd: true, field, bit: top ? 4 : 7 },
-      });
+      throw new SenseError(
+        SenseKey.ILLEGAL_REQUEST,
+        top ? Asc.INVALID_FIELD_IN_CDB : Asc.INVALID_COMMAND_OPERATION_CODE,
+        {
+          fieldPointer: { cd: true, field, bit: top ? 4 : 7 },
+        },
+      );
     }
     if (task.cdb.length < entry.cdbLength) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB);
     const out = await entry.handler(task, lu);

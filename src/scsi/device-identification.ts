@@ -18,7 +18,13 @@ export interface Designator {
 }
 
 /** A designation descriptor; with PIV, the protocol identifier is iSCSI (5h). */
-export function encodeDesignator(codeSet: number, piv: boolean, association: number, type: number, id: Uint8Array): Uint8Array {
+export function encodeDesignator(
+  codeSet: number,
+  piv: boolean,
+  association: number,
+  type: number,
+  id: Uint8Array,
+): Uint8Array {
   const d = new Uint8Array(4 + id.length);
   d[0] = (piv ? 0x50 : 0) | codeSet;
   d[1] = (piv ? 0x80 : 0) | (association << 4) | type;
@@ -41,7 +47,7 @@ export function decodeDeviceIdentificationPage(page: Uint8Array): Designator[] {
   if (page.length < 4 || page[1] !== 0x83) return [];
   const end = Math.min(page.length, 4 + r.u16(2));
   const out: Designator[] = [];
-  for (let off = 4; off + 4 <= end; ) {
+  for (let off = 4; off + 4 <= end;) {
     const len = page[off + 3];
     if (off + 4 + len > end) break;
     out.push({

@@ -108,7 +108,8 @@ export class DiskLu implements LogicalUnit, SpcLu {
   private readonly extensions: LuExtension<DiskLu>[] = [];
 
   constructor(device: BlockDevice, opts: DiskLuOptions) {
-    if (device.blockSize !== 512 && device.blockSize !== 4096) throw new RangeError(`block size ${device.blockSize}: a disk LU uses 512 or 4096`);
+    if (device.blockSize !== 512 && device.blockSize !== 4096)
+      throw new RangeError(`block size ${device.blockSize}: a disk LU uses 512 or 4096`);
     this.device = device;
     this.spc = new SpcState({
       identity: opts.identity,
@@ -126,8 +127,14 @@ export class DiskLu implements LogicalUnit, SpcLu {
     });
     this.sanitizeBytesPerSecond = opts.sanitizeBytesPerSecond ?? 8 << 20;
     this.physicalBlockSize = opts.physicalBlockSize ?? device.blockSize;
-    if (this.physicalBlockSize < device.blockSize || this.physicalBlockSize % device.blockSize !== 0 || (this.physicalBlockSize & (this.physicalBlockSize - 1)) !== 0) {
-      throw new RangeError(`physical block size ${this.physicalBlockSize} must be a power-of-two multiple of ${device.blockSize}`);
+    if (
+      this.physicalBlockSize < device.blockSize ||
+      this.physicalBlockSize % device.blockSize !== 0 ||
+      (this.physicalBlockSize & (this.physicalBlockSize - 1)) !== 0
+    ) {
+      throw new RangeError(
+        `physical block size ${this.physicalBlockSize} must be a power-of-two multiple of ${device.blockSize}`,
+      );
     }
     this.onInternalError = opts.onInternalError;
   }
@@ -167,7 +174,9 @@ export class DiskLu implements LogicalUnit, SpcLu {
   notReady(): SenseError | undefined {
     if (this.sanitizing) {
       const ssk = Uint8Array.of(0, this.sanitizeProgress >> 8, this.sanitizeProgress & 0xff);
-      return new SenseError(SenseKey.NOT_READY, Asc.LOGICAL_UNIT_NOT_READY_SANITIZE_IN_PROGRESS, { senseKeySpecific: ssk });
+      return new SenseError(SenseKey.NOT_READY, Asc.LOGICAL_UNIT_NOT_READY_SANITIZE_IN_PROGRESS, {
+        senseKeySpecific: ssk,
+      });
     }
     if (!this.mediumPresent) return new SenseError(SenseKey.NOT_READY, Asc.MEDIUM_NOT_PRESENT);
     return undefined;

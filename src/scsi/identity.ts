@@ -21,7 +21,10 @@ const COMPANY_ID = 0x000000;
  * A stable identity derived from `seed` (for example the target IQN plus the image path), so a
  * restarted target presents the same NAA and serial and multipath initiators keep their paths.
  */
-export function luIdentity(seed: string, opts: { vendor?: string; product?: string; revision?: string } = {}): LuIdentity {
+export function luIdentity(
+  seed: string,
+  opts: { vendor?: string; product?: string; revision?: string } = {},
+): LuIdentity {
   const h = createHash('sha256').update(seed).digest();
   // NAA 6h: byte 0 = 6h<<4 | company_id[23:20]; then company_id, 36-bit vendor specific id,
   // 64-bit vendor specific identifier extension.
@@ -32,5 +35,11 @@ export function luIdentity(seed: string, opts: { vendor?: string; product?: stri
   naa[3] = ((COMPANY_ID & 0x0f) << 4) | (h[0] & 0x0f);
   naa.set(h.subarray(1, 13), 4);
   const serial = h.subarray(13, 25).toString('hex');
-  return { naa, serial, vendor: opts.vendor ?? 'FERRY', product: opts.product ?? 'VIRTUAL-DISK', revision: opts.revision ?? '0001' };
+  return {
+    naa,
+    serial,
+    vendor: opts.vendor ?? 'FERRY',
+    product: opts.product ?? 'VIRTUAL-DISK',
+    revision: opts.revision ?? '0001',
+  };
 }

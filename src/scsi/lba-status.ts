@@ -23,7 +23,8 @@ const ZERO = new Uint8Array(65536);
 export function isZero(buf: Uint8Array): boolean {
   for (let at = 0; at < buf.length; at += ZERO.length) {
     const n = Math.min(ZERO.length, buf.length - at);
-    if (Buffer.compare(Buffer.from(buf.buffer, buf.byteOffset + at, n), Buffer.from(ZERO.buffer, 0, n)) !== 0) return false;
+    if (Buffer.compare(Buffer.from(buf.buffer, buf.byteOffset + at, n), Buffer.from(ZERO.buffer, 0, n)) !== 0)
+      return false;
   }
   return true;
 }
@@ -32,7 +33,13 @@ export function isZero(buf: Uint8Array): boolean {
  * Scan from `lba` and return provisioning extents: at most `maxExtents`, reading at most
  * `scanBlocks` blocks (the last extent ends where the scan stopped). SBC-3 5.5
  */
-export async function scanLbaStatus(dev: BlockDevice, lba: number, maxExtents: number, scanBlocks: number, signal?: AbortSignal): Promise<LbaExtent[]> {
+export async function scanLbaStatus(
+  dev: BlockDevice,
+  lba: number,
+  maxExtents: number,
+  scanBlocks: number,
+  signal?: AbortSignal,
+): Promise<LbaExtent[]> {
   const out: LbaExtent[] = [];
   const bs = dev.blockSize;
   const chunkBlocks = Math.max(1, Math.floor((4 << 20) / bs));
@@ -46,14 +53,16 @@ export async function scanLbaStatus(dev: BlockDevice, lba: number, maxExtents: n
     await dev.readInto(at, view);
     // Fast path: the whole chunk has one status.
     const whole = isZero(view) ? ProvisioningStatus.DEALLOCATED : undefined;
-    for (let i = 0; i < n; ) {
+    for (let i = 0; i < n;) {
       let status: number;
       let run: number;
       if (whole !== undefined) {
         status = whole;
         run = n;
       } else {
-        status = isZero(view.subarray(i * bs, (i + 1) * bs)) ? ProvisioningStatus.DEALLOCATED : ProvisioningStatus.MAPPED;
+        status = isZero(view.subarray(i * bs, (i + 1) * bs))
+          ? ProvisioningStatus.DEALLOCATED
+          : ProvisioningStatus.MAPPED;
         run = 1;
       }
       const last = out[out.length - 1];

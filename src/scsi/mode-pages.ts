@@ -82,7 +82,10 @@ export class ModePages {
    * code: 3Fh means all pages (subpage 00h: page_0 only; FFh: all subpages). SPC-4 6.11
    */
   sense(pageControl: number, page: number, subpage: number): Uint8Array {
-    if (pageControl === 3) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.SAVING_PARAMETERS_NOT_SUPPORTED, { fieldPointer: { cd: true, field: 2, bit: 7 } });
+    if (pageControl === 3)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.SAVING_PARAMETERS_NOT_SUPPORTED, {
+        fieldPointer: { cd: true, field: 2, bit: 7 },
+      });
     const pick = (p: ModePage): Uint8Array => {
       if (pageControl === 0) return p.current;
       if (pageControl === 2) return p.defaults;
@@ -135,7 +138,8 @@ export class ModePages {
         const v = pagesBytes[at + i];
         const mask = p.changeable[i];
         // SPC-4 6.9: a value that differs from current in a non-changeable bit is an error.
-        if ((v & ~mask & 0xff) !== (p.current[i] & ~mask & 0xff)) throw paramError(Asc.INVALID_FIELD_IN_PARAMETER_LIST, listOffset + at + i);
+        if ((v & ~mask & 0xff) !== (p.current[i] & ~mask & 0xff))
+          throw paramError(Asc.INVALID_FIELD_IN_PARAMETER_LIST, listOffset + at + i);
         next[i] = (p.current[i] & ~mask) | (v & mask);
       }
       edits.push([p, next]);

@@ -42,7 +42,14 @@ export function modeHeaderLength(size: ModeCommandSize): number {
  * Header, block descriptor (if any) and pages, as MODE SENSE returns them, or as a MODE SELECT
  * parameter list (`select`: MODE DATA LENGTH is then reserved, 0).
  */
-export function encodeModeParameters(p: { size: ModeCommandSize; deviceSpecific: number; descriptor?: BlockDescriptor; longLba?: boolean; pages?: Uint8Array; select?: boolean }): Uint8Array {
+export function encodeModeParameters(p: {
+  size: ModeCommandSize;
+  deviceSpecific: number;
+  descriptor?: BlockDescriptor;
+  longLba?: boolean;
+  pages?: Uint8Array;
+  select?: boolean;
+}): Uint8Array {
   const hlen = modeHeaderLength(p.size);
   const longLba = !!p.descriptor && !!p.longLba && p.size === 10;
   const bdLen = p.descriptor ? (longLba ? 16 : 8) : 0;
@@ -84,7 +91,10 @@ export function decodeModeParameterHeader(d: Uint8Array, size: ModeCommandSize):
 }
 
 /** The first block descriptor, if the data holds a whole one. */
-export function decodeBlockDescriptor(d: Uint8Array, h: ModeParameterHeader): (BlockDescriptor & { density: number }) | undefined {
+export function decodeBlockDescriptor(
+  d: Uint8Array,
+  h: ModeParameterHeader,
+): (BlockDescriptor & { density: number }) | undefined {
   const at = h.headerLength;
   const r = new ByteReader(d);
   if (h.longLba) {

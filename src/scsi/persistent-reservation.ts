@@ -50,7 +50,13 @@ export interface PrOutParams {
 export function decodePrOutParams(data: Uint8Array): PrOutParams {
   const r = new ByteReader(data);
   const b20 = r.u8(20);
-  return { key: r.u64big(0), serviceActionKey: r.u64big(8), specIPt: !!(b20 & 8), allTgPt: !!(b20 & 4), aptpl: !!(b20 & 1) };
+  return {
+    key: r.u64big(0),
+    serviceActionKey: r.u64big(8),
+    specIPt: !!(b20 & 8),
+    allTgPt: !!(b20 & 4),
+    aptpl: !!(b20 & 1),
+  };
 }
 
 /** REGISTER AND MOVE parameter list (SPC-4 6.16.4). */
@@ -67,7 +73,14 @@ export function decodePrMoveParams(data: Uint8Array): PrMoveParams {
   const r = new ByteReader(data);
   const b17 = r.u8(17);
   const tidLength = r.u32(20);
-  return { key: r.u64big(0), serviceActionKey: r.u64big(8), unreg: !!(b17 & 2), aptpl: !!(b17 & 1), relativeTargetPortId: r.u16(18), transportId: r.bytes(tidLength, 24) };
+  return {
+    key: r.u64big(0),
+    serviceActionKey: r.u64big(8),
+    unreg: !!(b17 & 2),
+    aptpl: !!(b17 & 1),
+    relativeTargetPortId: r.u16(18),
+    transportId: r.bytes(tidLength, 24),
+  };
 }
 
 /** The initiator port name in an iSCSI TransportID (SPC-4 7.6.4.6), format 00b or 01b. */
@@ -78,7 +91,9 @@ export function transportIdName(tid: Uint8Array): string | undefined {
   const nul = body.indexOf(0);
   const s = new TextDecoder().decode(nul >= 0 ? body.subarray(0, nul) : body);
   // Format 00b names only the initiator; I_T nexus keys need the ISID (format 01b).
-  return (tid[0] & 0xc0) === 0x40 && /,i,0x[0-9a-f]{12}$/i.test(s) ? s.replace(/0x([0-9a-f]{12})$/i, (_, h: string) => `0x${h.toLowerCase()}`) : undefined;
+  return (tid[0] & 0xc0) === 0x40 && /,i,0x[0-9a-f]{12}$/i.test(s)
+    ? s.replace(/0x([0-9a-f]{12})$/i, (_, h: string) => `0x${h.toLowerCase()}`)
+    : undefined;
 }
 
 const conflict = (): ScsiResult => ({ status: ScsiStatus.RESERVATION_CONFLICT });
@@ -163,20 +178,29 @@ export class PersistentReservations {
         return w.buf;
       }
       default:
-        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field: 1, bit: 4 } });
+        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, {
+          fieldPointer: { cd: true, field: 1, bit: 4 },
+        });
     }
   }
 
   /** PERSISTENT RESERVE OUT. SPC-4 6.16, 5.13.5–5.13.11 */
   out(nexus: Nexus, sa: number, scope: number, type: number, params: PrOutParams): ScsiResult | undefined {
     const me = this.regs.get(nexus.key);
-    if (params.aptpl) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 20, bit: 0 } });
-    if (params.specIPt) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 20, bit: 3 } });
+    if (params.aptpl)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, {
+        fieldPointer: { cd: false, field: 20, bit: 0 },
+      });
+    if (params.specIPt)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, {
+        fieldPointer: { cd: false, field: 20, bit: 3 },
+      });
     if (sa === PrOutAction.REGISTER || sa === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY) {
       if (sa === PrOutAction.REGISTER && (me ? me.key !== params.key : params.key !== 0n)) return conflict();
       const newKey = params.serviceActionKey;
       if (!me) {
-        if (newKey !== 0n) this.regs.set(nexus.key, { key: newKey, nexusKey: nexus.key, transportId: nexus.transportId });
+        if (newKey !== 0n)
+          this.regs.set(nexus.key, { key: newKey, nexusKey: nexus.key, transportId: nexus.transportId });
       } else if (newKey === 0n) {
         this.unregister(nexus.key);
       } else {
@@ -186,12 +210,22 @@ export class PersistentReservations {
       return undefined;
     }
     if (!me || me.key !== params.key) return conflict();
-    const needType = sa === PrOutAction.RESERVE || sa === PrOutAction.RELEASE || sa === PrOutAction.PREEMPT || sa === PrOutAction.PREEMPT_AND_ABORT;
+    const needType =
+      sa === PrOutAction.RESERVE ||
+      sa === PrOutAction.RELEASE ||
+      sa === PrOutAction.PREEMPT ||
+      sa === PrOutAction.PREEMPT_AND_ABORT;
     // SCOPE must be LU_SCOPE and TYPE valid, except for a PREEMPT that only removes registrations
     // (no reservation, or not the holder's key), which ignores them (SPC-4 5.13.11.2.3).
     if (needType && (scope !== 0 || !VALID_TYPES.has(type))) {
-      if (!(sa === PrOutAction.PREEMPT || sa === PrOutAction.PREEMPT_AND_ABORT) || this.type || params.serviceActionKey === 0n) {
-        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field: 2 } });
+      if (
+        !(sa === PrOutAction.PREEMPT || sa === PrOutAction.PREEMPT_AND_ABORT) ||
+        this.type ||
+        params.serviceActionKey === 0n
+      ) {
+        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, {
+          fieldPointer: { cd: true, field: 2 },
+        });
       }
     }
     switch (sa) {
@@ -204,7 +238,8 @@ export class PersistentReservations {
         return this.isHolder(nexus.key) && this.type === type ? undefined : conflict();
       case PrOutAction.RELEASE:
         if (!this.type || !this.isHolder(nexus.key)) return undefined;
-        if (this.type !== type) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_RELEASE_OF_PERSISTENT_RESERVATION);
+        if (this.type !== type)
+          throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_RELEASE_OF_PERSISTENT_RESERVATION);
         this.release(nexus.key);
         return undefined;
       case PrOutAction.CLEAR:
@@ -218,7 +253,9 @@ export class PersistentReservations {
       case PrOutAction.PREEMPT_AND_ABORT:
         return this.preempt(nexus.key, type, params.serviceActionKey);
       default:
-        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field: 1, bit: 4 } });
+        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, {
+          fieldPointer: { cd: true, field: 1, bit: 4 },
+        });
     }
   }
 
@@ -229,13 +266,25 @@ export class PersistentReservations {
   move(nexus: Nexus, p: PrMoveParams): ScsiResult | undefined {
     const me = this.regs.get(nexus.key);
     if (!me || me.key !== p.key) return conflict();
-    if (p.aptpl) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 17, bit: 0 } });
+    if (p.aptpl)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, {
+        fieldPointer: { cd: false, field: 17, bit: 0 },
+      });
     if (!this.type || isAllRegistrants(this.type) || this.holder !== nexus.key) return conflict();
-    if (p.serviceActionKey === 0n) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 8 } });
+    if (p.serviceActionKey === 0n)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, {
+        fieldPointer: { cd: false, field: 8 },
+      });
     const name = transportIdName(p.transportId);
-    if (!name) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 24 } });
+    if (!name)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, {
+        fieldPointer: { cd: false, field: 24 },
+      });
     const destKey = `${name},${nexus.targetName},t,${nexus.tpgt}`;
-    if (destKey === nexus.key) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 24 } });
+    if (destKey === nexus.key)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, {
+        fieldPointer: { cd: false, field: 24 },
+      });
     const dest = this.regs.get(destKey);
     if (dest) dest.key = p.serviceActionKey;
     else this.regs.set(destKey, { key: p.serviceActionKey, nexusKey: destKey, transportId: p.transportId.slice() });
@@ -247,15 +296,25 @@ export class PersistentReservations {
 
   /** SPC-4 5.13.11.2 */
   private preempt(me: string, type: number, saKey: bigint): ScsiResult | undefined {
-    const victims = (pred: (r: Registration) => boolean): string[] => [...this.regs.values()].filter(pred).map((r) => r.nexusKey);
-    if (!this.type || (isAllRegistrants(this.type) && saKey !== 0n) || (!isAllRegistrants(this.type) && this.regs.get(this.holder ?? '')?.key !== saKey)) {
+    const victims = (pred: (r: Registration) => boolean): string[] =>
+      [...this.regs.values()].filter(pred).map((r) => r.nexusKey);
+    if (
+      !this.type ||
+      (isAllRegistrants(this.type) && saKey !== 0n) ||
+      (!isAllRegistrants(this.type) && this.regs.get(this.holder ?? '')?.key !== saKey)
+    ) {
       // No reservation to take over: only remove registrations.
-      if (saKey === 0n) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: 8 } });
+      if (saKey === 0n)
+        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, {
+          fieldPointer: { cd: false, field: 8 },
+        });
       const gone = victims((r) => r.key === saKey);
       if (gone.length === 0) return conflict();
       for (const k of gone) this.removeRegistration(k, me);
     } else {
-      const gone = isAllRegistrants(this.type) ? victims((r) => r.nexusKey !== me) : victims((r) => r.key === saKey && r.nexusKey !== me);
+      const gone = isAllRegistrants(this.type)
+        ? victims((r) => r.nexusKey !== me)
+        : victims((r) => r.key === saKey && r.nexusKey !== me);
       for (const k of gone) this.removeRegistration(k, me);
       const changedType = this.type !== type;
       this.type = type;

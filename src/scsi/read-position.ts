@@ -36,7 +36,11 @@ export interface LongPosition extends PositionFlags {
 }
 
 const flagsByte = (f: PositionFlags): number => (f.bop ? 0x80 : 0) | (f.eop ? 0x40 : 0) | (f.bpew ? 0x01 : 0);
-const flagsOf = (b: number): PositionFlags => ({ bop: (b & 0x80) !== 0, eop: (b & 0x40) !== 0, bpew: (b & 0x01) !== 0 });
+const flagsOf = (b: number): PositionFlags => ({
+  bop: (b & 0x80) !== 0,
+  eop: (b & 0x40) !== 0,
+  bpew: (b & 0x01) !== 0,
+});
 
 export function encodeShortPosition(f: PositionFlags, blockId: number): Uint8Array {
   const w = new ByteWriter(20);

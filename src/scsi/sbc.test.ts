@@ -9,7 +9,10 @@ import { decodeModeParameterHeader } from './mode-parameters.ts';
 
 const BS = 512;
 
-function disk(blocks = 4096, opts: Partial<DiskLuOptions> & { readOnly?: boolean; blockSize?: number } = {}): { lu: DiskLu; dev: MemoryDevice; run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult> } {
+function disk(
+  blocks = 4096,
+  opts: Partial<DiskLuOptions> & { readOnly?: boolean; blockSize?: number } = {},
+): { lu: DiskLu; dev: MemoryDevice; run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult> } {
   const dev = new MemoryDevice(opts.blockSize ?? BS, blocks, opts.readOnly ?? false);
   const lu = new DiskLu(dev, { identity: luIdentity('sbc-test'), sanitizeBytesPerSecond: 2 ** 40, ...opts });
   const run = async (c: Uint8Array, o: TaskOptions = {}): Promise<ScsiResult> => lu.execute(makeTask(c, o));
@@ -28,7 +31,8 @@ const tur = (): Uint8Array => cdb(0, 0, 0, 0, 0, 0);
 const read10 = (lba: number, n: number, flags = 0): Uint8Array => cdb(0x28, flags, ...be(lba, 4), 0, ...be(n, 2), 0);
 const write10 = (lba: number, n: number, flags = 0): Uint8Array => cdb(0x2a, flags, ...be(lba, 4), 0, ...be(n, 2), 0);
 const read16 = (lba: number | bigint, n: number): Uint8Array => cdb(0x88, 0, ...be(lba, 8), ...be(n, 4), 0, 0);
-const write16 = (lba: number | bigint, n: number, flags = 0): Uint8Array => cdb(0x8a, flags, ...be(lba, 8), ...be(n, 4), 0, 0);
+const write16 = (lba: number | bigint, n: number, flags = 0): Uint8Array =>
+  cdb(0x8a, flags, ...be(lba, 8), ...be(n, 4), 0, 0);
 const fill = (blocks: number, v: number): Uint8Array => new Uint8Array(blocks * BS).fill(v);
 /** READ data arrives in a pooled Buffer: compare bytes, not types. */
 const bytesOf = (d: Uint8Array | undefined): Uint8Array | undefined => (d ? new Uint8Array(d) : d);
@@ -91,14 +95,17 @@ test('FUA and SYNCHRONIZE CACHE flush the device before GOOD', async () => {
   assert.equal(outcome(await run(cdb(0x91, 0, ...be(4000, 8), ...be(200, 4), 0, 0))), '5/21/00');
 });
 
-test('a device whose flush fails: SYNCHRONIZE CACHE and FUA writes get MEDIUM ERROR, WRITE ERROR (03/0C/00)', async () => {
-  const { run, dev } = await readyDisk();
-  dev.flush = async () => {
-    throw new Error('background write-back failed (EIO)');
-  };
-  assert.equal(outcome(await run(cdb(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0))), '3/0c/00');
-  assert.equal(outcome(await run(write10(0, 1, 0x08), { dataOut: fill(1, 1) })), '3/0c/00');
-});
+test(
+  'a device whose flush fails: SYNCHRONIZE CACHE and FUA writes get MEDIUM ERROR, WRITE ERROR ' + '(03/0C/00)',
+  async () => {
+    const { run, dev } = await readyDisk();
+    dev.flush = async () => {
+      throw new Error('background write-back failed (EIO)');
+    };
+    assert.equal(outcome(await run(cdb(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0))), '3/0c/00');
+    assert.equal(outcome(await run(write10(0, 1, 0x08), { dataOut: fill(1, 1) })), '3/0c/00');
+  },
+);
 
 test('write protection: read-only device and SWP give 07/27/00, reads still work', async () => {
   const ro = await readyDisk(64, { readOnly: true });
@@ -165,7 +172,10 @@ test('WRITE SAME 10/16: pattern, NDOB, UNMAP, to-the-end, limits', async () => {
   assert.equal(outcome(await run(cdb(0x41, 0, ...be(0, 4), 0, ...be(2, 2), 0))), '5/24/00');
   assert.equal(outcome(await run(cdb(0x41, 0, ...be(0, 4), 0, ...be(1, 2), 0), { dataOut: fill(2, 1) })), '5/24/00');
   // UNMAP=1 deallocates whatever the data.
-  assert.equal(outcome(await run(cdb(0x41, 0x08, ...be(100, 4), 0, ...be(2, 2), 0), { dataOut: fill(1, 0xff) })), 'GOOD');
+  assert.equal(
+    outcome(await run(cdb(0x41, 0x08, ...be(100, 4), 0, ...be(2, 2), 0), { dataOut: fill(1, 0xff) })),
+    'GOOD',
+  );
   assert.equal(dev.bytes[101 * BS + 5], 0);
 });
 
@@ -181,13 +191,18 @@ function unmapList(ranges: Array<[number, number]>): Uint8Array {
   return b;
 }
 
-async function lbaStatus(run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult>, lba: number, alloc = 1024): Promise<Array<[number, number, number]>> {
+async function lbaStatus(
+  run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult>,
+  lba: number,
+  alloc = 1024,
+): Promise<Array<[number, number, number]>> {
   const r = await run(cdb(0x9e, 0x12, ...be(lba, 8), ...be(alloc, 4), 0, 0));
   assert.equal(outcome(r), 'GOOD');
   const d = r.dataIn!;
   const dv = new DataView(d.buffer, d.byteOffset, d.length);
   const out: Array<[number, number, number]> = [];
-  for (let at = 8; at + 16 <= d.length; at += 16) out.push([Number(dv.getBigUint64(at)), dv.getUint32(at + 8), d[at + 12] & 0x0f]);
+  for (let at = 8; at + 16 <= d.length; at += 16)
+    out.push([Number(dv.getBigUint64(at)), dv.getUint32(at + 8), d[at + 12] & 0x0f]);
   return out;
 }
 
@@ -195,12 +210,25 @@ test('UNMAP and GET LBA STATUS agree with the data', async () => {
   const { run, dev } = await readyDisk(4096);
   assert.deepEqual(await lbaStatus(run, 0), [[0, 4096, 1]]);
   await run(write10(10, 20), { dataOut: fill(20, 0x41) });
-  assert.deepEqual(await lbaStatus(run, 0), [[0, 10, 1], [10, 20, 0], [30, 4066, 1]]);
-  const list = unmapList([[12, 3], [20, 2]]);
+  assert.deepEqual(await lbaStatus(run, 0), [
+    [0, 10, 1],
+    [10, 20, 0],
+    [30, 4066, 1],
+  ]);
+  const list = unmapList([
+    [12, 3],
+    [20, 2],
+  ]);
   assert.equal(outcome(await run(cdb(0x42, 0, 0, 0, 0, 0, 0, ...be(list.length, 2), 0), { dataOut: list })), 'GOOD');
   assert.equal(dev.bytes[12 * BS], 0);
   assert.equal(dev.bytes[15 * BS], 0x41);
-  assert.deepEqual((await lbaStatus(run, 10)).slice(0, 5), [[10, 2, 0], [12, 3, 1], [15, 5, 0], [20, 2, 1], [22, 8, 0]]);
+  assert.deepEqual((await lbaStatus(run, 10)).slice(0, 5), [
+    [10, 2, 0],
+    [12, 3, 1],
+    [15, 5, 0],
+    [20, 2, 1],
+    [22, 8, 0],
+  ]);
   // Allocation length 24 = one descriptor.
   assert.deepEqual(await lbaStatus(run, 11, 24), [[11, 1, 0]]);
   assert.equal(outcome(await run(cdb(0x9e, 0x12, ...be(4096, 8), ...be(24, 4), 0, 0))), '5/21/00');
@@ -311,10 +339,12 @@ test('SANITIZE overwrite, block erase, parameter checks, NOT READY while running
   await run(write10(0, 4), { dataOut: fill(4, 0x61) });
   const param = new Uint8Array(4 + BS).fill(0xaa);
   param.set([0x01, 0, BS >> 8, BS & 0xff]);
-  const san = (sa: number, pll: number, immed = false): Uint8Array => cdb(0x48, sa | (immed ? 0x80 : 0), 0, 0, 0, 0, 0, ...be(pll, 2), 0);
+  const san = (sa: number, pll: number, immed = false): Uint8Array =>
+    cdb(0x48, sa | (immed ? 0x80 : 0), 0, 0, 0, 0, 0, ...be(pll, 2), 0);
   assert.equal(outcome(await run(san(1, param.length), { dataOut: param })), 'GOOD');
   assert.ok(dev.bytes.every((b) => b === 0xaa));
-  for (let pll = 0; pll < 5; pll++) assert.equal(outcome(await run(san(1, pll), { dataOut: param.subarray(0, pll) })), '5/24/00');
+  for (let pll = 0; pll < 5; pll++)
+    assert.equal(outcome(await run(san(1, pll), { dataOut: param.subarray(0, pll) })), '5/24/00');
   const zeroCount = param.slice();
   zeroCount[0] = 0;
   assert.equal(outcome(await run(san(1, param.length), { dataOut: zeroCount })), '5/24/00');
@@ -355,23 +385,35 @@ test('block limits, block device characteristics and provisioning VPD pages', as
   assert.equal(b2[6] & 7, 2, 'thin');
 });
 
-test('physical block size: default equals the logical one; 512e reports exponent 3 and unmap granularity 8', async () => {
-  const plain = await readyDisk(64);
-  const rc = (await plain.run(cdb(0x9e, 0x10, ...be(0, 8), ...be(32, 4), 0, 0))).dataIn!;
-  assert.equal(rc[13] & 0x0f, 0);
-  const e = await readyDisk(64, { physicalBlockSize: 4096 });
-  const rc2 = (await e.run(cdb(0x9e, 0x10, ...be(0, 8), ...be(32, 4), 0, 0))).dataIn!;
-  assert.equal(rc2[13] & 0x0f, 3);
-  const b0 = (await e.run(cdb(0x12, 1, 0xb0, 0, 255, 0))).dataIn!;
-  assert.equal(new DataView(b0.buffer, b0.byteOffset).getUint32(28), 8);
-  assert.throws(() => new DiskLu(new MemoryDevice(512, 8), { identity: luIdentity('x'), physicalBlockSize: 768 }), RangeError);
-});
+test(
+  'physical block size: default equals the logical one; 512e reports exponent 3 and unmap ' + 'granularity 8',
+  async () => {
+    const plain = await readyDisk(64);
+    const rc = (await plain.run(cdb(0x9e, 0x10, ...be(0, 8), ...be(32, 4), 0, 0))).dataIn!;
+    assert.equal(rc[13] & 0x0f, 0);
+    const e = await readyDisk(64, { physicalBlockSize: 4096 });
+    const rc2 = (await e.run(cdb(0x9e, 0x10, ...be(0, 8), ...be(32, 4), 0, 0))).dataIn!;
+    assert.equal(rc2[13] & 0x0f, 3);
+    const b0 = (await e.run(cdb(0x12, 1, 0xb0, 0, 255, 0))).dataIn!;
+    assert.equal(new DataView(b0.buffer, b0.byteOffset).getUint32(28), 8);
+    assert.throws(
+      () => new DiskLu(new MemoryDevice(512, 8), { identity: luIdentity('x'), physicalBlockSize: 768 }),
+      RangeError,
+    );
+  },
+);
 
 test('WRITE ATOMIC(16), READ DEFECT DATA(10/12), FORMAT UNIT', async () => {
   const { run, dev } = await readyDisk(64);
-  assert.equal(outcome(await run(cdb(0x9c, 0, ...be(7, 8), 0, 0, ...be(2, 2), 0, 0), { dataOut: fill(2, 0x33) })), 'GOOD');
+  assert.equal(
+    outcome(await run(cdb(0x9c, 0, ...be(7, 8), 0, 0, ...be(2, 2), 0, 0), { dataOut: fill(2, 0x33) })),
+    'GOOD',
+  );
   assert.equal(dev.bytes[8 * BS + 511], 0x33);
-  assert.equal(outcome(await run(cdb(0x9c, 0, ...be(63, 8), 0, 0, ...be(2, 2), 0, 0), { dataOut: fill(2, 0x33) })), '5/21/00');
+  assert.equal(
+    outcome(await run(cdb(0x9c, 0, ...be(63, 8), 0, 0, ...be(2, 2), 0, 0), { dataOut: fill(2, 0x33) })),
+    '5/21/00',
+  );
   const d10 = await run(cdb(0x37, 0, 0x18 | 5, 0, 0, 0, 0, ...be(32, 2), 0));
   assert.deepEqual([...d10.dataIn!], [0, 0x1d, 0, 0]);
   const d12 = await run(cdb(0xb7, 0x08 | 4, 0, 0, 0, 0, ...be(32, 4), 0, 0));
@@ -392,11 +434,17 @@ test('caching mode page: WCE=0 makes every write durable before GOOD', async () 
   page[2] &= ~0x04;
   const param = new Uint8Array(8 + page.length);
   param.set(page, 8);
-  assert.equal(outcome(await run(cdb(0x55, 0x10, 0, 0, 0, 0, 0, ...be(param.length, 2), 0), { dataOut: param })), 'GOOD');
+  assert.equal(
+    outcome(await run(cdb(0x55, 0x10, 0, 0, 0, 0, 0, ...be(param.length, 2), 0), { dataOut: param })),
+    'GOOD',
+  );
   await run(write10(0, 1), { dataOut: fill(1, 1) });
   assert.equal(flushes, 1);
   // SP=1 (save pages) is not supported.
-  assert.equal(outcome(await run(cdb(0x55, 0x11, 0, 0, 0, 0, 0, ...be(param.length, 2), 0), { dataOut: param })), '5/39/00');
+  assert.equal(
+    outcome(await run(cdb(0x55, 0x11, 0, 0, 0, 0, 0, ...be(param.length, 2), 0), { dataOut: param })),
+    '5/39/00',
+  );
 });
 
 test('an aborted task ends TASK ABORTED and writes nothing', async () => {

@@ -69,7 +69,8 @@ function blocks(lu: DiskLu, bytes: number): number {
 
 /** SBC-3 4.5: LBA + count beyond the capacity → 05/21/00. */
 function checkLba(lu: DiskLu, lba: number, count: number): void {
-  if (!(lba + count <= lu.device.blockCount) || lba < 0) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.LBA_OUT_OF_RANGE);
+  if (!(lba + count <= lu.device.blockCount) || lba < 0)
+    throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.LBA_OUT_OF_RANGE);
 }
 
 function checkWritable(lu: DiskLu): void {
@@ -129,7 +130,6 @@ async function doRead(task: ScsiTask, lu: DiskLu, c: RwCdb, lengthField: number)
   return { status: ScsiStatus.GOOD, dataIn: data, transferLength: data.length, release: () => readBuffers.give(data) };
 }
 
-
 async function doWrite(task: ScsiTask, lu: DiskLu, c: RwCdb, lengthField: number): Promise<ScsiResult> {
   checkReady(lu);
   checkProtect(c.protect);
@@ -162,7 +162,13 @@ function firstDifference(a: Uint8Array, b: Uint8Array): number {
   let hi = n;
   while (hi - lo > 64) {
     const mid = (lo + hi) >>> 1;
-    if (Buffer.compare(Buffer.from(a.buffer, a.byteOffset + lo, mid - lo), Buffer.from(b.buffer, b.byteOffset + lo, mid - lo)) === 0) lo = mid;
+    if (
+      Buffer.compare(
+        Buffer.from(a.buffer, a.byteOffset + lo, mid - lo),
+        Buffer.from(b.buffer, b.byteOffset + lo, mid - lo),
+      ) === 0
+    )
+      lo = mid;
     else hi = mid;
   }
   for (let i = lo; i < hi; i++) if (a[i] !== b[i]) return i;
@@ -185,11 +191,13 @@ async function doVerify(task: ScsiTask, lu: DiskLu, c: VerifyCdb, lengthField: n
   task.signal.throwIfAborted();
   const medium = await lu.device.read(c.lba, c.blockCount);
   if (c.bytchk === 1) {
-    if (task.dataOut.length < expected) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT);
+    if (task.dataOut.length < expected)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT);
     const at = firstDifference(medium, task.dataOut);
     if (at >= 0) throw miscompare(at);
   } else if (c.bytchk === 3) {
-    if (task.dataOut.length < bs) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT);
+    if (task.dataOut.length < bs)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_COMMAND_INFORMATION_UNIT);
     const one = task.dataOut.subarray(0, bs);
     for (let i = 0; i < c.blockCount; i++) {
       const at = firstDifference(medium.subarray(i * bs, (i + 1) * bs), one);
@@ -204,7 +212,12 @@ async function doWriteAndVerify(task: ScsiTask, lu: DiskLu, c: VerifyCdb, length
   checkProtect(c.protect);
   // SBC-4 5.37: BYTCHK 00b/01b are defined for WRITE AND VERIFY; the data is written then read back.
   if (c.bytchk > 1) throw invalidCdb(1, 2);
-  const r = await doWrite(task, lu, { lba: c.lba, blockCount: c.blockCount, protect: 0, dpo: c.dpo, fua: true }, lengthField);
+  const r = await doWrite(
+    task,
+    lu,
+    { lba: c.lba, blockCount: c.blockCount, protect: 0, dpo: c.dpo, fua: true },
+    lengthField,
+  );
   const n = Math.min(c.blockCount, blocks(lu, task.dataOut.length));
   if (n > 0) {
     const back = await lu.device.read(c.lba, n);
@@ -217,15 +230,23 @@ async function doWriteAndVerify(task: ScsiTask, lu: DiskLu, c: VerifyCdb, length
 // ---- WRITE SAME, UNMAP, GET LBA STATUS ----------------------------------------------------
 
 /** Write `pattern` (one block, or zeros when undefined) over [lba, lba+count) in chunks. */
-export async function fillRange(lu: DiskLu, lba: number, count: number, pattern: Uint8Array | undefined, signal?: AbortSignal, onProgress?: (doneBlocks: number) => Promise<void>): Promise<void> {
+export async function fillRange(
+  lu: DiskLu,
+  lba: number,
+  count: number,
+  pattern: Uint8Array | undefined,
+  signal?: AbortSignal,
+  onProgress?: (doneBlocks: number) => Promise<void>,
+): Promise<void> {
   const bs = lu.device.blockSize;
   const chunkBlocks = Math.max(1, Math.min(count, blocks(lu, DiskLimits.fillChunkBytes)));
   const chunk = new Uint8Array(chunkBlocks * bs);
   if (pattern && !pattern.every((v) => v === 0)) {
     chunk.set(pattern.subarray(0, bs));
-    for (let filled = bs; filled < chunk.length; filled *= 2) chunk.copyWithin(filled, 0, Math.min(filled, chunk.length - filled));
+    for (let filled = bs; filled < chunk.length; filled *= 2)
+      chunk.copyWithin(filled, 0, Math.min(filled, chunk.length - filled));
   }
-  for (let done = 0; done < count; ) {
+  for (let done = 0; done < count;) {
     signal?.throwIfAborted();
     const n = Math.min(chunkBlocks, count - done);
     await lu.device.write(lba + done, chunk.subarray(0, n * bs));
@@ -269,9 +290,11 @@ export function decodeUnmapList(data: Uint8Array): Array<{ lba: number; blockCou
   const r = new ByteReader(data);
   const dataLength = r.u16(0);
   const descLength = r.u16(2);
-  if (dataLength < 6 || dataLength + 2 > data.length || descLength + 8 > data.length) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+  if (dataLength < 6 || dataLength + 2 > data.length || descLength + 8 > data.length)
+    throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
   const out: Array<{ lba: number; blockCount: number }> = [];
-  for (let at = 8; at + 16 <= 8 + descLength; at += 16) out.push({ lba: Number(r.u64big(at)), blockCount: r.u32(at + 8) });
+  for (let at = 8; at + 16 <= 8 + descLength; at += 16)
+    out.push({ lba: Number(r.u64big(at)), blockCount: r.u32(at + 8) });
   return out;
 }
 
@@ -281,7 +304,8 @@ async function unmap(task: ScsiTask, lu: DiskLu): Promise<ScsiResult> {
   if (c.anchor) throw invalidCdb(1, 0);
   checkWritable(lu);
   if (c.parameterListLength === 0) return { status: ScsiStatus.GOOD, transferLength: 0 };
-  if (c.parameterListLength < 8 || task.dataOut.length < c.parameterListLength) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+  if (c.parameterListLength < 8 || task.dataOut.length < c.parameterListLength)
+    throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
   const list = decodeUnmapList(task.dataOut.subarray(0, c.parameterListLength));
   if (list.length > DiskLimits.maxUnmapDescriptors) throw invalidParam(2);
   let total = 0;
@@ -309,11 +333,18 @@ async function getLbaStatus(task: ScsiTask, lu: DiskLu): Promise<Uint8Array> {
     if (c.allocationLength === 0) return new Uint8Array(0);
   }
   const maxExtents = Math.max(1, Math.min(4096, Math.floor((c.allocationLength - 8) / 16)));
-  const extents = await scanLbaStatus(lu.device, c.lba, maxExtents, blocks(lu, DiskLimits.lbaStatusScanBytes), task.signal);
+  const extents = await scanLbaStatus(
+    lu.device,
+    c.lba,
+    maxExtents,
+    blocks(lu, DiskLimits.lbaStatusScanBytes),
+    task.signal,
+  );
   // A descriptor's NUMBER OF LOGICAL BLOCKS is 32 bits: split longer extents.
   const descs: Array<[number, number, number]> = [];
   for (const e of extents) {
-    for (let at = 0; at < e.blockCount && descs.length < maxExtents; at += 0xffffffff) descs.push([e.lba + at, Math.min(0xffffffff, e.blockCount - at), e.status]);
+    for (let at = 0; at < e.blockCount && descs.length < maxExtents; at += 0xffffffff)
+      descs.push([e.lba + at, Math.min(0xffffffff, e.blockCount - at), e.status]);
   }
   const w = new ByteWriter(8 + 16 * descs.length).u32(4 + 16 * descs.length).u32(0);
   for (const [lba, n, st] of descs) w.u64(lba).u32(n).u8(st).skip(3);
@@ -454,14 +485,19 @@ function preventAllow(task: ScsiTask, lu: DiskLu): void {
 }
 
 /** SANITIZE OVERWRITE parameter list (SBC-4 5.30.2.2). */
-export function decodeSanitizeOverwrite(data: Uint8Array, parameterListLength: number, blockSize: number): { invert: boolean; count: number; pattern: Uint8Array } {
+export function decodeSanitizeOverwrite(
+  data: Uint8Array,
+  parameterListLength: number,
+  blockSize: number,
+): { invert: boolean; count: number; pattern: Uint8Array } {
   // libiscsi expects every defect here reported as INVALID FIELD IN CDB (Sanitize.Overwrite).
   if (parameterListLength < 5 || data.length < parameterListLength) throw invalidCdb(7);
   const r = new ByteReader(data);
   const b0 = r.u8(0);
   const count = b0 & 0x1f;
   const patternLength = r.u16(2);
-  if (count === 0 || patternLength === 0 || patternLength > blockSize || parameterListLength !== 4 + patternLength) throw invalidCdb(7);
+  if (count === 0 || patternLength === 0 || patternLength > blockSize || parameterListLength !== 4 + patternLength)
+    throw invalidCdb(7);
   return { invert: !!(b0 & 0x80), count, pattern: data.subarray(4, 4 + patternLength) };
 }
 
@@ -477,7 +513,8 @@ async function sanitize(task: ScsiTask, lu: DiskLu): Promise<HandlerResult> {
   if (c.serviceAction === SanitizeAction.OVERWRITE) {
     const o = decodeSanitizeOverwrite(task.dataOut, c.parameterListLength, bs);
     const block = new Uint8Array(bs);
-    for (let at = 0; at < bs; at += o.pattern.length) block.set(o.pattern.subarray(0, Math.min(o.pattern.length, bs - at)), at);
+    for (let at = 0; at < bs; at += o.pattern.length)
+      block.set(o.pattern.subarray(0, Math.min(o.pattern.length, bs - at)), at);
     pattern = block;
     // INVERT with an odd count ends on the inverted pattern; Ferry writes the final pass's data.
     if (o.invert && o.count % 2 === 0) for (let i = 0; i < bs; i++) block[i] ^= 0xff;
@@ -493,9 +530,11 @@ async function sanitize(task: ScsiTask, lu: DiskLu): Promise<HandlerResult> {
   checkWritable(lu);
   const job = runSanitize(lu, pattern, passes);
   lu.sanitizing = job;
-  void job.finally(() => {
-    if (lu.sanitizing === job) lu.sanitizing = undefined;
-  }).catch(() => undefined);
+  void job
+    .finally(() => {
+      if (lu.sanitizing === job) lu.sanitizing = undefined;
+    })
+    .catch(() => undefined);
   if (!c.immed) await job;
   return undefined;
 }
@@ -544,33 +583,42 @@ async function formatUnit(task: ScsiTask, lu: DiskLu): Promise<void> {
 export function sbcVpdPages(lu: DiskLu): Array<[number, VpdBuilder]> {
   const bs = (): number => lu.device.blockSize;
   return [
-    [VpdPage.BLOCK_LIMITS, () => {
-      // SBC-3 6.5.3: page length 3Ch.
-      const w = new ByteWriter(0x3c);
-      w.setU8(1, DiskLimits.maxCompareAndWriteBlocks); // byte 5
-      w.setU16(2, 1); // OPTIMAL TRANSFER LENGTH GRANULARITY
-      w.setU32(4, DiskLimits.maxTransferBytes / bs());
-      w.setU32(8, DiskLimits.optimalTransferBytes / bs());
-      w.setU32(12, DiskLimits.maxTransferBytes / bs()); // MAXIMUM PREFETCH LENGTH
-      w.setU32(16, DiskLimits.maxUnmapBytes / bs());
-      w.setU32(20, DiskLimits.maxUnmapDescriptors);
-      w.setU32(24, 2 ** lbppbExponent(lu)); // OPTIMAL UNMAP GRANULARITY: one physical block
-      w.setU32(28, 0x80000000); // UGAVALID, alignment 0
-      w.setU64(32, DiskLimits.maxWriteSameBytes / bs());
-      w.setU32(40, DiskLimits.maxTransferBytes / bs()); // MAXIMUM ATOMIC TRANSFER LENGTH (SBC-4)
-      return w.buf;
-    }],
-    [VpdPage.BLOCK_DEVICE_CHARACTERISTICS, () => {
-      // SBC-4 6.6.2: MEDIUM ROTATION RATE 0001h (non-rotating); WABEREQ=01b, WACEREQ=01b.
-      const w = new ByteWriter(0x3c);
-      w.setU16(0, 0x0001);
-      w.setU8(3, 0x40 | 0x10);
-      return w.buf;
-    }],
-    [VpdPage.LOGICAL_BLOCK_PROVISIONING, () => {
-      // SBC-3 6.5.4: LBPU, LBPWS, LBPWS10, LBPRZ; PROVISIONING TYPE 010b (thin).
-      return Uint8Array.of(0, 0x80 | 0x40 | 0x20 | 0x04, 0x02, 0);
-    }],
+    [
+      VpdPage.BLOCK_LIMITS,
+      () => {
+        // SBC-3 6.5.3: page length 3Ch.
+        const w = new ByteWriter(0x3c);
+        w.setU8(1, DiskLimits.maxCompareAndWriteBlocks); // byte 5
+        w.setU16(2, 1); // OPTIMAL TRANSFER LENGTH GRANULARITY
+        w.setU32(4, DiskLimits.maxTransferBytes / bs());
+        w.setU32(8, DiskLimits.optimalTransferBytes / bs());
+        w.setU32(12, DiskLimits.maxTransferBytes / bs()); // MAXIMUM PREFETCH LENGTH
+        w.setU32(16, DiskLimits.maxUnmapBytes / bs());
+        w.setU32(20, DiskLimits.maxUnmapDescriptors);
+        w.setU32(24, 2 ** lbppbExponent(lu)); // OPTIMAL UNMAP GRANULARITY: one physical block
+        w.setU32(28, 0x80000000); // UGAVALID, alignment 0
+        w.setU64(32, DiskLimits.maxWriteSameBytes / bs());
+        w.setU32(40, DiskLimits.maxTransferBytes / bs()); // MAXIMUM ATOMIC TRANSFER LENGTH (SBC-4)
+        return w.buf;
+      },
+    ],
+    [
+      VpdPage.BLOCK_DEVICE_CHARACTERISTICS,
+      () => {
+        // SBC-4 6.6.2: MEDIUM ROTATION RATE 0001h (non-rotating); WABEREQ=01b, WACEREQ=01b.
+        const w = new ByteWriter(0x3c);
+        w.setU16(0, 0x0001);
+        w.setU8(3, 0x40 | 0x10);
+        return w.buf;
+      },
+    ],
+    [
+      VpdPage.LOGICAL_BLOCK_PROVISIONING,
+      () => {
+        // SBC-3 6.5.4: LBPU, LBPWS, LBPWS10, LBPRZ; PROVISIONING TYPE 010b (thin).
+        return Uint8Array.of(0, 0x80 | 0x40 | 0x20 | 0x04, 0x02, 0);
+      },
+    ],
   ];
 }
 
@@ -588,15 +636,26 @@ export function sbcModePages(): ModePage[] {
 // ---- the SBC command table -----------------------------------------------------------------
 
 type E = CommandEntry<DiskLu>;
-const rw = (name: string, cdbLength: number, pr: 'read' | 'write', handler: E['handler']): E => ({ name, cdbLength, pr, handler });
+const rw = (name: string, cdbLength: number, pr: 'read' | 'write', handler: E['handler']): E => ({
+  name,
+  cdbLength,
+  pr,
+  handler,
+});
 
 const serviceActionIn16: E = {
   name: 'SERVICE ACTION IN(16)',
   cdbLength: 16,
   handler: () => undefined,
   serviceActions: new Map<number, E>([
-    [ServiceActionIn16.READ_CAPACITY_16, { name: 'READ CAPACITY(16)', cdbLength: 16, pr: 'allowed', handler: (t, lu) => readCapacity16(t, lu) }],
-    [ServiceActionIn16.GET_LBA_STATUS, { name: 'GET LBA STATUS', cdbLength: 16, pr: 'read', handler: (t, lu) => getLbaStatus(t, lu) }],
+    [
+      ServiceActionIn16.READ_CAPACITY_16,
+      { name: 'READ CAPACITY(16)', cdbLength: 16, pr: 'allowed', handler: (t, lu) => readCapacity16(t, lu) },
+    ],
+    [
+      ServiceActionIn16.GET_LBA_STATUS,
+      { name: 'GET LBA STATUS', cdbLength: 16, pr: 'read', handler: (t, lu) => getLbaStatus(t, lu) },
+    ],
   ]),
 };
 
@@ -605,7 +664,15 @@ const sanitizeEntry: E = {
   cdbLength: 10,
   handler: () => undefined,
   serviceActions: new Map<number, E>(
-    [SanitizeAction.OVERWRITE, SanitizeAction.BLOCK_ERASE, SanitizeAction.CRYPTO_ERASE, SanitizeAction.EXIT_FAILURE_MODE].map((sa) => [sa, { name: 'SANITIZE', cdbLength: 10, pr: 'write', handler: (t: ScsiTask, lu: DiskLu) => sanitize(t, lu) }]),
+    [
+      SanitizeAction.OVERWRITE,
+      SanitizeAction.BLOCK_ERASE,
+      SanitizeAction.CRYPTO_ERASE,
+      SanitizeAction.EXIT_FAILURE_MODE,
+    ].map((sa) => [
+      sa,
+      { name: 'SANITIZE', cdbLength: 10, pr: 'write', handler: (t: ScsiTask, lu: DiskLu) => sanitize(t, lu) },
+    ]),
   ),
 };
 
@@ -621,27 +688,57 @@ export const SBC_COMMANDS: CommandTable<DiskLu> = new Map<number, E>([
   [Opcode.WRITE_12, rw('WRITE(12)', 12, 'write', (t, lu) => doWrite(t, lu, decodeRw12(t.cdb), 6))],
   [Opcode.READ_16, rw('READ(16)', 16, 'read', (t, lu) => doRead(t, lu, decodeRw16(t.cdb), 10))],
   [Opcode.WRITE_16, rw('WRITE(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeRw16(t.cdb), 10))],
-  [Opcode.WRITE_ATOMIC_16, rw('WRITE ATOMIC(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeWriteAtomic16(t.cdb), 12))],
+  [
+    Opcode.WRITE_ATOMIC_16,
+    rw('WRITE ATOMIC(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeWriteAtomic16(t.cdb), 12)),
+  ],
   [Opcode.READ_DEFECT_DATA_10, rw('READ DEFECT DATA(10)', 10, 'read', (t, lu) => readDefectData(t, lu))],
   [Opcode.READ_DEFECT_DATA_12, rw('READ DEFECT DATA(12)', 12, 'read', (t, lu) => readDefectData(t, lu))],
   [Opcode.VERIFY_10, rw('VERIFY(10)', 10, 'read', (t, lu) => doVerify(t, lu, decodeVerify10(t.cdb), 7))],
   [Opcode.VERIFY_12, rw('VERIFY(12)', 12, 'read', (t, lu) => doVerify(t, lu, decodeVerify12(t.cdb), 6))],
   [Opcode.VERIFY_16, rw('VERIFY(16)', 16, 'read', (t, lu) => doVerify(t, lu, decodeVerify16(t.cdb), 10))],
-  [Opcode.WRITE_AND_VERIFY_10, rw('WRITE AND VERIFY(10)', 10, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify10(t.cdb), 7))],
-  [Opcode.WRITE_AND_VERIFY_12, rw('WRITE AND VERIFY(12)', 12, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify12(t.cdb), 6))],
-  [Opcode.WRITE_AND_VERIFY_16, rw('WRITE AND VERIFY(16)', 16, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify16(t.cdb), 10))],
+  [
+    Opcode.WRITE_AND_VERIFY_10,
+    rw('WRITE AND VERIFY(10)', 10, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify10(t.cdb), 7)),
+  ],
+  [
+    Opcode.WRITE_AND_VERIFY_12,
+    rw('WRITE AND VERIFY(12)', 12, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify12(t.cdb), 6)),
+  ],
+  [
+    Opcode.WRITE_AND_VERIFY_16,
+    rw('WRITE AND VERIFY(16)', 16, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify16(t.cdb), 10)),
+  ],
   [Opcode.WRITE_SAME_10, rw('WRITE SAME(10)', 10, 'write', (t, lu) => doWriteSame(t, lu, decodeWriteSame10(t.cdb), 7))],
-  [Opcode.WRITE_SAME_16, rw('WRITE SAME(16)', 16, 'write', (t, lu) => doWriteSame(t, lu, decodeWriteSame16(t.cdb), 10))],
+  [
+    Opcode.WRITE_SAME_16,
+    rw('WRITE SAME(16)', 16, 'write', (t, lu) => doWriteSame(t, lu, decodeWriteSame16(t.cdb), 10)),
+  ],
   [Opcode.UNMAP, rw('UNMAP', 10, 'write', (t, lu) => unmap(t, lu))],
   [Opcode.COMPARE_AND_WRITE, rw('COMPARE AND WRITE', 16, 'write', (t, lu) => compareAndWrite(t, lu))],
   [Opcode.ORWRITE_16, rw('ORWRITE(16)', 16, 'write', (t, lu) => orWrite(t, lu))],
   [Opcode.PRE_FETCH_10, rw('PRE-FETCH(10)', 10, 'read', (t, lu) => preFetch(lu, decodeRange10(t.cdb)))],
   [Opcode.PRE_FETCH_16, rw('PRE-FETCH(16)', 16, 'read', (t, lu) => preFetch(lu, decodeRange16(t.cdb)))],
-  [Opcode.SYNCHRONIZE_CACHE_10, rw('SYNCHRONIZE CACHE(10)', 10, 'write', (t, lu) => synchronizeCache(lu, decodeRange10(t.cdb)))],
-  [Opcode.SYNCHRONIZE_CACHE_16, rw('SYNCHRONIZE CACHE(16)', 16, 'write', (t, lu) => synchronizeCache(lu, decodeRange16(t.cdb)))],
-  [Opcode.READ_CAPACITY_10, { name: 'READ CAPACITY(10)', cdbLength: 10, pr: 'allowed', handler: (t, lu) => readCapacity10(t, lu) }],
+  [
+    Opcode.SYNCHRONIZE_CACHE_10,
+    rw('SYNCHRONIZE CACHE(10)', 10, 'write', (t, lu) => synchronizeCache(lu, decodeRange10(t.cdb))),
+  ],
+  [
+    Opcode.SYNCHRONIZE_CACHE_16,
+    rw('SYNCHRONIZE CACHE(16)', 16, 'write', (t, lu) => synchronizeCache(lu, decodeRange16(t.cdb))),
+  ],
+  [
+    Opcode.READ_CAPACITY_10,
+    { name: 'READ CAPACITY(10)', cdbLength: 10, pr: 'allowed', handler: (t, lu) => readCapacity10(t, lu) },
+  ],
   [Opcode.SERVICE_ACTION_IN_16, serviceActionIn16],
-  [Opcode.START_STOP_UNIT, { name: 'START STOP UNIT', cdbLength: 6, pr: 'write', handler: (t, lu) => startStopUnit(t, lu) }],
-  [Opcode.PREVENT_ALLOW_MEDIUM_REMOVAL, { name: 'PREVENT ALLOW MEDIUM REMOVAL', cdbLength: 6, pr: 'read', handler: (t, lu) => preventAllow(t, lu) }],
+  [
+    Opcode.START_STOP_UNIT,
+    { name: 'START STOP UNIT', cdbLength: 6, pr: 'write', handler: (t, lu) => startStopUnit(t, lu) },
+  ],
+  [
+    Opcode.PREVENT_ALLOW_MEDIUM_REMOVAL,
+    { name: 'PREVENT ALLOW MEDIUM REMOVAL', cdbLength: 6, pr: 'read', handler: (t, lu) => preventAllow(t, lu) },
+  ],
   [Opcode.SANITIZE, sanitizeEntry],
 ]);

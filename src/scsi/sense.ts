@@ -100,7 +100,9 @@ export const Asc = {
 
 export type AscCode = readonly [number, number];
 
-/** Which sense data format a response uses (SPC-4 4.5.1): D_SENSE in the control mode page, or REQUEST SENSE's DESC bit. */
+/**
+ * Which sense data format a response uses (SPC-4 4.5.1): D_SENSE in the control mode page, or REQUEST SENSE's DESC bit.
+ */
 export type SenseFormat = 'fixed' | 'descriptor';
 
 /** SPC-4 4.5.2.9 Table 38: SENSE DATA SOURCE of a forwarded sense data descriptor. */
@@ -193,7 +195,11 @@ function senseKeySpecificBytes(o: SenseOptions): Uint8Array | undefined {
   if (!o.fieldPointer) return undefined;
   const fp = o.fieldPointer;
   // 4.5.2.4.2: SKSV, C/D b6, BPV b3, BIT POINTER b2:0, FIELD POINTER bytes 1–2.
-  return Uint8Array.of(0x80 | (fp.cd ? 0x40 : 0) | (fp.bit !== undefined ? 0x08 | (fp.bit & 7) : 0), (fp.field >> 8) & 0xff, fp.field & 0xff);
+  return Uint8Array.of(
+    0x80 | (fp.cd ? 0x40 : 0) | (fp.bit !== undefined ? 0x08 | (fp.bit & 7) : 0),
+    (fp.field >> 8) & 0xff,
+    fp.field & 0xff,
+  );
 }
 
 /**
@@ -265,11 +271,19 @@ export function encodeDescriptorSense(e: SenseValue): Uint8Array {
     return d;
   };
   if (o.info !== undefined) parts.push(field64(SenseDescriptorType.INFORMATION, 0x80, o.info));
-  if (o.commandSpecific !== undefined) parts.push(field64(SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION, 0, o.commandSpecific));
+  if (o.commandSpecific !== undefined)
+    parts.push(field64(SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION, 0, o.commandSpecific));
   const sks = senseKeySpecificBytes(o);
   if (sks) parts.push(Uint8Array.of(SenseDescriptorType.SENSE_KEY_SPECIFIC, 0x06, 0, 0, sks[0], sks[1], sks[2], 0));
   if (o.filemark || o.eom || o.ili) {
-    parts.push(Uint8Array.of(SenseDescriptorType.STREAM_COMMANDS, 0x02, 0, (o.filemark ? 0x80 : 0) | (o.eom ? 0x40 : 0) | (o.ili ? 0x20 : 0)));
+    parts.push(
+      Uint8Array.of(
+        SenseDescriptorType.STREAM_COMMANDS,
+        0x02,
+        0,
+        (o.filemark ? 0x80 : 0) | (o.eom ? 0x40 : 0) | (o.ili ? 0x20 : 0),
+      ),
+    );
   }
   let used = 8 + parts.reduce((n, p) => n + p.length, 0);
   if (o.forwarded) {
@@ -325,9 +339,12 @@ export interface DecodedSense {
   forwarded?: DecodedForwardedSense[];
 }
 
-const KEY_NAMES = new Map<number, string>(Object.entries(SenseKey).map(([name, key]) => [key, name.replaceAll('_', ' ')]));
+const KEY_NAMES = new Map<number, string>(
+  Object.entries(SenseKey).map(([name, key]) => [key, name.replaceAll('_', ' ')]),
+);
 const ASC_NAMES = new Map<number, string>();
-for (const [name, [asc, ascq]] of Object.entries(Asc)) if (!ASC_NAMES.has((asc << 8) | ascq)) ASC_NAMES.set((asc << 8) | ascq, name.replaceAll('_', ' '));
+for (const [name, [asc, ascq]] of Object.entries(Asc))
+  if (!ASC_NAMES.has((asc << 8) | ascq)) ASC_NAMES.set((asc << 8) | ascq, name.replaceAll('_', ' '));
 
 /** Sense in words, for messages: `ILLEGAL REQUEST: INVALID FIELD IN CDB (5/24/00)`. */
 export function describeSense(s: { key: number; asc: number; ascq: number }): string {
@@ -343,7 +360,16 @@ export function decodeSense(sense: Uint8Array): DecodedSense {
   const dv = new DataView(sense.buffer, sense.byteOffset, sense.byteLength);
   const flags = { descriptor: rc === 0x72 || rc === 0x73, deferred: rc === 0x71 || rc === 0x73 };
   if (flags.descriptor) {
-    const out: DecodedSense = { responseCode: rc, ...flags, key: (sense[1] ?? 0) & 0x0f, asc: sense[2] ?? 0, ascq: sense[3] ?? 0, filemark: false, eom: false, ili: false };
+    const out: DecodedSense = {
+      responseCode: rc,
+      ...flags,
+      key: (sense[1] ?? 0) & 0x0f,
+      asc: sense[2] ?? 0,
+      ascq: sense[3] ?? 0,
+      filemark: false,
+      eom: false,
+      ili: false,
+    };
     const end = Math.min(sense.length, 8 + (sense[7] ?? 0));
     for (let p = 8; p + 2 <= end; p += 2 + sense[p + 1]) {
       const type = sense[p];
@@ -353,15 +379,22 @@ export function decodeSense(sense: Uint8Array): DecodedSense {
         const v = dv.getBigUint64(p + 4);
         out.info = Number(v >> 32n === 0xffffffffn ? v & 0xffffffffn : v & 0xffffffffffffn);
       }
-      if (type === SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION && p + 12 <= dEnd) out.commandSpecific = Number(dv.getBigUint64(p + 4) & 0xffffffffn);
-      if (type === SenseDescriptorType.SENSE_KEY_SPECIFIC && p + 7 <= dEnd && sense[p + 4] & 0x80) out.senseKeySpecific = sense.slice(p + 4, p + 7);
+      if (type === SenseDescriptorType.COMMAND_SPECIFIC_INFORMATION && p + 12 <= dEnd)
+        out.commandSpecific = Number(dv.getBigUint64(p + 4) & 0xffffffffn);
+      if (type === SenseDescriptorType.SENSE_KEY_SPECIFIC && p + 7 <= dEnd && sense[p + 4] & 0x80)
+        out.senseKeySpecific = sense.slice(p + 4, p + 7);
       if (type === SenseDescriptorType.STREAM_COMMANDS && p + 4 <= dEnd) {
         out.filemark = !!(sense[p + 3] & 0x80);
         out.eom = !!(sense[p + 3] & 0x40);
         out.ili = !!(sense[p + 3] & 0x20);
       }
       if (type === SenseDescriptorType.FORWARDED_SENSE_DATA && p + 4 <= dEnd) {
-        (out.forwarded ??= []).push({ source: sense[p + 2] & 0x0f, truncated: !!(sense[p + 2] & 0x80), status: sense[p + 3], sense: sense.slice(p + 4, dEnd) });
+        (out.forwarded ??= []).push({
+          source: sense[p + 2] & 0x0f,
+          truncated: !!(sense[p + 2] & 0x80),
+          status: sense[p + 3],
+          sense: sense.slice(p + 4, dEnd),
+        });
       }
     }
     return out;
@@ -382,11 +415,19 @@ export function decodeSense(sense: Uint8Array): DecodedSense {
   if (out.key === SenseKey.COPY_ABORTED && sense.length >= 12) {
     // SPC-5 5.17.7.4: CSI byte 0 / 1 = offset of the source / destination status byte, then its sense.
     const end = Math.min(sense.length, 8 + (sense[7] ?? 0));
-    for (const [source, off] of [[SenseDataSource.COPY_SOURCE, sense[8]], [SenseDataSource.COPY_DESTINATION, sense[9]]] as const) {
+    for (const [source, off] of [
+      [SenseDataSource.COPY_SOURCE, sense[8]],
+      [SenseDataSource.COPY_DESTINATION, sense[9]],
+    ] as const) {
       if (off < 18 || off + 1 > end) continue;
       const declaredEnd = off + 1 + 8 + (sense[off + 8] ?? 0);
       const fwdEnd = Math.min(end, declaredEnd);
-      (out.forwarded ??= []).push({ source, truncated: fwdEnd < declaredEnd, status: sense[off], sense: sense.slice(off + 1, fwdEnd) });
+      (out.forwarded ??= []).push({
+        source,
+        truncated: fwdEnd < declaredEnd,
+        status: sense[off],
+        sense: sense.slice(off + 1, fwdEnd),
+      });
     }
   }
   return out;

@@ -8,7 +8,16 @@ import { trimToAllocation } from './cdb.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import { ByteReader } from '../util/byte-reader.ts';
 import { DecodeError } from '../util/errors.ts';
-import { SmcOpcode, SscOpcode, ElementType, decodeMoveMedium, decodeReadElementStatus, decodeInitElementStatusRange, decodePreventAllowTape, decodePositionToElement } from './tape-cdb.ts';
+import {
+  SmcOpcode,
+  SscOpcode,
+  ElementType,
+  decodeMoveMedium,
+  decodeReadElementStatus,
+  decodeInitElementStatusRange,
+  decodePreventAllowTape,
+  decodePositionToElement,
+} from './tape-cdb.ts';
 import { ElementBase, type Element, type ElementKind, type LibraryInventory } from '../tape/library.ts';
 import type { TapeDriveLu } from './ssc.ts';
 import type { SenseFormat } from './sense.ts';
@@ -19,8 +28,10 @@ import type { SenseFormat } from './sense.ts';
  * cartridge first, unless removal is prevented.
  */
 
-const invalidCdb = (field: number, bit?: number): SenseError => new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field, bit } });
-const invalidElement = (field: number): SenseError => new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_ELEMENT_ADDRESS, { fieldPointer: { cd: true, field } });
+const invalidCdb = (field: number, bit?: number): SenseError =>
+  new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field, bit } });
+const invalidElement = (field: number): SenseError =>
+  new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_ELEMENT_ADDRESS, { fieldPointer: { cd: true, field } });
 
 const TYPE_CODE: Record<ElementKind, number> = {
   transport: ElementType.MEDIUM_TRANSPORT,
@@ -54,7 +65,12 @@ export class MediumChangerLu implements LogicalUnit, SpcLu {
   }
 
   execute(task: ScsiTask): Promise<ScsiResult> {
-    const run = this.queue.then(() => runCommand(SMC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t), senseFormat: () => this.spc.senseFormat }));
+    const run = this.queue.then(() =>
+      runCommand(SMC_TABLE, this, task, {
+        gate: (e, t) => spcGate(this, e, t),
+        senseFormat: () => this.spc.senseFormat,
+      }),
+    );
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -105,14 +121,20 @@ function changerModePages(inv: LibraryInventory): ReturnType<typeof makePage>[] 
   const u16 = (v: number): number[] => [v >> 8, v & 0xff];
   return [
     makePage(0x1d, [
-      ...u16(ElementBase.MEDIUM_TRANSPORT), ...u16(1),
-      ...u16(ElementBase.STORAGE), ...u16(inv.slots),
-      ...u16(ElementBase.IMPORT_EXPORT), ...u16(inv.importExport),
-      ...u16(ElementBase.DATA_TRANSFER), ...u16(inv.drives),
-      0, 0,
+      ...u16(ElementBase.MEDIUM_TRANSPORT),
+      ...u16(1),
+      ...u16(ElementBase.STORAGE),
+      ...u16(inv.slots),
+      ...u16(ElementBase.IMPORT_EXPORT),
+      ...u16(inv.importExport),
+      ...u16(ElementBase.DATA_TRANSFER),
+      ...u16(inv.drives),
+      0,
+      0,
     ]),
     makePage(0x1e, [0x00, 0x00]),
-    // byte 2: StorDT b3, StorI/E b2, StorST b1; bytes 4–7: MT→, ST→, I/E→, DT→ move capabilities (DT b3, I/E b2, ST b1).
+    // byte 2: StorDT b3, StorI/E b2, StorST b1; bytes 4–7: MT→, ST→, I/E→, DT→ move capabilities (DT b3, I/E b2, ST
+    // b1).
     makePage(0x1f, [0x0e, 0, 0x0e, 0x0e, 0x0e, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
   ];
 }
@@ -125,7 +147,9 @@ function changerModePages(inv: LibraryInventory): ReturnType<typeof makePage>[] 
 function readElementStatus(task: ScsiTask, lu: MediumChangerLu): Uint8Array {
   const c = decodeReadElementStatus(task.cdb);
   if (c.type > ElementType.DATA_TRANSFER) throw invalidCdb(1, 3);
-  let els = lu.inventory.elements().filter((e) => (c.type === ElementType.ALL || TYPE_CODE[e.kind] === c.type) && e.address >= c.start);
+  let els = lu.inventory
+    .elements()
+    .filter((e) => (c.type === ElementType.ALL || TYPE_CODE[e.kind] === c.type) && e.address >= c.start);
   if (els.length === 0) throw invalidElement(2);
   els = els.slice(0, c.count);
   const pages: Element[][] = [];
@@ -140,16 +164,22 @@ function readElementStatus(task: ScsiTask, lu: MediumChangerLu): Uint8Array {
     const idLen = c.dvcid ? (kind === 'drive' ? 4 + 48 : 4) : 0;
     const descLen = 12 + (c.voltag ? 36 : 0) + idLen;
     const w = new ByteWriter(8 + descLen * page.length);
-    w.u8(TYPE_CODE[kind]).u8(c.voltag ? 0x80 : 0).u16(descLen).u8(0).u24(descLen * page.length);
+    w.u8(TYPE_CODE[kind])
+      .u8(c.voltag ? 0x80 : 0)
+      .u16(descLen)
+      .u8(0)
+      .u24(descLen * page.length);
     for (const e of page) {
       const at = w.pos;
       w.setU16(at, e.address);
       let flags = e.barcode ? 0x01 : 0;
       if (kind !== 'transport') flags |= 0x08; // ACCESS
-      if (kind === 'import-export') flags |= 0x30 | (e.barcode && e.source !== null ? 0x02 : 0); // INENAB, EXENAB, IMPEXP
+      // INENAB, EXENAB, IMPEXP
+      if (kind === 'import-export') flags |= 0x30 | (e.barcode && e.source !== null ? 0x02 : 0);
       w.setU8(at + 2, flags);
       if (kind === 'drive') {
-        w.setU8(at + 6, 0x20 | 0x10 | ((lu.drives[e.index] ? e.index + 1 : 0) & 7)); // ID VALID, LU VALID, LUN (best effort)
+        // ID VALID, LU VALID, LUN (best effort)
+        w.setU8(at + 6, 0x20 | 0x10 | ((lu.drives[e.index] ? e.index + 1 : 0) & 7));
         w.setU8(at + 7, 0);
       }
       if (e.barcode && e.source !== null) {
@@ -161,13 +191,17 @@ function readElementStatus(task: ScsiTask, lu: MediumChangerLu): Uint8Array {
       }
       let p = at + 12;
       if (c.voltag) {
-        if (e.barcode) for (let i = 0; i < 32; i++) w.setU8(p + i, i < e.barcode.length ? e.barcode.charCodeAt(i) : 0x20);
+        if (e.barcode)
+          for (let i = 0; i < 32; i++) w.setU8(p + i, i < e.barcode.length ? e.barcode.charCodeAt(i) : 0x20);
         p += 36;
       }
       if (c.dvcid) {
         if (kind === 'drive') {
           const d = lu.drives[e.index];
-          const id = `${d.spc.identity.vendor.padEnd(8).slice(0, 8)}${d.spc.identity.product.padEnd(16).slice(0, 16)}${d.serial.padEnd(24).slice(0, 24)}`;
+          const id =
+            d.spc.identity.vendor.padEnd(8).slice(0, 8) +
+            d.spc.identity.product.padEnd(16).slice(0, 16) +
+            d.serial.padEnd(24).slice(0, 24);
           w.setU8(p, 0x02); // code set ASCII
           w.setU8(p + 1, 0x01); // T10 vendor ID
           w.setU8(p + 3, 48);
@@ -212,15 +246,28 @@ function preventAllow(task: ScsiTask, lu: MediumChangerLu): void {
   else lu.preventers.delete(task.nexus.key);
 }
 
-function entry(name: string, cdbLength: number, handler: CommandEntry<MediumChangerLu>['handler'], pr?: 'allowed' | 'read' | 'write'): CommandEntry<MediumChangerLu> {
+function entry(
+  name: string,
+  cdbLength: number,
+  handler: CommandEntry<MediumChangerLu>['handler'],
+  pr?: 'allowed' | 'read' | 'write',
+): CommandEntry<MediumChangerLu> {
   return { name, cdbLength, handler, pr };
 }
 
 export const SMC_TABLE: CommandTable<MediumChangerLu> = new Map<number, CommandEntry<MediumChangerLu>>([
   ...spcCommands<MediumChangerLu>(),
   [SmcOpcode.INITIALIZE_ELEMENT_STATUS, entry('INITIALIZE ELEMENT STATUS', 6, () => undefined)],
-  [SmcOpcode.INITIALIZE_ELEMENT_STATUS_WITH_RANGE, entry('INITIALIZE ELEMENT STATUS WITH RANGE', 10, initializeElementStatusWithRange)],
-  [SmcOpcode.POSITION_TO_ELEMENT, entry('POSITION TO ELEMENT', 10, (t, lu) => { if (!lu.inventory.element(decodePositionToElement(t.cdb).destination)) throw invalidElement(4); })],
+  [
+    SmcOpcode.INITIALIZE_ELEMENT_STATUS_WITH_RANGE,
+    entry('INITIALIZE ELEMENT STATUS WITH RANGE', 10, initializeElementStatusWithRange),
+  ],
+  [
+    SmcOpcode.POSITION_TO_ELEMENT,
+    entry('POSITION TO ELEMENT', 10, (t, lu) => {
+      if (!lu.inventory.element(decodePositionToElement(t.cdb).destination)) throw invalidElement(4);
+    }),
+  ],
   [SmcOpcode.MOVE_MEDIUM, entry('MOVE MEDIUM', 12, moveMedium)],
   [SmcOpcode.READ_ELEMENT_STATUS, entry('READ ELEMENT STATUS', 12, readElementStatus, 'read')],
   [SscOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL, entry('PREVENT ALLOW MEDIUM REMOVAL', 6, preventAllow, 'read')],
@@ -283,7 +330,7 @@ export function decodeElementStatus(data: Uint8Array): DecodedElementStatus {
   const end = Math.min(data.length, 8 + reportBytes);
   const elements: ElementStatus[] = [];
   let truncated = data.length < 8 + reportBytes;
-  for (let page = 8; page < end; ) {
+  for (let page = 8; page < end;) {
     if (page + 8 > end) {
       truncated = true;
       break;

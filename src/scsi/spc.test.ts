@@ -11,7 +11,11 @@ import { decodeSense } from './sense.ts';
 
 function disk(): { lu: DiskLu; run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult> } {
   const lu = new DiskLu(new MemoryDevice(512, 2048), { identity: luIdentity('iqn.x|/img') });
-  const luns = new Map<number, LogicalUnit>([[0, lu], [3, lu], [300, lu]]);
+  const luns = new Map<number, LogicalUnit>([
+    [0, lu],
+    [3, lu],
+    [300, lu],
+  ]);
   return { lu, run: (c, o = {}) => lu.execute(makeTask(c, { target: targetOf(luns), ...o })) };
 }
 
@@ -57,7 +61,8 @@ test('VPD 83h: exactly one NAA (assoc LU), last among types 0–3; VPD 80h seria
   const { run, lu } = await ready();
   const d = (await run(cdb(0x12, 1, 0x83, 0, 255, 0))).dataIn!;
   const descs: Array<{ assoc: number; type: number; id: Uint8Array }> = [];
-  for (let at = 4; at < 4 + ((d[2] << 8) | d[3]); at += 4 + d[at + 3]) descs.push({ assoc: (d[at + 1] >> 4) & 3, type: d[at + 1] & 0x0f, id: d.slice(at + 4, at + 4 + d[at + 3]) });
+  for (let at = 4; at < 4 + ((d[2] << 8) | d[3]); at += 4 + d[at + 3])
+    descs.push({ assoc: (d[at + 1] >> 4) & 3, type: d[at + 1] & 0x0f, id: d.slice(at + 4, at + 4 + d[at + 3]) });
   const naa = descs.filter((x) => x.type === 3);
   assert.equal(naa.length, 1);
   assert.equal(naa[0].assoc, 0);
@@ -86,7 +91,11 @@ test('REPORT LUNS: SAM LUN encoding and allocation length', async () => {
   assert.deepEqual([...d], [...encodeLunList([0, 3, 300])]);
   assert.equal(d[3], 24);
   assert.deepEqual(decodeLunList(d), [0, 3, 300], 'the initiator reads back what the target sent');
-  assert.deepEqual(decodeLunList(d.subarray(0, 20)), [0], 'a list cut short by the allocation length gives the whole entries only');
+  assert.deepEqual(
+    decodeLunList(d.subarray(0, 20)),
+    [0],
+    'a list cut short by the allocation length gives the whole entries only',
+  );
   const odd = encodeLunList([1]);
   odd[8] = 0x80; // logical unit addressing: not one Ferry maps
   assert.deepEqual(decodeLunList(odd), []);
@@ -100,26 +109,29 @@ test('unmapped LUN: INQUIRY PQ 011b/PDT 1Fh, other commands 05/25/00', () => {
   assert.equal(outcome(t(cdb(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0))), '5/25/00');
 });
 
-test('unit attentions: power-on per new nexus, LUN reset reaches every nexus, REQUEST SENSE reports and clears', async () => {
-  const { run, lu } = disk();
-  assert.equal(outcome(await run(tur())), '6/29/00');
-  assert.equal(outcome(await run(tur())), 'GOOD');
-  // INQUIRY neither reports nor clears a unit attention.
-  assert.equal(outcome(await run(cdb(0x12, 0, 0, 0, 36, 0), { nexus: nexusB })), 'GOOD');
-  assert.equal(outcome(await run(tur(), { nexus: nexusB })), '6/29/00');
-  lu.reset('lun', nexusA);
-  const rs = await run(cdb(0x03, 0, 0, 0, 252, 0));
-  const s = decodeSense(rs.dataIn!);
-  assert.deepEqual([s.key, s.asc, s.ascq], [6, 0x29, 0x03]);
-  assert.equal(outcome(await run(tur())), 'GOOD');
-  assert.equal(outcome(await run(tur(), { nexus: nexusB })), '6/29/03');
-  // REQUEST SENSE with nothing pending: NO SENSE; DESC=1: descriptor format.
-  const none = (await run(cdb(0x03, 1, 0, 0, 252, 0))).dataIn!;
-  assert.equal(none[0], 0x72);
-  assert.equal(none[1], 0);
-  lu.capacityChanged();
-  assert.equal(outcome(await run(tur())), '6/2a/09');
-});
+test(
+  'unit attentions: power-on per new nexus, LUN reset reaches every nexus, REQUEST SENSE reports and ' + 'clears',
+  async () => {
+    const { run, lu } = disk();
+    assert.equal(outcome(await run(tur())), '6/29/00');
+    assert.equal(outcome(await run(tur())), 'GOOD');
+    // INQUIRY neither reports nor clears a unit attention.
+    assert.equal(outcome(await run(cdb(0x12, 0, 0, 0, 36, 0), { nexus: nexusB })), 'GOOD');
+    assert.equal(outcome(await run(tur(), { nexus: nexusB })), '6/29/00');
+    lu.reset('lun', nexusA);
+    const rs = await run(cdb(0x03, 0, 0, 0, 252, 0));
+    const s = decodeSense(rs.dataIn!);
+    assert.deepEqual([s.key, s.asc, s.ascq], [6, 0x29, 0x03]);
+    assert.equal(outcome(await run(tur())), 'GOOD');
+    assert.equal(outcome(await run(tur(), { nexus: nexusB })), '6/29/03');
+    // REQUEST SENSE with nothing pending: NO SENSE; DESC=1: descriptor format.
+    const none = (await run(cdb(0x03, 1, 0, 0, 252, 0))).dataIn!;
+    assert.equal(none[0], 0x72);
+    assert.equal(none[1], 0);
+    lu.capacityChanged();
+    assert.equal(outcome(await run(tur())), '6/2a/09');
+  },
+);
 
 test('mode pages: all pages, control page, changeable mask, bad page code, saved values', async () => {
   const { run } = await ready();
@@ -155,8 +167,12 @@ test('REPORT SUPPORTED OPERATION CODES: all, one command, service actions, RCTD'
   const len = new DataView(all.buffer, all.byteOffset).getUint32(0);
   assert.equal(all.length, 4 + len);
   const descs: Array<[number, number, boolean]> = [];
-  for (let at = 4; at < all.length; at += 8) descs.push([all[at], (all[at + 2] << 8) | all[at + 3], !!(all[at + 5] & 1)]);
-  assert.ok(descs.some(([op, sa, sv]) => op === 0x48 && sa === 2 && sv), 'SANITIZE BLOCK ERASE');
+  for (let at = 4; at < all.length; at += 8)
+    descs.push([all[at], (all[at + 2] << 8) | all[at + 3], !!(all[at + 5] & 1)]);
+  assert.ok(
+    descs.some(([op, sa, sv]) => op === 0x48 && sa === 2 && sv),
+    'SANITIZE BLOCK ERASE',
+  );
   assert.ok(descs.some(([op, , sv]) => op === 0x28 && !sv));
   assert.ok(descs.every(([, sa, sv]) => sv || sa === 0));
   const one = (await run(cdb(0xa3, 0x0c, 1, 0x28, 0, 0, ...be(512, 4), 0, 0))).dataIn!;
@@ -185,7 +201,11 @@ test('RESERVE(6)/RELEASE(6) between two nexuses; reset and nexus loss release', 
   assert.equal(outcome(await run(cdb(0x12, 0, 0, 0, 36, 0), { nexus: nexusB })), 'GOOD');
   assert.equal(outcome(await run(cdb(0x16, 0, 0, 0, 0, 0), { nexus: nexusB })), 'RESERVATION CONFLICT');
   assert.equal(outcome(await run(cdb(0x17, 0, 0, 0, 0, 0), { nexus: nexusB })), 'GOOD');
-  assert.equal(outcome(await run(tur(), { nexus: nexusB })), 'RESERVATION CONFLICT', 'RELEASE by a non-holder changes nothing');
+  assert.equal(
+    outcome(await run(tur(), { nexus: nexusB })),
+    'RESERVATION CONFLICT',
+    'RELEASE by a non-holder changes nothing',
+  );
   assert.equal(outcome(await run(cdb(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0))), 'GOOD');
   lu.nexusLost(nexusA);
   assert.equal(outcome(await run(tur(), { nexus: nexusB })), 'GOOD');
@@ -203,14 +223,20 @@ function prOut(sa: number, type: number, key: bigint, saKey: bigint): [Uint8Arra
   return [cdb(0x5f, sa, type, 0, 0, 0, 0, 0, 24, 0), p];
 }
 
-async function readReservation(run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult>, nexus = nexusA): Promise<{ gen: number; key?: bigint; type?: number }> {
+async function readReservation(
+  run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult>,
+  nexus = nexusA,
+): Promise<{ gen: number; key?: bigint; type?: number }> {
   const d = (await run(cdb(0x5e, 1, 0, 0, 0, 0, 0, 0, 255, 0), { nexus })).dataIn!;
   const dv = new DataView(d.buffer, d.byteOffset);
   if (dv.getUint32(4) === 0) return { gen: dv.getUint32(0) };
   return { gen: dv.getUint32(0), key: dv.getBigUint64(8), type: d[21] & 0x0f };
 }
 
-async function readKeys(run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult>, nexus = nexusA): Promise<bigint[]> {
+async function readKeys(
+  run: (c: Uint8Array, o?: TaskOptions) => Promise<ScsiResult>,
+  nexus = nexusA,
+): Promise<bigint[]> {
   const d = (await run(cdb(0x5e, 0, 0, 0, 0, 0, 0, 0, 255, 0), { nexus })).dataIn!;
   const dv = new DataView(d.buffer, d.byteOffset);
   const n = dv.getUint32(4) / 8;
@@ -223,8 +249,10 @@ test('persistent reservations: register, reserve, access per type, release, pree
     const [c, p] = prOut(sa, type, key, saKey);
     return outcome(await run(c, { nexus, dataOut: p }));
   };
-  const read = (nexus: typeof nexusA): Promise<string> => run(cdb(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0), { nexus }).then(outcome);
-  const write = (nexus: typeof nexusA): Promise<string> => run(cdb(0x2a, 0, 0, 0, 0, 9, 0, 0, 1, 0), { nexus, dataOut: new Uint8Array(512) }).then(outcome);
+  const read = (nexus: typeof nexusA): Promise<string> =>
+    run(cdb(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0), { nexus }).then(outcome);
+  const write = (nexus: typeof nexusA): Promise<string> =>
+    run(cdb(0x2a, 0, 0, 0, 0, 9, 0, 0, 1, 0), { nexus, dataOut: new Uint8Array(512) }).then(outcome);
   assert.equal(await go(nexusA, 6, 0, 0n, 0xaan), 'GOOD');
   assert.equal(await go(nexusB, 0, 0, 0n, 0xbbn), 'GOOD');
   assert.equal(await go(nexusB, 0, 0, 0x11n, 0xbcn), 'RESERVATION CONFLICT', 'REGISTER with a wrong key');
@@ -320,7 +348,10 @@ test('REGISTER AND MOVE hands the reservation to the nexus named by TransportID'
   dv.setUint32(20, tid.length);
   p.set(tid, 24);
   // Not the holder: conflict.
-  assert.equal(outcome(await run(cdb(0x5f, 7, 1, 0, 0, 0, 0, 0, p.length, 0), { nexus: nexusB, dataOut: p })), 'RESERVATION CONFLICT');
+  assert.equal(
+    outcome(await run(cdb(0x5f, 7, 1, 0, 0, 0, 0, 0, p.length, 0), { nexus: nexusB, dataOut: p })),
+    'RESERVATION CONFLICT',
+  );
   assert.equal(outcome(await run(cdb(0x5f, 7, 1, 0, 0, 0, 0, 0, p.length, 0), { dataOut: p })), 'GOOD');
   assert.deepEqual(await readKeys(run, nexusB), [0xb2n]);
   const rr = await readReservation(run, nexusB);

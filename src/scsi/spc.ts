@@ -21,7 +21,12 @@ import {
   type ModeSenseCdb,
 } from './cdb.ts';
 import { UnitAttentions } from './unit-attention.ts';
-import { PersistentReservations, decodePrOutParams, decodePrMoveParams, PrOutAction } from './persistent-reservation.ts';
+import {
+  PersistentReservations,
+  decodePrOutParams,
+  decodePrMoveParams,
+  PrOutAction,
+} from './persistent-reservation.ts';
 import { ModePages, controlPage, senseFormatOf, softwareWriteProtectOf } from './mode-pages.ts';
 import { decodeModeParameterHeader, encodeModeParameters } from './mode-parameters.ts';
 import type { LuIdentity } from './identity.ts';
@@ -41,7 +46,14 @@ export const VpdPage = {
 } as const;
 
 /** SPC-4 6.6.2 Table 139 version descriptors. */
-export const VersionDescriptor = { SAM_5: 0x00a0, ISCSI: 0x0960, SPC_4: 0x0460, SBC_3: 0x04c0, SSC_3: 0x0400, SMC_3: 0x0480 } as const; // SPC-4 Table 30
+export const VersionDescriptor = {
+  SAM_5: 0x00a0,
+  ISCSI: 0x0960,
+  SPC_4: 0x0460,
+  SBC_3: 0x04c0,
+  SSC_3: 0x0400,
+  SMC_3: 0x0480,
+} as const; // SPC-4 Table 30
 
 /** The page body (after the 4-byte VPD header) for one request. */
 export type VpdBuilder = (task: ScsiTask) => Uint8Array;
@@ -153,7 +165,12 @@ export function standardInquiry(spc: SpcState, pdtByte = spc.deviceType): Uint8A
   ascii(w, 8, spc.identity.vendor, 8);
   ascii(w, 16, spc.identity.product, 16);
   ascii(w, 32, spc.identity.revision, 4);
-  const versions = [VersionDescriptor.SAM_5, VersionDescriptor.ISCSI, VersionDescriptor.SPC_4, ...spc.versionDescriptors].slice(0, 8);
+  const versions = [
+    VersionDescriptor.SAM_5,
+    VersionDescriptor.ISCSI,
+    VersionDescriptor.SPC_4,
+    ...spc.versionDescriptors,
+  ].slice(0, 8);
   versions.forEach((v, i) => w.setU16(58 + 2 * i, v));
   return w.buf;
 }
@@ -232,12 +249,13 @@ function vpdBody(spc: SpcState, code: number, task: ScsiTask): Uint8Array {
 export function requestSense(task: ScsiTask, lu: SpcLu, notReady?: () => SenseError | undefined): Uint8Array {
   const c = decodeRequestSense(task.cdb);
   const ua = lu.spc.ua.take(task.nexus.key);
-  const err = ua ? new SenseError(SenseKey.UNIT_ATTENTION, ua) : (notReady?.() ?? new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE));
+  const err = ua
+    ? new SenseError(SenseKey.UNIT_ATTENTION, ua)
+    : (notReady?.() ?? new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE));
   return trimToAllocation(encodeSense(err, c.desc ? 'descriptor' : 'fixed'), c.allocationLength);
 }
 
 // ---- REPORT LUNS (SPC-4 6.33, SAM-5 4.7) --------------------------------------------------
-
 
 export function reportLuns(task: ScsiTask): Uint8Array {
   const c = decodeReportLuns(task.cdb);
@@ -276,7 +294,10 @@ export function unmappedLun(task: ScsiTask): ScsiResult {
   if (op === Opcode.REQUEST_SENSE) {
     const err = new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.LOGICAL_UNIT_NOT_SUPPORTED);
     const desc = !!((task.cdb[1] ?? 0) & 0x01); // SPC-4 6.39: DESC
-    return { status: ScsiStatus.GOOD, dataIn: trimToAllocation(encodeSense(err, desc ? 'descriptor' : 'fixed'), task.cdb[4] ?? 0) };
+    return {
+      status: ScsiStatus.GOOD,
+      dataIn: trimToAllocation(encodeSense(err, desc ? 'descriptor' : 'fixed'), task.cdb[4] ?? 0),
+    };
   }
   return checkCondition(new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.LOGICAL_UNIT_NOT_SUPPORTED));
 }
@@ -311,7 +332,9 @@ export function reportSupportedOpcodes(task: ScsiTask, lu: SpcLu): Uint8Array {
     };
     for (const op of [...table.keys()].sort((a, b) => a - b)) {
       const info = table.get(op)!;
-      if (info.serviceActions) for (const sa of [...info.serviceActions.keys()].sort((a, b) => a - b)) one(op, sa, info.serviceActions.get(sa)!);
+      if (info.serviceActions)
+        for (const sa of [...info.serviceActions.keys()].sort((a, b) => a - b))
+          one(op, sa, info.serviceActions.get(sa)!);
       else one(op, undefined, info);
     }
     const size = descs.reduce((n, d) => n + d.length, 0);
@@ -363,17 +386,27 @@ export function modeSense(c: ModeSenseCdb, spc: SpcState): Uint8Array {
   const hdr = spc.modeHeader();
   const bd = !c.dbd && hdr.blockDescriptor ? hdr.blockDescriptor : undefined;
   const descriptor = bd && { blockCount: bd.blockCount, blockLength: bd.blockSize };
-  const data = encodeModeParameters({ size: c.size, deviceSpecific: hdr.deviceSpecific, descriptor, longLba: c.llbaa, pages });
+  const data = encodeModeParameters({
+    size: c.size,
+    deviceSpecific: hdr.deviceSpecific,
+    descriptor,
+    longLba: c.llbaa,
+    pages,
+  });
   return trimToAllocation(data, c.allocationLength);
 }
 
 export function modeSelect(c: ModeSelectCdb, task: ScsiTask, spc: SpcState): void {
   if (c.parameterListLength === 0) return;
   if (!c.pf) throw invalidCdb(1, 4);
-  if (c.sp) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.SAVING_PARAMETERS_NOT_SUPPORTED, { fieldPointer: { cd: true, field: 1, bit: 0 } });
+  if (c.sp)
+    throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.SAVING_PARAMETERS_NOT_SUPPORTED, {
+      fieldPointer: { cd: true, field: 1, bit: 0 },
+    });
   const data = task.dataOut.subarray(0, c.parameterListLength);
   const h = decodeModeParameterHeader(data, c.size);
-  if (data.length < c.parameterListLength || !h) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+  if (data.length < c.parameterListLength || !h)
+    throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
   const hlen = h.headerLength;
   const bdLen = h.blockDescriptorLength;
   if (hlen + bdLen > data.length) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
@@ -396,7 +429,8 @@ export function persistentReserveOut(task: ScsiTask, lu: SpcLu): ScsiResult | un
   // SPC-3 5.6.3: while a RESERVE(6) reservation is held, PERSISTENT RESERVE OUT conflicts.
   if (spc.reserve6 !== undefined && spc.reserve6 !== task.nexus.key) return { status: ScsiStatus.RESERVATION_CONFLICT };
   if (c.serviceAction === PrOutAction.REGISTER_AND_MOVE) {
-    if (c.parameterListLength < 24 || task.dataOut.length < c.parameterListLength) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
+    if (c.parameterListLength < 24 || task.dataOut.length < c.parameterListLength)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
     const p = decodePrMoveParams(task.dataOut.subarray(0, c.parameterListLength));
     if (c.scope !== 0) throw invalidCdb(2, 7);
     return spc.pr.move(task.nexus, p);
@@ -425,7 +459,13 @@ export function release6(task: ScsiTask, lu: SpcLu): undefined {
 }
 
 /** Commands a RESERVE(6) reservation held by another nexus lets through. SPC-2 Table 31 */
-const RESERVE6_ALLOWED = new Set<number>([Opcode.INQUIRY, Opcode.REPORT_LUNS, Opcode.REQUEST_SENSE, Opcode.RELEASE_6, Opcode.MAINTENANCE_IN]);
+const RESERVE6_ALLOWED = new Set<number>([
+  Opcode.INQUIRY,
+  Opcode.REPORT_LUNS,
+  Opcode.REQUEST_SENSE,
+  Opcode.RELEASE_6,
+  Opcode.MAINTENANCE_IN,
+]);
 /** Commands that never report a unit attention. SAM-5 5.14 */
 const UA_EXEMPT = new Set<number>([Opcode.INQUIRY, Opcode.REPORT_LUNS, Opcode.REQUEST_SENSE]);
 
@@ -434,7 +474,11 @@ const UA_EXEMPT = new Set<number>([Opcode.INQUIRY, Opcode.REPORT_LUNS, Opcode.RE
  * power-on unit attention, pending unit attentions are reported, then reservations. SAM-5 5.14,
  * SPC-4 5.13.1, SPC-2 5.5.1.
  */
-export function spcGate<L extends SpcLu>(lu: L, entry: CommandEntry<L> | undefined, task: ScsiTask): ScsiResult | undefined {
+export function spcGate<L extends SpcLu>(
+  lu: L,
+  entry: CommandEntry<L> | undefined,
+  task: ScsiTask,
+): ScsiResult | undefined {
   const spc = lu.spc;
   const key = task.nexus.key;
   spc.ua.seen(key, Asc.POWER_ON_RESET_OR_BUS_DEVICE_RESET_OCCURRED);
@@ -446,7 +490,8 @@ export function spcGate<L extends SpcLu>(lu: L, entry: CommandEntry<L> | undefin
     spc.ua.clear(key, Asc.REPORTED_LUNS_DATA_HAS_CHANGED);
   }
   if (!entry) return undefined;
-  if (spc.reserve6 !== undefined && spc.reserve6 !== key && !RESERVE6_ALLOWED.has(op)) return { status: ScsiStatus.RESERVATION_CONFLICT };
+  if (spc.reserve6 !== undefined && spc.reserve6 !== key && !RESERVE6_ALLOWED.has(op))
+    return { status: ScsiStatus.RESERVATION_CONFLICT };
   const access = entry.pr ?? 'write';
   if (access !== 'allowed' && spc.pr.conflicts(key, access)) return { status: ScsiStatus.RESERVATION_CONFLICT };
   return undefined;
@@ -459,8 +504,24 @@ function maintenanceIn<L extends SpcLu>(): CommandEntry<L> {
     name: 'MAINTENANCE IN',
     cdbLength: 12,
     serviceActions: new Map<number, CommandEntry<L>>([
-      [MaintenanceIn.REPORT_SUPPORTED_OPERATION_CODES, { name: 'REPORT SUPPORTED OPERATION CODES', cdbLength: 12, pr: 'allowed', handler: (t, lu) => reportSupportedOpcodes(t, lu) }],
-      [MaintenanceIn.REPORT_SUPPORTED_TMFS, { name: 'REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS', cdbLength: 12, pr: 'allowed', handler: (t) => reportSupportedTmfs(t) }],
+      [
+        MaintenanceIn.REPORT_SUPPORTED_OPERATION_CODES,
+        {
+          name: 'REPORT SUPPORTED OPERATION CODES',
+          cdbLength: 12,
+          pr: 'allowed',
+          handler: (t, lu) => reportSupportedOpcodes(t, lu),
+        },
+      ],
+      [
+        MaintenanceIn.REPORT_SUPPORTED_TMFS,
+        {
+          name: 'REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS',
+          cdbLength: 12,
+          pr: 'allowed',
+          handler: (t) => reportSupportedTmfs(t),
+        },
+      ],
     ]),
     handler: () => undefined,
   };
@@ -470,21 +531,100 @@ function maintenanceIn<L extends SpcLu>(): CommandEntry<L> {
  * SPC entries for a device type's table. `notReady` lets TEST UNIT READY and REQUEST SENSE
  * report a stopped unit or a missing medium.
  */
-export function spcCommands<L extends SpcLu>(notReady?: (lu: L) => SenseError | undefined): Array<[number, CommandEntry<L>]> {
+export function spcCommands<L extends SpcLu>(
+  notReady?: (lu: L) => SenseError | undefined,
+): Array<[number, CommandEntry<L>]> {
   return [
-    [Opcode.TEST_UNIT_READY, { name: 'TEST UNIT READY', cdbLength: 6, pr: 'allowed', handler: (_t, lu) => { const e = notReady?.(lu); if (e) throw e; } }],
-    [Opcode.REQUEST_SENSE, { name: 'REQUEST SENSE', cdbLength: 6, pr: 'allowed', handler: (t, lu) => requestSense(t, lu, () => notReady?.(lu)) }],
+    [
+      Opcode.TEST_UNIT_READY,
+      {
+        name: 'TEST UNIT READY',
+        cdbLength: 6,
+        pr: 'allowed',
+        handler: (_t, lu) => {
+          const e = notReady?.(lu);
+          if (e) throw e;
+        },
+      },
+    ],
+    [
+      Opcode.REQUEST_SENSE,
+      {
+        name: 'REQUEST SENSE',
+        cdbLength: 6,
+        pr: 'allowed',
+        handler: (t, lu) => requestSense(t, lu, () => notReady?.(lu)),
+      },
+    ],
     [Opcode.INQUIRY, { name: 'INQUIRY', cdbLength: 6, pr: 'allowed', handler: (t, lu) => inquiry(t, lu) }],
-    [Opcode.MODE_SELECT_6, { name: 'MODE SELECT(6)', cdbLength: 6, handler: (t, lu) => modeSelect(decodeModeSelect6(t.cdb), t, lu.spc) }],
-    [Opcode.MODE_SELECT_10, { name: 'MODE SELECT(10)', cdbLength: 10, handler: (t, lu) => modeSelect(decodeModeSelect10(t.cdb), t, lu.spc) }],
-    [Opcode.MODE_SENSE_6, { name: 'MODE SENSE(6)', cdbLength: 6, pr: 'read', handler: (t, lu) => modeSense(decodeModeSense6(t.cdb), lu.spc) }],
-    [Opcode.MODE_SENSE_10, { name: 'MODE SENSE(10)', cdbLength: 10, pr: 'read', handler: (t, lu) => modeSense(decodeModeSense10(t.cdb), lu.spc) }],
+    [
+      Opcode.MODE_SELECT_6,
+      { name: 'MODE SELECT(6)', cdbLength: 6, handler: (t, lu) => modeSelect(decodeModeSelect6(t.cdb), t, lu.spc) },
+    ],
+    [
+      Opcode.MODE_SELECT_10,
+      { name: 'MODE SELECT(10)', cdbLength: 10, handler: (t, lu) => modeSelect(decodeModeSelect10(t.cdb), t, lu.spc) },
+    ],
+    [
+      Opcode.MODE_SENSE_6,
+      {
+        name: 'MODE SENSE(6)',
+        cdbLength: 6,
+        pr: 'read',
+        handler: (t, lu) => modeSense(decodeModeSense6(t.cdb), lu.spc),
+      },
+    ],
+    [
+      Opcode.MODE_SENSE_10,
+      {
+        name: 'MODE SENSE(10)',
+        cdbLength: 10,
+        pr: 'read',
+        handler: (t, lu) => modeSense(decodeModeSense10(t.cdb), lu.spc),
+      },
+    ],
     [Opcode.RESERVE_6, { name: 'RESERVE(6)', cdbLength: 6, pr: 'allowed', handler: (t, lu) => reserve6(t, lu) }],
     [Opcode.RELEASE_6, { name: 'RELEASE(6)', cdbLength: 6, pr: 'allowed', handler: (t, lu) => release6(t, lu) }],
-    [Opcode.PERSISTENT_RESERVE_IN, { name: 'PERSISTENT RESERVE IN', cdbLength: 10, pr: 'allowed', handler: (t, lu) => persistentReserveIn(t, lu),
-      serviceActions: new Map([0, 1, 2, 3].map((sa) => [sa, { name: 'PERSISTENT RESERVE IN', cdbLength: 10, pr: 'allowed' as const, handler: (t: ScsiTask, lu: L) => persistentReserveIn(t, lu) }])) }],
-    [Opcode.PERSISTENT_RESERVE_OUT, { name: 'PERSISTENT RESERVE OUT', cdbLength: 10, pr: 'allowed', handler: (t, lu) => persistentReserveOut(t, lu),
-      serviceActions: new Map([0, 1, 2, 3, 4, 5, 6, 7].map((sa) => [sa, { name: 'PERSISTENT RESERVE OUT', cdbLength: 10, pr: 'allowed' as const, handler: (t: ScsiTask, lu: L) => persistentReserveOut(t, lu) }])) }],
+    [
+      Opcode.PERSISTENT_RESERVE_IN,
+      {
+        name: 'PERSISTENT RESERVE IN',
+        cdbLength: 10,
+        pr: 'allowed',
+        handler: (t, lu) => persistentReserveIn(t, lu),
+        serviceActions: new Map(
+          [0, 1, 2, 3].map((sa) => [
+            sa,
+            {
+              name: 'PERSISTENT RESERVE IN',
+              cdbLength: 10,
+              pr: 'allowed' as const,
+              handler: (t: ScsiTask, lu: L) => persistentReserveIn(t, lu),
+            },
+          ]),
+        ),
+      },
+    ],
+    [
+      Opcode.PERSISTENT_RESERVE_OUT,
+      {
+        name: 'PERSISTENT RESERVE OUT',
+        cdbLength: 10,
+        pr: 'allowed',
+        handler: (t, lu) => persistentReserveOut(t, lu),
+        serviceActions: new Map(
+          [0, 1, 2, 3, 4, 5, 6, 7].map((sa) => [
+            sa,
+            {
+              name: 'PERSISTENT RESERVE OUT',
+              cdbLength: 10,
+              pr: 'allowed' as const,
+              handler: (t: ScsiTask, lu: L) => persistentReserveOut(t, lu),
+            },
+          ]),
+        ),
+      },
+    ],
     [Opcode.REPORT_LUNS, { name: 'REPORT LUNS', cdbLength: 12, pr: 'allowed', handler: (t) => reportLuns(t) }],
     [Opcode.MAINTENANCE_IN, maintenanceIn<L>()],
   ];

@@ -22,17 +22,30 @@ function rec(i: number, len: number): Uint8Array {
   return b;
 }
 
-function expectSense(r: RunResult, key: number, asc: number, ascq: number, extra: { fm?: boolean; eom?: boolean; ili?: boolean; info?: number } = {}): void {
+function expectSense(
+  r: RunResult,
+  key: number,
+  asc: number,
+  ascq: number,
+  extra: { fm?: boolean; eom?: boolean; ili?: boolean; info?: number } = {},
+): void {
   assert.equal(r.status, CC, `expected CHECK CONDITION, got ${r.status}`);
   const d = r.decoded!;
-  assert.deepEqual([d.key, d.asc, d.ascq], [key, asc, ascq], `sense ${d.key}/${d.asc.toString(16)}/${d.ascq.toString(16)}`);
+  assert.deepEqual(
+    [d.key, d.asc, d.ascq],
+    [key, asc, ascq],
+    `sense ${d.key}/${d.asc.toString(16)}/${d.ascq.toString(16)}`,
+  );
   if (extra.fm !== undefined) assert.equal(d.filemark, extra.fm, 'FILEMARK');
   if (extra.eom !== undefined) assert.equal(d.eom, extra.eom, 'EOM');
   if (extra.ili !== undefined) assert.equal(d.ili, extra.ili, 'ILI');
   if (extra.info !== undefined) assert.equal(d.info, extra.info >>> 0, 'INFORMATION');
 }
 
-async function setup(capacityBytes = 1 << 20, earlyWarningBytes?: number): Promise<{ lu: TapeDriveLu; cart: Cartridge; done: () => Promise<void> }> {
+async function setup(
+  capacityBytes = 1 << 20,
+  earlyWarningBytes?: number,
+): Promise<{ lu: TapeDriveLu; cart: Cartridge; done: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-ssc-'));
   const cart = await Cartridge.create(join(dir, 't.cart'), { barcode: 'FER001L8', capacityBytes, earlyWarningBytes });
   const lu = new TapeDriveLu({ identitySeed: `test:${dir}` });
@@ -40,7 +53,14 @@ async function setup(capacityBytes = 1 << 20, earlyWarningBytes?: number): Promi
   await runCdb(lu, T.buildTestUnitReady());
   await lu.insert(cart);
   await runCdb(lu, T.buildTestUnitReady()); // 28/00
-  return { lu, cart, done: async () => { await lu.close(); rmSync(dir, { recursive: true, force: true }); } };
+  return {
+    lu,
+    cart,
+    done: async () => {
+      await lu.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 async function position(lu: TapeDriveLu): Promise<{ id: number; bop: boolean; eop: boolean }> {
@@ -50,32 +70,39 @@ async function position(lu: TapeDriveLu): Promise<{ id: number; bop: boolean; eo
   return { id: new DataView(d.buffer, d.byteOffset).getUint32(4), bop: !!(d[0] & 0x80), eop: !!(d[0] & 0x40) };
 }
 
-test('no medium, then a load: NOT READY 3A/00, UNIT ATTENTION 28/00, then ready; INQUIRY says tape, removable', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-ssc-'));
-  const lu = new TapeDriveLu({ identitySeed: 'x' });
-  try {
-    expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
-    expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
-    expectSense(await runCdb(lu, T.buildRead6(10)), SenseKey.NOT_READY, 0x3a, 0x00);
-    const inq = await runCdb(lu, T.buildInquiry());
-    assert.equal(inq.dataIn![0] & 0x1f, 0x01);
-    assert.equal(inq.dataIn![1] & 0x80, 0x80);
-    const rs = await runCdb(lu, T.buildRequestSense());
-    assert.equal(rs.status, GOOD);
-    assert.deepEqual([rs.dataIn![2] & 0x0f, rs.dataIn![12]], [SenseKey.NOT_READY, 0x3a]);
-    await lu.insert(await Cartridge.create(join(dir, 'a.cart'), { barcode: 'A', capacityBytes: 1 << 16 }));
-    expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x28, 0x00);
-    assert.equal((await runCdb(lu, T.buildTestUnitReady())).status, GOOD);
-  } finally {
-    await lu.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'no medium, then a load: NOT READY 3A/00, UNIT ATTENTION 28/00, then ready; INQUIRY says tape, ' + 'removable',
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-ssc-'));
+    const lu = new TapeDriveLu({ identitySeed: 'x' });
+    try {
+      expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
+      expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
+      expectSense(await runCdb(lu, T.buildRead6(10)), SenseKey.NOT_READY, 0x3a, 0x00);
+      const inq = await runCdb(lu, T.buildInquiry());
+      assert.equal(inq.dataIn![0] & 0x1f, 0x01);
+      assert.equal(inq.dataIn![1] & 0x80, 0x80);
+      const rs = await runCdb(lu, T.buildRequestSense());
+      assert.equal(rs.status, GOOD);
+      assert.deepEqual([rs.dataIn![2] & 0x0f, rs.dataIn![12]], [SenseKey.NOT_READY, 0x3a]);
+      await lu.insert(await Cartridge.create(join(dir, 'a.cart'), { barcode: 'A', capacityBytes: 1 << 16 }));
+      expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x28, 0x00);
+      assert.equal((await runCdb(lu, T.buildTestUnitReady())).status, GOOD);
+    } finally {
+      await lu.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test('variable records: exact read, ILI both ways with signed residue, SILI, filemark and end of data', async () => {
   const { lu, done } = await setup();
   try {
-    for (const [i, len] of [[0, 100], [1, 200]]) assert.equal((await runCdb(lu, T.buildWrite6(len), { dataOut: rec(i, len) })).status, GOOD);
+    for (const [i, len] of [
+      [0, 100],
+      [1, 200],
+    ])
+      assert.equal((await runCdb(lu, T.buildWrite6(len), { dataOut: rec(i, len) })).status, GOOD);
     assert.equal((await runCdb(lu, T.buildWriteFilemarks6(1))).status, GOOD);
     assert.equal((await runCdb(lu, T.buildWrite6(50), { dataOut: rec(2, 50) })).status, GOOD);
     assert.equal((await runCdb(lu, T.buildWriteFilemarks6(1))).status, GOOD);
@@ -120,36 +147,45 @@ test('variable records: exact read, ILI both ways with signed residue, SILI, fil
   }
 });
 
-test('fixed blocks: MODE SELECT block length, FIXED+SILI and FIXED with length 0 rejected, filemark residue in blocks', async () => {
-  const { lu, done } = await setup();
-  try {
-    expectSense(await runCdb(lu, T.buildWrite6(1, { fixed: true }), { dataOut: rec(0, 512) }), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
-    const sel = T.modeSelectBlockDescriptor(512);
-    assert.equal((await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel })).status, GOOD);
-    const ms = await runCdb(lu, T.buildModeSense6(0x10));
-    const h = decodeModeParameterHeader(ms.dataIn!, 6)!;
-    assert.equal(h.blockDescriptorLength, 8);
-    const bd = decodeBlockDescriptor(ms.dataIn!, h)!;
-    assert.equal(bd.blockLength, 512);
-    assert.equal(bd.density, 0x5e, 'density code of the loaded medium');
-    const data = new Uint8Array(2048).map((_, i) => i & 0xff);
-    assert.equal((await runCdb(lu, T.buildWrite6(4, { fixed: true }), { dataOut: data })).status, GOOD);
-    await runCdb(lu, T.buildWriteFilemarks6(1));
-    await runCdb(lu, T.buildWrite6(1, { fixed: true }), { dataOut: data.subarray(0, 512) });
-    await runCdb(lu, T.buildRewind());
-    expectSense(await runCdb(lu, T.buildRead6(1, { fixed: true, sili: true })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
-    const r = await runCdb(lu, T.buildRead6(8, { fixed: true }));
-    expectSense(r, SenseKey.NO_SENSE, 0x00, 0x01, { fm: true, info: 4 });
-    assert.deepEqual(u8(r.dataIn), data);
-    assert.equal((await position(lu)).id, 5);
-    // A 512-byte block read with a 1024-byte fixed length: ILI, INFO = blocks not read.
-    const sel2 = T.modeSelectBlockDescriptor(1024);
-    await runCdb(lu, T.buildModeSelect6(sel2.length), { dataOut: sel2 });
-    expectSense(await runCdb(lu, T.buildRead6(3, { fixed: true })), SenseKey.NO_SENSE, 0, 0, { ili: true, info: 3 });
-  } finally {
-    await done();
-  }
-});
+test(
+  'fixed blocks: MODE SELECT block length, FIXED+SILI and FIXED with length 0 rejected, filemark residue in ' +
+    'blocks',
+  async () => {
+    const { lu, done } = await setup();
+    try {
+      expectSense(
+        await runCdb(lu, T.buildWrite6(1, { fixed: true }), { dataOut: rec(0, 512) }),
+        SenseKey.ILLEGAL_REQUEST,
+        0x24,
+        0x00,
+      );
+      const sel = T.modeSelectBlockDescriptor(512);
+      assert.equal((await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel })).status, GOOD);
+      const ms = await runCdb(lu, T.buildModeSense6(0x10));
+      const h = decodeModeParameterHeader(ms.dataIn!, 6)!;
+      assert.equal(h.blockDescriptorLength, 8);
+      const bd = decodeBlockDescriptor(ms.dataIn!, h)!;
+      assert.equal(bd.blockLength, 512);
+      assert.equal(bd.density, 0x5e, 'density code of the loaded medium');
+      const data = new Uint8Array(2048).map((_, i) => i & 0xff);
+      assert.equal((await runCdb(lu, T.buildWrite6(4, { fixed: true }), { dataOut: data })).status, GOOD);
+      await runCdb(lu, T.buildWriteFilemarks6(1));
+      await runCdb(lu, T.buildWrite6(1, { fixed: true }), { dataOut: data.subarray(0, 512) });
+      await runCdb(lu, T.buildRewind());
+      expectSense(await runCdb(lu, T.buildRead6(1, { fixed: true, sili: true })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+      const r = await runCdb(lu, T.buildRead6(8, { fixed: true }));
+      expectSense(r, SenseKey.NO_SENSE, 0x00, 0x01, { fm: true, info: 4 });
+      assert.deepEqual(u8(r.dataIn), data);
+      assert.equal((await position(lu)).id, 5);
+      // A 512-byte block read with a 1024-byte fixed length: ILI, INFO = blocks not read.
+      const sel2 = T.modeSelectBlockDescriptor(1024);
+      await runCdb(lu, T.buildModeSelect6(sel2.length), { dataOut: sel2 });
+      expectSense(await runCdb(lu, T.buildRead6(3, { fixed: true })), SenseKey.NO_SENSE, 0, 0, { ili: true, info: 3 });
+    } finally {
+      await done();
+    }
+  },
+);
 
 test('SPACE forward and backward over blocks and filemarks; BOP and EOD; LOCATE and READ POSITION forms', async () => {
   const { lu, done } = await setup();
@@ -167,23 +203,40 @@ test('SPACE forward and backward over blocks and filemarks; BOP and EOD; LOCATE 
     assert.equal((await runCdb(lu, T.buildSpace6(T.SpaceCode.FILEMARKS, -2))).status, GOOD);
     assert.equal((await position(lu)).id, 2);
     // Blocks backward hit BOP: EOM 00/04 with the residue.
-    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, -5)), SenseKey.NO_SENSE, 0x00, 0x04, { eom: true, info: -3 });
+    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, -5)), SenseKey.NO_SENSE, 0x00, 0x04, {
+      eom: true,
+      info: -3,
+    });
     assert.deepEqual(await position(lu), { id: 0, bop: true, eop: false });
     // Blocks forward over a filemark: FM, INFO = residue, position after the mark.
-    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, 4)), SenseKey.NO_SENSE, 0x00, 0x01, { fm: true, info: 2 });
+    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, 4)), SenseKey.NO_SENSE, 0x00, 0x01, {
+      fm: true,
+      info: 2,
+    });
     assert.equal((await position(lu)).id, 3);
     // Blocks backward over a filemark: stops on its BOP side.
     await runCdb(lu, T.buildLocate10(4));
-    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, -3)), SenseKey.NO_SENSE, 0x00, 0x01, { fm: true, info: -2 });
+    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, -3)), SenseKey.NO_SENSE, 0x00, 0x01, {
+      fm: true,
+      info: -2,
+    });
     assert.equal((await position(lu)).id, 2);
     // Filemarks forward past the last one: BLANK CHECK, EOD.
-    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.FILEMARKS, 5)), SenseKey.BLANK_CHECK, 0x00, 0x05, { info: 2 });
+    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.FILEMARKS, 5)), SenseKey.BLANK_CHECK, 0x00, 0x05, {
+      info: 2,
+    });
     assert.equal((await position(lu)).id, 8);
     await runCdb(lu, T.buildRewind());
     assert.equal((await runCdb(lu, T.buildSpace6(T.SpaceCode.END_OF_DATA, 0))).status, GOOD);
     assert.equal((await position(lu)).id, 8);
-    assert.equal((await runCdb(lu, T.buildSpace16(T.SpaceCode.BLOCKS, -1))).status, ScsiStatus.CHECK_CONDITION); // filemark right behind
-    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.SEQUENTIAL_FILEMARKS, 1)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    // filemark right behind
+    assert.equal((await runCdb(lu, T.buildSpace16(T.SpaceCode.BLOCKS, -1))).status, ScsiStatus.CHECK_CONDITION);
+    expectSense(
+      await runCdb(lu, T.buildSpace6(T.SpaceCode.SEQUENTIAL_FILEMARKS, 1)),
+      SenseKey.ILLEGAL_REQUEST,
+      0x24,
+      0x00,
+    );
     // LOCATE to a block id written earlier, then read it.
     assert.equal((await runCdb(lu, T.buildLocate10(4))).status, GOOD);
     const r = await runCdb(lu, T.buildRead6(32));
@@ -330,16 +383,24 @@ test('malformed CDBs get ILLEGAL REQUEST, never a crash', async () => {
     expectSense(await runCdb(lu, Uint8Array.of(0xc7, 0, 0, 0, 0, 0)), SenseKey.ILLEGAL_REQUEST, 0x20, 0x00);
     expectSense(await runCdb(lu, T.buildLocate10(0, { partition: 1 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
     expectSense(await runCdb(lu, T.buildLocate16(0, { destType: 2 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
-    expectSense(await runCdb(lu, T.buildWrite6(100), { dataOut: new Uint8Array(10) }), SenseKey.ABORTED_COMMAND, 0x4b, 0x00);
+    expectSense(
+      await runCdb(lu, T.buildWrite6(100), { dataOut: new Uint8Array(10) }),
+      SenseKey.ABORTED_COMMAND,
+      0x4b,
+      0x00,
+    );
     expectSense(await runCdb(lu, T.buildRead6(0xffffff)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
     // Random CDBs of every opcode: always a well-formed status.
     for (let op = 0; op < 256; op++) {
-      const c = new Uint8Array(op < 0x20 ? 6 : op < 0x60 ? 10 : op < 0xa0 ? 16 : 12).map(() => Math.floor(Math.random() * 256));
+      const c = new Uint8Array(op < 0x20 ? 6 : op < 0x60 ? 10 : op < 0xa0 ? 16 : 12).map(() =>
+        Math.floor(Math.random() * 256),
+      );
       c[0] = op;
       if (op === T.SscOpcode.WRITE_6 || op === T.SscOpcode.ERASE_6 || op === T.SscOpcode.WRITE_FILEMARKS_6) continue;
       const r = await runCdb(lu, c, { dataOut: new Uint8Array(64) });
       assert.ok(r.status === GOOD || r.status === CC, `opcode ${op.toString(16)} → status ${r.status}`);
-      if (r.status === CC) assert.notEqual(r.decoded!.key, SenseKey.HARDWARE_ERROR, `opcode ${op.toString(16)} hit an internal error`);
+      if (r.status === CC)
+        assert.notEqual(r.decoded!.key, SenseKey.HARDWARE_ERROR, `opcode ${op.toString(16)} hit an internal error`);
     }
   } finally {
     await done();
@@ -353,7 +414,12 @@ test('fuzz: random MODE SELECT parameter lists and random CDB sequences never gi
       fc.asyncProperty(fc.uint8Array({ maxLength: 40 }), fc.boolean(), async (list, ten) => {
         const cdb = ten ? Uint8Array.of(0x55, 0x10, 0, 0, 0, 0, 0, 0, list.length, 0) : T.buildModeSelect6(list.length);
         const r = await runCdb(lu, cdb, { dataOut: list });
-        assert.ok(r.status === GOOD || r.decoded!.key === SenseKey.ILLEGAL_REQUEST || r.decoded!.key === SenseKey.UNIT_ATTENTION, `sense ${JSON.stringify(r.decoded)}`);
+        assert.ok(
+          r.status === GOOD ||
+            r.decoded!.key === SenseKey.ILLEGAL_REQUEST ||
+            r.decoded!.key === SenseKey.UNIT_ATTENTION,
+          `sense ${JSON.stringify(r.decoded)}`,
+        );
       }),
       { numRuns: 300 },
     );
@@ -362,19 +428,27 @@ test('fuzz: random MODE SELECT parameter lists and random CDB sequences never gi
     await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel });
     const ops = [0x00, 0x01, 0x05, 0x08, 0x0a, 0x10, 0x11, 0x19, 0x1b, 0x1e, 0x2b, 0x34, 0x44, 0x4d, 0x8c, 0x91, 0x92];
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom(...ops), fc.uint8Array({ minLength: 15, maxLength: 15 })), { maxLength: 12 }), async (seq) => {
-        for (const [op, rest] of seq) {
-          const cdb = new Uint8Array(16);
-          cdb[0] = op;
-          cdb.set(rest, 1);
-          // Keep transfers small so the fuzz stays fast.
-          if (op === 0x08 || op === 0x0a || op === 0x10) cdb[2] = 0;
-          const r = await runCdb(lu, cdb, { dataOut: new Uint8Array((cdb[3] << 8) | cdb[4]) });
-          if (r.status !== GOOD) assert.notEqual(r.decoded!.key, SenseKey.HARDWARE_ERROR, `opcode ${op.toString(16)}: ${JSON.stringify(r.decoded)}`);
-        }
-        if (!lu.drive.loaded && lu.present) await runCdb(lu, T.buildLoadUnload(true));
-        await runCdb(lu, T.buildPreventAllow(false));
-      }),
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.constantFrom(...ops), fc.uint8Array({ minLength: 15, maxLength: 15 })), { maxLength: 12 }),
+        async (seq) => {
+          for (const [op, rest] of seq) {
+            const cdb = new Uint8Array(16);
+            cdb[0] = op;
+            cdb.set(rest, 1);
+            // Keep transfers small so the fuzz stays fast.
+            if (op === 0x08 || op === 0x0a || op === 0x10) cdb[2] = 0;
+            const r = await runCdb(lu, cdb, { dataOut: new Uint8Array((cdb[3] << 8) | cdb[4]) });
+            if (r.status !== GOOD)
+              assert.notEqual(
+                r.decoded!.key,
+                SenseKey.HARDWARE_ERROR,
+                `opcode ${op.toString(16)}: ${JSON.stringify(r.decoded)}`,
+              );
+          }
+          if (!lu.drive.loaded && lu.present) await runCdb(lu, T.buildLoadUnload(true));
+          await runCdb(lu, T.buildPreventAllow(false));
+        },
+      ),
       { numRuns: 150 },
     );
   } finally {
@@ -387,7 +461,11 @@ test('property: commands fired without waiting give the same results as the same
     fc.record({ op: fc.constant('write' as const), len: fc.integer({ min: 1, max: 3000 }), tag: fc.nat(255) }),
     fc.record({ op: fc.constant('read' as const), len: fc.integer({ min: 1, max: 3000 }) }),
     fc.record({ op: fc.constant('fm' as const) }),
-    fc.record({ op: fc.constant('space' as const), code: fc.constantFrom(0, 1), count: fc.integer({ min: -3, max: 3 }) }),
+    fc.record({
+      op: fc.constant('space' as const),
+      code: fc.constantFrom(0, 1),
+      count: fc.integer({ min: -3, max: 3 }),
+    }),
     fc.record({ op: fc.constant('locate' as const), id: fc.nat(12) }),
     fc.record({ op: fc.constant('rewind' as const) }),
   );
@@ -408,7 +486,14 @@ test('property: commands fired without waiting give the same results as the same
         return { cdb: T.buildRewind() };
     }
   };
-  const summary = (r: RunResult): string => `${r.status}:${r.decoded ? `${r.decoded.key}/${r.decoded.asc}/${r.decoded.ascq}/${r.decoded.info}/${r.decoded.filemark}/${r.decoded.ili}` : ''}:${r.dataIn ? Buffer.from(r.dataIn).toString('base64') : ''}`;
+  const summary = (r: RunResult): string =>
+    [
+      r.status,
+      r.decoded
+        ? [r.decoded.key, r.decoded.asc, r.decoded.ascq, r.decoded.info, r.decoded.filemark, r.decoded.ili].join('/')
+        : '',
+      r.dataIn ? Buffer.from(r.dataIn).toString('base64') : '',
+    ].join(':');
   await fc.assert(
     fc.asyncProperty(fc.array(cmd, { minLength: 1, maxLength: 25 }), async (cmds) => {
       const a = await setup();
@@ -419,7 +504,12 @@ test('property: commands fired without waiting give the same results as the same
           const { cdb, dataOut } = cdbOf(c);
           one.push(summary(await runCdb(a.lu, cdb, { dataOut })));
         }
-        const all = await Promise.all(cmds.map((c) => { const { cdb, dataOut } = cdbOf(c); return runCdb(b.lu, cdb, { dataOut }); }));
+        const all = await Promise.all(
+          cmds.map((c) => {
+            const { cdb, dataOut } = cdbOf(c);
+            return runCdb(b.lu, cdb, { dataOut });
+          }),
+        );
         assert.deepEqual(all.map(summary), one);
       } finally {
         await a.done();

@@ -1,11 +1,26 @@
 import { encodeExtendedPosition, encodeLongPosition, encodeShortPosition } from './read-position.ts';
 import { SenseError, SenseKey, Asc, type SenseOptions } from './sense.ts';
-import { ScsiStatus, readBuffers, type LogicalUnit, type Nexus, type ResetKind, type ScsiResult, type ScsiTask } from './task.ts';
+import {
+  ScsiStatus,
+  readBuffers,
+  type LogicalUnit,
+  type Nexus,
+  type ResetKind,
+  type ScsiResult,
+  type ScsiTask,
+} from './task.ts';
 import { runCommand, checkCondition, type CommandEntry, type CommandTable } from './command-table.ts';
 import { SpcState, spcCommands, spcGate, modeSense, modeSelect, VersionDescriptor, type SpcLu } from './spc.ts';
 import { makePage } from './mode-pages.ts';
 import { luIdentity } from './identity.ts';
-import { decodeModeSelect6, decodeModeSelect10, decodeModeSense6, decodeModeSense10, trimToAllocation, type ModeSelectCdb } from './cdb.ts';
+import {
+  decodeModeSelect6,
+  decodeModeSelect10,
+  decodeModeSense6,
+  decodeModeSense10,
+  trimToAllocation,
+  type ModeSelectCdb,
+} from './cdb.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import {
   SscOpcode,
@@ -40,10 +55,10 @@ import { decodeBlockDescriptor, decodeModeParameterHeader } from './mode-paramet
  * one after another (a tape has one position). SPC commands come from spc.ts.
  */
 
-
 /** Largest READ/WRITE(6) transfer we accept in one command. */
 const MAX_TRANSFER_BYTES = 64 << 20;
-const invalidCdb = (field: number, bit?: number): SenseError => new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field, bit } });
+const invalidCdb = (field: number, bit?: number): SenseError =>
+  new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field, bit } });
 
 export interface TapeDriveLuOptions {
   /** Seed for the LU's NAA designator and serial (stable across restarts). */
@@ -97,8 +112,17 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
   execute(task: ScsiTask): Promise<ScsiResult> {
     // Extension commands (EXTENDED COPY, RECEIVE COPY RESULTS) do not move the tape through
     // this LU's command order: a copy runs for minutes and reaches the drive as a TapeDevice.
-    if (this.extTable?.has(task.cdb[0])) return runCommand(this.extTable, this, task, { gate: (e, t) => spcGate(this, e, t), senseFormat: () => this.spc.senseFormat });
-    return this.inOrder(() => runCommand(SSC_TABLE, this, task, { gate: (e, t) => spcGate(this, e, t), senseFormat: () => this.spc.senseFormat }));
+    if (this.extTable?.has(task.cdb[0]))
+      return runCommand(this.extTable, this, task, {
+        gate: (e, t) => spcGate(this, e, t),
+        senseFormat: () => this.spc.senseFormat,
+      });
+    return this.inOrder(() =>
+      runCommand(SSC_TABLE, this, task, {
+        gate: (e, t) => spcGate(this, e, t),
+        senseFormat: () => this.spc.senseFormat,
+      }),
+    );
   }
 
   /** Medium commands take effect in arrival order (`inOrder`); extension commands (copies) do not. */
@@ -108,7 +132,8 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
 
   /** The copy manager's view of this drive (src/xcopy CopyCapableLu): none without a cartridge. */
   get tapeDevice(): TapeDevice | undefined {
-    return this.drive.loaded ? new CartridgeTapeDevice(this.drive) : undefined; // unloaded (ejected) media cannot be read
+    // unloaded (ejected) media cannot be read
+    return this.drive.loaded ? new CartridgeTapeDevice(this.drive) : undefined;
   }
 
   /** Serve more commands and VPD pages (how src/xcopy makes this drive a copy manager). */
@@ -201,10 +226,14 @@ export class TapeDriveLu implements LogicalUnit, SpcLu {
   private modeHeader(): { deviceSpecific: number; blockDescriptor: { blockCount: number; blockSize: number } } {
     const c = this.drive.cartridge;
     const wp = c?.label.writeProtected ? 0x80 : 0;
-    // SSC-3 mode parameter header and block descriptor: device-specific byte WP b7, BUFFERED MODE b6:4 = 1; block descriptor
+    // SSC-3 mode parameter header and block descriptor: device-specific byte WP b7, BUFFERED MODE b6:4 = 1; block
+    // descriptor
     // byte 0 DENSITY CODE (carried in the top byte of the 4-byte "block count"), 5–7 BLOCK LENGTH.
     const density = c ? c.label.densityCode : 0;
-    return { deviceSpecific: wp | 0x10, blockDescriptor: { blockCount: density * 0x1000000, blockSize: this.drive.blockLength } };
+    return {
+      deviceSpecific: wp | 0x10,
+      blockDescriptor: { blockCount: density * 0x1000000, blockSize: this.drive.blockLength },
+    };
   }
 }
 
@@ -226,10 +255,23 @@ function mapDriveError(e: unknown): never {
 function writeStatus(out: WriteOutcome, lengthAsked: number): ScsiResult | undefined {
   // SSC-3 early warning: past it every write completes and reports EOM, NO SENSE 00/02.
   if (out.overflow) {
-    return { ...checkCondition(new SenseError(SenseKey.VOLUME_OVERFLOW, Asc.END_OF_PARTITION_MEDIUM_DETECTED, { eom: true, info: out.residue })), transferLength: lengthAsked };
+    return {
+      ...checkCondition(
+        new SenseError(SenseKey.VOLUME_OVERFLOW, Asc.END_OF_PARTITION_MEDIUM_DETECTED, {
+          eom: true,
+          info: out.residue,
+        }),
+      ),
+      transferLength: lengthAsked,
+    };
   }
   if (out.earlyWarning) {
-    return { ...checkCondition(new SenseError(SenseKey.NO_SENSE, Asc.END_OF_PARTITION_MEDIUM_DETECTED, { eom: true, info: out.residue })), transferLength: lengthAsked };
+    return {
+      ...checkCondition(
+        new SenseError(SenseKey.NO_SENSE, Asc.END_OF_PARTITION_MEDIUM_DETECTED, { eom: true, info: out.residue }),
+      ),
+      transferLength: lengthAsked,
+    };
   }
   return undefined;
 }
@@ -239,8 +281,10 @@ function spaceStatus(out: SpaceOutcome, sign: number, drive: TapeDrive): void {
   const info = sign * out.residue;
   const o: SenseOptions = { info };
   if (out.stop === 'filemark') throw new SenseError(SenseKey.NO_SENSE, Asc.FILEMARK_DETECTED, { ...o, filemark: true });
-  if (out.stop === 'bop') throw new SenseError(SenseKey.NO_SENSE, Asc.BEGINNING_OF_PARTITION_MEDIUM_DETECTED, { ...o, eom: true });
-  if (out.stop === 'eod') throw new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, { ...o, eom: drive.beyondEarlyWarning });
+  if (out.stop === 'bop')
+    throw new SenseError(SenseKey.NO_SENSE, Asc.BEGINNING_OF_PARTITION_MEDIUM_DETECTED, { ...o, eom: true });
+  if (out.stop === 'eod')
+    throw new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, { ...o, eom: drive.beyondEarlyWarning });
 }
 
 // ---- handlers ---------------------------------------------------------------------------------
@@ -273,20 +317,41 @@ async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
   return { ...readStatus(c, drive, out, buf.subarray(0, out.bytes), bytes), release: () => readBuffers.give(buf) };
 }
 
-
 /** SSC-3 READ(6) status for what the read met: GOOD, filemark, end of data, or ILI. */
-function readStatus(c: ReturnType<typeof decodeReadWrite6>, drive: TapeDrive, out: ReadOutcome, data: Uint8Array, bytes: number): ScsiResult {
+function readStatus(
+  c: ReturnType<typeof decodeReadWrite6>,
+  drive: TapeDrive,
+  out: ReadOutcome,
+  data: Uint8Array,
+  bytes: number,
+): ScsiResult {
   if (!out.stop) return { status: ScsiStatus.GOOD, dataIn: data, transferLength: bytes };
   if (out.stop === 'filemark') {
-    return withData(new SenseError(SenseKey.NO_SENSE, Asc.FILEMARK_DETECTED, { filemark: true, info: out.residue }), data, bytes);
+    return withData(
+      new SenseError(SenseKey.NO_SENSE, Asc.FILEMARK_DETECTED, { filemark: true, info: out.residue }),
+      data,
+      bytes,
+    );
   }
   if (out.stop === 'eod') {
-    return withData(new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, { info: out.residue, eom: drive.beyondEarlyWarning }), data, bytes);
+    return withData(
+      new SenseError(SenseKey.BLANK_CHECK, Asc.END_OF_DATA_DETECTED, {
+        info: out.residue,
+        eom: drive.beyondEarlyWarning,
+      }),
+      data,
+      bytes,
+    );
   }
   // Incorrect length. SSC-3 READ(6), SILI=1 with FIXED=0: an underlength record is not
   // reported; an overlength one only when the mode block length is not zero.
-  if (!c.fixed && c.sili && (out.residue > 0 || drive.blockLength === 0)) return { status: ScsiStatus.GOOD, dataIn: data, transferLength: bytes };
-  return withData(new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE, { ili: true, info: out.residue }), data, bytes);
+  if (!c.fixed && c.sili && (out.residue > 0 || drive.blockLength === 0))
+    return { status: ScsiStatus.GOOD, dataIn: data, transferLength: bytes };
+  return withData(
+    new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE, { ili: true, info: out.residue }),
+    data,
+    bytes,
+  );
 }
 
 /** SSC-3 WRITE(6). */
@@ -334,7 +399,11 @@ function space(code: number, count: number, lu: TapeDriveLu): void {
   spaceStatus(out, Math.sign(count), drive);
 }
 
-function locate(c: { cp: boolean; id: number; partition: number; destType: number }, lu: TapeDriveLu, partitionField: number): void {
+function locate(
+  c: { cp: boolean; id: number; partition: number; destType: number },
+  lu: TapeDriveLu,
+  partitionField: number,
+): void {
   const drive = lu.ready();
   if (c.cp && c.partition !== 0) throw invalidCdb(partitionField); // one partition only
   let out: SpaceOutcome;
@@ -398,7 +467,8 @@ async function loadUnload(task: ScsiTask, lu: TapeDriveLu): Promise<void> {
     if (!lu.present) throw new SenseError(SenseKey.NOT_READY, Asc.MEDIUM_NOT_PRESENT);
     return;
   }
-  if (lu.mediumRemovalPrevented && !c.hold) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.MEDIUM_REMOVAL_PREVENTED);
+  if (lu.mediumRemovalPrevented && !c.hold)
+    throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.MEDIUM_REMOVAL_PREVENTED);
   if (c.hold) {
     drive.rewind();
     return;
@@ -466,16 +536,23 @@ function logSense(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
       break;
     case 0x02:
     case 0x03: {
-      // SPC-4 write/read error counter log pages: 0000h–0004h errors (all zero), 0005h total bytes processed, 0006h uncorrected.
+      // SPC-4 write/read error counter log pages: 0000h–0004h errors (all zero), 0005h total bytes processed, 0006h
+      // uncorrected.
       const bytes = c.page === 0x02 ? lu.stats.bytesWritten : lu.stats.bytesRead;
       for (let code = 0; code <= 6; code++) params.push([code, 8, code === 5 ? bytes : 0]);
       break;
     }
     case 0x31: {
-      // SSC-3 tape capacity log page, in MiB: 1 main partition remaining, 2 alternate remaining, 3 main maximum, 4 alternate maximum.
+      // SSC-3 tape capacity log page, in MiB: 1 main partition remaining, 2 alternate remaining, 3 main maximum, 4
+      // alternate maximum.
       const cart = lu.drive.cartridge;
       const mib = (n: number): number => Math.floor(n / (1 << 20));
-      params.push([1, 4, cart ? mib(cart.label.capacityBytes - cart.usedBytes) : 0], [2, 4, 0], [3, 4, cart ? mib(cart.label.capacityBytes) : 0], [4, 4, 0]);
+      params.push(
+        [1, 4, cart ? mib(cart.label.capacityBytes - cart.usedBytes) : 0],
+        [2, 4, 0],
+        [3, 4, cart ? mib(cart.label.capacityBytes) : 0],
+        [4, 4, 0],
+      );
       break;
     }
     default:
@@ -540,7 +617,11 @@ function readAttribute(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
   if (c.serviceAction === 0x00) {
     const len = attrs.reduce((n, a) => n + 5 + a[3].length, 0);
     const w = new ByteWriter(len);
-    for (const [id, ro, fmt, v] of attrs) w.u16(id).u8((ro ? 0x80 : 0) | fmt).u16(v.length).bytes(v);
+    for (const [id, ro, fmt, v] of attrs)
+      w.u16(id)
+        .u8((ro ? 0x80 : 0) | fmt)
+        .u16(v.length)
+        .bytes(v);
     body = w.buf;
   } else if (c.serviceAction === 0x01) {
     const w = new ByteWriter(attrs.length * 2);
@@ -567,16 +648,24 @@ function tapeModeSelect(c: ModeSelectCdb, task: ScsiTask, lu: TapeDriveLu): void
   if (h) {
     const hlen = h.headerLength;
     const bdLen = h.blockDescriptorLength;
-    if (bdLen !== 0 && bdLen !== 8) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: c.size === 6 ? 3 : 7 } });
+    if (bdLen !== 0 && bdLen !== 8)
+      throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, {
+        fieldPointer: { cd: false, field: c.size === 6 ? 3 : 7 },
+      });
     if (bdLen === 8) {
       const bd = decodeBlockDescriptor(data, { ...h, longLba: false });
       if (!bd) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
       const L = bd.blockLength;
-      if (L > lu.drive.maxRecordBytes) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: hlen + 5 } });
+      if (L > lu.drive.maxRecordBytes)
+        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, {
+          fieldPointer: { cd: false, field: hlen + 5 },
+        });
       const density = bd.density;
       const current = lu.drive.cartridge?.label.densityCode ?? DEFAULT_DENSITY_CODE;
       if (density !== 0 && density !== 0x7f && density !== current) {
-        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { cd: false, field: hlen } });
+        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, {
+          fieldPointer: { cd: false, field: hlen },
+        });
       }
       // Validate pages before changing the block length.
       modeSelect(c, task, lu.spc);
@@ -591,7 +680,10 @@ function tapeModeSelect(c: ModeSelectCdb, task: ScsiTask, lu: TapeDriveLu): void
   modeSelect(c, task, lu.spc);
 }
 
-/** Mode pages of a tape drive: data compression 0Fh, device configuration 10h, medium partition 11h. SSC-3 mode parameters */
+/**
+ * Mode pages of a tape drive: data compression 0Fh, device configuration 10h, medium partition 11h. SSC-3 mode
+ * parameters
+ */
 function tapeModePages(): ReturnType<typeof makePage>[] {
   return [
     // 0Fh: DCE b7/DCC b6 (byte 2), DDE b7 (byte 3), algorithms 4–7/8–11. We do not compress; DCE is accepted.
@@ -603,7 +695,12 @@ function tapeModePages(): ReturnType<typeof makePage>[] {
   ];
 }
 
-function entry(name: string, cdbLength: number, handler: CommandEntry<TapeDriveLu>['handler'], pr?: 'allowed' | 'read' | 'write'): CommandEntry<TapeDriveLu> {
+function entry(
+  name: string,
+  cdbLength: number,
+  handler: CommandEntry<TapeDriveLu>['handler'],
+  pr?: 'allowed' | 'read' | 'write',
+): CommandEntry<TapeDriveLu> {
   return { name, cdbLength, handler, pr };
 }
 
@@ -620,8 +717,30 @@ export const SSC_TABLE: CommandTable<TapeDriveLu> = new Map<number, CommandEntry
   [O.READ_6, entry('READ(6)', 6, read6, 'read')],
   [O.WRITE_6, entry('WRITE(6)', 6, write6)],
   [O.WRITE_FILEMARKS_6, entry('WRITE FILEMARKS(6)', 6, writeFilemarks6)],
-  [O.SPACE_6, entry('SPACE(6)', 6, (t, lu) => { const c = decodeSpace6(t.cdb); space(c.code, c.count, lu); }, 'read')],
-  [O.SPACE_16, entry('SPACE(16)', 16, (t, lu) => { const c = decodeSpace16(t.cdb); space(c.code, c.count, lu); }, 'read')],
+  [
+    O.SPACE_6,
+    entry(
+      'SPACE(6)',
+      6,
+      (t, lu) => {
+        const c = decodeSpace6(t.cdb);
+        space(c.code, c.count, lu);
+      },
+      'read',
+    ),
+  ],
+  [
+    O.SPACE_16,
+    entry(
+      'SPACE(16)',
+      16,
+      (t, lu) => {
+        const c = decodeSpace16(t.cdb);
+        space(c.code, c.count, lu);
+      },
+      'read',
+    ),
+  ],
   [O.ERASE_6, entry('ERASE(6)', 6, erase6)],
   [O.LOAD_UNLOAD, entry('LOAD UNLOAD', 6, loadUnload, 'read')],
   [O.PREVENT_ALLOW_MEDIUM_REMOVAL, entry('PREVENT ALLOW MEDIUM REMOVAL', 6, preventAllow, 'read')],

@@ -133,7 +133,10 @@ export function buildErase6(opts: { long?: boolean; immed?: boolean } = {}): Uin
   return b;
 }
 
-export function buildLoadUnload(load: boolean, opts: { immed?: boolean; eot?: boolean; hold?: boolean } = {}): Uint8Array {
+export function buildLoadUnload(
+  load: boolean,
+  opts: { immed?: boolean; eot?: boolean; hold?: boolean } = {},
+): Uint8Array {
   const b = cdb(6, SscOpcode.LOAD_UNLOAD);
   b[1] = opts.immed ? 1 : 0;
   b[4] = (opts.hold ? 8 : 0) | (opts.eot ? 4 : 0) | (load ? 1 : 0);
@@ -154,7 +157,10 @@ export function buildLocate10(objectId: number, opts: { partition?: number; imme
   return b;
 }
 
-export function buildLocate16(id: number, opts: { destType?: number; partition?: number; immed?: boolean } = {}): Uint8Array {
+export function buildLocate16(
+  id: number,
+  opts: { destType?: number; partition?: number; immed?: boolean } = {},
+): Uint8Array {
   const b = cdb(16, SscOpcode.LOCATE_16);
   b[1] = ((opts.destType ?? LocateDest.OBJECT) << 3) | (opts.partition !== undefined ? 2 : 0) | (opts.immed ? 1 : 0);
   b[3] = opts.partition ?? 0;
@@ -176,7 +182,10 @@ export function buildReportDensitySupport(opts: { medium?: boolean; allocationLe
   return b;
 }
 
-export function buildLogSense(page: number, opts: { pageControl?: number; allocationLength?: number; subpage?: number } = {}): Uint8Array {
+export function buildLogSense(
+  page: number,
+  opts: { pageControl?: number; allocationLength?: number; subpage?: number } = {},
+): Uint8Array {
   const b = cdb(10, SscOpcode.LOG_SENSE);
   b[2] = ((opts.pageControl ?? 1) << 6) | (page & 0x3f);
   b[3] = opts.subpage ?? 0;
@@ -192,7 +201,10 @@ export function buildReadAttribute(serviceAction: number, firstAttribute = 0, al
   return b;
 }
 
-export function buildModeSense6(page: number, opts: { dbd?: boolean; allocationLength?: number; pageControl?: number } = {}): Uint8Array {
+export function buildModeSense6(
+  page: number,
+  opts: { dbd?: boolean; allocationLength?: number; pageControl?: number } = {},
+): Uint8Array {
   const b = cdb(6, SscOpcode.MODE_SENSE_6);
   b[1] = opts.dbd ? 8 : 0;
   b[2] = ((opts.pageControl ?? 0) << 6) | (page & 0x3f);
@@ -210,7 +222,12 @@ export function buildModeSelect6(parameterListLength: number): Uint8Array {
 /** A MODE SELECT(6) parameter list that only sets the block descriptor (density, block length). */
 export function modeSelectBlockDescriptor(blockLength: number, densityCode = 0): Uint8Array {
   // Buffered mode 1 (SSC-3 8.3.2); the general block descriptor: density, 0 blocks, block length.
-  return encodeModeParameters({ size: 6, select: true, deviceSpecific: 0x10, descriptor: { blockCount: densityCode * 0x1000000, blockLength } });
+  return encodeModeParameters({
+    size: 6,
+    select: true,
+    deviceSpecific: 0x10,
+    descriptor: { blockCount: densityCode * 0x1000000, blockLength },
+  });
 }
 
 export function buildInquiry(allocationLength = 96, page?: number): Uint8Array {
@@ -238,7 +255,16 @@ export function buildMoveMedium(transport: number, source: number, destination: 
   return b;
 }
 
-export function buildReadElementStatus(opts: { type?: number; start?: number; count?: number; voltag?: boolean; dvcid?: boolean; allocationLength?: number } = {}): Uint8Array {
+export function buildReadElementStatus(
+  opts: {
+    type?: number;
+    start?: number;
+    count?: number;
+    voltag?: boolean;
+    dvcid?: boolean;
+    allocationLength?: number;
+  } = {},
+): Uint8Array {
   const b = cdb(12, SmcOpcode.READ_ELEMENT_STATUS);
   b[1] = (opts.voltag ? 0x10 : 0) | ((opts.type ?? ElementType.ALL) & 0x0f);
   put16(b, 2, opts.start ?? 0);
@@ -285,14 +311,26 @@ export function decodeSpace16(c: Uint8Array): { code: number; count: number } {
 }
 
 /** LOCATE(10): BT b2, CP b1, IMMED b0; object id bytes 3–6; partition byte 8. SSC-3 LOCATE(10) */
-export function decodeLocate10(c: Uint8Array): { cp: boolean; immed: boolean; id: number; partition: number; destType: number } {
+export function decodeLocate10(c: Uint8Array): {
+  cp: boolean;
+  immed: boolean;
+  id: number;
+  partition: number;
+  destType: number;
+} {
   const r = new ByteReader(c);
   const b1 = r.u8(1);
   return { cp: !!(b1 & 2), immed: !!(b1 & 1), id: r.u32(3), partition: r.u8(8), destType: LocateDest.OBJECT };
 }
 
 /** LOCATE(16): DEST_TYPE b5:3, CP b1, IMMED b0; partition byte 3; identifier bytes 4–11. */
-export function decodeLocate16(c: Uint8Array): { cp: boolean; immed: boolean; id: number; partition: number; destType: number } {
+export function decodeLocate16(c: Uint8Array): {
+  cp: boolean;
+  immed: boolean;
+  id: number;
+  partition: number;
+  destType: number;
+} {
   const r = new ByteReader(c);
   const b1 = r.u8(1);
   return { cp: !!(b1 & 2), immed: !!(b1 & 1), destType: (b1 >> 3) & 7, partition: r.u8(3), id: Number(r.u64big(4)) };
@@ -304,7 +342,13 @@ export function decodeReadPosition(c: Uint8Array): { form: number; allocationLen
 }
 
 /** LOAD UNLOAD: IMMED byte 1 b0; byte 4 HOLD b3, EOT b2, RETEN b1, LOAD b0. SSC-3 LOAD UNLOAD */
-export function decodeLoadUnload(c: Uint8Array): { immed: boolean; hold: boolean; eot: boolean; reten: boolean; load: boolean } {
+export function decodeLoadUnload(c: Uint8Array): {
+  immed: boolean;
+  hold: boolean;
+  eot: boolean;
+  reten: boolean;
+  load: boolean;
+} {
   const r = new ByteReader(c);
   const b4 = r.u8(4);
   return { immed: !!(r.u8(1) & 1), hold: !!(b4 & 8), eot: !!(b4 & 4), reten: !!(b4 & 2), load: !!(b4 & 1) };
@@ -315,23 +359,55 @@ export function decodeErase6(c: Uint8Array): { immed: boolean; long: boolean } {
   return { immed: !!(b1 & 2), long: !!(b1 & 1) };
 }
 
-export function decodeReportDensitySupport(c: Uint8Array): { medium: boolean; mediaType: boolean; allocationLength: number } {
+export function decodeReportDensitySupport(c: Uint8Array): {
+  medium: boolean;
+  mediaType: boolean;
+  allocationLength: number;
+} {
   const r = new ByteReader(c);
   const b1 = r.u8(1);
   return { medium: !!(b1 & 1), mediaType: !!(b1 & 2), allocationLength: r.u16(7) };
 }
 
 /** LOG SENSE: PPC b1, SP b0; PC byte 2 b7:6, page b5:0; subpage 3; pointer 5–6; allocation 7–8. SPC-4 LOG SENSE */
-export function decodeLogSense(c: Uint8Array): { sp: boolean; pageControl: number; page: number; subpage: number; parameterPointer: number; allocationLength: number } {
+export function decodeLogSense(c: Uint8Array): {
+  sp: boolean;
+  pageControl: number;
+  page: number;
+  subpage: number;
+  parameterPointer: number;
+  allocationLength: number;
+} {
   const r = new ByteReader(c);
   const b2 = r.u8(2);
-  return { sp: !!(r.u8(1) & 1), pageControl: b2 >> 6, page: b2 & 0x3f, subpage: r.u8(3), parameterPointer: r.u16(5), allocationLength: r.u16(7) };
+  return {
+    sp: !!(r.u8(1) & 1),
+    pageControl: b2 >> 6,
+    page: b2 & 0x3f,
+    subpage: r.u8(3),
+    parameterPointer: r.u16(5),
+    allocationLength: r.u16(7),
+  };
 }
 
-/** READ ATTRIBUTE: SA byte 1 b4:0; volume 5; partition 7; first attribute 8–9; allocation 10–13. SPC-4 READ ATTRIBUTE */
-export function decodeReadAttribute(c: Uint8Array): { serviceAction: number; volume: number; partition: number; firstAttribute: number; allocationLength: number } {
+/**
+ * READ ATTRIBUTE: SA byte 1 b4:0; volume 5; partition 7; first attribute 8–9; allocation 10–13. SPC-4 READ ATTRIBUTE
+ */
+export function decodeReadAttribute(c: Uint8Array): {
+  serviceAction: number;
+  volume: number;
+  partition: number;
+  firstAttribute: number;
+  allocationLength: number;
+} {
   const r = new ByteReader(c);
-  return { serviceAction: r.u8(1) & 0x1f, volume: r.u8(5), partition: r.u8(7), firstAttribute: r.u16(8), allocationLength: r.u32(10) };
+  return {
+    serviceAction: r.u8(1) & 0x1f,
+    volume: r.u8(5),
+    partition: r.u8(7),
+    firstAttribute: r.u16(8),
+    allocationLength: r.u32(10),
+  };
 }
 
 /** PREVENT ALLOW MEDIUM REMOVAL: PREVENT byte 4 b1:0. SPC-4 PREVENT ALLOW MEDIUM REMOVAL */
@@ -340,17 +416,41 @@ export function decodePreventAllowTape(c: Uint8Array): { prevent: number } {
 }
 
 /** MOVE MEDIUM: transport 2–3, source 4–5, destination 6–7, INVERT byte 10 b0. SMC-3 MOVE MEDIUM */
-export function decodeMoveMedium(c: Uint8Array): { transport: number; source: number; destination: number; invert: boolean } {
+export function decodeMoveMedium(c: Uint8Array): {
+  transport: number;
+  source: number;
+  destination: number;
+  invert: boolean;
+} {
   const r = new ByteReader(c);
   return { transport: r.u16(2), source: r.u16(4), destination: r.u16(6), invert: !!(r.u8(10) & 1) };
 }
 
-/** READ ELEMENT STATUS: VOLTAG b4, type b3:0; start 2–3; count 4–5; CURDATA b1/DVCID b0 byte 6; allocation 7–9. SMC-3 READ ELEMENT STATUS */
-export function decodeReadElementStatus(c: Uint8Array): { voltag: boolean; type: number; start: number; count: number; curdata: boolean; dvcid: boolean; allocationLength: number } {
+/**
+ * READ ELEMENT STATUS: VOLTAG b4, type b3:0; start 2–3; count 4–5; CURDATA b1/DVCID b0 byte 6; allocation 7–9. SMC-3
+ * READ ELEMENT STATUS
+ */
+export function decodeReadElementStatus(c: Uint8Array): {
+  voltag: boolean;
+  type: number;
+  start: number;
+  count: number;
+  curdata: boolean;
+  dvcid: boolean;
+  allocationLength: number;
+} {
   const r = new ByteReader(c);
   const b1 = r.u8(1);
   const b6 = r.u8(6);
-  return { voltag: !!(b1 & 0x10), type: b1 & 0x0f, start: r.u16(2), count: r.u16(4), curdata: !!(b6 & 2), dvcid: !!(b6 & 1), allocationLength: r.u24(7) };
+  return {
+    voltag: !!(b1 & 0x10),
+    type: b1 & 0x0f,
+    start: r.u16(2),
+    count: r.u16(4),
+    curdata: !!(b6 & 2),
+    dvcid: !!(b6 & 1),
+    allocationLength: r.u24(7),
+  };
 }
 
 /** READ BLOCK LIMITS: MLOI byte 1 b0. SSC-3 READ BLOCK LIMITS */
@@ -364,7 +464,10 @@ export function decodePositionToElement(c: Uint8Array): { transport: number; des
   return { transport: r.u16(2), destination: r.u16(4), invert: !!(r.u8(8) & 1) };
 }
 
-/** INITIALIZE ELEMENT STATUS WITH RANGE: RANGE byte 1 b0; start 2–3; count 6–7. SMC-3 INITIALIZE ELEMENT STATUS WITH RANGE */
+/**
+ * INITIALIZE ELEMENT STATUS WITH RANGE: RANGE byte 1 b0; start 2–3; count 6–7. SMC-3 INITIALIZE ELEMENT STATUS WITH
+ * RANGE
+ */
 export function decodeInitElementStatusRange(c: Uint8Array): { range: boolean; start: number; count: number } {
   const r = new ByteReader(c);
   return { range: !!(r.u8(1) & 1), start: r.u16(2), count: r.u16(6) };

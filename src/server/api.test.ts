@@ -111,9 +111,15 @@ test('jobs: start, list with filters, show, cancel; sets, cartridges, volumes', 
   service.addSet({ volume: 'store:1' });
   const v = await app.inject({ method: 'POST', url: '/v1/jobs/verify', payload: { set: 1 }, headers: auth });
   assert.equal(v.json().type, 'verify');
-  assert.deepEqual((await get('/v1/jobs')).map((j: { id: number }) => j.id), [2, 1]);
+  assert.deepEqual(
+    (await get('/v1/jobs')).map((j: { id: number }) => j.id),
+    [2, 1],
+  );
   const filtered = await get('/v1/jobs?type=backup&volume=store:0&state=queued');
-  assert.deepEqual(filtered.map((j: { id: number }) => j.id), [1]);
+  assert.deepEqual(
+    filtered.map((j: { id: number }) => j.id),
+    [1],
+  );
   assert.deepEqual(await get('/v1/jobs?limit=1&type=verify'), [await get('/v1/jobs/2')]);
   const c = await app.inject({ method: 'POST', url: '/v1/jobs/1/cancel', headers: auth });
   assert.equal(c.json().state, 'canceled');
@@ -121,7 +127,10 @@ test('jobs: start, list with filters, show, cancel; sets, cartridges, volumes', 
   assert.deepEqual(await get('/v1/sets?volume=store:0'), []);
   assert.equal((await get('/v1/sets/1')).volume, 'store:1');
   assert.equal((await get('/v1/cartridges'))[0].barcode, 'A00001');
-  assert.deepEqual((await get('/v1/volumes')).map((x: { id: string }) => x.id), ['store:0', 'store:1']);
+  assert.deepEqual(
+    (await get('/v1/volumes')).map((x: { id: string }) => x.id),
+    ['store:0', 'store:1'],
+  );
   assert.equal((await app.inject({ method: 'GET', url: '/v1/jobs/99', headers: auth })).statusCode, 404);
   await app.close();
 });
@@ -196,7 +205,10 @@ test('long poll: returns at once when events exist, waits for the next one, give
     const get = async (q: string): Promise<JobEvent[]> =>
       (await fetch(`${api.url}/v1/jobs/${job.id}/events${q}`, { headers: auth })).json() as Promise<JobEvent[]>;
     const first = await get('');
-    assert.deepEqual(first.map((e) => e.state), ['queued']);
+    assert.deepEqual(
+      first.map((e) => e.state),
+      ['queued'],
+    );
     const t0 = Date.now();
     const waiting = get(`?after=${first[0].id}&wait=10`);
     setTimeout(() => service.step(job.id), 150);
@@ -248,7 +260,10 @@ function servedRoutes(tree: string): string[] {
     if (!m) continue;
     const depth = [...m[1]].length / 4 - 1;
     stack[depth] = m[2];
-    const path = stack.slice(0, depth + 1).join('').replace(/:(\w+)/g, '{$1}');
+    const path = stack
+      .slice(0, depth + 1)
+      .join('')
+      .replace(/:(\w+)/g, '{$1}');
     if (path === '/openapi.json') continue;
     for (const method of m[3].split(', ')) if (method !== 'HEAD') out.push(`${method} ${path}`);
   }

@@ -36,7 +36,6 @@ export interface ServerApiOptions {
   schedules?: () => ScheduleView[];
 }
 
-
 /**
  * Error → `{code, message}` with a status: a ServiceError's own status, 400 for a request that
  * failed validation, 500 for anything else (a FerryError keeps its stable code; other errors
@@ -120,13 +119,26 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
 
   app.get('/v1/sets', async (req) => service.listSets(validate(SetsQuery, req.query, 'query')));
   app.get('/v1/sets/:id', async (req) => service.getSet(validate(IdParams, req.params, 'path').id));
-  app.get('/v1/sets/:id/files', async (req) => service.listFiles(validate(IdParams, req.params, 'path').id, validate(FilesQuery, req.query, 'query')));
-  app.get('/v1/sets/:id/find', async (req) => service.findFiles(validate(IdParams, req.params, 'path').id, validate(FindQuery, req.query, 'query').pattern));
-  app.post('/v1/sets/:id/protect', async (req) => service.protectSet(validate(IdParams, req.params, 'path').id, validate(ProtectBody, req.body ?? {}, 'body').protected));
+  app.get('/v1/sets/:id/files', async (req) =>
+    service.listFiles(validate(IdParams, req.params, 'path').id, validate(FilesQuery, req.query, 'query')),
+  );
+  app.get('/v1/sets/:id/find', async (req) =>
+    service.findFiles(validate(IdParams, req.params, 'path').id, validate(FindQuery, req.query, 'query').pattern),
+  );
+  app.post('/v1/sets/:id/protect', async (req) =>
+    service.protectSet(
+      validate(IdParams, req.params, 'path').id,
+      validate(ProtectBody, req.body ?? {}, 'body').protected,
+    ),
+  );
   app.post('/v1/prune', async (req) => service.prune(validate(PruneBody, req.body ?? {}, 'body')));
   app.get('/v1/cartridges', async () => service.listCartridges());
-  app.post('/v1/cartridges/:barcode/export', async (req) => service.exportCartridge(validate(BarcodeParams, req.params, 'path').barcode));
-  app.post('/v1/cartridges/:barcode/import', async (req) => service.importCartridge(validate(BarcodeParams, req.params, 'path').barcode));
+  app.post('/v1/cartridges/:barcode/export', async (req) =>
+    service.exportCartridge(validate(BarcodeParams, req.params, 'path').barcode),
+  );
+  app.post('/v1/cartridges/:barcode/import', async (req) =>
+    service.importCartridge(validate(BarcodeParams, req.params, 'path').barcode),
+  );
   app.get('/v1/drives', async () => service.listDrives());
   app.get('/v1/volumes', async () => service.listVolumes());
   app.get('/v1/schedules', async () => opts.schedules?.() ?? []);

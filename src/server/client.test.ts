@@ -73,7 +73,10 @@ test('subscribe and follow deliver every event over SSE until the job ends', asy
     assert.equal(seen.at(-1)!.state, 'done');
     assert.ok(live.length > 0 && live.at(-1)!.state === 'done');
     assert.ok(!live.some((e) => e.state === 'queued'), 'subscribe sends live events, not the history');
-    await assert.rejects(client.follow(99, () => {}), { code: 'ERR_NOT_FOUND' });
+    await assert.rejects(
+      client.follow(99, () => {}),
+      { code: 'ERR_NOT_FOUND' },
+    );
   } finally {
     await api.close();
   }

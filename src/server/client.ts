@@ -48,7 +48,6 @@ export interface ServerConnection {
   source: string;
 }
 
-
 /** "127.0.0.1:8470" or "http://host:port" → a base URL. */
 export function parseServerUrl(text: string, what = '--server'): URL {
   const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
@@ -283,8 +282,15 @@ export class ServerClient implements JobService {
             const block = buf.slice(0, i);
             buf = buf.slice(i + 2);
             const lines = block.split('\n');
-            const type = lines.find((l) => l.startsWith('event:'))?.slice(6).trim() ?? 'message';
-            const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+            const type =
+              lines
+                .find((l) => l.startsWith('event:'))
+                ?.slice(6)
+                .trim() ?? 'message';
+            const data = lines
+              .filter((l) => l.startsWith('data:'))
+              .map((l) => l.slice(5).trimStart())
+              .join('\n');
             if (!data) continue;
             const parsed = parseJson(data);
             if (type === 'error') return reject(apiError(500, parsed, data));

@@ -140,17 +140,32 @@ const period = str('a period such as "7d", "2w" or "36h"', (p) => PERIOD_RE.test
 const volume = str('NODE:LUN, e.g. store:0', (v) => /^[A-Za-z0-9][A-Za-z0-9_-]*:\d+$/.test(v));
 
 const endpoint = { name, portal: hostPort, iqn, chap: chap.optional() };
-const keepCount = z.number(expect('a whole number of sets, 0 or more')).int(expect('a whole number of sets, 0 or more')).min(0, expect('a whole number of sets, 0 or more'));
+const keepCount = z
+  .number(expect('a whole number of sets, 0 or more'))
+  .int(expect('a whole number of sets, 0 or more'))
+  .min(0, expect('a whole number of sets, 0 or more'));
 const retention = z
   .strictObject(
-    { keepLast: keepCount.optional(), keepDaily: keepCount.optional(), keepWeekly: keepCount.optional(), keepMonthly: keepCount.optional() },
+    {
+      keepLast: keepCount.optional(),
+      keepDaily: keepCount.optional(),
+      keepWeekly: keepCount.optional(),
+      keepMonthly: keepCount.optional(),
+    },
     expect('an object {keepLast?, keepDaily?, keepWeekly?, keepMonthly?}'),
   )
   .refine(keepsSomething, {
-    ...expect('rules that keep at least one set: keepLast, keepDaily, keepWeekly or keepMonthly above 0 (leave retention out to keep every set)'),
+    ...expect(
+      'rules that keep at least one set: keepLast, keepDaily, keepWeekly or keepMonthly above 0 (leave retention out ' +
+        'to keep every set)',
+    ),
     when: (p) => p.issues.length === 0, // a field already named is enough
   });
-const jobCount = z.number(expect('a whole number of jobs, 1 to 64')).int(expect('a whole number of jobs, 1 to 64')).min(1, expect('a whole number of jobs, 1 to 64')).max(64, expect('a whole number of jobs, 1 to 64'));
+const jobCount = z
+  .number(expect('a whole number of jobs, 1 to 64'))
+  .int(expect('a whole number of jobs, 1 to 64'))
+  .min(1, expect('a whole number of jobs, 1 to 64'))
+  .max(64, expect('a whole number of jobs, 1 to 64'));
 /** A Ferry tape node's management API (optional; both or neither). */
 const tapeApi = { api: apiUrl.optional(), tokenFile: path.optional() };
 const obj = <T extends z.ZodRawShape>(shape: T, what: string) => z.strictObject(shape, expect(what));
@@ -165,12 +180,18 @@ export const ServerConfigSchema = obj(
       obj({ ...endpoint, api: apiUrl, tokenFile: path }, 'a node {name, portal, iqn, api, tokenFile, chap?}'),
       'nodes',
     ),
-    libraries: list(obj({ ...endpoint, ...tapeApi }, 'a library {name, portal, iqn, chap?, api?, tokenFile?}'), 'libraries'),
+    libraries: list(
+      obj({ ...endpoint, ...tapeApi }, 'a library {name, portal, iqn, chap?, api?, tokenFile?}'),
+      'libraries',
+    ),
     drives: list(
       obj({ ...endpoint, lun, ...tapeApi }, 'a drive {name, portal, iqn, lun, chap?, api?, tokenFile?}'),
       'drives',
     ),
-    movers: list(obj({ ...endpoint, maxJobs: jobCount.optional() }, 'a mover {name, portal, iqn, chap?, maxJobs?}'), 'movers'),
+    movers: list(
+      obj({ ...endpoint, maxJobs: jobCount.optional() }, 'a mover {name, portal, iqn, chap?, maxJobs?}'),
+      'movers',
+    ),
     pools: list(
       obj(
         {
@@ -273,10 +294,16 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
       seen.set(it.name, i);
     });
   }
-  for (const [kind, items] of [['libraries', c.libraries], ['drives', c.drives]] as const) {
+  for (const [kind, items] of [
+    ['libraries', c.libraries],
+    ['drives', c.drives],
+  ] as const) {
     items.forEach((it, i) => {
       if ((it.api === undefined) !== (it.tokenFile === undefined)) {
-        err(`${kind}[${i}] ("${it.name}") needs both api and tokenFile (the tape node's management API and its bearer token file), or neither`);
+        err(
+          `${kind}[${i}] ("${it.name}") needs both api and tokenFile (the tape node's management API and its bearer ` +
+            `token file), or neither`,
+        );
       }
     });
   }
@@ -304,18 +331,23 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
     if (sc.pool !== undefined && !poolNames.has(sc.pool)) err(`schedules[${i}].pool "${sc.pool}" is not in pools`);
     const nm = sc.name ?? sc.volume;
     const dup = scheduleNames.get(nm);
-    if (dup !== undefined) err(`schedules[${i}].name "${nm}" is already used by schedules[${dup}]: names must be unique`);
+    if (dup !== undefined)
+      err(`schedules[${i}].name "${nm}" is already used by schedules[${dup}]: names must be unique`);
     scheduleNames.set(nm, i);
     const other = scheduledVolumes.get(sc.volume);
     if (other !== undefined) {
-      err(`schedules[${i}] and schedules[${other}] both back up ${sc.volume}: one schedule per volume (use level and fullEvery for fulls among incrementals)`);
+      err(
+        `schedules[${i}] and schedules[${other}] both back up ${sc.volume}: one schedule per volume (use level and ` +
+          `fullEvery for fulls among incrementals)`,
+      );
     }
     scheduledVolumes.set(sc.volume, i);
   });
 
   const dir = dirname(file);
   const at = (p: string): string => resolve(dir, p);
-  const tapeApiOf = (t: { api?: string; tokenFile?: string }): TapeApi => (t.api !== undefined && t.tokenFile !== undefined ? { api: t.api, tokenFile: at(t.tokenFile) } : {});
+  const tapeApiOf = (t: { api?: string; tokenFile?: string }): TapeApi =>
+    t.api !== undefined && t.tokenFile !== undefined ? { api: t.api, tokenFile: at(t.tokenFile) } : {};
   const ep = <T extends { name: string; portal: string; iqn: string; chap?: string }>(e: T) => ({
     name: e.name,
     portal: parseHostPort(e.portal, 3260, 'portal'),

@@ -45,7 +45,12 @@ const errors = (...codes: number[]): Json =>
 const json = (schema: Json, description = 'OK'): Json => ({ description, content: { 'application/json': { schema } } });
 const body = (s: z.ZodType): Json => ({ required: true, content: { 'application/json': { schema: schemaOf(s) } } });
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } };
-const barcodeParam = { name: 'barcode', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' } };
+const barcodeParam = {
+  name: 'barcode',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' },
+};
 const str = { type: 'string' };
 const strOrNull = { type: ['string', 'null'] };
 const int = { type: 'integer' };
@@ -55,7 +60,10 @@ const timeOrNull = { type: ['string', 'null'], format: 'date-time' };
 const state = { enum: [...JOB_STATES] };
 const obj = (properties: Json): Json => ({ type: 'object', required: Object.keys(properties), properties });
 /** `o` with `keys` no longer required. */
-const optional = (o: Json, keys: string[]): Json => ({ ...o, required: (o.required as string[]).filter((k) => !keys.includes(k)) });
+const optional = (o: Json, keys: string[]): Json => ({
+  ...o,
+  required: (o.required as string[]).filter((k) => !keys.includes(k)),
+});
 
 const startJob = (summary: string, s: z.ZodType): Json => ({
   post: {
@@ -135,30 +143,47 @@ export const SERVER_OPENAPI = {
         dryRun: { type: 'boolean' },
         expired: {
           type: 'array',
-          items: obj({ set: int, volume: str, mode: { enum: ['image', 'used', 'files'] }, level: { enum: ['full', 'incremental'] }, snapshotAt: time, pool: str, cartridges: { type: 'array', items: str } }),
+          items: obj({
+            set: int,
+            volume: str,
+            mode: { enum: ['image', 'used', 'files'] },
+            level: { enum: ['full', 'incremental'] },
+            snapshotAt: time,
+            pool: str,
+            cartridges: { type: 'array', items: str },
+          }),
         },
-        kept: { type: 'array', items: obj({ set: int, why: { ...str, description: 'the rule that keeps it, "base of set N" or "protected"' } }) },
+        kept: {
+          type: 'array',
+          items: obj({
+            set: int,
+            why: { ...str, description: 'the rule that keeps it, "base of set N" or "protected"' },
+          }),
+        },
         scratch: { type: 'array', items: str, description: 'cartridges that return to scratch' },
         unmanaged: { type: 'array', items: str, description: 'pools without retention rules (all kept)' },
       }),
-      File: optional(obj({
-        path: str,
-        type: { enum: ['file', 'dir', 'symlink', 'reparse'] },
-        size: int,
-        record: int,
-        links: int,
-        streams: { type: 'array', items: obj({ name: str, size: int }) },
-        resident: { type: 'boolean' },
-        created: strOrNull,
-        modified: strOrNull,
-        changed: strOrNull,
-        accessed: strOrNull,
-        securityId: int,
-        owner: { ...str, description: 'owner SID, when the descriptor resolves' },
-        group: { ...str, description: 'group SID, when the descriptor resolves' },
-        fileAttributes: int,
-        set: { ...int, description: 'the set that holds the data' },
-      }), ['securityId', 'owner', 'group']),
+      File: optional(
+        obj({
+          path: str,
+          type: { enum: ['file', 'dir', 'symlink', 'reparse'] },
+          size: int,
+          record: int,
+          links: int,
+          streams: { type: 'array', items: obj({ name: str, size: int }) },
+          resident: { type: 'boolean' },
+          created: strOrNull,
+          modified: strOrNull,
+          changed: strOrNull,
+          accessed: strOrNull,
+          securityId: int,
+          owner: { ...str, description: 'owner SID, when the descriptor resolves' },
+          group: { ...str, description: 'group SID, when the descriptor resolves' },
+          fileAttributes: int,
+          set: { ...int, description: 'the set that holds the data' },
+        }),
+        ['securityId', 'owner', 'group'],
+      ),
       Cartridge: obj({
         barcode: str,
         pool: strOrNull,
@@ -167,7 +192,10 @@ export const SERVER_OPENAPI = {
         bytesUsed: int,
         sets: int,
         lastWrittenAt: timeOrNull,
-        where: { ...strOrNull, description: '"slot 1025", "drive 256", "import/export element 768", "exported", or null when not known' },
+        where: {
+          ...strOrNull,
+          description: '"slot 1025", "drive 256", "import/export element 768", "exported", or null when not known',
+        },
         loadCount: { ...intOrNull, description: 'MAM LOAD COUNT at its last mount' },
         recycled: { type: 'boolean', description: 'its sets all expired: relabeled before its next set' },
       }),
@@ -195,7 +223,8 @@ export const SERVER_OPENAPI = {
     ),
     '/v1/jobs/restore': startJob('Restore a set (and its chain) to a volume through a data mover', StartRestoreBody),
     '/v1/jobs/restore-files': startJob(
-      "Restore files of a files set to a directory on the server's disk (the server reads those files' tape blocks, in one pass)",
+      "Restore files of a files set to a directory on the server's disk (the server reads those files' tape blocks, " +
+        'in one pass)',
       StartFileRestoreBody,
     ),
     '/v1/jobs/verify': startJob('Verify a set: digests computed where the data lives, compared', StartVerifyBody),
@@ -318,7 +347,9 @@ export const SERVER_OPENAPI = {
     },
     '/v1/schedules': {
       get: {
-        summary: "The config's backup schedules: volume, mode, level, cron, fullEveryMs, pool, nextRun (ISO 8601) and what the last run did",
+        summary:
+          "The config's backup schedules: volume, mode, level, cron, fullEveryMs, pool, nextRun (ISO 8601) and what " +
+          'the last run did',
         responses: { '200': json({ type: 'array', items: { type: 'object' } }), ...errors(401) },
       },
     },

@@ -18,7 +18,10 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: ServerConfig, opts: { logLevel?: string; controls?: ReadonlyMap<string, NodeControl> } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: ServerConfig,
+  opts: { logLevel?: string; controls?: ReadonlyMap<string, NodeControl> } = {},
+): Promise<RunningServer> {
   const log = pino({ level: opts.logLevel ?? 'info' }, pino.destination(2));
   const token = await readTokenFile(config.tokenFile);
   const catalog = await openCatalog(config.catalog);
@@ -33,12 +36,21 @@ export async function startServer(config: ServerConfig, opts: { logLevel?: strin
       else log.warn({ schedule: name, reason: o.skipped }, 'scheduled backup skipped');
     },
   });
-  const api = await startServerApi(service, { host: config.listen.host, port: config.listen.port, token, log, schedules: () => scheduler.list() }).catch(async (e: unknown) => {
+  const api = await startServerApi(service, {
+    host: config.listen.host,
+    port: config.listen.port,
+    token,
+    log,
+    schedules: () => scheduler.list(),
+  }).catch(async (e: unknown) => {
     await service.close();
     throw e;
   });
   scheduler.start();
-  log.info({ url: api.url, catalog: config.catalog, schedules: config.schedules?.length ?? 0 }, 'backup server listening');
+  log.info(
+    { url: api.url, catalog: config.catalog, schedules: config.schedules?.length ?? 0 },
+    'backup server listening',
+  );
   return {
     service,
     api,

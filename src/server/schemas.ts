@@ -8,7 +8,11 @@ import { FerryError } from '../util/errors.ts';
 const VOLUME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*:\d+$/;
 const volume = z.string().regex(VOLUME_RE, 'expected NODE:LUN, e.g. store:0').describe('NODE:LUN, e.g. store:0');
 const name = z.string().min(1).max(64);
-const ms = z.number().int().min(0).max(24 * 3600 * 1000);
+const ms = z
+  .number()
+  .int()
+  .min(0)
+  .max(24 * 3600 * 1000);
 const setId = z.number().int().positive().describe('backup set id');
 
 export const StartBackupBody = z.strictObject({
@@ -36,7 +40,11 @@ const filePath = z.string().min(1).max(32_767).describe('absolute path in the se
 
 export const StartFileRestoreBody = z.strictObject({
   set: setId,
-  files: z.array(filePath).min(1, 'name at least one file').max(10_000).describe('files or directories (a directory brings its subtree)'),
+  files: z
+    .array(filePath)
+    .min(1, 'name at least one file')
+    .max(10_000)
+    .describe('files or directories (a directory brings its subtree)'),
   out: z.string().min(1).describe("directory on the server's disk, new or empty unless force"),
   force: z.boolean().optional().describe('write into a directory that is not empty'),
   streams: z.boolean().optional().describe('named streams as PATH:STREAM files (default true)'),
@@ -45,7 +53,10 @@ export const StartFileRestoreBody = z.strictObject({
 export const StartVerifyBody = z.strictObject({ set: setId });
 
 export const StartLabelBody = z.strictObject({
-  barcode: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'a barcode of letters, digits, "-" or "_"').describe('the cartridge'),
+  barcode: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, 'a barcode of letters, digits, "-" or "_"')
+    .describe('the cartridge'),
   pool: name.optional().describe("the pool (default: the config's first)"),
   mover: name.optional(),
 });
@@ -87,16 +98,26 @@ export const FilesQuery = z.strictObject({
 });
 
 export const FindQuery = z.strictObject({
-  pattern: z.string().min(1).max(1024).describe('glob (*, ?, […]) on names, or on paths when it holds /; case-insensitive'),
+  pattern: z
+    .string()
+    .min(1)
+    .max(1024)
+    .describe('glob (*, ?, […]) on names, or on paths when it holds /; case-insensitive'),
 });
 
 export const IdParams = z.strictObject({ id: z.coerce.number().int().positive() });
 
-export const BarcodeParams = z.strictObject({ barcode: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'a barcode of letters, digits, "-" or "_"') });
+export const BarcodeParams = z.strictObject({
+  barcode: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'a barcode of letters, digits, "-" or "_"'),
+});
 
-export const PruneBody = z.strictObject({ dryRun: z.boolean().optional().describe('say what would expire, change nothing') });
+export const PruneBody = z.strictObject({
+  dryRun: z.boolean().optional().describe('say what would expire, change nothing'),
+});
 
-export const ProtectBody = z.strictObject({ protected: z.boolean().describe('true: never pruned; false: pruned by the rules again') });
+export const ProtectBody = z.strictObject({
+  protected: z.boolean().describe('true: never pruned; false: pruned by the rules again'),
+});
 
 /** Validate `value` (where = body, query or path); the error names each bad field. */
 export function validate<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {

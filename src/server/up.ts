@@ -80,15 +80,37 @@ export async function startUp(o: UpOptions): Promise<Up> {
   const portal = `${node.address.host}:${node.address.port}`;
   let mover: Mover | undefined;
   try {
-    mover = await startMover(resolveMoverConfig({ listen: '127.0.0.1:0', iqn: UP_MOVER_IQN, portals: [portal], logLevel: o.logLevel }, 'ferry up'), log);
+    mover = await startMover(
+      resolveMoverConfig(
+        { listen: '127.0.0.1:0', iqn: UP_MOVER_IQN, portals: [portal], logLevel: o.logLevel },
+        'ferry up',
+      ),
+      log,
+    );
     const config: ServerConfig = {
       file: join(dir, 'server-config.json'),
       listen: o.listen,
       tokenFile: serverToken,
       catalog: join(dir, 'catalog.db'),
-      nodes: [{ name: 'store', portal: node.address, iqn: UP_IQN, api: `http://${node.api!.host}:${node.api!.port}`, tokenFile: nodeToken }],
+      nodes: [
+        {
+          name: 'store',
+          portal: node.address,
+          iqn: UP_IQN,
+          api: `http://${node.api!.host}:${node.api!.port}`,
+          tokenFile: nodeToken,
+        },
+      ],
       // The node serves the library too, so its API digests cartridges for verify.
-      libraries: [{ name: 'vtl', portal: node.address, iqn: UP_IQN, api: `http://${node.api!.host}:${node.api!.port}`, tokenFile: nodeToken }],
+      libraries: [
+        {
+          name: 'vtl',
+          portal: node.address,
+          iqn: UP_IQN,
+          api: `http://${node.api!.host}:${node.api!.port}`,
+          tokenFile: nodeToken,
+        },
+      ],
       drives: [],
       movers: [{ name: 'm1', portal: mover.address, iqn: UP_MOVER_IQN, maxJobs: DEFAULT_MAX_JOBS_PER_MOVER }],
       pools: [{ name: 'default', library: 'vtl', tapeBlockBytes: DEFAULT_TAPE_BLOCK_BYTES }],

@@ -34,10 +34,13 @@ function sorted(s: Set<number>): number[] {
 }
 
 async function openLun(dir: string, blocks = 4000): Promise<SnapshottableDevice> {
-  return SnapshottableDevice.open(await FileDevice.open(join(dir, 'lun.img'), { blockSize: BS, sizeBytes: blocks * BS }), {
-    dir: join(dir, 'lun.img.snapshots'),
-    chunkBytes: GRANULE_BLOCKS * BS,
-  });
+  return SnapshottableDevice.open(
+    await FileDevice.open(join(dir, 'lun.img'), { blockSize: BS, sizeBytes: blocks * BS }),
+    {
+      dir: join(dir, 'lun.img.snapshots'),
+      chunkBytes: GRANULE_BLOCKS * BS,
+    },
+  );
 }
 
 test('granules become merged extents clipped to the LUN', () => {
@@ -51,57 +54,62 @@ test('granules become merged extents clipped to the LUN', () => {
 
 for (const deleted of [false, true]) {
   const how = deleted ? 'with each snapshot deleted once taken (by change id)' : 'with the snapshots kept';
-  test(`changed extents after random writes between snapshots match a reference model exactly, also after a clean restart, ${how}`, async () => {
-    await inTempDir('cbt', async (dir) => {
-      let dev = await openLun(dir); // 4000 blocks: the last granule is short
-      const rand = rng(42);
-      const ids: string[] = [];
-      const touched: Array<Set<number>> = []; // granules written in each interval
-      for (let round = 0; round < 4; round++) {
-        const s = await dev.createSnapshot();
-        assert.match(s.changeId ?? '', /^chg-[0-9a-f]{12}$/);
-        ids.push(deleted ? (s.changeId as string) : s.id);
-        if (deleted) await dev.deleteSnapshot(s.id);
-        const t = new Set<number>();
-        for (let w = 0; w < 40; w++) {
-          const blocks = 1 + Math.floor(rand() * 30);
-          const lba = Math.floor(rand() * (dev.blockCount - blocks + 1));
-          await dev.write(lba, Buffer.alloc(blocks * BS, w + 1));
-          for (let g = Math.floor(lba / GRANULE_BLOCKS); g <= Math.floor((lba + blocks - 1) / GRANULE_BLOCKS); g++) t.add(g);
-        }
-        touched.push(t);
-      }
-      assert.equal(dev.snapshots().length, deleted ? 0 : 4);
-      const check = async (): Promise<void> => {
-        for (let i = 0; i < ids.length; i++) {
-          for (let k = i; k <= ids.length; k++) {
-            const want = new Set<number>();
-            for (let j = i; j < k; j++) for (const g of touched[j]) want.add(g);
-            const r = await changedBlocks(dev, ids[i], k < ids.length ? ids[k] : undefined);
-            assert.equal(r.tracking, 'exact');
-            assert.equal(r.granularity, GRANULE_BLOCKS * BS);
-            assert.equal(r.blockSize, BS);
-            assert.deepEqual(sorted(granulesOf(r.extents)), sorted(want), `changes ${i}→${k}`);
-            for (const [lba, n] of r.extents) assert.ok(lba + n <= dev.blockCount);
+  test(
+    `changed extents after random writes between snapshots match a reference model exactly, also after a clean ` +
+      `restart, ${how}`,
+    async () => {
+      await inTempDir('cbt', async (dir) => {
+        let dev = await openLun(dir); // 4000 blocks: the last granule is short
+        const rand = rng(42);
+        const ids: string[] = [];
+        const touched: Array<Set<number>> = []; // granules written in each interval
+        for (let round = 0; round < 4; round++) {
+          const s = await dev.createSnapshot();
+          assert.match(s.changeId ?? '', /^chg-[0-9a-f]{12}$/);
+          ids.push(deleted ? (s.changeId as string) : s.id);
+          if (deleted) await dev.deleteSnapshot(s.id);
+          const t = new Set<number>();
+          for (let w = 0; w < 40; w++) {
+            const blocks = 1 + Math.floor(rand() * 30);
+            const lba = Math.floor(rand() * (dev.blockCount - blocks + 1));
+            await dev.write(lba, Buffer.alloc(blocks * BS, w + 1));
+            for (let g = Math.floor(lba / GRANULE_BLOCKS); g <= Math.floor((lba + blocks - 1) / GRANULE_BLOCKS); g++)
+              t.add(g);
           }
+          touched.push(t);
         }
-      };
-      await check();
-      await dev.close();
-      dev = await openLun(dir);
-      await check();
-      await assert.rejects(changedBlocks(dev, ids[2], ids[1]), { code: 'ERR_SNAPSHOT_ORDER' });
-      await assert.rejects(changedBlocks(dev, 'snap-nope'), { code: 'ERR_CHANGE_ID_NOT_FOUND' });
-      if (!deleted) {
-        // Deleting a middle snapshot leaves tracking as it was: its epoch stays.
-        await dev.deleteSnapshot(ids[2]);
-        const want = new Set([...touched[1], ...touched[2]]);
-        assert.deepEqual(sorted(granulesOf((await changedBlocks(dev, ids[1], ids[3])).extents)), sorted(want));
-        assert.deepEqual(sorted(granulesOf((await changedBlocks(dev, ids[2], ids[3])).extents)), sorted(touched[2]));
-      }
-      await dev.close();
-    });
-  });
+        assert.equal(dev.snapshots().length, deleted ? 0 : 4);
+        const check = async (): Promise<void> => {
+          for (let i = 0; i < ids.length; i++) {
+            for (let k = i; k <= ids.length; k++) {
+              const want = new Set<number>();
+              for (let j = i; j < k; j++) for (const g of touched[j]) want.add(g);
+              const r = await changedBlocks(dev, ids[i], k < ids.length ? ids[k] : undefined);
+              assert.equal(r.tracking, 'exact');
+              assert.equal(r.granularity, GRANULE_BLOCKS * BS);
+              assert.equal(r.blockSize, BS);
+              assert.deepEqual(sorted(granulesOf(r.extents)), sorted(want), `changes ${i}→${k}`);
+              for (const [lba, n] of r.extents) assert.ok(lba + n <= dev.blockCount);
+            }
+          }
+        };
+        await check();
+        await dev.close();
+        dev = await openLun(dir);
+        await check();
+        await assert.rejects(changedBlocks(dev, ids[2], ids[1]), { code: 'ERR_SNAPSHOT_ORDER' });
+        await assert.rejects(changedBlocks(dev, 'snap-nope'), { code: 'ERR_CHANGE_ID_NOT_FOUND' });
+        if (!deleted) {
+          // Deleting a middle snapshot leaves tracking as it was: its epoch stays.
+          await dev.deleteSnapshot(ids[2]);
+          const want = new Set([...touched[1], ...touched[2]]);
+          assert.deepEqual(sorted(granulesOf((await changedBlocks(dev, ids[1], ids[3])).extents)), sorted(want));
+          assert.deepEqual(sorted(granulesOf((await changedBlocks(dev, ids[2], ids[3])).extents)), sorted(touched[2]));
+        }
+        await dev.close();
+      });
+    },
+  );
 }
 
 interface Killed {
@@ -113,9 +121,13 @@ interface Killed {
 
 /** Run the crash fixture until it has logged `writes` writes, then SIGKILL it. */
 async function runAndKill(dir: string, seed: number, writes: number, then = 'keep'): Promise<Killed> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'crash-writer.fixture.ts'), dir, String(seed), then], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'crash-writer.fixture.ts'), dir, String(seed), then],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let text = '';
   let killed = false;
   const exited = new Promise<void>((r) => child.on('close', () => r())); // 'close': stdout fully read
@@ -140,130 +152,147 @@ async function runAndKill(dir: string, seed: number, writes: number, then = 'kee
 
 for (const deleted of [false, true]) {
   const how = deleted ? 'with the snapshot deleted before the writes (by change id)' : 'with the snapshot kept';
-  test(`after SIGKILL mid-writes, tracking is still exact and the snapshot still holds its instant, ${how}`, async () => {
-    await inTempDir('cbt', async (dir) => {
-      const runs: Killed[] = [];
-      for (const [seed, writes] of [
-        [1, 300],
-        [2, 150],
-      ]) {
-        runs.push(await runAndKill(dir, seed, writes, deleted ? 'delete' : 'keep'));
-        const dev = await openLun(dir, 4096);
-        try {
-          const live = Buffer.from(await dev.read(0, dev.blockCount));
-          for (let i = 0; i < runs.length; i++) {
-            const { snap, changeId, digest } = runs[i];
-            let frozen: Buffer;
-            if (deleted) {
-              assert.equal(dev.snapshot(snap), undefined);
-              frozen = await readFile(join(dir, `frozen-${seedOf(i)}.img`));
-            } else {
-              const view = dev.openSnapshot(snap);
-              frozen = Buffer.from(await view.read(0, view.blockCount));
+  test(
+    `after SIGKILL mid-writes, tracking is still exact and the snapshot still holds its instant, ` + `${how}`,
+    async () => {
+      await inTempDir('cbt', async (dir) => {
+        const runs: Killed[] = [];
+        for (const [seed, writes] of [
+          [1, 300],
+          [2, 150],
+        ]) {
+          runs.push(await runAndKill(dir, seed, writes, deleted ? 'delete' : 'keep'));
+          const dev = await openLun(dir, 4096);
+          try {
+            const live = Buffer.from(await dev.read(0, dev.blockCount));
+            for (let i = 0; i < runs.length; i++) {
+              const { snap, changeId, digest } = runs[i];
+              let frozen: Buffer;
+              if (deleted) {
+                assert.equal(dev.snapshot(snap), undefined);
+                frozen = await readFile(join(dir, `frozen-${seedOf(i)}.img`));
+              } else {
+                const view = dev.openSnapshot(snap);
+                frozen = Buffer.from(await view.read(0, view.blockCount));
+              }
+              assert.equal(
+                createHash('sha256').update(frozen).digest('hex'),
+                digest,
+                `snapshot ${i} content survived the crash`,
+              );
+              const r = await changedBlocks(dev, deleted ? changeId : snap);
+              assert.equal(r.tracking, 'exact');
+              const reported = granulesOf(r.extents);
+              // Every granule whose content differs from the snapshot is reported...
+              const G = GRANULE_BLOCKS * BS;
+              for (let g = 0; g * G < live.length; g++) {
+                if (!live.subarray(g * G, (g + 1) * G).equals(frozen.subarray(g * G, (g + 1) * G)))
+                  assert.ok(reported.has(g), `changed granule ${g} reported`);
+              }
+              // ...and nothing outside the granules some write after the snapshot was issued to.
+              const issued = new Set<number>();
+              for (const s of runs.slice(i)) {
+                for (const [lba, n] of s.written)
+                  for (let g = Math.floor(lba / GRANULE_BLOCKS); g <= Math.floor((lba + n - 1) / GRANULE_BLOCKS); g++)
+                    issued.add(g);
+              }
+              for (const g of reported) assert.ok(issued.has(g), `granule ${g} reported but never written`);
+              assert.ok(reported.size > 20, `${reported.size} granules reported`);
             }
-            assert.equal(createHash('sha256').update(frozen).digest('hex'), digest, `snapshot ${i} content survived the crash`);
-            const r = await changedBlocks(dev, deleted ? changeId : snap);
-            assert.equal(r.tracking, 'exact');
-            const reported = granulesOf(r.extents);
-            // Every granule whose content differs from the snapshot is reported...
-            const G = GRANULE_BLOCKS * BS;
-            for (let g = 0; g * G < live.length; g++) {
-              if (!live.subarray(g * G, (g + 1) * G).equals(frozen.subarray(g * G, (g + 1) * G))) assert.ok(reported.has(g), `changed granule ${g} reported`);
-            }
-            // ...and nothing outside the granules some write after the snapshot was issued to.
-            const issued = new Set<number>();
-            for (const s of runs.slice(i)) {
-              for (const [lba, n] of s.written) for (let g = Math.floor(lba / GRANULE_BLOCKS); g <= Math.floor((lba + n - 1) / GRANULE_BLOCKS); g++) issued.add(g);
-            }
-            for (const g of reported) assert.ok(issued.has(g), `granule ${g} reported but never written`);
-            assert.ok(reported.size > 20, `${reported.size} granules reported`);
+          } finally {
+            await dev.close();
           }
-        } finally {
-          await dev.close();
         }
-      }
-    });
-  });
+      });
+    },
+  );
 }
 
 const seedOf = (i: number): number => i + 1;
 
-test('a store that cannot be read back: the snapshot is marked damaged, and tracking, kept apart, stays exact', async () => {
-  await inTempDir('cbt', async (dir) => {
-    let dev = await openLun(dir, 1000);
-    const s1 = (await dev.createSnapshot()).id;
-    await dev.write(0, Buffer.alloc(8 * BS, 1));
-    const s2 = (await dev.createSnapshot()).id;
-    await dev.write(800, Buffer.alloc(8 * BS, 2));
-    const s3 = (await dev.createSnapshot()).id;
-    await dev.close();
-    // Damage s2's store header.
-    const fh = await open(join(dir, 'lun.img.snapshots', `${s2}.cow`), 'r+');
-    await fh.write(Buffer.from('XXXX'), 0, 4, 0);
-    await fh.close();
-    dev = await openLun(dir, 1000);
-    try {
-      assert.match(dev.snapshot(s2)?.damaged ?? '', /magic/);
-      await assert.rejects(dev.openSnapshot(s2).read(0, 1), { code: 'ERR_SNAPSHOT_DAMAGED' });
-      await assert.rejects(dev.openSnapshot(s1).read(0, 8), { code: 'ERR_SNAPSHOT_DAMAGED' });
-      assert.deepEqual((await changedBlocks(dev, s1)).extents, [
-        [0, 8],
-        [800, 8],
-      ]);
-      assert.deepEqual((await changedBlocks(dev, s2)).extents, [[800, 8]]);
-      const r3 = await changedBlocks(dev, s3);
-      assert.equal(r3.tracking, 'exact');
-      assert.deepEqual(r3.extents, []);
-      assert.ok(Buffer.from(await dev.openSnapshot(s3).read(800, 8)).equals(Buffer.alloc(8 * BS, 2)));
-    } finally {
+test(
+  'a store that cannot be read back: the snapshot is marked damaged, and tracking, kept apart, stays ' + 'exact',
+  async () => {
+    await inTempDir('cbt', async (dir) => {
+      let dev = await openLun(dir, 1000);
+      const s1 = (await dev.createSnapshot()).id;
+      await dev.write(0, Buffer.alloc(8 * BS, 1));
+      const s2 = (await dev.createSnapshot()).id;
+      await dev.write(800, Buffer.alloc(8 * BS, 2));
+      const s3 = (await dev.createSnapshot()).id;
       await dev.close();
-    }
-  });
-});
-
-test('a change bitmap that cannot be read back: tracking through its epoch says lost, covering the whole LUN; later epochs stay exact', async () => {
-  await inTempDir('cbt', async (dir) => {
-    let dev = await openLun(dir, 1000);
-    const c1 = (await dev.markChanges()).id;
-    await dev.write(0, Buffer.alloc(8 * BS, 1));
-    const c2 = (await dev.markChanges()).id;
-    await dev.write(800, Buffer.alloc(8 * BS, 2));
-    const c3 = (await dev.markChanges()).id;
-    await dev.write(400, Buffer.alloc(8 * BS, 3));
-    await dev.close();
-    // c1's sealed bitmap: flip a bit (its CRC no longer matches); the open epoch c3: truncated.
-    const fh = await open(join(dir, 'lun.img.snapshots', `${c1}.chg`), 'r+');
-    await fh.write(Buffer.from([0x80]), 0, 1, 40);
-    await fh.close();
-    dev = await openLun(dir, 1000);
-    try {
-      const r1 = await changedBlocks(dev, c1);
-      assert.equal(r1.tracking, 'lost');
-      assert.match(r1.reason ?? '', new RegExp(`${c1}.*CRC`));
-      assert.deepEqual(r1.extents, [[0, 1000]]);
-      const r2 = await changedBlocks(dev, c2);
-      assert.equal(r2.tracking, 'exact');
-      assert.deepEqual(r2.extents, [
-        [400, 8],
-        [800, 8],
-      ]);
-      await dev.close();
-      const w = await open(join(dir, 'lun.img.snapshots', `${c3}.chg`), 'r+');
-      await w.truncate(10);
-      await w.close();
+      // Damage s2's store header.
+      const fh = await open(join(dir, 'lun.img.snapshots', `${s2}.cow`), 'r+');
+      await fh.write(Buffer.from('XXXX'), 0, 4, 0);
+      await fh.close();
       dev = await openLun(dir, 1000);
-      const r3 = await changedBlocks(dev, c2);
-      assert.equal(r3.tracking, 'lost');
-      assert.match(r3.reason ?? '', new RegExp(`${c3}.*could not be read back`));
-      // Tracking goes on from the next epoch.
-      const c4 = (await dev.markChanges()).id;
-      await dev.write(16, Buffer.alloc(BS, 4));
-      assert.deepEqual((await changedBlocks(dev, c4)).extents, [[16, 8]]);
-    } finally {
+      try {
+        assert.match(dev.snapshot(s2)?.damaged ?? '', /magic/);
+        await assert.rejects(dev.openSnapshot(s2).read(0, 1), { code: 'ERR_SNAPSHOT_DAMAGED' });
+        await assert.rejects(dev.openSnapshot(s1).read(0, 8), { code: 'ERR_SNAPSHOT_DAMAGED' });
+        assert.deepEqual((await changedBlocks(dev, s1)).extents, [
+          [0, 8],
+          [800, 8],
+        ]);
+        assert.deepEqual((await changedBlocks(dev, s2)).extents, [[800, 8]]);
+        const r3 = await changedBlocks(dev, s3);
+        assert.equal(r3.tracking, 'exact');
+        assert.deepEqual(r3.extents, []);
+        assert.ok(Buffer.from(await dev.openSnapshot(s3).read(800, 8)).equals(Buffer.alloc(8 * BS, 2)));
+      } finally {
+        await dev.close();
+      }
+    });
+  },
+);
+
+test(
+  'a change bitmap that cannot be read back: tracking through its epoch says lost, covering the whole LUN; later ' +
+    'epochs stay exact',
+  async () => {
+    await inTempDir('cbt', async (dir) => {
+      let dev = await openLun(dir, 1000);
+      const c1 = (await dev.markChanges()).id;
+      await dev.write(0, Buffer.alloc(8 * BS, 1));
+      const c2 = (await dev.markChanges()).id;
+      await dev.write(800, Buffer.alloc(8 * BS, 2));
+      const c3 = (await dev.markChanges()).id;
+      await dev.write(400, Buffer.alloc(8 * BS, 3));
       await dev.close();
-    }
-  });
-});
+      // c1's sealed bitmap: flip a bit (its CRC no longer matches); the open epoch c3: truncated.
+      const fh = await open(join(dir, 'lun.img.snapshots', `${c1}.chg`), 'r+');
+      await fh.write(Buffer.from([0x80]), 0, 1, 40);
+      await fh.close();
+      dev = await openLun(dir, 1000);
+      try {
+        const r1 = await changedBlocks(dev, c1);
+        assert.equal(r1.tracking, 'lost');
+        assert.match(r1.reason ?? '', new RegExp(`${c1}.*CRC`));
+        assert.deepEqual(r1.extents, [[0, 1000]]);
+        const r2 = await changedBlocks(dev, c2);
+        assert.equal(r2.tracking, 'exact');
+        assert.deepEqual(r2.extents, [
+          [400, 8],
+          [800, 8],
+        ]);
+        await dev.close();
+        const w = await open(join(dir, 'lun.img.snapshots', `${c3}.chg`), 'r+');
+        await w.truncate(10);
+        await w.close();
+        dev = await openLun(dir, 1000);
+        const r3 = await changedBlocks(dev, c2);
+        assert.equal(r3.tracking, 'lost');
+        assert.match(r3.reason ?? '', new RegExp(`${c3}.*could not be read back`));
+        // Tracking goes on from the next epoch.
+        const c4 = (await dev.markChanges()).id;
+        await dev.write(16, Buffer.alloc(BS, 4));
+        assert.deepEqual((await changedBlocks(dev, c4)).extents, [[16, 8]]);
+      } finally {
+        await dev.close();
+      }
+    });
+  },
+);
 
 test('deleting a damaged snapshot marks the older ones damaged too, durably; tracking stays exact', async () => {
   await inTempDir('cbt', async (dir) => {

@@ -38,17 +38,23 @@ export function bitmapBytes(granules: number): number {
 /** Header and bitmap as one buffer (the bitmap is copied). */
 export function encodeChangeBitmap(m: ChangeBitmap): Uint8Array {
   const n = bitmapBytes(m.granules);
-  if (m.bits.length !== n) throw new RangeError(`bitmap of ${m.bits.length} bytes for ${m.granules} granules, expected ${n}`);
+  if (m.bits.length !== n)
+    throw new RangeError(`bitmap of ${m.bits.length} bytes for ${m.granules} granules, expected ${n}`);
   const w = new ByteWriter(CHG_HEADER_BYTES + n);
   w.bytes(new TextEncoder().encode(CHG_MAGIC)).u32(CHG_VERSION).u32(m.granuleBytes).u64(m.granules);
-  w.u8(m.sealed ? 1 : 0).u8(0).u8(0).u8(0).u32(m.sealed ? crc32(m.bits) : 0);
+  w.u8(m.sealed ? 1 : 0)
+    .u8(0)
+    .u8(0)
+    .u8(0)
+    .u32(m.sealed ? crc32(m.bits) : 0);
   w.bytes(m.bits);
   return w.buf;
 }
 
 /** Decode and check a whole file; a sealed bitmap's CRC must match. */
 export function decodeChangeBitmap(buf: Uint8Array): ChangeBitmap {
-  if (buf.length < CHG_HEADER_BYTES) throw new DecodeError(`change bitmap: ${buf.length} bytes, shorter than its header`, 0);
+  if (buf.length < CHG_HEADER_BYTES)
+    throw new DecodeError(`change bitmap: ${buf.length} bytes, shorter than its header`, 0);
   const r = new ByteReader(buf);
   const magic = new TextDecoder().decode(r.bytes(8));
   if (magic !== CHG_MAGIC) throw new DecodeError(`change bitmap: magic "${magic}", expected "${CHG_MAGIC}"`, 0);
@@ -60,9 +66,14 @@ export function decodeChangeBitmap(buf: Uint8Array): ChangeBitmap {
   if (state > 1) throw new DecodeError(`change bitmap: state ${state}, expected 0 or 1`, 24);
   const crc = r.u32(28);
   const n = bitmapBytes(granules);
-  if (buf.length !== CHG_HEADER_BYTES + n) throw new DecodeError(`change bitmap: ${buf.length} bytes, expected ${CHG_HEADER_BYTES + n} for ${granules} granules`, 16);
+  if (buf.length !== CHG_HEADER_BYTES + n)
+    throw new DecodeError(
+      `change bitmap: ${buf.length} bytes, expected ${CHG_HEADER_BYTES + n} for ${granules} granules`,
+      16,
+    );
   const bits = buf.subarray(CHG_HEADER_BYTES);
   const sealed = state === 1;
-  if (sealed && crc32(bits) !== crc) throw new DecodeError(`change bitmap: CRC 0x${crc.toString(16)} does not match its bits`, 28);
+  if (sealed && crc32(bits) !== crc)
+    throw new DecodeError(`change bitmap: CRC 0x${crc.toString(16)} does not match its bits`, 28);
   return { granuleBytes, granules, sealed, bits };
 }

@@ -61,65 +61,69 @@ test('before any epoch nothing is tracked and no id is known', async () => {
   });
 });
 
-test('merging the two oldest epochs bounds the space; merged ids still answer, covering their whole epoch; also after reopen', async () => {
-  await inTempDir('chg', async (dir) => {
-    const opts = { granuleBytes: G, granules: 100, maxEpochs: 3 };
-    let map = await ChangeMap.open(dir, opts);
-    const ids: string[] = [];
-    const writes: number[][] = []; // granules marked in each epoch
-    for (let i = 0; i < 5; i++) {
-      ids.push((await map.startEpoch(i === 2 ? 'snap-2' : undefined)).id);
-      writes.push(
-        await markAll(map, [
-          [i * 10, i * 10 + 3],
-          [95 - i, 95 - i],
-        ]),
-      );
-    }
-    const since = (i: number): number[] => sorted(writes.slice(i).flat());
-    const check = async (): Promise<void> => {
-      const epochs = map.epochs();
-      assert.deepEqual(
-        epochs.map((e) => e.id),
-        [ids[0], ids[3], ids[4]],
-      );
-      assert.deepEqual(epochs[0].merged, [ids[1], ids[2], 'snap-2']);
-      assert.equal(epochs[1].merged, undefined);
-      assert.equal(map.usage().bytes, 3 * (32 + Math.ceil(100 / 8)));
-      assert.deepEqual(await chgFiles(dir), [ids[0], ids[3], ids[4]].map((id) => `${id}.chg`).sort());
-      // The oldest id answers exactly: the union of every write.
-      const oldest = await map.changed(ids[0]);
-      assert.equal(oldest.tracking, 'exact');
-      assert.equal(oldest.reason, undefined);
-      assert.deepEqual(granulesIn(oldest.bits), since(0));
-      // A merged id answers from its epoch's start: at least its writes, and says why.
-      for (const [id, i] of [
-        [ids[1], 1],
-        [ids[2], 2],
-        ['snap-2', 2],
-      ] as const) {
-        const r = await map.changed(id);
-        assert.equal(r.tracking, 'exact');
-        assert.match(r.reason ?? '', /merged/);
-        const got = new Set(granulesIn(r.bits));
-        for (const g of since(i)) assert.ok(got.has(g), `${id}: granule ${g} reported`);
-        assert.deepEqual(granulesIn(r.bits), since(0), `${id} covers its merged epoch whole`);
+test(
+  'merging the two oldest epochs bounds the space; merged ids still answer, covering their whole epoch; also after ' +
+    'reopen',
+  async () => {
+    await inTempDir('chg', async (dir) => {
+      const opts = { granuleBytes: G, granules: 100, maxEpochs: 3 };
+      let map = await ChangeMap.open(dir, opts);
+      const ids: string[] = [];
+      const writes: number[][] = []; // granules marked in each epoch
+      for (let i = 0; i < 5; i++) {
+        ids.push((await map.startEpoch(i === 2 ? 'snap-2' : undefined)).id);
+        writes.push(
+          await markAll(map, [
+            [i * 10, i * 10 + 3],
+            [95 - i, 95 - i],
+          ]),
+        );
       }
-      // The younger, unmerged ids answer exactly.
-      for (const i of [3, 4]) {
-        const r = await map.changed(ids[i]);
-        assert.equal(r.reason, undefined);
-        assert.deepEqual(granulesIn(r.bits), since(i));
-      }
-      assert.deepEqual(granulesIn((await map.changed(ids[0], ids[3])).bits), sorted(writes.slice(0, 3).flat()));
-    };
-    await check();
-    await map.close();
-    map = await ChangeMap.open(dir, opts);
-    await check();
-    await map.close();
-  });
-});
+      const since = (i: number): number[] => sorted(writes.slice(i).flat());
+      const check = async (): Promise<void> => {
+        const epochs = map.epochs();
+        assert.deepEqual(
+          epochs.map((e) => e.id),
+          [ids[0], ids[3], ids[4]],
+        );
+        assert.deepEqual(epochs[0].merged, [ids[1], ids[2], 'snap-2']);
+        assert.equal(epochs[1].merged, undefined);
+        assert.equal(map.usage().bytes, 3 * (32 + Math.ceil(100 / 8)));
+        assert.deepEqual(await chgFiles(dir), [ids[0], ids[3], ids[4]].map((id) => `${id}.chg`).sort());
+        // The oldest id answers exactly: the union of every write.
+        const oldest = await map.changed(ids[0]);
+        assert.equal(oldest.tracking, 'exact');
+        assert.equal(oldest.reason, undefined);
+        assert.deepEqual(granulesIn(oldest.bits), since(0));
+        // A merged id answers from its epoch's start: at least its writes, and says why.
+        for (const [id, i] of [
+          [ids[1], 1],
+          [ids[2], 2],
+          ['snap-2', 2],
+        ] as const) {
+          const r = await map.changed(id);
+          assert.equal(r.tracking, 'exact');
+          assert.match(r.reason ?? '', /merged/);
+          const got = new Set(granulesIn(r.bits));
+          for (const g of since(i)) assert.ok(got.has(g), `${id}: granule ${g} reported`);
+          assert.deepEqual(granulesIn(r.bits), since(0), `${id} covers its merged epoch whole`);
+        }
+        // The younger, unmerged ids answer exactly.
+        for (const i of [3, 4]) {
+          const r = await map.changed(ids[i]);
+          assert.equal(r.reason, undefined);
+          assert.deepEqual(granulesIn(r.bits), since(i));
+        }
+        assert.deepEqual(granulesIn((await map.changed(ids[0], ids[3])).bits), sorted(writes.slice(0, 3).flat()));
+      };
+      await check();
+      await map.close();
+      map = await ChangeMap.open(dir, opts);
+      await check();
+      await map.close();
+    });
+  },
+);
 
 test('after a crash, a writer that rewrites one granule over and over is never marked ahead', async () => {
   await inTempDir('chg', async (dir) => {
@@ -173,37 +177,42 @@ function sequentialRanges(): Range[] {
   return out;
 }
 
-test('after a crash a sequential writer answers a superset, at most 16 MiB past its last mark; a clean close is exact', async () => {
-  const opts = { granuleBytes: G, granules: 400 };
-  const ranges = sequentialRanges();
-  const lastSeq = ranges.at(-1)?.[1] ?? 0;
-  await inTempDir('chg', async (dir) => {
-    const map = await ChangeMap.open(dir, opts);
-    const id = (await map.startEpoch()).id;
-    let marked = await markAll(map, ranges);
-    // A random mark far away: its commit lands after every look-ahead commit before it.
-    marked = sorted([...marked, ...(await markAll(map, [[300, 300]]))]);
-    const crashed = await ChangeMap.open(dir, opts);
-    const got = granulesIn((await crashed.changed(id)).bits);
-    const extra = got.filter((g) => !marked.includes(g));
-    for (const g of marked) assert.ok(got.includes(g), `granule ${g} still reported after the crash`);
-    for (const g of extra) assert.ok(g > lastSeq && g <= lastSeq + LOOK_AHEAD, `granule ${g} beyond the look-ahead of ${lastSeq}`);
-    assert.ok(extra.length > 0, 'the look-ahead was in play');
-    // The map that did not crash knows exactly.
-    assert.deepEqual(granulesIn((await map.changed(id)).bits), marked);
-    await crashed.close();
-    await map.close();
-  });
-  await inTempDir('chg', async (dir) => {
-    const map = await ChangeMap.open(dir, opts);
-    const id = (await map.startEpoch()).id;
-    const marked = await markAll(map, ranges);
-    await map.close();
-    const reopened = await ChangeMap.open(dir, opts);
-    assert.deepEqual(granulesIn((await reopened.changed(id)).bits), marked);
-    await reopened.close();
-  });
-});
+test(
+  'after a crash a sequential writer answers a superset, at most 16 MiB past its last mark; a clean close is ' +
+    'exact',
+  async () => {
+    const opts = { granuleBytes: G, granules: 400 };
+    const ranges = sequentialRanges();
+    const lastSeq = ranges.at(-1)?.[1] ?? 0;
+    await inTempDir('chg', async (dir) => {
+      const map = await ChangeMap.open(dir, opts);
+      const id = (await map.startEpoch()).id;
+      let marked = await markAll(map, ranges);
+      // A random mark far away: its commit lands after every look-ahead commit before it.
+      marked = sorted([...marked, ...(await markAll(map, [[300, 300]]))]);
+      const crashed = await ChangeMap.open(dir, opts);
+      const got = granulesIn((await crashed.changed(id)).bits);
+      const extra = got.filter((g) => !marked.includes(g));
+      for (const g of marked) assert.ok(got.includes(g), `granule ${g} still reported after the crash`);
+      for (const g of extra)
+        assert.ok(g > lastSeq && g <= lastSeq + LOOK_AHEAD, `granule ${g} beyond the look-ahead of ${lastSeq}`);
+      assert.ok(extra.length > 0, 'the look-ahead was in play');
+      // The map that did not crash knows exactly.
+      assert.deepEqual(granulesIn((await map.changed(id)).bits), marked);
+      await crashed.close();
+      await map.close();
+    });
+    await inTempDir('chg', async (dir) => {
+      const map = await ChangeMap.open(dir, opts);
+      const id = (await map.startEpoch()).id;
+      const marked = await markAll(map, ranges);
+      await map.close();
+      const reopened = await ChangeMap.open(dir, opts);
+      assert.deepEqual(granulesIn((await reopened.changed(id)).bits), marked);
+      await reopened.close();
+    });
+  },
+);
 
 test('mark resolves once its granules are on disk, and returns undefined when they already are', async () => {
   await inTempDir('chg', async (dir) => {
@@ -319,7 +328,18 @@ test('bitsToExtents merges adjacent granules and clips the last short granule', 
     [56, 24], // 7..9 across a byte boundary: one extent
     [152, 4],
   ]);
-  assert.deepEqual(bitsToExtents(bitsOf(17, Array.from({ length: 17 }, (_, g) => g)), 17, 8, 133), [[0, 133]]);
+  assert.deepEqual(
+    bitsToExtents(
+      bitsOf(
+        17,
+        Array.from({ length: 17 }, (_, g) => g),
+      ),
+      17,
+      8,
+      133,
+    ),
+    [[0, 133]],
+  );
   assert.deepEqual(bitsToExtents(bitsOf(20, []), 20, 8, 156), []);
 });
 
@@ -334,7 +354,8 @@ test('changed(since, until) takes the epochs from since up to until; until older
     const wc = await markAll(map, [[20, 22]]);
     const d = (await map.startEpoch()).id;
     const wd = await markAll(map, [[40, 40]]);
-    const between = async (since: string, until?: string): Promise<number[]> => granulesIn((await map.changed(since, until)).bits);
+    const between = async (since: string, until?: string): Promise<number[]> =>
+      granulesIn((await map.changed(since, until)).bits);
     assert.deepEqual(await between(a, c), sorted([...wa, ...wb]));
     assert.deepEqual(await between('snap-a', b), wa);
     assert.deepEqual(await between(b, d), sorted([...wb, ...wc]));

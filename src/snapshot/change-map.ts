@@ -104,7 +104,13 @@ export class ChangeMap {
   private streak = 0;
   private ahead = 0;
 
-  private constructor(dir: string, opts: ChangeMapOptions, epochs: ChangeEpoch[], bits: Uint8Array, fh: FileHandle | null) {
+  private constructor(
+    dir: string,
+    opts: ChangeMapOptions,
+    epochs: ChangeEpoch[],
+    bits: Uint8Array,
+    fh: FileHandle | null,
+  ) {
     this.dir = dir;
     this.granuleBytes = opts.granuleBytes;
     this.granules = opts.granules;
@@ -124,23 +130,40 @@ export class ChangeMap {
     }
     let file = await readChanges(dir);
     if (file && (file.granuleBytes !== opts.granuleBytes || file.granules !== opts.granules)) {
-      throw new FerryError('ERR_SNAPSHOT_STORE', `change map ${join(dir, CHANGES)} is for ${file.granules} granules of ${file.granuleBytes} bytes, the LUN has ${opts.granules} of ${opts.granuleBytes}`);
+      throw new FerryError(
+        'ERR_SNAPSHOT_STORE',
+        `change map ${join(dir, CHANGES)} is for ${file.granules} granules of ${file.granuleBytes} bytes, the LUN ` +
+          `has ` +
+          `${opts.granules} of ${opts.granuleBytes}`,
+      );
     }
     if (!file) {
       // A LUN whose snapshots predate this map: their stores held its tracking, so they seed it.
       const legacy = opts.legacy?.() ?? [];
-      file = { format: CHANGES_FORMAT, version: CHANGES_VERSION, granuleBytes: opts.granuleBytes, granules: opts.granules, epochs: [] };
+      file = {
+        format: CHANGES_FORMAT,
+        version: CHANGES_VERSION,
+        granuleBytes: opts.granuleBytes,
+        granules: opts.granules,
+        epochs: [],
+      };
       for (const l of legacy) {
         const bits = new Uint8Array(bitmapBytes(opts.granules));
         for (const g of l.granules) set(bits, g);
         await writeSealed(dir, l.id, opts.granuleBytes, opts.granules, bits);
-        file.epochs.push({ id: l.id, startedAtMs: l.startedAtMs, snapshotId: l.id, ...(l.lost ? { lost: `its snapshot's store: ${l.lost}` } : {}) });
+        file.epochs.push({
+          id: l.id,
+          startedAtMs: l.startedAtMs,
+          snapshotId: l.id,
+          ...(l.lost ? { lost: `its snapshot's store: ${l.lost}` } : {}),
+        });
       }
       if (legacy.length) await writeChanges(dir, file);
     }
     const keep = new Set([CHANGES, ...file.epochs.map((e) => fileOf(e.id))]);
     for (const name of await readdir(dir)) {
-      if ((name.endsWith('.chg') || name.endsWith('.chg.tmp')) && !keep.has(name)) await rm(join(dir, name), { force: true });
+      if ((name.endsWith('.chg') || name.endsWith('.chg.tmp')) && !keep.has(name))
+        await rm(join(dir, name), { force: true });
     }
     const bits = new Uint8Array(bitmapBytes(opts.granules));
     const cur = file.epochs.at(-1);
@@ -148,7 +171,8 @@ export class ChangeMap {
     // The open epoch goes on: its bits as last written (sealed at a clean close, else the superset).
     try {
       const m = decodeChangeBitmap(await readFile(join(dir, fileOf(cur.id))));
-      if (m.granules !== opts.granules || m.granuleBytes !== opts.granuleBytes) throw new Error(`it holds ${m.granules} granules of ${m.granuleBytes} bytes`);
+      if (m.granules !== opts.granules || m.granuleBytes !== opts.granuleBytes)
+        throw new Error(`it holds ${m.granules} granules of ${m.granuleBytes} bytes`);
       bits.set(m.bits);
     } catch (e) {
       cur.lost ??= `its change bitmap ${fileOf(cur.id)} could not be read back: ${(e as Error).message}`;
@@ -168,7 +192,12 @@ export class ChangeMap {
   }
 
   usage(): ChangeMapUsage {
-    return { granuleBytes: this.granuleBytes, epochs: this.epochs(), maxEpochs: this.maxEpochs, bytes: this.epochList.length * (CHG_HEADER_BYTES + bitmapBytes(this.granules)) };
+    return {
+      granuleBytes: this.granuleBytes,
+      epochs: this.epochs(),
+      maxEpochs: this.maxEpochs,
+      bytes: this.epochList.length * (CHG_HEADER_BYTES + bitmapBytes(this.granules)),
+    };
   }
 
   /**
@@ -279,20 +308,34 @@ export class ChangeMap {
     let reason: string | undefined;
     if (from.inside || toInside) {
       const e = this.epochList[from.index];
-      reason = `change ids were merged to keep at most ${this.maxEpochs} epochs; the answer covers epoch ${e.id} whole (from ${new Date(e.startedAtMs).toISOString()})`;
+      reason =
+        `change ids were merged to keep at most ${this.maxEpochs} epochs; the answer covers epoch ${e.id} ` +
+        `whole (from ${new Date(e.startedAtMs).toISOString()})`;
     }
     for (let i = from.index; i < to; i++) {
       const e = this.epochList[i];
-      if (e.lost) return { bits: allSet(this.granules), tracking: 'lost', reason: `change tracking since ${since} was lost: epoch ${e.id}: ${e.lost}` };
+      if (e.lost)
+        return {
+          bits: allSet(this.granules),
+          tracking: 'lost',
+          reason: `change tracking since ${since} was lost: epoch ${e.id}: ${e.lost}`,
+        };
       let b: Uint8Array;
       if (i === this.epochList.length - 1) b = this.exact;
       else {
         try {
           const m = decodeChangeBitmap(await readFile(join(this.dir, fileOf(e.id))));
-          if (!m.sealed || m.granules !== this.granules) throw new Error(m.sealed ? `it holds ${m.granules} granules` : 'it was never sealed');
+          if (!m.sealed || m.granules !== this.granules)
+            throw new Error(m.sealed ? `it holds ${m.granules} granules` : 'it was never sealed');
           b = m.bits;
         } catch (err) {
-          return { bits: allSet(this.granules), tracking: 'lost', reason: `change tracking since ${since} was lost: the bitmap of epoch ${e.id} cannot be read back: ${(err as Error).message}` };
+          return {
+            bits: allSet(this.granules),
+            tracking: 'lost',
+            reason:
+              `change tracking since ${since} was lost: the bitmap of epoch ${e.id} cannot be read back: ` +
+              `${(err as Error).message}`,
+          };
         }
       }
       for (let k = 0; k < bits.length; k++) bits[k] |= b[k];
@@ -323,7 +366,12 @@ export class ChangeMap {
     try {
       this.fh = await openWorking(this.dir, cur.id, this.granuleBytes, this.granules, this.exact);
     } catch (e) {
-      this.broken = new FerryError('ERR_CHANGE_MAP', `the change bitmap ${join(this.dir, fileOf(cur.id))} cannot be written (${(e as Error).message}): writes fail until the storage node restarts`);
+      this.broken = new FerryError(
+        'ERR_CHANGE_MAP',
+        `the change bitmap ${join(this.dir, fileOf(cur.id))} cannot be written (${(e as Error).message}): writes ` +
+          `fail ` +
+          `until the storage node restarts`,
+      );
       return;
     }
     this.wanted = Uint8Array.from(this.exact);
@@ -348,7 +396,13 @@ export class ChangeMap {
   }
 
   private file(epochs: ChangeEpoch[]): ChangesFile {
-    return { format: CHANGES_FORMAT, version: CHANGES_VERSION, granuleBytes: this.granuleBytes, granules: this.granules, epochs };
+    return {
+      format: CHANGES_FORMAT,
+      version: CHANGES_VERSION,
+      granuleBytes: this.granuleBytes,
+      granules: this.granules,
+      epochs,
+    };
   }
 
   /**
@@ -377,13 +431,17 @@ export class ChangeMap {
       throw e;
     }
     if (this.synced === synced) this.rewriteAll = false;
-    if (this.synced === synced) for (const [lo, , bytes] of ranges) for (let k = 0; k < bytes.length; k++) synced[lo + k] |= bytes[k];
+    if (this.synced === synced)
+      for (const [lo, , bytes] of ranges) for (let k = 0; k < bytes.length; k++) synced[lo + k] |= bytes[k];
   }
 
   /** Fold the second-oldest epoch into the oldest: its id then names the merged one. */
   private async mergeOldest(): Promise<void> {
     const [a, b] = this.epochList;
-    const merged: ChangeEpoch = { ...a, merged: [...(a.merged ?? []), b.id, ...(b.snapshotId ? [b.snapshotId] : []), ...(b.merged ?? [])] };
+    const merged: ChangeEpoch = {
+      ...a,
+      merged: [...(a.merged ?? []), b.id, ...(b.snapshotId ? [b.snapshotId] : []), ...(b.merged ?? [])],
+    };
     const lost = a.lost ?? b.lost;
     if (lost) merged.lost = lost;
     else {
@@ -404,7 +462,12 @@ export class ChangeMap {
 }
 
 /** A bitmap as [first, last] granule runs → block extents, clipped to the LUN's end. */
-export function bitsToExtents(bits: Uint8Array, granules: number, granuleBlocks: number, blockCount: number): Array<[number, number]> {
+export function bitsToExtents(
+  bits: Uint8Array,
+  granules: number,
+  granuleBlocks: number,
+  blockCount: number,
+): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   let g = 0;
   while (g < granules) {
@@ -442,12 +505,24 @@ async function writeAll(fh: FileHandle, data: Uint8Array, position: number): Pro
 }
 
 /** Replace `<id>.chg` whole with a sealed bitmap: temp file, fdatasync, rename, fsync the directory. */
-async function writeSealed(dir: string, id: string, granuleBytes: number, granules: number, bits: Uint8Array): Promise<void> {
+async function writeSealed(
+  dir: string,
+  id: string,
+  granuleBytes: number,
+  granules: number,
+  bits: Uint8Array,
+): Promise<void> {
   await replaceFile(dir, fileOf(id), encodeChangeBitmap({ granuleBytes, granules, sealed: true, bits }));
 }
 
 /** The open epoch's file, rewritten open (so bits may be added in place) and kept open. */
-async function openWorking(dir: string, id: string, granuleBytes: number, granules: number, bits: Uint8Array): Promise<FileHandle> {
+async function openWorking(
+  dir: string,
+  id: string,
+  granuleBytes: number,
+  granules: number,
+  bits: Uint8Array,
+): Promise<FileHandle> {
   await replaceFile(dir, fileOf(id), encodeChangeBitmap({ granuleBytes, granules, sealed: false, bits }));
   return open(join(dir, fileOf(id)), 'r+');
 }
@@ -489,7 +564,10 @@ async function readChanges(dir: string): Promise<ChangesFile | undefined> {
     return undefined;
   }
   if (f.format !== CHANGES_FORMAT || f.version !== CHANGES_VERSION || !Array.isArray(f.epochs)) {
-    throw new FerryError('ERR_SNAPSHOT_STORE', `${join(dir, CHANGES)} is not a ${CHANGES_FORMAT} v${CHANGES_VERSION} file`);
+    throw new FerryError(
+      'ERR_SNAPSHOT_STORE',
+      `${join(dir, CHANGES)} is not a ${CHANGES_FORMAT} v${CHANGES_VERSION} file`,
+    );
   }
   return f;
 }

@@ -68,7 +68,12 @@ export function encodeCowHeader(h: CowHeader): Uint8Array {
   const id = new TextEncoder().encode(h.snapshotId);
   if (id.length > ID_BYTES) throw new RangeError(`snapshot id "${h.snapshotId}" longer than ${ID_BYTES} bytes`);
   const w = new ByteWriter(COW_HEADER_BYTES);
-  w.bytes(new TextEncoder().encode(COW_MAGIC)).u32(COW_VERSION).u32(h.chunkBytes).u32(h.blockSize).u32(0).u64(h.blockCount);
+  w.bytes(new TextEncoder().encode(COW_MAGIC))
+    .u32(COW_VERSION)
+    .u32(h.chunkBytes)
+    .u32(h.blockSize)
+    .u32(0)
+    .u64(h.blockCount);
   w.bytes(id);
   w.setU32(56, crc32(w.buf.subarray(0, 56)));
   return w.buf;
@@ -79,10 +84,12 @@ export function decodeCowHeader(buf: Uint8Array): CowHeader {
   const magic = new TextDecoder().decode(r.bytes(8));
   if (magic !== COW_MAGIC) throw new DecodeError(`copy-on-write store: magic "${magic}", expected "${COW_MAGIC}"`, 0);
   const version = r.u32();
-  if (version !== COW_VERSION) throw new DecodeError(`copy-on-write store: version ${version}, expected ${COW_VERSION}`, 8);
+  if (version !== COW_VERSION)
+    throw new DecodeError(`copy-on-write store: version ${version}, expected ${COW_VERSION}`, 8);
   const crc = r.u32(56);
   const want = crc32(buf.subarray(0, 56));
-  if (crc !== want) throw new DecodeError(`copy-on-write store: header CRC 0x${crc.toString(16)}, expected 0x${want.toString(16)}`, 56);
+  if (crc !== want)
+    throw new DecodeError(`copy-on-write store: header CRC 0x${crc.toString(16)}, expected 0x${want.toString(16)}`, 56);
   const chunkBytes = r.u32(12);
   const blockSize = r.u32(16);
   const blockCount = r.u64(24);

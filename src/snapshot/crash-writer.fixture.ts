@@ -12,10 +12,13 @@ import { SnapshottableDevice } from './snapshottable-device.ts';
 
 const [dir, seedText, then] = process.argv.slice(2);
 const BS = 512;
-const dev = await SnapshottableDevice.open(await FileDevice.open(join(dir, 'lun.img'), { blockSize: BS, sizeBytes: 2 << 20 }), {
-  dir: join(dir, 'lun.img.snapshots'),
-  chunkBytes: 8 * BS,
-});
+const dev = await SnapshottableDevice.open(
+  await FileDevice.open(join(dir, 'lun.img'), { blockSize: BS, sizeBytes: 2 << 20 }),
+  {
+    dir: join(dir, 'lun.img.snapshots'),
+    chunkBytes: 8 * BS,
+  },
+);
 const snap = await dev.createSnapshot();
 const frozen = await dev.read(0, dev.blockCount);
 const digest = createHash('sha256').update(frozen).digest('hex');

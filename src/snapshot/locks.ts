@@ -35,7 +35,8 @@ export class RwLock {
   private readonly waiting: Array<{ write: boolean; go: () => void }> = [];
 
   async read(): Promise<() => void> {
-    if (this.writer || this.waiting.some((w) => w.write)) await new Promise<void>((go) => this.waiting.push({ write: false, go }));
+    if (this.writer || this.waiting.some((w) => w.write))
+      await new Promise<void>((go) => this.waiting.push({ write: false, go }));
     else this.readers++;
     return () => {
       this.readers--;
@@ -44,7 +45,8 @@ export class RwLock {
   }
 
   async write(): Promise<() => void> {
-    if (this.writer || this.readers > 0 || this.waiting.length > 0) await new Promise<void>((go) => this.waiting.push({ write: true, go }));
+    if (this.writer || this.readers > 0 || this.waiting.length > 0)
+      await new Promise<void>((go) => this.waiting.push({ write: true, go }));
     else this.writer = true;
     return () => {
       this.writer = false;

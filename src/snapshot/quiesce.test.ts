@@ -50,60 +50,70 @@ test('the defaults are a 3 s quiet period and an 80 s timeout', async () => {
     writesInFlight: 0,
   };
   const start = t;
-  await assert.rejects(takeWhenQuiet(busy, async () => 'never', clock), (e: unknown) => {
-    assert.ok(e instanceof QuiesceTimeoutError);
-    assert.equal(e.waitedMs, t - start);
-    assert.ok(t - start >= 80_000 && t - start < 81_000, `gave up after ${t - start} ms of clock`);
-    return true;
-  });
+  await assert.rejects(
+    takeWhenQuiet(busy, async () => 'never', clock),
+    (e: unknown) => {
+      assert.ok(e instanceof QuiesceTimeoutError);
+      assert.equal(e.waitedMs, t - start);
+      assert.ok(t - start >= 80_000 && t - start < 81_000, `gave up after ${t - start} ms of clock`);
+      return true;
+    },
+  );
 });
 
-test('a snapshot asked for during steady writes is taken in the first pause, no earlier than the quiet period after the last write', async () => {
-  await withDevice(async (dev) => {
-    const issued: number[] = []; // clock time each write was issued, before it arrives
-    let paused = false;
-    let snapped = false;
-    let seq = 0;
-    const writer = (async () => {
-      for (let phase = 0; phase < 2; phase++) {
-        for (let i = 0; i < 12; i++) {
-          issued.push(Date.now());
-          await dev.write((seq % 16) * 4, new Uint8Array(4 * BS).fill(++seq));
-          await sleep(40);
+test(
+  'a snapshot asked for during steady writes is taken in the first pause, no earlier than the quiet period after ' +
+    'the last write',
+  async () => {
+    await withDevice(async (dev) => {
+      const issued: number[] = []; // clock time each write was issued, before it arrives
+      let paused = false;
+      let snapped = false;
+      let seq = 0;
+      const writer = (async () => {
+        for (let phase = 0; phase < 2; phase++) {
+          for (let i = 0; i < 12; i++) {
+            issued.push(Date.now());
+            await dev.write((seq % 16) * 4, new Uint8Array(4 * BS).fill(++seq));
+            await sleep(40);
+          }
+          if (phase === 0) {
+            paused = true;
+            const until = Date.now() + 1500;
+            while (!snapped && Date.now() < until) await sleep(10);
+            paused = false;
+          }
         }
-        if (phase === 0) {
-          paused = true;
-          const until = Date.now() + 1500;
-          while (!snapped && Date.now() < until) await sleep(10);
-          paused = false;
-        }
+      })();
+      await sleep(100);
+      const r = await takeWhenQuiet(dev, () => dev.createSnapshot(), { quietPeriodMs: QUIET, timeoutMs: TIMEOUT });
+      snapped = true;
+      const wasPaused = paused;
+      await writer;
+      assert.equal(r.mode, 'quiesced');
+      const before = issued.filter((x) => x <= r.takenAt);
+      assert.ok(before.length > 0);
+      assert.ok(
+        r.takenAt >= Math.max(...before) + QUIET,
+        `taken ${r.takenAt - Math.max(...before)} ms after the last write`,
+      );
+      assert.ok(r.takenAt >= r.lastWriteAt + QUIET);
+      assert.ok(r.writesWhileWaiting > 0);
+      // The snapshot holds exactly the writes issued before it: ordered all-before/all-after.
+      const img = await dev.openSnapshot(r.value.id).read(0, 64);
+      const newest = Math.max(...Array.from({ length: 16 }, (_, k) => img[k * 4 * BS]));
+      assert.equal(newest, before.length, 'snapshot holds writes 1..n, n = writes issued before it');
+      // Unless the machine stalled the writer for a quiet period during the steady phase (a real
+      // pause, which would rightly be taken), it is taken in the writer's pause after write 12.
+      const steady = issued.slice(0, 12);
+      const stalled = steady.some((t, i) => i > 0 && t - steady[i - 1] >= QUIET);
+      if (!stalled) {
+        assert.equal(before.length, 12, 'taken in the pause');
+        assert.ok(wasPaused, 'taken while the writer was pausing');
       }
-    })();
-    await sleep(100);
-    const r = await takeWhenQuiet(dev, () => dev.createSnapshot(), { quietPeriodMs: QUIET, timeoutMs: TIMEOUT });
-    snapped = true;
-    const wasPaused = paused;
-    await writer;
-    assert.equal(r.mode, 'quiesced');
-    const before = issued.filter((x) => x <= r.takenAt);
-    assert.ok(before.length > 0);
-    assert.ok(r.takenAt >= Math.max(...before) + QUIET, `taken ${r.takenAt - Math.max(...before)} ms after the last write`);
-    assert.ok(r.takenAt >= r.lastWriteAt + QUIET);
-    assert.ok(r.writesWhileWaiting > 0);
-    // The snapshot holds exactly the writes issued before it: ordered all-before/all-after.
-    const img = await dev.openSnapshot(r.value.id).read(0, 64);
-    const newest = Math.max(...Array.from({ length: 16 }, (_, k) => img[k * 4 * BS]));
-    assert.equal(newest, before.length, 'snapshot holds writes 1..n, n = writes issued before it');
-    // Unless the machine stalled the writer for a quiet period during the steady phase (a real
-    // pause, which would rightly be taken), it is taken in the writer's pause after write 12.
-    const steady = issued.slice(0, 12);
-    const stalled = steady.some((t, i) => i > 0 && t - steady[i - 1] >= QUIET);
-    if (!stalled) {
-      assert.equal(before.length, 12, 'taken in the pause');
-      assert.ok(wasPaused, 'taken while the writer was pausing');
-    }
-  });
-});
+    });
+  },
+);
 
 test('with writes that never pause the request fails at the timeout, says why, and leaves no snapshot', async () => {
   await withDevice(async (dev) => {
@@ -117,15 +127,25 @@ test('with writes that never pause the request fails at the timeout, says why, a
     })();
     const t0 = Date.now();
     try {
-      await assert.rejects(takeWhenQuiet(dev, () => dev.createSnapshot(), { quietPeriodMs: QUIET, timeoutMs: TIMEOUT, label: 'LUN 0' }), (e: unknown) => {
-        assert.ok(e instanceof QuiesceTimeoutError);
-        assert.equal(e.code, 'ERR_QUIESCE_TIMEOUT');
-        assert.ok(e.waitedMs >= TIMEOUT, `waited ${e.waitedMs}`);
-        assert.ok(Date.now() - t0 >= TIMEOUT);
-        assert.ok(e.writesWhileWaiting > 10, `${e.writesWhileWaiting} writes`);
-        assert.match(e.message, /LUN 0: no 300 ms pause in writes came within the 2000 ms timeout; waited \d+ ms, the last write came \d+ ms before giving up \(\d{4}-\d\d-\d\dT[^)]+\), \d+ write\(s\) arrived/);
-        return true;
-      });
+      await assert.rejects(
+        takeWhenQuiet(dev, () => dev.createSnapshot(), { quietPeriodMs: QUIET, timeoutMs: TIMEOUT, label: 'LUN 0' }),
+        (e: unknown) => {
+          assert.ok(e instanceof QuiesceTimeoutError);
+          assert.equal(e.code, 'ERR_QUIESCE_TIMEOUT');
+          assert.ok(e.waitedMs >= TIMEOUT, `waited ${e.waitedMs}`);
+          assert.ok(Date.now() - t0 >= TIMEOUT);
+          assert.ok(e.writesWhileWaiting > 10, `${e.writesWhileWaiting} writes`);
+          assert.match(
+            e.message,
+            new RegExp(
+              String.raw`LUN 0: no 300 ms pause in writes came within the 2000 ms timeout; waited \d+ ms, ` +
+                String.raw`the last write came \d+ ms before giving up \(\d{4}-\d\d-\d\dT[^)]+\), ` +
+                String.raw`\d+ write\(s\) arrived`,
+            ),
+          );
+          return true;
+        },
+      );
     } finally {
       stop = true;
       await writer;
@@ -184,7 +204,13 @@ test('an abort ends the wait for quiet writes: ERR_CANCELED, and nothing is take
   };
   let taken = 0;
   await assert.rejects(
-    takeWhenQuiet(busy, async () => ++taken, { ...clock, quietPeriodMs: 3000, timeoutMs: 80_000, label: 'LUN 7', signal: ac.signal }),
+    takeWhenQuiet(busy, async () => ++taken, {
+      ...clock,
+      quietPeriodMs: 3000,
+      timeoutMs: 80_000,
+      label: 'LUN 7',
+      signal: ac.signal,
+    }),
     (e: unknown) => {
       assert.equal((e as { code?: string }).code, 'ERR_CANCELED');
       assert.match((e as Error).message, /LUN 7 canceled while waiting for quiet writes: nothing was created/);
@@ -194,6 +220,9 @@ test('an abort ends the wait for quiet writes: ERR_CANCELED, and nothing is take
   assert.equal(sleeps, 3, 'no wait after the abort');
   assert.equal(taken, 0);
   // Already aborted: not even a crash-consistent one.
-  await assert.rejects(takeWhenQuiet(busy, async () => ++taken, { ...clock, quietPeriodMs: 0, signal: ac.signal }), /canceled/);
+  await assert.rejects(
+    takeWhenQuiet(busy, async () => ++taken, { ...clock, quietPeriodMs: 0, signal: ac.signal }),
+    /canceled/,
+  );
   assert.equal(taken, 0);
 });

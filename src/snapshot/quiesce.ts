@@ -41,11 +41,20 @@ export class QuiesceTimeoutError extends FerryError {
   readonly waitedMs: number;
   readonly lastWriteAt: number;
   readonly writesWhileWaiting: number;
-  constructor(label: string, quietPeriodMs: number, timeoutMs: number, waitedMs: number, lastWriteAt: number, writes: number, now: number) {
+  constructor(
+    label: string,
+    quietPeriodMs: number,
+    timeoutMs: number,
+    waitedMs: number,
+    lastWriteAt: number,
+    writes: number,
+    now: number,
+  ) {
     super(
       'ERR_QUIESCE_TIMEOUT',
       `${label}: no ${quietPeriodMs} ms pause in writes came within the ${timeoutMs} ms timeout; ` +
-        `waited ${waitedMs} ms, the last write came ${now - lastWriteAt} ms before giving up (${new Date(lastWriteAt).toISOString()}), ` +
+        `waited ${waitedMs} ms, the last write came ${now - lastWriteAt} ms before giving up ` +
+        `(${new Date(lastWriteAt).toISOString()}), ` +
         `${writes} write(s) arrived while waiting`,
     );
     this.waitedMs = waitedMs;
@@ -59,10 +68,12 @@ export function checkQuiescePeriods(quietPeriodMs: number, timeoutMs: number): v
   const bad = (m: string): never => {
     throw new FerryError('ERR_BAD_PERIOD', m);
   };
-  if (!Number.isSafeInteger(quietPeriodMs) || quietPeriodMs < 0) bad(`quiet period ${quietPeriodMs} ms must be a whole number ≥ 0`);
+  if (!Number.isSafeInteger(quietPeriodMs) || quietPeriodMs < 0)
+    bad(`quiet period ${quietPeriodMs} ms must be a whole number ≥ 0`);
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) bad(`timeout ${timeoutMs} ms must be a whole number ≥ 0`);
   if (timeoutMs > MAX_QUIESCE_TIMEOUT_MS) bad(`timeout ${timeoutMs} ms is over the ${MAX_QUIESCE_TIMEOUT_MS} ms limit`);
-  if (quietPeriodMs > timeoutMs) bad(`quiet period ${quietPeriodMs} ms is longer than the ${timeoutMs} ms timeout: it could never come`);
+  if (quietPeriodMs > timeoutMs)
+    bad(`quiet period ${quietPeriodMs} ms is longer than the ${timeoutMs} ms timeout: it could never come`);
 }
 
 /**
@@ -124,7 +135,11 @@ export async function takeWhenQuiet<T>(
   });
   const at = (mode: SnapshotMode, t: number) => ({ mode, waitedMs: t - startedAt, quietPeriodMs, timeoutMs });
   const checkCanceled = (): void => {
-    if (signal?.aborted) throw new FerryError('ERR_CANCELED', `snapshot of ${opts.label ?? 'LUN'} canceled while waiting for quiet writes: nothing was created`);
+    if (signal?.aborted)
+      throw new FerryError(
+        'ERR_CANCELED',
+        `snapshot of ${opts.label ?? 'LUN'} canceled while waiting for quiet writes: nothing was created`,
+      );
   };
   checkCanceled();
   if (quietPeriodMs === 0) return done('crash-consistent', startedAt, take(at('crash-consistent', startedAt)));
@@ -132,9 +147,18 @@ export async function takeWhenQuiet<T>(
     checkCanceled();
     const t = now();
     const last = activity.lastWriteAt;
-    if (activity.writesInFlight === 0 && (last === 0 || t - last >= quietPeriodMs)) return done('quiesced', t, take(at('quiesced', t)));
+    if (activity.writesInFlight === 0 && (last === 0 || t - last >= quietPeriodMs))
+      return done('quiesced', t, take(at('quiesced', t)));
     if (t >= deadline) {
-      throw new QuiesceTimeoutError(opts.label ?? 'LUN', quietPeriodMs, timeoutMs, t - startedAt, last, activity.writeCount - count0, t);
+      throw new QuiesceTimeoutError(
+        opts.label ?? 'LUN',
+        quietPeriodMs,
+        timeoutMs,
+        t - startedAt,
+        last,
+        activity.writeCount - count0,
+        t,
+      );
     }
     const wake = activity.writesInFlight > 0 ? t + Math.min(quietPeriodMs, 50) : last + quietPeriodMs;
     await sleep(Math.max(1, Math.min(wake, deadline) - t));

@@ -59,46 +59,52 @@ async function readAll(dev: BlockDevice): Promise<Buffer> {
   return Buffer.from(await dev.read(0, dev.blockCount));
 }
 
-test('a snapshot taken under concurrent writers equals the LUN at one instant, and later writes do not change it', async () => {
-  await inTempDir('snap', async (dir) => {
-    const blockCount = 700; // not a multiple of the chunk: the last chunk is short
-    const base = new RecordingDevice(BS, blockCount);
-    const dev = await SnapshottableDevice.open(base, { dir, chunkBytes: 8 * BS });
-    const rand = rng(7);
-    let stop = false;
-    let seq = 0;
-    const writer = async (w: number): Promise<void> => {
-      while (!stop) {
-        const blocks = 1 + Math.floor(rand() * 20);
-        const lba = Math.floor(rand() * (blockCount - blocks));
-        await dev.write(lba, pattern(w * 100000 + seq++, blocks));
-        await new Promise((r) => setImmediate(r)); // a memory write never yields to timers
+test(
+  'a snapshot taken under concurrent writers equals the LUN at one instant, and later writes do not ' + 'change it',
+  async () => {
+    await inTempDir('snap', async (dir) => {
+      const blockCount = 700; // not a multiple of the chunk: the last chunk is short
+      const base = new RecordingDevice(BS, blockCount);
+      const dev = await SnapshottableDevice.open(base, { dir, chunkBytes: 8 * BS });
+      const rand = rng(7);
+      let stop = false;
+      let seq = 0;
+      const writer = async (w: number): Promise<void> => {
+        while (!stop) {
+          const blocks = 1 + Math.floor(rand() * 20);
+          const lba = Math.floor(rand() * (blockCount - blocks));
+          await dev.write(lba, pattern(w * 100000 + seq++, blocks));
+          await new Promise((r) => setImmediate(r)); // a memory write never yields to timers
+        }
+      };
+      const writers = [1, 2, 3, 4].map(writer);
+      await new Promise((r) => setTimeout(r, 20));
+      const snaps = [];
+      for (let k = 0; k < 3; k++) {
+        snaps.push(await dev.createSnapshot());
+        await new Promise((r) => setTimeout(r, 15));
       }
-    };
-    const writers = [1, 2, 3, 4].map(writer);
-    await new Promise((r) => setTimeout(r, 20));
-    const snaps = [];
-    for (let k = 0; k < 3; k++) {
-      snaps.push(await dev.createSnapshot());
-      await new Promise((r) => setTimeout(r, 15));
-    }
-    stop = true;
-    await Promise.all(writers);
-    assert.ok(seq > 50, `writers made ${seq} writes`);
-    for (let k = 0; k < snaps.length; k++) {
-      const want = replay(blockCount, base.log, k + 1);
-      const view = dev.openSnapshot(snaps[k].id);
-      assert.equal(view.readOnly, true);
-      assert.ok((await readAll(view)).equals(Buffer.from(want)), `snapshot ${k} equals the LUN at its instant`);
-      // Odd-sized reads that straddle chunks and the short last chunk.
-      assert.ok(Buffer.from(await view.read(5, 13)).equals(Buffer.from(want.subarray(5 * BS, 18 * BS))));
-      assert.ok(Buffer.from(await view.read(690, 10)).equals(Buffer.from(want.subarray(690 * BS))));
-    }
-    assert.ok((await readAll(dev)).equals(Buffer.from(replay(blockCount, base.log, Infinity))), 'the LUN has every write');
-    await assert.rejects(dev.openSnapshot(snaps[0].id).write(0, new Uint8Array(BS)), { code: 'ERR_READ_ONLY' });
-    await dev.close();
-  });
-});
+      stop = true;
+      await Promise.all(writers);
+      assert.ok(seq > 50, `writers made ${seq} writes`);
+      for (let k = 0; k < snaps.length; k++) {
+        const want = replay(blockCount, base.log, k + 1);
+        const view = dev.openSnapshot(snaps[k].id);
+        assert.equal(view.readOnly, true);
+        assert.ok((await readAll(view)).equals(Buffer.from(want)), `snapshot ${k} equals the LUN at its instant`);
+        // Odd-sized reads that straddle chunks and the short last chunk.
+        assert.ok(Buffer.from(await view.read(5, 13)).equals(Buffer.from(want.subarray(5 * BS, 18 * BS))));
+        assert.ok(Buffer.from(await view.read(690, 10)).equals(Buffer.from(want.subarray(690 * BS))));
+      }
+      assert.ok(
+        (await readAll(dev)).equals(Buffer.from(replay(blockCount, base.log, Infinity))),
+        'the LUN has every write',
+      );
+      await assert.rejects(dev.openSnapshot(snaps[0].id).write(0, new Uint8Array(BS)), { code: 'ERR_READ_ONLY' });
+      await dev.close();
+    });
+  },
+);
 
 test('snapshot reads racing writes to the same chunks always see the frozen content', async () => {
   await inTempDir('snap', async (dir) => {
@@ -111,7 +117,11 @@ test('snapshot reads racing writes to the same chunks always see the frozen cont
     const jobs: Array<Promise<unknown>> = [];
     for (let i = 0; i < 64; i++) {
       jobs.push(dev.write(i * 4, pattern(1000 + i, 4)));
-      jobs.push(view.read(i * 4, 4).then((b) => assert.ok(Buffer.from(b).equals(frozen.subarray(i * 4 * BS, (i + 1) * 4 * BS)))));
+      jobs.push(
+        view
+          .read(i * 4, 4)
+          .then((b) => assert.ok(Buffer.from(b).equals(frozen.subarray(i * 4 * BS, (i + 1) * 4 * BS)))),
+      );
     }
     await Promise.all(jobs);
     assert.ok((await readAll(view)).equals(frozen));
@@ -125,7 +135,10 @@ test('snapshots persist across a reopen and a torn append is ignored', async () 
     const img = join(dir, 'lun.img');
     const sdir = join(dir, 'lun.img.snapshots');
     const open = async (): Promise<SnapshottableDevice> =>
-      SnapshottableDevice.open(await FileDevice.open(img, { blockSize: BS, sizeBytes: 300 * BS }), { dir: sdir, chunkBytes: 16 * BS });
+      SnapshottableDevice.open(await FileDevice.open(img, { blockSize: BS, sizeBytes: 300 * BS }), {
+        dir: sdir,
+        chunkBytes: 16 * BS,
+      });
     let dev = await open();
     await dev.write(0, pattern(3, 300));
     const at1 = await readAll(dev);
@@ -139,7 +152,10 @@ test('snapshots persist across a reopen and a torn append is ignored', async () 
     // A crash mid-append leaves a partial slot at the end of the newest store.
     await appendFile(join(sdir, `${s2.id}.cow`), Buffer.alloc(1000, 0xab));
     dev = await open();
-    assert.deepEqual(dev.snapshots().map((s) => s.id), [s1.id, s2.id]);
+    assert.deepEqual(
+      dev.snapshots().map((s) => s.id),
+      [s1.id, s2.id],
+    );
     assert.equal(dev.snapshots()[0].createdAt, s1.createdAt);
     assert.ok((await readAll(dev.openSnapshot(s1.id))).equals(at1));
     assert.ok((await readAll(dev.openSnapshot(s2.id))).equals(at2));
@@ -176,10 +192,14 @@ test('deleting any snapshot leaves the LUN and the other snapshots intact, and r
       await dev.deleteSnapshot(victim);
       images.delete(victim);
       assert.throws(() => dev.openSnapshot(victim), { code: 'ERR_SNAPSHOT_NOT_FOUND' });
-      for (const [id, img] of images) assert.ok((await readAll(dev.openSnapshot(id))).equals(img), `${id} intact after deleting ${victim}`);
+      for (const [id, img] of images)
+        assert.ok((await readAll(dev.openSnapshot(id))).equals(img), `${id} intact after deleting ${victim}`);
       assert.ok((await readAll(dev)).equals(live));
     }
-    assert.deepEqual((await readdir(dir)).filter((f) => !f.endsWith('.chg') && f !== 'changes.json').sort(), ['manifest.json', `${ids[1]}.cow`, `${ids[3]}.cow`].sort());
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => !f.endsWith('.chg') && f !== 'changes.json').sort(),
+      ['manifest.json', `${ids[1]}.cow`, `${ids[3]}.cow`].sort(),
+    );
     await assert.rejects(dev.deleteSnapshot(ids[0]), { code: 'ERR_SNAPSHOT_NOT_FOUND' });
     await dev.close();
   });

@@ -35,7 +35,9 @@ export interface SnapshotInfo {
   changeId?: string;
   /** Chunks this snapshot holds in its own store (written on the LUN since it, before the next one). */
   preservedChunks: number;
-  /** Set when the store could not be read back: the snapshot is unusable (change tracking, kept apart, is not affected). */
+  /**
+   * Set when the store could not be read back: the snapshot is unusable (change tracking, kept apart, is not affected).
+   */
   damaged?: string;
   /** What the creator recorded with it (e.g. quiesce mode and wait), kept in the manifest. */
   meta?: Record<string, unknown>;
@@ -134,7 +136,14 @@ export class SnapshottableDevice implements BlockDevice {
   private drainWaiters: Array<() => void> = [];
   private closed = false;
 
-  private constructor(base: BlockDevice, dir: string, chunkBytes: number, now: () => number, stores: CowStore[], changes: ChangeMap) {
+  private constructor(
+    base: BlockDevice,
+    dir: string,
+    chunkBytes: number,
+    now: () => number,
+    stores: CowStore[],
+    changes: ChangeMap,
+  ) {
     this.base = base;
     this.changes = changes;
     this.dir = dir;
@@ -167,18 +176,33 @@ export class SnapshottableDevice implements BlockDevice {
 
   static async open(base: BlockDevice, opts: SnapshottableOptions): Promise<SnapshottableDevice> {
     const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-    if (!Number.isSafeInteger(chunkBytes) || chunkBytes < base.blockSize || chunkBytes % base.blockSize !== 0 || chunkBytes > 16 * 1024 * 1024) {
-      throw new RangeError(`chunk size ${chunkBytes} must be a multiple of the ${base.blockSize}-byte block, at most 16 MiB`);
+    if (
+      !Number.isSafeInteger(chunkBytes) ||
+      chunkBytes < base.blockSize ||
+      chunkBytes % base.blockSize !== 0 ||
+      chunkBytes > 16 * 1024 * 1024
+    ) {
+      throw new RangeError(
+        `chunk size ${chunkBytes} must be a multiple of the ${base.blockSize}-byte block, at most 16 MiB`,
+      );
     }
     await mkdir(opts.dir, { recursive: true });
     let manifest = await readManifest(opts.dir);
     if (!manifest) {
-      manifest = { format: MANIFEST_FORMAT, version: MANIFEST_VERSION, blockSize: base.blockSize, blockCount: base.blockCount, chunkBytes, snapshots: [] };
+      manifest = {
+        format: MANIFEST_FORMAT,
+        version: MANIFEST_VERSION,
+        blockSize: base.blockSize,
+        blockCount: base.blockCount,
+        chunkBytes,
+        snapshots: [],
+      };
       await writeManifest(opts.dir, manifest);
     } else if (manifest.blockSize !== base.blockSize || manifest.blockCount !== base.blockCount) {
       throw new FerryError(
         'ERR_SNAPSHOT_STORE',
-        `snapshot store ${opts.dir} is for ${manifest.blockCount} blocks of ${manifest.blockSize} bytes, the LUN has ${base.blockCount} of ${base.blockSize}`,
+        `snapshot store ${opts.dir} is for ${manifest.blockCount} blocks of ${manifest.blockSize} bytes, the LUN has ` +
+          `${base.blockCount} of ${base.blockSize}`,
       );
     }
     const stores: CowStore[] = [];
@@ -186,7 +210,8 @@ export class SnapshottableDevice implements BlockDevice {
     // Files no snapshot names: a create or delete interrupted by a crash.
     const keep = new Set([MANIFEST, ...manifest.snapshots.map((e) => e.file)]);
     for (const name of await readdir(opts.dir)) {
-      if (!keep.has(name) && (name.endsWith('.cow') || name.endsWith('.tmp'))) await rm(join(opts.dir, name), { force: true });
+      if (!keep.has(name) && (name.endsWith('.cow') || name.endsWith('.tmp')))
+        await rm(join(opts.dir, name), { force: true });
     }
     const now = opts.now ?? Date.now;
     const changes = await ChangeMap.open(opts.dir, {
@@ -194,7 +219,13 @@ export class SnapshottableDevice implements BlockDevice {
       granules: Math.ceil(base.blockCount / (manifest.chunkBytes / base.blockSize)),
       now,
       ...(opts.maxEpochs === undefined ? {} : { maxEpochs: opts.maxEpochs }),
-      legacy: () => stores.map((s) => ({ id: s.entry.id, startedAtMs: s.entry.createdAtMs, granules: s.index.keys(), ...(s.damaged ? { lost: s.damaged } : {}) })),
+      legacy: () =>
+        stores.map((s) => ({
+          id: s.entry.id,
+          startedAtMs: s.entry.createdAtMs,
+          granules: s.index.keys(),
+          ...(s.damaged ? { lost: s.damaged } : {}),
+        })),
     });
     return new SnapshottableDevice(base, opts.dir, manifest.chunkBytes, now, stores, changes);
   }
@@ -224,7 +255,10 @@ export class SnapshottableDevice implements BlockDevice {
     this.inflight++;
     try {
       if (blockCount > 0) {
-        const marked = this.changes.mark(Math.floor(lba / this.chunkBlocks), Math.floor((lba + blockCount - 1) / this.chunkBlocks));
+        const marked = this.changes.mark(
+          Math.floor(lba / this.chunkBlocks),
+          Math.floor((lba + blockCount - 1) / this.chunkBlocks),
+        );
         const newest = this.stores.at(-1);
         const copied = newest && newest.fh ? this.preserve(newest, lba, blockCount) : undefined;
         if (marked && copied) await Promise.all([marked, copied]);
@@ -293,7 +327,12 @@ export class SnapshottableDevice implements BlockDevice {
         const path = join(this.dir, entry.file);
         const fh = await open(path, 'wx+');
         try {
-          const header = encodeCowHeader({ chunkBytes: this.chunkBytes, blockSize: this.blockSize, blockCount: this.blockCount, snapshotId: id });
+          const header = encodeCowHeader({
+            chunkBytes: this.chunkBytes,
+            blockSize: this.blockSize,
+            blockCount: this.blockCount,
+            snapshotId: id,
+          });
           await fh.write(header, 0, header.length, 0);
           await fh.datasync();
           await writeManifest(this.dir, this.manifest([...this.stores.map((s) => s.entry), entry]));
@@ -331,7 +370,8 @@ export class SnapshottableDevice implements BlockDevice {
         try {
           if (s.damaged) {
             // Older snapshots read through s, whose chunks are unknown: they are lost with it.
-            for (const p of this.stores.slice(0, i)) p.entry.damaged ??= `a newer snapshot it depends on (${s.entry.id}) was damaged and deleted`;
+            for (const p of this.stores.slice(0, i))
+              p.entry.damaged ??= `a newer snapshot it depends on (${s.entry.id}) was damaged and deleted`;
           }
           await writeManifest(this.dir, this.manifest(this.stores.filter((x) => x !== s).map((x) => x.entry)));
           for (const p of this.stores.slice(0, i)) p.damaged ??= p.entry.damaged;
@@ -386,7 +426,14 @@ export class SnapshottableDevice implements BlockDevice {
   // ---- internals ----
 
   private manifest(snapshots: ManifestEntry[]): Manifest {
-    return { format: MANIFEST_FORMAT, version: MANIFEST_VERSION, blockSize: this.blockSize, blockCount: this.blockCount, chunkBytes: this.chunkBytes, snapshots };
+    return {
+      format: MANIFEST_FORMAT,
+      version: MANIFEST_VERSION,
+      blockSize: this.blockSize,
+      blockCount: this.blockCount,
+      chunkBytes: this.chunkBytes,
+      snapshots,
+    };
   }
 
   /** Close the write gate now (synchronously); resolves once writes in flight have finished. */
@@ -435,7 +482,8 @@ export class SnapshottableDevice implements BlockDevice {
   /** Append whole slots (already encoded) to a store, fdatasync, then index them. */
   private async append(store: CowStore, chunks: number[], slots: Uint8Array): Promise<void> {
     const fh = store.fh;
-    if (!fh) throw new FerryError('ERR_SNAPSHOT_DAMAGED', `snapshot ${store.entry.id} store is damaged: ${store.damaged}`);
+    if (!fh)
+      throw new FerryError('ERR_SNAPSHOT_DAMAGED', `snapshot ${store.entry.id} store is damaged: ${store.damaged}`);
     const slot = slotBytes(this.chunkBytes);
     // Reserve the slots synchronously: concurrent appends land in disjoint slots.
     const base = COW_HEADER_BYTES + store.nextSlot * slot;
@@ -484,7 +532,11 @@ export class SnapshottableDevice implements BlockDevice {
       if (i < 0) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `snapshot ${store.entry.id} was deleted`);
       // Reads go through the newer stores too: one that is damaged makes this snapshot unreadable.
       const bad = this.stores.slice(i).find((s) => s.damaged);
-      if (bad) throw new FerryError('ERR_SNAPSHOT_DAMAGED', `snapshot ${store.entry.id} is unreadable: snapshot ${bad.entry.id} is damaged: ${bad.damaged}`);
+      if (bad)
+        throw new FerryError(
+          'ERR_SNAPSHOT_DAMAGED',
+          `snapshot ${store.entry.id} is unreadable: snapshot ${bad.entry.id} is damaged: ${bad.damaged}`,
+        );
       const first = Math.floor(lba / this.chunkBlocks);
       const last = Math.floor((lba + blockCount - 1) / this.chunkBlocks);
       const resolve = (c: number): CowStore | undefined => {
@@ -580,7 +632,8 @@ async function readFully(fh: FileHandle, target: Uint8Array, position: number): 
   let off = 0;
   while (off < target.length) {
     const { bytesRead } = await fh.read(target, off, target.length - off, position + off);
-    if (bytesRead === 0) throw new FerryError('ERR_SNAPSHOT_DAMAGED', `short read in snapshot store at ${position + off}`);
+    if (bytesRead === 0)
+      throw new FerryError('ERR_SNAPSHOT_DAMAGED', `short read in snapshot store at ${position + off}`);
     off += bytesRead;
   }
 }
@@ -595,7 +648,10 @@ async function readManifest(dir: string): Promise<Manifest | undefined> {
   }
   const m = JSON.parse(text) as Manifest;
   if (m.format !== MANIFEST_FORMAT || m.version !== MANIFEST_VERSION || !Array.isArray(m.snapshots)) {
-    throw new FerryError('ERR_SNAPSHOT_STORE', `${join(dir, MANIFEST)} is not a ${MANIFEST_FORMAT} v${MANIFEST_VERSION} manifest`);
+    throw new FerryError(
+      'ERR_SNAPSHOT_STORE',
+      `${join(dir, MANIFEST)} is not a ${MANIFEST_FORMAT} v${MANIFEST_VERSION} manifest`,
+    );
   }
   return m;
 }
@@ -631,7 +687,12 @@ async function loadStore(dir: string, e: ManifestEntry, m: Manifest, base: Block
     const head = Buffer.alloc(COW_HEADER_BYTES);
     await fh.read(head, 0, COW_HEADER_BYTES, 0);
     const h = decodeCowHeader(head);
-    if (h.snapshotId !== e.id || h.chunkBytes !== m.chunkBytes || h.blockSize !== base.blockSize || h.blockCount !== base.blockCount) {
+    if (
+      h.snapshotId !== e.id ||
+      h.chunkBytes !== m.chunkBytes ||
+      h.blockSize !== base.blockSize ||
+      h.blockCount !== base.blockCount
+    ) {
       throw new Error(`header (${h.snapshotId}, chunk ${h.chunkBytes}) does not match the manifest`);
     }
   } catch (err) {

@@ -98,7 +98,10 @@ export class SnapshotApiClient implements NodeControl {
     return this.call('GET', `/v1/luns/${lun}/activity`);
   }
 
-  /** HTTP bytes this client sent and received (request line, headers and bodies), for the "no data through the server" figure. */
+  /**
+   * HTTP bytes this client sent and received (request line, headers and bodies), for the "no data through the server"
+   * figure.
+   */
   bytesOnWire = 0;
 
   protected call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
@@ -138,7 +141,10 @@ export class SnapshotApiClient implements NodeControl {
             if (status >= 200 && status < 300) return resolve(json as T);
             const e = (json ?? {}) as { code?: unknown; message?: unknown };
             const code = typeof e.code === 'string' ? e.code : 'ERR_HTTP';
-            const message = typeof e.message === 'string' ? e.message : `${method} ${url.pathname}: HTTP ${status} ${text.slice(0, 200)}`;
+            const message =
+              typeof e.message === 'string'
+                ? e.message
+                : `${method} ${url.pathname}: HTTP ${status} ${text.slice(0, 200)}`;
             reject(new SnapshotApiError(status, code, message));
           });
         },
@@ -146,7 +152,12 @@ export class SnapshotApiClient implements NodeControl {
       req.on('error', (e: NodeJS.ErrnoException) => {
         // Dropping the request is how a wait on the node is canceled (the API stops waiting).
         if (signal?.aborted) return reject(new FerryError('ERR_CANCELED', `${method} ${url.pathname} canceled`));
-        reject(new FerryError('ERR_API_UNREACHABLE', `cannot reach the storage node API at ${this.base.origin}: ${e.code ?? e.message}`));
+        reject(
+          new FerryError(
+            'ERR_API_UNREACHABLE',
+            `cannot reach the storage node API at ${this.base.origin}: ${e.code ?? e.message}`,
+          ),
+        );
       });
       req.end(payload);
     });

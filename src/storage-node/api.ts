@@ -57,7 +57,9 @@ function parse<T>(schema: z.ZodType<T>, v: unknown, what: string): T {
 
 function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof FerryError) {
-    return reply.code(STATUS[err.code] ?? 500).send({ code: STATUS[err.code] ? err.code : 'ERR_INTERNAL', message: err.message });
+    return reply
+      .code(STATUS[err.code] ?? 500)
+      .send({ code: STATUS[err.code] ? err.code : 'ERR_INTERNAL', message: err.message });
   }
   const e = err as { statusCode?: number; message?: string };
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
@@ -74,10 +76,16 @@ export type ApiNode = NodeControl & { readonly name: string };
  * The storage node's management API as a Fastify app (not listening): NodeControl over HTTP,
  * and digests of cartridge blocks when the node serves tapes (`tapes`).
  */
-export function buildSnapshotApi(node: ApiNode, token: string, opts: { tapes?: TapeDigestSource } = {}): FastifyInstance {
+export function buildSnapshotApi(
+  node: ApiNode,
+  token: string,
+  opts: { tapes?: TapeDigestSource } = {},
+): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}` }));
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url}` }),
+  );
   app.addHook('onRequest', async (req, reply) => {
     if (req.url === '/openapi.json') return;
     if (!bearerTokenMatches(req.headers.authorization, token)) {
@@ -121,7 +129,9 @@ export function buildSnapshotApi(node: ApiNode, token: string, opts: { tapes?: T
     const extents: Extent[] = c.extents.map((e) => [e.lba, e.blocks]);
     return { ...c, since: q.since, until: q.until ?? null, extents };
   });
-  app.post('/v1/luns/:lun/changes/mark', async (req, reply) => reply.code(201).send(await node.markChanges(parse(lunParams, req.params, 'path').lun)));
+  app.post('/v1/luns/:lun/changes/mark', async (req, reply) =>
+    reply.code(201).send(await node.markChanges(parse(lunParams, req.params, 'path').lun)),
+  );
   app.get('/v1/luns/:lun/changes', async (req) => node.changeTracking(parse(lunParams, req.params, 'path').lun));
   app.post('/v1/luns/:lun/digest', { bodyLimit: DIGEST_BODY_LIMIT }, async (req) => {
     const { lun } = parse(lunParams, req.params, 'path');

@@ -6,7 +6,10 @@ import { iscsiNameSchema, chapSchema, chapSecret, logLevelSchema, parseConfig } 
 
 // The storage node's configuration: what `ferry target` flags and `--config FILE` (JSON) say.
 
-const diskSpec = z.union([z.string().min(1), z.object({ path: z.string().min(1), size: z.union([z.string(), z.number()]).optional() })]);
+const diskSpec = z.union([
+  z.string().min(1),
+  z.object({ path: z.string().min(1), size: z.union([z.string(), z.number()]).optional() }),
+]);
 
 export const TargetConfigSchema = z
   .object({
@@ -48,7 +51,13 @@ export interface TargetConfig {
   mutualChap?: { user: string; secret: string };
   allowedInitiators?: string[];
   /** Tape: a library directory (changer + drives) and/or a stand-alone drive's cartridge. */
-  tapes: { library?: string; drives?: number | string; slots?: number | string; cartridgeSize?: number | string; tape?: string };
+  tapes: {
+    library?: string;
+    drives?: number | string;
+    slots?: number | string;
+    cartridgeSize?: number | string;
+    tape?: string;
+  };
   /** Where LUNs created through the management API live (lun-N.img). */
   lunDir: string;
   /** Management API address, and the file holding its bearer token. */
@@ -62,12 +71,23 @@ export interface TargetConfig {
 /** "./disk0.img:64M" → {path, sizeBytes}; a path alone opens an existing file. */
 export function parseDiskSpec(spec: string | { path: string; size?: string | number }): DiskConfig {
   if (typeof spec !== 'string') {
-    return { path: spec.path, sizeBytes: spec.size === undefined ? undefined : typeof spec.size === 'number' ? spec.size : parseSize(spec.size, `size of ${spec.path}`) };
+    return {
+      path: spec.path,
+      sizeBytes:
+        spec.size === undefined
+          ? undefined
+          : typeof spec.size === 'number'
+            ? spec.size
+            : parseSize(spec.size, `size of ${spec.path}`),
+    };
   }
   // FILE:SIZE: whatever follows the last colon is a size unless it looks like a path.
   const i = spec.lastIndexOf(':');
   if (i <= 0 || spec.slice(i + 1).includes('/')) return { path: spec };
-  return { path: spec.slice(0, i), sizeBytes: parseSize(spec.slice(i + 1), `size of ${spec.slice(0, i)} in --disk ${spec}`) };
+  return {
+    path: spec.slice(0, i),
+    sizeBytes: parseSize(spec.slice(i + 1), `size of ${spec.slice(0, i)} in --disk ${spec}`),
+  };
 }
 
 /** Validate raw config; errors name the field and say what to fix. */
@@ -76,10 +96,13 @@ export function resolveTargetConfig(raw: unknown, source = 'config'): TargetConf
   const disks = c.disks.map(parseDiskSpec);
   for (const d of disks) {
     if (d.sizeBytes !== undefined && d.sizeBytes % c.blockSize !== 0) {
-      throw new UsageError(`${source}: size of ${d.path} (${d.sizeBytes} bytes) is not a multiple of the ${c.blockSize}-byte block size`);
+      throw new UsageError(
+        `${source}: size of ${d.path} (${d.sizeBytes} bytes) is not a multiple of the ${c.blockSize}-byte block size`,
+      );
     }
   }
-  if (c.api && !c.apiTokenFile) throw new UsageError(`${source}: the management API needs a bearer token: add --api-token-file FILE`);
+  if (c.api && !c.apiTokenFile)
+    throw new UsageError(`${source}: the management API needs a bearer token: add --api-token-file FILE`);
   const firstImage = disks[0]?.path;
   return {
     listen: parseHostPort(c.listen, 3260, 'listen address'),
@@ -87,7 +110,10 @@ export function resolveTargetConfig(raw: unknown, source = 'config'): TargetConf
     lunDir: c.lunDir ?? (firstImage ? join(dirname(firstImage), 'ferry-luns') : 'ferry-luns'),
     api: c.api ? parseHostPort(c.api, 8460, 'API address') : undefined,
     apiTokenFile: c.apiTokenFile,
-    copyPortals: c.copyPortals.map((a) => ({ ...parseHostPort(a, 3260, 'copy portal'), chap: chapSecret(c.copyPortalChap) })),
+    copyPortals: c.copyPortals.map((a) => ({
+      ...parseHostPort(a, 3260, 'copy portal'),
+      chap: chapSecret(c.copyPortalChap),
+    })),
     iqn: c.iqn,
     blockSize: c.blockSize,
     disks,

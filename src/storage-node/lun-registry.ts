@@ -119,7 +119,10 @@ export class DirLunRegistry implements LunRegistry {
       throw new FerryError('ERR_BAD_REQUEST', why);
     }
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % this.blockSize !== 0) {
-      throw new FerryError('ERR_BAD_REQUEST', `LUN size ${sizeBytes} must be a positive multiple of the ${this.blockSize}-byte block`);
+      throw new FerryError(
+        'ERR_BAD_REQUEST',
+        `LUN size ${sizeBytes} must be a positive multiple of the ${this.blockSize}-byte block`,
+      );
     }
     const lun = this.allocate();
     await mkdir(this.dir, { recursive: true });
@@ -138,8 +141,16 @@ export class DirLunRegistry implements LunRegistry {
   async delete(lun: number): Promise<void> {
     const e = this.luns.get(lun);
     if (!e) throw new FerryError('ERR_LUN_NOT_FOUND', `no LUN ${lun}`);
-    if (e.info.kind !== 'disk') throw new FerryError('ERR_BAD_REQUEST', `LUN ${lun} is snapshot ${e.info.snapshotId}: delete the snapshot instead`);
-    if (e.configured) throw new FerryError('ERR_LUN_CONFIGURED', `LUN ${lun} is the configured image ${e.configured}: remove it from the target's configuration instead`);
+    if (e.info.kind !== 'disk')
+      throw new FerryError(
+        'ERR_BAD_REQUEST',
+        `LUN ${lun} is snapshot ${e.info.snapshotId}: delete the snapshot instead`,
+      );
+    if (e.configured)
+      throw new FerryError(
+        'ERR_LUN_CONFIGURED',
+        `LUN ${lun} is the configured image ${e.configured}: remove it from the target's configuration instead`,
+      );
     this.luns.delete(lun);
     await this.hooks.removed?.(lun);
     await e.device.close();

@@ -151,8 +151,14 @@ for (const [name, open] of IMPLEMENTATIONS) {
         assert.equal(s2.quietPeriodMs, 50);
         assert.equal(s2.timeoutMs, 5000);
         assert.ok((s2.waitedMs ?? -1) >= 0);
-        assert.deepEqual((await control.listSnapshots()).map((s) => s.id), [s1.id, s2.id]);
-        assert.deepEqual((await control.listSnapshots(0)).map((s) => s.id), [s1.id, s2.id]);
+        assert.deepEqual(
+          (await control.listSnapshots()).map((s) => s.id),
+          [s1.id, s2.id],
+        );
+        assert.deepEqual(
+          (await control.listSnapshots(0)).map((s) => s.id),
+          [s1.id, s2.id],
+        );
         assert.deepEqual(await control.listSnapshots(s1.lun), [], 'a snapshot LUN has no snapshots of its own');
         assert.equal((await control.getSnapshot(s1.id))?.preservedChunks, 1, 'the overwritten chunk went to s1');
 
@@ -161,8 +167,15 @@ for (const [name, open] of IMPLEMENTATIONS) {
         await rejectsWith(control.deleteLun(0), 'ERR_LUN_HAS_SNAPSHOTS', /LUN 0 has 2 snapshot/);
         await control.deleteSnapshot(s1.id);
         assert.equal(await control.getSnapshot(s1.id), undefined);
-        assert.deepEqual((await control.listSnapshots()).map((s) => s.id), [s2.id]);
-        assert.equal((await control.listLuns()).some((l) => l.lun === s1.lun), false, "the snapshot's LUN is unmapped");
+        assert.deepEqual(
+          (await control.listSnapshots()).map((s) => s.id),
+          [s2.id],
+        );
+        assert.equal(
+          (await control.listLuns()).some((l) => l.lun === s1.lun),
+          false,
+          "the snapshot's LUN is unmapped",
+        );
         const again = control.deleteSnapshot(s1.id);
         await rejectsWith(again, 'ERR_SNAPSHOT_NOT_FOUND', new RegExp(`no snapshot ${s1.id} on ${NODE}`));
         await control.deleteSnapshot(s2.id);
@@ -204,39 +217,48 @@ for (const [name, open] of IMPLEMENTATIONS) {
       });
     });
 
-    test('markChanges starts an epoch without a snapshot; changeTracking lists the epochs and their space', async () => {
-      await withNode(async ({ control, registry }) => {
-        await control.createLun({ sizeBytes: 256 * 1024 });
-        const dev = registry.device(0)!;
-        const t0 = await control.changeTracking(0);
-        assert.deepEqual(t0, { lun: 0, granularity: GRANULE_BLOCKS * BS, maxEpochs: 32, bytes: 0, epochs: [] });
-        await rejectsWith(control.changedSince(0, 'chg-000000000000'), 'ERR_CHANGE_ID_NOT_FOUND', /no change id or snapshot chg-000000000000 in the change tracking of LUN 0/);
-        const m = await control.markChanges(0);
-        assert.equal(m.lun, 0);
-        assert.match(m.changeId, /^chg-[0-9a-f]{12}$/);
-        assert.equal(new Date(m.startedAt).toISOString(), m.startedAt);
-        await dev.write(40, Buffer.alloc(BS, 1)); // granule 5
-        const s = await control.createSnapshot(0, { quietPeriodMs: 0 });
-        await dev.write(0, Buffer.alloc(BS, 2)); // granule 0
-        assert.deepEqual((await control.changedSince(0, m.changeId, { until: s.changeId })).extents, [{ lba: 40, blocks: 8 }]);
-        assert.deepEqual((await control.changedSince(0, m.changeId)).extents, [
-          { lba: 0, blocks: 8 },
-          { lba: 40, blocks: 8 },
-        ]);
-        const t = await control.changeTracking(0);
-        assert.deepEqual(
-          t.epochs.map((e) => [e.changeId, e.snapshotId, e.lost]),
-          [
-            [m.changeId, null, null],
-            [s.changeId, s.id, null],
-          ],
-        );
-        // Two epochs of 64 granules: a 32-byte header and 8 bytes of bits each.
-        assert.equal(t.bytes, 2 * (32 + 8));
-        await rejectsWith(control.markChanges(s.lun), 'ERR_NOT_A_DISK');
-        await rejectsWith(control.markChanges(99), 'ERR_LUN_NOT_FOUND');
-      });
-    });
+    test(
+      'markChanges starts an epoch without a snapshot; changeTracking lists the epochs and their ' + 'space',
+      async () => {
+        await withNode(async ({ control, registry }) => {
+          await control.createLun({ sizeBytes: 256 * 1024 });
+          const dev = registry.device(0)!;
+          const t0 = await control.changeTracking(0);
+          assert.deepEqual(t0, { lun: 0, granularity: GRANULE_BLOCKS * BS, maxEpochs: 32, bytes: 0, epochs: [] });
+          await rejectsWith(
+            control.changedSince(0, 'chg-000000000000'),
+            'ERR_CHANGE_ID_NOT_FOUND',
+            /no change id or snapshot chg-000000000000 in the change tracking of LUN 0/,
+          );
+          const m = await control.markChanges(0);
+          assert.equal(m.lun, 0);
+          assert.match(m.changeId, /^chg-[0-9a-f]{12}$/);
+          assert.equal(new Date(m.startedAt).toISOString(), m.startedAt);
+          await dev.write(40, Buffer.alloc(BS, 1)); // granule 5
+          const s = await control.createSnapshot(0, { quietPeriodMs: 0 });
+          await dev.write(0, Buffer.alloc(BS, 2)); // granule 0
+          assert.deepEqual((await control.changedSince(0, m.changeId, { until: s.changeId })).extents, [
+            { lba: 40, blocks: 8 },
+          ]);
+          assert.deepEqual((await control.changedSince(0, m.changeId)).extents, [
+            { lba: 0, blocks: 8 },
+            { lba: 40, blocks: 8 },
+          ]);
+          const t = await control.changeTracking(0);
+          assert.deepEqual(
+            t.epochs.map((e) => [e.changeId, e.snapshotId, e.lost]),
+            [
+              [m.changeId, null, null],
+              [s.changeId, s.id, null],
+            ],
+          );
+          // Two epochs of 64 granules: a 32-byte header and 8 bytes of bits each.
+          assert.equal(t.bytes, 2 * (32 + 8));
+          await rejectsWith(control.markChanges(s.lun), 'ERR_NOT_A_DISK');
+          await rejectsWith(control.markChanges(99), 'ERR_LUN_NOT_FOUND');
+        });
+      },
+    );
 
     test('digest: SHA-256 of the extents in order, over several reads, of disks and snapshots', async () => {
       await withNode(async ({ control, registry }) => {
@@ -260,7 +282,13 @@ for (const [name, open] of IMPLEMENTATIONS) {
         assert.notEqual((await control.digest(0, extents)).sha256, d.sha256);
 
         const end = lun.blockCount;
-        await rejectsWith(control.digest(0, [{ lba: 0, blocks: 1 }, { lba: end - 1, blocks: 2 }]), 'ERR_RANGE');
+        await rejectsWith(
+          control.digest(0, [
+            { lba: 0, blocks: 1 },
+            { lba: end - 1, blocks: 2 },
+          ]),
+          'ERR_RANGE',
+        );
         await rejectsWith(control.digest(0, [{ lba: 0, blocks: 0 }]), 'ERR_BAD_REQUEST');
         const tooMany = Array.from({ length: MAX_DIGEST_EXTENTS + 1 }, () => ({ lba: 0, blocks: 1 }));
         await rejectsWith(control.digest(0, tooMany), 'ERR_BAD_REQUEST', new RegExp(`${MAX_DIGEST_EXTENTS}`));
@@ -298,7 +326,11 @@ for (const [name, open] of IMPLEMENTATIONS) {
         const del = control.deleteSnapshot(nope);
         await rejectsWith(del, 'ERR_SNAPSHOT_NOT_FOUND', new RegExp(`no snapshot ${nope} on ${NODE}`));
         const since = control.changedSince(0, nope);
-        await rejectsWith(since, 'ERR_CHANGE_ID_NOT_FOUND', new RegExp(`no change id or snapshot ${nope} in the change tracking of LUN 0 on ${NODE}`));
+        await rejectsWith(
+          since,
+          'ERR_CHANGE_ID_NOT_FOUND',
+          new RegExp(`no change id or snapshot ${nope} in the change tracking of LUN 0 on ${NODE}`),
+        );
         const s = await control.createSnapshot(0, { quietPeriodMs: 0 });
         await rejectsWith(control.changedSince(0, s.id, { until: nope }), 'ERR_CHANGE_ID_NOT_FOUND', new RegExp(nope));
 
@@ -332,7 +364,10 @@ for (const [name, open] of IMPLEMENTATIONS) {
           stop = true;
           await writer;
         }
-        assert.deepEqual((await control.listSnapshots()).map((x) => x.id), [s.id]);
+        assert.deepEqual(
+          (await control.listSnapshots()).map((x) => x.id),
+          [s.id],
+        );
         assert.equal((await control.listLuns()).length, 2);
       });
     });
@@ -342,7 +377,11 @@ for (const [name, open] of IMPLEMENTATIONS) {
         const { lun } = await control.createLun({ sizeBytes: 64 * 1024 });
         await registry.device(lun)!.write(0, Buffer.alloc(BS, 1)); // the quiet period starts now: 10 minutes of it
         const ac = new AbortController();
-        const pending = control.createSnapshot(lun, { quietPeriodMs: 600_000, timeoutMs: 1_200_000, signal: ac.signal });
+        const pending = control.createSnapshot(lun, {
+          quietPeriodMs: 600_000,
+          timeoutMs: 1_200_000,
+          signal: ac.signal,
+        });
         await sleep(50);
         ac.abort();
         await rejectsWith(pending, 'ERR_CANCELED', /canceled/);
@@ -356,7 +395,11 @@ for (const [name, open] of IMPLEMENTATIONS) {
             await sleep(20);
           }
         }
-        assert.deepEqual((await control.listSnapshots(lun)).map((x) => x.id), [next.id], 'only the one taken after the cancel');
+        assert.deepEqual(
+          (await control.listSnapshots(lun)).map((x) => x.id),
+          [next.id],
+          'only the one taken after the cancel',
+        );
       });
     });
   });

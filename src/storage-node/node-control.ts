@@ -41,7 +41,13 @@ export interface ChangeTracking {
   maxEpochs: number;
   /** Bytes of change bitmaps on the node for this LUN. */
   bytes: number;
-  epochs: Array<{ changeId: string; startedAt: string; snapshotId: string | null; merged: string[]; lost: string | null }>;
+  epochs: Array<{
+    changeId: string;
+    startedAt: string;
+    snapshotId: string | null;
+    merged: string[];
+    lost: string | null;
+  }>;
 }
 
 /** Blocks [lba, lba + blocks) of a LUN. */

@@ -90,11 +90,17 @@ export class SnapshotService implements NodeControl {
     this.busy.add(sourceLun);
     try {
       const take = (at: object) => dev.createSnapshot({ ...at });
-      const r = await takeWhenQuiet(dev, take, { quietPeriodMs, timeoutMs, label: `LUN ${sourceLun}`, signal: opts.signal });
+      const r = await takeWhenQuiet(dev, take, {
+        quietPeriodMs,
+        timeoutMs,
+        label: `LUN ${sourceLun}`,
+        signal: opts.signal,
+      });
       const snap = r.value;
       try {
         // Canceled while it was being taken: the caller will not learn of it, so it goes.
-        if (opts.signal?.aborted) throw new FerryError('ERR_CANCELED', `snapshot of LUN ${sourceLun} canceled: nothing was kept`);
+        if (opts.signal?.aborted)
+          throw new FerryError('ERR_CANCELED', `snapshot of LUN ${sourceLun} canceled: nothing was kept`);
         this.mapped.set(snap.id, await this.registry.mapSnapshot(sourceLun, snap.id, dev.openSnapshot(snap.id)));
       } catch (e) {
         await dev.deleteSnapshot(snap.id); // nothing half-made
@@ -132,7 +138,12 @@ export class SnapshotService implements NodeControl {
       return changedExtents(await changedBlocks(dev, since, opts.until));
     } catch (e) {
       if (e instanceof FerryError && e.code === 'ERR_CHANGE_ID_NOT_FOUND') {
-        throw new FerryError(e.code, `no change id or snapshot ${[since, opts.until].find((id) => id !== undefined && !dev.changes.knows(id)) ?? since} in the change tracking of LUN ${lun} on ${this.name}`);
+        throw new FerryError(
+          e.code,
+          `no change id or snapshot ` +
+            `${[since, opts.until].find((id) => id !== undefined && !dev.changes.knows(id)) ?? since} in the change ` +
+            `tracking of LUN ${lun} on ${this.name}`,
+        );
       }
       throw e;
     }
@@ -150,7 +161,13 @@ export class SnapshotService implements NodeControl {
       granularity: u.granuleBytes,
       maxEpochs: u.maxEpochs,
       bytes: u.bytes,
-      epochs: u.epochs.map((e) => ({ changeId: e.id, startedAt: new Date(e.startedAtMs).toISOString(), snapshotId: e.snapshotId ?? null, merged: e.merged ?? [], lost: e.lost ?? null })),
+      epochs: u.epochs.map((e) => ({
+        changeId: e.id,
+        startedAt: new Date(e.startedAtMs).toISOString(),
+        snapshotId: e.snapshotId ?? null,
+        merged: e.merged ?? [],
+        lost: e.lost ?? null,
+      })),
     };
   }
 
@@ -164,7 +181,7 @@ export class SnapshotService implements NodeControl {
     const h = createHash('sha256');
     let bytes = 0;
     for (const { lba, blocks } of extents) {
-      for (let done = 0; done < blocks; ) {
+      for (let done = 0; done < blocks;) {
         const k = Math.min(per, blocks - done);
         const part = buf.subarray(0, k * dev.blockSize);
         await dev.readInto(lba + done, part);

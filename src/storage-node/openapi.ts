@@ -6,7 +6,9 @@ import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS, MAX_QUIESCE_TIMEOU
 
 const error = { $ref: '#/components/schemas/Error' };
 const errors = (...codes: number[]) =>
-  Object.fromEntries(codes.map((c) => [String(c), { description: 'Error', content: { 'application/json': { schema: error } } }]));
+  Object.fromEntries(
+    codes.map((c) => [String(c), { description: 'Error', content: { 'application/json': { schema: error } } }]),
+  );
 const json = (schema: unknown, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
 const lunParam = { name: 'lun', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
@@ -17,7 +19,9 @@ export const OPENAPI = {
     title: 'Ferry storage node management API',
     version: '1',
     description:
-      'LUNs, copy-on-write snapshots taken after write inactivity, changed-block tracking and digests computed on the node; ' +
+      'LUNs, copy-on-write snapshots taken after write inactivity, changed-block tracking and digests computed on ' +
+      'the ' +
+      'node; ' +
       'on a node that serves tapes, digests of cartridge blocks read on the node. ' +
       'Every call except this description needs `Authorization: Bearer <token>`. Errors are `{code, message}`.',
   },
@@ -59,14 +63,21 @@ export const OPENAPI = {
           quietPeriodMs: { type: ['integer', 'null'] },
           timeoutMs: { type: ['integer', 'null'] },
           preservedChunks: { type: 'integer' },
-          changeId: { type: 'string', description: "the change id of its instant: `changed?since=` takes it, also after the snapshot is deleted" },
+          changeId: {
+            type: 'string',
+            description: 'the change id of its instant: `changed?since=` takes it, also after the snapshot is deleted',
+          },
           damaged: { type: 'string' },
         },
       },
       ChangeMark: {
         type: 'object',
         required: ['changeId', 'lun', 'startedAt'],
-        properties: { changeId: { type: 'string' }, lun: { type: 'integer' }, startedAt: { type: 'string', format: 'date-time' } },
+        properties: {
+          changeId: { type: 'string' },
+          lun: { type: 'integer' },
+          startedAt: { type: 'string', format: 'date-time' },
+        },
       },
       ChangeTracking: {
         type: 'object',
@@ -75,7 +86,7 @@ export const OPENAPI = {
           lun: { type: 'integer' },
           granularity: { type: 'integer', description: 'bytes per tracking granule' },
           maxEpochs: { type: 'integer', description: 'epochs kept before the two oldest are merged' },
-          bytes: { type: 'integer', description: "bytes of change bitmaps on the node for this LUN" },
+          bytes: { type: 'integer', description: 'bytes of change bitmaps on the node for this LUN' },
           epochs: {
             type: 'array',
             description: 'oldest first; the last one is open',
@@ -85,8 +96,15 @@ export const OPENAPI = {
               properties: {
                 changeId: { type: 'string' },
                 startedAt: { type: 'string', format: 'date-time' },
-                snapshotId: { type: ['string', 'null'], description: 'the snapshot whose creation started it (its id names this change id)' },
-                merged: { type: 'array', items: { type: 'string' }, description: 'ids of younger epochs folded into this one' },
+                snapshotId: {
+                  type: ['string', 'null'],
+                  description: 'the snapshot whose creation started it (its id names this change id)',
+                },
+                merged: {
+                  type: 'array',
+                  items: { type: 'string' },
+                  description: 'ids of younger epochs folded into this one',
+                },
                 lost: { type: ['string', 'null'], description: 'why changes through this epoch are lost' },
               },
             },
@@ -103,7 +121,14 @@ export const OPENAPI = {
           until: { type: ['string', 'null'] },
           tracking: { enum: ['exact', 'lost'], description: 'lost: extents cover the whole LUN, back it up in full' },
           reason: { type: 'string' },
-          extents: { type: 'array', items: { type: 'array', prefixItems: [{ type: 'integer' }, { type: 'integer' }], description: '[lba, blockCount]' } },
+          extents: {
+            type: 'array',
+            items: {
+              type: 'array',
+              prefixItems: [{ type: 'integer' }, { type: 'integer' }],
+              description: '[lba, blockCount]',
+            },
+          },
         },
       },
       Extent: {
@@ -125,11 +150,22 @@ export const OPENAPI = {
         required: ['fromBlock', 'blocks', 'bytes'],
         description: 'A range of one cartridge: name it by exactly one of barcode and lun.',
         properties: {
-          barcode: { type: 'string', description: "a library cartridge's barcode (in a slot or a drive), or a stand-alone drive's cartridge" },
+          barcode: {
+            type: 'string',
+            description: "a library cartridge's barcode (in a slot or a drive), or a stand-alone drive's cartridge",
+          },
           lun: { type: 'integer', minimum: 0, description: 'or: the cartridge in the tape drive at this LUN' },
-          fromBlock: { type: 'integer', minimum: 0, description: 'logical block id (SSC logical object identifier) of the first data block' },
+          fromBlock: {
+            type: 'integer',
+            minimum: 0,
+            description: 'logical block id (SSC logical object identifier) of the first data block',
+          },
           blocks: { type: 'integer', minimum: 0, description: 'data blocks in the range; none may be a filemark' },
-          bytes: { type: 'integer', minimum: 0, description: 'bytes of the range that count, from its first byte (at most what the blocks hold)' },
+          bytes: {
+            type: 'integer',
+            minimum: 0,
+            description: 'bytes of the range that count, from its first byte (at most what the blocks hold)',
+          },
         },
         additionalProperties: false,
       },
@@ -137,11 +173,18 @@ export const OPENAPI = {
         type: 'object',
         required: ['sha256', 'bytes', 'pieces'],
         properties: {
-          sha256: { type: 'string', description: "hex SHA-256 of every piece's bytes, concatenated in the order given" },
+          sha256: {
+            type: 'string',
+            description: "hex SHA-256 of every piece's bytes, concatenated in the order given",
+          },
           bytes: { type: 'integer' },
           pieces: {
             type: 'array',
-            items: { type: 'object', required: ['barcode', 'bytes'], properties: { barcode: { type: 'string' }, bytes: { type: 'integer' } } },
+            items: {
+              type: 'object',
+              required: ['barcode', 'bytes'],
+              properties: { barcode: { type: 'string' }, bytes: { type: 'integer' } },
+            },
           },
         },
       },
@@ -160,7 +203,10 @@ export const OPENAPI = {
   },
   paths: {
     '/v1/luns': {
-      get: { summary: 'List LUNs (disks and snapshot LUNs)', responses: { '200': json({ type: 'array', items: { $ref: '#/components/schemas/Lun' } }), ...errors(401) } },
+      get: {
+        summary: 'List LUNs (disks and snapshot LUNs)',
+        responses: { '200': json({ type: 'array', items: { $ref: '#/components/schemas/Lun' } }), ...errors(401) },
+      },
       post: {
         summary: 'Create a disk LUN',
         requestBody: {
@@ -190,12 +236,22 @@ export const OPENAPI = {
     '/v1/luns/{lun}/snapshots': {
       post: {
         summary: 'Snapshot a disk LUN once no write has reached it for the quiet period',
-        description: `Waits up to timeoutMs for a quietPeriodMs pause in writes (defaults ${DEFAULT_QUIET_PERIOD_MS} and ${DEFAULT_QUIESCE_TIMEOUT_MS} ms; timeout at most ${MAX_QUIESCE_TIMEOUT_MS} ms). quietPeriodMs 0 snapshots at once (crash-consistent). No pause in time: 409 ERR_QUIESCE_TIMEOUT and no snapshot. Another request for the same LUN in progress: 409 ERR_SNAPSHOT_IN_PROGRESS.`,
+        description:
+          `Waits up to timeoutMs for a quietPeriodMs pause in writes (defaults ${DEFAULT_QUIET_PERIOD_MS} ` +
+          `and ${DEFAULT_QUIESCE_TIMEOUT_MS} ms; timeout at most ${MAX_QUIESCE_TIMEOUT_MS} ms). quietPeriodMs 0 ` +
+          `snapshots at once (crash-consistent). No pause in time: 409 ERR_QUIESCE_TIMEOUT and no snapshot. Another ` +
+          `request for the same LUN in progress: 409 ERR_SNAPSHOT_IN_PROGRESS.`,
         parameters: [lunParam],
         requestBody: {
           content: {
             'application/json': {
-              schema: { type: 'object', properties: { quietPeriodMs: { type: 'integer', minimum: 0 }, timeoutMs: { type: 'integer', minimum: 0, maximum: MAX_QUIESCE_TIMEOUT_MS } } },
+              schema: {
+                type: 'object',
+                properties: {
+                  quietPeriodMs: { type: 'integer', minimum: 0 },
+                  timeoutMs: { type: 'integer', minimum: 0, maximum: MAX_QUIESCE_TIMEOUT_MS },
+                },
+              },
             },
           },
         },
@@ -205,15 +261,22 @@ export const OPENAPI = {
     '/v1/luns/{lun}/changed': {
       get: {
         summary: 'Extents of the LUN changed after change id `since` and before change id `until` (or now)',
-        description: 'A snapshot id names the change id its creation started, also once the snapshot is deleted. An unknown id: 404 ERR_CHANGE_ID_NOT_FOUND.',
-        parameters: [lunParam, { name: 'since', in: 'query', required: true, schema: { type: 'string' } }, { name: 'until', in: 'query', schema: { type: 'string' } }],
+        description:
+          'A snapshot id names the change id its creation started, also once the snapshot is deleted. An unknown id: ' +
+          '404 ERR_CHANGE_ID_NOT_FOUND.',
+        parameters: [
+          lunParam,
+          { name: 'since', in: 'query', required: true, schema: { type: 'string' } },
+          { name: 'until', in: 'query', schema: { type: 'string' } },
+        ],
         responses: { '200': json({ $ref: '#/components/schemas/Changed' }), ...errors(400, 401, 404) },
       },
     },
     '/v1/luns/{lun}/changes/mark': {
       post: {
         summary: 'Start a change-tracking epoch on a disk LUN without a snapshot',
-        description: 'Writes in flight finish before it; writes arriving later wait until it has started. Returns its change id.',
+        description:
+          'Writes in flight finish before it; writes arriving later wait until it has started. Returns its change id.',
         parameters: [lunParam],
         responses: { '201': json({ $ref: '#/components/schemas/ChangeMark' }, 'Created'), ...errors(400, 401, 404) },
       },
@@ -227,7 +290,7 @@ export const OPENAPI = {
     },
     '/v1/luns/{lun}/digest': {
       post: {
-        summary: "SHA-256 of extents of any LUN (snapshots included), computed on the node",
+        summary: 'SHA-256 of extents of any LUN (snapshots included), computed on the node',
         description:
           "The extents' bytes are hashed in the order given, read in pieces of at most 4 MiB. " +
           `At most ${MAX_DIGEST_EXTENTS} extents. An extent past the LUN's end: 400 ERR_RANGE.`,
@@ -262,13 +325,18 @@ export const OPENAPI = {
     },
     '/v1/tapes/digest': {
       post: {
-        summary: 'SHA-256 of cartridge data blocks, read on the node that serves the tapes (verify where the data lives)',
+        summary:
+          'SHA-256 of cartridge data blocks, read on the node that serves the tapes (verify where the data lives)',
         description:
-          "For each piece in order: the first `bytes` bytes of the `blocks` data blocks from logical block id `fromBlock` of its cartridge; " +
-          'one SHA-256 over all of them, so a backup set that spans cartridges is one digest of its whole data stream ' +
-          '(docs/on-tape-format.md "Verify"). Each cartridge is read from its file on its own read-only handle, whether it sits in a slot or in a drive: ' +
+          'For each piece in order: the first `bytes` bytes of the `blocks` data blocks from logical block id ' +
+          '`fromBlock` of its cartridge; ' +
+          'one SHA-256 over all of them, so a backup set that spans cartridges is one digest of its whole data ' +
+          'stream ' +
+          '(docs/on-tape-format.md "Verify"). Each cartridge is read from its file on its own read-only handle, ' +
+          'whether it sits in a slot or in a drive: ' +
           'a drive that holds it is not disturbed. The caller keeps writers off the cartridges while it asks. ' +
-          `At most ${MAX_TAPE_DIGEST_PIECES} pieces. A range past the end of data, over a filemark, of blocks other than blockBytes long, or holding fewer than bytes: 400 ERR_RANGE. ` +
+          `At most ${MAX_TAPE_DIGEST_PIECES} pieces. A range past the end of data, over a filemark, of blocks other ` +
+          `than blockBytes long, or holding fewer than bytes: 400 ERR_RANGE. ` +
           'An unknown cartridge, or a node that serves no tapes: 404 ERR_NOT_FOUND.',
         requestBody: {
           required: true,
@@ -278,8 +346,17 @@ export const OPENAPI = {
                 type: 'object',
                 required: ['pieces'],
                 properties: {
-                  pieces: { type: 'array', minItems: 1, maxItems: MAX_TAPE_DIGEST_PIECES, items: { $ref: '#/components/schemas/TapeDigestPiece' } },
-                  blockBytes: { type: 'integer', minimum: 1, description: 'every block read must be this long (the tape block size)' },
+                  pieces: {
+                    type: 'array',
+                    minItems: 1,
+                    maxItems: MAX_TAPE_DIGEST_PIECES,
+                    items: { $ref: '#/components/schemas/TapeDigestPiece' },
+                  },
+                  blockBytes: {
+                    type: 'integer',
+                    minimum: 1,
+                    description: 'every block read must be this long (the tape block size)',
+                  },
                 },
                 additionalProperties: false,
               },
@@ -300,8 +377,16 @@ export const OPENAPI = {
       },
     },
     '/v1/snapshots/{id}': {
-      get: { summary: 'One snapshot', parameters: [idParam], responses: { '200': json({ $ref: '#/components/schemas/Snapshot' }), ...errors(401, 404) } },
-      delete: { summary: 'Unmap and delete a snapshot', parameters: [idParam], responses: { '204': { description: 'Deleted' }, ...errors(401, 404) } },
+      get: {
+        summary: 'One snapshot',
+        parameters: [idParam],
+        responses: { '200': json({ $ref: '#/components/schemas/Snapshot' }), ...errors(401, 404) },
+      },
+      delete: {
+        summary: 'Unmap and delete a snapshot',
+        parameters: [idParam],
+        responses: { '204': { description: 'Deleted' }, ...errors(401, 404) },
+      },
     },
   },
 } as const;

@@ -52,7 +52,9 @@ export async function closeDiskLu(lu: LogicalUnit): Promise<void> {
 export async function openDiskLu(iqn: string, path: string, blockSize: number, sizeBytes?: number): Promise<DiskLu> {
   const abs = resolve(path);
   const dev = await FileDevice.open(abs, { blockSize, sizeBytes }).catch((e: Error) => {
-    throw new UsageError(`${e.message}${sizeBytes === undefined ? ` (give a size, e.g. ${path}:64M, to create it)` : ''}`);
+    throw new UsageError(
+      `${e.message}${sizeBytes === undefined ? ` (give a size, e.g. ${path}:64M, to create it)` : ''}`,
+    );
   });
   if (dev.blockCount === 0) {
     await dev.close();
@@ -67,7 +69,12 @@ export async function openDiskLu(iqn: string, path: string, blockSize: number, s
  * earlier run stay consistent.
  */
 export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<StorageNode> {
-  const target = new Target({ name: cfg.iqn, chap: cfg.chap, mutualChap: cfg.mutualChap, allowedInitiators: cfg.allowedInitiators });
+  const target = new Target({
+    name: cfg.iqn,
+    chap: cfg.chap,
+    mutualChap: cfg.mutualChap,
+    allowedInitiators: cfg.allowedInitiators,
+  });
   // Copy managers reach LUs on other targets only through the configured copy portals.
   const remote = cfg.copyPortals.length
     ? new PortalCopyTargets({ initiatorName: `${cfg.iqn}:copy-manager`, portals: cfg.copyPortals, log })
@@ -105,7 +112,11 @@ export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<
   const server = new TargetServer({ targets: [target], log });
   try {
     await snapshots.start();
-    if (target.luns.size === 0 && !cfg.api) throw new UsageError('no LUNs: give at least one --disk FILE:SIZE, --library DIR or --tape FILE (or --api to create LUNs through the API)');
+    if (target.luns.size === 0 && !cfg.api)
+      throw new UsageError(
+        'no LUNs: give at least one --disk FILE:SIZE, --library DIR or --tape FILE (or --api to create LUNs through ' +
+          'the API)',
+      );
     if (cfg.api) {
       const token = await readTokenFile(cfg.apiTokenFile!);
       // A node that serves tapes also digests cartridge blocks (verify where the tapes live).

@@ -1,7 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FerryError } from '../util/errors.ts';
-import { MAX_TAPE_DIGEST_PIECES, type TapeDigestRequest, type TapeDigestResult, type TapeDigestSource } from '../tape/digest.ts';
+import {
+  MAX_TAPE_DIGEST_PIECES,
+  type TapeDigestRequest,
+  type TapeDigestResult,
+  type TapeDigestSource,
+} from '../tape/digest.ts';
 import { SnapshotApiClient } from './api-client.ts';
 
 /**
@@ -20,12 +25,19 @@ const piece = z
     bytes: count,
   })
   .strict()
-  .refine((p) => (p.barcode === undefined) !== (p.lun === undefined), { message: 'give exactly one of barcode and lun' });
+  .refine((p) => (p.barcode === undefined) !== (p.lun === undefined), {
+    message: 'give exactly one of barcode and lun',
+  });
 
 export const TapeDigestBody = z
   .object({
     pieces: z.array(piece).min(1).max(MAX_TAPE_DIGEST_PIECES),
-    blockBytes: z.number().int().min(1).max(16 << 20).optional(),
+    blockBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(16 << 20)
+      .optional(),
   })
   .strict();
 

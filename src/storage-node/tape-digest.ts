@@ -13,12 +13,16 @@ import { FerryError } from '../util/errors.ts';
 /** Find a piece's cartridge file among what `ferry target --library/--tape` serves. */
 export function tapeLocator(tapes: TapeLuns, nodeName: string): CartridgeLocator {
   const libraryDrives = new Set<unknown>(tapes.library?.drives ?? []);
-  const standalone = tapes.luns.filter(([, lu]) => lu instanceof TapeDriveLu && !libraryDrives.has(lu)) as Array<[number, TapeDriveLu]>;
+  const standalone = tapes.luns.filter(([, lu]) => lu instanceof TapeDriveLu && !libraryDrives.has(lu)) as Array<
+    [number, TapeDriveLu]
+  >;
   return (p) => {
     if (p.lun !== undefined) {
       const lu = tapes.luns.find(([n]) => n === p.lun)?.[1];
-      if (!(lu instanceof TapeDriveLu)) throw new FerryError('ERR_NOT_FOUND', `LUN ${p.lun} of ${nodeName} is not a tape drive`);
-      if (!lu.present) throw new FerryError('ERR_NOT_FOUND', `the tape drive at LUN ${p.lun} of ${nodeName} holds no cartridge`);
+      if (!(lu instanceof TapeDriveLu))
+        throw new FerryError('ERR_NOT_FOUND', `LUN ${p.lun} of ${nodeName} is not a tape drive`);
+      if (!lu.present)
+        throw new FerryError('ERR_NOT_FOUND', `the tape drive at LUN ${p.lun} of ${nodeName} holds no cartridge`);
       return { path: lu.present.path, barcode: lu.present.label.barcode };
     }
     const barcode = p.barcode!;
@@ -26,7 +30,8 @@ export function tapeLocator(tapes: TapeLuns, nodeName: string): CartridgeLocator
     if (inv?.elements().some((e) => e.barcode === barcode)) {
       const path = inv.cartridgePath(barcode);
       // A cartridge file is created the first time the cartridge is loaded.
-      if (!existsSync(path)) throw new FerryError('ERR_RANGE', `cartridge ${barcode} in ${nodeName}'s library has never been written`);
+      if (!existsSync(path))
+        throw new FerryError('ERR_RANGE', `cartridge ${barcode} in ${nodeName}'s library has never been written`);
       return { path, barcode };
     }
     const drive = standalone.find(([, lu]) => lu.present?.label.barcode === barcode)?.[1];

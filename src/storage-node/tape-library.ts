@@ -50,15 +50,25 @@ export async function openLibrary(dir: string, opts: LibraryOptions = {}): Promi
  * A stand-alone drive with one cartridge loaded. The cartridge file is created when missing
  * (`createSizeBytes`, default 2 GiB; barcode from `barcode` or the file name).
  */
-export async function openStandaloneDrive(cartPath: string, opts: { createSizeBytes?: number; barcode?: string } = {}): Promise<TapeDriveLu> {
+export async function openStandaloneDrive(
+  cartPath: string,
+  opts: { createSizeBytes?: number; barcode?: string } = {},
+): Promise<TapeDriveLu> {
   let cart: Cartridge;
   try {
     await access(cartPath);
     cart = await Cartridge.open(cartPath);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    const base = cartPath.replace(/^.*[\\/]/, '').replace(/\.cart$/, '').toUpperCase().slice(0, 32);
-    cart = await Cartridge.create(cartPath, { barcode: opts.barcode ?? base, capacityBytes: opts.createSizeBytes ?? 2 ** 31 });
+    const base = cartPath
+      .replace(/^.*[\\/]/, '')
+      .replace(/\.cart$/, '')
+      .toUpperCase()
+      .slice(0, 32);
+    cart = await Cartridge.create(cartPath, {
+      barcode: opts.barcode ?? base,
+      capacityBytes: opts.createSizeBytes ?? 2 ** 31,
+    });
   }
   const lu = new TapeDriveLu({ identitySeed: `ferry-tape:${resolve(cartPath)}` });
   await lu.insert(cart);
@@ -86,7 +96,8 @@ export interface TapeLuns {
 function count(v: number | string | undefined, what: string, max: number): number | undefined {
   if (v === undefined) return undefined;
   const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`--${what} must be a whole number from 1 to ${max}, not "${v}"`);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new UsageError(`--${what} must be a whole number from 1 to ${max}, not "${v}"`);
   return n;
 }
 
@@ -96,18 +107,32 @@ function count(v: number | string | undefined, what: string, max: number): numbe
  */
 export async function openTapeLuns(opts: TapeServeOptions, firstLun = 0): Promise<TapeLuns> {
   const out: TapeLuns = { luns: [], describe: [], close: async () => undefined };
-  if (!opts.library && (opts.drives !== undefined || opts.slots !== undefined)) throw new UsageError('--drives and --slots need --library DIR');
-  const size = opts.cartridgeSize === undefined ? undefined : typeof opts.cartridgeSize === 'number' ? opts.cartridgeSize : parseSize(opts.cartridgeSize, '--cartridge-size');
+  if (!opts.library && (opts.drives !== undefined || opts.slots !== undefined))
+    throw new UsageError('--drives and --slots need --library DIR');
+  const size =
+    opts.cartridgeSize === undefined
+      ? undefined
+      : typeof opts.cartridgeSize === 'number'
+        ? opts.cartridgeSize
+        : parseSize(opts.cartridgeSize, '--cartridge-size');
   if (size !== undefined && size < 1 << 20) throw new UsageError('--cartridge-size must be at least 1M');
   let lun = firstLun;
   const closers: Array<() => Promise<void>> = [];
   try {
     if (opts.library) {
-      const lib = await openLibrary(opts.library, { drives: count(opts.drives, 'drives', 64), slots: count(opts.slots, 'slots', 4000), cartridgeSizeBytes: size });
+      const lib = await openLibrary(opts.library, {
+        drives: count(opts.drives, 'drives', 64),
+        slots: count(opts.slots, 'slots', 4000),
+        cartridgeSizeBytes: size,
+      });
       closers.push(() => lib.close());
       out.library = lib;
       out.luns.push([lun, lib.changer]);
-      out.describe.push({ lun: lun++, kind: 'changer', detail: `${opts.library} (${lib.inventory.slots} slots, ${lib.inventory.drives} drives)` });
+      out.describe.push({
+        lun: lun++,
+        kind: 'changer',
+        detail: `${opts.library} (${lib.inventory.slots} slots, ${lib.inventory.drives} drives)`,
+      });
       lib.drives.forEach((d, i) => {
         out.luns.push([lun, d]);
         out.describe.push({ lun: lun++, kind: 'drive', detail: `drive ${i} (element ${(0x100 + i).toString(16)}h)` });

@@ -61,18 +61,25 @@ export class CartridgeTapeDevice implements TapeDevice {
   async write(record: Uint8Array): Promise<{ earlyWarning: boolean }> {
     const out = await this.drive.write(record);
     await out.durable;
-    if (out.overflow) throw new DriveError('eod', `end of medium: ${out.residue} ${this.drive.blockLength ? 'block(s)' : 'byte(s)'} not written`);
+    if (out.overflow)
+      throw new DriveError(
+        'eod',
+        `end of medium: ${out.residue} ${this.drive.blockLength ? 'block(s)' : 'byte(s)'} not written`,
+      );
     return { earlyWarning: out.earlyWarning };
   }
 
   /** Several equal variable-length records as one append (one run on the cartridge). */
   async writeRecords(data: Uint8Array, recordLength: number): Promise<{ earlyWarning: boolean }> {
     if (this.drive.blockLength !== 0) throw new DriveError('bad-length', 'writeRecords is for variable-length mode');
-    if (recordLength <= 0 || data.length % recordLength !== 0) throw new DriveError('bad-length', `data is not a whole number of ${recordLength}-byte records`);
+    if (recordLength <= 0 || data.length % recordLength !== 0)
+      throw new DriveError('bad-length', `data is not a whole number of ${recordLength}-byte records`);
     const out = await this.drive.write(data, recordLength);
     await out.durable;
     if (out.overflow) {
-      throw new DriveError('eod', `end of medium: ${out.residue} record(s) not written`, { bytesWritten: data.length - out.residue * recordLength });
+      throw new DriveError('eod', `end of medium: ${out.residue} record(s) not written`, {
+        bytesWritten: data.length - out.residue * recordLength,
+      });
     }
     return { earlyWarning: out.earlyWarning };
   }

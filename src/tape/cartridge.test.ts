@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
-import { Cartridge, CartridgeLayout, ObjectKind, decodeEntry, encodeEntry, decodeLabel, encodeLabel } from './cartridge.ts';
+import {
+  Cartridge,
+  CartridgeLayout,
+  ObjectKind,
+  decodeEntry,
+  encodeEntry,
+  decodeLabel,
+  encodeLabel,
+} from './cartridge.ts';
 import { CartridgeTapeDevice } from './cartridge-tape-device.ts';
 
 function tmp(): { dir: string; done: () => void } {
@@ -34,7 +42,16 @@ async function readAll(path: string): Promise<Array<Uint8Array | 'FM'>> {
 }
 
 test('label and index entry codecs round-trip and reject torn copies', () => {
-  const label = { barcode: 'FER001L8', mediumSerial: 'S1', capacityBytes: 1 << 30, earlyWarningBytes: 1 << 20, writeProtected: true, loadCount: 7, createdMs: 1234, densityCode: 0x5e };
+  const label = {
+    barcode: 'FER001L8',
+    mediumSerial: 'S1',
+    capacityBytes: 1 << 30,
+    earlyWarningBytes: 1 << 20,
+    writeProtected: true,
+    loadCount: 7,
+    createdMs: 1234,
+    densityCode: 0x5e,
+  };
   const enc = encodeLabel(label, 9);
   assert.deepEqual(decodeLabel(enc), { label, seq: 9 });
   enc[100] ^= 1;
@@ -227,31 +244,42 @@ for (let i = 0; ; i++) {
 `;
 
 for (const big of [false, true]) {
-test(`SIGKILL of a writer mid-stream (${big ? '2 MiB records, 4 in flight' : 'small records'}): the cartridge loads and every acknowledged record reads back`, async () => {
-  const t = tmp();
-  try {
-    const path = join(t.dir, 'k.cart');
-    await (await Cartridge.create(path, { barcode: 'K', capacityBytes: 256 << 20 })).close();
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD, path], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BIG_RECORDS: big ? '1' : '0' } });
-    let acked = -1;
-    let buf = '';
-    await new Promise<void>((resolve) => {
-      child.stdout.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const lines = buf.split('\n');
-        buf = lines.pop() ?? '';
-        for (const l of lines) acked = Number(l.slice(4));
-        if (acked >= (big ? 40 : 400) && !child.killed) child.kill('SIGKILL');
-      });
-      child.on('exit', () => resolve());
-    });
-    assert.ok(acked >= (big ? 40 : 400), `child acknowledged ${acked} records`);
-    const got = (await readAll(path)).filter((r) => r !== 'FM');
-    assert.ok(got.length >= acked + 1, `read back ${got.length} records, ${acked + 1} acknowledged`);
-    // Buffer#equals, not deepEqual: a diff of 2 MiB arrays takes minutes to print.
-    for (let i = 0; i <= acked; i++) assert.ok(Buffer.from(got[i] as Uint8Array).equals(Buffer.from(record(i, (big ? 1 << 21 : 1000) + (i % 7) * 333))), `record ${i} differs`);
-  } finally {
-    t.done();
-  }
-});
+  test(
+    `SIGKILL of a writer mid-stream (${big ? '2 MiB records, 4 in flight' : 'small records'}): the cartridge loads ` +
+      `and every acknowledged record reads back`,
+    async () => {
+      const t = tmp();
+      try {
+        const path = join(t.dir, 'k.cart');
+        await (await Cartridge.create(path, { barcode: 'K', capacityBytes: 256 << 20 })).close();
+        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD, path], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+          env: { ...process.env, BIG_RECORDS: big ? '1' : '0' },
+        });
+        let acked = -1;
+        let buf = '';
+        await new Promise<void>((resolve) => {
+          child.stdout.on('data', (d: Buffer) => {
+            buf += d.toString();
+            const lines = buf.split('\n');
+            buf = lines.pop() ?? '';
+            for (const l of lines) acked = Number(l.slice(4));
+            if (acked >= (big ? 40 : 400) && !child.killed) child.kill('SIGKILL');
+          });
+          child.on('exit', () => resolve());
+        });
+        assert.ok(acked >= (big ? 40 : 400), `child acknowledged ${acked} records`);
+        const got = (await readAll(path)).filter((r) => r !== 'FM');
+        assert.ok(got.length >= acked + 1, `read back ${got.length} records, ${acked + 1} acknowledged`);
+        // Buffer#equals, not deepEqual: a diff of 2 MiB arrays takes minutes to print.
+        for (let i = 0; i <= acked; i++)
+          assert.ok(
+            Buffer.from(got[i] as Uint8Array).equals(Buffer.from(record(i, (big ? 1 << 21 : 1000) + (i % 7) * 333))),
+            `record ${i} differs`,
+          );
+      } finally {
+        t.done();
+      }
+    },
+  );
 }

@@ -83,7 +83,9 @@ const WRITEBACK_BYTES = 32 << 20;
 export function encodeLabel(label: CartridgeLabel, seq: number): Uint8Array {
   const w = new ByteWriter(CartridgeLayout.LABEL_COPY_BYTES);
   w.bytes(new TextEncoder().encode(CartridgeLayout.MAGIC));
-  w.u16(CartridgeLayout.VERSION).u16(label.writeProtected ? 1 : 0).u32(seq);
+  w.u16(CartridgeLayout.VERSION)
+    .u16(label.writeProtected ? 1 : 0)
+    .u32(seq);
   w.u64(label.capacityBytes).u64(label.earlyWarningBytes).u64(label.loadCount).u64(label.createdMs);
   w.u8(label.densityCode);
   w.pos = 64;
@@ -100,7 +102,8 @@ export function decodeLabel(buf: Uint8Array): { label: CartridgeLabel; seq: numb
   if (new TextDecoder().decode(r.bytes(8)) !== CartridgeLayout.MAGIC) return undefined;
   if (r.u32(LABEL_CRC_AT) !== crc32c(buf.subarray(0, LABEL_CRC_AT))) return undefined;
   const version = r.u16();
-  if (version !== CartridgeLayout.VERSION) throw new CartridgeError(`cartridge format version ${version} is not supported`);
+  if (version !== CartridgeLayout.VERSION)
+    throw new CartridgeError(`cartridge format version ${version} is not supported`);
   const flags = r.u16();
   const seq = r.u32();
   const label: CartridgeLabel = {
@@ -131,7 +134,14 @@ export interface IndexEntry {
 
 export function encodeEntry(e: IndexEntry): Uint8Array {
   const w = new ByteWriter(CartridgeLayout.ENTRY_BYTES);
-  w.u16(CartridgeLayout.ENTRY_MAGIC).u8(e.kind).u8(0).u32(e.gen).u64(e.firstId).u64(e.dataOffset).u32(e.count).u32(e.blockLength);
+  w.u16(CartridgeLayout.ENTRY_MAGIC)
+    .u8(e.kind)
+    .u8(0)
+    .u32(e.gen)
+    .u64(e.firstId)
+    .u64(e.dataOffset)
+    .u32(e.count)
+    .u32(e.blockLength);
   w.setU32(44, crc32c(w.buf.subarray(0, 44)));
   return w.buf;
 }
@@ -191,9 +201,13 @@ export class Cartridge {
   /** Resolves when every entry appended so far is queued for its index write, in order. */
   private queued: Promise<void> = Promise.resolve();
   /** Index entries whose data is written, batched into one write at a time (consecutive slots). */
-  private readonly entries = new GroupCommit<{ slot: number; entry: IndexEntry }>((b) => this.stopAfterFailure(() => this.flushEntries(b)));
+  private readonly entries = new GroupCommit<{ slot: number; entry: IndexEntry }>((b) =>
+    this.stopAfterFailure(() => this.flushEntries(b)),
+  );
   /** Record data for the thread pool, batched into one writev at a time (contiguous). */
-  private readonly dataWrites = new GroupCommit<{ data: Uint8Array; end: number }>((b) => this.stopAfterFailure(() => this.flushData(b)));
+  private readonly dataWrites = new GroupCommit<{ data: Uint8Array; end: number }>((b) =>
+    this.stopAfterFailure(() => this.flushData(b)),
+  );
   /** Appends whose data or entry is still being written on the thread pool. */
   private inFlight = 0;
   /** Background fdatasync every WRITEBACK_BYTES appended; its error fails the medium. */
@@ -204,7 +218,14 @@ export class Cartridge {
   private failure?: Error;
   private readonly readOnly: boolean;
 
-  private constructor(path: string, fh: FileHandle, label: CartridgeLabel, seq: number, physicalSlots: number, readOnly: boolean) {
+  private constructor(
+    path: string,
+    fh: FileHandle,
+    label: CartridgeLabel,
+    seq: number,
+    physicalSlots: number,
+    readOnly: boolean,
+  ) {
     this.path = path;
     this.fh = fh;
     this.label = label;
@@ -288,9 +309,29 @@ export class Cartridge {
       const got = Math.floor(bytesRead / E);
       for (let i = 0; i < got; i++, slot++) {
         const e = decodeEntry(buf.subarray(i * E, (i + 1) * E));
-        if (!e || e.kind === ObjectKind.EOD || e.gen < gen || e.firstId !== nextId || e.dataOffset !== nextOffset || e.count === 0) break outer;
-        if (e.kind === ObjectKind.DATA && (e.blockLength === 0 || e.dataOffset + e.count * e.blockLength > this.label.capacityBytes)) break outer;
-        this.runs.push({ kind: e.kind as RunKind, firstId: e.firstId, count: e.count, blockLength: e.kind === ObjectKind.DATA ? e.blockLength : 0, dataOffset: e.dataOffset, gen: e.gen, fmBefore: fm });
+        if (
+          !e ||
+          e.kind === ObjectKind.EOD ||
+          e.gen < gen ||
+          e.firstId !== nextId ||
+          e.dataOffset !== nextOffset ||
+          e.count === 0
+        )
+          break outer;
+        if (
+          e.kind === ObjectKind.DATA &&
+          (e.blockLength === 0 || e.dataOffset + e.count * e.blockLength > this.label.capacityBytes)
+        )
+          break outer;
+        this.runs.push({
+          kind: e.kind as RunKind,
+          firstId: e.firstId,
+          count: e.count,
+          blockLength: e.kind === ObjectKind.DATA ? e.blockLength : 0,
+          dataOffset: e.dataOffset,
+          gen: e.gen,
+          fmBefore: fm,
+        });
         gen = e.gen;
         nextId += e.count;
         if (e.kind === ObjectKind.DATA) nextOffset += e.count * e.blockLength;
@@ -382,11 +423,21 @@ export class Cartridge {
   /** Where `count` blocks from object `id` of run `runIndex` are in the file (at most `maxBytes`). */
   extentOf(runIndex: number, id: number, count: number, maxBytes = Infinity): { pos: number; bytes: number } {
     const r = this.runs[runIndex];
-    return { pos: CartridgeLayout.DATA_BASE + r.dataOffset + (id - r.firstId) * r.blockLength, bytes: Math.min(count * r.blockLength, maxBytes) };
+    return {
+      pos: CartridgeLayout.DATA_BASE + r.dataOffset + (id - r.firstId) * r.blockLength,
+      bytes: Math.min(count * r.blockLength, maxBytes),
+    };
   }
 
   /** Read `count` whole blocks starting at object `id`, all in run `runIndex`, into `target` at `at`. */
-  async readBlocks(runIndex: number, id: number, count: number, target: Uint8Array, at = 0, maxBytes = Infinity): Promise<number> {
+  async readBlocks(
+    runIndex: number,
+    id: number,
+    count: number,
+    target: Uint8Array,
+    at = 0,
+    maxBytes = Infinity,
+  ): Promise<number> {
     const e = this.extentOf(runIndex, id, count, maxBytes);
     await this.readExtents([{ ...e, at }], target);
     return e.bytes;
@@ -442,7 +493,9 @@ export class Cartridge {
 
   /** Append `count` objects at end of data and wait until they are in the file. */
   async append(kind: RunKind, count: number, blockLength: number, data?: Uint8Array): Promise<void> {
-    await (await this.appendPipelined(kind, count, blockLength, data)).done;
+    await (
+      await this.appendPipelined(kind, count, blockLength, data)
+    ).done;
   }
 
   /**
@@ -452,7 +505,12 @@ export class Cartridge {
    * start; `done` resolves when this run's entry, and every earlier one, is in the file.
    * Ordering per run: data, then its entry; an entry is written only after all earlier entries.
    */
-  async appendPipelined(kind: RunKind, count: number, blockLength: number, data?: Uint8Array): Promise<{ done: Promise<void> }> {
+  async appendPipelined(
+    kind: RunKind,
+    count: number,
+    blockLength: number,
+    data?: Uint8Array,
+  ): Promise<{ done: Promise<void> }> {
     this.assertWritable();
     if (count <= 0) return { done: this.pending };
     const k = this.runs.length;
@@ -473,7 +531,8 @@ export class Cartridge {
     const len = kind === ObjectKind.DATA ? count * blockLength : 0;
     if (kind === ObjectKind.DATA) {
       if (!data || data.length < len) throw new CartridgeError('append: data shorter than count × block length');
-      if (run.dataOffset + len > this.label.capacityBytes) throw new CartridgeError('append: past the end of the medium');
+      if (run.dataOffset + len > this.label.capacityBytes)
+        throw new CartridgeError('append: past the end of the medium');
     }
     if (len <= INLINE_WRITE_MAX && this.inFlight === 0) {
       // Nothing queued: a small record goes into the page cache inline, data then entry. A
@@ -489,15 +548,23 @@ export class Cartridge {
       this.wroteBytes(len);
       return { done: this.pending };
     }
-    const dataWritten = len > 0 ? this.dataWrites.add({ data: data!.subarray(0, len), end: CartridgeLayout.DATA_BASE + run.dataOffset + len }) : Promise.resolve();
+    const dataWritten =
+      len > 0
+        ? this.dataWrites.add({ data: data!.subarray(0, len), end: CartridgeLayout.DATA_BASE + run.dataOffset + len })
+        : Promise.resolve();
     this.runs.push(run);
     this.inFlight++;
     this.wroteBytes(len);
     // Data first, then its entry: the record exists only once both are written. Entries are
     // queued in run order and written in batches (group commit: one write for all that are ready).
     // Wrapped so that `queued` resolves when the entry is queued, not when it is written.
-    const queued = Promise.all([dataWritten, this.queued]).then(() => ({ written: this.entries.add({ slot: k, entry: run }) }));
-    this.queued = queued.then(() => undefined, () => undefined);
+    const queued = Promise.all([dataWritten, this.queued]).then(() => ({
+      written: this.entries.add({ slot: k, entry: run }),
+    }));
+    this.queued = queued.then(
+      () => undefined,
+      () => undefined,
+    );
     // The failure is recorded before inFlight drops, so an inline append can never slip in
     // behind an entry that was not written.
     const done = queued
@@ -530,7 +597,8 @@ export class Cartridge {
   private async flushData(batch: { data: Uint8Array; end: number }[]): Promise<void> {
     let pos = batch[0].end - batch[0].data.length;
     for (let i = 1; i < batch.length; i++) {
-      if (batch[i].end - batch[i].data.length !== batch[i - 1].end) throw new CartridgeError('data batch is not contiguous');
+      if (batch[i].end - batch[i].data.length !== batch[i - 1].end)
+        throw new CartridgeError('data batch is not contiguous');
     }
     let bufs = batch.map((b) => b.data);
     while (bufs.length) {
@@ -577,11 +645,19 @@ export class Cartridge {
   /** Wait for overlapping appends; throw if one failed. */
   private async settled(): Promise<void> {
     await this.pending;
-    if (this.failure) throw new CartridgeError(`${this.path}: an earlier write failed (${this.failure.message}); reload the cartridge`);
+    if (this.failure)
+      throw new CartridgeError(`${this.path}: an earlier write failed (${this.failure.message}); reload the cartridge`);
   }
 
   private async writeMarker(slot: number): Promise<void> {
-    await this.writeSlot(slot, { kind: ObjectKind.EOD, gen: this.gen, firstId: this.objectCount, dataOffset: this.usedBytes, count: 0, blockLength: 0 });
+    await this.writeSlot(slot, {
+      kind: ObjectKind.EOD,
+      gen: this.gen,
+      firstId: this.objectCount,
+      dataOffset: this.usedBytes,
+      count: 0,
+      blockLength: 0,
+    });
     this.dirtyTail = false;
   }
 
@@ -606,7 +682,10 @@ export class Cartridge {
   /** Make everything written so far durable (fsync). */
   async sync(): Promise<void> {
     // A background write-back error becomes `failure`, which settled() reports.
-    await this.writeback.syncWith(() => (this.readOnly ? Promise.resolve() : this.fh.sync()), () => this.settled());
+    await this.writeback.syncWith(
+      () => (this.readOnly ? Promise.resolve() : this.fh.sync()),
+      () => this.settled(),
+    );
   }
 
   async close(): Promise<void> {
@@ -618,6 +697,7 @@ export class Cartridge {
 
   private assertWritable(): void {
     if (this.readOnly) throw new CartridgeError(`${this.path} is open read-only`);
-    if (this.failure) throw new CartridgeError(`${this.path}: an earlier write failed (${this.failure.message}); reload the cartridge`);
+    if (this.failure)
+      throw new CartridgeError(`${this.path}: an earlier write failed (${this.failure.message}); reload the cartridge`);
   }
 }

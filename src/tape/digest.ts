@@ -14,7 +14,10 @@ import { Cartridge, ObjectKind } from './cartridge.ts';
  * server's verify job holds its reservation).
  */
 
-/** One cartridge's part of the stream: `bytes` bytes from the start of `blocks` data blocks at logical block id `fromBlock`. */
+/**
+ * One cartridge's part of the stream: `bytes` bytes from the start of `blocks` data blocks at logical block id
+ * `fromBlock`.
+ */
 export interface TapeDigestPiece {
   /** The cartridge, by barcode (a library's cartridge, or a stand-alone drive's). */
   barcode?: string;
@@ -52,7 +55,10 @@ export const MAX_TAPE_DIGEST_PIECES = 10_000;
 /** Bytes read per file read. */
 const READ_BYTES = 4 << 20;
 
-export async function digestCartridgeBlocks(req: TapeDigestRequest, locate: CartridgeLocator): Promise<TapeDigestResult> {
+export async function digestCartridgeBlocks(
+  req: TapeDigestRequest,
+  locate: CartridgeLocator,
+): Promise<TapeDigestResult> {
   const h = createHash('sha256');
   const pieces: TapeDigestResult['pieces'] = [];
   let total = 0;
@@ -74,14 +80,17 @@ function rangeError(barcode: string, why: string): FerryError {
   return new FerryError('ERR_RANGE', `cartridge ${barcode}: ${why}`);
 }
 
-/** Check that [fromBlock, fromBlock + blocks) are data blocks (of `blockBytes` if given) and hold at least `bytes` bytes. */
+/**
+ * Check that [fromBlock, fromBlock + blocks) are data blocks (of `blockBytes` if given) and hold at least `bytes`
+ * bytes.
+ */
 function checkRange(cart: Cartridge, barcode: string, p: TapeDigestPiece, blockBytes: number | undefined): void {
   const end = p.fromBlock + p.blocks;
   if (end > cart.objectCount) {
     throw rangeError(barcode, `blocks ${p.fromBlock}–${end - 1} run past its end of data (block ${cart.objectCount})`);
   }
   let room = 0;
-  for (let id = p.fromBlock; id < end; ) {
+  for (let id = p.fromBlock; id < end;) {
     const r = cart.run(cart.runIndexOf(id));
     if (r.kind !== ObjectKind.DATA) throw rangeError(barcode, `block ${id} is a filemark, not a data block`);
     if (blockBytes !== undefined && r.blockLength !== blockBytes) {
@@ -91,14 +100,24 @@ function checkRange(cart: Cartridge, barcode: string, p: TapeDigestPiece, blockB
     room += n * r.blockLength;
     id += n;
   }
-  if (p.bytes > room) throw rangeError(barcode, `blocks ${p.fromBlock}–${end - 1} hold ${room} bytes, fewer than the ${p.bytes} asked for`);
+  if (p.bytes > room)
+    throw rangeError(
+      barcode,
+      `blocks ${p.fromBlock}–${end - 1} hold ${room} bytes, fewer than the ${p.bytes} asked for`,
+    );
 }
 
-async function digestPiece(cart: Cartridge, barcode: string, p: TapeDigestPiece, blockBytes: number | undefined, update: (b: Uint8Array) => void): Promise<number> {
+async function digestPiece(
+  cart: Cartridge,
+  barcode: string,
+  p: TapeDigestPiece,
+  blockBytes: number | undefined,
+  update: (b: Uint8Array) => void,
+): Promise<number> {
   checkRange(cart, barcode, p, blockBytes);
   let left = p.bytes;
   let buf: Uint8Array | undefined;
-  for (let id = p.fromBlock; left > 0; ) {
+  for (let id = p.fromBlock; left > 0;) {
     const k = cart.runIndexOf(id);
     const r = cart.run(k);
     const per = Math.max(1, Math.floor(READ_BYTES / r.blockLength));

@@ -156,7 +156,13 @@ export class TapeDrive {
     const e = c.extentOf(k, this.position, 1, want);
     this.position++;
     const residue = want - r.blockLength;
-    return { extents: [{ ...e, at: 0 }], bytes: e.bytes, stop: residue !== 0 ? 'ili' : undefined, residue, recordLength: r.blockLength };
+    return {
+      extents: [{ ...e, at: 0 }],
+      bytes: e.bytes,
+      stop: residue !== 0 ? 'ili' : undefined,
+      residue,
+      recordLength: r.blockLength,
+    };
   }
 
   /** READ(6) fixed: up to `count` blocks of `blockLength` into `target`. SSC-3 READ(6) */
@@ -175,7 +181,8 @@ export class TapeDrive {
 
   private checkWritable(): Cartridge {
     const c = this.medium();
-    if (c.label.writeProtected) throw new DriveError('write-protected', `cartridge ${c.label.barcode} is write-protected`);
+    if (c.label.writeProtected)
+      throw new DriveError('write-protected', `cartridge ${c.label.barcode} is write-protected`);
     return c;
   }
 
@@ -186,9 +193,11 @@ export class TapeDrive {
   async write(data: Uint8Array, fixedLength = this.blockLength): Promise<WriteOutcome> {
     const c = this.checkWritable();
     const L = fixedLength;
-    if (L > 0 && data.length % L !== 0) throw new DriveError('bad-length', `data is not a whole number of ${L}-byte blocks`);
+    if (L > 0 && data.length % L !== 0)
+      throw new DriveError('bad-length', `data is not a whole number of ${L}-byte blocks`);
     const settled = Promise.resolve();
-    if (data.length === 0) return { durable: settled, earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
+    if (data.length === 0)
+      return { durable: settled, earlyWarning: this.beyondEarlyWarning, overflow: false, residue: 0 };
     await c.truncate(this.position);
     const room = c.label.capacityBytes - c.usedBytes;
     let durable = settled;

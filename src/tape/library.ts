@@ -10,7 +10,12 @@ import { FerryError, UsageError } from '../util/errors.ts';
  */
 
 /** SMC-3 element address ranges (reported in the element address assignment page, 1Dh). */
-export const ElementBase = { MEDIUM_TRANSPORT: 0x0000, IMPORT_EXPORT: 0x0010, DATA_TRANSFER: 0x0100, STORAGE: 0x1000 } as const;
+export const ElementBase = {
+  MEDIUM_TRANSPORT: 0x0000,
+  IMPORT_EXPORT: 0x0010,
+  DATA_TRANSFER: 0x0100,
+  STORAGE: 0x1000,
+} as const;
 
 export type ElementKind = 'transport' | 'storage' | 'import-export' | 'drive';
 
@@ -69,7 +74,8 @@ export class LibraryInventory {
     this.importExport = f.importExport;
     this.cartridgeSizeBytes = f.cartridgeSizeBytes;
     const add = (kind: ElementKind, base: number, n: number): void => {
-      for (let i = 0; i < n; i++) this.byAddress.set(base + i, { address: base + i, kind, index: i, barcode: null, source: null });
+      for (let i = 0; i < n; i++)
+        this.byAddress.set(base + i, { address: base + i, kind, index: i, barcode: null, source: null });
     };
     add('transport', ElementBase.MEDIUM_TRANSPORT, 1);
     add('import-export', ElementBase.IMPORT_EXPORT, f.importExport);
@@ -94,7 +100,8 @@ export class LibraryInventory {
     try {
       f = JSON.parse(await readFile(LibraryInventory.file(dir), 'utf8')) as LibraryFile;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new LibraryError(`cannot read ${LibraryInventory.file(dir)}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new LibraryError(`cannot read ${LibraryInventory.file(dir)}: ${(e as Error).message}`);
       const slots = opts.slots ?? 20;
       f = {
         version: 1,
@@ -104,14 +111,19 @@ export class LibraryInventory {
         cartridgeSizeBytes: opts.cartridgeSizeBytes ?? 2 ** 31,
         contents: {},
       };
-      for (let i = 0; i < slots; i++) f.contents[String(ElementBase.STORAGE + i)] = { barcode: defaultBarcode(i, opts.barcodePrefix, opts.barcodeSuffix), source: null };
+      for (let i = 0; i < slots; i++)
+        f.contents[String(ElementBase.STORAGE + i)] = {
+          barcode: defaultBarcode(i, opts.barcodePrefix, opts.barcodeSuffix),
+          source: null,
+        };
       const inv = new LibraryInventory(dir, f);
       await inv.save();
       return inv;
     }
     if (f.version !== 1) throw new LibraryError(`${LibraryInventory.file(dir)}: unsupported version ${f.version}`);
     for (const k of ['drives', 'slots'] as const) {
-      if (opts[k] !== undefined && opts[k] !== f[k]) throw new UsageError(`library ${dir} has ${f[k]} ${k}, not ${opts[k]}: omit --${k} or use a new directory`);
+      if (opts[k] !== undefined && opts[k] !== f[k])
+        throw new UsageError(`library ${dir} has ${f[k]} ${k}, not ${opts[k]}: omit --${k} or use a new directory`);
     }
     return new LibraryInventory(dir, f);
   }
@@ -166,7 +178,8 @@ export class LibraryInventory {
       cartridgeSizeBytes: this.cartridgeSizeBytes,
       contents: {},
     };
-    for (const e of this.elements()) if (e.barcode) f.contents[String(e.address)] = { barcode: e.barcode, source: e.source };
+    for (const e of this.elements())
+      if (e.barcode) f.contents[String(e.address)] = { barcode: e.barcode, source: e.source };
     const path = LibraryInventory.file(this.dir);
     const tmp = `${path}.tmp`;
     await writeFile(tmp, JSON.stringify(f, null, 2) + '\n');

@@ -49,7 +49,10 @@ test('prefix byte fixture: a volume label in 512-byte blocks (docs "Record prefi
   assert.equal(hex(bytes.subarray(0, 24)), 'aec4e0c8e677fdd5' + '0001' + '0018' + '000000ba' + '834aeaa1' + '12b9a2df');
   assert.equal(json.length, 0xba);
   assert.equal(new TextDecoder().decode(bytes.subarray(24, 24 + 186)), json);
-  assert.ok(bytes.subarray(24 + 186).every((b) => b === 0), 'zero padding');
+  assert.ok(
+    bytes.subarray(24 + 186).every((b) => b === 0),
+    'zero padding',
+  );
   assert.deepEqual(recordLength(bytes).totalBytes, 210);
   assert.deepEqual(decodeRecord(bytes), sampleLabel(512));
 });
@@ -177,7 +180,10 @@ test('property: decodeRecord throws nothing but TapeFormatError on arbitrary byt
       onlyTapeFormatErrors(b);
     }),
   );
-  fc.assert(fc.property(magic, fc.json(), (m, j) => onlyTapeFormatErrors(rawRecord(m, j))), { numRuns: 1000 });
+  fc.assert(
+    fc.property(magic, fc.json(), (m, j) => onlyTapeFormatErrors(rawRecord(m, j))),
+    { numRuns: 1000 },
+  );
   const kinds = fc.constantFrom('label', 'header', 'trailer');
   fc.assert(
     fc.property(magic, kinds, fc.dictionary(fc.string(), fc.jsonValue()), (m, kind, o) =>

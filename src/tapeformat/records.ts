@@ -71,11 +71,16 @@ export interface SetTrailer {
   complete: boolean;
   endedAt: string;
   digests: { sha256: string | null };
-  /** Files sets, last piece only: the file index, gzip of its JSON in base64 (docs "File index"; fileIndexText / decodeFileIndex). */
+  /**
+   * Files sets, last piece only: the file index, gzip of its JSON in base64 (docs "File index"; fileIndexText /
+   * decodeFileIndex).
+   */
   fileIndex?: string;
 }
 
-/** One stream ($DATA attribute) of an indexed file: resident with its whole attribute record, or non-resident with runs. */
+/**
+ * One stream ($DATA attribute) of an indexed file: resident with its whole attribute record, or non-resident with runs.
+ */
 export interface IndexAttribute {
   type: number;
   name: string;
@@ -95,7 +100,9 @@ export interface IndexAttribute {
   tape?: ([number, number, number] | null)[];
 }
 
-/** One file (MFT base record) of a files set: its plan entry (`ferry ntfs plan`, docs/ntfs.md) with its streams only. */
+/**
+ * One file (MFT base record) of a files set: its plan entry (`ferry ntfs plan`, docs/ntfs.md) with its streams only.
+ */
 export interface IndexFile extends Omit<PlanFile, 'attributes'> {
   attributes: IndexAttribute[];
   /** Incremental sets: the earlier set of the chain that holds this unchanged file's blocks. */
@@ -224,8 +231,14 @@ const indexFileSchema = z.object({
   accessedMs: msOrNull,
   attributes: z.array(indexAttributeSchema),
   dataSet: uint.optional(),
-  owner: z.string().regex(/^S-1-[\d-]+$/, 'not a SID').optional(),
-  group: z.string().regex(/^S-1-[\d-]+$/, 'not a SID').optional(),
+  owner: z
+    .string()
+    .regex(/^S-1-[\d-]+$/, 'not a SID')
+    .optional(),
+  group: z
+    .string()
+    .regex(/^S-1-[\d-]+$/, 'not a SID')
+    .optional(),
 }) satisfies z.ZodType<IndexFile>;
 
 export const fileIndexSchema = z.object({
@@ -233,7 +246,9 @@ export const fileIndexSchema = z.object({
   sectorSize: z.int().positive(),
   clusterCount: uint,
   serial: z.string(),
-  skipped: z.array(z.object({ record: uint.optional(), path: z.string().optional(), code: z.string(), message: z.string() })),
+  skipped: z.array(
+    z.object({ record: uint.optional(), path: z.string().optional(), code: z.string(), message: z.string() }),
+  ),
   files: z.array(indexFileSchema),
   deleted: z.array(z.string()).optional(),
 }) satisfies z.ZodType<FileIndex>;
@@ -248,7 +263,12 @@ export const setTrailerSchema = z
     streamBytes: uint,
     complete: z.boolean(),
     endedAt: isoTime,
-    digests: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'not 64 lower-case hex digits').nullable() }),
+    digests: z.object({
+      sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, 'not 64 lower-case hex digits')
+        .nullable(),
+    }),
     fileIndex: base64.optional(),
   })
   .superRefine((t, ctx) => {
@@ -260,10 +280,11 @@ export const setTrailerSchema = z
     if (p.streamEnd < p.streamStart) issue(['piece', 'streamEnd'], 'before piece.streamStart');
     if (p.streamEnd > t.streamBytes) issue(['piece', 'streamEnd'], 'past streamBytes');
     if (t.complete && p.streamEnd !== t.streamBytes) issue(['complete'], 'a complete set ends at streamBytes');
-    if ((p.dataBlocks > 0) !== (p.streamEnd > p.streamStart)) {
+    if (p.dataBlocks > 0 !== p.streamEnd > p.streamStart) {
       issue(['piece', 'dataBlocks'], 'zero exactly when the piece holds no data');
     }
-    if (t.fileIndex !== undefined && !t.complete) issue(['fileIndex'], 'only the last piece (complete) carries the file index');
+    if (t.fileIndex !== undefined && !t.complete)
+      issue(['fileIndex'], 'only the last piece (complete) carries the file index');
   }) satisfies z.ZodType<SetTrailer>;
 
 /** Largest file index JSON a reader inflates (the same bound as a record's JSON). */
@@ -272,9 +293,15 @@ const MAX_INDEX_JSON_BYTES = 256 * 1024 * 1024;
 /** A file index as a trailer carries it: validated, JSON, gzip (RFC 1952), base64. */
 export function fileIndexText(index: FileIndex): string {
   const r = fileIndexSchema.safeParse(index);
-  if (!r.success) throw new TapeFormatError('bad-field', `file index: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`, { field: 'fileIndex' });
+  if (!r.success)
+    throw new TapeFormatError(
+      'bad-field',
+      `file index: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`,
+      { field: 'fileIndex' },
+    );
   const json = Buffer.from(JSON.stringify(r.data));
-  if (json.length > MAX_INDEX_JSON_BYTES) throw new TapeFormatError('bad-prefix', `file index JSON is ${json.length} bytes, over ${MAX_INDEX_JSON_BYTES}`);
+  if (json.length > MAX_INDEX_JSON_BYTES)
+    throw new TapeFormatError('bad-prefix', `file index JSON is ${json.length} bytes, over ${MAX_INDEX_JSON_BYTES}`);
   return gzipSync(json).toString('base64');
 }
 
@@ -284,16 +311,27 @@ export function decodeFileIndex(text: string): FileIndex {
   try {
     json = gunzipSync(Buffer.from(text, 'base64'), { maxOutputLength: MAX_INDEX_JSON_BYTES });
   } catch (e) {
-    throw new TapeFormatError('bad-field', `set trailer fileIndex: not gzip of at most ${MAX_INDEX_JSON_BYTES} bytes (${(e as Error).message})`, { field: 'fileIndex' });
+    throw new TapeFormatError(
+      'bad-field',
+      `set trailer fileIndex: not gzip of at most ${MAX_INDEX_JSON_BYTES} bytes (${(e as Error).message})`,
+      { field: 'fileIndex' },
+    );
   }
   let value: unknown;
   try {
     value = JSON.parse(json.toString('utf8'));
   } catch (e) {
-    throw new TapeFormatError('bad-json', `set trailer fileIndex: not JSON (${(e as Error).message})`, { field: 'fileIndex' });
+    throw new TapeFormatError('bad-json', `set trailer fileIndex: not JSON (${(e as Error).message})`, {
+      field: 'fileIndex',
+    });
   }
   const r = fileIndexSchema.safeParse(value);
-  if (!r.success) throw new TapeFormatError('bad-field', `set trailer fileIndex: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`, { field: 'fileIndex' });
+  if (!r.success)
+    throw new TapeFormatError(
+      'bad-field',
+      `set trailer fileIndex: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`,
+      { field: 'fileIndex' },
+    );
   return r.data;
 }
 

@@ -77,7 +77,10 @@ export function rawRecord(
   const json = typeof body === 'string' ? new TextEncoder().encode(body) : body;
   const b = opts.tapeBlockBytes ?? 512;
   const out = new Uint8Array(Math.ceil((24 + json.length) / b) * b);
-  const w = new ByteWriter(out).bytes(magic).u16(opts.version ?? 1).u16(opts.prefixBytes ?? 24);
+  const w = new ByteWriter(out)
+    .bytes(magic)
+    .u16(opts.version ?? 1)
+    .u16(opts.prefixBytes ?? 24);
   w.u32(json.length).u32(crc32c(json)).u32(0);
   w.setU32(20, crc32c(out.subarray(0, 20)));
   out.set(json, 24);

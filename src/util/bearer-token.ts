@@ -13,7 +13,8 @@ export async function readTokenFile(path: string): Promise<string> {
     throw new UsageError(`cannot read token file ${path}: ${e.message}`);
   });
   const token = text.split(/\r?\n/)[0].trim();
-  if (token.length < 16) throw new UsageError(`token file ${path}: the token (its first line) needs at least 16 characters`);
+  if (token.length < 16)
+    throw new UsageError(`token file ${path}: the token (its first line) needs at least 16 characters`);
   return token;
 }
 

@@ -49,7 +49,8 @@ export class ByteReader {
   u64(at = this.advance(8)): number {
     this.need(at, 8);
     const v = this.view.getBigUint64(at);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DecodeError(`64-bit value ${v} at offset ${at} exceeds 2^53`, at);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new DecodeError(`64-bit value ${v} at offset ${at} exceeds 2^53`, at);
     return Number(v);
   }
   u64big(at = this.advance(8)): bigint {
@@ -71,7 +72,8 @@ export class ByteReader {
   u64le(at = this.advance(8)): number {
     this.need(at, 8);
     const v = this.view.getBigUint64(at, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DecodeError(`64-bit value ${v} at offset ${at} exceeds 2^53`, at);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new DecodeError(`64-bit value ${v} at offset ${at} exceeds 2^53`, at);
     return Number(v);
   }
   i64le(at = this.advance(8)): number {

@@ -7,7 +7,10 @@ import { isIscsiName, ISCSI_NAME_HINT } from '../iscsi/names.ts';
 /** CHAP credentials: "USER:SECRET" or {user, secret}; RFC 7143 12.1.3 wants ≥ 12-byte secrets. */
 export const chapSchema = z.union([
   z.string().regex(/^[^:]+:.{12,}$/, 'CHAP is USER:SECRET with a secret of at least 12 characters'),
-  z.object({ user: z.string().min(1), secret: z.string().min(12, 'CHAP secrets need at least 12 characters (RFC 7143 12.1.3)') }),
+  z.object({
+    user: z.string().min(1),
+    secret: z.string().min(12, 'CHAP secrets need at least 12 characters (RFC 7143 12.1.3)'),
+  }),
 ]);
 
 /** An iSCSI name (RFC 7143 4.2.7). */

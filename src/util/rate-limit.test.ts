@@ -26,7 +26,10 @@ test('RateLimit: reads go at the rate on average, after a burst of at most one s
   const elapsed = clock.t - 10_000;
   assert.ok(Math.abs(elapsed - 8900) < 1e-6, `the 100th read starts at ${elapsed} ms`);
   assert.equal(clock.slept.length, 89);
-  assert.ok(clock.slept.every((ms) => Math.abs(ms - 100) < 1e-6), 'after the burst, each read waits its own 100 ms');
+  assert.ok(
+    clock.slept.every((ms) => Math.abs(ms - 100) < 1e-6),
+    'after the burst, each read waits its own 100 ms',
+  );
   // Idle time earns at most one second of credit.
   clock.t += 60_000;
   clock.slept.length = 0;

@@ -5,7 +5,10 @@ const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 10
 /** Parse "64M", "2G", "4096", "1.5G" (binary units) into bytes. */
 export function parseSize(text: string, what = 'size'): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
-  if (!m) throw new UsageError(`${what} "${text}" is not a size: use a number with an optional K, M, G or T suffix, e.g. 64M`);
+  if (!m)
+    throw new UsageError(
+      `${what} "${text}" is not a size: use a number with an optional K, M, G or T suffix, e.g. 64M`,
+    );
   const bytes = Math.round(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
   if (!Number.isSafeInteger(bytes)) throw new UsageError(`${what} "${text}" is too large`);
   return bytes;

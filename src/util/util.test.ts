@@ -20,7 +20,10 @@ test('crc32c matches the RFC 3720 B.4 vectors', () => {
 test('ByteReader throws DecodeError with the offset on overrun and refuses u64 above 2^53', () => {
   const r = new ByteReader(Uint8Array.of(1, 2, 3));
   assert.equal(r.u16(), 0x0102);
-  assert.throws(() => r.u16(), (e: unknown) => e instanceof DecodeError && e.offset === 2);
+  assert.throws(
+    () => r.u16(),
+    (e: unknown) => e instanceof DecodeError && e.offset === 2,
+  );
   const big = new ByteReader(new Uint8Array(8).fill(0xff));
   assert.throws(() => big.u64(0), DecodeError);
   assert.equal(big.u64big(0), 0xffffffffffffffffn);
@@ -57,9 +60,16 @@ test('size, duration and address parsing give clear errors', () => {
 test('role configs refuse a bad iSCSI name with a message naming the field (RFC 7143 4.2.7)', async () => {
   const { resolveTargetConfig } = await import('../storage-node/config.ts');
   const { resolveMoverConfig } = await import('../mover/config.ts');
-  assert.throws(() => resolveTargetConfig({ iqn: 'iqn.x:t' }, 'options'), (e: Error) => e instanceof UsageError && /iqn: not an iSCSI name/.test(e.message));
-  assert.throws(() => resolveMoverConfig({ iqn: 'mover', portals: ['127.0.0.1:3260'] }, 'options'), (e: Error) => e instanceof UsageError && /iqn: not an iSCSI name/.test(e.message));
-  for (const good of ['iqn.2026-11.dev.ferry:store', 'eui.02004567A425678D', 'naa.52004567BA64678D']) assert.equal(resolveTargetConfig({ iqn: good }).iqn, good);
+  assert.throws(
+    () => resolveTargetConfig({ iqn: 'iqn.x:t' }, 'options'),
+    (e: Error) => e instanceof UsageError && /iqn: not an iSCSI name/.test(e.message),
+  );
+  assert.throws(
+    () => resolveMoverConfig({ iqn: 'mover', portals: ['127.0.0.1:3260'] }, 'options'),
+    (e: Error) => e instanceof UsageError && /iqn: not an iSCSI name/.test(e.message),
+  );
+  for (const good of ['iqn.2026-11.dev.ferry:store', 'eui.02004567A425678D', 'naa.52004567BA64678D'])
+    assert.equal(resolveTargetConfig({ iqn: good }).iqn, good);
 });
 
 test('GroupCommit: one flush at a time; what is added meanwhile goes out together, in order', async () => {

@@ -36,22 +36,41 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
     const dst = new MemoryDevice(512, 8192);
     const a = new DiskLu(src, { identity: luIdentity('tape-cm-a') });
     const b = new DiskLu(dst, { identity: luIdentity('tape-cm-b') });
-    const luns = new Map<number, LogicalUnit>([[0, drive], [1, a], [2, b]]);
+    const luns = new Map<number, LogicalUnit>([
+      [0, drive],
+      [1, a],
+      [2, b],
+    ]);
     const target = targetOf(luns);
-    for (const lun of [0, 1, 2]) await luns.get(lun)!.execute(makeTask(new Uint8Array(6), { target, lun })); // power-on UAs
+    // power-on UAs
+    for (const lun of [0, 1, 2]) await luns.get(lun)!.execute(makeTask(new Uint8Array(6), { target, lun }));
     const std = await drive.execute(makeTask(Uint8Array.of(0x12, 0, 0, 0, 96, 0), { target }));
     assert.equal(std.dataIn![5] & 0x08, 0x08, '3PC');
     const naa = async (lun: number) => {
       const r = await luns.get(lun)!.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target, lun }));
       return decodeDeviceIdentificationPage(r.dataIn!).find((d) => d.designatorType === 3)!;
     };
-    const disk = async (lun: number) => ({ ...(await naa(lun)), peripheralDeviceType: 0, pad: false, fixed: false, blockLength: 512 });
+    const disk = async (lun: number) => ({
+      ...(await naa(lun)),
+      peripheralDeviceType: 0,
+      pad: false,
+      fixed: false,
+      blockLength: 512,
+    });
     const header = { str: false, listIdUsage: 0, priority: 0 };
     const backup = encodeXcopyParameterList({
       header: { ...header, listId: 1 },
       cscds: [await disk(1)],
       segments: [
-        { type: 0x00, cat: false, source: 0, destination: 0xffff, streamTransferLength: 65536, blockCount: 8192, lba: 0 },
+        {
+          type: 0x00,
+          cat: false,
+          source: 0,
+          destination: 0xffff,
+          streamTransferLength: 65536,
+          blockCount: 8192,
+          lba: 0,
+        },
         { type: 0x10, cat: false, destination: 0xffff, immed: false, count: 1 },
       ],
     });
@@ -61,11 +80,22 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
     assert.equal(await blockId(drive, target), 65);
     const st = await drive.execute(makeTask(rcrCdb(0, 1), { target }));
     assert.equal(decodeCopyStatus(st.dataIn!).status, CopyManagerStatus.GOOD);
-    assert.equal(outcome(await drive.execute(makeTask(Uint8Array.of(0x01, 0, 0, 0, 0, 0), { target }))), 'GOOD'); // REWIND
+    // REWIND
+    assert.equal(outcome(await drive.execute(makeTask(Uint8Array.of(0x01, 0, 0, 0, 0, 0), { target }))), 'GOOD');
     const restore = encodeXcopyParameterList({
       header: { ...header, listId: 2 },
       cscds: [await disk(2)],
-      segments: [{ type: 0x01, cat: false, source: 0xffff, destination: 0, streamTransferLength: 65536, blockCount: 8192, lba: 0 }],
+      segments: [
+        {
+          type: 0x01,
+          cat: false,
+          source: 0xffff,
+          destination: 0,
+          streamTransferLength: 65536,
+          blockCount: 8192,
+          lba: 0,
+        },
+      ],
     });
     const r2 = await drive.execute(makeTask(xcopyCdb(restore.length), { target, dataOut: restore }));
     assert.equal(outcome(r2), 'GOOD');
@@ -76,32 +106,53 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
   }
 });
 
-test('end of medium in the middle of a multi-record write: COPY ABORTED, and the residual counts only what is on tape', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-xcopy-eom-'));
-  const drive = await openStandaloneDrive(join(dir, 't.cart'), { createSizeBytes: (3 << 19) + 1000 });
-  try {
-    attachCopyManager(drive);
-    const src = new MemoryDevice(512, 8192); // 4 MiB: does not fit
-    const a = new DiskLu(src, { identity: luIdentity('tape-eom-a') });
-    const luns = new Map<number, LogicalUnit>([[0, drive], [1, a]]);
-    const target = targetOf(luns);
-    for (const lun of [0, 1]) await luns.get(lun)!.execute(makeTask(new Uint8Array(6), { target, lun }));
-    const vpd = await a.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target, lun: 1 }));
-    const d = decodeDeviceIdentificationPage(vpd.dataIn!).find((x) => x.designatorType === 3)!;
-    const list = encodeXcopyParameterList({
-      header: { str: false, listIdUsage: 0, priority: 0, listId: 3 },
-      cscds: [{ ...d, peripheralDeviceType: 0, pad: false, fixed: false, blockLength: 512 }],
-      segments: [{ type: 0x00, cat: false, source: 0, destination: 0xffff, streamTransferLength: 65536, blockCount: 8192, lba: 0 }],
-    });
-    const r = await drive.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }));
-    assert.match(outcome(r), /^a\//, 'COPY ABORTED');
-    const sense = Buffer.from(r.sense!);
-    const onTape = await blockId(drive, target);
-    assert.equal(onTape, 24, 'whole 64 KiB records that fit in 1.5 MiB + 1000 bytes: 16 + 8 of the second 16-record write');
-    assert.equal(sense[0] & 0x80, 0x80, 'INFORMATION valid');
-    assert.equal(sense.readUInt32BE(3), (4 << 20) - onTape * 65536, 'residual bytes = planned − written');
-  } finally {
-    await drive.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'end of medium in the middle of a multi-record write: COPY ABORTED, and the residual counts only what is on ' +
+    'tape',
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-xcopy-eom-'));
+    const drive = await openStandaloneDrive(join(dir, 't.cart'), { createSizeBytes: (3 << 19) + 1000 });
+    try {
+      attachCopyManager(drive);
+      const src = new MemoryDevice(512, 8192); // 4 MiB: does not fit
+      const a = new DiskLu(src, { identity: luIdentity('tape-eom-a') });
+      const luns = new Map<number, LogicalUnit>([
+        [0, drive],
+        [1, a],
+      ]);
+      const target = targetOf(luns);
+      for (const lun of [0, 1]) await luns.get(lun)!.execute(makeTask(new Uint8Array(6), { target, lun }));
+      const vpd = await a.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target, lun: 1 }));
+      const d = decodeDeviceIdentificationPage(vpd.dataIn!).find((x) => x.designatorType === 3)!;
+      const list = encodeXcopyParameterList({
+        header: { str: false, listIdUsage: 0, priority: 0, listId: 3 },
+        cscds: [{ ...d, peripheralDeviceType: 0, pad: false, fixed: false, blockLength: 512 }],
+        segments: [
+          {
+            type: 0x00,
+            cat: false,
+            source: 0,
+            destination: 0xffff,
+            streamTransferLength: 65536,
+            blockCount: 8192,
+            lba: 0,
+          },
+        ],
+      });
+      const r = await drive.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }));
+      assert.match(outcome(r), /^a\//, 'COPY ABORTED');
+      const sense = Buffer.from(r.sense!);
+      const onTape = await blockId(drive, target);
+      assert.equal(
+        onTape,
+        24,
+        'whole 64 KiB records that fit in 1.5 MiB + 1000 bytes: 16 + 8 of the second 16-record write',
+      );
+      assert.equal(sense[0] & 0x80, 0x80, 'INFORMATION valid');
+      assert.equal(sense.readUInt32BE(3), (4 << 20) - onTape * 65536, 'residual bytes = planned − written');
+    } finally {
+      await drive.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);

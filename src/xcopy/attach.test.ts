@@ -27,7 +27,10 @@ async function clearUa(lu: LogicalUnit, target: ReturnType<typeof targetOf>) {
 async function libiscsiDesignator(lu: LogicalUnit, target: ReturnType<typeof targetOf>) {
   const r = await lu.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target }));
   const ds = decodeDeviceIdentificationPage(r.dataIn!);
-  return ds.filter((d) => d.designatorType <= 3).sort((a, b) => a.designatorType - b.designatorType).at(-1)!;
+  return ds
+    .filter((d) => d.designatorType <= 3)
+    .sort((a, b) => a.designatorType - b.designatorType)
+    .at(-1)!;
 }
 
 test('a DiskLu with a copy manager: 3PC, VPD 00h lists 8Fh, RSOC lists 83h/00h and 84h', async () => {
@@ -61,8 +64,31 @@ test('libiscsi Simple and ValidTgtDescr against a DiskLu, designator found throu
   for (const luIdType of [0, 2]) {
     const list = encodeXcopyParameterList({
       header: { listId: 1, str: false, listIdUsage: 2, priority: 0 },
-      cscds: [{ peripheralDeviceType: 0, luIdType, codeSet: d.codeSet, association: d.association, designatorType: 3, designator: d.designator, pad: false, fixed: false, blockLength: 512 }],
-      segments: [{ type: 0x02, cat: false, dc: false, source: 0, destination: 0, blockCount: 2048, sourceLba: 0, destinationLba: 2048 }],
+      cscds: [
+        {
+          peripheralDeviceType: 0,
+          luIdType,
+          codeSet: d.codeSet,
+          association: d.association,
+          designatorType: 3,
+          designator: d.designator,
+          pad: false,
+          fixed: false,
+          blockLength: 512,
+        },
+      ],
+      segments: [
+        {
+          type: 0x02,
+          cat: false,
+          dc: false,
+          source: 0,
+          destination: 0,
+          blockCount: 2048,
+          sourceLba: 0,
+          destinationLba: 2048,
+        },
+      ],
     });
     dev.bytes.fill(0, 2048 * 512);
     const r = await lu.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }));
@@ -81,8 +107,21 @@ test('LU reset aborts and forgets; the reset unit attention reaches EXTENDED COP
   const d = await libiscsiDesignator(lu, target);
   const list = encodeXcopyParameterList({
     header: { listId: 4, str: false, listIdUsage: 0, priority: 0 },
-    cscds: [{ peripheralDeviceType: 0, codeSet: d.codeSet, association: d.association, designatorType: 3, designator: d.designator, pad: false, fixed: false, blockLength: 512 }],
-    segments: [{ type: 0x02, cat: false, dc: false, source: 0, destination: 0, blockCount: 8, sourceLba: 0, destinationLba: 8 }],
+    cscds: [
+      {
+        peripheralDeviceType: 0,
+        codeSet: d.codeSet,
+        association: d.association,
+        designatorType: 3,
+        designator: d.designator,
+        pad: false,
+        fixed: false,
+        blockLength: 512,
+      },
+    ],
+    segments: [
+      { type: 0x02, cat: false, dc: false, source: 0, destination: 0, blockCount: 8, sourceLba: 0, destinationLba: 8 },
+    ],
   });
   assert.equal(outcome(await lu.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }))), 'GOOD');
   lu.reset('lun', nexusB);

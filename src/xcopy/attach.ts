@@ -16,7 +16,10 @@ export interface ExtensibleLu<L> extends LogicalUnit, SpcLu {
 export function attachCopyManager<L extends ExtensibleLu<L>>(lu: L, opts: CopyManagerOptions = {}): CopyManager {
   const cm = new CopyManager(opts);
   lu.extend({
-    commands: copyManagerCommands<L>(() => cm, (l) => l.spc.senseFormat),
+    commands: copyManagerCommands<L>(
+      () => cm,
+      (l) => l.spc.senseFormat,
+    ),
     vpd: [[0x8f, () => thirdPartyCopyVpdBody(cm.limits)]],
     threePC: true,
     reset: () => cm.reset(),

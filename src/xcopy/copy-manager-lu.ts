@@ -26,7 +26,10 @@ export class CopyManagerLu implements LogicalUnit, SpcLu {
   ]);
   private readonly onInternalError?: (err: unknown, task: ScsiTask) => void;
 
-  constructor(identity: LuIdentity, opts: CopyManagerOptions & { onInternalError?: (err: unknown, task: ScsiTask) => void } = {}) {
+  constructor(
+    identity: LuIdentity,
+    opts: CopyManagerOptions & { onInternalError?: (err: unknown, task: ScsiTask) => void } = {},
+  ) {
     this.copyManager = new CopyManager(opts);
     this.spc = new SpcState({ identity, deviceType: this.deviceType, threePC: true });
     this.spc.table = CopyManagerLu.table;

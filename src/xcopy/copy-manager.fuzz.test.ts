@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { MemoryDevice } from '../block/memory-device.ts';
 import { ScsiStatus, type ScsiResult } from '../scsi/task.ts';
-import { decodeXcopyParameterList, encodeXcopyParameterList, type SegmentInput, type XcopyParameterList } from './descriptors.ts';
+import {
+  decodeXcopyParameterList,
+  encodeXcopyParameterList,
+  type SegmentInput,
+  type XcopyParameterList,
+} from './descriptors.ts';
 import { MemoryTape } from './testing/memory-tape.ts';
 import { TestLu, targetOf, xcopy } from './testing/harness.ts';
 
@@ -33,26 +38,96 @@ function world(seed: number) {
   const tf = new MemoryTape(512);
   for (let i = 0; i < 12; i++) tv.objects.push(i % 5 === 4 ? 'FM' : new Uint8Array(256 * (1 + (i % 4))).fill(i));
   for (let i = 0; i < 40; i++) tf.objects.push(i % 13 === 12 ? 'FM' : new Uint8Array(512).fill(100 + i));
-  const lus = [new TestLu({ block: a }, 1), new TestLu({ block: b }, 2), new TestLu({ tape: tv }, 3), new TestLu({ tape: tf }, 4)];
+  const lus = [
+    new TestLu({ block: a }, 1),
+    new TestLu({ block: b }, 2),
+    new TestLu({ tape: tv }, 3),
+    new TestLu({ tape: tf }, 4),
+  ];
   return { a, b, lus, target: targetOf(lus) };
 }
 
 const id = (n: number) => fc.constantFrom(n, 0xffff, 0, 1, 2, 3, 4);
 const lba = fc.integer({ min: 0, max: BLOCKS + 8 });
 const segment: fc.Arbitrary<SegmentInput> = fc.oneof(
-  fc.record({ type: fc.constant(0x02 as const), cat: fc.boolean(), dc: fc.boolean(), source: id(DISK_A), destination: id(DISK_B), blockCount: fc.integer({ min: 0, max: 200 }), sourceLba: lba, destinationLba: lba }),
-  fc.record({ type: fc.constant(0x00 as const), cat: fc.boolean(), source: id(DISK_A), destination: id(TAPE_V), streamTransferLength: fc.constantFrom(1, 2, 256, 512, 1024), blockCount: fc.integer({ min: 0, max: 20 }), lba }),
-  fc.record({ type: fc.constant(0x01 as const), cat: fc.boolean(), source: id(TAPE_F), destination: id(DISK_B), streamTransferLength: fc.constantFrom(1, 2, 256, 512, 1024), blockCount: fc.integer({ min: 0, max: 6 }), lba }),
-  fc.record({ type: fc.constant(0x04 as const), cat: fc.boolean(), destination: id(TAPE_V), streamTransferLength: fc.integer({ min: 1, max: 64 }), inlineOffset: fc.integer({ min: 0, max: 8 }).map((n) => n * 4), byteCount: fc.integer({ min: 0, max: 48 }) }),
-  fc.record({ type: fc.constant(0x05 as const), cat: fc.boolean(), destination: id(TAPE_V), streamTransferLength: fc.integer({ min: 1, max: 64 }), data: fc.uint8Array({ maxLength: 40 }) }),
-  fc.record({ type: fc.constant(0x06 as const), cat: fc.boolean(), source: id(TAPE_V), streamTransferLength: fc.constantFrom(1, 256, 512, 768), byteCount: fc.integer({ min: 0, max: 3000 }) }),
+  fc.record({
+    type: fc.constant(0x02 as const),
+    cat: fc.boolean(),
+    dc: fc.boolean(),
+    source: id(DISK_A),
+    destination: id(DISK_B),
+    blockCount: fc.integer({ min: 0, max: 200 }),
+    sourceLba: lba,
+    destinationLba: lba,
+  }),
+  fc.record({
+    type: fc.constant(0x00 as const),
+    cat: fc.boolean(),
+    source: id(DISK_A),
+    destination: id(TAPE_V),
+    streamTransferLength: fc.constantFrom(1, 2, 256, 512, 1024),
+    blockCount: fc.integer({ min: 0, max: 20 }),
+    lba,
+  }),
+  fc.record({
+    type: fc.constant(0x01 as const),
+    cat: fc.boolean(),
+    source: id(TAPE_F),
+    destination: id(DISK_B),
+    streamTransferLength: fc.constantFrom(1, 2, 256, 512, 1024),
+    blockCount: fc.integer({ min: 0, max: 6 }),
+    lba,
+  }),
+  fc.record({
+    type: fc.constant(0x04 as const),
+    cat: fc.boolean(),
+    destination: id(TAPE_V),
+    streamTransferLength: fc.integer({ min: 1, max: 64 }),
+    inlineOffset: fc.integer({ min: 0, max: 8 }).map((n) => n * 4),
+    byteCount: fc.integer({ min: 0, max: 48 }),
+  }),
+  fc.record({
+    type: fc.constant(0x05 as const),
+    cat: fc.boolean(),
+    destination: id(TAPE_V),
+    streamTransferLength: fc.integer({ min: 1, max: 64 }),
+    data: fc.uint8Array({ maxLength: 40 }),
+  }),
+  fc.record({
+    type: fc.constant(0x06 as const),
+    cat: fc.boolean(),
+    source: id(TAPE_V),
+    streamTransferLength: fc.constantFrom(1, 256, 512, 768),
+    byteCount: fc.integer({ min: 0, max: 3000 }),
+  }),
   fc.record({ type: fc.constant(0x07 as const), cat: fc.boolean(), source: id(DISK_A), tur: fc.boolean() }),
-  fc.record({ type: fc.constant(0x10 as const), cat: fc.constant(false), destination: id(TAPE_V), immed: fc.boolean(), count: fc.integer({ min: 0, max: 3 }) }),
-  fc.record({ type: fc.constant(0x11 as const), cat: fc.constant(false), destination: id(TAPE_F), code: fc.constantFrom(0, 1, 3, 2), count: fc.integer({ min: -5, max: 5 }) }),
-  fc.record({ type: fc.constant(0x12 as const), cat: fc.constant(false), destination: id(TAPE_F), objectId: fc.integer({ min: 0, max: 50 }) }),
+  fc.record({
+    type: fc.constant(0x10 as const),
+    cat: fc.constant(false),
+    destination: id(TAPE_V),
+    immed: fc.boolean(),
+    count: fc.integer({ min: 0, max: 3 }),
+  }),
+  fc.record({
+    type: fc.constant(0x11 as const),
+    cat: fc.constant(false),
+    destination: id(TAPE_F),
+    code: fc.constantFrom(0, 1, 3, 2),
+    count: fc.integer({ min: -5, max: 5 }),
+  }),
+  fc.record({
+    type: fc.constant(0x12 as const),
+    cat: fc.constant(false),
+    destination: id(TAPE_F),
+    objectId: fc.integer({ min: 0, max: 50 }),
+  }),
 );
 
-const mutation = fc.record({ at: fc.nat(), value: fc.integer({ min: 0, max: 255 }), kind: fc.constantFrom('set', 'xor', 'set', 'truncate', 'none') });
+const mutation = fc.record({
+  at: fc.nat(),
+  value: fc.integer({ min: 0, max: 255 }),
+  kind: fc.constantFrom('set', 'xor', 'set', 'truncate', 'none'),
+});
 
 const input = fc.record({
   listId: fc.integer({ min: 0, max: 255 }),
@@ -96,12 +171,18 @@ function allowedWrites(list: XcopyParameterList, lun: number): Map<number, Array
     const c = list.cscds[cid];
     if (!c) return undefined;
     const seed = (c.designator[14] << 8) | c.designator[15];
-    const ok = c.designator.length === 16 && c.designator[0] === 0x60 && c.designator[1] === 0x01 && c.designator[2] === 0x40 && c.designator[3] === 0x50;
+    const ok =
+      c.designator.length === 16 &&
+      c.designator[0] === 0x60 &&
+      c.designator[1] === 0x01 &&
+      c.designator[2] === 0x40 &&
+      c.designator[3] === 0x50;
     return ok && seed >= 1 && seed <= 4 ? seed - 1 : undefined;
   };
   // Residual destination data is less than one destination unit of an earlier segment.
   let maxUnit = 512;
-  for (const s of list.segments) if ('streamTransferLength' in s) maxUnit = Math.max(maxUnit, s.streamTransferLength * 512);
+  for (const s of list.segments)
+    if ('streamTransferLength' in s) maxUnit = Math.max(maxUnit, s.streamTransferLength * 512);
   const slack = Math.ceil(maxUnit / 512) + 1;
   for (const s of list.segments) {
     if (s.type !== 0x01 && s.type !== 0x02) continue;
@@ -119,7 +200,12 @@ test('mutated EXTENDED COPY lists: well-formed status, nothing written outside t
     fc.asyncProperty(input, async (inp) => {
       const w = world(inp.seed);
       const cscds = w.lus.map((lu, i) => lu.cscd({ pad: inp.pads[i] }));
-      let bytes = encodeXcopyParameterList({ header: { listId: inp.listId, str: false, listIdUsage: inp.usage, priority: 0 }, cscds, segments: inp.segments, inline: inp.inline });
+      let bytes = encodeXcopyParameterList({
+        header: { listId: inp.listId, str: false, listIdUsage: inp.usage, priority: 0 },
+        cscds,
+        segments: inp.segments,
+        inline: inp.inline,
+      });
       let pll = bytes.length;
       for (const m of inp.mutations) {
         if (m.kind === 'none') continue;
@@ -130,7 +216,7 @@ test('mutated EXTENDED COPY lists: well-formed status, nothing written outside t
         // Bias mutations toward the header and descriptors, where the decisions are.
         const at = m.at % Math.min(bytes.length, 16 + 32 * 4 + 64);
         bytes = bytes.slice();
-        bytes[at] = m.kind === 'set' ? m.value : bytes[at] ^ (1 << m.value % 8);
+        bytes[at] = m.kind === 'set' ? m.value : bytes[at] ^ (1 << (m.value % 8));
       }
       const sent = bytes.subarray(0, pll);
       let decoded: XcopyParameterList | undefined;

@@ -26,7 +26,12 @@ import type { CopyTarget, RemoteCopyTargets } from './copy-target.ts';
  */
 
 export const Opcode = { EXTENDED_COPY: 0x83, RECEIVE_COPY_RESULTS: 0x84 } as const;
-export const RcrServiceAction = { COPY_STATUS: 0x00, RECEIVE_DATA: 0x01, OPERATING_PARAMETERS: 0x03, FAILED_SEGMENT_DETAILS: 0x04 } as const;
+export const RcrServiceAction = {
+  COPY_STATUS: 0x00,
+  RECEIVE_DATA: 0x01,
+  OPERATING_PARAMETERS: 0x03,
+  FAILED_SEGMENT_DETAILS: 0x04,
+} as const;
 
 export interface CopyManagerOptions {
   limits?: XcopyLimits;
@@ -178,7 +183,11 @@ export class CopyManager {
         try {
           t = await this.resolver.resolve(cscd, task);
         } catch {
-          throw copyAborted({ asc: Asc.COPY_TARGET_DEVICE_NOT_REACHABLE, segment: seg.index, field: { sd: false, offset: cscd.offset } });
+          throw copyAborted({
+            asc: Asc.COPY_TARGET_DEVICE_NOT_REACHABLE,
+            segment: seg.index,
+            field: { sd: false, offset: cscd.offset },
+          });
         }
         if (!t) throw unreachable(cscd.offset, false);
         if (t.lu) {
@@ -205,7 +214,10 @@ export class CopyManager {
       this.expireHeld();
       const key = `${task.nexus.key}\u0000${listId}`;
       const op = this.held.get(key);
-      if (!op) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, { fieldPointer: { cd: true, field: 2 } });
+      if (!op)
+        throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, {
+          fieldPointer: { cd: true, field: 2 },
+        });
       if (sa === RcrServiceAction.COPY_STATUS) {
         data = encodeCopyStatus({ state: op.state, ...op.progress });
         // SPC-4 6.18.2: status of a finished copy is reported once; failures stay for 04h.
@@ -241,7 +253,8 @@ export class CopyManager {
   /** SPC-4 6.18: held results are kept for a vendor-specific time; ours is `heldForMs`. */
   private expireHeld(): void {
     const limit = this.now() - this.heldForMs;
-    for (const [k, op] of this.held) if (op.state !== 'running' && (op.finishedAt ?? Infinity) < limit) this.held.delete(k);
+    for (const [k, op] of this.held)
+      if (op.state !== 'running' && (op.finishedAt ?? Infinity) < limit) this.held.delete(k);
   }
 
   private trimHeld(nexusKey: string): void {
@@ -307,12 +320,23 @@ export function thirdPartyCopyVpdBody(l: XcopyLimits = DEFAULT_LIMITS): Uint8Arr
     d.set(body, 4);
     descs.push(d);
   };
-  const be = (v: number, bytes: number) => Array.from({ length: bytes }, (_, i) => (v / 2 ** (8 * (bytes - 1 - i))) & 0xff);
+  const be = (v: number, bytes: number) =>
+    Array.from({ length: bytes }, (_, i) => (v / 2 ** (8 * (bytes - 1 - i))) & 0xff);
   // 0001h Supported Commands: list length, then {opcode, SA count, SAs}.
   const cmds = [Opcode.EXTENDED_COPY, 1, 0x00, Opcode.RECEIVE_COPY_RESULTS, 4, 0x00, 0x01, 0x03, 0x04];
   desc(0x0001, [cmds.length, ...cmds]);
   // 0004h Parameter Data (length 1Ch).
-  desc(0x0004, [0, 0, 0, 0, ...be(l.maxCscdCount, 2), ...be(l.maxSegmentCount, 2), ...be(l.maxDescriptorListLength, 4), ...be(l.maxInlineDataLength, 4), ...new Array(12).fill(0)]);
+  desc(0x0004, [
+    0,
+    0,
+    0,
+    0,
+    ...be(l.maxCscdCount, 2),
+    ...be(l.maxSegmentCount, 2),
+    ...be(l.maxDescriptorListLength, 4),
+    ...be(l.maxInlineDataLength, 4),
+    ...new Array(12).fill(0),
+  ]);
   // 0008h Supported Descriptors.
   desc(0x0008, [IMPLEMENTED_CODES.length, ...IMPLEMENTED_CODES]);
   // 000Ch Supported CSCD Descriptor IDs: FFFFh (this LU).
@@ -344,9 +368,17 @@ export function thirdPartyCopyVpdBody(l: XcopyLimits = DEFAULT_LIMITS): Uint8Arr
  * `new Map([...spc, ...copyManagerCommands<DiskLu>((lu) => lu.copyManager, (lu) => lu.spc.senseFormat)])`.
  * `senseFormat` is the LU's D_SENSE, for the sense in FAILED SEGMENT DETAILS.
  */
-export function copyManagerCommands<L>(get: (lu: L) => CopyManager, senseFormat: (lu: L) => SenseFormat = () => 'fixed'): Array<[number, CommandEntry<L>]> {
+export function copyManagerCommands<L>(
+  get: (lu: L) => CopyManager,
+  senseFormat: (lu: L) => SenseFormat = () => 'fixed',
+): Array<[number, CommandEntry<L>]> {
   // SPC-4 Table 64 (via command-table `pr`): RECEIVE COPY RESULTS only reads state.
-  const sa = (name: string, handler: CommandEntry<L>['handler'], pr?: 'read'): CommandEntry<L> => ({ name, handler, cdbLength: 16, pr });
+  const sa = (name: string, handler: CommandEntry<L>['handler'], pr?: 'read'): CommandEntry<L> => ({
+    name,
+    handler,
+    cdbLength: 16,
+    pr,
+  });
   return [
     [
       Opcode.EXTENDED_COPY,
@@ -364,10 +396,26 @@ export function copyManagerCommands<L>(get: (lu: L) => CopyManager, senseFormat:
         cdbLength: 16,
         handler: () => undefined,
         serviceActions: new Map([
-          [RcrServiceAction.COPY_STATUS, sa('RECEIVE COPY STATUS(LID1)', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
-          [RcrServiceAction.RECEIVE_DATA, sa('RECEIVE COPY DATA(LID1)', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
-          [RcrServiceAction.OPERATING_PARAMETERS, sa('RECEIVE COPY OPERATING PARAMETERS', (task, lu) => get(lu).receiveCopyResults(task), 'read')],
-          [RcrServiceAction.FAILED_SEGMENT_DETAILS, sa('RECEIVE COPY FAILURE DETAILS(LID1)', (task, lu) => get(lu).receiveCopyResults(task, senseFormat(lu)), 'read')],
+          [
+            RcrServiceAction.COPY_STATUS,
+            sa('RECEIVE COPY STATUS(LID1)', (task, lu) => get(lu).receiveCopyResults(task), 'read'),
+          ],
+          [
+            RcrServiceAction.RECEIVE_DATA,
+            sa('RECEIVE COPY DATA(LID1)', (task, lu) => get(lu).receiveCopyResults(task), 'read'),
+          ],
+          [
+            RcrServiceAction.OPERATING_PARAMETERS,
+            sa('RECEIVE COPY OPERATING PARAMETERS', (task, lu) => get(lu).receiveCopyResults(task), 'read'),
+          ],
+          [
+            RcrServiceAction.FAILED_SEGMENT_DETAILS,
+            sa(
+              'RECEIVE COPY FAILURE DETAILS(LID1)',
+              (task, lu) => get(lu).receiveCopyResults(task, senseFormat(lu)),
+              'read',
+            ),
+          ],
         ]),
       },
     ],

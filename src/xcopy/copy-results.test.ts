@@ -25,12 +25,17 @@ test('COPY STATUS (SPC-4 6.18.2): status, segments processed, transfer count sca
 
 test('COPY STATUS round trip: counts up to 2^53 keep their value to within the units chosen', () => {
   fc.assert(
-    fc.property(fc.constantFrom('running', 'done', 'failed') as fc.Arbitrary<'running' | 'done' | 'failed'>, fc.integer({ min: 0, max: 0xffff }), fc.maxSafeNat(), (state, segs, bytes) => {
-      const d = decodeCopyStatus(encodeCopyStatus({ state, segmentsProcessed: segs, bytesWritten: bytes }));
-      assert.equal(d.status, { running: 0, done: 1, failed: 2 }[state]);
-      assert.equal(d.segmentsProcessed, segs);
-      assert.ok(d.transferBytes <= bytes && bytes - d.transferBytes < Math.max(1, d.transferBytes / 2 ** 31) * 1024);
-    }),
+    fc.property(
+      fc.constantFrom('running', 'done', 'failed') as fc.Arbitrary<'running' | 'done' | 'failed'>,
+      fc.integer({ min: 0, max: 0xffff }),
+      fc.maxSafeNat(),
+      (state, segs, bytes) => {
+        const d = decodeCopyStatus(encodeCopyStatus({ state, segmentsProcessed: segs, bytesWritten: bytes }));
+        assert.equal(d.status, { running: 0, done: 1, failed: 2 }[state]);
+        assert.equal(d.segmentsProcessed, segs);
+        assert.ok(d.transferBytes <= bytes && bytes - d.transferBytes < Math.max(1, d.transferBytes / 2 ** 31) * 1024);
+      },
+    ),
   );
 });
 
@@ -42,9 +47,13 @@ test('OPERATING PARAMETERS round trip', () => {
 });
 
 test('FAILED SEGMENT DETAILS: nothing held → no status; a failure → CHECK CONDITION and its sense', () => {
-  assert.deepEqual(decodeFailedSegmentDetails(encodeFailedSegmentDetails(undefined, 'fixed')), { rawSense: new Uint8Array(0) });
+  assert.deepEqual(decodeFailedSegmentDetails(encodeFailedSegmentDetails(undefined, 'fixed')), {
+    rawSense: new Uint8Array(0),
+  });
   for (const format of ['fixed', 'descriptor'] as const) {
-    const d = decodeFailedSegmentDetails(encodeFailedSegmentDetails(new SenseError(SenseKey.COPY_ABORTED, Asc.UNREACHABLE_COPY_TARGET), format));
+    const d = decodeFailedSegmentDetails(
+      encodeFailedSegmentDetails(new SenseError(SenseKey.COPY_ABORTED, Asc.UNREACHABLE_COPY_TARGET), format),
+    );
     assert.equal(d.commandStatus, 0x02);
     assert.deepEqual([d.sense?.key, d.sense?.asc, d.sense?.ascq], [0x0a, 0x08, 0x04]);
     assert.deepEqual(d.sense, decodeSense(d.rawSense));

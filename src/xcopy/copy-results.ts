@@ -28,10 +28,19 @@ export interface CopyStatus {
  * SPC-4 6.18.2 COPY STATUS (12 bytes): 0–3 AVAILABLE DATA (8); 4 b7 HDD, b6:0 status;
  * 5–6 SEGMENTS PROCESSED; 7 TRANSFER COUNT UNITS; 8–11 TRANSFER COUNT.
  */
-export function encodeCopyStatus(s: { state: 'running' | 'done' | 'failed'; segmentsProcessed: number; bytesWritten: number }): Uint8Array {
+export function encodeCopyStatus(s: {
+  state: 'running' | 'done' | 'failed';
+  segmentsProcessed: number;
+  bytesWritten: number;
+}): Uint8Array {
   const w = new ByteWriter(12);
   w.setU32(0, 8);
-  const status = s.state === 'running' ? CopyManagerStatus.IN_PROGRESS : s.state === 'done' ? CopyManagerStatus.GOOD : CopyManagerStatus.ERROR;
+  const status =
+    s.state === 'running'
+      ? CopyManagerStatus.IN_PROGRESS
+      : s.state === 'done'
+        ? CopyManagerStatus.GOOD
+        : CopyManagerStatus.ERROR;
   w.setU8(4, status);
   w.setU16(5, Math.min(0xffff, s.segmentsProcessed));
   // Units: 0 bytes, 1 KiB, 2 MiB, 3 GiB, 4 TiB, 5 PiB, 6 EiB: the smallest that fits 32 bits.
@@ -86,7 +95,11 @@ export function decodeFailedSegmentDetails(data: Uint8Array): FailedSegmentDetai
   if (available === 0) return { rawSense: new Uint8Array(0) };
   const senseLength = r.u16(58);
   const rawSense = r.buf.subarray(60, 60 + senseLength);
-  if (rawSense.length < senseLength) throw new DecodeError(`FAILED SEGMENT DETAILS: sense data truncated (${rawSense.length} of ${senseLength} bytes)`, 60);
+  if (rawSense.length < senseLength)
+    throw new DecodeError(
+      `FAILED SEGMENT DETAILS: sense data truncated (${rawSense.length} of ${senseLength} bytes)`,
+      60,
+    );
   return { commandStatus: r.u8(56), sense: rawSense.length ? decodeSense(rawSense) : undefined, rawSense };
 }
 

@@ -6,8 +6,18 @@ import type { TapeDevice } from '../tape/tape-device.ts';
  * stream device (tape drive, local or remote). The copy manager only ever sees these seams.
  */
 export type CopyTarget =
-  | { readonly kind: 'block'; readonly device: BlockDevice; readonly peripheralDeviceType?: number; readonly lu?: string }
-  | { readonly kind: 'stream'; readonly device: TapeDevice; readonly peripheralDeviceType?: number; readonly lu?: string };
+  | {
+      readonly kind: 'block';
+      readonly device: BlockDevice;
+      readonly peripheralDeviceType?: number;
+      readonly lu?: string;
+    }
+  | {
+      readonly kind: 'stream';
+      readonly device: TapeDevice;
+      readonly peripheralDeviceType?: number;
+      readonly lu?: string;
+    };
 // `lu`: which logical unit this is, where each lookup makes a new device object (a remote LU).
 // Targets with the same `lu` are one LU: the copy manager uses one device object for all of
 // them, so the engine sees when two CSCDs name the same blocks.

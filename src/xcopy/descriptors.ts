@@ -205,7 +205,11 @@ function cscdSize(type: number): number | undefined {
 }
 
 function illegal(asc: AscCode, field?: number, bit?: number): SenseError {
-  return new SenseError(SenseKey.ILLEGAL_REQUEST, asc, field === undefined ? {} : { fieldPointer: { cd: false, field, bit } });
+  return new SenseError(
+    SenseKey.ILLEGAL_REQUEST,
+    asc,
+    field === undefined ? {} : { fieldPointer: { cd: false, field, bit } },
+  );
 }
 
 /**
@@ -231,7 +235,7 @@ export function decodeXcopyParameterList(list: Uint8Array, limits: XcopyLimits =
   // CSCD descriptors, SPC-5 6.4.5.
   const cscds: CscdDescriptor[] = [];
   const cscdEnd = HEADER_LENGTH + cscdLen;
-  for (let off = HEADER_LENGTH; off < cscdEnd; ) {
+  for (let off = HEADER_LENGTH; off < cscdEnd;) {
     const type = list[off];
     const size = cscdSize(type);
     if (type !== DescriptorType.IDENTIFICATION_CSCD || size === undefined) {
@@ -247,7 +251,7 @@ export function decodeXcopyParameterList(list: Uint8Array, limits: XcopyLimits =
   const segments: Segment[] = [];
   const segStart = cscdEnd;
   const segEnd = segStart + segLen;
-  for (let off = segStart; off < segEnd; ) {
+  for (let off = segStart; off < segEnd;) {
     const type = list[off];
     if (!(SUPPORTED_SEGMENT_TYPES as readonly number[]).includes(type)) {
       throw illegal(Asc.UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE, off);
@@ -267,7 +271,8 @@ export function decodeXcopyParameterList(list: Uint8Array, limits: XcopyLimits =
 
   // SPC-4 6.4.3.2: LIST ID USAGE.
   if (header.listIdUsage === 0b01) throw illegal(Asc.INVALID_FIELD_IN_PARAMETER_LIST, 1, 4);
-  if (header.listIdUsage === ListIdUsage.UNTRACKED && header.listId !== 0) throw illegal(Asc.INVALID_FIELD_IN_PARAMETER_LIST, 0);
+  if (header.listIdUsage === ListIdUsage.UNTRACKED && header.listId !== 0)
+    throw illegal(Asc.INVALID_FIELD_IN_PARAMETER_LIST, 0);
 
   const inline = list.subarray(segEnd, segEnd + inlineLen);
   return { header, cscds, segments, inline };
@@ -292,9 +297,11 @@ function decodeIdentificationCscd(d: Uint8Array, index: number, offset: number):
   const fixed = !!(d[28] & 0x01);
   const blockLength = r.u24(29);
   const isBlock = BLOCK_PDTS.includes(pdt);
-  if (!isBlock && pdt !== PDT.TAPE && pdt !== PDT.PROCESSOR) throw illegal(Asc.INVALID_FIELD_IN_PARAMETER_LIST, offset + 1, 4);
+  if (!isBlock && pdt !== PDT.TAPE && pdt !== PDT.PROCESSOR)
+    throw illegal(Asc.INVALID_FIELD_IN_PARAMETER_LIST, offset + 1, 4);
   // SPC-5 Table 138: FIXED=1 needs a STREAM BLOCK LENGTH, FIXED=0 forbids one.
-  if (pdt === PDT.TAPE && fixed !== (blockLength !== 0)) throw illegal(Asc.INVALID_FIELD_IN_PARAMETER_LIST, offset + 29);
+  if (pdt === PDT.TAPE && fixed !== (blockLength !== 0))
+    throw illegal(Asc.INVALID_FIELD_IN_PARAMETER_LIST, offset + 29);
   return {
     index,
     offset,
@@ -322,7 +329,15 @@ function decodeSegment(d: Uint8Array, index: number, offset: number): Segment {
   switch (type) {
     case 0x00:
     case 0x01: // SPC-5 Tables 149/150: 9–11 STREAM DEVICE TRANSFER LENGTH, 14–15 blocks, 16–23 LBA
-      return { ...base, type, source: src, destination: dst, streamTransferLength: r.u24(9), blockCount: r.u16(14), lba: lba64(r, 16) };
+      return {
+        ...base,
+        type,
+        source: src,
+        destination: dst,
+        streamTransferLength: r.u24(9),
+        blockCount: r.u16(14),
+        lba: lba64(r, 16),
+      };
     case 0x02: // Table 151: 10–11 blocks, 12–19 source LBA, 20–27 destination LBA
       return {
         ...base,
@@ -344,7 +359,13 @@ function decodeSegment(d: Uint8Array, index: number, offset: number): Segment {
       // Table 154: 9–11 transfer length, 12–13 EMBEDDED DATA NUMBER OF BYTES, data from 16
       const n = r.u16(12);
       if (n > d.length - 16) throw illegal(Asc.INVALID_FIELD_IN_PARAMETER_LIST, offset + 12);
-      return { ...base, type, destination: dst, streamTransferLength: r.u24(9), data: new Uint8Array(d.subarray(16, 16 + n)) };
+      return {
+        ...base,
+        type,
+        destination: dst,
+        streamTransferLength: r.u24(9),
+        data: new Uint8Array(d.subarray(16, 16 + n)),
+      };
     }
     case 0x06: // Table 155: 9–11 transfer length, 12–15 NUMBER OF BYTES
       return { ...base, type, source: src, streamTransferLength: r.u24(9), byteCount: r.u32(12) };
@@ -399,7 +420,10 @@ export function encodeXcopyParameterList(p: XcopyParameterListInput): Uint8Array
   w.setU16(2, cscdLen).setU32(8, segLen).setU32(12, inline.length);
   let off = HEADER_LENGTH;
   for (const c of p.cscds) {
-    w.setU8(off, DescriptorType.IDENTIFICATION_CSCD).setU8(off + 1, ((c.luIdType ?? 0) << 6) | (c.peripheralDeviceType & 0x1f));
+    w.setU8(off, DescriptorType.IDENTIFICATION_CSCD).setU8(
+      off + 1,
+      ((c.luIdType ?? 0) << 6) | (c.peripheralDeviceType & 0x1f),
+    );
     w.setU16(off + 2, c.relativeInitiatorPort ?? 0).setU8(off + 4, c.codeSet & 0x0f);
     w.setU8(off + 5, ((c.association & 3) << 4) | (c.designatorType & 0x0f)).setU8(off + 7, c.designator.length);
     w.buf.set(c.designator.subarray(0, 20), off + 8);
@@ -408,35 +432,52 @@ export function encodeXcopyParameterList(p: XcopyParameterListInput): Uint8Array
   }
   for (const s of p.segments) {
     const size = segmentSize(s);
-    w.setU8(off, s.type).setU8(off + 1, (s.cat ? 1 : 0) | (s.type === 0x02 && s.dc ? 2 : 0)).setU16(off + 2, size - 4);
+    w.setU8(off, s.type)
+      .setU8(off + 1, (s.cat ? 1 : 0) | (s.type === 0x02 && s.dc ? 2 : 0))
+      .setU16(off + 2, size - 4);
     switch (s.type) {
       case 0x00:
       case 0x01:
-        w.setU16(off + 4, s.source).setU16(off + 6, s.destination).setU24(off + 9, s.streamTransferLength);
+        w.setU16(off + 4, s.source)
+          .setU16(off + 6, s.destination)
+          .setU24(off + 9, s.streamTransferLength);
         w.setU16(off + 14, s.blockCount).setU64(off + 16, s.lba);
         break;
       case 0x02:
-        w.setU16(off + 4, s.source).setU16(off + 6, s.destination).setU16(off + 10, s.blockCount);
+        w.setU16(off + 4, s.source)
+          .setU16(off + 6, s.destination)
+          .setU16(off + 10, s.blockCount);
         w.setU64(off + 12, s.sourceLba).setU64(off + 20, s.destinationLba);
         break;
       case 0x04:
-        w.setU16(off + 6, s.destination).setU24(off + 9, s.streamTransferLength).setU32(off + 12, s.inlineOffset).setU32(off + 16, s.byteCount);
+        w.setU16(off + 6, s.destination)
+          .setU24(off + 9, s.streamTransferLength)
+          .setU32(off + 12, s.inlineOffset)
+          .setU32(off + 16, s.byteCount);
         break;
       case 0x05:
-        w.setU16(off + 6, s.destination).setU24(off + 9, s.streamTransferLength).setU16(off + 12, s.data.length);
+        w.setU16(off + 6, s.destination)
+          .setU24(off + 9, s.streamTransferLength)
+          .setU16(off + 12, s.data.length);
         w.buf.set(s.data, off + 16);
         break;
       case 0x06:
-        w.setU16(off + 4, s.source).setU24(off + 9, s.streamTransferLength).setU32(off + 12, s.byteCount);
+        w.setU16(off + 4, s.source)
+          .setU24(off + 9, s.streamTransferLength)
+          .setU32(off + 12, s.byteCount);
         break;
       case 0x07:
         w.setU16(off + 4, s.source).setU8(off + 8, s.tur ? 1 : 0);
         break;
       case 0x10:
-        w.setU16(off + 6, s.destination).setU8(off + 8, s.immed ? 1 : 0).setU24(off + 9, s.count);
+        w.setU16(off + 6, s.destination)
+          .setU8(off + 8, s.immed ? 1 : 0)
+          .setU24(off + 9, s.count);
         break;
       case 0x11:
-        w.setU16(off + 6, s.destination).setU8(off + 8, s.code & 0x0f).setU24(off + 9, s.count & 0xffffff);
+        w.setU16(off + 6, s.destination)
+          .setU8(off + 8, s.code & 0x0f)
+          .setU24(off + 9, s.count & 0xffffff);
         break;
       case 0x12:
         w.setU16(off + 6, s.destination).setU32(off + 8, s.objectId);

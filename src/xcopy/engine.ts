@@ -32,7 +32,10 @@ export interface CopyProgress {
   bytesWritten: number;
 }
 
-/** Fixed-size buffers, allocated on first use and reused; never more than `max` at once (util/buffer-pool.ts pools by size class, unbounded in count). */
+/**
+ * Fixed-size buffers, allocated on first use and reused; never more than `max` at once (util/buffer-pool.ts pools by
+ * size class, unbounded in count).
+ */
 export class BoundedBufferPool {
   readonly size: number;
   readonly max: number;
@@ -89,7 +92,12 @@ class DeviceFailure extends Error {
   readonly forwarded?: ForwardedSense;
   /** The segment of a failed write (writes of one segment may still be in flight during the next). */
   tally?: Tally;
-  constructor(role: 'source' | 'destination', err: unknown, asc: AscCode = Asc.COPY_TARGET_DEVICE_NOT_REACHABLE, sense?: Uint8Array) {
+  constructor(
+    role: 'source' | 'destination',
+    err: unknown,
+    asc: AscCode = Asc.COPY_TARGET_DEVICE_NOT_REACHABLE,
+    sense?: Uint8Array,
+  ) {
     super(err instanceof Error ? err.message : String(err), { cause: err });
     this.role = role;
     this.asc = asc;
@@ -123,7 +131,12 @@ interface Tally {
  * segment starts while the writes of earlier ones are still in flight unless it reads or
  * writes what they write (tape order is kept by the device, or by waiting).
  */
-export async function executePlan(steps: Step[], progress: CopyProgress, signal: AbortSignal, opts: EngineOptions): Promise<void> {
+export async function executePlan(
+  steps: Step[],
+  progress: CopyProgress,
+  signal: AbortSignal,
+  opts: EngineOptions,
+): Promise<void> {
   const pending: Tally[] = [];
   const writes = new WritesInFlight(progress, () => {
     while (pending.length && pending[0].lastWrite <= writes.settledCount) {
@@ -131,7 +144,12 @@ export async function executePlan(steps: Step[], progress: CopyProgress, signal:
       progress.segmentsProcessed++;
     }
   });
-  const run: CopyRun = { srcResidual: new Uint8Array(0), dstResidual: new Uint8Array(0), staging: new StagingBuffers(), writes };
+  const run: CopyRun = {
+    srcResidual: new Uint8Array(0),
+    dstResidual: new Uint8Array(0),
+    staging: new StagingBuffers(),
+    writes,
+  };
   let current: Tally | undefined;
   try {
     for (const step of steps) {
@@ -183,7 +201,13 @@ function independentOf(step: DataStep, pending: Tally[]): boolean {
     if (src.kind === 'stream' && d.kind === 'stream' && src.ep.device === d.ep.device) return false;
     if (dst.kind === 'block' && d.kind === 'block' && dst.ep.device === d.ep.device && overlaps(dst, d)) return false;
     // A second segment to the same tape: only when the device applies writes in order.
-    if (dst.kind === 'stream' && d.kind === 'stream' && dst.ep.device === d.ep.device && !keepsWriteOrder(dst.ep.device)) return false;
+    if (
+      dst.kind === 'stream' &&
+      d.kind === 'stream' &&
+      dst.ep.device === d.ep.device &&
+      !keepsWriteOrder(dst.ep.device)
+    )
+      return false;
   }
   return true;
 }
@@ -229,7 +253,13 @@ interface CopyRun {
 }
 
 /** Read and hand over a segment's data; its last writes may still be in flight when this returns. */
-async function runDataStep(step: DataStep, state: CopyRun, tally: Tally, signal: AbortSignal, opts: EngineOptions): Promise<void> {
+async function runDataStep(
+  step: DataStep,
+  state: CopyRun,
+  tally: Tally,
+  signal: AbortSignal,
+  opts: EngineOptions,
+): Promise<void> {
   if (isBackwardMove(step, state)) return moveBackward(step, state, tally, opts, signal);
   const sink = new Sink(step.destination, state.dstResidual, state.staging, state.writes, tally, opts);
   {
@@ -243,7 +273,8 @@ async function runDataStep(step: DataStep, state: CopyRun, tally: Tally, signal:
       for await (const chunk of readSource(step, opts, signal)) {
         try {
           const take = Math.min(need, chunk.view.length);
-          if (take < chunk.view.length) leftovers.push(new Uint8Array(chunk.view.subarray(take))); // a copy: less than one transfer
+          // a copy: less than one transfer
+          if (take < chunk.view.length) leftovers.push(new Uint8Array(chunk.view.subarray(take)));
           if (take > 0) await sink.push(chunk.view.subarray(0, take), chunk.lease);
           need -= take;
         } finally {
@@ -254,14 +285,18 @@ async function runDataStep(step: DataStep, state: CopyRun, tally: Tally, signal:
       }
     } catch (err) {
       // The source failed: what was read is still written, so the residual in the sense is exact.
-      if (err instanceof DeviceFailure && err.role === 'source') await sink.flushWhole().then(() => state.writes.drain());
+      if (err instanceof DeviceFailure && err.role === 'source')
+        await sink.flushWhole().then(() => state.writes.drain());
       throw err;
     }
     if (step.source.kind === 'bytes') {
       await sink.push(step.source.data);
       need -= step.source.data.length;
     }
-    if (need !== 0) throw new Error(`engine: segment ${step.segment.index} processed ${step.processBytes - need} of ${step.processBytes} bytes`);
+    if (need !== 0)
+      throw new Error(
+        `engine: segment ${step.segment.index} processed ${step.processBytes - need} of ${step.processBytes} bytes`,
+      );
     if (leftovers.length) keptResidual = concat([keptResidual, ...leftovers]);
     // 3. PAD: zeros to make a whole destination block (SPC-5 Table 116).
     if (step.padBytes) await sink.push(new Uint8Array(step.padBytes));
@@ -313,7 +348,10 @@ async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSig
     const pipelined = !!(dev as { ordersReads?: boolean }).ordersReads;
     let chain: Promise<unknown> = Promise.resolve();
     const rate = opts.rate;
-    const read = (view: Uint8Array): Promise<void> => (rate ? rate.take(view.length, signal).then(() => readStream(dev, view, src.ep.fixedBlock)) : readStream(dev, view, src.ep.fixedBlock));
+    const read = (view: Uint8Array): Promise<void> =>
+      rate
+        ? rate.take(view.length, signal).then(() => readStream(dev, view, src.ep.fixedBlock))
+        : readStream(dev, view, src.ep.fixedBlock);
     const readOne = (view: Uint8Array): Promise<void> => {
       if (pipelined) return read(view);
       const p = chain.then(() => read(view)); // after a failure, no further reads
@@ -343,7 +381,10 @@ async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSig
           await part.p;
         } catch (err) {
           await Promise.allSettled(parts.map((x) => x.p));
-          return { view: buf.subarray(0, good), error: err instanceof DeviceFailure ? err : new DeviceFailure('source', err) };
+          return {
+            view: buf.subarray(0, good),
+            error: err instanceof DeviceFailure ? err : new DeviceFailure('source', err),
+          };
         }
         good += part.len;
       }
@@ -379,7 +420,9 @@ async function readStream(dev: TapeDevice, view: Uint8Array, fixedBlock: number)
   const recordLength = fixedBlock ? r.bytes : r.recordLength;
   if (r.bytes < expected || recordLength !== expected) {
     const residue = fixedBlock ? (expected - r.bytes) / fixedBlock : expected - recordLength;
-    const sense = encodeFixedSense(new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE, { ili: true, info: residue | 0 }));
+    const sense = encodeFixedSense(
+      new SenseError(SenseKey.NO_SENSE, Asc.NO_ADDITIONAL_SENSE, { ili: true, info: residue | 0 }),
+    );
     const asc = recordLength > expected ? Asc.COPY_TARGET_DEVICE_DATA_OVERRUN : Asc.COPY_TARGET_DEVICE_DATA_UNDERRUN;
     throw new DeviceFailure('source', `record of ${recordLength} bytes, expected ${expected}`, asc, sense);
   }
@@ -450,7 +493,10 @@ class WritesInFlight {
     while (this.issued.length >= max) await this.settleOldest();
   }
 
-  /** Track a started write of `len` bytes for `tally`'s segment, holding `lease` until it settles. Returns when it has settled (never rejects). */
+  /**
+   * Track a started write of `len` bytes for `tally`'s segment, holding `lease` until it settles. Returns when it has
+   * settled (never rejects).
+   */
   add(len: number, write: Promise<unknown>, tally: Tally, lease?: Lease): Promise<void> {
     lease?.retain();
     const p = write.then(
@@ -482,7 +528,8 @@ class WritesInFlight {
     } catch (err) {
       await this.abandon();
       const partial = (err as { bytesWritten?: unknown } | null)?.bytesWritten;
-      if (typeof partial === 'number' && partial > 0) this.count(e.tally, partial); // records of a batch before the failure
+      // records of a batch before the failure
+      if (typeof partial === 'number' && partial > 0) this.count(e.tally, partial);
       const failure = new DeviceFailure('destination', err);
       failure.tally = e.tally;
       throw failure;
@@ -558,7 +605,14 @@ class Sink {
   private readonly st: StagingBuffers;
   private staged = 0;
 
-  constructor(dest: Destination, residual: Uint8Array, staging: StagingBuffers, writes: WritesInFlight, tally: Tally, opts: EngineOptions) {
+  constructor(
+    dest: Destination,
+    residual: Uint8Array,
+    staging: StagingBuffers,
+    writes: WritesInFlight,
+    tally: Tally,
+    opts: EngineOptions,
+  ) {
     this.dest = dest;
     this.writes = writes;
     this.tally = tally;
@@ -572,7 +626,8 @@ class Sink {
     } else if (dest.kind === 'stream') {
       this.unit = dest.unit;
       // Variable records to a device that takes several at once: up to a pool buffer per write.
-      this.batched = dest.perWrite === 1 && dest.ep.fixedBlock === 0 && typeof dest.ep.device.writeRecords === 'function';
+      this.batched =
+        dest.perWrite === 1 && dest.ep.fixedBlock === 0 && typeof dest.ep.device.writeRecords === 'function';
       this.maxWrite = dest.unit * (this.batched ? Math.max(1, Math.floor(opts.pool.size / dest.unit)) : dest.perWrite);
       this.unitsLeft = dest.units;
       if (keepsWriteOrder(dest.ep.device)) this.maxInFlight = writeDepth(opts, this.maxWrite);
@@ -650,7 +705,8 @@ class Sink {
   /** Start one write in order (waiting while the bound is reached); `settled` is when it has. */
   private async write(view: Uint8Array, lease?: Lease): Promise<{ settled: Promise<void> }> {
     const units = view.length / this.unit;
-    if (units > this.unitsLeft) throw new Error(`engine: write of ${units} units exceeds the ${this.unitsLeft} planned`);
+    if (units > this.unitsLeft)
+      throw new Error(`engine: write of ${units} units exceeds the ${this.unitsLeft} planned`);
     await this.writes.room(this.maxInFlight);
     this.unitsLeft -= units;
     let p: Promise<unknown>;
@@ -677,7 +733,8 @@ class Sink {
  */
 function isBackwardMove(step: DataStep, state: CopyRun): boolean {
   const { source: s, destination: d } = step;
-  if (s.kind !== 'block' || d.kind !== 'block' || d.ep.device !== s.ep.device || s.blocks === 0 || d.blocks === 0) return false;
+  if (s.kind !== 'block' || d.kind !== 'block' || d.ep.device !== s.ep.device || s.blocks === 0 || d.blocks === 0)
+    return false;
   const bs = s.ep.blockSize;
   const p = state.dstResidual.length + step.fromResidual;
   return (d.lba - s.lba) * bs + p > 0 && d.lba < s.lba + s.blocks && s.lba < d.lba + d.blocks;
@@ -691,7 +748,13 @@ function isBackwardMove(step: DataStep, state: CopyRun): boolean {
  * Serial and unpipelined: a rare case. On a write failure the residual counts the blocks not
  * written, which here are the lowest ones.
  */
-async function moveBackward(step: DataStep, state: CopyRun, tally: Tally, opts: EngineOptions, signal: AbortSignal): Promise<void> {
+async function moveBackward(
+  step: DataStep,
+  state: CopyRun,
+  tally: Tally,
+  opts: EngineOptions,
+  signal: AbortSignal,
+): Promise<void> {
   const src = step.source as Extract<Source, { kind: 'block' }>;
   const dst = step.destination as Extract<Destination, { kind: 'block' }>;
   const dev = src.ep.device;
@@ -732,7 +795,8 @@ async function moveBackward(step: DataStep, state: CopyRun, tally: Tally, opts: 
     await fill(lo, hi, out);
     tail.set(out.subarray(0, hi - lo), lo - written);
   }
-  for (let lo = need; lo < src.blocks * bs; lo += chunkBytes) await readSource(lo, Math.min(src.blocks * bs, lo + chunkBytes), unused, lo - need);
+  for (let lo = need; lo < src.blocks * bs; lo += chunkBytes)
+    await readSource(lo, Math.min(src.blocks * bs, lo + chunkBytes), unused, lo - need);
   // 2. The written part, last buffer first.
   try {
     for (let hi = written; hi > 0; hi -= chunkBytes) {
@@ -740,10 +804,15 @@ async function moveBackward(step: DataStep, state: CopyRun, tally: Tally, opts: 
       await state.writes.room(1); // the previous write from `out` has completed
       const lo = Math.max(0, hi - chunkBytes);
       await fill(lo, hi, out);
-      state.writes.add(hi - lo, startWrite(() => dev.write(dst.lba + lo / bs, out.subarray(0, hi - lo))), tally);
+      state.writes.add(
+        hi - lo,
+        startWrite(() => dev.write(dst.lba + lo / bs, out.subarray(0, hi - lo))),
+        tally,
+      );
     }
   } catch (err) {
-    if (err instanceof DeviceFailure && err.role === 'source') await state.writes.drain(); // report earlier segments' writes first
+    // report earlier segments' writes first
+    if (err instanceof DeviceFailure && err.role === 'source') await state.writes.drain();
     throw err;
   }
   const kept = state.srcResidual.subarray(step.fromResidual);

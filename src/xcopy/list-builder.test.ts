@@ -34,7 +34,12 @@ async function run(target: ReturnType<typeof targetOf>, lists: ReturnType<typeof
   }
 }
 
-async function roundTrip(extentsIn: Array<{ lba: number; blocks: number }>, limits: XcopyLimits, maxListBytes?: number, headerBlocks = 1) {
+async function roundTrip(
+  extentsIn: Array<{ lba: number; blocks: number }>,
+  limits: XcopyLimits,
+  maxListBytes?: number,
+  headerBlocks = 1,
+) {
   const w = world(4096);
   const extents = streamExtents(extentsIn, BS);
   const streamBytes = extents.reduce((n, e) => n + e.blocks * BS, 0);
@@ -51,7 +56,14 @@ async function roundTrip(extentsIn: Array<{ lba: number; blocks: number }>, limi
     maxListBytes,
     listId: (i) => (i % 200) + 1,
   };
-  const backup = buildStreamLists({ ...base, direction: 'backup', disk: w.luns[0].cscd(), before: header, after: trailer, filemark: true });
+  const backup = buildStreamLists({
+    ...base,
+    direction: 'backup',
+    disk: w.luns[0].cscd(),
+    before: header,
+    after: trailer,
+    filemark: true,
+  });
   for (const l of backup) {
     const d = decodeXcopyParameterList(l.list, limits); // within the limits the copy manager checks
     assert.ok(d.segments.length <= limits.maxSegmentCount);
@@ -67,7 +79,10 @@ async function roundTrip(extentsIn: Array<{ lba: number; blocks: number }>, limi
   for (const e of extents) stream.set(w.src.bytes.subarray(e.lba * BS, (e.lba + e.blocks) * BS), e.streamOffset);
   const onTape = w.tape.data().subarray(headerBlocks * B, (headerBlocks + dataBlocks) * B);
   assert.deepEqual(Buffer.from(onTape), Buffer.from(stream), 'data blocks = extents back to back, zero padded');
-  assert.equal(backup.reduce((n, l) => n + l.tapeBlocks, 0), headerBlocks + dataBlocks + 1);
+  assert.equal(
+    backup.reduce((n, l) => n + l.tapeBlocks, 0),
+    headerBlocks + dataBlocks + 1,
+  );
 
   // Restore: tape positioned at the data, the extents land at their LBAs and nothing else changes.
   await w.tape.locate(headerBlocks);
@@ -91,37 +106,46 @@ test('list builder: a 16-bit block count splits an extent into several segments'
   assert.ok(backup[0].segments >= 10 + 3);
 });
 
-test('list builder: a long extent is cut at whole transfers (no residual to stage), else at whole tape blocks', async () => {
-  const cuts = (maxSegmentLength: number, blocksPerTransfer?: number) => {
-    const w = world(4096);
-    const lists = buildStreamLists({
-      direction: 'backup',
-      disk: w.luns[0].cscd(),
-      tape: w.luns[1].cscd(),
-      diskBlockBytes: BS,
-      tapeBlockBytes: B,
-      extents: streamExtents([{ lba: 0, blocks: 4000 }], BS),
-      streamStart: 0,
-      streamEnd: 4000 * BS,
-      limits: { ...DEFAULT_LIMITS, maxSegmentLength },
-      blocksPerTransfer,
-      listId: (i) => i + 1,
-    });
-    const segs = lists.flatMap((l) => decodeXcopyParameterList(l.list, DEFAULT_LIMITS).segments);
-    return segs.map((x) => (x as { blockCount: number }).blockCount);
-  };
-  // 4 tape blocks of 4 KiB per transfer = 32 disk blocks; the limit, 100 blocks, is cut to 96.
-  const a = cuts(100 * BS, 4);
-  assert.deepEqual(a.slice(0, -1), new Array(a.length - 1).fill(96));
-  assert.equal(a.reduce((n, x) => n + x, 0), 4000);
-  // A limit under one transfer (20 blocks): whole tape blocks (16).
-  const b = cuts(20 * BS, 4);
-  assert.deepEqual(b.slice(0, -1), new Array(b.length - 1).fill(16));
-  // Under one tape block: the limit itself (lists, which end on tape blocks, cut some shorter).
-  const c = cuts(5 * BS, 4);
-  assert.ok(c.every((n) => n <= 5) && c.filter((n) => n === 5).length > c.length / 2, JSON.stringify(c));
-  assert.equal(c.reduce((n, x) => n + x, 0), 4000);
-});
+test(
+  'list builder: a long extent is cut at whole transfers (no residual to stage), else at whole tape ' + 'blocks',
+  async () => {
+    const cuts = (maxSegmentLength: number, blocksPerTransfer?: number) => {
+      const w = world(4096);
+      const lists = buildStreamLists({
+        direction: 'backup',
+        disk: w.luns[0].cscd(),
+        tape: w.luns[1].cscd(),
+        diskBlockBytes: BS,
+        tapeBlockBytes: B,
+        extents: streamExtents([{ lba: 0, blocks: 4000 }], BS),
+        streamStart: 0,
+        streamEnd: 4000 * BS,
+        limits: { ...DEFAULT_LIMITS, maxSegmentLength },
+        blocksPerTransfer,
+        listId: (i) => i + 1,
+      });
+      const segs = lists.flatMap((l) => decodeXcopyParameterList(l.list, DEFAULT_LIMITS).segments);
+      return segs.map((x) => (x as { blockCount: number }).blockCount);
+    };
+    // 4 tape blocks of 4 KiB per transfer = 32 disk blocks; the limit, 100 blocks, is cut to 96.
+    const a = cuts(100 * BS, 4);
+    assert.deepEqual(a.slice(0, -1), new Array(a.length - 1).fill(96));
+    assert.equal(
+      a.reduce((n, x) => n + x, 0),
+      4000,
+    );
+    // A limit under one transfer (20 blocks): whole tape blocks (16).
+    const b = cuts(20 * BS, 4);
+    assert.deepEqual(b.slice(0, -1), new Array(b.length - 1).fill(16));
+    // Under one tape block: the limit itself (lists, which end on tape blocks, cut some shorter).
+    const c = cuts(5 * BS, 4);
+    assert.ok(c.every((n) => n <= 5) && c.filter((n) => n === 5).length > c.length / 2, JSON.stringify(c));
+    assert.equal(
+      c.reduce((n, x) => n + x, 0),
+      4000,
+    );
+  },
+);
 
 test('list builder: few segments per list and small lists: lists end on tape blocks and pack across', async () => {
   const limits = { ...DEFAULT_LIMITS, maxSegmentCount: 6, maxInlineDataLength: B };
@@ -166,7 +190,10 @@ test('list builder: an empty stream (an incremental with no change) writes heade
 test('list builder: any extents and limits round-trip exactly (property)', async () => {
   await fc.assert(
     fc.asyncProperty(
-      fc.array(fc.record({ gap: fc.integer({ min: 0, max: 40 }), blocks: fc.integer({ min: 1, max: 70 }) }), { minLength: 1, maxLength: 25 }),
+      fc.array(fc.record({ gap: fc.integer({ min: 0, max: 40 }), blocks: fc.integer({ min: 1, max: 70 }) }), {
+        minLength: 1,
+        maxLength: 25,
+      }),
       fc.integer({ min: 4, max: 40 }),
       fc.integer({ min: 1, max: 6 }),
       async (runs, maxSegmentCount, listBlocks) => {
@@ -178,7 +205,11 @@ test('list builder: any extents and limits round-trip exactly (property)', async
           return e;
         });
         if (lba > 4096) return;
-        await roundTrip(extents, { ...DEFAULT_LIMITS, maxSegmentCount, maxSegmentLength: 33 * BS, maxInlineDataLength: B }, listBlocks * B);
+        await roundTrip(
+          extents,
+          { ...DEFAULT_LIMITS, maxSegmentCount, maxSegmentLength: 33 * BS, maxInlineDataLength: B },
+          listBlocks * B,
+        );
       },
     ),
     { numRuns: 60 },
@@ -198,7 +229,13 @@ test('list builder: limits it cannot meet are named', () => {
     streamEnd: 8 * BS,
     listId: () => 1,
   };
-  assert.throws(() => buildStreamLists({ ...base, limits: { ...DEFAULT_LIMITS, maxInlineDataLength: 1024 }, before: record(1, 1) }), /inline data.*smaller tape block/);
-  assert.throws(() => buildStreamLists({ ...base, limits: DEFAULT_LIMITS, before: new Uint8Array(100) }), ListBuildError);
+  assert.throws(
+    () => buildStreamLists({ ...base, limits: { ...DEFAULT_LIMITS, maxInlineDataLength: 1024 }, before: record(1, 1) }),
+    /inline data.*smaller tape block/,
+  );
+  assert.throws(
+    () => buildStreamLists({ ...base, limits: DEFAULT_LIMITS, before: new Uint8Array(100) }),
+    ListBuildError,
+  );
   assert.throws(() => buildStreamLists({ ...base, limits: DEFAULT_LIMITS, streamStart: 512 }), /not on a tape block/);
 });

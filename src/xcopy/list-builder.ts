@@ -84,18 +84,28 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
   if (input.streamStart % B !== 0) throw new ListBuildError(`stream start ${input.streamStart} is not on a tape block`);
   const perTransfer = Math.max(1, Math.min(input.blocksPerTransfer ?? 4, Math.floor(L.maxStreamTransferSize / B)));
   if (perTransfer * B > L.maxStreamTransferSize) {
-    throw new ListBuildError(`the copy manager moves at most ${L.maxStreamTransferSize} bytes per stream transfer; a tape block is ${B}: use a smaller tape block for the pool`);
+    throw new ListBuildError(
+      `the copy manager moves at most ${L.maxStreamTransferSize} bytes per stream transfer; a tape block is ${B}: ` +
+        `use ` +
+        `a smaller tape block for the pool`,
+    );
   }
   const records = [input.before, input.after].filter((r): r is Uint8Array => r !== undefined);
   for (const r of records) {
     if (r.length % B !== 0) throw new ListBuildError(`a record of ${r.length} bytes is not whole tape blocks of ${B}`);
     if (L.maxInlineDataLength < B) {
-      throw new ListBuildError(`the copy manager takes at most ${L.maxInlineDataLength} bytes of inline data; a tape block is ${B}: use a smaller tape block for the pool`);
+      throw new ListBuildError(
+        `the copy manager takes at most ${L.maxInlineDataLength} bytes of inline data; a tape block is ${B}: use a ` +
+          `smaller tape block for the pool`,
+      );
     }
   }
   const cscds = [input.disk, { ...input.tape, fixed: true, blockLength: B, pad: true }];
   const [DISK, TAPE] = [0, 1];
-  const maxSegments = Math.min(L.maxSegmentCount, Math.floor((L.maxDescriptorListLength - cscds.length * CSCD_BYTES) / 24));
+  const maxSegments = Math.min(
+    L.maxSegmentCount,
+    Math.floor((L.maxDescriptorListLength - cscds.length * CSCD_BYTES) / 24),
+  );
   // Segments cut a long extent at a whole number of transfers (else of tape blocks) where the
   // limits allow: a cut inside a transfer leaves a residual that the copy manager stages and
   // copies for the rest of the stream (SPC-5 5.17.7.2), with few writes in flight.
@@ -105,16 +115,30 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
   const maxListBytes = Math.max(B, Math.floor((input.maxListBytes ?? Number.MAX_SAFE_INTEGER) / B) * B);
 
   const lists: StreamList[] = [];
-  const emit = (segments: SegmentInput[], inline: Uint8Array | undefined, streamStart: number, streamEnd: number, tapeBlocks: number) => {
+  const emit = (
+    segments: SegmentInput[],
+    inline: Uint8Array | undefined,
+    streamStart: number,
+    streamEnd: number,
+    tapeBlocks: number,
+  ) => {
     const listId = input.listId(lists.length);
-    const list = encodeXcopyParameterList({ header: { listId, str: false, listIdUsage: ListIdUsage.HOLD, priority: 0 }, cscds, segments, inline });
+    const list = encodeXcopyParameterList({
+      header: { listId, str: false, listIdUsage: ListIdUsage.HOLD, priority: 0 },
+      cscds,
+      segments,
+      inline,
+    });
     lists.push({ listId, list, streamStart, streamEnd, segments: segments.length, tapeBlocks });
   };
 
   // Inline records: one list may carry several tape blocks of a record, up to the inline limit.
   // A record's zero padding is not sent: the last segment stops at its content (4-byte
   // granularity) and the tape CSCD's PAD fills the block, so only the record's bytes cross the wire.
-  const recordSegments = (record: Uint8Array, maxBytes: number): { segments: SegmentInput[]; inline: Uint8Array; blocks: number; rest: Uint8Array } => {
+  const recordSegments = (
+    record: Uint8Array,
+    maxBytes: number,
+  ): { segments: SegmentInput[]; inline: Uint8Array; blocks: number; rest: Uint8Array } => {
     const take = Math.min(record.length, Math.floor(maxBytes / B) * B);
     let used = take;
     if (take === record.length) {
@@ -124,7 +148,14 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
     const segments: SegmentInput[] = [];
     for (let off = 0; off < take && off < used; off += perTransfer * B) {
       const n = Math.min(perTransfer * B, take - off);
-      segments.push({ type: DescriptorType.INLINE_TO_STREAM, cat: false, destination: TAPE, streamTransferLength: n / B, inlineOffset: off, byteCount: Math.min(n, used - off) });
+      segments.push({
+        type: DescriptorType.INLINE_TO_STREAM,
+        cat: false,
+        destination: TAPE,
+        streamTransferLength: n / B,
+        inlineOffset: off,
+        byteCount: Math.min(n, used - off),
+      });
     }
     return { segments, inline: record.subarray(0, used), blocks: take / B, rest: record.subarray(take) };
   };
@@ -136,7 +167,7 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
     // stop at the first that starts at or after `to`, so each list costs its own extents only.
     const ext = input.extents;
     let i = 0;
-    for (let hiIdx = ext.length; i < hiIdx; ) {
+    for (let hiIdx = ext.length; i < hiIdx;) {
       const mid = (i + hiIdx) >>> 1;
       if (ext[mid].streamOffset + ext[mid].blocks * bs <= from) i = mid + 1;
       else hiIdx = mid;
@@ -153,8 +184,24 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
         const lba = e.lba + (lo - eStart) / bs;
         out.push(
           input.direction === 'backup'
-            ? { type: DescriptorType.BLOCK_TO_STREAM, cat: true, source: DISK, destination: TAPE, streamTransferLength: perTransfer, blockCount: blocks, lba }
-            : { type: DescriptorType.STREAM_TO_BLOCK, cat: true, source: TAPE, destination: DISK, streamTransferLength: perTransfer, blockCount: blocks, lba },
+            ? {
+                type: DescriptorType.BLOCK_TO_STREAM,
+                cat: true,
+                source: DISK,
+                destination: TAPE,
+                streamTransferLength: perTransfer,
+                blockCount: blocks,
+                lba,
+              }
+            : {
+                type: DescriptorType.STREAM_TO_BLOCK,
+                cat: true,
+                source: TAPE,
+                destination: DISK,
+                streamTransferLength: perTransfer,
+                blockCount: blocks,
+                lba,
+              },
         );
         lo += blocks * bs;
       }
@@ -195,7 +242,8 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
       head = undefined;
       part = fit(maxSegments);
     }
-    if (!part) throw new ListBuildError(`one tape block of the stream at byte ${pos} needs more than ${maxSegments} segments`);
+    if (!part)
+      throw new ListBuildError(`one tape block of the stream at byte ${pos} needs more than ${maxSegments} segments`);
     const { chunk, segs } = part;
     const last = pos + chunk >= end;
     const segments: SegmentInput[] = [...(head?.segments ?? []), ...segs];
@@ -204,13 +252,27 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
     if (last && after) {
       // The trailer goes in the same list when the inline data allows, else in one more list.
       const room = L.maxInlineDataLength - (inline?.length ?? 0);
-      if (after.length <= room && segments.length + Math.ceil(after.length / (perTransfer * B)) + (input.filemark ? 1 : 0) <= maxSegments) {
+      if (
+        after.length <= room &&
+        segments.length + Math.ceil(after.length / (perTransfer * B)) + (input.filemark ? 1 : 0) <= maxSegments
+      ) {
         const t = recordSegments(after, after.length);
         const base = inline?.length ?? 0;
-        segments.push(...t.segments.map((s) => (s.type === DescriptorType.INLINE_TO_STREAM ? { ...s, inlineOffset: s.inlineOffset + base } : s)));
+        segments.push(
+          ...t.segments.map((s) =>
+            s.type === DescriptorType.INLINE_TO_STREAM ? { ...s, inlineOffset: s.inlineOffset + base } : s,
+          ),
+        );
         inline = concat(inline, t.inline);
         tapeBlocks += t.blocks;
-        if (input.filemark) segments.push({ type: DescriptorType.WRITE_FILEMARKS, cat: false, destination: TAPE, immed: false, count: 1 });
+        if (input.filemark)
+          segments.push({
+            type: DescriptorType.WRITE_FILEMARKS,
+            cat: false,
+            destination: TAPE,
+            immed: false,
+            count: 1,
+          });
         emit(segments, inline, pos, pos + chunk, tapeBlocks);
       } else {
         emit(segments, inline, pos, pos + chunk, tapeBlocks);
@@ -218,12 +280,20 @@ export function buildStreamLists(input: StreamListsInput): StreamList[] {
         while (rest) {
           const t = recordSegments(rest, L.maxInlineDataLength);
           rest = t.rest.length ? t.rest : undefined;
-          if (!rest && input.filemark) t.segments.push({ type: DescriptorType.WRITE_FILEMARKS, cat: false, destination: TAPE, immed: false, count: 1 });
+          if (!rest && input.filemark)
+            t.segments.push({
+              type: DescriptorType.WRITE_FILEMARKS,
+              cat: false,
+              destination: TAPE,
+              immed: false,
+              count: 1,
+            });
           emit(t.segments, t.inline, end, end, t.blocks);
         }
       }
     } else {
-      if (last && input.filemark) segments.push({ type: DescriptorType.WRITE_FILEMARKS, cat: false, destination: TAPE, immed: false, count: 1 });
+      if (last && input.filemark)
+        segments.push({ type: DescriptorType.WRITE_FILEMARKS, cat: false, destination: TAPE, immed: false, count: 1 });
       emit(segments, inline, pos, pos + chunk, tapeBlocks);
     }
     pos += chunk;
@@ -240,7 +310,10 @@ function concat(a: Uint8Array | undefined, b: Uint8Array): Uint8Array {
 }
 
 /** Lay extents end to end: each one's offset in the data stream. */
-export function streamExtents(extents: ReadonlyArray<{ lba: number; blocks: number }>, diskBlockBytes: number): StreamExtent[] {
+export function streamExtents(
+  extents: ReadonlyArray<{ lba: number; blocks: number }>,
+  diskBlockBytes: number,
+): StreamExtent[] {
   let off = 0;
   return extents.map((e) => {
     const s = { lba: e.lba, blocks: e.blocks, streamOffset: off };

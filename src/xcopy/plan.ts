@@ -2,7 +2,14 @@ import { SenseError, SenseKey, Asc, SenseDataSource, encodeFixedSense, type AscC
 import { ScsiStatus } from '../scsi/task.ts';
 import type { BlockDevice } from '../block/block-device.ts';
 import type { TapeDevice } from '../tape/tape-device.ts';
-import { BLOCK_PDTS, PDT, type CscdDescriptor, type Segment, type XcopyLimits, type XcopyParameterList } from './descriptors.ts';
+import {
+  BLOCK_PDTS,
+  PDT,
+  type CscdDescriptor,
+  type Segment,
+  type XcopyLimits,
+  type XcopyParameterList,
+} from './descriptors.ts';
 import type { CopyTarget } from './copy-target.ts';
 
 /**
@@ -175,10 +182,17 @@ export function planCopy(list: XcopyParameterList, ctx: PlanContext): Step[] {
     const streamUnit = (e: Extract<Endpoint, { kind: 'stream' }>, stdl: number) => {
       // SPC-5 Table 138: variable → STDL bytes per transfer; fixed → STDL × STREAM BLOCK LENGTH.
       const unit = e.fixedBlock ? stdl * e.fixedBlock : stdl;
-      if (stdl === 0 || unit > ctx.limits.maxStreamTransferSize) throw abort(Asc.INVALID_FIELD_IN_PARAMETER_LIST, F.STDL);
+      if (stdl === 0 || unit > ctx.limits.maxStreamTransferSize)
+        throw abort(Asc.INVALID_FIELD_IN_PARAMETER_LIST, F.STDL);
       return unit;
     };
-    const checkBlocks = (e: Extract<Endpoint, { kind: 'block' }>, lba: number, blocks: number, lbaField: number, role: 'source' | 'destination') => {
+    const checkBlocks = (
+      e: Extract<Endpoint, { kind: 'block' }>,
+      lba: number,
+      blocks: number,
+      lbaField: number,
+      role: 'source' | 'destination',
+    ) => {
       if (lba + blocks > e.device.blockCount) {
         throw abort(Asc.COPY_TARGET_DEVICE_NOT_REACHABLE, lbaField, {
           from: role,
@@ -227,7 +241,11 @@ export function planCopy(list: XcopyParameterList, ctx: PlanContext): Step[] {
     let rdAfter: number;
 
     // Destination endpoints first: the dest-count segments size the source from them.
-    type DstEp = { e: Extract<Endpoint, { kind: 'block' }> | Extract<Endpoint, { kind: 'stream' }>; unit: number; perWrite: number };
+    type DstEp = {
+      e: Extract<Endpoint, { kind: 'block' }> | Extract<Endpoint, { kind: 'stream' }>;
+      unit: number;
+      perWrite: number;
+    };
     let dst: DstEp | undefined;
     if (seg.type === 0x00 || seg.type === 0x04 || seg.type === 0x05) {
       const e = asStream(seg.destination, F.DESTINATION);

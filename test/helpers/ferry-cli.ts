@@ -18,7 +18,10 @@ export interface FerryProcess {
 
 /** Run `ferry ARGS…` as a child process (the way users run it) and follow its JSON logs. */
 export function spawnFerry(args: string[], env: NodeJS.ProcessEnv = {}): FerryProcess {
-  const proc = spawn(process.execPath, [...NODE_FLAGS, FERRY_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, FERRY_BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   const logs: Array<Record<string, unknown>> = [];
   let err = '';
   let partial = '';

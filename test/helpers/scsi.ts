@@ -1,4 +1,11 @@
-import { makeNexus, type LogicalUnit, type Nexus, type ScsiResult, type ScsiTask, type TargetContext } from '../../src/scsi/task.ts';
+import {
+  makeNexus,
+  type LogicalUnit,
+  type Nexus,
+  type ScsiResult,
+  type ScsiTask,
+  type TargetContext,
+} from '../../src/scsi/task.ts';
 import { decodeSense, type DecodedSense } from '../../src/scsi/sense.ts';
 import assert from 'node:assert/strict';
 
@@ -46,7 +53,10 @@ export function senseOf(r: ScsiResult): DecodedSense | undefined {
 export function outcome(r: ScsiResult): string {
   const s = senseOf(r);
   if (s) return `${s.key.toString(16)}/${s.asc.toString(16).padStart(2, '0')}/${s.ascq.toString(16).padStart(2, '0')}`;
-  return ({ 0: 'GOOD', 4: 'CONDITION MET', 0x18: 'RESERVATION CONFLICT' } as Record<number, string>)[r.status] ?? `status ${r.status}`;
+  return (
+    ({ 0: 'GOOD', 4: 'CONDITION MET', 0x18: 'RESERVATION CONFLICT' } as Record<number, string>)[r.status] ??
+    `status ${r.status}`
+  );
 }
 
 /** Build big-endian CDB fields: be(value, bytes). */

@@ -101,7 +101,10 @@ async function tokenFile(path: string): Promise<string> {
 /** Run `ferry ARGS` to its end (async: the caller may hold iSCSI sessions that must stay serviced). */
 export function runFerry(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...NODE_FLAGS, FERRY_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const p = spawn(process.execPath, [...NODE_FLAGS, FERRY_BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -125,7 +128,12 @@ export function runFerry(args: string[], env: NodeJS.ProcessEnv = {}): Promise<C
 }
 
 /** Spawn a role and wait for its ready log line (which carries its address). */
-async function role(name: string, args: string[], readyMsg: string, logs: string): Promise<{ proc: FerryProcess; ready: Record<string, unknown> }> {
+async function role(
+  name: string,
+  args: string[],
+  readyMsg: string,
+  logs: string,
+): Promise<{ proc: FerryProcess; ready: Record<string, unknown> }> {
   const proc = spawnFerry(args);
   // A copy on disk (appended across restarts); the in-memory copy is what failures print.
   const file = createWriteStream(join(logs, `${name}.log`), { flags: 'a' });
@@ -166,38 +174,131 @@ export async function startSite(o: SiteOptions): Promise<Site> {
     const disks = o.disks.map((bytes, i) => ['--disk', `${join(dir, `disk${i}.img`)}:${bytes}`]).flat();
     const library = join(dir, 'library');
     const tapeArgs = (listen: string): string[] => [
-      'target', '--listen', listen, '--iqn', TAPE_IQN, '--library', library, '--drives', '2', '--slots', String(o.slots ?? 6),
-      '--cartridge-size', String(o.cartridgeBytes), '--copy-portal', storePortal, '--lun-dir', join(dir, 'tape-luns'), '--log-level', level,
+      'target',
+      '--listen',
+      listen,
+      '--iqn',
+      TAPE_IQN,
+      '--library',
+      library,
+      '--drives',
+      '2',
+      '--slots',
+      String(o.slots ?? 6),
+      '--cartridge-size',
+      String(o.cartridgeBytes),
+      '--copy-portal',
+      storePortal,
+      '--lun-dir',
+      join(dir, 'tape-luns'),
+      '--log-level',
+      level,
     ];
     const emptyDir = join(dir, 'empty-library');
     if (o.emptyLibrary) {
       // A library whose slots are all empty (every cartridge taken out): library.json written before it starts.
       await mkdir(emptyDir, { recursive: true });
-      await writeFile(join(emptyDir, 'library.json'), JSON.stringify({ version: 1, drives: 1, slots: 2, importExport: 1, cartridgeSizeBytes: o.cartridgeBytes, contents: {} }));
+      await writeFile(
+        join(emptyDir, 'library.json'),
+        JSON.stringify({
+          version: 1,
+          drives: 1,
+          slots: 2,
+          importExport: 1,
+          cartridgeSizeBytes: o.cartridgeBytes,
+          contents: {},
+        }),
+      );
     }
-    const storeArgs = (api: string): string[] => ['target', '--listen', storePortal, '--iqn', STORE_IQN, ...disks, '--lun-dir', join(dir, 'luns'), '--api', api, '--api-token-file', nodeToken, '--log-level', level];
+    const storeArgs = (api: string): string[] => [
+      'target',
+      '--listen',
+      storePortal,
+      '--iqn',
+      STORE_IQN,
+      ...disks,
+      '--lun-dir',
+      join(dir, 'luns'),
+      '--api',
+      api,
+      '--api-token-file',
+      nodeToken,
+      '--log-level',
+      level,
+    ];
     const first = await Promise.allSettled([
       role('store', storeArgs('127.0.0.1:0'), 'target ready', logs),
       role('tape', tapeArgs('127.0.0.1:0'), 'target ready', logs),
       ...(o.emptyLibrary
-        ? [role('empty', ['target', '--listen', '127.0.0.1:0', '--iqn', EMPTY_IQN, '--library', emptyDir, '--drives', '1', '--slots', '2', '--lun-dir', join(dir, 'empty-luns'), '--log-level', level], 'target ready', logs)]
+        ? [
+            role(
+              'empty',
+              [
+                'target',
+                '--listen',
+                '127.0.0.1:0',
+                '--iqn',
+                EMPTY_IQN,
+                '--library',
+                emptyDir,
+                '--drives',
+                '1',
+                '--slots',
+                '2',
+                '--lun-dir',
+                join(dir, 'empty-luns'),
+                '--log-level',
+                level,
+              ],
+              'target ready',
+              logs,
+            ),
+          ]
         : []),
     ]);
     for (const r of first) if (r.status === 'fulfilled') started.push(r.value.proc);
     const failed = first.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const [st, tp, ep] = first.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof role>>>).value);
-    const store = { name: 'store', proc: st.proc, pid: pidOf(st.proc), portal: storePortal, api: String(st.ready.api), tokenFile: nodeToken };
+    const store = {
+      name: 'store',
+      proc: st.proc,
+      pid: pidOf(st.proc),
+      portal: storePortal,
+      api: String(st.ready.api),
+      tokenFile: nodeToken,
+    };
     const tapePortal = String(tp.ready.listen);
     const tape = { name: 'tape', proc: tp.proc, pid: pidOf(tp.proc), portal: tapePortal, library };
-    const empty: Role | undefined = ep ? { name: 'empty', proc: ep.proc, pid: pidOf(ep.proc), portal: String(ep.ready.listen) } : undefined;
+    const empty: Role | undefined = ep
+      ? { name: 'empty', proc: ep.proc, pid: pidOf(ep.proc), portal: String(ep.ready.listen) }
+      : undefined;
 
-    const moverArgs = (i: number, listen: string): string[] => ['mover', '--listen', listen, '--iqn', `${MOVER_IQN}-${i}`, '--portal', storePortal, '--portal', tapePortal, '--log-level', level, ...(o.moverRate ? ['--max-rate', o.moverRate] : [])];
+    const moverArgs = (i: number, listen: string): string[] => [
+      'mover',
+      '--listen',
+      listen,
+      '--iqn',
+      `${MOVER_IQN}-${i}`,
+      '--portal',
+      storePortal,
+      '--portal',
+      tapePortal,
+      '--log-level',
+      level,
+      ...(o.moverRate ? ['--max-rate', o.moverRate] : []),
+    ];
     const movers: Site['movers'] = [];
     for (let i = 1; i <= (o.movers ?? 1); i++) {
       const mv = await role(i === 1 ? 'mover' : `mover${i}`, moverArgs(i, '127.0.0.1:0'), 'mover ready', logs);
       started.push(mv.proc);
-      movers.push({ name: i === 1 ? 'mover' : `mover${i}`, config: `m${i}`, proc: mv.proc, pid: pidOf(mv.proc), portal: String(mv.ready.listen) });
+      movers.push({
+        name: i === 1 ? 'mover' : `mover${i}`,
+        config: `m${i}`,
+        proc: mv.proc,
+        pid: pidOf(mv.proc),
+        portal: String(mv.ready.listen),
+      });
     }
     const mover = movers[0];
 
@@ -207,7 +308,10 @@ export async function startSite(o: SiteOptions): Promise<Site> {
       tokenFile: 'server.token',
       catalog: 'catalog.db',
       nodes: [{ name: 'store', portal: storePortal, iqn: STORE_IQN, api: store.api, tokenFile: 'node.token' }],
-      libraries: [{ name: 'vtl', portal: tapePortal, iqn: TAPE_IQN }, ...(empty ? [{ name: 'bare', portal: empty.portal, iqn: EMPTY_IQN }] : [])],
+      libraries: [
+        { name: 'vtl', portal: tapePortal, iqn: TAPE_IQN },
+        ...(empty ? [{ name: 'bare', portal: empty.portal, iqn: EMPTY_IQN }] : []),
+      ],
       movers: movers.map((m, i) => ({ name: m.config, portal: m.portal, iqn: `${MOVER_IQN}-${i + 1}` })),
       pools: [
         { name: 'default', library: 'vtl', tapeBlockBytes: o.tapeBlockBytes ?? 262_144 },
@@ -216,9 +320,21 @@ export async function startSite(o: SiteOptions): Promise<Site> {
       defaults: { quietPeriodMs: o.quietPeriodMs ?? 1000, timeoutMs: o.timeoutMs ?? 30_000 },
     };
     await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
-    const sv = await role('server', ['server', '--config', configFile, '--log-level', level], 'backup server listening', logs);
+    const sv = await role(
+      'server',
+      ['server', '--config', configFile, '--log-level', level],
+      'backup server listening',
+      logs,
+    );
     started.push(sv.proc);
-    const server = { name: 'server', proc: sv.proc, pid: pidOf(sv.proc), url: String(sv.ready.url), tokenFile: serverToken, configFile };
+    const server = {
+      name: 'server',
+      proc: sv.proc,
+      pid: pidOf(sv.proc),
+      url: String(sv.ready.url),
+      tokenFile: serverToken,
+      configFile,
+    };
     const env = { FERRY_SERVER: server.url, FERRY_TOKEN_FILE: serverToken };
 
     const site: Site = {
@@ -238,7 +354,12 @@ export async function startSite(o: SiteOptions): Promise<Site> {
         await site.server.proc.stop(signal);
       },
       async startServer() {
-        const again = await role('server', ['server', '--config', configFile, '--log-level', level], 'backup server listening', logs);
+        const again = await role(
+          'server',
+          ['server', '--config', configFile, '--log-level', level],
+          'backup server listening',
+          logs,
+        );
         const i = started.indexOf(site.server.proc);
         if (i >= 0) started[i] = again.proc;
         else started.push(again.proc);
@@ -277,8 +398,19 @@ export async function startSite(o: SiteOptions): Promise<Site> {
         site.movers[i] = { ...m, proc: again.proc, pid: pidOf(again.proc) };
       },
       logTail(lines = 15) {
-        const roles: Array<{ name: string; proc: FerryProcess }> = [site.store, site.tape, ...(site.empty ? [site.empty] : []), ...site.movers, site.server];
-        return roles.map((r) => `--- ${r.name} (pid ${r.proc.proc.pid}) ---\n${r.proc.stderr().split('\n').slice(-lines).join('\n')}`).join('\n');
+        const roles: Array<{ name: string; proc: FerryProcess }> = [
+          site.store,
+          site.tape,
+          ...(site.empty ? [site.empty] : []),
+          ...site.movers,
+          site.server,
+        ];
+        return roles
+          .map(
+            (r) =>
+              `--- ${r.name} (pid ${r.proc.proc.pid}) ---\n${r.proc.stderr().split('\n').slice(-lines).join('\n')}`,
+          )
+          .join('\n');
       },
       stop: stopAll,
     };

@@ -10,7 +10,11 @@ export interface RunResult extends ScsiResult {
   decoded?: DecodedSense;
 }
 
-export async function runCdb(lu: LogicalUnit, cdb: Uint8Array, opts: { dataOut?: Uint8Array; nexus?: Nexus; luns?: Map<number, LogicalUnit> } = {}): Promise<RunResult> {
+export async function runCdb(
+  lu: LogicalUnit,
+  cdb: Uint8Array,
+  opts: { dataOut?: Uint8Array; nexus?: Nexus; luns?: Map<number, LogicalUnit> } = {},
+): Promise<RunResult> {
   const task: ScsiTask = {
     cdb,
     lun: 0,

@@ -20,16 +20,32 @@ export interface RunningTarget {
 }
 
 /** An in-process Ferry target on 127.0.0.1:<random port> with disk LUNs in a temp dir. */
-export async function startTestTarget(opts: { disks?: number[]; blockSize?: number; iqn?: string; chap?: ChapSecret; mutualChap?: ChapSecret; allowed?: string[] } = {}): Promise<RunningTarget> {
+export async function startTestTarget(
+  opts: {
+    disks?: number[];
+    blockSize?: number;
+    iqn?: string;
+    chap?: ChapSecret;
+    mutualChap?: ChapSecret;
+    allowed?: string[];
+  } = {},
+): Promise<RunningTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-target-'));
   const iqn = opts.iqn ?? TEST_IQN;
-  const target = new Target({ name: iqn, chap: opts.chap, mutualChap: opts.mutualChap, allowedInitiators: opts.allowed });
+  const target = new Target({
+    name: iqn,
+    chap: opts.chap,
+    mutualChap: opts.mutualChap,
+    allowedInitiators: opts.allowed,
+  });
   const sizes = opts.disks ?? [64 << 20];
   for (let i = 0; i < sizes.length; i++) {
     target.addLun(i, await openDiskLu(iqn, join(dir, `disk${i}.img`), opts.blockSize ?? 512, sizes[i]));
   }
   // FERRY_TEST_LOG=FILE writes the target's debug log there.
-  const log = process.env.FERRY_TEST_LOG ? pino({ level: 'debug' }, pino.destination({ dest: process.env.FERRY_TEST_LOG, sync: true })) : undefined;
+  const log = process.env.FERRY_TEST_LOG
+    ? pino({ level: 'debug' }, pino.destination({ dest: process.env.FERRY_TEST_LOG, sync: true }))
+    : undefined;
   const server = new TargetServer({ targets: [target], log });
   const { host, port } = await server.listen('127.0.0.1', 0);
   return {

@@ -28,7 +28,9 @@ export interface Tgtd {
 export async function startTgtd(iqn = 'iqn.2026-11.dev.ferry:tgtd'): Promise<Tgtd> {
   const port = await freePort();
   const control = 1000 + Math.floor(Math.random() * 30000);
-  const proc = spawn('tgtd', ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn('tgtd', ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${port}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const adm = (...args: string[]): void => {
@@ -38,7 +40,10 @@ export async function startTgtd(iqn = 'iqn.2026-11.dev.ferry:tgtd'): Promise<Tgt
   let ready = false;
   for (let i = 0; i < 50 && !ready; i++) {
     await sleep(100);
-    ready = spawnSync('tgtadm', ['-C', String(control), '--lld', 'iscsi', '--op', 'show', '--mode', 'target'], { stdio: 'ignore' }).status === 0;
+    ready =
+      spawnSync('tgtadm', ['-C', String(control), '--lld', 'iscsi', '--op', 'show', '--mode', 'target'], {
+        stdio: 'ignore',
+      }).status === 0;
   }
   if (!ready) {
     proc.kill('SIGKILL');

@@ -13,7 +13,11 @@ export function haveTool(cmd: string): boolean {
 export function requireTools(t: TestContext, ...cmds: string[]): boolean {
   const missing = cmds.filter((c) => !haveTool(c));
   if (missing.length === 0) return true;
-  return skipLoudly(t, `missing ${missing.join(', ')} (install: apt-get install libiscsi-bin tgt qemu-utils qemu-block-extra ntfs-3g partclone)`);
+  return skipLoudly(
+    t,
+    `missing ${missing.join(', ')} (install: apt-get install libiscsi-bin tgt qemu-utils qemu-block-extra ntfs-3g ` +
+      `partclone)`,
+  );
 }
 
 /** Skip with a banner on a developer's machine; under CI (CI=true) throw instead. Returns false. */

@@ -34,45 +34,56 @@ async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-test('ferry demo --json: full, incremental, restore of the chain, verified, < 0.1% through the server; 3 runs in a row', { timeout: 300_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-demo-'));
-  try {
-    const results: DemoResult[] = [];
-    for (let run = 0; run < 3; run++) {
-      const r = await ferry('demo', '--size', '64M', '--json', '--keep', '--dir', dir);
-      assert.equal(r.code, 0, `run ${run}: ${r.stderr}`);
-      assert.equal(r.stdout.trim().split('\n').length, 1, 'one JSON object on stdout');
-      const d = JSON.parse(r.stdout) as DemoResult;
-      results.push(d);
-      assert.equal(d.verified, true, JSON.stringify(d.sha256));
-      assert.equal(d.sha256.expected, d.sha256.restoredOnNode);
-      assert.ok(d.ratio < 0.001, `ratio ${d.ratio}: ${d.serverBytesOnWire} server bytes for ${d.moverBytes} moved`);
-      assert.equal(d.sizeBytes, SIZE);
-      assert.equal(d.workstations, 3);
-      assert.deepEqual([d.full.state, d.incremental.state, d.restore.state], ['done', 'done', 'done']);
-      // The full moved the LUN (plus label, header, trailer); the incremental only changed blocks.
-      assert.ok(d.full.bytes >= SIZE && d.full.bytes <= SIZE + (2 << 20), `full moved ${d.full.bytes}`);
-      assert.ok(d.incremental.bytes < SIZE / 8, `incremental moved ${d.incremental.bytes}`);
-      assert.ok(d.incremental.bytes >= d.incremental.changedBytes);
-      assert.ok(d.full.quietWaitSeconds >= 1, `the full waited ${d.full.quietWaitSeconds} s while a workstation wrote`);
-      assert.equal(d.verify.ok, true);
+test(
+  'ferry demo --json: full, incremental, restore of the chain, verified, < 0.1% through the server; 3 runs in a row',
+  { timeout: 300_000 },
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-demo-'));
+    try {
+      const results: DemoResult[] = [];
+      for (let run = 0; run < 3; run++) {
+        const r = await ferry('demo', '--size', '64M', '--json', '--keep', '--dir', dir);
+        assert.equal(r.code, 0, `run ${run}: ${r.stderr}`);
+        assert.equal(r.stdout.trim().split('\n').length, 1, 'one JSON object on stdout');
+        const d = JSON.parse(r.stdout) as DemoResult;
+        results.push(d);
+        assert.equal(d.verified, true, JSON.stringify(d.sha256));
+        assert.equal(d.sha256.expected, d.sha256.restoredOnNode);
+        assert.ok(d.ratio < 0.001, `ratio ${d.ratio}: ${d.serverBytesOnWire} server bytes for ${d.moverBytes} moved`);
+        assert.equal(d.sizeBytes, SIZE);
+        assert.equal(d.workstations, 3);
+        assert.deepEqual([d.full.state, d.incremental.state, d.restore.state], ['done', 'done', 'done']);
+        // The full moved the LUN (plus label, header, trailer); the incremental only changed blocks.
+        assert.ok(d.full.bytes >= SIZE && d.full.bytes <= SIZE + (2 << 20), `full moved ${d.full.bytes}`);
+        assert.ok(d.incremental.bytes < SIZE / 8, `incremental moved ${d.incremental.bytes}`);
+        assert.ok(d.incremental.bytes >= d.incremental.changedBytes);
+        assert.ok(
+          d.full.quietWaitSeconds >= 1,
+          `the full waited ${d.full.quietWaitSeconds} s while a workstation wrote`,
+        );
+        assert.equal(d.verify.ok, true);
 
-      // Independent of the demo's own check: the restored LUN's image on disk is what was written.
-      const lun = Number(d.restore.volume.split(':')[1]);
-      assert.equal(await sha256File(join(dir, 'luns', `lun-${lun}.img`)), d.sha256.expected);
-      const vtl = await ferry('vtl', 'ls', join(dir, 'library'), '--json');
-      assert.equal(vtl.code, 0, vtl.stderr);
-      const carts = JSON.parse(vtl.stdout) as Array<{ barcode: string; files: number }>;
-      assert.equal(carts.reduce((n, c) => n + c.files, 0), 3, 'label + 2 sets: a fresh library each run');
+        // Independent of the demo's own check: the restored LUN's image on disk is what was written.
+        const lun = Number(d.restore.volume.split(':')[1]);
+        assert.equal(await sha256File(join(dir, 'luns', `lun-${lun}.img`)), d.sha256.expected);
+        const vtl = await ferry('vtl', 'ls', join(dir, 'library'), '--json');
+        assert.equal(vtl.code, 0, vtl.stderr);
+        const carts = JSON.parse(vtl.stdout) as Array<{ barcode: string; files: number }>;
+        assert.equal(
+          carts.reduce((n, c) => n + c.files, 0),
+          3,
+          'label + 2 sets: a fresh library each run',
+        );
+      }
+      assert.notEqual(results[0].sha256.expected, results[1].sha256.expected, 'each run writes new random data');
+
+      // Without --keep the site's files go away.
+      const r = await ferry('demo', '--size', '4M', '--json', '--quiet-period', '200ms', '--dir', dir);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((JSON.parse(r.stdout) as DemoResult).verified, true);
+      assert.deepEqual(await readdir(dir), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
-    assert.notEqual(results[0].sha256.expected, results[1].sha256.expected, 'each run writes new random data');
-
-    // Without --keep the site's files go away.
-    const r = await ferry('demo', '--size', '4M', '--json', '--quiet-period', '200ms', '--dir', dir);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal((JSON.parse(r.stdout) as DemoResult).verified, true);
-    assert.deepEqual(await readdir(dir), []);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  },
+);

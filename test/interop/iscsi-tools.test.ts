@@ -17,7 +17,8 @@ import { inquiry } from '../../src/initiator/cdb.ts';
 
 const INITIATOR = 'iqn.2026-11.dev.ferry:interop';
 // The target runs in this process: outside tools must run asynchronously.
-const run = async (cmd: string, args: string[]): Promise<string> => (await promisify(execFile)(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 })).stdout;
+const run = async (cmd: string, args: string[]): Promise<string> =>
+  (await promisify(execFile)(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 })).stdout;
 
 test('iscsi-ls discovers the target and its LUN; iscsi-inq reads standard and VPD data', async (t) => {
   if (!requireTools(t, 'iscsi-ls', 'iscsi-inq')) return;
@@ -25,7 +26,8 @@ test('iscsi-ls discovers the target and its LUN; iscsi-inq reads standard and VP
   try {
     const ls = await run('iscsi-ls', ['-s', `iscsi://${tgt.host}:${tgt.port}`]);
     assert.match(ls, new RegExp(`Target:${TEST_IQN} Portal:127\\.0\\.0\\.1:${tgt.port},1`));
-    assert.match(ls, /Lun:0\s+Type:DIRECT_ACCESS \(Size:63M\)/); // iscsi-ls prints lastLBA×blockSize, as it does for tgtd
+    // iscsi-ls prints lastLBA×blockSize, as it does for tgtd
+    assert.match(ls, /Lun:0\s+Type:DIRECT_ACCESS \(Size:63M\)/);
     assert.match(ls, /Lun:1\s+Type:DIRECT_ACCESS \(Size:31M\)/);
     const inq = await run('iscsi-inq', [tgt.url(0)]);
     assert.match(inq, /Vendor:FERRY/);
@@ -72,8 +74,16 @@ test('our initiator reads and writes a tgtd disk LUN bit-exact', async (t) => {
     const disc = await InitiatorSession.login({ host: '127.0.0.1', port: tgtd.port, initiatorName: INITIATOR });
     const targets = await disc.sendTargets();
     await disc.logout();
-    assert.deepEqual(targets.map((x) => x.name), [tgtd.iqn]);
-    const s = await InitiatorSession.login({ host: '127.0.0.1', port: tgtd.port, initiatorName: INITIATOR, targetName: tgtd.iqn });
+    assert.deepEqual(
+      targets.map((x) => x.name),
+      [tgtd.iqn],
+    );
+    const s = await InitiatorSession.login({
+      host: '127.0.0.1',
+      port: tgtd.port,
+      initiatorName: INITIATOR,
+      targetName: tgtd.iqn,
+    });
     const dev = await RemoteBlockDevice.open(s, 1);
     assert.equal(dev.blockCount * dev.blockSize, 32 << 20);
     const data = randomBytes(8 << 20);
@@ -93,7 +103,14 @@ test('our initiator reads and writes a tgtd disk LUN bit-exact', async (t) => {
 test('header and data digests (CRC32C) negotiated with our initiator carry data intact', async () => {
   const tgt = await startTestTarget({ disks: [16 << 20] });
   try {
-    const s = await InitiatorSession.login({ host: tgt.host, port: tgt.port, initiatorName: INITIATOR, targetName: TEST_IQN, headerDigest: true, dataDigest: true });
+    const s = await InitiatorSession.login({
+      host: tgt.host,
+      port: tgt.port,
+      initiatorName: INITIATOR,
+      targetName: TEST_IQN,
+      headerDigest: true,
+      dataDigest: true,
+    });
     assert.equal(s.params.headerDigest, true);
     assert.equal(s.params.dataDigest, true);
     const dev = await RemoteBlockDevice.open(s, 0);
@@ -108,29 +125,68 @@ test('header and data digests (CRC32C) negotiated with our initiator carry data 
   }
 });
 
-test('CHAP one-way and mutual: right secrets log in, wrong ones are refused with a clear error; ACL refuses unknown initiators', async () => {
-  const chap = { user: 'backup', secret: 'a-long-chap-secret' };
-  const mutualChap = { user: 'ferry-target', secret: 'target-side-secret' };
-  const tgt = await startTestTarget({ disks: [1 << 20], chap, mutualChap, allowed: [INITIATOR] });
-  try {
-    const ok = await InitiatorSession.login({ host: tgt.host, port: tgt.port, initiatorName: INITIATOR, targetName: TEST_IQN, chap });
-    await ok.logout();
-    const mutual = await InitiatorSession.login({ host: tgt.host, port: tgt.port, initiatorName: INITIATOR, targetName: TEST_IQN, chap, mutualChap });
-    await mutual.logout();
-    await assert.rejects(
-      InitiatorSession.login({ host: tgt.host, port: tgt.port, initiatorName: INITIATOR, targetName: TEST_IQN, chap: { user: 'backup', secret: 'wrong-secret-xxxx' } }),
-      /authentication failure/,
-    );
-    await assert.rejects(
-      InitiatorSession.login({ host: tgt.host, port: tgt.port, initiatorName: INITIATOR, targetName: TEST_IQN, chap, mutualChap: { user: 'ferry-target', secret: 'not-the-target-secret' } }),
-      /mutual CHAP/,
-    );
-    await assert.rejects(InitiatorSession.login({ host: tgt.host, port: tgt.port, initiatorName: INITIATOR, targetName: TEST_IQN }), /authentication failure/);
-    await assert.rejects(
-      InitiatorSession.login({ host: tgt.host, port: tgt.port, initiatorName: 'iqn.2026-11.dev.ferry:stranger', targetName: TEST_IQN, chap }),
-      /authorization failure/,
-    );
-  } finally {
-    await tgt.close();
-  }
-});
+test(
+  'CHAP one-way and mutual: right secrets log in, wrong ones are refused with a clear error; ACL refuses unknown ' +
+    'initiators',
+  async () => {
+    const chap = { user: 'backup', secret: 'a-long-chap-secret' };
+    const mutualChap = { user: 'ferry-target', secret: 'target-side-secret' };
+    const tgt = await startTestTarget({ disks: [1 << 20], chap, mutualChap, allowed: [INITIATOR] });
+    try {
+      const ok = await InitiatorSession.login({
+        host: tgt.host,
+        port: tgt.port,
+        initiatorName: INITIATOR,
+        targetName: TEST_IQN,
+        chap,
+      });
+      await ok.logout();
+      const mutual = await InitiatorSession.login({
+        host: tgt.host,
+        port: tgt.port,
+        initiatorName: INITIATOR,
+        targetName: TEST_IQN,
+        chap,
+        mutualChap,
+      });
+      await mutual.logout();
+      await assert.rejects(
+        InitiatorSession.login({
+          host: tgt.host,
+          port: tgt.port,
+          initiatorName: INITIATOR,
+          targetName: TEST_IQN,
+          chap: { user: 'backup', secret: 'wrong-secret-xxxx' },
+        }),
+        /authentication failure/,
+      );
+      await assert.rejects(
+        InitiatorSession.login({
+          host: tgt.host,
+          port: tgt.port,
+          initiatorName: INITIATOR,
+          targetName: TEST_IQN,
+          chap,
+          mutualChap: { user: 'ferry-target', secret: 'not-the-target-secret' },
+        }),
+        /mutual CHAP/,
+      );
+      await assert.rejects(
+        InitiatorSession.login({ host: tgt.host, port: tgt.port, initiatorName: INITIATOR, targetName: TEST_IQN }),
+        /authentication failure/,
+      );
+      await assert.rejects(
+        InitiatorSession.login({
+          host: tgt.host,
+          port: tgt.port,
+          initiatorName: 'iqn.2026-11.dev.ferry:stranger',
+          targetName: TEST_IQN,
+          chap,
+        }),
+        /authorization failure/,
+      );
+    } finally {
+      await tgt.close();
+    }
+  },
+);

@@ -41,7 +41,14 @@ function summarize(out: string): Summary {
 test('iscsi-test-cu --dataloss against a Ferry disk LUN: 0 failed tests', { timeout: 900_000 }, async (t) => {
   if (!requireTools(t, 'iscsi-test-cu')) return;
   const dir = await mkdtemp(join(tmpdir(), 'ferry-cu-'));
-  const tgt = await spawnTarget(['--iqn', IQN, '--disk', `${join(dir, 'lun0.img')}:128M`, '--disk', `${join(dir, 'lun1.img')}:64M`]);
+  const tgt = await spawnTarget([
+    '--iqn',
+    IQN,
+    '--disk',
+    `${join(dir, 'lun0.img')}:128M`,
+    '--disk',
+    `${join(dir, 'lun1.img')}:64M`,
+  ]);
   try {
     const url = `iscsi://127.0.0.1:${tgt.port}/${IQN}/0`;
     // SANITIZE runs at a throttled rate (8 MiB/s) to expose its in-progress states, which
@@ -61,7 +68,8 @@ test('iscsi-test-cu --dataloss against a Ferry disk LUN: 0 failed tests', { time
       for (const k of new Set(s.skipped)) console.log(`  skipped ${k}`);
       if (s.failedTests.length) {
         console.log(`FAILED: ${[...new Set(s.failedTests)].join(', ')}`);
-        for (const line of out.split('\n')) if (/\[FAILED\]|CU_FAIL|CU_ASSERT/.test(line)) console.log(`  ${line.trim()}`);
+        for (const line of out.split('\n'))
+          if (/\[FAILED\]|CU_FAIL|CU_ASSERT/.test(line)) console.log(`  ${line.trim()}`);
       }
       assert.equal(s.ran, s.total, 'every test ran');
       assert.equal(s.failed, 0, `failed tests: ${[...new Set(s.failedTests)].join(', ')}`);

@@ -17,7 +17,12 @@ const IQN = 'iqn.2026-11.dev.ferry:dsense';
 const SUITES = process.env.FERRY_DSENSE_SUITES ?? 'ALL';
 
 async function dSense(port: number): Promise<number> {
-  const s = await InitiatorSession.login({ host: '127.0.0.1', port, initiatorName: 'iqn.2026-11.dev.ferry:dsense-setup', targetName: IQN });
+  const s = await InitiatorSession.login({
+    host: '127.0.0.1',
+    port,
+    initiatorName: 'iqn.2026-11.dev.ferry:dsense-setup',
+    targetName: IQN,
+  });
   try {
     const ms = await s.command(0, Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0), { inLength: 255 });
     const page = ms.data.subarray(4 + ms.data[3]);
@@ -32,27 +37,45 @@ async function dSense(port: number): Promise<number> {
   }
 }
 
-test('iscsi-test-cu with D_SENSE=1: libiscsi reads Ferry\'s descriptor-format sense, 0 failed tests', { timeout: 300_000 }, async (t) => {
-  if (!requireTools(t, 'iscsi-test-cu')) return;
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-dsense-cu-'));
-  const tgt = await spawnTarget(['--iqn', IQN, '--disk', `${join(dir, 'lun0.img')}:64M`]);
-  try {
-    assert.equal(await dSense(tgt.port), 0x04, 'D_SENSE set');
-    const url = `iscsi://127.0.0.1:${tgt.port}/${IQN}/0`;
-    const { out } = await runTool('iscsi-test-cu', ['-V', '--dataloss', '-i', 'iqn.2026-11.dev.ferry:client-1', '-I', 'iqn.2026-11.dev.ferry:client-2', '-t', SUITES, url]);
-    const m = /tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(out);
-    assert.ok(m, `no CUnit summary:\n${out.slice(-3000)}`);
-    const [total, ran, passed, failed] = m.slice(1, 5).map(Number);
-    console.log(`\n=== iscsi-test-cu with D_SENSE=1: ${passed}/${total} passed, ${failed} failed ===`);
-    if (failed) for (const line of out.split('\n')) if (/\[FAILED\]/.test(line)) console.log(`  ${line.trim()}`);
-    assert.match(out, /D_SENSE is set, verify that sense format is descriptor format/, 'Control-D_SENSE saw D_SENSE=1');
-    assert.equal(ran, total, 'every test ran');
-    assert.equal(failed, 0);
-    assert.ok(passed > 50, `only ${passed} tests passed`);
-    // Still set at the end: nothing in these suites resets the LU's mode pages.
-    assert.equal(await dSense(tgt.port), 0x04);
-  } finally {
-    await tgt.stop();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+test(
+  "iscsi-test-cu with D_SENSE=1: libiscsi reads Ferry's descriptor-format sense, 0 failed tests",
+  { timeout: 300_000 },
+  async (t) => {
+    if (!requireTools(t, 'iscsi-test-cu')) return;
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-dsense-cu-'));
+    const tgt = await spawnTarget(['--iqn', IQN, '--disk', `${join(dir, 'lun0.img')}:64M`]);
+    try {
+      assert.equal(await dSense(tgt.port), 0x04, 'D_SENSE set');
+      const url = `iscsi://127.0.0.1:${tgt.port}/${IQN}/0`;
+      const { out } = await runTool('iscsi-test-cu', [
+        '-V',
+        '--dataloss',
+        '-i',
+        'iqn.2026-11.dev.ferry:client-1',
+        '-I',
+        'iqn.2026-11.dev.ferry:client-2',
+        '-t',
+        SUITES,
+        url,
+      ]);
+      const m = /tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(out);
+      assert.ok(m, `no CUnit summary:\n${out.slice(-3000)}`);
+      const [total, ran, passed, failed] = m.slice(1, 5).map(Number);
+      console.log(`\n=== iscsi-test-cu with D_SENSE=1: ${passed}/${total} passed, ${failed} failed ===`);
+      if (failed) for (const line of out.split('\n')) if (/\[FAILED\]/.test(line)) console.log(`  ${line.trim()}`);
+      assert.match(
+        out,
+        /D_SENSE is set, verify that sense format is descriptor format/,
+        'Control-D_SENSE saw D_SENSE=1',
+      );
+      assert.equal(ran, total, 'every test ran');
+      assert.equal(failed, 0);
+      assert.ok(passed > 50, `only ${passed} tests passed`);
+      // Still set at the end: nothing in these suites resets the LU's mode pages.
+      assert.equal(await dSense(tgt.port), 0x04);
+    } finally {
+      await tgt.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -26,12 +26,18 @@ async function md5Attr(vol: Volume, f: NtfsFile, stream: string): Promise<string
   return h.digest('hex');
 }
 
-async function listAll(img: string): Promise<{ vol: Volume; dev: FileDevice; rows: { entry: ListEntry; file: NtfsFile }[]; skipped: SkippedRecord[] }> {
+async function listAll(
+  img: string,
+): Promise<{ vol: Volume; dev: FileDevice; rows: { entry: ListEntry; file: NtfsFile }[]; skipped: SkippedRecord[] }> {
   const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
   const vol = await openVolume(dev);
   const rows: { entry: ListEntry; file: NtfsFile }[] = [];
   const skipped: SkippedRecord[] = [];
-  for await (const r of walk(vol, await resolvePath(vol, '/'), '/', { recursive: true, onError: (s) => skipped.push(s) })) rows.push(r);
+  for await (const r of walk(vol, await resolvePath(vol, '/'), '/', {
+    recursive: true,
+    onError: (s) => skipped.push(s),
+  }))
+    rows.push(r);
   return { vol, dev, rows, skipped };
 }
 
@@ -64,7 +70,8 @@ for (const name of IMAGES) {
         if (!sampled || seen.has(file.record)) continue;
         seen.add(file.record);
         assert.equal(await md5Attr(vol, file, ''), theirs(img, entry.path), entry.path);
-        for (const s of entry.streams) assert.equal(await md5Attr(vol, file, s.name), theirs(img, entry.path, s.name), `${entry.path}:${s.name}`);
+        for (const s of entry.streams)
+          assert.equal(await md5Attr(vol, file, s.name), theirs(img, entry.path, s.name), `${entry.path}:${s.name}`);
         checked++;
       }
       assert.ok(checked > 0);
@@ -83,11 +90,15 @@ for (const name of IMAGES) {
         const hit = files.find((r) => re.test(r.entry.path));
         if (hit) sample.push(hit);
       }
-      for (const { entry } of sample) assert.equal(md5(ferry(['ntfs', 'cat', img, entry.path]).stdout), theirs(img, entry.path), `cat ${entry.path}`);
+      for (const { entry } of sample)
+        assert.equal(md5(ferry(['ntfs', 'cat', img, entry.path]).stdout), theirs(img, entry.path), `cat ${entry.path}`);
       const withStream = files.find((r) => r.entry.streams.some((s) => s.size > 0));
       if (withStream) {
         const s = withStream.entry.streams.find((x) => x.size > 0)?.name ?? '';
-        assert.equal(md5(ferry(['ntfs', 'cat', img, `${withStream.entry.path}:${s}`]).stdout), theirs(img, withStream.entry.path, s));
+        assert.equal(
+          md5(ferry(['ntfs', 'cat', img, `${withStream.entry.path}:${s}`]).stdout),
+          theirs(img, withStream.entry.path, s),
+        );
       }
     } finally {
       await dev.close();

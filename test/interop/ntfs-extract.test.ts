@@ -25,7 +25,10 @@ for (const name of IMAGES) {
       ferry(['ntfs', 'extract', img, out]);
       const vol = await openVolume(dev);
       let files = 0;
-      for await (const { entry, file } of walk(vol, await resolvePath(vol, '/'), '/', { recursive: true, onError: () => undefined })) {
+      for await (const { entry, file } of walk(vol, await resolvePath(vol, '/'), '/', {
+        recursive: true,
+        onError: () => undefined,
+      })) {
         const st = await stat(join(out, entry.path));
         if (entry.type === 'dir') {
           assert.ok(st.isDirectory(), entry.path);
@@ -36,7 +39,8 @@ for (const name of IMAGES) {
         const data = findAttr(file, AttrType.DATA);
         if (data) for await (const c of streamAttr(vol, data)) h.update(c);
         assert.equal(got, h.digest('hex'), entry.path);
-        if (files++ % 25 === 0) assert.equal(got, md5(ntfscat(img, entry.path) ?? new Uint8Array(1)), `${entry.path} vs ntfscat`);
+        if (files++ % 25 === 0)
+          assert.equal(got, md5(ntfscat(img, entry.path) ?? new Uint8Array(1)), `${entry.path} vs ntfscat`);
         if (entry.modified) assert.equal(st.mtime.toISOString(), entry.modified, `${entry.path} mtime`);
       }
       assert.ok(files > 0);

@@ -14,7 +14,15 @@ import { streamContent } from '../../src/ntfs/stream.ts';
 import { resolvePath, walk, type SkippedRecord } from '../../src/ntfs/tree.ts';
 import { applyFixups, RecordMagic } from '../../src/ntfs/fixup.ts';
 import { readContent } from '../../src/ntfs/stream.ts';
-import { findAttr, toContent, loadFile, openVolume, readRecord, type NtfsAttr, type Volume } from '../../src/ntfs/volume.ts';
+import {
+  findAttr,
+  toContent,
+  loadFile,
+  openVolume,
+  readRecord,
+  type NtfsAttr,
+  type Volume,
+} from '../../src/ntfs/volume.ts';
 import { ntfsImages } from './ntfs-images.ts';
 
 /** Mulberry32: a seeded PRNG so a failure can be replayed (the seed is in the test name). */
@@ -30,8 +38,12 @@ function prng(seed: number): () => number {
 }
 
 function expectNamed(e: unknown, where: string): void {
-  if (!(e instanceof NtfsFormatError)) throw new Error(`${where}: not an NtfsFormatError: ${e instanceof Error ? e.stack : String(e)}`);
-  assert.ok(e.record !== undefined || e.byteOffset !== undefined, `${where}: error names neither record nor offset: ${e.message}`);
+  if (!(e instanceof NtfsFormatError))
+    throw new Error(`${where}: not an NtfsFormatError: ${e instanceof Error ? e.stack : String(e)}`);
+  assert.ok(
+    e.record !== undefined || e.byteOffset !== undefined,
+    `${where}: error names neither record nor offset: ${e.message}`,
+  );
 }
 
 const READ_CAP = 1 << 20;
@@ -49,7 +61,11 @@ async function exercise(dev: MemoryDevice, where: string): Promise<number> {
   const skipped: SkippedRecord[] = [];
   try {
     const root = await resolvePath(vol, '/');
-    for await (const { entry, file } of walk(vol, root, '/', { recursive: true, system: true, onError: (s) => skipped.push(s) })) {
+    for await (const { entry, file } of walk(vol, root, '/', {
+      recursive: true,
+      system: true,
+      onError: (s) => skipped.push(s),
+    })) {
       for (const name of ['', ...entry.streams.map((s) => s.name)]) {
         const a = findAttr(file, AttrType.DATA, name);
         if (!a) continue;
@@ -65,7 +81,11 @@ async function exercise(dev: MemoryDevice, where: string): Promise<number> {
     expectNamed(e, `${where} walk`);
     errors++;
   }
-  for (const s of skipped) assert.ok(s.code.startsWith('ERR_NTFS_') && (s.record !== undefined || /byte offset/.test(s.message)), `${where}: skipped without a record: ${JSON.stringify(s)}`);
+  for (const s of skipped)
+    assert.ok(
+      s.code.startsWith('ERR_NTFS_') && (s.record !== undefined || /byte offset/.test(s.message)),
+      `${where}: skipped without a record: ${JSON.stringify(s)}`,
+    );
   for (const op of [() => usedClusters(vol), () => buildPlan(vol, { blockSize: 512 })]) {
     try {
       await op();
@@ -82,9 +102,11 @@ async function metadataRanges(bytes: Uint8Array): Promise<[number, number][]> {
   const vol = await openVolume(new MemoryDevice(512, bytes));
   const cs = vol.geo.clusterSize;
   const ranges: [number, number][] = [[0, 512]];
-  for (const r of vol.mft.runs.slice(0, 2)) ranges.push([r.lcn * cs, Math.min(r.length * cs, 256 * vol.geo.recordSize)]);
+  for (const r of vol.mft.runs.slice(0, 2))
+    ranges.push([r.lcn * cs, Math.min(r.length * cs, 256 * vol.geo.recordSize)]);
   const root = await loadFile(vol, 5);
-  for (const r of findAttr(root, AttrType.INDEX_ALLOCATION, '$I30')?.runs ?? []) if (r.lcn >= 0) ranges.push([r.lcn * cs, r.length * cs]);
+  for (const r of findAttr(root, AttrType.INDEX_ALLOCATION, '$I30')?.runs ?? [])
+    if (r.lcn >= 0) ranges.push([r.lcn * cs, r.length * cs]);
   return ranges;
 }
 
@@ -93,38 +115,47 @@ const INTERESTING = [0, 1, 0x7f, 0x80, 0xff, 0xffff, 0x7fffffff, 0xffffffff];
 const SEED = Number(process.env.FERRY_FUZZ_SEED ?? 1234);
 const SCALE = Number(process.env.FERRY_FUZZ_SCALE ?? 1);
 
-for (const [name, base] of [['secure', 500], ['frag', 300], ['c512', 40], ['main', 60]] as const) {
+for (const [name, base] of [
+  ['secure', 500],
+  ['frag', 300],
+  ['c512', 40],
+  ['main', 60],
+] as const) {
   const iterations = Math.round(base * SCALE);
-  test(`fuzz ${name}: ${iterations} mutated images (seed ${SEED}, FERRY_FUZZ_SEED to change)`, { timeout: 120_000 }, async (t) => {
-    const imgs = ntfsImages(t);
-    if (!imgs) return;
-    const bytes = new Uint8Array(await readFile(imgs[name]));
-    const ranges = await metadataRanges(bytes);
-    const rnd = prng(SEED);
-    const pick = (n: number): number => Math.floor(rnd() * n);
-    let erroring = 0;
-    for (let i = 0; i < iterations; i++) {
-      const saved: [number, number][] = [];
-      const [start, len] = ranges[pick(ranges.length)];
-      const edits = 1 + pick(4);
-      for (let k = 0; k < edits; k++) {
-        const at = start + pick(len - 4);
-        for (let j = 0; j < 4; j++) saved.push([at + j, bytes[at + j]]);
-        const view = new DataView(bytes.buffer, bytes.byteOffset);
-        const mode = pick(3);
-        if (mode === 0) bytes[at] ^= 1 << pick(8);
-        else if (mode === 1) view.setUint16(at, INTERESTING[pick(INTERESTING.length)] & 0xffff, true);
-        else view.setUint32(at, INTERESTING[pick(INTERESTING.length)], true);
+  test(
+    `fuzz ${name}: ${iterations} mutated images (seed ${SEED}, FERRY_FUZZ_SEED to change)`,
+    { timeout: 120_000 },
+    async (t) => {
+      const imgs = ntfsImages(t);
+      if (!imgs) return;
+      const bytes = new Uint8Array(await readFile(imgs[name]));
+      const ranges = await metadataRanges(bytes);
+      const rnd = prng(SEED);
+      const pick = (n: number): number => Math.floor(rnd() * n);
+      let erroring = 0;
+      for (let i = 0; i < iterations; i++) {
+        const saved: [number, number][] = [];
+        const [start, len] = ranges[pick(ranges.length)];
+        const edits = 1 + pick(4);
+        for (let k = 0; k < edits; k++) {
+          const at = start + pick(len - 4);
+          for (let j = 0; j < 4; j++) saved.push([at + j, bytes[at + j]]);
+          const view = new DataView(bytes.buffer, bytes.byteOffset);
+          const mode = pick(3);
+          if (mode === 0) bytes[at] ^= 1 << pick(8);
+          else if (mode === 1) view.setUint16(at, INTERESTING[pick(INTERESTING.length)] & 0xffff, true);
+          else view.setUint32(at, INTERESTING[pick(INTERESTING.length)], true);
+        }
+        try {
+          erroring += (await exercise(new MemoryDevice(512, bytes), `${name} iteration ${i}`)) > 0 ? 1 : 0;
+        } finally {
+          for (let k = saved.length - 1; k >= 0; k--) bytes[saved[k][0]] = saved[k][1];
+        }
       }
-      try {
-        erroring += (await exercise(new MemoryDevice(512, bytes), `${name} iteration ${i}`)) > 0 ? 1 : 0;
-      } finally {
-        for (let k = saved.length - 1; k >= 0; k--) bytes[saved[k][0]] = saved[k][1];
-      }
-    }
-    t.diagnostic(`${erroring} of ${iterations} mutated images reported errors`);
-    assert.ok(erroring > 0, 'the mutations must reach parsed structures');
-  });
+      t.diagnostic(`${erroring} of ${iterations} mutated images reported errors`);
+      assert.ok(erroring > 0, 'the mutations must reach parsed structures');
+    },
+  );
 }
 
 test('truncated images and random bytes', async (t) => {
@@ -136,9 +167,15 @@ test('truncated images and random bytes', async (t) => {
     const dev = new MemoryDevice(512, bytes.subarray(0, cut));
     assert.ok((await exercise(dev, `truncated at ${cut}`)) > 0, `cut at ${cut} must be reported`);
   }
-  await assert.rejects(openVolume(new MemoryDevice(512, bytes.subarray(0, bytes.length - 4096))), /shorter than the volume/);
+  await assert.rejects(
+    openVolume(new MemoryDevice(512, bytes.subarray(0, bytes.length - 4096))),
+    /shorter than the volume/,
+  );
   const noise = new Uint8Array(1 << 20).map(() => Math.floor(rnd() * 256));
-  await assert.rejects(openVolume(new MemoryDevice(512, noise)), (e: unknown) => e instanceof NtfsFormatError && e.code === 'ERR_NTFS_BOOT' && e.byteOffset === 3);
+  await assert.rejects(
+    openVolume(new MemoryDevice(512, noise)),
+    (e: unknown) => e instanceof NtfsFormatError && e.code === 'ERR_NTFS_BOOT' && e.byteOffset === 3,
+  );
 });
 
 /** Volume byte offset of byte `pos` of a non-resident attribute. */
@@ -153,7 +190,11 @@ function diskOffset(vol: Volume, runs: readonly { vcn: number; lcn: number; leng
 function residentOffset(vol: Volume, a: NtfsAttr, i: number): number {
   const ext = a.extents[0];
   assert.ok(a.value);
-  const at = diskOffset(vol, vol.mft.runs, ext.record * vol.geo.recordSize) + ext.offset + (a.value.byteOffset - ext.raw.byteOffset) + i;
+  const at =
+    diskOffset(vol, vol.mft.runs, ext.record * vol.geo.recordSize) +
+    ext.offset +
+    (a.value.byteOffset - ext.raw.byteOffset) +
+    i;
   assert.ok(at % 512 < 510, 'not on a fixup position');
   return at;
 }
@@ -174,11 +215,17 @@ test('a cyclic attribute list is reported naming the record', async (t) => {
   // The second entry becomes a copy of the first: the same attribute named twice.
   const patch = v.slice(0, len0);
   for (let i = 0; i < len0; i++) {
-    const at = list.resident ? residentOffset(vol, { value: list.value, extents: [list] } as unknown as NtfsAttr, len0 + i) : diskOffset(vol, list.runs, len0 + i);
+    const at = list.resident
+      ? residentOffset(vol, { value: list.value, extents: [list] } as unknown as NtfsAttr, len0 + i)
+      : diskOffset(vol, list.runs, len0 + i);
     bytes[at] = patch[i];
   }
   vol = await openVolume(dev);
-  await assert.rejects(loadFile(vol, f.record), (e: unknown) => e instanceof NtfsFormatError && e.record === f.record && /same attribute twice \(cycle\)/.test(e.message));
+  await assert.rejects(
+    loadFile(vol, f.record),
+    (e: unknown) =>
+      e instanceof NtfsFormatError && e.record === f.record && /same attribute twice \(cycle\)/.test(e.message),
+  );
 });
 
 test('an index loop is reported naming the directory record', async (t) => {
@@ -194,7 +241,7 @@ test('an index loop is reported naming the directory record', async (t) => {
   const slots = (buf: Uint8Array, header: number): number[] => {
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const out: number[] = [];
-    for (let at = header + view.getUint32(header, true); ; ) {
+    for (let at = header + view.getUint32(header, true); ;) {
       const len = view.getUint16(at + 8, true);
       const flags = view.getUint32(at + 12, true);
       if (flags & 1) out.push(at + len - 8);
@@ -224,7 +271,11 @@ test('an index loop is reported naming the directory record', async (t) => {
   for (let i = 0; i < 8; i++) bytes[abs(rootSlots[1] + i)] = target[i];
   vol = await openVolume(dev);
   const skipped: SkippedRecord[] = [];
-  for await (const x of walk(vol, await resolvePath(vol, '/'), '/', { recursive: true, onError: (s) => skipped.push(s) })) void x;
+  for await (const x of walk(vol, await resolvePath(vol, '/'), '/', {
+    recursive: true,
+    onError: (s) => skipped.push(s),
+  }))
+    void x;
   assert.equal(skipped.length, 1);
   assert.equal(skipped[0].record, dir.record);
   assert.match(skipped[0].message, /index loop: INDX block at VCN \d+ reached twice/);
@@ -243,6 +294,10 @@ test('a torn $MFT record 0 is read from $MFTMirr, with a warning naming it', asy
   assert.equal(vol.warnings[0].byteOffset, mftAt + 510);
   assert.deepEqual(vol.mft.runs, clean.mft.runs);
   const names: string[] = [];
-  for await (const { entry } of walk(vol, await resolvePath(vol, '/'), '/', { recursive: true, onError: () => assert.fail('no skipped records') })) names.push(entry.path);
+  for await (const { entry } of walk(vol, await resolvePath(vol, '/'), '/', {
+    recursive: true,
+    onError: () => assert.fail('no skipped records'),
+  }))
+    names.push(entry.path);
   assert.deepEqual(names.sort(), ['/perm0', '/perm1', '/perm2', '/perm3']);
 });

@@ -25,7 +25,8 @@ export function ntfsImages(t: TestContext): Record<ImageName, string> | undefine
   const missingTools = TOOLS.filter((x) => !haveTool(x));
   // Remake when an image is missing or the script changed since they were made.
   const hash = createHash('sha256').update(readFileSync(SCRIPT)).digest('hex');
-  const needMake = IMAGES.some((n) => !existsSync(paths[n])) || (existsSync(STAMP) ? readFileSync(STAMP, 'utf8').trim() : '') !== hash;
+  const needMake =
+    IMAGES.some((n) => !existsSync(paths[n])) || (existsSync(STAMP) ? readFileSync(STAMP, 'utf8').trim() : '') !== hash;
   const problem = missingTools.length
     ? `missing tools: ${missingTools.join(', ')} (apt-get install ntfs-3g partclone fuse3)`
     : needMake && process.getuid?.() !== 0
@@ -45,7 +46,11 @@ export function ntfsImages(t: TestContext): Record<ImageName, string> | undefine
   return paths;
 }
 
-export function run(cmd: string, args: string[], opts: { cwd?: string } = {}): { status: number | null; stdout: Buffer; stderr: string } {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string } = {},
+): { status: number | null; stdout: Buffer; stderr: string } {
   const r = spawnSync(cmd, args, { maxBuffer: 1 << 30, cwd: opts.cwd, env: { ...process.env, TZ: 'UTC' } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
@@ -58,12 +63,17 @@ import { registerNtfs } from './src/cli/ntfs.ts';
 const program = new Command('ferry').exitOverride();
 registerNtfs(program);
 try { await program.parseAsync(process.argv.slice(1), { from: 'user' }); }
-catch (e) { process.stderr.write('ferry: ' + (e.code && e.code.startsWith('ERR_') ? e.message : e.stack) + '\\n'); process.exitCode = e.code === 'ERR_USAGE' ? 2 : 1; }
+catch (e) {
+  process.stderr.write('ferry: ' + (e.code && e.code.startsWith('ERR_') ? e.message : e.stack) + '\\n');
+  process.exitCode = e.code === 'ERR_USAGE' ? 2 : 1;
+}
 `;
 
 /** Run `ferry ARGS` (the ntfs command group; `viaBin` runs bin/ferry.mjs); throws on a non-zero exit. */
 export function ferry(args: string[], viaBin = false): { stdout: Buffer; stderr: string } {
-  const argv = viaBin ? [join(REPO, 'bin/ferry.mjs'), ...args] : ['--import', 'tsx', '--input-type=module', '-e', NTFS_ONLY, ...args];
+  const argv = viaBin
+    ? [join(REPO, 'bin/ferry.mjs'), ...args]
+    : ['--import', 'tsx', '--input-type=module', '-e', NTFS_ONLY, ...args];
   const r = run(process.execPath, argv, { cwd: REPO });
   if (r.status !== 0) throw new Error(`ferry ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   return r;
@@ -136,8 +146,17 @@ export function ntfssecaudit(img: string, path: string): SecAudit {
   const hash = /^Computed hash : 0x([0-9a-f]+)/m.exec(text)?.[1];
   const owner = /^Windows owner (S-[\d-]+)/m.exec(text)?.[1];
   const group = /^Windows group (S-[\d-]+)/m.exec(text)?.[1];
-  if (r.status !== 0 || !key || !hash || !owner || !group) throw new Error(`ntfssecaudit ${path} failed (${r.status}): ${text}${r.stderr}`);
+  if (r.status !== 0 || !key || !hash || !owner || !group)
+    throw new Error(`ntfssecaudit ${path} failed (${r.status}): ${text}${r.stderr}`);
   // "        000010  14000000 02007800 05000000 00041800": offset, then up to four groups of bytes
-  const hex = [...text.matchAll(/^[ \t]+[0-9a-f]{6}((?:[ \t]+[0-9a-f]{2,8})+)[ \t]*$/gm)].map((m) => m[1].replace(/[ \t]+/g, '')).join('');
-  return { key: key === 'none' ? undefined : parseInt(key, 16), bytes: Buffer.from(hex, 'hex'), hash: parseInt(hash, 16), owner, group };
+  const hex = [...text.matchAll(/^[ \t]+[0-9a-f]{6}((?:[ \t]+[0-9a-f]{2,8})+)[ \t]*$/gm)]
+    .map((m) => m[1].replace(/[ \t]+/g, ''))
+    .join('');
+  return {
+    key: key === 'none' ? undefined : parseInt(key, 16),
+    bytes: Buffer.from(hex, 'hex'),
+    hash: parseInt(hash, 16),
+    owner,
+    group,
+  };
 }

@@ -36,7 +36,8 @@ test('ferry ntfs ls -R --json lists the same paths, sizes and records as ntfsls'
       for (const r of rows) {
         assert.ok(r.path.startsWith('/'));
         assert.ok(['file', 'dir', 'symlink', 'reparse'].includes(r.type));
-        for (const ts of [r.created, r.modified, r.changed, r.accessed]) assert.match(ts ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+        for (const ts of [r.created, r.modified, r.changed, r.accessed])
+          assert.match(ts ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       }
       if (name === 'corrupt') assert.match(stderr, /record \d+, byte offset \d+: torn FILE record/);
       else assert.equal(stderr, '');
@@ -57,7 +58,16 @@ test('ls --json reports links, named streams, residency and types on the main im
   assert.equal(get('/linked').links, 2);
   assert.equal(get('/linked').record, get('/res/linked-too').record);
   assert.equal(get('/manylinks').links, 41);
-  assert.deepEqual(get('/ads').streams.map((s) => [s.name, s.size]).sort(), [['big', 100000], ['empty', 0], ['s1', 2]]);
+  assert.deepEqual(
+    get('/ads')
+      .streams.map((s) => [s.name, s.size])
+      .sort(),
+    [
+      ['big', 100000],
+      ['empty', 0],
+      ['s1', 2],
+    ],
+  );
   assert.equal(get('/ads60').streams.length, 60);
   assert.equal(get('/res/r656').resident, true);
   assert.equal(get('/res/r664').resident, false);
@@ -72,7 +82,10 @@ test('ls --json reports links, named streams, residency and types on the main im
   const top = JSON.parse(ferry(['ntfs', 'ls', imgs.main, '/res', '--json']).stdout.toString('utf8')) as LsRow[];
   assert.equal(top.length, 12);
   const one = JSON.parse(ferry(['ntfs', 'ls', imgs.main, '/res/r5', '--json']).stdout.toString('utf8')) as LsRow[];
-  assert.deepEqual(one.map((r) => [r.path, r.size]), [['/res/r5', 5]]);
+  assert.deepEqual(
+    one.map((r) => [r.path, r.size]),
+    [['/res/r5', 5]],
+  );
 });
 
 test('ferry ntfs used --json equals partclone.ntfs -D used ranges', async (t) => {
@@ -82,7 +95,10 @@ test('ferry ntfs used --json equals partclone.ntfs -D used ranges', async (t) =>
   try {
     for (const name of IMAGES) {
       await t.test(name, () => {
-        const used = JSON.parse(ferry(['ntfs', 'used', imgs[name], '--json']).stdout.toString('utf8')) as { clusterSize: number; ranges: [number, number][] };
+        const used = JSON.parse(ferry(['ntfs', 'used', imgs[name], '--json']).stdout.toString('utf8')) as {
+          clusterSize: number;
+          ranges: [number, number][];
+        };
         const ours = used.ranges.map(([s, n]) => [s * used.clusterSize, n * used.clusterSize]);
         assert.deepEqual(ours, partcloneUsed(imgs[name], join(dir, `${name}.log`)));
       });

@@ -32,9 +32,14 @@ for (const name of IMAGES) {
 
     // Only the plan's extents reach the restore device.
     const dev = new MemoryDevice(plan.blockSize, blockCount);
-    for (const [lba, n] of plan.extents) dev.bytes.set(image.subarray(lba * plan.blockSize, (lba + n) * plan.blockSize), lba * plan.blockSize);
+    for (const [lba, n] of plan.extents)
+      dev.bytes.set(image.subarray(lba * plan.blockSize, (lba + n) * plan.blockSize), lba * plan.blockSize);
 
-    const ls = JSON.parse(ferry(['ntfs', 'ls', img, '/', '-R', '--json']).stdout.toString('utf8')) as { path: string; record: number; type: string }[];
+    const ls = JSON.parse(ferry(['ntfs', 'ls', img, '/', '-R', '--json']).stdout.toString('utf8')) as {
+      path: string;
+      record: number;
+      type: string;
+    }[];
     const lsRecords = new Set(ls.map((r) => r.record));
     const planRecords = new Set(plan.files.filter((f) => f.record >= 16).map((f) => f.record));
     assert.deepEqual([...planRecords].sort(), [...lsRecords].sort(), 'plan and ls cover the same records');

@@ -28,44 +28,59 @@ function ntfscatAttr(img: string, path: string, type: number): Buffer {
 const SECURE_FILES = ['/perm0', '/perm1', '/perm2', '/perm3'];
 const MAIN_FILES = ['/ads', '/big.bin', '/a.b.c'];
 
-test('descriptors equal ntfssecaudit: $Secure ids (secure image) and $SECURITY_DESCRIPTOR attributes (main image)', async (t) => {
-  const imgs = ntfsImages(t);
-  if (!imgs || !requireTools(t, 'ntfssecaudit')) return;
-  for (const [img, paths] of [[imgs.secure, SECURE_FILES], [imgs.main, MAIN_FILES]] as const) {
-    const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
-    try {
-      const vol = await openVolume(dev);
-      for (const p of paths) {
-        const audit = ntfssecaudit(img, p);
-        const sec = await fileSecurity(vol, await resolvePath(vol, p));
-        assert.ok(sec, p);
-        assert.equal(sec.source, audit.key === undefined ? 'attribute' : 'secure', p);
-        if (audit.key !== undefined) assert.equal(sec.securityId, audit.key, p);
-        if (sec.source === 'secure') {
-          assert.deepEqual(Buffer.from(sec.bytes), audit.bytes, `${p}: descriptor bytes`);
-          assert.equal(securityHash(sec.bytes), audit.hash, `${p}: hash`);
-        } else {
-          // ntfssecaudit re-lays out an attribute's descriptor (DACL first): compare the raw
-          // attribute with ntfscat's, and the decoded DACL with ntfssecaudit's.
-          assert.deepEqual(Buffer.from(sec.bytes), ntfscatAttr(img, p, 0x50), `${p}: $SECURITY_DESCRIPTOR bytes`);
-          assert.deepEqual(sec.descriptor.dacl, decodeSecurityDescriptor(audit.bytes).dacl, `${p}: DACL`);
+test(
+  'descriptors equal ntfssecaudit: $Secure ids (secure image) and $SECURITY_DESCRIPTOR attributes (main ' + 'image)',
+  async (t) => {
+    const imgs = ntfsImages(t);
+    if (!imgs || !requireTools(t, 'ntfssecaudit')) return;
+    for (const [img, paths] of [
+      [imgs.secure, SECURE_FILES],
+      [imgs.main, MAIN_FILES],
+    ] as const) {
+      const dev = await FileDevice.open(img, { blockSize: 512, readOnly: true });
+      try {
+        const vol = await openVolume(dev);
+        for (const p of paths) {
+          const audit = ntfssecaudit(img, p);
+          const sec = await fileSecurity(vol, await resolvePath(vol, p));
+          assert.ok(sec, p);
+          assert.equal(sec.source, audit.key === undefined ? 'attribute' : 'secure', p);
+          if (audit.key !== undefined) assert.equal(sec.securityId, audit.key, p);
+          if (sec.source === 'secure') {
+            assert.deepEqual(Buffer.from(sec.bytes), audit.bytes, `${p}: descriptor bytes`);
+            assert.equal(securityHash(sec.bytes), audit.hash, `${p}: hash`);
+          } else {
+            // ntfssecaudit re-lays out an attribute's descriptor (DACL first): compare the raw
+            // attribute with ntfscat's, and the decoded DACL with ntfssecaudit's.
+            assert.deepEqual(Buffer.from(sec.bytes), ntfscatAttr(img, p, 0x50), `${p}: $SECURITY_DESCRIPTOR bytes`);
+            assert.deepEqual(sec.descriptor.dacl, decodeSecurityDescriptor(audit.bytes).dacl, `${p}: DACL`);
+          }
+          assert.equal(sec.descriptor.owner, audit.owner, p);
+          assert.equal(sec.descriptor.group, audit.group, p);
+          assert.ok(
+            (sec.descriptor.dacl?.aces.length ?? 0) > 0 &&
+              sec.descriptor.dacl?.aces.every((a) => a.sid?.startsWith('S-1-')),
+            p,
+          );
         }
-        assert.equal(sec.descriptor.owner, audit.owner, p);
-        assert.equal(sec.descriptor.group, audit.group, p);
-        assert.ok((sec.descriptor.dacl?.aces.length ?? 0) > 0 && sec.descriptor.dacl?.aces.every((a) => a.sid?.startsWith('S-1-')), p);
+      } finally {
+        await dev.close();
       }
-    } finally {
-      await dev.close();
+      // ls --json carries the id (when the file has one) and the owner and group SIDs.
+      const rows = JSON.parse(ferry(['ntfs', 'ls', img, '/', '--json']).stdout.toString('utf8')) as {
+        path: string;
+        securityId?: number;
+        owner?: string;
+        group?: string;
+      }[];
+      for (const p of paths) {
+        const row = rows.find((r) => r.path === p);
+        const audit = ntfssecaudit(img, p);
+        assert.deepEqual([row?.securityId, row?.owner, row?.group], [audit.key, audit.owner, audit.group], `ls ${p}`);
+      }
     }
-    // ls --json carries the id (when the file has one) and the owner and group SIDs.
-    const rows = JSON.parse(ferry(['ntfs', 'ls', img, '/', '--json']).stdout.toString('utf8')) as { path: string; securityId?: number; owner?: string; group?: string }[];
-    for (const p of paths) {
-      const row = rows.find((r) => r.path === p);
-      const audit = ntfssecaudit(img, p);
-      assert.deepEqual([row?.securityId, row?.owner, row?.group], [audit.key, audit.owner, audit.group], `ls ${p}`);
-    }
-  }
-});
+  },
+);
 
 test('the plan keeps security ids and /$Secure: descriptors resolve from the plan alone', async (t) => {
   const imgs = ntfsImages(t);
@@ -74,7 +89,8 @@ test('the plan keeps security ids and /$Secure: descriptors resolve from the pla
   const plan = JSON.parse(ferry(['ntfs', 'plan', img, '--json']).stdout.toString('utf8')) as NtfsPlan;
   const image = await readFile(img);
   const dev = new MemoryDevice(plan.blockSize, image.length / plan.blockSize);
-  for (const [lba, n] of plan.extents) dev.bytes.set(image.subarray(lba * plan.blockSize, (lba + n) * plan.blockSize), lba * plan.blockSize);
+  for (const [lba, n] of plan.extents)
+    dev.bytes.set(image.subarray(lba * plan.blockSize, (lba + n) * plan.blockSize), lba * plan.blockSize);
   const secure = plan.files.find((f) => f.path === '/$Secure');
   const sdsAttr = secure?.attributes.find((a) => a.typeName === '$DATA' && a.name === '$SDS');
   assert.ok(secure && sdsAttr, '/$Secure and its $SDS stream are in the plan');
@@ -104,7 +120,11 @@ test('descriptors equal the system.ntfs_acl xattr of an ntfs-3g mount', async (t
     assert.equal(m.status, 0, m.stderr);
     try {
       // getxattr with the exact size: ntfs-3g answers a too-small buffer with EIO, not ERANGE.
-      const py = spawnSync('python3', ['-c', `
+      const py = spawnSync(
+        'python3',
+        [
+          '-c',
+          `
 import ctypes, json, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 out = {}
@@ -115,7 +135,12 @@ for p in sys.argv[2:]:
     if n < 0 or libc.getxattr(path, name, buf, n) != n: sys.exit(os.strerror(ctypes.get_errno()))
     out[p] = buf.raw[:n].hex()
 print(json.dumps(out))
-`, mnt, ...SECURE_FILES], { encoding: 'utf8' });
+`,
+          mnt,
+          ...SECURE_FILES,
+        ],
+        { encoding: 'utf8' },
+      );
       assert.equal(py.status, 0, py.stderr);
       acls = JSON.parse(py.stdout) as Record<string, string>;
     } finally {

@@ -25,11 +25,24 @@ interface Quick {
 const TIMES = /\d\.\d+×/;
 
 const QUICK: Record<string, Quick> = {
-  'bench/target-vs-tgtd.ts': { args: ['--size-mb', '16', '--seconds', '1'], tools: ['tgtd', 'tgtadm', 'iscsi-perf', 'qemu-img'], ratio: /^\| sequential read[^\n]*\| \d+\.\d\d \|$/m },
+  'bench/target-vs-tgtd.ts': {
+    args: ['--size-mb', '16', '--seconds', '1'],
+    tools: ['tgtd', 'tgtadm', 'iscsi-perf', 'qemu-img'],
+    ratio: /^\| sequential read[^\n]*\| \d+\.\d\d \|$/m,
+  },
   'bench/xcopy-vs-dd.ts': { args: ['--size', '32M', '--runs', '1'], tools: ['dd'], ratio: TIMES },
-  'bench/tape-vs-dd.ts': { args: ['--size', '32M', '--runs', '1'], tools: ['dd', 'tgtd', 'tgtadm', 'tgtimg'], ratio: TIMES },
+  'bench/tape-vs-dd.ts': {
+    args: ['--size', '32M', '--runs', '1'],
+    tools: ['dd', 'tgtd', 'tgtadm', 'tgtimg'],
+    ratio: TIMES,
+  },
   'bench/snapshot-cow.ts': { args: ['--size', '16M', '--runs', '1'], tools: [], ratio: TIMES },
-  'bench/ntfs-vs-ntfsclone.ts': { args: ['--runs', '1'], tools: ['mkntfs', 'ntfs-3g', 'ntfsclone', 'python3'], root: true, ratio: /\d\.\d\dx ntfsclone -m\)/ },
+  'bench/ntfs-vs-ntfsclone.ts': {
+    args: ['--runs', '1'],
+    tools: ['mkntfs', 'ntfs-3g', 'ntfsclone', 'python3'],
+    root: true,
+    ratio: /\d\.\d\dx ntfsclone -m\)/,
+  },
   'bench/backup-e2e.ts': { args: ['--size', '32M', '--runs', '1'], tools: ['dd'], ratio: TIMES },
 };
 
@@ -42,7 +55,11 @@ function readmeBenchmarks(): string[] {
 
 function run(script: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn('npx', ['tsx', script, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: process.env.TMPDIR ?? '/tmp' } });
+    const p = spawn('npx', ['tsx', script, ...args], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TMPDIR: process.env.TMPDIR ?? '/tmp' },
+    });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b.toString()));
     p.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -54,7 +71,11 @@ function run(script: string, args: string[]): Promise<{ code: number; out: strin
 test('the README lists benchmarks, and each has a quick form here', () => {
   const listed = readmeBenchmarks();
   assert.ok(listed.length >= 6, `README lists ${listed.length} benchmarks`);
-  assert.deepEqual(listed.filter((b) => !QUICK[b]), [], 'give these README commands a quick form in this test');
+  assert.deepEqual(
+    listed.filter((b) => !QUICK[b]),
+    [],
+    'give these README commands a quick form in this test',
+  );
 });
 
 for (const script of readmeBenchmarks()) {
@@ -62,7 +83,8 @@ for (const script of readmeBenchmarks()) {
   if (!q) continue;
   test(`README: npx tsx ${script} ${q.args.join(' ')}`, { timeout: 600_000 }, async (t) => {
     if (!requireTools(t, ...q.tools)) return;
-    if (q.root && process.getuid?.() !== 0) return void skipLoudly(t, `${script} makes its image as root (ntfs-3g mount)`);
+    if (q.root && process.getuid?.() !== 0)
+      return void skipLoudly(t, `${script} makes its image as root (ntfs-3g mount)`);
     const r = await run(script, q.args);
     assert.equal(r.code, 0, `${script} exited ${r.code}:\n${r.out.slice(-3000)}`);
     // Each benchmark prints its ratio against the peer measured in the same run.

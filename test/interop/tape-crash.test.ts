@@ -37,14 +37,16 @@ test('SIGKILL the target mid-stream: after restart every acknowledged record rea
     await settle(s, 0);
     // Keep 4 writes in flight so some are unacknowledged when the target dies.
     const acked = await streamUntilKilled(s, 0, recordLength, 300, () => child.proc.kill('SIGKILL'));
-    await new Promise((r) => child.proc.exitCode !== null || child.proc.signalCode !== null ? r(undefined) : child.proc.once('exit', r));
+    await new Promise((r) =>
+      child.proc.exitCode !== null || child.proc.signalCode !== null ? r(undefined) : child.proc.once('exit', r),
+    );
     assert.ok(acked >= 300);
 
     child = await startChild(cart);
     const s2 = await login('127.0.0.1', child.port, TAPE_IQN);
     await settle(s2, 0);
     let i = 0;
-    for (;; i++) {
+    for (; ; i++) {
       const r = await s2.command(0, T.buildRead6(65536), { inLength: 65536, allowCheckCondition: true });
       if (r.status !== 0 && r.sense?.key === 0x8) break; // end of data
       assert.ok(r.status === 0 || r.sense?.ili, `read ${i}: ${JSON.stringify(r.sense)}`);

@@ -24,7 +24,9 @@ export interface TapeTarget {
 }
 
 /** Ferry tape target in this process: a library (changer LUN 0, drives 1…) or one stand-alone drive at LUN 0. */
-export async function startFerryTape(opts: { library?: LibraryOptions; cartridgeBytes?: number } = {}): Promise<TapeTarget> {
+export async function startFerryTape(
+  opts: { library?: LibraryOptions; cartridgeBytes?: number } = {},
+): Promise<TapeTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-tape-'));
   const target = new Target({ name: TAPE_IQN });
   let library: OpenedLibrary | undefined;
@@ -33,7 +35,10 @@ export async function startFerryTape(opts: { library?: LibraryOptions; cartridge
     target.addLun(0, library.changer);
     library.drives.forEach((d, i) => target.addLun(i + 1, d));
   } else {
-    target.addLun(0, await openStandaloneDrive(join(dir, 'one.cart'), { createSizeBytes: opts.cartridgeBytes ?? 64 << 20 }));
+    target.addLun(
+      0,
+      await openStandaloneDrive(join(dir, 'one.cart'), { createSizeBytes: opts.cartridgeBytes ?? 64 << 20 }),
+    );
   }
   const server = new TargetServer({ targets: [target] });
   const { host, port } = await server.listen('127.0.0.1', 0);
@@ -102,7 +107,11 @@ export function summarize(step: string, r: CommandResult): Step {
  */
 export async function commonScript(s: InitiatorSession, lun: number): Promise<Step[]> {
   const steps: Step[] = [];
-  const run = async (step: string, cdb: Uint8Array, o: { dataOut?: Uint8Array; inLength?: number } = {}): Promise<CommandResult> => {
+  const run = async (
+    step: string,
+    cdb: Uint8Array,
+    o: { dataOut?: Uint8Array; inLength?: number } = {},
+  ): Promise<CommandResult> => {
     const r = await s.command(lun, cdb, { ...o, allowCheckCondition: true });
     steps.push(summarize(step, r));
     return r;
@@ -159,7 +168,13 @@ export async function commonScript(s: InitiatorSession, lun: number): Promise<St
  * acknowledged in order, and call `kill` once `killAfter` is acknowledged; writes failing after
  * that are expected. Returns the last acknowledged record number.
  */
-export async function streamUntilKilled(s: InitiatorSession, lun: number, recordLength: (i: number) => number, killAfter: number, kill: () => void): Promise<number> {
+export async function streamUntilKilled(
+  s: InitiatorSession,
+  lun: number,
+  recordLength: (i: number) => number,
+  killAfter: number,
+  kill: () => void,
+): Promise<number> {
   let acked = -1;
   let next = 0;
   let killed = false;
@@ -168,7 +183,10 @@ export async function streamUntilKilled(s: InitiatorSession, lun: number, record
     while (inFlight.size < 4) {
       const i = next++;
       const p: Promise<void> = s
-        .command(lun, T.buildWrite6(recordLength(i)), { dataOut: record(i, recordLength(i)), allowCheckCondition: true })
+        .command(lun, T.buildWrite6(recordLength(i)), {
+          dataOut: record(i, recordLength(i)),
+          allowCheckCondition: true,
+        })
         .then((r) => {
           assert.equal(r.status, 0, `write ${i}`);
           assert.equal(i, acked + 1, 'acknowledgements in order (one tape, CmdSN order)');

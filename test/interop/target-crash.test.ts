@@ -26,7 +26,12 @@ test('SIGKILL of ferry target after FUA writes and SYNCHRONIZE CACHE loses nothi
   const img = join(dir, 'disk.img');
   const tgt = await spawnTarget(['--iqn', IQN, '--disk', `${img}:16M`]);
   try {
-    const s = await InitiatorSession.login({ host: '127.0.0.1', port: tgt.port, initiatorName: INITIATOR, targetName: IQN });
+    const s = await InitiatorSession.login({
+      host: '127.0.0.1',
+      port: tgt.port,
+      initiatorName: INITIATOR,
+      targetName: IQN,
+    });
     const fua = randomBytes(1 << 20);
     await s.command(0, write16(100, fua.length / 512, true), { dataOut: fua });
     const plain = randomBytes(512 << 10);
@@ -37,7 +42,10 @@ test('SIGKILL of ferry target after FUA writes and SYNCHRONIZE CACHE loses nothi
     s.close();
     const onDisk = await readFile(img);
     assert.ok(onDisk.subarray(100 * 512, 100 * 512 + fua.length).equals(fua), 'FUA write is on disk');
-    assert.ok(onDisk.subarray(10_000 * 512, 10_000 * 512 + plain.length).equals(plain), 'write before SYNCHRONIZE CACHE is on disk');
+    assert.ok(
+      onDisk.subarray(10_000 * 512, 10_000 * 512 + plain.length).equals(plain),
+      'write before SYNCHRONIZE CACHE is on disk',
+    );
   } finally {
     await tgt.stop('SIGKILL');
     await rm(dir, { recursive: true, force: true });
@@ -102,7 +110,10 @@ test('a simulated power loss keeps FUA and synced writes and loses only unsynced
     assert.ok(Buffer.from(await dev.media.read(0, 128)).equals(fua), 'FUA data survived');
     assert.ok(Buffer.from(await dev.media.read(2000, 128)).equals(synced), 'SYNCHRONIZE CACHE data survived');
     // The control: without FUA or a flush, the data was only cached, and the crash took it.
-    assert.ok(Buffer.from(await dev.media.read(1000, 128)).equals(Buffer.alloc(64 << 10)), 'unsynced data was lost, as the model says');
+    assert.ok(
+      Buffer.from(await dev.media.read(1000, 128)).equals(Buffer.alloc(64 << 10)),
+      'unsynced data was lost, as the model says',
+    );
   } finally {
     await server.close();
   }

@@ -15,7 +15,14 @@ const IQN = 'iqn.2026-11.dev.ferry:xcopy-cu';
 test('iscsi-test-cu --dataloss ALL.ExtendedCopy and ALL.ReceiveCopyResults run and pass', async (t) => {
   if (!requireTools(t, 'iscsi-test-cu')) return;
   const dir = await mkdtemp(join(tmpdir(), 'ferry-xcopy-cu-'));
-  const tgt = await spawnTarget(['--iqn', IQN, '--disk', `${join(dir, 'disk0.img')}:64M`, '--lun-dir', join(dir, 'luns')]);
+  const tgt = await spawnTarget([
+    '--iqn',
+    IQN,
+    '--disk',
+    `${join(dir, 'disk0.img')}:64M`,
+    '--lun-dir',
+    join(dir, 'luns'),
+  ]);
   try {
     const host = '127.0.0.1';
     const url = `iscsi://${host}:${tgt.port}/${IQN}/0`;
@@ -26,11 +33,20 @@ test('iscsi-test-cu --dataloss ALL.ExtendedCopy and ALL.ReceiveCopyResults run a
     for (const [suite, tests] of Object.entries(expected)) {
       const { code, out } = await runTool('iscsi-test-cu', ['-V', '--dataloss', '-t', suite, url]);
       assert.equal(code, 0, `${suite} exit code\n${out}`);
-      assert.doesNotMatch(out, /\[SKIPPED\]|\[FAILED\]|not implemented|SKIPPED/, `${suite} skipped or failed something:\n${out}`);
-      for (const name of tests) assert.match(out, new RegExp(`Test: ${name} \\.\\.\\.`), `${suite}.${name} did not run`);
+      assert.doesNotMatch(
+        out,
+        /\[SKIPPED\]|\[FAILED\]|not implemented|SKIPPED/,
+        `${suite} skipped or failed something:\n${out}`,
+      );
+      for (const name of tests)
+        assert.match(out, new RegExp(`Test: ${name} \\.\\.\\.`), `${suite}.${name} did not run`);
       const summary = /tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(out);
       assert.ok(summary, `no CUnit summary:\n${out}`);
-      assert.deepEqual(summary.slice(1, 5).map(Number), [tests.length, tests.length, tests.length, 0], `${suite} summary`);
+      assert.deepEqual(
+        summary.slice(1, 5).map(Number),
+        [tests.length, tests.length, tests.length, 0],
+        `${suite} summary`,
+      );
     }
   } finally {
     await tgt.stop();

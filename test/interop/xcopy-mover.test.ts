@@ -43,7 +43,13 @@ function naaOf(vpd83: Uint8Array): Designator {
   return d[0];
 }
 
-const cscd = (d: Designator, pdt: number, blockLength: number): CscdInput => ({ ...d, peripheralDeviceType: pdt, pad: false, fixed: false, blockLength });
+const cscd = (d: Designator, pdt: number, blockLength: number): CscdInput => ({
+  ...d,
+  peripheralDeviceType: pdt,
+  pad: false,
+  fixed: false,
+  blockLength,
+});
 
 async function sameFiles(a: string, b: string, bytes: number): Promise<void> {
   const fa = await open(a);
@@ -62,7 +68,6 @@ async function sameFiles(a: string, b: string, bytes: number): Promise<void> {
   }
 }
 
-
 interface TapeEnd {
   host: string;
   port: number;
@@ -70,7 +75,16 @@ interface TapeEnd {
   lun: number;
 }
 
-async function roundTrip(t: TestContext, opts: { mib: number; tape: TapeEnd; copyManager: 'mover' | 'source'; dir: string; cleanup: Array<() => Promise<unknown>> }): Promise<void> {
+async function roundTrip(
+  t: TestContext,
+  opts: {
+    mib: number;
+    tape: TapeEnd;
+    copyManager: 'mover' | 'source';
+    dir: string;
+    cleanup: Array<() => Promise<unknown>>;
+  },
+): Promise<void> {
   const { dir, cleanup, tape: tapeEnd } = opts;
   const BYTES = opts.mib << 20;
   // Source disk: random bytes in a file, served by a Ferry target with a fresh LUN 1.
@@ -83,7 +97,14 @@ async function roundTrip(t: TestContext, opts: { mib: number; tape: TapeEnd; cop
   let srcAddr: { port: number };
   if (opts.copyManager === 'source') {
     // The copy managers inside the storage node's LUs reach the tape through --copy-portal.
-    const cfg = resolveTargetConfig({ listen: '127.0.0.1:0', iqn: SRC_IQN, disks: [srcPath, `${dstPath}:${BYTES}`], lunDir: join(dir, 'luns'), copyPortals: [`${tapeEnd.host}:${tapeEnd.port}`], logLevel: 'silent' });
+    const cfg = resolveTargetConfig({
+      listen: '127.0.0.1:0',
+      iqn: SRC_IQN,
+      disks: [srcPath, `${dstPath}:${BYTES}`],
+      lunDir: join(dir, 'luns'),
+      copyPortals: [`${tapeEnd.host}:${tapeEnd.port}`],
+      logLevel: 'silent',
+    });
     const node = await startStorageNode(cfg, pino({ level: 'silent' }));
     cleanup.push(() => node.close());
     srcAddr = node.address;
@@ -100,38 +121,73 @@ async function roundTrip(t: TestContext, opts: { mib: number; tape: TapeEnd; cop
   }
 
   // The backup server: learns designators (INQUIRY only), positions the tape, sends the lists.
-  const toSrc = await InitiatorSession.login({ host: '127.0.0.1', port: srcAddr.port, initiatorName: INITIATOR, targetName: SRC_IQN });
-  const toTape = await InitiatorSession.login({ host: tapeEnd.host, port: tapeEnd.port, initiatorName: INITIATOR, targetName: tapeEnd.iqn });
+  const toSrc = await InitiatorSession.login({
+    host: '127.0.0.1',
+    port: srcAddr.port,
+    initiatorName: INITIATOR,
+    targetName: SRC_IQN,
+  });
+  const toTape = await InitiatorSession.login({
+    host: tapeEnd.host,
+    port: tapeEnd.port,
+    initiatorName: INITIATOR,
+    targetName: tapeEnd.iqn,
+  });
   cleanup.push(() => Promise.all([toSrc, toTape].map((s) => s.logout().catch(() => undefined))));
   let send: (which: 'backup' | 'restore', list: Uint8Array) => ReturnType<InitiatorSession['command']>;
   const sessions = [toSrc, toTape];
   if (opts.copyManager === 'mover') {
     // The mover reaches both targets through its configured portals only.
     const mover = await startMover(
-      resolveMoverConfig({ listen: '127.0.0.1:0', iqn: 'iqn.2026-11.dev.ferry:mover', portals: [`127.0.0.1:${srcAddr.port}`, `${tapeEnd.host}:${tapeEnd.port}`], logLevel: 'silent' }),
+      resolveMoverConfig({
+        listen: '127.0.0.1:0',
+        iqn: 'iqn.2026-11.dev.ferry:mover',
+        portals: [`127.0.0.1:${srcAddr.port}`, `${tapeEnd.host}:${tapeEnd.port}`],
+        logLevel: 'silent',
+      }),
     );
     cleanup.push(() => mover.close());
-    const toMover = await InitiatorSession.login({ host: '127.0.0.1', port: mover.address.port, initiatorName: INITIATOR, targetName: 'iqn.2026-11.dev.ferry:mover' });
+    const toMover = await InitiatorSession.login({
+      host: '127.0.0.1',
+      port: mover.address.port,
+      initiatorName: INITIATOR,
+      targetName: 'iqn.2026-11.dev.ferry:mover',
+    });
     cleanup.push(() => toMover.logout().catch(() => undefined));
     sessions.push(toMover);
     send = (_w, list) => toMover.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
   } else {
     // EXTENDED COPY to the source LU for the backup, to the destination LU for the restore.
-    send = (w, list) => toSrc.command(w === 'backup' ? 0 : 1, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+    send = (w, list) =>
+      toSrc.command(w === 'backup' ? 0 : 1, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
   }
   const srcDisk = naaOf((await toSrc.command(0, inquiry(255, 0x83), { inLength: 255 })).data);
   const dstDisk = naaOf((await toSrc.command(1, inquiry(255, 0x83), { inLength: 255 })).data);
   const tape = naaOf((await toTape.command(tapeEnd.lun, inquiry(255, 0x83), { inLength: 255 })).data);
   await toTape.command(tapeEnd.lun, buildRewind());
 
-  const header = Buffer.from(`FERRY-SET 1 source=${Buffer.from(srcDisk.designator).toString('hex')} blocks=${BYTES / BLOCK}`.padEnd(128, ' '));
+  const header = Buffer.from(
+    `FERRY-SET 1 source=${Buffer.from(srcDisk.designator).toString('hex')} blocks=${BYTES / BLOCK}`.padEnd(128, ' '),
+  );
   const segs = BYTES / BLOCK / SEG_BLOCKS;
   const backup: SegmentInput[] = [
     { type: 0x05, cat: false, destination: 1, streamTransferLength: header.length, data: header },
-    ...Array.from({ length: segs }, (_, i): SegmentInput => ({ type: 0x00, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS })),
+    ...Array.from({ length: segs }, (_, i): SegmentInput => ({
+      type: 0x00,
+      cat: false,
+      source: 0,
+      destination: 1,
+      streamTransferLength: RECORD,
+      blockCount: SEG_BLOCKS,
+      lba: i * SEG_BLOCKS,
+    })),
     { type: 0x10, cat: false, destination: 1, immed: false, count: 1 },
   ];
-  const list1 = encodeXcopyParameterList({ header: { listId: 1, str: false, listIdUsage: 0, priority: 0 }, cscds: [cscd(srcDisk, 0, BLOCK), cscd(tape, 1, 0)], segments: backup });
+  const list1 = encodeXcopyParameterList({
+    header: { listId: 1, str: false, listIdUsage: 0, priority: 0 },
+    cscds: [cscd(srcDisk, 0, BLOCK), cscd(tape, 1, 0)],
+    segments: backup,
+  });
   const r1 = await send('backup', list1);
   assert.equal(r1.status, 0, `backup XCOPY: ${JSON.stringify(r1.sense)}`);
   if (opts.copyManager === 'mover') {
@@ -145,9 +201,21 @@ async function roundTrip(t: TestContext, opts: { mib: number; tape: TapeEnd; cop
   await toTape.command(tapeEnd.lun, buildRewind());
   const restore: SegmentInput[] = [
     { type: 0x06, cat: false, source: 0, streamTransferLength: header.length, byteCount: header.length },
-    ...Array.from({ length: segs }, (_, i): SegmentInput => ({ type: 0x01, cat: false, source: 0, destination: 1, streamTransferLength: RECORD, blockCount: SEG_BLOCKS, lba: i * SEG_BLOCKS })),
+    ...Array.from({ length: segs }, (_, i): SegmentInput => ({
+      type: 0x01,
+      cat: false,
+      source: 0,
+      destination: 1,
+      streamTransferLength: RECORD,
+      blockCount: SEG_BLOCKS,
+      lba: i * SEG_BLOCKS,
+    })),
   ];
-  const list2 = encodeXcopyParameterList({ header: { listId: 2, str: false, listIdUsage: 0, priority: 0 }, cscds: [cscd(tape, 1, 0), cscd(dstDisk, 0, BLOCK)], segments: restore });
+  const list2 = encodeXcopyParameterList({
+    header: { listId: 2, str: false, listIdUsage: 0, priority: 0 },
+    cscds: [cscd(tape, 1, 0), cscd(dstDisk, 0, BLOCK)],
+    segments: restore,
+  });
   const r2 = await send('restore', list2);
   assert.equal(r2.status, 0, `restore XCOPY: ${JSON.stringify(r2.sense)}`);
 
@@ -161,7 +229,11 @@ async function roundTrip(t: TestContext, opts: { mib: number; tape: TapeEnd; cop
   await sameFiles(srcPath, dstPath, BYTES);
 }
 
-async function withTgtdTape(t: TestContext, mib: number, run: (tape: TapeEnd, dir: string, cleanup: Array<() => Promise<unknown>>) => Promise<void>): Promise<void> {
+async function withTgtdTape(
+  t: TestContext,
+  mib: number,
+  run: (tape: TapeEnd, dir: string, cleanup: Array<() => Promise<unknown>>) => Promise<void>,
+): Promise<void> {
   if (!requireTools(t, 'tgtd', 'tgtadm', 'tgtimg')) return;
   const dir = await mkdtemp(join(tmpdir(), 'ferry-xcopy-'));
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -169,7 +241,24 @@ async function withTgtdTape(t: TestContext, mib: number, run: (tape: TapeEnd, di
     const tgtd = await startTgtd('iqn.2026-11.dev.ferry:xcopy-tape');
     cleanup.push(() => tgtd.stop());
     const tapeImg = join(dir, 'tape.img');
-    execFileSync('tgtimg', ['--op', 'new', '--device-type', 'tape', '--barcode', 'XCOPY1', '--size', String(mib + 64), '--type', 'data', '--file', tapeImg], { stdio: 'pipe' });
+    execFileSync(
+      'tgtimg',
+      [
+        '--op',
+        'new',
+        '--device-type',
+        'tape',
+        '--barcode',
+        'XCOPY1',
+        '--size',
+        String(mib + 64),
+        '--type',
+        'data',
+        '--file',
+        tapeImg,
+      ],
+      { stdio: 'pipe' },
+    );
     tgtd.addLun(1, tapeImg, { deviceType: 'tape' });
     await run({ host: '127.0.0.1', port: tgtd.port, iqn: tgtd.iqn, lun: 1 }, dir, cleanup);
   } finally {
@@ -178,9 +267,14 @@ async function withTgtdTape(t: TestContext, mib: number, run: (tape: TapeEnd, di
   }
 }
 
-test(`ferry mover: ${MIB} MiB Ferry disk → tgtd tape → fresh disk, bit-exact, no data through the initiator`, async (t) => {
-  await withTgtdTape(t, MIB, (tape, dir, cleanup) => roundTrip(t, { mib: MIB, tape, copyManager: 'mover', dir, cleanup }));
-});
+test(
+  `ferry mover: ${MIB} MiB Ferry disk → tgtd tape → fresh disk, bit-exact, no data through the ` + `initiator`,
+  async (t) => {
+    await withTgtdTape(t, MIB, (tape, dir, cleanup) =>
+      roundTrip(t, { mib: MIB, tape, copyManager: 'mover', dir, cleanup }),
+    );
+  },
+);
 
 test('copy manager inside the source target (no separate mover): Ferry disk → tgtd tape → fresh disk', async (t) => {
   const mib = Math.min(MIB, 64);
@@ -194,7 +288,13 @@ test('ferry mover between two Ferry targets: disk → Ferry tape → fresh disk'
   try {
     const ft = await startFerryTape({ cartridgeBytes: (mib + 16) << 20 });
     cleanup.push(() => ft.close());
-    await roundTrip(t, { mib, tape: { host: ft.host, port: ft.port, iqn: TAPE_IQN, lun: 0 }, copyManager: 'mover', dir, cleanup });
+    await roundTrip(t, {
+      mib,
+      tape: { host: ft.host, port: ft.port, iqn: TAPE_IQN, lun: 0 },
+      copyManager: 'mover',
+      dir,
+      cleanup,
+    });
   } finally {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });

@@ -17,7 +17,8 @@ export const m0003Retention: Migration = {
     'ALTER TABLE cartridges ADD COLUMN load_count INTEGER',
     'ALTER TABLE cartridges ADD COLUMN exported_at TEXT',
     'ALTER TABLE jobs RENAME COLUMN type TO type_before_3',
-    `ALTER TABLE jobs ADD COLUMN type TEXT NOT NULL DEFAULT 'backup' CHECK (type IN ('backup', 'restore', 'verify', 'rebuild', 'label'))`,
+    `ALTER TABLE jobs ADD COLUMN type TEXT NOT NULL DEFAULT 'backup' CHECK (type IN ('backup', 'restore', 'verify', ` +
+      `'rebuild', 'label'))`,
     'UPDATE jobs SET type = type_before_3',
     'ALTER TABLE jobs DROP COLUMN type_before_3',
   ],

@@ -197,9 +197,15 @@ export async function pickWritable(
     .execute();
   const reserved = new Set(held.map((r) => r.resource));
   // Appendable first, then blank ones of the pool, then new scratch; recycled ones last, longest in scratch first.
-  const rank = (c: Selectable<CartridgesTable>) => (c.state === 'append' ? 0 : c.recycled_at !== null ? 3 : c.pool !== null ? 1 : 2);
+  const rank = (c: Selectable<CartridgesTable>) =>
+    c.state === 'append' ? 0 : c.recycled_at !== null ? 3 : c.pool !== null ? 1 : 2;
   const free = opts.includeReserved ? rows : rows.filter((c) => !reserved.has(cartridgeResource(c.barcode)));
-  free.sort((a, b) => rank(a) - rank(b) || (a.recycled_at ?? '').localeCompare(b.recycled_at ?? '') || (a.barcode < b.barcode ? -1 : a.barcode > b.barcode ? 1 : 0));
+  free.sort(
+    (a, b) =>
+      rank(a) - rank(b) ||
+      (a.recycled_at ?? '').localeCompare(b.recycled_at ?? '') ||
+      (a.barcode < b.barcode ? -1 : a.barcode > b.barcode ? 1 : 0),
+  );
   return free.length ? toCartridge(free[0]) : undefined;
 }
 

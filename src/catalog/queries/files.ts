@@ -69,7 +69,16 @@ export async function insertSetFiles(trx: Transaction<Database>, setId: number, 
   }
   await trx
     .insertInto('set_file_indexes')
-    .values({ set_id: setId, cluster_bytes: index.clusterSize, sector_bytes: index.sectorSize, cluster_count: index.clusterCount, serial: index.serial, files: index.files.length, skipped: toJson(index.skipped), deleted: toJson(index.deleted ?? []) })
+    .values({
+      set_id: setId,
+      cluster_bytes: index.clusterSize,
+      sector_bytes: index.sectorSize,
+      cluster_count: index.clusterCount,
+      serial: index.serial,
+      files: index.files.length,
+      skipped: toJson(index.skipped),
+      deleted: toJson(index.deleted ?? []),
+    })
     .execute();
   const ids = await pathIds(trx, [...new Set(rows.map((r) => r.dir))].sort());
   for (let i = 0; i < rows.length; i += BATCH) {
@@ -99,7 +108,15 @@ export interface FileIndexInfo {
 export async function fileIndexInfo(db: Db, setId: number): Promise<FileIndexInfo | undefined> {
   const r = await db.selectFrom('set_file_indexes').selectAll().where('set_id', '=', setId).executeTakeFirst();
   if (!r) return undefined;
-  return { clusterSize: num(r.cluster_bytes), sectorSize: num(r.sector_bytes), clusterCount: num(r.cluster_count), serial: r.serial, files: num(r.files), skipped: fromJson(r.skipped) as FileIndex['skipped'], deleted: fromJson(r.deleted) as string[] };
+  return {
+    clusterSize: num(r.cluster_bytes),
+    sectorSize: num(r.sector_bytes),
+    clusterCount: num(r.cluster_count),
+    serial: r.serial,
+    files: num(r.files),
+    skipped: fromJson(r.skipped) as FileIndex['skipped'],
+    deleted: fromJson(r.deleted) as string[],
+  };
 }
 
 /** Ids of `paths` in file_paths, adding the missing ones. */
@@ -112,7 +129,8 @@ async function pathIds(trx: Transaction<Database>, paths: string[]): Promise<Map
       .values(part.map((path) => ({ path })))
       .onConflict((oc) => oc.column('path').doNothing())
       .execute();
-    for (const r of await trx.selectFrom('file_paths').select(['id', 'path']).where('path', 'in', part).execute()) out.set(r.path, num(r.id));
+    for (const r of await trx.selectFrom('file_paths').select(['id', 'path']).where('path', 'in', part).execute())
+      out.set(r.path, num(r.id));
   }
   return out;
 }
@@ -147,22 +165,33 @@ function toContent(r: Row): FileContent {
 }
 
 function rowsOf(db: Db, setId: number) {
-  return db.selectFrom('set_files').innerJoin('file_paths', 'file_paths.id', 'set_files.dir_id').selectAll('set_files').select('file_paths.path').where('set_files.set_id', '=', setId);
+  return db
+    .selectFrom('set_files')
+    .innerJoin('file_paths', 'file_paths.id', 'set_files.dir_id')
+    .selectAll('set_files')
+    .select('file_paths.path')
+    .where('set_files.set_id', '=', setId);
 }
 
-/** The entry at `path` (exact name, else the one name that matches ignoring case); the root is a directory with no row. */
+/**
+ * The entry at `path` (exact name, else the one name that matches ignoring case); the root is a directory with no row.
+ */
 export async function findEntry(db: Db, setId: number, path: string): Promise<FileContent | 'root' | undefined> {
   const n = normalizePath(path);
   if (n === '/') return 'root';
   const { dir, name } = splitPath(n);
-  const exact = await rowsOf(db, setId).where('file_paths.path', '=', dir).where('set_files.name', '=', name).executeTakeFirst();
+  const exact = await rowsOf(db, setId)
+    .where('file_paths.path', '=', dir)
+    .where('set_files.name', '=', name)
+    .executeTakeFirst();
   if (exact) return toContent(exact as Row);
   // As Windows resolves: each component by its exact name, else the one name equal without case.
   let at = '/';
   let found: Row | undefined;
   for (const part of n.split('/').slice(1)) {
     const names = (await rowsOf(db, setId).where('file_paths.path', '=', at).execute()) as Row[];
-    found = names.find((r) => r.name === part) ?? oneOf(names.filter((r) => r.name.toUpperCase() === part.toUpperCase()));
+    found =
+      names.find((r) => r.name === part) ?? oneOf(names.filter((r) => r.name.toUpperCase() === part.toUpperCase()));
     if (!found) return undefined;
     at = joinPath(at, found.name);
   }
@@ -174,7 +203,12 @@ function oneOf<T>(xs: T[]): T | undefined {
 }
 
 /** Entries under directory `dir` (with `recursive`, the whole subtree), ordered by directory then name. */
-export async function listDirectory(db: Db, setId: number, dir: string, o: { recursive?: boolean; system?: boolean } = {}): Promise<FileEntry[]> {
+export async function listDirectory(
+  db: Db,
+  setId: number,
+  dir: string,
+  o: { recursive?: boolean; system?: boolean } = {},
+): Promise<FileEntry[]> {
   return (await subtree(db, setId, dir, o)).map(toEntry);
 }
 
@@ -202,7 +236,12 @@ async function isUnderSystem(db: Db, setId: number, path: string): Promise<boole
   return false;
 }
 
-async function subtree(db: Db, setId: number, dir: string, o: { recursive?: boolean; system?: boolean }): Promise<Row[]> {
+async function subtree(
+  db: Db,
+  setId: number,
+  dir: string,
+  o: { recursive?: boolean; system?: boolean },
+): Promise<Row[]> {
   const d = normalizePath(dir);
   let q = rowsOf(db, setId);
   let rows: Row[];
@@ -214,11 +253,17 @@ async function subtree(db: Db, setId: number, dir: string, o: { recursive?: bool
     const dirs = await db
       .selectFrom('file_paths')
       .select('id')
-      .where((eb) => eb.or([eb('path', '=', d), eb(eb.fn<string>('substr', ['path', eb.val(1), eb.val([...prefix].length)]), '=', prefix)]))
+      .where((eb) =>
+        eb.or([
+          eb('path', '=', d),
+          eb(eb.fn<string>('substr', ['path', eb.val(1), eb.val([...prefix].length)]), '=', prefix),
+        ]),
+      )
       .execute();
     rows = [];
     const idList = dirs.map((r) => num(r.id));
-    for (let i = 0; i < idList.length; i += BATCH) rows.push(...((await q.where('set_files.dir_id', 'in', idList.slice(i, i + BATCH)).execute()) as Row[]));
+    for (let i = 0; i < idList.length; i += BATCH)
+      rows.push(...((await q.where('set_files.dir_id', 'in', idList.slice(i, i + BATCH)).execute()) as Row[]));
     rows.sort((a, b) => (a.path === b.path ? (a.name < b.name ? -1 : 1) : a.path < b.path ? -1 : 1));
   } else {
     if (!o.recursive) q = q.where('file_paths.path', '=', d);
@@ -227,12 +272,16 @@ async function subtree(db: Db, setId: number, dir: string, o: { recursive?: bool
   if (o.system) return rows;
   // As `ferry ntfs ls`: system files (and what lies under them, $Extend's) only on request.
   const hidden = rows.filter((r) => num(r.record) < FIRST_USER_RECORD).map((r) => joinPath(r.path, r.name));
-  return rows.filter((r) => num(r.record) >= FIRST_USER_RECORD && !hidden.some((h) => r.path === h || r.path.startsWith(`${h}/`)));
+  return rows.filter(
+    (r) => num(r.record) >= FIRST_USER_RECORD && !hidden.some((h) => r.path === h || r.path.startsWith(`${h}/`)),
+  );
 }
 
 /** Every name of the set, in path order: a scan (find, and the benchmark's baseline). */
 export async function listSetFiles(db: Db, setId: number): Promise<FileEntry[]> {
-  return ((await rowsOf(db, setId).orderBy('file_paths.path').orderBy('set_files.name').execute()) as Row[]).map(toEntry);
+  return ((await rowsOf(db, setId).orderBy('file_paths.path').orderBy('set_files.name').execute()) as Row[]).map(
+    toEntry,
+  );
 }
 
 /** Entries whose name (or, for a pattern with `/`, whose path) matches a glob: `*`, `?`, `[…]`. */
@@ -241,10 +290,15 @@ export async function findFiles(db: Db, setId: number, pattern: string): Promise
   try {
     re = globToRegExp(pattern);
   } catch (e) {
-    throw new FerryError('ERR_BAD_REQUEST', `pattern ${JSON.stringify(pattern)} is not a glob: ${(e as Error).message}`);
+    throw new FerryError(
+      'ERR_BAD_REQUEST',
+      `pattern ${JSON.stringify(pattern)} is not a glob: ${(e as Error).message}`,
+    );
   }
   const byPath = pattern.includes('/');
-  return (await listSetFiles(db, setId)).filter((e) => re.test(byPath ? e.path : e.path.slice(e.path.lastIndexOf('/') + 1)));
+  return (await listSetFiles(db, setId)).filter((e) =>
+    re.test(byPath ? e.path : e.path.slice(e.path.lastIndexOf('/') + 1)),
+  );
 }
 
 /** A glob as an anchored, case-insensitive RegExp (NTFS names compare without case in Windows). */

@@ -1,7 +1,13 @@
 // Catalog rebuild, the reconciler half (docs/on-tape-format.md "Catalog rebuild"): what a scan of
 // the cartridges found goes into the catalog in ONE transaction. The scanner (src/jobs/rebuild.ts)
 // reads labels, headers and trailers; this module decides which sets are whole and writes them.
-import { decodeFileIndex, type FileIndex, type SetHeader, type SetTrailer, type VolumeLabel } from '../../tapeformat/records.ts';
+import {
+  decodeFileIndex,
+  type FileIndex,
+  type SetHeader,
+  type SetTrailer,
+  type VolumeLabel,
+} from '../../tapeformat/records.ts';
 import { getCartridge, upsertCartridge, type CartridgeInput } from './cartridges.ts';
 import { inTransaction, type Db } from './common.ts';
 import { getSet, getSetByUuid, insertCompletedSet, type BackupSet, type SetPiece } from './sets.ts';
@@ -67,7 +73,10 @@ interface Candidate {
  * Group the pieces by set and keep the sets whose pieces 1..n are all there, each starting where
  * the previous ended, the last one complete. Pure: no catalog access.
  */
-export function wholeSets(scans: readonly ScannedCartridge[]): { candidates: Candidate[]; skipped: RebuildOutcome['skipped'] } {
+export function wholeSets(scans: readonly ScannedCartridge[]): {
+  candidates: Candidate[];
+  skipped: RebuildOutcome['skipped'];
+} {
   const bySet = new Map<string, Array<{ p: ScannedPiece; cart: ScannedCartridge }>>();
   for (const c of scans) {
     for (const p of c.pieces) {
@@ -138,7 +147,10 @@ export function wholeSets(scans: readonly ScannedCartridge[]): { candidates: Can
     for (const i of c.incomplete) {
       if (i.setUuid === null || known.has(i.setUuid)) continue;
       known.add(i.setUuid);
-      skipped.push({ uuid: i.setUuid, why: `set ${i.setId}: piece ${i.sequence} on ${c.barcode} at block ${i.headerBlock} is incomplete (${i.why})` });
+      skipped.push({
+        uuid: i.setUuid,
+        why: `set ${i.setId}: piece ${i.sequence} on ${c.barcode} at block ${i.headerBlock} is incomplete (${i.why})`,
+      });
     }
   }
   candidates.sort((a, b) => a.set.id - b.set.id);
@@ -149,19 +161,26 @@ function incompleteWhy(ps: ScannedPiece[]): string | null {
   for (let i = 0; i < ps.length; i++) {
     const p = ps[i];
     if (p.header.sequence !== i + 1) {
-      return i > 0 && p.header.sequence === i ? `piece ${i} was found twice` : `piece ${i + 1} is missing (found pieces ${ps.map((x) => x.header.sequence).join(', ')})`;
+      return i > 0 && p.header.sequence === i
+        ? `piece ${i} was found twice`
+        : `piece ${i + 1} is missing (found pieces ${ps.map((x) => x.header.sequence).join(', ')})`;
     }
     if (i > 0) {
       const prev = ps[i - 1];
       if (p.trailer.piece.streamStart !== prev.trailer.piece.streamEnd) {
-        return `piece ${i + 1} starts at stream byte ${p.trailer.piece.streamStart}, piece ${i} ends at ${prev.trailer.piece.streamEnd}`;
+        return (
+          `piece ${i + 1} starts at stream byte ${p.trailer.piece.streamStart}, piece ${i} ends at ` +
+          `${prev.trailer.piece.streamEnd}`
+        );
       }
-      if (p.header.setId !== prev.header.setId || p.trailer.streamBytes !== prev.trailer.streamBytes) return `pieces ${i} and ${i + 1} disagree about the set`;
+      if (p.header.setId !== prev.header.setId || p.trailer.streamBytes !== prev.trailer.streamBytes)
+        return `pieces ${i} and ${i + 1} disagree about the set`;
       if (prev.trailer.complete) return `piece ${i} says it is the last, yet piece ${i + 1} exists`;
     }
   }
   const last = ps.at(-1)!;
-  if (!last.trailer.complete) return `pieces 1 to ${ps.length} found, the last one found is not complete: piece ${ps.length + 1} is missing`;
+  if (!last.trailer.complete)
+    return `pieces 1 to ${ps.length} found, the last one found is not complete: piece ${ps.length + 1} is missing`;
   return null;
 }
 
@@ -176,12 +195,17 @@ function parseVolumeName(name: string): { node: string; lun: number } | null {
  * space the next backup writes over. Full when that last piece continues on another cartridge;
  * a cartridge the catalog already calls full at the same end stays full.
  */
-function cartridgeRow(c: ScannedCartridge, whole: ReadonlySet<string>, existing: { state: string; endBlock: number; uuid: string | null; recycledAt: string | null } | undefined): CartridgeInput {
+function cartridgeRow(
+  c: ScannedCartridge,
+  whole: ReadonlySet<string>,
+  existing: { state: string; endBlock: number; uuid: string | null; recycledAt: string | null } | undefined,
+): CartridgeInput {
   const base = { barcode: c.barcode, ...(c.library !== null ? { library: c.library } : {}) };
   if (c.kind === 'error') return { ...base, state: 'error', error: c.error ?? 'unreadable' };
   // Still in scratch since `ferry prune` expired its sets (the same label): it stays there.
   if (existing?.recycledAt && c.label && existing.uuid === c.label.cartridgeUuid) return base;
-  if (c.kind === 'blank' || !c.label) return { ...base, state: 'blank', labeled: false, uuid: null, endBlock: 0, bytesUsed: 0, error: null };
+  if (c.kind === 'blank' || !c.label)
+    return { ...base, state: 'blank', labeled: false, uuid: null, endBlock: 0, bytesUsed: 0, error: null };
   const last = c.pieces.filter((p) => whole.has(p.header.setUuid)).at(-1);
   const endBlock = last?.endBlock ?? c.labelEndBlock;
   const spansOn = last !== undefined && !last.trailer.complete;
@@ -215,7 +239,7 @@ export async function applyRebuild(db: Db, scans: readonly ScannedCartridge[]): 
     const idOf = new Map<string, number>();
     let pending = candidates;
     // Bases first: a pass inserts every set whose base is known; repeat while that helps.
-    for (let progress = true; pending.length && progress; ) {
+    for (let progress = true; pending.length && progress;) {
       const next: Candidate[] = [];
       for (const cand of pending) {
         const s = cand.set;
@@ -227,7 +251,10 @@ export async function applyRebuild(db: Db, scans: readonly ScannedCartridge[]): 
         }
         const clash = await getSet(trx, s.id);
         if (clash) {
-          skipped.push({ uuid: s.uuid, why: `set ${s.id}: the catalog has another set with id ${s.id} (uuid ${clash.uuid})` });
+          skipped.push({
+            uuid: s.uuid,
+            why: `set ${s.id}: the catalog has another set with id ${s.id} (uuid ${clash.uuid})`,
+          });
           continue;
         }
         let baseSetId: number | null = null;
@@ -236,7 +263,13 @@ export async function applyRebuild(db: Db, scans: readonly ScannedCartridge[]): 
           const known = idOf.get(baseUuid) ?? (await getSetByUuid(trx, baseUuid))?.id;
           if (known === undefined) {
             if (pending.some((p) => p.set.uuid === baseUuid)) next.push(cand);
-            else skipped.push({ uuid: s.uuid, why: `set ${s.id}: its base set ${cand.header.baseSetId} (${baseUuid}) is neither in the catalog nor whole on the cartridges read` });
+            else
+              skipped.push({
+                uuid: s.uuid,
+                why:
+                  `set ${s.id}: its base set ${cand.header.baseSetId} (${baseUuid}) is neither in the catalog nor ` +
+                  `whole on the cartridges read`,
+              });
             continue;
           }
           baseSetId = known;
@@ -248,7 +281,12 @@ export async function applyRebuild(db: Db, scans: readonly ScannedCartridge[]): 
         }
         if (!(await getVolume(trx, s.volumeId))) {
           const h = newestHeader(candidates, s.volumeId);
-          await upsertVolume(trx, { ...vol, designator: h.volume.designator, diskBlockBytes: h.diskBlockBytes, volumeBlocks: h.volumeBlocks });
+          await upsertVolume(trx, {
+            ...vol,
+            designator: h.volume.designator,
+            diskBlockBytes: h.diskBlockBytes,
+            volumeBlocks: h.volumeBlocks,
+          });
         }
         await insertCompletedSet(trx, { ...s, baseSetId }, cand.pieces);
         if (cand.files) await insertSetFiles(trx, s.id, cand.files);
@@ -259,7 +297,11 @@ export async function applyRebuild(db: Db, scans: readonly ScannedCartridge[]): 
       progress = next.length < pending.length;
       pending = next;
       if (!progress) {
-        for (const c of next) skipped.push({ uuid: c.set.uuid, why: `set ${c.set.id}: its base set ${c.header.baseSetId} (${c.header.baseSetUuid}) was skipped` });
+        for (const c of next)
+          skipped.push({
+            uuid: c.set.uuid,
+            why: `set ${c.set.id}: its base set ${c.header.baseSetId} (${c.header.baseSetUuid}) was skipped`,
+          });
       }
     }
     inserted.sort((a, b) => a - b);

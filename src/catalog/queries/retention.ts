@@ -17,7 +17,10 @@ export interface RetainedSet {
   cartridges: string[];
 }
 
-/** The sets of `pool` (of every pool when undefined) that have not expired, oldest first, with the cartridges they lie on. */
+/**
+ * The sets of `pool` (of every pool when undefined) that have not expired, oldest first, with the cartridges they lie
+ * on.
+ */
 export async function keptSets(db: Db, pool?: string): Promise<RetainedSet[]> {
   let q = db
     .selectFrom('sets')
@@ -51,17 +54,30 @@ export async function keptSets(db: Db, pool?: string): Promise<RetainedSet[]> {
 
 /** Protect a set from pruning, or lift that. */
 export async function setProtected(db: Db, id: number, on: boolean): Promise<void> {
-  const r = await db.updateTable('sets').set({ protected: on ? 1 : 0 }).where('id', '=', id).where('expired_at', 'is', null).executeTakeFirst();
+  const r = await db
+    .updateTable('sets')
+    .set({ protected: on ? 1 : 0 })
+    .where('id', '=', id)
+    .where('expired_at', 'is', null)
+    .executeTakeFirst();
   if (Number(r.numUpdatedRows) === 0) throw notFound('set', id);
 }
 
 /** The cartridges of sets `ids` that a job holds now, with the job. */
-export async function heldCartridgesOf(db: Db, ids: readonly number[]): Promise<Array<{ cartridge: string; jobId: number }>> {
+export async function heldCartridgesOf(
+  db: Db,
+  ids: readonly number[],
+): Promise<Array<{ cartridge: string; jobId: number }>> {
   if (ids.length === 0) return [];
   const carts = await db.selectFrom('set_pieces').select('cartridge').distinct().where('set_id', 'in', ids).execute();
   const byResource = new Map(carts.map((c) => [cartridgeResource(c.cartridge), c.cartridge]));
   if (byResource.size === 0) return [];
-  const rows = await db.selectFrom('reservations').select(['resource', 'job_id']).where('resource', 'in', [...byResource.keys()]).orderBy('resource').execute();
+  const rows = await db
+    .selectFrom('reservations')
+    .select(['resource', 'job_id'])
+    .where('resource', 'in', [...byResource.keys()])
+    .orderBy('resource')
+    .execute();
   return rows.map((r) => ({ cartridge: byResource.get(r.resource)!, jobId: num(r.job_id) }));
 }
 
@@ -83,7 +99,10 @@ export async function cartridgesEmptiedBy(db: Db, ids: readonly number[]): Promi
     )
     .execute();
   const kept = new Set(still.map((r) => r.cartridge));
-  return touched.map((t) => t.cartridge).filter((c) => !kept.has(c)).sort();
+  return touched
+    .map((t) => t.cartridge)
+    .filter((c) => !kept.has(c))
+    .sort();
 }
 
 /**
@@ -97,7 +116,11 @@ export async function expireSets(db: Db, ids: readonly number[], at: Instant = n
     const held = await heldCartridgesOf(trx, ids);
     if (held.length) throw new ReservedError(cartridgeResource(held[0].cartridge), held[0].jobId);
     const emptied = await cartridgesEmptiedBy(trx, ids);
-    await trx.updateTable('sets').set({ expired_at: iso(at) }).where('id', 'in', ids).execute();
+    await trx
+      .updateTable('sets')
+      .set({ expired_at: iso(at) })
+      .where('id', 'in', ids)
+      .execute();
     await trx.deleteFrom('set_files').where('set_id', 'in', ids).execute();
     await trx.deleteFrom('set_file_indexes').where('set_id', 'in', ids).execute();
     if (emptied.length) {

@@ -137,8 +137,11 @@ export async function insertCompletedSet(
   for (let i = 1; i < pieces.length; i++) {
     if (pieces[i].seq !== pieces[i - 1].seq + 1) throw badSet(set.id, `piece seq ${pieces[i].seq} out of order`);
     if (pieces[i].streamStart !== pieces[i - 1].streamEnd) {
-      throw badSet(set.id, `piece ${pieces[i].seq} starts at stream byte ${pieces[i].streamStart}, `
-        + `not where piece ${pieces[i - 1].seq} ends (${pieces[i - 1].streamEnd})`);
+      throw badSet(
+        set.id,
+        `piece ${pieces[i].seq} starts at stream byte ${pieces[i].streamStart}, ` +
+          `not where piece ${pieces[i - 1].seq} ends (${pieces[i - 1].streamEnd})`,
+      );
     }
   }
   await trx
@@ -241,8 +244,10 @@ export async function getChain(db: Db, setId: number): Promise<BackupSet[]> {
     if (!r) throw notFound('set', id);
     const s = toSet(r);
     if (chain.length && s.volumeId !== chain[0].volumeId) {
-      throw new FerryError('ERR_CATALOG_CHAIN', `set ${setId}: base set ${id} is of volume ${s.volumeId}, `
-        + `not ${chain[0].volumeId}`);
+      throw new FerryError(
+        'ERR_CATALOG_CHAIN',
+        `set ${setId}: base set ${id} is of volume ${s.volumeId}, ` + `not ${chain[0].volumeId}`,
+      );
     }
     chain.push(s);
     id = s.baseSetId;
@@ -264,8 +269,14 @@ export async function latestSet(
 
 /** One more than any set id in use: by a set, or claimed by a job whose set is not complete yet. */
 export async function nextSetId(db: Db): Promise<number> {
-  const s = await db.selectFrom('sets').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
-  const j = await db.selectFrom('jobs').select((eb) => eb.fn.max('set_id').as('m')).executeTakeFirst();
+  const s = await db
+    .selectFrom('sets')
+    .select((eb) => eb.fn.max('id').as('m'))
+    .executeTakeFirst();
+  const j = await db
+    .selectFrom('jobs')
+    .select((eb) => eb.fn.max('set_id').as('m'))
+    .executeTakeFirst();
   return Math.max(numOrNull(s?.m ?? null) ?? 0, numOrNull(j?.m ?? null) ?? 0) + 1;
 }
 

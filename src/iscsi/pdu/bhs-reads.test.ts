@@ -25,11 +25,12 @@ function tsFiles(dir: string): string[] {
 }
 
 test('the guard sees a field read by offset, and not a byte written to craft a PDU', () => {
-  assert.deepEqual(bhsReads('const ttt = u32(bhs, 20);\nconst s = p.bhs[1] & 0x01;\nbhs[5] = 0xff;\nbhs[0] |= 0x40;\nif (bhs[0] === 1) x();'), [
-    'const ttt = u32(bhs, 20);',
-    'const s = p.bhs[1] & 0x01;',
-    'if (bhs[0] === 1) x();',
-  ]);
+  assert.deepEqual(
+    bhsReads(
+      'const ttt = u32(bhs, 20);\nconst s = p.bhs[1] & 0x01;\nbhs[5] = 0xff;\nbhs[0] |= 0x40;\nif (bhs[0] === 1) x();',
+    ),
+    ['const ttt = u32(bhs, 20);', 'const s = p.bhs[1] & 0x01;', 'if (bhs[0] === 1) x();'],
+  );
 });
 
 test('no file outside src/iscsi/pdu/ reads a BHS field by offset', () => {

@@ -1,4 +1,3 @@
-
 // RFC 7143 11.2.1: Basic Header Segment, 48 bytes.
 //
 //   Byte/     0       |       1       |       2       |       3       |

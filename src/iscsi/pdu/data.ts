@@ -112,7 +112,11 @@ export function decodeDataIn(raw: RawPdu): DataInPdu {
 export function encodeDataIn(p: DataInPdu): RawPdu {
   const b = newBhs(
     Opcode.DATA_IN,
-    (p.final ? 0x80 : 0) | (p.ack ? 0x40 : 0) | (p.overflow ? 0x04 : 0) | (p.underflow ? 0x02 : 0) | (p.hasStatus ? 0x01 : 0),
+    (p.final ? 0x80 : 0) |
+      (p.ack ? 0x40 : 0) |
+      (p.overflow ? 0x04 : 0) |
+      (p.underflow ? 0x02 : 0) |
+      (p.hasStatus ? 0x01 : 0),
     p.data.length,
   );
   if (p.hasStatus) b[3] = p.status;

@@ -30,7 +30,14 @@ export interface LogoutResponse {
 
 export function decodeLogoutRequest(raw: RawPdu): LogoutRequest {
   const b = raw.bhs;
-  return { immediate: (b[0] & 0x40) !== 0, reason: b[1] & 0x7f, itt: u32(b, 16), cid: u16(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
+  return {
+    immediate: (b[0] & 0x40) !== 0,
+    reason: b[1] & 0x7f,
+    itt: u32(b, 16),
+    cid: u16(b, 20),
+    cmdSN: u32(b, 24),
+    expStatSN: u32(b, 28),
+  };
 }
 
 export function encodeLogoutRequest(p: LogoutRequest): RawPdu {
@@ -44,7 +51,15 @@ export function encodeLogoutRequest(p: LogoutRequest): RawPdu {
 
 export function decodeLogoutResponse(raw: RawPdu): LogoutResponse {
   const b = raw.bhs;
-  return { response: b[2], itt: u32(b, 16), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), time2Wait: u16(b, 40), time2Retain: u16(b, 42) };
+  return {
+    response: b[2],
+    itt: u32(b, 16),
+    statSN: u32(b, 24),
+    expCmdSN: u32(b, 28),
+    maxCmdSN: u32(b, 32),
+    time2Wait: u16(b, 40),
+    time2Retain: u16(b, 42),
+  };
 }
 
 export function encodeLogoutResponse(p: LogoutResponse): RawPdu {

@@ -34,7 +34,14 @@ export interface RejectPdu {
 
 export function decodeReject(raw: RawPdu): RejectPdu {
   const b = raw.bhs;
-  return { reason: b[2], statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), dataSN: u32(b, 36), header: raw.data };
+  return {
+    reason: b[2],
+    statSN: u32(b, 24),
+    expCmdSN: u32(b, 28),
+    maxCmdSN: u32(b, 32),
+    dataSN: u32(b, 36),
+    header: raw.data,
+  };
 }
 
 export function encodeReject(p: RejectPdu): RawPdu {

@@ -46,7 +46,7 @@ export function decodeScsiCommand(raw: RawPdu): ScsiCommandPdu {
   const b = raw.bhs;
   let cdb = b.subarray(32, 48);
   // Extended CDB AHS: length(2) type(1)=1 reserved(1) then CDB bytes 16..
-  for (let p = 0; p + 4 <= raw.ahs.length; ) {
+  for (let p = 0; p + 4 <= raw.ahs.length;) {
     const len = (raw.ahs[p] << 8) | raw.ahs[p + 1];
     const type = raw.ahs[p + 2];
     if (p + 3 + len > raw.ahs.length) throw new DecodeError('AHS overruns its segment', 48 + p);
@@ -76,7 +76,12 @@ export function decodeScsiCommand(raw: RawPdu): ScsiCommandPdu {
 
 export function encodeScsiCommand(p: ScsiCommandPdu): RawPdu {
   if (p.cdb.length > 16) throw new RangeError('CDBs over 16 bytes need an AHS (not sent by Ferry)');
-  const b = newBhs(Opcode.SCSI_COMMAND, (p.final ? 0x80 : 0) | (p.read ? 0x40 : 0) | (p.write ? 0x20 : 0) | (p.attr & 7), p.data.length, p.immediate);
+  const b = newBhs(
+    Opcode.SCSI_COMMAND,
+    (p.final ? 0x80 : 0) | (p.read ? 0x40 : 0) | (p.write ? 0x20 : 0) | (p.attr & 7),
+    p.data.length,
+    p.immediate,
+  );
   encodeLun(p.lun, b, 8);
   setU32(b, 16, p.itt);
   setU32(b, 20, p.edtl);

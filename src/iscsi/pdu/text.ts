@@ -40,7 +40,12 @@ export function decodeText(raw: RawPdu): TextPdu {
 }
 
 export function encodeText(opcode: typeof Opcode.TEXT_REQUEST | typeof Opcode.TEXT_RESPONSE, p: TextPdu): RawPdu {
-  const b = newBhs(opcode, (p.final ? 0x80 : 0) | (p.cont ? 0x40 : 0), p.data.length, p.immediate && opcode === Opcode.TEXT_REQUEST);
+  const b = newBhs(
+    opcode,
+    (p.final ? 0x80 : 0) | (p.cont ? 0x40 : 0),
+    p.data.length,
+    p.immediate && opcode === Opcode.TEXT_REQUEST,
+  );
   setU32(b, 16, p.itt);
   setU32(b, 20, p.ttt);
   setU32(b, 24, p.sn);

@@ -150,18 +150,27 @@ export class MemoryJobService implements JobService {
         : {
             state: 'failed',
             message: `set ${set.id} did not verify: the digests on tape and disk differ`,
-            apply: (v) => (v.error = { code: 'ERR_VERIFY_MISMATCH', message: `set ${set.id} did not verify: the digests on tape and disk differ` }),
+            apply: (v) =>
+              (v.error = {
+                code: 'ERR_VERIFY_MISMATCH',
+                message: `set ${set.id} did not verify: the digests on tape and disk differ`,
+              }),
           },
     ]);
   }
 
   async startLabel(req: StartLabel): Promise<JobView> {
-    if (!this.places.has(req.barcode)) throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${req.barcode} in the catalog`);
+    if (!this.places.has(req.barcode))
+      throw new ServiceError('ERR_NOT_FOUND', `no cartridge ${req.barcode} in the catalog`);
     const j = this.create('label', null);
     return this.launch(j, [
       { state: 'mounting', message: `loading ${req.barcode}` },
       { state: 'copying', message: `writing the label of ${req.barcode}` },
-      { state: 'done', message: 'labeled', apply: (v) => (v.result = { cartridge: req.barcode, pool: req.pool ?? 'default' }) },
+      {
+        state: 'done',
+        message: 'labeled',
+        apply: (v) => (v.result = { cartridge: req.barcode, pool: req.pool ?? 'default' }),
+      },
     ]);
   }
 
@@ -239,12 +248,16 @@ export class MemoryJobService implements JobService {
     const set = await this.getSet(req.set);
     const j = this.create('restore', null);
     j.set = set.id;
-    return this.launch(j, [{ state: 'planning', message: `finding ${req.files.join(', ')}` }, { state: 'done', message: 'restore done' }]);
+    return this.launch(j, [
+      { state: 'planning', message: `finding ${req.files.join(', ')}` },
+      { state: 'done', message: 'restore done' },
+    ]);
   }
 
   async listFiles(id: number, q: ListFiles = {}): Promise<FileView[]> {
     const set = await this.getSet(id);
-    if (set.mode !== 'files') throw new ServiceError('ERR_BAD_REQUEST', `set ${id} is a ${set.mode} set and has no file index`);
+    if (set.mode !== 'files')
+      throw new ServiceError('ERR_BAD_REQUEST', `set ${id} is a ${set.mode} set and has no file index`);
     const dir = q.path ?? '/';
     const under = (p: string) => (dir === '/' ? p.startsWith('/') : p.startsWith(`${dir}/`));
     const parent = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
@@ -257,11 +270,21 @@ export class MemoryJobService implements JobService {
   }
 
   /** Where A00001 and A00002 are (`export` and `import` move them). */
-  private readonly places = new Map([['A00001', 'slot 1024'], ['A00002', 'slot 1025']]);
+  private readonly places = new Map([
+    ['A00001', 'slot 1024'],
+    ['A00002', 'slot 1025'],
+  ]);
 
   async listCartridges(): Promise<CartridgeView[]> {
     return [
-      { ...cartridge, barcode: 'A00001', state: 'append', bytesUsed: this.sets.length * GiB, sets: this.sets.length, where: this.places.get('A00001')! },
+      {
+        ...cartridge,
+        barcode: 'A00001',
+        state: 'append',
+        bytesUsed: this.sets.length * GiB,
+        sets: this.sets.length,
+        where: this.places.get('A00001')!,
+      },
       { ...cartridge, barcode: 'A00002', state: 'blank', bytesUsed: 0, sets: 0, where: this.places.get('A00002')! },
     ];
   }
@@ -280,7 +303,8 @@ export class MemoryJobService implements JobService {
   }
 
   async importCartridge(barcode: string): Promise<CartridgeView> {
-    if (this.places.get(barcode) !== 'import/export element 768') throw new ServiceError('ERR_NOT_FOUND', `cartridge ${barcode} is in no import/export element`);
+    if (this.places.get(barcode) !== 'import/export element 768')
+      throw new ServiceError('ERR_NOT_FOUND', `cartridge ${barcode} is in no import/export element`);
     this.places.set(barcode, 'slot 1030');
     return (await this.listCartridges()).find((c) => c.barcode === barcode)!;
   }
@@ -292,7 +316,15 @@ export class MemoryJobService implements JobService {
     const expired = this.sets.filter((x) => !keep(x));
     const out: PruneResult = {
       dryRun: o.dryRun ?? false,
-      expired: expired.map((x) => ({ set: x.id, volume: x.volume, mode: x.mode, level: x.level, snapshotAt: x.startedAt, pool: 'default', cartridges: x.cartridges })),
+      expired: expired.map((x) => ({
+        set: x.id,
+        volume: x.volume,
+        mode: x.mode,
+        level: x.level,
+        snapshotAt: x.startedAt,
+        pool: 'default',
+        cartridges: x.cartridges,
+      })),
       kept: this.sets.filter(keep).map((x) => ({ set: x.id, why: x.protected ? 'protected' : 'keepLast' })),
       scratch: [],
       unmanaged: [],

@@ -1,7 +1,15 @@
 import type { BlockDevice } from '../../block/block-device.ts';
 import type { TapeDevice } from '../../tape/tape-device.ts';
 import { runCommand, type CommandTable } from '../../scsi/command-table.ts';
-import { ScsiStatus, makeNexus, type LogicalUnit, type Nexus, type ScsiResult, type ScsiTask, type TargetContext } from '../../scsi/task.ts';
+import {
+  ScsiStatus,
+  makeNexus,
+  type LogicalUnit,
+  type Nexus,
+  type ScsiResult,
+  type ScsiTask,
+  type TargetContext,
+} from '../../scsi/task.ts';
 import { CopyManager, copyManagerCommands, type CopyManagerOptions } from '../copy-manager.ts';
 import type { Designator } from '../copy-target.ts';
 import type { CscdInput } from '../descriptors.ts';
@@ -21,7 +29,24 @@ export class TestLu implements LogicalUnit {
     this.deviceType = dev.block ? 0x00 : 0x01;
     this.copyManager = new CopyManager(opts);
     // NAA 6h, IEEE company id 0x001405-ish test value, then the seed.
-    this.naa = new Uint8Array([0x60, 0x01, 0x40, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (naaSeed >> 8) & 0xff, naaSeed & 0xff]);
+    this.naa = new Uint8Array([
+      0x60,
+      0x01,
+      0x40,
+      0x50,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      (naaSeed >> 8) & 0xff,
+      naaSeed & 0xff,
+    ]);
   }
   designators(): Designator[] {
     return [{ codeSet: 1, association: 0, designatorType: 3, designator: this.naa }];
@@ -83,7 +108,12 @@ export interface SendOptions {
   pll?: number;
 }
 
-export function send(target: TargetContext, cdb: Uint8Array, dataOut: Uint8Array = new Uint8Array(0), o: SendOptions = {}): Promise<ScsiResult> {
+export function send(
+  target: TargetContext,
+  cdb: Uint8Array,
+  dataOut: Uint8Array = new Uint8Array(0),
+  o: SendOptions = {},
+): Promise<ScsiResult> {
   const lun = o.lun ?? 0;
   const lu = target.luns().get(lun)!;
   return lu.execute({

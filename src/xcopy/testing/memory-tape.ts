@@ -69,7 +69,7 @@ export class MemoryTape implements TapeDevice {
       return;
     }
     const step = count < 0 ? -1 : 1;
-    for (let left = Math.abs(count); left > 0; ) {
+    for (let left = Math.abs(count); left > 0;) {
       const at = step > 0 ? this.pos : this.pos - 1;
       const o = this.objects[at];
       if (o === undefined) throw new Error('space past the data');
@@ -86,7 +86,12 @@ export class MemoryTape implements TapeDevice {
     this.pos = 0;
   }
   async position(): Promise<TapePosition> {
-    return { blockId: this.pos, fileNumber: this.objects.slice(0, this.pos).filter((o) => o === 'FM').length, bop: this.pos === 0, eow: false };
+    return {
+      blockId: this.pos,
+      fileNumber: this.objects.slice(0, this.pos).filter((o) => o === 'FM').length,
+      bop: this.pos === 0,
+      eow: false,
+    };
   }
   async flush(): Promise<void> {}
   async close(): Promise<void> {}
