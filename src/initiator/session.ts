@@ -489,6 +489,8 @@ export class InitiatorSession {
     if (d.data.buffer !== p.buf.buffer || d.data.byteOffset !== p.buf.byteOffset + d.bufferOffset)
       p.buf.set(d.data, d.bufferOffset);
     p.received = Math.max(p.received, d.bufferOffset + d.data.length);
+    // RFC 7143 11.7.1, 11.7.4: the S bit (only with F) carries the command's status in the last
+    // Data-In (phase collapse): no SCSI Response follows, and sense data never comes this way.
     if (d.hasStatus) {
       this.pending.delete(d.itt);
       p.resolve({

@@ -19,8 +19,8 @@ export interface ChunkReader {
 /**
  * Default read buffer (per connection). Small on purpose: a read that starts at a PDU header
  * takes at most this much of the data segment after it through the buffer (one userspace
- * copy); the rest of the segment is read straight into its destination. 4–64 KiB measured
- * alike, 256 KiB (most of a 256 KiB Data-In copied twice) 5–10 % slower through a data mover.
+ * copy); the rest of the segment is read straight into its destination (docs/benchmarks.md,
+ * the tape section, for the sizes measured).
  */
 export const READ_BUFFER_BYTES = 16 << 10;
 

@@ -4,8 +4,8 @@ import type { Socket } from 'node:net';
  * Holds a socket corked until the event loop has handled what is ready (setImmediate), so
  * the PDUs written in one turn leave as one writev and wake the peer once. The target uses
  * it for command responses: with several commands in flight, a turn often completes more
- * than one (a 1 GiB tape stream, 4 in flight: ~9 % faster, the initiator's CPU down by a
- * quarter). Holding an initiator's new commands the same way measured slower: they wait.
+ * than one. Initiators do not use it: their new commands would wait. Measurements:
+ * docs/benchmarks.md, the tape section.
  */
 export class TurnCork {
   private held = false;

@@ -96,8 +96,8 @@ export class TargetLoginFsm {
       versionActive: 0,
       isid: req.isid,
       itt: req.itt,
-      statusClass: 0,
-      statusDetail: 0,
+      statusClass: LoginStatus.SUCCESS[0], // RFC 7143 11.13.5
+      statusDetail: LoginStatus.SUCCESS[1],
       data: new Uint8Array(0) as Uint8Array,
     };
     const fail = (status: readonly [number, number], reason: string): LoginOutcome => ({
@@ -106,7 +106,8 @@ export class TargetLoginFsm {
       reason,
     });
 
-    if (req.versionMin > 0) return fail([0x02, 0x05], 'unsupported iSCSI version');
+    // RFC 7143 11.12.4: Version-min above the one version (0) this target speaks.
+    if (req.versionMin > 0) return fail(LoginStatus.UNSUPPORTED_VERSION, 'unsupported iSCSI version');
     if (this.first) {
       this.isid = req.isid;
       this.tsih = req.tsih;

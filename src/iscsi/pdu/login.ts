@@ -49,12 +49,14 @@ export interface LoginResponse {
 }
 
 /** RFC 7143 11.13.5 Status-Class/Status-Detail, as [class, detail]. */
+/** Status-Class and Status-Detail of a Login Response (RFC 7143 11.13.5). */
 export const LoginStatus = {
   SUCCESS: [0x00, 0x00],
   INITIATOR_ERROR: [0x02, 0x00],
   AUTHENTICATION_FAILURE: [0x02, 0x01],
   AUTHORIZATION_FAILURE: [0x02, 0x02],
   NOT_FOUND: [0x02, 0x03],
+  UNSUPPORTED_VERSION: [0x02, 0x05],
   MISSING_PARAMETER: [0x02, 0x07],
   SESSION_DOES_NOT_EXIST: [0x02, 0x0a],
   INVALID_DURING_LOGIN: [0x02, 0x0b],
