@@ -14,7 +14,8 @@ import {
   type XcopyLimits,
   type XcopyParameterList,
 } from './descriptors.ts';
-import { BoundedBufferPool, executePlan, type CopyProgress } from './engine.ts';
+import { executePlan, type CopyProgress } from './engine.ts';
+import { BoundedBufferPool } from './copy-buffers.ts';
 import { copyAborted, makeEndpoint, planCopy, type Endpoint } from './plan.ts';
 import { CopyTargetResolver } from './resolver.ts';
 import type { CopyTarget, RemoteCopyTargets } from './copy-target.ts';
