@@ -1,28 +1,27 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BlockDevice, checkRange, checkWhole } from '../block/block-device.ts';
 import { FerryError } from '../util/errors.ts';
-import {
-  COW_HEADER_BYTES,
-  PREALLOCATE_BYTES,
-  SLOT_HEADER_BYTES,
-  chunkCrc,
-  decodeCowHeader,
-  decodeSlotHeader,
-  encodeCowHeader,
-  encodeSlotHeader,
-  slotBytes,
-} from './cow-format.ts';
+import { SLOT_HEADER_BYTES, encodeCowHeader, encodeSlotHeader, slotBytes } from './cow-format.ts';
 import { ChangeMap, type ChangeAnswer, type ChangeEpoch, type ChangeMapUsage } from './change-map.ts';
 import { KeyedMutex, RwLock } from './locks.ts';
-import { GroupCommit } from '../util/group-commit.ts';
+import {
+  MANIFEST,
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  type ManifestEntry,
+  type Manifest,
+  CowStore,
+  readFully,
+  readManifest,
+  writeManifest,
+  loadStore,
+} from './cow-store.ts';
 
 /** Copy-on-write granularity, and the changed-block tracking granularity. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
-const MANIFEST = 'manifest.json';
-const MANIFEST_FORMAT = 'ferry-snapshots';
-const MANIFEST_VERSION = 1;
+
 /** Chunks copied per append + fdatasync when a deleted snapshot's chunks move to its predecessor. */
 const MERGE_BATCH = 32;
 
@@ -59,50 +58,6 @@ export interface SnapshottableOptions {
   now?: () => number;
   /** Change-tracking epochs kept before the oldest are merged (change-map.ts). */
   maxEpochs?: number;
-}
-
-interface ManifestEntry {
-  id: string;
-  createdAtMs: number;
-  file: string;
-  /** The change-tracking epoch its creation started. */
-  changeId?: string;
-  meta?: Record<string, unknown>;
-  /** Set when a damaged newer snapshot was deleted: this one's content is lost. */
-  damaged?: string;
-}
-interface Manifest {
-  format: string;
-  version: number;
-  blockSize: number;
-  blockCount: number;
-  chunkBytes: number;
-  /** Oldest first. */
-  snapshots: ManifestEntry[];
-}
-
-/** One snapshot's store: the chunks first overwritten on the LUN after it (and before the next). */
-class CowStore {
-  readonly entry: ManifestEntry;
-  readonly fh: FileHandle | null;
-  damaged: string | undefined;
-  /** chunk → byte offset of its data in the file. */
-  readonly index = new Map<number, number>();
-  nextSlot = 0;
-  /** File size: grown sparse ahead of the appends. */
-  allocated = 0;
-  /**
-   * Appends wait for an fdatasync that started after they finished; concurrent appenders share
-   * one (group commit) instead of queueing one each.
-   */
-  readonly syncs: GroupCommit<null>;
-
-  constructor(entry: ManifestEntry, fh: FileHandle | null, damaged?: string) {
-    this.entry = entry;
-    this.fh = fh;
-    this.damaged = damaged;
-    this.syncs = new GroupCommit<null>(() => fh!.datasync());
-  }
 }
 
 /**
@@ -473,35 +428,10 @@ export class SnapshottableDevice implements BlockDevice {
           encodeSlotHeader(buf.subarray(n * slot), c, data);
         }),
       );
-      await this.append(store, still, buf);
+      await store.append(still, buf, this.chunkBytes);
     } finally {
       release();
     }
-  }
-
-  /** Append whole slots (already encoded) to a store, fdatasync, then index them. */
-  private async append(store: CowStore, chunks: number[], slots: Uint8Array): Promise<void> {
-    const fh = store.fh;
-    if (!fh)
-      throw new FerryError('ERR_SNAPSHOT_DAMAGED', `snapshot ${store.entry.id} store is damaged: ${store.damaged}`);
-    const slot = slotBytes(this.chunkBytes);
-    // Reserve the slots synchronously: concurrent appends land in disjoint slots.
-    const base = COW_HEADER_BYTES + store.nextSlot * slot;
-    store.nextSlot += chunks.length;
-    const end = base + slots.length;
-    if (end > store.allocated) {
-      // Grow sparse well ahead, so most appends' fdatasync has no file size to commit.
-      const size = Math.max(end, store.allocated + PREALLOCATE_BYTES);
-      store.allocated = size;
-      await fh.truncate(size);
-    }
-    let off = 0;
-    while (off < slots.length) {
-      const { bytesWritten } = await fh.write(slots, off, slots.length - off, base + off);
-      off += bytesWritten;
-    }
-    await store.syncs.add(null);
-    chunks.forEach((c, n) => store.index.set(c, base + n * slot + SLOT_HEADER_BYTES));
   }
 
   /** Give `pred` every chunk of `s` it lacks (identical content: nothing was written between them). */
@@ -517,7 +447,7 @@ export class SnapshottableDevice implements BlockDevice {
         await readFully(s.fh, data, s.index.get(chunks[n]) as number);
         encodeSlotHeader(buf.subarray(n * slot), chunks[n], data);
       }
-      await this.append(pred, chunks, buf);
+      await pred.append(chunks, buf, this.chunkBytes);
     }
   }
 
@@ -626,100 +556,4 @@ function info(s: CowStore): SnapshotInfo {
   if (s.damaged) i.damaged = s.damaged;
   if (s.entry.meta) i.meta = s.entry.meta;
   return i;
-}
-
-async function readFully(fh: FileHandle, target: Uint8Array, position: number): Promise<void> {
-  let off = 0;
-  while (off < target.length) {
-    const { bytesRead } = await fh.read(target, off, target.length - off, position + off);
-    if (bytesRead === 0)
-      throw new FerryError('ERR_SNAPSHOT_DAMAGED', `short read in snapshot store at ${position + off}`);
-    off += bytesRead;
-  }
-}
-
-async function readManifest(dir: string): Promise<Manifest | undefined> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, MANIFEST), 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  const m = JSON.parse(text) as Manifest;
-  if (m.format !== MANIFEST_FORMAT || m.version !== MANIFEST_VERSION || !Array.isArray(m.snapshots)) {
-    throw new FerryError(
-      'ERR_SNAPSHOT_STORE',
-      `${join(dir, MANIFEST)} is not a ${MANIFEST_FORMAT} v${MANIFEST_VERSION} manifest`,
-    );
-  }
-  return m;
-}
-
-/** Crash-safe replace: write a temp file, fdatasync, rename over, fsync the directory. */
-async function writeManifest(dir: string, m: Manifest): Promise<void> {
-  const tmp = join(dir, `${MANIFEST}.tmp`);
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(JSON.stringify(m, null, 2) + '\n');
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dir, MANIFEST));
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
-
-/** Open a store and rebuild its index from the valid slots (torn appends are skipped). */
-async function loadStore(dir: string, e: ManifestEntry, m: Manifest, base: BlockDevice): Promise<CowStore> {
-  let fh: FileHandle;
-  try {
-    fh = await open(join(dir, e.file), 'r+');
-  } catch (err) {
-    return new CowStore(e, null, `store file ${e.file} cannot be opened: ${(err as Error).message}`);
-  }
-  try {
-    const head = Buffer.alloc(COW_HEADER_BYTES);
-    await fh.read(head, 0, COW_HEADER_BYTES, 0);
-    const h = decodeCowHeader(head);
-    if (
-      h.snapshotId !== e.id ||
-      h.chunkBytes !== m.chunkBytes ||
-      h.blockSize !== base.blockSize ||
-      h.blockCount !== base.blockCount
-    ) {
-      throw new Error(`header (${h.snapshotId}, chunk ${h.chunkBytes}) does not match the manifest`);
-    }
-  } catch (err) {
-    await fh.close();
-    return new CowStore(e, null, `store file ${e.file}: ${(err as Error).message}`);
-  }
-  const store = new CowStore(e, fh, e.damaged);
-  const slot = slotBytes(m.chunkBytes);
-  const size = (await fh.stat()).size;
-  const slots = Math.max(0, Math.ceil((size - COW_HEADER_BYTES) / slot));
-  const chunkCount = Math.ceil(base.blockCount / (m.chunkBytes / base.blockSize));
-  const perRead = Math.max(1, Math.floor((4 << 20) / slot));
-  const buf = Buffer.alloc(perRead * slot);
-  let lastValid = -1;
-  for (let k = 0; k < slots; k += perRead) {
-    const at = COW_HEADER_BYTES + k * slot;
-    const { bytesRead } = await fh.read(buf, 0, buf.length, at);
-    for (let n = 0; (n + 1) * slot <= bytesRead; n++) {
-      const hdr = decodeSlotHeader(buf.subarray(n * slot, n * slot + SLOT_HEADER_BYTES));
-      if (!hdr || hdr.chunk >= chunkCount || store.index.has(hdr.chunk)) continue;
-      if (chunkCrc(buf.subarray(n * slot + SLOT_HEADER_BYTES, (n + 1) * slot)) !== hdr.dataCrc) continue;
-      store.index.set(hdr.chunk, at + n * slot + SLOT_HEADER_BYTES);
-      lastValid = k + n;
-    }
-  }
-  // Append after the last valid slot: the rest is preallocated zeros or torn appends.
-  store.nextSlot = lastValid + 1;
-  store.allocated = size;
-  return store;
 }
