@@ -8,7 +8,8 @@ import { openLibrary } from '../storage-node/tape-library.ts';
 import { runCdb } from '../../test/helpers/tape.ts';
 import * as T from '../scsi/tape-cdb.ts';
 import { listVtl, type CartridgeListing } from './vtl.ts';
-import { Cartridge, ObjectKind } from '../tape/cartridge.ts';
+import { Cartridge } from '../tape/cartridge.ts';
+import { ObjectKind } from '../tape/cartridge-format.ts';
 
 test('ferry vtl ls: every slot barcode, blank until loaded, then use, files and label', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-vtl-ls-'));

@@ -1,7 +1,8 @@
 import { stat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { Cartridge, ObjectKind } from '../tape/cartridge.ts';
+import { Cartridge } from '../tape/cartridge.ts';
+import { ObjectKind } from '../tape/cartridge-format.ts';
 import { LibraryInventory, type Element } from '../tape/library.ts';
 import { UsageError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';

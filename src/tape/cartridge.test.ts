@@ -5,15 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
-import {
-  Cartridge,
-  CartridgeLayout,
-  ObjectKind,
-  decodeEntry,
-  encodeEntry,
-  decodeLabel,
-  encodeLabel,
-} from './cartridge.ts';
+import { Cartridge } from './cartridge.ts';
+import { CartridgeLayout, ObjectKind, decodeEntry, encodeEntry, decodeLabel, encodeLabel } from './cartridge-format.ts';
 import { CartridgeTapeDevice } from './cartridge-tape-device.ts';
 
 function tmp(): { dir: string; done: () => void } {
@@ -222,7 +215,8 @@ test('property: any sequence of appends, truncations and reopens reads back like
 // A child process streams records and prints "ack i" after each write resolves; we SIGKILL it
 // mid-stream. Every acknowledged record must read back.
 const CHILD = `
-import { Cartridge, ObjectKind } from ${JSON.stringify(new URL('./cartridge.ts', import.meta.url).href)};
+import { Cartridge } from ${JSON.stringify(new URL('./cartridge.ts', import.meta.url).href)};
+import { ObjectKind } from ${JSON.stringify(new URL('./cartridge-format.ts', import.meta.url).href)};
 const c = await Cartridge.open(process.argv.at(-1));
 const big = process.env.BIG_RECORDS === '1';
 const inFlight = [];

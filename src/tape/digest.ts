@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { FerryError } from '../util/errors.ts';
-import { Cartridge, ObjectKind } from './cartridge.ts';
+import { Cartridge } from './cartridge.ts';
+import { ObjectKind } from './cartridge-format.ts';
 
 /**
  * SHA-256 of data blocks read straight from cartridge files, where the tapes live (verify on a

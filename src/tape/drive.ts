@@ -1,4 +1,6 @@
-import { Cartridge, ObjectKind, CartridgeError } from './cartridge.ts';
+import { Cartridge } from './cartridge.ts';
+import { CartridgeError } from './cartridge-format.ts';
+import { ObjectKind } from './cartridge-format.ts';
 
 /**
  * Tape drive state: the loaded cartridge, the logical position (object id) and the block
