@@ -16,7 +16,7 @@ import {
 } from '../catalog/queries/cartridges.ts';
 import { encodeHeaderAt, encodeRecord, MAX_JSON_BYTES } from '../tapeformat/codec.ts';
 import { fileIndexText, type FileIndex, type SetHeader, type SetTrailer } from '../tapeformat/records.ts';
-import type { FilePlan } from '../ntfs/plan.ts';
+import type { FilePlan } from '../ntfs/plan-tables.ts';
 import { fileIndex, planFiles, type ChainSets } from './file-index.ts';
 import { listDirectory } from '../catalog/queries/files.ts';
 import { namedPaths } from '../ntfs/tree.ts';

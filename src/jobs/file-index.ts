@@ -1,5 +1,7 @@
 import type { BlockDevice } from '../block/block-device.ts';
-import { buildPlan, planBytes, type FilePlan } from '../ntfs/plan.ts';
+import { buildPlan } from '../ntfs/plan.ts';
+import { type FilePlan } from '../ntfs/plan-tables.ts';
+import { planBytes } from '../ntfs/plan-document.ts';
 import { openVolume, type Volume } from '../ntfs/volume.ts';
 import { decodeSecurityDescriptor, secureStore, type SecurityDescriptor } from '../ntfs/security.ts';
 import { AttrType } from '../ntfs/record.ts';

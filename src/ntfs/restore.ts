@@ -1,7 +1,7 @@
 import type { BlockDevice } from '../block/block-device.ts';
 import { HOLE, type Run } from './data-runs.ts';
 import { NtfsErrorCode, NtfsFormatError } from './errors.ts';
-import { planBytes, type NtfsPlan, type PlanAttribute, type PlanFile } from './plan.ts';
+import { planBytes, type NtfsPlan, type PlanAttribute, type PlanFile } from './plan-document.ts';
 import { streamContent, type AttrContent, type ClusterSource } from './stream.ts';
 
 /**

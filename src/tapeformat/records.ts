@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { FORMAT_VERSION, type RecordKind } from './magic.ts';
 import { isValidTapeBlockBytes } from './geometry.ts';
 import { TapeFormatError } from './errors.ts';
-import type { PlanFile } from '../ntfs/plan.ts';
+import type { PlanFile } from '../ntfs/plan-document.ts';
 
 // The JSON bodies of the three record kinds (docs/on-tape-format.md "Record bodies").
 // Each interface has a zod schema beside it; encode and decode both go through the schema,

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { MemoryDevice } from '../../src/block/memory-device.ts';
-import type { NtfsPlan } from '../../src/ntfs/plan.ts';
+import type { NtfsPlan } from '../../src/ntfs/plan-document.ts';
 import { rebuildAttribute } from '../../src/ntfs/restore.ts';
 import { ferry, IMAGES, ntfscat, ntfsImages } from './ntfs-images.ts';
 

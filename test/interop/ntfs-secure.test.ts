@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileDevice } from '../../src/block/file-device.ts';
 import { MemoryDevice } from '../../src/block/memory-device.ts';
-import type { NtfsPlan } from '../../src/ntfs/plan.ts';
+import type { NtfsPlan } from '../../src/ntfs/plan-document.ts';
 import { rebuildAttribute } from '../../src/ntfs/restore.ts';
 import { decodeSecurityDescriptor, fileSecurity, indexSds, securityHash } from '../../src/ntfs/security.ts';
 import { resolvePath } from '../../src/ntfs/tree.ts';
