@@ -1,3 +1,5 @@
+import { ScsiOpcode } from '../scsi/opcodes.ts';
+
 // CDB builders for the initiator (SPC-4, SBC-3). Pure functions: bytes out, nothing else.
 // Tape (SSC) builders live in src/scsi/tape-cdb.ts.
 
@@ -12,7 +14,7 @@ export function testUnitReady(): Uint8Array {
 /** SPC-4 6.6 INQUIRY; `page` selects a VPD page (EVPD=1). */
 export function inquiry(allocation = 255, page?: number): Uint8Array {
   const c = cdb(6);
-  c[0] = 0x12;
+  c[0] = ScsiOpcode.INQUIRY;
   if (page !== undefined) {
     c[1] = 0x01;
     c[2] = page;
@@ -23,28 +25,28 @@ export function inquiry(allocation = 255, page?: number): Uint8Array {
 
 export function requestSense(allocation = 252): Uint8Array {
   const c = cdb(6);
-  c[0] = 0x03;
+  c[0] = ScsiOpcode.REQUEST_SENSE;
   c[4] = allocation;
   return c;
 }
 
 export function reportLuns(allocation = 4096): Uint8Array {
   const c = cdb(12);
-  c[0] = 0xa0;
+  c[0] = ScsiOpcode.REPORT_LUNS;
   c.writeUInt32BE(allocation, 6);
   return c;
 }
 
 export function readCapacity10(): Uint8Array {
   const c = cdb(10);
-  c[0] = 0x25;
+  c[0] = ScsiOpcode.READ_CAPACITY_10;
   return c;
 }
 
 /** SBC-3 5.16 READ CAPACITY(16) (SERVICE ACTION IN 9Eh/10h). */
 export function readCapacity16(allocation = 32): Uint8Array {
   const c = cdb(16);
-  c[0] = 0x9e;
+  c[0] = ScsiOpcode.SERVICE_ACTION_IN_16;
   c[1] = 0x10;
   c.writeUInt32BE(allocation, 10);
   return c;
@@ -52,7 +54,7 @@ export function readCapacity16(allocation = 32): Uint8Array {
 
 export function read10(lba: number, blocks: number, fua = false): Uint8Array {
   const c = cdb(10);
-  c[0] = 0x28;
+  c[0] = ScsiOpcode.READ_10;
   if (fua) c[1] = 0x08;
   c.writeUInt32BE(lba, 2);
   c.writeUInt16BE(blocks, 7);
@@ -61,7 +63,7 @@ export function read10(lba: number, blocks: number, fua = false): Uint8Array {
 
 export function write10(lba: number, blocks: number, fua = false): Uint8Array {
   const c = cdb(10);
-  c[0] = 0x2a;
+  c[0] = ScsiOpcode.WRITE_10;
   if (fua) c[1] = 0x08;
   c.writeUInt32BE(lba, 2);
   c.writeUInt16BE(blocks, 7);
@@ -70,7 +72,7 @@ export function write10(lba: number, blocks: number, fua = false): Uint8Array {
 
 export function read16(lba: number, blocks: number, fua = false): Uint8Array {
   const c = cdb(16);
-  c[0] = 0x88;
+  c[0] = ScsiOpcode.READ_16;
   if (fua) c[1] = 0x08;
   c.writeBigUInt64BE(BigInt(lba), 2);
   c.writeUInt32BE(blocks, 10);
@@ -79,7 +81,7 @@ export function read16(lba: number, blocks: number, fua = false): Uint8Array {
 
 export function write16(lba: number, blocks: number, fua = false): Uint8Array {
   const c = cdb(16);
-  c[0] = 0x8a;
+  c[0] = ScsiOpcode.WRITE_16;
   if (fua) c[1] = 0x08;
   c.writeBigUInt64BE(BigInt(lba), 2);
   c.writeUInt32BE(blocks, 10);
@@ -88,7 +90,7 @@ export function write16(lba: number, blocks: number, fua = false): Uint8Array {
 
 export function synchronizeCache10(lba = 0, blocks = 0): Uint8Array {
   const c = cdb(10);
-  c[0] = 0x35;
+  c[0] = ScsiOpcode.SYNCHRONIZE_CACHE_10;
   c.writeUInt32BE(lba, 2);
   c.writeUInt16BE(blocks, 7);
   return c;
@@ -97,7 +99,7 @@ export function synchronizeCache10(lba = 0, blocks = 0): Uint8Array {
 /** SPC-4 6.4 EXTENDED COPY(LID1), service action 00h. */
 export function extendedCopy(parameterListLength: number): Uint8Array {
   const c = cdb(16);
-  c[0] = 0x83;
+  c[0] = ScsiOpcode.EXTENDED_COPY;
   c.writeUInt32BE(parameterListLength, 10);
   return c;
 }
@@ -105,7 +107,7 @@ export function extendedCopy(parameterListLength: number): Uint8Array {
 /** SPC-4 6.18 RECEIVE COPY RESULTS. */
 export function receiveCopyResults(serviceAction: number, listId: number, allocation: number): Uint8Array {
   const c = cdb(16);
-  c[0] = 0x84;
+  c[0] = ScsiOpcode.RECEIVE_COPY_RESULTS;
   c[1] = serviceAction & 0x1f;
   c[2] = listId;
   c.writeUInt32BE(allocation, 10);

@@ -9,10 +9,10 @@ import { TargetServer } from '../iscsi-target/server.ts';
 import { attachCopyManager } from '../xcopy/attach.ts';
 import { DEFAULT_LIMITS, encodeXcopyParameterList, type CscdInput } from '../xcopy/descriptors.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
-import { Opcode } from '../xcopy/copy-manager.ts';
 import { inquiry } from './cdb.ts';
 import { InitiatorSession } from './session.ts';
 import { CopyClient, CopyFailedError } from './copy-client.ts';
+import { ScsiOpcode } from '../scsi/opcodes.ts';
 
 // The copy client against a real copy manager over iSCSI. The EXTENDED COPY status is held back
 // after the copy ends, so every run has polls landing in the window where the copy manager has
@@ -32,7 +32,7 @@ async function world(holdStatusMs: number, o: { delayStartMs?: number; onStatusS
   luns[0].extend({
     commands: [
       [
-        Opcode.EXTENDED_COPY,
+        ScsiOpcode.EXTENDED_COPY,
         {
           name: 'EXTENDED COPY',
           cdbLength: 16,

@@ -2,7 +2,6 @@ import { SenseError, SenseKey, Asc } from './sense.ts';
 import { ScsiStatus, readBuffers, type ScsiResult, type ScsiTask } from './task.ts';
 import type { CommandEntry, CommandTable, HandlerResult } from './command-table.ts';
 import {
-  Opcode,
   ServiceActionIn16,
   SanitizeAction,
   decodeCompareAndWrite,
@@ -38,6 +37,7 @@ import { scanLbaStatus } from './lba-status.ts';
 import type { DiskLu } from './disk-lu.ts';
 import { ByteReader } from '../util/byte-reader.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
+import { ScsiOpcode } from './opcodes.ts';
 
 /** Block limits Ferry advertises in VPD B0h and enforces (bytes, converted per block size). */
 export const DiskLimits = {
@@ -679,66 +679,69 @@ const sanitizeEntry: E = {
 /** SBC-3 direct-access command set, with the SPC entries spread in. */
 export const SBC_COMMANDS: CommandTable<DiskLu> = new Map<number, E>([
   ...spcCommands<DiskLu>((lu) => lu.notReady()),
-  [Opcode.FORMAT_UNIT, rw('FORMAT UNIT', 6, 'write', (t, lu) => formatUnit(t, lu))],
-  [Opcode.READ_6, rw('READ(6)', 6, 'read', (t, lu) => doRead(t, lu, decodeRw6(t.cdb), 4))],
-  [Opcode.WRITE_6, rw('WRITE(6)', 6, 'write', (t, lu) => doWrite(t, lu, decodeRw6(t.cdb), 4))],
-  [Opcode.READ_10, rw('READ(10)', 10, 'read', (t, lu) => doRead(t, lu, decodeRw10(t.cdb), 7))],
-  [Opcode.WRITE_10, rw('WRITE(10)', 10, 'write', (t, lu) => doWrite(t, lu, decodeRw10(t.cdb), 7))],
-  [Opcode.READ_12, rw('READ(12)', 12, 'read', (t, lu) => doRead(t, lu, decodeRw12(t.cdb), 6))],
-  [Opcode.WRITE_12, rw('WRITE(12)', 12, 'write', (t, lu) => doWrite(t, lu, decodeRw12(t.cdb), 6))],
-  [Opcode.READ_16, rw('READ(16)', 16, 'read', (t, lu) => doRead(t, lu, decodeRw16(t.cdb), 10))],
-  [Opcode.WRITE_16, rw('WRITE(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeRw16(t.cdb), 10))],
+  [ScsiOpcode.FORMAT_UNIT, rw('FORMAT UNIT', 6, 'write', (t, lu) => formatUnit(t, lu))],
+  [ScsiOpcode.READ_6, rw('READ(6)', 6, 'read', (t, lu) => doRead(t, lu, decodeRw6(t.cdb), 4))],
+  [ScsiOpcode.WRITE_6, rw('WRITE(6)', 6, 'write', (t, lu) => doWrite(t, lu, decodeRw6(t.cdb), 4))],
+  [ScsiOpcode.READ_10, rw('READ(10)', 10, 'read', (t, lu) => doRead(t, lu, decodeRw10(t.cdb), 7))],
+  [ScsiOpcode.WRITE_10, rw('WRITE(10)', 10, 'write', (t, lu) => doWrite(t, lu, decodeRw10(t.cdb), 7))],
+  [ScsiOpcode.READ_12, rw('READ(12)', 12, 'read', (t, lu) => doRead(t, lu, decodeRw12(t.cdb), 6))],
+  [ScsiOpcode.WRITE_12, rw('WRITE(12)', 12, 'write', (t, lu) => doWrite(t, lu, decodeRw12(t.cdb), 6))],
+  [ScsiOpcode.READ_16, rw('READ(16)', 16, 'read', (t, lu) => doRead(t, lu, decodeRw16(t.cdb), 10))],
+  [ScsiOpcode.WRITE_16, rw('WRITE(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeRw16(t.cdb), 10))],
   [
-    Opcode.WRITE_ATOMIC_16,
+    ScsiOpcode.WRITE_ATOMIC_16,
     rw('WRITE ATOMIC(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeWriteAtomic16(t.cdb), 12)),
   ],
-  [Opcode.READ_DEFECT_DATA_10, rw('READ DEFECT DATA(10)', 10, 'read', (t, lu) => readDefectData(t, lu))],
-  [Opcode.READ_DEFECT_DATA_12, rw('READ DEFECT DATA(12)', 12, 'read', (t, lu) => readDefectData(t, lu))],
-  [Opcode.VERIFY_10, rw('VERIFY(10)', 10, 'read', (t, lu) => doVerify(t, lu, decodeVerify10(t.cdb), 7))],
-  [Opcode.VERIFY_12, rw('VERIFY(12)', 12, 'read', (t, lu) => doVerify(t, lu, decodeVerify12(t.cdb), 6))],
-  [Opcode.VERIFY_16, rw('VERIFY(16)', 16, 'read', (t, lu) => doVerify(t, lu, decodeVerify16(t.cdb), 10))],
+  [ScsiOpcode.READ_DEFECT_DATA_10, rw('READ DEFECT DATA(10)', 10, 'read', (t, lu) => readDefectData(t, lu))],
+  [ScsiOpcode.READ_DEFECT_DATA_12, rw('READ DEFECT DATA(12)', 12, 'read', (t, lu) => readDefectData(t, lu))],
+  [ScsiOpcode.VERIFY_10, rw('VERIFY(10)', 10, 'read', (t, lu) => doVerify(t, lu, decodeVerify10(t.cdb), 7))],
+  [ScsiOpcode.VERIFY_12, rw('VERIFY(12)', 12, 'read', (t, lu) => doVerify(t, lu, decodeVerify12(t.cdb), 6))],
+  [ScsiOpcode.VERIFY_16, rw('VERIFY(16)', 16, 'read', (t, lu) => doVerify(t, lu, decodeVerify16(t.cdb), 10))],
   [
-    Opcode.WRITE_AND_VERIFY_10,
+    ScsiOpcode.WRITE_AND_VERIFY_10,
     rw('WRITE AND VERIFY(10)', 10, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify10(t.cdb), 7)),
   ],
   [
-    Opcode.WRITE_AND_VERIFY_12,
+    ScsiOpcode.WRITE_AND_VERIFY_12,
     rw('WRITE AND VERIFY(12)', 12, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify12(t.cdb), 6)),
   ],
   [
-    Opcode.WRITE_AND_VERIFY_16,
+    ScsiOpcode.WRITE_AND_VERIFY_16,
     rw('WRITE AND VERIFY(16)', 16, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify16(t.cdb), 10)),
   ],
-  [Opcode.WRITE_SAME_10, rw('WRITE SAME(10)', 10, 'write', (t, lu) => doWriteSame(t, lu, decodeWriteSame10(t.cdb), 7))],
   [
-    Opcode.WRITE_SAME_16,
+    ScsiOpcode.WRITE_SAME_10,
+    rw('WRITE SAME(10)', 10, 'write', (t, lu) => doWriteSame(t, lu, decodeWriteSame10(t.cdb), 7)),
+  ],
+  [
+    ScsiOpcode.WRITE_SAME_16,
     rw('WRITE SAME(16)', 16, 'write', (t, lu) => doWriteSame(t, lu, decodeWriteSame16(t.cdb), 10)),
   ],
-  [Opcode.UNMAP, rw('UNMAP', 10, 'write', (t, lu) => unmap(t, lu))],
-  [Opcode.COMPARE_AND_WRITE, rw('COMPARE AND WRITE', 16, 'write', (t, lu) => compareAndWrite(t, lu))],
-  [Opcode.ORWRITE_16, rw('ORWRITE(16)', 16, 'write', (t, lu) => orWrite(t, lu))],
-  [Opcode.PRE_FETCH_10, rw('PRE-FETCH(10)', 10, 'read', (t, lu) => preFetch(lu, decodeRange10(t.cdb)))],
-  [Opcode.PRE_FETCH_16, rw('PRE-FETCH(16)', 16, 'read', (t, lu) => preFetch(lu, decodeRange16(t.cdb)))],
+  [ScsiOpcode.UNMAP, rw('UNMAP', 10, 'write', (t, lu) => unmap(t, lu))],
+  [ScsiOpcode.COMPARE_AND_WRITE, rw('COMPARE AND WRITE', 16, 'write', (t, lu) => compareAndWrite(t, lu))],
+  [ScsiOpcode.ORWRITE_16, rw('ORWRITE(16)', 16, 'write', (t, lu) => orWrite(t, lu))],
+  [ScsiOpcode.PRE_FETCH_10, rw('PRE-FETCH(10)', 10, 'read', (t, lu) => preFetch(lu, decodeRange10(t.cdb)))],
+  [ScsiOpcode.PRE_FETCH_16, rw('PRE-FETCH(16)', 16, 'read', (t, lu) => preFetch(lu, decodeRange16(t.cdb)))],
   [
-    Opcode.SYNCHRONIZE_CACHE_10,
+    ScsiOpcode.SYNCHRONIZE_CACHE_10,
     rw('SYNCHRONIZE CACHE(10)', 10, 'write', (t, lu) => synchronizeCache(lu, decodeRange10(t.cdb))),
   ],
   [
-    Opcode.SYNCHRONIZE_CACHE_16,
+    ScsiOpcode.SYNCHRONIZE_CACHE_16,
     rw('SYNCHRONIZE CACHE(16)', 16, 'write', (t, lu) => synchronizeCache(lu, decodeRange16(t.cdb))),
   ],
   [
-    Opcode.READ_CAPACITY_10,
+    ScsiOpcode.READ_CAPACITY_10,
     { name: 'READ CAPACITY(10)', cdbLength: 10, pr: 'allowed', handler: (t, lu) => readCapacity10(t, lu) },
   ],
-  [Opcode.SERVICE_ACTION_IN_16, serviceActionIn16],
+  [ScsiOpcode.SERVICE_ACTION_IN_16, serviceActionIn16],
   [
-    Opcode.START_STOP_UNIT,
+    ScsiOpcode.START_STOP_UNIT,
     { name: 'START STOP UNIT', cdbLength: 6, pr: 'write', handler: (t, lu) => startStopUnit(t, lu) },
   ],
   [
-    Opcode.PREVENT_ALLOW_MEDIUM_REMOVAL,
+    ScsiOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL,
     { name: 'PREVENT ALLOW MEDIUM REMOVAL', cdbLength: 6, pr: 'read', handler: (t, lu) => preventAllow(t, lu) },
   ],
-  [Opcode.SANITIZE, sanitizeEntry],
+  [ScsiOpcode.SANITIZE, sanitizeEntry],
 ]);

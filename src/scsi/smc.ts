@@ -9,8 +9,6 @@ import { ByteWriter } from '../util/byte-writer.ts';
 import { ByteReader } from '../util/byte-reader.ts';
 import { DecodeError } from '../util/errors.ts';
 import {
-  SmcOpcode,
-  SscOpcode,
   ElementType,
   decodeMoveMedium,
   decodeReadElementStatus,
@@ -21,6 +19,7 @@ import {
 import { ElementBase, type Element, type ElementKind, type LibraryInventory } from '../tape/library.ts';
 import type { TapeDriveLu } from './ssc.ts';
 import type { SenseFormat } from './sense.ts';
+import { ScsiOpcode } from './opcodes.ts';
 
 /**
  * SMC-3 medium changer LU over a LibraryInventory and its drives' LUs. MOVE MEDIUM into a
@@ -257,20 +256,20 @@ function entry(
 
 export const SMC_TABLE: CommandTable<MediumChangerLu> = new Map<number, CommandEntry<MediumChangerLu>>([
   ...spcCommands<MediumChangerLu>(),
-  [SmcOpcode.INITIALIZE_ELEMENT_STATUS, entry('INITIALIZE ELEMENT STATUS', 6, () => undefined)],
+  [ScsiOpcode.INITIALIZE_ELEMENT_STATUS, entry('INITIALIZE ELEMENT STATUS', 6, () => undefined)],
   [
-    SmcOpcode.INITIALIZE_ELEMENT_STATUS_WITH_RANGE,
+    ScsiOpcode.INITIALIZE_ELEMENT_STATUS_WITH_RANGE,
     entry('INITIALIZE ELEMENT STATUS WITH RANGE', 10, initializeElementStatusWithRange),
   ],
   [
-    SmcOpcode.POSITION_TO_ELEMENT,
+    ScsiOpcode.POSITION_TO_ELEMENT,
     entry('POSITION TO ELEMENT', 10, (t, lu) => {
       if (!lu.inventory.element(decodePositionToElement(t.cdb).destination)) throw invalidElement(4);
     }),
   ],
-  [SmcOpcode.MOVE_MEDIUM, entry('MOVE MEDIUM', 12, moveMedium)],
-  [SmcOpcode.READ_ELEMENT_STATUS, entry('READ ELEMENT STATUS', 12, readElementStatus, 'read')],
-  [SscOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL, entry('PREVENT ALLOW MEDIUM REMOVAL', 6, preventAllow, 'read')],
+  [ScsiOpcode.MOVE_MEDIUM, entry('MOVE MEDIUM', 12, moveMedium)],
+  [ScsiOpcode.READ_ELEMENT_STATUS, entry('READ ELEMENT STATUS', 12, readElementStatus, 'read')],
+  [ScsiOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL, entry('PREVENT ALLOW MEDIUM REMOVAL', 6, preventAllow, 'read')],
 ]);
 
 // ---- READ ELEMENT STATUS data: the initiator's decoder (the encoder is readElementStatus above) ----

@@ -2,7 +2,6 @@ import { SenseError, SenseKey, Asc, encodeSense, type SenseFormat } from './sens
 import { ScsiStatus, type Nexus, type ResetKind, type ScsiResult, type ScsiTask } from './task.ts';
 import { checkCondition, type CommandEntry } from './command-table.ts';
 import {
-  Opcode,
   MaintenanceIn,
   decodeInquiry,
   decodeModeSelect10,
@@ -33,6 +32,7 @@ import type { LuIdentity } from './identity.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import { encodeLunList } from './lun.ts';
 import { encodeDesignator, scsiNameString } from './device-identification.ts';
+import { ScsiOpcode } from './opcodes.ts';
 
 /** SPC-4 7.8.x VPD page codes Ferry answers. */
 export const VpdPage = {
@@ -269,7 +269,7 @@ export function reportLuns(task: ScsiTask): Uint8Array {
 /** A command addressed to a LUN no LU answers (SPC-4 6.6.2, SAM-5 5.8.2). */
 export function unmappedLun(task: ScsiTask): ScsiResult {
   const op = task.cdb[0];
-  if (op === Opcode.INQUIRY) {
+  if (op === ScsiOpcode.INQUIRY) {
     try {
       const c = decodeInquiry(task.cdb);
       if (!c.evpd) {
@@ -284,14 +284,14 @@ export function unmappedLun(task: ScsiTask): ScsiResult {
       // fall through to the sense below
     }
   }
-  if (op === Opcode.REPORT_LUNS) {
+  if (op === ScsiOpcode.REPORT_LUNS) {
     try {
       return { status: ScsiStatus.GOOD, dataIn: reportLuns(task) };
     } catch (e) {
       if (e instanceof SenseError) return checkCondition(e);
     }
   }
-  if (op === Opcode.REQUEST_SENSE) {
+  if (op === ScsiOpcode.REQUEST_SENSE) {
     const err = new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.LOGICAL_UNIT_NOT_SUPPORTED);
     const desc = !!((task.cdb[1] ?? 0) & 0x01); // SPC-4 6.39: DESC
     return {
@@ -460,14 +460,14 @@ export function release6(task: ScsiTask, lu: SpcLu): undefined {
 
 /** Commands a RESERVE(6) reservation held by another nexus lets through. SPC-2 Table 31 */
 const RESERVE6_ALLOWED = new Set<number>([
-  Opcode.INQUIRY,
-  Opcode.REPORT_LUNS,
-  Opcode.REQUEST_SENSE,
-  Opcode.RELEASE_6,
-  Opcode.MAINTENANCE_IN,
+  ScsiOpcode.INQUIRY,
+  ScsiOpcode.REPORT_LUNS,
+  ScsiOpcode.REQUEST_SENSE,
+  ScsiOpcode.RELEASE_6,
+  ScsiOpcode.MAINTENANCE_IN,
 ]);
 /** Commands that never report a unit attention. SAM-5 5.14 */
-const UA_EXEMPT = new Set<number>([Opcode.INQUIRY, Opcode.REPORT_LUNS, Opcode.REQUEST_SENSE]);
+const UA_EXEMPT = new Set<number>([ScsiOpcode.INQUIRY, ScsiOpcode.REPORT_LUNS, ScsiOpcode.REQUEST_SENSE]);
 
 /**
  * The SPC checks before any handler runs (use as runCommand's `gate`): a new nexus gets its
@@ -486,7 +486,7 @@ export function spcGate<L extends SpcLu>(
   if (!UA_EXEMPT.has(op)) {
     const ua = spc.ua.take(key);
     if (ua) throw new SenseError(SenseKey.UNIT_ATTENTION, ua);
-  } else if (op === Opcode.REPORT_LUNS) {
+  } else if (op === ScsiOpcode.REPORT_LUNS) {
     spc.ua.clear(key, Asc.REPORTED_LUNS_DATA_HAS_CHANGED);
   }
   if (!entry) return undefined;
@@ -536,7 +536,7 @@ export function spcCommands<L extends SpcLu>(
 ): Array<[number, CommandEntry<L>]> {
   return [
     [
-      Opcode.TEST_UNIT_READY,
+      ScsiOpcode.TEST_UNIT_READY,
       {
         name: 'TEST UNIT READY',
         cdbLength: 6,
@@ -548,7 +548,7 @@ export function spcCommands<L extends SpcLu>(
       },
     ],
     [
-      Opcode.REQUEST_SENSE,
+      ScsiOpcode.REQUEST_SENSE,
       {
         name: 'REQUEST SENSE',
         cdbLength: 6,
@@ -556,17 +556,17 @@ export function spcCommands<L extends SpcLu>(
         handler: (t, lu) => requestSense(t, lu, () => notReady?.(lu)),
       },
     ],
-    [Opcode.INQUIRY, { name: 'INQUIRY', cdbLength: 6, pr: 'allowed', handler: (t, lu) => inquiry(t, lu) }],
+    [ScsiOpcode.INQUIRY, { name: 'INQUIRY', cdbLength: 6, pr: 'allowed', handler: (t, lu) => inquiry(t, lu) }],
     [
-      Opcode.MODE_SELECT_6,
+      ScsiOpcode.MODE_SELECT_6,
       { name: 'MODE SELECT(6)', cdbLength: 6, handler: (t, lu) => modeSelect(decodeModeSelect6(t.cdb), t, lu.spc) },
     ],
     [
-      Opcode.MODE_SELECT_10,
+      ScsiOpcode.MODE_SELECT_10,
       { name: 'MODE SELECT(10)', cdbLength: 10, handler: (t, lu) => modeSelect(decodeModeSelect10(t.cdb), t, lu.spc) },
     ],
     [
-      Opcode.MODE_SENSE_6,
+      ScsiOpcode.MODE_SENSE_6,
       {
         name: 'MODE SENSE(6)',
         cdbLength: 6,
@@ -575,7 +575,7 @@ export function spcCommands<L extends SpcLu>(
       },
     ],
     [
-      Opcode.MODE_SENSE_10,
+      ScsiOpcode.MODE_SENSE_10,
       {
         name: 'MODE SENSE(10)',
         cdbLength: 10,
@@ -583,10 +583,10 @@ export function spcCommands<L extends SpcLu>(
         handler: (t, lu) => modeSense(decodeModeSense10(t.cdb), lu.spc),
       },
     ],
-    [Opcode.RESERVE_6, { name: 'RESERVE(6)', cdbLength: 6, pr: 'allowed', handler: (t, lu) => reserve6(t, lu) }],
-    [Opcode.RELEASE_6, { name: 'RELEASE(6)', cdbLength: 6, pr: 'allowed', handler: (t, lu) => release6(t, lu) }],
+    [ScsiOpcode.RESERVE_6, { name: 'RESERVE(6)', cdbLength: 6, pr: 'allowed', handler: (t, lu) => reserve6(t, lu) }],
+    [ScsiOpcode.RELEASE_6, { name: 'RELEASE(6)', cdbLength: 6, pr: 'allowed', handler: (t, lu) => release6(t, lu) }],
     [
-      Opcode.PERSISTENT_RESERVE_IN,
+      ScsiOpcode.PERSISTENT_RESERVE_IN,
       {
         name: 'PERSISTENT RESERVE IN',
         cdbLength: 10,
@@ -606,7 +606,7 @@ export function spcCommands<L extends SpcLu>(
       },
     ],
     [
-      Opcode.PERSISTENT_RESERVE_OUT,
+      ScsiOpcode.PERSISTENT_RESERVE_OUT,
       {
         name: 'PERSISTENT RESERVE OUT',
         cdbLength: 10,
@@ -625,7 +625,7 @@ export function spcCommands<L extends SpcLu>(
         ),
       },
     ],
-    [Opcode.REPORT_LUNS, { name: 'REPORT LUNS', cdbLength: 12, pr: 'allowed', handler: (t) => reportLuns(t) }],
-    [Opcode.MAINTENANCE_IN, maintenanceIn<L>()],
+    [ScsiOpcode.REPORT_LUNS, { name: 'REPORT LUNS', cdbLength: 12, pr: 'allowed', handler: (t) => reportLuns(t) }],
+    [ScsiOpcode.MAINTENANCE_IN, maintenanceIn<L>()],
   ];
 }

@@ -11,6 +11,7 @@ import { SenseKey } from './sense.ts';
 import { ScsiStatus } from './task.ts';
 import * as T from './tape-cdb.ts';
 import { decodeBlockDescriptor, decodeModeParameterHeader } from './mode-parameters.ts';
+import { ScsiOpcode } from './opcodes.ts';
 
 const GOOD = ScsiStatus.GOOD;
 const u8 = (b: Uint8Array | undefined): Uint8Array => new Uint8Array(b ?? []);
@@ -396,7 +397,7 @@ test('malformed CDBs get ILLEGAL REQUEST, never a crash', async () => {
         Math.floor(Math.random() * 256),
       );
       c[0] = op;
-      if (op === T.SscOpcode.WRITE_6 || op === T.SscOpcode.ERASE_6 || op === T.SscOpcode.WRITE_FILEMARKS_6) continue;
+      if (op === ScsiOpcode.WRITE_6 || op === ScsiOpcode.ERASE_6 || op === ScsiOpcode.WRITE_FILEMARKS_6) continue;
       const r = await runCdb(lu, c, { dataOut: new Uint8Array(64) });
       assert.ok(r.status === GOOD || r.status === CC, `opcode ${op.toString(16)} → status ${r.status}`);
       if (r.status === CC)

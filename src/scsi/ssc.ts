@@ -23,7 +23,6 @@ import {
 } from './cdb.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import {
-  SscOpcode,
   SpaceCode,
   ReadPositionForm,
   LocateDest,
@@ -49,6 +48,7 @@ import type { TapeDevice } from '../tape/tape-device.ts';
 import type { LuExtension } from './disk-lu.ts';
 import type { SenseFormat } from './sense.ts';
 import { decodeBlockDescriptor, decodeModeParameterHeader } from './mode-parameters.ts';
+import { ScsiOpcode } from './opcodes.ts';
 
 /**
  * SSC-3 sequential-access (tape drive) logical unit over a TapeDrive. Commands run strictly
@@ -704,7 +704,7 @@ function entry(
   return { name, cdbLength, handler, pr };
 }
 
-const O = SscOpcode;
+const O = ScsiOpcode;
 /** The SSC command table: SPC entries spread in, then the stream commands. */
 export const SSC_TABLE: CommandTable<TapeDriveLu> = new Map<number, CommandEntry<TapeDriveLu>>([
   ...spcCommands<TapeDriveLu>((lu) => lu.notReady()),

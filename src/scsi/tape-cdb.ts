@@ -1,44 +1,11 @@
 import { ByteReader } from '../util/byte-reader.ts';
 import { encodeModeParameters } from './mode-parameters.ts';
+import { ScsiOpcode } from './opcodes.ts';
 
 /**
  * SSC-3 and SMC-3 CDBs: opcodes, pure builders (for our initiator and tests) and pure
  * decoders (for the LUs). Each layout is decoded here and only here.
  */
-
-export const SscOpcode = {
-  TEST_UNIT_READY: 0x00,
-  REWIND: 0x01,
-  REQUEST_SENSE: 0x03,
-  READ_BLOCK_LIMITS: 0x05,
-  READ_6: 0x08,
-  WRITE_6: 0x0a,
-  WRITE_FILEMARKS_6: 0x10,
-  SPACE_6: 0x11,
-  INQUIRY: 0x12,
-  MODE_SELECT_6: 0x15,
-  ERASE_6: 0x19,
-  MODE_SENSE_6: 0x1a,
-  LOAD_UNLOAD: 0x1b,
-  PREVENT_ALLOW_MEDIUM_REMOVAL: 0x1e,
-  LOCATE_10: 0x2b,
-  READ_POSITION: 0x34,
-  REPORT_DENSITY_SUPPORT: 0x44,
-  LOG_SENSE: 0x4d,
-  MODE_SELECT_10: 0x55,
-  MODE_SENSE_10: 0x5a,
-  READ_ATTRIBUTE: 0x8c,
-  SPACE_16: 0x91,
-  LOCATE_16: 0x92,
-} as const;
-
-export const SmcOpcode = {
-  INITIALIZE_ELEMENT_STATUS: 0x07,
-  POSITION_TO_ELEMENT: 0x2b,
-  INITIALIZE_ELEMENT_STATUS_WITH_RANGE: 0x37,
-  MOVE_MEDIUM: 0xa5,
-  READ_ELEMENT_STATUS: 0xb8,
-} as const;
 
 /** SSC-3 SPACE codes (byte 1 bits 3:0). */
 export const SpaceCode = { BLOCKS: 0, FILEMARKS: 1, SEQUENTIAL_FILEMARKS: 2, END_OF_DATA: 3 } as const;
@@ -76,37 +43,37 @@ function put64(b: Uint8Array, at: number, v: number): void {
 
 // ---- builders --------------------------------------------------------------------------------
 
-export const buildTestUnitReady = (): Uint8Array => cdb(6, SscOpcode.TEST_UNIT_READY);
+export const buildTestUnitReady = (): Uint8Array => cdb(6, ScsiOpcode.TEST_UNIT_READY);
 
 export function buildRewind(immed = false): Uint8Array {
-  const b = cdb(6, SscOpcode.REWIND);
+  const b = cdb(6, ScsiOpcode.REWIND);
   b[1] = immed ? 1 : 0;
   return b;
 }
 
 export function buildReadBlockLimits(mloi = false): Uint8Array {
-  const b = cdb(6, SscOpcode.READ_BLOCK_LIMITS);
+  const b = cdb(6, ScsiOpcode.READ_BLOCK_LIMITS);
   b[1] = mloi ? 1 : 0;
   return b;
 }
 
 /** READ(6): `length` is blocks (fixed) or bytes (variable). SSC-3 READ(6) */
 export function buildRead6(length: number, opts: { fixed?: boolean; sili?: boolean } = {}): Uint8Array {
-  const b = cdb(6, SscOpcode.READ_6);
+  const b = cdb(6, ScsiOpcode.READ_6);
   b[1] = (opts.sili ? 2 : 0) | (opts.fixed ? 1 : 0);
   put24(b, 2, length);
   return b;
 }
 
 export function buildWrite6(length: number, opts: { fixed?: boolean } = {}): Uint8Array {
-  const b = cdb(6, SscOpcode.WRITE_6);
+  const b = cdb(6, ScsiOpcode.WRITE_6);
   b[1] = opts.fixed ? 1 : 0;
   put24(b, 2, length);
   return b;
 }
 
 export function buildWriteFilemarks6(count: number, opts: { immed?: boolean } = {}): Uint8Array {
-  const b = cdb(6, SscOpcode.WRITE_FILEMARKS_6);
+  const b = cdb(6, ScsiOpcode.WRITE_FILEMARKS_6);
   b[1] = opts.immed ? 1 : 0;
   put24(b, 2, count);
   return b;
@@ -114,21 +81,21 @@ export function buildWriteFilemarks6(count: number, opts: { immed?: boolean } = 
 
 /** SPACE(6): negative counts space backward (24-bit two's complement). */
 export function buildSpace6(code: number, count: number): Uint8Array {
-  const b = cdb(6, SscOpcode.SPACE_6);
+  const b = cdb(6, ScsiOpcode.SPACE_6);
   b[1] = code & 0x0f;
   put24(b, 2, count & 0xffffff);
   return b;
 }
 
 export function buildSpace16(code: number, count: number): Uint8Array {
-  const b = cdb(16, SscOpcode.SPACE_16);
+  const b = cdb(16, ScsiOpcode.SPACE_16);
   b[1] = code & 0x0f;
   new DataView(b.buffer).setBigInt64(4, BigInt(count));
   return b;
 }
 
 export function buildErase6(opts: { long?: boolean; immed?: boolean } = {}): Uint8Array {
-  const b = cdb(6, SscOpcode.ERASE_6);
+  const b = cdb(6, ScsiOpcode.ERASE_6);
   b[1] = (opts.immed ? 2 : 0) | (opts.long ? 1 : 0);
   return b;
 }
@@ -137,20 +104,20 @@ export function buildLoadUnload(
   load: boolean,
   opts: { immed?: boolean; eot?: boolean; hold?: boolean } = {},
 ): Uint8Array {
-  const b = cdb(6, SscOpcode.LOAD_UNLOAD);
+  const b = cdb(6, ScsiOpcode.LOAD_UNLOAD);
   b[1] = opts.immed ? 1 : 0;
   b[4] = (opts.hold ? 8 : 0) | (opts.eot ? 4 : 0) | (load ? 1 : 0);
   return b;
 }
 
 export function buildPreventAllow(prevent: boolean): Uint8Array {
-  const b = cdb(6, SscOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL);
+  const b = cdb(6, ScsiOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL);
   b[4] = prevent ? 1 : 0;
   return b;
 }
 
 export function buildLocate10(objectId: number, opts: { partition?: number; immed?: boolean } = {}): Uint8Array {
-  const b = cdb(10, SscOpcode.LOCATE_10);
+  const b = cdb(10, ScsiOpcode.LOCATE_10);
   b[1] = (opts.partition !== undefined ? 2 : 0) | (opts.immed ? 1 : 0);
   put32(b, 3, objectId);
   b[8] = opts.partition ?? 0;
@@ -161,7 +128,7 @@ export function buildLocate16(
   id: number,
   opts: { destType?: number; partition?: number; immed?: boolean } = {},
 ): Uint8Array {
-  const b = cdb(16, SscOpcode.LOCATE_16);
+  const b = cdb(16, ScsiOpcode.LOCATE_16);
   b[1] = ((opts.destType ?? LocateDest.OBJECT) << 3) | (opts.partition !== undefined ? 2 : 0) | (opts.immed ? 1 : 0);
   b[3] = opts.partition ?? 0;
   put64(b, 4, id);
@@ -169,14 +136,14 @@ export function buildLocate16(
 }
 
 export function buildReadPosition(form: number = ReadPositionForm.SHORT, allocationLength = 0): Uint8Array {
-  const b = cdb(10, SscOpcode.READ_POSITION);
+  const b = cdb(10, ScsiOpcode.READ_POSITION);
   b[1] = form & 0x1f;
   put16(b, 7, allocationLength);
   return b;
 }
 
 export function buildReportDensitySupport(opts: { medium?: boolean; allocationLength?: number } = {}): Uint8Array {
-  const b = cdb(10, SscOpcode.REPORT_DENSITY_SUPPORT);
+  const b = cdb(10, ScsiOpcode.REPORT_DENSITY_SUPPORT);
   b[1] = opts.medium ? 1 : 0;
   put16(b, 7, opts.allocationLength ?? 0xffff);
   return b;
@@ -186,7 +153,7 @@ export function buildLogSense(
   page: number,
   opts: { pageControl?: number; allocationLength?: number; subpage?: number } = {},
 ): Uint8Array {
-  const b = cdb(10, SscOpcode.LOG_SENSE);
+  const b = cdb(10, ScsiOpcode.LOG_SENSE);
   b[2] = ((opts.pageControl ?? 1) << 6) | (page & 0x3f);
   b[3] = opts.subpage ?? 0;
   put16(b, 7, opts.allocationLength ?? 0xffff);
@@ -194,7 +161,7 @@ export function buildLogSense(
 }
 
 export function buildReadAttribute(serviceAction: number, firstAttribute = 0, allocationLength = 0x10000): Uint8Array {
-  const b = cdb(16, SscOpcode.READ_ATTRIBUTE);
+  const b = cdb(16, ScsiOpcode.READ_ATTRIBUTE);
   b[1] = serviceAction & 0x1f;
   put16(b, 8, firstAttribute);
   put32(b, 10, allocationLength);
@@ -205,7 +172,7 @@ export function buildModeSense6(
   page: number,
   opts: { dbd?: boolean; allocationLength?: number; pageControl?: number } = {},
 ): Uint8Array {
-  const b = cdb(6, SscOpcode.MODE_SENSE_6);
+  const b = cdb(6, ScsiOpcode.MODE_SENSE_6);
   b[1] = opts.dbd ? 8 : 0;
   b[2] = ((opts.pageControl ?? 0) << 6) | (page & 0x3f);
   b[4] = opts.allocationLength ?? 0xff;
@@ -213,7 +180,7 @@ export function buildModeSense6(
 }
 
 export function buildModeSelect6(parameterListLength: number): Uint8Array {
-  const b = cdb(6, SscOpcode.MODE_SELECT_6);
+  const b = cdb(6, ScsiOpcode.MODE_SELECT_6);
   b[1] = 0x10; // PF
   b[4] = parameterListLength;
   return b;
@@ -231,7 +198,7 @@ export function modeSelectBlockDescriptor(blockLength: number, densityCode = 0):
 }
 
 export function buildInquiry(allocationLength = 96, page?: number): Uint8Array {
-  const b = cdb(6, 0x12);
+  const b = cdb(6, ScsiOpcode.INQUIRY);
   if (page !== undefined) {
     b[1] = 1;
     b[2] = page;
@@ -241,13 +208,13 @@ export function buildInquiry(allocationLength = 96, page?: number): Uint8Array {
 }
 
 export function buildRequestSense(allocationLength = 18): Uint8Array {
-  const b = cdb(6, SscOpcode.REQUEST_SENSE);
+  const b = cdb(6, ScsiOpcode.REQUEST_SENSE);
   b[4] = allocationLength;
   return b;
 }
 
 export function buildMoveMedium(transport: number, source: number, destination: number, invert = false): Uint8Array {
-  const b = cdb(12, SmcOpcode.MOVE_MEDIUM);
+  const b = cdb(12, ScsiOpcode.MOVE_MEDIUM);
   put16(b, 2, transport);
   put16(b, 4, source);
   put16(b, 6, destination);
@@ -265,7 +232,7 @@ export function buildReadElementStatus(
     allocationLength?: number;
   } = {},
 ): Uint8Array {
-  const b = cdb(12, SmcOpcode.READ_ELEMENT_STATUS);
+  const b = cdb(12, ScsiOpcode.READ_ELEMENT_STATUS);
   b[1] = (opts.voltag ? 0x10 : 0) | ((opts.type ?? ElementType.ALL) & 0x0f);
   put16(b, 2, opts.start ?? 0);
   put16(b, 4, opts.count ?? 0xffff);
@@ -274,7 +241,7 @@ export function buildReadElementStatus(
   return b;
 }
 
-export const buildInitializeElementStatus = (): Uint8Array => cdb(6, SmcOpcode.INITIALIZE_ELEMENT_STATUS);
+export const buildInitializeElementStatus = (): Uint8Array => cdb(6, ScsiOpcode.INITIALIZE_ELEMENT_STATUS);
 
 // ---- decoders ----------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import { BoundedBufferPool } from './copy-buffers.ts';
 import { copyAborted, makeEndpoint, planCopy, type Endpoint } from './plan.ts';
 import { CopyTargetResolver } from './resolver.ts';
 import type { CopyTarget, RemoteCopyTargets } from './copy-target.ts';
+import { ScsiOpcode } from '../scsi/opcodes.ts';
 
 /**
  * The copy manager inside every Ferry LU (and the standalone mover's LU 0): EXTENDED COPY
@@ -26,7 +27,6 @@ import type { CopyTarget, RemoteCopyTargets } from './copy-target.ts';
  * SPC-4 6.3, 6.17 / SPC-5 5.17, 6.5, 6.21–6.25.
  */
 
-export const Opcode = { EXTENDED_COPY: 0x83, RECEIVE_COPY_RESULTS: 0x84 } as const;
 export const RcrServiceAction = {
   COPY_STATUS: 0x00,
   RECEIVE_DATA: 0x01,
@@ -324,7 +324,7 @@ export function thirdPartyCopyVpdBody(l: XcopyLimits = DEFAULT_LIMITS): Uint8Arr
   const be = (v: number, bytes: number) =>
     Array.from({ length: bytes }, (_, i) => (v / 2 ** (8 * (bytes - 1 - i))) & 0xff);
   // 0001h Supported Commands: list length, then {opcode, SA count, SAs}.
-  const cmds = [Opcode.EXTENDED_COPY, 1, 0x00, Opcode.RECEIVE_COPY_RESULTS, 4, 0x00, 0x01, 0x03, 0x04];
+  const cmds = [ScsiOpcode.EXTENDED_COPY, 1, 0x00, ScsiOpcode.RECEIVE_COPY_RESULTS, 4, 0x00, 0x01, 0x03, 0x04];
   desc(0x0001, [cmds.length, ...cmds]);
   // 0004h Parameter Data (length 1Ch).
   desc(0x0004, [
@@ -382,7 +382,7 @@ export function copyManagerCommands<L>(
   });
   return [
     [
-      Opcode.EXTENDED_COPY,
+      ScsiOpcode.EXTENDED_COPY,
       {
         name: 'EXTENDED COPY',
         cdbLength: 16,
@@ -391,7 +391,7 @@ export function copyManagerCommands<L>(
       },
     ],
     [
-      Opcode.RECEIVE_COPY_RESULTS,
+      ScsiOpcode.RECEIVE_COPY_RESULTS,
       {
         name: 'RECEIVE COPY RESULTS',
         cdbLength: 16,

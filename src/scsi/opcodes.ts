@@ -1,0 +1,78 @@
+/**
+ * Every SCSI operation code Ferry sends or serves, in one table (SPC-4 D.3: one code may mean
+ * different commands on different device types, e.g. 1Bh START STOP UNIT on a disk and LOAD
+ * UNLOAD on a tape; each device type's command table says which it serves). Where codes are
+ * shared, the disk command comes last, then the tape one: command-name.ts names the last.
+ */
+export const ScsiOpcode = {
+  TEST_UNIT_READY: 0x00,
+  REWIND: 0x01, // SSC-3
+  REQUEST_SENSE: 0x03,
+  FORMAT_UNIT: 0x04,
+  READ_BLOCK_LIMITS: 0x05, // SSC-3
+  INITIALIZE_ELEMENT_STATUS: 0x07, // SMC-3
+  READ_6: 0x08,
+  WRITE_6: 0x0a,
+  WRITE_FILEMARKS_6: 0x10, // SSC-3
+  SPACE_6: 0x11, // SSC-3
+  INQUIRY: 0x12,
+  MODE_SELECT_6: 0x15,
+  RESERVE_6: 0x16,
+  RELEASE_6: 0x17,
+  ERASE_6: 0x19, // SSC-3
+  MODE_SENSE_6: 0x1a,
+  LOAD_UNLOAD: 0x1b, // SSC-3
+  START_STOP_UNIT: 0x1b,
+  SEND_DIAGNOSTIC: 0x1d,
+  PREVENT_ALLOW_MEDIUM_REMOVAL: 0x1e,
+  READ_CAPACITY_10: 0x25,
+  READ_10: 0x28,
+  WRITE_10: 0x2a,
+  POSITION_TO_ELEMENT: 0x2b, // SMC-3
+  LOCATE_10: 0x2b, // SSC-3
+  WRITE_AND_VERIFY_10: 0x2e,
+  VERIFY_10: 0x2f,
+  READ_POSITION: 0x34, // SSC-3
+  PRE_FETCH_10: 0x34,
+  SYNCHRONIZE_CACHE_10: 0x35,
+  INITIALIZE_ELEMENT_STATUS_WITH_RANGE: 0x37, // SMC-3
+  READ_DEFECT_DATA_10: 0x37,
+  WRITE_BUFFER: 0x3b,
+  READ_BUFFER: 0x3c,
+  WRITE_SAME_10: 0x41,
+  UNMAP: 0x42,
+  REPORT_DENSITY_SUPPORT: 0x44, // SSC-3
+  SANITIZE: 0x48,
+  LOG_SENSE: 0x4d,
+  MODE_SELECT_10: 0x55,
+  RESERVE_10: 0x56,
+  RELEASE_10: 0x57,
+  MODE_SENSE_10: 0x5a,
+  PERSISTENT_RESERVE_IN: 0x5e,
+  PERSISTENT_RESERVE_OUT: 0x5f,
+  EXTENDED_COPY: 0x83,
+  RECEIVE_COPY_RESULTS: 0x84,
+  READ_16: 0x88,
+  COMPARE_AND_WRITE: 0x89,
+  WRITE_16: 0x8a,
+  ORWRITE_16: 0x8b,
+  READ_ATTRIBUTE: 0x8c, // SSC-3
+  WRITE_AND_VERIFY_16: 0x8e,
+  VERIFY_16: 0x8f,
+  PRE_FETCH_16: 0x90,
+  SPACE_16: 0x91, // SSC-3
+  SYNCHRONIZE_CACHE_16: 0x91,
+  LOCATE_16: 0x92, // SSC-3
+  WRITE_SAME_16: 0x93,
+  WRITE_ATOMIC_16: 0x9c,
+  SERVICE_ACTION_IN_16: 0x9e,
+  REPORT_LUNS: 0xa0,
+  MAINTENANCE_IN: 0xa3,
+  MOVE_MEDIUM: 0xa5, // SMC-3
+  READ_12: 0xa8,
+  WRITE_12: 0xaa,
+  WRITE_AND_VERIFY_12: 0xae,
+  VERIFY_12: 0xaf,
+  READ_DEFECT_DATA_12: 0xb7,
+  READ_ELEMENT_STATUS: 0xb8, // SMC-3
+} as const;
