@@ -18,7 +18,7 @@ export interface VolumesTable {
   designator: string;
   disk_block_bytes: number;
   volume_blocks: number;
-  /** Snapshot the last set was taken from, kept on the node for the next incremental. */
+  /** Change id (on the node) of the last set's snapshot: the next incremental is what changed since. */
   kept_change_id: string | null;
   kept_set_id: number | null;
   updated_at: string;

@@ -462,7 +462,7 @@ export async function runBackup(
       cartridges: carts,
       ...(index ? { files: index } : {}),
       // The next incremental asks the node what changed since this instant: the snapshot can go.
-      volume: { keptChangeId: snap.changeId, keptSetId: setId },
+      volume: { keptChangeId: snap.changeId ?? null, keptSetId: setId },
     });
     // A snapshot kept by an older server for its incrementals (its id was the kept change id).
     if (vol?.keptChangeId && (await control.getSnapshot(vol.keptChangeId).catch(() => undefined))) {
@@ -575,8 +575,14 @@ async function makePlan(
       const control = await ctx.site.nodeControl(v.node);
       const changed = await control
         .changedSince(v.lun, v.keptChangeId as string, { until: v.snap.changeId })
-        .catch((e: Error) => ({ tracking: 'lost' as const, reason: e.message, extents: [] }));
-      if (changed.tracking === 'lost')
+        .catch((e: Error & { code?: string }) => {
+          // The node no longer knows the change id (its change map was reset): a full, saying so.
+          if (e.code !== 'ERR_CHANGE_ID_NOT_FOUND') throw e;
+          return { tracking: 'unknown' as const, reason: e.message, extents: [] };
+        });
+      if (changed.tracking === 'unknown')
+        reason = `the storage node no longer knows the change id of set ${base.id} (${changed.reason})`;
+      else if (changed.tracking === 'lost')
         reason = `change tracking since set ${base.id} was lost (${changed.reason ?? 'no reason given'})`;
       else if (req.mode === 'used') ranges = intersect(merge(changed.extents), ranges);
       // files: the changed blocks of today's files, and any block of theirs no set of the chain holds

@@ -419,37 +419,34 @@ test('backup server library: a restore and a backup wait for a cartridge another
   });
 });
 
-test(
-  'backup server library: two backups of one volume run one after the other, and only the last snapshot is ' + 'kept',
-  async () => {
-    await inTempDir('ferry-jobs-', async (dir) => {
-      const w = await world(dir);
-      try {
-        const src = await w.lun(2 * MIB);
-        await src.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
-        const a = await w.service.startBackup({ volume: `store:${src.lun}` });
-        const b = await w.service.startBackup({ volume: `store:${src.lun}`, level: 'incremental' });
-        const [ja, jb] = await Promise.all([w.service.waitForJob(a.id), w.service.waitForJob(b.id)]);
-        assert.equal(ja.state, 'done', JSON.stringify(ja.error));
-        assert.equal(jb.state, 'done', JSON.stringify(jb.error));
-        const waited = (await w.service.events(b.id)).some(
-          (e) => e.kind === 'log' && /waiting for the backup of store:\d+ that is running \(job \d+\)/.test(e.message),
-        );
-        assert.ok(waited, 'the second backup said what it waited for');
-        const sets = await w.service.listSets({ volume: `store:${src.lun}` });
-        assert.equal(sets.length, 2);
-        assert.deepEqual([sets[1].level, sets[1].base], ['incremental', sets[0].id], 'the second built on the first');
-        // Each backup deletes its snapshot at the end; the incremental built on the change id alone.
-        const kept = await w.node.snapshots.listSnapshots(src.lun);
-        assert.equal(kept.length, 0, `snapshots left on the node: ${kept.map((s) => s.id).join(', ')}`);
-        const vol = (await w.service.listVolumes()).find((v) => v.id === `store:${src.lun}`);
-        assert.equal(vol?.lastSet, sets[1].id);
-      } finally {
-        await w.close();
-      }
-    });
-  },
-);
+test('backup server library: two backups of one volume run one after the other, and no snapshot is kept', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      const src = await w.lun(2 * MIB);
+      await src.dev.write(0, randomFillSync(new Uint8Array(2 * MIB)));
+      const a = await w.service.startBackup({ volume: `store:${src.lun}` });
+      const b = await w.service.startBackup({ volume: `store:${src.lun}`, level: 'incremental' });
+      const [ja, jb] = await Promise.all([w.service.waitForJob(a.id), w.service.waitForJob(b.id)]);
+      assert.equal(ja.state, 'done', JSON.stringify(ja.error));
+      assert.equal(jb.state, 'done', JSON.stringify(jb.error));
+      const waited = (await w.service.events(b.id)).some(
+        (e) => e.kind === 'log' && /waiting for the backup of store:\d+ that is running \(job \d+\)/.test(e.message),
+      );
+      assert.ok(waited, 'the second backup said what it waited for');
+      const sets = await w.service.listSets({ volume: `store:${src.lun}` });
+      assert.equal(sets.length, 2);
+      assert.deepEqual([sets[1].level, sets[1].base], ['incremental', sets[0].id], 'the second built on the first');
+      // Each backup deletes its snapshot at the end; the incremental built on the change id alone.
+      const kept = await w.node.snapshots.listSnapshots(src.lun);
+      assert.equal(kept.length, 0, `snapshots left on the node: ${kept.map((s) => s.id).join(', ')}`);
+      const vol = (await w.service.listVolumes()).find((v) => v.id === `store:${src.lun}`);
+      assert.equal(vol?.lastSet, sets[1].id);
+    } finally {
+      await w.close();
+    }
+  });
+});
 
 test(
   'backup server library: canceling a backup that waits for quiet writes stops the wait; the volume is free at ' +

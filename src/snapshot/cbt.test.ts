@@ -320,3 +320,65 @@ test('deleting a damaged snapshot marks the older ones damaged too, durably; tra
     }
   });
 });
+
+test('epochs started at once (a snapshot and a mark, two marks) are all kept; a crash loses no mark', async () => {
+  await inTempDir('cbt', async (dir) => {
+    const dev = await openLun(dir, 1000);
+    const first = (await dev.markChanges()).id;
+    await dev.write(0, Buffer.alloc(BS, 1)); // granule 0
+    const [snap, mark] = await Promise.all([dev.createSnapshot(), dev.markChanges()]);
+    const [m1, m2] = await Promise.all([dev.markChanges(), dev.markChanges()]);
+    const ids = [first, snap.changeId as string, mark.id, m1.id, m2.id];
+    assert.equal(new Set(ids).size, 5);
+    assert.deepEqual(
+      dev.changes
+        .epochs()
+        .map((e) => e.id)
+        .sort(),
+      [...ids].sort(),
+    );
+    await dev.write(5 * GRANULE_BLOCKS, Buffer.alloc(BS, 2)); // granule 5, after every start
+    // A second open without closing the first: what a restart after SIGKILL sees.
+    const again = await openLun(dir, 1000);
+    try {
+      for (const id of ids) {
+        const r = await changedBlocks(again, id);
+        assert.equal(r.tracking, 'exact', `since ${id}: ${r.reason}`);
+        assert.ok(granulesOf(r.extents).has(5), `since ${id}: granule 5 reported`);
+      }
+      assert.ok(granulesOf((await changedBlocks(again, first)).extents).has(0));
+    } finally {
+      await again.close();
+      await dev.close();
+    }
+  });
+});
+
+test('a query while an epoch start merges the oldest epochs answers every write', async () => {
+  for (let round = 0; round < 5; round++) {
+    await inTempDir('cbt', async (dir) => {
+      const dev = await SnapshottableDevice.open(
+        await FileDevice.open(join(dir, 'lun.img'), { blockSize: BS, sizeBytes: 64 * GRANULE_BLOCKS * BS }),
+        { dir: join(dir, 'lun.img.snapshots'), chunkBytes: GRANULE_BLOCKS * BS, maxEpochs: 16 },
+      );
+      try {
+        const ids: string[] = [];
+        for (let i = 0; i < 16; i++) {
+          ids.push((await dev.markChanges()).id);
+          await dev.write((i + 1) * GRANULE_BLOCKS, Buffer.alloc(BS, i + 1)); // granule i + 1
+        }
+        const started = dev.markChanges(); // the 17th: merges the two oldest
+        // Ask once the 17th epoch is listed: the merge is then under way, or about to be.
+        while (dev.changes.epochs().length < 17) await new Promise(setImmediate);
+        for (let k = 0; k < round; k++) await new Promise(setImmediate);
+        const r = await changedBlocks(dev, ids[0]);
+        await started;
+        assert.equal(r.tracking, 'exact', `round ${round}: ${r.reason}`);
+        const want = Array.from({ length: 16 }, (_, i) => i + 1);
+        assert.deepEqual(sorted(granulesOf(r.extents)), want, `round ${round}`);
+      } finally {
+        await dev.close();
+      }
+    });
+  }
+});

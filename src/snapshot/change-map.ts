@@ -3,6 +3,7 @@ import { open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/pr
 import { join } from 'node:path';
 import { FerryError } from '../util/errors.ts';
 import { GroupCommit } from '../util/group-commit.ts';
+import { KeyedMutex } from './locks.ts';
 import { CHG_HEADER_BYTES, bitmapBytes, decodeChangeBitmap, encodeChangeBitmap } from './change-format.ts';
 
 const CHANGES = 'changes.json';
@@ -59,7 +60,13 @@ export interface ChangeMapOptions {
   maxEpochs?: number;
   now?: () => number;
   /** Epochs to start from when the directory has none yet: older stores' chunks (oldest first). */
-  legacy?: () => Array<{ id: string; startedAtMs: number; granules: Iterable<number>; lost?: string }>;
+  legacy?: () => Array<{
+    id: string;
+    snapshotId?: string;
+    startedAtMs: number;
+    granules: Iterable<number>;
+    lost?: string;
+  }>;
 }
 
 const has = (bits: Uint8Array, g: number): boolean => (bits[g >> 3] & (1 << (g & 7))) !== 0;
@@ -98,8 +105,11 @@ export class ChangeMap {
   private rewriteAll = false;
   /** The open epoch's file could not be reopened: marks fail. */
   private broken: FerryError | undefined;
+  private closed = false;
   private fh: FileHandle | null;
   private readonly commits: GroupCommit<[number, number] | null>;
+  /** Epoch starts, merges, queries and close, one at a time. */
+  private readonly admin = new KeyedMutex();
   private lastEnd = -1;
   private streak = 0;
   private ahead = 0;
@@ -154,7 +164,7 @@ export class ChangeMap {
         file.epochs.push({
           id: l.id,
           startedAtMs: l.startedAtMs,
-          snapshotId: l.id,
+          snapshotId: l.snapshotId ?? l.id,
           ...(l.lost ? { lost: `its snapshot's store: ${l.lost}` } : {}),
         });
       }
@@ -253,6 +263,16 @@ export class ChangeMap {
    * first, so an interrupted start leaves it open and exact.
    */
   async startEpoch(snapshotId?: string): Promise<ChangeEpoch> {
+    const release = await this.admin.lock(0);
+    try {
+      return await this.startEpochLocked(snapshotId);
+    } finally {
+      release();
+    }
+  }
+
+  private async startEpochLocked(snapshotId?: string): Promise<ChangeEpoch> {
+    if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
     await this.commits.add(null); // marks still being written land before the seal
     if (this.broken) throw this.broken;
     const id = `chg-${randomBytes(6).toString('hex')}`;
@@ -283,7 +303,12 @@ export class ChangeMap {
     this.lastEnd = -1;
     this.streak = 0;
     this.ahead = 0;
-    while (this.epochList.length > this.maxEpochs) await this.mergeOldest();
+    // The epoch has started: a merge that fails now is tried again at the next start.
+    try {
+      while (this.epochList.length > this.maxEpochs) await this.mergeOldest();
+    } catch {
+      // the epochs stay unmerged (more space, same answers)
+    }
     return { ...epoch };
   }
 
@@ -292,6 +317,16 @@ export class ChangeMap {
    * An id inside a merged epoch answers from that epoch's start: more than was written, never less.
    */
   async changed(since: string, until?: string): Promise<ChangeAnswer> {
+    // Epoch starts and merges wait: the list and its files stay as this answer reads them.
+    const release = await this.admin.lock(0);
+    try {
+      return await this.changedLocked(since, until);
+    } finally {
+      release();
+    }
+  }
+
+  private async changedLocked(since: string, until?: string): Promise<ChangeAnswer> {
     const from = this.find(since);
     let to = this.epochList.length;
     let toInside = false;
@@ -345,6 +380,16 @@ export class ChangeMap {
 
   /** Seal the open epoch (exact) and close its file: the next open answers exactly. */
   async close(): Promise<void> {
+    const release = await this.admin.lock(0);
+    try {
+      await this.closeLocked();
+    } finally {
+      release();
+    }
+  }
+
+  private async closeLocked(): Promise<void> {
+    this.closed = true;
     if (!this.fh) return;
     await this.commits.add(null);
     const cur = this.epochList.at(-1) as ChangeEpoch;

@@ -176,7 +176,9 @@ export class SnapshottableDevice implements BlockDevice {
       ...(opts.maxEpochs === undefined ? {} : { maxEpochs: opts.maxEpochs }),
       legacy: () =>
         stores.map((s) => ({
-          id: s.entry.id,
+          // A map set aside as unreadable is seeded again: the snapshots keep the change ids they gave.
+          id: s.entry.changeId ?? s.entry.id,
+          snapshotId: s.entry.id,
           startedAtMs: s.entry.createdAtMs,
           granules: s.index.keys(),
           ...(s.damaged ? { lost: s.damaged } : {}),
@@ -216,8 +218,12 @@ export class SnapshottableDevice implements BlockDevice {
         );
         const newest = this.stores.at(-1);
         const copied = newest && newest.fh ? this.preserve(newest, lba, blockCount) : undefined;
-        if (marked && copied) await Promise.all([marked, copied]);
-        else await (marked ?? copied);
+        if (marked && copied) {
+          // Both settle before the write counts as done: a drain must not miss the copy still running.
+          const [m, c] = await Promise.allSettled([marked, copied]);
+          if (m.status === 'rejected') throw m.reason;
+          if (c.status === 'rejected') throw c.reason;
+        } else await (marked ?? copied);
       }
       await op();
     } finally {
@@ -271,6 +277,7 @@ export class SnapshottableDevice implements BlockDevice {
   private async finishCreate(drained: Promise<void>, meta: Record<string, unknown> | undefined): Promise<SnapshotInfo> {
     try {
       await drained;
+      if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
       const createdAtMs = this.now();
       const releaseAdmin = await this.admin.lock(0);
       try {

@@ -51,7 +51,7 @@ export const OPENAPI = {
       },
       Snapshot: {
         type: 'object',
-        required: ['id', 'lun', 'designator', 'sourceLun', 'takenAt', 'mode', 'waitedMs'],
+        required: ['id', 'lun', 'designator', 'sourceLun', 'takenAt', 'mode', 'waitedMs', 'changeId'],
         properties: {
           id: { type: 'string' },
           lun: { type: 'integer', description: "the snapshot's own read-only LUN (-1: unmapped, damaged)" },
