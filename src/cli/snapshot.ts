@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { DEFAULT_API_URL, SnapshotApiClient, parseApiUrl } from '../storage-node/api-client.ts';
 import { DEFAULT_QUIESCE_TIMEOUT_MS, DEFAULT_QUIET_PERIOD_MS } from '../snapshot/quiesce.ts';
 import { UsageError } from '../util/errors.ts';
+import { table } from './client.ts';
 import { formatBytes, parseDuration } from '../util/units.ts';
 
 interface ApiOpts {
@@ -81,27 +82,18 @@ export function registerSnapshot(program: Command): void {
     .action(async (o: ApiOpts & { lun?: string; json?: boolean }) => {
       const list = await (await client(o)).listSnapshots(o.lun === undefined ? undefined : lunNumber(o.lun));
       if (o.json) return out(JSON.stringify(list));
-      const rows = [
-        ['ID', 'LUN', 'SOURCE', 'TAKEN', 'MODE', 'WAITED'],
-        ...list.map((s) => [
-          s.id,
-          String(s.lun),
-          String(s.sourceLun),
-          s.takenAt,
-          s.mode,
-          s.waitedMs === null ? '-' : `${s.waitedMs} ms`,
-        ]),
-      ];
-      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
       out(
-        rows
-          .map((r) =>
-            r
-              .map((c, i) => c.padEnd(widths[i]))
-              .join('  ')
-              .trimEnd(),
-          )
-          .join('\n'),
+        table(
+          ['ID', 'LUN', 'SOURCE', 'TAKEN', 'MODE', 'WAITED'],
+          list.map((s) => [
+            s.id,
+            String(s.lun),
+            String(s.sourceLun),
+            s.takenAt,
+            s.mode,
+            s.waitedMs === null ? '-' : `${s.waitedMs} ms`,
+          ]),
+        ),
       );
     });
 
@@ -165,25 +157,13 @@ export function registerSnapshot(program: Command): void {
         `LUN ${t.lun}: ${t.epochs.length} of at most ${t.maxEpochs} epochs at ${formatBytes(t.granularity)} ` +
           `granularity, ${formatBytes(t.bytes)} of bitmaps`,
       ];
-      const rows = [
-        ['CHANGE ID', 'STARTED', 'SNAPSHOT', 'NOTE'],
-        ...t.epochs.map((e) => [
-          e.changeId,
-          e.startedAt,
-          e.snapshotId ?? '-',
-          e.lost ? `lost: ${e.lost}` : e.merged.length ? `also ${e.merged.join(', ')}` : '',
-        ]),
-      ];
-      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      if (t.epochs.length)
-        lines.push(
-          ...rows.map((r) =>
-            r
-              .map((c, i) => c.padEnd(widths[i]))
-              .join('  ')
-              .trimEnd(),
-          ),
-        );
+      const rows = t.epochs.map((e) => [
+        e.changeId,
+        e.startedAt,
+        e.snapshotId ?? '-',
+        e.lost ? `lost: ${e.lost}` : e.merged.length ? `also ${e.merged.join(', ')}` : '',
+      ]);
+      if (rows.length) lines.push(table(['CHANGE ID', 'STARTED', 'SNAPSHOT', 'NOTE'], rows));
       out(lines.join('\n'));
     });
 }

@@ -5,7 +5,6 @@ import { applyFixupsAt, RecordMagic } from './fixup.ts';
 import {
   attrLengthAt,
   AttrType,
-  type AttrRecord,
   checkRunsEnd,
   decodeFileRecord,
   decodeUtf16,
@@ -28,11 +27,11 @@ import {
 } from './values.ts';
 import {
   assembleFile,
+  attrOf,
   checkAttrSizes,
   mftBatches,
   recordByteOffset,
   SystemRecord,
-  type NtfsAttr,
   type NtfsFile,
   type Volume,
 } from './volume.ts';
@@ -401,26 +400,6 @@ class PlanBuilder {
   }
 }
 
-/** The base record's $ATTRIBUTE_LIST as a flattened attribute (assembleFile leaves it out). */
-function listAttr(n: number, a: AttrRecord): NtfsAttr {
-  return {
-    record: n,
-    type: a.type,
-    name: a.name,
-    id: a.id,
-    resident: a.resident,
-    value: a.value,
-    flags: a.flags,
-    compressionUnit: a.compressionUnit,
-    dataSize: a.dataSize,
-    initializedSize: a.initializedSize,
-    allocatedSize: a.allocatedSize,
-    compressedSize: a.compressedSize,
-    runs: a.runs,
-    extents: [a],
-  };
-}
-
 /**
  * The file-level backup plan: one sequential pass over the $MFT (metadata only, never file
  * data), each in-use base record decoded straight into columns (records with an attribute list
@@ -455,7 +434,8 @@ export async function buildPlan(vol: Volume, opts: PlanOptions): Promise<FilePla
         const f = await assembleFile(vol, base);
         // The list itself is an attribute too: a whole restore needs its clusters when it is non-resident.
         const list = base.attrs.find((a) => a.type === AttrType.ATTRIBUTE_LIST);
-        if (list) f.attrs.unshift(listAttr(n, list));
+        // The base record's $ATTRIBUTE_LIST as a flattened attribute (assembleFile leaves it out).
+        if (list) f.attrs.unshift(attrOf(n, list));
         b.addFile(f);
         flattened = true;
       } catch (e) {

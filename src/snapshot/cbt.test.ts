@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { FileDevice } from '../block/file-device.ts';
 import { SnapshottableDevice } from './snapshottable-device.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
-import { changedBlocks, granulesToExtents, type Extent } from './cbt.ts';
+import { bitsToExtents, changedBlocks, type Extent } from './cbt.ts';
 
 const BS = 512;
 const GRANULE_BLOCKS = 8;
@@ -44,12 +44,17 @@ async function openLun(dir: string, blocks = 4000): Promise<SnapshottableDevice>
 }
 
 test('granules become merged extents clipped to the LUN', () => {
-  assert.deepEqual(granulesToExtents([0, 1, 2, 5, 7, 8], 8, 70), [
+  const bitmap = (granules: number[]): Uint8Array => {
+    const b = new Uint8Array(2);
+    for (const g of granules) b[g >> 3] |= 1 << (g & 7);
+    return b;
+  };
+  assert.deepEqual(bitsToExtents(bitmap([0, 1, 2, 5, 7, 8]), 9, 8, 70), [
     [0, 24],
     [40, 8],
     [56, 14],
   ]);
-  assert.deepEqual(granulesToExtents([], 8, 70), []);
+  assert.deepEqual(bitsToExtents(bitmap([]), 9, 8, 70), []);
 });
 
 for (const deleted of [false, true]) {

@@ -1,4 +1,4 @@
-import { bitsToExtents } from './change-map.ts';
+import { hasGranule } from './change-format.ts';
 import type { SnapshottableDevice } from './snapshottable-device.ts';
 import { DEFAULT_CHUNK_BYTES } from './snapshottable-device.ts';
 
@@ -32,16 +32,25 @@ export interface ChangedBlocks {
   extents: Extent[];
 }
 
-/** Merge ascending granule numbers into block extents, clipped to the LUN's end. */
-export function granulesToExtents(granules: readonly number[], granuleBlocks: number, blockCount: number): Extent[] {
+/** A bitmap of granules (change-format.ts) as merged block extents, clipped to the LUN's end. */
+export function bitsToExtents(bits: Uint8Array, granules: number, granuleBlocks: number, blockCount: number): Extent[] {
   const out: Extent[] = [];
-  for (const g of granules) {
+  let g = 0;
+  while (g < granules) {
+    if (bits[g >> 3] === 0 && (g & 7) === 0) {
+      g += 8;
+      continue;
+    }
+    if (!hasGranule(bits, g)) {
+      g++;
+      continue;
+    }
+    let e = g;
+    while (e + 1 < granules && hasGranule(bits, e + 1)) e++;
     const lba = g * granuleBlocks;
-    const n = Math.min(granuleBlocks, blockCount - lba);
-    if (n <= 0) continue;
-    const prev = out.at(-1);
-    if (prev && prev[0] + prev[1] === lba) prev[1] += n;
-    else out.push([lba, n]);
+    const n = Math.min((e + 1) * granuleBlocks, blockCount) - lba;
+    if (n > 0) out.push([lba, n]);
+    g = e + 1;
   }
   return out;
 }

@@ -77,3 +77,12 @@ export function decodeChangeBitmap(buf: Uint8Array): ChangeBitmap {
     throw new DecodeError(`change bitmap: CRC 0x${crc.toString(16)} does not match its bits`, 28);
   return { granuleBytes, granules, sealed, bits };
 }
+
+/** Whether granule `g` is set (bit g & 7 of byte g >> 3, as above). */
+export function hasGranule(bits: Uint8Array, g: number): boolean {
+  return (bits[g >> 3] & (1 << (g & 7))) !== 0;
+}
+
+export function setGranule(bits: Uint8Array, g: number): void {
+  bits[g >> 3] |= 1 << (g & 7);
+}

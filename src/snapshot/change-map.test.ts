@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ChangeMap, bitsToExtents } from './change-map.ts';
+import { ChangeMap } from './change-map.ts';
+import { bitsToExtents } from './cbt.ts';
 import { decodeChangeBitmap } from './change-format.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 

@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { FerryError } from '../util/errors.ts';
 import { GroupCommit } from '../util/group-commit.ts';
 import { KeyedMutex } from './locks.ts';
-import { CHG_HEADER_BYTES, bitmapBytes, decodeChangeBitmap, encodeChangeBitmap } from './change-format.ts';
+import { replaceFileDurably } from '../io/durable-file.ts';
+import {
+  CHG_HEADER_BYTES,
+  bitmapBytes,
+  decodeChangeBitmap,
+  encodeChangeBitmap,
+  hasGranule,
+  setGranule,
+} from './change-format.ts';
 
 const CHANGES = 'changes.json';
 const CHANGES_FORMAT = 'ferry-changes';
@@ -69,11 +77,6 @@ export interface ChangeMapOptions {
   }>;
 }
 
-const has = (bits: Uint8Array, g: number): boolean => (bits[g >> 3] & (1 << (g & 7))) !== 0;
-const set = (bits: Uint8Array, g: number): void => {
-  bits[g >> 3] |= 1 << (g & 7);
-};
-
 /**
  * A disk LUN's persistent change map, by epoch, independent of its snapshots.
  *
@@ -92,6 +95,8 @@ export class ChangeMap {
   readonly granuleBytes: number;
   readonly granules: number;
   readonly maxEpochs: number;
+  /** Granules marked ahead of a sequential writer at the most. */
+  private readonly maxAhead: number;
   private readonly now: () => number;
   private epochList: ChangeEpoch[];
   private exact: Uint8Array;
@@ -125,6 +130,7 @@ export class ChangeMap {
     this.granuleBytes = opts.granuleBytes;
     this.granules = opts.granules;
     this.maxEpochs = opts.maxEpochs ?? DEFAULT_MAX_EPOCHS;
+    this.maxAhead = Math.max(1, Math.floor(LOOK_AHEAD_BYTES / opts.granuleBytes));
     this.now = opts.now ?? Date.now;
     this.epochList = epochs;
     this.exact = bits;
@@ -159,7 +165,7 @@ export class ChangeMap {
       };
       for (const l of legacy) {
         const bits = new Uint8Array(bitmapBytes(opts.granules));
-        for (const g of l.granules) set(bits, g);
+        for (const g of l.granules) setGranule(bits, g);
         await writeSealed(dir, l.id, opts.granuleBytes, opts.granules, bits);
         file.epochs.push({
           id: l.id,
@@ -220,19 +226,19 @@ export class ChangeMap {
     // Onward from where the last write ended (or from within its last granule) is sequential;
     // a write inside that last granule neither grows nor breaks the streak, so a writer that
     // rewrites one granule over and over is never marked ahead.
-    const maxAhead = Math.max(1, Math.floor(LOOK_AHEAD_BYTES / this.granuleBytes));
     if (!(first === this.lastEnd - 1 && last === first)) {
       const sequential = first === this.lastEnd || first === this.lastEnd - 1;
       this.streak = sequential ? this.streak + 1 : 0;
       this.lastEnd = last + 1;
-      this.ahead = this.streak >= LOOK_AHEAD_AFTER ? Math.min(maxAhead, Math.max(2 * this.ahead, last - first + 1)) : 0;
+      this.ahead =
+        this.streak >= LOOK_AHEAD_AFTER ? Math.min(this.maxAhead, Math.max(2 * this.ahead, last - first + 1)) : 0;
     }
     let unwanted = false;
     let unsynced = false;
     for (let g = first; g <= last; g++) {
-      set(this.exact, g);
-      if (!has(this.wanted, g)) unwanted = true;
-      else if (!has(this.synced, g)) unsynced = true;
+      setGranule(this.exact, g);
+      if (!hasGranule(this.wanted, g)) unwanted = true;
+      else if (!hasGranule(this.synced, g)) unsynced = true;
     }
     if (!unwanted) {
       // Half-way through the stretch marked ahead: mark the next one without waiting for it.
@@ -248,7 +254,7 @@ export class ChangeMap {
   /** Set granules [first, last] wanted and commit them; the promise of that commit. */
   private want(first: number, last: number): Promise<void> {
     const end = Math.min(this.granules - 1, last);
-    for (let g = first; g <= end; g++) set(this.wanted, g);
+    for (let g = first; g <= end; g++) setGranule(this.wanted, g);
     this.markedTo = Math.max(this.markedTo, end);
     const p = this.commits.add([first >> 3, (end >> 3) + 1]);
     this.lastCommit = p;
@@ -506,34 +512,6 @@ export class ChangeMap {
   }
 }
 
-/** A bitmap as [first, last] granule runs → block extents, clipped to the LUN's end. */
-export function bitsToExtents(
-  bits: Uint8Array,
-  granules: number,
-  granuleBlocks: number,
-  blockCount: number,
-): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  let g = 0;
-  while (g < granules) {
-    if (bits[g >> 3] === 0 && (g & 7) === 0) {
-      g += 8;
-      continue;
-    }
-    if (!has(bits, g)) {
-      g++;
-      continue;
-    }
-    let e = g;
-    while (e + 1 < granules && has(bits, e + 1)) e++;
-    const lba = g * granuleBlocks;
-    const n = Math.min((e + 1) * granuleBlocks, blockCount) - lba;
-    if (n > 0) out.push([lba, n]);
-    g = e + 1;
-  }
-  return out;
-}
-
 function allSet(granules: number): Uint8Array {
   const b = new Uint8Array(bitmapBytes(granules)).fill(0xff);
   if (granules & 7) b[b.length - 1] = (1 << (granules & 7)) - 1;
@@ -557,7 +535,7 @@ async function writeSealed(
   granules: number,
   bits: Uint8Array,
 ): Promise<void> {
-  await replaceFile(dir, fileOf(id), encodeChangeBitmap({ granuleBytes, granules, sealed: true, bits }));
+  await replaceFileDurably(join(dir, fileOf(id)), encodeChangeBitmap({ granuleBytes, granules, sealed: true, bits }));
 }
 
 /** The open epoch's file, rewritten open (so bits may be added in place) and kept open. */
@@ -568,26 +546,8 @@ async function openWorking(
   granules: number,
   bits: Uint8Array,
 ): Promise<FileHandle> {
-  await replaceFile(dir, fileOf(id), encodeChangeBitmap({ granuleBytes, granules, sealed: false, bits }));
+  await replaceFileDurably(join(dir, fileOf(id)), encodeChangeBitmap({ granuleBytes, granules, sealed: false, bits }));
   return open(join(dir, fileOf(id)), 'r+');
-}
-
-async function replaceFile(dir: string, name: string, data: Uint8Array | string): Promise<void> {
-  const tmp = join(dir, `${name}.tmp`);
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dir, name));
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
 }
 
 async function readChanges(dir: string): Promise<ChangesFile | undefined> {
@@ -618,5 +578,5 @@ async function readChanges(dir: string): Promise<ChangesFile | undefined> {
 }
 
 async function writeChanges(dir: string, f: ChangesFile): Promise<void> {
-  await replaceFile(dir, CHANGES, JSON.stringify(f, null, 2) + '\n');
+  await replaceFileDurably(join(dir, CHANGES), JSON.stringify(f, null, 2) + '\n');
 }

@@ -1,4 +1,4 @@
-import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlockDevice } from '../block/block-device.ts';
 import { FerryError } from '../util/errors.ts';
@@ -12,6 +12,7 @@ import {
   slotBytes,
 } from './cow-format.ts';
 import { GroupCommit } from '../util/group-commit.ts';
+import { replaceFileDurably } from '../io/durable-file.ts';
 
 // The copy-on-write stores on disk (format: cow-format.ts) and the manifest that lists them
 // (docs/snapshots.md, "On-disk format"): open, check, append, and replace the manifest crash-safely.
@@ -118,23 +119,9 @@ export async function readManifest(dir: string): Promise<Manifest | undefined> {
   return m;
 }
 
-/** Crash-safe replace: write a temp file, fdatasync, rename over, fsync the directory. */
+/** Replace the manifest crash-safely (docs/snapshots.md, "Crash-safety order"). */
 export async function writeManifest(dir: string, m: Manifest): Promise<void> {
-  const tmp = join(dir, `${MANIFEST}.tmp`);
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(JSON.stringify(m, null, 2) + '\n');
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dir, MANIFEST));
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await replaceFileDurably(join(dir, MANIFEST), JSON.stringify(m, null, 2) + '\n');
 }
 
 /** Open a store and rebuild its index from the valid slots (torn appends are skipped). */

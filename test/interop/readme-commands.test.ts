@@ -5,10 +5,9 @@
 // and this suite itself.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireTools, skipLoudly } from '../helpers/tools.ts';
+import { requireTools, runTool, skipLoudly } from '../helpers/tools.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 
@@ -53,21 +52,6 @@ function readmeBenchmarks(): string[] {
   return [...section.matchAll(/^npx tsx (bench\/[\w-]+\.ts)/gm)].map((m) => m[1]);
 }
 
-function run(script: string, args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('npx', ['tsx', script, ...args], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TMPDIR: process.env.TMPDIR ?? '/tmp' },
-    });
-    let out = '';
-    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, out }));
-  });
-}
-
 test('the README lists benchmarks, and each has a quick form here', () => {
   const listed = readmeBenchmarks();
   assert.ok(listed.length >= 6, `README lists ${listed.length} benchmarks`);
@@ -85,7 +69,8 @@ for (const script of readmeBenchmarks()) {
     if (!requireTools(t, ...q.tools)) return;
     if (q.root && process.getuid?.() !== 0)
       return void skipLoudly(t, `${script} makes its image as root (ntfs-3g mount)`);
-    const r = await run(script, q.args);
+    // As the README says it: `npx tsx bench/…`, from the checkout (the scripts find the repo themselves).
+    const r = await runTool('npx', ['tsx', join(REPO, script), ...q.args]);
     assert.equal(r.code, 0, `${script} exited ${r.code}:\n${r.out.slice(-3000)}`);
     // Each benchmark prints its ratio against the peer measured in the same run.
     assert.match(r.out, q.ratio, `${script} printed no ratio:\n${r.out.slice(-2000)}`);
