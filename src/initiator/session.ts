@@ -2,36 +2,37 @@ import type { Socket } from 'node:net';
 import { connectWithReadBuffer, type ChunkReader } from '../io/fixed-read-socket.ts';
 import { randomBytes } from 'node:crypto';
 import { Framer, FramingError, pduPieces, type DataDigestFault } from '../iscsi/framer.ts';
-import { type RawPdu, Opcode, opcodeOf, ittOf, dataSegmentLength } from '../iscsi/pdu/bhs.ts';
-import { encodeLoginRequest, decodeLoginResponse, Stage } from '../iscsi/pdu/login.ts';
+import {
+  type RawPdu,
+  Opcode,
+  opcodeOf,
+  ittOf,
+  dataSegmentLength,
+  statSNOf,
+  expCmdSNOf,
+  maxCmdSNOf,
+} from '../iscsi/pdu/bhs.ts';
+import { encodeLoginRequest, decodeLoginResponse } from '../iscsi/pdu/login.ts';
 import { encodeScsiCommand, TaskAttr } from '../iscsi/pdu/scsi-command.ts';
 import { decodeScsiResponse } from '../iscsi/pdu/scsi-response.ts';
-import { bufferOffsetOf, decodeDataIn, encodeDataOut } from '../iscsi/pdu/data.ts';
+import { bufferOffsetOf, dataInHasStatus, decodeDataIn, encodeDataOut } from '../iscsi/pdu/data.ts';
 import { decodeR2t } from '../iscsi/pdu/r2t.ts';
 import { decodeNop, encodeNop } from '../iscsi/pdu/nop.ts';
 import { decodeText, encodeText } from '../iscsi/pdu/text.ts';
 import { encodeLogoutRequest, decodeLogoutResponse } from '../iscsi/pdu/logout.ts';
 import { encodeTmfRequest, decodeTmfResponse, TmfFunction } from '../iscsi/pdu/task-mgmt.ts';
 import { decodeReject } from '../iscsi/pdu/reject.ts';
-import { decodeKeyValues, encodeKeyValues, getKey, type KeyValues } from '../iscsi/text-keys.ts';
+import { decodeKeyValues, encodeKeyValues } from '../iscsi/text-keys.ts';
 import {
   type SessionParams,
   defaultParams,
-  initiatorOffers,
-  applyAnswers,
   DEFAULT_INITIATOR_OFFER,
   type InitiatorOffer,
 } from '../iscsi/negotiation.ts';
-import {
-  type ChapSecret,
-  CHAP_MD5,
-  chapResponse,
-  decodeBinary,
-  encodeBinary,
-  newChallenge,
-  verifyChapResponse,
-} from '../iscsi/chap.ts';
-import { serialLt, serialAdd } from '../util/serial.ts';
+import type { ChapSecret } from '../iscsi/chap.ts';
+import { InitiatorLoginFsm } from '../iscsi/initiator-login-fsm.ts';
+import { CmdSnWindow } from '../iscsi/cmdsn-window.ts';
+import { serialAdd } from '../util/serial.ts';
 import { FerryError } from '../util/errors.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import { decodeSense, describeSense, type DecodedSense } from '../scsi/sense.ts';
@@ -129,6 +130,19 @@ interface Pending {
   status?: number;
 }
 
+/** Target PDUs that carry ExpCmdSN and MaxCmdSN. */
+const CARRIES_WINDOW: ReadonlySet<number> = new Set([
+  Opcode.REJECT,
+  Opcode.ASYNC_MESSAGE,
+  Opcode.DATA_IN,
+  Opcode.SCSI_RESPONSE,
+  Opcode.NOP_IN,
+  Opcode.R2T,
+  Opcode.TEXT_RESPONSE,
+  Opcode.TASK_MGMT_RESPONSE,
+  Opcode.LOGOUT_RESPONSE,
+]);
+
 /**
  * An initiator session (one connection, ERL 0): login, many commands in flight within the
  * target's CmdSN window, R2T-driven writes, Data-In reassembly, TMF, logout.
@@ -140,8 +154,7 @@ export class InitiatorSession {
   private full = false;
   private cmdSN = 0;
   private expStatSN = 0;
-  private maxCmdSN = 0;
-  private expCmdSN = 0;
+  private readonly window = new CmdSnWindow();
   private nextItt = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly control = new Map<number, (pdu: RawPdu) => void>();
@@ -199,112 +212,44 @@ export class InitiatorSession {
     }
   }
 
+  /** Log in through the login state machine: send what it asks, feed it each response. */
   private async doLogin(opts: LoginOptions): Promise<void> {
     this.isid = opts.isid ?? Buffer.concat([Buffer.of(0x80), randomBytes(5)]);
     this.targetName = opts.targetName;
-    const offer: InitiatorOffer = {
-      ...DEFAULT_INITIATOR_OFFER,
-      ...opts.offer,
-      headerDigest: !!opts.headerDigest,
-      dataDigest: !!opts.dataDigest,
-    };
-    this.params.ownMaxRecvDataSegmentLength = offer.maxRecvDataSegmentLength;
     this.cmdSN = randomBytes(4).readUInt32BE(0);
-    const itt = this.allocItt();
-    const base: KeyValues = [
-      ['InitiatorName', opts.initiatorName],
-      ['SessionType', opts.targetName ? 'Normal' : 'Discovery'],
-    ];
-    if (opts.targetName) base.push(['TargetName', opts.targetName]);
-    const exchange = async (
-      csg: number,
-      nsg: number,
-      transit: boolean,
-      keys: KeyValues,
-    ): Promise<{ keys: KeyValues; transit: boolean; nsg: number }> => {
-      const req = encodeLoginRequest({
-        transit,
-        cont: false,
-        csg,
-        nsg,
-        versionMax: 0,
-        versionMin: 0,
-        isid: this.isid,
-        tsih: 0,
-        itt,
-        cid: 0,
-        cmdSN: this.cmdSN,
-        expStatSN: this.expStatSN,
-        data: encodeKeyValues(keys),
-      });
+    const fsm = new InitiatorLoginFsm({
+      initiatorName: opts.initiatorName,
+      targetName: opts.targetName,
+      chap: opts.chap,
+      mutualChap: opts.mutualChap,
+      offer: {
+        ...DEFAULT_INITIATOR_OFFER,
+        ...opts.offer,
+        headerDigest: !!opts.headerDigest,
+        dataDigest: !!opts.dataDigest,
+      },
+      isid: this.isid,
+      itt: this.allocItt(),
+      cmdSN: this.cmdSN,
+    });
+    let request = fsm.start();
+    for (;;) {
       const raw = await new Promise<RawPdu>((resolve, reject) => {
         this.loginWaiter = resolve;
         this.closedReject = reject;
-        this.write(req);
+        this.write(encodeLoginRequest(request));
       });
-      const res = decodeLoginResponse(raw);
-      if (res.statusClass !== 0) {
-        throw new IscsiError(
-          'ERR_ISCSI_LOGIN',
-          `login to ${opts.targetName ?? 'discovery'} refused: status class ${res.statusClass} detail ` +
-            `${res.statusDetail}${loginStatusText(res.statusClass, res.statusDetail)}`,
-        );
+      const step = fsm.handle(decodeLoginResponse(raw));
+      if (step.kind === 'failed') throw new IscsiError('ERR_ISCSI_LOGIN', step.message);
+      if (step.kind === 'send') {
+        request = step.request;
+        continue;
       }
-      this.expStatSN = serialAdd(res.statSN, 1);
-      this.expCmdSN = res.expCmdSN;
-      this.maxCmdSN = res.maxCmdSN;
-      this.tsih = res.tsih;
-      return { keys: decodeKeyValues(res.data), transit: res.transit, nsg: res.nsg };
-    };
-
-    let csg: number = Stage.OPERATIONAL;
-    if (opts.chap) {
-      // RFC 7143 12.1.3: AuthMethod=CHAP, then CHAP_A, then CHAP_N/CHAP_R (+ our challenge for mutual).
-      let r = await exchange(Stage.SECURITY, Stage.OPERATIONAL, false, [...base, ['AuthMethod', 'CHAP,None']]);
-      if (getKey(r.keys, 'AuthMethod') === 'CHAP') {
-        r = await exchange(Stage.SECURITY, Stage.OPERATIONAL, false, [['CHAP_A', CHAP_MD5]]);
-        const id = Number(getKey(r.keys, 'CHAP_I'));
-        const challenge = decodeBinary(getKey(r.keys, 'CHAP_C') ?? '');
-        if (!challenge || !Number.isInteger(id))
-          throw new IscsiError('ERR_ISCSI_LOGIN', 'target sent a malformed CHAP challenge');
-        const answer: KeyValues = [
-          ['CHAP_N', opts.chap.user],
-          ['CHAP_R', encodeBinary(chapResponse(id, opts.chap.secret, challenge))],
-        ];
-        const mine = opts.mutualChap ? newChallenge() : undefined;
-        if (mine) answer.push(['CHAP_I', String(mine.id)], ['CHAP_C', encodeBinary(mine.challenge)]);
-        r = await exchange(Stage.SECURITY, Stage.OPERATIONAL, true, answer);
-        if (mine && opts.mutualChap) {
-          const tr = decodeBinary(getKey(r.keys, 'CHAP_R') ?? '');
-          if (
-            getKey(r.keys, 'CHAP_N') !== opts.mutualChap.user ||
-            !tr ||
-            !verifyChapResponse(mine.id, opts.mutualChap.secret, mine.challenge, tr)
-          ) {
-            throw new IscsiError('ERR_ISCSI_LOGIN', 'the target failed mutual CHAP authentication');
-          }
-        }
-      }
-      csg = Stage.OPERATIONAL;
-      const offers = initiatorOffers(offer);
-      r = await exchange(csg, Stage.FULL_FEATURE, true, offers);
-      applyAnswers(r.keys, this.params);
-      while (!r.transit) {
-        r = await exchange(csg, Stage.FULL_FEATURE, true, []);
-        applyAnswers(r.keys, this.params);
-      }
-    } else {
-      const offers = opts.targetName
-        ? initiatorOffers(offer)
-        : initiatorOffers(offer).filter(([k]) =>
-            ['HeaderDigest', 'DataDigest', 'MaxRecvDataSegmentLength'].includes(k),
-          );
-      let r = await exchange(csg, Stage.FULL_FEATURE, true, [...base, ...offers]);
-      applyAnswers(r.keys, this.params);
-      while (!r.transit) {
-        r = await exchange(csg, Stage.FULL_FEATURE, true, []);
-        applyAnswers(r.keys, this.params);
-      }
+      this.params = step.params;
+      this.tsih = step.tsih;
+      this.expStatSN = serialAdd(step.statSN, 1);
+      this.window.reset(step.expCmdSN, step.maxCmdSN);
+      break;
     }
     this.loginWaiter = undefined;
     this.full = true;
@@ -418,34 +363,16 @@ export class InitiatorSession {
     }
   }
 
+  /** Follow the CmdSN window and StatSN from every PDU that carries them (RFC 7143 4.2.2.1). */
   private trackWindow(pdu: RawPdu): void {
     const op = opcodeOf(pdu.bhs);
     const b = pdu.bhs;
-    const expCmdSN = ((b[28] << 24) | (b[29] << 16) | (b[30] << 8) | b[31]) >>> 0;
-    const maxCmdSN = ((b[32] << 24) | (b[33] << 16) | (b[34] << 8) | b[35]) >>> 0;
-    if (
-      op === Opcode.REJECT ||
-      op === Opcode.ASYNC_MESSAGE ||
-      op === Opcode.DATA_IN ||
-      op === Opcode.SCSI_RESPONSE ||
-      op === Opcode.NOP_IN ||
-      op === Opcode.R2T ||
-      op === Opcode.TEXT_RESPONSE ||
-      op === Opcode.TASK_MGMT_RESPONSE ||
-      op === Opcode.LOGOUT_RESPONSE
-    ) {
-      // RFC 7143 4.2.2.1: accept only a window that does not go backwards.
-      if (serialLt(serialAdd(maxCmdSN, 1), expCmdSN) === false) {
-        if (serialLt(this.expCmdSN, expCmdSN)) this.expCmdSN = expCmdSN;
-        if (serialLt(this.maxCmdSN, maxCmdSN)) this.maxCmdSN = maxCmdSN;
-      }
-      const hasStatSN = op !== Opcode.R2T && op !== Opcode.REJECT && !(op === Opcode.DATA_IN && !(b[1] & 0x01));
-      if (hasStatSN) {
-        const statSN = ((b[24] << 24) | (b[25] << 16) | (b[26] << 8) | b[27]) >>> 0;
-        if (!(op === Opcode.NOP_IN && ittOf(b) === 0xffffffff)) this.expStatSN = serialAdd(statSN, 1);
-      }
-      this.flushWindowWaiters();
-    }
+    if (!CARRIES_WINDOW.has(op)) return;
+    this.window.update(expCmdSNOf(b), maxCmdSNOf(b));
+    const hasStatSN = op !== Opcode.R2T && op !== Opcode.REJECT && !(op === Opcode.DATA_IN && !dataInHasStatus(b));
+    // A NOP-In ping (ITT 0xffffffff) does not advance StatSN (RFC 7143 11.19).
+    if (hasStatSN && !(op === Opcode.NOP_IN && ittOf(b) === 0xffffffff)) this.expStatSN = serialAdd(statSNOf(b), 1);
+    this.flushWindowWaiters();
   }
 
   private flushWindowWaiters(): void {
@@ -453,7 +380,7 @@ export class InitiatorSession {
   }
 
   private windowOpen(): boolean {
-    return !serialLt(this.maxCmdSN, this.cmdSN) && !this.socket.writableNeedDrain;
+    return this.window.allows(this.cmdSN) && !this.socket.writableNeedDrain;
   }
 
   /**
@@ -770,15 +697,4 @@ export class InitiatorSession {
     this.windowWaiters = [];
     this.socket?.destroy();
   }
-}
-
-function loginStatusText(cls: number, detail: number): string {
-  const t: Record<string, string> = {
-    '2/1': ' (authentication failure)',
-    '2/2': ' (authorization failure: initiator not allowed)',
-    '2/3': ' (target not found)',
-    '2/7': ' (missing parameter)',
-    '3/2': ' (target out of resources)',
-  };
-  return t[`${cls}/${detail}`] ?? '';
 }

@@ -3,7 +3,7 @@ import { adoptWithReadBuffer } from '../io/fixed-read-socket.ts';
 import pino, { type Logger } from 'pino';
 import { TargetConnection, type ConnectionHost } from './connection.ts';
 import type { Target } from './target.ts';
-import type { LoginResult } from '../iscsi/login-fsm.ts';
+import type { LoginResult } from '../iscsi/target-login-fsm.ts';
 import { DEFAULT_TARGET_LIMITS, type TargetLimits } from '../iscsi/negotiation.ts';
 
 export interface TargetServerOptions {

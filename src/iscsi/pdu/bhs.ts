@@ -56,6 +56,18 @@ export function ittOf(bhs: Uint8Array): number {
   return u32(bhs, 16);
 }
 
+// Every PDU a target sends carries StatSN, ExpCmdSN and MaxCmdSN at the same offsets
+// (RFC 7143 11.4.3, 11.7.4, 11.8, 11.17; StatSN only where the PDU has status).
+export function statSNOf(bhs: Uint8Array): number {
+  return u32(bhs, 24);
+}
+export function expCmdSNOf(bhs: Uint8Array): number {
+  return u32(bhs, 28);
+}
+export function maxCmdSNOf(bhs: Uint8Array): number {
+  return u32(bhs, 32);
+}
+
 export function u32(b: Uint8Array, at: number): number {
   return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
 }

@@ -48,7 +48,6 @@ export interface LoginResponse {
   data: Uint8Array;
 }
 
-/** RFC 7143 11.13.5 Status-Class/Status-Detail, as [class, detail]. */
 /** Status-Class and Status-Detail of a Login Response (RFC 7143 11.13.5). */
 export const LoginStatus = {
   SUCCESS: [0x00, 0x00],

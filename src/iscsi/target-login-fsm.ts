@@ -181,6 +181,10 @@ export class TargetLoginFsm {
     if (transit && req.csg === Stage.SECURITY) this.securityDone = true;
     const response = { ...base, transit, csg: req.csg, nsg: transit ? req.nsg : 0, data: encodeKeyValues(answers) };
     if (!complete) return { kind: 'continue', response };
+    // A TSIH names a session to add a connection to or reinstate: that needs MaxConnections > 1
+    // or ERL 2, which this target does not offer (RFC 7143 6.3.5).
+    if (this.tsih !== 0)
+      return fail(LoginStatus.SESSION_DOES_NOT_EXIST, 'login with a TSIH of a session this target does not have');
     return {
       kind: 'complete',
       response,
