@@ -8,6 +8,7 @@ import type { Database } from './schema.ts';
 import { addJobEvent, createJob, getJob, listJobEvents } from './queries/jobs.ts';
 import { listReservations, reserve } from './queries/cartridges.ts';
 import { getVolume } from './queries/volumes.ts';
+import { oweSnapshotDelete, owedSnapshotDeletes, snapshotDeleted } from './queries/owed-snapshots.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { FerryError } from '../util/errors.ts';
 import { openCatalog } from './db.ts';
@@ -152,10 +153,30 @@ test(
       await sql`INSERT INTO volumes
         (id, node, lun, designator, disk_block_bytes, volume_blocks, kept_snapshot_id, kept_set_id, updated_at)
       VALUES ('store:0', 'store', 0, '600a', 512, 2048, 'snap-0123456789ab', NULL, 'x')`.execute(db);
-      assert.deepEqual((await migrate(db)).applied, [4]);
+      assert.deepEqual((await migrate(db, MIGRATIONS.slice(0, 4))).applied, [4]);
       assert.equal((await getVolume(db, 'store:0'))?.keptChangeId, 'snap-0123456789ab');
     } finally {
       await db.destroy();
     }
   },
 );
+
+test('migration 5 on a version-4 catalog: owed snapshot deletes are kept once per snapshot, with tries', async () => {
+  const raw = new SqliteDatabase(':memory:');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+  try {
+    await migrate(db, MIGRATIONS.slice(0, 4));
+    assert.deepEqual((await migrate(db)).applied, [5]);
+    const owed = { node: 'store', snapshotId: 'snap-0123456789ab', volumeId: 'store:0', jobId: null };
+    await oweSnapshotDelete(db, { ...owed, error: 'first', at: '2026-12-04T10:00:00Z' });
+    await oweSnapshotDelete(db, { ...owed, error: 'second', at: '2026-12-04T11:00:00Z' });
+    assert.deepEqual(await owedSnapshotDeletes(db, 'store'), [
+      { ...owed, error: 'second', since: '2026-12-04T10:00:00.000Z', tries: 2 },
+    ]);
+    assert.deepEqual(await owedSnapshotDeletes(db, 'other'), []);
+    await snapshotDeleted(db, 'store', owed.snapshotId);
+    assert.deepEqual(await owedSnapshotDeletes(db), []);
+  } finally {
+    await db.destroy();
+  }
+});

@@ -8,6 +8,7 @@ import { m0001Initial } from './migrations/0001-initial.ts';
 import { m0002Files } from './migrations/0002-files.ts';
 import { m0003Retention } from './migrations/0003-retention.ts';
 import { m0004ChangeIds } from './migrations/0004-change-ids.ts';
+import { m0005OwedSnapshots } from './migrations/0005-owed-snapshots.ts';
 
 export interface Migration {
   version: number;
@@ -17,7 +18,13 @@ export interface Migration {
 }
 
 /** Every migration, in order. Append only. */
-export const MIGRATIONS: readonly Migration[] = [m0001Initial, m0002Files, m0003Retention, m0004ChangeIds];
+export const MIGRATIONS: readonly Migration[] = [
+  m0001Initial,
+  m0002Files,
+  m0003Retention,
+  m0004ChangeIds,
+  m0005OwedSnapshots,
+];
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

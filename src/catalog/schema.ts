@@ -178,6 +178,18 @@ export interface SetFilesTable {
   content: string;
 }
 
+/** A snapshot delete the node has not confirmed yet (migration 5). */
+export interface OwedSnapshotDeletesTable {
+  node: string;
+  snapshot_id: string;
+  volume_id: string;
+  job_id: number | null;
+  /** Why the last try failed. */
+  error: string;
+  since: string;
+  tries: number;
+}
+
 export interface Database {
   schema_version: SchemaVersionTable;
   volumes: VolumesTable;
@@ -190,4 +202,5 @@ export interface Database {
   set_file_indexes: SetFileIndexesTable;
   file_paths: FilePathsTable;
   set_files: SetFilesTable;
+  owed_snapshot_deletes: OwedSnapshotDeletesTable;
 }

@@ -92,7 +92,10 @@ export class WriteAssembly {
       if (h.dataSN !== this.unsolicitedNextDataSN)
         return `unsolicited DataSN ${h.dataSN}, expected ${this.unsolicitedNextDataSN}`;
       if (at !== this.unsolicitedNextOffset || at + data.length > this.unsolicitedEnd)
-        return `unsolicited data at offset ${at}+${data.length} outside [${this.unsolicitedNextOffset}, ${this.unsolicitedEnd})`;
+        return (
+          `unsolicited data at offset ${at}+${data.length} outside ` +
+          `[${this.unsolicitedNextOffset}, ${this.unsolicitedEnd})`
+        );
       this.unsolicitedNextDataSN++;
       this.unsolicitedNextOffset += data.length;
     } else {

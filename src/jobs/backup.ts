@@ -29,6 +29,7 @@ import { checkBlank, checkLabel, writeLabel } from './label.ts';
 import type { MountedDrive } from './site.ts';
 import { ServiceError, type BackupLevel, type StartBackup } from './types.ts';
 import { acquireDrive, acquireVolume, diskLun, parseVolume } from './resources.ts';
+import { deleteOrOwe, payOwedSnapshotDeletes } from './owed-snapshots.ts';
 
 /**
  * A backup job (DESIGN.md "A backup, step by step"): snapshot after a quiet period, plan the
@@ -160,6 +161,10 @@ export async function runBackup(
     req.level === 'incremental' && vol?.keptSetId != null && vol.keptChangeId
       ? await getSet(ctx.db, vol.keptSetId)
       : undefined;
+
+  // Snapshots earlier jobs could not delete on this node go first.
+  for (const owed of await payOwedSnapshotDeletes(ctx.db, ctx.site, node))
+    await ctx.log(owed.jobId === null ? owed.message : `${owed.message} (left by job ${owed.jobId})`);
 
   // 1. Snapshot once writes pause.
   const quiet =
@@ -473,11 +478,8 @@ export async function runBackup(
     return { set: setId, bytes: copier?.movedBytes ?? 0, quietWaitMs: snap.waitedMs };
   } finally {
     // Done or failed, the snapshot goes: while it lives, every first write to a chunk is copied.
-    await control
-      .deleteSnapshot(snap.id)
-      .catch((e: Error) =>
-        ctx.log(`could not delete snapshot ${snap.id}: ${e.message}: delete it with \`ferry snapshot rm ${snap.id}\``),
-      );
+    const gone = await deleteOrOwe(ctx.db, control, { node, snapshotId: snap.id, volumeId: vid, jobId: ctx.id });
+    if (!gone.deleted) await ctx.log(gone.message);
   }
 }
 

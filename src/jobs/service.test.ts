@@ -11,6 +11,7 @@ import type { JobEvent } from './types.ts';
 import { remoteSha256, startJobsWorld } from './testing.ts';
 import { freePort } from '../../test/helpers/tgtd.ts';
 import type { CopyManagerRef } from './site.ts';
+import { owedSnapshotDeletes } from '../catalog/queries/owed-snapshots.ts';
 
 // The backup server's library end to end in one process, over real iSCSI: a storage node with a
 // disk LUN and a library (changer + 2 drives), the drive LUs as copy managers, a SQLite catalog.
@@ -442,6 +443,60 @@ test('backup server library: two backups of one volume run one after the other, 
       assert.equal(kept.length, 0, `snapshots left on the node: ${kept.map((s) => s.id).join(', ')}`);
       const vol = (await w.service.listVolumes()).find((v) => v.id === `store:${src.lun}`);
       assert.equal(vol?.lastSet, sets[1].id);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+test('backup server library: a snapshot the node could not delete is owed, and deleted later', async () => {
+  await inTempDir('ferry-jobs-', async (dir) => {
+    const w = await world(dir);
+    try {
+      const src = await w.lun(1 * MIB);
+      const volume = `store:${src.lun}`;
+      await src.dev.write(0, randomFillSync(new Uint8Array(1 * MIB)));
+      const node = w.node.snapshots;
+      const realDelete = node.deleteSnapshot.bind(node);
+      let unreachable = true;
+      node.deleteSnapshot = (id: string) =>
+        unreachable ? Promise.reject(new Error('connect ECONNREFUSED (test)')) : realDelete(id);
+      const logs = async (job: number): Promise<string[]> =>
+        (await w.service.events(job)).flatMap((e) => (e.kind === 'log' ? [e.message] : []));
+
+      // 1. The node cannot delete: the job is still done, says so, and the delete is owed.
+      const a = await w.service.waitForJob((await w.service.startBackup({ volume })).id);
+      assert.equal(a.state, 'done', JSON.stringify(a.error));
+      const [left] = await node.listSnapshots(src.lun);
+      assert.ok(left, 'the snapshot is still on the node');
+      assert.ok(
+        (await logs(a.id)).some((m) => m.startsWith(`could not delete snapshot ${left.id} of ${volume}`)),
+        'the job names the snapshot it could not delete',
+      );
+      assert.deepEqual(
+        (await owedSnapshotDeletes(w.service.catalog.db)).map((o) => [o.snapshotId, o.jobId]),
+        [[left.id, a.id]],
+      );
+
+      // 2. The next backup on that node deletes it first.
+      unreachable = false;
+      const b = await w.service.waitForJob((await w.service.startBackup({ volume, level: 'incremental' })).id);
+      assert.equal(b.state, 'done', JSON.stringify(b.error));
+      assert.ok((await logs(b.id)).includes(`deleted snapshot ${left.id} of ${volume} (left by job ${a.id})`));
+      assert.deepEqual(await node.listSnapshots(src.lun), []);
+      assert.deepEqual(await owedSnapshotDeletes(w.service.catalog.db), []);
+
+      // 3. Owed again, then paid when the server starts.
+      unreachable = true;
+      const c = await w.service.waitForJob((await w.service.startBackup({ volume })).id);
+      assert.equal(c.state, 'done', JSON.stringify(c.error));
+      assert.equal((await owedSnapshotDeletes(w.service.catalog.db)).length, 1);
+      await w.service.close();
+      unreachable = false;
+      w.service = await w.openService();
+      assert.deepEqual(await node.listSnapshots(src.lun), [], 'the server deleted it when it started');
+      assert.deepEqual(await owedSnapshotDeletes(w.service.catalog.db), []);
+      assert.ok((await logs(c.id)).some((m) => m.startsWith('deleted snapshot ')));
     } finally {
       await w.close();
     }

@@ -38,6 +38,7 @@ import { runRebuild } from './rebuild.ts';
 import { runLabel } from './label.ts';
 import { elementName, type Site } from './site.ts';
 import { isFinal, isJobState, type JobState } from './states.ts';
+import { deleteOrOwe, payOwedSnapshotDeletes } from './owed-snapshots.ts';
 import {
   ServiceError,
   idleProgress,
@@ -94,27 +95,29 @@ export class LocalJobService implements JobService {
   }
 
   /**
-   * The snapshots that interrupted backups took go: a node that does not answer now is named in
-   * the job's events, with how to delete it by hand.
+   * The snapshots that interrupted backups took go, and so do those earlier jobs could not
+   * delete: a node that does not answer now is named in the job's events, and the delete stays
+   * owed (owed-snapshots.ts).
    */
   private async releaseSnapshots(jobs: readonly number[]): Promise<void> {
+    const db = this.catalog.db;
+    for (const r of await payOwedSnapshotDeletes(db, this.site)) {
+      if (r.jobId !== null) await addJobEvent(db, r.jobId, { kind: 'log', message: r.message });
+    }
     for (const id of jobs) {
-      const taken = (await listJobEvents(this.catalog.db, id))
+      const taken = (await listJobEvents(db, id))
         .map((e) => e.data as { snapshot?: unknown; volume?: unknown } | null)
         .find((d) => typeof d?.snapshot === 'string');
       if (!taken) continue;
       const snapshot = String(taken.snapshot);
       const volume = String(taken.volume);
       const node = volume.slice(0, volume.lastIndexOf(':'));
-      const said = await (async () => {
-        await (await this.site.nodeControl(node)).deleteSnapshot(snapshot);
-        return `released snapshot ${snapshot} of ${volume}, taken by this job before the server stopped`;
-      })().catch(
-        (e: Error) =>
-          `could not release snapshot ${snapshot} of ${volume} (${e.message}): delete it with \`ferry snapshot rm ` +
-          `${snapshot}\` on node ${node}`,
-      );
-      await addJobEvent(this.catalog.db, id, { kind: 'log', message: said, data: { snapshot } });
+      const control = await this.site.nodeControl(node).catch(() => undefined);
+      const r = await deleteOrOwe(db, control, { node, snapshotId: snapshot, volumeId: volume, jobId: id });
+      const said = r.deleted
+        ? `released snapshot ${snapshot} of ${volume}, taken by this job before the server stopped`
+        : r.message;
+      await addJobEvent(db, id, { kind: 'log', message: said, data: { snapshot } });
     }
   }
 
