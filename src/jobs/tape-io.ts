@@ -13,6 +13,7 @@ import type { OperatingParameters } from '../xcopy/copy-results.ts';
 import type { Designator } from '../xcopy/copy-target.ts';
 import type { CopyManagerRef, MountedDrive } from './site.ts';
 import type { JobContext } from './context.ts';
+import { DEFAULT_MOVER_STALL_MS } from '../server/config.ts';
 
 /**
  * What backup and restore share: CSCDs for a disk LU and a tape drive, and sending lists to a
@@ -43,9 +44,6 @@ export function diskCscd(designatorHex: string, blockSize: number): CscdInput {
 export function tapeCscd(d: Designator, tapeBlockBytes: number): CscdInput {
   return { ...d, peripheralDeviceType: PDT.TAPE, pad: true, fixed: true, blockLength: tapeBlockBytes };
 }
-
-/** How long a copy may go without progress before its mover counts as failed. */
-export const MOVER_STALL_MS = 120_000;
 
 /** A device of a job as the server reaches it: asked whether it answers when a copy fails. */
 export interface JobDevice {
@@ -143,7 +141,7 @@ export class Copier {
       signal: this.ctx.signal,
       what,
       pollMs: 250,
-      stallMs: MOVER_STALL_MS,
+      stallMs: this.ctx.site.config.defaults.moverStallMs ?? DEFAULT_MOVER_STALL_MS,
       onProgress: (p) => onBytes(p.transferBytes),
     });
     this.movedBytes += out.transferBytes;

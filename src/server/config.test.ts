@@ -42,7 +42,10 @@ function fails(raw: unknown, re: RegExp): void {
 }
 
 test('a full config resolves: defaults, parsed portals and CHAP, paths against the file directory', () => {
-  const c = parseServerConfig({ ...good, defaults: { quietPeriodMs: '1.5s', timeoutMs: 20000 } }, FILE);
+  const c = parseServerConfig(
+    { ...good, defaults: { quietPeriodMs: '1.5s', timeoutMs: 20000, moverStallMs: '5m' } },
+    FILE,
+  );
   assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8470 });
   assert.equal(c.tokenFile, '/etc/ferry/server.token');
   assert.equal(c.catalog, '/etc/ferry/catalog.db');
@@ -54,9 +57,9 @@ test('a full config resolves: defaults, parsed portals and CHAP, paths against t
     { name: 'default', library: 'vtl', tapeBlockBytes: 262144 },
     { name: 'tgt', drive: 't1', tapeBlockBytes: 65536 },
   ]);
-  assert.deepEqual(c.defaults, { quietPeriodMs: 1500, timeoutMs: 20000 });
+  assert.deepEqual(c.defaults, { quietPeriodMs: 1500, timeoutMs: 20000, moverStallMs: 300_000 });
   const d = parseServerConfig({ tokenFile: '/abs/t', catalog: '../c.db', listen: '[::1]:9000' }, FILE);
-  assert.deepEqual(d.defaults, { quietPeriodMs: 3000, timeoutMs: 80000 });
+  assert.deepEqual(d.defaults, { quietPeriodMs: 3000, timeoutMs: 80000, moverStallMs: 120_000 });
   assert.equal(d.tokenFile, '/abs/t');
   assert.equal(d.catalog, '/etc/c.db');
   assert.deepEqual(d.listen, { host: '::1', port: 9000 });

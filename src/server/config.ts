@@ -17,6 +17,8 @@ export const DEFAULT_LISTEN = '127.0.0.1:8470';
 export const DEFAULT_TAPE_BLOCK_BYTES = 262_144;
 export const DEFAULT_QUIET_PERIOD_MS = 3000;
 export const DEFAULT_TIMEOUT_MS = 80_000;
+/** How long a copy may go without progress before its mover counts as failed. */
+export const DEFAULT_MOVER_STALL_MS = 120_000;
 /** Jobs that run at once; more wait, queued. */
 export const DEFAULT_MAX_JOBS = 4;
 /** Jobs one data mover runs at once unless its config says (`maxJobs`) or `maxJobsPerMover` does. */
@@ -82,7 +84,8 @@ export interface ServerConfig {
   drives: DriveConfig[];
   movers: MoverConfig[];
   pools: PoolConfig[];
-  defaults: { quietPeriodMs: number; timeoutMs: number };
+  /** A job's defaults: the quiet period and its timeout, and how long a copy may make no progress (moverStallMs). */
+  defaults: { quietPeriodMs: number; timeoutMs: number; moverStallMs?: number };
   /** Jobs that run at once (DEFAULT_MAX_JOBS when absent); the rest wait, queued, in order. */
   maxJobs?: number;
   /** Backups the server starts by itself; none when absent. */
@@ -212,9 +215,17 @@ export const ServerConfigSchema = obj(
       'pools',
     ),
     defaults: obj(
-      { quietPeriodMs: duration.default(DEFAULT_QUIET_PERIOD_MS), timeoutMs: duration.default(DEFAULT_TIMEOUT_MS) },
-      'an object {quietPeriodMs?, timeoutMs?}',
-    ).default({ quietPeriodMs: DEFAULT_QUIET_PERIOD_MS, timeoutMs: DEFAULT_TIMEOUT_MS }),
+      {
+        quietPeriodMs: duration.default(DEFAULT_QUIET_PERIOD_MS),
+        timeoutMs: duration.default(DEFAULT_TIMEOUT_MS),
+        moverStallMs: duration.default(DEFAULT_MOVER_STALL_MS),
+      },
+      'an object {quietPeriodMs?, timeoutMs?, moverStallMs?}',
+    ).default({
+      quietPeriodMs: DEFAULT_QUIET_PERIOD_MS,
+      timeoutMs: DEFAULT_TIMEOUT_MS,
+      moverStallMs: DEFAULT_MOVER_STALL_MS,
+    }),
     maxJobs: jobCount.default(DEFAULT_MAX_JOBS),
     maxJobsPerMover: jobCount.default(DEFAULT_MAX_JOBS_PER_MOVER),
     schedules: list(
