@@ -1,4 +1,5 @@
-import { mkdir, open, readdir, utimes } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readdir, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { getChain, getSet, type Extent, type SetPiece, type SetWithPieces } from '../catalog/queries/sets.ts';
 import { fileIndexInfo, filesForRestore, normalizePath, type FileContent } from '../catalog/queries/files.ts';
@@ -74,6 +75,7 @@ export async function runFileRestore(
   const made = new Set<string>();
   const mkdirOnce = async (d: string): Promise<void> => {
     if (made.has(d)) return;
+    await refuseLinks(out, d, made);
     await mkdir(d, { recursive: true });
     made.add(d);
   };
@@ -82,7 +84,7 @@ export async function runFileRestore(
   let done = 0;
   const write = async (j: (typeof jobs)[number]): Promise<void> => {
     await mkdirOnce(dirname(j.to));
-    const fh = await open(j.to, 'w');
+    const fh = await openNoLink(j.to);
     try {
       const content = planContent({ clusterSize: info.clusterSize, blockSize: set.diskBlockBytes }, j.file, j.attr);
       let at = 0;
@@ -419,4 +421,37 @@ class TapeReader {
     this.last = undefined;
     return drive;
   }
+}
+
+/**
+ * Refuse a symbolic link between `out` and `dir` (`dir` included): in a directory written over
+ * with --force, a link could send the restore anywhere. `checked` holds directories already seen
+ * to be real (or made by the restore), so each is looked at once.
+ */
+export async function refuseLinks(out: string, dir: string, checked: Set<string>): Promise<void> {
+  for (let d = dir; d.startsWith(`${out}${sep}`) && !checked.has(d); d = dirname(d)) {
+    const st = await lstat(d).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined; // the restore makes it, as a directory
+      throw e;
+    });
+    if (st?.isSymbolicLink()) throw linkInTheWay(d);
+    if (st) checked.add(d);
+  }
+}
+
+/** Create or truncate `path` for writing, but never through a symbolic link at its place. */
+export async function openNoLink(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o666);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw linkInTheWay(path);
+    throw e;
+  }
+}
+
+function linkInTheWay(path: string): FerryError {
+  return new FerryError(
+    'ERR_RESTORE_SYMLINK',
+    `${path} is a symbolic link: a restore does not write through links; remove it, or restore to a new directory`,
+  );
 }
