@@ -13,6 +13,7 @@ import { decodeR2t, type R2tPdu } from '../iscsi/pdu/r2t.ts';
 import type { RawPdu } from '../iscsi/pdu/bhs.ts';
 import { pduPieces } from '../iscsi/framer.ts';
 import { serialAdd } from '../util/serial.ts';
+import { buildWrite10 } from '../scsi/cdb/sbc.ts';
 
 // A LUN RESET from another session while a Data-Out PDU is half received must not hand that
 // task's buffer to another WRITE while the rest of the PDU is still being framed into it
@@ -46,10 +47,7 @@ function byHand(session: InitiatorSession) {
     r2ts,
     send,
     write10(itt: number, lba: number, immediate: Uint8Array): void {
-      const cdb = new Uint8Array(10);
-      cdb[0] = 0x2a;
-      new DataView(cdb.buffer).setUint32(2, lba);
-      new DataView(cdb.buffer).setUint16(7, K / 512);
+      const cdb = buildWrite10(lba, K / 512);
       const cmdSN = s.cmdSN;
       s.cmdSN = serialAdd(s.cmdSN, 1);
       send(

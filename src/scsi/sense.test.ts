@@ -24,7 +24,7 @@ import {
   encodeSense,
   type SenseOptions,
 } from './sense.ts';
-import * as T from './tape-cdb.ts';
+import { buildRead6, buildRewind, buildWrite6, buildWriteFilemarks6 } from './cdb/ssc.ts';
 
 // ---- an independent reading of SPC-4 4.5.2 (descriptor format), for the layout checks -----
 
@@ -323,16 +323,16 @@ test(
       await lu.insert(await Cartridge.create(join(dir, 't.cart'), { barcode: 'DSENSE01', capacityBytes: 1 << 20 }));
       await expectFormatFollowsDSense(lu);
       await setDSense(lu, true);
-      assert.equal((await run(lu, T.buildWrite6(100), new Uint8Array(100).fill(7))).status, ScsiStatus.GOOD);
-      assert.equal((await run(lu, T.buildWriteFilemarks6(1))).status, ScsiStatus.GOOD);
-      assert.equal((await run(lu, T.buildRewind())).status, ScsiStatus.GOOD);
-      const short = await run(lu, T.buildRead6(400)); // the 100-byte record, asked for 400: ILI, residue 300
+      assert.equal((await run(lu, buildWrite6(100), new Uint8Array(100).fill(7))).status, ScsiStatus.GOOD);
+      assert.equal((await run(lu, buildWriteFilemarks6(1))).status, ScsiStatus.GOOD);
+      assert.equal((await run(lu, buildRewind())).status, ScsiStatus.GOOD);
+      const short = await run(lu, buildRead6(400)); // the 100-byte record, asked for 400: ILI, residue 300
       const s1 = readDescriptorSense(short.sense!);
       assert.deepEqual([s1.responseCode, s1.key], [0x72, 0]);
       assert.deepEqual([...one(s1, 0x04)], [0x04, 0x02, 0, 0x20], 'ILI');
       assert.equal(be64(one(s1, 0x00), 4), 300n);
       assert.equal(short.dataIn?.length, 100);
-      const fm = await run(lu, T.buildRead6(400));
+      const fm = await run(lu, buildRead6(400));
       const s2 = readDescriptorSense(fm.sense!);
       assert.deepEqual([s2.key, s2.asc, s2.ascq], [0, 0x00, 0x01]);
       assert.deepEqual([...one(s2, 0x04)], [0x04, 0x02, 0, 0x80], 'FILEMARK');

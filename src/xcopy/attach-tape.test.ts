@@ -12,9 +12,10 @@ import type { LogicalUnit } from '../scsi/task.ts';
 import { attachCopyManager } from './attach.ts';
 import { encodeXcopyParameterList } from './descriptors.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
-import { rcrCdb, xcopyCdb } from './testing/harness.ts';
+
 import { CopyManagerStatus, decodeCopyStatus } from './copy-results.ts';
 import { decodeShortPosition } from '../scsi/read-position.ts';
+import { buildExtendedCopy, buildReceiveCopyResults } from '../scsi/cdb/spc.ts';
 
 /** READ POSITION short form (SSC-3 7.7.1): the first block location. */
 async function blockId(drive: LogicalUnit, target: ReturnType<typeof targetOf>): Promise<number> {
@@ -74,11 +75,11 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
         { type: 0x10, cat: false, destination: 0xffff, immed: false, count: 1 },
       ],
     });
-    const r1 = await drive.execute(makeTask(xcopyCdb(backup.length), { target, dataOut: backup }));
+    const r1 = await drive.execute(makeTask(buildExtendedCopy(backup.length), { target, dataOut: backup }));
     assert.equal(outcome(r1), 'GOOD');
     // Written several records per append, but still one 64 KiB record each: 64 + the filemark.
     assert.equal(await blockId(drive, target), 65);
-    const st = await drive.execute(makeTask(rcrCdb(0, 1), { target }));
+    const st = await drive.execute(makeTask(buildReceiveCopyResults(0, 1, 1024), { target }));
     assert.equal(decodeCopyStatus(st.dataIn!).status, CopyManagerStatus.GOOD);
     // REWIND
     assert.equal(outcome(await drive.execute(makeTask(Uint8Array.of(0x01, 0, 0, 0, 0, 0), { target }))), 'GOOD');
@@ -97,7 +98,7 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
         },
       ],
     });
-    const r2 = await drive.execute(makeTask(xcopyCdb(restore.length), { target, dataOut: restore }));
+    const r2 = await drive.execute(makeTask(buildExtendedCopy(restore.length), { target, dataOut: restore }));
     assert.equal(outcome(r2), 'GOOD');
     assert.deepEqual(dst.bytes, src.bytes);
   } finally {
@@ -139,7 +140,7 @@ test(
           },
         ],
       });
-      const r = await drive.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }));
+      const r = await drive.execute(makeTask(buildExtendedCopy(list.length), { target, dataOut: list }));
       assert.match(outcome(r), /^a\//, 'COPY ABORTED');
       const sense = Buffer.from(r.sense!);
       const onTape = await blockId(drive, target);

@@ -8,7 +8,7 @@ import type { LogicalUnit } from '../scsi/task.ts';
 import { attachCopyManager } from './attach.ts';
 import { encodeXcopyParameterList } from './descriptors.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
-import { rcrCdb, xcopyCdb } from './testing/harness.ts';
+import { buildExtendedCopy, buildReceiveCopyResults } from '../scsi/cdb/spc.ts';
 
 function diskLu(seed: string, blocks = 4096) {
   const dev = new MemoryDevice(512, blocks);
@@ -91,13 +91,19 @@ test('libiscsi Simple and ValidTgtDescr against a DiskLu, designator found throu
       ],
     });
     dev.bytes.fill(0, 2048 * 512);
-    const r = await lu.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }));
+    const r = await lu.execute(makeTask(buildExtendedCopy(list.length), { target, dataOut: list }));
     assert.equal(outcome(r), 'GOOD');
     assert.deepEqual(dev.bytes.subarray(2048 * 512), dev.bytes.subarray(0, 2048 * 512));
   }
   // COPY STATUS on another nexus: nothing held there.
-  assert.equal(outcome(await lu.execute(makeTask(rcrCdb(0, 1), { target, nexus: nexusB }))), '5/24/00');
-  assert.equal(outcome(await lu.execute(makeTask(rcrCdb(3, 0), { target, nexus: nexusA }))), 'GOOD');
+  assert.equal(
+    outcome(await lu.execute(makeTask(buildReceiveCopyResults(0, 1, 1024), { target, nexus: nexusB }))),
+    '5/24/00',
+  );
+  assert.equal(
+    outcome(await lu.execute(makeTask(buildReceiveCopyResults(3, 0, 1024), { target, nexus: nexusA }))),
+    'GOOD',
+  );
 });
 
 test('LU reset aborts and forgets; the reset unit attention reaches EXTENDED COPY first', async () => {
@@ -123,9 +129,9 @@ test('LU reset aborts and forgets; the reset unit attention reaches EXTENDED COP
       { type: 0x02, cat: false, dc: false, source: 0, destination: 0, blockCount: 8, sourceLba: 0, destinationLba: 8 },
     ],
   });
-  assert.equal(outcome(await lu.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }))), 'GOOD');
+  assert.equal(outcome(await lu.execute(makeTask(buildExtendedCopy(list.length), { target, dataOut: list }))), 'GOOD');
   lu.reset('lun', nexusB);
-  const r = await lu.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }));
+  const r = await lu.execute(makeTask(buildExtendedCopy(list.length), { target, dataOut: list }));
   assert.equal(outcome(r), '6/29/03');
-  assert.equal(outcome(await lu.execute(makeTask(rcrCdb(0, 4), { target }))), '5/24/00');
+  assert.equal(outcome(await lu.execute(makeTask(buildReceiveCopyResults(0, 4, 1024), { target }))), '5/24/00');
 });
