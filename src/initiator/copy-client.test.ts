@@ -12,7 +12,7 @@ import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts
 import { InitiatorSession } from './session.ts';
 import { CopyClient, CopyFailedError } from './copy-client.ts';
 import { ScsiOpcode } from '../scsi/opcodes.ts';
-import { buildInquiry } from '../scsi/cdb/spc.ts';
+import { buildInquiry, buildTestUnitReady } from '../scsi/cdb/spc.ts';
 
 // The copy client against a real copy manager over iSCSI. The EXTENDED COPY status is held back
 // after the copy ends, so every run has polls landing in the window where the copy manager has
@@ -250,7 +250,7 @@ test('copy client: canceling a running copy sends ABORT TASK and returns without
     assert.equal(err.code, 'ERR_CANCELED');
     assert.equal(statusSent, false, 'returned before the target would have sent the status');
     // The session is still usable: TEST UNIT READY.
-    assert.equal((await w.s.command(0, new Uint8Array(6))).status, 0);
+    assert.equal((await w.s.command(0, buildTestUnitReady())).status, 0);
     // Once the delayed start has passed, the aborted task's copy did not run.
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal(statusSent, false);

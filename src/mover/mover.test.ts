@@ -15,7 +15,7 @@ import type { Designator } from '../xcopy/copy-target.ts';
 import { startMover, type Mover } from './mover.ts';
 import { resolveMoverConfig } from './config.ts';
 import { CopyManagerStatus, decodeCopyStatus } from '../xcopy/copy-results.ts';
-import { buildExtendedCopy, buildInquiry, buildReceiveCopyResults } from '../scsi/cdb/spc.ts';
+import { buildExtendedCopy, buildInquiry, buildReceiveCopyResults, buildTestUnitReady } from '../scsi/cdb/spc.ts';
 
 // `ferry mover` in-process against a Ferry target: a block → block copy between two LUNs
 // bit-exact, the mover's PDT 03h identity, and ABORT TASK / LUN RESET stopping a running copy.
@@ -137,7 +137,7 @@ for (const how of ['ABORT TASK', 'LUN RESET'] as const) {
     try {
       const list = copyList(w, 7);
       // TEST UNIT READY: take the power-on UA first, so the ITT below is the copy's
-      await w.client.command(0, new Uint8Array(6));
+      await w.client.command(0, buildTestUnitReady());
       const itt = w.client.peekNextItt();
       let settled = false;
       const running = w.client

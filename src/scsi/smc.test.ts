@@ -125,6 +125,7 @@ test(
       expectSense(await runCdb(changer, buildMoveMedium(0, 0x1000, 0x2000)), SenseKey.ILLEGAL_REQUEST, 0x21, 0x01);
       expectSense(await runCdb(changer, buildMoveMedium(0x55, 0x1000, 0x1001)), SenseKey.ILLEGAL_REQUEST, 0x21, 0x01);
       expectSense(await runCdb(changer, buildReadElementStatus({ type: 7 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+      // Deliberately malformed: MOVE MEDIUM cut to 3 bytes.
       expectSense(await runCdb(changer, Uint8Array.of(0xa5, 0, 0)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
       // The drive prevents removal.
       await runCdb(drive, buildPreventAllow(true));

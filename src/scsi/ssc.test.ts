@@ -24,6 +24,7 @@ import {
   buildReadAttribute,
   buildRequestSense,
   buildTestUnitReady,
+  buildModeSelect10,
 } from './cdb/spc.ts';
 import {
   LocateDest,
@@ -406,6 +407,7 @@ test('LOAD UNLOAD, PREVENT ALLOW, READ BLOCK LIMITS, REPORT DENSITY SUPPORT, REA
 test('malformed CDBs get ILLEGAL REQUEST, never a crash', async () => {
   const { lu, done } = await setup();
   try {
+    // Deliberately malformed: a READ(6) cut to 3 bytes, then an opcode no tape serves.
     expectSense(await runCdb(lu, Uint8Array.of(0x08, 0, 0)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
     expectSense(await runCdb(lu, Uint8Array.of(0xc7, 0, 0, 0, 0, 0)), SenseKey.ILLEGAL_REQUEST, 0x20, 0x00);
     expectSense(await runCdb(lu, buildLocate10(0, { partition: 1 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
@@ -439,7 +441,7 @@ test('fuzz: random MODE SELECT parameter lists and random CDB sequences never gi
   try {
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ maxLength: 40 }), fc.boolean(), async (list, ten) => {
-        const cdb = ten ? Uint8Array.of(0x55, 0x10, 0, 0, 0, 0, 0, 0, list.length, 0) : buildModeSelect6(list.length);
+        const cdb = ten ? buildModeSelect10(list.length) : buildModeSelect6(list.length);
         const r = await runCdb(lu, cdb, { dataOut: list });
         assert.ok(
           r.status === GOOD ||

@@ -15,11 +15,12 @@ import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts
 
 import { CopyManagerStatus, decodeCopyStatus } from './copy-results.ts';
 import { decodeShortPosition } from '../scsi/read-position.ts';
-import { buildExtendedCopy, buildReceiveCopyResults } from '../scsi/cdb/spc.ts';
+import { buildExtendedCopy, buildReceiveCopyResults, buildInquiry, buildTestUnitReady } from '../scsi/cdb/spc.ts';
+import { buildReadPosition, buildRewind } from '../scsi/cdb/ssc.ts';
 
 /** READ POSITION short form (SSC-3 7.7.1): the first block location. */
 async function blockId(drive: LogicalUnit, target: ReturnType<typeof targetOf>): Promise<number> {
-  const r = await drive.execute(makeTask(Uint8Array.of(0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0), { target }));
+  const r = await drive.execute(makeTask(buildReadPosition(), { target }));
   assert.equal(outcome(r), 'GOOD');
   return decodeShortPosition(r.dataIn!).blockId;
 }
@@ -44,11 +45,11 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
     ]);
     const target = targetOf(luns);
     // power-on UAs
-    for (const lun of [0, 1, 2]) await luns.get(lun)!.execute(makeTask(new Uint8Array(6), { target, lun }));
-    const std = await drive.execute(makeTask(Uint8Array.of(0x12, 0, 0, 0, 96, 0), { target }));
+    for (const lun of [0, 1, 2]) await luns.get(lun)!.execute(makeTask(buildTestUnitReady(), { target, lun }));
+    const std = await drive.execute(makeTask(buildInquiry(96), { target }));
     assert.equal(std.dataIn![5] & 0x08, 0x08, '3PC');
     const naa = async (lun: number) => {
-      const r = await luns.get(lun)!.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target, lun }));
+      const r = await luns.get(lun)!.execute(makeTask(buildInquiry(0x1000, 0x83), { target, lun }));
       return decodeDeviceIdentificationPage(r.dataIn!).find((d) => d.designatorType === 3)!;
     };
     const disk = async (lun: number) => ({
@@ -82,7 +83,7 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
     const st = await drive.execute(makeTask(buildReceiveCopyResults(0, 1, 1024), { target }));
     assert.equal(decodeCopyStatus(st.dataIn!).status, CopyManagerStatus.GOOD);
     // REWIND
-    assert.equal(outcome(await drive.execute(makeTask(Uint8Array.of(0x01, 0, 0, 0, 0, 0), { target }))), 'GOOD');
+    assert.equal(outcome(await drive.execute(makeTask(buildRewind(), { target }))), 'GOOD');
     const restore = encodeXcopyParameterList({
       header: { ...header, listId: 2 },
       cscds: [await disk(2)],
@@ -122,8 +123,8 @@ test(
         [1, a],
       ]);
       const target = targetOf(luns);
-      for (const lun of [0, 1]) await luns.get(lun)!.execute(makeTask(new Uint8Array(6), { target, lun }));
-      const vpd = await a.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target, lun: 1 }));
+      for (const lun of [0, 1]) await luns.get(lun)!.execute(makeTask(buildTestUnitReady(), { target, lun }));
+      const vpd = await a.execute(makeTask(buildInquiry(0x1000, 0x83), { target, lun: 1 }));
       const d = decodeDeviceIdentificationPage(vpd.dataIn!).find((x) => x.designatorType === 3)!;
       const list = encodeXcopyParameterList({
         header: { str: false, listIdUsage: 0, priority: 0, listId: 3 },

@@ -8,7 +8,13 @@ import type { LogicalUnit } from '../scsi/task.ts';
 import { attachCopyManager } from './attach.ts';
 import { encodeXcopyParameterList } from './descriptors.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
-import { buildExtendedCopy, buildReceiveCopyResults } from '../scsi/cdb/spc.ts';
+import {
+  buildExtendedCopy,
+  buildReceiveCopyResults,
+  buildInquiry,
+  buildReportSupportedOpcodes,
+  buildTestUnitReady,
+} from '../scsi/cdb/spc.ts';
 
 function diskLu(seed: string, blocks = 4096) {
   const dev = new MemoryDevice(512, blocks);
@@ -20,12 +26,12 @@ function diskLu(seed: string, blocks = 4096) {
 
 /** Consume the power-on unit attention of both test nexuses. */
 async function clearUa(lu: LogicalUnit, target: ReturnType<typeof targetOf>) {
-  for (const nexus of [nexusA, nexusB]) await lu.execute(makeTask(new Uint8Array(6), { target, nexus }));
+  for (const nexus of [nexusA, nexusB]) await lu.execute(makeTask(buildTestUnitReady(), { target, nexus }));
 }
 
 /** What libiscsi does: the last designator of the highest type ≤ 3 from VPD 83h. */
 async function libiscsiDesignator(lu: LogicalUnit, target: ReturnType<typeof targetOf>) {
-  const r = await lu.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target }));
+  const r = await lu.execute(makeTask(buildInquiry(0x1000, 0x83), { target }));
   const ds = decodeDeviceIdentificationPage(r.dataIn!);
   return ds
     .filter((d) => d.designatorType <= 3)
@@ -37,17 +43,19 @@ test('a DiskLu with a copy manager: 3PC, VPD 00h lists 8Fh, RSOC lists 83h/00h a
   const { lu } = diskLu('attach-1');
   const target = targetOf(new Map([[0, lu]]));
   await clearUa(lu, target);
-  const std = await lu.execute(makeTask(Uint8Array.of(0x12, 0, 0, 0, 96, 0), { target }));
+  const std = await lu.execute(makeTask(buildInquiry(96), { target }));
   assert.equal(std.dataIn![5] & 0x08, 0x08);
   assert.equal(std.dataIn![2], 0x06);
-  const pages = await lu.execute(makeTask(Uint8Array.of(0x12, 1, 0, 0, 255, 0), { target }));
+  const pages = await lu.execute(makeTask(buildInquiry(255, 0x00), { target }));
   assert.ok([...pages.dataIn!.subarray(4)].includes(0x8f));
-  const p8f = await lu.execute(makeTask(Uint8Array.of(0x12, 1, 0x8f, 0x10, 0, 0), { target }));
+  const p8f = await lu.execute(makeTask(buildInquiry(0x1000, 0x8f), { target }));
   assert.equal(outcome(p8f), 'GOOD');
   assert.equal(p8f.dataIn![1], 0x8f);
   // RSOC option 2 (opcode + SA) for 83h/00h and 84h/03h; option 1 on them is 24/00.
   const rsoc = (opt: number, op: number, sa: number) =>
-    lu.execute(makeTask(Uint8Array.of(0xa3, 0x0c, opt, op, sa >> 8, sa & 0xff, 0, 0, 0x10, 0, 0, 0), { target }));
+    lu.execute(
+      makeTask(buildReportSupportedOpcodes(0x1000, { option: opt, opcode: op, serviceAction: sa }), { target }),
+    );
   const r2 = await rsoc(2, 0x83, 0);
   assert.equal(outcome(r2), 'GOOD');
   assert.equal(r2.dataIn![1] & 0x07, 0x03, 'SUPPORT = 011b');

@@ -10,7 +10,8 @@ import { attachCopyManager } from './attach.ts';
 import { CopyManagerLu } from './copy-manager-lu.ts';
 import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from './descriptors.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
-import { buildExtendedCopy, buildReceiveCopyResults } from '../scsi/cdb/spc.ts';
+import { buildExtendedCopy, buildReceiveCopyResults, buildInquiry, buildTestUnitReady } from '../scsi/cdb/spc.ts';
+import { buildRead10 } from '../scsi/cdb/sbc.ts';
 
 // COPY ABORTED in both sense formats (SPC-5 5.17.7.4 / 4.5.2.9): with D_SENSE=1 the failing
 // device's sense travels in a forwarded sense data descriptor (0Ch), source 1 or destination 2.
@@ -38,7 +39,7 @@ function disk(seed: string, blocks: number): { lu: DiskLu; dev: MemoryDevice } {
 }
 
 async function cscdOf(lu: LogicalUnit, target: TargetContext): Promise<CscdInput> {
-  const r = await lu.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target }));
+  const r = await lu.execute(makeTask(buildInquiry(0x1000, 0x83), { target }));
   const naa = decodeDeviceIdentificationPage(r.dataIn!).find((d) => d.designatorType === 3)!;
   return {
     peripheralDeviceType: 0,
@@ -71,7 +72,7 @@ async function setup(): Promise<{
   const run = (lu: LogicalUnit, cdb: Uint8Array, dataOut?: Uint8Array) =>
     lu.execute(makeTask(cdb, { target, dataOut }));
   for (const lu of [a, b])
-    for (const nexus of [nexusA, nexusB]) await lu.execute(makeTask(new Uint8Array(6), { target, nexus }));
+    for (const nexus of [nexusA, nexusB]) await lu.execute(makeTask(buildTestUnitReady(), { target, nexus }));
   return { a, b, bDev, target, run, cscds: [await cscdOf(a, target), await cscdOf(b, target)] };
 }
 
@@ -181,10 +182,10 @@ test('D_SENSE on the copy-manager LU (the mover LU 0): MODE SELECT, then errors 
       [1, a],
     ]),
   );
-  await cm.execute(makeTask(new Uint8Array(6), { target }));
+  await cm.execute(makeTask(buildTestUnitReady(), { target }));
   await setDSense(cm, true, { target });
   // READ(10): not a processor command
-  const bad = await cm.execute(makeTask(Uint8Array.of(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0), { target }));
+  const bad = await cm.execute(makeTask(buildRead10(0, 1), { target }));
   assert.deepEqual([...bad.sense!.subarray(0, 4)], [0x72, 5, 0x20, 0]);
   // A CSCD this session cannot reach (B is not mapped here): 0A/08/04, no device sense to forward.
   const params = list(3, [cscds[0], cscds[1]], [b2b({})]);

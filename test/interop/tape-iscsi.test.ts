@@ -202,6 +202,7 @@ test(
       });
       assert.equal(elementBarcodes(r.data).get(0x1002), 'FER003L8');
       // Malformed: unsupported opcode, bad service action, SPACE code 2.
+      // Deliberately invalid: C9h is no command's operation code.
       assert.equal(sense(await cmd(s, 1, Uint8Array.of(0xc9, 0, 0, 0, 0, 0))), '5/20/00');
       assert.equal(sense(await cmd(s, 1, buildReadPosition(0x1f), { inLength: 32 })), '2/3a/00');
       assert.equal(sense(await cmd(s, 0, buildReadElementStatus({ type: 9 }), { inLength: 0xffff })), '5/24/00');

@@ -23,6 +23,7 @@ import { startFerryTape, TAPE_IQN } from './tape-script.ts';
 import { CopyManagerStatus, decodeCopyStatus } from '../../src/xcopy/copy-results.ts';
 import { buildExtendedCopy, buildInquiry, buildReceiveCopyResults } from '../../src/scsi/cdb/spc.ts';
 import { buildRewind } from '../../src/scsi/cdb/ssc.ts';
+import { buildSynchronizeCache10 } from '../../src/scsi/cdb/sbc.ts';
 
 // The product's promise, end to end: an initiator sends ONE EXTENDED COPY to a copy manager
 // (`ferry mover`, or the one inside the source disk LU), which copies a random disk LUN on a
@@ -229,7 +230,7 @@ async function roundTrip(
   t.diagnostic(`initiator sockets: ${onWire} bytes for ${moved} bytes moved (${((100 * onWire) / moved).toFixed(4)}%)`);
   assert.ok(onWire < moved * 0.001, `${onWire} bytes on the initiator's sockets is not < 0.1% of ${moved}`);
 
-  await toSrc.command(1, Uint8Array.of(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0)); // SYNCHRONIZE CACHE(10)
+  await toSrc.command(1, buildSynchronizeCache10());
   await sameFiles(srcPath, dstPath, BYTES);
 }
 

@@ -29,9 +29,10 @@ export function buildInquiry(allocationLength: number, page?: number): Uint8Arra
   return c;
 }
 
-/** SPC-4 6.29 REQUEST SENSE (DESC=0: fixed format). */
-export function buildRequestSense(allocationLength: number): Uint8Array {
+/** SPC-4 6.29 REQUEST SENSE; `desc` asks for descriptor format sense data. */
+export function buildRequestSense(allocationLength: number, opts: { desc?: boolean } = {}): Uint8Array {
   const c = newCdb(6, ScsiOpcode.REQUEST_SENSE);
+  c[1] = opts.desc ? 0x01 : 0;
   c.writeUInt8(allocationLength, 4);
   return c;
 }
@@ -333,7 +334,7 @@ export function decodeLogSenseCdb(cdb: Uint8Array): {
   };
 }
 
-/** READ ATTRIBUTE: SA byte 1 b4:0; volume 5; partition 7; first attribute 8–9; allocation 10–13. SPC-4 READ ATTRIBUTE */
+/** READ ATTRIBUTE: SA byte 1 b4:0; volume 5; partition 7; first attribute 8–9; allocation 10–13. SPC-4 */
 export function decodeReadAttributeCdb(cdb: Uint8Array): {
   serviceAction: number;
   volume: number;
