@@ -29,9 +29,11 @@ import { join } from 'node:path';
 import { parseSize, formatBytes } from '../src/util/units.ts';
 import { openStandaloneDrive } from '../src/storage-node/tape-library.ts';
 import { InitiatorSession } from '../src/initiator/session.ts';
-import * as T from '../src/scsi/tape-cdb.ts';
 import { startTgtd } from '../test/helpers/tgtd.ts';
 import { makeNexus, type ScsiTask } from '../src/scsi/task.ts';
+import { buildModeSelect6, buildTestUnitReady } from '../src/scsi/cdb/spc.ts';
+import { buildRead6, buildRewind, buildWrite6, buildWriteFilemarks6 } from '../src/scsi/cdb/ssc.ts';
+import { encodeModeSelectBlockDescriptor } from '../src/scsi/mode-parameters.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -76,15 +78,15 @@ function freshMemory(): void {
 /** Stream `blocks` fixed blocks to LUN `lun` of a logged-in session, then WRITE FILEMARKS; MB/s. */
 async function streamWrite(s: InitiatorSession, lun: number): Promise<number> {
   for (let i = 0; i < 3; i++)
-    if ((await s.command(lun, T.buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
-  const sel = T.modeSelectBlockDescriptor(BLOCK);
-  await s.command(lun, T.buildModeSelect6(sel.length), { dataOut: sel });
+    if ((await s.command(lun, buildTestUnitReady(), { allowCheckCondition: true })).status === 0) break;
+  const sel = encodeModeSelectBlockDescriptor(BLOCK);
+  await s.command(lun, buildModeSelect6(sel.length), { dataOut: sel });
   const data = randomBytes(BLOCK * perCommand);
-  const cdb = T.buildWrite6(perCommand, { fixed: true });
+  const cdb = buildWrite6(perCommand, { fixed: true });
   freshMemory();
   const t0 = process.hrtime.bigint();
   await inFlight(commands, () => s.command(lun, cdb, { dataOut: data }));
-  await s.command(lun, T.buildWriteFilemarks6(1)); // flush: fsync of the cartridge
+  await s.command(lun, buildWriteFilemarks6(1)); // flush: fsync of the cartridge
   return (blocks * BLOCK) / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
@@ -126,8 +128,8 @@ async function ferryRun(dir: string, n: number): Promise<number> {
   });
   const rate = await streamWrite(s, 0);
   // Read it back (a restore): READ(6) FIXED, as many blocks per command as written, same depth.
-  await s.command(0, T.buildRewind());
-  const rcdb = T.buildRead6(perCommand, { fixed: true });
+  await s.command(0, buildRewind());
+  const rcdb = buildRead6(perCommand, { fixed: true });
   const r0 = process.hrtime.bigint();
   await inFlight(commands, () => s.command(0, rcdb, { inLength: BLOCK * perCommand }));
   readRates.push((blocks * BLOCK) / (Number(process.hrtime.bigint() - r0) / 1e9));
@@ -191,18 +193,18 @@ async function luRun(dir: string, n: number): Promise<number> {
     signal: new AbortController().signal,
     target: { targetName: IQN, relativePortId: 1, luns: () => new Map() },
   });
-  for (let i = 0; i < 3; i++) if ((await lu.execute(task(T.buildTestUnitReady()))).status === 0) break;
-  const sel = T.modeSelectBlockDescriptor(BLOCK);
-  await lu.execute(task(T.buildModeSelect6(sel.length), sel));
+  for (let i = 0; i < 3; i++) if ((await lu.execute(task(buildTestUnitReady()))).status === 0) break;
+  const sel = encodeModeSelectBlockDescriptor(BLOCK);
+  await lu.execute(task(buildModeSelect6(sel.length), sel));
   const data = randomBytes(BLOCK * perCommand);
-  const cdb = T.buildWrite6(perCommand, { fixed: true });
+  const cdb = buildWrite6(perCommand, { fixed: true });
   freshMemory();
   const t0 = process.hrtime.bigint();
   // Same depth as over iSCSI: consecutive WRITEs overlap their file I/O inside the LU.
   await inFlight(commands, async (n) => {
     if ((await lu.execute(task(cdb, data))).status !== 0) throw new Error(`write ${n} failed`);
   });
-  await lu.execute(task(T.buildWriteFilemarks6(1)));
+  await lu.execute(task(buildWriteFilemarks6(1)));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   await lu.close();
   return (blocks * BLOCK) / secs;

@@ -33,8 +33,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MemoryDevice } from '../src/block/memory-device.ts';
 import { InitiatorSession } from '../src/initiator/session.ts';
-import { extendedCopy, inquiry, synchronizeCache10 } from '../src/initiator/cdb.ts';
-import { buildRewind, buildTestUnitReady, buildWriteFilemarks6 } from '../src/scsi/tape-cdb.ts';
 import { decodeDeviceIdentificationPage } from '../src/scsi/device-identification.ts';
 import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from '../src/xcopy/descriptors.ts';
 import type { Designator } from '../src/xcopy/copy-target.ts';
@@ -42,6 +40,9 @@ import { MemoryTape } from '../src/xcopy/testing/memory-tape.ts';
 import { TestLu, targetOf, xcopy } from '../src/xcopy/testing/harness.ts';
 import { formatBytes, parseSize } from '../src/util/units.ts';
 import { freePort, startTgtd } from '../test/helpers/tgtd.ts';
+import { buildSynchronizeCache10 } from '../src/scsi/cdb/sbc.ts';
+import { buildExtendedCopy, buildInquiry, buildTestUnitReady } from '../src/scsi/cdb/spc.ts';
+import { buildRewind, buildWriteFilemarks6 } from '../src/scsi/cdb/ssc.ts';
 
 const { values } = parseArgs({
   options: {
@@ -342,7 +343,7 @@ async function main(): Promise<void> {
       mine.push(() => Promise.all(su.sessions.map((s) => s.logout().catch(() => undefined))));
       try {
         const id = async (l: Lun) =>
-          naaOf((await l.session.command(l.lun, inquiry(255, 0x83), { inLength: 255 })).data);
+          naaOf((await l.session.command(l.lun, buildInquiry(255, 0x83), { inLength: 255 })).data);
         for (let i = 0; i < 3; i++)
           if (
             (await su.tape.session.command(su.tape.lun, buildTestUnitReady(), { allowCheckCondition: true })).status ===
@@ -378,7 +379,7 @@ async function main(): Promise<void> {
           const live = [...roles].filter(([c]) => c.exitCode === null && c.pid !== undefined);
           const before = live.map(([c]) => cpuMs(c.pid!));
           const t0 = performance.now();
-          const r = await su.copyManager.session.command(su.copyManager.lun, extendedCopy(l.length), {
+          const r = await su.copyManager.session.command(su.copyManager.lun, buildExtendedCopy(l.length), {
             dataOut: l,
             allowCheckCondition: true,
           });
@@ -411,7 +412,7 @@ async function main(): Promise<void> {
           // Alternate with dd so page-cache and disk state favour neither side.
           const ddB = ddAll(srcPath, ddCopy);
           const b = await run(backup, su.tape, buildWriteFilemarks6(1));
-          const r = await run(restore, su.dst, synchronizeCache10());
+          const r = await run(restore, su.dst, buildSynchronizeCache10());
           const ddR = ddAll(ddCopy, ddBack);
           rows.backup.push(rate({ xcopy: b.copied, xcopyDurable: b.durable, ...ddB }));
           rows.restore.push(rate({ xcopy: r.copied, xcopyDurable: r.durable, ...ddR }));

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { openLibrary } from '../storage-node/tape-library.ts';
 import { runCdb } from '../../test/helpers/tape.ts';
-import * as T from '../scsi/tape-cdb.ts';
 import { listVtl, type CartridgeListing } from './vtl.ts';
 import { Cartridge } from '../tape/cartridge.ts';
 import { ObjectKind } from '../tape/cartridge-format.ts';
+import { buildTestUnitReady } from '../scsi/cdb/spc.ts';
+import { buildWrite6, buildWriteFilemarks6 } from '../scsi/cdb/ssc.ts';
 
 test('ferry vtl ls: every slot barcode, blank until loaded, then use, files and label', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-vtl-ls-'));
@@ -17,12 +18,12 @@ test('ferry vtl ls: every slot barcode, blank until loaded, then use, files and 
     const lib = await openLibrary(dir, { drives: 1, slots: 3, cartridgeSizeBytes: 1 << 20 });
     await lib.changer.move(0x1002, 0x100);
     const d = lib.drives[0];
-    await runCdb(d, T.buildTestUnitReady());
+    await runCdb(d, buildTestUnitReady());
     const label = new TextEncoder().encode('FERRY-VOL1 FER003L8 2026-11-24');
-    await runCdb(d, T.buildWrite6(label.length), { dataOut: label });
-    await runCdb(d, T.buildWriteFilemarks6(1));
-    await runCdb(d, T.buildWrite6(4096), { dataOut: new Uint8Array(4096) });
-    await runCdb(d, T.buildWriteFilemarks6(1));
+    await runCdb(d, buildWrite6(label.length), { dataOut: label });
+    await runCdb(d, buildWriteFilemarks6(1));
+    await runCdb(d, buildWrite6(4096), { dataOut: new Uint8Array(4096) });
+    await runCdb(d, buildWriteFilemarks6(1));
     await lib.close();
     const rows = await listVtl(dir);
     assert.deepEqual(

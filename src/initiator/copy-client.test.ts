@@ -9,10 +9,10 @@ import { TargetServer } from '../iscsi-target/server.ts';
 import { attachCopyManager } from '../xcopy/attach.ts';
 import { DEFAULT_LIMITS, encodeXcopyParameterList, type CscdInput } from '../xcopy/descriptors.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
-import { inquiry } from './cdb.ts';
 import { InitiatorSession } from './session.ts';
 import { CopyClient, CopyFailedError } from './copy-client.ts';
 import { ScsiOpcode } from '../scsi/opcodes.ts';
+import { buildInquiry, buildTestUnitReady } from '../scsi/cdb/spc.ts';
 
 // The copy client against a real copy manager over iSCSI. The EXTENDED COPY status is held back
 // after the copy ends, so every run has polls landing in the window where the copy manager has
@@ -68,7 +68,7 @@ async function world(holdStatusMs: number, o: { delayStartMs?: number; onStatusS
     targetName: IQN,
   });
   const naa = async (lun: number) =>
-    decodeDeviceIdentificationPage((await s.command(lun, inquiry(255, 0x83), { inLength: 255 })).data).find(
+    decodeDeviceIdentificationPage((await s.command(lun, buildInquiry(255, 0x83), { inLength: 255 })).data).find(
       (d) => d.designatorType === 3,
     )!;
   const disk = async (lun: number): Promise<CscdInput> => ({
@@ -250,7 +250,7 @@ test('copy client: canceling a running copy sends ABORT TASK and returns without
     assert.equal(err.code, 'ERR_CANCELED');
     assert.equal(statusSent, false, 'returned before the target would have sent the status');
     // The session is still usable: TEST UNIT READY.
-    assert.equal((await w.s.command(0, new Uint8Array(6))).status, 0);
+    assert.equal((await w.s.command(0, buildTestUnitReady())).status, 0);
     // Once the delayed start has passed, the aborted task's copy did not run.
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal(statusSent, false);

@@ -9,8 +9,8 @@ import {
   type CopyStatus,
   type OperatingParameters,
 } from '../xcopy/copy-results.ts';
-import { extendedCopy, receiveCopyResults } from './cdb.ts';
 import { ScsiCommandError, type InitiatorSession } from './session.ts';
+import { buildExtendedCopy, buildReceiveCopyResults } from '../scsi/cdb/spc.ts';
 
 /**
  * The initiator side of EXTENDED COPY (LID1): send one parameter list to a copy manager and
@@ -119,22 +119,26 @@ export class CopyClient {
 
   /** RECEIVE COPY RESULTS OPERATING PARAMETERS: the limits a parameter list must keep to. */
   async operatingParameters(): Promise<OperatingParameters> {
-    const r = await this.session.command(this.lun, receiveCopyResults(RcrServiceAction.OPERATING_PARAMETERS, 0, 4096), {
-      inLength: 4096,
-    });
+    const r = await this.session.command(
+      this.lun,
+      buildReceiveCopyResults(RcrServiceAction.OPERATING_PARAMETERS, 0, 4096),
+      {
+        inLength: 4096,
+      },
+    );
     return decodeOperatingParameters(r.data);
   }
 
   /** One COPY STATUS poll; undefined when the copy manager holds nothing for the list. */
   async copyStatus(listId: number): Promise<CopyStatus | undefined> {
-    const r = await this.session.command(this.lun, receiveCopyResults(RcrServiceAction.COPY_STATUS, listId, 12), {
+    const r = await this.session.command(this.lun, buildReceiveCopyResults(RcrServiceAction.COPY_STATUS, listId, 12), {
       inLength: 12,
       allowCheckCondition: true,
     });
     if (r.status === ScsiStatus.GOOD) return decodeCopyStatus(r.data);
     if (r.status === ScsiStatus.CHECK_CONDITION && r.sense?.key === SenseKey.ILLEGAL_REQUEST) return undefined;
     throw new ScsiCommandError(r.status, r.rawSense, {
-      cdb: receiveCopyResults(RcrServiceAction.COPY_STATUS, listId, 12),
+      cdb: buildReceiveCopyResults(RcrServiceAction.COPY_STATUS, listId, 12),
       lun: this.lun,
     });
   }
@@ -147,7 +151,7 @@ export class CopyClient {
     let ended = false;
     let itt: number | undefined;
     const copy = this.session
-      .command(this.lun, extendedCopy(list.length), {
+      .command(this.lun, buildExtendedCopy(list.length), {
         dataOut: list,
         allowCheckCondition: true,
         onIssued: (t) => (itt = t),

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
 import { InitiatorSession } from './session.ts';
 import { RemoteBlockDevice } from './remote-device.ts';
-import { inquiry, reportLuns } from './cdb.ts';
 import type { ChapSecret } from '../iscsi/chap.ts';
 import { sameDesignator, type CopyTarget, type Designator, type RemoteCopyTargets } from '../xcopy/copy-target.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { RemoteTapeDevice } from './remote-tape-device.ts';
 import { decodeLunList } from '../scsi/lun.ts';
+import { buildInquiry, buildReportLuns } from '../scsi/cdb/spc.ts';
 
 /** One portal the mover may reach copy sources and destinations through. */
 export interface PortalConfig {
@@ -144,12 +144,12 @@ export class PortalCopyTargets implements RemoteCopyTargets {
             });
             this.sessions.set(key, s);
           }
-          const luns = decodeLunList((await s.command(0, reportLuns(), { inLength: 4096 })).data);
+          const luns = decodeLunList((await s.command(0, buildReportLuns(), { inLength: 4096 })).data);
           for (const lun of luns) {
             try {
-              const std = (await s.command(lun, inquiry(96), { inLength: 96 })).data;
+              const std = (await s.command(lun, buildInquiry(96), { inLength: 96 })).data;
               if (std.length < 1 || std[0] >> 5 !== 0) continue; // PERIPHERAL QUALIFIER: connected LUs only
-              const vpd = (await s.command(lun, inquiry(255, 0x83), { inLength: 255 })).data;
+              const vpd = (await s.command(lun, buildInquiry(255, 0x83), { inLength: 255 })).data;
               found.push({
                 key,
                 targetName,

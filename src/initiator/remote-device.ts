@@ -1,7 +1,8 @@
 import type { BlockDevice } from '../block/block-device.ts';
 import { checkRange, checkWhole } from '../block/block-device.ts';
 import type { InitiatorSession } from './session.ts';
-import { read16, write16, readCapacity16, decodeReadCapacity16, synchronizeCache10 } from './cdb.ts';
+import { buildRead16, buildReadCapacity16, buildSynchronizeCache10, buildWrite16 } from '../scsi/cdb/sbc.ts';
+import { decodeReadCapacity16Data } from '../scsi/read-capacity.ts';
 
 /**
  * Wait for every command, then throw the first failure: the caller's buffer is in use until
@@ -45,7 +46,7 @@ export class RemoteBlockDevice implements BlockDevice {
     lun: number,
     opts: { readOnly?: boolean } = {},
   ): Promise<RemoteBlockDevice> {
-    const cap = decodeReadCapacity16((await session.command(lun, readCapacity16(), { inLength: 32 })).data);
+    const cap = decodeReadCapacity16Data((await session.command(lun, buildReadCapacity16(), { inLength: 32 })).data);
     return new RemoteBlockDevice(session, lun, cap.blockSize, cap.lastLba + 1, opts.readOnly ?? false);
   }
 
@@ -62,7 +63,7 @@ export class RemoteBlockDevice implements BlockDevice {
     for (let off = 0; off < target.length; off += MAX_TRANSFER_BYTES) {
       const n = Math.min(MAX_TRANSFER_BYTES, target.length - off);
       jobs.push(
-        this.session.command(this.lun, read16(lba + (off / MAX_TRANSFER_BYTES) * per, n / this.blockSize), {
+        this.session.command(this.lun, buildRead16(lba + (off / MAX_TRANSFER_BYTES) * per, n / this.blockSize), {
           into: target.subarray(off, off + n),
         }),
       );
@@ -78,7 +79,7 @@ export class RemoteBlockDevice implements BlockDevice {
     for (let off = 0; off < data.length; off += MAX_TRANSFER_BYTES) {
       const n = Math.min(MAX_TRANSFER_BYTES, data.length - off);
       jobs.push(
-        this.session.command(this.lun, write16(lba + (off / MAX_TRANSFER_BYTES) * per, n / this.blockSize), {
+        this.session.command(this.lun, buildWrite16(lba + (off / MAX_TRANSFER_BYTES) * per, n / this.blockSize), {
           dataOut: data.subarray(off, off + n),
         }),
       );
@@ -87,7 +88,7 @@ export class RemoteBlockDevice implements BlockDevice {
   }
 
   async flush(): Promise<void> {
-    await this.session.command(this.lun, synchronizeCache10());
+    await this.session.command(this.lun, buildSynchronizeCache10());
   }
 
   async close(): Promise<void> {}

@@ -5,19 +5,18 @@ import { ScsiCommandError, type InitiatorSession } from './session.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import { TaskAttr } from '../iscsi/pdu/scsi-command.ts';
 import { SenseKey } from '../scsi/sense.ts';
+import { buildInquiry, buildModeSense6 } from '../scsi/cdb/spc.ts';
 import {
   ReadPositionForm,
-  buildInquiry,
   SpaceCode,
   buildLocate10,
-  buildModeSense6,
   buildRead6,
   buildReadPosition,
   buildRewind,
   buildSpace6,
   buildWrite6,
   buildWriteFilemarks6,
-} from '../scsi/tape-cdb.ts';
+} from '../scsi/cdb/ssc.ts';
 
 /**
  * A tape drive on any iSCSI target (ours or tgtd's) as a TapeDevice: the stream seam of

@@ -15,18 +15,21 @@ import { openStandaloneDrive } from '../storage-node/tape-library.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildInquiry, buildModeSelect6, buildModeSense6 } from '../scsi/cdb/spc.ts';
+import { buildRead10 } from '../scsi/cdb/sbc.ts';
+import { buildRead6 } from '../scsi/cdb/ssc.ts';
 
 // Over iSCSI: the initiator decodes descriptor-format sense (72h) as it does fixed, including
 // the forwarded sense data descriptor (0Ch) of a COPY ABORTED — what the mover forwards.
 
 /** MODE SENSE(6) the control page and MODE SELECT(6) it back with D_SENSE set, over iSCSI. */
 async function setDSense(s: InitiatorSession, lun: number): Promise<void> {
-  const ms = await s.command(lun, Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0), { inLength: 255 });
+  const ms = await s.command(lun, buildModeSense6(0x0a, { dbd: true }), { inLength: 255 });
   const page = ms.data.subarray(4 + ms.data[3]);
   const param = new Uint8Array(4 + page.length);
   param.set(page, 4);
   param[4 + 2] |= 0x04;
-  await s.command(lun, Uint8Array.of(0x15, 0x10, 0, 0, param.length, 0), { dataOut: param });
+  await s.command(lun, buildModeSelect6(param.length), { dataOut: param });
 }
 
 async function expectScsiError(p: Promise<unknown>): Promise<ScsiCommandError> {
@@ -61,7 +64,7 @@ test(
     });
     try {
       // Fixed format by default.
-      const read10 = Uint8Array.of(0x28, 0, 0, 0, 0x10, 0, 0, 0, 1, 0); // LBA 4096: past the end
+      const read10 = buildRead10(4096, 1); // LBA 4096: past the end
       const e0 = await expectScsiError(s.command(0, read10, { inLength: 512 }));
       assert.equal(e0.rawSense[0], 0x70);
       assert.equal(e0.sense?.descriptor, false);
@@ -89,7 +92,7 @@ test(
       // EXTENDED COPY to LU 0: segment 0 writes past the end of LU 1.
       const cscds: CscdInput[] = [];
       for (const lun of [0, 1]) {
-        const vpd = await s.command(lun, Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { inLength: 0x1000 });
+        const vpd = await s.command(lun, buildInquiry(0x1000, 0x83), { inLength: 0x1000 });
         const naa = decodeDeviceIdentificationPage(vpd.data).find((d) => d.designatorType === 3)!;
         cscds.push({
           peripheralDeviceType: 0,
@@ -177,7 +180,7 @@ test(
       assert.deepEqual(long, { kind: 'data', bytes: 300, recordLength: 2000 });
       assert.deepEqual(await tape.read(buf), { kind: 'filemark' });
       assert.deepEqual(await tape.read(buf), { kind: 'eod' });
-      const raw = await s.command(0, Uint8Array.of(0x08, 0, 0, 0x10, 0, 0), {
+      const raw = await s.command(0, buildRead6(0x1000), {
         inLength: 4096,
         allowCheckCondition: true,
       });

@@ -13,6 +13,8 @@ import { decodeR2t, type R2tPdu } from '../iscsi/pdu/r2t.ts';
 import type { RawPdu } from '../iscsi/pdu/bhs.ts';
 import { pduPieces } from '../iscsi/framer.ts';
 import { serialAdd } from '../util/serial.ts';
+import { buildWrite10, buildRead10 } from '../scsi/cdb/sbc.ts';
+import { buildTestUnitReady } from '../scsi/cdb/spc.ts';
 
 // A LUN RESET from another session while a Data-Out PDU is half received must not hand that
 // task's buffer to another WRITE while the rest of the PDU is still being framed into it
@@ -46,10 +48,7 @@ function byHand(session: InitiatorSession) {
     r2ts,
     send,
     write10(itt: number, lba: number, immediate: Uint8Array): void {
-      const cdb = new Uint8Array(10);
-      cdb[0] = 0x2a;
-      new DataView(cdb.buffer).setUint32(2, lba);
-      new DataView(cdb.buffer).setUint16(7, K / 512);
+      const cdb = buildWrite10(lba, K / 512);
       const cmdSN = s.cmdSN;
       s.cmdSN = serialAdd(s.cmdSN, 1);
       send(
@@ -114,7 +113,7 @@ test(
       a.send([hdr, data.subarray(0, 16 << 10)]);
       await sleep(50);
       await C.lunReset(0); // aborts A's task from another nexus
-      await B.command(0, new Uint8Array(6), { allowCheckCondition: true }); // B's unit attention
+      await B.command(0, buildTestUnitReady(), { allowCheckCondition: true }); // B's unit attention
       // B: WRITE with 32 KiB of immediate data; its pooled buffer must not be A's.
       b.write10(0x2000, 100, new Uint8Array(32 << 10).fill(0xbb));
       await sleep(50);
@@ -122,13 +121,13 @@ test(
       const rb = await until('R2T for B', () => b.r2ts[0]);
       b.send(b.dataOut(0x2000, rb.ttt, 32 << 10, new Uint8Array(32 << 10).fill(0xbb)));
       await sleep(100);
-      const back = await C.command(0, Uint8Array.of(0x28, 0, 0, 0, 0, 100, 0, 0, K / 512, 0), { inLength: K });
+      const back = await C.command(0, buildRead10(100, K / 512), { inLength: K });
       assert.equal(
         back.data.findIndex((x) => x !== 0xbb),
         -1,
         'B wrote only 0xbb',
       );
-      const a0 = await C.command(0, Uint8Array.of(0x28, 0, 0, 0, 0, 0, 0, 0, 100, 0), { inLength: 100 * 512 });
+      const a0 = await C.command(0, buildRead10(0, 100), { inLength: 100 * 512 });
       assert.equal(
         a0.data.findIndex((x) => x !== 0),
         -1,

@@ -14,6 +14,8 @@ import { encodeKeyValues } from '../iscsi/text-keys.ts';
 import { DEFAULT_TARGET_LIMITS } from '../iscsi/negotiation.ts';
 import { decodeSense, SenseKey } from '../scsi/sense.ts';
 import { ScsiStatus, type LogicalUnit, type ScsiTask } from '../scsi/task.ts';
+import { buildTestUnitReady } from '../scsi/cdb/spc.ts';
+import { buildWrite10 } from '../scsi/cdb/sbc.ts';
 import { Target } from './target.ts';
 import { TargetSession, type SessionHost, type SessionLink, type SessionPeer } from './session.ts';
 
@@ -85,8 +87,7 @@ function setup(login = true): { session: TargetSession; out: RawPdu[]; lu: Recor
 }
 
 function command(itt: number, cmdSN: number, write = 0): RawPdu {
-  const cdb = new Uint8Array(16);
-  cdb[0] = write ? 0x2a : 0x00;
+  const cdb = write ? buildWrite10(0, write / 512) : buildTestUnitReady();
   return encodeScsiCommand({
     immediate: false,
     final: true,

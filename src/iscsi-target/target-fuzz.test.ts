@@ -15,6 +15,7 @@ import { dataInHasStatus } from '../iscsi/pdu/data.ts';
 import { encodeLoginRequest, decodeLoginResponse } from '../iscsi/pdu/login.ts';
 import { encodeScsiCommand } from '../iscsi/pdu/scsi-command.ts';
 import { encodeKeyValues } from '../iscsi/text-keys.ts';
+import { buildWrite10 } from '../scsi/cdb/sbc.ts';
 
 /** xorshift32: reproducible randomness (the seed is printed on failure). */
 function rng(seed: number): () => number {
@@ -273,10 +274,7 @@ test(
             // A write whose Data-Out breaks the sequence rules (wrong DataSN / offset).
             const t = itt++;
             expect.add(t);
-            const cdb = Buffer.alloc(16);
-            cdb[0] = 0x2a;
-            cdb.writeUInt32BE(ri(1000), 2);
-            cdb.writeUInt16BE(2, 7);
+            const cdb = buildWrite10(ri(1000), 2);
             c.send(
               encodeScsiCommand({
                 immediate: false,

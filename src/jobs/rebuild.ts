@@ -5,7 +5,6 @@ import {
   type ScannedCartridge,
   type ScannedPiece,
 } from '../catalog/queries/rebuild.ts';
-import { SpaceCode, buildSpace6 } from '../scsi/tape-cdb.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import { decodeRecord, encodeRecord } from '../tapeformat/codec.ts';
 import { checkPiece, dataBlocksFor, MAX_TAPE_BLOCK_BYTES, streamBytesOf } from '../tapeformat/geometry.ts';
@@ -17,6 +16,7 @@ import type { JobContext } from './context.ts';
 import type { MountedDrive } from './site.ts';
 import { readRecordCheaply } from './tape-io.ts';
 import { ServiceError, type StartRebuild } from './types.ts';
+import { SpaceCode, buildSpace6 } from '../scsi/cdb/ssc.ts';
 
 /**
  * Catalog rebuild (docs/on-tape-format.md "Catalog rebuild"): load every cartridge of a library,

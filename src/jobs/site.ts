@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { testUnitReady } from '../initiator/cdb.ts';
 import { InitiatorSession } from '../initiator/session.ts';
 import { ChangerClient } from '../media/changer-client.ts';
 import type { ElementStatus } from '../scsi/smc.ts';
@@ -11,6 +10,7 @@ import type { IscsiEndpoint, NodeConfig, PoolConfig, ServerConfig } from '../ser
 import type { Designator } from '../xcopy/copy-target.ts';
 import { FerryError } from '../util/errors.ts';
 import { ServiceError } from './types.ts';
+import { buildTestUnitReady } from '../scsi/cdb/spc.ts';
 
 /**
  * The site as the backup server reaches it: storage nodes (their API and iSCSI portal),
@@ -327,7 +327,7 @@ export class Site {
     );
     try {
       await Promise.race([
-        this.session(ep, kind).then((s) => s.command(lun, testUnitReady(), { allowCheckCondition: true })),
+        this.session(ep, kind).then((s) => s.command(lun, buildTestUnitReady(), { allowCheckCondition: true })),
         late,
       ]);
     } finally {

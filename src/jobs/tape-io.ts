@@ -2,7 +2,6 @@ import { CopyClient, CopyFailedError } from '../initiator/copy-client.ts';
 import { IscsiError } from '../initiator/session.ts';
 import { SenseKey, describeSense } from '../scsi/sense.ts';
 import { FerryError } from '../util/errors.ts';
-import { buildRead6 } from '../scsi/tape-cdb.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import { PREFIX_BYTES, decodeRecord, recordLength } from '../tapeformat/codec.ts';
 import { readRecord } from '../tapeformat/read-record.ts';
@@ -14,6 +13,7 @@ import type { Designator } from '../xcopy/copy-target.ts';
 import type { CopyManagerRef, MountedDrive } from './site.ts';
 import type { JobContext } from './context.ts';
 import { DEFAULT_MOVER_STALL_MS } from '../server/config.ts';
+import { buildRead6 } from '../scsi/cdb/ssc.ts';
 
 /**
  * What backup and restore share: CSCDs for a disk LU and a tape drive, and sending lists to a

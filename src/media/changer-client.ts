@@ -1,10 +1,10 @@
 import { ScsiCommandError, type InitiatorSession } from '../initiator/session.ts';
-import { inquiry } from '../initiator/cdb.ts';
 import { Asc, SenseKey } from '../scsi/sense.ts';
 import { ScsiStatus } from '../scsi/task.ts';
-import { ElementType, buildMoveMedium, buildReadElementStatus } from '../scsi/tape-cdb.ts';
 import { decodeElementStatus, type ElementStatus } from '../scsi/smc.ts';
 import { ChangerError, hexAddress } from './errors.ts';
+import { ElementType, buildMoveMedium, buildReadElementStatus } from '../scsi/cdb/smc.ts';
+import { buildInquiry } from '../scsi/cdb/spc.ts';
 
 export type { ElementStatus } from '../scsi/smc.ts';
 
@@ -52,7 +52,7 @@ export class ChangerClient {
   /** Open the changer at `lun`, checking it is one (standard INQUIRY PERIPHERAL DEVICE TYPE 08h). */
   static async open(session: InitiatorSession, lun: number, opts: ChangerClientOptions = {}): Promise<ChangerClient> {
     const name = opts.name ?? session.targetName ?? 'library';
-    const std = (await session.command(lun, inquiry(96), { inLength: 96 })).data;
+    const std = (await session.command(lun, buildInquiry(96), { inLength: 96 })).data;
     if (std.length < 1 || std[0] >> 5 !== 0 || (std[0] & 0x1f) !== 0x08) {
       const pdt = std.length ? `0x${(std[0] & 0x1f).toString(16).padStart(2, '0')}` : 'none';
       throw new ChangerError(

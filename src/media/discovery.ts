@@ -1,11 +1,11 @@
 import type { InitiatorSession } from '../initiator/session.ts';
-import { inquiry, reportLuns } from '../initiator/cdb.ts';
 import { decodeLunList } from '../scsi/lun.ts';
 import { sameDesignator, type Designator } from '../xcopy/copy-target.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { ChangerClient } from './changer-client.ts';
 import type { ElementStatus } from '../scsi/smc.ts';
 import { DiscoveryError, hexAddress } from './errors.ts';
+import { buildInquiry, buildReportLuns } from '../scsi/cdb/spc.ts';
 
 /** SPC-4 standard INQUIRY PERIPHERAL DEVICE TYPE. */
 const Pdt = { SEQUENTIAL_ACCESS: 0x01, MEDIUM_CHANGER: 0x08 } as const;
@@ -40,11 +40,11 @@ export async function discoverLibrary(
   opts: { name?: string; changerLun?: number } = {},
 ): Promise<DiscoveredLibrary> {
   const name = opts.name ?? session.targetName ?? 'library';
-  const luns = decodeLunList((await session.command(0, reportLuns(), { inLength: 16384 })).data);
+  const luns = decodeLunList((await session.command(0, buildReportLuns(), { inLength: 16384 })).data);
   const changers: number[] = [];
   const tapes: TapeLu[] = [];
   for (const lun of luns) {
-    const std = (await session.command(lun, inquiry(96), { inLength: 96 })).data;
+    const std = (await session.command(lun, buildInquiry(96), { inLength: 96 })).data;
     if (std.length < 1 || std[0] >> 5 !== 0) continue; // PERIPHERAL QUALIFIER: connected LUs only
     const pdt = std[0] & 0x1f;
     if (pdt === Pdt.MEDIUM_CHANGER) changers.push(lun);
@@ -78,9 +78,9 @@ export async function discoverLibrary(
 }
 
 async function describeTape(session: InitiatorSession, lun: number, std: Uint8Array): Promise<TapeLu> {
-  const vpd83 = (await session.command(lun, inquiry(4096, 0x83), { inLength: 4096 })).data;
+  const vpd83 = (await session.command(lun, buildInquiry(4096, 0x83), { inLength: 4096 })).data;
   // SPC-4 7.8.15: VPD 80h, 3 PAGE LENGTH, 4… PRODUCT SERIAL NUMBER. Optional: absent is fine.
-  const vpd80 = await session.command(lun, inquiry(255, 0x80), { inLength: 255, allowCheckCondition: true });
+  const vpd80 = await session.command(lun, buildInquiry(255, 0x80), { inLength: 255, allowCheckCondition: true });
   const d = vpd80.status === 0 ? vpd80.data : new Uint8Array(0);
   const serial = d.length >= 4 && d[1] === 0x80 ? asciiField(d.subarray(4, Math.min(d.length, 4 + d[3]))) : '';
   return { lun, designators: decodeDeviceIdentificationPage(vpd83), vendorProduct: std.subarray(8, 32), serial };

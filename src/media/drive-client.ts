@@ -1,33 +1,34 @@
-import { decodeModeParameterHeader } from '../scsi/mode-parameters.ts';
+import { decodeModeParameterHeader, encodeModeSelectBlockDescriptor } from '../scsi/mode-parameters.ts';
 import { decodeLongPosition, decodeShortPosition } from '../scsi/read-position.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ScsiCommandError, type CommandResult, type InitiatorSession } from '../initiator/session.ts';
-import { inquiry } from '../initiator/cdb.ts';
 import { RemoteTapeDevice } from '../initiator/remote-tape-device.ts';
 import { Asc, SenseKey } from '../scsi/sense.ts';
 import { ScsiStatus } from '../scsi/task.ts';
-import {
-  buildErase6,
-  ReadPositionForm,
-  SpaceCode,
-  buildLoadUnload,
-  buildLocate10,
-  buildLocate16,
-  buildModeSelect6,
-  buildModeSense6,
-  buildReadAttribute,
-  buildReadBlockLimits,
-  buildRead6,
-  buildReadPosition,
-  buildSpace6,
-  buildTestUnitReady,
-  modeSelectBlockDescriptor,
-} from '../scsi/tape-cdb.ts';
 import type { TapeReadResult } from '../tape/tape-device.ts';
 import type { Designator } from '../xcopy/copy-target.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { ByteReader } from '../util/byte-reader.ts';
 import { TapeDriveError } from './errors.ts';
+import {
+  buildInquiry,
+  buildModeSelect6,
+  buildModeSense6,
+  buildReadAttribute,
+  buildTestUnitReady,
+} from '../scsi/cdb/spc.ts';
+import {
+  ReadPositionForm,
+  SpaceCode,
+  buildErase6,
+  buildLoadUnload,
+  buildLocate10,
+  buildLocate16,
+  buildRead6,
+  buildReadBlockLimits,
+  buildReadPosition,
+  buildSpace6,
+} from '../scsi/cdb/ssc.ts';
 
 /** Where the tape is: SSC-3 READ POSITION. */
 export interface DrivePosition {
@@ -105,7 +106,7 @@ export class DriveClient {
 
   /** Open the drive at `lun`, checking it is one (standard INQUIRY PERIPHERAL DEVICE TYPE 01h). */
   static async open(session: InitiatorSession, lun: number, opts: DriveClientOptions = {}): Promise<DriveClient> {
-    const std = (await session.command(lun, inquiry(96), { inLength: 96 })).data;
+    const std = (await session.command(lun, buildInquiry(96), { inLength: 96 })).data;
     if (std.length < 1 || std[0] >> 5 !== 0 || (std[0] & 0x1f) !== 0x01) {
       const pdt = std.length ? `0x${(std[0] & 0x1f).toString(16).padStart(2, '0')}` : 'none';
       const name = opts.name ?? session.targetName ?? 'tape target';
@@ -166,7 +167,7 @@ export class DriveClient {
     if (!Number.isInteger(bytes) || bytes < 0 || bytes > 0xffffff) {
       throw new TapeDriveError('ERR_BLOCK_SIZE', `block size ${bytes} is not a whole number from 0 to 16777215`);
     }
-    const list = modeSelectBlockDescriptor(bytes);
+    const list = encodeModeSelectBlockDescriptor(bytes);
     const cdb = buildModeSelect6(list.length);
     const r = await this.session.command(this.lun, cdb, { dataOut: list, allowCheckCondition: true });
     if (r.status !== ScsiStatus.GOOD) {
@@ -422,7 +423,7 @@ export class DriveClient {
 
   /** The LU's NAA designator (VPD 83h, association LU), which EXTENDED COPY CSCDs name. */
   async designator(): Promise<Designator> {
-    const page = (await this.session.command(this.lun, inquiry(4096, 0x83), { inLength: 4096 })).data;
+    const page = (await this.session.command(this.lun, buildInquiry(4096, 0x83), { inLength: 4096 })).data;
     const naa = decodeDeviceIdentificationPage(page).find((d) => d.designatorType === 3 && d.association === 0);
     if (!naa) {
       const why = `${this.what} reports no NAA designator in VPD page 83h: copy targets cannot name it`;

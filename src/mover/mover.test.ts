@@ -8,7 +8,6 @@ import { Target } from '../iscsi-target/target.ts';
 import { TargetServer } from '../iscsi-target/server.ts';
 import { closeDiskLu, openDiskLu } from '../storage-node/storage-node.ts';
 import { InitiatorSession } from '../initiator/session.ts';
-import { extendedCopy, inquiry, receiveCopyResults } from '../initiator/cdb.ts';
 import { TmfFunction } from '../iscsi/pdu/task-mgmt.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
 import { encodeXcopyParameterList, type SegmentInput } from '../xcopy/descriptors.ts';
@@ -16,6 +15,7 @@ import type { Designator } from '../xcopy/copy-target.ts';
 import { startMover, type Mover } from './mover.ts';
 import { resolveMoverConfig } from './config.ts';
 import { CopyManagerStatus, decodeCopyStatus } from '../xcopy/copy-results.ts';
+import { buildExtendedCopy, buildInquiry, buildReceiveCopyResults, buildTestUnitReady } from '../scsi/cdb/spc.ts';
 
 // `ferry mover` in-process against a Ferry target: a block → block copy between two LUNs
 // bit-exact, the mover's PDT 03h identity, and ABORT TASK / LUN RESET stopping a running copy.
@@ -71,8 +71,8 @@ async function world(opts: { chap?: { user: string; secret: string }; moverChap?
     targetName: IQN,
     chap: opts.chap,
   });
-  const a = naa((await s.command(0, inquiry(255, 0x83), { inLength: 255 })).data);
-  const b = naa((await s.command(1, inquiry(255, 0x83), { inLength: 255 })).data);
+  const a = naa((await s.command(0, buildInquiry(255, 0x83), { inLength: 255 })).data);
+  const b = naa((await s.command(1, buildInquiry(255, 0x83), { inLength: 255 })).data);
   await s.logout();
   return {
     dir,
@@ -117,12 +117,12 @@ function copyList(w: World, listId: number): Uint8Array {
 test('the mover copies between two LUNs of another target, bit-exact; LU 0 is a PDT 03h copy manager', async () => {
   const w = await world();
   try {
-    const std = (await w.client.command(0, inquiry(96), { inLength: 96 })).data;
+    const std = (await w.client.command(0, buildInquiry(96), { inLength: 96 })).data;
     assert.equal(std[0] & 0x1f, 0x03);
     assert.equal(std[5] & 0x08, 0x08, '3PC');
-    assert.equal((await w.client.command(0, inquiry(255, 0x8f), { inLength: 255 })).data[1], 0x8f);
+    assert.equal((await w.client.command(0, buildInquiry(255, 0x8f), { inLength: 255 })).data[1], 0x8f);
     const list = copyList(w, 1);
-    const r = await w.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+    const r = await w.client.command(0, buildExtendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
     assert.equal(r.status, 0, JSON.stringify(r.sense));
     for (const lu of w.target.luns.values()) await lu.close(); // flush
     assert.ok((await readFile(join(w.dir, 'a.img'))).equals(await readFile(join(w.dir, 'b.img'))));
@@ -137,16 +137,19 @@ for (const how of ['ABORT TASK', 'LUN RESET'] as const) {
     try {
       const list = copyList(w, 7);
       // TEST UNIT READY: take the power-on UA first, so the ITT below is the copy's
-      await w.client.command(0, new Uint8Array(6));
+      await w.client.command(0, buildTestUnitReady());
       const itt = w.client.peekNextItt();
       let settled = false;
       const running = w.client
-        .command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true })
+        .command(0, buildExtendedCopy(list.length), { dataOut: list, allowCheckCondition: true })
         .finally(() => (settled = true));
       running.catch(() => undefined);
       // Wait until the copy is under way (COPY STATUS shows it in progress).
       for (;;) {
-        const st = await w.client.command(0, receiveCopyResults(0, 7, 12), { inLength: 12, allowCheckCondition: true });
+        const st = await w.client.command(0, buildReceiveCopyResults(0, 7, 12), {
+          inLength: 12,
+          allowCheckCondition: true,
+        });
         if (st.status === 0 && decodeCopyStatus(st.data).status === CopyManagerStatus.IN_PROGRESS) break;
         assert.ok(!settled, 'the copy finished before it could be stopped: make it bigger');
         await new Promise((r) => setTimeout(r, 1));
@@ -159,7 +162,7 @@ for (const how of ['ABORT TASK', 'LUN RESET'] as const) {
       for (let i = 0; i < 1000 && w.mover.lu.copyManager.activeCopies > 0; i++)
         await new Promise((r) => setTimeout(r, 5));
       assert.equal(w.mover.lu.copyManager.activeCopies, 0, 'copy stopped');
-      const st = await w.client.command(0, receiveCopyResults(0, 7, 12), {
+      const st = await w.client.command(0, buildReceiveCopyResults(0, 7, 12), {
         inLength: 12,
         allowCheckCondition: true,
         unitAttentionRetries: 5,
@@ -183,7 +186,10 @@ test('CHAP from the mover config: with the secret the copy runs; without it the 
   try {
     assert.ok(good.mover.remote.known.length >= 2, 'both LUs discovered through CHAP');
     const list = copyList(good, 3);
-    const r = await good.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+    const r = await good.client.command(0, buildExtendedCopy(list.length), {
+      dataOut: list,
+      allowCheckCondition: true,
+    });
     assert.equal(r.status, 0, JSON.stringify(r.sense));
   } finally {
     await good.close();
@@ -192,7 +198,7 @@ test('CHAP from the mover config: with the secret the copy runs; without it the 
   try {
     assert.equal(bad.mover.remote.known.length, 0, 'nothing discovered without CHAP');
     const list = copyList(bad, 3);
-    const r = await bad.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+    const r = await bad.client.command(0, buildExtendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
     assert.equal(r.status, 0x02);
     assert.deepEqual([r.sense?.key, r.sense?.asc, r.sense?.ascq], [0x0a, 0x08, 0x04]);
   } finally {
@@ -230,7 +236,7 @@ test('the source target restarts between two copies: the mover logs in again and
   try {
     const list = copyList(w, 1);
     assert.equal(
-      (await w.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true })).status,
+      (await w.client.command(0, buildExtendedCopy(list.length), { dataOut: list, allowCheckCondition: true })).status,
       0,
     );
     // Restart the portal (same port): every mover session to it dies.
@@ -238,7 +244,7 @@ test('the source target restarts between two copies: the mover logs in again and
     const server2 = new TargetServer({ targets: [w.target] });
     await server2.listen('127.0.0.1', w.port);
     w.server = server2;
-    const r = await w.client.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+    const r = await w.client.command(0, buildExtendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
     assert.equal(r.status, 0, JSON.stringify(r.sense));
   } finally {
     await w.close();

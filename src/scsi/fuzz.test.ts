@@ -8,19 +8,19 @@ import { decodeSense } from './sense.ts';
 import { ScsiStatus } from './task.ts';
 import { SBC_COMMANDS, decodeUnmapList } from './sbc.ts';
 import {
-  decodeRw10,
-  decodeRw12,
-  decodeRw16,
-  decodeRw6,
-  decodeVerify10,
-  decodeVerify12,
-  decodeVerify16,
-  decodeWriteSame10,
-  decodeWriteSame16,
-  decodeCompareAndWrite,
-  decodeWriteAtomic16,
-  decodeUnmap,
-} from './cdb.ts';
+  decodeCompareAndWriteCdb,
+  decodeRw10Cdb,
+  decodeRw12Cdb,
+  decodeRw16Cdb,
+  decodeRw6Cdb,
+  decodeUnmapCdb,
+  decodeVerify10Cdb,
+  decodeVerify12Cdb,
+  decodeVerify16Cdb,
+  decodeWriteAtomic16Cdb,
+  decodeWriteSame10Cdb,
+  decodeWriteSame16Cdb,
+} from './cdb/sbc.ts';
 
 /** xorshift32: a seeded generator so a failure can be replayed. */
 function rng(seed: number): () => number {
@@ -51,31 +51,31 @@ function allowedWrites(cdb: Uint8Array, dataOut: Uint8Array): Array<[number, num
     c ? [[c.lba, c.lba + c.blockCount]] : [];
   switch (cdb[0]) {
     case 0x0a:
-      return range(safe(() => decodeRw6(cdb)));
+      return range(safe(() => decodeRw6Cdb(cdb)));
     case 0x2a:
-      return range(safe(() => decodeRw10(cdb)));
+      return range(safe(() => decodeRw10Cdb(cdb)));
     case 0xaa:
-      return range(safe(() => decodeRw12(cdb)));
+      return range(safe(() => decodeRw12Cdb(cdb)));
     case 0x8a:
     case 0x8b:
-      return range(safe(() => decodeRw16(cdb)));
+      return range(safe(() => decodeRw16Cdb(cdb)));
     case 0x9c:
-      return range(safe(() => decodeWriteAtomic16(cdb)));
+      return range(safe(() => decodeWriteAtomic16Cdb(cdb)));
     case 0x2e:
-      return range(safe(() => decodeVerify10(cdb)));
+      return range(safe(() => decodeVerify10Cdb(cdb)));
     case 0xae:
-      return range(safe(() => decodeVerify12(cdb)));
+      return range(safe(() => decodeVerify12Cdb(cdb)));
     case 0x8e:
-      return range(safe(() => decodeVerify16(cdb)));
+      return range(safe(() => decodeVerify16Cdb(cdb)));
     case 0x89:
-      return range(safe(() => decodeCompareAndWrite(cdb)));
+      return range(safe(() => decodeCompareAndWriteCdb(cdb)));
     case 0x41:
     case 0x93: {
-      const c = safe(() => (cdb[0] === 0x41 ? decodeWriteSame10(cdb) : decodeWriteSame16(cdb)));
+      const c = safe(() => (cdb[0] === 0x41 ? decodeWriteSame10Cdb(cdb) : decodeWriteSame16Cdb(cdb)));
       return c ? [[c.lba, c.blockCount === 0 ? BLOCKS : c.lba + c.blockCount]] : [];
     }
     case 0x42: {
-      const c = safe(() => decodeUnmap(cdb));
+      const c = safe(() => decodeUnmapCdb(cdb));
       const list = c ? safe(() => decodeUnmapList(dataOut.subarray(0, c.parameterListLength))) : undefined;
       return (list ?? []).map((d) => [d.lba, d.lba + d.blockCount]);
     }

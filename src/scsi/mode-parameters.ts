@@ -81,6 +81,19 @@ export function encodeModeParameters(p: {
   return w.buf;
 }
 
+/**
+ * A tape's MODE SELECT(6) parameter list that only sets the block descriptor: buffered mode 1
+ * (SSC-3 8.3.2), DENSITY CODE, 0 blocks, BLOCK LENGTH (0: variable).
+ */
+export function encodeModeSelectBlockDescriptor(blockLength: number, densityCode = 0): Uint8Array {
+  return encodeModeParameters({
+    size: 6,
+    select: true,
+    deviceSpecific: 0x10,
+    descriptor: { blockCount: densityCode * 0x1000000, blockLength },
+  });
+}
+
 /** The header of mode parameter data; undefined when `d` is shorter than a header. */
 export function decodeModeParameterHeader(d: Uint8Array, size: ModeCommandSize): ModeParameterHeader | undefined {
   const headerLength = modeHeaderLength(size);

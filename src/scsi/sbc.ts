@@ -4,33 +4,33 @@ import type { CommandEntry, CommandTable, HandlerResult } from './command-table.
 import {
   ServiceActionIn16,
   SanitizeAction,
-  decodeCompareAndWrite,
-  decodeFormatUnit,
-  decodePreventAllow,
-  decodeRange10,
-  decodeRange16,
-  decodeRw10,
-  decodeRw12,
-  decodeRw16,
-  decodeRw6,
-  decodeSanitize,
-  decodeServiceActionIn16,
-  decodeStartStopUnit,
-  decodeUnmap,
-  decodeVerify10,
-  decodeVerify12,
-  decodeVerify16,
-  decodeWriteSame10,
-  decodeWriteSame16,
-  decodeWriteAtomic16,
-  decodeReadDefectData,
-  decodeReadCapacity10,
-  trimToAllocation,
+  decodeCompareAndWriteCdb,
+  decodeFormatUnitCdb,
+  decodeRange10Cdb,
+  decodeRange16Cdb,
+  decodeRw10Cdb,
+  decodeRw12Cdb,
+  decodeRw16Cdb,
+  decodeRw6Cdb,
+  decodeSanitizeCdb,
+  decodeServiceActionIn16Cdb,
+  decodeStartStopUnitCdb,
+  decodeUnmapCdb,
+  decodeVerify10Cdb,
+  decodeVerify12Cdb,
+  decodeVerify16Cdb,
+  decodeWriteSame10Cdb,
+  decodeWriteSame16Cdb,
+  decodeWriteAtomic16Cdb,
+  decodeReadDefectDataCdb,
+  decodeReadCapacity10Cdb,
   type RangeCdb,
   type RwCdb,
   type VerifyCdb,
   type WriteSameCdb,
-} from './cdb.ts';
+} from './cdb/sbc.ts';
+import { decodePreventAllowCdb, trimToAllocation } from './cdb/spc.ts';
+import { encodeReadCapacity10Data, encodeReadCapacity16Data } from './read-capacity.ts';
 import { spcCommands, VpdPage, type VpdBuilder } from './spc.ts';
 import { makePage, ModePageCode, type ModePage } from './mode-pages.ts';
 import { scanLbaStatus } from './lba-status.ts';
@@ -300,7 +300,7 @@ export function decodeUnmapList(data: Uint8Array): Array<{ lba: number; blockCou
 
 async function unmap(task: ScsiTask, lu: DiskLu): Promise<ScsiResult> {
   checkReady(lu);
-  const c = decodeUnmap(task.cdb);
+  const c = decodeUnmapCdb(task.cdb);
   if (c.anchor) throw invalidCdb(1, 0);
   checkWritable(lu);
   if (c.parameterListLength === 0) return { status: ScsiStatus.GOOD, transferLength: 0 };
@@ -326,7 +326,7 @@ async function unmap(task: ScsiTask, lu: DiskLu): Promise<ScsiResult> {
 
 async function getLbaStatus(task: ScsiTask, lu: DiskLu): Promise<Uint8Array> {
   checkReady(lu);
-  const c = decodeServiceActionIn16(task.cdb);
+  const c = decodeServiceActionIn16Cdb(task.cdb);
   if (c.lba >= lu.device.blockCount) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.LBA_OUT_OF_RANGE);
   if (c.allocationLength < 24) {
     // SBC-3 5.5.1: fewer than one descriptor is not an error; answer what fits.
@@ -355,7 +355,7 @@ async function getLbaStatus(task: ScsiTask, lu: DiskLu): Promise<Uint8Array> {
 
 async function compareAndWrite(task: ScsiTask, lu: DiskLu): Promise<ScsiResult> {
   checkReady(lu);
-  const c = decodeCompareAndWrite(task.cdb);
+  const c = decodeCompareAndWriteCdb(task.cdb);
   checkProtect(c.protect);
   if (c.blockCount > DiskLimits.maxCompareAndWriteBlocks) throw invalidCdb(13);
   checkLba(lu, c.lba, c.blockCount);
@@ -385,7 +385,7 @@ async function compareAndWrite(task: ScsiTask, lu: DiskLu): Promise<ScsiResult> 
 
 async function orWrite(task: ScsiTask, lu: DiskLu): Promise<ScsiResult> {
   checkReady(lu);
-  const c = decodeRw16(task.cdb);
+  const c = decodeRw16Cdb(task.cdb);
   checkProtect(c.protect);
   checkLba(lu, c.lba, c.blockCount);
   checkTransfer(lu, c.blockCount, 10);
@@ -434,19 +434,22 @@ async function synchronizeCache(lu: DiskLu, c: RangeCdb): Promise<void> {
 
 function readCapacity10(task: ScsiTask, lu: DiskLu): Uint8Array {
   checkReady(lu);
-  const c = decodeReadCapacity10(task.cdb);
+  const c = decodeReadCapacity10Cdb(task.cdb);
   if (!c.pmi && c.lba !== 0) throw invalidCdb(2);
-  const last = lu.device.blockCount - 1;
-  return new ByteWriter(8).u32(Math.min(last, 0xffffffff)).u32(lu.device.blockSize).buf;
+  return encodeReadCapacity10Data({ lastLba: lu.device.blockCount - 1, blockSize: lu.device.blockSize });
 }
 
 function readCapacity16(task: ScsiTask, lu: DiskLu): Uint8Array {
   checkReady(lu);
-  const c = decodeServiceActionIn16(task.cdb);
-  const w = new ByteWriter(32).u64(lu.device.blockCount - 1).u32(lu.device.blockSize);
-  w.setU8(13, lbppbExponent(lu)); // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
-  w.setU8(14, 0x80 | 0x40); // LBPME, LBPRZ
-  return trimToAllocation(w.buf, c.allocationLength);
+  const c = decodeServiceActionIn16Cdb(task.cdb);
+  const data = encodeReadCapacity16Data({
+    lastLba: lu.device.blockCount - 1,
+    blockSize: lu.device.blockSize,
+    lbppbExponent: lbppbExponent(lu),
+    lbpme: true,
+    lbprz: true,
+  });
+  return trimToAllocation(data, c.allocationLength);
 }
 
 function lbppbExponent(lu: DiskLu): number {
@@ -456,7 +459,7 @@ function lbppbExponent(lu: DiskLu): number {
 /** READ DEFECT DATA(10/12): a virtual medium has no defects; an empty list in the format asked. */
 function readDefectData(task: ScsiTask, lu: DiskLu): Uint8Array {
   checkReady(lu);
-  const c = decodeReadDefectData(task.cdb);
+  const c = decodeReadDefectDataCdb(task.cdb);
   const flags = (c.plist ? 0x10 : 0) | (c.glist ? 0x08 : 0) | c.format;
   const d = new Uint8Array(c.size === 10 ? 4 : 8);
   d[1] = flags;
@@ -467,7 +470,7 @@ function readDefectData(task: ScsiTask, lu: DiskLu): Uint8Array {
 
 function startStopUnit(task: ScsiTask, lu: DiskLu): void {
   if (lu.sanitizing) checkReady(lu);
-  const c = decodeStartStopUnit(task.cdb);
+  const c = decodeStartStopUnitCdb(task.cdb);
   // SBC-3 5.25: a POWER CONDITION other than START_VALID makes START and LOEJ ignored.
   if (c.powerCondition !== 0) return;
   if (!c.loej) return;
@@ -477,7 +480,7 @@ function startStopUnit(task: ScsiTask, lu: DiskLu): void {
 }
 
 function preventAllow(task: ScsiTask, lu: DiskLu): void {
-  const c = decodePreventAllow(task.cdb);
+  const c = decodePreventAllowCdb(task.cdb);
   if (c.prevent > 1) throw invalidCdb(4, 0);
   if (c.prevent === 1 && !lu.spc.removable) throw invalidCdb(4, 0);
   if (c.prevent === 1) lu.preventers.add(task.nexus.key);
@@ -502,7 +505,7 @@ export function decodeSanitizeOverwrite(
 }
 
 async function sanitize(task: ScsiTask, lu: DiskLu): Promise<HandlerResult> {
-  const c = decodeSanitize(task.cdb);
+  const c = decodeSanitizeCdb(task.cdb);
   // Reserved: byte 1 b6, bytes 2–6.
   if (task.cdb[1] & 0x40) throw invalidCdb(1, 6);
   for (let i = 2; i <= 6; i++) if (task.cdb[i]) throw invalidCdb(i);
@@ -569,7 +572,7 @@ async function runSanitize(lu: DiskLu, pattern: Uint8Array | undefined, passes: 
 
 async function formatUnit(task: ScsiTask, lu: DiskLu): Promise<void> {
   checkReady(lu);
-  const c = decodeFormatUnit(task.cdb);
+  const c = decodeFormatUnitCdb(task.cdb);
   if (c.fmtpinfo !== 0) throw invalidCdb(1, 7);
   if (c.fmtData) throw invalidCdb(1, 4); // no parameter list (defect lists) supported
   checkWritable(lu);
@@ -680,55 +683,55 @@ const sanitizeEntry: E = {
 export const SBC_COMMANDS: CommandTable<DiskLu> = new Map<number, E>([
   ...spcCommands<DiskLu>((lu) => lu.notReady()),
   [ScsiOpcode.FORMAT_UNIT, rw('FORMAT UNIT', 6, 'write', (t, lu) => formatUnit(t, lu))],
-  [ScsiOpcode.READ_6, rw('READ(6)', 6, 'read', (t, lu) => doRead(t, lu, decodeRw6(t.cdb), 4))],
-  [ScsiOpcode.WRITE_6, rw('WRITE(6)', 6, 'write', (t, lu) => doWrite(t, lu, decodeRw6(t.cdb), 4))],
-  [ScsiOpcode.READ_10, rw('READ(10)', 10, 'read', (t, lu) => doRead(t, lu, decodeRw10(t.cdb), 7))],
-  [ScsiOpcode.WRITE_10, rw('WRITE(10)', 10, 'write', (t, lu) => doWrite(t, lu, decodeRw10(t.cdb), 7))],
-  [ScsiOpcode.READ_12, rw('READ(12)', 12, 'read', (t, lu) => doRead(t, lu, decodeRw12(t.cdb), 6))],
-  [ScsiOpcode.WRITE_12, rw('WRITE(12)', 12, 'write', (t, lu) => doWrite(t, lu, decodeRw12(t.cdb), 6))],
-  [ScsiOpcode.READ_16, rw('READ(16)', 16, 'read', (t, lu) => doRead(t, lu, decodeRw16(t.cdb), 10))],
-  [ScsiOpcode.WRITE_16, rw('WRITE(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeRw16(t.cdb), 10))],
+  [ScsiOpcode.READ_6, rw('READ(6)', 6, 'read', (t, lu) => doRead(t, lu, decodeRw6Cdb(t.cdb), 4))],
+  [ScsiOpcode.WRITE_6, rw('WRITE(6)', 6, 'write', (t, lu) => doWrite(t, lu, decodeRw6Cdb(t.cdb), 4))],
+  [ScsiOpcode.READ_10, rw('READ(10)', 10, 'read', (t, lu) => doRead(t, lu, decodeRw10Cdb(t.cdb), 7))],
+  [ScsiOpcode.WRITE_10, rw('WRITE(10)', 10, 'write', (t, lu) => doWrite(t, lu, decodeRw10Cdb(t.cdb), 7))],
+  [ScsiOpcode.READ_12, rw('READ(12)', 12, 'read', (t, lu) => doRead(t, lu, decodeRw12Cdb(t.cdb), 6))],
+  [ScsiOpcode.WRITE_12, rw('WRITE(12)', 12, 'write', (t, lu) => doWrite(t, lu, decodeRw12Cdb(t.cdb), 6))],
+  [ScsiOpcode.READ_16, rw('READ(16)', 16, 'read', (t, lu) => doRead(t, lu, decodeRw16Cdb(t.cdb), 10))],
+  [ScsiOpcode.WRITE_16, rw('WRITE(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeRw16Cdb(t.cdb), 10))],
   [
     ScsiOpcode.WRITE_ATOMIC_16,
-    rw('WRITE ATOMIC(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeWriteAtomic16(t.cdb), 12)),
+    rw('WRITE ATOMIC(16)', 16, 'write', (t, lu) => doWrite(t, lu, decodeWriteAtomic16Cdb(t.cdb), 12)),
   ],
   [ScsiOpcode.READ_DEFECT_DATA_10, rw('READ DEFECT DATA(10)', 10, 'read', (t, lu) => readDefectData(t, lu))],
   [ScsiOpcode.READ_DEFECT_DATA_12, rw('READ DEFECT DATA(12)', 12, 'read', (t, lu) => readDefectData(t, lu))],
-  [ScsiOpcode.VERIFY_10, rw('VERIFY(10)', 10, 'read', (t, lu) => doVerify(t, lu, decodeVerify10(t.cdb), 7))],
-  [ScsiOpcode.VERIFY_12, rw('VERIFY(12)', 12, 'read', (t, lu) => doVerify(t, lu, decodeVerify12(t.cdb), 6))],
-  [ScsiOpcode.VERIFY_16, rw('VERIFY(16)', 16, 'read', (t, lu) => doVerify(t, lu, decodeVerify16(t.cdb), 10))],
+  [ScsiOpcode.VERIFY_10, rw('VERIFY(10)', 10, 'read', (t, lu) => doVerify(t, lu, decodeVerify10Cdb(t.cdb), 7))],
+  [ScsiOpcode.VERIFY_12, rw('VERIFY(12)', 12, 'read', (t, lu) => doVerify(t, lu, decodeVerify12Cdb(t.cdb), 6))],
+  [ScsiOpcode.VERIFY_16, rw('VERIFY(16)', 16, 'read', (t, lu) => doVerify(t, lu, decodeVerify16Cdb(t.cdb), 10))],
   [
     ScsiOpcode.WRITE_AND_VERIFY_10,
-    rw('WRITE AND VERIFY(10)', 10, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify10(t.cdb), 7)),
+    rw('WRITE AND VERIFY(10)', 10, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify10Cdb(t.cdb), 7)),
   ],
   [
     ScsiOpcode.WRITE_AND_VERIFY_12,
-    rw('WRITE AND VERIFY(12)', 12, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify12(t.cdb), 6)),
+    rw('WRITE AND VERIFY(12)', 12, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify12Cdb(t.cdb), 6)),
   ],
   [
     ScsiOpcode.WRITE_AND_VERIFY_16,
-    rw('WRITE AND VERIFY(16)', 16, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify16(t.cdb), 10)),
+    rw('WRITE AND VERIFY(16)', 16, 'write', (t, lu) => doWriteAndVerify(t, lu, decodeVerify16Cdb(t.cdb), 10)),
   ],
   [
     ScsiOpcode.WRITE_SAME_10,
-    rw('WRITE SAME(10)', 10, 'write', (t, lu) => doWriteSame(t, lu, decodeWriteSame10(t.cdb), 7)),
+    rw('WRITE SAME(10)', 10, 'write', (t, lu) => doWriteSame(t, lu, decodeWriteSame10Cdb(t.cdb), 7)),
   ],
   [
     ScsiOpcode.WRITE_SAME_16,
-    rw('WRITE SAME(16)', 16, 'write', (t, lu) => doWriteSame(t, lu, decodeWriteSame16(t.cdb), 10)),
+    rw('WRITE SAME(16)', 16, 'write', (t, lu) => doWriteSame(t, lu, decodeWriteSame16Cdb(t.cdb), 10)),
   ],
   [ScsiOpcode.UNMAP, rw('UNMAP', 10, 'write', (t, lu) => unmap(t, lu))],
   [ScsiOpcode.COMPARE_AND_WRITE, rw('COMPARE AND WRITE', 16, 'write', (t, lu) => compareAndWrite(t, lu))],
   [ScsiOpcode.ORWRITE_16, rw('ORWRITE(16)', 16, 'write', (t, lu) => orWrite(t, lu))],
-  [ScsiOpcode.PRE_FETCH_10, rw('PRE-FETCH(10)', 10, 'read', (t, lu) => preFetch(lu, decodeRange10(t.cdb)))],
-  [ScsiOpcode.PRE_FETCH_16, rw('PRE-FETCH(16)', 16, 'read', (t, lu) => preFetch(lu, decodeRange16(t.cdb)))],
+  [ScsiOpcode.PRE_FETCH_10, rw('PRE-FETCH(10)', 10, 'read', (t, lu) => preFetch(lu, decodeRange10Cdb(t.cdb)))],
+  [ScsiOpcode.PRE_FETCH_16, rw('PRE-FETCH(16)', 16, 'read', (t, lu) => preFetch(lu, decodeRange16Cdb(t.cdb)))],
   [
     ScsiOpcode.SYNCHRONIZE_CACHE_10,
-    rw('SYNCHRONIZE CACHE(10)', 10, 'write', (t, lu) => synchronizeCache(lu, decodeRange10(t.cdb))),
+    rw('SYNCHRONIZE CACHE(10)', 10, 'write', (t, lu) => synchronizeCache(lu, decodeRange10Cdb(t.cdb))),
   ],
   [
     ScsiOpcode.SYNCHRONIZE_CACHE_16,
-    rw('SYNCHRONIZE CACHE(16)', 16, 'write', (t, lu) => synchronizeCache(lu, decodeRange16(t.cdb))),
+    rw('SYNCHRONIZE CACHE(16)', 16, 'write', (t, lu) => synchronizeCache(lu, decodeRange16Cdb(t.cdb))),
   ],
   [
     ScsiOpcode.READ_CAPACITY_10,

@@ -24,7 +24,9 @@ import {
   encodeSense,
   type SenseOptions,
 } from './sense.ts';
-import * as T from './tape-cdb.ts';
+import { buildRead6, buildRewind, buildWrite6, buildWriteFilemarks6 } from './cdb/ssc.ts';
+import { buildRequestSense, buildTestUnitReady } from './cdb/spc.ts';
+import { buildRead10 } from './cdb/sbc.ts';
 
 // ---- an independent reading of SPC-4 4.5.2 (descriptor format), for the layout checks -----
 
@@ -277,11 +279,12 @@ const run = (lu: LogicalUnit, cdb: Uint8Array, dataOut?: Uint8Array, nexus = nex
   lu.execute(makeTask(cdb, { dataOut, nexus }));
 
 /** A CDB with an unsupported opcode: 05/20/00 with a field pointer at byte 0 bit 7. */
+// Deliberately invalid: FFh is no command's operation code.
 const badOpcode = (): Uint8Array => Uint8Array.of(0xff, 0, 0, 0, 0, 0);
 
 async function expectFormatFollowsDSense(lu: LogicalUnit): Promise<void> {
-  await run(lu, Uint8Array.of(0, 0, 0, 0, 0, 0)); // the power-on unit attention
-  await run(lu, Uint8Array.of(0, 0, 0, 0, 0, 0), undefined, nexusB);
+  await run(lu, buildTestUnitReady()); // the power-on unit attention
+  await run(lu, buildTestUnitReady(), undefined, nexusB);
   const fixed = await run(lu, badOpcode());
   assert.equal(fixed.sense![0], 0x70);
   await setDSense(lu, true);
@@ -291,11 +294,11 @@ async function expectFormatFollowsDSense(lu: LogicalUnit): Promise<void> {
   assert.deepEqual([r.responseCode, r.key, r.asc, r.ascq], [0x72, 5, 0x20, 0]);
   assert.deepEqual([...one(r, 0x02).subarray(4, 7)], [0x80 | 0x40 | 0x08 | 7, 0, 0], 'field pointer: CDB byte 0 bit 7');
   // The other nexus gets the mode-parameters-changed unit attention, in descriptor format too.
-  const ua = await run(lu, Uint8Array.of(0, 0, 0, 0, 0, 0), undefined, nexusB);
+  const ua = await run(lu, buildTestUnitReady(), undefined, nexusB);
   assert.deepEqual([...ua.sense!], [0x72, 6, 0x2a, 0x01, 0, 0, 0, 0]);
   // REQUEST SENSE follows its DESC bit, not D_SENSE (SPC-4 6.39).
-  assert.equal((await run(lu, Uint8Array.of(0x03, 0, 0, 0, 252, 0))).dataIn![0], 0x70);
-  assert.equal((await run(lu, Uint8Array.of(0x03, 1, 0, 0, 252, 0))).dataIn![0], 0x72);
+  assert.equal((await run(lu, buildRequestSense(252))).dataIn![0], 0x70);
+  assert.equal((await run(lu, buildRequestSense(252, { desc: true }))).dataIn![0], 0x72);
   await setDSense(lu, false);
   assert.equal((await run(lu, badOpcode())).sense![0], 0x70);
 }
@@ -304,13 +307,13 @@ test('D_SENSE=1 on a disk LU: CHECK CONDITION sense in descriptor format, cold r
   const lu = new DiskLu(new MemoryDevice(512, 64), { identity: luIdentity('d-sense|disk') });
   await expectFormatFollowsDSense(lu);
   await setDSense(lu, true);
-  const r = await run(lu, Uint8Array.of(0x28, 0, 0, 0, 0x10, 0, 0, 0, 1, 0)); // READ(10) LBA 4096 of 64
+  const r = await run(lu, buildRead10(4096, 1)); // READ(10) LBA 4096 of 64
   const s = readDescriptorSense(r.sense!);
   assert.deepEqual([s.responseCode, s.key, s.asc], [0x72, 5, 0x21]);
   assert.equal(decodeSense(r.sense!).asc, 0x21);
   // A target cold reset restores the default (fixed).
   lu.reset('target-cold', nexusA);
-  await run(lu, Uint8Array.of(0, 0, 0, 0, 0, 0));
+  await run(lu, buildTestUnitReady());
   assert.equal((await run(lu, badOpcode())).sense![0], 0x70);
 });
 
@@ -323,16 +326,16 @@ test(
       await lu.insert(await Cartridge.create(join(dir, 't.cart'), { barcode: 'DSENSE01', capacityBytes: 1 << 20 }));
       await expectFormatFollowsDSense(lu);
       await setDSense(lu, true);
-      assert.equal((await run(lu, T.buildWrite6(100), new Uint8Array(100).fill(7))).status, ScsiStatus.GOOD);
-      assert.equal((await run(lu, T.buildWriteFilemarks6(1))).status, ScsiStatus.GOOD);
-      assert.equal((await run(lu, T.buildRewind())).status, ScsiStatus.GOOD);
-      const short = await run(lu, T.buildRead6(400)); // the 100-byte record, asked for 400: ILI, residue 300
+      assert.equal((await run(lu, buildWrite6(100), new Uint8Array(100).fill(7))).status, ScsiStatus.GOOD);
+      assert.equal((await run(lu, buildWriteFilemarks6(1))).status, ScsiStatus.GOOD);
+      assert.equal((await run(lu, buildRewind())).status, ScsiStatus.GOOD);
+      const short = await run(lu, buildRead6(400)); // the 100-byte record, asked for 400: ILI, residue 300
       const s1 = readDescriptorSense(short.sense!);
       assert.deepEqual([s1.responseCode, s1.key], [0x72, 0]);
       assert.deepEqual([...one(s1, 0x04)], [0x04, 0x02, 0, 0x20], 'ILI');
       assert.equal(be64(one(s1, 0x00), 4), 300n);
       assert.equal(short.dataIn?.length, 100);
-      const fm = await run(lu, T.buildRead6(400));
+      const fm = await run(lu, buildRead6(400));
       const s2 = readDescriptorSense(fm.sense!);
       assert.deepEqual([s2.key, s2.asc, s2.ascq], [0, 0x00, 0x01]);
       assert.deepEqual([...one(s2, 0x04)], [0x04, 0x02, 0, 0x80], 'FILEMARK');
@@ -366,11 +369,11 @@ test('a SenseError thrown with D_SENSE=1 reaches the wire unchanged in meaning',
 });
 
 test('REQUEST SENSE to an unmapped LUN: 05/25/00 in the format its DESC bit asks for', () => {
-  const fixed = unmappedLun(makeTask(Uint8Array.of(0x03, 0, 0, 0, 252, 0), { lun: 9 }));
+  const fixed = unmappedLun(makeTask(buildRequestSense(252), { lun: 9 }));
   assert.deepEqual(
     [fixed.status, fixed.dataIn![0], fixed.dataIn![2], fixed.dataIn![12]],
     [ScsiStatus.GOOD, 0x70, 5, 0x25],
   );
-  const desc = unmappedLun(makeTask(Uint8Array.of(0x03, 1, 0, 0, 252, 0), { lun: 9 }));
+  const desc = unmappedLun(makeTask(buildRequestSense(252, { desc: true }), { lun: 9 }));
   assert.deepEqual([...desc.dataIn!], [0x72, 5, 0x25, 0, 0, 0, 0, 0]);
 });

@@ -9,7 +9,9 @@ import { runCdb, type RunResult } from '../../test/helpers/tape.ts';
 import { SenseKey } from './sense.ts';
 import { ScsiStatus } from './task.ts';
 import { ElementBase } from '../tape/library.ts';
-import * as T from './tape-cdb.ts';
+import { ElementType, buildMoveMedium, buildReadElementStatus } from './cdb/smc.ts';
+import { buildInquiry, buildModeSense6, buildPreventAllow, buildReadAttribute, buildTestUnitReady } from './cdb/spc.ts';
+import { buildLoadUnload, buildRead6, buildRewind, buildWrite6, buildWriteFilemarks6 } from './cdb/ssc.ts';
 
 const GOOD = ScsiStatus.GOOD;
 
@@ -65,12 +67,12 @@ test(
       const { changer } = lib;
       assert.ok(existsSync(join(dir, 'library.json')));
       assert.ok(!existsSync(join(dir, 'FER001L8.cart')), 'cartridge files are created lazily');
-      await runCdb(changer, T.buildTestUnitReady()); // power-on UA
+      await runCdb(changer, buildTestUnitReady()); // power-on UA
       assert.equal(changer.deviceType, 8);
-      const inq = await runCdb(changer, T.buildInquiry());
+      const inq = await runCdb(changer, buildInquiry(96));
       assert.equal(inq.dataIn![0], 0x08);
 
-      const ms = await runCdb(changer, T.buildModeSense6(0x1d, { dbd: true }));
+      const ms = await runCdb(changer, buildModeSense6(0x1d, { dbd: true }));
       const pg = ms.dataIn!.subarray(4);
       assert.deepEqual([pg[0], pg[1]], [0x1d, 0x12]);
       const u16 = (at: number): number => (pg[at] << 8) | pg[at + 1];
@@ -80,15 +82,15 @@ test(
       );
 
       let st = parseElementStatus(
-        (await runCdb(changer, T.buildReadElementStatus({ voltag: true, dvcid: true }))).dataIn!,
+        (await runCdb(changer, buildReadElementStatus({ voltag: true, dvcid: true }))).dataIn!,
       );
       assert.equal(st.count, 1 + 1 + 2 + 5);
-      const slots = st.elements.filter((e) => e.type === T.ElementType.STORAGE);
+      const slots = st.elements.filter((e) => e.type === ElementType.STORAGE);
       assert.deepEqual(
         slots.map((e) => e.barcode),
         ['FER001L8', 'FER002L8', 'FER003L8', 'FER004L8', 'FER005L8'],
       );
-      const drives = st.elements.filter((e) => e.type === T.ElementType.DATA_TRANSFER);
+      const drives = st.elements.filter((e) => e.type === ElementType.DATA_TRANSFER);
       assert.deepEqual(
         drives.map((e) => e.full),
         [false, false],
@@ -96,7 +98,7 @@ test(
       assert.ok(drives[0].dvcid?.includes(lib.drives[0].serial), 'DVCID names the drive serial');
       // Only the drives, from the second one.
       st = parseElementStatus(
-        (await runCdb(changer, T.buildReadElementStatus({ type: T.ElementType.DATA_TRANSFER, start: 0x101 }))).dataIn!,
+        (await runCdb(changer, buildReadElementStatus({ type: ElementType.DATA_TRANSFER, start: 0x101 }))).dataIn!,
       );
       assert.deepEqual(
         st.elements.map((e) => e.address),
@@ -105,29 +107,30 @@ test(
 
       // Load FER002L8 into drive 0 and write to it.
       const drive = lib.drives[0];
-      expectSense(await runCdb(drive, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
-      expectSense(await runCdb(drive, T.buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
-      assert.equal((await runCdb(changer, T.buildMoveMedium(0, 0x1001, 0x100))).status, GOOD);
-      expectSense(await runCdb(drive, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x28, 0x00);
+      expectSense(await runCdb(drive, buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
+      expectSense(await runCdb(drive, buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
+      assert.equal((await runCdb(changer, buildMoveMedium(0, 0x1001, 0x100))).status, GOOD);
+      expectSense(await runCdb(drive, buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x28, 0x00);
       const data = new Uint8Array(1000).fill(42);
-      assert.equal((await runCdb(drive, T.buildWrite6(1000), { dataOut: data })).status, GOOD);
-      assert.equal((await runCdb(drive, T.buildWriteFilemarks6(1))).status, GOOD);
-      st = parseElementStatus((await runCdb(changer, T.buildReadElementStatus({ voltag: true }))).dataIn!);
+      assert.equal((await runCdb(drive, buildWrite6(1000), { dataOut: data })).status, GOOD);
+      assert.equal((await runCdb(drive, buildWriteFilemarks6(1))).status, GOOD);
+      st = parseElementStatus((await runCdb(changer, buildReadElementStatus({ voltag: true }))).dataIn!);
       const d0 = st.elements.find((e) => e.address === 0x100)!;
       assert.deepEqual([d0.full, d0.barcode, d0.source], [true, 'FER002L8', 0x1001]);
       assert.equal(st.elements.find((e) => e.address === 0x1001)!.full, false);
 
       // Impossible moves.
-      expectSense(await runCdb(changer, T.buildMoveMedium(0, 0x1001, 0x101)), SenseKey.ILLEGAL_REQUEST, 0x3b, 0x0e);
-      expectSense(await runCdb(changer, T.buildMoveMedium(0, 0x100, 0x1000)), SenseKey.ILLEGAL_REQUEST, 0x3b, 0x0d);
-      expectSense(await runCdb(changer, T.buildMoveMedium(0, 0x1000, 0x2000)), SenseKey.ILLEGAL_REQUEST, 0x21, 0x01);
-      expectSense(await runCdb(changer, T.buildMoveMedium(0x55, 0x1000, 0x1001)), SenseKey.ILLEGAL_REQUEST, 0x21, 0x01);
-      expectSense(await runCdb(changer, T.buildReadElementStatus({ type: 7 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+      expectSense(await runCdb(changer, buildMoveMedium(0, 0x1001, 0x101)), SenseKey.ILLEGAL_REQUEST, 0x3b, 0x0e);
+      expectSense(await runCdb(changer, buildMoveMedium(0, 0x100, 0x1000)), SenseKey.ILLEGAL_REQUEST, 0x3b, 0x0d);
+      expectSense(await runCdb(changer, buildMoveMedium(0, 0x1000, 0x2000)), SenseKey.ILLEGAL_REQUEST, 0x21, 0x01);
+      expectSense(await runCdb(changer, buildMoveMedium(0x55, 0x1000, 0x1001)), SenseKey.ILLEGAL_REQUEST, 0x21, 0x01);
+      expectSense(await runCdb(changer, buildReadElementStatus({ type: 7 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+      // Deliberately malformed: MOVE MEDIUM cut to 3 bytes.
       expectSense(await runCdb(changer, Uint8Array.of(0xa5, 0, 0)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
       // The drive prevents removal.
-      await runCdb(drive, T.buildPreventAllow(true));
-      expectSense(await runCdb(changer, T.buildMoveMedium(0, 0x100, 0x1001)), SenseKey.ILLEGAL_REQUEST, 0x53, 0x02);
-      await runCdb(drive, T.buildPreventAllow(false));
+      await runCdb(drive, buildPreventAllow(true));
+      expectSense(await runCdb(changer, buildMoveMedium(0, 0x100, 0x1001)), SenseKey.ILLEGAL_REQUEST, 0x53, 0x02);
+      await runCdb(drive, buildPreventAllow(false));
 
       // Restart with the cartridge in the drive: inventory and data are still there.
       await lib.close();
@@ -135,27 +138,27 @@ test(
       const inv = JSON.parse(readFileSync(join(dir, 'library.json'), 'utf8'));
       assert.equal(inv.contents[String(0x100)].barcode, 'FER002L8');
       const d = lib.drives[0];
-      await runCdb(d, T.buildTestUnitReady());
-      await runCdb(d, T.buildTestUnitReady());
-      await runCdb(d, T.buildRewind());
-      const r = await runCdb(d, T.buildRead6(1000));
+      await runCdb(d, buildTestUnitReady());
+      await runCdb(d, buildTestUnitReady());
+      await runCdb(d, buildRewind());
+      const r = await runCdb(d, buildRead6(1000));
       assert.equal(r.status, GOOD);
       assert.deepEqual(new Uint8Array(r.dataIn!), data);
 
       // Unload, export through the mail slot, bring it back into drive 1.
-      assert.equal((await runCdb(d, T.buildLoadUnload(false))).status, GOOD);
-      expectSense(await runCdb(lib.changer, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
-      assert.equal((await runCdb(lib.changer, T.buildMoveMedium(0, 0x100, ElementBase.IMPORT_EXPORT))).status, GOOD);
-      expectSense(await runCdb(d, T.buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
-      assert.equal((await runCdb(lib.changer, T.buildMoveMedium(0, ElementBase.IMPORT_EXPORT, 0x101))).status, GOOD);
+      assert.equal((await runCdb(d, buildLoadUnload(false))).status, GOOD);
+      expectSense(await runCdb(lib.changer, buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
+      assert.equal((await runCdb(lib.changer, buildMoveMedium(0, 0x100, ElementBase.IMPORT_EXPORT))).status, GOOD);
+      expectSense(await runCdb(d, buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
+      assert.equal((await runCdb(lib.changer, buildMoveMedium(0, ElementBase.IMPORT_EXPORT, 0x101))).status, GOOD);
       const d1 = lib.drives[1];
-      await runCdb(d1, T.buildTestUnitReady());
-      await runCdb(d1, T.buildTestUnitReady());
-      const r1 = await runCdb(d1, T.buildRead6(1000));
+      await runCdb(d1, buildTestUnitReady());
+      await runCdb(d1, buildTestUnitReady());
+      const r1 = await runCdb(d1, buildRead6(1000));
       assert.deepEqual(new Uint8Array(r1.dataIn!), data);
-      const lc = await runCdb(d1, T.buildReadAttribute(0, 0x0003));
+      const lc = await runCdb(d1, buildReadAttribute(0, 0x0003));
       assert.equal(lc.dataIn![4 + 5 + 7], 3, 'load count: first load, reload after restart, load in drive 1');
-      assert.equal((await runCdb(lib.changer, T.buildMoveMedium(0, 0x101, 0x1001))).status, GOOD);
+      assert.equal((await runCdb(lib.changer, buildMoveMedium(0, 0x101, 0x1001))).status, GOOD);
       await lib.close();
       await assert.rejects(openLibrary(dir, { drives: 3 }), /has 2 drives/);
     } finally {
@@ -169,15 +172,15 @@ test('stand-alone drive: creates the cartridge when missing and keeps data acros
   try {
     const path = join(dir, 'one.cart');
     let lu = await openStandaloneDrive(path, { createSizeBytes: 1 << 20 });
-    await runCdb(lu, T.buildTestUnitReady());
-    assert.equal((await runCdb(lu, T.buildTestUnitReady())).status, GOOD);
-    await runCdb(lu, T.buildWrite6(3), { dataOut: Uint8Array.of(1, 2, 3) });
+    await runCdb(lu, buildTestUnitReady());
+    assert.equal((await runCdb(lu, buildTestUnitReady())).status, GOOD);
+    await runCdb(lu, buildWrite6(3), { dataOut: Uint8Array.of(1, 2, 3) });
     await lu.close();
     lu = await openStandaloneDrive(path);
-    await runCdb(lu, T.buildTestUnitReady());
-    const r = await runCdb(lu, T.buildRead6(3));
+    await runCdb(lu, buildTestUnitReady());
+    const r = await runCdb(lu, buildRead6(3));
     assert.deepEqual([...r.dataIn!], [1, 2, 3]);
-    const ra = await runCdb(lu, T.buildReadAttribute(0, 0x0806));
+    const ra = await runCdb(lu, buildReadAttribute(0, 0x0806));
     assert.equal(new TextDecoder().decode(ra.dataIn!.subarray(9, 12)), 'ONE');
     await lu.close();
   } finally {
@@ -201,7 +204,7 @@ test('property: random MOVE MEDIUM sequences (valid and impossible) and restarts
         const dir = mkdtempSync(join(tmpdir(), `ferry-vtl-p${n++}-`));
         try {
           let lib = await openLibrary(dir, { drives: 2, slots: 3, cartridgeSizeBytes: 1 << 16 });
-          await runCdb(lib.changer, T.buildTestUnitReady());
+          await runCdb(lib.changer, buildTestUnitReady());
           const model = new Map<number, string>([
             [0x1000, 'FER001L8'],
             [0x1001, 'FER002L8'],
@@ -212,10 +215,10 @@ test('property: random MOVE MEDIUM sequences (valid and impossible) and restarts
             if (op === 'restart') {
               await lib.close();
               lib = await openLibrary(dir);
-              await runCdb(lib.changer, T.buildTestUnitReady());
+              await runCdb(lib.changer, buildTestUnitReady());
               continue;
             }
-            const r = await runCdb(lib.changer, T.buildMoveMedium(0, op.src, op.dst));
+            const r = await runCdb(lib.changer, buildMoveMedium(0, op.src, op.dst));
             let want = 'GOOD';
             if (!valid(op.src) || !valid(op.dst)) want = '5/21/01';
             else if (!model.has(op.src)) want = '5/3b/0e';
@@ -238,7 +241,7 @@ test('property: random MOVE MEDIUM sequences (valid and impossible) and restarts
               assert.equal(lib.drives[i].drive.cartridge?.label.barcode ?? null, model.get(a) ?? null, `drive ${i}`);
             }
           }
-          const d = parseElementStatus((await runCdb(lib.changer, T.buildReadElementStatus({ voltag: true }))).dataIn!);
+          const d = parseElementStatus((await runCdb(lib.changer, buildReadElementStatus({ voltag: true }))).dataIn!);
           const seen = new Map(d.elements.filter((e) => e.full).map((e) => [e.address, e.barcode!]));
           assert.deepEqual([...seen].sort(), [...model].sort());
           await lib.close();

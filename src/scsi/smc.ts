@@ -4,22 +4,21 @@ import { runCommand, type CommandEntry, type CommandTable } from './command-tabl
 import { SpcState, spcCommands, spcGate, VersionDescriptor, type SpcLu } from './spc.ts';
 import { makePage } from './mode-pages.ts';
 import { luIdentity } from './identity.ts';
-import { trimToAllocation } from './cdb.ts';
+import { trimToAllocation, decodePreventAllowCdb } from './cdb/spc.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
 import { ByteReader } from '../util/byte-reader.ts';
 import { DecodeError } from '../util/errors.ts';
-import {
-  ElementType,
-  decodeMoveMedium,
-  decodeReadElementStatus,
-  decodeInitElementStatusRange,
-  decodePreventAllowTape,
-  decodePositionToElement,
-} from './tape-cdb.ts';
 import { ElementBase, type Element, type ElementKind, type LibraryInventory } from '../tape/library.ts';
 import type { TapeDriveLu } from './ssc.ts';
 import type { SenseFormat } from './sense.ts';
 import { ScsiOpcode } from './opcodes.ts';
+import {
+  ElementType,
+  decodeInitElementStatusRangeCdb,
+  decodeMoveMediumCdb,
+  decodePositionToElementCdb,
+  decodeReadElementStatusCdb,
+} from './cdb/smc.ts';
 
 /**
  * SMC-3 medium changer LU over a LibraryInventory and its drives' LUs. MOVE MEDIUM into a
@@ -144,7 +143,7 @@ function changerModePages(inv: LibraryInventory): ReturnType<typeof makePage>[] 
  * then the primary volume tag (36) when VOLTAG, then the identification descriptor when DVCID.
  */
 function readElementStatus(task: ScsiTask, lu: MediumChangerLu): Uint8Array {
-  const c = decodeReadElementStatus(task.cdb);
+  const c = decodeReadElementStatusCdb(task.cdb);
   if (c.type > ElementType.DATA_TRANSFER) throw invalidCdb(1, 3);
   let els = lu.inventory
     .elements()
@@ -227,19 +226,19 @@ function readElementStatus(task: ScsiTask, lu: MediumChangerLu): Uint8Array {
 }
 
 async function moveMedium(task: ScsiTask, lu: MediumChangerLu): Promise<void> {
-  const c = decodeMoveMedium(task.cdb);
+  const c = decodeMoveMediumCdb(task.cdb);
   if (c.invert) throw invalidCdb(10, 0);
   if (c.transport !== 0 && lu.inventory.element(c.transport)?.kind !== 'transport') throw invalidElement(2);
   await lu.move(c.source, c.destination);
 }
 
 function initializeElementStatusWithRange(task: ScsiTask, lu: MediumChangerLu): void {
-  const c = decodeInitElementStatusRange(task.cdb);
+  const c = decodeInitElementStatusRangeCdb(task.cdb);
   if (c.range && !lu.inventory.element(c.start)) throw invalidElement(2);
 }
 
 function preventAllow(task: ScsiTask, lu: MediumChangerLu): void {
-  const c = decodePreventAllowTape(task.cdb);
+  const c = decodePreventAllowCdb(task.cdb);
   if (c.prevent > 1) throw invalidCdb(4, 1);
   if (c.prevent) lu.preventers.add(task.nexus.key);
   else lu.preventers.delete(task.nexus.key);
@@ -264,7 +263,7 @@ export const SMC_TABLE: CommandTable<MediumChangerLu> = new Map<number, CommandE
   [
     ScsiOpcode.POSITION_TO_ELEMENT,
     entry('POSITION TO ELEMENT', 10, (t, lu) => {
-      if (!lu.inventory.element(decodePositionToElement(t.cdb).destination)) throw invalidElement(4);
+      if (!lu.inventory.element(decodePositionToElementCdb(t.cdb).destination)) throw invalidElement(4);
     }),
   ],
   [ScsiOpcode.MOVE_MEDIUM, entry('MOVE MEDIUM', 12, moveMedium)],

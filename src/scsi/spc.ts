@@ -3,22 +3,22 @@ import { ScsiStatus, type Nexus, type ResetKind, type ScsiResult, type ScsiTask 
 import { checkCondition, type CommandEntry } from './command-table.ts';
 import {
   MaintenanceIn,
-  decodeInquiry,
-  decodeModeSelect10,
-  decodeModeSelect6,
-  decodeModeSense10,
-  decodeModeSense6,
-  decodePrIn,
-  decodePrOut,
-  decodeReportLuns,
-  decodeReportOpcodes,
-  decodeReportTmfs,
-  decodeRequestSense,
-  decodeReserve6,
+  decodeInquiryCdb,
+  decodeModeSelect10Cdb,
+  decodeModeSelect6Cdb,
+  decodeModeSense10Cdb,
+  decodeModeSense6Cdb,
+  decodePrInCdb,
+  decodePrOutCdb,
+  decodeReportLunsCdb,
+  decodeReportOpcodesCdb,
+  decodeReportTmfsCdb,
+  decodeRequestSenseCdb,
+  decodeReserve6Cdb,
   trimToAllocation,
   type ModeSelectCdb,
   type ModeSenseCdb,
-} from './cdb.ts';
+} from './cdb/spc.ts';
 import { UnitAttentions } from './unit-attention.ts';
 import {
   PersistentReservations,
@@ -215,7 +215,7 @@ export function deviceIdentification(spc: SpcState, task: ScsiTask): Uint8Array 
 
 export function inquiry(task: ScsiTask, lu: SpcLu): Uint8Array {
   const spc = lu.spc;
-  const c = decodeInquiry(task.cdb);
+  const c = decodeInquiryCdb(task.cdb);
   if (c.cmddt) throw invalidCdb(1, 1);
   if (!c.evpd) {
     if (c.pageCode !== 0) throw invalidCdb(2);
@@ -247,7 +247,7 @@ function vpdBody(spc: SpcState, code: number, task: ScsiTask): Uint8Array {
  * format the DESC bit asks for whatever D_SENSE says (SPC-4 6.39).
  */
 export function requestSense(task: ScsiTask, lu: SpcLu, notReady?: () => SenseError | undefined): Uint8Array {
-  const c = decodeRequestSense(task.cdb);
+  const c = decodeRequestSenseCdb(task.cdb);
   const ua = lu.spc.ua.take(task.nexus.key);
   const err = ua
     ? new SenseError(SenseKey.UNIT_ATTENTION, ua)
@@ -258,7 +258,7 @@ export function requestSense(task: ScsiTask, lu: SpcLu, notReady?: () => SenseEr
 // ---- REPORT LUNS (SPC-4 6.33, SAM-5 4.7) --------------------------------------------------
 
 export function reportLuns(task: ScsiTask): Uint8Array {
-  const c = decodeReportLuns(task.cdb);
+  const c = decodeReportLunsCdb(task.cdb);
   // SPC-4 6.33: allocation length below 16 is an error; SELECT REPORT 00h–02h are defined.
   if (c.allocationLength < 16) throw invalidCdb(6);
   if (c.selectReport > 2) throw invalidCdb(2);
@@ -271,7 +271,7 @@ export function unmappedLun(task: ScsiTask): ScsiResult {
   const op = task.cdb[0];
   if (op === ScsiOpcode.INQUIRY) {
     try {
-      const c = decodeInquiry(task.cdb);
+      const c = decodeInquiryCdb(task.cdb);
       if (!c.evpd) {
         const d = new Uint8Array(36);
         d[0] = 0x7f; // PERIPHERAL QUALIFIER 011b, DEVICE TYPE 1Fh
@@ -317,7 +317,7 @@ function usageOf(op: number, sa: number | undefined, info: CommandInfo): Uint8Ar
 const timeoutsDescriptor = (): Uint8Array => Uint8Array.of(0x00, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 
 export function reportSupportedOpcodes(task: ScsiTask, lu: SpcLu): Uint8Array {
-  const c = decodeReportOpcodes(task.cdb);
+  const c = decodeReportOpcodesCdb(task.cdb);
   const table = lu.spc.table;
   if (c.option === 0) {
     const descs: Uint8Array[] = [];
@@ -371,7 +371,7 @@ export function reportSupportedOpcodes(task: ScsiTask, lu: SpcLu): Uint8Array {
 
 /** ABORT TASK, ABORT TASK SET, LU RESET, TARGET RESET (no CLEAR TASK SET / CLEAR ACA / QUERY). */
 export function reportSupportedTmfs(task: ScsiTask): Uint8Array {
-  const c = decodeReportTmfs(task.cdb);
+  const c = decodeReportTmfsCdb(task.cdb);
   if (c.allocationLength < 4) throw invalidCdb(6);
   const d = new Uint8Array(c.repd ? 16 : 4);
   d[0] = 0x80 | 0x40 | 0x08 | 0x02; // ATS, ATSS, LURS, TRS
@@ -418,12 +418,12 @@ export function modeSelect(c: ModeSelectCdb, task: ScsiTask, spc: SpcState): voi
 // ---- PERSISTENT RESERVE IN/OUT, RESERVE(6)/RELEASE(6) -------------------------------------
 
 export function persistentReserveIn(task: ScsiTask, lu: SpcLu): Uint8Array {
-  const c = decodePrIn(task.cdb);
+  const c = decodePrInCdb(task.cdb);
   return trimToAllocation(lu.spc.pr.in(c.serviceAction, task.target.relativePortId), c.allocationLength);
 }
 
 export function persistentReserveOut(task: ScsiTask, lu: SpcLu): ScsiResult | undefined {
-  const c = decodePrOut(task.cdb);
+  const c = decodePrOutCdb(task.cdb);
   if (c.serviceAction > PrOutAction.REGISTER_AND_MOVE) throw invalidCdb(1, 4);
   const spc = lu.spc;
   // SPC-3 5.6.3: while a RESERVE(6) reservation is held, PERSISTENT RESERVE OUT conflicts.
@@ -445,7 +445,7 @@ export function reserve6(task: ScsiTask, lu: SpcLu): ScsiResult | undefined {
   const spc = lu.spc;
   if (spc.pr.hasRegistrations) return { status: ScsiStatus.RESERVATION_CONFLICT };
   if (spc.reserve6 !== undefined && spc.reserve6 !== task.nexus.key) return { status: ScsiStatus.RESERVATION_CONFLICT };
-  const c = decodeReserve6(task.cdb);
+  const c = decodeReserve6Cdb(task.cdb);
   if (c.thirdParty) throw invalidCdb(1, 4); // third-party reservations: unsupported
   if (c.extent) throw invalidCdb(1, 0); // extent reservations: obsolete, unsupported
   spc.reserve6 = task.nexus.key;
@@ -559,11 +559,15 @@ export function spcCommands<L extends SpcLu>(
     [ScsiOpcode.INQUIRY, { name: 'INQUIRY', cdbLength: 6, pr: 'allowed', handler: (t, lu) => inquiry(t, lu) }],
     [
       ScsiOpcode.MODE_SELECT_6,
-      { name: 'MODE SELECT(6)', cdbLength: 6, handler: (t, lu) => modeSelect(decodeModeSelect6(t.cdb), t, lu.spc) },
+      { name: 'MODE SELECT(6)', cdbLength: 6, handler: (t, lu) => modeSelect(decodeModeSelect6Cdb(t.cdb), t, lu.spc) },
     ],
     [
       ScsiOpcode.MODE_SELECT_10,
-      { name: 'MODE SELECT(10)', cdbLength: 10, handler: (t, lu) => modeSelect(decodeModeSelect10(t.cdb), t, lu.spc) },
+      {
+        name: 'MODE SELECT(10)',
+        cdbLength: 10,
+        handler: (t, lu) => modeSelect(decodeModeSelect10Cdb(t.cdb), t, lu.spc),
+      },
     ],
     [
       ScsiOpcode.MODE_SENSE_6,
@@ -571,7 +575,7 @@ export function spcCommands<L extends SpcLu>(
         name: 'MODE SENSE(6)',
         cdbLength: 6,
         pr: 'read',
-        handler: (t, lu) => modeSense(decodeModeSense6(t.cdb), lu.spc),
+        handler: (t, lu) => modeSense(decodeModeSense6Cdb(t.cdb), lu.spc),
       },
     ],
     [
@@ -580,7 +584,7 @@ export function spcCommands<L extends SpcLu>(
         name: 'MODE SENSE(10)',
         cdbLength: 10,
         pr: 'read',
-        handler: (t, lu) => modeSense(decodeModeSense10(t.cdb), lu.spc),
+        handler: (t, lu) => modeSense(decodeModeSense10Cdb(t.cdb), lu.spc),
       },
     ],
     [ScsiOpcode.RESERVE_6, { name: 'RESERVE(6)', cdbLength: 6, pr: 'allowed', handler: (t, lu) => reserve6(t, lu) }],

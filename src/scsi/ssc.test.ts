@@ -9,9 +9,41 @@ import { Cartridge } from '../tape/cartridge.ts';
 import { runCdb, nexusFor, type RunResult } from '../../test/helpers/tape.ts';
 import { SenseKey } from './sense.ts';
 import { ScsiStatus } from './task.ts';
-import * as T from './tape-cdb.ts';
-import { decodeBlockDescriptor, decodeModeParameterHeader } from './mode-parameters.ts';
+import {
+  decodeBlockDescriptor,
+  decodeModeParameterHeader,
+  encodeModeSelectBlockDescriptor,
+} from './mode-parameters.ts';
 import { ScsiOpcode } from './opcodes.ts';
+import {
+  buildInquiry,
+  buildLogSense,
+  buildModeSelect6,
+  buildModeSense6,
+  buildPreventAllow,
+  buildReadAttribute,
+  buildRequestSense,
+  buildTestUnitReady,
+  buildModeSelect10,
+} from './cdb/spc.ts';
+import {
+  LocateDest,
+  ReadPositionForm,
+  SpaceCode,
+  buildErase6,
+  buildLoadUnload,
+  buildLocate10,
+  buildLocate16,
+  buildRead6,
+  buildReadBlockLimits,
+  buildReadPosition,
+  buildReportDensitySupport,
+  buildRewind,
+  buildSpace16,
+  buildSpace6,
+  buildWrite6,
+  buildWriteFilemarks6,
+} from './cdb/ssc.ts';
 
 const GOOD = ScsiStatus.GOOD;
 const u8 = (b: Uint8Array | undefined): Uint8Array => new Uint8Array(b ?? []);
@@ -51,9 +83,9 @@ async function setup(
   const cart = await Cartridge.create(join(dir, 't.cart'), { barcode: 'FER001L8', capacityBytes, earlyWarningBytes });
   const lu = new TapeDriveLu({ identitySeed: `test:${dir}` });
   // Clear the power-on unit attention for the default nexus.
-  await runCdb(lu, T.buildTestUnitReady());
+  await runCdb(lu, buildTestUnitReady());
   await lu.insert(cart);
-  await runCdb(lu, T.buildTestUnitReady()); // 28/00
+  await runCdb(lu, buildTestUnitReady()); // 28/00
   return {
     lu,
     cart,
@@ -65,7 +97,7 @@ async function setup(
 }
 
 async function position(lu: TapeDriveLu): Promise<{ id: number; bop: boolean; eop: boolean }> {
-  const r = await runCdb(lu, T.buildReadPosition());
+  const r = await runCdb(lu, buildReadPosition());
   assert.equal(r.status, GOOD);
   const d = r.dataIn!;
   return { id: new DataView(d.buffer, d.byteOffset).getUint32(4), bop: !!(d[0] & 0x80), eop: !!(d[0] & 0x40) };
@@ -77,18 +109,18 @@ test(
     const dir = mkdtempSync(join(tmpdir(), 'ferry-ssc-'));
     const lu = new TapeDriveLu({ identitySeed: 'x' });
     try {
-      expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
-      expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
-      expectSense(await runCdb(lu, T.buildRead6(10)), SenseKey.NOT_READY, 0x3a, 0x00);
-      const inq = await runCdb(lu, T.buildInquiry());
+      expectSense(await runCdb(lu, buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
+      expectSense(await runCdb(lu, buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
+      expectSense(await runCdb(lu, buildRead6(10)), SenseKey.NOT_READY, 0x3a, 0x00);
+      const inq = await runCdb(lu, buildInquiry(96));
       assert.equal(inq.dataIn![0] & 0x1f, 0x01);
       assert.equal(inq.dataIn![1] & 0x80, 0x80);
-      const rs = await runCdb(lu, T.buildRequestSense());
+      const rs = await runCdb(lu, buildRequestSense(18));
       assert.equal(rs.status, GOOD);
       assert.deepEqual([rs.dataIn![2] & 0x0f, rs.dataIn![12]], [SenseKey.NOT_READY, 0x3a]);
       await lu.insert(await Cartridge.create(join(dir, 'a.cart'), { barcode: 'A', capacityBytes: 1 << 16 }));
-      expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x28, 0x00);
-      assert.equal((await runCdb(lu, T.buildTestUnitReady())).status, GOOD);
+      expectSense(await runCdb(lu, buildTestUnitReady()), SenseKey.UNIT_ATTENTION, 0x28, 0x00);
+      assert.equal((await runCdb(lu, buildTestUnitReady())).status, GOOD);
     } finally {
       await lu.close();
       rmSync(dir, { recursive: true, force: true });
@@ -103,46 +135,46 @@ test('variable records: exact read, ILI both ways with signed residue, SILI, fil
       [0, 100],
       [1, 200],
     ])
-      assert.equal((await runCdb(lu, T.buildWrite6(len), { dataOut: rec(i, len) })).status, GOOD);
-    assert.equal((await runCdb(lu, T.buildWriteFilemarks6(1))).status, GOOD);
-    assert.equal((await runCdb(lu, T.buildWrite6(50), { dataOut: rec(2, 50) })).status, GOOD);
-    assert.equal((await runCdb(lu, T.buildWriteFilemarks6(1))).status, GOOD);
-    assert.equal((await runCdb(lu, T.buildRewind())).status, GOOD);
+      assert.equal((await runCdb(lu, buildWrite6(len), { dataOut: rec(i, len) })).status, GOOD);
+    assert.equal((await runCdb(lu, buildWriteFilemarks6(1))).status, GOOD);
+    assert.equal((await runCdb(lu, buildWrite6(50), { dataOut: rec(2, 50) })).status, GOOD);
+    assert.equal((await runCdb(lu, buildWriteFilemarks6(1))).status, GOOD);
+    assert.equal((await runCdb(lu, buildRewind())).status, GOOD);
     assert.deepEqual(await position(lu), { id: 0, bop: true, eop: false });
 
-    let r = await runCdb(lu, T.buildRead6(100));
+    let r = await runCdb(lu, buildRead6(100));
     assert.equal(r.status, GOOD);
     assert.deepEqual(u8(r.dataIn), rec(0, 100));
     // Larger request than the record: ILI, INFO = requested − actual = 100.
-    r = await runCdb(lu, T.buildRead6(300));
+    r = await runCdb(lu, buildRead6(300));
     expectSense(r, SenseKey.NO_SENSE, 0, 0, { ili: true, info: 100 });
     assert.deepEqual(u8(r.dataIn), rec(1, 200));
     assert.equal(r.transferLength, 300);
     // Filemark: NO SENSE, FM, 00/01, INFO = requested length; position after the mark.
-    r = await runCdb(lu, T.buildRead6(64));
+    r = await runCdb(lu, buildRead6(64));
     expectSense(r, SenseKey.NO_SENSE, 0x00, 0x01, { fm: true, info: 64 });
     assert.equal((await position(lu)).id, 3);
     // Smaller request than the record: ILI with a negative residue; the first 10 bytes come back.
-    r = await runCdb(lu, T.buildRead6(10));
+    r = await runCdb(lu, buildRead6(10));
     expectSense(r, SenseKey.NO_SENSE, 0, 0, { ili: true, info: -40 });
     assert.deepEqual(u8(r.dataIn), rec(2, 50).slice(0, 10));
-    expectSense(await runCdb(lu, T.buildRead6(10)), SenseKey.NO_SENSE, 0x00, 0x01, { fm: true });
-    expectSense(await runCdb(lu, T.buildRead6(10)), SenseKey.BLANK_CHECK, 0x00, 0x05, { info: 10 });
+    expectSense(await runCdb(lu, buildRead6(10)), SenseKey.NO_SENSE, 0x00, 0x01, { fm: true });
+    expectSense(await runCdb(lu, buildRead6(10)), SenseKey.BLANK_CHECK, 0x00, 0x05, { info: 10 });
     // SILI suppresses the underlength ILI.
-    await runCdb(lu, T.buildLocate10(1));
-    r = await runCdb(lu, T.buildRead6(500, { sili: true }));
+    await runCdb(lu, buildLocate10(1));
+    r = await runCdb(lu, buildRead6(500, { sili: true }));
     assert.equal(r.status, GOOD);
     assert.equal(r.dataIn!.length, 200);
     // SILI with an overlength record: not reported in variable mode (block length 0)…
-    await runCdb(lu, T.buildLocate10(1));
-    r = await runCdb(lu, T.buildRead6(50, { sili: true }));
+    await runCdb(lu, buildLocate10(1));
+    r = await runCdb(lu, buildRead6(50, { sili: true }));
     assert.equal(r.status, GOOD);
     assert.deepEqual(u8(r.dataIn), rec(1, 200).slice(0, 50));
     // …but reported when a fixed block length is set.
-    const sel = T.modeSelectBlockDescriptor(512);
-    await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel });
-    await runCdb(lu, T.buildLocate10(1));
-    expectSense(await runCdb(lu, T.buildRead6(50, { sili: true })), SenseKey.NO_SENSE, 0, 0, { ili: true, info: -150 });
+    const sel = encodeModeSelectBlockDescriptor(512);
+    await runCdb(lu, buildModeSelect6(sel.length), { dataOut: sel });
+    await runCdb(lu, buildLocate10(1));
+    expectSense(await runCdb(lu, buildRead6(50, { sili: true })), SenseKey.NO_SENSE, 0, 0, { ili: true, info: -150 });
   } finally {
     await done();
   }
@@ -155,33 +187,33 @@ test(
     const { lu, done } = await setup();
     try {
       expectSense(
-        await runCdb(lu, T.buildWrite6(1, { fixed: true }), { dataOut: rec(0, 512) }),
+        await runCdb(lu, buildWrite6(1, { fixed: true }), { dataOut: rec(0, 512) }),
         SenseKey.ILLEGAL_REQUEST,
         0x24,
         0x00,
       );
-      const sel = T.modeSelectBlockDescriptor(512);
-      assert.equal((await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel })).status, GOOD);
-      const ms = await runCdb(lu, T.buildModeSense6(0x10));
+      const sel = encodeModeSelectBlockDescriptor(512);
+      assert.equal((await runCdb(lu, buildModeSelect6(sel.length), { dataOut: sel })).status, GOOD);
+      const ms = await runCdb(lu, buildModeSense6(0x10));
       const h = decodeModeParameterHeader(ms.dataIn!, 6)!;
       assert.equal(h.blockDescriptorLength, 8);
       const bd = decodeBlockDescriptor(ms.dataIn!, h)!;
       assert.equal(bd.blockLength, 512);
       assert.equal(bd.density, 0x5e, 'density code of the loaded medium');
       const data = new Uint8Array(2048).map((_, i) => i & 0xff);
-      assert.equal((await runCdb(lu, T.buildWrite6(4, { fixed: true }), { dataOut: data })).status, GOOD);
-      await runCdb(lu, T.buildWriteFilemarks6(1));
-      await runCdb(lu, T.buildWrite6(1, { fixed: true }), { dataOut: data.subarray(0, 512) });
-      await runCdb(lu, T.buildRewind());
-      expectSense(await runCdb(lu, T.buildRead6(1, { fixed: true, sili: true })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
-      const r = await runCdb(lu, T.buildRead6(8, { fixed: true }));
+      assert.equal((await runCdb(lu, buildWrite6(4, { fixed: true }), { dataOut: data })).status, GOOD);
+      await runCdb(lu, buildWriteFilemarks6(1));
+      await runCdb(lu, buildWrite6(1, { fixed: true }), { dataOut: data.subarray(0, 512) });
+      await runCdb(lu, buildRewind());
+      expectSense(await runCdb(lu, buildRead6(1, { fixed: true, sili: true })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+      const r = await runCdb(lu, buildRead6(8, { fixed: true }));
       expectSense(r, SenseKey.NO_SENSE, 0x00, 0x01, { fm: true, info: 4 });
       assert.deepEqual(u8(r.dataIn), data);
       assert.equal((await position(lu)).id, 5);
       // A 512-byte block read with a 1024-byte fixed length: ILI, INFO = blocks not read.
-      const sel2 = T.modeSelectBlockDescriptor(1024);
-      await runCdb(lu, T.buildModeSelect6(sel2.length), { dataOut: sel2 });
-      expectSense(await runCdb(lu, T.buildRead6(3, { fixed: true })), SenseKey.NO_SENSE, 0, 0, { ili: true, info: 3 });
+      const sel2 = encodeModeSelectBlockDescriptor(1024);
+      await runCdb(lu, buildModeSelect6(sel2.length), { dataOut: sel2 });
+      expectSense(await runCdb(lu, buildRead6(3, { fixed: true })), SenseKey.NO_SENSE, 0, 0, { ili: true, info: 3 });
     } finally {
       await done();
     }
@@ -194,69 +226,64 @@ test('SPACE forward and backward over blocks and filemarks; BOP and EOD; LOCATE 
     // Layout: r0 r1 FM r3 r4 FM r6 FM   (object ids 0..7), EOD at 8.
     const layout = ['r', 'r', 'F', 'r', 'r', 'F', 'r', 'F'];
     for (let i = 0; i < layout.length; i++) {
-      if (layout[i] === 'F') await runCdb(lu, T.buildWriteFilemarks6(1));
-      else await runCdb(lu, T.buildWrite6(32), { dataOut: rec(i, 32) });
+      if (layout[i] === 'F') await runCdb(lu, buildWriteFilemarks6(1));
+      else await runCdb(lu, buildWrite6(32), { dataOut: rec(i, 32) });
     }
     assert.equal((await position(lu)).id, 8);
     // Back over one filemark: lands on its BOP side (before it).
-    assert.equal((await runCdb(lu, T.buildSpace6(T.SpaceCode.FILEMARKS, -1))).status, GOOD);
+    assert.equal((await runCdb(lu, buildSpace6(SpaceCode.FILEMARKS, -1))).status, GOOD);
     assert.equal((await position(lu)).id, 7);
-    assert.equal((await runCdb(lu, T.buildSpace6(T.SpaceCode.FILEMARKS, -2))).status, GOOD);
+    assert.equal((await runCdb(lu, buildSpace6(SpaceCode.FILEMARKS, -2))).status, GOOD);
     assert.equal((await position(lu)).id, 2);
     // Blocks backward hit BOP: EOM 00/04 with the residue.
-    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, -5)), SenseKey.NO_SENSE, 0x00, 0x04, {
+    expectSense(await runCdb(lu, buildSpace6(SpaceCode.BLOCKS, -5)), SenseKey.NO_SENSE, 0x00, 0x04, {
       eom: true,
       info: -3,
     });
     assert.deepEqual(await position(lu), { id: 0, bop: true, eop: false });
     // Blocks forward over a filemark: FM, INFO = residue, position after the mark.
-    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, 4)), SenseKey.NO_SENSE, 0x00, 0x01, {
+    expectSense(await runCdb(lu, buildSpace6(SpaceCode.BLOCKS, 4)), SenseKey.NO_SENSE, 0x00, 0x01, {
       fm: true,
       info: 2,
     });
     assert.equal((await position(lu)).id, 3);
     // Blocks backward over a filemark: stops on its BOP side.
-    await runCdb(lu, T.buildLocate10(4));
-    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.BLOCKS, -3)), SenseKey.NO_SENSE, 0x00, 0x01, {
+    await runCdb(lu, buildLocate10(4));
+    expectSense(await runCdb(lu, buildSpace6(SpaceCode.BLOCKS, -3)), SenseKey.NO_SENSE, 0x00, 0x01, {
       fm: true,
       info: -2,
     });
     assert.equal((await position(lu)).id, 2);
     // Filemarks forward past the last one: BLANK CHECK, EOD.
-    expectSense(await runCdb(lu, T.buildSpace6(T.SpaceCode.FILEMARKS, 5)), SenseKey.BLANK_CHECK, 0x00, 0x05, {
+    expectSense(await runCdb(lu, buildSpace6(SpaceCode.FILEMARKS, 5)), SenseKey.BLANK_CHECK, 0x00, 0x05, {
       info: 2,
     });
     assert.equal((await position(lu)).id, 8);
-    await runCdb(lu, T.buildRewind());
-    assert.equal((await runCdb(lu, T.buildSpace6(T.SpaceCode.END_OF_DATA, 0))).status, GOOD);
+    await runCdb(lu, buildRewind());
+    assert.equal((await runCdb(lu, buildSpace6(SpaceCode.END_OF_DATA, 0))).status, GOOD);
     assert.equal((await position(lu)).id, 8);
     // filemark right behind
-    assert.equal((await runCdb(lu, T.buildSpace16(T.SpaceCode.BLOCKS, -1))).status, ScsiStatus.CHECK_CONDITION);
-    expectSense(
-      await runCdb(lu, T.buildSpace6(T.SpaceCode.SEQUENTIAL_FILEMARKS, 1)),
-      SenseKey.ILLEGAL_REQUEST,
-      0x24,
-      0x00,
-    );
+    assert.equal((await runCdb(lu, buildSpace16(SpaceCode.BLOCKS, -1))).status, ScsiStatus.CHECK_CONDITION);
+    expectSense(await runCdb(lu, buildSpace6(SpaceCode.SEQUENTIAL_FILEMARKS, 1)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
     // LOCATE to a block id written earlier, then read it.
-    assert.equal((await runCdb(lu, T.buildLocate10(4))).status, GOOD);
-    const r = await runCdb(lu, T.buildRead6(32));
+    assert.equal((await runCdb(lu, buildLocate10(4))).status, GOOD);
+    const r = await runCdb(lu, buildRead6(32));
     assert.deepEqual(u8(r.dataIn), rec(4, 32));
-    expectSense(await runCdb(lu, T.buildLocate10(9)), SenseKey.BLANK_CHECK, 0x00, 0x05);
+    expectSense(await runCdb(lu, buildLocate10(9)), SenseKey.BLANK_CHECK, 0x00, 0x05);
     assert.equal((await position(lu)).id, 8);
-    assert.equal((await runCdb(lu, T.buildLocate16(2, { destType: T.LocateDest.FILE }))).status, GOOD);
+    assert.equal((await runCdb(lu, buildLocate16(2, { destType: LocateDest.FILE }))).status, GOOD);
     assert.equal((await position(lu)).id, 6);
     // Long form: object number and file number.
-    const lf = await runCdb(lu, T.buildReadPosition(T.ReadPositionForm.LONG));
+    const lf = await runCdb(lu, buildReadPosition(ReadPositionForm.LONG));
     const dv = new DataView(lf.dataIn!.buffer, lf.dataIn!.byteOffset);
     assert.equal(lf.dataIn!.length, 32);
     assert.equal(Number(dv.getBigUint64(8)), 6);
     assert.equal(Number(dv.getBigUint64(16)), 2);
-    const ext = await runCdb(lu, T.buildReadPosition(T.ReadPositionForm.EXTENDED, 32));
+    const ext = await runCdb(lu, buildReadPosition(ReadPositionForm.EXTENDED, 32));
     const dx = new DataView(ext.dataIn!.buffer, ext.dataIn!.byteOffset);
     assert.equal(dx.getUint16(2), 0x1c);
     assert.equal(Number(dx.getBigUint64(8)), 6);
-    expectSense(await runCdb(lu, T.buildReadPosition(0x05)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    expectSense(await runCdb(lu, buildReadPosition(0x05)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
   } finally {
     await done();
   }
@@ -265,16 +292,16 @@ test('SPACE forward and backward over blocks and filemarks; BOP and EOD; LOCATE 
 test('writing in the middle truncates; ERASE at the position makes the end of data', async () => {
   const { lu, done } = await setup();
   try {
-    for (let i = 0; i < 5; i++) await runCdb(lu, T.buildWrite6(16), { dataOut: rec(i, 16) });
-    await runCdb(lu, T.buildLocate10(2));
-    await runCdb(lu, T.buildWrite6(8), { dataOut: rec(9, 8) });
-    await runCdb(lu, T.buildSpace6(T.SpaceCode.END_OF_DATA, 0));
+    for (let i = 0; i < 5; i++) await runCdb(lu, buildWrite6(16), { dataOut: rec(i, 16) });
+    await runCdb(lu, buildLocate10(2));
+    await runCdb(lu, buildWrite6(8), { dataOut: rec(9, 8) });
+    await runCdb(lu, buildSpace6(SpaceCode.END_OF_DATA, 0));
     assert.equal((await position(lu)).id, 3);
-    await runCdb(lu, T.buildLocate10(1));
-    assert.equal((await runCdb(lu, T.buildErase6({ long: true }))).status, GOOD);
-    await runCdb(lu, T.buildRewind());
-    assert.equal((await runCdb(lu, T.buildRead6(16))).status, GOOD);
-    expectSense(await runCdb(lu, T.buildRead6(16)), SenseKey.BLANK_CHECK, 0x00, 0x05);
+    await runCdb(lu, buildLocate10(1));
+    assert.equal((await runCdb(lu, buildErase6({ long: true }))).status, GOOD);
+    await runCdb(lu, buildRewind());
+    assert.equal((await runCdb(lu, buildRead6(16))).status, GOOD);
+    expectSense(await runCdb(lu, buildRead6(16)), SenseKey.BLANK_CHECK, 0x00, 0x05);
   } finally {
     await done();
   }
@@ -287,7 +314,7 @@ test('early warning then end of medium while writing; READ POSITION reports EOP'
     let warned = -1;
     let overflowAt = -1;
     for (let i = 0; i < 10; i++) {
-      const r = await runCdb(lu, T.buildWrite6(block.length), { dataOut: block });
+      const r = await runCdb(lu, buildWrite6(block.length), { dataOut: block });
       if (r.status === GOOD) continue;
       if (r.decoded!.key === SenseKey.NO_SENSE) {
         expectSense(r, SenseKey.NO_SENSE, 0x00, 0x02, { eom: true, info: 0 });
@@ -303,8 +330,8 @@ test('early warning then end of medium while writing; READ POSITION reports EOP'
     assert.equal(overflowAt, 8);
     assert.equal((await position(lu)).eop, true);
     // Filemarks still fit and also report early warning.
-    expectSense(await runCdb(lu, T.buildWriteFilemarks6(1)), SenseKey.NO_SENSE, 0x00, 0x02, { eom: true });
-    const cap = await runCdb(lu, T.buildLogSense(0x31));
+    expectSense(await runCdb(lu, buildWriteFilemarks6(1)), SenseKey.NO_SENSE, 0x00, 0x02, { eom: true });
+    const cap = await runCdb(lu, buildLogSense(0x31));
     assert.equal(cap.status, GOOD);
     assert.equal(cap.dataIn![0], 0x31);
   } finally {
@@ -315,16 +342,16 @@ test('early warning then end of medium while writing; READ POSITION reports EOP'
 test('write-protected medium: DATA PROTECT 27/00 and WP in the mode header; reads still work', async () => {
   const { lu, cart, done } = await setup();
   try {
-    await runCdb(lu, T.buildWrite6(4), { dataOut: rec(0, 4) });
+    await runCdb(lu, buildWrite6(4), { dataOut: rec(0, 4) });
     await cart.updateLabel({ writeProtected: true });
-    await runCdb(lu, T.buildRewind());
-    expectSense(await runCdb(lu, T.buildWrite6(4), { dataOut: rec(1, 4) }), SenseKey.DATA_PROTECT, 0x27, 0x00);
-    expectSense(await runCdb(lu, T.buildWriteFilemarks6(1)), SenseKey.DATA_PROTECT, 0x27, 0x00);
-    expectSense(await runCdb(lu, T.buildErase6()), SenseKey.DATA_PROTECT, 0x27, 0x00);
-    assert.equal((await runCdb(lu, T.buildWriteFilemarks6(0))).status, GOOD, 'WRITE FILEMARKS 0 only flushes');
-    const ms = await runCdb(lu, T.buildModeSense6(0x3f));
+    await runCdb(lu, buildRewind());
+    expectSense(await runCdb(lu, buildWrite6(4), { dataOut: rec(1, 4) }), SenseKey.DATA_PROTECT, 0x27, 0x00);
+    expectSense(await runCdb(lu, buildWriteFilemarks6(1)), SenseKey.DATA_PROTECT, 0x27, 0x00);
+    expectSense(await runCdb(lu, buildErase6()), SenseKey.DATA_PROTECT, 0x27, 0x00);
+    assert.equal((await runCdb(lu, buildWriteFilemarks6(0))).status, GOOD, 'WRITE FILEMARKS 0 only flushes');
+    const ms = await runCdb(lu, buildModeSense6(0x3f));
     assert.equal(decodeModeParameterHeader(ms.dataIn!, 6)!.deviceSpecific & 0x80, 0x80);
-    assert.equal((await runCdb(lu, T.buildRead6(4))).status, GOOD);
+    assert.equal((await runCdb(lu, buildRead6(4))).status, GOOD);
   } finally {
     await done();
   }
@@ -333,45 +360,45 @@ test('write-protected medium: DATA PROTECT 27/00 and WP in the mode header; read
 test('LOAD UNLOAD, PREVENT ALLOW, READ BLOCK LIMITS, REPORT DENSITY SUPPORT, READ ATTRIBUTE, LOG SENSE', async () => {
   const { lu, done } = await setup();
   try {
-    const bl = await runCdb(lu, T.buildReadBlockLimits());
+    const bl = await runCdb(lu, buildReadBlockLimits());
     assert.equal(bl.dataIn!.length, 6);
     assert.equal((bl.dataIn![1] << 16) | (bl.dataIn![2] << 8) | bl.dataIn![3], 8 << 20);
     assert.equal((bl.dataIn![4] << 8) | bl.dataIn![5], 1);
-    const rd = await runCdb(lu, T.buildReportDensitySupport({ medium: true }));
+    const rd = await runCdb(lu, buildReportDensitySupport({ medium: true }));
     assert.equal(rd.dataIn![4], 0x5e);
     assert.equal(rd.dataIn!.length, 56);
-    const ra = await runCdb(lu, T.buildReadAttribute(0x00, 0x0806));
+    const ra = await runCdb(lu, buildReadAttribute(0x00, 0x0806));
     assert.equal(ra.status, GOOD);
     const ad = ra.dataIn!;
     assert.equal((ad[4] << 8) | ad[5], 0x0806);
     assert.equal(new TextDecoder().decode(ad.subarray(9, 9 + 8)), 'FER001L8');
-    const loadCount = await runCdb(lu, T.buildReadAttribute(0x00, 0x0003));
+    const loadCount = await runCdb(lu, buildReadAttribute(0x00, 0x0003));
     assert.equal(loadCount.dataIn![4 + 5 + 7], 1, 'load count 1 after the first load');
-    const list = await runCdb(lu, T.buildReadAttribute(0x01));
+    const list = await runCdb(lu, buildReadAttribute(0x01));
     assert.ok(list.dataIn!.length >= 4 + 2 * 5);
-    const pages = await runCdb(lu, T.buildLogSense(0x00));
+    const pages = await runCdb(lu, buildLogSense(0x00));
     assert.deepEqual([...pages.dataIn!.subarray(4)], [0x00, 0x02, 0x03, 0x2e, 0x31]);
-    assert.equal((await runCdb(lu, T.buildLogSense(0x02))).status, GOOD);
-    const ta = await runCdb(lu, T.buildLogSense(0x2e));
+    assert.equal((await runCdb(lu, buildLogSense(0x02))).status, GOOD);
+    const ta = await runCdb(lu, buildLogSense(0x2e));
     assert.deepEqual([ta.dataIn![0], (ta.dataIn![2] << 8) | ta.dataIn![3]], [0x2e, 64 * 5]);
-    expectSense(await runCdb(lu, T.buildLogSense(0x17)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    expectSense(await runCdb(lu, buildLogSense(0x17)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
 
-    assert.equal((await runCdb(lu, T.buildPreventAllow(true))).status, GOOD);
-    expectSense(await runCdb(lu, T.buildLoadUnload(false)), SenseKey.ILLEGAL_REQUEST, 0x53, 0x02);
-    await runCdb(lu, T.buildPreventAllow(false));
-    assert.equal((await runCdb(lu, T.buildLoadUnload(false))).status, GOOD);
-    expectSense(await runCdb(lu, T.buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
-    expectSense(await runCdb(lu, T.buildReadAttribute(0)), SenseKey.NOT_READY, 0x3a, 0x00);
-    assert.equal((await runCdb(lu, T.buildLoadUnload(true))).status, GOOD);
-    assert.equal((await runCdb(lu, T.buildTestUnitReady())).status, GOOD);
+    assert.equal((await runCdb(lu, buildPreventAllow(true))).status, GOOD);
+    expectSense(await runCdb(lu, buildLoadUnload(false)), SenseKey.ILLEGAL_REQUEST, 0x53, 0x02);
+    await runCdb(lu, buildPreventAllow(false));
+    assert.equal((await runCdb(lu, buildLoadUnload(false))).status, GOOD);
+    expectSense(await runCdb(lu, buildTestUnitReady()), SenseKey.NOT_READY, 0x3a, 0x00);
+    expectSense(await runCdb(lu, buildReadAttribute(0)), SenseKey.NOT_READY, 0x3a, 0x00);
+    assert.equal((await runCdb(lu, buildLoadUnload(true))).status, GOOD);
+    assert.equal((await runCdb(lu, buildTestUnitReady())).status, GOOD);
     // Another nexus: power-on first, then a block length change made elsewhere is a 2A/01.
     const other = nexusFor('iqn.2026-01.test:other');
-    expectSense(await runCdb(lu, T.buildTestUnitReady(), { nexus: other }), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
-    assert.equal((await runCdb(lu, T.buildTestUnitReady(), { nexus: other })).status, GOOD);
-    const sel = T.modeSelectBlockDescriptor(1024);
-    assert.equal((await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel })).status, GOOD);
-    expectSense(await runCdb(lu, T.buildTestUnitReady(), { nexus: other }), SenseKey.UNIT_ATTENTION, 0x2a, 0x01);
-    assert.equal((await runCdb(lu, T.buildTestUnitReady())).status, GOOD, 'not for the nexus that changed it');
+    expectSense(await runCdb(lu, buildTestUnitReady(), { nexus: other }), SenseKey.UNIT_ATTENTION, 0x29, 0x00);
+    assert.equal((await runCdb(lu, buildTestUnitReady(), { nexus: other })).status, GOOD);
+    const sel = encodeModeSelectBlockDescriptor(1024);
+    assert.equal((await runCdb(lu, buildModeSelect6(sel.length), { dataOut: sel })).status, GOOD);
+    expectSense(await runCdb(lu, buildTestUnitReady(), { nexus: other }), SenseKey.UNIT_ATTENTION, 0x2a, 0x01);
+    assert.equal((await runCdb(lu, buildTestUnitReady())).status, GOOD, 'not for the nexus that changed it');
   } finally {
     await done();
   }
@@ -380,17 +407,18 @@ test('LOAD UNLOAD, PREVENT ALLOW, READ BLOCK LIMITS, REPORT DENSITY SUPPORT, REA
 test('malformed CDBs get ILLEGAL REQUEST, never a crash', async () => {
   const { lu, done } = await setup();
   try {
+    // Deliberately malformed: a READ(6) cut to 3 bytes, then an opcode no tape serves.
     expectSense(await runCdb(lu, Uint8Array.of(0x08, 0, 0)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
     expectSense(await runCdb(lu, Uint8Array.of(0xc7, 0, 0, 0, 0, 0)), SenseKey.ILLEGAL_REQUEST, 0x20, 0x00);
-    expectSense(await runCdb(lu, T.buildLocate10(0, { partition: 1 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
-    expectSense(await runCdb(lu, T.buildLocate16(0, { destType: 2 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    expectSense(await runCdb(lu, buildLocate10(0, { partition: 1 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    expectSense(await runCdb(lu, buildLocate16(0, { destType: 2 })), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
     expectSense(
-      await runCdb(lu, T.buildWrite6(100), { dataOut: new Uint8Array(10) }),
+      await runCdb(lu, buildWrite6(100), { dataOut: new Uint8Array(10) }),
       SenseKey.ABORTED_COMMAND,
       0x4b,
       0x00,
     );
-    expectSense(await runCdb(lu, T.buildRead6(0xffffff)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
+    expectSense(await runCdb(lu, buildRead6(0xffffff)), SenseKey.ILLEGAL_REQUEST, 0x24, 0x00);
     // Random CDBs of every opcode: always a well-formed status.
     for (let op = 0; op < 256; op++) {
       const c = new Uint8Array(op < 0x20 ? 6 : op < 0x60 ? 10 : op < 0xa0 ? 16 : 12).map(() =>
@@ -413,7 +441,7 @@ test('fuzz: random MODE SELECT parameter lists and random CDB sequences never gi
   try {
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ maxLength: 40 }), fc.boolean(), async (list, ten) => {
-        const cdb = ten ? Uint8Array.of(0x55, 0x10, 0, 0, 0, 0, 0, 0, list.length, 0) : T.buildModeSelect6(list.length);
+        const cdb = ten ? buildModeSelect10(list.length) : buildModeSelect6(list.length);
         const r = await runCdb(lu, cdb, { dataOut: list });
         assert.ok(
           r.status === GOOD ||
@@ -425,8 +453,8 @@ test('fuzz: random MODE SELECT parameter lists and random CDB sequences never gi
       { numRuns: 300 },
     );
     // Put the block length back to variable, then random tape commands with random fields.
-    const sel = T.modeSelectBlockDescriptor(0);
-    await runCdb(lu, T.buildModeSelect6(sel.length), { dataOut: sel });
+    const sel = encodeModeSelectBlockDescriptor(0);
+    await runCdb(lu, buildModeSelect6(sel.length), { dataOut: sel });
     const ops = [0x00, 0x01, 0x05, 0x08, 0x0a, 0x10, 0x11, 0x19, 0x1b, 0x1e, 0x2b, 0x34, 0x44, 0x4d, 0x8c, 0x91, 0x92];
     await fc.assert(
       fc.asyncProperty(
@@ -446,8 +474,8 @@ test('fuzz: random MODE SELECT parameter lists and random CDB sequences never gi
                 `opcode ${op.toString(16)}: ${JSON.stringify(r.decoded)}`,
               );
           }
-          if (!lu.drive.loaded && lu.present) await runCdb(lu, T.buildLoadUnload(true));
-          await runCdb(lu, T.buildPreventAllow(false));
+          if (!lu.drive.loaded && lu.present) await runCdb(lu, buildLoadUnload(true));
+          await runCdb(lu, buildPreventAllow(false));
         },
       ),
       { numRuns: 150 },
@@ -474,17 +502,17 @@ test('property: commands fired without waiting give the same results as the same
   const cdbOf = (c: Cmd): { cdb: Uint8Array; dataOut?: Uint8Array } => {
     switch (c.op) {
       case 'write':
-        return { cdb: T.buildWrite6(c.len), dataOut: rec(c.tag, c.len) };
+        return { cdb: buildWrite6(c.len), dataOut: rec(c.tag, c.len) };
       case 'read':
-        return { cdb: T.buildRead6(c.len) };
+        return { cdb: buildRead6(c.len) };
       case 'fm':
-        return { cdb: T.buildWriteFilemarks6(1) };
+        return { cdb: buildWriteFilemarks6(1) };
       case 'space':
-        return { cdb: T.buildSpace6(c.code, c.count) };
+        return { cdb: buildSpace6(c.code, c.count) };
       case 'locate':
-        return { cdb: T.buildLocate10(c.id) };
+        return { cdb: buildLocate10(c.id) };
       default:
-        return { cdb: T.buildRewind() };
+        return { cdb: buildRewind() };
     }
   };
   const summary = (r: RunResult): string =>

@@ -14,33 +14,17 @@ import { SpcState, spcCommands, spcGate, modeSense, modeSelect, VersionDescripto
 import { makePage } from './mode-pages.ts';
 import { luIdentity } from './identity.ts';
 import {
-  decodeModeSelect6,
-  decodeModeSelect10,
-  decodeModeSense6,
-  decodeModeSense10,
+  decodeModeSelect6Cdb,
+  decodeModeSelect10Cdb,
+  decodeModeSense6Cdb,
+  decodeModeSense10Cdb,
   trimToAllocation,
   type ModeSelectCdb,
-} from './cdb.ts';
+  decodeLogSenseCdb,
+  decodePreventAllowCdb,
+  decodeReadAttributeCdb,
+} from './cdb/spc.ts';
 import { ByteWriter } from '../util/byte-writer.ts';
-import {
-  SpaceCode,
-  ReadPositionForm,
-  LocateDest,
-  decodeReadWrite6,
-  decodeWriteFilemarks6,
-  decodeSpace6,
-  decodeSpace16,
-  decodeLocate10,
-  decodeLocate16,
-  decodeReadPosition,
-  decodeLoadUnload,
-  decodeErase6,
-  decodeReportDensitySupport,
-  decodeLogSense,
-  decodeReadAttribute,
-  decodePreventAllowTape,
-  decodeReadBlockLimits,
-} from './tape-cdb.ts';
 import { TapeDrive, DriveError, type ReadOutcome, type SpaceOutcome, type WriteOutcome } from '../tape/drive.ts';
 import { Cartridge, DEFAULT_DENSITY_CODE } from '../tape/cartridge.ts';
 import { CartridgeTapeDevice } from '../tape/cartridge-tape-device.ts';
@@ -49,6 +33,22 @@ import type { LuExtension } from './disk-lu.ts';
 import type { SenseFormat } from './sense.ts';
 import { decodeBlockDescriptor, decodeModeParameterHeader } from './mode-parameters.ts';
 import { ScsiOpcode } from './opcodes.ts';
+import {
+  LocateDest,
+  ReadPositionForm,
+  SpaceCode,
+  decodeErase6Cdb,
+  decodeLoadUnloadCdb,
+  decodeLocate10Cdb,
+  decodeLocate16Cdb,
+  decodeReadBlockLimitsCdb,
+  decodeReadPositionCdb,
+  decodeReadWrite6Cdb,
+  decodeReportDensitySupportCdb,
+  decodeSpace16Cdb,
+  decodeSpace6Cdb,
+  decodeWriteFilemarks6Cdb,
+} from './cdb/ssc.ts';
 
 /**
  * SSC-3 sequential-access (tape drive) logical unit over a TapeDrive. Commands run strictly
@@ -291,7 +291,7 @@ function spaceStatus(out: SpaceOutcome, sign: number, drive: TapeDrive): void {
 
 /** SSC-3 READ(6): FIXED with SILI is invalid; a filemark, EOD or wrong length ends the transfer. */
 async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
-  const c = decodeReadWrite6(task.cdb);
+  const c = decodeReadWrite6Cdb(task.cdb);
   const drive = lu.ready();
   if (c.fixed && c.sili) throw invalidCdb(1, 1);
   if (c.fixed && drive.blockLength === 0) throw invalidCdb(1, 0);
@@ -319,7 +319,7 @@ async function read6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult> {
 
 /** SSC-3 READ(6) status for what the read met: GOOD, filemark, end of data, or ILI. */
 function readStatus(
-  c: ReturnType<typeof decodeReadWrite6>,
+  c: ReturnType<typeof decodeReadWrite6Cdb>,
   drive: TapeDrive,
   out: ReadOutcome,
   data: Uint8Array,
@@ -356,7 +356,7 @@ function readStatus(
 
 /** SSC-3 WRITE(6). */
 async function write6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult | undefined> {
-  const c = decodeReadWrite6(task.cdb);
+  const c = decodeReadWrite6Cdb(task.cdb);
   const drive = lu.ready();
   if (c.fixed && drive.blockLength === 0) throw invalidCdb(1, 0);
   const L = c.fixed ? drive.blockLength : 0;
@@ -378,7 +378,7 @@ async function write6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult | und
 }
 
 async function writeFilemarks6(task: ScsiTask, lu: TapeDriveLu): Promise<ScsiResult | undefined> {
-  const c = decodeWriteFilemarks6(task.cdb);
+  const c = decodeWriteFilemarks6Cdb(task.cdb);
   const drive = lu.ready();
   if (c.wsmk) throw invalidCdb(1, 1);
   let out: WriteOutcome;
@@ -419,7 +419,7 @@ function locate(
 
 /** SSC-3 READ POSITION: short (20 bytes), long (32) and extended (32) forms (read-position.ts). */
 function readPosition(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
-  const c = decodeReadPosition(task.cdb);
+  const c = decodeReadPositionCdb(task.cdb);
   const drive = lu.ready();
   const cart = drive.medium();
   const pos = drive.position;
@@ -441,7 +441,7 @@ function readPosition(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
 
 /** SSC-3 READ BLOCK LIMITS: granularity, max and min block length; MLOI form gives the max object id. */
 function readBlockLimits(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
-  if (decodeReadBlockLimits(task.cdb).mloi) {
+  if (decodeReadBlockLimitsCdb(task.cdb).mloi) {
     const w = new ByteWriter(20);
     w.setU16(2, 16); // MLOI: additional length
     w.setU64(12, 0xffffffff);
@@ -454,7 +454,7 @@ function readBlockLimits(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
 }
 
 async function loadUnload(task: ScsiTask, lu: TapeDriveLu): Promise<void> {
-  const c = decodeLoadUnload(task.cdb);
+  const c = decodeLoadUnloadCdb(task.cdb);
   if (c.eot && c.load) throw invalidCdb(4, 2); // SSC-3: EOT with LOAD is invalid
   const drive = lu.drive;
   if (c.load) {
@@ -477,7 +477,7 @@ async function loadUnload(task: ScsiTask, lu: TapeDriveLu): Promise<void> {
 }
 
 async function erase6(task: ScsiTask, lu: TapeDriveLu): Promise<void> {
-  decodeErase6(task.cdb);
+  decodeErase6Cdb(task.cdb);
   const drive = lu.ready();
   try {
     await drive.erase();
@@ -487,7 +487,7 @@ async function erase6(task: ScsiTask, lu: TapeDriveLu): Promise<void> {
 }
 
 function preventAllow(task: ScsiTask, lu: TapeDriveLu): void {
-  const c = decodePreventAllowTape(task.cdb);
+  const c = decodePreventAllowCdb(task.cdb);
   if (c.prevent > 1) throw invalidCdb(4, 1);
   if (c.prevent) lu.preventers.add(task.nexus.key);
   else lu.preventers.delete(task.nexus.key);
@@ -495,7 +495,7 @@ function preventAllow(task: ScsiTask, lu: TapeDriveLu): void {
 
 /** SSC-3 REPORT DENSITY SUPPORT: one 52-byte descriptor (our single density). */
 function reportDensitySupport(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
-  const c = decodeReportDensitySupport(task.cdb);
+  const c = decodeReportDensitySupportCdb(task.cdb);
   if (c.mediaType) throw invalidCdb(1, 1);
   const cart = c.medium ? lu.ready().medium() : lu.drive.cartridge;
   const w = new ByteWriter(4 + 52);
@@ -521,7 +521,7 @@ function reportDensitySupport(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
 
 /** SPC-4 LOG SENSE: supported pages, write/read error counters (02h/03h), TapeAlert (2Eh), tape capacity (31h). */
 function logSense(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
-  const c = decodeLogSense(task.cdb);
+  const c = decodeLogSenseCdb(task.cdb);
   if (c.sp) throw invalidCdb(1, 0);
   if (c.subpage !== 0) throw invalidCdb(3);
   const params: Array<[number, number, number]> = []; // [code, byte length, value]
@@ -608,7 +608,7 @@ function mamAttributes(cart: Cartridge): Array<[number, boolean, number, Uint8Ar
 
 /** SPC-4 READ ATTRIBUTE: ATTRIBUTE VALUES (00h) and ATTRIBUTE LIST (01h). */
 function readAttribute(task: ScsiTask, lu: TapeDriveLu): Uint8Array {
-  const c = decodeReadAttribute(task.cdb);
+  const c = decodeReadAttributeCdb(task.cdb);
   const cart = lu.ready().medium();
   if (c.volume !== 0) throw invalidCdb(5);
   if (c.partition !== 0) throw invalidCdb(7);
@@ -708,10 +708,10 @@ const O = ScsiOpcode;
 /** The SSC command table: SPC entries spread in, then the stream commands. */
 export const SSC_TABLE: CommandTable<TapeDriveLu> = new Map<number, CommandEntry<TapeDriveLu>>([
   ...spcCommands<TapeDriveLu>((lu) => lu.notReady()),
-  [O.MODE_SELECT_6, entry('MODE SELECT(6)', 6, (t, lu) => tapeModeSelect(decodeModeSelect6(t.cdb), t, lu))],
-  [O.MODE_SELECT_10, entry('MODE SELECT(10)', 10, (t, lu) => tapeModeSelect(decodeModeSelect10(t.cdb), t, lu))],
-  [O.MODE_SENSE_6, entry('MODE SENSE(6)', 6, (t, lu) => modeSense(decodeModeSense6(t.cdb), lu.spc), 'read')],
-  [O.MODE_SENSE_10, entry('MODE SENSE(10)', 10, (t, lu) => modeSense(decodeModeSense10(t.cdb), lu.spc), 'read')],
+  [O.MODE_SELECT_6, entry('MODE SELECT(6)', 6, (t, lu) => tapeModeSelect(decodeModeSelect6Cdb(t.cdb), t, lu))],
+  [O.MODE_SELECT_10, entry('MODE SELECT(10)', 10, (t, lu) => tapeModeSelect(decodeModeSelect10Cdb(t.cdb), t, lu))],
+  [O.MODE_SENSE_6, entry('MODE SENSE(6)', 6, (t, lu) => modeSense(decodeModeSense6Cdb(t.cdb), lu.spc), 'read')],
+  [O.MODE_SENSE_10, entry('MODE SENSE(10)', 10, (t, lu) => modeSense(decodeModeSense10Cdb(t.cdb), lu.spc), 'read')],
   [O.REWIND, entry('REWIND', 6, (_t, lu) => void lu.ready().rewind(), 'read')],
   [O.READ_BLOCK_LIMITS, entry('READ BLOCK LIMITS', 6, readBlockLimits, 'allowed')],
   [O.READ_6, entry('READ(6)', 6, read6, 'read')],
@@ -723,7 +723,7 @@ export const SSC_TABLE: CommandTable<TapeDriveLu> = new Map<number, CommandEntry
       'SPACE(6)',
       6,
       (t, lu) => {
-        const c = decodeSpace6(t.cdb);
+        const c = decodeSpace6Cdb(t.cdb);
         space(c.code, c.count, lu);
       },
       'read',
@@ -735,7 +735,7 @@ export const SSC_TABLE: CommandTable<TapeDriveLu> = new Map<number, CommandEntry
       'SPACE(16)',
       16,
       (t, lu) => {
-        const c = decodeSpace16(t.cdb);
+        const c = decodeSpace16Cdb(t.cdb);
         space(c.code, c.count, lu);
       },
       'read',
@@ -744,8 +744,8 @@ export const SSC_TABLE: CommandTable<TapeDriveLu> = new Map<number, CommandEntry
   [O.ERASE_6, entry('ERASE(6)', 6, erase6)],
   [O.LOAD_UNLOAD, entry('LOAD UNLOAD', 6, loadUnload, 'read')],
   [O.PREVENT_ALLOW_MEDIUM_REMOVAL, entry('PREVENT ALLOW MEDIUM REMOVAL', 6, preventAllow, 'read')],
-  [O.LOCATE_10, entry('LOCATE(10)', 10, (t, lu) => locate(decodeLocate10(t.cdb), lu, 8), 'read')],
-  [O.LOCATE_16, entry('LOCATE(16)', 16, (t, lu) => locate(decodeLocate16(t.cdb), lu, 3), 'read')],
+  [O.LOCATE_10, entry('LOCATE(10)', 10, (t, lu) => locate(decodeLocate10Cdb(t.cdb), lu, 8), 'read')],
+  [O.LOCATE_16, entry('LOCATE(16)', 16, (t, lu) => locate(decodeLocate16Cdb(t.cdb), lu, 3), 'read')],
   [O.READ_POSITION, entry('READ POSITION', 10, readPosition, 'read')],
   [O.REPORT_DENSITY_SUPPORT, entry('REPORT DENSITY SUPPORT', 10, reportDensitySupport, 'allowed')],
   [O.LOG_SENSE, entry('LOG SENSE', 10, logSense, 'allowed')],

@@ -12,13 +12,15 @@ import type { LogicalUnit } from '../scsi/task.ts';
 import { attachCopyManager } from './attach.ts';
 import { encodeXcopyParameterList } from './descriptors.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
-import { rcrCdb, xcopyCdb } from './testing/harness.ts';
+
 import { CopyManagerStatus, decodeCopyStatus } from './copy-results.ts';
 import { decodeShortPosition } from '../scsi/read-position.ts';
+import { buildExtendedCopy, buildReceiveCopyResults, buildInquiry, buildTestUnitReady } from '../scsi/cdb/spc.ts';
+import { buildReadPosition, buildRewind } from '../scsi/cdb/ssc.ts';
 
 /** READ POSITION short form (SSC-3 7.7.1): the first block location. */
 async function blockId(drive: LogicalUnit, target: ReturnType<typeof targetOf>): Promise<number> {
-  const r = await drive.execute(makeTask(Uint8Array.of(0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0), { target }));
+  const r = await drive.execute(makeTask(buildReadPosition(), { target }));
   assert.equal(outcome(r), 'GOOD');
   return decodeShortPosition(r.dataIn!).blockId;
 }
@@ -43,11 +45,11 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
     ]);
     const target = targetOf(luns);
     // power-on UAs
-    for (const lun of [0, 1, 2]) await luns.get(lun)!.execute(makeTask(new Uint8Array(6), { target, lun }));
-    const std = await drive.execute(makeTask(Uint8Array.of(0x12, 0, 0, 0, 96, 0), { target }));
+    for (const lun of [0, 1, 2]) await luns.get(lun)!.execute(makeTask(buildTestUnitReady(), { target, lun }));
+    const std = await drive.execute(makeTask(buildInquiry(96), { target }));
     assert.equal(std.dataIn![5] & 0x08, 0x08, '3PC');
     const naa = async (lun: number) => {
-      const r = await luns.get(lun)!.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target, lun }));
+      const r = await luns.get(lun)!.execute(makeTask(buildInquiry(0x1000, 0x83), { target, lun }));
       return decodeDeviceIdentificationPage(r.dataIn!).find((d) => d.designatorType === 3)!;
     };
     const disk = async (lun: number) => ({
@@ -74,14 +76,14 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
         { type: 0x10, cat: false, destination: 0xffff, immed: false, count: 1 },
       ],
     });
-    const r1 = await drive.execute(makeTask(xcopyCdb(backup.length), { target, dataOut: backup }));
+    const r1 = await drive.execute(makeTask(buildExtendedCopy(backup.length), { target, dataOut: backup }));
     assert.equal(outcome(r1), 'GOOD');
     // Written several records per append, but still one 64 KiB record each: 64 + the filemark.
     assert.equal(await blockId(drive, target), 65);
-    const st = await drive.execute(makeTask(rcrCdb(0, 1), { target }));
+    const st = await drive.execute(makeTask(buildReceiveCopyResults(0, 1, 1024), { target }));
     assert.equal(decodeCopyStatus(st.dataIn!).status, CopyManagerStatus.GOOD);
     // REWIND
-    assert.equal(outcome(await drive.execute(makeTask(Uint8Array.of(0x01, 0, 0, 0, 0, 0), { target }))), 'GOOD');
+    assert.equal(outcome(await drive.execute(makeTask(buildRewind(), { target }))), 'GOOD');
     const restore = encodeXcopyParameterList({
       header: { ...header, listId: 2 },
       cscds: [await disk(2)],
@@ -97,7 +99,7 @@ test('a tape drive LU is a copy manager: disk → own tape (FFFFh) → disk, bit
         },
       ],
     });
-    const r2 = await drive.execute(makeTask(xcopyCdb(restore.length), { target, dataOut: restore }));
+    const r2 = await drive.execute(makeTask(buildExtendedCopy(restore.length), { target, dataOut: restore }));
     assert.equal(outcome(r2), 'GOOD');
     assert.deepEqual(dst.bytes, src.bytes);
   } finally {
@@ -121,8 +123,8 @@ test(
         [1, a],
       ]);
       const target = targetOf(luns);
-      for (const lun of [0, 1]) await luns.get(lun)!.execute(makeTask(new Uint8Array(6), { target, lun }));
-      const vpd = await a.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target, lun: 1 }));
+      for (const lun of [0, 1]) await luns.get(lun)!.execute(makeTask(buildTestUnitReady(), { target, lun }));
+      const vpd = await a.execute(makeTask(buildInquiry(0x1000, 0x83), { target, lun: 1 }));
       const d = decodeDeviceIdentificationPage(vpd.dataIn!).find((x) => x.designatorType === 3)!;
       const list = encodeXcopyParameterList({
         header: { str: false, listIdUsage: 0, priority: 0, listId: 3 },
@@ -139,7 +141,7 @@ test(
           },
         ],
       });
-      const r = await drive.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }));
+      const r = await drive.execute(makeTask(buildExtendedCopy(list.length), { target, dataOut: list }));
       assert.match(outcome(r), /^a\//, 'COPY ABORTED');
       const sense = Buffer.from(r.sense!);
       const onTape = await blockId(drive, target);

@@ -8,7 +8,13 @@ import type { LogicalUnit } from '../scsi/task.ts';
 import { attachCopyManager } from './attach.ts';
 import { encodeXcopyParameterList } from './descriptors.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
-import { rcrCdb, xcopyCdb } from './testing/harness.ts';
+import {
+  buildExtendedCopy,
+  buildReceiveCopyResults,
+  buildInquiry,
+  buildReportSupportedOpcodes,
+  buildTestUnitReady,
+} from '../scsi/cdb/spc.ts';
 
 function diskLu(seed: string, blocks = 4096) {
   const dev = new MemoryDevice(512, blocks);
@@ -20,12 +26,12 @@ function diskLu(seed: string, blocks = 4096) {
 
 /** Consume the power-on unit attention of both test nexuses. */
 async function clearUa(lu: LogicalUnit, target: ReturnType<typeof targetOf>) {
-  for (const nexus of [nexusA, nexusB]) await lu.execute(makeTask(new Uint8Array(6), { target, nexus }));
+  for (const nexus of [nexusA, nexusB]) await lu.execute(makeTask(buildTestUnitReady(), { target, nexus }));
 }
 
 /** What libiscsi does: the last designator of the highest type ≤ 3 from VPD 83h. */
 async function libiscsiDesignator(lu: LogicalUnit, target: ReturnType<typeof targetOf>) {
-  const r = await lu.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target }));
+  const r = await lu.execute(makeTask(buildInquiry(0x1000, 0x83), { target }));
   const ds = decodeDeviceIdentificationPage(r.dataIn!);
   return ds
     .filter((d) => d.designatorType <= 3)
@@ -37,17 +43,19 @@ test('a DiskLu with a copy manager: 3PC, VPD 00h lists 8Fh, RSOC lists 83h/00h a
   const { lu } = diskLu('attach-1');
   const target = targetOf(new Map([[0, lu]]));
   await clearUa(lu, target);
-  const std = await lu.execute(makeTask(Uint8Array.of(0x12, 0, 0, 0, 96, 0), { target }));
+  const std = await lu.execute(makeTask(buildInquiry(96), { target }));
   assert.equal(std.dataIn![5] & 0x08, 0x08);
   assert.equal(std.dataIn![2], 0x06);
-  const pages = await lu.execute(makeTask(Uint8Array.of(0x12, 1, 0, 0, 255, 0), { target }));
+  const pages = await lu.execute(makeTask(buildInquiry(255, 0x00), { target }));
   assert.ok([...pages.dataIn!.subarray(4)].includes(0x8f));
-  const p8f = await lu.execute(makeTask(Uint8Array.of(0x12, 1, 0x8f, 0x10, 0, 0), { target }));
+  const p8f = await lu.execute(makeTask(buildInquiry(0x1000, 0x8f), { target }));
   assert.equal(outcome(p8f), 'GOOD');
   assert.equal(p8f.dataIn![1], 0x8f);
   // RSOC option 2 (opcode + SA) for 83h/00h and 84h/03h; option 1 on them is 24/00.
   const rsoc = (opt: number, op: number, sa: number) =>
-    lu.execute(makeTask(Uint8Array.of(0xa3, 0x0c, opt, op, sa >> 8, sa & 0xff, 0, 0, 0x10, 0, 0, 0), { target }));
+    lu.execute(
+      makeTask(buildReportSupportedOpcodes(0x1000, { option: opt, opcode: op, serviceAction: sa }), { target }),
+    );
   const r2 = await rsoc(2, 0x83, 0);
   assert.equal(outcome(r2), 'GOOD');
   assert.equal(r2.dataIn![1] & 0x07, 0x03, 'SUPPORT = 011b');
@@ -91,13 +99,19 @@ test('libiscsi Simple and ValidTgtDescr against a DiskLu, designator found throu
       ],
     });
     dev.bytes.fill(0, 2048 * 512);
-    const r = await lu.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }));
+    const r = await lu.execute(makeTask(buildExtendedCopy(list.length), { target, dataOut: list }));
     assert.equal(outcome(r), 'GOOD');
     assert.deepEqual(dev.bytes.subarray(2048 * 512), dev.bytes.subarray(0, 2048 * 512));
   }
   // COPY STATUS on another nexus: nothing held there.
-  assert.equal(outcome(await lu.execute(makeTask(rcrCdb(0, 1), { target, nexus: nexusB }))), '5/24/00');
-  assert.equal(outcome(await lu.execute(makeTask(rcrCdb(3, 0), { target, nexus: nexusA }))), 'GOOD');
+  assert.equal(
+    outcome(await lu.execute(makeTask(buildReceiveCopyResults(0, 1, 1024), { target, nexus: nexusB }))),
+    '5/24/00',
+  );
+  assert.equal(
+    outcome(await lu.execute(makeTask(buildReceiveCopyResults(3, 0, 1024), { target, nexus: nexusA }))),
+    'GOOD',
+  );
 });
 
 test('LU reset aborts and forgets; the reset unit attention reaches EXTENDED COPY first', async () => {
@@ -123,9 +137,9 @@ test('LU reset aborts and forgets; the reset unit attention reaches EXTENDED COP
       { type: 0x02, cat: false, dc: false, source: 0, destination: 0, blockCount: 8, sourceLba: 0, destinationLba: 8 },
     ],
   });
-  assert.equal(outcome(await lu.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }))), 'GOOD');
+  assert.equal(outcome(await lu.execute(makeTask(buildExtendedCopy(list.length), { target, dataOut: list }))), 'GOOD');
   lu.reset('lun', nexusB);
-  const r = await lu.execute(makeTask(xcopyCdb(list.length), { target, dataOut: list }));
+  const r = await lu.execute(makeTask(buildExtendedCopy(list.length), { target, dataOut: list }));
   assert.equal(outcome(r), '6/29/03');
-  assert.equal(outcome(await lu.execute(makeTask(rcrCdb(0, 4), { target }))), '5/24/00');
+  assert.equal(outcome(await lu.execute(makeTask(buildReceiveCopyResults(0, 4, 1024), { target }))), '5/24/00');
 });

@@ -10,7 +10,8 @@ import { attachCopyManager } from './attach.ts';
 import { CopyManagerLu } from './copy-manager-lu.ts';
 import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from './descriptors.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
-import { rcrCdb, xcopyCdb } from './testing/harness.ts';
+import { buildExtendedCopy, buildReceiveCopyResults, buildInquiry, buildTestUnitReady } from '../scsi/cdb/spc.ts';
+import { buildRead10 } from '../scsi/cdb/sbc.ts';
 
 // COPY ABORTED in both sense formats (SPC-5 5.17.7.4 / 4.5.2.9): with D_SENSE=1 the failing
 // device's sense travels in a forwarded sense data descriptor (0Ch), source 1 or destination 2.
@@ -38,7 +39,7 @@ function disk(seed: string, blocks: number): { lu: DiskLu; dev: MemoryDevice } {
 }
 
 async function cscdOf(lu: LogicalUnit, target: TargetContext): Promise<CscdInput> {
-  const r = await lu.execute(makeTask(Uint8Array.of(0x12, 1, 0x83, 0x10, 0, 0), { target }));
+  const r = await lu.execute(makeTask(buildInquiry(0x1000, 0x83), { target }));
   const naa = decodeDeviceIdentificationPage(r.dataIn!).find((d) => d.designatorType === 3)!;
   return {
     peripheralDeviceType: 0,
@@ -71,7 +72,7 @@ async function setup(): Promise<{
   const run = (lu: LogicalUnit, cdb: Uint8Array, dataOut?: Uint8Array) =>
     lu.execute(makeTask(cdb, { target, dataOut }));
   for (const lu of [a, b])
-    for (const nexus of [nexusA, nexusB]) await lu.execute(makeTask(new Uint8Array(6), { target, nexus }));
+    for (const nexus of [nexusA, nexusB]) await lu.execute(makeTask(buildTestUnitReady(), { target, nexus }));
   return { a, b, bDev, target, run, cscds: [await cscdOf(a, target), await cscdOf(b, target)] };
 }
 
@@ -101,7 +102,7 @@ test(
     await setDSense(a, true);
     // Segment 0 is fine; segment 1 writes 8 blocks at LBA 60 of a 64-block LU.
     const params = list(1, cscds, [b2b({}), b2b({ destinationLba: 60, sourceLba: 8 })]);
-    const r = await run(a, xcopyCdb(params.length), params);
+    const r = await run(a, buildExtendedCopy(params.length), params);
     assert.equal(r.status, ScsiStatus.CHECK_CONDITION);
     assert.deepEqual(
       [r.sense![1] & 0x0f, r.sense![2], r.sense![3]],
@@ -130,7 +131,7 @@ test(
     assert.deepEqual(bDev.bytes, before, 'validated before any I/O: nothing written');
 
     // FAILED SEGMENT DETAILS (SPC-4 6.18.5): the same sense, in the format in effect.
-    const fsd = await run(a, rcrCdb(0x04, 1));
+    const fsd = await run(a, buildReceiveCopyResults(0x04, 1, 1024));
     assert.equal(outcome(fsd), 'GOOD');
     const len = (fsd.dataIn![58] << 8) | fsd.dataIn![59];
     assert.equal(fsd.dataIn![56], ScsiStatus.CHECK_CONDITION);
@@ -145,7 +146,7 @@ test(
     await setDSense(b, true);
     // Sent to LU 1 (64 blocks) as source: LBA 100 is past its end.
     const params = list(2, [cscds[1], cscds[0]], [b2b({ sourceLba: 100, destinationLba: 0 })]);
-    const r = await run(b, xcopyCdb(params.length), params);
+    const r = await run(b, buildExtendedCopy(params.length), params);
     const d = descriptors(r.sense!);
     assert.equal(u64(d.get(0x01)!, 4), 0n, 'segment 0');
     assert.equal(d.get(0x0c)![2] & 0x0f, 1, 'SENSE DATA SOURCE: copy source');
@@ -153,10 +154,10 @@ test(
 
     await setDSense(b, false);
     // FAILED SEGMENT DETAILS now answers in fixed format.
-    const fsd = await run(b, rcrCdb(0x04, 2));
+    const fsd = await run(b, buildReceiveCopyResults(0x04, 2, 1024));
     const sense = fsd.dataIn!.subarray(60, 60 + ((fsd.dataIn![58] << 8) | fsd.dataIn![59]));
     assert.equal(sense[0], 0x70);
-    const r2 = await run(b, xcopyCdb(params.length), params);
+    const r2 = await run(b, buildExtendedCopy(params.length), params);
     assert.equal(r2.sense![0], 0x70);
     assert.deepEqual(
       [r2.sense![8], r2.sense![9], r2.sense![10], r2.sense![11]],
@@ -181,14 +182,14 @@ test('D_SENSE on the copy-manager LU (the mover LU 0): MODE SELECT, then errors 
       [1, a],
     ]),
   );
-  await cm.execute(makeTask(new Uint8Array(6), { target }));
+  await cm.execute(makeTask(buildTestUnitReady(), { target }));
   await setDSense(cm, true, { target });
   // READ(10): not a processor command
-  const bad = await cm.execute(makeTask(Uint8Array.of(0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0), { target }));
+  const bad = await cm.execute(makeTask(buildRead10(0, 1), { target }));
   assert.deepEqual([...bad.sense!.subarray(0, 4)], [0x72, 5, 0x20, 0]);
   // A CSCD this session cannot reach (B is not mapped here): 0A/08/04, no device sense to forward.
   const params = list(3, [cscds[0], cscds[1]], [b2b({})]);
-  const r = await cm.execute(makeTask(xcopyCdb(params.length), { target, dataOut: params }));
+  const r = await cm.execute(makeTask(buildExtendedCopy(params.length), { target, dataOut: params }));
   const d = descriptors(r.sense!);
   assert.deepEqual([r.sense![1], r.sense![2], r.sense![3]], [0x0a, 0x08, 0x04]);
   assert.ok(d.has(0x01) && d.has(0x02));

@@ -6,7 +6,8 @@ import { ScsiStatus, type ScsiResult } from '../scsi/task.ts';
 import { encodeXcopyParameterList, type CscdInput, type SegmentInput } from './descriptors.ts';
 import { operatingParameters, thirdPartyCopyVpdPage } from './copy-manager.ts';
 import { MemoryTape } from './testing/memory-tape.ts';
-import { TestLu, nexus, rcrCdb, send, targetOf, xcopy } from './testing/harness.ts';
+import { TestLu, nexus, send, targetOf, xcopy } from './testing/harness.ts';
+import { buildExtendedCopy, buildReceiveCopyResults } from '../scsi/cdb/spc.ts';
 import { CopyManagerStatus, decodeCopyStatus } from './copy-results.ts';
 
 const header = (listId = 1, listIdUsage = 0) => ({ listId, str: false, listIdUsage, priority: 0 });
@@ -226,7 +227,7 @@ test(
     );
     const s = expectSense(r, 0x0a, 0x0d, 0x02);
     assert.equal(s.commandSpecific! & 0xffff, 1, 'segment 1 failed');
-    const st = (await send(t, rcrCdb(0, 1))).dataIn!;
+    const st = (await send(t, buildReceiveCopyResults(0, 1, 1024))).dataIn!;
     assert.equal((st[5] << 8) | st[6], 1, 'segment 0 processed');
     assert.ok(new DataView(st.buffer, st.byteOffset).getUint32(8) >= 8 * 512, 'its bytes counted');
     assert.deepEqual(
@@ -240,9 +241,8 @@ test('PLL 0 is GOOD; SA ≠ 0 is 24/00', async () => {
   const lu = disk(64, 3);
   const t = targetOf([lu]);
   assert.equal((await xcopy(t, new Uint8Array(0))).status, ScsiStatus.GOOD);
-  const cdb = new Uint8Array(16);
-  cdb[0] = 0x83;
-  cdb[1] = 0x01;
+  const cdb = buildExtendedCopy(0);
+  cdb[1] = 0x01; // SERVICE ACTION 01h: EXTENDED COPY(LID4), which Ferry does not serve
   expectSense(await send(t, cdb), 5, 0x24, 0);
 });
 
@@ -434,7 +434,7 @@ test('segments overlap in flight: a failed write is reported for its own segment
   assert.equal(s.commandSpecific! & 0xffff, 0, 'segment 0 failed');
   assert.equal(s.info, 65536, 'one 64 KiB record of segment 0 not written');
   assert.ok(tapeDev.writes > 16, `segment 1 had started (${tapeDev.writes} writes)`);
-  const st = await send(t, rcrCdb(0, 1));
+  const st = await send(t, buildReceiveCopyResults(0, 1, 1024));
   assert.equal(decodeCopyStatus(st.dataIn!).segmentsProcessed, 0, 'no segment processed');
 });
 
@@ -623,10 +623,11 @@ test('libiscsi CopyStatus and held status per I_T nexus', async () => {
   const t = targetOf([lu]);
   const n1 = nexus('400000000001');
   const n2 = nexus('400000000002');
-  expectSense(await send(t, rcrCdb(0, 1), undefined, { nexus: n1 }), 5, 0x24, 0);
+  expectSense(await send(t, buildReceiveCopyResults(0, 1, 1024), undefined, { nexus: n1 }), 5, 0x24, 0);
   assert.equal((await xcopy(t, list([lu.cscd()], [b2b()]), { nexus: n1 })).status, ScsiStatus.GOOD);
-  expectSense(await send(t, rcrCdb(0, 1), undefined, { nexus: n2 }), 5, 0x24, 0); // other nexus sees nothing
-  const r = await send(t, rcrCdb(0, 1), undefined, { nexus: n1 });
+  // The other nexus sees nothing.
+  expectSense(await send(t, buildReceiveCopyResults(0, 1, 1024), undefined, { nexus: n2 }), 5, 0x24, 0);
+  const r = await send(t, buildReceiveCopyResults(0, 1, 1024), undefined, { nexus: n1 });
   assert.equal(r.status, ScsiStatus.GOOD);
   const d = r.dataIn!;
   assert.equal(d.length, 12);
@@ -635,7 +636,8 @@ test('libiscsi CopyStatus and held status per I_T nexus', async () => {
   assert.equal((d[5] << 8) | d[6], 1);
   assert.equal(d[7], 0);
   assert.equal(new DataView(d.buffer, d.byteOffset).getUint32(8), 16 * 512);
-  expectSense(await send(t, rcrCdb(0, 1), undefined, { nexus: n1 }), 5, 0x24, 0); // reported once
+  // Reported once.
+  expectSense(await send(t, buildReceiveCopyResults(0, 1, 1024), undefined, { nexus: n1 }), 5, 0x24, 0);
 });
 
 test('failed copies keep FAILED SEGMENT DETAILS with the sense; nexus loss and reset drop held state', async () => {
@@ -644,9 +646,9 @@ test('failed copies keep FAILED SEGMENT DETAILS with the sense; nexus loss and r
   const n1 = nexus('400000000003');
   const r = await xcopy(t, list([lu.cscd()], [b2b({ destinationLba: 60 })], { listId: 9 }), { nexus: n1 });
   expectSense(r, 0x0a, 0x0d, 0x02);
-  const st = await send(t, rcrCdb(0, 9), undefined, { nexus: n1 });
+  const st = await send(t, buildReceiveCopyResults(0, 9, 1024), undefined, { nexus: n1 });
   assert.equal(decodeCopyStatus(st.dataIn!).status, CopyManagerStatus.ERROR);
-  const fd = await send(t, rcrCdb(4, 9), undefined, { nexus: n1 });
+  const fd = await send(t, buildReceiveCopyResults(4, 9, 1024), undefined, { nexus: n1 });
   assert.equal(fd.status, ScsiStatus.GOOD);
   const d = fd.dataIn!;
   assert.equal(d[56], ScsiStatus.CHECK_CONDITION);
@@ -655,10 +657,10 @@ test('failed copies keep FAILED SEGMENT DETAILS with the sense; nexus loss and r
   // Held again, then the nexus goes away.
   await xcopy(t, list([lu.cscd()], [b2b({ destinationLba: 60 })], { listId: 10 }), { nexus: n1 });
   lu.nexusLost(n1);
-  expectSense(await send(t, rcrCdb(0, 10), undefined, { nexus: n1 }), 5, 0x24, 0);
+  expectSense(await send(t, buildReceiveCopyResults(0, 10, 1024), undefined, { nexus: n1 }), 5, 0x24, 0);
   await xcopy(t, list([lu.cscd()], [b2b({ destinationLba: 60 })], { listId: 11 }), { nexus: n1 });
   lu.reset();
-  expectSense(await send(t, rcrCdb(0, 11), undefined, { nexus: n1 }), 5, 0x24, 0);
+  expectSense(await send(t, buildReceiveCopyResults(0, 11, 1024), undefined, { nexus: n1 }), 5, 0x24, 0);
 });
 
 /** A device whose writes wait until released: lets a test look at a copy in flight. */
@@ -688,7 +690,7 @@ test(
       { signal: ac.signal },
     );
     while (dev.writesSeen === 0) await new Promise((r) => setImmediate(r));
-    const st = await send(t, rcrCdb(0, 5));
+    const st = await send(t, buildReceiveCopyResults(0, 5, 1024));
     assert.equal(decodeCopyStatus(st.dataIn!).status, CopyManagerStatus.IN_PROGRESS, 'in progress');
     expectSense(await xcopy(t, list([lu.cscd()], [b2b()], { listId: 5 })), 5, 0x00, 0x16);
     ac.abort(new Error('ABORT TASK'));
@@ -704,7 +706,7 @@ test(
 test('libiscsi OpParams/DescrLimits: RCR 03h and the limits it reports hold', async () => {
   const lu = disk(4096, 24);
   const t = targetOf([lu]);
-  const r = await send(t, rcrCdb(3, 0, 1024));
+  const r = await send(t, buildReceiveCopyResults(3, 0, 1024));
   assert.equal(r.status, ScsiStatus.GOOD);
   const d = r.dataIn!;
   const dv = new DataView(d.buffer, d.byteOffset);
@@ -765,7 +767,7 @@ test('held results nobody reads expire after heldForMs', async () => {
   const failing = list([lu.cscd()], [b2b({ destinationLba: 60 })], { listId: 12 });
   expectSense(await xcopy(t, failing), 0x0a, 0x0d, 0x02);
   now += 59_000;
-  assert.equal((await send(t, rcrCdb(0, 12))).status, ScsiStatus.GOOD, 'still held');
+  assert.equal((await send(t, buildReceiveCopyResults(0, 12, 1024))).status, ScsiStatus.GOOD, 'still held');
   now += 2_000;
-  expectSense(await send(t, rcrCdb(0, 12)), 5, 0x24, 0);
+  expectSense(await send(t, buildReceiveCopyResults(0, 12, 1024)), 5, 0x24, 0);
 });

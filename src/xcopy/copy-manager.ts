@@ -20,6 +20,7 @@ import { copyAborted, makeEndpoint, planCopy, type Endpoint } from './plan.ts';
 import { CopyTargetResolver } from './resolver.ts';
 import type { CopyTarget, RemoteCopyTargets } from './copy-target.ts';
 import { ScsiOpcode } from '../scsi/opcodes.ts';
+import { decodeExtendedCopyCdb, decodeReceiveCopyResultsCdb } from '../scsi/cdb/spc.ts';
 
 /**
  * The copy manager inside every Ferry LU (and the standalone mover's LU 0): EXTENDED COPY
@@ -98,8 +99,7 @@ export class CopyManager {
 
   /** 83h/00h EXTENDED COPY(LID1). Resolves when the copy is done (GOOD) or throws COPY ABORTED. */
   async extendedCopy(task: ScsiTask): Promise<HandlerResult> {
-    const cdb = task.cdb;
-    const pll = new DataView(cdb.buffer, cdb.byteOffset, cdb.byteLength).getUint32(10);
+    const pll = decodeExtendedCopyCdb(task.cdb).parameterListLength;
     if (pll === 0) return; // SPC-4 6.3.1: not an error
     if (task.dataOut.length < pll) throw new SenseError(SenseKey.ILLEGAL_REQUEST, Asc.PARAMETER_LIST_LENGTH_ERROR);
     const list = decodeXcopyParameterList(task.dataOut.subarray(0, pll), this.limits);
@@ -204,10 +204,7 @@ export class CopyManager {
 
   /** 84h RECEIVE COPY RESULTS (LID1): SA 00h, 01h, 03h, 04h. */
   receiveCopyResults(task: ScsiTask, senseFormat: SenseFormat = 'fixed'): HandlerResult {
-    const cdb = task.cdb;
-    const sa = cdb[1] & 0x1f;
-    const listId = cdb[2];
-    const alloc = new DataView(cdb.buffer, cdb.byteOffset, cdb.byteLength).getUint32(10);
+    const { serviceAction: sa, listId, allocationLength: alloc } = decodeReceiveCopyResultsCdb(task.cdb);
     let data: Uint8Array;
     if (sa === RcrServiceAction.OPERATING_PARAMETERS) {
       data = operatingParameters(this.limits);

@@ -3,6 +3,8 @@ import type { TapeDevice } from '../tape/tape-device.ts';
 import type { LogicalUnit, ScsiTask } from '../scsi/task.ts';
 import { ScsiStatus } from '../scsi/task.ts';
 import { decodeDeviceIdentificationPage } from '../scsi/device-identification.ts';
+import { buildInquiry } from '../scsi/cdb/spc.ts';
+import { VpdPage } from '../scsi/spc.ts';
 import type { CscdDescriptor } from './descriptors.ts';
 import { sameDesignator, type CopyTarget, type Designator, type RemoteCopyTargets } from './copy-target.ts';
 
@@ -61,7 +63,7 @@ export class CopyTargetResolver {
     const hit = this.cache.get(lu);
     if (hit) return hit;
     // INQUIRY EVPD=1 page 83h, executed on the LU as the requesting nexus would.
-    const cdb = new Uint8Array([0x12, 0x01, 0x83, 0x10, 0x00, 0x00]);
+    const cdb = buildInquiry(0x1000, VpdPage.DEVICE_IDENTIFICATION);
     const res = await lu.execute({ ...task, cdb, lun, dataOut: new Uint8Array(0), expectedInLength: 0x1000 });
     const ids = res.status === ScsiStatus.GOOD && res.dataIn ? decodeDeviceIdentificationPage(res.dataIn) : [];
     if (res.status === ScsiStatus.GOOD) this.cache.set(lu, ids);

@@ -8,6 +8,7 @@ import {
 } from '../../src/scsi/task.ts';
 import { decodeSense, type DecodedSense } from '../../src/scsi/sense.ts';
 import assert from 'node:assert/strict';
+import { buildModeSelect6, buildModeSense6 } from '../../src/scsi/cdb/spc.ts';
 
 /** Helpers for unit tests that drive a LogicalUnit with hand-built CDBs (no transport). */
 
@@ -27,7 +28,7 @@ export interface TaskOptions {
   target?: TargetContext;
 }
 
-/** A CDB from bytes (padded to at least its own length; iSCSI pads to 16). */
+/** A CDB from raw bytes: for deliberately malformed CDBs only; the rest use src/scsi/cdb/ builders. */
 export function cdb(...bytes: number[]): Uint8Array {
   return Uint8Array.from(bytes);
 }
@@ -59,23 +60,12 @@ export function outcome(r: ScsiResult): string {
   );
 }
 
-/** Build big-endian CDB fields: be(value, bytes). */
-export function be(value: number | bigint, bytes: number): number[] {
-  const out: number[] = [];
-  let v = BigInt(value);
-  for (let i = 0; i < bytes; i++) {
-    out.unshift(Number(v & 0xffn));
-    v >>= 8n;
-  }
-  return out;
-}
-
 /**
  * Set or clear D_SENSE (control mode page byte 2 bit 2, SPC-4 7.5.8): MODE SENSE(6) the page,
  * MODE SELECT(6) it back with PF=1, and check that it reads back.
  */
 export async function setDSense(lu: LogicalUnit, on: boolean, o: TaskOptions = {}): Promise<void> {
-  const sense6 = (): Promise<ScsiResult> => lu.execute(makeTask(Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0), o));
+  const sense6 = (): Promise<ScsiResult> => lu.execute(makeTask(buildModeSense6(0x0a, { dbd: true }), o));
   const ms = await sense6();
   assert.equal(ms.status, 0x00, 'MODE SENSE control page');
   const page = ms.dataIn!.subarray(4 + ms.dataIn![3]);
@@ -83,7 +73,7 @@ export async function setDSense(lu: LogicalUnit, on: boolean, o: TaskOptions = {
   const param = new Uint8Array(4 + page.length);
   param.set(page, 4);
   param[4 + 2] = on ? page[2] | 0x04 : page[2] & ~0x04;
-  const sel = await lu.execute(makeTask(Uint8Array.of(0x15, 0x10, 0, 0, param.length, 0), { ...o, dataOut: param }));
+  const sel = await lu.execute(makeTask(buildModeSelect6(param.length), { ...o, dataOut: param }));
   assert.equal(sel.status, 0x00, `MODE SELECT: ${outcome(sel)}`);
   const after = await sense6();
   assert.equal(after.dataIn![4 + after.dataIn![3] + 2] & 0x04, on ? 0x04 : 0, 'D_SENSE reads back');

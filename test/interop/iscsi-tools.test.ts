@@ -13,7 +13,7 @@ import { requireTools } from '../helpers/tools.ts';
 import { startTgtd } from '../helpers/tgtd.ts';
 import { InitiatorSession } from '../../src/initiator/session.ts';
 import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
-import { inquiry } from '../../src/initiator/cdb.ts';
+import { buildInquiry } from '../../src/scsi/cdb/spc.ts';
 
 const INITIATOR = 'iqn.2026-11.dev.ferry:interop';
 // The target runs in this process: outside tools must run asynchronously.
@@ -117,7 +117,7 @@ test('header and data digests (CRC32C) negotiated with our initiator carry data 
     const data = randomBytes(3 << 20);
     await dev.write(7, data);
     assert.ok(Buffer.from(await dev.read(7, data.length / 512)).equals(data));
-    const inq = await s.command(0, inquiry(96), { inLength: 96 });
+    const inq = await s.command(0, buildInquiry(96), { inLength: 96 });
     assert.equal(Buffer.from(inq.data.subarray(8, 13)).toString(), 'FERRY');
     await s.logout();
   } finally {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { requireTools, runTool } from '../helpers/tools.ts';
 import { spawnTarget } from '../helpers/ferry-cli.ts';
 import { InitiatorSession } from '../../src/initiator/session.ts';
+import { buildModeSelect6, buildModeSense6 } from '../../src/scsi/cdb/spc.ts';
 
 const IQN = 'iqn.2026-11.dev.ferry:dsense';
 
@@ -24,13 +25,13 @@ async function dSense(port: number): Promise<number> {
     targetName: IQN,
   });
   try {
-    const ms = await s.command(0, Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0), { inLength: 255 });
+    const ms = await s.command(0, buildModeSense6(0x0a, { dbd: true }), { inLength: 255 });
     const page = ms.data.subarray(4 + ms.data[3]);
     const param = new Uint8Array(4 + page.length);
     param.set(page, 4);
     param[4 + 2] |= 0x04; // D_SENSE
-    await s.command(0, Uint8Array.of(0x15, 0x10, 0, 0, param.length, 0), { dataOut: param });
-    const back = await s.command(0, Uint8Array.of(0x1a, 0x08, 0x0a, 0, 255, 0), { inLength: 255 });
+    await s.command(0, buildModeSelect6(param.length), { dataOut: param });
+    const back = await s.command(0, buildModeSense6(0x0a, { dbd: true }), { inLength: 255 });
     return back.data[4 + back.data[3] + 2] & 0x04;
   } finally {
     await s.logout().catch(() => undefined);

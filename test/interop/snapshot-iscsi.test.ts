@@ -12,8 +12,9 @@ import { resolveTargetConfig } from '../../src/storage-node/config.ts';
 import { startStorageNode, type StorageNode } from '../../src/storage-node/storage-node.ts';
 import { InitiatorSession } from '../../src/initiator/session.ts';
 import { RemoteBlockDevice } from '../../src/initiator/remote-device.ts';
-import { inquiry, write10 } from '../../src/initiator/cdb.ts';
 import { SnapshotApiClient } from '../../src/storage-node/api-client.ts';
+import { buildWrite10 } from '../../src/scsi/cdb/sbc.ts';
+import { buildInquiry } from '../../src/scsi/cdb/spc.ts';
 
 const IQN = 'iqn.2026-11.dev.ferry:snap-test';
 const TOKEN = 'snapshot-iscsi-token-0123456789';
@@ -135,12 +136,12 @@ test(
 
       // Its own identity, write protected, and unchanged by more writes to the LUN.
       const vpd = async (lun: number): Promise<string> =>
-        Buffer.from((await reader.command(lun, inquiry(255, 0x83), { inLength: 255 })).data).toString('hex');
+        Buffer.from((await reader.command(lun, buildInquiry(255, 0x83), { inLength: 255 })).data).toString('hex');
       assert.notEqual(await vpd(snap.lun), await vpd(0));
       // The designators the API reports are the NAAs the LUs present (what CSCD descriptors name).
       for (const l of await client.listLuns()) assert.ok((await vpd(l.lun)).includes(l.designator), `LUN ${l.lun}`);
       assert.ok(snap.designator && (await vpd(snap.lun)).includes(snap.designator));
-      const wr = await reader.command(snap.lun, write10(0, 1), {
+      const wr = await reader.command(snap.lun, buildWrite10(0, 1), {
         dataOut: Buffer.alloc(BS),
         allowCheckCondition: true,
       });

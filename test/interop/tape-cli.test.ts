@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { spawnTarget, FERRY_BIN, NODE_FLAGS } from '../helpers/ferry-cli.ts';
 import { login, settle, record, streamUntilKilled } from './tape-script.ts';
 import type { CartridgeListing } from '../../src/cli/vtl.ts';
-import * as T from '../../src/scsi/tape-cdb.ts';
+import { buildMoveMedium } from '../../src/scsi/cdb/smc.ts';
+import { buildRead6 } from '../../src/scsi/cdb/ssc.ts';
 
 const IQN = 'iqn.2026-11.dev.ferry:vtl-cli';
 const recordLength = (i: number): number => 8192 + ((i * 4099) % 50000);
@@ -37,7 +38,7 @@ test(
       );
       const s = await login('127.0.0.1', tgt.port, IQN);
       await settle(s, 0);
-      assert.equal((await s.command(0, T.buildMoveMedium(0, 0x1001, 0x100), { allowCheckCondition: true })).status, 0);
+      assert.equal((await s.command(0, buildMoveMedium(0, 0x1001, 0x100), { allowCheckCondition: true })).status, 0);
       await settle(s, 1);
       const acked = await streamUntilKilled(s, 1, recordLength, 200, () => tgt.proc.kill('SIGKILL'));
       await tgt.stop();
@@ -47,7 +48,7 @@ test(
       await settle(s2, 1); // the inventory put FER002L8 back into the drive
       let i = 0;
       for (; ; i++) {
-        const r = await s2.command(1, T.buildRead6(65536), { inLength: 65536, allowCheckCondition: true });
+        const r = await s2.command(1, buildRead6(65536), { inLength: 65536, allowCheckCondition: true });
         if (r.status !== 0 && r.sense?.key === 0x8) break; // end of data
         assert.ok(Buffer.from(r.data).equals(record(i, recordLength(i))), `record ${i} reads back intact`);
       }

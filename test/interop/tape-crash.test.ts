@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { login, settle, record, streamUntilKilled, TAPE_IQN } from './tape-script.ts';
-import * as T from '../../src/scsi/tape-cdb.ts';
+import { buildRead6 } from '../../src/scsi/cdb/ssc.ts';
 
 const CHILD = fileURLToPath(new URL('./tape-target-child.ts', import.meta.url));
 
@@ -47,7 +47,7 @@ test('SIGKILL the target mid-stream: after restart every acknowledged record rea
     await settle(s2, 0);
     let i = 0;
     for (; ; i++) {
-      const r = await s2.command(0, T.buildRead6(65536), { inLength: 65536, allowCheckCondition: true });
+      const r = await s2.command(0, buildRead6(65536), { inLength: 65536, allowCheckCondition: true });
       if (r.status !== 0 && r.sense?.key === 0x8) break; // end of data
       assert.ok(r.status === 0 || r.sense?.ili, `read ${i}: ${JSON.stringify(r.sense)}`);
       assert.ok(Buffer.from(r.data).equals(record(i, recordLength(i))), `record ${i} reads back intact`);

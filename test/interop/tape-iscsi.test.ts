@@ -8,7 +8,41 @@ import { promisify } from 'node:util';
 import { requireTools } from '../helpers/tools.ts';
 import { startFerryTape, login, settle, record, TAPE_IQN } from './tape-script.ts';
 import type { InitiatorSession, CommandResult } from '../../src/initiator/session.ts';
-import * as T from '../../src/scsi/tape-cdb.ts';
+import {
+  ElementType,
+  buildInitializeElementStatus,
+  buildMoveMedium,
+  buildReadElementStatus,
+} from '../../src/scsi/cdb/smc.ts';
+import {
+  buildInquiry,
+  buildLogSense,
+  buildModeSelect6,
+  buildModeSense6,
+  buildPreventAllow,
+  buildReadAttribute,
+  buildRequestSense,
+  buildTestUnitReady,
+} from '../../src/scsi/cdb/spc.ts';
+import {
+  LocateDest,
+  ReadPositionForm,
+  SpaceCode,
+  buildErase6,
+  buildLoadUnload,
+  buildLocate10,
+  buildLocate16,
+  buildRead6,
+  buildReadBlockLimits,
+  buildReadPosition,
+  buildReportDensitySupport,
+  buildRewind,
+  buildSpace16,
+  buildSpace6,
+  buildWrite6,
+  buildWriteFilemarks6,
+} from '../../src/scsi/cdb/ssc.ts';
+import { encodeModeSelectBlockDescriptor } from '../../src/scsi/mode-parameters.ts';
 
 const u16 = (d: Uint8Array, at: number): number => (d[at] << 8) | d[at + 1];
 const u32 = (d: Uint8Array, at: number): number => new DataView(d.buffer, d.byteOffset).getUint32(at);
@@ -56,17 +90,17 @@ test(
     try {
       await settle(s, 0);
       await settle(s, 1).catch(() => undefined); // no medium yet: only clears the power-on UA
-      let r = await cmd(s, 0, T.buildInquiry(96), { inLength: 96 });
+      let r = await cmd(s, 0, buildInquiry(96), { inLength: 96 });
       assert.equal(r.data[0], 0x08);
-      r = await cmd(s, 1, T.buildInquiry(96), { inLength: 96 });
+      r = await cmd(s, 1, buildInquiry(96), { inLength: 96 });
       assert.deepEqual([r.data[0], r.data[1] & 0x80], [0x01, 0x80]);
-      assert.equal(sense(await cmd(s, 1, T.buildTestUnitReady())), '2/3a/00');
+      assert.equal(sense(await cmd(s, 1, buildTestUnitReady())), '2/3a/00');
 
       // Changer: element address assignment page, element status with barcodes and drive DVCIDs.
-      r = await cmd(s, 0, T.buildModeSense6(0x1d, { dbd: true }), { inLength: 255 });
+      r = await cmd(s, 0, buildModeSense6(0x1d, { dbd: true }), { inLength: 255 });
       assert.deepEqual([r.data[4], u16(r.data, 4 + 14), u16(r.data, 4 + 16)], [0x1d, 0x100, 2]);
-      assert.equal((await cmd(s, 0, T.buildInitializeElementStatus())).status, 0);
-      r = await cmd(s, 0, T.buildReadElementStatus({ voltag: true, dvcid: true }), { inLength: 0xffff });
+      assert.equal((await cmd(s, 0, buildInitializeElementStatus())).status, 0);
+      r = await cmd(s, 0, buildReadElementStatus({ voltag: true, dvcid: true }), { inLength: 0xffff });
       assert.deepEqual(
         [...elementBarcodes(r.data)],
         [
@@ -76,38 +110,38 @@ test(
           [0x1003, 'FER004L8'],
         ],
       );
-      assert.equal(sense(await cmd(s, 0, T.buildMoveMedium(0, 0x1000, 0x1001))), '5/3b/0d');
-      assert.equal(sense(await cmd(s, 0, T.buildMoveMedium(0, 0x0100, 0x1001))), '5/3b/0e');
-      assert.equal(sense(await cmd(s, 0, T.buildMoveMedium(0, 0x0999, 0x0100))), '5/21/01');
-      assert.equal((await cmd(s, 0, T.buildPreventAllow(true))).status, 0);
-      assert.equal((await cmd(s, 0, T.buildPreventAllow(false))).status, 0);
+      assert.equal(sense(await cmd(s, 0, buildMoveMedium(0, 0x1000, 0x1001))), '5/3b/0d');
+      assert.equal(sense(await cmd(s, 0, buildMoveMedium(0, 0x0100, 0x1001))), '5/3b/0e');
+      assert.equal(sense(await cmd(s, 0, buildMoveMedium(0, 0x0999, 0x0100))), '5/21/01');
+      assert.equal((await cmd(s, 0, buildPreventAllow(true))).status, 0);
+      assert.equal((await cmd(s, 0, buildPreventAllow(false))).status, 0);
 
       // Load FER003L8 into drive 0 (LUN 1): the drive reports the medium change once.
-      assert.equal((await cmd(s, 0, T.buildMoveMedium(0, 0x1002, 0x100))).status, 0);
-      assert.equal(sense(await cmd(s, 1, T.buildTestUnitReady())), '6/28/00');
-      assert.equal((await cmd(s, 1, T.buildTestUnitReady())).status, 0);
+      assert.equal((await cmd(s, 0, buildMoveMedium(0, 0x1002, 0x100))).status, 0);
+      assert.equal(sense(await cmd(s, 1, buildTestUnitReady())), '6/28/00');
+      assert.equal((await cmd(s, 1, buildTestUnitReady())).status, 0);
 
-      r = await cmd(s, 1, T.buildReadBlockLimits(), { inLength: 6 });
+      r = await cmd(s, 1, buildReadBlockLimits(), { inLength: 6 });
       assert.equal(u16(r.data, 4), 1);
       // Fixed 64 KiB blocks.
-      const sel = T.modeSelectBlockDescriptor(65536);
-      assert.equal((await cmd(s, 1, T.buildModeSelect6(sel.length), { dataOut: sel })).status, 0);
-      r = await cmd(s, 1, T.buildModeSense6(0x10), { inLength: 255 });
+      const sel = encodeModeSelectBlockDescriptor(65536);
+      assert.equal((await cmd(s, 1, buildModeSelect6(sel.length), { dataOut: sel })).status, 0);
+      r = await cmd(s, 1, buildModeSense6(0x10), { inLength: 255 });
       assert.equal((r.data[9] << 16) | u16(r.data, 10), 65536);
       const blocks = Array.from({ length: 8 }, (_, i) => record(i, 65536));
       for (let i = 0; i < 8; i += 2) {
         const two = new Uint8Array(131072);
         two.set(blocks[i]);
         two.set(blocks[i + 1], 65536);
-        assert.equal((await cmd(s, 1, T.buildWrite6(2, { fixed: true }), { dataOut: two })).status, 0);
+        assert.equal((await cmd(s, 1, buildWrite6(2, { fixed: true }), { dataOut: two })).status, 0);
       }
-      assert.equal((await cmd(s, 1, T.buildWriteFilemarks6(1))).status, 0);
-      await cmd(s, 1, T.buildWrite6(1, { fixed: true }), { dataOut: blocks[0] });
-      assert.equal((await cmd(s, 1, T.buildWriteFilemarks6(1))).status, 0);
+      assert.equal((await cmd(s, 1, buildWriteFilemarks6(1))).status, 0);
+      await cmd(s, 1, buildWrite6(1, { fixed: true }), { dataOut: blocks[0] });
+      assert.equal((await cmd(s, 1, buildWriteFilemarks6(1))).status, 0);
 
       // Read 10 blocks from BOP: 8 come back, then the filemark; residue 2 blocks in INFORMATION and on the wire.
-      assert.equal((await cmd(s, 1, T.buildRewind())).status, 0);
-      r = await cmd(s, 1, T.buildRead6(10, { fixed: true }), { inLength: 10 * 65536 });
+      assert.equal((await cmd(s, 1, buildRewind())).status, 0);
+      r = await cmd(s, 1, buildRead6(10, { fixed: true }), { inLength: 10 * 65536 });
       assert.equal(sense(r), '0/00/01');
       assert.deepEqual([r.sense!.filemark, r.sense!.info], [true, 2]);
       assert.equal(r.data.length, 8 * 65536);
@@ -115,62 +149,63 @@ test(
       assert.equal(r.residual, 2 * 65536);
 
       // LOCATE to a block id written earlier; READ POSITION in all three forms.
-      assert.equal((await cmd(s, 1, T.buildLocate10(5))).status, 0);
-      r = await cmd(s, 1, T.buildReadPosition(), { inLength: 20 });
+      assert.equal((await cmd(s, 1, buildLocate10(5))).status, 0);
+      r = await cmd(s, 1, buildReadPosition(), { inLength: 20 });
       assert.deepEqual([r.data[0] & 0x80, u32(r.data, 4)], [0, 5]);
-      r = await cmd(s, 1, T.buildRead6(1, { fixed: true }), { inLength: 65536 });
+      r = await cmd(s, 1, buildRead6(1, { fixed: true }), { inLength: 65536 });
       assert.ok(Buffer.from(r.data).equals(blocks[5]));
-      assert.equal((await cmd(s, 1, T.buildLocate16(1, { destType: T.LocateDest.FILE }))).status, 0);
-      r = await cmd(s, 1, T.buildReadPosition(T.ReadPositionForm.LONG), { inLength: 32 });
+      assert.equal((await cmd(s, 1, buildLocate16(1, { destType: LocateDest.FILE }))).status, 0);
+      r = await cmd(s, 1, buildReadPosition(ReadPositionForm.LONG), { inLength: 32 });
       assert.deepEqual([u64(r.data, 8), u64(r.data, 16)], [9, 1]);
-      r = await cmd(s, 1, T.buildReadPosition(T.ReadPositionForm.EXTENDED, 32), { inLength: 32 });
+      r = await cmd(s, 1, buildReadPosition(ReadPositionForm.EXTENDED, 32), { inLength: 32 });
       assert.equal(u64(r.data, 8), 9);
-      assert.equal(sense(await cmd(s, 1, T.buildLocate10(50))), '8/00/05');
-      assert.equal((await cmd(s, 1, T.buildSpace16(T.SpaceCode.FILEMARKS, -2))).status, 0);
-      r = await cmd(s, 1, T.buildReadPosition(), { inLength: 20 });
+      assert.equal(sense(await cmd(s, 1, buildLocate10(50))), '8/00/05');
+      assert.equal((await cmd(s, 1, buildSpace16(SpaceCode.FILEMARKS, -2))).status, 0);
+      r = await cmd(s, 1, buildReadPosition(), { inLength: 20 });
       assert.equal(u32(r.data, 4), 8);
 
       // Density, logs, MAM.
-      r = await cmd(s, 1, T.buildReportDensitySupport({ medium: true }), { inLength: 0xffff });
+      r = await cmd(s, 1, buildReportDensitySupport({ medium: true }), { inLength: 0xffff });
       assert.equal(r.data[4], 0x5e);
-      r = await cmd(s, 1, T.buildLogSense(0x00), { inLength: 0xffff });
+      r = await cmd(s, 1, buildLogSense(0x00), { inLength: 0xffff });
       assert.deepEqual([...r.data.subarray(4)], [0x00, 0x02, 0x03, 0x2e, 0x31]);
-      r = await cmd(s, 1, T.buildLogSense(0x02), { inLength: 0xffff });
+      r = await cmd(s, 1, buildLogSense(0x02), { inLength: 0xffff });
       const written = u64(r.data, 4 + 5 * 12 + 4);
       assert.equal(written, 9 * 65536);
-      r = await cmd(s, 1, T.buildLogSense(0x31), { inLength: 0xffff });
+      r = await cmd(s, 1, buildLogSense(0x31), { inLength: 0xffff });
       assert.equal(u32(r.data, 4 + 2 * 8 + 4), 64, 'maximum capacity 64 MiB');
-      r = await cmd(s, 1, T.buildReadAttribute(0, 0x0806), { inLength: 0x10000 });
+      r = await cmd(s, 1, buildReadAttribute(0, 0x0806), { inLength: 0x10000 });
       assert.equal(new TextDecoder().decode(r.data.subarray(9, 17)), 'FER003L8');
-      r = await cmd(s, 1, T.buildRequestSense(), { inLength: 18 });
+      r = await cmd(s, 1, buildRequestSense(18), { inLength: 18 });
       assert.equal(r.status, 0);
 
       // ERASE from block 9 on; write protection seen over the wire.
-      assert.equal((await cmd(s, 1, T.buildLocate10(9))).status, 0);
-      assert.equal((await cmd(s, 1, T.buildErase6({ long: true }))).status, 0);
-      assert.equal(sense(await cmd(s, 1, T.buildRead6(1, { fixed: true }), { inLength: 65536 })), '8/00/05');
+      assert.equal((await cmd(s, 1, buildLocate10(9))).status, 0);
+      assert.equal((await cmd(s, 1, buildErase6({ long: true }))).status, 0);
+      assert.equal(sense(await cmd(s, 1, buildRead6(1, { fixed: true }), { inLength: 65536 })), '8/00/05');
       await tgt.library!.drives[0].drive.cartridge!.updateLabel({ writeProtected: true });
-      assert.equal(sense(await cmd(s, 1, T.buildWrite6(1, { fixed: true }), { dataOut: blocks[1] })), '7/27/00');
-      r = await cmd(s, 1, T.buildModeSense6(0x3f), { inLength: 255 });
+      assert.equal(sense(await cmd(s, 1, buildWrite6(1, { fixed: true }), { dataOut: blocks[1] })), '7/27/00');
+      r = await cmd(s, 1, buildModeSense6(0x3f), { inLength: 255 });
       assert.equal(r.data[2] & 0x80, 0x80);
       await tgt.library!.drives[0].drive.cartridge!.updateLabel({ writeProtected: false });
 
       // Removal prevented by the drive; then unload and move the cartridge home.
-      assert.equal((await cmd(s, 1, T.buildPreventAllow(true))).status, 0);
-      assert.equal(sense(await cmd(s, 0, T.buildMoveMedium(0, 0x100, 0x1002))), '5/53/02');
-      assert.equal(sense(await cmd(s, 1, T.buildLoadUnload(false))), '5/53/02');
-      await cmd(s, 1, T.buildPreventAllow(false));
-      assert.equal((await cmd(s, 1, T.buildLoadUnload(false))).status, 0);
-      assert.equal(sense(await cmd(s, 1, T.buildTestUnitReady())), '2/3a/00');
-      assert.equal((await cmd(s, 0, T.buildMoveMedium(0, 0x100, 0x1002))).status, 0);
-      r = await cmd(s, 0, T.buildReadElementStatus({ type: T.ElementType.STORAGE, voltag: true }), {
+      assert.equal((await cmd(s, 1, buildPreventAllow(true))).status, 0);
+      assert.equal(sense(await cmd(s, 0, buildMoveMedium(0, 0x100, 0x1002))), '5/53/02');
+      assert.equal(sense(await cmd(s, 1, buildLoadUnload(false))), '5/53/02');
+      await cmd(s, 1, buildPreventAllow(false));
+      assert.equal((await cmd(s, 1, buildLoadUnload(false))).status, 0);
+      assert.equal(sense(await cmd(s, 1, buildTestUnitReady())), '2/3a/00');
+      assert.equal((await cmd(s, 0, buildMoveMedium(0, 0x100, 0x1002))).status, 0);
+      r = await cmd(s, 0, buildReadElementStatus({ type: ElementType.STORAGE, voltag: true }), {
         inLength: 0xffff,
       });
       assert.equal(elementBarcodes(r.data).get(0x1002), 'FER003L8');
       // Malformed: unsupported opcode, bad service action, SPACE code 2.
+      // Deliberately invalid: C9h is no command's operation code.
       assert.equal(sense(await cmd(s, 1, Uint8Array.of(0xc9, 0, 0, 0, 0, 0))), '5/20/00');
-      assert.equal(sense(await cmd(s, 1, T.buildReadPosition(0x1f), { inLength: 32 })), '2/3a/00');
-      assert.equal(sense(await cmd(s, 0, T.buildReadElementStatus({ type: 9 }), { inLength: 0xffff })), '5/24/00');
+      assert.equal(sense(await cmd(s, 1, buildReadPosition(0x1f), { inLength: 32 })), '2/3a/00');
+      assert.equal(sense(await cmd(s, 0, buildReadElementStatus({ type: 9 }), { inLength: 0xffff })), '5/24/00');
     } finally {
       await s.logout().catch(() => undefined);
       await tgt.close();
@@ -186,15 +221,15 @@ test(
     try {
       await settle(s, 0);
       const A = record(1, 3000);
-      assert.equal((await cmd(s, 0, T.buildWrite6(A.length), { dataOut: A })).status, 0);
-      await cmd(s, 0, T.buildRewind());
-      let r = await cmd(s, 0, T.buildRead6(4000), { inLength: 4000 });
+      assert.equal((await cmd(s, 0, buildWrite6(A.length), { dataOut: A })).status, 0);
+      await cmd(s, 0, buildRewind());
+      let r = await cmd(s, 0, buildRead6(4000), { inLength: 4000 });
       assert.deepEqual(
         [sense(r), r.sense!.ili, r.sense!.info, r.data.length, r.residual],
         ['0/00/00', true, 1000, 3000, 1000],
       );
-      await cmd(s, 0, T.buildRewind());
-      r = await cmd(s, 0, T.buildRead6(1000), { inLength: 1000 });
+      await cmd(s, 0, buildRewind());
+      r = await cmd(s, 0, buildRead6(1000), { inLength: 1000 });
       assert.deepEqual(
         [sense(r), r.sense!.ili, (r.sense!.info ?? 0) | 0, r.data.length],
         ['0/00/00', true, -2000, 1000],
@@ -204,9 +239,9 @@ test(
       const big = record(2, 65536);
       let warnedAt = -1;
       let overflowAt = -1;
-      await cmd(s, 0, T.buildSpace6(T.SpaceCode.END_OF_DATA, 0));
+      await cmd(s, 0, buildSpace6(SpaceCode.END_OF_DATA, 0));
       for (let i = 0; i < 20; i++) {
-        r = await cmd(s, 0, T.buildWrite6(big.length), { dataOut: big });
+        r = await cmd(s, 0, buildWrite6(big.length), { dataOut: big });
         if (r.status === 0) continue;
         if (sense(r) === '0/00/02' && r.sense!.eom && warnedAt < 0) warnedAt = i;
         if (sense(r) === 'd/00/02') {

@@ -10,7 +10,17 @@ import { TargetServer } from '../../src/iscsi-target/server.ts';
 import { InitiatorSession, type CommandResult } from '../../src/initiator/session.ts';
 import { openLibrary, openStandaloneDrive, type OpenedLibrary } from '../../src/storage-node/tape-library.ts';
 import type { LibraryOptions } from '../../src/tape/library.ts';
-import * as T from '../../src/scsi/tape-cdb.ts';
+import { buildModeSelect6, buildTestUnitReady } from '../../src/scsi/cdb/spc.ts';
+import {
+  SpaceCode,
+  buildRead6,
+  buildReadPosition,
+  buildRewind,
+  buildSpace6,
+  buildWrite6,
+  buildWriteFilemarks6,
+} from '../../src/scsi/cdb/ssc.ts';
+import { encodeModeSelectBlockDescriptor } from '../../src/scsi/mode-parameters.ts';
 
 export const TAPE_IQN = 'iqn.2026-11.dev.ferry:vtl';
 export const INITIATOR = 'iqn.2026-11.dev.ferry:tape-interop';
@@ -62,7 +72,7 @@ export async function login(host: string, port: number, targetName: string): Pro
 /** Issue TEST UNIT READY until GOOD (clears power-on / medium-changed unit attentions). */
 export async function settle(s: InitiatorSession, lun: number): Promise<void> {
   for (let i = 0; i < 5; i++) {
-    const r = await s.command(lun, T.buildTestUnitReady(), { allowCheckCondition: true });
+    const r = await s.command(lun, buildTestUnitReady(), { allowCheckCondition: true });
     if (r.status === 0) return;
   }
   throw new Error(`LUN ${lun} never became ready`);
@@ -121,45 +131,45 @@ export async function commonScript(s: InitiatorSession, lun: number): Promise<St
   const C = record(3, 300);
   const D = record(4, 200);
   // Variable-length mode (block length 0).
-  const sel = T.modeSelectBlockDescriptor(0);
-  await run('mode select variable', T.buildModeSelect6(sel.length), { dataOut: sel });
-  await run('rewind', T.buildRewind());
-  await run('write A 1000', T.buildWrite6(A.length), { dataOut: A });
-  await run('write B 500', T.buildWrite6(B.length), { dataOut: B });
-  await run('write filemark', T.buildWriteFilemarks6(1));
-  await run('write C 300', T.buildWrite6(C.length), { dataOut: C });
-  await run('write 2 filemarks', T.buildWriteFilemarks6(2));
-  await run('rewind', T.buildRewind());
-  await run('read 1000 (A exact)', T.buildRead6(1000), { inLength: 1000 });
-  await run('read 1000 (B shorter: ILI +500)', T.buildRead6(1000), { inLength: 1000 });
-  await run('read 100 (filemark)', T.buildRead6(100), { inLength: 100 });
-  await run('read 100 (C longer: ILI -200)', T.buildRead6(100), { inLength: 100 });
-  await run('read 100 (filemark 2)', T.buildRead6(100), { inLength: 100 });
-  await run('read 100 (filemark 3)', T.buildRead6(100), { inLength: 100 });
-  await run('read 100 (end of data)', T.buildRead6(100), { inLength: 100 });
-  await run('space filemarks -1', T.buildSpace6(T.SpaceCode.FILEMARKS, -1));
-  await run('space filemarks -1 again', T.buildSpace6(T.SpaceCode.FILEMARKS, -1));
-  await run('space blocks -1', T.buildSpace6(T.SpaceCode.BLOCKS, -1));
-  await run('read 300 (C)', T.buildRead6(300), { inLength: 300 });
-  await run('rewind', T.buildRewind());
-  await run('space filemarks 1', T.buildSpace6(T.SpaceCode.FILEMARKS, 1));
-  await run('read 300 (C after space)', T.buildRead6(300), { inLength: 300 });
-  await run('rewind', T.buildRewind());
-  await run('space blocks 2', T.buildSpace6(T.SpaceCode.BLOCKS, 2));
-  await run('read 100 (filemark after 2 blocks)', T.buildRead6(100), { inLength: 100 });
-  await run('space blocks 5 (stops at filemark)', T.buildSpace6(T.SpaceCode.BLOCKS, 5));
-  await run('space filemarks -3 (hits BOP)', T.buildSpace6(T.SpaceCode.FILEMARKS, -3));
-  await run('read position', T.buildReadPosition(), { inLength: 20 });
-  await run('space to end of data', T.buildSpace6(T.SpaceCode.END_OF_DATA, 0));
-  await run('read 100 at end of data', T.buildRead6(100), { inLength: 100 });
-  await run('rewind', T.buildRewind());
-  await run('space blocks 1', T.buildSpace6(T.SpaceCode.BLOCKS, 1));
-  await run('write D 200 (truncates)', T.buildWrite6(D.length), { dataOut: D });
-  await run('read after the new end of data', T.buildRead6(100), { inLength: 100 });
-  await run('rewind', T.buildRewind());
-  await run('read 1000 (A)', T.buildRead6(1000), { inLength: 1000 });
-  await run('read 1000 (D: ILI +800)', T.buildRead6(1000), { inLength: 1000 });
-  await run('read 100 (end of data after D)', T.buildRead6(100), { inLength: 100 });
+  const sel = encodeModeSelectBlockDescriptor(0);
+  await run('mode select variable', buildModeSelect6(sel.length), { dataOut: sel });
+  await run('rewind', buildRewind());
+  await run('write A 1000', buildWrite6(A.length), { dataOut: A });
+  await run('write B 500', buildWrite6(B.length), { dataOut: B });
+  await run('write filemark', buildWriteFilemarks6(1));
+  await run('write C 300', buildWrite6(C.length), { dataOut: C });
+  await run('write 2 filemarks', buildWriteFilemarks6(2));
+  await run('rewind', buildRewind());
+  await run('read 1000 (A exact)', buildRead6(1000), { inLength: 1000 });
+  await run('read 1000 (B shorter: ILI +500)', buildRead6(1000), { inLength: 1000 });
+  await run('read 100 (filemark)', buildRead6(100), { inLength: 100 });
+  await run('read 100 (C longer: ILI -200)', buildRead6(100), { inLength: 100 });
+  await run('read 100 (filemark 2)', buildRead6(100), { inLength: 100 });
+  await run('read 100 (filemark 3)', buildRead6(100), { inLength: 100 });
+  await run('read 100 (end of data)', buildRead6(100), { inLength: 100 });
+  await run('space filemarks -1', buildSpace6(SpaceCode.FILEMARKS, -1));
+  await run('space filemarks -1 again', buildSpace6(SpaceCode.FILEMARKS, -1));
+  await run('space blocks -1', buildSpace6(SpaceCode.BLOCKS, -1));
+  await run('read 300 (C)', buildRead6(300), { inLength: 300 });
+  await run('rewind', buildRewind());
+  await run('space filemarks 1', buildSpace6(SpaceCode.FILEMARKS, 1));
+  await run('read 300 (C after space)', buildRead6(300), { inLength: 300 });
+  await run('rewind', buildRewind());
+  await run('space blocks 2', buildSpace6(SpaceCode.BLOCKS, 2));
+  await run('read 100 (filemark after 2 blocks)', buildRead6(100), { inLength: 100 });
+  await run('space blocks 5 (stops at filemark)', buildSpace6(SpaceCode.BLOCKS, 5));
+  await run('space filemarks -3 (hits BOP)', buildSpace6(SpaceCode.FILEMARKS, -3));
+  await run('read position', buildReadPosition(), { inLength: 20 });
+  await run('space to end of data', buildSpace6(SpaceCode.END_OF_DATA, 0));
+  await run('read 100 at end of data', buildRead6(100), { inLength: 100 });
+  await run('rewind', buildRewind());
+  await run('space blocks 1', buildSpace6(SpaceCode.BLOCKS, 1));
+  await run('write D 200 (truncates)', buildWrite6(D.length), { dataOut: D });
+  await run('read after the new end of data', buildRead6(100), { inLength: 100 });
+  await run('rewind', buildRewind());
+  await run('read 1000 (A)', buildRead6(1000), { inLength: 1000 });
+  await run('read 1000 (D: ILI +800)', buildRead6(1000), { inLength: 1000 });
+  await run('read 100 (end of data after D)', buildRead6(100), { inLength: 100 });
   return steps;
 }
 
@@ -183,7 +193,7 @@ export async function streamUntilKilled(
     while (inFlight.size < 4) {
       const i = next++;
       const p: Promise<void> = s
-        .command(lun, T.buildWrite6(recordLength(i)), {
+        .command(lun, buildWrite6(recordLength(i)), {
           dataOut: record(i, recordLength(i)),
           allowCheckCondition: true,
         })

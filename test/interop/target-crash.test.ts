@@ -10,13 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnTarget } from '../helpers/ferry-cli.ts';
 import { InitiatorSession } from '../../src/initiator/session.ts';
-import { write16, synchronizeCache10 } from '../../src/initiator/cdb.ts';
 import { MemoryDevice } from '../../src/block/memory-device.ts';
 import type { BlockDevice } from '../../src/block/block-device.ts';
 import { DiskLu } from '../../src/scsi/disk-lu.ts';
 import { luIdentity } from '../../src/scsi/identity.ts';
 import { Target } from '../../src/iscsi-target/target.ts';
 import { TargetServer } from '../../src/iscsi-target/server.ts';
+import { buildSynchronizeCache10, buildWrite16 } from '../../src/scsi/cdb/sbc.ts';
 
 const IQN = 'iqn.2026-11.dev.ferry:crash';
 const INITIATOR = 'iqn.2026-11.dev.ferry:crash-client';
@@ -33,10 +33,10 @@ test('SIGKILL of ferry target after FUA writes and SYNCHRONIZE CACHE loses nothi
       targetName: IQN,
     });
     const fua = randomBytes(1 << 20);
-    await s.command(0, write16(100, fua.length / 512, true), { dataOut: fua });
+    await s.command(0, buildWrite16(100, fua.length / 512, { fua: true }), { dataOut: fua });
     const plain = randomBytes(512 << 10);
-    await s.command(0, write16(10_000, plain.length / 512), { dataOut: plain });
-    await s.command(0, synchronizeCache10());
+    await s.command(0, buildWrite16(10_000, plain.length / 512), { dataOut: plain });
+    await s.command(0, buildSynchronizeCache10());
     const killed = await tgt.stop('SIGKILL');
     assert.equal(killed, null, 'killed by signal, no clean shutdown');
     s.close();
@@ -100,11 +100,11 @@ test('a simulated power loss keeps FUA and synced writes and loses only unsynced
     const fua = randomBytes(64 << 10);
     const unsynced = randomBytes(64 << 10);
     const synced = randomBytes(64 << 10);
-    await s.command(0, write16(0, 128, true), { dataOut: fua });
-    await s.command(0, write16(1000, 128), { dataOut: unsynced });
+    await s.command(0, buildWrite16(0, 128, { fua: true }), { dataOut: fua });
+    await s.command(0, buildWrite16(1000, 128), { dataOut: unsynced });
     dev.crash();
-    await s.command(0, write16(2000, 128), { dataOut: synced });
-    await s.command(0, synchronizeCache10());
+    await s.command(0, buildWrite16(2000, 128), { dataOut: synced });
+    await s.command(0, buildSynchronizeCache10());
     dev.crash();
     await s.logout();
     assert.ok(Buffer.from(await dev.media.read(0, 128)).equals(fua), 'FUA data survived');

@@ -11,8 +11,6 @@ import { closeDiskLu, openDiskLu, startStorageNode } from '../../src/storage-nod
 import { resolveTargetConfig } from '../../src/storage-node/config.ts';
 import pino from 'pino';
 import { InitiatorSession } from '../../src/initiator/session.ts';
-import { extendedCopy, inquiry, receiveCopyResults } from '../../src/initiator/cdb.ts';
-import { buildRewind } from '../../src/scsi/tape-cdb.ts';
 import { startMover } from '../../src/mover/mover.ts';
 import type { TestContext } from 'node:test';
 import { resolveMoverConfig } from '../../src/mover/config.ts';
@@ -23,6 +21,9 @@ import { requireTools } from '../helpers/tools.ts';
 import { startTgtd } from '../helpers/tgtd.ts';
 import { startFerryTape, TAPE_IQN } from './tape-script.ts';
 import { CopyManagerStatus, decodeCopyStatus } from '../../src/xcopy/copy-results.ts';
+import { buildExtendedCopy, buildInquiry, buildReceiveCopyResults } from '../../src/scsi/cdb/spc.ts';
+import { buildRewind } from '../../src/scsi/cdb/ssc.ts';
+import { buildSynchronizeCache10 } from '../../src/scsi/cdb/sbc.ts';
 
 // The product's promise, end to end: an initiator sends ONE EXTENDED COPY to a copy manager
 // (`ferry mover`, or the one inside the source disk LU), which copies a random disk LUN on a
@@ -155,15 +156,19 @@ async function roundTrip(
     });
     cleanup.push(() => toMover.logout().catch(() => undefined));
     sessions.push(toMover);
-    send = (_w, list) => toMover.command(0, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+    send = (_w, list) =>
+      toMover.command(0, buildExtendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
   } else {
     // EXTENDED COPY to the source LU for the backup, to the destination LU for the restore.
     send = (w, list) =>
-      toSrc.command(w === 'backup' ? 0 : 1, extendedCopy(list.length), { dataOut: list, allowCheckCondition: true });
+      toSrc.command(w === 'backup' ? 0 : 1, buildExtendedCopy(list.length), {
+        dataOut: list,
+        allowCheckCondition: true,
+      });
   }
-  const srcDisk = naaOf((await toSrc.command(0, inquiry(255, 0x83), { inLength: 255 })).data);
-  const dstDisk = naaOf((await toSrc.command(1, inquiry(255, 0x83), { inLength: 255 })).data);
-  const tape = naaOf((await toTape.command(tapeEnd.lun, inquiry(255, 0x83), { inLength: 255 })).data);
+  const srcDisk = naaOf((await toSrc.command(0, buildInquiry(255, 0x83), { inLength: 255 })).data);
+  const dstDisk = naaOf((await toSrc.command(1, buildInquiry(255, 0x83), { inLength: 255 })).data);
+  const tape = naaOf((await toTape.command(tapeEnd.lun, buildInquiry(255, 0x83), { inLength: 255 })).data);
   await toTape.command(tapeEnd.lun, buildRewind());
 
   const header = Buffer.from(
@@ -191,7 +196,7 @@ async function roundTrip(
   const r1 = await send('backup', list1);
   assert.equal(r1.status, 0, `backup XCOPY: ${JSON.stringify(r1.sense)}`);
   if (opts.copyManager === 'mover') {
-    const st = await sessions[2].command(0, receiveCopyResults(0, 1, 12), { inLength: 12 });
+    const st = await sessions[2].command(0, buildReceiveCopyResults(0, 1, 12), { inLength: 12 });
     const copyStatus = decodeCopyStatus(st.data);
     assert.equal(copyStatus.status, CopyManagerStatus.GOOD, 'COPY STATUS: completed');
     assert.equal(copyStatus.segmentsProcessed, backup.length);
@@ -225,7 +230,7 @@ async function roundTrip(
   t.diagnostic(`initiator sockets: ${onWire} bytes for ${moved} bytes moved (${((100 * onWire) / moved).toFixed(4)}%)`);
   assert.ok(onWire < moved * 0.001, `${onWire} bytes on the initiator's sockets is not < 0.1% of ${moved}`);
 
-  await toSrc.command(1, Uint8Array.of(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0)); // SYNCHRONIZE CACHE(10)
+  await toSrc.command(1, buildSynchronizeCache10());
   await sameFiles(srcPath, dstPath, BYTES);
 }
 

@@ -10,6 +10,7 @@ import {
   type ScsiTask,
   type TargetContext,
 } from '../../scsi/task.ts';
+import { buildExtendedCopy } from '../../scsi/cdb/spc.ts';
 import { CopyManager, copyManagerCommands, type CopyManagerOptions } from '../copy-manager.ts';
 import type { Designator } from '../copy-target.ts';
 import type { CscdInput } from '../descriptors.ts';
@@ -85,22 +86,6 @@ export function nexus(isid = '400000000001'): Nexus {
   return makeNexus('iqn.2026-01.test:i', isid, 'iqn.2026-01.test:t', 1);
 }
 
-export function xcopyCdb(pll: number): Uint8Array {
-  const cdb = new Uint8Array(16);
-  cdb[0] = 0x83;
-  new DataView(cdb.buffer).setUint32(10, pll);
-  return cdb;
-}
-
-export function rcrCdb(sa: number, listId: number, alloc = 1024): Uint8Array {
-  const cdb = new Uint8Array(16);
-  cdb[0] = 0x84;
-  cdb[1] = sa;
-  cdb[2] = listId;
-  new DataView(cdb.buffer).setUint32(10, alloc);
-  return cdb;
-}
-
 export interface SendOptions {
   lun?: number;
   nexus?: Nexus;
@@ -128,7 +113,7 @@ export function send(
 }
 
 export function xcopy(target: TargetContext, list: Uint8Array, o: SendOptions = {}): Promise<ScsiResult> {
-  return send(target, xcopyCdb(o.pll ?? list.length), list, o);
+  return send(target, buildExtendedCopy(o.pll ?? list.length), list, o);
 }
 
 export const GOOD = ScsiStatus.GOOD;
