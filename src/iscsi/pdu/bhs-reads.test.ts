@@ -12,8 +12,19 @@ const OWNER = join('src', 'iscsi', 'pdu');
 /** `u32(bhs, 40)`, `u16(p.bhs, 2)`, `bhs[1] & 0x01`: a field read by offset. */
 const READS = [/\bu(?:16|32)\(\s*[\w.]*\bbhs\s*,/i, /\b[\w.]*\bbhs\[\d+\](?!\s*(?:[|&^]?=)(?!=))/i];
 
+/** `const b = pdu.bhs;` names the BHS `b`: reads through that alias count too. */
+const ALIAS = /\bconst (\w+) = [\w.]*\bbhs;/g;
+
 export function bhsReads(text: string): string[] {
-  return text.split('\n').filter((line) => READS.some((re) => re.test(line)) && !line.trimStart().startsWith('//'));
+  const aliases = [...text.matchAll(ALIAS)].map((m) => m[1]);
+  const reads = [
+    ...READS,
+    ...aliases.flatMap((a) => [
+      new RegExp(`\\bu(?:16|32)\\(\\s*${a}\\s*,`),
+      new RegExp(`\\b${a}\\[\\d+\\](?!\\s*(?:[|&^]?=)(?!=))`),
+    ]),
+  ];
+  return text.split('\n').filter((line) => reads.some((re) => re.test(line)) && !line.trimStart().startsWith('//'));
 }
 
 function tsFiles(dir: string): string[] {
@@ -31,6 +42,10 @@ test('the guard sees a field read by offset, and not a byte written to craft a P
     ),
     ['const ttt = u32(bhs, 20);', 'const s = p.bhs[1] & 0x01;', 'if (bhs[0] === 1) x();'],
   );
+  assert.deepEqual(bhsReads('const b = pdu.bhs;\nconst sn = u32(b, 24);\nif (b[1] & 1) y();\nb[2] = 0;'), [
+    'const sn = u32(b, 24);',
+    'if (b[1] & 1) y();',
+  ]);
 });
 
 test('no file outside src/iscsi/pdu/ reads a BHS field by offset', () => {
