@@ -58,7 +58,7 @@ function copyList(segments: SegmentInput[], src: TestLu, dst: TestLu): Uint8Arra
   });
 }
 
-test("the next segment's reads start while the current one still has writes to issue (no drain at segment ends)", async () => {
+test("the next segment's reads start while the current one still has writes to issue (no drain between)", async () => {
   const srcDev = filled(192, 1);
   const dstDev = new LoggingDevice(BS, 192);
   dstDev.writeTurns = 10;
