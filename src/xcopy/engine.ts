@@ -3,12 +3,14 @@ import type { TapeDevice } from '../tape/tape-device.ts';
 import { copyAborted, type DataStep, type Destination, type Source, type Step } from './plan.ts';
 import { BoundedBufferPool, StagingBuffers } from './copy-buffers.ts';
 import { DeviceFailure } from './device-failure.ts';
-import { checkAbort, readSource } from './source.ts';
+import { BlockReads, checkAbort, readSource } from './source.ts';
 import { WritesInFlight, Sink, keepsWriteOrder, startWrite } from './sink.ts';
 
 /**
  * The segment engine: moves bytes exactly as the plan says, as a pipeline.
- * - Reads run up to `readsInFlight` pool buffers ahead of the writes.
+ * - Reads run up to `readsInFlight` pool buffers ahead of the writes, and on into the next
+ *   segment when it may start now (source.ts BlockReads), so the pipeline does not drain at
+ *   each segment's end.
  * - Writes are issued in order and stay in flight across buffers and segments (bounded, and
  *   one at a time to a tape that does not keep order). A buffer goes back to the pool when the
  *   last write made from it completes, so nothing waits for a write unless the bound is reached.
@@ -65,15 +67,21 @@ export async function executePlan(
     dstResidual: new Uint8Array(0),
     staging: new StagingBuffers(),
     writes,
+    blocks: new BlockReads(opts, signal),
   };
   let current: Tally | undefined;
   try {
-    for (const step of steps) {
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i];
       checkAbort(signal);
       if (step.kind !== 'data' || !independentOf(step, pending)) await writes.drain();
       current = { step, written: 0, lastWrite: Infinity };
       pending.push(current);
       if (step.kind === 'data') {
+        if (!isBackwardMove(step, run)) run.blocks.add(step);
+        // The next segment's reads follow this one's when it could start now (it will not wait then either).
+        const next = steps[i + 1];
+        if (next?.kind === 'data' && readsAhead(next) && independentOf(next, pending)) run.blocks.add(next);
         await runDataStep(step, run, current, signal, opts);
       } else if (step.kind === 'tape') {
         await runTapeOp(step.ep.device, step.op).catch((err) => {
@@ -102,7 +110,15 @@ export async function executePlan(
       });
     }
     throw err;
+  } finally {
+    await run.blocks.close(); // reads of a segment that never started, or of a failed one
   }
+}
+
+/** A segment whose block reads may be issued before it starts: not a move within one device. */
+function readsAhead(step: DataStep): boolean {
+  const { source: s, destination: d } = step;
+  return s.kind === 'block' && s.blocks > 0 && !(d.kind === 'block' && d.ep.device === s.ep.device);
 }
 
 /** Whether a data segment may start while the segments in `pending` still have writes in flight. */
@@ -161,6 +177,8 @@ interface CopyRun {
   dstResidual: Uint8Array;
   staging: StagingBuffers;
   writes: WritesInFlight;
+  /** Block-source reads, across segments. */
+  blocks: BlockReads;
 }
 
 /** Read and hand over a segment's data; its last writes may still be in flight when this returns. */
@@ -181,7 +199,7 @@ async function runDataStep(
     let need = step.processBytes - step.fromResidual;
     const leftovers: Uint8Array[] = [];
     try {
-      for await (const chunk of readSource(step, opts, signal)) {
+      for await (const chunk of readSource(step, opts, signal, state.blocks)) {
         try {
           const take = Math.min(need, chunk.view.length);
           // a copy: less than one transfer

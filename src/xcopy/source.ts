@@ -29,24 +29,19 @@ interface Chunk {
   error?: DeviceFailure;
 }
 
-/** The source's reads, in order. The consumer drops each chunk's lease when it is done with it. */
-export async function* readSource(step: DataStep, opts: EngineOptions, signal: AbortSignal): AsyncGenerator<Chunk> {
+/**
+ * The source's reads, in order. The consumer drops each chunk's lease when it is done with it.
+ * Block sources are read through `blocks`, which may already hold this segment's first reads.
+ */
+export async function* readSource(
+  step: DataStep,
+  opts: EngineOptions,
+  signal: AbortSignal,
+  blocks: BlockReads,
+): AsyncGenerator<Chunk> {
   const src: Source = step.source;
   if (src.kind === 'block' && src.blocks > 0) {
-    const bs = src.ep.blockSize;
-    const chunkBlocks = Math.max(1, Math.floor(opts.pool.size / bs));
-    const count = Math.ceil(src.blocks / chunkBlocks);
-    yield* ordered(count, readDepth(opts), opts.pool, signal, async (i, buf) => {
-      const n = Math.min(chunkBlocks, src.blocks - i * chunkBlocks);
-      const view = buf.subarray(0, n * bs);
-      await opts.rate?.take(view.length, signal);
-      try {
-        await src.ep.device.readInto(src.lba + i * chunkBlocks, view);
-      } catch (err) {
-        throw new DeviceFailure('source', err);
-      }
-      return { view };
-    });
+    yield* blocks.chunks(step);
   } else if (src.kind === 'stream' && src.reads > 0) {
     const dev = src.ep.device;
     // Several transfers at once only when the device keeps them in order (ORDERED task attribute).
@@ -95,6 +90,116 @@ export async function* readSource(step: DataStep, opts: EngineOptions, signal: A
       }
       return { view: buf.subarray(0, end) };
     });
+  }
+}
+
+type BlockStep = DataStep & { source: Extract<Source, { kind: 'block' }> };
+
+/**
+ * The block-source reads of consecutive data segments as one ordered stream of pool buffers,
+ * at most `readDepth` in flight or read and not yet taken. A segment added while an earlier one
+ * is still being read gets its first reads as soon as the earlier one's are all issued, so the
+ * source stays busy across segment boundaries (a segment is at most 65,535 blocks, SPC-4 6.4.6.2).
+ * The engine adds only segments that may start now (engine.ts `independentOf`). A failed read is
+ * reported when its segment takes that chunk, in order, as if it had been read then.
+ */
+export class BlockReads {
+  private readonly opts: EngineOptions;
+  private readonly signal: AbortSignal;
+  /** Segments added, with how many of their reads have been issued. */
+  private readonly segments: Array<{ step: BlockStep; issued: number; count: number; chunkBlocks: number }> = [];
+  private readonly queue: Array<{ step: DataStep; buf: Buffer; p: Promise<Uint8Array> }> = [];
+
+  constructor(opts: EngineOptions, signal: AbortSignal) {
+    this.opts = opts;
+    this.signal = signal;
+  }
+
+  /** Queue `step`'s reads after those of the segments added before it (once per segment). */
+  add(step: DataStep): void {
+    const src = step.source;
+    if (src.kind !== 'block' || src.blocks === 0 || this.has(step)) return;
+    const chunkBlocks = Math.max(1, Math.floor(this.opts.pool.size / src.ep.blockSize));
+    this.segments.push({ step: step as BlockStep, issued: 0, count: Math.ceil(src.blocks / chunkBlocks), chunkBlocks });
+    this.fill();
+  }
+
+  private has(step: DataStep): boolean {
+    return this.segments.some((s) => s.step === step);
+  }
+
+  /** `step`'s chunks in order (it must have been added, or is added now, after every segment before it). */
+  async *chunks(step: DataStep): AsyncGenerator<Chunk> {
+    this.add(step);
+    const seg = this.segments[0];
+    if (seg?.step !== step) throw new Error('engine: block reads taken out of segment order');
+    for (let i = 0; i < seg.count; i++) {
+      checkAbort(this.signal);
+      if (!this.queue.length) {
+        // Nothing in flight: wait for a buffer (the writes hold them all).
+        const buf = await this.opts.pool.acquire();
+        if (!this.queue.length) this.issue(seg, buf);
+        else this.opts.pool.release(buf);
+      }
+      const head = this.queue[0];
+      if (head.step !== step) throw new Error('engine: block reads taken out of segment order');
+      let view: Uint8Array;
+      try {
+        view = await head.p;
+      } catch (err) {
+        this.queue.shift();
+        this.opts.pool.release(head.buf); // the read has settled
+        throw err;
+      }
+      this.queue.shift();
+      if (i === seg.count - 1) this.segments.shift();
+      this.fill();
+      yield { view, lease: new Lease(() => this.release(head.buf)) };
+    }
+  }
+
+  /** Let every read in flight settle and return its buffer (the copy has ended or failed). */
+  async close(): Promise<void> {
+    this.segments.length = 0;
+    for (const q of this.queue.splice(0)) {
+      await q.p.catch(() => undefined);
+      this.opts.pool.release(q.buf);
+    }
+  }
+
+  private release(buf: Buffer): void {
+    this.opts.pool.release(buf);
+    this.fill();
+  }
+
+  /** Issue reads in segment order while fewer than readDepth are queued and the pool has a buffer. */
+  private fill(): void {
+    while (this.queue.length < readDepth(this.opts)) {
+      const seg = this.segments.find((s) => s.issued < s.count);
+      if (!seg) return;
+      const buf = this.opts.pool.tryAcquire();
+      if (!buf) return;
+      this.issue(seg, buf);
+    }
+  }
+
+  private issue(seg: { step: BlockStep; issued: number; count: number; chunkBlocks: number }, buf: Buffer): void {
+    const p = this.read(seg.step, seg.issued++ * seg.chunkBlocks, seg.chunkBlocks, buf);
+    p.catch(() => undefined); // observed when its segment takes it
+    this.queue.push({ step: seg.step, buf, p });
+  }
+
+  private async read(step: BlockStep, first: number, chunkBlocks: number, buf: Buffer): Promise<Uint8Array> {
+    const src = step.source;
+    const bs = src.ep.blockSize;
+    const view = buf.subarray(0, Math.min(chunkBlocks, src.blocks - first) * bs);
+    await this.opts.rate?.take(view.length, this.signal);
+    try {
+      await src.ep.device.readInto(src.lba + first, view);
+    } catch (err) {
+      throw new DeviceFailure('source', err);
+    }
+    return view;
   }
 }
 
