@@ -42,7 +42,14 @@ test('Data-In is split at MaxRecvDataSegmentLength, F at each MaxBurstLength, st
   const params = { ...defaultParams(), peerMaxRecvDataSegmentLength: 4096, maxBurstLength: 8192 };
   const data = Buffer.alloc(20_000, 1);
   const sn = numbers();
-  const pdus = buildScsiResponse(read(20_000), { status: ScsiStatus.GOOD, dataIn: data }, params, sn, 0);
+  const { pdus, lastDataIn } = buildScsiResponse(
+    read(20_000),
+    { status: ScsiStatus.GOOD, dataIn: data },
+    params,
+    sn,
+    0,
+  );
+  assert.equal(lastDataIn, 4, 'the last Data-In carries the status');
   const ins = pdus.map(decodeDataIn);
   assert.deepEqual(
     ins.map((d) => [d.bufferOffset, d.data.length, d.final, d.hasStatus, d.dataSN]),
@@ -59,7 +66,7 @@ test('Data-In is split at MaxRecvDataSegmentLength, F at each MaxBurstLength, st
 });
 
 test('a short read reports an underflow with the bytes not sent', () => {
-  const pdus = buildScsiResponse(
+  const { pdus } = buildScsiResponse(
     read(8192),
     { status: ScsiStatus.GOOD, dataIn: Buffer.alloc(512) },
     defaultParams(),
@@ -72,13 +79,14 @@ test('a short read reports an underflow with the bytes not sent', () => {
 
 test('CHECK CONDITION after Data-In goes in a SCSI Response with the sense and ExpDataSN', () => {
   const sense = Buffer.from([0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0]);
-  const pdus = buildScsiResponse(
+  const { pdus, lastDataIn } = buildScsiResponse(
     read(1024),
     { status: ScsiStatus.CHECK_CONDITION, dataIn: Buffer.alloc(1024), sense },
     defaultParams(),
     numbers(),
     0,
   );
+  assert.equal(lastDataIn, 0, 'the Data-In buffer is free before the status goes');
   assert.deepEqual(
     pdus.map((p) => opcodeOf(p.bhs)),
     [Opcode.DATA_IN, Opcode.SCSI_RESPONSE],
@@ -103,4 +111,20 @@ test('residuals: the CDB asked for more than expected (overflow) or less (underf
     residual: 3072,
   });
   assert.deepEqual(residualOf(c, { status: 0 }, 0, false), { overflow: false, underflow: false, residual: 0 });
+});
+
+test('a read overflow is truncated to EDTL and reported in the collapsed Data-In; a WRITE answers ExpDataSN = R2Ts', () => {
+  const big = buildScsiResponse(
+    read(1024),
+    { status: ScsiStatus.GOOD, dataIn: Buffer.alloc(4096), transferLength: 4096 },
+    defaultParams(),
+    numbers(),
+    0,
+  );
+  const d = decodeDataIn(big.pdus[0]);
+  assert.deepEqual([big.pdus.length, d.data.length, d.hasStatus, d.overflow, d.residual], [1, 1024, true, true, 3072]);
+  const w = { ...read(65536), read: false, write: true };
+  const wr = buildScsiResponse(w, { status: ScsiStatus.GOOD }, defaultParams(), numbers(), 3);
+  assert.equal(wr.lastDataIn, -1, 'no Data-In: the result is released at once');
+  assert.equal(decodeScsiResponse(wr.pdus[0]).expDataSN, 3);
 });

@@ -37,6 +37,8 @@ export function residualOf(cmd: ScsiCommandPdu, result: ScsiResult, dataInSent: 
  * MaxRecvDataSegmentLength with the F bit at each MaxBurstLength (RFC 7143 11.7.1), then its
  * status: in the last Data-In when the command is GOOD and has no sense (phase collapse,
  * 11.7.4), else in a SCSI Response (11.4). `r2tsSent` is a WRITE's ExpDataSN (11.4.8).
+ * `lastDataIn` is the index of the last Data-In PDU, -1 when there is none: once it has been sent,
+ * the LU's Data-In buffer may be reused.
  */
 export function buildScsiResponse(
   cmd: ScsiCommandPdu,
@@ -44,7 +46,7 @@ export function buildScsiResponse(
   params: SessionParams,
   sn: ResponseNumbers,
   r2tsSent: number,
-): RawPdu[] {
+): { pdus: RawPdu[]; lastDataIn: number } {
   const dataIn = result.dataIn ?? new Uint8Array(0);
   const readDir = cmd.read || (!cmd.write && dataIn.length > 0);
   const sendLen = readDir ? Math.min(dataIn.length, cmd.edtl) : 0;
@@ -84,7 +86,8 @@ export function buildScsiResponse(
     );
     off += n;
   }
-  if (collapse) return pdus;
+  const lastDataIn = pdus.length - 1;
+  if (collapse) return { pdus, lastDataIn };
   pdus.push(
     encodeScsiResponse({
       overflow,
@@ -100,5 +103,5 @@ export function buildScsiResponse(
       sense: result.sense ?? new Uint8Array(0),
     }),
   );
-  return pdus;
+  return { pdus, lastDataIn };
 }

@@ -170,3 +170,75 @@ test('a PDU other than login before login completes drops the connection', () =>
   assert.deepEqual(dropped, ['opcode 0x1 before login completed']);
   assert.equal(out.length, 0);
 });
+
+test('ABORT TASK of a command not yet received takes its CmdSN as received: the commands behind it run', async () => {
+  const { session, out, lu } = setup();
+  session.receive(command(41, 101)); // waits for CmdSN 100, which never comes
+  session.receive(
+    encodeTmfRequest({
+      immediate: true,
+      func: TmfFunction.ABORT_TASK,
+      lun: 0,
+      itt: 42,
+      referencedTaskTag: 40,
+      cmdSN: 102,
+      expStatSN: 0,
+      refCmdSN: 100,
+      expDataSN: 0,
+    }),
+  );
+  await settle();
+  const kinds = out.map((p) => opcodeOf(p.bhs));
+  assert.deepEqual(kinds.sort(), [Opcode.SCSI_RESPONSE, Opcode.TASK_MGMT_RESPONSE].sort());
+  const tmf = out.find((p) => opcodeOf(p.bhs) === Opcode.TASK_MGMT_RESPONSE)!;
+  assert.equal(decodeTmfResponse(tmf).response, TmfResponse.FUNCTION_COMPLETE);
+  assert.equal(lu.ran.length, 1, 'CmdSN 101 ran');
+  out.length = 0;
+  session.receive(command(40, 100)); // the aborted command, late: dropped
+  await settle();
+  assert.deepEqual([out.length, lu.ran.length], [0, 1]);
+});
+
+test('the final Login Response leaves before the link is told the session is logged in (digests after it)', () => {
+  const target = new Target({ name: TARGET });
+  const events: string[] = [];
+  const host: SessionHost = {
+    limits: DEFAULT_TARGET_LIMITS,
+    portalGroupTag: 1,
+    findTarget: (n) => (n === TARGET ? target : undefined),
+    targets: () => [target],
+    registerSession: () => 1,
+    connections: () => [],
+  };
+  const link: SessionLink = {
+    send: (pdu) => void events.push(`send 0x${opcodeOf(pdu.bhs).toString(16)}`),
+    holdTurn: () => {},
+    loggedIn: () => void events.push('loggedIn'),
+    end: () => {},
+    drop: () => {},
+    portal: () => '',
+  };
+  const session = new TargetSession(host, link, pino({ level: 'silent' }));
+  session.receive(
+    encodeLoginRequest({
+      transit: true,
+      cont: false,
+      csg: Stage.OPERATIONAL,
+      nsg: Stage.FULL_FEATURE,
+      versionMax: 0,
+      versionMin: 0,
+      isid: Uint8Array.from([0x80, 0, 0, 0, 0, 2]),
+      tsih: 0,
+      itt: 1,
+      cid: 0,
+      cmdSN: 1,
+      expStatSN: 0,
+      data: encodeKeyValues([
+        ['InitiatorName', 'iqn.2026-12.test:host'],
+        ['TargetName', TARGET],
+        ['HeaderDigest', 'CRC32C'],
+      ]),
+    }),
+  );
+  assert.deepEqual(events, ['send 0x23', 'loggedIn']);
+});

@@ -426,8 +426,10 @@ export class TargetSession implements SessionPeer {
       return;
     }
     this.link.holdTurn(); // this turn's responses leave together
-    const pdus = buildScsiResponse(cmd, result, this.params!, this.numbers, task.write?.r2tsSent ?? 0);
-    for (let i = 0; i < pdus.length; i++) this.link.send(pdus[i], i === pdus.length - 1 ? result.release : undefined);
+    const { pdus, lastDataIn } = buildScsiResponse(cmd, result, this.params!, this.numbers, task.write?.r2tsSent ?? 0);
+    // The LU's Data-In buffer is free once its last Data-In is out; with none, at once.
+    if (lastDataIn < 0) result.release?.();
+    for (let i = 0; i < pdus.length; i++) this.link.send(pdus[i], i === lastDataIn ? result.release : undefined);
   }
 
   // ---- NOP, Text, Logout ----
@@ -513,8 +515,10 @@ export class TargetSession implements SessionPeer {
     this.inOrder(req.cmdSN, req.immediate, () => {
       const target = this.target!;
       const d = decideTaskManagement(req, this.tasks, this.window, (lun) => target.luns.has(lun));
-      if ('abort' in d) for (const t of d.abort) this.abortTask(t);
-      else if (d.reset === 'lun') {
+      if ('abort' in d) {
+        for (const t of d.abort) this.abortTask(t);
+        if (d.received !== undefined) this.window.consider(d.received);
+      } else if (d.reset === 'lun') {
         for (const c of this.host.connections()) c.abortLunTasks(target, d.lun);
         target.luns.get(d.lun)!.reset('lun', this.nexus!);
       } else {

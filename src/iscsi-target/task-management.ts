@@ -5,8 +5,11 @@ import type { TaskSet, TargetTask } from './task-set.ts';
 
 /** What a task management request does, decided without touching anything (RFC 7143 11.5, SAM-5 7). */
 export type TmfDecision =
-  /** Abort these tasks of this session (ABORT TASK, ABORT TASK SET, CLEAR TASK SET). */
-  | { readonly response: number; readonly abort: readonly TargetTask[] }
+  /**
+   * Abort these tasks of this session (ABORT TASK, ABORT TASK SET, CLEAR TASK SET); `received`
+   * is a CmdSN to take as received, its command never to run (ABORT TASK of one not yet here).
+   */
+  | { readonly response: number; readonly abort: readonly TargetTask[]; readonly received?: number }
   /** Abort the LU's tasks in every session of the target, then reset the LU. */
   | { readonly response: number; readonly reset: 'lun'; readonly lun: number }
   /** Abort every task of the target, reset its LUs; a cold reset then drops its connections. */
@@ -30,7 +33,8 @@ export function decideTaskManagement(
       // RFC 7143 11.5.1: a referenced command not yet received (RefCmdSN in the window and before
       // this request) is considered received, and aborted; one that is gone does not exist.
       const notYetReceived = window.includes(req.refCmdSN) && serialLt(req.refCmdSN, req.cmdSN);
-      return { response: notYetReceived ? ok : TmfResponse.TASK_DOES_NOT_EXIST, abort: [] };
+      if (!notYetReceived) return { response: TmfResponse.TASK_DOES_NOT_EXIST, abort: [] };
+      return { response: ok, abort: [], received: req.refCmdSN };
     }
     case TmfFunction.ABORT_TASK_SET:
     case TmfFunction.CLEAR_TASK_SET:

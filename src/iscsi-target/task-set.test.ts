@@ -149,7 +149,7 @@ test('ABORT TASK of a live task aborts it; of one not yet received (RefCmdSN in 
     w,
     () => true,
   );
-  assert.deepEqual(ahead, { response: TmfResponse.FUNCTION_COMPLETE, abort: [] });
+  assert.deepEqual(ahead, { response: TmfResponse.FUNCTION_COMPLETE, abort: [], received: 12 });
 });
 
 test('task set and LU functions name the LUN; unknown LUNs and functions are answered', () => {
@@ -175,4 +175,14 @@ test('task set and LU functions name the LUN; unknown LUNs and functions are ans
     response: TmfResponse.NOT_SUPPORTED,
     abort: [],
   });
+});
+
+test('a task aborted while it waited for its CmdSN turn does not hold its LU when the turn comes', () => {
+  const s = setup();
+  const early = newTask(cmd(2, TaskAttr.ORDERED));
+  s.set.add(early);
+  s.set.abort(early, new Error('aborted'));
+  s.set.admit(early); // its CmdSN turn comes after the abort
+  s.add(cmd(3, TaskAttr.ORDERED));
+  assert.deepEqual(s.started, [3]);
 });

@@ -64,6 +64,7 @@ export class TaskSet {
 
   /** It reached its turn in CmdSN order: it takes its place, and starts if it may. */
   admit(task: TargetTask): void {
+    if (task.aborted) return; // aborted while it waited for its turn: it is gone already
     task.admitted = true;
     this.order.push(task);
     this.kick(task);

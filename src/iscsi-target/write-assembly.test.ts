@@ -99,3 +99,18 @@ test('a stopped assembly solicits and places nothing', () => {
   assert.equal(w.landing(r.ttt, 0, 512), undefined);
   assert.equal(w.nextR2t(4096, newTtt), undefined);
 });
+
+test('landing refuses unsolicited data past FirstBurstLength, a wrong TTT or a wrong offset', () => {
+  const w = new WriteAssembly(Buffer.alloc(65536), 0, false, params({ initialR2T: false, firstBurstLength: 8192 }));
+  assert.equal(w.landing(UNSOLICITED_TTT, 0, 8192)?.length, 8192);
+  assert.equal(w.landing(UNSOLICITED_TTT, 0, 8193), undefined, 'past the first burst');
+  assert.equal(w.landing(UNSOLICITED_TTT, 512, 512), undefined, 'not the next offset');
+  assert.equal(w.landing(12345, 0, 512), undefined, 'no R2T with that TTT');
+});
+
+test('immediate data of the whole write: complete at once, no R2T', () => {
+  const w = new WriteAssembly(Buffer.alloc(4096), 4096, true, params({}));
+  assert.equal(w.complete, true);
+  assert.equal(w.nextR2t(262144, newTtt), undefined);
+  assert.equal(w.r2tsSent, 0);
+});

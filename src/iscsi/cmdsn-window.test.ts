@@ -82,3 +82,38 @@ test('initiator: follows the window, ignores a pair that goes back or is invalid
   assert.deepEqual([w.exp, w.max], [11, 10], 'MaxCmdSN = ExpCmdSN - 1: a closed window, taken');
   assert.equal(w.allows(11), false);
 });
+
+test('target: a CmdSN already waiting is not taken twice; one considered received is passed over', () => {
+  const w = new CmdSnWindow();
+  w.reset(1, 10);
+  const ran: string[] = [];
+  assert.equal(
+    w.admit(3, () => ran.push('first 3')),
+    true,
+  );
+  assert.equal(
+    w.admit(3, () => ran.push('second 3')),
+    false,
+  );
+  w.consider(2); // ABORT TASK of CmdSN 2, not yet here
+  w.admit(1, () => ran.push('1'));
+  assert.deepEqual(ran, ['1', 'first 3']);
+  assert.equal(w.exp, 4);
+  assert.equal(
+    w.admit(2, () => ran.push('late 2')),
+    false,
+    'the aborted command, arriving late, is dropped',
+  );
+});
+
+test('target: a command that clears the window (teardown) stops the ones queued behind it', () => {
+  const w = new CmdSnWindow();
+  w.reset(1, 10);
+  const ran: number[] = [];
+  w.admit(2, () => ran.push(2));
+  w.admit(1, () => {
+    ran.push(1);
+    w.clear();
+  });
+  assert.deepEqual(ran, [1]);
+});

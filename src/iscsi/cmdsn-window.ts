@@ -30,11 +30,11 @@ export class CmdSnWindow {
 
   /**
    * Admit a non-immediate command (RFC 7143 3.2.2.1): `run` now when it is ExpCmdSN (then every
-   * queued one that follows), later when it is ahead, never when it is outside the window
-   * (false: the PDU is dropped).
+   * queued one that follows), later when it is ahead, never when it is outside the window or
+   * its CmdSN is already waiting (false: the PDU is dropped).
    */
   admit(sn: number, run: () => void): boolean {
-    if (!this.includes(sn)) return false;
+    if (!this.includes(sn) || this.ahead.has(sn)) return false;
     if (sn !== this.exp) {
       this.ahead.set(sn, run);
       return true;
@@ -47,6 +47,14 @@ export class CmdSnWindow {
       next();
     }
     return true;
+  }
+
+  /**
+   * Take `sn` as received without a command (RFC 7143 11.5.1: ABORT TASK of a command that has
+   * not arrived): the window moves past it, and the command, should it come, is dropped.
+   */
+  consider(sn: number): void {
+    this.admit(sn, () => {});
   }
 
   /**

@@ -57,7 +57,7 @@ const TRANSITIONS: Readonly<Record<State, Handler>> = {
   'auth-method': (fsm, keys) =>
     getKey(keys, 'AuthMethod') === 'CHAP'
       ? fsm.go('chap-challenge', Stage.SECURITY, false, [['CHAP_A', CHAP_MD5]])
-      : fsm.go('operational', Stage.OPERATIONAL, true, fsm.offers()),
+      : fsm.withoutChap(),
   'chap-challenge': (fsm, keys) => fsm.answerChallenge(keys),
   'chap-result': (fsm, keys) => fsm.checkTarget(keys) ?? fsm.go('operational', Stage.OPERATIONAL, true, fsm.offers()),
   operational: (fsm, keys, res) => {
@@ -117,6 +117,13 @@ export class InitiatorLoginFsm {
   go(state: State, csg: number, transit: boolean, keys: KeyValues): InitiatorLoginStep {
     this.state = state;
     return { kind: 'send', request: this.request(csg, transit, keys) };
+  }
+
+  /** The target needs no CHAP: go on, unless we must authenticate it (mutual CHAP, RFC 7143 12.1.3). */
+  withoutChap(): InitiatorLoginStep {
+    if (this.opts.mutualChap)
+      return this.fail('the target chose no CHAP, so it cannot be authenticated as mutual CHAP asks: login refused');
+    return this.go('operational', Stage.OPERATIONAL, true, this.offers());
   }
 
   /** Our operational offers; a discovery session offers only what applies to it. */

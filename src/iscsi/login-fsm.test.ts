@@ -196,3 +196,39 @@ test('target: text split over PDUs (C bit) is gathered before it is read', () =>
   assert.equal(out.kind, 'complete');
   assert.equal(getKey(decodeKeyValues(out.response.data), 'TargetPortalGroupTag'), '1');
 });
+
+test('target: the TSIH refusal has T=0 and NSG 0 (reserved)', () => {
+  const out = targetFsm().handle(request(NAMES, { tsih: 7 }));
+  assert.deepEqual([out.response.transit, out.response.nsg], [false, 0]);
+});
+
+test('initiator: a target that chooses no CHAP is refused when mutual CHAP was asked for', () => {
+  const secret: ChapSecret = { user: 'host', secret: 'host-secret-12' };
+  const { end } = converse(
+    initiatorFsm({ chap: secret, mutualChap: { user: 'disk', secret: 'disk-secret-34' } }),
+    targetFsm(),
+  );
+  assert.equal(end.kind, 'failed');
+  assert.match(end.kind === 'failed' ? end.message : '', /chose no CHAP.*mutual CHAP/);
+  const oneWay = converse(initiatorFsm({ chap: secret }), targetFsm());
+  assert.equal(oneWay.end.kind, 'complete', 'one-way CHAP: a target that needs none is fine');
+});
+
+test('initiator: operational answers over several rounds are applied, then an empty request follows', () => {
+  const ini = initiatorFsm();
+  const first = ini.start();
+  const partial: LoginResponse = {
+    ...response(targetFsm().handle(first), 500),
+    transit: false,
+    nsg: 0,
+    data: encodeKeyValues([['MaxBurstLength', '131072']]),
+  };
+  const step = ini.handle(partial);
+  assert.equal(step.kind, 'send');
+  if (step.kind !== 'send') return;
+  assert.deepEqual(
+    [step.request.csg, step.request.transit, step.request.data.length, step.request.expStatSN],
+    [Stage.OPERATIONAL, true, 0, 501],
+  );
+  assert.equal(ini.params.maxBurstLength, 131072);
+});

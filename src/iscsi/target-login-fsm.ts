@@ -183,8 +183,13 @@ export class TargetLoginFsm {
     if (!complete) return { kind: 'continue', response };
     // A TSIH names a session to add a connection to or reinstate: that needs MaxConnections > 1
     // or ERL 2, which this target does not offer (RFC 7143 6.3.5).
-    if (this.tsih !== 0)
-      return fail(LoginStatus.SESSION_DOES_NOT_EXIST, 'login with a TSIH of a session this target does not have');
+    if (this.tsih !== 0) {
+      const refused = fail(
+        LoginStatus.SESSION_DOES_NOT_EXIST,
+        'login with a TSIH of a session this target does not have',
+      );
+      return { ...refused, response: { ...refused.response, nsg: 0 } }; // T=0: NSG is reserved (RFC 7143 11.13.1)
+    }
     return {
       kind: 'complete',
       response,
