@@ -113,7 +113,7 @@ test('residuals: the CDB asked for more than expected (overflow) or less (underf
   assert.deepEqual(residualOf(c, { status: 0 }, 0, false), { overflow: false, underflow: false, residual: 0 });
 });
 
-test('a read overflow is truncated to EDTL and reported in the collapsed Data-In; a WRITE answers ExpDataSN = R2Ts', () => {
+test('a read overflow is truncated to EDTL and reported in the collapsed Data-In; a WRITE answers its R2Ts', () => {
   const big = buildScsiResponse(
     read(1024),
     { status: ScsiStatus.GOOD, dataIn: Buffer.alloc(4096), transferLength: 4096 },
