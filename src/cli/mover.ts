@@ -3,6 +3,7 @@ import pino from 'pino';
 import type { MoverConfigInput } from '../mover/config.ts';
 import { collect, readJsonConfig, serveUntilSignal } from './options.ts';
 import { UsageError } from '../util/errors.ts';
+import { serveMetrics } from '../metrics/serve.ts';
 
 export function registerMover(program: Command): void {
   program
@@ -29,6 +30,7 @@ export function registerMover(program: Command): void {
       '--max-rate <bytes/s>',
       'cap the bytes per second the mover reads, over all its copies at once, e.g. 200M (default: no cap)',
     )
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9470')
     .option(
       '--config <file>',
       'JSON file with the same settings: {listen, iqn, initiatorName, portals: ["host:port" | {address, chap, ' +
@@ -82,6 +84,15 @@ export function registerMover(program: Command): void {
         },
         'mover ready',
       );
-      await serveUntilSignal(log, () => mover.close(), 'stopping');
+      const metrics = opts.metrics ? await serveMetrics(opts.metrics as string) : undefined;
+      if (metrics) log.info({ metrics: `http://${metrics.host}:${metrics.port}/metrics` }, 'metrics served');
+      await serveUntilSignal(
+        log,
+        async () => {
+          await metrics?.close();
+          await mover.close();
+        },
+        'stopping',
+      );
     });
 }

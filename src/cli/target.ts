@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import pino from 'pino';
 import type { TargetConfigInput } from '../storage-node/config.ts';
 import { collect, readJsonConfig, serveUntilSignal } from './options.ts';
+import { serveMetrics } from '../metrics/serve.ts';
 
 export function registerTarget(program: Command): void {
   program
@@ -48,6 +49,7 @@ export function registerTarget(program: Command): void {
     .option('--lun-dir <dir>', 'directory for LUNs created through the API (default: ferry-luns beside the first disk)')
     .option('--api <host:port>', 'serve the management API (snapshots, LUNs, digests) here, e.g. 127.0.0.1:8460')
     .option('--api-token-file <file>', 'file holding the bearer token the API requires')
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9470')
     .option(
       '--config <file>',
       'JSON file with the same settings: {listen, iqn, blockSize, disks: ["f:64M"], chap, mutualChap, ' +
@@ -110,6 +112,15 @@ export function registerTarget(program: Command): void {
         },
         'target ready',
       );
-      await serveUntilSignal(log, () => node.close(), 'stopping: flushing LUNs');
+      const metrics = opts.metrics ? await serveMetrics(opts.metrics as string) : undefined;
+      if (metrics) log.info({ metrics: `http://${metrics.host}:${metrics.port}/metrics` }, 'metrics served');
+      await serveUntilSignal(
+        log,
+        async () => {
+          await metrics?.close();
+          await node.close();
+        },
+        'stopping: flushing LUNs',
+      );
     });
 }

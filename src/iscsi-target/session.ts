@@ -21,6 +21,7 @@ import {
   type TargetContext,
   type LogicalUnit,
   makeNexus,
+  ScsiStatus,
 } from '../scsi/task.ts';
 import { SenseError, SenseKey, Asc, type AscCode } from '../scsi/sense.ts';
 import { checkCondition } from '../scsi/command-table.ts';
@@ -32,6 +33,7 @@ import { TaskSet, newTask, type TargetTask } from './task-set.ts';
 import { decideTaskManagement } from './task-management.ts';
 import { buildScsiResponse, type ResponseNumbers } from './scsi-response-builder.ts';
 import { TextExchange, type TextAnswer, type TextSession } from './text-exchange.ts';
+import { iscsiCommands, iscsiSessions, lunReadBytes, lunWrittenBytes } from '../metrics/metrics.ts';
 
 /** A session as other sessions of the portal reach it (LUN and target resets, reinstatement). */
 export interface SessionPeer {
@@ -129,6 +131,12 @@ export class TargetSession implements SessionPeer {
   };
   private readonly text = new TextExchange();
   private context?: TargetContext;
+  /** This session's children of the metrics (labels looked up once, not per command). */
+  private commandCount?: { inc(): void };
+  private readonly lunCounters = new Map<
+    number,
+    { read: { inc(n: number): void }; written: { inc(n: number): void } }
+  >();
 
   /** `self` is the connection other sessions reach this one by. */
   constructor(host: SessionHost, link: SessionLink, log: Logger, self?: SessionPeer) {
@@ -230,6 +238,7 @@ export class TargetSession implements SessionPeer {
     }
     if (out.kind === 'complete') {
       this.phase = 'full';
+      iscsiSessions.inc({ type: this.sessionType });
       this.link.loggedIn(out.result.params);
     }
   }
@@ -244,6 +253,7 @@ export class TargetSession implements SessionPeer {
       this.target = target;
       this.nexus = makeNexus(result.initiatorName, this.isidHex, target.name, this.host.portalGroupTag);
       this.context = { targetName: target.name, relativePortId: this.host.portalGroupTag, luns: () => target.luns };
+      this.commandCount = iscsiCommands.labels(target.name);
     }
     this.tsih = this.host.registerSession(this.self, result);
     this.log = this.log.child({ initiator: result.initiatorName, isid: this.isidHex, tsih: this.tsih });
@@ -288,6 +298,7 @@ export class TargetSession implements SessionPeer {
   private takeScsiCommand(pdu: RawPdu): void {
     if (this.sessionType !== 'Normal') return this.reject(pdu.bhs, RejectReason.PROTOCOL_ERROR);
     const cmd = decodeScsiCommand(pdu);
+    this.commandCount?.inc();
     if (!cmd.immediate && !this.window.includes(cmd.cmdSN)) {
       this.log.debug({ cmdSN: cmd.cmdSN, expCmdSN: this.window.exp }, 'SCSI command outside the CmdSN window: dropped');
       return;
@@ -425,11 +436,28 @@ export class TargetSession implements SessionPeer {
       result.release?.();
       return;
     }
+    this.count(task, result);
     this.link.holdTurn(); // this turn's responses leave together
     const { pdus, lastDataIn } = buildScsiResponse(cmd, result, this.params!, this.numbers, task.write?.r2tsSent ?? 0);
     // The LU's Data-In buffer is free once its last Data-In is out; with none, at once.
     if (lastDataIn < 0) result.release?.();
     for (let i = 0; i < pdus.length; i++) this.link.send(pdus[i], i === lastDataIn ? result.release : undefined);
+  }
+
+  /** Bytes per LUN for ferry_lun_*_bytes_total: Data-In sent, and Data-Out of a write that completed GOOD. */
+  private count(task: TargetTask, result: ScsiResult): void {
+    const { cmd } = task;
+    const sent = cmd.read ? Math.min(result.dataIn?.length ?? 0, cmd.edtl) : 0;
+    const written = task.write && result.status === ScsiStatus.GOOD ? task.write.received : 0;
+    if (sent === 0 && written === 0) return;
+    let c = this.lunCounters.get(cmd.lun);
+    if (!c) {
+      const labels = [this.target!.name, String(cmd.lun)] as const;
+      c = { read: lunReadBytes.labels(...labels), written: lunWrittenBytes.labels(...labels) };
+      this.lunCounters.set(cmd.lun, c);
+    }
+    if (sent > 0) c.read.inc(sent);
+    if (written > 0) c.written.inc(written);
   }
 
   // ---- NOP, Text, Logout ----
@@ -577,6 +605,7 @@ export class TargetSession implements SessionPeer {
   /** The connection is gone: its tasks are aborted, and its LUs forget the nexus. */
   close(reason: string): void {
     if (this.phase === 'closed' && this.torn) return;
+    if (this.loggedIn) iscsiSessions.dec({ type: this.sessionType });
     this.torn = true;
     this.phase = 'closed';
     this.tasks.abortAll(new Error(`connection closed: ${reason}`));
@@ -584,4 +613,9 @@ export class TargetSession implements SessionPeer {
     if (this.nexus && this.target) for (const lu of this.target.luns.values()) lu.nexusLost(this.nexus);
   }
   private torn = false;
+
+  /** Login completed (the session counts in ferry_iscsi_sessions until it closes). */
+  private get loggedIn(): boolean {
+    return this.params !== undefined;
+  }
 }

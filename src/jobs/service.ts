@@ -39,6 +39,7 @@ import { runLabel } from './label.ts';
 import { elementName, type Site } from './site.ts';
 import { isFinal, isJobState, type JobState } from './states.ts';
 import { deleteOrOwe, payOwedSnapshotDeletes } from './owed-snapshots.ts';
+import { jobEnded, knownDrives, loadLastSuccess, refreshMedia } from './server-metrics.ts';
 import {
   ServiceError,
   idleProgress,
@@ -91,6 +92,9 @@ export class LocalJobService implements JobService {
     await releaseAll(catalog.db);
     await s.releaseSnapshots(interrupted);
     await s.inventory();
+    knownDrives(site.config.drives.map((d) => d.name));
+    await loadLastSuccess(catalog.db);
+    await refreshMedia(catalog.db);
     return s;
   }
 
@@ -236,7 +240,10 @@ export class LocalJobService implements JobService {
       site: this.site,
       signal: abort.signal,
       state: 'queued',
-      emit: (e) => this.bus.emit(`job:${job.id}`, e),
+      emit: (e) => {
+        this.bus.emit(`job:${job.id}`, e);
+        if (e.kind === 'state') void refreshMedia(this.catalog.db).catch(() => undefined);
+      },
     });
     const done = (async () => {
       let slot = false;
@@ -269,6 +276,7 @@ export class LocalJobService implements JobService {
         if (slot) this.giveSlot();
         ctx.ended();
         await release(this.catalog.db, job.id).catch(() => undefined);
+        await this.measure(job.id).catch(() => undefined);
         this.running.delete(job.id);
         await ctx.publishStored().catch(() => undefined);
         this.bus.emit(`end:${job.id}`);
@@ -276,6 +284,13 @@ export class LocalJobService implements JobService {
     })();
     this.running.set(job.id, { ctx, abort, done });
     return this.view(job);
+  }
+
+  /** A job ended: its metrics, and the media gauges it may have changed. */
+  private async measure(id: number): Promise<void> {
+    const j = await getJob(this.catalog.db, id);
+    if (j) jobEnded(j);
+    await refreshMedia(this.catalog.db);
   }
 
   /** Wait, queued, until fewer than maxJobs jobs run (FIFO); a cancel ends the wait. */

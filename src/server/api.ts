@@ -25,6 +25,7 @@ import {
   StreamQuery,
   validate,
 } from './schemas.ts';
+import { metricsText, registry } from '../metrics/metrics.ts';
 
 /** Seconds between SSE comment lines that keep idle proxies from closing the stream. */
 const SSE_HEARTBEAT_MS = 15_000;
@@ -141,6 +142,8 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
   );
   app.get('/v1/drives', async () => service.listDrives());
   app.get('/v1/volumes', async () => service.listVolumes());
+  // Prometheus text format; scrape with the same bearer token (prometheus.yml `authorization`).
+  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await metricsText()));
   app.get('/v1/schedules', async () => opts.schedules?.() ?? []);
   return app;
 }

@@ -345,6 +345,14 @@ export const SERVER_OPENAPI = {
         responses: { '200': json({ type: 'array', items: ref('Volume') }), ...errors(401) },
       },
     },
+    '/metrics': {
+      get: {
+        summary:
+          'Prometheus metrics in the text format: jobs, durations, last success per volume, bytes moved, cartridges, ' +
+          'drives; with every role in this process (ferry up), the iSCSI, LUN, EXTENDED COPY and quiesce ones too',
+        responses: { '200': { description: 'text/plain; version=0.0.4' }, ...errors(401) },
+      },
+    },
     '/v1/schedules': {
       get: {
         summary:

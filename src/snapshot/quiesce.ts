@@ -1,5 +1,6 @@
 import { FerryError } from '../util/errors.ts';
 import type { WriteActivity } from './snapshottable-device.ts';
+import { quiesceWait } from '../metrics/metrics.ts';
 
 /** How long no write may reach the LUN before a snapshot is taken (DESIGN.md, step 1). */
 export const DEFAULT_QUIET_PERIOD_MS = 3000;
@@ -122,17 +123,21 @@ export async function takeWhenQuiet<T>(
   const startedAt = now();
   const deadline = startedAt + timeoutMs;
   const count0 = activity.writeCount;
-  const done = async (mode: SnapshotMode, takenAt: number, value: Promise<T>): Promise<QuiesceResult<T>> => ({
-    value: await value,
-    mode,
-    quietPeriodMs,
-    timeoutMs,
-    startedAt,
-    takenAt,
-    waitedMs: takenAt - startedAt,
-    lastWriteAt: activity.lastWriteAt,
-    writesWhileWaiting: activity.writeCount - count0,
-  });
+  const done = async (mode: SnapshotMode, takenAt: number, value: Promise<T>): Promise<QuiesceResult<T>> => {
+    const taken = await value;
+    quiesceWait.observe({ mode }, (takenAt - startedAt) / 1000);
+    return {
+      value: taken,
+      mode,
+      quietPeriodMs,
+      timeoutMs,
+      startedAt,
+      takenAt,
+      waitedMs: takenAt - startedAt,
+      lastWriteAt: activity.lastWriteAt,
+      writesWhileWaiting: activity.writeCount - count0,
+    };
+  };
   const at = (mode: SnapshotMode, t: number) => ({ mode, waitedMs: t - startedAt, quietPeriodMs, timeoutMs });
   const checkCanceled = (): void => {
     if (signal?.aborted)

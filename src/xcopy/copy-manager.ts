@@ -21,6 +21,7 @@ import { CopyTargetResolver } from './resolver.ts';
 import type { CopyTarget, RemoteCopyTargets } from './copy-target.ts';
 import { ScsiOpcode } from '../scsi/opcodes.ts';
 import { decodeExtendedCopyCdb, decodeReceiveCopyResultsCdb } from '../scsi/cdb/spc.ts';
+import { xcopyFailures, xcopyOperations } from '../metrics/metrics.ts';
 
 /**
  * The copy manager inside every Ferry LU (and the standalone mover's LU 0): EXTENDED COPY
@@ -125,6 +126,7 @@ export class CopyManager {
       this.trimHeld(task.nexus.key);
     }
     this.running.add(op);
+    xcopyOperations.inc();
     const onAbort = () => op.controller.abort(task.signal.reason);
     if (task.signal.aborted) onAbort();
     else task.signal.addEventListener('abort', onAbort, { once: true });
@@ -140,6 +142,7 @@ export class CopyManager {
       op.state = 'done';
     } catch (err) {
       op.state = 'failed';
+      xcopyFailures.inc();
       const e =
         err instanceof SenseError
           ? err
