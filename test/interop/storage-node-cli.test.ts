@@ -206,6 +206,32 @@ test(
 );
 
 test(
+  'ferry target --metrics serves Prometheus metrics that count what an outside initiator did',
+  { timeout: 60_000 },
+  async (t) => {
+    if (!requireTools(t, 'iscsi-ls')) return;
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-metrics-'));
+    const tgt = await spawnTarget(['--iqn', IQN, '--disk', `${join(dir, 'd.img')}:8M`, '--metrics', '127.0.0.1:0']);
+    try {
+      const url = String((await tgt.waitForLog('metrics served')).metrics);
+      await exec('iscsi-ls', ['-s', `iscsi://127.0.0.1:${tgt.port}`], { encoding: 'utf8' });
+      const res = await fetch(url);
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      const commands = Number(
+        new RegExp(`^ferry_iscsi_commands_total\\{target="${IQN}"\\} (\\d+)$`, 'm').exec(text)?.[1],
+      );
+      assert.ok(commands > 0, `iscsi-ls sent SCSI commands: ${commands}`);
+      assert.match(text, /^# TYPE ferry_lun_read_bytes_total counter$/m);
+      assert.match(text, /^process_resident_memory_bytes \d+/m);
+    } finally {
+      await tgt.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
   'ferry target --config FILE serves what the file says; a bad config names the field to fix',
   { timeout: 60_000 },
   async () => {
