@@ -21,7 +21,7 @@ async function samples(): Promise<Map<string, number>> {
 const sum = (s: Map<string, number>, prefix: string): number =>
   [...s].filter(([k]) => k === prefix || k.startsWith(`${prefix}{`)).reduce((n, [, v]) => n + v, 0);
 
-test('metrics: a backup counts as a done job, sets the last success of its volume, and moves node counters', async () => {
+test('metrics: a backup counts as a done job, sets its volume last success, and moves node counters', async () => {
   await inTempDir('ferry-metrics-', async (dir) => {
     const w = await startJobsWorld(dir, { iqn: 'iqn.2026-12.dev.ferry:metrics' });
     try {
