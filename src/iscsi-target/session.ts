@@ -33,7 +33,7 @@ import { TaskSet, newTask, type TargetTask } from './task-set.ts';
 import { decideTaskManagement } from './task-management.ts';
 import { buildScsiResponse, type ResponseNumbers } from './scsi-response-builder.ts';
 import { TextExchange, type TextAnswer, type TextSession } from './text-exchange.ts';
-import { iscsiCommands, iscsiSessions, lunReadBytes, lunWrittenBytes } from '../metrics/metrics.ts';
+import { iscsiSessions, SessionTally } from '../metrics/metrics.ts';
 
 /** A session as other sessions of the portal reach it (LUN and target resets, reinstatement). */
 export interface SessionPeer {
@@ -131,12 +131,8 @@ export class TargetSession implements SessionPeer {
   };
   private readonly text = new TextExchange();
   private context?: TargetContext;
-  /** This session's children of the metrics (labels looked up once, not per command). */
-  private commandCount?: { inc(): void };
-  private readonly lunCounters = new Map<
-    number,
-    { read: { inc(n: number): void }; written: { inc(n: number): void } }
-  >();
+  /** What this session counts for the metrics (metrics.ts sums it when scraped). */
+  private tally?: SessionTally;
 
   /** `self` is the connection other sessions reach this one by. */
   constructor(host: SessionHost, link: SessionLink, log: Logger, self?: SessionPeer) {
@@ -253,7 +249,7 @@ export class TargetSession implements SessionPeer {
       this.target = target;
       this.nexus = makeNexus(result.initiatorName, this.isidHex, target.name, this.host.portalGroupTag);
       this.context = { targetName: target.name, relativePortId: this.host.portalGroupTag, luns: () => target.luns };
-      this.commandCount = iscsiCommands.labels(target.name);
+      this.tally = new SessionTally(target.name);
     }
     this.tsih = this.host.registerSession(this.self, result);
     this.log = this.log.child({ initiator: result.initiatorName, isid: this.isidHex, tsih: this.tsih });
@@ -298,7 +294,7 @@ export class TargetSession implements SessionPeer {
   private takeScsiCommand(pdu: RawPdu): void {
     if (this.sessionType !== 'Normal') return this.reject(pdu.bhs, RejectReason.PROTOCOL_ERROR);
     const cmd = decodeScsiCommand(pdu);
-    this.commandCount?.inc();
+    if (this.tally) this.tally.commands++;
     if (!cmd.immediate && !this.window.includes(cmd.cmdSN)) {
       this.log.debug({ cmdSN: cmd.cmdSN, expCmdSN: this.window.exp }, 'SCSI command outside the CmdSN window: dropped');
       return;
@@ -449,15 +445,10 @@ export class TargetSession implements SessionPeer {
     const { cmd } = task;
     const sent = cmd.read ? Math.min(result.dataIn?.length ?? 0, cmd.edtl) : 0;
     const written = task.write && result.status === ScsiStatus.GOOD ? task.write.received : 0;
-    if (sent === 0 && written === 0) return;
-    let c = this.lunCounters.get(cmd.lun);
-    if (!c) {
-      const labels = [this.target!.name, String(cmd.lun)] as const;
-      c = { read: lunReadBytes.labels(...labels), written: lunWrittenBytes.labels(...labels) };
-      this.lunCounters.set(cmd.lun, c);
-    }
-    if (sent > 0) c.read.inc(sent);
-    if (written > 0) c.written.inc(written);
+    if ((sent === 0 && written === 0) || !this.tally) return;
+    const t = this.tally.lun(cmd.lun);
+    t.read += sent;
+    t.written += written;
   }
 
   // ---- NOP, Text, Logout ----
@@ -606,6 +597,7 @@ export class TargetSession implements SessionPeer {
   close(reason: string): void {
     if (this.phase === 'closed' && this.torn) return;
     if (this.loggedIn) iscsiSessions.dec({ type: this.sessionType });
+    this.tally?.close();
     this.torn = true;
     this.phase = 'closed';
     this.tasks.abortAll(new Error(`connection closed: ${reason}`));

@@ -57,22 +57,89 @@ export const iscsiSessions = new Gauge({
   labelNames: ['type'] as const,
 });
 
+/**
+ * What one iSCSI session counts per command, with plain arithmetic (no label lookup on the
+ * command path); the counters below sum the live and closed sessions' tallies when scraped.
+ */
+export class SessionTally {
+  readonly target: string;
+  commands = 0;
+  private readonly luns = new Map<number, { read: number; written: number }>();
+
+  constructor(target: string) {
+    this.target = target;
+    liveTallies.add(this);
+  }
+
+  /** The byte tallies of one LUN (kept; look it up once per LUN, not per command). */
+  lun(n: number): { read: number; written: number } {
+    let t = this.luns.get(n);
+    if (!t) this.luns.set(n, (t = { read: 0, written: 0 }));
+    return t;
+  }
+
+  /** The session ended: its counts stay in the totals. */
+  close(): void {
+    if (liveTallies.delete(this)) this.sumInto(retired);
+  }
+
+  /** Fold into `into` by target, and by target and LUN. */
+  sumInto(into: Totals): void {
+    into.commands.set(this.target, (into.commands.get(this.target) ?? 0) + this.commands);
+    for (const [lun, t] of this.luns) {
+      const key = `${this.target}\u0000${lun}`;
+      const had = into.luns.get(key) ?? { read: 0, written: 0 };
+      into.luns.set(key, { read: had.read + t.read, written: had.written + t.written });
+    }
+  }
+}
+
+interface Totals {
+  commands: Map<string, number>;
+  luns: Map<string, { read: number; written: number }>;
+}
+
+const liveTallies = new Set<SessionTally>();
+const retired: Totals = { commands: new Map(), luns: new Map() };
+
+function totals(): Totals {
+  const all: Totals = { commands: new Map(retired.commands), luns: new Map(retired.luns) };
+  for (const t of liveTallies) t.sumInto(all);
+  return all;
+}
+
 export const iscsiCommands = new Counter({
   name: 'ferry_iscsi_commands_total',
   help: 'SCSI commands received over iSCSI, by target.',
   labelNames: ['target'] as const,
+  collect() {
+    this.reset();
+    for (const [target, n] of totals().commands) this.inc({ target }, n);
+  },
 });
+
+function lunBytes(which: 'read' | 'written'): (this: Counter<'target' | 'lun'>) => void {
+  return function collect(this: Counter<'target' | 'lun'>): void {
+    this.reset();
+    for (const [key, t] of totals().luns) {
+      const [target, lun] = key.split('\u0000');
+      if (t[which] > 0) this.inc({ target, lun }, t[which]);
+    }
+  };
+}
 
 export const lunReadBytes = new Counter({
   name: 'ferry_lun_read_bytes_total',
   help: 'Bytes sent to initiators as Data-In, by target and LUN.',
   labelNames: ['target', 'lun'] as const,
+  collect: lunBytes('read'),
 });
 
 export const lunWrittenBytes = new Counter({
   name: 'ferry_lun_written_bytes_total',
   help: 'Bytes initiators wrote (Data-Out of commands that completed GOOD), by target and LUN.',
   labelNames: ['target', 'lun'] as const,
+  collect: lunBytes('written'),
 });
 
 export const xcopyOperations = new Counter({
