@@ -6,6 +6,7 @@ import { ObjectKind } from '../tape/cartridge-format.ts';
 import { LibraryInventory, type Element } from '../tape/library.ts';
 import { UsageError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
+import { table } from './client.ts';
 
 /** One row of `ferry vtl ls`. */
 export interface CartridgeListing {
@@ -138,27 +139,18 @@ export function registerVtl(program: Command): void {
         process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
         return;
       }
-      const table = [['BARCODE', 'LOCATION', 'USED', 'CAPACITY', 'FILES', 'BLOCKS', 'WP', 'LOADS', 'LABEL']];
-      for (const r of rows) {
-        table.push([
-          r.barcode,
-          r.location || '-',
-          r.created ? formatBytes(r.usedBytes) : 'blank',
-          formatBytes(r.capacityBytes),
-          String(r.files),
-          String(r.objects - r.files),
-          r.writeProtected ? 'yes' : 'no',
-          String(r.loadCount),
-          r.label,
-        ]);
-      }
-      const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
-      for (const row of table)
-        process.stdout.write(
-          row
-            .map((c, i) => c.padEnd(widths[i]))
-            .join('  ')
-            .trimEnd() + '\n',
-        );
+      const head = ['BARCODE', 'LOCATION', 'USED', 'CAPACITY', 'FILES', 'BLOCKS', 'WP', 'LOADS', 'LABEL'];
+      const cells = rows.map((r) => [
+        r.barcode,
+        r.location || '-',
+        r.created ? formatBytes(r.usedBytes) : 'blank',
+        formatBytes(r.capacityBytes),
+        String(r.files),
+        String(r.objects - r.files),
+        r.writeProtected ? 'yes' : 'no',
+        String(r.loadCount),
+        r.label,
+      ]);
+      process.stdout.write(table(head, cells) + '\n');
     });
 }

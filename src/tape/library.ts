@@ -1,4 +1,5 @@
-import { mkdir, readFile, writeFile, rename, open, access } from 'node:fs/promises';
+import { mkdir, readFile, access } from 'node:fs/promises';
+import { replaceFileDurably } from '../io/durable-file.ts';
 import { join } from 'node:path';
 import { Cartridge } from './cartridge.ts';
 import { FerryError, UsageError } from '../util/errors.ts';
@@ -180,15 +181,6 @@ export class LibraryInventory {
     };
     for (const e of this.elements())
       if (e.barcode) f.contents[String(e.address)] = { barcode: e.barcode, source: e.source };
-    const path = LibraryInventory.file(this.dir);
-    const tmp = `${path}.tmp`;
-    await writeFile(tmp, JSON.stringify(f, null, 2) + '\n');
-    const fh = await open(tmp, 'r');
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, path);
-    const d = await open(this.dir, 'r');
-    await d.sync().catch(() => undefined);
-    await d.close();
+    await replaceFileDurably(LibraryInventory.file(this.dir), JSON.stringify(f, null, 2) + '\n');
   }
 }
