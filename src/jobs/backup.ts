@@ -478,8 +478,14 @@ export async function runBackup(
     return { set: setId, bytes: copier?.movedBytes ?? 0, quietWaitMs: snap.waitedMs };
   } finally {
     // Done or failed, the snapshot goes: while it lives, every first write to a chunk is copied.
-    const gone = await deleteOrOwe(ctx.db, control, { node, snapshotId: snap.id, volumeId: vid, jobId: ctx.id });
-    if (!gone.deleted) await ctx.log(gone.message);
+    // Never masks how the job ended: a catalog that cannot record the debt is only logged.
+    const gone = await deleteOrOwe(ctx.db, control, { node, snapshotId: snap.id, volumeId: vid, jobId: ctx.id }).catch(
+      (e: Error) => ({
+        deleted: false,
+        message: `could not delete snapshot ${snap.id} (${e.message}): delete it with \`ferry snapshot rm ${snap.id}\``,
+      }),
+    );
+    if (!gone.deleted) await ctx.log(gone.message).catch(() => undefined);
   }
 }
 
