@@ -1,9 +1,8 @@
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import type { MoverConfigInput } from '../mover/config.ts';
-import { collect, readJsonConfig, serveUntilSignal } from './options.ts';
+import { collect, readJsonConfig, serveMetricsFlag, serveUntilSignal } from './options.ts';
 import { UsageError } from '../util/errors.ts';
-import { serveMetrics } from '../metrics/serve.ts';
 
 export function registerMover(program: Command): void {
   program
@@ -84,12 +83,11 @@ export function registerMover(program: Command): void {
         },
         'mover ready',
       );
-      const metrics = opts.metrics ? await serveMetrics(opts.metrics as string) : undefined;
-      if (metrics) log.info({ metrics: `http://${metrics.host}:${metrics.port}/metrics` }, 'metrics served');
+      const stopMetrics = await serveMetricsFlag(log, opts.metrics);
       await serveUntilSignal(
         log,
         async () => {
-          await metrics?.close();
+          await stopMetrics();
           await mover.close();
         },
         'stopping',

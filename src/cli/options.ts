@@ -49,3 +49,15 @@ export function serveUntilSignal(log: Logger, close: () => Promise<void>, stoppi
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
 }
+
+/**
+ * `--metrics HOST:PORT` of a role: serve /metrics there (and say where) until the role stops.
+ * Returns what stops it; nothing to stop without the flag.
+ */
+export async function serveMetricsFlag(log: Logger, listen: unknown): Promise<() => Promise<void>> {
+  if (typeof listen !== 'string') return async () => {};
+  const { serveMetrics } = await import('../metrics/serve.ts');
+  const m = await serveMetrics(listen);
+  log.info({ metrics: `http://${m.host}:${m.port}/metrics` }, 'metrics served');
+  return () => m.close();
+}

@@ -1,8 +1,7 @@
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import type { TargetConfigInput } from '../storage-node/config.ts';
-import { collect, readJsonConfig, serveUntilSignal } from './options.ts';
-import { serveMetrics } from '../metrics/serve.ts';
+import { collect, readJsonConfig, serveMetricsFlag, serveUntilSignal } from './options.ts';
 
 export function registerTarget(program: Command): void {
   program
@@ -112,12 +111,11 @@ export function registerTarget(program: Command): void {
         },
         'target ready',
       );
-      const metrics = opts.metrics ? await serveMetrics(opts.metrics as string) : undefined;
-      if (metrics) log.info({ metrics: `http://${metrics.host}:${metrics.port}/metrics` }, 'metrics served');
+      const stopMetrics = await serveMetricsFlag(log, opts.metrics);
       await serveUntilSignal(
         log,
         async () => {
-          await metrics?.close();
+          await stopMetrics();
           await node.close();
         },
         'stopping: flushing LUNs',

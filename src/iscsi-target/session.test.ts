@@ -10,7 +10,7 @@ import { decodeScsiResponse } from '../iscsi/pdu/scsi-response.ts';
 import { decodeR2t } from '../iscsi/pdu/r2t.ts';
 import { encodeDataOut } from '../iscsi/pdu/data.ts';
 import { encodeTmfRequest, decodeTmfResponse, TmfFunction, TmfResponse } from '../iscsi/pdu/task-mgmt.ts';
-import { encodeKeyValues } from '../iscsi/text-keys.ts';
+import { encodeKeyValues, type KeyValues } from '../iscsi/text-keys.ts';
 import { DEFAULT_TARGET_LIMITS } from '../iscsi/negotiation.ts';
 import { decodeSense, SenseKey } from '../scsi/sense.ts';
 import { ScsiStatus, type LogicalUnit, type ScsiTask } from '../scsi/task.ts';
@@ -36,7 +36,26 @@ class RecordingLu implements LogicalUnit {
   }
 }
 
-function setup(login = true): { session: TargetSession; out: RawPdu[]; lu: RecordingLu; dropped: string[] } {
+/** A leading Login Request straight to full feature, naming TARGET, with `keys` offered. */
+function login(cmdSN: number, keys: KeyValues): RawPdu {
+  return encodeLoginRequest({
+    transit: true,
+    cont: false,
+    csg: Stage.OPERATIONAL,
+    nsg: Stage.FULL_FEATURE,
+    versionMax: 0,
+    versionMin: 0,
+    isid: Uint8Array.from([0x80, 0, 0, 0, 0, 1]),
+    tsih: 0,
+    itt: 1,
+    cid: 0,
+    cmdSN,
+    expStatSN: 0,
+    data: encodeKeyValues([['InitiatorName', 'iqn.2026-12.test:host'], ['TargetName', TARGET], ...keys]),
+  });
+}
+
+function setup(loggedIn = true): { session: TargetSession; out: RawPdu[]; lu: RecordingLu; dropped: string[] } {
   const target = new Target({ name: TARGET });
   const lu = new RecordingLu();
   target.addLun(0, lu);
@@ -60,28 +79,8 @@ function setup(login = true): { session: TargetSession; out: RawPdu[]; lu: Recor
     portal: () => '127.0.0.1:3260,1',
   };
   const session = new TargetSession(host, link, pino({ level: 'silent' }));
-  if (!login) return { session, out, lu, dropped };
-  session.receive(
-    encodeLoginRequest({
-      transit: true,
-      cont: false,
-      csg: Stage.OPERATIONAL,
-      nsg: Stage.FULL_FEATURE,
-      versionMax: 0,
-      versionMin: 0,
-      isid: Uint8Array.from([0x80, 0, 0, 0, 0, 1]),
-      tsih: 0,
-      itt: 1,
-      cid: 0,
-      cmdSN: 100,
-      expStatSN: 0,
-      data: encodeKeyValues([
-        ['InitiatorName', 'iqn.2026-12.test:host'],
-        ['TargetName', TARGET],
-        ['MaxBurstLength', '8192'],
-      ]),
-    }),
-  );
+  if (!loggedIn) return { session, out, lu, dropped };
+  session.receive(login(100, [['MaxBurstLength', '8192']]));
   assert.equal(decodeLoginResponse(out.shift()!).statusClass, 0);
   return { session, out, lu, dropped };
 }
@@ -219,26 +218,6 @@ test('the final Login Response leaves before the link is told the session is log
     portal: () => '',
   };
   const session = new TargetSession(host, link, pino({ level: 'silent' }));
-  session.receive(
-    encodeLoginRequest({
-      transit: true,
-      cont: false,
-      csg: Stage.OPERATIONAL,
-      nsg: Stage.FULL_FEATURE,
-      versionMax: 0,
-      versionMin: 0,
-      isid: Uint8Array.from([0x80, 0, 0, 0, 0, 2]),
-      tsih: 0,
-      itt: 1,
-      cid: 0,
-      cmdSN: 1,
-      expStatSN: 0,
-      data: encodeKeyValues([
-        ['InitiatorName', 'iqn.2026-12.test:host'],
-        ['TargetName', TARGET],
-        ['HeaderDigest', 'CRC32C'],
-      ]),
-    }),
-  );
+  session.receive(login(1, [['HeaderDigest', 'CRC32C']]));
   assert.deepEqual(events, ['send 0x23', 'loggedIn']);
 });

@@ -131,6 +131,8 @@ export class TargetSession implements SessionPeer {
   };
   private readonly text = new TextExchange();
   private context?: TargetContext;
+  /** close() has run. */
+  private torn = false;
   /** What this session counts for the metrics (metrics.ts sums it when scraped). */
   private tally?: SessionTally;
 
@@ -595,7 +597,7 @@ export class TargetSession implements SessionPeer {
 
   /** The connection is gone: its tasks are aborted, and its LUs forget the nexus. */
   close(reason: string): void {
-    if (this.phase === 'closed' && this.torn) return;
+    if (this.torn) return;
     if (this.loggedIn) iscsiSessions.dec({ type: this.sessionType });
     this.tally?.close();
     this.torn = true;
@@ -604,7 +606,6 @@ export class TargetSession implements SessionPeer {
     this.window.clear();
     if (this.nexus && this.target) for (const lu of this.target.luns.values()) lu.nexusLost(this.nexus);
   }
-  private torn = false;
 
   /** Login completed (the session counts in ferry_iscsi_sessions until it closes). */
   private get loggedIn(): boolean {
