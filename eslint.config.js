@@ -11,4 +11,12 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // The web console's one browser script (no bundler): the page's globals.
+    files: ['src/console/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { window: 'readonly', document: 'readonly', uPlot: 'readonly', JSON: 'readonly' },
+    },
+  },
 );

@@ -3,6 +3,7 @@ import { STATE_LABELS, isFinal } from '../jobs/states.ts';
 import type { JobEvent, JobProgress, JobView } from '../jobs/types.ts';
 import type { ServerClient } from '../server/client.ts';
 import { formatBytes } from '../util/units.ts';
+import { formatEta, waitingText } from '../jobs/progress-text.ts';
 
 // Drawing a running job: a live bar on a TTY (phase, bytes, MB/s, ETA, cartridge, and while
 // waiting for quiet writes the time since the last write), one line per state change otherwise.
@@ -13,12 +14,8 @@ const POLL_MS = 500;
 
 /** What one line of the bar says about a job's progress, `sinceMs` after it was read. */
 export function progressLine(p: JobProgress, sinceMs = 0): string {
-  if (p.phase === 'waiting-quiet' || (p.waitingFor !== null && p.bytesTotal === 0)) {
-    const what = p.waitingFor ?? STATE_LABELS[p.phase];
-    const head = /^waiting\b/.test(what) ? what : `waiting for ${what}`;
-    if (p.lastWriteMsAgo === null) return head;
-    return `${head} — last write ${((p.lastWriteMsAgo + sinceMs) / 1000).toFixed(1)} s ago`;
-  }
+  const waiting = waitingText(p, sinceMs);
+  if (waiting !== null) return waiting;
   const parts = [STATE_LABELS[p.phase].padEnd(9)];
   if (p.bytesTotal > 0) {
     const frac = Math.min(1, p.bytesDone / p.bytesTotal);
@@ -30,13 +27,6 @@ export function progressLine(p: JobProgress, sinceMs = 0): string {
   }
   if (p.cartridge) parts.push(p.cartridge);
   return parts.join('  ');
-}
-
-function formatEta(s: number): string {
-  const t = Math.max(0, Math.round(s));
-  if (t < 60) return `${t}s`;
-  if (t < 3600) return `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s`;
-  return `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 /** The line a state change prints on a non-TTY. */

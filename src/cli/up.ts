@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { parseDuration, parseHostPort, parseSize } from '../util/units.ts';
 
 interface UpFlags {
   dir: string;
   listen: string;
+  console: string | false;
   diskSize: string;
   cartridgeSize: string;
   quietPeriod: string;
@@ -27,6 +28,12 @@ export function registerUp(program: Command): void {
     )
     .option('--dir <dir>', 'directory for LUN images, cartridges, catalog and tokens', './ferry-data')
     .option('--listen <host:port>', "the backup server's REST API address", '127.0.0.1:8470')
+    .option(
+      '--console <host:port>',
+      'the web console address (sign in with the token in DIR/server.token)',
+      '127.0.0.1:8471',
+    )
+    .option('--no-console', 'no web console')
     .option('--disk-size <size>', 'size of the disk LUN', '64M')
     .option('--cartridge-size <size>', 'capacity of each new cartridge', '1G')
     .option('--quiet-period <duration>', 'default write pause before a snapshot', '3s')
@@ -37,16 +44,19 @@ export function registerUp(program: Command): void {
       const up = await startUp({
         dir: f.dir,
         listen: parseHostPort(f.listen, 8470, '--listen'),
+        ...(f.console === false ? {} : { console: parseHostPort(f.console, 8471, '--console') }),
         diskBytes: parseSize(f.diskSize),
         cartridgeBytes: parseSize(f.cartridgeSize),
         quietPeriodMs: parseDuration(f.quietPeriod),
         logLevel: f.logLevel,
       });
       const rel = relative(process.cwd(), up.connectionFile) || up.connectionFile;
+      const tokenAt = join(dirname(rel), 'server.token');
       if (f.json) {
         process.stdout.write(
           JSON.stringify({
             url: up.server.api.url,
+            console: up.server.console?.url ?? null,
             connectionFile: up.connectionFile,
             volume: up.volume,
             dir: up.dir,
@@ -56,6 +66,9 @@ export function registerUp(program: Command): void {
         process.stdout.write(
           `Ferry is up in ${up.dir}\n` +
             `  backup server   ${up.server.api.url}  (connection file ${rel})\n` +
+            (up.server.console
+              ? `  web console     ${up.server.console.url}  (sign in with the token in ${tokenAt})\n`
+              : '') +
             `  storage node    iscsi://${up.node.address.host}:${up.node.address.port}  volume ${up.volume}, API ` +
             `http://${up.node.api!.host}:${up.node.api!.port}\n` +
             `  tape library    changer + 2 drives on the same target, pool "default"\n` +

@@ -10,7 +10,10 @@ import { FerryError } from '../util/errors.ts';
 import type { Site } from './site.ts';
 import type { Copier } from './tape-io.ts';
 import { canTransition, STATE_LABELS, type JobState } from './states.ts';
-import { idleProgress, type JobEvent, type JobProgress } from './types.ts';
+import { idleProgress, type JobEvent, type JobProgress, type ThroughputSample } from './types.ts';
+
+/** Most points a job's throughput keeps; past that, every other one is dropped. */
+const MAX_SAMPLES = 600;
 
 /**
  * What a running job uses: its catalog row (state moves only through `to`, which checks the
@@ -30,6 +33,10 @@ export class JobContext {
   /** The job's copy manager once it has one: a verify inside a backup goes on with it (tape-io.ts Copier.forJob). */
   copier?: Copier;
   private lastSaved = 0;
+  /** MB/s over the job's time, a point a second at most (the console's throughput chart). */
+  readonly throughput: ThroughputSample[] = [];
+  private sampleFrom: { at: number; bytes: number } | undefined;
+  private readonly born = performance.now();
 
   constructor(o: {
     id: number;
@@ -115,6 +122,7 @@ export class JobContext {
         const left = this.progress.bytesTotal - p.bytesDone;
         this.progress.etaSeconds = rate > 0 ? Math.max(0, Math.round(left / rate)) : null;
       }
+      this.sample(now, p.bytesDone);
     }
     if (now - this.lastSaved < 250 && p.bytesDone !== this.progress.bytesTotal) return;
     this.lastSaved = now;
@@ -125,6 +133,20 @@ export class JobContext {
       mover: opts.mover,
     }).catch(() => undefined);
     this.publish({ kind: 'progress', state: this.state, message: '', data: { ...this.progress } });
+  }
+
+  private sample(now: number, bytes: number): void {
+    const from = this.sampleFrom;
+    if (from && now - from.at < 1000) return;
+    this.sampleFrom = { at: now, bytes };
+    if (!from) return;
+    // Bytes can start again from 0 (a verify after its copy): no negative rates.
+    const mbps = Math.max(0, (bytes - from.bytes) / ((now - from.at) / 1000) / 1e6);
+    this.throughput.push([Math.round((now - this.born) / 100) / 10, Math.round(mbps * 10) / 10]);
+    if (this.throughput.length > MAX_SAMPLES) {
+      const kept = this.throughput.filter((_, i) => i % 2 === 1);
+      this.throughput.splice(0, this.throughput.length, ...kept);
+    }
   }
 
   /**

@@ -61,7 +61,11 @@ import {
   type PruneResult,
   type DriveView,
   type StartLabel,
+  type ThroughputSample,
 } from './types.ts';
+
+/** How long listVolumes({discover}) waits for a storage node's LUN list. */
+const DISCOVER_TIMEOUT_MS = 2000;
 
 /**
  * The backup server's library: jobs run here, over the catalog and the site. The REST API,
@@ -257,6 +261,7 @@ export class LocalJobService implements JobService {
           message: `${type} done`,
           setId: out.set,
           result: { ...out.result, bytes: out.bytes },
+          data: { throughput: ctx.throughput },
         });
         ctx.state = 'done';
       } catch (err) {
@@ -270,6 +275,7 @@ export class LocalJobService implements JobService {
           message: canceled ? 'canceled' : e.message,
           error: { code: canceled ? 'ERR_CANCELED' : e.code, message: e.message },
           setId: null,
+          data: { throughput: ctx.throughput },
         }).catch(() => undefined);
         ctx.state = to;
       } finally {
@@ -336,6 +342,37 @@ export class LocalJobService implements JobService {
     r.abort.abort();
     await r.done;
     return this.getJob(id);
+  }
+
+  async retry(id: number): Promise<JobView> {
+    const j = await getJob(this.catalog.db, id);
+    if (!j) throw new ServiceError('ERR_NOT_FOUND', `no job ${id} (see \`ferry jobs\`)`);
+    if (j.state !== 'failed' && j.state !== 'canceled')
+      throw new ServiceError('ERR_CONFLICT', `job ${id} is ${j.state}: only a failed or canceled job is retried`);
+    const p = (j.params ?? {}) as Record<string, unknown>;
+    switch (j.type as JobType) {
+      case 'backup':
+        return this.startBackup(p as unknown as StartBackup);
+      case 'restore':
+        return 'files' in p
+          ? this.startFileRestore(p as unknown as StartFileRestore)
+          : this.startRestore(p as unknown as StartRestore);
+      case 'verify':
+        return this.startVerify(p as unknown as StartVerify);
+      case 'rebuild':
+        return this.startRebuild(p as StartRebuild);
+      case 'label':
+        return this.startLabel(p as unknown as StartLabel);
+    }
+    throw new ServiceError('ERR_CONFLICT', `job ${id} is a ${j.type} job, which cannot be retried`);
+  }
+
+  async throughput(id: number): Promise<ThroughputSample[]> {
+    const r = this.running.get(id);
+    if (r) return [...r.ctx.throughput];
+    const ended = (await this.events(id)).filter((e) => e.kind === 'state' && e.state !== null && isFinal(e.state));
+    const t = ended.at(-1)?.data?.throughput;
+    return Array.isArray(t) ? (t as ThroughputSample[]) : [];
   }
 
   async getJob(id: number): Promise<JobView> {
@@ -612,14 +649,37 @@ export class LocalJobService implements JobService {
     );
   }
 
-  async listVolumes(): Promise<VolumeView[]> {
-    return (await listVolumes(this.catalog.db)).map((v) => ({
+  async listVolumes(o: { discover?: boolean } = {}): Promise<VolumeView[]> {
+    const known: VolumeView[] = (await listVolumes(this.catalog.db)).map((v) => ({
       id: v.id,
       node: v.node,
       lun: v.lun,
       sizeBytes: v.volumeBlocks * v.diskBlockBytes,
       lastSet: v.keptSetId,
     }));
+    if (!o.discover) return known;
+    const byId = new Map(known.map((v) => [v.id, v]));
+    const found = await Promise.all(this.site.config.nodes.map((n) => this.diskLuns(n.name)));
+    for (const v of found.flat()) if (!byId.has(v.id)) byId.set(v.id, v);
+    return [...byId.values()].sort((a, b) => (a.node === b.node ? a.lun - b.lun : a.node < b.node ? -1 : 1));
+  }
+
+  /** A node's disk LUNs as volumes, or none when it does not answer in time. */
+  private async diskLuns(node: string): Promise<VolumeView[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer in 2 s')), DISCOVER_TIMEOUT_MS);
+    });
+    try {
+      const luns = await Promise.race([this.site.nodeControl(node).then((c) => c.listLuns()), late]);
+      return luns
+        .filter((l) => l.kind === 'disk')
+        .map((l) => ({ id: `${node}:${l.lun}`, node, lun: l.lun, sizeBytes: l.sizeBytes, lastSet: null }));
+    } catch {
+      return [];
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async close(): Promise<void> {

@@ -118,6 +118,9 @@ export interface JobView {
   result: Record<string, unknown> | null;
 }
 
+/** `[seconds since the job started, MB/s over the second before]`. */
+export type ThroughputSample = [seconds: number, mbPerSecond: number];
+
 export interface JobEvent {
   id: number;
   job: number;
@@ -205,7 +208,8 @@ export interface VolumeView {
 }
 
 export interface JobFilter {
-  state?: JobState;
+  /** One state, or any of several (the console's running jobs). */
+  state?: JobState | readonly JobState[];
   type?: JobType;
   volume?: string;
   limit?: number;
@@ -220,12 +224,16 @@ export interface JobService {
   /** Write a cartridge's label for a pool now (`ferry cartridges label`). */
   startLabel(req: StartLabel): Promise<JobView>;
   cancel(job: number): Promise<JobView>;
+  /** Start a failed or canceled job again as a new job with the same request. */
+  retry(job: number): Promise<JobView>;
   getJob(job: number): Promise<JobView>;
   listJobs(filter?: JobFilter): Promise<JobView[]>;
   /** Events after `afterId` (all when undefined). */
   events(job: number, afterId?: number): Promise<JobEvent[]>;
   /** Live events of one job; returns the unsubscribe function. */
   subscribe(job: number, listener: (e: JobEvent) => void): () => void;
+  /** The job's MB/s over time: live while it runs, from its last state event once it has ended. */
+  throughput(job: number): Promise<ThroughputSample[]>;
   /** Resolves with the job once it is in a final state. */
   waitForJob(job: number): Promise<JobView>;
   listSets(filter?: { volume?: string }): Promise<SetView[]>;
@@ -244,7 +252,11 @@ export interface JobService {
   importCartridge(barcode: string): Promise<CartridgeView>;
   /** Exempt a set from pruning, or (protect false) lift that. */
   protectSet(set: number, protect: boolean): Promise<SetView>;
-  listVolumes(): Promise<VolumeView[]>;
+  /**
+   * Volumes the catalog knows (backed up before); with `discover`, also every disk LUN the
+   * configured storage nodes serve now (a node that does not answer within 2 s is left out).
+   */
+  listVolumes(o?: { discover?: boolean }): Promise<VolumeView[]>;
   close(): Promise<void>;
 }
 

@@ -23,6 +23,7 @@ import {
   ProtectBody,
   BarcodeParams,
   StreamQuery,
+  VolumesQuery,
   validate,
 } from './schemas.ts';
 import { metricsText, registry } from '../metrics/metrics.ts';
@@ -103,6 +104,10 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
   app.get('/v1/jobs', async (req) => service.listJobs(validate(JobsQuery, req.query, 'query')));
   app.get('/v1/jobs/:id', async (req) => service.getJob(validate(IdParams, req.params, 'path').id));
   app.post('/v1/jobs/:id/cancel', async (req) => service.cancel(validate(IdParams, req.params, 'path').id));
+  app.post('/v1/jobs/:id/retry', async (req, reply) =>
+    reply.code(201).send(await service.retry(validate(IdParams, req.params, 'path').id)),
+  );
+  app.get('/v1/jobs/:id/throughput', async (req) => service.throughput(validate(IdParams, req.params, 'path').id));
 
   app.get('/v1/jobs/:id/events', async (req) => {
     const { id } = validate(IdParams, req.params, 'path');
@@ -141,7 +146,7 @@ export function buildServerApi(service: JobService, token: string, opts: ServerA
     service.importCartridge(validate(BarcodeParams, req.params, 'path').barcode),
   );
   app.get('/v1/drives', async () => service.listDrives());
-  app.get('/v1/volumes', async () => service.listVolumes());
+  app.get('/v1/volumes', async (req) => service.listVolumes(validate(VolumesQuery, req.query, 'query')));
   // Prometheus text format; scrape with the same bearer token (prometheus.yml `authorization`).
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await metricsText()));
   app.get('/v1/schedules', async () => opts.schedules?.() ?? []);

@@ -25,6 +25,7 @@ import {
   type ListFiles,
   type FileView,
   type VolumeView,
+  type ThroughputSample,
 } from '../jobs/types.ts';
 import { FerryError, UsageError } from '../util/errors.ts';
 
@@ -157,6 +158,12 @@ export class ServerClient implements JobService {
   cancel(job: number): Promise<JobView> {
     return this.call('POST', `/v1/jobs/${job}/cancel`, {});
   }
+  retry(job: number): Promise<JobView> {
+    return this.call('POST', `/v1/jobs/${job}/retry`, {});
+  }
+  throughput(job: number): Promise<ThroughputSample[]> {
+    return this.call('GET', `/v1/jobs/${job}/throughput`);
+  }
   getJob(job: number): Promise<JobView> {
     return this.call('GET', `/v1/jobs/${job}`);
   }
@@ -197,8 +204,8 @@ export class ServerClient implements JobService {
   protectSet(set: number, protect: boolean): Promise<SetView> {
     return this.call('POST', `/v1/sets/${set}/protect`, { protected: protect });
   }
-  listVolumes(): Promise<VolumeView[]> {
-    return this.call('GET', '/v1/volumes');
+  listVolumes(o: { discover?: boolean } = {}): Promise<VolumeView[]> {
+    return this.call('GET', `/v1/volumes${o.discover ? '?discover=true' : ''}`);
   }
   /** The server's configured schedules, their next run and what the last one did. */
   listSchedules(): Promise<ScheduleView[]> {

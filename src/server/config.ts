@@ -75,6 +75,10 @@ export interface ServerConfig {
   /** Absolute path of the config file. */
   file: string;
   listen: HostPort;
+  /** The web console's address; no console when absent. */
+  console?: HostPort;
+  /** Absolute path: where the console offers to restore files (DIR/set-N); `restores` beside the config by default. */
+  restoreDir?: string;
   /** Absolute path. */
   tokenFile: string;
   /** Absolute path of the SQLite catalog. */
@@ -177,6 +181,8 @@ const list = <T extends z.ZodType>(item: T, what: string) => z.array(item, expec
 export const ServerConfigSchema = obj(
   {
     listen: hostPort.default(DEFAULT_LISTEN),
+    console: hostPort.optional(),
+    restoreDir: path.default('restores'),
     tokenFile: path,
     catalog: path,
     nodes: list(
@@ -244,7 +250,7 @@ export const ServerConfigSchema = obj(
       'schedules',
     ),
   },
-  'an object with listen, tokenFile, catalog, nodes, libraries, drives, movers, pools',
+  'an object with listen, console?, restoreDir?, tokenFile, catalog, nodes, libraries, drives, movers, pools',
 );
 
 /** `nodes[0].portal` from zod's path. */
@@ -368,6 +374,8 @@ export function parseServerConfig(raw: unknown, file: string): ServerConfig {
   return {
     file,
     listen: parseHostPort(c.listen, 8470, 'listen'),
+    ...(c.console === undefined ? {} : { console: parseHostPort(c.console, 8471, 'console') }),
+    restoreDir: at(c.restoreDir),
     tokenFile: at(c.tokenFile),
     catalog: at(c.catalog),
     nodes: c.nodes.map((n) => ({ ...ep(n), api: n.api, tokenFile: at(n.tokenFile) })),

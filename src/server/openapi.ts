@@ -15,6 +15,7 @@ import {
   PruneBody,
   ProtectBody,
   StreamQuery,
+  VolumesQuery,
 } from './schemas.ts';
 
 // OpenAPI 3.1 description of the backup server's REST API (served at /openapi.json). Request
@@ -251,6 +252,26 @@ export const SERVER_OPENAPI = {
         responses: { '200': json(ref('Job')), ...errors(400, 401, 404, 409) },
       },
     },
+    '/v1/jobs/{id}/retry': {
+      post: {
+        summary: 'Start a failed or canceled job again, as a new job with the same request',
+        parameters: [idParam],
+        responses: { '201': json(ref('Job')), ...errors(400, 401, 404, 409) },
+      },
+    },
+    '/v1/jobs/{id}/throughput': {
+      get: {
+        summary: "A job's MB/s over time: `[seconds since it started, MB/s]`, a point a second at most",
+        parameters: [idParam],
+        responses: {
+          '200': json({
+            type: 'array',
+            items: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 },
+          }),
+          ...errors(400, 401, 404),
+        },
+      },
+    },
     '/v1/jobs/{id}/events': {
       get: {
         summary: "A job's events after `after`; with `wait`, a long poll for the next one",
@@ -342,6 +363,7 @@ export const SERVER_OPENAPI = {
     '/v1/volumes': {
       get: {
         summary: 'Volumes (NODE:LUN)',
+        parameters: queryParams(VolumesQuery),
         responses: { '200': json({ type: 'array', items: ref('Volume') }), ...errors(401) },
       },
     },

@@ -7,6 +7,8 @@ import { Scheduler } from '../jobs/scheduler.ts';
 import type { NodeControl } from '../storage-node/node-control.ts';
 import type { ServerConfig } from './config.ts';
 import { startServerApi, type ServerApi } from './api.ts';
+import { dirname, join } from 'node:path';
+import type { ConsoleServer } from '../console/app.ts';
 
 /**
  * `ferry server`: the catalog, the job service over the site, and the REST API, in one process.
@@ -15,6 +17,8 @@ import { startServerApi, type ServerApi } from './api.ts';
 export interface RunningServer {
   service: LocalJobService;
   api: ServerApi;
+  /** The web console, when the config has `console`. */
+  console?: ConsoleServer;
   close(): Promise<void>;
 }
 
@@ -46,16 +50,34 @@ export async function startServer(
     await service.close();
     throw e;
   });
+  let web: ConsoleServer | undefined;
+  if (config.console) {
+    const { startConsole } = await import('../console/app.ts');
+    web = await startConsole(service, {
+      host: config.console.host,
+      port: config.console.port,
+      token,
+      log,
+      pools: config.pools.map((p) => p.name),
+      restoreDir: config.restoreDir ?? join(dirname(config.file), 'restores'),
+    }).catch(async (e: unknown) => {
+      await api.close();
+      await service.close();
+      throw e;
+    });
+  }
   scheduler.start();
   log.info(
-    { url: api.url, catalog: config.catalog, schedules: config.schedules?.length ?? 0 },
+    { url: api.url, console: web?.url, catalog: config.catalog, schedules: config.schedules?.length ?? 0 },
     'backup server listening',
   );
   return {
     service,
     api,
+    console: web,
     async close() {
       scheduler.stop();
+      await web?.close();
       await api.close();
       await service.close();
     },

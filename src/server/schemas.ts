@@ -91,6 +91,10 @@ export const SetsQuery = z.strictObject({ volume: volume.optional() });
 
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
 
+export const VolumesQuery = z.strictObject({
+  discover: flag.optional().describe("also the disk LUNs the storage nodes serve now, not only the catalog's"),
+});
+
 export const FilesQuery = z.strictObject({
   path: filePath.optional().describe('a directory, or one file (default /)'),
   recursive: flag.optional().describe('the whole subtree'),

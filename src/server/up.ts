@@ -23,6 +23,8 @@ export interface UpOptions {
   dir: string;
   /** The server's REST API address (`127.0.0.1:8470`; port 0 picks one). */
   listen: { host: string; port: number };
+  /** The web console's address (`127.0.0.1:8471`); none when absent. */
+  console?: { host: string; port: number };
   diskBytes: number;
   cartridgeBytes: number;
   logLevel: string;
@@ -90,6 +92,8 @@ export async function startUp(o: UpOptions): Promise<Up> {
     const config: ServerConfig = {
       file: join(dir, 'server-config.json'),
       listen: o.listen,
+      ...(o.console ? { console: o.console } : {}),
+      restoreDir: join(dir, 'restores'),
       tokenFile: serverToken,
       catalog: join(dir, 'catalog.db'),
       nodes: [
@@ -118,7 +122,8 @@ export async function startUp(o: UpOptions): Promise<Up> {
     };
     const server = await startServer(config, { logLevel: o.logLevel });
     const connectionFile = join(dir, 'server.json');
-    await writeFile(connectionFile, `${JSON.stringify({ url: server.api.url, tokenFile: 'server.token' }, null, 2)}\n`);
+    const connection = { url: server.api.url, tokenFile: 'server.token', console: server.console?.url };
+    await writeFile(connectionFile, `${JSON.stringify(connection, null, 2)}\n`);
     const m = mover;
     const disk = node.registry.list().find((l) => l.kind === 'disk');
     return {

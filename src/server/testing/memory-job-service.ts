@@ -20,6 +20,7 @@ import {
   type PruneResult,
   type DriveView,
   type StartLabel,
+  type ThroughputSample,
 } from '../../jobs/types.ts';
 
 /**
@@ -61,6 +62,8 @@ export class MemoryJobService implements JobService {
     { id: 'store:0', node: 'store', lun: 0, sizeBytes: GiB, lastSet: null },
     { id: 'store:1', node: 'store', lun: 1, sizeBytes: GiB, lastSet: null },
   ];
+  private readonly requests = new Map<number, StartBackup>();
+  private readonly samples = new Map<number, ThroughputSample[]>();
   private nextJob = 1;
   private nextEvent = 1;
 
@@ -93,6 +96,11 @@ export class MemoryJobService implements JobService {
   async startBackup(req: StartBackup): Promise<JobView> {
     const vol = this.volume(req.volume);
     const j = this.create('backup', req.volume);
+    this.requests.set(j.id, req);
+    this.samples.set(j.id, [
+      [1, 400],
+      [2, 512],
+    ]);
     const total = vol.sizeBytes;
     const steps: Step[] = [
       { state: 'waiting-quiet', message: 'waiting for 3 s without writes', progress: { lastWriteMsAgo: 1200 } },
@@ -191,6 +199,22 @@ export class MemoryJobService implements JobService {
     return this.copy(r.view);
   }
 
+  /** Retried backups only (enough for the faces): the same request again. */
+  async retry(id: number): Promise<JobView> {
+    const r = this.running(id);
+    if (r.view.state !== 'failed' && r.view.state !== 'canceled')
+      throw new ServiceError('ERR_CONFLICT', `job ${id} is ${r.view.state}: only a failed or canceled job is retried`);
+    const req = this.requests.get(id);
+    if (!req)
+      throw new ServiceError('ERR_CONFLICT', `job ${id} is a ${r.view.type} job, which this double cannot retry`);
+    return this.startBackup(req);
+  }
+
+  async throughput(id: number): Promise<ThroughputSample[]> {
+    this.running(id);
+    return this.samples.get(id) ?? [];
+  }
+
   async getJob(id: number): Promise<JobView> {
     return this.copy(this.running(id).view);
   }
@@ -199,7 +223,7 @@ export class MemoryJobService implements JobService {
     const all = [...this.jobs.values()].map((r) => r.view).reverse();
     const hit = all.filter(
       (v) =>
-        (f.state === undefined || v.state === f.state) &&
+        (f.state === undefined || (typeof f.state === 'string' ? v.state === f.state : f.state.includes(v.state))) &&
         (f.type === undefined || v.type === f.type) &&
         (f.volume === undefined || v.volume === f.volume),
     );
