@@ -40,7 +40,7 @@ export function registerUp(program: Command): void {
     .option('--log-level <level>', 'log level (logs are JSON lines on stderr)', 'warn')
     .option('--json', 'print the connection details as JSON once everything is up')
     .action(async (f: UpFlags) => {
-      const { startUp } = await import('../server/up.ts');
+      const { startUp, UP_IQN } = await import('../server/up.ts');
       const up = await startUp({
         dir: f.dir,
         listen: parseHostPort(f.listen, 8470, '--listen'),
@@ -59,6 +59,8 @@ export function registerUp(program: Command): void {
             console: up.server.console?.url ?? null,
             connectionFile: up.connectionFile,
             volume: up.volume,
+            portal: `${up.node.address.host}:${up.node.address.port}`,
+            iqn: UP_IQN,
             dir: up.dir,
           }) + '\n',
         );

@@ -31,6 +31,7 @@ export function page(ctx: PageContext, title: string, body: HtmlValue): Html {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="htmx-config" content="${HTMX_CONFIG}">
 <title>${title} · Ferry</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/assets/console.css">
 <link rel="stylesheet" href="/assets/uPlot.min.css">
 <script src="/assets/htmx.min.js" defer></script>
