@@ -93,7 +93,7 @@ test('without a sign-in every page redirects to /signin, htmx gets 401 with HX-R
   await app.close();
 });
 
-test('sign-in: a wrong token is an error on the page, never a stack; the right one sets a strict HttpOnly cookie', async () => {
+test('sign-in: a wrong token is an error, never a stack; the right one sets a strict HttpOnly cookie', async () => {
   const { app } = consoleOf();
   const bad = await app.inject({ method: 'POST', url: '/signin', payload: { token: 'nope', next: '/sets' } });
   assert.equal(bad.statusCode, 401);

@@ -1,7 +1,19 @@
 import { html, type Html } from '../html.ts';
 import { FINAL_STATES, JOB_STATES, isFinal } from '../../jobs/states.ts';
 import type { CartridgeView, DriveView, JobService, JobView, VolumeView } from '../../jobs/types.ts';
-import { page, progressFigures, stateBadge, when, type PageContext } from './layout.ts';
+import {
+  driveStatus,
+  jobLink,
+  muted,
+  page,
+  progressFigures,
+  setLink,
+  stateBadge,
+  when,
+  type PageContext,
+} from './layout.ts';
+
+const errorText = (message: string): Html => html` <span class="error-text">${message}</span>`;
 
 /** The dashboard: running jobs live, then the last result per volume, drives and cartridges. */
 
@@ -76,16 +88,10 @@ export function overview(d: DashboardData): Html {
               ({ volume: v, last }) =>
                 html`<tr>
                   <td>${v.id}</td>
-                  <td>
-                    ${last ? html`<a href="/jobs/${last.id}">job ${last.id}</a>` : html`<span class="muted">never</span>`}
-                  </td>
-                  <td>
-                    ${last ? stateBadge(last.state) : ''}${last?.error ? html` <span class="error-text">${last.error.message}</span>` : ''}
-                  </td>
+                  <td>${last ? jobLink(last.id) : muted('never')}</td>
+                  <td>${last ? stateBadge(last.state) : ''}${last?.error ? errorText(last.error.message) : ''}</td>
                   <td>${when(last?.endedAt ?? null)}</td>
-                  <td>
-                    ${v.lastSet !== null ? html`<a href="/sets/${v.lastSet}">set ${v.lastSet}</a>` : html`<span class="muted">—</span>`}
-                  </td>
+                  <td>${v.lastSet !== null ? setLink(v.lastSet) : muted('—')}</td>
                 </tr>`,
             )}
           </tbody>
@@ -108,9 +114,7 @@ export function overview(d: DashboardData): Html {
               (dr) =>
                 html`<tr>
                   <td>${dr.name}</td>
-                  <td>
-                    ${dr.job !== null ? html`busy with <a href="/jobs/${dr.job}">job ${dr.job}</a>` : dr.cartridge ? 'loaded' : 'idle'}
-                  </td>
+                  <td>${driveStatus(dr)}</td>
                   <td>${dr.cartridge ?? html`<span class="muted">—</span>`}</td>
                 </tr>`,
             )}

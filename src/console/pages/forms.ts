@@ -1,6 +1,6 @@
 import { html, type Html } from '../html.ts';
 import type { CartridgeView, DriveView, VolumeView } from '../../jobs/types.ts';
-import { bytes, csrfField, errorBox, page, when, type PageContext } from './layout.ts';
+import { bytes, csrfField, driveStatus, errorBox, page, when, type PageContext } from './layout.ts';
 
 /** Sign-in, the backup form and the library. */
 
@@ -122,9 +122,7 @@ export function libraryPage(
                     <td>${d.library ?? 'stand-alone'}</td>
                     <td>${d.element ?? ''}</td>
                     <td>${d.cartridge ?? html`<span class="muted">empty</span>`}</td>
-                    <td>
-                      ${d.job !== null ? html`busy with <a href="/jobs/${d.job}">job ${d.job}</a>` : d.cartridge ? 'loaded' : 'idle'}
-                    </td>
+                    <td>${driveStatus(d)}</td>
                     <td>${d.pools.join(', ')}</td>
                   </tr>`,
               )}

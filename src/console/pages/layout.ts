@@ -1,7 +1,7 @@
 import { html, jsonAttr, type Html, type HtmlValue } from '../html.ts';
 import { STATE_LABELS, isFinal, type JobState } from '../../jobs/states.ts';
 import { formatEta, waitingText } from '../../jobs/progress-text.ts';
-import type { JobView } from '../../jobs/types.ts';
+import type { DriveView, JobView } from '../../jobs/types.ts';
 import { formatBytes } from '../../util/units.ts';
 import { CSRF_FIELD, CSRF_HEADER } from '../session.ts';
 
@@ -43,9 +43,9 @@ export function page(ctx: PageContext, title: string, body: HtmlValue): Html {
 <header class="top">
   <a class="brand" href="/">Ferry</a>
   <nav aria-label="Main">
-    ${NAV.map(([href, label]) => html`<a href="${href}" ${active(href) ? html` aria-current="page"` : ''}>${label}</a>`)}
+    ${NAV.map(([href, label]) => navLink(href, label, active(href)))}
   </nav>
-  ${ctx.csrf ? html`<form method="post" action="/signout" class="signout">${csrfField(ctx)}<button>Sign out</button></form>` : ''}
+  ${ctx.csrf ? signOut(ctx) : ''}
 </header>
 <main id="main">
 <h1>${title}</h1>
@@ -54,6 +54,32 @@ ${body}
 </body>
 </html>
 `;
+}
+
+function navLink(href: string, label: string, current: boolean): Html {
+  return html`<a href="${href}" ${current ? html` aria-current="page"` : ''}>${label}</a>`;
+}
+
+function signOut(ctx: PageContext): Html {
+  return html`<form method="post" action="/signout" class="signout">${csrfField(ctx)}<button>Sign out</button></form>`;
+}
+
+export function muted(text: string): Html {
+  return html`<span class="muted">${text}</span>`;
+}
+
+export function jobLink(id: number, text = `job ${id}`): Html {
+  return html`<a href="/jobs/${id}">${text}</a>`;
+}
+
+export function setLink(id: number, text = `set ${id}`): Html {
+  return html`<a href="/sets/${id}">${text}</a>`;
+}
+
+/** Idle, loaded, or busy with job N. */
+export function driveStatus(d: DriveView): Html {
+  if (d.job !== null) return html`busy with ${jobLink(d.job)}`;
+  return html`${d.cartridge ? 'loaded' : 'idle'}`;
 }
 
 /** The hidden anti-CSRF field every POST form carries. */
