@@ -7,6 +7,8 @@ import { randomFillSync } from 'node:crypto';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 import { startJobsWorld } from './testing.ts';
 import { metricsText } from '../metrics/metrics.ts';
+import { spawnSync } from 'node:child_process';
+import { requireTools } from '../../test/helpers/tools.ts';
 
 /** Every sample of the text format as "name{labels}" → value. */
 async function samples(): Promise<Map<string, number>> {
@@ -21,7 +23,7 @@ async function samples(): Promise<Map<string, number>> {
 const sum = (s: Map<string, number>, prefix: string): number =>
   [...s].filter(([k]) => k === prefix || k.startsWith(`${prefix}{`)).reduce((n, [, v]) => n + v, 0);
 
-test('metrics: a backup counts as a done job, sets its volume last success, and moves node counters', async () => {
+test('metrics: a backup and a restore count as done jobs and move node counters; they match the catalog', async (t) => {
   await inTempDir('ferry-metrics-', async (dir) => {
     const w = await startJobsWorld(dir, { iqn: 'iqn.2026-12.dev.ferry:metrics' });
     try {
@@ -54,6 +56,47 @@ test('metrics: a backup counts as a done job, sets its volume last success, and 
       assert.ok(delta('ferry_xcopy_operations_total') >= 1);
       assert.equal(delta('ferry_xcopy_failures_total'), 0);
       assert.equal(delta('ferry_quiesce_wait_seconds_count'), 1);
+
+      // A restore too; then every job counter, the bytes moved each way and the cartridge
+      // counts equal what the catalog says.
+      const restore = await w.service.waitForJob((await w.service.startRestore({ set: job.set!, to: 'store:new' })).id);
+      assert.equal(restore.state, 'done', JSON.stringify(restore.error));
+      const end = await samples();
+      const jobs = await w.service.listJobs();
+      const byKind = new Map<string, number>();
+      for (const j of jobs) byKind.set(`${j.type} ${j.state}`, (byKind.get(`${j.type} ${j.state}`) ?? 0) + 1);
+      for (const [k, n] of byKind) {
+        const [type, state] = k.split(' ');
+        const counted =
+          (end.get(`ferry_jobs_total{type="${type}",state="${state}"}`) ?? 0) -
+          (before.get(`ferry_jobs_total{type="${type}",state="${state}"}`) ?? 0);
+        assert.equal(counted, n, `ferry_jobs_total{type="${type}",state="${state}"}`);
+      }
+      const moved = (direction: string) =>
+        [...end]
+          .filter(([k]) => k.startsWith('ferry_moved_bytes_total{') && k.includes(`direction="${direction}"`))
+          .reduce((n, [, v]) => n + v, 0) -
+        [...before]
+          .filter(([k]) => k.startsWith('ferry_moved_bytes_total{') && k.includes(`direction="${direction}"`))
+          .reduce((n, [, v]) => n + v, 0);
+      assert.equal(moved('backup'), job.bytes, 'bytes moved by backups = the backup job row');
+      assert.equal(moved('restore'), restore.bytes, 'bytes moved by restores = the restore job row');
+      const carts = new Map<string, number>();
+      for (const c of await w.service.listCartridges()) {
+        const k = `ferry_cartridges{pool="${c.pool ?? 'scratch'}",state="${c.state}"}`;
+        carts.set(k, (carts.get(k) ?? 0) + 1);
+      }
+      for (const [k, n] of carts) assert.equal(end.get(k), n, k);
+
+      // Prometheus' own parser and linter read the text (Debian's prometheus package has promtool).
+      // The only findings allowed are prom-client's own default gauges named *_total.
+      if (requireTools(t, 'promtool')) {
+        const r = spawnSync('promtool', ['check', 'metrics'], { input: await metricsText(), encoding: 'utf8' });
+        const findings = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.trim() !== '');
+        const ours = findings.filter((l) => !/^nodejs_active_(handles|requests|resources)_total non-counter/.test(l));
+        assert.deepEqual(ours, [], 'promtool check metrics');
+        assert.ok(r.status === 0 || findings.length > 0, `promtool exit ${r.status} without a finding`);
+      }
     } finally {
       await w.close();
     }

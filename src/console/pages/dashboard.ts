@@ -67,7 +67,7 @@ export function runningJobs(jobs: JobView[]): Html {
 export function overview(d: DashboardData): Html {
   const counts = new Map<string, number>();
   for (const c of d.cartridges) {
-    const k = `${c.pool ?? '(no pool)'}\u0000${c.state}`;
+    const k = `${c.pool ?? 'scratch'}\u0000${c.state}`;
     counts.set(k, (counts.get(k) ?? 0) + 1);
   }
   return html`<section aria-labelledby="h-volumes">
