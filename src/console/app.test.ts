@@ -278,3 +278,52 @@ test('retry starts the same request again; a bad id or filter names what is wron
   assert.equal(missing.statusCode, 404);
   await app.close();
 });
+
+test('sets show each chain; protect, verify, restore to a LUN and the library actions go through the service', async () => {
+  const { app, service } = consoleOf(new MemoryJobService({ manual: true }));
+  const full = service.addSet({ volume: 'store:0' });
+  const inc1 = service.addSet({ volume: 'store:0', level: 'incremental', base: full.id });
+  const inc2 = service.addSet({ volume: 'store:0', level: 'incremental', base: inc1.id });
+  const get = (url: string) => app.inject({ method: 'GET', url, headers: bearer });
+  const post = (url: string, payload: Record<string, string> = {}) =>
+    app.inject({ method: 'POST', url, headers: bearer, payload });
+  const chain = /<dt>Chain<\/dt>\s*<dd>(.*?)<\/dd>/s.exec((await get(`/sets/${inc2.id}`)).body)?.[1] ?? '';
+  assert.deepEqual(
+    [...chain.matchAll(/href="\/sets\/(\d+)"/g)].map((m) => Number(m[1])),
+    [full.id, inc1.id, inc2.id],
+  );
+
+  assert.equal((await post(`/sets/${full.id}/protect`, { protected: 'true' })).headers.location, `/sets/${full.id}`);
+  assert.equal((await service.getSet(full.id)).protected, true);
+  assert.match((await get(`/sets/${full.id}`)).body, /<button>Unprotect<\/button>/);
+  await post(`/sets/${full.id}/protect`, { protected: 'false' });
+  assert.equal((await service.getSet(full.id)).protected, false);
+
+  const verify = await post(`/sets/${full.id}/verify`);
+  assert.equal(verify.statusCode, 303);
+  assert.equal((await service.getJob(Number(verify.headers.location!.split('/').pop()))).type, 'verify');
+  const bad = await post(`/sets/${full.id}/restore`, { to: 'store' });
+  assert.equal(bad.statusCode, 400);
+  assert.match(bad.body, /restore target &quot;store&quot;: NODE:LUN/);
+  const restore = await post(`/sets/${full.id}/restore`, { to: 'store:new' });
+  const job = await service.getJob(Number(restore.headers.location!.split('/').pop()));
+  assert.deepEqual([job.type, job.volume], ['restore', 'store:new']);
+
+  // Cancel from the job page.
+  const cancel = await post(`/jobs/${job.id}/cancel`);
+  assert.equal(cancel.statusCode, 303);
+  assert.equal((await service.getJob(job.id)).state, 'canceled');
+
+  // Library: export moves the cartridge to an import/export element, import brings it back, label starts a job.
+  assert.equal((await post('/library/A00002/export')).headers.location, '/library');
+  assert.match(
+    (await get('/library')).body,
+    /data-barcode="A00002">\s*<td>A00002<\/td>\s*<td>import\/export element 768/,
+  );
+  await post('/library/A00002/import');
+  assert.match((await get('/library')).body, /data-barcode="A00002">\s*<td>A00002<\/td>\s*<td>slot 1030/);
+  const label = await post('/library/A00002/label', { pool: 'default' });
+  assert.equal((await service.getJob(Number(label.headers.location!.split('/').pop()))).type, 'label');
+  assert.equal((await post('/library/NOPE/export')).statusCode, 404);
+  await app.close();
+});

@@ -148,9 +148,12 @@ test(
       const img = makeImage(dir);
       const { proc, up } = await startUp(dir);
       let browser: Browser | undefined;
+      const sessions: InitiatorSession[] = [];
+      let writing = false;
       try {
         // The workstation's volume holds the NTFS image, written through our initiator.
         const ws = await login(up, 'workstation');
+        sessions.push(ws);
         const disk = await RemoteBlockDevice.open(ws, Number(up.volume.split(':')[1]));
         const image = await readFile(img);
         for (let off = 0; off < image.length; off += 4 * MIB)
@@ -215,6 +218,7 @@ test(
         assert.equal((await watchJob(page)).state, 'done', await page.locator('#status').innerText());
         const lun = Number(/Restored to\s*LUN (\d+)/.exec(await page.locator('#status').innerText())![1]);
         const reader = await login(up, 'checker');
+        sessions.push(reader);
         const restored = await RemoteBlockDevice.open(reader, lun, { readOnly: true });
         assert.equal(restored.blockCount, disk.blockCount);
         assert.equal(await sha256Of(restored), await sha256Of(disk), 'the restored LUN equals the volume');
@@ -227,7 +231,10 @@ test(
           .getByRole('link', { name: /^set \d+$/ })
           .click();
         await page.waitForURL(/\/sets\/\d+$/);
-        for (const name of ['Users/', 'bob/', 'alice/', 'Documents/']) {
+        await page.locator('summary', { hasText: /^Users\/$/ }).focus();
+        await page.keyboard.press('Enter'); // the tree opens from the keyboard too
+        await page.locator('summary', { hasText: /^bob\/$/ }).waitFor();
+        for (const name of ['bob/', 'alice/', 'Documents/']) {
           await page.locator('summary', { hasText: new RegExp(`^${name}$`) }).click();
           await page
             .locator('summary', { hasText: new RegExp(`^${name}$`) })
@@ -255,14 +262,14 @@ test(
         assert.equal(existsSync(join(out, 'Users/alice/todo.txt')), false, 'only the checked file');
 
         // A workstation that keeps writing: the dashboard names the wait, live.
-        let writing = true;
+        writing = true;
         const writer = (async () => {
           const buf = randomBytes(4096);
           while (writing) {
             await disk.write(900 * 2048, buf);
             await sleep(150);
           }
-        })();
+        })().catch((e: unknown) => e);
         const waiting = await startBackup(page, up.volume, 'image');
         await page.getByRole('link', { name: 'Dashboard' }).click();
         const line = page.locator(`#running li[data-job="${waiting}"] .waiting`);
@@ -270,16 +277,31 @@ test(
         assert.match(await line.innerText(), /waiting for 1 s without writes to store:\d+.*last write \d+\.\d s ago/);
         await page.screenshot({ path: join(ARTIFACTS, 'console-dashboard.png'), fullPage: true });
         writing = false;
-        await writer;
+        assert.equal(await writer, undefined, 'the workstation wrote without an error');
         // Once the writes stop, the job runs and leaves the running list, still with no reload.
         await page.locator(`#running li[data-job="${waiting}"]`).waitFor({ state: 'detached', timeout: 120_000 });
         await page.getByRole('link', { name: 'Jobs' }).click();
         assert.match(await page.locator(`tr:has(a[href="/jobs/${waiting}"])`).innerText(), /done/);
 
+        // At phone width every page fits (tables scroll in their own box), and every field has a label.
+        await page.setViewportSize({ width: 390, height: 844 });
+        for (const path of ['/', '/jobs', '/backup', '/sets', `/jobs/${imageJob}`, '/sets/2', '/library']) {
+          await page.goto(`${up.console}${path}`);
+          const fit = (await page.evaluate(
+            '[document.documentElement.scrollWidth, document.documentElement.clientWidth]',
+          )) as number[];
+          assert.ok(fit[0] <= fit[1], `${path} fits 390 px: ${fit[0]} > ${fit[1]}`);
+          const unlabeled = (await page.evaluate(
+            `[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+            .filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label')).map((e) => e.outerHTML)`,
+          )) as string[];
+          assert.deepEqual(unlabeled, [], `${path}: fields without a label`);
+        }
+
         assert.deepEqual(errors, [], 'no page logged a console error');
-        await ws.logout().catch(() => undefined);
-        await reader.logout().catch(() => undefined);
       } finally {
+        writing = false;
+        for (const x of sessions) await x.logout().catch(() => undefined);
         await browser?.close();
         await proc.stop();
       }
