@@ -279,7 +279,7 @@ test('retry starts the same request again; a bad id or filter names what is wron
   await app.close();
 });
 
-test('sets show each chain; protect, verify, restore to a LUN and the library actions go through the service', async () => {
+test('sets show each chain; protect, verify, restore to a LUN and the library actions reach the service', async () => {
   const { app, service } = consoleOf(new MemoryJobService({ manual: true }));
   const full = service.addSet({ volume: 'store:0' });
   const inc1 = service.addSet({ volume: 'store:0', level: 'incremental', base: full.id });
