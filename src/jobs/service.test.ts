@@ -229,6 +229,19 @@ test('backup server library: a canceled backup ends canceled, with no set and no
       assert.deepEqual(await w.service.listSets(), []);
       assert.deepEqual(await w.node.snapshots.listSnapshots(src.lun), []);
       await assert.rejects(w.service.cancel(job.id), /already canceled/);
+
+      // Retry (the console's button, POST /v1/jobs/ID/retry): a new job with the same request.
+      const again = await w.service.waitForJob((await w.service.retry(job.id)).id);
+      assert.equal(again.state, 'done', JSON.stringify(again.error));
+      assert.notEqual(again.id, job.id);
+      assert.equal(again.volume, `store:${src.lun}`);
+      assert.equal((await w.service.listSets())[0].mode, 'image');
+      await assert.rejects(w.service.retry(again.id), /only a failed or canceled job is retried/);
+      // The job's MB/s samples are kept in its final state event (none for a copy under a second).
+      const last = (await w.service.events(again.id)).filter((e) => e.kind === 'state').at(-1)!;
+      assert.equal(last.state, 'done');
+      assert.ok(Array.isArray(last.data?.throughput), JSON.stringify(last.data));
+      assert.deepEqual(await w.service.throughput(again.id), last.data?.throughput);
     } finally {
       await w.close();
     }
