@@ -269,3 +269,27 @@ function servedRoutes(tree: string): string[] {
   }
   return out.sort();
 }
+
+test('retry starts a failed job again (201), throughput lists its samples, volumes?discover is a flag', async () => {
+  const service = new MemoryJobService();
+  const app = buildServerApi(service, TOKEN);
+  const failed = await service.waitForJob((await service.startBackup({ volume: 'store:0', pool: 'empty' })).id);
+  const r = await post(app, `/v1/jobs/${failed.id}/retry`, {});
+  assert.equal(r.statusCode, 201);
+  assert.equal(r.json().volume, 'store:0');
+  assert.notEqual(r.json().id, failed.id);
+  const again = await post(app, `/v1/jobs/${r.json().id}/retry`, {});
+  assert.equal(again.statusCode, 409);
+  assert.equal(again.json().code, 'ERR_CONFLICT');
+  const t = await app.inject({ method: 'GET', url: `/v1/jobs/${failed.id}/throughput`, headers: auth });
+  assert.deepEqual(t.json(), [
+    [1, 400],
+    [2, 512],
+  ]);
+  const v = await app.inject({ method: 'GET', url: '/v1/volumes?discover=true', headers: auth });
+  assert.equal(v.statusCode, 200);
+  const bad = await app.inject({ method: 'GET', url: '/v1/volumes?discover=yes', headers: auth });
+  assert.equal(bad.statusCode, 400);
+  assert.match(bad.json().message, /^query\.discover: /);
+  await app.close();
+});
