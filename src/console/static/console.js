@@ -21,9 +21,13 @@
             width: width,
             height: 180,
             scales: {
-            x: { time: false },
-            y: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.1]; } },
-          },
+              x: { time: false },
+              y: {
+                range: function (u, min, max) {
+                  return [0, Math.max(1, max) * 1.1];
+                },
+              },
+            },
             axes: [{ label: 's' }, { label: 'MB/s' }],
             series: [{ label: 's' }, { label: 'MB/s', stroke: '#2563eb', fill: 'rgba(37,99,235,0.12)' }],
             legend: { show: false },
