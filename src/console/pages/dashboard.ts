@@ -2,11 +2,13 @@ import { html, type Html } from '../html.ts';
 import { FINAL_STATES, JOB_STATES, isFinal } from '../../jobs/states.ts';
 import type { CartridgeView, DriveView, JobService, JobView, VolumeView } from '../../jobs/types.ts';
 import {
+  dataTable,
   driveStatus,
   jobLink,
   muted,
   page,
   progressFigures,
+  section,
   setLink,
   stateBadge,
   when,
@@ -70,82 +72,33 @@ export function overview(d: DashboardData): Html {
     const k = `${c.pool ?? 'scratch'}\u0000${c.state}`;
     counts.set(k, (counts.get(k) ?? 0) + 1);
   }
-  return html`<section aria-labelledby="h-volumes">
-      <h2 id="h-volumes">Volumes</h2>
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Volume</th>
-              <th scope="col">Last backup</th>
-              <th scope="col">Result</th>
-              <th scope="col">Ended</th>
-              <th scope="col">Latest set</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${d.volumes.map(
-              ({ volume: v, last }) =>
-                html`<tr>
-                  <td>${v.id}</td>
-                  <td>${last ? jobLink(last.id) : muted('never')}</td>
-                  <td>${last ? stateBadge(last.state) : ''}${last?.error ? errorText(last.error.message) : ''}</td>
-                  <td>${when(last?.endedAt ?? null)}</td>
-                  <td>${v.lastSet !== null ? setLink(v.lastSet) : muted('—')}</td>
-                </tr>`,
-            )}
-          </tbody>
-        </table>
-      </div>
-    </section>
-    <section aria-labelledby="h-drives">
-      <h2 id="h-drives">Drives</h2>
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Drive</th>
-              <th scope="col">Status</th>
-              <th scope="col">Cartridge</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${d.drives.map(
-              (dr) =>
-                html`<tr>
-                  <td>${dr.name}</td>
-                  <td>${driveStatus(dr)}</td>
-                  <td>${dr.cartridge ?? html`<span class="muted">—</span>`}</td>
-                </tr>`,
-            )}
-          </tbody>
-        </table>
-      </div>
-    </section>
-    <section aria-labelledby="h-carts">
-      <h2 id="h-carts">Cartridges</h2>
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Pool</th>
-              <th scope="col">State</th>
-              <th scope="col">Count</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${[...counts.entries()].sort().map(([k, n]) => {
-              const [pool, state] = k.split('\u0000');
-              return html`<tr>
-                <td>${pool}</td>
-                <td>${state}</td>
-                <td>${n}</td>
-              </tr>`;
-            })}
-          </tbody>
-        </table>
-      </div>
-    </section>`;
+  const volumes = d.volumes.map(
+    ({ volume: v, last }) => html`<tr>
+      <td>${v.id}</td>
+      <td>${last ? jobLink(last.id) : muted('never')}</td>
+      <td>${last ? stateBadge(last.state) : ''}${last?.error ? errorText(last.error.message) : ''}</td>
+      <td>${when(last?.endedAt ?? null)}</td>
+      <td>${v.lastSet !== null ? setLink(v.lastSet) : muted('—')}</td>
+    </tr>`,
+  );
+  const drives = d.drives.map(
+    (dr) => html`<tr>
+      <td>${dr.name}</td>
+      <td>${driveStatus(dr)}</td>
+      <td>${dr.cartridge ?? muted('—')}</td>
+    </tr>`,
+  );
+  const cartridges = [...counts.entries()].sort().map(([k, n]) => {
+    const [pool, state] = k.split('\u0000');
+    return html`<tr>
+      <td>${pool}</td>
+      <td>${state}</td>
+      <td>${n}</td>
+    </tr>`;
+  });
+  return html`${section('volumes', 'Volumes', dataTable(['Volume', 'Last backup', 'Result', 'Ended', 'Latest set'], volumes))}
+    ${section('drives', 'Drives', dataTable(['Drive', 'Status', 'Cartridge'], drives))}
+    ${section('carts', 'Cartridges', dataTable(['Pool', 'State', 'Count'], cartridges))}`;
 }
 
 export function dashboardPage(ctx: PageContext, d: DashboardData): Html {

@@ -1,6 +1,17 @@
 import { html, type Html } from '../html.ts';
 import type { CartridgeView, DriveView, VolumeView } from '../../jobs/types.ts';
-import { bytes, csrfField, driveStatus, errorBox, page, when, type PageContext } from './layout.ts';
+import {
+  bytes,
+  csrfField,
+  dataTable,
+  driveStatus,
+  errorBox,
+  muted,
+  page,
+  section,
+  when,
+  type PageContext,
+} from './layout.ts';
 
 /** Sign-in, the backup form and the library. */
 
@@ -100,59 +111,32 @@ export function libraryPage(
     ctx,
     'Library',
     html`${errorBox(error)}
-      <section aria-labelledby="h-drives">
-        <h2 id="h-drives">Drives</h2>
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Drive</th>
-                <th scope="col">Library</th>
-                <th scope="col">Element</th>
-                <th scope="col">Loaded</th>
-                <th scope="col">Status</th>
-                <th scope="col">Pools</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${drives.map(
-                (d) =>
-                  html`<tr>
-                    <td>${d.name}</td>
-                    <td>${d.library ?? 'stand-alone'}</td>
-                    <td>${d.element ?? ''}</td>
-                    <td>${d.cartridge ?? html`<span class="muted">empty</span>`}</td>
-                    <td>${driveStatus(d)}</td>
-                    <td>${d.pools.join(', ')}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>
-        </div>
-      </section>
-      <section aria-labelledby="h-carts">
-        <h2 id="h-carts">Cartridges</h2>
-        <div class="scroll">
-          <table class="cartridges">
-            <thead>
-              <tr>
-                <th scope="col">Barcode</th>
-                <th scope="col">Where</th>
-                <th scope="col">State</th>
-                <th scope="col">Pool</th>
-                <th scope="col">Used</th>
-                <th scope="col">Sets</th>
-                <th scope="col">Loads</th>
-                <th scope="col">Last written</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${sorted.map((c) => cartridgeRow(ctx, c, pools))}
-            </tbody>
-          </table>
-        </div>
-      </section>`,
+      ${section(
+        'drives',
+        'Drives',
+        dataTable(
+          ['Drive', 'Library', 'Element', 'Loaded', 'Status', 'Pools'],
+          drives.map(
+            (d) => html`<tr>
+              <td>${d.name}</td>
+              <td>${d.library ?? 'stand-alone'}</td>
+              <td>${d.element ?? ''}</td>
+              <td>${d.cartridge ?? muted('empty')}</td>
+              <td>${driveStatus(d)}</td>
+              <td>${d.pools.join(', ')}</td>
+            </tr>`,
+          ),
+        ),
+      )}
+      ${section(
+        'carts',
+        'Cartridges',
+        dataTable(
+          ['Barcode', 'Where', 'State', 'Pool', 'Used', 'Sets', 'Loads', 'Last written', 'Actions'],
+          sorted.map((c) => cartridgeRow(ctx, c, pools)),
+          'cartridges',
+        ),
+      )}`,
   );
 }
 
@@ -160,7 +144,7 @@ function cartridgeRow(ctx: PageContext, c: CartridgeView, pools: string[]): Html
   const exported = c.where === 'exported' || (c.where ?? '').startsWith('import/export');
   return html`<tr data-barcode="${c.barcode}">
     <td>${c.barcode}</td>
-    <td>${c.where ?? html`<span class="muted">unknown</span>`}</td>
+    <td>${c.where ?? muted('unknown')}</td>
     <td>${c.state}${c.recycled ? ' (scratch)' : ''}</td>
     <td>${c.pool ?? ''}</td>
     <td>${bytes(c.bytesUsed)}</td>

@@ -82,6 +82,27 @@ export function driveStatus(d: DriveView): Html {
   return html`${d.cartridge ? 'loaded' : 'idle'}`;
 }
 
+/** A titled part of a page; its heading names it for screen readers. */
+export function section(id: string, title: string, body: HtmlValue): Html {
+  return html`<section aria-labelledby="h-${id}"><h2 id="h-${id}">${title}</h2>${body}</section>`;
+}
+
+/** A table that scrolls in its own box on a narrow screen. */
+export function dataTable(headers: string[], rows: HtmlValue, cls = ''): Html {
+  return html`<div class="scroll">
+    <table${cls ? html` class="${cls}"` : ''}>
+      <thead>
+        <tr>
+          ${headers.map((h) => html`<th scope="col">${h}</th>`)}
+        </tr>
+      </thead>
+      <tbody>
+        ${rows}
+      </tbody>
+    </table>
+  </div>`;
+}
+
 /** The hidden anti-CSRF field every POST form carries. */
 export function csrfField(ctx: PageContext): Html {
   return ctx.csrf ? html`<input type="hidden" name="${CSRF_FIELD}" value="${ctx.csrf}" />` : html``;
