@@ -43,6 +43,11 @@ const QUICK: Record<string, Quick> = {
     ratio: /\d\.\d\dx ntfsclone -m\)/,
   },
   'bench/backup-e2e.ts': { args: ['--size', '32M', '--runs', '1'], tools: ['dd'], ratio: TIMES },
+  'bench/console.ts': {
+    args: ['--jobs', '200', '--dirs', '20', '--per-dir', '100', '--runs', '3'],
+    tools: [],
+    ratio: TIMES,
+  },
 };
 
 /** The `npx tsx bench/…` lines of the README's Benchmarks section. */
