@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConsole } from './app.ts';
+import { DashboardFeed } from './pages/dashboard.ts';
 import { ConsoleSessions, SESSION_COOKIE } from './session.ts';
 import { MemoryJobService } from '../server/testing/memory-job-service.ts';
 import { ServiceError, type FileView, type StartBackup, type VolumeView, type JobView } from '../jobs/types.ts';
@@ -326,4 +327,23 @@ test('sets show each chain; protect, verify, restore to a LUN and the library ac
   assert.equal((await service.getJob(Number(label.headers.location!.split('/').pop()))).type, 'label');
   assert.equal((await post('/library/NOPE/export')).statusCode, 404);
   await app.close();
+});
+
+test('the dashboard asks the nodes and libraries at most once per overview period, however many watch', async () => {
+  class Counting extends MemoryJobService {
+    asked = 0;
+    override async listCartridges() {
+      this.asked++;
+      return super.listCartridges();
+    }
+  }
+  const service = new Counting();
+  const feed = new DashboardFeed(service, 60_000);
+  await Promise.all([feed.all(), feed.all(), feed.overview()]);
+  await feed.all();
+  assert.equal(service.asked, 1);
+  const eager = new DashboardFeed(service, 0);
+  await eager.all();
+  await eager.all();
+  assert.equal(service.asked, 3);
 });

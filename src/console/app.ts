@@ -10,7 +10,7 @@ import { ServiceError, type JobEvent, type JobFilter, type JobService, type JobT
 import { loadAssets } from './assets.ts';
 import { html, type Html } from './html.ts';
 import { ConsoleSessions, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, SESSION_TTL_MS } from './session.ts';
-import { dashboardData, dashboardPage, overview, runningJobs } from './pages/dashboard.ts';
+import { DashboardFeed, dashboardPage, overview, runningJobs } from './pages/dashboard.ts';
 import { eventItem, jobPage, jobStatus, jobsPage } from './pages/jobs.ts';
 import { chainOf, dirEntries, findResults, restoreDirFor, setPage, setsPage } from './pages/sets.ts';
 import { backupPage, libraryPage, signinPage, type BackupFormValues } from './pages/forms.ts';
@@ -32,6 +32,8 @@ export interface ConsoleOptions {
   log?: Logger;
   /** How often the dashboard's live stream looks again (ms). */
   tickMs?: number;
+  /** How long the dashboard reuses the nodes' and libraries' answers (ms; OVERVIEW_MS). */
+  overviewMs?: number;
 }
 
 const JOB_TYPES: readonly JobType[] = ['backup', 'restore', 'verify', 'rebuild', 'label'];
@@ -199,7 +201,8 @@ export function buildConsole(service: JobService, token: string, o: ConsoleOptio
   });
 
   // Dashboard
-  app.get('/', async (req, reply) => sendHtml(reply, dashboardPage(ctxOf(req), await dashboardData(service))));
+  const feed = new DashboardFeed(service, o.overviewMs);
+  app.get('/', async (req, reply) => sendHtml(reply, dashboardPage(ctxOf(req), await feed.all())));
   app.get('/live', async (req, reply) => {
     const sse = openStream(reply, open);
     const sent = { running: '', overview: '' };
@@ -208,9 +211,8 @@ export function buildConsole(service: JobService, token: string, o: ConsoleOptio
       if (busy || sse.closed) return;
       busy = true;
       try {
-        const d = await dashboardData(service);
-        const running = runningJobs(d.running).text;
-        const over = overview(d).text;
+        const [jobs, over] = await Promise.all([feed.running(), feed.overview().then((d) => overview(d).text)]);
+        const running = runningJobs(jobs).text;
         if (running !== sent.running) sse.send('running', (sent.running = running));
         if (over !== sent.overview) sse.send('overview', (sent.overview = over));
       } catch (err) {

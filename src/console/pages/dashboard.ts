@@ -28,22 +28,56 @@ export interface DashboardData {
   cartridges: CartridgeView[];
 }
 
-export async function dashboardData(service: JobService): Promise<DashboardData> {
-  const [running, volumes, drives, cartridges] = await Promise.all([
-    service.listJobs({ state: ACTIVE_STATES }),
-    service.listVolumes({ discover: true }),
-    service.listDrives(),
-    service.listCartridges(),
-  ]);
-  const last = await Promise.all(
-    volumes.map((v) => service.listJobs({ volume: v.id, type: 'backup', state: [...FINAL_STATES], limit: 1 })),
-  );
-  return {
-    running: running.sort((a, b) => a.id - b.id),
-    volumes: volumes.map((volume, i) => ({ volume, last: last[i][0] ?? null })),
-    drives,
-    cartridges,
-  };
+/** How long the overview's node and library answers are reused: they cost iSCSI and HTTP round trips. */
+export const OVERVIEW_MS = 5000;
+
+/**
+ * The dashboard's data for every open dashboard. Running jobs come from the catalog and the jobs'
+ * memory on each call. The overview asks the storage nodes for their LUNs and the libraries for
+ * their elements (READ ELEMENT STATUS), so it is fetched at most once per OVERVIEW_MS, however
+ * many operators watch.
+ */
+export class DashboardFeed {
+  private readonly service: JobService;
+  private readonly overviewMs: number;
+  private cached: { at: number; data: Promise<Omit<DashboardData, 'running'>> } | undefined;
+
+  constructor(service: JobService, overviewMs = OVERVIEW_MS) {
+    this.service = service;
+    this.overviewMs = overviewMs;
+  }
+
+  async running(): Promise<JobView[]> {
+    return (await this.service.listJobs({ state: ACTIVE_STATES })).sort((a, b) => a.id - b.id);
+  }
+
+  overview(): Promise<Omit<DashboardData, 'running'>> {
+    const now = performance.now();
+    if (!this.cached || now - this.cached.at >= this.overviewMs) {
+      const data = this.fetchOverview();
+      this.cached = { at: now, data };
+      data.catch(() => (this.cached = undefined)); // a failed look is not kept
+    }
+    return this.cached.data;
+  }
+
+  async all(): Promise<DashboardData> {
+    const [running, rest] = await Promise.all([this.running(), this.overview()]);
+    return { running, ...rest };
+  }
+
+  private async fetchOverview(): Promise<Omit<DashboardData, 'running'>> {
+    const s = this.service;
+    const [volumes, drives, cartridges] = await Promise.all([
+      s.listVolumes({ discover: true }),
+      s.listDrives(),
+      s.listCartridges(),
+    ]);
+    const last = await Promise.all(
+      volumes.map((v) => s.listJobs({ volume: v.id, type: 'backup', state: [...FINAL_STATES], limit: 1 })),
+    );
+    return { volumes: volumes.map((volume, i) => ({ volume, last: last[i][0] ?? null })), drives, cartridges };
+  }
 }
 
 export function runningJobs(jobs: JobView[]): Html {
@@ -66,27 +100,29 @@ export function runningJobs(jobs: JobView[]): Html {
   </ul>`;
 }
 
-export function overview(d: DashboardData): Html {
+export function overview(d: Omit<DashboardData, 'running'>): Html {
   const counts = new Map<string, number>();
   for (const c of d.cartridges) {
     const k = `${c.pool ?? 'scratch'}\u0000${c.state}`;
     counts.set(k, (counts.get(k) ?? 0) + 1);
   }
   const volumes = d.volumes.map(
-    ({ volume: v, last }) => html`<tr>
-      <td>${v.id}</td>
-      <td>${last ? jobLink(last.id) : muted('never')}</td>
-      <td>${last ? stateBadge(last.state) : ''}${last?.error ? errorText(last.error.message) : ''}</td>
-      <td>${when(last?.endedAt ?? null)}</td>
-      <td>${v.lastSet !== null ? setLink(v.lastSet) : muted('—')}</td>
-    </tr>`,
+    ({ volume: v, last }) =>
+      html`<tr>
+        <td>${v.id}</td>
+        <td>${last ? jobLink(last.id) : muted('never')}</td>
+        <td>${last ? stateBadge(last.state) : ''}${last?.error ? errorText(last.error.message) : ''}</td>
+        <td>${when(last?.endedAt ?? null)}</td>
+        <td>${v.lastSet !== null ? setLink(v.lastSet) : muted('—')}</td>
+      </tr>`,
   );
   const drives = d.drives.map(
-    (dr) => html`<tr>
-      <td>${dr.name}</td>
-      <td>${driveStatus(dr)}</td>
-      <td>${dr.cartridge ?? muted('—')}</td>
-    </tr>`,
+    (dr) =>
+      html`<tr>
+        <td>${dr.name}</td>
+        <td>${driveStatus(dr)}</td>
+        <td>${dr.cartridge ?? muted('—')}</td>
+      </tr>`,
   );
   const cartridges = [...counts.entries()].sort().map(([k, n]) => {
     const [pool, state] = k.split('\u0000');
@@ -96,9 +132,10 @@ export function overview(d: DashboardData): Html {
       <td>${n}</td>
     </tr>`;
   });
-  return html`${section('volumes', 'Volumes', dataTable(['Volume', 'Last backup', 'Result', 'Ended', 'Latest set'], volumes))}
-    ${section('drives', 'Drives', dataTable(['Drive', 'Status', 'Cartridge'], drives))}
-    ${section('carts', 'Cartridges', dataTable(['Pool', 'State', 'Count'], cartridges))}`;
+  const volumeHeads = ['Volume', 'Last backup', 'Result', 'Ended', 'Latest set'];
+  return html`${section('volumes', 'Volumes', dataTable(volumeHeads, volumes))}
+  ${section('drives', 'Drives', dataTable(['Drive', 'Status', 'Cartridge'], drives))}
+  ${section('carts', 'Cartridges', dataTable(['Pool', 'State', 'Count'], cartridges))}`;
 }
 
 export function dashboardPage(ctx: PageContext, d: DashboardData): Html {

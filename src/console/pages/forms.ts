@@ -111,13 +111,14 @@ export function libraryPage(
     ctx,
     'Library',
     html`${errorBox(error)}
-      ${section(
-        'drives',
-        'Drives',
-        dataTable(
-          ['Drive', 'Library', 'Element', 'Loaded', 'Status', 'Pools'],
-          drives.map(
-            (d) => html`<tr>
+    ${section(
+      'drives',
+      'Drives',
+      dataTable(
+        ['Drive', 'Library', 'Element', 'Loaded', 'Status', 'Pools'],
+        drives.map(
+          (d) =>
+            html`<tr>
               <td>${d.name}</td>
               <td>${d.library ?? 'stand-alone'}</td>
               <td>${d.element ?? ''}</td>
@@ -125,18 +126,18 @@ export function libraryPage(
               <td>${driveStatus(d)}</td>
               <td>${d.pools.join(', ')}</td>
             </tr>`,
-          ),
         ),
-      )}
-      ${section(
-        'carts',
-        'Cartridges',
-        dataTable(
-          ['Barcode', 'Where', 'State', 'Pool', 'Used', 'Sets', 'Loads', 'Last written', 'Actions'],
-          sorted.map((c) => cartridgeRow(ctx, c, pools)),
-          'cartridges',
-        ),
-      )}`,
+      ),
+    )}
+    ${section(
+      'carts',
+      'Cartridges',
+      dataTable(
+        ['Barcode', 'Where', 'State', 'Pool', 'Used', 'Sets', 'Loads', 'Last written', 'Actions'],
+        sorted.map((c) => cartridgeRow(ctx, c, pools)),
+        'cartridges',
+      ),
+    )}`,
   );
 }
 

@@ -4,10 +4,13 @@ import type { JobEvent, JobFilter, JobView, ThroughputSample } from '../../jobs/
 import {
   bytes,
   csrfField,
+  dataTable,
   errorBox,
+  jobLink,
   jobTitle,
   page,
   progressFigures,
+  setLink,
   stateBadge,
   when,
   type PageContext,
@@ -49,37 +52,23 @@ export function jobsPage(ctx: PageContext, jobs: JobView[], f: JobFilter, volume
       ${
         jobs.length === 0
           ? html`<p class="muted">No jobs match.</p>`
-          : html`<div class="scroll">
-              <table class="jobs">
-                <thead>
-                  <tr>
-                    <th scope="col">Job</th>
-                    <th scope="col">Type</th>
-                    <th scope="col">Volume</th>
-                    <th scope="col">State</th>
-                    <th scope="col">Created</th>
-                    <th scope="col">Ended</th>
-                    <th scope="col">Bytes</th>
-                    <th scope="col">Set</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  ${jobs.map(
-                    (j) =>
-                      html`<tr>
-                        <td><a href="/jobs/${j.id}">${j.id}</a></td>
-                        <td>${j.type}</td>
-                        <td>${j.volume ?? ''}</td>
-                        <td>${stateBadge(j.state)}</td>
-                        <td>${when(j.createdAt)}</td>
-                        <td>${when(j.endedAt)}</td>
-                        <td>${bytes(j.bytes)}</td>
-                        <td>${j.set !== null ? html`<a href="/sets/${j.set}">${j.set}</a>` : ''}</td>
-                      </tr>`,
-                  )}
-                </tbody>
-              </table>
-            </div>`
+          : dataTable(
+              ['Job', 'Type', 'Volume', 'State', 'Created', 'Ended', 'Bytes', 'Set'],
+              jobs.map(
+                (j) =>
+                  html`<tr>
+                    <td>${jobLink(j.id, String(j.id))}</td>
+                    <td>${j.type}</td>
+                    <td>${j.volume ?? ''}</td>
+                    <td>${stateBadge(j.state)}</td>
+                    <td>${when(j.createdAt)}</td>
+                    <td>${when(j.endedAt)}</td>
+                    <td>${bytes(j.bytes)}</td>
+                    <td>${j.set !== null ? setLink(j.set, String(j.set)) : ''}</td>
+                  </tr>`,
+              ),
+              'jobs',
+            )
       }`,
   );
 }

@@ -84,7 +84,10 @@ export function driveStatus(d: DriveView): Html {
 
 /** A titled part of a page; its heading names it for screen readers. */
 export function section(id: string, title: string, body: HtmlValue): Html {
-  return html`<section aria-labelledby="h-${id}"><h2 id="h-${id}">${title}</h2>${body}</section>`;
+  return html`<section aria-labelledby="h-${id}">
+    <h2 id="h-${id}">${title}</h2>
+    ${body}
+  </section>`;
 }
 
 /** A table that scrolls in its own box on a narrow screen. */

@@ -1,6 +1,6 @@
 import { html, type Html } from '../html.ts';
 import type { FileView, SetView, VolumeView } from '../../jobs/types.ts';
-import { bytes, csrfField, errorBox, page, when, type PageContext } from './layout.ts';
+import { bytes, csrfField, dataTable, errorBox, page, setLink, when, type PageContext } from './layout.ts';
 
 /** Sets: the list with each incremental's chain, one set's page (verify, protect, restore), the file browser. */
 
@@ -48,39 +48,33 @@ export function setsPage(
       ${
         sets.length === 0
           ? html`<p class="muted">No sets${volume ? html` of ${volume}` : ''} yet.</p>`
-          : html`<div class="scroll">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Set</th>
-                    <th scope="col">Volume</th>
-                    <th scope="col">Mode</th>
-                    <th scope="col">Level</th>
-                    <th scope="col">Chain (full first)</th>
-                    <th scope="col">Snapshot taken</th>
-                    <th scope="col">Size</th>
-                    <th scope="col">Cartridges</th>
-                    <th scope="col">Protected</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  ${sets.map(
-                    (s) =>
-                      html`<tr>
-                        <td><a href="/sets/${s.id}">${s.id}</a></td>
-                        <td>${s.volume}</td>
-                        <td>${s.mode}</td>
-                        <td>${s.level}</td>
-                        <td>${chainLinks(chainOf(s, byId))}</td>
-                        <td>${when(s.startedAt)}</td>
-                        <td>${bytes(s.bytes)}</td>
-                        <td>${s.cartridges.join(', ')}</td>
-                        <td>${s.protected ? 'yes' : ''}</td>
-                      </tr>`,
-                  )}
-                </tbody>
-              </table>
-            </div>`
+          : dataTable(
+              [
+                'Set',
+                'Volume',
+                'Mode',
+                'Level',
+                'Chain (full first)',
+                'Snapshot taken',
+                'Size',
+                'Cartridges',
+                'Protected',
+              ],
+              sets.map(
+                (s) =>
+                  html`<tr>
+                    <td>${setLink(s.id, String(s.id))}</td>
+                    <td>${s.volume}</td>
+                    <td>${s.mode}</td>
+                    <td>${s.level}</td>
+                    <td>${chainLinks(chainOf(s, byId))}</td>
+                    <td>${when(s.startedAt)}</td>
+                    <td>${bytes(s.bytes)}</td>
+                    <td>${s.cartridges.join(', ')}</td>
+                    <td>${s.protected ? 'yes' : ''}</td>
+                  </tr>`,
+              ),
+            )
       }`,
   );
 }
