@@ -64,6 +64,13 @@ test('a full config resolves: defaults, parsed portals and CHAP, paths against t
   assert.equal(d.catalog, '/etc/c.db');
   assert.deepEqual(d.listen, { host: '::1', port: 9000 });
   assert.deepEqual([d.nodes, d.libraries, d.drives, d.movers, d.pools], [[], [], [], [], []]);
+  // The web console: off unless `console` is given; files restore under `restores` beside the config.
+  assert.equal(d.console, undefined);
+  assert.equal(d.restoreDir, '/etc/ferry/restores');
+  const w = parseServerConfig({ ...good, console: '0.0.0.0:8471', restoreDir: '/srv/restore' }, FILE);
+  assert.deepEqual(w.console, { host: '0.0.0.0', port: 8471 });
+  assert.equal(w.restoreDir, '/srv/restore');
+  fails({ ...good, console: 'everywhere' }, /console is "everywhere": expected HOST:PORT/);
 });
 
 test('missing and wrong fields name their JSON path and what they expect', () => {
