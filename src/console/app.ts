@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from 'pino';
 import { isAbsolute } from 'node:path';
 import { bearerTokenMatches } from '../util/bearer-token.ts';
+import { listenOrExplain } from '../util/listen.ts';
 import { FerryError } from '../util/errors.ts';
 import { JOB_STATES, isFinal, isJobState } from '../jobs/states.ts';
 import { ServiceError, type JobEvent, type JobFilter, type JobService, type JobType } from '../jobs/types.ts';
@@ -519,9 +520,13 @@ export async function startConsole(
   opts: ConsoleOptions & { host: string; port: number; token: string },
 ): Promise<ConsoleServer> {
   const app = buildConsole(service, opts.token, opts);
-  await app.listen({ host: opts.host, port: opts.port });
-  const a = app.server.address();
-  const port = typeof a === 'object' && a ? a.port : opts.port;
+  const port = await listenOrExplain(
+    app,
+    opts.host,
+    opts.port,
+    'the web console',
+    '`console` in the server config, --console or --no-console of ferry up',
+  );
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return { app, url: `http://${host}:${port}`, close: () => app.close() };
 }

@@ -27,6 +27,7 @@ import {
   validate,
 } from './schemas.ts';
 import { metricsText, registry } from '../metrics/metrics.ts';
+import { listenOrExplain } from '../util/listen.ts';
 
 /** Seconds between SSE comment lines that keep idle proxies from closing the stream. */
 const SSE_HEARTBEAT_MS = 15_000;
@@ -263,9 +264,13 @@ export async function startServerApi(
   opts: { host: string; port: number; token: string; log?: Logger; schedules?: () => ScheduleView[] },
 ): Promise<ServerApi> {
   const app = buildServerApi(service, opts.token, { log: opts.log, schedules: opts.schedules });
-  await app.listen({ host: opts.host, port: opts.port });
-  const a = app.server.address();
-  const port = typeof a === 'object' && a ? a.port : opts.port;
+  const port = await listenOrExplain(
+    app,
+    opts.host,
+    opts.port,
+    "the backup server's REST API",
+    '`listen` in the server config, --listen of ferry up',
+  );
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return { app, address: { host: opts.host, port }, url: `http://${host}:${port}`, close: () => app.close() };
 }

@@ -1,4 +1,5 @@
 import { UNAUTHORIZED, bearerTokenMatches } from '../util/bearer-token.ts';
+import { listenOrExplain } from '../util/listen.ts';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { FerryError } from '../util/errors.ts';
@@ -166,8 +167,6 @@ export async function startSnapshotApi(
   opts: { host: string; port: number; token: string; tapes?: TapeDigestSource },
 ): Promise<SnapshotApiServer> {
   const app = buildSnapshotApi(node, opts.token, { tapes: opts.tapes });
-  await app.listen({ host: opts.host, port: opts.port });
-  const a = app.server.address();
-  const port = typeof a === 'object' && a ? a.port : opts.port;
+  const port = await listenOrExplain(app, opts.host, opts.port, "the storage node's API", '--api of ferry target');
   return { app, address: { host: opts.host, port }, close: () => app.close() };
 }

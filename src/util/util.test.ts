@@ -6,6 +6,8 @@ import { crc32c } from './crc32c.ts';
 import { serialLt, serialGt, serialAdd } from './serial.ts';
 import { parseSize, parseDuration, parseHostPort } from './units.ts';
 import { DecodeError, UsageError } from './errors.ts';
+import Fastify from 'fastify';
+import { listenOrExplain } from './listen.ts';
 
 test('crc32c matches the RFC 3720 B.4 vectors', () => {
   assert.equal(crc32c(new Uint8Array(32)), 0x8a9136aa);
@@ -94,4 +96,20 @@ test('GroupCommit: one flush at a time; what is added meanwhile goes out togethe
   await assert.rejects(gc.add(13), /disk full/);
   await gc.add(14); // the next batch is still flushed
   assert.deepEqual(batches.at(-1), [14]);
+});
+
+test('listenOrExplain: an address in use names the service and where to change it', async () => {
+  const a = Fastify();
+  const port = await listenOrExplain(a, '127.0.0.1', 0, 'the thing', '--thing');
+  const b = Fastify();
+  await assert.rejects(
+    listenOrExplain(b, '127.0.0.1', port, 'the other thing', '--other'),
+    (e: Error) =>
+      e instanceof UsageError &&
+      e.message ===
+        `the other thing cannot listen on 127.0.0.1:${port}: another process uses that address; ` +
+          'choose another (--other)',
+  );
+  await a.close();
+  await b.close();
 });
