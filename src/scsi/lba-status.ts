@@ -17,21 +17,33 @@ export interface LbaExtent {
   status: number;
 }
 
-const ZERO = new Uint8Array(65536);
+const ZERO = Buffer.alloc(65536);
 
 /** True when `buf` holds only zero bytes (memcmp against a zero page, no per-byte JS loop). */
 export function isZero(buf: Uint8Array): boolean {
-  for (let at = 0; at < buf.length; at += ZERO.length) {
-    const n = Math.min(ZERO.length, buf.length - at);
-    if (Buffer.compare(Buffer.from(buf.buffer, buf.byteOffset + at, n), Buffer.from(ZERO.buffer, 0, n)) !== 0)
-      return false;
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+  return zeroBytes(b, 0, b.length);
+}
+
+/** True when b[start, end) is all zero; compares in place (no view allocated). */
+function zeroBytes(b: Buffer, start: number, end: number): boolean {
+  for (let at = start; at < end; at += ZERO.length) {
+    const n = Math.min(ZERO.length, end - at);
+    if (b.compare(ZERO, 0, n, at, at + n) !== 0) return false;
   }
   return true;
 }
 
+/** First read of a scan; each later read doubles, up to MAX_READ_BYTES. */
+const FIRST_READ_BYTES = 64 << 10;
+const MAX_READ_BYTES = 4 << 20;
+
 /**
  * Scan from `lba` and return provisioning extents: at most `maxExtents`, reading at most
  * `scanBlocks` blocks (the last extent ends where the scan stopped). SBC-3 5.5
+ *
+ * Reads start small and double: a GET LBA STATUS with room for one descriptor usually ends
+ * within a few blocks of its starting LBA, and only a long extent needs the large reads.
  */
 export async function scanLbaStatus(
   dev: BlockDevice,
@@ -42,38 +54,33 @@ export async function scanLbaStatus(
 ): Promise<LbaExtent[]> {
   const out: LbaExtent[] = [];
   const bs = dev.blockSize;
-  const chunkBlocks = Math.max(1, Math.floor((4 << 20) / bs));
+  const maxChunkBlocks = Math.max(1, Math.floor(MAX_READ_BYTES / bs));
+  let chunkBlocks = Math.max(1, Math.floor(FIRST_READ_BYTES / bs));
   const end = Math.min(dev.blockCount, lba + scanBlocks);
-  const buf = new Uint8Array(chunkBlocks * bs);
+  const buf = Buffer.allocUnsafe(Math.min(maxChunkBlocks, Math.max(1, end - lba)) * bs);
   let at = lba;
   while (at < end) {
     signal?.throwIfAborted();
     const n = Math.min(chunkBlocks, end - at);
-    const view = buf.subarray(0, n * bs);
-    await dev.readInto(at, view);
-    // Fast path: the whole chunk has one status.
-    const whole = isZero(view) ? ProvisioningStatus.DEALLOCATED : undefined;
+    await dev.readInto(at, buf.subarray(0, n * bs));
     for (let i = 0; i < n;) {
-      let status: number;
-      let run: number;
-      if (whole !== undefined) {
-        status = whole;
-        run = n;
-      } else {
-        status = isZero(view.subarray(i * bs, (i + 1) * bs))
-          ? ProvisioningStatus.DEALLOCATED
-          : ProvisioningStatus.MAPPED;
-        run = 1;
-      }
+      // The status of block i; with every extent taken, a change of status ends the scan before
+      // the run is measured. The run: all of the rest when it is all zero (one memcmp), else
+      // block by block.
+      const zero = zeroBytes(buf, i * bs, (i + 1) * bs);
+      const status = zero ? ProvisioningStatus.DEALLOCATED : ProvisioningStatus.MAPPED;
       const last = out[out.length - 1];
-      if (last && last.status === status && last.lba + last.blockCount === at + i) last.blockCount += run;
-      else {
-        if (out.length === maxExtents) return out;
-        out.push({ lba: at + i, blockCount: run, status });
-      }
+      const extend = last !== undefined && last.status === status && last.lba + last.blockCount === at + i;
+      if (!extend && out.length === maxExtents) return out;
+      let run = 1;
+      if (zero && zeroBytes(buf, (i + 1) * bs, n * bs)) run = n - i;
+      else while (i + run < n && zeroBytes(buf, (i + run) * bs, (i + run + 1) * bs) === zero) run++;
+      if (extend) last.blockCount += run;
+      else out.push({ lba: at + i, blockCount: run, status });
       i += run;
     }
     at += n;
+    chunkBlocks = Math.min(maxChunkBlocks, chunkBlocks * 2);
   }
   return out;
 }

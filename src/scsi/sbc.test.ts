@@ -6,6 +6,7 @@ import { luIdentity } from './identity.ts';
 import { makeTask, cdb, outcome, senseOf, nexusB, type TaskOptions } from '../../test/helpers/scsi.ts';
 import type { ScsiResult } from './task.ts';
 import { decodeModeParameterHeader } from './mode-parameters.ts';
+import { mergeRanges } from './sbc.ts';
 import {
   buildCompareAndWrite,
   buildFormatUnit,
@@ -269,6 +270,45 @@ test('UNMAP and GET LBA STATUS agree with the data', async () => {
   assert.equal(outcome(await run(buildUnmap(oob.length), { dataOut: oob })), '5/21/00');
   assert.equal(outcome(await run(buildUnmap(0))), 'GOOD');
   assert.equal(outcome(await run(buildUnmap(4), { dataOut: new Uint8Array(4) })), '5/1a/00');
+});
+
+test('UNMAP: descriptors in any order, overlapping, adjacent or empty, deallocate exactly their blocks', async () => {
+  assert.deepEqual(
+    mergeRanges([
+      { lba: 9, blockCount: 1 },
+      { lba: 3, blockCount: 2 },
+      { lba: 5, blockCount: 1 },
+      { lba: 100, blockCount: 0 },
+      { lba: 4, blockCount: 1 },
+      { lba: 20, blockCount: 5 },
+      { lba: 21, blockCount: 2 },
+      { lba: 10, blockCount: 3 },
+    ]),
+    [
+      { lba: 3, blockCount: 3 },
+      { lba: 9, blockCount: 4 },
+      { lba: 20, blockCount: 5 },
+    ],
+  );
+  const { run, dev } = await readyDisk(4096);
+  await run(buildWrite10(0, 64), { dataOut: fill(64, 0x41) });
+  // One descriptor per block, last first (as libiscsi Unmap.Simple sends them, in any order).
+  const blocks: Array<[number, number]> = [];
+  for (let b = 40; b >= 8; b--) if (b !== 30) blocks.push([b, 1]);
+  blocks.push([12, 0], [50, 2], [51, 3]);
+  const list = unmapList(blocks);
+  assert.equal(outcome(await run(buildUnmap(list.length), { dataOut: list })), 'GOOD');
+  assert.deepEqual(await lbaStatus(run, 0), [
+    [0, 8, 0],
+    [8, 22, 1],
+    [30, 1, 0],
+    [31, 10, 1],
+    [41, 9, 0],
+    [50, 4, 1],
+    [54, 10, 0],
+    [64, 4032, 1],
+  ]);
+  assert.equal(dev.bytes[30 * BS + 7], 0x41);
 });
 
 test('COMPARE AND WRITE: atomic compare, miscompare offset, Data-Out size', async () => {

@@ -298,6 +298,26 @@ export function decodeUnmapList(data: Uint8Array): Array<{ lba: number; blockCou
   return out;
 }
 
+/**
+ * UNMAP descriptors as the fewest ranges: sorted, with overlapping and adjacent ones joined and
+ * empty ones dropped. Deallocating writes zeros, so the order and overlap of the descriptors
+ * do not matter, and one descriptor per block (libiscsi Unmap.Simple sends up to 256) becomes
+ * one write instead of 256.
+ */
+export function mergeRanges(
+  list: ReadonlyArray<{ lba: number; blockCount: number }>,
+): Array<{ lba: number; blockCount: number }> {
+  const sorted = list.filter((d) => d.blockCount > 0).sort((a, b) => a.lba - b.lba);
+  const out: Array<{ lba: number; blockCount: number }> = [];
+  for (const d of sorted) {
+    const last = out[out.length - 1];
+    if (last && d.lba <= last.lba + last.blockCount)
+      last.blockCount = Math.max(last.blockCount, d.lba + d.blockCount - last.lba);
+    else out.push({ lba: d.lba, blockCount: d.blockCount });
+  }
+  return out;
+}
+
 async function unmap(task: ScsiTask, lu: DiskLu): Promise<ScsiResult> {
   checkReady(lu);
   const c = decodeUnmapCdb(task.cdb);
@@ -316,7 +336,7 @@ async function unmap(task: ScsiTask, lu: DiskLu): Promise<ScsiResult> {
   if (total > blocks(lu, DiskLimits.maxUnmapBytes)) throw invalidParam(8);
   const release = await lu.gate.enterShared();
   try {
-    for (const d of list) if (d.blockCount) await fillRange(lu, d.lba, d.blockCount, undefined, task.signal);
+    for (const d of mergeRanges(list)) await fillRange(lu, d.lba, d.blockCount, undefined, task.signal);
   } finally {
     release();
   }

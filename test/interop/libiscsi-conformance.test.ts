@@ -1,6 +1,7 @@
 // libiscsi's iscsi-test-cu against a `ferry target` disk LUN: the conformance gate of issue 2.
-// Runs the issue's exact command, then the SANITIZE suite with --allow-sanitize and the
-// MultipathIO suite with a second path, and requires 0 failed tests in each. The summary is printed.
+// Runs the issue's exact command, then the MultipathIO suite with a second path; beside them, on
+// a second target, the SANITIZE suite with --allow-sanitize (Sanitize.Reset apart, on a larger
+// LUN). Requires 0 failed tests in each invocation. The summaries are printed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -38,29 +39,72 @@ function summarize(out: string): Summary {
   return { total: +m[1], ran: +m[2], passed: +m[3], failed: +m[4], skipped, failedTests };
 }
 
+/** Every test of a suite, by name, as `iscsi-test-cu -l` lists them (FAMILY.SUITE.TEST). */
+async function testsOf(suite: string): Promise<string[]> {
+  const { out } = await runTool('iscsi-test-cu', ['-l']);
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith(`${suite}.`));
+}
+
 test('iscsi-test-cu --dataloss against a Ferry disk LUN: 0 failed tests', { timeout: 900_000 }, async (t) => {
   if (!requireTools(t, 'iscsi-test-cu')) return;
   const dir = await mkdtemp(join(tmpdir(), 'ferry-cu-'));
-  const tgt = await spawnTarget([
-    '--iqn',
-    IQN,
-    '--disk',
-    `${join(dir, 'lun0.img')}:128M`,
-    '--disk',
-    `${join(dir, 'lun1.img')}:64M`,
-  ]);
+  const targets: Array<Awaited<ReturnType<typeof spawnTarget>>> = [];
   try {
-    const url = `iscsi://127.0.0.1:${tgt.port}/${IQN}/0`;
+    const tgt = await spawnTarget(['--iqn', IQN, '--disk', `${join(dir, 'lun0.img')}:128M`]);
+    targets.push(tgt);
+    // The SANITIZE tests get a target of their own: Sanitize.Reset sends LUN, warm and cold
+    // resets and waits a minute in sleep(60), so they run beside the issue command, not after it.
     // SANITIZE runs at a throttled rate (8 MiB/s) to expose its in-progress states, which
-    // Sanitize.Reset checks seconds later: a 64 MiB LUN keeps it running long enough.
-    const small = `iscsi://127.0.0.1:${tgt.port}/${IQN}/1`;
+    // Sanitize.Reset checks 3 and 4 seconds after starting it: a 64 MiB LUN keeps it running for
+    // 8 s. The other Sanitize tests check no in-progress state; on a 16 MiB LUN each of their
+    // SANITIZEs takes 2 s instead of 8.
+    const san = await spawnTarget([
+      '--iqn',
+      IQN,
+      '--disk',
+      `${join(dir, 'san0.img')}:64M`,
+      '--disk',
+      `${join(dir, 'san1.img')}:16M`,
+    ]);
+    targets.push(san);
+    const url = `iscsi://127.0.0.1:${tgt.port}/${IQN}/0`;
+    const sanReset = `iscsi://127.0.0.1:${san.port}/${IQN}/0`;
+    const sanSmall = `iscsi://127.0.0.1:${san.port}/${IQN}/1`;
     const base = ['--dataloss', '-i', 'iqn.2026-11.dev.ferry:client-1', '-I', 'iqn.2026-11.dev.ferry:client-2'];
-    for (const [label, args] of [
-      ['issue command', [...base, url]],
-      ['SANITIZE suite with --allow-sanitize', [...base, '--allow-sanitize', '-t', 'SCSI.Sanitize', small]],
-      ['MultipathIO suite with a second path', [...base, '-t', 'SCSI.MultipathIO', url, url]],
-    ] as const) {
-      const { out } = await runTool('iscsi-test-cu', args);
+    const sanitizeTests = await testsOf('SCSI.Sanitize');
+    const reset = 'SCSI.Sanitize.Reset';
+    assert.ok(sanitizeTests.includes(reset), `${reset} in iscsi-test-cu -l`);
+    const sanitizeRest = sanitizeTests.filter((n) => n !== reset);
+    type Run = readonly [label: string, args: readonly string[], expectedTests?: number];
+    // Each chain runs its invocations in order against its own target; the chains run at once.
+    const chains: Run[][] = [
+      [
+        ['issue command', [...base, url]],
+        ['MultipathIO suite with a second path', [...base, '-t', 'SCSI.MultipathIO', url, url]],
+      ],
+      [
+        [
+          'SANITIZE suite but Reset, with --allow-sanitize',
+          [...base, '--allow-sanitize', '-t', sanitizeRest.join(','), sanSmall],
+          sanitizeRest.length,
+        ],
+        ['Sanitize.Reset with --allow-sanitize', [...base, '--allow-sanitize', '-t', reset, sanReset], 1],
+      ],
+    ];
+    const results = await Promise.all(
+      chains.map(async (chain) => {
+        const outs: Array<{ run: Run; out: string }> = [];
+        for (const run of chain) outs.push({ run, out: (await runTool('iscsi-test-cu', run[1])).out });
+        return outs;
+      }),
+    );
+    for (const {
+      run: [label, , expectedTests],
+      out,
+    } of results.flat()) {
       const s = summarize(out);
       console.log(`\n=== iscsi-test-cu (${label}) ===`);
       console.log(out.slice(out.indexOf('Run Summary')).trim());
@@ -71,12 +115,13 @@ test('iscsi-test-cu --dataloss against a Ferry disk LUN: 0 failed tests', { time
         for (const line of out.split('\n'))
           if (/\[FAILED\]|CU_FAIL|CU_ASSERT/.test(line)) console.log(`  ${line.trim()}`);
       }
+      if (expectedTests !== undefined) assert.equal(s.total, expectedTests, `${label}: every test selected`);
       assert.equal(s.ran, s.total, 'every test ran');
       assert.equal(s.failed, 0, `failed tests: ${[...new Set(s.failedTests)].join(', ')}`);
       assert.ok(s.passed > 0);
     }
   } finally {
-    await tgt.stop();
+    await Promise.all(targets.map((p) => p.stop()));
     await rm(dir, { recursive: true, force: true });
   }
 });

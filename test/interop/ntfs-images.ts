@@ -1,6 +1,6 @@
 // Shared by test/interop/ntfs-*.test.ts: make the NTFS images once (scripts/make-ntfs-images.sh)
 // and run the outside oracles (ntfsls, ntfscat, partclone.ntfs).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -127,6 +127,18 @@ export function ntfscat(img: string, path: string, stream = ''): Buffer | null {
   const args = stream ? ['-a', '0x80', '-n', stream, img, path] : [img, path];
   const r = run('ntfscat', args);
   return r.status === 0 ? r.stdout : null;
+}
+
+/** ntfscat as a child process that does not block the event loop: the same answer as ntfscat(). */
+export function ntfscatAsync(img: string, path: string, stream = ''): Promise<Buffer | null> {
+  const args = stream ? ['-a', '0x80', '-n', stream, img, path] : [img, path];
+  return new Promise((resolve, reject) => {
+    const p = spawn('ntfscat', args, { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TZ: 'UTC' } });
+    const chunks: Buffer[] = [];
+    p.stdout.on('data', (b: Buffer) => chunks.push(b));
+    p.on('error', reject);
+    p.on('close', (code) => resolve(code === 0 ? Buffer.concat(chunks) : null));
+  });
 }
 
 export interface SecAudit {
