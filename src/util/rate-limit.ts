@@ -24,7 +24,12 @@ export class RateLimit {
     this.clock = clock;
   }
 
-  /** Wait until `bytes` may go: their turn starts when the bytes before them have had their time. */
+  /**
+   * Wait until `bytes` may go: their turn starts when the bytes before them have had their time.
+   * Turns are handed out in call order, but the waits may END out of it: a call whose turn has
+   * already come returns at once, ahead of an earlier one whose timer is due but has not fired
+   * (the event loop was busy). A caller whose I/O must start in call order chains its takes.
+   */
   async take(bytes: number, signal?: AbortSignal): Promise<void> {
     const now = this.clock.now();
     const start = Math.max(this.until, now - 1000);

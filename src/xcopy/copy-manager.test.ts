@@ -9,6 +9,7 @@ import { MemoryTape } from './testing/memory-tape.ts';
 import { TestLu, nexus, send, targetOf, xcopy } from './testing/harness.ts';
 import { buildExtendedCopy, buildReceiveCopyResults } from '../scsi/cdb/spc.ts';
 import { CopyManagerStatus, decodeCopyStatus } from './copy-results.ts';
+import { RateLimit } from '../util/rate-limit.ts';
 
 const header = (listId = 1, listIdUsage = 0) => ({ listId, str: false, listIdUsage, priority: 0 });
 
@@ -398,6 +399,41 @@ test(
     assert.deepEqual((dst.blockDevice as MemoryDevice).bytes, (src.blockDevice as MemoryDevice).bytes);
   },
 );
+
+/**
+ * A mover's --max-rate whose waits end out of call order, as RateLimit's can: a read whose turn
+ * has already come waits for nothing and goes ahead of an earlier one whose timer is due but has
+ * not fired yet (the event loop was busy). Here every other wait takes a few turns of the loop.
+ */
+class OutOfOrderRate extends RateLimit {
+  private calls = 0;
+  override async take(): Promise<void> {
+    if (this.calls++ % 2 === 0) for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  }
+}
+
+test('tape reads pipelined under a rate limit whose waits end out of order are issued in order', async () => {
+  // 8 transfers of 256 KiB: a READ issued out of turn puts another transfer's bytes in its place, bit-exact or not.
+  const want = random(4096 * 512, 41);
+  const tapeDev = new PipelinedTape();
+  for (let i = 0; i < 8; i++) tapeDev.objects.push(want.slice(i * 262144, (i + 1) * 262144));
+  const dst = new TestLu({ block: new MemoryDevice(512, 4096) }, 42, { rate: new OutOfOrderRate(1) });
+  const tape = new TestLu({ tape: tapeDev }, 43);
+  const r = await xcopy(
+    targetOf([dst, tape]),
+    list(
+      [tape.cscd(), dst.cscd()],
+      [{ type: 0x01, cat: false, source: 0, destination: 1, streamTransferLength: 262144, blockCount: 4096, lba: 0 }],
+    ),
+  );
+  assert.equal(r.status, ScsiStatus.GOOD, r.sense && JSON.stringify(decodeSense(r.sense)));
+  assert.ok(tapeDev.maxInFlight > 1, `reads in flight: ${tapeDev.maxInFlight}`);
+  const got = (dst.blockDevice as MemoryDevice).bytes;
+  const wrong = Array.from({ length: 8 }, (_, i) => i).filter(
+    (i) => !Buffer.from(got.subarray(i * 262144, (i + 1) * 262144)).equals(want.subarray(i * 262144, (i + 1) * 262144)),
+  );
+  assert.deepEqual(wrong, [], 'transfers restored with the wrong tape data');
+});
 
 /** A pipelined tape whose `failAt`-th write (1-based) fails after it was accepted, as a medium error would. */
 class FailingTape extends PipelinedTape {

@@ -52,7 +52,16 @@ export async function* readSource(
       rate
         ? rate.take(view.length, signal).then(() => readStream(dev, view, src.ep.fixedBlock))
         : readStream(dev, view, src.ep.fixedBlock);
+    // A stream has no addresses: the n-th READ issued gets the n-th transfer, whichever buffer it was meant for.
+    // The rate's waits may end out of call order (rate-limit.ts), so a pipelined read waits for its turn only once
+    // the read before it has been issued.
+    let issued: Promise<unknown> = Promise.resolve();
     const readOne = (view: Uint8Array): Promise<void> => {
+      if (pipelined && rate) {
+        const turn = issued.then(() => rate.take(view.length, signal));
+        issued = turn;
+        return turn.then(() => readStream(dev, view, src.ep.fixedBlock));
+      }
       if (pipelined) return read(view);
       const p = chain.then(() => read(view)); // after a failure, no further reads
       chain = p;
