@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { isAbsolute } from 'node:path';
 import { bearerTokenMatches } from '../util/bearer-token.ts';
 import { listenOrExplain } from '../util/listen.ts';
+import { SSE_HEADERS } from '../util/sse.ts';
 import { FerryError } from '../util/errors.ts';
 import { JOB_STATES, isFinal, isJobState } from '../jobs/states.ts';
 import { ServiceError, type JobEvent, type JobFilter, type JobService, type JobType } from '../jobs/types.ts';
@@ -225,7 +226,6 @@ export function buildConsole(service: JobService, token: string, o: ConsoleOptio
     const timer = setInterval(() => void tick(), o.tickMs ?? 1000);
     sse.onClose(() => clearInterval(timer));
     void tick();
-    void req;
   });
 
   // Jobs
@@ -411,12 +411,7 @@ interface Stream {
 function openStream(reply: FastifyReply, open: Set<() => void>): Stream {
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
+  res.writeHead(200, SSE_HEADERS);
   const hooks: Array<() => void> = [];
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
   const s: Stream = {

@@ -28,6 +28,7 @@ import {
 } from './schemas.ts';
 import { metricsText, registry } from '../metrics/metrics.ts';
 import { listenOrExplain } from '../util/listen.ts';
+import { SSE_HEADERS } from '../util/sse.ts';
 
 /** Seconds between SSE comment lines that keep idle proxies from closing the stream. */
 const SSE_HEARTBEAT_MS = 15_000;
@@ -197,12 +198,7 @@ function streamEvents(
   open: Set<() => void>,
 ): void {
   const res = reply.raw;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
+  res.writeHead(200, SSE_HEADERS);
   let last = after ?? 0;
   let replaying = true;
   let ended = false;

@@ -6,6 +6,7 @@ import {
   csrfField,
   dataTable,
   errorBox,
+  filterSelect,
   jobLink,
   jobTitle,
   page,
@@ -21,32 +22,28 @@ import {
 const JOB_TYPES = ['backup', 'restore', 'verify', 'rebuild', 'label'] as const;
 
 export function jobsPage(ctx: PageContext, jobs: JobView[], f: JobFilter, volumes: string[]): Html {
-  const sel = (a: unknown, b: unknown) => (a === b ? html` selected` : '');
   return page(
     ctx,
     'Jobs',
     html`<form method="get" action="/jobs" class="filters">
-        <label
-          >State
-          <select name="state">
-            <option value="">any</option>
-            ${JOB_STATES.map((s) => html`<option value="${s}" ${sel(s, f.state)}>${STATE_LABELS[s]}</option>`)}
-          </select></label
-        >
-        <label
-          >Type
-          <select name="type">
-            <option value="">any</option>
-            ${JOB_TYPES.map((t) => html`<option${sel(t, f.type)}>${t}</option>`)}
-          </select></label
-        >
-        <label
-          >Volume
-          <select name="volume">
-            <option value="">any</option>
-            ${volumes.map((v) => html`<option${sel(v, f.volume)}>${v}</option>`)}
-          </select></label
-        >
+        ${filterSelect(
+          'state',
+          'State',
+          JOB_STATES.map((x) => [x, STATE_LABELS[x]] as const),
+          f.state,
+        )}
+        ${filterSelect(
+          'type',
+          'Type',
+          JOB_TYPES.map((t) => [t, t] as const),
+          f.type,
+        )}
+        ${filterSelect(
+          'volume',
+          'Volume',
+          volumes.map((v) => [v, v] as const),
+          f.volume,
+        )}
         <button>Filter</button>
       </form>
       ${

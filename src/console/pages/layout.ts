@@ -106,6 +106,22 @@ export function dataTable(headers: string[], rows: HtmlValue, cls = ''): Html {
   </div>`;
 }
 
+/** A filter's select: "any" (empty), then each `[value, text]`, with `chosen` selected. */
+export function filterSelect(
+  name: string,
+  label: string,
+  options: ReadonlyArray<readonly [string, string]>,
+  chosen: unknown,
+): Html {
+  return html`<label
+    >${label}
+    <select name="${name}">
+      <option value="">any</option>
+      ${options.map(([v, t]) => html`<option value="${v}" ${v === chosen ? html`selected` : ''}>${t}</option>`)}
+    </select></label
+  >`;
+}
+
 /** The hidden anti-CSRF field every POST form carries. */
 export function csrfField(ctx: PageContext): Html {
   return ctx.csrf ? html`<input type="hidden" name="${CSRF_FIELD}" value="${ctx.csrf}" />` : html``;

@@ -1,6 +1,16 @@
 import { html, type Html } from '../html.ts';
 import type { FileView, SetView, VolumeView } from '../../jobs/types.ts';
-import { bytes, csrfField, dataTable, errorBox, page, setLink, when, type PageContext } from './layout.ts';
+import {
+  bytes,
+  csrfField,
+  dataTable,
+  errorBox,
+  filterSelect,
+  page,
+  setLink,
+  when,
+  type PageContext,
+} from './layout.ts';
 
 /** Sets: the list with each incremental's chain, one set's page (verify, protect, restore), the file browser. */
 
@@ -36,13 +46,12 @@ export function setsPage(
     ctx,
     'Sets',
     html`<form method="get" action="/sets" class="filters">
-        <label
-          >Volume
-          <select name="volume">
-            <option value="">any</option>
-            ${volumes.map((v) => html`<option${v.id === volume ? html` selected` : ''}>${v.id}</option>`)}
-          </select></label
-        >
+        ${filterSelect(
+          'volume',
+          'Volume',
+          volumes.map((v) => [v.id, v.id] as const),
+          volume,
+        )}
         <button>Filter</button>
       </form>
       ${
