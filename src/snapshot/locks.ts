@@ -1,4 +1,4 @@
-/** Small async locks for the copy-on-write device. No timers, FIFO. */
+/** Small async locks for the snapshottable device. No timers, FIFO. */
 
 /** One mutex per numeric key (a chunk). Lock keys in ascending order to avoid deadlock. */
 export class KeyedMutex {
