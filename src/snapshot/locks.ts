@@ -34,6 +34,16 @@ export class RwLock {
   private writer = false;
   private readonly waiting: Array<{ write: boolean; go: () => void }> = [];
 
+  /** Take a read lock now if no writer holds or waits for it; else undefined (then `read()`). */
+  tryRead(): (() => void) | undefined {
+    if (this.writer || this.waiting.some((w) => w.write)) return undefined;
+    this.readers++;
+    return () => {
+      this.readers--;
+      this.pump();
+    };
+  }
+
   async read(): Promise<() => void> {
     if (this.writer || this.waiting.some((w) => w.write))
       await new Promise<void>((go) => this.waiting.push({ write: false, go }));

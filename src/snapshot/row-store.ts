@@ -127,6 +127,8 @@ export class RedirectMap {
   private entryBuf = Buffer.alloc(64 * MAP_ENTRY_BYTES);
   /** Entries appended or slots written since the last commit started. */
   private dirty = false;
+  /** MAP and UNMAP entries appended since the last commit started. */
+  private uncommitted = 0;
   /** This kernel boot's id (undefined: unknown). */
   private readonly bootId: Buffer | undefined;
   /** Without a boot id a reopen cannot tell SIGKILL from power loss: commit every MAP then. */
@@ -376,28 +378,42 @@ export class RedirectMap {
     let off = 0;
     while (off < bytes) off += writeSync(this.journal.fd, this.entryBuf, off, bytes - off, at + off);
     this.entries += bytes / MAP_ENTRY_BYTES;
-    if (dirties) this.dirty = true;
+    if (dirties) {
+      this.dirty = true;
+      this.uncommitted += bytes / MAP_ENTRY_BYTES;
+    }
   }
 
   private async commitNow(): Promise<void> {
     if (!this.dirty) return;
     this.dirty = false;
-    // Only entries appended before chunks.dat's fdatasync started are vouched for.
+    // Only entries appended before chunks.dat's fdatasync started are vouched for. With none
+    // new (only slots rewritten in place), syncing chunks.dat is all a commit has to do.
     const covered = this.entries;
-    await Promise.all([
-      this.writeback.syncWith(
-        () => this.data.datasync(),
-        () => {
-          const e = this.writeback.error;
-          if (e) throw new Error(`${DATA_FILE}: a background write-back failed (${e.message})`, { cause: e });
-        },
-      ),
-      this.beforeCommit(),
-    ]);
-    if (this.entryBuf.length < MAP_ENTRY_BYTES) this.entryBuf = Buffer.alloc(MAP_ENTRY_BYTES);
-    encodeMapEntry(this.entryBuf, 0, { kind: EntryKind.COMMIT, layer: 0, chunk: covered, slot: 0 });
-    this.appendRaw(MAP_ENTRY_BYTES, false);
-    await this.journal.datasync();
+    const entries = this.uncommitted;
+    this.uncommitted = 0;
+    try {
+      await Promise.all([
+        this.writeback.syncWith(
+          () => this.data.datasync(),
+          () => {
+            const e = this.writeback.error;
+            if (e) throw new Error(`${DATA_FILE}: a background write-back failed (${e.message})`, { cause: e });
+          },
+        ),
+        entries > 0 ? this.beforeCommit() : undefined,
+      ]);
+      if (entries === 0) return;
+      if (this.entryBuf.length < MAP_ENTRY_BYTES) this.entryBuf = Buffer.alloc(MAP_ENTRY_BYTES);
+      encodeMapEntry(this.entryBuf, 0, { kind: EntryKind.COMMIT, layer: 0, chunk: covered, slot: 0 });
+      this.appendRaw(MAP_ENTRY_BYTES, false);
+      await this.journal.datasync();
+    } catch (e) {
+      // The next commit does it all again.
+      this.dirty = true;
+      this.uncommitted += entries;
+      throw e;
+    }
   }
 }
 

@@ -437,7 +437,7 @@ export class SnapshottableDevice implements BlockDevice {
   }
 
   private async readLayers(lba: number, target: Uint8Array, below: number): Promise<void> {
-    const releaseRw = await this.structure.read();
+    const releaseRw = this.structure.tryRead() ?? (await this.structure.read());
     try {
       await this.readResolved(lba, target, below);
     } finally {
@@ -483,13 +483,21 @@ export class SnapshottableDevice implements BlockDevice {
    * a partial first write is merged with the chunk's current content), else to the image.
    */
   private async writeLayers(lba: number, data: Uint8Array): Promise<void> {
-    const releaseRw = await this.structure.read();
+    const releaseRw = this.structure.tryRead() ?? (await this.structure.read());
     try {
       const bs = this.blockSize;
       const cb = this.chunkBlocks;
       const end = lba + data.length / bs;
       const first = Math.floor(lba / cb);
       const last = Math.floor((end - 1) / cb);
+      const inPlace = this.consecutiveSlots(first, last);
+      if (inPlace >= 0) {
+        // The steady case: every chunk already has its slot, one after another.
+        const marked = this.changes.mark(first, last);
+        if (marked) await marked;
+        await this.redirect.writeSlots(inPlace, data, (lba - first * cb) * bs);
+        return;
+      }
       let fresh: number[] = [];
       for (let c = first; c <= last; c++) if (this.placeOf(c) === FRESH) fresh.push(c);
       let release: (() => void) | undefined;
@@ -565,6 +573,14 @@ export class SnapshottableDevice implements BlockDevice {
     } finally {
       releaseRw();
     }
+  }
+
+  /** The slot of chunk `first` when chunks first…last are all in place in consecutive slots, else -1. */
+  private consecutiveSlots(first: number, last: number): number {
+    const at = this.placeOf(first);
+    if (at < 0) return -1;
+    for (let c = first + 1; c <= last; c++) if (this.placeOf(c) !== at + (c - first)) return -1;
+    return at;
   }
 
   /** Where a write to chunk c goes: its slot (in place), a FRESH slot, or the image (IMAGE). */
