@@ -5,7 +5,7 @@ import { DEFAULT_CHUNK_BYTES } from './snapshottable-device.ts';
 /**
  * Changed-block tracking. Each disk LUN keeps a change map by epoch (change-map.ts): every
  * snapshot, and every mark, starts an epoch with its own change id. "Changed since X" is the
- * union of the epochs from X on, at the copy-on-write chunk's granularity, whether or not X's
+ * union of the epochs from X on, at the snapshot chunk's granularity, whether or not X's
  * snapshot still exists. A write's chunks are marked durably before the write is issued, so
  * after a crash the answer may cover more than was written, never less. Tracking is reported
  * lost when an epoch on the way cannot be read back; the answer then covers the whole LUN.

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import { open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError } from '../util/errors.ts';
@@ -251,6 +252,31 @@ export class ChangeMap {
     return this.want(first, last + this.ahead);
   }
 
+  /**
+   * Mark granules [first, last] written, in memory and in the open epoch's file (page cache),
+   * without waiting for an fdatasync. Only for a write whose bytes stay invisible after a power
+   * loss until a later step that calls `sync()` first has made them durable: a chunk redirected by
+   * its first write since a snapshot, mapped only by a committed map entry (snapshottable-device.ts).
+   */
+  markWritten(first: number, last: number): void {
+    if (this.broken) throw this.broken;
+    const fh = this.fh;
+    if (!fh) return;
+    let durable = true;
+    for (let g = first; g <= last; g++) {
+      setGranule(this.exact, g);
+      setGranule(this.wanted, g);
+      if (!hasGranule(this.synced, g)) durable = false;
+    }
+    // Wanted by a mark whose commit may not have written it yet: write it now, whatever.
+    if (!durable) writeAllSync(fh, this.wanted.subarray(first >> 3, (last >> 3) + 1), CHG_HEADER_BYTES + (first >> 3));
+  }
+
+  /** Resolves once every mark so far is durable, markWritten's included. */
+  sync(): Promise<void> {
+    return this.commits.add(null);
+  }
+
   /** Set granules [first, last] wanted and commit them; the promise of that commit. */
   private want(first: number, last: number): Promise<void> {
     const end = Math.min(this.granules - 1, last);
@@ -474,8 +500,10 @@ export class ChangeMap {
       ranges.push([lo, hi, this.wanted.slice(lo, hi)]);
     }
     const synced = this.synced;
+    // A sync() in the batch: every wanted bit is in the file by now (markWritten's too), so durable after this.
+    const wantedNow = batch.includes(null) ? this.wanted.slice() : undefined;
     try {
-      for (const [lo, , bytes] of ranges) await writeAll(fh, bytes, CHG_HEADER_BYTES + lo);
+      for (const [lo, , bytes] of ranges) writeAllSync(fh, bytes, CHG_HEADER_BYTES + lo);
       await fh.datasync();
     } catch (e) {
       if (this.synced === synced) this.rewriteAll = true;
@@ -484,6 +512,7 @@ export class ChangeMap {
     if (this.synced === synced) this.rewriteAll = false;
     if (this.synced === synced)
       for (const [lo, , bytes] of ranges) for (let k = 0; k < bytes.length; k++) synced[lo + k] |= bytes[k];
+    if (this.synced === synced && wantedNow) for (let k = 0; k < wantedNow.length; k++) synced[k] |= wantedNow[k];
   }
 
   /** Fold the second-oldest epoch into the oldest: its id then names the merged one. */
@@ -522,9 +551,13 @@ function fileOf(id: string): string {
   return `${id}.chg`;
 }
 
-async function writeAll(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
+/**
+ * Synchronous, so bytes sliced from `wanted` land before anything can change it: a write of an
+ * older slice never lands after a newer one (markWritten writes too). A bitmap range is small.
+ */
+function writeAllSync(fh: FileHandle, data: Uint8Array, position: number): void {
   let off = 0;
-  while (off < data.length) off += (await fh.write(data, off, data.length - off, position + off)).bytesWritten;
+  while (off < data.length) off += writeSync(fh.fd, data, off, data.length - off, position + off);
 }
 
 /** Replace `<id>.chg` whole with a sealed bitmap: temp file, fdatasync, rename, fsync the directory. */

@@ -1,4 +1,4 @@
-/** Small async locks for the copy-on-write device. No timers, FIFO. */
+/** Small async locks for the snapshottable device. No timers, FIFO. */
 
 /** One mutex per numeric key (a chunk). Lock keys in ascending order to avoid deadlock. */
 export class KeyedMutex {
@@ -33,6 +33,16 @@ export class RwLock {
   private readers = 0;
   private writer = false;
   private readonly waiting: Array<{ write: boolean; go: () => void }> = [];
+
+  /** Take a read lock now if no writer holds or waits for it; else undefined (then `read()`). */
+  tryRead(): (() => void) | undefined {
+    if (this.writer || this.waiting.some((w) => w.write)) return undefined;
+    this.readers++;
+    return () => {
+      this.readers--;
+      this.pump();
+    };
+  }
 
   async read(): Promise<() => void> {
     if (this.writer || this.waiting.some((w) => w.write))

@@ -1,29 +1,27 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BlockDevice, checkRange, checkWhole } from '../block/block-device.ts';
 import { FerryError } from '../util/errors.ts';
-import { SLOT_HEADER_BYTES, encodeCowHeader, encodeSlotHeader, slotBytes } from './cow-format.ts';
 import { ChangeMap, type ChangeAnswer, type ChangeEpoch, type ChangeMapUsage } from './change-map.ts';
 import { KeyedMutex, RwLock } from './locks.ts';
 import {
   MANIFEST,
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
-  type ManifestEntry,
   type Manifest,
-  CowStore,
-  readFully,
+  type ManifestEntry,
+  RedirectMap,
+  readBootId,
   readManifest,
   writeManifest,
-  loadStore,
-} from './cow-store.ts';
+} from './row-store.ts';
 
-/** Copy-on-write granularity, and the changed-block tracking granularity. */
+/** Redirect-on-write granularity, and the changed-block tracking granularity. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
 
-/** Chunks copied per append + fdatasync when a deleted snapshot's chunks move to its predecessor. */
-const MERGE_BATCH = 32;
+/** Chunks copied back into the image per step (and fdatasync) once no snapshot is left. */
+const FOLD_BATCH = 256;
 
 export interface SnapshotInfo {
   id: string;
@@ -32,11 +30,9 @@ export interface SnapshotInfo {
   createdAtMs: number;
   /** The change id of its instant: `changed --since` it works after the snapshot is deleted. */
   changeId?: string;
-  /** Chunks this snapshot holds in its own store (written on the LUN since it, before the next one). */
+  /** Chunks written on the LUN since it, before the next one (kept apart from the image for it). */
   preservedChunks: number;
-  /**
-   * Set when the store could not be read back: the snapshot is unusable (change tracking, kept apart, is not affected).
-   */
+  /** Set when the snapshot is unusable (none is with the redirect format: a damaged map fails the open). */
   damaged?: string;
   /** What the creator recorded with it (e.g. quiesce mode and wait), kept in the manifest. */
   meta?: Record<string, unknown>;
@@ -51,25 +47,31 @@ export interface WriteActivity {
 }
 
 export interface SnapshottableOptions {
-  /** Directory of the snapshot stores (created); e.g. `<image>.snapshots`. */
+  /** Directory of the snapshot state (created); e.g. `<image>.snapshots`. */
   dir: string;
   chunkBytes?: number;
   /** Clock in ms, for write timestamps and snapshot instants. */
   now?: () => number;
   /** Change-tracking epochs kept before the oldest are merged (change-map.ts). */
   maxEpochs?: number;
+  /**
+   * The kernel boot id (default: /proc/sys/kernel/random/boot_id; null: unknown). Tests pass
+   * another one to reopen as after a power loss.
+   */
+  bootId?: Buffer | null;
 }
 
 /**
- * A disk LUN's BlockDevice with copy-on-write snapshots kept beside it.
+ * A disk LUN's BlockDevice with redirect-on-write snapshots kept beside it.
  *
- * Snapshots form a chain, oldest first. Before a write overwrites a chunk, the chunk's old
- * content goes to the newest snapshot's store (once per chunk per snapshot), fdatasync'ed before
- * the overwrite is issued. A snapshot reads a chunk from the first store, itself or newer, that
- * holds it, else from the LUN. So each store holds exactly the chunks written between its
- * snapshot and the next one.
+ * While a snapshot lives, the image holds the oldest snapshot's content and is not written.
+ * The first write to a chunk after the newest snapshot goes to a new slot in chunks.dat,
+ * mapped in that snapshot's layer (row-store.ts); later writes to it go to the same slot. A
+ * snapshot reads a chunk from the newest layer older than itself that holds it, else from the
+ * image; the LUN, from the newest layer. With no snapshot left, the mapped chunks are copied
+ * back into the image and writes go straight to it again.
  *
- * Changed-block tracking is the LUN's change map (change-map.ts), apart from the stores: each
+ * Changed-block tracking is the LUN's change map (change-map.ts), apart from the layers: each
  * snapshot starts an epoch, and `changed` answers by change id after the snapshot is gone.
  */
 export class SnapshottableDevice implements BlockDevice {
@@ -79,8 +81,11 @@ export class SnapshottableDevice implements BlockDevice {
   readonly readOnly = false;
   readonly changes: ChangeMap;
   private readonly now: () => number;
-  private readonly stores: CowStore[];
+  private readonly snaps: ManifestEntry[];
+  private nextLayer: number;
+  private readonly redirect: RedirectMap;
   private readonly chunkLocks = new KeyedMutex();
+  /** Reads and writes share it; a fold step, a collection and a delete take it alone. */
   private readonly structure = new RwLock();
   private readonly admin = new KeyedMutex();
   private count = 0;
@@ -94,17 +99,19 @@ export class SnapshottableDevice implements BlockDevice {
   private constructor(
     base: BlockDevice,
     dir: string,
-    chunkBytes: number,
+    manifest: Manifest,
     now: () => number,
-    stores: CowStore[],
+    redirect: RedirectMap,
     changes: ChangeMap,
   ) {
     this.base = base;
     this.changes = changes;
     this.dir = dir;
-    this.chunkBytes = chunkBytes;
+    this.chunkBytes = manifest.chunkBytes;
     this.now = now;
-    this.stores = stores;
+    this.snaps = manifest.snapshots;
+    this.nextLayer = manifest.nextLayer;
+    this.redirect = redirect;
   }
 
   get blockSize(): number {
@@ -150,6 +157,7 @@ export class SnapshottableDevice implements BlockDevice {
         blockSize: base.blockSize,
         blockCount: base.blockCount,
         chunkBytes,
+        nextLayer: 1,
         snapshots: [],
       };
       await writeManifest(opts.dir, manifest);
@@ -160,50 +168,67 @@ export class SnapshottableDevice implements BlockDevice {
           `${base.blockCount} of ${base.blockSize}`,
       );
     }
-    const stores: CowStore[] = [];
-    for (const e of manifest.snapshots) stores.push(await loadStore(opts.dir, e, manifest, base));
-    // Files no snapshot names: a create or delete interrupted by a crash.
-    const keep = new Set([MANIFEST, ...manifest.snapshots.map((e) => e.file)]);
-    for (const name of await readdir(opts.dir)) {
-      if (!keep.has(name) && (name.endsWith('.cow') || name.endsWith('.tmp')))
-        await rm(join(opts.dir, name), { force: true });
+    const redirect = await RedirectMap.open(
+      opts.dir,
+      { chunkBytes: manifest.chunkBytes, blockSize: base.blockSize, blockCount: base.blockCount },
+      {
+        mustExist: manifest.snapshots.length > 0,
+        bootId: opts.bootId === undefined ? readBootId() : (opts.bootId ?? undefined),
+      },
+    );
+    try {
+      const top = redirect.layers.at(-1)?.id ?? 0;
+      if (manifest.version !== MANIFEST_VERSION || manifest.nextLayer <= top) {
+        // An empty version-1 directory, or layer ids to keep growing past.
+        manifest = { ...manifest, version: MANIFEST_VERSION, nextLayer: Math.max(manifest.nextLayer, top + 1) };
+        await writeManifest(opts.dir, manifest);
+      }
+      // Files nothing names: an interrupted manifest replace, or stores of the old format.
+      for (const name of await readdir(opts.dir)) {
+        if (name !== MANIFEST && (name.endsWith('.cow') || name.endsWith('.tmp')))
+          await rm(join(opts.dir, name), { force: true });
+      }
+      const now = opts.now ?? Date.now;
+      const snaps = manifest.snapshots;
+      const changes = await ChangeMap.open(opts.dir, {
+        granuleBytes: manifest.chunkBytes,
+        granules: Math.ceil(base.blockCount / (manifest.chunkBytes / base.blockSize)),
+        now,
+        ...(opts.maxEpochs === undefined ? {} : { maxEpochs: opts.maxEpochs }),
+        legacy: () =>
+          snaps.map((e, i) => ({
+            // A map set aside as unreadable is seeded again: the snapshots keep the change ids they gave.
+            id: e.changeId ?? e.id,
+            snapshotId: e.id,
+            startedAtMs: e.createdAtMs,
+            granules: chunksBetween(redirect, e.layer, snaps[i + 1]?.layer ?? Infinity).keys(),
+          })),
+      });
+      redirect.beforeCommit = () => changes.sync();
+      const dev = new SnapshottableDevice(base, opts.dir, manifest, now, redirect, changes);
+      // Finish what a crash interrupted: drop unneeded slots, fold back once no snapshot is left.
+      await dev.collect();
+      return dev;
+    } catch (e) {
+      await redirect.close();
+      throw e;
     }
-    const now = opts.now ?? Date.now;
-    const changes = await ChangeMap.open(opts.dir, {
-      granuleBytes: manifest.chunkBytes,
-      granules: Math.ceil(base.blockCount / (manifest.chunkBytes / base.blockSize)),
-      now,
-      ...(opts.maxEpochs === undefined ? {} : { maxEpochs: opts.maxEpochs }),
-      legacy: () =>
-        stores.map((s) => ({
-          // A map set aside as unreadable is seeded again: the snapshots keep the change ids they gave.
-          id: s.entry.changeId ?? s.entry.id,
-          snapshotId: s.entry.id,
-          startedAtMs: s.entry.createdAtMs,
-          granules: s.index.keys(),
-          ...(s.damaged ? { lost: s.damaged } : {}),
-        })),
-    });
-    return new SnapshottableDevice(base, opts.dir, manifest.chunkBytes, now, stores, changes);
   }
 
   // ---- BlockDevice ----
 
-  read(lba: number, blockCount: number): Promise<Uint8Array> {
-    return this.base.read(lba, blockCount);
+  async read(lba: number, blockCount: number): Promise<Uint8Array> {
+    checkRange(this, lba, blockCount);
+    const buf = Buffer.allocUnsafe(blockCount * this.blockSize);
+    await this.readInto(lba, buf);
+    return buf;
   }
   readInto(lba: number, target: Uint8Array): Promise<void> {
-    return this.base.readInto(lba, target);
+    if (this.redirect.layers.length === 0) return this.base.readInto(lba, target);
+    return this.readLayers(lba, target, Infinity);
   }
-  write(lba: number, data: Uint8Array): Promise<void> {
+  async write(lba: number, data: Uint8Array): Promise<void> {
     const blockCount = checkWhole(this, data.length);
-    return this.mutate(lba, blockCount, () => this.base.write(lba, data));
-  }
-  /**
-   * Run any change to [lba, lba+blockCount) through write tracking and copy-on-write:
-   * a disk LU's UNMAP or WRITE SAME that the base does natively goes through here.
-   */
-  async mutate(lba: number, blockCount: number, op: () => Promise<void>): Promise<void> {
     checkRange(this, lba, blockCount);
     this.count++;
     this.last = this.now();
@@ -211,21 +236,16 @@ export class SnapshottableDevice implements BlockDevice {
     if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
     this.inflight++;
     try {
-      if (blockCount > 0) {
+      if (blockCount === 0) return;
+      if (this.redirect.layers.length === 0 && this.snaps.length === 0) {
+        // Nothing mapped and no snapshot: the image is the LUN. Its change mark is durable first.
         const marked = this.changes.mark(
           Math.floor(lba / this.chunkBlocks),
           Math.floor((lba + blockCount - 1) / this.chunkBlocks),
         );
-        const newest = this.stores.at(-1);
-        const copied = newest && newest.fh ? this.preserve(newest, lba, blockCount) : undefined;
-        if (marked && copied) {
-          // Both settle before the write counts as done: a drain must not miss the copy still running.
-          const [m, c] = await Promise.allSettled([marked, copied]);
-          if (m.status === 'rejected') throw m.reason;
-          if (c.status === 'rejected') throw c.reason;
-        } else await (marked ?? copied);
-      }
-      await op();
+        if (marked) await marked;
+        await this.base.write(lba, data);
+      } else await this.writeLayers(lba, data);
     } finally {
       this.inflight--;
       this.last = this.now();
@@ -236,15 +256,17 @@ export class SnapshottableDevice implements BlockDevice {
       }
     }
   }
-  flush(): Promise<void> {
-    return this.base.flush();
+  /** SYNCHRONIZE CACHE: the image, and the redirected chunks with the map that names them. */
+  async flush(): Promise<void> {
+    await Promise.all([this.base.flush(), this.redirect.commit()]);
   }
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.closeGate();
+    await this.redirect.commit();
     await this.changes.close();
-    for (const s of this.stores) await s.fh?.close();
+    await this.redirect.close();
     await this.base.close();
     // Writes that waited at the gate now fail instead of hanging.
     const w = this.gateWaiters;
@@ -256,12 +278,12 @@ export class SnapshottableDevice implements BlockDevice {
   // ---- snapshots ----
 
   snapshots(): SnapshotInfo[] {
-    return this.stores.map(info);
+    return this.snaps.map((e) => this.info(e));
   }
 
   snapshot(id: string): SnapshotInfo | undefined {
-    const s = this.stores.find((x) => x.entry.id === id);
-    return s && info(s);
+    const e = this.snaps.find((x) => x.id === id);
+    return e && this.info(e);
   }
 
   /**
@@ -281,31 +303,16 @@ export class SnapshottableDevice implements BlockDevice {
       const createdAtMs = this.now();
       const releaseAdmin = await this.admin.lock(0);
       try {
-        await this.base.flush();
+        // Everything the snapshot will read is durable: the image, chunks.dat and its map.
+        await this.flush();
         const id = `snap-${randomBytes(6).toString('hex')}`;
         const epoch = await this.changes.startEpoch(id);
-        const entry: ManifestEntry = { id, createdAtMs, file: `${id}.cow`, changeId: epoch.id };
+        const entry: ManifestEntry = { id, createdAtMs, layer: this.nextLayer, changeId: epoch.id };
         if (meta) entry.meta = meta;
-        const path = join(this.dir, entry.file);
-        const fh = await open(path, 'wx+');
-        try {
-          const header = encodeCowHeader({
-            chunkBytes: this.chunkBytes,
-            blockSize: this.blockSize,
-            blockCount: this.blockCount,
-            snapshotId: id,
-          });
-          await fh.write(header, 0, header.length, 0);
-          await fh.datasync();
-          await writeManifest(this.dir, this.manifest([...this.stores.map((s) => s.entry), entry]));
-        } catch (e) {
-          await fh.close();
-          await rm(path, { force: true });
-          throw e;
-        }
-        const store = new CowStore(entry, fh);
-        this.stores.push(store);
-        return info(store);
+        await writeManifest(this.dir, this.manifest([...this.snaps, entry], this.nextLayer + 1));
+        this.nextLayer++;
+        this.snaps.push(entry);
+        return this.info(entry);
       } finally {
         releaseAdmin();
       }
@@ -314,38 +321,29 @@ export class SnapshottableDevice implements BlockDevice {
     }
   }
 
-  /** Delete one snapshot; the others keep their content (its chunks move to its predecessor). */
+  /**
+   * Delete one snapshot; the others keep their content. Only the map changes (slots no view
+   * needs are freed), except for the last snapshot: then the mapped chunks go back into the image.
+   */
   async deleteSnapshot(id: string): Promise<void> {
     const releaseAdmin = await this.admin.lock(0);
     try {
-      const i = this.stores.findIndex((s) => s.entry.id === id);
+      const i = this.snaps.findIndex((s) => s.id === id);
       if (i < 0) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
-      const s = this.stores[i];
-      const pred = i > 0 ? this.stores[i - 1] : undefined;
-      // Not the newest: s is immutable, merge while writes go on. The newest: stop writes too.
-      if (pred) await this.mergeInto(pred, s);
-      const newest = i === this.stores.length - 1;
-      if (newest) await this.closeGate();
+      const releaseRw = await this.structure.write();
       try {
-        if (pred && newest) await this.mergeInto(pred, s);
-        const releaseRw = await this.structure.write();
-        try {
-          if (s.damaged) {
-            // Older snapshots read through s, whose chunks are unknown: they are lost with it.
-            for (const p of this.stores.slice(0, i))
-              p.entry.damaged ??= `a newer snapshot it depends on (${s.entry.id}) was damaged and deleted`;
-          }
-          await writeManifest(this.dir, this.manifest(this.stores.filter((x) => x !== s).map((x) => x.entry)));
-          for (const p of this.stores.slice(0, i)) p.damaged ??= p.entry.damaged;
-          this.stores.splice(i, 1);
-        } finally {
-          releaseRw();
-        }
+        await writeManifest(
+          this.dir,
+          this.manifest(
+            this.snaps.filter((_, j) => j !== i),
+            this.nextLayer,
+          ),
+        );
+        this.snaps.splice(i, 1);
       } finally {
-        if (newest) this.openGate();
+        releaseRw();
       }
-      await s.fh?.close();
-      await rm(join(this.dir, s.entry.file), { force: true });
+      await this.collect();
     } finally {
       releaseAdmin();
     }
@@ -353,9 +351,9 @@ export class SnapshottableDevice implements BlockDevice {
 
   /** A read-only BlockDevice of the snapshot's content. */
   openSnapshot(id: string): BlockDevice {
-    const s = this.stores.find((x) => x.entry.id === id);
-    if (!s) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
-    return new SnapshotView(this, s);
+    const e = this.snaps.find((x) => x.id === id);
+    if (!e) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
+    return new SnapshotView(this, e);
   }
 
   /**
@@ -385,17 +383,43 @@ export class SnapshottableDevice implements BlockDevice {
     return this.changes.usage();
   }
 
+  /** SnapshotView's read. */
+  async readSnapshot(entry: ManifestEntry, lba: number, target: Uint8Array): Promise<void> {
+    const releaseRw = await this.structure.read();
+    try {
+      if (!this.snaps.includes(entry))
+        throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `snapshot ${entry.id} was deleted`);
+      await this.readResolved(lba, target, entry.layer);
+    } finally {
+      releaseRw();
+    }
+  }
+
   // ---- internals ----
 
-  private manifest(snapshots: ManifestEntry[]): Manifest {
+  private manifest(snapshots: ManifestEntry[], nextLayer: number): Manifest {
     return {
       format: MANIFEST_FORMAT,
       version: MANIFEST_VERSION,
       blockSize: this.blockSize,
       blockCount: this.blockCount,
       chunkBytes: this.chunkBytes,
+      nextLayer,
       snapshots,
     };
+  }
+
+  private info(e: ManifestEntry): SnapshotInfo {
+    const i = this.snaps.indexOf(e);
+    const s: SnapshotInfo = {
+      id: e.id,
+      createdAt: new Date(e.createdAtMs).toISOString(),
+      createdAtMs: e.createdAtMs,
+      changeId: e.changeId ?? e.id,
+      preservedChunks: chunksBetween(this.redirect, e.layer, this.snaps[i + 1]?.layer ?? Infinity).size,
+    };
+    if (e.meta) s.meta = e.meta;
+    return s;
   }
 
   /** Close the write gate now (synchronously); resolves once writes in flight have finished. */
@@ -412,109 +436,257 @@ export class SnapshottableDevice implements BlockDevice {
     for (const f of w) f();
   }
 
-  /** Copy the chunks of [lba, lba+blockCount) that `store` lacks into it, durably. */
-  private async preserve(store: CowStore, lba: number, blockCount: number): Promise<void> {
-    const first = Math.floor(lba / this.chunkBlocks);
-    const last = Math.floor((lba + blockCount - 1) / this.chunkBlocks);
-    const need: number[] = [];
-    for (let c = first; c <= last; c++) if (!store.index.has(c)) need.push(c);
-    if (need.length === 0) return;
-    const release = await this.chunkLocks.lockAll(need);
+  private async readLayers(lba: number, target: Uint8Array, below: number): Promise<void> {
+    const releaseRw = this.structure.tryRead() ?? (await this.structure.read());
     try {
-      const still = need.filter((c) => !store.index.has(c));
-      if (still.length === 0) return;
-      const slot = slotBytes(this.chunkBytes);
-      const buf = Buffer.allocUnsafe(still.length * slot);
-      await Promise.all(
-        still.map(async (c, n) => {
-          const data = buf.subarray(n * slot + SLOT_HEADER_BYTES, (n + 1) * slot);
-          const at = c * this.chunkBlocks;
-          const blocks = Math.min(this.chunkBlocks, this.blockCount - at);
-          await this.base.readInto(at, data.subarray(0, blocks * this.blockSize));
-          data.fill(0, blocks * this.blockSize);
-          encodeSlotHeader(buf.subarray(n * slot), c, data);
-        }),
-      );
-      await store.append(still, buf, this.chunkBytes);
+      await this.readResolved(lba, target, below);
     } finally {
-      release();
+      releaseRw();
     }
   }
 
-  /** Give `pred` every chunk of `s` it lacks (identical content: nothing was written between them). */
-  private async mergeInto(pred: CowStore, s: CowStore): Promise<void> {
-    if (!s.fh || !pred.fh) return;
-    const todo = [...s.index.keys()].filter((c) => !pred.index.has(c)).sort((a, b) => a - b);
-    const slot = slotBytes(this.chunkBytes);
-    for (let b = 0; b < todo.length; b += MERGE_BATCH) {
-      const chunks = todo.slice(b, b + MERGE_BATCH);
-      const buf = Buffer.allocUnsafe(chunks.length * slot);
-      for (let n = 0; n < chunks.length; n++) {
-        const data = buf.subarray(n * slot + SLOT_HEADER_BYTES, (n + 1) * slot);
-        await readFully(s.fh, data, s.index.get(chunks[n]) as number);
-        encodeSlotHeader(buf.subarray(n * slot), chunks[n], data);
-      }
-      await pred.append(chunks, buf, this.chunkBytes);
-    }
-  }
-
-  /** SnapshotView's read: resolve each chunk to a store (this one or newer) or the LUN. */
-  async readSnapshot(store: CowStore, lba: number, target: Uint8Array): Promise<void> {
+  /** Read through the layers below `below` (Infinity: the LUN), else the image. Under `structure`. */
+  private async readResolved(lba: number, target: Uint8Array, below: number): Promise<void> {
     const blockCount = checkWhole(this, target.length);
     checkRange(this, lba, blockCount);
     if (blockCount === 0) return;
-    const releaseRw = await this.structure.read();
+    const bs = this.blockSize;
+    const cb = this.chunkBlocks;
+    const jobs: Array<Promise<void>> = [];
+    let runStart = -1; // an image run being gathered, from this LBA
+    const endRun = (endLba: number): void => {
+      if (runStart < 0) return;
+      jobs.push(this.base.readInto(runStart, target.subarray((runStart - lba) * bs, (endLba - lba) * bs)));
+      runStart = -1;
+    };
+    for (let c = Math.floor(lba / cb); c * cb < lba + blockCount; c++) {
+      const from = Math.max(lba, c * cb);
+      const to = Math.min(lba + blockCount, (c + 1) * cb);
+      const layer = this.redirect.find(c, below);
+      if (!layer) {
+        if (runStart < 0) runStart = from;
+        continue;
+      }
+      endRun(from);
+      const slot = layer.chunks.get(c) as number;
+      jobs.push(
+        this.redirect.readSlot(slot, target.subarray((from - lba) * bs, (to - lba) * bs), (from - c * cb) * bs),
+      );
+    }
+    endRun(lba + blockCount);
+    await Promise.all(jobs);
+  }
+
+  /**
+   * A write while chunks are redirected. Each chunk goes to its slot in a layer no snapshot
+   * reads (in place), else, while a snapshot lives, to a new slot in the newest layer (whole:
+   * a partial first write is merged with the chunk's current content), else to the image.
+   */
+  private async writeLayers(lba: number, data: Uint8Array): Promise<void> {
+    const releaseRw = this.structure.tryRead() ?? (await this.structure.read());
     try {
-      const i = this.stores.indexOf(store);
-      if (i < 0) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `snapshot ${store.entry.id} was deleted`);
-      // Reads go through the newer stores too: one that is damaged makes this snapshot unreadable.
-      const bad = this.stores.slice(i).find((s) => s.damaged);
-      if (bad)
-        throw new FerryError(
-          'ERR_SNAPSHOT_DAMAGED',
-          `snapshot ${store.entry.id} is unreadable: snapshot ${bad.entry.id} is damaged: ${bad.damaged}`,
-        );
-      const first = Math.floor(lba / this.chunkBlocks);
-      const last = Math.floor((lba + blockCount - 1) / this.chunkBlocks);
-      const resolve = (c: number): CowStore | undefined => {
-        for (let j = i; j < this.stores.length; j++) if (this.stores[j].index.has(c)) return this.stores[j];
-        return undefined;
-      };
-      const fromBase: number[] = [];
-      for (let c = first; c <= last; c++) if (!resolve(c)) fromBase.push(c);
-      // Hold the LUN-resolved chunks so no writer overwrites them while we read.
-      const release = await this.chunkLocks.lockAll(fromBase);
+      const bs = this.blockSize;
+      const cb = this.chunkBlocks;
+      const end = lba + data.length / bs;
+      const first = Math.floor(lba / cb);
+      const last = Math.floor((end - 1) / cb);
+      const inPlace = this.consecutiveSlots(first, last);
+      if (inPlace >= 0) {
+        // The steady case: every chunk already has its slot, one after another.
+        const marked = this.changes.mark(first, last);
+        if (marked) await marked;
+        await this.redirect.writeSlots(inPlace, data, (lba - first * cb) * bs);
+        return;
+      }
+      let fresh: number[] = [];
+      for (let c = first; c <= last; c++) if (this.placeOf(c) === FRESH) fresh.push(c);
+      let release: (() => void) | undefined;
+      if (fresh.length > 0) {
+        // One writer maps a chunk; a concurrent one waits, then finds it in place.
+        release = await this.chunkLocks.lockAll(fresh);
+        fresh = fresh.filter((c) => this.placeOf(c) === FRESH);
+      }
+      const slots: number[] = [];
       try {
-        const bs = this.blockSize;
+        // Bytes bound for new slots are read back only through map entries, and after a power loss
+        // only through committed ones: their marks need only be written now, and made durable by
+        // the commit (beforeCommit). Bytes that overwrite what the LUN reads wait for a durable mark.
+        if (fresh.length === last - first + 1) this.changes.markWritten(first, last);
+        else {
+          const marked = this.changes.mark(first, last);
+          if (marked) await marked;
+        }
+        this.redirect.allocate(fresh.length, slots);
         const jobs: Array<Promise<void>> = [];
-        let runStart = -1;
-        const flushRun = (endLba: number): void => {
-          if (runStart < 0) return;
-          const s = runStart;
-          jobs.push(this.base.readInto(s, target.subarray((s - lba) * bs, (endLba - lba) * bs)));
-          runStart = -1;
+        // Runs of consecutive chunks that go to the image or to consecutive slots: one pwrite each.
+        let runFrom = -1;
+        let runSlot = -1; // -1: the image
+        let nextFresh = 0;
+        let prevSlot = -2;
+        const endRun = (toLba: number): void => {
+          if (runFrom < 0) return;
+          const part = data.subarray((runFrom - lba) * bs, (toLba - lba) * bs);
+          if (runSlot < 0) jobs.push(this.base.write(runFrom, part));
+          else jobs.push(this.redirect.writeSlots(runSlot, part, (runFrom - Math.floor(runFrom / cb) * cb) * bs));
+          runFrom = -1;
         };
         for (let c = first; c <= last; c++) {
-          const from = Math.max(lba, c * this.chunkBlocks);
-          const to = Math.min(lba + blockCount, (c + 1) * this.chunkBlocks);
-          const owner = resolve(c);
-          if (!owner) {
-            if (runStart < 0) runStart = from;
-            continue;
+          const from = Math.max(lba, c * cb);
+          const to = Math.min(end, (c + 1) * cb);
+          const chunkEnd = Math.min((c + 1) * cb, this.blockCount);
+          let slot: number;
+          if (fresh[nextFresh] === c) {
+            slot = slots[nextFresh++];
+            if (from > c * cb || to < chunkEnd) {
+              // A partial first write: the slot gets the whole chunk, so merge it here.
+              endRun(from);
+              prevSlot = -2;
+              jobs.push(this.mergeInto(slot, c, from, data.subarray((from - lba) * bs, (to - lba) * bs)));
+              continue;
+            }
+          } else {
+            const layer = this.redirect.find(c);
+            slot = layer ? (layer.chunks.get(c) as number) : -1;
           }
-          flushRun(from);
-          const fileAt = (owner.index.get(c) as number) + (from - c * this.chunkBlocks) * bs;
-          jobs.push(readFully(owner.fh as FileHandle, target.subarray((from - lba) * bs, (to - lba) * bs), fileAt));
+          const joins = runFrom >= 0 && (slot < 0 ? runSlot < 0 : runSlot >= 0 && slot === prevSlot + 1);
+          if (!joins) {
+            endRun(from);
+            runFrom = from;
+            runSlot = slot;
+          }
+          prevSlot = slot;
         }
-        flushRun(lba + blockCount);
-        await Promise.all(jobs);
+        endRun(end);
+        const settled = await Promise.allSettled(jobs);
+        const failed = settled.find((r) => r.status === 'rejected');
+        if (failed) throw failed.reason;
+        if (fresh.length > 0) {
+          // Only now, with the data in the slots: a reader or a reopen that sees the entry finds it.
+          this.redirect.map(this.nextLayer - 1, fresh, slots);
+          slots.length = 0;
+          if (this.redirect.commitEachMap) await this.redirect.commit();
+        }
       } finally {
-        release();
+        this.redirect.unallocate(slots);
+        release?.();
       }
     } finally {
       releaseRw();
     }
   }
+
+  /** The slot of chunk `first` when chunks first…last are all in place in consecutive slots, else -1. */
+  private consecutiveSlots(first: number, last: number): number {
+    const at = this.placeOf(first);
+    if (at < 0) return -1;
+    for (let c = first + 1; c <= last; c++) if (this.placeOf(c) !== at + (c - first)) return -1;
+    return at;
+  }
+
+  /** Where a write to chunk c goes: its slot (in place), a FRESH slot, or the image (IMAGE). */
+  private placeOf(c: number): number {
+    const layer = this.redirect.find(c);
+    const floor = this.snaps.at(-1)?.layer ?? -Infinity;
+    if (layer && layer.id >= floor) return layer.chunks.get(c) as number;
+    return this.snaps.length > 0 ? FRESH : IMAGE;
+  }
+
+  /** Write chunk c's current content with `part` (at LBA `from`) laid over it into `slot`. */
+  private async mergeInto(slot: number, c: number, from: number, part: Uint8Array): Promise<void> {
+    const bs = this.blockSize;
+    const cb = this.chunkBlocks;
+    const blocks = Math.min(cb, this.blockCount - c * cb);
+    const whole = Buffer.allocUnsafe(blocks * bs);
+    const older = this.redirect.find(c);
+    if (older) await this.redirect.readSlot(older.chunks.get(c) as number, whole, 0);
+    else await this.base.readInto(c * cb, whole);
+    whole.set(part, (from - c * cb) * bs);
+    await this.redirect.writeSlots(slot, whole);
+  }
+
+  /**
+   * Free the slots no view reads any more (shadowed by a newer layer with no snapshot between);
+   * with no snapshot left, copy every mapped chunk back into the image, then empty the map.
+   */
+  private async collect(): Promise<void> {
+    const thresholds = this.snaps.map((s) => s.layer);
+    const dead = new Map<number, number[]>();
+    const layers = this.redirect.layers;
+    for (let i = 0; i < layers.length; i++) {
+      for (const c of layers[i].chunks.keys()) {
+        let next: number | undefined;
+        for (let j = i + 1; j < layers.length && next === undefined; j++)
+          if (layers[j].chunks.has(c)) next = layers[j].id;
+        if (next === undefined) continue; // the newest: the LUN reads it
+        const lo = layers[i].id;
+        const hi = next;
+        if (thresholds.some((t) => t > lo && t <= hi)) continue; // a snapshot between reads it
+        let d = dead.get(lo);
+        if (!d) dead.set(lo, (d = []));
+        d.push(c);
+      }
+    }
+    if (dead.size > 0) {
+      const releaseRw = await this.structure.write();
+      try {
+        const freed: number[] = [];
+        for (const [layer, chunks] of dead) freed.push(...this.redirect.unmap(layer, chunks));
+        await this.redirect.commit();
+        this.redirect.release(freed);
+      } finally {
+        releaseRw();
+      }
+    }
+    while (this.snaps.length === 0 && this.redirect.layers.length > 0) await this.foldStep();
+    if (this.snaps.length === 0 && this.redirect.layers.length === 0) {
+      const releaseRw = await this.structure.write();
+      try {
+        if (this.redirect.layers.length === 0) await this.redirect.reset(this.blockCount * this.blockSize);
+      } finally {
+        releaseRw();
+      }
+    }
+  }
+
+  /**
+   * Copy up to FOLD_BATCH mapped chunks back into the image (no snapshot reads the image any
+   * more), durably, then unmap them. A crash in between leaves them mapped: the next open
+   * copies them again.
+   */
+  private async foldStep(): Promise<void> {
+    const releaseRw = await this.structure.write();
+    try {
+      const layer = this.redirect.layers[0];
+      const chunks = [...layer.chunks.keys()].slice(0, FOLD_BATCH);
+      const cb = this.chunkBlocks;
+      const buf = Buffer.allocUnsafe(this.chunkBytes);
+      for (const c of chunks) {
+        const blocks = Math.min(cb, this.blockCount - c * cb);
+        const data = buf.subarray(0, blocks * this.blockSize);
+        await this.redirect.readSlot(layer.chunks.get(c) as number, data, 0);
+        await this.base.write(c * cb, data);
+      }
+      await this.base.flush();
+      const freed = this.redirect.unmap(layer.id, chunks);
+      await this.redirect.commit();
+      this.redirect.release(freed);
+    } finally {
+      releaseRw();
+    }
+  }
+}
+
+/** placeOf's answers besides a slot. */
+const FRESH = -1;
+const IMAGE = -2;
+
+/** The distinct chunks mapped in layers [from, to): written after one snapshot, before the next. */
+function chunksBetween(redirect: RedirectMap, from: number, to: number): Set<number> | Map<number, number> {
+  const ls = redirect.layers.filter((l) => l.id >= from && l.id < to);
+  if (ls.length === 1) return ls[0].chunks;
+  const all = new Set<number>();
+  for (const l of ls) for (const c of l.chunks.keys()) all.add(c);
+  return all;
 }
 
 /** A snapshot as a read-only BlockDevice (a snapshot LUN's backing). */
@@ -522,12 +694,12 @@ export class SnapshotView implements BlockDevice {
   readonly readOnly = true;
   readonly id: string;
   private readonly dev: SnapshottableDevice;
-  private readonly store: CowStore;
+  private readonly entry: ManifestEntry;
 
-  constructor(dev: SnapshottableDevice, store: CowStore) {
+  constructor(dev: SnapshottableDevice, entry: ManifestEntry) {
     this.dev = dev;
-    this.store = store;
-    this.id = store.entry.id;
+    this.entry = entry;
+    this.id = entry.id;
   }
   get blockSize(): number {
     return this.dev.blockSize;
@@ -538,29 +710,15 @@ export class SnapshotView implements BlockDevice {
   async read(lba: number, blockCount: number): Promise<Uint8Array> {
     checkRange(this, lba, blockCount);
     const buf = Buffer.allocUnsafe(blockCount * this.blockSize);
-    await this.dev.readSnapshot(this.store, lba, buf);
+    await this.dev.readSnapshot(this.entry, lba, buf);
     return buf;
   }
   readInto(lba: number, target: Uint8Array): Promise<void> {
-    return this.dev.readSnapshot(this.store, lba, target);
+    return this.dev.readSnapshot(this.entry, lba, target);
   }
   async write(): Promise<void> {
     throw new FerryError('ERR_READ_ONLY', `snapshot ${this.id} is read-only`);
   }
   async flush(): Promise<void> {}
   async close(): Promise<void> {}
-}
-
-function info(s: CowStore): SnapshotInfo {
-  const i: SnapshotInfo = {
-    id: s.entry.id,
-    createdAt: new Date(s.entry.createdAtMs).toISOString(),
-    createdAtMs: s.entry.createdAtMs,
-    preservedChunks: s.index.size,
-  };
-  // A snapshot older than the change map seeded it under its own id.
-  i.changeId = s.entry.changeId ?? s.entry.id;
-  if (s.damaged) i.damaged = s.damaged;
-  if (s.entry.meta) i.meta = s.entry.meta;
-  return i;
 }

@@ -33,7 +33,7 @@ export interface LunRegistry {
   delete(lun: number): Promise<void>;
   /** The device behind any LUN (disk or snapshot), for digests. */
   device(lun: number): BlockDevice | undefined;
-  /** The copy-on-write device behind a disk LUN. */
+  /** The redirect-on-write snapshot device behind a disk LUN. */
   snapshottable(lun: number): SnapshottableDevice | undefined;
   /** Map a snapshot as a read-only LUN with its own identity; returns its LUN number. */
   mapSnapshot(sourceLun: number, snapshotId: string, view: BlockDevice): Promise<number>;

@@ -19,8 +19,8 @@ export const OPENAPI = {
     title: 'Ferry storage node management API',
     version: '1',
     description:
-      'LUNs, copy-on-write snapshots taken after write inactivity, changed-block tracking and digests computed on ' +
-      'the ' +
+      'LUNs, redirect-on-write snapshots taken after write inactivity, changed-block tracking and digests ' +
+      'computed on the ' +
       'node; ' +
       'on a node that serves tapes, digests of cartridge blocks read on the node. ' +
       'Every call except this description needs `Authorization: Bearer <token>`. Errors are `{code, message}`.',

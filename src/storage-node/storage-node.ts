@@ -65,7 +65,7 @@ export async function openDiskLu(iqn: string, path: string, blockSize: number, s
 
 /**
  * Start the storage node. Every disk LUN goes through the LUN registry, so its writes pass
- * the copy-on-write snapshot layer whether or not the API is enabled: snapshots taken in an
+ * the redirect-on-write snapshot layer whether or not the API is enabled: snapshots taken in an
  * earlier run stay consistent.
  */
 export async function startStorageNode(cfg: TargetConfig, log: Logger): Promise<StorageNode> {

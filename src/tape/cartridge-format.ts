@@ -5,7 +5,7 @@ import { FerryError } from '../util/errors.ts';
 
 /**
  * Ferry cartridge image (docs/tape-format.md), its one codec: the label and the index entries
- * (as cow-format.ts is for snapshot stores; cartridge.ts does the I/O). One sparse file:
+ * (as row-format.ts is for the snapshot map; cartridge.ts does the I/O). One sparse file:
  *
  *   0      label copy A (2 KiB)   } the newer valid copy wins; label writes alternate A/B
  *   2048   label copy B (2 KiB)   }

@@ -20,7 +20,7 @@ import type { SnapshotRecord } from '../../src/storage-node/node-control.ts';
 const IQN = 'iqn.2026-11.dev.ferry:snap-concurrent';
 const TOKEN = 'snapshot-concurrent-token-0123456789';
 const BS = 512;
-const BLOCKS = 8192; // 4 MiB: 64 copy-on-write chunks of 64 KiB
+const BLOCKS = 8192; // 4 MiB: 64 snapshot chunks of 64 KiB
 const HOT = 512; // half the writes land in the first 4 chunks: blocks overwritten many times
 const WRITERS = 4;
 const MAX_IO = 16; // blocks per write: 1..16, anywhere (so also across chunk boundaries)
@@ -321,7 +321,7 @@ test(
           rec.lun > 0 && !live.some((s) => s.rec.lun === rec.lun),
           `snapshot ${round} has its own LUN (${rec.lun})`,
         );
-        const image = await readLun(rec.lun); // at once: the writers' copy-on-write races this read
+        const image = await readLun(rec.lun); // at once: the writers' redirects race this read
         const cut = resolveCut(`snapshot ${round}`, image, ts, te);
         assert.ok(image.equals(cut.expected), `snapshot ${round}: iSCSI read is not the image of its instant ${where}`);
         const snap: Snap = { rec, round, expected: cut.expected, sha: sha256(cut.expected) };
