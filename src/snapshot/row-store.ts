@@ -92,6 +92,12 @@ export interface RedirectGeometry {
 
 /** Start a background fdatasync of chunks.dat after this many bytes, as FileDevice does. */
 const WRITEBACK_BYTES = 32 << 20;
+/**
+ * Uncommitted entries count after a restart in the same boot only. A COMMIT follows them within
+ * this time even without a flush, so a node killed and a host rebooted before it restarts loses
+ * at most this much of its unflushed first writes, near the kernel's own dirty-page writeback.
+ */
+const COMMIT_AFTER_MS = 5000;
 /** chunks.dat grows sparse this far ahead of the slots written: a write then never extends the file. */
 const GROW_BYTES = 64 << 20;
 
@@ -112,12 +118,19 @@ export class RedirectMap {
   /** Ascending by id. */
   readonly layers: Layer[] = [];
   private readonly dir: string;
-  private journal: FileHandle;
+  /** map.log, open once `compact()` has rewritten it. */
+  private journal: FileHandle | undefined;
   private readonly data: FileHandle;
   private readonly writeback: BackgroundWriteback;
   private readonly commits: GroupCommit<null>;
   /** Entries in map.log (the next one's index). */
-  private entries: number;
+  private entries = 0;
+  /**
+   * Chunks mapped by entries that the open replayed although no COMMIT vouched for them (same
+   * boot: the page cache survived). `compact()` commits them, so their change marks, written
+   * without an fdatasync (markWritten), must be made durable before it.
+   */
+  recovered: number[];
   private nextSlot = 0;
   private readonly free: number[] = [];
   /** chunks.dat's size once the growth queued in `grown` is done, and its size now. */
@@ -133,36 +146,40 @@ export class RedirectMap {
   private readonly bootId: Buffer | undefined;
   /** Without a boot id a reopen cannot tell SIGKILL from power loss: commit every MAP then. */
   readonly commitEachMap: boolean;
+  /** A COMMIT follows new entries within this many ms (0: only on flush). */
+  private readonly commitAfterMs: number;
+  private commitTimer: NodeJS.Timeout | undefined;
   /** Made durable with chunks.dat before each COMMIT: the change marks of the mapped chunks. */
   beforeCommit: () => Promise<void> = () => Promise.resolve();
 
   private constructor(
     dir: string,
     geometry: RedirectGeometry,
-    journal: FileHandle,
     data: FileHandle,
-    entries: number,
     bootId: Buffer | undefined,
+    recovered: number[],
+    commitAfterMs: number,
   ) {
     this.dir = dir;
     this.bootId = bootId;
     this.geometry = geometry;
-    this.journal = journal;
     this.data = data;
-    this.entries = entries;
+    this.recovered = recovered;
+    this.commitAfterMs = commitAfterMs;
     this.writeback = new BackgroundWriteback(data, WRITEBACK_BYTES);
     this.commits = new GroupCommit<null>(() => this.commitNow());
     this.commitEachMap = bootId === undefined;
   }
 
   /**
-   * Open (or create) the map and data files, replay map.log and rewrite it compactly: every
-   * surviving mapping, committed, under this boot's id.
+   * Open (or create) the map and data files and replay map.log into memory. Nothing is written
+   * until `compact()`, which must come before any write: the caller first makes the change
+   * marks of `recovered` durable, since the compaction commits their entries.
    */
   static async open(
     dir: string,
     g: RedirectGeometry,
-    opts: { mustExist: boolean; bootId: Buffer | undefined },
+    opts: { mustExist: boolean; bootId: Buffer | undefined; commitAfterMs?: number },
   ): Promise<RedirectMap> {
     const { mustExist, bootId } = opts;
     const path = join(dir, MAP_FILE);
@@ -179,32 +196,16 @@ export class RedirectMap {
       return open(join(dir, DATA_FILE), 'r+'); // 'a+' appends on write on Linux
     });
     const layers = new Map<number, Map<number, number>>();
+    let recovered: number[] = [];
     if (bytes) {
       try {
-        replay(bytes, g, bootId, layers);
+        recovered = replay(bytes, g, bootId, layers);
       } catch (e) {
         await data.close();
         throw new FerryError('ERR_SNAPSHOT_STORE', `${path}: ${(e as Error).message}`);
       }
     }
-    // Entries replayed from this boot may still be only in the page cache: make their data durable.
-    await data.datasync();
-    const body: Array<[number, number, number]> = [];
-    for (const [id, m] of layers) for (const [c, s] of m) body.push([id, c, s]);
-    const buf = Buffer.alloc(MAP_HEADER_BYTES + (body.length + 1) * MAP_ENTRY_BYTES);
-    buf.set(encodeMapHeader({ ...g, bootId: bootId ?? new Uint8Array(BOOT_ID_BYTES) }));
-    body.forEach(([layer, chunk, slot], i) =>
-      encodeMapEntry(buf, MAP_HEADER_BYTES + i * MAP_ENTRY_BYTES, { kind: EntryKind.MAP, layer, chunk, slot }),
-    );
-    encodeMapEntry(buf, MAP_HEADER_BYTES + body.length * MAP_ENTRY_BYTES, {
-      kind: EntryKind.COMMIT,
-      layer: 0,
-      chunk: body.length,
-      slot: 0,
-    });
-    await replaceFileDurably(path, buf);
-    const journal = await open(path, 'r+');
-    const map = new RedirectMap(dir, g, journal, data, body.length + 1, bootId);
+    const map = new RedirectMap(dir, g, data, bootId, recovered, opts.commitAfterMs ?? COMMIT_AFTER_MS);
     const used = new Set<number>();
     for (const id of [...layers.keys()].sort((a, b) => a - b)) {
       const chunks = layers.get(id) as Map<number, number>;
@@ -223,6 +224,34 @@ export class RedirectMap {
     }
     for (let s = map.nextSlot - 1; s >= 0; s--) if (!used.has(s)) map.free.push(s);
     return map;
+  }
+
+  /**
+   * Rewrite map.log compactly: every mapping replayed, committed, under this boot's id. The
+   * data of entries replayed from this boot may still be only in the page cache, so chunks.dat
+   * is made durable first.
+   */
+  async compact(): Promise<void> {
+    if (this.journal) throw new Error('redirect map compacted twice');
+    await this.data.datasync();
+    const body: Array<[number, number, number]> = [];
+    for (const l of this.layers) for (const [c, s] of l.chunks) body.push([l.id, c, s]);
+    const buf = Buffer.alloc(MAP_HEADER_BYTES + (body.length + 1) * MAP_ENTRY_BYTES);
+    buf.set(encodeMapHeader({ ...this.geometry, bootId: this.bootId ?? new Uint8Array(BOOT_ID_BYTES) }));
+    body.forEach(([layer, chunk, slot], i) =>
+      encodeMapEntry(buf, MAP_HEADER_BYTES + i * MAP_ENTRY_BYTES, { kind: EntryKind.MAP, layer, chunk, slot }),
+    );
+    encodeMapEntry(buf, MAP_HEADER_BYTES + body.length * MAP_ENTRY_BYTES, {
+      kind: EntryKind.COMMIT,
+      layer: 0,
+      chunk: body.length,
+      slot: 0,
+    });
+    const path = join(this.dir, MAP_FILE);
+    await replaceFileDurably(path, buf);
+    this.journal = await open(path, 'r+');
+    this.entries = body.length + 1;
+    this.recovered = [];
   }
 
   get mappedChunks(): number {
@@ -329,7 +358,7 @@ export class RedirectMap {
     if (this.layers.length > 0) throw new Error('redirect map reset while chunks are still mapped');
     const buf = Buffer.alloc(MAP_HEADER_BYTES);
     buf.set(encodeMapHeader({ ...this.geometry, bootId: this.bootId ?? new Uint8Array(BOOT_ID_BYTES) }));
-    await this.journal.close();
+    await this.journal?.close();
     await replaceFileDurably(join(this.dir, MAP_FILE), buf);
     this.journal = await open(join(this.dir, MAP_FILE), 'r+');
     this.entries = 0;
@@ -345,9 +374,11 @@ export class RedirectMap {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.commitTimer);
+    this.commitTimer = undefined;
     await this.writeback.settled();
     await this.data.close();
-    await this.journal.close();
+    await this.journal?.close();
   }
 
   private layer(id: number): Layer {
@@ -374,6 +405,7 @@ export class RedirectMap {
   }
 
   private appendRaw(bytes: number, dirties = true): void {
+    if (!this.journal) throw new Error('redirect map written before compact()');
     const at = MAP_HEADER_BYTES + this.entries * MAP_ENTRY_BYTES;
     let off = 0;
     while (off < bytes) off += writeSync(this.journal.fd, this.entryBuf, off, bytes - off, at + off);
@@ -381,6 +413,12 @@ export class RedirectMap {
     if (dirties) {
       this.dirty = true;
       this.uncommitted += bytes / MAP_ENTRY_BYTES;
+      if (this.commitAfterMs > 0 && !this.commitTimer) {
+        this.commitTimer = setTimeout(() => {
+          this.commitTimer = undefined;
+          this.commit().catch(() => undefined); // the next flush reports a failure
+        }, this.commitAfterMs).unref();
+      }
     }
   }
 
@@ -392,7 +430,11 @@ export class RedirectMap {
     const covered = this.entries;
     const entries = this.uncommitted;
     this.uncommitted = 0;
+    const journal = this.journal as FileHandle;
     try {
+      // The entries a COMMIT vouches for are durable before it is appended: an fdatasync may
+      // write map.log's pages in any order, and a power loss during the one after the COMMIT
+      // must not leave a COMMIT over a lost page of MAP or UNMAP entries.
       await Promise.all([
         this.writeback.syncWith(
           () => this.data.datasync(),
@@ -402,12 +444,13 @@ export class RedirectMap {
           },
         ),
         entries > 0 ? this.beforeCommit() : undefined,
+        entries > 0 ? journal.datasync() : undefined,
       ]);
       if (entries === 0) return;
       if (this.entryBuf.length < MAP_ENTRY_BYTES) this.entryBuf = Buffer.alloc(MAP_ENTRY_BYTES);
       encodeMapEntry(this.entryBuf, 0, { kind: EntryKind.COMMIT, layer: 0, chunk: covered, slot: 0 });
       this.appendRaw(MAP_ENTRY_BYTES, false);
-      await this.journal.datasync();
+      await journal.datasync();
     } catch (e) {
       // The next commit does it all again.
       this.dirty = true;
@@ -419,14 +462,15 @@ export class RedirectMap {
 
 /**
  * Apply map.log's entries to `layers`. Same boot as the appends: every valid entry (the page
- * cache survived). Otherwise: the valid entries the last COMMIT vouches for.
+ * cache survived). Otherwise: the valid entries the last COMMIT vouches for. Returns the chunks
+ * of MAP entries applied past that COMMIT.
  */
 function replay(
   bytes: Buffer,
   g: RedirectGeometry,
   bootId: Buffer | undefined,
   layers: Map<number, Map<number, number>>,
-): void {
+): number[] {
   const h = decodeMapHeader(bytes);
   if (h.chunkBytes !== g.chunkBytes || h.blockSize !== g.blockSize || h.blockCount !== g.blockCount)
     throw new Error(
@@ -435,17 +479,16 @@ function replay(
     );
   const count = Math.floor((bytes.length - MAP_HEADER_BYTES) / MAP_ENTRY_BYTES);
   const sameBoot = bootId !== undefined && Buffer.from(h.bootId).equals(bootId);
-  let upTo = count;
-  if (!sameBoot) {
-    upTo = 0;
-    for (let i = count - 1; i >= 0; i--) {
-      const e = decodeMapEntry(bytes, MAP_HEADER_BYTES + i * MAP_ENTRY_BYTES);
-      if (e?.kind === EntryKind.COMMIT) {
-        upTo = Math.min(e.chunk, i);
-        break;
-      }
+  let committed = 0;
+  for (let i = count - 1; i >= 0; i--) {
+    const e = decodeMapEntry(bytes, MAP_HEADER_BYTES + i * MAP_ENTRY_BYTES);
+    if (e?.kind === EntryKind.COMMIT) {
+      committed = Math.min(e.chunk, i);
+      break;
     }
   }
+  const upTo = sameBoot ? count : committed;
+  const recovered: number[] = [];
   const chunkCount = Math.ceil(g.blockCount / (g.chunkBytes / g.blockSize));
   for (let i = 0; i < upTo; i++) {
     const e = decodeMapEntry(bytes, MAP_HEADER_BYTES + i * MAP_ENTRY_BYTES);
@@ -455,7 +498,9 @@ function replay(
     if (!m) layers.set(e.layer, (m = new Map()));
     if (e.kind === EntryKind.MAP) m.set(e.chunk, e.slot);
     else m.delete(e.chunk);
+    if (e.kind === EntryKind.MAP && i >= committed) recovered.push(e.chunk);
   }
+  return recovered;
 }
 
 /** /proc/sys/kernel/random/boot_id as 16 bytes; undefined off Linux. */

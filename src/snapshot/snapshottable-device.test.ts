@@ -4,10 +4,12 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFile, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryDevice } from '../block/memory-device.ts';
 import { FileDevice } from '../block/file-device.ts';
 import type { BlockDevice } from '../block/block-device.ts';
 import { SnapshottableDevice } from './snapshottable-device.ts';
+import { EntryKind, MAP_ENTRY_BYTES, MAP_HEADER_BYTES, decodeMapEntry } from './row-format.ts';
 import { inTempDir } from '../../test/helpers/temp-dir.ts';
 
 const BS = 512;
@@ -316,6 +318,7 @@ test('after a power loss (another boot), first writes after the last flush read 
       SnapshottableDevice.open(await FileDevice.open(img, { blockSize: BS, sizeBytes: 256 * BS }), {
         dir: join(dir, 'lun.img.snapshots'),
         chunkBytes: 16 * BS,
+        commitAfterMs: 0,
         ...(bootId ? { bootId } : {}),
       });
     const dev = await open();
@@ -341,3 +344,45 @@ test('after a power loss (another boot), first writes after the last flush read 
     }
   });
 });
+
+test('first writes are committed within commitAfterMs without a flush, and survive a power loss then', async () => {
+  await inTempDir('snap', async (dir) => {
+    const img = join(dir, 'lun.img');
+    const sdir = join(dir, 'lun.img.snapshots');
+    const open = async (bootId: Buffer): Promise<SnapshottableDevice> =>
+      SnapshottableDevice.open(await FileDevice.open(img, { blockSize: BS, sizeBytes: 256 * BS }), {
+        dir: sdir,
+        chunkBytes: 16 * BS,
+        commitAfterMs: 20,
+        bootId,
+      });
+    const dev = await open(Buffer.alloc(16, 0xa1));
+    await dev.write(0, pattern(1, 256));
+    const snap = await dev.createSnapshot();
+    const committedBefore = await commitsIn(join(sdir, 'map.log'));
+    await dev.write(128, pattern(5, 32)); // first writes, never flushed
+    const want = await readAll(dev);
+    // Wait (without a time bound on the result) for the background COMMIT.
+    for (let i = 0; i < 600 && (await commitsIn(join(sdir, 'map.log'))) === committedBefore; i++) await sleep(50);
+    assert.ok((await commitsIn(join(sdir, 'map.log'))) > committedBefore, 'a COMMIT followed the first writes');
+    // Power loss: another boot, dev never closed.
+    const after = await open(Buffer.alloc(16, 0x5a));
+    try {
+      assert.ok((await readAll(after)).equals(want), 'the committed first writes survive');
+      const ans = await after.changed(snap.changeId as string);
+      for (let c = 8; c < 10; c++) assert.ok((ans.bits[c >> 3] & (1 << (c & 7))) !== 0, `chunk ${c} is reported`);
+    } finally {
+      await after.close();
+      await dev.close();
+    }
+  });
+});
+
+/** COMMIT entries in a map.log (row-format.ts). */
+async function commitsIn(path: string): Promise<number> {
+  const bytes = await readFile(path);
+  let n = 0;
+  for (let at = MAP_HEADER_BYTES; at + MAP_ENTRY_BYTES <= bytes.length; at += MAP_ENTRY_BYTES)
+    if (decodeMapEntry(bytes, at)?.kind === EntryKind.COMMIT) n++;
+  return n;
+}

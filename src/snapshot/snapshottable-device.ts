@@ -59,6 +59,8 @@ export interface SnapshottableOptions {
    * another one to reopen as after a power loss.
    */
   bootId?: Buffer | null;
+  /** A COMMIT of the redirect map follows first writes within this many ms (row-store.ts; 0: on flush only). */
+  commitAfterMs?: number;
 }
 
 /**
@@ -174,6 +176,7 @@ export class SnapshottableDevice implements BlockDevice {
       {
         mustExist: manifest.snapshots.length > 0,
         bootId: opts.bootId === undefined ? readBootId() : (opts.bootId ?? undefined),
+        ...(opts.commitAfterMs === undefined ? {} : { commitAfterMs: opts.commitAfterMs }),
       },
     );
     try {
@@ -205,9 +208,15 @@ export class SnapshottableDevice implements BlockDevice {
           })),
       });
       redirect.beforeCommit = () => changes.sync();
+      // Entries replayed past the last COMMIT (a restart in the same boot) are committed by the
+      // compaction: their chunks' marks, written without an fdatasync, are made durable first.
+      for (const c of redirect.recovered) changes.markWritten(c, c);
+      await changes.sync();
+      await redirect.compact();
       const dev = new SnapshottableDevice(base, opts.dir, manifest, now, redirect, changes);
       // Finish what a crash interrupted: drop unneeded slots, fold back once no snapshot is left.
       await dev.collect();
+      await dev.fold();
       return dev;
     } catch (e) {
       await redirect.close();
@@ -264,6 +273,9 @@ export class SnapshottableDevice implements BlockDevice {
     if (this.closed) return;
     this.closed = true;
     await this.closeGate();
+    // A fold step, a snapshot create or delete under way finishes first; the fold stops after it.
+    const releaseAdmin = await this.admin.lock(0);
+    releaseAdmin();
     await this.redirect.commit();
     await this.changes.close();
     await this.redirect.close();
@@ -303,6 +315,7 @@ export class SnapshottableDevice implements BlockDevice {
       const createdAtMs = this.now();
       const releaseAdmin = await this.admin.lock(0);
       try {
+        if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
         // Everything the snapshot will read is durable: the image, chunks.dat and its map.
         await this.flush();
         const id = `snap-${randomBytes(6).toString('hex')}`;
@@ -328,6 +341,7 @@ export class SnapshottableDevice implements BlockDevice {
   async deleteSnapshot(id: string): Promise<void> {
     const releaseAdmin = await this.admin.lock(0);
     try {
+      if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
       const i = this.snaps.findIndex((s) => s.id === id);
       if (i < 0) throw new FerryError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
       const releaseRw = await this.structure.write();
@@ -347,6 +361,7 @@ export class SnapshottableDevice implements BlockDevice {
     } finally {
       releaseAdmin();
     }
+    await this.fold();
   }
 
   /** A read-only BlockDevice of the snapshot's content. */
@@ -604,10 +619,7 @@ export class SnapshottableDevice implements BlockDevice {
     await this.redirect.writeSlots(slot, whole);
   }
 
-  /**
-   * Free the slots no view reads any more (shadowed by a newer layer with no snapshot between);
-   * with no snapshot left, copy every mapped chunk back into the image, then empty the map.
-   */
+  /** Free the slots no view reads any more: shadowed by a newer layer with no snapshot between. */
   private async collect(): Promise<void> {
     const thresholds = this.snaps.map((s) => s.layer);
     const dead = new Map<number, number[]>();
@@ -626,24 +638,41 @@ export class SnapshottableDevice implements BlockDevice {
         d.push(c);
       }
     }
-    if (dead.size > 0) {
-      const releaseRw = await this.structure.write();
-      try {
-        const freed: number[] = [];
-        for (const [layer, chunks] of dead) freed.push(...this.redirect.unmap(layer, chunks));
-        await this.redirect.commit();
-        this.redirect.release(freed);
-      } finally {
-        releaseRw();
-      }
+    if (dead.size === 0) return;
+    const releaseRw = await this.structure.write();
+    try {
+      const freed: number[] = [];
+      for (const [layer, chunks] of dead) freed.push(...this.redirect.unmap(layer, chunks));
+      await this.redirect.commit();
+      this.redirect.release(freed);
+    } finally {
+      releaseRw();
     }
-    while (this.snaps.length === 0 && this.redirect.layers.length > 0) await this.foldStep();
-    if (this.snaps.length === 0 && this.redirect.layers.length === 0) {
-      const releaseRw = await this.structure.write();
+  }
+
+  /**
+   * With no snapshot left, copy every mapped chunk back into the image, a step at a time, then
+   * empty the map. Each step takes the admin lock alone, so a snapshot requested meanwhile waits
+   * for one step at most (and holds writes that long), then ends the fold: the image is its
+   * content again, and the chunks still mapped stay where they are.
+   */
+  private async fold(): Promise<void> {
+    for (;;) {
+      const releaseAdmin = await this.admin.lock(0);
       try {
-        if (this.redirect.layers.length === 0) await this.redirect.reset(this.blockCount * this.blockSize);
+        if (this.snaps.length > 0 || this.closed) return;
+        if (this.redirect.layers.length === 0) {
+          const releaseRw = await this.structure.write();
+          try {
+            await this.redirect.reset(this.blockCount * this.blockSize);
+          } finally {
+            releaseRw();
+          }
+          return;
+        }
+        await this.foldStep();
       } finally {
-        releaseRw();
+        releaseAdmin();
       }
     }
   }
