@@ -1,27 +1,37 @@
 // Benchmark: a full `image` backup of a disk LUN to tape and its restore to a new LUN, end to
 // end, every role its own process (test/helpers/site.ts: storage node with its API, tape library
-// node, `ferry mover`, `ferry server --config`; the CLI as users run it), against two peers
-// measured in the same run:
+// node, `ferry mover`, `ferry server --config`; the CLI as users run it), against peers measured
+// in the same run:
 //   dd           the same bytes file to file: the LUN's image → a new file, and back, conv=fdatasync;
 //   traditional  a separate process plays a backup server that moves the data itself, with the
 //                same initiator code: it snapshots the LUN through the node's API, loads a cartridge
 //                through the changer, reads the snapshot LUN over iSCSI (RemoteBlockDevice) and
 //                writes the tape over iSCSI (RemoteTapeDevice, fixed 256 KiB blocks, 1 MiB per
 //                WRITE), then a filemark; the restore reads the tape and writes a new LUN, then
-//                SYNCHRONIZE CACHE.
-// For Ferry and the traditional path it prints the "server" process's CPU seconds (/proc/PID/stat)
-// and bytes (its TCP sockets by `ss`, and rchar+wchar of /proc/PID/io, which also counts its
-// SQLite catalog) per GiB moved. Every timed step starts after `sync`.
+//                SYNCHRONIZE CACHE. Like Ferry's backup it appends each set after the ones before it
+//                (SPACE to end of data) and computes a SHA-256 of the data (in its own process;
+//                Ferry's storage node digests the snapshot alongside the copy);
+//   traditional overwrite  the same process as this bench's peer before 2026-12-04: it REWINDs and
+//                overwrites its cartridge's first set every run and computes no digest. Overwriting
+//                pages a run before already wrote skips the page allocation that appending new data
+//                costs (on this VM ~2–3 s of kernel CPU per GiB in the tape node once the guest's
+//                recently used memory runs out), so it is kept to show that difference.
+// Ferry, traditional and traditional overwrite take turns going first; the LUN each restore made
+// is deleted after it (untimed), so memory stays flat over the runs. For Ferry and the
+// traditional peers it prints the "server" process's CPU seconds (/proc/PID/stat) and bytes (its
+// TCP sockets by `ss`, and rchar+wchar of /proc/PID/io, which also counts its SQLite catalog) per
+// GiB moved; --cpu also prints every role's CPU time per step. Every timed step starts after `sync`.
 //
-//   node --import tsx bench/backup-e2e.ts [--size 1G] [--runs 3] [--keep]
+//   node --import tsx bench/backup-e2e.ts [--size 1G] [--runs 3] [--cpu] [--keep]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatBytes, parseSize } from '../src/util/units.ts';
+import { SnapshotApiClient } from '../src/storage-node/api-client.ts';
 import { cpuSeconds, ioBytes, SocketMeter, startSite, STORE_IQN, TAPE_IQN, type Site } from '../test/helpers/site.ts';
 
 const { values } = parseArgs({
@@ -29,6 +39,7 @@ const { values } = parseArgs({
     size: { type: 'string', default: '1G' },
     runs: { type: 'string', default: '3' },
     keep: { type: 'boolean', default: false },
+    cpu: { type: 'boolean', default: false },
     // The traditional server's own process (started by this script).
     role: { type: 'string' },
     store: { type: 'string' },
@@ -44,11 +55,22 @@ const GIB = 2 ** 30;
 // ---------------------------------------------------------------------------------------------
 // The traditional backup server: data through its own sockets.
 
+/**
+ * How a traditional server run treats its cartridge and the data:
+ * - `traditional`: as a backup application does, and as Ferry's backup does: each set appended
+ *   after the sets before it (SPACE to end of data), and a SHA-256 of the data computed as it
+ *   passes (Ferry's storage node digests the snapshot alongside the copy for the catalog);
+ * - `overwrite`: the peer of earlier runs of this bench: REWIND and overwrite the cartridge's
+ *   first set every run, no digest.
+ */
+type TradPeer = 'traditional' | 'overwrite';
+const TRAD_PEERS: readonly TradPeer[] = ['traditional', 'overwrite'];
+
 async function traditionalServer(): Promise<void> {
   const { readFile } = await import('node:fs/promises');
+  const { createHash } = await import('node:crypto');
   const { InitiatorSession } = await import('../src/initiator/session.ts');
   const { RemoteBlockDevice } = await import('../src/initiator/remote-device.ts');
-  const { SnapshotApiClient } = await import('../src/storage-node/api-client.ts');
   const { discoverLibrary } = await import('../src/media/discovery.ts');
   const { ChangerClient } = await import('../src/media/changer-client.ts');
   const { DriveClient } = await import('../src/media/drive-client.ts');
@@ -59,13 +81,15 @@ async function traditionalServer(): Promise<void> {
   const api = new SnapshotApiClient(values.api!, (await readFile(values['api-token-file']!, 'utf8')).trim());
   const found = await discoverLibrary(lib, { name: 'vtl' });
   const changer = await ChangerClient.open(lib, found.changer.lun, { name: 'vtl' });
-  // Its own cartridge (the last slot's) in the library's last drive: the Ferry server uses the first ones.
+  // Each peer its own cartridge (the last slots') in the library's last drive: the Ferry server uses the first ones.
   const drive = found.drives[found.drives.length - 1];
-  const status = await changer.status();
-  const barcode = status.filter((e) => e.type === 'slot' && e.full && e.barcode).at(-1)!.barcode!;
+  const full = (await changer.status()).filter((e) => e.type === 'slot' && e.full && e.barcode);
+  const barcodes: Record<TradPeer, string> = { traditional: full.at(-1)!.barcode!, overwrite: full.at(-2)!.barcode! };
+  /** Where each peer's last set starts on its cartridge (its restore reads that set). */
+  const lastSet: Record<TradPeer, number> = { traditional: 0, overwrite: 0 };
 
-  const mount = async () => {
-    await changer.load(barcode, drive.elementAddress);
+  const mount = async (peer: TradPeer) => {
+    await changer.load(barcodes[peer], drive.elementAddress);
     const d = await DriveClient.open(lib, drive.lun, { name: 'vtl' });
     await d.ready();
     await d.setFixedBlock(TAPE_BLOCK);
@@ -76,10 +100,13 @@ async function traditionalServer(): Promise<void> {
   const WRITE = 1 << 20;
   const bufs = [0, 1, 2].map(() => Buffer.allocUnsafe(CHUNK));
 
-  async function backup(): Promise<Record<string, unknown>> {
+  async function backup(peer: TradPeer): Promise<Record<string, unknown>> {
     const snap = await api.createSnapshot(0, { quietPeriodMs: 0 });
     const src = await RemoteBlockDevice.open(store, snap.lun, { readOnly: true });
-    const d = await mount();
+    const d = await mount(peer);
+    if (peer === 'traditional') await d.spaceEod(); // after the sets already on the cartridge
+    lastSet[peer] = (await d.position()).blockId;
+    const hash = peer === 'traditional' ? createHash('sha256') : undefined;
     const bytes = src.blockCount * src.blockSize;
     if (bytes % CHUNK !== 0) throw new Error(`the LUN (${bytes} bytes) is not a multiple of ${CHUNK}`);
     // Three buffers: the snapshot is read into one while the WRITEs of the others are in flight (ORDERED).
@@ -90,21 +117,23 @@ async function traditionalServer(): Promise<void> {
       await src.readInto(off / src.blockSize, bufs[k]);
       const w: Array<Promise<unknown>> = [];
       for (let o = 0; o < CHUNK; o += WRITE) w.push(d.device.write(bufs[k].subarray(o, o + WRITE)));
+      hash?.update(bufs[k]); // while its WRITEs are in flight
       writing[k] = Promise.all(w);
     }
     await Promise.all(writing);
     await d.device.writeFilemarks(1); // ends the set; the drive makes it durable
     await changer.unload(drive.elementAddress);
     await api.deleteSnapshot(snap.id);
-    return { bytes };
+    return { bytes, sha256: hash?.digest('hex') };
   }
 
-  async function restore(): Promise<Record<string, unknown>> {
+  async function restore(peer: TradPeer): Promise<Record<string, unknown>> {
     const src = await RemoteBlockDevice.open(store, 0);
     const bytes = src.blockCount * src.blockSize;
     const lun = await api.createLun({ sizeBytes: bytes });
     const dst = await RemoteBlockDevice.open(store, lun.lun);
-    const d = await mount();
+    const d = await mount(peer);
+    await d.locate(lastSet[peer]);
     const writing: Array<Promise<unknown>> = [Promise.resolve(), Promise.resolve(), Promise.resolve()];
     for (let off = 0, i = 0; off < bytes; off += CHUNK, i++) {
       const k = i % 3;
@@ -119,7 +148,7 @@ async function traditionalServer(): Promise<void> {
     return { bytes, lun: lun.lun };
   }
 
-  process.on('message', (m: { op: 'backup' | 'restore' | 'exit' }) => {
+  process.on('message', (m: { op: 'backup' | 'restore' | 'exit'; peer: TradPeer }) => {
     if (m.op === 'exit') {
       store.close();
       lib.close();
@@ -127,7 +156,7 @@ async function traditionalServer(): Promise<void> {
       return;
     }
     const t0 = performance.now();
-    (m.op === 'backup' ? backup() : restore()).then(
+    (m.op === 'backup' ? backup(m.peer) : restore(m.peer)).then(
       (r) => process.send!({ ok: true, ms: performance.now() - t0, ...r }),
       (e: unknown) => process.send!({ ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
     );
@@ -147,6 +176,13 @@ interface Sample {
   cpuS: number;
   socketBytes: number;
   ioBytes: number;
+}
+
+/** utime and stime of a process in clock ticks (USER_HZ = 100), from /proc/PID/stat. */
+function cpuTicks(pid: number): [number, number] {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return [Number(rest[11]), Number(rest[12])];
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -217,9 +253,10 @@ async function ferryJob(
   return { ms: end - Date.parse(v.createdAt), cliMs, copyMs: copying ? end - Date.parse(copying.at) : NaN, job };
 }
 
-function startTraditional(
-  site: Site,
-): Promise<{ child: ChildProcess; run(op: 'backup' | 'restore'): Promise<{ ms: number }> }> {
+function startTraditional(site: Site): Promise<{
+  child: ChildProcess;
+  run(op: 'backup' | 'restore', peer: TradPeer): Promise<{ ms: number; sha256?: string }>;
+}> {
   const child = spawn(
     process.execPath,
     [
@@ -248,12 +285,12 @@ function startTraditional(
     child.once('message', () =>
       resolve({
         child,
-        run: (op) =>
+        run: (op, peer) =>
           new Promise((res, rej) => {
-            child.once('message', (m: { ok: boolean; ms: number; error?: string }) =>
-              m.ok ? res(m) : rej(new Error(`traditional ${op}: ${m.error}`)),
+            child.once('message', (m: { ok: boolean; ms: number; sha256?: string; error?: string }) =>
+              m.ok ? res(m) : rej(new Error(`${peer} ${op}: ${m.error}`)),
             );
-            child.send({ op });
+            child.send({ op, peer });
           }),
       }),
     );
@@ -272,8 +309,13 @@ async function main(): Promise<void> {
     const volume = join(dir, 'disk0.img');
     const fh = await open(volume, 'w');
     const chunk = Buffer.alloc(4 << 20);
-    for (let off = 0; off < BYTES; off += chunk.length) await fh.write(randomFillSync(chunk), 0, chunk.length, off);
+    const volumeHash = createHash('sha256');
+    for (let off = 0; off < BYTES; off += chunk.length) {
+      await fh.write(randomFillSync(chunk), 0, chunk.length, off);
+      volumeHash.update(chunk);
+    }
     await fh.close();
+    const volumeSha256 = volumeHash.digest('hex');
     site = await startSite({
       dir,
       disks: [BYTES],
@@ -282,12 +324,38 @@ async function main(): Promise<void> {
       quietPeriodMs: 0,
     });
     const t = await startTraditional(site);
+    const node = new SnapshotApiClient(site.store.api, readFileSync(site.store.tokenFile, 'utf8').trim());
+    /** After a restore (untimed): delete the LUNs restored into, so the node's memory stays flat over the runs. */
+    const dropRestored = async (): Promise<void> => {
+      for (const l of await node.listLuns()) if (l.kind === 'disk' && l.lun !== 0) await node.deleteLun(l.lun);
+    };
     trad = t.child;
     const pid = t.child.pid!;
-    const rows: Record<'ferry' | 'traditional' | 'dd', Record<'backup' | 'restore', Sample[]>> = {
+    type Path = 'ferry' | TradPeer | 'dd';
+    const rows: Record<Path, Record<'backup' | 'restore', Sample[]>> = {
       ferry: { backup: [], restore: [] },
       traditional: { backup: [], restore: [] },
+      overwrite: { backup: [], restore: [] },
       dd: { backup: [], restore: [] },
+    };
+    const roles: Record<string, number> = {
+      store: site.store.pid,
+      tape: site.tape.pid,
+      mover: site.mover.pid,
+      server: site.server.pid,
+      traditional: pid,
+    };
+    /** --cpu: every role's CPU ms (user+sys) over `fn`. */
+    const cpuOf = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+      if (!values.cpu) return fn();
+      const before = Object.entries(roles).map(([k, p]) => [k, cpuTicks(p)] as const);
+      const r = await fn();
+      const use = before.map(([k, [u, sy]]) => {
+        const [u1, s1] = cpuTicks(roles[k]);
+        return `${k} ${(u1 - u) * 10}+${(s1 - sy) * 10}`;
+      });
+      console.log(`  ${what}: CPU ms user+sys: ${use.join(', ')}`);
+      return r;
     };
     const ddCopy = join(dir, 'dd-copy.img');
     const ddBack = join(dir, 'dd-back.img');
@@ -297,29 +365,50 @@ async function main(): Promise<void> {
       rows.dd.backup.push({ ms: dB, cpuS: 0, socketBytes: 0, ioBytes: 0 });
       rows.dd.restore.push({ ms: dR, cpuS: 0, socketBytes: 0, ioBytes: 0 });
 
-      let set = 0;
-      rows.ferry.backup.push(
-        await measured(site.server.pid, async () => {
-          const r = await ferryJob(site!, ['backup', 'store:0', '--mode', 'image', '--quiet-period', '0']);
-          set = r.job.set!;
-          return r;
-        }),
-      );
-      rows.ferry.restore.push(
-        await measured(site.server.pid, () => ferryJob(site!, ['restore', String(set), '--to', 'store:new'])),
-      );
-
-      rows.traditional.backup.push(await measured(pid, () => t.run('backup')));
-      rows.traditional.restore.push(await measured(pid, () => t.run('restore')));
+      // Ferry and the two traditional peers take turns going first.
+      const paths: Array<'ferry' | TradPeer> = ['ferry', ...TRAD_PEERS];
+      for (let k = 0; k < paths.length; k++) {
+        const path = paths[(i + k) % paths.length];
+        if (path === 'ferry') {
+          let set = 0;
+          rows.ferry.backup.push(
+            await cpuOf('ferry backup', () =>
+              measured(site!.server.pid, async () => {
+                const r = await ferryJob(site!, ['backup', 'store:0', '--mode', 'image', '--quiet-period', '0']);
+                set = r.job.set!;
+                return r;
+              }),
+            ),
+          );
+          rows.ferry.restore.push(
+            await cpuOf('ferry restore', () =>
+              measured(site!.server.pid, () => ferryJob(site!, ['restore', String(set), '--to', 'store:new'])),
+            ),
+          );
+          await dropRestored();
+        } else {
+          rows[path].backup.push(
+            await cpuOf(`${path} backup`, () =>
+              measured(pid, async () => {
+                const r = await t.run('backup', path);
+                if (r.sha256 !== undefined && r.sha256 !== volumeSha256)
+                  throw new Error(`${path} backup: SHA-256 ${r.sha256}, the volume's is ${volumeSha256}`);
+                return r;
+              }),
+            ),
+          );
+          rows[path].restore.push(await cpuOf(`${path} restore`, () => measured(pid, () => t.run('restore', path))));
+          await dropRestored();
+        }
+      }
       for (const dirn of ['backup', 'restore'] as const) {
         const f = rows.ferry[dirn][i];
-        const tr = rows.traditional[dirn][i];
-        const d = rows.dd[dirn][i];
+        const at = (p: Path) => mbps(BYTES, rows[p][dirn][i].ms).toFixed(0);
         console.log(
           `run ${i + 1} ${dirn}: ferry ${mbps(BYTES, f.ms).toFixed(0)} MB/s (CLI ` +
             `${mbps(BYTES, f.cliMs!).toFixed(0)}, ` +
-            `copy phase ${mbps(BYTES, f.copyMs!).toFixed(0)}), traditional ${mbps(BYTES, tr.ms).toFixed(0)}, dd ` +
-            `${mbps(BYTES, d.ms).toFixed(0)}`,
+            `copy phase ${mbps(BYTES, f.copyMs!).toFixed(0)}), traditional ${at('traditional')}, ` +
+            `traditional overwrite ${at('overwrite')}, dd ${at('dd')}`,
         );
       }
     }
@@ -331,9 +420,8 @@ async function main(): Promise<void> {
     );
     const table: Record<string, Record<string, string | number>> = {};
     for (const dirn of ['backup', 'restore'] as const) {
-      const m = (p: 'ferry' | 'traditional' | 'dd', k: keyof Sample) => median(rows[p][dirn].map((s) => s[k] ?? NaN));
+      const m = (p: Path, k: keyof Sample) => median(rows[p][dirn].map((s) => s[k] ?? NaN));
       const fMs = m('ferry', 'ms');
-      const tMs = m('traditional', 'ms');
       const dMs = m('dd', 'ms');
       table[`ferry ${dirn}`] = {
         'MB/s': Math.round(mbps(BYTES, fMs)),
@@ -343,21 +431,23 @@ async function main(): Promise<void> {
         'server socket B/GiB': Math.round(m('ferry', 'socketBytes') / gib),
         'server rchar+wchar B/GiB': Math.round(m('ferry', 'ioBytes') / gib),
       };
-      table[`traditional ${dirn}`] = {
-        'MB/s': Math.round(mbps(BYTES, tMs)),
-        'server CPU s/GiB': +(m('traditional', 'cpuS') / gib).toFixed(3),
-        'server socket B/GiB': Math.round(m('traditional', 'socketBytes') / gib),
-        'server rchar+wchar B/GiB': Math.round(m('traditional', 'ioBytes') / gib),
-      };
+      for (const peer of TRAD_PEERS)
+        table[`${peer === 'traditional' ? 'traditional' : 'trad. overwrite'} ${dirn}`] = {
+          'MB/s': Math.round(mbps(BYTES, m(peer, 'ms'))),
+          'server CPU s/GiB': +(m(peer, 'cpuS') / gib).toFixed(3),
+          'server socket B/GiB': Math.round(m(peer, 'socketBytes') / gib),
+          'server rchar+wchar B/GiB': Math.round(m(peer, 'ioBytes') / gib),
+        };
       table[`dd ${dirn}`] = { 'MB/s': Math.round(mbps(BYTES, dMs)) };
     }
     console.table(table);
     for (const dirn of ['backup', 'restore'] as const) {
-      const m = (p: 'ferry' | 'traditional' | 'dd', k: keyof Sample) => median(rows[p][dirn].map((s) => s[k] ?? NaN));
+      const m = (p: Path, k: keyof Sample) => median(rows[p][dirn].map((s) => s[k] ?? NaN));
       const sock = m('ferry', 'socketBytes') / m('traditional', 'socketBytes');
       console.log(
         `${dirn}: ferry = ${(m('dd', 'ms') / m('ferry', 'ms')).toFixed(2)}× dd (goal ≥ 0.5×), ` +
           `${(m('traditional', 'ms') / m('ferry', 'ms')).toFixed(2)}× traditional (goal > 1×), ` +
+          `${(m('overwrite', 'ms') / m('ferry', 'ms')).toFixed(2)}× traditional overwrite, ` +
           `server socket bytes ${(100 * sock).toFixed(4)}% of traditional's (goal < 1%); ` +
           `by the CLI's wall time ${(m('dd', 'ms') / m('ferry', 'cliMs')).toFixed(2)}× dd, ` +
           `${(m('traditional', 'ms') / m('ferry', 'cliMs')).toFixed(2)}× traditional`,
