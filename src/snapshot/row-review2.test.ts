@@ -304,3 +304,52 @@ test('a MAP append cut short by ENOSPC: after a SIGKILL, a chunk never reads a r
     }
   });
 });
+
+// ---- 5. Stall: a snapshot requested during the fold, with a write in flight ----
+
+test('a snapshot requested during the fold while a write is in flight waits one fold step, not two', async () => {
+  await inTempDir('rowrev2', async (dir) => {
+    const chunks = 3 * 256; // three fold steps of 256 chunks
+    let flushes = 0;
+    let onFlush: (() => void) | undefined;
+    const wrap = (f: FileDevice): BlockDevice =>
+      Object.create(f, {
+        flush: {
+          value: async () => {
+            await f.flush();
+            flushes++;
+            const g = onFlush;
+            onFlush = undefined;
+            g?.();
+          },
+        },
+      }) as BlockDevice;
+    const dev = await openLun(dir, chunks, BOOT_A, { wrap });
+    try {
+      const s = await dev.createSnapshot();
+      await dev.write(0, fill(7, chunks * CB)); // every chunk redirected: the fold has 3 steps
+      await dev.flush();
+      let made: Promise<unknown> | undefined;
+      let inFlight: Promise<void> | undefined;
+      let behind: Promise<void> | undefined;
+      let flushesAtBehind = -1;
+      onFlush = () => {
+        // Inside the first fold step (it holds the map): a write arrives and waits for it, then
+        // a snapshot is requested (the gate closes; that write is before it), then a write behind it.
+        inFlight = dev.write(5 * CB, fill(8, 1));
+        made = dev.createSnapshot();
+        behind = dev.write(0, fill(1, 1)).then(() => void (flushesAtBehind = flushes));
+      };
+      const before = flushes;
+      await dev.deleteSnapshot(s.id);
+      await inFlight;
+      await made;
+      await behind;
+      const steps = flushesAtBehind - before;
+      // The first fold step's flush and the snapshot's own: the fold must stop after the step under way.
+      assert.ok(steps <= 2, `the write behind the snapshot waited for ${steps} image flushes: another fold step ran`);
+    } finally {
+      await dev.close();
+    }
+  });
+});
