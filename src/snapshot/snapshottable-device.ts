@@ -685,6 +685,9 @@ export class SnapshottableDevice implements BlockDevice {
   private async foldStep(): Promise<void> {
     const releaseRw = await this.structure.write();
     try {
+      // A chunk redirected since the last commit has its change mark only written (markWritten):
+      // the copy below makes its data durable in the image, outside any commit, so the marks first.
+      await this.changes.sync();
       const layer = this.redirect.layers[0];
       const chunks = [...layer.chunks.keys()].slice(0, FOLD_BATCH);
       const cb = this.chunkBlocks;
