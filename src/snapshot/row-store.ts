@@ -149,6 +149,12 @@ export class RedirectMap {
   /** A COMMIT follows new entries within this many ms (0: only on flush). */
   private readonly commitAfterMs: number;
   private commitTimer: NodeJS.Timeout | undefined;
+  /**
+   * The first failed fdatasync of chunks.dat or map.log. The kernel may have dropped the pages it
+   * held and reports that once: a later fdatasync succeeds without them. So every later commit
+   * fails (as FileDevice's flush does after a failed write-back) instead of vouching for them.
+   */
+  private syncFailure: Error | undefined;
   /** Made durable with chunks.dat before each COMMIT: the change marks of the mapped chunks. */
   beforeCommit: () => Promise<void> = () => Promise.resolve();
 
@@ -416,13 +422,24 @@ export class RedirectMap {
       if (this.commitAfterMs > 0 && !this.commitTimer) {
         this.commitTimer = setTimeout(() => {
           this.commitTimer = undefined;
-          this.commit().catch(() => undefined); // the next flush reports a failure
+          this.commit().catch(() => undefined); // the next flush reports a failure (syncFailure)
         }, this.commitAfterMs).unref();
       }
     }
   }
 
+  /** `p`, an fdatasync of `file`; its failure fails every later commit. */
+  private durably(file: string, p: Promise<void>): Promise<void> {
+    return p.catch((e: Error) => {
+      this.syncFailure ??= new Error(`${file}: an fdatasync failed (${e.message}); data written before it may be lost`, {
+        cause: e,
+      });
+      throw this.syncFailure;
+    });
+  }
+
   private async commitNow(): Promise<void> {
+    if (this.syncFailure) throw this.syncFailure;
     if (!this.dirty) return;
     this.dirty = false;
     // Only entries appended before chunks.dat's fdatasync started are vouched for. With none
@@ -437,20 +454,20 @@ export class RedirectMap {
       // must not leave a COMMIT over a lost page of MAP or UNMAP entries.
       await Promise.all([
         this.writeback.syncWith(
-          () => this.data.datasync(),
+          () => this.durably(DATA_FILE, this.data.datasync()),
           () => {
             const e = this.writeback.error;
             if (e) throw new Error(`${DATA_FILE}: a background write-back failed (${e.message})`, { cause: e });
           },
         ),
         entries > 0 ? this.beforeCommit() : undefined,
-        entries > 0 ? journal.datasync() : undefined,
+        entries > 0 ? this.durably(MAP_FILE, journal.datasync()) : undefined,
       ]);
       if (entries === 0) return;
       if (this.entryBuf.length < MAP_ENTRY_BYTES) this.entryBuf = Buffer.alloc(MAP_ENTRY_BYTES);
       encodeMapEntry(this.entryBuf, 0, { kind: EntryKind.COMMIT, layer: 0, chunk: covered, slot: 0 });
       this.appendRaw(MAP_ENTRY_BYTES, false);
-      await journal.datasync();
+      await this.durably(MAP_FILE, journal.datasync());
     } catch (e) {
       // The next commit does it all again.
       this.dirty = true;

@@ -272,19 +272,32 @@ export class SnapshottableDevice implements BlockDevice {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.closeGate();
-    // A fold step, a snapshot create or delete under way finishes first; the fold stops after it.
-    const releaseAdmin = await this.admin.lock(0);
-    releaseAdmin();
-    await this.redirect.commit();
-    await this.changes.close();
-    await this.redirect.close();
-    await this.base.close();
-    // Writes that waited at the gate now fail instead of hanging.
-    const w = this.gateWaiters;
-    this.gateWaiters = [];
-    this.gateHolds = 0;
-    for (const f of w) f();
+    let failure: { e: unknown } | undefined;
+    const step = async (f: () => Promise<void>): Promise<void> => {
+      try {
+        await f();
+      } catch (e) {
+        failure ??= { e };
+      }
+    };
+    try {
+      await this.closeGate();
+      // A fold step, a snapshot create or delete under way finishes first; the fold stops after it.
+      const releaseAdmin = await this.admin.lock(0);
+      releaseAdmin();
+      // Each step runs even if one before failed: the files are closed either way.
+      await step(() => this.redirect.commit());
+      await step(() => this.changes.close());
+      await step(() => this.redirect.close());
+      await step(() => this.base.close());
+    } finally {
+      // Writes that waited at the gate now fail instead of hanging, and so do later ones.
+      const w = this.gateWaiters;
+      this.gateWaiters = [];
+      this.gateHolds = 0;
+      for (const f of w) f();
+    }
+    if (failure) throw failure.e;
   }
 
   // ---- snapshots ----
