@@ -125,6 +125,8 @@ export class RedirectMap {
   private readonly commits: GroupCommit<null>;
   /** Entries in map.log (the next one's index). */
   private entries = 0;
+  /** Entries the last append put in map.log (all, unless it failed part-way). */
+  private landed = 0;
   /**
    * Chunks mapped by entries that the open replayed although no COMMIT vouched for them (same
    * boot: the page cache survived). `compact()` commits them, so their change marks, written
@@ -325,10 +327,26 @@ export class RedirectMap {
    * synchronous pwrite of at most a few hundred bytes to the page cache: no await between
    * the entries landing in the file and the write being acknowledged.
    */
-  map(layerId: number, chunks: readonly number[], slots: readonly number[]): void {
-    this.append(EntryKind.MAP, layerId, chunks, slots);
-    const l = this.layer(layerId);
-    for (let k = 0; k < chunks.length; k++) l.chunks.set(chunks[k], slots[k]);
+  map(layerId: number, chunks: readonly number[], slots: number[]): void {
+    let landed = chunks.length;
+    let failure: { e: unknown } | undefined;
+    try {
+      this.append(EntryKind.MAP, layerId, chunks, slots);
+    } catch (e) {
+      // map.log took only some entries (ENOSPC): those are in the journal for good, so they are
+      // mapped here too and their slots taken from `slots` (a slot a valid entry names must never
+      // go back to the free list). The caller gives back the rest.
+      failure = { e };
+      landed = this.landed;
+    }
+    if (landed > 0) {
+      const l = this.layer(layerId);
+      for (let k = 0; k < landed; k++) l.chunks.set(chunks[k], slots[k]);
+    }
+    if (failure) {
+      slots.splice(0, landed);
+      throw failure.e;
+    }
   }
 
   /**
@@ -336,12 +354,22 @@ export class RedirectMap {
    * freed only after `commit()`: until then a reopen after power loss may still map them.
    */
   unmap(layerId: number, chunks: readonly number[]): number[] {
-    this.append(EntryKind.UNMAP, layerId, chunks, undefined);
+    let landed = chunks.length;
+    let failure: { e: unknown } | undefined;
+    try {
+      this.append(EntryKind.UNMAP, layerId, chunks, undefined);
+    } catch (e) {
+      // As in map(): the entries that landed count (their slots are never freed: a leak, not a risk).
+      failure = { e };
+      landed = this.landed;
+    }
     const i = this.layers.findIndex((x) => x.id === layerId);
     const l = this.layers[i];
-    const slots = chunks.map((c) => l.chunks.get(c) as number);
-    for (const c of chunks) l.chunks.delete(c);
+    const done = chunks.slice(0, landed);
+    const slots = done.map((c) => l.chunks.get(c) as number);
+    for (const c of done) l.chunks.delete(c);
     if (l.chunks.size === 0) this.layers.splice(i, 1);
+    if (failure) throw failure.e;
     return slots;
   }
 
@@ -410,15 +438,26 @@ export class RedirectMap {
     this.appendRaw(bytes);
   }
 
+  /**
+   * Append `bytes` of entries from entryBuf. If the file takes only part of them (ENOSPC), the
+   * whole entries that landed stay appended (`landed` says how many), and the error is thrown: a
+   * later append must not land after stale valid entries, which a same-boot replay would count.
+   */
   private appendRaw(bytes: number, dirties = true): void {
     if (!this.journal) throw new Error('redirect map written before compact()');
     const at = MAP_HEADER_BYTES + this.entries * MAP_ENTRY_BYTES;
     let off = 0;
-    while (off < bytes) off += writeSync(this.journal.fd, this.entryBuf, off, bytes - off, at + off);
-    this.entries += bytes / MAP_ENTRY_BYTES;
+    try {
+      while (off < bytes) off += writeSync(this.journal.fd, this.entryBuf, off, bytes - off, at + off);
+    } finally {
+      this.landed = Math.floor(off / MAP_ENTRY_BYTES);
+      this.entries += this.landed;
+      if (dirties && this.landed > 0) {
+        this.dirty = true;
+        this.uncommitted += this.landed;
+      }
+    }
     if (dirties) {
-      this.dirty = true;
-      this.uncommitted += bytes / MAP_ENTRY_BYTES;
       if (this.commitAfterMs > 0 && !this.commitTimer) {
         this.commitTimer = setTimeout(() => {
           this.commitTimer = undefined;

@@ -590,6 +590,7 @@ export class SnapshottableDevice implements BlockDevice {
         if (failed) throw failed.reason;
         if (fresh.length > 0) {
           // Only now, with the data in the slots: a reader or a reopen that sees the entry finds it.
+          // (If map.log takes only some entries, map() keeps those slots and leaves the rest in `slots`.)
           this.redirect.map(this.nextLayer - 1, fresh, slots);
           slots.length = 0;
           if (this.redirect.commitEachMap) await this.redirect.commit();
