@@ -97,6 +97,8 @@ export class SnapshottableDevice implements BlockDevice {
   private gateWaiters: Array<() => void> = [];
   private drainWaiters: Array<() => void> = [];
   private closed = false;
+  /** Snapshots requested and not yet made (or failed): the fold stops before its next step. */
+  private creating = 0;
 
   private constructor(
     base: BlockDevice,
@@ -318,10 +320,12 @@ export class SnapshottableDevice implements BlockDevice {
    */
   createSnapshot(meta?: Record<string, unknown>): Promise<SnapshotInfo> {
     const drained = this.closeGate();
+    this.creating++;
     return this.finishCreate(drained, meta);
   }
 
   private async finishCreate(drained: Promise<void>, meta: Record<string, unknown> | undefined): Promise<SnapshotInfo> {
+    let made = false;
     try {
       await drained;
       if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
@@ -338,12 +342,17 @@ export class SnapshottableDevice implements BlockDevice {
         await writeManifest(this.dir, this.manifest([...this.snaps, entry], this.nextLayer + 1));
         this.nextLayer++;
         this.snaps.push(entry);
+        made = true;
         return this.info(entry);
       } finally {
         releaseAdmin();
       }
     } finally {
+      this.creating--;
       this.openGate();
+      // A fold this request stopped goes on if no snapshot came of it.
+      if (!made && this.creating === 0 && this.snaps.length === 0 && this.redirect.layers.length > 0 && !this.closed)
+        void this.fold().catch(() => undefined); // finished at the next delete or open otherwise
     }
   }
 
@@ -674,7 +683,9 @@ export class SnapshottableDevice implements BlockDevice {
     for (;;) {
       const releaseAdmin = await this.admin.lock(0);
       try {
-        if (this.snaps.length > 0 || this.closed) return;
+        // A snapshot requested meanwhile (its write gate shut, maybe waiting for a write that
+        // waited for the last step) is not held for another step.
+        if (this.snaps.length > 0 || this.closed || this.creating > 0) return;
         if (this.redirect.layers.length === 0) {
           const releaseRw = await this.structure.write();
           try {
