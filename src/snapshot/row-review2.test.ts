@@ -356,3 +356,45 @@ test('a snapshot requested during the fold while a write is in flight waits one 
     }
   });
 });
+
+// ---- 6. A failed growth of chunks.dat fails that write only ----
+
+test('a growth of chunks.dat that fails once fails that write only: later first writes and the fold go on', async () => {
+  await inTempDir('rowrev2', async (dir) => {
+    const sdir = join(dir, 'lun.img.snapshots');
+    const chunks = 16;
+    const dev = await openLun(dir, chunks, BOOT_A);
+    try {
+      const s = await dev.createSnapshot();
+      const proto = await fileHandleProto();
+      const orig = proto.truncate;
+      let fail = true;
+      proto.truncate = function (this: { fd: number }, ...a: unknown[]) {
+        if (fail && pathOf(this.fd) === join(sdir, 'chunks.dat')) {
+          fail = false;
+          return Promise.reject(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' }));
+        }
+        return orig.apply(this, a);
+      };
+      try {
+        await assert.rejects(dev.write(0, fill(1, CB)), /EIO/); // chunks.dat grows: fails once
+      } finally {
+        proto.truncate = orig;
+      }
+      const later = await dev.write(CB, fill(2, CB)).then(
+        () => 'ok',
+        (e: Error) => e.message,
+      );
+      assert.equal(later, 'ok', 'a later first write fails: the failed growth poisoned every later one');
+      assert.equal((await readChunk(dev, 1))[0], 2);
+      const deleted = await dev.deleteSnapshot(s.id).then(
+        () => 'ok',
+        (e: Error) => e.message,
+      );
+      assert.equal(deleted, 'ok', 'the fold cannot finish (reset awaits the failed growth)');
+      assert.equal((await readChunk(dev, 1))[0], 2);
+    } finally {
+      await dev.close();
+    }
+  });
+});
