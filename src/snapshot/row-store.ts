@@ -305,12 +305,21 @@ export class RedirectMap {
     const pos = firstSlot * this.geometry.chunkBytes + byteInChunk;
     const end = pos + data.length;
     if (end > this.dataBytes) {
-      // Growths run in order, each larger: none can cut off a write that landed past the old end.
+      // Growths run in order and only grow: none can cut off a write that landed past the old end.
+      // One that fails fails the writes waiting for it, not later ones: the next write grows again.
       const size = (this.dataBytes = Math.max(end, this.dataBytes + GROW_BYTES));
-      this.grown = this.grown.then(async () => {
-        await this.data.truncate(size);
-        this.grownBytes = size;
-      });
+      this.grown = this.grown
+        .catch(() => undefined)
+        .then(async () => {
+          if (size <= this.grownBytes) return;
+          try {
+            await this.data.truncate(size);
+          } catch (e) {
+            if (this.dataBytes === size) this.dataBytes = this.grownBytes;
+            throw e;
+          }
+          this.grownBytes = size;
+        });
     }
     if (end > this.grownBytes) await this.grown;
     let off = 0;
@@ -399,7 +408,7 @@ export class RedirectMap {
     this.nextSlot = 0;
     this.free.length = 0;
     const keep = Math.floor(keepBytes / this.geometry.chunkBytes) * this.geometry.chunkBytes;
-    await this.grown;
+    await this.grown.catch(() => undefined); // a failed growth failed its writes already
     if (this.dataBytes > keep) {
       await this.writeback.settled();
       await this.data.truncate(keep);
