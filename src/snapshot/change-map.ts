@@ -268,8 +268,12 @@ export class ChangeMap {
       setGranule(this.wanted, g);
       if (!hasGranule(this.synced, g)) durable = false;
     }
+    if (durable) return;
     // Wanted by a mark whose commit may not have written it yet: write it now, whatever.
-    if (!durable) writeAllSync(fh, this.wanted.subarray(first >> 3, (last >> 3) + 1), CHG_HEADER_BYTES + (first >> 3));
+    writeAllSync(fh, this.wanted.subarray(first >> 3, (last >> 3) + 1), CHG_HEADER_BYTES + (first >> 3));
+    // No commit under way covers these bits: a later mark() of them must start one, not wait for
+    // (or, resolved long ago, skip) the last.
+    this.lastCommit = undefined;
   }
 
   /** Resolves once every mark so far is durable, markWritten's included. */

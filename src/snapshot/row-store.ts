@@ -125,6 +125,8 @@ export class RedirectMap {
   private readonly commits: GroupCommit<null>;
   /** Entries in map.log (the next one's index). */
   private entries = 0;
+  /** Entries the last append put in map.log (all, unless it failed part-way). */
+  private landed = 0;
   /**
    * Chunks mapped by entries that the open replayed although no COMMIT vouched for them (same
    * boot: the page cache survived). `compact()` commits them, so their change marks, written
@@ -149,6 +151,12 @@ export class RedirectMap {
   /** A COMMIT follows new entries within this many ms (0: only on flush). */
   private readonly commitAfterMs: number;
   private commitTimer: NodeJS.Timeout | undefined;
+  /**
+   * The first failed fdatasync of chunks.dat or map.log. The kernel may have dropped the pages it
+   * held and reports that once: a later fdatasync succeeds without them. So every later commit
+   * fails (as FileDevice's flush does after a failed write-back) instead of vouching for them.
+   */
+  private syncFailure: Error | undefined;
   /** Made durable with chunks.dat before each COMMIT: the change marks of the mapped chunks. */
   beforeCommit: () => Promise<void> = () => Promise.resolve();
 
@@ -297,12 +305,21 @@ export class RedirectMap {
     const pos = firstSlot * this.geometry.chunkBytes + byteInChunk;
     const end = pos + data.length;
     if (end > this.dataBytes) {
-      // Growths run in order, each larger: none can cut off a write that landed past the old end.
+      // Growths run in order and only grow: none can cut off a write that landed past the old end.
+      // One that fails fails the writes waiting for it, not later ones: the next write grows again.
       const size = (this.dataBytes = Math.max(end, this.dataBytes + GROW_BYTES));
-      this.grown = this.grown.then(async () => {
-        await this.data.truncate(size);
-        this.grownBytes = size;
-      });
+      this.grown = this.grown
+        .catch(() => undefined)
+        .then(async () => {
+          if (size <= this.grownBytes) return;
+          try {
+            await this.data.truncate(size);
+          } catch (e) {
+            if (this.dataBytes === size) this.dataBytes = this.grownBytes;
+            throw e;
+          }
+          this.grownBytes = size;
+        });
     }
     if (end > this.grownBytes) await this.grown;
     let off = 0;
@@ -319,10 +336,26 @@ export class RedirectMap {
    * synchronous pwrite of at most a few hundred bytes to the page cache: no await between
    * the entries landing in the file and the write being acknowledged.
    */
-  map(layerId: number, chunks: readonly number[], slots: readonly number[]): void {
-    this.append(EntryKind.MAP, layerId, chunks, slots);
-    const l = this.layer(layerId);
-    for (let k = 0; k < chunks.length; k++) l.chunks.set(chunks[k], slots[k]);
+  map(layerId: number, chunks: readonly number[], slots: number[]): void {
+    let landed = chunks.length;
+    let failure: { e: unknown } | undefined;
+    try {
+      this.append(EntryKind.MAP, layerId, chunks, slots);
+    } catch (e) {
+      // map.log took only some entries (ENOSPC): those are in the journal for good, so they are
+      // mapped here too and their slots taken from `slots` (a slot a valid entry names must never
+      // go back to the free list). The caller gives back the rest.
+      failure = { e };
+      landed = this.landed;
+    }
+    if (landed > 0) {
+      const l = this.layer(layerId);
+      for (let k = 0; k < landed; k++) l.chunks.set(chunks[k], slots[k]);
+    }
+    if (failure) {
+      slots.splice(0, landed);
+      throw failure.e;
+    }
   }
 
   /**
@@ -330,12 +363,22 @@ export class RedirectMap {
    * freed only after `commit()`: until then a reopen after power loss may still map them.
    */
   unmap(layerId: number, chunks: readonly number[]): number[] {
-    this.append(EntryKind.UNMAP, layerId, chunks, undefined);
+    let landed = chunks.length;
+    let failure: { e: unknown } | undefined;
+    try {
+      this.append(EntryKind.UNMAP, layerId, chunks, undefined);
+    } catch (e) {
+      // As in map(): the entries that landed count (their slots are never freed: a leak, not a risk).
+      failure = { e };
+      landed = this.landed;
+    }
     const i = this.layers.findIndex((x) => x.id === layerId);
     const l = this.layers[i];
-    const slots = chunks.map((c) => l.chunks.get(c) as number);
-    for (const c of chunks) l.chunks.delete(c);
+    const done = chunks.slice(0, landed);
+    const slots = done.map((c) => l.chunks.get(c) as number);
+    for (const c of done) l.chunks.delete(c);
     if (l.chunks.size === 0) this.layers.splice(i, 1);
+    if (failure) throw failure.e;
     return slots;
   }
 
@@ -365,7 +408,7 @@ export class RedirectMap {
     this.nextSlot = 0;
     this.free.length = 0;
     const keep = Math.floor(keepBytes / this.geometry.chunkBytes) * this.geometry.chunkBytes;
-    await this.grown;
+    await this.grown.catch(() => undefined); // a failed growth failed its writes already
     if (this.dataBytes > keep) {
       await this.writeback.settled();
       await this.data.truncate(keep);
@@ -404,25 +447,47 @@ export class RedirectMap {
     this.appendRaw(bytes);
   }
 
+  /**
+   * Append `bytes` of entries from entryBuf. If the file takes only part of them (ENOSPC), the
+   * whole entries that landed stay appended (`landed` says how many), and the error is thrown: a
+   * later append must not land after stale valid entries, which a same-boot replay would count.
+   */
   private appendRaw(bytes: number, dirties = true): void {
     if (!this.journal) throw new Error('redirect map written before compact()');
     const at = MAP_HEADER_BYTES + this.entries * MAP_ENTRY_BYTES;
     let off = 0;
-    while (off < bytes) off += writeSync(this.journal.fd, this.entryBuf, off, bytes - off, at + off);
-    this.entries += bytes / MAP_ENTRY_BYTES;
+    try {
+      while (off < bytes) off += writeSync(this.journal.fd, this.entryBuf, off, bytes - off, at + off);
+    } finally {
+      this.landed = Math.floor(off / MAP_ENTRY_BYTES);
+      this.entries += this.landed;
+      if (dirties && this.landed > 0) {
+        this.dirty = true;
+        this.uncommitted += this.landed;
+      }
+    }
     if (dirties) {
-      this.dirty = true;
-      this.uncommitted += bytes / MAP_ENTRY_BYTES;
       if (this.commitAfterMs > 0 && !this.commitTimer) {
         this.commitTimer = setTimeout(() => {
           this.commitTimer = undefined;
-          this.commit().catch(() => undefined); // the next flush reports a failure
+          this.commit().catch(() => undefined); // the next flush reports a failure (syncFailure)
         }, this.commitAfterMs).unref();
       }
     }
   }
 
+  /** `p`, an fdatasync of `file`; its failure fails every later commit. */
+  private durably(file: string, p: Promise<void>): Promise<void> {
+    return p.catch((e: Error) => {
+      this.syncFailure ??= new Error(`${file}: an fdatasync failed (${e.message}); data written before it may be lost`, {
+        cause: e,
+      });
+      throw this.syncFailure;
+    });
+  }
+
   private async commitNow(): Promise<void> {
+    if (this.syncFailure) throw this.syncFailure;
     if (!this.dirty) return;
     this.dirty = false;
     // Only entries appended before chunks.dat's fdatasync started are vouched for. With none
@@ -437,20 +502,20 @@ export class RedirectMap {
       // must not leave a COMMIT over a lost page of MAP or UNMAP entries.
       await Promise.all([
         this.writeback.syncWith(
-          () => this.data.datasync(),
+          () => this.durably(DATA_FILE, this.data.datasync()),
           () => {
             const e = this.writeback.error;
             if (e) throw new Error(`${DATA_FILE}: a background write-back failed (${e.message})`, { cause: e });
           },
         ),
         entries > 0 ? this.beforeCommit() : undefined,
-        entries > 0 ? journal.datasync() : undefined,
+        entries > 0 ? this.durably(MAP_FILE, journal.datasync()) : undefined,
       ]);
       if (entries === 0) return;
       if (this.entryBuf.length < MAP_ENTRY_BYTES) this.entryBuf = Buffer.alloc(MAP_ENTRY_BYTES);
       encodeMapEntry(this.entryBuf, 0, { kind: EntryKind.COMMIT, layer: 0, chunk: covered, slot: 0 });
       this.appendRaw(MAP_ENTRY_BYTES, false);
-      await journal.datasync();
+      await this.durably(MAP_FILE, journal.datasync());
     } catch (e) {
       // The next commit does it all again.
       this.dirty = true;

@@ -97,6 +97,8 @@ export class SnapshottableDevice implements BlockDevice {
   private gateWaiters: Array<() => void> = [];
   private drainWaiters: Array<() => void> = [];
   private closed = false;
+  /** Snapshots requested and not yet made (or failed): the fold stops before its next step. */
+  private creating = 0;
 
   private constructor(
     base: BlockDevice,
@@ -272,19 +274,32 @@ export class SnapshottableDevice implements BlockDevice {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.closeGate();
-    // A fold step, a snapshot create or delete under way finishes first; the fold stops after it.
-    const releaseAdmin = await this.admin.lock(0);
-    releaseAdmin();
-    await this.redirect.commit();
-    await this.changes.close();
-    await this.redirect.close();
-    await this.base.close();
-    // Writes that waited at the gate now fail instead of hanging.
-    const w = this.gateWaiters;
-    this.gateWaiters = [];
-    this.gateHolds = 0;
-    for (const f of w) f();
+    let failure: { e: unknown } | undefined;
+    const step = async (f: () => Promise<void>): Promise<void> => {
+      try {
+        await f();
+      } catch (e) {
+        failure ??= { e };
+      }
+    };
+    try {
+      await this.closeGate();
+      // A fold step, a snapshot create or delete under way finishes first; the fold stops after it.
+      const releaseAdmin = await this.admin.lock(0);
+      releaseAdmin();
+      // Each step runs even if one before failed: the files are closed either way.
+      await step(() => this.redirect.commit());
+      await step(() => this.changes.close());
+      await step(() => this.redirect.close());
+      await step(() => this.base.close());
+    } finally {
+      // Writes that waited at the gate now fail instead of hanging, and so do later ones.
+      const w = this.gateWaiters;
+      this.gateWaiters = [];
+      this.gateHolds = 0;
+      for (const f of w) f();
+    }
+    if (failure) throw failure.e;
   }
 
   // ---- snapshots ----
@@ -305,10 +320,12 @@ export class SnapshottableDevice implements BlockDevice {
    */
   createSnapshot(meta?: Record<string, unknown>): Promise<SnapshotInfo> {
     const drained = this.closeGate();
+    this.creating++;
     return this.finishCreate(drained, meta);
   }
 
   private async finishCreate(drained: Promise<void>, meta: Record<string, unknown> | undefined): Promise<SnapshotInfo> {
+    let made = false;
     try {
       await drained;
       if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
@@ -325,12 +342,17 @@ export class SnapshottableDevice implements BlockDevice {
         await writeManifest(this.dir, this.manifest([...this.snaps, entry], this.nextLayer + 1));
         this.nextLayer++;
         this.snaps.push(entry);
+        made = true;
         return this.info(entry);
       } finally {
         releaseAdmin();
       }
     } finally {
+      this.creating--;
       this.openGate();
+      // A fold this request stopped goes on if no snapshot came of it.
+      if (!made && this.creating === 0 && this.snaps.length === 0 && this.redirect.layers.length > 0 && !this.closed)
+        void this.fold().catch(() => undefined); // finished at the next delete or open otherwise
     }
   }
 
@@ -577,6 +599,7 @@ export class SnapshottableDevice implements BlockDevice {
         if (failed) throw failed.reason;
         if (fresh.length > 0) {
           // Only now, with the data in the slots: a reader or a reopen that sees the entry finds it.
+          // (If map.log takes only some entries, map() keeps those slots and leaves the rest in `slots`.)
           this.redirect.map(this.nextLayer - 1, fresh, slots);
           slots.length = 0;
           if (this.redirect.commitEachMap) await this.redirect.commit();
@@ -660,7 +683,9 @@ export class SnapshottableDevice implements BlockDevice {
     for (;;) {
       const releaseAdmin = await this.admin.lock(0);
       try {
-        if (this.snaps.length > 0 || this.closed) return;
+        // A snapshot requested meanwhile (its write gate shut, maybe waiting for a write that
+        // waited for the last step) is not held for another step.
+        if (this.snaps.length > 0 || this.closed || this.creating > 0) return;
         if (this.redirect.layers.length === 0) {
           const releaseRw = await this.structure.write();
           try {
@@ -685,6 +710,9 @@ export class SnapshottableDevice implements BlockDevice {
   private async foldStep(): Promise<void> {
     const releaseRw = await this.structure.write();
     try {
+      // A chunk redirected since the last commit has its change mark only written (markWritten):
+      // the copy below makes its data durable in the image, outside any commit, so the marks first.
+      await this.changes.sync();
       const layer = this.redirect.layers[0];
       const chunks = [...layer.chunks.keys()].slice(0, FOLD_BATCH);
       const cb = this.chunkBlocks;
