@@ -479,9 +479,12 @@ export class RedirectMap {
   /** `p`, an fdatasync of `file`; its failure fails every later commit. */
   private durably(file: string, p: Promise<void>): Promise<void> {
     return p.catch((e: Error) => {
-      this.syncFailure ??= new Error(`${file}: an fdatasync failed (${e.message}); data written before it may be lost`, {
-        cause: e,
-      });
+      this.syncFailure ??= new Error(
+        `${file}: an fdatasync failed (${e.message}); data written before it may be lost`,
+        {
+          cause: e,
+        },
+      );
       throw this.syncFailure;
     });
   }

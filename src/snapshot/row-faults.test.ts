@@ -1,4 +1,4 @@
-// Second review of redirect-on-write (docs/snapshots.md, "Crash", "Crash-safety order"). Each test
+// Disk faults and crashes for redirect-on-write (docs/snapshots.md, "Crash", "Crash-safety order"). Each test
 // builds the state the disk (or the page cache, after a SIGKILL) may hold after a failure at one
 // step, then reopens and checks an invariant: flushed writes survive, a snapshot never changes,
 // changed(since) never under-reports, writes never hang. No wall-clock assertions.
@@ -61,7 +61,8 @@ async function interceptDatasync(
   const synced = new Map<string, Buffer[]>();
   proto.datasync = function (this: { fd: number }) {
     const path = pathOf(this.fd);
-    if (path && fail(path)) return Promise.reject(Object.assign(new Error(`EIO: i/o error, fdatasync`), { code: 'EIO' }));
+    if (path && fail(path))
+      return Promise.reject(Object.assign(new Error(`EIO: i/o error, fdatasync`), { code: 'EIO' }));
     if (path) {
       try {
         const list = synced.get(path) ?? [];
@@ -167,7 +168,7 @@ test('a background commit whose fdatasync of chunks.dat fails: the next flush fa
       failed++;
       return true;
     });
-    let flushed = false;
+    let flushed: boolean | undefined;
     let dataDurable: Buffer;
     let syncsBeforeFailure = 0;
     try {
@@ -231,10 +232,19 @@ test('close() that fails (its commit) leaves no write hanging: later writes fail
       (e: { code?: string }) => e.code ?? 'failed',
     );
     // A few turns of the event loop: a write to a closed LUN fails at once, it has nothing to wait for.
-    const pending = new Promise<string>((r) => setImmediate(() => setImmediate(() => setImmediate(() => r('pending')))));
+    const pending = new Promise<string>((r) =>
+      setImmediate(() => setImmediate(() => setImmediate(() => r('pending')))),
+    );
     const state = await Promise.race([w, pending]);
     assert.notEqual(state, 'pending', 'a write after the failed close hangs at the write gate forever');
-    assert.equal(await dev.close().then(() => 'ok', () => 'failed'), 'ok', 'a second close() does not hang');
+    assert.equal(
+      await dev.close().then(
+        () => 'ok',
+        () => 'failed',
+      ),
+      'ok',
+      'a second close() does not hang',
+    );
   });
 });
 
