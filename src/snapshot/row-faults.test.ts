@@ -94,7 +94,7 @@ async function openLun(
 
 // ---- 1. CBT: the fold makes a redirected chunk durable in the image before its mark ----
 
-test('power loss during the fold: a first write the fold copied into the image is reported by changed(since)', async () => {
+test('power loss during the fold: a first write the fold copied is reported by changed(since)', async () => {
   await inTempDir('rowrev2', async (dir) => {
     const sdir = join(dir, 'lun.img.snapshots');
     const chunks = 64;
@@ -150,7 +150,7 @@ test('power loss during the fold: a first write the fold copied into the image i
 
 // ---- 2. Data loss: a background commit's failed fdatasync is swallowed ----
 
-test('a background commit whose fdatasync of chunks.dat fails: the next flush fails, or the data survives a power loss', async () => {
+test('a failed fdatasync of chunks.dat in a background commit: the next flush fails, or the data survives', async () => {
   await inTempDir('rowrev2', async (dir) => {
     const sdir = join(dir, 'lun.img.snapshots');
     const chunks = 32;
@@ -369,7 +369,7 @@ test('a snapshot requested during the fold while a write is in flight waits one 
 
 // ---- 6. A failed growth of chunks.dat fails that write only ----
 
-test('a growth of chunks.dat that fails once fails that write only: later first writes and the fold go on', async () => {
+test('a growth of chunks.dat that fails once fails that write only: later writes and the fold go on', async () => {
   await inTempDir('rowrev2', async (dir) => {
     const sdir = join(dir, 'lun.img.snapshots');
     const chunks = 16;
