@@ -150,7 +150,7 @@ test('power loss during the fold: a first write the fold copied is reported by c
 
 // ---- 2. Data loss: a background commit's failed fdatasync is swallowed ----
 
-test('a failed fdatasync of chunks.dat in a background commit: the next flush fails, or the data survives', async () => {
+test('a background commit whose fdatasync of chunks.dat fails: the next flush fails or the data survives', async () => {
   await inTempDir('rowrev2', async (dir) => {
     const sdir = join(dir, 'lun.img.snapshots');
     const chunks = 32;
