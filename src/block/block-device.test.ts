@@ -97,3 +97,26 @@ test('FileDevice: a background write-back that fails while a flush runs fails th
     await dev.close();
   });
 });
+
+test('FileDevice: a failed fdatasync fails that flush and every later one (the kernel reports it once)', async () => {
+  await inTempDir('blk', async (dir) => {
+    const dev = await FileDevice.open(join(dir, 'd.img'), { blockSize: 512, sizeBytes: 64 * 512 });
+    const fh = (dev as unknown as { fh: { datasync: () => Promise<void> } }).fh;
+    const orig = fh.datasync.bind(fh);
+    let fail = true;
+    fh.datasync = () => {
+      if (!fail) return orig();
+      fail = false; // only this once: the next fdatasync would succeed without the lost pages
+      return Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    };
+    try {
+      await dev.write(0, new Uint8Array(512).fill(1));
+      await assert.rejects(dev.flush(), /d\.img: an fdatasync failed \(EIO/);
+      await dev.write(1, new Uint8Array(512).fill(2));
+      await assert.rejects(dev.flush(), /an fdatasync failed/, 'a later flush must not report the data durable');
+    } finally {
+      fh.datasync = orig;
+      await dev.close();
+    }
+  });
+});

@@ -402,6 +402,9 @@ export class SnapshottableDevice implements BlockDevice {
     try {
       await drained;
       if (this.closed) throw new FerryError('ERR_CLOSED', 'the LUN is closed');
+      // Writes before the mark are durable first: after a power loss none reverts to older data
+      // unreported by changed(since this mark).
+      await this.flush();
       return await this.changes.startEpoch();
     } finally {
       this.openGate();
