@@ -327,7 +327,9 @@ export class ChangeMap {
       if (prev) await this.reopen(prev);
       throw e;
     }
-    await this.fh?.close();
+    // Swap before closing: a mark commit starting meanwhile writes to the new file, never to a
+    // closed handle (one already under way finishes on the old file, which the seal replaced).
+    const old = this.fh;
     this.fh = fh;
     this.epochList = epochs;
     this.exact = fresh;
@@ -339,6 +341,7 @@ export class ChangeMap {
     this.lastEnd = -1;
     this.streak = 0;
     this.ahead = 0;
+    await old?.close();
     // The epoch has started: a merge that fails now is tried again at the next start.
     try {
       while (this.epochList.length > this.maxEpochs) await this.mergeOldest();
