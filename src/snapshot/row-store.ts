@@ -125,8 +125,6 @@ export class RedirectMap {
   private readonly commits: GroupCommit<null>;
   /** Entries in map.log (the next one's index). */
   private entries = 0;
-  /** Entries the last append put in map.log (all, unless it failed part-way). */
-  private landed = 0;
   /**
    * Chunks mapped by entries that the open replayed although no COMMIT vouched for them (same
    * boot: the page cache survived). `compact()` commits them, so their change marks, written
@@ -337,24 +335,17 @@ export class RedirectMap {
    * the entries landing in the file and the write being acknowledged.
    */
   map(layerId: number, chunks: readonly number[], slots: number[]): void {
-    let landed = chunks.length;
-    let failure: { e: unknown } | undefined;
-    try {
-      this.append(EntryKind.MAP, layerId, chunks, slots);
-    } catch (e) {
-      // map.log took only some entries (ENOSPC): those are in the journal for good, so they are
-      // mapped here too and their slots taken from `slots` (a slot a valid entry names must never
-      // go back to the free list). The caller gives back the rest.
-      failure = { e };
-      landed = this.landed;
-    }
+    // If map.log took only some entries (ENOSPC), those are in the journal for good: they are
+    // mapped here too and their slots taken from `slots` (a slot a valid entry names must never
+    // go back to the free list). The caller gives back the rest.
+    const { landed, error } = this.append(EntryKind.MAP, layerId, chunks, slots);
     if (landed > 0) {
       const l = this.layer(layerId);
       for (let k = 0; k < landed; k++) l.chunks.set(chunks[k], slots[k]);
     }
-    if (failure) {
+    if (error !== undefined) {
       slots.splice(0, landed);
-      throw failure.e;
+      throw error;
     }
   }
 
@@ -363,22 +354,15 @@ export class RedirectMap {
    * freed only after `commit()`: until then a reopen after power loss may still map them.
    */
   unmap(layerId: number, chunks: readonly number[]): number[] {
-    let landed = chunks.length;
-    let failure: { e: unknown } | undefined;
-    try {
-      this.append(EntryKind.UNMAP, layerId, chunks, undefined);
-    } catch (e) {
-      // As in map(): the entries that landed count (their slots are never freed: a leak, not a risk).
-      failure = { e };
-      landed = this.landed;
-    }
+    // As in map(): the entries that landed count (their slots are never freed: a leak, not a risk).
+    const { landed, error } = this.append(EntryKind.UNMAP, layerId, chunks, undefined);
     const i = this.layers.findIndex((x) => x.id === layerId);
     const l = this.layers[i];
     const done = chunks.slice(0, landed);
     const slots = done.map((c) => l.chunks.get(c) as number);
     for (const c of done) l.chunks.delete(c);
     if (l.chunks.size === 0) this.layers.splice(i, 1);
-    if (failure) throw failure.e;
+    if (error !== undefined) throw error;
     return slots;
   }
 
@@ -439,32 +423,34 @@ export class RedirectMap {
     layer: number,
     chunks: readonly number[],
     slots: readonly number[] | undefined,
-  ): void {
+  ): Appended {
     const bytes = chunks.length * MAP_ENTRY_BYTES;
     if (this.entryBuf.length < bytes) this.entryBuf = Buffer.alloc(bytes);
     for (let k = 0; k < chunks.length; k++)
       encodeMapEntry(this.entryBuf, k * MAP_ENTRY_BYTES, { kind, layer, chunk: chunks[k], slot: slots?.[k] ?? 0 });
-    this.appendRaw(bytes);
+    return this.appendRaw(bytes);
   }
 
   /**
    * Append `bytes` of entries from entryBuf. If the file takes only part of them (ENOSPC), the
-   * whole entries that landed stay appended (`landed` says how many), and the error is thrown: a
-   * later append must not land after stale valid entries, which a same-boot replay would count.
+   * whole entries that landed stay appended, and the error is returned with their count: a later
+   * append must not land after stale valid entries, which a same-boot replay would count.
    */
-  private appendRaw(bytes: number, dirties = true): void {
+  private appendRaw(bytes: number, dirties = true): Appended {
     if (!this.journal) throw new Error('redirect map written before compact()');
     const at = MAP_HEADER_BYTES + this.entries * MAP_ENTRY_BYTES;
     let off = 0;
+    let error: unknown;
     try {
       while (off < bytes) off += writeSync(this.journal.fd, this.entryBuf, off, bytes - off, at + off);
-    } finally {
-      this.landed = Math.floor(off / MAP_ENTRY_BYTES);
-      this.entries += this.landed;
-      if (dirties && this.landed > 0) {
-        this.dirty = true;
-        this.uncommitted += this.landed;
-      }
+    } catch (e) {
+      error = e;
+    }
+    const landed = Math.floor(off / MAP_ENTRY_BYTES);
+    this.entries += landed;
+    if (dirties && landed > 0) {
+      this.dirty = true;
+      this.uncommitted += landed;
     }
     if (dirties) {
       if (this.commitAfterMs > 0 && !this.commitTimer) {
@@ -474,6 +460,7 @@ export class RedirectMap {
         }, this.commitAfterMs).unref();
       }
     }
+    return error === undefined ? { landed } : { landed, error };
   }
 
   /** `p`, an fdatasync of `file`; its failure fails every later commit. */
@@ -517,7 +504,8 @@ export class RedirectMap {
       if (entries === 0) return;
       if (this.entryBuf.length < MAP_ENTRY_BYTES) this.entryBuf = Buffer.alloc(MAP_ENTRY_BYTES);
       encodeMapEntry(this.entryBuf, 0, { kind: EntryKind.COMMIT, layer: 0, chunk: covered, slot: 0 });
-      this.appendRaw(MAP_ENTRY_BYTES, false);
+      const { error } = this.appendRaw(MAP_ENTRY_BYTES, false);
+      if (error !== undefined) throw error;
       await this.durably(MAP_FILE, journal.datasync());
     } catch (e) {
       // The next commit does it all again.
@@ -526,6 +514,12 @@ export class RedirectMap {
       throw e;
     }
   }
+}
+
+/** What an append put in map.log: every entry, or `landed` of them and the error that cut it short. */
+interface Appended {
+  landed: number;
+  error?: unknown;
 }
 
 /**
