@@ -2,7 +2,13 @@
 // end, every role its own process (test/helpers/site.ts: storage node with its API, tape library
 // node, `ferry mover`, `ferry server --config`; the CLI as users run it), against peers measured
 // in the same run:
-//   dd           the same bytes file to file: the LUN's image → a new file, and back, conv=fdatasync;
+//   dd           the same bytes file to file, bs=1M conv=fdatasync, as Ferry keeps them: each backup
+//                appended to one growing file that keeps every run's copy (a cartridge keeps its
+//                sets), each restore into a new file that is deleted after it (untimed; Ferry's
+//                restored LUN is too);
+//   dd overwrite the peer of this bench before 2026-12-05: the image into a file it deletes just
+//                before (`rm`), and back. On this VM that reuses pages freed a moment earlier, which
+//                runs 2–5× faster than writing data that is kept (see docs/benchmarks.md);
 //   traditional  a separate process plays a backup server that moves the data itself, with the
 //                same initiator code: it snapshots the LUN through the node's API, loads a cartridge
 //                through the changer, reads the snapshot LUN over iSCSI (RemoteBlockDevice) and
@@ -20,9 +26,15 @@
 // is deleted after it (untimed), so memory stays flat over the runs. For Ferry and the
 // traditional peers it prints the "server" process's CPU seconds (/proc/PID/stat) and bytes (its
 // TCP sockets by `ss`, and rchar+wchar of /proc/PID/io, which also counts its SQLite catalog) per
-// GiB moved; --cpu also prints every role's CPU time per step. Every timed step starts after `sync`.
+// GiB moved; --cpu also prints every role's CPU time per step. Every timed step starts after `settle`
+// (memory warmed, then `sync`).
 //
-//   node --import tsx bench/backup-e2e.ts [--size 1G] [--runs 3] [--cpu] [--keep]
+// --topology drive starts the site without a `ferry mover`: the server then sends EXTENDED COPY to
+// the copy manager in the loaded drive's LU (DESIGN.md's third choice), and the data makes one
+// iSCSI hop (storage node → tape node) instead of two.
+//
+//   node --import tsx bench/backup-e2e.ts [--size 1G] [--runs 3] [--topology mover|drive] [--cold] [--cpu]
+//                                          [--keep]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
@@ -40,6 +52,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     keep: { type: 'boolean', default: false },
     cpu: { type: 'boolean', default: false },
+    cold: { type: 'boolean', default: false },
+    topology: { type: 'string', default: 'mover' },
     // The traditional server's own process (started by this script).
     role: { type: 'string' },
     store: { type: 'string' },
@@ -188,17 +202,32 @@ function cpuTicks(pid: number): [number, number] {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mbps = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000);
 
+/** Scratch file size for `settle` (0: --cold) and where it goes. */
+let warmBytes = 0;
+let scratchDir = '';
+
+/**
+ * Before every timed step: write and delete a scratch file as large as the LUN, then `sync`.
+ * This VM hands freed guest memory back to its host within seconds, and memory touched again
+ * after that costs a host fault per page (~2.7 s of kernel CPU per GiB here, against ~0.4 s):
+ * so each step, Ferry's and every peer's, starts with as many just-freed pages as it may write
+ * (as bench/tape-vs-dd.ts and bench/snapshot-cow.ts do). --cold leaves memory as it is.
+ */
 function settle(): void {
+  if (warmBytes) {
+    const scratch = join(scratchDir, 'scratch.img');
+    spawnSync('dd', ['if=/dev/zero', `of=${scratch}`, 'bs=1M', `count=${warmBytes / 2 ** 20}`, 'status=none']);
+    rmSync(scratch, { force: true });
+  }
   spawnSync('sync');
 }
 
-/** `dd if=FROM of=TO bs=1M conv=fdatasync` into a new file: ms. */
-function dd(from: string, to: string): number {
-  rmSync(to, { force: true });
+/** `dd bs=1M conv=fdatasync` with `args` (if=, of=, …): ms, after `sync`. */
+function dd(...args: string[]): number {
   settle();
   const t0 = performance.now();
-  const r = spawnSync('dd', [`if=${from}`, `of=${to}`, 'bs=1M', 'conv=fdatasync', 'status=none'], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error('dd failed');
+  const r = spawnSync('dd', ['bs=1M', 'status=none', ...args], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`dd ${args.join(' ')} failed`);
   return performance.now() - t0;
 }
 
@@ -246,8 +275,12 @@ async function ferryJob(
   const v = (await site.ferry(['job', String(job.job), '--json'])).json<{
     createdAt: string;
     endedAt: string;
+    mover?: string;
     events: Array<{ at: string; state?: string }>;
   }>();
+  // The copy ran where --topology says: m1 (a `ferry mover`), or "vtl (drive LU n)".
+  const want = site.mover ? /^m1$/ : /drive LU/;
+  if (!want.test(v.mover ?? '')) throw new Error(`ferry ${args.join(' ')}: copied by ${v.mover}, expected ${want}`);
   const copying = v.events.find((e) => e.state === 'copying');
   const end = Date.parse(v.endedAt);
   return { ms: end - Date.parse(v.createdAt), cliMs, copyMs: copying ? end - Date.parse(copying.at) : NaN, job };
@@ -300,8 +333,12 @@ function startTraditional(site: Site): Promise<{
 async function main(): Promise<void> {
   const BYTES = parseSize(values.size!, '--size');
   const RUNS = Number(values.runs);
+  const topology = values.topology!;
+  if (topology !== 'mover' && topology !== 'drive') throw new Error(`--topology: mover or drive, not ${topology}`);
   if (BYTES % (4 << 20) !== 0) throw new Error('--size must be a multiple of 4 MiB');
   const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-e2e-'));
+  scratchDir = dir;
+  warmBytes = values.cold ? 0 : BYTES;
   let site: Site | undefined;
   let trad: ChildProcess | undefined;
   try {
@@ -322,6 +359,7 @@ async function main(): Promise<void> {
       cartridgeBytes: (RUNS + 1) * BYTES + GIB,
       slots: 8,
       quietPeriodMs: 0,
+      movers: topology === 'mover' ? 1 : 0,
     });
     const t = await startTraditional(site);
     const node = new SnapshotApiClient(site.store.api, readFileSync(site.store.tokenFile, 'utf8').trim());
@@ -331,17 +369,18 @@ async function main(): Promise<void> {
     };
     trad = t.child;
     const pid = t.child.pid!;
-    type Path = 'ferry' | TradPeer | 'dd';
+    type Path = 'ferry' | TradPeer | 'dd' | 'ddOverwrite';
     const rows: Record<Path, Record<'backup' | 'restore', Sample[]>> = {
       ferry: { backup: [], restore: [] },
       traditional: { backup: [], restore: [] },
       overwrite: { backup: [], restore: [] },
       dd: { backup: [], restore: [] },
+      ddOverwrite: { backup: [], restore: [] },
     };
     const roles: Record<string, number> = {
       store: site.store.pid,
       tape: site.tape.pid,
-      mover: site.mover.pid,
+      ...(site.mover ? { mover: site.mover.pid } : {}),
       server: site.server.pid,
       traditional: pid,
     };
@@ -357,19 +396,35 @@ async function main(): Promise<void> {
       console.log(`  ${what}: CPU ms user+sys: ${use.join(', ')}`);
       return r;
     };
-    const ddCopy = join(dir, 'dd-copy.img');
+    const ddTape = join(dir, 'dd-tape.img');
     const ddBack = join(dir, 'dd-back.img');
+    const ddCopy = join(dir, 'dd-copy.img');
+    const ddCopyBack = join(dir, 'dd-copy-back.img');
+    const mib = BYTES / 2 ** 20;
+    /** dd's backup and restore of run `i`. */
+    const ddRun = (i: number, peer: 'dd' | 'ddOverwrite'): void => {
+      const push = (dirn: 'backup' | 'restore', ms: number) =>
+        rows[peer][dirn].push({ ms, cpuS: 0, socketBytes: 0, ioBytes: 0 });
+      if (peer === 'dd') {
+        // Run i's copy appended after the copies before it, then restored from there into a new file.
+        push('backup', dd(`if=${volume}`, `of=${ddTape}`, 'oflag=append', 'conv=notrunc,fdatasync'));
+        push('restore', dd(`if=${ddTape}`, `skip=${i * mib}`, `count=${mib}`, `of=${ddBack}`, 'conv=fdatasync'));
+        rmSync(ddBack);
+      } else {
+        // Into files it wrote the run before, deleted just before.
+        rmSync(ddCopy, { force: true });
+        push('backup', dd(`if=${volume}`, `of=${ddCopy}`, 'conv=fdatasync'));
+        rmSync(ddCopyBack, { force: true });
+        push('restore', dd(`if=${ddCopy}`, `of=${ddCopyBack}`, 'conv=fdatasync'));
+      }
+    };
     for (let i = 0; i < RUNS; i++) {
-      const dB = dd(volume, ddCopy);
-      const dR = dd(ddCopy, ddBack);
-      rows.dd.backup.push({ ms: dB, cpuS: 0, socketBytes: 0, ioBytes: 0 });
-      rows.dd.restore.push({ ms: dR, cpuS: 0, socketBytes: 0, ioBytes: 0 });
-
-      // Ferry and the two traditional peers take turns going first.
-      const paths: Array<'ferry' | TradPeer> = ['ferry', ...TRAD_PEERS];
+      // Ferry and its peers take turns going first.
+      const paths: Path[] = ['ferry', ...TRAD_PEERS, 'dd', 'ddOverwrite'];
       for (let k = 0; k < paths.length; k++) {
         const path = paths[(i + k) % paths.length];
-        if (path === 'ferry') {
+        if (path === 'dd' || path === 'ddOverwrite') ddRun(i, path);
+        else if (path === 'ferry') {
           let set = 0;
           rows.ferry.backup.push(
             await cpuOf('ferry backup', () =>
@@ -408,7 +463,7 @@ async function main(): Promise<void> {
           `run ${i + 1} ${dirn}: ferry ${mbps(BYTES, f.ms).toFixed(0)} MB/s (CLI ` +
             `${mbps(BYTES, f.cliMs!).toFixed(0)}, ` +
             `copy phase ${mbps(BYTES, f.copyMs!).toFixed(0)}), traditional ${at('traditional')}, ` +
-            `traditional overwrite ${at('overwrite')}, dd ${at('dd')}`,
+            `traditional overwrite ${at('overwrite')}, dd ${at('dd')}, dd overwrite ${at('ddOverwrite')}`,
         );
       }
     }
@@ -416,7 +471,7 @@ async function main(): Promise<void> {
     const gib = BYTES / GIB;
     console.log(
       `\n${formatBytes(BYTES)} LUN, ${RUNS} runs, medians; every role its own process; tape blocks ` +
-        `${formatBytes(TAPE_BLOCK)}`,
+        `${formatBytes(TAPE_BLOCK)}; Ferry's copy by ${topology === 'mover' ? 'a `ferry mover`' : "the drive LU's copy manager"}`,
     );
     const table: Record<string, Record<string, string | number>> = {};
     for (const dirn of ['backup', 'restore'] as const) {
@@ -439,6 +494,7 @@ async function main(): Promise<void> {
           'server rchar+wchar B/GiB': Math.round(m(peer, 'ioBytes') / gib),
         };
       table[`dd ${dirn}`] = { 'MB/s': Math.round(mbps(BYTES, dMs)) };
+      table[`dd overwrite ${dirn}`] = { 'MB/s': Math.round(mbps(BYTES, m('ddOverwrite', 'ms'))) };
     }
     console.table(table);
     for (const dirn of ['backup', 'restore'] as const) {
@@ -446,6 +502,7 @@ async function main(): Promise<void> {
       const sock = m('ferry', 'socketBytes') / m('traditional', 'socketBytes');
       console.log(
         `${dirn}: ferry = ${(m('dd', 'ms') / m('ferry', 'ms')).toFixed(2)}× dd (goal ≥ 0.5×), ` +
+          `${(m('ddOverwrite', 'ms') / m('ferry', 'ms')).toFixed(2)}× dd overwrite, ` +
           `${(m('traditional', 'ms') / m('ferry', 'ms')).toFixed(2)}× traditional (goal > 1×), ` +
           `${(m('overwrite', 'ms') / m('ferry', 'ms')).toFixed(2)}× traditional overwrite, ` +
           `server socket bytes ${(100 * sock).toFixed(4)}% of traditional's (goal < 1%); ` +

@@ -36,7 +36,7 @@ export interface SiteOptions {
   timeoutMs?: number;
   /** Log level of every role (default info; the roles announce they are ready at info). */
   logLevel?: string;
-  /** Data movers m1 … mN, each its own `ferry mover` (default 1). */
+  /** Data movers m1 … mN, each its own `ferry mover` (default 1). With 0 the drive LUs copy. */
   movers?: number;
   /** Each mover's `--max-rate` (a copy that takes seconds, for drills that act mid-copy). */
   moverRate?: string;
@@ -63,8 +63,8 @@ export interface Site {
   store: Role & { api: string; tokenFile: string };
   tape: Role & { library: string };
   empty?: Role;
-  /** m1, the first of `movers`. */
-  mover: Role;
+  /** m1, the first of `movers` (none with `movers: 0`). */
+  mover?: Role;
   /** Every data mover, by config name (m1 …); a killed one stays here until startMover. */
   movers: Array<Role & { config: string }>;
   server: Omit<Role, 'portal'> & { url: string; tokenFile: string; configFile: string };
