@@ -112,6 +112,20 @@ test('an fsync that failed once fails every later sync and write: lost records n
   }
 });
 
+test('a failed label fsync fails the next sync: it may have taken the write-back error of the data', async () => {
+  const t = tmp();
+  try {
+    const c = await Cartridge.create(join(t.dir, 'l.cart'), { barcode: 'L', capacityBytes: 1 << 20 });
+    await c.append(ObjectKind.DATA, 1, 100, record(0, 100));
+    failNextFsync(c);
+    await assert.rejects(c.updateLabel({ loadCount: 1 }), /EIO/);
+    await assert.rejects(c.sync(), /EIO/);
+    await c.close();
+  } finally {
+    t.done();
+  }
+});
+
 test('writing in the middle truncates, and the old tail never comes back after reopen', async () => {
   const t = tmp();
   try {

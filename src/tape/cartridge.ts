@@ -77,7 +77,7 @@ export class Cartridge {
   );
   /** Appends whose data or entry is still being written on the thread pool. */
   private inFlight = 0;
-  /** Background fdatasync every WRITEBACK_BYTES appended; sync() runs through it. A failure fails the medium. */
+  /** Background fdatasync every WRITEBACK_BYTES appended; every fsync runs through it. A failure fails the medium. */
   private readonly writeback: BackgroundWriteback;
   /** Reads in flight (a truncation waits for them). */
   private readonly reads = new Set<Promise<void>>();
@@ -543,7 +543,11 @@ export class Cartridge {
     // Odd sequence numbers live in copy A, even ones in copy B: a write never touches the newest copy.
     const buf = encodeLabel(this.label, this.labelSeq);
     await this.fh.write(buf, 0, buf.length, this.labelSeq % 2 === 1 ? 0 : CartridgeLayout.LABEL_COPY_BYTES);
-    await this.fh.sync();
+    // This fsync may take a write-back error of the data, so its failure is kept like sync()'s.
+    await this.writeback.syncWith(
+      () => this.fh.sync(),
+      () => undefined,
+    );
   }
 
   /** Make everything written so far durable (fsync). */
