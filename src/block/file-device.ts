@@ -23,10 +23,8 @@ export class FileDevice implements BlockDevice {
   readonly readOnly: boolean;
   blockCount: number;
   private fh: FileHandle;
-  /** Its failure means data may be lost, so every later flush fails. */
+  /** Runs the flush's fdatasync: a failed one, or a failed write-back, fails every later flush. */
   private readonly writeback: BackgroundWriteback;
-  /** The first failed fdatasync of a flush: every later flush fails with it too. */
-  private syncFailure: Error | undefined;
 
   private constructor(
     path: string,
@@ -108,15 +106,10 @@ export class FileDevice implements BlockDevice {
   }
 
   async flush(): Promise<void> {
-    if (this.syncFailure) throw this.syncFailure;
     await this.writeback.syncWith(
       () =>
         this.fh.datasync().catch((e: Error) => {
-          // Linux reports a failed write-back once: a later fdatasync succeeds without the lost pages.
-          this.syncFailure ??= new Error(`${this.path}: an fdatasync failed (${e.message}); written data may be lost`, {
-            cause: e,
-          });
-          throw this.syncFailure;
+          throw new Error(`${this.path}: an fdatasync failed (${e.message}); written data may be lost`, { cause: e });
         }),
       () => {
         const e = this.writeback.error;

@@ -1,8 +1,12 @@
 /**
  * One background fdatasync per `intervalBytes` written, never two at once, as a drive or an
  * array destages its write cache: dirty pages stay bounded and the next explicit sync has
- * little left to do. Linux reports a write-back error to one fsync only, so the first failure
- * is kept (`error`) and passed to `onError` instead of being lost.
+ * little left to do.
+ *
+ * Linux reports a write-back error to one fsync of a file description only (fsync(2) EIO;
+ * errseq_t, Linux 4.13): the next one succeeds although the pages were lost. So the first
+ * failure of each kind is kept, the background one in `error`, an explicit one in
+ * `explicitSyncError`, and every later `syncWith` fails. Each failure also goes to `onError`.
  */
 export class BackgroundWriteback {
   private readonly file: { datasync(): Promise<void> };
@@ -12,6 +16,8 @@ export class BackgroundWriteback {
   private running?: Promise<void>;
   /** The first background write-back failure: data written before it may be lost. */
   error?: Error;
+  /** The first failure of an explicit sync (`syncWith`'s `syncNow`): every later one rethrows it. */
+  private explicitSyncError?: Error;
 
   constructor(file: { datasync(): Promise<void> }, intervalBytes: number, onError?: (e: Error) => void) {
     this.file = file;
@@ -39,15 +45,24 @@ export class BackgroundWriteback {
   }
 
   /**
-   * The owner's explicit sync: after the write-back in progress, with `check` (which throws
-   * over a failure) before and after it. A write-back that overlapped `syncNow` may have taken
-   * the error Linux reports once, so the second check waits for it too.
+   * The owner's explicit sync: after the write-back in progress, with the checks (a failed
+   * explicit sync, then `check`, which throws over a failure) before and after it. A sync that
+   * overlapped `syncNow`, in the background or another caller's, may have taken the error Linux
+   * reports once, so the second checks wait for it too.
    */
   async syncWith(syncNow: () => Promise<void>, check: () => void | Promise<void>): Promise<void> {
+    const failed = async (): Promise<void> => {
+      if (this.explicitSyncError) throw this.explicitSyncError;
+      await check();
+    };
     await this.settled();
-    await check();
-    await syncNow();
+    await failed();
+    await syncNow().catch((e: Error) => {
+      this.explicitSyncError ??= e;
+      this.onError?.(e);
+      throw this.explicitSyncError;
+    });
     await this.settled();
-    await check();
+    await failed();
   }
 }

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { TapeDriveLu } from './ssc.ts';
 import { Cartridge } from '../tape/cartridge.ts';
 import { runCdb, nexusFor, type RunResult } from '../../test/helpers/tape.ts';
@@ -304,6 +304,26 @@ test('writing in the middle truncates; ERASE at the position makes the end of da
     expectSense(await runCdb(lu, buildRead6(16)), SenseKey.BLANK_CHECK, 0x00, 0x05);
   } finally {
     await done();
+  }
+});
+
+test('after a failed fsync, WRITE FILEMARKS and WRITE get 04/44/00, as after a failed write-back', async () => {
+  const { lu, cart } = await setup();
+  const fh = (cart as unknown as { fh: { sync(): Promise<void> } }).fh;
+  const orig = fh.sync.bind(fh);
+  fh.sync = () => {
+    fh.sync = orig; // once: the kernel reports a lost write-back to one fsync only
+    return Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+  };
+  try {
+    assert.equal((await runCdb(lu, buildWrite6(16), { dataOut: rec(0, 16) })).status, GOOD);
+    expectSense(await runCdb(lu, buildWriteFilemarks6(1)), SenseKey.HARDWARE_ERROR, 0x44, 0x00);
+    // The next fsync would succeed: WRITE FILEMARKS(0) must not answer GOOD over the lost record.
+    expectSense(await runCdb(lu, buildWriteFilemarks6(0)), SenseKey.HARDWARE_ERROR, 0x44, 0x00);
+    expectSense(await runCdb(lu, buildWrite6(16), { dataOut: rec(1, 16) }), SenseKey.HARDWARE_ERROR, 0x44, 0x00);
+  } finally {
+    await lu.close().catch(() => cart.close()); // the unload's sync fails too
+    rmSync(dirname(cart.path), { recursive: true, force: true });
   }
 });
 

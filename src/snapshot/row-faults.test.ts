@@ -214,6 +214,28 @@ test('a background commit whose fdatasync of chunks.dat fails: the next flush fa
   });
 });
 
+test('a failed fdatasync of map.log fails every later flush: the next would succeed without its pages', async () => {
+  await inTempDir('rowrev2', async (dir) => {
+    const sdir = join(dir, 'lun.img.snapshots');
+    const dev = await openLun(dir, 16, BOOT_A);
+    await dev.createSnapshot();
+    await dev.write(0, fill(0xee, CB)); // redirected: a MAP entry for the next commit
+    let failNext = true;
+    const tracker = await interceptDatasync((p) => {
+      if (p !== join(sdir, 'map.log') || !failNext) return false;
+      failNext = false;
+      return true;
+    });
+    try {
+      await assert.rejects(dev.flush(), /map\.log: an fdatasync failed \(EIO/);
+      await assert.rejects(dev.flush(), /map\.log: an fdatasync failed/, 'a COMMIT would vouch for a lost page');
+    } finally {
+      tracker.restore();
+      await dev.close().catch(() => undefined);
+    }
+  });
+});
+
 // ---- 3. Stall: a failed close leaves the write gate closed ----
 
 test('close() that fails (its commit) leaves no write hanging: later writes fail', async () => {

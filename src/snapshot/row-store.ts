@@ -121,7 +121,13 @@ export class RedirectMap {
   /** map.log, open once `compact()` has rewritten it. */
   private journal: FileHandle | undefined;
   private readonly data: FileHandle;
+  /**
+   * chunks.dat's background write-back, and map.log's fdatasyncs (none in the background): each
+   * keeps its file's first failed fdatasync, so every later commit fails instead of vouching for
+   * pages the kernel may have dropped.
+   */
   private readonly writeback: BackgroundWriteback;
+  private readonly journalSyncs: BackgroundWriteback;
   private readonly commits: GroupCommit<null>;
   /** Entries in map.log (the next one's index). */
   private entries = 0;
@@ -149,12 +155,6 @@ export class RedirectMap {
   /** A COMMIT follows new entries within this many ms (0: only on flush). */
   private readonly commitAfterMs: number;
   private commitTimer: NodeJS.Timeout | undefined;
-  /**
-   * The first failed fdatasync of chunks.dat or map.log. The kernel may have dropped the pages it
-   * held and reports that once: a later fdatasync succeeds without them. So every later commit
-   * fails (as FileDevice's flush does after a failed write-back) instead of vouching for them.
-   */
-  private syncFailure: Error | undefined;
   /** Made durable with chunks.dat before each COMMIT: the change marks of the mapped chunks. */
   beforeCommit: () => Promise<void> = () => Promise.resolve();
 
@@ -173,6 +173,7 @@ export class RedirectMap {
     this.recovered = recovered;
     this.commitAfterMs = commitAfterMs;
     this.writeback = new BackgroundWriteback(data, WRITEBACK_BYTES);
+    this.journalSyncs = new BackgroundWriteback({ datasync: () => (this.journal as FileHandle).datasync() }, 0);
     this.commits = new GroupCommit<null>(() => this.commitNow());
     this.commitEachMap = bootId === undefined;
   }
@@ -456,28 +457,23 @@ export class RedirectMap {
       if (this.commitAfterMs > 0 && !this.commitTimer) {
         this.commitTimer = setTimeout(() => {
           this.commitTimer = undefined;
-          this.commit().catch(() => undefined); // the next flush reports a failure (syncFailure)
+          this.commit().catch(() => undefined); // a failed sync fails the next flush too
         }, this.commitAfterMs).unref();
       }
     }
     return error === undefined ? { landed } : { landed, error };
   }
 
-  /** `p`, an fdatasync of `file`; its failure fails every later commit. */
-  private durably(file: string, p: Promise<void>): Promise<void> {
-    return p.catch((e: Error) => {
-      this.syncFailure ??= new Error(
-        `${file}: an fdatasync failed (${e.message}); data written before it may be lost`,
-        {
-          cause: e,
-        },
-      );
-      throw this.syncFailure;
-    });
+  /** fdatasync map.log; a failed one fails every later call. */
+  private syncJournal(journal: FileHandle): Promise<void> {
+    return this.journalSyncs.syncWith(
+      () => datasyncNamed(MAP_FILE, journal),
+      () => undefined,
+    );
   }
 
   private async commitNow(): Promise<void> {
-    if (this.syncFailure) throw this.syncFailure;
+    // After a failure `dirty` stays set (see the catch): the next commit reaches the failed sync again.
     if (!this.dirty) return;
     this.dirty = false;
     // Only entries appended before chunks.dat's fdatasync started are vouched for. With none
@@ -492,21 +488,21 @@ export class RedirectMap {
       // must not leave a COMMIT over a lost page of MAP or UNMAP entries.
       await Promise.all([
         this.writeback.syncWith(
-          () => this.durably(DATA_FILE, this.data.datasync()),
+          () => datasyncNamed(DATA_FILE, this.data),
           () => {
             const e = this.writeback.error;
             if (e) throw new Error(`${DATA_FILE}: a background write-back failed (${e.message})`, { cause: e });
           },
         ),
         entries > 0 ? this.beforeCommit() : undefined,
-        entries > 0 ? this.durably(MAP_FILE, journal.datasync()) : undefined,
+        entries > 0 ? this.syncJournal(journal) : undefined,
       ]);
       if (entries === 0) return;
       if (this.entryBuf.length < MAP_ENTRY_BYTES) this.entryBuf = Buffer.alloc(MAP_ENTRY_BYTES);
       encodeMapEntry(this.entryBuf, 0, { kind: EntryKind.COMMIT, layer: 0, chunk: covered, slot: 0 });
       const { error } = this.appendRaw(MAP_ENTRY_BYTES, false);
       if (error !== undefined) throw error;
-      await this.durably(MAP_FILE, journal.datasync());
+      await this.syncJournal(journal);
     } catch (e) {
       // The next commit does it all again.
       this.dirty = true;
@@ -514,6 +510,13 @@ export class RedirectMap {
       throw e;
     }
   }
+}
+
+/** fdatasync `fh`, its failure named after `file`. */
+function datasyncNamed(file: string, fh: FileHandle): Promise<void> {
+  return fh.datasync().catch((e: Error) => {
+    throw new Error(`${file}: an fdatasync failed (${e.message}); data written before it may be lost`, { cause: e });
+  });
 }
 
 /** What an append put in map.log: every entry, or `landed` of them and the error that cut it short. */

@@ -87,6 +87,45 @@ test('records and filemarks survive reopen; index answers by object id and file 
   }
 });
 
+/** Make the cartridge's next fsync fail with EIO, once: the kernel reports a lost write-back to one fsync only. */
+function failNextFsync(c: Cartridge): void {
+  const fh = (c as unknown as { fh: { sync(): Promise<void> } }).fh;
+  const orig = fh.sync.bind(fh);
+  fh.sync = () => {
+    fh.sync = orig;
+    return Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+  };
+}
+
+test('an fsync that failed once fails every later sync and write: lost records never reported durable', async () => {
+  const t = tmp();
+  try {
+    const c = await Cartridge.create(join(t.dir, 's.cart'), { barcode: 'S', capacityBytes: 1 << 20 });
+    await c.append(ObjectKind.DATA, 1, 100, record(0, 100));
+    failNextFsync(c);
+    await assert.rejects(c.sync(), /EIO/);
+    await assert.rejects(c.sync(), /EIO/, 'the next fsync succeeds: sync() must not report the record durable');
+    await assert.rejects(c.append(ObjectKind.FILEMARK, 1, 0), /an earlier write failed \(EIO/);
+    await c.close();
+  } finally {
+    t.done();
+  }
+});
+
+test('a failed label fsync fails the next sync: it may have taken the write-back error of the data', async () => {
+  const t = tmp();
+  try {
+    const c = await Cartridge.create(join(t.dir, 'l.cart'), { barcode: 'L', capacityBytes: 1 << 20 });
+    await c.append(ObjectKind.DATA, 1, 100, record(0, 100));
+    failNextFsync(c);
+    await assert.rejects(c.updateLabel({ loadCount: 1 }), /EIO/);
+    await assert.rejects(c.sync(), /EIO/);
+    await c.close();
+  } finally {
+    t.done();
+  }
+});
+
 test('writing in the middle truncates, and the old tail never comes back after reopen', async () => {
   const t = tmp();
   try {

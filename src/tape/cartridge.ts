@@ -77,11 +77,11 @@ export class Cartridge {
   );
   /** Appends whose data or entry is still being written on the thread pool. */
   private inFlight = 0;
-  /** Background fdatasync every WRITEBACK_BYTES appended; its error fails the medium. */
+  /** Background fdatasync every WRITEBACK_BYTES appended; every fsync runs through it. A failure fails the medium. */
   private readonly writeback: BackgroundWriteback;
   /** Reads in flight (a truncation waits for them). */
   private readonly reads = new Set<Promise<void>>();
-  /** A background write failed: the medium is unusable until reopened. */
+  /** A background write or an fsync failed: the medium is unusable until reopened. */
   private failure?: Error;
   private readonly readOnly: boolean;
 
@@ -100,8 +100,8 @@ export class Cartridge {
     this.physicalSlots = physicalSlots;
     this.dirtyTail = false;
     this.readOnly = readOnly;
-    // Linux reports a write-back error to one fsync only: keep it, or the filemark's sync
-    // would answer GOOD over lost pages.
+    // Linux reports a write-back error to one fsync only: keep it, background or explicit, or
+    // the filemark's sync would answer GOOD over lost pages.
     this.writeback = new BackgroundWriteback(fh, WRITEBACK_BYTES, (e) => {
       this.failure ??= e;
     });
@@ -543,12 +543,16 @@ export class Cartridge {
     // Odd sequence numbers live in copy A, even ones in copy B: a write never touches the newest copy.
     const buf = encodeLabel(this.label, this.labelSeq);
     await this.fh.write(buf, 0, buf.length, this.labelSeq % 2 === 1 ? 0 : CartridgeLayout.LABEL_COPY_BYTES);
-    await this.fh.sync();
+    // This fsync may take a write-back error of the data, so its failure is kept like sync()'s.
+    await this.writeback.syncWith(
+      () => this.fh.sync(),
+      () => undefined,
+    );
   }
 
   /** Make everything written so far durable (fsync). */
   async sync(): Promise<void> {
-    // A background write-back error becomes `failure`, which settled() reports.
+    // A failed fsync or background write-back becomes `failure`, which settled() reports.
     await this.writeback.syncWith(
       () => (this.readOnly ? Promise.resolve() : this.fh.sync()),
       () => this.settled(),
