@@ -469,9 +469,11 @@ async function main(): Promise<void> {
     }
 
     const gib = BYTES / GIB;
+    const copier = topology === 'mover' ? 'a `ferry mover`' : "the drive LU's copy manager";
+    const memory = values.cold ? 'memory as it was' : 'memory warmed before each step';
     console.log(
       `\n${formatBytes(BYTES)} LUN, ${RUNS} runs, medians; every role its own process; tape blocks ` +
-        `${formatBytes(TAPE_BLOCK)}; Ferry's copy by ${topology === 'mover' ? 'a `ferry mover`' : "the drive LU's copy manager"}`,
+        `${formatBytes(TAPE_BLOCK)}; Ferry's copy by ${copier}; ${memory}`,
     );
     const table: Record<string, Record<string, string | number>> = {};
     for (const dirn of ['backup', 'restore'] as const) {
