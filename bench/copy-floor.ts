@@ -11,8 +11,9 @@
 //                  them on; a sink process appends them to its file (fdatasync every 32 MiB, as a
 //                  cartridge does, and at the end). Each read lands in a buffer of a fixed ring
 //                  (Node's `onread`), as in Ferry's iSCSI sockets; nothing else is done.
-//                  "+ SHA-256": the source also digests what it reads, as Ferry's storage node
-//                  digests the snapshot it serves.
+//                  "+ SHA-256": the source also reads the image a second time and digests it on
+//                  a worker thread, beside the sends, as Ferry's storage node digests the
+//                  snapshot it serves (src/util/threaded-sha256.ts).
 // Each timed step starts after a scratch file as large as the copy was written and deleted, and
 // `sync` (as in backup-e2e: this VM's freed memory turns cold within seconds); --cold skips that.
 // The variants take turns going first. Memory: every variant but "dd overwrite" keeps what it
@@ -22,13 +23,14 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { connect, createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatBytes, parseSize } from '../src/util/units.ts';
+import { ThreadedSha256 } from '../src/util/threaded-sha256.ts';
 
 const { values } = parseArgs({
   options: {
@@ -142,15 +144,31 @@ function relay(): void {
   });
 }
 
+/** SHA-256 of the file's first `size` bytes, read in CHUNK reads and hashed on a worker thread. */
+async function digestFile(fh: FileHandle, size: number, hash: ThreadedSha256): Promise<string> {
+  try {
+    for (let off = 0; off < size; off += CHUNK) {
+      const buf = await hash.buffer();
+      const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, size - off), off);
+      hash.update(buf, bytesRead);
+    }
+    return await hash.digest();
+  } finally {
+    await hash.close();
+  }
+}
+
 async function source(): Promise<void> {
   const { port, file, digest } = await new Promise<{ port: number; file: string; digest: boolean }>((r) =>
     process.once('message', r),
   );
   const fh = await open(file, 'r');
   const size = (await fh.stat()).size;
-  const hash = digest ? createHash('sha256') : undefined;
+  const hash = digest ? new ThreadedSha256(CHUNK, 4) : undefined;
   const sock = connect(port, '127.0.0.1');
   await new Promise((r) => sock.once('connect', r));
+  // The digest reads the image again beside the sends, as the storage node's digest of a snapshot does.
+  const digested = hash ? digestFile(fh, size, hash) : Promise.resolve(undefined);
   const ring = Array.from({ length: 4 }, () => ({ buf: Buffer.allocUnsafe(CHUNK), sent: Promise.resolve() }));
   for (let off = 0, i = 0; off < size; off += CHUNK, i++) {
     const slot = ring[i % ring.length];
@@ -158,12 +176,11 @@ async function source(): Promise<void> {
     const { bytesRead } = await fh.read(slot.buf, 0, Math.min(CHUNK, size - off), off);
     const chunk = slot.buf.subarray(0, bytesRead);
     slot.sent = new Promise((r) => sock.write(chunk, () => r()));
-    hash?.update(chunk); // while it is on its way
   }
   await Promise.all(ring.map((s) => s.sent));
   sock.end();
+  process.send!({ sha256: await digested });
   await fh.close();
-  process.send!({ sha256: hash?.digest('hex') });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,8 +196,11 @@ function role(name: string, extra: string[] = []): Promise<{ child: ChildProcess
   });
 }
 
-/** One relay run: H hops into `tape` (appended); ms from the source's start to the sink's fdatasync. */
-async function relayRun(image: string, tape: string, hops: number, digest: boolean): Promise<number> {
+/**
+ * One relay run: H hops into `tape` (appended); ms from the source's start to the sink's last
+ * fdatasync and, with `sha256` (the image's), the digest's end (checked against it).
+ */
+async function relayRun(image: string, tape: string, hops: number, sha256?: string): Promise<number> {
   const sinkRole = await role('sink', ['--file', tape]);
   const relays: ChildProcess[] = [];
   let port = sinkRole.port;
@@ -196,10 +216,10 @@ async function relayRun(image: string, tape: string, hops: number, digest: boole
   );
   settle();
   const t0 = performance.now();
-  src.child.send({ port, file: image, digest });
-  const bytes = await done;
+  src.child.send({ port, file: image, digest: sha256 !== undefined });
+  const [bytes, got] = await Promise.all([done, digested]);
   const ms = performance.now() - t0;
-  await digested;
+  if (got !== sha256) throw new Error(`relay: SHA-256 ${got}, the image's is ${sha256}`);
   for (const c of [sinkRole.child, src.child, ...relays]) c.kill();
   return bytes > 0 ? ms : NaN;
 }
@@ -224,19 +244,24 @@ async function main(): Promise<void> {
     const image = join(dir, 'disk.img');
     const fh = await open(image, 'w');
     const chunk = Buffer.alloc(4 << 20);
-    for (let off = 0; off < BYTES; off += chunk.length)
-      await fh.write(randomFillSync(chunk), 0, Math.min(chunk.length, BYTES - off), off);
+    const imageHash = createHash('sha256');
+    for (let off = 0; off < BYTES; off += chunk.length) {
+      const part = randomFillSync(chunk).subarray(0, Math.min(chunk.length, BYTES - off));
+      await fh.write(part, 0, part.length, off);
+      imageHash.update(part);
+    }
     await fh.close();
+    const sha = imageHash.digest('hex');
     const variants: Record<string, (i: number) => Promise<number>> = {
       dd: async () => dd(`if=${image}`, `of=${join(dir, 'dd-tape')}`, 'oflag=append', 'conv=notrunc,fdatasync'),
       'dd overwrite': async () => {
         rmSync(join(dir, 'dd-copy'), { force: true });
         return dd(`if=${image}`, `of=${join(dir, 'dd-copy')}`, 'conv=fdatasync');
       },
-      'relay 1 hop': () => relayRun(image, join(dir, 'tape-1'), 1, false),
-      'relay 1 hop + SHA-256': () => relayRun(image, join(dir, 'tape-1s'), 1, true),
-      'relay 2 hops': () => relayRun(image, join(dir, 'tape-2'), 2, false),
-      'relay 2 hops + SHA-256': () => relayRun(image, join(dir, 'tape-2s'), 2, true),
+      'relay 1 hop': () => relayRun(image, join(dir, 'tape-1'), 1),
+      'relay 1 hop + SHA-256': () => relayRun(image, join(dir, 'tape-1s'), 1, sha),
+      'relay 2 hops': () => relayRun(image, join(dir, 'tape-2'), 2),
+      'relay 2 hops + SHA-256': () => relayRun(image, join(dir, 'tape-2s'), 2, sha),
     };
     const names = Object.keys(variants);
     const ms: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ThreadedSha256 } from '../util/threaded-sha256.ts';
 import { FerryError } from '../util/errors.ts';
 import { checkRange, type BlockDevice } from '../block/block-device.ts';
 import { changedBlocks } from '../snapshot/cbt.ts';
@@ -28,6 +29,7 @@ import type { SnapshotInfo, SnapshottableDevice } from '../snapshot/snapshottabl
 
 /** Largest read a digest issues: memory stays at one such buffer whatever the extents. */
 const DIGEST_READ_BYTES = 4 << 20;
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 /**
  * Snapshot lifecycle over a LunRegistry: quiesce, create, map as a LUN, list, delete, changed
@@ -171,26 +173,34 @@ export class SnapshotService implements NodeControl {
     };
   }
 
-  /** SHA-256 of the extents of any LUN (disk or snapshot), read on the node in reads of at most 4 MiB. */
+  /**
+   * SHA-256 of the extents of any LUN (disk or snapshot), read on the node in reads of at most
+   * 4 MiB and hashed on a worker thread: a backup's digest runs alongside the READs this node
+   * serves for the copy, and must not hold them up.
+   */
   async digest(lun: number, extents: readonly BlockExtent[]): Promise<NodeDigest> {
     const dev = this.device(lun);
     checkExtents(dev, extents);
     const per = Math.max(1, Math.floor(DIGEST_READ_BYTES / dev.blockSize));
     const largest = extents.reduce((m, e) => Math.max(m, e.blocks), 0);
-    const buf = Buffer.allocUnsafe(Math.min(per, largest) * dev.blockSize);
-    const h = createHash('sha256');
-    let bytes = 0;
-    for (const { lba, blocks } of extents) {
-      for (let done = 0; done < blocks;) {
-        const k = Math.min(per, blocks - done);
-        const part = buf.subarray(0, k * dev.blockSize);
-        await dev.readInto(lba + done, part);
-        h.update(part);
-        done += k;
-        bytes += part.length;
+    if (largest === 0) return { sha256: EMPTY_SHA256, bytes: 0 };
+    const h = new ThreadedSha256(Math.min(per, largest) * dev.blockSize);
+    try {
+      let bytes = 0;
+      for (const { lba, blocks } of extents) {
+        for (let done = 0; done < blocks;) {
+          const k = Math.min(per, blocks - done);
+          const buf = await h.buffer();
+          await dev.readInto(lba + done, buf.subarray(0, k * dev.blockSize));
+          h.update(buf, k * dev.blockSize);
+          done += k;
+          bytes += k * dev.blockSize;
+        }
       }
+      return { sha256: await h.digest(), bytes };
+    } finally {
+      await h.close();
     }
-    return { sha256: h.digest('hex'), bytes };
   }
 
   async activity(lun: number): Promise<{ lastWriteMsAgo: number | null }> {
