@@ -35,7 +35,7 @@
 //
 //   node --import tsx bench/backup-e2e.ts [--size 1G] [--runs 3] [--topology mover|drive] [--cold] [--cpu]
 //                                          [--keep]
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { readFileSync, rmSync } from 'node:fs';
@@ -44,6 +44,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatBytes, parseSize } from '../src/util/units.ts';
 import { SnapshotApiClient } from '../src/storage-node/api-client.ts';
+import { dd, settle, warmBeforeEachStep } from './settle.ts';
 import { cpuSeconds, ioBytes, SocketMeter, startSite, STORE_IQN, TAPE_IQN, type Site } from '../test/helpers/site.ts';
 
 const { values } = parseArgs({
@@ -202,35 +203,6 @@ function cpuTicks(pid: number): [number, number] {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mbps = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000);
 
-/** Scratch file size for `settle` (0: --cold) and where it goes. */
-let warmBytes = 0;
-let scratchDir = '';
-
-/**
- * Before every timed step: write and delete a scratch file as large as the LUN, then `sync`.
- * This VM hands freed guest memory back to its host within seconds, and memory touched again
- * after that costs a host fault per page (~2.7 s of kernel CPU per GiB here, against ~0.4 s):
- * so each step, Ferry's and every peer's, starts with as many just-freed pages as it may write
- * (as bench/tape-vs-dd.ts and bench/snapshot-cow.ts do). --cold leaves memory as it is.
- */
-function settle(): void {
-  if (warmBytes) {
-    const scratch = join(scratchDir, 'scratch.img');
-    spawnSync('dd', ['if=/dev/zero', `of=${scratch}`, 'bs=1M', `count=${warmBytes / 2 ** 20}`, 'status=none']);
-    rmSync(scratch, { force: true });
-  }
-  spawnSync('sync');
-}
-
-/** `dd bs=1M conv=fdatasync` with `args` (if=, of=, …): ms, after `sync`. */
-function dd(...args: string[]): number {
-  settle();
-  const t0 = performance.now();
-  const r = spawnSync('dd', ['bs=1M', 'status=none', ...args], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error(`dd ${args.join(' ')} failed`);
-  return performance.now() - t0;
-}
-
 /** Measure the "server" process `pid` around `fn`. */
 async function measured(
   pid: number,
@@ -337,8 +309,7 @@ async function main(): Promise<void> {
   if (topology !== 'mover' && topology !== 'drive') throw new Error(`--topology: mover or drive, not ${topology}`);
   if (BYTES % (4 << 20) !== 0) throw new Error('--size must be a multiple of 4 MiB');
   const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-e2e-'));
-  scratchDir = dir;
-  warmBytes = values.cold ? 0 : BYTES;
+  if (!values.cold) warmBeforeEachStep(dir, BYTES);
   let site: Site | undefined;
   let trad: ChildProcess | undefined;
   try {

@@ -20,7 +20,7 @@
 // writes, runs × 5 × size in all (mind a tmpfs TMPDIR).
 //
 //   node --import tsx bench/copy-floor.ts [--size 1G] [--runs 3] [--cold]
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatBytes, parseSize } from '../src/util/units.ts';
 import { ThreadedSha256 } from '../src/util/threaded-sha256.ts';
+import { dd, settle, warmBeforeEachStep } from './settle.ts';
 
 const { values } = parseArgs({
   options: {
@@ -44,17 +45,7 @@ const { values } = parseArgs({
 });
 
 const CHUNK = 1 << 20;
-let scratch = '';
-let warmMiB = 0;
-
-/** Before a timed step: memory warmed (a scratch file written and deleted), then `sync`. */
-function settle(): void {
-  if (warmMiB) {
-    spawnSync('dd', ['if=/dev/zero', `of=${scratch}`, 'bs=1M', `count=${warmMiB}`, 'status=none']);
-    rmSync(scratch, { force: true });
-  }
-  spawnSync('sync');
-}
+/** The sink's fdatasync interval, as a cartridge's background write-back. */
 const SYNC_EVERY = 32 << 20;
 
 /** A socket whose reads land in a ring of `n` buffers; `use(chunk, done)` returns each one with done(). */
@@ -224,22 +215,13 @@ async function relayRun(image: string, tape: string, hops: number, sha256?: stri
   return bytes > 0 ? ms : NaN;
 }
 
-function dd(...args: string[]): number {
-  settle();
-  const t0 = performance.now();
-  const r = spawnSync('dd', ['bs=1M', 'status=none', ...args], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error(`dd ${args.join(' ')} failed`);
-  return performance.now() - t0;
-}
-
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 async function main(): Promise<void> {
   const BYTES = parseSize(values.size!, '--size');
   const RUNS = Number(values.runs);
   const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-floor-'));
-  scratch = join(dir, 'scratch');
-  warmMiB = values.cold ? 0 : Math.ceil(BYTES / 2 ** 20);
+  if (!values.cold) warmBeforeEachStep(dir, BYTES);
   try {
     const image = join(dir, 'disk.img');
     const fh = await open(image, 'w');
