@@ -21,6 +21,23 @@ test('the threaded SHA-256 of a stream of buffers equals createHash over the sam
   }
 });
 
+test('a buffer larger than the others is handed out when asked for, and the digest stays right', async () => {
+  const h = new ThreadedSha256(1024, 2);
+  const ref = createHash('sha256');
+  try {
+    for (const length of [1024, 5000, 10, 1 << 16, 1024]) {
+      const b = await h.buffer(length);
+      assert.ok(b.length >= length, `asked for ${length}, got ${b.length}`);
+      randomFillSync(b, 0, length);
+      ref.update(b.subarray(0, length));
+      h.update(b, length);
+    }
+    assert.equal(await h.digest(), ref.digest('hex'));
+  } finally {
+    await h.close();
+  }
+});
+
 test('a buffer that is not one of its own is refused; closing fails whoever waits', async () => {
   const h = new ThreadedSha256(4096, 1);
   const b = await h.buffer();

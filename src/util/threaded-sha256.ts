@@ -39,12 +39,15 @@ export class ThreadedSha256 {
     this.worker.on('exit', () => this.fail(new Error('the SHA-256 worker thread exited')));
   }
 
-  /** A buffer to fill: one the worker has finished with (waits for it). */
-  buffer(): Promise<Buffer> {
-    if (this.failure) return Promise.reject(this.failure);
-    const b = this.idle.pop();
-    if (b) return Promise.resolve(b);
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  /**
+   * A buffer to fill: one the worker has finished with (waits for it), replaced by a larger one
+   * when it holds fewer than `atLeast` bytes (a tape record longer than the usual read).
+   */
+  async buffer(atLeast = 0): Promise<Buffer> {
+    if (this.failure) throw this.failure;
+    const b =
+      this.idle.pop() ?? (await new Promise<Buffer>((resolve, reject) => this.waiting.push({ resolve, reject })));
+    return b.length >= atLeast ? b : Buffer.allocUnsafeSlow(atLeast);
   }
 
   /** Hash the first `length` bytes of `b` (from `buffer()`); `b` is the worker's until `buffer()` returns it. */
