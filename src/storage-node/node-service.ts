@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { ThreadedSha256 } from '../util/threaded-sha256.ts';
 import { FerryError } from '../util/errors.ts';
 import { checkRange, type BlockDevice } from '../block/block-device.ts';
@@ -29,7 +28,6 @@ import type { SnapshotInfo, SnapshottableDevice } from '../snapshot/snapshottabl
 
 /** Largest read a digest issues: memory stays at one such buffer whatever the extents. */
 const DIGEST_READ_BYTES = 4 << 20;
-const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 /**
  * Snapshot lifecycle over a LunRegistry: quiesce, create, map as a LUN, list, delete, changed
@@ -183,7 +181,6 @@ export class SnapshotService implements NodeControl {
     checkExtents(dev, extents);
     const per = Math.max(1, Math.floor(DIGEST_READ_BYTES / dev.blockSize));
     const largest = extents.reduce((m, e) => Math.max(m, e.blocks), 0);
-    if (largest === 0) return { sha256: EMPTY_SHA256, bytes: 0 };
     const h = new ThreadedSha256(Math.min(per, largest) * dev.blockSize);
     try {
       let bytes = 0;
