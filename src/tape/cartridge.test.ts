@@ -258,10 +258,20 @@ import { Cartridge } from ${JSON.stringify(new URL('./cartridge.ts', import.meta
 import { ObjectKind } from ${JSON.stringify(new URL('./cartridge-format.ts', import.meta.url).href)};
 import { writeSync } from 'node:fs';
 const c = await Cartridge.open(process.argv.at(-1));
-// Acks go straight to the pipe (blocking when it is full). Small records are written inline, so
-// this loop never yields to the event loop, and process.stdout would hold its acks back while
-// the writer runs to the end of the medium.
-const ack = (i) => writeSync(1, 'ack ' + i + '\\n');
+// Acks go straight to the pipe, waiting while it is full (the fd is non-blocking: EAGAIN). Small
+// records are written inline, so this loop never yields to the event loop, and process.stdout
+// would hold its acks back while the writer runs to the end of the medium.
+const pause = new Int32Array(new SharedArrayBuffer(4));
+const ack = (i) => {
+  for (;;) {
+    try {
+      return writeSync(1, 'ack ' + i + '\\n'); // under PIPE_BUF: all or nothing
+    } catch (e) {
+      if (e.code !== 'EAGAIN') throw e;
+      Atomics.wait(pause, 0, 0, 1);
+    }
+  }
+};
 const big = process.env.BIG_RECORDS === '1';
 const inFlight = [];
 for (let i = 0; ; i++) {
